@@ -1,0 +1,31 @@
+# lmig top-level Makefile.
+#   make          build user/lmig
+#   make demo     install what is missing, then a cold migration of a 1 GiB image over loopback
+#   make check    install what is missing, build, run every selftest
+#   make bench    benchmark tables (Documentation/benchmarks.md explains them)
+# V=1 shows the commands.
+
+DEPS := scripts/install-deps.sh
+
+all: user
+
+user:
+	@$(MAKE) -C user --no-print-directory
+
+deps-%:
+	@sh $(DEPS) $*
+
+demo: deps-demo user
+	@sh scripts/demo.sh
+
+check: deps-check user
+	@$(MAKE) -C selftests --no-print-directory run
+
+bench: deps-bench user
+	@sh bench/run.sh
+
+clean:
+	@$(MAKE) -C user --no-print-directory clean
+	@$(MAKE) -C selftests --no-print-directory clean
+
+.PHONY: all user demo check bench clean

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs the Debian packages lmig needs to build, test and benchmark.
+# Idempotent: installs only what is missing.  Run as root on Debian 12.
+set -eu
+
+# Packages for each target; "all" is everything.
+build="gcc make pkg-config liburing-dev liblz4-dev libxxhash-dev"
+check="$build linux-source-6.1 xz-utils iproute2 util-linux"
+bench="$check iperf3 jq"
+
+case "${1:-check}" in
+build) want=$build ;;
+check) want=$check ;;
+bench|demo) want=$bench ;;
+*) echo "usage: $0 [build|check|bench|demo]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: missing packages:$missing (run as root to install them)" >&2
+	exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing >/dev/null

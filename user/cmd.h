@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* The subcommand table: one file per command. */
+#ifndef LMIG_CMD_H
+#define LMIG_CMD_H
+
+#include <stdbool.h>
+
+struct global_opts {
+	bool json;
+};
+
+struct cmd {
+	const char *name;
+	int (*run)(int argc, char **argv, struct global_opts *g);
+	const char *summary;
+	void (*usage)(void);
+};
+
+/* Exit codes. */
+#define EXIT_OK		0
+#define EXIT_FAIL	1	/* the operation failed */
+#define EXIT_USAGE	2	/* bad command line */
+
+int cmd_send(int argc, char **argv, struct global_opts *g);
+int cmd_recv(int argc, char **argv, struct global_opts *g);
+int cmd_version(int argc, char **argv, struct global_opts *g);
+int cmd_help(int argc, char **argv, struct global_opts *g);
+void usage_send(void);
+void usage_recv(void);
+void usage_version(void);
+void usage_help(void);
+
+extern const struct cmd lmig_cmds[];
+const struct cmd *cmd_find(const char *name);
+/* Print "lmig CMD: MESSAGE" for a usage error and return EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

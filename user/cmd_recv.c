@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "err.h"
+#include "opts.h"
+#include "report.h"
+#include "xfer.h"
+
+void usage_recv(void)
+{
+	printf("Usage: lmig recv --listen HOST:PORT --out PATH [OPTIONS]\n"
+	       "\n"
+	       "Accept one migration and store the image at PATH.  While receiving, data\n"
+	       "goes to PATH.partial; PATH appears (by rename) only after every page\n"
+	       "arrived, every checksum and the whole-image digest matched and the data\n"
+	       "was flushed.  On any failure PATH.partial is removed and PATH is untouched.\n"
+	       "\n"
+	       "Options:\n"
+	       "  -l, --listen HOST:PORT  where to listen (':PORT' or '0.0.0.0:PORT' for all;\n"
+	       "                          port 0 picks a free one, see --ready-fd)\n"
+	       "  -o, --out PATH          where the verified image goes\n"
+	       "  -s, --size SIZE         refuse a sender whose image is not exactly SIZE bytes\n"
+	       "      --timeout S         longest stall once a sender is connected (default 10)\n"
+	       "      --accept-timeout S  give up if no sender connects within S seconds\n"
+	       "                          (default: wait forever)\n"
+	       "      --no-sync           skip fdatasync before the commit (tmpfs, tests)\n"
+	       "      --ready-fd FD       write the listening port and a newline to FD,\n"
+	       "                          then close it (for scripts)\n"
+	       "      --progress          progress on stderr (default when it is a terminal)\n"
+	       "      --no-progress       no progress line\n"
+	       "  -j, --json              one JSON object with the result on stdout\n"
+	       "  -h, --help              this help\n"
+	       "\n"
+	       "Exit status: 0 image verified and committed, 1 failed, 2 bad usage.\n");
+}
+
+int cmd_recv(int argc, char **argv, struct global_opts *g)
+{
+	static const struct option lo[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "size", required_argument, NULL, 's' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "accept-timeout", required_argument, NULL, 'A' },
+		{ "no-sync", no_argument, NULL, 'S' },
+		{ "ready-fd", required_argument, NULL, 'R' },
+		{ "progress", no_argument, NULL, 'p' },
+		{ "no-progress", no_argument, NULL, 'P' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 } };
+	struct recv_opts o = { .timeout_ms = 10000, .accept_timeout_ms = -1, .sync = true,
+			       .ready_fd = -1 };
+	struct xfer_stats st = { 0 };
+	int opt, progress = -1;
+	unsigned long v;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":l:o:s:jh", lo, NULL)) != -1) {
+		switch (opt) {
+		case 'l': o.listen = optarg; break;
+		case 'o': o.out = optarg; break;
+		case 's':
+			if (parse_bytes("--size", optarg, &o.expect_size))
+				return usage_error("recv", "%s", lmig_errmsg());
+			if (!o.expect_size)
+				return usage_error("recv", "--size: must be more than 0");
+			break;
+		case 'T':
+			if (parse_uint("--timeout", optarg, 1, 86400, &v))
+				return usage_error("recv", "%s", lmig_errmsg());
+			o.timeout_ms = (int)v * 1000;
+			break;
+		case 'A':
+			if (parse_uint("--accept-timeout", optarg, 1, 86400, &v))
+				return usage_error("recv", "%s", lmig_errmsg());
+			o.accept_timeout_ms = (int)v * 1000;
+			break;
+		case 'S': o.sync = false; break;
+		case 'R':
+			if (parse_uint("--ready-fd", optarg, 0, 65535, &v))
+				return usage_error("recv", "%s", lmig_errmsg());
+			o.ready_fd = (int)v;
+			break;
+		case 'p': progress = 1; break;
+		case 'P': progress = 0; break;
+		case 'j': g->json = true; break;
+		case 'h': usage_recv(); return EXIT_OK;
+		case ':': return usage_error("recv", "option '%s' needs a value", argv[optind - 1]);
+		default: return usage_error("recv", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("recv", "unexpected argument '%s'", argv[optind]);
+	if (!o.listen)
+		return usage_error("recv", "missing --listen HOST:PORT");
+	if (!o.out)
+		return usage_error("recv", "missing --out PATH");
+	o.progress = progress >= 0 ? progress : (!g->json && isatty(STDERR_FILENO));
+
+	int ret = xfer_recv(&o, &st);
+
+	if (ret && o.progress)
+		fputc('\n', stderr);
+	report_print("recv", &st, "-", ret == 0, g->json);
+	if (ret) {
+		fprintf(stderr, "lmig recv: %s\n", lmig_errmsg());
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}

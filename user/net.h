@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Blocking socket helpers for set-up and handshakes; bulk data goes through io_uring. */
+#ifndef LMIG_NET_H
+#define LMIG_NET_H
+
+#include <stddef.h>
+
+/* Each returns an fd or 0, or -1 with lmig_err() set. */
+int net_connect(const char *hostport, int timeout_ms);
+int net_listen(const char *hostport, int backlog);
+int net_accept(int lfd, int timeout_ms, char *peer, size_t peerlen);
+int net_read_full(int fd, void *buf, size_t len, int timeout_ms, const char *what);
+int net_write_full(int fd, const void *buf, size_t len, int timeout_ms, const char *what);
+/* Local port a listening socket is bound to (for HOST:0). */
+int net_local_port(int fd);
+/* Options for a bulk data socket. */
+void net_tune(int fd);
+
+#endif

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "clock.h"
+#include "policy.h"
+
+#define WINDOW_S	0.05	/* re-decide this often */
+#define HYSTERESIS	1.10	/* the other mode must promise this much more */
+#define NET_BOUND	0.15	/* fraction of a window spent waiting on the network */
+
+void cpolicy_init(struct cpolicy *p, enum compress_mode mode)
+{
+	*p = (struct cpolicy){ .mode = mode, .lz4 = mode == COMPRESS_LZ4 };
+	p->win_start = now_s();
+}
+
+bool cpolicy_try_lz4(struct cpolicy *p)
+{
+	if (p->mode != COMPRESS_AUTO || p->lz4)
+		return p->lz4;
+	/*
+	 * Not compressing: sample a few pages to keep P and r current.  While
+	 * the CPU is the bottleneck compression cannot help, so sample rarely.
+	 */
+	return (p->sample_ctr++ & (p->net_bound || !p->have_P ? 15 : 255)) == 0;
+}
+
+void cpolicy_sampled(struct cpolicy *p, unsigned int in, unsigned int out, double secs)
+{
+	p->win_comp_in += in;
+	p->win_comp_out += out;
+	p->win_comp_s += secs;
+}
+
+void cpolicy_frame(struct cpolicy *p, uint64_t img, uint64_t nonzero, uint64_t wire)
+{
+	p->win_img += img;
+	p->win_nonzero += nonzero;
+	p->win_wire += wire;
+}
+
+void cpolicy_waited(struct cpolicy *p, double secs)
+{
+	p->win_wait += secs;
+}
+
+static double ewma(double old, double v, bool have, double a)
+{
+	return have ? old + a * (v - old) : v;
+}
+
+static double min2(double a, double b)
+{
+	return a < b ? a : b;
+}
+
+static void decide(struct cpolicy *p, double elapsed)
+{
+	double busy = elapsed - p->win_wait, fz, t_none, t_lz4, wire_rate;
+
+	if (busy < 1e-6)
+		busy = 1e-6;
+	if (p->win_comp_in) {
+		p->P = ewma(p->P, p->win_comp_in / (p->win_comp_s > 1e-9 ? p->win_comp_s : 1e-9),
+			    p->have_P, 0.5);
+		p->ratio = ewma(p->ratio, (double)p->win_comp_out / p->win_comp_in, p->have_P, 0.5);
+		p->have_P = true;
+	}
+	if (busy > p->win_comp_s)
+		p->c_base = ewma(p->c_base, (busy - p->win_comp_s) / p->win_img, p->c_base > 0, 0.5);
+	p->net_bound = p->win_wait / elapsed > NET_BOUND;
+	wire_rate = p->win_wire / elapsed;
+	if (p->net_bound) {
+		p->R = ewma(p->R, wire_rate, p->have_R, 0.5);
+		p->have_R = true;
+	} else if (p->have_R && wire_rate > p->R) {
+		p->R = wire_rate;	/* the link carries at least this */
+	}
+	if (p->mode != COMPRESS_AUTO || !p->have_P || !p->have_R || !p->win_nonzero)
+		return;
+
+	fz = (double)p->win_nonzero / p->win_img;
+	t_none = min2(p->R / fz, 1 / p->c_base);
+	t_lz4 = min2(p->R / (fz * p->ratio), 1 / (p->c_base + fz / p->P));
+	if (!p->lz4 && t_lz4 > HYSTERESIS * t_none) {
+		p->lz4 = true;
+		p->switches++;
+	} else if (p->lz4 && t_none > HYSTERESIS * t_lz4) {
+		p->lz4 = false;
+		p->switches++;
+	}
+}
+
+void cpolicy_tick(struct cpolicy *p, double now)
+{
+	double elapsed = now - p->win_start;
+
+	if (elapsed < WINDOW_S || !p->win_img)
+		return;
+	decide(p, elapsed);
+	p->win_start = now;
+	p->win_wait = p->win_comp_s = 0;
+	p->win_img = p->win_nonzero = p->win_wire = p->win_comp_in = p->win_comp_out = 0;
+}
+
+const char *compress_mode_name(enum compress_mode m)
+{
+	return m == COMPRESS_NONE ? "none" : m == COMPRESS_LZ4 ? "lz4" : "auto";
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * --compress auto: compress only while the network, not the CPU, is the
+ * bottleneck.  Following the model of Ha et al. (SEC'17), the sender
+ * estimates its compression throughput P and ratio r (from the pages it
+ * compresses, or samples while not compressing), its CPU cost per byte
+ * without compression, and the rate R at which the network drains its
+ * queues, and re-decides every window which mode gives the higher image
+ * throughput: min(R / wire_bytes_per_byte, cpu_rate) for each mode.
+ */
+#ifndef LMIG_POLICY_H
+#define LMIG_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum compress_mode { COMPRESS_NONE, COMPRESS_LZ4, COMPRESS_AUTO };
+
+struct cpolicy {
+	enum compress_mode mode;
+	bool lz4;			/* the current decision */
+	unsigned int switches;
+	uint64_t sample_ctr;
+	/* current window */
+	double win_start, win_wait, win_comp_s;
+	uint64_t win_img, win_nonzero, win_wire, win_comp_in, win_comp_out;
+	/* estimates */
+	double P, ratio, c_base, R;	/* bytes/s, fraction, s/byte, bytes/s */
+	bool have_P, have_R;
+	bool net_bound;
+};
+
+void cpolicy_init(struct cpolicy *p, enum compress_mode mode);
+/* Should this non-zero page be run through lz4? */
+bool cpolicy_try_lz4(struct cpolicy *p);
+/* A page went through lz4: bytes in, bytes it would cost on the wire, seconds. */
+void cpolicy_sampled(struct cpolicy *p, unsigned int in, unsigned int out, double secs);
+void cpolicy_frame(struct cpolicy *p, uint64_t img, uint64_t nonzero, uint64_t wire);
+/* The sender blocked this long waiting for the network (buffers or --bandwidth). */
+void cpolicy_waited(struct cpolicy *p, double secs);
+/* Re-decide when a window is complete. */
+void cpolicy_tick(struct cpolicy *p, double now);
+const char *compress_mode_name(enum compress_mode m);
+
+#endif

@@ -1,0 +1,923 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Receiver engine: one thread, one io_uring.
+ *
+ * Each channel has a multishot receive with a ring of provided buffers
+ * (plain receives into the same buffers where the kernel lacks them).
+ * Received chunks end wherever TCP cut them, so the parser walks them as
+ * a stream: frame headers and descriptors are assembled in a small
+ * per-channel area, while page data is used in place — hashed, and
+ * written to the output with IORING_OP_WRITEV straight from the receive
+ * buffer.  Only a page split across two chunks, or an lz4 page, passes
+ * through a page of the bounce pool.  A receive buffer goes back to the
+ * kernel when the parser has left it and every write that points into it
+ * has completed (a reference count per buffer).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "codec.h"
+#include "err.h"
+#include "image.h"
+#include "net.h"
+#include "wire.h"
+#include "xfer.h"
+
+#define NRBUF		16		/* receive buffers per channel (power of 2) */
+#define RBUF_SIZE	(256 * 1024)
+#define NPOOL		1024		/* bounce/decode pages */
+#define NWOP		256		/* writes in flight */
+#define WOP_IOV		64
+#define DESC_AREA	(sizeof(struct lmig_frame) + LMIG_MAX_FRAME_DESC * sizeof(struct lmig_page_desc))
+
+enum { UD_RECV = 1, UD_WRITE = 2 };
+#define UD(kind, ch, id) ((uint64_t)(kind) | ((uint64_t)(ch) << 8) | ((uint64_t)(id) << 24))
+
+/* What a write holds on to: a receive buffer or a pool page. */
+struct ref {
+	int32_t chan;		/* -1: pool page */
+	uint32_t id;
+};
+
+struct wop {
+	struct iovec iov[WOP_IOV];
+	struct ref ref[WOP_IOV];
+	unsigned int niov, first_iov;
+	uint64_t off;
+	size_t len;
+	int next_free;
+};
+
+struct chunk {
+	uint16_t bid;
+	uint32_t len, pos;
+};
+
+enum pstate { PS_HDR, PS_DESC, PS_PAGE, PS_ENDPAY, PS_DONE };
+
+struct rchan {
+	int fd;
+	uint8_t *bufs;				/* NRBUF * RBUF_SIZE */
+	unsigned int refs[NRBUF];
+	struct io_uring_buf_ring *br;
+	unsigned int inring;			/* provided buffers the kernel holds */
+	bool recv_armed, eof;
+	/* fallback (no provided buffers): free buffer stack */
+	uint16_t free_bid[NRBUF];
+	unsigned int nfree;
+	/* received, not yet parsed */
+	struct chunk q[NRBUF];
+	unsigned int qhead, qlen;
+	/* parser */
+	enum pstate ps;
+	union {
+		uint8_t area[DESC_AREA];
+		struct lmig_frame fr;
+	};
+	size_t have, need;
+	unsigned int di;			/* current descriptor */
+	int bounce;				/* pool page gathering a split page, or -1 */
+	size_t bounce_have;
+	uint64_t seq, pages, frames;
+	struct lmig_end end;
+	/* write being built */
+	int wop;
+};
+
+struct receiver {
+	const struct recv_opts *o;
+	struct xfer_stats *st;
+	struct io_uring ring;
+	bool ring_ok, ms;
+	struct rchan *ch;
+	unsigned int nch;
+	struct hello_info hi;
+	struct dst_image out;
+	bool out_ok;
+	uint64_t npages, pages_done;
+	uint64_t *hashes;
+	uint8_t *seen;
+	uint8_t *pool;
+	int pool_free[NPOOL];
+	unsigned int npool_free;
+	struct wop *wops;
+	int wop_free;
+	unsigned int writes_inflight;
+	unsigned int ended;
+	uint32_t fail_status;
+	double t0, last_progress, last_data;
+};
+
+static int fail(struct receiver *r, uint32_t status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct receiver *r, uint32_t status, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!r->fail_status)
+		r->fail_status = status;
+	return lmig_err("%s", msg);
+}
+
+/* ---- buffers ---------------------------------------------------------- */
+
+static uint8_t *rbuf(struct rchan *ch, unsigned int bid)
+{
+	return ch->bufs + (size_t)bid * RBUF_SIZE;
+}
+
+static void rbuf_put(struct receiver *r, unsigned int c, unsigned int bid)
+{
+	struct rchan *ch = &r->ch[c];
+
+	if (--ch->refs[bid])
+		return;
+	if (r->ms) {
+		io_uring_buf_ring_add(ch->br, rbuf(ch, bid), RBUF_SIZE, bid,
+				      io_uring_buf_ring_mask(NRBUF), 0);
+		io_uring_buf_ring_advance(ch->br, 1);
+		ch->inring++;
+	} else {
+		ch->free_bid[ch->nfree++] = bid;
+	}
+}
+
+static int pool_get(struct receiver *r)
+{
+	return r->npool_free ? r->pool_free[--r->npool_free] : -1;
+}
+
+static uint8_t *pool_page(struct receiver *r, int id)
+{
+	return r->pool + (size_t)id * LMIG_PAGE_SIZE;
+}
+
+static void ref_put(struct receiver *r, struct ref ref)
+{
+	if (ref.chan < 0)
+		r->pool_free[r->npool_free++] = ref.id;
+	else
+		rbuf_put(r, ref.chan, ref.id);
+}
+
+/* ---- writes ----------------------------------------------------------- */
+
+static struct io_uring_sqe *get_sqe(struct receiver *r)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+
+	if (!sqe) {
+		io_uring_submit(&r->ring);
+		sqe = io_uring_get_sqe(&r->ring);
+	}
+	return sqe;
+}
+
+static void wop_submit(struct receiver *r, int w)
+{
+	struct wop *op = &r->wops[w];
+	struct io_uring_sqe *sqe = get_sqe(r);
+
+	io_uring_prep_writev(sqe, r->out.fd, op->iov + op->first_iov, op->niov - op->first_iov,
+			     op->off);
+	io_uring_sqe_set_data64(sqe, UD(UD_WRITE, 0, w));
+	r->writes_inflight++;
+}
+
+static void flush_write(struct receiver *r, struct rchan *ch)
+{
+	if (ch->wop < 0)
+		return;
+	wop_submit(r, ch->wop);
+	ch->wop = -1;
+}
+
+static size_t page_len(struct receiver *r, uint64_t pg)
+{
+	uint64_t off = pg * LMIG_PAGE_SIZE;
+
+	/* The image's last page may be partial. */
+	return off + LMIG_PAGE_SIZE > r->hi.image_size ? r->hi.image_size - off : LMIG_PAGE_SIZE;
+}
+
+/* Would add_write() for page pg need a write slot that is not there? */
+static bool write_blocked(struct receiver *r, struct rchan *ch, uint64_t pg)
+{
+	struct wop *op = ch->wop >= 0 ? &r->wops[ch->wop] : NULL;
+
+	if (op && op->niov < WOP_IOV && op->off + op->len == pg * LMIG_PAGE_SIZE)
+		return false;
+	return r->wop_free < 0;
+}
+
+/* Queue page pg from p, taking over one reference; write_blocked() was false. */
+static void add_write(struct receiver *r, struct rchan *ch, uint64_t pg, const void *p,
+		      struct ref ref)
+{
+	uint64_t off = pg * LMIG_PAGE_SIZE;
+	size_t len = page_len(r, pg);
+	struct wop *op = ch->wop >= 0 ? &r->wops[ch->wop] : NULL;
+
+	if (op && (op->niov == WOP_IOV || op->off + op->len != off))
+		flush_write(r, ch);
+	if (ch->wop < 0) {
+		ch->wop = r->wop_free;
+		op = &r->wops[ch->wop];
+		r->wop_free = op->next_free;
+		op->niov = op->first_iov = 0;
+		op->off = off;
+		op->len = 0;
+	}
+	op = &r->wops[ch->wop];
+	op->iov[op->niov] = (struct iovec){ (void *)p, len };
+	op->ref[op->niov++] = ref;
+	op->len += len;
+}
+
+static int write_done(struct receiver *r, int w, int res)
+{
+	struct wop *op = &r->wops[w];
+
+	r->writes_inflight--;
+	if (res < 0)
+		return fail(r, LMIG_ST_IO, "writing %s: %s", r->out.tmp, strerror(-res));
+	if (res == 0 && op->len)
+		return fail(r, LMIG_ST_IO, "writing %s: no progress", r->out.tmp);
+	/* Short write: skip what was written and submit the rest. */
+	op->off += res;
+	op->len -= res;
+	while (op->first_iov < op->niov && (size_t)res >= op->iov[op->first_iov].iov_len)
+		res -= op->iov[op->first_iov++].iov_len;
+	if (op->len) {
+		op->iov[op->first_iov].iov_base = (char *)op->iov[op->first_iov].iov_base + res;
+		op->iov[op->first_iov].iov_len -= res;
+		wop_submit(r, w);
+		return 0;
+	}
+	for (unsigned int i = 0; i < op->niov; i++)
+		ref_put(r, op->ref[i]);
+	op->next_free = r->wop_free;
+	r->wop_free = w;
+	return 0;
+}
+
+/* ---- parser ----------------------------------------------------------- */
+
+static int check_frame_header(struct receiver *r, unsigned int c, struct rchan *ch)
+{
+	const struct lmig_frame *f = &ch->fr;
+	uint32_t type = le16toh(f->type), nd = le32toh(f->ndesc), pl = le32toh(f->payload_len);
+
+	if (le32toh(f->magic) != LMIG_FRAME_MAGIC)
+		return fail(r, LMIG_ST_PROTOCOL, "channel %u: bad frame magic 0x%08x (corrupted stream)",
+			    c, le32toh(f->magic));
+	if (le64toh(f->seq) != ch->seq)
+		return fail(r, LMIG_ST_PROTOCOL, "channel %u: frame %llu arrived, expected %llu",
+			    c, (unsigned long long)le64toh(f->seq), (unsigned long long)ch->seq);
+	if (type == LMIG_FRAME_BATCH && nd <= LMIG_MAX_FRAME_DESC && pl <= LMIG_MAX_PAYLOAD)
+		return 0;
+	if (type == LMIG_FRAME_END && nd == 0 && pl == sizeof(struct lmig_end))
+		return 0;
+	return fail(r, LMIG_ST_PROTOCOL,
+		    "channel %u: malformed frame (type %u, %u descriptors, %u bytes; corrupted stream)",
+		    c, type, nd, pl);
+}
+
+static int check_descs(struct receiver *r, unsigned int c, struct rchan *ch)
+{
+	const struct lmig_page_desc *d = (const void *)(ch->area + sizeof(struct lmig_frame));
+	unsigned int nd = le32toh(ch->fr.ndesc);
+	uint64_t sum = 0;
+
+	if (le64toh(ch->fr.checksum) != wire_frame_checksum(&ch->fr, d, nd))
+		return fail(r, LMIG_ST_CHECKSUM, "channel %u: frame %llu checksum mismatch (corrupted stream)",
+			    c, (unsigned long long)ch->seq);
+	for (unsigned int i = 0; i < nd; i++) {
+		uint64_t idx = le64toh(d[i].index), n = 1;
+		uint32_t enc = le16toh(d[i].enc), len = le32toh(d[i].len);
+
+		if (enc == LMIG_ENC_ZERO)
+			n = len;
+		else if (enc == LMIG_ENC_RAW && len == LMIG_PAGE_SIZE)
+			sum += len;
+		else if (enc == LMIG_ENC_LZ4 && len && len < LMIG_PAGE_SIZE)
+			sum += len;
+		else
+			return fail(r, LMIG_ST_PROTOCOL, "channel %u: bad page descriptor (encoding %u, length %u)",
+				    c, enc, len);
+		if (!n || idx >= r->npages || n > r->npages - idx)
+			return fail(r, LMIG_ST_PROTOCOL, "channel %u: page %llu+%llu is outside the %llu-page image",
+				    c, (unsigned long long)idx, (unsigned long long)n,
+				    (unsigned long long)r->npages);
+		for (uint64_t p = idx; p < idx + n; p++) {
+			if (r->seen[p])
+				return fail(r, LMIG_ST_INCOMPLETE, "page %llu received twice",
+					    (unsigned long long)p);
+			r->seen[p] = 1;
+			if (enc == LMIG_ENC_ZERO)
+				r->hashes[p] = codec_zero_hash();
+		}
+		ch->pages += n;
+		if (enc == LMIG_ENC_ZERO) {
+			r->st->pages_zero += n;
+			r->pages_done += n;
+		}
+	}
+	if (sum != le32toh(ch->fr.payload_len))
+		return fail(r, LMIG_ST_PROTOCOL, "channel %u: descriptors cover %llu bytes, frame carries %u",
+			    c, (unsigned long long)sum, le32toh(ch->fr.payload_len));
+	return 0;
+}
+
+static const struct lmig_page_desc *cur_desc(struct rchan *ch)
+{
+	return (const struct lmig_page_desc *)(ch->area + sizeof(struct lmig_frame)) + ch->di;
+}
+
+/* Skip zero descriptors; true when the frame's pages are all handled. */
+static bool next_data_desc(struct rchan *ch)
+{
+	unsigned int nd = le32toh(ch->fr.ndesc);
+
+	while (ch->di < nd && le16toh(cur_desc(ch)->enc) == LMIG_ENC_ZERO)
+		ch->di++;
+	return ch->di == nd;
+}
+
+static void start_frame(struct rchan *ch)
+{
+	ch->ps = PS_HDR;
+	ch->have = 0;
+	ch->need = sizeof(struct lmig_frame);
+}
+
+/*
+ * One complete page's bytes are at p (in a receive buffer, or a pool page).
+ * Returns 0 when the page was taken (with the reference), 1 when a pool
+ * page or write slot is missing (nothing changed: retry later), -1 on error.
+ */
+static int take_page(struct receiver *r, unsigned int c, struct rchan *ch, const uint8_t *p,
+		     struct ref ref)
+{
+	const struct lmig_page_desc *d = cur_desc(ch);
+	uint64_t pg = le64toh(d->index), want = le64toh(d->hash);
+	bool lz4 = le16toh(d->enc) == LMIG_ENC_LZ4;
+	const uint8_t *page = p;
+	int dec = -1;
+
+	if (write_blocked(r, ch, pg) || (lz4 && !r->npool_free))
+		return 1;
+	if (lz4) {
+		dec = pool_get(r);
+		page = pool_page(r, dec);
+		if (codec_unlz4_page(p, le32toh(d->len), pool_page(r, dec)))
+			return fail(r, LMIG_ST_CHECKSUM, "channel %u: page %llu does not decompress (corrupted stream)",
+				    c, (unsigned long long)pg);
+	}
+	if (codec_page_hash(page) != want)
+		return fail(r, LMIG_ST_CHECKSUM, "channel %u: page %llu checksum mismatch (corrupted stream)",
+			    c, (unsigned long long)pg);
+	r->hashes[pg] = want;
+	if (lz4) {
+		ref_put(r, ref);	/* the compressed bytes are no longer needed */
+		ref = (struct ref){ -1, (uint32_t)dec };
+		r->st->pages_compressed++;
+	} else {
+		r->st->pages_raw++;
+	}
+	add_write(r, ch, pg, page, ref);
+	r->pages_done++;
+	ch->di++;
+	return 0;
+}
+
+static int frame_done(struct receiver *r, unsigned int c, struct rchan *ch)
+{
+	ch->seq++;
+	if (ch->ps == PS_ENDPAY) {
+		memcpy(&ch->end, ch->area + sizeof(struct lmig_frame), sizeof(ch->end));
+		if (le64toh(ch->end.pages) != ch->pages || le64toh(ch->end.frames) != ch->frames)
+			return fail(r, LMIG_ST_INCOMPLETE,
+				    "channel %u: sender sent %llu pages in %llu frames, %llu in %llu arrived",
+				    c, (unsigned long long)le64toh(ch->end.pages),
+				    (unsigned long long)le64toh(ch->end.frames),
+				    (unsigned long long)ch->pages, (unsigned long long)ch->frames);
+		ch->ps = PS_DONE;
+		r->ended++;
+		return 0;
+	}
+	ch->frames++;
+	start_frame(ch);
+	return 0;
+}
+
+/*
+ * Consume queued chunks of channel c.  Returns 0 when it ran out of data
+ * or must wait for write completions (resources), -1 on a stream error.
+ */
+static int parse(struct receiver *r, unsigned int c)
+{
+	struct rchan *ch = &r->ch[c];
+
+	while (ch->qlen) {
+		struct chunk *k = &ch->q[ch->qhead];
+		uint8_t *base = rbuf(ch, k->bid);
+
+		while (k->pos < k->len) {
+			size_t avail = k->len - k->pos;
+			uint8_t *p = base + k->pos;
+
+			if (ch->ps == PS_DONE)
+				return fail(r, LMIG_ST_PROTOCOL, "channel %u: data after the end frame", c);
+			if (ch->ps != PS_PAGE) {
+				size_t n = ch->need - ch->have;
+
+				if (n > avail)
+					n = avail;
+				memcpy(ch->area + ch->have, p, n);
+				ch->have += n;
+				k->pos += n;
+				if (ch->have < ch->need)
+					continue;
+				if (ch->ps == PS_HDR) {
+					if (check_frame_header(r, c, ch))
+						return -1;
+					if (le16toh(ch->fr.type) == LMIG_FRAME_END) {
+						if (le64toh(ch->fr.checksum) !=
+						    wire_frame_checksum(&ch->fr, NULL, 0))
+							return fail(r, LMIG_ST_CHECKSUM,
+								    "channel %u: end frame checksum mismatch", c);
+						ch->ps = PS_ENDPAY;
+						ch->need += sizeof(struct lmig_end);
+						continue;
+					}
+					ch->ps = PS_DESC;
+					ch->need += le32toh(ch->fr.ndesc) * sizeof(struct lmig_page_desc);
+					if (ch->have < ch->need)
+						continue;
+				}
+				if (ch->ps == PS_ENDPAY) {
+					if (frame_done(r, c, ch))
+						return -1;
+					continue;
+				}
+				/* PS_DESC complete */
+				if (check_descs(r, c, ch))
+					return -1;
+				ch->di = 0;
+				ch->ps = PS_PAGE;
+				ch->bounce = -1;
+				if (next_data_desc(ch) && frame_done(r, c, ch))
+					return -1;
+				continue;
+			}
+			/* PS_PAGE: the bytes of descriptor di */
+			size_t len = le32toh(cur_desc(ch)->len);
+			int rc;
+
+			if (ch->bounce < 0 && avail >= len) {
+				ch->refs[k->bid]++;
+				rc = take_page(r, c, ch, p, (struct ref){ (int32_t)c, k->bid });
+				if (rc < 0)
+					return -1;
+				if (rc) {
+					ch->refs[k->bid]--;
+					goto wait;
+				}
+				k->pos += len;
+			} else {
+				if (ch->bounce < 0) {
+					ch->bounce = pool_get(r);
+					ch->bounce_have = 0;
+					if (ch->bounce < 0)
+						goto wait;
+				}
+				size_t n = len - ch->bounce_have;
+
+				if (n > avail)
+					n = avail;
+				memcpy(pool_page(r, ch->bounce) + ch->bounce_have, p, n);
+				ch->bounce_have += n;
+				k->pos += n;
+				if (ch->bounce_have < len)
+					continue;
+				rc = take_page(r, c, ch, pool_page(r, ch->bounce),
+					       (struct ref){ -1, (uint32_t)ch->bounce });
+				if (rc < 0)
+					return -1;
+				if (rc)
+					goto wait;	/* retry_bounce() takes it later */
+				ch->bounce = -1;
+			}
+			if (next_data_desc(ch) && frame_done(r, c, ch))
+				return -1;
+		}
+		/* Chunk consumed: drop the parser's reference. */
+		ch->qhead = (ch->qhead + 1) % NRBUF;
+		ch->qlen--;
+		rbuf_put(r, c, k->bid);
+	}
+	flush_write(r, ch);
+	return 0;
+wait:
+	flush_write(r, ch);
+	return 0;
+}
+
+/* A page that was fully gathered in a bounce page but could not be taken. */
+static int retry_bounce(struct receiver *r, unsigned int c)
+{
+	struct rchan *ch = &r->ch[c];
+	int rc;
+
+	if (ch->ps != PS_PAGE || ch->bounce < 0 ||
+	    ch->bounce_have < le32toh(cur_desc(ch)->len))
+		return 0;
+	rc = take_page(r, c, ch, pool_page(r, ch->bounce), (struct ref){ -1, (uint32_t)ch->bounce });
+	if (rc < 0)
+		return -1;
+	if (rc)
+		return 1;
+	ch->bounce = -1;
+	if (next_data_desc(ch) && frame_done(r, c, ch))
+		return -1;
+	return 0;
+}
+
+/* ---- receives --------------------------------------------------------- */
+
+static void arm_recv(struct receiver *r, unsigned int c)
+{
+	struct rchan *ch = &r->ch[c];
+	struct io_uring_sqe *sqe;
+
+	if (ch->recv_armed || ch->eof || ch->ps == PS_DONE)
+		return;
+	if (r->ms) {
+		if (!ch->inring)
+			return;
+		sqe = get_sqe(r);
+		io_uring_prep_recv_multishot(sqe, ch->fd, NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = c;
+		io_uring_sqe_set_data64(sqe, UD(UD_RECV, c, 0));
+	} else {
+		if (!ch->nfree || ch->qlen == NRBUF)
+			return;
+		unsigned int bid = ch->free_bid[--ch->nfree];
+
+		sqe = get_sqe(r);
+		io_uring_prep_recv(sqe, ch->fd, rbuf(ch, bid), RBUF_SIZE, 0);
+		io_uring_sqe_set_data64(sqe, UD(UD_RECV, c, bid));
+	}
+	ch->recv_armed = true;
+}
+
+static int recv_done(struct receiver *r, unsigned int c, struct io_uring_cqe *cqe, unsigned int id)
+{
+	struct rchan *ch = &r->ch[c];
+	int res = cqe->res;
+	unsigned int bid = id;
+
+	if (!r->ms || !(cqe->flags & IORING_CQE_F_MORE))
+		ch->recv_armed = false;
+	if (res == -ENOBUFS)
+		return 0;	/* re-armed when buffers come back */
+	if (res < 0 && r->ms && res == -EINVAL && !ch->frames && !ch->have && !ch->qlen)
+		return fail(r, LMIG_ST_IO, "multishot receive not supported");
+	if (res < 0)
+		return fail(r, LMIG_ST_PROTOCOL, "channel %u: %s", c,
+			    res == -ECONNRESET ? "sender reset the connection mid-transfer" :
+			    strerror(-res));
+	if (res == 0) {
+		if (!r->ms)
+			ch->free_bid[ch->nfree++] = bid;
+		ch->eof = true;
+		if (ch->ps != PS_DONE)
+			return fail(r, LMIG_ST_INCOMPLETE,
+				    "channel %u: sender closed the connection mid-stream (truncated after frame %llu)",
+				    c, (unsigned long long)ch->seq);
+		return 0;
+	}
+	if (r->ms) {
+		bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		ch->inring--;
+	}
+	r->st->bytes_wire += res;
+	r->last_data = now_s();
+	ch->refs[bid] = 1;
+	ch->q[(ch->qhead + ch->qlen) % NRBUF] = (struct chunk){ .bid = bid, .len = res };
+	ch->qlen++;
+	return 0;
+}
+
+/* ---- set-up ----------------------------------------------------------- */
+
+static int setup_rings(struct receiver *r)
+{
+	int ret;
+
+	ret = io_uring_queue_init(NWOP + 4 * r->nch + 16, &r->ring, 0);
+	if (ret)
+		return lmig_err_errno(-ret, "io_uring_queue_init");
+	r->ring_ok = true;
+	r->ms = true;
+	for (unsigned int c = 0; c < r->nch; c++) {
+		struct rchan *ch = &r->ch[c];
+		size_t rsz = NRBUF * sizeof(struct io_uring_buf);
+
+		ch->bufs = mmap(NULL, (size_t)NRBUF * RBUF_SIZE, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (ch->bufs == MAP_FAILED) {
+			ch->bufs = NULL;
+			return lmig_err_errno(errno, "cannot allocate receive buffers");
+		}
+		for (unsigned int b = 0; b < NRBUF; b++)
+			ch->free_bid[ch->nfree++] = NRBUF - 1 - b;
+		if (!r->ms)
+			continue;
+		ch->br = mmap(NULL, rsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (ch->br == MAP_FAILED) {
+			ch->br = NULL;
+			r->ms = false;
+			continue;
+		}
+		struct io_uring_buf_reg reg = { .ring_addr = (unsigned long)ch->br,
+						.ring_entries = NRBUF, .bgid = c };
+
+		if (io_uring_register_buf_ring(&r->ring, &reg, 0)) {
+			/* Kernel without provided-buffer rings: plain receives. */
+			munmap(ch->br, rsz);
+			ch->br = NULL;
+			r->ms = false;
+			continue;
+		}
+		io_uring_buf_ring_init(ch->br);
+		for (unsigned int b = 0; b < NRBUF; b++)
+			io_uring_buf_ring_add(ch->br, rbuf(ch, b), RBUF_SIZE, b,
+					      io_uring_buf_ring_mask(NRBUF), b);
+		io_uring_buf_ring_advance(ch->br, NRBUF);
+		ch->inring = NRBUF;
+	}
+	r->st->multishot = r->ms;
+	r->pool = mmap(NULL, (size_t)NPOOL * LMIG_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	r->wops = calloc(NWOP, sizeof(*r->wops));
+	if (r->pool == MAP_FAILED || !r->wops) {
+		if (r->pool == MAP_FAILED)
+			r->pool = NULL;
+		return lmig_err("out of memory for write buffers");
+	}
+	for (int i = 0; i < NPOOL; i++)
+		r->pool_free[r->npool_free++] = NPOOL - 1 - i;
+	for (int i = 0; i < NWOP; i++)
+		r->wops[i].next_free = i + 1 < NWOP ? i + 1 : -1;
+	r->wop_free = 0;
+	return 0;
+}
+
+static int refuse(int fd, uint32_t status)
+{
+	struct lmig_hello_ack a;
+
+	wire_ack_build(&a, 0, status, lmig_errmsg());
+	net_write_full(fd, &a, sizeof(a), 1000, "refusing");
+	return -1;
+}
+
+static int handshake(struct receiver *r, int lfd)
+{
+	struct lmig_hello h;
+	struct lmig_hello_ack a;
+	unsigned int got = 0;
+	char peer[64];
+	uint32_t status;
+
+	for (;;) {
+		struct hello_info hi;
+		int fd = net_accept(lfd, got ? r->o->timeout_ms : r->o->accept_timeout_ms,
+				    peer, sizeof(peer));
+
+		if (fd < 0) {
+			if (got)
+				lmig_err_clear(), lmig_err("only %u of %u channels connected within %d ms",
+							   got, r->nch, r->o->timeout_ms);
+			return -1;
+		}
+		if (net_read_full(fd, &h, sizeof(h), r->o->timeout_ms, "reading the sender's hello")) {
+			close(fd);
+			return -1;
+		}
+		if (wire_hello_parse(&h, &hi, &status)) {
+			refuse(fd, status);
+			close(fd);
+			return -1;
+		}
+		if (!got) {
+			r->hi = hi;
+			r->nch = hi.nchannels;
+			r->npages = (hi.image_size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE;
+			r->ch = calloc(r->nch, sizeof(*r->ch));
+			if (!r->ch)
+				return lmig_err("out of memory");
+			for (unsigned int c = 0; c < r->nch; c++)
+				r->ch[c].fd = -1;
+			if (!hi.image_size) {
+				lmig_err("sender announced an empty image");
+				return refuse(fd, LMIG_ST_SIZE), close(fd), -1;
+			}
+			if (r->o->expect_size && hi.image_size != r->o->expect_size) {
+				lmig_err("image size mismatch: sender has %llu bytes, --size expects %llu",
+					 (unsigned long long)hi.image_size,
+					 (unsigned long long)r->o->expect_size);
+				return refuse(fd, LMIG_ST_SIZE), close(fd), -1;
+			}
+			r->hashes = calloc(r->npages, sizeof(*r->hashes));
+			r->seen = calloc(r->npages, 1);
+			if (!r->hashes || !r->seen) {
+				lmig_err("out of memory for a %llu-page image",
+					 (unsigned long long)r->npages);
+				return refuse(fd, LMIG_ST_SIZE), close(fd), -1;
+			}
+			if (dst_image_create(&r->out, r->o->out, hi.image_size))
+				return refuse(fd, LMIG_ST_IO), close(fd), -1;
+			r->out_ok = true;
+		} else if (memcmp(hi.session, r->hi.session, sizeof(hi.session)) ||
+			   hi.nchannels != r->nch || hi.image_size != r->hi.image_size) {
+			lmig_err("connection from %s belongs to another migration", peer);
+			return refuse(fd, LMIG_ST_SESSION), close(fd), -1;
+		}
+		if (r->ch[hi.channel].fd >= 0) {
+			lmig_err("channel %u connected twice", hi.channel);
+			return refuse(fd, LMIG_ST_SESSION), close(fd), -1;
+		}
+		r->ch[hi.channel].fd = fd;
+		wire_ack_build(&a, hi.caps & LMIG_CAPS_V1, LMIG_ST_OK, NULL);
+		if (net_write_full(fd, &a, sizeof(a), r->o->timeout_ms, "answering the hello"))
+			return -1;
+		if (++got == r->nch)
+			return 0;
+	}
+}
+
+/* ---- main loop -------------------------------------------------------- */
+
+static void show_progress(struct receiver *r, bool final)
+{
+	double t = now_s();
+	uint64_t done = r->pages_done * LMIG_PAGE_SIZE;
+
+	if (!r->o->progress || (!final && t - r->last_progress < 0.5))
+		return;
+	r->last_progress = t;
+	progress_show("received", done > r->hi.image_size ? r->hi.image_size : done,
+		      r->hi.image_size, t - r->t0, NULL, final);
+}
+
+static int run(struct receiver *r)
+{
+	r->last_data = now_s();
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec ts = { .tv_nsec = 500 * 1000 * 1000 };
+		unsigned int head, n = 0;
+		int ret;
+
+		for (unsigned int c = 0; c < r->nch; c++) {
+			ret = retry_bounce(r, c);
+			if (ret < 0)
+				return -1;
+			if (ret == 0 && parse(r, c))
+				return -1;
+			arm_recv(r, c);
+		}
+		if (r->ended == r->nch && !r->writes_inflight)
+			return 0;
+		io_uring_submit(&r->ring);
+		ret = io_uring_wait_cqe_timeout(&r->ring, &cqe, &ts);
+		if (ret == -ETIME) {
+			if (now_s() - r->last_data > r->o->timeout_ms / 1000.0 && r->ended < r->nch)
+				return fail(r, LMIG_ST_INCOMPLETE, "no data from the sender for %d s",
+					    r->o->timeout_ms / 1000);
+			show_progress(r, false);
+			continue;
+		}
+		if (ret < 0 && ret != -EINTR)
+			return lmig_err_errno(-ret, "io_uring_wait_cqe");
+		io_uring_for_each_cqe(&r->ring, head, cqe) {
+			uint64_t ud = io_uring_cqe_get_data64(cqe);
+			unsigned int kind = ud & 0xff, c = (ud >> 8) & 0xffff, id = ud >> 24;
+
+			n++;
+			ret = kind == UD_RECV ? recv_done(r, c, cqe, id) : write_done(r, id, cqe->res);
+			if (ret) {
+				io_uring_cq_advance(&r->ring, n);
+				return -1;
+			}
+		}
+		io_uring_cq_advance(&r->ring, n);
+		show_progress(r, false);
+	}
+}
+
+static int verify_and_commit(struct receiver *r)
+{
+	uint8_t digest[16];
+
+	for (unsigned int c = 1; c < r->nch; c++)
+		if (memcmp(r->ch[c].end.digest, r->ch[0].end.digest, 16))
+			return fail(r, LMIG_ST_PROTOCOL, "channels disagree on the image digest");
+	for (uint64_t p = 0; p < r->npages; p++)
+		if (!r->seen[p])
+			return fail(r, LMIG_ST_INCOMPLETE, "page %llu never arrived",
+				    (unsigned long long)p);
+	codec_digest(r->hashes, r->npages, digest);
+	memcpy(r->st->digest, digest, sizeof(digest));
+	if (memcmp(digest, r->ch[0].end.digest, 16))
+		return fail(r, LMIG_ST_DIGEST, "image digest mismatch: the received image differs from the source");
+	if (dst_image_commit(&r->out, r->o->sync)) {
+		r->fail_status = LMIG_ST_IO;
+		return -1;
+	}
+	r->out_ok = false;
+	return 0;
+}
+
+int xfer_recv(const struct recv_opts *o, struct xfer_stats *st)
+{
+	struct receiver r = { .o = o, .st = st };
+	struct lmig_result res;
+	int lfd, ret = -1;
+
+	codec_init();
+	lfd = net_listen(o->listen, 16);
+	if (lfd < 0)
+		return -1;
+	if (o->ready_fd >= 0) {
+		dprintf(o->ready_fd, "%d\n", net_local_port(lfd));
+		close(o->ready_fd);
+	}
+	if (handshake(&r, lfd))
+		goto out;
+	close(lfd);
+	lfd = -1;
+	r.t0 = now_s();
+	st->channels = r.nch;
+	st->bytes_total = r.hi.image_size;
+	st->pages_total = r.npages;
+	for (unsigned int c = 0; c < r.nch; c++) {
+		r.ch[c].wop = -1;
+		r.ch[c].bounce = -1;
+		start_frame(&r.ch[c]);
+	}
+	if (setup_rings(&r) || run(&r) || verify_and_commit(&r))
+		goto out;
+	wire_result_build(&res, LMIG_ST_OK, r.npages, NULL);
+	/* The image is committed; a sender that vanished now cannot undo that. */
+	net_write_full(r.ch[0].fd, &res, sizeof(res), o->timeout_ms, "sending the commit");
+	show_progress(&r, true);
+	ret = 0;
+out:
+	if (ret && r.ch && r.ch[0].fd >= 0) {
+		wire_result_build(&res, r.fail_status ? r.fail_status : LMIG_ST_IO, 0, lmig_errmsg());
+		send(r.ch[0].fd, &res, sizeof(res), MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
+	if (r.out_ok)
+		dst_image_abort(&r.out);
+	st->total_s = r.t0 ? now_s() - r.t0 : 0;
+	if (r.ring_ok)
+		io_uring_queue_exit(&r.ring);
+	if (lfd >= 0)
+		close(lfd);
+	if (r.ch) {
+		for (unsigned int c = 0; c < r.nch; c++) {
+			if (r.ch[c].fd >= 0)
+				close(r.ch[c].fd);
+			if (r.ch[c].bufs)
+				munmap(r.ch[c].bufs, (size_t)NRBUF * RBUF_SIZE);
+			if (r.ch[c].br)
+				munmap(r.ch[c].br, NRBUF * sizeof(struct io_uring_buf));
+		}
+	}
+	if (r.pool)
+		munmap(r.pool, (size_t)NPOOL * LMIG_PAGE_SIZE);
+	free(r.wops);
+	free(r.ch);
+	free(r.hashes);
+	free(r.seen);
+	return ret;
+}

@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Sender engine: one thread, one io_uring.
+ *
+ * Pages are encoded into frames directly in registered buffers (NBUF per
+ * channel); a full frame is queued on a channel and sent with
+ * IORING_OP_SEND_ZC where the kernel has it.  A channel has at most one
+ * send in flight, so its frames stay in order on the stream; a buffer is
+ * reused only after its send completed AND every zero-copy notification
+ * for it arrived, because until then the kernel may still read it.
+ * Channel 0 also has a receive armed for the receiver's verdict from the
+ * start, so an early rejection (checksum, disk full) is reported as such.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "codec.h"
+#include "err.h"
+#include "image.h"
+#include "net.h"
+#include "policy.h"
+#include "ratelimit.h"
+#include "wire.h"
+#include "xfer.h"
+
+#define NBUF		4
+#define BATCH_TARGET	(256 * 1024)	/* payload bytes per frame */
+#define MAX_ZERO_RUN	65536		/* pages in one zero descriptor */
+#define DESC_AREA	(sizeof(struct lmig_frame) + LMIG_MAX_FRAME_DESC * sizeof(struct lmig_page_desc))
+#define BUF_SIZE	(DESC_AREA + LMIG_MAX_PAYLOAD)
+
+enum { UD_SEND = 1, UD_RESULT = 2 };
+#define UD(kind, ch, b)	((uint64_t)(kind) | ((uint64_t)(b) << 8) | ((uint64_t)(ch) << 16))
+
+struct sbuf {
+	uint8_t *mem;
+	uint8_t *frame;		/* start of the frame inside mem */
+	size_t len, off;	/* frame length, bytes already sent */
+	bool busy;		/* filled and not yet released */
+	bool sent;		/* every byte handed to the kernel */
+	unsigned int notifs;	/* zero-copy notifications still to come */
+};
+
+struct schan {
+	int fd;
+	struct sbuf buf[NBUF];
+	unsigned int fill;	/* next buffer to fill */
+	unsigned int head;	/* oldest queued buffer not yet fully sent */
+	unsigned int queued;	/* filled, not fully sent */
+	bool inflight;
+	bool end_built;
+	uint64_t seq, pages, frames;
+};
+
+struct sender {
+	const struct send_opts *o;
+	struct xfer_stats *st;
+	struct src_image im;
+	struct io_uring ring;
+	bool ring_ok, fixed, zc;
+	struct schan *ch;
+	unsigned int nch, rr;
+	uint8_t *bufmem;
+	uint64_t *hashes;
+	uint64_t next_page;
+	uint8_t digest[16];
+	struct lmig_result result;
+	bool result_in, result_armed;
+	struct cpolicy pol;
+	struct ratelimit rl;
+	double t0, last_progress;
+};
+
+static int channels_connect(struct sender *s)
+{
+	struct hello_info hi = { .caps = LMIG_CAPS_V1, .nchannels = s->nch,
+				 .image_size = s->im.size };
+	struct lmig_hello h;
+	struct lmig_hello_ack a;
+	uint32_t caps;
+
+	if (getrandom(hi.session, sizeof(hi.session), 0) != sizeof(hi.session))
+		return lmig_err_errno(errno, "getrandom");
+	for (unsigned int i = 0; i < s->nch; i++) {
+		s->ch[i].fd = net_connect(s->o->to, s->o->timeout_ms);
+		if (s->ch[i].fd < 0)
+			return -1;
+		hi.channel = i;
+		wire_hello_build(&h, &hi);
+		if (net_write_full(s->ch[i].fd, &h, sizeof(h), s->o->timeout_ms, "sending hello") ||
+		    net_read_full(s->ch[i].fd, &a, sizeof(a), s->o->timeout_ms,
+				  "waiting for the receiver's handshake") ||
+		    wire_ack_parse(&a, &caps))
+			return -1;
+		if ((caps & LMIG_CAPS_V1) != LMIG_CAPS_V1)
+			return lmig_err("receiver lacks lz4 or zero-run support (caps 0x%x)", caps);
+	}
+	return 0;
+}
+
+static int ring_setup(struct sender *s)
+{
+	struct io_uring_probe *probe;
+	struct iovec *iov;
+	size_t total = (size_t)s->nch * NBUF * BUF_SIZE;
+	int ret;
+
+	ret = io_uring_queue_init(4 * s->nch * NBUF + 8, &s->ring, 0);
+	if (ret)
+		return lmig_err_errno(-ret, "io_uring_queue_init");
+	s->ring_ok = true;
+	probe = io_uring_get_probe_ring(&s->ring);
+	s->zc = probe && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+	if (probe)
+		io_uring_free_probe(probe);
+	if (s->o->zerocopy == 0)
+		s->zc = false;
+	else if (s->o->zerocopy == 1 && !s->zc)
+		return lmig_err("--zerocopy on: this kernel has no IORING_OP_SEND_ZC");
+
+	s->bufmem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (s->bufmem == MAP_FAILED) {
+		s->bufmem = NULL;
+		return lmig_err_errno(errno, "cannot allocate %zu bytes of send buffers", total);
+	}
+	iov = calloc((size_t)s->nch * NBUF, sizeof(*iov));
+	if (!iov)
+		return lmig_err("out of memory");
+	for (unsigned int c = 0; c < s->nch; c++)
+		for (unsigned int b = 0; b < NBUF; b++) {
+			size_t i = (size_t)c * NBUF + b;
+
+			s->ch[c].buf[b].mem = s->bufmem + i * BUF_SIZE;
+			iov[i].iov_base = s->ch[c].buf[b].mem;
+			iov[i].iov_len = BUF_SIZE;
+		}
+	/* Registered buffers spare the kernel a page pin per send; optional. */
+	s->fixed = io_uring_register_buffers(&s->ring, iov, s->nch * NBUF) == 0;
+	free(iov);
+	return 0;
+}
+
+static struct io_uring_sqe *get_sqe(struct sender *s)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+
+	if (!sqe) {
+		io_uring_submit(&s->ring);
+		sqe = io_uring_get_sqe(&s->ring);
+	}
+	return sqe;
+}
+
+/* Encode pages from s->next_page into one frame in buffer b of channel c. */
+static void build_batch(struct sender *s, unsigned int c, struct sbuf *b)
+{
+	struct lmig_page_desc d[LMIG_MAX_FRAME_DESC];
+	uint8_t *payload = b->mem + DESC_AREA;
+	unsigned int nd = 0;
+	uint64_t first = s->next_page;
+	size_t plen = 0, nonzero = 0;
+	struct lmig_frame *f;
+
+	while (s->next_page < s->im.npages && plen < BATCH_TARGET) {
+		uint64_t pg = s->next_page;
+		const uint8_t *p = s->im.map + pg * LMIG_PAGE_SIZE;
+
+		if (codec_page_is_zero(p)) {
+			struct lmig_page_desc *last = nd ? &d[nd - 1] : NULL;
+
+			s->hashes[pg] = codec_zero_hash();
+			s->st->pages_zero++;
+			if (last && le16toh(last->enc) == LMIG_ENC_ZERO &&
+			    le64toh(last->index) + le32toh(last->len) == pg &&
+			    le32toh(last->len) < MAX_ZERO_RUN) {
+				last->len = htole32(le32toh(last->len) + 1);
+				s->next_page++;
+				continue;
+			}
+			if (nd == LMIG_MAX_FRAME_DESC)
+				break;
+			d[nd++] = (struct lmig_page_desc){ .index = htole64(pg),
+							   .enc = htole16(LMIG_ENC_ZERO),
+							   .len = htole32(1) };
+			s->next_page++;
+			continue;
+		}
+		if (nd == LMIG_MAX_FRAME_DESC)
+			break;
+		uint64_t h = codec_page_hash(p);
+		unsigned int n = 0;
+
+		s->hashes[pg] = h;
+		nonzero += LMIG_PAGE_SIZE;
+		if (cpolicy_try_lz4(&s->pol)) {
+			double t = now_s();
+
+			n = codec_lz4_page(p, payload + plen);
+			cpolicy_sampled(&s->pol, LMIG_PAGE_SIZE, n ? n : LMIG_PAGE_SIZE, now_s() - t);
+		}
+		if (n) {
+			d[nd++] = (struct lmig_page_desc){ .index = htole64(pg),
+							   .enc = htole16(LMIG_ENC_LZ4),
+							   .len = htole32(n), .hash = htole64(h) };
+			s->st->pages_compressed++;
+		} else {
+			memcpy(payload + plen, p, LMIG_PAGE_SIZE);
+			n = LMIG_PAGE_SIZE;
+			d[nd++] = (struct lmig_page_desc){ .index = htole64(pg),
+							   .enc = htole16(LMIG_ENC_RAW),
+							   .len = htole32(n), .hash = htole64(h) };
+			s->st->pages_raw++;
+		}
+		plen += n;
+		s->next_page++;
+	}
+	/* Header and descriptors go right before the payload: one contiguous send. */
+	b->frame = payload - sizeof(*f) - nd * sizeof(d[0]);
+	f = (struct lmig_frame *)b->frame;
+	memcpy(f + 1, d, nd * sizeof(d[0]));
+	*f = (struct lmig_frame){ .magic = htole32(LMIG_FRAME_MAGIC),
+				  .type = htole16(LMIG_FRAME_BATCH),
+				  .ndesc = htole32(nd), .payload_len = htole32(plen),
+				  .seq = htole64(s->ch[c].seq++) };
+	f->checksum = htole64(wire_frame_checksum(f, d, nd));
+	b->len = sizeof(*f) + nd * sizeof(d[0]) + plen;
+	s->ch[c].pages += s->next_page - first;
+	s->ch[c].frames++;
+	cpolicy_frame(&s->pol, (s->next_page - first) * LMIG_PAGE_SIZE, nonzero, b->len);
+}
+
+static void build_end(struct sender *s, unsigned int c, struct sbuf *b)
+{
+	struct lmig_frame *f = (struct lmig_frame *)b->mem;
+	struct lmig_end *e = (struct lmig_end *)(f + 1);
+
+	*e = (struct lmig_end){ .pages = htole64(s->ch[c].pages),
+				.frames = htole64(s->ch[c].frames) };
+	memcpy(e->digest, s->digest, sizeof(e->digest));
+	*f = (struct lmig_frame){ .magic = htole32(LMIG_FRAME_MAGIC),
+				  .type = htole16(LMIG_FRAME_END),
+				  .payload_len = htole32(sizeof(*e)),
+				  .seq = htole64(s->ch[c].seq++) };
+	f->checksum = htole64(wire_frame_checksum(f, NULL, 0));
+	b->frame = b->mem;
+	b->len = sizeof(*f) + sizeof(*e);
+	s->ch[c].end_built = true;
+}
+
+static void submit_send(struct sender *s, unsigned int c)
+{
+	struct schan *ch = &s->ch[c];
+	struct sbuf *b = &ch->buf[ch->head];
+	struct io_uring_sqe *sqe = get_sqe(s);
+	const uint8_t *p = b->frame + b->off;
+	size_t n = b->len - b->off;
+	int flags = MSG_WAITALL | MSG_NOSIGNAL;
+
+	if (s->zc && s->fixed)
+		io_uring_prep_send_zc_fixed(sqe, ch->fd, p, n, flags, 0, c * NBUF + ch->head);
+	else if (s->zc)
+		io_uring_prep_send_zc(sqe, ch->fd, p, n, flags, 0);
+	else
+		io_uring_prep_send(sqe, ch->fd, p, n, flags);
+	io_uring_sqe_set_data64(sqe, UD(UD_SEND, c, ch->head));
+	ch->inflight = true;
+}
+
+static void arm_result(struct sender *s)
+{
+	struct io_uring_sqe *sqe = get_sqe(s);
+
+	io_uring_prep_recv(sqe, s->ch[0].fd, &s->result, sizeof(s->result), MSG_WAITALL);
+	io_uring_sqe_set_data64(sqe, UD(UD_RESULT, 0, 0));
+	s->result_armed = true;
+}
+
+static void release_if_done(struct schan *ch, struct sbuf *b)
+{
+	if (b->sent && !b->notifs)
+		b->busy = false;
+}
+
+static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	unsigned int kind = ud & 0xff, bi = (ud >> 8) & 0xff, c = ud >> 16;
+	struct schan *ch = &s->ch[c];
+	struct sbuf *b = &ch->buf[bi];
+	int res = cqe->res;
+
+	if (kind == UD_RESULT) {
+		s->result_armed = false;
+		if (res < 0)
+			return lmig_err_errno(-res, "channel 0: waiting for the receiver's verdict");
+		if (res == 0)
+			return lmig_err("receiver closed the connection before it committed the image");
+		if ((size_t)res < sizeof(s->result))
+			return lmig_err("receiver sent a truncated verdict");
+		s->result_in = true;
+		return 0;
+	}
+	if (cqe->flags & IORING_CQE_F_NOTIF) {
+		b->notifs--;
+		release_if_done(ch, b);
+		return 0;
+	}
+	if (cqe->flags & IORING_CQE_F_MORE)
+		b->notifs++;
+	ch->inflight = false;
+	if (res < 0) {
+		if (res == -EPIPE || res == -ECONNRESET)
+			return lmig_err("channel %u: receiver closed the connection mid-transfer", c);
+		return lmig_err_errno(-res, "channel %u: send", c);
+	}
+	b->off += res;
+	s->st->bytes_wire += res;
+	if (b->off < b->len)
+		return 0;	/* short send: the rest goes next */
+	b->sent = true;
+	ch->head = (ch->head + 1) % NBUF;
+	ch->queued--;
+	release_if_done(ch, b);
+	return 0;
+}
+
+/* Fill every free buffer we may fill now.  Returns seconds to wait for
+ * --bandwidth tokens (0 if none). */
+static double fill_buffers(struct sender *s, bool *blocked)
+{
+	*blocked = false;
+	for (;;) {
+		bool pages_left = s->next_page < s->im.npages;
+		unsigned int c, tries;
+		double w;
+		struct sbuf *b = NULL;
+
+		if (!pages_left) {
+			bool all_ended = true;
+
+			for (c = 0; c < s->nch; c++)
+				all_ended &= s->ch[c].end_built;
+			if (all_ended)
+				return 0;
+		}
+		if (pages_left && (w = ratelimit_wait(&s->rl)) > 0)
+			return w;
+		for (tries = 0; tries < s->nch; tries++) {
+			c = (s->rr + tries) % s->nch;
+			if (!pages_left && s->ch[c].end_built)
+				continue;
+			if (!s->ch[c].buf[s->ch[c].fill].busy) {
+				b = &s->ch[c].buf[s->ch[c].fill];
+				break;
+			}
+		}
+		if (!b) {
+			*blocked = true;
+			return 0;
+		}
+		s->rr = (c + 1) % s->nch;
+		if (pages_left) {
+			build_batch(s, c, b);
+			ratelimit_take(&s->rl, b->len);
+			if (s->next_page == s->im.npages)
+				codec_digest(s->hashes, s->im.npages, s->digest);
+		} else {
+			build_end(s, c, b);
+		}
+		*b = (struct sbuf){ .mem = b->mem, .frame = b->frame, .len = b->len, .busy = true };
+		s->ch[c].fill = (s->ch[c].fill + 1) % NBUF;
+		s->ch[c].queued++;
+	}
+}
+
+static bool all_sent(struct sender *s)
+{
+	if (s->next_page < s->im.npages)
+		return false;
+	for (unsigned int c = 0; c < s->nch; c++)
+		if (!s->ch[c].end_built || s->ch[c].queued)
+			return false;
+	return true;
+}
+
+static void show_progress(struct sender *s, bool final)
+{
+	double t = now_s();
+	char extra[64];
+
+	if (!s->o->progress || (!final && t - s->last_progress < 0.5))
+		return;
+	s->last_progress = t;
+	snprintf(extra, sizeof(extra), "lz4 %s", s->pol.lz4 ? "on" : "off");
+	progress_show("sent", s->next_page * LMIG_PAGE_SIZE > s->im.size ? s->im.size :
+			      s->next_page * LMIG_PAGE_SIZE,
+		      s->im.size, t - s->t0, extra, final);
+}
+
+static int run(struct sender *s)
+{
+	int stall_ms = s->o->timeout_ms;
+	double last_event = now_s();
+
+	arm_result(s);
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec ts;
+		bool blocked;
+		double wait = fill_buffers(s, &blocked), t;
+		int ret;
+
+		for (unsigned int c = 0; c < s->nch; c++)
+			if (!s->ch[c].inflight && s->ch[c].queued)
+				submit_send(s, c);
+		if (s->result_in)
+			break;
+		if (all_sent(s) && !s->result_armed)
+			break;
+
+		io_uring_submit(&s->ring);
+		if (wait <= 0 || wait > 0.5)
+			wait = 0.5;
+		ts.tv_sec = (long long)wait;
+		ts.tv_nsec = (long long)((wait - ts.tv_sec) * 1e9);
+		t = now_s();
+		ret = io_uring_wait_cqe_timeout(&s->ring, &cqe, &ts);
+		if (blocked || wait < 0.5 || all_sent(s))
+			cpolicy_waited(&s->pol, now_s() - t);
+		if (ret < 0 && ret != -ETIME && ret != -EINTR)
+			return lmig_err_errno(-ret, "io_uring_wait_cqe");
+		if (ret == 0) {
+			unsigned int head, n = 0;
+
+			io_uring_for_each_cqe(&s->ring, head, cqe) {
+				n++;
+				if (handle_cqe(s, cqe)) {
+					io_uring_cq_advance(&s->ring, n);
+					return -1;
+				}
+			}
+			io_uring_cq_advance(&s->ring, n);
+			last_event = now_s();
+		} else if (now_s() - last_event > stall_ms / 1000.0) {
+			return lmig_err("no progress for %d s: receiver stalled", stall_ms / 1000);
+		}
+		cpolicy_tick(&s->pol, now_s());
+		show_progress(s, false);
+	}
+	if (!s->result_in)
+		return lmig_err("receiver sent no verdict");
+	if (wire_result_parse(&s->result, &(uint64_t){ 0 }))
+		return -1;
+	/* The kernel may still hold zero-copy references: wait for every notification. */
+	for (;;) {
+		bool pending = false;
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec ts = { .tv_sec = 2 };
+
+		for (unsigned int c = 0; c < s->nch; c++)
+			for (unsigned int b = 0; b < NBUF; b++)
+				pending |= s->ch[c].buf[b].notifs > 0;
+		if (!pending)
+			break;
+		if (io_uring_wait_cqe_timeout(&s->ring, &cqe, &ts))
+			break;
+		handle_cqe(s, cqe);
+		io_uring_cqe_seen(&s->ring, cqe);
+	}
+	show_progress(s, true);
+	return 0;
+}
+
+int xfer_send(const struct send_opts *o, struct xfer_stats *st)
+{
+	struct sender s = { .o = o, .st = st, .nch = o->channels };
+	int ret = -1;
+
+	codec_init();
+	s.t0 = now_s();
+	st->channels = o->channels;
+	if (src_image_open(&s.im, o->mem))
+		return -1;
+	st->bytes_total = s.im.size;
+	st->pages_total = s.im.npages;
+	s.ch = calloc(s.nch, sizeof(*s.ch));
+	s.hashes = calloc(s.im.npages, sizeof(*s.hashes));
+	if (!s.ch || !s.hashes) {
+		lmig_err("out of memory for %llu page hashes", (unsigned long long)s.im.npages);
+		goto out;
+	}
+	for (unsigned int c = 0; c < s.nch; c++)
+		s.ch[c].fd = -1;
+	cpolicy_init(&s.pol, o->compress);
+	ratelimit_init(&s.rl, o->bandwidth);
+	if (channels_connect(&s) || ring_setup(&s))
+		goto out;
+	st->zerocopy = s.zc;
+	ret = run(&s);
+	memcpy(st->digest, s.digest, sizeof(st->digest));
+out:
+	st->lz4_switches = s.pol.switches;
+	st->total_s = now_s() - s.t0;
+	if (s.ring_ok)
+		io_uring_queue_exit(&s.ring);
+	if (s.ch)
+		for (unsigned int c = 0; c < s.nch; c++)
+			if (s.ch[c].fd >= 0)
+				close(s.ch[c].fd);
+	if (s.bufmem)
+		munmap(s.bufmem, (size_t)s.nch * NBUF * BUF_SIZE);
+	free(s.ch);
+	free(s.hashes);
+	src_image_close(&s.im);
+	return ret;
+}
