@@ -3,6 +3,7 @@
 #ifndef LMIG_NET_H
 #define LMIG_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Each returns an fd or 0, or -1 with lmig_err() set. */
@@ -13,6 +14,8 @@ int net_read_full(int fd, void *buf, size_t len, int timeout_ms, const char *wha
 int net_write_full(int fd, const void *buf, size_t len, int timeout_ms, const char *what);
 /* Local port a listening socket is bound to (for HOST:0). */
 int net_local_port(int fd);
+/* Is the connected peer on a loopback address? */
+bool net_is_loopback(int fd);
 /* Options for a bulk data socket. */
 void net_tune(int fd);
 

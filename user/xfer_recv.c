@@ -112,6 +112,7 @@ struct receiver {
 	struct wop *wops;
 	int wop_free;
 	unsigned int writes_inflight;
+	bool write_err;
 	unsigned int ended;
 	uint32_t fail_status;
 	double t0, last_progress, last_data;
@@ -187,11 +188,23 @@ static struct io_uring_sqe *get_sqe(struct receiver *r)
 	return sqe;
 }
 
+static int write_done(struct receiver *r, int w, int res);
+
 static void wop_submit(struct receiver *r, int w)
 {
 	struct wop *op = &r->wops[w];
-	struct io_uring_sqe *sqe = get_sqe(r);
+	struct io_uring_sqe *sqe;
 
+	if (getenv("LMIG_SYNC_WRITES")) {
+		ssize_t n = pwritev(r->out.fd, op->iov + op->first_iov, op->niov - op->first_iov,
+				    op->off);
+
+		r->writes_inflight++;
+		if (write_done(r, w, n < 0 ? -errno : (int)n))
+			r->write_err = true;
+		return;
+	}
+	sqe = get_sqe(r);
 	io_uring_prep_writev(sqe, r->out.fd, op->iov + op->first_iov, op->niov - op->first_iov,
 			     op->off);
 	io_uring_sqe_set_data64(sqe, UD(UD_WRITE, 0, w));
@@ -674,6 +687,11 @@ static int setup_rings(struct receiver *r)
 		ch->inring = NRBUF;
 	}
 	r->st->multishot = r->ms;
+	/*
+	 * Buffered writes to one file serialise on its inode lock: more than
+	 * one io-wq worker per ring only adds lock contention.
+	 */
+	io_uring_register_iowq_max_workers(&r->ring, (unsigned int[2]){ 1, 1 });
 	r->pool = mmap(NULL, (size_t)NPOOL * LMIG_PAGE_SIZE, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	r->wops = calloc(NWOP, sizeof(*r->wops));

@@ -2,10 +2,17 @@
 /*
  * Sender engine: one thread, one io_uring.
  *
- * Pages are encoded into frames directly in registered buffers (NBUF per
- * channel); a full frame is queued on a channel and sent with
- * IORING_OP_SEND_ZC where the kernel has it.  A channel has at most one
- * send in flight, so its frames stay in order on the stream; a buffer is
+ * Each channel owns NBUF registered buffers.  A frame's header,
+ * descriptors and lz4 output are built in one of them.  Raw pages are
+ * either copied into the buffer too (copy mode: the frame is one
+ * contiguous block sent with IORING_OP_SEND_ZC from the registered
+ * buffer), or, when the image cannot change during the send (a cold
+ * image: the default), referenced where they lie in the mapped image and
+ * sent with IORING_OP_SENDMSG(_ZC) as an iovec — one copy fewer per page,
+ * and none at all with zero-copy on a real NIC.
+ *
+ * A channel has at most one send in flight, so its frames stay in order
+ * on the stream; a buffer (and the image pages a frame points to) is
  * reused only after its send completed AND every zero-copy notification
  * for it arrived, because until then the kernel may still read it.
  * Channel 0 also has a receive armed for the receiver's verdict from the
@@ -35,6 +42,8 @@
 #define MAX_ZERO_RUN	65536		/* pages in one zero descriptor */
 #define DESC_AREA	(sizeof(struct lmig_frame) + LMIG_MAX_FRAME_DESC * sizeof(struct lmig_page_desc))
 #define BUF_SIZE	(DESC_AREA + LMIG_MAX_PAYLOAD)
+#define MAX_IOV		(LMIG_MAX_FRAME_DESC + 1)
+#define POPULATE_AHEAD	(32ULL << 20)	/* map the image ahead of the encoder */
 
 enum { UD_SEND = 1, UD_RESULT = 2 };
 #define UD(kind, ch, b)	((uint64_t)(kind) | ((uint64_t)(b) << 8) | ((uint64_t)(ch) << 16))
@@ -43,6 +52,9 @@ struct sbuf {
 	uint8_t *mem;
 	uint8_t *frame;		/* start of the frame inside mem */
 	size_t len, off;	/* frame length, bytes already sent */
+	struct iovec iov[MAX_IOV];	/* direct mode: header+descs, then payload pieces */
+	unsigned int niov, iov_first;
+	struct msghdr msg;
 	bool busy;		/* filled and not yet released */
 	bool sent;		/* every byte handed to the kernel */
 	unsigned int notifs;	/* zero-copy notifications still to come */
@@ -64,7 +76,8 @@ struct sender {
 	struct xfer_stats *st;
 	struct src_image im;
 	struct io_uring ring;
-	bool ring_ok, fixed, zc;
+	bool ring_ok, fixed, zc, direct;
+	uint64_t populated;	/* bytes of the image already mapped */
 	struct schan *ch;
 	unsigned int nch, rr;
 	uint8_t *bufmem;
@@ -120,7 +133,11 @@ static int ring_setup(struct sender *s)
 	s->zc = probe && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
 	if (probe)
 		io_uring_free_probe(probe);
-	if (s->o->zerocopy == 0)
+	/*
+	 * Loopback delivers a zero-copy skb by copying it on the receive side
+	 * and adds the notification round trip on top: auto turns it off there.
+	 */
+	if (s->o->zerocopy == 0 || (s->o->zerocopy < 0 && net_is_loopback(s->ch[0].fd)))
 		s->zc = false;
 	else if (s->o->zerocopy == 1 && !s->zc)
 		return lmig_err("--zerocopy on: this kernel has no IORING_OP_SEND_ZC");
@@ -158,43 +175,77 @@ static struct io_uring_sqe *get_sqe(struct sender *s)
 	return sqe;
 }
 
+/* Append to an iovec list, merging with the previous piece when adjacent. */
+static void iov_add(struct iovec *iov, unsigned int *n, const void *p, size_t len)
+{
+	if (*n && (const uint8_t *)iov[*n - 1].iov_base + iov[*n - 1].iov_len == p) {
+		iov[*n - 1].iov_len += len;
+		return;
+	}
+	iov[(*n)++] = (struct iovec){ (void *)p, len };
+}
+
+/* Map the image ahead of the encoder in large steps: far cheaper than a
+ * page fault per page. */
+static void populate_ahead(struct sender *s)
+{
+	uint64_t want = s->next_page * LMIG_PAGE_SIZE + POPULATE_AHEAD / 2, len;
+	uint64_t end = s->im.npages * LMIG_PAGE_SIZE;
+
+	if (s->populated >= end || s->populated > want)
+		return;
+	len = POPULATE_AHEAD;
+	if (s->populated + len > end)
+		len = end - s->populated;
+	madvise((void *)(s->im.map + s->populated), len, MADV_POPULATE_READ);
+	s->populated += len;
+}
+
 /* Encode pages from s->next_page into one frame in buffer b of channel c. */
 static void build_batch(struct sender *s, unsigned int c, struct sbuf *b)
 {
 	struct lmig_page_desc d[LMIG_MAX_FRAME_DESC];
 	uint8_t *payload = b->mem + DESC_AREA;
+	struct iovec *iov = b->iov + 1;
+	unsigned int niov = 0;
 	unsigned int nd = 0;
 	uint64_t first = s->next_page;
 	size_t plen = 0, nonzero = 0;
 	struct lmig_frame *f;
 
+	populate_ahead(s);
 	while (s->next_page < s->im.npages && plen < BATCH_TARGET) {
 		uint64_t pg = s->next_page;
 		const uint8_t *p = s->im.map + pg * LMIG_PAGE_SIZE;
 
-		if (codec_page_is_zero(p)) {
+		/*
+		 * Hash first: it streams the page in anyway, and only a page
+		 * whose hash is the zero page's needs the (now cached) zero check.
+		 */
+		uint64_t h = codec_page_hash(p);
+
+		__builtin_prefetch(p + LMIG_PAGE_SIZE);
+		if (h == codec_zero_hash() && codec_page_is_zero(p)) {
 			struct lmig_page_desc *last = nd ? &d[nd - 1] : NULL;
 
-			s->hashes[pg] = codec_zero_hash();
-			s->st->pages_zero++;
 			if (last && le16toh(last->enc) == LMIG_ENC_ZERO &&
 			    le64toh(last->index) + le32toh(last->len) == pg &&
 			    le32toh(last->len) < MAX_ZERO_RUN) {
 				last->len = htole32(le32toh(last->len) + 1);
-				s->next_page++;
-				continue;
-			}
-			if (nd == LMIG_MAX_FRAME_DESC)
+			} else if (nd < LMIG_MAX_FRAME_DESC) {
+				d[nd++] = (struct lmig_page_desc){ .index = htole64(pg),
+								   .enc = htole16(LMIG_ENC_ZERO),
+								   .len = htole32(1) };
+			} else {
 				break;
-			d[nd++] = (struct lmig_page_desc){ .index = htole64(pg),
-							   .enc = htole16(LMIG_ENC_ZERO),
-							   .len = htole32(1) };
+			}
+			s->hashes[pg] = h;
+			s->st->pages_zero++;
 			s->next_page++;
 			continue;
 		}
 		if (nd == LMIG_MAX_FRAME_DESC)
 			break;
-		uint64_t h = codec_page_hash(p);
 		unsigned int n = 0;
 
 		s->hashes[pg] = h;
@@ -210,8 +261,14 @@ static void build_batch(struct sender *s, unsigned int c, struct sbuf *b)
 							   .enc = htole16(LMIG_ENC_LZ4),
 							   .len = htole32(n), .hash = htole64(h) };
 			s->st->pages_compressed++;
+			iov_add(iov, &niov, payload + plen, n);
 		} else {
-			memcpy(payload + plen, p, LMIG_PAGE_SIZE);
+			if (s->direct) {
+				iov_add(iov, &niov, p, LMIG_PAGE_SIZE);
+			} else {
+				memcpy(payload + plen, p, LMIG_PAGE_SIZE);
+				iov_add(iov, &niov, payload + plen, LMIG_PAGE_SIZE);
+			}
 			n = LMIG_PAGE_SIZE;
 			d[nd++] = (struct lmig_page_desc){ .index = htole64(pg),
 							   .enc = htole16(LMIG_ENC_RAW),
@@ -231,6 +288,13 @@ static void build_batch(struct sender *s, unsigned int c, struct sbuf *b)
 				  .seq = htole64(s->ch[c].seq++) };
 	f->checksum = htole64(wire_frame_checksum(f, d, nd));
 	b->len = sizeof(*f) + nd * sizeof(d[0]) + plen;
+	b->iov[0] = (struct iovec){ b->frame, sizeof(*f) + nd * sizeof(d[0]) };
+	b->niov = 1 + niov;
+	if (!s->direct) {
+		/* Payload is contiguous behind the descriptors: one block. */
+		b->iov[0].iov_len = b->len;
+		b->niov = 1;
+	}
 	s->ch[c].pages += s->next_page - first;
 	s->ch[c].frames++;
 	cpolicy_frame(&s->pol, (s->next_page - first) * LMIG_PAGE_SIZE, nonzero, b->len);
@@ -251,6 +315,8 @@ static void build_end(struct sender *s, unsigned int c, struct sbuf *b)
 	f->checksum = htole64(wire_frame_checksum(f, NULL, 0));
 	b->frame = b->mem;
 	b->len = sizeof(*f) + sizeof(*e);
+	b->iov[0] = (struct iovec){ b->frame, b->len };
+	b->niov = 1;
 	s->ch[c].end_built = true;
 }
 
@@ -259,18 +325,45 @@ static void submit_send(struct sender *s, unsigned int c)
 	struct schan *ch = &s->ch[c];
 	struct sbuf *b = &ch->buf[ch->head];
 	struct io_uring_sqe *sqe = get_sqe(s);
-	const uint8_t *p = b->frame + b->off;
-	size_t n = b->len - b->off;
 	int flags = MSG_WAITALL | MSG_NOSIGNAL;
 
-	if (s->zc && s->fixed)
-		io_uring_prep_send_zc_fixed(sqe, ch->fd, p, n, flags, 0, c * NBUF + ch->head);
-	else if (s->zc)
-		io_uring_prep_send_zc(sqe, ch->fd, p, n, flags, 0);
-	else
-		io_uring_prep_send(sqe, ch->fd, p, n, flags);
+	if (b->niov == 1) {
+		const uint8_t *p = b->frame + b->off;
+		size_t n = b->len - b->off;
+
+		if (s->zc && s->fixed)
+			io_uring_prep_send_zc_fixed(sqe, ch->fd, p, n, flags, 0,
+						    c * NBUF + ch->head);
+		else if (s->zc)
+			io_uring_prep_send_zc(sqe, ch->fd, p, n, flags, 0);
+		else
+			io_uring_prep_send(sqe, ch->fd, p, n, flags);
+	} else {
+		b->msg = (struct msghdr){ .msg_iov = b->iov + b->iov_first,
+					  .msg_iovlen = b->niov - b->iov_first };
+		if (s->zc)
+			io_uring_prep_sendmsg_zc(sqe, ch->fd, &b->msg, flags);
+		else
+			io_uring_prep_sendmsg(sqe, ch->fd, &b->msg, flags);
+	}
 	io_uring_sqe_set_data64(sqe, UD(UD_SEND, c, ch->head));
 	ch->inflight = true;
+}
+
+/* Drop the first n bytes of a short sendmsg from the iovec list. */
+static void iov_advance(struct sbuf *b, size_t n)
+{
+	while (n && b->iov_first < b->niov) {
+		struct iovec *v = &b->iov[b->iov_first];
+
+		if (n < v->iov_len) {
+			v->iov_base = (uint8_t *)v->iov_base + n;
+			v->iov_len -= n;
+			return;
+		}
+		n -= v->iov_len;
+		b->iov_first++;
+	}
 }
 
 static void arm_result(struct sender *s)
@@ -321,6 +414,8 @@ static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
 		return lmig_err_errno(-res, "channel %u: send", c);
 	}
 	b->off += res;
+	if (b->niov > 1)
+		iov_advance(b, res);
 	s->st->bytes_wire += res;
 	if (b->off < b->len)
 		return 0;	/* short send: the rest goes next */
@@ -374,7 +469,9 @@ static double fill_buffers(struct sender *s, bool *blocked)
 		} else {
 			build_end(s, c, b);
 		}
-		*b = (struct sbuf){ .mem = b->mem, .frame = b->frame, .len = b->len, .busy = true };
+		b->off = b->iov_first = b->notifs = 0;
+		b->sent = false;
+		b->busy = true;
 		s->ch[c].fill = (s->ch[c].fill + 1) % NBUF;
 		s->ch[c].queued++;
 	}
@@ -498,6 +595,7 @@ int xfer_send(const struct send_opts *o, struct xfer_stats *st)
 	}
 	for (unsigned int c = 0; c < s.nch; c++)
 		s.ch[c].fd = -1;
+	s.direct = !o->copy_pages;
 	cpolicy_init(&s.pol, o->compress);
 	ratelimit_init(&s.rl, o->bandwidth);
 	if (channels_connect(&s) || ring_setup(&s))
