@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,36 @@
 
 #include "err.h"
 #include "image.h"
+
+/*
+ * The partial file of the one receive in progress, removed if lmig is
+ * interrupted: a stopped receive leaves nothing behind, like a failed one.
+ */
+static char *volatile partial_path;
+
+static void on_signal(int sig)
+{
+	static const char msg[] = "\nlmig recv: interrupted, partial image removed\n";
+	char *p = partial_path;
+
+	if (p)
+		unlink(p);
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(128 + sig);
+	_exit(128 + sig);
+}
+
+static void guard_partial(char *path)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	partial_path = path;
+	if (path) {
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+	}
+}
 
 int src_image_open(struct src_image *im, const char *path)
 {
@@ -70,6 +101,7 @@ int dst_image_create(struct dst_image *im, const char *path, uint64_t size)
 	im->path = strdup(path);
 	if (asprintf(&im->tmp, "%s.partial", path) < 0 || !im->path)
 		return lmig_err("out of memory");
+	guard_partial(im->tmp);
 	im->fd = open(im->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (im->fd < 0) {
 		lmig_err_errno(errno, "cannot create %s", im->tmp);
@@ -83,6 +115,7 @@ int dst_image_create(struct dst_image *im, const char *path, uint64_t size)
 	}
 	return 0;
 err:
+	guard_partial(NULL);
 	free(im->path);
 	free(im->tmp);
 	im->path = im->tmp = NULL;
@@ -98,6 +131,7 @@ int dst_image_commit(struct dst_image *im, int sync)
 		return lmig_err_errno(errno, "cannot flush %s", im->tmp);
 	if (rename(im->tmp, im->path))
 		return lmig_err_errno(errno, "cannot rename %s to %s", im->tmp, im->path);
+	guard_partial(NULL);
 	dir = strdup(im->path);
 	if (sync && dir) {
 		dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -117,6 +151,7 @@ int dst_image_commit(struct dst_image *im, int sync)
 
 void dst_image_abort(struct dst_image *im)
 {
+	guard_partial(NULL);
 	if (im->fd >= 0)
 		close(im->fd);
 	if (im->tmp)

@@ -375,6 +375,8 @@ static void arm_result(struct sender *s)
 	s->result_armed = true;
 }
 
+static bool all_sent(struct sender *s);
+
 static void release_if_done(struct schan *ch, struct sbuf *b)
 {
 	if (b->sent && !b->notifs)
@@ -391,10 +393,11 @@ static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
 
 	if (kind == UD_RESULT) {
 		s->result_armed = false;
+		if (res == 0 || res == -ECONNRESET)
+			return lmig_err("receiver closed the connection %s",
+					all_sent(s) ? "before it committed the image" : "mid-transfer");
 		if (res < 0)
 			return lmig_err_errno(-res, "channel 0: waiting for the receiver's verdict");
-		if (res == 0)
-			return lmig_err("receiver closed the connection before it committed the image");
 		if ((size_t)res < sizeof(s->result))
 			return lmig_err("receiver sent a truncated verdict");
 		s->result_in = true;
