@@ -101,6 +101,12 @@ int cmd_recv(int argc, char **argv, struct global_opts *g)
 		return usage_error("recv", "missing --listen HOST:PORT");
 	if (!o.out)
 		return usage_error("recv", "missing --out PATH");
+	{
+		char h[256], port[16];
+
+		if (parse_hostport("--listen", o.listen, h, sizeof(h), port, sizeof(port)))
+			return usage_error("recv", "%s", lmig_errmsg());
+	}
 	o.progress = progress >= 0 ? progress : (!g->json && isatty(STDERR_FILENO));
 
 	int ret = xfer_recv(&o, &st);

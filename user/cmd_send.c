@@ -126,6 +126,12 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 		return usage_error("send", "missing --mem PATH");
 	if (!o.to)
 		return usage_error("send", "missing --to HOST:PORT");
+	{
+		char h[256], port[16];
+
+		if (parse_hostport("--to", o.to, h, sizeof(h), port, sizeof(port)))
+			return usage_error("send", "%s", lmig_errmsg());
+	}
 	o.progress = progress >= 0 ? progress : (!g->json && isatty(STDERR_FILENO));
 
 	int ret = xfer_send(&o, &st);

@@ -23,7 +23,7 @@ static char *volatile partial_path;
 
 static void on_signal(int sig)
 {
-	static const char msg[] = "\nlmig recv: interrupted, partial image removed\n";
+	static const char msg[] = "lmig recv: interrupted, partial image removed\n";
 	char *p = partial_path;
 
 	if (p)

@@ -28,10 +28,19 @@ int parse_bytes(const char *what, const char *s, uint64_t *out)
 
 	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
 		return lmig_err("%s: '%s' is not a number", what, s ? s : "");
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || !isfinite(v) || v < 0)
+	/* Plain decimal only: strtod would also take hex and exponents. */
+	char num[64];
+	size_t nl = strspn(s, "0123456789.");
+
+	if (nl >= sizeof(num))
 		return lmig_err("%s: '%s' is out of range", what, s);
+	memcpy(num, s, nl);
+	num[nl] = 0;
+	errno = 0;
+	v = strtod(num, &end);
+	if (errno || *end || !isfinite(v) || v < 0)
+		return lmig_err("%s: '%s' is not a number", what, s);
+	end = (char *)s + nl;
 	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
 		if (strcasecmp(end, sfx[i].sfx))
 			continue;

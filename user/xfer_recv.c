@@ -298,9 +298,6 @@ static int check_frame_header(struct receiver *r, unsigned int c, struct rchan *
 	if (le32toh(f->magic) != LMIG_FRAME_MAGIC)
 		return fail(r, LMIG_ST_PROTOCOL, "channel %u: bad frame magic 0x%08x (corrupted stream)",
 			    c, le32toh(f->magic));
-	if (le64toh(f->seq) != ch->seq)
-		return fail(r, LMIG_ST_PROTOCOL, "channel %u: frame %llu arrived, expected %llu",
-			    c, (unsigned long long)le64toh(f->seq), (unsigned long long)ch->seq);
 	if (type == LMIG_FRAME_BATCH && nd <= LMIG_MAX_FRAME_DESC && pl <= LMIG_MAX_PAYLOAD)
 		return 0;
 	if (type == LMIG_FRAME_END && nd == 0 && pl == sizeof(struct lmig_end))
@@ -308,6 +305,15 @@ static int check_frame_header(struct receiver *r, unsigned int c, struct rchan *
 	return fail(r, LMIG_ST_PROTOCOL,
 		    "channel %u: malformed frame (type %u, %u descriptors, %u bytes; corrupted stream)",
 		    c, type, nd, pl);
+}
+
+/* After the checksum matched: a frame out of sequence is lost or replayed. */
+static int check_seq(struct receiver *r, unsigned int c, struct rchan *ch)
+{
+	if (le64toh(ch->fr.seq) != ch->seq)
+		return fail(r, LMIG_ST_PROTOCOL, "channel %u: frame %llu arrived, expected %llu",
+			    c, (unsigned long long)le64toh(ch->fr.seq), (unsigned long long)ch->seq);
+	return 0;
 }
 
 static int check_descs(struct receiver *r, unsigned int c, struct rchan *ch)
@@ -319,6 +325,8 @@ static int check_descs(struct receiver *r, unsigned int c, struct rchan *ch)
 	if (le64toh(ch->fr.checksum) != wire_frame_checksum(&ch->fr, d, nd))
 		return fail(r, LMIG_ST_CHECKSUM, "channel %u: frame %llu checksum mismatch (corrupted stream)",
 			    c, (unsigned long long)ch->seq);
+	if (check_seq(r, c, ch))
+		return -1;
 	for (unsigned int i = 0; i < nd; i++) {
 		uint64_t idx = le64toh(d[i].index), n = 1;
 		uint32_t enc = le16toh(d[i].enc), len = le32toh(d[i].len);
@@ -473,7 +481,9 @@ static int parse(struct receiver *r, unsigned int c)
 						if (le64toh(ch->fr.checksum) !=
 						    wire_frame_checksum(&ch->fr, NULL, 0))
 							return fail(r, LMIG_ST_CHECKSUM,
-								    "channel %u: end frame checksum mismatch", c);
+								    "channel %u: end frame checksum mismatch (corrupted stream)", c);
+						if (check_seq(r, c, ch))
+							return -1;
 						ch->ps = PS_ENDPAY;
 						ch->need += sizeof(struct lmig_end);
 						continue;
@@ -619,11 +629,7 @@ static int recv_done(struct receiver *r, unsigned int c, struct io_uring_cqe *cq
 	if (res == 0) {
 		if (!r->ms)
 			ch->free_bid[ch->nfree++] = bid;
-		ch->eof = true;
-		if (ch->ps != PS_DONE)
-			return fail(r, LMIG_ST_INCOMPLETE,
-				    "channel %u: sender closed the connection mid-stream (truncated after frame %llu)",
-				    c, (unsigned long long)ch->seq);
+		ch->eof = true;	/* judged once the queued data is parsed */
 		return 0;
 	}
 	if (r->ms) {
@@ -821,6 +827,10 @@ static int run(struct receiver *r)
 				return -1;
 			if (ret == 0 && parse(r, c))
 				return -1;
+			if (r->ch[c].eof && !r->ch[c].qlen && r->ch[c].ps != PS_DONE)
+				return fail(r, LMIG_ST_INCOMPLETE,
+					    "channel %u: sender closed the connection mid-stream (truncated after frame %llu)",
+					    c, (unsigned long long)r->ch[c].seq);
 			arm_recv(r, c);
 		}
 		if (r->ended == r->nch && !r->writes_inflight)

@@ -39,6 +39,7 @@
 
 #define NBUF		4
 #define BATCH_TARGET	(256 * 1024)	/* payload bytes per frame */
+#define BATCH_MIN	(64 * 1024)	/* ... but at most 0.1 s of --bandwidth, down to this */
 #define MAX_ZERO_RUN	65536		/* pages in one zero descriptor */
 #define DESC_AREA	(sizeof(struct lmig_frame) + LMIG_MAX_FRAME_DESC * sizeof(struct lmig_page_desc))
 #define BUF_SIZE	(DESC_AREA + LMIG_MAX_PAYLOAD)
@@ -78,6 +79,7 @@ struct sender {
 	struct io_uring ring;
 	bool ring_ok, fixed, zc, direct;
 	uint64_t populated;	/* bytes of the image already mapped */
+	size_t batch_target;	/* payload bytes per frame */
 	struct schan *ch;
 	unsigned int nch, rr;
 	uint8_t *bufmem;
@@ -214,7 +216,7 @@ static void build_batch(struct sender *s, unsigned int c, struct sbuf *b)
 	struct lmig_frame *f;
 
 	populate_ahead(s);
-	while (s->next_page < s->im.npages && plen < BATCH_TARGET) {
+	while (s->next_page < s->im.npages && plen < s->batch_target) {
 		uint64_t pg = s->next_page;
 		const uint8_t *p = s->im.map + pg * LMIG_PAGE_SIZE;
 
@@ -515,6 +517,7 @@ static int run(struct sender *s)
 		struct __kernel_timespec ts;
 		bool blocked;
 		double wait = fill_buffers(s, &blocked), t;
+		bool rate_wait = wait > 0;
 		int ret;
 
 		for (unsigned int c = 0; c < s->nch; c++)
@@ -531,8 +534,11 @@ static int run(struct sender *s)
 		ts.tv_sec = (long long)wait;
 		ts.tv_nsec = (long long)((wait - ts.tv_sec) * 1e9);
 		t = now_s();
+		/* Waiting for our own --bandwidth tokens is not a stall of the receiver. */
+		if (rate_wait)
+			last_event = t;
 		ret = io_uring_wait_cqe_timeout(&s->ring, &cqe, &ts);
-		if (blocked || wait < 0.5 || all_sent(s))
+		if (blocked || rate_wait || all_sent(s))
 			cpolicy_waited(&s->pol, now_s() - t);
 		if (ret < 0 && ret != -ETIME && ret != -EINTR)
 			return lmig_err_errno(-ret, "io_uring_wait_cqe");
@@ -601,6 +607,13 @@ int xfer_send(const struct send_opts *o, struct xfer_stats *st)
 	s.direct = !o->copy_pages;
 	cpolicy_init(&s.pol, o->compress);
 	ratelimit_init(&s.rl, o->bandwidth);
+	/*
+	 * A slow --bandwidth gets smaller frames, so the receiver sees data
+	 * often enough not to take the link for a stalled sender.
+	 */
+	s.batch_target = BATCH_TARGET;
+	if (o->bandwidth && o->bandwidth / 10 < BATCH_TARGET)
+		s.batch_target = o->bandwidth / 10 > BATCH_MIN ? o->bandwidth / 10 : BATCH_MIN;
 	if (channels_connect(&s) || ring_setup(&s))
 		goto out;
 	st->zerocopy = s.zc;

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jfield.h"
+
+bool json_one_object(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 3 && s[0] == '{' && s[n - 2] == '}' && s[n - 1] == '\n' &&
+	       strchr(s, '\n') == s + n - 1;
+}
+
+/* The value after "key": in a flat object, or NULL. */
+static const char *value(const char *json, const char *key)
+{
+	char pat[128];
+	const char *p;
+
+	if ((size_t)snprintf(pat, sizeof(pat), "\"%s\":", key) >= sizeof(pat))
+		return NULL;
+	p = strstr(json, pat);
+	return p ? p + strlen(pat) : NULL;
+}
+
+int json_u64_field(const char *json, const char *key, uint64_t *out)
+{
+	const char *v = value(json, key);
+	char *end;
+
+	if (!v || !isdigit((unsigned char)*v))
+		return -1;
+	errno = 0;
+	*out = strtoull(v, &end, 10);
+	if (errno || (*end != ',' && *end != '}'))
+		return -1;
+	return 0;
+}
+
+int json_str_field(const char *json, const char *key, char *buf, size_t len)
+{
+	const char *v = value(json, key);
+	size_t n = 0;
+
+	if (!v || *v++ != '"')
+		return -1;
+	for (; *v && *v != '"'; v++) {
+		if (*v == '\\' && v[1])
+			v++;
+		if (n + 1 < len)
+			buf[n++] = *v;
+	}
+	if (*v != '"')
+		return -1;
+	buf[n] = 0;
+	return 0;
+}

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Reading fields of lmig's --json output: one flat object on one line,
+ * so a key lookup is all the tests need (and a full parser would be one
+ * more thing that could be wrong).
+ */
+#ifndef SELFTEST_JFIELD_H
+#define SELFTEST_JFIELD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* True when s is one line holding one "{...}" object. */
+bool json_one_object(const char *s);
+/* 0 and the value, or -1 when the key is missing or not of that type. */
+int json_u64_field(const char *json, const char *key, uint64_t *out);
+int json_str_field(const char *json, const char *key, char *buf, size_t len);
+
+#endif

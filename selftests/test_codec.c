@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Unit tests of user/codec.c (what a page becomes on the wire) and of the
+ * command-line value parsers in user/opts.c.
+ */
+#include <endian.h>
+#include <lz4.h>
+#include <string.h>
+#include <sys/random.h>
+#include <xxhash.h>
+
+#include "kselftest_harness.h"
+
+#include "codec.h"
+#include "err.h"
+#include "opts.h"
+
+#define PAGE	LMIG_PAGE_SIZE
+
+static void random_fill(void *p, size_t n)
+{
+	uint8_t *b = p;
+
+	while (n) {
+		ssize_t k = getrandom(b, n, 0);
+
+		if (k <= 0)
+			abort();
+		b += k;
+		n -= k;
+	}
+}
+
+/* Text a real guest might hold: lz4 shrinks it well below CODEC_LZ4_MAX. */
+static void text_fill(uint8_t *p, size_t n, unsigned int seed)
+{
+	size_t off = 0;
+
+	while (off < n) {
+		char line[64];
+		int len = snprintf(line, sizeof(line), "line %u of the guest's log file\n", seed++);
+
+		if ((size_t)len > n - off)
+			len = n - off;
+		memcpy(p + off, line, len);
+		off += len;
+	}
+}
+
+/* ---- zero detection --------------------------------------------------- */
+
+TEST(zero_page_is_zero)
+{
+	static uint64_t page[PAGE / 8];
+
+	EXPECT_TRUE(codec_page_is_zero(page));
+}
+
+TEST(zero_page_last_byte)
+{
+	static uint64_t page[PAGE / 8];
+
+	((uint8_t *)page)[PAGE - 1] = 1;
+	EXPECT_FALSE(codec_page_is_zero(page));
+}
+
+TEST(zero_page_first_byte)
+{
+	static uint64_t page[PAGE / 8];
+
+	((uint8_t *)page)[0] = 0x80;
+	EXPECT_FALSE(codec_page_is_zero(page));
+}
+
+/* The check is unrolled over words: a single set bit anywhere must count. */
+TEST(zero_page_any_byte)
+{
+	static uint64_t page[PAGE / 8];
+	uint8_t *b = (uint8_t *)page;
+
+	for (size_t i = 0; i < PAGE; i++) {
+		b[i] = 1u << (i % 8);
+		ASSERT_FALSE(codec_page_is_zero(page)) TH_LOG("byte %zu set, page called zero", i);
+		b[i] = 0;
+	}
+	EXPECT_TRUE(codec_page_is_zero(page));
+}
+
+/* ---- hashes and digest ------------------------------------------------ */
+
+TEST(page_hash)
+{
+	static uint64_t zero[PAGE / 8];
+	uint64_t page[PAGE / 8];
+
+	codec_init();
+	EXPECT_EQ(XXH3_64bits(zero, PAGE), codec_zero_hash());
+	EXPECT_EQ(codec_zero_hash(), codec_page_hash(zero));
+	random_fill(page, PAGE);
+	EXPECT_EQ(XXH3_64bits(page, PAGE), codec_page_hash(page));
+	((uint8_t *)page)[PAGE - 1] ^= 1;
+	EXPECT_EQ(XXH3_64bits(page, PAGE), codec_page_hash(page));
+}
+
+/* The digest as wire.h defines it, computed without codec.c. */
+static void reference_digest(const uint64_t *h, size_t n, uint8_t out[16])
+{
+	uint64_t *le = malloc(n * 8 + 1);
+	XXH128_canonical_t c;
+
+	for (size_t i = 0; i < n; i++)
+		le[i] = htole64(h[i]);
+	XXH128_canonicalFromHash(&c, XXH3_128bits(le, n * 8));
+	memcpy(out, c.digest, 16);
+	free(le);
+}
+
+TEST(digest_matches_definition)
+{
+	/* Sizes around the 512-hash chunks codec_digest() works in. */
+	static const size_t sizes[] = { 1, 2, 511, 512, 513, 1024, 1500, 4099 };
+	uint64_t *h = malloc(4099 * 8);
+	uint8_t got[16], want[16];
+
+	ASSERT_NE(NULL, h);
+	random_fill(h, 4099 * 8);
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		codec_digest(h, sizes[i], got);
+		reference_digest(h, sizes[i], want);
+		EXPECT_EQ(0, memcmp(got, want, 16)) TH_LOG("%zu hashes", sizes[i]);
+	}
+	free(h);
+}
+
+TEST(digest_depends_on_order_and_every_hash)
+{
+	enum { N = 1100 };
+	uint64_t *h = malloc(N * 8);
+	uint8_t base[16], d[16];
+
+	ASSERT_NE(NULL, h);
+	random_fill(h, N * 8);
+	codec_digest(h, N, base);
+	codec_digest(h, N, d);
+	EXPECT_EQ(0, memcmp(base, d, 16));
+
+	for (size_t i = 0; i < N; i++) {
+		h[i] ^= 1ULL << (i % 64);
+		codec_digest(h, N, d);
+		h[i] ^= 1ULL << (i % 64);
+		ASSERT_NE(0, memcmp(base, d, 16)) TH_LOG("hash %zu does not count", i);
+	}
+	/* Same hashes, two pages swapped: a different image. */
+	for (size_t i = 0; i + 1 < N; i += 97) {
+		uint64_t t = h[i];
+
+		h[i] = h[i + 1];
+		h[i + 1] = t;
+		codec_digest(h, N, d);
+		h[i + 1] = h[i];
+		h[i] = t;
+		ASSERT_NE(0, memcmp(base, d, 16)) TH_LOG("swapping %zu and %zu", i, i + 1);
+	}
+	/* And the length counts: one page less is not the same image. */
+	codec_digest(h, N - 1, d);
+	EXPECT_NE(0, memcmp(base, d, 16));
+	free(h);
+}
+
+/* ---- lz4 -------------------------------------------------------------- */
+
+TEST(lz4_round_trip)
+{
+	uint8_t page[PAGE], comp[CODEC_LZ4_MAX], back[PAGE];
+
+	for (unsigned int seed = 0; seed < 64; seed++) {
+		unsigned int n;
+
+		text_fill(page, PAGE, seed * 1000);
+		n = codec_lz4_page(page, comp);
+		ASSERT_GT(n, 0) TH_LOG("text page %u did not compress", seed);
+		ASSERT_LE(n, CODEC_LZ4_MAX);
+		memset(back, 0xaa, sizeof(back));
+		ASSERT_EQ(0, codec_unlz4_page(comp, n, back));
+		ASSERT_EQ(0, memcmp(page, back, PAGE));
+	}
+	/* A zero page, in case a sender is told to compress rather than skip it. */
+	memset(page, 0, PAGE);
+	ASSERT_GT(codec_lz4_page(page, comp), 0);
+}
+
+TEST(lz4_random_page_refused)
+{
+	uint8_t page[PAGE], comp[CODEC_LZ4_MAX];
+
+	for (int i = 0; i < 16; i++) {
+		random_fill(page, PAGE);
+		ASSERT_EQ(0, codec_lz4_page(page, comp));
+	}
+}
+
+/* A page that compresses, but by less than 1/16, is sent raw. */
+TEST(lz4_small_gain_refused)
+{
+	uint8_t page[PAGE], comp[CODEC_LZ4_MAX];
+
+	random_fill(page, PAGE);
+	memset(page + PAGE - 128, 0, 128);
+	EXPECT_EQ(0, codec_lz4_page(page, comp));
+	/* Half zero is plenty. */
+	memset(page + PAGE / 2, 0, PAGE / 2);
+	EXPECT_GT(codec_lz4_page(page, comp), 0);
+}
+
+TEST(unlz4_rejects_bad_input)
+{
+	uint8_t page[PAGE], comp[CODEC_LZ4_MAX], back[PAGE], junk[PAGE], half[PAGE / 2];
+	unsigned int n;
+	int k;
+
+	text_fill(page, PAGE, 7);
+	n = codec_lz4_page(page, comp);
+	ASSERT_GT(n, 16);
+	EXPECT_EQ(-1, codec_unlz4_page(comp, n - 1, back));
+	EXPECT_EQ(-1, codec_unlz4_page(comp, n / 2, back));
+	EXPECT_EQ(-1, codec_unlz4_page(comp, 1, back));
+	EXPECT_EQ(-1, codec_unlz4_page(comp, 0, back));
+
+	memset(junk, 0xff, sizeof(junk));
+	EXPECT_EQ(-1, codec_unlz4_page(junk, 100, back));
+	EXPECT_EQ(-1, codec_unlz4_page(junk, PAGE - 1, back));
+
+	/* Valid lz4, but not one page: half a page must not pass as a page. */
+	text_fill(half, sizeof(half), 3);
+	k = LZ4_compress_default((const char *)half, (char *)comp, sizeof(half), CODEC_LZ4_MAX);
+	ASSERT_GT(k, 0);
+	EXPECT_EQ(-1, codec_unlz4_page(comp, k, back));
+}
+
+/* ---- parse_bytes ------------------------------------------------------ */
+
+static int bytes(const char *s, uint64_t *v)
+{
+	lmig_err_clear();
+	return parse_bytes("--test", s, v);
+}
+
+TEST(parse_bytes_accepts)
+{
+	static const struct { const char *s; uint64_t v; } ok[] = {
+		{ "0", 0 }, { "4096", 4096 },
+		{ "125M", 125000000 }, { "1G", 1000000000 }, { "1.5G", 1500000000 },
+		{ "1Gbit", 125000000 }, { "8bit", 1 }, { "100Mbit", 12500000 },
+		{ "64Ki", 65536 }, { "1Mi", 1048576 }, { "2GiB", 2147483648ULL },
+		{ "1k", 1000 }, { "3MB", 3000000 }, { "1T", 1000000000000ULL },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+		uint64_t v = 12345;
+
+		EXPECT_EQ(0, bytes(ok[i].s, &v)) TH_LOG("'%s' refused: %s", ok[i].s, lmig_errmsg());
+		EXPECT_EQ(ok[i].v, v) TH_LOG("'%s'", ok[i].s);
+	}
+}
+
+TEST(parse_bytes_rejects)
+{
+	static const char *const bad[] = {
+		"abc", "12X", "", "-5", " 5", "5 M", "M", "1Gbits", "1e", ".", "99999999999T",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		uint64_t v = 777;
+
+		EXPECT_EQ(-1, bytes(bad[i], &v)) TH_LOG("'%s' accepted as %llu", bad[i],
+							 (unsigned long long)v);
+		EXPECT_EQ(777, v) TH_LOG("'%s' changed the output", bad[i]);
+		EXPECT_TRUE(lmig_has_err());
+	}
+}
+
+/* ---- parse_hostport --------------------------------------------------- */
+
+static int hp(const char *s, char *host, char *port)
+{
+	lmig_err_clear();
+	host[0] = port[0] = 0;
+	return parse_hostport("--to", s, host, 64, port, 16);
+}
+
+TEST(parse_hostport_accepts)
+{
+	static const struct { const char *s, *host, *port; } ok[] = {
+		{ "host.example:80", "host.example", "80" },
+		{ "10.0.0.1:65535", "10.0.0.1", "65535" },
+		{ "[::1]:80", "::1", "80" },
+		{ "[fe80::1%eth0]:7000", "fe80::1%eth0", "7000" },
+		{ ":9000", "", "9000" },	/* wildcard listen */
+		{ "127.0.0.1:0", "127.0.0.1", "0" },
+	};
+	char host[64], port[16];
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+		EXPECT_EQ(0, hp(ok[i].s, host, port)) TH_LOG("'%s': %s", ok[i].s, lmig_errmsg());
+		EXPECT_STREQ(ok[i].host, host);
+		EXPECT_STREQ(ok[i].port, port);
+	}
+}
+
+TEST(parse_hostport_rejects)
+{
+	static const struct { const char *s, *why; } bad[] = {
+		{ "host", "port" },		/* missing port */
+		{ "host:", "port" },
+		{ "host:70000", "port" },
+		{ "host:65536", "port" },
+		{ "host:8o", "port" },
+		{ "host:-1", "port" },
+		{ "::1:80", "brackets" },	/* bare IPv6 */
+		{ "fe80::1", "brackets" },
+		{ "[::1]80", "ADDR" },
+		{ "[::1", "ADDR" },
+		{ "", "empty" },
+	};
+	char host[64], port[16];
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		EXPECT_EQ(-1, hp(bad[i].s, host, port)) TH_LOG("'%s' accepted", bad[i].s);
+		EXPECT_NE(NULL, strstr(lmig_errmsg(), bad[i].why))
+			TH_LOG("'%s': message '%s' does not say '%s'", bad[i].s, lmig_errmsg(),
+			       bad[i].why);
+	}
+}
+
+TEST(parse_hostport_long_host)
+{
+	char s[200], host[64], port[16];
+
+	memset(s, 'h', 100);
+	strcpy(s + 100, ":80");
+	EXPECT_EQ(-1, hp(s, host, port));
+}
+
+TEST_HARNESS_MAIN
