@@ -30,6 +30,14 @@ void usage_recv(void);
 void usage_version(void);
 void usage_help(void);
 
+struct xfer_stats;
+/* Shared by send and recv (cmd_common.c). */
+int cmd_check_address(const char *cmd, const char *opt, const char *addr);
+bool cmd_progress_default(int progress, const struct global_opts *g);
+/* Print the report and, on failure, the one-line error; returns the exit code. */
+int cmd_finish(const char *cmd, int ret, const struct xfer_stats *st, const char *compress,
+	       bool progress, const struct global_opts *g);
+
 extern const struct cmd lmig_cmds[];
 const struct cmd *cmd_find(const char *name);
 /* Print "lmig CMD: MESSAGE" for a usage error and return EXIT_USAGE. */

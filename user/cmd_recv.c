@@ -101,22 +101,8 @@ int cmd_recv(int argc, char **argv, struct global_opts *g)
 		return usage_error("recv", "missing --listen HOST:PORT");
 	if (!o.out)
 		return usage_error("recv", "missing --out PATH");
-	{
-		char h[256], port[16];
-
-		if (parse_hostport("--listen", o.listen, h, sizeof(h), port, sizeof(port)))
-			return usage_error("recv", "%s", lmig_errmsg());
-	}
-	o.progress = progress >= 0 ? progress : (!g->json && isatty(STDERR_FILENO));
-
-	int ret = xfer_recv(&o, &st);
-
-	if (ret && o.progress)
-		fputc('\n', stderr);
-	report_print("recv", &st, "-", ret == 0, g->json);
-	if (ret) {
-		fprintf(stderr, "lmig recv: %s\n", lmig_errmsg());
-		return EXIT_FAIL;
-	}
-	return EXIT_OK;
+	if (cmd_check_address("recv", "--listen", o.listen))
+		return EXIT_USAGE;
+	o.progress = cmd_progress_default(progress, g);
+	return cmd_finish("recv", xfer_recv(&o, &st), &st, "-", o.progress, g);
 }

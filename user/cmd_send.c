@@ -126,22 +126,8 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 		return usage_error("send", "missing --mem PATH");
 	if (!o.to)
 		return usage_error("send", "missing --to HOST:PORT");
-	{
-		char h[256], port[16];
-
-		if (parse_hostport("--to", o.to, h, sizeof(h), port, sizeof(port)))
-			return usage_error("send", "%s", lmig_errmsg());
-	}
-	o.progress = progress >= 0 ? progress : (!g->json && isatty(STDERR_FILENO));
-
-	int ret = xfer_send(&o, &st);
-
-	if (ret && o.progress)
-		fputc('\n', stderr);
-	report_print("send", &st, compress_mode_name(o.compress), ret == 0, g->json);
-	if (ret) {
-		fprintf(stderr, "lmig send: %s\n", lmig_errmsg());
-		return EXIT_FAIL;
-	}
-	return EXIT_OK;
+	if (cmd_check_address("send", "--to", o.to))
+		return EXIT_USAGE;
+	o.progress = cmd_progress_default(progress, g);
+	return cmd_finish("send", xfer_send(&o, &st), &st, compress_mode_name(o.compress), o.progress, g);
 }

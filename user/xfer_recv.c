@@ -29,6 +29,7 @@
 #include "err.h"
 #include "image.h"
 #include "net.h"
+#include "uring.h"
 #include "wire.h"
 #include "xfer.h"
 
@@ -177,17 +178,6 @@ static void ref_put(struct receiver *r, struct ref ref)
 
 /* ---- writes ----------------------------------------------------------- */
 
-static struct io_uring_sqe *get_sqe(struct receiver *r)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-
-	if (!sqe) {
-		io_uring_submit(&r->ring);
-		sqe = io_uring_get_sqe(&r->ring);
-	}
-	return sqe;
-}
-
 static int write_done(struct receiver *r, int w, int res);
 
 static void wop_submit(struct receiver *r, int w)
@@ -204,7 +194,7 @@ static void wop_submit(struct receiver *r, int w)
 			r->write_err = true;
 		return;
 	}
-	sqe = get_sqe(r);
+	sqe = uring_get_sqe(&r->ring);
 	io_uring_prep_writev(sqe, r->out.fd, op->iov + op->first_iov, op->niov - op->first_iov,
 			     op->off);
 	io_uring_sqe_set_data64(sqe, UD(UD_WRITE, 0, w));
@@ -593,7 +583,7 @@ static void arm_recv(struct receiver *r, unsigned int c)
 	if (r->ms) {
 		if (!ch->inring)
 			return;
-		sqe = get_sqe(r);
+		sqe = uring_get_sqe(&r->ring);
 		io_uring_prep_recv_multishot(sqe, ch->fd, NULL, 0, 0);
 		sqe->flags |= IOSQE_BUFFER_SELECT;
 		sqe->buf_group = c;
@@ -603,7 +593,7 @@ static void arm_recv(struct receiver *r, unsigned int c)
 			return;
 		unsigned int bid = ch->free_bid[--ch->nfree];
 
-		sqe = get_sqe(r);
+		sqe = uring_get_sqe(&r->ring);
 		io_uring_prep_recv(sqe, ch->fd, rbuf(ch, bid), RBUF_SIZE, 0);
 		io_uring_sqe_set_data64(sqe, UD(UD_RECV, c, bid));
 	}

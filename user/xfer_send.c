@@ -34,6 +34,7 @@
 #include "net.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "uring.h"
 #include "wire.h"
 #include "xfer.h"
 
@@ -164,17 +165,6 @@ static int ring_setup(struct sender *s)
 	s->fixed = io_uring_register_buffers(&s->ring, iov, s->nch * NBUF) == 0;
 	free(iov);
 	return 0;
-}
-
-static struct io_uring_sqe *get_sqe(struct sender *s)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-
-	if (!sqe) {
-		io_uring_submit(&s->ring);
-		sqe = io_uring_get_sqe(&s->ring);
-	}
-	return sqe;
 }
 
 /* Append to an iovec list, merging with the previous piece when adjacent. */
@@ -326,7 +316,7 @@ static void submit_send(struct sender *s, unsigned int c)
 {
 	struct schan *ch = &s->ch[c];
 	struct sbuf *b = &ch->buf[ch->head];
-	struct io_uring_sqe *sqe = get_sqe(s);
+	struct io_uring_sqe *sqe = uring_get_sqe(&s->ring);
 	int flags = MSG_WAITALL | MSG_NOSIGNAL;
 
 	if (b->niov == 1) {
@@ -370,7 +360,7 @@ static void iov_advance(struct sbuf *b, size_t n)
 
 static void arm_result(struct sender *s)
 {
-	struct io_uring_sqe *sqe = get_sqe(s);
+	struct io_uring_sqe *sqe = uring_get_sqe(&s->ring);
 
 	io_uring_prep_recv(sqe, s->ch[0].fd, &s->result, sizeof(s->result), MSG_WAITALL);
 	io_uring_sqe_set_data64(sqe, UD(UD_RESULT, 0, 0));

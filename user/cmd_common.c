@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* What `lmig send` and `lmig recv` share around their engines. */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "err.h"
+#include "opts.h"
+#include "report.h"
+
+int cmd_check_address(const char *cmd, const char *opt, const char *addr)
+{
+	char host[256], port[16];
+
+	if (parse_hostport(opt, addr, host, sizeof(host), port, sizeof(port)))
+		return usage_error(cmd, "%s", lmig_errmsg());
+	return EXIT_OK;
+}
+
+bool cmd_progress_default(int progress, const struct global_opts *g)
+{
+	return progress >= 0 ? progress : (!g->json && isatty(STDERR_FILENO));
+}
+
+int cmd_finish(const char *cmd, int ret, const struct xfer_stats *st, const char *compress,
+	       bool progress, const struct global_opts *g)
+{
+	if (ret && progress)
+		fputc('\n', stderr);	/* end the progress line */
+	report_print(cmd, st, compress, ret == 0, g->json);
+	if (!ret)
+		return EXIT_OK;
+	fprintf(stderr, "lmig %s: %s\n", cmd, lmig_errmsg());
+	return EXIT_FAIL;
+}
