@@ -17,10 +17,12 @@ bool cpolicy_try_lz4(struct cpolicy *p)
 	if (p->mode != COMPRESS_AUTO || p->lz4)
 		return p->lz4;
 	/*
-	 * Not compressing: sample a few pages to keep P and r current.  While
-	 * the CPU is the bottleneck compression cannot help, so sample rarely.
+	 * Not compressing: sample a few pages to keep P and r current.  Sample
+	 * often only while the decision is close; when lz4 is far from paying
+	 * (CPU-bound, or data that does not compress) sampling would be the
+	 * main cost of auto mode.
 	 */
-	return (p->sample_ctr++ & (p->net_bound || !p->have_P ? 15 : 255)) == 0;
+	return (p->sample_ctr++ & (p->close || !p->have_P ? 15 : 255)) == 0;
 }
 
 void cpolicy_sampled(struct cpolicy *p, unsigned int in, unsigned int out, double secs)
@@ -74,12 +76,15 @@ static void decide(struct cpolicy *p, double elapsed)
 	} else if (p->have_R && wire_rate > p->R) {
 		p->R = wire_rate;	/* the link carries at least this */
 	}
-	if (p->mode != COMPRESS_AUTO || !p->have_P || !p->have_R || !p->win_nonzero)
+	if (p->mode != COMPRESS_AUTO || !p->have_P || !p->have_R || !p->win_nonzero) {
+		p->close = !p->have_R ? p->net_bound : true;
 		return;
+	}
 
 	fz = (double)p->win_nonzero / p->win_img;
 	t_none = min2(p->R / fz, 1 / p->c_base);
 	t_lz4 = min2(p->R / (fz * p->ratio), 1 / (p->c_base + fz / p->P));
+	p->close = t_lz4 > 0.7 * t_none;
 	if (!p->lz4 && t_lz4 > HYSTERESIS * t_none) {
 		p->lz4 = true;
 		p->switches++;

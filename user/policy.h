@@ -28,6 +28,7 @@ struct cpolicy {
 	double P, ratio, c_base, R;	/* bytes/s, fraction, s/byte, bytes/s */
 	bool have_P, have_R;
 	bool net_bound;
+	bool close;			/* lz4 within reach of the current mode: sample often */
 };
 
 void cpolicy_init(struct cpolicy *p, enum compress_mode mode);
