@@ -75,9 +75,9 @@ FIXTURE_VARIANT_ADD(xfer, random_3ch_none_zerocopy) {
 	.kind = IMG_RANDOM, .size = 16 * MiB, .channels = 3, .compress = "none",
 	.extra = { "--zerocopy", "on" },
 };
-FIXTURE_VARIANT_ADD(xfer, zero_heavy_8ch_lz4_copy_pages) {
+FIXTURE_VARIANT_ADD(xfer, zero_heavy_8ch_lz4_zerocopy) {
 	.kind = IMG_ZERO_HEAVY, .size = 16 * MiB, .channels = 8, .compress = "lz4",
-	.extra = { "--copy-pages" },
+	.extra = { "--zerocopy", "on" },
 };
 FIXTURE_VARIANT_ADD(xfer, zero_heavy_1ch_none) {
 	.kind = IMG_ZERO_HEAVY, .size = 16 * MiB, .channels = 1, .compress = "none",

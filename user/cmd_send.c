@@ -30,10 +30,7 @@ void usage_send(void)
 	       "  -b, --bandwidth RATE    cap the rate on the wire, bytes per second:\n"
 	       "                          125M, 1G, 1Gbit, 64Mi (default: no cap)\n"
 	       "      --zerocopy MODE     auto (default: on unless the receiver is on a\n"
-	       "                          loopback address), on, off: IORING_OP_SEND(MSG)_ZC\n"
-	       "      --copy-pages        copy pages into lmig's own registered buffers\n"
-	       "                          before sending, instead of sending them from the\n"
-	       "                          mapped image (for an image that may change)\n"
+	       "                          loopback address), on, off: IORING_OP_SEND_ZC\n"
 	       "      --timeout S         connect/handshake limit and longest stall (default 10)\n"
 	       "      --progress          progress on stderr (default when it is a terminal)\n"
 	       "      --no-progress       no progress line\n"
@@ -53,7 +50,6 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 		{ "compress", required_argument, NULL, 'z' },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "zerocopy", required_argument, NULL, 'Z' },
-		{ "copy-pages", no_argument, NULL, 'C' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "progress", no_argument, NULL, 'p' },
 		{ "no-progress", no_argument, NULL, 'P' },
@@ -111,7 +107,6 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 				return usage_error("send", "%s", lmig_errmsg());
 			o.timeout_ms = (int)v * 1000;
 			break;
-		case 'C': o.copy_pages = true; break;
 		case 'p': progress = 1; break;
 		case 'P': progress = 0; break;
 		case 'j': g->json = true; break;

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #include <lmig/wire.h>
@@ -48,6 +50,7 @@ static void guard_partial(char *path)
 int src_image_open(struct src_image *im, const char *path)
 {
 	struct stat sb;
+	struct statfs fs;
 
 	*im = (struct src_image){ .fd = -1 };
 	im->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -65,16 +68,13 @@ int src_image_open(struct src_image *im, const char *path)
 	}
 	im->size = sb.st_size;
 	im->npages = (im->size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE;
-	im->map = mmap(NULL, im->npages * LMIG_PAGE_SIZE, PROT_READ, MAP_SHARED, im->fd, 0);
-	if (im->map == MAP_FAILED) {
-		im->map = NULL;
-		goto err_errno;
-	}
+	im->in_memory = fstatfs(im->fd, &fs) == 0 &&
+			(fs.f_type == TMPFS_MAGIC || fs.f_type == HUGETLBFS_MAGIC);
 	/* One sequential pass: let the kernel read ahead on disk-backed images. */
-	madvise((void *)im->map, im->npages * LMIG_PAGE_SIZE, MADV_SEQUENTIAL);
+	posix_fadvise(im->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	return 0;
 err_errno:
-	lmig_err_errno(errno, "cannot map %s", path);
+	lmig_err_errno(errno, "cannot stat %s", path);
 err:
 	close(im->fd);
 	im->fd = -1;
@@ -83,11 +83,8 @@ err:
 
 void src_image_close(struct src_image *im)
 {
-	if (im->map)
-		munmap((void *)im->map, im->npages * LMIG_PAGE_SIZE);
 	if (im->fd >= 0)
 		close(im->fd);
-	im->map = NULL;
 	im->fd = -1;
 }
 

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* The memory image: a mapped source, and an output that appears only when verified. */
+/* The memory image: a source read in place, and an output that appears only when verified. */
 #ifndef LMIG_IMAGE_H
 #define LMIG_IMAGE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct src_image {
 	int fd;
-	const uint8_t *map;	/* whole pages; bytes past size read as 0 */
 	uint64_t size, npages;
+	bool in_memory;		/* tmpfs, memfd or hugetlbfs: reads never wait for a disk */
 };
 
 struct dst_image {

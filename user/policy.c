@@ -5,6 +5,8 @@
 #define WINDOW_S	0.05	/* re-decide this often */
 #define HYSTERESIS	1.10	/* the other mode must promise this much more */
 #define NET_BOUND	0.15	/* fraction of a window spent waiting on the network */
+#define PROBE_IDLE	0.05	/* ... below this, the network is clearly not the limit */
+#define PROBE_GROWTH	1.5	/* per window, for the estimate of R then */
 
 void cpolicy_init(struct cpolicy *p, enum compress_mode mode)
 {
@@ -71,8 +73,18 @@ static void decide(struct cpolicy *p, double elapsed)
 	p->net_bound = p->win_wait / elapsed > NET_BOUND;
 	wire_rate = p->win_wire / elapsed;
 	if (p->net_bound) {
-		p->R = ewma(p->R, wire_rate, p->have_R, 0.5);
+		/* An estimate far above what was just measured was a probe: drop it. */
+		p->R = ewma(p->R, wire_rate, p->have_R && p->R < 2 * wire_rate, 0.5);
 		p->have_R = true;
+	} else if (p->have_R && p->win_wait / elapsed < PROBE_IDLE) {
+		/*
+		 * The network took all we gave it, so R is only a lower bound,
+		 * and may be a stale one (taken during TCP slow start, or while
+		 * the receiver was busy): let it grow until the other mode is
+		 * tried and R is measured again.  Without this, lz4 chosen on
+		 * one bad early window would never be left.
+		 */
+		p->R = (wire_rate > p->R ? wire_rate : p->R) * PROBE_GROWTH;
 	} else if (p->have_R && wire_rate > p->R) {
 		p->R = wire_rate;	/* the link carries at least this */
 	}

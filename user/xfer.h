@@ -28,7 +28,6 @@ struct send_opts {
 	enum compress_mode compress;
 	uint64_t bandwidth;		/* bytes/s, 0 = unlimited */
 	int zerocopy;			/* -1 auto, 0 off, 1 on */
-	bool copy_pages;		/* copy raw pages into the send buffers */
 	int timeout_ms;			/* connect, handshake and stall limit */
 	bool progress;
 };

@@ -2,21 +2,29 @@
 /*
  * Sender engine: one thread, one io_uring.
  *
- * Each channel owns NBUF registered buffers.  A frame's header,
- * descriptors and lz4 output are built in one of them.  Raw pages are
- * either copied into the buffer too (copy mode: the frame is one
- * contiguous block sent with IORING_OP_SEND_ZC from the registered
- * buffer), or, when the image cannot change during the send (a cold
- * image: the default), referenced where they lie in the mapped image and
- * sent with IORING_OP_SENDMSG(_ZC) as an iovec — one copy fewer per page,
- * and none at all with zero-copy on a real NIC.
+ * Each channel owns NBUF registered buffers, and a buffer goes round:
+ *
+ *   free -> READING: a read of the next run of pages lands at the
+ *           payload end of the buffer (IORING_OP_READ_FIXED);
+ *   READY: the pages were encoded in place — hashed while cache-hot,
+ *          zero pages dropped, lz4 output or raw pages packed behind
+ *          each other — and the header and descriptors written right
+ *          before them, so the frame is one contiguous block;
+ *   sent with IORING_OP_SEND_ZC from the registered buffer (plain send
+ *   where the kernel lacks it, or on loopback where it only costs).
+ *
+ * Reading through the kernel rather than through a mapping of the image
+ * costs one copy from the page cache, which is cheaper than faulting in
+ * and walking a mapping of every page, and every page is hashed and sent
+ * from the same private copy: what the digest covers is what was sent,
+ * even if the image changes meanwhile.
  *
  * A channel has at most one send in flight, so its frames stay in order
- * on the stream; a buffer (and the image pages a frame points to) is
- * reused only after its send completed AND every zero-copy notification
- * for it arrived, because until then the kernel may still read it.
- * Channel 0 also has a receive armed for the receiver's verdict from the
- * start, so an early rejection (checksum, disk full) is reported as such.
+ * on the stream; a buffer is reused only after its send completed AND
+ * every zero-copy notification for it arrived, because until then the
+ * kernel may still read it.  Channel 0 also has a receive armed for the
+ * receiver's verdict from the start, so an early rejection (checksum,
+ * disk full) is reported as such.
  */
 #include <errno.h>
 #include <liburing.h>
@@ -39,25 +47,24 @@
 #include "xfer.h"
 
 #define NBUF		4
-#define BATCH_TARGET	(256 * 1024)	/* payload bytes per frame */
+#define BATCH_TARGET	(256 * 1024)	/* image bytes per frame */
 #define BATCH_MIN	(64 * 1024)	/* ... but at most 0.1 s of --bandwidth, down to this */
-#define MAX_ZERO_RUN	65536		/* pages in one zero descriptor */
 #define DESC_AREA	(sizeof(struct lmig_frame) + LMIG_MAX_FRAME_DESC * sizeof(struct lmig_page_desc))
 #define BUF_SIZE	(DESC_AREA + LMIG_MAX_PAYLOAD)
-#define MAX_IOV		(LMIG_MAX_FRAME_DESC + 1)
-#define POPULATE_AHEAD	(32ULL << 20)	/* map the image ahead of the encoder */
 
-enum { UD_SEND = 1, UD_RESULT = 2 };
+enum { UD_SEND = 1, UD_RESULT = 2, UD_READ = 3 };
 #define UD(kind, ch, b)	((uint64_t)(kind) | ((uint64_t)(b) << 8) | ((uint64_t)(ch) << 16))
+
+enum sbuf_state { SB_FREE, SB_READING, SB_READY };
 
 struct sbuf {
 	uint8_t *mem;
 	uint8_t *frame;		/* start of the frame inside mem */
 	size_t len, off;	/* frame length, bytes already sent */
-	struct iovec iov[MAX_IOV];	/* direct mode: header+descs, then payload pieces */
-	unsigned int niov, iov_first;
-	struct msghdr msg;
-	bool busy;		/* filled and not yet released */
+	enum sbuf_state state;
+	uint64_t first;		/* READING: first page, pages, bytes read so far */
+	unsigned int npages;
+	size_t got;
 	bool sent;		/* every byte handed to the kernel */
 	unsigned int notifs;	/* zero-copy notifications still to come */
 };
@@ -67,7 +74,7 @@ struct schan {
 	struct sbuf buf[NBUF];
 	unsigned int fill;	/* next buffer to fill */
 	unsigned int head;	/* oldest queued buffer not yet fully sent */
-	unsigned int queued;	/* filled, not fully sent */
+	unsigned int queued;	/* filled or being filled, not fully sent */
 	bool inflight;
 	bool end_built;
 	uint64_t seq, pages, frames;
@@ -78,15 +85,17 @@ struct sender {
 	struct xfer_stats *st;
 	struct src_image im;
 	struct io_uring ring;
-	bool ring_ok, fixed, zc, direct;
-	uint64_t populated;	/* bytes of the image already mapped */
-	size_t batch_target;	/* payload bytes per frame */
+	bool ring_ok, fixed, zc;
+	unsigned int batch_pages;	/* pages read into one frame */
 	struct schan *ch;
 	unsigned int nch, rr;
 	uint8_t *bufmem;
 	uint64_t *hashes;
-	uint64_t next_page;
+	uint64_t next_page;	/* next page to read */
+	uint64_t pages_done;	/* pages encoded */
+	bool digest_done;
 	uint8_t digest[16];
+	uint8_t lz4_out[LMIG_PAGE_SIZE];
 	struct lmig_result result;
 	bool result_in, result_armed;
 	struct cpolicy pol;
@@ -161,114 +170,110 @@ static int ring_setup(struct sender *s)
 			iov[i].iov_base = s->ch[c].buf[b].mem;
 			iov[i].iov_len = BUF_SIZE;
 		}
-	/* Registered buffers spare the kernel a page pin per send; optional. */
+	/*
+	 * Registered buffers spare the kernel a page pin per read and send;
+	 * optional (RLIMIT_MEMLOCK may refuse them).
+	 */
 	s->fixed = io_uring_register_buffers(&s->ring, iov, s->nch * NBUF) == 0;
 	free(iov);
 	return 0;
 }
 
-/* Append to an iovec list, merging with the previous piece when adjacent. */
-static void iov_add(struct iovec *iov, unsigned int *n, const void *p, size_t len)
+static int handle_read(struct sender *s, unsigned int c, unsigned int bi, int res);
+
+/*
+ * Read (the rest of) buffer b's pages from the image into its payload area.
+ * An image in memory (tmpfs, memfd) is read right here: the read is a
+ * memory copy that cannot block, and io_uring would hand it to a worker
+ * thread, because shmem has no non-blocking read path, costing a wake-up
+ * and a thread switch per frame.  A file on disk is read through the ring
+ * so that the sends go on while it waits for the device.
+ */
+static int submit_read(struct sender *s, unsigned int c, unsigned int bi)
 {
-	if (*n && (const uint8_t *)iov[*n - 1].iov_base + iov[*n - 1].iov_len == p) {
-		iov[*n - 1].iov_len += len;
-		return;
+	struct sbuf *b = &s->ch[c].buf[bi];
+	struct io_uring_sqe *sqe;
+	uint64_t off = b->first * LMIG_PAGE_SIZE + b->got;
+	uint64_t end = (b->first + b->npages) * LMIG_PAGE_SIZE;
+	uint8_t *dst = b->mem + DESC_AREA + b->got;
+
+	if (end > s->im.size)
+		end = s->im.size;	/* the tail of a last partial page reads as 0 */
+	if (s->im.in_memory) {
+		ssize_t n = pread(s->im.fd, dst, end - off, off);
+
+		return handle_read(s, c, bi, n < 0 ? -errno : (int)n);
 	}
-	iov[(*n)++] = (struct iovec){ (void *)p, len };
+	sqe = uring_get_sqe(&s->ring);
+	if (s->fixed)
+		io_uring_prep_read_fixed(sqe, s->im.fd, dst, end - off, off, c * NBUF + bi);
+	else
+		io_uring_prep_read(sqe, s->im.fd, dst, end - off, off);
+	io_uring_sqe_set_data64(sqe, UD(UD_READ, c, bi));
+	return 0;
 }
 
-/* Map the image ahead of the encoder in large steps: far cheaper than a
- * page fault per page. */
-static void populate_ahead(struct sender *s)
-{
-	uint64_t want = s->next_page * LMIG_PAGE_SIZE + POPULATE_AHEAD / 2, len;
-	uint64_t end = s->im.npages * LMIG_PAGE_SIZE;
-
-	if (s->populated >= end || s->populated > want)
-		return;
-	len = POPULATE_AHEAD;
-	if (s->populated + len > end)
-		len = end - s->populated;
-	madvise((void *)(s->im.map + s->populated), len, MADV_POPULATE_READ);
-	s->populated += len;
-}
-
-/* Encode pages from s->next_page into one frame in buffer b of channel c. */
-static void build_batch(struct sender *s, unsigned int c, struct sbuf *b)
+/*
+ * Encode the pages read into buffer b in place: each page is hashed while
+ * it is cache-hot; zero pages become (runs of) ZERO descriptors and leave
+ * the payload; the others are packed behind each other, lz4-compressed
+ * when the policy says so.  Pages only move towards the start of the
+ * payload, so a page is never overwritten before it was encoded.
+ */
+static void encode_batch(struct sender *s, unsigned int c, struct sbuf *b)
 {
 	struct lmig_page_desc d[LMIG_MAX_FRAME_DESC];
 	uint8_t *payload = b->mem + DESC_AREA;
-	struct iovec *iov = b->iov + 1;
-	unsigned int niov = 0;
 	unsigned int nd = 0;
-	uint64_t first = s->next_page;
 	size_t plen = 0, nonzero = 0;
 	struct lmig_frame *f;
 
-	populate_ahead(s);
-	while (s->next_page < s->im.npages && plen < s->batch_target) {
-		uint64_t pg = s->next_page;
-		const uint8_t *p = s->im.map + pg * LMIG_PAGE_SIZE;
-
-		/*
-		 * Hash first: it streams the page in anyway, and only a page
-		 * whose hash is the zero page's needs the (now cached) zero check.
-		 */
+	if (b->got < (size_t)b->npages * LMIG_PAGE_SIZE)
+		memset(payload + b->got, 0, (size_t)b->npages * LMIG_PAGE_SIZE - b->got);
+	for (unsigned int i = 0; i < b->npages; i++) {
+		uint64_t pg = b->first + i;
+		uint8_t *p = payload + (size_t)i * LMIG_PAGE_SIZE;
+		/* Hash first: only a page with the zero page's hash needs the zero check. */
 		uint64_t h = codec_page_hash(p);
+		unsigned int n = 0;
 
-		__builtin_prefetch(p + LMIG_PAGE_SIZE);
+		s->hashes[pg] = h;
 		if (h == codec_zero_hash() && codec_page_is_zero(p)) {
 			struct lmig_page_desc *last = nd ? &d[nd - 1] : NULL;
 
 			if (last && le16toh(last->enc) == LMIG_ENC_ZERO &&
-			    le64toh(last->index) + le32toh(last->len) == pg &&
-			    le32toh(last->len) < MAX_ZERO_RUN) {
+			    le64toh(last->index) + le32toh(last->len) == pg)
 				last->len = htole32(le32toh(last->len) + 1);
-			} else if (nd < LMIG_MAX_FRAME_DESC) {
+			else
 				d[nd++] = (struct lmig_page_desc){ .index = htole64(pg),
 								   .enc = htole16(LMIG_ENC_ZERO),
 								   .len = htole32(1) };
-			} else {
-				break;
-			}
-			s->hashes[pg] = h;
 			s->st->pages_zero++;
-			s->next_page++;
 			continue;
 		}
-		if (nd == LMIG_MAX_FRAME_DESC)
-			break;
-		unsigned int n = 0;
-
-		s->hashes[pg] = h;
 		nonzero += LMIG_PAGE_SIZE;
 		if (cpolicy_try_lz4(&s->pol)) {
 			double t = now_s();
 
-			n = codec_lz4_page(p, payload + plen);
+			n = codec_lz4_page(p, s->lz4_out);
 			cpolicy_sampled(&s->pol, LMIG_PAGE_SIZE, n ? n : LMIG_PAGE_SIZE, now_s() - t);
 		}
 		if (n) {
+			memcpy(payload + plen, s->lz4_out, n);
 			d[nd++] = (struct lmig_page_desc){ .index = htole64(pg),
 							   .enc = htole16(LMIG_ENC_LZ4),
 							   .len = htole32(n), .hash = htole64(h) };
 			s->st->pages_compressed++;
-			iov_add(iov, &niov, payload + plen, n);
 		} else {
-			if (s->direct) {
-				iov_add(iov, &niov, p, LMIG_PAGE_SIZE);
-			} else {
-				memcpy(payload + plen, p, LMIG_PAGE_SIZE);
-				iov_add(iov, &niov, payload + plen, LMIG_PAGE_SIZE);
-			}
 			n = LMIG_PAGE_SIZE;
+			if (payload + plen != p)
+				memmove(payload + plen, p, n);
 			d[nd++] = (struct lmig_page_desc){ .index = htole64(pg),
 							   .enc = htole16(LMIG_ENC_RAW),
 							   .len = htole32(n), .hash = htole64(h) };
 			s->st->pages_raw++;
 		}
 		plen += n;
-		s->next_page++;
 	}
 	/* Header and descriptors go right before the payload: one contiguous send. */
 	b->frame = payload - sizeof(*f) - nd * sizeof(d[0]);
@@ -280,16 +285,16 @@ static void build_batch(struct sender *s, unsigned int c, struct sbuf *b)
 				  .seq = htole64(s->ch[c].seq++) };
 	f->checksum = htole64(wire_frame_checksum(f, d, nd));
 	b->len = sizeof(*f) + nd * sizeof(d[0]) + plen;
-	b->iov[0] = (struct iovec){ b->frame, sizeof(*f) + nd * sizeof(d[0]) };
-	b->niov = 1 + niov;
-	if (!s->direct) {
-		/* Payload is contiguous behind the descriptors: one block. */
-		b->iov[0].iov_len = b->len;
-		b->niov = 1;
-	}
-	s->ch[c].pages += s->next_page - first;
+	b->state = SB_READY;
+	s->ch[c].pages += b->npages;
 	s->ch[c].frames++;
-	cpolicy_frame(&s->pol, (s->next_page - first) * LMIG_PAGE_SIZE, nonzero, b->len);
+	cpolicy_frame(&s->pol, (size_t)b->npages * LMIG_PAGE_SIZE, nonzero, b->len);
+	ratelimit_take(&s->rl, b->len);
+	s->pages_done += b->npages;
+	if (s->pages_done == s->im.npages) {
+		codec_digest(s->hashes, s->im.npages, s->digest);
+		s->digest_done = true;
+	}
 }
 
 static void build_end(struct sender *s, unsigned int c, struct sbuf *b)
@@ -307,8 +312,7 @@ static void build_end(struct sender *s, unsigned int c, struct sbuf *b)
 	f->checksum = htole64(wire_frame_checksum(f, NULL, 0));
 	b->frame = b->mem;
 	b->len = sizeof(*f) + sizeof(*e);
-	b->iov[0] = (struct iovec){ b->frame, b->len };
-	b->niov = 1;
+	b->state = SB_READY;
 	s->ch[c].end_built = true;
 }
 
@@ -318,44 +322,17 @@ static void submit_send(struct sender *s, unsigned int c)
 	struct sbuf *b = &ch->buf[ch->head];
 	struct io_uring_sqe *sqe = uring_get_sqe(&s->ring);
 	int flags = MSG_WAITALL | MSG_NOSIGNAL;
+	const uint8_t *p = b->frame + b->off;
+	size_t n = b->len - b->off;
 
-	if (b->niov == 1) {
-		const uint8_t *p = b->frame + b->off;
-		size_t n = b->len - b->off;
-
-		if (s->zc && s->fixed)
-			io_uring_prep_send_zc_fixed(sqe, ch->fd, p, n, flags, 0,
-						    c * NBUF + ch->head);
-		else if (s->zc)
-			io_uring_prep_send_zc(sqe, ch->fd, p, n, flags, 0);
-		else
-			io_uring_prep_send(sqe, ch->fd, p, n, flags);
-	} else {
-		b->msg = (struct msghdr){ .msg_iov = b->iov + b->iov_first,
-					  .msg_iovlen = b->niov - b->iov_first };
-		if (s->zc)
-			io_uring_prep_sendmsg_zc(sqe, ch->fd, &b->msg, flags);
-		else
-			io_uring_prep_sendmsg(sqe, ch->fd, &b->msg, flags);
-	}
+	if (s->zc && s->fixed)
+		io_uring_prep_send_zc_fixed(sqe, ch->fd, p, n, flags, 0, c * NBUF + ch->head);
+	else if (s->zc)
+		io_uring_prep_send_zc(sqe, ch->fd, p, n, flags, 0);
+	else
+		io_uring_prep_send(sqe, ch->fd, p, n, flags);
 	io_uring_sqe_set_data64(sqe, UD(UD_SEND, c, ch->head));
 	ch->inflight = true;
-}
-
-/* Drop the first n bytes of a short sendmsg from the iovec list. */
-static void iov_advance(struct sbuf *b, size_t n)
-{
-	while (n && b->iov_first < b->niov) {
-		struct iovec *v = &b->iov[b->iov_first];
-
-		if (n < v->iov_len) {
-			v->iov_base = (uint8_t *)v->iov_base + n;
-			v->iov_len -= n;
-			return;
-		}
-		n -= v->iov_len;
-		b->iov_first++;
-	}
 }
 
 static void arm_result(struct sender *s)
@@ -369,10 +346,31 @@ static void arm_result(struct sender *s)
 
 static bool all_sent(struct sender *s);
 
-static void release_if_done(struct schan *ch, struct sbuf *b)
+static void release_if_done(struct sbuf *b)
 {
 	if (b->sent && !b->notifs)
-		b->busy = false;
+		b->state = SB_FREE;
+}
+
+static int handle_read(struct sender *s, unsigned int c, unsigned int bi, int res)
+{
+	struct sbuf *b = &s->ch[c].buf[bi];
+	uint64_t want = (b->first + b->npages) * LMIG_PAGE_SIZE;
+
+	if (want > s->im.size)
+		want = s->im.size;
+	want -= b->first * LMIG_PAGE_SIZE;
+	if (res < 0)
+		return lmig_err_errno(-res, "cannot read %s at %llu", s->o->mem,
+				      (unsigned long long)(b->first * LMIG_PAGE_SIZE + b->got));
+	if (res == 0)
+		return lmig_err("%s shrank during the migration (ends before %llu bytes)",
+				s->o->mem, (unsigned long long)(b->first * LMIG_PAGE_SIZE + want));
+	b->got += res;
+	if (b->got < want)
+		return submit_read(s, c, bi);	/* short read: the rest next */
+	encode_batch(s, c, b);
+	return 0;
 }
 
 static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
@@ -395,9 +393,11 @@ static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
 		s->result_in = true;
 		return 0;
 	}
+	if (kind == UD_READ)
+		return handle_read(s, c, bi, res);
 	if (cqe->flags & IORING_CQE_F_NOTIF) {
 		b->notifs--;
-		release_if_done(ch, b);
+		release_if_done(b);
 		return 0;
 	}
 	if (cqe->flags & IORING_CQE_F_MORE)
@@ -409,20 +409,21 @@ static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
 		return lmig_err_errno(-res, "channel %u: send", c);
 	}
 	b->off += res;
-	if (b->niov > 1)
-		iov_advance(b, res);
 	s->st->bytes_wire += res;
 	if (b->off < b->len)
 		return 0;	/* short send: the rest goes next */
 	b->sent = true;
 	ch->head = (ch->head + 1) % NBUF;
 	ch->queued--;
-	release_if_done(ch, b);
+	release_if_done(b);
 	return 0;
 }
 
-/* Fill every free buffer we may fill now.  Returns seconds to wait for
- * --bandwidth tokens (0 if none). */
+/*
+ * Start filling every free buffer we may fill now: a read of the next
+ * pages, or a channel's END frame once every page is encoded.  Returns
+ * seconds to wait for --bandwidth tokens (0 if none), or -1 after an error.
+ */
 static double fill_buffers(struct sender *s, bool *blocked)
 {
 	*blocked = false;
@@ -437,7 +438,7 @@ static double fill_buffers(struct sender *s, bool *blocked)
 
 			for (c = 0; c < s->nch; c++)
 				all_ended &= s->ch[c].end_built;
-			if (all_ended)
+			if (all_ended || !s->digest_done)
 				return 0;
 		}
 		if (pages_left && (w = ratelimit_wait(&s->rl)) > 0)
@@ -446,7 +447,7 @@ static double fill_buffers(struct sender *s, bool *blocked)
 			c = (s->rr + tries) % s->nch;
 			if (!pages_left && s->ch[c].end_built)
 				continue;
-			if (!s->ch[c].buf[s->ch[c].fill].busy) {
+			if (s->ch[c].buf[s->ch[c].fill].state == SB_FREE) {
 				b = &s->ch[c].buf[s->ch[c].fill];
 				break;
 			}
@@ -456,17 +457,21 @@ static double fill_buffers(struct sender *s, bool *blocked)
 			return 0;
 		}
 		s->rr = (c + 1) % s->nch;
+		b->off = b->notifs = 0;
+		b->sent = false;
 		if (pages_left) {
-			build_batch(s, c, b);
-			ratelimit_take(&s->rl, b->len);
-			if (s->next_page == s->im.npages)
-				codec_digest(s->hashes, s->im.npages, s->digest);
+			b->first = s->next_page;
+			b->npages = s->batch_pages;
+			if (b->first + b->npages > s->im.npages)
+				b->npages = s->im.npages - b->first;
+			b->got = 0;
+			b->state = SB_READING;
+			s->next_page += b->npages;
+			if (submit_read(s, c, s->ch[c].fill))
+				return -1;
 		} else {
 			build_end(s, c, b);
 		}
-		b->off = b->iov_first = b->notifs = 0;
-		b->sent = false;
-		b->busy = true;
 		s->ch[c].fill = (s->ch[c].fill + 1) % NBUF;
 		s->ch[c].queued++;
 	}
@@ -510,8 +515,11 @@ static int run(struct sender *s)
 		bool rate_wait = wait > 0;
 		int ret;
 
+		if (wait < 0)
+			return -1;
 		for (unsigned int c = 0; c < s->nch; c++)
-			if (!s->ch[c].inflight && s->ch[c].queued)
+			if (!s->ch[c].inflight && s->ch[c].queued &&
+			    s->ch[c].buf[s->ch[c].head].state == SB_READY)
 				submit_send(s, c);
 		if (s->result_in)
 			break;
@@ -594,16 +602,16 @@ int xfer_send(const struct send_opts *o, struct xfer_stats *st)
 	}
 	for (unsigned int c = 0; c < s.nch; c++)
 		s.ch[c].fd = -1;
-	s.direct = !o->copy_pages;
 	cpolicy_init(&s.pol, o->compress);
 	ratelimit_init(&s.rl, o->bandwidth);
 	/*
 	 * A slow --bandwidth gets smaller frames, so the receiver sees data
 	 * often enough not to take the link for a stalled sender.
 	 */
-	s.batch_target = BATCH_TARGET;
+	s.batch_pages = BATCH_TARGET / LMIG_PAGE_SIZE;
 	if (o->bandwidth && o->bandwidth / 10 < BATCH_TARGET)
-		s.batch_target = o->bandwidth / 10 > BATCH_MIN ? o->bandwidth / 10 : BATCH_MIN;
+		s.batch_pages = (o->bandwidth / 10 > BATCH_MIN ? o->bandwidth / 10 : BATCH_MIN) /
+				LMIG_PAGE_SIZE;
 	if (channels_connect(&s) || ring_setup(&s))
 		goto out;
 	st->zerocopy = s.zc;
