@@ -563,6 +563,19 @@ TEST_F(fault, receiver_interrupted)
 	check_failed(_metadata, &self->tx, "send", t0, WORDS("closed", "reset", "Broken pipe"));
 }
 
+/* The image loses its tail while it is sent: no image made of the rest. */
+TEST_F(fault, source_shrinks)
+{
+	double t0;
+
+	start_slow_migration(_metadata, self);
+	ASSERT_EQ(0, truncate(self->src, 1 * MiB));
+	t0 = mono_s();
+	check_failed(_metadata, &self->tx, "send", t0, WORDS("shrank"));
+	check_failed(_metadata, &self->rx, "recv", t0, WORDS("closed", "truncated", "reset"));
+	check_no_output(_metadata, self->out, self->partial);
+}
+
 TEST_F(fault, receiver_killed)
 {
 	double t0;

@@ -8,7 +8,10 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -47,7 +50,7 @@ static int report_parse(const char *json, struct report *r)
 }
 
 FIXTURE(xfer) {
-	char dir[256], src[320], out[320], partial[340];
+	char dir[256], src[320], out[320], partial[340], disk_dir[64];
 	struct proc rx, tx;
 };
 
@@ -57,6 +60,7 @@ FIXTURE_VARIANT(xfer) {
 	unsigned int channels;
 	const char *compress;
 	const char *extra[3];	/* more send options, NULL-terminated */
+	bool on_disk;		/* source on a disk file system, not tmpfs */
 };
 
 /* Channel counts 1, 3 and 8 against every kind of image and every --compress. */
@@ -78,6 +82,14 @@ FIXTURE_VARIANT_ADD(xfer, random_3ch_none_zerocopy) {
 FIXTURE_VARIANT_ADD(xfer, zero_heavy_8ch_lz4_zerocopy) {
 	.kind = IMG_ZERO_HEAVY, .size = 16 * MiB, .channels = 8, .compress = "lz4",
 	.extra = { "--zerocopy", "on" },
+};
+/*
+ * A source on a disk file system is read through the ring (tmpfs and
+ * memfd sources are read inline).
+ */
+FIXTURE_VARIANT_ADD(xfer, on_disk_text_3ch_auto) {
+	.kind = IMG_TEXT, .size = 16 * MiB + 4096 * 3 + 5, .channels = 3, .compress = "auto",
+	.on_disk = true,
 };
 FIXTURE_VARIANT_ADD(xfer, zero_heavy_1ch_none) {
 	.kind = IMG_ZERO_HEAVY, .size = 16 * MiB, .channels = 1, .compress = "none",
@@ -122,6 +134,16 @@ FIXTURE_SETUP(xfer)
 	snprintf(self->src, sizeof(self->src), "%s/src.img", self->dir);
 	snprintf(self->out, sizeof(self->out), "%s/out.img", self->dir);
 	snprintf(self->partial, sizeof(self->partial), "%s.partial", self->out);
+	if (variant->on_disk) {
+		struct statfs fs;
+
+		strcpy(self->disk_dir, "/var/tmp/lmig-test-XXXXXX");
+		ASSERT_NE(NULL, mkdtemp(self->disk_dir));
+		ASSERT_EQ(0, statfs(self->disk_dir, &fs));
+		if (fs.f_type == TMPFS_MAGIC)
+			SKIP(return, "/var/tmp is a tmpfs here");
+		snprintf(self->src, sizeof(self->src), "%s/src.img", self->disk_dir);
+	}
 }
 
 FIXTURE_TEARDOWN(xfer)
@@ -129,6 +151,8 @@ FIXTURE_TEARDOWN(xfer)
 	proc_kill(&self->tx);
 	proc_kill(&self->rx);
 	scratch_remove(self->dir);
+	if (self->disk_dir[0])
+		scratch_remove(self->disk_dir);
 }
 
 TEST_F(xfer, migrate)

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -363,9 +364,15 @@ static int handle_read(struct sender *s, unsigned int c, unsigned int bi, int re
 	if (res < 0)
 		return lmig_err_errno(-res, "cannot read %s at %llu", s->o->mem,
 				      (unsigned long long)(b->first * LMIG_PAGE_SIZE + b->got));
-	if (res == 0)
-		return lmig_err("%s shrank during the migration (ends before %llu bytes)",
-				s->o->mem, (unsigned long long)(b->first * LMIG_PAGE_SIZE + want));
+	if (res == 0) {
+		struct stat sb;
+
+		if (fstat(s->im.fd, &sb))
+			sb.st_size = b->first * LMIG_PAGE_SIZE + b->got;
+		return lmig_err("%s shrank from %llu to %llu bytes during the migration",
+				s->o->mem, (unsigned long long)s->im.size,
+				(unsigned long long)sb.st_size);
+	}
 	b->got += res;
 	if (b->got < want)
 		return submit_read(s, c, bi);	/* short read: the rest next */
