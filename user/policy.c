@@ -5,6 +5,7 @@
 #define WINDOW_S	0.05	/* re-decide this often */
 #define HYSTERESIS	1.10	/* the other mode must promise this much more */
 #define NET_BOUND	0.15	/* fraction of a window spent waiting on the network */
+#define CONFIRM		2	/* windows in a row before a switch */
 #define PROBE_IDLE	0.05	/* ... below this, the network is clearly not the limit */
 #define PROBE_GROWTH	1.5	/* per window, for the estimate of R then */
 
@@ -97,12 +98,20 @@ static void decide(struct cpolicy *p, double elapsed)
 	t_none = min2(p->R / fz, 1 / p->c_base);
 	t_lz4 = min2(p->R / (fz * p->ratio), 1 / (p->c_base + fz / p->P));
 	p->close = t_lz4 > 0.7 * t_none;
-	if (!p->lz4 && t_lz4 > HYSTERESIS * t_none) {
-		p->lz4 = true;
+	/*
+	 * Switch only when CONFIRM windows in a row favour the other mode:
+	 * one window can be an outlier (slow start, a receiver that is still
+	 * allocating its image), and on a fast path a wrong switch costs more
+	 * than a late one on a slow path.
+	 */
+	if (p->lz4 ? t_none > HYSTERESIS * t_lz4 : t_lz4 > HYSTERESIS * t_none)
+		p->favour_other++;
+	else
+		p->favour_other = 0;
+	if (p->favour_other >= CONFIRM) {
+		p->lz4 = !p->lz4;
 		p->switches++;
-	} else if (p->lz4 && t_none > HYSTERESIS * t_lz4) {
-		p->lz4 = false;
-		p->switches++;
+		p->favour_other = 0;
 	}
 }
 

@@ -29,6 +29,7 @@ struct cpolicy {
 	bool have_P, have_R;
 	bool net_bound;
 	bool close;			/* lz4 within reach of the current mode: sample often */
+	unsigned int favour_other;	/* windows in a row that favoured the other mode */
 };
 
 void cpolicy_init(struct cpolicy *p, enum compress_mode mode);
