@@ -113,7 +113,6 @@ struct receiver {
 	struct wop *wops;
 	int wop_free;
 	unsigned int writes_inflight;
-	bool write_err;
 	unsigned int ended;
 	uint32_t fail_status;
 	double t0, last_progress, last_data;
@@ -178,23 +177,11 @@ static void ref_put(struct receiver *r, struct ref ref)
 
 /* ---- writes ----------------------------------------------------------- */
 
-static int write_done(struct receiver *r, int w, int res);
-
 static void wop_submit(struct receiver *r, int w)
 {
 	struct wop *op = &r->wops[w];
-	struct io_uring_sqe *sqe;
+	struct io_uring_sqe *sqe = uring_get_sqe(&r->ring);
 
-	if (getenv("LMIG_SYNC_WRITES")) {
-		ssize_t n = pwritev(r->out.fd, op->iov + op->first_iov, op->niov - op->first_iov,
-				    op->off);
-
-		r->writes_inflight++;
-		if (write_done(r, w, n < 0 ? -errno : (int)n))
-			r->write_err = true;
-		return;
-	}
-	sqe = uring_get_sqe(&r->ring);
 	io_uring_prep_writev(sqe, r->out.fd, op->iov + op->first_iov, op->niov - op->first_iov,
 			     op->off);
 	io_uring_sqe_set_data64(sqe, UD(UD_WRITE, 0, w));
