@@ -13,6 +13,8 @@
 #   BENCH_IMAGES images, in run order: "random binary halfzero" (default all)
 #   BENCH_MODES  compression modes, in run order: "none lz4 auto" (default all)
 #   IPERF_TIME   seconds per iperf3 run (default 5)
+#   BENCH_PIN    1 (default): senders on CPU 0, receivers on CPU 1 (iperf3
+#                and lmig alike); 0: wherever the scheduler puts them
 #   LMIG         the lmig binary (default user/lmig)
 #
 # Default run: 45 loopback migrations of 1 GiB (0.5-2.5 s each) and 27 over
@@ -36,7 +38,17 @@ REPS=${REPS:-5}
 NET_REPS=${NET_REPS:-3}
 BENCH_PATHS=${BENCH_PATHS:-loopback netns}
 IPERF_TIME=${IPERF_TIME:-5}
+BENCH_PIN=${BENCH_PIN:-1}
 LMIG=${LMIG:-$top/user/lmig}
+
+# Two CPUs shared by sender and receiver: when the scheduler stacks both on
+# one CPU for a while, a loopback run halves, and single runs scattered
+# from 0.9 to 1.9 GB/s.  Pinned the same way, iperf3 and lmig compare
+# like with like and the runs agree within a few percent.
+pin_src="" pin_dst=""
+if [ "$BENCH_PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+	pin_src="taskset -c 0" pin_dst="taskset -c 1"
+fi
 
 IMAGES=${BENCH_IMAGES:-random binary halfzero}
 MODES=${BENCH_MODES:-none lz4 auto}
@@ -194,12 +206,12 @@ wait_listen() {
 run_iperf() {
 	rep=$1
 	if [ -n "$dst_exec" ]; then iport=5201; else iport=$(free_port); fi
-	$dst_exec timeout $((IPERF_TIME + 30)) iperf3 -s -1 -B "$dst_addr" -p "$iport" \
+	$dst_exec $pin_dst timeout $((IPERF_TIME + 30)) iperf3 -s -1 -B "$dst_addr" -p "$iport" \
 		>/dev/null 2>"$work/iperf-s.err" &
 	bgpid=$!
 	irc=0
 	if wait_listen "$iport"; then
-		$src_exec timeout $((IPERF_TIME + 30)) iperf3 -c "$dst_addr" -p "$iport" \
+		$src_exec $pin_src timeout $((IPERF_TIME + 30)) iperf3 -c "$dst_addr" -p "$iport" \
 			-t "$IPERF_TIME" -J >"$work/iperf.json" 2>&1 || irc=$?
 	else
 		irc="no listener"
@@ -236,14 +248,14 @@ run_lmig() {
 	rm -f "$out" "$out.partial" "$work/send.json" "$work/recv.json" "$work/send.err" \
 		"$work/recv.err"
 	# recv writes its port to the FIFO once it listens: no sleep, no race.
-	$dst_exec timeout "$limit" "$lmig" recv --listen "$dst_addr:0" --out "$out" \
+	$dst_exec $pin_dst timeout "$limit" "$lmig" recv --listen "$dst_addr:0" --out "$out" \
 		--no-sync --json --no-progress --accept-timeout 30 --ready-fd 3 \
 		3>"$work/ready" >"$work/recv.json" 2>"$work/recv.err" &
 	bgpid=$!
 	port="" send_rc=0 recv_rc=0
 	read -r port <"$work/ready" || true
 	if [ -n "$port" ]; then
-		$src_exec timeout "$limit" "$lmig" send --mem "$img" --to "$dst_addr:$port" \
+		$src_exec $pin_src timeout "$limit" "$lmig" send --mem "$img" --to "$dst_addr:$port" \
 			--compress "$mode" --json --no-progress \
 			>"$work/send.json" 2>"$work/send.err" || send_rc=$?
 	else
@@ -276,7 +288,11 @@ EOF
 	if [ -z "$why" ] && [ "$rep" = 1 ] && ! cmp -s "$img" "$out"; then
 		why="; received image differs from the source (cmp)"
 	fi
-	rm -f "$out" "$out.partial"
+	# The received image stays until the next run removes it just before
+	# its receiver starts, which then gets these pages back at once.  On
+	# the benchmark machine (a VM whose host lazily backs guest memory and
+	# takes back what stays free for a few seconds) pages freed earlier
+	# cost the receiver a host fault each: its writes ran 3x slower.
 	if [ -n "$why" ]; then
 		fail "$what: ${why#; }$(stderr_tail)"
 		[ "$rep" = warm-up ] || record lmig "$path" "$name" "$mode" "$rep" FAIL
@@ -359,6 +375,11 @@ header() {
 	echo "- Images of $((size >> 20)) MiB in /dev/shm; $REPS run(s) per cell on loopback," \
 		"$NET_REPS on the 1 Gbit/s link; lmig send with its default channels and" \
 		"zerocopy; iperf3: one stream, $IPERF_TIME s"
+	if [ -n "$pin_src" ]; then
+		echo "- Senders (iperf3 -c, lmig send) pinned to CPU 0, receivers (iperf3 -s, lmig recv) to CPU 1"
+	else
+		echo "- Not pinned: sender and receiver run where the scheduler puts them"
+	fi
 	echo "- MB/s is 10^6 bytes of image (lmig) or payload (iperf3) per second"
 	echo ""
 }
