@@ -44,6 +44,16 @@ static const struct usage_case bad[] = {
 	{ { "send", "--mem", "/etc/hostname", "--to", "127.0.0.1:9", "stray" },
 	  "unexpected argument" },
 	{ { "send", "--mem", "/etc/hostname", "--to" }, "needs a value" },
+	{ { "dirty", "--size", "1Mi", "--rate", "1M" }, "missing --mem" },
+	{ { "dirty", "--mem", "/nonexistent/x", "--rate", "1M" }, "missing --size" },
+	{ { "dirty", "--mem", "/nonexistent/x", "--size", "1Mi" }, "missing --rate" },
+	{ { "dirty", "--mem", "/nonexistent/x", "--size", "1000", "--rate", "1M" },
+	  "multiple of 4 KiB" },
+	{ { "dirty", "--mem", "/nonexistent/x", "--size", "1Mi", "--rate", "1M", "--pace", "gpu" },
+	  "gpu" },
+	{ { "dirty", "--mem", "/nonexistent/x", "--size", "1Mi", "--rate", "1M",
+	    "--pattern", "zeros" }, "zeros" },
+	{ { "dirty", "--mem", "memfd:", "--size", "1Mi", "--rate", "1M" }, "needs a name" },
 	{ { "recv", "--listen", "127.0.0.1:0" }, "missing --out" },
 	{ { "recv", "--out", "/nonexistent/x" }, "missing --listen" },
 	{ { "recv", "--listen", "127.0.0.1:0", "--out", "/nonexistent/x", "--size", "0" },
@@ -96,6 +106,7 @@ TEST(help)
 		{ { "help", "send" }, "Usage: lmig send" },
 		{ { "send", "--help" }, "Usage: lmig send" },
 		{ { "recv", "-h" }, "Usage: lmig recv" },
+		{ { "dirty", "--help" }, "Usage: lmig dirty" },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {

@@ -11,6 +11,7 @@
 const struct cmd lmig_cmds[] = {
 	{ "send",    cmd_send,    "migrate a memory image to a receiver", usage_send },
 	{ "recv",    cmd_recv,    "receive one migration and store the verified image", usage_recv },
+	{ "dirty",   cmd_dirty,   "dirty a shared memory object at a steady rate (a test workload)", usage_dirty },
 	{ "version", cmd_version, "print version, protocol and kernel features", usage_version },
 	{ "help",    cmd_help,    "show help for lmig or one command", usage_help },
 	{ NULL },

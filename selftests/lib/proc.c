@@ -249,6 +249,34 @@ int recv_start(struct proc *p, const char *out, const char *const extra[], uid_t
 	return recv_start_on(p, "127.0.0.1:0", out, extra, uid);
 }
 
+int ready_line(int fd, char *line, size_t len, double timeout_s)
+{
+	size_t got = 0;
+	double deadline = mono_s() + timeout_s;
+	char *nl = NULL;
+
+	while (got < len - 1 && !nl && mono_s() < deadline) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		n = read(fd, line + got, len - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += n;
+		nl = memchr(line, '\n', got);
+	}
+	close(fd);
+	line[got] = 0;
+	if (!nl)
+		return -1;
+	*nl = 0;
+	return 0;
+}
+
 int recv_start_on(struct proc *p, const char *listen, const char *out,
 		  const char *const extra[], uid_t uid)
 {
@@ -258,32 +286,12 @@ int recv_start_on(struct proc *p, const char *listen, const char *out,
 	int rfd = -1, port = -1;
 	struct spawn_opts o = { .ready_fd = &rfd, .uid = uid };
 	char line[32];
-	size_t len = 0;
-	double deadline;
 
 	_Static_assert(PROC_READY_FD == 3, "--ready-fd argument above");
 	if (build_argv(argv, 32, head, extra) || proc_spawn(p, (char *const *)argv, &o))
 		return -1;
 	/* lmig writes "PORT\n" once it listens and closes the descriptor. */
-	deadline = mono_s() + 5;
-	while (len < sizeof(line) - 1 && mono_s() < deadline) {
-		struct pollfd pf = { .fd = rfd, .events = POLLIN };
-		ssize_t n;
-
-		if (poll(&pf, 1, 100) <= 0)
-			continue;
-		n = read(rfd, line + len, sizeof(line) - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += n;
-		if (memchr(line, '\n', len))
-			break;
-	}
-	close(rfd);
-	line[len] = 0;
-	if (memchr(line, '\n', len))
+	if (ready_line(rfd, line, sizeof(line), 5) == 0)
 		port = atoi(line);
 	if (port <= 0 || port > 65535) {
 		proc_wait(p, 1);
@@ -292,6 +300,24 @@ int recv_start_on(struct proc *p, const char *listen, const char *out,
 		return -1;
 	}
 	return port;
+}
+
+int dirty_start(struct proc *p, const char *const args[], char *path, size_t len)
+{
+	const char *const head[] = { "dirty", "--ready-fd", "3", "--json", "--no-progress", NULL };
+	const char *argv[32];
+	int rfd = -1;
+	struct spawn_opts o = { .ready_fd = &rfd };
+
+	if (build_argv(argv, 32, head, args) || proc_spawn(p, (char *const *)argv, &o))
+		return -1;
+	if (ready_line(rfd, path, len, 30)) {
+		proc_wait(p, 1);
+		fprintf(stderr, "# lmig dirty did not report its object (got '%s'); stderr: %s\n",
+			path, p->err);
+		return -1;
+	}
+	return 0;
 }
 
 int send_start(struct proc *p, const char *mem, int port, const char *const extra[])

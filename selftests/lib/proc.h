@@ -60,6 +60,16 @@ int recv_start(struct proc *p, const char *out, const char *const extra[], uid_t
 /* The same, listening on listen ("[::1]:0"). */
 int recv_start_on(struct proc *p, const char *listen, const char *out,
 		  const char *const extra[], uid_t uid);
+/*
+ * Read one line from fd within timeout_s into line (without the newline)
+ * and close fd.  Returns 0, or -1 if no whole line came.
+ */
+int ready_line(int fd, char *line, size_t len, double timeout_s);
+/*
+ * Start `lmig dirty --ready-fd N --json --no-progress ARGS...` and wait
+ * until it reports its object (filled), whose path goes into path.
+ */
+int dirty_start(struct proc *p, const char *const args[], char *path, size_t len);
 /* Start `lmig send --mem MEM --to 127.0.0.1:PORT --json EXTRA...`. */
 int send_start(struct proc *p, const char *mem, int port, const char *const extra[]);
 /* The same, sending to HOST:PORT. */

@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * `lmig dirty`: map a shared memory object and dirty its pages at a
+ * steady rate.
+ *
+ * Each write picks a page at random (uniformly over the object) and
+ * rewrites all of it with the pattern, so a migration has real content to
+ * carry and a dirty page really differs from its previous version.  The
+ * counter pattern is verifiable: word w of page p after its n-th rewrite
+ * is a function of (p, n, w) only, and the first two words hold p and n.
+ *
+ * Pacing: every tick (1 ms) the writer computes how many pages are due
+ * — rate x elapsed time, where time is the wall clock or the process's
+ * own CPU time — and writes them.  With the CPU pace it never sleeps: it
+ * spins between writes like a vCPU that computes, so when its CPU share is
+ * cut (a cgroup limit), its wall-clock dirty rate falls with it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmig/wire.h>
+
+#include "clock.h"
+#include "dirty.h"
+#include "err.h"
+#include "xfer.h"
+
+#define TICK_NS		1000000L	/* wall pace: sleep this long between bursts */
+#define MAX_BURST	4096		/* pages written before the clock is read again */
+
+static volatile sig_atomic_t stop_sig;
+
+static void on_stop(int sig)
+{
+	stop_sig = sig;
+}
+
+const char *dirty_pace_name(enum dirty_pace p)
+{
+	return p == PACE_CPU ? "cpu" : "wall";
+}
+
+const char *dirty_pattern_name(enum dirty_pattern p)
+{
+	return p == PAT_RANDOM ? "random" : p == PAT_TEXT ? "text" : "counter";
+}
+
+static inline uint64_t xorshift64(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+/* splitmix64: a well-mixed word from any input, for the counter pattern. */
+static inline uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static void write_page(uint8_t *page, uint64_t index, uint64_t gen, enum dirty_pattern pat,
+		       uint64_t *rng)
+{
+	static const char *const words[] = {
+		"the ", "page ", "of ", "memory ", "guest ", "kernel ", "dirty ", "round ",
+		"send ", "copy ", "write ", "host ", "and ", "a ", "to ", "lmig ",
+	};
+	uint64_t *w = (uint64_t *)page;
+	size_t i;
+
+	switch (pat) {
+	case PAT_COUNTER:
+		w[0] = index;
+		w[1] = gen;
+		for (i = 2; i < LMIG_PAGE_SIZE / 8; i++)
+			w[i] = mix64(index * 0x100000001b3ULL ^ gen << 20 ^ i);
+		break;
+	case PAT_RANDOM:
+		for (i = 0; i < LMIG_PAGE_SIZE / 8; i++)
+			w[i] = xorshift64(rng);
+		break;
+	case PAT_TEXT:
+		for (i = 0; i < LMIG_PAGE_SIZE;) {
+			const char *s = words[xorshift64(rng) & 15];
+			size_t n = strlen(s);
+
+			if (n > LMIG_PAGE_SIZE - i)
+				n = LMIG_PAGE_SIZE - i;
+			memcpy(page + i, s, n);
+			i += n;
+		}
+		break;
+	}
+}
+
+static double cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Open or create the object; sets st->path to a name `lmig send` can read. */
+static int open_object(const struct dirty_opts *o, struct dirty_stats *st)
+{
+	struct stat sb;
+	int fd;
+
+	if (!strncmp(o->mem, "memfd:", 6)) {
+		fd = memfd_create(o->mem + 6, 0);
+		if (fd < 0)
+			return lmig_err_errno(errno, "memfd_create %s", o->mem + 6);
+		snprintf(st->path, sizeof(st->path), "/proc/%d/fd/%d", (int)getpid(), fd);
+		st->created = true;
+	} else {
+		fd = open(o->mem, O_RDWR | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT) {
+			fd = open(o->mem, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			st->created = fd >= 0;
+		}
+		if (fd < 0)
+			return lmig_err_errno(errno, "cannot open %s", o->mem);
+		snprintf(st->path, sizeof(st->path), "%s", o->mem);
+	}
+	if (fstat(fd, &sb)) {
+		lmig_err_errno(errno, "cannot stat %s", o->mem);
+		goto err;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		lmig_err("%s is not a regular file, shm file or memfd", o->mem);
+		goto err;
+	}
+	/* Grow a short object; never cut one that is longer. */
+	if ((uint64_t)sb.st_size < o->size && ftruncate(fd, (off_t)o->size)) {
+		lmig_err_errno(errno, "cannot size %s to %llu bytes", o->mem,
+			       (unsigned long long)o->size);
+		goto err;
+	}
+	return fd;
+err:
+	close(fd);
+	if (st->created && strncmp(o->mem, "memfd:", 6))
+		unlink(o->mem);
+	return -1;
+}
+
+static void show(const struct dirty_opts *o, const struct dirty_stats *st, double elapsed,
+		 bool final)
+{
+	if (!o->progress)
+		return;
+	fprintf(stderr, "\rdirty %s: %llu pages written in %.1f s, %.1f MB/s%s", st->path,
+		(unsigned long long)st->pages_written, elapsed,
+		elapsed > 0 ? st->pages_written * (double)LMIG_PAGE_SIZE / elapsed / 1e6 : 0,
+		final ? "\n" : "   ");
+	fflush(stderr);
+}
+
+int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+	uint64_t npages = o->size / LMIG_PAGE_SIZE, *gen = NULL;
+	uint64_t rng = o->seed ? o->seed : 0x6c6d6967ULL;
+	uint8_t *map = MAP_FAILED;
+	double t0, c0, last_show;
+	int fd, ret = -1;
+
+	*st = (struct dirty_stats){ .size = o->size };
+	fd = open_object(o, st);
+	if (fd < 0)
+		return -1;
+	map = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	gen = calloc(npages, sizeof(*gen));
+	if (map == MAP_FAILED || !gen) {
+		lmig_err_errno(errno, "cannot map %llu bytes of %s", (unsigned long long)o->size,
+			       o->mem);
+		goto out;
+	}
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	if (o->fill > 0 || (o->fill < 0 && st->created)) {
+		t0 = now_s();
+		for (uint64_t p = 0; p < npages && !stop_sig; p++)
+			write_page(map + p * LMIG_PAGE_SIZE, p, gen[p]++, o->pattern, &rng);
+		st->pages_filled = npages;
+		st->fill_s = now_s() - t0;
+	}
+	if (o->ready_fd >= 0 && !stop_sig) {
+		dprintf(o->ready_fd, "%s\n", st->path);
+		close(o->ready_fd);
+	}
+
+	t0 = last_show = now_s();
+	c0 = cpu_s();
+	while (!stop_sig && o->rate) {
+		double t = now_s(), clock = o->pace == PACE_CPU ? cpu_s() - c0 : t - t0;
+		double due = clock * (double)o->rate / LMIG_PAGE_SIZE - (double)st->pages_written;
+		uint64_t n;
+
+		if (o->duration > 0 && t - t0 >= o->duration)
+			break;
+		if (t - last_show >= 0.5) {
+			show(o, st, t - t0, false);
+			last_show = t;
+		}
+		if (due < 1) {
+			if (o->pace == PACE_WALL)
+				nanosleep(&(struct timespec){ .tv_nsec = TICK_NS }, NULL);
+			continue;	/* CPU pace: spin, burning the CPU time that paces us */
+		}
+		n = due > MAX_BURST ? MAX_BURST : (uint64_t)due;
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t p = xorshift64(&rng) % npages;
+
+			write_page(map + p * LMIG_PAGE_SIZE, p, gen[p]++, o->pattern, &rng);
+		}
+		st->pages_written += n;
+	}
+	/* Without a rate the object just stays mapped until we are told to stop. */
+	while (!stop_sig && !o->rate && !(o->duration > 0 && now_s() - t0 >= o->duration))
+		nanosleep(&(struct timespec){ .tv_nsec = 50 * TICK_NS }, NULL);
+	st->write_s = now_s() - t0;
+	st->cpu_s = cpu_s();
+	show(o, st, st->write_s, true);
+	ret = 0;
+out:
+	if (map != MAP_FAILED)
+		munmap(map, o->size);
+	free(gen);
+	close(fd);
+	return ret;
+}

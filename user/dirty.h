@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The load generator behind `lmig dirty`: a shared memory object written
+ * at a steady rate, standing in for a guest that dirties its memory.
+ */
+#ifndef LMIG_DIRTY_H
+#define LMIG_DIRTY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum dirty_pace {
+	PACE_WALL,	/* RATE per second of wall-clock time */
+	PACE_CPU,	/* RATE per second of the writer's own CPU time; spins between writes */
+};
+
+enum dirty_pattern {
+	PAT_COUNTER,	/* page index and a write counter, the rest derived from them */
+	PAT_RANDOM,	/* random bytes: lz4 cannot shrink it */
+	PAT_TEXT,	/* words and spaces: lz4 shrinks it to about a half */
+};
+
+struct dirty_opts {
+	const char *mem;	/* path, or "memfd:NAME" */
+	uint64_t size;		/* bytes, a multiple of the page size */
+	uint64_t rate;		/* bytes dirtied per second; 0 = fill, then stay idle */
+	enum dirty_pace pace;
+	enum dirty_pattern pattern;
+	int fill;		/* write every page once first: 1 yes, 0 no, -1 if created */
+	double duration;	/* seconds of writing, 0 = until SIGINT/SIGTERM */
+	uint64_t seed;
+	int ready_fd;		/* write the object's path and "\n" here once filled, or -1 */
+	bool progress;
+};
+
+struct dirty_stats {
+	char path[64 + 4096];	/* what `lmig send --mem` takes to read the object */
+	uint64_t size;
+	uint64_t pages_filled, pages_written;
+	double fill_s, write_s, cpu_s;
+	bool created;
+};
+
+int dirty_run(const struct dirty_opts *o, struct dirty_stats *st);
+const char *dirty_pace_name(enum dirty_pace p);
+const char *dirty_pattern_name(enum dirty_pattern p);
+
+#endif
