@@ -342,11 +342,11 @@ bench_path() {
 	r=1
 	while [ "$r" -le "$reps" ]; do
 		run_iperf "$r"
-		# The first loopback migration after the iperf3 run came out at about
-		# half speed in every rep of every full run (cause not found; not
-		# reproduced outside the full sequence): one untimed run absorbs it
-		# so that it does not land on whichever cell comes first.  The link
-		# path is bound by tbf and showed no such effect.
+		# The first loopback migration after the iperf3 run came out at a
+		# third to half speed: its receiver wrote into pages the host had
+		# taken back while they sat free during iperf3 (see run_lmig).  One
+		# untimed run absorbs that, so it does not land on whichever cell
+		# comes first.  The link path is bound by tbf and shows no such effect.
 		if [ "$path" = loopback ]; then
 			run_lmig "${IMAGES%% *}" none warm-up
 		fi
