@@ -24,11 +24,13 @@ struct cmd {
 int cmd_send(int argc, char **argv, struct global_opts *g);
 int cmd_recv(int argc, char **argv, struct global_opts *g);
 int cmd_dirty(int argc, char **argv, struct global_opts *g);
+int cmd_dirtyrate(int argc, char **argv, struct global_opts *g);
 int cmd_version(int argc, char **argv, struct global_opts *g);
 int cmd_help(int argc, char **argv, struct global_opts *g);
 void usage_send(void);
 void usage_recv(void);
 void usage_dirty(void);
+void usage_dirtyrate(void);
 void usage_version(void);
 void usage_help(void);
 

@@ -6,8 +6,9 @@
  * Each write picks a page at random (uniformly over the object) and
  * rewrites all of it with the pattern, so a migration has real content to
  * carry and a dirty page really differs from its previous version.  The
- * counter pattern is verifiable: word w of page p after its n-th rewrite
- * is a function of (p, n, w) only, and the first two words hold p and n.
+ * counter pattern is verifiable: the first two words of a page hold its
+ * index p and its rewrite count n, and word w >= 2 holds
+ * mix64(p * 0x100000001b3 ^ n << 20) ^ w * 0x9e3779b97f4a7c15.
  *
  * Pacing: every tick (1 ms) the writer computes how many pages are due
  * — rate x elapsed time, where time is the wall clock or the process's
@@ -83,12 +84,15 @@ static void write_page(uint8_t *page, uint64_t index, uint64_t gen, enum dirty_p
 	size_t i;
 
 	switch (pat) {
-	case PAT_COUNTER:
+	case PAT_COUNTER: {
+		uint64_t seed = mix64(index * 0x100000001b3ULL ^ gen << 20);
+
 		w[0] = index;
 		w[1] = gen;
 		for (i = 2; i < LMIG_PAGE_SIZE / 8; i++)
-			w[i] = mix64(index * 0x100000001b3ULL ^ gen << 20 ^ i);
+			w[i] = seed ^ i * 0x9e3779b97f4a7c15ULL;
 		break;
+	}
 	case PAT_RANDOM:
 		for (i = 0; i < LMIG_PAGE_SIZE / 8; i++)
 			w[i] = xorshift64(rng);
@@ -196,6 +200,8 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 
 	if (o->fill > 0 || (o->fill < 0 && st->created)) {
 		t0 = now_s();
+		/* One call maps it all: far cheaper than a write fault per page. */
+		madvise(map, o->size, MADV_POPULATE_WRITE);
 		for (uint64_t p = 0; p < npages && !stop_sig; p++)
 			write_page(map + p * LMIG_PAGE_SIZE, p, gen[p]++, o->pattern, &rng);
 		st->pages_filled = npages;

@@ -11,7 +11,8 @@
 const struct cmd lmig_cmds[] = {
 	{ "send",    cmd_send,    "migrate a memory image to a receiver", usage_send },
 	{ "recv",    cmd_recv,    "receive one migration and store the verified image", usage_recv },
-	{ "dirty",   cmd_dirty,   "dirty a shared memory object at a steady rate (a test workload)", usage_dirty },
+	{ "dirty",   cmd_dirty,   "write a shared memory object at a steady rate (a test workload)", usage_dirty },
+	{ "dirtyrate", cmd_dirtyrate, "measure how fast memory is being written", usage_dirtyrate },
 	{ "version", cmd_version, "print version, protocol and kernel features", usage_version },
 	{ "help",    cmd_help,    "show help for lmig or one command", usage_help },
 	{ NULL },
@@ -46,7 +47,7 @@ static void usage_main(FILE *f)
 		"\n"
 		"Commands:\n");
 	for (const struct cmd *c = lmig_cmds; c->name; c++)
-		fprintf(f, "  %-8s %s\n", c->name, c->summary);
+		fprintf(f, "  %-10s %s\n", c->name, c->summary);
 	fprintf(f,
 		"\n"
 		"Global options:\n"

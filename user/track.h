@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Dirty trackers: which pages of the migrated memory changed since the
+ * destination last received them.  One interface, several mechanisms:
+ *
+ *   scan  reads every page and compares its XXH3 hash with the hash of
+ *         what was last sent; works on any memory lmig can read.
+ *   (uffd, soft-dirty and kmod plug in here too.)
+ *
+ * A round of the live engine calls harvest() and then reads and sends the
+ * pages it returned; a page written after the harvest is read in its new
+ * state and shows up again in the next harvest, so nothing is lost.
+ */
+#ifndef LMIG_TRACK_H
+#define LMIG_TRACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The memory being migrated. */
+struct track_target {
+	int fd;			/* shared object (memfd, shm, file), or -1 */
+	pid_t pid;		/* with fd < 0: the process whose memory it is */
+	uint64_t start;		/* with fd < 0: its address in that process */
+	uint64_t size;		/* bytes */
+	/*
+	 * Per page, the XXH3-64 hash of the content the destination holds
+	 * (the sender's record of what it sent).  The scan tracker compares
+	 * against it, so a page that changes and changes back after it was
+	 * sent is still found.
+	 */
+	const uint64_t *sent;
+};
+
+struct tracker;
+
+struct tracker_ops {
+	const char *name;
+	/* 0 if this tracker can watch tg; else -1 with lmig_err() saying why. */
+	int (*probe)(const struct track_target *tg);
+	int (*start)(struct tracker *t);
+	/* OR into bitmap the pages written since the last harvest (or start). */
+	int (*harvest)(struct tracker *t, uint64_t *bitmap);
+	void (*stop)(struct tracker *t);
+};
+
+struct tracker {
+	const struct tracker_ops *ops;
+	struct track_target tg;
+	uint64_t npages;
+	void *priv;
+	/* Totals over all harvests, for reports and benchmarks. */
+	unsigned int harvests;
+	double harvest_s;		/* time spent in harvest() */
+	uint64_t bytes_read;		/* memory read to harvest (scan) */
+};
+
+/*
+ * Open the tracker called name ("auto" picks the first usable one, in
+ * order of preference) for tg and start it.  why receives, for auto, which
+ * tracker was picked and why the better ones were not.
+ */
+int tracker_open(struct tracker *t, const char *name, const struct track_target *tg,
+		 char *why, size_t whylen);
+int tracker_harvest(struct tracker *t, uint64_t *bitmap);
+void tracker_close(struct tracker *t);
+/* Names tracker_open() accepts, for --help and errors. */
+const char *tracker_names(void);
+bool tracker_known(const char *name);
+
+/*
+ * Read len bytes at offset off of the target (pread on the object, or
+ * process_vm_readv from the process).  Returns 0, or -1 with lmig_err().
+ */
+int track_read(const struct track_target *tg, uint64_t off, void *buf, size_t len);
+
+extern const struct tracker_ops track_scan_ops;
+
+static inline void bitmap_set(uint64_t *b, uint64_t i)
+{
+	b[i / 64] |= 1ULL << (i % 64);
+}
+
+static inline bool bitmap_test(const uint64_t *b, uint64_t i)
+{
+	return b[i / 64] >> (i % 64) & 1;
+}
+
+static inline uint64_t bitmap_words(uint64_t bits)
+{
+	return (bits + 63) / 64;
+}
+
+uint64_t bitmap_count(const uint64_t *b, uint64_t bits);
+
+#endif
