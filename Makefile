@@ -23,6 +23,7 @@ check: deps-check user
 
 bench: deps-bench user
 	@sh bench/run.sh
+	@sh bench/tracker.sh | tee -a bench/results-latest.md
 
 clean:
 	@$(MAKE) -C user --no-print-directory clean
