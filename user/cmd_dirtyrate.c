@@ -40,13 +40,17 @@ void usage_dirtyrate(void)
 {
 	printf("Usage: lmig dirtyrate --mem PATH [--tracker NAME] [--interval MS] [--count N]\n"
 	       "                      [--json]\n"
+	       "       lmig dirtyrate --pid PID --mem anon:START-END [...]\n"
 	       "\n"
 	       "Measure how fast a memory image is being written: every interval, the\n"
 	       "pages written since the previous one are harvested with a dirty tracker\n"
 	       "and counted (a page written twice counts once, as in a migration round).\n"
 	       "\n"
 	       "  -m, --mem PATH          a shared memory object: a tmpfs/shm file, a\n"
-	       "                          regular file, or /proc/PID/fd/N of a memfd\n"
+	       "                          regular file, or /proc/PID/fd/N of a memfd;\n"
+	       "                          or anon:START-END, a range of the private memory\n"
+	       "                          of --pid (hex, as in /proc/PID/maps)\n"
+	       "  -p, --pid PID           the process whose anon: memory is measured\n"
 	       "  -t, --tracker NAME      %s (default auto)\n"
 	       "  -i, --interval MS       length of one interval in ms (default 1000)\n"
 	       "  -n, --count N           intervals to measure (default 3)\n"
@@ -92,23 +96,42 @@ static int rehash(const struct track_target *tg, uint64_t *hashes, const uint64_
 	return 0;
 }
 
-static int measure(const char *mem, const char *tname, unsigned int interval_ms,
+static int open_target(const char *mem, pid_t pid, struct track_target *tg)
+{
+	struct stat sb;
+
+	if (pid) {
+		char maps[64];
+
+		if (parse_anon_range("--mem", mem, &tg->start, &tg->size))
+			return -1;
+		/* Fail early, with the cause, if the process is gone or not ours to read. */
+		snprintf(maps, sizeof(maps), "/proc/%d/mem", (int)pid);
+		if (access(maps, R_OK))
+			return lmig_err_errno(errno, "cannot read the memory of process %d", (int)pid);
+		tg->pid = pid;
+		return 0;
+	}
+	tg->fd = open(mem, O_RDONLY | O_CLOEXEC);
+	if (tg->fd < 0)
+		return lmig_err_errno(errno, "cannot open %s", mem);
+	if (fstat(tg->fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size == 0)
+		return lmig_err("%s is not a non-empty regular file, shm file or memfd", mem);
+	tg->size = sb.st_size;
+	return 0;
+}
+
+static int measure(const char *mem, pid_t pid, const char *tname, unsigned int interval_ms,
 		   unsigned int count, struct interval *iv, struct tracker *t, char *why,
 		   size_t whylen, uint64_t *size, const char **picked)
 {
 	struct track_target tg = { .fd = -1 };
 	uint64_t *hashes = NULL, *bitmap = NULL, npages;
-	struct stat sb;
 	int ret = -1;
 
-	tg.fd = open(mem, O_RDONLY | O_CLOEXEC);
-	if (tg.fd < 0)
-		return lmig_err_errno(errno, "cannot open %s", mem);
-	if (fstat(tg.fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size == 0) {
-		lmig_err("%s is not a non-empty regular file, shm file or memfd", mem);
+	if (open_target(mem, pid, &tg))
 		goto out;
-	}
-	*size = tg.size = sb.st_size;
+	*size = tg.size;
 	npages = (tg.size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE;
 	hashes = calloc(npages, sizeof(*hashes));
 	bitmap = calloc(bitmap_words(npages), sizeof(*bitmap));
@@ -142,7 +165,8 @@ out_close:
 out:
 	free(hashes);
 	free(bitmap);
-	close(tg.fd);
+	if (tg.fd >= 0)
+		close(tg.fd);
 	return ret;
 }
 
@@ -197,13 +221,14 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 	static const struct option lo[] = {
 		{ "mem", required_argument, NULL, 'm' },
 		{ "tracker", required_argument, NULL, 't' },
+		{ "pid", required_argument, NULL, 'p' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 } };
 	const char *mem = NULL, *tname = "auto", *picked = NULL;
-	unsigned long interval = 1000, count = 3;
+	unsigned long interval = 1000, count = 3, pid = 0;
 	struct interval *iv;
 	struct tracker t = { 0 };
 	uint64_t size = 0;
@@ -212,10 +237,14 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":m:t:i:n:jh", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":m:t:p:i:n:jh", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'm': mem = optarg; break;
 		case 't': tname = optarg; break;
+		case 'p':
+			if (parse_uint("--pid", optarg, 1, 1UL << 22, &pid))
+				return usage_error("dirtyrate", "%s", lmig_errmsg());
+			break;
 		case 'i':
 			if (parse_uint("--interval", optarg, 10, 3600000, &interval))
 				return usage_error("dirtyrate", "%s", lmig_errmsg());
@@ -234,6 +263,11 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 		return usage_error("dirtyrate", "unexpected argument '%s'", argv[optind]);
 	if (!mem)
 		return usage_error("dirtyrate", "missing --mem PATH");
+	if (!strncmp(mem, "anon:", 5) != !!pid)
+		return usage_error("dirtyrate", pid ? "--pid needs --mem anon:START-END" :
+				   "--mem anon: needs --pid");
+	if (pid && parse_anon_range("--mem", mem, &(uint64_t){ 0 }, &(uint64_t){ 0 }))
+		return usage_error("dirtyrate", "%s", lmig_errmsg());
 	if (!tracker_known(tname))
 		return usage_error("dirtyrate", "--tracker: '%s' is not one of %s", tname,
 				   tracker_names());
@@ -241,7 +275,7 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 	iv = calloc(count, sizeof(*iv));
 	if (!iv)
 		return usage_error("dirtyrate", "out of memory");
-	ret = measure(mem, tname, interval, count, iv, &t, why, sizeof(why), &size, &picked);
+	ret = measure(mem, (pid_t)pid, tname, interval, count, iv, &t, why, sizeof(why), &size, &picked);
 	report(&t, picked, iv, count, size, why, ret == 0, g->json);
 	free(iv);
 	if (!ret)

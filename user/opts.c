@@ -72,6 +72,22 @@ int parse_uint(const char *what, const char *s, unsigned long min, unsigned long
 	return 0;
 }
 
+int parse_anon_range(const char *what, const char *s, uint64_t *start, uint64_t *size)
+{
+	unsigned long long a, b;
+	int n = 0;
+
+	if (!s || strncmp(s, "anon:", 5) ||
+	    sscanf(s + 5, "%llx-%llx%n", &a, &b, &n) != 2 || s[5 + n])
+		return lmig_err("%s: '%s' is not anon:START-END (hex addresses, as in /proc/PID/maps)",
+				what, s ? s : "");
+	if (a % 4096 || b % 4096 || b <= a)
+		return lmig_err("%s: %s is not a page-aligned range with END above START", what, s);
+	*start = a;
+	*size = b - a;
+	return 0;
+}
+
 int parse_hostport(const char *what, const char *s, char *host, size_t hostlen,
 		   char *port, size_t portlen)
 {

@@ -13,6 +13,11 @@
 int parse_bytes(const char *what, const char *s, uint64_t *out);
 int parse_uint(const char *what, const char *s, unsigned long min, unsigned long max,
 	       unsigned long *out);
+/*
+ * "anon:START-END", hex addresses of a range of a process's memory as
+ * /proc/PID/maps prints them, page-aligned.
+ */
+int parse_anon_range(const char *what, const char *s, uint64_t *start, uint64_t *size);
 /* "HOST:PORT" or "[V6ADDR]:PORT"; host may be empty for a wildcard listen. */
 int parse_hostport(const char *what, const char *s, char *host, size_t hostlen,
 		   char *port, size_t portlen);
