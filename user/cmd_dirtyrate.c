@@ -96,20 +96,19 @@ static int rehash(const struct track_target *tg, uint64_t *hashes, const uint64_
 	return 0;
 }
 
-static int open_target(const char *mem, pid_t pid, struct track_target *tg)
+/* tg: fd -1, and for anon: memory pid, start and size already parsed. */
+static int open_target(const char *mem, struct track_target *tg)
 {
 	struct stat sb;
 
-	if (pid) {
+	if (tg->pid) {
 		char maps[64];
+		pid_t pid = tg->pid;
 
-		if (parse_anon_range("--mem", mem, &tg->start, &tg->size))
-			return -1;
 		/* Fail early, with the cause, if the process is gone or not ours to read. */
 		snprintf(maps, sizeof(maps), "/proc/%d/mem", (int)pid);
 		if (access(maps, R_OK))
 			return lmig_err_errno(errno, "cannot read the memory of process %d", (int)pid);
-		tg->pid = pid;
 		return 0;
 	}
 	tg->fd = open(mem, O_RDONLY | O_CLOEXEC);
@@ -121,15 +120,14 @@ static int open_target(const char *mem, pid_t pid, struct track_target *tg)
 	return 0;
 }
 
-static int measure(const char *mem, pid_t pid, const char *tname, unsigned int interval_ms,
-		   unsigned int count, struct interval *iv, struct tracker *t, char *why,
+static int measure(const char *mem, struct track_target tg, const char *tname,
+		   unsigned int interval_ms, unsigned int count, struct interval *iv, struct tracker *t, char *why,
 		   size_t whylen, uint64_t *size, const char **picked)
 {
-	struct track_target tg = { .fd = -1 };
 	uint64_t *hashes = NULL, *bitmap = NULL, npages;
 	int ret = -1;
 
-	if (open_target(mem, pid, &tg))
+	if (open_target(mem, &tg))
 		goto out;
 	*size = tg.size;
 	npages = (tg.size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE;
@@ -228,6 +226,7 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 } };
 	const char *mem = NULL, *tname = "auto", *picked = NULL;
+	struct track_target tg = { .fd = -1 };
 	unsigned long interval = 1000, count = 3, pid = 0;
 	struct interval *iv;
 	struct tracker t = { 0 };
@@ -266,7 +265,8 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 	if (!strncmp(mem, "anon:", 5) != !!pid)
 		return usage_error("dirtyrate", pid ? "--pid needs --mem anon:START-END" :
 				   "--mem anon: needs --pid");
-	if (pid && parse_anon_range("--mem", mem, &(uint64_t){ 0 }, &(uint64_t){ 0 }))
+	tg.pid = (pid_t)pid;
+	if (pid && parse_anon_range("--mem", mem, &tg.start, &tg.size))
 		return usage_error("dirtyrate", "%s", lmig_errmsg());
 	if (!tracker_known(tname))
 		return usage_error("dirtyrate", "--tracker: '%s' is not one of %s", tname,
@@ -275,7 +275,7 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 	iv = calloc(count, sizeof(*iv));
 	if (!iv)
 		return usage_error("dirtyrate", "out of memory");
-	ret = measure(mem, (pid_t)pid, tname, interval, count, iv, &t, why, sizeof(why), &size, &picked);
+	ret = measure(mem, tg, tname, interval, count, iv, &t, why, sizeof(why), &size, &picked);
 	report(&t, picked, iv, count, size, why, ret == 0, g->json);
 	free(iv);
 	if (!ret)
