@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "err.h"
 #include "net.h"
 #include "opts.h"
@@ -226,4 +227,38 @@ int net_write_full(int fd, const void *buf, size_t len, int timeout_ms, const ch
 		put += n;
 	}
 	return 0;
+}
+
+void net_close_draining(const int *fds, unsigned int n, int timeout_ms)
+{
+	static char sink[65536];
+	struct pollfd pf[64];
+	unsigned int open_n = 0;
+	double deadline = now_s() + timeout_ms / 1000.0;
+
+	for (unsigned int i = 0; i < n && i < 64; i++) {
+		pf[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+		if (fds[i] >= 0) {
+			shutdown(fds[i], SHUT_WR);
+			open_n++;
+		}
+	}
+	while (open_n && now_s() < deadline) {
+		if (poll(pf, n < 64 ? n : 64, 20) <= 0)
+			continue;
+		for (unsigned int i = 0; i < n && i < 64; i++) {
+			if (pf[i].fd < 0 || !pf[i].revents)
+				continue;
+			ssize_t r = recv(pf[i].fd, sink, sizeof(sink), MSG_DONTWAIT);
+
+			if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+				close(pf[i].fd);
+				pf[i].fd = -1;
+				open_n--;
+			}
+		}
+	}
+	for (unsigned int i = 0; i < n; i++)
+		if (i >= 64 ? fds[i] >= 0 : pf[i].fd >= 0)
+			close(fds[i]);
 }

@@ -16,6 +16,13 @@ int net_write_full(int fd, const void *buf, size_t len, int timeout_ms, const ch
 int net_local_port(int fd);
 /* Is the connected peer on a loopback address? */
 bool net_is_loopback(int fd);
+/*
+ * Close connections whose peer may still be sending: FIN first, then read
+ * and drop what arrives until each peer closes or timeout_ms passes.  A
+ * plain close() with unread data sends a RST, and a RST can destroy what
+ * we sent last (a verdict) before the peer reads it.
+ */
+void net_close_draining(const int *fds, unsigned int n, int timeout_ms);
 /* Options for a bulk data socket. */
 void net_tune(int fd);
 

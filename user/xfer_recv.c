@@ -908,6 +908,16 @@ out:
 		io_uring_queue_exit(&r.ring);
 	if (lfd >= 0)
 		close(lfd);
+	if (r.ch && ret) {
+		/* Let the sender read the verdict before the connections go. */
+		int fds[LMIG_MAX_CHANNELS];
+
+		for (unsigned int c = 0; c < r.nch; c++) {
+			fds[c] = r.ch[c].fd;
+			r.ch[c].fd = -1;
+		}
+		net_close_draining(fds, r.nch, 300);
+	}
 	if (r.ch) {
 		for (unsigned int c = 0; c < r.nch; c++) {
 			if (r.ch[c].fd >= 0)

@@ -12,6 +12,7 @@
 struct pair {
 	int fd[2];		/* [0] the sender's side, [1] the receiver's */
 	bool first;		/* the connection faults apply to */
+	bool eof[2];		/* side s sent its FIN (passed on as a half-close) */
 };
 
 static void pair_close(struct pair *c)
@@ -60,7 +61,8 @@ static void *proxy_main(void *arg)
 		pf[n++] = (struct pollfd){ .fd = p->lfd, .events = POLLIN };
 		for (int i = 0; i < nc; i++)
 			for (int s = 0; s < 2; s++)
-				pf[n++] = (struct pollfd){ .fd = c[i].fd[s], .events = POLLIN };
+				pf[n++] = (struct pollfd){ .fd = c[i].eof[s] ? -1 : c[i].fd[s],
+							   .events = POLLIN };
 		/* A short timeout, so proxy_stop() is seen promptly. */
 		if (poll(pf, n, 50) <= 0)
 			continue;
@@ -90,8 +92,22 @@ static void *proxy_main(void *arg)
 				len = recv(c[i].fd[s], buf, sizeof(buf), MSG_DONTWAIT);
 				if (len < 0 && (errno == EAGAIN || errno == EINTR))
 					continue;
-				if (len <= 0) {
-					/* No half-close in lmig: one side gone ends the pair. */
+				if (len == 0) {
+					/*
+					 * Pass the FIN on and keep the other direction
+					 * open, like a network: closing both at once would
+					 * reset a peer that is still sending, and a reset
+					 * can destroy the last bytes it was sent (a verdict).
+					 */
+					c[i].eof[s] = true;
+					shutdown(c[i].fd[!s], SHUT_WR);
+					if (c[i].eof[!s]) {
+						pair_close(&c[i]);
+						break;
+					}
+					continue;
+				}
+				if (len < 0) {
 					pair_close(&c[i]);
 					break;
 				}
