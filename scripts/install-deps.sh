@@ -5,7 +5,8 @@ set -eu
 
 # Packages for each target; "all" is everything.
 build="gcc make pkg-config liburing-dev liblz4-dev libxxhash-dev"
-check="$build linux-source-6.1 xz-utils iproute2 util-linux"
+# The VM tests (selftests/vm) boot Debian's kernel under QEMU.
+check="$build linux-source-6.1 xz-utils iproute2 util-linux qemu-system-x86 linux-image-amd64 busybox-static cpio"
 bench="$check iperf3 jq"
 
 case "${1:-check}" in

@@ -1,0 +1,191 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Run a shell script as root inside a VM that boots Debian's own kernel
+# (QEMU, TCG) with the host's root file system as its root, read-only over
+# 9p: host binaries, this repository and its build run on the real kernel.
+#
+# Usage: run-in-vm.sh [-v] [--modules "NAME|PATH.ko ..."] SCRIPT [ARGS...]
+#
+# Prints the script's output (stdout and stderr together) and exits with
+# its exit status.  Other exit statuses:
+#   4    cannot run here (no kernel, QEMU or busybox): the reason on stderr
+#   124  the script did not finish within VM_TIMEOUT
+#   125  the VM failed before the script started: the reason on stderr
+#
+# Environment: KERNEL (default: the newest /boot/vmlinuz-6.1.*), KVER (its
+# module version, default from the file name), VM_TIMEOUT (seconds, default
+# 300), VM_MEM (MiB, default 1024), VM_KEEP=1 keeps the run directory.
+# See README.md.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+build=$repo/selftests/build/vm
+mark=@@LMIG-VM@@
+
+die() {
+	code=$1
+	shift
+	echo "run-in-vm: $*" >&2
+	exit "$code"
+}
+
+verbose=0
+modules=""
+while [ $# -gt 0 ]; do
+	case $1 in
+	-v) verbose=1; shift ;;
+	--modules) [ $# -ge 2 ] || die 2 "--modules needs a value"; modules=$2; shift 2 ;;
+	--modules=*) modules=${1#--modules=}; shift ;;
+	--) shift; break ;;
+	-*) die 2 "unknown option $1" ;;
+	*) break ;;
+	esac
+done
+[ $# -ge 1 ] || die 2 "usage: run-in-vm.sh [-v] [--modules \"M ...\"] SCRIPT [ARGS...]"
+script=$1
+shift
+[ -r "$script" ] || die 2 "cannot read the script $script"
+case $script in
+/*) ;;
+*) script=$PWD/$script ;;
+esac
+
+# What the VM needs from the host.
+if [ -z "${KERNEL:-}" ]; then
+	KERNEL=$(ls /boot/vmlinuz-6.1.* 2>/dev/null | sort -V | tail -n 1)
+	[ -n "$KERNEL" ] || die 4 "no kernel: no /boot/vmlinuz-6.1.* (install linux-image-amd64 or set KERNEL=)"
+fi
+[ -r "$KERNEL" ] || die 4 "cannot read the kernel $KERNEL"
+kver=${KVER:-${KERNEL##*/vmlinuz-}}
+mdir=/lib/modules/$kver
+[ -d "$mdir/kernel" ] || die 4 "no modules for $kver in $mdir (set KVER=)"
+qemu=$(command -v qemu-system-x86_64) || die 4 "qemu-system-x86_64 is not installed (qemu-system-x86)"
+busybox=/bin/busybox
+[ -x "$busybox" ] || die 4 "no busybox (install busybox-static)"
+# ldd fails on a static executable: the initramfs has no libc.
+! ldd "$busybox" >/dev/null 2>&1 || die 4 "$busybox is not static (install busybox-static)"
+command -v cpio >/dev/null || die 4 "cpio is not installed"
+
+# The guest shadows these with tmpfs; its run directory must stay visible.
+case $build in
+/tmp/* | /var/tmp/* | /run/* | /dev/*) die 125 "the repository is under $build%/*, which the guest hides" ;;
+esac
+case $build in
+*[!A-Za-z0-9/._+-]*) die 125 "the path $build has characters the kernel command line cannot carry" ;;
+esac
+mkdir -p "$build"
+
+# A module file as the guest's insmod wants it: plain ELF.
+module_copy() { # NAME DEST
+	f=$(find "$mdir/kernel" -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" \
+		-o -name "$1.ko.gz" | head -n 1)
+	case $f in
+	"") return 0 ;;			# built in, or not in this kernel
+	*.ko.xz) xz -dc "$f" >"$2/$1.ko" ;;
+	*.ko.zst) zstd -qdc "$f" >"$2/$1.ko" ;;
+	*.ko.gz) gzip -dc "$f" >"$2/$1.ko" ;;
+	*) cp "$f" "$2/$1.ko" ;;
+	esac
+}
+
+# The initramfs: busybox, /init and the modules needed to reach the host
+# root.  Built once per kernel version and rebuilt when /init or this
+# script changes; built aside and renamed so concurrent runs never see
+# half of one.
+initrd=$build/initramfs-$kver.cpio
+if [ ! -s "$initrd" ] || [ "$here/init" -nt "$initrd" ] || [ "$0" -nt "$initrd" ]; then
+	stage=$(mktemp -d "$build/stage.XXXXXX")
+	mkdir -p "$stage/bin" "$stage/modules" "$stage/proc" "$stage/sys" "$stage/dev" \
+		"$stage/tmp" "$stage/host"
+	cp "$busybox" "$stage/bin/busybox"
+	cp "$here/init" "$stage/init"
+	chmod 755 "$stage/init" "$stage/bin/busybox"
+	for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
+		 9pnet 9pnet_virtio netfs fscache 9p; do
+		module_copy "$m" "$stage/modules" || die 125 "cannot copy module $m from $mdir"
+	done
+	(cd "$stage" && find . | cpio --quiet -o -H newc) >"$stage.cpio" ||
+		die 125 "cpio failed building the initramfs"
+	mv "$stage.cpio" "$initrd"
+	rm -rf "$stage"
+fi
+
+# The run directory: the job, the modules to load, the script's own
+# output directory ($LMIG_VM_OUT), the console log.  The guest mounts it
+# read-write at the same path.
+run=$(mktemp -d "$build/run.XXXXXX")
+mkdir "$run/out"
+cleanup() {
+	if [ "${VM_KEEP:-0}" = 1 ]; then
+		echo "run-in-vm: kept $run" >&2
+	else
+		rm -rf "$run"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The guest shadows /tmp, /var/tmp, /run and /dev/shm: a script from
+# there runs as a copy.
+case $script in
+/tmp/* | /var/tmp/* | /run/* | /dev/*) cp "$script" "$run/script"; script=$run/script ;;
+esac
+quote() {
+	printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
+}
+{
+	printf 'cd %s 2>/dev/null || cd /\n' "$(quote "$PWD")"
+	printf 'exec /bin/sh %s' "$(quote "$script")"
+	for a in "$@"; do
+		printf ' %s' "$(quote "$a")"
+	done
+	printf '\n'
+} >"$run/job"
+printf '%s\n' "$modules" >"$run/modules"
+
+limit=${VM_TIMEOUT:-300}
+t0=$(date +%s.%N)
+rc=0
+timeout -k 5 "$limit" "$qemu" -accel tcg -cpu qemu64,+svm -m "${VM_MEM:-1024}" -smp 2 \
+	-nographic -no-reboot -nic none \
+	-kernel "$KERNEL" -initrd "$initrd" \
+	-append "console=ttyS0 quiet panic=-1 lmig.run=$run" \
+	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+	-virtfs "local,path=$run,mount_tag=lmigrun,security_model=none" \
+	</dev/null >"$run/console.log" 2>&1 || rc=$?
+t1=$(date +%s.%N)
+
+# The script's output: the lines between the markers, without the serial
+# line's carriage returns.
+tr -d '\r' <"$run/console.log" | awk -v m="$mark" '
+	index($0, m " EXIT ") { i = index($0, m); if (i > 1) print substr($0, 1, i - 1); exit }
+	on { print }
+	index($0, m " START") { on = 1 }'
+
+status=$(tr -d '\r' <"$run/console.log" | sed -n "s/.*$mark EXIT \\([0-9]*\\).*/\\1/p" | tail -n 1)
+if [ "$verbose" = 1 ] || [ "${VM_VERBOSE:-0}" = 1 ]; then
+	up=$(cut -d' ' -f1 "$run/uptime.start" 2>/dev/null || echo "?")
+	echo "run-in-vm: $KERNEL, guest uptime at script start ${up} s, qemu ran" \
+		"$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }") s" >&2
+fi
+[ -n "$status" ] && exit "$status"
+
+VM_KEEP=1
+if grep -q "$mark START" "$run/console.log"; then
+	[ "$rc" = 124 ] && die 124 "the script did not finish within $limit s (console: $run/console.log)"
+	die 125 "the VM stopped while the script ran (qemu exit $rc; console: $run/console.log)"
+fi
+why=$(tr -d '\r' <"$run/console.log" | sed -n "s/.*$mark FAIL //p" | head -n 1)
+if [ -z "$why" ]; then
+	why=$(tr -d '\r' <"$run/console.log" | grep -m 1 'Kernel panic' || true)
+fi
+if [ -z "$why" ] && [ "$rc" = 124 ]; then
+	why="the script had not started after $limit s"
+fi
+if [ -z "$why" ]; then
+	why="qemu exited ($rc) before the script started: $(tr -d '\r' <"$run/console.log" |
+		grep -v '^$' | tail -n 1)"
+fi
+die 125 "VM failed: $why (console: $run/console.log)"
