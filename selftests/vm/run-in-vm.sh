@@ -14,7 +14,8 @@
 #   125  the VM failed before the script started: the reason on stderr
 #
 # Environment: KERNEL (default: the newest /boot/vmlinuz-6.1.*), KVER (its
-# module version, default from the file name), VM_TIMEOUT (seconds, default
+# module version, default from the file name), KMODDIR (its modules,
+# default /lib/modules/KVER), VM_TIMEOUT (seconds, default
 # 300), VM_MEM (MiB, default 1024), VM_KEEP=1 keeps the run directory.
 # See README.md.
 set -eu
@@ -59,8 +60,8 @@ if [ -z "${KERNEL:-}" ]; then
 fi
 [ -r "$KERNEL" ] || die 4 "cannot read the kernel $KERNEL"
 kver=${KVER:-${KERNEL##*/vmlinuz-}}
-mdir=/lib/modules/$kver
-[ -d "$mdir/kernel" ] || die 4 "no modules for $kver in $mdir (set KVER=)"
+mdir=${KMODDIR:-/lib/modules/$kver}
+[ -d "$mdir/kernel" ] || die 4 "no modules for $kver in $mdir (set KVER= or KMODDIR=)"
 qemu=$(command -v qemu-system-x86_64) || die 4 "qemu-system-x86_64 is not installed (qemu-system-x86)"
 busybox=/bin/busybox
 [ -x "$busybox" ] || die 4 "no busybox (install busybox-static)"
