@@ -56,7 +56,7 @@ static const struct usage_case bad[] = {
 	{ { "dirty", "--mem", "memfd:", "--size", "1Mi", "--rate", "1M" }, "needs a name" },
 	{ { "dirtyrate", "--count", "2" }, "missing --mem" },
 	{ { "dirtyrate", "--mem", "anon:1000-2000" }, "needs --pid" },
-	{ { "dirtyrate", "--pid", "1", "--mem", "/etc/hostname" }, "needs --mem anon:" },
+	{ { "dirtyrate", "--pid", "0", "--mem", "/etc/hostname" }, "--pid" },
 	{ { "dirtyrate", "--pid", "1", "--mem", "anon:1000-1800" }, "page-aligned" },
 	{ { "dirtyrate", "--pid", "1", "--mem", "anon:zz-1000" }, "not anon:START-END" },
 	{ { "dirtyrate", "--mem", "/etc/hostname", "--tracker", "psychic" }, "not one of" },

@@ -278,7 +278,7 @@ TEST_F(dirty, dirtyrate_idle_memfd_is_clean)
 {
 	const char *const args[] = { "--mem", "memfd:lmig-idle", "--size", "8Mi", "--rate", "0",
 				     NULL };
-	char path[512], why[128];
+	char path[512], why[512];
 	struct proc p = { 0 };
 	uint64_t pages;
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* lmig dirty: a shared memory object written at a steady rate. */
+/* lmig dirty: a shared memory object (or anonymous memory) written at a steady rate. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +22,9 @@ void usage_dirty(void)
 	       "live migration.  Each write rewrites one randomly chosen page.\n"
 	       "\n"
 	       "  -m, --mem PATH          a file (tmpfs: /dev/shm/NAME), or memfd:NAME for a\n"
-	       "                          memfd, readable as /proc/PID/fd/N while this runs\n"
+	       "                          memfd, readable as /proc/PID/fd/N while this runs;\n"
+	       "                          or anon: private anonymous memory of this process,\n"
+	       "                          reported as anon:START-END (for --pid PID)\n"
 	       "  -s, --size SIZE         object size: 1G, 512Mi, ... (a multiple of 4 KiB);\n"
 	       "                          a shorter existing file is extended\n"
 	       "  -r, --rate RATE         bytes dirtied per second: 20M, 1Gbit, ...; 0 fills\n"
@@ -39,6 +41,9 @@ void usage_dirty(void)
 	       "      --seed N            seed of the page choice and random content\n"
 	       "      --ready-fd FD       write the object's path and a newline to FD once\n"
 	       "                          it is filled (the name `lmig send --mem` takes)\n"
+	       "      --uffd              register the memory with a userfaultfd of this\n"
+	       "                          process for async write-protection (Linux 6.7+),\n"
+	       "                          so `--tracker uffd --pid PID` can track it\n"
 	       "      --progress          progress on stderr (default when it is a terminal)\n"
 	       "      --no-progress       no progress line\n"
 	       "  -j, --json              one JSON object with the result on stdout\n"
@@ -61,6 +66,7 @@ static void report(const struct dirty_opts *o, const struct dirty_stats *st, boo
 			json_str(&j, "error", lmig_errmsg());
 		json_str(&j, "path", st->path[0] ? st->path : NULL);
 		json_u64(&j, "size", o->size);
+		json_bool(&j, "uffd", o->uffd);
 		json_str(&j, "pattern", dirty_pattern_name(o->pattern));
 		json_str(&j, "pace", dirty_pace_name(o->pace));
 		json_dbl(&j, "rate_target_mbps", o->rate / 1e6, 1);
@@ -94,6 +100,7 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 		{ "ready-fd", required_argument, NULL, 'R' },
 		{ "progress", no_argument, NULL, 'p' },
 		{ "no-progress", no_argument, NULL, 'P' },
+		{ "uffd", no_argument, NULL, 'U' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 } };
@@ -158,6 +165,7 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 			break;
 		case 'p': progress = 1; break;
 		case 'P': progress = 0; break;
+		case 'U': o.uffd = true; break;
 		case 'j': g->json = true; break;
 		case 'h': usage_dirty(); return EXIT_OK;
 		case ':': return usage_error("dirty", "option '%s' needs a value", argv[optind - 1]);

@@ -41,6 +41,7 @@ void usage_dirtyrate(void)
 	printf("Usage: lmig dirtyrate --mem PATH [--tracker NAME] [--interval MS] [--count N]\n"
 	       "                      [--json]\n"
 	       "       lmig dirtyrate --pid PID --mem anon:START-END [...]\n"
+	       "       lmig dirtyrate --pid PID --mem PATH --tracker uffd [...]\n"
 	       "\n"
 	       "Measure how fast a memory image is being written: every interval, the\n"
 	       "pages written since the previous one are harvested with a dirty tracker\n"
@@ -50,7 +51,9 @@ void usage_dirtyrate(void)
 	       "                          regular file, or /proc/PID/fd/N of a memfd;\n"
 	       "                          or anon:START-END, a range of the private memory\n"
 	       "                          of --pid (hex, as in /proc/PID/maps)\n"
-	       "  -p, --pid PID           the process whose anon: memory is measured\n"
+	       "  -p, --pid PID           the process whose anon: memory is measured; with\n"
+	       "                          a shared object, the process that writes it (the\n"
+	       "                          uffd tracker reads its page tables)\n"
 	       "  -t, --tracker NAME      %s (default auto)\n"
 	       "  -i, --interval MS       length of one interval in ms (default 1000)\n"
 	       "  -n, --count N           intervals to measure (default 3)\n"
@@ -96,12 +99,12 @@ static int rehash(const struct track_target *tg, uint64_t *hashes, const uint64_
 	return 0;
 }
 
-/* tg: fd -1, and for anon: memory pid, start and size already parsed. */
+/* tg: fd -1, pid, and for anon: memory start and size already parsed. */
 static int open_target(const char *mem, struct track_target *tg)
 {
 	struct stat sb;
 
-	if (tg->pid) {
+	if (!strncmp(mem, "anon:", 5)) {
 		char maps[64];
 		pid_t pid = tg->pid;
 
@@ -231,7 +234,7 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 	struct interval *iv;
 	struct tracker t = { 0 };
 	uint64_t size = 0;
-	char why[512] = "";
+	char why[1024] = "";
 	int opt, ret;
 
 	optind = 1;
@@ -262,11 +265,11 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 		return usage_error("dirtyrate", "unexpected argument '%s'", argv[optind]);
 	if (!mem)
 		return usage_error("dirtyrate", "missing --mem PATH");
-	if (!strncmp(mem, "anon:", 5) != !!pid)
-		return usage_error("dirtyrate", pid ? "--pid needs --mem anon:START-END" :
-				   "--mem anon: needs --pid");
+	/* With a shared object, --pid names its writer (for the uffd tracker). */
+	if (!strncmp(mem, "anon:", 5) && !pid)
+		return usage_error("dirtyrate", "--mem anon: needs --pid");
 	tg.pid = (pid_t)pid;
-	if (pid && parse_anon_range("--mem", mem, &tg.start, &tg.size))
+	if (!strncmp(mem, "anon:", 5) && parse_anon_range("--mem", mem, &tg.start, &tg.size))
 		return usage_error("dirtyrate", "%s", lmig_errmsg());
 	if (!tracker_known(tname))
 		return usage_error("dirtyrate", "--tracker: '%s' is not one of %s", tname,

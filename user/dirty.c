@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * `lmig dirty`: map a shared memory object and dirty its pages at a
- * steady rate.
+ * `lmig dirty`: map a shared memory object (or private anonymous memory)
+ * and dirty its pages at a steady rate.
  *
  * Each write picks a page at random (uniformly over the object) and
  * rewrites all of it with the pattern, so a migration has real content to
@@ -15,6 +15,11 @@
  * own CPU time — and writes them.  With the CPU pace it never sleeps: it
  * spins between writes like a vCPU that computes, so when its CPU share is
  * cut (a cgroup limit), its wall-clock dirty rate falls with it.
+ *
+ * With --uffd the writer registers its mapping with a userfaultfd of its
+ * own for asynchronous write-protection, before the fill, and holds it
+ * open: the kernel then records in the writer's page tables which pages
+ * it wrote, which the uffd dirty tracker reads from another process.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +37,7 @@
 #include "clock.h"
 #include "dirty.h"
 #include "err.h"
+#include "uapi_compat.h"
 #include "xfer.h"
 
 #define TICK_NS		1000000L	/* wall pace: sleep this long between bursts */
@@ -119,6 +125,65 @@ static double cpu_s(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static int uffd_open(void)
+{
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+
+	/* Without the right to catch kernel faults, user-mode ones are all we need. */
+	if (fd < 0 && errno == EPERM)
+		fd = syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+	if (fd < 0)
+		return lmig_err_errno(errno, "cannot create a userfaultfd");
+	return fd;
+}
+
+/*
+ * A userfaultfd with [map, map + size) registered for asynchronous
+ * write-protection.  Returns its descriptor, to be held open for as long as
+ * the memory is to be tracked (closing it unregisters the memory).
+ */
+static int uffd_register(void *map, uint64_t size, bool shared)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)map, .len = size }, .mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	uint64_t want = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED |
+			(shared ? UFFD_FEATURE_WP_HUGETLBFS_SHMEM : 0);
+	int fd = uffd_open();
+
+	if (fd < 0)
+		return -1;
+	/* UFFDIO_API works once per descriptor: learn the features on a first one. */
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		close(fd);
+		return lmig_err_errno(errno, "UFFDIO_API");
+	}
+	close(fd);
+	if (!(api.features & UFFD_FEATURE_WP_ASYNC))
+		return lmig_err("--uffd: this kernel has no asynchronous userfaultfd write-protection "
+				"(UFFD_FEATURE_WP_ASYNC, Linux 6.7 or later)");
+	if (shared && !(api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM))
+		return lmig_err("--uffd: this kernel cannot write-protect shared memory with a "
+				"userfaultfd (UFFD_FEATURE_WP_HUGETLBFS_SHMEM)");
+	fd = uffd_open();
+	if (fd < 0)
+		return -1;
+	api = (struct uffdio_api){ .api = UFFD_API, .features = want & api.features };
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		lmig_err_errno(errno, "UFFDIO_API with async write-protection");
+		goto err;
+	}
+	if (ioctl(fd, UFFDIO_REGISTER, &reg)) {
+		lmig_err_errno(errno, "--uffd: cannot register the memory for write-protection");
+		goto err;
+	}
+	return fd;
+err:
+	close(fd);
+	return -1;
+}
+
 /* Open or create the object; sets st->path to a name `lmig send` can read. */
 static int open_object(const struct dirty_opts *o, struct dirty_stats *st)
 {
@@ -182,18 +247,32 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 	uint64_t rng = o->seed ? o->seed : 0x6c6d6967ULL;
 	uint8_t *map = MAP_FAILED;
 	double t0, c0, last_show;
-	int fd, ret = -1;
+	bool anon = !strcmp(o->mem, "anon");
+	int fd = -1, uffd = -1, ret = -1;
 
 	*st = (struct dirty_stats){ .size = o->size };
-	fd = open_object(o, st);
-	if (fd < 0)
-		return -1;
-	map = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (anon) {
+		map = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (map != MAP_FAILED)
+			snprintf(st->path, sizeof(st->path), "anon:%lx-%lx", (unsigned long)map,
+				 (unsigned long)(map + o->size));
+		st->created = true;
+	} else {
+		fd = open_object(o, st);
+		if (fd < 0)
+			return -1;
+		map = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	}
 	gen = calloc(npages, sizeof(*gen));
 	if (map == MAP_FAILED || !gen) {
 		lmig_err_errno(errno, "cannot map %llu bytes of %s", (unsigned long long)o->size,
 			       o->mem);
 		goto out;
+	}
+	if (o->uffd) {
+		uffd = uffd_register(map, o->size, !anon);
+		if (uffd < 0)
+			goto out;
 	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -246,9 +325,12 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 	show(o, st, st->write_s, true);
 	ret = 0;
 out:
+	if (uffd >= 0)
+		close(uffd);
 	if (map != MAP_FAILED)
 		munmap(map, o->size);
 	free(gen);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return ret;
 }

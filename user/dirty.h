@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The load generator behind `lmig dirty`: a shared memory object written
- * at a steady rate, standing in for a guest that dirties its memory.
+ * The load generator behind `lmig dirty`: a shared memory object (or
+ * private anonymous memory) written at a steady rate, standing in for a
+ * guest that dirties its memory.
  */
 #ifndef LMIG_DIRTY_H
 #define LMIG_DIRTY_H
@@ -21,7 +22,7 @@ enum dirty_pattern {
 };
 
 struct dirty_opts {
-	const char *mem;	/* path, or "memfd:NAME" */
+	const char *mem;	/* path, "memfd:NAME", or "anon" (private anonymous memory) */
 	uint64_t size;		/* bytes, a multiple of the page size */
 	uint64_t rate;		/* bytes dirtied per second; 0 = fill, then stay idle */
 	enum dirty_pace pace;
@@ -31,10 +32,17 @@ struct dirty_opts {
 	uint64_t seed;
 	int ready_fd;		/* write the object's path and "\n" here once filled, or -1 */
 	bool progress;
+	/*
+	 * Register the mapping with a userfaultfd of our own for async
+	 * write-protection before the fill, and hold it open: what the uffd
+	 * dirty tracker needs of a writer.
+	 */
+	bool uffd;
 };
 
 struct dirty_stats {
-	char path[64 + 4096];	/* what `lmig send --mem` takes to read the object */
+	/* what `lmig send --mem` takes to read the object; anon:START-END for anon */
+	char path[64 + 4096];
 	uint64_t size;
 	uint64_t pages_filled, pages_written;
 	double fill_s, write_s, cpu_s;

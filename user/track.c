@@ -14,12 +14,13 @@
 
 /* In order of preference for --tracker auto. */
 static const struct tracker_ops *const trackers[] = {
+	&track_uffd_ops,
 	&track_scan_ops,
 };
 
 const char *tracker_names(void)
 {
-	return "auto, scan";
+	return "auto, uffd, scan";
 }
 
 bool tracker_known(const char *name)

@@ -5,7 +5,10 @@
  *
  *   scan  reads every page and compares its XXH3 hash with the hash of
  *         what was last sent; works on any memory lmig can read.
- *   (uffd, soft-dirty and kmod plug in here too.)
+ *   uffd  reads the writer's page tables (PAGEMAP_SCAN) for the pages it
+ *         wrote since it was write-protected by its own userfaultfd in
+ *         async mode; needs pid, and a writer that registered the memory.
+ *   (soft-dirty and kmod plug in here too.)
  *
  * A round of the live engine calls harvest() and then reads and sends the
  * pages it returned; a page written after the harvest is read in its new
@@ -21,7 +24,12 @@
 /* The memory being migrated. */
 struct track_target {
 	int fd;			/* shared object (memfd, shm, file), or -1 */
-	pid_t pid;		/* with fd < 0: the process whose memory it is */
+	/*
+	 * With fd < 0: the process whose memory it is.  With fd >= 0 it may be
+	 * set too: the process that maps and writes the object, for trackers
+	 * that watch a process's page tables (uffd).
+	 */
+	pid_t pid;
 	uint64_t start;		/* with fd < 0: its address in that process */
 	uint64_t size;		/* bytes */
 	/*
@@ -75,6 +83,7 @@ bool tracker_known(const char *name);
  */
 int track_read(const struct track_target *tg, uint64_t off, void *buf, size_t len);
 
+extern const struct tracker_ops track_uffd_ops;
 extern const struct tracker_ops track_scan_ops;
 
 static inline void bitmap_set(uint64_t *b, uint64_t i)
