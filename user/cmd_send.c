@@ -10,18 +10,29 @@
 #include "err.h"
 #include "opts.h"
 #include "report.h"
+#include "track.h"
 #include "xfer.h"
 
 void usage_send(void)
 {
 	printf("Usage: lmig send --mem PATH --to HOST:PORT [OPTIONS]\n"
+	       "       lmig send --mem PATH|anon:START-END --pid PID [--freeze METHOD]\n"
+	       "                 --to HOST:PORT [LIVE OPTIONS] [OPTIONS]\n"
 	       "\n"
 	       "Migrate the memory image PATH to an 'lmig recv' listening at HOST:PORT.\n"
 	       "PATH is a regular file, a tmpfs/shm file, or /proc/PID/fd/N of a memfd.\n"
 	       "Exits 0 only after the receiver verified the whole image and committed it.\n"
 	       "\n"
+	       "With --pid the migration is live: PID keeps writing the memory while it is\n"
+	       "sent; rounds resend what it wrote, until the rest fits the downtime budget;\n"
+	       "then PID is paused, the rest sent, and the receiver verifies and commits.\n"
+	       "After the commit PID stays paused (--then kill ends it); on any failure\n"
+	       "before it, PID is resumed - also if lmig itself is killed.\n"
+	       "\n"
 	       "Options:\n"
-	       "  -m, --mem PATH          the memory image to send\n"
+	       "  -m, --mem PATH          the memory image to send; with --pid also\n"
+	       "                          anon:START-END, a range of PID's private memory\n"
+	       "                          (hex, as in /proc/PID/maps)\n"
 	       "  -t, --to HOST:PORT      the receiver ([ADDR]:PORT for IPv6)\n"
 	       "  -c, --channels N        TCP connections to spread pages over (1..%u;\n"
 	       "                          default: online CPUs)\n"
@@ -31,14 +42,31 @@ void usage_send(void)
 	       "                          125M, 1G, 1Gbit, 64Mi (default: no cap)\n"
 	       "      --zerocopy MODE     auto (default: on unless the receiver is on a\n"
 	       "                          loopback address), on, off: IORING_OP_SEND_ZC\n"
-	       "      --timeout S         connect/handshake limit and longest stall (default 10)\n"
+	       "      --timeout S         connect/handshake limit and longest stall (default 10);\n"
+	       "                          with --pid also the limit on pre-copy: a migration\n"
+	       "                          that has not converged in S seconds fails\n"
 	       "      --progress          progress on stderr (default when it is a terminal)\n"
 	       "      --no-progress       no progress line\n"
 	       "  -j, --json              one JSON object with the result on stdout\n"
 	       "  -h, --help              this help\n"
 	       "\n"
+	       "Live options (with --pid):\n"
+	       "  -p, --pid PID           the process that writes the memory\n"
+	       "  -f, --freeze METHOD     how to pause it for the switch-over: signal\n"
+	       "                          (SIGSTOP/SIGCONT, the default), cgroup:DIR (cgroup\n"
+	       "                          v2 cgroup.freeze or v1 freezer), none (the caller\n"
+	       "                          keeps it quiet)\n"
+	       "      --tracker NAME      dirty tracker: %s (default auto:\n"
+	       "                          the best that works here; it says which and why)\n"
+	       "  -d, --downtime-ms N     switch over once the predicted downtime is at most\n"
+	       "                          N ms (default 300)\n"
+	       "      --max-rounds N      give up after N rounds without converging\n"
+	       "                          (default 30)\n"
+	       "      --then keep|kill    after the verified commit leave PID paused (default)\n"
+	       "                          or kill it\n"
+	       "\n"
 	       "Exit status: 0 completed and verified, 1 migration failed, 2 bad usage.\n",
-	       LMIG_MAX_CHANNELS);
+	       LMIG_MAX_CHANNELS, tracker_names());
 }
 
 int cmd_send(int argc, char **argv, struct global_opts *g)
@@ -51,23 +79,32 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "zerocopy", required_argument, NULL, 'Z' },
 		{ "timeout", required_argument, NULL, 'T' },
-		{ "progress", no_argument, NULL, 'p' },
+		{ "progress", no_argument, NULL, 'P' + 256 },
 		{ "no-progress", no_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "pid", required_argument, NULL, 'i' },
+		{ "freeze", required_argument, NULL, 'f' },
+		{ "tracker", required_argument, NULL, 'k' },
+		{ "downtime-ms", required_argument, NULL, 'd' },
+		{ "max-rounds", required_argument, NULL, 'R' },
+		{ "then", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 } };
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	struct send_opts o = {
 		.channels = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (unsigned int)ncpu,
 		.compress = COMPRESS_AUTO, .zerocopy = -1, .timeout_ms = 10000,
+		.freeze = "signal", .tracker = "auto", .downtime_ms = 300, .max_rounds = 30,
 	};
+	const char *live_opt = NULL;	/* a live option given, for "needs --pid" */
+	bool timeout_set = false;
 	struct xfer_stats st = { 0 };
 	int opt, progress = -1;
 	unsigned long v;
 
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":m:t:c:z:b:jh", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":m:t:c:z:b:jhp:f:d:", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'm': o.mem = optarg; break;
 		case 't': o.to = optarg; break;
@@ -106,8 +143,40 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 			if (parse_uint("--timeout", optarg, 1, 86400, &v))
 				return usage_error("send", "%s", lmig_errmsg());
 			o.timeout_ms = (int)v * 1000;
+			timeout_set = true;
 			break;
-		case 'p': progress = 1; break;
+		case 'i':
+			if (parse_uint("--pid", optarg, 1, 4194304, &v))
+				return usage_error("send", "%s", lmig_errmsg());
+			o.pid = (pid_t)v;
+			break;
+		case 'f': o.freeze = optarg; live_opt = "--freeze"; break;
+		case 'k':
+			if (!tracker_known(optarg))
+				return usage_error("send", "--tracker: '%s' is not one of %s", optarg,
+						   tracker_names());
+			o.tracker = optarg;
+			live_opt = "--tracker";
+			break;
+		case 'd':
+			if (parse_uint("--downtime-ms", optarg, 1, 3600000, &v))
+				return usage_error("send", "%s", lmig_errmsg());
+			o.downtime_ms = v;
+			live_opt = "--downtime-ms";
+			break;
+		case 'R':
+			if (parse_uint("--max-rounds", optarg, 1, 100000, &v))
+				return usage_error("send", "%s", lmig_errmsg());
+			o.max_rounds = v;
+			live_opt = "--max-rounds";
+			break;
+		case 'N':
+			if (strcmp(optarg, "keep") && strcmp(optarg, "kill"))
+				return usage_error("send", "--then: '%s' is not keep or kill", optarg);
+			o.then_kill = !strcmp(optarg, "kill");
+			live_opt = "--then";
+			break;
+		case 'P' + 256: progress = 1; break;
 		case 'P': progress = 0; break;
 		case 'j': g->json = true; break;
 		case 'h': usage_send(); return EXIT_OK;
@@ -123,6 +192,27 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 		return usage_error("send", "missing --to HOST:PORT");
 	if (cmd_check_address("send", "--to", o.to))
 		return EXIT_USAGE;
+	if (!strncmp(o.mem, "anon:", 5)) {
+		if (!o.pid)
+			return usage_error("send", "--mem %s needs --pid: whose memory is it?", o.mem);
+		if (parse_anon_range("--mem", o.mem, &o.anon_start, &o.anon_size))
+			return usage_error("send", "%s", lmig_errmsg());
+	}
+	if (live_opt && !o.pid)
+		return usage_error("send", "%s needs --pid (a live migration)", live_opt);
+	if (o.pid) {
+		/* Check the method now: a bad one is a usage error, not a failed migration. */
+		if (strcmp(o.freeze, "signal") && strcmp(o.freeze, "none") &&
+		    strncmp(o.freeze, "cgroup:", 7))
+			return usage_error("send", "--freeze: '%s' is not signal, cgroup:DIR or none",
+					   o.freeze);
+		if (timeout_set)
+			o.live_timeout_ms = o.timeout_ms;
+		/* Stalls stay bounded by the default even when pre-copy may take long. */
+		if (o.timeout_ms > 10000)
+			o.timeout_ms = 10000;
+	}
 	o.progress = cmd_progress_default(progress, g);
+	o.plain_progress = !isatty(STDERR_FILENO);
 	return cmd_finish("send", xfer_send(&o, &st), &st, compress_mode_name(o.compress), o.progress, g);
 }

@@ -99,6 +99,33 @@ void json_bool(struct json_obj *j, const char *k, bool val)
 	put(j, "%s", val ? "true" : "false");
 }
 
+void json_array_begin(struct json_obj *j, const char *k)
+{
+	key(j, k);
+	put(j, "[");
+	j->first = true;
+}
+
+void json_elem_begin(struct json_obj *j)
+{
+	if (!j->first)
+		put(j, ",");
+	put(j, "{");
+	j->first = true;
+}
+
+void json_elem_end(struct json_obj *j)
+{
+	put(j, "}");
+	j->first = false;
+}
+
+void json_array_end(struct json_obj *j)
+{
+	put(j, "]");
+	j->first = false;
+}
+
 void json_end(struct json_obj *j, FILE *f)
 {
 	put(j, "}");

@@ -23,6 +23,11 @@ void json_u64(struct json_obj *j, const char *key, uint64_t val);
 void json_i64(struct json_obj *j, const char *key, int64_t val);
 void json_dbl(struct json_obj *j, const char *key, double val, int decimals);
 void json_bool(struct json_obj *j, const char *key, bool val);
+/* "key":[{...},{...}]: begin, then per element elem_begin, fields, elem_end. */
+void json_array_begin(struct json_obj *j, const char *key);
+void json_elem_begin(struct json_obj *j);
+void json_elem_end(struct json_obj *j);
+void json_array_end(struct json_obj *j);
 /* Print "{...}\n" to f and free the buffer. */
 void json_end(struct json_obj *j, FILE *f);
 

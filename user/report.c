@@ -12,6 +12,52 @@ static void digest_hex(const struct xfer_stats *st, char out[33])
 		snprintf(out + 2 * i, 3, "%02x", st->digest[i]);
 }
 
+static void live_json(struct json_obj *j, const struct xfer_stats *st)
+{
+	json_bool(j, "live", true);
+	json_str(j, "tracker", st->tracker);
+	json_str(j, "tracker_why", st->tracker_why[0] ? st->tracker_why : NULL);
+	json_str(j, "frozen", st->frozen);
+	json_bool(j, "converged", st->converged);
+	json_dbl(j, "downtime_ms", st->converged ? st->downtime_s * 1000 : 0, 1);
+	json_dbl(j, "freeze_ms", st->freeze_s * 1000, 2);
+	json_dbl(j, "final_harvest_ms", st->final_harvest_s * 1000, 2);
+	json_str(j, "source", st->source_state);
+	json_array_begin(j, "rounds");
+	for (unsigned int i = 0; i < st->rounds; i++) {
+		const struct round_stat *r = &st->round[i];
+
+		json_elem_begin(j);
+		json_u64(j, "round", r->round);
+		json_u64(j, "dirty_pages", r->dirty_pages);
+		json_dbl(j, "dirty_mbps", r->dirty_mbps, 2);
+		json_u64(j, "bytes_wire", r->bytes_wire);
+		json_dbl(j, "rate_mbps", r->rate_mbps, 1);
+		json_dbl(j, "predicted_downtime_ms", r->predicted_downtime_ms, 1);
+		json_dbl(j, "harvest_ms", r->harvest_ms, 2);
+		json_dbl(j, "start_ms", r->start_s * 1000, 1);
+		json_bool(j, "frozen", r->frozen);
+		json_elem_end(j);
+	}
+	json_array_end(j);
+}
+
+static void live_text(const struct xfer_stats *st)
+{
+	printf("  live: tracker %s, freeze %s, %u rounds; downtime %.1f ms (freeze %.2f ms, final harvest %.2f ms); source %s\n",
+	       st->tracker, st->frozen, st->rounds, st->downtime_s * 1000, st->freeze_s * 1000,
+	       st->final_harvest_s * 1000, st->source_state);
+	printf("  round  pages      dirty MB/s  wire bytes    MB/s    predicted ms\n");
+	for (unsigned int i = 0; i < st->rounds; i++) {
+		const struct round_stat *r = &st->round[i];
+
+		printf("  %5u%s %-10llu %9.1f  %-12llu %7.1f  %8.1f\n", r->round, r->frozen ? "*" : " ",
+		       (unsigned long long)r->dirty_pages, r->dirty_mbps,
+		       (unsigned long long)r->bytes_wire, r->rate_mbps, r->predicted_downtime_ms);
+	}
+	printf("  (* sent with the workload paused)\n");
+}
+
 void report_print(const char *role, const struct xfer_stats *st, const char *compress,
 		  bool ok, bool json)
 {
@@ -44,6 +90,8 @@ void report_print(const char *role, const struct xfer_stats *st, const char *com
 		else
 			json_bool(&j, "multishot", st->multishot);
 		json_str(&j, "digest", ok ? hex : NULL);
+		if (st->live)
+			live_json(&j, st);
 		json_end(&j, stdout);
 		return;
 	}
@@ -60,4 +108,6 @@ void report_print(const char *role, const struct xfer_stats *st, const char *com
 	       role[0] == 's' ? (st->zerocopy ? ", zero-copy send" : ", copying send") :
 				(st->multishot ? ", multishot receive" : ", plain receive"));
 	printf("  digest xxh3-128 %s (verified by the receiver)\n", hex);
+	if (st->live)
+		live_text(st);
 }

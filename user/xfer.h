@@ -6,7 +6,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sys/types.h>
+
 #include "policy.h"
+
+/* One round of a live migration, as the sender saw it. */
+struct round_stat {
+	unsigned int round;
+	uint64_t dirty_pages;		/* pages this round sent (round 0: every page) */
+	double dirty_mbps;		/* pages harvested for it / time since the previous harvest */
+	uint64_t bytes_wire;		/* wire bytes of this round's frames */
+	double rate_mbps;		/* memory bytes per second the link moved (estimate) */
+	double predicted_downtime_ms;	/* if the workload were frozen after this round's harvest */
+	double harvest_ms;		/* the harvest that produced this round */
+	double start_s;			/* since the migration began */
+	bool frozen;			/* the final round, sent with the workload paused */
+};
 
 struct xfer_stats {
 	uint64_t bytes_total;		/* image size */
@@ -19,6 +34,16 @@ struct xfer_stats {
 	bool zerocopy;			/* SEND_ZC used */
 	bool multishot;			/* multishot recv with provided buffers used */
 	uint8_t digest[16];
+	/* Live migrations. */
+	bool live;
+	unsigned int rounds;
+	bool converged;			/* the switch-over happened */
+	double downtime_s;		/* freeze -> verified commit acknowledged */
+	double freeze_s, final_harvest_s;
+	const char *tracker, *frozen;
+	const char *source_state;	/* "paused", "killed", "resumed", "running" */
+	char tracker_why[256];
+	struct round_stat *round;	/* rounds entries */
 };
 
 struct send_opts {
@@ -30,6 +55,17 @@ struct send_opts {
 	int zerocopy;			/* -1 auto, 0 off, 1 on */
 	int timeout_ms;			/* connect, handshake and stall limit */
 	bool progress;
+	bool plain_progress;		/* lines instead of a redrawn line (not a terminal) */
+	/* Live migration: pid > 0. */
+	pid_t pid;			/* the process that writes the memory */
+	const char *freeze;		/* "signal", "cgroup:DIR", "none" */
+	const char *tracker;		/* "auto" or a tracker name */
+	uint64_t anon_start;		/* mem is "anon:START-END": pid's private memory */
+	uint64_t anon_size;
+	unsigned int downtime_ms;	/* switch over once the predicted downtime is below */
+	unsigned int max_rounds;
+	int live_timeout_ms;		/* pre-copy must converge within this, 0 = no limit */
+	bool then_kill;			/* end the source after the verified commit */
 };
 
 struct recv_opts {

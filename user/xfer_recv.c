@@ -63,7 +63,12 @@ struct chunk {
 	uint32_t len, pos;
 };
 
-enum pstate { PS_HDR, PS_DESC, PS_PAGE, PS_ENDPAY, PS_DONE };
+/*
+ * PS_ROUNDPAY gathers a ROUND frame's payload; PS_BARRIER holds a channel
+ * at the end of a round until every channel got there and every write of
+ * the round completed (see include/lmig/wire.h).
+ */
+enum pstate { PS_HDR, PS_DESC, PS_PAGE, PS_ENDPAY, PS_ROUNDPAY, PS_BARRIER, PS_DONE };
 
 struct rchan {
 	int fd;
@@ -106,7 +111,10 @@ struct receiver {
 	bool out_ok;
 	uint64_t npages, pages_done;
 	uint64_t *hashes;
-	uint8_t *seen;
+	uint32_t *seen;			/* per page: 1 + the round it last arrived in, 0 never */
+	bool live;			/* LMIG_CAP_ROUNDS: pages come again in later rounds */
+	uint32_t round;			/* the round being received */
+	unsigned int at_barrier;	/* channels in PS_BARRIER */
 	uint8_t *pool;
 	int pool_free[NPOOL];
 	unsigned int npool_free;
@@ -279,6 +287,8 @@ static int check_frame_header(struct receiver *r, unsigned int c, struct rchan *
 		return 0;
 	if (type == LMIG_FRAME_END && nd == 0 && pl == sizeof(struct lmig_end))
 		return 0;
+	if (type == LMIG_FRAME_ROUND && r->live && nd == 0 && pl == sizeof(struct lmig_round))
+		return 0;
 	return fail(r, LMIG_ST_PROTOCOL,
 		    "channel %u: malformed frame (type %u, %u descriptors, %u bytes; corrupted stream)",
 		    c, type, nd, pl);
@@ -322,10 +332,10 @@ static int check_descs(struct receiver *r, unsigned int c, struct rchan *ch)
 				    c, (unsigned long long)idx, (unsigned long long)n,
 				    (unsigned long long)r->npages);
 		for (uint64_t p = idx; p < idx + n; p++) {
-			if (r->seen[p])
-				return fail(r, LMIG_ST_INCOMPLETE, "page %llu received twice",
-					    (unsigned long long)p);
-			r->seen[p] = 1;
+			if (r->seen[p] == r->round + 1)
+				return fail(r, LMIG_ST_INCOMPLETE, "page %llu received twice%s",
+					    (unsigned long long)p, r->live ? " in one round" : "");
+			r->seen[p] = r->round + 1;
 			if (enc == LMIG_ENC_ZERO)
 				r->hashes[p] = codec_zero_hash();
 		}
@@ -403,9 +413,46 @@ static int take_page(struct receiver *r, unsigned int c, struct rchan *ch, const
 	return 0;
 }
 
+static int round_done(struct receiver *r, unsigned int c, struct rchan *ch)
+{
+	struct lmig_round rd;
+
+	memcpy(&rd, ch->area + sizeof(struct lmig_frame), sizeof(rd));
+	if (le64toh(rd.round) != r->round || rd.reserved)
+		return fail(r, LMIG_ST_PROTOCOL, "channel %u: end of round %llu arrived in round %u",
+			    c, (unsigned long long)le64toh(rd.round), r->round);
+	if (le64toh(rd.pages) != ch->pages || le64toh(rd.frames) != ch->frames)
+		return fail(r, LMIG_ST_INCOMPLETE,
+			    "channel %u: round %u: sender sent %llu pages in %llu frames, %llu in %llu arrived",
+			    c, r->round, (unsigned long long)le64toh(rd.pages),
+			    (unsigned long long)le64toh(rd.frames), (unsigned long long)ch->pages,
+			    (unsigned long long)ch->frames);
+	ch->ps = PS_BARRIER;
+	r->at_barrier++;
+	return 0;
+}
+
+/*
+ * Every channel reached the end of the round and its writes are done:
+ * the next round's pages may now overwrite this round's.
+ */
+static int next_round(struct receiver *r)
+{
+	if (r->ended)
+		return fail(r, LMIG_ST_PROTOCOL, "channels disagree on the number of rounds");
+	for (unsigned int c = 0; c < r->nch; c++)
+		start_frame(&r->ch[c]);
+	r->at_barrier = 0;
+	r->round++;
+	r->st->rounds = r->round + 1;
+	return 0;
+}
+
 static int frame_done(struct receiver *r, unsigned int c, struct rchan *ch)
 {
 	ch->seq++;
+	if (ch->ps == PS_ROUNDPAY)
+		return round_done(r, c, ch);
 	if (ch->ps == PS_ENDPAY) {
 		memcpy(&ch->end, ch->area + sizeof(struct lmig_frame), sizeof(ch->end));
 		if (le64toh(ch->end.pages) != ch->pages || le64toh(ch->end.frames) != ch->frames)
@@ -439,6 +486,8 @@ static int parse(struct receiver *r, unsigned int c)
 			size_t avail = k->len - k->pos;
 			uint8_t *p = base + k->pos;
 
+			if (ch->ps == PS_BARRIER)
+				goto wait;	/* the other channels catch up first */
 			if (ch->ps == PS_DONE)
 				return fail(r, LMIG_ST_PROTOCOL, "channel %u: data after the end frame", c);
 			if (ch->ps != PS_PAGE) {
@@ -454,15 +503,18 @@ static int parse(struct receiver *r, unsigned int c)
 				if (ch->ps == PS_HDR) {
 					if (check_frame_header(r, c, ch))
 						return -1;
-					if (le16toh(ch->fr.type) == LMIG_FRAME_END) {
+					uint16_t type = le16toh(ch->fr.type);
+
+					if (type == LMIG_FRAME_END || type == LMIG_FRAME_ROUND) {
 						if (le64toh(ch->fr.checksum) !=
 						    wire_frame_checksum(&ch->fr, NULL, 0))
 							return fail(r, LMIG_ST_CHECKSUM,
-								    "channel %u: end frame checksum mismatch (corrupted stream)", c);
+								    "channel %u: %s frame checksum mismatch (corrupted stream)",
+								    c, type == LMIG_FRAME_END ? "end" : "round");
 						if (check_seq(r, c, ch))
 							return -1;
-						ch->ps = PS_ENDPAY;
-						ch->need += sizeof(struct lmig_end);
+						ch->ps = type == LMIG_FRAME_END ? PS_ENDPAY : PS_ROUNDPAY;
+						ch->need += le32toh(ch->fr.payload_len);
 						continue;
 					}
 					ch->ps = PS_DESC;
@@ -470,7 +522,7 @@ static int parse(struct receiver *r, unsigned int c)
 					if (ch->have < ch->need)
 						continue;
 				}
-				if (ch->ps == PS_ENDPAY) {
+				if (ch->ps == PS_ENDPAY || ch->ps == PS_ROUNDPAY) {
 					if (frame_done(r, c, ch))
 						return -1;
 					continue;
@@ -566,6 +618,9 @@ static void arm_recv(struct receiver *r, unsigned int c)
 	struct io_uring_sqe *sqe;
 
 	if (ch->recv_armed || ch->eof || ch->ps == PS_DONE)
+		return;
+	/* Data only queues up behind a barrier: let TCP hold it instead. */
+	if (ch->ps == PS_BARRIER && ch->qlen)
 		return;
 	if (r->ms) {
 		if (!ch->inring)
@@ -748,7 +803,8 @@ static int handshake(struct receiver *r, int lfd)
 				return refuse(fd, LMIG_ST_SIZE), close(fd), -1;
 			}
 			r->hashes = calloc(r->npages, sizeof(*r->hashes));
-			r->seen = calloc(r->npages, 1);
+			r->seen = calloc(r->npages, sizeof(*r->seen));
+			r->live = hi.caps & LMIG_CAP_ROUNDS;
 			if (!r->hashes || !r->seen) {
 				lmig_err("out of memory for a %llu-page image",
 					 (unsigned long long)r->npages);
@@ -767,7 +823,7 @@ static int handshake(struct receiver *r, int lfd)
 			return refuse(fd, LMIG_ST_SESSION), close(fd), -1;
 		}
 		r->ch[hi.channel].fd = fd;
-		wire_ack_build(&a, hi.caps & LMIG_CAPS_V1, LMIG_ST_OK, NULL);
+		wire_ack_build(&a, hi.caps & (LMIG_CAPS_V1 | LMIG_CAP_ROUNDS), LMIG_ST_OK, NULL);
 		if (net_write_full(fd, &a, sizeof(a), r->o->timeout_ms, "answering the hello"))
 			return -1;
 		if (++got == r->nch)
@@ -781,12 +837,14 @@ static void show_progress(struct receiver *r, bool final)
 {
 	double t = now_s();
 	uint64_t done = r->pages_done * LMIG_PAGE_SIZE;
+	char extra[32];
 
 	if (!r->o->progress || (!final && t - r->last_progress < 0.5))
 		return;
 	r->last_progress = t;
+	snprintf(extra, sizeof(extra), "round %u", r->round);
 	progress_show("received", done > r->hi.image_size ? r->hi.image_size : done,
-		      r->hi.image_size, t - r->t0, NULL, final);
+		      r->hi.image_size, t - r->t0, r->live ? extra : NULL, final);
 }
 
 static int run(struct receiver *r)
@@ -812,6 +870,11 @@ static int run(struct receiver *r)
 		}
 		if (r->ended == r->nch && !r->writes_inflight)
 			return 0;
+		if (r->at_barrier && r->at_barrier + r->ended == r->nch && !r->writes_inflight) {
+			if (next_round(r))
+				return -1;
+			continue;	/* parse what waited behind the barrier */
+		}
 		io_uring_submit(&r->ring);
 		ret = io_uring_wait_cqe_timeout(&r->ring, &cqe, &ts);
 		if (ret == -ETIME) {

@@ -25,6 +25,13 @@
  * kernel may still read it.  Channel 0 also has a receive armed for the
  * receiver's verdict from the start, so an early rejection (checksum,
  * disk full) is reported as such.
+ *
+ * Which pages go out is a bitmap, "todo": every page in a cold send; in a
+ * live send (--pid) every page in round 0 and then, round after round, the
+ * pages a dirty tracker harvested.  A round ends with a ROUND frame on
+ * every channel (END frames after the last round).  The live controller
+ * (live_*() below) harvests, predicts the downtime, and decides when to
+ * freeze the workload for the final round.
  */
 #include <errno.h>
 #include <liburing.h>
@@ -34,24 +41,34 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "codec.h"
 #include "err.h"
+#include "freeze.h"
 #include "image.h"
 #include "net.h"
+#include "opts.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "track.h"
 #include "uring.h"
 #include "wire.h"
 #include "xfer.h"
 
+
 #define NBUF		4
 #define BATCH_TARGET	(256 * 1024)	/* image bytes per frame */
 #define BATCH_MIN	(64 * 1024)	/* ... but at most 0.1 s of --bandwidth, down to this */
+#define BATCH_MAX	(BATCH_TARGET / LMIG_PAGE_SIZE)
 #define DESC_AREA	(sizeof(struct lmig_frame) + LMIG_MAX_FRAME_DESC * sizeof(struct lmig_page_desc))
 #define BUF_SIZE	(DESC_AREA + LMIG_MAX_PAYLOAD)
+/* Switch-over costs besides harvesting and sending: freeze, commit round trip. */
+#define SWITCH_OVERHEAD_S	0.003
+/* A round smaller than this says little about the rate of the link. */
+#define RATE_SAMPLE_MIN		(2 << 20)
 
 enum { UD_SEND = 1, UD_RESULT = 2, UD_READ = 3 };
 #define UD(kind, ch, b)	((uint64_t)(kind) | ((uint64_t)(b) << 8) | ((uint64_t)(ch) << 16))
@@ -63,9 +80,9 @@ struct sbuf {
 	uint8_t *frame;		/* start of the frame inside mem */
 	size_t len, off;	/* frame length, bytes already sent */
 	enum sbuf_state state;
-	uint64_t first;		/* READING: first page, pages, bytes read so far */
+	uint64_t idx[BATCH_MAX];	/* the pages in the payload, in order */
 	unsigned int npages;
-	size_t got;
+	size_t got;		/* ring reads (one run of pages): bytes read so far */
 	bool sent;		/* every byte handed to the kernel */
 	unsigned int notifs;	/* zero-copy notifications still to come */
 };
@@ -77,7 +94,13 @@ struct schan {
 	unsigned int head;	/* oldest queued buffer not yet fully sent */
 	unsigned int queued;	/* filled or being filled, not fully sent */
 	bool inflight;
-	bool end_built;
+	/*
+	 * ROUND frames (and the END frame) due before any more pages: a
+	 * channel may still owe one for a round when the next one closes.
+	 */
+	unsigned int rounds_due;
+	bool end_due, end_built;
+	uint64_t round_seq;	/* the round its next ROUND frame ends */
 	uint64_t seq, pages, frames;
 };
 
@@ -87,13 +110,16 @@ struct sender {
 	struct src_image im;
 	struct io_uring ring;
 	bool ring_ok, fixed, zc;
+	bool sync_read;			/* memory: read right here, any pages per frame */
 	unsigned int batch_pages;	/* pages read into one frame */
 	struct schan *ch;
 	unsigned int nch, rr;
 	uint8_t *bufmem;
-	uint64_t *hashes;
-	uint64_t next_page;	/* next page to read */
-	uint64_t pages_done;	/* pages encoded */
+	uint64_t *hashes;		/* per page: hash of what was last sent */
+	uint64_t *todo;			/* this round's pages not yet read */
+	uint64_t cursor;		/* no todo bit is set below it */
+	unsigned int reading;		/* buffers with a ring read in flight */
+	uint64_t pages_done;		/* pages encoded, all rounds */
 	bool digest_done;
 	uint8_t digest[16];
 	uint8_t lz4_out[LMIG_PAGE_SIZE];
@@ -102,12 +128,32 @@ struct sender {
 	struct cpolicy pol;
 	struct ratelimit rl;
 	double t0, last_progress;
+	/* rounds */
+	bool final;			/* the current round is the last */
+	bool round_closed;		/* its pages are all encoded */
+	uint64_t round_pages, round_wire;
+	double round_t0;
+	/* the live controller */
+	bool live;
+	bool freeze_next;		/* freeze once this round is on the wire */
+	bool draining;			/* ... and it is not yet */
+	struct track_target tg;
+	struct tracker trk;
+	bool trk_ok;
+	struct freezer fz;
+	uint64_t *harvested;
+	double t_harvest;		/* when the last harvest began */
+	double link_rate;		/* wire bytes per second, estimated */
+	double wire_per_page;		/* wire bytes per page sent, recent rounds */
+	double predicted_s;		/* of the latest harvest */
+	double dirty_mbps;		/* of the latest harvest */
+	double t_freeze;
 };
 
 static int channels_connect(struct sender *s)
 {
-	struct hello_info hi = { .caps = LMIG_CAPS_V1, .nchannels = s->nch,
-				 .image_size = s->im.size };
+	uint32_t want = LMIG_CAPS_V1 | (s->live ? LMIG_CAP_ROUNDS : 0);
+	struct hello_info hi = { .caps = want, .nchannels = s->nch, .image_size = s->im.size };
 	struct lmig_hello h;
 	struct lmig_hello_ack a;
 	uint32_t caps;
@@ -127,6 +173,9 @@ static int channels_connect(struct sender *s)
 			return -1;
 		if ((caps & LMIG_CAPS_V1) != LMIG_CAPS_V1)
 			return lmig_err("receiver lacks lz4 or zero-run support (caps 0x%x)", caps);
+		if (s->live && !(caps & LMIG_CAP_ROUNDS))
+			return lmig_err("receiver cannot take a live migration (no rounds; caps 0x%x): upgrade its lmig",
+					caps);
 	}
 	return 0;
 }
@@ -180,37 +229,123 @@ static int ring_setup(struct sender *s)
 	return 0;
 }
 
-static int handle_read(struct sender *s, unsigned int c, unsigned int bi, int res);
+/* ---- reading and encoding pages --------------------------------------- */
+
+/* Image bytes from page pg to the end of page pg + n - 1 (the last page may be partial). */
+static size_t run_bytes(struct sender *s, uint64_t pg, unsigned int n)
+{
+	uint64_t end = (pg + n) * LMIG_PAGE_SIZE;
+
+	return (end > s->im.size ? s->im.size : end) - pg * LMIG_PAGE_SIZE;
+}
+
+static int shrank(struct sender *s, uint64_t at)
+{
+	struct stat sb;
+
+	if (fstat(s->im.fd, &sb))
+		sb.st_size = at;
+	return lmig_err("%s shrank from %llu to %llu bytes during the migration", s->o->mem,
+			(unsigned long long)s->im.size, (unsigned long long)sb.st_size);
+}
+
+/* Read n bytes at image offset off into dst, from the object or from the process. */
+static int read_run(struct sender *s, uint64_t off, uint8_t *dst, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r;
+
+		if (s->im.fd >= 0) {
+			r = pread(s->im.fd, dst + done, n - done, off + done);
+		} else {
+			struct iovec l = { dst + done, n - done };
+			struct iovec rv = { (void *)(uintptr_t)(s->o->anon_start + off + done),
+					    n - done };
+
+			r = process_vm_readv(s->o->pid, &l, 1, &rv, 1, 0);
+			if (r == 0)
+				errno = EFAULT;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0 && s->im.fd >= 0)
+			return shrank(s, off + done);
+		if (r <= 0)
+			return lmig_err_errno(errno, "cannot read %s at %llu", s->o->mem,
+					      (unsigned long long)(off + done));
+		done += r;
+	}
+	return 0;
+}
+
+static void encode_batch(struct sender *s, unsigned int c, struct sbuf *b);
 
 /*
- * Read (the rest of) buffer b's pages from the image into its payload area.
- * An image in memory (tmpfs, memfd) is read right here: the read is a
- * memory copy that cannot block, and io_uring would hand it to a worker
- * thread, because shmem has no non-blocking read path, costing a wake-up
- * and a thread switch per frame.  A file on disk is read through the ring
- * so that the sends go on while it waits for the device.
+ * Memory (tmpfs, memfd, a process's pages) is read right here: such a read
+ * is a memory copy that cannot block, and io_uring would hand it to a
+ * worker thread, because shmem has no non-blocking read path, costing a
+ * wake-up and a thread switch per frame.  The pages of one frame may lie
+ * anywhere; each run of consecutive pages is one read.
  */
-static int submit_read(struct sender *s, unsigned int c, unsigned int bi)
+static int read_sync(struct sender *s, unsigned int c, struct sbuf *b)
+{
+	uint8_t *payload = b->mem + DESC_AREA;
+
+	for (unsigned int i = 0, j; i < b->npages; i = j) {
+		size_t n;
+
+		for (j = i + 1; j < b->npages && b->idx[j] == b->idx[j - 1] + 1; j++)
+			;
+		n = run_bytes(s, b->idx[i], j - i);
+		if (read_run(s, b->idx[i] * LMIG_PAGE_SIZE, payload + (size_t)i * LMIG_PAGE_SIZE, n))
+			return -1;
+		/* The tail of a partial last page is sent as zeros. */
+		memset(payload + (size_t)i * LMIG_PAGE_SIZE + n, 0,
+		       (size_t)(j - i) * LMIG_PAGE_SIZE - n);
+	}
+	b->got = (size_t)b->npages * LMIG_PAGE_SIZE;
+	encode_batch(s, c, b);
+	return 0;
+}
+
+/*
+ * A file on disk is read through the ring, so that the sends go on while
+ * it waits for the device; such a frame holds one run of pages.
+ */
+static void submit_read(struct sender *s, unsigned int c, unsigned int bi)
 {
 	struct sbuf *b = &s->ch[c].buf[bi];
-	struct io_uring_sqe *sqe;
-	uint64_t off = b->first * LMIG_PAGE_SIZE + b->got;
-	uint64_t end = (b->first + b->npages) * LMIG_PAGE_SIZE;
+	struct io_uring_sqe *sqe = uring_get_sqe(&s->ring);
+	uint64_t off = b->idx[0] * LMIG_PAGE_SIZE + b->got;
+	size_t n = run_bytes(s, b->idx[0], b->npages) - b->got;
 	uint8_t *dst = b->mem + DESC_AREA + b->got;
 
-	if (end > s->im.size)
-		end = s->im.size;	/* the tail of a last partial page reads as 0 */
-	if (s->im.in_memory) {
-		ssize_t n = pread(s->im.fd, dst, end - off, off);
-
-		return handle_read(s, c, bi, n < 0 ? -errno : (int)n);
-	}
-	sqe = uring_get_sqe(&s->ring);
 	if (s->fixed)
-		io_uring_prep_read_fixed(sqe, s->im.fd, dst, end - off, off, c * NBUF + bi);
+		io_uring_prep_read_fixed(sqe, s->im.fd, dst, n, off, c * NBUF + bi);
 	else
-		io_uring_prep_read(sqe, s->im.fd, dst, end - off, off);
+		io_uring_prep_read(sqe, s->im.fd, dst, n, off);
 	io_uring_sqe_set_data64(sqe, UD(UD_READ, c, bi));
+}
+
+static int handle_read(struct sender *s, unsigned int c, unsigned int bi, int res)
+{
+	struct sbuf *b = &s->ch[c].buf[bi];
+	size_t want = run_bytes(s, b->idx[0], b->npages);
+
+	if (res < 0)
+		return lmig_err_errno(-res, "cannot read %s at %llu", s->o->mem,
+				      (unsigned long long)(b->idx[0] * LMIG_PAGE_SIZE + b->got));
+	if (res == 0)
+		return shrank(s, b->idx[0] * LMIG_PAGE_SIZE + b->got);
+	b->got += res;
+	if (b->got < want) {
+		submit_read(s, c, bi);	/* short read: the rest next */
+		return 0;
+	}
+	s->reading--;
+	encode_batch(s, c, b);
 	return 0;
 }
 
@@ -232,7 +367,7 @@ static void encode_batch(struct sender *s, unsigned int c, struct sbuf *b)
 	if (b->got < (size_t)b->npages * LMIG_PAGE_SIZE)
 		memset(payload + b->got, 0, (size_t)b->npages * LMIG_PAGE_SIZE - b->got);
 	for (unsigned int i = 0; i < b->npages; i++) {
-		uint64_t pg = b->first + i;
+		uint64_t pg = b->idx[i];
 		uint8_t *p = payload + (size_t)i * LMIG_PAGE_SIZE;
 		/* Hash first: only a page with the zero page's hash needs the zero check. */
 		uint64_t h = codec_page_hash(p);
@@ -292,30 +427,46 @@ static void encode_batch(struct sender *s, unsigned int c, struct sbuf *b)
 	cpolicy_frame(&s->pol, (size_t)b->npages * LMIG_PAGE_SIZE, nonzero, b->len);
 	ratelimit_take(&s->rl, b->len);
 	s->pages_done += b->npages;
-	if (s->pages_done == s->im.npages) {
-		codec_digest(s->hashes, s->im.npages, s->digest);
-		s->digest_done = true;
-	}
+	s->round_wire += b->len;
 }
 
-static void build_end(struct sender *s, unsigned int c, struct sbuf *b)
+/* The ROUND (or END) frame of channel c into buffer b. */
+static void build_marker(struct sender *s, unsigned int c, struct sbuf *b)
 {
 	struct lmig_frame *f = (struct lmig_frame *)b->mem;
-	struct lmig_end *e = (struct lmig_end *)(f + 1);
+	bool end = !s->ch[c].rounds_due;
 
-	*e = (struct lmig_end){ .pages = htole64(s->ch[c].pages),
-				.frames = htole64(s->ch[c].frames) };
-	memcpy(e->digest, s->digest, sizeof(e->digest));
+	if (end) {
+		struct lmig_end *e = (struct lmig_end *)(f + 1);
+
+		*e = (struct lmig_end){ .pages = htole64(s->ch[c].pages),
+					.frames = htole64(s->ch[c].frames) };
+		memcpy(e->digest, s->digest, sizeof(e->digest));
+		s->ch[c].end_built = true;
+	} else {
+		struct lmig_round *r = (struct lmig_round *)(f + 1);
+
+		*r = (struct lmig_round){ .round = htole64(s->ch[c].round_seq++),
+					  .pages = htole64(s->ch[c].pages),
+					  .frames = htole64(s->ch[c].frames) };
+	}
 	*f = (struct lmig_frame){ .magic = htole32(LMIG_FRAME_MAGIC),
-				  .type = htole16(LMIG_FRAME_END),
-				  .payload_len = htole32(sizeof(*e)),
+				  .type = htole16(end ? LMIG_FRAME_END : LMIG_FRAME_ROUND),
+				  .payload_len = htole32(end ? sizeof(struct lmig_end) :
+							       sizeof(struct lmig_round)),
 				  .seq = htole64(s->ch[c].seq++) };
 	f->checksum = htole64(wire_frame_checksum(f, NULL, 0));
 	b->frame = b->mem;
-	b->len = sizeof(*f) + sizeof(*e);
+	b->len = sizeof(*f) + le32toh(f->payload_len);
 	b->state = SB_READY;
-	s->ch[c].end_built = true;
+	if (end)
+		s->ch[c].end_due = false;
+	else
+		s->ch[c].rounds_due--;
+	s->round_wire += b->len;
 }
+
+/* ---- sending ---------------------------------------------------------- */
 
 static void submit_send(struct sender *s, unsigned int c)
 {
@@ -351,33 +502,6 @@ static void release_if_done(struct sbuf *b)
 {
 	if (b->sent && !b->notifs)
 		b->state = SB_FREE;
-}
-
-static int handle_read(struct sender *s, unsigned int c, unsigned int bi, int res)
-{
-	struct sbuf *b = &s->ch[c].buf[bi];
-	uint64_t want = (b->first + b->npages) * LMIG_PAGE_SIZE;
-
-	if (want > s->im.size)
-		want = s->im.size;
-	want -= b->first * LMIG_PAGE_SIZE;
-	if (res < 0)
-		return lmig_err_errno(-res, "cannot read %s at %llu", s->o->mem,
-				      (unsigned long long)(b->first * LMIG_PAGE_SIZE + b->got));
-	if (res == 0) {
-		struct stat sb;
-
-		if (fstat(s->im.fd, &sb))
-			sb.st_size = b->first * LMIG_PAGE_SIZE + b->got;
-		return lmig_err("%s shrank from %llu to %llu bytes during the migration",
-				s->o->mem, (unsigned long long)s->im.size,
-				(unsigned long long)sb.st_size);
-	}
-	b->got += res;
-	if (b->got < want)
-		return submit_read(s, c, bi);	/* short read: the rest next */
-	encode_batch(s, c, b);
-	return 0;
 }
 
 static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
@@ -426,35 +550,75 @@ static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
 	return 0;
 }
 
+/* ---- the todo bitmap -------------------------------------------------- */
+
+/* The first page at or after the cursor still to send this round, or npages. */
+static uint64_t next_todo(struct sender *s)
+{
+	uint64_t w = s->cursor / 64, nw = bitmap_words(s->im.npages), word;
+
+	if (w >= nw)
+		return s->im.npages;
+	word = s->todo[w] & (~0ULL << (s->cursor % 64));
+	while (!word) {
+		if (++w >= nw)
+			return s->im.npages;
+		word = s->todo[w];
+	}
+	return w * 64 + __builtin_ctzll(word);
+}
+
+/* Take up to batch_pages todo pages into b (one run of pages for ring reads). */
+static void gather(struct sender *s, struct sbuf *b)
+{
+	b->npages = 0;
+	while (b->npages < s->batch_pages) {
+		uint64_t p = next_todo(s);
+
+		if (p >= s->im.npages)
+			break;
+		if (!s->sync_read && b->npages && p != b->idx[b->npages - 1] + 1)
+			break;
+		b->idx[b->npages++] = p;
+		s->todo[p / 64] &= ~(1ULL << (p % 64));
+		s->cursor = p + 1;
+	}
+}
+
 /*
- * Start filling every free buffer we may fill now: a read of the next
- * pages, or a channel's END frame once every page is encoded.  Returns
+ * Start filling every free buffer we may fill now: a channel's due
+ * ROUND/END frame first, then reads of the next todo pages.  Returns
  * seconds to wait for --bandwidth tokens (0 if none), or -1 after an error.
  */
 static double fill_buffers(struct sender *s, bool *blocked)
 {
 	*blocked = false;
+	for (unsigned int c = 0; c < s->nch; c++) {
+		struct schan *ch = &s->ch[c];
+
+		while ((ch->rounds_due || ch->end_due) && ch->buf[ch->fill].state == SB_FREE) {
+			struct sbuf *b = &ch->buf[ch->fill];
+
+			b->off = b->notifs = 0;
+			b->sent = false;
+			build_marker(s, c, b);
+			ch->fill = (ch->fill + 1) % NBUF;
+			ch->queued++;
+		}
+	}
 	for (;;) {
-		bool pages_left = s->next_page < s->im.npages;
 		unsigned int c, tries;
 		double w;
 		struct sbuf *b = NULL;
 
-		if (!pages_left) {
-			bool all_ended = true;
-
-			for (c = 0; c < s->nch; c++)
-				all_ended &= s->ch[c].end_built;
-			if (all_ended || !s->digest_done)
-				return 0;
-		}
-		if (pages_left && (w = ratelimit_wait(&s->rl)) > 0)
+		if (next_todo(s) >= s->im.npages)
+			return 0;
+		if ((w = ratelimit_wait(&s->rl)) > 0)
 			return w;
 		for (tries = 0; tries < s->nch; tries++) {
 			c = (s->rr + tries) % s->nch;
-			if (!pages_left && s->ch[c].end_built)
-				continue;
-			if (s->ch[c].buf[s->ch[c].fill].state == SB_FREE) {
+			/* A page of the next round must not overtake this channel's ROUND frame. */
+			if (!s->ch[c].rounds_due && s->ch[c].buf[s->ch[c].fill].state == SB_FREE) {
 				b = &s->ch[c].buf[s->ch[c].fill];
 				break;
 			}
@@ -466,27 +630,25 @@ static double fill_buffers(struct sender *s, bool *blocked)
 		s->rr = (c + 1) % s->nch;
 		b->off = b->notifs = 0;
 		b->sent = false;
-		if (pages_left) {
-			b->first = s->next_page;
-			b->npages = s->batch_pages;
-			if (b->first + b->npages > s->im.npages)
-				b->npages = s->im.npages - b->first;
-			b->got = 0;
-			b->state = SB_READING;
-			s->next_page += b->npages;
-			if (submit_read(s, c, s->ch[c].fill))
-				return -1;
-		} else {
-			build_end(s, c, b);
-		}
+		b->got = 0;
+		gather(s, b);
+		s->round_pages += b->npages;
+		b->state = SB_READING;
 		s->ch[c].fill = (s->ch[c].fill + 1) % NBUF;
 		s->ch[c].queued++;
+		if (s->sync_read) {
+			if (read_sync(s, c, b))
+				return -1;
+		} else {
+			s->reading++;
+			submit_read(s, c, b - s->ch[c].buf);
+		}
 	}
 }
 
 static bool all_sent(struct sender *s)
 {
-	if (s->next_page < s->im.npages)
+	if (!s->round_closed || !s->final)
 		return false;
 	for (unsigned int c = 0; c < s->nch; c++)
 		if (!s->ch[c].end_built || s->ch[c].queued)
@@ -494,18 +656,211 @@ static bool all_sent(struct sender *s)
 	return true;
 }
 
+static bool drained(struct sender *s)
+{
+	for (unsigned int c = 0; c < s->nch; c++)
+		if (s->ch[c].rounds_due || s->ch[c].queued)
+			return false;
+	return true;
+}
+
+/* ---- rounds and the live controller ----------------------------------- */
+
+static void set_markers(struct sender *s, bool end)
+{
+	for (unsigned int c = 0; c < s->nch; c++) {
+		if (end)
+			s->ch[c].end_due = true;
+		else
+			s->ch[c].rounds_due++;
+	}
+}
+
+/*
+ * Begin round st->rounds with the pages in the todo bitmap: its record
+ * gets what the harvest that produced it measured.
+ */
+static int round_begin(struct sender *s, uint64_t pages, double harvest_s, bool final)
+{
+	struct round_stat *r;
+	unsigned int n = s->st->rounds;
+
+	r = realloc(s->st->round, (n + 1) * sizeof(*r));
+	if (!r)
+		return lmig_err("out of memory");
+	s->st->round = r;
+	r += n;
+	*r = (struct round_stat){ .round = n, .dirty_pages = pages,
+				  .dirty_mbps = n ? s->dirty_mbps : 0,
+				  .predicted_downtime_ms = n ? s->predicted_s * 1000 : 0,
+				  .harvest_ms = harvest_s * 1000, .frozen = final && s->live,
+				  .start_s = now_s() - s->t0 };
+	s->st->rounds = n + 1;
+	s->final = final;
+	s->round_closed = false;
+	s->cursor = 0;
+	s->round_pages = 0;
+	s->round_wire = 0;
+	s->round_t0 = now_s();
+	return 0;
+}
+
+/* Round over: learn the link's rate and what a page costs on the wire. */
+static void round_account(struct sender *s)
+{
+	struct round_stat *r = &s->st->round[s->st->rounds - 1];
+	double secs = now_s() - s->round_t0;
+
+	r->bytes_wire = s->round_wire;
+	if (s->round_pages) {
+		double wpp = (double)s->round_wire / s->round_pages;
+
+		s->wire_per_page = s->wire_per_page ? (s->wire_per_page + wpp) / 2 : wpp;
+	}
+	if (secs > 0 && (s->round_wire >= RATE_SAMPLE_MIN || !s->link_rate)) {
+		double rate = s->round_wire / secs;
+
+		if (s->o->bandwidth && rate > s->o->bandwidth)
+			rate = s->o->bandwidth;
+		s->link_rate = s->link_rate ? (s->link_rate + rate) / 2 : rate;
+	}
+	r->rate_mbps = s->wire_per_page > 0 ? s->link_rate / s->wire_per_page *
+					      LMIG_PAGE_SIZE / 1e6 : 0;
+}
+
+static int harvest(struct sender *s, uint64_t *pages, double *secs)
+{
+	double t = now_s(), since = t - s->t_harvest;
+
+	memset(s->harvested, 0, bitmap_words(s->im.npages) * 8);
+	if (tracker_harvest(&s->trk, s->harvested))
+		return -1;
+	*secs = now_s() - t;
+	*pages = bitmap_count(s->harvested, s->im.npages);
+	s->dirty_mbps = since > 0 ? *pages * (double)LMIG_PAGE_SIZE / since / 1e6 : 0;
+	s->t_harvest = t;
+	/* The harvested pages are the next round's todo (this round's are all taken). */
+	uint64_t *t2 = s->todo;
+
+	s->todo = s->harvested;
+	s->harvested = t2;
+	return 0;
+}
+
+static void show_progress(struct sender *s, bool final);
+
+/*
+ * Between two live rounds: harvest, predict the downtime of a switch-over
+ * now, and either go on, or arrange to freeze after one more round, or
+ * give up because the migration does not converge.
+ */
+static int live_next_round(struct sender *s)
+{
+	uint64_t pages;
+	double hs, pred;
+	unsigned int next = s->st->rounds;
+
+	if (harvest(s, &pages, &hs))
+		return -1;
+	pred = (s->link_rate > 0 ? pages * s->wire_per_page / s->link_rate : 0) + hs +
+	       SWITCH_OVERHEAD_S;
+	s->predicted_s = pred;
+	if (pred * 1000 <= s->o->downtime_ms) {
+		s->freeze_next = true;
+	} else if (next >= s->o->max_rounds) {
+		return lmig_err("did not converge in %u rounds: %.1f MB/s dirtied, %.1f MB/s carried, predicted downtime %.0f ms > --downtime-ms %u",
+				s->o->max_rounds, s->dirty_mbps,
+				s->st->round[next - 1].rate_mbps, pred * 1000, s->o->downtime_ms);
+	} else if (s->o->live_timeout_ms &&
+		   (now_s() - s->t0) * 1000 >= s->o->live_timeout_ms) {
+		return lmig_err("did not converge within --timeout %d s: %.1f MB/s dirtied, %.1f MB/s carried, predicted downtime %.0f ms > --downtime-ms %u",
+				s->o->live_timeout_ms / 1000, s->dirty_mbps,
+				s->st->round[next - 1].rate_mbps, pred * 1000, s->o->downtime_ms);
+	}
+	if (round_begin(s, pages, hs, false))
+		return -1;
+	show_progress(s, false);
+	return 0;
+}
+
+/* Everything sent: pause the workload, harvest one last time, send the rest. */
+static int live_switch_over(struct sender *s)
+{
+	uint64_t pages;
+	double hs;
+
+	s->draining = false;
+	s->t_freeze = now_s();
+	if (freezer_freeze(&s->fz))
+		return -1;
+	s->st->freeze_s = s->fz.freeze_s;
+	if (harvest(s, &pages, &hs))
+		return -1;
+	s->st->final_harvest_s = hs;
+	if (round_begin(s, pages, hs, true))
+		return -1;
+	show_progress(s, false);
+	return 0;
+}
+
+/* The current round's pages are all encoded: mark its end, decide what next. */
+static int round_close(struct sender *s)
+{
+	s->round_closed = true;
+	round_account(s);
+	if (s->final) {
+		codec_digest(s->hashes, s->im.npages, s->digest);
+		s->digest_done = true;
+		set_markers(s, true);
+		return 0;
+	}
+	set_markers(s, false);
+	if (s->freeze_next) {
+		s->draining = true;	/* live_switch_over() once it is all on the wire */
+		return 0;
+	}
+	return live_next_round(s);
+}
+
 static void show_progress(struct sender *s, bool final)
 {
-	double t = now_s();
-	char extra[64];
+	double t = now_s(), el = t - s->t0;
+	char a[32], line[256];
 
-	if (!s->o->progress || (!final && t - s->last_progress < 0.5))
+	if (!s->o->progress || (!final && t - s->last_progress < 0.5 && !s->o->plain_progress))
+		return;
+	if (!s->live) {
+		char extra[64];
+
+		s->last_progress = t;
+		snprintf(extra, sizeof(extra), "lz4 %s", s->pol.lz4 ? "on" : "off");
+		progress_show("sent", s->pages_done * LMIG_PAGE_SIZE > s->im.size ? s->im.size :
+				      s->pages_done * LMIG_PAGE_SIZE,
+			      s->im.size, el, extra, final);
+		return;
+	}
+	/* Plain lines (not a terminal): one per round, not a redraw twice a second. */
+	if (s->o->plain_progress && !final && s->last_progress >= s->round_t0 && s->last_progress)
 		return;
 	s->last_progress = t;
-	snprintf(extra, sizeof(extra), "lz4 %s", s->pol.lz4 ? "on" : "off");
-	progress_show("sent", s->next_page * LMIG_PAGE_SIZE > s->im.size ? s->im.size :
-			      s->next_page * LMIG_PAGE_SIZE,
-		      s->im.size, t - s->t0, extra, final);
+	{
+		struct round_stat *r = &s->st->round[s->st->rounds - 1];
+		double rate = s->link_rate > 0 && s->wire_per_page > 0 ?
+			      s->link_rate / s->wire_per_page * LMIG_PAGE_SIZE / 1e6 : 0;
+		uint64_t todo = r->dirty_pages > s->round_pages ? r->dirty_pages - s->round_pages : 0;
+		double eta = rate > 0 ? todo * (double)LMIG_PAGE_SIZE / (rate * 1e6) : 0;
+
+		snprintf(line, sizeof(line),
+			 "round %u%s  dirty %.1f MB/s  sent %s  %.1f MB/s  ETA %.1f s  predicted downtime %.0f ms",
+			 r->round, r->frozen ? " (frozen)" : "", s->dirty_mbps,
+			 fmt_bytes(a, sizeof(a), (double)s->st->bytes_wire), rate, eta,
+			 s->predicted_s * 1000);
+	}
+	if (s->o->plain_progress)
+		fprintf(stderr, "%.1f s  %s%s\n", el, line, final ? "  done" : "");
+	else
+		fprintf(stderr, "\r%.1f s  %s\033[K%s", el, line, final ? "\n" : "");
+	fflush(stderr);
 }
 
 static int run(struct sender *s)
@@ -524,6 +879,16 @@ static int run(struct sender *s)
 
 		if (wait < 0)
 			return -1;
+		if (!s->round_closed && !s->reading && next_todo(s) >= s->im.npages) {
+			if (round_close(s))
+				return -1;
+			continue;	/* markers and the next round's pages */
+		}
+		if (s->draining && drained(s)) {
+			if (live_switch_over(s))
+				return -1;
+			continue;
+		}
 		for (unsigned int c = 0; c < s->nch; c++)
 			if (!s->ch[c].inflight && s->ch[c].queued &&
 			    s->ch[c].buf[s->ch[c].head].state == SB_READY)
@@ -569,6 +934,10 @@ static int run(struct sender *s)
 		return lmig_err("receiver sent no verdict");
 	if (wire_result_parse(&s->result, &(uint64_t){ 0 }))
 		return -1;
+	if (s->live) {
+		s->st->downtime_s = now_s() - s->t_freeze;
+		s->st->converged = true;
+	}
 	/* The kernel may still hold zero-copy references: wait for every notification. */
 	for (;;) {
 		bool pending = false;
@@ -589,24 +958,72 @@ static int run(struct sender *s)
 	return 0;
 }
 
+/* ---- set-up ----------------------------------------------------------- */
+
+static int source_open(struct sender *s)
+{
+	const struct send_opts *o = s->o;
+
+	if (o->anon_size) {
+		/* A process's private memory: read with process_vm_readv. */
+		s->im = (struct src_image){ .fd = -1, .size = o->anon_size, .in_memory = true,
+					    .npages = o->anon_size / LMIG_PAGE_SIZE };
+		return 0;
+	}
+	return src_image_open(&s->im, o->mem);
+}
+
+static int live_setup(struct sender *s)
+{
+	const struct send_opts *o = s->o;
+
+	if (freezer_init(&s->fz, o->freeze, o->pid))
+		return -1;
+	s->st->frozen = freezer_name(&s->fz);
+	s->tg = (struct track_target){ .fd = s->im.fd, .pid = o->pid, .start = o->anon_start,
+				       .size = s->im.size, .sent = s->hashes };
+	s->harvested = calloc(bitmap_words(s->im.npages), 8);
+	if (!s->harvested)
+		return lmig_err("out of memory for the dirty bitmap");
+	if (tracker_open(&s->trk, o->tracker, &s->tg, s->st->tracker_why,
+			 sizeof(s->st->tracker_why)))
+		return -1;
+	s->trk_ok = true;
+	s->st->tracker = s->trk.ops->name;
+	s->t_harvest = now_s();
+	if (o->progress && s->st->tracker_why[0])
+		fprintf(stderr, "lmig send: tracker %s (%s)\n", s->st->tracker, s->st->tracker_why);
+	return 0;
+}
+
 int xfer_send(const struct send_opts *o, struct xfer_stats *st)
 {
-	struct sender s = { .o = o, .st = st, .nch = o->channels };
+	struct sender s = { .o = o, .st = st, .nch = o->channels, .live = o->pid > 0 };
+	uint64_t nw;
 	int ret = -1;
 
 	codec_init();
 	s.t0 = now_s();
 	st->channels = o->channels;
-	if (src_image_open(&s.im, o->mem))
+	st->live = s.live;
+	s.fz.guard_fd = -1;
+	if (source_open(&s))
 		return -1;
+	s.sync_read = s.im.in_memory;
 	st->bytes_total = s.im.size;
 	st->pages_total = s.im.npages;
+	nw = bitmap_words(s.im.npages);
 	s.ch = calloc(s.nch, sizeof(*s.ch));
 	s.hashes = calloc(s.im.npages, sizeof(*s.hashes));
-	if (!s.ch || !s.hashes) {
+	s.todo = calloc(nw, 8);
+	if (!s.ch || !s.hashes || !s.todo) {
 		lmig_err("out of memory for %llu page hashes", (unsigned long long)s.im.npages);
 		goto out;
 	}
+	/* Round 0: every page. */
+	memset(s.todo, 0xff, nw * 8);
+	if (s.im.npages % 64)
+		s.todo[nw - 1] = (1ULL << (s.im.npages % 64)) - 1;
 	for (unsigned int c = 0; c < s.nch; c++)
 		s.ch[c].fd = -1;
 	cpolicy_init(&s.pol, o->compress);
@@ -619,12 +1036,32 @@ int xfer_send(const struct send_opts *o, struct xfer_stats *st)
 	if (o->bandwidth && o->bandwidth / 10 < BATCH_TARGET)
 		s.batch_pages = (o->bandwidth / 10 > BATCH_MIN ? o->bandwidth / 10 : BATCH_MIN) /
 				LMIG_PAGE_SIZE;
+	/* The tracker starts before round 0 reads anything: no write goes unseen. */
+	if (s.live && live_setup(&s))
+		goto out;
 	if (channels_connect(&s) || ring_setup(&s))
 		goto out;
 	st->zerocopy = s.zc;
+	if (round_begin(&s, s.im.npages, 0, !s.live))
+		goto out;
 	ret = run(&s);
 	memcpy(st->digest, s.digest, sizeof(st->digest));
 out:
+	/*
+	 * A live source is resumed unless the receiver acknowledged a
+	 * verified commit; after one it must never run next to its copy.
+	 */
+	if (s.live) {
+		st->source_state = "running";
+		if (ret == 0) {
+			freezer_commit(&s.fz, o->then_kill);
+			st->source_state = o->then_kill ? "killed" : "paused";
+		} else if (s.fz.frozen || s.fz.guard) {
+			st->source_state = freezer_thaw(&s.fz) ? "frozen" : "resumed";
+		}
+	}
+	if (s.trk_ok)
+		tracker_close(&s.trk);
 	st->lz4_switches = s.pol.switches;
 	st->total_s = now_s() - s.t0;
 	if (s.ring_ok)
@@ -637,6 +1074,9 @@ out:
 		munmap(s.bufmem, (size_t)s.nch * NBUF * BUF_SIZE);
 	free(s.ch);
 	free(s.hashes);
-	src_image_close(&s.im);
+	free(s.todo);
+	free(s.harvested);
+	if (s.im.fd >= 0)
+		src_image_close(&s.im);
 	return ret;
 }

@@ -28,6 +28,15 @@
  * checksum of a frame also covers its descriptors.  Page data is covered
  * by the per-page hash in its descriptor, taken over the decoded page.
  *
+ * Live migrations (LMIG_CAP_ROUNDS) send the image in rounds: round 0
+ * carries every page, each later round the pages written since.  A round
+ * ends on every channel with a ROUND frame; the receiver applies no page
+ * of round n + 1 before every channel delivered its ROUND frame for round
+ * n and every write of round n completed, so a page sent again in a later
+ * round, on whichever channel, always replaces the older copy.  Within a
+ * round a page appears at most once.  The END frames follow the last
+ * round's pages; the digest then covers the final content of each page.
+ *
  * The image digest is XXH3-128 over the array of per-page hashes
  * (le64, in page order; a zero page hashes as LMIG_ZERO_PAGE_HASH would
  * compute it, i.e. XXH3-64 of a zeroed page), so either side can build it
@@ -52,6 +61,7 @@
 /* Capabilities (lmig_hello.caps, lmig_hello_ack.caps). */
 #define LMIG_CAP_LZ4		(1U << 0)	/* LMIG_ENC_LZ4 pages */
 #define LMIG_CAP_ZERO_RUNS	(1U << 1)	/* LMIG_ENC_ZERO with count > 1 */
+#define LMIG_CAP_ROUNDS		(1U << 2)	/* ROUND frames; pages resent in later rounds */
 /* Reserved so later versions can negotiate them without a new magic. */
 #define LMIG_CAP_AUTH		(1U << 16)
 #define LMIG_CAP_TLS		(1U << 17)
@@ -101,6 +111,7 @@ struct lmig_hello_ack {
 enum lmig_frame_type {
 	LMIG_FRAME_BATCH	= 1,
 	LMIG_FRAME_END		= 2,
+	LMIG_FRAME_ROUND	= 3,	/* payload: struct lmig_round (LMIG_CAP_ROUNDS) */
 };
 
 struct lmig_frame {
@@ -132,6 +143,17 @@ struct lmig_end {
 	__le64 pages;		/* pages this channel described, zero runs included */
 	__le64 frames;		/* BATCH frames this channel sent */
 	__u8   digest[16];	/* image digest (XXH3-128, big-endian canonical form) */
+};
+
+/*
+ * The end of a round on one channel.  pages and frames count, like
+ * lmig_end, everything this channel sent since the migration began.
+ */
+struct lmig_round {
+	__le64 round;		/* 0, 1, ... in order */
+	__le64 pages;
+	__le64 frames;
+	__le64 reserved;	/* must be 0 */
 };
 
 struct lmig_result {

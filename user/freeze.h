@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Pausing the source workload for the switch-over, and making sure it runs
+ * again if the migration fails — even if lmig itself dies.
+ *
+ *   signal      SIGSTOP / SIGCONT to the whole thread group of --pid
+ *   cgroup:DIR  cgroup v2 cgroup.freeze, or the v1 freezer's freezer.state
+ *   none        the caller keeps the workload quiet itself
+ *
+ * When the freezer is set up, a small guard process is forked.  It holds one end of a
+ * pipe and waits: when lmig reports a verified commit it exits and leaves
+ * the workload paused; when the pipe closes without that (lmig failed,
+ * was interrupted or was killed), it resumes the workload.
+ */
+#ifndef LMIG_FREEZE_H
+#define LMIG_FREEZE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+enum freeze_method { FREEZE_NONE, FREEZE_SIGNAL, FREEZE_CGROUP };
+
+struct freezer {
+	enum freeze_method method;
+	pid_t pid;
+	char dir[512];		/* FREEZE_CGROUP: the cgroup directory */
+	bool v1;		/* freezer.state rather than cgroup.freeze */
+	bool frozen;
+	pid_t guard;		/* the guard process, 0 if none */
+	int guard_fd;		/* write end of its pipe, -1 if none */
+	double freeze_s;	/* how long the last freeze took to take hold */
+};
+
+/*
+ * Parse "signal", "none" or "cgroup:DIR" for pid, check that it can work
+ * (the process exists, DIR is a cgroup with a freezer) and start the
+ * guard.  Returns 0, or -1 with lmig_err() set.
+ */
+int freezer_init(struct freezer *f, const char *spec, pid_t pid);
+/* Pause the workload and wait until every thread is stopped. */
+int freezer_freeze(struct freezer *f);
+/* Resume it (a no-op unless frozen); the guard is told to stand down. */
+int freezer_thaw(struct freezer *f);
+/* After a verified commit: leave it paused for good (or kill it). */
+void freezer_commit(struct freezer *f, bool kill_it);
+const char *freezer_name(const struct freezer *f);
+
+#endif
