@@ -41,7 +41,7 @@ void usage_dirtyrate(void)
 	printf("Usage: lmig dirtyrate --mem PATH [--tracker NAME] [--interval MS] [--count N]\n"
 	       "                      [--json]\n"
 	       "       lmig dirtyrate --pid PID --mem anon:START-END [...]\n"
-	       "       lmig dirtyrate --pid PID --mem PATH --tracker uffd [...]\n"
+	       "       lmig dirtyrate --pid PID --mem PATH --tracker uffd|soft-dirty [...]\n"
 	       "\n"
 	       "Measure how fast a memory image is being written: every interval, the\n"
 	       "pages written since the previous one are harvested with a dirty tracker\n"
@@ -53,7 +53,7 @@ void usage_dirtyrate(void)
 	       "                          of --pid (hex, as in /proc/PID/maps)\n"
 	       "  -p, --pid PID           the process whose anon: memory is measured; with\n"
 	       "                          a shared object, the process that writes it (the\n"
-	       "                          uffd tracker reads its page tables)\n"
+	       "                          uffd and soft-dirty trackers read its page tables)\n"
 	       "  -t, --tracker NAME      %s (default auto)\n"
 	       "  -i, --interval MS       length of one interval in ms (default 1000)\n"
 	       "  -n, --count N           intervals to measure (default 3)\n"
@@ -265,7 +265,7 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 		return usage_error("dirtyrate", "unexpected argument '%s'", argv[optind]);
 	if (!mem)
 		return usage_error("dirtyrate", "missing --mem PATH");
-	/* With a shared object, --pid names its writer (for the uffd tracker). */
+	/* With a shared object, --pid names its writer (for uffd and soft-dirty). */
 	if (!strncmp(mem, "anon:", 5) && !pid)
 		return usage_error("dirtyrate", "--mem anon: needs --pid");
 	tg.pid = (pid_t)pid;

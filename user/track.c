@@ -14,13 +14,14 @@
 
 /* In order of preference for --tracker auto. */
 static const struct tracker_ops *const trackers[] = {
+	&track_softdirty_ops,
 	&track_uffd_ops,
 	&track_scan_ops,
 };
 
 const char *tracker_names(void)
 {
-	return "auto, uffd, scan";
+	return "auto, soft-dirty, uffd, scan";
 }
 
 bool tracker_known(const char *name)

@@ -8,7 +8,10 @@
  *   uffd  reads the writer's page tables (PAGEMAP_SCAN) for the pages it
  *         wrote since it was write-protected by its own userfaultfd in
  *         async mode; needs pid, and a writer that registered the memory.
- *   (soft-dirty and kmod plug in here too.)
+ *   soft-dirty  reads the writer's soft-dirty bits (pagemap bit 55) and
+ *         clears them (clear_refs), with the writer stopped in between;
+ *         needs pid and a kernel with CONFIG_MEM_SOFT_DIRTY.
+ *   (kmod plugs in here too.)
  *
  * A round of the live engine calls harvest() and then reads and sends the
  * pages it returned; a page written after the harvest is read in its new
@@ -83,6 +86,7 @@ bool tracker_known(const char *name);
  */
 int track_read(const struct track_target *tg, uint64_t off, void *buf, size_t len);
 
+extern const struct tracker_ops track_softdirty_ops;
 extern const struct tracker_ops track_uffd_ops;
 extern const struct tracker_ops track_scan_ops;
 

@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The soft-dirty tracker.  The host kernel may lack soft-dirty, so the
+ * tracker's own checks run in a VM booting Debian's kernel (vm/run-in-vm.sh
+ * with vm/softdirty.sh); here, that it is refused with the reason where
+ * the kernel lacks it.
+ *
+ * The no-lost-write check is this program too (--nolost, run in the VM):
+ * a child rewrites pages as fast as it can while the parent migrates the
+ * memory the way the live engine does (a full copy after the tracker
+ * starts, then harvest and copy the harvested pages, over and over; at
+ * the end stop the writer, harvest and copy once more).  The copy must
+ * then equal the memory: a write the tracker missed leaves a page behind.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+#include "err.h"
+#include "track.h"
+#include "lib/jfield.h"
+#include "lib/proc.h"
+
+#define PAGE	4096ULL
+#define MiB	(1024ULL * 1024)
+
+/* Does the kernel we run on keep soft-dirty bits?  Clear, write, look. */
+static bool softdirty_works(void)
+{
+	volatile char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				-1, 0);
+	int fd = open("/proc/self/clear_refs", O_WRONLY);
+	uint64_t e = 0;
+	bool ok = false;
+
+	if (p != MAP_FAILED && fd >= 0 && write(fd, "4", 1) == 1) {
+		int pm = open("/proc/self/pagemap", O_RDONLY);
+
+		p[0] = 1;
+		ok = pm >= 0 && pread(pm, &e, 8, (uintptr_t)p / PAGE * 8) == 8 && (e >> 55 & 1);
+		if (pm >= 0)
+			close(pm);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (p != MAP_FAILED)
+		munmap((void *)p, PAGE);
+	return ok;
+}
+
+/* The json printer writes rates with decimals: read "key":V as a double. */
+static double json_dbl(const char *json, const char *key)
+{
+	char pat[64];
+	const char *s;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	s = strstr(json, pat);
+	return s ? atof(s + strlen(pat)) : -1;
+}
+
+/*
+ * On this kernel: --tracker soft-dirty fails with one line naming the
+ * cause where the kernel has no soft-dirty, and measures where it has.
+ * Without --pid it is refused either way.
+ */
+TEST(softdirty_on_this_kernel)
+{
+	const char *const args[] = { "--mem", "memfd:lmig-sd", "--size", "4Mi", "--rate", "1M",
+				     NULL };
+	struct proc dw = { 0 }, p = { 0 }, q = { 0 };
+	char path[512], pid[16];
+	bool works = softdirty_works();
+
+	ASSERT_EQ(0, dirty_start(&dw, args, path, sizeof(path)));
+	snprintf(pid, sizeof(pid), "%d", (int)dw.pid);
+	ASSERT_EQ(0, proc_spawn(&p, (char *const[]){ (char *)lmig_path(), "dirtyrate", "--pid", pid,
+						     "--mem", path, "--tracker", "soft-dirty",
+						     "--interval", "100", "--count", "1", NULL },
+				NULL));
+	ASSERT_EQ(0, proc_wait(&p, 20));
+	TH_LOG("kernel %s soft-dirty: %s", works ? "has" : "lacks", works ? p.out : p.err_log);
+	if (works) {
+		EXPECT_EQ(0, proc_exit_code(&p)) TH_LOG("stderr: %s", p.err_log);
+	} else {
+		EXPECT_EQ(1, proc_exit_code(&p));
+		EXPECT_TRUE(one_line(p.err)) TH_LOG("stderr: %s", p.err_log);
+		EXPECT_NE(NULL, strstr(p.err, "CONFIG_MEM_SOFT_DIRTY")) TH_LOG("%s", p.err_log);
+	}
+	ASSERT_EQ(0, proc_spawn(&q, (char *const[]){ (char *)lmig_path(), "dirtyrate", "--mem", path,
+						     "--tracker", "soft-dirty", "--count", "1",
+						     NULL }, NULL));
+	ASSERT_EQ(0, proc_wait(&q, 20));
+	EXPECT_EQ(1, proc_exit_code(&q));
+	EXPECT_TRUE(one_line(q.err)) TH_LOG("stderr: %s", q.err_log);
+	EXPECT_NE(NULL, strstr(q.err, works ? "--pid" : "soft-dirty")) TH_LOG("%s", q.err_log);
+	proc_kill(&q);
+	proc_kill(&p);
+	proc_kill(&dw);
+}
+
+/* The line of vm/softdirty.sh's output starting with "tag ", without the tag. */
+static const char *result(const char *out, const char *tag, char *buf, size_t len)
+{
+	size_t n = strlen(tag);
+
+	for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, tag, n) || l[n] != ' ')
+			continue;
+		l += n + 1;
+		snprintf(buf, len, "%.*s", (int)(strchr(l, '\n') ? strchr(l, '\n') - l : strlen(l)), l);
+		return buf;
+	}
+	return NULL;
+}
+
+/*
+ * In the VM: `lmig dirty` writes 4 MB/s into a 32 MiB memfd; soft-dirty
+ * must measure what scan measures (both within 25 % of the rate written:
+ * a page written twice in an interval counts once), auto must pick it, and
+ * no write may be lost, in a shared object or in private memory.
+ */
+FIXTURE(vm) {
+	int unused;
+};
+
+FIXTURE_SETUP(vm)
+{
+}
+
+FIXTURE_TEARDOWN(vm)
+{
+}
+
+TEST_F_TIMEOUT(vm, softdirty, 280)
+{
+	char script[PATH_MAX], runner[PATH_MAX], buf[1024], tracker[32];
+	const char *bin = lmig_path(), *line;
+	struct proc p = { 0 };
+	double sd, scan, want;
+	char *slash;
+
+	/* lmig is repo/user/lmig: the scripts are in repo/selftests/vm. */
+	snprintf(script, sizeof(script), "%s", bin);
+	slash = strrchr(script, '/');
+	ASSERT_NE(NULL, slash);
+	*slash = 0;
+	snprintf(runner, sizeof(runner), "%.3800s/../selftests/vm/run-in-vm.sh", script);
+	snprintf(runner + strlen(runner) - strlen("run-in-vm.sh"), 32, "softdirty.sh");
+	snprintf(script, sizeof(script), "%s", runner);
+	snprintf(runner + strlen(runner) - strlen("softdirty.sh"), 32, "run-in-vm.sh");
+	/* Its own limit goes first, so qemu never outlives the test. */
+	setenv("VM_TIMEOUT", "240", 0);
+	ASSERT_EQ(0, proc_spawn(&p, (char *const[]){ "/bin/sh", runner, "-v", script, NULL }, NULL));
+	ASSERT_EQ(0, proc_wait(&p, 270)) TH_LOG("run-in-vm.sh still running");
+	if (proc_exit_code(&p) == 4)
+		SKIP(return, "no VM here: %.900s", p.err_log);
+	TH_LOG("%s", p.err_log);
+	ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("stdout: %s", p.out);
+
+	ASSERT_NE(NULL, line = result(p.out, "dirty", buf, sizeof(buf))) TH_LOG("%s", p.out);
+	want = json_dbl(line, "rate_mbps");
+	ASSERT_NE(NULL, line = result(p.out, "softdirty", buf, sizeof(buf))) TH_LOG("%s", p.out);
+	sd = json_dbl(line, "dirty_mbps");
+	TH_LOG("soft-dirty: %.2f MB/s, harvest %.2f ms", sd, json_dbl(line, "harvest_ms"));
+	ASSERT_NE(NULL, line = result(p.out, "scan", buf, sizeof(buf))) TH_LOG("%s", p.out);
+	scan = json_dbl(line, "dirty_mbps");
+	TH_LOG("scan: %.2f MB/s, harvest %.2f ms; written %.2f MB/s", scan,
+	       json_dbl(line, "harvest_ms"), want);
+	EXPECT_GE(sd, 0.75 * want);
+	EXPECT_LE(sd, 1.1 * want);
+	EXPECT_GE(scan, 0.75 * want);
+	EXPECT_LE(scan, 1.1 * want);
+	EXPECT_GE(sd, 0.85 * scan);
+	EXPECT_LE(sd, 1.15 * scan);
+
+	ASSERT_NE(NULL, line = result(p.out, "auto", buf, sizeof(buf))) TH_LOG("%s", p.out);
+	ASSERT_EQ(0, json_str_field(line, "tracker", tracker, sizeof(tracker))) TH_LOG("%s", line);
+	EXPECT_STREQ("soft-dirty", tracker);
+
+	for (int i = 0; i < 2; i++) {
+		const char *tag = i ? "nolost-anon" : "nolost-shared";
+
+		ASSERT_NE(NULL, line = result(p.out, tag, buf, sizeof(buf))) TH_LOG("%s", p.out);
+		TH_LOG("%s: %s", tag, line);
+		EXPECT_EQ(0, strncmp(line, "ok ", 3)) TH_LOG("%s %s", tag, line);
+	}
+	proc_kill(&p);
+}
+
+/* --nolost: the writer, the migration and the comparison. */
+
+#define NL_PAGES	2048		/* 8 MiB */
+#define NL_SECONDS	3.0
+
+/*
+ * The child: rewrite random pages, each with its index and a new counter;
+ * *count (shared with the parent) is the number of writes.
+ */
+static void nl_writer(uint8_t *mem, volatile uint64_t *count)
+{
+	uint64_t x = 88172645463325252ULL;
+
+	for (;;) {
+		uint64_t *w, c = *count + 1;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		w = (uint64_t *)(mem + x % NL_PAGES * PAGE);
+		for (unsigned int i = 0; i < PAGE / 8; i++)
+			w[i] = c ^ i;
+		w[0] = x % NL_PAGES;
+		*count = c;
+	}
+}
+
+static int nl_read(const struct track_target *tg, uint64_t page, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (tg->fd >= 0) {
+		n = pread(tg->fd, buf, len, page * PAGE);
+	} else {
+		struct iovec l = { buf, len }, r = { (void *)(uintptr_t)(tg->start + page * PAGE), len };
+
+		n = process_vm_readv(tg->pid, &l, 1, &r, 1, 0);
+	}
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+static int nolost(const char *kind)
+{
+	bool shared = !strcmp(kind, "shared");
+	uint64_t size = NL_PAGES * PAGE, copied = 0, bitmap[NL_PAGES / 64], differ = 0;
+	struct track_target tg = { .fd = -1, .size = size };
+	struct tracker t = { .ops = &track_softdirty_ops, .npages = NL_PAGES };
+	unsigned int harvests = 0;
+	volatile uint64_t *count;
+	uint8_t *mem, *dst, *src;
+	double t0;
+	pid_t pid;
+
+	if (shared) {
+		tg.fd = memfd_create("lmig-nolost", 0);
+		if (tg.fd < 0 || ftruncate(tg.fd, size))
+			return printf("memfd: %s\n", strerror(errno)), 1;
+		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, tg.fd, 0);
+	} else {
+		/* The child's copy-on-write copy at the same address is the memory. */
+		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	}
+	dst = malloc(size);
+	src = malloc(size);
+	if (mem == MAP_FAILED || !dst || !src)
+		return printf("out of memory\n"), 1;
+	count = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (count == MAP_FAILED)
+		return printf("out of memory\n"), 1;
+	memset(mem, 0x11, size);
+	pid = fork();
+	if (pid == 0) {
+		nl_writer(mem, count);
+		_exit(0);
+	}
+	tg.pid = pid;
+	tg.start = (uintptr_t)mem;
+	t.tg = tg;
+	if (t.ops->probe(&tg) || t.ops->start(&t)) {
+		printf("soft-dirty: %s\n", lmig_errmsg());
+		kill(pid, SIGKILL);
+		return 1;
+	}
+	/* The first full copy comes after the start: what changes later is harvested. */
+	for (uint64_t p = 0; p < NL_PAGES; p++)
+		if (nl_read(&tg, p, dst + p * PAGE, PAGE))
+			return printf("read: %s\n", strerror(errno)), 1;
+	t0 = mono_s();
+	for (bool last = false;; harvests++) {
+		/* The final round: the writer is paused, as a VM is at switch-over. */
+		if (mono_s() - t0 > NL_SECONDS) {
+			int st;
+
+			kill(pid, SIGSTOP);
+			waitpid(pid, &st, WUNTRACED);
+			last = true;
+		}
+		memset(bitmap, 0, sizeof(bitmap));
+		if (t.ops->harvest(&t, bitmap)) {
+			printf("harvest: %s\n", lmig_errmsg());
+			kill(pid, SIGKILL);
+			return 1;
+		}
+		for (uint64_t p = 0; p < NL_PAGES; p++) {
+			if (!bitmap_test(bitmap, p))
+				continue;
+			if (nl_read(&tg, p, dst + p * PAGE, PAGE))
+				return printf("read: %s\n", strerror(errno)), 1;
+			copied++;
+		}
+		if (last)
+			break;
+		usleep(1000);
+	}
+	for (uint64_t p = 0; p < NL_PAGES; p++)
+		if (nl_read(&tg, p, src + p * PAGE, PAGE))
+			return printf("read: %s\n", strerror(errno)), 1;
+	t.ops->stop(&t);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	for (uint64_t p = 0; p < NL_PAGES; p++)
+		differ += !!memcmp(src + p * PAGE, dst + p * PAGE, PAGE);
+	printf("%s pages=%u writes=%llu harvests=%u copied=%llu differ=%llu\n",
+	       differ ? "LOST" : "ok", NL_PAGES, (unsigned long long)*count, harvests,
+	       (unsigned long long)copied, (unsigned long long)differ);
+	return differ ? 1 : 0;
+}
+
+static void __attribute__((constructor)) __constructor_order_last(void)
+{
+	if (!__constructor_order)
+		__constructor_order = _CONSTRUCTOR_ORDER_BACKWARD;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "--nolost"))
+		return nolost(argv[2]);
+	return test_harness_run(argc, argv);
+}
