@@ -115,6 +115,24 @@ void wire_result_build(struct lmig_result *r, uint32_t status, uint64_t pages, c
 	r->checksum = htole64(CSUM(r, struct lmig_result));
 }
 
+void wire_round_ack_build(struct lmig_result *r, uint64_t round)
+{
+	wire_result_build(r, LMIG_ST_OK, round, NULL);
+	r->magic = htole32(LMIG_ROUND_ACK_MAGIC);
+	r->checksum = 0;
+	r->checksum = htole64(CSUM(r, struct lmig_result));
+}
+
+int wire_round_ack_parse(const struct lmig_result *r, uint64_t *round)
+{
+	if (le32toh(r->magic) != LMIG_ROUND_ACK_MAGIC)
+		return 1;
+	if (le64toh(r->checksum) != CSUM(r, struct lmig_result))
+		return lmig_err("round acknowledgement checksum mismatch (corrupted stream)");
+	*round = le64toh(r->pages);
+	return 0;
+}
+
 int wire_result_parse(const struct lmig_result *r, uint64_t *pages)
 {
 	if (le32toh(r->magic) != LMIG_RESULT_MAGIC)

@@ -26,6 +26,9 @@ void wire_ack_build(struct lmig_hello_ack *a, uint32_t caps, uint32_t status, co
 int wire_ack_parse(const struct lmig_hello_ack *a, uint32_t *caps);
 void wire_result_build(struct lmig_result *r, uint32_t status, uint64_t pages, const char *reason);
 int wire_result_parse(const struct lmig_result *r, uint64_t *pages);
+/* "Round n applied" (LMIG_ROUND_ACK_MAGIC); parse returns 1 for any other message. */
+void wire_round_ack_build(struct lmig_result *r, uint64_t round);
+int wire_round_ack_parse(const struct lmig_result *r, uint64_t *round);
 
 /* Frame header checksum over header + descriptors (header csum field zeroed). */
 uint64_t wire_frame_checksum(const struct lmig_frame *f, const struct lmig_page_desc *d,

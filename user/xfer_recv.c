@@ -438,8 +438,14 @@ static int round_done(struct receiver *r, unsigned int c, struct rchan *ch)
  */
 static int next_round(struct receiver *r)
 {
+	struct lmig_result ack;
+
 	if (r->ended)
 		return fail(r, LMIG_ST_PROTOCOL, "channels disagree on the number of rounds");
+	wire_round_ack_build(&ack, r->round);
+	if (net_write_full(r->ch[0].fd, &ack, sizeof(ack), r->o->timeout_ms,
+			   "acknowledging a round"))
+		return -1;
 	for (unsigned int c = 0; c < r->nch; c++)
 		start_frame(&r->ch[c]);
 	r->at_barrier = 0;

@@ -148,6 +148,7 @@ struct sender {
 	double predicted_s;		/* of the latest harvest */
 	double dirty_mbps;		/* of the latest harvest */
 	double t_freeze;
+	uint64_t rounds_acked;		/* rounds the receiver applied */
 };
 
 static int channels_connect(struct sender *s)
@@ -521,6 +522,19 @@ static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
 			return lmig_err_errno(-res, "channel 0: waiting for the receiver's verdict");
 		if ((size_t)res < sizeof(s->result))
 			return lmig_err("receiver sent a truncated verdict");
+		uint64_t round;
+		int ack = wire_round_ack_parse(&s->result, &round);
+
+		if (ack < 0)
+			return -1;
+		if (ack == 0) {
+			if (!s->live || round != s->rounds_acked)
+				return lmig_err("receiver acknowledged round %llu out of turn",
+						(unsigned long long)round);
+			s->rounds_acked++;
+			arm_result(s);
+			return 0;
+		}
 		s->result_in = true;
 		return 0;
 	}
@@ -884,7 +898,7 @@ static int run(struct sender *s)
 				return -1;
 			continue;	/* markers and the next round's pages */
 		}
-		if (s->draining && drained(s)) {
+		if (s->draining && drained(s) && s->rounds_acked == s->st->rounds) {
 			if (live_switch_over(s))
 				return -1;
 			continue;
@@ -897,6 +911,12 @@ static int run(struct sender *s)
 			break;
 		if (all_sent(s) && !s->result_armed)
 			break;
+		/* --timeout bounds pre-copy even inside a long round. */
+		if (s->live && !s->fz.frozen && s->o->live_timeout_ms &&
+		    (now_s() - s->t0) * 1000 >= s->o->live_timeout_ms)
+			return lmig_err("did not converge within --timeout %d s (round %u, %.1f MB/s dirtied, predicted downtime %.0f ms > --downtime-ms %u)",
+					s->o->live_timeout_ms / 1000, s->st->rounds - 1, s->dirty_mbps,
+					s->predicted_s * 1000, s->o->downtime_ms);
 
 		io_uring_submit(&s->ring);
 		if (wait <= 0 || wait > 0.5)

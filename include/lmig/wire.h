@@ -34,7 +34,12 @@
  * of round n + 1 before every channel delivered its ROUND frame for round
  * n and every write of round n completed, so a page sent again in a later
  * round, on whichever channel, always replaces the older copy.  Within a
- * round a page appears at most once.  The END frames follow the last
+ * round a page appears at most once.  Once a round is applied, the
+ * receiver says so on channel 0 with a struct lmig_result whose magic is
+ * LMIG_ROUND_ACK_MAGIC and whose pages field holds the round number: the
+ * sender freezes the workload only when everything sent before is
+ * applied, so the downtime does not include the receiver's backlog.  The
+ * END frames follow the last
  * round's pages; the digest then covers the final content of each page.
  *
  * The image digest is XXH3-128 over the array of per-page hashes
@@ -50,6 +55,7 @@
 #define LMIG_WIRE_MAGIC		0x47494d4cU	/* "LMIG" */
 #define LMIG_FRAME_MAGIC	0x5246474dU	/* "MGFR" */
 #define LMIG_RESULT_MAGIC	0x5352474dU	/* "MGRS" */
+#define LMIG_ROUND_ACK_MAGIC	0x4152474dU	/* "MGRA": a round applied (LMIG_CAP_ROUNDS) */
 #define LMIG_WIRE_VERSION	1
 #define LMIG_PAGE_SHIFT		12
 #define LMIG_PAGE_SIZE		(1U << LMIG_PAGE_SHIFT)
