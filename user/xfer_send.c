@@ -913,10 +913,18 @@ static int run(struct sender *s)
 			break;
 		/* --timeout bounds pre-copy even inside a long round. */
 		if (s->live && !s->fz.frozen && s->o->live_timeout_ms &&
-		    (now_s() - s->t0) * 1000 >= s->o->live_timeout_ms)
+		    (now_s() - s->t0) * 1000 >= s->o->live_timeout_ms) {
+			char a[32], b[32];
+
+			if (s->st->rounds == 1)
+				return lmig_err("did not converge within --timeout %d s: still in round 0, %s of %s sent",
+						s->o->live_timeout_ms / 1000,
+						fmt_bytes(a, sizeof(a), (double)s->round_pages * LMIG_PAGE_SIZE),
+						fmt_bytes(b, sizeof(b), (double)s->im.size));
 			return lmig_err("did not converge within --timeout %d s (round %u, %.1f MB/s dirtied, predicted downtime %.0f ms > --downtime-ms %u)",
 					s->o->live_timeout_ms / 1000, s->st->rounds - 1, s->dirty_mbps,
 					s->predicted_s * 1000, s->o->downtime_ms);
+		}
 
 		io_uring_submit(&s->ring);
 		if (wait <= 0 || wait > 0.5)
@@ -1076,8 +1084,13 @@ out:
 		if (ret == 0) {
 			freezer_commit(&s.fz, o->then_kill);
 			st->source_state = o->then_kill ? "killed" : "paused";
-		} else if (s.fz.frozen || s.fz.guard) {
-			st->source_state = freezer_thaw(&s.fz) ? "frozen" : "resumed";
+		} else {
+			bool was_frozen = s.fz.frozen;
+
+			if (freezer_thaw(&s.fz))
+				st->source_state = "frozen";	/* the error says why */
+			else if (was_frozen)
+				st->source_state = "resumed";
 		}
 	}
 	if (s.trk_ok)
