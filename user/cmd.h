@@ -26,6 +26,8 @@ int cmd_recv(int argc, char **argv, struct global_opts *g);
 int cmd_dirty(int argc, char **argv, struct global_opts *g);
 int cmd_dirtyrate(int argc, char **argv, struct global_opts *g);
 int cmd_version(int argc, char **argv, struct global_opts *g);
+int cmd_throttle(int argc, char **argv, struct global_opts *g);
+void usage_throttle(void);
 int cmd_help(int argc, char **argv, struct global_opts *g);
 void usage_send(void);
 void usage_recv(void);

@@ -64,6 +64,12 @@ void usage_send(void)
 	       "                          (default 30)\n"
 	       "      --then keep|kill    after the verified commit leave PID paused (default)\n"
 	       "                          or kill it\n"
+	       "      --throttle auto|off when PID dirties memory faster than the link\n"
+	       "                          carries it, limit its CPU (cgroup v2 cpu.max or v1\n"
+	       "                          CFS quota; only the threads that write where that\n"
+	       "                          can be told) until it converges (default auto);\n"
+	       "                          every limit is put back afterwards\n"
+	       "      --throttle-max PCT  take at most PCT %% of its CPU (1..99, default 90)\n"
 	       "\n"
 	       "Exit status: 0 completed and verified, 1 migration failed, 2 bad usage.\n",
 	       LMIG_MAX_CHANNELS, tracker_names());
@@ -88,6 +94,8 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 		{ "downtime-ms", required_argument, NULL, 'd' },
 		{ "max-rounds", required_argument, NULL, 'R' },
 		{ "then", required_argument, NULL, 'N' },
+		{ "throttle", required_argument, NULL, 'H' },
+		{ "throttle-max", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 } };
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -95,6 +103,7 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 		.channels = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (unsigned int)ncpu,
 		.compress = COMPRESS_AUTO, .zerocopy = -1, .timeout_ms = 10000,
 		.freeze = "signal", .tracker = "auto", .downtime_ms = 300, .max_rounds = 30,
+		.throttle = true, .throttle_max_pct = 90,
 	};
 	const char *live_opt = NULL;	/* a live option given, for "needs --pid" */
 	bool timeout_set = false;
@@ -175,6 +184,18 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 				return usage_error("send", "--then: '%s' is not keep or kill", optarg);
 			o.then_kill = !strcmp(optarg, "kill");
 			live_opt = "--then";
+			break;
+		case 'H':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "off"))
+				return usage_error("send", "--throttle: '%s' is not auto or off", optarg);
+			o.throttle = !strcmp(optarg, "auto");
+			live_opt = "--throttle";
+			break;
+		case 'M':
+			if (parse_uint("--throttle-max", optarg, 1, 99, &v))
+				return usage_error("send", "%s", lmig_errmsg());
+			o.throttle_max_pct = v;
+			live_opt = "--throttle-max";
 			break;
 		case 'P' + 256: progress = 1; break;
 		case 'P': progress = 0; break;

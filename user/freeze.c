@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "err.h"
 #include "freeze.h"
+#include "throttle.h"
 
 #define FREEZE_LIMIT_S	5.0	/* a workload that takes longer to stop is stuck */
 
@@ -215,6 +216,8 @@ static void guard_main(const struct freezer *f, int rfd)
 	while (n < 0 && errno == EINTR);
 	if (n == 1 && c == 'k')
 		_exit(0);
+	/* lmig is gone: undo its CPU limits too, then let the workload run. */
+	throttle_restore_pid(f->pid);
 	_exit(do_thaw(f) ? 1 : 0);
 }
 

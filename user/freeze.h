@@ -7,10 +7,11 @@
  *   cgroup:DIR  cgroup v2 cgroup.freeze, or the v1 freezer's freezer.state
  *   none        the caller keeps the workload quiet itself
  *
- * When the freezer is set up, a small guard process is forked.  It holds one end of a
- * pipe and waits: when lmig reports a verified commit it exits and leaves
- * the workload paused; when the pipe closes without that (lmig failed,
- * was interrupted or was killed), it resumes the workload.
+ * When the freezer is set up, a small guard process is forked.  It holds
+ * one end of a pipe and waits: when lmig reports a verified commit (or a
+ * failure it handled itself) it exits and leaves things as they are; when
+ * the pipe closes without that (lmig was killed), it undoes lmig's CPU
+ * limits (throttle.h) and resumes the workload.
  */
 #ifndef LMIG_FREEZE_H
 #define LMIG_FREEZE_H

@@ -21,6 +21,8 @@ struct round_stat {
 	double harvest_ms;		/* the harvest that produced this round */
 	double start_s;			/* since the migration began */
 	bool frozen;			/* the final round, sent with the workload paused */
+	double cpu_used;		/* CPUs the workload (or its throttled threads) used before it */
+	double throttle_cpus;		/* CPU limit in force during it, 0 = none */
 };
 
 struct xfer_stats {
@@ -44,6 +46,8 @@ struct xfer_stats {
 	const char *source_state;	/* "paused", "killed", "resumed", "running" */
 	char tracker_why[256];
 	struct round_stat *round;	/* rounds entries */
+	bool throttled;
+	char throttle_note[200];	/* where it throttled, or why it could not or stopped */
 };
 
 struct send_opts {
@@ -66,6 +70,8 @@ struct send_opts {
 	unsigned int max_rounds;
 	int live_timeout_ms;		/* pre-copy must converge within this, 0 = no limit */
 	bool then_kill;			/* end the source after the verified commit */
+	bool throttle;			/* --throttle auto */
+	unsigned int throttle_max_pct;	/* take at most this % of its CPU */
 };
 
 struct recv_opts {

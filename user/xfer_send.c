@@ -34,6 +34,7 @@
  * freeze the workload for the final round.
  */
 #include <errno.h>
+#include <signal.h>
 #include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@
 #include "opts.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "throttle.h"
 #include "track.h"
 #include "uring.h"
 #include "wire.h"
@@ -149,6 +151,16 @@ struct sender {
 	double dirty_mbps;		/* of the latest harvest */
 	double t_freeze;
 	uint64_t rounds_acked;		/* rounds the receiver applied */
+	/* convergence: the CPU throttle (throttle.h) */
+	struct tsnap snap[2];		/* per-thread counters at the last two harvests */
+	unsigned int bad_rounds;	/* harvests in a row that did not converge */
+	double prev_pred;
+	struct throttle th;
+	bool th_on, th_off;		/* applied; given up on (cannot, or useless) */
+	pid_t th_tids[THROTTLE_MAX_TIDS];
+	unsigned int th_ntids;		/* 0: the whole process */
+	double cpu_base;		/* CPUs the throttled set used before the limit */
+	double d_before;		/* dirty rate before the limit */
 };
 
 static int channels_connect(struct sender *s)
@@ -764,6 +776,96 @@ static int harvest(struct sender *s, uint64_t *pages, double *secs)
 static void show_progress(struct sender *s, bool final);
 
 /*
+ * Convergence (--throttle auto).  After two harvests in a row where the
+ * workload dirtied at least 90 % of what the link carries, or the
+ * predicted downtime did not fall by a quarter, the workload gets a CPU limit
+ * aimed at a dirty rate of half the link's, and every later harvest
+ * corrects it from the newly measured rate (limit x target / measured,
+ * dirty-limit style, not fixed steps), never below what --throttle-max
+ * leaves it.  Where the tracker's write faults tell which threads write
+ * (cgroup v1 can hold single threads), only those are limited.  A limit
+ * that halves the CPU without lowering the dirty rate is useless — the
+ * writer does not need the CPU to write — and is said so, not tightened.
+ */
+static void throttle_round(struct sender *s, double pred)
+{
+	struct round_stat *last = &s->st->round[s->st->rounds - 1];
+	double link = last->rate_mbps, d = s->dirty_mbps, used, share, floor;
+	/*
+	 * Rounds shrinking by less than a quarter each converge too slowly
+	 * to wait for (from 2 s to 300 ms takes 7 of them).
+	 */
+	bool bad = d >= 0.9 * link || (s->prev_pred > 0 && pred > 0.75 * s->prev_pred);
+
+	s->snap[0] = s->snap[1];
+	tsnap_take(s->o->pid, &s->snap[1]);
+	used = tsnap_cpus(&s->snap[0], &s->snap[1], s->th_tids, s->th_ntids);
+	s->prev_pred = pred;
+	s->bad_rounds = bad && pred * 1000 > s->o->downtime_ms ? s->bad_rounds + 1 : 0;
+	if (!s->o->throttle || s->th_off)
+		return;
+	if (!s->th_on) {
+		if (s->bad_rounds < 2)
+			return;
+		s->th_ntids = tsnap_dirtiers(&s->snap[0], &s->snap[1], s->th_tids, THROTTLE_MAX_TIDS);
+		if (throttle_init(&s->th, s->o->pid, s->th_tids, s->th_ntids)) {
+			snprintf(s->st->throttle_note, sizeof(s->st->throttle_note),
+				 "cannot throttle: %s", lmig_errmsg());
+			lmig_err_clear();
+			s->th_off = true;
+			if (s->o->progress)
+				fprintf(stderr, "\nlmig send: %s\n", s->st->throttle_note);
+			return;
+		}
+		if (!s->th.per_thread)
+			s->th_ntids = 0;
+		used = tsnap_cpus(&s->snap[0], &s->snap[1], s->th_tids, s->th_ntids);
+		s->cpu_base = used > 0.02 ? used : 0.02;
+		s->d_before = d;
+		s->th_on = true;
+		s->st->throttled = true;
+		snprintf(s->st->throttle_note, sizeof(s->st->throttle_note), "%s %s (cgroup %s%.150s)",
+			 s->th_ntids ? "threads" : "process", s->th_ntids ? "that write" : "whole",
+			 s->th.v2 ? "v2 " : "v1 ", s->th.cg);
+	} else if (s->th.share > 0 && s->th.share <= 0.5 * s->cpu_base && d >= 0.8 * s->d_before) {
+		snprintf(s->st->throttle_note, sizeof(s->st->throttle_note),
+			 "ineffective: %.0f%% of its CPU taken, dirty rate still %.1f of %.1f MB/s; the writer does not need the CPU to write",
+			 100 - 100 * s->th.share / s->cpu_base, d, s->d_before);
+		s->th_off = true;
+		/* It only slows the workload: lift it. */
+		if (throttle_restore(&s->th))
+			lmig_err_clear();
+		s->th_on = false;
+		if (s->o->progress)
+			fprintf(stderr, "\nlmig send: throttle %s\n", s->st->throttle_note);
+		return;
+	}
+	share = used > 0 ? used * 0.5 * link / (d > 0.1 ? d : 0.1) : s->cpu_base;
+	floor = s->cpu_base * (100 - s->o->throttle_max_pct) / 100.0;
+	if (share > s->cpu_base)
+		share = s->cpu_base;
+	if (share < floor)
+		share = floor;
+	if (share < 0.01)
+		share = 0.01;
+	if (throttle_set(&s->th, share)) {
+		snprintf(s->st->throttle_note, sizeof(s->st->throttle_note), "cannot throttle: %s",
+			 lmig_errmsg());
+		lmig_err_clear();
+		s->th_off = true;
+	}
+}
+
+/* The workload's CPU and limit, into the record of the round just begun. */
+static void throttle_record(struct sender *s)
+{
+	struct round_stat *r = &s->st->round[s->st->rounds - 1];
+
+	r->cpu_used = tsnap_cpus(&s->snap[0], &s->snap[1], s->th_tids, s->th_ntids);
+	r->throttle_cpus = s->th_on ? s->th.share : 0;
+}
+
+/*
  * Between two live rounds: harvest, predict the downtime of a switch-over
  * now, and either go on, or arrange to freeze after one more round, or
  * give up because the migration does not converge.
@@ -779,6 +881,7 @@ static int live_next_round(struct sender *s)
 	pred = (s->link_rate > 0 ? pages * s->wire_per_page / s->link_rate : 0) + hs +
 	       SWITCH_OVERHEAD_S;
 	s->predicted_s = pred;
+	throttle_round(s, pred);
 	if (pred * 1000 <= s->o->downtime_ms) {
 		s->freeze_next = true;
 	} else if (next >= s->o->max_rounds) {
@@ -793,6 +896,7 @@ static int live_next_round(struct sender *s)
 	}
 	if (round_begin(s, pages, hs, false))
 		return -1;
+	throttle_record(s);
 	show_progress(s, false);
 	return 0;
 }
@@ -813,6 +917,7 @@ static int live_switch_over(struct sender *s)
 	s->st->final_harvest_s = hs;
 	if (round_begin(s, pages, hs, true))
 		return -1;
+	throttle_record(s);
 	show_progress(s, false);
 	return 0;
 }
@@ -864,17 +969,29 @@ static void show_progress(struct sender *s, bool final)
 		uint64_t todo = r->dirty_pages > s->round_pages ? r->dirty_pages - s->round_pages : 0;
 		double eta = rate > 0 ? todo * (double)LMIG_PAGE_SIZE / (rate * 1e6) : 0;
 
+		char th[48] = "";
+
+		if (s->th_on)
+			snprintf(th, sizeof(th), "  throttle %.0f%% CPU", s->th.share * 100);
 		snprintf(line, sizeof(line),
-			 "round %u%s  dirty %.1f MB/s  sent %s  %.1f MB/s  ETA %.1f s  predicted downtime %.0f ms",
+			 "round %u%s  dirty %.1f MB/s  sent %s  %.1f MB/s  ETA %.1f s  predicted downtime %.0f ms%s",
 			 r->round, r->frozen ? " (frozen)" : "", s->dirty_mbps,
 			 fmt_bytes(a, sizeof(a), (double)s->st->bytes_wire), rate, eta,
-			 s->predicted_s * 1000);
+			 s->predicted_s * 1000, th);
 	}
 	if (s->o->plain_progress)
 		fprintf(stderr, "%.1f s  %s%s\n", el, line, final ? "  done" : "");
 	else
 		fprintf(stderr, "\r%.1f s  %s\033[K%s", el, line, final ? "\n" : "");
 	fflush(stderr);
+}
+
+/* SIGINT/SIGTERM/SIGHUP end a live send through its normal failure path. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+	stop_signal = sig;
 }
 
 static int run(struct sender *s)
@@ -911,6 +1028,8 @@ static int run(struct sender *s)
 			break;
 		if (all_sent(s) && !s->result_armed)
 			break;
+		if (stop_signal)
+			return lmig_err("interrupted by signal %d", (int)stop_signal);
 		/* --timeout bounds pre-copy even inside a long round. */
 		if (s->live && !s->fz.frozen && s->o->live_timeout_ms &&
 		    (now_s() - s->t0) * 1000 >= s->o->live_timeout_ms) {
@@ -1005,6 +1124,12 @@ static int live_setup(struct sender *s)
 {
 	const struct send_opts *o = s->o;
 
+	/* Limits a killed lmig left behind go first (its guard may have done it). */
+	if (throttle_restore_files(true, o->progress) < 0) {
+		fprintf(stderr, "lmig send: warning: %s\n", lmig_errmsg());
+		lmig_err_clear();
+	}
+	tsnap_take(o->pid, &s->snap[1]);
 	if (freezer_init(&s->fz, o->freeze, o->pid))
 		return -1;
 	s->st->frozen = freezer_name(&s->fz);
@@ -1065,8 +1190,15 @@ int xfer_send(const struct send_opts *o, struct xfer_stats *st)
 		s.batch_pages = (o->bandwidth / 10 > BATCH_MIN ? o->bandwidth / 10 : BATCH_MIN) /
 				LMIG_PAGE_SIZE;
 	/* The tracker starts before round 0 reads anything: no write goes unseen. */
-	if (s.live && live_setup(&s))
-		goto out;
+	if (s.live) {
+		struct sigaction sa = { .sa_handler = on_stop };
+
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+		if (live_setup(&s))
+			goto out;
+	}
 	if (channels_connect(&s) || ring_setup(&s))
 		goto out;
 	st->zerocopy = s.zc;
@@ -1079,6 +1211,11 @@ out:
 	 * A live source is resumed unless the receiver acknowledged a
 	 * verified commit; after one it must never run next to its copy.
 	 */
+	if (s.th_on && throttle_restore(&s.th)) {
+		/* The migration's own outcome stands; the operator must know, though. */
+		fprintf(stderr, "lmig send: warning: %s; run 'lmig throttle --restore'\n",
+			lmig_errmsg());
+	}
 	if (s.live) {
 		st->source_state = "running";
 		if (ret == 0) {

@@ -1,0 +1,590 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* CPU throttling of the source workload through cgroups: see throttle.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "err.h"
+#include "throttle.h"
+
+static int write_str(const char *dir, const char *name, const char *val)
+{
+	char path[600];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static int read_str(const char *dir, const char *name, char *buf, size_t len)
+{
+	char path[600];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+double proc_cpu_s(pid_t pid, pid_t tid)
+{
+	char path[96], buf[1024], *p;
+	unsigned long long ut, st;
+	int fd;
+	ssize_t n;
+
+	if (tid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	/* Fields after "(comm)": state is field 3, utime 14, stime 15. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / sysconf(_SC_CLK_TCK);
+}
+
+void tsnap_take(pid_t pid, struct tsnap *s)
+{
+	char path[64], buf[1024];
+	struct dirent *de;
+	DIR *d;
+
+	s->n = 0;
+	s->t = now_s();
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d)) && s->n < TSNAP_MAX) {
+		unsigned long long flt, ut, st;
+		char *p;
+		int fd;
+		ssize_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/stat", (int)pid, de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = 0;
+		p = strrchr(buf, ')');
+		/* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+		if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %llu %*u %*u %*u %llu %llu",
+				 &flt, &ut, &st) != 3)
+			continue;
+		s->tid[s->n] = atoi(de->d_name);
+		s->minflt[s->n] = flt;
+		s->cpu[s->n] = (double)(ut + st) / sysconf(_SC_CLK_TCK);
+		s->n++;
+	}
+	closedir(d);
+}
+
+static int tsnap_find(const struct tsnap *s, pid_t tid)
+{
+	for (unsigned int i = 0; i < s->n; i++)
+		if (s->tid[i] == tid)
+			return i;
+	return -1;
+}
+
+unsigned int tsnap_dirtiers(const struct tsnap *a, const struct tsnap *b, pid_t *out,
+			    unsigned int max)
+{
+	unsigned long long d[TSNAP_MAX], total = 0, taken = 0;
+	bool used[TSNAP_MAX] = { false };
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < b->n; i++) {
+		int j = tsnap_find(a, b->tid[i]);
+
+		d[i] = b->minflt[i] - (j >= 0 ? a->minflt[j] : 0);
+		total += d[i];
+	}
+	if (total < 64)
+		return 0;	/* a tracker that does not fault (scan): no signal */
+	while (n < max && taken * 10 < total * 8) {
+		int best = -1;
+
+		for (unsigned int i = 0; i < b->n; i++)
+			if (!used[i] && (best < 0 || d[i] > d[best]))
+				best = i;
+		if (best < 0)
+			break;
+		used[best] = true;
+		taken += d[best];
+		out[n++] = b->tid[best];
+	}
+	/* Most of the process writes: aiming buys nothing, take it whole. */
+	return n * 2 > b->n && b->n > 1 ? 0 : n;
+}
+
+double tsnap_cpus(const struct tsnap *a, const struct tsnap *b, const pid_t *tids, unsigned int n)
+{
+	double sum = 0;
+
+	if (b->t <= a->t)
+		return 0;
+	for (unsigned int i = 0; i < b->n; i++) {
+		int j = tsnap_find(a, b->tid[i]);
+		bool in = !n;
+
+		for (unsigned int k = 0; k < n && !in; k++)
+			in = tids[k] == b->tid[i];
+		if (in)
+			sum += b->cpu[i] - (j >= 0 ? a->cpu[j] : 0);
+	}
+	return sum / (b->t - a->t);
+}
+
+/*
+ * The directory of pid's cgroup in the hierarchy that has the CPU
+ * controller: v2 when its cgroup there has cpu.max, else v1's "cpu".
+ */
+static int find_cpu_cgroup(pid_t pid, char *dir, size_t len, bool *v2, bool *root)
+{
+	char path[64], line[1024], v2mnt[256] = "", v1mnt[256] = "", v2path[512] = "",
+	     v1path[512] = "";
+	FILE *f;
+
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return lmig_err_errno(errno, "/proc/self/mountinfo");
+	while (fgets(line, sizeof(line), f)) {
+		char mnt[256], fstype[32], opts[512];
+
+		/* "ID PARENT MAJ:MIN ROOT MOUNT OPTS ... - FSTYPE SOURCE SUPEROPTS" */
+		if (sscanf(line, "%*s %*s %*s %*s %255s %*s", mnt) != 1)
+			continue;
+		char *dash = strstr(line, " - ");
+
+		if (!dash || sscanf(dash + 3, "%31s %*s %511s", fstype, opts) != 2)
+			continue;
+		if (!strcmp(fstype, "cgroup2") && !v2mnt[0])
+			snprintf(v2mnt, sizeof(v2mnt), "%s", mnt);
+		if (!strcmp(fstype, "cgroup") && !v1mnt[0]) {
+			for (char *o = strtok(opts, ","); o; o = strtok(NULL, ","))
+				if (!strcmp(o, "cpu"))
+					snprintf(v1mnt, sizeof(v1mnt), "%s", mnt);
+		}
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return lmig_err_errno(errno, "cannot read %s", path);
+	while (fgets(line, sizeof(line), f)) {
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+
+		if (!c2)
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		*c2 = 0;
+		if (!strcmp(line, "0") && c1[1] == 0)
+			snprintf(v2path, sizeof(v2path), "%s", c2 + 1);
+		for (char *o = strtok(c1 + 1, ","); o; o = strtok(NULL, ","))
+			if (!strcmp(o, "cpu"))
+				snprintf(v1path, sizeof(v1path), "%s", c2 + 1);
+	}
+	fclose(f);
+	if (v2mnt[0] && v2path[0]) {
+		char buf[64];
+
+		snprintf(dir, len, "%s%s", v2mnt, strcmp(v2path, "/") ? v2path : "");
+		*root = !strcmp(v2path, "/");
+		if (!read_str(dir, "cpu.max", buf, sizeof(buf)) ||
+		    /* the root cgroup has no cpu.max, but its children may */
+		    (!strcmp(v2path, "/") && !read_str(dir, "cgroup.subtree_control", buf,
+						       sizeof(buf)) && strstr(buf, "cpu"))) {
+			*v2 = true;
+			return 0;
+		}
+	}
+	if (v1mnt[0] && v1path[0]) {
+		snprintf(dir, len, "%s%s", v1mnt, strcmp(v1path, "/") ? v1path : "");
+		*v2 = false;
+		*root = !strcmp(v1path, "/");
+		return 0;
+	}
+	return lmig_err("process %d is in no cgroup with the CPU controller (neither cgroup v2 cpu.max nor a v1 cpu hierarchy)",
+			(int)pid);
+}
+
+/* Is pid the only process of cgroup dir (and dir not the root)? */
+static bool alone_in(const char *dir, pid_t pid)
+{
+	char buf[4096];
+	long v;
+
+	if (read_str(dir, "cgroup.procs", buf, sizeof(buf)) || !buf[0])
+		return false;
+	if (access(strcat(strcpy((char[600]){ 0 }, dir), "/cpu.max"), F_OK) &&
+	    access(strcat(strcpy((char[600]){ 0 }, dir), "/cpu.cfs_quota_us"), F_OK))
+		return false;
+	v = strtol(buf, NULL, 10);
+	if (v != pid)
+		return false;
+	/* read_str keeps the first line only: check there is no second one. */
+	char path[600];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(buf, sizeof(buf), f))
+		n++;
+	fclose(f);
+	return n == 1;
+}
+
+static int state_write(const struct throttle *t)
+{
+	char tmp[660];
+	FILE *f;
+
+	if (mkdir(THROTTLE_STATE_DIR, 0700) && errno != EEXIST)
+		return lmig_err_errno(errno, "cannot create %s", THROTTLE_STATE_DIR);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", t->state);
+	f = fopen(tmp, "we");
+	if (!f)
+		return lmig_err_errno(errno, "cannot write %s", tmp);
+	fprintf(f, "owner %d\npid %d\nv2 %d\ntransient %d\nper_thread %d\nhome %s\ncg %s\nsaved %s\ntids",
+		(int)getpid(), (int)t->pid, t->v2, t->transient, t->per_thread, t->home, t->cg,
+		t->saved);
+	for (unsigned int i = 0; i < t->ntids; i++)
+		fprintf(f, " %d", (int)t->tids[i]);
+	fprintf(f, "\n");
+	if (fflush(f) || fsync(fileno(f))) {
+		fclose(f);
+		unlink(tmp);
+		return lmig_err_errno(errno, "cannot write %s", tmp);
+	}
+	fclose(f);
+	if (rename(tmp, t->state))
+		return lmig_err_errno(errno, "cannot write %s", t->state);
+	return 0;
+}
+
+static int state_read(const char *path, struct throttle *t, pid_t *owner)
+{
+	char line[1024];
+	FILE *f = fopen(path, "re");
+	int v, n = 0;
+
+	if (!f)
+		return lmig_err_errno(errno, "cannot read %s", path);
+	*t = (struct throttle){ 0 };
+	snprintf(t->state, sizeof(t->state), "%s", path);
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (sscanf(line, "owner %d", &v) == 1)
+			*owner = v, n++;
+		else if (sscanf(line, "pid %d", &v) == 1)
+			t->pid = v, n++;
+		else if (sscanf(line, "v2 %d", &v) == 1)
+			t->v2 = v, n++;
+		else if (sscanf(line, "transient %d", &v) == 1)
+			t->transient = v, n++;
+		else if (sscanf(line, "per_thread %d", &v) == 1)
+			t->per_thread = v;
+		else if (!strncmp(line, "home ", 5))
+			snprintf(t->home, sizeof(t->home), "%.511s", line + 5), n++;
+		else if (!strncmp(line, "cg ", 3))
+			snprintf(t->cg, sizeof(t->cg), "%.639s", line + 3), n++;
+		else if (!strncmp(line, "saved ", 6))
+			snprintf(t->saved, sizeof(t->saved), "%.63s", line + 6);
+		else if (!strncmp(line, "tids", 4))
+			for (char *p = line + 4, *e; t->ntids < THROTTLE_MAX_TIDS; p = e) {
+				long tid = strtol(p, &e, 10);
+
+				if (e == p)
+					break;
+				t->tids[t->ntids++] = tid;
+			}
+	}
+	fclose(f);
+	if (n < 6)
+		return lmig_err("%s is not an lmig throttle state file", path);
+	t->applied = true;
+	return 0;
+}
+
+/* The limit value of a share: "QUOTA PERIOD" (v2 cpu.max style). */
+static void quota_str(char *buf, size_t len, double cpus)
+{
+	long q = (long)(cpus * THROTTLE_PERIOD_US);
+
+	if (q < 1000)
+		q = 1000;	/* the kernel's smallest quota is 1 ms */
+	snprintf(buf, len, "%ld %d", q, THROTTLE_PERIOD_US);
+}
+
+static int set_limit(const struct throttle *t, const char *val)
+{
+	char q[32], p[32];
+	int ret;
+
+	if (t->v2)
+		return write_str(t->cg, "cpu.max", val);
+	if (sscanf(val, "%31s %31s", q, p) != 2)
+		return -EINVAL;
+	if (!strcmp(q, "max"))
+		strcpy(q, "-1");
+	/* Shrinking the period below the quota is refused: quota first when lifting. */
+	ret = write_str(t->cg, "cpu.cfs_period_us", p);
+	if (ret == -EINVAL) {
+		ret = write_str(t->cg, "cpu.cfs_quota_us", q);
+		return ret ? ret : write_str(t->cg, "cpu.cfs_period_us", p);
+	}
+	return ret ? ret : write_str(t->cg, "cpu.cfs_quota_us", q);
+}
+
+static int get_limit(const struct throttle *t, char *buf, size_t len)
+{
+	char q[32], p[32];
+	int ret;
+
+	if (t->v2)
+		return read_str(t->cg, "cpu.max", buf, len);
+	ret = read_str(t->cg, "cpu.cfs_quota_us", q, sizeof(q));
+	if (!ret)
+		ret = read_str(t->cg, "cpu.cfs_period_us", p, sizeof(p));
+	if (!ret)
+		snprintf(buf, len, "%s %s", !strcmp(q, "-1") ? "max" : q, p);
+	return ret;
+}
+
+/* Move pid (all its threads) or the given threads into dir. */
+static int move_into(const struct throttle *t, const char *dir, bool threads_only)
+{
+	char num[16];
+	int ret = 0;
+
+	if (!threads_only) {
+		snprintf(num, sizeof(num), "%d", (int)t->pid);
+		return write_str(dir, "cgroup.procs", num);
+	}
+	for (unsigned int i = 0; i < t->ntids; i++) {
+		int r;
+
+		snprintf(num, sizeof(num), "%d", (int)t->tids[i]);
+		r = write_str(dir, "tasks", num);
+		if (r && r != -ESRCH && !ret)
+			ret = r;	/* a thread that exited has nothing to move */
+	}
+	return ret;
+}
+
+int throttle_init(struct throttle *t, pid_t pid, const pid_t *tids, unsigned int ntids)
+{
+	bool root = false;
+	int ret;
+
+	*t = (struct throttle){ .pid = pid };
+	if (find_cpu_cgroup(pid, t->home, sizeof(t->home), &t->v2, &root))
+		return -1;
+	snprintf(t->state, sizeof(t->state), "%s/throttle-%d", THROTTLE_STATE_DIR, (int)pid);
+	if (!access(t->state, F_OK))
+		return lmig_err("%s exists: another lmig throttles process %d, or one died (lmig throttle --restore)",
+				t->state, (int)pid);
+	if (ntids > THROTTLE_MAX_TIDS)
+		ntids = THROTTLE_MAX_TIDS;
+	if (!t->v2 && ntids) {
+		memcpy(t->tids, tids, ntids * sizeof(*tids));
+		t->ntids = ntids;
+		t->per_thread = true;
+	}
+	if (!t->per_thread && !root && alone_in(t->home, pid)) {
+		snprintf(t->cg, sizeof(t->cg), "%s", t->home);
+		if (get_limit(t, t->saved, sizeof(t->saved)))
+			return lmig_err("cannot read the CPU limit of %s", t->cg);
+	} else {
+		/*
+		 * v1: a child of the workload's cgroup (threads may move there).
+		 * v2: a sibling, since a cgroup with processes cannot have
+		 * children with controllers; under the root, a child.
+		 */
+		char parent[512];
+
+		snprintf(parent, sizeof(parent), "%s", t->home);
+		if (t->v2 && !root)
+			dirname(parent);
+		snprintf(t->cg, sizeof(t->cg), "%s/lmig-throttle-%d", parent, (int)pid);
+		t->transient = true;
+		snprintf(t->saved, sizeof(t->saved), "max %d", THROTTLE_PERIOD_US);
+	}
+	/* Written before anything changes: a crash from here on can be undone. */
+	if (state_write(t))
+		return -1;
+	if (t->transient) {
+		if (mkdir(t->cg, 0755) && errno != EEXIST) {
+			lmig_err_errno(errno, "cannot create cgroup %s", t->cg);
+			goto err;
+		}
+		ret = move_into(t, t->cg, t->per_thread);
+		if (ret) {
+			lmig_err_errno(-ret, "cannot move process %d into %s", (int)pid, t->cg);
+			rmdir(t->cg);
+			goto err;
+		}
+	}
+	t->applied = true;
+	return 0;
+err:
+	unlink(t->state);
+	return -1;
+}
+
+int throttle_set(struct throttle *t, double cpus)
+{
+	char val[64];
+	int ret;
+
+	if (cpus <= 0)
+		snprintf(val, sizeof(val), "max %d", THROTTLE_PERIOD_US);
+	else
+		quota_str(val, sizeof(val), cpus);
+	ret = set_limit(t, val);
+	if (ret)
+		return lmig_err_errno(-ret, "cannot set the CPU limit of %s", t->cg);
+	t->share = cpus;
+	return 0;
+}
+
+int throttle_restore(struct throttle *t)
+{
+	int ret = 0, r;
+
+	if (!t->applied)
+		return 0;
+	if (t->transient) {
+		/* Everything in the transient cgroup goes home, new threads too. */
+		char path[700], line[32];
+		FILE *f;
+
+		if (t->per_thread || !t->v2) {
+			snprintf(path, sizeof(path), "%s/tasks", t->cg);
+			f = fopen(path, "re");
+			while (f && fgets(line, sizeof(line), f)) {
+				line[strcspn(line, "\n")] = 0;
+				r = write_str(t->home, "tasks", line);
+				if (r && r != -ESRCH && !ret)
+					ret = r;
+			}
+			if (f)
+				fclose(f);
+		} else {
+			snprintf(path, sizeof(path), "%s/cgroup.procs", t->cg);
+			f = fopen(path, "re");
+			while (f && fgets(line, sizeof(line), f)) {
+				line[strcspn(line, "\n")] = 0;
+				r = write_str(t->home, "cgroup.procs", line);
+				if (r && r != -ESRCH && !ret)
+					ret = r;
+			}
+			if (f)
+				fclose(f);
+		}
+		if (rmdir(t->cg) && errno != ENOENT && !ret)
+			ret = -errno;
+	} else {
+		ret = set_limit(t, t->saved);
+		if (ret == -ENOENT)
+			ret = 0;	/* the cgroup went away with its workload */
+	}
+	if (ret)
+		return lmig_err_errno(-ret, "cannot restore the CPU limit of %s (state kept in %s)",
+				      t->cg, t->state);
+	unlink(t->state);
+	t->applied = false;
+	t->share = 0;
+	return 0;
+}
+
+int throttle_restore_pid(pid_t pid)
+{
+	struct throttle t;
+	char path[64];
+	pid_t owner;
+
+	snprintf(path, sizeof(path), "%s/throttle-%d", THROTTLE_STATE_DIR, (int)pid);
+	if (access(path, F_OK))
+		return 0;
+	if (state_read(path, &t, &owner))
+		return -1;
+	return throttle_restore(&t);
+}
+
+int throttle_restore_files(bool only_stale, bool verbose)
+{
+	DIR *d = opendir(THROTTLE_STATE_DIR);
+	struct dirent *de;
+	int n = 0, ret = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : lmig_err_errno(errno, "cannot open %s", THROTTLE_STATE_DIR);
+	while ((de = readdir(d))) {
+		struct throttle t;
+		char path[600];
+		pid_t owner = 0;
+
+		if (strncmp(de->d_name, "throttle-", 9) || strchr(de->d_name, '.'))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", THROTTLE_STATE_DIR, de->d_name);
+		if (state_read(path, &t, &owner)) {
+			ret = -1;
+			continue;
+		}
+		if (only_stale && owner > 0 && kill(owner, 0) == 0)
+			continue;	/* its lmig still runs and will restore it */
+		if (throttle_restore(&t)) {
+			ret = -1;
+			continue;
+		}
+		if (verbose)
+			fprintf(stderr, "lmig: restored the CPU limit of process %d (%s)\n", (int)t.pid,
+				t.cg);
+		n++;
+	}
+	closedir(d);
+	return ret ? -1 : n;
+}
