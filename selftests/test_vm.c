@@ -5,6 +5,9 @@
  * with vm/softdirty.sh); here, that it is refused with the reason where
  * the kernel lacks it.
  *
+ * Live migrations with the soft-dirty tracker run there too
+ * (vm/live.sh): `lmig send --pid` over loopback, checked byte for byte.
+ *
  * The no-lost-write check is this program too (--nolost, run in the VM):
  * a child rewrites pages as fast as it can while the parent migrates the
  * memory the way the live engine does (a full copy after the tracker
@@ -110,6 +113,18 @@ TEST(softdirty_on_this_kernel)
 	proc_kill(&dw);
 }
 
+/* The path of selftests/vm/NAME: lmig is repo/user/lmig. */
+static int vm_path(const char *name, char *buf, size_t len)
+{
+	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
+	int n;
+
+	if (!slash)
+		return -1;
+	n = snprintf(buf, len, "%.*s/../selftests/vm/%s", (int)(slash - bin), bin, name);
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
 /* The line of vm/softdirty.sh's output starting with "tag ", without the tag. */
 static const char *result(const char *out, const char *tag, char *buf, size_t len)
 {
@@ -146,20 +161,12 @@ FIXTURE_TEARDOWN(vm)
 TEST_F_TIMEOUT(vm, softdirty, 280)
 {
 	char script[PATH_MAX], runner[PATH_MAX], buf[1024], tracker[32];
-	const char *bin = lmig_path(), *line;
+	const char *line;
 	struct proc p = { 0 };
 	double sd, scan, want;
-	char *slash;
 
-	/* lmig is repo/user/lmig: the scripts are in repo/selftests/vm. */
-	snprintf(script, sizeof(script), "%s", bin);
-	slash = strrchr(script, '/');
-	ASSERT_NE(NULL, slash);
-	*slash = 0;
-	snprintf(runner, sizeof(runner), "%.3800s/../selftests/vm/run-in-vm.sh", script);
-	snprintf(runner + strlen(runner) - strlen("run-in-vm.sh"), 32, "softdirty.sh");
-	snprintf(script, sizeof(script), "%s", runner);
-	snprintf(runner + strlen(runner) - strlen("softdirty.sh"), 32, "run-in-vm.sh");
+	ASSERT_EQ(0, vm_path("run-in-vm.sh", runner, sizeof(runner)));
+	ASSERT_EQ(0, vm_path("softdirty.sh", script, sizeof(script)));
 	/* Its own limit goes first, so qemu never outlives the test. */
 	setenv("VM_TIMEOUT", "240", 0);
 	ASSERT_EQ(0, proc_spawn(&p, (char *const[]){ "/bin/sh", runner, "-v", script, NULL }, NULL));
@@ -196,6 +203,146 @@ TEST_F_TIMEOUT(vm, softdirty, 280)
 		TH_LOG("%s: %s", tag, line);
 		EXPECT_EQ(0, strncmp(line, "ok ", 3)) TH_LOG("%s %s", tag, line);
 	}
+	proc_kill(&p);
+}
+
+/*
+ * One case of vm/live.sh: `lmig dirty` writing 4 MB/s into 32 MiB, migrated
+ * live over loopback by `lmig send --pid --freeze signal` with the
+ * soft-dirty tracker (want_auto: picked by --tracker auto).  send and recv
+ * must succeed, pre-copy must converge after at least one round that
+ * resent what was written, the writer must be left stopped, the received
+ * image must equal its memory byte for byte, and that memory must have
+ * changed while it was sent.
+ */
+static void live_check(struct __test_metadata *_metadata, const char *out, const char *name,
+		       bool want_auto)
+{
+	static char send[16384], dirty[2048];
+	char tag[64], buf[1024], tracker[32], why[256];
+	uint64_t written = 0, resent = 0, largest = 0, v;
+	const char *line, *r;
+	unsigned int rounds = 0;
+	double downtime, harvest;
+
+	snprintf(tag, sizeof(tag), "%s error", name);
+	line = result(out, tag, buf, sizeof(buf));
+	EXPECT_EQ(NULL, line) TH_LOG("%s: %s", name, line);
+	snprintf(tag, sizeof(tag), "%s send-rc", name);
+	line = result(out, tag, buf, sizeof(buf));
+	ASSERT_NE(NULL, line) TH_LOG("no '%s' line in:\n%s", tag, out);
+	EXPECT_STREQ("0", line) {
+		snprintf(tag, sizeof(tag), "%s send-err", name);
+		TH_LOG("%s: send failed: %s", name, result(out, tag, buf, sizeof(buf)));
+	}
+	snprintf(tag, sizeof(tag), "%s recv-rc", name);
+	line = result(out, tag, buf, sizeof(buf));
+	EXPECT_STREQ("0", line ? line : "missing") {
+		snprintf(tag, sizeof(tag), "%s recv-err", name);
+		TH_LOG("%s: recv failed: %s", name, result(out, tag, buf, sizeof(buf)));
+	}
+
+	snprintf(tag, sizeof(tag), "%s send", name);
+	ASSERT_NE(NULL, line = result(out, tag, send, sizeof(send))) TH_LOG("%s", out);
+	ASSERT_EQ('{', line[0]) TH_LOG("%s: %s", name, line);
+	ASSERT_EQ(0, json_str_field(line, "tracker", tracker, sizeof(tracker))) TH_LOG("%s", line);
+	EXPECT_STREQ("soft-dirty", tracker);
+	if (want_auto) {
+		EXPECT_EQ(0, json_str_field(line, "tracker_why", why, sizeof(why)));
+		EXPECT_NE(NULL, strstr(why, "auto")) TH_LOG("%s: tracker_why %s", name, why);
+	}
+	EXPECT_NE(NULL, strstr(line, "\"converged\":true")) TH_LOG("%s: %s", name, line);
+	EXPECT_NE(NULL, strstr(line, "\"source\":\"paused\"")) TH_LOG("%s: %s", name, line);
+	EXPECT_NE(NULL, strstr(line, "\"downtime_ms\":")) TH_LOG("%s: %s", name, line);
+	EXPECT_NE(NULL, strstr(line, "\"final_harvest_ms\":")) TH_LOG("%s: %s", name, line);
+	downtime = json_dbl(line, "downtime_ms");
+	harvest = json_dbl(line, "final_harvest_ms");
+	EXPECT_GT(downtime, 0) TH_LOG("%s: %s", name, line);
+	EXPECT_GE(harvest, 0) TH_LOG("%s: %s", name, line);
+	/* Round 0 sends everything; the later ones what the tracker harvested. */
+	r = strstr(line, "\"rounds\":[");
+	ASSERT_NE(NULL, r) TH_LOG("%s: %s", name, line);
+	for (r = strstr(r, "\"dirty_pages\":"); r; r = strstr(r + 1, "\"dirty_pages\":")) {
+		v = strtoull(r + strlen("\"dirty_pages\":"), NULL, 10);
+		if (rounds++) {
+			resent += v;
+			largest = v > largest ? v : largest;
+		}
+	}
+	EXPECT_GE(rounds, 2) TH_LOG("%s: %s", name, line);
+	EXPECT_GT(resent, 0) TH_LOG("%s: no page written during pre-copy: %s", name, line);
+
+	snprintf(tag, sizeof(tag), "%s state", name);
+	line = result(out, tag, buf, sizeof(buf));
+	EXPECT_STREQ("T", line ? line : "missing") TH_LOG("%s: the source is not stopped", name);
+	snprintf(tag, sizeof(tag), "%s cmp", name);
+	line = result(out, tag, buf, sizeof(buf));
+	EXPECT_STREQ("same", line ? line : "missing")
+		TH_LOG("%s: the received image is not the source's memory", name);
+	snprintf(tag, sizeof(tag), "%s changed", name);
+	line = result(out, tag, buf, sizeof(buf));
+	EXPECT_STREQ("yes", line ? line : "missing")
+		TH_LOG("%s: the memory did not change while it was sent", name);
+	snprintf(tag, sizeof(tag), "%s dirty", name);
+	line = result(out, tag, dirty, sizeof(dirty));
+	EXPECT_NE(NULL, line) TH_LOG("%s: the writer did not report", name);
+	if (line) {
+		EXPECT_EQ(0, json_u64_field(line, "pages_written", &written)) TH_LOG("%s", line);
+		EXPECT_GT(written, 0) TH_LOG("%s", line);
+	}
+	snprintf(tag, sizeof(tag), "%s thp", name);
+	line = result(out, tag, buf, sizeof(buf));
+	TH_LOG("live %s: tracker %s, %u rounds, downtime %.1f ms, final harvest %.2f ms, "
+	       "resent %llu pages (largest round %llu of 8192), writer wrote %llu pages, THP %s",
+	       name, tracker, rounds, downtime, harvest, (unsigned long long)resent,
+	       (unsigned long long)largest, (unsigned long long)written, line ? line : "-");
+}
+
+/*
+ * In the VM: live migrations with the soft-dirty tracker, one boot for
+ * all of vm/live.sh's cases:
+ *   shared    a memfd, --tracker auto (must pick soft-dirty);
+ *   anon      private anonymous memory, transparent huge pages off;
+ *   anon-thp  the same with them always on: soft-dirty then marks whole
+ *             2 MiB pages, so each round resends most of the image and
+ *             the downtime budget is 5 s to let it converge on TCG.
+ */
+TEST_F_TIMEOUT(vm, live, 200)
+{
+	char runner[PATH_MAX], script[PATH_MAX], path[] = "/tmp/lmig-vm-live.XXXXXX";
+	struct proc p = { 0 };
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f;
+	int fd;
+
+	ASSERT_EQ(0, vm_path("run-in-vm.sh", runner, sizeof(runner)));
+	ASSERT_EQ(0, vm_path("live.sh", script, sizeof(script)));
+	/* The report is longer than struct proc keeps: it goes to a file. */
+	ASSERT_LE(0, fd = mkstemp(path));
+	close(fd);
+	setenv("VM_TIMEOUT", "170", 0);
+	ASSERT_EQ(0, proc_spawn(&p, (char *const[]){ "/bin/sh", "-c",
+						     "exec /bin/sh \"$0\" -v \"$1\" >\"$2\"",
+						     runner, script, path, NULL }, NULL));
+	ASSERT_EQ(0, proc_wait(&p, 190)) TH_LOG("run-in-vm.sh still running");
+	f = fopen(path, "r");
+	unlink(path);
+	ASSERT_NE(NULL, f);
+	if (getdelim(&out, &len, 0, f) < 0) {
+		free(out);
+		out = strdup("");
+	}
+	fclose(f);
+	ASSERT_NE(NULL, out);
+	if (proc_exit_code(&p) == 4)
+		SKIP({ free(out); return; }, "no VM here: %.900s", p.err_log);
+	TH_LOG("%s", p.err_log);
+	EXPECT_EQ(0, proc_exit_code(&p)) TH_LOG("stdout: %s", out);
+	live_check(_metadata, out, "shared", true);
+	live_check(_metadata, out, "anon", false);
+	live_check(_metadata, out, "anon-thp", false);
+	free(out);
 	proc_kill(&p);
 }
 
