@@ -25,6 +25,8 @@ int cmd_send(int argc, char **argv, struct global_opts *g);
 int cmd_recv(int argc, char **argv, struct global_opts *g);
 int cmd_dirty(int argc, char **argv, struct global_opts *g);
 int cmd_dirtyrate(int argc, char **argv, struct global_opts *g);
+int cmd_stat(int argc, char **argv, struct global_opts *g);
+int cmd_top(int argc, char **argv, struct global_opts *g);
 int cmd_version(int argc, char **argv, struct global_opts *g);
 int cmd_throttle(int argc, char **argv, struct global_opts *g);
 void usage_throttle(void);
@@ -33,6 +35,8 @@ void usage_send(void);
 void usage_recv(void);
 void usage_dirty(void);
 void usage_dirtyrate(void);
+void usage_stat(void);
+void usage_top(void);
 void usage_version(void);
 void usage_help(void);
 

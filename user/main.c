@@ -13,6 +13,8 @@ const struct cmd lmig_cmds[] = {
 	{ "recv",    cmd_recv,    "receive one migration and store the verified image", usage_recv },
 	{ "dirty",   cmd_dirty,   "write a shared memory object at a steady rate (a test workload)", usage_dirty },
 	{ "dirtyrate", cmd_dirtyrate, "measure how fast memory is being written", usage_dirtyrate },
+	{ "stat",    cmd_stat,    "page faults, guest exits and steal of a process (eBPF)", usage_stat },
+	{ "top",     cmd_top,     "the busiest processes and VMs by those signals (eBPF)", usage_top },
 	{ "throttle", cmd_throttle, "undo the CPU limits of a live migration whose lmig died", usage_throttle },
 	{ "version", cmd_version, "print version, protocol and kernel features", usage_version },
 	{ "help",    cmd_help,    "show help for lmig or one command", usage_help },
