@@ -2,6 +2,7 @@
 /* The tracker registry, auto selection and what all trackers share. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <lmig/wire.h>
 
 #include "clock.h"
+#include "codec.h"
 #include "err.h"
 #include "track.h"
 
@@ -85,11 +87,46 @@ int tracker_open(struct tracker *t, const char *name, const struct track_target 
 	return lmig_err("no dirty tracker can watch this memory (%s)", why ? why : "");
 }
 
+/* See TRACK_HUGE_PAGES in track.h. */
+static int refine_huge(struct tracker *t, uint64_t *bitmap)
+{
+	const uint64_t words = TRACK_HUGE_PAGES / 64;
+	uint8_t *buf = NULL;
+	int ret = 0;
+
+	for (uint64_t b = 0; b + TRACK_HUGE_PAGES <= t->npages && !ret; b += TRACK_HUGE_PAGES) {
+		uint64_t *w = bitmap + b / 64, i;
+
+		for (i = 0; i < words && w[i] == ~0ULL; i++)
+			;
+		if (i < words)
+			continue;	/* not a whole huge page */
+		if (!buf) {
+			buf = aligned_alloc(LMIG_PAGE_SIZE, (size_t)TRACK_HUGE_PAGES * LMIG_PAGE_SIZE);
+			if (!buf)
+				return lmig_err("out of memory");
+		}
+		ret = track_read(&t->tg, b * LMIG_PAGE_SIZE, buf,
+				 (size_t)TRACK_HUGE_PAGES * LMIG_PAGE_SIZE);
+		t->bytes_read += (uint64_t)TRACK_HUGE_PAGES * LMIG_PAGE_SIZE;
+		for (uint64_t p = 0; p < TRACK_HUGE_PAGES && !ret; p++)
+			if (codec_page_hash(buf + p * LMIG_PAGE_SIZE) == t->tg.sent[b + p]) {
+				w[p / 64] &= ~(1ULL << (p % 64));
+				t->pages_refined++;
+			}
+	}
+	free(buf);
+	return ret;
+}
+
 int tracker_harvest(struct tracker *t, uint64_t *bitmap)
 {
 	double t0 = now_s();
 	int ret = t->ops->harvest(t, bitmap);
 
+	/* The scan tracker compares every page already. */
+	if (!ret && t->tg.sent && t->ops != &track_scan_ops)
+		ret = refine_huge(t, bitmap);
 	t->harvest_s += now_s() - t0;
 	t->harvests++;
 	return ret;

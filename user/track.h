@@ -65,7 +65,19 @@ struct tracker {
 	unsigned int harvests;
 	double harvest_s;		/* time spent in harvest() */
 	uint64_t bytes_read;		/* memory read to harvest (scan) */
+	uint64_t pages_refined;		/* reported by a huge page, found unchanged */
 };
+
+/*
+ * Trackers that watch page tables or folios report a huge page (2 MiB
+ * THP, a large folio) as a whole when one byte of it was written.
+ * tracker_harvest() refines every fully reported, aligned block of
+ * TRACK_HUGE_PAGES pages by comparing each page's hash with what was
+ * sent (tg.sent): only pages that really changed stay set.  That is safe
+ * because it runs after the tracker re-armed: a write after the
+ * comparison is in the next harvest.
+ */
+#define TRACK_HUGE_PAGES	512
 
 /*
  * Open the tracker called name ("auto" picks the first usable one, in
