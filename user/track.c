@@ -16,6 +16,7 @@
 
 /* In order of preference for --tracker auto. */
 static const struct tracker_ops *const trackers[] = {
+	&track_kmod_ops,
 	&track_softdirty_ops,
 	&track_uffd_ops,
 	&track_scan_ops,
@@ -23,7 +24,7 @@ static const struct tracker_ops *const trackers[] = {
 
 const char *tracker_names(void)
 {
-	return "auto, soft-dirty, uffd, scan";
+	return "auto, kmod, soft-dirty, uffd, scan";
 }
 
 bool tracker_known(const char *name)

@@ -101,6 +101,7 @@ int track_read(const struct track_target *tg, uint64_t off, void *buf, size_t le
 extern const struct tracker_ops track_softdirty_ops;
 extern const struct tracker_ops track_uffd_ops;
 extern const struct tracker_ops track_scan_ops;
+extern const struct tracker_ops track_kmod_ops;
 
 static inline void bitmap_set(uint64_t *b, uint64_t i)
 {
