@@ -76,8 +76,8 @@ struct lmig_sub {
 };
 
 struct lmig_session {
-	struct mutex mutex;
-	spinlock_t lock;
+	struct mutex mutex;		/* see "Locking" above */
+	spinlock_t lock;		/* see "Locking" above */
 	u64 id;
 	bool attached;
 	bool pids_only;

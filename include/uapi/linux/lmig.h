@@ -52,7 +52,7 @@ struct lmig_version {
 #define LMIG_MAX_PIDS		64
 
 struct lmig_attach {
-	__s32 fd;		/* the object: memfd, shmem/tmpfs or regular file, open for reading */
+	__s32 fd;		/* memfd, shmem/tmpfs or regular file, open for reading */
 	__u32 flags;		/* LMIG_ATTACH_* */
 	__u64 offset;		/* first byte of the range; page aligned */
 	__u64 length;		/* bytes; page aligned, not zero, within the file's size */

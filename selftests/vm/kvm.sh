@@ -1,0 +1,181 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Dirty tracking and live migration of a real KVM guest, run inside the VM
+# by selftests/test_kvm_vm (nested KVM: the VM's CPU has svm, kvm_amd runs
+# with shadow paging).  The guest is selftests/build/kvm_vmm: 16 MiB of
+# guest RAM in a memfd, read and tracked as /proc/PID/fd/N.
+#
+# Prints one line per result for the test to check:
+#
+#   kvm skip REASON         /dev/kvm cannot appear here (then nothing else)
+#   kvm ok                  /dev/kvm is there
+#   pages halted ...        kvm_vmm --pages 3,17,1000: its report
+#   pages nonzero LIST      the pages of the memfd that are not all zero
+#   pages pattern ok|BAD .. whether each holds dword k = page * 1024 + k + 1
+#   rate softdirty JSON     lmig dirtyrate --tracker soft-dirty on kvm_vmm --rate
+#   rate scan JSON          the same with --tracker scan, same guest
+#   rate halted ...         that guest's report (pages written, real rate)
+#   live send-rc N          lmig send's exit status (and the lines below,
+#   live recv-rc N          as vm/live.sh prints them)
+#   live send JSON
+#   live send-err/recv-err TEXT
+#   live state S            the VMM's state after send (T: stopped)
+#   live cmp same|differ .. the destination against the stopped guest's RAM
+#   live changed yes|no     whether the RAM changed while it was sent
+#   live halted ...         the guest's report once resumed and stopped
+#   CASE error TEXT         a case that could not run
+#
+# Usage: kvm.sh [RATE]   (the guest's pages per second, default 1024)
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+lmig=$repo/user/lmig
+vmm=$repo/selftests/build/kvm_vmm
+rate=${1:-1024}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp" /dev/shm/lmig-kvm-live.img' EXIT
+
+one_line() {
+	tr '\n' ' ' <"$1" | sed 's/ *$//'
+}
+
+# Wait until FILE contains PATTERN (up to 30 s).
+wait_for() { # FILE PATTERN
+	n=0
+	until grep -q "$2" "$1" 2>/dev/null; do
+		n=$((n + 1))
+		[ $n -lt 300 ] || return 1
+		sleep 0.1
+	done
+}
+
+# The VMM's memfd from its ready line "memfd /proc/PID/fd/N".
+mem_of() {
+	sed -n 's/^memfd //p' "$1"
+}
+
+# /dev/kvm: kvm_amd needs the CPU's svm flag (run-in-vm.sh passes +svm).
+if [ ! -c /dev/kvm ]; then
+	if ! grep -qw svm /proc/cpuinfo; then
+		echo "kvm skip the VM's CPU has no svm flag (qemu -cpu without +svm)"
+		exit 0
+	fi
+	if ! err=$(modprobe kvm_amd 2>&1); then
+		echo "kvm skip modprobe kvm_amd failed: $(echo "$err" | tr '\n' ' ')"
+		exit 0
+	fi
+	n=0
+	while [ ! -c /dev/kvm ] && [ $n -lt 50 ]; do
+		n=$((n + 1))
+		sleep 0.1
+	done
+	if [ ! -c /dev/kvm ]; then
+		echo "kvm skip kvm_amd loaded but no /dev/kvm: $(dmesg | grep -i -m 3 'kvm' | tr '\n' ' ')"
+		exit 0
+	fi
+fi
+[ -x "$vmm" ] || { echo "kvm error $vmm is not built"; exit 1; }
+echo "kvm ok $(dmesg | grep -m 1 -i 'nested paging' | sed 's/^\[[^]]*\] //')"
+
+# (a) The guest writes three pages; exactly those must be non-zero.
+"$vmm" --mem-size 16M --pages 3,17,1000 --ready-fd 3 --hold 3>"$tmp/a.ready" \
+	>"$tmp/a.out" 2>"$tmp/a.err" &
+vpid=$!
+if wait_for "$tmp/a.out" '^halted'; then
+	echo "pages $(cat "$tmp/a.out")"
+	python3 - "$(mem_of "$tmp/a.ready")" <<'EOF'
+import struct, sys
+data = open(sys.argv[1], 'rb').read()
+nonzero, bad = [], []
+for p in range(len(data) // 4096):
+    page = data[p * 4096:(p + 1) * 4096]
+    if page.count(0) == 4096:
+        continue
+    nonzero.append(p)
+    want = struct.pack('<1024I', *[p * 1024 + k + 1 for k in range(1024)])
+    if page != want:
+        bad.append(p)
+print('pages nonzero ' + ','.join(map(str, nonzero)))
+print('pages pattern ' + ('ok' if not bad else 'BAD ' + ','.join(map(str, bad))))
+EOF
+else
+	echo "pages error kvm_vmm did not halt: $(one_line "$tmp/a.err")"
+fi
+kill -TERM "$vpid" 2>/dev/null
+wait "$vpid"
+
+# (b) Dirty rate of a guest writing RATE pages/s, soft-dirty then scan.
+"$vmm" --mem-size 16M --rate "$rate" --ready-fd 3 3>"$tmp/b.ready" >"$tmp/b.out" \
+	2>"$tmp/b.err" &
+vpid=$!
+if wait_for "$tmp/b.ready" '^memfd'; then
+	mem=$(mem_of "$tmp/b.ready")
+	sleep 0.5
+	for t in soft-dirty scan; do
+		"$lmig" dirtyrate --pid "$vpid" --mem "$mem" --tracker "$t" --interval 500 \
+			--count 3 --json >"$tmp/dr.json" 2>"$tmp/dr.err" ||
+			echo "rate error dirtyrate --tracker $t failed: $(one_line "$tmp/dr.err")"
+		case $t in
+		soft-dirty) tag=softdirty ;;
+		*) tag=$t ;;
+		esac
+		echo "rate $tag $(one_line "$tmp/dr.json")"
+	done
+else
+	echo "rate error kvm_vmm did not report its memfd: $(one_line "$tmp/b.err")"
+fi
+kill -TERM "$vpid" 2>/dev/null
+wait "$vpid"
+echo "rate $(one_line "$tmp/b.out")"
+[ ! -s "$tmp/b.err" ] || echo "rate error kvm_vmm: $(one_line "$tmp/b.err")"
+
+# (c) Live migration over loopback while the guest writes.
+out=/dev/shm/lmig-kvm-live.img
+"$vmm" --mem-size 16M --rate "$rate" --ready-fd 3 3>"$tmp/c.ready" >"$tmp/c.out" \
+	2>"$tmp/c.err" &
+vpid=$!
+"$lmig" recv --listen 127.0.0.1:0 --ready-fd 4 --out "$out" --no-sync --json \
+	--no-progress --accept-timeout 60 4>"$tmp/port" >"$tmp/recv.json" 2>"$tmp/recv.err" &
+rpid=$!
+if wait_for "$tmp/c.ready" '^memfd' && wait_for "$tmp/port" .; then
+	mem=$(mem_of "$tmp/c.ready")
+	sleep 0.5
+	cat "$mem" >"$tmp/before.img"
+	rc=0
+	"$lmig" send --mem "$mem" --pid "$vpid" --freeze signal --tracker soft-dirty \
+		--to "127.0.0.1:$(cat "$tmp/port")" --timeout 60 --json --no-progress \
+		>"$tmp/send.json" 2>"$tmp/send.err" || rc=$?
+	rrc=0
+	wait "$rpid" || rrc=$?
+	echo "live send-rc $rc"
+	echo "live recv-rc $rrc"
+	echo "live send $(one_line "$tmp/send.json")"
+	[ ! -s "$tmp/send.err" ] || echo "live send-err $(one_line "$tmp/send.err")"
+	[ ! -s "$tmp/recv.err" ] || echo "live recv-err $(one_line "$tmp/recv.err")"
+	echo "live state $(sed -n 's/^State:[[:space:]]*\([A-Za-z]\).*/\1/p' "/proc/$vpid/status")"
+	if [ ! -e "$out" ]; then
+		echo "live cmp differ: no $out"
+	elif c=$(cmp "$mem" "$out" 2>&1); then
+		echo "live cmp same"
+	else
+		echo "live cmp differ: $(echo "$c" | tr '\n' ' ' | sed 's/ *$//')"
+	fi
+	if [ -e "$out" ] && ! cmp -s "$tmp/before.img" "$out"; then
+		echo "live changed yes"
+	else
+		echo "live changed no"
+	fi
+else
+	echo "live error kvm_vmm or lmig recv did not start: $(one_line "$tmp/c.err")" \
+		"$(one_line "$tmp/recv.err")"
+	kill "$rpid" 2>/dev/null
+	wait "$rpid"
+fi
+kill -TERM "$vpid" 2>/dev/null
+kill -CONT "$vpid" 2>/dev/null
+wait "$vpid"
+echo "live $(one_line "$tmp/c.out")"
+[ ! -s "$tmp/c.err" ] || echo "live error kvm_vmm: $(one_line "$tmp/c.err")"
+exit 0
