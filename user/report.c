@@ -23,6 +23,7 @@ static void live_json(struct json_obj *j, const struct xfer_stats *st)
 	json_dbl(j, "freeze_ms", st->freeze_s * 1000, 2);
 	json_dbl(j, "final_harvest_ms", st->final_harvest_s * 1000, 2);
 	json_str(j, "source", st->source_state);
+	json_str(j, "probes", st->probes[0] ? st->probes : NULL);
 	json_array_begin(j, "rounds");
 	for (unsigned int i = 0; i < st->rounds; i++) {
 		const struct round_stat *r = &st->round[i];
@@ -37,6 +38,13 @@ static void live_json(struct json_obj *j, const struct xfer_stats *st)
 		json_dbl(j, "harvest_ms", r->harvest_ms, 2);
 		json_dbl(j, "start_ms", r->start_s * 1000, 1);
 		json_bool(j, "frozen", r->frozen);
+		if (r->faults_per_s >= 0) {
+			json_dbl(j, "faults_per_s", r->faults_per_s, 1);
+			json_dbl(j, "write_faults_per_s", r->write_faults_per_s, 1);
+			json_dbl(j, "guest_faults_per_s", r->guest_faults_per_s, 1);
+			json_dbl(j, "guest_exits_per_s", r->guest_exits_per_s, 1);
+			json_dbl(j, "steal_pct", r->steal_pct, 2);
+		}
 		json_elem_end(j);
 	}
 	json_array_end(j);

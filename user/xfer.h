@@ -22,6 +22,9 @@ struct round_stat {
 	double start_s;			/* since the migration began */
 	bool frozen;			/* the final round, sent with the workload paused */
 	double cpu_used;		/* CPUs the workload (or its throttled threads) used before it */
+	/* eBPF probes over the same interval as dirty_mbps (-1: no probes) */
+	double faults_per_s, write_faults_per_s, guest_faults_per_s, guest_exits_per_s;
+	double steal_pct;
 	double throttle_cpus;		/* CPU limit in force during it, 0 = none */
 };
 
@@ -46,6 +49,7 @@ struct xfer_stats {
 	const char *source_state;	/* "paused", "killed", "resumed", "running" */
 	char tracker_why[256];
 	struct round_stat *round;	/* rounds entries */
+	char probes[200];		/* "on", or why not */
 	bool throttled;
 	char throttle_note[200];	/* where it throttled, or why it could not or stopped */
 };

@@ -53,9 +53,11 @@
 #include "net.h"
 #include "opts.h"
 #include "policy.h"
+#include "probes.h"
 #include "ratelimit.h"
 #include "throttle.h"
 #include "track.h"
+#include "tracemark.h"
 #include "uring.h"
 #include "wire.h"
 #include "xfer.h"
@@ -160,6 +162,9 @@ struct sender {
 	pid_t th_tids[THROTTLE_MAX_TIDS];
 	unsigned int th_ntids;		/* 0: the whole process */
 	double cpu_base;		/* CPUs the throttled set used before the limit */
+	struct probes pr;		/* fault and steal counters of the workload */
+	struct probe_sample ps;
+	bool ps_ok;			/* ps holds the sample of the last harvest */
 	double d_before;		/* dirty rate before the limit */
 };
 
@@ -720,7 +725,9 @@ static int round_begin(struct sender *s, uint64_t pages, double harvest_s, bool 
 				  .dirty_mbps = n ? s->dirty_mbps : 0,
 				  .predicted_downtime_ms = n ? s->predicted_s * 1000 : 0,
 				  .harvest_ms = harvest_s * 1000, .frozen = final && s->live,
-				  .start_s = now_s() - s->t0 };
+				  .start_s = now_s() - s->t0, .faults_per_s = -1,
+				  .write_faults_per_s = -1, .guest_faults_per_s = -1,
+				  .guest_exits_per_s = -1, .steal_pct = -1 };
 	s->st->rounds = n + 1;
 	s->final = final;
 	s->round_closed = false;
@@ -728,6 +735,9 @@ static int round_begin(struct sender *s, uint64_t pages, double harvest_s, bool 
 	s->round_pages = 0;
 	s->round_wire = 0;
 	s->round_t0 = now_s();
+	if (s->live)
+		tracemark("round %u begins: %llu pages%s", n, (unsigned long long)pages,
+			  final ? ", workload paused" : "");
 	return 0;
 }
 
@@ -763,6 +773,7 @@ static int harvest(struct sender *s, uint64_t *pages, double *secs)
 		return -1;
 	*secs = now_s() - t;
 	*pages = bitmap_count(s->harvested, s->im.npages);
+	s->ps_ok = s->pr.ok && !probes_sample(&s->pr, &s->ps);
 	s->dirty_mbps = since > 0 ? *pages * (double)LMIG_PAGE_SIZE / since / 1e6 : 0;
 	s->t_harvest = t;
 	/* The harvested pages are the next round's todo (this round's are all taken). */
@@ -787,6 +798,38 @@ static void show_progress(struct sender *s, bool final);
  * that halves the CPU without lowering the dirty rate is useless — the
  * writer does not need the CPU to write — and is said so, not tightened.
  */
+/*
+ * The threads that took 80 % of the write faults the probes counted since
+ * the last harvest, into th_tids; 0 (the whole process) when they are most
+ * of its threads or the faults are too few to tell.
+ */
+static unsigned int probe_dirtiers(struct sender *s)
+{
+	const struct probe_sample *ps = &s->ps;
+	uint64_t total = 0, taken = 0;
+	bool used[1024] = { false };
+	unsigned int n = 0, nt = ps->nthreads < 1024 ? ps->nthreads : 1024;
+
+	for (unsigned int i = 0; i < nt; i++)
+		total += ps->threads[i].c.write_faults;
+	if (total < 64)
+		return tsnap_dirtiers(&s->snap[0], &s->snap[1], s->th_tids, THROTTLE_MAX_TIDS);
+	while (n < THROTTLE_MAX_TIDS && taken * 10 < total * 8) {
+		int best = -1;
+
+		for (unsigned int i = 0; i < nt; i++)
+			if (!used[i] && (best < 0 || ps->threads[i].c.write_faults >
+						      ps->threads[best].c.write_faults))
+				best = i;
+		if (best < 0)
+			break;
+		used[best] = true;
+		taken += ps->threads[best].c.write_faults;
+		s->th_tids[n++] = ps->threads[best].tid;
+	}
+	return n * 2 > nt && nt > 1 ? 0 : n;
+}
+
 static void throttle_round(struct sender *s, double pred)
 {
 	struct round_stat *last = &s->st->round[s->st->rounds - 1];
@@ -807,7 +850,8 @@ static void throttle_round(struct sender *s, double pred)
 	if (!s->th_on) {
 		if (s->bad_rounds < 2)
 			return;
-		s->th_ntids = tsnap_dirtiers(&s->snap[0], &s->snap[1], s->th_tids, THROTTLE_MAX_TIDS);
+		s->th_ntids = s->ps_ok ? probe_dirtiers(s) :
+			      tsnap_dirtiers(&s->snap[0], &s->snap[1], s->th_tids, THROTTLE_MAX_TIDS);
 		if (throttle_init(&s->th, s->o->pid, s->th_tids, s->th_ntids)) {
 			snprintf(s->st->throttle_note, sizeof(s->st->throttle_note),
 				 "cannot throttle: %s", lmig_errmsg());
@@ -863,6 +907,15 @@ static void throttle_record(struct sender *s)
 
 	r->cpu_used = tsnap_cpus(&s->snap[0], &s->snap[1], s->th_tids, s->th_ntids);
 	r->throttle_cpus = s->th_on ? s->th.share : 0;
+	if (s->ps_ok && s->ps.interval_s > 0) {
+		double iv = s->ps.interval_s;
+
+		r->faults_per_s = s->ps.c.faults / iv;
+		r->write_faults_per_s = s->ps.c.write_faults / iv;
+		r->guest_faults_per_s = s->ps.c.guest_faults / iv;
+		r->guest_exits_per_s = s->ps.c.guest_exits / iv;
+		r->steal_pct = s->ps.steal_pct;
+	}
 }
 
 /*
@@ -909,6 +962,7 @@ static int live_switch_over(struct sender *s)
 
 	s->draining = false;
 	s->t_freeze = now_s();
+	tracemark("freeze (%s)", freezer_name(&s->fz));
 	if (freezer_freeze(&s->fz))
 		return -1;
 	s->st->freeze_s = s->fz.freeze_s;
@@ -969,10 +1023,13 @@ static void show_progress(struct sender *s, bool final)
 		uint64_t todo = r->dirty_pages > s->round_pages ? r->dirty_pages - s->round_pages : 0;
 		double eta = rate > 0 ? todo * (double)LMIG_PAGE_SIZE / (rate * 1e6) : 0;
 
-		char th[48] = "";
+		char th[96] = "";
 
 		if (s->th_on)
 			snprintf(th, sizeof(th), "  throttle %.0f%% CPU", s->th.share * 100);
+		if (s->ps_ok && s->ps.interval_s > 0)
+			snprintf(th + strlen(th), sizeof(th) - strlen(th), "  wf %.0f/s steal %.0f%%",
+				 s->ps.c.write_faults / s->ps.interval_s, s->ps.steal_pct);
 		snprintf(line, sizeof(line),
 			 "round %u%s  dirty %.1f MB/s  sent %s  %.1f MB/s  ETA %.1f s  predicted downtime %.0f ms%s",
 			 r->round, r->frozen ? " (frozen)" : "", s->dirty_mbps,
@@ -1130,6 +1187,12 @@ static int live_setup(struct sender *s)
 		lmig_err_clear();
 	}
 	tsnap_take(o->pid, &s->snap[1]);
+	/* Fault rates and steal per round, if eBPF works here: optional. */
+	if (probes_open(&s->pr, o->pid, 0))
+		snprintf(s->st->probes, sizeof(s->st->probes), "off: %.190s", s->pr.why);
+	else
+		snprintf(s->st->probes, sizeof(s->st->probes), "on%s%.180s",
+			 s->pr.note[0] ? ": " : "", s->pr.note);
 	if (freezer_init(&s->fz, o->freeze, o->pid))
 		return -1;
 	s->st->frozen = freezer_name(&s->fz);
@@ -1217,6 +1280,8 @@ out:
 			lmig_errmsg());
 	}
 	if (s.live) {
+		tracemark("%s", ret ? "abort" : "commit");
+		probes_close(&s.pr);
 		st->source_state = "running";
 		if (ret == 0) {
 			freezer_commit(&s.fz, o->then_kill);
