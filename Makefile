@@ -2,6 +2,7 @@
 #   make          build user/lmig
 #   make demo     install what is missing, then a cold migration of a 1 GiB image over loopback
 #   make check    install what is missing, build, run every selftest
+#   make vmcheck  only the tests that boot Debian's kernels in a VM (lmig.ko, soft-dirty)
 #   make bench    benchmark tables (Documentation/benchmarks.md explains them)
 # V=1 shows the commands.
 
@@ -21,6 +22,13 @@ demo: deps-demo user
 check: deps-check user
 	@$(MAKE) -C selftests --no-print-directory run
 
+# The selftests that run in a VM (selftests/vm): lmig.ko on 6.1 and 6.12, soft-dirty.
+VMTESTS := test_kmod_vm test_vm
+
+vmcheck: deps-check user
+	@$(MAKE) -C selftests --no-print-directory all
+	@cd selftests && LMIG="$(CURDIR)/user/lmig" sh run.sh $(addprefix build/,$(VMTESTS))
+
 bench: deps-bench user
 	@sh bench/run.sh
 	@sh bench/tracker.sh | tee -a bench/results-latest.md
@@ -29,4 +37,4 @@ clean:
 	@$(MAKE) -C user --no-print-directory clean
 	@$(MAKE) -C selftests --no-print-directory clean
 
-.PHONY: all user demo check bench clean
+.PHONY: all user demo check vmcheck bench clean

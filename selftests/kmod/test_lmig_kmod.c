@@ -954,6 +954,66 @@ TEST(thp_folio)
 	write_file(knob, sel);
 }
 
+/* ---- cost: logged for Documentation/kmod.md, checked only for sanity ---- */
+
+static void cost(struct __test_metadata *_metadata, bool thp)
+{
+	const char *knob = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+	const unsigned long size = 64UL << 20, huge = 2UL << 20, n = size / PAGE;
+	static uint64_t bm[WORDS(64UL << 20 >> 12)];
+	char old[256], *sel = NULL, *raw, *m;
+	struct lmig_harvest h;
+	double idle = 0, one = 0;
+	int dev, fd;
+
+	if (thp) {
+		if (read_file(knob, old, sizeof(old)) || !(sel = strchr(old, '[')))
+			SKIP(return, "no %s", knob);
+		*strchr(sel, ']') = 0;
+		sel++;
+		ASSERT_EQ(0, write_file(knob, "always"));
+	}
+	OPEN_DEV(dev);
+	fd = memfd_create("lmig-cost", 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, size));
+	raw = mmap(NULL, size + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, raw);
+	m = (char *)(((uintptr_t)raw + huge - 1) & ~(huge - 1));
+	m = mmap(m, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	memset(m, 1, size);
+	ASSERT_EQ(0, attach_range(dev, fd, 0, size));
+	for (int r = 0; r < 3; r++) {
+		EXPECT_EQ(0, harvest(dev, bm, n, &h));
+		idle += h.ns / 3e6;
+	}
+	for (int r = 0; r < 3; r++) {
+		for (unsigned long p = r; p < n; p += 100)
+			m[p * PAGE] = (char)r;
+		EXPECT_LE(n / 100, harvest(dev, bm, n, &h));
+		one += h.ns / 3e6;
+	}
+	TH_LOG("%s: 64 MiB mapped, %llu folios: idle harvest %.2f ms, 1 %% of pages written %.2f ms "
+	       "(%llu pages reported)", thp ? "THP shmem" : "4 KiB folios",
+	       (unsigned long long)h.folios, idle, one, (unsigned long long)h.dirty);
+	close(dev);
+	munmap(raw, size + huge);
+	close(fd);
+	if (thp)
+		write_file(knob, sel);
+}
+
+TEST_F_TIMEOUT(exact, harvest_cost_4k, 120)
+{
+	cost(_metadata, false);
+}
+
+TEST_F_TIMEOUT(exact, harvest_cost_thp, 120)
+{
+	cost(_metadata, true);
+}
+
 /* ---- rmmod with a session open (it unloads and reloads the module) ---- */
 
 TEST(rmmod_with_open_session)
