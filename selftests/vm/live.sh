@@ -14,6 +14,10 @@
 #             default): soft-dirty marks a whole 2 MiB page on one write,
 #             so every round resends nearly the whole image; --downtime-ms
 #             5000 lets it converge at the rate TCG reaches
+#   kmod      a memfd with --tracker kmod (lmig.ko, loaded from the path
+#             given as ko=PATH before the cases)
+#   kmod-thp  the same with shmem backed by 2 MiB folios (shmem_enabled
+#             always): the module reports whole folios, lmig refines them
 #
 # Transparent huge pages are set in /sys/kernel/mm/transparent_hugepage
 # for the cases that name a mode, in the VM only (LMIG_VM=1), and
@@ -147,9 +151,29 @@ live_case() { # NAME MEM-SPEC TRACKER THP [SEND-OPTION...]
 	rm -f "$out" "$d/before.img"
 }
 
+shmem=/sys/kernel/mm/transparent_hugepage/shmem_enabled
+shmem0=$(sed 's/.*\[\(.*\)\].*/\1/' "$shmem" 2>/dev/null || true)
+
 [ $# -gt 0 ] || set -- shared anon anon-thp
 for c in "$@"; do
 	case $c in
+	ko=*)
+		if ! insmod "${c#ko=}" 2>"$tmp/insmod.err"; then
+			echo "kmod error insmod ${c#ko=}: $(one_line "$tmp/insmod.err")"
+			echo "kmod-thp error insmod failed"
+			exit 1
+		fi
+		;;
+	kmod)
+		[ "${LMIG_VM:-0}" != 1 ] || echo never >"$shmem"
+		live_case kmod memfd:lmig-kmod kmod ""
+		;;
+	kmod-thp)
+		[ "${LMIG_VM:-0}" != 1 ] || echo always >"$shmem"
+		echo "kmod-thp shmem $(sed 's/.*\[\(.*\)\].*/\1/' "$shmem")"
+		live_case kmod-thp memfd:lmig-kmod-thp kmod ""
+		[ "${LMIG_VM:-0}" != 1 ] || [ -z "$shmem0" ] || echo "$shmem0" >"$shmem"
+		;;
 	shared) live_case shared memfd:lmig-live auto "" ;;
 	anon) live_case anon anon soft-dirty never ;;
 	anon-thp) live_case anon-thp anon soft-dirty always --downtime-ms 5000 ;;
