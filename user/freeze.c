@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "err.h"
 #include "freeze.h"
+#include "procfs.h"
 #include "throttle.h"
 
 #define FREEZE_LIMIT_S	5.0	/* a workload that takes longer to stop is stuck */
@@ -25,40 +26,6 @@ const char *freezer_name(const struct freezer *f)
 {
 	return f->method == FREEZE_SIGNAL ? "signal" :
 	       f->method == FREEZE_CGROUP ? (f->v1 ? "cgroup-v1" : "cgroup-v2") : "none";
-}
-
-static int write_file(const char *dir, const char *name, const char *val)
-{
-	char path[600];
-	int fd;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	n = n < 0 ? -errno : 0;
-	close(fd);
-	return (int)n;
-}
-
-static int read_file(const char *dir, const char *name, char *buf, size_t len)
-{
-	char path[600];
-	int fd;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	return 0;
 }
 
 /* The cgroup tree walk below looks for this pid among the members. */
@@ -71,7 +38,7 @@ static int find_member(const char *path, const struct stat *sb, int type, struct
 
 	if (type != FTW_D)
 		return 0;
-	if (read_file(path, "cgroup.procs", buf, sizeof(buf)))
+	if (kfile_read(path, "cgroup.procs", buf, sizeof(buf)))
 		return 0;
 	for (p = buf; *p; p = end) {
 		long v = strtol(p, &end, 10);
@@ -106,9 +73,9 @@ int freezer_init(struct freezer *f, const char *spec, pid_t pid)
 		snprintf(f->dir, sizeof(f->dir), "%s", spec + 7);
 		if (stat(f->dir, &sb) || !S_ISDIR(sb.st_mode))
 			return lmig_err("--freeze cgroup:%s: no such cgroup directory", f->dir);
-		if (!read_file(f->dir, "cgroup.freeze", buf, sizeof(buf)))
+		if (!kfile_read(f->dir, "cgroup.freeze", buf, sizeof(buf)))
 			f->v1 = false;
-		else if (!read_file(f->dir, "freezer.state", buf, sizeof(buf)))
+		else if (!kfile_read(f->dir, "freezer.state", buf, sizeof(buf)))
 			f->v1 = true;
 		else
 			return lmig_err("--freeze cgroup:%s: neither cgroup.freeze (v2) nor freezer.state (v1 freezer) is there",
@@ -137,7 +104,7 @@ int freezer_init(struct freezer *f, const char *spec, pid_t pid)
 /* Are all threads of the process stopped (state T or t)? */
 static int threads_stopped(pid_t pid)
 {
-	char path[320], stat[512];
+	char path[64];
 	struct dirent *de;
 	DIR *d;
 	int all = 1;
@@ -147,25 +114,13 @@ static int threads_stopped(pid_t pid)
 	if (!d)
 		return -errno;
 	while ((de = readdir(d)) && all) {
-		char *p;
-		int fd;
-		ssize_t n;
+		char st;
 
 		if (de->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, de->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;	/* the thread exited */
-		n = read(fd, stat, sizeof(stat) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		stat[n] = 0;
-		/* "tid (comm) S ...": comm may hold spaces and parentheses. */
-		p = strrchr(stat, ')');
-		if (p && p[1] == ' ' && p[2] != 'T' && p[2] != 't' && p[2] != 'Z' && p[2] != 'X')
-			all = 0;
+		st = proc_thread_state(pid, atoi(de->d_name));
+		if (st && st != 'T' && st != 't' && st != 'Z' && st != 'X')
+			all = 0;	/* (a thread that exited meanwhile has no state) */
 	}
 	closedir(d);
 	return all;
@@ -176,9 +131,9 @@ static int cgroup_frozen(const struct freezer *f)
 	char buf[4096];
 
 	if (f->v1)
-		return read_file(f->dir, "freezer.state", buf, sizeof(buf)) ? -1 :
+		return kfile_read(f->dir, "freezer.state", buf, sizeof(buf)) ? -1 :
 		       !strncmp(buf, "FROZEN", 6);
-	if (read_file(f->dir, "cgroup.events", buf, sizeof(buf)))
+	if (kfile_read(f->dir, "cgroup.events", buf, sizeof(buf)))
 		return -1;
 	return strstr(buf, "frozen 1") != NULL;
 }
@@ -189,7 +144,7 @@ static int do_thaw(const struct freezer *f)
 	case FREEZE_SIGNAL:
 		return kill(f->pid, SIGCONT) && errno != ESRCH ? -errno : 0;
 	case FREEZE_CGROUP:
-		return write_file(f->dir, f->v1 ? "freezer.state" : "cgroup.freeze",
+		return kfile_write(f->dir, f->v1 ? "freezer.state" : "cgroup.freeze",
 				  f->v1 ? "THAWED" : "0");
 	default:
 		return 0;
@@ -275,7 +230,7 @@ int freezer_freeze(struct freezer *f)
 	if (f->method == FREEZE_SIGNAL)
 		ret = kill(f->pid, SIGSTOP) ? -errno : 0;
 	else
-		ret = write_file(f->dir, f->v1 ? "freezer.state" : "cgroup.freeze",
+		ret = kfile_write(f->dir, f->v1 ? "freezer.state" : "cgroup.freeze",
 				 f->v1 ? "FROZEN" : "1");
 	f->frozen = true;	/* even half-done, it must be undone on failure */
 	if (ret)

@@ -13,64 +13,27 @@
 
 #include "clock.h"
 #include "err.h"
+#include "procfs.h"
 #include "throttle.h"
 
-static int write_str(const char *dir, const char *name, const char *val)
-{
-	char path[600];
-	int fd, ret = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
+/* The first line of DIR/NAME. */
 static int read_str(const char *dir, const char *name, char *buf, size_t len)
 {
-	char path[600];
-	ssize_t n;
-	int fd;
+	int ret = kfile_read(dir, name, buf, len);
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
+	if (!ret)
+		buf[strcspn(buf, "\n")] = 0;
+	return ret;
 }
 
 double proc_cpu_s(pid_t pid, pid_t tid)
 {
-	char path[96], buf[1024], *p;
+	char buf[1024];
+	const char *f = proc_stat(pid, tid, buf, sizeof(buf));
 	unsigned long long ut, st;
-	int fd;
-	ssize_t n;
 
-	if (tid > 0)
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	else
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	/* Fields after "(comm)": state is field 3, utime 14, stime 15. */
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+	/* state is field 3, utime 14, stime 15 */
+	if (!f || sscanf(f, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / sysconf(_SC_CLK_TCK);
 }
@@ -89,24 +52,13 @@ void tsnap_take(pid_t pid, struct tsnap *s)
 		return;
 	while ((de = readdir(d)) && s->n < TSNAP_MAX) {
 		unsigned long long flt, ut, st;
-		char *p;
-		int fd;
-		ssize_t n;
+		const char *f;
 
 		if (de->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/stat", (int)pid, de->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = 0;
-		p = strrchr(buf, ')');
+		f = proc_stat(pid, atoi(de->d_name), buf, sizeof(buf));
 		/* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-		if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %llu %*u %*u %*u %llu %llu",
+		if (!f || sscanf(f, "%*c %*d %*d %*d %*d %*d %*u %llu %*u %*u %*u %llu %llu",
 				 &flt, &ut, &st) != 3)
 			continue;
 		s->tid[s->n] = atoi(de->d_name);
@@ -364,18 +316,18 @@ static int set_limit(const struct throttle *t, const char *val)
 	int ret;
 
 	if (t->v2)
-		return write_str(t->cg, "cpu.max", val);
+		return kfile_write(t->cg, "cpu.max", val);
 	if (sscanf(val, "%31s %31s", q, p) != 2)
 		return -EINVAL;
 	if (!strcmp(q, "max"))
 		strcpy(q, "-1");
 	/* Shrinking the period below the quota is refused: quota first when lifting. */
-	ret = write_str(t->cg, "cpu.cfs_period_us", p);
+	ret = kfile_write(t->cg, "cpu.cfs_period_us", p);
 	if (ret == -EINVAL) {
-		ret = write_str(t->cg, "cpu.cfs_quota_us", q);
-		return ret ? ret : write_str(t->cg, "cpu.cfs_period_us", p);
+		ret = kfile_write(t->cg, "cpu.cfs_quota_us", q);
+		return ret ? ret : kfile_write(t->cg, "cpu.cfs_period_us", p);
 	}
-	return ret ? ret : write_str(t->cg, "cpu.cfs_quota_us", q);
+	return ret ? ret : kfile_write(t->cg, "cpu.cfs_quota_us", q);
 }
 
 static int get_limit(const struct throttle *t, char *buf, size_t len)
@@ -401,13 +353,13 @@ static int move_into(const struct throttle *t, const char *dir, bool threads_onl
 
 	if (!threads_only) {
 		snprintf(num, sizeof(num), "%d", (int)t->pid);
-		return write_str(dir, "cgroup.procs", num);
+		return kfile_write(dir, "cgroup.procs", num);
 	}
 	for (unsigned int i = 0; i < t->ntids; i++) {
 		int r;
 
 		snprintf(num, sizeof(num), "%d", (int)t->tids[i]);
-		r = write_str(dir, "tasks", num);
+		r = kfile_write(dir, "tasks", num);
 		if (r && r != -ESRCH && !ret)
 			ret = r;	/* a thread that exited has nothing to move */
 	}
@@ -506,7 +458,7 @@ int throttle_restore(struct throttle *t)
 			f = fopen(path, "re");
 			while (f && fgets(line, sizeof(line), f)) {
 				line[strcspn(line, "\n")] = 0;
-				r = write_str(t->home, "tasks", line);
+				r = kfile_write(t->home, "tasks", line);
 				if (r && r != -ESRCH && !ret)
 					ret = r;
 			}
@@ -517,7 +469,7 @@ int throttle_restore(struct throttle *t)
 			f = fopen(path, "re");
 			while (f && fgets(line, sizeof(line), f)) {
 				line[strcspn(line, "\n")] = 0;
-				r = write_str(t->home, "cgroup.procs", line);
+				r = kfile_write(t->home, "cgroup.procs", line);
 				if (r && r != -ESRCH && !ret)
 					ret = r;
 			}

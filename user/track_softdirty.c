@@ -69,6 +69,7 @@
 #include <lmig/wire.h>
 
 #include "err.h"
+#include "procfs.h"
 #include "track.h"
 
 #define PM_SOFT_DIRTY	(1ULL << 55)
@@ -324,28 +325,8 @@ static int sd_probe(const struct track_target *tg)
 
 static int task_state(pid_t pid, int tid, char *state)
 {
-	char path[96], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	/* "tid (comm) S ...": comm may hold anything, ')' included. */
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
-		return -1;
-	*state = p[2];
-	/* io_uring's workers do not stop for signals. */
-	if (strstr(buf, " (iou-"))
-		*state = 'T';
-	return 0;
+	*state = proc_thread_state(pid, tid);
+	return *state ? 0 : -1;
 }
 
 /* 1 if every thread of pid is stopped, 0 if not (*busy names one), -1 if pid is gone. */
