@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* lmig dirty: a shared memory object (or anonymous memory) written at a steady rate. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,14 @@ void usage_dirty(void)
 	       "      --uffd              register the memory with a userfaultfd of this\n"
 	       "                          process for async write-protection (Linux 6.7+),\n"
 	       "                          so `--tracker uffd --pid PID` can track it\n"
+	       "      --compute-threads N also run N threads that never write the object\n"
+	       "                          but spin on a CPU-bound loop, counting work units\n"
+	       "                          (report: compute_units_per_s, per thread too);\n"
+	       "                          the writer then paces by its own thread's CPU time\n"
+	       "      --sample-fd FD      every --sample-ms, write a line \"SECONDS PAGES\n"
+	       "                          UNITS...\" to FD: monotonic time, pages written and\n"
+	       "                          each compute thread's work units so far\n"
+	       "      --sample-ms MS      sampling interval (default 200)\n"
 	       "      --progress          progress on stderr (default when it is a terminal)\n"
 	       "      --no-progress       no progress line\n"
 	       "  -j, --json              one JSON object with the result on stdout\n"
@@ -55,6 +64,11 @@ void usage_dirty(void)
 static void report(const struct dirty_opts *o, const struct dirty_stats *st, bool ok, bool json)
 {
 	double mbps = st->write_s > 0 ? st->pages_written * (double)LMIG_PAGE_SIZE / st->write_s / 1e6 : 0;
+	double units_per_s = 0;
+
+	for (unsigned int i = 0; i < st->ncompute; i++)
+		if (st->compute[i].secs > 0)
+			units_per_s += st->compute[i].units / st->compute[i].secs;
 
 	if (json) {
 		struct json_obj j;
@@ -76,6 +90,22 @@ static void report(const struct dirty_opts *o, const struct dirty_stats *st, boo
 		json_u64(&j, "write_ms", (uint64_t)(st->write_s * 1000 + 0.5));
 		json_dbl(&j, "rate_mbps", mbps, 1);
 		json_u64(&j, "cpu_ms", (uint64_t)(st->cpu_s * 1000 + 0.5));
+		if (o->compute_threads) {
+			json_u64(&j, "compute_threads", st->ncompute);
+			json_dbl(&j, "compute_units_per_s", units_per_s, 1);
+			json_array_begin(&j, "compute");
+			for (unsigned int i = 0; i < st->ncompute; i++) {
+				const struct dirty_compute *c = &st->compute[i];
+
+				json_elem_begin(&j);
+				json_i64(&j, "tid", c->tid);
+				json_u64(&j, "units", c->units);
+				json_dbl(&j, "units_per_s", c->secs > 0 ? c->units / c->secs : 0, 1);
+				json_u64(&j, "cpu_ms", (uint64_t)(c->cpu_s * 1000 + 0.5));
+				json_elem_end(&j);
+			}
+			json_array_end(&j);
+		}
 		json_end(&j, stdout);
 		return;
 	}
@@ -83,6 +113,9 @@ static void report(const struct dirty_opts *o, const struct dirty_stats *st, boo
 		printf("dirty: %s, %llu pages rewritten in %.1f s (%.1f MB/s, %s pace, %s pattern)\n",
 		       st->path, (unsigned long long)st->pages_written, st->write_s, mbps,
 		       dirty_pace_name(o->pace), dirty_pattern_name(o->pattern));
+	if (ok && st->ncompute)
+		printf("dirty: %u compute threads, %.1f work units/s together\n", st->ncompute,
+		       units_per_s);
 }
 
 int cmd_dirty(int argc, char **argv, struct global_opts *g)
@@ -101,10 +134,13 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 		{ "progress", no_argument, NULL, 'p' },
 		{ "no-progress", no_argument, NULL, 'P' },
 		{ "uffd", no_argument, NULL, 'U' },
+		{ "compute-threads", required_argument, NULL, 'C' },
+		{ "sample-fd", required_argument, NULL, 'O' },
+		{ "sample-ms", required_argument, NULL, 'M' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 } };
-	struct dirty_opts o = { .fill = -1, .ready_fd = -1 };
+	struct dirty_opts o = { .fill = -1, .ready_fd = -1, .sample_fd = -1, .sample_ms = 200 };
 	struct dirty_stats st;
 	bool have_rate = false;
 	int opt, progress = -1, ret;
@@ -166,6 +202,21 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 		case 'p': progress = 1; break;
 		case 'P': progress = 0; break;
 		case 'U': o.uffd = true; break;
+		case 'C':
+			if (parse_uint("--compute-threads", optarg, 0, DIRTY_MAX_COMPUTE, &v))
+				return usage_error("dirty", "%s", lmig_errmsg());
+			o.compute_threads = (unsigned int)v;
+			break;
+		case 'O':
+			if (parse_uint("--sample-fd", optarg, 0, 1 << 20, &v))
+				return usage_error("dirty", "%s", lmig_errmsg());
+			o.sample_fd = (int)v;
+			break;
+		case 'M':
+			if (parse_uint("--sample-ms", optarg, 10, 3600000, &v))
+				return usage_error("dirty", "%s", lmig_errmsg());
+			o.sample_ms = (unsigned int)v;
+			break;
 		case 'j': g->json = true; break;
 		case 'h': usage_dirty(); return EXIT_OK;
 		case ':': return usage_error("dirty", "option '%s' needs a value", argv[optind - 1]);
@@ -182,6 +233,8 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 		return usage_error("dirty", "missing --size SIZE");
 	if (!have_rate)
 		return usage_error("dirty", "missing --rate RATE");
+	if (o.sample_fd >= 0 && fcntl(o.sample_fd, F_GETFD) < 0)
+		return usage_error("dirty", "--sample-fd %d is not an open descriptor", o.sample_fd);
 	o.progress = cmd_progress_default(progress, g);
 	ret = dirty_run(&o, &st);
 	report(&o, &st, ret == 0, g->json);

@@ -20,10 +20,21 @@
  * own for asynchronous write-protection, before the fill, and holds it
  * open: the kernel then records in the writer's page tables which pages
  * it wrote, which the uffd dirty tracker reads from another process.
+ *
+ * --compute-threads N adds N threads that never touch the object: each
+ * spins on a CPU-bound loop (COMPUTE_ROUNDS rounds of mix64 are one work
+ * unit) and counts its units, standing for the part of a guest that
+ * computes without dirtying memory.  The writer then paces itself by its
+ * own thread's CPU time, not the process's.  --sample-fd writes, every
+ * --sample-ms, the monotonic time, the pages written and each compute
+ * thread's units so far, so a benchmark can tell their rates in any
+ * window (before, during, after a migration).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +53,7 @@
 
 #define TICK_NS		1000000L	/* wall pace: sleep this long between bursts */
 #define MAX_BURST	4096		/* pages written before the clock is read again */
+#define COMPUTE_ROUNDS	16384		/* mix64 rounds per work unit (about 0.1 ms here) */
 
 static volatile sig_atomic_t stop_sig;
 
@@ -117,12 +129,96 @@ static void write_page(uint8_t *page, uint64_t index, uint64_t gen, enum dirty_p
 	}
 }
 
-static double cpu_s(void)
+static double clock_s(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	clock_gettime(id, &ts);
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double cpu_s(void)
+{
+	return clock_s(CLOCK_PROCESS_CPUTIME_ID);
+}
+
+/* ---- compute threads: CPU-bound, never touching the object ---------------- */
+
+struct compute_thread {
+	pthread_t th;
+	atomic_uint_fast64_t units;
+	atomic_int tid;
+	double t0, secs, cpu_s;
+	uint64_t sink;
+};
+
+static atomic_bool compute_stop;
+
+static void *compute_main(void *arg)
+{
+	struct compute_thread *c = arg;
+	uint64_t x = (uintptr_t)c;
+
+	atomic_store(&c->tid, (int)gettid());
+	c->t0 = now_s();
+	while (!atomic_load_explicit(&compute_stop, memory_order_relaxed)) {
+		for (unsigned int i = 0; i < COMPUTE_ROUNDS; i++)
+			x = mix64(x);
+		atomic_fetch_add_explicit(&c->units, 1, memory_order_relaxed);
+	}
+	c->sink = x;
+	c->secs = now_s() - c->t0;
+	c->cpu_s = clock_s(CLOCK_THREAD_CPUTIME_ID);
+	return NULL;
+}
+
+/* Start n compute threads (signals stay with the writer); returns how many started. */
+static unsigned int compute_start(struct compute_thread *c, unsigned int n)
+{
+	sigset_t all, old;
+	unsigned int i;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (i = 0; i < n; i++)
+		if (pthread_create(&c[i].th, NULL, compute_main, &c[i]))
+			break;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (i < n)
+		lmig_err("cannot start compute thread %u of %u", i + 1, n);
+	/* Their ids are known before anyone is told the object is ready. */
+	for (unsigned int k = 0; k < i; k++)
+		while (!atomic_load(&c[k].tid))
+			sched_yield();
+	return i;
+}
+
+static void compute_stop_all(struct compute_thread *c, unsigned int n, struct dirty_stats *st)
+{
+	atomic_store(&compute_stop, true);
+	for (unsigned int i = 0; i < n; i++) {
+		pthread_join(c[i].th, NULL);
+		st->compute[i] = (struct dirty_compute){ .tid = atomic_load(&c[i].tid),
+							  .units = atomic_load(&c[i].units),
+							  .secs = c[i].secs, .cpu_s = c[i].cpu_s };
+	}
+	st->ncompute = n;
+}
+
+static void sample(int fd, const struct dirty_stats *st, struct compute_thread *c, unsigned int n)
+{
+	char line[64 + DIRTY_MAX_COMPUTE * 24];
+	size_t len;
+
+	len = snprintf(line, sizeof(line), "%.3f %llu", now_s(),
+		       (unsigned long long)st->pages_written);
+	for (unsigned int i = 0; i < n; i++)
+		len += snprintf(line + len, sizeof(line) - len, " %llu",
+				(unsigned long long)atomic_load_explicit(&c[i].units,
+									 memory_order_relaxed));
+	line[len++] = '\n';
+	if (write(fd, line, len) < 0)
+		(void)0;	/* a reader that went away does not stop the workload */
 }
 
 static int uffd_open(void)
@@ -246,9 +342,14 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 	uint64_t npages = o->size / LMIG_PAGE_SIZE, *gen = NULL;
 	uint64_t rng = o->seed ? o->seed : 0x6c6d6967ULL;
 	uint8_t *map = MAP_FAILED;
-	double t0, c0, last_show;
+	double t0, c0, last_show, next_sample = 0;
 	bool anon = !strcmp(o->mem, "anon");
 	int fd = -1, uffd = -1, ret = -1;
+	struct compute_thread *cth = NULL;
+	unsigned int ncth = 0;
+	/* With compute threads the process's CPU time is not the writer's. */
+	clockid_t pace_clock = o->compute_threads ? CLOCK_THREAD_CPUTIME_ID :
+				CLOCK_PROCESS_CPUTIME_ID;
 
 	*st = (struct dirty_stats){ .size = o->size };
 	if (anon) {
@@ -286,20 +387,35 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 		st->pages_filled = npages;
 		st->fill_s = now_s() - t0;
 	}
+	if (o->compute_threads) {
+		cth = calloc(o->compute_threads, sizeof(*cth));
+		if (!cth) {
+			lmig_err("out of memory");
+			goto out;
+		}
+		atomic_store(&compute_stop, false);
+		ncth = compute_start(cth, o->compute_threads);
+		if (ncth < o->compute_threads)
+			goto out;
+	}
 	if (o->ready_fd >= 0 && !stop_sig) {
 		dprintf(o->ready_fd, "%s\n", st->path);
 		close(o->ready_fd);
 	}
 
 	t0 = last_show = now_s();
-	c0 = cpu_s();
+	c0 = clock_s(pace_clock);
 	while (!stop_sig && o->rate) {
-		double t = now_s(), clock = o->pace == PACE_CPU ? cpu_s() - c0 : t - t0;
+		double t = now_s(), clock = o->pace == PACE_CPU ? clock_s(pace_clock) - c0 : t - t0;
 		double due = clock * (double)o->rate / LMIG_PAGE_SIZE - (double)st->pages_written;
 		uint64_t n;
 
 		if (o->duration > 0 && t - t0 >= o->duration)
 			break;
+		if (o->sample_fd >= 0 && t >= next_sample) {
+			sample(o->sample_fd, st, cth, ncth);
+			next_sample = t + o->sample_ms / 1000.0;
+		}
 		if (t - last_show >= 0.5) {
 			show(o, st, t - t0, false);
 			last_show = t;
@@ -318,13 +434,27 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 		st->pages_written += n;
 	}
 	/* Without a rate the object just stays mapped until we are told to stop. */
-	while (!stop_sig && !o->rate && !(o->duration > 0 && now_s() - t0 >= o->duration))
+	while (!stop_sig && !o->rate && !(o->duration > 0 && now_s() - t0 >= o->duration)) {
+		if (o->sample_fd >= 0 && now_s() >= next_sample) {
+			sample(o->sample_fd, st, cth, ncth);
+			next_sample = now_s() + o->sample_ms / 1000.0;
+		}
 		nanosleep(&(struct timespec){ .tv_nsec = 50 * TICK_NS }, NULL);
+	}
 	st->write_s = now_s() - t0;
+	if (o->sample_fd >= 0)
+		sample(o->sample_fd, st, cth, ncth);
+	if (ncth) {
+		compute_stop_all(cth, ncth, st);
+		ncth = 0;
+	}
 	st->cpu_s = cpu_s();
 	show(o, st, st->write_s, true);
 	ret = 0;
 out:
+	if (ncth)
+		compute_stop_all(cth, ncth, st);
+	free(cth);
 	if (uffd >= 0)
 		close(uffd);
 	if (map != MAP_FAILED)

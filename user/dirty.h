@@ -38,6 +38,24 @@ struct dirty_opts {
 	 * dirty tracker needs of a writer.
 	 */
 	bool uffd;
+	/*
+	 * Threads that never touch the object but spin on a CPU-bound loop,
+	 * counting work units: the part of a workload that dirties nothing
+	 * (a vCPU that only computes), to see what throttling costs it.
+	 */
+	unsigned int compute_threads;
+	/* every sample_ms, one line "MONO_S PAGES_WRITTEN UNITS..." to this fd, or -1 */
+	int sample_fd;
+	unsigned int sample_ms;
+};
+
+#define DIRTY_MAX_COMPUTE	64
+
+struct dirty_compute {
+	int tid;
+	uint64_t units;		/* work units done */
+	double secs;		/* wall time it ran */
+	double cpu_s;		/* the thread's CPU time */
 };
 
 struct dirty_stats {
@@ -47,6 +65,8 @@ struct dirty_stats {
 	uint64_t pages_filled, pages_written;
 	double fill_s, write_s, cpu_s;
 	bool created;
+	unsigned int ncompute;
+	struct dirty_compute compute[DIRTY_MAX_COMPUTE];
 };
 
 int dirty_run(const struct dirty_opts *o, struct dirty_stats *st);

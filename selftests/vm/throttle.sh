@@ -1,0 +1,108 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# CPU throttling through cgroup v2 cpu.max, run inside the VM by
+# selftests/test_throttle (the host binds the cpu controller to cgroup v1).
+# It mounts cgroup2 at /sys/fs/cgroup with +cpu, puts a CPU-paced `lmig
+# dirty` (24 MiB, 12 MB/s of its CPU time) and a second process into a
+# child cgroup "work" (so the writer is not alone there and lmig must use
+# a transient sibling), and migrates it over loopback with `lmig send
+# --throttle auto --bandwidth 6M --tracker soft-dirty` (the 6.1 kernel
+# has no PAGEMAP_SCAN, so no uffd tracker).  Prints lines for the test:
+#
+#   uffd-rc N / uffd-err TEXT   `lmig dirty --uffd`: refused on this kernel
+#   before CPU.MAX              work/cpu.max before the migration
+#   seen SIBLING CPU.MAX        a limit seen on the transient cgroup while it ran
+#   send-rc N / send JSON / send-err TEXT / recv-rc N
+#   after CPU.MAX               work/cpu.max afterwards
+#   sibling gone|left           the transient cgroup afterwards
+#   state gone|left             /run/lmig/throttle-PID afterwards
+#   writer-cg PATH / other-cg PATH   their cgroups afterwards
+#   error TEXT                  the case could not run
+#
+# Usage: throttle.sh [LMIG]   (default: this repository's user/lmig)
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+lmig=${1:-$repo/user/lmig}
+cg=/sys/fs/cgroup
+tmp=$(mktemp -d)
+dpid="" spid="" rpid="" xpid=""
+
+cleanup() {
+	for p in $xpid $rpid; do kill -KILL "$p" 2>/dev/null; done
+	[ -n "$dpid" ] && kill -CONT "$dpid" 2>/dev/null
+	for p in $dpid $spid; do kill -KILL "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rmdir "$cg/work" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+wait_file() {
+	n=0
+	while [ ! -s "$1" ]; do
+		n=$((n + 1))
+		[ $n -lt 300 ] || return 1
+		sleep 0.1
+	done
+}
+
+# On 6.1 the uffd tracker's writer side is missing (Linux 6.7+).
+"$lmig" dirty --mem memfd:lmig-uffd --size 1Mi --rate 0 --uffd --duration 1 --no-progress \
+	>/dev/null 2>"$tmp/uffd.err"
+echo "uffd-rc $?"
+echo "uffd-err $(tr '\n' ' ' <"$tmp/uffd.err")"
+
+[ "${LMIG_VM:-0}" = 1 ] || { echo "error not in the VM"; exit 1; }
+if ! grep -q " $cg cgroup2 " /proc/mounts; then
+	mount -t cgroup2 none "$cg" || { echo "error cannot mount cgroup2"; exit 1; }
+fi
+echo +cpu >"$cg/cgroup.subtree_control" || { echo "error no cpu controller"; exit 1; }
+mkdir "$cg/work" || { echo "error cannot make $cg/work"; exit 1; }
+
+"$lmig" dirty --mem memfd:lmig-v2 --size 24Mi --rate 12M --pace cpu --ready-fd 3 --json \
+	--no-progress 3>"$tmp/ready" >"$tmp/dirty.json" &
+dpid=$!
+sleep 1000 &
+spid=$!
+wait_file "$tmp/ready" || { echo "error lmig dirty did not report its memfd"; exit 1; }
+mem=$(cat "$tmp/ready")
+echo "$dpid" >"$cg/work/cgroup.procs" && echo "$spid" >"$cg/work/cgroup.procs" ||
+	{ echo "error cannot move the processes into $cg/work"; exit 1; }
+echo "before $(cat "$cg/work/cpu.max")"
+
+"$lmig" recv --listen 127.0.0.1:0 --ready-fd 3 --out /dev/shm/throttle.img --no-sync --json \
+	3>"$tmp/port" >"$tmp/recv.json" 2>"$tmp/recv.err" &
+rpid=$!
+wait_file "$tmp/port" || { echo "error lmig recv did not report its port"; exit 1; }
+"$lmig" send --mem "$mem" --pid "$dpid" --to "127.0.0.1:$(cat "$tmp/port")" --bandwidth 6M \
+	--tracker soft-dirty --throttle auto --timeout 90 --max-rounds 15 --json --no-progress \
+	>"$tmp/send.json" 2>"$tmp/send.err" &
+xpid=$!
+sib=$cg/lmig-throttle-$dpid
+seen=""
+while kill -0 "$xpid" 2>/dev/null; do
+	if [ -z "$seen" ] && [ -r "$sib/cpu.max" ]; then
+		m=$(cat "$sib/cpu.max" 2>/dev/null)
+		case $m in max*|"") ;; *) seen="$sib $m" ;; esac
+	fi
+	sleep 0.1
+done
+wait "$xpid"
+echo "send-rc $?"
+xpid=""
+wait "$rpid"
+echo "recv-rc $?"
+rpid=""
+echo "seen $seen"
+echo "send $(cat "$tmp/send.json")"
+[ -s "$tmp/send.err" ] && echo "send-err $(tr '\n' ' ' <"$tmp/send.err")"
+echo "after $(cat "$cg/work/cpu.max")"
+if [ -d "$sib" ]; then echo "sibling left"; else echo "sibling gone"; fi
+if [ -e "/run/lmig/throttle-$dpid" ]; then echo "state left"; else echo "state gone"; fi
+echo "writer-cg $(cat "/proc/$dpid/cgroup")"
+echo "other-cg $(cat "/proc/$spid/cgroup")"
+rm -f /dev/shm/throttle.img
+exit 0
