@@ -1,0 +1,539 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""Migrate a live QEMU guest once and report what happened as one JSON line.
+
+Boots the test guest (Debian's kernel and the initramfs of mkguest.sh,
+whose /init writes memory and prints "lmig-guest tick N" on the serial
+port every 100 ms) in a source QEMU, starts a destination QEMU waiting for
+the incoming migration, joins them through the chosen transport, migrates
+over QMP and checks the outcome:
+
+  tcp        native: migrate-incoming tcp:ADDR:PORT, migrate tcp:ADDR:PORT
+  unix       native: migrate-incoming unix:DST, migrate unix:DST
+  exec       native: migrate "exec:cat >FIFO", -incoming "exec:cat FIFO"
+  pipe       migrate "exec:lmig pipe send --to ADDR:PORT",
+             -incoming "exec:lmig pipe recv --listen ADDR:PORT"
+  proxy      lmig proxy recv --listen ADDR:PORT --to unix:DST and
+             lmig proxy send --listen unix:SRC --to ADDR:PORT;
+             migrate-incoming unix:DST, migrate unix:SRC
+
+The JSON line holds QEMU's numbers (status, total_time_ms, downtime_ms,
+setup_time_ms, ram_transferred, multifd_bytes, mbps), the destination's
+run state, the guest's tick counter on each side (source when the
+migration started, destination's first and last tick seen), and, for lmig
+transports, each lmig process's exit status and its --json report.  With
+--kill-after S it SIGKILLs `lmig proxy send` S seconds into the migration
+and reports whether the source noticed (status failed) and still runs
+(its counter advancing).  It only reports: the caller judges.  Exit status
+0 when the run went as far as a result (whatever the result), 4 when QEMU
+or the kernel is missing (the reason on stderr), 1 on a harness error.
+
+Every process it starts (QEMU, lmig) is killed and every file it made
+outside --work removed before it exits.
+"""
+import argparse
+import glob
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+class QMPError(Exception):
+    pass
+
+
+class QMP:
+    """A minimal QMP client: one command at a time, events skipped."""
+
+    def __init__(self, path, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(timeout)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise QMPError("cannot connect to QMP at " + path)
+                time.sleep(0.05)
+        self.buf = b""
+        greeting = self._read()
+        if "QMP" not in greeting:
+            raise QMPError("no QMP greeting: %r" % greeting)
+        self.cmd("qmp_capabilities")
+
+    def _read(self):
+        while b"\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise QMPError("QMP connection closed")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def cmd(self, name, **args):
+        msg = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            r = self._read()
+            if "event" in r:
+                continue
+            if "error" in r:
+                raise QMPError("%s: %s" % (name, r["error"].get("desc", r["error"])))
+            return r.get("return")
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def ns_prefix(ns):
+    return ["ip", "netns", "exec", ns] if ns else []
+
+
+class Proc:
+    """A process of ours: started in its own process group, killed at the end."""
+
+    def __init__(self, name, argv, work, stdout=None):
+        self.name = name
+        self.out_path = stdout or os.path.join(work, name + ".out")
+        self.err_path = os.path.join(work, name + ".err")
+        with open(self.out_path, "wb") as o, open(self.err_path, "wb") as e:
+            self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=o, stderr=e,
+                                      start_new_session=True)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def wait(self, timeout):
+        try:
+            return self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.p.wait()
+
+    def text(self, which="err", limit=600):
+        try:
+            with open(self.err_path if which == "err" else self.out_path, "rb") as f:
+                return f.read().decode(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+
+class VM:
+    def __init__(self, name, a, incoming=None, ns=None):
+        self.name = name
+        self.serial = os.path.join(a.work, name + ".serial")
+        self.qmp_path = os.path.join(a.work, name + ".qmp")
+        for f in (self.serial, self.qmp_path):
+            if os.path.exists(f):
+                os.unlink(f)
+        append = "console=ttyS0 quiet panic=-1 guest_touch=%d guest_rate=%d" % (a.touch, a.rate)
+        argv = ns_prefix(ns) + [
+            a.qemu, "-accel", "tcg", "-m", str(a.mem), "-smp", "1", "-nographic",
+            "-no-reboot", "-nic", "none", "-name", name,
+            "-kernel", a.kernel, "-initrd", a.initrd, "-append", append,
+            "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
+            "-serial", "file:" + self.serial, "-monitor", "none"]
+        if incoming:
+            argv += ["-incoming", incoming]
+        self.proc = Proc(name, argv, a.work)
+        self.qmp = None
+
+    def lines(self):
+        try:
+            with open(self.serial, "rb") as f:
+                text = f.read().decode(errors="replace").replace("\r", "")
+        except OSError:
+            return []
+        # Terminal resets from the firmware may precede a line: keep the
+        # guest's part.
+        return [ln[ln.find("lmig-guest"):] if "lmig-guest" in ln else ln
+                for ln in text.split("\n")]
+
+    def ticks(self):
+        t = []
+        for ln in self.lines():
+            if ln.startswith("lmig-guest tick "):
+                try:
+                    t.append(int(ln.split()[2]))
+                except (IndexError, ValueError):
+                    pass
+        return t
+
+    def last_tick(self):
+        t = self.ticks()
+        return t[-1] if t else 0
+
+    def wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for ln in self.lines():
+                if ln.startswith("lmig-guest ready"):
+                    if self.ticks():
+                        return ln
+                if ln.startswith("lmig-guest FAIL") or "Kernel panic" in ln:
+                    raise QMPError("guest failed: " + ln)
+            if not self.proc.alive():
+                raise QMPError("%s exited: %s" % (self.name, self.proc.text()))
+            time.sleep(0.1)
+        raise QMPError("%s: guest not ready after %d s" % (self.name, timeout))
+
+    def connect(self):
+        self.qmp = QMP(self.qmp_path)
+        return self.qmp
+
+    def stop(self):
+        if self.qmp:
+            self.qmp.close()
+        self.proc.kill()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def listening(ns, port):
+    r = subprocess.run(ns_prefix(ns) + ["ss", "-Hltn", "sport = :%d" % port],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    return bool(r.stdout.strip())
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise QMPError("timed out waiting for " + what)
+
+
+def read_json(path):
+    """The last line of path that parses as a JSON object, or None."""
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    for ln in reversed(lines):
+        ln = ln.strip()
+        if ln.startswith("{"):
+            try:
+                return json.loads(ln)
+            except ValueError:
+                pass
+    return None
+
+
+def migrate_info(q):
+    i = q.cmd("query-migrate")
+    ram = i.get("ram", {})
+    r = {
+        "status": i.get("status", "none"),
+        "total_time_ms": i.get("total-time"),
+        "downtime_ms": i.get("downtime"),
+        "setup_time_ms": i.get("setup-time"),
+        "ram_transferred": ram.get("transferred"),
+        "ram_total": ram.get("total"),
+        "multifd_bytes": ram.get("multifd-bytes"),
+        "mbps": ram.get("mbps"),
+        "dirty_sync_count": ram.get("dirty-sync-count"),
+    }
+    if i.get("error-desc"):
+        r["qemu_error"] = i["error-desc"]
+    return r
+
+
+def run(a):
+    res = {"case": a.name, "transport": a.transport, "multifd": a.multifd,
+           "compress": a.compress or "none", "max_bandwidth": a.max_bandwidth,
+           "guest_mem_mib": a.mem, "guest_touch_mib": a.touch, "guest_rate_mbs": a.rate}
+    lmig = shlex.quote(a.lmig)
+    addr = a.addr
+    port = a.port or (free_port() if not a.dst_ns else 7790)
+    srcsock = os.path.join(a.work, "src-mig.sock")
+    dstsock = os.path.join(a.work, "dst-mig.sock")
+    fifo = os.path.join(a.work, "mig.fifo")
+    for f in (srcsock, dstsock, fifo):
+        if os.path.exists(f):
+            os.unlink(f)
+    procs = {}
+    vms = []
+
+    # What the destination waits on, and what the source is told.
+    incoming = "defer"
+    if a.transport == "tcp":
+        dst_uri = src_uri = "tcp:%s:%d" % (addr, port)
+    elif a.transport == "unix":
+        dst_uri = src_uri = "unix:" + dstsock
+    elif a.transport == "exec":
+        os.mkfifo(fifo)
+        incoming = "exec:cat " + shlex.quote(fifo)
+        src_uri = "exec:cat >" + shlex.quote(fifo)
+        dst_uri = None
+    elif a.transport == "pipe":
+        # QEMU runs these through sh -c; their exit status lands in a file.
+        w = lambda f: shlex.quote(os.path.join(a.work, f))
+        incoming = "exec:%s pipe recv --listen %s:%d %s 2>%s; echo $? >%s" % (
+            lmig, addr, port, a.lmig_args, w("pipe-recv.err"), w("pipe-recv.rc"))
+        src_uri = "exec:%s pipe send --to %s:%d %s >%s 2>%s; echo $? >%s" % (
+            lmig, addr, port, a.lmig_args, w("pipe-send.out"), w("pipe-send.err"),
+            w("pipe-send.rc"))
+        for f in ("pipe-recv.rc", "pipe-send.rc"):
+            if os.path.exists(os.path.join(a.work, f)):
+                os.unlink(os.path.join(a.work, f))
+        dst_uri = None
+    elif a.transport == "proxy":
+        dst_uri = "unix:" + dstsock
+        src_uri = "unix:" + srcsock
+    else:
+        raise QMPError("unknown transport " + a.transport)
+    res["src_uri"] = src_uri
+    res["dst_incoming"] = dst_uri or incoming
+
+    try:
+        t_boot = time.monotonic()
+        src = VM("src", a, ns=a.src_ns)
+        vms.append(src)
+        dst = VM("dst", a, incoming=incoming, ns=a.dst_ns)
+        vms.append(dst)
+        ready = src.wait_ready(a.boot_timeout)
+        res["boot_s"] = round(time.monotonic() - t_boot, 2)
+        res["guest_ready"] = ready
+        qs = src.connect()
+        qd = dst.connect()
+
+        caps = []
+        if a.multifd:
+            caps.append({"capability": "multifd", "state": True})
+        for q in (qs, qd):
+            if caps:
+                q.cmd("migrate-set-capabilities", capabilities=caps)
+            params = {}
+            if a.multifd:
+                params["multifd-channels"] = a.multifd
+                if a.compress:
+                    params["multifd-compression"] = a.compress
+            if params:
+                q.cmd("migrate-set-parameters", **params)
+        qs.cmd("migrate-set-parameters", **{"max-bandwidth": a.max_bandwidth})
+
+        if a.transport == "proxy":
+            procs["proxy-recv"] = Proc("proxy-recv", ns_prefix(a.dst_ns) + [
+                a.lmig, "proxy", "recv", "--listen", "%s:%d" % (addr, port),
+                "--to", "unix:" + dstsock] + shlex.split(a.lmig_args), a.work)
+        if dst_uri:
+            qd.cmd("migrate-incoming", uri=dst_uri)
+        if a.transport == "proxy":
+            wait_for(lambda: listening(a.dst_ns, port) or not procs["proxy-recv"].alive(), 10,
+                     "lmig proxy recv to listen")
+            procs["proxy-send"] = Proc("proxy-send", ns_prefix(a.src_ns) + [
+                a.lmig, "proxy", "send", "--listen", "unix:" + srcsock,
+                "--to", "%s:%d" % (addr, port)] + shlex.split(a.lmig_args), a.work)
+            wait_for(lambda: os.path.exists(srcsock) or not procs["proxy-send"].alive(), 10,
+                     "lmig proxy send to listen")
+            for n, p in procs.items():
+                if not p.alive():
+                    raise QMPError("lmig %s exited before the migration: %s" % (n, p.text()))
+        elif a.transport in ("tcp", "pipe"):
+            wait_for(lambda: listening(a.dst_ns, port), 10, "the destination to listen")
+
+        res["src_tick_at_migrate"] = src.last_tick()
+        t0 = time.monotonic()
+        qs.cmd("migrate", uri=src_uri)
+        killed = False
+        info = migrate_info(qs)
+        while time.monotonic() - t0 < a.timeout:
+            info = migrate_info(qs)
+            if info["status"] in ("completed", "failed", "cancelled"):
+                break
+            if a.kill_after and not killed and time.monotonic() - t0 >= a.kill_after:
+                p = procs.get("proxy-send")
+                if p is None:
+                    raise QMPError("--kill-after needs the proxy transport")
+                res["killed_while"] = info["status"]
+                res["killed_at_ram_transferred"] = info["ram_transferred"]
+                p.kill()
+                killed = True
+                t_kill = time.monotonic()
+            time.sleep(0.05)
+        res["wall_s"] = round(time.monotonic() - t0, 3)
+        if killed:
+            res["noticed_s"] = round(time.monotonic() - t_kill, 3)
+        res.update(info)
+        if info["status"] not in ("completed", "failed", "cancelled"):
+            res["error"] = "still %s after %d s" % (info["status"], a.timeout)
+            qs.cmd("migrate_cancel")
+
+        res["src_status"] = qs.cmd("query-status")["status"]
+        if info["status"] == "completed":
+            # The destination starts the guest itself once it has everything.
+            st = "none"
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                st = qd.cmd("query-status")["status"]
+                if st == "running":
+                    break
+                time.sleep(0.05)
+            res["dst_status"] = st
+            # Its console starts with the ticks printed after the switch.
+            want = a.ticks
+            deadline = time.monotonic() + a.tick_timeout
+            while time.monotonic() < deadline:
+                t = dst.ticks()
+                if len(t) > want:
+                    break
+                time.sleep(0.1)
+            t = dst.ticks()
+            res["dst_ticks"] = len(t)
+            res["dst_first_tick"] = t[0] if t else 0
+            res["dst_last_tick"] = t[-1] if t else 0
+            res["src_last_tick"] = src.last_tick()
+        else:
+            # The source must still run its guest: its counter goes on.
+            before = src.last_tick()
+            deadline = time.monotonic() + a.tick_timeout
+            while time.monotonic() < deadline and src.last_tick() < before + a.ticks:
+                time.sleep(0.1)
+            res["src_tick_after_failure"] = before
+            res["src_tick_later"] = src.last_tick()
+            res["src_status"] = qs.cmd("query-status")["status"]
+
+        # The lmig processes serve one migration and exit with its status.
+        for n, p in procs.items():
+            if n == "proxy-send" and killed:
+                continue
+            rc = p.wait(15)
+            res[n.replace("-", "_") + "_exit"] = rc if rc is not None else "running"
+        lm = {}
+        for n in ("proxy-send", "proxy-recv"):
+            if n in procs:
+                j = read_json(procs[n].out_path)
+                if j is None:
+                    j = read_json(procs[n].err_path)
+                if j is not None:
+                    lm[n] = j
+                elif not (n == "proxy-send" and killed):
+                    res.setdefault("lmig_stderr", {})[n] = procs[n].text()
+        if a.transport == "pipe":
+            for n in ("pipe-send", "pipe-recv"):
+                rcf = os.path.join(a.work, n + ".rc")
+                wait_for(lambda: os.path.exists(rcf) and os.path.getsize(rcf) > 0, 15,
+                         "lmig %s to exit" % n.replace("-", " "))
+                with open(rcf) as f:
+                    res[n.replace("-", "_") + "_exit"] = int(f.read().strip() or -1)
+                j = None
+                for ext in (".out", ".err"):
+                    j = j or read_json(os.path.join(a.work, n + ext))
+                if j is not None:
+                    lm[n] = j
+                else:
+                    try:
+                        with open(os.path.join(a.work, n + ".err"), "rb") as f:
+                            res.setdefault("lmig_stderr", {})[n] = f.read().decode(
+                                errors="replace")[-600:]
+                    except OSError:
+                        pass
+        if lm:
+            res["lmig"] = lm
+            send = lm.get("proxy-send") or lm.get("pipe-send") or {}
+            if "bytes_wire" in send:
+                res["lmig_bytes_wire"] = send["bytes_wire"]
+    except (QMPError, OSError) as e:
+        res["error"] = str(e)
+        for v in vms:
+            if not v.proc.alive():
+                res.setdefault("qemu_stderr", {})[v.name] = v.proc.text()
+    finally:
+        for p in procs.values():
+            p.kill()
+        for v in vms:
+            v.stop()
+    # Flat keys first, the lmig reports last: a reader looking up a key
+    # finds QEMU's value before any of lmig's.
+    if "lmig" in res:
+        res["lmig"] = res.pop("lmig")
+    print(json.dumps(res, separators=(",", ":")), flush=True)
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--name", default="migration")
+    ap.add_argument("--transport", default="tcp",
+                    choices=["tcp", "unix", "exec", "pipe", "proxy"])
+    ap.add_argument("--work", required=True, help="directory for sockets, consoles and logs")
+    ap.add_argument("--mem", type=int, default=512, help="guest memory, MiB")
+    ap.add_argument("--touch", type=int, default=256, help="memory the guest fills, MiB")
+    ap.add_argument("--rate", type=int, default=4, help="MB/s the guest rewrites")
+    ap.add_argument("--multifd", type=int, default=0, help="multifd channels (0: off)")
+    ap.add_argument("--compress", default="", help="multifd compression (zlib, zstd)")
+    ap.add_argument("--max-bandwidth", type=int, default=32 << 30,
+                    help="QEMU's max-bandwidth, bytes/s (default 32 GiB/s: unlimited)")
+    ap.add_argument("--addr", default="127.0.0.1", help="the destination's address")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--src-ns", default="", help="network namespace of the source side")
+    ap.add_argument("--dst-ns", default="", help="network namespace of the destination side")
+    ap.add_argument("--lmig", default=os.environ.get("LMIG", os.path.join(REPO, "user", "lmig")))
+    ap.add_argument("--lmig-args", default="--json", help="extra options for every lmig command")
+    ap.add_argument("--kill-after", type=float, default=0,
+                    help="SIGKILL lmig proxy send this many seconds into the migration")
+    ap.add_argument("--timeout", type=float, default=120, help="seconds the migration may take")
+    ap.add_argument("--boot-timeout", type=float, default=120)
+    ap.add_argument("--ticks", type=int, default=5, help="ticks to see after the switch")
+    ap.add_argument("--tick-timeout", type=float, default=15)
+    ap.add_argument("--kernel", default=os.environ.get("KERNEL", ""))
+    ap.add_argument("--initrd", default="")
+    ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
+    a = ap.parse_args()
+
+    if not a.qemu:
+        print("qmig: qemu-system-x86_64 is not installed (qemu-system-x86)", file=sys.stderr)
+        return 4
+    if not a.kernel:
+        k = sorted(glob.glob("/boot/vmlinuz-6.1.*"))
+        if not k:
+            print("qmig: no kernel: no /boot/vmlinuz-6.1.* (linux-image-amd64)", file=sys.stderr)
+            return 4
+        a.kernel = k[-1]
+    if not os.access(a.kernel, os.R_OK):
+        print("qmig: cannot read the kernel " + a.kernel, file=sys.stderr)
+        return 4
+    os.makedirs(a.work, exist_ok=True)
+    a.work = os.path.abspath(a.work)
+    if not a.initrd:
+        r = subprocess.run(["sh", os.path.join(HERE, "mkguest.sh")], stdout=subprocess.PIPE)
+        if r.returncode != 0:
+            return 4 if r.returncode == 4 else 1
+        a.initrd = r.stdout.decode().strip()
+    return run(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
