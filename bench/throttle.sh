@@ -40,6 +40,7 @@ dpid="" rpid=""
 cleanup() {
 	rc=$?
 	trap - EXIT INT TERM
+	set +e
 	[ -n "$rpid" ] && kill "$rpid" 2>/dev/null
 	if [ -n "$dpid" ]; then
 		kill -CONT "$dpid" 2>/dev/null
