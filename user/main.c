@@ -11,6 +11,8 @@
 const struct cmd lmig_cmds[] = {
 	{ "send",    cmd_send,    "migrate a memory image to a receiver", usage_send },
 	{ "recv",    cmd_recv,    "receive one migration and store the verified image", usage_recv },
+	{ "pipe",    cmd_pipe,    "carry a QEMU migration stream on stdin/stdout (exec:)", usage_pipe },
+	{ "proxy",   cmd_proxy,   "carry the connections of a QEMU migration (unix:, tcp:, multifd)", usage_proxy },
 	{ "dirty",   cmd_dirty,   "write a shared memory object at a steady rate (a test workload)", usage_dirty },
 	{ "dirtyrate", cmd_dirtyrate, "measure how fast memory is being written", usage_dirtyrate },
 	{ "stat",    cmd_stat,    "page faults, guest exits and steal of a process (eBPF)", usage_stat },

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR MIT */
+/*
+ * lmig stream transport (`lmig pipe`, `lmig proxy`), protocol version 1.
+ *
+ * Carries byte streams of unknown length - QEMU's migration stream on
+ * exec:'s stdin/stdout, or each connection QEMU opens for unix:/tcp:
+ * migration (the main channel, then one per multifd channel) - from a
+ * source to a destination lmig over 1..LMIG_MAX_CHANNELS TCP connections
+ * ("channels").  Every integer is little-endian; checksums are XXH3-64
+ * (seed 0) over the structure with its checksum field set to zero, as in
+ * include/lmig/wire.h.
+ *
+ * Handshake: the struct lmig_hello and struct lmig_hello_ack of wire.h,
+ * with LMIG_CAP_STREAM set and image_size 0.  A page receiver (`lmig
+ * recv`) refuses such a hello (empty image); a stream receiver refuses a
+ * hello without LMIG_CAP_STREAM.
+ *
+ *   source lmig                               destination lmig
+ *   hello (each channel)         ------>
+ *                                <------      hello ack
+ *   frames: OPEN, DATA, END ...  ------>      (any channel, any mix)
+ *   DONE (last frame of each channel)
+ *                                <------      CREDIT ... VERDICT (channel 0)
+ *
+ * Streams are numbered from 0 in the order the source accepted them (for
+ * a pipe: one stream, 0).  A stream's data is cut into blocks of at most
+ * LMIG_STREAM_BLOCK_MAX bytes, each sent as one DATA frame on whichever
+ * channel has room; the destination puts blocks back in order by
+ * (stream, offset), checks each block's hash, and writes each stream in
+ * order to its own destination.  It opens those destinations (new
+ * connections to the destination QEMU) in stream order, so they are
+ * accepted there in the order the source accepted the originals.
+ *
+ * Flow control: the destination grants each stream a window of
+ * LMIG_STREAM_WINDOW bytes beyond what it has written out; the source
+ * reads no further from a stream until CREDIT replies move the window.
+ * A stream whose consumer is slow therefore never holds up the others,
+ * although they share channels.
+ */
+#ifndef _LMIG_STREAM_H
+#define _LMIG_STREAM_H
+
+#include <linux/types.h>
+
+#include <lmig/wire.h>
+
+/* lmig_hello.caps: a stream transport, not a page image. */
+#define LMIG_CAP_STREAM		(1U << 3)
+
+#define LMIG_SFRAME_MAGIC	0x4653474dU	/* "MGSF" */
+#define LMIG_SREPLY_MAGIC	0x5253474dU	/* "MGSR" */
+
+#define LMIG_STREAM_MAX		256		/* streams in one session */
+#define LMIG_STREAM_BLOCK_MAX	(256 * 1024)	/* stream bytes in one DATA frame */
+#define LMIG_STREAM_WINDOW	(16U << 20)	/* bytes in flight per stream */
+
+enum lmig_sframe_type {
+	LMIG_SF_OPEN	= 1,	/* a stream begins; no payload */
+	LMIG_SF_DATA	= 2,	/* a block of a stream */
+	LMIG_SF_END	= 3,	/* a stream ended; payload: 16-byte digest */
+	LMIG_SF_DONE	= 4,	/* the last frame of a channel; no payload */
+};
+
+/* lmig_sframe.flags */
+#define LMIG_SF_LZ4		(1U << 0)	/* DATA payload is one LZ4 block */
+
+/*
+ * One frame header, followed by len payload bytes.
+ *
+ *   type   stream      offset                   raw_len          hash        payload
+ *   OPEN   id          0                        0                0           none
+ *   DATA   id          stream offset of block   block bytes      XXH3-64     len bytes
+ *   END    id          stream length            0                0           XXH3-128 digest (16)
+ *   DONE   streams     frames sent before it    0                0           none
+ *
+ * DATA: the payload is the block as it is (len == raw_len) or, with
+ * LMIG_SF_LZ4, an LZ4 block that decodes to exactly raw_len bytes
+ * (len < raw_len); hash is taken over the decoded bytes.  1 <= raw_len <=
+ * LMIG_STREAM_BLOCK_MAX.  END's digest is XXH3-128, canonical (big-endian)
+ * form, over all bytes of the stream in order.
+ */
+struct lmig_sframe {
+	__le32 magic;		/* LMIG_SFRAME_MAGIC */
+	__le16 type;		/* enum lmig_sframe_type */
+	__le16 flags;		/* LMIG_SF_LZ4 on DATA; otherwise 0 */
+	__le32 stream;
+	__le32 len;		/* payload bytes that follow */
+	__le64 seq;		/* frames on this channel, from 0 */
+	__le64 offset;
+	__le32 raw_len;
+	__le32 reserved;	/* must be 0 */
+	__le64 hash;
+	__le64 checksum;	/* over this header */
+};
+
+enum lmig_sreply_type {
+	LMIG_SR_CREDIT	= 1,	/* bytes: the stream's bytes written out so far */
+	LMIG_SR_VERDICT	= 2,	/* status: enum lmig_status; bytes: total stream bytes */
+};
+
+/* What the destination says back, on channel 0 only. */
+struct lmig_sreply {
+	__le32 magic;		/* LMIG_SREPLY_MAGIC */
+	__le16 type;		/* enum lmig_sreply_type */
+	__le16 status;		/* VERDICT: enum lmig_status */
+	__le32 stream;		/* CREDIT: the stream */
+	__le32 reserved;	/* must be 0 */
+	__le64 bytes;
+	char   reason[LMIG_REASON_LEN];	/* VERDICT with status != OK */
+	__le64 checksum;
+};
+
+#endif /* _LMIG_STREAM_H */
