@@ -1,6 +1,7 @@
 # lmig top-level Makefile.
 #   make          build user/lmig
-#   make demo     install what is missing, then a cold migration of a 1 GiB image over loopback
+#   make demo     install what is missing, then a live migration of a busy 1 GiB memfd
+#                 between two network namespaces (scripts/demo.sh --cold: the cold one)
 #   make check    install what is missing, build, run every selftest
 #   make vmcheck  only the tests that boot Debian's kernels in a VM (lmig.ko, soft-dirty)
 #   make bench    benchmark tables (Documentation/benchmarks.md explains them)
@@ -33,6 +34,7 @@ bench: deps-bench user
 	@sh bench/run.sh
 	@sh bench/tracker.sh | tee -a bench/results-latest.md
 	@sh bench/throttle.sh | tee -a bench/results-latest.md
+	@sh bench/live.sh | tee -a bench/results-latest.md
 
 clean:
 	@$(MAKE) -C user --no-print-directory clean
