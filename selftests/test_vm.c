@@ -347,13 +347,13 @@ TEST_F_TIMEOUT(vm, live, 200)
 }
 
 /*
- * In a VM booting Debian's 6.1 kernel with lmig.ko built for it
- * (vm/live-kmod-host.sh): live migrations of a memfd with --tracker kmod,
- * with 4 KiB shmem pages and with 2 MiB folios (the module reports whole
- * folios; lmig must still send only the pages that changed and arrive at
- * an image equal to the stopped source).
+ * In a VM booting Debian's newest SERIES kernel (6.1, 6.12) with lmig.ko
+ * built for it (vm/live-kmod-host.sh SERIES): live migrations of a memfd
+ * with --tracker kmod, with 4 KiB shmem pages and with 2 MiB folios (the
+ * module reports whole folios; lmig must still send only the pages that
+ * changed and arrive at an image equal to the stopped source).
  */
-TEST_F_TIMEOUT(vm, live_kmod, 240)
+static void live_kmod(struct __test_metadata *_metadata, const char *series)
 {
 	char script[PATH_MAX], path[] = "/tmp/lmig-vm-live-kmod.XXXXXX";
 	struct proc p = { 0 };
@@ -366,8 +366,9 @@ TEST_F_TIMEOUT(vm, live_kmod, 240)
 	ASSERT_LE(0, fd = mkstemp(path));
 	close(fd);
 	setenv("VM_TIMEOUT", "170", 0);
-	ASSERT_EQ(0, proc_spawn(&p, (char *const[]){ "/bin/sh", "-c", "exec /bin/sh \"$0\" >\"$1\"",
-						     script, path, NULL }, NULL));
+	ASSERT_EQ(0, proc_spawn(&p, (char *const[]){ "/bin/sh", "-c",
+						     "exec /bin/sh \"$0\" \"$1\" >\"$2\"",
+						     script, (char *)series, path, NULL }, NULL));
 	ASSERT_EQ(0, proc_wait(&p, 230)) TH_LOG("live-kmod-host.sh still running");
 	f = fopen(path, "r");
 	unlink(path);
@@ -379,12 +380,24 @@ TEST_F_TIMEOUT(vm, live_kmod, 240)
 	fclose(f);
 	ASSERT_NE(NULL, out);
 	if (proc_exit_code(&p) == 4)
-		SKIP({ free(out); return; }, "no VM or kernel headers here: %.900s", p.err_log);
+		SKIP({ free(out); return; }, "no VM or %s kernel headers here: %.900s", series,
+		     p.err_log);
 	EXPECT_EQ(0, proc_exit_code(&p)) TH_LOG("stdout: %s stderr: %s", out, p.err_log);
+	TH_LOG("kernel %s", series);
 	live_check(_metadata, out, "kmod", "kmod", false);
 	live_check(_metadata, out, "kmod-thp", "kmod", false);
 	free(out);
 	proc_kill(&p);
+}
+
+TEST_F_TIMEOUT(vm, live_kmod, 240)
+{
+	live_kmod(_metadata, "6.1");
+}
+
+TEST_F_TIMEOUT(vm, live_kmod_6_12, 240)
+{
+	live_kmod(_metadata, "6.12");
 }
 
 /* --nolost: the writer, the migration and the comparison. */

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# On the host: build lmig.ko for Debian's 6.1 kernel (as vm/kmod-host.sh
+# On the host: build lmig.ko for Debian's SERIES kernel (as vm/kmod-host.sh
 # does) and run vm/live.sh's kmod cases in a VM booting that kernel:
 # live migrations with `lmig send --tracker kmod`.  Prints live.sh's lines
 # and exits with the VM's status, or 4 (reason on stderr) when the kernel
