@@ -3,7 +3,7 @@
  * kvm_vmm: a tiny VMM on the KVM API, a real guest for the dirty trackers.
  *
  *   kvm_vmm --mem-size SIZE (--pages LIST | --rate PAGES_PER_S)
- *           [--duration S] [--ready-fd FD] [--hold]
+ *           [--duration S] [--ready-fd FD] [--go-fd FD] [--hold]
  *
  * Guest RAM is a memfd mapped MAP_SHARED and handed to KVM as memory slot
  * 0 at guest-physical address 0; the memfd stays open, so another process
@@ -32,6 +32,9 @@
  *
  * --ready-fd FD: once guest RAM exists (before the vCPU first runs) the
  *   line "memfd /proc/PID/fd/N" is written to FD and FD is closed.
+ * --go-fd FD: after that, wait until a byte can be read from FD (or it
+ *   reaches its end) before the vCPU first runs, so a tracker can attach
+ *   to guest RAM before the guest writes.
  * --hold: after the guest halted, stay alive (memfd open) until SIGTERM.
  *
  * When the guest halts, one line goes to stdout:
@@ -153,7 +156,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: kvm_vmm --mem-size SIZE (--pages LIST | --rate PAGES_PER_S)\n"
-		"               [--duration S] [--ready-fd FD] [--hold]\n");
+		"               [--duration S] [--ready-fd FD] [--go-fd FD] [--hold]\n");
 	exit(2);
 }
 
@@ -279,7 +282,7 @@ int main(int argc, char **argv)
 	uint64_t mem_size = 0, npages, code_size;
 	const char *pages_arg = NULL;
 	double rate = 0, duration = 0;
-	int ready_fd = -1, kvm, vm, vcpu, memfd, run_size;
+	int ready_fd = -1, go_fd = -1, kvm, vm, vcpu, memfd, run_size;
 	bool hold = false;
 	uint32_t *list = NULL, nlist = 0, batch = 1;
 	volatile uint32_t *param;
@@ -314,6 +317,8 @@ int main(int argc, char **argv)
 			duration = atof(v);
 		else if (!strcmp(a, "--ready-fd"))
 			ready_fd = atoi(v);
+		else if (!strcmp(a, "--go-fd"))
+			go_fd = atoi(v);
 		else
 			usage();
 	}
@@ -417,6 +422,13 @@ int main(int argc, char **argv)
 	if (ready_fd >= 0) {
 		dprintf(ready_fd, "memfd /proc/%d/fd/%d\n", (int)getpid(), memfd);
 		close(ready_fd);
+	}
+	if (go_fd >= 0) {
+		char c;
+
+		while (read(go_fd, &c, 1) < 0 && errno == EINTR && !terminate)
+			;
+		close(go_fd);
 	}
 
 	t0 = paced_from = now();

@@ -17,25 +17,50 @@
 #   rate scan JSON          the same with --tracker scan, same guest
 #   rate halted ...         that guest's report (pages written, real rate)
 #   live send-rc N          lmig send's exit status (and the lines below,
-#   live recv-rc N          as vm/live.sh prints them)
+#   live recv-rc N          as vm/live.sh prints them), --tracker soft-dirty
 #   live send JSON
 #   live send-err/recv-err TEXT
 #   live state S            the VMM's state after send (T: stopped)
 #   live cmp same|differ .. the destination against the stopped guest's RAM
 #   live changed yes|no     whether the RAM changed while it was sent
 #   live halted ...         the guest's report once resumed and stopped
+#   livekmod ...            the same lines for a migration with --tracker kmod
 #   CASE error TEXT         a case that could not run
 #
-# Usage: kvm.sh [RATE]   (the guest's pages per second, default 1024)
+# With ko=PATH, lmig.ko is loaded from PATH (4 KiB shmem folios:
+# shmem_enabled never, restored at the end) and these come too:
+#
+#   kmod ok|skip REASON     the module is loaded (or why not: then no
+#                           kmodpages, ratekmod or livekmod lines)
+#   kmodpages halted ...    kvm_vmm --pages 3,17,1000 started after
+#   kmodpages before N      selftests/build/kvm_harvest attached: its report,
+#   kmodpages pages LIST    and what that program printed (the pages
+#   kmodpages stats ...     lmig.ko reported for the guest's writes, the
+#   kmodpages idle N        harvest's counters, the next harvest)
+#   ratekmod kmod JSON      lmig dirtyrate --tracker kmod on another guest
+#   ratekmod halted ...     writing RATE pages/s, and that guest's report
+#
+# Usage: kvm.sh [ko=PATH] [RATE]   (the guest's pages per second, default 1024)
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 lmig=$repo/user/lmig
 vmm=$repo/selftests/build/kvm_vmm
-rate=${1:-1024}
+harvest=$repo/selftests/build/kvm_harvest
+ko=""
+rate=1024
+for a in "$@"; do
+	case $a in
+	ko=*) ko=${a#ko=} ;;
+	*) rate=$a ;;
+	esac
+done
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp" /dev/shm/lmig-kvm-live.img' EXIT
+shmem=/sys/kernel/mm/transparent_hugepage/shmem_enabled
+shmem0=$(sed 's/.*\[\(.*\)\].*/\1/' "$shmem" 2>/dev/null || true)
+trap 'rm -rf "$tmp" /dev/shm/lmig-kvm-live.img
+[ -z "$ko" ] || [ -z "$shmem0" ] || [ "${LMIG_VM:-0}" != 1 ] || echo "$shmem0" >"$shmem"' EXIT
 
 one_line() {
 	tr '\n' ' ' <"$1" | sed 's/ *$//'
@@ -79,6 +104,22 @@ fi
 [ -x "$vmm" ] || { echo "kvm error $vmm is not built"; exit 1; }
 echo "kvm ok $(dmesg | grep -m 1 -i 'nested paging' | sed 's/^\[[^]]*\] //')"
 
+# lmig.ko, with 4 KiB shmem folios: a written page is reported alone.
+kmod=0
+if [ -n "$ko" ]; then
+	if [ "${LMIG_VM:-0}" != 1 ]; then
+		echo "kmod skip not in the VM (LMIG_VM=1): the module is not loaded here"
+	elif ! insmod "$ko" 2>"$tmp/insmod.err"; then
+		echo "kmod error insmod $ko: $(one_line "$tmp/insmod.err")"
+	elif [ ! -x "$harvest" ]; then
+		echo "kmod error $harvest is not built"
+	else
+		[ ! -w "$shmem" ] || echo never >"$shmem"
+		kmod=1
+		echo "kmod ok $(sed 's/.*\[\(.*\)\].*/shmem_enabled \1/' "$shmem" 2>/dev/null)"
+	fi
+fi
+
 # (a) The guest writes three pages; exactly those must be non-zero.
 "$vmm" --mem-size 16M --pages 3,17,1000 --ready-fd 3 --hold 3>"$tmp/a.ready" \
 	>"$tmp/a.out" 2>"$tmp/a.err" &
@@ -106,76 +147,114 @@ fi
 kill -TERM "$vpid" 2>/dev/null
 wait "$vpid"
 
-# (b) Dirty rate of a guest writing RATE pages/s, soft-dirty then scan.
-"$vmm" --mem-size 16M --rate "$rate" --ready-fd 3 3>"$tmp/b.ready" >"$tmp/b.out" \
-	2>"$tmp/b.err" &
-vpid=$!
-if wait_for "$tmp/b.ready" '^memfd'; then
-	mem=$(mem_of "$tmp/b.ready")
-	sleep 0.5
-	for t in soft-dirty scan; do
-		"$lmig" dirtyrate --pid "$vpid" --mem "$mem" --tracker "$t" --interval 500 \
-			--count 3 --json >"$tmp/dr.json" 2>"$tmp/dr.err" ||
-			echo "rate error dirtyrate --tracker $t failed: $(one_line "$tmp/dr.err")"
-		case $t in
-		soft-dirty) tag=softdirty ;;
-		*) tag=$t ;;
-		esac
-		echo "rate $tag $(one_line "$tmp/dr.json")"
-	done
-else
-	echo "rate error kvm_vmm did not report its memfd: $(one_line "$tmp/b.err")"
+# (a') The same guest under lmig.ko: it runs only once the module is
+# attached to its RAM, and the next harvest must report its three pages.
+if [ "$kmod" = 1 ]; then
+	mkfifo "$tmp/go"
+	"$vmm" --mem-size 16M --pages 3,17,1000 --ready-fd 3 --go-fd 4 --hold 3>"$tmp/k.ready" \
+		4<>"$tmp/go" >"$tmp/k.out" 2>"$tmp/k.err" &
+	vpid=$!
+	if wait_for "$tmp/k.ready" '^memfd'; then
+		"$harvest" "$(mem_of "$tmp/k.ready")" "$vpid" "$tmp/go" "$tmp/k.out" \
+			>"$tmp/k.harvest" 2>&1
+		sed 's/^/kmodpages /' "$tmp/k.harvest"
+		echo "kmodpages $(cat "$tmp/k.out")"
+	else
+		echo "kmodpages error kvm_vmm did not report its memfd: $(one_line "$tmp/k.err")"
+	fi
+	kill -TERM "$vpid" 2>/dev/null
+	wait "$vpid"
+	[ ! -s "$tmp/k.err" ] || echo "kmodpages error kvm_vmm: $(one_line "$tmp/k.err")"
 fi
-kill -TERM "$vpid" 2>/dev/null
-wait "$vpid"
-echo "rate $(one_line "$tmp/b.out")"
-[ ! -s "$tmp/b.err" ] || echo "rate error kvm_vmm: $(one_line "$tmp/b.err")"
 
-# (c) Live migration over loopback while the guest writes.
-out=/dev/shm/lmig-kvm-live.img
-"$vmm" --mem-size 16M --rate "$rate" --ready-fd 3 3>"$tmp/c.ready" >"$tmp/c.out" \
-	2>"$tmp/c.err" &
-vpid=$!
-"$lmig" recv --listen 127.0.0.1:0 --ready-fd 4 --out "$out" --no-sync --json \
-	--no-progress --accept-timeout 60 4>"$tmp/port" >"$tmp/recv.json" 2>"$tmp/recv.err" &
-rpid=$!
-if wait_for "$tmp/c.ready" '^memfd' && wait_for "$tmp/port" .; then
-	mem=$(mem_of "$tmp/c.ready")
-	sleep 0.5
-	cat "$mem" >"$tmp/before.img"
-	rc=0
-	"$lmig" send --mem "$mem" --pid "$vpid" --freeze signal --tracker soft-dirty \
-		--to "127.0.0.1:$(cat "$tmp/port")" --timeout 60 --json --no-progress \
-		>"$tmp/send.json" 2>"$tmp/send.err" || rc=$?
-	rrc=0
-	wait "$rpid" || rrc=$?
-	echo "live send-rc $rc"
-	echo "live recv-rc $rrc"
-	echo "live send $(one_line "$tmp/send.json")"
-	[ ! -s "$tmp/send.err" ] || echo "live send-err $(one_line "$tmp/send.err")"
-	[ ! -s "$tmp/recv.err" ] || echo "live recv-err $(one_line "$tmp/recv.err")"
-	echo "live state $(sed -n 's/^State:[[:space:]]*\([A-Za-z]\).*/\1/p' "/proc/$vpid/status")"
-	if [ ! -e "$out" ]; then
-		echo "live cmp differ: no $out"
-	elif c=$(cmp "$mem" "$out" 2>&1); then
-		echo "live cmp same"
+# (b) Dirty rate of a guest writing RATE pages/s, measured by TRACKERS in
+# turn; TAG prefixes the lines.
+rate_case() { # TAG TRACKER...
+	rtag=$1
+	shift
+	"$vmm" --mem-size 16M --rate "$rate" --ready-fd 3 3>"$tmp/b.ready" >"$tmp/b.out" \
+		2>"$tmp/b.err" &
+	vpid=$!
+	if wait_for "$tmp/b.ready" '^memfd'; then
+		mem=$(mem_of "$tmp/b.ready")
+		sleep 0.5
+		for t in "$@"; do
+			"$lmig" dirtyrate --pid "$vpid" --mem "$mem" --tracker "$t" --interval 500 \
+				--count 3 --json >"$tmp/dr.json" 2>"$tmp/dr.err" ||
+				echo "$rtag error dirtyrate --tracker $t failed: $(one_line "$tmp/dr.err")"
+			case $t in
+			soft-dirty) tag=softdirty ;;
+			*) tag=$t ;;
+			esac
+			echo "$rtag $tag $(one_line "$tmp/dr.json")"
+		done
 	else
-		echo "live cmp differ: $(echo "$c" | tr '\n' ' ' | sed 's/ *$//')"
+		echo "$rtag error kvm_vmm did not report its memfd: $(one_line "$tmp/b.err")"
 	fi
-	if [ -e "$out" ] && ! cmp -s "$tmp/before.img" "$out"; then
-		echo "live changed yes"
+	kill -TERM "$vpid" 2>/dev/null
+	wait "$vpid"
+	echo "$rtag $(one_line "$tmp/b.out")"
+	[ ! -s "$tmp/b.err" ] || echo "$rtag error kvm_vmm: $(one_line "$tmp/b.err")"
+}
+
+rate_case rate soft-dirty scan
+# A guest of its own: a kmod harvest slows the guest (see Documentation/kmod.md).
+[ "$kmod" = 0 ] || rate_case ratekmod kmod
+
+# (c) Live migration over loopback while the guest writes, with TRACKER.
+live_case() { # TAG TRACKER
+	tag=$1
+	out=/dev/shm/lmig-kvm-live.img
+	rm -f "$out" "$tmp/port"
+	"$vmm" --mem-size 16M --rate "$rate" --ready-fd 3 3>"$tmp/c.ready" >"$tmp/c.out" \
+		2>"$tmp/c.err" &
+	vpid=$!
+	"$lmig" recv --listen 127.0.0.1:0 --ready-fd 4 --out "$out" --no-sync --json \
+		--no-progress --accept-timeout 60 4>"$tmp/port" >"$tmp/recv.json" 2>"$tmp/recv.err" &
+	rpid=$!
+	if wait_for "$tmp/c.ready" '^memfd' && wait_for "$tmp/port" .; then
+		mem=$(mem_of "$tmp/c.ready")
+		sleep 0.5
+		cat "$mem" >"$tmp/before.img"
+		rc=0
+		"$lmig" send --mem "$mem" --pid "$vpid" --freeze signal --tracker "$2" \
+			--to "127.0.0.1:$(cat "$tmp/port")" --timeout 60 --json --no-progress \
+			>"$tmp/send.json" 2>"$tmp/send.err" || rc=$?
+		rrc=0
+		wait "$rpid" || rrc=$?
+		echo "$tag send-rc $rc"
+		echo "$tag recv-rc $rrc"
+		echo "$tag send $(one_line "$tmp/send.json")"
+		[ ! -s "$tmp/send.err" ] || echo "$tag send-err $(one_line "$tmp/send.err")"
+		[ ! -s "$tmp/recv.err" ] || echo "$tag recv-err $(one_line "$tmp/recv.err")"
+		echo "$tag state $(sed -n 's/^State:[[:space:]]*\([A-Za-z]\).*/\1/p' "/proc/$vpid/status")"
+		if [ ! -e "$out" ]; then
+			echo "$tag cmp differ: no $out"
+		elif c=$(cmp "$mem" "$out" 2>&1); then
+			echo "$tag cmp same"
+		else
+			echo "$tag cmp differ: $(echo "$c" | tr '\n' ' ' | sed 's/ *$//')"
+		fi
+		if [ -e "$out" ] && ! cmp -s "$tmp/before.img" "$out"; then
+			echo "$tag changed yes"
+		else
+			echo "$tag changed no"
+		fi
 	else
-		echo "live changed no"
+		echo "$tag error kvm_vmm or lmig recv did not start: $(one_line "$tmp/c.err")" \
+			"$(one_line "$tmp/recv.err")"
+		kill "$rpid" 2>/dev/null
+		wait "$rpid"
 	fi
-else
-	echo "live error kvm_vmm or lmig recv did not start: $(one_line "$tmp/c.err")" \
-		"$(one_line "$tmp/recv.err")"
-	kill "$rpid" 2>/dev/null
-	wait "$rpid"
-fi
-kill -TERM "$vpid" 2>/dev/null
-kill -CONT "$vpid" 2>/dev/null
-wait "$vpid"
-echo "live $(one_line "$tmp/c.out")"
-[ ! -s "$tmp/c.err" ] || echo "live error kvm_vmm: $(one_line "$tmp/c.err")"
+	kill -TERM "$vpid" 2>/dev/null
+	kill -CONT "$vpid" 2>/dev/null
+	wait "$vpid"
+	echo "$tag $(one_line "$tmp/c.out")"
+	[ ! -s "$tmp/c.err" ] || echo "$tag error kvm_vmm: $(one_line "$tmp/c.err")"
+	rm -f "$out" "$tmp/before.img"
+}
+
+live_case live soft-dirty
+[ "$kmod" = 0 ] || live_case livekmod kmod
+[ "$kmod" = 0 ] || rmmod lmig 2>/dev/null || echo "kmod error rmmod lmig failed"
 exit 0
