@@ -7,7 +7,6 @@
 #define LMIG_PROBES_ABI_H
 
 /* Map sizes.  The maps are LRU: a process or thread pushed out is counted anew. */
-#define PROBES_MAX_TARGETS	1024
 #define PROBES_MAX_THREADS	32768
 #define PROBES_MAX_PROCS	8192
 #define PROBES_MAX_REASONS	4096

@@ -4,8 +4,9 @@
  * them, on this kernel, as root:
  *
  * - a process that writes N fresh pages is counted N to 1.1 N write faults;
- * - two busy threads pinned on one CPU each wait on the run queue for the
- *   time the other runs (near half the wall time), one alone hardly waits;
+ * - two busy threads pinned on one CPU (at nice -20, above other load)
+ *   each wait on the run queue while the other runs (near half the wall
+ *   time), one alone hardly waits;
  *   the probe agrees with wall time minus running time;
  * - `lmig stat --json` prints one object per interval with the documented
  *   keys, and the write faults of a process add up;
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -154,6 +156,16 @@ static void *spin(void *arg)
 	return NULL;
 }
 
+static void autogroup_nice(int nice)
+{
+	FILE *f = fopen("/proc/self/autogroup", "w");
+
+	if (f) {
+		fprintf(f, "%d", nice);
+		fclose(f);
+	}
+}
+
 static pid_t spinners(int n, int cpu)
 {
 	pid_t pid = fork();
@@ -165,6 +177,13 @@ static pid_t spinners(int n, int cpu)
 		CPU_ZERO(&set);
 		CPU_SET(cpu, &set);
 		sched_setaffinity(0, sizeof(set), &set);
+		/* Well above other load on the CPU (the machine may be busy):
+		 * the threads then share it between themselves.  With autogroups
+		 * a nice value only counts inside its session's group, so this
+		 * child gets a session, and its group the nice value too. */
+		setsid();
+		autogroup_nice(-20);
+		setpriority(PRIO_PROCESS, 0, -20);
 		for (int i = 1; i < n; i++)
 			pthread_create(&th, NULL, spin, NULL);
 		spin(NULL);
@@ -240,8 +259,9 @@ TEST(runqueue_two_threads_one_cpu)
 	NEED_PROBES();
 	measure_spin(_metadata, 2, steal, truth);
 	for (int i = 0; i < 2; i++) {
-		/* At least the sibling's half; more when other load shares the CPU. */
+		/* Each waits while the other runs: about half the time. */
 		EXPECT_GE(steal[i], 40);
+		EXPECT_LE(steal[i], 65);
 		EXPECT_LE(steal[i], truth[i] + 10);
 		EXPECT_GE(steal[i], truth[i] - 10);
 	}
@@ -255,9 +275,10 @@ TEST(runqueue_one_thread)
 
 	NEED_PROBES();
 	measure_spin(_metadata, 1, steal, truth);
-	/* Near 0 on an otherwise idle CPU; what other load takes, at most. */
+	/* Near 0: at nice -20, other load takes little of the CPU. */
+	EXPECT_LE(steal[0], 10);
 	EXPECT_LE(steal[0], truth[0] + 10);
-	EXPECT_LE(steal[0], 60);
+	EXPECT_GE(steal[0], truth[0] - 10);
 }
 
 /* The value of "key":NUMBER, or -1. */
@@ -366,14 +387,11 @@ TEST(pinned_maps)
 	ASSERT_EQ(0, toucher_run(&t));
 	EXPECT_EQ(0, access(PROBES_PIN_DIR "/lmig_procs", F_OK));
 	EXPECT_EQ(0, access(PROBES_PIN_DIR "/lmig_threads", F_OK));
-	EXPECT_EQ(0, access(PROBES_PIN_DIR "/lmig_targets", F_OK));
 	EXPECT_EQ(0, access(PROBES_PIN_DIR "/lmig_exit_reasons", F_OK));
 	st = dump_has("lmig_procs", t.pid);
 	EXPECT_EQ(0, st) TH_LOG("bpftool dump of lmig_procs: no pid %d (status %d)", t.pid, st);
 	st = dump_has("lmig_threads", t.pid);
 	EXPECT_EQ(0, st) TH_LOG("bpftool dump of lmig_threads: no tid %d (status %d)", t.pid, st);
-	st = dump_has("lmig_targets", t.pid);
-	EXPECT_EQ(0, st);
 	/* Gone when lmig stat ends. */
 	kill(p.pid, SIGINT);
 	ASSERT_EQ(0, proc_wait(&p, 5));
@@ -387,8 +405,8 @@ TEST(pinned_maps)
 	EXPECT_EQ(0, proc_exit_code(&p)) TH_LOG("stderr: %s", p.err_log);
 	EXPECT_EQ(0, access(PROBES_PIN_DIR "/lmig_procs", F_OK));
 	EXPECT_EQ(0, access(PROBES_PIN_DIR "/link_page_fault_user", F_OK));
-	/* Still counting with lmig gone. */
-	EXPECT_EQ(0, dump_has("lmig_targets", t.pid));
+	EXPECT_EQ(0, access(PROBES_PIN_DIR "/link_sched_switch", F_OK));
+	EXPECT_EQ(0, dump_has("lmig_threads", t.pid));
 	ASSERT_EQ(0, proc_spawn(&q, unpin, NULL));
 	ASSERT_EQ(0, proc_wait(&q, 5));
 	EXPECT_EQ(0, proc_exit_code(&q)) TH_LOG("stderr: %s", q.err_log);

@@ -101,8 +101,7 @@ int probes_unpin(char *why, size_t len)
 #define BPF_FS_MAGIC	0xcafe4a11
 #endif
 
-static const char *const map_names[] = { "lmig_procs", "lmig_threads", "lmig_targets",
-					 "lmig_exit_reasons" };
+static const char *const map_names[] = { "lmig_procs", "lmig_threads", "lmig_exit_reasons" };
 
 struct tsnap {			/* one thread or process as last read */
 	uint32_t key, tgid;
@@ -413,8 +412,6 @@ int probes_open(struct probes *p, pid_t pid, unsigned int flags)
 {
 	struct probes_priv *pv;
 	struct probes_bpf *s;
-	uint8_t one = 1;
-	uint32_t key = pid;
 	int err;
 
 	memset(p, 0, sizeof(*p));
@@ -445,6 +442,7 @@ int probes_open(struct probes *p, pid_t pid, unsigned int flags)
 		goto fail;
 	}
 	s->rodata->filter = !(flags & PROBES_ALL);
+	s->rodata->target_tgid = s->rodata->filter ? pid : 0;
 	/* The exit-reason histogram reads a trace record: it needs tracefs. */
 	p->exit_reasons = tracefs_has("kvm/kvm_exit");
 	bpf_program__set_autoload(s->progs.on_kvm_exit_reason, p->exit_reasons);
@@ -454,10 +452,8 @@ int probes_open(struct probes *p, pid_t pid, unsigned int flags)
 			strerror(-err), libbpf_last[0] ? ": " : "", libbpf_last);
 		goto fail;
 	}
-	if (s->rodata->filter) {
-		bpf_map_update_elem(bpf_map__fd(s->maps.lmig_targets), &key, &one, BPF_ANY);
+	if (s->rodata->filter)
 		seed_threads(bpf_map__fd(s->maps.lmig_threads), pid);
-	}
 	if (attach(p, s->progs.on_fault, "page_fault_user", true) ||
 	    attach(p, s->progs.on_switch, "sched_switch", true))
 		goto fail;
