@@ -504,6 +504,8 @@ static int handle_cqe(struct ssender *s, struct io_uring_cqe *cqe)
 		struct sstream *ss = s->s[a];
 
 		ss->reading = false;
+		if (res == -ECONNRESET && ss->sock)
+			return lmig_err("connection %u was reset by its client mid-stream", a);
 		if (res < 0)
 			return lmig_err_errno(-res, "%s %u: read", ss->sock ? "connection" : "stdin", a);
 		if (res == 0) {

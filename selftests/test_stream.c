@@ -1,0 +1,911 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The stream transport with the real lmig binary over loopback, standing
+ * in for QEMU with the test's own sockets and pipes:
+ *
+ *  - `pipe send | pipe recv` carries files of every kind and several
+ *    sizes (0 and 1 byte, odd sizes, 100 MiB) byte for byte, through a
+ *    file or a pipe on stdin, with 1 and 4 channels and every --compress;
+ *  - `proxy send` / `proxy recv` carry 1 and 4 concurrent connections of a
+ *    test client, each with its own data, to a test server that must get
+ *    each connection's bytes, ended cleanly, in the order they were opened;
+ *  - failures: the receiver killed mid-stream, a byte flipped on the wire,
+ *    a client that resets its connection: both lmigs exit 1 within 2 s
+ *    with one line, the writer's side is closed, and nothing incomplete
+ *    reaches the destination as if it were whole.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include "kselftest_harness.h"
+
+#include "lib/files.h"
+#include "lib/jfield.h"
+#include "lib/proc.h"
+#include "lib/proxy.h"
+#include "lib/sock.h"
+
+#define MiB		(1024ULL * 1024)
+#define DEADLINE_S	2.0
+#define JSON_FD		4
+#define MAXCONN		8
+
+/* ---- running lmig with our own stdin/stdout ------------------------------ */
+
+/*
+ * Spawn lmig ARGS with stdin from in (or /dev/null), stdout to out (or a
+ * pipe kept in p->out), --ready-fd on 3 and --json-fd on 4 when asked.
+ */
+static int spawn(struct proc *p, const char *const args[], int in, int out, int *ready,
+		 int *json)
+{
+	const char *argv[40];
+	int o[2] = { -1, -1 }, e[2], r[2] = { -1, -1 }, j[2] = { -1, -1 }, n = 0;
+
+	memset(p, 0, sizeof(*p));
+	argv[n++] = lmig_path();
+	for (; *args && n < 39; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	if ((out < 0 && pipe2(o, O_CLOEXEC)) || pipe2(e, O_CLOEXEC) ||
+	    (ready && pipe2(r, O_CLOEXEC)) || (json && pipe2(j, O_CLOEXEC)))
+		return -1;
+	fflush(stdout);
+	fflush(stderr);
+	p->t_start = mono_s();
+	p->pid = fork();
+	if (p->pid < 0)
+		return p->pid = 0, -1;
+	if (!p->pid) {
+		int null = open("/dev/null", O_RDWR);
+		/* Out of the way first, so no dup2 below overwrites a source. */
+		int fi = fcntl(in >= 0 ? in : null, F_DUPFD_CLOEXEC, 100);
+		int fo = fcntl(out >= 0 ? out : o[1], F_DUPFD_CLOEXEC, 100);
+		int fe = fcntl(e[1], F_DUPFD_CLOEXEC, 100);
+		int fr = ready ? fcntl(r[1], F_DUPFD_CLOEXEC, 100) : -1;
+		int fj = json ? fcntl(j[1], F_DUPFD_CLOEXEC, 100) : -1;
+
+		if (dup2(fi, 0) < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0 ||
+		    (ready && dup2(fr, 3) < 0) || (json && dup2(fj, JSON_FD) < 0))
+			_exit(127);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(e[1]);
+	p->err_fd = e[0];
+	fcntl(p->err_fd, F_SETFL, O_NONBLOCK);
+	p->out_fd = -1;
+	if (out < 0) {
+		close(o[1]);
+		p->out_fd = o[0];
+		fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
+	}
+	if (ready) {
+		close(r[1]);
+		*ready = r[0];
+	}
+	if (json) {
+		close(j[1]);
+		*json = j[0];
+	}
+	return 0;
+}
+
+/* Everything the child wrote to its --json-fd (after it exited). */
+static void json_read(int fd, char *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (fd >= 0 && got < len - 1 && (n = read(fd, buf + got, len - 1 - got)) > 0)
+		got += n;
+	buf[got] = 0;
+	if (fd >= 0)
+		close(fd);
+}
+
+static int ready_port(int fd)
+{
+	char line[300];
+
+	if (ready_line(fd, line, sizeof(line), 10))
+		return -1;
+	return atoi(line);
+}
+
+/* ---- data ---------------------------------------------------------------- */
+
+static uint64_t xs(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Connection i's bytes: "CONN%04u" and then data of its own. */
+static uint8_t *conn_data(unsigned int i, size_t len)
+{
+	uint8_t *b = malloc(len);
+	uint64_t s = 0x9e3779b97f4a7c15ULL * (i + 1);
+
+	snprintf((char *)b, len, "CONN%04u", i);
+	for (size_t k = 8; k < len; k++)
+		b[k] = (uint8_t)(xs(&s) >> 32) & (i & 1 ? 0x0f : 0xff);	/* odd ones compress */
+	return b;
+}
+
+static size_t conn_len(unsigned int i)
+{
+	return 3 * MiB + i * 77777 + 13;
+}
+
+/* 1 if file b is a strict prefix of file a (what a failed stream may leave). */
+static int strict_prefix(const char *a, const char *b)
+{
+	FILE *fa = fopen(a, "r"), *fb = fopen(b, "r");
+	int ca = 0, cb = 0, ret = 1;
+
+	if (!fa || !fb)
+		ret = -1;
+	while (ret == 1 && (cb = fgetc(fb)) != EOF)
+		if ((ca = fgetc(fa)) != cb)
+			ret = 0;
+	if (ret == 1 && fgetc(fa) == EOF)
+		ret = 0;	/* equal: not a prefix */
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	return ret;
+}
+
+/* ---- the test client (QEMU's source side) and server (its destination) --- */
+
+struct client {
+	char path[108];		/* unix socket, or "" for tcp */
+	int port;
+	unsigned int n;
+	int reset_at;		/* reset connection 1 after this many MiB, or -1 */
+	pthread_t th;
+	int fds[MAXCONN];
+	atomic_int failed_writes;	/* connections whose writes failed */
+	atomic_bool done;
+};
+
+static int client_connect(struct client *c)
+{
+	int fd;
+
+	if (!c->path[0])
+		return sock_connect(c->port);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	strcpy(sa.sun_path, c->path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Opens its connections in order, then writes them all at once. */
+static void *client_main(void *arg)
+{
+	struct client *c = arg;
+	uint8_t *d[MAXCONN];
+	size_t off[MAXCONN] = { 0 };
+	unsigned int open_n = c->n;
+
+	for (unsigned int i = 0; i < c->n; i++) {
+		c->fds[i] = client_connect(c);
+		d[i] = conn_data(i, conn_len(i));
+		if (c->fds[i] < 0)
+			open_n--, c->failed_writes++;
+		else
+			fcntl(c->fds[i], F_SETFL, O_NONBLOCK);
+	}
+	while (open_n) {
+		struct pollfd pf[MAXCONN];
+
+		for (unsigned int i = 0; i < c->n; i++)
+			pf[i] = (struct pollfd){ .fd = c->fds[i], .events = POLLOUT };
+		if (poll(pf, c->n, 100) <= 0)
+			continue;
+		for (unsigned int i = 0; i < c->n; i++) {
+			size_t want;
+			ssize_t w;
+
+			if (c->fds[i] < 0 || !pf[i].revents)
+				continue;
+			want = conn_len(i) - off[i];
+			if (want > 65536)
+				want = 65536;
+			w = write(c->fds[i], d[i] + off[i], want);
+			if (w < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (w < 0) {
+				c->failed_writes++;
+				close(c->fds[i]);
+				c->fds[i] = -1;
+				open_n--;
+				continue;
+			}
+			off[i] += w;
+			if (i == 1 && c->reset_at >= 0 && off[i] >= (size_t)c->reset_at * MiB) {
+				struct linger l = { 1, 0 };
+
+				/* Gone mid-stream, with a reset: not a clean end. */
+				setsockopt(c->fds[i], SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+				close(c->fds[i]);
+				c->fds[i] = -1;
+				open_n--;
+				continue;
+			}
+			if (off[i] == conn_len(i)) {
+				close(c->fds[i]);
+				c->fds[i] = -1;
+				open_n--;
+			}
+		}
+	}
+	for (unsigned int i = 0; i < c->n; i++)
+		free(d[i]);
+	c->done = true;
+	return NULL;
+}
+
+struct server {
+	char path[108];		/* unix, or "" for tcp on port */
+	int lfd, port;
+	unsigned int want;
+	pthread_t th;
+	atomic_bool stop;
+	unsigned int n;
+	uint8_t *buf[MAXCONN];
+	size_t len[MAXCONN];
+	int end[MAXCONN];	/* 0 open, 1 clean EOF, -errno */
+};
+
+static void *server_main(void *arg)
+{
+	struct server *s = arg;
+	int fds[MAXCONN];
+	unsigned int open_n = 0;
+
+	while (!s->stop && (s->n < s->want || open_n)) {
+		struct pollfd pf[MAXCONN + 1];
+
+		pf[0] = (struct pollfd){ .fd = s->n < s->want ? s->lfd : -1, .events = POLLIN };
+		for (unsigned int i = 0; i < s->n; i++)
+			pf[1 + i] = (struct pollfd){ .fd = s->end[i] ? -1 : fds[i], .events = POLLIN };
+		if (poll(pf, 1 + s->n, 50) <= 0)
+			continue;
+		if (pf[0].revents) {
+			int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (fd >= 0) {
+				fds[s->n] = fd;
+				s->buf[s->n] = malloc(8 * MiB);
+				s->len[s->n] = 0;
+				s->end[s->n] = 0;
+				s->n++;
+				open_n++;
+			}
+		}
+		for (unsigned int i = 0; i < s->n; i++) {
+			ssize_t r;
+
+			if (s->end[i] || !pf[1 + i].revents)
+				continue;
+			r = read(fds[i], s->buf[i] + s->len[i], 8 * MiB - s->len[i]);
+			if (r > 0) {
+				s->len[i] += r;
+				continue;
+			}
+			s->end[i] = r == 0 ? 1 : -errno;
+			close(fds[i]);
+			open_n--;
+		}
+	}
+	for (unsigned int i = 0; i < s->n; i++)
+		if (!s->end[i])
+			close(fds[i]);
+	return NULL;
+}
+
+static int server_start(struct server *s, const char *path, unsigned int want)
+{
+	memset(s, 0, sizeof(*s));
+	s->want = want;
+	if (path) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+		if (snprintf(s->path, sizeof(s->path), "%s", path) >= (int)sizeof(s->path))
+			return -1;
+		strcpy(sa.sun_path, path);
+		s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
+		    listen(s->lfd, 16))
+			return -1;
+	} else {
+		s->lfd = sock_listen(&s->port);
+		if (s->lfd < 0)
+			return -1;
+	}
+	return pthread_create(&s->th, NULL, server_main, s) ? -1 : 0;
+}
+
+static void server_stop(struct server *s)
+{
+	if (!s->th)
+		return;
+	s->stop = true;
+	pthread_join(s->th, NULL);
+	s->th = 0;
+	close(s->lfd);
+	for (unsigned int i = 0; i < s->n; i++)
+		free(s->buf[i]);
+}
+
+/* Wait until the server saw every connection end, or timeout_s. */
+static void server_wait(struct server *s, double timeout_s)
+{
+	double end = mono_s() + timeout_s;
+
+	while (mono_s() < end) {
+		bool all = s->n >= s->want;
+
+		for (unsigned int i = 0; i < s->n; i++)
+			all &= s->end[i] != 0;
+		if (all)
+			return;
+		usleep(10000);
+	}
+}
+
+static bool has_any(const char *msg, const char *const words[])
+{
+	for (; *words; words++)
+		if (strstr(msg, *words))
+			return true;
+	return false;
+}
+
+#define WORDS(...)	((const char *const[]){ __VA_ARGS__, NULL })
+
+/* p failed as promised: exit 1 within DEADLINE_S of since, one line naming the cause. */
+static void check_failed(struct __test_metadata *_metadata, struct proc *p, const char *who,
+			 double since, const char *const words[])
+{
+	ASSERT_EQ(0, proc_wait(p, DEADLINE_S + 3)) TH_LOG("%s still running", who);
+	TH_LOG("%s failed after %.3f s: %.*s", who, p->t_exit - since,
+	       (int)strcspn(p->err, "\n"), p->err);
+	EXPECT_EQ(1, proc_exit_code(p)) TH_LOG("%s: wait status 0x%x", who, p->status);
+	EXPECT_LE(p->t_exit - since, DEADLINE_S);
+	EXPECT_TRUE(one_line(p->err)) TH_LOG("%s stderr is not one line: '%s'", who, p->err_log);
+	EXPECT_EQ(0, strncmp(p->err, "lmig ", 5));
+	EXPECT_TRUE(has_any(p->err, words)) TH_LOG("%s: %s", who, p->err_log);
+}
+
+/* ---- pipe send | pipe recv ------------------------------------------------- */
+
+FIXTURE(pipe) {
+	char dir[256], src[320], out[320];
+	struct proc rx, tx;
+};
+
+FIXTURE_VARIANT(pipe) {
+	enum img_kind kind;
+	uint64_t size;
+	const char *channels, *compress;
+	bool via_pipe;		/* stdin is a pipe the test writes, as QEMU's exec: */
+};
+
+FIXTURE_VARIANT_ADD(pipe, empty_1ch_none) { .kind = IMG_RANDOM, .size = 0, .channels = "1", .compress = "none" };
+FIXTURE_VARIANT_ADD(pipe, empty_4ch_pipe) { .kind = IMG_RANDOM, .size = 0, .channels = "4", .compress = "auto", .via_pipe = true };
+FIXTURE_VARIANT_ADD(pipe, one_byte_1ch_lz4) { .kind = IMG_TEXT, .size = 1, .channels = "1", .compress = "lz4" };
+FIXTURE_VARIANT_ADD(pipe, one_byte_4ch_auto) { .kind = IMG_RANDOM, .size = 1, .channels = "4", .compress = "auto" };
+FIXTURE_VARIANT_ADD(pipe, odd_random_1ch_auto_pipe) { .kind = IMG_RANDOM, .size = MiB + 12345, .channels = "1", .compress = "auto", .via_pipe = true };
+FIXTURE_VARIANT_ADD(pipe, odd_text_4ch_lz4) { .kind = IMG_TEXT, .size = 5 * MiB + 4097, .channels = "4", .compress = "lz4" };
+FIXTURE_VARIANT_ADD(pipe, text_4ch_none_pipe) { .kind = IMG_TEXT, .size = 8 * MiB, .channels = "4", .compress = "none", .via_pipe = true };
+FIXTURE_VARIANT_ADD(pipe, zero_heavy_1ch_lz4) { .kind = IMG_ZERO_HEAVY, .size = 16 * MiB + 3, .channels = "1", .compress = "lz4" };
+FIXTURE_VARIANT_ADD(pipe, zero_heavy_4ch_auto_pipe) { .kind = IMG_ZERO_HEAVY, .size = 16 * MiB, .channels = "4", .compress = "auto", .via_pipe = true };
+FIXTURE_VARIANT_ADD(pipe, random_100m_4ch_auto) { .kind = IMG_RANDOM, .size = 100 * MiB, .channels = "4", .compress = "auto" };
+FIXTURE_VARIANT_ADD(pipe, text_100m_1ch_lz4_pipe) { .kind = IMG_TEXT, .size = 100 * MiB, .channels = "1", .compress = "lz4", .via_pipe = true };
+
+FIXTURE_SETUP(pipe)
+{
+	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), 2 * variant->size + MiB));
+	snprintf(self->src, sizeof(self->src), "%s/src", self->dir);
+	snprintf(self->out, sizeof(self->out), "%s/out", self->dir);
+}
+
+FIXTURE_TEARDOWN(pipe)
+{
+	proc_kill(&self->tx);
+	proc_kill(&self->rx);
+	scratch_remove(self->dir);
+}
+
+struct feeder {
+	int from, to;
+	pthread_t th;
+};
+
+/* cat from > to, then close to: what QEMU does on exec:'s stdin. */
+static void *feed_main(void *arg)
+{
+	struct feeder *f = arg;
+	static __thread char buf[1 << 16];
+	ssize_t n;
+
+	while ((n = read(f->from, buf, sizeof(buf))) > 0) {
+		for (ssize_t put = 0, w; put < n; put += w) {
+			w = write(f->to, buf + put, n - put);
+			if (w < 0 && errno == EINTR)
+				w = 0;
+			else if (w < 0)
+				goto out;
+		}
+	}
+out:
+	close(f->to);
+	close(f->from);
+	return NULL;
+}
+
+TEST_F(pipe, carry)
+{
+	char rj[1024], sj[1024], status[32], comp[16];
+	const char *rargs[] = { "pipe", "recv", "--listen", "127.0.0.1:0", "--ready-fd", "3",
+				"--json-fd", "4", NULL };
+	char to[32];
+	const char *sargs[] = { "pipe", "send", "--to", to, "--channels", variant->channels,
+				"--compress", variant->compress, "--json-fd", "4", NULL };
+	int rfd, rjfd, sjfd, outfd, infd, port;
+	struct feeder fd = { .from = -1, .to = -1 };
+	uint64_t v;
+
+	if (variant->size) {
+		ASSERT_EQ(0, image_write(self->src, variant->kind, variant->size));
+	} else {
+		ASSERT_EQ(0, file_write(self->src, "", 0));
+	}
+	outfd = open(self->out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_LE(0, outfd);
+	ASSERT_EQ(0, spawn(&self->rx, rargs, -1, outfd, &rfd, &rjfd));
+	close(outfd);
+	port = ready_port(rfd);
+	ASSERT_GT(port, 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	infd = open(self->src, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, infd);
+	if (variant->via_pipe) {
+		int p[2];
+
+		ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+		fd = (struct feeder){ .from = infd, .to = p[1] };
+		infd = p[0];
+		ASSERT_EQ(0, pthread_create(&fd.th, NULL, feed_main, &fd));
+	}
+	ASSERT_EQ(0, spawn(&self->tx, sargs, infd, -1, NULL, &sjfd));
+	close(infd);
+	EXPECT_EQ(0, proc_wait(&self->tx, 25)) TH_LOG("pipe send still running");
+	EXPECT_EQ(0, proc_wait(&self->rx, 5)) TH_LOG("pipe recv still running");
+	if (variant->via_pipe)
+		pthread_join(fd.th, NULL);
+	json_read(sjfd, sj, sizeof(sj));
+	json_read(rjfd, rj, sizeof(rj));
+	TH_LOG("send: %s", sj);
+	ASSERT_EQ(0, proc_exit_code(&self->tx)) TH_LOG("send: %s", self->tx.err_log);
+	ASSERT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
+	/* Silent on success: QEMU's log stays clean. */
+	EXPECT_EQ(0, self->tx.err_len) TH_LOG("send stderr: %s", self->tx.err_log);
+	EXPECT_EQ(0, self->rx.err_len) TH_LOG("recv stderr: %s", self->rx.err_log);
+	ASSERT_EQ(1, files_equal(self->src, self->out));
+
+	ASSERT_TRUE(json_one_object(sj)) TH_LOG("send json: %s", sj);
+	ASSERT_TRUE(json_one_object(rj)) TH_LOG("recv json: %s", rj);
+	EXPECT_EQ(0, json_str_field(sj, "status", status, sizeof(status)));
+	EXPECT_STREQ("completed", status);
+	EXPECT_EQ(0, json_str_field(rj, "status", status, sizeof(status)));
+	EXPECT_STREQ("completed", status);
+	EXPECT_EQ(0, json_u64_field(sj, "bytes_in", &v));
+	EXPECT_EQ(variant->size, v);
+	EXPECT_EQ(0, json_u64_field(rj, "bytes_out", &v));
+	EXPECT_EQ(variant->size, v);
+	EXPECT_EQ(0, json_u64_field(sj, "streams", &v));
+	EXPECT_EQ(1, v);
+	EXPECT_EQ(0, json_u64_field(rj, "channels", &v));
+	EXPECT_EQ(atoi(variant->channels), v);
+	EXPECT_EQ(0, json_str_field(sj, "compress", comp, sizeof(comp)));
+	EXPECT_STREQ(variant->compress, comp);
+	EXPECT_EQ(0, json_u64_field(sj, "bytes_wire", &v));
+	if (!strcmp(variant->compress, "lz4") && variant->kind != IMG_RANDOM && variant->size > MiB) {
+		EXPECT_LT(v, variant->size / 2) TH_LOG("lz4 on compressible data: %llu on the wire",
+						      (unsigned long long)v);
+	}
+	if (!strcmp(variant->compress, "none")) {
+		EXPECT_GE(v, variant->size);
+	}
+}
+
+/* ---- proxy send / proxy recv ---------------------------------------------- */
+
+FIXTURE(proxy) {
+	char dir[256], src_sock[300], dst_sock[300];
+	struct proc rx, tx;
+	struct client cl;
+	struct server sv;
+	struct proxy px;
+};
+
+FIXTURE_VARIANT(proxy) {
+	unsigned int conns;
+	const char *channels, *compress;
+	bool tcp_in, tcp_out;	/* QEMU's side on tcp (else unix) at source, destination */
+	bool by_count;		/* --streams N instead of the grace period */
+	int fault;		/* FAULT_* */
+};
+
+enum { FAULT_NONE, FAULT_CORRUPT, FAULT_RESET };
+
+FIXTURE_VARIANT_ADD(proxy, one_conn_unix_1ch) { .conns = 1, .channels = "1", .compress = "auto" };
+FIXTURE_VARIANT_ADD(proxy, four_conns_unix_4ch_lz4) { .conns = 4, .channels = "4", .compress = "lz4" };
+FIXTURE_VARIANT_ADD(proxy, four_conns_unix_2ch_count) { .conns = 4, .channels = "2", .compress = "none", .by_count = true };
+FIXTURE_VARIANT_ADD(proxy, four_conns_tcp_3ch) { .conns = 4, .channels = "3", .compress = "auto", .tcp_in = true, .tcp_out = true };
+/* Faults; TCP at the destination, where a reset is visible. */
+FIXTURE_VARIANT_ADD(proxy, corrupted_byte) { .conns = 4, .channels = "4", .compress = "none", .tcp_out = true, .fault = FAULT_CORRUPT };
+FIXTURE_VARIANT_ADD(proxy, client_reset) { .conns = 4, .channels = "3", .compress = "auto", .tcp_in = true, .tcp_out = true, .fault = FAULT_RESET };
+
+FIXTURE_SETUP(proxy)
+{
+	signal(SIGPIPE, SIG_IGN);	/* the client sees its writes fail, not a signal */
+	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), MiB));
+	snprintf(self->src_sock, sizeof(self->src_sock), "%s/src.sock", self->dir);
+	snprintf(self->dst_sock, sizeof(self->dst_sock), "%s/dst.sock", self->dir);
+}
+
+FIXTURE_TEARDOWN(proxy)
+{
+	proxy_stop(&self->px);
+	proc_kill(&self->tx);
+	proc_kill(&self->rx);
+	if (self->cl.th)
+		pthread_join(self->cl.th, NULL);
+	server_stop(&self->sv);
+	scratch_remove(self->dir);
+}
+
+/*
+ * Destination server, proxy recv, proxy send (through the damaging proxy
+ * when flip_at >= 0); returns with the client's address in self->cl.
+ */
+static void proxies_start(struct __test_metadata *_metadata, FIXTURE_DATA(proxy) *self,
+			  const FIXTURE_VARIANT(proxy) *variant, int64_t flip_at)
+{
+	char to[300], lport[32], listen[320], nstr[8];
+	const char *rargs[] = { "proxy", "recv", "--listen", "127.0.0.1:0", "--to", to,
+				"--ready-fd", "3", "--json", NULL };
+	const char *sargs[] = { "proxy", "send", "--listen", listen, "--to", lport,
+				"--channels", variant->channels, "--compress", variant->compress,
+				"--ready-fd", "3", "--json",
+				variant->by_count ? "--streams" : "--grace-ms",
+				variant->by_count ? nstr : "300", NULL };
+	int rfd, port;
+
+	snprintf(nstr, sizeof(nstr), "%u", variant->conns);
+	ASSERT_EQ(0, server_start(&self->sv, variant->tcp_out ? NULL : self->dst_sock, variant->conns));
+	if (variant->tcp_out)
+		snprintf(to, sizeof(to), "tcp:127.0.0.1:%d", self->sv.port);
+	else
+		ASSERT_GT(sizeof(to), snprintf(to, sizeof(to), "unix:%s", self->dst_sock));
+	ASSERT_EQ(0, spawn(&self->rx, rargs, -1, -1, &rfd, NULL));
+	port = ready_port(rfd);
+	ASSERT_GT(port, 0);
+	if (flip_at >= 0) {
+		ASSERT_EQ(0, proxy_start(&self->px, port, flip_at, -1));
+		port = self->px.port;
+	}
+	snprintf(lport, sizeof(lport), "127.0.0.1:%d", port);
+	if (variant->tcp_in)
+		snprintf(listen, sizeof(listen), "tcp:127.0.0.1:0");
+	else
+		snprintf(listen, sizeof(listen), "unix:%s", self->src_sock);
+	ASSERT_EQ(0, spawn(&self->tx, sargs, -1, -1, &rfd, NULL));
+	if (variant->tcp_in) {
+		self->cl.port = ready_port(rfd);
+		ASSERT_GT(self->cl.port, 0);
+	} else {
+		char line[300];
+
+		ASSERT_EQ(0, ready_line(rfd, line, sizeof(line), 10));
+		ASSERT_STREQ(self->src_sock, line);
+		ASSERT_GT(sizeof(self->cl.path),
+			  snprintf(self->cl.path, sizeof(self->cl.path), "%s", self->src_sock));
+	}
+	self->cl.n = variant->conns;
+}
+
+static void carry(struct __test_metadata *_metadata, FIXTURE_DATA(proxy) *self,
+		  const FIXTURE_VARIANT(proxy) *variant)
+{
+	char status[32];
+	uint64_t v, total = 0;
+
+	proxies_start(_metadata, self, variant, -1);
+	self->cl.reset_at = -1;
+	ASSERT_EQ(0, pthread_create(&self->cl.th, NULL, client_main, &self->cl));
+	EXPECT_EQ(0, proc_wait(&self->tx, 20)) TH_LOG("proxy send still running");
+	EXPECT_EQ(0, proc_wait(&self->rx, 5)) TH_LOG("proxy recv still running");
+	ASSERT_EQ(0, proc_exit_code(&self->tx)) TH_LOG("send: %s", self->tx.err_log);
+	ASSERT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
+	EXPECT_EQ(0, self->cl.failed_writes);
+	server_wait(&self->sv, 5);
+	ASSERT_EQ(variant->conns, self->sv.n);
+	for (unsigned int i = 0; i < self->sv.n; i++) {
+		size_t len = conn_len(i);
+		uint8_t *want = conn_data(i, len);
+
+		/* The i-th connection accepted carries the client's i-th, whole and ended cleanly. */
+		EXPECT_EQ(1, self->sv.end[i]) TH_LOG("connection %u ended with %d", i, self->sv.end[i]);
+		EXPECT_EQ(len, self->sv.len[i]) TH_LOG("connection %u: %zu bytes", i, self->sv.len[i]);
+		EXPECT_EQ(0, memcmp(self->sv.buf[i], want,
+				    self->sv.len[i] < len ? self->sv.len[i] : len))
+			TH_LOG("connection %u: starts '%.8s'", i, (char *)self->sv.buf[i]);
+		free(want);
+		total += len;
+	}
+	TH_LOG("send: %s", self->tx.out);
+	ASSERT_TRUE(json_one_object(self->tx.out)) TH_LOG("send stdout: %s", self->tx.out);
+	ASSERT_TRUE(json_one_object(self->rx.out)) TH_LOG("recv stdout: %s", self->rx.out);
+	EXPECT_EQ(0, json_str_field(self->tx.out, "status", status, sizeof(status)));
+	EXPECT_STREQ("completed", status);
+	EXPECT_EQ(0, json_u64_field(self->tx.out, "streams", &v));
+	EXPECT_EQ(variant->conns, v);
+	EXPECT_EQ(0, json_u64_field(self->rx.out, "streams", &v));
+	EXPECT_EQ(variant->conns, v);
+	EXPECT_EQ(0, json_u64_field(self->tx.out, "bytes_in", &v));
+	EXPECT_EQ(total, v);
+	EXPECT_EQ(0, json_u64_field(self->rx.out, "bytes_out", &v));
+	EXPECT_EQ(total, v);
+	if (!strcmp(variant->compress, "lz4")) {
+		EXPECT_EQ(0, json_u64_field(self->tx.out, "bytes_wire", &v));
+		EXPECT_LT(v, total) TH_LOG("odd connections compress: %llu wire bytes",
+					   (unsigned long long)v);
+	}
+}
+
+/* A flipped byte on the wire: detected; the destination connections never end cleanly. */
+static void corrupted(struct __test_metadata *_metadata, FIXTURE_DATA(proxy) *self,
+		      const FIXTURE_VARIANT(proxy) *variant)
+{
+	proxies_start(_metadata, self, variant, 2 * MiB + 333);
+	self->cl.reset_at = -1;
+	ASSERT_EQ(0, pthread_create(&self->cl.th, NULL, client_main, &self->cl));
+	ASSERT_EQ(0, proc_wait(&self->rx, 20)) TH_LOG("proxy recv still running");
+	EXPECT_TRUE(self->px.flipped);
+	check_failed(_metadata, &self->rx, "proxy recv", self->rx.t_exit,
+		     WORDS("corrupted", "checksum"));
+	check_failed(_metadata, &self->tx, "proxy send", self->rx.t_exit,
+		     WORDS("corrupted", "checksum", "receiver"));
+	server_wait(&self->sv, 3);
+	for (unsigned int i = 0; i < self->sv.n; i++) {
+		EXPECT_NE(1, self->sv.end[i]) TH_LOG("connection %u ended cleanly with %zu bytes",
+						     i, self->sv.len[i]);
+		EXPECT_LT(self->sv.len[i], conn_len(i));
+	}
+}
+
+/* A client connection reset mid-stream fails the migration at both ends. */
+static void client_reset(struct __test_metadata *_metadata, FIXTURE_DATA(proxy) *self,
+			 const FIXTURE_VARIANT(proxy) *variant)
+{
+	double t;
+
+	proxies_start(_metadata, self, variant, -1);
+	self->cl.reset_at = 1;
+	ASSERT_EQ(0, pthread_create(&self->cl.th, NULL, client_main, &self->cl));
+	ASSERT_EQ(0, proc_wait(&self->tx, 20)) TH_LOG("proxy send still running");
+	t = self->tx.t_exit;
+	check_failed(_metadata, &self->tx, "proxy send", t, WORDS("reset", "connection"));
+	check_failed(_metadata, &self->rx, "proxy recv", t, WORDS("source", "reset", "closed"));
+	server_wait(&self->sv, 3);
+	for (unsigned int i = 0; i < self->sv.n; i++) {
+		EXPECT_NE(1, self->sv.end[i]) TH_LOG("connection %u ended cleanly with %zu bytes", i,
+						     self->sv.len[i]);
+	}
+}
+
+TEST_F(proxy, run)
+{
+	if (variant->fault == FAULT_CORRUPT)
+		corrupted(_metadata, self, variant);
+	else if (variant->fault == FAULT_RESET)
+		client_reset(_metadata, self, variant);
+	else
+		carry(_metadata, self, variant);
+}
+
+/* ---- failures of pipe send | pipe recv -------------------------------------- */
+
+FIXTURE(pfail) {
+	char dir[256], src[320], out[320];
+	struct proc rx, tx;
+	struct proxy px;
+};
+
+FIXTURE_SETUP(pfail)
+{
+	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), 64 * MiB));
+	snprintf(self->src, sizeof(self->src), "%s/src", self->dir);
+	snprintf(self->out, sizeof(self->out), "%s/out", self->dir);
+}
+
+FIXTURE_TEARDOWN(pfail)
+{
+	proxy_stop(&self->px);
+	proc_kill(&self->tx);
+	proc_kill(&self->rx);
+	scratch_remove(self->dir);
+}
+
+static int pipe_recv_start(struct proc *rx, const char *out)
+{
+	const char *args[] = { "pipe", "recv", "--listen", "127.0.0.1:0", "--ready-fd", "3", NULL };
+	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), rfd;
+
+	if (fd < 0 || spawn(rx, args, -1, fd, &rfd, NULL))
+		return -1;
+	close(fd);
+	return ready_port(rfd);
+}
+
+struct writer {
+	int fd;
+	atomic_llong written;
+	atomic_int err;
+	double t_err;
+	pthread_t th;
+};
+
+/* Writes forever until its write fails: QEMU writing its stream to exec:'s stdin. */
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	static char buf[1 << 16];
+	uint64_t s = 42;
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (char)xs(&s);
+	for (;;) {
+		ssize_t n = write(w->fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			w->t_err = mono_s();
+			w->err = errno;
+			break;
+		}
+		w->written += n;
+	}
+	close(w->fd);
+	return NULL;
+}
+
+TEST_F(pfail, receiver_killed)
+{
+	char to[32];
+	const char *sargs[] = { "pipe", "send", "--to", to, "--channels", "2", NULL };
+	struct writer w = { 0 };
+	int p[2], port;
+	double t;
+
+	signal(SIGPIPE, SIG_IGN);
+	port = pipe_recv_start(&self->rx, self->out);
+	ASSERT_GT(port, 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	ASSERT_EQ(0, spawn(&self->tx, sargs, p[0], -1, NULL, NULL));
+	close(p[0]);
+	w.fd = p[1];
+	ASSERT_EQ(0, pthread_create(&w.th, NULL, writer_main, &w));
+	for (t = mono_s(); w.written < 16 * (long long)MiB && mono_s() - t < 10;)
+		usleep(1000);
+	ASSERT_GE(w.written, 16 * (long long)MiB);
+	t = mono_s();
+	kill(self->rx.pid, SIGKILL);
+	check_failed(_metadata, &self->tx, "pipe send", t, WORDS("receiver"));
+	pthread_join(w.th, NULL);
+	EXPECT_EQ(EPIPE, w.err) TH_LOG("the writer saw %s", strerror(w.err));
+	EXPECT_LE(w.t_err - t, DEADLINE_S) TH_LOG("the writer's write failed %.3f s after", w.t_err - t);
+}
+
+TEST_F(pfail, corrupted_byte)
+{
+	char to[32];
+	const char *sargs[] = { "pipe", "send", "--to", to, "--channels", "2", "--compress", "lz4",
+				NULL };
+	int port, in;
+
+	ASSERT_EQ(0, image_write(self->src, IMG_TEXT, 24 * MiB));
+	port = pipe_recv_start(&self->rx, self->out);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, proxy_start(&self->px, port, 1 * MiB + 4321, -1));
+	snprintf(to, sizeof(to), "127.0.0.1:%d", self->px.port);
+	in = open(self->src, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, in);
+	ASSERT_EQ(0, spawn(&self->tx, sargs, in, -1, NULL, NULL));
+	close(in);
+	ASSERT_EQ(0, proc_wait(&self->rx, 20));
+	EXPECT_TRUE(self->px.flipped);
+	check_failed(_metadata, &self->rx, "pipe recv", self->rx.t_exit,
+		     WORDS("corrupted", "checksum"));
+	check_failed(_metadata, &self->tx, "pipe send", self->rx.t_exit,
+		     WORDS("corrupted", "checksum", "receiver"));
+	/* What reached stdout is correct as far as it goes, and visibly short. */
+	EXPECT_EQ(1, strict_prefix(self->src, self->out));
+}
+
+/* ---- the command line --------------------------------------------------------- */
+
+static void usage_case(struct __test_metadata *_metadata, const char *const args[], int code)
+{
+	struct proc p;
+
+	ASSERT_EQ(0, spawn(&p, args, -1, -1, NULL, NULL));
+	ASSERT_EQ(0, proc_wait(&p, 5));
+	EXPECT_EQ(code, proc_exit_code(&p)) TH_LOG("%s %s: %s", args[0], args[1], p.err_log);
+	if (code == 2) {
+		EXPECT_TRUE(one_line(p.err)) TH_LOG("stderr: '%s'", p.err_log);
+	} else {
+		EXPECT_NE(NULL, strstr(p.out, "Usage: lmig"));
+	}
+	proc_kill(&p);
+}
+
+TEST(usage)
+{
+#define A(...) ((const char *const[]){ __VA_ARGS__, NULL })
+	usage_case(_metadata, A("pipe", "send", "--help"), 0);
+	usage_case(_metadata, A("pipe", "recv", "--help"), 0);
+	usage_case(_metadata, A("proxy", "send", "--help"), 0);
+	usage_case(_metadata, A("proxy", "recv", "--help"), 0);
+	usage_case(_metadata, A("pipe", "--help"), 0);
+	usage_case(_metadata, A("help", "proxy"), 0);
+	usage_case(_metadata, A("pipe"), 2);
+	usage_case(_metadata, A("pipe", "sideways"), 2);
+	usage_case(_metadata, A("pipe", "send"), 2);
+	usage_case(_metadata, A("pipe", "send", "--to", "nohost"), 2);
+	usage_case(_metadata, A("pipe", "send", "--to", "h:1", "--compress", "zstd"), 2);
+	usage_case(_metadata, A("pipe", "send", "--to", "h:1", "--channels", "0"), 2);
+	usage_case(_metadata, A("pipe", "send", "--to", "h:1", "--bandwidth", "fast"), 2);
+	usage_case(_metadata, A("pipe", "send", "--to", "h:1", "--listen", "unix:/x"), 2);
+	usage_case(_metadata, A("pipe", "recv", "--listen", ":0", "--json-fd", "1"), 2);
+	usage_case(_metadata, A("pipe", "recv", "--listen", ":0", "--to", "unix:/x"), 2);
+	usage_case(_metadata, A("proxy", "send", "--to", "h:1"), 2);
+	usage_case(_metadata, A("proxy", "send", "--listen", "unix:", "--to", "h:1"), 2);
+	usage_case(_metadata, A("proxy", "send", "--listen", "tcp:nope", "--to", "h:1"), 2);
+	usage_case(_metadata, A("proxy", "send", "--listen", "unix:/x", "--to", "h:1", "--streams", "0"), 2);
+	usage_case(_metadata, A("proxy", "recv", "--listen", ":0"), 2);
+	usage_case(_metadata, A("proxy", "recv", "--listen", ":0", "--to", "unix:/x", "extra"), 2);
+#undef A
+}
+
+TEST_HARNESS_MAIN
