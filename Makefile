@@ -33,12 +33,14 @@ vmcheck: deps-check user
 bench: deps-bench user
 	@sh bench/run.sh
 	@sh bench/tracker.sh | tee -a bench/results-latest.md
+	@sh bench/probes.sh | tee -a bench/results-latest.md
 	@sh bench/kmod.sh | tee -a bench/results-latest.md
 	@sh bench/throttle.sh | tee -a bench/results-latest.md
 	@sh bench/live.sh | tee -a bench/results-latest.md
 
 clean:
 	@$(MAKE) -C user --no-print-directory clean
+	@$(MAKE) -C bpf --no-print-directory clean
 	@$(MAKE) -C selftests --no-print-directory clean
 
 .PHONY: all user demo check vmcheck bench clean

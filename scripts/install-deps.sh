@@ -5,6 +5,8 @@ set -eu
 
 # Packages for each target; "all" is everything.
 build="gcc make pkg-config liburing-dev liblz4-dev libxxhash-dev"
+# The eBPF probes (bpf/): without these lmig is built without them.
+build="$build clang libbpf-dev bpftool"
 # The VM tests (selftests/vm) boot Debian's kernel under QEMU; lmig.ko is
 # built for both of Debian 12's kernels (6.1 and 6.12) and tested in each.
 check="$build linux-source-6.1 xz-utils iproute2 util-linux qemu-system-x86 linux-image-amd64 busybox-static cpio"
