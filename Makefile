@@ -24,7 +24,7 @@ check: deps-check user
 	@$(MAKE) -C selftests --no-print-directory run
 
 # The selftests that run in a VM (selftests/vm): lmig.ko on 6.1 and 6.12, soft-dirty, KVM.
-VMTESTS := test_kmod_vm test_vm test_kvm_vm
+VMTESTS := test_kmod_vm test_vm test_kvm_vm test_probes_vm
 
 vmcheck: deps-check user
 	@$(MAKE) -C selftests --no-print-directory all

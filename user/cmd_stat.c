@@ -99,6 +99,7 @@ static void print_json(const struct probes *pr, const struct probe_sample *s,
 		for (int i = 0; i < nrs; i++) {
 			json_elem_begin(&j);
 			json_u64(&j, "reason", rs[i].reason);
+			json_u64(&j, "count", rs[i].count);
 			json_dbl(&j, "per_s", per_s(rs[i].count, iv), 1);
 			json_elem_end(&j);
 		}

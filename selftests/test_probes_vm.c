@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The eBPF probes on a real KVM guest.  The host's /dev/kvm cannot run
+ * one, so this boots the VM of vm/run-in-vm.sh (Debian's 6.1 kernel, with
+ * BTF; its CPU has svm: nested KVM with shadow paging) and runs
+ * vm/probes.sh there, which watches kvm/kvm_vmm with `lmig stat --json`:
+ *
+ *   pages  the guest writes 512 pages of its RAM once: at least 512 guest
+ *          page faults are counted (shadow paging: each first touch of a
+ *          page exits to KVM), and the exits at least as many;
+ *   rate   the guest writes pages at 2048/s for 2 s and reports progress
+ *          with a port write per batch: the port-I/O exits counted by
+ *          reason equal the VMM's own count, and all exits at least that.
+ *
+ * SKIP, with the reason, when there is no VM here, /dev/kvm cannot appear
+ * in it, or the guest kernel has no BTF.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+#include "lib/jfield.h"
+#include "lib/proc.h"
+
+static int vm_path(const char *name, char *buf, size_t len)
+{
+	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
+	int n;
+
+	if (!slash)
+		return -1;
+	n = snprintf(buf, len, "%.*s/../selftests/vm/%s", (int)(slash - bin), bin, name);
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+/* The rest of the first line of out starting with "tag ", in buf; or NULL. */
+static const char *result(const char *out, const char *tag, char *buf, size_t len)
+{
+	size_t n = strlen(tag);
+
+	for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *e;
+
+		if (strncmp(l, tag, n) || l[n] != ' ')
+			continue;
+		e = strchr(l, '\n');
+		snprintf(buf, len, "%.*s", (int)(e ? e - l - n - 1 : (long)strlen(l + n + 1)), l + n + 1);
+		return buf;
+	}
+	return NULL;
+}
+
+/* Sums over the "CASE stat JSON" lines: guest faults, exits, and exits of one reason. */
+struct sums {
+	uint64_t faults, exits, reason_exits;
+	int lines;
+};
+
+static void sum_stat(const char *out, const char *c, unsigned int reason, struct sums *s)
+{
+	char tag[32], want[48];
+	size_t n;
+
+	memset(s, 0, sizeof(*s));
+	n = snprintf(tag, sizeof(tag), "%s stat {", c) - 1;
+	snprintf(want, sizeof(want), "{\"reason\":%u,\"count\":", reason);
+	for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *e = strchr(l, '\n'), *r;
+		char line[4096];
+		uint64_t v;
+
+		if (strncmp(l, tag, n))
+			continue;
+		snprintf(line, sizeof(line), "%.*s", (int)(e ? e - l - n : (long)strlen(l + n)), l + n);
+		if (!json_u64_field(line, "guest_faults", &v))
+			s->faults += v;
+		if (!json_u64_field(line, "guest_exits", &v))
+			s->exits += v;
+		r = strstr(line, want);
+		if (r)
+			s->reason_exits += strtoull(r + strlen(want), NULL, 10);
+		s->lines++;
+	}
+}
+
+FIXTURE(probes) {
+	int unused;
+};
+
+FIXTURE_SETUP(probes)
+{
+}
+
+FIXTURE_TEARDOWN(probes)
+{
+}
+
+TEST_F_TIMEOUT(probes, kvm_guest, 300)
+{
+	char script[PATH_MAX], probes[PATH_MAX], path[] = "/tmp/lmig-probes-vm.XXXXXX";
+	char buf[1024], *out = NULL;
+	struct proc p = { 0 };
+	const char *line;
+	struct sums s;
+	uint64_t pages, io;
+	size_t len = 0;
+	FILE *f;
+	int fd;
+
+	ASSERT_EQ(0, vm_path("run-in-vm.sh", script, sizeof(script)));
+	ASSERT_EQ(0, vm_path("probes.sh", probes, sizeof(probes)));
+	ASSERT_LE(0, fd = mkstemp(path));
+	close(fd);
+	setenv("VM_TIMEOUT", "240", 0);
+	ASSERT_EQ(0, proc_spawn(&p, (char *const[]){ "/bin/sh", "-c",
+						     "exec /bin/sh \"$0\" -v \"$1\" >\"$2\"",
+						     script, probes, path, NULL }, NULL));
+	ASSERT_EQ(0, proc_wait(&p, 280)) TH_LOG("run-in-vm.sh still running");
+	f = fopen(path, "r");
+	unlink(path);
+	ASSERT_NE(NULL, f);
+	if (getdelim(&out, &len, 0, f) < 0) {
+		free(out);
+		out = strdup("");
+	}
+	fclose(f);
+	ASSERT_NE(NULL, out);
+	if (proc_exit_code(&p) == 4)
+		SKIP(goto done, "no VM here: %.900s", p.err_log);
+	TH_LOG("%s", p.err_log);
+	ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("stdout: %s", out);
+	if (result(out, "btf", buf, sizeof(buf)) && !strcmp(buf, "no"))
+		SKIP(goto done, "the guest kernel has no /sys/kernel/btf/vmlinux");
+	if ((line = result(out, "kvm skip", buf, sizeof(buf))))
+		SKIP(goto done, "no /dev/kvm in the VM: %s", line);
+	ASSERT_NE(NULL, result(out, "kvm", buf, sizeof(buf))) TH_LOG("output:\n%s", out);
+	ASSERT_STREQ("ok", buf) TH_LOG("output:\n%s", out);
+	EXPECT_EQ(NULL, result(out, "pages error", buf, sizeof(buf))) TH_LOG("%s", buf);
+	EXPECT_EQ(NULL, result(out, "rate error", buf, sizeof(buf))) TH_LOG("%s", buf);
+
+	/* 512 pages written once: a guest page fault each, at least. */
+	ASSERT_NE(NULL, line = result(out, "pages halted", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_EQ(1, sscanf(line, "pages_written=%lu", &pages)) TH_LOG("%s", line);
+	sum_stat(out, "pages", 0, &s);
+	TH_LOG("pages: guest wrote %lu pages; lmig stat counted %lu guest faults, %lu exits "
+	       "in %d intervals", pages, s.faults, s.exits, s.lines);
+	ASSERT_GT(s.lines, 0);
+	EXPECT_GE(s.faults, pages);
+	EXPECT_LE(s.faults, pages * 11 / 10 + 20);
+	EXPECT_GE(s.exits, s.faults);
+
+	/* Port writes: SVM exit code 0x7b (io). */
+	ASSERT_NE(NULL, line = result(out, "rate halted", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_EQ(2, sscanf(line, "pages_written=%lu io_exits=%lu", &pages, &io)) TH_LOG("%s", line);
+	sum_stat(out, "rate", 0x7b, &s);
+	TH_LOG("rate: guest wrote %lu pages with %lu port writes; lmig stat counted %lu io "
+	       "exits, %lu exits, %lu guest faults", pages, io, s.reason_exits, s.exits, s.faults);
+	EXPECT_GT(io, 0);
+	EXPECT_EQ(io, s.reason_exits);
+	EXPECT_GE(s.exits, io);
+done:
+	free(out);
+	proc_kill(&p);
+}
+
+TEST_HARNESS_MAIN
