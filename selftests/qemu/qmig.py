@@ -150,9 +150,10 @@ class VM:
         for f in (self.serial, self.qmp_path):
             if os.path.exists(f):
                 os.unlink(f)
-        append = "console=ttyS0 quiet panic=-1 guest_touch=%d guest_rate=%d" % (a.touch, a.rate)
+        append = "console=ttyS0 quiet panic=-1 %s guest_touch=%d guest_rate=%d" % (
+            a.guest_append, a.touch, a.rate)
         argv = ns_prefix(ns) + [
-            a.qemu, "-accel", "tcg", "-m", str(a.mem), "-smp", "1", "-nographic",
+            a.qemu, "-accel", os.environ.get("QMIG_ACCEL", "tcg"), "-m", str(a.mem), "-smp", "1", "-nographic",
             "-no-reboot", "-nic", "none", "-name", name,
             "-kernel", a.kernel, "-initrd", a.initrd, "-append", append,
             "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
@@ -508,6 +509,8 @@ def main():
     ap.add_argument("--boot-timeout", type=float, default=120)
     ap.add_argument("--ticks", type=int, default=5, help="ticks to see after the switch")
     ap.add_argument("--tick-timeout", type=float, default=15)
+    ap.add_argument("--guest-append", default=os.environ.get("QMIG_APPEND", "pti=on"),
+                    help="more of the guest kernel's command line")
     ap.add_argument("--kernel", default=os.environ.get("KERNEL", ""))
     ap.add_argument("--initrd", default="")
     ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
