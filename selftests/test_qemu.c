@@ -159,7 +159,7 @@ static void check_completed(struct __test_metadata *_metadata, const char *res)
 {
 	char buf[256];
 
-	ASSERT_EQ(NULL, strstr(res, "\"error\":")) TH_LOG("harness error: %s", res);
+	ASSERT_EQ(NULL, strstr(res, "\"harness_error\":")) TH_LOG("harness error: %s", res);
 	ASSERT_STREQ("completed", str(res, "status", buf, sizeof(buf)));
 	ASSERT_STREQ("running", str(res, "dst_status", buf, sizeof(buf)));
 	EXPECT_STREQ("postmigrate", str(res, "src_status", buf, sizeof(buf)));
@@ -231,7 +231,7 @@ TEST_F_TIMEOUT(qemu, proxy_killed, CASE_TIMEOUT)
 					NULL });
 	if (self->skip)
 		return;
-	ASSERT_EQ(NULL, strstr(self->res, "\"error\":")) TH_LOG("harness error");
+	ASSERT_EQ(NULL, strstr(self->res, "\"harness_error\":")) TH_LOG("harness error");
 	/* Killed while the pages were still going over. */
 	ASSERT_STREQ("active", str(self->res, "killed_while", buf, sizeof(buf)));
 	ASSERT_STREQ("failed", str(self->res, "status", buf, sizeof(buf)));

@@ -389,7 +389,7 @@ def run(a):
             res["noticed_s"] = round(time.monotonic() - t_kill, 3)
         res.update(info)
         if info["status"] not in ("completed", "failed", "cancelled"):
-            res["error"] = "still %s after %d s" % (info["status"], a.timeout)
+            res["harness_error"] = "still %s after %d s" % (info["status"], a.timeout)
             qs.cmd("migrate_cancel")
 
         res["src_status"] = qs.cmd("query-status")["status"]
@@ -467,7 +467,7 @@ def run(a):
             if "bytes_wire" in send:
                 res["lmig_bytes_wire"] = send["bytes_wire"]
     except (QMPError, OSError) as e:
-        res["error"] = str(e)
+        res["harness_error"] = str(e)
         for v in vms:
             if not v.proc.alive():
                 res.setdefault("qemu_stderr", {})[v.name] = v.proc.text()
