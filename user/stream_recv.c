@@ -342,7 +342,7 @@ static int check_header(struct sreceiver *r, unsigned int c, struct rchan *ch)
 		ok = false;
 	}
 	if (!ok || f->reserved)
-		return fail(r, LMIG_ST_PROTOCOL, "channel %u: malformed frame (type %u, flags 0x%x, %u bytes)",
+		return fail(r, LMIG_ST_PROTOCOL, "channel %u: malformed frame (type %u, flags 0x%x, %u bytes; corrupted stream)",
 			    c, type, flags, len);
 	return 0;
 }
