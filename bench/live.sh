@@ -52,8 +52,10 @@ SRC_ADDR=198.18.0.1 # netns.sh's addresses
 DST_ADDR=198.18.0.2
 ns_src=lmigl-src-$$
 ns_dst=lmigl-dst-$$
-src_exec="ip netns exec $ns_src"
-dst_exec="ip netns exec $ns_dst"
+# nsenter, not `ip netns exec`: the latter also gives the command a fresh
+# /sys without the cgroup mounts, and the throttle needs them.
+src_exec="nsenter --net=/run/netns/$ns_src"
+dst_exec="nsenter --net=/run/netns/$ns_dst"
 
 work="" # scratch (JSON, FIFOs, rows, private lmig copy)
 out=""  # the received image (tmpfs)

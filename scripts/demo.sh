@@ -130,7 +130,10 @@ net_up() {
 
 live() {
 	if net_up; then
-		src_exec="ip netns exec $NS_SRC" dst_exec="ip netns exec $NS_DST" addr=$NET_ADDR
+		# nsenter keeps the host's mounts (`ip netns exec` remounts /sys
+		# without the cgroups, which the throttle needs).
+		src_exec="nsenter --net=/run/netns/$NS_SRC" dst_exec="nsenter --net=/run/netns/$NS_DST"
+		addr=$NET_ADDR
 		say "two hosts: network namespaces $NS_SRC (198.18.0.1) and $NS_DST ($addr)," \
 			"a veth pair, 1 Gbit/s (tbf) from source to destination"
 	else

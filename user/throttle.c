@@ -132,13 +132,15 @@ double tsnap_cpus(const struct tsnap *a, const struct tsnap *b, const pid_t *tid
  */
 static int find_cpu_cgroup(pid_t pid, char *dir, size_t len, bool *v2, bool *root)
 {
-	char path[64], line[1024], v2mnt[256] = "", v1mnt[256] = "", v2path[512] = "",
+	char path[64], line[1024], v2mnt[300] = "", v1mnt[300] = "", v2path[512] = "",
 	     v1path[512] = "";
+	const char *prefix = "";
 	FILE *f;
 
 	f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
 		return lmig_err_errno(errno, "/proc/self/mountinfo");
+again:
 	while (fgets(line, sizeof(line), f)) {
 		char mnt[256], fstype[32], opts[512];
 
@@ -150,14 +152,22 @@ static int find_cpu_cgroup(pid_t pid, char *dir, size_t len, bool *v2, bool *roo
 		if (!dash || sscanf(dash + 3, "%31s %*s %511s", fstype, opts) != 2)
 			continue;
 		if (!strcmp(fstype, "cgroup2") && !v2mnt[0])
-			snprintf(v2mnt, sizeof(v2mnt), "%s", mnt);
+			snprintf(v2mnt, sizeof(v2mnt), "%s%s", prefix, mnt);
 		if (!strcmp(fstype, "cgroup") && !v1mnt[0]) {
 			for (char *o = strtok(opts, ","); o; o = strtok(NULL, ","))
 				if (!strcmp(o, "cpu"))
-					snprintf(v1mnt, sizeof(v1mnt), "%s", mnt);
+					snprintf(v1mnt, sizeof(v1mnt), "%s%s", prefix, mnt);
 		}
 	}
 	fclose(f);
+	/*
+	 * `ip netns exec` gives its command a mount namespace with a fresh
+	 * /sys and no cgroup mounts: reach init's through /proc/1/root.
+	 */
+	if (!v2mnt[0] && !v1mnt[0] && !prefix[0] && (f = fopen("/proc/1/mountinfo", "re"))) {
+		prefix = "/proc/1/root";
+		goto again;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
 	f = fopen(path, "re");
 	if (!f)

@@ -157,6 +157,7 @@ struct sender {
 	struct tsnap snap[2];		/* per-thread counters at the last two harvests */
 	unsigned int bad_rounds;	/* harvests in a row that did not converge */
 	double prev_pred;
+	double hs_min;			/* the cheapest harvest so far */
 	struct throttle th;
 	bool th_on, th_off;		/* applied; given up on (cannot, or useless) */
 	pid_t th_tids[THROTTLE_MAX_TIDS];
@@ -931,12 +932,25 @@ static int live_next_round(struct sender *s)
 
 	if (harvest(s, &pages, &hs))
 		return -1;
-	pred = (s->link_rate > 0 ? pages * s->wire_per_page / s->link_rate : 0) + hs +
+	/*
+	 * The final harvest runs with the workload paused; a harvest while it
+	 * runs can cost more (write-protecting pages it is using means TLB
+	 * shootdowns on its CPUs).  The cheapest harvest seen so far is the
+	 * better guess of what the paused one will cost.
+	 */
+	if (!s->hs_min || hs < s->hs_min)
+		s->hs_min = hs;
+	pred = (s->link_rate > 0 ? pages * s->wire_per_page / s->link_rate : 0) + s->hs_min +
 	       SWITCH_OVERHEAD_S;
 	s->predicted_s = pred;
 	throttle_round(s, pred);
 	if (pred * 1000 <= s->o->downtime_ms) {
 		s->freeze_next = true;
+	} else if (next >= 6 && (pred - s->hs_min) * 1000 < s->o->downtime_ms / 10.0 &&
+		   (s->hs_min + SWITCH_OVERHEAD_S) * 1000 > s->o->downtime_ms) {
+		/* Little left to send, yet over budget: the harvest itself is. */
+		return lmig_err("cannot converge: the %s tracker's harvest alone takes %.0f ms, more than --downtime-ms %u (use a cheaper tracker or a larger budget)",
+				s->trk.ops->name, s->hs_min * 1000, s->o->downtime_ms);
 	} else if (next >= s->o->max_rounds) {
 		return lmig_err("did not converge in %u rounds: %.1f MB/s dirtied, %.1f MB/s carried, predicted downtime %.0f ms > --downtime-ms %u",
 				s->o->max_rounds, s->dirty_mbps,
