@@ -11,6 +11,8 @@ build="$build clang libbpf-dev bpftool"
 # built for both of Debian 12's kernels (6.1 and 6.12) and tested in each.
 check="$build linux-source-6.1 xz-utils iproute2 util-linux qemu-system-x86 linux-image-amd64 busybox-static cpio"
 check="$check linux-headers-amd64 linux-image-6.12-amd64 linux-headers-6.12-amd64 perl"
+# selftests/qemu/qmig.py drives QEMU over QMP.
+check="$check python3"
 bench="$check iperf3 jq"
 
 case "${1:-check}" in
