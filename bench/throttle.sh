@@ -10,7 +10,9 @@
 # The workload is `lmig dirty --mem anon --uffd --pace cpu --compute-threads
 # 1`: a writer thread and a thread that only computes; `lmig send --tracker
 # uffd` (whose write faults on private memory name the writer thread, so
-# only it is limited).  The compute thread's work units per second before
+# only it is limited).  lmig send enters the source namespace with
+# nsenter --net, not ip netns exec, whose private /sys would hide the
+# workload's cgroups from the throttle.  The compute thread's work units per second before
 # and during each migration show what throttling costs a thread that
 # dirties nothing.
 #
@@ -105,7 +107,7 @@ migrate() {
 	done
 	n0=$(wc -l <"$work/samples.$tag")
 	rc=0
-	ip netns exec "$ns_src" "$LMIG" send --mem "$mem" --pid "$dpid" \
+	nsenter --net="/run/netns/$ns_src" "$LMIG" send --mem "$mem" --pid "$dpid" \
 		--to "$NET_ADDR:$(cat "$work/port")" --tracker uffd --json --no-progress \
 		${THR_BW:+--bandwidth "$THR_BW"} "$@" \
 		>"$work/send.$tag.json" 2>"$work/send.$tag.err" || rc=$?
