@@ -105,7 +105,7 @@ unsigned int tsnap_dirtiers(const struct tsnap *a, const struct tsnap *b, pid_t 
 		out[n++] = b->tid[best];
 	}
 	/* Most of the process writes: aiming buys nothing, take it whole. */
-	return n * 2 > b->n && b->n > 1 ? 0 : n;
+	return n * 2 > b->n ? 0 : n;
 }
 
 double tsnap_cpus(const struct tsnap *a, const struct tsnap *b, const pid_t *tids, unsigned int n)
@@ -179,7 +179,8 @@ again:
 			continue;
 		line[strcspn(line, "\n")] = 0;
 		*c2 = 0;
-		if (!strcmp(line, "0") && c1[1] == 0)
+		/* "0::/path" is the v2 hierarchy; "N:ctrl,ctrl:/path" the v1 ones. */
+		if (line[0] == '0' && c1 == line + 1 && c2 == c1 + 1)
 			snprintf(v2path, sizeof(v2path), "%s", c2 + 1);
 		for (char *o = strtok(c1 + 1, ","); o; o = strtok(NULL, ","))
 			if (!strcmp(o, "cpu"))
