@@ -17,8 +17,11 @@
 #
 # Prints a Markdown table on stdout (make bench appends it to
 # bench/results-latest.md): QEMU's total time and downtime (query-migrate),
-# bytes on the wire (QEMU's ram.transferred for native runs, the sending
-# lmig's bytes_wire for lmig runs), ratios against native tcp on the same
+# bytes on the wire: what the sending interface transmitted during the
+# migration (headers and ACKs included; loopback runs in a namespace of its
+# own so lo carries nothing else), and what QEMU (ram.transferred, which
+# QEMU 7.2 counts before multifd compression) or the sending lmig
+# (bytes_wire) counted; ratios against native tcp on the same
 # path, and PASS/MISS against the targets: on the 1 Gbit/s link total
 # time <= 0.6x native tcp with downtime no worse (<= native tcp's + 20 ms,
 # the run-to-run spread of a tens-of-milliseconds downtime); on loopback
@@ -46,7 +49,9 @@ py=python3
 
 ns_src=lmigq-src-$$
 ns_dst=lmigq-dst-$$
+ns_lo=lmigq-lo-$$
 ns_up=0
+lo_up=0
 work=""
 
 log() { echo "$*" >&2; }
@@ -56,6 +61,7 @@ cleanup() {
 	rc=$?
 	trap - EXIT INT TERM
 	[ "$ns_up" = 1 ] && { sh "$here/netns.sh" down "$ns_src" "$ns_dst" || rc=1; }
+	[ "$lo_up" = 1 ] && { ip netns del "$ns_lo" || rc=1; }
 	[ -n "$work" ] && rm -rf "$work"
 	exit "$rc"
 }
@@ -95,10 +101,12 @@ case_title() {
 # One migration; appends "path case rep status total downtime wire" to results.
 run_one() {
 	path=$1 cs=$2 rep=$3
-	ns_args=""
+	# Loopback runs in a namespace of its own, so its lo counts nothing
+	# but this migration.
+	ns_args="--src-ns $ns_lo --dst-ns $ns_lo --count-dev $ns_lo:lo"
 	addr=127.0.0.1
 	if [ "$path" = netns ]; then
-		ns_args="--src-ns $ns_src --dst-ns $ns_dst"
+		ns_args="--src-ns $ns_src --dst-ns $ns_dst --count-dev $ns_src:veth-src"
 		addr=198.18.0.2
 	fi
 	mkdir -p "$work/run"
@@ -122,7 +130,7 @@ run_one() {
 		if [ -s "$work/run/dst.serial" ]; then
 			log "destination console: $(tr -d '\r' <"$work/run/dst.serial" | grep -v 'lmig-guest tick' | head -n 5 | tr '\n' ' ')"
 		fi
-		echo "$path $cs $rep FAIL - - -" >>"$work/results"
+		echo "$path $cs $rep FAIL - - - -" >>"$work/results"
 		return
 	fi
 	total=$(printf '%s' "$res" | jq -r '.total_time_ms')
@@ -133,7 +141,8 @@ run_one() {
 	esac
 	log "$(printf '%-8s %-6s rep %d: total %6d ms  downtime %4d ms  wire %s bytes  (boot %s s)' \
 		"$path" "$cs" "$rep" "$total" "$down" "$wire" "$(printf '%s' "$res" | jq -r '.boot_s')")"
-	echo "$path $cs $rep completed $total $down $wire" >>"$work/results"
+	dev=$(printf '%s' "$res" | jq -r '.dev_bytes // "-"')
+	echo "$path $cs $rep completed $total $down $wire $dev" >>"$work/results"
 }
 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -141,7 +150,11 @@ t0=$(date +%s)
 load0=$(cut -d ' ' -f 1-3 /proc/loadavg)
 for path in $QEMU_PATHS; do
 	case $path in
-	loopback) ;;
+	loopback)
+		[ "$(id -u)" = 0 ] || die "the benchmark needs root (network namespaces)"
+		lo_up=1
+		ip netns add "$ns_lo" && ip -n "$ns_lo" link set lo up || die "cannot make a namespace"
+		;;
 	netns)
 		[ "$(id -u)" = 0 ] || die "the netns path needs root (or QEMU_PATHS=loopback)"
 		ns_up=1
@@ -159,6 +172,9 @@ for path in $QEMU_PATHS; do
 	if [ "$path" = netns ]; then
 		sh "$here/netns.sh" down "$ns_src" "$ns_dst"
 		ns_up=0
+	else
+		ip netns del "$ns_lo"
+		lo_up=0
 	fi
 done
 
@@ -178,7 +194,7 @@ function title(c) { return c == "tcp" ? title_tcp : c == "zstd" ? title_zstd : c
 	k = $1 SUBSEP $2
 	if (!(k in seen)) { seen[k] = 1; order[++n] = k }
 	if ($4 != "completed") { failed[k] = 1; next }
-	m = ++cnt[k]; tot[k, m] = $5; dn[k, m] = $6; wr[k, m] = $7
+	m = ++cnt[k]; tot[k, m] = $5; dn[k, m] = $6; wr[k, m] = $7; dv[k, m] = $8
 }
 function median(k,    i, j, t, idx, c) {
 	c = cnt[k]
@@ -190,14 +206,14 @@ function median(k,    i, j, t, idx, c) {
 END {
 	for (i = 1; i <= n; i++) {
 		k = order[i]
-		if (cnt[k]) { m = median(k); T[k] = tot[k, m]; D[k] = dn[k, m]; W[k] = wr[k, m] }
+		if (cnt[k]) { m = median(k); T[k] = tot[k, m]; D[k] = dn[k, m]; W[k] = wr[k, m]; V[k] = dv[k, m] }
 	}
-	print "| path | transport | total time s | downtime ms | bytes on the wire MB | time vs native tcp | target | result |"
-	print "|---|---|---:|---:|---:|---:|---|---|"
+	print "| path | transport | total time s | downtime ms | wire MB (interface) | MB counted by QEMU / lmig | time vs native tcp | target | result |"
+	print "|---|---|---:|---:|---:|---:|---:|---|---|"
 	for (i = 1; i <= n; i++) {
 		k = order[i]; split(k, a, SUBSEP); p = a[1]; c = a[2]
 		pname = p == "netns" ? "1 Gbit/s link" : "loopback"
-		if (!cnt[k]) { printf "| %s | %s | FAIL | | | | | |\n", pname, title(c); continue }
+		if (!cnt[k]) { printf "| %s | %s | FAIL | | | | | | |\n", pname, title(c); continue }
 		base = p SUBSEP "tcp"
 		ratio = (base in T) ? sprintf("%.2fx", T[k] / T[base]) : "-"
 		target = "-"; result = ""
@@ -211,7 +227,8 @@ END {
 			}
 		}
 		wire = W[k] == "-" ? "-" : sprintf("%.0f", W[k] / 1e6)
-		printf "| %s | %s | %.2f | %d | %s | %s | %s | %s |\n", pname, title(c), T[k] / 1000, D[k], wire, ratio, target, result
+		dev = V[k] == "-" ? "-" : sprintf("%.0f", V[k] / 1e6)
+		printf "| %s | %s | %.2f | %d | %s | %s | %s | %s | %s |\n", pname, title(c), T[k] / 1000, D[k], dev, wire, ratio, target, result
 	}
 }' "$work/results"
 echo ""

@@ -224,6 +224,7 @@ TEST_F_TIMEOUT(qemu, proxy_multifd, CASE_TIMEOUT)
 
 TEST_F_TIMEOUT(qemu, proxy_killed, CASE_TIMEOUT)
 {
+	const char *t;
 	char buf[256];
 
 	run_case(_metadata, self, "proxy-killed", "proxy",
@@ -240,6 +241,10 @@ TEST_F_TIMEOUT(qemu, proxy_killed, CASE_TIMEOUT)
 	ASSERT_LE(num(self->res, "src_tick_after_failure") + 5, num(self->res, "src_tick_later"));
 	/* The receiving proxy saw its peer go and said so. */
 	EXPECT_LT(0, num(self->res, "proxy_recv_exit"));
+	t = strstr(self->res, "\"noticed_s\":");
+	TH_LOG("source noticed the failure %.*s s after the kill, with %lld bytes sent",
+	       t ? (int)strcspn(t + 12, ",}") : 1, t ? t + 12 : "?",
+	       (long long)num(self->res, "killed_at_ram_transferred"));
 }
 
 TEST_HARNESS_MAIN

@@ -21,7 +21,8 @@ The JSON line holds QEMU's numbers (status, total_time_ms, downtime_ms,
 setup_time_ms, ram_transferred, multifd_bytes, mbps), the destination's
 run state, the guest's tick counter on each side (source when the
 migration started, destination's first and last tick seen), and, for lmig
-transports, each lmig process's exit status and its --json report.  With
+transports, each lmig process's exit status and its --json report;
+with --count-dev, the bytes an interface sent meanwhile (dev_bytes).  With
 --kill-after S it SIGKILLs `lmig proxy send` S seconds into the migration
 and reports whether the source noticed (status failed) and still runs
 (its counter advancing).  It only reports: the caller judges.  Exit status
@@ -235,6 +236,17 @@ def wait_for(pred, timeout, what):
     raise QMPError("timed out waiting for " + what)
 
 
+def dev_bytes(spec):
+    """Bytes the interface NS:DEV (or DEV here) has sent, or None."""
+    ns, _, dev = spec.rpartition(":")
+    r = subprocess.run(["ip"] + (["-n", ns] if ns else []) + ["-s", "-j", "link", "show", "dev", dev],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        return json.loads(r.stdout)[0]["stats64"]["tx"]["bytes"]
+    except (ValueError, LookupError, TypeError):
+        return None
+
+
 def read_json(path):
     """The last line of path that parses as a JSON object, or None."""
     try:
@@ -366,6 +378,7 @@ def run(a):
             wait_for(lambda: listening(a.dst_ns, port), 10, "the destination to listen")
 
         res["src_tick_at_migrate"] = src.last_tick()
+        dev0 = dev_bytes(a.count_dev) if a.count_dev else None
         t0 = time.monotonic()
         qs.cmd("migrate", uri=src_uri)
         killed = False
@@ -385,6 +398,10 @@ def run(a):
                 t_kill = time.monotonic()
             time.sleep(0.05)
         res["wall_s"] = round(time.monotonic() - t0, 3)
+        if dev0 is not None:
+            dev1 = dev_bytes(a.count_dev)
+            if dev1 is not None:
+                res["dev_bytes"] = dev1 - dev0
         if killed:
             res["noticed_s"] = round(time.monotonic() - t_kill, 3)
         res.update(info)
@@ -501,6 +518,8 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--src-ns", default="", help="network namespace of the source side")
     ap.add_argument("--dst-ns", default="", help="network namespace of the destination side")
+    ap.add_argument("--count-dev", default="",
+                    help="[NS:]DEV whose transmitted bytes during the migration go in dev_bytes")
     ap.add_argument("--lmig", default=os.environ.get("LMIG", os.path.join(REPO, "user", "lmig")))
     ap.add_argument("--lmig-args", default="--json", help="extra options for every lmig command")
     ap.add_argument("--kill-after", type=float, default=0,
