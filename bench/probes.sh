@@ -22,7 +22,10 @@
 #          load: what pid filtering leaves of the cost)
 #   all    lmig top (no filter: every process counted)
 #
-# Knobs (environment): PROBES_REPS (default 5), FAULT_ROUNDS (default 12,
+# Knobs (environment): PROBES_STATS (default 1; 0 leaves the kernel's BPF
+# statistics off: no ns/event column, and no timing cost added to each
+# probe run), PROBES_KINDS ("faults switch"), PROBES_MODES ("off pid other
+# all"; off must stay first), PROBES_REPS (default 5), FAULT_ROUNDS (default 12,
 # 4096 faults each), SWITCH_ROUNDS (default 60000), LMIG (default
 # user/lmig).  Needs root.
 set -eu
@@ -30,6 +33,9 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 LMIG=${LMIG:-$here/../user/lmig}
 REPS=${PROBES_REPS:-5}
+STATS=${PROBES_STATS:-1}
+KINDS=${PROBES_KINDS:-faults switch}
+MODES=${PROBES_MODES:-off pid other all}
 FAULT_ROUNDS=${FAULT_ROUNDS:-12}
 SWITCH_ROUNDS=${SWITCH_ROUNDS:-60000}
 
@@ -53,7 +59,7 @@ if ! "$LMIG" stat --pid $$ --count 1 --interval 10 >/dev/null 2>"$work/err"; the
 fi
 sleep 3600 &
 idle=$!
-sysctl -qw kernel.bpf_stats_enabled=1 || echo "bench/probes: no kernel.bpf_stats_enabled" >&2
+sysctl -qw kernel.bpf_stats_enabled="$STATS" || echo "bench/probes: no kernel.bpf_stats_enabled" >&2
 
 # The mean run time in ns of the loaded probe program NAME, or 0.
 prog_ns() {
@@ -110,18 +116,18 @@ median() {
 }
 
 echo
-echo "### eBPF probe overhead ($(uname -r), $(nproc) CPUs, median of $REPS runs)"
+echo "### eBPF probe overhead ($(uname -r), $(nproc) CPUs, median of $REPS runs, BPF statistics $([ "$STATS" = 1 ] && echo on || echo off))"
 echo
 echo "| benchmark | probes | elapsed | CPU time | CPU time ratio | probe ns/event | probe share |"
 echo "|---|---|---|---|---|---|---|"
-for kind in faults switch; do
+for kind in $KINDS; do
 	[ $kind = faults ] && rounds=$FAULT_ROUNDS || rounds=$SWITCH_ROUNDS
-	for mode in off pid other all; do
+	for mode in $MODES; do
 		: >"$work/$mode"
 	done
 	r=0
 	while [ $r -lt "$REPS" ]; do
-		for mode in off pid other all; do
+		for mode in $MODES; do
 			run $kind "$rounds" $mode >>"$work/$mode"
 		done
 		r=$((r + 1))
@@ -131,7 +137,7 @@ for kind in faults switch; do
 	*) label="context switches ($rounds pipe round trips on one CPU)"; events=$((rounds * 2)) ;;
 	esac
 	base=$(cut -d' ' -f2 "$work/off" | median)
-	for mode in off pid other all; do
+	for mode in $MODES; do
 		case $mode in
 		off) what="none" ;;
 		pid) what="lmig stat --pid on it" ;;

@@ -32,7 +32,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PROBES_MAX_PROCS);
 	__type(key, __u32);	/* tgid */
-	__type(value, struct probes_counts);
+	__type(value, struct probes_proc);
 } lmig_procs SEC(".maps");
 
 struct {
@@ -58,13 +58,16 @@ static __always_inline bool wanted(__u32 tgid)
 
 static __always_inline struct probes_counts *proc_get(__u32 tgid)
 {
-	struct probes_counts *p = bpf_map_lookup_elem(&lmig_procs, &tgid);
-	struct probes_counts zero = {};
+	struct probes_proc *p = bpf_map_lookup_elem(&lmig_procs, &tgid);
+	struct probes_proc zero = {};
 
 	if (p)
-		return p;
+		return &p->c;
+	/* The name survives the process, for lmig top. */
+	bpf_get_current_comm(zero.comm, sizeof(zero.comm));
 	bpf_map_update_elem(&lmig_procs, &tgid, &zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&lmig_procs, &tgid);
+	p = bpf_map_lookup_elem(&lmig_procs, &tgid);
+	return p ? &p->c : NULL;
 }
 
 /*

@@ -14,7 +14,7 @@
 /* x86 page fault error code: the access was a write. */
 #define PROBES_PF_WRITE		0x2
 
-/* Counters of one process (key: tgid), map "lmig_procs". */
+/* Counters of a process or thread. */
 struct probes_counts {
 	__u64 faults;		/* user page faults (exceptions:page_fault_user) */
 	__u64 write_faults;	/* ... with the write bit in the error code */
@@ -22,6 +22,12 @@ struct probes_counts {
 	__u64 guest_exits;	/* kvm:kvm_exit */
 	__u64 rq_delay_ns;	/* time spent runnable on a run queue, not running */
 	__u64 run_ns;		/* time spent running (measured at each switch-out) */
+};
+
+/* One process (key: tgid), map "lmig_procs". */
+struct probes_proc {
+	struct probes_counts c;
+	char comm[16];		/* of the thread that made the entry */
 };
 
 /* One thread (key: tid), map "lmig_threads". */

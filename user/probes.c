@@ -106,6 +106,7 @@ static const char *const map_names[] = { "lmig_procs", "lmig_threads", "lmig_exi
 struct tsnap {			/* one thread or process as last read */
 	uint32_t key, tgid;
 	struct probes_counts c;
+	char comm[16];		/* processes only */
 };
 
 struct rsnap {
@@ -193,6 +194,7 @@ static int read_counts(int fd, bool threads, struct tsnap **out, size_t *n)
 		return -1;
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		struct probes_thread t;
+		struct probes_proc pr;
 		int r;
 
 		key = next;
@@ -200,7 +202,7 @@ static int read_counts(int fd, bool threads, struct tsnap **out, size_t *n)
 		if (threads)
 			r = bpf_map_lookup_elem(fd, &key, &t);
 		else
-			r = bpf_map_lookup_elem(fd, &key, &t.c);
+			r = bpf_map_lookup_elem(fd, &key, &pr);
 		if (r)
 			continue;	/* dropped meanwhile */
 		if (len == cap) {
@@ -215,7 +217,9 @@ static int read_counts(int fd, bool threads, struct tsnap **out, size_t *n)
 		}
 		v[len].key = key;
 		v[len].tgid = threads ? t.tgid : key;
-		v[len].c = t.c;
+		v[len].c = threads ? t.c : pr.c;
+		memcpy(v[len].comm, threads ? "" : pr.comm, threads ? 1 : sizeof(pr.comm));
+		v[len].comm[sizeof(v[len].comm) - 1] = 0;
 		len++;
 	}
 	qsort(v, len, sizeof(*v), cmp_tsnap);
@@ -674,6 +678,8 @@ int probes_sample_all(struct probes *p, struct probe_proc **out, unsigned int *n
 			continue;
 		pp->steal_pct = steal_of(&pp->c);
 		read_comm(pp->pid, 0, pp->comm);
+		if (!pp->comm[0])	/* exited: the name the probe kept */
+			memcpy(pp->comm, proc[i].comm, sizeof(pp->comm));
 		k++;
 	}
 	free(pv->proc);
