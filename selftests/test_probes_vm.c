@@ -12,6 +12,9 @@
  *          with a port write per batch: the port-I/O exits counted by
  *          reason equal the VMM's own count, and all exits at least that.
  *
+ * Before kvm_amd is loaded, `lmig stat` works without the KVM probes and
+ * says so in its note.
+ *
  * SKIP, with the reason, when there is no VM here, /dev/kvm cannot appear
  * in it, or the guest kernel has no BTF.
  */
@@ -135,6 +138,17 @@ TEST_F_TIMEOUT(probes, kvm_guest, 300)
 	ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("stdout: %s", out);
 	if (result(out, "btf", buf, sizeof(buf)) && !strcmp(buf, "no"))
 		SKIP(goto done, "the guest kernel has no /sys/kernel/btf/vmlinux");
+	/* No KVM yet: the rest works, and the note says what is missing. */
+	if ((line = result(out, "nokvm stat", buf, sizeof(buf)))) {
+		const char *note = strstr(line, "\"note\":");
+
+		TH_LOG("without kvm: %s", note ? note : line);
+		EXPECT_NE(NULL, strstr(line, "\"kvm\":false")) TH_LOG("%s", line);
+		EXPECT_NE(NULL, strstr(line, "no KVM tracepoints")) TH_LOG("%s", line);
+		EXPECT_NE(NULL, strstr(line, "\"threads\":[{\"tid\":")) TH_LOG("%s", line);
+	} else {
+		TH_LOG("kvm was loaded already: no check without it");
+	}
 	if ((line = result(out, "kvm skip", buf, sizeof(buf))))
 		SKIP(goto done, "no /dev/kvm in the VM: %s", line);
 	ASSERT_NE(NULL, result(out, "kvm", buf, sizeof(buf))) TH_LOG("output:\n%s", out);

@@ -6,6 +6,8 @@
 # guest is selftests/build/kvm_vmm).  Prints one line per result:
 #
 #   btf yes|no               /sys/kernel/btf/vmlinux exists (CO-RE needs it)
+#   nokvm stat JSON          lmig stat before kvm_amd is loaded (when it is
+#                            not yet): the probes work without KVM and say so
 #   kvm skip REASON          /dev/kvm cannot appear here (then nothing else)
 #   kvm ok                   /dev/kvm is there
 #   pages stat JSON          lmig stat --json lines while kvm_vmm --pages
@@ -30,6 +32,10 @@ trap 'rm -rf "$tmp"' EXIT
 [ -e /sys/kernel/tracing/trace_marker ] || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 
 if [ ! -c /dev/kvm ]; then
+	sleep 5 &
+	echo "nokvm stat $("$lmig" stat --pid $! --count 1 --interval 100 --json 2>&1 | tr '\n' ' ')"
+	kill $! 2>/dev/null
+	wait $! 2>/dev/null
 	if ! grep -qw svm /proc/cpuinfo; then
 		echo "kvm skip the VM's CPU has no svm flag"
 		exit 0
