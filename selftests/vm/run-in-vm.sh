@@ -130,9 +130,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The guest shadows /tmp, /var/tmp, /run and /dev/shm: a script from
-# there runs as a copy.
+# The guest shadows /tmp, /var/tmp, /run and /dev/shm (but binds this
+# repository back): a script from elsewhere there runs as a copy.
 case $script in
+"$repo"/*) ;;
 /tmp/* | /var/tmp/* | /run/* | /dev/*) cp "$script" "$run/script"; script=$run/script ;;
 esac
 quote() {
