@@ -43,6 +43,7 @@
 
 #include "lib/jfield.h"
 #include "lib/proc.h"
+#include "lib/vm.h"
 
 /* The guest's rate (pages/s) and RAM (pages); dirtyrate's interval (s). */
 #define RATE		1024
@@ -70,33 +71,6 @@ static double kv_dbl(const char *line, const char *key)
 	return s ? atof(s + strlen(pat)) : -1;
 }
 
-/* The path of selftests/vm/NAME: lmig is repo/user/lmig. */
-static int vm_path(const char *name, char *buf, size_t len)
-{
-	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
-	int n;
-
-	if (!slash)
-		return -1;
-	n = snprintf(buf, len, "%.*s/../selftests/vm/%s", (int)(slash - bin), bin, name);
-	return n > 0 && (size_t)n < len ? 0 : -1;
-}
-
-/* The first line of out starting with "tag ", without the tag. */
-static const char *result(const char *out, const char *tag, char *buf, size_t len)
-{
-	size_t n = strlen(tag);
-
-	for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		if (strncmp(l, tag, n) || l[n] != ' ')
-			continue;
-		l += n + 1;
-		snprintf(buf, len, "%.*s", (int)(strchr(l, '\n') ? strchr(l, '\n') - l : strlen(l)), l);
-		return buf;
-	}
-	return NULL;
-}
-
 /* Every line of out starting with "tag error ", logged; their number. */
 static int errors(struct __test_metadata *_metadata, const char *out, const char *tag)
 {
@@ -119,11 +93,11 @@ static void check_pages(struct __test_metadata *_metadata, const char *out)
 	const char *line;
 
 	EXPECT_EQ(0, errors(_metadata, out, "pages"));
-	ASSERT_NE(NULL, line = result(out, "pages halted", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, "pages halted", buf, sizeof(buf))) TH_LOG("%s", out);
 	EXPECT_EQ(3, kv_dbl(line, "pages_written")) TH_LOG("%s", line);
-	ASSERT_NE(NULL, line = result(out, "pages nonzero", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, "pages nonzero", buf, sizeof(buf))) TH_LOG("%s", out);
 	EXPECT_STREQ("3,17,1000", line);
-	ASSERT_NE(NULL, line = result(out, "pages pattern", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, "pages pattern", buf, sizeof(buf))) TH_LOG("%s", out);
 	EXPECT_STREQ("ok", line);
 }
 
@@ -139,13 +113,13 @@ static void check_rate(struct __test_metadata *_metadata, const char *out)
 	uint64_t v;
 
 	EXPECT_EQ(0, errors(_metadata, out, "rate"));
-	ASSERT_NE(NULL, line = result(out, "rate halted", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, "rate halted", buf, sizeof(buf))) TH_LOG("%s", out);
 	rate = kv_dbl(line, "rate");
 	TH_LOG("rate guest: %s", line);
 	EXPECT_GT(rate, 0.8 * RATE) TH_LOG("the guest fell behind: %s", line);
 	want = NPAGES * (1 - exp(-rate * INTERVAL / NPAGES)) / INTERVAL * 4096 / 1e6;
 
-	ASSERT_NE(NULL, line = result(out, "rate softdirty", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, "rate softdirty", buf, sizeof(buf))) TH_LOG("%s", out);
 	EXPECT_NE(NULL, strstr(line, "\"status\":\"completed\"")) TH_LOG("%s", line);
 	sd = json_dbl(line, "dirty_mbps");
 	TH_LOG("soft-dirty: %.2f MB/s, harvest %.2f ms (expected about %.2f MB/s)", sd,
@@ -157,7 +131,7 @@ static void check_rate(struct __test_metadata *_metadata, const char *out)
 		EXPECT_EQ(0, json_u64_field(line, key, &v)) TH_LOG("%s", line);
 		EXPECT_GT(v, 0) TH_LOG("harvest %d saw no guest write: %s", i, line);
 	}
-	ASSERT_NE(NULL, line = result(out, "rate scan", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, "rate scan", buf, sizeof(buf))) TH_LOG("%s", out);
 	EXPECT_NE(NULL, strstr(line, "\"status\":\"completed\"")) TH_LOG("%s", line);
 	scan = json_dbl(line, "dirty_mbps");
 	TH_LOG("scan: %.2f MB/s, harvest %.2f ms", scan, json_dbl(line, "harvest_ms"));
@@ -177,7 +151,7 @@ static const char *result2(const char *out, const char *name, const char *what, 
 	char tag[64];
 
 	snprintf(tag, sizeof(tag), "%s %s", name, what);
-	return result(out, tag, buf, len);
+	return vm_result(out, tag, buf, len);
 }
 
 static void check_live(struct __test_metadata *_metadata, const char *out, const char *name,
@@ -245,32 +219,32 @@ static bool check_kmod(struct __test_metadata *_metadata, const char *out)
 	double rate, hms, lo, hi;
 	uint64_t v;
 
-	line = result(out, "kmod skip", buf, sizeof(buf));
+	line = vm_result(out, "kmod skip", buf, sizeof(buf));
 	if (line) {
 		TH_LOG("lmig.ko left out: %s", line);
 		return false;
 	}
 	EXPECT_EQ(0, errors(_metadata, out, "kmod"));
-	ASSERT_NE(NULL, line = result(out, "kmod ok", buf, sizeof(buf)))
+	ASSERT_NE(NULL, line = vm_result(out, "kmod ok", buf, sizeof(buf)))
 		TH_LOG("no 'kmod ok' line in:\n%s", out);
 	TH_LOG("kmod ok %s", line);
 	EXPECT_NE(NULL, strstr(line, "never")) TH_LOG("shmem folios: %s", line);
 
 	/* (a) exactly the guest's three pages, seen in the page tables. */
 	EXPECT_EQ(0, errors(_metadata, out, "kmodpages"));
-	line = result(out, "kmodpages before", buf, sizeof(buf));
+	line = vm_result(out, "kmodpages before", buf, sizeof(buf));
 	EXPECT_STREQ("0", line ? line : "missing") TH_LOG("the attach harvest reported pages");
-	ASSERT_NE(NULL, line = result(out, "kmodpages halted", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, "kmodpages halted", buf, sizeof(buf))) TH_LOG("%s", out);
 	EXPECT_EQ(3, kv_dbl(line, "pages_written")) TH_LOG("%s", line);
-	line = result(out, "kmodpages pages", buf, sizeof(buf));
+	line = vm_result(out, "kmodpages pages", buf, sizeof(buf));
 	EXPECT_STREQ("3,17,1000", line ? line : "missing");
-	ASSERT_NE(NULL, line = result(out, "kmodpages stats", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, "kmodpages stats", buf, sizeof(buf))) TH_LOG("%s", out);
 	TH_LOG("kmod harvest after the guest's writes: %s", line);
 	EXPECT_EQ(3, kv_dbl(line, "dirty"));
 	EXPECT_EQ(0, kv_dbl(line, "presence")) TH_LOG("%s", line);
 	EXPECT_EQ(0, kv_dbl(line, "notified")) TH_LOG("%s", line);
 	EXPECT_EQ(NPAGES, kv_dbl(line, "folios")) TH_LOG("%s", line);
-	line = result(out, "kmodpages idle", buf, sizeof(buf));
+	line = vm_result(out, "kmodpages idle", buf, sizeof(buf));
 	EXPECT_STREQ("0", line ? line : "missing") TH_LOG("a harvest with the guest halted");
 
 	/*
@@ -281,11 +255,11 @@ static bool check_kmod(struct __test_metadata *_metadata, const char *out)
 	 * those of 0.5 s plus the harvest at the guest's mean rate.
 	 */
 	EXPECT_EQ(0, errors(_metadata, out, "ratekmod"));
-	ASSERT_NE(NULL, line = result(out, "ratekmod halted", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, "ratekmod halted", buf, sizeof(buf))) TH_LOG("%s", out);
 	rate = kv_dbl(line, "rate");
 	TH_LOG("kmod rate guest: %s", line);
 	EXPECT_GT(rate, 0) TH_LOG("%s", line);
-	ASSERT_NE(NULL, line = result(out, "ratekmod kmod", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, "ratekmod kmod", buf, sizeof(buf))) TH_LOG("%s", out);
 	EXPECT_NE(NULL, strstr(line, "\"status\":\"completed\"")) TH_LOG("%s", line);
 	hms = json_dbl(line, "harvest_ms");
 	lo = 0.75 * distinct(rate, INTERVAL);
@@ -351,10 +325,10 @@ TEST_F_TIMEOUT(kvm, guest, 330)
 		SKIP(return, "no VM here, so no /dev/kvm: %.900s", p.err_log);
 	TH_LOG("%s", p.err_log);
 	ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("stdout: %s", self->out);
-	line = result(self->out, "kvm skip", buf, sizeof(buf));
+	line = vm_result(self->out, "kvm skip", buf, sizeof(buf));
 	if (line)
 		SKIP(return, "no /dev/kvm in the VM: %s", line);
-	ASSERT_NE(NULL, line = result(self->out, "kvm", buf, sizeof(buf)))
+	ASSERT_NE(NULL, line = vm_result(self->out, "kvm", buf, sizeof(buf)))
 		TH_LOG("no 'kvm' line in:\n%s", self->out);
 	ASSERT_EQ(0, strncmp(line, "ok", 2)) TH_LOG("%s", line);
 	TH_LOG("kvm %s", line);

@@ -28,34 +28,7 @@
 
 #include "lib/jfield.h"
 #include "lib/proc.h"
-
-static int vm_path(const char *name, char *buf, size_t len)
-{
-	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
-	int n;
-
-	if (!slash)
-		return -1;
-	n = snprintf(buf, len, "%.*s/../selftests/vm/%s", (int)(slash - bin), bin, name);
-	return n > 0 && (size_t)n < len ? 0 : -1;
-}
-
-/* The rest of the first line of out starting with "tag ", in buf; or NULL. */
-static const char *result(const char *out, const char *tag, char *buf, size_t len)
-{
-	size_t n = strlen(tag);
-
-	for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		const char *e;
-
-		if (strncmp(l, tag, n) || l[n] != ' ')
-			continue;
-		e = strchr(l, '\n');
-		snprintf(buf, len, "%.*s", (int)(e ? e - l - n - 1 : (long)strlen(l + n + 1)), l + n + 1);
-		return buf;
-	}
-	return NULL;
-}
+#include "lib/vm.h"
 
 /* Sums over the "CASE stat JSON" lines: guest faults, exits, and exits of one reason. */
 struct sums {
@@ -136,10 +109,10 @@ TEST_F_TIMEOUT(probes, kvm_guest, 300)
 		SKIP(goto done, "no VM here: %.900s", p.err_log);
 	TH_LOG("%s", p.err_log);
 	ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("stdout: %s", out);
-	if (result(out, "btf", buf, sizeof(buf)) && !strcmp(buf, "no"))
+	if (vm_result(out, "btf", buf, sizeof(buf)) && !strcmp(buf, "no"))
 		SKIP(goto done, "the guest kernel has no /sys/kernel/btf/vmlinux");
 	/* No KVM yet: the rest works, and the note says what is missing. */
-	if ((line = result(out, "nokvm stat", buf, sizeof(buf)))) {
+	if ((line = vm_result(out, "nokvm stat", buf, sizeof(buf)))) {
 		const char *note = strstr(line, "\"note\":");
 
 		TH_LOG("without kvm: %s", note ? note : line);
@@ -149,15 +122,15 @@ TEST_F_TIMEOUT(probes, kvm_guest, 300)
 	} else {
 		TH_LOG("kvm was loaded already: no check without it");
 	}
-	if ((line = result(out, "kvm skip", buf, sizeof(buf))))
+	if ((line = vm_result(out, "kvm skip", buf, sizeof(buf))))
 		SKIP(goto done, "no /dev/kvm in the VM: %s", line);
-	ASSERT_NE(NULL, result(out, "kvm", buf, sizeof(buf))) TH_LOG("output:\n%s", out);
+	ASSERT_NE(NULL, vm_result(out, "kvm", buf, sizeof(buf))) TH_LOG("output:\n%s", out);
 	ASSERT_STREQ("ok", buf) TH_LOG("output:\n%s", out);
-	EXPECT_EQ(NULL, result(out, "pages error", buf, sizeof(buf))) TH_LOG("%s", buf);
-	EXPECT_EQ(NULL, result(out, "rate error", buf, sizeof(buf))) TH_LOG("%s", buf);
+	EXPECT_EQ(NULL, vm_result(out, "pages error", buf, sizeof(buf))) TH_LOG("%s", buf);
+	EXPECT_EQ(NULL, vm_result(out, "rate error", buf, sizeof(buf))) TH_LOG("%s", buf);
 
 	/* 512 pages written once: a guest page fault each, at least. */
-	ASSERT_NE(NULL, line = result(out, "pages halted", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, "pages halted", buf, sizeof(buf))) TH_LOG("%s", out);
 	ASSERT_EQ(1, sscanf(line, "pages_written=%lu", &pages)) TH_LOG("%s", line);
 	sum_stat(out, "pages", 0, &s);
 	TH_LOG("pages: guest wrote %lu pages; lmig stat counted %lu guest faults, %lu exits "
@@ -168,7 +141,7 @@ TEST_F_TIMEOUT(probes, kvm_guest, 300)
 	EXPECT_GE(s.exits, s.faults);
 
 	/* Port writes: SVM exit code 0x7b (io). */
-	ASSERT_NE(NULL, line = result(out, "rate halted", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, "rate halted", buf, sizeof(buf))) TH_LOG("%s", out);
 	ASSERT_EQ(2, sscanf(line, "pages_written=%lu io_exits=%lu", &pages, &io)) TH_LOG("%s", line);
 	sum_stat(out, "rate", 0x7b, &s);
 	TH_LOG("rate: guest wrote %lu pages with %lu port writes; lmig stat counted %lu io "

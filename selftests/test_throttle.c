@@ -54,6 +54,7 @@
 #include "lib/files.h"
 #include "lib/jfield.h"
 #include "lib/proc.h"
+#include "lib/vm.h"
 #include "lib/sock.h"
 
 #define MiB		(1024ULL * 1024)
@@ -817,33 +818,6 @@ TEST_F(throttle, usage)
 
 /* ---- cgroup v2, in a VM ------------------------------------------------------ */
 
-/* The path of selftests/vm/NAME: lmig is repo/user/lmig. */
-static int vm_path(const char *name, char *buf, size_t len)
-{
-	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
-	int n;
-
-	if (!slash)
-		return -1;
-	n = snprintf(buf, len, "%.*s/../selftests/vm/%s", (int)(slash - bin), bin, name);
-	return n > 0 && (size_t)n < len ? 0 : -1;
-}
-
-/* The rest of the line of out starting with "tag ", or NULL. */
-static const char *result(const char *out, const char *tag, char *buf, size_t len)
-{
-	size_t n = strlen(tag);
-
-	for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		if (strncmp(l, tag, n) || l[n] != ' ')
-			continue;
-		l += n + 1;
-		snprintf(buf, len, "%.*s", (int)(strchr(l, '\n') ? strchr(l, '\n') - l : strlen(l)), l);
-		return buf;
-	}
-	return NULL;
-}
-
 FIXTURE(throttle_vm) {
 	int unused;
 };
@@ -897,21 +871,21 @@ TEST_F_TIMEOUT(throttle_vm, cgroup_v2, 150)
 		SKIP({ free(out); return; }, "no VM here: %.900s", p.err_log);
 	TH_LOG("%s", p.err_log);
 	EXPECT_EQ(0, proc_exit_code(&p)) TH_LOG("output: %s", out);
-	EXPECT_EQ(NULL, result(out, "error", buf, sizeof(buf))) TH_LOG("%s", buf);
+	EXPECT_EQ(NULL, vm_result(out, "error", buf, sizeof(buf))) TH_LOG("%s", buf);
 
-	line = result(out, "uffd-rc", buf, sizeof(buf));
+	line = vm_result(out, "uffd-rc", buf, sizeof(buf));
 	EXPECT_STREQ("1", line ? line : "missing");
-	line = result(out, "uffd-err", buf, sizeof(buf));
+	line = vm_result(out, "uffd-err", buf, sizeof(buf));
 	EXPECT_NE(NULL, line && strstr(line, "6.7") ? line : NULL) TH_LOG("uffd-err: %s", line);
 
-	line = result(out, "before", before, sizeof(before));
+	line = vm_result(out, "before", before, sizeof(before));
 	ASSERT_NE(NULL, line) TH_LOG("%s", out);
-	line = result(out, "send-rc", buf, sizeof(buf));
+	line = vm_result(out, "send-rc", buf, sizeof(buf));
 	EXPECT_STREQ("0", line ? line : "missing") TH_LOG("send: %s",
-							 result(out, "send-err", buf, sizeof(buf)));
-	line = result(out, "recv-rc", buf, sizeof(buf));
+							 vm_result(out, "send-err", buf, sizeof(buf)));
+	line = vm_result(out, "recv-rc", buf, sizeof(buf));
 	EXPECT_STREQ("0", line ? line : "missing");
-	ASSERT_NE(NULL, line = result(out, "send", send, sizeof(send))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, "send", send, sizeof(send))) TH_LOG("%s", out);
 	EXPECT_EQ(1, json_bool(line, "converged")) TH_LOG("%s", line);
 	EXPECT_EQ(1, json_bool(line, "throttled")) TH_LOG("%s", line);
 	EXPECT_LE(json_dbl(line, "downtime_ms"), 300);
@@ -923,19 +897,19 @@ TEST_F_TIMEOUT(throttle_vm, cgroup_v2, 150)
 	       json_dbl(line, "total_ms") / 1000, limited, min_limit(line, &limited),
 	       json_dbl(line, "downtime_ms"), note);
 
-	line = result(out, "seen", buf, sizeof(buf));
+	line = vm_result(out, "seen", buf, sizeof(buf));
 	EXPECT_NE(NULL, line && strstr(line, "lmig-throttle-") ? line : NULL)
 		TH_LOG("no cpu.max limit seen on the transient cgroup: '%s'", line);
 	TH_LOG("seen during: %s; work/cpu.max before: %s", line, before);
-	line = result(out, "after", buf, sizeof(buf));
+	line = vm_result(out, "after", buf, sizeof(buf));
 	EXPECT_STREQ(before, line ? line : "missing");
-	line = result(out, "sibling", buf, sizeof(buf));
+	line = vm_result(out, "sibling", buf, sizeof(buf));
 	EXPECT_STREQ("gone", line ? line : "missing");
-	line = result(out, "state", buf, sizeof(buf));
+	line = vm_result(out, "state", buf, sizeof(buf));
 	EXPECT_STREQ("gone", line ? line : "missing");
-	line = result(out, "writer-cg", buf, sizeof(buf));
+	line = vm_result(out, "writer-cg", buf, sizeof(buf));
 	EXPECT_STREQ("0::/work", line ? line : "missing");
-	line = result(out, "other-cg", buf, sizeof(buf));
+	line = vm_result(out, "other-cg", buf, sizeof(buf));
 	EXPECT_STREQ("0::/work", line ? line : "missing");
 	free(out);
 	proc_kill(&p);

@@ -34,6 +34,7 @@
 #include "track.h"
 #include "lib/jfield.h"
 #include "lib/proc.h"
+#include "lib/vm.h"
 
 #define PAGE	4096ULL
 #define MiB	(1024ULL * 1024)
@@ -113,33 +114,6 @@ TEST(softdirty_on_this_kernel)
 	proc_kill(&dw);
 }
 
-/* The path of selftests/vm/NAME: lmig is repo/user/lmig. */
-static int vm_path(const char *name, char *buf, size_t len)
-{
-	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
-	int n;
-
-	if (!slash)
-		return -1;
-	n = snprintf(buf, len, "%.*s/../selftests/vm/%s", (int)(slash - bin), bin, name);
-	return n > 0 && (size_t)n < len ? 0 : -1;
-}
-
-/* The line of vm/softdirty.sh's output starting with "tag ", without the tag. */
-static const char *result(const char *out, const char *tag, char *buf, size_t len)
-{
-	size_t n = strlen(tag);
-
-	for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		if (strncmp(l, tag, n) || l[n] != ' ')
-			continue;
-		l += n + 1;
-		snprintf(buf, len, "%.*s", (int)(strchr(l, '\n') ? strchr(l, '\n') - l : strlen(l)), l);
-		return buf;
-	}
-	return NULL;
-}
-
 /*
  * In the VM: `lmig dirty` writes 4 MB/s into a 32 MiB memfd; soft-dirty
  * must measure what scan measures (both within 25 % of the rate written:
@@ -176,12 +150,12 @@ TEST_F_TIMEOUT(vm, softdirty, 280)
 	TH_LOG("%s", p.err_log);
 	ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("stdout: %s", p.out);
 
-	ASSERT_NE(NULL, line = result(p.out, "dirty", buf, sizeof(buf))) TH_LOG("%s", p.out);
+	ASSERT_NE(NULL, line = vm_result(p.out, "dirty", buf, sizeof(buf))) TH_LOG("%s", p.out);
 	want = json_dbl(line, "rate_mbps");
-	ASSERT_NE(NULL, line = result(p.out, "softdirty", buf, sizeof(buf))) TH_LOG("%s", p.out);
+	ASSERT_NE(NULL, line = vm_result(p.out, "softdirty", buf, sizeof(buf))) TH_LOG("%s", p.out);
 	sd = json_dbl(line, "dirty_mbps");
 	TH_LOG("soft-dirty: %.2f MB/s, harvest %.2f ms", sd, json_dbl(line, "harvest_ms"));
-	ASSERT_NE(NULL, line = result(p.out, "scan", buf, sizeof(buf))) TH_LOG("%s", p.out);
+	ASSERT_NE(NULL, line = vm_result(p.out, "scan", buf, sizeof(buf))) TH_LOG("%s", p.out);
 	scan = json_dbl(line, "dirty_mbps");
 	TH_LOG("scan: %.2f MB/s, harvest %.2f ms; written %.2f MB/s", scan,
 	       json_dbl(line, "harvest_ms"), want);
@@ -192,14 +166,14 @@ TEST_F_TIMEOUT(vm, softdirty, 280)
 	EXPECT_GE(sd, 0.85 * scan);
 	EXPECT_LE(sd, 1.15 * scan);
 
-	ASSERT_NE(NULL, line = result(p.out, "auto", buf, sizeof(buf))) TH_LOG("%s", p.out);
+	ASSERT_NE(NULL, line = vm_result(p.out, "auto", buf, sizeof(buf))) TH_LOG("%s", p.out);
 	ASSERT_EQ(0, json_str_field(line, "tracker", tracker, sizeof(tracker))) TH_LOG("%s", line);
 	EXPECT_STREQ("soft-dirty", tracker);
 
 	for (int i = 0; i < 2; i++) {
 		const char *tag = i ? "nolost-anon" : "nolost-shared";
 
-		ASSERT_NE(NULL, line = result(p.out, tag, buf, sizeof(buf))) TH_LOG("%s", p.out);
+		ASSERT_NE(NULL, line = vm_result(p.out, tag, buf, sizeof(buf))) TH_LOG("%s", p.out);
 		TH_LOG("%s: %s", tag, line);
 		EXPECT_EQ(0, strncmp(line, "ok ", 3)) TH_LOG("%s %s", tag, line);
 	}
@@ -226,24 +200,24 @@ static void live_check(struct __test_metadata *_metadata, const char *out, const
 	double downtime, harvest;
 
 	snprintf(tag, sizeof(tag), "%s error", name);
-	line = result(out, tag, buf, sizeof(buf));
+	line = vm_result(out, tag, buf, sizeof(buf));
 	EXPECT_EQ(NULL, line) TH_LOG("%s: %s", name, line);
 	snprintf(tag, sizeof(tag), "%s send-rc", name);
-	line = result(out, tag, buf, sizeof(buf));
+	line = vm_result(out, tag, buf, sizeof(buf));
 	ASSERT_NE(NULL, line) TH_LOG("no '%s' line in:\n%s", tag, out);
 	EXPECT_STREQ("0", line) {
 		snprintf(tag, sizeof(tag), "%s send-err", name);
-		TH_LOG("%s: send failed: %s", name, result(out, tag, buf, sizeof(buf)));
+		TH_LOG("%s: send failed: %s", name, vm_result(out, tag, buf, sizeof(buf)));
 	}
 	snprintf(tag, sizeof(tag), "%s recv-rc", name);
-	line = result(out, tag, buf, sizeof(buf));
+	line = vm_result(out, tag, buf, sizeof(buf));
 	EXPECT_STREQ("0", line ? line : "missing") {
 		snprintf(tag, sizeof(tag), "%s recv-err", name);
-		TH_LOG("%s: recv failed: %s", name, result(out, tag, buf, sizeof(buf)));
+		TH_LOG("%s: recv failed: %s", name, vm_result(out, tag, buf, sizeof(buf)));
 	}
 
 	snprintf(tag, sizeof(tag), "%s send", name);
-	ASSERT_NE(NULL, line = result(out, tag, send, sizeof(send))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_result(out, tag, send, sizeof(send))) TH_LOG("%s", out);
 	ASSERT_EQ('{', line[0]) TH_LOG("%s: %s", name, line);
 	ASSERT_EQ(0, json_str_field(line, "tracker", tracker, sizeof(tracker))) TH_LOG("%s", line);
 	EXPECT_STREQ(want_tracker, tracker);
@@ -273,25 +247,25 @@ static void live_check(struct __test_metadata *_metadata, const char *out, const
 	EXPECT_GT(resent, 0) TH_LOG("%s: no page written during pre-copy: %s", name, line);
 
 	snprintf(tag, sizeof(tag), "%s state", name);
-	line = result(out, tag, buf, sizeof(buf));
+	line = vm_result(out, tag, buf, sizeof(buf));
 	EXPECT_STREQ("T", line ? line : "missing") TH_LOG("%s: the source is not stopped", name);
 	snprintf(tag, sizeof(tag), "%s cmp", name);
-	line = result(out, tag, buf, sizeof(buf));
+	line = vm_result(out, tag, buf, sizeof(buf));
 	EXPECT_STREQ("same", line ? line : "missing")
 		TH_LOG("%s: the received image is not the source's memory", name);
 	snprintf(tag, sizeof(tag), "%s changed", name);
-	line = result(out, tag, buf, sizeof(buf));
+	line = vm_result(out, tag, buf, sizeof(buf));
 	EXPECT_STREQ("yes", line ? line : "missing")
 		TH_LOG("%s: the memory did not change while it was sent", name);
 	snprintf(tag, sizeof(tag), "%s dirty", name);
-	line = result(out, tag, dirty, sizeof(dirty));
+	line = vm_result(out, tag, dirty, sizeof(dirty));
 	EXPECT_NE(NULL, line) TH_LOG("%s: the writer did not report", name);
 	if (line) {
 		EXPECT_EQ(0, json_u64_field(line, "pages_written", &written)) TH_LOG("%s", line);
 		EXPECT_GT(written, 0) TH_LOG("%s", line);
 	}
 	snprintf(tag, sizeof(tag), "%s thp", name);
-	line = result(out, tag, buf, sizeof(buf));
+	line = vm_result(out, tag, buf, sizeof(buf));
 	TH_LOG("live %s: tracker %s, %u rounds, downtime %.1f ms, final harvest %.2f ms, "
 	       "resent %llu pages (largest round %llu of 8192), writer wrote %llu pages, THP %s",
 	       name, tracker, rounds, downtime, harvest, (unsigned long long)resent,
