@@ -77,33 +77,14 @@ FIXTURE_TEARDOWN(probes)
 
 TEST_F_TIMEOUT(probes, kvm_guest, 300)
 {
-	char script[PATH_MAX], probes[PATH_MAX], path[] = "/tmp/lmig-probes-vm.XXXXXX";
 	char buf[1024], *out = NULL;
 	struct proc p = { 0 };
 	const char *line;
 	struct sums s;
 	uint64_t pages, io;
-	size_t len = 0;
-	FILE *f;
-	int fd;
 
-	ASSERT_EQ(0, vm_path("run-in-vm.sh", script, sizeof(script)));
-	ASSERT_EQ(0, vm_path("probes.sh", probes, sizeof(probes)));
-	ASSERT_LE(0, fd = mkstemp(path));
-	close(fd);
-	setenv("VM_TIMEOUT", "240", 0);
-	ASSERT_EQ(0, proc_spawn(&p, (char *const[]){ "/bin/sh", "-c",
-						     "exec /bin/sh \"$0\" -v \"$1\" >\"$2\"",
-						     script, probes, path, NULL }, NULL));
-	ASSERT_EQ(0, proc_wait(&p, 280)) TH_LOG("run-in-vm.sh still running");
-	f = fopen(path, "r");
-	unlink(path);
-	ASSERT_NE(NULL, f);
-	if (getdelim(&out, &len, 0, f) < 0) {
-		free(out);
-		out = strdup("");
-	}
-	fclose(f);
+	ASSERT_EQ(0, vm_run(&p, "probes.sh", false, 240, 280, &out))
+		TH_LOG("run-in-vm.sh still running");
 	ASSERT_NE(NULL, out);
 	if (proc_exit_code(&p) == 4)
 		SKIP(goto done, "no VM here: %.900s", p.err_log);

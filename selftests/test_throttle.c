@@ -840,32 +840,13 @@ FIXTURE_TEARDOWN(throttle_vm)
  */
 TEST_F_TIMEOUT(throttle_vm, cgroup_v2, 150)
 {
-	char runner[PATH_MAX], script[PATH_MAX], path[] = "/tmp/lmig-vm-throttle.XXXXXX";
 	char buf[1024], note[256], before[64] = "", *out = NULL;
 	static char send[16384];
 	const char *line;
 	struct proc p = { 0 };
-	size_t len = 0;
-	int limited, fd;
-	FILE *f;
+	int limited;
 
-	ASSERT_EQ(0, vm_path("run-in-vm.sh", runner, sizeof(runner)));
-	ASSERT_EQ(0, vm_path("throttle.sh", script, sizeof(script)));
-	ASSERT_LE(0, fd = mkstemp(path));
-	close(fd);
-	setenv("VM_TIMEOUT", "120", 0);
-	ASSERT_EQ(0, proc_spawn(&p, (char *const[]){ "/bin/sh", "-c",
-						     "exec /bin/sh \"$0\" -v \"$1\" >\"$2\"",
-						     runner, script, path, NULL }, NULL));
-	ASSERT_EQ(0, proc_wait(&p, 140)) { unlink(path); }
-	f = fopen(path, "r");
-	unlink(path);
-	ASSERT_NE(NULL, f);
-	if (getdelim(&out, &len, 0, f) < 0) {
-		free(out);
-		out = strdup("");
-	}
-	fclose(f);
+	ASSERT_EQ(0, vm_run(&p, "throttle.sh", false, 120, 140, &out));
 	ASSERT_NE(NULL, out);
 	if (proc_exit_code(&p) == 4)
 		SKIP({ free(out); return; }, "no VM here: %.900s", p.err_log);

@@ -283,31 +283,11 @@ static void live_check(struct __test_metadata *_metadata, const char *out, const
  */
 TEST_F_TIMEOUT(vm, live, 200)
 {
-	char runner[PATH_MAX], script[PATH_MAX], path[] = "/tmp/lmig-vm-live.XXXXXX";
 	struct proc p = { 0 };
-	char *out = NULL;
-	size_t len = 0;
-	FILE *f;
-	int fd;
+	char *out;
+	int ret = vm_run(&p, "live.sh", false, 170, 190, &out);
 
-	ASSERT_EQ(0, vm_path("run-in-vm.sh", runner, sizeof(runner)));
-	ASSERT_EQ(0, vm_path("live.sh", script, sizeof(script)));
-	/* The report is longer than struct proc keeps: it goes to a file. */
-	ASSERT_LE(0, fd = mkstemp(path));
-	close(fd);
-	setenv("VM_TIMEOUT", "170", 0);
-	ASSERT_EQ(0, proc_spawn(&p, (char *const[]){ "/bin/sh", "-c",
-						     "exec /bin/sh \"$0\" -v \"$1\" >\"$2\"",
-						     runner, script, path, NULL }, NULL));
-	ASSERT_EQ(0, proc_wait(&p, 190)) TH_LOG("run-in-vm.sh still running");
-	f = fopen(path, "r");
-	unlink(path);
-	ASSERT_NE(NULL, f);
-	if (getdelim(&out, &len, 0, f) < 0) {
-		free(out);
-		out = strdup("");
-	}
-	fclose(f);
+	ASSERT_EQ(0, ret) TH_LOG("run-in-vm.sh still running");
 	ASSERT_NE(NULL, out);
 	if (proc_exit_code(&p) == 4)
 		SKIP({ free(out); return; }, "no VM here: %.900s", p.err_log);
@@ -329,29 +309,11 @@ TEST_F_TIMEOUT(vm, live, 200)
  */
 static void live_kmod(struct __test_metadata *_metadata, const char *series)
 {
-	char script[PATH_MAX], path[] = "/tmp/lmig-vm-live-kmod.XXXXXX";
 	struct proc p = { 0 };
-	char *out = NULL;
-	size_t len = 0;
-	FILE *f;
-	int fd;
+	char *out;
+	int ret = vm_run_arg(&p, "live-kmod-host.sh", series, 170, 230, &out);
 
-	ASSERT_EQ(0, vm_path("live-kmod-host.sh", script, sizeof(script)));
-	ASSERT_LE(0, fd = mkstemp(path));
-	close(fd);
-	setenv("VM_TIMEOUT", "170", 0);
-	ASSERT_EQ(0, proc_spawn(&p, (char *const[]){ "/bin/sh", "-c",
-						     "exec /bin/sh \"$0\" \"$1\" >\"$2\"",
-						     script, (char *)series, path, NULL }, NULL));
-	ASSERT_EQ(0, proc_wait(&p, 230)) TH_LOG("live-kmod-host.sh still running");
-	f = fopen(path, "r");
-	unlink(path);
-	ASSERT_NE(NULL, f);
-	if (getdelim(&out, &len, 0, f) < 0) {
-		free(out);
-		out = strdup("");
-	}
-	fclose(f);
+	ASSERT_EQ(0, ret) TH_LOG("live-kmod-host.sh still running");
 	ASSERT_NE(NULL, out);
 	if (proc_exit_code(&p) == 4)
 		SKIP({ free(out); return; }, "no VM or %s kernel headers here: %.900s", series,
