@@ -36,8 +36,20 @@ if [ ! -c /dev/kvm ]; then
 	echo "nokvm stat $("$lmig" stat --pid $! --count 1 --interval 100 --json 2>&1 | tr '\n' ' ')"
 	kill $! 2>/dev/null
 	wait $! 2>/dev/null
-	. "$here/kvm-load.sh"
-	kvm_load || exit 0
+	if ! grep -qw svm /proc/cpuinfo; then
+		echo "kvm skip the VM's CPU has no svm flag"
+		exit 0
+	fi
+	if ! err=$(modprobe kvm_amd 2>&1); then
+		echo "kvm skip modprobe kvm_amd failed: $(echo "$err" | tr '\n' ' ')"
+		exit 0
+	fi
+	n=0
+	while [ ! -c /dev/kvm ] && [ $n -lt 50 ]; do
+		n=$((n + 1))
+		sleep 0.1
+	done
+	[ -c /dev/kvm ] || { echo "kvm skip kvm_amd loaded but no /dev/kvm"; exit 0; }
 fi
 [ -x "$vmm" ] || { echo "kvm error $vmm is not built"; exit 0; }
 echo "kvm ok"
