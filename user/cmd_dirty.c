@@ -53,6 +53,12 @@ void usage_dirty(void)
 	       "                          UNITS...\" to FD: monotonic time, pages written and\n"
 	       "                          each compute thread's work units so far\n"
 	       "      --sample-ms MS      sampling interval (default 200)\n"
+	       "      --disk-write FILE   also write FILE (a regular file on a disk, created\n"
+	       "                          if missing) from a thread of its own, 1 MiB at a\n"
+	       "                          time with O_DIRECT over its first 64 MiB: a guest\n"
+	       "                          that also does disk I/O (report: disk_rate_mbps)\n"
+	       "      --disk-rate RATE    bytes per second for --disk-write (default: as\n"
+	       "                          fast as the disk takes them)\n"
 	       "      --progress          progress on stderr (default when it is a terminal)\n"
 	       "      --no-progress       no progress line\n"
 	       "  -j, --json              one JSON object with the result on stdout\n"
@@ -90,6 +96,13 @@ static void report(const struct dirty_opts *o, const struct dirty_stats *st, boo
 		json_u64(&j, "write_ms", (uint64_t)(st->write_s * 1000 + 0.5));
 		json_dbl(&j, "rate_mbps", mbps, 1);
 		json_u64(&j, "cpu_ms", (uint64_t)(st->cpu_s * 1000 + 0.5));
+		if (o->disk_path) {
+			json_str(&j, "disk_path", o->disk_path);
+			json_i64(&j, "disk_tid", st->disk_tid);
+			json_u64(&j, "disk_bytes", st->disk_bytes);
+			json_dbl(&j, "disk_rate_mbps",
+				 st->write_s > 0 ? st->disk_bytes / st->write_s / 1e6 : 0, 1);
+		}
 		if (o->compute_threads) {
 			json_u64(&j, "compute_threads", st->ncompute);
 			json_dbl(&j, "compute_units_per_s", units_per_s, 1);
@@ -137,6 +150,8 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 		{ "compute-threads", required_argument, NULL, 'C' },
 		{ "sample-fd", required_argument, NULL, 'O' },
 		{ "sample-ms", required_argument, NULL, 'M' },
+		{ "disk-write", required_argument, NULL, 'W' },
+		{ "disk-rate", required_argument, NULL, 'K' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 } };
@@ -216,6 +231,11 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 			if (parse_uint("--sample-ms", optarg, 10, 3600000, &v))
 				return usage_error("dirty", "%s", lmig_errmsg());
 			o.sample_ms = (unsigned int)v;
+			break;
+		case 'W': o.disk_path = optarg; break;
+		case 'K':
+			if (parse_bytes("--disk-rate", optarg, &o.disk_rate))
+				return usage_error("dirty", "%s", lmig_errmsg());
 			break;
 		case 'j': g->json = true; break;
 		case 'h': usage_dirty(); return EXIT_OK;

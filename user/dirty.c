@@ -347,6 +347,7 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 	int fd = -1, uffd = -1, ret = -1;
 	struct compute_thread *cth = NULL;
 	unsigned int ncth = 0;
+	bool disk = false;
 	/* With compute threads the process's CPU time is not the writer's. */
 	clockid_t pace_clock = o->compute_threads ? CLOCK_THREAD_CPUTIME_ID :
 				CLOCK_PROCESS_CPUTIME_ID;
@@ -397,6 +398,11 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 		ncth = compute_start(cth, o->compute_threads);
 		if (ncth < o->compute_threads)
 			goto out;
+	}
+	if (o->disk_path) {
+		if (dirty_disk_start(o->disk_path, o->disk_rate))
+			goto out;
+		disk = true;
 	}
 	if (o->ready_fd >= 0 && !stop_sig) {
 		dprintf(o->ready_fd, "%s\n", st->path);
@@ -451,7 +457,13 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 	st->cpu_s = cpu_s();
 	show(o, st, st->write_s, true);
 	ret = 0;
+	if (disk) {
+		disk = false;
+		ret = dirty_disk_stop(st);
+	}
 out:
+	if (disk)
+		dirty_disk_stop(st);
 	if (ncth)
 		compute_stop_all(cth, ncth, st);
 	free(cth);

@@ -47,6 +47,12 @@ struct dirty_opts {
 	/* every sample_ms, one line "MONO_S PAGES_WRITTEN UNITS..." to this fd, or -1 */
 	int sample_fd;
 	unsigned int sample_ms;
+	/*
+	 * A thread writing this regular file with O_DIRECT (dirty_disk.c), at
+	 * disk_rate bytes per second (0: as fast as the disk takes them).
+	 */
+	const char *disk_path;
+	uint64_t disk_rate;
 };
 
 #define DIRTY_MAX_COMPUTE	64
@@ -67,9 +73,14 @@ struct dirty_stats {
 	bool created;
 	unsigned int ncompute;
 	struct dirty_compute compute[DIRTY_MAX_COMPUTE];
+	uint64_t disk_bytes;	/* written by the disk writer */
+	int disk_tid;
 };
 
 int dirty_run(const struct dirty_opts *o, struct dirty_stats *st);
+/* The disk writer (dirty_disk.c); stop with st NULL only undoes a start that failed. */
+int dirty_disk_start(const char *path, uint64_t rate);
+int dirty_disk_stop(struct dirty_stats *st);
 const char *dirty_pace_name(enum dirty_pace p);
 const char *dirty_pattern_name(enum dirty_pattern p);
 

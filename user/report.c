@@ -50,6 +50,7 @@ static void live_json(struct json_obj *j, const struct xfer_stats *st)
 	json_array_end(j);
 	json_bool(j, "throttled", st->throttled);
 	json_str(j, "throttle_note", st->throttle_note[0] ? st->throttle_note : NULL);
+	json_str(j, "throttle_io_note", st->throttle_io_note[0] ? st->throttle_io_note : NULL);
 	json_array_begin(j, "throttle");
 	for (unsigned int i = 0; i < st->rounds; i++) {
 		const struct round_stat *r = &st->round[i];
@@ -59,6 +60,8 @@ static void live_json(struct json_obj *j, const struct xfer_stats *st)
 		json_dbl(j, "cpu_limit_pct", r->throttle_cpus * 100, 1);
 		json_dbl(j, "cpu_used_pct", r->cpu_used * 100, 1);
 		json_dbl(j, "dirty_mbps", r->dirty_mbps, 2);
+		json_dbl(j, "disk_write_mbps", r->disk_write_mbps, 2);
+		json_dbl(j, "io_limit_mbps", r->io_limit_mbps, 2);
 		json_elem_end(j);
 	}
 	json_array_end(j);
@@ -80,6 +83,8 @@ static void live_text(const struct xfer_stats *st)
 	printf("  (* sent with the workload paused)\n");
 	if (st->throttled || st->throttle_note[0])
 		printf("  throttle: %s\n", st->throttle_note);
+	if (st->throttle_io_note[0])
+		printf("  throttle: %s\n", st->throttle_io_note);
 }
 
 void report_print(const char *role, const struct xfer_stats *st, const char *compress,

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,18 @@ double proc_cpu_s(pid_t pid, pid_t tid)
 	return (double)(ut + st) / sysconf(_SC_CLK_TCK);
 }
 
+/* write_bytes of /proc/PID/task/TID/io: what the thread sent to storage. */
+static unsigned long long thread_wbytes(pid_t pid, pid_t tid)
+{
+	char dir[64], buf[512], *p;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task/%d", (int)pid, (int)tid);
+	if (kfile_read(dir, "io", buf, sizeof(buf)))
+		return 0;
+	p = strstr(buf, "\nwrite_bytes: ");
+	return p ? strtoull(p + 14, NULL, 10) : 0;
+}
+
 void tsnap_take(pid_t pid, struct tsnap *s)
 {
 	char path[64], buf[1024];
@@ -64,6 +77,7 @@ void tsnap_take(pid_t pid, struct tsnap *s)
 		s->tid[s->n] = atoi(de->d_name);
 		s->minflt[s->n] = flt;
 		s->cpu[s->n] = (double)(ut + st) / sysconf(_SC_CLK_TCK);
+		s->wbytes[s->n] = thread_wbytes(pid, s->tid[s->n]);
 		s->n++;
 	}
 	closedir(d);
@@ -77,8 +91,14 @@ static int tsnap_find(const struct tsnap *s, pid_t tid)
 	return -1;
 }
 
-unsigned int tsnap_dirtiers(const struct tsnap *a, const struct tsnap *b, pid_t *out,
-			    unsigned int max)
+/*
+ * The threads that took most (together >= 80 %) of counter ctr's growth
+ * between a and b (minflt or wbytes), fewest first-come; 0 when the growth
+ * is below min (no signal) or they are most of the threads (aiming at them
+ * buys nothing: take the process whole).
+ */
+static unsigned int tsnap_top(const struct tsnap *a, const struct tsnap *b, size_t ctr,
+			      unsigned long long min, pid_t *out, unsigned int max)
 {
 	unsigned long long d[TSNAP_MAX], total = 0, taken = 0;
 	bool used[TSNAP_MAX] = { false };
@@ -86,12 +106,14 @@ unsigned int tsnap_dirtiers(const struct tsnap *a, const struct tsnap *b, pid_t 
 
 	for (unsigned int i = 0; i < b->n; i++) {
 		int j = tsnap_find(a, b->tid[i]);
+		const unsigned long long *vb = (const void *)((const char *)b + ctr);
+		const unsigned long long *va = (const void *)((const char *)a + ctr);
 
-		d[i] = b->minflt[i] - (j >= 0 ? a->minflt[j] : 0);
+		d[i] = vb[i] - (j >= 0 ? va[j] : 0);
 		total += d[i];
 	}
-	if (total < 64)
-		return 0;	/* a tracker that does not fault (scan): no signal */
+	if (total < min)
+		return 0;
 	while (n < max && taken * 10 < total * 8) {
 		int best = -1;
 
@@ -104,11 +126,26 @@ unsigned int tsnap_dirtiers(const struct tsnap *a, const struct tsnap *b, pid_t 
 		taken += d[best];
 		out[n++] = b->tid[best];
 	}
-	/* Most of the process writes: aiming buys nothing, take it whole. */
 	return n * 2 > b->n ? 0 : n;
 }
 
-double tsnap_cpus(const struct tsnap *a, const struct tsnap *b, const pid_t *tids, unsigned int n)
+unsigned int tsnap_dirtiers(const struct tsnap *a, const struct tsnap *b, pid_t *out,
+			    unsigned int max)
+{
+	/* Fewer than 64 faults: a tracker that does not fault (scan). */
+	return tsnap_top(a, b, offsetof(struct tsnap, minflt), 64, out, max);
+}
+
+unsigned int tsnap_diskwriters(const struct tsnap *a, const struct tsnap *b, pid_t *out,
+			       unsigned int max)
+{
+	return tsnap_top(a, b, offsetof(struct tsnap, wbytes), 1 << 20, out, max);
+}
+
+
+/* The growth of cpu (or wbytes) of the threads in tids (all if n == 0), per second. */
+static double tsnap_rate(const struct tsnap *a, const struct tsnap *b, const pid_t *tids,
+			 unsigned int n, bool wbytes)
 {
 	double sum = 0;
 
@@ -120,23 +157,33 @@ double tsnap_cpus(const struct tsnap *a, const struct tsnap *b, const pid_t *tid
 
 		for (unsigned int k = 0; k < n && !in; k++)
 			in = tids[k] == b->tid[i];
-		if (in)
+		if (in && wbytes)
+			sum += b->wbytes[i] - (j >= 0 ? a->wbytes[j] : 0);
+		else if (in)
 			sum += b->cpu[i] - (j >= 0 ? a->cpu[j] : 0);
 	}
 	return sum / (b->t - a->t);
 }
 
-/*
- * The directory of pid's cgroup in the hierarchy that has the CPU
- * controller: v2 when its cgroup there has cpu.max, else v1's "cpu".
- */
-static int find_cpu_cgroup(pid_t pid, char *dir, size_t len, bool *v2, bool *root)
+double tsnap_cpus(const struct tsnap *a, const struct tsnap *b, const pid_t *tids, unsigned int n)
+{
+	return tsnap_rate(a, b, tids, n, false);
+}
+
+double tsnap_wbps(const struct tsnap *a, const struct tsnap *b, const pid_t *tids, unsigned int n)
+{
+	return tsnap_rate(a, b, tids, n, true);
+}
+
+int cgroup_dirs(pid_t pid, const char *ctrl, char *v2dir, size_t v2len, char *v1dir,
+		size_t v1len, bool *v2root, bool *v1root)
 {
 	char path[64], line[1024], v2mnt[300] = "", v1mnt[300] = "", v2path[512] = "",
 	     v1path[512] = "";
 	const char *prefix = "";
 	FILE *f;
 
+	v2dir[0] = v1dir[0] = 0;
 	f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
 		return lmig_err_errno(errno, "/proc/self/mountinfo");
@@ -155,7 +202,7 @@ again:
 			snprintf(v2mnt, sizeof(v2mnt), "%s%s", prefix, mnt);
 		if (!strcmp(fstype, "cgroup") && !v1mnt[0]) {
 			for (char *o = strtok(opts, ","); o; o = strtok(NULL, ","))
-				if (!strcmp(o, "cpu"))
+				if (!strcmp(o, ctrl))
 					snprintf(v1mnt, sizeof(v1mnt), "%s%s", prefix, mnt);
 		}
 	}
@@ -183,52 +230,62 @@ again:
 		if (line[0] == '0' && c1 == line + 1 && c2 == c1 + 1)
 			snprintf(v2path, sizeof(v2path), "%s", c2 + 1);
 		for (char *o = strtok(c1 + 1, ","); o; o = strtok(NULL, ","))
-			if (!strcmp(o, "cpu"))
+			if (!strcmp(o, ctrl))
 				snprintf(v1path, sizeof(v1path), "%s", c2 + 1);
 	}
 	fclose(f);
 	if (v2mnt[0] && v2path[0]) {
-		char buf[64];
-
-		snprintf(dir, len, "%s%s", v2mnt, strcmp(v2path, "/") ? v2path : "");
-		*root = !strcmp(v2path, "/");
-		if (!read_str(dir, "cpu.max", buf, sizeof(buf)) ||
-		    /* the root cgroup has no cpu.max, but its children may */
-		    (!strcmp(v2path, "/") && !read_str(dir, "cgroup.subtree_control", buf,
-						       sizeof(buf)) && strstr(buf, "cpu"))) {
-			*v2 = true;
-			return 0;
-		}
+		snprintf(v2dir, v2len, "%s%s", v2mnt, strcmp(v2path, "/") ? v2path : "");
+		*v2root = !strcmp(v2path, "/");
 	}
 	if (v1mnt[0] && v1path[0]) {
-		snprintf(dir, len, "%s%s", v1mnt, strcmp(v1path, "/") ? v1path : "");
+		snprintf(v1dir, v1len, "%s%s", v1mnt, strcmp(v1path, "/") ? v1path : "");
+		*v1root = !strcmp(v1path, "/");
+	}
+	return 0;
+}
+
+/*
+ * The directory of pid's cgroup in the hierarchy that has the CPU
+ * controller: v2 when its cgroup there has cpu.max, else v1's "cpu".
+ */
+static int find_cpu_cgroup(pid_t pid, char *dir, size_t len, bool *v2, bool *root)
+{
+	char v2dir[512], v1dir[512], buf[64];
+	bool v2root = false, v1root = false;
+
+	if (cgroup_dirs(pid, "cpu", v2dir, sizeof(v2dir), v1dir, sizeof(v1dir), &v2root, &v1root))
+		return -1;
+	if (v2dir[0] && (!read_str(v2dir, "cpu.max", buf, sizeof(buf)) ||
+			 /* the root cgroup has no cpu.max, but its children may */
+			 (v2root && !read_str(v2dir, "cgroup.subtree_control", buf, sizeof(buf)) &&
+			  strstr(buf, "cpu")))) {
+		snprintf(dir, len, "%s", v2dir);
+		*v2 = true;
+		*root = v2root;
+		return 0;
+	}
+	if (v1dir[0]) {
+		snprintf(dir, len, "%s", v1dir);
 		*v2 = false;
-		*root = !strcmp(v1path, "/");
+		*root = v1root;
 		return 0;
 	}
 	return lmig_err("process %d is in no cgroup with the CPU controller (neither cgroup v2 cpu.max nor a v1 cpu hierarchy)",
 			(int)pid);
 }
 
-/* Is pid the only process of cgroup dir (and dir not the root)? */
-static bool alone_in(const char *dir, pid_t pid)
+bool cgroup_alone(const char *dir, pid_t pid)
 {
-	char buf[4096];
-	long v;
-
-	if (read_str(dir, "cgroup.procs", buf, sizeof(buf)) || !buf[0])
-		return false;
-	if (access(strcat(strcpy((char[600]){ 0 }, dir), "/cpu.max"), F_OK) &&
-	    access(strcat(strcpy((char[600]){ 0 }, dir), "/cpu.cfs_quota_us"), F_OK))
-		return false;
-	v = strtol(buf, NULL, 10);
-	if (v != pid)
-		return false;
-	/* read_str keeps the first line only: check there is no second one. */
-	char path[600];
+	char buf[4096], path[600];
 	FILE *f;
 	int n = 0;
 
+	if (read_str(dir, "cgroup.procs", buf, sizeof(buf)) || !buf[0])
+		return false;
+	if (strtol(buf, NULL, 10) != pid)
+		return false;
+	/* read_str keeps the first line only: check there is no second one. */
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
 	f = fopen(path, "re");
 	if (!f)
@@ -239,7 +296,19 @@ static bool alone_in(const char *dir, pid_t pid)
 	return n == 1;
 }
 
-static int state_write(const struct throttle *t)
+/* Alone in dir, and dir has a CPU limit of its own to set. */
+static bool alone_in(const char *dir, pid_t pid)
+{
+	char path[600], path1[600];
+
+	snprintf(path, sizeof(path), "%s/cpu.max", dir);
+	snprintf(path1, sizeof(path1), "%s/cpu.cfs_quota_us", dir);
+	if (access(path, F_OK) && access(path1, F_OK))
+		return false;
+	return cgroup_alone(dir, pid);
+}
+
+int throttle_state_save(const struct throttle *t)
 {
 	char tmp[660];
 	FILE *f;
@@ -255,7 +324,8 @@ static int state_write(const struct throttle *t)
 		t->saved);
 	for (unsigned int i = 0; i < t->ntids; i++)
 		fprintf(f, " %d", (int)t->tids[i]);
-	fprintf(f, "\n");
+	fprintf(f, "\ntcg %s\nsubtree_cpu %d\n", t->tcg, t->subtree_cpu);
+	throttle_io_state_print(f, &t->io);
 	if (fflush(f) || fsync(fileno(f))) {
 		fclose(f);
 		unlink(tmp);
@@ -293,6 +363,12 @@ static int state_read(const char *path, struct throttle *t, pid_t *owner)
 			snprintf(t->home, sizeof(t->home), "%.511s", line + 5), n++;
 		else if (!strncmp(line, "cg ", 3))
 			snprintf(t->cg, sizeof(t->cg), "%.639s", line + 3), n++;
+		else if (!strncmp(line, "tcg ", 4))
+			snprintf(t->tcg, sizeof(t->tcg), "%.699s", line + 4);
+		else if (sscanf(line, "subtree_cpu %d", &v) == 1)
+			t->subtree_cpu = v;
+		else if (throttle_io_state_parse(line, &t->io))
+			;
 		else if (!strncmp(line, "saved ", 6))
 			snprintf(t->saved, sizeof(t->saved), "%.63s", line + 6);
 		else if (!strncmp(line, "tids", 4))
@@ -327,7 +403,7 @@ static int set_limit(const struct throttle *t, const char *val)
 	int ret;
 
 	if (t->v2)
-		return kfile_write(t->cg, "cpu.max", val);
+		return kfile_write(t->tcg[0] ? t->tcg : t->cg, "cpu.max", val);
 	if (sscanf(val, "%31s %31s", q, p) != 2)
 		return -EINVAL;
 	if (!strcmp(q, "max"))
@@ -377,6 +453,96 @@ static int move_into(const struct throttle *t, const char *dir, bool threads_onl
 	return ret;
 }
 
+/* cgroup v2: the threads of tcg back into cg, tcg removed, +cpu taken back. */
+static int threads_join(struct throttle *t)
+{
+	char path[760], line[32];
+	int ret = 0, r;
+	FILE *f;
+
+	if (t->tcg[0]) {
+		snprintf(path, sizeof(path), "%s/cgroup.threads", t->tcg);
+		f = fopen(path, "re");
+		while (f && fgets(line, sizeof(line), f)) {
+			line[strcspn(line, "\n")] = 0;
+			r = kfile_write(t->cg, "cgroup.threads", line);
+			if (r && r != -ESRCH && !ret)
+				ret = r;
+		}
+		if (f)
+			fclose(f);
+		if (rmdir(t->tcg) && errno != ENOENT && !ret)
+			ret = -errno;
+	}
+	if (!ret && t->subtree_cpu) {
+		r = kfile_write(t->cg, "cgroup.subtree_control", "-cpu");
+		if (r && r != -ENOENT)
+			ret = r;
+	}
+	if (!ret) {
+		t->tcg[0] = 0;
+		t->subtree_cpu = false;
+	}
+	return ret;
+}
+
+/*
+ * cgroup v2 holds single threads only in threaded cgroups: a child of cg
+ * made "threaded" (cg becomes a threaded domain, which may hold both the
+ * process and threaded children using the threaded cpu controller), with
+ * +cpu in cg's subtree_control.  The threads that write move into it and
+ * get the limit; the rest of the process stays in cg, unlimited.
+ */
+static int threads_split(struct throttle *t)
+{
+	char buf[256], num[16];
+	bool moved = false;
+	int ret;
+
+	snprintf(t->tcg, sizeof(t->tcg), "%s/lmig-threads", t->cg);
+	if (read_str(t->cg, "cgroup.subtree_control", buf, sizeof(buf)))
+		buf[0] = 0;
+	/* Recorded first: whatever happens next can be undone. */
+	if (throttle_state_save(t))
+		goto fail;
+	if (mkdir(t->tcg, 0755) && errno != EEXIST) {
+		ret = -errno;
+		goto fail_ret;
+	}
+	ret = kfile_write(t->tcg, "cgroup.type", "threaded");
+	if (ret)
+		goto fail_ret;
+	if (!strstr(buf, "cpu")) {
+		t->subtree_cpu = true;
+		if (throttle_state_save(t))
+			goto fail;
+		ret = kfile_write(t->cg, "cgroup.subtree_control", "+cpu");
+		if (ret)
+			goto fail_ret;
+	}
+	for (unsigned int i = 0; i < t->ntids; i++) {
+		snprintf(num, sizeof(num), "%d", (int)t->tids[i]);
+		ret = kfile_write(t->tcg, "cgroup.threads", num);
+		if (ret && ret != -ESRCH)
+			goto fail_ret;
+		moved |= !ret;
+	}
+	if (!moved)
+		goto fail;
+	t->per_thread = true;
+	return 0;
+fail_ret:
+	lmig_err_errno(-ret, "cannot put threads of process %d into threaded cgroup %s",
+		       (int)t->pid, t->tcg);
+fail:
+	if (threads_join(t))
+		return -1;	/* the state file keeps what is left to undo */
+	t->subtree_cpu = false;
+	t->tcg[0] = 0;
+	throttle_state_save(t);
+	return -1;
+}
+
 int throttle_init(struct throttle *t, pid_t pid, const pid_t *tids, unsigned int ntids)
 {
 	bool root = false;
@@ -391,11 +557,10 @@ int throttle_init(struct throttle *t, pid_t pid, const pid_t *tids, unsigned int
 				t->state, (int)pid);
 	if (ntids > THROTTLE_MAX_TIDS)
 		ntids = THROTTLE_MAX_TIDS;
-	if (!t->v2 && ntids) {
-		memcpy(t->tids, tids, ntids * sizeof(*tids));
-		t->ntids = ntids;
-		t->per_thread = true;
-	}
+	memcpy(t->tids, tids, ntids * sizeof(*tids));
+	t->ntids = ntids;
+	/* v2: the threads go into a threaded child once the process is placed. */
+	t->per_thread = !t->v2 && ntids;
 	if (!t->per_thread && !root && alone_in(t->home, pid)) {
 		snprintf(t->cg, sizeof(t->cg), "%s", t->home);
 		if (get_limit(t, t->saved, sizeof(t->saved)))
@@ -416,7 +581,7 @@ int throttle_init(struct throttle *t, pid_t pid, const pid_t *tids, unsigned int
 		snprintf(t->saved, sizeof(t->saved), "max %d", THROTTLE_PERIOD_US);
 	}
 	/* Written before anything changes: a crash from here on can be undone. */
-	if (state_write(t))
+	if (throttle_state_save(t))
 		return -1;
 	if (t->transient) {
 		if (mkdir(t->cg, 0755) && errno != EEXIST) {
@@ -431,6 +596,10 @@ int throttle_init(struct throttle *t, pid_t pid, const pid_t *tids, unsigned int
 		}
 	}
 	t->applied = true;
+	if (t->v2 && ntids && !root && threads_split(t)) {
+		/* The whole process is limited instead: still a limit that works. */
+		lmig_err_clear();
+	}
 	return 0;
 err:
 	unlink(t->state);
@@ -459,12 +628,20 @@ int throttle_restore(struct throttle *t)
 
 	if (!t->applied)
 		return 0;
+	r = throttle_io_restore(&t->io);
+	if (r)
+		return lmig_err_errno(-r, "cannot restore the disk write limits of %s (state kept in %s)",
+				      t->io.cg, t->state);
+	r = t->v2 ? threads_join(t) : 0;
+	if (r)
+		return lmig_err_errno(-r, "cannot move the threads of %s back (state kept in %s)",
+				      t->tcg, t->state);
 	if (t->transient) {
 		/* Everything in the transient cgroup goes home, new threads too. */
 		char path[700], line[32];
 		FILE *f;
 
-		if (t->per_thread || !t->v2) {
+		if (!t->v2) {
 			snprintf(path, sizeof(path), "%s/tasks", t->cg);
 			f = fopen(path, "re");
 			while (f && fgets(line, sizeof(line), f)) {

@@ -22,11 +22,37 @@
 #define LMIG_THROTTLE_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define THROTTLE_STATE_DIR	"/run/lmig"
 #define THROTTLE_PERIOD_US	100000
 #define THROTTLE_MAX_TIDS	64
+#define THROTTLE_MAX_DEVS	8
+#define THROTTLE_IO_MIN_BPS	(1024 * 1024)	/* never hold disk writes below this */
+
+/*
+ * Disk writes of the workload (throttle_io.c): cgroup v2 io.max "wbps=" or
+ * v1 blkio.throttle.write_bps_device, on every block device that holds a
+ * file the workload has open.  v2's io controller takes whole processes
+ * only, so the limit is set where the process is (in place, or the
+ * transient cgroup); v1's blkio hierarchy is separate from cpu, and like
+ * it holds single threads: the threads that write to disk are moved.
+ */
+struct throttle_io {
+	bool on;			/* set up: what follows must be undone */
+	bool v2, transient, per_thread;
+	char home[512];			/* v1: the workload's blkio cgroup */
+	char cg[640];			/* where the write limits are set */
+	unsigned int ndev;
+	struct {
+		unsigned int maj, min;
+		char saved[32];		/* its write limit found there: bytes/s, "max" or "0" */
+	} dev[THROTTLE_MAX_DEVS];
+	pid_t tids[THROTTLE_MAX_TIDS];	/* v1 per_thread: the threads moved */
+	unsigned int ntids;
+	double bps;			/* the limit now, 0 = none */
+};
 
 struct throttle {
 	pid_t pid;
@@ -39,8 +65,16 @@ struct throttle {
 	char state[640];		/* the state file */
 	pid_t tids[THROTTLE_MAX_TIDS];
 	unsigned int ntids;
+	/*
+	 * v2 per thread: a threaded child of cg holding tids (cpu is a threaded
+	 * controller), "" when the whole process is limited; subtree_cpu: lmig
+	 * enabled +cpu in cg's cgroup.subtree_control for it.
+	 */
+	char tcg[700];
+	bool subtree_cpu;
 	bool applied;
 	double share;			/* CPUs the workload may use now, 0 = no limit */
+	struct throttle_io io;
 };
 
 /*
@@ -71,6 +105,7 @@ struct tsnap {
 	pid_t tid[TSNAP_MAX];
 	unsigned long long minflt[TSNAP_MAX];
 	double cpu[TSNAP_MAX];
+	unsigned long long wbytes[TSNAP_MAX];	/* bytes it sent to storage (/proc/.../io) */
 };
 
 void tsnap_take(pid_t pid, struct tsnap *s);
@@ -82,6 +117,36 @@ unsigned int tsnap_dirtiers(const struct tsnap *a, const struct tsnap *b, pid_t 
 			    unsigned int max);
 /* CPUs the threads in tids (all threads if n == 0) used between a and b. */
 double tsnap_cpus(const struct tsnap *a, const struct tsnap *b, const pid_t *tids, unsigned int n);
+/* Bytes per second the threads in tids (all if n == 0) wrote to storage between a and b. */
+double tsnap_wbps(const struct tsnap *a, const struct tsnap *b, const pid_t *tids, unsigned int n);
+/* The threads that did most (together >= 80 %) of the disk writes between a and b. */
+unsigned int tsnap_diskwriters(const struct tsnap *a, const struct tsnap *b, pid_t *out,
+			       unsigned int max);
+
+/*
+ * Also limit the workload's disk writes (after throttle_init): tids (may
+ * be NULL/0) are the threads that write to disk, for v1.  0, or -1 with
+ * lmig_err() saying why not (nothing changed then).
+ */
+int throttle_io_init(struct throttle *t, const pid_t *tids, unsigned int ntids);
+/* Hold its disk writes to bps bytes per second on each device. */
+int throttle_io_set(struct throttle *t, double bps);
+/* Put the write limits and placement back; 0 or -errno. */
+int throttle_io_restore(struct throttle_io *io);
+/* The state file lines of io, and the parse of one ("io..."); false: not an io line. */
+void throttle_io_state_print(FILE *f, const struct throttle_io *io);
+bool throttle_io_state_parse(const char *line, struct throttle_io *io);
+/* Rewrite the state file (after a change of what must be undone). */
+int throttle_state_save(const struct throttle *t);
+/*
+ * The cgroup directory of pid for v1 controller ctrl ("cpu", "blkio"),
+ * and the v2 one: either may come back "".  root: pid is in that
+ * hierarchy's root.  0, or -1 with lmig_err().
+ */
+int cgroup_dirs(pid_t pid, const char *ctrl, char *v2dir, size_t v2len, char *v1dir,
+		size_t v1len, bool *v2root, bool *v1root);
+/* Is pid the only process of cgroup dir? */
+bool cgroup_alone(const char *dir, pid_t pid);
 
 /* Undo the state file of workload pid, whoever wrote it (the freeze guard's job). */
 int throttle_restore_pid(pid_t pid);

@@ -26,6 +26,8 @@ struct round_stat {
 	double faults_per_s, write_faults_per_s, guest_faults_per_s, guest_exits_per_s;
 	double steal_pct;
 	double throttle_cpus;		/* CPU limit in force during it, 0 = none */
+	double io_limit_mbps;		/* disk write limit in force, 0 = none */
+	double disk_write_mbps;		/* what the workload wrote to disk before it */
 };
 
 struct xfer_stats {
@@ -52,6 +54,7 @@ struct xfer_stats {
 	char probes[200];		/* "on", or why not */
 	bool throttled;
 	char throttle_note[200];	/* where it throttled, or why it could not or stopped */
+	char throttle_io_note[300];	/* where its disk writes were limited, or why not */
 };
 
 struct send_opts {

@@ -167,6 +167,7 @@ struct sender {
 	struct probe_sample ps;
 	bool ps_ok;			/* ps holds the sample of the last harvest */
 	double d_before;		/* dirty rate before the limit */
+	double io_base;			/* disk write rate (bytes/s) of the limited set before */
 };
 
 static int channels_connect(struct sender *s)
@@ -831,6 +832,38 @@ static unsigned int probe_dirtiers(struct sender *s)
 	return n * 2 > nt ? 0 : n;
 }
 
+/*
+ * With the CPU limit in place: a workload that also writes to disk at
+ * least THROTTLE_IO_MIN_BPS gets its disk writes limited as well (v1:
+ * the threads that did most of them).  Why not, if not, goes to the
+ * report; the CPU limit stays either way.
+ */
+static void throttle_io_start(struct sender *s)
+{
+	double wbps = tsnap_wbps(&s->snap[0], &s->snap[1], NULL, 0);
+	pid_t tids[THROTTLE_MAX_TIDS];
+	unsigned int n;
+	char *note = s->st->throttle_io_note;
+	size_t len = sizeof(s->st->throttle_io_note);
+
+	if (wbps < THROTTLE_IO_MIN_BPS)
+		return;
+	n = tsnap_diskwriters(&s->snap[0], &s->snap[1], tids, THROTTLE_MAX_TIDS);
+	if (throttle_io_init(&s->th, tids, n)) {
+		snprintf(note, len, "disk writes (%.1f MB/s) not limited: %s", wbps / 1e6,
+			 lmig_errmsg());
+		lmig_err_clear();
+		return;
+	}
+	s->io_base = s->th.io.per_thread ? tsnap_wbps(&s->snap[0], &s->snap[1], tids, n) : wbps;
+	if (s->io_base < THROTTLE_IO_MIN_BPS)
+		s->io_base = THROTTLE_IO_MIN_BPS;
+	snprintf(note, len, "disk writes of the %s (%.1f MB/s) limited on %u device%s (cgroup %s%.120s)",
+		 s->th.io.per_thread ? "threads that write to disk" : "process", s->io_base / 1e6,
+		 s->th.io.ndev, s->th.io.ndev == 1 ? "" : "s", s->th.io.v2 ? "v2 io.max " :
+		 "v1 blkio ", s->th.io.cg);
+}
+
 static void throttle_round(struct sender *s, double pred, uint64_t pages)
 {
 	struct round_stat *last = &s->st->round[s->st->rounds - 1];
@@ -871,7 +904,8 @@ static void throttle_round(struct sender *s, double pred, uint64_t pages)
 		s->st->throttled = true;
 		snprintf(s->st->throttle_note, sizeof(s->st->throttle_note), "%s %s (cgroup %s%.150s)",
 			 s->th_ntids ? "threads" : "process", s->th_ntids ? "that write" : "whole",
-			 s->th.v2 ? "v2 " : "v1 ", s->th.cg);
+			 s->th.v2 ? "v2 " : "v1 ", s->th.tcg[0] ? s->th.tcg : s->th.cg);
+		throttle_io_start(s);
 	} else if (s->th.share > 0 && s->th.share <= 0.5 * s->cpu_base && d >= 0.8 * s->d_before &&
 		   pages < s->im.npages / 2) {
 		/*
@@ -904,6 +938,15 @@ static void throttle_round(struct sender *s, double pred, uint64_t pages)
 			 lmig_errmsg());
 		lmig_err_clear();
 		s->th_off = true;
+		return;
+	}
+	/* Disk writes are held to the same fraction of what they were as the CPU. */
+	if (s->th.io.on && throttle_io_set(&s->th, s->io_base * share / s->cpu_base)) {
+		snprintf(s->st->throttle_io_note, sizeof(s->st->throttle_io_note), "%s",
+			 lmig_errmsg());
+		lmig_err_clear();
+		if (throttle_io_restore(&s->th.io) == 0)
+			throttle_state_save(&s->th);
 	}
 }
 
@@ -914,6 +957,8 @@ static void throttle_record(struct sender *s)
 
 	r->cpu_used = tsnap_cpus(&s->snap[0], &s->snap[1], s->th_tids, s->th_ntids);
 	r->throttle_cpus = s->th_on ? s->th.share : 0;
+	r->io_limit_mbps = s->th_on && s->th.io.on ? s->th.io.bps / 1e6 : 0;
+	r->disk_write_mbps = tsnap_wbps(&s->snap[0], &s->snap[1], NULL, 0) / 1e6;
 	if (s->ps_ok && s->ps.interval_s > 0) {
 		double iv = s->ps.interval_s;
 
@@ -1043,10 +1088,13 @@ static void show_progress(struct sender *s, bool final)
 		uint64_t todo = r->dirty_pages > s->round_pages ? r->dirty_pages - s->round_pages : 0;
 		double eta = rate > 0 ? todo * (double)LMIG_PAGE_SIZE / (rate * 1e6) : 0;
 
-		char th[96] = "";
+		char th[128] = "";
 
 		if (s->th_on)
 			snprintf(th, sizeof(th), "  throttle %.0f%% CPU", s->th.share * 100);
+		if (s->th_on && s->th.io.on)
+			snprintf(th + strlen(th), sizeof(th) - strlen(th), " %.0f MB/s disk",
+				 s->th.io.bps / 1e6);
 		if (s->ps_ok && s->ps.interval_s > 0)
 			snprintf(th + strlen(th), sizeof(th) - strlen(th), "  wf %.0f/s steal %.0f%%",
 				 s->ps.c.write_faults / s->ps.interval_s, s->ps.steal_pct);
