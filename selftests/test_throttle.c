@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,6 +60,8 @@
 
 #define MiB		(1024ULL * 1024)
 #define CPU_V1		"/sys/fs/cgroup/cpu"
+#define BLKIO_V1	"/sys/fs/cgroup/blkio"
+#define DISK_DIR	"/var/tmp"	/* on a block device, unlike the tmpfs scratch */
 #define CGROUP_MAGIC	0x27e0eb	/* cgroup v1 */
 #define STATE_DIR	"/run/lmig"
 #define MAX_TASKS	16
@@ -86,6 +89,8 @@ struct env {
 	bool seen_writer_moved, seen_other_moved, seen_limit;
 	double t_limited;		/* when the limit was first seen */
 	char seen_quota[32];
+	char disk[128];			/* the writer's --disk-write file, or "" */
+	char seen_wbps[64];		/* a blkio write limit seen on a moved thread's cgroup */
 };
 
 /* ---- files ---------------------------------------------------------------- */
@@ -123,8 +128,8 @@ static char *read_line(const char *dir, const char *name, char *buf, size_t len)
 	return buf;
 }
 
-/* The "N:cpu:PATH" line of a cgroup file (v1 cpu hierarchy), or "". */
-static void cpu_line(const char *file, char *buf, size_t len)
+/* The PATH of the "N:CTRL:PATH" line of a cgroup file (a v1 hierarchy), or "". */
+static void ctrl_line(const char *file, const char *ctrl, char *buf, size_t len)
 {
 	char line[512];
 	FILE *f = fopen(file, "re");
@@ -137,13 +142,18 @@ static void cpu_line(const char *file, char *buf, size_t len)
 			continue;
 		*c2 = 0;
 		for (char *o = strtok(c1 + 1, ","); o; o = strtok(NULL, ","))
-			if (!strcmp(o, "cpu")) {
+			if (!strcmp(o, ctrl)) {
 				c2[strcspn(c2 + 1, "\n") + 1] = 0;
 				snprintf(buf, len, "%s", c2 + 1);
 			}
 	}
 	if (f)
 		fclose(f);
+}
+
+static void cpu_line(const char *file, char *buf, size_t len)
+{
+	ctrl_line(file, "cpu", buf, len);
 }
 
 static void placement_take(pid_t pid, const char *home, struct placement *p)
@@ -210,6 +220,12 @@ static void env_teardown(struct env *e)
 		kill(e->dw.pid, SIGCONT);
 	}
 	proc_kill(&e->dw);
+	if (e->disk[0])
+		unlink(e->disk);
+	if (e->pid[0]) {
+		snprintf(path, sizeof(path), "%s/lmig-throttle-%s", BLKIO_V1, e->pid);
+		rmdir(path);
+	}
 	if (e->cg[0]) {
 		snprintf(path, sizeof(path), "%s/lmig-throttle-%s", e->cg, e->pid);
 		rmdir(path);
@@ -260,14 +276,22 @@ static void writer_start(struct __test_metadata *_metadata, struct env *e, bool 
 static int samples_rate(const struct env *e, double t0, double t1, double *pages_s,
 			double *units_s);
 
-/* Pages and compute units per second over the next secs (from the samples), or -1. */
+/*
+ * Pages and compute units per second over the next secs (from the
+ * samples), or -1.  A writer just let go (resumed, moved back) may take a
+ * moment to sample again on a busy machine: the window grows, up to 3 s
+ * more, until it holds samples.
+ */
 static double writer_rate(const struct env *e, double secs, double *units_s)
 {
 	double t0 = mono_s(), pages = -1, units = -1;
 
 	usleep(secs * 1e6);
-	if (samples_rate(e, t0, mono_s(), &pages, &units))
-		return -1;
+	while (samples_rate(e, t0, mono_s(), &pages, &units)) {
+		if (mono_s() - t0 > secs + 3)
+			return -1;
+		usleep(100 * 1000);
+	}
 	if (units_s)
 		*units_s = units;
 	return pages;
@@ -455,6 +479,15 @@ static void watch(struct env *e, double timeout_s, bool stop_when_limited)
 				e->seen_writer_moved = true;
 			else
 				e->seen_other_moved = true;
+		}
+		for (unsigned int i = 0; i < now.n && !e->seen_wbps[0]; i++) {
+			snprintf(dir, sizeof(dir), "/proc/%s/task/%d/cgroup", e->pid, now.tid[i]);
+			ctrl_line(dir, "blkio", line, sizeof(line));
+			if (strstr(line, "lmig-throttle-")) {
+				snprintf(dir, sizeof(dir), "%s%s", BLKIO_V1, line);
+				read_line(dir, "blkio.throttle.write_bps_device", e->seen_wbps,
+					  sizeof(e->seen_wbps));
+			}
 		}
 		snprintf(dir, sizeof(dir), "/proc/%s/task/%s/cgroup", e->pid, e->pid);
 		cpu_line(dir, line, sizeof(line));
@@ -685,6 +718,80 @@ TEST_F(throttle, failure_restores)
 	check_full_speed(_metadata, e);
 }
 
+/* A directory on a block device (for O_DIRECT writes that blkio can limit), or NULL. */
+static bool on_block_device(const char *dir)
+{
+	char sys[64];
+	struct stat sb;
+
+	if (stat(dir, &sb) || !major(sb.st_dev))
+		return false;
+	snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u", major(sb.st_dev), minor(sb.st_dev));
+	return path_exists(sys);
+}
+
+/*
+ * The writer also writes 30 MB/s to a file on disk from a thread of its
+ * own (O_DIRECT): once the CPU limit is on, that thread (only) goes into a
+ * transient blkio cgroup whose write_bps_device limit follows the CPU
+ * limit's fraction, so its disk writes fall; afterwards it is back in its
+ * blkio cgroup and nothing is left.
+ */
+TEST_F(throttle, auto_io_v1)
+{
+	struct env *e = &self->e;
+	char note[512] = "", path[600];
+	const char *p;
+	double first = -1, last = -1, lim = 0;
+
+	if (!have_cpu_v1() || access(BLKIO_V1 "/blkio.throttle.write_bps_device", F_OK))
+		SKIP(return, "no cgroup v1 cpu and blkio hierarchies");
+	if (!on_block_device(DISK_DIR))
+		SKIP(return, "%s is on no block device", DISK_DIR);
+	snprintf(e->disk, sizeof(e->disk), "%s/lmig-throttle-io-%d.dat", DISK_DIR, (int)getpid());
+	writer_start(_metadata, e, true, ARGS("--uffd", "--disk-write", e->disk, "--disk-rate", "30M"));
+	placement_record(_metadata, e);
+	ASSERT_EQ(2, e->before.n);
+	migrate_start(_metadata, e, ARGS("--tracker", "uffd", "--throttle", "auto"));
+	watch(e, 40, false);
+	check_converged(_metadata, e, 40, "threads that write");
+	EXPECT_EQ(0, json_str_field(e->tx.out, "throttle_io_note", note, sizeof(note)))
+		TH_LOG("%s", e->tx.out);
+	EXPECT_NE(NULL, strstr(note, "threads that write to disk"));
+	EXPECT_NE(NULL, strstr(note, "limited on 1 device (cgroup v1 blkio " BLKIO_V1 "/lmig-throttle-"))
+		TH_LOG("throttle_io_note: %s", note);
+	EXPECT_NE(0, e->seen_wbps[0]) TH_LOG("no thread seen in a blkio cgroup with a write limit");
+	/* The disk rate of the round before the limit, and of the last live round. */
+	for (p = strstr(e->tx.out, "\"disk_write_mbps\":"); p;
+	     p = strstr(p + 1, "\"disk_write_mbps\":")) {
+		const char *l = strstr(p, "\"io_limit_mbps\":");
+		double v = atof(p + strlen("\"disk_write_mbps\":"));
+
+		if (first < 0 && v > 0)
+			first = v;
+		if (l && atof(l + strlen("\"io_limit_mbps\":")) > 0) {
+			last = v;
+			lim = atof(l + strlen("\"io_limit_mbps\":"));
+		}
+	}
+	TH_LOG("disk writes: %.1f MB/s before the limit, %.1f MB/s under a limit of %.1f MB/s; blkio seen: %s",
+	       first, last, lim, e->seen_wbps);
+	EXPECT_GT(first, 15);
+	EXPECT_GT(lim, 0);
+	EXPECT_LT(last, 0.6 * first);
+	check_restored(_metadata, e);
+	snprintf(path, sizeof(path), "%s/lmig-throttle-%s", BLKIO_V1, e->pid);
+	EXPECT_FALSE(path_exists(path)) TH_LOG("blkio cgroup %s is left behind", path);
+	for (unsigned int i = 0; i < e->before.n; i++) {
+		char line[256];
+
+		snprintf(path, sizeof(path), "/proc/%s/task/%d/cgroup", e->pid, e->before.tid[i]);
+		ctrl_line(path, "blkio", line, sizeof(line));
+		EXPECT_EQ(NULL, strstr(line, "lmig-throttle-")) TH_LOG("thread %d in blkio %s",
+								  e->before.tid[i], line);
+	}
+}
+
 /* Wait until lmig send has limited the writer, SIGKILL it. */
 static void kill_when_limited(struct __test_metadata *_metadata, struct env *e)
 {
@@ -831,6 +938,63 @@ FIXTURE_TEARDOWN(throttle_vm)
 }
 
 /*
+ * Part two of vm/throttle.sh: a writer alone in cgroup "solo", with a
+ * compute thread and a thread writing to disk.  Only the writer thread
+ * goes into the threaded child solo/lmig-threads with a cpu.max limit;
+ * solo's io.max gets a wbps limit on the loop device; afterwards solo's
+ * cpu.max, io.max, type and subtree_control are what they were, the
+ * child and the state file are gone and all three threads are in solo.
+ */
+static void check_v2_threads(struct __test_metadata *_metadata, const char *out)
+{
+	char buf[1024], before[512] = "", note[512] = "", ionote[512] = "";
+	static char send[16384];
+	const char *line;
+	int limited;
+
+	line = vm_result(out, "t2-error", buf, sizeof(buf));
+	ASSERT_EQ(NULL, line) TH_LOG("part two could not run: %s", line);
+	ASSERT_NE(NULL, vm_result(out, "t2-before", before, sizeof(before))) TH_LOG("%s", out);
+	line = vm_result(out, "t2-send-rc", buf, sizeof(buf));
+	EXPECT_STREQ("0", line ? line : "missing") TH_LOG("send: %s",
+							 vm_result(out, "t2-send-err", buf, sizeof(buf)));
+	line = vm_result(out, "t2-recv-rc", buf, sizeof(buf));
+	EXPECT_STREQ("0", line ? line : "missing");
+	ASSERT_NE(NULL, line = vm_result(out, "t2-send", send, sizeof(send))) TH_LOG("%s", out);
+	EXPECT_EQ(1, json_bool(line, "converged")) TH_LOG("%s", line);
+	EXPECT_LE(json_dbl(line, "downtime_ms"), 300);
+	min_limit(line, &limited);
+	EXPECT_GT(limited, 0) TH_LOG("no round with a CPU limit: %s", line);
+	EXPECT_EQ(0, json_str_field(line, "throttle_note", note, sizeof(note)));
+	EXPECT_NE(NULL, strstr(note, "threads that write (cgroup v2 /sys/fs/cgroup/solo/lmig-threads)"))
+		TH_LOG("throttle_note: %s", note);
+	EXPECT_EQ(0, json_str_field(line, "throttle_io_note", ionote, sizeof(ionote)));
+	EXPECT_NE(NULL, strstr(ionote, "limited on 1 device (cgroup v2 io.max /sys/fs/cgroup/solo)"))
+		TH_LOG("throttle_io_note: %s", ionote);
+	TH_LOG("threads: converged in %.1f s, %d rounds limited, lowest %.1f %% CPU, downtime %.1f ms; %s; %s",
+	       json_dbl(line, "total_ms") / 1000, limited, min_limit(line, &limited),
+	       json_dbl(line, "downtime_ms"), note, ionote);
+	line = vm_result(out, "t2-seen-threads", buf, sizeof(buf));
+	/* "CG QUOTA PERIOD NTHREADS": one thread, the writer, in the child */
+	EXPECT_NE(NULL, line && strstr(line, "/solo/lmig-threads ") ? line : NULL)
+		TH_LOG("no limit seen on the threaded child: '%s'", line);
+	EXPECT_NE(NULL, line && strlen(line) > 2 && !strcmp(line + strlen(line) - 2, " 1") ? line :
+		  NULL) TH_LOG("not exactly one thread in the threaded child: '%s'", line);
+	TH_LOG("threaded child seen: %s", line);
+	line = vm_result(out, "t2-seen-io", buf, sizeof(buf));
+	EXPECT_NE(NULL, line && strstr(line, "wbps=") ? line : NULL) TH_LOG("no io.max seen: '%s'", line);
+	TH_LOG("io.max seen: %s; before: %s", line, before);
+	line = vm_result(out, "t2-after", buf, sizeof(buf));
+	EXPECT_STREQ(before, line ? line : "missing");
+	line = vm_result(out, "t2-child", buf, sizeof(buf));
+	EXPECT_STREQ("gone", line ? line : "missing");
+	line = vm_result(out, "t2-state", buf, sizeof(buf));
+	EXPECT_STREQ("gone", line ? line : "missing");
+	line = vm_result(out, "t2-threads", buf, sizeof(buf));
+	EXPECT_STREQ("3", line ? line : "missing");
+}
+
+/*
  * vm/throttle.sh in a VM on Debian's 6.1 kernel: the writer shares a
  * cgroup v2 "work" with another process, so lmig limits it through
  * cpu.max of a transient sibling; it must converge, the limit must have
@@ -838,7 +1002,7 @@ FIXTURE_TEARDOWN(throttle_vm)
  * sibling and the state file are gone, and both processes are in work.
  * `lmig dirty --uffd` is refused there (no async write-protection).
  */
-TEST_F_TIMEOUT(throttle_vm, cgroup_v2, 150)
+TEST_F_TIMEOUT(throttle_vm, cgroup_v2, 250)
 {
 	char buf[1024], note[256], before[64] = "", *out = NULL;
 	static char send[16384];
@@ -846,7 +1010,7 @@ TEST_F_TIMEOUT(throttle_vm, cgroup_v2, 150)
 	struct proc p = { 0 };
 	int limited;
 
-	ASSERT_EQ(0, vm_run(&p, "throttle.sh", false, 120, 140, &out));
+	ASSERT_EQ(0, vm_run(&p, "throttle.sh", false, 220, 240, &out));
 	ASSERT_NE(NULL, out);
 	if (proc_exit_code(&p) == 4)
 		SKIP({ free(out); return; }, "no VM here: %.900s", p.err_log);
@@ -892,6 +1056,7 @@ TEST_F_TIMEOUT(throttle_vm, cgroup_v2, 150)
 	EXPECT_STREQ("0::/work", line ? line : "missing");
 	line = vm_result(out, "other-cg", buf, sizeof(buf));
 	EXPECT_STREQ("0::/work", line ? line : "missing");
+	check_v2_threads(_metadata, out);
 	free(out);
 	proc_kill(&p);
 }

@@ -375,7 +375,7 @@ def run(a):
                 if not p.alive():
                     raise QMPError("lmig %s exited before the migration: %s" % (n, p.text()))
         elif a.transport in ("tcp", "pipe"):
-            wait_for(lambda: listening(a.dst_ns, port), 10, "the destination to listen")
+            wait_for(lambda: listening(a.dst_ns, port), 30, "the destination to listen")
 
         res["src_tick_at_migrate"] = src.last_tick()
         dev0 = dev_bytes(a.count_dev) if a.count_dev else None

@@ -105,4 +105,87 @@ if [ -e "/run/lmig/throttle-$dpid" ]; then echo "state left"; else echo "state g
 echo "writer-cg $(cat "/proc/$dpid/cgroup")"
 echo "other-cg $(cat "/proc/$spid/cgroup")"
 rm -f /dev/shm/throttle.img
+
+# Part two: only the thread that writes is limited (a threaded child of
+# the writer's own cgroup "solo"), and its disk writes through io.max.
+# The writer is alone in solo with a compute thread and a thread writing
+# 20 MB/s with O_DIRECT to a file on ext4 on a loop device.  Prints:
+#
+#   t2-before CPU.MAX|IO.MAX|TYPE|SUBTREE   solo's files before
+#   t2-seen-threads CG CPU.MAX             the threaded child while it ran
+#   t2-seen-io IO.MAX                      solo/io.max while it ran
+#   t2-send JSON / t2-send-rc N / t2-recv-rc N / t2-send-err TEXT
+#   t2-after ...                           solo's files afterwards
+#   t2-child gone|left / t2-state gone|left / t2-threads N
+#   t2-error TEXT
+kill -CONT "$dpid" 2>/dev/null
+kill -KILL "$dpid" "$spid" 2>/dev/null
+wait 2>/dev/null
+dpid="" spid=""
+rmdir "$cg/work" 2>/dev/null
+t2() {
+	modprobe loop 2>/dev/null; modprobe ext4 2>/dev/null
+	dd if=/dev/zero of="$tmp/disk.img" bs=1M count=160 2>/dev/null
+	dev=$(losetup -f --show "$tmp/disk.img") || { echo "t2-error no loop device"; return; }
+	mkfs.ext4 -q -F "$dev" >/dev/null 2>&1 || { echo "t2-error mkfs.ext4 failed"; return; }
+	mkdir -p "$tmp/disk" && mount "$dev" "$tmp/disk" ||
+		{ echo "t2-error cannot mount ext4 on $dev"; return; }
+	echo +io >"$cg/cgroup.subtree_control" || { echo "t2-error no io controller"; return; }
+	mkdir "$cg/solo" || { echo "t2-error cannot make $cg/solo"; return; }
+	"$lmig" dirty --mem memfd:lmig-v2t --size 24Mi --rate 12M --pace cpu --compute-threads 1 \
+		--disk-write "$tmp/disk/data" --disk-rate 20M --ready-fd 3 --json --no-progress \
+		3>"$tmp/ready2" >"$tmp/dirty2.json" 2>"$tmp/dirty2.err" &
+	dpid=$!
+	wait_file "$tmp/ready2" || { echo "t2-error lmig dirty: $(cat "$tmp/dirty2.err")"; return; }
+	echo "$dpid" >"$cg/solo/cgroup.procs" || { echo "t2-error cannot move into solo"; return; }
+	state() {
+		echo "$(cat "$cg/solo/cpu.max")|$(cat "$cg/solo/io.max" | tr '\n' ' ')|$(cat "$cg/solo/cgroup.type")|$(cat "$cg/solo/cgroup.subtree_control")"
+	}
+	echo "t2-before $(state)"
+	: >"$tmp/port2"
+	"$lmig" recv --listen 127.0.0.1:0 --ready-fd 3 --out /dev/shm/throttle2.img --no-sync \
+		--json 3>"$tmp/port2" >"$tmp/recv2.json" 2>"$tmp/recv2.err" &
+	rpid=$!
+	wait_file "$tmp/port2" || { echo "t2-error lmig recv did not report its port"; return; }
+	"$lmig" send --mem "$(cat "$tmp/ready2")" --pid "$dpid" --to "127.0.0.1:$(cat "$tmp/port2")" \
+		--bandwidth 6M --tracker soft-dirty --throttle auto --timeout 90 --max-rounds 15 \
+		--json --no-progress >"$tmp/send2.json" 2>"$tmp/send2.err" &
+	xpid=$!
+	child=$cg/solo/lmig-threads
+	st="" si=""
+	while kill -0 "$xpid" 2>/dev/null; do
+		if [ -z "$st" ] && [ -r "$child/cpu.max" ]; then
+			m=$(cat "$child/cpu.max" 2>/dev/null)
+			case $m in max*|"") ;; *) st="$child $m $(wc -l <"$child/cgroup.threads")" ;; esac
+		fi
+		if [ -z "$si" ]; then
+			m=$(grep wbps= "$cg/solo/io.max" 2>/dev/null | grep -v wbps=max)
+			[ -n "$m" ] && si=$m
+		fi
+		sleep 0.1
+	done
+	wait "$xpid"
+	echo "t2-send-rc $?"
+	xpid=""
+	wait "$rpid"
+	echo "t2-recv-rc $?"
+	rpid=""
+	echo "t2-seen-threads $st"
+	echo "t2-seen-io $si"
+	echo "t2-send $(cat "$tmp/send2.json")"
+	[ -s "$tmp/send2.err" ] && echo "t2-send-err $(tr '\n' ' ' <"$tmp/send2.err")"
+	echo "t2-after $(state)"
+	if [ -d "$child" ]; then echo "t2-child left"; else echo "t2-child gone"; fi
+	if [ -e "/run/lmig/throttle-$dpid" ]; then echo "t2-state left"; else echo "t2-state gone"; fi
+	echo "t2-threads $(wc -l <"$cg/solo/cgroup.threads")"
+	kill -CONT "$dpid"
+	kill -KILL "$dpid"
+	wait "$dpid" 2>/dev/null
+	dpid=""
+	rmdir "$cg/solo"
+	umount "$tmp/disk"
+	losetup -d "$dev"
+	rm -f /dev/shm/throttle2.img
+}
+t2
 exit 0
