@@ -68,8 +68,10 @@ void usage_send(void)
 	       "      --throttle auto|off when PID dirties memory faster than the link\n"
 	       "                          carries it, limit its CPU (cgroup v2 cpu.max or v1\n"
 	       "                          CFS quota; only the threads that write where that\n"
-	       "                          can be told) until it converges (default auto);\n"
-	       "                          every limit is put back afterwards\n"
+	       "                          can be told) and, if it also writes to disk, its\n"
+	       "                          disk writes (v2 io.max, v1 blkio) until it\n"
+	       "                          converges (default auto); every limit is put back\n"
+	       "                          afterwards\n"
 	       "      --throttle-max PCT  take at most PCT %% of its CPU (1..99, default 90)\n"
 	       "\n"
 	       "Exit status: 0 completed and verified, 1 migration failed, 2 bad usage.\n",

@@ -243,6 +243,13 @@ int throttle_io_restore(struct throttle_io *io)
 		char path[700], line[32];
 		FILE *f;
 
+		/*
+		 * Lifted first: writes queued in this cgroup's throttle stay
+		 * charged to it after their threads move, and would keep
+		 * waiting (and their threads with them).
+		 */
+		for (unsigned int i = 0; i < io->ndev; i++)
+			write_wbps(io, i, io->v2 ? "max" : "0");
 		snprintf(path, sizeof(path), "%s/tasks", io->cg);
 		f = fopen(path, "re");
 		while (f && fgets(line, sizeof(line), f)) {

@@ -864,6 +864,13 @@ static void throttle_io_start(struct sender *s)
 		 "v1 blkio ", s->th.io.cg);
 }
 
+/* No more disk limit (the CPU limit stays until the end). */
+static void throttle_io_lift(struct sender *s)
+{
+	if (s->th_on && s->th.io.on && !throttle_io_restore(&s->th.io))
+		throttle_state_save(&s->th);
+}
+
 static void throttle_round(struct sender *s, double pred, uint64_t pages)
 {
 	struct round_stat *last = &s->st->round[s->st->rounds - 1];
@@ -997,6 +1004,8 @@ static int live_next_round(struct sender *s)
 	throttle_round(s, pred, pages);
 	if (pred * 1000 <= s->o->downtime_ms) {
 		s->freeze_next = true;
+		/* The disk limit goes a round early: see live_switch_over(). */
+		throttle_io_lift(s);
 	} else if (next >= 6 && (pred - s->hs_min) * 1000 < s->o->downtime_ms / 10.0 &&
 		   (s->hs_min + SWITCH_OVERHEAD_S) * 1000 > s->o->downtime_ms) {
 		/* Little left to send, yet over budget: the harvest itself is. */
@@ -1029,11 +1038,10 @@ static int live_switch_over(struct sender *s)
 	/*
 	 * A thread whose write waits in the disk throttle cannot stop until
 	 * the write is done (1 MiB at 3 MB/s: a third of a second of
-	 * downtime): lift the disk limit first, which lets the queued writes
-	 * go at once.  Memory written meanwhile is caught by the final harvest.
+	 * downtime): the disk limit is lifted when the switch-over is
+	 * decided, a round before, so the queued writes are done by now.
 	 */
-	if (s->th_on && s->th.io.on && !throttle_io_restore(&s->th.io))
-		throttle_state_save(&s->th);
+	throttle_io_lift(s);
 	s->t_freeze = now_s();
 	tracemark("freeze (%s)", freezer_name(&s->fz));
 	if (freezer_freeze(&s->fz))
