@@ -39,11 +39,16 @@ uint64_t codec_zero_hash(void)
 	return zero_hash;
 }
 
-unsigned int codec_lz4_page(const void *page, void *dst)
+unsigned int codec_lz4_page_accel(const void *page, void *dst, int accel)
 {
-	int n = LZ4_compress_default(page, dst, LMIG_PAGE_SIZE, CODEC_LZ4_MAX);
+	int n = LZ4_compress_fast(page, dst, LMIG_PAGE_SIZE, CODEC_LZ4_MAX, accel);
 
 	return n > 0 ? (unsigned int)n : 0;
+}
+
+unsigned int codec_lz4_page(const void *page, void *dst)
+{
+	return codec_lz4_page_accel(page, dst, 1);
 }
 
 int codec_unlz4_page(const void *src, unsigned int len, void *page)

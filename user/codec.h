@@ -23,6 +23,8 @@ uint64_t codec_zero_hash(void);
 /* Compress one page into dst (CODEC_LZ4_MAX bytes); returns the length, or 0
  * when the page does not compress enough. */
 unsigned int codec_lz4_page(const void *page, void *dst);
+/* The same with lz4's acceleration (1 = default; higher: faster, larger). */
+unsigned int codec_lz4_page_accel(const void *page, void *dst, int accel);
 /* Decompress into a full page; -1 unless exactly one page comes out. */
 int codec_unlz4_page(const void *src, unsigned int len, void *page);
 /* XXH3-128 over hashes[0..n) as le64, canonical big-endian bytes. */

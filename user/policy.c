@@ -8,10 +8,12 @@
 #define CONFIRM		2	/* windows in a row before a switch */
 #define PROBE_IDLE	0.05	/* ... below this, the network is clearly not the limit */
 #define PROBE_GROWTH	1.5	/* per window, for the estimate of R then */
+#define ACCEL_MAX	16	/* lz4 acceleration: ratio 0.58 -> 0.75 for 5x speed here */
 
 void cpolicy_init(struct cpolicy *p, enum compress_mode mode)
 {
-	*p = (struct cpolicy){ .mode = mode, .lz4 = mode == COMPRESS_LZ4 };
+	*p = (struct cpolicy){ .mode = mode, .lz4 = mode == COMPRESS_LZ4, .accel = 1,
+			       .accel_max = 1 };
 	p->win_start = now_s();
 }
 
@@ -57,6 +59,32 @@ static double min2(double a, double b)
 	return a < b ? a : b;
 }
 
+/*
+ * While lz4 runs: a network left idle (we are the bottleneck, compressing)
+ * asks for a faster lz4, a network that keeps us waiting for a better
+ * ratio.  CONFIRM windows in a row move the acceleration one step (x2).
+ */
+static void tune_accel(struct cpolicy *p, double elapsed)
+{
+	double wait = p->win_wait / elapsed;
+	int want = 0;
+
+	if (!p->lz4 || !p->win_comp_in)
+		return;
+	/* Compressing took most of the window and the network waited for it. */
+	if (wait < PROBE_IDLE && p->win_comp_s > 0.3 * elapsed && p->accel < ACCEL_MAX)
+		want = 1;
+	else if (wait > NET_BOUND && p->accel > 1)
+		want = -1;
+	p->accel_lean = want && (want > 0) == (p->accel_lean > 0) ? p->accel_lean + want : want;
+	if (p->accel_lean >= CONFIRM || p->accel_lean <= -CONFIRM) {
+		p->accel = p->accel_lean > 0 ? p->accel * 2 : p->accel / 2;
+		if (p->accel > p->accel_max)
+			p->accel_max = p->accel;
+		p->accel_lean = 0;
+	}
+}
+
 static void decide(struct cpolicy *p, double elapsed)
 {
 	double busy = elapsed - p->win_wait, fz, t_none, t_lz4, wire_rate;
@@ -72,6 +100,7 @@ static void decide(struct cpolicy *p, double elapsed)
 	if (busy > p->win_comp_s)
 		p->c_base = ewma(p->c_base, (busy - p->win_comp_s) / p->win_img, p->c_base > 0, 0.5);
 	p->net_bound = p->win_wait / elapsed > NET_BOUND;
+	tune_accel(p, elapsed);
 	wire_rate = p->win_wire / elapsed;
 	if (p->net_bound) {
 		/* An estimate far above what was just measured was a probe: drop it. */

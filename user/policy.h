@@ -30,9 +30,23 @@ struct cpolicy {
 	bool net_bound;
 	bool close;			/* lz4 within reach of the current mode: sample often */
 	unsigned int favour_other;	/* windows in a row that favoured the other mode */
+	/*
+	 * lz4's acceleration (LZ4_compress_fast): 1 is LZ4_compress_default;
+	 * each doubling trades a few points of ratio for speed.  Raised while
+	 * compressing keeps the network waiting, lowered while the network
+	 * keeps us waiting, so lz4 uses the CPU there is and no more.
+	 */
+	int accel;
+	int accel_max;			/* the highest it went */
+	int accel_lean;			/* windows in a row that asked for a change (+ up, - down) */
 };
 
 void cpolicy_init(struct cpolicy *p, enum compress_mode mode);
+/* The lz4 acceleration to compress with now. */
+static inline int cpolicy_accel(const struct cpolicy *p)
+{
+	return p->accel;
+}
 /* Should this non-zero page be run through lz4? */
 bool cpolicy_try_lz4(struct cpolicy *p);
 /* A page went through lz4: bytes in, bytes it would cost on the wire, seconds. */

@@ -114,6 +114,8 @@ void report_print(const char *role, const struct xfer_stats *st, const char *com
 		json_u64(&j, "channels", st->channels);
 		json_str(&j, "compress", compress);
 		json_u64(&j, "lz4_switches", st->lz4_switches);
+		if (st->lz4_accel_max)	/* the sender's */
+			json_u64(&j, "lz4_accel_max", st->lz4_accel_max);
 		if (!role[0] || role[0] == 's')
 			json_bool(&j, "zerocopy", st->zerocopy);
 		else

@@ -32,6 +32,7 @@ struct stream_stats {
 	uint64_t blocks, blocks_lz4;
 	unsigned int streams, channels;
 	unsigned int lz4_switches;
+	unsigned int lz4_accel_max;	/* the fastest lz4 acceleration used (1 = default) */
 	bool zerocopy, multishot;
 	double total_s;			/* first stream opened .. the end */
 };

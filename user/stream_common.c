@@ -205,6 +205,8 @@ void stream_report(const char *role, const struct stream_stats *st, const char *
 		json_u64(&j, "blocks_lz4", st->blocks_lz4);
 		json_str(&j, "compress", compress);
 		json_u64(&j, "lz4_switches", st->lz4_switches);
+		if (st->lz4_accel_max)	/* the sender's */
+			json_u64(&j, "lz4_accel_max", st->lz4_accel_max);
 		if (source)
 			json_bool(&j, "zerocopy", st->zerocopy);
 		else

@@ -306,8 +306,8 @@ static bool encode_block(struct ssender *s, unsigned int i)
 	/* A tiny block gains nothing from lz4. */
 	if (n >= 512 && cpolicy_try_lz4(&s->pol)) {
 		double t = now_s();
-		int k = LZ4_compress_default((const char *)ss->ibuf, (char *)payload, (int)n,
-					     (int)(n - n / 16));
+		int k = LZ4_compress_fast((const char *)ss->ibuf, (char *)payload, (int)n,
+					  (int)(n - n / 16), cpolicy_accel(&s->pol));
 
 		cpolicy_sampled(&s->pol, n, k > 0 ? (unsigned int)k : n, now_s() - t);
 		if (k > 0) {
@@ -704,6 +704,7 @@ int stream_send(const struct stream_send_opts *o, struct stream_stats *st)
 	ret = run(&s);
 out:
 	st->lz4_switches = s.pol.switches;
+	st->lz4_accel_max = s.pol.accel_max;
 	st->total_s = s.t0 ? now_s() - s.t0 : 0;
 	if (ret) {
 		/*

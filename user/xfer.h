@@ -38,6 +38,7 @@ struct xfer_stats {
 	double total_s;
 	unsigned int channels;
 	unsigned int lz4_switches;
+	unsigned int lz4_accel_max;	/* the fastest lz4 acceleration used (1 = default) */
 	bool zerocopy;			/* SEND_ZC used */
 	bool multishot;			/* multishot recv with provided buffers used */
 	uint8_t digest[16];
