@@ -49,6 +49,11 @@ void cpolicy_waited(struct cpolicy *p, double secs)
 	p->win_wait += secs;
 }
 
+void cpolicy_idle(struct cpolicy *p, double secs)
+{
+	p->win_idle += secs;
+}
+
 static double ewma(double old, double v, bool have, double a)
 {
 	return have ? old + a * (v - old) : v;
@@ -87,7 +92,7 @@ static void tune_accel(struct cpolicy *p, double elapsed)
 
 static void decide(struct cpolicy *p, double elapsed)
 {
-	double busy = elapsed - p->win_wait, fz, t_none, t_lz4, wire_rate;
+	double busy = elapsed - p->win_wait - p->win_idle, fz, t_none, t_lz4, wire_rate;
 
 	if (busy < 1e-6)
 		busy = 1e-6;
@@ -106,13 +111,17 @@ static void decide(struct cpolicy *p, double elapsed)
 		/* An estimate far above what was just measured was a probe: drop it. */
 		p->R = ewma(p->R, wire_rate, p->have_R && p->R < 2 * wire_rate, 0.5);
 		p->have_R = true;
-	} else if (p->have_R && p->win_wait / elapsed < PROBE_IDLE) {
+	} else if (p->have_R && p->win_wait / elapsed < PROBE_IDLE &&
+		   p->win_idle / elapsed < PROBE_IDLE) {
 		/*
 		 * The network took all we gave it, so R is only a lower bound,
 		 * and may be a stale one (taken during TCP slow start, or while
 		 * the receiver was busy): let it grow until the other mode is
 		 * tried and R is measured again.  Without this, lz4 chosen on
-		 * one bad early window would never be left.
+		 * one bad early window would never be left.  Not while the
+		 * input kept us waiting: then the network idled for want of
+		 * data, not because we are faster than it (a probe then made
+		 * the proxy under QEMU multifd switch 15 times in 5 s).
 		 */
 		p->R = (wire_rate > p->R ? wire_rate : p->R) * PROBE_GROWTH;
 	} else if (p->have_R && wire_rate > p->R) {
@@ -152,7 +161,7 @@ void cpolicy_tick(struct cpolicy *p, double now)
 		return;
 	decide(p, elapsed);
 	p->win_start = now;
-	p->win_wait = p->win_comp_s = 0;
+	p->win_wait = p->win_idle = p->win_comp_s = 0;
 	p->win_img = p->win_nonzero = p->win_wire = p->win_comp_in = p->win_comp_out = 0;
 }
 

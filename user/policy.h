@@ -22,7 +22,7 @@ struct cpolicy {
 	unsigned int switches;
 	uint64_t sample_ctr;
 	/* current window */
-	double win_start, win_wait, win_comp_s;
+	double win_start, win_wait, win_idle, win_comp_s;
 	uint64_t win_img, win_nonzero, win_wire, win_comp_in, win_comp_out;
 	/* estimates */
 	double P, ratio, c_base, R;	/* bytes/s, fraction, s/byte, bytes/s */
@@ -54,6 +54,11 @@ void cpolicy_sampled(struct cpolicy *p, unsigned int in, unsigned int out, doubl
 void cpolicy_frame(struct cpolicy *p, uint64_t img, uint64_t nonzero, uint64_t wire);
 /* The sender blocked this long waiting for the network (buffers or --bandwidth). */
 void cpolicy_waited(struct cpolicy *p, double secs);
+/*
+ * ... or this long waiting for its input (a QEMU that sends slower than
+ * lmig and the link could carry): neither CPU nor network time.
+ */
+void cpolicy_idle(struct cpolicy *p, double secs);
 /* Re-decide when a window is complete. */
 void cpolicy_tick(struct cpolicy *p, double now);
 const char *compress_mode_name(enum compress_mode m);

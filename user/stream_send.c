@@ -632,6 +632,8 @@ static int run(struct ssender *s)
 		ret = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
 		if (blocked)
 			cpolicy_waited(&s->pol, now_s() - t);
+		else
+			cpolicy_idle(&s->pol, now_s() - t);	/* waiting for QEMU */
 		if (ret < 0 && ret != -ETIME && ret != -EINTR)
 			return lmig_err_errno(-ret, "io_uring_wait_cqe");
 		unsigned int head, n = 0;
