@@ -28,7 +28,8 @@
  *                                 its freeze guard restores
  *   throttle.sigkill_freeze_none  the same with --freeze none (no guard):
  *                                 the limit stays until `lmig throttle
- *                                 --restore`
+ *                                 --restore` (with a disk writer: its
+ *                                 blkio limit too)
  *   throttle.usage                `lmig throttle` usage errors, --restore
  *                                 with nothing to do
  *   throttle_vm.cgroup_v2         in a VM (vm/throttle.sh): cgroup v2
@@ -857,12 +858,24 @@ TEST_F(throttle, sigkill_freeze_none)
 
 	if (!have_cpu_v1())
 		SKIP(return, "no cgroup v1 cpu hierarchy at %s", CPU_V1);
-	writer_start(_metadata, e, false, ARGS("--uffd"));
+	/* Where it can, the writer also writes to disk: that limit is undone too. */
+	bool disk = on_block_device(DISK_DIR) &&
+		    !access(BLKIO_V1 "/blkio.throttle.write_bps_device", F_OK);
+
+	snprintf(e->disk, sizeof(e->disk), "%s/lmig-throttle-kill-%d.dat", DISK_DIR, (int)getpid());
+	if (disk)
+		writer_start(_metadata, e, false, ARGS("--uffd", "--disk-write", e->disk,
+						       "--disk-rate", "30M"));
+	else
+		writer_start(_metadata, e, false, ARGS("--uffd"));
 	placement_record(_metadata, e);
 	migrate_start(_metadata, e, ARGS("--tracker", "uffd", "--throttle", "auto", "--freeze",
 					 "none"));
 	kill_when_limited(_metadata, e);
 	usleep(300 * 1000);
+	snprintf(path, sizeof(path), "%s/lmig-throttle-%s", BLKIO_V1, e->pid);
+	if (disk)
+		EXPECT_TRUE(path_exists(path)) TH_LOG("no blkio cgroup %s while throttled", path);
 	snprintf(path, sizeof(path), "%s/throttle-%s", STATE_DIR, e->pid);
 	EXPECT_TRUE(path_exists(path)) TH_LOG("the state file went without a restore");
 	snprintf(path, sizeof(path), "%s/lmig-throttle-%s", CPU_V1, e->pid);
@@ -874,6 +887,12 @@ TEST_F(throttle, sigkill_freeze_none)
 	EXPECT_EQ(0, proc_exit_code(&r)) TH_LOG("stderr: %s", r.err_log);
 	snprintf(path, sizeof(path), "restored the CPU limit of process %s", e->pid);
 	EXPECT_NE(NULL, strstr(r.err, path)) TH_LOG("stderr: %s", r.err_log);
+	if (disk) {
+		EXPECT_NE(NULL, strstr(r.err, "and its disk write limit (" BLKIO_V1 "/lmig-throttle-"))
+			TH_LOG("stderr: %s", r.err_log);
+		snprintf(path, sizeof(path), "%s/lmig-throttle-%s", BLKIO_V1, e->pid);
+		EXPECT_FALSE(path_exists(path)) TH_LOG("blkio cgroup %s is left behind", path);
+	}
 	TH_LOG("lmig throttle --restore: %.*s", (int)strcspn(r.err, "\n"), r.err);
 	proc_kill(&r);
 	check_restored(_metadata, e);

@@ -704,8 +704,9 @@ int throttle_restore_files(bool only_stale, bool verbose)
 		return errno == ENOENT ? 0 : lmig_err_errno(errno, "cannot open %s", THROTTLE_STATE_DIR);
 	while ((de = readdir(d))) {
 		struct throttle t;
-		char path[600];
+		char path[600], iocg[640];
 		pid_t owner = 0;
+		bool io;
 
 		if (strncmp(de->d_name, "throttle-", 9) || strchr(de->d_name, '.'))
 			continue;
@@ -716,13 +717,16 @@ int throttle_restore_files(bool only_stale, bool verbose)
 		}
 		if (only_stale && owner > 0 && kill(owner, 0) == 0)
 			continue;	/* its lmig still runs and will restore it */
+		io = t.io.on;
+		snprintf(iocg, sizeof(iocg), "%s", t.io.cg);
 		if (throttle_restore(&t)) {
 			ret = -1;
 			continue;
 		}
 		if (verbose)
-			fprintf(stderr, "lmig: restored the CPU limit of process %d (%s)\n", (int)t.pid,
-				t.cg);
+			fprintf(stderr, "lmig: restored the CPU limit of process %d (%s)%s%s%s\n",
+				(int)t.pid, t.cg, io ? " and its disk write limit (" : "",
+				io ? iocg : "", io ? ")" : "");
 		n++;
 	}
 	closedir(d);
