@@ -453,27 +453,34 @@ static int move_into(const struct throttle *t, const char *dir, bool threads_onl
 	return ret;
 }
 
-/* cgroup v2: the threads of tcg back into cg, tcg removed, +cpu taken back. */
-static int threads_join(struct throttle *t)
+int cgroup_empty_into(const char *from, const char *to, const char *file)
 {
 	char path[760], line[32];
 	int ret = 0, r;
 	FILE *f;
 
-	if (t->tcg[0]) {
-		snprintf(path, sizeof(path), "%s/cgroup.threads", t->tcg);
-		f = fopen(path, "re");
-		while (f && fgets(line, sizeof(line), f)) {
-			line[strcspn(line, "\n")] = 0;
-			r = kfile_write(t->cg, "cgroup.threads", line);
-			if (r && r != -ESRCH && !ret)
-				ret = r;
-		}
-		if (f)
-			fclose(f);
-		if (rmdir(t->tcg) && errno != ENOENT && !ret)
-			ret = -errno;
+	snprintf(path, sizeof(path), "%s/%s", from, file);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		r = kfile_write(to, file, line);
+		if (r && r != -ESRCH && !ret)
+			ret = r;	/* a task that exited has nothing to move */
 	}
+	if (f)
+		fclose(f);
+	if (!ret && rmdir(from) && errno != ENOENT)
+		ret = -errno;
+	return ret;
+}
+
+/* cgroup v2: the threads of tcg back into cg, tcg removed, +cpu taken back. */
+static int threads_join(struct throttle *t)
+{
+	int ret = 0, r;
+
+	if (t->tcg[0])
+		ret = cgroup_empty_into(t->tcg, t->cg, "cgroup.threads");
 	if (!ret && t->subtree_cpu) {
 		r = kfile_write(t->cg, "cgroup.subtree_control", "-cpu");
 		if (r && r != -ENOENT)
@@ -638,34 +645,7 @@ int throttle_restore(struct throttle *t)
 				      t->tcg, t->state);
 	if (t->transient) {
 		/* Everything in the transient cgroup goes home, new threads too. */
-		char path[700], line[32];
-		FILE *f;
-
-		if (!t->v2) {
-			snprintf(path, sizeof(path), "%s/tasks", t->cg);
-			f = fopen(path, "re");
-			while (f && fgets(line, sizeof(line), f)) {
-				line[strcspn(line, "\n")] = 0;
-				r = kfile_write(t->home, "tasks", line);
-				if (r && r != -ESRCH && !ret)
-					ret = r;
-			}
-			if (f)
-				fclose(f);
-		} else {
-			snprintf(path, sizeof(path), "%s/cgroup.procs", t->cg);
-			f = fopen(path, "re");
-			while (f && fgets(line, sizeof(line), f)) {
-				line[strcspn(line, "\n")] = 0;
-				r = kfile_write(t->home, "cgroup.procs", line);
-				if (r && r != -ESRCH && !ret)
-					ret = r;
-			}
-			if (f)
-				fclose(f);
-		}
-		if (rmdir(t->cg) && errno != ENOENT && !ret)
-			ret = -errno;
+		ret = cgroup_empty_into(t->cg, t->home, t->v2 ? "cgroup.procs" : "tasks");
 	} else {
 		ret = set_limit(t, t->saved);
 		if (ret == -ENOENT)

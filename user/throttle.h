@@ -145,6 +145,11 @@ int throttle_state_save(const struct throttle *t);
  */
 int cgroup_dirs(pid_t pid, const char *ctrl, char *v2dir, size_t v2len, char *v1dir,
 		size_t v1len, bool *v2root, bool *v1root);
+/*
+ * Move every task listed in FROM/FILE ("tasks", "cgroup.procs",
+ * "cgroup.threads") into TO/FILE, then remove FROM.  0 or -errno.
+ */
+int cgroup_empty_into(const char *from, const char *to, const char *file);
 /* Is pid the only process of cgroup dir? */
 bool cgroup_alone(const char *dir, pid_t pid);
 

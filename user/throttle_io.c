@@ -239,29 +239,15 @@ int throttle_io_restore(struct throttle_io *io)
 	if (!io->on)
 		return 0;
 	if (io->transient) {
-		/* Every thread in it goes home, also those started since. */
-		char path[700], line[32];
-		FILE *f;
-
 		/*
 		 * Lifted first: writes queued in this cgroup's throttle stay
 		 * charged to it after their threads move, and would keep
-		 * waiting (and their threads with them).
+		 * waiting (and their threads with them).  Then every thread in
+		 * it goes home, also those started since.
 		 */
 		for (unsigned int i = 0; i < io->ndev; i++)
 			write_wbps(io, i, io->v2 ? "max" : "0");
-		snprintf(path, sizeof(path), "%s/tasks", io->cg);
-		f = fopen(path, "re");
-		while (f && fgets(line, sizeof(line), f)) {
-			line[strcspn(line, "\n")] = 0;
-			r = kfile_write(io->home, "tasks", line);
-			if (r && r != -ESRCH && !ret)
-				ret = r;
-		}
-		if (f)
-			fclose(f);
-		if (!ret && rmdir(io->cg) && errno != ENOENT)
-			ret = -errno;
+		ret = cgroup_empty_into(io->cg, io->home, "tasks");
 	} else {
 		for (unsigned int i = 0; i < io->ndev; i++) {
 			r = write_wbps(io, i, io->dev[i].saved);
