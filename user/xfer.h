@@ -10,6 +10,8 @@
 
 #include "policy.h"
 
+struct tls_conf;
+
 /* One round of a live migration, as the sender saw it. */
 struct round_stat {
 	unsigned int round;
@@ -38,6 +40,7 @@ struct xfer_stats {
 	unsigned int lz4_switches;
 	bool zerocopy;			/* SEND_ZC used */
 	bool multishot;			/* multishot recv with provided buffers used */
+	const char *tls;		/* "off", "ktls", "userspace" (tls_mode()) */
 	uint8_t digest[16];
 	/* Live migrations. */
 	bool live;
@@ -76,6 +79,7 @@ struct send_opts {
 	bool then_kill;			/* end the source after the verified commit */
 	bool throttle;			/* --throttle auto */
 	unsigned int throttle_max_pct;	/* take at most this % of its CPU */
+	const struct tls_conf *tls;	/* NULL: plain TCP */
 };
 
 struct recv_opts {
@@ -87,6 +91,7 @@ struct recv_opts {
 	bool sync;			/* fdatasync before the commit */
 	bool progress;
 	int ready_fd;			/* write "PORT\n" here once listening, or -1 */
+	const struct tls_conf *tls;	/* NULL: plain TCP */
 };
 
 int xfer_send(const struct send_opts *o, struct xfer_stats *st);
