@@ -338,9 +338,15 @@ static int handshake_failed(const struct tls_conf *c, SSL *ssl, const char *peer
 	if (r && strstr(r, "alert"))
 		return lmig_err("TLS handshake with %s failed: the %s refused it (%s)", peer,
 				c->server ? "sender" : "receiver", r);
+	/* Not a TLS record: when OpenSSL read it before peer_is_plain_lmig() could look. */
 	if (r && (strstr(r, "wrong version number") || strstr(r, "packet length too long") ||
-		  strstr(r, "http request")))
-		return lmig_err("TLS handshake with %s failed: it does not speak TLS (%s)", peer, r);
+		  strstr(r, "http request"))) {
+		if (c->server)
+			return lmig_err("the sender at %s does not speak TLS (%s): this receiver requires TLS",
+					peer, r);
+		return lmig_err("the receiver at %s does not use TLS (%s): start it with --tls-dir or --psk-file",
+				peer, r);
+	}
 	if (r)
 		return lmig_err("TLS handshake with %s failed: %s", peer, r);
 	return lmig_err("TLS handshake with %s failed: connection closed by the %s", peer,
@@ -518,7 +524,7 @@ ssize_t tls_open_read(struct tls_chan *t, void *out, size_t cap)
 
 			/* An AEAD tag that does not match: the bytes were changed on the way. */
 			if (strstr(r, "alert"))
-				lmig_err("TLS: the peer refused us (%s)", r);
+				lmig_err("TLS: the peer ended the session with an alert (%s)", r);
 			else
 				lmig_err("TLS: a record failed authentication (corrupted or tampered stream: %s)",
 					 r);
@@ -545,6 +551,17 @@ int chan_write_full(int fd, struct tls_chan *t, const void *buf, size_t len, int
 	if (cap > sizeof(small) && !(out = malloc(cap)))
 		return lmig_err("%s: out of memory", what);
 	n = tls_seal(t, buf, len, out, cap);
+	/*
+	 * A session that failed (a record that did not authenticate) cannot
+	 * seal any more, but OpenSSL left its alert in the BIO: send that, so
+	 * the peer learns why instead of seeing a closed connection.
+	 */
+	if (n < 0 && BIO_ctrl_pending(t->wmem) && BIO_ctrl_pending(t->wmem) <= cap) {
+		int m = BIO_read(t->wmem, out, (int)cap);
+
+		if (m > 0)
+			net_write_full(fd, out, m, timeout_ms, what);
+	}
 	rc = n < 0 ? -1 : net_write_full(fd, out, n, timeout_ms, what);
 	if (out != small)
 		free(out);

@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * TLS on the real lmig binary over real loopback sockets: certificates
+ * of throw-away CAs made with the openssl command for each test
+ * (tls/mkcerts.sh), pre-shared keys, and every refusal: each must end
+ * both sides with exit status 1 (2 for a bad file on the command line),
+ * one line on stderr naming the cause, and no image at the destination.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+#include "lib/files.h"
+#include "lib/jfield.h"
+#include "lib/proc.h"
+#include "lib/proxy.h"
+
+#define MiB		(1024ULL * 1024)
+#define DEADLINE_S	3.0	/* how long either end may take to give up */
+
+FIXTURE(tls) {
+	char dir[256], src[320], out[320], partial[340];
+	char a[320], b[320], rogue[320], psk[320], psk2[320];
+	struct proc rx, tx;
+	struct proxy px;
+};
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+/* selftests/tls/mkcerts.sh, found from this binary (selftests/build/). */
+static const char *mkcerts(void)
+{
+	static char path[4096];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+	char *slash;
+
+	if (n < 0)
+		return "tls/mkcerts.sh";
+	path[n] = 0;
+	slash = strrchr(path, '/');
+	strcpy(slash ? slash + 1 : path, "../tls/mkcerts.sh");
+	return path;
+}
+
+static int write_psk(const char *path, const char *id)
+{
+	uint8_t key[32];
+	char line[160];
+	int n;
+
+	if (getrandom(key, sizeof(key), 0) != sizeof(key))
+		return -1;
+	n = snprintf(line, sizeof(line), "%s:", id);
+	for (int i = 0; i < 32; i++)
+		n += snprintf(line + n, sizeof(line) - n, "%02x", key[i]);
+	line[n++] = '\n';
+	if (file_write(path, line, n))
+		return -1;
+	return chmod(path, 0600);
+}
+
+FIXTURE_SETUP(tls)
+{
+	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), 64 * MiB));
+	snprintf(self->src, sizeof(self->src), "%s/src.img", self->dir);
+	snprintf(self->out, sizeof(self->out), "%s/out.img", self->dir);
+	snprintf(self->partial, sizeof(self->partial), "%s.partial", self->out);
+	snprintf(self->a, sizeof(self->a), "%s/a", self->dir);
+	snprintf(self->b, sizeof(self->b), "%s/b", self->dir);
+	snprintf(self->rogue, sizeof(self->rogue), "%s/rogue", self->dir);
+	snprintf(self->psk, sizeof(self->psk), "%s/keys.psk", self->dir);
+	snprintf(self->psk2, sizeof(self->psk2), "%s/other.psk", self->dir);
+	/* Two unrelated CAs, each with a server and a client certificate. */
+	ASSERT_EQ(0, sh("sh %s %s A && sh %s %s B", mkcerts(), self->a, mkcerts(), self->b));
+	/*
+	 * A sender whose certificate comes from CA B, which trusts both CAs:
+	 * it accepts a receiver of CA A, which does not accept it.
+	 */
+	ASSERT_EQ(0, sh("mkdir %s && cat %s/ca-cert.pem %s/ca-cert.pem >%s/ca-cert.pem && cp -p %s/client-cert.pem %s/client-key.pem %s/",
+			self->rogue, self->a, self->b, self->rogue, self->b, self->b, self->rogue));
+	ASSERT_EQ(0, write_psk(self->psk, "lmig"));
+	ASSERT_EQ(0, write_psk(self->psk2, "lmig"));
+	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 16 * MiB));
+}
+
+FIXTURE_TEARDOWN(tls)
+{
+	proxy_stop(&self->px);
+	proc_kill(&self->tx);
+	proc_kill(&self->rx);
+	scratch_remove(self->dir);
+}
+
+#define ARGS(...)	((const char *const[]){ __VA_ARGS__, NULL })
+
+static bool has_any(const char *msg, const char *const words[])
+{
+	for (; *words; words++)
+		if (strstr(msg, *words))
+			return true;
+	return false;
+}
+
+/* What kTLS this kernel offers decides the path a session takes. */
+static const char *expected_mode(void)
+{
+	char ulp[256] = "";
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
+
+	if (f) {
+		if (!fgets(ulp, sizeof(ulp), f))
+			ulp[0] = 0;
+		fclose(f);
+	}
+	return strstr(ulp, "tls") ? "ktls" : "userspace";
+}
+
+/* Both ends completed, the image arrived byte for byte, over TLS. */
+static void check_ok(struct __test_metadata *_metadata, FIXTURE_DATA(tls) *self)
+{
+	char mode[32] = "";
+	uint64_t wire = 0, total = 0;
+
+	ASSERT_EQ(0, proc_wait(&self->tx, 30));
+	ASSERT_EQ(0, proc_wait(&self->rx, 5));
+	ASSERT_EQ(0, proc_exit_code(&self->tx)) TH_LOG("send: %s", self->tx.err_log);
+	ASSERT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
+	EXPECT_EQ(1, files_equal(self->src, self->out));
+	EXPECT_EQ(0, json_str_field(self->tx.out, "tls", mode, sizeof(mode)));
+	EXPECT_STREQ(expected_mode(), mode);
+	EXPECT_EQ(0, json_str_field(self->rx.out, "tls", mode, sizeof(mode)));
+	EXPECT_STREQ(expected_mode(), mode);
+	/* Records cost a little on the wire: what was sent was not the plain stream. */
+	EXPECT_EQ(0, json_u64_field(self->tx.out, "bytes_wire", &wire));
+	EXPECT_EQ(0, json_u64_field(self->tx.out, "bytes_total", &total));
+	EXPECT_GT(wire, total);
+	EXPECT_LT(wire, total + total / 50);
+}
+
+/*
+ * p failed the lmig way: exit status 1 within DEADLINE_S of since, one
+ * line on stderr with one of words, a --json report saying "failed".
+ */
+static void check_failed(struct __test_metadata *_metadata, struct proc *p, const char *who,
+			 double since, const char *const words[])
+{
+	char status[32] = "";
+
+	ASSERT_EQ(0, proc_wait(p, DEADLINE_S + 5)) TH_LOG("%s still running", who);
+	TH_LOG("%s failed after %.3f s: %.*s", who, p->t_exit - since,
+	       (int)strcspn(p->err, "\n"), p->err);
+	EXPECT_EQ(1, proc_exit_code(p)) TH_LOG("%s: wait status 0x%x", who, p->status);
+	EXPECT_LE(p->t_exit - since, DEADLINE_S);
+	EXPECT_TRUE(one_line(p->err)) TH_LOG("%s stderr is not one line: '%s'", who, p->err_log);
+	EXPECT_TRUE(has_any(p->err, words))
+		TH_LOG("%s stderr does not name the cause (%s...): %s", who, words[0], p->err_log);
+	EXPECT_EQ(0, json_str_field(p->out, "status", status, sizeof(status)));
+	EXPECT_STREQ("failed", status);
+}
+
+static void check_no_output(struct __test_metadata *_metadata, FIXTURE_DATA(tls) *self)
+{
+	EXPECT_FALSE(path_exists(self->out)) TH_LOG("%s exists after a refusal", self->out);
+	EXPECT_FALSE(path_exists(self->partial)) TH_LOG("%s was left behind", self->partial);
+}
+
+/* ---- success ----------------------------------------------------------- */
+
+TEST_F(tls, mutual_certificates)
+{
+	int port = recv_start(&self->rx, self->out, ARGS("--tls-dir", self->a), 0);
+
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port,
+				ARGS("--tls-dir", self->a, "--channels", "3", "--compress", "none")));
+	check_ok(_metadata, self);
+}
+
+TEST_F(tls, pinned_fingerprint)
+{
+	char cmd[600], fp[160] = "";
+	FILE *f;
+	int port;
+
+	snprintf(cmd, sizeof(cmd),
+		 "openssl x509 -in %s/server-cert.pem -noout -fingerprint -sha256 | cut -d= -f2", self->a);
+	f = popen(cmd, "r");
+	ASSERT_NE(NULL, f);
+	ASSERT_NE(NULL, fgets(fp, sizeof(fp), f));
+	pclose(f);
+	fp[strcspn(fp, "\n")] = 0;
+	ASSERT_EQ(95, strlen(fp)) TH_LOG("fingerprint '%s'", fp);
+	port = recv_start(&self->rx, self->out, ARGS("--tls-dir", self->a), 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port,
+				ARGS("--tls-dir", self->a, "--peer-fingerprint", fp)));
+	check_ok(_metadata, self);
+}
+
+TEST_F(tls, psk)
+{
+	int port = recv_start(&self->rx, self->out, ARGS("--psk-file", self->psk), 0);
+
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port,
+				ARGS("--psk-file", self->psk, "--channels", "2")));
+	check_ok(_metadata, self);
+}
+
+/* ---- refusals ---------------------------------------------------------- */
+
+TEST_F(tls, client_certificate_refused)
+{
+	int port = recv_start(&self->rx, self->out, ARGS("--tls-dir", self->a), 0);
+
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, ARGS("--tls-dir", self->rogue)));
+	check_failed(_metadata, &self->rx, "recv", self->tx.t_start,
+		     ARGS("sender's certificate is not valid"));
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start, ARGS("unknown ca"));
+	check_no_output(_metadata, self);
+}
+
+TEST_F(tls, server_of_another_ca_refused)
+{
+	int port = recv_start(&self->rx, self->out, ARGS("--tls-dir", self->b), 0);
+
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, ARGS("--tls-dir", self->a)));
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start,
+		     ARGS("receiver's certificate is not valid"));
+	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, ARGS("unknown ca"));
+	check_no_output(_metadata, self);
+}
+
+TEST_F(tls, wrong_fingerprint_refused)
+{
+	const char *fp = "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
+			 "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
+	int port = recv_start(&self->rx, self->out, ARGS("--tls-dir", self->a), 0);
+
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port,
+				ARGS("--tls-dir", self->a, "--peer-fingerprint", fp)));
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start, ARGS("--peer-fingerprint"));
+	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, ARGS("refused"));
+	check_no_output(_metadata, self);
+}
+
+TEST_F(tls, psk_mismatch_refused)
+{
+	int port = recv_start(&self->rx, self->out, ARGS("--psk-file", self->psk), 0);
+
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, ARGS("--psk-file", self->psk2)));
+	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, ARGS("pre-shared key"));
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start, ARGS("pre-shared key"));
+	check_no_output(_metadata, self);
+}
+
+TEST_F(tls, plain_sender_refused)
+{
+	int port = recv_start(&self->rx, self->out, ARGS("--tls-dir", self->a), 0);
+
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, NULL));
+	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, ARGS("requires TLS"));
+	/* The plain sender hears why, in its own protocol. */
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start, ARGS("requires TLS"));
+	check_no_output(_metadata, self);
+}
+
+TEST_F(tls, plain_receiver_refused)
+{
+	int port = recv_start(&self->rx, self->out, NULL, 0);
+
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, ARGS("--tls-dir", self->a)));
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start, ARGS("does not use TLS"));
+	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, ARGS("speaks TLS"));
+	check_no_output(_metadata, self);
+}
+
+/* A record changed on the way fails its authentication tag: nothing is written. */
+TEST_F(tls, flipped_byte_detected)
+{
+	int port = recv_start(&self->rx, self->out, ARGS("--tls-dir", self->a), 0);
+
+	ASSERT_GT(port, 0);
+	/* Channel 0 carries about half of the 16 MiB: 4 MiB is well inside it. */
+	ASSERT_EQ(0, proxy_start(&self->px, port, 4 * MiB, -1));
+	ASSERT_EQ(0, send_start(&self->tx, self->src, self->px.port,
+				ARGS("--tls-dir", self->a, "--channels", "2", "--compress", "none")));
+	check_failed(_metadata, &self->rx, "recv", self->tx.t_start,
+		     ARGS("failed authentication", "TLS"));
+	EXPECT_TRUE(self->px.flipped);
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start, ARGS("bad record mac", "TLS"));
+	check_no_output(_metadata, self);
+}
+
+/* ---- bad files on the command line ------------------------------------ */
+
+static void check_usage(struct __test_metadata *_metadata, const char *const argv[],
+			const char *word)
+{
+	struct proc p = { 0 };
+
+	ASSERT_EQ(0, proc_spawn(&p, (char *const *)argv, NULL));
+	ASSERT_EQ(0, proc_wait(&p, 5));
+	EXPECT_EQ(2, proc_exit_code(&p));
+	EXPECT_TRUE(one_line(p.err)) TH_LOG("stderr: '%s'", p.err_log);
+	EXPECT_NE(NULL, strstr(p.err, word)) TH_LOG("stderr does not name %s: %s", word, p.err_log);
+	proc_kill(&p);
+}
+
+TEST_F(tls, bad_files)
+{
+	char missing[340], key[340];
+
+	snprintf(missing, sizeof(missing), "%s/nothing", self->dir);
+	snprintf(key, sizeof(key), "%s/server-key.pem", self->a);
+	check_usage(_metadata, ARGS(lmig_path(), "send", "--mem", self->src, "--to", "127.0.0.1:1",
+				    "--tls-dir", missing), "nothing/ca-cert.pem");
+	/* The receiver's key replaced by the client's: it does not match the certificate. */
+	ASSERT_EQ(0, sh("cp %s/client-key.pem %s", self->a, key));
+	check_usage(_metadata, ARGS(lmig_path(), "recv", "--listen", "127.0.0.1:0", "--out",
+				    self->out, "--tls-dir", self->a), "server-key.pem");
+	/* The sender's directory holds no server files, and needs none. */
+	check_usage(_metadata, ARGS(lmig_path(), "recv", "--listen", "127.0.0.1:0", "--out",
+				    self->out, "--tls-dir", self->rogue), "server-cert.pem");
+	ASSERT_EQ(0, chmod(self->psk, 0644));
+	check_usage(_metadata, ARGS(lmig_path(), "send", "--mem", self->src, "--to", "127.0.0.1:1",
+				    "--psk-file", self->psk), "keys.psk");
+	check_usage(_metadata, ARGS(lmig_path(), "send", "--mem", self->src, "--to", "127.0.0.1:1",
+				    "--tls-dir", self->a, "--peer-fingerprint", "12:34"),
+		    "--peer-fingerprint");
+	check_usage(_metadata, ARGS(lmig_path(), "send", "--mem", self->src, "--to", "127.0.0.1:1",
+				    "--tls-dir", self->a, "--psk-file", self->psk2), "exclude");
+	check_no_output(_metadata, self);
+}
+
+TEST_HARNESS_MAIN
