@@ -20,6 +20,7 @@
 #include "lib/jfield.h"
 #include "lib/proc.h"
 #include "lib/proxy.h"
+#include "lib/vm.h"
 
 #define MiB		(1024ULL * 1024)
 #define DEADLINE_S	3.0	/* how long either end may take to give up */
@@ -354,6 +355,63 @@ TEST_F(tls, bad_files)
 	check_usage(_metadata, ARGS(lmig_path(), "send", "--mem", self->src, "--to", "127.0.0.1:1",
 				    "--tls-dir", self->a, "--psk-file", self->psk2), "exclude");
 	check_no_output(_metadata, self);
+}
+
+/* ---- kTLS, in a VM booting Debian's kernel with its tls module ---------- */
+
+/*
+ * The host kernel has no kTLS: vm/tls-host.sh boots Debian's 6.1 with
+ * tls.ko (vm/tls.sh).  The sender must hand its records to the kernel
+ * ("ktls"), io_uring must keep sending on that socket (with SEND_ZC
+ * asked for, too: kTLS may refuse it, and the sender must then copy), and
+ * the image must arrive byte for byte.  The receiver decrypts in the
+ * kernel where OpenSSL hands it the receive keys, else in userspace.
+ */
+FIXTURE(vm) {
+	int unused;
+};
+
+FIXTURE_SETUP(vm)
+{
+}
+
+FIXTURE_TEARDOWN(vm)
+{
+}
+
+TEST_F_TIMEOUT(vm, ktls, 200)
+{
+	struct proc p = { 0 };
+	char *out = NULL, line[2048], mode[32] = "", status[32] = "";
+	int ret = vm_run_arg(&p, "tls-host.sh", "test", 170, 190, &out);
+
+	ASSERT_EQ(0, ret) TH_LOG("the VM did not finish: %s", p.err_log);
+	if (proc_exit_code(&p) == 4)
+		SKIP({ free(out); return; }, "no VM here: %.900s", p.err_log);
+	TH_LOG("%.*s", (int)strcspn(p.err, "\n"), p.err);
+	ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("tls.sh: %.1500s %s", out, p.err_log);
+	ASSERT_NE(NULL, vm_result(out, "ulp", line, sizeof(line)));
+	EXPECT_NE(NULL, strstr(line, "tls")) TH_LOG("no tls ULP in the VM: %s", line);
+	ASSERT_NE(NULL, vm_result(out, "send", line, sizeof(line))) TH_LOG("%.1500s", out);
+	EXPECT_EQ(0, json_str_field(line, "status", status, sizeof(status)));
+	EXPECT_STREQ("completed", status);
+	EXPECT_EQ(0, json_str_field(line, "tls", mode, sizeof(mode)));
+	EXPECT_STREQ("ktls", mode);
+	ASSERT_NE(NULL, vm_result(out, "recv", line, sizeof(line)));
+	EXPECT_EQ(0, json_str_field(line, "tls", mode, sizeof(mode)));
+	EXPECT_TRUE(!strcmp(mode, "ktls") || !strcmp(mode, "userspace")) TH_LOG("recv tls %s", mode);
+	TH_LOG("receiver decrypts with %s", mode);
+	ASSERT_NE(NULL, vm_result(out, "cmp", line, sizeof(line)));
+	EXPECT_STREQ("same", line);
+	ASSERT_NE(NULL, vm_result(out, "zc-send", line, sizeof(line)));
+	EXPECT_EQ(0, json_str_field(line, "tls", mode, sizeof(mode)));
+	EXPECT_STREQ("ktls", mode);
+	TH_LOG("--zerocopy on over kTLS: %s", strstr(line, "\"zerocopy\":true") ?
+	       "SEND_ZC" : "refused by the socket, copying sends");
+	ASSERT_NE(NULL, vm_result(out, "zc-cmp", line, sizeof(line)));
+	EXPECT_STREQ("same", line);
+	free(out);
+	proc_kill(&p);
 }
 
 TEST_HARNESS_MAIN

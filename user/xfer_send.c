@@ -98,6 +98,7 @@ struct sbuf {
 	unsigned int notifs;	/* zero-copy notifications still to come */
 	uint8_t *cipher;	/* userspace TLS: the sealed frame goes here */
 	bool sealed;		/* frame/len now point into cipher */
+	bool zc;		/* its send in flight is a SEND_ZC */
 };
 
 struct schan {
@@ -536,7 +537,12 @@ static int submit_send(struct sender *s, unsigned int c)
 	struct schan *ch = &s->ch[c];
 	struct sbuf *b = &ch->buf[ch->head];
 	struct io_uring_sqe *sqe;
-	int flags = MSG_WAITALL | MSG_NOSIGNAL;
+	/*
+	 * MSG_WAITALL lets io_uring finish a short send itself; kTLS refuses
+	 * any flag it does not know (EOPNOTSUPP), and short sends are
+	 * finished here anyway (b->off).
+	 */
+	int flags = MSG_NOSIGNAL | (ch->tls.ktls_tx ? 0 : MSG_WAITALL);
 	const uint8_t *p;
 	size_t n;
 
@@ -554,6 +560,7 @@ static int submit_send(struct sender *s, unsigned int c)
 	p = b->frame + b->off;
 	n = b->len - b->off;
 	sqe = uring_get_sqe(&s->ring);
+	b->zc = s->zc;
 	if (s->zc && s->fixed && !b->sealed)
 		io_uring_prep_send_zc_fixed(sqe, ch->fd, p, n, flags, 0, c * NBUF + ch->head);
 	else if (s->zc)
@@ -672,7 +679,7 @@ static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
 	 * A socket may refuse zero-copy (kTLS does on some kernels): nothing
 	 * was sent, so send the same bytes again by copy, and from now on.
 	 */
-	if (res == -EOPNOTSUPP && s->zc) {
+	if (res == -EOPNOTSUPP && b->zc) {
 		s->zc = false;
 		s->st->zerocopy = false;
 		return 0;
