@@ -357,6 +357,89 @@ TEST_F(tls, bad_files)
 	check_no_output(_metadata, self);
 }
 
+/* ---- the stream transport: lmig pipe ----------------------------------- */
+
+/* `lmig pipe recv ... >out` with its port on the ready pipe; 0 or -1. */
+static int pipe_recv_start(struct proc *p, const char *out, const char *a1, const char *a2)
+{
+	int rfd = -1;
+	struct spawn_opts o = { .ready_fd = &rfd };
+	char line[32];
+
+	if (proc_spawn(p, (char *const[]){ "/bin/sh", "-c",
+			"exec \"$0\" pipe recv --listen 127.0.0.1:0 --ready-fd 3 --json $2 $3 >\"$1\"",
+			(char *)lmig_path(), (char *)out, (char *)a1, (char *)a2, NULL }, &o))
+		return -1;
+	if (ready_line(rfd, line, sizeof(line), 5))
+		return -1;
+	return atoi(line);
+}
+
+static int pipe_send_start(struct proc *p, const char *src, int port, const char *a1,
+			   const char *a2)
+{
+	char to[32];
+
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	return proc_spawn(p, (char *const[]){ "/bin/sh", "-c",
+			"exec \"$0\" pipe send --to \"$2\" --channels 2 --json $3 $4 <\"$1\"",
+			(char *)lmig_path(), (char *)src, to, (char *)a1, (char *)a2, NULL }, NULL);
+}
+
+TEST_F(tls, pipe)
+{
+	char mode[32] = "";
+	int port = pipe_recv_start(&self->rx, self->out, "--tls-dir", self->a);
+
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, pipe_send_start(&self->tx, self->src, port, "--tls-dir", self->a));
+	ASSERT_EQ(0, proc_wait(&self->tx, 30));
+	ASSERT_EQ(0, proc_wait(&self->rx, 5));
+	ASSERT_EQ(0, proc_exit_code(&self->tx)) TH_LOG("send: %s", self->tx.err_log);
+	ASSERT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
+	EXPECT_EQ(1, files_equal(self->src, self->out));
+	/* A pipe's report goes to stderr: stdout carries the stream. */
+	EXPECT_EQ(0, json_str_field(self->tx.err, "tls", mode, sizeof(mode)));
+	EXPECT_STREQ(expected_mode(), mode);
+	EXPECT_EQ(0, json_str_field(self->rx.err, "tls", mode, sizeof(mode)));
+	EXPECT_STREQ(expected_mode(), mode);
+}
+
+TEST_F(tls, pipe_refusals)
+{
+	struct stat sb;
+	int port = pipe_recv_start(&self->rx, self->out, "--psk-file", self->psk);
+
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, pipe_send_start(&self->tx, self->src, port, "", ""));
+	ASSERT_EQ(0, proc_wait(&self->rx, DEADLINE_S + 5));
+	ASSERT_EQ(0, proc_wait(&self->tx, DEADLINE_S + 5));
+	EXPECT_EQ(1, proc_exit_code(&self->rx));
+	EXPECT_EQ(1, proc_exit_code(&self->tx));
+	EXPECT_NE(NULL, strstr(self->rx.err, "requires TLS")) TH_LOG("recv: %s", self->rx.err_log);
+	EXPECT_NE(NULL, strstr(self->tx.err, "requires TLS")) TH_LOG("send: %s", self->tx.err_log);
+	/* Not one byte of a stream came out. */
+	ASSERT_EQ(0, stat(self->out, &sb));
+	EXPECT_EQ(0, sb.st_size);
+	proc_kill(&self->tx);
+	proc_kill(&self->rx);
+	memset(&self->tx, 0, sizeof(self->tx));
+	memset(&self->rx, 0, sizeof(self->rx));
+
+	/* Two different keys. */
+	port = pipe_recv_start(&self->rx, self->out, "--psk-file", self->psk);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, pipe_send_start(&self->tx, self->src, port, "--psk-file", self->psk2));
+	ASSERT_EQ(0, proc_wait(&self->rx, DEADLINE_S + 5));
+	ASSERT_EQ(0, proc_wait(&self->tx, DEADLINE_S + 5));
+	EXPECT_EQ(1, proc_exit_code(&self->rx));
+	EXPECT_EQ(1, proc_exit_code(&self->tx));
+	EXPECT_NE(NULL, strstr(self->rx.err, "pre-shared key")) TH_LOG("recv: %s", self->rx.err_log);
+	EXPECT_NE(NULL, strstr(self->tx.err, "pre-shared key")) TH_LOG("send: %s", self->tx.err_log);
+	ASSERT_EQ(0, stat(self->out, &sb));
+	EXPECT_EQ(0, sb.st_size);
+}
+
 /* ---- kTLS, in a VM booting Debian's kernel with its tls module ---------- */
 
 /*

@@ -209,6 +209,7 @@ void stream_report(const char *role, const struct stream_stats *st, const char *
 			json_bool(&j, "zerocopy", st->zerocopy);
 		else
 			json_bool(&j, "multishot", st->multishot);
+		json_str(&j, "tls", st->tls);
 		json_end(&j, f);
 		fclose(f);
 		return;

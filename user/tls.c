@@ -458,6 +458,8 @@ out:
 
 void tls_chan_free(struct tls_chan *t)
 {
+	if (!t)
+		return;
 	if (t->ssl)
 		SSL_free(t->ssl);	/* and the BIOs it owns; not the socket */
 	memset(t, 0, sizeof(*t));
