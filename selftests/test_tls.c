@@ -28,6 +28,7 @@
 FIXTURE(tls) {
 	char dir[256], src[320], out[320], partial[340];
 	char a[320], b[320], rogue[320], psk[320], psk2[320];
+	char binding[80];		/* the last check_ok()'s tls_binding */
 	struct proc rx, tx;
 	struct proxy px;
 };
@@ -136,7 +137,7 @@ static const char *expected_mode(void)
 /* Both ends completed, the image arrived byte for byte, over TLS. */
 static void check_ok(struct __test_metadata *_metadata, FIXTURE_DATA(tls) *self)
 {
-	char mode[32] = "";
+	char mode[32] = "", rbind[80] = "";
 	uint64_t wire = 0, total = 0;
 
 	ASSERT_EQ(0, proc_wait(&self->tx, 30));
@@ -148,6 +149,12 @@ static void check_ok(struct __test_metadata *_metadata, FIXTURE_DATA(tls) *self)
 	EXPECT_STREQ(expected_mode(), mode);
 	EXPECT_EQ(0, json_str_field(self->rx.out, "tls", mode, sizeof(mode)));
 	EXPECT_STREQ(expected_mode(), mode);
+	/* Both ends were in one session: nothing terminated TLS between them. */
+	EXPECT_EQ(0, json_str_field(self->tx.out, "tls_binding", self->binding,
+				    sizeof(self->binding)));
+	EXPECT_EQ(64, strlen(self->binding));
+	EXPECT_EQ(0, json_str_field(self->rx.out, "tls_binding", rbind, sizeof(rbind)));
+	EXPECT_STREQ(self->binding, rbind);
 	/* Records cost a little on the wire: what was sent was not the plain stream. */
 	EXPECT_EQ(0, json_u64_field(self->tx.out, "bytes_wire", &wire));
 	EXPECT_EQ(0, json_u64_field(self->tx.out, "bytes_total", &total));
@@ -192,6 +199,32 @@ TEST_F(tls, mutual_certificates)
 	ASSERT_EQ(0, send_start(&self->tx, self->src, port,
 				ARGS("--tls-dir", self->a, "--channels", "3", "--compress", "none")));
 	check_ok(_metadata, self);
+}
+
+/*
+ * Replay: every migration is a session of its own, with keys no other
+ * session shares; its channel binding shows it.  The same migration run
+ * twice must give two different bindings.
+ */
+TEST_F(tls, sessions_differ)
+{
+	char first[80];
+	int port = recv_start(&self->rx, self->out, ARGS("--psk-file", self->psk), 0);
+
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, ARGS("--psk-file", self->psk)));
+	check_ok(_metadata, self);
+	snprintf(first, sizeof(first), "%s", self->binding);
+	proc_kill(&self->tx);
+	proc_kill(&self->rx);
+	memset(&self->tx, 0, sizeof(self->tx));
+	memset(&self->rx, 0, sizeof(self->rx));
+	ASSERT_EQ(0, unlink(self->out));
+	port = recv_start(&self->rx, self->out, ARGS("--psk-file", self->psk), 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, ARGS("--psk-file", self->psk)));
+	check_ok(_metadata, self);
+	EXPECT_STRNE(first, self->binding);
 }
 
 TEST_F(tls, pinned_fingerprint)

@@ -115,6 +115,8 @@ void report_print(const char *role, const struct xfer_stats *st, const char *com
 		else
 			json_bool(&j, "multishot", st->multishot);
 		json_str(&j, "tls", st->tls);
+		if (st->tls_binding[0])
+			json_str(&j, "tls_binding", st->tls_binding);
 		json_str(&j, "digest", ok ? hex : NULL);
 		if (st->live)
 			live_json(&j, st);

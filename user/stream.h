@@ -36,6 +36,7 @@ struct stream_stats {
 	unsigned int lz4_switches;
 	bool zerocopy, multishot;
 	const char *tls;		/* "off", "ktls", "userspace"; NULL: no session came up */
+	char tls_binding[65];		/* channel 0's tls_binding(), "" without TLS */
 	double total_s;			/* first stream opened .. the end */
 };
 

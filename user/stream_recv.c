@@ -836,6 +836,7 @@ int stream_recv(const struct stream_recv_opts *o, struct stream_stats *st)
 	lfd = -1;
 	st->channels = r.nch;
 	st->tls = tls_mode(&r.ch[0].tls, false);
+	tls_binding(&r.ch[0].tls, st->tls_binding);
 	if (o->tls && !(r.plain = malloc(PLAIN_SIZE))) {
 		lmig_err("out of memory");
 		goto out;

@@ -786,6 +786,7 @@ int stream_send(const struct stream_send_opts *o, struct stream_stats *st)
 		goto out;
 	st->zerocopy = s.zc;
 	st->tls = tls_mode(o->tls ? &s.ch[0].tls : NULL, true);
+	tls_binding(o->tls ? &s.ch[0].tls : NULL, st->tls_binding);
 	if (s.lfd >= 0) {
 		s.accepting = true;
 		/* Announce only once the receiver is there: a client may connect now. */

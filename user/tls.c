@@ -479,6 +479,17 @@ int tls_export(const struct tls_chan *t, const char *label, uint8_t *out, size_t
 	return 0;
 }
 
+void tls_binding(const struct tls_chan *t, char hex[65])
+{
+	uint8_t b[32];
+
+	hex[0] = 0;
+	if (!t || !t->ssl || tls_export(t, "EXPORTER-Channel-Binding", b, sizeof(b)))
+		return;
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", b[i]);
+}
+
 /* ---- userspace record layer --------------------------------------------- */
 
 ssize_t tls_seal(struct tls_chan *t, const void *in, size_t n, void *out, size_t cap)

@@ -75,6 +75,14 @@ const char *tls_mode(const struct tls_chan *t, bool tx);
  * other connection.
  */
 int tls_export(const struct tls_chan *t, const char *label, uint8_t *out, size_t n);
+/*
+ * The session's channel binding (RFC 9266 "tls-exporter": 32 bytes with
+ * the label EXPORTER-Channel-Binding) in hex, into hex[65]; "" without
+ * TLS.  Both ends of one session print the same value, two sessions never
+ * do: comparing the sender's and the receiver's shows that no relay
+ * terminated TLS between them, even one holding certificates of the CA.
+ */
+void tls_binding(const struct tls_chan *t, char hex[65]);
 
 /* ---- userspace record layer (memory BIOs) ------------------------------ */
 

@@ -41,6 +41,7 @@ struct xfer_stats {
 	bool zerocopy;			/* SEND_ZC used */
 	bool multishot;			/* multishot recv with provided buffers used */
 	const char *tls;		/* "off", "ktls", "userspace" (tls_mode()) */
+	char tls_binding[65];		/* channel 0's tls_binding(), "" without TLS */
 	uint8_t digest[16];
 	/* Live migrations. */
 	bool live;

@@ -1017,6 +1017,7 @@ int xfer_recv(const struct recv_opts *o, struct xfer_stats *st)
 	r.t0 = now_s();
 	st->channels = r.nch;
 	st->tls = tls_mode(&r.ch[0].tls, false);
+	tls_binding(&r.ch[0].tls, st->tls_binding);
 	st->bytes_total = r.hi.image_size;
 	st->pages_total = r.npages;
 	for (unsigned int c = 0; c < r.nch; c++) {

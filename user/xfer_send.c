@@ -1406,6 +1406,7 @@ int xfer_send(const struct send_opts *o, struct xfer_stats *st)
 		goto out;
 	st->zerocopy = s.zc;
 	st->tls = tls_mode(o->tls ? &s.ch[0].tls : NULL, true);
+	tls_binding(o->tls ? &s.ch[0].tls : NULL, st->tls_binding);
 	if (round_begin(&s, s.im.npages, 0, !s.live))
 		goto out;
 	ret = run(&s);
