@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "lib/jfield.h"
 #include "lib/proc.h"
 #include "lib/proxy.h"
+#include "lib/sock.h"
 #include "lib/vm.h"
 
 #define MiB		(1024ULL * 1024)
@@ -258,7 +260,59 @@ TEST_F(tls, psk)
 	check_ok(_metadata, self);
 }
 
+/*
+ * A live migration: rounds, and the receiver's round acknowledgements
+ * opened on the sender while its frames go out, all through TLS.  The
+ * image must equal the paused writer's memory.
+ */
+TEST_F(tls, live)
+{
+	const char *const args[] = { "--mem", "memfd:lmig-tls", "--size", "32Mi", "--rate", "4M",
+				     NULL };
+	struct proc dw = { 0 };
+	char mem[512], pid[16], status[32] = "";
+	uint64_t rounds = 0;
+	int port;
+
+	ASSERT_EQ(0, dirty_start(&dw, args, mem, sizeof(mem)));
+	snprintf(pid, sizeof(pid), "%d", (int)dw.pid);
+	port = recv_start(&self->rx, self->out, ARGS("--tls-dir", self->a), 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, mem, port,
+				ARGS("--tls-dir", self->a, "--pid", pid, "--tracker", "scan",
+				     "--downtime-ms", "2000", "--max-rounds", "10")));
+	ASSERT_EQ(0, proc_wait(&self->tx, 40));
+	ASSERT_EQ(0, proc_wait(&self->rx, 5));
+	EXPECT_EQ(0, proc_exit_code(&self->tx)) TH_LOG("send: %s", self->tx.err_log);
+	EXPECT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
+	EXPECT_EQ(0, json_str_field(self->tx.out, "source", status, sizeof(status)));
+	EXPECT_STREQ("paused", status);
+	/* "rounds" is a list in the report: count its entries. */
+	for (const char *p = self->tx.out; (p = strstr(p, "\"round\":")); p++)
+		rounds++;
+	TH_LOG("%llu rounds", (unsigned long long)rounds);
+	EXPECT_GE(rounds, 2);
+	/* The writer is paused: its memory is what the receiver must have. */
+	EXPECT_EQ(1, files_equal(mem, self->out));
+	kill(dw.pid, SIGCONT);
+	proc_kill(&dw);
+}
+
 /* ---- refusals ---------------------------------------------------------- */
+
+/* A peer that accepts the connection and never answers: the handshake times out. */
+TEST_F(tls, silent_peer)
+{
+	int port, lfd = sock_listen(&port);
+	char to[32];
+
+	ASSERT_LE(0, lfd);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	ASSERT_EQ(0, send_start_to(&self->tx, self->src, to,
+				   ARGS("--tls-dir", self->a, "--timeout", "1")));
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start, ARGS("timed out"));
+	close(lfd);
+}
 
 TEST_F(tls, client_certificate_refused)
 {
