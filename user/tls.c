@@ -317,6 +317,102 @@ void tls_conf_free(struct tls_conf *c)
 	explicit_bzero(c->psk, sizeof(c->psk));
 }
 
+/* ---- the sending side's BIO -------------------------------------------- */
+
+/*
+ * Where OpenSSL's records go in userspace: straight into the buffer
+ * tls_seal() was given (a memory BIO would copy them once more, in and
+ * out).  Records OpenSSL writes on its own between two seals - an alert
+ * after a record that failed to open - wait in spill and go first.
+ */
+struct sink {
+	uint8_t *out;
+	size_t cap, len;
+	bool over;			/* a record did not fit */
+	size_t nspill;
+	uint8_t spill[4096];
+};
+
+static int sink_write(BIO *b, const char *in, int n)
+{
+	struct sink *k = BIO_get_data(b);
+	uint8_t *dst = k->out ? k->out + k->len : k->spill + k->nspill;
+	size_t room = k->out ? k->cap - k->len : sizeof(k->spill) - k->nspill;
+
+	BIO_clear_retry_flags(b);
+	if (n < 0 || (size_t)n > room) {
+		k->over = true;
+		return -1;
+	}
+	memcpy(dst, in, n);
+	if (k->out)
+		k->len += n;
+	else
+		k->nspill += n;
+	return n;
+}
+
+static long sink_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct sink *k = BIO_get_data(b);
+
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_CTRL_WPENDING:
+	case BIO_CTRL_PENDING:
+		return (long)k->nspill;
+	}
+	return 0;
+}
+
+static int sink_create(BIO *b)
+{
+	struct sink *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return 0;
+	BIO_set_data(b, k);
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static int sink_destroy(BIO *b)
+{
+	free(BIO_get_data(b));
+	BIO_set_data(b, NULL);
+	return 1;
+}
+
+static BIO *sink_new(void)
+{
+	static BIO_METHOD *m;
+
+	if (!m) {
+		m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lmig records");
+		if (!m || !BIO_meth_set_write(m, sink_write) || !BIO_meth_set_ctrl(m, sink_ctrl) ||
+		    !BIO_meth_set_create(m, sink_create) || !BIO_meth_set_destroy(m, sink_destroy)) {
+			BIO_meth_free(m);
+			m = NULL;
+			return NULL;
+		}
+	}
+	return BIO_new(m);
+}
+
+/* Take records written outside a seal (an alert) into out; their length. */
+static size_t sink_take_spill(struct tls_chan *t, void *out, size_t cap)
+{
+	struct sink *k = BIO_get_data(t->wmem);
+	size_t n = k->nspill;
+
+	if (n > cap)
+		return 0;
+	memcpy(out, k->spill, n);
+	k->nspill = 0;
+	return n;
+}
+
 /* ---- the handshake ----------------------------------------------------- */
 
 static int handshake_failed(const struct tls_conf *c, SSL *ssl, const char *peer)
@@ -440,7 +536,7 @@ int tls_handshake(const struct tls_conf *c, int fd, int timeout_ms, const char *
 		SSL_set0_rbio(t->ssl, t->rmem);
 	}
 	if (!t->ktls_tx) {
-		t->wmem = BIO_new(BIO_s_mem());
+		t->wmem = sink_new();
 		if (!t->wmem) {
 			lmig_err("TLS: out of memory");
 			goto out;
@@ -494,19 +590,26 @@ void tls_binding(const struct tls_chan *t, char hex[65])
 
 ssize_t tls_seal(struct tls_chan *t, const void *in, size_t n, void *out, size_t cap)
 {
-	size_t pending;
+	struct sink *k = BIO_get_data(t->wmem);
+	bool ok;
 
-	if (n && SSL_write(t->ssl, in, (int)n) != (int)n) {
+	if (k->nspill > cap)
+		return lmig_err("TLS: %zu pending bytes do not fit in %zu", k->nspill, cap);
+	/* What waited goes first; it stays in spill unless the seal succeeds. */
+	memcpy(out, k->spill, k->nspill);
+	*k = (struct sink){ .out = out, .cap = cap, .len = k->nspill, .nspill = k->nspill };
+	memcpy(k->spill, out, k->nspill);
+	ok = !n || SSL_write(t->ssl, in, (int)n) == (int)n;
+	k->out = NULL;
+	if (k->over)
+		return lmig_err("TLS: %zu plaintext bytes sealed into more than %zu", n, cap);
+	if (!ok) {
 		lmig_err("TLS: cannot encrypt: %s", ossl_reason("write failed"));
 		ERR_clear_error();
 		return -1;
 	}
-	pending = BIO_ctrl_pending(t->wmem);
-	if (pending > cap)
-		return lmig_err("TLS: %zu sealed bytes do not fit in %zu", pending, cap);
-	if (pending && BIO_read(t->wmem, out, (int)pending) != (int)pending)
-		return lmig_err("TLS: cannot take the sealed records");
-	return (ssize_t)pending;
+	k->nspill = 0;
+	return (ssize_t)k->len;
 }
 
 int tls_open_feed(struct tls_chan *t, const void *in, size_t n)
@@ -569,10 +672,10 @@ int chan_write_full(int fd, struct tls_chan *t, const void *buf, size_t len, int
 	 * seal any more, but OpenSSL left its alert in the BIO: send that, so
 	 * the peer learns why instead of seeing a closed connection.
 	 */
-	if (n < 0 && BIO_ctrl_pending(t->wmem) && BIO_ctrl_pending(t->wmem) <= cap) {
-		int m = BIO_read(t->wmem, out, (int)cap);
+	if (n < 0) {
+		size_t m = sink_take_spill(t, out, cap);
 
-		if (m > 0)
+		if (m)
 			net_write_full(fd, out, m, timeout_ms, what);
 	}
 	rc = n < 0 ? -1 : net_write_full(fd, out, n, timeout_ms, what);

@@ -42,7 +42,8 @@ struct tls_conf {
 struct tls_chan {
 	struct ssl_st *ssl;		/* NULL: plain */
 	bool ktls_tx, ktls_rx;		/* the kernel does this direction */
-	struct bio_st *rmem, *wmem;	/* userspace directions: memory BIOs */
+	struct bio_st *rmem;		/* userspace receive: a memory BIO */
+	struct bio_st *wmem;		/* userspace send: records into tls_seal()'s buffer */
 };
 
 /*
