@@ -386,6 +386,29 @@ TEST_F(tls, plain_receiver_refused)
 	check_no_output(_metadata, self);
 }
 
+/* A downgrade: a client with a valid certificate that offers only TLS 1.2. */
+TEST_F(tls, tls12_refused)
+{
+	struct proc cl = { 0 };
+	char to[32], cert[340], key[340], ca[340];
+	int port = recv_start(&self->rx, self->out, ARGS("--tls-dir", self->a), 0);
+
+	ASSERT_GT(port, 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	snprintf(cert, sizeof(cert), "%s/client-cert.pem", self->a);
+	snprintf(key, sizeof(key), "%s/client-key.pem", self->a);
+	snprintf(ca, sizeof(ca), "%s/ca-cert.pem", self->a);
+	ASSERT_EQ(0, proc_spawn(&cl, (char *const[]){ "/bin/sh", "-c",
+			"exec openssl s_client -connect \"$0\" -tls1_2 -cert \"$1\" -key \"$2\" -CAfile \"$3\" </dev/null",
+			to, cert, key, ca, NULL }, NULL));
+	check_failed(_metadata, &self->rx, "recv", cl.t_start, ARGS("TLS 1.3"));
+	ASSERT_EQ(0, proc_wait(&cl, 5));
+	EXPECT_NE(0, proc_exit_code(&cl));
+	EXPECT_NE(NULL, strstr(cl.err, "protocol version")) TH_LOG("openssl: %s", cl.err_log);
+	proc_kill(&cl);
+	check_no_output(_metadata, self);
+}
+
 /* A record changed on the way fails its authentication tag: nothing is written. */
 TEST_F(tls, flipped_byte_detected)
 {

@@ -434,6 +434,9 @@ static int handshake_failed(const struct tls_conf *c, SSL *ssl, const char *peer
 	if (r && strstr(r, "alert"))
 		return lmig_err("TLS handshake with %s failed: the %s refused it (%s)", peer,
 				c->server ? "sender" : "receiver", r);
+	if (r && (strstr(r, "unsupported protocol") || strstr(r, "protocol version")))
+		return lmig_err("TLS handshake with %s failed: the %s does not speak TLS 1.3 (%s; older versions are refused)",
+				peer, c->server ? "sender" : "receiver", r);
 	/* Not a TLS record: when OpenSSL read it before peer_is_plain_lmig() could look. */
 	if (r && (strstr(r, "wrong version number") || strstr(r, "packet length too long") ||
 		  strstr(r, "http request"))) {
