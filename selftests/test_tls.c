@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -548,6 +549,71 @@ TEST_F(tls, pipe_refusals)
 	EXPECT_NE(NULL, strstr(self->tx.err, "pre-shared key")) TH_LOG("send: %s", self->tx.err_log);
 	ASSERT_EQ(0, stat(self->out, &sb));
 	EXPECT_EQ(0, sb.st_size);
+}
+
+/* ---- the stream transport: lmig proxy ---------------------------------- */
+
+/* Spawn argv with a ready pipe on fd 3; the number it prints (a port), or -1. */
+static int spawn_ready(struct proc *p, const char *const argv[])
+{
+	int rfd = -1;
+	struct spawn_opts o = { .ready_fd = &rfd };
+	char line[64], *colon;
+
+	if (proc_spawn(p, (char *const *)argv, &o) || ready_line(rfd, line, sizeof(line), 5))
+		return -1;
+	colon = strrchr(line, ':');	/* "tcp:127.0.0.1:PORT" or "PORT" */
+	return atoi(colon ? colon + 1 : line);
+}
+
+/*
+ * One connection of "QEMU" through proxy send -> TLS -> proxy recv to a
+ * listening "destination QEMU": the test's own sockets at both ends.
+ */
+TEST_F(tls, proxy)
+{
+	const size_t len = 4 * MiB;
+	uint8_t *in = malloc(len), *got = malloc(len);
+	char dst[64], to[32], mode[32] = "";
+	int dport, rport, sport, dlfd = sock_listen(&dport), cfd, afd;
+
+	ASSERT_NE(NULL, in);
+	ASSERT_NE(NULL, got);
+	ASSERT_LE(0, dlfd);
+	ASSERT_EQ(len, getrandom(in, len, 0));
+	snprintf(dst, sizeof(dst), "tcp:127.0.0.1:%d", dport);
+	rport = spawn_ready(&self->rx, ARGS(lmig_path(), "proxy", "recv", "--listen", "127.0.0.1:0",
+					    "--ready-fd", "3", "--to", dst, "--json",
+					    "--tls-dir", self->a));
+	ASSERT_GT(rport, 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", rport);
+	sport = spawn_ready(&self->tx, ARGS(lmig_path(), "proxy", "send", "--listen",
+					    "tcp:127.0.0.1:0", "--ready-fd", "3", "--to", to,
+					    "--streams", "1", "--json", "--tls-dir", self->a));
+	ASSERT_GT(sport, 0);
+	cfd = sock_connect(sport);
+	ASSERT_LE(0, cfd);
+	ASSERT_EQ(0, sock_write_full(cfd, in, len));
+	shutdown(cfd, SHUT_WR);
+	afd = sock_accept(dlfd, 10);
+	ASSERT_LE(0, afd);
+	ASSERT_EQ(0, sock_read_full(afd, got, len, 20));
+	EXPECT_EQ(0, memcmp(in, got, len));
+	/* ... and then the end of the stream, nothing more. */
+	EXPECT_EQ(0, read(afd, got, 1));
+	ASSERT_EQ(0, proc_wait(&self->tx, 10));
+	ASSERT_EQ(0, proc_wait(&self->rx, 5));
+	EXPECT_EQ(0, proc_exit_code(&self->tx)) TH_LOG("send: %s", self->tx.err_log);
+	EXPECT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
+	EXPECT_EQ(0, json_str_field(self->tx.out, "tls", mode, sizeof(mode)));
+	EXPECT_STREQ(expected_mode(), mode);
+	EXPECT_EQ(0, json_str_field(self->rx.out, "tls", mode, sizeof(mode)));
+	EXPECT_STREQ(expected_mode(), mode);
+	close(afd);
+	close(cfd);
+	close(dlfd);
+	free(in);
+	free(got);
 }
 
 /* ---- kTLS, in a VM booting Debian's kernel with its tls module ---------- */
