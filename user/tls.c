@@ -600,8 +600,10 @@ ssize_t tls_seal(struct tls_chan *t, const void *in, size_t n, void *out, size_t
 		return lmig_err("TLS: %zu pending bytes do not fit in %zu", k->nspill, cap);
 	/* What waited goes first; it stays in spill unless the seal succeeds. */
 	memcpy(out, k->spill, k->nspill);
-	*k = (struct sink){ .out = out, .cap = cap, .len = k->nspill, .nspill = k->nspill };
-	memcpy(k->spill, out, k->nspill);
+	k->out = out;
+	k->cap = cap;
+	k->len = k->nspill;
+	k->over = false;
 	ok = !n || SSL_write(t->ssl, in, (int)n) == (int)n;
 	k->out = NULL;
 	if (k->over)
