@@ -53,7 +53,7 @@
 #define SFRAME		sizeof(struct lmig_sframe)
 #define WIOV		64		/* blocks in one write */
 #define CREDIT_STEP	(LMIG_STREAM_WINDOW / 8)
-#define PLAIN_SIZE	(64 * 1024)	/* userspace TLS: opened records, parsed from here */
+#define PLAIN_SIZE	(RBUF_SIZE + TLS_RECORD_MAX)	/* userspace TLS: a chunk's records, opened */
 
 enum { UD_RECV = 1, UD_WRITE = 2 };
 #define UD(kind, a, id) ((uint64_t)(kind) | ((uint64_t)(a) << 8) | ((uint64_t)(id) << 32))

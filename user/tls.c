@@ -400,6 +400,127 @@ static BIO *sink_new(void)
 	return BIO_new(m);
 }
 
+/* ---- the receiving side's BIO ------------------------------------------ */
+
+/*
+ * What OpenSSL opens in userspace is read straight from the caller's
+ * buffer (tls_open_feed()), not copied into a memory BIO first.  Bytes
+ * it has not taken when tls_open_read() returns move to carry, so the
+ * caller's buffer is free again; carry is read first next time.
+ */
+struct source {
+	const uint8_t *p;
+	size_t n;
+	uint8_t *carry;
+	size_t carry_off, carry_len, carry_cap;
+};
+
+static int source_read(BIO *b, char *out, int len)
+{
+	struct source *k = BIO_get_data(b);
+	const uint8_t *from;
+	size_t n;
+
+	BIO_clear_retry_flags(b);
+	if (k->carry_len > k->carry_off) {
+		from = k->carry + k->carry_off;
+		n = k->carry_len - k->carry_off;
+	} else {
+		from = k->p;
+		n = k->n;
+	}
+	if (!n) {
+		BIO_set_retry_read(b);
+		return -1;
+	}
+	if (len >= 0 && n > (size_t)len)
+		n = len;
+	memcpy(out, from, n);
+	if (from == k->p) {
+		k->p += n;
+		k->n -= n;
+	} else {
+		k->carry_off += n;
+	}
+	return (int)n;
+}
+
+static long source_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct source *k = BIO_get_data(b);
+
+	if (cmd == BIO_CTRL_PENDING)
+		return (long)(k->n + k->carry_len - k->carry_off);
+	return cmd == BIO_CTRL_FLUSH;
+}
+
+static int source_create(BIO *b)
+{
+	struct source *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return 0;
+	BIO_set_data(b, k);
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static int source_destroy(BIO *b)
+{
+	struct source *k = BIO_get_data(b);
+
+	if (k)
+		free(k->carry);
+	free(k);
+	BIO_set_data(b, NULL);
+	return 1;
+}
+
+static BIO *source_new(void)
+{
+	static BIO_METHOD *m;
+
+	if (!m) {
+		m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lmig received records");
+		if (!m || !BIO_meth_set_read(m, source_read) || !BIO_meth_set_ctrl(m, source_ctrl) ||
+		    !BIO_meth_set_create(m, source_create) ||
+		    !BIO_meth_set_destroy(m, source_destroy)) {
+			BIO_meth_free(m);
+			m = NULL;
+			return NULL;
+		}
+	}
+	return BIO_new(m);
+}
+
+/* What is left of the caller's buffer goes to carry: the caller may reuse it. */
+static int source_release(struct tls_chan *t)
+{
+	struct source *k = BIO_get_data(t->rmem);
+	size_t left = k->carry_len - k->carry_off;
+
+	if (!k->n)
+		return 0;
+	if (left + k->n > k->carry_cap) {
+		uint8_t *c = malloc(left + k->n);
+
+		if (!c)
+			return lmig_err("TLS: out of memory for received records");
+		memcpy(c, k->carry + k->carry_off, left);
+		free(k->carry);
+		k->carry = c;
+		k->carry_cap = left + k->n;
+	} else {
+		memmove(k->carry, k->carry + k->carry_off, left);
+	}
+	memcpy(k->carry + left, k->p, k->n);
+	k->carry_off = 0;
+	k->carry_len = left + k->n;
+	k->p += k->n;
+	k->n = 0;
+	return 0;
+}
+
 /* Take records written outside a seal (an alert) into out; their length. */
 static size_t sink_take_spill(struct tls_chan *t, void *out, size_t cap)
 {
@@ -531,7 +652,7 @@ int tls_handshake(const struct tls_conf *c, int fd, int timeout_ms, const char *
 	t->ktls_rx = BIO_get_ktls_recv(SSL_get_rbio(t->ssl));
 	/* The directions the kernel does not take go through memory BIOs from now on. */
 	if (!t->ktls_rx) {
-		t->rmem = BIO_new(BIO_s_mem());
+		t->rmem = source_new();
 		if (!t->rmem) {
 			lmig_err("TLS: out of memory");
 			goto out;
@@ -619,12 +740,16 @@ ssize_t tls_seal(struct tls_chan *t, const void *in, size_t n, void *out, size_t
 
 int tls_open_feed(struct tls_chan *t, const void *in, size_t n)
 {
-	if (n && BIO_write(t->rmem, in, (int)n) != (int)n)
-		return lmig_err("TLS: out of memory for received records");
+	struct source *k = BIO_get_data(t->rmem);
+
+	if (source_release(t))
+		return -1;
+	k->p = in;
+	k->n = n;
 	return 0;
 }
 
-ssize_t tls_open_read(struct tls_chan *t, void *out, size_t cap)
+static ssize_t open_records(struct tls_chan *t, void *out, size_t cap)
 {
 	size_t got = 0;
 
@@ -655,6 +780,16 @@ ssize_t tls_open_read(struct tls_chan *t, void *out, size_t cap)
 		}
 	}
 	return (ssize_t)got;
+}
+
+ssize_t tls_open_read(struct tls_chan *t, void *out, size_t cap)
+{
+	ssize_t n = open_records(t, out, cap);
+
+	/* Whatever OpenSSL did not take leaves the caller's buffer now. */
+	if (n >= 0 && source_release(t))
+		return -1;
+	return n;
 }
 
 /* ---- blocking control I/O ----------------------------------------------- */

@@ -42,7 +42,7 @@ struct tls_conf {
 struct tls_chan {
 	struct ssl_st *ssl;		/* NULL: plain */
 	bool ktls_tx, ktls_rx;		/* the kernel does this direction */
-	struct bio_st *rmem;		/* userspace receive: a memory BIO */
+	struct bio_st *rmem;		/* userspace receive: records read from tls_open_feed()'s buffer */
 	struct bio_st *wmem;		/* userspace send: records into tls_seal()'s buffer */
 };
 
@@ -95,10 +95,21 @@ static inline size_t tls_seal_bound(size_t n)
 }
 /* Seal n bytes into out (cap >= tls_seal_bound(n)); the sealed length, or -1. */
 ssize_t tls_seal(struct tls_chan *t, const void *in, size_t n, void *out, size_t cap);
-/* Hand received ciphertext to the session. */
+/*
+ * Hand received ciphertext to the session: it is read from in itself,
+ * which must stay untouched until the next tls_open_read() returns.
+ */
 int tls_open_feed(struct tls_chan *t, const void *in, size_t n);
-/* Plaintext opened so far, up to cap: bytes (0: a record is incomplete), or -1. */
+/*
+ * Plaintext opened so far, up to cap: bytes (0: a record is incomplete),
+ * or -1.  Ciphertext not taken yet is kept by the session: the buffer of
+ * tls_open_feed() is free again.  out may lie in that buffer, as long as
+ * it starts at least one record (TLS_RECORD_MAX) before in: the
+ * plaintext then never overtakes what is still to be read.
+ */
 ssize_t tls_open_read(struct tls_chan *t, void *out, size_t cap);
+/* A record with its header and tag (RFC 8446 5.2: 2^14 + 256 of ciphertext). */
+#define TLS_RECORD_MAX	(16384 + 256 + 5)
 
 /* ---- blocking control I/O on a channel ---------------------------------- */
 

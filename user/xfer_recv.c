@@ -14,10 +14,13 @@
  * has completed (a reference count per buffer).
  *
  * With TLS the kernel (kTLS) hands over plaintext as before.  Without
- * kTLS each received chunk of records is opened by OpenSSL back into the
- * same buffer before the parser sees it; the buffers given to the kernel
- * are then TLS_SLACK short, so that what a chunk completes (its own bytes
- * plus the part of a record that arrived before) always fits.
+ * kTLS each received chunk of records is opened by OpenSSL in place: the
+ * kernel receives into a buffer from TLS_SLACK on, and the plaintext is
+ * written from the buffer's start.  A chunk can complete a record whose
+ * start came with the previous one, so its plaintext may be longer than
+ * its ciphertext, but by less than one record: it never overtakes the
+ * ciphertext still to be read, and always fits.  A chunk that completes
+ * no record goes straight back to the kernel.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -46,7 +49,8 @@
 #define NWOP		256		/* writes in flight */
 #define WOP_IOV		64
 #define DESC_AREA	(sizeof(struct lmig_frame) + LMIG_MAX_FRAME_DESC * sizeof(struct lmig_page_desc))
-#define TLS_SLACK	(32 * 1024)	/* > one record of 16 KiB and its overhead */
+#define TLS_SLACK	(32 * 1024)
+_Static_assert(TLS_SLACK >= TLS_RECORD_MAX, "a chunk's plaintext must fit before its records");
 
 enum { UD_RECV = 1, UD_WRITE = 2 };
 #define UD(kind, ch, id) ((uint64_t)(kind) | ((uint64_t)(ch) << 8) | ((uint64_t)(id) << 24))
@@ -81,7 +85,7 @@ enum pstate { PS_HDR, PS_DESC, PS_PAGE, PS_ENDPAY, PS_ROUNDPAY, PS_BARRIER, PS_D
 struct rchan {
 	int fd;
 	struct tls_chan tls;
-	unsigned int rlen;			/* bytes a receive may put in a buffer */
+	unsigned int roff, rlen;		/* where in a buffer a receive goes, how much */
 	uint8_t *bufs;				/* NRBUF * RBUF_SIZE */
 	unsigned int refs[NRBUF];
 	struct io_uring_buf_ring *br;
@@ -166,7 +170,7 @@ static void rbuf_put(struct receiver *r, unsigned int c, unsigned int bid)
 	if (--ch->refs[bid])
 		return;
 	if (r->ms) {
-		io_uring_buf_ring_add(ch->br, rbuf(ch, bid), ch->rlen, bid,
+		io_uring_buf_ring_add(ch->br, rbuf(ch, bid) + ch->roff, ch->rlen, bid,
 				      io_uring_buf_ring_mask(NRBUF), 0);
 		io_uring_buf_ring_advance(ch->br, 1);
 		ch->inring++;
@@ -652,7 +656,7 @@ static void arm_recv(struct receiver *r, unsigned int c)
 		unsigned int bid = ch->free_bid[--ch->nfree];
 
 		sqe = uring_get_sqe(&r->ring);
-		io_uring_prep_recv(sqe, ch->fd, rbuf(ch, bid), ch->rlen, 0);
+		io_uring_prep_recv(sqe, ch->fd, rbuf(ch, bid) + ch->roff, ch->rlen, 0);
 		io_uring_sqe_set_data64(sqe, UD(UD_RECV, c, bid));
 	}
 	ch->recv_armed = true;
@@ -691,7 +695,7 @@ static int recv_done(struct receiver *r, unsigned int c, struct io_uring_cqe *cq
 		/* Userspace TLS: open the records in place; a partial one waits for more. */
 		ssize_t n;
 
-		if (tls_open_feed(&ch->tls, rbuf(ch, bid), res) ||
+		if (tls_open_feed(&ch->tls, rbuf(ch, bid) + ch->roff, res) ||
 		    (n = tls_open_read(&ch->tls, rbuf(ch, bid), RBUF_SIZE)) < 0) {
 			r->fail_status = LMIG_ST_CHECKSUM;
 			return -1;
@@ -722,7 +726,8 @@ static int setup_rings(struct receiver *r)
 		struct rchan *ch = &r->ch[c];
 		size_t rsz = NRBUF * sizeof(struct io_uring_buf);
 
-		ch->rlen = ch->tls.rmem ? RBUF_SIZE - TLS_SLACK : RBUF_SIZE;
+		ch->roff = ch->tls.rmem ? TLS_SLACK : 0;
+		ch->rlen = RBUF_SIZE - ch->roff;
 		ch->bufs = mmap(NULL, (size_t)NRBUF * RBUF_SIZE, PROT_READ | PROT_WRITE,
 				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (ch->bufs == MAP_FAILED) {
@@ -751,7 +756,7 @@ static int setup_rings(struct receiver *r)
 		}
 		io_uring_buf_ring_init(ch->br);
 		for (unsigned int b = 0; b < NRBUF; b++)
-			io_uring_buf_ring_add(ch->br, rbuf(ch, b), ch->rlen, b,
+			io_uring_buf_ring_add(ch->br, rbuf(ch, b) + ch->roff, ch->rlen, b,
 					      io_uring_buf_ring_mask(NRBUF), b);
 		io_uring_buf_ring_advance(ch->br, NRBUF);
 		ch->inring = NRBUF;
