@@ -650,7 +650,7 @@ int tls_handshake(const struct tls_conf *c, int fd, int timeout_ms, const char *
 	}
 	t->ktls_tx = BIO_get_ktls_send(SSL_get_wbio(t->ssl));
 	t->ktls_rx = BIO_get_ktls_recv(SSL_get_rbio(t->ssl));
-	/* The directions the kernel does not take go through memory BIOs from now on. */
+	/* The directions the kernel does not take go through our BIOs from now on. */
 	if (!t->ktls_rx) {
 		t->rmem = source_new();
 		if (!t->rmem) {

@@ -6,8 +6,8 @@
  * the lmig hello; the receiving side is the TLS server.  Afterwards each
  * direction is either kTLS (the kernel encrypts and decrypts: the socket
  * is used as if it were plain, io_uring and all) or userspace: records
- * are sealed and opened by OpenSSL through memory BIOs, into and out of
- * the engine's own buffers, so the sockets still see nothing but
+ * are sealed and opened by OpenSSL through two BIOs of tls.c, straight
+ * into and out of the engine's own buffers, so the sockets still see nothing but
  * io_uring sends and receives.
  *
  * Authentication is mutual: certificates under a CA (a QEMU/libvirt
@@ -61,7 +61,7 @@ static inline bool tls_on(const struct tls_conf *c)
 
 /*
  * The handshake on a connected blocking socket, within timeout_ms; then
- * kTLS for each direction the kernel takes, memory BIOs for the others.
+ * kTLS for each direction the kernel takes, tls.c's BIOs for the others.
  * peer names the other end in errors.  0, or -1 with lmig_err() set.
  */
 int tls_handshake(const struct tls_conf *c, int fd, int timeout_ms, const char *peer,
@@ -85,7 +85,7 @@ int tls_export(const struct tls_chan *t, const char *label, uint8_t *out, size_t
  */
 void tls_binding(const struct tls_chan *t, char hex[65]);
 
-/* ---- userspace record layer (memory BIOs) ------------------------------ */
+/* ---- userspace record layer --------------------------------------------- */
 
 /* Room the sealed form of n plaintext bytes may take. */
 static inline size_t tls_seal_bound(size_t n)
