@@ -7,8 +7,8 @@
  * direction is either kTLS (the kernel encrypts and decrypts: the socket
  * is used as if it were plain, io_uring and all) or userspace: records
  * are sealed and opened by OpenSSL through two BIOs of tls.c, straight
- * into and out of the engine's own buffers, so the sockets still see nothing but
- * io_uring sends and receives.
+ * into and out of the engine's own buffers, so the sockets still see
+ * nothing but io_uring sends and receives.
  *
  * Authentication is mutual: certificates under a CA (a QEMU/libvirt
  * style directory, optionally pinned by the peer's SHA-256 fingerprint),
