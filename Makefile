@@ -38,6 +38,7 @@ bench: deps-bench user
 	@sh bench/throttle.sh | tee -a bench/results-latest.md
 	@sh bench/live.sh | tee -a bench/results-latest.md
 	@sh bench/qemu.sh | tee -a bench/results-latest.md
+	@sh bench/tls.sh | tee -a bench/results-latest.md
 
 clean:
 	@$(MAKE) -C user --no-print-directory clean

@@ -7,6 +7,9 @@ set -eu
 build="gcc make pkg-config liburing-dev liblz4-dev libxxhash-dev"
 # The eBPF probes (bpf/): without these lmig is built without them.
 build="$build clang libbpf-dev bpftool"
+# TLS on the migration channels (user/tls.c); the openssl command makes
+# the test CAs (selftests/tls/mkcerts.sh) and operators' certificates.
+build="$build libssl-dev openssl"
 # The VM tests (selftests/vm) boot Debian's kernel under QEMU; lmig.ko is
 # built for both of Debian 12's kernels (6.1 and 6.12) and tested in each.
 check="$build linux-source-6.1 xz-utils iproute2 util-linux qemu-system-x86 linux-image-amd64 busybox-static cpio"

@@ -7,6 +7,7 @@
 #include "err.h"
 #include "opts.h"
 #include "report.h"
+#include "tls.h"
 
 int cmd_check_address(const char *cmd, const char *opt, const char *addr)
 {
@@ -32,4 +33,12 @@ int cmd_finish(const char *cmd, int ret, const struct xfer_stats *st, const char
 		return EXIT_OK;
 	fprintf(stderr, "lmig %s: %s\n", cmd, lmig_errmsg());
 	return EXIT_FAIL;
+}
+
+int cmd_tls_setup(const char *cmd, struct tls_conf *c, bool server, const char *dir,
+		  const char *psk_file, const char *fingerprint)
+{
+	if (tls_conf_init(c, server, dir, psk_file, fingerprint))
+		return usage_error(cmd, "%s", lmig_errmsg());
+	return EXIT_OK;
 }

@@ -8,6 +8,7 @@
 #include "err.h"
 #include "opts.h"
 #include "report.h"
+#include "tls.h"
 #include "xfer.h"
 
 void usage_recv(void)
@@ -32,6 +33,8 @@ void usage_recv(void)
 	       "                          then close it (for scripts)\n"
 	       "      --progress          progress on stderr (default when it is a terminal)\n"
 	       "      --no-progress       no progress line\n"
+	       CMD_TLS_HELP
+	       "                          A receiver with TLS refuses every plain connection.\n"
 	       "  -j, --json              one JSON object with the result on stdout\n"
 	       "  -h, --help              this help\n"
 	       "\n"
@@ -51,8 +54,13 @@ int cmd_recv(int argc, char **argv, struct global_opts *g)
 		{ "progress", no_argument, NULL, 'p' },
 		{ "no-progress", no_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "tls-dir", required_argument, NULL, 'D' + 256 },
+		{ "psk-file", required_argument, NULL, 'K' + 256 },
+		{ "peer-fingerprint", required_argument, NULL, 'F' + 256 },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 } };
+	const char *tls_dir = NULL, *psk_file = NULL, *fingerprint = NULL;
+	struct tls_conf tls;
 	struct recv_opts o = { .timeout_ms = 10000, .accept_timeout_ms = -1, .sync = true,
 			       .ready_fd = -1 };
 	struct xfer_stats st = { 0 };
@@ -89,6 +97,9 @@ int cmd_recv(int argc, char **argv, struct global_opts *g)
 			break;
 		case 'p': progress = 1; break;
 		case 'P': progress = 0; break;
+		case 'D' + 256: tls_dir = optarg; break;
+		case 'K' + 256: psk_file = optarg; break;
+		case 'F' + 256: fingerprint = optarg; break;
 		case 'j': g->json = true; break;
 		case 'h': usage_recv(); return EXIT_OK;
 		case ':': return usage_error("recv", "option '%s' needs a value", argv[optind - 1]);
@@ -103,6 +114,12 @@ int cmd_recv(int argc, char **argv, struct global_opts *g)
 		return usage_error("recv", "missing --out PATH");
 	if (cmd_check_address("recv", "--listen", o.listen))
 		return EXIT_USAGE;
+	if (cmd_tls_setup("recv", &tls, true, tls_dir, psk_file, fingerprint))
+		return EXIT_USAGE;
+	o.tls = tls_on(&tls) ? &tls : NULL;
 	o.progress = cmd_progress_default(progress, g);
-	return cmd_finish("recv", xfer_recv(&o, &st), &st, "-", o.progress, g);
+	int ret = cmd_finish("recv", xfer_recv(&o, &st), &st, "-", o.progress, g);
+
+	tls_conf_free(&tls);
+	return ret;
 }

@@ -10,6 +10,7 @@
 #include "err.h"
 #include "opts.h"
 #include "report.h"
+#include "tls.h"
 #include "track.h"
 #include "xfer.h"
 
@@ -48,6 +49,7 @@ void usage_send(void)
 	       "                          (without it pre-copy is bounded by --max-rounds)\n"
 	       "      --progress          progress on stderr (default when it is a terminal)\n"
 	       "      --no-progress       no progress line\n"
+	       CMD_TLS_HELP
 	       "  -j, --json              one JSON object with the result on stdout\n"
 	       "  -h, --help              this help\n"
 	       "\n"
@@ -99,8 +101,13 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 		{ "then", required_argument, NULL, 'N' },
 		{ "throttle", required_argument, NULL, 'H' },
 		{ "throttle-max", required_argument, NULL, 'M' },
+		{ "tls-dir", required_argument, NULL, 'D' + 256 },
+		{ "psk-file", required_argument, NULL, 'K' + 256 },
+		{ "peer-fingerprint", required_argument, NULL, 'F' + 256 },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 } };
+	const char *tls_dir = NULL, *psk_file = NULL, *fingerprint = NULL;
+	struct tls_conf tls;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	struct send_opts o = {
 		.channels = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (unsigned int)ncpu,
@@ -202,6 +209,9 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 			break;
 		case 'P' + 256: progress = 1; break;
 		case 'P': progress = 0; break;
+		case 'D' + 256: tls_dir = optarg; break;
+		case 'K' + 256: psk_file = optarg; break;
+		case 'F' + 256: fingerprint = optarg; break;
 		case 'j': g->json = true; break;
 		case 'h': usage_send(); return EXIT_OK;
 		case ':': return usage_error("send", "option '%s' needs a value", argv[optind - 1]);
@@ -236,7 +246,14 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 		if (o.timeout_ms > 10000)
 			o.timeout_ms = 10000;
 	}
+	if (cmd_tls_setup("send", &tls, false, tls_dir, psk_file, fingerprint))
+		return EXIT_USAGE;
+	o.tls = tls_on(&tls) ? &tls : NULL;
 	o.progress = cmd_progress_default(progress, g);
 	o.plain_progress = !isatty(STDERR_FILENO);
-	return cmd_finish("send", xfer_send(&o, &st), &st, compress_mode_name(o.compress), o.progress, g);
+	int ret = cmd_finish("send", xfer_send(&o, &st), &st, compress_mode_name(o.compress),
+			     o.progress, g);
+
+	tls_conf_free(&tls);
+	return ret;
 }

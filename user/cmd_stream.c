@@ -15,6 +15,7 @@
 #include "err.h"
 #include "opts.h"
 #include "stream.h"
+#include "tls.h"
 
 static void usage_pipe_send(void)
 {
@@ -38,6 +39,7 @@ static void usage_pipe_send(void)
 	       "      --zerocopy MODE     auto (default: on unless the receiver is on a\n"
 	       "                          loopback address), on, off: IORING_OP_SEND_ZC\n"
 	       "      --timeout S         connect and handshake limit (default 10)\n"
+	       CMD_TLS_HELP
 	       "  -j, --json              one JSON object with the result on stderr\n"
 	       "      --json-fd FD        ... on descriptor FD instead (implies --json)\n"
 	       "  -h, --help              this help\n"
@@ -65,6 +67,7 @@ static void usage_pipe_recv(void)
 	       "      --accept-timeout S  give up if no sender connects within S seconds\n"
 	       "                          (default: wait forever)\n"
 	       "      --timeout S         handshake limit (default 10)\n"
+	       CMD_TLS_HELP
 	       "  -j, --json              one JSON object with the result on stderr\n"
 	       "      --json-fd FD        ... on descriptor FD instead (implies --json)\n"
 	       "  -h, --help              this help\n"
@@ -107,6 +110,7 @@ static void usage_proxy_send(void)
 	       "      --ready-fd FD       once listening and connected to the receiver,\n"
 	       "                          write the port (tcp) or path (unix) and a newline\n"
 	       "                          to FD, then close it\n"
+	       CMD_TLS_HELP
 	       "  -j, --json              one JSON object with the result on stdout\n"
 	       "      --json-fd FD        ... on descriptor FD instead (implies --json)\n"
 	       "  -h, --help              this help\n"
@@ -133,6 +137,7 @@ static void usage_proxy_recv(void)
 	       "      --ready-fd FD       write the listening port and a newline to FD\n"
 	       "      --accept-timeout S  give up if no sender connects within S seconds\n"
 	       "      --timeout S         handshake and connect limit (default 10)\n"
+	       CMD_TLS_HELP
 	       "  -j, --json              one JSON object with the result on stdout\n"
 	       "      --json-fd FD        ... on descriptor FD instead (implies --json)\n"
 	       "  -h, --help              this help\n"
@@ -154,7 +159,28 @@ void usage_proxy(void)
 	usage_proxy_recv();
 }
 
-enum { O_ZEROCOPY = 256, O_TIMEOUT, O_ACCEPT_TIMEOUT, O_READY_FD, O_JSON_FD, O_GRACE };
+enum { O_ZEROCOPY = 256, O_TIMEOUT, O_ACCEPT_TIMEOUT, O_READY_FD, O_JSON_FD, O_GRACE,
+       O_TLS_DIR, O_PSK_FILE, O_FINGERPRINT };
+
+/* --tls-dir, --psk-file, --peer-fingerprint: the same in all four commands. */
+#define TLS_LONGOPTS \
+	{ "tls-dir", required_argument, NULL, O_TLS_DIR }, \
+	{ "psk-file", required_argument, NULL, O_PSK_FILE }, \
+	{ "peer-fingerprint", required_argument, NULL, O_FINGERPRINT },
+
+struct tls_args {
+	const char *dir, *psk_file, *fingerprint;
+};
+
+static bool tls_arg(int opt, struct tls_args *t)
+{
+	switch (opt) {
+	case O_TLS_DIR: t->dir = optarg; return true;
+	case O_PSK_FILE: t->psk_file = optarg; return true;
+	case O_FINGERPRINT: t->fingerprint = optarg; return true;
+	}
+	return false;
+}
 
 /* A pipe runs under QEMU: it is silent on success unless asked for --json. */
 static int finish(const char *who, int ret, const struct stream_stats *st, const char *compress,
@@ -198,6 +224,7 @@ static int do_send(const char *who, bool proxy, int argc, char **argv, struct gl
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "streams", required_argument, NULL, 'n' },
 		{ "grace-ms", required_argument, NULL, O_GRACE },
+		TLS_LONGOPTS
 		{ "zerocopy", required_argument, NULL, O_ZEROCOPY },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "accept-timeout", required_argument, NULL, O_ACCEPT_TIMEOUT },
@@ -214,12 +241,16 @@ static int do_send(const char *who, bool proxy, int argc, char **argv, struct gl
 	};
 	const char *listen = NULL;
 	struct stream_stats st = { 0 };
-	int opt, json_fd = proxy ? STDOUT_FILENO : STDERR_FILENO;
+	struct tls_args ta = { 0 };
+	struct tls_conf tls;
+	int opt, ret, json_fd = proxy ? STDOUT_FILENO : STDERR_FILENO;
 	unsigned long v;
 
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":t:l:c:z:b:n:jh", lo, NULL)) != -1) {
+		if (tls_arg(opt, &ta))
+			continue;
 		switch (opt) {
 		case 't': o.to = optarg; break;
 		case 'l':
@@ -320,8 +351,13 @@ static int do_send(const char *who, bool proxy, int argc, char **argv, struct gl
 	}
 	if (fcntl(json_fd, F_GETFD) < 0)
 		return usage_error(who, "--json-fd: descriptor %d is not open", json_fd);
-	return finish(who, stream_send(&o, &st), &st, compress_mode_name(o.compress), g->json,
-		      json_fd);
+	if (cmd_tls_setup(who, &tls, false, ta.dir, ta.psk_file, ta.fingerprint))
+		return EXIT_USAGE;
+	o.tls = tls_on(&tls) ? &tls : NULL;
+	ret = finish(who, stream_send(&o, &st), &st, compress_mode_name(o.compress), g->json,
+		     json_fd);
+	tls_conf_free(&tls);
+	return ret;
 }
 
 static int do_recv(const char *who, bool proxy, int argc, char **argv, struct global_opts *g)
@@ -332,6 +368,7 @@ static int do_recv(const char *who, bool proxy, int argc, char **argv, struct gl
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "accept-timeout", required_argument, NULL, O_ACCEPT_TIMEOUT },
 		{ "ready-fd", required_argument, NULL, O_READY_FD },
+		TLS_LONGOPTS
 		{ "json", no_argument, NULL, 'j' },
 		{ "json-fd", required_argument, NULL, O_JSON_FD },
 		{ "help", no_argument, NULL, 'h' },
@@ -339,11 +376,15 @@ static int do_recv(const char *who, bool proxy, int argc, char **argv, struct gl
 	struct stream_recv_opts o = { .timeout_ms = 10000, .accept_timeout_ms = -1, .ready_fd = -1 };
 	const char *to = NULL;
 	struct stream_stats st = { 0 };
-	int opt, json_fd = proxy ? STDOUT_FILENO : STDERR_FILENO;
+	struct tls_args ta = { 0 };
+	struct tls_conf tls;
+	int opt, ret, json_fd = proxy ? STDOUT_FILENO : STDERR_FILENO;
 
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":l:t:jh", lo, NULL)) != -1) {
+		if (tls_arg(opt, &ta))
+			continue;
 		switch (opt) {
 		case 'l': o.listen = optarg; break;
 		case 't':
@@ -397,7 +438,12 @@ static int do_recv(const char *who, bool proxy, int argc, char **argv, struct gl
 	}
 	if (fcntl(json_fd, F_GETFD) < 0)
 		return usage_error(who, "--json-fd: descriptor %d is not open", json_fd);
-	return finish(who, stream_recv(&o, &st), &st, "-", g->json, json_fd);
+	if (cmd_tls_setup(who, &tls, true, ta.dir, ta.psk_file, ta.fingerprint))
+		return EXIT_USAGE;
+	o.tls = tls_on(&tls) ? &tls : NULL;
+	ret = finish(who, stream_recv(&o, &st), &st, "-", g->json, json_fd);
+	tls_conf_free(&tls);
+	return ret;
 }
 
 static int dispatch(const char *name, bool proxy, int argc, char **argv, struct global_opts *g)

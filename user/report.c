@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <stdio.h>
+#include <string.h>
 
 #include "err.h"
 #include "json.h"
@@ -120,6 +121,9 @@ void report_print(const char *role, const struct xfer_stats *st, const char *com
 			json_bool(&j, "zerocopy", st->zerocopy);
 		else
 			json_bool(&j, "multishot", st->multishot);
+		json_str(&j, "tls", st->tls);
+		if (st->tls_binding[0])
+			json_str(&j, "tls_binding", st->tls_binding);
 		json_str(&j, "digest", ok ? hex : NULL);
 		if (st->live)
 			live_json(&j, st);
@@ -138,6 +142,9 @@ void report_print(const char *role, const struct xfer_stats *st, const char *com
 	       st->channels, st->channels == 1 ? "" : "s", compress,
 	       role[0] == 's' ? (st->zerocopy ? ", zero-copy send" : ", copying send") :
 				(st->multishot ? ", multishot receive" : ", plain receive"));
+	if (st->tls && strcmp(st->tls, "off"))
+		printf("  TLS 1.3, %s\n", !strcmp(st->tls, "ktls") ? "kernel TLS (kTLS)" :
+		       "encrypted in userspace (no kTLS)");
 	printf("  digest xxh3-128 %s (verified by the receiver)\n", hex);
 	if (st->live)
 		live_text(st);

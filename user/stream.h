@@ -14,6 +14,8 @@
 
 #include "policy.h"
 
+struct tls_conf;
+
 /* Where streams come from or go to. */
 enum sep_kind {
 	SEP_STDIO,		/* stdin (source) or stdout (destination): one stream */
@@ -34,6 +36,8 @@ struct stream_stats {
 	unsigned int lz4_switches;
 	unsigned int lz4_accel_max;	/* the fastest lz4 acceleration used (1 = default) */
 	bool zerocopy, multishot;
+	const char *tls;		/* "off", "ktls", "userspace"; NULL: no session came up */
+	char tls_binding[65];		/* channel 0's tls_binding(), "" without TLS */
 	double total_s;			/* first stream opened .. the end */
 };
 
@@ -49,6 +53,7 @@ struct stream_send_opts {
 	int grace_ms;			/* proxy: no new connection this long after all ended */
 	int accept_timeout_ms;		/* proxy: for the first connection, -1 = forever */
 	int ready_fd;			/* write the listening address here, or -1 */
+	const struct tls_conf *tls;	/* NULL: plain TCP */
 };
 
 struct stream_recv_opts {
@@ -57,6 +62,7 @@ struct stream_recv_opts {
 	int timeout_ms;			/* handshake, and connecting to the destination */
 	int accept_timeout_ms;		/* for the source lmig, -1 = forever */
 	int ready_fd;
+	const struct tls_conf *tls;	/* NULL: plain TCP */
 };
 
 int stream_send(const struct stream_send_opts *o, struct stream_stats *st);

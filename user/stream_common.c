@@ -211,6 +211,9 @@ void stream_report(const char *role, const struct stream_stats *st, const char *
 			json_bool(&j, "zerocopy", st->zerocopy);
 		else
 			json_bool(&j, "multishot", st->multishot);
+		json_str(&j, "tls", st->tls);
+		if (st->tls_binding[0])
+			json_str(&j, "tls_binding", st->tls_binding);
 		json_end(&j, f);
 		fclose(f);
 		return;

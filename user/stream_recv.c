@@ -43,6 +43,7 @@
 #include "err.h"
 #include "net.h"
 #include "stream.h"
+#include "tls.h"
 #include "uring.h"
 #include "wire.h"
 #include "xxh.h"
@@ -52,6 +53,7 @@
 #define SFRAME		sizeof(struct lmig_sframe)
 #define WIOV		64		/* blocks in one write */
 #define CREDIT_STEP	(LMIG_STREAM_WINDOW / 8)
+#define PLAIN_SIZE	(RBUF_SIZE + TLS_RECORD_MAX)	/* userspace TLS: a chunk's records, opened */
 
 enum { UD_RECV = 1, UD_WRITE = 2 };
 #define UD(kind, a, id) ((uint64_t)(kind) | ((uint64_t)(a) << 8) | ((uint64_t)(id) << 32))
@@ -81,6 +83,7 @@ enum pstate { PS_HDR, PS_PAY, PS_DONE };
 
 struct rchan {
 	int fd;
+	struct tls_chan tls;
 	uint8_t *bufs;
 	struct io_uring_buf_ring *br;
 	bool recv_armed, eof;
@@ -107,6 +110,7 @@ struct sreceiver {
 	unsigned int opened_upto;	/* streams below have their destination open */
 	unsigned int done_chans;
 	int64_t nstreams;		/* from DONE, -1 before */
+	uint8_t *plain;			/* PLAIN_SIZE, with userspace TLS */
 	uint32_t fail_status;
 	double t0;
 };
@@ -169,7 +173,8 @@ static void send_reply(struct sreceiver *r, unsigned int type, unsigned int stat
 
 	sreply_build(&rep, type, status, stream, bytes, reason);
 	/* Replies are small and rare: the socket's buffer always has room. */
-	if (!net_write_full(r->ch[0].fd, &rep, sizeof(rep), timeout_ms, "replying to the source"))
+	if (!chan_write_full(r->ch[0].fd, &r->ch[0].tls, &rep, sizeof(rep), timeout_ms,
+			     "replying to the source"))
 		r->st->bytes_wire += sizeof(rep);
 }
 
@@ -572,7 +577,17 @@ static int recv_done(struct sreceiver *r, unsigned int c, struct io_uring_cqe *c
 	if (r->ms)
 		bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 	r->st->bytes_wire += res;
-	ret = parse(r, c, rbuf(ch, bid), res);
+	if (ch->tls.rmem) {
+		/* Userspace TLS: open what the chunk completes, parse it piece by piece. */
+		ssize_t n;
+
+		ret = tls_open_feed(&ch->tls, rbuf(ch, bid), res);
+		while (!ret && (n = tls_open_read(&ch->tls, r->plain, PLAIN_SIZE)) != 0)
+			ret = n < 0 ? fail(r, LMIG_ST_CHECKSUM, "%s", lmig_errmsg()) :
+			      parse(r, c, r->plain, n);
+	} else {
+		ret = parse(r, c, rbuf(ch, bid), res);
+	}
 	if (r->ms) {
 		io_uring_buf_ring_add(ch->br, rbuf(ch, bid), RBUF_SIZE, bid,
 				      io_uring_buf_ring_mask(NRBUF), 0);
@@ -630,14 +645,31 @@ static int setup_ring(struct sreceiver *r)
 	return 0;
 }
 
-static int refuse(int fd, uint32_t status)
+static int refuse(int fd, struct tls_chan *t, uint32_t status)
 {
 	struct lmig_hello_ack a;
 
 	wire_ack_build(&a, 0, status, lmig_errmsg());
-	net_write_full(fd, &a, sizeof(a), 1000, "refusing");
+	chan_write_full(fd, t, &a, sizeof(a), 1000, "refusing");
+	tls_chan_free(t);
 	close(fd);
 	return -1;
+}
+
+/*
+ * The TLS handshake of a connection (see xfer_recv.c's tls_accept()): a
+ * plain lmig source is refused in its own protocol.
+ */
+static int tls_accept(struct sreceiver *r, int fd, const char *peer, struct tls_chan *t)
+{
+	struct lmig_hello h;
+	int rc = tls_handshake(r->o->tls, fd, r->o->timeout_ms, peer, t);
+
+	if (rc == -2 && !net_read_full(fd, &h, sizeof(h), 1000, "reading a plain hello"))
+		refuse(fd, NULL, LMIG_ST_VERSION), fd = -1;
+	if (rc && fd >= 0)
+		net_close_draining(&fd, 1, 300);	/* FIN, not RST: let it read our alert */
+	return rc ? -1 : 0;
 }
 
 static int handshake(struct sreceiver *r, int lfd)
@@ -650,6 +682,7 @@ static int handshake(struct sreceiver *r, int lfd)
 		struct lmig_hello h;
 		struct lmig_hello_ack a;
 		struct hello_info hi;
+		struct tls_chan tc = { 0 }, *t = &tc;
 		uint32_t status;
 		int fd = net_accept(lfd, got ? r->o->timeout_ms : r->o->accept_timeout_ms, peer,
 				    sizeof(peer));
@@ -660,15 +693,27 @@ static int handshake(struct sreceiver *r, int lfd)
 							   got, r->nch, r->o->timeout_ms);
 			return -1;
 		}
-		if (net_read_full(fd, &h, sizeof(h), r->o->timeout_ms, "reading the source's hello")) {
+		if (r->o->tls && tls_accept(r, fd, peer, t))
+			return -1;
+		if (chan_read_full(fd, t, &h, sizeof(h), r->o->timeout_ms, "reading the source's hello")) {
+			tls_chan_free(t);
 			close(fd);
 			return -1;
 		}
-		if (wire_hello_parse(&h, &hi, &status))
-			return refuse(fd, status);
+		if (wire_hello_parse(&h, &hi, &status)) {
+			const uint8_t *b = (const uint8_t *)&h;
+
+			/* A TLS record (handshake, 3.x) where a hello should be. */
+			if (!r->o->tls && b[0] == 0x16 && b[1] == 3) {
+				lmig_err_clear();
+				lmig_err("the source at %s speaks TLS: this receiver was started without --tls-dir or --psk-file",
+					 peer);
+			}
+			return refuse(fd, t, status);
+		}
 		if (!(hi.caps & LMIG_CAP_STREAM) || hi.image_size) {
 			lmig_err("the source sends a memory image ('lmig send'), not streams: use 'lmig recv'");
-			return refuse(fd, LMIG_ST_PROTOCOL);
+			return refuse(fd, t, LMIG_ST_PROTOCOL);
 		}
 		if (!got) {
 			first = hi;
@@ -681,16 +726,18 @@ static int handshake(struct sreceiver *r, int lfd)
 		} else if (memcmp(hi.session, first.session, sizeof(hi.session)) ||
 			   hi.nchannels != r->nch) {
 			lmig_err("connection from %s belongs to another session", peer);
-			return refuse(fd, LMIG_ST_SESSION);
+			return refuse(fd, t, LMIG_ST_SESSION);
 		}
 		if (r->ch[hi.channel].fd >= 0) {
 			lmig_err("channel %u connected twice", hi.channel);
-			return refuse(fd, LMIG_ST_SESSION);
+			return refuse(fd, t, LMIG_ST_SESSION);
 		}
 		r->ch[hi.channel].fd = fd;
+		r->ch[hi.channel].tls = tc;	/* the channel owns the session now */
+		t = &r->ch[hi.channel].tls;
 		channel_sockopts(fd);
 		wire_ack_build(&a, hi.caps & (LMIG_CAP_STREAM | LMIG_CAP_LZ4), LMIG_ST_OK, NULL);
-		if (net_write_full(fd, &a, sizeof(a), r->o->timeout_ms, "answering the hello"))
+		if (chan_write_full(fd, t, &a, sizeof(a), r->o->timeout_ms, "answering the hello"))
 			return -1;
 		if (++got == r->nch)
 			return 0;
@@ -769,6 +816,7 @@ int stream_recv(const struct stream_recv_opts *o, struct stream_stats *st)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	st->tls = o->tls ? NULL : "off";
 	/*
 	 * Blocks are malloc'ed and freed all the time: keep the heap instead
 	 * of mapping and faulting in fresh pages for every block.
@@ -787,6 +835,12 @@ int stream_recv(const struct stream_recv_opts *o, struct stream_stats *st)
 	close(lfd);
 	lfd = -1;
 	st->channels = r.nch;
+	st->tls = tls_mode(&r.ch[0].tls, false);
+	tls_binding(&r.ch[0].tls, st->tls_binding);
+	if (o->tls && !(r.plain = malloc(PLAIN_SIZE))) {
+		lmig_err("out of memory");
+		goto out;
+	}
 	if (setup_ring(&r) || run(&r))
 		goto out;
 	send_reply(&r, LMIG_SR_VERDICT, LMIG_ST_OK, 0, st->bytes_stream, NULL, o->timeout_ms);
@@ -798,7 +852,10 @@ out:
 
 		sreply_build(&rep, LMIG_SR_VERDICT, r.fail_status ? r.fail_status : LMIG_ST_IO, 0, 0,
 			     lmig_errmsg());
-		send(r.ch[0].fd, &rep, sizeof(rep), MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r.ch[0].tls.ssl)
+			chan_write_full(r.ch[0].fd, &r.ch[0].tls, &rep, sizeof(rep), 100, "failing");
+		else
+			send(r.ch[0].fd, &rep, sizeof(rep), MSG_DONTWAIT | MSG_NOSIGNAL);
 	}
 	if (r.ring_ok)
 		io_uring_queue_exit(&r.ring);
@@ -830,6 +887,7 @@ out:
 		int fds[LMIG_MAX_CHANNELS];
 
 		for (unsigned int c = 0; c < r.nch; c++) {
+			tls_chan_free(&r.ch[c].tls);
 			fds[c] = r.ch[c].fd;
 			if (r.ch[c].blk)
 				r.ch[c].pay = NULL;
@@ -846,5 +904,6 @@ out:
 		}
 	}
 	free(r.ch);
+	free(r.plain);
 	return ret;
 }

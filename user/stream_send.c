@@ -24,6 +24,11 @@
  * destination acknowledged writing (CREDIT replies on channel 0), so a
  * slow consumer stalls only its own stream.  Channel 0 also brings the
  * final verdict.
+ *
+ * With TLS (user/tls.h) a kTLS channel is used as it is; otherwise a
+ * buffer is sealed into its twin, cipher, when it is handed to the
+ * kernel (buffers leave a channel in order, as TLS records must), and the
+ * replies on channel 0 are opened as they come.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +52,7 @@
 #include "policy.h"
 #include "ratelimit.h"
 #include "stream.h"
+#include "tls.h"
 #include "uring.h"
 #include "wire.h"
 #include "xxh.h"
@@ -55,6 +61,7 @@
 #define OBUF_SIZE	(1024 * 1024)
 #define SFRAME		sizeof(struct lmig_sframe)
 #define NCTRL		(2 * LMIG_STREAM_MAX + 8)
+#define RXC_SIZE	(17 * 1024)	/* userspace TLS: one receive of replies */
 
 enum { UD_SEND = 1, UD_REPLY = 2, UD_READ = 3, UD_ACCEPT = 4, UD_CANCEL = 5 };
 #define UD(kind, a, b)	((uint64_t)(kind) | ((uint64_t)(a) << 8) | ((uint64_t)(b) << 32))
@@ -67,10 +74,14 @@ struct obuf {
 	enum obuf_state state;
 	unsigned int notifs;	/* zero-copy notifications still to come */
 	bool sent;
+	uint8_t *cipher;	/* userspace TLS: the sealed records */
+	size_t clen;		/* ... their length, 0 before sealing */
+	bool zc;		/* its send in flight is a SEND_ZC */
 };
 
 struct ochan {
 	int fd;
+	struct tls_chan tls;
 	struct obuf buf[NOBUF];
 	unsigned int fill, head;
 	bool inflight;
@@ -114,6 +125,8 @@ struct ssender {
 	bool input_done;		/* no stream will come or send more */
 	struct lmig_sreply reply;
 	bool reply_armed, verdict_in;
+	uint8_t *rxc;			/* userspace TLS: records from channel 0 */
+	size_t reply_have;		/* ... opened into reply so far */
 	struct cpolicy pol;
 	struct ratelimit rl;
 	double t0;
@@ -136,15 +149,19 @@ static int channels_connect(struct ssender *s)
 	if (getrandom(hi.session, sizeof(hi.session), 0) != sizeof(hi.session))
 		return lmig_err_errno(errno, "getrandom");
 	for (unsigned int i = 0; i < s->nch; i++) {
+		struct tls_chan *t = &s->ch[i].tls;
+
 		s->ch[i].fd = net_connect(s->o->to, s->o->timeout_ms);
 		if (s->ch[i].fd < 0)
 			return -1;
 		channel_sockopts(s->ch[i].fd);
+		if (s->o->tls && tls_handshake(s->o->tls, s->ch[i].fd, s->o->timeout_ms, s->o->to, t))
+			return -1;
 		hi.channel = i;
 		wire_hello_build(&h, &hi);
-		if (net_write_full(s->ch[i].fd, &h, sizeof(h), s->o->timeout_ms, "sending hello") ||
-		    net_read_full(s->ch[i].fd, &a, sizeof(a), s->o->timeout_ms,
-				  "waiting for the receiver's handshake") ||
+		if (chan_write_full(s->ch[i].fd, t, &h, sizeof(h), s->o->timeout_ms, "sending hello") ||
+		    chan_read_full(s->ch[i].fd, t, &a, sizeof(a), s->o->timeout_ms,
+				   "waiting for the receiver's handshake") ||
 		    wire_ack_parse(&a, &caps))
 			return -1;
 		if (!(caps & LMIG_CAP_STREAM))
@@ -187,6 +204,20 @@ static int ring_setup(struct ssender *s)
 			iov[i] = (struct iovec){ s->ch[c].buf[b].mem, OBUF_SIZE };
 		}
 	s->fixed = io_uring_register_buffers(&s->ring, iov, s->nch * NOBUF) == 0;
+	if (!s->o->tls)
+		return 0;
+	/* Userspace TLS: twins of the buffers for the records, a buffer for replies. */
+	if (!s->ch[0].tls.ktls_rx && !(s->rxc = malloc(RXC_SIZE)))
+		return lmig_err("out of memory");
+	for (unsigned int c = 0; c < s->nch; c++)
+		for (unsigned int b = 0; b < NOBUF && !s->ch[c].tls.ktls_tx; b++) {
+			uint8_t *m = mmap(NULL, tls_seal_bound(OBUF_SIZE), PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+			if (m == MAP_FAILED)
+				return lmig_err_errno(errno, "cannot allocate TLS send buffers");
+			s->ch[c].buf[b].cipher = m;
+		}
 	return 0;
 }
 
@@ -200,7 +231,7 @@ static uint8_t *room(struct ochan *ch, size_t need)
 
 		if (b->state == OB_FREE) {
 			b->state = OB_FILL;
-			b->len = b->off = 0;
+			b->len = b->off = b->clen = 0;
 			b->sent = false;
 			b->notifs = 0;
 		}
@@ -351,43 +382,62 @@ static void submit_read(struct ssender *s, unsigned int i)
 	ss->reading = true;
 }
 
-static void submit_send(struct ssender *s, unsigned int c)
+static int submit_send(struct ssender *s, unsigned int c)
 {
 	struct ochan *ch = &s->ch[c];
 	struct obuf *b = &ch->buf[ch->head];
 	struct io_uring_sqe *sqe;
+	/* kTLS refuses flags it does not know; short sends are finished here anyway. */
+	int flags = MSG_NOSIGNAL | (ch->tls.ktls_tx ? 0 : MSG_WAITALL);
 	const uint8_t *p;
-	size_t n;
+	size_t n, len;
 
 	if (ch->inflight)
-		return;
+		return 0;
 	if (b->state == OB_FILL && b->len && ch->fill == ch->head) {
 		/* Whatever accumulated goes now; later frames go to the next buffer. */
 		b->state = OB_READY;
 		ch->fill = (ch->fill + 1) % NOBUF;
 	}
 	if (b->state != OB_READY)
-		return;
+		return 0;
+	/* Sealed once, when it first goes: records carry a sequence number. */
+	if (b->cipher && !b->clen) {
+		ssize_t sl = tls_seal(&ch->tls, b->mem, b->len, b->cipher,
+				      tls_seal_bound(OBUF_SIZE));
+
+		if (sl <= 0)
+			return -1;
+		b->clen = sl;
+	}
 	b->state = OB_BUSY;
-	p = b->mem + b->off;
-	n = b->len - b->off;
+	len = b->cipher ? b->clen : b->len;
+	p = (b->cipher ? b->cipher : b->mem) + b->off;
+	n = len - b->off;
 	sqe = uring_get_sqe(&s->ring);
-	if (s->zc && s->fixed)
-		io_uring_prep_send_zc_fixed(sqe, ch->fd, p, n, MSG_WAITALL | MSG_NOSIGNAL, 0,
-					    c * NOBUF + ch->head);
+	b->zc = s->zc;
+	if (s->zc && s->fixed && !b->cipher)
+		io_uring_prep_send_zc_fixed(sqe, ch->fd, p, n, flags, 0, c * NOBUF + ch->head);
 	else if (s->zc)
-		io_uring_prep_send_zc(sqe, ch->fd, p, n, MSG_WAITALL | MSG_NOSIGNAL, 0);
+		io_uring_prep_send_zc(sqe, ch->fd, p, n, flags, 0);
 	else
-		io_uring_prep_send(sqe, ch->fd, p, n, MSG_WAITALL | MSG_NOSIGNAL);
+		io_uring_prep_send(sqe, ch->fd, p, n, flags);
 	io_uring_sqe_set_data64(sqe, UD(UD_SEND, c, ch->head));
 	ch->inflight = true;
+	return 0;
 }
 
 static void arm_reply(struct ssender *s)
 {
-	struct io_uring_sqe *sqe = uring_get_sqe(&s->ring);
+	struct io_uring_sqe *sqe;
 
-	io_uring_prep_recv(sqe, s->ch[0].fd, &s->reply, sizeof(s->reply), MSG_WAITALL);
+	if (s->reply_armed)
+		return;
+	sqe = uring_get_sqe(&s->ring);
+	if (s->rxc)
+		io_uring_prep_recv(sqe, s->ch[0].fd, s->rxc, RXC_SIZE, 0);
+	else
+		io_uring_prep_recv(sqe, s->ch[0].fd, &s->reply, sizeof(s->reply), MSG_WAITALL);
 	io_uring_sqe_set_data64(sqe, UD(UD_REPLY, 0, 0));
 	s->reply_armed = true;
 }
@@ -463,6 +513,55 @@ static void release_if_done(struct obuf *b)
 		b->state = OB_FREE;
 }
 
+/* A whole reply is in s->reply: a CREDIT, or the verdict. */
+static int reply_got(struct ssender *s)
+{
+	struct lmig_sreply *r = &s->reply;
+	uint32_t i;
+
+	if (le32toh(r->magic) != LMIG_SREPLY_MAGIC || !sreply_csum_ok(r))
+		return lmig_err("receiver sent a corrupted reply");
+	if (le16toh(r->type) == LMIG_SR_VERDICT) {
+		if (le16toh(r->status) != LMIG_ST_OK)
+			return lmig_err("receiver failed: %.*s", LMIG_REASON_LEN - 1,
+					r->reason[0] ? r->reason : wire_status_name(le16toh(r->status)));
+		s->verdict_in = true;
+		return 0;
+	}
+	i = le32toh(r->stream);
+	if (le16toh(r->type) != LMIG_SR_CREDIT || i >= s->ns || le64toh(r->bytes) > s->s[i]->off)
+		return lmig_err("receiver sent an unexpected reply (type %u, stream %u)",
+				le16toh(r->type), i);
+	if (le64toh(r->bytes) > s->s[i]->acked)
+		s->s[i]->acked = le64toh(r->bytes);
+	return 0;
+}
+
+/* Userspace TLS: n bytes of records in rxc, holding any number of replies. */
+static int reply_records(struct ssender *s, int n)
+{
+	if (tls_open_feed(&s->ch[0].tls, s->rxc, n))
+		return -1;
+	while (!s->verdict_in) {
+		ssize_t got = tls_open_read(&s->ch[0].tls, (uint8_t *)&s->reply + s->reply_have,
+					    sizeof(s->reply) - s->reply_have);
+
+		if (got < 0)
+			return -1;
+		if (!got)
+			break;
+		s->reply_have += got;
+		if (s->reply_have < sizeof(s->reply))
+			continue;
+		s->reply_have = 0;
+		if (reply_got(s))
+			return -1;
+	}
+	if (!s->verdict_in)
+		arm_reply(s);
+	return 0;
+}
+
 static int handle_cqe(struct ssender *s, struct io_uring_cqe *cqe)
 {
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
@@ -470,36 +569,22 @@ static int handle_cqe(struct ssender *s, struct io_uring_cqe *cqe)
 	int res = cqe->res;
 
 	switch (kind) {
-	case UD_REPLY: {
-		struct lmig_sreply *r = &s->reply;
-
+	case UD_REPLY:
 		s->reply_armed = false;
 		if (res == 0 || res == -ECONNRESET)
 			return lmig_err("receiver closed the connection before confirming the streams");
 		if (res < 0)
 			return lmig_err_errno(-res, "channel 0: waiting for the receiver");
-		if ((size_t)res < sizeof(*r))
-			return lmig_err("receiver sent a truncated reply");
 		s->st->bytes_wire += res;
-		if (le32toh(r->magic) != LMIG_SREPLY_MAGIC || !sreply_csum_ok(r))
-			return lmig_err("receiver sent a corrupted reply");
-		if (le16toh(r->type) == LMIG_SR_VERDICT) {
-			if (le16toh(r->status) != LMIG_ST_OK)
-				return lmig_err("receiver failed: %.*s", LMIG_REASON_LEN - 1,
-						r->reason[0] ? r->reason : wire_status_name(le16toh(r->status)));
-			s->verdict_in = true;
-			return 0;
-		}
-		uint32_t i = le32toh(r->stream);
-
-		if (le16toh(r->type) != LMIG_SR_CREDIT || i >= s->ns || le64toh(r->bytes) > s->s[i]->off)
-			return lmig_err("receiver sent an unexpected reply (type %u, stream %u)",
-					le16toh(r->type), i);
-		if (le64toh(r->bytes) > s->s[i]->acked)
-			s->s[i]->acked = le64toh(r->bytes);
-		arm_reply(s);
+		if (s->rxc)
+			return reply_records(s, res);
+		if ((size_t)res < sizeof(s->reply))
+			return lmig_err("receiver sent a truncated reply");
+		if (reply_got(s))
+			return -1;
+		if (!s->verdict_in)
+			arm_reply(s);
 		return 0;
-	}
 	case UD_READ: {
 		struct sstream *ss = s->s[a];
 
@@ -541,6 +626,13 @@ static int handle_cqe(struct ssender *s, struct io_uring_cqe *cqe)
 	if (cqe->flags & IORING_CQE_F_MORE)
 		b->notifs++;
 	ch->inflight = false;
+	/* A socket that refuses zero-copy (kTLS): nothing went, send it by copy from now on. */
+	if (res == -EOPNOTSUPP && b->zc) {
+		s->zc = false;
+		s->st->zerocopy = false;
+		b->state = OB_READY;
+		return 0;
+	}
 	if (res < 0) {
 		if (res == -EPIPE || res == -ECONNRESET)
 			return lmig_err("channel %u: receiver closed the connection mid-stream", a);
@@ -548,7 +640,7 @@ static int handle_cqe(struct ssender *s, struct io_uring_cqe *cqe)
 	}
 	b->off += res;
 	s->st->bytes_wire += res;
-	if (b->off < b->len) {
+	if (b->off < (b->cipher ? b->clen : b->len)) {
 		b->state = OB_READY;	/* short send: the rest next */
 		return 0;
 	}
@@ -613,7 +705,8 @@ static int run(struct ssender *s)
 		check_input_done(s, now_s());
 		place_done(s);
 		for (unsigned int c = 0; c < s->nch; c++)
-			submit_send(s, c);
+			if (submit_send(s, c))
+				return -1;
 		arm_accept(s);
 		if (s->verdict_in)
 			return 0;
@@ -678,6 +771,7 @@ int stream_send(const struct stream_send_opts *o, struct stream_stats *st)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	st->channels = s.nch;
+	st->tls = o->tls ? NULL : "off";
 	s.ch = calloc(s.nch, sizeof(*s.ch));
 	if (!s.ch)
 		return lmig_err("out of memory");
@@ -693,6 +787,8 @@ int stream_send(const struct stream_send_opts *o, struct stream_stats *st)
 	if (channels_connect(&s) || ring_setup(&s))
 		goto out;
 	st->zerocopy = s.zc;
+	st->tls = tls_mode(o->tls ? &s.ch[0].tls : NULL, true);
+	tls_binding(o->tls ? &s.ch[0].tls : NULL, st->tls_binding);
 	if (s.lfd >= 0) {
 		s.accepting = true;
 		/* Announce only once the receiver is there: a client may connect now. */
@@ -735,13 +831,19 @@ out:
 		if (o->from.kind == SEP_UNIX)
 			unlink(o->from.addr);
 	}
-	for (unsigned int c = 0; c < s.nch; c++)
+	for (unsigned int c = 0; c < s.nch; c++) {
+		tls_chan_free(&s.ch[c].tls);
 		if (s.ch[c].fd >= 0) {
 			if (ret)
 				sock_abort_close(s.ch[c].fd);
 			else
 				close(s.ch[c].fd);
 		}
+		for (unsigned int b = 0; b < NOBUF; b++)
+			if (s.ch[c].buf[b].cipher)
+				munmap(s.ch[c].buf[b].cipher, tls_seal_bound(OBUF_SIZE));
+	}
+	free(s.rxc);
 	if (s.bufmem)
 		munmap(s.bufmem, (size_t)s.nch * NOBUF * OBUF_SIZE);
 	free(s.ch);

@@ -10,6 +10,8 @@
 
 #include "policy.h"
 
+struct tls_conf;
+
 /* One round of a live migration, as the sender saw it. */
 struct round_stat {
 	unsigned int round;
@@ -41,6 +43,8 @@ struct xfer_stats {
 	unsigned int lz4_accel_max;	/* the fastest lz4 acceleration used (1 = default) */
 	bool zerocopy;			/* SEND_ZC used */
 	bool multishot;			/* multishot recv with provided buffers used */
+	const char *tls;		/* "off", "ktls", "userspace" (tls_mode()) */
+	char tls_binding[65];		/* channel 0's tls_binding(), "" without TLS */
 	uint8_t digest[16];
 	/* Live migrations. */
 	bool live;
@@ -80,6 +84,7 @@ struct send_opts {
 	bool then_kill;			/* end the source after the verified commit */
 	bool throttle;			/* --throttle auto */
 	unsigned int throttle_max_pct;	/* take at most this % of its CPU */
+	const struct tls_conf *tls;	/* NULL: plain TCP */
 };
 
 struct recv_opts {
@@ -91,6 +96,7 @@ struct recv_opts {
 	bool sync;			/* fdatasync before the commit */
 	bool progress;
 	int ready_fd;			/* write "PORT\n" here once listening, or -1 */
+	const struct tls_conf *tls;	/* NULL: plain TCP */
 };
 
 int xfer_send(const struct send_opts *o, struct xfer_stats *st);

@@ -12,6 +12,15 @@
  * through a page of the bounce pool.  A receive buffer goes back to the
  * kernel when the parser has left it and every write that points into it
  * has completed (a reference count per buffer).
+ *
+ * With TLS the kernel (kTLS) hands over plaintext as before.  Without
+ * kTLS each received chunk of records is opened by OpenSSL in place: the
+ * kernel receives into a buffer from TLS_SLACK on, and the plaintext is
+ * written from the buffer's start.  A chunk can complete a record whose
+ * start came with the previous one, so its plaintext may be longer than
+ * its ciphertext, but by less than one record: it never overtakes the
+ * ciphertext still to be read, and always fits.  A chunk that completes
+ * no record goes straight back to the kernel.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -29,6 +38,7 @@
 #include "err.h"
 #include "image.h"
 #include "net.h"
+#include "tls.h"
 #include "uring.h"
 #include "wire.h"
 #include "xfer.h"
@@ -39,6 +49,8 @@
 #define NWOP		256		/* writes in flight */
 #define WOP_IOV		64
 #define DESC_AREA	(sizeof(struct lmig_frame) + LMIG_MAX_FRAME_DESC * sizeof(struct lmig_page_desc))
+#define TLS_SLACK	(32 * 1024)
+_Static_assert(TLS_SLACK >= TLS_RECORD_MAX, "a chunk's plaintext must fit before its records");
 
 enum { UD_RECV = 1, UD_WRITE = 2 };
 #define UD(kind, ch, id) ((uint64_t)(kind) | ((uint64_t)(ch) << 8) | ((uint64_t)(id) << 24))
@@ -72,6 +84,8 @@ enum pstate { PS_HDR, PS_DESC, PS_PAGE, PS_ENDPAY, PS_ROUNDPAY, PS_BARRIER, PS_D
 
 struct rchan {
 	int fd;
+	struct tls_chan tls;
+	unsigned int roff, rlen;		/* where in a buffer a receive goes, how much */
 	uint8_t *bufs;				/* NRBUF * RBUF_SIZE */
 	unsigned int refs[NRBUF];
 	struct io_uring_buf_ring *br;
@@ -156,7 +170,7 @@ static void rbuf_put(struct receiver *r, unsigned int c, unsigned int bid)
 	if (--ch->refs[bid])
 		return;
 	if (r->ms) {
-		io_uring_buf_ring_add(ch->br, rbuf(ch, bid), RBUF_SIZE, bid,
+		io_uring_buf_ring_add(ch->br, rbuf(ch, bid) + ch->roff, ch->rlen, bid,
 				      io_uring_buf_ring_mask(NRBUF), 0);
 		io_uring_buf_ring_advance(ch->br, 1);
 		ch->inring++;
@@ -443,8 +457,8 @@ static int next_round(struct receiver *r)
 	if (r->ended)
 		return fail(r, LMIG_ST_PROTOCOL, "channels disagree on the number of rounds");
 	wire_round_ack_build(&ack, r->round);
-	if (net_write_full(r->ch[0].fd, &ack, sizeof(ack), r->o->timeout_ms,
-			   "acknowledging a round"))
+	if (chan_write_full(r->ch[0].fd, &r->ch[0].tls, &ack, sizeof(ack), r->o->timeout_ms,
+			    "acknowledging a round"))
 		return -1;
 	for (unsigned int c = 0; c < r->nch; c++)
 		start_frame(&r->ch[c]);
@@ -642,7 +656,7 @@ static void arm_recv(struct receiver *r, unsigned int c)
 		unsigned int bid = ch->free_bid[--ch->nfree];
 
 		sqe = uring_get_sqe(&r->ring);
-		io_uring_prep_recv(sqe, ch->fd, rbuf(ch, bid), RBUF_SIZE, 0);
+		io_uring_prep_recv(sqe, ch->fd, rbuf(ch, bid) + ch->roff, ch->rlen, 0);
 		io_uring_sqe_set_data64(sqe, UD(UD_RECV, c, bid));
 	}
 	ch->recv_armed = true;
@@ -677,6 +691,21 @@ static int recv_done(struct receiver *r, unsigned int c, struct io_uring_cqe *cq
 	r->st->bytes_wire += res;
 	r->last_data = now_s();
 	ch->refs[bid] = 1;
+	if (ch->tls.rmem) {
+		/* Userspace TLS: open the records in place; a partial one waits for more. */
+		ssize_t n;
+
+		if (tls_open_feed(&ch->tls, rbuf(ch, bid) + ch->roff, res) ||
+		    (n = tls_open_read(&ch->tls, rbuf(ch, bid), RBUF_SIZE)) < 0) {
+			r->fail_status = LMIG_ST_CHECKSUM;
+			return -1;
+		}
+		if (!n) {
+			rbuf_put(r, c, bid);
+			return 0;
+		}
+		res = n;
+	}
 	ch->q[(ch->qhead + ch->qlen) % NRBUF] = (struct chunk){ .bid = bid, .len = res };
 	ch->qlen++;
 	return 0;
@@ -697,6 +726,8 @@ static int setup_rings(struct receiver *r)
 		struct rchan *ch = &r->ch[c];
 		size_t rsz = NRBUF * sizeof(struct io_uring_buf);
 
+		ch->roff = ch->tls.rmem ? TLS_SLACK : 0;
+		ch->rlen = RBUF_SIZE - ch->roff;
 		ch->bufs = mmap(NULL, (size_t)NRBUF * RBUF_SIZE, PROT_READ | PROT_WRITE,
 				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (ch->bufs == MAP_FAILED) {
@@ -725,7 +756,7 @@ static int setup_rings(struct receiver *r)
 		}
 		io_uring_buf_ring_init(ch->br);
 		for (unsigned int b = 0; b < NRBUF; b++)
-			io_uring_buf_ring_add(ch->br, rbuf(ch, b), RBUF_SIZE, b,
+			io_uring_buf_ring_add(ch->br, rbuf(ch, b) + ch->roff, ch->rlen, b,
 					      io_uring_buf_ring_mask(NRBUF), b);
 		io_uring_buf_ring_advance(ch->br, NRBUF);
 		ch->inring = NRBUF;
@@ -752,13 +783,35 @@ static int setup_rings(struct receiver *r)
 	return 0;
 }
 
-static int refuse(int fd, uint32_t status)
+static int refuse(int fd, struct tls_chan *t, uint32_t status)
 {
 	struct lmig_hello_ack a;
 
 	wire_ack_build(&a, 0, status, lmig_errmsg());
-	net_write_full(fd, &a, sizeof(a), 1000, "refusing");
+	chan_write_full(fd, t, &a, sizeof(a), 1000, "refusing");
 	return -1;
+}
+
+/* Close a connection that did not become a channel. */
+static void drop(int fd, struct tls_chan *t)
+{
+	tls_chan_free(t);
+	close(fd);
+}
+
+/*
+ * A receiver with TLS: the handshake before anything else.  A plain lmig
+ * sender is told why in its own language (a plain refusal: it reveals
+ * nothing), then dropped like any other connection that fails here.
+ */
+static int tls_accept(struct receiver *r, int fd, const char *peer, struct tls_chan *t)
+{
+	struct lmig_hello h;
+	int rc = tls_handshake(r->o->tls, fd, r->o->timeout_ms, peer, t);
+
+	if (rc == -2 && !net_read_full(fd, &h, sizeof(h), 1000, "reading a plain hello"))
+		refuse(fd, NULL, LMIG_ST_VERSION);
+	return rc ? -1 : 0;
 }
 
 static int handshake(struct receiver *r, int lfd)
@@ -771,6 +824,7 @@ static int handshake(struct receiver *r, int lfd)
 
 	for (;;) {
 		struct hello_info hi;
+		struct tls_chan tc = { 0 }, *t = &tc;
 		int fd = net_accept(lfd, got ? r->o->timeout_ms : r->o->accept_timeout_ms,
 				    peer, sizeof(peer));
 
@@ -780,13 +834,26 @@ static int handshake(struct receiver *r, int lfd)
 							   got, r->nch, r->o->timeout_ms);
 			return -1;
 		}
-		if (net_read_full(fd, &h, sizeof(h), r->o->timeout_ms, "reading the sender's hello")) {
-			close(fd);
+		if (r->o->tls && tls_accept(r, fd, peer, t)) {
+			/* FIN, not RST: the peer must read our alert or refusal. */
+			net_close_draining(&fd, 1, 300);
+			return -1;
+		}
+		if (chan_read_full(fd, t, &h, sizeof(h), r->o->timeout_ms, "reading the sender's hello")) {
+			drop(fd, t);
 			return -1;
 		}
 		if (wire_hello_parse(&h, &hi, &status)) {
-			refuse(fd, status);
-			close(fd);
+			const uint8_t *b = (const uint8_t *)&h;
+
+			/* A TLS record (handshake, 3.x) where a hello should be. */
+			if (!r->o->tls && b[0] == 0x16 && b[1] == 3) {
+				lmig_err_clear();
+				lmig_err("the sender at %s speaks TLS: this receiver was started without --tls-dir or --psk-file",
+					 peer);
+			}
+			refuse(fd, t, status);
+			drop(fd, t);
 			return -1;
 		}
 		if (!got) {
@@ -800,13 +867,13 @@ static int handshake(struct receiver *r, int lfd)
 				r->ch[c].fd = -1;
 			if (!hi.image_size) {
 				lmig_err("sender announced an empty image");
-				return refuse(fd, LMIG_ST_SIZE), close(fd), -1;
+				return refuse(fd, t, LMIG_ST_SIZE), drop(fd, t), -1;
 			}
 			if (r->o->expect_size && hi.image_size != r->o->expect_size) {
 				lmig_err("image size mismatch: sender has %llu bytes, --size expects %llu",
 					 (unsigned long long)hi.image_size,
 					 (unsigned long long)r->o->expect_size);
-				return refuse(fd, LMIG_ST_SIZE), close(fd), -1;
+				return refuse(fd, t, LMIG_ST_SIZE), drop(fd, t), -1;
 			}
 			r->hashes = calloc(r->npages, sizeof(*r->hashes));
 			r->seen = calloc(r->npages, sizeof(*r->seen));
@@ -814,23 +881,25 @@ static int handshake(struct receiver *r, int lfd)
 			if (!r->hashes || !r->seen) {
 				lmig_err("out of memory for a %llu-page image",
 					 (unsigned long long)r->npages);
-				return refuse(fd, LMIG_ST_SIZE), close(fd), -1;
+				return refuse(fd, t, LMIG_ST_SIZE), drop(fd, t), -1;
 			}
 			if (dst_image_create(&r->out, r->o->out, hi.image_size))
-				return refuse(fd, LMIG_ST_IO), close(fd), -1;
+				return refuse(fd, t, LMIG_ST_IO), drop(fd, t), -1;
 			r->out_ok = true;
 		} else if (memcmp(hi.session, r->hi.session, sizeof(hi.session)) ||
 			   hi.nchannels != r->nch || hi.image_size != r->hi.image_size) {
 			lmig_err("connection from %s belongs to another migration", peer);
-			return refuse(fd, LMIG_ST_SESSION), close(fd), -1;
+			return refuse(fd, t, LMIG_ST_SESSION), drop(fd, t), -1;
 		}
 		if (r->ch[hi.channel].fd >= 0) {
 			lmig_err("channel %u connected twice", hi.channel);
-			return refuse(fd, LMIG_ST_SESSION), close(fd), -1;
+			return refuse(fd, t, LMIG_ST_SESSION), drop(fd, t), -1;
 		}
 		r->ch[hi.channel].fd = fd;
+		r->ch[hi.channel].tls = tc;	/* the channel owns the session now */
+		t = &r->ch[hi.channel].tls;
 		wire_ack_build(&a, hi.caps & (LMIG_CAPS_V1 | LMIG_CAP_ROUNDS), LMIG_ST_OK, NULL);
-		if (net_write_full(fd, &a, sizeof(a), r->o->timeout_ms, "answering the hello"))
+		if (chan_write_full(fd, t, &a, sizeof(a), r->o->timeout_ms, "answering the hello"))
 			return -1;
 		if (++got == r->nch)
 			return 0;
@@ -937,6 +1006,7 @@ int xfer_recv(const struct recv_opts *o, struct xfer_stats *st)
 	struct lmig_result res;
 	int lfd, ret = -1;
 
+	st->tls = o->tls ? NULL : "off";	/* null: no TLS session came up */
 	codec_init();
 	lfd = net_listen(o->listen, 16);
 	if (lfd < 0)
@@ -951,6 +1021,8 @@ int xfer_recv(const struct recv_opts *o, struct xfer_stats *st)
 	lfd = -1;
 	r.t0 = now_s();
 	st->channels = r.nch;
+	st->tls = tls_mode(&r.ch[0].tls, false);
+	tls_binding(&r.ch[0].tls, st->tls_binding);
 	st->bytes_total = r.hi.image_size;
 	st->pages_total = r.npages;
 	for (unsigned int c = 0; c < r.nch; c++) {
@@ -962,13 +1034,17 @@ int xfer_recv(const struct recv_opts *o, struct xfer_stats *st)
 		goto out;
 	wire_result_build(&res, LMIG_ST_OK, r.npages, NULL);
 	/* The image is committed; a sender that vanished now cannot undo that. */
-	net_write_full(r.ch[0].fd, &res, sizeof(res), o->timeout_ms, "sending the commit");
+	chan_write_full(r.ch[0].fd, &r.ch[0].tls, &res, sizeof(res), o->timeout_ms,
+			"sending the commit");
 	show_progress(&r, true);
 	ret = 0;
 out:
 	if (ret && r.ch && r.ch[0].fd >= 0) {
 		wire_result_build(&res, r.fail_status ? r.fail_status : LMIG_ST_IO, 0, lmig_errmsg());
-		send(r.ch[0].fd, &res, sizeof(res), MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r.ch[0].tls.ssl)
+			chan_write_full(r.ch[0].fd, &r.ch[0].tls, &res, sizeof(res), 100, "failing");
+		else
+			send(r.ch[0].fd, &res, sizeof(res), MSG_DONTWAIT | MSG_NOSIGNAL);
 	}
 	if (r.out_ok)
 		dst_image_abort(&r.out);
@@ -989,6 +1065,7 @@ out:
 	}
 	if (r.ch) {
 		for (unsigned int c = 0; c < r.nch; c++) {
+			tls_chan_free(&r.ch[c].tls);
 			if (r.ch[c].fd >= 0)
 				close(r.ch[c].fd);
 			if (r.ch[c].bufs)

@@ -22,7 +22,11 @@
  * A channel has at most one send in flight, so its frames stay in order
  * on the stream; a buffer is reused only after its send completed AND
  * every zero-copy notification for it arrived, because until then the
- * kernel may still read it.  Channel 0 also has a receive armed for the
+ * kernel may still read it.  With TLS the kernel (kTLS) encrypts what the
+ * sends carry; without kTLS a frame is sealed into its buffer's twin,
+ * cipher, just before it is sent (records must leave in the order they
+ * were sealed, and frames leave a channel in buffer order).  Channel 0
+ * also has a receive armed for the
  * receiver's verdict from the start, so an early rejection (checksum,
  * disk full) is reported as such.
  *
@@ -56,6 +60,7 @@
 #include "probes.h"
 #include "ratelimit.h"
 #include "throttle.h"
+#include "tls.h"
 #include "track.h"
 #include "tracemark.h"
 #include "uring.h"
@@ -73,6 +78,8 @@
 #define SWITCH_OVERHEAD_S	0.003
 /* A round smaller than this says little about the rate of the link. */
 #define RATE_SAMPLE_MIN		(2 << 20)
+/* Userspace TLS: what one receive of the receiver's replies takes. */
+#define RXC_SIZE		(17 * 1024)
 
 enum { UD_SEND = 1, UD_RESULT = 2, UD_READ = 3 };
 #define UD(kind, ch, b)	((uint64_t)(kind) | ((uint64_t)(b) << 8) | ((uint64_t)(ch) << 16))
@@ -89,10 +96,14 @@ struct sbuf {
 	size_t got;		/* ring reads (one run of pages): bytes read so far */
 	bool sent;		/* every byte handed to the kernel */
 	unsigned int notifs;	/* zero-copy notifications still to come */
+	uint8_t *cipher;	/* userspace TLS: the sealed frame goes here */
+	bool sealed;		/* frame/len now point into cipher */
+	bool zc;		/* its send in flight is a SEND_ZC */
 };
 
 struct schan {
 	int fd;
+	struct tls_chan tls;
 	struct sbuf buf[NBUF];
 	unsigned int fill;	/* next buffer to fill */
 	unsigned int head;	/* oldest queued buffer not yet fully sent */
@@ -129,6 +140,8 @@ struct sender {
 	uint8_t lz4_out[LMIG_PAGE_SIZE];
 	struct lmig_result result;
 	bool result_in, result_armed;
+	uint8_t *rxc;			/* userspace TLS: records from channel 0 */
+	size_t result_have;		/* ... opened into result so far */
 	struct cpolicy pol;
 	struct ratelimit rl;
 	double t0, last_progress;
@@ -181,14 +194,19 @@ static int channels_connect(struct sender *s)
 	if (getrandom(hi.session, sizeof(hi.session), 0) != sizeof(hi.session))
 		return lmig_err_errno(errno, "getrandom");
 	for (unsigned int i = 0; i < s->nch; i++) {
+		struct tls_chan *t = &s->ch[i].tls;
+
 		s->ch[i].fd = net_connect(s->o->to, s->o->timeout_ms);
 		if (s->ch[i].fd < 0)
 			return -1;
+		/* TLS first: not one lmig byte travels in clear text. */
+		if (s->o->tls && tls_handshake(s->o->tls, s->ch[i].fd, s->o->timeout_ms, s->o->to, t))
+			return -1;
 		hi.channel = i;
 		wire_hello_build(&h, &hi);
-		if (net_write_full(s->ch[i].fd, &h, sizeof(h), s->o->timeout_ms, "sending hello") ||
-		    net_read_full(s->ch[i].fd, &a, sizeof(a), s->o->timeout_ms,
-				  "waiting for the receiver's handshake") ||
+		if (chan_write_full(s->ch[i].fd, t, &h, sizeof(h), s->o->timeout_ms, "sending hello") ||
+		    chan_read_full(s->ch[i].fd, t, &a, sizeof(a), s->o->timeout_ms,
+				   "waiting for the receiver's handshake") ||
 		    wire_ack_parse(&a, &caps))
 			return -1;
 		if ((caps & LMIG_CAPS_V1) != LMIG_CAPS_V1)
@@ -196,6 +214,33 @@ static int channels_connect(struct sender *s)
 		if (s->live && !(caps & LMIG_CAP_ROUNDS))
 			return lmig_err("receiver cannot take a live migration (no rounds; caps 0x%x): upgrade its lmig",
 					caps);
+	}
+	return 0;
+}
+
+/*
+ * Userspace TLS: a twin of every buffer for its sealed frame, and a
+ * buffer for the records of the receiver's replies on channel 0.
+ */
+static int tls_buffers(struct sender *s)
+{
+	size_t cap = tls_seal_bound(BUF_SIZE);
+
+	if (!s->o->tls)
+		return 0;
+	if (!s->ch[0].tls.ktls_rx && !(s->rxc = malloc(RXC_SIZE)))
+		return lmig_err("out of memory");
+	for (unsigned int c = 0; c < s->nch; c++) {
+		if (s->ch[c].tls.ktls_tx)
+			continue;
+		for (unsigned int b = 0; b < NBUF; b++) {
+			s->ch[c].buf[b].cipher = mmap(NULL, cap, PROT_READ | PROT_WRITE,
+						      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (s->ch[c].buf[b].cipher == MAP_FAILED) {
+				s->ch[c].buf[b].cipher = NULL;
+				return lmig_err_errno(errno, "cannot allocate TLS send buffers");
+			}
+		}
 	}
 	return 0;
 }
@@ -246,7 +291,7 @@ static int ring_setup(struct sender *s)
 	 */
 	s->fixed = io_uring_register_buffers(&s->ring, iov, s->nch * NBUF) == 0;
 	free(iov);
-	return 0;
+	return tls_buffers(s);
 }
 
 /* ---- reading and encoding pages --------------------------------------- */
@@ -488,16 +533,36 @@ static void build_marker(struct sender *s, unsigned int c, struct sbuf *b)
 
 /* ---- sending ---------------------------------------------------------- */
 
-static void submit_send(struct sender *s, unsigned int c)
+static int submit_send(struct sender *s, unsigned int c)
 {
 	struct schan *ch = &s->ch[c];
 	struct sbuf *b = &ch->buf[ch->head];
-	struct io_uring_sqe *sqe = uring_get_sqe(&s->ring);
-	int flags = MSG_WAITALL | MSG_NOSIGNAL;
-	const uint8_t *p = b->frame + b->off;
-	size_t n = b->len - b->off;
+	struct io_uring_sqe *sqe;
+	/*
+	 * MSG_WAITALL lets io_uring finish a short send itself; kTLS refuses
+	 * any flag it does not know (EOPNOTSUPP), and short sends are
+	 * finished here anyway (b->off).
+	 */
+	int flags = MSG_NOSIGNAL | (ch->tls.ktls_tx ? 0 : MSG_WAITALL);
+	const uint8_t *p;
+	size_t n;
 
-	if (s->zc && s->fixed)
+	/* Sealed here, in send order: TLS records carry a sequence number. */
+	if (b->cipher && !b->sealed) {
+		ssize_t len = tls_seal(&ch->tls, b->frame, b->len, b->cipher,
+				       tls_seal_bound(BUF_SIZE));
+
+		if (len < 0)
+			return -1;
+		b->frame = b->cipher;
+		b->len = len;
+		b->sealed = true;
+	}
+	p = b->frame + b->off;
+	n = b->len - b->off;
+	sqe = uring_get_sqe(&s->ring);
+	b->zc = s->zc;
+	if (s->zc && s->fixed && !b->sealed)
 		io_uring_prep_send_zc_fixed(sqe, ch->fd, p, n, flags, 0, c * NBUF + ch->head);
 	else if (s->zc)
 		io_uring_prep_send_zc(sqe, ch->fd, p, n, flags, 0);
@@ -505,13 +570,21 @@ static void submit_send(struct sender *s, unsigned int c)
 		io_uring_prep_send(sqe, ch->fd, p, n, flags);
 	io_uring_sqe_set_data64(sqe, UD(UD_SEND, c, ch->head));
 	ch->inflight = true;
+	return 0;
 }
 
 static void arm_result(struct sender *s)
 {
-	struct io_uring_sqe *sqe = uring_get_sqe(&s->ring);
+	struct io_uring_sqe *sqe;
 
-	io_uring_prep_recv(sqe, s->ch[0].fd, &s->result, sizeof(s->result), MSG_WAITALL);
+	if (s->result_armed)
+		return;
+	sqe = uring_get_sqe(&s->ring);
+	/* Userspace TLS: whatever records came, opened in result_records(). */
+	if (s->rxc)
+		io_uring_prep_recv(sqe, s->ch[0].fd, s->rxc, RXC_SIZE, 0);
+	else
+		io_uring_prep_recv(sqe, s->ch[0].fd, &s->result, sizeof(s->result), MSG_WAITALL);
 	io_uring_sqe_set_data64(sqe, UD(UD_RESULT, 0, 0));
 	s->result_armed = true;
 }
@@ -522,6 +595,50 @@ static void release_if_done(struct sbuf *b)
 {
 	if (b->sent && !b->notifs)
 		b->state = SB_FREE;
+}
+
+/* A whole reply is in s->result: a round acknowledged, or the verdict. */
+static int result_got(struct sender *s)
+{
+	uint64_t round;
+	int ack = wire_round_ack_parse(&s->result, &round);
+
+	if (ack < 0)
+		return -1;
+	if (ack == 0) {
+		if (!s->live || round != s->rounds_acked)
+			return lmig_err("receiver acknowledged round %llu out of turn",
+					(unsigned long long)round);
+		s->rounds_acked++;
+		return 0;
+	}
+	s->result_in = true;
+	return 0;
+}
+
+/* Userspace TLS: n bytes of records arrived in rxc; there may be several replies. */
+static int result_records(struct sender *s, int n)
+{
+	if (tls_open_feed(&s->ch[0].tls, s->rxc, n))
+		return -1;
+	while (!s->result_in) {
+		ssize_t got = tls_open_read(&s->ch[0].tls, (uint8_t *)&s->result + s->result_have,
+					    sizeof(s->result) - s->result_have);
+
+		if (got < 0)
+			return -1;
+		if (!got)
+			break;
+		s->result_have += got;
+		if (s->result_have < sizeof(s->result))
+			continue;
+		s->result_have = 0;
+		if (result_got(s))
+			return -1;
+	}
+	if (!s->result_in)
+		arm_result(s);
+	return 0;
 }
 
 static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
@@ -539,22 +656,14 @@ static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
 					all_sent(s) ? "before it committed the image" : "mid-transfer");
 		if (res < 0)
 			return lmig_err_errno(-res, "channel 0: waiting for the receiver's verdict");
+		if (s->rxc)
+			return result_records(s, res);
 		if ((size_t)res < sizeof(s->result))
 			return lmig_err("receiver sent a truncated verdict");
-		uint64_t round;
-		int ack = wire_round_ack_parse(&s->result, &round);
-
-		if (ack < 0)
+		if (result_got(s))
 			return -1;
-		if (ack == 0) {
-			if (!s->live || round != s->rounds_acked)
-				return lmig_err("receiver acknowledged round %llu out of turn",
-						(unsigned long long)round);
-			s->rounds_acked++;
+		if (!s->result_in)
 			arm_result(s);
-			return 0;
-		}
-		s->result_in = true;
 		return 0;
 	}
 	if (kind == UD_READ)
@@ -567,6 +676,15 @@ static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
 	if (cqe->flags & IORING_CQE_F_MORE)
 		b->notifs++;
 	ch->inflight = false;
+	/*
+	 * A socket may refuse zero-copy (kTLS does on some kernels): nothing
+	 * was sent, so send the same bytes again by copy, and from now on.
+	 */
+	if (res == -EOPNOTSUPP && b->zc) {
+		s->zc = false;
+		s->st->zerocopy = false;
+		return 0;
+	}
 	if (res < 0) {
 		if (res == -EPIPE || res == -ECONNRESET)
 			return lmig_err("channel %u: receiver closed the connection mid-transfer", c);
@@ -633,7 +751,7 @@ static double fill_buffers(struct sender *s, bool *blocked)
 			struct sbuf *b = &ch->buf[ch->fill];
 
 			b->off = b->notifs = 0;
-			b->sent = false;
+			b->sent = b->sealed = false;
 			build_marker(s, c, b);
 			ch->fill = (ch->fill + 1) % NBUF;
 			ch->queued++;
@@ -662,7 +780,7 @@ static double fill_buffers(struct sender *s, bool *blocked)
 		}
 		s->rr = (c + 1) % s->nch;
 		b->off = b->notifs = 0;
-		b->sent = false;
+		b->sent = b->sealed = false;
 		b->got = 0;
 		gather(s, b);
 		s->round_pages += b->npages;
@@ -1190,8 +1308,9 @@ static int run(struct sender *s)
 		}
 		for (unsigned int c = 0; c < s->nch; c++)
 			if (!s->ch[c].inflight && s->ch[c].queued &&
-			    s->ch[c].buf[s->ch[c].head].state == SB_READY)
-				submit_send(s, c);
+			    s->ch[c].buf[s->ch[c].head].state == SB_READY &&
+			    submit_send(s, c))
+				return -1;
 		if (s->result_in)
 			break;
 		if (all_sent(s) && !s->result_armed)
@@ -1333,6 +1452,7 @@ int xfer_send(const struct send_opts *o, struct xfer_stats *st)
 
 	codec_init();
 	s.t0 = now_s();
+	st->tls = o->tls ? NULL : "off";	/* null: no TLS session came up */
 	st->channels = o->channels;
 	st->live = s.live;
 	s.fz.guard_fd = -1;
@@ -1378,6 +1498,8 @@ int xfer_send(const struct send_opts *o, struct xfer_stats *st)
 	if (channels_connect(&s) || ring_setup(&s))
 		goto out;
 	st->zerocopy = s.zc;
+	st->tls = tls_mode(o->tls ? &s.ch[0].tls : NULL, true);
+	tls_binding(o->tls ? &s.ch[0].tls : NULL, st->tls_binding);
 	if (round_begin(&s, s.im.npages, 0, !s.live))
 		goto out;
 	ret = run(&s);
@@ -1416,9 +1538,15 @@ out:
 	if (s.ring_ok)
 		io_uring_queue_exit(&s.ring);
 	if (s.ch)
-		for (unsigned int c = 0; c < s.nch; c++)
+		for (unsigned int c = 0; c < s.nch; c++) {
+			tls_chan_free(&s.ch[c].tls);
 			if (s.ch[c].fd >= 0)
 				close(s.ch[c].fd);
+			for (unsigned int b = 0; b < NBUF; b++)
+				if (s.ch[c].buf[b].cipher)
+					munmap(s.ch[c].buf[b].cipher, tls_seal_bound(BUF_SIZE));
+		}
+	free(s.rxc);
 	if (s.bufmem)
 		munmap(s.bufmem, (size_t)s.nch * NBUF * BUF_SIZE);
 	free(s.ch);
