@@ -291,6 +291,8 @@ int tls_conf_init(struct tls_conf *c, bool server, const char *dir, const char *
 	 * read it as data); kTLS wherever the kernel takes it.
 	 */
 	SSL_CTX_set_num_tickets(c->ctx, 0);
+	if (server && tls_krx_prepare(c->ctx))
+		return lmig_err("TLS: out of memory");
 	SSL_CTX_set_options(c->ctx, SSL_OP_NO_TICKET | SSL_OP_ENABLE_KTLS);
 	/*
 	 * AES-128-GCM first: the fastest where AES-NI is, and what every
@@ -650,6 +652,9 @@ int tls_handshake(const struct tls_conf *c, int fd, int timeout_ms, const char *
 	}
 	t->ktls_tx = BIO_get_ktls_send(SSL_get_wbio(t->ssl));
 	t->ktls_rx = BIO_get_ktls_recv(SSL_get_rbio(t->ssl));
+	/* OpenSSL 3.0 gives the kernel only the sending side of TLS 1.3: tls_krx.c. */
+	if (c->server && !t->ktls_rx)
+		t->ktls_rx = tls_krx_enable(t->ssl, fd);
 	/* The directions the kernel does not take go through our BIOs from now on. */
 	if (!t->ktls_rx) {
 		t->rmem = source_new();

@@ -85,6 +85,14 @@ int tls_export(const struct tls_chan *t, const char *label, uint8_t *out, size_t
  */
 void tls_binding(const struct tls_chan *t, char hex[65]);
 
+/*
+ * kTLS for a server's receiving direction (tls_krx.c): prepare its
+ * context (before any handshake), then try after each handshake; false
+ * leaves the direction to userspace.
+ */
+int tls_krx_prepare(struct ssl_ctx_st *ctx);
+bool tls_krx_enable(struct ssl_st *ssl, int fd);
+
 /* ---- userspace record layer --------------------------------------------- */
 
 /* Room the sealed form of n plaintext bytes may take. */
