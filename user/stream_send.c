@@ -537,26 +537,17 @@ static int reply_got(struct ssender *s)
 	return 0;
 }
 
+static int reply_got_cb(void *s)
+{
+	return reply_got(s);
+}
+
 /* Userspace TLS: n bytes of records in rxc, holding any number of replies. */
 static int reply_records(struct ssender *s, int n)
 {
-	if (tls_open_feed(&s->ch[0].tls, s->rxc, n))
+	if (tls_open_msgs(&s->ch[0].tls, s->rxc, n, &s->reply, sizeof(s->reply), &s->reply_have,
+			  &s->verdict_in, reply_got_cb, s))
 		return -1;
-	while (!s->verdict_in) {
-		ssize_t got = tls_open_read(&s->ch[0].tls, (uint8_t *)&s->reply + s->reply_have,
-					    sizeof(s->reply) - s->reply_have);
-
-		if (got < 0)
-			return -1;
-		if (!got)
-			break;
-		s->reply_have += got;
-		if (s->reply_have < sizeof(s->reply))
-			continue;
-		s->reply_have = 0;
-		if (reply_got(s))
-			return -1;
-	}
 	if (!s->verdict_in)
 		arm_reply(s);
 	return 0;

@@ -869,3 +869,25 @@ int chan_read_full(int fd, struct tls_chan *t, void *buf, size_t len, int timeou
 	}
 	return 0;
 }
+
+int tls_open_msgs(struct tls_chan *t, const void *in, size_t n, void *msg, size_t len,
+		  size_t *have, const bool *stop, int (*got)(void *arg), void *arg)
+{
+	if (tls_open_feed(t, in, n))
+		return -1;
+	while (!*stop) {
+		ssize_t k = tls_open_read(t, (uint8_t *)msg + *have, len - *have);
+
+		if (k < 0)
+			return -1;
+		if (!k)
+			break;
+		*have += k;
+		if (*have < len)
+			continue;
+		*have = 0;
+		if (got(arg))
+			return -1;
+	}
+	return 0;
+}

@@ -127,4 +127,13 @@ int chan_read_full(int fd, struct tls_chan *t, void *buf, size_t len, int timeou
 int chan_write_full(int fd, struct tls_chan *t, const void *buf, size_t len, int timeout_ms,
 		    const char *what);
 
+/*
+ * Userspace TLS on a channel of fixed-size messages (the replies a sender
+ * reads): feed n bytes of records from in, and for every whole message
+ * opened into msg (len bytes; *have of them so far) call got(arg), until
+ * *stop turns true.  0, or -1 with lmig_err().
+ */
+int tls_open_msgs(struct tls_chan *t, const void *in, size_t n, void *msg, size_t len,
+		  size_t *have, const bool *stop, int (*got)(void *arg), void *arg);
+
 #endif

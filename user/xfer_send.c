@@ -616,26 +616,17 @@ static int result_got(struct sender *s)
 	return 0;
 }
 
+static int result_got_cb(void *s)
+{
+	return result_got(s);
+}
+
 /* Userspace TLS: n bytes of records arrived in rxc; there may be several replies. */
 static int result_records(struct sender *s, int n)
 {
-	if (tls_open_feed(&s->ch[0].tls, s->rxc, n))
+	if (tls_open_msgs(&s->ch[0].tls, s->rxc, n, &s->result, sizeof(s->result),
+			  &s->result_have, &s->result_in, result_got_cb, s))
 		return -1;
-	while (!s->result_in) {
-		ssize_t got = tls_open_read(&s->ch[0].tls, (uint8_t *)&s->result + s->result_have,
-					    sizeof(s->result) - s->result_have);
-
-		if (got < 0)
-			return -1;
-		if (!got)
-			break;
-		s->result_have += got;
-		if (s->result_have < sizeof(s->result))
-			continue;
-		s->result_have = 0;
-		if (result_got(s))
-			return -1;
-	}
 	if (!s->result_in)
 		arm_result(s);
 	return 0;
