@@ -54,7 +54,7 @@ if [ "${1:-}" = --vm ]; then
 			print "| TLS | MB/s (TCG) | vs off |"
 			print "|---|---:|---:|"
 			printf "| off | %.1f | 1.00 |\n", off
-			printf "| kTLS (sender) | %.1f | %.2f |\n", kt, off ? kt / off : 0
+			printf "| kTLS (both directions) | %.1f | %.2f |\n", kt, off ? kt / off : 0
 			printf "| userspace | %.1f | %.2f |\n", us, off ? us / off : 0
 		}'
 	exit 0
