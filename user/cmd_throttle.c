@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * lmig throttle --restore: undo the CPU limits of a live migration whose
+ * lmig throttle --restore: undo the CPU and disk limits of a live migration whose
  * lmig died before it could (SIGKILL, a crash), from the state files it
  * wrote under /run/lmig before it changed anything.
  */
@@ -16,7 +16,7 @@ void usage_throttle(void)
 {
 	printf("Usage: lmig throttle --restore [--all] [--json]\n"
 	       "\n"
-	       "Put back the CPU limits and cgroup placement that a live migration\n"
+	       "Put back the CPU and disk limits and cgroup placement that a live migration\n"
 	       "('lmig send --throttle auto') changed, for every migration whose lmig is\n"
 	       "no longer running (state files in %s).  'lmig send' does the same\n"
 	       "by itself when it starts.\n"

@@ -17,7 +17,7 @@ const struct cmd lmig_cmds[] = {
 	{ "dirtyrate", cmd_dirtyrate, "measure how fast memory is being written", usage_dirtyrate },
 	{ "stat",    cmd_stat,    "page faults, guest exits and steal of a process (eBPF)", usage_stat },
 	{ "top",     cmd_top,     "the busiest processes and VMs by those signals (eBPF)", usage_top },
-	{ "throttle", cmd_throttle, "undo the CPU limits of a live migration whose lmig died", usage_throttle },
+	{ "throttle", cmd_throttle, "undo the CPU and disk limits of a live migration whose lmig died", usage_throttle },
 	{ "version", cmd_version, "print version, protocol and kernel features", usage_version },
 	{ "help",    cmd_help,    "show help for lmig or one command", usage_help },
 	{ NULL },
