@@ -973,6 +973,16 @@ FIXTURE_TEARDOWN(throttle_vm)
 {
 }
 
+/* The VM script's line TAG says want (or, when it is missing, "missing"). */
+static void expect_tag(struct __test_metadata *_metadata, const char *out, const char *tag,
+		       const char *want)
+{
+	char buf[1024];
+	const char *line = vm_result(out, tag, buf, sizeof(buf));
+
+	EXPECT_STREQ(want, line ? line : "missing") TH_LOG("line '%s' of the VM script", tag);
+}
+
 /*
  * Part two of vm/throttle.sh: a writer alone in cgroup "solo", with a
  * compute thread and a thread writing to disk.  Only the writer thread
@@ -994,8 +1004,7 @@ static void check_v2_threads(struct __test_metadata *_metadata, const char *out)
 	line = vm_result(out, "t2-send-rc", buf, sizeof(buf));
 	EXPECT_STREQ("0", line ? line : "missing") TH_LOG("send: %s",
 							 vm_result(out, "t2-send-err", buf, sizeof(buf)));
-	line = vm_result(out, "t2-recv-rc", buf, sizeof(buf));
-	EXPECT_STREQ("0", line ? line : "missing");
+	expect_tag(_metadata, out, "t2-recv-rc", "0");
 	ASSERT_NE(NULL, line = vm_result(out, "t2-send", send, sizeof(send))) TH_LOG("%s", out);
 	EXPECT_EQ(1, json_bool(line, "converged")) TH_LOG("%s", line);
 	EXPECT_LE(json_dbl(line, "downtime_ms"), 300);
@@ -1020,14 +1029,10 @@ static void check_v2_threads(struct __test_metadata *_metadata, const char *out)
 	line = vm_result(out, "t2-seen-io", buf, sizeof(buf));
 	EXPECT_NE(NULL, line && strstr(line, "wbps=") ? line : NULL) TH_LOG("no io.max seen: '%s'", line);
 	TH_LOG("io.max seen: %s; before: %s", line, before);
-	line = vm_result(out, "t2-after", buf, sizeof(buf));
-	EXPECT_STREQ(before, line ? line : "missing");
-	line = vm_result(out, "t2-child", buf, sizeof(buf));
-	EXPECT_STREQ("gone", line ? line : "missing");
-	line = vm_result(out, "t2-state", buf, sizeof(buf));
-	EXPECT_STREQ("gone", line ? line : "missing");
-	line = vm_result(out, "t2-threads", buf, sizeof(buf));
-	EXPECT_STREQ("3", line ? line : "missing");
+	expect_tag(_metadata, out, "t2-after", before);
+	expect_tag(_metadata, out, "t2-child", "gone");
+	expect_tag(_metadata, out, "t2-state", "gone");
+	expect_tag(_metadata, out, "t2-threads", "3");
 }
 
 /*
@@ -1054,8 +1059,7 @@ TEST_F_TIMEOUT(throttle_vm, cgroup_v2, 250)
 	EXPECT_EQ(0, proc_exit_code(&p)) TH_LOG("output: %s", out);
 	EXPECT_EQ(NULL, vm_result(out, "error", buf, sizeof(buf))) TH_LOG("%s", buf);
 
-	line = vm_result(out, "uffd-rc", buf, sizeof(buf));
-	EXPECT_STREQ("1", line ? line : "missing");
+	expect_tag(_metadata, out, "uffd-rc", "1");
 	line = vm_result(out, "uffd-err", buf, sizeof(buf));
 	EXPECT_NE(NULL, line && strstr(line, "6.7") ? line : NULL) TH_LOG("uffd-err: %s", line);
 
@@ -1064,8 +1068,7 @@ TEST_F_TIMEOUT(throttle_vm, cgroup_v2, 250)
 	line = vm_result(out, "send-rc", buf, sizeof(buf));
 	EXPECT_STREQ("0", line ? line : "missing") TH_LOG("send: %s",
 							 vm_result(out, "send-err", buf, sizeof(buf)));
-	line = vm_result(out, "recv-rc", buf, sizeof(buf));
-	EXPECT_STREQ("0", line ? line : "missing");
+	expect_tag(_metadata, out, "recv-rc", "0");
 	ASSERT_NE(NULL, line = vm_result(out, "send", send, sizeof(send))) TH_LOG("%s", out);
 	EXPECT_EQ(1, json_bool(line, "converged")) TH_LOG("%s", line);
 	EXPECT_EQ(1, json_bool(line, "throttled")) TH_LOG("%s", line);
@@ -1082,16 +1085,11 @@ TEST_F_TIMEOUT(throttle_vm, cgroup_v2, 250)
 	EXPECT_NE(NULL, line && strstr(line, "lmig-throttle-") ? line : NULL)
 		TH_LOG("no cpu.max limit seen on the transient cgroup: '%s'", line);
 	TH_LOG("seen during: %s; work/cpu.max before: %s", line, before);
-	line = vm_result(out, "after", buf, sizeof(buf));
-	EXPECT_STREQ(before, line ? line : "missing");
-	line = vm_result(out, "sibling", buf, sizeof(buf));
-	EXPECT_STREQ("gone", line ? line : "missing");
-	line = vm_result(out, "state", buf, sizeof(buf));
-	EXPECT_STREQ("gone", line ? line : "missing");
-	line = vm_result(out, "writer-cg", buf, sizeof(buf));
-	EXPECT_STREQ("0::/work", line ? line : "missing");
-	line = vm_result(out, "other-cg", buf, sizeof(buf));
-	EXPECT_STREQ("0::/work", line ? line : "missing");
+	expect_tag(_metadata, out, "after", before);
+	expect_tag(_metadata, out, "sibling", "gone");
+	expect_tag(_metadata, out, "state", "gone");
+	expect_tag(_metadata, out, "writer-cg", "0::/work");
+	expect_tag(_metadata, out, "other-cg", "0::/work");
 	check_v2_threads(_metadata, out);
 	free(out);
 	proc_kill(&p);
