@@ -53,15 +53,8 @@ static int sh(const char *fmt, ...)
 static const char *mkcerts(void)
 {
 	static char path[4096];
-	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
-	char *slash;
 
-	if (n < 0)
-		return "tls/mkcerts.sh";
-	path[n] = 0;
-	slash = strrchr(path, '/');
-	strcpy(slash ? slash + 1 : path, "../tls/mkcerts.sh");
-	return path;
+	return beside_test("../tls/mkcerts.sh", path, sizeof(path)) ?: "tls/mkcerts.sh";
 }
 
 static int write_psk(const char *path, const char *id)

@@ -17,14 +17,6 @@
 #include "net.h"
 #include "opts.h"
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 static int resolve(const char *hostport, bool passive, struct addrinfo **res)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
@@ -186,23 +178,33 @@ static int wait_fd(int fd, short ev, long long deadline, const char *what)
 	return 0;
 }
 
+ssize_t net_recv_some(int fd, void *buf, size_t len, long long deadline_ms, const char *what)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (wait_fd(fd, POLLIN, deadline_ms, what))
+			return -1;
+		n = recv(fd, buf, len, MSG_DONTWAIT);
+		if (n > 0)
+			return n;
+		if (n == 0)
+			return lmig_err("%s: connection closed by peer", what);
+		if (errno != EAGAIN && errno != EINTR)
+			return lmig_err_errno(errno, "%s", what);
+	}
+}
+
 int net_read_full(int fd, void *buf, size_t len, int timeout_ms, const char *what)
 {
 	long long deadline = now_ms() + timeout_ms;
 	size_t got = 0;
 
 	while (got < len) {
-		if (wait_fd(fd, POLLIN, deadline, what))
-			return -1;
-		ssize_t n = recv(fd, (char *)buf + got, len - got, MSG_DONTWAIT);
+		ssize_t n = net_recv_some(fd, (char *)buf + got, len - got, deadline, what);
 
-		if (n == 0)
-			return lmig_err("%s: connection closed by peer", what);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			return lmig_err_errno(errno, "%s", what);
-		}
+		if (n < 0)
+			return -1;
 		got += n;
 	}
 	return 0;

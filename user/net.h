@@ -5,12 +5,19 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Each returns an fd or 0, or -1 with lmig_err() set. */
 int net_connect(const char *hostport, int timeout_ms);
 int net_listen(const char *hostport, int backlog);
 int net_accept(int lfd, int timeout_ms, char *peer, size_t peerlen);
 int net_read_full(int fd, void *buf, size_t len, int timeout_ms, const char *what);
+/*
+ * Wait (until deadline_ms, CLOCK_MONOTONIC milliseconds) for data and
+ * read what there is, up to len: bytes (> 0), or -1 with lmig_err() on a
+ * timeout, a closed connection or an error.
+ */
+ssize_t net_recv_some(int fd, void *buf, size_t len, long long deadline_ms, const char *what);
 int net_write_full(int fd, const void *buf, size_t len, int timeout_ms, const char *what);
 /* Local port a listening socket is bound to (for HOST:0). */
 int net_local_port(int fd);

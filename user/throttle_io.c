@@ -159,8 +159,11 @@ int throttle_io_init(struct throttle *t, const pid_t *tids, unsigned int ntids)
 		return lmig_err("process %d has no file open on a block device", (int)t->pid);
 	if (io->v2) {
 		/* Where the process is now: its own cgroup, or the transient one. */
+		char iomax[700];
+
 		snprintf(io->cg, sizeof(io->cg), "%s", t->cg);
-		if (access(strcat(strcpy((char[700]){ 0 }, io->cg), "/io.max"), F_OK))
+		snprintf(iomax, sizeof(iomax), "%s/io.max", io->cg);
+		if (access(iomax, F_OK))
 			return lmig_err("cgroup %s has no io.max (the io controller is not enabled for it)",
 					io->cg);
 	} else {

@@ -24,6 +24,7 @@
 
 #include <lmig/wire.h>
 
+#include "clock.h"
 #include "err.h"
 #include "net.h"
 #include "tls.h"
@@ -32,14 +33,6 @@
 
 /* Why the last verification or PSK look-up failed, in words (one thread). */
 static char why[256];
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 /* OpenSSL's reason for the oldest queued error, or fallback. */
 static const char *ossl_reason(const char *fallback)
@@ -840,8 +833,6 @@ int chan_read_full(int fd, struct tls_chan *t, void *buf, size_t len, int timeou
 		return net_read_full(fd, buf, len, timeout_ms, what);
 	while (got < len) {
 		ssize_t n = tls_open_read(t, (char *)buf + got, len - got);
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		long long left = deadline - now_ms();
 
 		if (n < 0) {
 			char m[400];
@@ -854,17 +845,8 @@ int chan_read_full(int fd, struct tls_chan *t, void *buf, size_t len, int timeou
 		if (got == len)
 			break;
 		/* Only whole records open: take what came in and try again. */
-		if (left <= 0 || poll(&p, 1, (int)left) == 0)
-			return lmig_err("%s: timed out", what);
-		n = recv(fd, in, sizeof(in), MSG_DONTWAIT);
-		if (n == 0)
-			return lmig_err("%s: connection closed by peer", what);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			return lmig_err_errno(errno, "%s", what);
-		}
-		if (tls_open_feed(t, in, n))
+		n = net_recv_some(fd, in, sizeof(in), deadline, what);
+		if (n < 0 || tls_open_feed(t, in, n))
 			return -1;
 	}
 	return 0;

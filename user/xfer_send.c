@@ -902,10 +902,11 @@ static void show_progress(struct sender *s, bool final);
  * workload dirtied at least 90 % of what the link carries, or the
  * predicted downtime did not fall by a quarter (one, if it watched for
  * LONG_LOOK_S), the workload gets a CPU limit aimed at a dirty rate of a
- * third of the link's (DIRTY_TARGET), and every later harvest corrects it from the newly measured rate (limit x target / measured,
- * dirty-limit style, not fixed steps), never below what --throttle-max
- * leaves it.  Where the tracker's write faults tell which threads write
- * (cgroup v1 can hold single threads), only those are limited.  A limit
+ * third of the link's (DIRTY_TARGET), and every later harvest corrects
+ * it from the newly measured rate (limit x target / measured, dirty-limit
+ * style, not fixed steps), never below what --throttle-max leaves it.
+ * Where the tracker's write faults tell which threads write, only those
+ * are limited (v1: moved; v2: a threaded child cgroup).  A limit
  * that halves the CPU without lowering the dirty rate is useless — the
  * writer does not need the CPU to write — and is said so, not tightened.
  */

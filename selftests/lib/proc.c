@@ -22,24 +22,29 @@ double mono_s(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+const char *beside_test(const char *rel, char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len > 64 ? len - 64 : 0);
+	char *slash;
+
+	if (n <= 0 || strlen(rel) >= 64)
+		return NULL;
+	buf[n] = 0;
+	slash = strrchr(buf, '/');
+	strcpy(slash ? slash + 1 : buf, rel);
+	return buf;
+}
+
 const char *lmig_path(void)
 {
 	static char path[PATH_MAX];
 	const char *env = getenv("LMIG");
-	ssize_t n;
-	char *slash;
 
 	if (env && *env)
 		return env;
 	if (path[0])
 		return path;
-	n = readlink("/proc/self/exe", path, sizeof(path) - 32);
-	if (n < 0)
-		return "lmig";
-	path[n] = 0;
-	slash = strrchr(path, '/');
-	strcpy(slash ? slash + 1 : path, "../../user/lmig");
-	return path;
+	return beside_test("../../user/lmig", path, sizeof(path)) ?: "lmig";
 }
 
 /* Only async-signal-safe calls between fork and exec: the test may have threads. */

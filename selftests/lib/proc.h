@@ -39,6 +39,11 @@ double mono_s(void);
  * this test binary (selftests/build/).
  */
 const char *lmig_path(void);
+/*
+ * REL (under 64 bytes) taken from the directory of this test binary
+ * (selftests/build/), into buf; NULL if /proc/self/exe cannot be read.
+ */
+const char *beside_test(const char *rel, char *buf, size_t len);
 
 int proc_spawn(struct proc *p, char *const argv[], const struct spawn_opts *o);
 /*
