@@ -348,8 +348,12 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 	struct compute_thread *cth = NULL;
 	unsigned int ncth = 0;
 	bool disk = false;
-	/* With compute threads the process's CPU time is not the writer's. */
-	clockid_t pace_clock = o->compute_threads ? CLOCK_THREAD_CPUTIME_ID :
+	/*
+	 * With compute threads or a disk writer the process's CPU time is not
+	 * the writer's: paced by it, the writer would write faster the more
+	 * CPU the others use, and a CPU limit on it alone would seem useless.
+	 */
+	clockid_t pace_clock = o->compute_threads || o->disk_path ? CLOCK_THREAD_CPUTIME_ID :
 				CLOCK_PROCESS_CPUTIME_ID;
 
 	*st = (struct dirty_stats){ .size = o->size };

@@ -991,7 +991,8 @@ static void throttle_io_lift(struct sender *s)
  */
 #define DIRTY_TARGET	(1.0 / 3)
 
-static void throttle_round(struct sender *s, double pred, uint64_t pages)
+/* Returns true when it lifted a limit: the workload now writes faster than pred assumed. */
+static bool throttle_round(struct sender *s, double pred, uint64_t pages)
 {
 	struct round_stat *last = &s->st->round[s->st->rounds - 1];
 	double link = last->rate_mbps, d = s->dirty_mbps, used, share, floor;
@@ -1016,7 +1017,7 @@ static void throttle_round(struct sender *s, double pred, uint64_t pages)
 	s->prev_pred = pred;
 	s->bad_rounds = bad && pred * 1000 > s->o->downtime_ms ? s->bad_rounds + 1 : 0;
 	if (!s->o->throttle || s->th_off)
-		return;
+		return false;
 	if (!s->th_on) {
 		/*
 		 * Two bad harvests in a row; or one that watched the workload
@@ -1027,7 +1028,7 @@ static void throttle_round(struct sender *s, double pred, uint64_t pages)
 		bool long_look = s->snap[1].t - s->snap[0].t >= LONG_LOOK_S;
 
 		if (s->bad_rounds < 2 && !(s->bad_rounds && long_look))
-			return;
+			return false;
 		s->th_ntids = s->ps_ok ? probe_dirtiers(s) :
 			      tsnap_dirtiers(&s->snap[0], &s->snap[1], s->th_tids, THROTTLE_MAX_TIDS);
 		if (throttle_init(&s->th, s->o->pid, s->th_tids, s->th_ntids)) {
@@ -1037,7 +1038,7 @@ static void throttle_round(struct sender *s, double pred, uint64_t pages)
 			s->th_off = true;
 			if (s->o->progress)
 				fprintf(stderr, "\nlmig send: %s\n", s->st->throttle_note);
-			return;
+			return false;
 		}
 		if (!s->th.per_thread)
 			s->th_ntids = 0;
@@ -1067,7 +1068,7 @@ static void throttle_round(struct sender *s, double pred, uint64_t pages)
 		s->th_on = false;
 		if (s->o->progress)
 			fprintf(stderr, "\nlmig send: throttle %s\n", s->st->throttle_note);
-		return;
+		return true;
 	}
 	share = used > 0 ? used * DIRTY_TARGET * link / (d > 0.1 ? d : 0.1) : s->cpu_base;
 	floor = s->cpu_base * (100 - s->o->throttle_max_pct) / 100.0;
@@ -1082,7 +1083,7 @@ static void throttle_round(struct sender *s, double pred, uint64_t pages)
 			 lmig_errmsg());
 		lmig_err_clear();
 		s->th_off = true;
-		return;
+		return false;
 	}
 	/* Disk writes are held to the same fraction of what they were as the CPU. */
 	if (s->th.io.on && throttle_io_set(&s->th, s->io_base * share / s->cpu_base)) {
@@ -1092,6 +1093,7 @@ static void throttle_round(struct sender *s, double pred, uint64_t pages)
 		if (throttle_io_restore(&s->th.io) == 0)
 			throttle_state_save(&s->th);
 	}
+	return false;
 }
 
 /* The workload's CPU and limit, into the record of the round just begun. */
@@ -1124,6 +1126,7 @@ static int live_next_round(struct sender *s)
 	uint64_t pages;
 	double hs, pred;
 	unsigned int next = s->st->rounds;
+	bool lifted;
 
 	if (harvest(s, &pages, &hs))
 		return -1;
@@ -1138,8 +1141,9 @@ static int live_next_round(struct sender *s)
 	pred = (s->link_rate > 0 ? pages * s->wire_per_page / s->link_rate : 0) + s->hs_min +
 	       SWITCH_OVERHEAD_S;
 	s->predicted_s = pred;
-	throttle_round(s, pred, pages);
-	if (pred * 1000 <= s->o->downtime_ms) {
+	/* A limit lifted now makes this prediction stale: wait for the next harvest. */
+	lifted = throttle_round(s, pred, pages);
+	if (pred * 1000 <= s->o->downtime_ms && !lifted) {
 		s->freeze_next = true;
 		/* The disk limit goes a round early: see live_switch_over(). */
 		throttle_io_lift(s);
@@ -1179,6 +1183,14 @@ static int live_switch_over(struct sender *s)
 	 * decided, a round before, so the queued writes are done by now.
 	 */
 	throttle_io_lift(s);
+	/*
+	 * A thread that used up its CPU quota cannot take the stop signal (or
+	 * the cgroup freezer) until the next period: with a 10 % limit that
+	 * is up to 90 ms of downtime.  Lifted just before the freeze; what it
+	 * writes in those microseconds is in the final harvest.
+	 */
+	if (s->th_on && throttle_set(&s->th, 0))
+		lmig_err_clear();
 	s->t_freeze = now_s();
 	tracemark("freeze (%s)", freezer_name(&s->fz));
 	if (freezer_freeze(&s->fz))
