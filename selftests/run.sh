@@ -28,6 +28,22 @@ counts="pass:$n fail:$n xfail:$n xpass:$n skip:$n error:$n"
 limit=""
 command -v timeout >/dev/null 2>&1 && limit="timeout -k 10 900"
 
+# Copy stdin to stdout; after each "ok"/"not ok" line, a "# took N s"
+# line with the seconds since the previous one (or the start).
+stamp() {
+	last=$(date +%s.%N)
+	while IFS= read -r line; do
+		printf '%s\n' "$line"
+		case $line in
+		"ok "* | "not ok "*)
+			now=$(date +%s.%N)
+			echo "$now $last" | awk '{ printf "# took %.1f s\n", $1 - $2 }'
+			last=$now
+			;;
+		esac
+	done
+}
+
 for t in "$@"; do
 	name=${t##*/}
 	if [ ! -x "$t" ]; then
@@ -37,7 +53,9 @@ for t in "$@"; do
 	fi
 	echo "# ---- $name"
 	# Stream the output as it comes, keeping a copy and the exit status.
-	{ $limit "$t" 2>&1; echo $? >"$tmp/rc"; } | tee "$tmp/log"
+	# Each test's result line is followed by how long the test took, so
+	# a test creeping toward its harness limit shows before it fails.
+	{ $limit "$t" 2>&1; echo $? >"$tmp/rc"; } | stamp | tee "$tmp/log"
 	rc=$(cat "$tmp/rc")
 	totals=$(sed -n "s/^# Totals: $counts.*/\\1 \\2 \\3 \\4 \\5 \\6/p" "$tmp/log" | tail -n 1)
 	if [ -z "$totals" ]; then

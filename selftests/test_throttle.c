@@ -77,6 +77,13 @@
 #define MAX_TASKS	16
 #define RATE		"100M"	/* the writer's rate per second of its CPU time */
 
+/*
+ * Seconds.  lmig send gives up on its own (a clean "did not converge" with
+ * its JSON report, which the test prints) well before the harness kills
+ * the test, which would print nothing.
+ */
+#define SEND_TIMEOUT	"50"
+#define CASE_TIMEOUT	120
 #define ARGS(...)	((const char *const[]){ __VA_ARGS__, NULL })
 
 /* What the workload's placement and limits were before the migration. */
@@ -451,8 +458,8 @@ static void migrate_start(struct __test_metadata *_metadata, struct env *e,
 			  const char *const extra[])
 {
 	const char *args[32] = { "--pid", e->pid, "--no-progress", "--bandwidth", "20M",
-				 "--channels", "2" };
-	int n = 7, port;
+				 "--channels", "2", "--timeout", SEND_TIMEOUT };
+	int n = 9, port;
 
 	for (; extra && *extra && n < 31; extra++)
 		args[n++] = *extra;
@@ -547,7 +554,7 @@ static void check_converged(struct __test_metadata *_metadata, struct env *e, do
 
 	ASSERT_EQ(0, proc_wait(&e->tx, timeout_s)) TH_LOG("lmig send still running");
 	ASSERT_EQ(0, proc_wait(&e->rx, 5)) TH_LOG("lmig recv still running");
-	ASSERT_EQ(0, proc_exit_code(&e->tx)) TH_LOG("send: %s", e->tx.err_log);
+	ASSERT_EQ(0, proc_exit_code(&e->tx)) TH_LOG("send: %s %s", e->tx.err_log, e->tx.out);
 	ASSERT_EQ(0, proc_exit_code(&e->rx)) TH_LOG("recv: %s", e->rx.err_log);
 	ASSERT_TRUE(json_one_object(e->tx.out)) TH_LOG("send stdout: %s", e->tx.out);
 	ASSERT_EQ(0, json_str_field(e->tx.out, "status", s, sizeof(s)));
@@ -607,7 +614,7 @@ FIXTURE_TEARDOWN(throttle)
 }
 
 /* --throttle off: it cannot converge, fails cleanly, nothing is limited. */
-TEST_F(throttle, off_fails)
+TEST_F_TIMEOUT(throttle, off_fails, CASE_TIMEOUT)
 {
 	struct env *e = &self->e;
 	int limited;
@@ -633,7 +640,7 @@ TEST_F(throttle, off_fails)
  * threads), and the compute thread keeps its rate.  Private memory: the
  * writer's write-protect faults on it show in its minor-fault count.
  */
-TEST_F(throttle, auto_uffd_writer_only)
+TEST_F_TIMEOUT(throttle, auto_uffd_writer_only, CASE_TIMEOUT)
 {
 	struct env *e = &self->e;
 	double pages, units, t_end;
@@ -672,7 +679,7 @@ TEST_F(throttle, auto_uffd_writer_only)
  * alone in a cpu cgroup of its own (quota 80000/100000), it is limited
  * there, and gets exactly its preset back.
  */
-TEST_F(throttle, auto_scan_alone)
+TEST_F_TIMEOUT(throttle, auto_scan_alone, CASE_TIMEOUT)
 {
 	struct env *e = &self->e;
 	char note[512];
@@ -700,7 +707,7 @@ TEST_F(throttle, auto_scan_alone)
  * A failure while throttled: SIGTERM ends lmig send through its failure
  * path, which lifts the limit before it exits.
  */
-TEST_F(throttle, failure_restores)
+TEST_F_TIMEOUT(throttle, failure_restores, CASE_TIMEOUT)
 {
 	struct env *e = &self->e;
 	char s[32];
@@ -748,7 +755,7 @@ static bool on_block_device(const char *dir)
  * limit's fraction, so its disk writes fall; afterwards it is back in its
  * blkio cgroup and nothing is left.
  */
-TEST_F(throttle, auto_io_v1)
+TEST_F_TIMEOUT(throttle, auto_io_v1, CASE_TIMEOUT)
 {
 	struct env *e = &self->e;
 	char note[512] = "", path[600];
@@ -825,7 +832,7 @@ static void kill_when_limited(struct __test_metadata *_metadata, struct env *e)
 }
 
 /* SIGKILL while throttled: the freeze guard puts it all back. */
-TEST_F(throttle, sigkill_guard)
+TEST_F_TIMEOUT(throttle, sigkill_guard, CASE_TIMEOUT)
 {
 	struct env *e = &self->e;
 	char path[600];
@@ -851,7 +858,7 @@ TEST_F(throttle, sigkill_guard)
  * --freeze none has no guard: after a SIGKILL the limit stays, and
  * `lmig throttle --restore` finds the state file and puts it back.
  */
-TEST_F(throttle, sigkill_freeze_none)
+TEST_F_TIMEOUT(throttle, sigkill_freeze_none, CASE_TIMEOUT)
 {
 	struct env *e = &self->e;
 	struct proc r = { 0 };
