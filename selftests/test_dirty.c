@@ -235,17 +235,6 @@ static void dirtyrate(struct __test_metadata *_metadata, struct proc *p, const c
 	ASSERT_STREQ("completed", status);
 }
 
-/* The json printer writes rates with decimals: read "key":V as a double. */
-static double json_dbl(const char *json, const char *key)
-{
-	char pat[64];
-	const char *s;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	s = strstr(json, pat);
-	return s ? atof(s + strlen(pat)) : -1;
-}
-
 /*
  * The scan tracker sees what `lmig dirty` writes: 8 MB/s over a 64 MiB
  * object, measured in four half-second intervals.  A page written twice in

@@ -50,16 +50,6 @@
 #define NPAGES		4096
 #define INTERVAL	0.5
 
-static double json_dbl(const char *json, const char *key)
-{
-	char pat[64];
-	const char *s;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	s = strstr(json, pat);
-	return s ? atof(s + strlen(pat)) : -1;
-}
-
 /* "key=V" in kvm_vmm's "halted ..." line. */
 static double kv_dbl(const char *line, const char *key)
 {

@@ -366,30 +366,6 @@ static double wait_resumed(struct env *e, double timeout_s)
 
 /* ---- lmig send / recv ------------------------------------------------------ */
 
-static double json_dbl(const char *json, const char *key)
-{
-	char pat[64];
-	const char *s;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	s = strstr(json, pat);
-	return s ? atof(s + strlen(pat)) : -1;
-}
-
-/* 1 true, 0 false, -1 missing or not a boolean. */
-static int json_bool(const char *json, const char *key)
-{
-	char pat[64];
-	const char *s;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	s = strstr(json, pat);
-	if (!s)
-		return -1;
-	s += strlen(pat);
-	return !strncmp(s, "true", 4) ? 1 : !strncmp(s, "false", 5) ? 0 : -1;
-}
-
 struct round {
 	uint64_t round, dirty_pages, bytes_wire;
 	int frozen;

@@ -164,6 +164,14 @@ static void check_completed(struct __test_metadata *_metadata, const char *res)
 	ASSERT_STREQ("running", str(res, "dst_status", buf, sizeof(buf)));
 	EXPECT_STREQ("postmigrate", str(res, "src_status", buf, sizeof(buf)));
 	/* The destination goes on from the source's count: the same guest. */
+	/*
+	 * A vCPU left halted after the switch (QEMU under TCG, lmig or not:
+	 * Documentation/qemu.md) is woken once by the driver; the guest must
+	 * then go on as below.
+	 */
+	if (json_bool(res, "dst_woken") == 1)
+		TH_LOG("the destination was silent until woken: %.300s",
+		       strstr(res, "\"dst_cpus\"") ? strstr(res, "\"dst_cpus\"") : res);
 	ASSERT_LT(0, num(res, "src_tick_at_migrate"));
 	ASSERT_LT(num(res, "src_tick_at_migrate"), num(res, "dst_first_tick"));
 	ASSERT_LE(num(res, "src_last_tick"), num(res, "dst_first_tick"));

@@ -397,30 +397,6 @@ static int samples_rate(const struct env *e, double t0, double t1, double *pages
 
 /* ---- lmig send ------------------------------------------------------------- */
 
-static double json_dbl(const char *json, const char *key)
-{
-	char pat[64];
-	const char *s;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	s = strstr(json, pat);
-	return s ? atof(s + strlen(pat)) : -1;
-}
-
-/* 1 true, 0 false, -1 missing. */
-static int json_bool(const char *json, const char *key)
-{
-	char pat[64];
-	const char *s;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	s = strstr(json, pat);
-	if (!s)
-		return -1;
-	s += strlen(pat);
-	return !strncmp(s, "true", 4) ? 1 : !strncmp(s, "false", 5) ? 0 : -1;
-}
-
 /* The smallest non-zero "cpu_limit_pct" of the report's throttle array (0: none), and how many. */
 static double min_limit(const char *json, int *limited)
 {

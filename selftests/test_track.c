@@ -410,16 +410,6 @@ static int dirtyrate(struct __test_metadata *_metadata, FIXTURE_DATA(e2e) *self,
 	return proc_exit_code(&self->dr);
 }
 
-static double json_dbl(const char *json, const char *key)
-{
-	char pat[64];
-	const char *s;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	s = strstr(json, pat);
-	return s ? atof(s + strlen(pat)) : -1;
-}
-
 static double measure(struct __test_metadata *_metadata, FIXTURE_DATA(e2e) *self,
 		      const char *tracker)
 {

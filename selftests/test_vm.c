@@ -63,17 +63,6 @@ static bool softdirty_works(void)
 	return ok;
 }
 
-/* The json printer writes rates with decimals: read "key":V as a double. */
-static double json_dbl(const char *json, const char *key)
-{
-	char pat[64];
-	const char *s;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	s = strstr(json, pat);
-	return s ? atof(s + strlen(pat)) : -1;
-}
-
 /*
  * On this kernel: --tracker soft-dirty fails with one line naming the
  * cause where the kernel has no soft-dirty, and measures where it has.

@@ -59,3 +59,26 @@ int json_str_field(const char *json, const char *key, char *buf, size_t len)
 	buf[n] = 0;
 	return 0;
 }
+
+double json_dbl(const char *json, const char *key)
+{
+	char pat[64];
+	const char *s;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	s = strstr(json, pat);
+	return s ? atof(s + strlen(pat)) : -1;
+}
+
+int json_bool(const char *json, const char *key)
+{
+	char pat[64];
+	const char *s;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	s = strstr(json, pat);
+	if (!s)
+		return -1;
+	s += strlen(pat);
+	return !strncmp(s, "true", 4) ? 1 : !strncmp(s, "false", 5) ? 0 : -1;
+}

@@ -43,18 +43,41 @@
 #define PAGE 4096
 
 static int out = 1;
+static int to_kmsg;
 
+/*
+ * One line on the serial console.  Through the kernel's log when it can
+ * (/dev/kmsg, at a level "quiet" still shows): the kernel writes its
+ * console to the UART by polling the transmitter, so a line gets out even
+ * if the interrupt that drives the tty's transmission was lost in a
+ * migration, which leaves a tty silent for good.
+ */
 static void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
 {
 	char buf[160];
 	va_list ap;
-	int n;
+	int n = to_kmsg ? snprintf(buf, sizeof(buf), "<2>") : 0, m;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	m = vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
 	va_end(ap);
-	if (n > 0 && write(out, buf, (size_t)n) < 0)
+	if (m > 0 && write(out, buf, (size_t)(n + m)) < 0)
 		out = 1;
+}
+
+/* The kernel log as output: unlimited (it limits /dev/kmsg writers by default). */
+static int open_kmsg(void)
+{
+	int fd = open("/proc/sys/kernel/printk_devkmsg", O_WRONLY);
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, "on\n", 3) != 3) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return open("/dev/kmsg", O_WRONLY | O_NOCTTY);
 }
 
 static uint64_t mix(uint64_t x)
@@ -163,7 +186,10 @@ int main(void)
 	mkdir("/proc", 0755);
 	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
 	mount("proc", "/proc", "proc", 0, NULL);
-	out = open("/dev/ttyS0", O_WRONLY | O_NOCTTY);
+	out = open_kmsg();
+	to_kmsg = out >= 0;
+	if (out < 0)
+		out = open("/dev/ttyS0", O_WRONLY | O_NOCTTY);
 	if (out < 0)
 		out = open("/dev/console", O_WRONLY | O_NOCTTY);
 	if (out < 0)
