@@ -22,8 +22,11 @@
  * A completed case must have QEMU report completed, the destination reach
  * running, and the destination's counter continue from where the source's
  * was (above it: the same guest, not a fresh boot) and advance; the lmig
- * processes must exit 0.  SKIP only when QEMU, the kernel or a static libc
- * is missing.  About 15-25 s a case on 2 CPUs, most of it the boot.
+ * processes must exit 0.  A destination that runs but prints nothing
+ * after a completed migration (QEMU under TCG does that now and then, also
+ * natively) gets the case run once more; a second one fails it.  SKIP only
+ * when QEMU, the kernel or a static libc is missing.  About 15-25 s a case
+ * on 2 CPUs, most of it the boot.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -38,9 +41,13 @@
 #include "lib/jfield.h"
 #include "lib/proc.h"
 
-/* Seconds: the driver gives up on its own before the harness does. */
-#define CASE_TIMEOUT	170
-#define BOOT_TIMEOUT	"90"
+/*
+ * Seconds: the driver gives up on its own (boot, migration, then 15 s for
+ * ticks) before an attempt's limit, and two attempts fit the harness's.
+ */
+#define CASE_TIMEOUT	300
+#define ATTEMPT_TIMEOUT	140
+#define BOOT_TIMEOUT	"60"
 #define MIG_TIMEOUT	"45"
 
 static int qmig_path(char *buf, size_t len)
@@ -107,6 +114,16 @@ FIXTURE_TEARDOWN(qemu)
 	scratch_remove(self->dir);
 }
 
+/* QEMU completed, the destination runs, and its guest printed no tick. */
+static bool silent_destination(const char *res)
+{
+	char buf[64];
+
+	return !strcmp(str(res, "status", buf, sizeof(buf)), "completed") &&
+	       !strcmp(str(res, "dst_status", buf, sizeof(buf)), "running") &&
+	       num(res, "dst_ticks") == 0;
+}
+
 /*
  * Run qmig.py --transport T EXTRA... (NULL-terminated) and leave its JSON
  * line in self->res; self->skip = 1 when it cannot run here.
@@ -139,19 +156,31 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(qemu) *self
 		argv[n++] = extra[i];
 	argv[n] = NULL;
 
-	ASSERT_EQ(0, proc_spawn(&p, (char *const *)argv, NULL));
-	ASSERT_EQ(0, proc_wait(&p, CASE_TIMEOUT - 10)) {
-		proc_kill(&p);
-		TH_LOG("qmig.py still running");
+	for (int attempt = 1;; attempt++) {
+		ASSERT_EQ(0, proc_spawn(&p, (char *const *)argv, NULL));
+		ASSERT_EQ(0, proc_wait(&p, ATTEMPT_TIMEOUT)) {
+			proc_kill(&p);
+			TH_LOG("qmig.py still running");
+		}
+		if (proc_exit_code(&p) == 4) {
+			self->skip = 1;
+			SKIP(return, "cannot boot a QEMU guest here: %.900s", p.err_log);
+		}
+		ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("qmig.py: %s %s", p.out, p.err_log);
+		self->res = result_line(p.out, self->line, sizeof(self->line));
+		ASSERT_NE(NULL, self->res) TH_LOG("no result from qmig.py: %s %s", p.out,
+						  p.err_log);
+		TH_LOG("%s", self->res);
+		if (attempt > 1 || !silent_destination(self->res))
+			break;
+		/*
+		 * QEMU under TCG leaves about one destination in 40 stuck
+		 * after a completed migration, native or through lmig
+		 * (Documentation/qemu.md): the case runs once more, and a
+		 * second silent destination fails it.
+		 */
+		TH_LOG("the destination guest printed nothing after a completed migration: once more");
 	}
-	if (proc_exit_code(&p) == 4) {
-		self->skip = 1;
-		SKIP(return, "cannot boot a QEMU guest here: %.900s", p.err_log);
-	}
-	ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("qmig.py: %s %s", p.out, p.err_log);
-	self->res = result_line(p.out, self->line, sizeof(self->line));
-	ASSERT_NE(NULL, self->res) TH_LOG("no result from qmig.py: %s %s", p.out, p.err_log);
-	TH_LOG("%s", self->res);
 }
 
 /* Completed, destination running, the guest's counter going on there. */
@@ -164,14 +193,6 @@ static void check_completed(struct __test_metadata *_metadata, const char *res)
 	ASSERT_STREQ("running", str(res, "dst_status", buf, sizeof(buf)));
 	EXPECT_STREQ("postmigrate", str(res, "src_status", buf, sizeof(buf)));
 	/* The destination goes on from the source's count: the same guest. */
-	/*
-	 * A vCPU left halted after the switch (QEMU under TCG, lmig or not:
-	 * Documentation/qemu.md) is woken once by the driver; the guest must
-	 * then go on as below.
-	 */
-	if (json_bool(res, "dst_woken") == 1)
-		TH_LOG("the destination was silent until woken: %.300s",
-		       strstr(res, "\"dst_cpus\"") ? strstr(res, "\"dst_cpus\"") : res);
 	ASSERT_LT(0, num(res, "src_tick_at_migrate"));
 	ASSERT_LT(num(res, "src_tick_at_migrate"), num(res, "dst_first_tick"));
 	ASSERT_LE(num(res, "src_last_tick"), num(res, "dst_first_tick"));
