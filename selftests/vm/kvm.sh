@@ -76,6 +76,16 @@ wait_for() { # FILE PATTERN
 	done
 }
 
+# Each thread of PID: "tid state wchan kernel-stack-top", for a hang.
+where() { # PID
+	for t in /proc/"$1"/task/*; do
+		printf '%s %s %s %s; ' "${t##*/}" \
+			"$(sed -n 's/^State:[[:space:]]*\([A-Za-z]\).*/\1/p' "$t/status" 2>/dev/null)" \
+			"$(cat "$t/wchan" 2>/dev/null)" \
+			"$(head -n 3 "$t/stack" 2>/dev/null | tr '\n' ' ')"
+	done
+}
+
 # The VMM's memfd from its ready line "memfd /proc/PID/fd/N".
 mem_of() {
 	sed -n 's/^memfd //p' "$1"
@@ -219,7 +229,16 @@ live_case() { # TAG TRACKER
 		rc=0
 		"$lmig" send --mem "$mem" --pid "$vpid" --freeze signal --tracker "$2" \
 			--to "127.0.0.1:$(cat "$tmp/port")" --timeout 60 --json --no-progress \
-			>"$tmp/send.json" 2>"$tmp/send.err" || rc=$?
+			>"$tmp/send.json" 2>"$tmp/send.err" &
+		spid=$!
+		# Past its own --timeout: say where it and the VMM are, end it.
+		(sleep 90; kill -0 "$spid" 2>/dev/null || exit 0
+		 echo "$tag error lmig send still running after 90 s: $(where "$spid"); VMM: $(where "$vpid")"
+		 kill -KILL "$spid") &
+		wpid=$!
+		wait "$spid" || rc=$?
+		kill "$wpid" 2>/dev/null
+		wait "$wpid" 2>/dev/null
 		rrc=0
 		wait "$rpid" || rrc=$?
 		echo "$tag send-rc $rc"
@@ -248,6 +267,15 @@ live_case() { # TAG TRACKER
 	fi
 	kill -TERM "$vpid" 2>/dev/null
 	kill -CONT "$vpid" 2>/dev/null
+	n=0
+	while kill -0 "$vpid" 2>/dev/null && [ $n -lt 100 ]; do
+		n=$((n + 1))
+		sleep 0.1
+	done
+	if kill -0 "$vpid" 2>/dev/null; then
+		echo "$tag error kvm_vmm still running 10 s after SIGTERM: $(where "$vpid")"
+		kill -KILL "$vpid"
+	fi
 	wait "$vpid"
 	echo "$tag $(one_line "$tmp/c.out")"
 	[ ! -s "$tmp/c.err" ] || echo "$tag error kvm_vmm: $(one_line "$tmp/c.err")"
