@@ -232,7 +232,7 @@ live_case() { # TAG TRACKER
 			>"$tmp/send.json" 2>"$tmp/send.err" &
 		spid=$!
 		# Past its own --timeout: say where it and the VMM are, end it.
-		(sleep 90; kill -0 "$spid" 2>/dev/null || exit 0
+		(sleep 90 >/dev/null 2>&1; kill -0 "$spid" 2>/dev/null || exit 0
 		 echo "$tag error lmig send still running after 90 s: $(where "$spid"); VMM: $(where "$vpid")"
 		 kill -KILL "$spid") &
 		wpid=$!
