@@ -174,7 +174,7 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(qemu) *self
 		if (attempt > 1 || !silent_destination(self->res))
 			break;
 		/*
-		 * QEMU under TCG leaves about one destination in 40 stuck
+		 * QEMU under TCG leaves about one destination in 60 stuck
 		 * after a completed migration, native or through lmig
 		 * (Documentation/qemu.md): the case runs once more, and a
 		 * second silent destination fails it.
