@@ -530,6 +530,15 @@ static void check_converged(struct __test_metadata *_metadata, struct env *e, do
 
 	ASSERT_EQ(0, proc_wait(&e->tx, timeout_s)) TH_LOG("lmig send still running");
 	ASSERT_EQ(0, proc_wait(&e->rx, 5)) TH_LOG("lmig recv still running");
+	if (proc_exit_code(&e->tx)) {
+		/* The report's notes first: the rounds can fill the log line. */
+		char tn[512] = "", ion[512] = "";
+
+		json_str_field(e->tx.out, "throttle_note", tn, sizeof(tn));
+		json_str_field(e->tx.out, "throttle_io_note", ion, sizeof(ion));
+		TH_LOG("throttled %d; throttle_note: %s; throttle_io_note: %s",
+		       json_bool(e->tx.out, "throttled"), tn, ion);
+	}
 	ASSERT_EQ(0, proc_exit_code(&e->tx)) TH_LOG("send: %s %s", e->tx.err_log, e->tx.out);
 	ASSERT_EQ(0, proc_exit_code(&e->rx)) TH_LOG("recv: %s", e->rx.err_log);
 	ASSERT_TRUE(json_one_object(e->tx.out)) TH_LOG("send stdout: %s", e->tx.out);
