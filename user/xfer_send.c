@@ -173,6 +173,7 @@ struct sender {
 	double hs_min;			/* the cheapest harvest so far */
 	struct throttle th;
 	bool th_on, th_off;		/* applied; given up on (cannot, or useless) */
+	unsigned int th_fails;		/* attempts to apply a limit that failed */
 	pid_t th_tids[THROTTLE_MAX_TIDS];
 	unsigned int th_ntids;		/* 0: the whole process */
 	double cpu_base;		/* CPUs the throttled set used before the limit */
@@ -981,6 +982,22 @@ static void throttle_io_lift(struct sender *s)
 		throttle_state_save(&s->th);
 }
 
+/*
+ * Applying a limit failed (the error goes to the report): tried again at
+ * the next bad harvest, since a thread that moved or exited meanwhile is
+ * enough to fail one attempt; after THROTTLE_TRIES, given up.
+ */
+#define THROTTLE_TRIES	3
+static void throttle_failed(struct sender *s)
+{
+	snprintf(s->st->throttle_note, sizeof(s->st->throttle_note), "cannot throttle%s: %s",
+		 ++s->th_fails < THROTTLE_TRIES ? " (will try again)" : "", lmig_errmsg());
+	lmig_err_clear();
+	s->th_off = s->th_fails >= THROTTLE_TRIES;
+	if (s->o->progress)
+		fprintf(stderr, "\nlmig send: %s\n", s->st->throttle_note);
+}
+
 #define LONG_LOOK_S	3.0
 /*
  * The dirty rate a limit aims at, as a fraction of the link: each round
@@ -1032,12 +1049,7 @@ static bool throttle_round(struct sender *s, double pred, uint64_t pages)
 		s->th_ntids = s->ps_ok ? probe_dirtiers(s) :
 			      tsnap_dirtiers(&s->snap[0], &s->snap[1], s->th_tids, THROTTLE_MAX_TIDS);
 		if (throttle_init(&s->th, s->o->pid, s->th_tids, s->th_ntids)) {
-			snprintf(s->st->throttle_note, sizeof(s->st->throttle_note),
-				 "cannot throttle: %s", lmig_errmsg());
-			lmig_err_clear();
-			s->th_off = true;
-			if (s->o->progress)
-				fprintf(stderr, "\nlmig send: %s\n", s->st->throttle_note);
+			throttle_failed(s);
 			return false;
 		}
 		if (!s->th.per_thread)
@@ -1079,10 +1091,11 @@ static bool throttle_round(struct sender *s, double pred, uint64_t pages)
 	if (share < 0.01)
 		share = 0.01;
 	if (throttle_set(&s->th, share)) {
-		snprintf(s->st->throttle_note, sizeof(s->st->throttle_note), "cannot throttle: %s",
-			 lmig_errmsg());
-		lmig_err_clear();
-		s->th_off = true;
+		/* Put back what was applied; the next bad harvest tries again. */
+		if (throttle_restore(&s->th))
+			lmig_err_clear();
+		s->th_on = false;
+		throttle_failed(s);
 		return false;
 	}
 	/* Disk writes are held to the same fraction of what they were as the CPU. */
@@ -1513,7 +1526,7 @@ out:
 	 * A live source is resumed unless the receiver acknowledged a
 	 * verified commit; after one it must never run next to its copy.
 	 */
-	if (s.th_on && throttle_restore(&s.th)) {
+	if ((s.th_on || s.th.applied) && throttle_restore(&s.th)) {
 		/* The migration's own outcome stands; the operator must know, though. */
 		fprintf(stderr, "lmig send: warning: %s; run 'lmig throttle --restore'\n",
 			lmig_errmsg());
