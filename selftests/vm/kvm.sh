@@ -44,6 +44,7 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/hang.sh"
 repo=$(cd "$here/../.." && pwd)
 lmig=$repo/user/lmig
 vmm=$repo/selftests/build/kvm_vmm
@@ -73,16 +74,6 @@ wait_for() { # FILE PATTERN
 		n=$((n + 1))
 		[ $n -lt 300 ] || return 1
 		sleep 0.1
-	done
-}
-
-# Each thread of PID: "tid state wchan kernel-stack-top", for a hang.
-where() { # PID
-	for t in /proc/"$1"/task/*; do
-		printf '%s %s %s %s; ' "${t##*/}" \
-			"$(sed -n 's/^State:[[:space:]]*\([A-Za-z]\).*/\1/p' "$t/status" 2>/dev/null)" \
-			"$(cat "$t/wchan" 2>/dev/null)" \
-			"$(head -n 3 "$t/stack" 2>/dev/null | tr '\n' ' ')"
 	done
 }
 
@@ -227,20 +218,12 @@ live_case() { # TAG TRACKER
 		sleep 0.5
 		cat "$mem" >"$tmp/before.img"
 		rc=0
-		"$lmig" send --mem "$mem" --pid "$vpid" --freeze signal --tracker "$2" \
-			--to "127.0.0.1:$(cat "$tmp/port")" --timeout 60 --json --no-progress \
-			>"$tmp/send.json" 2>"$tmp/send.err" &
-		spid=$!
 		# Past its own --timeout: say where it and the VMM are, end it.
-		(sleep 90 >/dev/null 2>&1; kill -0 "$spid" 2>/dev/null || exit 0
-		 echo "$tag error lmig send still running after 90 s: $(where "$spid"); VMM: $(where "$vpid")"
-		 kill -KILL "$spid") &
-		wpid=$!
-		wait "$spid" || rc=$?
-		kill "$wpid" 2>/dev/null
-		wait "$wpid" 2>/dev/null
+		HANG_ALSO=$vpid bounded "$tag" 90 "$lmig" send --mem "$mem" --pid "$vpid" \
+			--freeze signal --tracker "$2" --to "127.0.0.1:$(cat "$tmp/port")" \
+			--timeout 60 --json --no-progress >"$tmp/send.json" 2>"$tmp/send.err" || rc=$?
 		rrc=0
-		wait "$rpid" || rrc=$?
+		wait_bounded "$tag" 70 "$rpid" || rrc=$?
 		echo "$tag send-rc $rc"
 		echo "$tag recv-rc $rrc"
 		echo "$tag send $(one_line "$tmp/send.json")"
@@ -267,16 +250,7 @@ live_case() { # TAG TRACKER
 	fi
 	kill -TERM "$vpid" 2>/dev/null
 	kill -CONT "$vpid" 2>/dev/null
-	n=0
-	while kill -0 "$vpid" 2>/dev/null && [ $n -lt 100 ]; do
-		n=$((n + 1))
-		sleep 0.1
-	done
-	if kill -0 "$vpid" 2>/dev/null; then
-		echo "$tag error kvm_vmm still running 10 s after SIGTERM: $(where "$vpid")"
-		kill -KILL "$vpid"
-	fi
-	wait "$vpid"
+	wait_bounded "$tag" 10 "$vpid"
 	echo "$tag $(one_line "$tmp/c.out")"
 	[ ! -s "$tmp/c.err" ] || echo "$tag error kvm_vmm: $(one_line "$tmp/c.err")"
 	rm -f "$out" "$tmp/before.img"

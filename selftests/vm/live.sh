@@ -43,6 +43,7 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/hang.sh"
 repo=$(cd "$here/../.." && pwd)
 lmig=$repo/user/lmig
 tmp=$(mktemp -d)
@@ -119,10 +120,12 @@ live_case() { # NAME MEM-SPEC TRACKER THP [SEND-OPTION...]
 	read_mem "$mem" "$dpid" >"$d/before.img"
 
 	rc=0
-	"$lmig" send --mem "$mem" --pid "$dpid" --freeze signal --tracker "$tracker" \
-		--to "127.0.0.1:$port" --timeout 60 "$@" --json --no-progress >"$d/send.json" 2>"$d/send.err" || rc=$?
+	# Past its own --timeout: say where it and the writer are, end it.
+	HANG_ALSO=$dpid bounded "$name" 90 "$lmig" send --mem "$mem" --pid "$dpid" \
+		--freeze signal --tracker "$tracker" --to "127.0.0.1:$port" --timeout 60 "$@" \
+		--json --no-progress >"$d/send.json" 2>"$d/send.err" || rc=$?
 	rrc=0
-	wait "$rpid" || rrc=$?
+	wait_bounded "$name" 70 "$rpid" || rrc=$?
 	echo "$name send-rc $rc"
 	echo "$name recv-rc $rrc"
 	echo "$name send $(one_line "$d/send.json")"
@@ -146,7 +149,7 @@ live_case() { # NAME MEM-SPEC TRACKER THP [SEND-OPTION...]
 
 	kill -TERM "$dpid"
 	kill -CONT "$dpid"
-	wait "$dpid"
+	wait_bounded "$name" 10 "$dpid"
 	echo "$name dirty $(one_line "$d/dirty.json")"
 	rm -f "$out" "$d/before.img"
 }
