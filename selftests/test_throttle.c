@@ -976,6 +976,27 @@ static void expect_tag(struct __test_metadata *_metadata, const char *out, const
 }
 
 /*
+ * The VM script's lmig send and recv (lines PREFIXsend-rc, PREFIXrecv-rc)
+ * exited 0; its send report (line PREFIXsend) into send, or NULL.
+ */
+static const char *vm_send_line(struct __test_metadata *_metadata, const char *out,
+				const char *prefix, char *send, size_t len)
+{
+	char buf[1024], tag[32];
+	const char *line;
+
+	snprintf(tag, sizeof(tag), "%ssend-rc", prefix);
+	line = vm_result(out, tag, buf, sizeof(buf));
+	snprintf(tag, sizeof(tag), "%ssend-err", prefix);
+	EXPECT_STREQ("0", line ? line : "missing") TH_LOG("send: %s",
+							 vm_result(out, tag, buf, sizeof(buf)));
+	snprintf(tag, sizeof(tag), "%srecv-rc", prefix);
+	expect_tag(_metadata, out, tag, "0");
+	snprintf(tag, sizeof(tag), "%ssend", prefix);
+	return vm_result(out, tag, send, len);
+}
+
+/*
  * Part two of vm/throttle.sh: a writer alone in cgroup "solo", with a
  * compute thread and a thread writing to disk.  Only the writer thread
  * goes into the threaded child solo/lmig-threads with a cpu.max limit;
@@ -993,11 +1014,8 @@ static void check_v2_threads(struct __test_metadata *_metadata, const char *out)
 	line = vm_result(out, "t2-error", buf, sizeof(buf));
 	ASSERT_EQ(NULL, line) TH_LOG("part two could not run: %s", line);
 	ASSERT_NE(NULL, vm_result(out, "t2-before", before, sizeof(before))) TH_LOG("%s", out);
-	line = vm_result(out, "t2-send-rc", buf, sizeof(buf));
-	EXPECT_STREQ("0", line ? line : "missing") TH_LOG("send: %s",
-							 vm_result(out, "t2-send-err", buf, sizeof(buf)));
-	expect_tag(_metadata, out, "t2-recv-rc", "0");
-	ASSERT_NE(NULL, line = vm_result(out, "t2-send", send, sizeof(send))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_send_line(_metadata, out, "t2-", send, sizeof(send)))
+		TH_LOG("%s", out);
 	EXPECT_EQ(1, json_bool(line, "converged")) TH_LOG("%s", line);
 	EXPECT_LE(json_dbl(line, "downtime_ms"), 300);
 	min_limit(line, &limited);
@@ -1057,11 +1075,8 @@ TEST_F_TIMEOUT(throttle_vm, cgroup_v2, 250)
 
 	line = vm_result(out, "before", before, sizeof(before));
 	ASSERT_NE(NULL, line) TH_LOG("%s", out);
-	line = vm_result(out, "send-rc", buf, sizeof(buf));
-	EXPECT_STREQ("0", line ? line : "missing") TH_LOG("send: %s",
-							 vm_result(out, "send-err", buf, sizeof(buf)));
-	expect_tag(_metadata, out, "recv-rc", "0");
-	ASSERT_NE(NULL, line = vm_result(out, "send", send, sizeof(send))) TH_LOG("%s", out);
+	ASSERT_NE(NULL, line = vm_send_line(_metadata, out, "", send, sizeof(send)))
+		TH_LOG("%s", out);
 	EXPECT_EQ(1, json_bool(line, "converged")) TH_LOG("%s", line);
 	EXPECT_EQ(1, json_bool(line, "throttled")) TH_LOG("%s", line);
 	EXPECT_LE(json_dbl(line, "downtime_ms"), 300);
