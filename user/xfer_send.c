@@ -1091,11 +1091,17 @@ static bool throttle_round(struct sender *s, double pred, uint64_t pages)
 	if (share < 0.01)
 		share = 0.01;
 	if (throttle_set(&s->th, share)) {
-		/* Put back what was applied; the next bad harvest tries again. */
-		if (throttle_restore(&s->th))
-			lmig_err_clear();
-		s->th_on = false;
 		throttle_failed(s);
+		/*
+		 * Put back what was applied, so the next bad harvest can start
+		 * afresh; if that fails too, no more tries: the end restores it.
+		 */
+		if (throttle_restore(&s->th)) {
+			lmig_err_clear();
+			s->th_off = true;
+		} else {
+			s->th_on = false;
+		}
 		return false;
 	}
 	/* Disk writes are held to the same fraction of what they were as the CPU. */
