@@ -150,12 +150,15 @@ quote() {
 printf '%s\n' "$modules" >"$run/modules"
 
 limit=${VM_TIMEOUT:-300}
+# The guest lists where its threads wait this long after it boots, before
+# the limit ends the VM (boot takes a few seconds of the limit).
+dump=$((limit > 40 ? limit - 20 : limit / 2))
 t0=$(date +%s.%N)
 rc=0
 timeout -k 5 "$limit" "$qemu" -accel tcg -cpu qemu64,+svm -m "${VM_MEM:-1024}" -smp 2 \
 	-nographic -no-reboot -nic none \
 	-kernel "$KERNEL" -initrd "$initrd" \
-	-append "console=ttyS0 quiet panic=-1 lmig.run=$run" \
+	-append "console=ttyS0 quiet panic=-1 lmig.run=$run lmig.dump=$dump" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$run,mount_tag=lmigrun,security_model=none" \
 	</dev/null >"$run/console.log" 2>&1 || rc=$?
@@ -165,7 +168,7 @@ t1=$(date +%s.%N)
 # line's carriage returns.
 tr -d '\r' <"$run/console.log" | awk -v m="$mark" '
 	index($0, m " EXIT ") { i = index($0, m); if (i > 1) print substr($0, 1, i - 1); exit }
-	on { print }
+	on && !index($0, m " HUNG ") { print }
 	index($0, m " START") { on = 1 }'
 
 status=$(tr -d '\r' <"$run/console.log" | sed -n "s/.*$mark EXIT \\([0-9]*\\).*/\\1/p" | tail -n 1)
@@ -178,7 +181,11 @@ fi
 
 VM_KEEP=1
 if grep -q "$mark START" "$run/console.log"; then
-	[ "$rc" = 124 ] && die 124 "the script did not finish within $limit s (console: $run/console.log)"
+	if [ "$rc" = 124 ]; then
+		# Where the guest's threads waited near the end (init's hung_dump).
+		tr -d '\r' <"$run/console.log" | sed -n "s/.*$mark HUNG /run-in-vm: hung: /p" >&2
+		die 124 "the script did not finish within $limit s (console: $run/console.log)"
+	fi
 	die 125 "the VM stopped while the script ran (qemu exit $rc; console: $run/console.log)"
 fi
 why=$(tr -d '\r' <"$run/console.log" | sed -n "s/.*$mark FAIL //p" | head -n 1)
