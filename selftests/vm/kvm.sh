@@ -146,7 +146,7 @@ else
 	echo "pages error kvm_vmm did not halt: $(one_line "$tmp/a.err")"
 fi
 kill -TERM "$vpid" 2>/dev/null
-wait "$vpid"
+wait_bounded pages 10 "$vpid"
 
 # (a') The same guest under lmig.ko: it runs only once the module is
 # attached to its RAM, and the next harvest must report its three pages.
@@ -156,15 +156,15 @@ if [ "$kmod" = 1 ]; then
 		4<>"$tmp/go" >"$tmp/k.out" 2>"$tmp/k.err" &
 	vpid=$!
 	if wait_for "$tmp/k.ready" '^memfd'; then
-		"$harvest" "$(mem_of "$tmp/k.ready")" "$vpid" "$tmp/go" "$tmp/k.out" \
-			>"$tmp/k.harvest" 2>&1
+		HANG_ALSO=$vpid bounded kmodpages 90 "$harvest" "$(mem_of "$tmp/k.ready")" \
+			"$vpid" "$tmp/go" "$tmp/k.out" >"$tmp/k.harvest" 2>&1
 		sed 's/^/kmodpages /' "$tmp/k.harvest"
 		echo "kmodpages $(cat "$tmp/k.out")"
 	else
 		echo "kmodpages error kvm_vmm did not report its memfd: $(one_line "$tmp/k.err")"
 	fi
 	kill -TERM "$vpid" 2>/dev/null
-	wait "$vpid"
+	wait_bounded kmodpages 10 "$vpid"
 	[ ! -s "$tmp/k.err" ] || echo "kmodpages error kvm_vmm: $(one_line "$tmp/k.err")"
 fi
 
@@ -180,8 +180,9 @@ rate_case() { # TAG TRACKER...
 		mem=$(mem_of "$tmp/b.ready")
 		sleep 0.5
 		for t in "$@"; do
-			"$lmig" dirtyrate --pid "$vpid" --mem "$mem" --tracker "$t" --interval 500 \
-				--count 3 --json >"$tmp/dr.json" 2>"$tmp/dr.err" ||
+			HANG_ALSO=$vpid bounded "$rtag" 30 "$lmig" dirtyrate --pid "$vpid" \
+				--mem "$mem" --tracker "$t" --interval 500 --count 3 --json \
+				>"$tmp/dr.json" 2>"$tmp/dr.err" ||
 				echo "$rtag error dirtyrate --tracker $t failed: $(one_line "$tmp/dr.err")"
 			case $t in
 			soft-dirty) tag=softdirty ;;
@@ -192,8 +193,12 @@ rate_case() { # TAG TRACKER...
 	else
 		echo "$rtag error kvm_vmm did not report its memfd: $(one_line "$tmp/b.err")"
 	fi
+	# A harvest stops the VMM for a moment; it must never leave it stopped.
+	[ "$(sed -n 's/^State:[[:space:]]*\([A-Za-z]\).*/\1/p' "/proc/$vpid/status")" != T ] ||
+		echo "$rtag error dirtyrate left kvm_vmm stopped: $(where "$vpid")"
 	kill -TERM "$vpid" 2>/dev/null
-	wait "$vpid"
+	kill -CONT "$vpid" 2>/dev/null
+	wait_bounded "$rtag" 10 "$vpid"
 	echo "$rtag $(one_line "$tmp/b.out")"
 	[ ! -s "$tmp/b.err" ] || echo "$rtag error kvm_vmm: $(one_line "$tmp/b.err")"
 }
