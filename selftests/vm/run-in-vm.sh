@@ -128,7 +128,8 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+qpid=""
+trap '[ -z "$qpid" ] || kill "$qpid" 2>/dev/null; exit 130' INT TERM
 
 # The guest shadows /tmp, /var/tmp, /run and /dev/shm (but binds this
 # repository back): a script from elsewhere there runs as a copy.
@@ -153,16 +154,36 @@ limit=${VM_TIMEOUT:-300}
 # The guest lists where its threads wait this long after it boots, before
 # the limit ends the VM (boot takes a few seconds of the limit).
 dump=$((limit > 40 ? limit - 20 : limit / 2))
+# Kernel messages go to a second serial port (kernel.log), so warnings
+# (soft lockups, RCU stalls, hung tasks) are kept whole and never
+# interleave with the script's output on the first.  nokaslr: the text
+# symbols one boot saves (init, want-kallsyms) hold for every boot, and
+# vcpus.py names addresses with them.
+ksyms=$build/kallsyms-$kver
+[ -s "$ksyms" ] || : >"$run/want-kallsyms"
 t0=$(date +%s.%N)
 rc=0
 timeout -k 5 "$limit" "$qemu" -accel tcg -cpu qemu64,+svm -m "${VM_MEM:-1024}" -smp 2 \
 	-nographic -no-reboot -nic none \
+	-chardev "file,id=klog,path=$run/kernel.log" -serial stdio -serial chardev:klog \
+	-monitor "unix:$run/monitor,server=on,wait=off" \
 	-kernel "$KERNEL" -initrd "$initrd" \
-	-append "console=ttyS0 quiet panic=-1 lmig.run=$run lmig.dump=$dump" \
+	-append "console=ttyS1 loglevel=5 nokaslr panic=-1 lmig.run=$run lmig.dump=$dump" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$run,mount_tag=lmigrun,security_model=none" \
-	</dev/null >"$run/console.log" 2>&1 || rc=$?
+	</dev/null >"$run/console.log" 2>&1 &
+qpid=$!
+# Just before the limit: where each vCPU is, should the guest be frozen.
+(
+	sleep $((limit > 10 ? limit - 3 : limit))
+	python3 "$here/vcpus.py" "$run/monitor" "$ksyms" >"$run/vcpus" 2>&1
+) &
+wpid=$!
+wait "$qpid" || rc=$?
+kill "$wpid" 2>/dev/null || true
+wait "$wpid" 2>/dev/null || true
 t1=$(date +%s.%N)
+[ ! -s "$run/kallsyms" ] || mv "$run/kallsyms" "$ksyms"
 
 # The script's output: the lines between the markers, without the serial
 # line's carriage returns.
@@ -184,13 +205,18 @@ if grep -q "$mark START" "$run/console.log"; then
 	if [ "$rc" = 124 ]; then
 		# Where the guest's threads waited near the end (init's hung_dump).
 		tr -d '\r' <"$run/console.log" | sed -n "s/.*$mark HUNG /run-in-vm: hung: /p" >&2
+		# ... where its CPUs were, and what its kernel said of it.
+		sed 's/^/run-in-vm: vcpu: /' "$run/vcpus" >&2 2>/dev/null
+		tr -d '\r' <"$run/kernel.log" 2>/dev/null |
+			grep -E -A 12 'soft lockup|hard LOCKUP|rcu.*stall|blocked for more than|BUG:|WARNING:|csd:' |
+			head -n 60 | sed 's/^/run-in-vm: kernel: /' >&2
 		die 124 "the script did not finish within $limit s (console: $run/console.log)"
 	fi
 	die 125 "the VM stopped while the script ran (qemu exit $rc; console: $run/console.log)"
 fi
 why=$(tr -d '\r' <"$run/console.log" | sed -n "s/.*$mark FAIL //p" | head -n 1)
 if [ -z "$why" ]; then
-	why=$(tr -d '\r' <"$run/console.log" | grep -m 1 'Kernel panic' || true)
+	why=$(tr -d '\r' <"$run/kernel.log" 2>/dev/null | grep -m 1 'Kernel panic' || true)
 fi
 if [ -z "$why" ] && [ "$rc" = 124 ]; then
 	why="the script had not started after $limit s"
