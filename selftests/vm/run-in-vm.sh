@@ -183,8 +183,14 @@ timeout -k 5 "$limit" "$qemu" -accel "$accel" -cpu qemu64,+svm -m "${VM_MEM:-102
 	</dev/null >"$run/console.log" 2>&1 &
 qpid=$!
 # Just before the limit: where each vCPU is, should the guest be frozen.
+# The watcher holds none of this script's output open (whoever reads it
+# waits for the end of it) and takes its sleep with it when killed: an
+# orphaned sleep kept every caller waiting out the whole limit.
 (
-	sleep $((limit > 10 ? limit - 3 : limit))
+	sleep $((limit > 10 ? limit - 3 : limit)) &
+	spid=$!
+	trap 'kill "$spid" 2>/dev/null; exit 0' TERM
+	wait "$spid"
 	python3 "$here/vcpus.py" "$run/monitor" "$ksyms" >"$run/vcpus" 2>&1
 	# And QEMU's own threads: a vCPU thread asleep in the host kernel
 	# while its guest does not move is QEMU waiting, not the guest.
@@ -195,7 +201,7 @@ qpid=$!
 			"$(tr ' ' _ <"$t/comm")" "$(sed 's/.*) \(.\).*/\1/' "$t/stat")" \
 			"$(cat "$t/wchan")" "$(awk '{ print ($14 + $15) / 100 "s" }' "$t/stat")"
 	done >>"$run/vcpus" 2>/dev/null
-) &
+) </dev/null >/dev/null 2>&1 &
 wpid=$!
 wait "$qpid" || rc=$?
 kill "$wpid" 2>/dev/null || true
