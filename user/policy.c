@@ -9,6 +9,7 @@
 #define PROBE_IDLE	0.05	/* ... below this, the network is clearly not the limit */
 #define PROBE_GROWTH	1.5	/* per window, for the estimate of R then */
 #define ACCEL_MAX	16	/* lz4 acceleration: ratio 0.58 -> 0.75 for 5x speed here */
+#define CBASE_MIN	(1 << 20)	/* bytes in a window for a per-byte CPU cost */
 
 void cpolicy_init(struct cpolicy *p, enum compress_mode mode)
 {
@@ -102,7 +103,14 @@ static void decide(struct cpolicy *p, double elapsed)
 		p->ratio = ewma(p->ratio, (double)p->win_comp_out / p->win_comp_in, p->have_P, 0.5);
 		p->have_P = true;
 	}
-	if (busy > p->win_comp_s)
+	/*
+	 * The CPU each byte costs without lz4, from windows that carried
+	 * enough bytes to say: the set-up and QEMU's first few hundred bytes
+	 * of header made one window read 13.5 us a byte (1000 times the truth),
+	 * which kept lz4 off for 15 windows while it decayed (100 MB sent raw
+	 * over 1 Gbit/s at the start of every proxied QEMU migration).
+	 */
+	if (busy > p->win_comp_s && p->win_img >= CBASE_MIN)
 		p->c_base = ewma(p->c_base, (busy - p->win_comp_s) / p->win_img, p->c_base > 0, 0.5);
 	p->net_bound = p->win_wait / elapsed > NET_BOUND;
 	tune_accel(p, elapsed);
