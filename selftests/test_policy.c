@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Unit tests of user/policy.c, the --compress auto decision, fed windows
+ * of a transfer with chosen rates so that each case is exact and
+ * repeatable: what the engine tells the policy (bytes taken in and put on
+ * the wire, time blocked on the network, time waiting for input, samples
+ * of lz4) and the clock it ticks with.
+ *
+ *   link_bound_turns_lz4_on     a 1 Gbit/s link that keeps the sender
+ *                               waiting: lz4 on within a few windows
+ *   header_window_no_delay      the same after a first window that carried
+ *                               only a few hundred bytes in 3.5 ms of CPU
+ *                               (QEMU's header through the proxy): lz4 as
+ *                               soon as without it (it took 15 windows)
+ *   cpu_bound_stays_raw         loopback at 2 GB/s with lz4 at 400 MB/s:
+ *                               lz4 never pays, never chosen
+ *   fixed_modes                 none and lz4 are never changed
+ */
+#include <string.h>
+
+#include "kselftest_harness.h"
+
+#include "policy.h"
+
+#define WIN	0.05		/* a window a little over the policy's */
+
+struct link {
+	double rate;		/* bytes/s the network drains (wire bytes) */
+	double lz4_rate;	/* bytes/s lz4 compresses */
+	double ratio;		/* lz4 output / input */
+	double cpu_rate;	/* bytes/s the sender handles without lz4 */
+};
+
+/*
+ * One window of a sender that is never short of input: it is limited by
+ * the network or by its CPU, whichever is slower in its current mode, and
+ * spends the rest of the window blocked on the network.  While lz4 is
+ * off, it samples 1 page in 16 as the engine does.
+ */
+static void window(struct cpolicy *p, const struct link *l, double *t)
+{
+	double wire_per_byte = p->lz4 ? l->ratio : 1;
+	double cpu_per_byte = 1 / l->cpu_rate + (p->lz4 ? 1 / l->lz4_rate : 0);
+	double by_net = l->rate / wire_per_byte, by_cpu = 1 / cpu_per_byte;
+	double rate = by_net < by_cpu ? by_net : by_cpu;
+	uint64_t img = (uint64_t)(rate * WIN);
+	uint64_t comp_in = p->lz4 ? img : img / 16;
+
+	cpolicy_frame(p, img, img, (uint64_t)(img * wire_per_byte));
+	cpolicy_sampled(p, comp_in, (unsigned int)(comp_in * l->ratio), comp_in / l->lz4_rate);
+	cpolicy_waited(p, WIN - img * cpu_per_byte);
+	*t += WIN + 1e-6;
+	cpolicy_tick(p, *t);
+}
+
+/* Windows until lz4 is on, or -1 if it is not within @max. */
+static int windows_to_lz4(struct cpolicy *p, const struct link *l, double *t, int max)
+{
+	for (int i = 1; i <= max; i++) {
+		window(p, l, t);
+		if (p->lz4)
+			return i;
+	}
+	return -1;
+}
+
+static const struct link gbit = {
+	.rate = 118e6, .lz4_rate = 400e6, .ratio = 0.55, .cpu_rate = 3e9,
+};
+
+static void start(struct cpolicy *p, enum compress_mode m, double *t)
+{
+	cpolicy_init(p, m);
+	*t = 1000;
+	p->win_start = *t;
+}
+
+TEST(link_bound_turns_lz4_on)
+{
+	struct cpolicy p;
+	double t;
+	int n;
+
+	start(&p, COMPRESS_AUTO, &t);
+	n = windows_to_lz4(&p, &gbit, &t, 40);
+	TH_LOG("lz4 on after %d windows", n);
+	ASSERT_GT(n, 0);
+	EXPECT_LE(n, 4);
+	/* And it stays on while the link is the limit. */
+	for (int i = 0; i < 40; i++)
+		window(&p, &gbit, &t);
+	EXPECT_TRUE(p.lz4);
+	EXPECT_EQ(1, p.switches);
+}
+
+TEST(header_window_no_delay)
+{
+	struct cpolicy p;
+	double t;
+	int n;
+
+	start(&p, COMPRESS_AUTO, &t);
+	/* 300 bytes of header in a window the sender spent 3.5 ms on. */
+	cpolicy_frame(&p, 300, 300, 300);
+	cpolicy_idle(&p, WIN - 0.0035);
+	t += WIN + 1e-6;
+	cpolicy_tick(&p, t);
+	n = windows_to_lz4(&p, &gbit, &t, 40);
+	TH_LOG("lz4 on after %d windows", n);
+	ASSERT_GT(n, 0);
+	EXPECT_LE(n, 4);
+}
+
+TEST(cpu_bound_stays_raw)
+{
+	const struct link lo = {
+		.rate = 2e9, .lz4_rate = 400e6, .ratio = 0.55, .cpu_rate = 3e9,
+	};
+	struct cpolicy p;
+	double t;
+
+	start(&p, COMPRESS_AUTO, &t);
+	EXPECT_EQ(-1, windows_to_lz4(&p, &lo, &t, 100));
+	EXPECT_EQ(0, p.switches);
+}
+
+TEST(fixed_modes)
+{
+	struct cpolicy p;
+	double t;
+
+	start(&p, COMPRESS_NONE, &t);
+	EXPECT_EQ(-1, windows_to_lz4(&p, &gbit, &t, 40));
+	start(&p, COMPRESS_LZ4, &t);
+	EXPECT_TRUE(p.lz4);
+	for (int i = 0; i < 40; i++)
+		window(&p, &gbit, &t);
+	EXPECT_TRUE(p.lz4);
+	EXPECT_EQ(0, p.switches);
+}
+
+TEST_HARNESS_MAIN
