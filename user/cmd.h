@@ -49,23 +49,32 @@ struct tls_conf;
 /*
  * --tls-dir, --psk-file, --peer-fingerprint into c (server: the receiving
  * side); prints the one-line error and returns EXIT_USAGE when a file or
- * value is bad, else EXIT_OK.
+ * value is bad, else EXIT_OK.  The sending side with --tls-dir checks the
+ * receiver's certificate for hostname (--tls-hostname), or else for the
+ * host of its HOST:PORT to; the receiving side passes NULL for both.
  */
 int cmd_tls_setup(const char *cmd, struct tls_conf *c, bool server, const char *dir,
-		  const char *psk_file, const char *fingerprint);
+		  const char *psk_file, const char *fingerprint, const char *hostname,
+		  const char *to);
 /* The --help lines of those options. */
 #define CMD_TLS_HELP \
 	"      --tls-dir DIR       TLS 1.3 with certificates: DIR holds ca-cert.pem and\n" \
 	"                          server-{cert,key}.pem (receiving side) or\n" \
 	"                          client-{cert,key}.pem (sending side), as QEMU's and\n" \
 	"                          libvirt's migration TLS directories; both sides must\n" \
-	"                          present a certificate signed by the CA\n" \
+	"                          present a certificate signed by the CA; with\n" \
+	"                          DIR/ca-crl.pem, none revoked by it\n" \
 	"      --peer-fingerprint SHA256\n" \
 	"                          with --tls-dir: also require the peer's certificate\n" \
 	"                          to have this SHA-256 fingerprint (hex, colons allowed)\n" \
 	"      --psk-file FILE     TLS 1.3 with a pre-shared key: one line\n" \
 	"                          IDENTITY:HEXKEY (16-64 bytes), mode 600, the same\n" \
 	"                          file on both sides\n"
+/* The sending side's extra line. */
+#define CMD_TLS_HOSTNAME_HELP \
+	"      --tls-hostname NAME with --tls-dir: the DNS name or IP address the\n" \
+	"                          receiver's certificate must carry (default: the\n" \
+	"                          host of --to)\n"
 /* Shared by send and recv (cmd_common.c). */
 int cmd_check_address(const char *cmd, const char *opt, const char *addr);
 bool cmd_progress_default(int progress, const struct global_opts *g);

@@ -36,9 +36,22 @@ int cmd_finish(const char *cmd, int ret, const struct xfer_stats *st, const char
 }
 
 int cmd_tls_setup(const char *cmd, struct tls_conf *c, bool server, const char *dir,
-		  const char *psk_file, const char *fingerprint)
+		  const char *psk_file, const char *fingerprint, const char *hostname,
+		  const char *to)
 {
-	if (tls_conf_init(c, server, dir, psk_file, fingerprint))
+	char host[256], port[16];
+
+	if (hostname && !dir)
+		return usage_error(cmd, "--tls-hostname needs --tls-dir (it names the receiver's certificate)");
+	if (hostname && !*hostname)
+		return usage_error(cmd, "--tls-hostname: empty name");
+	/* As QEMU's client: the receiver's certificate must name the host connected to. */
+	if (!server && dir && !hostname) {
+		if (parse_hostport("--to", to, host, sizeof(host), port, sizeof(port)))
+			return usage_error(cmd, "%s", lmig_errmsg());
+		hostname = *host ? host : "localhost";
+	}
+	if (tls_conf_init(c, server, dir, psk_file, fingerprint, server ? NULL : hostname))
 		return usage_error(cmd, "%s", lmig_errmsg());
 	return EXIT_OK;
 }

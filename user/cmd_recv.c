@@ -114,7 +114,7 @@ int cmd_recv(int argc, char **argv, struct global_opts *g)
 		return usage_error("recv", "missing --out PATH");
 	if (cmd_check_address("recv", "--listen", o.listen))
 		return EXIT_USAGE;
-	if (cmd_tls_setup("recv", &tls, true, tls_dir, psk_file, fingerprint))
+	if (cmd_tls_setup("recv", &tls, true, tls_dir, psk_file, fingerprint, NULL, NULL))
 		return EXIT_USAGE;
 	o.tls = tls_on(&tls) ? &tls : NULL;
 	o.progress = cmd_progress_default(progress, g);

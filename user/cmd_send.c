@@ -50,6 +50,7 @@ void usage_send(void)
 	       "      --progress          progress on stderr (default when it is a terminal)\n"
 	       "      --no-progress       no progress line\n"
 	       CMD_TLS_HELP
+	       CMD_TLS_HOSTNAME_HELP
 	       "  -j, --json              one JSON object with the result on stdout\n"
 	       "  -h, --help              this help\n"
 	       "\n"
@@ -104,9 +105,10 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 		{ "tls-dir", required_argument, NULL, 'D' + 256 },
 		{ "psk-file", required_argument, NULL, 'K' + 256 },
 		{ "peer-fingerprint", required_argument, NULL, 'F' + 256 },
+		{ "tls-hostname", required_argument, NULL, 'N' + 256 },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 } };
-	const char *tls_dir = NULL, *psk_file = NULL, *fingerprint = NULL;
+	const char *tls_dir = NULL, *psk_file = NULL, *fingerprint = NULL, *tls_host = NULL;
 	struct tls_conf tls;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	struct send_opts o = {
@@ -212,6 +214,7 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 		case 'D' + 256: tls_dir = optarg; break;
 		case 'K' + 256: psk_file = optarg; break;
 		case 'F' + 256: fingerprint = optarg; break;
+		case 'N' + 256: tls_host = optarg; break;
 		case 'j': g->json = true; break;
 		case 'h': usage_send(); return EXIT_OK;
 		case ':': return usage_error("send", "option '%s' needs a value", argv[optind - 1]);
@@ -246,7 +249,7 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 		if (o.timeout_ms > 10000)
 			o.timeout_ms = 10000;
 	}
-	if (cmd_tls_setup("send", &tls, false, tls_dir, psk_file, fingerprint))
+	if (cmd_tls_setup("send", &tls, false, tls_dir, psk_file, fingerprint, tls_host, o.to))
 		return EXIT_USAGE;
 	o.tls = tls_on(&tls) ? &tls : NULL;
 	o.progress = cmd_progress_default(progress, g);

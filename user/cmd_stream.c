@@ -40,6 +40,7 @@ static void usage_pipe_send(void)
 	       "                          loopback address), on, off: IORING_OP_SEND_ZC\n"
 	       "      --timeout S         connect and handshake limit (default 10)\n"
 	       CMD_TLS_HELP
+	       CMD_TLS_HOSTNAME_HELP
 	       "  -j, --json              one JSON object with the result on stderr\n"
 	       "      --json-fd FD        ... on descriptor FD instead (implies --json)\n"
 	       "  -h, --help              this help\n"
@@ -111,6 +112,7 @@ static void usage_proxy_send(void)
 	       "                          write the port (tcp) or path (unix) and a newline\n"
 	       "                          to FD, then close it\n"
 	       CMD_TLS_HELP
+	       CMD_TLS_HOSTNAME_HELP
 	       "  -j, --json              one JSON object with the result on stdout\n"
 	       "      --json-fd FD        ... on descriptor FD instead (implies --json)\n"
 	       "  -h, --help              this help\n"
@@ -160,7 +162,7 @@ void usage_proxy(void)
 }
 
 enum { O_ZEROCOPY = 256, O_TIMEOUT, O_ACCEPT_TIMEOUT, O_READY_FD, O_JSON_FD, O_GRACE,
-       O_TLS_DIR, O_PSK_FILE, O_FINGERPRINT };
+       O_TLS_DIR, O_PSK_FILE, O_FINGERPRINT, O_TLS_HOSTNAME };
 
 /* --tls-dir, --psk-file, --peer-fingerprint: the same in all four commands. */
 #define TLS_LONGOPTS \
@@ -170,6 +172,7 @@ enum { O_ZEROCOPY = 256, O_TIMEOUT, O_ACCEPT_TIMEOUT, O_READY_FD, O_JSON_FD, O_G
 
 struct tls_args {
 	const char *dir, *psk_file, *fingerprint;
+	const char *hostname;		/* --tls-hostname: the sending commands only */
 };
 
 static bool tls_arg(int opt, struct tls_args *t)
@@ -178,6 +181,7 @@ static bool tls_arg(int opt, struct tls_args *t)
 	case O_TLS_DIR: t->dir = optarg; return true;
 	case O_PSK_FILE: t->psk_file = optarg; return true;
 	case O_FINGERPRINT: t->fingerprint = optarg; return true;
+	case O_TLS_HOSTNAME: t->hostname = optarg; return true;
 	}
 	return false;
 }
@@ -225,6 +229,7 @@ static int do_send(const char *who, bool proxy, int argc, char **argv, struct gl
 		{ "streams", required_argument, NULL, 'n' },
 		{ "grace-ms", required_argument, NULL, O_GRACE },
 		TLS_LONGOPTS
+		{ "tls-hostname", required_argument, NULL, O_TLS_HOSTNAME },
 		{ "zerocopy", required_argument, NULL, O_ZEROCOPY },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "accept-timeout", required_argument, NULL, O_ACCEPT_TIMEOUT },
@@ -351,7 +356,8 @@ static int do_send(const char *who, bool proxy, int argc, char **argv, struct gl
 	}
 	if (fcntl(json_fd, F_GETFD) < 0)
 		return usage_error(who, "--json-fd: descriptor %d is not open", json_fd);
-	if (cmd_tls_setup(who, &tls, false, ta.dir, ta.psk_file, ta.fingerprint))
+	if (cmd_tls_setup(who, &tls, false, ta.dir, ta.psk_file, ta.fingerprint, ta.hostname,
+			  o.to))
 		return EXIT_USAGE;
 	o.tls = tls_on(&tls) ? &tls : NULL;
 	ret = finish(who, stream_send(&o, &st), &st, compress_mode_name(o.compress), g->json,
@@ -438,7 +444,7 @@ static int do_recv(const char *who, bool proxy, int argc, char **argv, struct gl
 	}
 	if (fcntl(json_fd, F_GETFD) < 0)
 		return usage_error(who, "--json-fd: descriptor %d is not open", json_fd);
-	if (cmd_tls_setup(who, &tls, true, ta.dir, ta.psk_file, ta.fingerprint))
+	if (cmd_tls_setup(who, &tls, true, ta.dir, ta.psk_file, ta.fingerprint, NULL, NULL))
 		return EXIT_USAGE;
 	o.tls = tls_on(&tls) ? &tls : NULL;
 	ret = finish(who, stream_recv(&o, &st), &st, "-", g->json, json_fd);

@@ -3,6 +3,7 @@
  * TLS 1.3 on lmig's channels; see tls.h.  No key material is ever
  * printed: errors name files, peers and OpenSSL's reason, nothing else.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <openssl/x509_vfy.h>
 
 #include <lmig/wire.h>
@@ -77,20 +79,70 @@ static int file_check(const char *path)
 	return 0;
 }
 
-/* Our own certificate must chain to the CA: better said here than by the peer. */
-static int check_own_cert(SSL_CTX *ctx, const char *cert, const char *ca)
+/* A verification error that comes from the revocation list rather than the chain. */
+static bool crl_error(int e)
+{
+	switch (e) {
+	case X509_V_ERR_UNABLE_TO_GET_CRL:
+	case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+	case X509_V_ERR_CRL_NOT_YET_VALID:
+	case X509_V_ERR_CRL_HAS_EXPIRED:
+	case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
+	case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
+	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
+	case X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Why a certificate (whose: "the sender's certificate", or a file name)
+ * failed verification with error e at depth, in words naming the file to
+ * look at.
+ */
+static void explain(char *buf, size_t len, const struct tls_conf *c, const char *whose, int e,
+		    int depth)
+{
+	const char *r = X509_verify_cert_error_string(e);
+
+	if (e == X509_V_ERR_CERT_REVOKED)
+		snprintf(buf, len, "%s is revoked by %s/ca-crl.pem%s", whose, c->dir,
+			 depth ? " (its issuing CA is)" : "");
+	else if (e == X509_V_ERR_UNABLE_TO_GET_CRL)
+		snprintf(buf, len, "%s/ca-crl.pem has no revocation list of the CA that issued %s%s (every CA in ca-cert.pem needs one once the file exists)",
+			 c->dir, depth ? "the CA of " : "", whose);
+	else if (crl_error(e))
+		snprintf(buf, len, "%s/ca-crl.pem cannot check %s: %s", c->dir, whose, r);
+	else if (e == X509_V_ERR_HOSTNAME_MISMATCH || e == X509_V_ERR_IP_ADDRESS_MISMATCH)
+		snprintf(buf, len, "%s is not for %s (it must name the host of --to, or the one --tls-hostname gives)",
+			 whose, c->host);
+	else
+		snprintf(buf, len, "%s is not valid under %s/ca-cert.pem: %s", whose, c->dir, r);
+}
+
+/*
+ * Our own certificate must chain to the CA, and not be revoked: better
+ * said here than by the peer.
+ */
+static int check_own_cert(const struct tls_conf *c, SSL_CTX *ctx, const char *cert)
 {
 	X509_STORE_CTX *sc = X509_STORE_CTX_new();
 	X509 *x = SSL_CTX_get0_certificate(ctx);
+	char m[512];
 	int ok;
 
 	if (!sc || !x)
 		return lmig_err("%s: no certificate", cert);
 	ok = X509_STORE_CTX_init(sc, SSL_CTX_get_cert_store(ctx), x, NULL) == 1 &&
 	     X509_verify_cert(sc) == 1;
-	if (!ok)
-		lmig_err("%s is not valid under %s: %s", cert, ca,
-			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(sc)));
+	if (!ok) {
+		explain(m, sizeof(m), c, cert, X509_STORE_CTX_get_error(sc),
+			X509_STORE_CTX_get_error_depth(sc));
+		lmig_err("%s", m);
+	}
 	X509_STORE_CTX_free(sc);
 	return ok ? 0 : -1;
 }
@@ -110,10 +162,24 @@ static int verify_cb(int ok, X509_STORE_CTX *sc)
 	unsigned int mdlen = 0;
 	char hex[3 * 32];
 
-	if (!ok) {
+	/*
+	 * With a pre-shared key the handshake has no certificate: one here
+	 * means the receiver did not take the key (it does not hold it) and
+	 * tries to authenticate otherwise.  Refused before our Finished.
+	 */
+	if (c->psk_file) {
 		if (!why[0])
-			snprintf(why, sizeof(why), "the %s's certificate is not valid under %s/ca-cert.pem: %s",
-				 peer, c->dir, X509_verify_cert_error_string(X509_STORE_CTX_get_error(sc)));
+			snprintf(why, sizeof(why), "the receiver did not use the pre-shared key of %s (it answered with a certificate: it does not hold the key)",
+				 c->psk_file);
+		return 0;
+	}
+	if (!ok) {
+		char whose[64];
+
+		snprintf(whose, sizeof(whose), "the %s's certificate", peer);
+		if (!why[0])
+			explain(why, sizeof(why), c, whose, X509_STORE_CTX_get_error(sc),
+				X509_STORE_CTX_get_error_depth(sc));
 		return 0;
 	}
 	if (X509_STORE_CTX_get_error_depth(sc) || !c->pin)
@@ -128,7 +194,60 @@ static int verify_cb(int ok, X509_STORE_CTX *sc)
 	return 1;
 }
 
-static int load_dir(struct tls_conf *c)
+/*
+ * DIR/ca-crl.pem, when there is one (QEMU's layout): every certificate of
+ * either peer's chain, and our own, is checked against it.  Once the file
+ * exists it must cover each CA and be current: a CA without a list, or a
+ * list past its next update, fails the check rather than skip it.
+ */
+static int load_crl(struct tls_conf *c)
+{
+	X509_STORE *st = SSL_CTX_get_cert_store(c->ctx);
+	const unsigned long fl = X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
+	X509_LOOKUP *lu;
+	char crl[4096];
+
+	snprintf(crl, sizeof(crl), "%s/ca-crl.pem", c->dir);
+	if (access(crl, F_OK) && errno == ENOENT)
+		return 0;
+	if (file_check(crl))
+		return -1;
+	ERR_clear_error();
+	lu = X509_STORE_add_lookup(st, X509_LOOKUP_file());
+	if (!lu || X509_load_crl_file(lu, crl, X509_FILETYPE_PEM) <= 0)
+		return lmig_err("%s: not a PEM certificate revocation list (%s)", crl,
+				ossl_reason("no CRL in it"));
+	/* The store's flags check our own certificate, the context's the peer's. */
+	if (X509_STORE_set_flags(st, fl) != 1 ||
+	    X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(c->ctx), fl) != 1)
+		return lmig_err("TLS: %s", ossl_reason("cannot enable CRL checks"));
+	c->crl = true;
+	return 0;
+}
+
+/* The sending side checks the receiver's certificate for this name or address. */
+static int set_host(struct tls_conf *c, const char *host)
+{
+	X509_VERIFY_PARAM *vp = SSL_CTX_get0_param(c->ctx);
+	unsigned char a[16];
+	int ok;
+
+	if (strlen(host) >= sizeof(c->host))
+		return lmig_err("--tls-hostname: '%.80s...' is too long", host);
+	snprintf(c->host, sizeof(c->host), "%s", host);
+	/* An address is matched against the certificate's IP entries, as QEMU's client does. */
+	if (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1) {
+		ok = X509_VERIFY_PARAM_set1_ip_asc(vp, host);
+	} else {
+		X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		ok = X509_VERIFY_PARAM_set1_host(vp, host, 0);
+	}
+	if (ok != 1)
+		return lmig_err("--tls-hostname: '%.80s' is not a host name or address", host);
+	return 0;
+}
+
+static int load_dir(struct tls_conf *c, const char *host)
 {
 	const char *role = c->server ? "server" : "client";
 	char ca[4096], cert[4096], key[4096];
@@ -141,13 +260,17 @@ static int load_dir(struct tls_conf *c)
 	ERR_clear_error();
 	if (SSL_CTX_load_verify_locations(c->ctx, ca, NULL) != 1)
 		return lmig_err("%s: not a PEM CA certificate (%s)", ca, ossl_reason("unreadable"));
+	if (load_crl(c))
+		return -1;
 	if (SSL_CTX_use_certificate_chain_file(c->ctx, cert) != 1)
 		return lmig_err("%s: not a PEM certificate (%s)", cert, ossl_reason("unreadable"));
 	if (SSL_CTX_use_PrivateKey_file(c->ctx, key, SSL_FILETYPE_PEM) != 1)
 		return lmig_err("%s: not a PEM private key (%s)", key, ossl_reason("unreadable"));
 	if (SSL_CTX_check_private_key(c->ctx) != 1)
 		return lmig_err("%s is not the key of %s", key, cert);
-	if (check_own_cert(c->ctx, cert, ca))
+	if (check_own_cert(c, c->ctx, cert))
+		return -1;
+	if (host && set_host(c, host))
 		return -1;
 	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
 	return 0;
@@ -245,10 +368,16 @@ static int load_psk(struct tls_conf *c)
 	c->psk_len = n / 2;
 	snprintf(c->psk_id, sizeof(c->psk_id), "%s", line);
 	explicit_bzero(line, sizeof(line));
-	if (c->server)
+	if (c->server) {
 		SSL_CTX_set_psk_find_session_callback(c->ctx, psk_find_cb);
-	else
+	} else {
 		SSL_CTX_set_psk_use_session_callback(c->ctx, psk_use_cb);
+		/*
+		 * A server that ignores the key can still finish a handshake
+		 * with any certificate: the client must look at it to refuse.
+		 */
+		SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, verify_cb);
+	}
 	return 0;
 bad:
 	explicit_bzero(line, sizeof(line));
@@ -257,7 +386,7 @@ bad:
 }
 
 int tls_conf_init(struct tls_conf *c, bool server, const char *dir, const char *psk_file,
-		  const char *fingerprint)
+		  const char *fingerprint, const char *host)
 {
 	memset(c, 0, sizeof(*c));
 	c->server = server;
@@ -297,7 +426,10 @@ int tls_conf_init(struct tls_conf *c, bool server, const char *dir, const char *
 		tls_conf_free(c);
 		return lmig_err("TLS: %s", ossl_reason("no cipher suites"));
 	}
-	if (dir ? load_dir(c) : load_psk(c)) {
+	/* Every handshake authenticates afresh: no cache to resume from, no early data. */
+	SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_max_early_data(c->ctx, 0);
+	if (dir ? load_dir(c, host) : load_psk(c)) {
 		tls_conf_free(c);
 		return -1;
 	}
@@ -580,6 +712,29 @@ static bool peer_is_plain_lmig(int fd)
 	       (m[0] | m[1] << 8 | m[2] << 16 | (uint32_t)m[3] << 24) == LMIG_WIRE_MAGIC;
 }
 
+/*
+ * What the handshake established, checked once more before anything of
+ * lmig's crosses the channel: a PSK session must have used the key (a
+ * server that ignored it would have authenticated by certificate, which
+ * verify_cb already refuses), a certificate session must hold the peer's
+ * verified certificate.
+ */
+static int authenticated(const struct tls_conf *c, SSL *ssl, const char *peer)
+{
+	const char *who = c->server ? "sender" : "receiver";
+
+	if (c->psk_file) {
+		if (SSL_session_reused(ssl) != 1 || SSL_get0_peer_certificate(ssl))
+			return lmig_err("TLS handshake with %s failed: the %s did not use the pre-shared key of %s",
+					peer, who, c->psk_file);
+		return 0;
+	}
+	if (!SSL_get0_peer_certificate(ssl) || SSL_get_verify_result(ssl) != X509_V_OK)
+		return lmig_err("TLS handshake with %s failed: the %s's certificate was not verified",
+				peer, who);
+	return 0;
+}
+
 int tls_handshake(const struct tls_conf *c, int fd, int timeout_ms, const char *peer,
 		  struct tls_chan *t)
 {
@@ -643,6 +798,8 @@ int tls_handshake(const struct tls_conf *c, int fd, int timeout_ms, const char *
 			}
 		}
 	}
+	if (authenticated(c, t->ssl, peer))
+		goto out;
 	t->ktls_tx = BIO_get_ktls_send(SSL_get_wbio(t->ssl));
 	t->ktls_rx = BIO_get_ktls_recv(SSL_get_rbio(t->ssl));
 	/* OpenSSL 3.0 gives the kernel only the sending side of TLS 1.3: tls_krx.c. */

@@ -11,9 +11,13 @@
  * nothing but io_uring sends and receives.
  *
  * Authentication is mutual: certificates under a CA (a QEMU/libvirt
- * style directory, optionally pinned by the peer's SHA-256 fingerprint),
- * or a pre-shared key.  Session tickets are off: a ticket is a record
- * after the handshake, which a kTLS receiver would take for data.
+ * style directory with an optional CRL; the receiver's certificate must
+ * name the host the sender connects to; optionally pinned by the peer's
+ * SHA-256 fingerprint), or a pre-shared key, which the handshake must
+ * then actually have used.  A handshake returns only once the peer is
+ * authenticated, so nothing of lmig's goes to a peer that is not.
+ * Session tickets are off: a ticket is a record after the handshake,
+ * which a kTLS receiver would take for data.
  */
 #ifndef LMIG_TLS_H
 #define LMIG_TLS_H
@@ -33,6 +37,8 @@ struct tls_conf {
 	const char *psk_file;		/* --psk-file, or NULL */
 	bool pin;			/* --peer-fingerprint given */
 	uint8_t fp[32];			/* its SHA-256 */
+	bool crl;			/* dir/ca-crl.pem loaded: revocation checked */
+	char host[256];			/* sending side: the name the receiver's certificate carries */
 	char psk_id[128];
 	uint8_t psk[64];
 	size_t psk_len;
@@ -49,10 +55,12 @@ struct tls_chan {
 /*
  * Load and check DIR's files (or the PSK file) and the fingerprint:
  * returns 0, or -1 with a one-line lmig_err() naming the bad file.
- * Neither dir nor psk_file: TLS off, c stays unused.
+ * Neither dir nor psk_file: TLS off, c stays unused.  host (the sending
+ * side with dir): the DNS name or IP address the receiver's certificate
+ * must carry.
  */
 int tls_conf_init(struct tls_conf *c, bool server, const char *dir, const char *psk_file,
-		  const char *fingerprint);
+		  const char *fingerprint, const char *host);
 void tls_conf_free(struct tls_conf *c);
 static inline bool tls_on(const struct tls_conf *c)
 {
@@ -62,7 +70,9 @@ static inline bool tls_on(const struct tls_conf *c)
 /*
  * The handshake on a connected blocking socket, within timeout_ms; then
  * kTLS for each direction the kernel takes, tls.c's BIOs for the others.
- * peer names the other end in errors.  0, or -1 with lmig_err() set.
+ * Returns 0 only with the peer authenticated: its certificate verified
+ * (chain, revocation, host name, pin), or the pre-shared key used by
+ * both.  peer names the other end in errors.  0, or -1 with lmig_err().
  */
 int tls_handshake(const struct tls_conf *c, int fd, int timeout_ms, const char *peer,
 		  struct tls_chan *t);
