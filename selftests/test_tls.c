@@ -6,6 +6,7 @@
  * both sides with exit status 1 (2 for a bad file on the command line),
  * one line on stderr naming the cause, and no image at the destination.
  */
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,6 +184,81 @@ static void check_no_output(struct __test_metadata *_metadata, FIXTURE_DATA(tls)
 {
 	EXPECT_FALSE(path_exists(self->out)) TH_LOG("%s exists after a refusal", self->out);
 	EXPECT_FALSE(path_exists(self->partial)) TH_LOG("%s was left behind", self->partial);
+}
+
+/*
+ * A copy of DIR (a, made by mkcerts.sh) as self->dir/NAME, with ROLEs'
+ * certificates ("server", "client", or "" for none) revoked in its
+ * ca-crl.pem; its path into out.
+ */
+static int crl_dir(FIXTURE_DATA(tls) *self, const char *name, const char *roles, char *out,
+		   size_t len)
+{
+	snprintf(out, len, "%s/%s", self->dir, name);
+	return sh("cp -rp %s %s && sh %s %s %s %s", self->a, out, mkcerts(), *roles ? "-r" : "-R",
+		  out, roles);
+}
+
+/*
+ * An impostor: `openssl s_server` (TLS 1.3) with a throw-away self-signed
+ * certificate, no pre-shared key and no client verification, that prints
+ * whatever application data reaches it, for one connection.  Its port,
+ * or -1.
+ */
+static int impostor_start(struct proc *p, const char *dir)
+{
+	char cert[340], key[340], fifo[340], *a;
+	double deadline;
+
+	snprintf(cert, sizeof(cert), "%s/impostor-cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/impostor-key.pem", dir);
+	snprintf(fifo, sizeof(fifo), "%s/impostor-stdin", dir);
+	if (sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout %s -out %s -days 1 -subj /CN=impostor 2>/dev/null",
+	       key, cert))
+		return -1;
+	/*
+	 * s_server ends a connection when its stdin ends: it gets a FIFO it
+	 * holds open for writing itself, which never does.
+	 */
+	if (!path_exists(fifo) && mkfifo(fifo, 0600))
+		return -1;
+	if (proc_spawn(p, (char *const[]){ "/bin/sh", "-c",
+			"exec openssl s_server -accept 127.0.0.1:0 -cert \"$0\" -key \"$1\" -tls1_3 -naccept 1 0<>\"$2\"",
+			cert, key, fifo, NULL }, NULL))
+		return -1;
+	/* "ACCEPT 127.0.0.1:PORT" once it listens; kept in p->out with the rest. */
+	deadline = mono_s() + 5;
+	while (!(a = strstr(p->out, "ACCEPT ")) || !strchr(a, '\n')) {
+		struct pollfd pf = { .fd = p->out_fd, .events = POLLIN };
+		ssize_t n;
+
+		if (mono_s() > deadline)
+			return -1;
+		poll(&pf, 1, 100);
+		n = read(p->out_fd, p->out + p->out_len, sizeof(p->out) - 1 - p->out_len);
+		if (n == 0)
+			return -1;
+		if (n > 0) {
+			p->out_len += n;
+			p->out[p->out_len] = 0;
+		}
+	}
+	a = strchr(a, ':');
+	return a ? atoi(a + 1) : -1;
+}
+
+/*
+ * The impostor saw nothing of lmig: no handshake completed with it (it
+ * prints its cipher once one does), and none of the bytes it printed is
+ * an lmig hello ("LMIG").
+ */
+static void check_impostor(struct __test_metadata *_metadata, struct proc *imp)
+{
+	ASSERT_EQ(0, proc_wait(imp, 5)) TH_LOG("the impostor is still running");
+	TH_LOG("impostor: %.300s", imp->err_log);
+	EXPECT_EQ(NULL, strstr(imp->out, "CIPHER is")) TH_LOG("a handshake completed: %s", imp->out);
+	EXPECT_EQ(NULL, memmem(imp->out, imp->out_len, "LMIG", 4))
+		TH_LOG("the impostor received lmig's hello: %s", imp->out);
 }
 
 /* ---- success ----------------------------------------------------------- */
@@ -420,6 +496,174 @@ TEST_F(tls, flipped_byte_detected)
 	check_no_output(_metadata, self);
 }
 
+/*
+ * A receiver that does not hold the pre-shared key, authenticating with a
+ * self-signed certificate instead: the sender refuses it before it
+ * finishes the handshake, and sends nothing of its own.
+ */
+TEST_F(tls, psk_impostor_refused)
+{
+	struct proc imp = { 0 };
+	int port = impostor_start(&imp, self->dir);
+	char to[32];
+
+	ASSERT_GT(port, 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	/* One channel: the hello goes out right after its handshake. */
+	ASSERT_EQ(0, send_start_to(&self->tx, self->src, to,
+				   ARGS("--psk-file", self->psk, "--channels", "1", "--timeout", "2")));
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start,
+		     ARGS("did not use the pre-shared key"));
+	check_impostor(_metadata, &imp);
+	proc_kill(&imp);
+}
+
+/* The same for the stream transport's two senders. */
+TEST_F(tls, psk_impostor_refused_pipe_proxy)
+{
+	struct proc imp = { 0 };
+	char to[32];
+	int port = impostor_start(&imp, self->dir);
+
+	ASSERT_GT(port, 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	ASSERT_EQ(0, proc_spawn(&self->tx, (char *const[]){ "/bin/sh", "-c",
+			"exec \"$0\" pipe send --to \"$2\" --channels 1 --timeout 2 --json-fd 1 --psk-file \"$3\" <\"$1\"",
+			(char *)lmig_path(), self->src, to, self->psk, NULL }, NULL));
+	check_failed(_metadata, &self->tx, "pipe send", self->tx.t_start,
+		     ARGS("did not use the pre-shared key"));
+	check_impostor(_metadata, &imp);
+	proc_kill(&imp);
+	proc_kill(&self->tx);
+
+	/* proxy send meets its receiver before QEMU connects. */
+	port = impostor_start(&imp, self->dir);
+	ASSERT_GT(port, 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	ASSERT_EQ(0, proc_spawn(&self->tx, (char *const *)ARGS(lmig_path(), "proxy", "send",
+			"--listen", "tcp:127.0.0.1:0", "--to", to, "--channels", "1", "--timeout", "2",
+			"--json", "--psk-file", self->psk), NULL));
+	check_failed(_metadata, &self->tx, "proxy send", self->tx.t_start,
+		     ARGS("did not use the pre-shared key"));
+	check_impostor(_metadata, &imp);
+	proc_kill(&imp);
+}
+
+/* The same impostor against certificates: not of the CA, refused before the hello. */
+TEST_F(tls, certificate_impostor_refused)
+{
+	struct proc imp = { 0 };
+	int port = impostor_start(&imp, self->dir);
+	char to[32];
+
+	ASSERT_GT(port, 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	ASSERT_EQ(0, send_start_to(&self->tx, self->src, to,
+				   ARGS("--tls-dir", self->a, "--channels", "1", "--timeout", "2")));
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start,
+		     ARGS("receiver's certificate is not valid"));
+	check_impostor(_metadata, &imp);
+	proc_kill(&imp);
+}
+
+/* ca-crl.pem revokes the sender's certificate: the receiver refuses it. */
+TEST_F(tls, revoked_client_refused)
+{
+	char crl[320];
+	int port;
+
+	ASSERT_EQ(0, crl_dir(self, "crl", "client", crl, sizeof(crl)));
+	port = recv_start(&self->rx, self->out, ARGS("--tls-dir", crl), 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, ARGS("--tls-dir", self->a)));
+	check_failed(_metadata, &self->rx, "recv", self->tx.t_start,
+		     ARGS("sender's certificate is revoked by"));
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start, ARGS("certificate revoked"));
+	check_no_output(_metadata, self);
+}
+
+/*
+ * ca-crl.pem revokes the receiver's certificate: the sender refuses it
+ * within the handshake, so its hello never leaves (the receiver reports
+ * the handshake, not a stream, as failed).
+ */
+TEST_F(tls, revoked_server_refused)
+{
+	char crl[320];
+	int port;
+
+	ASSERT_EQ(0, crl_dir(self, "crl", "server", crl, sizeof(crl)));
+	port = recv_start(&self->rx, self->out, ARGS("--tls-dir", self->a), 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, ARGS("--tls-dir", crl)));
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start,
+		     ARGS("receiver's certificate is revoked by"));
+	check_failed(_metadata, &self->rx, "recv", self->tx.t_start,
+		     ARGS("TLS handshake with 127.0.0.1 failed: the sender refused it (sslv3 alert certificate revoked)"));
+	check_no_output(_metadata, self);
+}
+
+/* A current list that revokes neither: both ends load and check it, and migrate. */
+TEST_F(tls, crl_nothing_revoked)
+{
+	char crl[320];
+	int port;
+
+	ASSERT_EQ(0, crl_dir(self, "crl", "", crl, sizeof(crl)));
+	port = recv_start(&self->rx, self->out, ARGS("--tls-dir", crl), 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, ARGS("--tls-dir", crl)));
+	check_ok(_metadata, self);
+}
+
+/*
+ * The receiver's certificate names another host (DNS:other.example only):
+ * a sender to 127.0.0.1, or told --tls-hostname localhost, refuses it.
+ */
+TEST_F(tls, hostname_mismatch_refused)
+{
+	char other[320];
+	int port;
+
+	snprintf(other, sizeof(other), "%s/other", self->dir);
+	ASSERT_EQ(0, sh("sh %s %s O DNS:other.example", mkcerts(), other));
+	port = recv_start(&self->rx, self->out, ARGS("--tls-dir", other), 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, ARGS("--tls-dir", other)));
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start,
+		     ARGS("receiver's certificate is not for 127.0.0.1"));
+	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, ARGS("the sender refused it"));
+	check_no_output(_metadata, self);
+	proc_kill(&self->tx);
+	proc_kill(&self->rx);
+	memset(&self->tx, 0, sizeof(self->tx));
+	memset(&self->rx, 0, sizeof(self->rx));
+
+	port = recv_start(&self->rx, self->out, ARGS("--tls-dir", other), 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port,
+				ARGS("--tls-dir", other, "--tls-hostname", "localhost")));
+	check_failed(_metadata, &self->tx, "send", self->tx.t_start,
+		     ARGS("receiver's certificate is not for localhost"));
+	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, ARGS("the sender refused it"));
+	check_no_output(_metadata, self);
+}
+
+/* --tls-hostname names what the certificate carries: accepted. */
+TEST_F(tls, hostname_override)
+{
+	char other[320];
+	int port;
+
+	snprintf(other, sizeof(other), "%s/other", self->dir);
+	ASSERT_EQ(0, sh("sh %s %s O DNS:other.example", mkcerts(), other));
+	port = recv_start(&self->rx, self->out, ARGS("--tls-dir", other), 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port,
+				ARGS("--tls-dir", other, "--tls-hostname", "other.example")));
+	check_ok(_metadata, self);
+}
+
 /* ---- bad files on the command line ------------------------------------ */
 
 static void check_usage(struct __test_metadata *_metadata, const char *const argv[],
@@ -458,6 +702,28 @@ TEST_F(tls, bad_files)
 		    "--peer-fingerprint");
 	check_usage(_metadata, ARGS(lmig_path(), "send", "--mem", self->src, "--to", "127.0.0.1:1",
 				    "--tls-dir", self->a, "--psk-file", self->psk2), "exclude");
+	check_usage(_metadata, ARGS(lmig_path(), "send", "--mem", self->src, "--to", "127.0.0.1:1",
+				    "--psk-file", self->psk2, "--tls-hostname", "x"), "--tls-hostname");
+	check_no_output(_metadata, self);
+}
+
+/* Our own certificate revoked, or a list that is not one: said at start-up. */
+TEST_F(tls, bad_crl)
+{
+	char crl[320];
+
+	ASSERT_EQ(0, crl_dir(self, "crl", "client server", crl, sizeof(crl)));
+	check_usage(_metadata, ARGS(lmig_path(), "send", "--mem", self->src, "--to", "127.0.0.1:1",
+				    "--tls-dir", crl), "client-cert.pem is revoked by");
+	check_usage(_metadata, ARGS(lmig_path(), "recv", "--listen", "127.0.0.1:0", "--out",
+				    self->out, "--tls-dir", crl), "server-cert.pem is revoked by");
+	/* A CRL of another CA: it cannot vouch for this one's certificates. */
+	ASSERT_EQ(0, sh("sh %s -R %s && cp %s/ca-crl.pem %s/", mkcerts(), self->b, self->b, crl));
+	check_usage(_metadata, ARGS(lmig_path(), "send", "--mem", self->src, "--to", "127.0.0.1:1",
+				    "--tls-dir", crl), "ca-crl.pem has no revocation list");
+	ASSERT_EQ(0, sh("echo garbage >%s/ca-crl.pem", crl));
+	check_usage(_metadata, ARGS(lmig_path(), "send", "--mem", self->src, "--to", "127.0.0.1:1",
+				    "--tls-dir", crl), "not a PEM certificate revocation list");
 	check_no_output(_metadata, self);
 }
 
