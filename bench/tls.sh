@@ -98,7 +98,8 @@ shm=$(mktemp -d /dev/shm/lmig-tls.XXXXXX)
 # The binary is copied: a rebuild during the run must not change what is measured.
 cp "$LMIG" "$work/lmig"
 lmig=$work/lmig
-sh "$top/selftests/tls/mkcerts.sh" "$work/pki" bench
+# The receiver's certificate names both addresses the sender may connect to.
+sh "$top/selftests/tls/mkcerts.sh" "$work/pki" bench DNS:localhost,IP:127.0.0.1,IP:198.18.0.2
 head -c "$size" /dev/urandom >"$shm/src.img"
 
 # One migration; $1 = off|tls.  Checks both reports and prints the sender's

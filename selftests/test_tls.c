@@ -721,6 +721,10 @@ TEST_F(tls, bad_crl)
 	ASSERT_EQ(0, sh("sh %s -R %s && cp %s/ca-crl.pem %s/", mkcerts(), self->b, self->b, crl));
 	check_usage(_metadata, ARGS(lmig_path(), "send", "--mem", self->src, "--to", "127.0.0.1:1",
 				    "--tls-dir", crl), "ca-crl.pem has no revocation list");
+	/* A list past its next update: stale, it would not show a recent revocation. */
+	ASSERT_EQ(0, sh("sh %s -E %s", mkcerts(), crl));
+	check_usage(_metadata, ARGS(lmig_path(), "recv", "--listen", "127.0.0.1:0", "--out",
+				    self->out, "--tls-dir", crl), "CRL has expired");
 	ASSERT_EQ(0, sh("echo garbage >%s/ca-crl.pem", crl));
 	check_usage(_metadata, ARGS(lmig_path(), "send", "--mem", self->src, "--to", "127.0.0.1:1",
 				    "--tls-dir", crl), "not a PEM certificate revocation list");

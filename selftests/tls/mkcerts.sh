@@ -11,18 +11,20 @@
 #
 # Usage: mkcerts.sh DIR [NAME [SAN]]
 #          NAME goes into the subjects (default "test"); SAN is the server
-#          certificate's subjectAltName (default DNS:localhost,IP:127.0.0.1,
-#          what a sender to 127.0.0.1 or localhost checks)
+#          certificate's subjectAltName, which a sender checks against the
+#          host of its --to (default DNS:localhost,IP:127.0.0.1,IP:::1)
 #        mkcerts.sh -r DIR ROLE...
 #          revoke DIR/ROLE-cert.pem (server, client) and write DIR/ca-crl.pem
 #        mkcerts.sh -R DIR
 #          write DIR/ca-crl.pem revoking nothing
+#        mkcerts.sh -E DIR
+#          the same, but a list whose next update was due in 2000 (expired)
 set -eu
 
 days=2
 
 case ${1:-} in
--r | -R)
+-r | -R | -E)
 	# 'openssl ca' keeps what it revoked in crl-index.txt and signs
 	# DIR/ca-crl.pem from it with DIR's CA.
 	mode=$1
@@ -44,7 +46,12 @@ case ${1:-} in
 			openssl ca -config ca.cnf -revoke "$role-cert.pem" 2>/dev/null
 		done
 	fi
-	openssl ca -config ca.cnf -gencrl -out ca-crl.pem 2>/dev/null
+	if [ "$mode" = -E ]; then
+		set -- -crl_lastupdate 20000101000000Z -crl_nextupdate 20000102000000Z
+	else
+		set --
+	fi
+	openssl ca -config ca.cnf -gencrl "$@" -out ca-crl.pem 2>/dev/null
 	rm -f ca.cnf crl-index.txt.old crl-index.txt.attr crl-index.txt.attr.old
 	exit 0
 	;;
@@ -52,7 +59,7 @@ esac
 
 dir=$1
 name=${2:-test}
-san=${3:-DNS:localhost,IP:127.0.0.1}
+san=${3:-DNS:localhost,IP:127.0.0.1,IP:::1}
 mkdir -p "$dir"
 cd "$dir"
 ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
