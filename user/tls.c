@@ -112,7 +112,7 @@ static void explain(char *buf, size_t len, const struct tls_conf *c, const char 
 		snprintf(buf, len, "%s is revoked by %s/ca-crl.pem%s", whose, c->dir,
 			 depth ? " (its issuing CA is)" : "");
 	else if (e == X509_V_ERR_UNABLE_TO_GET_CRL)
-		snprintf(buf, len, "%s/ca-crl.pem has no revocation list of the CA that issued %s%s (every CA in ca-cert.pem needs one once the file exists)",
+		snprintf(buf, len, "%s/ca-crl.pem has no revocation list of the CA that issued %s%s (once the file exists, every CA of a chain needs one)",
 			 c->dir, depth ? "the CA of " : "", whose);
 	else if (crl_error(e))
 		snprintf(buf, len, "%s/ca-crl.pem cannot check %s: %s", c->dir, whose, r);
