@@ -814,6 +814,65 @@ TEST_F(tls, pipe_refusals)
 	EXPECT_EQ(0, sb.st_size);
 }
 
+static int spawn_ready(struct proc *p, const char *const argv[]);
+
+/* The stream senders check the receiver's name as lmig send does. */
+TEST_F(tls, hostname_pipe_proxy)
+{
+	char other[320], dir_opt[340], to[32], dst[64];
+	struct stat sb;
+	int port, dport, dlfd = sock_listen(&dport);
+
+	ASSERT_LE(0, dlfd);
+	snprintf(other, sizeof(other), "%s/other", self->dir);
+	snprintf(dir_opt, sizeof(dir_opt), "--tls-dir=%s", other);
+	ASSERT_EQ(0, sh("sh %s %s O DNS:other.example", mkcerts(), other));
+	port = pipe_recv_start(&self->rx, self->out, "--tls-dir", other);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, pipe_send_start(&self->tx, self->src, port, "--tls-dir", other));
+	ASSERT_EQ(0, proc_wait(&self->tx, DEADLINE_S + 5));
+	ASSERT_EQ(0, proc_wait(&self->rx, DEADLINE_S + 5));
+	EXPECT_EQ(1, proc_exit_code(&self->tx));
+	EXPECT_EQ(1, proc_exit_code(&self->rx));
+	EXPECT_NE(NULL, strstr(self->tx.err, "receiver's certificate is not for 127.0.0.1"))
+		TH_LOG("send: %s", self->tx.err_log);
+	ASSERT_EQ(0, stat(self->out, &sb));
+	EXPECT_EQ(0, sb.st_size);
+	proc_kill(&self->tx);
+	proc_kill(&self->rx);
+	memset(&self->tx, 0, sizeof(self->tx));
+	memset(&self->rx, 0, sizeof(self->rx));
+
+	port = pipe_recv_start(&self->rx, self->out, "--tls-dir", other);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, pipe_send_start(&self->tx, self->src, port, dir_opt,
+				     "--tls-hostname=other.example"));
+	ASSERT_EQ(0, proc_wait(&self->tx, 30));
+	ASSERT_EQ(0, proc_wait(&self->rx, 5));
+	EXPECT_EQ(0, proc_exit_code(&self->tx)) TH_LOG("send: %s", self->tx.err_log);
+	EXPECT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
+	EXPECT_EQ(1, files_equal(self->src, self->out));
+	proc_kill(&self->tx);
+	proc_kill(&self->rx);
+	memset(&self->tx, 0, sizeof(self->tx));
+	memset(&self->rx, 0, sizeof(self->rx));
+
+	/* proxy send meets its receiver before QEMU connects: refused at once. */
+	snprintf(dst, sizeof(dst), "tcp:127.0.0.1:%d", dport);
+	port = spawn_ready(&self->rx, ARGS(lmig_path(), "proxy", "recv", "--listen", "127.0.0.1:0",
+					   "--ready-fd", "3", "--to", dst, "--json", "--tls-dir", other));
+	ASSERT_GT(port, 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	ASSERT_EQ(0, proc_spawn(&self->tx, (char *const *)ARGS(lmig_path(), "proxy", "send",
+			"--listen", "tcp:127.0.0.1:0", "--to", to, "--json", "--tls-dir", other), NULL));
+	check_failed(_metadata, &self->tx, "proxy send", self->tx.t_start,
+		     ARGS("receiver's certificate is not for 127.0.0.1"));
+	check_failed(_metadata, &self->rx, "proxy recv", self->tx.t_start, ARGS("the sender refused it"));
+	/* Nothing reached the destination QEMU. */
+	EXPECT_GT(0, sock_accept(dlfd, 0.2));
+	close(dlfd);
+}
+
 /* ---- the stream transport: lmig proxy ---------------------------------- */
 
 /* Spawn argv with a ready pipe on fd 3; the number it prints (a port), or -1. */
