@@ -682,7 +682,7 @@ TEST_F(live, receiver_killed_in_round_0)
 	migrate_start(_metadata, e, ARGS("--tracker", "scan", "--bandwidth", "20M"));
 	usleep(700 * 1000);
 	ASSERT_EQ(-1, proc_wait(&e->tx, 0)) TH_LOG("send ended early: %s", e->tx.err_log);
-	ASSERT_TRUE(path_exists(e->partial)) TH_LOG("no %s while receiving", e->partial);
+	ASSERT_TRUE(holds_file_in(e->rx.pid, e->dir)) TH_LOG("no image file while receiving");
 	ASSERT_EQ(0, kill(e->rx.pid, SIGKILL));
 	t_kill = mono_s();
 	check_send_failed(_metadata, e, t_kill, FAIL_MAX_S, ARGS("closed", "reset", "Broken pipe"));
