@@ -123,6 +123,7 @@ static int check_target(struct dst_image *im)
 	if (S_ISREG(sb.st_mode))
 		return 0;
 	im->err = EEXIST;
+	im->not_regular = true;
 	return lmig_err("%s exists and is %s: refusing to replace it", im->path,
 			file_kind(sb.st_mode));
 }
@@ -172,6 +173,7 @@ int dst_image_create(struct dst_image *im, const char *path, uint64_t size)
 		goto err;
 	}
 	free(dir);
+	guard_install();
 	if (check_target(im))
 		goto err;
 	/* Before anything is created: a sparse file of any size is cheap until written. */
@@ -195,7 +197,6 @@ int dst_image_create(struct dst_image *im, const char *path, uint64_t size)
 			lmig_err("out of memory");
 			goto err;
 		}
-		guard_install();
 		im->fd = openat(im->dfd, im->partial,
 				O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (im->fd < 0) {
@@ -260,7 +261,6 @@ int dst_image_commit(struct dst_image *im, int sync)
 			snprintf(tmpname, sizeof(tmpname), ".%.200s.%016llx", im->name,
 				 (unsigned long long)rnd);
 			im->partial = tmpname;
-			guard_install();
 			guard_partial(im->dfd, tmpname);
 			if (link_tmpfile(im, tmpname) == 0)
 				break;
@@ -305,5 +305,6 @@ void dst_image_abort(struct dst_image *im)
 	free(im->tmp);
 	free(im->path);
 	free(im->name);
-	*im = (struct dst_image){ .fd = -1, .dfd = -1, .err = im->err };
+	*im = (struct dst_image){ .fd = -1, .dfd = -1, .err = im->err,
+				  .not_regular = im->not_regular };
 }

@@ -26,6 +26,7 @@ struct dst_image {
 	char *tmp;		/* the image as messages name it */
 	char *partial;		/* a name in dfd to remove on failure, or NULL */
 	int err;		/* errno of a failed create */
+	bool not_regular;	/* it failed because PATH is not a regular file */
 	uint64_t size;
 };
 
@@ -37,7 +38,7 @@ void src_image_close(struct src_image *im);
  * Create the output for an image of size bytes.  Refuses an existing PATH
  * that is not a regular file.  Returns 0; -2 when the filesystem has less
  * than size bytes free (nothing created); -1 on other errors.  Both set
- * lmig_err() and im->err.
+ * lmig_err() and im->err (and im->not_regular).
  */
 int dst_image_create(struct dst_image *im, const char *path, uint64_t size);
 /* fdatasync (if sync), give the image its final name, sync the directory. */

@@ -949,6 +949,10 @@ static int handshake(struct receiver *r, int lfd)
 						  "image larger than the free space at the receiver",
 						  0), drop(fd, t), -1;
 			default:
+				if (r->out.not_regular)
+					return refuse_why(fd, t, LMIG_ST_IO,
+							  "the receiver's output exists and is not a regular file",
+							  0), drop(fd, t), -1;
 				return refuse_why(fd, t, LMIG_ST_IO, "the receiver cannot create the image",
 						  r->out.err), drop(fd, t), -1;
 			}
