@@ -9,6 +9,7 @@
  * The peers misbehave for real: fake senders and receivers are the
  * test's own sockets, and a damaging proxy sits between two real lmigs.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -732,6 +733,47 @@ TEST_F(fault, partial_precreated_not_committed)
 	EXPECT_EQ(0600, sb.st_mode & 07777);
 	EXPECT_EQ(geteuid(), sb.st_uid);
 	EXPECT_EQ(1, files_equal(self->src, self->out));
+}
+
+/* Names in dir, "." and ".." aside, or -1. */
+static int names_in(const char *dir)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+/*
+ * An existing regular PATH is replaced in one step (a link under a hidden
+ * random name, renamed over PATH), and no other name is left behind.
+ */
+TEST_F(fault, existing_out_replaced)
+{
+	struct stat sb;
+	int port, before;
+
+	ASSERT_EQ(0, image_write(self->out, IMG_TEXT, 1 * MiB));
+	ASSERT_EQ(0, chmod(self->out, 0644));
+	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 4 * MiB));
+	before = names_in(self->dir);
+	port = recv_start(&self->rx, self->out, NULL, 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, NULL));
+	ASSERT_EQ(0, proc_wait(&self->tx, 10));
+	ASSERT_EQ(0, proc_wait(&self->rx, 10));
+	EXPECT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
+	EXPECT_EQ(1, files_equal(self->src, self->out));
+	ASSERT_EQ(0, lstat(self->out, &sb));
+	EXPECT_TRUE(S_ISREG(sb.st_mode));
+	EXPECT_EQ(0600, sb.st_mode & 07777);
+	EXPECT_EQ(before, names_in(self->dir)) TH_LOG("a name was left in %s", self->dir);
 }
 
 /* An existing PATH that is not a regular file is refused, and stays. */
