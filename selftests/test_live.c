@@ -8,8 +8,8 @@
  *                paused, and the image is the source's memory at the freeze,
  *                byte for byte, holding the writer's checkable pattern
  *   live.*       --then kill; a receiver or sender killed while the source is
- *                paused (it runs again); the guard's resume never reaches a
- *                process that took a dead workload's pid; cgroup v1 and v2 freezing on success
+ *                paused (it runs again); the resume, lmig's or its guard's,
+ *                never reaches a process that took a dead workload's pid; cgroup v1 and v2 freezing on success
  *                and on failure; --timeout and --max-rounds on a migration
  *                that cannot converge; usage errors
  */
@@ -747,13 +747,15 @@ static pid_t guard_of(pid_t send)
 
 /*
  * The workload dies while paused and its pid is taken by another process
- * before lmig send is SIGKILLed: the guard's resume must not reach the
- * newcomer.  It signals through a pidfd taken before the fork; with a raw
- * pid it would continue whatever process holds the number now.
+ * (stopped, like the workload was); then one end dies.  The resume that
+ * follows - by lmig send when the receiver dies, by its guard when lmig
+ * send is SIGKILLed - must not reach the newcomer: it goes through a
+ * pidfd taken when --pid was checked (the guard's before the fork); a raw
+ * pid would continue whatever process holds the number now.
  */
-TEST_F(live, guard_ignores_reused_pid)
+static void resume_after_pid_reuse(struct __test_metadata *_metadata, struct env *e,
+				   bool kill_sender)
 {
-	struct env *e = &self->e;
 	pid_t old, guard, imp;
 	int st;
 
@@ -776,11 +778,17 @@ TEST_F(live, guard_ignores_reused_pid)
 	for (int i = 0; i < 1000 && !is_stopped(imp); i++)
 		usleep(1000);
 	ASSERT_TRUE(is_stopped(imp)) TH_LOG("the impostor did not stop");
-	ASSERT_EQ(0, kill(e->tx.pid, SIGKILL));
-	ASSERT_EQ(0, proc_wait(&e->tx, 2));
-	ASSERT_TRUE(WIFSIGNALED(e->tx.status)) TH_LOG("send ended before the kill: %s",
-						      e->tx.err_log);
-	/* The guard acts on the closed pipe, then exits (a zombie of init's, or gone). */
+	if (kill_sender) {
+		ASSERT_EQ(0, kill(e->tx.pid, SIGKILL));
+		ASSERT_EQ(0, proc_wait(&e->tx, 2));
+		ASSERT_TRUE(WIFSIGNALED(e->tx.status)) TH_LOG("send ended before the kill: %s",
+							      e->tx.err_log);
+	} else {
+		ASSERT_EQ(0, kill(e->rx.pid, SIGKILL));
+		ASSERT_EQ(0, proc_wait(&e->tx, FAIL_MAX_S + 5));
+		EXPECT_EQ(1, proc_exit_code(&e->tx)) TH_LOG("send: %s", e->tx.err_log);
+	}
+	/* The guard acts on the closed pipe or stands down, then exits. */
 	for (int i = 0; i < 2000; i++) {
 		char s = proc_state(guard);
 
@@ -795,6 +803,16 @@ TEST_F(live, guard_ignores_reused_pid)
 	EXPECT_EQ(imp, waitpid(imp, &st, 0));
 	EXPECT_TRUE(WIFSIGNALED(st)) TH_LOG("the impostor exited with %d: it was continued",
 					    WEXITSTATUS(st));
+}
+
+TEST_F(live, guard_ignores_reused_pid)
+{
+	resume_after_pid_reuse(_metadata, &self->e, true);
+}
+
+TEST_F(live, resume_ignores_reused_pid)
+{
+	resume_after_pid_reuse(_metadata, &self->e, false);
 }
 
 /* ---- 4. cgroup freezing ---------------------------------------------------- */
