@@ -236,7 +236,6 @@ err:
 int dst_image_commit(struct dst_image *im, int sync)
 {
 	char tmpname[NAME_MAX + 1];
-	int ret = -1;
 
 	if (sync && fdatasync(im->fd))
 		return lmig_err_errno(errno, "cannot flush %s", im->tmp);
@@ -287,9 +286,8 @@ linked:
 	im->partial = NULL;
 	if (sync)
 		fsync(im->dfd);
-	ret = 0;
 	dst_image_abort(im);	/* only closes and frees now */
-	return ret;
+	return 0;
 }
 
 void dst_image_abort(struct dst_image *im)
