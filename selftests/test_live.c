@@ -8,7 +8,8 @@
  *                paused, and the image is the source's memory at the freeze,
  *                byte for byte, holding the writer's checkable pattern
  *   live.*       --then kill; a receiver or sender killed while the source is
- *                paused (it runs again); cgroup v1 and v2 freezing on success
+ *                paused (it runs again); the resume, lmig's or its guard's,
+ *                never reaches a process that took a dead workload's pid; cgroup v1 and v2 freezing on success
  *                and on failure; --timeout and --max-rounds on a migration
  *                that cannot converge; usage errors
  */
@@ -23,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -682,7 +684,7 @@ TEST_F(live, receiver_killed_in_round_0)
 	migrate_start(_metadata, e, ARGS("--tracker", "scan", "--bandwidth", "20M"));
 	usleep(700 * 1000);
 	ASSERT_EQ(-1, proc_wait(&e->tx, 0)) TH_LOG("send ended early: %s", e->tx.err_log);
-	ASSERT_TRUE(path_exists(e->partial)) TH_LOG("no %s while receiving", e->partial);
+	ASSERT_TRUE(holds_file_in(e->rx.pid, e->dir)) TH_LOG("no image file while receiving");
 	ASSERT_EQ(0, kill(e->rx.pid, SIGKILL));
 	t_kill = mono_s();
 	check_send_failed(_metadata, e, t_kill, FAIL_MAX_S, ARGS("closed", "reset", "Broken pipe"));
@@ -698,6 +700,119 @@ TEST_F(live, sender_killed_while_frozen)
 	writer_start(_metadata, e, false, false, 32 * MiB, "32M");
 	migrate_start(_metadata, e, slow_final_round("signal"));
 	kill_while_paused(_metadata, e, true);
+}
+
+/*
+ * A process of our own with exactly this pid (clone3 with set_tid), which
+ * stops itself at once and exits with 7 if it is ever continued.  Returns
+ * its pid, or -1.
+ */
+static pid_t impostor_with_pid(pid_t want)
+{
+	struct {
+		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
+			 tls, set_tid, set_tid_size, cgroup;
+	} ca = { .exit_signal = SIGCHLD, .set_tid = (uintptr_t)&want, .set_tid_size = 1 };
+	long r = syscall(SYS_clone3, &ca, sizeof(ca));
+
+	if (r == 0) {
+		syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
+		_exit(7);
+	}
+	return r > 0 ? (pid_t)r : -1;
+}
+
+/* The freeze guard: the child of lmig send named lmig-guard, or 0. */
+static pid_t guard_of(pid_t send)
+{
+	char path[64], buf[256], comm[32];
+	FILE *f;
+	int pid;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)send, (int)send);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fscanf(f, "%d", &pid) == 1) {
+		snprintf(buf, sizeof(buf), "/proc/%d/comm", pid);
+		if (read_str("/proc", buf + 6, comm, sizeof(comm)) == 0 &&
+		    !strncmp(comm, "lmig-guard", 10)) {
+			fclose(f);
+			return pid;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+/*
+ * The workload dies while paused and its pid is taken by another process
+ * (stopped, like the workload was); then one end dies.  The resume that
+ * follows - by lmig send when the receiver dies, by its guard when lmig
+ * send is SIGKILLed - must not reach the newcomer: it goes through a
+ * pidfd taken when --pid was checked (the guard's before the fork); a raw
+ * pid would continue whatever process holds the number now.
+ */
+static void resume_after_pid_reuse(struct __test_metadata *_metadata, struct env *e,
+				   bool kill_sender)
+{
+	pid_t old, guard, imp;
+	int st;
+
+	if (geteuid() != 0)
+		SKIP(return, "choosing a pid (clone3 set_tid) needs root");
+	writer_start(_metadata, e, false, false, 32 * MiB, "32M");
+	migrate_start(_metadata, e, slow_final_round("signal"));
+	ASSERT_NE(0, wait_paused(e, 15)) TH_LOG("the writer was never paused; send: %s",
+						e->tx.err_log);
+	/* Let the freeze settle: the final round is on the wire now. */
+	usleep(100 * 1000);
+	guard = guard_of(e->tx.pid);
+	ASSERT_GT(guard, 0) TH_LOG("no lmig-guard child of lmig send");
+	old = e->dw.pid;
+	ASSERT_EQ(0, kill(old, SIGKILL));
+	ASSERT_EQ(0, proc_wait(&e->dw, 2));
+	imp = impostor_with_pid(old);
+	if (imp < 0)
+		SKIP(return, "cannot take pid %d for a new process: %s", (int)old, strerror(errno));
+	for (int i = 0; i < 1000 && !is_stopped(imp); i++)
+		usleep(1000);
+	ASSERT_TRUE(is_stopped(imp)) TH_LOG("the impostor did not stop");
+	if (kill_sender) {
+		ASSERT_EQ(0, kill(e->tx.pid, SIGKILL));
+		ASSERT_EQ(0, proc_wait(&e->tx, 2));
+		ASSERT_TRUE(WIFSIGNALED(e->tx.status)) TH_LOG("send ended before the kill: %s",
+							      e->tx.err_log);
+	} else {
+		ASSERT_EQ(0, kill(e->rx.pid, SIGKILL));
+		ASSERT_EQ(0, proc_wait(&e->tx, FAIL_MAX_S + 5));
+		EXPECT_EQ(1, proc_exit_code(&e->tx)) TH_LOG("send: %s", e->tx.err_log);
+	}
+	/* The guard acts on the closed pipe or stands down, then exits. */
+	for (int i = 0; i < 2000; i++) {
+		char s = proc_state(guard);
+
+		if (!s || s == 'Z')
+			break;
+		usleep(1000);
+	}
+	EXPECT_TRUE(!proc_state(guard) || proc_state(guard) == 'Z') TH_LOG("the guard still runs");
+	EXPECT_TRUE(is_stopped(imp)) TH_LOG("pid %d, now another process, was continued (state %c)",
+					    (int)imp, proc_state(imp));
+	kill(imp, SIGKILL);
+	EXPECT_EQ(imp, waitpid(imp, &st, 0));
+	EXPECT_TRUE(WIFSIGNALED(st)) TH_LOG("the impostor exited with %d: it was continued",
+					    WEXITSTATUS(st));
+}
+
+TEST_F(live, guard_ignores_reused_pid)
+{
+	resume_after_pid_reuse(_metadata, &self->e, true);
+}
+
+TEST_F(live, resume_ignores_reused_pid)
+{
+	resume_after_pid_reuse(_metadata, &self->e, false);
 }
 
 /* ---- 4. cgroup freezing ---------------------------------------------------- */

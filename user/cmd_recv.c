@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,15 +17,21 @@ void usage_recv(void)
 	printf("Usage: lmig recv --listen HOST:PORT --out PATH [OPTIONS]\n"
 	       "\n"
 	       "Accept one migration and store the image at PATH.  While receiving, data\n"
-	       "goes to PATH.partial; PATH appears (by rename) only after every page\n"
+	       "goes to a new unnamed file (O_TMPFILE; PATH.partial, created new, where the\n"
+	       "filesystem lacks it), mode 0600; PATH appears only after every page\n"
 	       "arrived, every checksum and the whole-image digest matched and the data\n"
-	       "was flushed.  On any failure PATH.partial is removed and PATH is untouched.\n"
+	       "was flushed.  On any failure nothing is left and PATH is untouched.  An\n"
+	       "existing PATH is replaced only if it is a regular file.  The announced\n"
+	       "size is refused, before anything is created, above --max-size or above\n"
+	       "the free space of PATH's filesystem.\n"
 	       "\n"
 	       "Options:\n"
 	       "  -l, --listen HOST:PORT  where to listen (':PORT' or '0.0.0.0:PORT' for all;\n"
 	       "                          port 0 picks a free one, see --ready-fd)\n"
 	       "  -o, --out PATH          where the verified image goes\n"
 	       "  -s, --size SIZE         refuse a sender whose image is not exactly SIZE bytes\n"
+	       "      --max-size SIZE     refuse a sender whose image is larger (default: this\n"
+	       "                          host's RAM, or --size if given; 'none' = no limit)\n"
 	       "      --timeout S         longest stall once a sender is connected (default 10)\n"
 	       "      --accept-timeout S  give up if no sender connects within S seconds\n"
 	       "                          (default: wait forever)\n"
@@ -47,6 +54,7 @@ int cmd_recv(int argc, char **argv, struct global_opts *g)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "size", required_argument, NULL, 's' },
+		{ "max-size", required_argument, NULL, 'M' + 256 },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "accept-timeout", required_argument, NULL, 'A' },
 		{ "no-sync", no_argument, NULL, 'S' },
@@ -65,6 +73,7 @@ int cmd_recv(int argc, char **argv, struct global_opts *g)
 			       .ready_fd = -1 };
 	struct xfer_stats st = { 0 };
 	int opt, progress = -1;
+	bool max_set = false;
 	unsigned long v;
 
 	optind = 1;
@@ -78,6 +87,15 @@ int cmd_recv(int argc, char **argv, struct global_opts *g)
 				return usage_error("recv", "%s", lmig_errmsg());
 			if (!o.expect_size)
 				return usage_error("recv", "--size: must be more than 0");
+			break;
+		case 'M' + 256:
+			max_set = true;
+			if (!strcmp(optarg, "none"))
+				o.max_size = 0;
+			else if (parse_bytes("--max-size", optarg, &o.max_size))
+				return usage_error("recv", "%s", lmig_errmsg());
+			else if (!o.max_size)
+				return usage_error("recv", "--max-size: must be more than 0 (or 'none')");
 			break;
 		case 'T':
 			if (parse_uint("--timeout", optarg, 1, 86400, &v))
@@ -114,6 +132,15 @@ int cmd_recv(int argc, char **argv, struct global_opts *g)
 		return usage_error("recv", "missing --out PATH");
 	if (cmd_check_address("recv", "--listen", o.listen))
 		return EXIT_USAGE;
+	/*
+	 * A memory image larger than this host's memory cannot run here; the
+	 * limit also bounds the receiver's bookkeeping (12 bytes a page).
+	 */
+	if (!max_set && !o.expect_size)
+		o.max_size = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+	if (max_set && o.expect_size && o.max_size && o.expect_size > o.max_size)
+		return usage_error("recv", "--size %llu is larger than --max-size %llu",
+				   (unsigned long long)o.expect_size, (unsigned long long)o.max_size);
 	if (cmd_tls_setup("recv", &tls, true, tls_dir, psk_file, fingerprint, NULL, NULL))
 		return EXIT_USAGE;
 	o.tls = tls_on(&tls) ? &tls : NULL;

@@ -59,7 +59,7 @@ int freezer_init(struct freezer *f, const char *spec, pid_t pid)
 {
 	char buf[64];
 
-	*f = (struct freezer){ .pid = pid, .guard_fd = -1 };
+	*f = (struct freezer){ .pid = pid, .pidfd = -1, .guard_fd = -1 };
 	if (!strcmp(spec, "none")) {
 		f->method = FREEZE_NONE;
 	} else if (!strcmp(spec, "signal")) {
@@ -91,7 +91,8 @@ int freezer_init(struct freezer *f, const char *spec, pid_t pid)
 	} else {
 		return lmig_err("--freeze: '%s' is not signal, cgroup:DIR or none", spec);
 	}
-	if (kill(pid, 0))
+	f->pidfd = pidfd_of(pid);
+	if (f->pidfd < 0)
 		return lmig_err_errno(errno, "--pid %d", (int)pid);
 	/*
 	 * The guard is forked now, while lmig is small: a fork at freeze time
@@ -142,7 +143,7 @@ static int do_thaw(const struct freezer *f)
 {
 	switch (f->method) {
 	case FREEZE_SIGNAL:
-		return kill(f->pid, SIGCONT) && errno != ESRCH ? -errno : 0;
+		return pidfd_signal(f->pidfd, SIGCONT) && errno != ESRCH ? -errno : 0;
 	case FREEZE_CGROUP:
 		return kfile_write(f->dir, f->v1 ? "freezer.state" : "cgroup.freeze",
 				  f->v1 ? "THAWED" : "0");
@@ -190,11 +191,19 @@ static int guard_start(struct freezer *f)
 		return lmig_err_errno(errno, "fork");
 	}
 	if (g == 0) {
-		/* Keep only the pipe: the migration's sockets must close with lmig. */
+		/*
+		 * Keep only the pipe (3) and the workload's pidfd (4): the
+		 * migration's sockets must close with lmig.
+		 */
+		int pfd = fcntl(f->pidfd, F_DUPFD_CLOEXEC, 5);
+
 		if (p[0] != 3 && dup2(p[0], 3) < 0)
 			_exit(1);
-		for (int fd = 4; fd < 1024; fd++)
+		if (pfd >= 0 && dup2(pfd, 4) < 0)
+			_exit(1);
+		for (int fd = 5; fd < 1024; fd++)
 			close(fd);
+		f->pidfd = pfd >= 0 ? 4 : -1;
 		guard_main(f, 3);
 	}
 	close(p[0]);
@@ -228,7 +237,7 @@ int freezer_freeze(struct freezer *f)
 		return 0;
 	}
 	if (f->method == FREEZE_SIGNAL)
-		ret = kill(f->pid, SIGSTOP) ? -errno : 0;
+		ret = pidfd_signal(f->pidfd, SIGSTOP) ? -errno : 0;
 	else
 		ret = kfile_write(f->dir, f->v1 ? "freezer.state" : "cgroup.freeze",
 				 f->v1 ? "FROZEN" : "1");
@@ -270,7 +279,7 @@ void freezer_commit(struct freezer *f, bool kill_it)
 	guard_stop(f);
 	if (!kill_it)
 		return;
-	kill(f->pid, SIGKILL);
+	pidfd_signal(f->pidfd, SIGKILL);
 	/* A v1-frozen task cannot act on SIGKILL until it is thawed. */
 	if (f->method == FREEZE_CGROUP && f->v1)
 		do_thaw(f);

@@ -11,7 +11,9 @@
  * one end of a pipe and waits: when lmig reports a verified commit (or a
  * failure it handled itself) it exits and leaves things as they are; when
  * the pipe closes without that (lmig was killed), it undoes lmig's CPU
- * limits (throttle.h) and resumes the workload.
+ * limits (throttle.h) and resumes the workload.  The guard inherits the
+ * pidfd taken before the fork: if the workload exited and its pid was
+ * reused, its SIGCONT reaches nobody.
  */
 #ifndef LMIG_FREEZE_H
 #define LMIG_FREEZE_H
@@ -24,6 +26,7 @@ enum freeze_method { FREEZE_NONE, FREEZE_SIGNAL, FREEZE_CGROUP };
 struct freezer {
 	enum freeze_method method;
 	pid_t pid;
+	int pidfd;		/* pidfd_of(pid), taken when pid is checked; every signal goes here */
 	char dir[512];		/* FREEZE_CGROUP: the cgroup directory */
 	bool v1;		/* freezer.state rather than cgroup.freeze */
 	bool frozen;
@@ -34,8 +37,8 @@ struct freezer {
 
 /*
  * Parse "signal", "none" or "cgroup:DIR" for pid, check that it can work
- * (the process exists, DIR is a cgroup with a freezer) and start the
- * guard.  Returns 0, or -1 with lmig_err() set.
+ * (the process exists: its pidfd is opened and kept; DIR is a cgroup with
+ * a freezer) and start the guard.  Returns 0, or -1 with lmig_err() set.
  */
 int freezer_init(struct freezer *f, const char *spec, pid_t pid);
 /* Pause the workload and wait until every thread is stopped. */

@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "probes.h"
+#include "procfs.h"
 
 #if __has_include("probes_config.h")
 #include "probes_config.h"
@@ -120,6 +121,7 @@ struct probes_priv {
 	const char *link_names[5];
 	int nlinks;
 	int lockfd;
+	int pidfd;			/* the process counted (not PROBES_ALL), or -1 */
 	double t_last;
 	struct tsnap *thr, *proc;	/* previous samples, sorted by key */
 	size_t nthr, nproc;
@@ -416,27 +418,34 @@ int probes_open(struct probes *p, pid_t pid, unsigned int flags)
 {
 	struct probes_priv *pv;
 	struct probes_bpf *s;
-	int err;
+	int err, pidfd = -1;
 
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
 	p->flags = flags;
 	if (!(flags & PROBES_ALL)) {
-		if (pid <= 0 || (kill(pid, 0) && errno == ESRCH)) {
+		/* Its liveness is asked of this pidfd: a reused pid is another process. */
+		pidfd = pid > 0 ? pidfd_of(pid) : -1;
+		if (pidfd < 0) {
 			set_why(p->why, sizeof(p->why), "no process %d", (int)pid);
 			return -1;
 		}
 	}
 	if (geteuid() != 0) {
 		set_why(p->why, sizeof(p->why), "eBPF probes need root (CAP_BPF and CAP_PERFMON)");
+		if (pidfd >= 0)
+			close(pidfd);
 		return -1;
 	}
 	pv = calloc(1, sizeof(*pv));
 	if (!pv) {
 		set_why(p->why, sizeof(p->why), "out of memory");
+		if (pidfd >= 0)
+			close(pidfd);
 		return -1;
 	}
 	pv->lockfd = -1;
+	pv->pidfd = pidfd;
 	p->priv = pv;
 	libbpf_set_print(libbpf_quiet);
 	libbpf_last[0] = 0;
@@ -475,7 +484,7 @@ int probes_open(struct probes *p, pid_t pid, unsigned int flags)
 	if (flags & PROBES_PIN)
 		pin_maps(p);
 	/* The process may have exited while the probes loaded. */
-	if (!(flags & PROBES_ALL) && kill(pid, 0) && errno == ESRCH) {
+	if (!(flags & PROBES_ALL) && !pidfd_alive(pv->pidfd)) {
 		set_why(p->why, sizeof(p->why), "process %d exited", (int)pid);
 		goto fail;
 	}
@@ -487,10 +496,6 @@ fail:
 	return -1;
 }
 
-static bool proc_alive(pid_t pid)
-{
-	return !(kill(pid, 0) && errno == ESRCH);
-}
 
 static double steal_of(const struct probe_counts *c)
 {
@@ -572,7 +577,7 @@ int probes_sample(struct probes *p, struct probe_sample *out)
 	t = now_s();
 	out->interval_s = t - pv->t_last;
 	pv->t_last = t;
-	out->alive = proc_alive(p->pid);
+	out->alive = pv->pidfd >= 0 && pidfd_alive(pv->pidfd);
 	{
 		const struct tsnap *c = find_snap(proc, nproc, p->pid);
 		const struct tsnap *o = find_snap(pv->proc, pv->nproc, p->pid);
@@ -769,6 +774,8 @@ void probes_close(struct probes *p)
 	probes_bpf__destroy(pv->skel);
 	if (pv->lockfd >= 0)
 		close(pv->lockfd);
+	if (pv->pidfd >= 0)
+		close(pv->pidfd);
 	free(pv->thr);
 	free(pv->proc);
 	free(pv->rs);

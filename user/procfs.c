@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "procfs.h"
+#include "uapi_compat.h"
 
 int kfile_write(const char *dir, const char *name, const char *val)
 {
@@ -73,4 +75,19 @@ const char *proc_stat(pid_t pid, pid_t tid, char *buf, size_t len)
 		return NULL;
 	p = strrchr(buf, ')');
 	return p && p[1] == ' ' ? p + 2 : NULL;
+}
+
+int pidfd_of(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int pidfd_signal(int pidfd, int sig)
+{
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+bool pidfd_alive(int pidfd)
+{
+	return pidfd_signal(pidfd, 0) == 0 || errno != ESRCH;
 }

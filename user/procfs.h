@@ -3,6 +3,7 @@
 #ifndef LMIG_PROCFS_H
 #define LMIG_PROCFS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -23,5 +24,17 @@ const char *proc_stat(pid_t pid, pid_t tid, char *buf, size_t len);
  * signal; they read as 'T', since they only run on the process's behalf.
  */
 char proc_thread_state(pid_t pid, pid_t tid);
+
+/*
+ * The workload is signalled through a pidfd taken when its pid is
+ * checked: once it exits and its pid is reused, the pidfd refers to
+ * nothing, where kill(pid) would hit the newcomer.
+ */
+/* pidfd_open(2), close-on-exec: an fd, or -1 with errno. */
+int pidfd_of(pid_t pid);
+/* pidfd_send_signal(2): 0, or -1 with errno (ESRCH: the process is gone). */
+int pidfd_signal(int pidfd, int sig);
+/* Does it still exist (as kill(pid, 0) would say, for that process only)? */
+bool pidfd_alive(int pidfd);
 
 #endif

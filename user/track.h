@@ -33,6 +33,11 @@ struct track_target {
 	 * that watch a process's page tables (uffd).
 	 */
 	pid_t pid;
+	/*
+	 * > 0: a pidfd of pid that the caller keeps open; trackers that signal
+	 * pid do it through this (else through one they open themselves).
+	 */
+	int pidfd;
 	uint64_t start;		/* with fd < 0: its address in that process */
 	uint64_t size;		/* bytes */
 	/*

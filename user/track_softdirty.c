@@ -114,6 +114,8 @@ struct seg {
 
 struct sd {
 	pid_t pid;
+	int pidfd;		/* every signal to pid goes through it */
+	bool own_pidfd;
 	int pagemap, clear_refs;
 	bool scan;		/* PAGEMAP_SCAN works here */
 	bool held;		/* PID was stopped before we stopped it: leave it so */
@@ -279,8 +281,16 @@ static int sd_probe(const struct track_target *tg)
 		return lmig_err("soft-dirty cannot watch its own process (it stops the writer to harvest)");
 	if (kernel_check())
 		return -1;
-	if (kill(tg->pid, 0))
-		return lmig_err_errno(errno, "cannot signal process %d", (int)tg->pid);
+	fd = tg->pidfd > 0 ? tg->pidfd : pidfd_of(tg->pid);
+	if (fd < 0 || pidfd_signal(fd, 0)) {
+		int err = errno;
+
+		if (fd >= 0 && fd != tg->pidfd)
+			close(fd);
+		return lmig_err_errno(err, "cannot signal process %d", (int)tg->pid);
+	}
+	if (fd != tg->pidfd)
+		close(fd);
 	fd = open_proc(tg->pid, "pagemap", O_RDONLY);
 	if (fd < 0)
 		return -1;
@@ -362,7 +372,7 @@ static int all_stopped(pid_t pid, char *busy, size_t len)
 static void resume(struct sd *sd)
 {
 	if (!sd->held)
-		kill(sd->pid, SIGCONT);
+		pidfd_signal(sd->pidfd, SIGCONT);
 }
 
 /* Stop every thread of PID and wait until none runs. */
@@ -376,7 +386,7 @@ static int stop(struct sd *sd)
 		return lmig_err("process %d exited", (int)sd->pid);
 	/* Stopped by someone else (job control, a debugger): keep it stopped after. */
 	sd->held = r == 1;
-	if (!sd->held && kill(sd->pid, SIGSTOP))
+	if (!sd->held && pidfd_signal(sd->pidfd, SIGSTOP))
 		return lmig_err_errno(errno, "cannot stop process %d", (int)sd->pid);
 	while ((r = all_stopped(sd->pid, busy, sizeof(busy))) == 0) {
 		struct timespec ts = { 0, 50 * 1000 };
@@ -482,6 +492,8 @@ static void sd_stop_tracker(struct tracker *t)
 		close(sd->pagemap);
 	if (sd->clear_refs >= 0)
 		close(sd->clear_refs);
+	if (sd->own_pidfd && sd->pidfd >= 0)
+		close(sd->pidfd);
 	free(sd->segs);
 	free(sd->buf);
 	free(sd->regs);
@@ -500,10 +512,22 @@ static int sd_start(struct tracker *t)
 		return lmig_err("out of memory");
 	t->priv = sd;
 	sd->pid = t->tg.pid;
+	sd->pagemap = sd->clear_refs = -1;
+	sd->own_pidfd = t->tg.pidfd <= 0;
+	sd->pidfd = sd->own_pidfd ? pidfd_of(sd->pid) : t->tg.pidfd;
+	if (sd->pidfd < 0) {
+		lmig_err_errno(errno, "pidfd_open of process %d", (int)sd->pid);
+		goto fail;
+	}
 	sd->pagemap = open_proc(sd->pid, "pagemap", O_RDONLY);
 	sd->clear_refs = open_proc(sd->pid, "clear_refs", O_WRONLY);
 	sd->buf = malloc(CHUNK_PAGES * 8);
 	sd->regs = calloc(NREGIONS, sizeof(*sd->regs));
+	/* Still the process of the pidfd: the /proc files opened are its own. */
+	if (sd->pagemap >= 0 && !pidfd_alive(sd->pidfd)) {
+		lmig_err("process %d exited", (int)sd->pid);
+		goto fail;
+	}
 	if (sd->pagemap < 0 || sd->clear_refs < 0 || !sd->buf || !sd->regs) {
 		if (!lmig_has_err())
 			lmig_err("out of memory");

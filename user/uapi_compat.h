@@ -71,6 +71,9 @@ struct pm_scan_arg {
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open		434
 #endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal	424
+#endif
 #ifndef SYS_pidfd_getfd
 #define SYS_pidfd_getfd		438
 #endif

@@ -91,6 +91,7 @@ struct recv_opts {
 	const char *listen;		/* HOST:PORT */
 	const char *out;		/* final path */
 	uint64_t expect_size;		/* 0 = accept any */
+	uint64_t max_size;		/* refuse larger images; 0 = no limit */
 	int timeout_ms;			/* stall limit once a sender is connected */
 	int accept_timeout_ms;		/* for the first connection; -1 = forever */
 	bool sync;			/* fdatasync before the commit */

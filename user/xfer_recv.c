@@ -783,13 +783,55 @@ static int setup_rings(struct receiver *r)
 	return 0;
 }
 
-static int refuse(int fd, struct tls_chan *t, uint32_t status)
+/*
+ * What a peer is told.  The receiver's own message may name its files and
+ * directories, so it goes only to a peer the TLS handshake authenticated
+ * (a receiver's TLS session exists only with a client certificate its CA
+ * signed, or with the PSK).  Anyone else gets the fixed text of the code:
+ * why, or the status's name.  err adds the system's error text (no names).
+ */
+static const char *peer_text(const struct tls_chan *t, uint32_t status, const char *why, int err,
+			     char *buf, size_t len)
+{
+	if (t && t->ssl)
+		return lmig_errmsg();
+	if (!why)
+		why = wire_status_name(status);
+	if (err)
+		snprintf(buf, len, "%s: %s", why, strerror(err));
+	else
+		snprintf(buf, len, "%s", why);
+	return buf;
+}
+
+/*
+ * The failure result's text.  A fault in the sender's own stream (status
+ * set by fail(), other than LMIG_ST_IO) is described from that stream:
+ * page numbers, frame numbers, counts.  A failure of the receiver itself
+ * may name its files, and follows peer_text().
+ */
+static const char *result_text(const struct receiver *r)
+{
+	static char text[LMIG_REASON_LEN];
+
+	if (r->fail_status && r->fail_status != LMIG_ST_IO)
+		return lmig_errmsg();
+	return peer_text(&r->ch[0].tls, LMIG_ST_IO, NULL, 0, text, sizeof(text));
+}
+
+static int refuse_why(int fd, struct tls_chan *t, uint32_t status, const char *why, int err)
 {
 	struct lmig_hello_ack a;
+	char text[LMIG_REASON_LEN];
 
-	wire_ack_build(&a, 0, status, lmig_errmsg());
+	wire_ack_build(&a, 0, status, peer_text(t, status, why, err, text, sizeof(text)));
 	chan_write_full(fd, t, &a, sizeof(a), 1000, "refusing");
 	return -1;
+}
+
+static int refuse(int fd, struct tls_chan *t, uint32_t status)
+{
+	return refuse_why(fd, t, status, NULL, 0);
 }
 
 /* Close a connection that did not become a channel. */
@@ -810,7 +852,7 @@ static int tls_accept(struct receiver *r, int fd, const char *peer, struct tls_c
 	int rc = tls_handshake(r->o->tls, fd, r->o->timeout_ms, peer, t);
 
 	if (rc == -2 && !net_read_full(fd, &h, sizeof(h), 1000, "reading a plain hello"))
-		refuse(fd, NULL, LMIG_ST_VERSION);
+		refuse_why(fd, NULL, LMIG_ST_VERSION, "this receiver requires TLS", 0);
 	return rc ? -1 : 0;
 }
 
@@ -867,24 +909,53 @@ static int handshake(struct receiver *r, int lfd)
 				r->ch[c].fd = -1;
 			if (!hi.image_size) {
 				lmig_err("sender announced an empty image");
-				return refuse(fd, t, LMIG_ST_SIZE), drop(fd, t), -1;
+				return refuse_why(fd, t, LMIG_ST_SIZE, "empty image", 0), drop(fd, t), -1;
 			}
 			if (r->o->expect_size && hi.image_size != r->o->expect_size) {
 				lmig_err("image size mismatch: sender has %llu bytes, --size expects %llu",
 					 (unsigned long long)hi.image_size,
 					 (unsigned long long)r->o->expect_size);
-				return refuse(fd, t, LMIG_ST_SIZE), drop(fd, t), -1;
+				return refuse_why(fd, t, LMIG_ST_SIZE,
+						  "image size mismatch: the receiver expects another size (--size)",
+						  0), drop(fd, t), -1;
 			}
+			if (r->o->max_size && hi.image_size > r->o->max_size) {
+				lmig_err("the sender announced %llu bytes, more than --max-size %llu",
+					 (unsigned long long)hi.image_size,
+					 (unsigned long long)r->o->max_size);
+				return refuse_why(fd, t, LMIG_ST_SIZE,
+						  "image larger than the receiver accepts (--max-size)",
+						  0), drop(fd, t), -1;
+			}
+			/*
+			 * 12 bytes a page, zero-filled on demand (calloc of this
+			 * size is a fresh mapping): memory grows with the pages
+			 * that arrive, and --max-size bounds it.
+			 */
 			r->hashes = calloc(r->npages, sizeof(*r->hashes));
 			r->seen = calloc(r->npages, sizeof(*r->seen));
 			r->live = hi.caps & LMIG_CAP_ROUNDS;
 			if (!r->hashes || !r->seen) {
 				lmig_err("out of memory for a %llu-page image",
 					 (unsigned long long)r->npages);
-				return refuse(fd, t, LMIG_ST_SIZE), drop(fd, t), -1;
+				return refuse_why(fd, t, LMIG_ST_SIZE, "image too large for the receiver's memory",
+						  0), drop(fd, t), -1;
 			}
-			if (dst_image_create(&r->out, r->o->out, hi.image_size))
-				return refuse(fd, t, LMIG_ST_IO), drop(fd, t), -1;
+			switch (dst_image_create(&r->out, r->o->out, hi.image_size)) {
+			case 0:
+				break;
+			case -2:
+				return refuse_why(fd, t, LMIG_ST_SIZE,
+						  "image larger than the free space at the receiver",
+						  0), drop(fd, t), -1;
+			default:
+				if (r->out.not_regular)
+					return refuse_why(fd, t, LMIG_ST_IO,
+							  "the receiver's output exists and is not a regular file",
+							  0), drop(fd, t), -1;
+				return refuse_why(fd, t, LMIG_ST_IO, "the receiver cannot create the image",
+						  r->out.err), drop(fd, t), -1;
+			}
 			r->out_ok = true;
 		} else if (memcmp(hi.session, r->hi.session, sizeof(hi.session)) ||
 			   hi.nchannels != r->nch || hi.image_size != r->hi.image_size) {
@@ -1040,7 +1111,7 @@ int xfer_recv(const struct recv_opts *o, struct xfer_stats *st)
 	ret = 0;
 out:
 	if (ret && r.ch && r.ch[0].fd >= 0) {
-		wire_result_build(&res, r.fail_status ? r.fail_status : LMIG_ST_IO, 0, lmig_errmsg());
+		wire_result_build(&res, r.fail_status ? r.fail_status : LMIG_ST_IO, 0, result_text(&r));
 		if (r.ch[0].tls.ssl)
 			chan_write_full(r.ch[0].fd, &r.ch[0].tls, &res, sizeof(res), 100, "failing");
 		else

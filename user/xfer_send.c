@@ -1460,7 +1460,8 @@ static int live_setup(struct sender *s)
 	if (freezer_init(&s->fz, o->freeze, o->pid))
 		return -1;
 	s->st->frozen = freezer_name(&s->fz);
-	s->tg = (struct track_target){ .fd = s->im.fd, .pid = o->pid, .start = o->anon_start,
+	s->tg = (struct track_target){ .fd = s->im.fd, .pid = o->pid, .pidfd = s->fz.pidfd,
+				       .start = o->anon_start,
 				       .size = s->im.size, .sent = s->hashes };
 	s->harvested = calloc(bitmap_words(s->im.npages), 8);
 	if (!s->harvested)

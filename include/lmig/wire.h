@@ -110,7 +110,12 @@ struct lmig_hello_ack {
 	__le16 length;
 	__le32 caps;		/* accepted subset of the hello's caps */
 	__le32 status;		/* enum lmig_status */
-	char   reason[LMIG_REASON_LEN];	/* NUL-terminated text when status != OK */
+	/*
+	 * NUL-terminated text when status != OK: to a peer that TLS did not
+	 * authenticate, fixed text for the status, never the receiver's paths
+	 * (Documentation/wire-format.md, "Status codes and reason text").
+	 */
+	char   reason[LMIG_REASON_LEN];
 	__le64 checksum;
 };
 

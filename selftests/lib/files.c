@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -219,4 +220,30 @@ int file_write(const char *path, const void *buf, size_t len)
 	if (fd >= 0)
 		close(fd);
 	return n == (ssize_t)len ? 0 : -1;
+}
+
+bool holds_file_in(int pid, const char *dir)
+{
+	char fds[64], path[340], target[600];
+	size_t dl = strlen(dir);
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	snprintf(fds, sizeof(fds), "/proc/%d/fd", pid);
+	d = opendir(fds);
+	if (!d)
+		return false;
+	while (!found && (de = readdir(d))) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/%s", fds, de->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = 0;
+		found = !strncmp(target, dir, dl) && target[dl] == '/';
+	}
+	closedir(d);
+	return found;
 }

@@ -39,5 +39,10 @@ bool path_exists(const char *path);
 int file_write(const char *path, const void *buf, size_t len);
 /* Copy a file, giving the copy this mode. */
 int file_copy(const char *from, const char *to, unsigned int mode);
+/*
+ * Does process pid hold an open file inside dir (a name under "dir/",
+ * such as the "dir/#1234 (deleted)" of an unnamed O_TMPFILE)?
+ */
+bool holds_file_in(int pid, const char *dir);
 
 #endif
