@@ -12,7 +12,16 @@
  *  - failures: the receiver killed mid-stream, a byte flipped on the wire,
  *    a client that resets its connection: both lmigs exit 1 within 2 s
  *    with one line, the writer's side is closed, and nothing incomplete
- *    reaches the destination as if it were whole.
+ *    reaches the destination as if it were whole;
+ *  - a hostile source, forged here frame by frame with valid checksums
+ *    (include/lmig/stream.h): a DONE announcing more streams than there
+ *    can be (after 256 complete ones), a block whose offset + length
+ *    wraps past 2^64, stream ids out of range, a flood of small
+ *    out-of-order blocks (the receiver's peak RSS against a baseline run
+ *    and --max-pending), a trickle of undeliverable bytes (--timeout),
+ *    and blocks in reverse order (CPU time against the same blocks in
+ *    order): each is a one-line error and exit 1, nothing more reaches
+ *    the destination, no crash.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,14 +32,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <xxhash.h>
 
 #include "kselftest_harness.h"
+
+#include <lmig/stream.h>
+#include "wire.h"
 
 #include "lib/files.h"
 #include "lib/jfield.h"
@@ -863,6 +877,389 @@ TEST_F(pfail, corrupted_byte)
 	EXPECT_EQ(1, strict_prefix(self->src, self->out));
 }
 
+
+/* ---- a forged source ------------------------------------------------------------ */
+
+/*
+ * One channel of a source that builds every frame itself, as
+ * include/lmig/stream.h specifies: valid checksums, lies only in what the
+ * frames say.
+ */
+struct fsrc {
+	int fd;
+	uint64_t seq;
+	uint8_t *buf;		/* frames queued by fsrc_put, sent by fsrc_flush */
+	size_t len, cap;
+};
+
+static int fsrc_connect(struct fsrc *f, int port)
+{
+	struct hello_info hi = { .caps = LMIG_CAP_STREAM | LMIG_CAP_LZ4, .nchannels = 1 };
+	struct lmig_hello h;
+	struct lmig_hello_ack a;
+
+	memset(f, 0, sizeof(*f));
+	memcpy(hi.session, "forged-stream-01", 16);
+	wire_hello_build(&h, &hi);
+	f->fd = sock_connect(port);
+	if (f->fd < 0 || sock_write_full(f->fd, &h, sizeof(h)) ||
+	    sock_read_full(f->fd, &a, sizeof(a), 5) || le32toh(a.status) != LMIG_ST_OK)
+		return -1;
+	f->cap = 4 * MiB;
+	f->buf = malloc(f->cap);
+	return f->buf ? 0 : -1;
+}
+
+/* Queue one frame; the checksum is XXH3-64 over the header with its field 0. */
+static void fsrc_put(struct fsrc *f, unsigned int type, uint32_t stream, uint64_t off,
+		     const void *pay, uint32_t len)
+{
+	struct lmig_sframe h = {
+		.magic = htole32(LMIG_SFRAME_MAGIC), .type = htole16(type),
+		.stream = htole32(stream), .len = htole32(len), .seq = htole64(f->seq++),
+		.offset = htole64(type == LMIG_SF_DONE ? f->seq - 1 : off),
+	};
+
+	if (type == LMIG_SF_DATA) {
+		h.raw_len = htole32(len);
+		h.hash = htole64(XXH3_64bits(pay, len));
+	}
+	h.checksum = htole64(XXH3_64bits(&h, sizeof(h)));
+	if (f->len + sizeof(h) + len > f->cap) {
+		f->cap = 2 * (f->len + sizeof(h) + len);
+		f->buf = realloc(f->buf, f->cap);
+	}
+	memcpy(f->buf + f->len, &h, sizeof(h));
+	memcpy(f->buf + f->len + sizeof(h), pay, len);
+	f->len += sizeof(h) + len;
+}
+
+static int fsrc_flush(struct fsrc *f)
+{
+	int ret = f->len ? sock_write_full(f->fd, f->buf, f->len) : 0;
+
+	f->len = 0;
+	return ret;
+}
+
+/* END of a stream whose bytes are d: its length and XXH3-128 digest. */
+static void fsrc_end(struct fsrc *f, uint32_t stream, const uint8_t *d, size_t len)
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits(d, len));
+	fsrc_put(f, LMIG_SF_END, stream, len, c.digest, 16);
+}
+
+/* OPEN, the stream's bytes in one block per blk bytes, END. */
+static void fsrc_stream(struct fsrc *f, uint32_t stream, const uint8_t *d, size_t len, size_t blk)
+{
+	fsrc_put(f, LMIG_SF_OPEN, stream, 0, NULL, 0);
+	for (size_t o = 0; o < len; o += blk)
+		fsrc_put(f, LMIG_SF_DATA, stream, o, d + o, len - o < blk ? len - o : blk);
+	fsrc_end(f, stream, d, len);
+}
+
+static void fsrc_close(struct fsrc *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+	free(f->buf);
+	f->buf = NULL;
+}
+
+/*
+ * Wait for p's exit like proc_wait(), reaping it with wait4() for its
+ * peak RSS (ru_maxrss: the VmHWM it had, in KiB) and its CPU seconds.
+ */
+static int wait_usage(struct proc *p, double timeout_s, long *maxrss_kb, double *cpu_s)
+{
+	double end = mono_s() + timeout_s;
+	struct rusage ru;
+	siginfo_t si;
+	ssize_t n;
+
+	for (;;) {
+		memset(&si, 0, sizeof(si));
+		if (!waitid(P_PID, p->pid, &si, WEXITED | WNOHANG | WNOWAIT) && si.si_pid == p->pid)
+			break;
+		if (mono_s() > end)
+			return -1;
+		usleep(2000);
+	}
+	p->t_exit = mono_s();
+	if (wait4(p->pid, &p->status, 0, &ru) != p->pid)
+		return -1;
+	p->exited = true;
+	if (maxrss_kb)
+		*maxrss_kb = ru.ru_maxrss;
+	if (cpu_s)
+		*cpu_s = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+			 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	fcntl(p->err_fd, F_SETFL, 0);
+	while (p->err_len < sizeof(p->err) - 1 &&
+	       (n = read(p->err_fd, p->err + p->err_len, sizeof(p->err) - 1 - p->err_len)) > 0)
+		p->err_len += n;
+	p->err[p->err_len] = 0;
+	for (size_t k = 0; k <= p->err_len; k++)
+		p->err_log[k] = p->err[k] == '\n' ? '|' : p->err[k];
+	return 0;
+}
+
+/* A destination QEMU for `proxy recv`: accepts any number of connections and counts their bytes. */
+#define SINK_MAX	300
+
+struct sink {
+	char path[108];
+	int lfd;
+	pthread_t th;
+	atomic_bool stop;
+	atomic_uint n;
+	atomic_llong bytes[SINK_MAX];
+	atomic_int end[SINK_MAX];	/* 0 open, 1 clean end, -errno */
+};
+
+static void *sink_main(void *arg)
+{
+	struct sink *s = arg;
+	static struct pollfd pf[SINK_MAX + 1];
+	int fds[SINK_MAX];
+	char buf[65536];
+
+	while (!s->stop) {
+		unsigned int n = s->n;
+
+		pf[0] = (struct pollfd){ .fd = n < SINK_MAX ? s->lfd : -1, .events = POLLIN };
+		for (unsigned int i = 0; i < n; i++)
+			pf[1 + i] = (struct pollfd){ .fd = s->end[i] ? -1 : fds[i], .events = POLLIN };
+		if (poll(pf, 1 + n, 20) <= 0)
+			continue;
+		if (pf[0].revents) {
+			int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (fd >= 0)
+				fds[s->n++] = fd;
+		}
+		for (unsigned int i = 0; i < n; i++) {
+			ssize_t r;
+
+			if (s->end[i] || !pf[1 + i].revents)
+				continue;
+			r = read(fds[i], buf, sizeof(buf));
+			if (r > 0) {
+				s->bytes[i] += r;
+				continue;
+			}
+			s->end[i] = r == 0 ? 1 : -errno;
+			close(fds[i]);
+		}
+	}
+	for (unsigned int i = 0; i < s->n; i++)
+		if (!s->end[i])
+			close(fds[i]);
+	return NULL;
+}
+
+static int sink_start(struct sink *s, const char *dir)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	memset(s, 0, sizeof(*s));
+	if (snprintf(s->path, sizeof(s->path), "%s/qemu.sock", dir) >= (int)sizeof(s->path))
+		return -1;
+	strcpy(sa.sun_path, s->path);
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(s->lfd, 512))
+		return -1;
+	return pthread_create(&s->th, NULL, sink_main, s) ? -1 : 0;
+}
+
+static void sink_stop(struct sink *s)
+{
+	if (!s->th)
+		return;
+	s->stop = true;
+	pthread_join(s->th, NULL);
+	s->th = 0;
+	close(s->lfd);
+}
+
+enum forge {
+	F_DONE_TOO_MANY,	/* pipe: one whole stream, then DONE says 2 */
+	F_DONE_PAST_MAX,	/* proxy: 256 whole streams, then DONE says 1000 */
+	F_WRAP,			/* a block at 2^64 - 16, 32 bytes long */
+	F_WRAP_END,		/* a block that ends exactly at 2^64 */
+	F_BEYOND_WINDOW,	/* a byte just past the window: 16 MiB beyond the 4 KiB written */
+	F_STREAM_PIPE,		/* pipe: a block of stream 1 */
+	F_STREAM_MAX,		/* proxy: stream 256 opened */
+	F_STREAM_HUGE,		/* proxy: a block of stream 0xffffffff */
+	F_PAST_END,		/* a block after END, overlapping the end */
+};
+
+FIXTURE(forged) {
+	char dir[256], out[320];
+	struct proc rx;
+	struct sink sink;
+	struct fsrc f;
+};
+
+FIXTURE_VARIANT(forged) {
+	enum forge forge;
+	bool proxy;
+	const char *words[3];	/* the error names one of these */
+};
+
+FIXTURE_VARIANT_ADD(forged, done_too_many_pipe) { .forge = F_DONE_TOO_MANY, .words = { "2 streams" } };
+FIXTURE_VARIANT_ADD(forged, done_past_max_after_256) { .forge = F_DONE_PAST_MAX, .proxy = true, .words = { "1000 streams", "limit" } };
+FIXTURE_VARIANT_ADD(forged, offset_wraps) { .forge = F_WRAP, .words = { "outside" } };
+FIXTURE_VARIANT_ADD(forged, offset_wraps_to_zero) { .forge = F_WRAP_END, .proxy = true, .words = { "outside" } };
+FIXTURE_VARIANT_ADD(forged, beyond_window) { .forge = F_BEYOND_WINDOW, .words = { "outside" } };
+FIXTURE_VARIANT_ADD(forged, stream_1_to_pipe) { .forge = F_STREAM_PIPE, .words = { "more than one stream" } };
+FIXTURE_VARIANT_ADD(forged, stream_256) { .forge = F_STREAM_MAX, .proxy = true, .words = { "stream 256", "limit" } };
+FIXTURE_VARIANT_ADD(forged, stream_ffffffff) { .forge = F_STREAM_HUGE, .proxy = true, .words = { "4294967295", "limit" } };
+FIXTURE_VARIANT_ADD(forged, past_end) { .forge = F_PAST_END, .words = { "outside" } };
+
+FIXTURE_SETUP(forged)
+{
+	signal(SIGPIPE, SIG_IGN);
+	self->f.fd = -1;
+	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), 64 * MiB));
+	snprintf(self->out, sizeof(self->out), "%s/out", self->dir);
+}
+
+FIXTURE_TEARDOWN(forged)
+{
+	fsrc_close(&self->f);
+	proc_kill(&self->rx);
+	sink_stop(&self->sink);
+	scratch_remove(self->dir);
+}
+
+/* `pipe recv` into out, or `proxy recv` to a sink; its port. */
+static int forged_rx(struct proc *rx, const char *out, struct sink *sink, const char *const extra[])
+{
+	const char *args[24] = { "pipe", "recv", "--listen", "127.0.0.1:0", "--ready-fd", "3" };
+	char to[140];
+	int n = 6, fd = -1, rfd;
+
+	if (sink) {
+		args[0] = "proxy";
+		snprintf(to, sizeof(to), "unix:%s", sink->path);
+		args[n++] = "--to";
+		args[n++] = to;
+	} else {
+		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return -1;
+	}
+	for (; extra && *extra && n < 23; extra++)
+		args[n++] = *extra;
+	args[n] = NULL;
+	if (spawn(rx, args, -1, fd, &rfd, NULL))
+		return -1;
+	if (fd >= 0)
+		close(fd);
+	return ready_port(rfd);
+}
+
+static long long file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) ? -1 : (long long)st.st_size;
+}
+
+TEST_F(forged, refused)
+{
+	static uint8_t d[64 * 1024];
+	uint64_t x = 7;
+	long long before, after;
+	double t;
+	int port;
+
+	for (size_t k = 0; k < sizeof(d); k++)
+		d[k] = (uint8_t)xs(&x);
+	if (variant->proxy)
+		ASSERT_EQ(0, sink_start(&self->sink, self->dir));
+	port = forged_rx(&self->rx, self->out, variant->proxy ? &self->sink : NULL, NULL);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, fsrc_connect(&self->f, port));
+
+	/* What may legitimately reach the destination before the lie: stream 0's first 4 KiB. */
+	fsrc_put(&self->f, LMIG_SF_OPEN, 0, 0, NULL, 0);
+	fsrc_put(&self->f, LMIG_SF_DATA, 0, 0, d, 4096);
+	switch (variant->forge) {
+	case F_DONE_TOO_MANY:
+	case F_DONE_PAST_MAX:
+		/* Stream 0 whole; with a proxy, 255 more whole streams. */
+		fsrc_put(&self->f, LMIG_SF_DATA, 0, 4096, d + 4096, 4096);
+		fsrc_end(&self->f, 0, d, 8192);
+		for (uint32_t i = 1; variant->proxy && i < LMIG_STREAM_MAX; i++)
+			fsrc_stream(&self->f, i, d + i, 100 + i, 64);
+		break;
+	default:
+		break;
+	}
+	ASSERT_EQ(0, fsrc_flush(&self->f));
+	/* Let it all reach the destination, so what arrives after the lie is measurable. */
+	for (t = mono_s(); mono_s() - t < 10; usleep(5000)) {
+		if (!variant->proxy && file_size(self->out) >= 4096 +
+		    (variant->forge == F_DONE_TOO_MANY ? 4096 : 0))
+			break;
+		if (variant->proxy && self->sink.n > 0 && self->sink.bytes[0] >= 4096 &&
+		    (variant->forge != F_DONE_PAST_MAX ||
+		     (self->sink.n == LMIG_STREAM_MAX && self->sink.end[LMIG_STREAM_MAX - 1])))
+			break;
+	}
+	before = variant->proxy ? (self->sink.n ? self->sink.bytes[0] : 0) : file_size(self->out);
+	ASSERT_GE(before, 4096);
+
+	switch (variant->forge) {
+	case F_DONE_TOO_MANY:
+		fsrc_put(&self->f, LMIG_SF_DONE, 2, 0, NULL, 0);
+		break;
+	case F_DONE_PAST_MAX:
+		fsrc_put(&self->f, LMIG_SF_DONE, 1000, 0, NULL, 0);
+		break;
+	case F_WRAP:
+		fsrc_put(&self->f, LMIG_SF_DATA, 0, UINT64_MAX - 15, d, 32);
+		break;
+	case F_WRAP_END:
+		fsrc_put(&self->f, LMIG_SF_DATA, 0, UINT64_MAX - 4095, d, 4096);
+		break;
+	case F_BEYOND_WINDOW:
+		fsrc_put(&self->f, LMIG_SF_DATA, 0, 4096 + LMIG_STREAM_WINDOW, d, 1);
+		break;
+	case F_STREAM_PIPE:
+		fsrc_put(&self->f, LMIG_SF_DATA, 1, 0, d, 100);
+		break;
+	case F_STREAM_MAX:
+		fsrc_put(&self->f, LMIG_SF_OPEN, LMIG_STREAM_MAX, 0, NULL, 0);
+		break;
+	case F_STREAM_HUGE:
+		fsrc_put(&self->f, LMIG_SF_DATA, UINT32_MAX, 0, d, 100);
+		break;
+	case F_PAST_END:
+		fsrc_end(&self->f, 0, d, 8192);
+		fsrc_put(&self->f, LMIG_SF_DATA, 0, 8000, d, 1000);
+		break;
+	}
+	/* Then what would continue stream 0: none of it may reach the destination. */
+	if (variant->forge != F_DONE_TOO_MANY && variant->forge != F_DONE_PAST_MAX)
+		fsrc_put(&self->f, LMIG_SF_DATA, 0, 4096, d + 4096, 4096);
+	t = mono_s();
+	fsrc_flush(&self->f);
+	/* The connection stays open: the receiver must fail on the lie itself. */
+	ASSERT_EQ(0, proc_wait(&self->rx, DEADLINE_S + 3)) TH_LOG("the receiver is still running");
+	TH_LOG("failed after %.3f s: %s", self->rx.t_exit - t, self->rx.err_log);
+	EXPECT_TRUE(WIFEXITED(self->rx.status)) TH_LOG("wait status 0x%x (a crash)", self->rx.status);
+	check_failed(_metadata, &self->rx, variant->proxy ? "proxy recv" : "pipe recv", t,
+		     variant->words);
+	after = variant->proxy ? (self->sink.n ? self->sink.bytes[0] : 0) : file_size(self->out);
+	EXPECT_EQ(before, after) TH_LOG("%lld bytes reached the destination after the lie", after - before);
+}
+
 /* ---- the command line --------------------------------------------------------- */
 
 static void usage_case(struct __test_metadata *_metadata, const char *const args[], int code)
@@ -905,6 +1302,8 @@ TEST(usage)
 	usage_case(_metadata, A("proxy", "send", "--listen", "unix:/x", "--to", "h:1", "--streams", "0"), 2);
 	usage_case(_metadata, A("proxy", "recv", "--listen", ":0"), 2);
 	usage_case(_metadata, A("proxy", "recv", "--listen", ":0", "--to", "unix:/x", "extra"), 2);
+	usage_case(_metadata, A("proxy", "recv", "--listen", ":0", "--to", "unix:/x", "--max-pending", "1K"), 2);
+	usage_case(_metadata, A("pipe", "recv", "--listen", ":0", "--max-pending", "lots"), 2);
 #undef A
 }
 

@@ -66,7 +66,12 @@ static void usage_pipe_recv(void)
 	       "                          close it\n"
 	       "      --accept-timeout S  give up if no sender connects within S seconds\n"
 	       "                          (default: wait forever)\n"
-	       "      --timeout S         handshake limit (default 10)\n"
+	       "      --timeout S         handshake limit, and the longest time without a\n"
+	       "                          byte written to stdout (default 10)\n"
+	       "      --max-pending SIZE  most memory for blocks received and not yet written\n"
+	       "                          (out of order, or waiting for QEMU to read); more\n"
+	       "                          is an error (default 256Mi, at least 1Mi; one\n"
+	       "                          stream holds at most 32Mi)\n"
 	       CMD_TLS_HELP
 	       "  -j, --json              one JSON object with the result on stderr\n"
 	       "      --json-fd FD        ... on descriptor FD instead (implies --json)\n"
@@ -136,7 +141,12 @@ static void usage_proxy_recv(void)
 	       "  -t, --to ADDR           unix:PATH or tcp:HOST:PORT of the destination QEMU\n"
 	       "      --ready-fd FD       write the listening port and a newline to FD\n"
 	       "      --accept-timeout S  give up if no sender connects within S seconds\n"
-	       "      --timeout S         handshake and connect limit (default 10)\n"
+	       "      --timeout S         handshake and connect limit, and the longest time\n"
+	       "                          without a byte written to QEMU (default 10)\n"
+	       "      --max-pending SIZE  most memory for blocks received and not yet written\n"
+	       "                          (out of order, or waiting for QEMU to read); more\n"
+	       "                          is an error (default 256Mi, at least 1Mi; one\n"
+	       "                          stream holds at most 32Mi)\n"
 	       CMD_TLS_HELP
 	       "  -j, --json              one JSON object with the result on stdout\n"
 	       "      --json-fd FD        ... on descriptor FD instead (implies --json)\n"
@@ -160,7 +170,7 @@ void usage_proxy(void)
 }
 
 enum { O_ZEROCOPY = 256, O_TIMEOUT, O_ACCEPT_TIMEOUT, O_READY_FD, O_JSON_FD, O_GRACE,
-       O_TLS_DIR, O_PSK_FILE, O_FINGERPRINT };
+       O_TLS_DIR, O_PSK_FILE, O_FINGERPRINT, O_MAX_PENDING };
 
 /* --tls-dir, --psk-file, --peer-fingerprint: the same in all four commands. */
 #define TLS_LONGOPTS \
@@ -368,12 +378,14 @@ static int do_recv(const char *who, bool proxy, int argc, char **argv, struct gl
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "accept-timeout", required_argument, NULL, O_ACCEPT_TIMEOUT },
 		{ "ready-fd", required_argument, NULL, O_READY_FD },
+		{ "max-pending", required_argument, NULL, O_MAX_PENDING },
 		TLS_LONGOPTS
 		{ "json", no_argument, NULL, 'j' },
 		{ "json-fd", required_argument, NULL, O_JSON_FD },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 } };
-	struct stream_recv_opts o = { .timeout_ms = 10000, .accept_timeout_ms = -1, .ready_fd = -1 };
+	struct stream_recv_opts o = { .timeout_ms = 10000, .accept_timeout_ms = -1, .ready_fd = -1,
+				      .max_pending = STREAM_MAX_PENDING_DEFAULT };
 	const char *to = NULL;
 	struct stream_stats st = { 0 };
 	struct tls_args ta = { 0 };
@@ -403,6 +415,12 @@ static int do_recv(const char *who, bool proxy, int argc, char **argv, struct gl
 		case O_READY_FD:
 			if (parse_fd(who, "--ready-fd", optarg, &o.ready_fd))
 				return EXIT_USAGE;
+			break;
+		case O_MAX_PENDING:
+			if (parse_bytes("--max-pending", optarg, &o.max_pending))
+				return usage_error(who, "%s", lmig_errmsg());
+			if (o.max_pending < STREAM_MAX_PENDING_MIN)
+				return usage_error(who, "--max-pending: at least 1Mi");
 			break;
 		case 'j': g->json = true; break;
 		case O_JSON_FD:

@@ -522,9 +522,15 @@ static int reply_got(struct ssender *s)
 	if (le32toh(r->magic) != LMIG_SREPLY_MAGIC || !sreply_csum_ok(r))
 		return lmig_err("receiver sent a corrupted reply");
 	if (le16toh(r->type) == LMIG_SR_VERDICT) {
+		char why[LMIG_REASON_LEN];
+
+		/* The receiver's words reach a terminal: printable characters only. */
+		for (size_t k = 0; k < sizeof(why); k++)
+			why[k] = k == sizeof(why) - 1 || !r->reason[k] ? 0 :
+				 r->reason[k] < 0x20 || r->reason[k] == 0x7f ? '?' : r->reason[k];
 		if (le16toh(r->status) != LMIG_ST_OK)
-			return lmig_err("receiver failed: %.*s", LMIG_REASON_LEN - 1,
-					r->reason[0] ? r->reason : wire_status_name(le16toh(r->status)));
+			return lmig_err("receiver failed: %s",
+					why[0] ? why : wire_status_name(le16toh(r->status)));
 		s->verdict_in = true;
 		return 0;
 	}
