@@ -1007,6 +1007,23 @@ static int wait_usage(struct proc *p, double timeout_s, long *maxrss_kb, double 
 	return 0;
 }
 
+/* A live process's peak RSS (VmHWM), KiB; -1 if unknown. */
+static long vm_hwm_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
 /* A destination QEMU for `proxy recv`: accepts any number of connections and counts their bytes. */
 #define SINK_MAX	300
 
@@ -1260,6 +1277,285 @@ TEST_F(forged, refused)
 	EXPECT_EQ(before, after) TH_LOG("%lld bytes reached the destination after the lie", after - before);
 }
 
+/* ---- a flood of small out-of-order blocks ------------------------------------ */
+
+FIXTURE(flood) {
+	char dir[256], out[320];
+	struct proc rx;
+	struct sink sink;
+	struct fsrc f;
+};
+
+FIXTURE_VARIANT(flood) {
+	unsigned int streams;	/* 1: pipe recv; more: proxy recv */
+	const char *max_pending;	/* --max-pending, or NULL for the default */
+	uint64_t limit;		/* the limit that must stop the flood */
+	const char *word;	/* ... named in the error */
+};
+
+FIXTURE_VARIANT_ADD(flood, one_stream) { .streams = 1, .limit = 2 * LMIG_STREAM_WINDOW, .word = "per-stream limit" };
+FIXTURE_VARIANT_ADD(flood, four_streams_max_pending) { .streams = 4, .max_pending = "32Mi", .limit = 32 * MiB, .word = "--max-pending" };
+
+FIXTURE_SETUP(flood)
+{
+	signal(SIGPIPE, SIG_IGN);
+	self->f.fd = -1;
+	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), 64 * MiB));
+	snprintf(self->out, sizeof(self->out), "%s/out", self->dir);
+	if (variant->streams > 1)
+		ASSERT_EQ(0, sink_start(&self->sink, self->dir));
+}
+
+FIXTURE_TEARDOWN(flood)
+{
+	fsrc_close(&self->f);
+	proc_kill(&self->rx);
+	sink_stop(&self->sink);
+	scratch_remove(self->dir);
+}
+
+/*
+ * The receiver's peak RSS first for an honest run of the same shape (8 MiB
+ * in 64 KiB blocks over the same streams), then for a flood of 1-byte
+ * blocks at every other offset, none of which can ever be delivered, up to
+ * three times the limit: the flood must end in a one-line error naming
+ * the limit, within 2 s of crossing it, with the peak RSS above the
+ * honest run's by at most 1.25 times the limit.
+ */
+TEST_F(flood, bounded)
+{
+	const char *extra[] = { "--max-pending", variant->max_pending, NULL };
+	struct sink *sk = variant->streams > 1 ? &self->sink : NULL;
+	static uint8_t d[8 * MiB];
+	uint64_t x = 11, sent = 0, blocks;
+	long base_kb, flood_kb;
+	unsigned int ns = variant->streams;
+	double t;
+	int port;
+
+	for (size_t k = 0; k < sizeof(d); k++)
+		d[k] = (uint8_t)xs(&x);
+
+	/* The honest run. */
+	port = forged_rx(&self->rx, self->out, sk, variant->max_pending ? extra : NULL);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, fsrc_connect(&self->f, port));
+	for (unsigned int i = 0; i < ns; i++) {
+		fsrc_stream(&self->f, i, d + i * (sizeof(d) / ns), sizeof(d) / ns, 64 * 1024);
+		ASSERT_EQ(0, fsrc_flush(&self->f));
+	}
+	fsrc_put(&self->f, LMIG_SF_DONE, ns, 0, NULL, 0);
+	ASSERT_EQ(0, fsrc_flush(&self->f));
+	ASSERT_EQ(0, wait_usage(&self->rx, 20, &base_kb, NULL));
+	ASSERT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("honest run: %s", self->rx.err_log);
+	proc_kill(&self->rx);
+	fsrc_close(&self->f);
+	if (sk) {
+		sink_stop(sk);
+		unlink(sk->path);
+		ASSERT_EQ(0, sink_start(sk, self->dir));
+	}
+
+	/* The flood: 1 + BLK_COST (64) is what the receiver charges for each. */
+	blocks = 3 * variant->limit / 65;
+	port = forged_rx(&self->rx, self->out, sk, variant->max_pending ? extra : NULL);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, fsrc_connect(&self->f, port));
+	for (unsigned int i = 0; i < ns; i++)
+		fsrc_put(&self->f, LMIG_SF_OPEN, i, 0, NULL, 0);
+	t = mono_s();
+	for (uint64_t b = 0; b < blocks; b++) {
+		fsrc_put(&self->f, LMIG_SF_DATA, b % ns, 2 + 2 * (b / ns), d, 1);
+		if (self->f.len >= MiB || b == blocks - 1) {
+			sent += self->f.len;
+			if (fsrc_flush(&self->f))
+				break;	/* the receiver gave up: what we want */
+		}
+	}
+	TH_LOG("%.1f MB of %llu 1-byte blocks on the wire in %.3f s", sent / 1e6,
+	       (unsigned long long)blocks, mono_s() - t);
+	/* The connection stays open: only the limit may end it. */
+	ASSERT_EQ(0, wait_usage(&self->rx, DEADLINE_S + 3, &flood_kb, NULL))
+		TH_LOG("the receiver is still running (it took the whole flood): VmHWM %ld KiB, honest %ld KiB",
+		       vm_hwm_kb(self->rx.pid), base_kb);
+	TH_LOG("peak RSS: honest %ld KiB, flood %ld KiB (+%ld KiB), limit %llu KiB", base_kb,
+	       flood_kb, flood_kb - base_kb, (unsigned long long)variant->limit / 1024);
+	check_failed(_metadata, &self->rx, sk ? "proxy recv" : "pipe recv", self->rx.t_exit,
+		     WORDS(variant->word));
+	EXPECT_LE(flood_kb - base_kb, (long)(variant->limit * 5 / 4 / 1024));
+	/* Nothing was deliverable, so nothing was delivered. */
+	if (sk) {
+		for (unsigned int i = 0; i < sk->n; i++)
+			EXPECT_EQ(0, sk->bytes[i]);
+	} else {
+		EXPECT_EQ(0, file_size(self->out));
+	}
+}
+
+/* ---- a trickle: frames keep coming, bytes do not reach the destination ------- */
+
+FIXTURE(trickle) {
+	char dir[256], out[320];
+	struct proc rx;
+	struct fsrc f;
+};
+
+FIXTURE_VARIANT(trickle) {
+	bool deliverable;	/* each byte continues the stream: progress, no stall */
+};
+
+FIXTURE_VARIANT_ADD(trickle, undeliverable) { .deliverable = false };
+FIXTURE_VARIANT_ADD(trickle, deliverable) { .deliverable = true };
+
+FIXTURE_SETUP(trickle)
+{
+	signal(SIGPIPE, SIG_IGN);
+	self->f.fd = -1;
+	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), 16 * MiB));
+	snprintf(self->out, sizeof(self->out), "%s/out", self->dir);
+}
+
+FIXTURE_TEARDOWN(trickle)
+{
+	fsrc_close(&self->f);
+	proc_kill(&self->rx);
+	scratch_remove(self->dir);
+}
+
+/*
+ * `pipe recv --timeout 2`: 100 bytes, then one byte every 0.25 s for 5 s.
+ * Bytes beyond a gap that never fills keep the channel busy but deliver
+ * nothing: the receiver must give up 2 s after the last byte it wrote,
+ * with exactly those 100 bytes written.  Bytes that continue the stream
+ * are progress, however slow: that stream completes.
+ */
+TEST_F(trickle, stall)
+{
+	const char *extra[] = { "--timeout", "2", NULL };
+	uint8_t d[200];
+	uint64_t x = 5;
+	double t, t_last = 0;
+	int port, k;
+
+	for (size_t i = 0; i < sizeof(d); i++)
+		d[i] = (uint8_t)xs(&x);
+	port = forged_rx(&self->rx, self->out, NULL, extra);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, fsrc_connect(&self->f, port));
+	fsrc_put(&self->f, LMIG_SF_OPEN, 0, 0, NULL, 0);
+	fsrc_put(&self->f, LMIG_SF_DATA, 0, 0, d, 100);
+	ASSERT_EQ(0, fsrc_flush(&self->f));
+	t = mono_s();
+	for (k = 0; k < 20 && !self->rx.exited; k++) {
+		usleep(250 * 1000);
+		if (variant->deliverable)
+			fsrc_put(&self->f, LMIG_SF_DATA, 0, 100 + k, d + 100 + k, 1);
+		else
+			fsrc_put(&self->f, LMIG_SF_DATA, 0, 102 + 2 * k, d + 102 + 2 * k, 1);
+		if (fsrc_flush(&self->f))
+			break;
+		t_last = mono_s();
+		if (proc_wait(&self->rx, 0) == 0)
+			break;
+	}
+	if (variant->deliverable) {
+		ASSERT_EQ(20, k) TH_LOG("the receiver quit at byte %d: %s", k, self->rx.err_log);
+		fsrc_end(&self->f, 0, d, 120);
+		fsrc_put(&self->f, LMIG_SF_DONE, 1, 0, NULL, 0);
+		ASSERT_EQ(0, fsrc_flush(&self->f));
+		ASSERT_EQ(0, proc_wait(&self->rx, 10));
+		EXPECT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("%s", self->rx.err_log);
+		EXPECT_EQ(120, file_size(self->out));
+		return;
+	}
+	ASSERT_EQ(0, proc_wait(&self->rx, 6)) TH_LOG("the receiver is still running after %d bytes", k);
+	TH_LOG("gave up %.2f s after its last write, %.2f s after the last byte came: %s",
+	       self->rx.t_exit - t, self->rx.t_exit - t_last, self->rx.err_log);
+	/* The trickle went on until the end: frames were arriving all along. */
+	EXPECT_GE(t_last, self->rx.t_exit - 0.5);
+	EXPECT_GE(self->rx.t_exit - t, 2.0);
+	check_failed(_metadata, &self->rx, "pipe recv", t + 2, WORDS("stalled"));
+	EXPECT_EQ(100, file_size(self->out));
+}
+
+/* ---- reordering cost ------------------------------------------------------------ */
+
+FIXTURE(reorder) {
+	char dir[256], out[320];
+	struct proc rx;
+	struct fsrc f;
+};
+
+FIXTURE_SETUP(reorder)
+{
+	signal(SIGPIPE, SIG_IGN);
+	self->f.fd = -1;
+	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), 16 * MiB));
+	snprintf(self->out, sizeof(self->out), "%s/out", self->dir);
+}
+
+FIXTURE_TEARDOWN(reorder)
+{
+	fsrc_close(&self->f);
+	proc_kill(&self->rx);
+	scratch_remove(self->dir);
+}
+
+#define RO_BLOCKS	65536
+#define RO_LEN		32
+
+/* One pipe recv of RO_BLOCKS blocks, in order or last first; its CPU seconds. */
+static double reorder_run(struct __test_metadata *_metadata, FIXTURE_DATA(reorder) *self,
+			  const uint8_t *d, bool reverse)
+{
+	double cpu = -1;
+	int port = forged_rx(&self->rx, self->out, NULL, NULL);
+
+	if (port <= 0 || fsrc_connect(&self->f, port))
+		return -1;
+	fsrc_put(&self->f, LMIG_SF_OPEN, 0, 0, NULL, 0);
+	for (unsigned int k = 0; k < RO_BLOCKS; k++) {
+		unsigned int b = reverse ? RO_BLOCKS - 1 - k : k;
+
+		fsrc_put(&self->f, LMIG_SF_DATA, 0, (uint64_t)b * RO_LEN, d + b * RO_LEN, RO_LEN);
+	}
+	fsrc_end(&self->f, 0, d, RO_BLOCKS * RO_LEN);
+	fsrc_put(&self->f, LMIG_SF_DONE, 1, 0, NULL, 0);
+	if (fsrc_flush(&self->f) || wait_usage(&self->rx, 25, NULL, &cpu) ||
+	    proc_exit_code(&self->rx) != 0) {
+		TH_LOG("%s run failed: %s", reverse ? "reverse" : "in-order", self->rx.err_log);
+		cpu = -1;
+	}
+	if (file_size(self->out) != RO_BLOCKS * RO_LEN)
+		cpu = -1;
+	proc_kill(&self->rx);
+	fsrc_close(&self->f);
+	return cpu;
+}
+
+/*
+ * 65,536 blocks of 32 bytes, every one but the last arriving before the
+ * one it follows: put in order, they must cost the receiver's CPU no
+ * more than three times what the same blocks in order cost, measured
+ * side by side (a list searched from its tail costs n^2/2 steps).
+ */
+TEST_F(reorder, reverse_blocks)
+{
+	static uint8_t d[RO_BLOCKS * RO_LEN];
+	uint64_t x = 3;
+	double in_order, reverse;
+
+	for (size_t k = 0; k < sizeof(d); k++)
+		d[k] = (uint8_t)xs(&x);
+	in_order = reorder_run(_metadata, self, d, false);
+	ASSERT_GT(in_order, 0);
+	reverse = reorder_run(_metadata, self, d, true);
+	ASSERT_GT(reverse, 0);
+	TH_LOG("receiver CPU for %u blocks: in order %.3f s, last first %.3f s (%.2fx)",
+	       RO_BLOCKS, in_order, reverse, reverse / in_order);
+	EXPECT_LE(reverse, 3 * in_order);
+}
+
 /* ---- the command line --------------------------------------------------------- */
 
 static void usage_case(struct __test_metadata *_metadata, const char *const args[], int code)
@@ -1302,7 +1598,7 @@ TEST(usage)
 	usage_case(_metadata, A("proxy", "send", "--listen", "unix:/x", "--to", "h:1", "--streams", "0"), 2);
 	usage_case(_metadata, A("proxy", "recv", "--listen", ":0"), 2);
 	usage_case(_metadata, A("proxy", "recv", "--listen", ":0", "--to", "unix:/x", "extra"), 2);
-	usage_case(_metadata, A("proxy", "recv", "--listen", ":0", "--to", "unix:/x", "--max-pending", "1K"), 2);
+	usage_case(_metadata, A("proxy", "recv", "--listen", ":0", "--to", "unix:/x", "--max-pending", "31Mi"), 2);
 	usage_case(_metadata, A("pipe", "recv", "--listen", ":0", "--max-pending", "lots"), 2);
 #undef A
 }

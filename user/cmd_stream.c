@@ -70,8 +70,8 @@ static void usage_pipe_recv(void)
 	       "                          byte written to stdout (default 10)\n"
 	       "      --max-pending SIZE  most memory for blocks received and not yet written\n"
 	       "                          (out of order, or waiting for QEMU to read); more\n"
-	       "                          is an error (default 256Mi, at least 1Mi; one\n"
-	       "                          stream holds at most 32Mi)\n"
+	       "                          is an error (default 256Mi, at least 32Mi, which\n"
+	       "                          is also the limit of each stream)\n"
 	       CMD_TLS_HELP
 	       "  -j, --json              one JSON object with the result on stderr\n"
 	       "      --json-fd FD        ... on descriptor FD instead (implies --json)\n"
@@ -145,8 +145,8 @@ static void usage_proxy_recv(void)
 	       "                          without a byte written to QEMU (default 10)\n"
 	       "      --max-pending SIZE  most memory for blocks received and not yet written\n"
 	       "                          (out of order, or waiting for QEMU to read); more\n"
-	       "                          is an error (default 256Mi, at least 1Mi; one\n"
-	       "                          stream holds at most 32Mi)\n"
+	       "                          is an error (default 256Mi, at least 32Mi, which\n"
+	       "                          is also the limit of each stream)\n"
 	       CMD_TLS_HELP
 	       "  -j, --json              one JSON object with the result on stdout\n"
 	       "      --json-fd FD        ... on descriptor FD instead (implies --json)\n"
@@ -419,8 +419,8 @@ static int do_recv(const char *who, bool proxy, int argc, char **argv, struct gl
 		case O_MAX_PENDING:
 			if (parse_bytes("--max-pending", optarg, &o.max_pending))
 				return usage_error(who, "%s", lmig_errmsg());
-			if (o.max_pending < STREAM_MAX_PENDING_MIN)
-				return usage_error(who, "--max-pending: at least 1Mi");
+			if (o.max_pending < STREAM_HELD_MAX)
+				return usage_error(who, "--max-pending: at least 32Mi (one stream's limit)");
 			break;
 		case 'j': g->json = true; break;
 		case O_JSON_FD:

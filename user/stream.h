@@ -70,9 +70,14 @@ struct stream_recv_opts {
 int stream_send(const struct stream_send_opts *o, struct stream_stats *st);
 int stream_recv(const struct stream_recv_opts *o, struct stream_stats *st);
 
-/* stream_recv_opts.max_pending: the default, and the least accepted. */
+/*
+ * What the destination may hold for one stream: its window's bytes, and
+ * their bookkeeping, twice the window, which blocks averaging 64 bytes or
+ * more never reach.  Also the least stream_recv_opts.max_pending (for all
+ * streams): less could refuse one stream using its window.
+ */
+#define STREAM_HELD_MAX			(2ULL * LMIG_STREAM_WINDOW)
 #define STREAM_MAX_PENDING_DEFAULT	(256ULL << 20)
-#define STREAM_MAX_PENDING_MIN		(1ULL << 20)
 
 /* ---- shared by both sides (stream_common.c) ---- */
 

@@ -67,12 +67,6 @@
 #define PLAIN_SIZE	(RBUF_SIZE + TLS_RECORD_MAX)	/* userspace TLS: a chunk's records, opened */
 /* What a held block costs beyond its bytes: its header, malloc's, the tree node. */
 #define BLK_COST	64
-/*
- * A stream's window bounds its bytes held; this bounds their cost, blocks
- * of any size: twice the window, which blocks averaging 64 bytes or more
- * never reach.
- */
-#define STREAM_HELD_MAX	(2ULL * LMIG_STREAM_WINDOW)
 
 enum { UD_RECV = 1, UD_WRITE = 2 };
 #define UD(kind, a, id) ((uint64_t)(kind) | ((uint64_t)(a) << 8) | ((uint64_t)(id) << 32))
@@ -271,14 +265,13 @@ static uint64_t blk_cost(const struct blk *b)
 /* Charge a block to its stream and the total, or fail if either would go over. */
 static int hold(struct sreceiver *r, unsigned int i, struct rstream *s, const struct blk *b)
 {
-	uint64_t c = blk_cost(b), max = r->o->max_pending, smax = STREAM_HELD_MAX < max ?
-					       STREAM_HELD_MAX : max;
+	uint64_t c = blk_cost(b), max = r->o->max_pending;
 	char a[32], l[32];
 
-	if (s->held + c > smax)
+	if (s->held + c > STREAM_HELD_MAX)
 		return fail(r, LMIG_ST_PROTOCOL, "stream %u: the source made this side hold %s of blocks not yet written, over the per-stream limit of %s",
 			    i, fmt_bytes(a, sizeof(a), (double)(s->held + c)),
-			    fmt_bytes(l, sizeof(l), (double)smax));
+			    fmt_bytes(l, sizeof(l), (double)STREAM_HELD_MAX));
 	if (r->held + c > max)
 		return fail(r, LMIG_ST_PROTOCOL, "the source made this side hold %s of blocks not yet written, over --max-pending %s",
 			    fmt_bytes(a, sizeof(a), (double)(r->held + c)),
