@@ -1556,6 +1556,142 @@ TEST_F(reorder, reverse_blocks)
 	EXPECT_LE(reverse, 3 * in_order);
 }
 
+/* ---- a lying receiver: what the stream sender believes ------------------------- */
+
+enum rlie {
+	RL_EARLY_OK,		/* VERDICT OK right after the ack, the stream still open */
+	RL_WRONG_BYTES,		/* VERDICT OK after DONE, one byte short */
+	RL_CREDIT_AHEAD,	/* CREDIT for more than was sent */
+	RL_CREDIT_STREAM,	/* CREDIT for a stream that does not exist */
+	RL_ESCAPES,		/* a failed VERDICT whose reason holds terminal escapes */
+};
+
+FIXTURE(liar) {
+	struct proc tx;
+	int lfd, fd, in;
+};
+
+FIXTURE_VARIANT(liar) {
+	enum rlie lie;
+	const char *words[3];
+};
+
+FIXTURE_VARIANT_ADD(liar, early_ok) { .lie = RL_EARLY_OK, .words = { "before they ended" } };
+FIXTURE_VARIANT_ADD(liar, wrong_bytes) { .lie = RL_WRONG_BYTES, .words = { "confirmed 999 bytes, 1000" } };
+FIXTURE_VARIANT_ADD(liar, credit_ahead) { .lie = RL_CREDIT_AHEAD, .words = { "unexpected reply" } };
+FIXTURE_VARIANT_ADD(liar, credit_stream) { .lie = RL_CREDIT_STREAM, .words = { "unexpected reply" } };
+FIXTURE_VARIANT_ADD(liar, escapes) { .lie = RL_ESCAPES, .words = { "receiver failed: bad ?[2J" } };
+
+FIXTURE_SETUP(liar)
+{
+	signal(SIGPIPE, SIG_IGN);
+	self->fd = self->in = -1;
+	self->lfd = -1;
+}
+
+FIXTURE_TEARDOWN(liar)
+{
+	proc_kill(&self->tx);
+	if (self->fd >= 0)
+		close(self->fd);
+	if (self->lfd >= 0)
+		close(self->lfd);
+	if (self->in >= 0)
+		close(self->in);
+}
+
+static int sreply_send(int fd, unsigned int type, unsigned int status, uint32_t stream,
+		       uint64_t bytes, const char *reason)
+{
+	struct lmig_sreply r = {
+		.magic = htole32(LMIG_SREPLY_MAGIC), .type = htole16(type), .status = htole16(status),
+		.stream = htole32(stream), .bytes = htole64(bytes),
+	};
+
+	if (reason)
+		snprintf(r.reason, sizeof(r.reason), "%s", reason);
+	r.checksum = htole64(XXH3_64bits(&r, sizeof(r)));
+	return sock_write_full(fd, &r, sizeof(r));
+}
+
+/* Read frames until DONE; the stream bytes the DATA frames carried, or -1. */
+static long long read_until_done(int fd)
+{
+	struct lmig_sframe h;
+	static uint8_t pay[LMIG_STREAM_BLOCK_MAX];
+	long long bytes = 0;
+
+	for (;;) {
+		if (sock_read_full(fd, &h, sizeof(h), 10) || le32toh(h.len) > sizeof(pay) ||
+		    (h.len && sock_read_full(fd, pay, le32toh(h.len), 10)))
+			return -1;
+		if (le16toh(h.type) == LMIG_SF_DATA)
+			bytes += le32toh(h.raw_len);
+		if (le16toh(h.type) == LMIG_SF_DONE)
+			return bytes;
+	}
+}
+
+/*
+ * `pipe send --channels 1` to a receiver played here: hello, ack, then a
+ * lie.  The sender must exit 1 with one line, never 0 ("carried and
+ * confirmed") for bytes the receiver did not account for.
+ */
+TEST_F(liar, refused)
+{
+	char to[32];
+	const char *args[] = { "pipe", "send", "--to", to, "--channels", "1", "--compress", "none",
+			       NULL };
+	struct lmig_hello h;
+	struct lmig_hello_ack a;
+	uint8_t data[1000];
+	int port, p[2];
+	double t;
+
+	memset(data, 'x', sizeof(data));
+	self->lfd = sock_listen(&port);
+	ASSERT_LE(0, self->lfd);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	ASSERT_EQ(0, spawn(&self->tx, args, p[0], -1, NULL, NULL));
+	close(p[0]);
+	self->in = p[1];
+	self->fd = sock_accept(self->lfd, 10);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, sock_read_full(self->fd, &h, sizeof(h), 10));
+	wire_ack_build(&a, LMIG_CAP_STREAM, LMIG_ST_OK, NULL);
+	ASSERT_EQ(0, sock_write_full(self->fd, &a, sizeof(a)));
+	ASSERT_EQ((ssize_t)sizeof(data), write(self->in, data, sizeof(data)));
+	if (variant->lie == RL_WRONG_BYTES || variant->lie == RL_ESCAPES) {
+		close(self->in);
+		self->in = -1;
+		ASSERT_EQ(1000, read_until_done(self->fd));
+	} else {
+		usleep(100 * 1000);	/* the sender has read our bytes: stream 0 exists */
+	}
+	t = mono_s();
+	switch (variant->lie) {
+	case RL_EARLY_OK:
+		ASSERT_EQ(0, sreply_send(self->fd, LMIG_SR_VERDICT, LMIG_ST_OK, 0, 1000, NULL));
+		break;
+	case RL_WRONG_BYTES:
+		ASSERT_EQ(0, sreply_send(self->fd, LMIG_SR_VERDICT, LMIG_ST_OK, 0, 999, NULL));
+		break;
+	case RL_CREDIT_AHEAD:
+		ASSERT_EQ(0, sreply_send(self->fd, LMIG_SR_CREDIT, 0, 0, 1001, NULL));
+		break;
+	case RL_CREDIT_STREAM:
+		ASSERT_EQ(0, sreply_send(self->fd, LMIG_SR_CREDIT, 0, 1, 0, NULL));
+		break;
+	case RL_ESCAPES:
+		ASSERT_EQ(0, sreply_send(self->fd, LMIG_SR_VERDICT, LMIG_ST_PROTOCOL, 0, 0,
+					 "bad \x1b[2J\x07"));
+		break;
+	}
+	check_failed(_metadata, &self->tx, "pipe send", t, variant->words);
+	EXPECT_EQ(NULL, strchr(self->tx.err, '\x1b'));
+}
+
 /* ---- the command line --------------------------------------------------------- */
 
 static void usage_case(struct __test_metadata *_metadata, const char *const args[], int code)

@@ -531,6 +531,14 @@ static int reply_got(struct ssender *s)
 		if (le16toh(r->status) != LMIG_ST_OK)
 			return lmig_err("receiver failed: %s",
 					why[0] ? why : wire_status_name(le16toh(r->status)));
+		/* Success only for what was sent: every stream ended, every channel with DONE. */
+		for (unsigned int c = 0; c < s->nch; c++)
+			if (!s->input_done || !s->ch[c].done_placed)
+				return lmig_err("receiver confirmed the streams before they ended");
+		if (le64toh(r->bytes) != s->st->bytes_stream)
+			return lmig_err("receiver confirmed %llu bytes, %llu were sent",
+					(unsigned long long)le64toh(r->bytes),
+					(unsigned long long)s->st->bytes_stream);
 		s->verdict_in = true;
 		return 0;
 	}
