@@ -39,6 +39,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <lz4.h>
 #include <xxhash.h>
 
 #include "kselftest_harness.h"
@@ -934,6 +935,30 @@ static void fsrc_put(struct fsrc *f, unsigned int type, uint32_t stream, uint64_
 	f->len += sizeof(h) + len;
 }
 
+/* Queue a DATA frame whose payload is raw compressed into one LZ4 block. */
+static void fsrc_put_lz4(struct fsrc *f, uint32_t stream, uint64_t off, const uint8_t *raw,
+			 uint32_t raw_len)
+{
+	int cap = LZ4_compressBound(raw_len), n;
+	struct lmig_sframe h = {
+		.magic = htole32(LMIG_SFRAME_MAGIC), .type = htole16(LMIG_SF_DATA),
+		.flags = htole16(LMIG_SF_LZ4), .stream = htole32(stream), .seq = htole64(f->seq++),
+		.offset = htole64(off), .raw_len = htole32(raw_len),
+		.hash = htole64(XXH3_64bits(raw, raw_len)),
+	};
+
+	if (f->len + sizeof(h) + cap > f->cap) {
+		f->cap = 2 * (f->len + sizeof(h) + cap);
+		f->buf = realloc(f->buf, f->cap);
+	}
+	n = LZ4_compress_default((const char *)raw, (char *)f->buf + f->len + sizeof(h), raw_len,
+				 cap);
+	h.len = htole32(n);
+	h.checksum = htole64(XXH3_64bits(&h, sizeof(h)));
+	memcpy(f->buf + f->len, &h, sizeof(h));
+	f->len += sizeof(h) + n;
+}
+
 static int fsrc_flush(struct fsrc *f)
 {
 	int ret = f->len ? sock_write_full(f->fd, f->buf, f->len) : 0;
@@ -1291,10 +1316,12 @@ FIXTURE_VARIANT(flood) {
 	const char *max_pending;	/* --max-pending, or NULL for the default */
 	uint64_t limit;		/* the limit that must stop the flood */
 	const char *word;	/* ... named in the error */
+	bool lz4;		/* 256 KiB zero blocks, about 1 KiB each on the wire */
 };
 
 FIXTURE_VARIANT_ADD(flood, one_stream) { .streams = 1, .limit = 2 * LMIG_STREAM_WINDOW, .word = "per-stream limit" };
 FIXTURE_VARIANT_ADD(flood, four_streams_max_pending) { .streams = 4, .max_pending = "32Mi", .limit = 32 * MiB, .word = "--max-pending" };
+FIXTURE_VARIANT_ADD(flood, lz4_20_streams) { .streams = 20, .limit = 256 * MiB, .word = "--max-pending", .lz4 = true };
 
 FIXTURE_SETUP(flood)
 {
@@ -1356,8 +1383,14 @@ TEST_F(flood, bounded)
 		ASSERT_EQ(0, sink_start(sk, self->dir));
 	}
 
-	/* The flood: 1 + BLK_COST (64) is what the receiver charges for each. */
-	blocks = 3 * variant->limit / 65;
+	/*
+	 * The flood: 1 + BLK_COST (64) is what the receiver charges for each
+	 * 1-byte block.  lz4: every stream's window filled but for its first
+	 * block, 63 blocks of 256 KiB; 20 streams are 1.2x the default limit.
+	 */
+	blocks = variant->lz4 ? (uint64_t)ns * (LMIG_STREAM_WINDOW / LMIG_STREAM_BLOCK_MAX - 1) :
+				3 * variant->limit / 65;
+	memset(d, 0, LMIG_STREAM_BLOCK_MAX);
 	port = forged_rx(&self->rx, self->out, sk, variant->max_pending ? extra : NULL);
 	ASSERT_GT(port, 0);
 	ASSERT_EQ(0, fsrc_connect(&self->f, port));
@@ -1365,15 +1398,19 @@ TEST_F(flood, bounded)
 		fsrc_put(&self->f, LMIG_SF_OPEN, i, 0, NULL, 0);
 	t = mono_s();
 	for (uint64_t b = 0; b < blocks; b++) {
-		fsrc_put(&self->f, LMIG_SF_DATA, b % ns, 2 + 2 * (b / ns), d, 1);
+		if (variant->lz4)
+			fsrc_put_lz4(&self->f, b % ns, (1 + b / ns) * LMIG_STREAM_BLOCK_MAX, d,
+				     LMIG_STREAM_BLOCK_MAX);
+		else
+			fsrc_put(&self->f, LMIG_SF_DATA, b % ns, 2 + 2 * (b / ns), d, 1);
 		if (self->f.len >= MiB || b == blocks - 1) {
 			sent += self->f.len;
 			if (fsrc_flush(&self->f))
 				break;	/* the receiver gave up: what we want */
 		}
 	}
-	TH_LOG("%.1f MB of %llu 1-byte blocks on the wire in %.3f s", sent / 1e6,
-	       (unsigned long long)blocks, mono_s() - t);
+	TH_LOG("%.1f MB of %llu %s blocks on the wire in %.3f s", sent / 1e6,
+	       (unsigned long long)blocks, variant->lz4 ? "256 KiB lz4" : "1-byte", mono_s() - t);
 	/* The connection stays open: only the limit may end it. */
 	ASSERT_EQ(0, wait_usage(&self->rx, DEADLINE_S + 3, &flood_kb, NULL))
 		TH_LOG("the receiver is still running (it took the whole flood): VmHWM %ld KiB, honest %ld KiB",
