@@ -1439,10 +1439,12 @@ FIXTURE(trickle) {
 
 FIXTURE_VARIANT(trickle) {
 	bool deliverable;	/* each byte continues the stream: progress, no stall */
+	unsigned int idle_s;	/* connected, silent this long before the first frame */
 };
 
 FIXTURE_VARIANT_ADD(trickle, undeliverable) { .deliverable = false };
 FIXTURE_VARIANT_ADD(trickle, deliverable) { .deliverable = true };
+FIXTURE_VARIANT_ADD(trickle, idle_before_first_frame) { .deliverable = true, .idle_s = 3 };
 
 FIXTURE_SETUP(trickle)
 {
@@ -1461,6 +1463,8 @@ FIXTURE_TEARDOWN(trickle)
 
 /*
  * `pipe recv --timeout 2`: 100 bytes, then one byte every 0.25 s for 5 s.
+ * (A source connected but silent is waiting for its QEMU, not stalled: the
+ * clock starts with the first frame.)
  * Bytes beyond a gap that never fills keep the channel busy but deliver
  * nothing: the receiver must give up 2 s after the last byte it wrote,
  * with exactly those 100 bytes written.  Bytes that continue the stream
@@ -1479,6 +1483,11 @@ TEST_F(trickle, stall)
 	port = forged_rx(&self->rx, self->out, NULL, extra);
 	ASSERT_GT(port, 0);
 	ASSERT_EQ(0, fsrc_connect(&self->f, port));
+	if (variant->idle_s) {
+		sleep(variant->idle_s);
+		ASSERT_NE(0, proc_wait(&self->rx, 0)) TH_LOG("gave up before the first frame: %s",
+							    self->rx.err_log);
+	}
 	fsrc_put(&self->f, LMIG_SF_OPEN, 0, 0, NULL, 0);
 	fsrc_put(&self->f, LMIG_SF_DATA, 0, 0, d, 100);
 	ASSERT_EQ(0, fsrc_flush(&self->f));
@@ -1573,8 +1582,10 @@ static double reorder_run(struct __test_metadata *_metadata, FIXTURE_DATA(reorde
 /*
  * 65,536 blocks of 32 bytes, every one but the last arriving before the
  * one it follows: put in order, they must cost the receiver's CPU no
- * more than three times what the same blocks in order cost, measured
- * side by side (a list searched from its tail costs n^2/2 steps).
+ * more than ten times what the same blocks in order cost, measured side
+ * by side.  A tree measured 1.6x to 4.1x here (65,536 held blocks fault
+ * in memory that in-order blocks reuse); a list searched from its tail
+ * costs n^2/2 steps, 180x to 320x.
  */
 TEST_F(reorder, reverse_blocks)
 {
@@ -1590,7 +1601,7 @@ TEST_F(reorder, reverse_blocks)
 	ASSERT_GT(reverse, 0);
 	TH_LOG("receiver CPU for %u blocks: in order %.3f s, last first %.3f s (%.2fx)",
 	       RO_BLOCKS, in_order, reverse, reverse / in_order);
-	EXPECT_LE(reverse, 3 * in_order);
+	EXPECT_LE(reverse, 10 * in_order);
 }
 
 /* ---- a lying receiver: what the stream sender believes ------------------------- */

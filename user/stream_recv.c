@@ -129,7 +129,8 @@ struct sreceiver {
 	uint32_t fail_status;
 	uint64_t held;			/* cost of every stream's held blocks */
 	double t0;
-	double t_progress;		/* the last byte written to a destination */
+	double t_progress;		/* the last byte written to a destination, or
+					 * the first frame; 0 before */
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -486,6 +487,8 @@ static int frame_done(struct sreceiver *r, unsigned int c, struct rchan *ch)
 	int ret = 0;
 
 	ch->seq++;
+	if (!r->t_progress)
+		r->t_progress = now_s();
 	switch (le16toh(f->type)) {
 	case LMIG_SF_DATA:
 		ret = data_frame(r, c, ch);
@@ -842,7 +845,6 @@ static int check_end(struct sreceiver *r)
 
 static int run(struct sreceiver *r)
 {
-	r->t_progress = now_s();
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts = { .tv_nsec = 500 * 1000 * 1000 };
@@ -855,8 +857,12 @@ static int run(struct sreceiver *r)
 			return -1;
 		if (stop_signal)
 			return fail(r, LMIG_ST_IO, "interrupted by signal %d", (int)stop_signal);
-		/* Only bytes written count: frames that deliver nothing do not keep a stream alive. */
-		if ((now_s() - r->t_progress) * 1000 > r->o->timeout_ms)
+		/*
+		 * Only bytes written count: frames that deliver nothing do not
+		 * keep a stream alive.  The clock starts with the first frame:
+		 * a 'proxy send' connects before QEMU starts its migration.
+		 */
+		if (r->t_progress && (now_s() - r->t_progress) * 1000 > r->o->timeout_ms)
 			return fail(r, LMIG_ST_INCOMPLETE, "no byte written to %s for %d s (--timeout): the streams stalled",
 				    r->o->to.kind == SEP_STDIO ? "stdout" : "the destination",
 				    r->o->timeout_ms / 1000);
