@@ -1129,6 +1129,7 @@ static void sink_stop(struct sink *s)
 
 enum forge {
 	F_DONE_TOO_MANY,	/* pipe: one whole stream, then DONE says 2 */
+	F_DONE_ZERO,		/* pipe: nothing at all, then DONE says 0 */
 	F_DONE_PAST_MAX,	/* proxy: 256 whole streams, then DONE says 1000 */
 	F_WRAP,			/* a block at 2^64 - 16, 32 bytes long */
 	F_WRAP_END,		/* a block that ends exactly at 2^64 */
@@ -1153,6 +1154,7 @@ FIXTURE_VARIANT(forged) {
 };
 
 FIXTURE_VARIANT_ADD(forged, done_too_many_pipe) { .forge = F_DONE_TOO_MANY, .words = { "2 streams" } };
+FIXTURE_VARIANT_ADD(forged, done_zero_pipe) { .forge = F_DONE_ZERO, .words = { "0 streams" } };
 FIXTURE_VARIANT_ADD(forged, done_past_max_after_256) { .forge = F_DONE_PAST_MAX, .proxy = true, .words = { "1000 streams", "limit" } };
 FIXTURE_VARIANT_ADD(forged, offset_wraps) { .forge = F_WRAP, .words = { "outside" } };
 FIXTURE_VARIANT_ADD(forged, offset_wraps_to_zero) { .forge = F_WRAP_END, .proxy = true, .words = { "outside" } };
@@ -1229,6 +1231,14 @@ TEST_F(forged, refused)
 	ASSERT_EQ(0, fsrc_connect(&self->f, port));
 
 	/* What may legitimately reach the destination before the lie: stream 0's first 4 KiB. */
+	if (variant->forge == F_DONE_ZERO) {
+		fsrc_put(&self->f, LMIG_SF_DONE, 0, 0, NULL, 0);
+		t = mono_s();
+		ASSERT_EQ(0, fsrc_flush(&self->f));
+		check_failed(_metadata, &self->rx, "pipe recv", t, variant->words);
+		EXPECT_EQ(0, file_size(self->out));
+		return;
+	}
 	fsrc_put(&self->f, LMIG_SF_OPEN, 0, 0, NULL, 0);
 	fsrc_put(&self->f, LMIG_SF_DATA, 0, 0, d, 4096);
 	switch (variant->forge) {
@@ -1260,6 +1270,8 @@ TEST_F(forged, refused)
 	switch (variant->forge) {
 	case F_DONE_TOO_MANY:
 		fsrc_put(&self->f, LMIG_SF_DONE, 2, 0, NULL, 0);
+		break;
+	case F_DONE_ZERO:
 		break;
 	case F_DONE_PAST_MAX:
 		fsrc_put(&self->f, LMIG_SF_DONE, 1000, 0, NULL, 0);

@@ -521,8 +521,8 @@ static int frame_done(struct sreceiver *r, unsigned int c, struct rchan *ch)
 			return fail(r, LMIG_ST_INCOMPLETE, "channel %u: source sent %llu frames, %llu arrived",
 				    c, (unsigned long long)le64toh(f->offset),
 				    (unsigned long long)ch->seq - 1);
-		if (r->o->to.kind == SEP_STDIO && i > 1)
-			return fail(r, LMIG_ST_PROTOCOL, "channel %u: the source says it had %u streams; 'lmig pipe recv' writes one",
+		if (r->o->to.kind == SEP_STDIO && i != 1)
+			return fail(r, LMIG_ST_PROTOCOL, "channel %u: the source says it had %u streams; 'lmig pipe recv' writes exactly one",
 				    c, i);
 		if (i > LMIG_STREAM_MAX)
 			return fail(r, LMIG_ST_PROTOCOL, "channel %u: the source says it had %u streams, more than the limit of %u",
