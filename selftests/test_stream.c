@@ -1642,6 +1642,8 @@ enum rlie {
 	RL_CREDIT_AHEAD,	/* CREDIT for more than was sent */
 	RL_CREDIT_STREAM,	/* CREDIT for a stream that does not exist */
 	RL_ESCAPES,		/* a failed VERDICT whose reason holds terminal escapes */
+	RL_SILENT_WINDOW,	/* reads everything, never credits: the window fills */
+	RL_SILENT_VERDICT,	/* reads everything to DONE, never answers */
 };
 
 FIXTURE(liar) {
@@ -1659,6 +1661,8 @@ FIXTURE_VARIANT_ADD(liar, wrong_bytes) { .lie = RL_WRONG_BYTES, .words = { "conf
 FIXTURE_VARIANT_ADD(liar, credit_ahead) { .lie = RL_CREDIT_AHEAD, .words = { "unexpected reply" } };
 FIXTURE_VARIANT_ADD(liar, credit_stream) { .lie = RL_CREDIT_STREAM, .words = { "unexpected reply" } };
 FIXTURE_VARIANT_ADD(liar, escapes) { .lie = RL_ESCAPES, .words = { "receiver failed: bad ?[2J" } };
+FIXTURE_VARIANT_ADD(liar, silent_window) { .lie = RL_SILENT_WINDOW, .words = { "stalled" } };
+FIXTURE_VARIANT_ADD(liar, silent_verdict) { .lie = RL_SILENT_VERDICT, .words = { "stalled" } };
 
 FIXTURE_SETUP(liar)
 {
@@ -1692,6 +1696,17 @@ static int sreply_send(int fd, unsigned int type, unsigned int status, uint32_t 
 	return sock_write_full(fd, &r, sizeof(r));
 }
 
+/* A receiver that takes everything and says nothing. */
+static void *drain_main(void *arg)
+{
+	static char buf[1 << 16];
+	int fd = *(int *)arg;
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	return NULL;
+}
+
 /* Read frames until DONE; the stream bytes the DATA frames carried, or -1. */
 static long long read_until_done(int fd)
 {
@@ -1719,7 +1734,9 @@ TEST_F(liar, refused)
 {
 	char to[32];
 	const char *args[] = { "pipe", "send", "--to", to, "--channels", "1", "--compress", "none",
-			       NULL };
+			       "--timeout", "2", NULL };
+	struct writer w = { 0 };
+	pthread_t drain;
 	struct lmig_hello h;
 	struct lmig_hello_ack a;
 	uint8_t data[1000];
@@ -1739,6 +1756,30 @@ TEST_F(liar, refused)
 	ASSERT_EQ(0, sock_read_full(self->fd, &h, sizeof(h), 10));
 	wire_ack_build(&a, LMIG_CAP_STREAM, LMIG_ST_OK, NULL);
 	ASSERT_EQ(0, sock_write_full(self->fd, &a, sizeof(a)));
+	if (variant->lie == RL_SILENT_WINDOW || variant->lie == RL_SILENT_VERDICT) {
+		/* Silence: never a CREDIT or a VERDICT, while everything sent is read. */
+		ASSERT_EQ(0, pthread_create(&drain, NULL, drain_main, &self->fd));
+		if (variant->lie == RL_SILENT_WINDOW) {
+			w.fd = self->in;
+			self->in = -1;
+			ASSERT_EQ(0, pthread_create(&w.th, NULL, writer_main, &w));
+		} else {
+			ASSERT_EQ((ssize_t)sizeof(data), write(self->in, data, sizeof(data)));
+			close(self->in);
+			self->in = -1;
+		}
+		t = mono_s();
+		check_failed(_metadata, &self->tx, "pipe send", t + 2, variant->words);
+		TH_LOG("the sender gave up %.2f s after the data began", self->tx.t_exit - t);
+		EXPECT_GE(self->tx.t_exit - t, 2.0);
+		if (variant->lie == RL_SILENT_WINDOW) {
+			pthread_join(w.th, NULL);
+			EXPECT_GE(w.written, (long long)LMIG_STREAM_WINDOW);
+		}
+		shutdown(self->fd, SHUT_RDWR);
+		pthread_join(drain, NULL);
+		return;
+	}
 	ASSERT_EQ((ssize_t)sizeof(data), write(self->in, data, sizeof(data)));
 	if (variant->lie == RL_WRONG_BYTES || variant->lie == RL_ESCAPES) {
 		close(self->in);
@@ -1764,6 +1805,8 @@ TEST_F(liar, refused)
 	case RL_ESCAPES:
 		ASSERT_EQ(0, sreply_send(self->fd, LMIG_SR_VERDICT, LMIG_ST_PROTOCOL, 0, 0,
 					 "bad \x1b[2J\x07"));
+		break;
+	default:
 		break;
 	}
 	check_failed(_metadata, &self->tx, "pipe send", t, variant->words);

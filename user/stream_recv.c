@@ -88,6 +88,7 @@ struct rstream {
 	size_t out_pos;			/* bytes of outq already written */
 	uint64_t next_off;		/* the next byte to move to outq */
 	uint64_t written, credited;
+	double t_credit;		/* when credited was sent */
 	uint64_t end_len;
 	uint8_t end_digest[16];
 	XXH3_state_t dig;
@@ -315,9 +316,11 @@ static int write_done(struct sreceiver *r, unsigned int i, int res)
 	s->out_pos = res;
 	if (maybe_close(r, s))
 		return 0;
-	if (s->written - s->credited >= CREDIT_STEP) {
+	/* Every CREDIT_STEP, and each half second of slower progress: the source's stall clock. */
+	if (s->written - s->credited >= CREDIT_STEP || r->t_progress - s->t_credit >= 0.5) {
 		send_reply(r, LMIG_SR_CREDIT, 0, i, s->written, NULL, 5000);
 		s->credited = s->written;
+		s->t_credit = r->t_progress;
 	}
 	return 0;
 }

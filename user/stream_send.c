@@ -130,6 +130,7 @@ struct ssender {
 	struct cpolicy pol;
 	struct ratelimit rl;
 	double t0;
+	double t_receiver;		/* the last reply, or the last time none was due */
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -548,7 +549,31 @@ static int reply_got(struct ssender *s)
 				le16toh(r->type), i);
 	if (le64toh(r->bytes) > s->s[i]->acked)
 		s->s[i]->acked = le64toh(r->bytes);
+	s->t_receiver = now_s();
 	return 0;
+}
+
+/*
+ * True while only the receiver can move things on: a stream that has
+ * more to read has its whole window unacknowledged, or everything was
+ * sent and the verdict is due.  Waiting for QEMU, for the network or
+ * for our own --bandwidth is not waiting for the receiver.
+ */
+static bool receiver_due(const struct ssender *s)
+{
+	bool all_done = s->input_done;
+
+	for (unsigned int c = 0; c < s->nch; c++)
+		all_done &= s->ch[c].done_placed && !s->ch[c].inflight;
+	if (all_done)
+		return true;
+	for (unsigned int i = 0; i < s->ns; i++) {
+		const struct sstream *ss = s->s[i];
+
+		if (!ss->eof && !ss->have && ss->off - ss->acked >= LMIG_STREAM_WINDOW)
+			return true;
+	}
+	return false;
 }
 
 static int reply_got_cb(void *s)
@@ -686,6 +711,7 @@ static int run(struct ssender *s)
 {
 	double t_start = now_s();
 
+	s->t_receiver = t_start;
 	arm_reply(s);
 	for (;;) {
 		struct io_uring_cqe *cqe;
@@ -717,6 +743,12 @@ static int run(struct ssender *s)
 			return 0;
 		if (stop_signal)
 			return lmig_err("interrupted by signal %d", (int)stop_signal);
+		/* The receiver credits at least every half second while it writes. */
+		if (!receiver_due(s))
+			s->t_receiver = now_s();
+		else if ((now_s() - s->t_receiver) * 1000 > s->o->timeout_ms)
+			return lmig_err("no word from the receiver for %d s (--timeout): it stalled",
+					s->o->timeout_ms / 1000);
 		if (!s->ns && s->o->accept_timeout_ms >= 0 &&
 		    (now_s() - t_start) * 1000 > s->o->accept_timeout_ms)
 			return lmig_err("no connection within %d s", s->o->accept_timeout_ms / 1000);
