@@ -21,7 +21,12 @@
  *    and --max-pending), a trickle of undeliverable bytes (--timeout),
  *    and blocks in reverse order (CPU time against the same blocks in
  *    order): each is a one-line error and exit 1, nothing more reaches
- *    the destination, no crash.
+ *    the destination, no crash;
+ *  - a lying receiver, played here after a real hello and ack: a VERDICT
+ *    OK before the end or for the wrong byte count, CREDIT beyond what
+ *    was sent or for a stream that does not exist, terminal escapes in a
+ *    reason, silence with the window full or the verdict due: the
+ *    sender exits 1 with one line, never 0.
  */
 #include <errno.h>
 #include <fcntl.h>
