@@ -38,7 +38,9 @@ static void usage_pipe_send(void)
 	       "  -b, --bandwidth RATE    cap the rate on the wire: 125M, 1G, 1Gbit, 64Mi\n"
 	       "      --zerocopy MODE     auto (default: on unless the receiver is on a\n"
 	       "                          loopback address), on, off: IORING_OP_SEND_ZC\n"
-	       "      --timeout S         connect and handshake limit (default 10)\n"
+	       "      --timeout S         connect and handshake limit, and the longest wait\n"
+	       "                          for the receiver once a stream's window is full\n"
+	       "                          or the verdict is due (default 10)\n"
 	       CMD_TLS_HELP
 	       CMD_TLS_HOSTNAME_HELP
 	       "  -j, --json              one JSON object with the result on stderr\n"
@@ -67,7 +69,13 @@ static void usage_pipe_recv(void)
 	       "                          close it\n"
 	       "      --accept-timeout S  give up if no sender connects within S seconds\n"
 	       "                          (default: wait forever)\n"
-	       "      --timeout S         handshake limit (default 10)\n"
+	       "      --timeout S         handshake limit, and from the first frame on the\n"
+	       "                          longest time without a byte written to stdout\n"
+	       "                          (default 10)\n"
+	       "      --max-pending SIZE  most memory for blocks received and not yet written\n"
+	       "                          (out of order, or waiting for QEMU to read); more\n"
+	       "                          is an error (default 256Mi, at least 32Mi, which\n"
+	       "                          is also the limit of each stream)\n"
 	       CMD_TLS_HELP
 	       "  -j, --json              one JSON object with the result on stderr\n"
 	       "      --json-fd FD        ... on descriptor FD instead (implies --json)\n"
@@ -105,7 +113,9 @@ static void usage_proxy_send(void)
 	       "      --grace-ms MS       without --streams: wait this long for another\n"
 	       "                          connection once all ended (default 500)\n"
 	       "      --zerocopy MODE     auto, on, off (see 'lmig pipe send')\n"
-	       "      --timeout S         connect and handshake limit (default 10)\n"
+	       "      --timeout S         connect and handshake limit, and the longest wait\n"
+	       "                          for the receiver once a stream's window is full\n"
+	       "                          or the verdict is due (default 10)\n"
 	       "      --accept-timeout S  give up if QEMU does not connect within S seconds\n"
 	       "                          (default: wait forever)\n"
 	       "      --ready-fd FD       once listening and connected to the receiver,\n"
@@ -138,7 +148,13 @@ static void usage_proxy_recv(void)
 	       "  -t, --to ADDR           unix:PATH or tcp:HOST:PORT of the destination QEMU\n"
 	       "      --ready-fd FD       write the listening port and a newline to FD\n"
 	       "      --accept-timeout S  give up if no sender connects within S seconds\n"
-	       "      --timeout S         handshake and connect limit (default 10)\n"
+	       "      --timeout S         handshake and connect limit, and from the first\n"
+	       "                          frame on the longest time without a byte written\n"
+	       "                          to QEMU (default 10)\n"
+	       "      --max-pending SIZE  most memory for blocks received and not yet written\n"
+	       "                          (out of order, or waiting for QEMU to read); more\n"
+	       "                          is an error (default 256Mi, at least 32Mi, which\n"
+	       "                          is also the limit of each stream)\n"
 	       CMD_TLS_HELP
 	       "  -j, --json              one JSON object with the result on stdout\n"
 	       "      --json-fd FD        ... on descriptor FD instead (implies --json)\n"
@@ -162,7 +178,7 @@ void usage_proxy(void)
 }
 
 enum { O_ZEROCOPY = 256, O_TIMEOUT, O_ACCEPT_TIMEOUT, O_READY_FD, O_JSON_FD, O_GRACE,
-       O_TLS_DIR, O_PSK_FILE, O_FINGERPRINT, O_TLS_HOSTNAME };
+	       O_TLS_DIR, O_PSK_FILE, O_FINGERPRINT, O_TLS_HOSTNAME, O_MAX_PENDING };
 
 /* --tls-dir, --psk-file, --peer-fingerprint: the same in all four commands. */
 #define TLS_LONGOPTS \
@@ -374,12 +390,14 @@ static int do_recv(const char *who, bool proxy, int argc, char **argv, struct gl
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "accept-timeout", required_argument, NULL, O_ACCEPT_TIMEOUT },
 		{ "ready-fd", required_argument, NULL, O_READY_FD },
+		{ "max-pending", required_argument, NULL, O_MAX_PENDING },
 		TLS_LONGOPTS
 		{ "json", no_argument, NULL, 'j' },
 		{ "json-fd", required_argument, NULL, O_JSON_FD },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 } };
-	struct stream_recv_opts o = { .timeout_ms = 10000, .accept_timeout_ms = -1, .ready_fd = -1 };
+	struct stream_recv_opts o = { .timeout_ms = 10000, .accept_timeout_ms = -1, .ready_fd = -1,
+				      .max_pending = STREAM_MAX_PENDING_DEFAULT };
 	const char *to = NULL;
 	struct stream_stats st = { 0 };
 	struct tls_args ta = { 0 };
@@ -409,6 +427,12 @@ static int do_recv(const char *who, bool proxy, int argc, char **argv, struct gl
 		case O_READY_FD:
 			if (parse_fd(who, "--ready-fd", optarg, &o.ready_fd))
 				return EXIT_USAGE;
+			break;
+		case O_MAX_PENDING:
+			if (parse_bytes("--max-pending", optarg, &o.max_pending))
+				return usage_error(who, "%s", lmig_errmsg());
+			if (o.max_pending < STREAM_HELD_MAX)
+				return usage_error(who, "--max-pending: at least 32Mi (one stream's limit)");
 			break;
 		case 'j': g->json = true; break;
 		case O_JSON_FD:

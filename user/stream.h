@@ -59,14 +59,25 @@ struct stream_send_opts {
 struct stream_recv_opts {
 	const char *listen;		/* HOST:PORT for the source lmig */
 	struct sendpoint to;		/* SEP_STDIO or where the destination QEMU listens */
-	int timeout_ms;			/* handshake, and connecting to the destination */
+	int timeout_ms;			/* handshake, connecting to the destination, and
+					 * the longest time without a byte written to it */
 	int accept_timeout_ms;		/* for the source lmig, -1 = forever */
+	uint64_t max_pending;		/* bytes held for all streams, see stream_recv.c */
 	int ready_fd;
 	const struct tls_conf *tls;	/* NULL: plain TCP */
 };
 
 int stream_send(const struct stream_send_opts *o, struct stream_stats *st);
 int stream_recv(const struct stream_recv_opts *o, struct stream_stats *st);
+
+/*
+ * What the destination may hold for one stream: its window's bytes, and
+ * their bookkeeping, twice the window, which blocks averaging 64 bytes or
+ * more never reach.  Also the least stream_recv_opts.max_pending (for all
+ * streams): less could refuse one stream using its window.
+ */
+#define STREAM_HELD_MAX			(2ULL * LMIG_STREAM_WINDOW)
+#define STREAM_MAX_PENDING_DEFAULT	(256ULL << 20)
 
 /* ---- shared by both sides (stream_common.c) ---- */
 

@@ -8,8 +8,9 @@
  * is parsed at once and its buffer goes straight back to the ring: frame
  * headers are gathered in a small area, block payloads are copied out
  * into a block of their own (LZ4 blocks decoded into one), every block's
- * hash is checked, and the block is put in its stream's reorder list by
- * offset.  Blocks that continue a stream move to its output queue, and
+ * hash is checked, and the block is put in its stream's reorder tree by
+ * offset (a red-black tree, tsearch(3): O(log n) whatever order blocks
+ * come in).  Blocks that continue a stream move to its output queue, and
  * each stream has one IORING_OP_WRITEV in flight to its destination
  * (stdout, or its own connection to the destination QEMU) covering as
  * many queued blocks as are there.
@@ -21,12 +22,21 @@
  * stream was written whole and matched its END digest, the destination
  * connections are closed cleanly and the verdict goes back.  On any error
  * they are reset instead (TCP) or closed early, never ended as if whole.
+ *
+ * What a source can make this side hold is bounded: a block must lie in
+ * its stream's window (checked without overflow), and every block held,
+ * out of order or waiting for its write, is charged its bytes plus
+ * BLK_COST against a per-stream limit (STREAM_HELD_MAX) and against
+ * --max-pending for all streams; going over is a protocol error.  And a
+ * source must keep the streams moving: --timeout without a byte written
+ * to the destination fails, whatever arrives meanwhile.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <malloc.h>
 #include <lz4.h>
+#include <search.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,6 +52,7 @@
 #include "clock.h"
 #include "err.h"
 #include "net.h"
+#include "opts.h"
 #include "stream.h"
 #include "tls.h"
 #include "uring.h"
@@ -54,12 +65,14 @@
 #define WIOV		64		/* blocks in one write */
 #define CREDIT_STEP	(LMIG_STREAM_WINDOW / 8)
 #define PLAIN_SIZE	(RBUF_SIZE + TLS_RECORD_MAX)	/* userspace TLS: a chunk's records, opened */
+/* What a held block costs beyond its bytes: its header, malloc's, the tree node. */
+#define BLK_COST	64
 
 enum { UD_RECV = 1, UD_WRITE = 2 };
 #define UD(kind, a, id) ((uint64_t)(kind) | ((uint64_t)(a) << 8) | ((uint64_t)(id) << 32))
 
 struct blk {
-	struct blk *next, *prev;
+	struct blk *next;		/* in outq */
 	uint64_t off;
 	uint32_t len;
 	uint8_t data[];
@@ -68,11 +81,14 @@ struct blk {
 struct rstream {
 	bool seen, open_seen, opened, end_seen, verified, closed, writing;
 	int fd;
-	struct blk *pend, *pend_tail;	/* out of order, sorted by offset */
+	void *pend;			/* out of order: tsearch(3) tree by offset */
+	uint64_t pend_hi;		/* the end of the furthest block received */
+	uint64_t held;			/* cost of the blocks in pend and outq */
 	struct blk *outq, *outq_tail;	/* in order, to write */
 	size_t out_pos;			/* bytes of outq already written */
 	uint64_t next_off;		/* the next byte to move to outq */
 	uint64_t written, credited;
+	double t_credit;		/* when credited was sent */
 	uint64_t end_len;
 	uint8_t end_digest[16];
 	XXH3_state_t dig;
@@ -112,7 +128,10 @@ struct sreceiver {
 	int64_t nstreams;		/* from DONE, -1 before */
 	uint8_t *plain;			/* PLAIN_SIZE, with userspace TLS */
 	uint32_t fail_status;
+	uint64_t held;			/* cost of every stream's held blocks */
 	double t0;
+	double t_progress;		/* the last byte written to a destination, or
+					 * the first frame; 0 before */
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -222,6 +241,54 @@ static bool maybe_close(struct sreceiver *r, struct rstream *s)
 	return true;
 }
 
+/* ---- held blocks ------------------------------------------------------- */
+
+/*
+ * Blocks never overlap in a tree, so "overlaps" is "equal": tsearch()
+ * finds the block a new one would overlap, and tfind() of the one byte
+ * next_off finds the block that starts there (none lies below it).
+ */
+static int blk_cmp(const void *a, const void *b)
+{
+	const struct blk *x = a, *y = b;
+
+	if (x->off + x->len <= y->off)
+		return -1;
+	if (y->off + y->len <= x->off)
+		return 1;
+	return 0;
+}
+
+static uint64_t blk_cost(const struct blk *b)
+{
+	return b->len + BLK_COST;
+}
+
+/* Charge a block to its stream and the total, or fail if either would go over. */
+static int hold(struct sreceiver *r, unsigned int i, struct rstream *s, const struct blk *b)
+{
+	uint64_t c = blk_cost(b), max = r->o->max_pending;
+	char a[32], l[32];
+
+	if (s->held + c > STREAM_HELD_MAX)
+		return fail(r, LMIG_ST_PROTOCOL, "stream %u: the source made this side hold %s of blocks not yet written, over the per-stream limit of %s",
+			    i, fmt_bytes(a, sizeof(a), (double)(s->held + c)),
+			    fmt_bytes(l, sizeof(l), (double)STREAM_HELD_MAX));
+	if (r->held + c > max)
+		return fail(r, LMIG_ST_PROTOCOL, "the source made this side hold %s of blocks not yet written, over --max-pending %s",
+			    fmt_bytes(a, sizeof(a), (double)(r->held + c)),
+			    fmt_bytes(l, sizeof(l), (double)max));
+	s->held += c;
+	r->held += c;
+	return 0;
+}
+
+static void unhold(struct sreceiver *r, struct rstream *s, const struct blk *b)
+{
+	s->held -= blk_cost(b);
+	r->held -= blk_cost(b);
+}
+
 static int write_done(struct sreceiver *r, unsigned int i, int res)
 {
 	struct rstream *s = r->s[i];
@@ -234,12 +301,14 @@ static int write_done(struct sreceiver *r, unsigned int i, int res)
 		return fail(r, LMIG_ST_IO, "stream %u: the destination takes no more data", i);
 	s->written += res;
 	r->st->bytes_stream += res;
+	r->t_progress = now_s();
 	res += s->out_pos;
 	while (s->outq && (size_t)res >= s->outq->len) {
 		struct blk *b = s->outq;
 
 		res -= b->len;
 		s->outq = b->next;
+		unhold(r, s, b);
 		free(b);
 	}
 	if (!s->outq)
@@ -247,9 +316,11 @@ static int write_done(struct sreceiver *r, unsigned int i, int res)
 	s->out_pos = res;
 	if (maybe_close(r, s))
 		return 0;
-	if (s->written - s->credited >= CREDIT_STEP) {
+	/* Every CREDIT_STEP, and each half second of slower progress: the source's stall clock. */
+	if (s->written - s->credited >= CREDIT_STEP || r->t_progress - s->t_credit >= 0.5) {
 		send_reply(r, LMIG_SR_CREDIT, 0, i, s->written, NULL, 5000);
 		s->credited = s->written;
+		s->t_credit = r->t_progress;
 	}
 	return 0;
 }
@@ -259,14 +330,14 @@ static int deliver(struct sreceiver *r, unsigned int i)
 {
 	struct rstream *s = r->s[i];
 
-	while (s->pend && s->pend->off == s->next_off) {
-		struct blk *b = s->pend;
+	for (;;) {
+		struct blk key = { .off = s->next_off, .len = 1 }, **at, *b;
 
-		s->pend = b->next;
-		if (s->pend)
-			s->pend->prev = NULL;
-		else
-			s->pend_tail = NULL;
+		at = s->pend ? tfind(&key, &s->pend, blk_cmp) : NULL;
+		if (!at)
+			break;
+		b = *at;
+		tdelete(b, &s->pend, blk_cmp);
 		XXH3_128bits_update(&s->dig, b->data, b->len);
 		s->next_off += b->len;
 		b->next = NULL;
@@ -358,7 +429,9 @@ static int data_frame(struct sreceiver *r, unsigned int c, struct rchan *ch)
 	uint32_t i = le32toh(f->stream), raw = le32toh(f->raw_len), len = le32toh(f->len);
 	uint64_t off = le64toh(f->offset);
 	struct rstream *s = get_stream(r, i);
-	struct blk *b = ch->blk, *at, *nx;
+	struct blk *b = ch->blk;
+	uint64_t lim;
+	void **at;
 
 	ch->blk = NULL;
 	if (!(le16toh(f->flags) & LMIG_SF_LZ4))
@@ -367,10 +440,14 @@ static int data_frame(struct sreceiver *r, unsigned int c, struct rchan *ch)
 		free(b);
 		return -1;
 	}
-	if (off < s->next_off || (s->end_seen && off + raw > s->end_len) ||
-	    off + raw > s->written + LMIG_STREAM_WINDOW)
-		return free(b), fail(r, LMIG_ST_PROTOCOL, "stream %u: block at %llu+%u is outside what is due (next %llu)",
-			    i, (unsigned long long)off, raw, (unsigned long long)s->next_off);
+	/* The window's end, or the stream's; off + raw is never computed before this. */
+	lim = s->written + LMIG_STREAM_WINDOW;
+	if (s->end_seen && s->end_len < lim)
+		lim = s->end_len;
+	if (off < s->next_off || off > lim || raw > lim - off)
+		return free(b), fail(r, LMIG_ST_PROTOCOL, "stream %u: block at %llu+%u is outside what is due (next %llu, window to %llu)",
+			    i, (unsigned long long)off, raw, (unsigned long long)s->next_off,
+			    (unsigned long long)lim);
 	b->off = off;
 	b->len = raw;
 	if (le16toh(f->flags) & LMIG_SF_LZ4) {
@@ -387,25 +464,18 @@ static int data_frame(struct sreceiver *r, unsigned int c, struct rchan *ch)
 			    i, (unsigned long long)off);
 	}
 	r->st->blocks++;
-	/* Insert by offset; blocks come nearly in order, so search from the tail. */
-	for (at = s->pend_tail; at && at->off > off; at = at->prev)
-		;
-	nx = at ? at->next : s->pend;
-	if ((at && at->off + at->len > off) || (nx && off + raw > nx->off)) {
+	if (hold(r, i, s, b))
+		return free(b), -1;
+	at = tsearch(b, &s->pend, blk_cmp);
+	if (!at || *at != b) {
+		unhold(r, s, b);
 		free(b);
-		return fail(r, LMIG_ST_PROTOCOL, "stream %u: block at %llu overlaps another", i,
-			    (unsigned long long)off);
+		return at ? fail(r, LMIG_ST_PROTOCOL, "stream %u: block at %llu overlaps another", i,
+				 (unsigned long long)off) :
+			    fail(r, LMIG_ST_IO, "out of memory");
 	}
-	b->prev = at;
-	b->next = at ? at->next : s->pend;
-	if (b->next)
-		b->next->prev = b;
-	else
-		s->pend_tail = b;
-	if (at)
-		at->next = b;
-	else
-		s->pend = b;
+	if (off + raw > s->pend_hi)
+		s->pend_hi = off + raw;
 	if (deliver(r, i))
 		return -1;
 	submit_write(r, i);
@@ -420,6 +490,8 @@ static int frame_done(struct sreceiver *r, unsigned int c, struct rchan *ch)
 	int ret = 0;
 
 	ch->seq++;
+	if (!r->t_progress)
+		r->t_progress = now_s();
 	switch (le16toh(f->type)) {
 	case LMIG_SF_DATA:
 		ret = data_frame(r, c, ch);
@@ -439,8 +511,7 @@ static int frame_done(struct sreceiver *r, unsigned int c, struct rchan *ch)
 	case LMIG_SF_END:
 		if (!(s = get_stream(r, i)))
 			return -1;
-		if (s->end_seen || le64toh(f->offset) < s->next_off ||
-		    (s->pend_tail && s->pend_tail->off + s->pend_tail->len > le64toh(f->offset)))
+		if (s->end_seen || le64toh(f->offset) < s->pend_hi)
 			return fail(r, LMIG_ST_PROTOCOL, "stream %u: unexpected end at %llu", i,
 				    (unsigned long long)le64toh(f->offset));
 		s->end_seen = true;
@@ -453,6 +524,12 @@ static int frame_done(struct sreceiver *r, unsigned int c, struct rchan *ch)
 			return fail(r, LMIG_ST_INCOMPLETE, "channel %u: source sent %llu frames, %llu arrived",
 				    c, (unsigned long long)le64toh(f->offset),
 				    (unsigned long long)ch->seq - 1);
+		if (r->o->to.kind == SEP_STDIO && i != 1)
+			return fail(r, LMIG_ST_PROTOCOL, "channel %u: the source says it had %u streams; 'lmig pipe recv' writes exactly one",
+				    c, i);
+		if (i > LMIG_STREAM_MAX)
+			return fail(r, LMIG_ST_PROTOCOL, "channel %u: the source says it had %u streams, more than the limit of %u",
+				    c, i, LMIG_STREAM_MAX);
 		if (r->nstreams >= 0 && r->nstreams != i)
 			return fail(r, LMIG_ST_PROTOCOL, "channels disagree on the number of streams");
 		r->nstreams = i;
@@ -783,6 +860,15 @@ static int run(struct sreceiver *r)
 			return -1;
 		if (stop_signal)
 			return fail(r, LMIG_ST_IO, "interrupted by signal %d", (int)stop_signal);
+		/*
+		 * Only bytes written count: frames that deliver nothing do not
+		 * keep a stream alive.  The clock starts with the first frame:
+		 * a 'proxy send' connects before QEMU starts its migration.
+		 */
+		if (r->t_progress && (now_s() - r->t_progress) * 1000 > r->o->timeout_ms)
+			return fail(r, LMIG_ST_INCOMPLETE, "no byte written to %s for %d s (--timeout): the streams stalled",
+				    r->o->to.kind == SEP_STDIO ? "stdout" : "the destination",
+				    r->o->timeout_ms / 1000);
 		for (unsigned int c = 0; c < r->nch; c++)
 			arm_recv(r, c);
 		ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
@@ -873,10 +959,7 @@ out:
 			else
 				sock_abort_close(s->fd);
 		}
-		for (struct blk *b = s->pend, *nb; b; b = nb) {
-			nb = b->next;
-			free(b);
-		}
+		tdestroy(s->pend, free);
 		for (struct blk *b = s->outq, *nb; b; b = nb) {
 			nb = b->next;
 			free(b);

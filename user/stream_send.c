@@ -130,6 +130,7 @@ struct ssender {
 	struct cpolicy pol;
 	struct ratelimit rl;
 	double t0;
+	double t_receiver;		/* the last reply, or the last time none was due */
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -522,9 +523,23 @@ static int reply_got(struct ssender *s)
 	if (le32toh(r->magic) != LMIG_SREPLY_MAGIC || !sreply_csum_ok(r))
 		return lmig_err("receiver sent a corrupted reply");
 	if (le16toh(r->type) == LMIG_SR_VERDICT) {
+		char why[LMIG_REASON_LEN];
+
+		/* The receiver's words reach a terminal: printable characters only. */
+		for (size_t k = 0; k < sizeof(why); k++)
+			why[k] = k == sizeof(why) - 1 || !r->reason[k] ? 0 :
+				 r->reason[k] < 0x20 || r->reason[k] == 0x7f ? '?' : r->reason[k];
 		if (le16toh(r->status) != LMIG_ST_OK)
-			return lmig_err("receiver failed: %.*s", LMIG_REASON_LEN - 1,
-					r->reason[0] ? r->reason : wire_status_name(le16toh(r->status)));
+			return lmig_err("receiver failed: %s",
+					why[0] ? why : wire_status_name(le16toh(r->status)));
+		/* Success only for what was sent: every stream ended, every channel with DONE. */
+		for (unsigned int c = 0; c < s->nch; c++)
+			if (!s->input_done || !s->ch[c].done_placed)
+				return lmig_err("receiver confirmed the streams before they ended");
+		if (le64toh(r->bytes) != s->st->bytes_stream)
+			return lmig_err("receiver confirmed %llu bytes, %llu were sent",
+					(unsigned long long)le64toh(r->bytes),
+					(unsigned long long)s->st->bytes_stream);
 		s->verdict_in = true;
 		return 0;
 	}
@@ -534,7 +549,31 @@ static int reply_got(struct ssender *s)
 				le16toh(r->type), i);
 	if (le64toh(r->bytes) > s->s[i]->acked)
 		s->s[i]->acked = le64toh(r->bytes);
+	s->t_receiver = now_s();
 	return 0;
+}
+
+/*
+ * True while only the receiver can move things on: a stream that has
+ * more to read has its whole window unacknowledged, or everything was
+ * sent and the verdict is due.  Waiting for QEMU, for the network or
+ * for our own --bandwidth is not waiting for the receiver.
+ */
+static bool receiver_due(const struct ssender *s)
+{
+	bool all_done = s->input_done;
+
+	for (unsigned int c = 0; c < s->nch; c++)
+		all_done &= s->ch[c].done_placed && !s->ch[c].inflight;
+	if (all_done)
+		return true;
+	for (unsigned int i = 0; i < s->ns; i++) {
+		const struct sstream *ss = s->s[i];
+
+		if (!ss->eof && !ss->have && ss->off - ss->acked >= LMIG_STREAM_WINDOW)
+			return true;
+	}
+	return false;
 }
 
 static int reply_got_cb(void *s)
@@ -672,6 +711,7 @@ static int run(struct ssender *s)
 {
 	double t_start = now_s();
 
+	s->t_receiver = t_start;
 	arm_reply(s);
 	for (;;) {
 		struct io_uring_cqe *cqe;
@@ -703,6 +743,12 @@ static int run(struct ssender *s)
 			return 0;
 		if (stop_signal)
 			return lmig_err("interrupted by signal %d", (int)stop_signal);
+		/* The receiver credits at least every half second while it writes. */
+		if (!receiver_due(s))
+			s->t_receiver = now_s();
+		else if ((now_s() - s->t_receiver) * 1000 > s->o->timeout_ms)
+			return lmig_err("no word from the receiver for %d s (--timeout): it stalled",
+					s->o->timeout_ms / 1000);
 		if (!s->ns && s->o->accept_timeout_ms >= 0 &&
 		    (now_s() - t_start) * 1000 > s->o->accept_timeout_ms)
 			return lmig_err("no connection within %d s", s->o->accept_timeout_ms / 1000);
