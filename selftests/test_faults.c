@@ -250,6 +250,77 @@ TEST_F(fault, bad_ack_magic)
 	check_failed(_metadata, &self->tx, "send", t0, WORDS("magic"));
 }
 
+/*
+ * A receiver's reason is the peer's text: whatever bytes it holds, the
+ * sender shows printable ASCII only (each other byte as '?'), on stderr
+ * and in its --json report.  ESC [2J clears a terminal, ESC ]0;...BEL
+ * retitles it, 0x9b is a C1 CSI, and 0xff is no UTF-8 at all.
+ */
+#define EVIL_REASON	"disk \x1b[2J\x1b]0;pwned\x07 \x9b" "31m\xff gone"
+#define EVIL_SHOWN	"disk ?[2J?]0;pwned? ?31m? gone"
+
+/* The first byte of s that is neither printable ASCII nor a newline, or 0. */
+static int unprintable(const char *s)
+{
+	for (; *s; s++)
+		if (((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f) && *s != '\n')
+			return (unsigned char)*s;
+	return 0;
+}
+
+static void check_reason_shown(struct __test_metadata *_metadata, struct proc *p, double t0)
+{
+	check_failed(_metadata, p, "send", t0, WORDS(EVIL_SHOWN));
+	EXPECT_EQ(0, unprintable(p->err)) TH_LOG("stderr: %s", p->err_log);
+	EXPECT_EQ(0, unprintable(p->out)) TH_LOG("JSON report: %s", p->out);
+	EXPECT_EQ(NULL, strstr(p->out, "\\u00")) TH_LOG("an escaped control character: %s", p->out);
+}
+
+/* The receiver refuses the hello with a reason full of terminal escapes. */
+TEST_F(fault, refusal_reason_escapes)
+{
+	struct lmig_hello h;
+	struct lmig_hello_ack a;
+	double t0;
+	int port;
+
+	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 1 * MiB));
+	self->fd[0] = sock_listen(&port);
+	ASSERT_GE(self->fd[0], 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, WORDS("--channels", "1")));
+	self->fd[1] = sock_accept(self->fd[0], DEADLINE_S);
+	ASSERT_GE(self->fd[1], 0);
+	ASSERT_EQ(0, sock_read_full(self->fd[1], &h, sizeof(h), DEADLINE_S));
+	wire_ack_build(&a, 0, LMIG_ST_IO, EVIL_REASON);
+	ASSERT_EQ(0, sock_write_full(self->fd[1], &a, sizeof(a)));
+	t0 = mono_s();
+	check_reason_shown(_metadata, &self->tx, t0);
+}
+
+/* The receiver accepts, then fails the image with such a reason. */
+TEST_F(fault, result_reason_escapes)
+{
+	struct lmig_hello h;
+	struct lmig_hello_ack a;
+	struct lmig_result r;
+	double t0;
+	int port;
+
+	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 1 * MiB));
+	self->fd[0] = sock_listen(&port);
+	ASSERT_GE(self->fd[0], 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, WORDS("--channels", "1")));
+	self->fd[1] = sock_accept(self->fd[0], DEADLINE_S);
+	ASSERT_GE(self->fd[1], 0);
+	ASSERT_EQ(0, sock_read_full(self->fd[1], &h, sizeof(h), DEADLINE_S));
+	wire_ack_build(&a, LMIG_CAPS_V1, LMIG_ST_OK, NULL);
+	ASSERT_EQ(0, sock_write_full(self->fd[1], &a, sizeof(a)));
+	wire_result_build(&r, LMIG_ST_IO, 0, EVIL_REASON);
+	ASSERT_EQ(0, sock_write_full(self->fd[1], &r, sizeof(r)));
+	t0 = mono_s();
+	check_reason_shown(_metadata, &self->tx, t0);
+}
+
 TEST_F(fault, size_mismatch)
 {
 	int port;

@@ -526,9 +526,7 @@ static int reply_got(struct ssender *s)
 		char why[LMIG_REASON_LEN];
 
 		/* The receiver's words reach a terminal: printable characters only. */
-		for (size_t k = 0; k < sizeof(why); k++)
-			why[k] = k == sizeof(why) - 1 || !r->reason[k] ? 0 :
-				 r->reason[k] < 0x20 || r->reason[k] == 0x7f ? '?' : r->reason[k];
+		wire_printable(why, sizeof(why), r->reason, sizeof(r->reason));
 		if (le16toh(r->status) != LMIG_ST_OK)
 			return lmig_err("receiver failed: %s",
 					why[0] ? why : wire_status_name(le16toh(r->status)));

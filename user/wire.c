@@ -94,9 +94,13 @@ int wire_ack_parse(const struct lmig_hello_ack *a, uint32_t *caps)
 		return lmig_err("peer is not an lmig receiver (bad magic 0x%08x)", le32toh(a->magic));
 	if (le64toh(a->checksum) != CSUM(a, struct lmig_hello_ack))
 		return lmig_err("handshake reply checksum mismatch (corrupted stream)");
-	if (le32toh(a->status) != LMIG_ST_OK)
-		return lmig_err("receiver refused the migration: %.*s", LMIG_REASON_LEN - 1,
-				a->reason[0] ? a->reason : wire_status_name(le32toh(a->status)));
+	if (le32toh(a->status) != LMIG_ST_OK) {
+		char why[LMIG_REASON_LEN];
+
+		wire_printable(why, sizeof(why), a->reason, sizeof(a->reason));
+		return lmig_err("receiver refused the migration: %s",
+				why[0] ? why : wire_status_name(le32toh(a->status)));
+	}
 	if (le16toh(a->version) != LMIG_WIRE_VERSION)
 		return lmig_err("receiver speaks protocol version %u, this lmig speaks %u",
 				le16toh(a->version), LMIG_WIRE_VERSION);
@@ -139,9 +143,13 @@ int wire_result_parse(const struct lmig_result *r, uint64_t *pages)
 		return lmig_err("receiver sent no commit (bad magic 0x%08x)", le32toh(r->magic));
 	if (le64toh(r->checksum) != CSUM(r, struct lmig_result))
 		return lmig_err("commit reply checksum mismatch (corrupted stream)");
-	if (le32toh(r->status) != LMIG_ST_OK)
-		return lmig_err("receiver rejected the image: %.*s", LMIG_REASON_LEN - 1,
-				r->reason[0] ? r->reason : wire_status_name(le32toh(r->status)));
+	if (le32toh(r->status) != LMIG_ST_OK) {
+		char why[LMIG_REASON_LEN];
+
+		wire_printable(why, sizeof(why), r->reason, sizeof(r->reason));
+		return lmig_err("receiver rejected the image: %s",
+				why[0] ? why : wire_status_name(le32toh(r->status)));
+	}
 	*pages = le64toh(r->pages);
 	return 0;
 }
@@ -175,4 +183,30 @@ const char *wire_status_name(uint32_t st)
 	};
 
 	return st < sizeof(names) / sizeof(names[0]) && names[st] ? names[st] : "unknown status";
+}
+
+char *wire_printable(char *dst, size_t len, const char *src, size_t srclen)
+{
+	size_t i;
+
+	/* Bytes, not characters: UTF-8 and C1 controls alike become '?'. */
+	for (i = 0; i + 1 < len && i < srclen && src[i]; i++)
+		dst[i] = (unsigned char)src[i] >= 0x20 && (unsigned char)src[i] < 0x7f ? src[i] : '?';
+	if (len)
+		dst[i] = 0;
+	return dst;
+}
+
+const char *wire_peer_text(bool authenticated, uint32_t status, const char *why, int err,
+			   char *buf, size_t len)
+{
+	if (authenticated)
+		return lmig_errmsg();
+	if (!why)
+		why = wire_status_name(status);
+	if (err)
+		snprintf(buf, len, "%s: %s", why, strerror(err));
+	else
+		snprintf(buf, len, "%s", why);
+	return buf;
 }

@@ -35,4 +35,24 @@ uint64_t wire_frame_checksum(const struct lmig_frame *f, const struct lmig_page_
 			     unsigned int ndesc);
 const char *wire_status_name(uint32_t st);
 
+/*
+ * A peer's text (an ack's or a result's reason), made safe for a terminal
+ * and the JSON report: the bytes of src up to its NUL or srclen, at most
+ * len - 1 of them, each one outside printable ASCII replaced by '?'.
+ * Returns dst, always NUL-terminated.
+ */
+char *wire_printable(char *dst, size_t len, const char *src, size_t srclen);
+
+/*
+ * The reason a receiver gives its peer (Documentation/wire-format.md,
+ * "Status codes and reason text").  The receiver's own message,
+ * lmig_errmsg(), may name its files and directories, so it goes only to
+ * a peer the TLS handshake authenticated (a receiver's TLS session exists
+ * only with a client certificate its CA signed, or with the PSK).  Anyone
+ * else gets fixed text: why, or the status's name; err adds the system's
+ * error text (strerror: no names).  buf holds that text.
+ */
+const char *wire_peer_text(bool authenticated, uint32_t status, const char *why, int err,
+			   char *buf, size_t len);
+
 #endif

@@ -783,25 +783,11 @@ static int setup_rings(struct receiver *r)
 	return 0;
 }
 
-/*
- * What a peer is told.  The receiver's own message may name its files and
- * directories, so it goes only to a peer the TLS handshake authenticated
- * (a receiver's TLS session exists only with a client certificate its CA
- * signed, or with the PSK).  Anyone else gets the fixed text of the code:
- * why, or the status's name.  err adds the system's error text (no names).
- */
+/* What a peer is told: see wire_peer_text(). */
 static const char *peer_text(const struct tls_chan *t, uint32_t status, const char *why, int err,
 			     char *buf, size_t len)
 {
-	if (t && t->ssl)
-		return lmig_errmsg();
-	if (!why)
-		why = wire_status_name(status);
-	if (err)
-		snprintf(buf, len, "%s: %s", why, strerror(err));
-	else
-		snprintf(buf, len, "%s", why);
-	return buf;
+	return wire_peer_text(t && t->ssl, status, why, err, buf, len);
 }
 
 /*
