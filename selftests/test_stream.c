@@ -1818,6 +1818,102 @@ TEST_F(liar, refused)
 	EXPECT_EQ(NULL, strchr(self->tx.err, '\x1b'));
 }
 
+/* ---- what a failing receiver tells its source ----------------------------- */
+
+/*
+ * `proxy recv --to unix:DIR/secret-dir/qemu.sock` where that directory
+ * does not exist: the receiver fails to connect when the first stream
+ * opens.  Its own stderr names the socket; a real `proxy send` over plain
+ * TCP (nobody authenticated it) is told the cause and the system's error
+ * only: no local path, on its stderr or in its --json report.  Over TLS
+ * (certificates of tls/mkcerts.sh) the source is authenticated and gets
+ * the receiver's whole message.
+ */
+FIXTURE(verdict) {
+	char dir[256], src_sock[300], dst_sock[300], certs[300];
+	struct proc rx, tx;
+	struct client cl;
+};
+
+FIXTURE_VARIANT(verdict) {
+	bool tls;
+};
+
+FIXTURE_VARIANT_ADD(verdict, plain_no_path) { .tls = false };
+FIXTURE_VARIANT_ADD(verdict, tls_whole_message) { .tls = true };
+
+FIXTURE_SETUP(verdict)
+{
+	signal(SIGPIPE, SIG_IGN);
+	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), MiB));
+	snprintf(self->src_sock, sizeof(self->src_sock), "%s/src.sock", self->dir);
+	snprintf(self->dst_sock, sizeof(self->dst_sock), "%s/secret-dir/qemu.sock", self->dir);
+	snprintf(self->certs, sizeof(self->certs), "%s/certs", self->dir);
+}
+
+FIXTURE_TEARDOWN(verdict)
+{
+	proc_kill(&self->tx);
+	proc_kill(&self->rx);
+	if (self->cl.th)
+		pthread_join(self->cl.th, NULL);
+	scratch_remove(self->dir);
+}
+
+TEST_F(verdict, connect_failure)
+{
+	char to[320], lport[32], listen[320], line[300], error[512] = "", cmd[1200], path[4096];
+	const char *rargs[16] = { "proxy", "recv", "--listen", "127.0.0.1:0", "--to", to,
+				  "--ready-fd", "3", "--json" };
+	const char *sargs[20] = { "proxy", "send", "--listen", listen, "--to", lport,
+				  "--channels", "1", "--streams", "1", "--ready-fd", "3", "--json" };
+	const char *shown;
+	int rfd, port;
+
+	if (variant->tls) {
+		const char *mk = beside_test("../tls/mkcerts.sh", path, sizeof(path));
+
+		snprintf(cmd, sizeof(cmd), "sh %s %s >/dev/null 2>&1", mk ? mk : "tls/mkcerts.sh",
+			 self->certs);
+		ASSERT_EQ(0, system(cmd)) TH_LOG("%s failed", cmd);
+		rargs[9] = sargs[13] = "--tls-dir";
+		rargs[10] = sargs[14] = self->certs;
+	}
+	snprintf(to, sizeof(to), "unix:%s", self->dst_sock);
+	ASSERT_EQ(0, spawn(&self->rx, rargs, -1, -1, &rfd, NULL));
+	port = ready_port(rfd);
+	ASSERT_GT(port, 0) TH_LOG("recv: %s", self->rx.err_log);
+	snprintf(lport, sizeof(lport), "127.0.0.1:%d", port);
+	snprintf(listen, sizeof(listen), "unix:%s", self->src_sock);
+	ASSERT_EQ(0, spawn(&self->tx, sargs, -1, -1, &rfd, NULL));
+	ASSERT_EQ(0, ready_line(rfd, line, sizeof(line), 10)) TH_LOG("send: %s", self->tx.err_log);
+	ASSERT_GT(sizeof(self->cl.path),
+		  snprintf(self->cl.path, sizeof(self->cl.path), "%s", self->src_sock));
+	self->cl.n = 1;
+	self->cl.reset_at = -1;
+	ASSERT_EQ(0, pthread_create(&self->cl.th, NULL, client_main, &self->cl));
+
+	ASSERT_EQ(0, proc_wait(&self->rx, 10)) TH_LOG("proxy recv still running");
+	check_failed(_metadata, &self->rx, "proxy recv", self->rx.t_exit, WORDS("secret-dir"));
+	check_failed(_metadata, &self->tx, "proxy send", self->rx.t_exit,
+		     WORDS("No such file or directory"));
+	EXPECT_TRUE(json_one_object(self->tx.out)) TH_LOG("send stdout: %s", self->tx.out);
+	EXPECT_EQ(0, json_str_field(self->tx.out, "error", error, sizeof(error)));
+	shown = strstr(self->tx.err, "receiver failed: ");
+	ASSERT_NE(NULL, shown) TH_LOG("send: %s", self->tx.err_log);
+	if (variant->tls) {
+		/* Authenticated: the receiver's own words, socket path and all. */
+		EXPECT_NE(NULL, strstr(shown, self->dst_sock)) TH_LOG("send: %s", self->tx.err_log);
+		return;
+	}
+	EXPECT_NE(NULL, strstr(shown, "cannot connect to its destination: No such file or directory"))
+		TH_LOG("send: %s", self->tx.err_log);
+	EXPECT_EQ(NULL, strstr(self->tx.err, "secret-dir")) TH_LOG("send: %s", self->tx.err_log);
+	EXPECT_EQ(NULL, strchr(self->tx.err, '/')) TH_LOG("send: %s", self->tx.err_log);
+	EXPECT_EQ(NULL, strstr(error, "secret-dir")) TH_LOG("send JSON: %s", self->tx.out);
+	EXPECT_EQ(NULL, strchr(error, '/')) TH_LOG("send JSON: %s", self->tx.out);
+}
+
 /* ---- the command line --------------------------------------------------------- */
 
 static void usage_case(struct __test_metadata *_metadata, const char *const args[], int code)

@@ -65,7 +65,7 @@ int net_connect(const char *hostport, int timeout_ms)
 	int fd = -1, err = 0;
 
 	if (resolve(hostport, false, &res))
-		return -1;
+		return errno = 0, -1;	/* no system error to tell */
 	for (ai = res; ai; ai = ai->ai_next) {
 		struct pollfd p;
 		socklen_t sl = sizeof(err);
@@ -94,7 +94,9 @@ int net_connect(const char *hostport, int timeout_ms)
 		fd = -1;
 	}
 	freeaddrinfo(res);
-	return lmig_err_errno(err, "cannot connect to %s", hostport);
+	lmig_err_errno(err, "cannot connect to %s", hostport);
+	errno = err;
+	return -1;
 connected:
 	freeaddrinfo(res);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 /* Each returns an fd or 0, or -1 with lmig_err() set. */
+/* net_connect() also leaves the cause in errno (0: the name did not resolve). */
 int net_connect(const char *hostport, int timeout_ms);
 int net_listen(const char *hostport, int backlog);
 int net_accept(int lfd, int timeout_ms, char *peer, size_t peerlen);

@@ -85,7 +85,7 @@ int stream_recv(const struct stream_recv_opts *o, struct stream_stats *st);
 int sendpoint_parse(const char *what, const char *s, struct sendpoint *ep);
 /* A listening socket (a stale unix socket file is replaced); fd or -1. */
 int sendpoint_listen(const struct sendpoint *ep);
-/* Connect; fd or -1. */
+/* Connect; fd, or -1 with the cause in errno (0: none the system gave). */
 int sendpoint_connect(const struct sendpoint *ep, int timeout_ms);
 /* The address to print for --ready-fd: the port for tcp, the path for unix. */
 void sendpoint_ready(const struct sendpoint *ep, int lfd, int ready_fd);

@@ -86,8 +86,11 @@ int sendpoint_connect(const struct sendpoint *ep, int timeout_ms)
 		return lmig_err_errno(errno, "socket");
 	/* A unix connect does not wait for accept(): it is queued or refused at once. */
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		lmig_err_errno(errno, "cannot connect to %s", ep->addr);
+		int err = errno;
+
+		lmig_err_errno(err, "cannot connect to %s", ep->addr);
 		close(fd);
+		errno = err;
 		return -1;
 	}
 	return fd;

@@ -128,6 +128,8 @@ struct sreceiver {
 	int64_t nstreams;		/* from DONE, -1 before */
 	uint8_t *plain;			/* PLAIN_SIZE, with userspace TLS */
 	uint32_t fail_status;
+	const char *fail_why;		/* LMIG_ST_IO: what a plain peer is told, see verdict_text() */
+	int fail_err;			/* and the system's error, or 0 */
 	uint64_t held;			/* cost of every stream's held blocks */
 	double t0;
 	double t_progress;		/* the last byte written to a destination, or
@@ -155,6 +157,15 @@ static int fail(struct sreceiver *r, uint32_t status, const char *fmt, ...)
 	if (!r->fail_status)
 		r->fail_status = status;
 	return lmig_err("%s", msg);
+}
+
+/* What a failure of this side (LMIG_ST_IO) tells an unauthenticated source. */
+static void io_why(struct sreceiver *r, const char *why, int err)
+{
+	if (!r->fail_status) {
+		r->fail_why = why;
+		r->fail_err = err;
+	}
 }
 
 static struct rstream *get_stream(struct sreceiver *r, uint32_t i)
@@ -294,11 +305,15 @@ static int write_done(struct sreceiver *r, unsigned int i, int res)
 	struct rstream *s = r->s[i];
 
 	s->writing = false;
-	if (res < 0)
+	if (res < 0) {
+		io_why(r, "the receiver cannot write to its destination", -res);
 		return fail(r, LMIG_ST_IO, "stream %u: writing to %s: %s", i,
 			    r->o->to.kind == SEP_STDIO ? "stdout" : "the destination", strerror(-res));
-	if (res == 0)
+	}
+	if (res == 0) {
+		io_why(r, "the receiver's destination takes no more data", 0);
 		return fail(r, LMIG_ST_IO, "stream %u: the destination takes no more data", i);
+	}
 	s->written += res;
 	r->st->bytes_stream += res;
 	r->t_progress = now_s();
@@ -372,7 +387,10 @@ static int open_streams(struct sreceiver *r)
 		} else {
 			s->fd = sendpoint_connect(&r->o->to, r->o->timeout_ms);
 			if (s->fd < 0) {
-				r->fail_status = LMIG_ST_IO;
+				/* The error names the socket: the source hears errno only. */
+				io_why(r, "the receiver cannot connect to its destination", errno);
+				if (!r->fail_status)
+					r->fail_status = LMIG_ST_IO;
 				return -1;
 			}
 		}
@@ -722,15 +740,43 @@ static int setup_ring(struct sreceiver *r)
 	return 0;
 }
 
-static int refuse(int fd, struct tls_chan *t, uint32_t status)
+/*
+ * Refuse a connection and close it.  A peer the TLS handshake did not
+ * authenticate is told why, or the status's name: never this side's own
+ * message (wire_peer_text()).
+ */
+static int refuse_why(int fd, struct tls_chan *t, uint32_t status, const char *why)
 {
 	struct lmig_hello_ack a;
+	char text[LMIG_REASON_LEN];
 
-	wire_ack_build(&a, 0, status, lmig_errmsg());
+	wire_ack_build(&a, 0, status, wire_peer_text(t && t->ssl, status, why, 0, text,
+						     sizeof(text)));
 	chan_write_full(fd, t, &a, sizeof(a), 1000, "refusing");
 	tls_chan_free(t);
 	close(fd);
 	return -1;
+}
+
+static int refuse(int fd, struct tls_chan *t, uint32_t status)
+{
+	return refuse_why(fd, t, status, NULL);
+}
+
+/*
+ * The failure verdict's text.  A fault in the source's own stream (status
+ * set by fail(), other than LMIG_ST_IO) is described from that stream:
+ * stream, frame and block numbers, counts.  A failure of this side may
+ * name its sockets and files: an unauthenticated source gets fail_why
+ * (and the system's error) instead.
+ */
+static const char *verdict_text(const struct sreceiver *r, char *buf, size_t len)
+{
+	if (r->fail_status && r->fail_status != LMIG_ST_IO)
+		return lmig_errmsg();
+	return wire_peer_text(r->ch[0].tls.ssl, LMIG_ST_IO,
+			      r->fail_why ? r->fail_why : "the receiver failed", r->fail_err, buf,
+			      len);
 }
 
 /*
@@ -743,7 +789,7 @@ static int tls_accept(struct sreceiver *r, int fd, const char *peer, struct tls_
 	int rc = tls_handshake(r->o->tls, fd, r->o->timeout_ms, peer, t);
 
 	if (rc == -2 && !net_read_full(fd, &h, sizeof(h), 1000, "reading a plain hello"))
-		refuse(fd, NULL, LMIG_ST_VERSION), fd = -1;
+		refuse_why(fd, NULL, LMIG_ST_VERSION, "this receiver requires TLS"), fd = -1;
 	if (rc && fd >= 0)
 		net_close_draining(&fd, 1, 300);	/* FIN, not RST: let it read our alert */
 	return rc ? -1 : 0;
@@ -790,7 +836,8 @@ static int handshake(struct sreceiver *r, int lfd)
 		}
 		if (!(hi.caps & LMIG_CAP_STREAM) || hi.image_size) {
 			lmig_err("the source sends a memory image ('lmig send'), not streams: use 'lmig recv'");
-			return refuse(fd, t, LMIG_ST_PROTOCOL);
+			return refuse_why(fd, t, LMIG_ST_PROTOCOL,
+					  "this receiver takes streams, not a memory image");
 		}
 		if (!got) {
 			first = hi;
@@ -858,8 +905,10 @@ static int run(struct sreceiver *r)
 			return 0;
 		if (r->done_chans == r->nch && check_end(r))
 			return -1;
-		if (stop_signal)
+		if (stop_signal) {
+			io_why(r, "the receiver was stopped by a signal", 0);
 			return fail(r, LMIG_ST_IO, "interrupted by signal %d", (int)stop_signal);
+		}
 		/*
 		 * Only bytes written count: frames that deliver nothing do not
 		 * keep a stream alive.  The clock starts with the first frame:
@@ -935,9 +984,10 @@ out:
 	st->total_s = r.t0 ? now_s() - r.t0 : 0;
 	if (ret && r.ch && r.ch[0].fd >= 0) {
 		struct lmig_sreply rep;
+		char text[LMIG_REASON_LEN];
 
 		sreply_build(&rep, LMIG_SR_VERDICT, r.fail_status ? r.fail_status : LMIG_ST_IO, 0, 0,
-			     lmig_errmsg());
+			     verdict_text(&r, text, sizeof(text)));
 		if (r.ch[0].tls.ssl)
 			chan_write_full(r.ch[0].fd, &r.ch[0].tls, &rep, sizeof(rep), 100, "failing");
 		else
