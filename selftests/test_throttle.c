@@ -30,6 +30,10 @@
  *                                 the limit stays until `lmig throttle
  *                                 --restore` (with a disk writer: its
  *                                 blkio limit too)
+ *   throttle.owner_pid_reused     the same, and the dead lmig's pid
+ *                                 taken by a new process: the state file
+ *                                 is still stale (the owner's start time
+ *                                 differs) and --restore undoes it
  *   throttle.usage                `lmig throttle` usage errors, --restore
  *                                 with nothing to do
  *   throttle_vm.cgroup_v2         in a VM (vm/throttle.sh): cgroup v2
@@ -53,8 +57,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -914,6 +920,72 @@ TEST_F_TIMEOUT(throttle, sigkill_freeze_none, CASE_TIMEOUT)
 	EXPECT_EQ(0, json_u64_field(r.out, "restored", &n));
 	EXPECT_EQ(0, n);
 	proc_kill(&r);
+}
+
+/*
+ * A process of our own with exactly this pid (clone3 with set_tid) that
+ * waits to be killed.  Returns its pid, or -1.
+ */
+static pid_t process_with_pid(pid_t want)
+{
+	struct {
+		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
+			 tls, set_tid, set_tid_size, cgroup;
+	} ca = { .exit_signal = SIGCHLD, .set_tid = (uintptr_t)&want, .set_tid_size = 1 };
+	long r = syscall(SYS_clone3, &ca, sizeof(ca));
+
+	if (r == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* never outlives the test */
+		for (;;)
+			pause();
+	}
+	return r > 0 ? (pid_t)r : -1;
+}
+
+/*
+ * The state file's owner, a SIGKILLed lmig send (--freeze none: no
+ * guard), is dead, but its pid now belongs to another process.  `lmig
+ * throttle --restore` must still see the file as stale and undo it: the
+ * owner is its pid and its start time, which the newcomer does not have
+ * (kill(pid, 0) alone took it for a live lmig and left the limit).
+ */
+TEST_F_TIMEOUT(throttle, owner_pid_reused, CASE_TIMEOUT)
+{
+	struct env *e = &self->e;
+	struct proc r = { 0 };
+	char path[600], want[80];
+	pid_t owner, imp;
+	int st;
+
+	if (!have_cpu_v1())
+		SKIP(return, "no cgroup v1 cpu hierarchy at %s", CPU_V1);
+	if (geteuid() != 0)
+		SKIP(return, "choosing a pid (clone3 set_tid) needs root");
+	writer_start(_metadata, e, false, ARGS("--uffd"));
+	placement_record(_metadata, e);
+	migrate_start(_metadata, e, ARGS("--tracker", "uffd", "--throttle", "auto", "--freeze",
+					 "none"));
+	owner = e->tx.pid;
+	kill_when_limited(_metadata, e);
+	snprintf(path, sizeof(path), "%s/throttle-%s", STATE_DIR, e->pid);
+	ASSERT_TRUE(path_exists(path)) TH_LOG("the state file went without a restore");
+	imp = process_with_pid(owner);
+	if (imp < 0)
+		SKIP(return, "cannot take pid %d for a new process: %s", (int)owner, strerror(errno));
+	ASSERT_EQ(0, kill(owner, 0)) TH_LOG("pid %d is not alive again", (int)owner);
+
+	ASSERT_EQ(0, proc_spawn(&r, (char *const[]){ (char *)lmig_path(), "throttle", "--restore",
+						     NULL }, NULL));
+	ASSERT_EQ(0, proc_wait(&r, 10));
+	kill(imp, SIGKILL);
+	EXPECT_EQ(imp, waitpid(imp, &st, 0));
+	EXPECT_EQ(0, proc_exit_code(&r)) TH_LOG("stderr: %s", r.err_log);
+	snprintf(want, sizeof(want), "restored the CPU limit of process %s", e->pid);
+	EXPECT_NE(NULL, strstr(r.err, want)) TH_LOG("stderr: %s; stdout: %s", r.err_log, r.out);
+	proc_kill(&r);
+	EXPECT_FALSE(path_exists(path)) TH_LOG("%s is left", path);
+	check_restored(_metadata, e);
+	check_full_speed(_metadata, e);
 }
 
 /* `lmig ARGS...`: exit status code, and stderr one line containing want (or no stderr). */

@@ -77,6 +77,19 @@ const char *proc_stat(pid_t pid, pid_t tid, char *buf, size_t len)
 	return p && p[1] == ' ' ? p + 2 : NULL;
 }
 
+unsigned long long proc_start_time(pid_t pid)
+{
+	char buf[1024];
+	const char *f = proc_stat(pid, 0, buf, sizeof(buf));
+	unsigned long long t;
+
+	/* The state letter is field 3: 18 more, then field 22. */
+	if (!f || sscanf(f, "%*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
+			 &t) != 1)
+		return 0;
+	return t;
+}
+
 int pidfd_of(pid_t pid)
 {
 	return (int)syscall(SYS_pidfd_open, pid, 0);

@@ -26,6 +26,13 @@ const char *proc_stat(pid_t pid, pid_t tid, char *buf, size_t len);
 char proc_thread_state(pid_t pid, pid_t tid);
 
 /*
+ * When process pid started, in clock ticks after boot (/proc/PID/stat
+ * field 22), or 0 if there is no such process.  With the pid it names one
+ * process for good: a pid reused after an exit has a later start time.
+ */
+unsigned long long proc_start_time(pid_t pid);
+
+/*
  * The workload is signalled through a pidfd taken when its pid is
  * checked: once it exits and its pid is reused, the pidfd refers to
  * nothing, where kill(pid) would hit the newcomer.

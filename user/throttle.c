@@ -319,9 +319,10 @@ int throttle_state_save(const struct throttle *t)
 	f = fopen(tmp, "we");
 	if (!f)
 		return lmig_err_errno(errno, "cannot write %s", tmp);
-	fprintf(f, "owner %d\npid %d\nv2 %d\ntransient %d\nper_thread %d\nhome %s\ncg %s\nsaved %s\ntids",
-		(int)getpid(), (int)t->pid, t->v2, t->transient, t->per_thread, t->home, t->cg,
-		t->saved);
+	/* The owner is this lmig: its pid and its start time, which tell it from a successor. */
+	fprintf(f, "owner %d\nowner_start %llu\npid %d\nv2 %d\ntransient %d\nper_thread %d\nhome %s\ncg %s\nsaved %s\ntids",
+		(int)getpid(), proc_start_time(getpid()), (int)t->pid, t->v2, t->transient,
+		t->per_thread, t->home, t->cg, t->saved);
 	for (unsigned int i = 0; i < t->ntids; i++)
 		fprintf(f, " %d", (int)t->tids[i]);
 	fprintf(f, "\ntcg %s\nsubtree_cpu %d\n", t->tcg, t->subtree_cpu);
@@ -337,7 +338,12 @@ int throttle_state_save(const struct throttle *t)
 	return 0;
 }
 
-static int state_read(const char *path, struct throttle *t, pid_t *owner)
+/*
+ * owner_start is 0 in a file without it (written by an older lmig) or if
+ * the owner's start time could not be read.
+ */
+static int state_read(const char *path, struct throttle *t, pid_t *owner,
+		      unsigned long long *owner_start)
 {
 	char line[1024];
 	FILE *f = fopen(path, "re");
@@ -346,10 +352,13 @@ static int state_read(const char *path, struct throttle *t, pid_t *owner)
 	if (!f)
 		return lmig_err_errno(errno, "cannot read %s", path);
 	*t = (struct throttle){ 0 };
+	*owner_start = 0;
 	snprintf(t->state, sizeof(t->state), "%s", path);
 	while (fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\n")] = 0;
-		if (sscanf(line, "owner %d", &v) == 1)
+		if (sscanf(line, "owner_start %llu", owner_start) == 1)
+			;
+		else if (sscanf(line, "owner %d", &v) == 1)
 			*owner = v, n++;
 		else if (sscanf(line, "pid %d", &v) == 1)
 			t->pid = v, n++;
@@ -664,14 +673,30 @@ int throttle_restore_pid(pid_t pid)
 {
 	struct throttle t;
 	char path[64];
+	unsigned long long owner_start;
 	pid_t owner;
 
 	snprintf(path, sizeof(path), "%s/throttle-%d", THROTTLE_STATE_DIR, (int)pid);
 	if (access(path, F_OK))
 		return 0;
-	if (state_read(path, &t, &owner))
+	if (state_read(path, &t, &owner, &owner_start))
 		return -1;
 	return throttle_restore(&t);
+}
+
+/*
+ * Does the lmig that wrote a state file still run (and so will undo it
+ * itself)?  Its pid alone cannot tell: once it died, the number may be
+ * another process's.  The pid with its start time names one process; a
+ * file without the start time (an older lmig's) has only the pid.
+ */
+static bool owner_runs(pid_t owner, unsigned long long owner_start)
+{
+	if (owner <= 0)
+		return false;
+	if (!owner_start)
+		return kill(owner, 0) == 0;
+	return proc_start_time(owner) == owner_start;
 }
 
 int throttle_restore_files(bool only_stale, bool verbose)
@@ -685,17 +710,18 @@ int throttle_restore_files(bool only_stale, bool verbose)
 	while ((de = readdir(d))) {
 		struct throttle t;
 		char path[600], iocg[640];
+		unsigned long long owner_start;
 		pid_t owner = 0;
 		bool io;
 
 		if (strncmp(de->d_name, "throttle-", 9) || strchr(de->d_name, '.'))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", THROTTLE_STATE_DIR, de->d_name);
-		if (state_read(path, &t, &owner)) {
+		if (state_read(path, &t, &owner, &owner_start)) {
 			ret = -1;
 			continue;
 		}
-		if (only_stale && owner > 0 && kill(owner, 0) == 0)
+		if (only_stale && owner_runs(owner, owner_start))
 			continue;	/* its lmig still runs and will restore it */
 		io = t.io.on;
 		snprintf(iocg, sizeof(iocg), "%s", t.io.cg);
