@@ -106,7 +106,11 @@ struct lmig_sreply {
 	__le32 stream;		/* CREDIT: the stream */
 	__le32 reserved;	/* must be 0 */
 	__le64 bytes;
-	char   reason[LMIG_REASON_LEN];	/* VERDICT with status != OK */
+	/*
+	 * VERDICT with status != OK, NUL-terminated: like an ack's reason,
+	 * never the receiver's paths to a source TLS did not authenticate.
+	 */
+	char   reason[LMIG_REASON_LEN];
 	__le64 checksum;
 };
 
