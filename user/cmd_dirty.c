@@ -35,7 +35,10 @@ void usage_dirty(void)
 	       "                          between writes like a busy vCPU (its wall-clock\n"
 	       "                          rate falls when its CPU share is cut)\n"
 	       "      --pattern P         counter (default): page index and write count;\n"
-	       "                          random: incompressible; text: lz4 halves it\n"
+	       "                          random: incompressible; text: lz4 halves it;\n"
+	       "                          churn: each write takes its page one step through\n"
+	       "                          zeroed, data A, data B, A again, a hole punched in\n"
+	       "                          the file (anon: zeroed), A ... (the fill writes A)\n"
 	       "      --fill, --no-fill   write every page once before the steady writes\n"
 	       "                          (default: only when the object was created)\n"
 	       "      --duration S        stop after S seconds (default: at SIGINT/SIGTERM)\n"
@@ -193,8 +196,10 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 				o.pattern = PAT_RANDOM;
 			else if (!strcmp(optarg, "text"))
 				o.pattern = PAT_TEXT;
+			else if (!strcmp(optarg, "churn"))
+				o.pattern = PAT_CHURN;
 			else
-				return usage_error("dirty", "--pattern: '%s' is not counter, random or text",
+				return usage_error("dirty", "--pattern: '%s' is not counter, random, text or churn",
 						   optarg);
 			break;
 		case 'F': o.fill = 1; break;

@@ -19,6 +19,14 @@ enum dirty_pattern {
 	PAT_COUNTER,	/* page index and a write counter, the rest derived from them */
 	PAT_RANDOM,	/* random bytes: lz4 cannot shrink it */
 	PAT_TEXT,	/* words and spaces: lz4 shrinks it to about a half */
+	/*
+	 * Each write takes the page one step through a cycle: zeroed, data A,
+	 * data B, A again, a hole punched (file) or zeroed (anon), A ...
+	 * (A depends on the page only, B on the write too; the fill writes
+	 * A): pages that turn zero, zero pages that get data, and pages
+	 * that come back to what an earlier round sent.
+	 */
+	PAT_CHURN,
 };
 
 struct dirty_opts {
