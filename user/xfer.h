@@ -47,6 +47,7 @@ struct xfer_stats {
 	char tls_binding[65];		/* channel 0's tls_binding(), "" without TLS */
 	uint8_t digest[16];
 	double readback_s;		/* recv --verify-readback: reading back took this, else 0 */
+	uint64_t write_ops;		/* recv: writes and hole punches submitted to the output */
 	/* Live migrations. */
 	bool live;
 	unsigned int rounds;

@@ -75,8 +75,8 @@ enum wop_kind { WOP_DATA, WOP_PUNCH, WOP_ZERO };
 
 struct wop {
 	struct iovec iov[WOP_IOV];
-	struct ref ref[WOP_IOV];
-	unsigned int niov, first_iov;
+	struct ref ref[WOP_IOV];	/* one per page */
+	unsigned int niov, first_iov, nref;
 	enum wop_kind kind;
 	uint64_t off;
 	size_t len;
@@ -221,11 +221,10 @@ static void zero_iovs(struct wop *op)
 {
 	size_t left = op->len;
 
-	op->niov = op->first_iov = 0;
+	op->niov = op->first_iov = op->nref = 0;
 	while (left && op->niov < WOP_IOV) {
 		size_t n = left < LMIG_PAGE_SIZE ? left : LMIG_PAGE_SIZE;
 
-		op->ref[op->niov] = (struct ref){ REF_NONE, 0 };
 		op->iov[op->niov++] = (struct iovec){ (void *)zero_page, n };
 		left -= n;
 	}
@@ -244,6 +243,7 @@ static void wop_submit(struct receiver *r, int w)
 				     op->niov - op->first_iov, op->off);
 	io_uring_sqe_set_data64(sqe, UD(UD_WRITE, 0, w));
 	r->writes_inflight++;
+	r->st->write_ops++;
 }
 
 static void flush_write(struct receiver *r, struct rchan *ch)
@@ -267,7 +267,7 @@ static bool write_blocked(struct receiver *r, struct rchan *ch, uint64_t pg)
 {
 	struct wop *op = ch->wop >= 0 ? &r->wops[ch->wop] : NULL;
 
-	if (op && op->niov < WOP_IOV && op->off + op->len == pg * LMIG_PAGE_SIZE)
+	if (op && op->nref < WOP_IOV && op->off + op->len == pg * LMIG_PAGE_SIZE)
 		return false;
 	return r->wop_free < 0;
 }
@@ -280,20 +280,28 @@ static void add_write(struct receiver *r, struct rchan *ch, uint64_t pg, const v
 	size_t len = page_len(r, pg);
 	struct wop *op = ch->wop >= 0 ? &r->wops[ch->wop] : NULL;
 
-	if (op && (op->niov == WOP_IOV || op->off + op->len != off))
+	if (op && (op->nref == WOP_IOV || op->off + op->len != off))
 		flush_write(r, ch);
 	if (ch->wop < 0) {
 		ch->wop = r->wop_free;
 		op = &r->wops[ch->wop];
 		r->wop_free = op->next_free;
 		op->kind = WOP_DATA;
-		op->niov = op->first_iov = 0;
+		op->niov = op->first_iov = op->nref = 0;
 		op->off = off;
 		op->len = 0;
 	}
 	op = &r->wops[ch->wop];
-	op->iov[op->niov] = (struct iovec){ (void *)p, len };
-	op->ref[op->niov++] = ref;
+	/*
+	 * Pages that follow each other in memory too (a receive buffer's run
+	 * of raw pages, pool pages handed out in order) make one iovec: the
+	 * kernel then copies a run into the page cache in one piece.
+	 */
+	if (op->niov && (uint8_t *)op->iov[op->niov - 1].iov_base + op->iov[op->niov - 1].iov_len == p)
+		op->iov[op->niov - 1].iov_len += len;
+	else
+		op->iov[op->niov++] = (struct iovec){ (void *)p, len };
+	op->ref[op->nref++] = ref;
 	op->len += len;
 }
 
@@ -314,7 +322,7 @@ static void add_zero(struct receiver *r, uint64_t idx, uint64_t n)
 	op->off = off;
 	op->len = end - off;
 	op->kind = r->no_punch ? WOP_ZERO : WOP_PUNCH;
-	op->niov = op->first_iov = 0;
+	op->niov = op->first_iov = op->nref = 0;
 	if (op->kind == WOP_ZERO)
 		zero_iovs(op);
 	wop_submit(r, w);
@@ -360,7 +368,8 @@ static int write_done(struct receiver *r, int w, int res)
 		wop_submit(r, w);
 		return 0;
 	}
-	for (unsigned int i = 0; i < op->niov; i++)
+	/* Backwards: the pool hands its pages out again in ascending order. */
+	for (unsigned int i = op->nref; i-- > 0;)
 		ref_put(r, op->ref[i]);
 	op->next_free = r->wop_free;
 	r->wop_free = w;
