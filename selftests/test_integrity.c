@@ -10,8 +10,9 @@
  *   churn.*     `lmig dirty --pattern churn` under each tracker here (scan,
  *               uffd; soft-dirty and kmod run it in the VM: vm/live.sh,
  *               vm/live-kmod-host.sh): pages that turn zero, zero pages
- *               that get data, pages back to an earlier content (A, B, A),
- *               holes punched in the shm file; byte for byte again
+ *               that get data, pages back to an earlier content (A, B, A);
+ *               `--pattern holes`: holes punched in the shm file; byte for
+ *               byte again
  *   rounds.*    forged live streams whose later rounds overwrite data with
  *               zero runs (raw and lz4 data, the partial last page, the
  *               whole image), zero pages with data, A with B with A: the
@@ -279,15 +280,21 @@ FIXTURE(churn) {
 };
 
 FIXTURE_VARIANT(churn) {
-	const char *tracker;
+	const char *tracker, *pattern;
 	bool anon, readback;
 };
 
-FIXTURE_VARIANT_ADD(churn, scan_shm) { .tracker = "scan" };
-FIXTURE_VARIANT_ADD(churn, scan_shm_readback) { .tracker = "scan", .readback = true };
-FIXTURE_VARIANT_ADD(churn, scan_anon) { .tracker = "scan", .anon = true };
-FIXTURE_VARIANT_ADD(churn, uffd_shm) { .tracker = "uffd" };
-FIXTURE_VARIANT_ADD(churn, uffd_anon_readback) { .tracker = "uffd", .anon = true, .readback = true };
+FIXTURE_VARIANT_ADD(churn, scan_shm) { .tracker = "scan", .pattern = "churn" };
+FIXTURE_VARIANT_ADD(churn, scan_shm_readback) {
+	.tracker = "scan", .pattern = "churn", .readback = true,
+};
+FIXTURE_VARIANT_ADD(churn, scan_anon) { .tracker = "scan", .pattern = "churn", .anon = true };
+FIXTURE_VARIANT_ADD(churn, uffd_shm) { .tracker = "uffd", .pattern = "churn" };
+FIXTURE_VARIANT_ADD(churn, uffd_anon_readback) {
+	.tracker = "uffd", .pattern = "churn", .anon = true, .readback = true,
+};
+FIXTURE_VARIANT_ADD(churn, scan_shm_holes) { .tracker = "scan", .pattern = "holes" };
+FIXTURE_VARIANT_ADD(churn, uffd_shm_holes) { .tracker = "uffd", .pattern = "holes" };
 
 FIXTURE_SETUP(churn)
 {
@@ -302,13 +309,15 @@ FIXTURE_TEARDOWN(churn)
 /*
  * 4 MiB churned at 3 MB/s over a 4 MB/s link, switching over only below
  * 50 ms: pre-copy runs several rounds while the workload writes most
- * pages at least once, each to the next step of zero, A, B, A, a hole.
+ * pages at least once, each to the next step of zero, A, B, A (churn) or
+ * of a hole punched in the shm file, A (holes).
  */
 TEST_F(churn, image_is_the_paused_source)
 {
 	struct live *l = &self->l;
 	bool uffd = !strcmp(variant->tracker, "uffd");
-	const char *wx[] = { "--rate", "3M", "--pattern", "churn", uffd ? "--uffd" : NULL, NULL };
+	const char *wx[] = { "--rate", "3M", "--pattern", variant->pattern, uffd ? "--uffd" : NULL,
+			     NULL };
 	char mem[512];
 	uint64_t zero, written = 0;
 
@@ -320,7 +329,7 @@ TEST_F(churn, image_is_the_paused_source)
 	/* The fill has no zero page: these all came after round 0. */
 	EXPECT_GT(zero, 0);
 	if (variant->readback)
-		EXPECT_LE(0, json_dbl(l->rx.out, "readback_ms")) TH_LOG("%s", l->rx.out);
+		EXPECT_NE(NULL, strstr(l->rx.out, "\"readback_ms\"")) TH_LOG("%s", l->rx.out);
 	ASSERT_EQ(0, kill(l->dw.pid, SIGCONT));
 	ASSERT_EQ(0, kill(l->dw.pid, SIGTERM));
 	ASSERT_EQ(0, proc_wait(&l->dw, 5));

@@ -271,7 +271,8 @@ static void live_check(struct __test_metadata *_metadata, const char *out, const
  *             the downtime budget is 5 s to let it converge on TCG;
  *   churn     a memfd written with `lmig dirty --pattern churn`: pages
  *             that turn zero, zero pages that get data, pages back to an
- *             earlier content, holes punched in the memfd.
+ *             earlier content;
+ *   holes     `--pattern holes`: holes punched in the memfd.
  */
 TEST_F_TIMEOUT(vm, live, 260)
 {
@@ -289,6 +290,7 @@ TEST_F_TIMEOUT(vm, live, 260)
 	live_check(_metadata, out, "anon", "soft-dirty", false);
 	live_check(_metadata, out, "anon-thp", "soft-dirty", false);
 	live_check(_metadata, out, "churn", "soft-dirty", false);
+	live_check(_metadata, out, "holes", "soft-dirty", false);
 	free(out);
 	proc_kill(&p);
 }
@@ -299,7 +301,7 @@ TEST_F_TIMEOUT(vm, live, 260)
  * with --tracker kmod, with 4 KiB shmem pages and with 2 MiB folios (the
  * module reports whole folios; lmig must still send only the pages that
  * changed and arrive at an image equal to the stopped source), and the
- * churn workload of vm/live.sh's kmod-churn case.
+ * churn and holes workloads (vm/live.sh's kmod-churn, kmod-holes).
  */
 static void live_kmod(struct __test_metadata *_metadata, const char *series)
 {
@@ -317,6 +319,7 @@ static void live_kmod(struct __test_metadata *_metadata, const char *series)
 	live_check(_metadata, out, "kmod", "kmod", false);
 	live_check(_metadata, out, "kmod-thp", "kmod", false);
 	live_check(_metadata, out, "kmod-churn", "kmod", false);
+	live_check(_metadata, out, "kmod-holes", "kmod", false);
 	free(out);
 	proc_kill(&p);
 }

@@ -37,9 +37,10 @@ void usage_dirty(void)
 	       "      --pattern P         counter (default): page index and write count;\n"
 	       "                          random: incompressible; text: lz4 halves it;\n"
 	       "                          churn: each write takes its page one step through\n"
-	       "                          zeroed, data A, data B, A again, a hole punched in\n"
-	       "                          the file (anon: zeroed), zeroed ... (the fill\n"
-	       "                          writes A; page N starts at step N mod 5)\n"
+	       "                          zeroed, data A, data B, A again, zeroed ... (the\n"
+	       "                          fill writes A; page N starts at step N mod 4);\n"
+	       "                          holes: the same with a hole punched in the file\n"
+	       "                          (fallocate) and A (not with anon)\n"
 	       "      --fill, --no-fill   write every page once before the steady writes\n"
 	       "                          (default: only when the object was created)\n"
 	       "      --duration S        stop after S seconds (default: at SIGINT/SIGTERM)\n"
@@ -199,8 +200,10 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 				o.pattern = PAT_TEXT;
 			else if (!strcmp(optarg, "churn"))
 				o.pattern = PAT_CHURN;
+			else if (!strcmp(optarg, "holes"))
+				o.pattern = PAT_HOLES;
 			else
-				return usage_error("dirty", "--pattern: '%s' is not counter, random, text or churn",
+				return usage_error("dirty", "--pattern: '%s' is not counter, random, text, churn or holes",
 						   optarg);
 			break;
 		case 'F': o.fill = 1; break;
@@ -255,6 +258,8 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 		return usage_error("dirty", "missing --mem PATH");
 	if (!strncmp(o.mem, "memfd:", 6) && !o.mem[6])
 		return usage_error("dirty", "--mem memfd: needs a name (memfd:NAME)");
+	if (o.pattern == PAT_HOLES && !strcmp(o.mem, "anon"))
+		return usage_error("dirty", "--pattern holes: anon memory has no file to punch holes in");
 	if (!o.size)
 		return usage_error("dirty", "missing --size SIZE");
 	if (!have_rate)

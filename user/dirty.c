@@ -70,7 +70,7 @@ const char *dirty_pace_name(enum dirty_pace p)
 const char *dirty_pattern_name(enum dirty_pattern p)
 {
 	return p == PAT_RANDOM ? "random" : p == PAT_TEXT ? "text" :
-	       p == PAT_CHURN ? "churn" : "counter";
+	       p == PAT_CHURN ? "churn" : p == PAT_HOLES ? "holes" : "counter";
 }
 
 static inline uint64_t xorshift64(uint64_t *s)
@@ -104,6 +104,7 @@ static void write_page(uint8_t *page, uint64_t index, uint64_t gen, enum dirty_p
 
 	switch (pat) {
 	case PAT_CHURN:		/* the data states (A, B) of churn_page() */
+	case PAT_HOLES:
 		pat = PAT_COUNTER;
 		/* fall through */
 	case PAT_COUNTER: {
@@ -134,17 +135,23 @@ static void write_page(uint8_t *page, uint64_t index, uint64_t gen, enum dirty_p
 }
 
 /*
- * PAT_CHURN: write number gen of page p (gen 0 is the fill).  fd >= 0:
- * the object is a file, whose holes punch_hole() makes.
+ * PAT_CHURN and PAT_HOLES: write number gen of page p (gen 0 is the fill).
+ * fd: the object, a file (PAT_HOLES needs one).
  */
-static void churn_page(uint8_t *map, int fd, uint64_t p, uint64_t gen, uint64_t *rng)
+static void churn_page(uint8_t *map, int fd, enum dirty_pattern pat, uint64_t p, uint64_t gen,
+		       uint64_t *rng)
 {
 	uint8_t *page = map + p * LMIG_PAGE_SIZE;
+	unsigned int steps = pat == PAT_HOLES ? 2 : 4;
 
-	/* Page p starts the cycle at step p % 5: one write per page already covers it. */
-	switch (gen ? (gen - 1 + p) % 5 : 1) {
+	/* Page p starts the cycle at step p mod steps: one write per page already covers it. */
+	switch (gen ? (gen - 1 + p) % steps : 1) {
 	case 0:
-		memset(page, 0, LMIG_PAGE_SIZE);
+		/* Where the file system cannot punch, the page is zeroed all the same. */
+		if (pat != PAT_HOLES ||
+		    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)(p * LMIG_PAGE_SIZE), LMIG_PAGE_SIZE))
+			memset(page, 0, LMIG_PAGE_SIZE);
 		break;
 	case 1:
 	case 3:
@@ -152,11 +159,6 @@ static void churn_page(uint8_t *map, int fd, uint64_t p, uint64_t gen, uint64_t 
 		break;
 	case 2:
 		write_page(page, p, gen, PAT_COUNTER, rng);		/* B */
-		break;
-	case 4:
-		if (fd < 0 || fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					(off_t)(p * LMIG_PAGE_SIZE), LMIG_PAGE_SIZE))
-			memset(page, 0, LMIG_PAGE_SIZE);
 		break;
 	}
 }
@@ -420,8 +422,8 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 		/* One call maps it all: far cheaper than a write fault per page. */
 		madvise(map, o->size, MADV_POPULATE_WRITE);
 		for (uint64_t p = 0; p < npages && !stop_sig; p++)
-			if (o->pattern == PAT_CHURN)
-				churn_page(map, fd, p, gen[p]++, &rng);
+			if (o->pattern == PAT_CHURN || o->pattern == PAT_HOLES)
+				churn_page(map, fd, o->pattern, p, gen[p]++, &rng);
 			else
 				write_page(map + p * LMIG_PAGE_SIZE, p, gen[p]++, o->pattern, &rng);
 		st->pages_filled = npages;
@@ -474,8 +476,8 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t p = xorshift64(&rng) % npages;
 
-			if (o->pattern == PAT_CHURN)
-				churn_page(map, fd, p, gen[p]++, &rng);
+			if (o->pattern == PAT_CHURN || o->pattern == PAT_HOLES)
+				churn_page(map, fd, o->pattern, p, gen[p]++, &rng);
 			else
 				write_page(map + p * LMIG_PAGE_SIZE, p, gen[p]++, o->pattern, &rng);
 		}

@@ -20,8 +20,9 @@
 #             always): the module reports whole folios, lmig refines them
 #   churn     a memfd written with `lmig dirty --pattern churn` (pages
 #             turned zero, zero pages given data, pages back to an earlier
-#             content, holes punched), --tracker soft-dirty
-#   kmod-churn  the same with --tracker kmod
+#             content), --tracker soft-dirty
+#   holes     the same with `--pattern holes` (holes punched in the memfd)
+#   kmod-churn, kmod-holes  the same two with --tracker kmod
 #
 # Transparent huge pages are set in /sys/kernel/mm/transparent_hugepage
 # for the cases that name a mode, in the VM only (LMIG_VM=1), and
@@ -43,7 +44,7 @@
 #   NAME dirty JSON      the writer's report when it exits
 #   NAME error TEXT      a case that could not run
 #
-# Usage: live.sh [CASE...]   (default: shared anon anon-thp churn)
+# Usage: live.sh [CASE...]   (default: shared anon anon-thp churn holes)
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -161,7 +162,7 @@ live_case() { # NAME MEM-SPEC TRACKER THP [SEND-OPTION...]
 shmem=/sys/kernel/mm/transparent_hugepage/shmem_enabled
 shmem0=$(sed 's/.*\[\(.*\)\].*/\1/' "$shmem" 2>/dev/null || true)
 
-[ $# -gt 0 ] || set -- shared anon anon-thp churn
+[ $# -gt 0 ] || set -- shared anon anon-thp churn holes
 for c in "$@"; do
 	case $c in
 	ko=*)
@@ -181,11 +182,11 @@ for c in "$@"; do
 		live_case kmod-thp memfd:lmig-kmod-thp kmod ""
 		[ "${LMIG_VM:-0}" != 1 ] || [ -z "$shmem0" ] || echo "$shmem0" >"$shmem"
 		;;
-	kmod-churn)
+	kmod-churn | kmod-holes)
 		[ "${LMIG_VM:-0}" != 1 ] || echo never >"$shmem"
-		pattern=churn live_case kmod-churn memfd:lmig-kmod-churn kmod ""
+		pattern=${c#kmod-} live_case "$c" "memfd:lmig-$c" kmod ""
 		;;
-	churn) pattern=churn live_case churn memfd:lmig-churn soft-dirty "" ;;
+	churn | holes) pattern=$c live_case "$c" "memfd:lmig-$c" soft-dirty "" ;;
 	shared) live_case shared memfd:lmig-live auto "" ;;
 	anon) live_case anon anon soft-dirty never ;;
 	anon-thp) live_case anon-thp anon soft-dirty always --downtime-ms 5000 ;;
