@@ -17,19 +17,23 @@
  *               zero runs (raw and lz4 data, the partial last page, the
  *               whole image), zero pages with data, A with B with A: the
  *               output must hold what the stream means, with and without
- *               --verify-readback
+ *               --verify-readback; into ramfs too, which cannot punch
+ *               holes, so the zero runs are written as zeros
  *   readback.*  the output changed behind the receiver's back after its
  *               pages were written: --verify-readback refuses the commit
  *               (without it, the table of hashes cannot see it)
  */
 #include <assert.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -389,7 +393,8 @@ static void fb_end(struct fb *b, const uint8_t digest[16])
  * contents sent raw, 'c' a compressible content sent lz4.
  */
 FIXTURE(rounds) {
-	char dir[256], out[320], partial[340], want_path[320];
+	char dir[256], out[320], partial[340], want_path[320], mnt[300];
+	bool mounted;
 	uint8_t content[3][NP * PAGE];	/* a, b, c */
 	uint8_t want[NP * PAGE];
 	struct proc rx;
@@ -399,7 +404,7 @@ FIXTURE(rounds) {
 FIXTURE_VARIANT(rounds) {
 	const char *round[MAXR];
 	bool readback;
-	bool tamper;	/* change the output after round 0, behind the receiver's back */
+	bool ramfs;	/* the output on ramfs, which cannot punch holes: zeros are written */
 };
 
 FIXTURE_VARIANT_ADD(rounds, data_then_zero) { .round = { "aaaaaaaa", "zzz.z..z" } };
@@ -421,6 +426,12 @@ FIXTURE_VARIANT_ADD(rounds, whole_image_zeroed_last) {
 };
 FIXTURE_VARIANT_ADD(rounds, whole_image_zeroed_last_readback) {
 	.round = { "aaaaaaaa", "b.c.b.c.", "zzzzzzzz" }, .readback = true,
+};
+FIXTURE_VARIANT_ADD(rounds, ramfs_data_then_zero) {
+	.round = { "aaaaaaaa", "zzz.z..z" }, .ramfs = true,
+};
+FIXTURE_VARIANT_ADD(rounds, ramfs_a_b_a_readback) {
+	.round = { "aaaaaaaa", "bbbbcccc", "aaaa.zz.", "zzzzaaaz" }, .readback = true, .ramfs = true,
 };
 
 FIXTURE_SETUP(rounds)
@@ -447,6 +458,8 @@ FIXTURE_TEARDOWN(rounds)
 	proc_kill(&self->rx);
 	if (self->fd >= 0)
 		close(self->fd);
+	if (self->mounted)
+		umount2(self->mnt, MNT_DETACH);
 	scratch_remove(self->dir);
 }
 
@@ -596,6 +609,21 @@ static void run_rounds(struct __test_metadata *_metadata, FIXTURE_DATA(rounds) *
 TEST_F(rounds, output_is_what_the_stream_means)
 {
 	struct lmig_result res;
+
+	if (variant->ramfs) {
+		if (geteuid() != 0)
+			SKIP(return, "mounting a ramfs needs root");
+		/* A private mount namespace: the ramfs goes away with this test. */
+		if (unshare(CLONE_NEWNS) == 0)
+			mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+		snprintf(self->mnt, sizeof(self->mnt), "%s/ram", self->dir);
+		ASSERT_EQ(0, mkdir(self->mnt, 0755));
+		if (mount("lmig-selftest", self->mnt, "ramfs", 0, "mode=0755"))
+			SKIP(return, "cannot mount a ramfs here: %s", strerror(errno));
+		self->mounted = true;
+		snprintf(self->out, sizeof(self->out), "%s/out.img", self->mnt);
+		snprintf(self->partial, sizeof(self->partial), "%s.partial", self->out);
+	}
 
 	run_rounds(_metadata, self, variant->round, variant->readback, false, &res);
 	EXPECT_EQ(LMIG_ST_OK, le32toh(res.status)) TH_LOG("verdict: %.96s", res.reason);

@@ -308,7 +308,7 @@ static void add_write(struct receiver *r, struct rchan *ch, uint64_t pg, const v
 /*
  * Zero pages idx..idx+n-1 over whatever the output holds there: a hole
  * where the filesystem can punch one (a sparse image stays sparse),
- * written zeros where it cannot.  Needs a free write slot (zero_blocked()).
+ * written zeros where it cannot.  Needs a free write slot (r->wop_free >= 0).
  */
 static void add_zero(struct receiver *r, uint64_t idx, uint64_t n)
 {
