@@ -271,13 +271,17 @@ static void live_check(struct __test_metadata *_metadata, const char *out, const
  *   anon      private anonymous memory, transparent huge pages off;
  *   anon-thp  the same with them always on: soft-dirty then marks whole
  *             2 MiB pages, so each round resends most of the image and
- *             the downtime budget is 5 s to let it converge on TCG.
+ *             the downtime budget is 5 s to let it converge on TCG;
+ *   churn     a memfd written with `lmig dirty --pattern churn`: pages
+ *             that turn zero, zero pages that get data, pages back to an
+ *             earlier content;
+ *   holes     `--pattern holes`: holes punched in the memfd.
  */
-TEST_F_TIMEOUT(vm, live, 200)
+TEST_F_TIMEOUT(vm, live, 260)
 {
 	struct proc p = { 0 };
 	char *out;
-	int ret = vm_run(&p, "live.sh", false, 170, 190, &out);
+	int ret = vm_run(&p, "live.sh", false, 230, 250, &out);
 
 	ASSERT_EQ(0, ret) TH_LOG("run-in-vm.sh still running");
 	ASSERT_NE(NULL, out);
@@ -288,6 +292,8 @@ TEST_F_TIMEOUT(vm, live, 200)
 	live_check(_metadata, out, "shared", "soft-dirty", true);
 	live_check(_metadata, out, "anon", "soft-dirty", false);
 	live_check(_metadata, out, "anon-thp", "soft-dirty", false);
+	live_check(_metadata, out, "churn", "soft-dirty", false);
+	live_check(_metadata, out, "holes", "soft-dirty", false);
 	free(out);
 	proc_kill(&p);
 }
@@ -297,13 +303,14 @@ TEST_F_TIMEOUT(vm, live, 200)
  * built for it (vm/live-kmod-host.sh SERIES): live migrations of a memfd
  * with --tracker kmod, with 4 KiB shmem pages and with 2 MiB folios (the
  * module reports whole folios; lmig must still send only the pages that
- * changed and arrive at an image equal to the stopped source).
+ * changed and arrive at an image equal to the stopped source), and the
+ * churn and holes workloads (vm/live.sh's kmod-churn, kmod-holes).
  */
 static void live_kmod(struct __test_metadata *_metadata, const char *series)
 {
 	struct proc p = { 0 };
 	char *out;
-	int ret = vm_run_arg(&p, "live-kmod-host.sh", series, 170, 230, &out);
+	int ret = vm_run_arg(&p, "live-kmod-host.sh", series, 230, 290, &out);
 
 	ASSERT_EQ(0, ret) TH_LOG("live-kmod-host.sh still running");
 	ASSERT_NE(NULL, out);
@@ -314,16 +321,18 @@ static void live_kmod(struct __test_metadata *_metadata, const char *series)
 	TH_LOG("kernel %s", series);
 	live_check(_metadata, out, "kmod", "kmod", false);
 	live_check(_metadata, out, "kmod-thp", "kmod", false);
+	live_check(_metadata, out, "kmod-churn", "kmod", false);
+	live_check(_metadata, out, "kmod-holes", "kmod", false);
 	free(out);
 	proc_kill(&p);
 }
 
-TEST_F_TIMEOUT(vm, live_kmod, 240)
+TEST_F_TIMEOUT(vm, live_kmod, 300)
 {
 	live_kmod(_metadata, "6.1");
 }
 
-TEST_F_TIMEOUT(vm, live_kmod_6_12, 240)
+TEST_F_TIMEOUT(vm, live_kmod_6_12, 300)
 {
 	live_kmod(_metadata, "6.12");
 }

@@ -35,7 +35,12 @@ void usage_dirty(void)
 	       "                          between writes like a busy vCPU (its wall-clock\n"
 	       "                          rate falls when its CPU share is cut)\n"
 	       "      --pattern P         counter (default): page index and write count;\n"
-	       "                          random: incompressible; text: lz4 halves it\n"
+	       "                          random: incompressible; text: lz4 halves it;\n"
+	       "                          churn: each write takes its page one step through\n"
+	       "                          zeroed, data A, data B, A again, zeroed ... (the\n"
+	       "                          fill writes A; page N starts at step N mod 4);\n"
+	       "                          holes: the same with a hole punched in the file\n"
+	       "                          (fallocate) and A (not with anon)\n"
 	       "      --fill, --no-fill   write every page once before the steady writes\n"
 	       "                          (default: only when the object was created)\n"
 	       "      --duration S        stop after S seconds (default: at SIGINT/SIGTERM)\n"
@@ -193,8 +198,12 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 				o.pattern = PAT_RANDOM;
 			else if (!strcmp(optarg, "text"))
 				o.pattern = PAT_TEXT;
+			else if (!strcmp(optarg, "churn"))
+				o.pattern = PAT_CHURN;
+			else if (!strcmp(optarg, "holes"))
+				o.pattern = PAT_HOLES;
 			else
-				return usage_error("dirty", "--pattern: '%s' is not counter, random or text",
+				return usage_error("dirty", "--pattern: '%s' is not counter, random, text, churn or holes",
 						   optarg);
 			break;
 		case 'F': o.fill = 1; break;
@@ -249,6 +258,8 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 		return usage_error("dirty", "missing --mem PATH");
 	if (!strncmp(o.mem, "memfd:", 6) && !o.mem[6])
 		return usage_error("dirty", "--mem memfd: needs a name (memfd:NAME)");
+	if (o.pattern == PAT_HOLES && !strcmp(o.mem, "anon"))
+		return usage_error("dirty", "--pattern holes: anon memory has no file to punch holes in");
 	if (!o.size)
 		return usage_error("dirty", "missing --size SIZE");
 	if (!have_rate)

@@ -36,6 +36,10 @@ void usage_recv(void)
 	       "      --accept-timeout S  give up if no sender connects within S seconds\n"
 	       "                          (default: wait forever)\n"
 	       "      --no-sync           skip fdatasync before the commit (tmpfs, tests)\n"
+	       "      --verify-readback   before the commit, read PATH.partial back, hash every\n"
+	       "                          page again and compare with the sender's digest;\n"
+	       "                          a difference fails the migration (costs one read of\n"
+	       "                          the image, see Documentation/benchmarks.md)\n"
 	       "      --ready-fd FD       write the listening port and a newline to FD,\n"
 	       "                          then close it (for scripts)\n"
 	       "      --progress          progress on stderr (default when it is a terminal)\n"
@@ -58,6 +62,7 @@ int cmd_recv(int argc, char **argv, struct global_opts *g)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "accept-timeout", required_argument, NULL, 'A' },
 		{ "no-sync", no_argument, NULL, 'S' },
+		{ "verify-readback", no_argument, NULL, 'V' + 256 },
 		{ "ready-fd", required_argument, NULL, 'R' },
 		{ "progress", no_argument, NULL, 'p' },
 		{ "no-progress", no_argument, NULL, 'P' },
@@ -108,6 +113,7 @@ int cmd_recv(int argc, char **argv, struct global_opts *g)
 			o.accept_timeout_ms = (int)v * 1000;
 			break;
 		case 'S': o.sync = false; break;
+		case 'V' + 256: o.verify_readback = true; break;
 		case 'R':
 			if (parse_uint("--ready-fd", optarg, 0, 65535, &v))
 				return usage_error("recv", "%s", lmig_errmsg());

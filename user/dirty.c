@@ -69,7 +69,8 @@ const char *dirty_pace_name(enum dirty_pace p)
 
 const char *dirty_pattern_name(enum dirty_pattern p)
 {
-	return p == PAT_RANDOM ? "random" : p == PAT_TEXT ? "text" : "counter";
+	return p == PAT_RANDOM ? "random" : p == PAT_TEXT ? "text" :
+	       p == PAT_CHURN ? "churn" : p == PAT_HOLES ? "holes" : "counter";
 }
 
 static inline uint64_t xorshift64(uint64_t *s)
@@ -102,6 +103,10 @@ static void write_page(uint8_t *page, uint64_t index, uint64_t gen, enum dirty_p
 	size_t i;
 
 	switch (pat) {
+	case PAT_CHURN:		/* the data states (A, B) of churn_page() */
+	case PAT_HOLES:
+		pat = PAT_COUNTER;
+		/* fall through */
 	case PAT_COUNTER: {
 		uint64_t seed = mix64(index * 0x100000001b3ULL ^ gen << 20);
 
@@ -125,6 +130,35 @@ static void write_page(uint8_t *page, uint64_t index, uint64_t gen, enum dirty_p
 			memcpy(page + i, s, n);
 			i += n;
 		}
+		break;
+	}
+}
+
+/*
+ * PAT_CHURN and PAT_HOLES: write number gen of page p (gen 0 is the fill).
+ * fd: the object, a file (PAT_HOLES needs one).
+ */
+static void churn_page(uint8_t *map, int fd, enum dirty_pattern pat, uint64_t p, uint64_t gen,
+		       uint64_t *rng)
+{
+	uint8_t *page = map + p * LMIG_PAGE_SIZE;
+	unsigned int steps = pat == PAT_HOLES ? 2 : 4;
+
+	/* Page p starts the cycle at step p mod steps: one write per page already covers it. */
+	switch (gen ? (gen - 1 + p) % steps : 1) {
+	case 0:
+		/* Where the file system cannot punch, the page is zeroed all the same. */
+		if (pat != PAT_HOLES ||
+		    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)(p * LMIG_PAGE_SIZE), LMIG_PAGE_SIZE))
+			memset(page, 0, LMIG_PAGE_SIZE);
+		break;
+	case 1:
+	case 3:
+		write_page(page, p, 0, PAT_COUNTER, rng);		/* A */
+		break;
+	case 2:
+		write_page(page, p, gen, PAT_COUNTER, rng);		/* B */
 		break;
 	}
 }
@@ -388,7 +422,10 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 		/* One call maps it all: far cheaper than a write fault per page. */
 		madvise(map, o->size, MADV_POPULATE_WRITE);
 		for (uint64_t p = 0; p < npages && !stop_sig; p++)
-			write_page(map + p * LMIG_PAGE_SIZE, p, gen[p]++, o->pattern, &rng);
+			if (o->pattern == PAT_CHURN || o->pattern == PAT_HOLES)
+				churn_page(map, fd, o->pattern, p, gen[p]++, &rng);
+			else
+				write_page(map + p * LMIG_PAGE_SIZE, p, gen[p]++, o->pattern, &rng);
 		st->pages_filled = npages;
 		st->fill_s = now_s() - t0;
 	}
@@ -439,7 +476,10 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t p = xorshift64(&rng) % npages;
 
-			write_page(map + p * LMIG_PAGE_SIZE, p, gen[p]++, o->pattern, &rng);
+			if (o->pattern == PAT_CHURN || o->pattern == PAT_HOLES)
+				churn_page(map, fd, o->pattern, p, gen[p]++, &rng);
+			else
+				write_page(map + p * LMIG_PAGE_SIZE, p, gen[p]++, o->pattern, &rng);
 		}
 		st->pages_written += n;
 	}

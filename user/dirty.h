@@ -19,6 +19,16 @@ enum dirty_pattern {
 	PAT_COUNTER,	/* page index and a write counter, the rest derived from them */
 	PAT_RANDOM,	/* random bytes: lz4 cannot shrink it */
 	PAT_TEXT,	/* words and spaces: lz4 shrinks it to about a half */
+	/*
+	 * Each write takes the page one step through a cycle: zeroed, data A,
+	 * data B, A again, zeroed ... (A depends on the page only, B on the
+	 * write too; the fill writes A; page p's first write is step p % 4):
+	 * pages that turn zero, zero pages that get data, and pages that come
+	 * back to what an earlier round sent.
+	 */
+	PAT_CHURN,
+	/* The same with two steps: a hole punched in the file, data A. */
+	PAT_HOLES,
 };
 
 struct dirty_opts {

@@ -125,6 +125,10 @@ void report_print(const char *role, const struct xfer_stats *st, const char *com
 		if (st->tls_binding[0])
 			json_str(&j, "tls_binding", st->tls_binding);
 		json_str(&j, "digest", ok ? hex : NULL);
+		if (st->readback_s > 0)
+			json_u64(&j, "readback_ms", (uint64_t)(st->readback_s * 1000 + 0.5));
+		if (st->write_ops)
+			json_u64(&j, "write_ops", st->write_ops);
 		if (st->live)
 			live_json(&j, st);
 		json_end(&j, stdout);
@@ -146,6 +150,8 @@ void report_print(const char *role, const struct xfer_stats *st, const char *com
 		printf("  TLS 1.3, %s\n", !strcmp(st->tls, "ktls") ? "kernel TLS (kTLS)" :
 		       "encrypted in userspace (no kTLS)");
 	printf("  digest xxh3-128 %s (verified by the receiver)\n", hex);
+	if (st->readback_s > 0)
+		printf("  output read back and re-hashed in %.3f s\n", st->readback_s);
 	if (st->live)
 		live_text(st);
 }

@@ -46,6 +46,8 @@ struct xfer_stats {
 	const char *tls;		/* "off", "ktls", "userspace" (tls_mode()) */
 	char tls_binding[65];		/* channel 0's tls_binding(), "" without TLS */
 	uint8_t digest[16];
+	double readback_s;		/* recv --verify-readback: reading back took this, else 0 */
+	uint64_t write_ops;		/* recv: writes and hole punches submitted to the output */
 	/* Live migrations. */
 	bool live;
 	unsigned int rounds;
@@ -95,6 +97,7 @@ struct recv_opts {
 	int timeout_ms;			/* stall limit once a sender is connected */
 	int accept_timeout_ms;		/* for the first connection; -1 = forever */
 	bool sync;			/* fdatasync before the commit */
+	bool verify_readback;		/* re-read and re-hash the output before the commit */
 	bool progress;
 	int ready_fd;			/* write "PORT\n" here once listening, or -1 */
 	const struct tls_conf *tls;	/* NULL: plain TCP */

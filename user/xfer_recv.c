@@ -23,6 +23,7 @@
  * no record goes straight back to the kernel.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <liburing.h>
 #include <stdio.h>
@@ -32,6 +33,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include <linux/falloc.h>
 
 #include "clock.h"
 #include "codec.h"
@@ -57,14 +60,24 @@ enum { UD_RECV = 1, UD_WRITE = 2 };
 
 /* What a write holds on to: a receive buffer or a pool page. */
 struct ref {
-	int32_t chan;		/* -1: pool page */
+	int32_t chan;		/* REF_POOL: pool page, REF_NONE: the zero page */
 	uint32_t id;
 };
+#define REF_POOL	(-1)
+#define REF_NONE	(-2)
+
+/*
+ * A write slot: pages from buffers (WOP_DATA), or a run of zero pages that
+ * is punched out of the file (WOP_PUNCH) or, where the filesystem cannot
+ * punch, written from the zero page (WOP_ZERO).
+ */
+enum wop_kind { WOP_DATA, WOP_PUNCH, WOP_ZERO };
 
 struct wop {
 	struct iovec iov[WOP_IOV];
-	struct ref ref[WOP_IOV];
-	unsigned int niov, first_iov;
+	struct ref ref[WOP_IOV];	/* one per page */
+	unsigned int niov, first_iov, nref;
+	enum wop_kind kind;
 	uint64_t off;
 	size_t len;
 	int next_free;
@@ -129,6 +142,7 @@ struct receiver {
 	bool live;			/* LMIG_CAP_ROUNDS: pages come again in later rounds */
 	uint32_t round;			/* the round being received */
 	unsigned int at_barrier;	/* channels in PS_BARRIER */
+	bool no_punch;			/* the output's filesystem cannot punch holes */
 	uint8_t *pool;
 	int pool_free[NPOOL];
 	unsigned int npool_free;
@@ -191,23 +205,45 @@ static uint8_t *pool_page(struct receiver *r, int id)
 
 static void ref_put(struct receiver *r, struct ref ref)
 {
-	if (ref.chan < 0)
+	if (ref.chan == REF_POOL)
 		r->pool_free[r->npool_free++] = ref.id;
-	else
+	else if (ref.chan >= 0)
 		rbuf_put(r, ref.chan, ref.id);
 }
 
 /* ---- writes ----------------------------------------------------------- */
+
+/* Read-only, so a write from it can never carry anything but zeros. */
+static const uint8_t zero_page[LMIG_PAGE_SIZE] __attribute__((aligned(LMIG_PAGE_SIZE)));
+
+/* A WOP_ZERO slot's next piece: up to WOP_IOV zero pages from op->off on. */
+static void zero_iovs(struct wop *op)
+{
+	size_t left = op->len;
+
+	op->niov = op->first_iov = op->nref = 0;
+	while (left && op->niov < WOP_IOV) {
+		size_t n = left < LMIG_PAGE_SIZE ? left : LMIG_PAGE_SIZE;
+
+		op->iov[op->niov++] = (struct iovec){ (void *)zero_page, n };
+		left -= n;
+	}
+}
 
 static void wop_submit(struct receiver *r, int w)
 {
 	struct wop *op = &r->wops[w];
 	struct io_uring_sqe *sqe = uring_get_sqe(&r->ring);
 
-	io_uring_prep_writev(sqe, r->out.fd, op->iov + op->first_iov, op->niov - op->first_iov,
-			     op->off);
+	if (op->kind == WOP_PUNCH)
+		io_uring_prep_fallocate(sqe, r->out.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					op->off, op->len);
+	else
+		io_uring_prep_writev(sqe, r->out.fd, op->iov + op->first_iov,
+				     op->niov - op->first_iov, op->off);
 	io_uring_sqe_set_data64(sqe, UD(UD_WRITE, 0, w));
 	r->writes_inflight++;
+	r->st->write_ops++;
 }
 
 static void flush_write(struct receiver *r, struct rchan *ch)
@@ -231,7 +267,7 @@ static bool write_blocked(struct receiver *r, struct rchan *ch, uint64_t pg)
 {
 	struct wop *op = ch->wop >= 0 ? &r->wops[ch->wop] : NULL;
 
-	if (op && op->niov < WOP_IOV && op->off + op->len == pg * LMIG_PAGE_SIZE)
+	if (op && op->nref < WOP_IOV && op->off + op->len == pg * LMIG_PAGE_SIZE)
 		return false;
 	return r->wop_free < 0;
 }
@@ -244,20 +280,52 @@ static void add_write(struct receiver *r, struct rchan *ch, uint64_t pg, const v
 	size_t len = page_len(r, pg);
 	struct wop *op = ch->wop >= 0 ? &r->wops[ch->wop] : NULL;
 
-	if (op && (op->niov == WOP_IOV || op->off + op->len != off))
+	if (op && (op->nref == WOP_IOV || op->off + op->len != off))
 		flush_write(r, ch);
 	if (ch->wop < 0) {
 		ch->wop = r->wop_free;
 		op = &r->wops[ch->wop];
 		r->wop_free = op->next_free;
-		op->niov = op->first_iov = 0;
+		op->kind = WOP_DATA;
+		op->niov = op->first_iov = op->nref = 0;
 		op->off = off;
 		op->len = 0;
 	}
 	op = &r->wops[ch->wop];
-	op->iov[op->niov] = (struct iovec){ (void *)p, len };
-	op->ref[op->niov++] = ref;
+	/*
+	 * Pages that follow each other in memory too (a receive buffer's run
+	 * of raw pages, pool pages handed out in order) make one iovec: the
+	 * kernel then copies a run into the page cache in one piece.
+	 */
+	if (op->niov && (uint8_t *)op->iov[op->niov - 1].iov_base + op->iov[op->niov - 1].iov_len == p)
+		op->iov[op->niov - 1].iov_len += len;
+	else
+		op->iov[op->niov++] = (struct iovec){ (void *)p, len };
+	op->ref[op->nref++] = ref;
 	op->len += len;
+}
+
+/*
+ * Zero pages idx..idx+n-1 over whatever the output holds there: a hole
+ * where the filesystem can punch one (a sparse image stays sparse),
+ * written zeros where it cannot.  Needs a free write slot (r->wop_free >= 0).
+ */
+static void add_zero(struct receiver *r, uint64_t idx, uint64_t n)
+{
+	int w = r->wop_free;
+	struct wop *op = &r->wops[w];
+	uint64_t off = idx * LMIG_PAGE_SIZE, end = (idx + n) * LMIG_PAGE_SIZE;
+
+	if (end > r->hi.image_size)
+		end = r->hi.image_size;
+	r->wop_free = op->next_free;
+	op->off = off;
+	op->len = end - off;
+	op->kind = r->no_punch ? WOP_ZERO : WOP_PUNCH;
+	op->niov = op->first_iov = op->nref = 0;
+	if (op->kind == WOP_ZERO)
+		zero_iovs(op);
+	wop_submit(r, w);
 }
 
 static int write_done(struct receiver *r, int w, int res)
@@ -265,6 +333,21 @@ static int write_done(struct receiver *r, int w, int res)
 	struct wop *op = &r->wops[w];
 
 	r->writes_inflight--;
+	if (op->kind == WOP_PUNCH) {
+		if (res == -EOPNOTSUPP || res == -ENOSYS || res == -EINVAL) {
+			/* No holes here (or no fallocate in io_uring): write the zeros. */
+			r->no_punch = true;
+			op->kind = WOP_ZERO;
+			zero_iovs(op);
+			wop_submit(r, w);
+			return 0;
+		}
+		if (res < 0)
+			return fail(r, LMIG_ST_IO, "zeroing pages of %s: %s", r->out.tmp,
+				    strerror(-res));
+		op->len = 0;
+		res = 0;
+	}
 	if (res < 0)
 		return fail(r, LMIG_ST_IO, "writing %s: %s", r->out.tmp, strerror(-res));
 	if (res == 0 && op->len)
@@ -274,13 +357,19 @@ static int write_done(struct receiver *r, int w, int res)
 	op->len -= res;
 	while (op->first_iov < op->niov && (size_t)res >= op->iov[op->first_iov].iov_len)
 		res -= op->iov[op->first_iov++].iov_len;
+	if (op->len && op->kind == WOP_ZERO) {
+		zero_iovs(op);	/* the next piece of the run, or the rest of a short one */
+		wop_submit(r, w);
+		return 0;
+	}
 	if (op->len) {
 		op->iov[op->first_iov].iov_base = (char *)op->iov[op->first_iov].iov_base + res;
 		op->iov[op->first_iov].iov_len -= res;
 		wop_submit(r, w);
 		return 0;
 	}
-	for (unsigned int i = 0; i < op->niov; i++)
+	/* Backwards: the pool hands its pages out again in ascending order. */
+	for (unsigned int i = op->nref; i-- > 0;)
 		ref_put(r, op->ref[i]);
 	op->next_free = r->wop_free;
 	r->wop_free = w;
@@ -350,14 +439,8 @@ static int check_descs(struct receiver *r, unsigned int c, struct rchan *ch)
 				return fail(r, LMIG_ST_INCOMPLETE, "page %llu received twice%s",
 					    (unsigned long long)p, r->live ? " in one round" : "");
 			r->seen[p] = r->round + 1;
-			if (enc == LMIG_ENC_ZERO)
-				r->hashes[p] = codec_zero_hash();
 		}
 		ch->pages += n;
-		if (enc == LMIG_ENC_ZERO) {
-			r->st->pages_zero += n;
-			r->pages_done += n;
-		}
 	}
 	if (sum != le32toh(ch->fr.payload_len))
 		return fail(r, LMIG_ST_PROTOCOL, "channel %u: descriptors cover %llu bytes, frame carries %u",
@@ -370,14 +453,52 @@ static const struct lmig_page_desc *cur_desc(struct rchan *ch)
 	return (const struct lmig_page_desc *)(ch->area + sizeof(struct lmig_frame)) + ch->di;
 }
 
-/* Skip zero descriptors; true when the frame's pages are all handled. */
-static bool next_data_desc(struct rchan *ch)
+/*
+ * Apply zero descriptors from di on, up to the next page with data.  In
+ * round 0 the output is a freshly sized (sparse) file and no page comes
+ * twice in a round: it already reads as zeros there.  In a later round
+ * the page may hold an earlier round's data, so it is zeroed (punched)
+ * like any other write, and like them completes before the round
+ * barrier lets the next round in.  Returns 1 when a write slot is
+ * missing (di stays on the zero descriptor: retried by parse()).
+ */
+static int apply_zero_descs(struct receiver *r, struct rchan *ch)
 {
 	unsigned int nd = le32toh(ch->fr.ndesc);
 
-	while (ch->di < nd && le16toh(cur_desc(ch)->enc) == LMIG_ENC_ZERO)
+	while (ch->di < nd && le16toh(cur_desc(ch)->enc) == LMIG_ENC_ZERO) {
+		const struct lmig_page_desc *d = cur_desc(ch);
+		uint64_t idx = le64toh(d->index), n = le32toh(d->len);
+
+		if (r->round) {
+			if (r->wop_free < 0)
+				return 1;
+			add_zero(r, idx, n);
+		}
+		/* What the output holds there now, as for a page with data. */
+		for (uint64_t p = idx; p < idx + n; p++)
+			r->hashes[p] = codec_zero_hash();
+		r->st->pages_zero += n;
+		r->pages_done += n;
 		ch->di++;
-	return ch->di == nd;
+	}
+	return 0;
+}
+
+static int frame_done(struct receiver *r, unsigned int c, struct rchan *ch);
+
+/*
+ * After a page: on to the frame's next page with data, applying the zero
+ * runs on the way; the frame is done when none is left.  Returns 1 when
+ * it has to wait for a write slot, -1 on a stream error.
+ */
+static int next_page(struct receiver *r, unsigned int c, struct rchan *ch)
+{
+	if (apply_zero_descs(r, ch))
+		return 1;
+	if (ch->di == le32toh(ch->fr.ndesc))
+		return frame_done(r, c, ch);
+	return 0;
 }
 
 static void start_frame(struct rchan *ch)
@@ -385,6 +506,15 @@ static void start_frame(struct rchan *ch)
 	ch->ps = PS_HDR;
 	ch->have = 0;
 	ch->need = sizeof(struct lmig_frame);
+}
+
+/* Bytes from..LMIG_PAGE_SIZE of page all zero (the tail of a partial last page)? */
+static bool tail_is_zero(const uint8_t *page, size_t from)
+{
+	for (size_t i = from; i < LMIG_PAGE_SIZE; i++)
+		if (page[i])
+			return false;
+	return true;
 }
 
 /*
@@ -413,6 +543,16 @@ static int take_page(struct receiver *r, unsigned int c, struct rchan *ch, const
 	if (codec_page_hash(page) != want)
 		return fail(r, LMIG_ST_CHECKSUM, "channel %u: page %llu checksum mismatch (corrupted stream)",
 			    c, (unsigned long long)pg);
+	/* Only page_len() bytes are stored: the hash must not cover more. */
+	if (page_len(r, pg) < LMIG_PAGE_SIZE &&
+	    !tail_is_zero(page, page_len(r, pg)))
+		return fail(r, LMIG_ST_PROTOCOL, "channel %u: page %llu has data past the end of the image",
+			    c, (unsigned long long)pg);
+	/*
+	 * The bytes just hashed are the bytes the write below stores (the
+	 * buffer is held until the write completed): the table records what
+	 * the output holds, and the digest is computed from it.
+	 */
 	r->hashes[pg] = want;
 	if (lz4) {
 		ref_put(r, ref);	/* the compressed bytes are no longer needed */
@@ -497,7 +637,16 @@ static int frame_done(struct receiver *r, unsigned int c, struct rchan *ch)
 static int parse(struct receiver *r, unsigned int c)
 {
 	struct rchan *ch = &r->ch[c];
+	int rc;
 
+	/* Zero runs that waited for a write slot come first. */
+	if (ch->ps == PS_PAGE && ch->bounce < 0) {
+		rc = next_page(r, c, ch);
+		if (rc < 0)
+			return -1;
+		if (rc)
+			goto wait;
+	}
 	while (ch->qlen) {
 		struct chunk *k = &ch->q[ch->qhead];
 		uint8_t *base = rbuf(ch, k->bid);
@@ -553,13 +702,15 @@ static int parse(struct receiver *r, unsigned int c)
 				ch->di = 0;
 				ch->ps = PS_PAGE;
 				ch->bounce = -1;
-				if (next_data_desc(ch) && frame_done(r, c, ch))
+				rc = next_page(r, c, ch);
+				if (rc < 0)
 					return -1;
+				if (rc)
+					goto wait;
 				continue;
 			}
 			/* PS_PAGE: the bytes of descriptor di */
 			size_t len = le32toh(cur_desc(ch)->len);
-			int rc;
 
 			if (ch->bounce < 0 && avail >= len) {
 				ch->refs[k->bid]++;
@@ -595,8 +746,11 @@ static int parse(struct receiver *r, unsigned int c)
 					goto wait;	/* retry_bounce() takes it later */
 				ch->bounce = -1;
 			}
-			if (next_data_desc(ch) && frame_done(r, c, ch))
+			rc = next_page(r, c, ch);
+			if (rc < 0)
 				return -1;
+			if (rc)
+				goto wait;
 		}
 		/* Chunk consumed: drop the parser's reference. */
 		ch->qhead = (ch->qhead + 1) % NRBUF;
@@ -625,9 +779,7 @@ static int retry_bounce(struct receiver *r, unsigned int c)
 	if (rc)
 		return 1;
 	ch->bounce = -1;
-	if (next_data_desc(ch) && frame_done(r, c, ch))
-		return -1;
-	return 0;
+	return next_page(r, c, ch);
 }
 
 /* ---- receives --------------------------------------------------------- */
@@ -1034,6 +1186,76 @@ static int run(struct receiver *r)
 	}
 }
 
+/*
+ * --verify-readback: read the output back through a descriptor of its own
+ * and hash every page again.  The digest of those hashes must be the
+ * sender's; a page that differs from what was written is named.
+ */
+static int verify_readback(struct receiver *r, const uint8_t want[16])
+{
+	const size_t chunk = 4u << 20;
+	uint64_t *got = malloc(r->npages * sizeof(*got));
+	uint8_t *buf = malloc(chunk), digest[16];
+	char path[64];
+	double t0 = now_s();
+	int fd, ret = -1;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", r->out.fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || !got || !buf) {
+		if (fd < 0)
+			lmig_err_errno(errno, "cannot re-open %s to read it back", r->out.tmp);
+		else
+			lmig_err("out of memory for reading back %s", r->out.tmp);
+		r->fail_status = LMIG_ST_IO;
+		goto out;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	for (uint64_t off = 0; off < r->hi.image_size;) {
+		size_t want_len = r->hi.image_size - off < chunk ? r->hi.image_size - off : chunk;
+		ssize_t n = pread(fd, buf, want_len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fail(r, LMIG_ST_IO, "reading back %s: %s", r->out.tmp,
+			     n ? strerror(errno) : "file is shorter than the image");
+			goto out;
+		}
+		/* Whole pages only, except at the image's end (zero-padded, as sent). */
+		if ((size_t)n < want_len && n % LMIG_PAGE_SIZE)
+			n -= n % LMIG_PAGE_SIZE;
+		if (n % LMIG_PAGE_SIZE) {
+			memset(buf + n, 0, LMIG_PAGE_SIZE - n % LMIG_PAGE_SIZE);
+			n += LMIG_PAGE_SIZE - n % LMIG_PAGE_SIZE;
+		}
+		for (ssize_t i = 0; i < n; i += LMIG_PAGE_SIZE)
+			got[(off + i) / LMIG_PAGE_SIZE] = codec_page_hash(buf + i);
+		off += n;
+	}
+	codec_digest(got, r->npages, digest);
+	if (memcmp(digest, want, 16)) {
+		uint64_t p = 0;
+
+		while (p < r->npages && got[p] == r->hashes[p])
+			p++;
+		if (p < r->npages)
+			fail(r, LMIG_ST_DIGEST, "read back %s: page %llu differs from what was received",
+			     r->out.tmp, (unsigned long long)p);
+		else
+			fail(r, LMIG_ST_DIGEST, "read back %s: image digest mismatch", r->out.tmp);
+		goto out;
+	}
+	ret = 0;
+out:
+	r->st->readback_s = now_s() - t0;
+	if (fd >= 0)
+		close(fd);
+	free(got);
+	free(buf);
+	return ret;
+}
+
 static int verify_and_commit(struct receiver *r)
 {
 	uint8_t digest[16];
@@ -1049,6 +1271,8 @@ static int verify_and_commit(struct receiver *r)
 	memcpy(r->st->digest, digest, sizeof(digest));
 	if (memcmp(digest, r->ch[0].end.digest, 16))
 		return fail(r, LMIG_ST_DIGEST, "image digest mismatch: the received image differs from the source");
+	if (r->o->verify_readback && verify_readback(r, r->ch[0].end.digest))
+		return -1;
 	if (dst_image_commit(&r->out, r->o->sync)) {
 		r->fail_status = LMIG_ST_IO;
 		return -1;

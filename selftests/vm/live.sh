@@ -18,6 +18,11 @@
 #             given as ko=PATH before the cases)
 #   kmod-thp  the same with shmem backed by 2 MiB folios (shmem_enabled
 #             always): the module reports whole folios, lmig refines them
+#   churn     a memfd written with `lmig dirty --pattern churn` (pages
+#             turned zero, zero pages given data, pages back to an earlier
+#             content), --tracker soft-dirty
+#   holes     the same with `--pattern holes` (holes punched in the memfd)
+#   kmod-churn, kmod-holes  the same two with --tracker kmod
 #
 # Transparent huge pages are set in /sys/kernel/mm/transparent_hugepage
 # for the cases that name a mode, in the VM only (LMIG_VM=1), and
@@ -39,7 +44,7 @@
 #   NAME dirty JSON      the writer's report when it exits
 #   NAME error TEXT      a case that could not run
 #
-# Usage: live.sh [CASE...]   (default: shared anon anon-thp)
+# Usage: live.sh [CASE...]   (default: shared anon anon-thp churn holes)
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -94,8 +99,8 @@ live_case() { # NAME MEM-SPEC TRACKER THP [SEND-OPTION...]
 	[ ! -r "$thp" ] || echo "$name thp $(sed 's/.*\[\(.*\)\].*/\1/' "$thp")"
 	shift 4
 
-	"$lmig" dirty --mem "$spec" --size 32Mi --rate 4M --ready-fd 3 --json --no-progress \
-		3>"$d/ready" >"$d/dirty.json" 2>"$d/dirty.err" &
+	"$lmig" dirty --mem "$spec" --size 32Mi --rate 4M --pattern "${pattern:-counter}" \
+		--ready-fd 3 --json --no-progress 3>"$d/ready" >"$d/dirty.json" 2>"$d/dirty.err" &
 	dpid=$!
 	if ! wait_file "$d/ready"; then
 		echo "$name error lmig dirty did not report its memory: $(one_line "$d/dirty.err")"
@@ -157,7 +162,7 @@ live_case() { # NAME MEM-SPEC TRACKER THP [SEND-OPTION...]
 shmem=/sys/kernel/mm/transparent_hugepage/shmem_enabled
 shmem0=$(sed 's/.*\[\(.*\)\].*/\1/' "$shmem" 2>/dev/null || true)
 
-[ $# -gt 0 ] || set -- shared anon anon-thp
+[ $# -gt 0 ] || set -- shared anon anon-thp churn holes
 for c in "$@"; do
 	case $c in
 	ko=*)
@@ -177,6 +182,11 @@ for c in "$@"; do
 		live_case kmod-thp memfd:lmig-kmod-thp kmod ""
 		[ "${LMIG_VM:-0}" != 1 ] || [ -z "$shmem0" ] || echo "$shmem0" >"$shmem"
 		;;
+	kmod-churn | kmod-holes)
+		[ "${LMIG_VM:-0}" != 1 ] || echo never >"$shmem"
+		pattern=${c#kmod-} live_case "$c" "memfd:lmig-$c" kmod ""
+		;;
+	churn | holes) pattern=$c live_case "$c" "memfd:lmig-$c" soft-dirty "" ;;
 	shared) live_case shared memfd:lmig-live auto "" ;;
 	anon) live_case anon anon soft-dirty never ;;
 	anon-thp) live_case anon-thp anon soft-dirty always --downtime-ms 5000 ;;
