@@ -176,8 +176,13 @@ int dst_image_create(struct dst_image *im, const char *path, uint64_t size)
 	guard_install();
 	if (check_target(im))
 		goto err;
-	/* Before anything is created: a sparse file of any size is cheap until written. */
-	if (fstatvfs(im->dfd, &vfs) == 0 && size > (uint64_t)vfs.f_bavail * vfs.f_frsize) {
+	/*
+	 * Before anything is created: a sparse file of any size is cheap until
+	 * written.  A filesystem that keeps no block count (ramfs, f_blocks 0)
+	 * has no free space to compare with; --max-size still bounds it.
+	 */
+	if (fstatvfs(im->dfd, &vfs) == 0 && vfs.f_blocks &&
+	    size > (uint64_t)vfs.f_bavail * vfs.f_frsize) {
 		im->err = ENOSPC;
 		lmig_err("%s: the sender announced %llu bytes, its filesystem has %llu free",
 			 path, (unsigned long long)size,
