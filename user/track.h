@@ -50,6 +50,7 @@ struct track_target {
 };
 
 struct tracker;
+struct track_obj;
 
 struct tracker_ops {
 	const char *name;
@@ -71,6 +72,11 @@ struct tracker {
 	double harvest_s;		/* time spent in harvest() */
 	uint64_t bytes_read;		/* memory read to harvest (scan) */
 	uint64_t pages_refined;		/* reported by a huge page, found unchanged */
+	/* What the object check (track.c, file-backed targets) added. */
+	struct track_obj *obj;		/* its state; NULL for private memory and scan */
+	uint64_t pages_holed;		/* data at the last harvest, a hole now */
+	unsigned int obj_rescans;	/* harvests that compared every page's content */
+	double obj_walk_s;		/* time in the data/hole map walk and the stat */
 };
 
 /*
