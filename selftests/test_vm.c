@@ -275,13 +275,17 @@ static void live_check(struct __test_metadata *_metadata, const char *out, const
  *   churn     a memfd written with `lmig dirty --pattern churn`: pages
  *             that turn zero, zero pages that get data, pages back to an
  *             earlier content;
- *   holes     `--pattern holes`: holes punched in the memfd.
+ *   holes     `--pattern holes`: holes punched in the memfd;
+ *   madvise   `--pattern madvise`: pages zeroed by MADV_REMOVE;
+ *   pwrite    `--pattern pwrite`: zeroes and data written by pwrite() to
+ *             the memfd, not through the mapping;
+ *   anon-madvise  private memory zeroed by MADV_DONTNEED.
  */
-TEST_F_TIMEOUT(vm, live, 260)
+TEST_F_TIMEOUT(vm, live, 330)
 {
 	struct proc p = { 0 };
 	char *out;
-	int ret = vm_run(&p, "live.sh", false, 230, 250, &out);
+	int ret = vm_run(&p, "live.sh", false, 300, 320, &out);
 
 	ASSERT_EQ(0, ret) TH_LOG("run-in-vm.sh still running");
 	ASSERT_NE(NULL, out);
@@ -294,6 +298,9 @@ TEST_F_TIMEOUT(vm, live, 260)
 	live_check(_metadata, out, "anon-thp", "soft-dirty", false);
 	live_check(_metadata, out, "churn", "soft-dirty", false);
 	live_check(_metadata, out, "holes", "soft-dirty", false);
+	live_check(_metadata, out, "madvise", "soft-dirty", false);
+	live_check(_metadata, out, "pwrite", "soft-dirty", false);
+	live_check(_metadata, out, "anon-madvise", "soft-dirty", false);
 	free(out);
 	proc_kill(&p);
 }

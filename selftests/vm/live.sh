@@ -22,6 +22,11 @@
 #             turned zero, zero pages given data, pages back to an earlier
 #             content), --tracker soft-dirty
 #   holes     the same with `--pattern holes` (holes punched in the memfd)
+#   madvise   `--pattern madvise`: pages zeroed by MADV_REMOVE on the mapping
+#   pwrite    `--pattern pwrite`: the churn cycle with the zeroes and B
+#             written by pwrite() to the memfd, not through the mapping
+#   anon-madvise  private anonymous memory (transparent huge pages off)
+#             with `--pattern madvise`: pages zeroed by MADV_DONTNEED
 #   kmod-churn, kmod-holes  the same two with --tracker kmod
 #
 # Transparent huge pages are set in /sys/kernel/mm/transparent_hugepage
@@ -44,7 +49,8 @@
 #   NAME dirty JSON      the writer's report when it exits
 #   NAME error TEXT      a case that could not run
 #
-# Usage: live.sh [CASE...]   (default: shared anon anon-thp churn holes)
+# Usage: live.sh [CASE...]   (default: shared anon anon-thp churn holes madvise pwrite
+#                             anon-madvise)
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -162,7 +168,7 @@ live_case() { # NAME MEM-SPEC TRACKER THP [SEND-OPTION...]
 shmem=/sys/kernel/mm/transparent_hugepage/shmem_enabled
 shmem0=$(sed 's/.*\[\(.*\)\].*/\1/' "$shmem" 2>/dev/null || true)
 
-[ $# -gt 0 ] || set -- shared anon anon-thp churn holes
+[ $# -gt 0 ] || set -- shared anon anon-thp churn holes madvise pwrite anon-madvise
 for c in "$@"; do
 	case $c in
 	ko=*)
@@ -186,7 +192,8 @@ for c in "$@"; do
 		[ "${LMIG_VM:-0}" != 1 ] || echo never >"$shmem"
 		pattern=${c#kmod-} live_case "$c" "memfd:lmig-$c" kmod ""
 		;;
-	churn | holes) pattern=$c live_case "$c" "memfd:lmig-$c" soft-dirty "" ;;
+	churn | holes | madvise | pwrite) pattern=$c live_case "$c" "memfd:lmig-$c" soft-dirty "" ;;
+	anon-madvise) pattern=madvise live_case "$c" anon soft-dirty never ;;
 	shared) live_case shared memfd:lmig-live auto "" ;;
 	anon) live_case anon anon soft-dirty never ;;
 	anon-thp) live_case anon-thp anon soft-dirty always --downtime-ms 5000 ;;
