@@ -15,7 +15,8 @@
  *               `--pattern madvise`: pages zeroed by MADV_REMOVE (shm) or
  *               MADV_DONTNEED (anon); `--pattern pwrite`: the churn cycle
  *               with zeroes and B written by pwrite() to the file; byte
- *               for byte again
+ *               for byte again; `holes` once more with `--object-writes
+ *               mapped` (the hole map alone, no content comparison)
  *   other.*     another process pwrite()s 4 MiB of the shm file (zeros or
  *               data) during round 0 under the uffd tracker: byte for byte;
  *               or ftruncate()s it larger or smaller: send fails, nothing
@@ -293,6 +294,7 @@ FIXTURE(churn) {
 FIXTURE_VARIANT(churn) {
 	const char *tracker, *pattern;
 	bool anon, readback;
+	bool mapped;	/* --object-writes mapped */
 };
 
 FIXTURE_VARIANT_ADD(churn, scan_shm) { .tracker = "scan", .pattern = "churn" };
@@ -306,6 +308,9 @@ FIXTURE_VARIANT_ADD(churn, uffd_anon_readback) {
 };
 FIXTURE_VARIANT_ADD(churn, scan_shm_holes) { .tracker = "scan", .pattern = "holes" };
 FIXTURE_VARIANT_ADD(churn, uffd_shm_holes) { .tracker = "uffd", .pattern = "holes" };
+FIXTURE_VARIANT_ADD(churn, uffd_shm_holes_mapped) {
+	.tracker = "uffd", .pattern = "holes", .mapped = true,
+};
 FIXTURE_VARIANT_ADD(churn, uffd_shm_madvise) { .tracker = "uffd", .pattern = "madvise" };
 FIXTURE_VARIANT_ADD(churn, uffd_anon_madvise) {
 	.tracker = "uffd", .pattern = "madvise", .anon = true,
@@ -341,9 +346,27 @@ TEST_F(churn, image_is_the_paused_source)
 
 	writer_start(_metadata, l, variant->anon, wx, mem, sizeof(mem));
 	migrate(_metadata, l, mem, variant->readback ? ARGS("--verify-readback") : NULL,
-		ARGS("--tracker", variant->tracker, "--bandwidth", "4M", "--downtime-ms", "50"));
+		ARGS("--tracker", variant->tracker, "--bandwidth", "4M", "--downtime-ms", "50",
+		     "--object-writes", variant->mapped ? "mapped" : "any"));
 	zero = check_image(_metadata, l, mem, 60);
 	TH_LOG("%s: %llu zero pages received", variant->tracker, (unsigned long long)zero);
+	if (!variant->anon && strcmp(variant->tracker, "scan")) {
+		uint64_t holed = 0, rescans = 0;
+
+		/* The object check ran, and found what only it can see. */
+		EXPECT_EQ(0, json_u64_field(l->tx.out, "pages_holed", &holed)) TH_LOG("%s", l->tx.out);
+		EXPECT_EQ(0, json_u64_field(l->tx.out, "object_rescans", &rescans));
+		TH_LOG("object check: %llu pages holed, %llu rescans", (unsigned long long)holed,
+		       (unsigned long long)rescans);
+		if (strcmp(variant->pattern, "churn") && strcmp(variant->pattern, "pwrite")) {
+			EXPECT_GT(holed, 0);
+		}
+		if (variant->mapped) {
+			EXPECT_EQ(0, rescans);
+		} else if (!strcmp(variant->pattern, "pwrite")) {
+			EXPECT_GT(rescans, 0);
+		}
+	}
 	/* The fill has no zero page: these all came after round 0. */
 	EXPECT_GT(zero, 0);
 	if (variant->readback)
@@ -413,6 +436,12 @@ TEST_F(other, changes_reach_the_image_or_fail_it)
 		zero = check_image(_metadata, l, mem, 60);
 		if (variant->what == OTHER_ZEROS)
 			EXPECT_GE(zero, 4 * MiB / PAGE);
+		if (uffd) {
+			uint64_t rescans = 0;
+
+			EXPECT_EQ(0, json_u64_field(l->tx.out, "object_rescans", &rescans));
+			EXPECT_GT(rescans, 0) TH_LOG("%s", l->tx.out);
+		}
 		return;
 	case OTHER_GROW:
 	case OTHER_SHRINK:

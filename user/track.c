@@ -128,15 +128,13 @@ static void set_run(uint64_t *map, uint64_t a, uint64_t b)
 		bitmap_set(map, a);
 }
 
-/* map: per page, 1 if any byte of it is data.  O(extents) lseek calls. */
-static int obj_walk(struct tracker *t, uint64_t *map)
+int track_data_map(int fd, uint64_t size, uint64_t *map)
 {
-	const uint64_t size = t->tg.size;
 	off_t off = 0;
 
-	memset(map, 0, bitmap_words(t->npages) * 8);
+	memset(map, 0, bitmap_words((size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE) * 8);
 	while ((uint64_t)off < size) {
-		off_t d = lseek(t->tg.fd, off, SEEK_DATA), h;
+		off_t d = lseek(fd, off, SEEK_DATA), h;
 
 		if (d < 0 && errno == ENXIO)
 			break;		/* only a hole from off on */
@@ -144,7 +142,7 @@ static int obj_walk(struct tracker *t, uint64_t *map)
 			return lmig_err_errno(errno, "SEEK_DATA in the memory object");
 		if ((uint64_t)d >= size)
 			break;
-		h = lseek(t->tg.fd, d, SEEK_HOLE);
+		h = lseek(fd, d, SEEK_HOLE);
 		if (h < 0 && errno == ENXIO)
 			h = size;	/* truncated meanwhile: the next stat fails */
 		else if (h < 0)
@@ -205,7 +203,7 @@ static int obj_check(struct tracker *t, uint64_t *bitmap)
 	bool racy, changed;
 	uint64_t *swap;
 
-	if (obj_stat(t, &st, &racy) || obj_walk(t, o->now))
+	if (obj_stat(t, &st, &racy) || track_data_map(t->tg.fd, t->tg.size, o->now))
 		return -1;
 	t->obj_walk_s += now_s() - t0;
 	for (uint64_t i = 0; i < bitmap_words(t->npages); i++) {
@@ -214,8 +212,9 @@ static int obj_check(struct tracker *t, uint64_t *bitmap)
 		t->pages_holed += __builtin_popcountll(holed);
 		bitmap[i] |= holed;
 	}
-	changed = o->racy || !ts_eq(&st.st_ctim, &o->st.st_ctim) ||
-		  !ts_eq(&st.st_mtim, &o->st.st_mtim) || st.st_ino != o->st.st_ino;
+	changed = !t->tg.mapped_writes_only &&
+		  (o->racy || !ts_eq(&st.st_ctim, &o->st.st_ctim) ||
+		   !ts_eq(&st.st_mtim, &o->st.st_mtim) || st.st_ino != o->st.st_ino);
 	if (changed) {
 		if (obj_rescan(t, bitmap))
 			return -1;
@@ -257,7 +256,7 @@ static int obj_start(struct tracker *t)
 		return lmig_err("out of memory for the object's data map");
 	}
 	o->zero_hash = codec_page_hash(zero);
-	if (obj_stat(t, &o->st, &o->racy) || obj_walk(t, o->data)) {
+	if (obj_stat(t, &o->st, &o->racy) || track_data_map(t->tg.fd, t->tg.size, o->data)) {
 		obj_free(t);
 		return -1;
 	}

@@ -39,6 +39,13 @@ struct track_target {
 	 */
 	int pidfd;
 	uint64_t start;		/* with fd < 0: its address in that process */
+	/*
+	 * With fd >= 0: the caller vouches that the object changes only
+	 * through mappings and holes (never write(2), fallocate, splice), so
+	 * the object check (track.c) skips its content comparison when the
+	 * object's timestamps change (which writes through mappings do too).
+	 */
+	bool mapped_writes_only;
 	uint64_t size;		/* bytes */
 	/*
 	 * Per page, the XXH3-64 hash of the content the destination holds
@@ -108,6 +115,14 @@ bool tracker_known(const char *name);
  * process_vm_readv from the process).  Returns 0, or -1 with lmig_err().
  */
 int track_read(const struct track_target *tg, uint64_t off, void *buf, size_t len);
+
+/*
+ * Which pages of the first size bytes of file fd hold data: bit p of map
+ * (one bit a page, zeroed first) is set when any byte of page p is data,
+ * by SEEK_DATA/SEEK_HOLE, two lseek calls per data extent.  Returns 0, or
+ * -1 with lmig_err().  A file system without holes reports all data.
+ */
+int track_data_map(int fd, uint64_t size, uint64_t *map);
 
 extern const struct tracker_ops track_softdirty_ops;
 extern const struct tracker_ops track_uffd_ops;
