@@ -311,13 +311,14 @@ TEST_F_TIMEOUT(vm, live, 330)
  * with --tracker kmod, with 4 KiB shmem pages and with 2 MiB folios (the
  * module reports whole folios; lmig must still send only the pages that
  * changed and arrive at an image equal to the stopped source), and the
- * churn and holes workloads (vm/live.sh's kmod-churn, kmod-holes).
+ * churn, holes, madvise and pwrite workloads (vm/live.sh's kmod-churn,
+ * kmod-holes, kmod-madvise, kmod-pwrite).
  */
 static void live_kmod(struct __test_metadata *_metadata, const char *series)
 {
 	struct proc p = { 0 };
 	char *out;
-	int ret = vm_run_arg(&p, "live-kmod-host.sh", series, 230, 290, &out);
+	int ret = vm_run_arg(&p, "live-kmod-host.sh", series, 290, 330, &out);
 
 	ASSERT_EQ(0, ret) TH_LOG("live-kmod-host.sh still running");
 	ASSERT_NE(NULL, out);
@@ -330,16 +331,18 @@ static void live_kmod(struct __test_metadata *_metadata, const char *series)
 	live_check(_metadata, out, "kmod-thp", "kmod", false);
 	live_check(_metadata, out, "kmod-churn", "kmod", false);
 	live_check(_metadata, out, "kmod-holes", "kmod", false);
+	live_check(_metadata, out, "kmod-madvise", "kmod", false);
+	live_check(_metadata, out, "kmod-pwrite", "kmod", false);
 	free(out);
 	proc_kill(&p);
 }
 
-TEST_F_TIMEOUT(vm, live_kmod, 300)
+TEST_F_TIMEOUT(vm, live_kmod, 340)
 {
 	live_kmod(_metadata, "6.1");
 }
 
-TEST_F_TIMEOUT(vm, live_kmod_6_12, 300)
+TEST_F_TIMEOUT(vm, live_kmod_6_12, 340)
 {
 	live_kmod(_metadata, "6.12");
 }

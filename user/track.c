@@ -52,17 +52,20 @@ bool tracker_known(const char *name)
  *
  *  1. stats the object: a size other than the one being migrated fails
  *     the harvest (the image would not be the object);
- *  2. walks its data/hole map (lseek SEEK_DATA/SEEK_HOLE, one call per
- *     extent boundary) and reports every page that held data at the
+ *  2. walks its data/hole map (lseek SEEK_DATA/SEEK_HOLE, two calls per
+ *     data extent) and reports every page that held data at the
  *     previous walk and is a hole now.  A hole that got data again was
  *     written, through a mapping (the tracker's part) or by a system call
  *     (the next point);
  *  3. if the object's ctime or mtime changed since the previous harvest,
- *     some system call modified it, and which pages is not known: every
- *     page not already reported is compared with the hash of what was sent
+ *     something modified it: a system call, whose pages are not known, or
+ *     a write through a shared mapping, which updates them too (on tmpfs
+ *     fault_dirty_shared_page() calls file_update_time()).  Every page not
+ *     already reported is compared with the hash of what was sent
  *     (tg.sent), reading only the data pages (a hole's content is zeros),
  *     as the scan tracker does; without those hashes every page is
- *     reported.
+ *     reported.  tg.mapped_writes_only (the operator's word that no
+ *     system call writes the object) skips this step.
  *
  * Why nothing is lost: write(2), fallocate and truncate update the
  * timestamps and change the pages while holding the inode's lock, and

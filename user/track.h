@@ -13,6 +13,11 @@
  *         needs pid and a kernel with CONFIG_MEM_SOFT_DIRTY.
  *   (kmod plugs in here too.)
  *
+ * For a shared object, tracker_harvest() adds to what kmod, soft-dirty and
+ * uffd report the object check (track.c): pages that became holes, and
+ * after the object's timestamps changed a comparison of every page with
+ * what was sent (write(2) and the like leave no trace in page tables).
+ *
  * A round of the live engine calls harvest() and then reads and sends the
  * pages it returned; a page written after the harvest is read in its new
  * state and shows up again in the next harvest, so nothing is lost.

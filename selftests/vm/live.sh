@@ -27,7 +27,8 @@
 #             written by pwrite() to the memfd, not through the mapping
 #   anon-madvise  private anonymous memory (transparent huge pages off)
 #             with `--pattern madvise`: pages zeroed by MADV_DONTNEED
-#   kmod-churn, kmod-holes  the same two with --tracker kmod
+#   kmod-churn, kmod-holes, kmod-madvise, kmod-pwrite  the same four with
+#             --tracker kmod
 #
 # Transparent huge pages are set in /sys/kernel/mm/transparent_hugepage
 # for the cases that name a mode, in the VM only (LMIG_VM=1), and
@@ -188,7 +189,7 @@ for c in "$@"; do
 		live_case kmod-thp memfd:lmig-kmod-thp kmod ""
 		[ "${LMIG_VM:-0}" != 1 ] || [ -z "$shmem0" ] || echo "$shmem0" >"$shmem"
 		;;
-	kmod-churn | kmod-holes)
+	kmod-churn | kmod-holes | kmod-madvise | kmod-pwrite)
 		[ "${LMIG_VM:-0}" != 1 ] || echo never >"$shmem"
 		pattern=${c#kmod-} live_case "$c" "memfd:lmig-$c" kmod ""
 		;;
