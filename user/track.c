@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/uio.h>
+#include <linux/magic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -266,6 +268,25 @@ static int obj_start(struct tracker *t)
 	return 0;
 }
 
+/* Whether the object check can watch tg for ops: part of every probe. */
+static int obj_probe(const struct tracker_ops *ops, const struct track_target *tg)
+{
+	struct statfs fs;
+
+	if (tg->fd < 0 || ops == &track_scan_ops)
+		return 0;
+	/* Its SEEK_HOLE reports all data: a punched huge page would not be seen. */
+	if (!fstatfs(tg->fd, &fs) && fs.f_type == HUGETLBFS_MAGIC)
+		return lmig_err("the object is on hugetlbfs, whose data/hole map shows no holes: "
+				"a page punched out of it could not be seen");
+	return 0;
+}
+
+static int probe(const struct tracker_ops *ops, const struct track_target *tg)
+{
+	return ops->probe(tg) || obj_probe(ops, tg) ? -1 : 0;
+}
+
 static int start(struct tracker *t, const struct tracker_ops *ops,
 		 const struct track_target *tg)
 {
@@ -295,7 +316,7 @@ int tracker_open(struct tracker *t, const char *name, const struct track_target 
 		for (size_t i = 0; i < sizeof(trackers) / sizeof(trackers[0]); i++) {
 			if (strcmp(trackers[i]->name, name))
 				continue;
-			if (trackers[i]->probe(tg)) {
+			if (probe(trackers[i], tg)) {
 				char msg[256];
 
 				snprintf(msg, sizeof(msg), "%s", lmig_errmsg());
@@ -310,7 +331,7 @@ int tracker_open(struct tracker *t, const char *name, const struct track_target 
 		const struct tracker_ops *ops = trackers[i];
 
 		lmig_err_clear();
-		if (ops->probe(tg) == 0) {
+		if (probe(ops, tg) == 0) {
 			if (why && n < whylen)
 				snprintf(why + n, whylen - n, "%sauto picked %s", n ? "; " : "",
 					 ops->name);
