@@ -33,6 +33,7 @@ vmcheck: deps-check user
 bench: deps-bench user
 	@sh bench/run.sh
 	@sh bench/tracker.sh | tee -a bench/results-latest.md
+	@sh bench/holemap.sh | tee -a bench/results-latest.md
 	@sh bench/probes.sh | tee -a bench/results-latest.md
 	@sh bench/kmod.sh | tee -a bench/results-latest.md
 	@sh bench/throttle.sh | tee -a bench/results-latest.md

@@ -11,8 +11,16 @@
  *               uffd; soft-dirty and kmod run it in the VM: vm/live.sh,
  *               vm/live-kmod-host.sh): pages that turn zero, zero pages
  *               that get data, pages back to an earlier content (A, B, A);
- *               `--pattern holes`: holes punched in the shm file; byte for
- *               byte again
+ *               `--pattern holes`: holes punched in the shm file;
+ *               `--pattern madvise`: pages zeroed by MADV_REMOVE (shm) or
+ *               MADV_DONTNEED (anon); `--pattern pwrite`: the churn cycle
+ *               with zeroes and B written by pwrite() to the file; byte
+ *               for byte again; `holes` once more with `--object-writes
+ *               mapped` (the hole map alone, no content comparison)
+ *   other.*     another process pwrite()s 4 MiB of the shm file (zeros or
+ *               data) during round 0 under the uffd tracker: byte for byte;
+ *               or ftruncate()s it larger or smaller: send fails, nothing
+ *               is committed
  *   rounds.*    forged live streams whose later rounds overwrite data with
  *               zero runs (raw and lz4 data, the partial last page, the
  *               whole image), zero pages with data, A with B with A: the
@@ -286,6 +294,7 @@ FIXTURE(churn) {
 FIXTURE_VARIANT(churn) {
 	const char *tracker, *pattern;
 	bool anon, readback;
+	bool mapped;	/* --object-writes mapped */
 };
 
 FIXTURE_VARIANT_ADD(churn, scan_shm) { .tracker = "scan", .pattern = "churn" };
@@ -299,6 +308,14 @@ FIXTURE_VARIANT_ADD(churn, uffd_anon_readback) {
 };
 FIXTURE_VARIANT_ADD(churn, scan_shm_holes) { .tracker = "scan", .pattern = "holes" };
 FIXTURE_VARIANT_ADD(churn, uffd_shm_holes) { .tracker = "uffd", .pattern = "holes" };
+FIXTURE_VARIANT_ADD(churn, uffd_shm_holes_mapped) {
+	.tracker = "uffd", .pattern = "holes", .mapped = true,
+};
+FIXTURE_VARIANT_ADD(churn, uffd_shm_madvise) { .tracker = "uffd", .pattern = "madvise" };
+FIXTURE_VARIANT_ADD(churn, uffd_anon_madvise) {
+	.tracker = "uffd", .pattern = "madvise", .anon = true,
+};
+FIXTURE_VARIANT_ADD(churn, uffd_shm_pwrite) { .tracker = "uffd", .pattern = "pwrite" };
 
 FIXTURE_SETUP(churn)
 {
@@ -313,8 +330,10 @@ FIXTURE_TEARDOWN(churn)
 /*
  * 4 MiB churned at 3 MB/s over a 4 MB/s link, switching over only below
  * 50 ms: pre-copy runs several rounds while the workload writes most
- * pages at least once, each to the next step of zero, A, B, A (churn) or
- * of a hole punched in the shm file, A (holes).
+ * pages at least once, each to the next step of zero, A, B, A (churn),
+ * of a hole punched in the shm file, A (holes), of madvise() zeroing it,
+ * A (madvise: MADV_REMOVE in the shm file, MADV_DONTNEED in anon), or of
+ * the churn cycle with the zeroes and B written by pwrite() (pwrite).
  */
 TEST_F(churn, image_is_the_paused_source)
 {
@@ -327,9 +346,27 @@ TEST_F(churn, image_is_the_paused_source)
 
 	writer_start(_metadata, l, variant->anon, wx, mem, sizeof(mem));
 	migrate(_metadata, l, mem, variant->readback ? ARGS("--verify-readback") : NULL,
-		ARGS("--tracker", variant->tracker, "--bandwidth", "4M", "--downtime-ms", "50"));
+		ARGS("--tracker", variant->tracker, "--bandwidth", "4M", "--downtime-ms", "50",
+		     "--object-writes", variant->mapped ? "mapped" : "any"));
 	zero = check_image(_metadata, l, mem, 60);
 	TH_LOG("%s: %llu zero pages received", variant->tracker, (unsigned long long)zero);
+	if (!variant->anon && strcmp(variant->tracker, "scan")) {
+		uint64_t holed = 0, rescans = 0;
+
+		/* The object check ran, and found what only it can see. */
+		EXPECT_EQ(0, json_u64_field(l->tx.out, "pages_holed", &holed)) TH_LOG("%s", l->tx.out);
+		EXPECT_EQ(0, json_u64_field(l->tx.out, "object_rescans", &rescans));
+		TH_LOG("object check: %llu pages holed, %llu rescans", (unsigned long long)holed,
+		       (unsigned long long)rescans);
+		if (strcmp(variant->pattern, "churn") && strcmp(variant->pattern, "pwrite")) {
+			EXPECT_GT(holed, 0);
+		}
+		if (variant->mapped) {
+			EXPECT_EQ(0, rescans);
+		} else if (!strcmp(variant->pattern, "pwrite")) {
+			EXPECT_GT(rescans, 0);
+		}
+	}
 	/* The fill has no zero page: these all came after round 0. */
 	EXPECT_GT(zero, 0);
 	if (variant->readback)
@@ -339,6 +376,89 @@ TEST_F(churn, image_is_the_paused_source)
 	ASSERT_EQ(0, proc_wait(&l->dw, 5));
 	ASSERT_EQ(0, json_u64_field(l->dw.out, "pages_written", &written)) TH_LOG("%s", l->dw.out);
 	EXPECT_GT(written, l->size / PAGE / 4) TH_LOG("the workload did not churn");
+}
+
+/*
+ * Another process changes the shm file while the workload (with its
+ * userfaultfd, for the uffd tracker) only holds it: pwrite() of the first
+ * 4 MiB one second into round 0, with zeros or new data, or ftruncate()
+ * to another size.  The writes must reach the image; a size change must
+ * fail the migration and leave no image.
+ */
+FIXTURE(other) {
+	struct live l;
+};
+
+FIXTURE_VARIANT(other) {
+	const char *tracker;
+	enum { OTHER_ZEROS, OTHER_DATA, OTHER_GROW, OTHER_SHRINK } what;
+};
+
+FIXTURE_VARIANT_ADD(other, uffd_pwrite_zeros) { .tracker = "uffd", .what = OTHER_ZEROS };
+FIXTURE_VARIANT_ADD(other, uffd_pwrite_data) { .tracker = "uffd", .what = OTHER_DATA };
+FIXTURE_VARIANT_ADD(other, uffd_grown) { .tracker = "uffd", .what = OTHER_GROW };
+FIXTURE_VARIANT_ADD(other, uffd_shrunk) { .tracker = "uffd", .what = OTHER_SHRINK };
+
+FIXTURE_SETUP(other)
+{
+	live_setup(_metadata, &self->l, 16 * MiB);
+}
+
+FIXTURE_TEARDOWN(other)
+{
+	live_teardown(&self->l);
+}
+
+TEST_F(other, changes_reach_the_image_or_fail_it)
+{
+	struct live *l = &self->l;
+	static uint8_t buf[4 * MiB];
+	bool uffd = !strcmp(variant->tracker, "uffd");
+	const char *wx[] = { "--rate", "0", "--no-fill", uffd ? "--uffd" : NULL, NULL };
+	char mem[512];
+	uint64_t zero;
+	int fd;
+
+	ASSERT_EQ(0, image_write(l->shm, IMG_RANDOM, l->size));
+	writer_start(_metadata, l, false, wx, mem, sizeof(mem));
+	migrate(_metadata, l, mem, NULL, ARGS("--tracker", variant->tracker, "--bandwidth", "4M"));
+	usleep(1000 * 1000);
+	fd = open(l->shm, O_WRONLY | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	switch (variant->what) {
+	case OTHER_ZEROS:
+	case OTHER_DATA:
+		memset(buf, 0, sizeof(buf));
+		if (variant->what == OTHER_DATA)
+			ASSERT_EQ(sizeof(buf), getrandom(buf, sizeof(buf), 0));
+		ASSERT_EQ(sizeof(buf), pwrite(fd, buf, sizeof(buf), 0));
+		close(fd);
+		zero = check_image(_metadata, l, mem, 60);
+		if (variant->what == OTHER_ZEROS)
+			EXPECT_GE(zero, 4 * MiB / PAGE);
+		if (uffd) {
+			uint64_t rescans = 0;
+
+			EXPECT_EQ(0, json_u64_field(l->tx.out, "object_rescans", &rescans));
+			EXPECT_GT(rescans, 0) TH_LOG("%s", l->tx.out);
+		}
+		return;
+	case OTHER_GROW:
+	case OTHER_SHRINK:
+		ASSERT_EQ(0, ftruncate(fd, variant->what == OTHER_GROW ? l->size + 4 * MiB :
+							     l->size - 4 * MiB));
+		close(fd);
+		EXPECT_EQ(0, proc_wait(&l->tx, 60)) TH_LOG("lmig send still running");
+		EXPECT_EQ(0, proc_wait(&l->rx, 10)) TH_LOG("lmig recv still running");
+		EXPECT_NE(0, proc_exit_code(&l->tx)) TH_LOG("send: %s", l->tx.out);
+		/* Found by a harvest, or by round 0 reading past the new end. */
+		EXPECT_TRUE(strstr(l->tx.err_log, "changed size") || strstr(l->tx.err_log, "shrank"))
+			TH_LOG("send: %s", l->tx.err_log);
+		EXPECT_NE(0, proc_exit_code(&l->rx)) TH_LOG("recv: %s", l->rx.out);
+		EXPECT_NE(0, access(l->out, F_OK)) TH_LOG("%s was committed", l->out);
+		EXPECT_NE(0, access(l->partial, F_OK)) TH_LOG("%s is left", l->partial);
+		return;
+	}
 }
 
 /* ---- forged live streams -------------------------------------------------- */

@@ -275,13 +275,17 @@ static void live_check(struct __test_metadata *_metadata, const char *out, const
  *   churn     a memfd written with `lmig dirty --pattern churn`: pages
  *             that turn zero, zero pages that get data, pages back to an
  *             earlier content;
- *   holes     `--pattern holes`: holes punched in the memfd.
+ *   holes     `--pattern holes`: holes punched in the memfd;
+ *   madvise   `--pattern madvise`: pages zeroed by MADV_REMOVE;
+ *   pwrite    `--pattern pwrite`: zeroes and data written by pwrite() to
+ *             the memfd, not through the mapping;
+ *   anon-madvise  private memory zeroed by MADV_DONTNEED.
  */
-TEST_F_TIMEOUT(vm, live, 260)
+TEST_F_TIMEOUT(vm, live, 330)
 {
 	struct proc p = { 0 };
 	char *out;
-	int ret = vm_run(&p, "live.sh", false, 230, 250, &out);
+	int ret = vm_run(&p, "live.sh", false, 300, 320, &out);
 
 	ASSERT_EQ(0, ret) TH_LOG("run-in-vm.sh still running");
 	ASSERT_NE(NULL, out);
@@ -294,6 +298,9 @@ TEST_F_TIMEOUT(vm, live, 260)
 	live_check(_metadata, out, "anon-thp", "soft-dirty", false);
 	live_check(_metadata, out, "churn", "soft-dirty", false);
 	live_check(_metadata, out, "holes", "soft-dirty", false);
+	live_check(_metadata, out, "madvise", "soft-dirty", false);
+	live_check(_metadata, out, "pwrite", "soft-dirty", false);
+	live_check(_metadata, out, "anon-madvise", "soft-dirty", false);
 	free(out);
 	proc_kill(&p);
 }
@@ -304,13 +311,14 @@ TEST_F_TIMEOUT(vm, live, 260)
  * with --tracker kmod, with 4 KiB shmem pages and with 2 MiB folios (the
  * module reports whole folios; lmig must still send only the pages that
  * changed and arrive at an image equal to the stopped source), and the
- * churn and holes workloads (vm/live.sh's kmod-churn, kmod-holes).
+ * churn, holes, madvise and pwrite workloads (vm/live.sh's kmod-churn,
+ * kmod-holes, kmod-madvise, kmod-pwrite).
  */
 static void live_kmod(struct __test_metadata *_metadata, const char *series)
 {
 	struct proc p = { 0 };
 	char *out;
-	int ret = vm_run_arg(&p, "live-kmod-host.sh", series, 230, 290, &out);
+	int ret = vm_run_arg(&p, "live-kmod-host.sh", series, 290, 330, &out);
 
 	ASSERT_EQ(0, ret) TH_LOG("live-kmod-host.sh still running");
 	ASSERT_NE(NULL, out);
@@ -323,16 +331,18 @@ static void live_kmod(struct __test_metadata *_metadata, const char *series)
 	live_check(_metadata, out, "kmod-thp", "kmod", false);
 	live_check(_metadata, out, "kmod-churn", "kmod", false);
 	live_check(_metadata, out, "kmod-holes", "kmod", false);
+	live_check(_metadata, out, "kmod-madvise", "kmod", false);
+	live_check(_metadata, out, "kmod-pwrite", "kmod", false);
 	free(out);
 	proc_kill(&p);
 }
 
-TEST_F_TIMEOUT(vm, live_kmod, 300)
+TEST_F_TIMEOUT(vm, live_kmod, 340)
 {
 	live_kmod(_metadata, "6.1");
 }
 
-TEST_F_TIMEOUT(vm, live_kmod_6_12, 300)
+TEST_F_TIMEOUT(vm, live_kmod_6_12, 340)
 {
 	live_kmod(_metadata, "6.12");
 }

@@ -41,6 +41,10 @@ void usage_dirty(void)
 	       "                          fill writes A; page N starts at step N mod 4);\n"
 	       "                          holes: the same with a hole punched in the file\n"
 	       "                          (fallocate) and A (not with anon)\n"
+	       "                          madvise: zeroed by madvise() on the mapping\n"
+	       "                          (MADV_REMOVE in a file, MADV_DONTNEED in anon) and A\n"
+	       "                          pwrite: churn with the zeroes and B written by\n"
+	       "                          pwrite() to the file, not the mapping (not with anon)\n"
 	       "      --fill, --no-fill   write every page once before the steady writes\n"
 	       "                          (default: only when the object was created)\n"
 	       "      --duration S        stop after S seconds (default: at SIGINT/SIGTERM)\n"
@@ -202,8 +206,12 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 				o.pattern = PAT_CHURN;
 			else if (!strcmp(optarg, "holes"))
 				o.pattern = PAT_HOLES;
+			else if (!strcmp(optarg, "madvise"))
+				o.pattern = PAT_MADVISE;
+			else if (!strcmp(optarg, "pwrite"))
+				o.pattern = PAT_PWRITE;
 			else
-				return usage_error("dirty", "--pattern: '%s' is not counter, random, text, churn or holes",
+				return usage_error("dirty", "--pattern: '%s' is not counter, random, text, churn, holes, madvise or pwrite",
 						   optarg);
 			break;
 		case 'F': o.fill = 1; break;
@@ -260,6 +268,8 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 		return usage_error("dirty", "--mem memfd: needs a name (memfd:NAME)");
 	if (o.pattern == PAT_HOLES && !strcmp(o.mem, "anon"))
 		return usage_error("dirty", "--pattern holes: anon memory has no file to punch holes in");
+	if (o.pattern == PAT_PWRITE && !strcmp(o.mem, "anon"))
+		return usage_error("dirty", "--pattern pwrite: anon memory has no file to write to");
 	if (!o.size)
 		return usage_error("dirty", "missing --size SIZE");
 	if (!have_rate)

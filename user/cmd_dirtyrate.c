@@ -55,6 +55,11 @@ void usage_dirtyrate(void)
 	       "                          a shared object, the process that writes it (the\n"
 	       "                          uffd and soft-dirty trackers read its page tables)\n"
 	       "  -t, --tracker NAME      %s (default auto)\n"
+	       "      --object-writes any|mapped\n"
+	       "                          as for lmig send: mapped vouches that the object\n"
+	       "                          changes only through mappings and holes, so the\n"
+	       "                          kmod, soft-dirty and uffd trackers need not compare\n"
+	       "                          every page after its timestamps changed\n"
 	       "  -i, --interval MS       length of one interval in ms (default 1000)\n"
 	       "  -n, --count N           intervals to measure (default 3)\n"
 	       "  -j, --json              one JSON object with the result on stdout\n"
@@ -222,6 +227,7 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 	static const struct option lo[] = {
 		{ "mem", required_argument, NULL, 'm' },
 		{ "tracker", required_argument, NULL, 't' },
+		{ "object-writes", required_argument, NULL, 'W' },
 		{ "pid", required_argument, NULL, 'p' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "count", required_argument, NULL, 'n' },
@@ -243,6 +249,12 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 		switch (opt) {
 		case 'm': mem = optarg; break;
 		case 't': tname = optarg; break;
+		case 'W':
+			if (strcmp(optarg, "any") && strcmp(optarg, "mapped"))
+				return usage_error("dirtyrate", "--object-writes: '%s' is not any or mapped",
+						   optarg);
+			tg.mapped_writes_only = !strcmp(optarg, "mapped");
+			break;
 		case 'p':
 			if (parse_uint("--pid", optarg, 1, 1UL << 22, &pid))
 				return usage_error("dirtyrate", "%s", lmig_errmsg());

@@ -62,6 +62,14 @@ void usage_send(void)
 	       "                          keeps it quiet)\n"
 	       "      --tracker NAME      dirty tracker: %s (default auto:\n"
 	       "                          the best that works here; it says which and why)\n"
+	       "      --object-writes any|mapped\n"
+	       "                          who changes a shared object: any (default): also\n"
+	       "                          write(2), fallocate, other system calls, which the\n"
+	       "                          kmod, soft-dirty and uffd trackers find only by\n"
+	       "                          comparing every page at each harvest after the\n"
+	       "                          object's timestamps changed; mapped: only writes\n"
+	       "                          through mappings and holes punched (as in guest RAM),\n"
+	       "                          which they see without that comparison\n"
 	       "  -d, --downtime-ms N     switch over once the predicted downtime is at most\n"
 	       "                          N ms (default 300)\n"
 	       "      --max-rounds N      give up after N rounds without converging\n"
@@ -97,6 +105,7 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 		{ "pid", required_argument, NULL, 'i' },
 		{ "freeze", required_argument, NULL, 'f' },
 		{ "tracker", required_argument, NULL, 'k' },
+		{ "object-writes", required_argument, NULL, 'W' + 256 },
 		{ "downtime-ms", required_argument, NULL, 'd' },
 		{ "max-rounds", required_argument, NULL, 'R' },
 		{ "then", required_argument, NULL, 'N' },
@@ -178,6 +187,13 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 						   tracker_names());
 			o.tracker = optarg;
 			live_opt = "--tracker";
+			break;
+		case 'W' + 256:
+			if (strcmp(optarg, "any") && strcmp(optarg, "mapped"))
+				return usage_error("send", "--object-writes: '%s' is not any or mapped",
+						   optarg);
+			o.mapped_writes_only = !strcmp(optarg, "mapped");
+			live_opt = "--object-writes";
 			break;
 		case 'd':
 			if (parse_uint("--downtime-ms", optarg, 1, 3600000, &v))

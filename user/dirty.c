@@ -70,7 +70,8 @@ const char *dirty_pace_name(enum dirty_pace p)
 const char *dirty_pattern_name(enum dirty_pattern p)
 {
 	return p == PAT_RANDOM ? "random" : p == PAT_TEXT ? "text" :
-	       p == PAT_CHURN ? "churn" : p == PAT_HOLES ? "holes" : "counter";
+	       p == PAT_CHURN ? "churn" : p == PAT_HOLES ? "holes" :
+	       p == PAT_MADVISE ? "madvise" : p == PAT_PWRITE ? "pwrite" : "counter";
 }
 
 static inline uint64_t xorshift64(uint64_t *s)
@@ -105,6 +106,8 @@ static void write_page(uint8_t *page, uint64_t index, uint64_t gen, enum dirty_p
 	switch (pat) {
 	case PAT_CHURN:		/* the data states (A, B) of churn_page() */
 	case PAT_HOLES:
+	case PAT_MADVISE:
+	case PAT_PWRITE:
 		pat = PAT_COUNTER;
 		/* fall through */
 	case PAT_COUNTER: {
@@ -134,31 +137,61 @@ static void write_page(uint8_t *page, uint64_t index, uint64_t gen, enum dirty_p
 	}
 }
 
+/* The churn patterns (churn_page()). */
+static bool churns(enum dirty_pattern pat)
+{
+	return pat == PAT_CHURN || pat == PAT_HOLES || pat == PAT_MADVISE || pat == PAT_PWRITE;
+}
+
+/* Write page p of the file with pwrite(); 0 or -1. */
+static int pwrite_page(int fd, const uint8_t *buf, uint64_t p)
+{
+	ssize_t n;
+
+	do
+		n = pwrite(fd, buf, LMIG_PAGE_SIZE, (off_t)(p * LMIG_PAGE_SIZE));
+	while (n < 0 && errno == EINTR);
+	return n == LMIG_PAGE_SIZE ? 0 : -1;
+}
+
 /*
- * PAT_CHURN and PAT_HOLES: write number gen of page p (gen 0 is the fill).
- * fd: the object, a file (PAT_HOLES needs one).
+ * The churn patterns: write number gen of page p (gen 0 is the fill).
+ * fd: the object, a file (PAT_HOLES and PAT_PWRITE need one).
  */
 static void churn_page(uint8_t *map, int fd, enum dirty_pattern pat, uint64_t p, uint64_t gen,
 		       uint64_t *rng)
 {
-	uint8_t *page = map + p * LMIG_PAGE_SIZE;
-	unsigned int steps = pat == PAT_HOLES ? 2 : 4;
+	static const uint8_t zeros[LMIG_PAGE_SIZE];
+	uint8_t *page = map + p * LMIG_PAGE_SIZE, b[LMIG_PAGE_SIZE];
+	unsigned int steps = pat == PAT_HOLES || pat == PAT_MADVISE ? 2 : 4;
 
 	/* Page p starts the cycle at step p mod steps: one write per page already covers it. */
 	switch (gen ? (gen - 1 + p) % steps : 1) {
 	case 0:
 		/* Where the file system cannot punch, the page is zeroed all the same. */
-		if (pat != PAT_HOLES ||
-		    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      (off_t)(p * LMIG_PAGE_SIZE), LMIG_PAGE_SIZE))
-			memset(page, 0, LMIG_PAGE_SIZE);
+		if (pat == PAT_HOLES &&
+		    !fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			       (off_t)(p * LMIG_PAGE_SIZE), LMIG_PAGE_SIZE))
+			break;
+		if (pat == PAT_MADVISE &&
+		    !madvise(page, LMIG_PAGE_SIZE, fd >= 0 ? MADV_REMOVE : MADV_DONTNEED))
+			break;
+		if (pat == PAT_PWRITE && !pwrite_page(fd, zeros, p))
+			break;
+		memset(page, 0, LMIG_PAGE_SIZE);
 		break;
 	case 1:
 	case 3:
 		write_page(page, p, 0, PAT_COUNTER, rng);		/* A */
 		break;
 	case 2:
-		write_page(page, p, gen, PAT_COUNTER, rng);		/* B */
+		if (pat != PAT_PWRITE) {
+			write_page(page, p, gen, PAT_COUNTER, rng);	/* B */
+			break;
+		}
+		write_page(b, p, gen, PAT_COUNTER, rng);
+		if (pwrite_page(fd, b, p))
+			memcpy(page, b, LMIG_PAGE_SIZE);
 		break;
 	}
 }
@@ -422,7 +455,7 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 		/* One call maps it all: far cheaper than a write fault per page. */
 		madvise(map, o->size, MADV_POPULATE_WRITE);
 		for (uint64_t p = 0; p < npages && !stop_sig; p++)
-			if (o->pattern == PAT_CHURN || o->pattern == PAT_HOLES)
+			if (churns(o->pattern))
 				churn_page(map, fd, o->pattern, p, gen[p]++, &rng);
 			else
 				write_page(map + p * LMIG_PAGE_SIZE, p, gen[p]++, o->pattern, &rng);
@@ -476,7 +509,7 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t p = xorshift64(&rng) % npages;
 
-			if (o->pattern == PAT_CHURN || o->pattern == PAT_HOLES)
+			if (churns(o->pattern))
 				churn_page(map, fd, o->pattern, p, gen[p]++, &rng);
 			else
 				write_page(map + p * LMIG_PAGE_SIZE, p, gen[p]++, o->pattern, &rng);

@@ -29,6 +29,17 @@ enum dirty_pattern {
 	PAT_CHURN,
 	/* The same with two steps: a hole punched in the file, data A. */
 	PAT_HOLES,
+	/*
+	 * Two steps: zeroed by madvise() on the mapping (MADV_REMOVE, which
+	 * punches a hole, in a shared object; MADV_DONTNEED, which drops the
+	 * page, in private anonymous memory), data A.
+	 */
+	PAT_MADVISE,
+	/*
+	 * The churn cycle with the zeroes and B written by pwrite() to the file
+	 * (not through the mapping), A through the mapping.
+	 */
+	PAT_PWRITE,
 };
 
 struct dirty_opts {

@@ -23,6 +23,11 @@ static void live_json(struct json_obj *j, const struct xfer_stats *st)
 	json_dbl(j, "downtime_ms", st->converged ? st->downtime_s * 1000 : 0, 1);
 	json_dbl(j, "freeze_ms", st->freeze_s * 1000, 2);
 	json_dbl(j, "final_harvest_ms", st->final_harvest_s * 1000, 2);
+	if (st->object_check) {
+		json_dbl(j, "object_walk_ms", st->object_walk_s * 1000, 2);
+		json_u64(j, "object_rescans", st->object_rescans);
+		json_u64(j, "pages_holed", st->pages_holed);
+	}
 	json_str(j, "source", st->source_state);
 	json_str(j, "probes", st->probes[0] ? st->probes : NULL);
 	json_array_begin(j, "rounds");

@@ -13,6 +13,11 @@
  *         needs pid and a kernel with CONFIG_MEM_SOFT_DIRTY.
  *   (kmod plugs in here too.)
  *
+ * For a shared object, tracker_harvest() adds to what kmod, soft-dirty and
+ * uffd report the object check (track.c): pages that became holes, and
+ * after the object's timestamps changed a comparison of every page with
+ * what was sent (write(2) and the like leave no trace in page tables).
+ *
  * A round of the live engine calls harvest() and then reads and sends the
  * pages it returned; a page written after the harvest is read in its new
  * state and shows up again in the next harvest, so nothing is lost.
@@ -39,6 +44,13 @@ struct track_target {
 	 */
 	int pidfd;
 	uint64_t start;		/* with fd < 0: its address in that process */
+	/*
+	 * With fd >= 0: the caller vouches that the object changes only
+	 * through mappings and holes (never write(2), fallocate, splice), so
+	 * the object check (track.c) skips its content comparison when the
+	 * object's timestamps change (which writes through mappings do too).
+	 */
+	bool mapped_writes_only;
 	uint64_t size;		/* bytes */
 	/*
 	 * Per page, the XXH3-64 hash of the content the destination holds
@@ -50,6 +62,7 @@ struct track_target {
 };
 
 struct tracker;
+struct track_obj;
 
 struct tracker_ops {
 	const char *name;
@@ -71,6 +84,11 @@ struct tracker {
 	double harvest_s;		/* time spent in harvest() */
 	uint64_t bytes_read;		/* memory read to harvest (scan) */
 	uint64_t pages_refined;		/* reported by a huge page, found unchanged */
+	/* What the object check (track.c, file-backed targets) added. */
+	struct track_obj *obj;		/* its state; NULL for private memory and scan */
+	uint64_t pages_holed;		/* data at the last harvest, a hole now */
+	unsigned int obj_rescans;	/* harvests that compared every page's content */
+	double obj_walk_s;		/* time in the data/hole map walk and the stat */
 };
 
 /*
@@ -102,6 +120,14 @@ bool tracker_known(const char *name);
  * process_vm_readv from the process).  Returns 0, or -1 with lmig_err().
  */
 int track_read(const struct track_target *tg, uint64_t off, void *buf, size_t len);
+
+/*
+ * Which pages of the first size bytes of file fd hold data: bit p of map
+ * (one bit a page, zeroed first) is set when any byte of page p is data,
+ * by SEEK_DATA/SEEK_HOLE, two lseek calls per data extent.  Returns 0, or
+ * -1 with lmig_err().  A file system without holes reports all data.
+ */
+int track_data_map(int fd, uint64_t size, uint64_t *map);
 
 extern const struct tracker_ops track_softdirty_ops;
 extern const struct tracker_ops track_uffd_ops;

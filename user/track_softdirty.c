@@ -43,8 +43,28 @@
  *    shmem page swapped out does too, so objects need swap off; file
  *    pages on disk can be written back and reclaimed at any time, so only
  *    tmpfs objects and memfds are accepted;
- *  - content changed without a write fault: MADV_DONTNEED of private
- *    memory, hole punching.
+ *  - content changed without a write fault.  In a shared object (hole
+ *    punching, MADV_REMOVE, write(2)) the object check of track.c finds
+ *    it.  In private memory MADV_DONTNEED (or MADV_FREE's reclaim) drops
+ *    a page, which then reads as zeros; a write just before the drop took
+ *    its bit with its entry; a read fault after it maps the zero page,
+ *    clean.  So each harvest of private memory also reads what backs
+ *    every page (pagemap's present and swapped bits, the page frame or
+ *    swap entry), after PID runs again, and reports
+ *      - a page that had a page frame or swap entry at the last harvest
+ *        and has another or none now (a frame changed by migration or
+ *        compaction is reported needlessly: one more send);
+ *      - a page backed by nothing or by the zero page (its content is
+ *        zeros) whose last sent content (tg.sent) is not zeros;
+ *      - a page mapped from a file (the huge zero page shows so, as does
+ *        a private file mapping's page that MADV_DONTNEED reverted)
+ *        whose content, read and hashed, is not what was sent.
+ *    A private page that is none of these and has no soft-dirty bit was
+ *    installed before the last clear and not written since: write faults,
+ *    copy-on-write, swap-in and migration all set or keep the bit.  The
+ *    frame numbers are visible to CAP_SYS_ADMIN only: without them
+ *    probe() refuses private memory.  Without tg.sent, pages backed by
+ *    nothing, the zero page or a file are reported at every harvest.
  *
  * clear_refs clears the bits of the whole process, so two users of
  * soft-dirty on one process (CRIU, a second lmig) disturb each other.
@@ -68,11 +88,18 @@
 
 #include <lmig/wire.h>
 
+#include "codec.h"
 #include "err.h"
 #include "procfs.h"
 #include "track.h"
 
 #define PM_SOFT_DIRTY	(1ULL << 55)
+#define PM_FILE		(1ULL << 61)
+#define PM_SWAPPED	(1ULL << 62)
+#define PM_PRESENT	(1ULL << 63)
+#define PM_PFN		((1ULL << 55) - 1)	/* page frame, or swap type and offset */
+/* What backs a page, as pagemap says: compared between harvests. */
+#define PM_BACKING	(PM_PRESENT | PM_SWAPPED | PM_PFN)
 
 /* The PAGEMAP_SCAN ioctl (Linux 6.7), for older uapi headers. */
 #ifndef PAGEMAP_SCAN
@@ -121,6 +148,7 @@ struct sd {
 	bool held;		/* PID was stopped before we stopped it: leave it so */
 	struct seg *segs;
 	unsigned int nsegs;
+	uint64_t *backing;	/* private memory: per page, what backed it last harvest */
 	uint64_t *buf;
 	struct page_region *regs;
 };
@@ -138,6 +166,30 @@ static double mono(void)
  * clear_refs still accepts 4 (and does nothing) and bit 55 is never set,
  * so ask the kernel about a page of our own: clear, write, look.
  */
+static bool pfn_visible;	/* pagemap shows page frames to us (CAP_SYS_ADMIN) */
+static uint64_t zero_pfn;	/* the zero page's frame */
+
+/* The zero page's frame: what a read of a page never written maps. */
+static int learn_zero_pfn(void)
+{
+	volatile char *p = mmap(NULL, LMIG_PAGE_SIZE, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t e = 0;
+	int fd;
+
+	if (p == MAP_FAILED)
+		return -1;
+	(void)p[0];
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && pread(fd, &e, sizeof(e), (uintptr_t)p / LMIG_PAGE_SIZE * 8) == sizeof(e) &&
+	    (e & PM_PRESENT))
+		zero_pfn = e & PM_PFN;
+	if (fd >= 0)
+		close(fd);
+	munmap((void *)p, LMIG_PAGE_SIZE);
+	return zero_pfn ? 0 : -1;
+}
+
 static int kernel_check(void)
 {
 	static int known;	/* 1 works, -1 not */
@@ -178,6 +230,13 @@ static int kernel_check(void)
 		}
 		if (fd >= 0)
 			close(fd);
+		/* The page is present: a zero frame means they are hidden from us. */
+		pfn_visible = !ret && (e & PM_PFN);
+		if (pfn_visible && learn_zero_pfn()) {
+			snprintf(why, sizeof(why), "cannot find the zero page's frame in "
+				 "/proc/self/pagemap");
+			ret = -1;
+		}
 	}
 	munmap((void *)p, psz);
 	known = ret ? -1 : 1;
@@ -291,6 +350,10 @@ static int sd_probe(const struct track_target *tg)
 	}
 	if (fd != tg->pidfd)
 		close(fd);
+	if (tg->fd < 0 && !pfn_visible)
+		return lmig_err("soft-dirty watches private memory only with the page frame numbers "
+				"of /proc/PID/pagemap (CAP_SYS_ADMIN): without them a page dropped "
+				"by MADV_DONTNEED and read again is not seen");
 	fd = open_proc(tg->pid, "pagemap", O_RDONLY);
 	if (fd < 0)
 		return -1;
@@ -469,6 +532,68 @@ static int scan_pagemap(struct sd *sd, const struct seg *s, uint64_t *bitmap)
 	return 0;
 }
 
+/*
+ * Private memory: the pages whose content may have changed without a
+ * soft-dirty bit (see the top of this file) into bitmap, and what backs
+ * each page now into sd->backing.  With report false, only the latter.
+ * Runs with PID going: a page changed after this read is found by the
+ * next.
+ */
+static int backing_check(struct tracker *t, struct sd *sd, uint64_t *bitmap, bool report)
+{
+	static const uint8_t zero[LMIG_PAGE_SIZE];
+	const uint64_t *sent = t->tg.sent, zero_hash = codec_page_hash(zero);
+	uint8_t *page = NULL;
+	int ret = 0;
+
+	for (uint64_t done = 0; done < t->npages && !ret;) {
+		uint64_t n = t->npages - done < CHUNK_PAGES ? t->npages - done : CHUNK_PAGES;
+		off_t off = (t->tg.start / LMIG_PAGE_SIZE + done) * 8;
+		ssize_t got = pread(sd->pagemap, sd->buf, n * 8, off);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 8) {
+			ret = lmig_err_errno(got < 0 ? errno : EIO,
+					     "cannot read the page map of process %d", (int)sd->pid);
+			break;
+		}
+		n = got / 8;
+		for (uint64_t i = 0; i < n && !ret; i++) {
+			uint64_t e = sd->buf[i], now = e & PM_BACKING, *was = &sd->backing[done + i];
+			uint64_t p = done + i;
+			bool mapped = e & (PM_PRESENT | PM_SWAPPED);
+
+			if (!report) {
+				*was = now;
+				continue;
+			}
+			if ((*was & (PM_PRESENT | PM_SWAPPED)) && now != *was) {
+				bitmap_set(bitmap, p);
+			} else if (!mapped || ((e & PM_PRESENT) && (e & PM_PFN) == zero_pfn)) {
+				if (!sent || sent[p] != zero_hash)
+					bitmap_set(bitmap, p);
+			} else if ((e & PM_PRESENT) && (e & PM_FILE) && !bitmap_test(bitmap, p)) {
+				if (!sent) {
+					bitmap_set(bitmap, p);
+				} else {
+					if (!page && !(page = malloc(LMIG_PAGE_SIZE)))
+						ret = lmig_err("out of memory");
+					if (!ret)
+						ret = track_read(&t->tg, p * LMIG_PAGE_SIZE, page,
+								 LMIG_PAGE_SIZE);
+					if (!ret && codec_page_hash(page) != sent[p])
+						bitmap_set(bitmap, p);
+				}
+			}
+			*was = now;
+		}
+		done += n;
+	}
+	free(page);
+	return ret;
+}
+
 /* Where the target is mapped now: the object's mappings, or the given range. */
 static int current_segs(struct tracker *t, struct seg **segs, unsigned int *n)
 {
@@ -495,6 +620,7 @@ static void sd_stop_tracker(struct tracker *t)
 	if (sd->own_pidfd && sd->pidfd >= 0)
 		close(sd->pidfd);
 	free(sd->segs);
+	free(sd->backing);
 	free(sd->buf);
 	free(sd->regs);
 	free(sd);
@@ -523,6 +649,10 @@ static int sd_start(struct tracker *t)
 	sd->clear_refs = open_proc(sd->pid, "clear_refs", O_WRONLY);
 	sd->buf = malloc(CHUNK_PAGES * 8);
 	sd->regs = calloc(NREGIONS, sizeof(*sd->regs));
+	if (t->tg.fd < 0 && !(sd->backing = calloc(t->npages, 8))) {
+		lmig_err("out of memory");
+		goto fail;
+	}
 	/* Still the process of the pidfd: the /proc files opened are its own. */
 	if (sd->pagemap >= 0 && !pidfd_alive(sd->pidfd)) {
 		lmig_err("process %d exited", (int)sd->pid);
@@ -544,6 +674,8 @@ static int sd_start(struct tracker *t)
 	if (!ret)
 		ret = clear(sd);
 	resume(sd);
+	if (!ret && sd->backing)
+		ret = backing_check(t, sd, NULL, false);
 	if (!ret)
 		return 0;
 fail:
@@ -587,6 +719,8 @@ static int sd_harvest(struct tracker *t, uint64_t *bitmap)
 	free(sd->segs);
 	sd->segs = segs;
 	sd->nsegs = n;
+	if (!ret && sd->backing)
+		ret = backing_check(t, sd, bitmap, true);
 	return ret;
 }
 

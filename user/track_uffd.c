@@ -28,8 +28,9 @@
  * space, and a userfaultfd we created would watch ours.  So only a process
  * that set it up itself can be tracked (lmig dirty --uffd, or a VMM that
  * does the same).  For a shared object the pages are watched through the
- * writer's mappings of it, found in /proc/PID/maps; a write to the object
- * by any other path (another process, write(2)) is not seen.
+ * writer's mappings of it, found in /proc/PID/maps; a write through another
+ * process's mapping is not seen.  Holes punched in the object and write(2)
+ * to it are found by the object check of tracker_harvest() (track.c).
  */
 #include <dirent.h>
 #include <errno.h>

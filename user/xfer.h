@@ -55,6 +55,11 @@ struct xfer_stats {
 	double downtime_s;		/* freeze -> verified commit acknowledged */
 	double freeze_s, final_harvest_s;
 	const char *tracker, *frozen;
+	/* The trackers' object check (track.c), when it ran: a file-backed target. */
+	bool object_check;
+	double object_walk_s;		/* stats and data/hole map walks, all harvests */
+	unsigned int object_rescans;	/* harvests that compared every page's content */
+	uint64_t pages_holed;		/* reported for going from data to hole */
 	const char *source_state;	/* "paused", "killed", "resumed", "running" */
 	char tracker_why[256];
 	struct round_stat *round;	/* rounds entries */
@@ -78,6 +83,7 @@ struct send_opts {
 	pid_t pid;			/* the process that writes the memory */
 	const char *freeze;		/* "signal", "cgroup:DIR", "none" */
 	const char *tracker;		/* "auto" or a tracker name */
+	bool mapped_writes_only;	/* --object-writes mapped (track_target's) */
 	uint64_t anon_start;		/* mem is "anon:START-END": pid's private memory */
 	uint64_t anon_size;
 	unsigned int downtime_ms;	/* switch over once the predicted downtime is below */

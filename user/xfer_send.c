@@ -1462,6 +1462,7 @@ static int live_setup(struct sender *s)
 	s->st->frozen = freezer_name(&s->fz);
 	s->tg = (struct track_target){ .fd = s->im.fd, .pid = o->pid, .pidfd = s->fz.pidfd,
 				       .start = o->anon_start,
+				       .mapped_writes_only = o->mapped_writes_only,
 				       .size = s->im.size, .sent = s->hashes };
 	s->harvested = calloc(bitmap_words(s->im.npages), 8);
 	if (!s->harvested)
@@ -1565,8 +1566,13 @@ out:
 				st->source_state = "resumed";
 		}
 	}
-	if (s.trk_ok)
+	if (s.trk_ok) {
+		st->object_check = s.trk.obj != NULL;
+		st->object_walk_s = s.trk.obj_walk_s;
+		st->object_rescans = s.trk.obj_rescans;
+		st->pages_holed = s.trk.pages_holed;
 		tracker_close(&s.trk);
+	}
 	st->lz4_switches = s.pol.switches;
 	st->lz4_accel_max = s.pol.accel_max;
 	st->total_s = now_s() - s.t0;

@@ -22,7 +22,19 @@
 #             turned zero, zero pages given data, pages back to an earlier
 #             content), --tracker soft-dirty
 #   holes     the same with `--pattern holes` (holes punched in the memfd)
-#   kmod-churn, kmod-holes  the same two with --tracker kmod
+#   madvise   `--pattern madvise`: pages zeroed by MADV_REMOVE on the mapping
+#   pwrite    `--pattern pwrite`: the churn cycle with the zeroes and B
+#             written by pwrite() to the memfd, not through the mapping
+#   anon-madvise  private anonymous memory (transparent huge pages off)
+#             with `--pattern madvise`: pages zeroed by MADV_DONTNEED
+#   kmod-churn, kmod-holes, kmod-madvise, kmod-pwrite  the same four with
+#             --tracker kmod
+#
+# shared, kmod and kmod-thp pass --object-writes mapped (the writer writes
+# only through its mapping, as a VMM does): they measure the tracker, not
+# the object check's content comparison, which the default (any) makes
+# after every harvest in which the memfd was written (and which the
+# pattern cases need, pwrite above all).
 #
 # Transparent huge pages are set in /sys/kernel/mm/transparent_hugepage
 # for the cases that name a mode, in the VM only (LMIG_VM=1), and
@@ -44,7 +56,8 @@
 #   NAME dirty JSON      the writer's report when it exits
 #   NAME error TEXT      a case that could not run
 #
-# Usage: live.sh [CASE...]   (default: shared anon anon-thp churn holes)
+# Usage: live.sh [CASE...]   (default: shared anon anon-thp churn holes madvise pwrite
+#                             anon-madvise)
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -162,7 +175,7 @@ live_case() { # NAME MEM-SPEC TRACKER THP [SEND-OPTION...]
 shmem=/sys/kernel/mm/transparent_hugepage/shmem_enabled
 shmem0=$(sed 's/.*\[\(.*\)\].*/\1/' "$shmem" 2>/dev/null || true)
 
-[ $# -gt 0 ] || set -- shared anon anon-thp churn holes
+[ $# -gt 0 ] || set -- shared anon anon-thp churn holes madvise pwrite anon-madvise
 for c in "$@"; do
 	case $c in
 	ko=*)
@@ -174,20 +187,21 @@ for c in "$@"; do
 		;;
 	kmod)
 		[ "${LMIG_VM:-0}" != 1 ] || echo never >"$shmem"
-		live_case kmod memfd:lmig-kmod kmod ""
+		live_case kmod memfd:lmig-kmod kmod "" --object-writes mapped
 		;;
 	kmod-thp)
 		[ "${LMIG_VM:-0}" != 1 ] || echo always >"$shmem"
 		echo "kmod-thp shmem $(sed 's/.*\[\(.*\)\].*/\1/' "$shmem")"
-		live_case kmod-thp memfd:lmig-kmod-thp kmod ""
+		live_case kmod-thp memfd:lmig-kmod-thp kmod "" --object-writes mapped
 		[ "${LMIG_VM:-0}" != 1 ] || [ -z "$shmem0" ] || echo "$shmem0" >"$shmem"
 		;;
-	kmod-churn | kmod-holes)
+	kmod-churn | kmod-holes | kmod-madvise | kmod-pwrite)
 		[ "${LMIG_VM:-0}" != 1 ] || echo never >"$shmem"
 		pattern=${c#kmod-} live_case "$c" "memfd:lmig-$c" kmod ""
 		;;
-	churn | holes) pattern=$c live_case "$c" "memfd:lmig-$c" soft-dirty "" ;;
-	shared) live_case shared memfd:lmig-live auto "" ;;
+	churn | holes | madvise | pwrite) pattern=$c live_case "$c" "memfd:lmig-$c" soft-dirty "" ;;
+	anon-madvise) pattern=madvise live_case "$c" anon soft-dirty never ;;
+	shared) live_case shared memfd:lmig-live auto "" --object-writes mapped ;;
 	anon) live_case anon anon soft-dirty never ;;
 	anon-thp) live_case anon-thp anon soft-dirty always --downtime-ms 5000 ;;
 	*) echo "$c error no such case"; exit 2 ;;

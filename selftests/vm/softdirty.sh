@@ -6,6 +6,9 @@
 # check:
 #
 #   softdirty JSON     lmig dirtyrate --tracker soft-dirty on `lmig dirty`
+#                      (--object-writes mapped: it writes only through its
+#                      mapping, so the rates compare the page-table bits
+#                      alone, without the object check's content comparison)
 #   scan JSON          the same with --tracker scan, same writer
 #   auto JSON          --tracker auto (must pick soft-dirty)
 #   dirty JSON         the writer's own report
@@ -34,14 +37,15 @@ mem=$(cat "$tmp/ready")
 
 for t in soft-dirty scan; do
 	"$lmig" dirtyrate --pid "$dpid" --mem "$mem" --tracker "$t" --interval 500 --count 4 \
-		--json >"$tmp/dr.json" || { echo "dirtyrate --tracker $t failed"; exit 1; }
+		--object-writes mapped --json >"$tmp/dr.json" || { echo "dirtyrate --tracker $t failed"; exit 1; }
 	case $t in
 	soft-dirty) tag=softdirty ;;
 	*) tag=$t ;;
 	esac
 	echo "$tag $(cat "$tmp/dr.json")"
 done
-"$lmig" dirtyrate --pid "$dpid" --mem "$mem" --interval 200 --count 1 --json >"$tmp/dr.json" ||
+"$lmig" dirtyrate --pid "$dpid" --mem "$mem" --interval 200 --count 1 --object-writes mapped \
+	--json >"$tmp/dr.json" ||
 	{ echo "dirtyrate --tracker auto failed"; exit 1; }
 echo "auto $(cat "$tmp/dr.json")"
 kill -TERM "$dpid"
