@@ -175,14 +175,17 @@ live() {
 	port=$line
 
 	# --timeout 60: pre-copy of 1 GiB at 1 Gbit/s alone takes about 9 s,
-	# close to the default limit of 10 s.
-	say "source: lmig send --mem $mem --pid $pid --freeze signal --to $addr:$port --progress --timeout 60"
+	# close to the default limit of 10 s.  --object-writes mapped: the
+	# writer changes its memfd only through its mapping, as a guest's RAM
+	# is changed; without it every harvest also compares each page with
+	# what was sent, in case a write(2) changed the object.
+	say "source: lmig send --mem $mem --pid $pid --freeze signal --object-writes mapped --to $addr:$port --progress --timeout 60"
 	say "(send says which dirty tracker 'auto' picked and why)"
 	echo ""
 	src=0
 	# shellcheck disable=SC2086
-	$src_exec "$lmig" send --mem "$mem" --pid "$pid" --freeze signal --to "$addr:$port" \
-		--progress --timeout 60 || src=$?
+	$src_exec "$lmig" send --mem "$mem" --pid "$pid" --freeze signal --object-writes mapped \
+		--to "$addr:$port" --progress --timeout 60 || src=$?
 	echo ""
 	if [ "$src" != 0 ]; then
 		wait "$rpid" 2>/dev/null || true

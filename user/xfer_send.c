@@ -1151,6 +1151,24 @@ static void throttle_record(struct sender *s)
  * now, and either go on, or arrange to freeze after one more round, or
  * give up because the migration does not converge.
  */
+/*
+ * The object check's content comparison (--object-writes any) can be most
+ * of a harvest, and so of the predicted downtime: say so, since the remedy
+ * is the operator's knowledge of who writes the object, not a throttle.
+ */
+static bool compare_bound(const struct sender *s)
+{
+	return s->trk.obj_rescans && s->hs_min * 1000 > s->o->downtime_ms / 2.0;
+}
+
+static const char *converge_hint(const struct sender *s)
+{
+	if (s->trk.obj_rescans)
+		return "most of each harvest compares every page in case a system call wrote the object: "
+		       "--object-writes mapped if only mappings write it, or a larger --downtime-ms";
+	return "use a cheaper tracker or a larger budget";
+}
+
 static int live_next_round(struct sender *s)
 {
 	uint64_t pages;
@@ -1180,17 +1198,22 @@ static int live_next_round(struct sender *s)
 	} else if (next >= 6 && (pred - s->hs_min) * 1000 < s->o->downtime_ms / 10.0 &&
 		   (s->hs_min + SWITCH_OVERHEAD_S) * 1000 > s->o->downtime_ms) {
 		/* Little left to send, yet over budget: the harvest itself is. */
-		return lmig_err("cannot converge: the %s tracker's harvest alone takes %.0f ms, more than --downtime-ms %u (use a cheaper tracker or a larger budget)",
-				s->trk.ops->name, s->hs_min * 1000, s->o->downtime_ms);
+		return lmig_err("cannot converge: the %s tracker's harvest alone takes %.0f ms, more than --downtime-ms %u (%s)",
+				s->trk.ops->name, s->hs_min * 1000, s->o->downtime_ms,
+				converge_hint(s));
 	} else if (next >= s->o->max_rounds) {
-		return lmig_err("did not converge in %u rounds: %.1f MB/s dirtied, %.1f MB/s carried, predicted downtime %.0f ms > --downtime-ms %u",
+		return lmig_err("did not converge in %u rounds: %.1f MB/s dirtied, %.1f MB/s carried, predicted downtime %.0f ms > --downtime-ms %u%s%s%s",
 				s->o->max_rounds, s->dirty_mbps,
-				s->st->round[next - 1].rate_mbps, pred * 1000, s->o->downtime_ms);
+				s->st->round[next - 1].rate_mbps, pred * 1000, s->o->downtime_ms,
+				compare_bound(s) ? " (" : "", compare_bound(s) ? converge_hint(s) : "",
+				compare_bound(s) ? ")" : "");
 	} else if (s->o->live_timeout_ms &&
 		   (now_s() - s->t0) * 1000 >= s->o->live_timeout_ms) {
-		return lmig_err("did not converge within --timeout %d s: %.1f MB/s dirtied, %.1f MB/s carried, predicted downtime %.0f ms > --downtime-ms %u",
+		return lmig_err("did not converge within --timeout %d s: %.1f MB/s dirtied, %.1f MB/s carried, predicted downtime %.0f ms > --downtime-ms %u%s%s%s",
 				s->o->live_timeout_ms / 1000, s->dirty_mbps,
-				s->st->round[next - 1].rate_mbps, pred * 1000, s->o->downtime_ms);
+				s->st->round[next - 1].rate_mbps, pred * 1000, s->o->downtime_ms,
+				compare_bound(s) ? " (" : "", compare_bound(s) ? converge_hint(s) : "",
+				compare_bound(s) ? ")" : "");
 	}
 	if (round_begin(s, pages, hs, false))
 		return -1;
