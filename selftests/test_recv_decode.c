@@ -20,6 +20,9 @@
  * whose content does not match its hash.  The receiver must fail with the
  * same status and one-line message as for a page decoded inline, leave
  * nothing committed and no .partial, and not hang.
+ *
+ * The _one_cpu variants start the receiver on one CPU: it then has no
+ * workers and decodes inline, and must do all of the above the same way.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -75,14 +78,22 @@ FIXTURE_VARIANT(decode) {
 	enum lie lie;
 	const char *says;
 	uint32_t status;
+	bool one_cpu;	/* the receiver may run on one CPU only: it decodes inline */
 };
 
 FIXTURE_VARIANT_ADD(decode, honest) { .lie = LIE_NONE, .status = LMIG_ST_OK };
+FIXTURE_VARIANT_ADD(decode, honest_one_cpu) {
+	.lie = LIE_NONE, .status = LMIG_ST_OK, .one_cpu = true,
+};
 FIXTURE_VARIANT_ADD(decode, garbage_mid_round) {
 	.lie = LIE_GARBAGE, .says = "does not decompress", .status = LMIG_ST_CHECKSUM,
 };
 FIXTURE_VARIANT_ADD(decode, wrong_hash_mid_round) {
 	.lie = LIE_HASH, .says = "checksum mismatch", .status = LMIG_ST_CHECKSUM,
+};
+FIXTURE_VARIANT_ADD(decode, garbage_mid_round_one_cpu) {
+	.lie = LIE_GARBAGE, .says = "does not decompress", .status = LMIG_ST_CHECKSUM,
+	.one_cpu = true,
 };
 
 /* Half random, half a repeat of the random part's start: lz4 keeps about half. */
@@ -240,7 +251,7 @@ TEST_F(decode, rounds)
 	uint8_t digest[16];
 	struct lmig_result res;
 	unsigned int f = 0, ackd = 0;
-	cpu_set_t cpus;
+	cpu_set_t all, cpus;
 	int port, want_threads;
 
 	/* Every channel's whole stream, built before the receiver starts. */
@@ -279,7 +290,20 @@ TEST_F(decode, rounds)
 	}
 
 	ASSERT_EQ(sizeof(hi.session), getrandom(hi.session, sizeof(hi.session), 0));
+	/* The receiver inherits this affinity: one CPU, or what the test has. */
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(all), &all));
+	cpus = all;
+	if (variant->one_cpu) {
+		int c = 0;
+
+		while (!CPU_ISSET(c, &all))
+			c++;
+		CPU_ZERO(&cpus);
+		CPU_SET(c, &cpus);
+		ASSERT_EQ(0, sched_setaffinity(0, sizeof(cpus), &cpus));
+	}
 	port = recv_start(&self->rx, self->out, NULL, 0);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(all), &all));
 	ASSERT_GT(port, 0);
 	for (unsigned int c = 0; c < NCH; c++) {
 		struct lmig_hello h;
@@ -320,7 +344,6 @@ TEST_F(decode, rounds)
 		EXPECT_EQ(1, files_equal(self->src, self->out)) TH_LOG("a stale page was stored");
 		EXPECT_FALSE(path_exists(self->partial));
 		/* With a CPU to spare the pages went through the decode workers. */
-		ASSERT_EQ(0, sched_getaffinity(0, sizeof(cpus), &cpus));
 		json_u64_field(self->rx.out, "decode_threads", &nthreads);
 		want_threads = CPU_COUNT(&cpus) - 1 > 8 ? 8 : CPU_COUNT(&cpus) - 1;
 		EXPECT_EQ(want_threads, (int)nthreads) TH_LOG("recv: %s", self->rx.out);
