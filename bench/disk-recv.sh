@@ -30,8 +30,9 @@
 #   DISK_DIR    a directory on the disk filesystem to measure
 #   LMIG        the lmig binary (default user/lmig)
 #   LMIG_BASE   another lmig binary (say, an older version) whose
-#               receiver is measured alongside, run for run: its rows
-#               are marked "base"
+#               receiver is measured alongside, run for run, which of
+#               the two goes first alternating: its rows are marked
+#               "base"
 #
 # The image is `binary` (bench/mkimage.sh: the system's libraries and
 # executables; lz4 keeps about 60 %).  Exit status: 0 unless a run failed.
@@ -160,7 +161,11 @@ for rep in $(seq "$REPS"); do
 	for target in ext4 tmpfs; do
 		for snd in replay send; do
 			for mode in raw lz4; do
-				for bin in $bins; do
+				# Which binary goes first alternates: a run can slow the next
+				# one (the file just removed, the page cache refilled).
+				order=$bins
+				[ $((rep % 2)) = 0 ] && order=$(echo "$bins" | awk '{ for (i = NF; i; i--) printf "%s ", $i }')
+				for bin in $order; do
 					r=$(run "$bin" "$snd" "$mode" "$target")
 					echo "$target $snd $mode $r $bin" >>"$work/runs"
 					echo "rep $rep: $bin $target $snd $mode: $r" >&2
