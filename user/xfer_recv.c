@@ -11,9 +11,10 @@
  * buffer.  Only a page split across two chunks, or an lz4 page, passes
  * through a page of the bounce pool.  lz4 pages are decoded and checked
  * on worker threads where there are CPUs to spare (user/recv_decode.c):
- * a write run that holds such pages goes out when they all came back.  A receive buffer goes back to the
- * kernel when the parser has left it and every write that points into it
- * has completed (a reference count per buffer).
+ * a write run that holds such pages goes out when they all came back.
+ * A receive buffer goes back to the kernel when the parser has left it
+ * and every write that points into it has completed (a reference count
+ * per buffer).
  *
  * With TLS the kernel (kTLS) hands over plaintext as before.  Without
  * kTLS each received chunk of records is opened by OpenSSL in place: the
