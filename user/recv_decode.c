@@ -142,9 +142,12 @@ struct decoder *decoder_start(unsigned int nthreads, unsigned int depth)
 	pthread_cond_init(&d->more, NULL);
 	if (nthreads > DECODE_MAX_THREADS)
 		nthreads = DECODE_MAX_THREADS;
-	for (; d->nthreads < nthreads; d->nthreads++)
+	for (; d->nthreads < nthreads; d->nthreads++) {
 		if (pthread_create(&d->th[d->nthreads], NULL, worker, d))
 			break;
+		/* Told apart from the io_uring thread in top -H, perf, ps -L. */
+		pthread_setname_np(d->th[d->nthreads], "lmig-decode");
+	}
 	if (d->nthreads)
 		return d;
 	decoder_stop(d);
