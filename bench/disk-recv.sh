@@ -24,9 +24,15 @@
 # Knobs (environment):
 #   BENCH_SIZE  image size in bytes, K/M/G suffixes (default 1G)
 #   REPS        repetitions (default 3)
-#   BENCH_PIN   1 (default): senders on CPU 0, the receiver on CPU 1
+#   BENCH_PIN   1 (default): senders on CPU 0, the receiver on CPU 1;
+#               all: senders on CPU 0, the receiver on every CPU (its
+#               lz4 decode workers need more than one)
 #   DISK_DIR    a directory on the disk filesystem to measure
 #   LMIG        the lmig binary (default user/lmig)
+#   LMIG_BASE   another lmig binary (say, an older version) whose
+#               receiver is measured alongside, run for run, which of
+#               the two goes first alternating: its rows are marked
+#               "base"
 #
 # The image is `binary` (bench/mkimage.sh: the system's libraries and
 # executables; lz4 keeps about 60 %).  Exit status: 0 unless a run failed.
@@ -40,8 +46,14 @@ BENCH_PIN=${BENCH_PIN:-1}
 size=$(numfmt --from=iec "${BENCH_SIZE:-1G}")
 
 pin_src="" pin_dst=""
-if [ "$BENCH_PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+if [ "$BENCH_PIN" != 0 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
 	pin_src="taskset -c 0" pin_dst="taskset -c 1"
+	[ "$BENCH_PIN" = all ] && pin_dst=""
+fi
+bins=new
+if [ -n "${LMIG_BASE:-}" ]; then
+	[ -x "$LMIG_BASE" ] || { echo "disk-recv: no lmig binary at $LMIG_BASE" >&2; exit 1; }
+	bins="new base"
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/lmig-diskrecv.XXXXXX")
@@ -95,11 +107,14 @@ ${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -I"$top/include" -I"$top/user" -o "$work/
 img=$shm/binary.img
 sh "$here/mkimage.sh" binary "$size" "$img" || die "cannot make the image"
 
-# One receive; prints "MBPS READBACK_MS WRITE_OPS PAGES" (READBACK_MS 0 without).
-#   run SENDER(replay|send) MODE(raw|lz4) TARGET(ext4|tmpfs) [RECV-OPTION...]
+# One receive; prints "MBPS READBACK_MS WRITE_OPS PAGES DECODE_THREADS"
+# (READBACK_MS 0 without).
+#   run BIN(new|base) SENDER(replay|send) MODE(raw|lz4) TARGET(ext4|tmpfs) [RECV-OPTION...]
 run() {
-	snd=$1 mode=$2 target=$3
-	shift 3
+	rx=$LMIG
+	[ "$1" = base ] && rx=$LMIG_BASE
+	snd=$2 mode=$3 target=$4
+	shift 4
 	if [ "$target" = tmpfs ]; then
 		out=$shm/out.img
 		set -- --no-sync "$@"
@@ -107,7 +122,7 @@ run() {
 		out=$disk/out.img
 	fi
 	rm -f "$out" "$work/port"
-	$pin_dst "$LMIG" recv --listen 127.0.0.1:0 --out "$out" --ready-fd 4 --no-progress \
+	$pin_dst "$rx" recv --listen 127.0.0.1:0 --out "$out" --ready-fd 4 --no-progress \
 		--json --accept-timeout 60 "$@" 4>"$work/port" >"$work/recv.json" 2>"$work/recv.err" &
 	rpid=$!
 	n=0
@@ -132,7 +147,8 @@ run() {
 	field() { echo "$j" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 	pages=$(($(field pages_raw) + $(field pages_compressed)))
 	rb=$(field readback_ms)
-	echo "$(field throughput_mbps) ${rb:-0} $(field write_ops) $pages"
+	dt=$(field decode_threads)
+	echo "$(field throughput_mbps) ${rb:-0} $(field write_ops) $pages ${dt:-0}"
 }
 
 # Median of the numbers on stdin.
@@ -145,35 +161,50 @@ for rep in $(seq "$REPS"); do
 	for target in ext4 tmpfs; do
 		for snd in replay send; do
 			for mode in raw lz4; do
-				r=$(run "$snd" "$mode" "$target")
-				echo "$target $snd $mode $r" >>"$work/runs"
-				echo "rep $rep: $target $snd $mode: $r" >&2
+				# Which binary goes first alternates: a run can slow the next
+				# one (the file just removed, the page cache refilled).
+				order=$bins
+				[ $((rep % 2)) = 0 ] && order=$(echo "$bins" | awk '{ for (i = NF; i; i--) printf "%s ", $i }')
+				for bin in $order; do
+					r=$(run "$bin" "$snd" "$mode" "$target")
+					echo "$target $snd $mode $r $bin" >>"$work/runs"
+					echo "rep $rep: $bin $target $snd $mode: $r" >&2
+				done
 			done
 		done
-		r=$(run replay raw "$target" --verify-readback)
-		echo "$target readback raw $r" >>"$work/runs"
+		r=$(run new replay raw "$target" --verify-readback)
+		echo "$target readback raw $r new" >>"$work/runs"
 		echo "rep $rep: $target replay raw --verify-readback: $r" >&2
 	done
 done
 
-cell() { # TARGET SENDER MODE COLUMN
-	awk -v t="$1" -v s="$2" -v m="$3" -v c="$4" '$1 == t && $2 == s && $3 == m { print $c }' \
-		"$work/runs" | median
+cell() { # TARGET SENDER MODE COLUMN [BIN]
+	awk -v t="$1" -v s="$2" -v m="$3" -v c="$4" -v b="${5:-new}" \
+		'$1 == t && $2 == s && $3 == m && $9 == b { print $c }' "$work/runs" | median
+}
+# Median pages per write: pages with data ÷ write_ops.
+ppw() { # TARGET SENDER MODE BIN
+	awk -v t="$1" -v s="$2" -v m="$3" -v b="$4" \
+		'$1 == t && $2 == s && $3 == m && $9 == b { print $7 / $6 }' "$work/runs" | median
 }
 
-echo "| target | sender | raw MB/s | lz4 MB/s | lz4 ÷ raw | pages per write, raw / lz4 |"
-echo "|---|---|---:|---:|---:|---:|"
+echo "| target | sender | receiver | raw MB/s | lz4 MB/s | lz4 ÷ raw | pages per write, raw / lz4 |"
+echo "|---|---|---|---:|---:|---:|---:|"
 for target in ext4 tmpfs; do
 	for snd in replay send; do
-		raw=$(cell "$target" "$snd" raw 4)
-		lz=$(cell "$target" "$snd" lz4 4)
-		ppw_raw=$(awk -v t="$target" -v s="$snd" '$1 == t && $2 == s && $3 == "raw" { print $7 / $6 }' "$work/runs" | median)
-		ppw_lz=$(awk -v t="$target" -v s="$snd" '$1 == t && $2 == s && $3 == "lz4" { print $7 / $6 }' "$work/runs" | median)
-		desc=$target
-		[ "$target" = ext4 ] && desc="ext4 file ($dev), fdatasync"
-		[ "$target" = tmpfs ] && desc="tmpfs file, --no-sync"
-		printf '| %s | %s | %.0f | %.0f | %.2f | %.0f / %.0f |\n' "$desc" "$snd" "$raw" "$lz" \
-			"$(echo "$lz $raw" | awk '{ print $1 / $2 }')" "$ppw_raw" "$ppw_lz"
+		for bin in $bins; do
+			raw=$(cell "$target" "$snd" raw 4 "$bin")
+			lz=$(cell "$target" "$snd" lz4 4 "$bin")
+			dt=$(cell "$target" "$snd" lz4 8 "$bin")
+			desc=$target
+			[ "$target" = ext4 ] && desc="ext4 file ($dev), fdatasync"
+			[ "$target" = tmpfs ] && desc="tmpfs file, --no-sync"
+			who="this lmig ($dt decode threads)"
+			[ "$bin" = base ] && who="base (LMIG_BASE)"
+			printf '| %s | %s | %s | %.0f | %.0f | %.2f | %.0f / %.0f |\n' "$desc" "$snd" "$who" \
+				"$raw" "$lz" "$(echo "$lz $raw" | awk '{ print $1 / $2 }')" \
+				"$(ppw "$target" "$snd" raw "$bin")" "$(ppw "$target" "$snd" lz4 "$bin")"
+		done
 	done
 done
 echo

@@ -331,6 +331,33 @@ TEST_F(tls, psk)
 }
 
 /*
+ * lz4 pages through TLS: the receiver opens the records in place (or kTLS
+ * does), and its decode workers read the compressed bytes from the
+ * plaintext in the receive buffers.
+ */
+TEST_F(tls, psk_lz4_pages)
+{
+	char mode[32] = "";
+	uint64_t lz4 = 0;
+	int port;
+
+	ASSERT_EQ(0, image_write(self->src, IMG_TEXT, 16 * MiB));
+	port = recv_start(&self->rx, self->out, ARGS("--psk-file", self->psk), 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port,
+				ARGS("--psk-file", self->psk, "--channels", "4", "--compress", "lz4")));
+	ASSERT_EQ(0, proc_wait(&self->tx, 30));
+	ASSERT_EQ(0, proc_wait(&self->rx, 5));
+	ASSERT_EQ(0, proc_exit_code(&self->tx)) TH_LOG("send: %s", self->tx.err_log);
+	ASSERT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
+	EXPECT_EQ(1, files_equal(self->src, self->out));
+	EXPECT_EQ(0, json_str_field(self->rx.out, "tls", mode, sizeof(mode)));
+	EXPECT_STREQ(expected_mode(), mode);
+	EXPECT_EQ(0, json_u64_field(self->rx.out, "pages_compressed", &lz4));
+	EXPECT_GT(lz4, 16 * MiB / 4096 / 2) TH_LOG("recv: %s", self->rx.out);
+}
+
+/*
  * A live migration: rounds, and the receiver's round acknowledgements
  * opened on the sender while its frames go out, all through TLS.  The
  * image must equal the paused writer's memory.

@@ -134,6 +134,8 @@ void report_print(const char *role, const struct xfer_stats *st, const char *com
 			json_u64(&j, "readback_ms", (uint64_t)(st->readback_s * 1000 + 0.5));
 		if (st->write_ops)
 			json_u64(&j, "write_ops", st->write_ops);
+		if (st->decode_threads)
+			json_u64(&j, "decode_threads", st->decode_threads);
 		if (st->live)
 			live_json(&j, st);
 		json_end(&j, stdout);

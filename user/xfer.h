@@ -48,6 +48,7 @@ struct xfer_stats {
 	uint8_t digest[16];
 	double readback_s;		/* recv --verify-readback: reading back took this, else 0 */
 	uint64_t write_ops;		/* recv: writes and hole punches submitted to the output */
+	unsigned int decode_threads;	/* recv: threads decoding lz4 pages, 0 when inline */
 	/* Live migrations. */
 	bool live;
 	unsigned int rounds;

@@ -9,9 +9,12 @@
  * per-channel area, while page data is used in place — hashed, and
  * written to the output with IORING_OP_WRITEV straight from the receive
  * buffer.  Only a page split across two chunks, or an lz4 page, passes
- * through a page of the bounce pool.  A receive buffer goes back to the
- * kernel when the parser has left it and every write that points into it
- * has completed (a reference count per buffer).
+ * through a page of the bounce pool.  lz4 pages are decoded and checked
+ * on worker threads where there are CPUs to spare (user/recv_decode.c):
+ * a write run that holds such pages goes out when they all came back.
+ * A receive buffer goes back to the kernel when the parser has left it
+ * and every write that points into it has completed (a reference count
+ * per buffer).
  *
  * With TLS the kernel (kTLS) hands over plaintext as before.  Without
  * kTLS each received chunk of records is opened by OpenSSL in place: the
@@ -41,6 +44,7 @@
 #include "err.h"
 #include "image.h"
 #include "net.h"
+#include "recv_decode.h"
 #include "tls.h"
 #include "uring.h"
 #include "wire.h"
@@ -55,7 +59,7 @@
 #define TLS_SLACK	(32 * 1024)
 _Static_assert(TLS_SLACK >= TLS_RECORD_MAX, "a chunk's plaintext must fit before its records");
 
-enum { UD_RECV = 1, UD_WRITE = 2 };
+enum { UD_RECV = 1, UD_WRITE = 2, UD_DECODE = 3 };
 #define UD(kind, ch, id) ((uint64_t)(kind) | ((uint64_t)(ch) << 8) | ((uint64_t)(id) << 24))
 
 /* What a write holds on to: a receive buffer or a pool page. */
@@ -77,6 +81,8 @@ struct wop {
 	struct iovec iov[WOP_IOV];
 	struct ref ref[WOP_IOV];	/* one per page */
 	unsigned int niov, first_iov, nref;
+	unsigned int decoding;		/* pages of it still being decoded */
+	bool closed;			/* complete: submitted when decoding reaches 0 */
 	enum wop_kind kind;
 	uint64_t off;
 	size_t len;
@@ -149,6 +155,16 @@ struct receiver {
 	struct wop *wops;
 	int wop_free;
 	unsigned int writes_inflight;
+	/* lz4 pages decoded by workers (user/recv_decode.c), or NULL: inline */
+	struct decoder *dec;
+	unsigned int decodes_inflight;
+	struct dec_page {			/* per pool page decoded into */
+		uint64_t pg;
+		struct ref src;			/* the compressed bytes */
+		int wop;			/* the write it belongs to */
+		uint16_t chan;
+	} *decp;
+	uint64_t efd_buf;
 	unsigned int ended;
 	uint32_t fail_status;
 	double t0, last_progress, last_data;
@@ -250,7 +266,11 @@ static void flush_write(struct receiver *r, struct rchan *ch)
 {
 	if (ch->wop < 0)
 		return;
-	wop_submit(r, ch->wop);
+	/* A run with pages still being decoded goes out when the last one is. */
+	if (r->wops[ch->wop].decoding)
+		r->wops[ch->wop].closed = true;
+	else
+		wop_submit(r, ch->wop);
 	ch->wop = -1;
 }
 
@@ -288,6 +308,8 @@ static void add_write(struct receiver *r, struct rchan *ch, uint64_t pg, const v
 		r->wop_free = op->next_free;
 		op->kind = WOP_DATA;
 		op->niov = op->first_iov = op->nref = 0;
+		op->decoding = 0;
+		op->closed = false;
 		op->off = off;
 		op->len = 0;
 	}
@@ -508,13 +530,68 @@ static void start_frame(struct rchan *ch)
 	ch->need = sizeof(struct lmig_frame);
 }
 
-/* Bytes from..LMIG_PAGE_SIZE of page all zero (the tail of a partial last page)? */
-static bool tail_is_zero(const uint8_t *page, size_t from)
+/* A page check's verdict as the stream error it is. */
+static int page_fail(struct receiver *r, unsigned int c, uint64_t pg, enum page_verdict v)
 {
-	for (size_t i = from; i < LMIG_PAGE_SIZE; i++)
-		if (page[i])
-			return false;
-	return true;
+	if (v == PAGE_BAD_LZ4)
+		return fail(r, LMIG_ST_CHECKSUM, "channel %u: page %llu does not decompress (corrupted stream)",
+			    c, (unsigned long long)pg);
+	if (v == PAGE_BAD_HASH)
+		return fail(r, LMIG_ST_CHECKSUM, "channel %u: page %llu checksum mismatch (corrupted stream)",
+			    c, (unsigned long long)pg);
+	return fail(r, LMIG_ST_PROTOCOL, "channel %u: page %llu has data past the end of the image",
+		    c, (unsigned long long)pg);
+}
+
+/*
+ * An lz4 page goes to a decode worker: it joins the channel's write run
+ * now (its pool page is where the decoded bytes will be), and the run is
+ * submitted once every page in it came back checked (decode_done()).
+ */
+static void queue_decode(struct receiver *r, unsigned int c, struct rchan *ch, uint64_t pg,
+			 const uint8_t *p, struct ref ref)
+{
+	const struct lmig_page_desc *d = cur_desc(ch);
+	int dec = pool_get(r);
+	struct decode_job j = {
+		.src = p, .dst = pool_page(r, dec), .len = le32toh(d->len), .tag = (uint32_t)dec,
+		.keep = page_len(r, pg), .want = le64toh(d->hash),
+	};
+
+	add_write(r, ch, pg, pool_page(r, dec), (struct ref){ REF_POOL, (uint32_t)dec });
+	r->wops[ch->wop].decoding++;
+	r->decp[dec] = (struct dec_page){ .pg = pg, .src = ref, .wop = ch->wop, .chan = (uint16_t)c };
+	r->decodes_inflight++;
+	decoder_push(r->dec, &j);
+}
+
+/* A page came back from a decode worker. */
+static int decode_done(struct receiver *r, const struct decode_job *j)
+{
+	struct dec_page *dp = &r->decp[j->tag];
+	struct wop *op = &r->wops[dp->wop];
+
+	r->decodes_inflight--;
+	ref_put(r, dp->src);	/* the compressed bytes are no longer needed */
+	if (j->verdict != PAGE_OK)
+		return page_fail(r, dp->chan, dp->pg, j->verdict);
+	/* As in take_page(): these are the bytes the run's write stores. */
+	r->hashes[dp->pg] = j->want;
+	if (!--op->decoding && op->closed)
+		wop_submit(r, dp->wop);
+	return 0;
+}
+
+static int reap_decodes(struct receiver *r)
+{
+	struct decode_job done[64];
+	unsigned int n;
+
+	while ((n = decoder_reap(r->dec, done, 64)))
+		for (unsigned int i = 0; i < n; i++)
+			if (decode_done(r, &done[i]))
+				return -1;
+	return 0;
 }
 
 /*
@@ -529,25 +606,31 @@ static int take_page(struct receiver *r, unsigned int c, struct rchan *ch, const
 	uint64_t pg = le64toh(d->index), want = le64toh(d->hash);
 	bool lz4 = le16toh(d->enc) == LMIG_ENC_LZ4;
 	const uint8_t *page = p;
+	enum page_verdict v;
 	int dec = -1;
 
 	if (write_blocked(r, ch, pg) || (lz4 && !r->npool_free))
 		return 1;
-	if (lz4) {
-		dec = pool_get(r);
-		page = pool_page(r, dec);
-		if (codec_unlz4_page(p, le32toh(d->len), pool_page(r, dec)))
-			return fail(r, LMIG_ST_CHECKSUM, "channel %u: page %llu does not decompress (corrupted stream)",
-				    c, (unsigned long long)pg);
+	if (lz4 && r->dec) {
+		queue_decode(r, c, ch, pg, p, ref);
+		r->st->pages_compressed++;
+		r->pages_done++;
+		ch->di++;
+		return 0;
 	}
-	if (codec_page_hash(page) != want)
-		return fail(r, LMIG_ST_CHECKSUM, "channel %u: page %llu checksum mismatch (corrupted stream)",
-			    c, (unsigned long long)pg);
-	/* Only page_len() bytes are stored: the hash must not cover more. */
-	if (page_len(r, pg) < LMIG_PAGE_SIZE &&
-	    !tail_is_zero(page, page_len(r, pg)))
-		return fail(r, LMIG_ST_PROTOCOL, "channel %u: page %llu has data past the end of the image",
-			    c, (unsigned long long)pg);
+	if (lz4) {
+		struct decode_job j = { .src = p, .len = le32toh(d->len), .keep = page_len(r, pg),
+					.want = want };
+
+		dec = pool_get(r);
+		page = j.dst = pool_page(r, dec);
+		decode_job_run(&j);
+		v = j.verdict;
+	} else {
+		v = page_check(page, page_len(r, pg), want);
+	}
+	if (v != PAGE_OK)
+		return page_fail(r, c, pg, v);
 	/*
 	 * The bytes just hashed are the bytes the write below stores (the
 	 * buffer is held until the write completed): the table records what
@@ -757,10 +840,10 @@ static int parse(struct receiver *r, unsigned int c)
 		ch->qlen--;
 		rbuf_put(r, c, k->bid);
 	}
-	flush_write(r, ch);
-	return 0;
 wait:
 	flush_write(r, ch);
+	if (r->dec)
+		decoder_kick(r->dec);
 	return 0;
 }
 
@@ -932,6 +1015,18 @@ static int setup_rings(struct receiver *r)
 	for (int i = 0; i < NWOP; i++)
 		r->wops[i].next_free = i + 1 < NWOP ? i + 1 : -1;
 	r->wop_free = 0;
+	/*
+	 * lz4 pages are decoded on the other CPUs this process may use; with
+	 * none (or no threads to be had) they are decoded here, as they come.
+	 */
+	unsigned int nth = decoder_threads();
+
+	if (nth) {
+		r->decp = calloc(NPOOL, sizeof(*r->decp));
+		if (r->decp)
+			r->dec = decoder_start(nth, NPOOL);
+	}
+	r->st->decode_threads = r->dec ? decoder_nthreads(r->dec) : 0;
 	return 0;
 }
 
@@ -1131,9 +1226,28 @@ static void show_progress(struct receiver *r, bool final)
 		      r->hi.image_size, t - r->t0, r->live ? extra : NULL, final);
 }
 
+/* Wait for done decodes in the ring, with the other completions. */
+static void arm_decode_wait(struct receiver *r)
+{
+	struct io_uring_sqe *sqe = uring_get_sqe(&r->ring);
+
+	io_uring_prep_read(sqe, decoder_fd(r->dec), &r->efd_buf, sizeof(r->efd_buf), 0);
+	io_uring_sqe_set_data64(sqe, UD(UD_DECODE, 0, 0));
+}
+
+static int decode_wake(struct receiver *r, int res)
+{
+	if (res < 0 && res != -EINTR && res != -EAGAIN)
+		return fail(r, LMIG_ST_IO, "waiting for decode workers: %s", strerror(-res));
+	arm_decode_wait(r);
+	return reap_decodes(r);
+}
+
 static int run(struct receiver *r)
 {
 	r->last_data = now_s();
+	if (r->dec)
+		arm_decode_wait(r);
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts = { .tv_nsec = 500 * 1000 * 1000 };
@@ -1152,9 +1266,11 @@ static int run(struct receiver *r)
 					    c, (unsigned long long)r->ch[c].seq);
 			arm_recv(r, c);
 		}
-		if (r->ended == r->nch && !r->writes_inflight)
+		/* A page being decoded is a write still to come. */
+		if (r->ended == r->nch && !r->writes_inflight && !r->decodes_inflight)
 			return 0;
-		if (r->at_barrier && r->at_barrier + r->ended == r->nch && !r->writes_inflight) {
+		if (r->at_barrier && r->at_barrier + r->ended == r->nch && !r->writes_inflight &&
+		    !r->decodes_inflight) {
 			if (next_round(r))
 				return -1;
 			continue;	/* parse what waited behind the barrier */
@@ -1175,7 +1291,10 @@ static int run(struct receiver *r)
 			unsigned int kind = ud & 0xff, c = (ud >> 8) & 0xffff, id = ud >> 24;
 
 			n++;
-			ret = kind == UD_RECV ? recv_done(r, c, cqe, id) : write_done(r, id, cqe->res);
+			if (kind == UD_DECODE)
+				ret = decode_wake(r, cqe->res);
+			else
+				ret = kind == UD_RECV ? recv_done(r, c, cqe, id) : write_done(r, id, cqe->res);
 			if (ret) {
 				io_uring_cq_advance(&r->ring, n);
 				return -1;
@@ -1330,6 +1449,9 @@ out:
 	if (r.out_ok)
 		dst_image_abort(&r.out);
 	st->total_s = r.t0 ? now_s() - r.t0 : 0;
+	/* Workers hold pointers into the pool and the receive buffers. */
+	decoder_stop(r.dec);
+	free(r.decp);
 	if (r.ring_ok)
 		io_uring_queue_exit(&r.ring);
 	if (lfd >= 0)
