@@ -91,7 +91,9 @@ class Proc:
 
     def port(self, timeout=10):
         """The line lmig wrote to --ready-fd, or None."""
-        if not select.select([self.ready_fd], [], [], timeout)[0]:
+        p = select.poll()
+        p.register(self.ready_fd, select.POLLIN)
+        if not p.poll(timeout * 1000):
             return None
         s = os.read(self.ready_fd, 256).decode().strip()
         os.close(self.ready_fd)
@@ -128,6 +130,11 @@ class Proc:
             os.close(self.ready_fd)
             self.ready_fd = None
         self.te.join(2)
+        if self.to:
+            self.to.join(2)
+        for f in (self.p.stderr, self.p.stdout):
+            if f:
+                f.close()
 
 
 def proc_state(pid):

@@ -49,9 +49,17 @@ def pick_fault(rng, kind, lens):
                  m=rng.choice([1, 8, 64, 4096]))
 
 
-def region(f):
-    where = "hello/early" if f.off < 512 else "body"
-    return f"{'s->r' if f.d == 0 else 'r->s'} {where}"
+def region(f, mode, relay):
+    """Which part of the protocol the fault hit, from the stream as the run saw it."""
+    if f.d == 0:
+        return "s->r hello" if f.off < 72 else "s->r data"
+    if f.off < 120:
+        return "r->s hello reply"
+    # Channel 0 ends with the verdict (struct lmig_result, lmig_sreply on the stream path).
+    tail = 128 if mode in ("pipe", "proxy") else 120
+    if f.conn == 0 and f.off >= relay.bytes.get((0, 1), 0) - tail:
+        return "r->s verdict"
+    return "r->s acks"
 
 
 class Env:
@@ -93,7 +101,7 @@ def run_image(env, mode, fault, chans):
     rx = Proc(["recv", "--listen", "127.0.0.1:0", "--out", env.out, "--no-sync", "--timeout", "1",
                "--accept-timeout", "5", "--no-progress", "--ready-fd", "3"], ready=True)
     port = rx.port()
-    relay = Relay(int(port), fault)
+    relay = env.relay = Relay(int(port), fault)
     src = env.src
     args = ["send", "--to", f"127.0.0.1:{relay.port}", "--channels", chans, "--timeout", "1",
             "--no-progress", "--compress", env.rng.choice(["none", "lz4", "auto"])]
@@ -194,7 +202,7 @@ def run_pipe(env, fault, chans):
     rx = Proc(["pipe", "recv", "--listen", "127.0.0.1:0", "--ready-fd", "3", "--timeout", "1",
                "--accept-timeout", "5"], ready=True, collect_stdout=True)
     port = rx.port()
-    relay = Relay(int(port), fault)
+    relay = env.relay = Relay(int(port), fault)
     r, w = os.pipe()
     tx = Proc(["pipe", "send", "--to", f"127.0.0.1:{relay.port}", "--channels", chans,
                "--timeout", "1", "--compress", env.rng.choice(["none", "lz4"])], stdin=r)
@@ -284,7 +292,7 @@ def run_proxy(env, fault, chans):
     rx = Proc(["proxy", "recv", "--listen", "127.0.0.1:0", "--to", f"tcp:127.0.0.1:{dest.port}",
                "--ready-fd", "3", "--timeout", "1", "--accept-timeout", "5"], ready=True)
     port = rx.port()
-    relay = Relay(int(port), fault)
+    relay = env.relay = Relay(int(port), fault)
     tx = Proc(["proxy", "send", "--listen", "tcp:127.0.0.1:0", "--to", f"127.0.0.1:{relay.port}",
                "--channels", chans, "--streams", len(streams), "--timeout", "1",
                "--accept-timeout", "5", "--compress", env.rng.choice(["none", "lz4"]),
@@ -293,7 +301,10 @@ def run_proxy(env, fault, chans):
     sts, wts = [], []
     if lport:
         for s in streams:
-            c = socket.create_connection(("127.0.0.1", int(lport)))
+            try:
+                c = socket.create_connection(("127.0.0.1", int(lport)))
+            except OSError:
+                break           # proxy send already failed (a fault in its handshake)
             st = {}
             t = threading.Thread(target=qemu_like_source, args=(c, s, st), daemon=True)
             t.start()

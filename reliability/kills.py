@@ -77,7 +77,8 @@ def throttled_now(pid, before):
         return False
     d = CPU_V1 + (line if line != "/" else "")
     q = read1(d + "/cpu.cfs_quota_us")
-    return q not in (None, "-1") and (q != before["quota"] or d != before["home"])
+    return (q not in (None, "-1") and (q != before["quota"] or d != before["home"]) or
+            os.path.exists(f"{BLKIO_V1}/lmig-throttle-{pid}"))
 
 
 def restored(pid, before):
@@ -164,8 +165,11 @@ def live_run(rng, idx, side, phase, res):
         # On a disk, with the flushes: the commit takes long enough to be hit.
         out = f"/var/tmp/{TAG}-k{idx}.out"
     rs, ws = os.pipe()
-    dp = Proc(["dirty", "--mem", mem, "--size", "8Mi", "--rate", "24M", "--pace", "cpu",
-               "--no-progress", "--sample-fd", ws, "--sample-ms", "20", "--ready-fd", "3"],
+    # A third of the workloads also write to a disk file: their throttle has a blkio part.
+    disk = f"/var/tmp/{TAG}-k{idx}.dat" if rng.random() < 0.33 else None
+    dp = Proc(["dirty", "--mem", mem, "--size", "8Mi", "--rate", "40M", "--pace", "cpu",
+               "--no-progress", "--sample-fd", ws, "--sample-ms", "20", "--ready-fd", "3"] +
+              (["--disk-write", disk, "--disk-rate", "16M"] if disk else []),
               ready=True, pass_fds=(ws,))
     os.close(ws)
     samples = Samples(rs)
@@ -207,8 +211,13 @@ def live_run(rng, idx, side, phase, res):
         until(lambda: st["round"] is not None)
         time.sleep(rng.uniform(0, 0.8))
     elif phase == "later rounds":
+        # Mostly once the throttle is in force (it takes a few rounds to engage).
         until(lambda: (st["round"] or 0) >= 1)
-        t_end = time.monotonic() + rng.uniform(0, 3.0)
+        if rng.random() < 0.7:
+            until(lambda: frozen() or throttled_now(dp.pid, before))
+            t_end = time.monotonic() + rng.uniform(0, 0.5)
+        else:
+            t_end = time.monotonic() + rng.uniform(0, 3.0)
         until(lambda: frozen() or time.monotonic() > t_end)
     elif phase == "frozen":
         until(frozen)
@@ -303,8 +312,10 @@ def live_run(rng, idx, side, phase, res):
     os.kill(dp.pid, signal.SIGCONT)
     dp.reap()
     drop_cgroup(own)
-    for p in (mem, out, out + ".partial"):
+    for p in (mem, out, out + ".partial") + ((disk,) if disk else ()):
         rm(p)
+    if disk:
+        res["disk-writer"] = 1
 
 
 def stream_run(rng, idx, kind, side, phase, res):
