@@ -12,7 +12,8 @@ lmig's reliability campaign (`make reliability`; Documentation/reliability.md):
 Environment: RELIABILITY_QUICK=1 for a short run; RELIABILITY_KILLS,
 RELIABILITY_FLIPS, RELIABILITY_FAULTS set the counts (100, 10000, 1000);
 RELIABILITY_SEED the seed; RELIABILITY_JOBS the parallel corruption
-workers (3); RELIABILITY_OUT a file for the results table.
+workers (3); RELIABILITY_OUT the file for the results tables
+(reliability/results-latest.md).
 """
 import collections
 import datetime
@@ -35,7 +36,8 @@ N_FLIPS = int(os.environ.get("RELIABILITY_FLIPS", 400 if QUICK else 10000))
 N_FAULTS = int(os.environ.get("RELIABILITY_FAULTS", 60 if QUICK else 1000))
 SEED = int(os.environ.get("RELIABILITY_SEED", int(time.time())))
 JOBS = int(os.environ.get("RELIABILITY_JOBS", 3))
-OUT = os.environ.get("RELIABILITY_OUT", "")
+OUT = os.environ.get("RELIABILITY_OUT",
+                     os.path.join(os.path.dirname(os.path.abspath(__file__)), "results-latest.md"))
 
 # Shares of the wire faults per transport (cold and live send/recv, pipe, proxy).
 SHARE = {"cold": 0.6, "live": 0.2, "pipe": 0.1, "proxy": 0.1}
