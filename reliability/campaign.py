@@ -17,15 +17,18 @@ workers (3); RELIABILITY_OUT the file for the results tables
 """
 import collections
 import datetime
+import json
 import os
 import random
 import shutil
+import signal
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import common  # noqa: E402
 import corrupt  # noqa: E402
 import kills  # noqa: E402
 from common import LMIG, SCRATCH, TAG  # noqa: E402
@@ -68,7 +71,7 @@ def kill_campaign(rng):
         results.append(r)
         bad = [k for k in ("workload-not-resumed", "throttle-not-restored",
                            "committed-without-sender", "leftover-partial", "survivor-hung",
-                           "survivor-slow", "survivor-exit-0", "not-one-line", "source-not-released",
+                           "survivor-slow", "sender-ok-no-image", "not-one-line", "source-not-released",
                            "delivered-wrong", "error") if r.get(k)]
         log(f"kill {i + 1:3}/{len(cells)} {r['kind']:5} {r['side']:4} {r.get('phase', '?'):27}"
             f" {' '.join(bad) or 'ok'}" + (f"  ({r.get('note') or r.get('error')})" if bad else ""))
@@ -84,7 +87,7 @@ KILL_COLS = [("killed", "runs"), ("disk-writer", "with disk writer"),
              ("committed-without-sender", "complete image, sender failed"),
              ("leftover-partial", "partial left"),
              ("partial-after-recv-kill", "partial left (recv killed)"),
-             ("survivor-hung", "other end hung"), ("survivor-slow", "other end slow"), ("survivor-exit-0", "other end exit 0"),
+             ("survivor-hung", "other end hung"), ("survivor-slow", "other end slow"), ("sender-ok-no-image", "send exit 0, no image"),
              ("not-one-line", "error not one line"),
              ("source-not-released", "source writes blocked"),
              ("delivered-wrong", "wrong bytes delivered"),
@@ -146,7 +149,14 @@ def fault_worker(wid, seed, queue, lock, results, examples):
                 mode, kind = queue.pop()
             chans = rng.choice([1, 2])
             if (mode, chans) not in lens:
-                lens[(mode, chans)], _ = corrupt.calibrate(env, mode, chans)
+                try:
+                    lens[(mode, chans)], _ = corrupt.calibrate(env, mode, chans)
+                except Exception as e:
+                    log(f"calibration of {mode} with {chans} channels failed: {e}")
+                    continue
+                if not lens[(mode, chans)]:
+                    del lens[(mode, chans)]
+                    continue
             for _ in range(20):      # a fault past the end of a shorter stream: another
                 f = corrupt.pick_fault(rng, kind, lens[(mode, chans)])
                 try:
@@ -227,11 +237,16 @@ def main():
     log(f"reliability campaign: seed {SEED}, {N_KILLS} kills, {N_FLIPS} byte flips, "
         f"{N_FAULTS} cuts/drops/reorders, {JOBS} workers, scratch {SCRATCH}")
     t0 = time.monotonic()
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     try:
         kr = kill_campaign(rng) if N_KILLS else []
         fr, examples = fault_campaign(rng) if N_FLIPS + N_FAULTS else ([], {})
     finally:
+        common.kill_all()
         shutil.rmtree(SCRATCH, ignore_errors=True)
+    if OUT:
+        with open(OUT.rsplit(".", 1)[0] + ".json", "w") as f:
+            json.dump({"seed": SEED, "kills": kr, "faults": fr}, f)
     text = [f"Run {start:%Y-%m-%d %H:%M} UTC, seed {SEED}, {time.monotonic() - t0:.0f} s, "
             f"lmig {os.popen(LMIG + ' version 2>&1').readline().strip()}", ""]
     if kr:
@@ -257,7 +272,7 @@ def main():
             f.write(report)
     bad_k = sum(1 for r in kr for k in ("workload-not-resumed", "throttle-not-restored",
                                         "committed-without-sender", "leftover-partial",
-                                        "survivor-hung", "source-not-released", "survivor-exit-0",
+                                        "survivor-hung", "source-not-released", "sender-ok-no-image",
                                         "delivered-wrong", "error") if r.get(k))
     bad_f = sum(1 for *_, res in fr if res[0] != "detected" and res[0] != "identical"
                 or len(res) > 1)

@@ -23,6 +23,16 @@ def scratch(name):
     return os.path.join(SCRATCH, name)
 
 
+# Every process started and not yet reaped: killed if the campaign is interrupted.
+LIVE = set()
+
+
+def kill_all():
+    for p in list(LIVE):
+        p.kill(signal.SIGCONT)
+        p.kill()
+
+
 class Proc:
     """An lmig process: stderr collected, stdout optional, --ready-fd 3 read back."""
 
@@ -47,6 +57,7 @@ class Proc:
                                   pass_fds=fds + ([w] if w is not None else []),
                                   start_new_session=True)
         self.pid = self.p.pid
+        LIVE.add(self)
         if w is not None:
             os.close(w)
         self.ready_fd = r
@@ -126,6 +137,7 @@ class Proc:
         if self.alive():
             self.kill()
         self.p.wait()
+        LIVE.discard(self)
         if self.ready_fd is not None:
             os.close(self.ready_fd)
             self.ready_fd = None

@@ -26,6 +26,13 @@ OUTCOMES = ["detected", "identical", "committed-wrong", "delivered-wrong",
             "recv-exit-0", "hung", "workload-not-resumed", "leftover-partial"]
 
 
+def hung_who(txc, rxc):
+    if txc is None or rxc is None:
+        return ("still running after %.0f s: %s; " %
+                (DEADLINE_S, " and ".join(w for w, c in (("send", txc), ("recv", rxc)) if c is None)))
+    return ""
+
+
 def pick_fault(rng, kind, lens):
     """A fault of `kind` somewhere in the streams whose lengths a clean run measured."""
     keys = sorted(lens)
@@ -134,6 +141,7 @@ def finish(env, tx, rx, relay, fault, image=True):
     res = []
     if txc is None or rxc is None:
         res.append("hung")
+    hung_note = hung_who(txc, rxc)
     tx.reap()
     rx.reap()
     relay.stop()
@@ -167,7 +175,7 @@ def finish(env, tx, rx, relay, fault, image=True):
     if res and res[0] == "detected" and len(res) > 1:
         res[0] = res[1]
         del res[1]
-    res.append("|".join(tx.err[-1:]) if tx.err else "")
+    res.append(hung_note + ("|".join(tx.err[-1:]) if tx.err else ""))
     return res
 
 
@@ -214,6 +222,7 @@ def run_pipe(env, fault, chans):
     txc = tx.wait(DEADLINE_S)
     rxc = rx.wait(max(0.1, DEADLINE_S - (time.monotonic() - t0)))
     res = ["hung"] if txc is None or rxc is None else []
+    hung_note = hung_who(txc, rxc)
     tx.reap()
     rx.reap()
     relay.stop()
@@ -235,7 +244,7 @@ def run_pipe(env, fault, chans):
         pass
     if txc not in (0, None) and not one_line_error(tx.err, "pipe send"):
         res.append("not-one-line")
-    res.append("|".join(tx.err[-1:]) if tx.err else "")
+    res.append(hung_note + ("|".join(tx.err[-1:]) if tx.err else ""))
     return res
 
 
@@ -314,6 +323,7 @@ def run_proxy(env, fault, chans):
     txc = tx.wait(DEADLINE_S)
     rxc = rx.wait(max(0.1, DEADLINE_S - (time.monotonic() - t0)))
     res = ["hung"] if txc is None or rxc is None else []
+    hung_note = hung_who(txc, rxc)
     tx.reap()
     rx.reap()
     relay.stop()
@@ -340,7 +350,7 @@ def run_proxy(env, fault, chans):
         res = ["detected"]
     if txc not in (0, None) and not one_line_error(tx.err, "proxy send"):
         res.append("not-one-line")
-    res.append("|".join(tx.err[-1:]) if tx.err else "")
+    res.append(hung_note + ("|".join(tx.err[-1:]) if tx.err else ""))
     return res
 
 

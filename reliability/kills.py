@@ -31,7 +31,7 @@ from relay import Relay
 
 CHECKS = ["killed", "workload-not-resumed", "resume-ms-max", "throttle-not-restored",
           "committed-without-sender", "leftover-partial", "partial-after-recv-kill",
-          "survivor-hung", "survivor-slow", "survivor-exit-0", "not-one-line", "throttled-at-kill",
+          "survivor-hung", "survivor-slow", "sender-ok-no-image", "not-one-line", "throttled-at-kill",
           "source-not-released", "delivered-wrong"]
 
 LIVE_PHASES = ["handshake", "round 0", "later rounds", "frozen", "commit"]
@@ -277,8 +277,9 @@ def live_run(rng, idx, side, phase, res):
     if other is tx and oc not in (0, None) and not one_line_error(tx.err, "send"):
         res["not-one-line"] = 1
         res.setdefault("note", "send: " + " / ".join(tx.err[-3:]))
-    if other is tx and oc == 0:
-        res["survivor-exit-0"] = 1
+    if txc == 0 and not os.path.exists(out):
+        res["sender-ok-no-image"] = 1
+        res.setdefault("note", f"{side} killed in {res['phase']}: send exit 0, no {out}")
     # The source: runs again unless the sender holds a verified commit.
     if sender_knew and frozen():
         res["paused-after-commit"] = 1
@@ -411,8 +412,6 @@ def stream_run(rng, idx, kind, side, phase, res):
     if other is tx and txc not in (0, None) and not one_line_error(tx.err, f"{kind} send"):
         res["not-one-line"] = 1
         res.setdefault("note", f"{kind} send: " + " / ".join(tx.err[-3:]))
-    if other is tx and txc == 0:
-        res["survivor-exit-0"] = 1
     if kind == "pipe":
         got = [rx.out]
         clean = [True]          # stdout of a dead or failed receiver ends like any pipe
@@ -423,6 +422,10 @@ def stream_run(rng, idx, kind, side, phase, res):
     if any(g != d[:len(g)] for g, d in zip(got, data)):
         res["delivered-wrong"] = 1
     whole = all(g == d and c for g, d, c in zip(got, data, clean))
+    if txc == 0 and not whole:
+        res["sender-ok-no-image"] = 1
+        res.setdefault("note", f"{kind} {side} killed in {res['phase']}: send exit 0, the "
+                       "destination did not get every stream whole")
     if whole and txc != 0:
         res["committed-without-sender"] = 1
         res.setdefault("note", f"{kind} {side} killed in {res['phase']}: the destination got every "
