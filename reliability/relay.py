@@ -241,3 +241,38 @@ class Relay:
                 self.ls.close()
             except OSError:
                 pass
+
+
+def main():
+    """Stand-alone, to reproduce one run by hand:
+    relay.py TARGET_PORT [KIND CONN DIR OFF [VAL|LEN [LEN2]]] prints its port and
+    relays until interrupted; DIR is 0 (sender -> receiver) or 1 (replies)."""
+    import sys
+    a = sys.argv[1:]
+    if not a or a[0] in ("-h", "--help"):
+        print(main.__doc__)
+        return 2
+    f = None
+    if len(a) >= 5:
+        kind, conn, d, off = a[1], int(a[2]), int(a[3]), int(a[4])
+        x = [int(v, 0) for v in a[5:]]
+        if kind == "flip":
+            f = Fault(kind, conn, d, off, val=x[0] if x else 0xff)
+        else:
+            f = Fault(kind, conn, d, off, n=x[0] if x else 0, m=x[1] if len(x) > 1 else 0)
+    r = Relay(int(a[0]), f)
+    print(r.port, flush=True)
+    try:
+        while True:
+            time.sleep(0.2)
+            if r.injected:
+                print(f"injected: {f}", flush=True)
+                f = r.fault = None
+                r.injected = False
+    except KeyboardInterrupt:
+        r.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
