@@ -19,11 +19,12 @@ from common import Proc, proc_state, rm, scratch, one_line_error, TAG
 from relay import Fault, Relay
 
 IMAGE = 256 * 1024
-DEADLINE_S = 8.0        # a run still going after this is a hang (lmig's own limits are 1-2 s)
+DEADLINE_S = 12.0       # a run still going after this is a hang (handshake limits are 10 s)
+SLOW_S = 3.0            # ... and one that took longer than this is slow (stall limits are 1 s)
 
 OUTCOMES = ["detected", "identical", "committed-wrong", "delivered-wrong",
             "committed-sender-failed", "sender-ok-no-image", "not-one-line",
-            "recv-exit-0", "hung", "workload-not-resumed", "leftover-partial"]
+            "recv-exit-0", "slow", "hung", "workload-not-resumed", "leftover-partial"]
 
 
 def hung_who(txc, rxc):
@@ -142,6 +143,7 @@ def finish(env, tx, rx, relay, fault, image=True):
     if txc is None or rxc is None:
         res.append("hung")
     hung_note = hung_who(txc, rxc)
+    took = max(p.t_exit or time.monotonic() for p in (tx, rx)) - t0
     tx.reap()
     rx.reap()
     relay.stop()
@@ -175,6 +177,9 @@ def finish(env, tx, rx, relay, fault, image=True):
     if res and res[0] == "detected" and len(res) > 1:
         res[0] = res[1]
         del res[1]
+    if "hung" not in res and took > SLOW_S:
+        res.append("slow")
+        hung_note = f"took {took:.1f} s; "
     res.append(hung_note + ("|".join(tx.err[-1:]) if tx.err else ""))
     return res
 
@@ -223,6 +228,7 @@ def run_pipe(env, fault, chans):
     rxc = rx.wait(max(0.1, DEADLINE_S - (time.monotonic() - t0)))
     res = ["hung"] if txc is None or rxc is None else []
     hung_note = hung_who(txc, rxc)
+    took = max(p.t_exit or time.monotonic() for p in (tx, rx)) - t0
     tx.reap()
     rx.reap()
     relay.stop()
@@ -244,6 +250,9 @@ def run_pipe(env, fault, chans):
         pass
     if txc not in (0, None) and not one_line_error(tx.err, "pipe send"):
         res.append("not-one-line")
+    if "hung" not in res and took > SLOW_S:
+        res.append("slow")
+        hung_note = f"took {took:.1f} s; "
     res.append(hung_note + ("|".join(tx.err[-1:]) if tx.err else ""))
     return res
 
@@ -324,6 +333,7 @@ def run_proxy(env, fault, chans):
     rxc = rx.wait(max(0.1, DEADLINE_S - (time.monotonic() - t0)))
     res = ["hung"] if txc is None or rxc is None else []
     hung_note = hung_who(txc, rxc)
+    took = max(p.t_exit or time.monotonic() for p in (tx, rx)) - t0
     tx.reap()
     rx.reap()
     relay.stop()
@@ -350,6 +360,9 @@ def run_proxy(env, fault, chans):
         res = ["detected"]
     if txc not in (0, None) and not one_line_error(tx.err, "proxy send"):
         res.append("not-one-line")
+    if "hung" not in res and took > SLOW_S:
+        res.append("slow")
+        hung_note = f"took {took:.1f} s; "
     res.append(hung_note + ("|".join(tx.err[-1:]) if tx.err else ""))
     return res
 

@@ -451,10 +451,66 @@ def run_one(rng, idx, cell):
     kind, side, phase = cell
     res = {"kind": kind, "side": side, "target": phase}
     try:
-        if kind == "live":
+        if kind == "qemu":
+            qemu_run(rng, idx, side, res)
+        elif kind == "live":
             live_run(rng, idx, side, phase, res)
         else:
             stream_run(rng, idx, kind, side, phase, res)
     except Exception as e:  # the campaign's own trouble: reported, never hidden
         res["error"] = f"{type(e).__name__}: {e}"
     return res
+
+
+QMIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "selftests", "qemu",
+                    "qmig.py")
+
+
+def qemu_run(rng, idx, side, res):
+    """A real QEMU guest migrated through lmig proxy, one proxy SIGKILLed mid-way."""
+    import json
+    import shutil
+    import subprocess
+    from common import LMIG
+    work = scratch(f"qemu-{idx}")
+    os.makedirs(work, exist_ok=True)
+    after = round(rng.uniform(0.3, 3.0), 2)
+    args = ["python3", QMIG, "--name", f"{TAG}-q{idx}", "--transport", "proxy", "--work", work,
+            "--lmig", LMIG, "--max-bandwidth", str(16 << 20), "--kill-after", str(after),
+            "--kill-which", f"proxy-{side}", "--timeout", "60", "--boot-timeout", "180"]
+    res["cmd"] = " ".join(args[1:])
+    try:
+        p = subprocess.run(args, capture_output=True, text=True, timeout=400)
+    except subprocess.TimeoutExpired:
+        res["error"] = "qmig.py still running after 400 s"
+        return
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if p.returncode == 4:
+        res["skipped"] = p.stderr.strip().splitlines()[-1:] or ["no QEMU"]
+        return
+    line = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    if p.returncode != 0 or not line:
+        res["error"] = f"qmig.py exit {p.returncode}: {p.stderr.strip()[-300:]}"
+        return
+    r = json.loads(line[-1])
+    res["killed"] = 1
+    res["phase"] = f"QEMU {r.get('killed_while', '?')}"
+    res["qemu"] = {k: r.get(k) for k in ("killed_while", "killed_at_ram_transferred", "status",
+                                           "src_status", "src_tick_after_failure",
+                                           "src_tick_later", "dst_status", "noticed_s",
+                                           "proxy_send_exit", "proxy_recv_exit", "qemu_error")}
+    # The source QEMU noticed and runs its guest on: the guest's counter advances.
+    if (r.get("status") != "failed" or r.get("src_status") != "running" or
+            (r.get("src_tick_later") or 0) < (r.get("src_tick_after_failure") or 0) + 5):
+        res["workload-not-resumed"] = 1
+        res["note"] = f"QEMU source after the kill: {res['qemu']}"
+    elif r.get("noticed_s") is not None:
+        res["resume-ms-max"] = round(r["noticed_s"] * 1000)
+    if r.get("dst_status") == "running":
+        res["committed-without-sender"] = 1
+        res.setdefault("note", f"destination QEMU runs the guest: {res['qemu']}")
+    other = "proxy_recv_exit" if side == "send" else "proxy_send_exit"
+    if r.get(other) in (0, None, "running"):
+        res["survivor-hung" if r.get(other) == "running" else "sender-ok-no-image"] = 1
+        res.setdefault("note", f"the other lmig proxy: {r.get(other)}")
