@@ -193,9 +193,11 @@ def qemu_like_source(sock_or_fd, data, state):
                 n = os.write(sock_or_fd, view)
                 view = view[n:]
             os.close(sock_or_fd)
+            state["sent"] = True
         else:
             sock_or_fd.sendall(data)
             sock_or_fd.shutdown(socket.SHUT_WR)
+            state["sent"] = True
             # QEMU reads the return path until the end: wait for the close.
             sock_or_fd.settimeout(DEADLINE_S)
             while sock_or_fd.recv(4096):

@@ -308,7 +308,9 @@ def live_run(rng, idx, side, phase, res):
     if not ok:
         res["throttle-not-restored"] = 1
         res.setdefault("note", f"{side} killed in {res['phase']}: {why}")
-        Proc(["throttle", "--restore"]).wait(10)
+        r = Proc(["throttle", "--restore"])
+        r.wait(10)
+        r.reap()
     res["cmd"] = cmd
     os.kill(dp.pid, signal.SIGCONT)
     dp.reap()
@@ -317,6 +319,21 @@ def live_run(rng, idx, side, phase, res):
         rm(p)
     if disk:
         res["disk-writer"] = 1
+
+
+def handshake_kill(rng, relay, tx, rx, side, res):
+    """Kill one end while the relay holds the first bytes of the handshake."""
+    victim = tx if side == "send" else rx
+    relay.first_seen.wait(10)
+    time.sleep(rng.uniform(0, 0.3))
+    replied = any(relay.bytes.get((k, 1)) for k in range(8))
+    if not victim.alive():
+        res["phase"] = "over before the kill"
+    else:
+        res["phase"] = "handshake" if not replied or relay.first_delay[1] else "streaming"
+    res["t_kill"] = time.monotonic()
+    victim.kill()
+    res["killed"] = 1
 
 
 def stream_run(rng, idx, kind, side, phase, res):
@@ -345,9 +362,16 @@ def stream_run(rng, idx, kind, side, phase, res):
         tx = Proc(["proxy", "send", "--listen", "tcp:127.0.0.1:0", "--to", f"127.0.0.1:{relay.port}",
                    "--bandwidth", "4M", "--streams", nstreams, "--ready-fd", "3",
                    "--accept-timeout", "10"], ready=True)
-        lport = int(tx.port())
-        for d in data:
-            c = socket.create_connection(("127.0.0.1", lport))
+        if phase == "handshake":
+            # proxy send reports its port only after its handshake: kill from aside.
+            early = threading.Thread(target=handshake_kill, args=(rng, relay, tx, rx, side, res))
+            early.start()
+        lport = tx.port()
+        if phase == "handshake":
+            early.join()
+            lport = None        # no source connects to a proxy killed before it was ready
+        for d in (data if lport else []):
+            c = socket.create_connection(("127.0.0.1", int(lport)))
             conns.append(c)
             sts.append({})
             wts.append(threading.Thread(target=qemu_like_source, args=(c, d, sts[-1]), daemon=True))
@@ -356,13 +380,16 @@ def stream_run(rng, idx, kind, side, phase, res):
     cmd = " ".join(tx.args[1:])
     victim = tx if side == "send" else rx
     deadline = time.monotonic() + 20
-    src_done = lambda: all("wrote" in s or "error" in s for s in sts)
-    if phase == "handshake":
+    src_done = lambda: all("sent" in s or "error" in s for s in sts)
+    if "phase" in res:
+        pass                    # killed already, in its handshake
+    elif phase == "handshake":
         relay.first_seen.wait(10)
         time.sleep(rng.uniform(0, 0.3))
     elif phase == "streaming":
         relay.first_seen.wait(10)
-        time.sleep(rng.uniform(0.5, 2.5))
+        # proxy send takes the source's bytes into its buffers faster than pipe send.
+        time.sleep(rng.uniform(0.3, 1.2) if kind == "proxy" else rng.uniform(0.5, 2.5))
     else:
         # The source wrote everything; the last blocks and the confirmation are under way.
         delay = rng.random() < 0.5
@@ -372,7 +399,9 @@ def stream_run(rng, idx, kind, side, phase, res):
             relay.delay[1] = 0.3
         time.sleep(rng.uniform(0, 0.05))
     s2r = sum(v for (k, d), v in relay.bytes.items() if d == 0)
-    if not victim.alive():
+    if "phase" in res:
+        pass
+    elif not victim.alive():
         res["phase"] = "over before the kill"
     elif phase == "handshake" and s2r < 4096 and not any(relay.bytes.get((k, 1)) for k in range(8)):
         res["phase"] = "handshake"
@@ -382,9 +411,11 @@ def stream_run(rng, idx, kind, side, phase, res):
         res["phase"] = "streaming"
     else:
         res["phase"] = "end"
-    t_kill = time.monotonic()
-    victim.kill()
-    res["killed"] = 1
+    if "t_kill" not in res:
+        res["t_kill"] = time.monotonic()
+        victim.kill()
+        res["killed"] = 1
+    t_kill = res.pop("t_kill")
     other = rx if victim is tx else tx
     oc = other.wait(12)
     took = (other.t_exit or time.monotonic()) - t_kill
