@@ -301,6 +301,12 @@ class Dest:
         c.close()
 
     def close(self):
+        # shutdown() wakes the accept() still waiting for a connection; close() would not.
+        try:
+            self.ls.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.t.join(5)
         self.ls.close()
         for t in self.threads:
             t.join(DEADLINE_S + 3)

@@ -56,6 +56,7 @@ class Relay:
         self.eof = {}                   # (conn, dir) -> ended by FIN (not reset/cut)
         self.lock = threading.Lock()
         self.socks = []
+        self.pumps = []
         self.stopped = False
         self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -87,20 +88,18 @@ class Relay:
                 self.nconn += 1
                 self.socks += [a, b]
             for d, (src, dst) in enumerate(((a, b), (b, a))):
-                threading.Thread(target=self._pump, args=(k, d, src, dst), daemon=True).start()
+                t = threading.Thread(target=self._pump, args=(k, d, src, dst), daemon=True)
+                t.start()
+                self.pumps.append(t)
 
     def _kill_all(self):
         with self.lock:
             self.cut = True
-            for s in self.socks:
+            for s in self.socks + [self.ls]:
                 try:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-            try:
-                self.ls.close()
-            except OSError:
-                pass
 
     def _pump(self, k, d, src, dst):
         f = self.fault if self.fault and self.fault.conn == k and self.fault.d == d else None
@@ -114,8 +113,7 @@ class Relay:
         while True:
             buf = None
             try:
-                if hold_until is None or select.select(
-                        [src], [], [], max(0.0, hold_until - time.monotonic()))[0]:
+                if hold_until is None or self._readable(src, hold_until - time.monotonic()):
                     buf = src.recv(65536)
             except OSError:
                 self._abort(src, dst)
@@ -204,6 +202,12 @@ class Relay:
             pass
 
     @staticmethod
+    def _readable(s, timeout):
+        p = select.poll()
+        p.register(s, select.POLLIN)
+        return bool(p.poll(max(0, int(timeout * 1000))))
+
+    @staticmethod
     def _abort(src, dst):
         # A peer that died (reset) or a write that failed: end both ways.
         for s in (src, dst):
@@ -230,17 +234,22 @@ class Relay:
             return False
 
     def stop(self):
+        """End every connection and thread: a close alone would not wake a
+        blocked accept() or recv(), and a thread left blocked on a descriptor
+        number could serve the next run's socket that reuses it."""
         self.stopped = True
         with self.lock:
-            for s in self.socks:
+            for s in self.socks + [self.ls]:
                 try:
-                    s.close()
+                    s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-            try:
-                self.ls.close()
-            except OSError:
-                pass
+        self.t.join(5)
+        for t in self.pumps:
+            t.join(5)
+        with self.lock:
+            for s in self.socks + [self.ls]:
+                s.close()
 
 
 def main():
