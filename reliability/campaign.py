@@ -74,7 +74,7 @@ def kill_campaign(rng):
         r = kills.run_one(random.Random(rng.random()), i, cell)
         results.append(r)
         bad = [k for k in ("workload-not-resumed", "throttle-not-restored",
-                           "committed-without-sender", "leftover-partial", "survivor-hung",
+                           "committed-without-sender", "resumed-next-to-copy", "leftover-partial", "survivor-hung",
                            "survivor-slow", "sender-ok-no-image", "not-one-line", "source-not-released",
                            "delivered-wrong", "error") if r.get(k)]
         if r.get("skipped"):
@@ -93,6 +93,7 @@ KILL_COLS = [("killed", "runs"), ("disk-writer", "with disk writer"),
              ("resume-ms-max", "slowest resume ms"),
              ("throttle-not-restored", "throttle not restored"),
              ("committed-without-sender", "complete image, sender failed"),
+             ("resumed-next-to-copy", "source resumed next to its copy"),
              ("leftover-partial", "partial left"),
              ("partial-after-recv-kill", "partial left (recv killed)"),
              ("survivor-hung", "other end hung"), ("survivor-slow", "other end slow"), ("sender-ok-no-image", "send exit 0, no image"),
@@ -286,7 +287,7 @@ def main():
         with open(OUT, "w") as f:
             f.write(report)
     bad_k = sum(1 for r in kr for k in ("workload-not-resumed", "throttle-not-restored",
-                                        "committed-without-sender", "leftover-partial",
+                                        "committed-without-sender", "resumed-next-to-copy", "leftover-partial",
                                         "survivor-hung", "source-not-released", "sender-ok-no-image",
                                         "delivered-wrong", "error") if r.get(k))
     bad_f = sum(1 for *_, res in fr if set(res) & FAULT_BAD)

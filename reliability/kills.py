@@ -29,7 +29,7 @@ from common import (Proc, proc_state, rm, scratch, one_line_error, CPU_V1, BLKIO
 from corrupt import Dest, qemu_like_source
 from relay import Relay
 
-CHECKS = ["killed", "workload-not-resumed", "resume-ms-max", "throttle-not-restored",
+CHECKS = ["killed", "workload-not-resumed", "resumed-next-to-copy", "resume-ms-max", "throttle-not-restored",
           "committed-without-sender", "leftover-partial", "partial-after-recv-kill",
           "survivor-hung", "survivor-slow", "sender-ok-no-image", "not-one-line", "throttled-at-kill",
           "source-not-released", "delivered-wrong"]
@@ -228,7 +228,10 @@ def live_run(rng, idx, side, phase, res):
         until(frozen)
         if delay_replies:
             relay.delay[1] = 0.3
-        if side == "recv":
+        if side == "send" and rng.random() < 0.35:
+            # Killed as soon as it printed its last line: it has the verdict.
+            until(lambda: st["done"])
+        elif side == "recv":
             # Killed as soon as OUT is there: between the rename and the verdict.
             while (not os.path.exists(out) and os.path.exists(out + ".partial") and rx.alive()
                    and time.monotonic() < deadline):
@@ -280,8 +283,17 @@ def live_run(rng, idx, side, phase, res):
     if txc == 0 and not os.path.exists(out):
         res["sender-ok-no-image"] = 1
         res.setdefault("note", f"{side} killed in {res['phase']}: send exit 0, no {out}")
-    # The source: runs again unless the sender holds a verified commit.
-    if sender_knew and frozen():
+    # The source: runs again unless the sender holds a verified commit; never
+    # next to a committed copy.
+    if os.path.exists(out):
+        if frozen():
+            res["paused-after-commit"] = 1
+        else:
+            res["resumed-next-to-copy"] = 1
+            res.setdefault("note", f"{side} killed in {res['phase']}: {out} committed and the "
+                           f"workload runs again ({dt and round(dt * 1000)} ms after the kill); "
+                           f"send exit {txc}: {' / '.join(tx.err[-1:])}")
+    elif sender_knew and frozen():
         res["paused-after-commit"] = 1
     elif dt is None or dt > 1.0:
         res["workload-not-resumed"] = 1
