@@ -10,6 +10,7 @@ an image equal to the source byte for byte is counted apart.
 """
 import os
 import random
+import select
 import signal
 import socket
 import threading
@@ -301,6 +302,13 @@ class Dest:
         c.close()
 
     def close(self):
+        # A connection the receiver opened and wrote to may still wait in the
+        # backlog: take it before shutting the listener.
+        p = select.poll()
+        p.register(self.ls, select.POLLIN)
+        t_end = time.monotonic() + 3
+        while self.t.is_alive() and p.poll(100) and time.monotonic() < t_end:
+            time.sleep(0.01)
         # shutdown() wakes the accept() still waiting for a connection; close() would not.
         try:
             self.ls.shutdown(socket.SHUT_RDWR)
@@ -364,6 +372,9 @@ def run_proxy(env, fault, chans):
         res.insert(0, "sender-ok-no-image")
     elif rxc == 0:
         res.append("recv-exit-0")
+        hung_note += "destination got " + ", ".join(
+            f"stream {i}: {len(dest.got.get(i, b''))} bytes{' whole' if dest.got.get(i) in streams else ''}"
+            f", {'FIN' if dest.clean.get(i) else 'reset/none'}" for i in range(len(streams))) + "; "
     if not res:
         res = ["detected"]
     if txc not in (0, None) and not one_line_error(tx.err, "proxy send"):
