@@ -224,21 +224,33 @@ def fault_campaign(rng):
     return results, examples
 
 
-def fault_table(results):
+FAULT_BY = {"transport": 0, "fault": 1, "where": 2}
+
+
+def fault_table(results, by=("transport", "fault", "where"), title="wire faults"):
+    """Counts of each outcome, grouped by the named fields of a result."""
+    order = [list(SHARE), ["flip", "cut", "drop", "reorder"],
+             ["s->r hello", "s->r data", "r->s hello reply", "r->s acks", "r->s verdict"]]
+    idx = [FAULT_BY[b] for b in by]
     agg = collections.OrderedDict()
-    for mode, kind, reg, res in sorted(results, key=lambda r: (list(SHARE).index(r[0]),
-                                                                ["flip", "cut", "drop",
-                                                                 "reorder"].index(r[1]), r[2])):
-        a = agg.setdefault((mode, kind, reg), collections.Counter())
+    for r in sorted(results, key=lambda r: [order[i].index(r[i]) if r[i] in order[i] else 99
+                                            for i in idx]):
+        a = agg.setdefault(tuple(r[i] for i in idx), collections.Counter())
         a["runs"] += 1
-        for o in set(res):
+        for o in set(r[3]):
             a[o] += 1
     rows = [list(k) + [a[c] for c in FAULT_COLS] for k, a in agg.items()]
     tot = collections.Counter()
     for a in agg.values():
         tot.update(a)
-    rows.append(["**all**", "", ""] + [tot[c] for c in FAULT_COLS])
-    return table("wire faults", ["transport", "fault", "where"] + FAULT_COLS, rows), tot
+    rows.append(["**all**"] + [""] * (len(by) - 1) + [tot[c] for c in FAULT_COLS])
+    return table(title, list(by) + FAULT_COLS, rows), tot
+
+
+def summary_tables(fr):
+    """The two short views of the wire faults that Documentation/reliability.md shows."""
+    return (fault_table(fr, ("transport", "fault"), "wire faults by transport and fault")[0] +
+            "\n" + fault_table(fr, ("where",), "wire faults by where they hit")[0])
 
 
 def main():
@@ -273,6 +285,7 @@ def main():
         if notes:
             text += ["Kills that broke a promise (first note of each run):", ""] + notes[:40] + [""]
     if fr:
+        text.append(summary_tables(fr))
         ft, tot = fault_table(fr)
         text.append(ft)
         if examples:
