@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import corrupt  # noqa: E402
 import kills  # noqa: E402
-from common import LMIG, SCRATCH, TAG  # noqa: E402
+from common import LMIG, SCRATCH  # noqa: E402
 
 QUICK = os.environ.get("RELIABILITY_QUICK") == "1"
 N_KILLS = int(os.environ.get("RELIABILITY_KILLS", 20 if QUICK else 100))

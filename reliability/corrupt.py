@@ -9,14 +9,13 @@ fault that lands in bytes the protocol does not read and still commits
 an image equal to the source byte for byte is counted apart.
 """
 import os
-import random
 import select
 import signal
 import socket
 import threading
 import time
 
-from common import Proc, proc_state, rm, scratch, one_line_error, TAG
+from common import Proc, proc_state, rm, scratch, one_line_error
 from relay import Fault, Relay
 
 IMAGE = 256 * 1024

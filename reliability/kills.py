@@ -18,7 +18,6 @@ The phase is recorded as observed at the moment of the kill, from the
 sender's progress lines, the workload's state and the receiver's files.
 """
 import os
-import random
 import signal
 import socket
 import threading
@@ -28,11 +27,6 @@ from common import (Proc, proc_state, rm, scratch, one_line_error, CPU_V1, BLKIO
                     STATE_DIR, TAG)
 from corrupt import Dest, qemu_like_source
 from relay import Relay
-
-CHECKS = ["killed", "workload-not-resumed", "resumed-next-to-copy", "resume-ms-max", "throttle-not-restored",
-          "committed-without-sender", "leftover-partial", "partial-after-recv-kill",
-          "survivor-hung", "survivor-slow", "sender-ok-no-image", "not-one-line", "throttled-at-kill",
-          "source-not-released", "delivered-wrong"]
 
 LIVE_PHASES = ["handshake", "round 0", "later rounds", "frozen", "commit"]
 STREAM_PHASES = ["handshake", "streaming", "end"]
