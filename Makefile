@@ -5,6 +5,8 @@
 #   make check    install what is missing, build, run every selftest
 #   make vmcheck  only the tests that boot Debian's kernels in a VM (lmig.ko, soft-dirty)
 #   make bench    benchmark tables (Documentation/benchmarks.md explains them)
+#   make reliability  kill -9 in every phase and faults on the wire, counted
+#                 (Documentation/reliability.md; RELIABILITY_QUICK=1 for a short run)
 # V=1 shows the commands.
 
 DEPS := scripts/install-deps.sh
@@ -41,9 +43,12 @@ bench: deps-bench user
 	@sh bench/qemu.sh | tee -a bench/results-latest.md
 	@sh bench/tls.sh | tee -a bench/results-latest.md
 
+reliability: user
+	@python3 reliability/campaign.py
+
 clean:
 	@$(MAKE) -C user --no-print-directory clean
 	@$(MAKE) -C bpf --no-print-directory clean
 	@$(MAKE) -C selftests --no-print-directory clean
 
-.PHONY: all user demo check vmcheck bench clean
+.PHONY: all user demo check vmcheck bench reliability clean

@@ -23,7 +23,8 @@ run state, the guest's tick counter on each side (source when the
 migration started, destination's first and last tick seen), and, for lmig
 transports, each lmig process's exit status and its --json report;
 with --count-dev, the bytes an interface sent meanwhile (dev_bytes).  With
---kill-after S it SIGKILLs `lmig proxy send` S seconds into the migration
+--kill-after S it SIGKILLs `lmig proxy send` (--kill-which proxy-recv: the
+receiving one) S seconds into the migration
 and reports whether the source noticed (status failed) and still runs
 (its counter advancing).  A destination that prints no tick is looked
 at: dst_cpus, dst_rip (twice), dst_regs and dst_lapic (QEMU under TCG
@@ -422,7 +423,7 @@ def run(a):
             if info["status"] in ("completed", "failed", "cancelled"):
                 break
             if a.kill_after and not killed and time.monotonic() - t0 >= a.kill_after:
-                p = procs.get("proxy-send")
+                p = procs.get(a.kill_which)
                 if p is None:
                     raise QMPError("--kill-after needs the proxy transport")
                 res["killed_while"] = info["status"]
@@ -471,10 +472,15 @@ def run(a):
             res["src_tick_after_failure"] = before
             res["src_tick_later"] = src.last_tick()
             res["src_status"] = qs.cmd("query-status")["status"]
+            # A destination that did not get the whole stream must not run the guest.
+            try:
+                res["dst_status"] = qd.cmd("query-status")["status"]
+            except (OSError, QMPError, ValueError):
+                res["dst_status"] = "exited"
 
         # The lmig processes serve one migration and exit with its status.
         for n, p in procs.items():
-            if n == "proxy-send" and killed:
+            if n == a.kill_which and killed:
                 continue
             rc = p.wait(15)
             res[n.replace("-", "_") + "_exit"] = rc if rc is not None else "running"
@@ -486,7 +492,7 @@ def run(a):
                     j = read_json(procs[n].err_path)
                 if j is not None:
                     lm[n] = j
-                elif not (n == "proxy-send" and killed):
+                elif not (n == a.kill_which and killed):
                     res.setdefault("lmig_stderr", {})[n] = procs[n].text()
         if a.transport == "pipe":
             for n in ("pipe-send", "pipe-recv"):
@@ -553,6 +559,8 @@ def main():
     ap.add_argument("--lmig-args", default="--json", help="extra options for every lmig command")
     ap.add_argument("--kill-after", type=float, default=0,
                     help="SIGKILL lmig proxy send this many seconds into the migration")
+    ap.add_argument("--kill-which", default="proxy-send", choices=("proxy-send", "proxy-recv"),
+                    help="the lmig process --kill-after kills")
     ap.add_argument("--timeout", type=float, default=120, help="seconds the migration may take")
     ap.add_argument("--boot-timeout", type=float, default=120)
     ap.add_argument("--ticks", type=int, default=5, help="ticks to see after the switch")
