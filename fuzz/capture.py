@@ -2,13 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """A capturing TCP relay for the seed corpus (mkcorpus.sh).
 
-    capture.py UPSTREAM_PORT OUT PORTFILE
+    capture.py UPSTREAM_PORT OUT PORTFILE [FLAGS]
 
 Listens on 127.0.0.1 (a free port, written to PORTFILE), relays every
 connection to 127.0.0.1:UPSTREAM_PORT in both directions, and records what
 the connecting side sent.  Once every connection has ended and none came
 for a second, it writes OUT in the harnesses' input layout (fuzz/loop.h):
-a flags byte 0 (fix up everything), then one segment per chunk received,
+a flags byte (FLAGS, default 0: fix up everything), then one segment per chunk received,
 in arrival order, tagged with the connection's number (accept order).
 """
 import selectors
@@ -18,6 +18,7 @@ import sys
 import time
 
 upstream, out, portfile = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+flags = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 sel = selectors.DefaultSelector()
 lsock = socket.socket()
 lsock.bind(("127.0.0.1", 0))
@@ -85,7 +86,7 @@ while True:
         break
 
 with open(out, "wb") as f:
-    f.write(b"\0")
+    f.write(bytes([flags]))
     for n, d in segs:
         for i in range(0, len(d), 65535):
             part = d[i:i + 65535]

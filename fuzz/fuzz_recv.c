@@ -293,6 +293,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 	rc = loop_join(&t);
 	if (port > 0)
 		loop_close(fds, nconn);
+	/* FUZZ_VERBOSE=1: what the receiver made of each input (corpus checks). */
+	if (getenv("FUZZ_VERBOSE"))
+		fprintf(stderr, "fuzz_recv: %s\n", rc ? lmig_errmsg() : "ok");
 	if (port <= 0) {
 		fprintf(stderr, "fuzz_recv: the receiver did not start: %s\n", lmig_errmsg());
 		abort();

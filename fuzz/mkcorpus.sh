@@ -42,9 +42,10 @@ wait_port() {
 	cat "$1"
 }
 
-# capture NAME UPSTREAM_PORT: start the relay; its port in $port.
+# capture NAME UPSTREAM_PORT [FLAGS]: start the relay; its port in $port.
+# FLAGS is the harness's first byte (fuzz_stream: 16 for pipe mode).
 capture() {
-	python3 capture.py "$2" "$tmp/$1.cap" "$tmp/$1.cport" </dev/null >/dev/null &
+	python3 capture.py "$2" "$tmp/$1.cap" "$tmp/$1.cport" "${3:-0}" </dev/null >/dev/null &
 	pids="$pids $!"
 	port=$(wait_port "$tmp/$1.cport")
 }
@@ -114,7 +115,7 @@ pipe_seed() {
 	"$LMIG" pipe recv --listen 127.0.0.1:0 --ready-fd 3 3>"$tmp/$1.port" >"$tmp/$1.out" \
 		2>"$tmp/$1.err" &
 	rp=$!
-	capture "$1" "$(wait_port "$tmp/$1.port")"
+	capture "$1" "$(wait_port "$tmp/$1.port")" 16
 	"$LMIG" pipe send --to "127.0.0.1:$port" --channels "$2" --compress "$3" <"$tmp/$1.in" 2>/dev/null
 	wait $rp
 	cmp "$tmp/$1.in" "$tmp/$1.out"
@@ -142,11 +143,11 @@ python3 - "$tmp/dst.sock" "$tmp/dst.bytes" <<-'EOF' &
 pids="$pids $!"
 while [ ! -S "$tmp/dst.sock" ]; do sleep 0.05; done
 "$LMIG" proxy recv --listen 127.0.0.1:0 --to "unix:$tmp/dst.sock" --ready-fd 3 \
-	3>"$tmp/proxy.port" 2>"$tmp/proxy.err" &
+	3>"$tmp/proxy.port" >/dev/null 2>"$tmp/proxy.err" &
 rp=$!
 capture proxy "$(wait_port "$tmp/proxy.port")"
 "$LMIG" proxy send --listen "unix:$tmp/src.sock" --to "127.0.0.1:$port" --channels 2 \
-	--streams 2 --compress lz4 --ready-fd 3 3>"$tmp/src.ready" 2>"$tmp/proxy.serr" &
+	--streams 2 --compress lz4 --ready-fd 3 3>"$tmp/src.ready" >/dev/null 2>"$tmp/proxy.serr" &
 sp=$!
 wait_port "$tmp/src.ready" >/dev/null
 for i in 1 2; do
