@@ -5,6 +5,8 @@
 #   make check    install what is missing, build, run every selftest
 #   make vmcheck  only the tests that boot Debian's kernels in a VM (lmig.ko, soft-dirty)
 #   make bench    benchmark tables (Documentation/benchmarks.md explains them)
+#   make fuzz     each libFuzzer harness for FUZZ_TIME seconds (default 600; fuzz/,
+#                 Documentation/fuzzing.md)
 # V=1 shows the commands.
 
 DEPS := scripts/install-deps.sh
@@ -40,9 +42,13 @@ bench: deps-bench user
 	@sh bench/qemu.sh | tee -a bench/results-latest.md
 	@sh bench/tls.sh | tee -a bench/results-latest.md
 
+fuzz: deps-check
+	@$(MAKE) -C fuzz --no-print-directory fuzz
+
 clean:
 	@$(MAKE) -C user --no-print-directory clean
+	@$(MAKE) -C fuzz --no-print-directory clean
 	@$(MAKE) -C bpf --no-print-directory clean
 	@$(MAKE) -C selftests --no-print-directory clean
 
-.PHONY: all user demo check vmcheck bench clean
+.PHONY: all user demo check vmcheck bench fuzz clean
