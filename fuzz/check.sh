@@ -39,7 +39,7 @@ result() {	# result OK|FAIL DESCRIPTION
 
 # What went wrong, and the input that did it.
 explain() {	# explain LOG
-	grep -E 'ERROR|SUMMARY|runtime error|fuzz_[a-z]+:|^    #[0-9]+ ' "$1" | head -40 | sed 's/^/# /'
+	grep -E 'Running:|ERROR|SUMMARY|runtime error|fuzz_[a-z]+:|^    #[0-9]+ ' "$1" | head -40 | sed 's/^/# /'
 	for a in "$tmp"/art/*; do
 		[ -f "$a" ] || continue
 		echo "# input ${a##*/} ($(wc -c <"$a") bytes), hex:"
