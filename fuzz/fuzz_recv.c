@@ -18,6 +18,11 @@
  *   bit 2  payload lengths, the counts of END and ROUND frames, round
  *          numbers, and END's image digest (codec_digest)
  *   bit 3  frame sequence numbers
+ *   bit 4  TLS: the receiver requires a pre-shared key; each connection
+ *          does its handshake and the streams go as records (tls_seal), so
+ *          the receiver opens them in place in its receive buffers
+ *          (userspace TLS: there is no kTLS on a fuzzing host, nor for
+ *          it in a harness that wants the userspace path)
  *
  * The hello's image size is cut to at most 1 MiB and its channel count to
  * 1..4 (how many connections are made), so a run takes milliseconds.
@@ -39,16 +44,18 @@
 #include "codec.h"
 #include "err.h"
 #include "loop.h"
+#include "tls.h"
 #include "wire.h"
 #include "xfer.h"
 
 #define MAX_IMAGE	(1U << 20)
 #define MAX_PAGES	(MAX_IMAGE / LMIG_PAGE_SIZE)
 
-enum { KEEP_CSUM = 1, KEEP_HASH = 2, KEEP_COUNT = 4, KEEP_SEQ = 8 };
+enum { KEEP_CSUM = 1, KEEP_HASH = 2, KEEP_COUNT = 4, KEEP_SEQ = 8, TLS = 16 };
 
-static const char *dir;
-static char out[300];
+static char dir[300], out[320];
+static struct tls_conf tls_srv, tls_cli;
+static bool with_tls;
 
 /* What the stream says the image is, page by page. */
 struct model {
@@ -221,6 +228,7 @@ static int run_recv(void *arg, int ready_fd)
 		.timeout_ms = 1000,
 		.accept_timeout_ms = 2000,
 		.ready_fd = ready_fd,
+		.tls = with_tls ? &tls_srv : NULL,
 	};
 
 	return xfer_recv(&o, st);
@@ -255,7 +263,13 @@ static void check_image(const struct model *m)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	loop_private_net();
-	dir = loop_tmpdir("fuzz-recv");
+	const char *top = loop_tmpdir("fuzz-recv");
+
+	loop_tls_confs(top, &tls_srv, &tls_cli);
+	/* The receiver's directory holds nothing else: what it leaves is seen. */
+	snprintf(dir, sizeof(dir), "%s/out", top);
+	if (mkdir(dir, 0700))
+		abort();
 	snprintf(out, sizeof(out), "%s/img", dir);
 	codec_init();
 	return 0;
@@ -269,6 +283,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 	struct loop_in in;
 	unsigned int flags, nconn;
 	int fds[LOOP_MAX_CHANNELS], port, rc;
+	struct tls_chan tc[LOOP_MAX_CHANNELS];
 
 	if (!n)
 		return 0;
@@ -287,12 +302,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 	}
 	nconn = m.nchannels ? m.nchannels : 1;
 	lmig_err_clear();
+	with_tls = flags & TLS;
 	port = loop_start(&t, run_recv, &st);
-	if (port > 0)
+	if (port > 0 && with_tls)
+		loop_send_tls(&in, port, nconn, fds, &tls_cli, tc);
+	else if (port > 0)
 		loop_send(&in, port, nconn, fds);
 	rc = loop_join(&t);
 	if (port > 0)
 		loop_close(fds, nconn);
+	if (port > 0 && with_tls)
+		loop_close_tls(tc, nconn);
 	/* FUZZ_VERBOSE=1: what the receiver made of each input (corpus checks). */
 	if (getenv("FUZZ_VERBOSE"))
 		fprintf(stderr, "fuzz_recv: %s\n", rc ? lmig_errmsg() : "ok");
@@ -308,7 +328,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 		abort();
 	}
 	if (!loop_dir_only(dir, NULL)) {
-		fprintf(stderr, "fuzz_recv: the receiver %s left files behind\n", rc ? "failed and" : "");
+		fprintf(stderr, "fuzz_recv: the receiver %sleft files behind in %s\n", rc ? "failed and " : "",
+			dir);
 		abort();
 	}
 	free(st.round);

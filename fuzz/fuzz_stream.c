@@ -17,6 +17,7 @@
  *          it together) and DONE's frame counts
  *   bit 3  frame sequence numbers
  *   bit 4  pipe mode (stdout) instead of proxy mode (unix socket)
+ *   bit 5  TLS with a pre-shared key (userspace records, see fuzz_recv.c)
  *
  * The hello's channel count is cut to 1..4 (the connections made).
  *
@@ -40,11 +41,12 @@
 
 #include "err.h"
 #include "loop.h"
+#include "tls.h"
 #include "stream.h"
 #include "wire.h"
 #include "xxh.h"
 
-enum { KEEP_CSUM = 1, KEEP_HASH = 2, KEEP_COUNT = 4, KEEP_SEQ = 8, PIPE = 16 };
+enum { KEEP_CSUM = 1, KEEP_HASH = 2, KEEP_COUNT = 4, KEEP_SEQ = 8, PIPE = 16, TLS = 32 };
 
 #define MODEL_STREAMS	16
 #define MODEL_MAX	(8U << 20)	/* stream bytes the model keeps */
@@ -52,6 +54,7 @@ enum { KEEP_CSUM = 1, KEEP_HASH = 2, KEEP_COUNT = 4, KEEP_SEQ = 8, PIPE = 16 };
 
 static char sock_path[300];
 static int lfd = -1;
+static struct tls_conf tls_srv, tls_cli;
 
 /* What the frames say each stream is. */
 struct model {
@@ -294,6 +297,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	loop_private_net();
 	dir = loop_tmpdir("fuzz-stream");
 	snprintf(sock_path, sizeof(sock_path), "%s/dst.sock", dir);
+	loop_tls_confs(dir, &tls_srv, &tls_cli);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 512))
@@ -331,6 +335,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 	struct loop_in in;
 	unsigned int flags, nconn;
 	int fds[LOOP_MAX_CHANNELS], port, rc, saved_out = -1;
+	struct tls_chan tc[LOOP_MAX_CHANNELS];
 
 	if (!n)
 		return 0;
@@ -348,6 +353,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 		.listen = "127.0.0.1:0",
 		.timeout_ms = 1000,
 		.accept_timeout_ms = 2000,
+		.tls = flags & TLS ? &tls_srv : NULL,
 	};
 	if (pipe2(dr.stop, O_CLOEXEC))
 		abort();
@@ -370,11 +376,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 
 	lmig_err_clear();
 	port = loop_start(&t, run_stream, &r);
-	if (port > 0)
+	if (port > 0 && (flags & TLS))
+		loop_send_tls(&in, port, nconn, fds, &tls_cli, tc);
+	else if (port > 0)
 		loop_send(&in, port, nconn, fds);
 	rc = loop_join(&t);
 	if (port > 0)
 		loop_close(fds, nconn);
+	if (port > 0 && (flags & TLS))
+		loop_close_tls(tc, nconn);
 	if (saved_out >= 0) {
 		/* The receiver closed or replaced stdout; the pipe ends with this. */
 		dup2(saved_out, STDOUT_FILENO);

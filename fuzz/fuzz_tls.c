@@ -51,21 +51,7 @@ static struct tls_conf srv, cli;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *dir = loop_tmpdir("fuzz-tls");
-	char path[300];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/psk", dir);
-	f = fopen(path, "w");
-	if (!f)
-		abort();
-	fprintf(f, "fuzz:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n");
-	fclose(f);
-	chmod(path, 0600);
-	if (tls_conf_init(&srv, true, NULL, path, NULL) || tls_conf_init(&cli, false, NULL, path, NULL)) {
-		fprintf(stderr, "fuzz_tls: %s\n", lmig_errmsg());
-		abort();
-	}
+	loop_tls_confs(loop_tmpdir("fuzz-tls"), &srv, &cli);
 	return 0;
 }
 

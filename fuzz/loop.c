@@ -9,14 +9,20 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <lmig/wire.h>
+
+#include "err.h"
 #include "loop.h"
+#include "tls.h"
 
 void loop_split(const uint8_t *d, size_t n, struct loop_in *in)
 {
@@ -40,9 +46,10 @@ void loop_split(const uint8_t *d, size_t n, struct loop_in *in)
 				abort();
 		}
 		memcpy(in->buf[c] + in->len[c], d, len);
-		in->len[c] += len;
 		in->seg[in->nseg].ch = c;
 		in->seg[in->nseg].len = len;
+		in->off[in->nseg] = in->len[c];
+		in->len[c] += len;
 		in->nseg++;
 		d += len;
 		n -= len;
@@ -76,39 +83,121 @@ static int connect_to(int port)
 	return fd;
 }
 
+/* len bytes to fd, sealed first with t; false when the peer stopped reading. */
+static bool send_all(int fd, struct tls_chan *t, const uint8_t *p, size_t len)
+{
+	uint8_t *sealed = NULL;
+	bool ok = true;
+
+	if (t && t->ssl && len) {
+		size_t cap = tls_seal_bound(len);
+		ssize_t n;
+
+		sealed = malloc(cap);
+		n = sealed ? tls_seal(t, p, len, sealed, cap) : -1;
+		if (n < 0)
+			abort();	/* sealing never fails on a healthy session */
+		p = sealed;
+		len = n;
+	}
+	while (len) {
+		ssize_t k = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			ok = false;
+			break;
+		}
+		p += k;
+		len -= k;
+	}
+	free(sealed);
+	return ok;
+}
+
+static void send_segments(struct loop_in *in, unsigned int nconn, int *fds, struct tls_chan *t,
+			  size_t *pos)
+{
+	bool dead[LOOP_MAX_CHANNELS] = { false };
+
+	for (unsigned int i = 0; i < in->nseg; i++) {
+		unsigned int c = in->seg[i].ch;
+		size_t len = in->seg[i].len, skip;
+
+		if (c >= nconn || fds[c] < 0 || dead[c])
+			continue;
+		/* What went ahead (the TLS hello) is not sent again. */
+		skip = pos[c] > in->off[i] ? pos[c] - in->off[i] : 0;
+		if (skip >= len)
+			continue;
+		if (!send_all(fds[c], t ? &t[c] : NULL, in->buf[c] + in->off[i] + skip, len - skip)) {
+			/* The receiver stopped reading (refused, or waits on another channel). */
+			dead[c] = true;
+		}
+		pos[c] = in->off[i] + len;
+	}
+	for (unsigned int c = 0; c < nconn; c++)
+		if (fds[c] >= 0)
+			shutdown(fds[c], SHUT_WR);
+}
+
 void loop_send(struct loop_in *in, int port, unsigned int nconn, int *fds)
 {
 	size_t pos[LOOP_MAX_CHANNELS] = { 0 };
 
 	for (unsigned int c = 0; c < nconn; c++)
 		fds[c] = connect_to(port);
-	for (unsigned int i = 0; i < in->nseg; i++) {
-		unsigned int c = in->seg[i].ch;
-		const uint8_t *p = in->buf[c] + pos[c];
-		size_t len = in->seg[i].len;
+	send_segments(in, nconn, fds, NULL, pos);
+}
 
-		pos[c] += len;
-		if (c >= nconn || fds[c] < 0)
-			continue;
-		while (len) {
-			ssize_t k = send(fds[c], p, len, MSG_NOSIGNAL);
+void loop_send_tls(struct loop_in *in, int port, unsigned int nconn, int *fds,
+		   const struct tls_conf *cli, struct tls_chan *t)
+{
+	size_t pos[LOOP_MAX_CHANNELS] = { 0 };
+	struct lmig_hello_ack ack;
 
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0) {
-				/* The receiver stopped reading (refused, or waits on another channel). */
-				shutdown(fds[c], SHUT_WR);
-				break;
-			}
-			p += k;
-			len -= k;
-		}
-		if (len)
-			in->len[c] = 0, in->seg[i].len = 0;
-	}
-	for (unsigned int c = 0; c < nconn; c++)
-		if (fds[c] >= 0)
+	for (unsigned int c = 0; c < nconn; c++) {
+		memset(&t[c], 0, sizeof(t[c]));
+		fds[c] = connect_to(port);
+		if (fds[c] < 0 || tls_handshake(cli, fds[c], 2000, "fuzzed receiver", &t[c]))
+			continue;	/* refused: the receiver says why */
+		pos[c] = in->len[c] < sizeof(struct lmig_hello) ? in->len[c] : sizeof(struct lmig_hello);
+		/*
+		 * As lmig send does: the rest only after the receiver's answer.
+		 * (Records that come with the hello stay in the receiver's
+		 * session until more arrive: a small stream sent at once would
+		 * only be found truncated.)
+		 */
+		if (!send_all(fds[c], &t[c], in->buf[c], pos[c]) ||
+		    chan_read_full(fds[c], &t[c], &ack, sizeof(ack), 2000, "reading the ack"))
 			shutdown(fds[c], SHUT_WR);
+	}
+	send_segments(in, nconn, fds, t, pos);
+}
+
+void loop_close_tls(struct tls_chan *t, unsigned int nconn)
+{
+	for (unsigned int c = 0; c < nconn; c++)
+		tls_chan_free(&t[c]);
+}
+
+void loop_tls_confs(const char *dir, struct tls_conf *srv, struct tls_conf *cli)
+{
+	char path[300];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/psk", dir);
+	f = fopen(path, "w");
+	if (!f)
+		abort();
+	fprintf(f, "fuzz:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n");
+	fclose(f);
+	chmod(path, 0600);
+	if (tls_conf_init(srv, true, NULL, path, NULL) || tls_conf_init(cli, false, NULL, path, NULL)) {
+		fprintf(stderr, "fuzz: TLS set-up: %s\n", lmig_errmsg());
+		abort();
+	}
 }
 
 void loop_close(int *fds, unsigned int nconn)
@@ -176,9 +265,9 @@ int loop_join(struct loop_thread *t)
 
 static char tmpdir[256];
 
-static void rm_tmpdir(void)
+static void rm_tree(const char *path)
 {
-	DIR *d = opendir(tmpdir);
+	DIR *d = opendir(path);
 	struct dirent *e;
 	char p[512];
 
@@ -186,11 +275,17 @@ static void rm_tmpdir(void)
 		return;
 	while ((e = readdir(d)))
 		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			snprintf(p, sizeof(p), "%s/%s", tmpdir, e->d_name);
-			unlink(p);
+			snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+			if (unlink(p) && errno == EISDIR)
+				rm_tree(p);
 		}
 	closedir(d);
-	rmdir(tmpdir);
+	rmdir(path);
+}
+
+static void rm_tmpdir(void)
+{
+	rm_tree(tmpdir);
 }
 
 const char *loop_tmpdir(const char *name)

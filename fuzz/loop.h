@@ -28,6 +28,7 @@ struct loop_in {
 	uint8_t *buf[LOOP_MAX_CHANNELS];	/* each channel's stream, fixed up in place */
 	size_t len[LOOP_MAX_CHANNELS];
 	struct { uint8_t ch; uint32_t len; } seg[LOOP_MAX_SEGS];
+	size_t off[LOOP_MAX_SEGS];		/* where each segment starts in its stream */
 	unsigned int nseg;
 };
 
@@ -44,6 +45,20 @@ void loop_free(struct loop_in *in);
  * gives up that channel.
  */
 void loop_send(struct loop_in *in, int port, unsigned int nconn, int *fds);
+/*
+ * The same through TLS (a receiver started with tls): each connection
+ * does its handshake as a sender would (tls_handshake), sends its
+ * channel's first hello-sized piece and reads the answer before the next
+ * one connects, as the receiver takes channels one by one; every later
+ * segment is sealed into records (tls_seal) and sent.  t holds the sessions until loop_close_tls().
+ */
+struct tls_conf;
+struct tls_chan;
+void loop_send_tls(struct loop_in *in, int port, unsigned int nconn, int *fds,
+		   const struct tls_conf *cli, struct tls_chan *t);
+void loop_close_tls(struct tls_chan *t, unsigned int nconn);
+/* Server and client configurations sharing a pre-shared key (a file in dir). */
+void loop_tls_confs(const char *dir, struct tls_conf *srv, struct tls_conf *cli);
 void loop_close(int *fds, unsigned int nconn);
 
 /*

@@ -7,8 +7,9 @@
 # records what the sending side put on the wire.  Images are a few pages:
 # zero, random (sent raw) and repetitive (lz4) pages, sent with lz4 and
 # without, on one and two channels, and live (a writer keeps changing a
-# page, so the sender needs more than one round).  The TLS harness's seeds
-# seal those same streams; the parsers' seeds are written here.
+# page, so the sender needs more than one round).  The receivers' TLS
+# seeds are the same streams with the harness's TLS flag (it seals them);
+# fuzz_tls's seal pieces of them; the parsers' seeds are written here.
 #
 # Usage: mkcorpus.sh  (from fuzz/; LMIG=path/to/lmig, default ../user/lmig)
 set -eu
@@ -159,6 +160,17 @@ done
 wait $sp
 wait $rp
 finish proxy fuzz_stream
+
+echo "mkcorpus: the receivers with TLS (the same streams, sealed by the harnesses)"
+# flags | 16 (fuzz_recv), | 32 (fuzz_stream): see the harnesses' comments.
+tlsflag() {
+	python3 -c 'import sys; d = open(sys.argv[1], "rb").read()
+open(sys.argv[2], "wb").write(bytes([d[0] | int(sys.argv[3])]) + d[1:])' "$@"
+}
+tlsflag corpus/fuzz_recv/lz4-2 corpus/fuzz_recv/lz4-2-tls 16
+tlsflag corpus/fuzz_recv/live corpus/fuzz_recv/live-tls 16
+tlsflag corpus/fuzz_stream/proxy corpus/fuzz_stream/proxy-tls 32
+tlsflag corpus/fuzz_stream/pipe2-lz4 corpus/fuzz_stream/pipe2-lz4-tls 32
 
 echo "mkcorpus: TLS records (fuzz_tls) from the captured streams"
 mkdir -p corpus/fuzz_tls
