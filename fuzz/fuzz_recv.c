@@ -225,8 +225,8 @@ static int run_recv(void *arg, int ready_fd)
 	struct recv_opts o = {
 		.listen = "127.0.0.1:0",
 		.out = out,
-		.timeout_ms = 1000,
-		.accept_timeout_ms = 2000,
+		.timeout_ms = 500,
+		.accept_timeout_ms = 1000,
 		.ready_fd = ready_fd,
 		.tls = with_tls ? &tls_srv : NULL,
 	};
@@ -262,7 +262,7 @@ static void check_image(const struct model *m)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	loop_private_net();
+	loop_setup();
 	const char *top = loop_tmpdir("fuzz-recv");
 
 	loop_tls_confs(top, &tls_srv, &tls_cli);

@@ -294,7 +294,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const char *dir;
 
-	loop_private_net();
+	loop_setup();
 	dir = loop_tmpdir("fuzz-stream");
 	snprintf(sock_path, sizeof(sock_path), "%s/dst.sock", dir);
 	loop_tls_confs(dir, &tls_srv, &tls_cli);
@@ -351,8 +351,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 
 	r.o = (struct stream_recv_opts){
 		.listen = "127.0.0.1:0",
-		.timeout_ms = 1000,
-		.accept_timeout_ms = 2000,
+		.timeout_ms = 500,
+		.accept_timeout_ms = 1000,
 		.tls = flags & TLS ? &tls_srv : NULL,
 	};
 	if (pipe2(dr.stop, O_CLOEXEC))

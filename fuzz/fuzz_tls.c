@@ -51,6 +51,7 @@ static struct tls_conf srv, cli;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	loop_setup();
 	loop_tls_confs(loop_tmpdir("fuzz-tls"), &srv, &cli);
 	return 0;
 }

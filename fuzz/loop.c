@@ -160,7 +160,7 @@ void loop_send_tls(struct loop_in *in, int port, unsigned int nconn, int *fds,
 	for (unsigned int c = 0; c < nconn; c++) {
 		memset(&t[c], 0, sizeof(t[c]));
 		fds[c] = connect_to(port);
-		if (fds[c] < 0 || tls_handshake(cli, fds[c], 2000, "fuzzed receiver", &t[c]))
+		if (fds[c] < 0 || tls_handshake(cli, fds[c], 1000, "fuzzed receiver", &t[c]))
 			continue;	/* refused: the receiver says why */
 		pos[c] = in->len[c] < sizeof(struct lmig_hello) ? in->len[c] : sizeof(struct lmig_hello);
 		/*
@@ -169,8 +169,8 @@ void loop_send_tls(struct loop_in *in, int port, unsigned int nconn, int *fds,
 		 * session until more arrive: a small stream sent at once would
 		 * only be found truncated.)
 		 */
-		if (!send_all(fds[c], &t[c], in->buf[c], pos[c]) ||
-		    chan_read_full(fds[c], &t[c], &ack, sizeof(ack), 2000, "reading the ack"))
+		if (!send_all(fds[c], &t[c], in->buf[c], pos[c]) || pos[c] < sizeof(struct lmig_hello) ||
+		    chan_read_full(fds[c], &t[c], &ack, sizeof(ack), 1000, "reading the ack"))
 			shutdown(fds[c], SHUT_WR);
 	}
 	send_segments(in, nconn, fds, t, pos);
@@ -315,11 +315,13 @@ int loop_dir_only(const char *dir, const char *keep)
 	return ok;
 }
 
-void loop_private_net(void)
+void loop_setup(void)
 {
 	struct ifreq ifr = { .ifr_name = "lo" };
 	int fd;
 
+	/* As lmig's main() does: a peer gone is an error to handle, not a death. */
+	signal(SIGPIPE, SIG_IGN);
 	if (unshare(CLONE_NEWNET))
 		return;		/* not root: the host's loopback it is */
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -79,12 +79,14 @@ int loop_start(struct loop_thread *t, int (*run)(void *arg, int ready_fd), void 
 int loop_join(struct loop_thread *t);
 
 /*
- * Move the process into a network namespace of its own (nameless: it
- * goes with the process) with only loopback up, when it may (root).
- * Every run leaves a few connections in TIME_WAIT; thousands of runs a
- * second would otherwise fill the host's table that others use too.
+ * Process set-up, once: SIGPIPE ignored, as lmig's main() does (OpenSSL
+ * writes to sockets without MSG_NOSIGNAL).  And, when it may (root), the
+ * process moves into a network namespace of its own (nameless: it goes
+ * with the process) with only loopback up: every run leaves a few
+ * connections in TIME_WAIT, and thousands of runs a second would
+ * otherwise fill the host's table that others use too.
  */
-void loop_private_net(void);
+void loop_setup(void);
 
 /* A private directory for the outputs, removed at exit: its path. */
 const char *loop_tmpdir(const char *name);
