@@ -41,8 +41,8 @@
 
 #include "err.h"
 #include "loop.h"
-#include "tls.h"
 #include "stream.h"
+#include "tls.h"
 #include "wire.h"
 #include "xxh.h"
 

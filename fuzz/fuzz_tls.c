@@ -30,7 +30,6 @@
  * or written past them, or the fed buffer used after it was released.
  */
 #include <pthread.h>
-#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
