@@ -288,11 +288,37 @@ static void rm_tmpdir(void)
 	rm_tree(tmpdir);
 }
 
+/*
+ * Directories of harness processes that are gone: a fuzzing process can
+ * be killed (libFuzzer's fork mode, a timeout) before its atexit().
+ */
+static void rm_stale(const char *base)
+{
+	DIR *d = opendir(base);
+	struct dirent *e;
+	char p[512];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		const char *dot = strchr(e->d_name, '.');
+		long pid = dot ? atol(dot + 1) : 0;
+
+		if (strncmp(e->d_name, "lmig-fuzz-", 10) || pid <= 0 ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", base, e->d_name);
+		rm_tree(p);
+	}
+	closedir(d);
+}
+
 const char *loop_tmpdir(const char *name)
 {
 	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 
-	snprintf(tmpdir, sizeof(tmpdir), "%s/lmig-%s.XXXXXX", base, name);
+	rm_stale(base);
+	snprintf(tmpdir, sizeof(tmpdir), "%s/lmig-%s.%d.XXXXXX", base, name, (int)getpid());
 	if (!mkdtemp(tmpdir))
 		abort();
 	atexit(rm_tmpdir);

@@ -88,7 +88,10 @@ int loop_join(struct loop_thread *t);
  */
 void loop_setup(void);
 
-/* A private directory for the outputs, removed at exit: its path. */
+/*
+ * A private directory for the outputs, removed at exit (and by the next
+ * harness to start, if its process was killed): its path.
+ */
 const char *loop_tmpdir(const char *name);
 /* True when dir holds nothing but (optionally) the file keep. */
 int loop_dir_only(const char *dir, const char *keep);
