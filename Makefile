@@ -7,6 +7,8 @@
 #   make bench    benchmark tables (Documentation/benchmarks.md explains them)
 #   make reliability  kill -9 in every phase and faults on the wire, counted
 #                 (Documentation/reliability.md; RELIABILITY_QUICK=1 for a short run)
+#   make fuzz     each libFuzzer harness for FUZZ_TIME seconds (default 600; fuzz/,
+#                 Documentation/fuzzing.md)
 # V=1 shows the commands.
 
 DEPS := scripts/install-deps.sh
@@ -46,9 +48,13 @@ bench: deps-bench user
 reliability: user
 	@python3 reliability/campaign.py
 
+fuzz: deps-check
+	@$(MAKE) -C fuzz --no-print-directory fuzz
+
 clean:
 	@$(MAKE) -C user --no-print-directory clean
+	@$(MAKE) -C fuzz --no-print-directory clean
 	@$(MAKE) -C bpf --no-print-directory clean
 	@$(MAKE) -C selftests --no-print-directory clean
 
-.PHONY: all user demo check vmcheck bench reliability clean
+.PHONY: all user demo check vmcheck bench reliability fuzz clean
