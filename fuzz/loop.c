@@ -194,7 +194,8 @@ void loop_tls_confs(const char *dir, struct tls_conf *srv, struct tls_conf *cli)
 	fprintf(f, "fuzz:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n");
 	fclose(f);
 	chmod(path, 0600);
-	if (tls_conf_init(srv, true, NULL, path, NULL) || tls_conf_init(cli, false, NULL, path, NULL)) {
+	if (tls_conf_init(srv, true, NULL, path, NULL, NULL) ||
+	    tls_conf_init(cli, false, NULL, path, NULL, NULL)) {
 		fprintf(stderr, "fuzz: TLS set-up: %s\n", lmig_errmsg());
 		abort();
 	}
