@@ -86,7 +86,7 @@
 #define LMIG_CAP_LZ4		(1U << 0)	/* LMIG_ENC_LZ4 pages */
 #define LMIG_CAP_ZERO_RUNS	(1U << 1)	/* LMIG_ENC_ZERO with count > 1 */
 #define LMIG_CAP_ROUNDS		(1U << 2)	/* ROUND frames; pages resent in later rounds */
-#define LMIG_CAP_CONFIRM	(1U << 3)	/* verdict, CONFIRM, then the commit and FINAL */
+#define LMIG_CAP_CONFIRM	(1U << 4)	/* verdict, CONFIRM, then the commit and FINAL (bit 3: stream.h) */
 /* Reserved so later versions can negotiate them without a new magic. */
 #define LMIG_CAP_AUTH		(1U << 16)
 #define LMIG_CAP_TLS		(1U << 17)
