@@ -1607,7 +1607,8 @@ int xfer_send(const struct send_opts *o, struct xfer_stats *st)
 out:
 	/*
 	 * A live source is resumed unless the receiver acknowledged a
-	 * verified commit; after one it must never run next to its copy.
+	 * verified commit; after one it must never run next to its copy,
+	 * nor after a commit whose outcome is unknown.
 	 */
 	if ((s.th_on || s.th.applied) && throttle_restore(&s.th)) {
 		/* The migration's own outcome stands; the operator must know, though. */
