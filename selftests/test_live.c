@@ -32,9 +32,12 @@
 
 #include "kselftest_harness.h"
 
+#include <lmig/wire.h>
+
 #include "lib/files.h"
 #include "lib/jfield.h"
 #include "lib/proc.h"
+#include "lib/relay.h"
 #include "lib/sock.h"
 
 #define PAGE		4096ULL
@@ -1068,6 +1071,164 @@ TEST_F(live, usage_errors)
 	EXPECT_FALSE(is_stopped(e->dw.pid));
 	EXPECT_TRUE(writer_runs(e));
 	close(fd);
+}
+
+/* ---- the confirmed commit: a lost reply never leaves a copy next to a running source ---- */
+
+FIXTURE(commit) {
+	struct env e;
+	struct relay rl;
+};
+
+FIXTURE_SETUP(commit)
+{
+	env_setup(_metadata, &self->e);
+}
+
+FIXTURE_TEARDOWN(commit)
+{
+	relay_stop(&self->rl);
+	env_teardown(&self->e);
+}
+
+/*
+ * A live migration of a 32 MiB writer whose channel 0 replies pass the
+ * relay: the first reply with magic gets act.
+ */
+static void migrate_via_relay(struct __test_metadata *_metadata, struct env *e, struct relay *rl,
+			      uint32_t magic, enum relay_act act)
+{
+	const char *const args[] = { "--pid", e->pid, "--no-progress", "--tracker", "scan",
+				     "--bandwidth", "64M", NULL };
+	int port;
+
+	writer_start(_metadata, e, false, false, 32 * MiB, "8M");
+	port = recv_start(&e->rx, e->out, NULL, 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, relay_start(rl, port, magic, act));
+	ASSERT_EQ(0, send_start(&e->tx, e->mem, rl->port, args));
+}
+
+/* The writer stays paused for 2 s: nothing resumes it. */
+static void check_stays_paused(struct __test_metadata *_metadata, struct env *e)
+{
+	for (int i = 0; i < 40; i++) {
+		ASSERT_TRUE(is_stopped(e->dw.pid))
+			TH_LOG("the source runs %d ms after the outcome became unknown (state %c)",
+			       i * 50, proc_state(e->dw.pid));
+		usleep(50 * 1000);
+	}
+}
+
+/* The image committed at the receiver is the paused source, byte for byte. */
+static void check_image_is_source(struct __test_metadata *_metadata, struct env *e)
+{
+	uint8_t *mem = mem_snapshot(e), *img = file_load(e->out, e->size);
+
+	ASSERT_NE(NULL, mem);
+	ASSERT_NE(NULL, img) TH_LOG("no committed image at %s", e->out);
+	EXPECT_EQ(0, memcmp(mem, img, e->size)) TH_LOG("the image differs from the paused source");
+	free(mem);
+	free(img);
+}
+
+/* The verdict arrives damaged: nothing was committed, the source runs again. */
+TEST_F(commit, verdict_damaged)
+{
+	struct env *e = &self->e;
+	char s[32];
+
+	migrate_via_relay(_metadata, e, &self->rl, LMIG_RESULT_MAGIC, RELAY_FLIP);
+	ASSERT_EQ(0, proc_wait(&e->tx, 30)) TH_LOG("lmig send still running");
+	ASSERT_TRUE(self->rl.hit) TH_LOG("the verdict never passed the relay");
+	EXPECT_EQ(1, proc_exit_code(&e->tx)) TH_LOG("send: %s", e->tx.err_log);
+	EXPECT_TRUE(one_line(e->tx.err)) TH_LOG("%s", e->tx.err_log);
+	EXPECT_NE(NULL, strstr(e->tx.err, "checksum mismatch")) TH_LOG("%s", e->tx.err_log);
+	ASSERT_EQ(0, json_str_field(e->tx.out, "source", s, sizeof(s)));
+	EXPECT_STREQ("resumed", s);
+	EXPECT_TRUE(writer_runs(e)) TH_LOG("the source does not run after the failure");
+	/* The receiver waited for a confirmation that never came, and discarded the image. */
+	ASSERT_EQ(0, proc_wait(&e->rx, 15)) TH_LOG("lmig recv still running");
+	EXPECT_EQ(1, proc_exit_code(&e->rx)) TH_LOG("recv: %s", e->rx.err_log);
+	EXPECT_NE(NULL, strstr(e->rx.err, "confirm")) TH_LOG("recv: %s", e->rx.err_log);
+	EXPECT_FALSE(path_exists(e->out)) TH_LOG("%s committed next to a resumed source", e->out);
+	EXPECT_FALSE(path_exists(e->partial));
+}
+
+/*
+ * The final result is lost after the receiver committed: the outcome is
+ * unknown to the sender, which leaves the source paused and says so.
+ */
+TEST_F(commit, final_lost)
+{
+	struct env *e = &self->e;
+	char s[32];
+
+	migrate_via_relay(_metadata, e, &self->rl, LMIG_FINAL_MAGIC, RELAY_CUT);
+	ASSERT_EQ(0, proc_wait(&e->tx, 30)) TH_LOG("lmig send still running");
+	ASSERT_TRUE(self->rl.hit) TH_LOG("no final result passed the relay");
+	ASSERT_EQ(0, proc_wait(&e->rx, 5)) TH_LOG("lmig recv still running");
+	EXPECT_EQ(0, proc_exit_code(&e->rx)) TH_LOG("recv: %s", e->rx.err_log);
+	EXPECT_EQ(3, proc_exit_code(&e->tx)) TH_LOG("send: %s", e->tx.err_log);
+	EXPECT_TRUE(one_line(e->tx.err)) TH_LOG("%s", e->tx.err_log);
+	EXPECT_NE(NULL, strstr(e->tx.err, "outcome unknown")) TH_LOG("%s", e->tx.err_log);
+	EXPECT_NE(NULL, strstr(e->tx.err, "check --out on the receiver")) TH_LOG("%s", e->tx.err_log);
+	ASSERT_TRUE(json_one_object(e->tx.out)) TH_LOG("%s", e->tx.out);
+	ASSERT_EQ(0, json_str_field(e->tx.out, "status", s, sizeof(s)));
+	EXPECT_STREQ("failed", s);
+	ASSERT_EQ(0, json_str_field(e->tx.out, "outcome", s, sizeof(s))) TH_LOG("%s", e->tx.out);
+	EXPECT_STREQ("unknown", s);
+	ASSERT_EQ(0, json_str_field(e->tx.out, "source", s, sizeof(s)));
+	EXPECT_STREQ("paused", s);
+	check_stays_paused(_metadata, e);
+	check_image_is_source(_metadata, e);
+}
+
+/*
+ * lmig send is SIGKILLed after the verdict, once it told the receiver to
+ * commit (the relay holds the final result back): its guard must leave
+ * the source paused, since the copy may be committed — and here it is.
+ */
+TEST_F(commit, sender_killed_after_verdict)
+{
+	struct env *e = &self->e;
+	double deadline;
+
+	migrate_via_relay(_metadata, e, &self->rl, LMIG_FINAL_MAGIC, RELAY_HOLD);
+	deadline = mono_s() + 30;
+	while (!self->rl.hit && mono_s() < deadline && proc_wait(&e->tx, 0))
+		usleep(1000);
+	ASSERT_TRUE(self->rl.hit) TH_LOG("no final result; send: %s", e->tx.err_log);
+	ASSERT_EQ(-1, proc_wait(&e->tx, 0)) TH_LOG("send ended: %s", e->tx.err_log);
+	ASSERT_EQ(0, kill(e->tx.pid, SIGKILL));
+	ASSERT_EQ(0, proc_wait(&e->tx, 2));
+	ASSERT_EQ(0, proc_wait(&e->rx, 5)) TH_LOG("lmig recv still running");
+	EXPECT_EQ(0, proc_exit_code(&e->rx)) TH_LOG("recv: %s", e->rx.err_log);
+	check_stays_paused(_metadata, e);
+	check_image_is_source(_metadata, e);
+}
+
+/*
+ * The receiver is SIGKILLed after its verdict, before any confirmation
+ * (the relay swallows the verdict): nothing is committed and the sender
+ * resumes the source.
+ */
+TEST_F(commit, receiver_killed_before_confirm)
+{
+	struct env *e = &self->e;
+	double deadline, t_kill;
+
+	migrate_via_relay(_metadata, e, &self->rl, LMIG_RESULT_MAGIC, RELAY_SWALLOW);
+	deadline = mono_s() + 30;
+	while (!self->rl.hit && mono_s() < deadline && proc_wait(&e->tx, 0))
+		usleep(1000);
+	ASSERT_TRUE(self->rl.hit) TH_LOG("no verdict; send: %s", e->tx.err_log);
+	ASSERT_EQ(0, kill(e->rx.pid, SIGKILL));
+	t_kill = mono_s();
+	check_send_failed(_metadata, e, t_kill, FAIL_MAX_S, ARGS("closed", "reset"));
+	ASSERT_NE(0, wait_resumed(e, RESUME_MAX_S)) TH_LOG("the source is still paused");
+	EXPECT_TRUE(writer_runs(e));
+	EXPECT_FALSE(path_exists(e->out));
 }
 
 TEST_HARNESS_MAIN

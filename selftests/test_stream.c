@@ -857,6 +857,35 @@ TEST_F(pfail, receiver_killed)
 	EXPECT_LE(w.t_err - t, DEADLINE_S) TH_LOG("the writer's write failed %.3f s after", w.t_err - t);
 }
 
+/*
+ * A source of two channels that is gone after channel 0's hello: the
+ * receiver must not wait its 10 s handshake limit for channel 1.
+ */
+TEST_F(pfail, source_gone_before_channels)
+{
+	const char *args[] = { "pipe", "recv", "--listen", "127.0.0.1:0", "--ready-fd", "3",
+			       "--timeout", "10", NULL };
+	struct hello_info hi = { .caps = LMIG_CAP_STREAM | LMIG_CAP_LZ4, .nchannels = 2 };
+	struct lmig_hello h;
+	struct lmig_hello_ack a;
+	int fd, rfd, port;
+	double t;
+
+	ASSERT_EQ(0, spawn(&self->rx, args, -1, -1, &rfd, NULL));
+	port = ready_port(rfd);
+	ASSERT_GT(port, 0) TH_LOG("recv: %s", self->rx.err_log);
+	memcpy(hi.session, "gone-after-ch-0.", 16);
+	wire_hello_build(&h, &hi);
+	fd = sock_connect(port);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, sock_write_full(fd, &h, sizeof(h)));
+	ASSERT_EQ(0, sock_read_full(fd, &a, sizeof(a), 5));
+	ASSERT_EQ(LMIG_ST_OK, le32toh(a.status));
+	close(fd);
+	t = mono_s();
+	check_failed(_metadata, &self->rx, "pipe recv", t, WORDS("channel 0 closed"));
+}
+
 TEST_F(pfail, corrupted_byte)
 {
 	char to[32];

@@ -68,9 +68,12 @@
 
 #include "kselftest_harness.h"
 
+#include <lmig/wire.h>
+
 #include "lib/files.h"
 #include "lib/jfield.h"
 #include "lib/proc.h"
+#include "lib/relay.h"
 #include "lib/vm.h"
 #include "lib/sock.h"
 
@@ -1185,6 +1188,91 @@ TEST_F_TIMEOUT(throttle_vm, cgroup_v2, 250)
 	check_v2_threads(_metadata, out);
 	free(out);
 	proc_kill(&p);
+}
+
+/*
+ * SIGKILL of lmig send after the commit point: the receiver verified the
+ * image and was told to commit (the relay holds its final result back).
+ * The guard undoes every limit, and leaves the writer paused: a copy of it
+ * may run at the destination.
+ */
+FIXTURE(commit_point) {
+	struct env e;
+	struct relay rl;
+};
+
+FIXTURE_SETUP(commit_point)
+{
+	env_setup(_metadata, &self->e);
+}
+
+FIXTURE_TEARDOWN(commit_point)
+{
+	relay_stop(&self->rl);
+	env_teardown(&self->e);
+}
+
+/* State letter of /proc/PID/stat ('T' stopped), or 0. */
+static char stat_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+TEST_F_TIMEOUT(commit_point, sigkill_guard_keeps_paused, CASE_TIMEOUT)
+{
+	struct env *e = &self->e;
+	const char *args[] = { "--pid", e->pid, "--no-progress", "--bandwidth", "20M",
+			       "--channels", "2", "--timeout", SEND_TIMEOUT, "--tracker", "scan",
+			       "--throttle", "auto", NULL };
+	char path[600];
+	double deadline, t_kill;
+	int port;
+
+	if (!have_cpu_v1())
+		SKIP(return, "no cgroup v1 cpu hierarchy at %s", CPU_V1);
+	writer_start(_metadata, e, false, NULL);
+	placement_record(_metadata, e);
+	port = recv_start(&e->rx, e->out, NULL, 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, relay_start(&self->rl, port, LMIG_FINAL_MAGIC, RELAY_HOLD));
+	args[1] = e->pid;
+	ASSERT_EQ(0, send_start(&e->tx, e->mem, self->rl.port, args));
+	deadline = mono_s() + 60;
+	while (!self->rl.hit && mono_s() < deadline && proc_wait(&e->tx, 0))
+		watch(e, 0.05, false);
+	ASSERT_TRUE(self->rl.hit) TH_LOG("no final result; send: %s", e->tx.err_log);
+	ASSERT_TRUE(e->seen_limit) TH_LOG("the writer was never limited");
+	snprintf(path, sizeof(path), "%s/throttle-%s", STATE_DIR, e->pid);
+	ASSERT_TRUE(path_exists(path)) TH_LOG("no limit left to undo at the commit point");
+	ASSERT_EQ(0, kill(e->tx.pid, SIGKILL));
+	t_kill = mono_s();
+	ASSERT_EQ(0, proc_wait(&e->tx, 5));
+	while (path_exists(path) && mono_s() - t_kill < 3)
+		usleep(10 * 1000);
+	TH_LOG("quota %s seen; restored %.0f ms after the SIGKILL", e->seen_quota,
+	       (mono_s() - t_kill) * 1000);
+	check_restored(_metadata, e);
+	for (int i = 0; i < 40; i++) {
+		char st = stat_state(e->dw.pid);
+
+		ASSERT_TRUE(st == 'T' || st == 't') TH_LOG("the writer runs %d ms after the SIGKILL (state %c)",
+							    i * 50, st ? st : '?');
+		usleep(50 * 1000);
+	}
 }
 
 TEST_HARNESS_MAIN

@@ -327,6 +327,47 @@ TEST(result_damaged)
 	}
 }
 
+/*
+ * The confirmed commit's messages: a CONFIRM counts for exactly the
+ * verified image, a verdict or a CONFIRM is never taken for a FINAL, and
+ * any flipped bit of either is refused.
+ */
+TEST(confirm_and_final)
+{
+	struct lmig_result c, f, bad;
+	uint32_t st = 99;
+
+	wire_result_build_as(&c, LMIG_CONFIRM_MAGIC, LMIG_ST_OK, 256, NULL);
+	lmig_err_clear();
+	EXPECT_EQ(0, wire_confirm_parse(&c, 256));
+	EXPECT_EQ(-1, wire_confirm_parse(&c, 255));
+	wire_result_build(&bad, LMIG_ST_OK, 256, NULL);	/* a verdict echoed back */
+	lmig_err_clear();
+	EXPECT_EQ(-1, wire_confirm_parse(&bad, 256));
+	EXPECT_NE(NULL, strstr(lmig_errmsg(), "magic"));
+
+	wire_result_build_as(&f, LMIG_FINAL_MAGIC, LMIG_ST_OK, 256, NULL);
+	EXPECT_EQ(0, wire_final_parse(&f, &st));
+	EXPECT_EQ(LMIG_ST_OK, st);
+	EXPECT_EQ(-1, wire_final_parse(&bad, &st));
+	EXPECT_EQ(-1, wire_final_parse(&c, &st));
+
+	wire_result_build_as(&f, LMIG_FINAL_MAGIC, LMIG_ST_IO, 0, "cannot link the image");
+	lmig_err_clear();
+	EXPECT_EQ(0, wire_final_parse(&f, &st));
+	EXPECT_EQ(LMIG_ST_IO, st);
+	EXPECT_NE(NULL, strstr(lmig_errmsg(), "cannot link the image"));
+
+	for (size_t i = 0; i < sizeof(c); i++) {
+		bad = c;
+		((uint8_t *)&bad)[i] ^= 0x01;
+		ASSERT_EQ(-1, wire_confirm_parse(&bad, 256)) TH_LOG("confirm: flip at byte %zu accepted", i);
+		bad = f;
+		((uint8_t *)&bad)[i] ^= 0x01;
+		ASSERT_EQ(-1, wire_final_parse(&bad, &st)) TH_LOG("final: flip at byte %zu accepted", i);
+	}
+}
+
 TEST(frame_checksum_covers_descriptors)
 {
 	struct lmig_page_desc d[3], e[3];

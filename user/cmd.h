@@ -20,6 +20,7 @@ struct cmd {
 #define EXIT_OK		0
 #define EXIT_FAIL	1	/* the operation failed */
 #define EXIT_USAGE	2	/* bad command line */
+#define EXIT_UNKNOWN	3	/* send: the receiver was told to commit; whether it did is unknown */
 
 int cmd_send(int argc, char **argv, struct global_opts *g);
 int cmd_recv(int argc, char **argv, struct global_opts *g);

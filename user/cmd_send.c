@@ -273,6 +273,9 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 	int ret = cmd_finish("send", xfer_send(&o, &st), &st, compress_mode_name(o.compress),
 			     o.progress, g);
 
+	if (ret == EXIT_FAIL && st.outcome && !strcmp(st.outcome, "unknown"))
+		ret = EXIT_UNKNOWN;
+
 	tls_conf_free(&tls);
 	return ret;
 }

@@ -154,7 +154,8 @@ static int do_thaw(const struct freezer *f)
 
 /*
  * The guard: resumes the workload unless lmig says 'k' (keep it paused)
- * before the pipe closes.  It ignores the terminal's signals, so a ^C
+ * before the pipe closes.  'c' (the commit point: the receiver may commit
+ * from now on) keeps it paused even then; the CPU limits are undone.  It ignores the terminal's signals, so a ^C
  * that ends lmig mid-switch-over still finds it there to resume.
  */
 static void guard_main(const struct freezer *f, int rfd)
@@ -167,13 +168,25 @@ static void guard_main(const struct freezer *f, int rfd)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_NAME, "lmig-guard");
-	do
-		n = read(rfd, &c, 1);
-	while (n < 0 && errno == EINTR);
-	if (n == 1 && c == 'k')
-		_exit(0);
-	/* lmig is gone: undo its CPU limits too, then let the workload run. */
+	bool committing = false;
+
+	for (;;) {
+		do
+			n = read(rfd, &c, 1);
+		while (n < 0 && errno == EINTR);
+		if (n == 1 && c == 'k')
+			_exit(0);
+		if (n == 1 && c == 'c') {
+			committing = true;	/* the receiver may commit from now on */
+			continue;
+		}
+		break;
+	}
+	/* lmig is gone: undo its CPU limits too, then let the workload run ... */
 	throttle_restore_pid(f->pid);
+	/* ... unless it may have a committed copy: then it stays paused. */
+	if (committing)
+		_exit(0);
 	_exit(do_thaw(f) ? 1 : 0);
 }
 
@@ -272,6 +285,12 @@ int freezer_thaw(struct freezer *f)
 	if (ret)
 		return lmig_err_errno(-ret, "cannot resume the workload (%s)", freezer_name(f));
 	return 0;
+}
+
+void freezer_commit_point(struct freezer *f)
+{
+	if (f->guard_fd >= 0 && write(f->guard_fd, "c", 1) != 1)
+		(void)0;	/* a guard that is gone resumes nothing */
 }
 
 void freezer_commit(struct freezer *f, bool kill_it)

@@ -11,7 +11,9 @@
  * one end of a pipe and waits: when lmig reports a verified commit (or a
  * failure it handled itself) it exits and leaves things as they are; when
  * the pipe closes without that (lmig was killed), it undoes lmig's CPU
- * limits (throttle.h) and resumes the workload.  The guard inherits the
+ * limits (throttle.h) and resumes the workload — unless lmig told it the
+ * commit point was reached (freezer_commit_point()): then the workload
+ * stays paused, since a copy of it may run elsewhere.  The guard inherits the
  * pidfd taken before the fork: if the workload exited and its pid was
  * reused, its SIGCONT reaches nobody.
  */
@@ -45,6 +47,13 @@ int freezer_init(struct freezer *f, const char *spec, pid_t pid);
 int freezer_freeze(struct freezer *f);
 /* Resume it (a no-op unless frozen); the guard is told to stand down. */
 int freezer_thaw(struct freezer *f);
+/*
+ * The commit point: from now on the receiver may commit, so the guard must
+ * never resume the workload, even if lmig dies (it still undoes the CPU
+ * limits).  freezer_thaw() afterwards still resumes it: lmig knows then
+ * that the receiver did not commit.
+ */
+void freezer_commit_point(struct freezer *f);
 /* After a verified commit: leave it paused for good (or kill it). */
 void freezer_commit(struct freezer *f, bool kill_it);
 const char *freezer_name(const struct freezer *f);

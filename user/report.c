@@ -130,6 +130,8 @@ void report_print(const char *role, const struct xfer_stats *st, const char *com
 		if (st->tls_binding[0])
 			json_str(&j, "tls_binding", st->tls_binding);
 		json_str(&j, "digest", ok ? hex : NULL);
+		if (st->outcome)
+			json_str(&j, "outcome", st->outcome);
 		if (st->readback_s > 0)
 			json_u64(&j, "readback_ms", (uint64_t)(st->readback_s * 1000 + 0.5));
 		if (st->write_ops)

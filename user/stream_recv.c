@@ -37,6 +37,7 @@
 #include <malloc.h>
 #include <lz4.h>
 #include <search.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -795,6 +796,56 @@ static int tls_accept(struct sreceiver *r, int fd, const char *peer, struct tls_
 	return rc ? -1 : 0;
 }
 
+/*
+ * While more channels are to connect: wait up to timeout_ms for the next
+ * one, but give up at once when a channel that did connect ends (its
+ * source is gone: the others will not come).  A channel with data waiting
+ * is not watched any more (poll would report it at once each time); its
+ * end then shows when the channels are read.  0 when lfd has a connection.
+ */
+static int wait_next_channel(struct sreceiver *r, int lfd, unsigned int got, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	bool busy[LMIG_MAX_CHANNELS] = { false };
+
+	for (;;) {
+		struct pollfd pf[1 + LMIG_MAX_CHANNELS];
+		unsigned int map[1 + LMIG_MAX_CHANNELS], n = 0;
+		long long left = deadline - now_ms();
+		int k;
+
+		pf[n++] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+		for (unsigned int c = 0; c < r->nch; c++)
+			if (r->ch[c].fd >= 0 && !busy[c]) {
+				map[n] = c;
+				pf[n++] = (struct pollfd){ .fd = r->ch[c].fd, .events = POLLIN | POLLRDHUP };
+			}
+		k = poll(pf, n, left > 0 ? (int)left : 0);
+		if (k < 0 && errno != EINTR)
+			return lmig_err_errno(errno, "accept");
+		if (k == 0)
+			return lmig_err("only %u of %u channels connected within %d ms", got, r->nch,
+					timeout_ms);
+		if (k < 0)
+			continue;
+		for (unsigned int i = 1; i < n; i++) {
+			unsigned int c = map[i];
+
+			if (!pf[i].revents)
+				continue;
+			/* Data, not the end: the source is still there. */
+			if (!(pf[i].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+				busy[c] = true;
+				continue;
+			}
+			return lmig_err("channel %u closed while %u of %u channels had connected: the source is gone",
+					c, got, r->nch);
+		}
+		if (pf[0].revents)
+			return 0;
+	}
+}
+
 static int handshake(struct sreceiver *r, int lfd)
 {
 	struct hello_info first = { 0 };
@@ -807,15 +858,13 @@ static int handshake(struct sreceiver *r, int lfd)
 		struct hello_info hi;
 		struct tls_chan tc = { 0 }, *t = &tc;
 		uint32_t status;
-		int fd = net_accept(lfd, got ? r->o->timeout_ms : r->o->accept_timeout_ms, peer,
-				    sizeof(peer));
+		int fd;
 
-		if (fd < 0) {
-			if (got)
-				lmig_err_clear(), lmig_err("only %u of %u channels connected within %d ms",
-							   got, r->nch, r->o->timeout_ms);
+		if (got && wait_next_channel(r, lfd, got, r->o->timeout_ms))
 			return -1;
-		}
+		fd = net_accept(lfd, got ? 0 : r->o->accept_timeout_ms, peer, sizeof(peer));
+		if (fd < 0)
+			return -1;
 		if (r->o->tls && tls_accept(r, fd, peer, t))
 			return -1;
 		if (chan_read_full(fd, t, &h, sizeof(h), r->o->timeout_ms, "reading the source's hello")) {

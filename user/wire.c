@@ -137,6 +137,46 @@ int wire_round_ack_parse(const struct lmig_result *r, uint64_t *round)
 	return 0;
 }
 
+/* The same structure under another magic: CONFIRM (sender) or FINAL (receiver). */
+void wire_result_build_as(struct lmig_result *r, uint32_t magic, uint32_t status, uint64_t pages,
+			  const char *reason)
+{
+	wire_result_build(r, status, pages, reason);
+	r->magic = htole32(magic);
+	r->checksum = 0;
+	r->checksum = htole64(CSUM(r, struct lmig_result));
+}
+
+int wire_confirm_parse(const struct lmig_result *r, uint64_t pages)
+{
+	if (le32toh(r->magic) != LMIG_CONFIRM_MAGIC)
+		return lmig_err("sender sent no confirmation (bad magic 0x%08x)", le32toh(r->magic));
+	if (le64toh(r->checksum) != CSUM(r, struct lmig_result))
+		return lmig_err("confirmation checksum mismatch (corrupted stream)");
+	if (le32toh(r->status) != LMIG_ST_OK || le64toh(r->pages) != pages)
+		return lmig_err("sender confirmed %llu pages with status %u, not the %llu verified",
+				(unsigned long long)le64toh(r->pages), le32toh(r->status),
+				(unsigned long long)pages);
+	return 0;
+}
+
+int wire_final_parse(const struct lmig_result *r, uint32_t *status)
+{
+	if (le32toh(r->magic) != LMIG_FINAL_MAGIC)
+		return lmig_err("receiver sent no final result (bad magic 0x%08x)", le32toh(r->magic));
+	if (le64toh(r->checksum) != CSUM(r, struct lmig_result))
+		return lmig_err("final result checksum mismatch (corrupted stream)");
+	*status = le32toh(r->status);
+	if (*status != LMIG_ST_OK) {
+		char why[LMIG_REASON_LEN];
+
+		wire_printable(why, sizeof(why), r->reason, sizeof(r->reason));
+		lmig_err("receiver did not commit the image: %s",
+			 why[0] ? why : wire_status_name(*status));
+	}
+	return 0;
+}
+
 int wire_result_parse(const struct lmig_result *r, uint64_t *pages)
 {
 	if (le32toh(r->magic) != LMIG_RESULT_MAGIC)

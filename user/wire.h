@@ -26,6 +26,16 @@ void wire_ack_build(struct lmig_hello_ack *a, uint32_t caps, uint32_t status, co
 int wire_ack_parse(const struct lmig_hello_ack *a, uint32_t *caps);
 void wire_result_build(struct lmig_result *r, uint32_t status, uint64_t pages, const char *reason);
 int wire_result_parse(const struct lmig_result *r, uint64_t *pages);
+/*
+ * LMIG_CAP_CONFIRM.  build_as: a result under another magic.  confirm_parse:
+ * a valid CONFIRM for pages, else -1 with lmig_err().  final_parse: -1 with
+ * lmig_err() if r is no valid FINAL; else 0 and *status, with lmig_err()
+ * set to the receiver's reason when *status is not LMIG_ST_OK.
+ */
+void wire_result_build_as(struct lmig_result *r, uint32_t magic, uint32_t status, uint64_t pages,
+			  const char *reason);
+int wire_confirm_parse(const struct lmig_result *r, uint64_t pages);
+int wire_final_parse(const struct lmig_result *r, uint32_t *status);
 /* "Round n applied" (LMIG_ROUND_ACK_MAGIC); parse returns 1 for any other message. */
 void wire_round_ack_build(struct lmig_result *r, uint64_t round);
 int wire_round_ack_parse(const struct lmig_result *r, uint64_t *round);

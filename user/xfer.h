@@ -62,6 +62,11 @@ struct xfer_stats {
 	unsigned int object_rescans;	/* harvests that compared every page's content */
 	uint64_t pages_holed;		/* reported for going from data to hole */
 	const char *source_state;	/* "paused", "killed", "resumed", "running" */
+	/*
+	 * The sender's: "committed", or "unknown" when the receiver was told
+	 * to commit and its final result never came (EXIT_UNKNOWN); else NULL.
+	 */
+	const char *outcome;
 	char tracker_why[256];
 	struct round_stat *round;	/* rounds entries */
 	char probes[200];		/* "on", or why not */

@@ -142,6 +142,8 @@ struct receiver {
 	struct hello_info hi;
 	struct dst_image out;
 	bool out_ok;
+	bool confirm;			/* LMIG_CAP_CONFIRM: commit only when the sender confirms */
+	bool verdict_sent;		/* ... the verdict "verified" is out: FINAL follows */
 	uint64_t npages, pages_done;
 	uint64_t *hashes;
 	uint32_t *seen;			/* per page: 1 + the round it last arrived in, 0 never */
@@ -1168,6 +1170,7 @@ static int handshake(struct receiver *r, int lfd)
 			r->hashes = calloc(r->npages, sizeof(*r->hashes));
 			r->seen = calloc(r->npages, sizeof(*r->seen));
 			r->live = hi.caps & LMIG_CAP_ROUNDS;
+			r->confirm = hi.caps & LMIG_CAP_CONFIRM;
 			if (!r->hashes || !r->seen) {
 				lmig_err("out of memory for a %llu-page image",
 					 (unsigned long long)r->npages);
@@ -1202,7 +1205,8 @@ static int handshake(struct receiver *r, int lfd)
 		r->ch[hi.channel].fd = fd;
 		r->ch[hi.channel].tls = tc;	/* the channel owns the session now */
 		t = &r->ch[hi.channel].tls;
-		wire_ack_build(&a, hi.caps & (LMIG_CAPS_V1 | LMIG_CAP_ROUNDS), LMIG_ST_OK, NULL);
+		wire_ack_build(&a, hi.caps & (LMIG_CAPS_V1 | LMIG_CAP_ROUNDS | LMIG_CAP_CONFIRM),
+			       LMIG_ST_OK, NULL);
 		if (chan_write_full(fd, t, &a, sizeof(a), r->o->timeout_ms, "answering the hello"))
 			return -1;
 		if (++got == r->nch)
@@ -1375,6 +1379,94 @@ out:
 	return ret;
 }
 
+/*
+ * LMIG_CAP_CONFIRM: the image is verified.  Say so, and commit only when
+ * the sender confirms: a sender that never learnt of the verdict resumes
+ * its source, so the image must then never appear.  The data is flushed
+ * before the verdict, so the commit the sender waits for is only the link
+ * and the directory's flush.
+ */
+/*
+ * The ring's receive on channel 0 would take the sender's CONFIRM: cancel
+ * it before the verdict goes out (the sender sends nothing before it has
+ * the verdict), and wait until it has ended.
+ */
+static int stop_receiving(struct receiver *r)
+{
+	struct rchan *ch = &r->ch[0];
+	struct io_uring_sqe *sqe;
+	bool cancelled = false;
+	double t0 = now_s();
+
+	if (!ch->recv_armed)
+		return 0;
+	sqe = uring_get_sqe(&r->ring);
+	io_uring_prep_cancel_fd(sqe, ch->fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, 0);
+	io_uring_submit(&r->ring);
+	while (ch->recv_armed || !cancelled) {
+		struct __kernel_timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
+		struct io_uring_cqe *cqe;
+		uint64_t ud;
+		int ret = io_uring_wait_cqe_timeout(&r->ring, &cqe, &ts);
+
+		if (ret == -ETIME || ret == -EINTR) {
+			if (now_s() - t0 > 1)
+				return fail(r, LMIG_ST_IO, "cannot stop receiving on channel 0");
+			continue;
+		}
+		if (ret < 0)
+			return lmig_err_errno(-ret, "io_uring_wait_cqe");
+		ud = io_uring_cqe_get_data64(cqe);
+		if (!ud) {
+			cancelled = true;
+		} else if ((ud & 0xff) == UD_RECV && !((ud >> 8) & 0xffff)) {
+			if (!r->ms || !(cqe->flags & IORING_CQE_F_MORE))
+				ch->recv_armed = false;
+			if (cqe->res > 0) {
+				io_uring_cqe_seen(&r->ring, cqe);
+				return fail(r, LMIG_ST_PROTOCOL, "channel 0: data after the end frame");
+			}
+		}
+		io_uring_cqe_seen(&r->ring, cqe);
+	}
+	return 0;
+}
+
+static int confirmed_commit(struct receiver *r)
+{
+	struct lmig_result res;
+
+	if (stop_receiving(r))
+		return -1;
+
+	if (r->o->sync && fdatasync(r->out.fd)) {
+		r->fail_status = LMIG_ST_IO;
+		return lmig_err_errno(errno, "cannot flush %s", r->out.tmp);
+	}
+	wire_result_build(&res, LMIG_ST_OK, r->npages, NULL);
+	if (chan_write_full(r->ch[0].fd, &r->ch[0].tls, &res, sizeof(res), r->o->timeout_ms,
+			    "sending the verdict"))
+		return -1;
+	r->verdict_sent = true;
+	if (chan_read_full(r->ch[0].fd, &r->ch[0].tls, &res, sizeof(res), r->o->timeout_ms,
+			   "waiting for the sender to confirm the commit") ||
+	    wire_confirm_parse(&res, r->npages)) {
+		r->fail_status = LMIG_ST_PROTOCOL;
+		return -1;
+	}
+	if (dst_image_commit(&r->out, r->o->sync)) {
+		r->fail_status = LMIG_ST_IO;
+		return -1;
+	}
+	r->out_ok = false;
+	/* Committed: a FINAL that gets lost leaves the source paused, never running. */
+	wire_result_build_as(&res, LMIG_FINAL_MAGIC, LMIG_ST_OK, r->npages, NULL);
+	chan_write_full(r->ch[0].fd, &r->ch[0].tls, &res, sizeof(res), r->o->timeout_ms,
+			"sending the final result");
+	return 0;
+}
+
 static int verify_and_commit(struct receiver *r)
 {
 	uint8_t digest[16];
@@ -1392,6 +1484,8 @@ static int verify_and_commit(struct receiver *r)
 		return fail(r, LMIG_ST_DIGEST, "image digest mismatch: the received image differs from the source");
 	if (r->o->verify_readback && verify_readback(r, r->ch[0].end.digest))
 		return -1;
+	if (r->confirm)
+		return confirmed_commit(r);
 	if (dst_image_commit(&r->out, r->o->sync)) {
 		r->fail_status = LMIG_ST_IO;
 		return -1;
@@ -1432,15 +1526,23 @@ int xfer_recv(const struct recv_opts *o, struct xfer_stats *st)
 	}
 	if (setup_rings(&r) || run(&r) || verify_and_commit(&r))
 		goto out;
-	wire_result_build(&res, LMIG_ST_OK, r.npages, NULL);
-	/* The image is committed; a sender that vanished now cannot undo that. */
-	chan_write_full(r.ch[0].fd, &r.ch[0].tls, &res, sizeof(res), o->timeout_ms,
-			"sending the commit");
+	if (!r.confirm) {
+		wire_result_build(&res, LMIG_ST_OK, r.npages, NULL);
+		/* The image is committed; a sender that vanished now cannot undo that. */
+		chan_write_full(r.ch[0].fd, &r.ch[0].tls, &res, sizeof(res), o->timeout_ms,
+				"sending the commit");
+	}
 	show_progress(&r, true);
 	ret = 0;
 out:
+	/* After the verdict the sender waits for FINAL: the image goes before it is told. */
+	if (ret && r.verdict_sent && r.out_ok) {
+		dst_image_abort(&r.out);
+		r.out_ok = false;
+	}
 	if (ret && r.ch && r.ch[0].fd >= 0) {
-		wire_result_build(&res, r.fail_status ? r.fail_status : LMIG_ST_IO, 0, result_text(&r));
+		wire_result_build_as(&res, r.verdict_sent ? LMIG_FINAL_MAGIC : LMIG_RESULT_MAGIC,
+				     r.fail_status ? r.fail_status : LMIG_ST_IO, 0, result_text(&r));
 		if (r.ch[0].tls.ssl)
 			chan_write_full(r.ch[0].fd, &r.ch[0].tls, &res, sizeof(res), 100, "failing");
 		else

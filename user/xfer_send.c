@@ -140,6 +140,8 @@ struct sender {
 	uint8_t lz4_out[LMIG_PAGE_SIZE];
 	struct lmig_result result;
 	bool result_in, result_armed;
+	bool confirm;			/* LMIG_CAP_CONFIRM: the verdict, CONFIRM, then FINAL */
+	bool unknown;			/* CONFIRM sent, no valid FINAL: outcome unknown */
 	uint8_t *rxc;			/* userspace TLS: records from channel 0 */
 	size_t result_have;		/* ... opened into result so far */
 	struct cpolicy pol;
@@ -186,7 +188,7 @@ struct sender {
 
 static int channels_connect(struct sender *s)
 {
-	uint32_t want = LMIG_CAPS_V1 | (s->live ? LMIG_CAP_ROUNDS : 0);
+	uint32_t want = LMIG_CAPS_V1 | LMIG_CAP_CONFIRM | (s->live ? LMIG_CAP_ROUNDS : 0);
 	struct hello_info hi = { .caps = want, .nchannels = s->nch, .image_size = s->im.size };
 	struct lmig_hello h;
 	struct lmig_hello_ack a;
@@ -215,6 +217,8 @@ static int channels_connect(struct sender *s)
 		if (s->live && !(caps & LMIG_CAP_ROUNDS))
 			return lmig_err("receiver cannot take a live migration (no rounds; caps 0x%x): upgrade its lmig",
 					caps);
+		if (i == 0)
+			s->confirm = caps & LMIG_CAP_CONFIRM;
 	}
 	return 0;
 }
@@ -1337,6 +1341,8 @@ static void on_stop(int sig)
 	stop_signal = sig;
 }
 
+static int confirm_commit(struct sender *s);
+
 static int run(struct sender *s)
 {
 	int stall_ms = s->o->timeout_ms;
@@ -1425,6 +1431,10 @@ static int run(struct sender *s)
 		return lmig_err("receiver sent no verdict");
 	if (wire_result_parse(&s->result, &(uint64_t){ 0 }))
 		return -1;
+	/* Before anything else: a kill of lmig from now on must not resume the source. */
+	freezer_commit_point(&s->fz);
+	if (s->confirm && confirm_commit(s))
+		return -1;
 	if (s->live) {
 		s->st->downtime_s = now_s() - s->t_freeze;
 		s->st->converged = true;
@@ -1447,6 +1457,36 @@ static int run(struct sender *s)
 	}
 	show_progress(s, true);
 	return 0;
+}
+
+/*
+ * LMIG_CAP_CONFIRM: the verdict said "verified, ready to commit", and the
+ * guard knows that the source must not run again on its own (a kill of
+ * lmig from here on leaves it paused).  Now the receiver is told to
+ * commit, and its final result decides.  A FINAL that does not
+ * come, or comes damaged, leaves the outcome unknown: the image may or
+ * may not be committed, so the source stays paused.
+ */
+static int confirm_commit(struct sender *s)
+{
+	struct lmig_result m;
+	uint32_t status;
+	char why[300];
+
+	wire_result_build_as(&m, LMIG_CONFIRM_MAGIC, LMIG_ST_OK, s->im.npages, NULL);
+	if (chan_write_full(s->ch[0].fd, &s->ch[0].tls, &m, sizeof(m), s->o->timeout_ms,
+			    "confirming the commit") == 0) {
+		if (chan_read_full(s->ch[0].fd, &s->ch[0].tls, &m, sizeof(m), s->o->timeout_ms,
+				   "waiting for the receiver's final result") == 0 &&
+		    wire_final_parse(&m, &status) == 0)
+			return status == LMIG_ST_OK ? 0 : -1;	/* not committed: resume */
+	}
+	/* Even a CONFIRM that failed to go out whole may have reached the receiver. */
+	snprintf(why, sizeof(why), "%s", lmig_errmsg());
+	lmig_err_clear();
+	s->unknown = true;
+	return lmig_err("outcome unknown: the receiver verified the image and was told to commit it, but no valid final result came (%s); the source stays paused: check --out on the receiver",
+			why);
 }
 
 /* ---- set-up ----------------------------------------------------------- */
@@ -1563,10 +1603,12 @@ int xfer_send(const struct send_opts *o, struct xfer_stats *st)
 		goto out;
 	ret = run(&s);
 	memcpy(st->digest, s.digest, sizeof(st->digest));
+	st->outcome = ret == 0 ? "committed" : s.unknown ? "unknown" : NULL;
 out:
 	/*
 	 * A live source is resumed unless the receiver acknowledged a
-	 * verified commit; after one it must never run next to its copy.
+	 * verified commit; after one it must never run next to its copy,
+	 * nor after a commit whose outcome is unknown.
 	 */
 	if ((s.th_on || s.th.applied) && throttle_restore(&s.th)) {
 		/* The migration's own outcome stands; the operator must know, though. */
@@ -1580,6 +1622,10 @@ out:
 		if (ret == 0) {
 			freezer_commit(&s.fz, o->then_kill);
 			st->source_state = o->then_kill ? "killed" : "paused";
+		} else if (s.unknown) {
+			/* Never next to a copy that may exist: paused, not killed either. */
+			freezer_commit(&s.fz, false);
+			st->source_state = s.fz.frozen ? "paused" : "running";
 		} else {
 			bool was_frozen = s.fz.frozen;
 

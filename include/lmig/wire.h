@@ -23,6 +23,22 @@
  * under its final name, and only then sends a struct lmig_result with
  * status LMIG_ST_OK on channel 0 ("verified commit").
  *
+ * With LMIG_CAP_CONFIRM (both ends set it) the commit is confirmed, so a
+ * result lost on its way never leaves an image next to a resumed source:
+ *
+ *   END frames                   ----->
+ *                                <-----   lmig_result, LMIG_RESULT_MAGIC:
+ *                                         verified, not yet committed
+ *   lmig_result, LMIG_CONFIRM_MAGIC ---->
+ *                                <-----   lmig_result, LMIG_FINAL_MAGIC:
+ *                                         committed (OK) or not (status)
+ *
+ * The receiver commits only on a valid CONFIRM (pages = the image's
+ * pages); without one within its timeout it discards the image.  A sender
+ * that sent CONFIRM and reads no valid FINAL cannot know the outcome: it
+ * leaves the source paused (Documentation/wire-format.md, "Confirmed
+ * commit").
+ *
  * Checksums are XXH3-64 (seed 0).  The checksum of a structure is
  * computed over the structure with its checksum field set to zero; the
  * checksum of a frame also covers its descriptors.  Page data is covered
@@ -56,6 +72,8 @@
 #define LMIG_FRAME_MAGIC	0x5246474dU	/* "MGFR" */
 #define LMIG_RESULT_MAGIC	0x5352474dU	/* "MGRS" */
 #define LMIG_ROUND_ACK_MAGIC	0x4152474dU	/* "MGRA": a round applied (LMIG_CAP_ROUNDS) */
+#define LMIG_CONFIRM_MAGIC	0x4643474dU	/* "MGCF": commit now (LMIG_CAP_CONFIRM) */
+#define LMIG_FINAL_MAGIC	0x4c46474dU	/* "MGFL": committed or not (LMIG_CAP_CONFIRM) */
 #define LMIG_WIRE_VERSION	1
 #define LMIG_PAGE_SHIFT		12
 #define LMIG_PAGE_SIZE		(1U << LMIG_PAGE_SHIFT)
@@ -68,6 +86,7 @@
 #define LMIG_CAP_LZ4		(1U << 0)	/* LMIG_ENC_LZ4 pages */
 #define LMIG_CAP_ZERO_RUNS	(1U << 1)	/* LMIG_ENC_ZERO with count > 1 */
 #define LMIG_CAP_ROUNDS		(1U << 2)	/* ROUND frames; pages resent in later rounds */
+#define LMIG_CAP_CONFIRM	(1U << 4)	/* verdict, CONFIRM, then the commit and FINAL (bit 3: stream.h) */
 /* Reserved so later versions can negotiate them without a new magic. */
 #define LMIG_CAP_AUTH		(1U << 16)
 #define LMIG_CAP_TLS		(1U << 17)
