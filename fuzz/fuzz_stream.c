@@ -260,20 +260,6 @@ static void *drain_main(void *arg)
 	return NULL;
 }
 
-/*
- * A known leak, suppressed until stream_recv.c is fixed (then delete
- * this): a connection that ends inside an lz4 DATA frame leaves its
- * compressed payload behind.  parse() allocates it apart from the block
- * (ch->pay = malloc(len)), and stream_recv()'s clean-up sets pay to NULL
- * whenever a block exists, taking pay for the block's own data.  LSan
- * matches by function: this hides any leak of what parse() allocates.
- */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-	return "leak:parse\n";
-}
-
 /* ---- a run ------------------------------------------------------------------ */
 
 struct srun {

@@ -559,7 +559,7 @@ static int frame_done(struct sreceiver *r, unsigned int c, struct rchan *ch)
 		r->done_chans++;
 		break;
 	}
-	if (ch->blk)
+	if (ch->blk && ch->pay == ch->blk->data)
 		ch->pay = NULL;		/* it was the block's own data */
 	free(ch->blk);
 	ch->blk = NULL;
@@ -1071,7 +1071,8 @@ out:
 		for (unsigned int c = 0; c < r.nch; c++) {
 			tls_chan_free(&r.ch[c].tls);
 			fds[c] = r.ch[c].fd;
-			if (r.ch[c].blk)
+			/* pay is the block's own data unless an lz4 payload was being gathered. */
+			if (r.ch[c].blk && r.ch[c].pay == r.ch[c].blk->data)
 				r.ch[c].pay = NULL;
 			free(r.ch[c].blk);
 			free(r.ch[c].pay);

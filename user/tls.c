@@ -633,11 +633,12 @@ static int source_release(struct tls_chan *t)
 
 		if (!c)
 			return lmig_err("TLS: out of memory for received records");
-		memcpy(c, k->carry + k->carry_off, left);
+		if (left)	/* carry is NULL until something was kept */
+			memcpy(c, k->carry + k->carry_off, left);
 		free(k->carry);
 		k->carry = c;
 		k->carry_cap = left + k->n;
-	} else {
+	} else if (left) {
 		memmove(k->carry, k->carry + k->carry_off, left);
 	}
 	memcpy(k->carry + left, k->p, k->n);
