@@ -159,7 +159,9 @@ dump=$((limit > 40 ? limit - 20 : limit / 2))
 # (soft lockups, RCU stalls, hung tasks) are kept whole and never
 # interleave with the script's output on the first.  nokaslr: the text
 # symbols one boot saves (init, want-kallsyms) hold for every boot, and
-# vcpus.py names addresses with them.
+# vcpus.py names addresses with them.  no_timer_check: on a loaded host a
+# TCG guest can miss the boot-time check that the IO-APIC timer ticks and
+# panic.
 ksyms=$build/kallsyms-$kver
 [ -s "$ksyms" ] || : >"$run/want-kallsyms"
 # One host thread runs both vCPUs (thread=single): with a thread each
@@ -177,7 +179,7 @@ timeout -k 5 "$limit" "$qemu" -accel "$accel" -cpu qemu64,+svm -m "${VM_MEM:-102
 	-chardev "file,id=klog,path=$run/kernel.log" -serial stdio -serial chardev:klog \
 	-monitor "unix:$run/monitor,server=on,wait=off" \
 	-kernel "$KERNEL" -initrd "$initrd" \
-	-append "console=ttyS1 loglevel=5 nokaslr panic=-1 lmig.run=$run lmig.dump=$dump" \
+	-append "console=ttyS1 loglevel=5 nokaslr panic=-1 no_timer_check lmig.run=$run lmig.dump=$dump" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$run,mount_tag=lmigrun,security_model=none" \
 	</dev/null >"$run/console.log" 2>&1 &
