@@ -148,7 +148,9 @@ run() {
 	pages=$(($(field pages_raw) + $(field pages_compressed)))
 	rb=$(field readback_ms)
 	dt=$(field decode_threads)
-	echo "$(field throughput_mbps) ${rb:-0} $(field write_ops) $pages ${dt:-0}"
+	wo=$(field write_ops)
+	# An older receiver reports no write_ops: "-" keeps the columns in place.
+	echo "$(field throughput_mbps) ${rb:-0} ${wo:--} $pages ${dt:-0}"
 }
 
 # Median of the numbers on stdin.
@@ -185,7 +187,7 @@ cell() { # TARGET SENDER MODE COLUMN [BIN]
 # Median pages per write: pages with data ÷ write_ops.
 ppw() { # TARGET SENDER MODE BIN
 	awk -v t="$1" -v s="$2" -v m="$3" -v b="$4" \
-		'$1 == t && $2 == s && $3 == m && $9 == b { print $7 / $6 }' "$work/runs" | median
+		'$1 == t && $2 == s && $3 == m && $9 == b && $6 != "-" { print $7 / $6 }' "$work/runs" | median
 }
 
 echo "| target | sender | receiver | raw MB/s | lz4 MB/s | lz4 ÷ raw | pages per write, raw / lz4 |"
