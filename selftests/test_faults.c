@@ -137,6 +137,25 @@ static bool ack_intact(const struct lmig_hello_ack *a)
 
 /* ---- the network and the handshake ------------------------------------ */
 
+/*
+ * Stands in for the receiver: a source of size bytes, the sender started
+ * against a bare listening socket (self->fd[0]), its first connection
+ * accepted (self->fd[1]) and the hello it sends read into *h.
+ */
+static void first_hello(struct __test_metadata *_metadata, FIXTURE_DATA(fault) *self,
+			uint64_t size, const char *const args[], struct lmig_hello *h)
+{
+	int port;
+
+	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, size));
+	self->fd[0] = sock_listen(&port);
+	ASSERT_GE(self->fd[0], 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, args));
+	self->fd[1] = sock_accept(self->fd[0], DEADLINE_S);
+	ASSERT_GE(self->fd[1], 0);
+	ASSERT_EQ(0, sock_read_full(self->fd[1], h, sizeof(*h), DEADLINE_S));
+}
+
 TEST_F(fault, connection_refused)
 {
 	int port;
@@ -226,16 +245,9 @@ TEST_F(fault, bad_ack_magic)
 	struct lmig_hello_ack a;
 	uint32_t status;
 	double t0;
-	int port;
 
-	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 1 * MiB));
-	self->fd[0] = sock_listen(&port);
-	ASSERT_GE(self->fd[0], 0);
-	ASSERT_EQ(0, send_start(&self->tx, self->src, port, WORDS("--channels", "2")));
-	self->fd[1] = sock_accept(self->fd[0], DEADLINE_S);
-	ASSERT_GE(self->fd[1], 0);
 	/* What the real sender says first is a valid hello for channel 0. */
-	ASSERT_EQ(0, sock_read_full(self->fd[1], &h, sizeof(h), DEADLINE_S));
+	first_hello(_metadata, self, 1 * MiB, WORDS("--channels", "2"), &h);
 	lmig_err_clear();
 	ASSERT_EQ(0, wire_hello_parse(&h, &hi, &status)) TH_LOG("%s", lmig_errmsg());
 	EXPECT_EQ(0, hi.channel);
@@ -282,15 +294,8 @@ TEST_F(fault, refusal_reason_escapes)
 	struct lmig_hello h;
 	struct lmig_hello_ack a;
 	double t0;
-	int port;
 
-	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 1 * MiB));
-	self->fd[0] = sock_listen(&port);
-	ASSERT_GE(self->fd[0], 0);
-	ASSERT_EQ(0, send_start(&self->tx, self->src, port, WORDS("--channels", "1")));
-	self->fd[1] = sock_accept(self->fd[0], DEADLINE_S);
-	ASSERT_GE(self->fd[1], 0);
-	ASSERT_EQ(0, sock_read_full(self->fd[1], &h, sizeof(h), DEADLINE_S));
+	first_hello(_metadata, self, 1 * MiB, WORDS("--channels", "1"), &h);
 	wire_ack_build(&a, 0, LMIG_ST_IO, EVIL_REASON);
 	ASSERT_EQ(0, sock_write_full(self->fd[1], &a, sizeof(a)));
 	t0 = mono_s();
@@ -304,15 +309,8 @@ TEST_F(fault, result_reason_escapes)
 	struct lmig_hello_ack a;
 	struct lmig_result r;
 	double t0;
-	int port;
 
-	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 1 * MiB));
-	self->fd[0] = sock_listen(&port);
-	ASSERT_GE(self->fd[0], 0);
-	ASSERT_EQ(0, send_start(&self->tx, self->src, port, WORDS("--channels", "1")));
-	self->fd[1] = sock_accept(self->fd[0], DEADLINE_S);
-	ASSERT_GE(self->fd[1], 0);
-	ASSERT_EQ(0, sock_read_full(self->fd[1], &h, sizeof(h), DEADLINE_S));
+	first_hello(_metadata, self, 1 * MiB, WORDS("--channels", "1"), &h);
 	wire_ack_build(&a, LMIG_CAPS_V1, LMIG_ST_OK, NULL);
 	ASSERT_EQ(0, sock_write_full(self->fd[1], &a, sizeof(a)));
 	wire_result_build(&r, LMIG_ST_IO, 0, EVIL_REASON);
@@ -432,16 +430,8 @@ TEST_F(fault, stalled_receiver)
 	struct lmig_hello h;
 	struct lmig_hello_ack a;
 	double t0;
-	int port;
 
-	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 32 * MiB));
-	self->fd[0] = sock_listen(&port);
-	ASSERT_GE(self->fd[0], 0);
-	ASSERT_EQ(0, send_start(&self->tx, self->src, port,
-				WORDS("--channels", "1", "--timeout", "1")));
-	self->fd[1] = sock_accept(self->fd[0], DEADLINE_S);
-	ASSERT_GE(self->fd[1], 0);
-	ASSERT_EQ(0, sock_read_full(self->fd[1], &h, sizeof(h), DEADLINE_S));
+	first_hello(_metadata, self, 32 * MiB, WORDS("--channels", "1", "--timeout", "1"), &h);
 	wire_ack_build(&a, LMIG_CAPS_V1, LMIG_ST_OK, NULL);
 	ASSERT_EQ(0, sock_write_full(self->fd[1], &a, sizeof(a)));
 	t0 = mono_s();
