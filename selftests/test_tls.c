@@ -261,6 +261,25 @@ static void check_impostor(struct __test_metadata *_metadata, struct proc *imp)
 		TH_LOG("the impostor received lmig's hello: %s", imp->out);
 }
 
+/* An impostor started for one connection, its address in to. */
+static void impostor_at(struct __test_metadata *_metadata, struct proc *imp, const char *dir,
+			char *to, size_t len)
+{
+	int port = impostor_start(imp, dir);
+
+	ASSERT_GT(port, 0);
+	snprintf(to, len, "127.0.0.1:%d", port);
+}
+
+/* The sender tx refused the impostor for why, and the impostor saw nothing. */
+static void check_impostor_refused(struct __test_metadata *_metadata, struct proc *tx,
+				   const char *who, const char *why, struct proc *imp)
+{
+	check_failed(_metadata, tx, who, tx->t_start, ARGS(why));
+	check_impostor(_metadata, imp);
+	proc_kill(imp);
+}
+
 /* ---- success ----------------------------------------------------------- */
 
 TEST_F(tls, mutual_certificates)
@@ -531,18 +550,13 @@ TEST_F(tls, flipped_byte_detected)
 TEST_F(tls, psk_impostor_refused)
 {
 	struct proc imp = { 0 };
-	int port = impostor_start(&imp, self->dir);
 	char to[32];
 
-	ASSERT_GT(port, 0);
-	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	impostor_at(_metadata, &imp, self->dir, to, sizeof(to));
 	/* One channel: the hello goes out right after its handshake. */
 	ASSERT_EQ(0, send_start_to(&self->tx, self->src, to,
 				   ARGS("--psk-file", self->psk, "--channels", "1", "--timeout", "2")));
-	check_failed(_metadata, &self->tx, "send", self->tx.t_start,
-		     ARGS("did not use the pre-shared key"));
-	check_impostor(_metadata, &imp);
-	proc_kill(&imp);
+	check_impostor_refused(_metadata, &self->tx, "send", "did not use the pre-shared key", &imp);
 }
 
 /* The same for the stream transport's two senders. */
@@ -550,47 +564,35 @@ TEST_F(tls, psk_impostor_refused_pipe_proxy)
 {
 	struct proc imp = { 0 };
 	char to[32];
-	int port = impostor_start(&imp, self->dir);
 
-	ASSERT_GT(port, 0);
-	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	impostor_at(_metadata, &imp, self->dir, to, sizeof(to));
 	ASSERT_EQ(0, proc_spawn(&self->tx, (char *const[]){ "/bin/sh", "-c",
 			"exec \"$0\" pipe send --to \"$2\" --channels 1 --timeout 2 --json-fd 1 --psk-file \"$3\" <\"$1\"",
 			(char *)lmig_path(), self->src, to, self->psk, NULL }, NULL));
-	check_failed(_metadata, &self->tx, "pipe send", self->tx.t_start,
-		     ARGS("did not use the pre-shared key"));
-	check_impostor(_metadata, &imp);
-	proc_kill(&imp);
+	check_impostor_refused(_metadata, &self->tx, "pipe send", "did not use the pre-shared key",
+			       &imp);
 	proc_kill(&self->tx);
 
 	/* proxy send meets its receiver before QEMU connects. */
-	port = impostor_start(&imp, self->dir);
-	ASSERT_GT(port, 0);
-	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	impostor_at(_metadata, &imp, self->dir, to, sizeof(to));
 	ASSERT_EQ(0, proc_spawn(&self->tx, (char *const *)ARGS(lmig_path(), "proxy", "send",
 			"--listen", "tcp:127.0.0.1:0", "--to", to, "--channels", "1", "--timeout", "2",
 			"--json", "--psk-file", self->psk), NULL));
-	check_failed(_metadata, &self->tx, "proxy send", self->tx.t_start,
-		     ARGS("did not use the pre-shared key"));
-	check_impostor(_metadata, &imp);
-	proc_kill(&imp);
+	check_impostor_refused(_metadata, &self->tx, "proxy send", "did not use the pre-shared key",
+			       &imp);
 }
 
 /* The same impostor against certificates: not of the CA, refused before the hello. */
 TEST_F(tls, certificate_impostor_refused)
 {
 	struct proc imp = { 0 };
-	int port = impostor_start(&imp, self->dir);
 	char to[32];
 
-	ASSERT_GT(port, 0);
-	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	impostor_at(_metadata, &imp, self->dir, to, sizeof(to));
 	ASSERT_EQ(0, send_start_to(&self->tx, self->src, to,
 				   ARGS("--tls-dir", self->a, "--channels", "1", "--timeout", "2")));
-	check_failed(_metadata, &self->tx, "send", self->tx.t_start,
-		     ARGS("receiver's certificate is not valid"));
-	check_impostor(_metadata, &imp);
-	proc_kill(&imp);
+	check_impostor_refused(_metadata, &self->tx, "send", "receiver's certificate is not valid",
+			       &imp);
 }
 
 /* ca-crl.pem revokes the sender's certificate: the receiver refuses it. */
