@@ -63,32 +63,6 @@
 
 #define ARGS(...)	((const char *const[]){ __VA_ARGS__, NULL })
 
-/* A whole file of exactly size bytes (malloc'd), or NULL. */
-static uint8_t *load(const char *path, uint64_t size)
-{
-	uint8_t *buf = malloc(size ? size : 1);
-	struct stat sb;
-	uint64_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0 || !buf || fstat(fd, &sb) || (uint64_t)sb.st_size != size)
-		goto fail;
-	while (got < size) {
-		ssize_t n = pread(fd, buf + got, size - got, got);
-
-		if (n <= 0)
-			goto fail;
-		got += n;
-	}
-	close(fd);
-	return buf;
-fail:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	return NULL;
-}
-
 /* The first page where a and b differ, or -1; *nbytes: how many bytes differ. */
 static int64_t first_diff(const uint8_t *a, const uint8_t *b, uint64_t size, uint64_t *nbytes)
 {
@@ -169,7 +143,7 @@ static uint8_t *source_now(const struct live *l, const char *mem)
 	int fd;
 
 	if (sscanf(mem, "anon:%lx-%lx", &s, &e) != 2)
-		return load(l->shm, l->size);
+		return file_load(l->shm, l->size);
 	buf = malloc(l->size);
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)l->dw.pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -208,7 +182,7 @@ static uint64_t check_image(struct __test_metadata *_metadata, struct live *l, c
 	EXPECT_STREQ("paused", status);
 	EXPECT_EQ(0, json_u64_field(l->rx.out, "pages_zero", &zero));
 	src = source_now(l, mem);
-	img = load(l->out, l->size);
+	img = file_load(l->out, l->size);
 	EXPECT_NE(NULL, src);
 	EXPECT_NE(NULL, img) TH_LOG("no %llu-byte image at %s", (unsigned long long)l->size, l->out);
 	if (src && img) {

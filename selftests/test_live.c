@@ -198,32 +198,6 @@ fail:
 	return NULL;
 }
 
-/* A whole file of exactly size bytes (malloc'd), or NULL. */
-static uint8_t *file_load(const char *path, uint64_t size)
-{
-	uint8_t *buf = malloc(size);
-	struct stat sb;
-	uint64_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0 || !buf || fstat(fd, &sb) || (uint64_t)sb.st_size != size)
-		goto fail;
-	while (got < size) {
-		ssize_t n = pread(fd, buf + got, size - got, got);
-
-		if (n <= 0)
-			goto fail;
-		got += n;
-	}
-	close(fd);
-	return buf;
-fail:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	return NULL;
-}
-
 /* The counter pattern, as documented in user/dirty.c. */
 static uint64_t mix64(uint64_t x)
 {

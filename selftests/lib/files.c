@@ -247,3 +247,28 @@ bool holds_file_in(int pid, const char *dir)
 	closedir(d);
 	return found;
 }
+
+uint8_t *file_load(const char *path, uint64_t size)
+{
+	uint8_t *buf = malloc(size ? size : 1);
+	struct stat sb;
+	uint64_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || !buf || fstat(fd, &sb) || (uint64_t)sb.st_size != size)
+		goto fail;
+	while (got < size) {
+		ssize_t n = pread(fd, buf + got, size - got, got);
+
+		if (n <= 0)
+			goto fail;
+		got += n;
+	}
+	close(fd);
+	return buf;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return NULL;
+}

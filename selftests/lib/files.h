@@ -37,6 +37,8 @@ int files_equal(const char *a, const char *b);
 bool path_exists(const char *path);
 /* Create or replace path with len bytes from buf. */
 int file_write(const char *path, const void *buf, size_t len);
+/* A whole file of exactly size bytes (malloc'd), or NULL. */
+uint8_t *file_load(const char *path, uint64_t size);
 /* Copy a file, giving the copy this mode. */
 int file_copy(const char *from, const char *to, unsigned int mode);
 /*
