@@ -1176,6 +1176,29 @@ static void sink_stop(struct sink *s)
 	close(s->lfd);
 }
 
+/*
+ * The fixtures that feed a receiver forged frames: a scratch directory
+ * of need bytes, its "out", and no source connection yet.
+ */
+static void forger_setup(struct __test_metadata *_metadata, char *dir, size_t dir_len,
+			 char *out, size_t out_len, struct fsrc *f, uint64_t need)
+{
+	signal(SIGPIPE, SIG_IGN);
+	f->fd = -1;
+	ASSERT_EQ(0, scratch_make(dir, dir_len, need));
+	snprintf(out, out_len, "%s/out", dir);
+}
+
+/* Their teardown; sink is NULL where the fixture has none. */
+static void forger_teardown(struct fsrc *f, struct proc *rx, struct sink *sink, const char *dir)
+{
+	fsrc_close(f);
+	proc_kill(rx);
+	if (sink)
+		sink_stop(sink);
+	scratch_remove(dir);
+}
+
 enum forge {
 	F_DONE_TOO_MANY,	/* pipe: one whole stream, then DONE says 2 */
 	F_DONE_ZERO,		/* pipe: nothing at all, then DONE says 0 */
@@ -1215,18 +1238,13 @@ FIXTURE_VARIANT_ADD(forged, past_end) { .forge = F_PAST_END, .words = { "outside
 
 FIXTURE_SETUP(forged)
 {
-	signal(SIGPIPE, SIG_IGN);
-	self->f.fd = -1;
-	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), 64 * MiB));
-	snprintf(self->out, sizeof(self->out), "%s/out", self->dir);
+	forger_setup(_metadata, self->dir, sizeof(self->dir), self->out, sizeof(self->out),
+		     &self->f, 64 * MiB);
 }
 
 FIXTURE_TEARDOWN(forged)
 {
-	fsrc_close(&self->f);
-	proc_kill(&self->rx);
-	sink_stop(&self->sink);
-	scratch_remove(self->dir);
+	forger_teardown(&self->f, &self->rx, &self->sink, self->dir);
 }
 
 /* `pipe recv` into out, or `proxy recv` to a sink; its port. */
@@ -1388,20 +1406,15 @@ FIXTURE_VARIANT_ADD(flood, lz4_20_streams) { .streams = 20, .limit = 256 * MiB, 
 
 FIXTURE_SETUP(flood)
 {
-	signal(SIGPIPE, SIG_IGN);
-	self->f.fd = -1;
-	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), 64 * MiB));
-	snprintf(self->out, sizeof(self->out), "%s/out", self->dir);
+	forger_setup(_metadata, self->dir, sizeof(self->dir), self->out, sizeof(self->out),
+		     &self->f, 64 * MiB);
 	if (variant->streams > 1)
 		ASSERT_EQ(0, sink_start(&self->sink, self->dir));
 }
 
 FIXTURE_TEARDOWN(flood)
 {
-	fsrc_close(&self->f);
-	proc_kill(&self->rx);
-	sink_stop(&self->sink);
-	scratch_remove(self->dir);
+	forger_teardown(&self->f, &self->rx, &self->sink, self->dir);
 }
 
 /*
@@ -1512,17 +1525,13 @@ FIXTURE_VARIANT_ADD(trickle, idle_before_first_frame) { .deliverable = true, .id
 
 FIXTURE_SETUP(trickle)
 {
-	signal(SIGPIPE, SIG_IGN);
-	self->f.fd = -1;
-	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), 16 * MiB));
-	snprintf(self->out, sizeof(self->out), "%s/out", self->dir);
+	forger_setup(_metadata, self->dir, sizeof(self->dir), self->out, sizeof(self->out),
+		     &self->f, 16 * MiB);
 }
 
 FIXTURE_TEARDOWN(trickle)
 {
-	fsrc_close(&self->f);
-	proc_kill(&self->rx);
-	scratch_remove(self->dir);
+	forger_teardown(&self->f, &self->rx, NULL, self->dir);
 }
 
 /*
@@ -1598,17 +1607,13 @@ FIXTURE(reorder) {
 
 FIXTURE_SETUP(reorder)
 {
-	signal(SIGPIPE, SIG_IGN);
-	self->f.fd = -1;
-	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), 16 * MiB));
-	snprintf(self->out, sizeof(self->out), "%s/out", self->dir);
+	forger_setup(_metadata, self->dir, sizeof(self->dir), self->out, sizeof(self->out),
+		     &self->f, 16 * MiB);
 }
 
 FIXTURE_TEARDOWN(reorder)
 {
-	fsrc_close(&self->f);
-	proc_kill(&self->rx);
-	scratch_remove(self->dir);
+	forger_teardown(&self->f, &self->rx, NULL, self->dir);
 }
 
 #define RO_BLOCKS	65536
