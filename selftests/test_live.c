@@ -254,29 +254,9 @@ static int64_t writer_sum(const struct env *e)
 
 /* ---- processes ------------------------------------------------------------ */
 
-/* The state letter of /proc/PID/stat, or 0 when there is none. */
-static char proc_state(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 static bool is_stopped(pid_t pid)
 {
-	char s = proc_state(pid);
+	char s = pid_state(pid);
 
 	return s == 'T' || s == 't';
 }
@@ -514,7 +494,7 @@ TEST_F(converge, image_is_the_memory_at_the_freeze)
 	       json_dbl(e->tx.out, "final_harvest_ms"), (unsigned long long)r[n - 1].dirty_pages);
 
 	/* The source stays paused after the commit (--then keep). */
-	EXPECT_TRUE(is_stopped(e->dw.pid)) TH_LOG("state %c", proc_state(e->dw.pid));
+	EXPECT_TRUE(is_stopped(e->dw.pid)) TH_LOG("state %c", pid_state(e->dw.pid));
 	mem = mem_snapshot(e);
 	ASSERT_NE(NULL, mem);
 	img = file_load(e->out, e->size);
@@ -571,7 +551,7 @@ TEST_F(live, then_kill)
 	ASSERT_EQ(0, json_str_field(e->tx.out, "source", s, sizeof(s)));
 	EXPECT_STREQ("killed", s);
 	ASSERT_EQ(0, proc_wait(&e->dw, 2)) TH_LOG("the source still exists, state %c",
-						    proc_state(e->dw.pid));
+						    pid_state(e->dw.pid));
 	EXPECT_TRUE(WIFSIGNALED(e->dw.status) && WTERMSIG(e->dw.status) == SIGKILL)
 		TH_LOG("wait status 0x%x", e->dw.status);
 }
@@ -665,7 +645,7 @@ TEST_F(live, receiver_killed_in_round_0)
 	ASSERT_EQ(0, kill(e->rx.pid, SIGKILL));
 	t_kill = mono_s();
 	check_send_failed(_metadata, e, t_kill, FAIL_MAX_S, ARGS("closed", "reset", "Broken pipe"));
-	EXPECT_FALSE(is_stopped(e->dw.pid)) TH_LOG("state %c", proc_state(e->dw.pid));
+	EXPECT_FALSE(is_stopped(e->dw.pid)) TH_LOG("state %c", pid_state(e->dw.pid));
 	EXPECT_TRUE(writer_runs(e));
 }
 
@@ -767,15 +747,15 @@ static void resume_after_pid_reuse(struct __test_metadata *_metadata, struct env
 	}
 	/* The guard acts on the closed pipe or stands down, then exits. */
 	for (int i = 0; i < 2000; i++) {
-		char s = proc_state(guard);
+		char s = pid_state(guard);
 
 		if (!s || s == 'Z')
 			break;
 		usleep(1000);
 	}
-	EXPECT_TRUE(!proc_state(guard) || proc_state(guard) == 'Z') TH_LOG("the guard still runs");
+	EXPECT_TRUE(!pid_state(guard) || pid_state(guard) == 'Z') TH_LOG("the guard still runs");
 	EXPECT_TRUE(is_stopped(imp)) TH_LOG("pid %d, now another process, was continued (state %c)",
-					    (int)imp, proc_state(imp));
+					    (int)imp, pid_state(imp));
 	kill(imp, SIGKILL);
 	EXPECT_EQ(imp, waitpid(imp, &st, 0));
 	EXPECT_TRUE(WIFSIGNALED(st)) TH_LOG("the impostor exited with %d: it was continued",
@@ -948,7 +928,7 @@ static void check_not_converged(struct __test_metadata *_metadata, struct env *e
 	/* It was never paused: "running", not "resumed". */
 	ASSERT_EQ(0, json_str_field(e->tx.out, "source", s, sizeof(s)));
 	EXPECT_STREQ("running", s);
-	EXPECT_FALSE(is_stopped(e->dw.pid)) TH_LOG("state %c", proc_state(e->dw.pid));
+	EXPECT_FALSE(is_stopped(e->dw.pid)) TH_LOG("state %c", pid_state(e->dw.pid));
 	EXPECT_TRUE(writer_runs(e));
 	ASSERT_EQ(0, proc_wait(&e->rx, FAIL_MAX_S + 1)) TH_LOG("recv still running");
 	EXPECT_EQ(1, proc_exit_code(&e->rx)) TH_LOG("recv: %s", e->rx.err_log);
@@ -1089,7 +1069,7 @@ static void check_stays_paused(struct __test_metadata *_metadata, struct env *e)
 	for (int i = 0; i < 40; i++) {
 		ASSERT_TRUE(is_stopped(e->dw.pid))
 			TH_LOG("the source runs %d ms after the outcome became unknown (state %c)",
-			       i * 50, proc_state(e->dw.pid));
+			       i * 50, pid_state(e->dw.pid));
 		usleep(50 * 1000);
 	}
 }

@@ -1212,26 +1212,6 @@ FIXTURE_TEARDOWN(commit_point)
 	env_teardown(&self->e);
 }
 
-/* State letter of /proc/PID/stat ('T' stopped), or 0. */
-static char stat_state(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 TEST_F_TIMEOUT(commit_point, sigkill_guard_keeps_paused, CASE_TIMEOUT)
 {
 	struct env *e = &self->e;
@@ -1267,7 +1247,7 @@ TEST_F_TIMEOUT(commit_point, sigkill_guard_keeps_paused, CASE_TIMEOUT)
 	       (mono_s() - t_kill) * 1000);
 	check_restored(_metadata, e);
 	for (int i = 0; i < 40; i++) {
-		char st = stat_state(e->dw.pid);
+		char st = pid_state(e->dw.pid);
 
 		ASSERT_TRUE(st == 'T' || st == 't') TH_LOG("the writer runs %d ms after the SIGKILL (state %c)",
 							    i * 50, st ? st : '?');

@@ -80,6 +80,9 @@ int send_start(struct proc *p, const char *mem, int port, const char *const extr
 /* The same, sending to HOST:PORT. */
 int send_start_to(struct proc *p, const char *mem, const char *to, const char *const extra[]);
 
+/* The state letter of /proc/PID/stat ('T' stopped), or 0 when there is none. */
+char pid_state(pid_t pid);
+
 /*
  * True when s is exactly one non-empty line ending in '\n': lmig's
  * contract for an error message on stderr.
