@@ -138,6 +138,22 @@ static bool ack_intact(const struct lmig_hello_ack *a)
 /* ---- the network and the handshake ------------------------------------ */
 
 /*
+ * A source of size bytes, lmig recv into out (as uid) with rx_args, and
+ * lmig send to it with tx_args.
+ */
+static void migration_start(struct __test_metadata *_metadata, FIXTURE_DATA(fault) *self,
+			    uint64_t size, const char *out, const char *const rx_args[], uid_t uid,
+			    const char *const tx_args[])
+{
+	int port;
+
+	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, size));
+	port = recv_start(&self->rx, out, rx_args, uid);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&self->tx, self->src, port, tx_args));
+}
+
+/*
  * Stands in for the receiver: a source of size bytes, the sender started
  * against a bare listening socket (self->fd[0]), its first connection
  * accepted (self->fd[1]) and the hello it sends read into *h.
@@ -321,12 +337,7 @@ TEST_F(fault, result_reason_escapes)
 
 TEST_F(fault, size_mismatch)
 {
-	int port;
-
-	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 1 * MiB));
-	port = recv_start(&self->rx, self->out, WORDS("--size", "1000000"), 0);
-	ASSERT_GT(port, 0);
-	ASSERT_EQ(0, send_start(&self->tx, self->src, port, NULL));
+	migration_start(_metadata, self, 1 * MiB, self->out, WORDS("--size", "1000000"), 0, NULL);
 	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, WORDS("size mismatch"));
 	/* The refusal travels back: the sender names it too. */
 	check_failed(_metadata, &self->tx, "send", self->tx.t_start, WORDS("size mismatch"));
@@ -584,17 +595,13 @@ TEST_F(fault, no_room_for_announced_size)
 {
 	char out[340], partial[360], why[400];
 	struct statvfs sv;
-	int port;
 
 	if (small_tmpfs(self, "4m", why, sizeof(why)))
 		SKIP(return, "%s", why);
 	snprintf(out, sizeof(out), "%s/out.img", self->mnt);
 	snprintf(partial, sizeof(partial), "%s.partial", out);
 
-	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 16 * MiB));
-	port = recv_start(&self->rx, out, NULL, 0);
-	ASSERT_GT(port, 0);
-	ASSERT_EQ(0, send_start(&self->tx, self->src, port, WORDS("--channels", "2")));
+	migration_start(_metadata, self, 16 * MiB, out, NULL, 0, WORDS("--channels", "2"));
 	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, WORDS("free"));
 	check_failed(_metadata, &self->tx, "send", self->tx.t_start,
 		     WORDS("refused the migration: image larger than the free space"));
@@ -614,10 +621,7 @@ TEST_F(fault, max_size)
 	double t0;
 	int port;
 
-	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 2 * MiB));
-	port = recv_start(&self->rx, self->out, WORDS("--max-size", "1Mi"), 0);
-	ASSERT_GT(port, 0);
-	ASSERT_EQ(0, send_start(&self->tx, self->src, port, NULL));
+	migration_start(_metadata, self, 2 * MiB, self->out, WORDS("--max-size", "1Mi"), 0, NULL);
 	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, WORDS("--max-size"));
 	check_failed(_metadata, &self->tx, "send", self->tx.t_start,
 		     WORDS("refused the migration: image larger than the receiver accepts (--max-size)"));
@@ -741,16 +745,13 @@ TEST_F(fault, partial_symlink_not_followed)
 	static const char victim_text[] = "the victim's own bytes\n";
 	char victim[340], buf[64] = "";
 	struct stat sb;
-	int port, fd;
+	int fd;
 	ssize_t n;
 
 	snprintf(victim, sizeof(victim), "%s/victim", self->dir);
 	ASSERT_EQ(0, file_write(victim, victim_text, sizeof(victim_text) - 1));
 	ASSERT_EQ(0, symlink(victim, self->partial));
-	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 4 * MiB));
-	port = recv_start(&self->rx, self->out, NULL, 0);
-	ASSERT_GT(port, 0);
-	ASSERT_EQ(0, send_start(&self->tx, self->src, port, NULL));
+	migration_start(_metadata, self, 4 * MiB, self->out, NULL, 0, NULL);
 	ASSERT_EQ(0, proc_wait(&self->tx, 10));
 	ASSERT_EQ(0, proc_wait(&self->rx, 10));
 	EXPECT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
@@ -775,16 +776,12 @@ TEST_F(fault, partial_symlink_not_followed)
 TEST_F(fault, partial_precreated_not_committed)
 {
 	struct stat pre, sb;
-	int port;
 
 	ASSERT_EQ(0, file_write(self->partial, "planted", 7));
 	ASSERT_EQ(0, chmod(self->partial, 0644));
 	ASSERT_EQ(0, chown(self->partial, NOBODY, NOBODY));
 	ASSERT_EQ(0, stat(self->partial, &pre));
-	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 4 * MiB));
-	port = recv_start(&self->rx, self->out, NULL, 0);
-	ASSERT_GT(port, 0);
-	ASSERT_EQ(0, send_start(&self->tx, self->src, port, NULL));
+	migration_start(_metadata, self, 4 * MiB, self->out, NULL, 0, NULL);
 	ASSERT_EQ(0, proc_wait(&self->tx, 10));
 	ASSERT_EQ(0, proc_wait(&self->rx, 10));
 	EXPECT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
@@ -905,7 +902,6 @@ TEST_F(fault, refusal_names_no_local_path)
 TEST_F(fault, permission_denied)
 {
 	char ro[300], out[340], partial[360], bin[300];
-	int port;
 
 	if (geteuid() != 0)
 		SKIP(return, "dropping to uid %d needs root", NOBODY);
@@ -924,10 +920,7 @@ TEST_F(fault, permission_denied)
 	ASSERT_EQ(0, file_copy(lmig_path(), bin, 0755));
 	ASSERT_EQ(0, setenv("LMIG", bin, 1));
 
-	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 1 * MiB));
-	port = recv_start(&self->rx, out, NULL, NOBODY);
-	ASSERT_GT(port, 0);
-	ASSERT_EQ(0, send_start(&self->tx, self->src, port, NULL));
+	migration_start(_metadata, self, 1 * MiB, out, NULL, NOBODY, NULL);
 	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, WORDS("Permission denied"));
 	check_failed(_metadata, &self->tx, "send", self->tx.t_start, WORDS("Permission denied"));
 	check_no_output(_metadata, out, partial);
@@ -939,13 +932,8 @@ TEST_F(fault, permission_denied)
 static void start_slow_migration(struct __test_metadata *_metadata,
 				 FIXTURE_DATA(fault) *self)
 {
-	int port;
-
-	ASSERT_EQ(0, image_write(self->src, IMG_RANDOM, 64 * MiB));
-	port = recv_start(&self->rx, self->out, NULL, 0);
-	ASSERT_GT(port, 0);
-	ASSERT_EQ(0, send_start(&self->tx, self->src, port,
-				WORDS("--channels", "2", "--bandwidth", "20M")));
+	migration_start(_metadata, self, 64 * MiB, self->out, NULL, 0,
+			WORDS("--channels", "2", "--bandwidth", "20M"));
 	usleep(500 * 1000);
 	ASSERT_EQ(-1, proc_wait(&self->tx, 0)) TH_LOG("send ended early: %s", self->tx.err_log);
 	ASSERT_EQ(-1, proc_wait(&self->rx, 0)) TH_LOG("recv ended early: %s", self->rx.err_log);
