@@ -289,7 +289,7 @@ def live_run(rng, idx, side, phase, res):
     # next to a committed copy, and a paused one stays paused (>= 1 s).
     paused = frozen() and stays_paused(dp.pid, 1.0)
     if os.path.exists(out):
-        if not same_file(out, mem):
+        if paused and not same_file(out, mem):      # (a running source has moved on)
             res["image-differs"] = 1
             res.setdefault("note", f"{side} killed in {res['phase']}: {out} committed and differs "
                            f"from the paused source; send exit {txc}")
