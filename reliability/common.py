@@ -159,6 +159,55 @@ def proc_state(pid):
     return s[s.rindex(")") + 2]
 
 
+def receiving(pid, out):
+    """The receiver holds its image open: OUT.partial, or an unnamed O_TMPFILE
+    (/proc/PID/fd/N -> "DIR/#INODE (deleted)") in OUT's directory."""
+    if os.path.exists(out + ".partial"):
+        return True
+    d = os.path.dirname(out) + "/"
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            t = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if t.startswith(d) and t.endswith(" (deleted)"):
+            return True
+    return False
+
+
+def leftovers(out):
+    """Names a receiver left next to OUT: OUT.partial, or the .OUT.RANDOM name
+    a commit over an existing OUT links before its rename."""
+    d, b = os.path.split(out)
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return []
+    return [n for n in names if n == b + ".partial" or n.startswith("." + b + ".")]
+
+
+def same_file(a, b):
+    try:
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            return fa.read() == fb.read()
+    except OSError:
+        return False
+
+
+def stays_paused(pid, secs=1.0):
+    """The process stays stopped (T) for secs; False as soon as it is not."""
+    t_end = time.monotonic() + secs
+    while time.monotonic() < t_end:
+        if proc_state(pid) not in ("T", "t"):
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def rm(path):
     try:
         os.unlink(path)

@@ -15,16 +15,17 @@ import socket
 import threading
 import time
 
-from common import Proc, proc_state, rm, scratch, one_line_error
+from common import Proc, proc_state, rm, scratch, one_line_error, leftovers, stays_paused
 from relay import Fault, Relay
 
 IMAGE = 256 * 1024
 DEADLINE_S = 12.0       # a run still going after this is a hang (handshake limits are 10 s)
 SLOW_S = 3.0            # ... and one that took longer than this is slow (stall limits are 1 s)
 
-OUTCOMES = ["detected", "identical", "committed-wrong", "delivered-wrong",
-            "committed-sender-failed", "sender-ok-no-image", "not-one-line",
-            "recv-exit-0", "slow", "hung", "workload-not-resumed", "leftover-partial"]
+OUTCOMES = ["detected", "identical", "unknown-committed", "unknown-no-image", "committed-wrong",
+            "delivered-wrong", "committed-sender-failed", "delivered-sender-failed",
+            "sender-ok-no-image", "not-one-line", "recv-exit-0", "slow", "hung",
+            "workload-not-resumed", "unknown-resumed", "leftover-partial"]
 
 
 def hung_who(txc, rxc):
@@ -59,13 +60,20 @@ def pick_fault(rng, kind, lens):
 
 def region(f, mode, relay):
     """Which part of the protocol the fault hit, from the stream as the run saw it."""
+    stream = mode in ("pipe", "proxy")
     if f.d == 0:
+        # lmig send's channel 0 ends with its CONFIRM (struct lmig_result, 120 bytes).
+        if not stream and f.conn == 0 and f.off >= relay.bytes.get((0, 0), 0) - 120:
+            return "s->r confirm"
         return "s->r hello" if f.off < 72 else "s->r data"
     if f.off < 120:
         return "r->s hello reply"
-    # Channel 0 ends with the verdict (struct lmig_result, lmig_sreply on the stream path).
-    tail = 128 if mode in ("pipe", "proxy") else 120
-    if f.conn == 0 and f.off >= relay.bytes.get((0, 1), 0) - tail:
+    # Channel 0 ends with the verdict (lmig_sreply, 128 bytes) on the stream path,
+    # with the verdict and the FINAL (lmig_result, 120 bytes each) on the image path.
+    end = relay.bytes.get((0, 1), 0)
+    if f.conn == 0 and not stream and f.off >= end - 120:
+        return "r->s final"
+    if f.conn == 0 and f.off >= end - (128 if stream else 240):
         return "r->s verdict"
     return "r->s acks"
 
@@ -98,14 +106,16 @@ class Env:
     def close(self):
         if self.dirty:
             self.dirty.reap()
-        for p in (self.src, self.out, self.out + ".partial", scratch(f"live-{self.wid}")):
+        for p in (self.src, self.out, scratch(f"live-{self.wid}")) + tuple(
+                os.path.join(os.path.dirname(self.out), n) for n in leftovers(self.out)):
             rm(p)
 
 
 def run_image(env, mode, fault, chans):
     """lmig send -> relay -> lmig recv with one fault; returns (outcome list, note)."""
     rm(env.out)
-    rm(env.out + ".partial")
+    for n in leftovers(env.out):
+        rm(os.path.join(os.path.dirname(env.out), n))
     rx = Proc(["recv", "--listen", "127.0.0.1:0", "--out", env.out, "--no-sync", "--timeout", "1",
                "--accept-timeout", "5", "--no-progress", "--ready-fd", "3"], ready=True)
     port = rx.port()
@@ -123,14 +133,20 @@ def run_image(env, mode, fault, chans):
     res = finish(env, tx, rx, relay, fault)
     if mode == "live":
         st = proc_state(dp.pid)
-        if tx.p.returncode == 0:
+        txc = tx.p.returncode
+        if txc == 3:
+            # Outcome unknown: the source stays paused (operations.md), for 1 s at least.
+            if not stays_paused(dp.pid, 1.0):
+                res.insert(len(res) - 1, "unknown-resumed")
+            os.kill(dp.pid, signal.SIGCONT)
+        elif txc == 0:
             os.kill(dp.pid, signal.SIGCONT)   # paused after the commit, as asked
         elif st == "T":
             t0 = time.monotonic()
             while proc_state(dp.pid) == "T" and time.monotonic() - t0 < 1:
                 time.sleep(0.01)
             if proc_state(dp.pid) == "T":
-                res.append("workload-not-resumed")
+                res.insert(len(res) - 1, "workload-not-resumed")
                 os.kill(dp.pid, signal.SIGCONT)
     return res
 
@@ -150,7 +166,17 @@ def finish(env, tx, rx, relay, fault, image=True):
     if not relay.injected:
         return ["not-injected"]
     out_exists = os.path.exists(env.out)
-    if out_exists and txc != 0:
+    src_now = (env.data if tx.args[-1] == env.src else open(env.live_mem, "rb").read())
+    if txc == 3:
+        # Outcome unknown (operations.md): the FINAL was lost; an image, if the
+        # receiver committed, must be the (paused) source.
+        if out_exists and open(env.out, "rb").read() != src_now:
+            res.insert(0, "committed-wrong")
+        else:
+            res.insert(0, "unknown-committed" if out_exists else "unknown-no-image")
+        if not any("outcome unknown" in l for l in tx.err):
+            res.append("not-one-line")
+    elif out_exists and txc != 0:
         # (A live source runs on after a failure: nothing to compare with.)
         wrong = tx.args[-1] == env.src and open(env.out, "rb").read() != env.data
         res.insert(0, "committed-wrong" if wrong else "committed-sender-failed")
@@ -172,7 +198,7 @@ def finish(env, tx, rx, relay, fault, image=True):
         res.append("not-one-line")
     if rxc == 0 and not out_exists:
         res.append("recv-exit-0")
-    if os.path.exists(env.out + ".partial"):
+    if leftovers(env.out):
         res.append("leftover-partial")
     if res and res[0] == "detected" and len(res) > 1:
         res[0] = res[1]
@@ -241,7 +267,7 @@ def run_pipe(env, fault, chans):
     if got != data[:len(got)]:
         res.insert(0, "delivered-wrong")
     if rxc == 0 and got == data:
-        res.insert(0, "identical" if txc == 0 else "committed-sender-failed")
+        res.insert(0, "identical" if txc == 0 else "delivered-sender-failed")
     elif rxc == 0:
         res.append("recv-exit-0")
     elif txc == 0:
@@ -366,7 +392,7 @@ def run_proxy(env, fault, chans):
         if dest.clean.get(i) and got in streams:
             whole += 1
     if whole == len(streams):
-        res.insert(0, "identical" if txc == 0 and rxc == 0 else "committed-sender-failed")
+        res.insert(0, "identical" if txc == 0 and rxc == 0 else "delivered-sender-failed")
     elif txc == 0:
         res.insert(0, "sender-ok-no-image")
     elif rxc == 0:

@@ -23,8 +23,8 @@ import socket
 import threading
 import time
 
-from common import (Proc, proc_state, rm, scratch, one_line_error, CPU_V1, BLKIO_V1,
-                    STATE_DIR, TAG)
+from common import (Proc, proc_state, rm, scratch, one_line_error, receiving, leftovers,
+                    same_file, stays_paused, CPU_V1, BLKIO_V1, STATE_DIR, TAG)
 from corrupt import Dest, qemu_like_source
 from relay import Relay
 
@@ -217,32 +217,32 @@ def live_run(rng, idx, side, phase, res):
         until(frozen)
         time.sleep(rng.uniform(0, 0.04))
     else:
-        # The commit: the receiver renamed OUT, the verdict is on its way back.
+        # The commit: verdict, CONFIRM, the receiver links OUT, FINAL on its way back.
         delay_replies = rng.random() < 0.5
         until(frozen)
         if delay_replies:
             relay.delay[1] = 0.3
         if side == "send" and rng.random() < 0.35:
-            # Killed as soon as it printed its last line: it has the verdict.
+            # Killed as soon as it printed its last line: it has the FINAL.
             until(lambda: st["done"])
         elif side == "recv":
-            # Killed as soon as OUT is there: between the rename and the verdict.
-            while (not os.path.exists(out) and os.path.exists(out + ".partial") and rx.alive()
+            # Killed as soon as OUT is there: between the link and the FINAL.
+            while (not os.path.exists(out) and receiving(rx.pid, out) and rx.alive()
                    and time.monotonic() < deadline):
                 pass
         else:
-            until(lambda: os.path.exists(out) or not os.path.exists(out + ".partial"))
+            until(lambda: os.path.exists(out) or not receiving(rx.pid, out))
             time.sleep(rng.uniform(0, 0.002))
     # What phase the kill really lands in.
     if not victim.alive():
         res["phase"] = "over before the kill"
     elif st["done"]:
-        res["phase"] = "commit (verdict received)"
+        res["phase"] = "commit (FINAL received)"
     elif os.path.exists(out):
-        res["phase"] = "commit (verdict in flight)"
+        res["phase"] = "commit (FINAL in flight)"
     elif frozen():
         res["phase"] = "frozen"
-    elif st["round"] is None or not os.path.exists(out + ".partial"):
+    elif st["round"] is None or not receiving(rx.pid, out):
         res["phase"] = "handshake"
     elif st["round"] == 0:
         res["phase"] = "round 0"
@@ -270,25 +270,53 @@ def live_run(rng, idx, side, phase, res):
     tx.reap()
     rx.reap()
     txc = tx.p.returncode
-    sender_knew = txc == 0 or (side == "send" and st["done"])
+    # Past the commit point (operations.md, "Guarantees"): the sender exited 0
+    # (committed) or 3 (outcome unknown), or was itself killed after the
+    # receiver's verdict -- then nothing resumes the source on its own.
+    rx_verdict = any("confirm" in l for l in rx.err)
+    past_point = txc in (0, 3) or (side == "send" and (st["done"] or rx_verdict
+                                                         or os.path.exists(out)))
     if other is tx and oc not in (0, None) and not one_line_error(tx.err, "send"):
         res["not-one-line"] = 1
         res.setdefault("note", "send: " + " / ".join(tx.err[-3:]))
     if txc == 0 and not os.path.exists(out):
         res["sender-ok-no-image"] = 1
         res.setdefault("note", f"{side} killed in {res['phase']}: send exit 0, no {out}")
-    # The source: runs again unless the sender holds a verified commit; never
-    # next to a committed copy.
+    if txc == 3 and not any("outcome unknown" in l for l in tx.err):
+        res["not-one-line"] = 1
+        res.setdefault("note", f"send exit 3 without 'outcome unknown': {' / '.join(tx.err[-2:])}")
+    # The source: runs again unless the sender passed the commit point; never
+    # next to a committed copy, and a paused one stays paused (>= 1 s).
+    paused = frozen() and stays_paused(dp.pid, 1.0)
     if os.path.exists(out):
-        if frozen():
-            res["paused-after-commit"] = 1
-        else:
+        if paused and not same_file(out, mem):      # (a running source has moved on)
+            res["image-differs"] = 1
+            res.setdefault("note", f"{side} killed in {res['phase']}: {out} committed and differs "
+                           f"from the paused source; send exit {txc}")
+        if not paused:
             res["resumed-next-to-copy"] = 1
             res.setdefault("note", f"{side} killed in {res['phase']}: {out} committed and the "
                            f"workload runs again ({dt and round(dt * 1000)} ms after the kill); "
                            f"send exit {txc}: {' / '.join(tx.err[-1:])}")
-    elif sender_knew and frozen():
-        res["paused-after-commit"] = 1
+        elif txc == 3:
+            res["unknown-paused"] = 1
+        else:
+            res["paused-after-commit"] = 1
+    elif txc == 3 and not paused:
+        res["unknown-resumed"] = 1
+        res.setdefault("note", f"{side} killed in {res['phase']}: send exit 3 (outcome unknown) "
+                       f"and the workload runs again")
+        if frozen():
+            os.kill(dp.pid, signal.SIGCONT)
+    elif past_point and frozen():
+        if not paused:
+            res["workload-not-resumed"] = 1     # resumed later than 1 s: neither promise
+            res.setdefault("note", f"{side} killed in {res['phase']}: no {out}, the workload "
+                           f"resumed more than 1 s after the kill; send exit {txc}")
+        else:
+            # The commit point passed and no image: the operator resumes (exit 3,
+            # or a sender killed after the verdict).
+            res["paused-no-image"] = 1
     elif dt is None or dt > 1.0:
         res["workload-not-resumed"] = 1
         res.setdefault("note", f"{side} killed in {res['phase']}: workload state "
@@ -296,16 +324,17 @@ def live_run(rng, idx, side, phase, res):
         os.kill(dp.pid, signal.SIGCONT)
     else:
         res["resume-ms-max"] = round(dt * 1000)
-    if os.path.exists(out) and not sender_knew:
+    if os.path.exists(out) and not past_point:
         res["committed-without-sender"] = 1
         res.setdefault("note", f"{side} killed in {res['phase']}: {out} committed, "
                        f"send exit {txc}, workload {proc_state(dp.pid)}: {' / '.join(tx.err[-1:])}")
-    if os.path.exists(out + ".partial"):
+    left = leftovers(out)
+    if left:
         if side == "recv":
             res["partial-after-recv-kill"] = 1
         else:
             res["leftover-partial"] = 1
-            res.setdefault("note", f"{out}.partial left after the receiver exited {rx.p.returncode}")
+            res.setdefault("note", f"{' '.join(left)} left after the receiver exited {rx.p.returncode}")
     t0 = time.monotonic()
     ok, why = restored(dp.pid, before)
     while not ok and time.monotonic() - t0 < 1.0:
@@ -321,7 +350,8 @@ def live_run(rng, idx, side, phase, res):
     os.kill(dp.pid, signal.SIGCONT)
     dp.reap()
     drop_cgroup(own)
-    for p in (mem, out, out + ".partial") + ((disk,) if disk else ()):
+    for p in (mem, out) + tuple(os.path.join(os.path.dirname(out), n) for n in left) + \
+            ((disk,) if disk else ()):
         rm(p)
     if disk:
         res["disk-writer"] = 1
@@ -464,7 +494,8 @@ def stream_run(rng, idx, kind, side, phase, res):
         res.setdefault("note", f"{kind} {side} killed in {res['phase']}: send exit 0, the "
                        "destination did not get every stream whole")
     if whole and txc != 0:
-        res["committed-without-sender"] = 1
+        # The stream path has no confirmed commit: the documented window, counted apart.
+        res["delivered-sender-failed"] = 1
         res.setdefault("note", f"{kind} {side} killed in {res['phase']}: the destination got every "
                        f"stream whole and ended cleanly, send exit {txc}")
     res["cmd"] = cmd
