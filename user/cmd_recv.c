@@ -38,7 +38,7 @@ void usage_recv(void)
 	       "      --accept-timeout S  give up if no sender connects within S seconds\n"
 	       "                          (default: wait forever)\n"
 	       "      --no-sync           skip fdatasync before the commit (tmpfs, tests)\n"
-	       "      --verify-readback   before the commit, read the received image back, hash every\n"
+	       "      --verify-readback   before the commit, read the image back, hash every\n"
 	       "                          page again and compare with the sender's digest;\n"
 	       "                          a difference fails the migration (costs one read of\n"
 	       "                          the image, see Documentation/benchmarks.md)\n"
