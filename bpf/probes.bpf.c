@@ -7,9 +7,12 @@
  * Raw tracepoints only: they need neither tracefs nor fentry, and their
  * arguments are the kernel's own (a task_struct read with CO-RE), not a
  * trace record whose layout changes between versions.  The one exception
- * is the exit-reason histogram, which reads kvm:kvm_exit's record
- * (exit_reason is its first field in every kernel since 5.x) and is
- * attached only where tracefs is mounted.
+ * is the exit-reason histogram, which reads kvm:kvm_exit's record (its
+ * exit_reason field, located with CO-RE) and is attached only where
+ * tracefs is mounted.
+ *
+ * Program and map names stay within 15 characters: the kernel keeps no
+ * more (BPF_OBJ_NAME_LEN), and `bpftool prog show name X` looks for X.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -28,13 +31,35 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile bool filter = false;
 const volatile __u32 target_tgid = 0;
 
+/*
+ * Set before load: lmig runs in a pid namespace other than the initial
+ * one, so the pids it knows (and target_tgid) are numbers in that
+ * namespace.  Each event then takes its task's pid in lmig's namespace
+ * from the task's struct pid (as pid_nr_ns() does), and tasks that have
+ * no pid there are not counted.  In the initial namespace the helper's
+ * pids are the right ones and nothing more is read.
+ */
+const volatile bool pidns_walk = false;
+
+/*
+ * Written once by lmig_setup, run by lmig itself (BPF_PROG_TEST_RUN)
+ * before anything is attached; read-only afterwards.
+ */
+__u32 ns_level;		/* the level of lmig's pid namespace */
+__u64 ns_addr;		/* its struct pid_namespace, compared, never read */
+__u32 ns_inum;		/* its inode number: user space checks it */
+__u32 self_tid;		/* lmig's tid in its namespace: user space checks it */
+__u32 have_exit_reason;	/* kvm:kvm_exit's record has exit_reason */
+
+/* Per CPU: every vCPU thread of one process adds to its process's entry. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__uint(max_entries, PROBES_MAX_PROCS);
 	__type(key, __u32);	/* tgid */
 	__type(value, struct probes_proc);
 } lmig_procs SEC(".maps");
 
+/* Not per CPU: only the thread itself writes its entry. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PROBES_MAX_THREADS);
@@ -43,19 +68,67 @@ struct {
 } lmig_threads SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__uint(max_entries, PROBES_MAX_REASONS);
 	__type(key, struct probes_reason_key);
 	__type(value, __u64);
-} lmig_exit_reasons SEC(".maps");
+} lmig_kvm_exits SEC(".maps");
+
+/* kvm:kvm_exit's trace record, as far as it is read here (CO-RE). */
+struct trace_event_raw_kvm_exit___lmig {
+	unsigned int exit_reason;
+} __attribute__((preserve_access_index));
+
+/* The upid of a struct pid at namespace level lvl (pid->numbers[lvl]). */
+static __always_inline int upid_at(struct pid *pid, __u32 lvl, struct upid *up)
+{
+	return bpf_core_read(up, sizeof(*up), &pid->numbers[lvl]);
+}
+
+/*
+ * The current task's process and thread ids as lmig sees them; false if
+ * the task has none in lmig's pid namespace (it runs outside it) or is
+ * an idle task.
+ */
+static __always_inline bool current_ids(__u32 *tgid, __u32 *tid)
+{
+	struct task_struct *task;
+	struct pid *pid;
+	struct upid up;
+	__u32 lvl;
+
+	if (!pidns_walk) {
+		__u64 id = bpf_get_current_pid_tgid();
+
+		*tgid = id >> 32;
+		*tid = (__u32)id;
+		return *tgid != 0;	/* 0: the idle tasks */
+	}
+	lvl = ns_level;
+	task = (struct task_struct *)bpf_get_current_task();
+	pid = BPF_CORE_READ(task, thread_pid);
+	/* Deeper namespaces hold lmig's as an ancestor at the same level. */
+	if (!pid || BPF_CORE_READ(pid, level) < lvl || upid_at(pid, lvl, &up) ||
+	    (__u64)up.ns != ns_addr)
+		return false;
+	*tid = up.nr;
+	pid = BPF_CORE_READ(task, signal, pids[PIDTYPE_TGID]);
+	if (!pid || upid_at(pid, lvl, &up))
+		return false;
+	*tgid = up.nr;
+	return *tgid != 0;
+}
 
 static __always_inline bool wanted(__u32 tgid)
 {
-	if (!tgid)
-		return false;	/* the idle tasks */
 	return !filter || tgid == target_tgid;
 }
 
+/*
+ * This CPU's share of the process's counters.  Tracepoint programs run
+ * with migration disabled and one program does not nest in another on a
+ * CPU, so plain additions to it do not race.
+ */
 static __always_inline struct probes_counts *proc_get(__u32 tgid)
 {
 	struct probes_proc *p = bpf_map_lookup_elem(&lmig_procs, &tgid);
@@ -72,7 +145,8 @@ static __always_inline struct probes_counts *proc_get(__u32 tgid)
 
 /*
  * The thread's entry; a tid that now belongs to another process (reused)
- * starts again from zero.  *fresh: the entry was made now.
+ * starts again from zero.  *fresh: the entry was made now.  Only the
+ * thread itself, running on one CPU at a time, writes it: no atomics.
  */
 static __always_inline struct probes_thread *thread_get(__u32 tid, __u32 tgid, bool *fresh)
 {
@@ -87,29 +161,55 @@ static __always_inline struct probes_thread *thread_get(__u32 tid, __u32 tgid, b
 	return bpf_map_lookup_elem(&lmig_threads, &tid);
 }
 
+/*
+ * Run once by lmig in its own context, never attached: where lmig's pid
+ * namespace is, and what this kernel's kvm:kvm_exit record holds.
+ */
+SEC("raw_tp")
+int lmig_setup(void *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	struct upid up;
+	__u32 lvl;
+
+	have_exit_reason = bpf_core_field_exists(struct trace_event_raw_kvm_exit___lmig,
+						 exit_reason);
+	if (!pid)
+		return 0;
+	/* A task's own namespace is the one at its pid's level. */
+	lvl = BPF_CORE_READ(pid, level);
+	if (upid_at(pid, lvl, &up))
+		return 0;
+	ns_level = lvl;
+	ns_addr = (__u64)up.ns;
+	ns_inum = BPF_CORE_READ(up.ns, ns.inum);
+	self_tid = up.nr;
+	return 0;
+}
+
 /* TP_PROTO(unsigned long address, struct pt_regs *regs, unsigned long error_code) */
 SEC("raw_tp/page_fault_user")
-int BPF_PROG(on_fault, unsigned long address, void *regs, unsigned long error_code)
+int BPF_PROG(lmig_fault, unsigned long address, void *regs, unsigned long error_code)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32, tid = (__u32)id;
 	bool write = error_code & PROBES_PF_WRITE, fresh;
 	struct probes_counts *p;
 	struct probes_thread *t;
+	__u32 tgid, tid;
 
-	if (!wanted(tgid))
+	if (!current_ids(&tgid, &tid) || !wanted(tgid))
 		return 0;
 	p = proc_get(tgid);
 	if (p) {
-		__sync_fetch_and_add(&p->faults, 1);
+		p->faults++;
 		if (write)
-			__sync_fetch_and_add(&p->write_faults, 1);
+			p->write_faults++;
 	}
 	t = thread_get(tid, tgid, &fresh);
 	if (t) {
-		__sync_fetch_and_add(&t->c.faults, 1);
+		t->c.faults++;
 		if (write)
-			__sync_fetch_and_add(&t->c.write_faults, 1);
+			t->c.write_faults++;
 	}
 	return 0;
 }
@@ -117,63 +217,69 @@ int BPF_PROG(on_fault, unsigned long address, void *regs, unsigned long error_co
 /* Guest page faults and exits happen in the vCPU thread: current is it. */
 static __always_inline void count_guest(bool exit)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32, tid = (__u32)id;
 	struct probes_counts *p;
 	struct probes_thread *t;
+	__u32 tgid, tid;
 	bool fresh;
 
-	if (!wanted(tgid))
+	if (!current_ids(&tgid, &tid) || !wanted(tgid))
 		return;
 	p = proc_get(tgid);
 	t = thread_get(tid, tgid, &fresh);
 	if (exit) {
 		if (p)
-			__sync_fetch_and_add(&p->guest_exits, 1);
+			p->guest_exits++;
 		if (t)
-			__sync_fetch_and_add(&t->c.guest_exits, 1);
+			t->c.guest_exits++;
 	} else {
 		if (p)
-			__sync_fetch_and_add(&p->guest_faults, 1);
+			p->guest_faults++;
 		if (t)
-			__sync_fetch_and_add(&t->c.guest_faults, 1);
+			t->c.guest_faults++;
 	}
 }
 
 SEC("raw_tp/kvm_exit")
-int BPF_PROG(on_kvm_exit)
+int BPF_PROG(lmig_kvm_exit)
 {
 	count_guest(true);
 	return 0;
 }
 
 SEC("raw_tp/kvm_page_fault")
-int BPF_PROG(on_kvm_page_fault)
+int BPF_PROG(lmig_kvm_fault)
 {
 	count_guest(false);
 	return 0;
 }
 
-/* kvm:kvm_exit's trace record, as far as it is read here. */
-struct kvm_exit_rec {
-	__u64 common;
-	unsigned int exit_reason;
-};
-
+/*
+ * The exit reason is a field of the trace record, whose offset CO-RE
+ * takes from the kernel's (or kvm module's) BTF.  Where the record has no
+ * exit_reason (kvm_exit of another architecture), lmig_setup said so and
+ * user space does not attach this.
+ */
 SEC("tracepoint/kvm/kvm_exit")
-int on_kvm_exit_reason(struct kvm_exit_rec *ctx)
+int lmig_kvm_reason(struct trace_event_raw_kvm_exit___lmig *ctx)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct probes_reason_key k = { .tgid = tgid, .reason = ctx->exit_reason };
+	struct probes_reason_key k = {};
 	__u64 one = 1, *n;
+	__u32 tid;
 
-	if (!wanted(tgid))
+	if (!bpf_core_field_exists(ctx->exit_reason))
 		return 0;
-	n = bpf_map_lookup_elem(&lmig_exit_reasons, &k);
+	if (!current_ids(&k.tgid, &tid) || !wanted(k.tgid))
+		return 0;
+	k.reason = BPF_CORE_READ(ctx, exit_reason);
+	n = bpf_map_lookup_elem(&lmig_kvm_exits, &k);
 	if (n)
-		__sync_fetch_and_add(n, 1);
-	else
-		bpf_map_update_elem(&lmig_exit_reasons, &k, &one, BPF_NOEXIST);
+		(*n)++;		/* this CPU's count: no race, as in proc_get() */
+	else if (bpf_map_update_elem(&lmig_kvm_exits, &k, &one, BPF_NOEXIST)) {
+		/* Another CPU made the entry meanwhile: add to ours in it. */
+		n = bpf_map_lookup_elem(&lmig_kvm_exits, &k);
+		if (n)
+			(*n)++;
+	}
 	return 0;
 }
 
@@ -185,16 +291,15 @@ int on_kvm_exit_reason(struct kvm_exit_rec *ctx)
  * still prev here.
  */
 SEC("raw_tp/sched_switch")
-int BPF_PROG(on_switch, bool preempt, struct task_struct *prev)
+int BPF_PROG(lmig_switch, bool preempt, struct task_struct *prev)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32, tid = (__u32)id;
 	__u64 delay, run, dd, dr;
 	struct probes_counts *p;
 	struct probes_thread *t;
+	__u32 tgid, tid;
 	bool fresh;
 
-	if (!wanted(tgid))
+	if (!current_ids(&tgid, &tid) || !wanted(tgid))
 		return 0;
 	delay = BPF_CORE_READ(prev, sched_info.run_delay);
 	run = BPF_CORE_READ(prev, se.sum_exec_runtime);
@@ -211,13 +316,12 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev)
 	dr = run - t->last_run;
 	t->last_delay = delay;
 	t->last_run = run;
-	/* Only the task itself switches out, on one CPU at a time: no race on t. */
 	t->c.rq_delay_ns += dd;
 	t->c.run_ns += dr;
 	p = proc_get(tgid);
 	if (p) {
-		__sync_fetch_and_add(&p->rq_delay_ns, dd);
-		__sync_fetch_and_add(&p->run_ns, dr);
+		p->rq_delay_ns += dd;
+		p->run_ns += dr;
 	}
 	return 0;
 }

@@ -59,7 +59,7 @@ void usage_stat(void)
 	       "  -h, --help           this help\n"
 	       "\n"
 	       "Maps: bpftool map dump pinned %s/lmig_procs (and lmig_threads,\n"
-	       "lmig_exit_reasons).  Needs root and a kernel with BPF and BTF.\n"
+	       "lmig_kvm_exits).  Needs root and a kernel with BPF and BTF.\n"
 	       "\n"
 	       "Exit status: 0 done (or the process exited), 1 failed, 2 bad usage.\n",
 	       PROBES_PIN_DIR, PROBES_PIN_DIR);

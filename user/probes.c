@@ -5,7 +5,8 @@
  *
  * The maps hold only growing counters (bpf/probes_abi.h); a sample reads
  * them all, sorts them by key and subtracts the previous sample's.  An
- * entry the LRU map dropped and made again counts from zero.
+ * entry the LRU map dropped and made again counts from zero.  The process
+ * and exit-reason maps hold one value per CPU: a read adds them up.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -102,7 +104,19 @@ int probes_unpin(char *why, size_t len)
 #define BPF_FS_MAGIC	0xcafe4a11
 #endif
 
-static const char *const map_names[] = { "lmig_procs", "lmig_threads", "lmig_exit_reasons" };
+static const char *const map_names[] = { "lmig_procs", "lmig_threads", "lmig_kvm_exits" };
+
+/* The initial pid namespace's inode number (PROC_PID_INIT_INO). */
+#define INIT_PIDNS_INO	0xEFFFFFFCU
+
+/*
+ * Per-CPU maps take this many bytes per CPU of each entry in total at
+ * most, for lmig top: a process map of PROBES_MAX_PROCS entries would be
+ * 128 MiB on 256 CPUs.  A watched process needs a handful of entries.
+ */
+#define PERCPU_BUDGET	(16u << 20)
+#define FILTER_PROCS	16
+#define FILTER_REASONS	256
 
 struct tsnap {			/* one thread or process as last read */
 	uint32_t key, tgid;
@@ -119,6 +133,8 @@ struct probes_priv {
 	struct probes_bpf *skel;
 	struct bpf_link *links[5];
 	const char *link_names[5];
+	int ncpus;			/* values per entry of the per-CPU maps */
+	void *pcpu;			/* a buffer for one per-CPU value */
 	int nlinks;
 	int lockfd;
 	int pidfd;			/* the process counted (not PROBES_ALL), or -1 */
@@ -185,8 +201,28 @@ static void sub_counts(struct probe_counts *d, const struct probes_counts *a,
 		o[i] = !y || x[i] < y[i] ? x[i] : x[i] - y[i];
 }
 
+/* Add up the per-CPU copies of a process's entry in pv->pcpu into *pr. */
+static void sum_proc(const struct probes_priv *pv, struct probes_proc *pr)
+{
+	size_t stride = (sizeof(*pr) + 7) & ~(size_t)7;
+
+	memset(pr, 0, sizeof(*pr));
+	for (int cpu = 0; cpu < pv->ncpus; cpu++) {
+		const struct probes_proc *v = (const void *)((char *)pv->pcpu + cpu * stride);
+		const __u64 *x = (const __u64 *)&v->c;
+		__u64 *o = (__u64 *)&pr->c;
+
+		for (size_t i = 0; i < sizeof(v->c) / sizeof(__u64); i++)
+			o[i] += x[i];
+		/* Only the CPU that made the entry has the name. */
+		if (!pr->comm[0] && v->comm[0])
+			memcpy(pr->comm, v->comm, sizeof(pr->comm));
+	}
+}
+
 /* Read a whole map of thread or process counters, sorted by key. */
-static int read_counts(int fd, bool threads, struct tsnap **out, size_t *n)
+static int read_counts(const struct probes_priv *pv, int fd, bool threads, struct tsnap **out,
+		       size_t *n)
 {
 	size_t cap = 256, len = 0;
 	struct tsnap *v = malloc(cap * sizeof(*v));
@@ -204,9 +240,11 @@ static int read_counts(int fd, bool threads, struct tsnap **out, size_t *n)
 		if (threads)
 			r = bpf_map_lookup_elem(fd, &key, &t);
 		else
-			r = bpf_map_lookup_elem(fd, &key, &pr);
+			r = bpf_map_lookup_elem(fd, &key, pv->pcpu);
 		if (r)
 			continue;	/* dropped meanwhile */
+		if (!threads)
+			sum_proc(pv, &pr);
 		if (len == cap) {
 			struct tsnap *nv = realloc(v, 2 * cap * sizeof(*v));
 
@@ -398,6 +436,35 @@ fail:
 	pv->lockfd = -1;
 }
 
+/*
+ * Run lmig_setup in this process (BPF_PROG_TEST_RUN runs it in the
+ * caller's context): it finds this process's pid namespace for the
+ * probes, and whether kvm:kvm_exit has an exit_reason field.  0, or -1
+ * with the reason in p->why.
+ */
+static int run_setup(struct probes *p, const struct stat *ns)
+{
+	struct probes_bpf *s = p->priv->skel;
+	LIBBPF_OPTS(bpf_test_run_opts, o);
+	int err = bpf_prog_test_run_opts(bpf_program__fd(s->progs.lmig_setup), &o);
+
+	if (err) {
+		set_why(p->why, sizeof(p->why), "cannot run the eBPF setup program: %s",
+			strerror(-err));
+		return -1;
+	}
+	/* The probes would count other pids than the ones lmig knows. */
+	if (s->bss->ns_inum != (uint32_t)ns->st_ino ||
+	    s->bss->self_tid != (uint32_t)syscall(SYS_gettid)) {
+		set_why(p->why, sizeof(p->why),
+			"the eBPF probes do not see lmig's pid namespace (inode %u, tid %u; "
+			"the kernel says %u, %u)", (unsigned int)ns->st_ino,
+			(unsigned int)syscall(SYS_gettid), s->bss->ns_inum, s->bss->self_tid);
+		return -1;
+	}
+	return 0;
+}
+
 static int attach(struct probes *p, struct bpf_program *prog, const char *name, bool must)
 {
 	struct probes_priv *pv = p->priv;
@@ -419,6 +486,7 @@ int probes_open(struct probes *p, pid_t pid, unsigned int flags)
 	struct probes_priv *pv;
 	struct probes_bpf *s;
 	int err, pidfd = -1;
+	struct stat ns;
 
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
@@ -454,30 +522,66 @@ int probes_open(struct probes *p, pid_t pid, unsigned int flags)
 		set_why(p->why, sizeof(p->why), "cannot open the eBPF probes: %s", strerror(errno));
 		goto fail;
 	}
+	/* The pids lmig knows are numbers in its own pid namespace. */
+	if (stat("/proc/self/ns/pid", &ns)) {
+		set_why(p->why, sizeof(p->why), "cannot stat /proc/self/ns/pid: %s",
+			strerror(errno));
+		goto fail;
+	}
 	s->rodata->filter = !(flags & PROBES_ALL);
 	s->rodata->target_tgid = s->rodata->filter ? pid : 0;
+	s->rodata->pidns_walk = ns.st_ino != INIT_PIDNS_INO;
+	pv->ncpus = libbpf_num_possible_cpus();
+	if (pv->ncpus <= 0) {
+		set_why(p->why, sizeof(p->why), "cannot count the possible CPUs: %s",
+			strerror(-pv->ncpus));
+		goto fail;
+	}
+	pv->pcpu = calloc(pv->ncpus, (sizeof(struct probes_proc) + 7) & ~(size_t)7);
+	if (!pv->pcpu) {
+		set_why(p->why, sizeof(p->why), "out of memory");
+		goto fail;
+	}
+	if (s->rodata->filter) {
+		bpf_map__set_max_entries(s->maps.lmig_procs, FILTER_PROCS);
+		bpf_map__set_max_entries(s->maps.lmig_kvm_exits, FILTER_REASONS);
+	} else {
+		size_t n = PERCPU_BUDGET / pv->ncpus / sizeof(struct probes_proc);
+
+		bpf_map__set_max_entries(s->maps.lmig_procs, n < PROBES_MAX_PROCS ? n : PROBES_MAX_PROCS);
+		n = PERCPU_BUDGET / pv->ncpus / sizeof(__u64);
+		bpf_map__set_max_entries(s->maps.lmig_kvm_exits,
+					 n < PROBES_MAX_REASONS ? n : PROBES_MAX_REASONS);
+	}
 	/* The exit-reason histogram reads a trace record: it needs tracefs. */
 	p->exit_reasons = tracefs_has("kvm/kvm_exit");
-	bpf_program__set_autoload(s->progs.on_kvm_exit_reason, p->exit_reasons);
+	bpf_program__set_autoload(s->progs.lmig_kvm_reason, p->exit_reasons);
 	err = probes_bpf__load(s);
 	if (err) {
 		set_why(p->why, sizeof(p->why), "cannot load the eBPF probes: %s%s%s",
 			strerror(-err), libbpf_last[0] ? ": " : "", libbpf_last);
 		goto fail;
 	}
+	if (run_setup(p, &ns))
+		goto fail;
 	if (s->rodata->filter)
 		seed_threads(bpf_map__fd(s->maps.lmig_threads), pid);
-	if (attach(p, s->progs.on_fault, "page_fault_user", true) ||
-	    attach(p, s->progs.on_switch, "sched_switch", true))
+	if (attach(p, s->progs.lmig_fault, "page_fault_user", true) ||
+	    attach(p, s->progs.lmig_switch, "sched_switch", true))
 		goto fail;
-	p->kvm = !attach(p, s->progs.on_kvm_exit, "kvm_exit", false) &&
-		 !attach(p, s->progs.on_kvm_page_fault, "kvm_page_fault", false);
+	p->kvm = !attach(p, s->progs.lmig_kvm_exit, "kvm_exit", false) &&
+		 !attach(p, s->progs.lmig_kvm_fault, "kvm_page_fault", false);
 	if (!p->kvm) {
 		add_note(p, "no KVM tracepoints (kvm not loaded): guest faults and exits not counted");
 		p->exit_reasons = false;
 	} else if (!p->exit_reasons) {
 		add_note(p, "tracefs not mounted: no KVM exit reasons");
-	} else if (attach(p, s->progs.on_kvm_exit_reason, "kvm_exit reasons", false)) {
+	} else if (!s->bss->have_exit_reason) {
+		/* kvm_exit of another architecture (arm64: esr_ec, no exit_reason). */
+		add_note(p, "kvm:kvm_exit has no exit_reason field on this kernel: no KVM exit "
+			    "reasons");
+		p->exit_reasons = false;
+	} else if (attach(p, s->progs.lmig_kvm_reason, "kvm_exit reasons", false)) {
 		add_note(p, "KVM exit reasons not counted (tracepoint kvm:kvm_exit did not attach)");
 		p->exit_reasons = false;
 	}
@@ -568,8 +672,8 @@ int probes_sample(struct probes *p, struct probe_sample *out)
 		return -1;
 	}
 	out->pid = p->pid;
-	if (read_counts(bpf_map__fd(pv->skel->maps.lmig_threads), true, &thr, &nthr) ||
-	    read_counts(bpf_map__fd(pv->skel->maps.lmig_procs), false, &proc, &nproc)) {
+	if (read_counts(pv, bpf_map__fd(pv->skel->maps.lmig_threads), true, &thr, &nthr) ||
+	    read_counts(pv, bpf_map__fd(pv->skel->maps.lmig_procs), false, &proc, &nproc)) {
 		free(thr);
 		set_why(p->why, sizeof(p->why), "cannot read the probe maps: %s", strerror(errno));
 		return -1;
@@ -659,7 +763,7 @@ int probes_sample_all(struct probes *p, struct probe_proc **out, unsigned int *n
 		set_why(p->why, sizeof(p->why), "probes are not open");
 		return -1;
 	}
-	if (read_counts(bpf_map__fd(pv->skel->maps.lmig_procs), false, &proc, &nproc)) {
+	if (read_counts(pv, bpf_map__fd(pv->skel->maps.lmig_procs), false, &proc, &nproc)) {
 		set_why(p->why, sizeof(p->why), "cannot read the probe maps: %s", strerror(errno));
 		return -1;
 	}
@@ -706,7 +810,7 @@ int probes_exit_reasons(struct probes *p, struct probe_reason *out, unsigned int
 
 	if (!p->ok || !p->exit_reasons)
 		return 0;
-	fd = bpf_map__fd(pv->skel->maps.lmig_exit_reasons);
+	fd = bpf_map__fd(pv->skel->maps.lmig_kvm_exits);
 	v = malloc(cap * sizeof(*v));
 	if (!v)
 		return 0;
@@ -721,8 +825,11 @@ int probes_exit_reasons(struct probes *p, struct probe_reason *out, unsigned int
 			v = nv;
 			cap *= 2;
 		}
-		if (bpf_map_lookup_elem(fd, &key, &v[len].n))
+		if (bpf_map_lookup_elem(fd, &key, pv->pcpu))
 			continue;
+		v[len].n = 0;
+		for (int cpu = 0; cpu < pv->ncpus; cpu++)
+			v[len].n += ((const __u64 *)pv->pcpu)[cpu];
 		v[len++].k = key;
 	}
 	qsort(v, len, sizeof(*v), cmp_rsnap);
@@ -772,6 +879,7 @@ void probes_close(struct probes *p)
 	for (int i = 0; i < pv->nlinks; i++)
 		bpf_link__destroy(pv->links[i]);
 	probes_bpf__destroy(pv->skel);
+	free(pv->pcpu);
 	if (pv->lockfd >= 0)
 		close(pv->lockfd);
 	if (pv->pidfd >= 0)
