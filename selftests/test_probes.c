@@ -15,13 +15,20 @@
  *   `bpftool -j map dump pinned` gives JSON holding the watched process;
  *   --pin keeps them after exit and --unpin removes them;
  * - tracemark() and `lmig stat --trace` lines reach the trace buffer;
- * - `lmig top --json` lists a busy process.
+ * - `lmig top --json` lists a busy process;
+ * - pid namespaces: lmig stat run inside a new pid namespace counts a
+ *   process there by the pid it has there, and one in a namespace below
+ *   that; lmig in the initial namespace counts a process in a child
+ *   namespace by its pid in the initial one;
+ * - bpftool finds every program and map of the probe object by its name
+ *   while lmig stat runs.
  *
  * Every test is SKIP where the probes cannot load (not root, lmig built
  * without them, no BPF).  The KVM counters are checked in the VM
  * (vm/probes.sh, test_vm_probes).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -31,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -38,6 +46,16 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+
+#if __has_include("probes_config.h")
+#include "probes_config.h"
+#endif
+#ifdef LMIG_HAVE_PROBES
+#include <dirent.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "probes.skel.h"
+#endif
 
 #include "probes.h"
 #include "tracemark.h"
@@ -400,7 +418,7 @@ TEST(pinned_maps)
 	ASSERT_EQ(0, toucher_run(&t));
 	EXPECT_EQ(0, access(PROBES_PIN_DIR "/lmig_procs", F_OK));
 	EXPECT_EQ(0, access(PROBES_PIN_DIR "/lmig_threads", F_OK));
-	EXPECT_EQ(0, access(PROBES_PIN_DIR "/lmig_exit_reasons", F_OK));
+	EXPECT_EQ(0, access(PROBES_PIN_DIR "/lmig_kvm_exits", F_OK));
 	st = dump_has("lmig_procs", t.pid);
 	EXPECT_EQ(0, st) TH_LOG("bpftool dump of lmig_procs: no pid %d (status %d)", t.pid, st);
 	st = dump_has("lmig_threads", t.pid);
@@ -485,6 +503,356 @@ TEST(top_json)
 	EXPECT_NE(NULL, strstr(p.out, "\"victim\":"));
 	proc_kill(&p);
 	toucher_stop(&t);
+}
+
+/* Write faults summed over `lmig stat --json` output, and its lines. */
+static int stat_write_faults(char *out, pid_t pid, uint64_t *wf)
+{
+	char *line, *save = NULL;
+	int lines = 0;
+	uint64_t v;
+
+	*wf = 0;
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (json_u64_field(line, "pid", &v) || v != (uint64_t)pid ||
+		    json_u64_field(line, "write_faults", &v))
+			return -1;
+		*wf += v;
+		lines++;
+	}
+	return lines;
+}
+
+/*
+ * In the process this runs in: `lmig stat --pid PID` over a toucher of
+ * NPAGES pages whose pid (as this process sees it) is t->pid, and one
+ * result line on fd: "NAME pid=P exit=E lines=L wf=W" (lines -1: a line
+ * was not the watched pid's, or not JSON with write_faults).
+ */
+static void stat_case(int fd, const char *name, struct toucher *t)
+{
+	const char *const extra[] = { "--json", "--interval", "300", "--count", "3", NULL };
+	struct proc p = { 0 };
+	char ready[300];
+	uint64_t wf = 0;
+	int lines = -1, code = -1;
+
+	if (!spawn_stat(&p, t->pid, extra, ready, sizeof(ready)) && !toucher_run(t) &&
+	    !proc_wait(&p, 10)) {
+		code = proc_exit_code(&p);
+		lines = stat_write_faults(p.out, t->pid, &wf);
+	}
+	dprintf(fd, "%s pid=%d exit=%d lines=%d wf=%llu err=%.200s\n", name, (int)t->pid, code,
+		lines, (unsigned long long)wf, p.err_log);
+	proc_kill(&p);
+}
+
+/*
+ * pid 1 of a new pid namespace, with its own /proc: lmig stat on a
+ * toucher in this namespace ("same") and on one in a namespace below it
+ * ("nested", pid 1 there); `lmig top` listing a toucher by its pid here
+ * ("top pid=P found=0|1").
+ */
+static int pidns_init(int fd)
+{
+	char *top[] = { (char *)lmig_path(), "top", "--json", "--count", "1", "--interval", "700",
+			"--sort", "wfaults", "--limit", "50", NULL };
+	struct toucher t = { 0 }, n = { 0 }, u = { 0 };
+	struct proc p = { 0 };
+	char want[32];
+	int self;
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("proc", "/proc", "proc", 0, NULL)) {
+		dprintf(fd, "error mount /proc: %s\n", strerror(errno));
+		return 1;
+	}
+	dprintf(fd, "init pid=%d\n", (int)getpid());
+	if (toucher_start(&t, NPAGES))
+		return 1;
+	stat_case(fd, "same", &t);
+	toucher_stop(&t);
+
+	/* A toucher one namespace further down; lmig itself stays here. */
+	self = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	if (self < 0 || unshare(CLONE_NEWPID) || toucher_start(&n, NPAGES) ||
+	    setns(self, CLONE_NEWPID)) {
+		dprintf(fd, "error nested namespace: %s\n", strerror(errno));
+		return 1;
+	}
+	close(self);
+	stat_case(fd, "nested", &n);
+	toucher_stop(&n);
+
+	if (toucher_start(&u, NPAGES) || proc_spawn(&p, top, NULL))
+		return 1;
+	usleep(300 * 1000);	/* attached by now */
+	if (toucher_run(&u) || proc_wait(&p, 10))
+		return 1;
+	snprintf(want, sizeof(want), "{\"pid\":%d,", (int)u.pid);
+	dprintf(fd, "top pid=%d exit=%d found=%d\n", (int)u.pid, proc_exit_code(&p),
+		strstr(p.out, want) != NULL);
+	proc_kill(&p);
+	toucher_stop(&u);
+	return 0;
+}
+
+/* The value of " key=" in line, or -1. */
+static long kv(const char *line, const char *key)
+{
+	char pat[32];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), " %s=", key);
+	p = strstr(line, pat);
+	return p ? strtol(p + strlen(pat), NULL, 10) : -1;
+}
+
+/* The line of out starting with "name ", copied into buf; NULL if none. */
+static const char *result(const char *out, const char *name, char *buf, size_t len)
+{
+	size_t n = strlen(name);
+
+	for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (!strncmp(l, name, n) && l[n] == ' ') {
+			snprintf(buf, len, "%.*s", (int)strcspn(l, "\n"), l);
+			return buf;
+		}
+	return NULL;
+}
+
+TEST(pidns_lmig_inside)
+{
+	static const char *const cases[] = { "same", "nested" };
+	char out[8192], buf[512];
+	size_t len = 0;
+	int fds[2], st;
+	ssize_t r;
+	pid_t c;
+
+	NEED_PROBES();
+	lmig_path();
+	ASSERT_EQ(0, pipe(fds));
+	c = fork();
+	ASSERT_LE(0, c);
+	if (!c) {
+		pid_t g;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(fds[0]);
+		if (unshare(CLONE_NEWPID | CLONE_NEWNS)) {
+			dprintf(fds[1], "error unshare: %s\n", strerror(errno));
+			_exit(1);
+		}
+		g = fork();
+		if (!g)
+			_exit(pidns_init(fds[1]));
+		_exit(g > 0 && waitpid(g, &st, 0) == g && WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+	}
+	close(fds[1]);
+	while (len < sizeof(out) - 1 && (r = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0)
+		len += r;
+	out[len] = 0;
+	close(fds[0]);
+	ASSERT_EQ(c, waitpid(c, &st, 0));
+	for (char *l = out, *e; *l; l = e + 1) {
+		e = strchr(l, '\n');
+		if (!e)
+			break;
+		TH_LOG("%.*s", (int)(e - l), l);
+	}
+	ASSERT_TRUE(WIFEXITED(st) && !WEXITSTATUS(st)) TH_LOG("%s", out);
+	ASSERT_NE(NULL, result(out, "init", buf, sizeof(buf)));
+	EXPECT_EQ(1, kv(buf, "pid"));
+	for (unsigned int i = 0; i < 2; i++) {
+		long wf;
+
+		ASSERT_NE(NULL, result(out, cases[i], buf, sizeof(buf))) TH_LOG("%s", out);
+		EXPECT_EQ(0, kv(buf, "exit")) TH_LOG("%s", buf);
+		EXPECT_EQ(3, kv(buf, "lines")) TH_LOG("%s", buf);
+		wf = kv(buf, "wf");
+		EXPECT_GE(wf, NPAGES) TH_LOG("%s", buf);
+		EXPECT_LE(wf, NPAGES * 11 / 10) TH_LOG("%s", buf);
+	}
+	/* In this namespace's numbers: the toucher is its second process. */
+	EXPECT_EQ(2, kv(result(out, "same", buf, sizeof(buf)), "pid"));
+	ASSERT_NE(NULL, result(out, "top", buf, sizeof(buf)));
+	EXPECT_EQ(0, kv(buf, "exit"));
+	EXPECT_EQ(1, kv(buf, "found")) TH_LOG("lmig top inside did not list the toucher: %s", buf);
+}
+
+/* lmig in the initial namespace, a process in a child one, watched by its pid here. */
+TEST(pidns_workload_in_child)
+{
+	const char *const extra[] = { "--json", "--interval", "300", "--count", "3", NULL };
+	struct toucher t = { 0 };
+	struct probe_sample s;
+	struct proc p = { 0 };
+	char ready[300], nspid[256], path[64];
+	struct probes pr;
+	uint64_t wf;
+	int self;
+	FILE *f;
+
+	NEED_PROBES();
+	self = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, self);
+	ASSERT_EQ(0, unshare(CLONE_NEWPID));
+	ASSERT_EQ(0, toucher_start(&t, NPAGES));
+	ASSERT_EQ(0, setns(self, CLONE_NEWPID));
+	close(self);
+	/* It is pid 1 of its own namespace. */
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)t.pid);
+	f = fopen(path, "r");
+	ASSERT_NE(NULL, f);
+	nspid[0] = 0;
+	while (fgets(nspid, sizeof(nspid), f) && strncmp(nspid, "NSpid:", 6))
+		;
+	fclose(f);
+	TH_LOG("toucher: %.*s", (int)strcspn(nspid, "\n"), nspid);
+	EXPECT_NE(NULL, strstr(nspid, "\t1\n"));
+
+	ASSERT_EQ(0, probes_open(&pr, t.pid, 0)) TH_LOG("%s", pr.why);
+	ASSERT_EQ(0, probes_sample(&pr, &s));
+	ASSERT_EQ(0, spawn_stat(&p, t.pid, extra, ready, sizeof(ready))) TH_LOG("%s", p.err_log);
+	ASSERT_EQ(0, toucher_run(&t));
+	ASSERT_EQ(0, probes_sample(&pr, &s)) TH_LOG("%s", pr.why);
+	probes_close(&pr);
+	TH_LOG("probes_sample: %llu write faults", (unsigned long long)s.c.write_faults);
+	EXPECT_GE(s.c.write_faults, NPAGES);
+	EXPECT_LE(s.c.write_faults, NPAGES * 11 / 10);
+	ASSERT_EQ(0, proc_wait(&p, 10));
+	EXPECT_EQ(0, proc_exit_code(&p)) TH_LOG("stderr: %s", p.err_log);
+	EXPECT_EQ(3, stat_write_faults(p.out, t.pid, &wf)) TH_LOG("%s", p.out);
+	TH_LOG("lmig stat: %llu write faults", (unsigned long long)wf);
+	EXPECT_GE(wf, NPAGES);
+	EXPECT_LE(wf, NPAGES * 11 / 10);
+	proc_kill(&p);
+	toucher_stop(&t);
+}
+
+#ifdef LMIG_HAVE_PROBES
+/*
+ * The kernel's names of the programs (maps: false) that process pid holds,
+ * from its fdinfo: up to max, each 16 bytes; their number.
+ */
+static int held_names(pid_t pid, bool progs, char names[][16], int max)
+{
+	const char *tag = progs ? "prog_id:" : "map_id:";
+	char path[300], line[128];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo", (int)pid);
+	d = opendir(path);
+	while (d && (de = readdir(d)) && n < max) {
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", (int)pid, de->d_name);
+		f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f)) {
+			struct bpf_prog_info pi = { 0 };
+			struct bpf_map_info mi = { 0 };
+			__u32 len = progs ? sizeof(pi) : sizeof(mi);
+			unsigned int id;
+			int fd;
+
+			if (strncmp(line, tag, strlen(tag)))
+				continue;
+			id = strtoul(line + strlen(tag), NULL, 10);
+			fd = progs ? bpf_prog_get_fd_by_id(id) : bpf_map_get_fd_by_id(id);
+			if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, progs ? (void *)&pi : (void *)&mi,
+							       &len))
+				memcpy(names[n++], progs ? pi.name : mi.name, 16);
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static bool among(const char *name, char names[][16], int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!strncmp(names[i], name, 16) && strlen(name) < 16)
+			return true;
+	return false;
+}
+#endif
+
+/*
+ * Every program and map of the probe object (names from the skeleton
+ * lmig embeds) carries its whole name in the kernel, and bpftool finds it
+ * by that name, while lmig stat has them loaded.
+ */
+TEST(bpftool_finds_every_name)
+{
+#ifndef LMIG_HAVE_PROBES
+	SKIP(return, "lmig was built without probes");
+#else
+	const char *const extra[] = { "--interval", "100", NULL };
+	char progs[64][16], maps[64][16], ready[300], cmd[200];
+	struct toucher t = { 0 };
+	struct proc p = { 0 };
+	struct bpf_program *prog;
+	struct probes_bpf *obj;
+	struct bpf_map *map;
+	int np, nm, checked = 0;
+	bool reasons;
+
+	NEED_PROBES();
+	if (system("command -v bpftool >/dev/null"))
+		SKIP(return, "no bpftool");
+	/* lmig_kvm_reason is loaded only where kvm:kvm_exit is in tracefs. */
+	tracemark_mount();
+	reasons = !access("/sys/kernel/tracing/events/kvm/kvm_exit/id", R_OK);
+	obj = probes_bpf__open();
+	ASSERT_NE(NULL, obj);
+	ASSERT_EQ(0, toucher_start(&t, 10));
+	ASSERT_EQ(0, spawn_stat(&p, t.pid, extra, ready, sizeof(ready))) TH_LOG("%s", p.err_log);
+	np = held_names(p.pid, true, progs, 64);
+	nm = held_names(p.pid, false, maps, 64);
+	TH_LOG("lmig stat holds %d programs, %d maps", np, nm);
+	bpf_object__for_each_program(prog, obj->obj) {
+		const char *name = bpf_program__name(prog);
+
+		if (!strcmp(name, "lmig_kvm_reason") && !reasons) {
+			TH_LOG("%s: not loaded here (no kvm:kvm_exit in tracefs)", name);
+			continue;
+		}
+		EXPECT_TRUE(among(name, progs, np))
+			TH_LOG("program %s: not under its whole name in the kernel", name);
+		snprintf(cmd, sizeof(cmd), "bpftool prog show name %s >/dev/null", name);
+		EXPECT_EQ(0, system(cmd)) TH_LOG("%s failed", cmd);
+		checked++;
+	}
+	bpf_object__for_each_map(map, obj->obj) {
+		const char *name = bpf_map__name(map);
+
+		if (bpf_map__is_internal(map))
+			continue;	/* .rodata, .bss: libbpf names them itself */
+		EXPECT_TRUE(among(name, maps, nm))
+			TH_LOG("map %s: not under its whole name in the kernel", name);
+		snprintf(cmd, sizeof(cmd), "bpftool map show name %s >/dev/null", name);
+		EXPECT_EQ(0, system(cmd)) TH_LOG("%s failed", cmd);
+		checked++;
+	}
+	TH_LOG("%d names checked", checked);
+	EXPECT_GE(checked, 5);
+	probes_bpf__destroy(obj);
+	kill(p.pid, SIGINT);
+	EXPECT_EQ(0, proc_wait(&p, 5));
+	proc_kill(&p);
+	toucher_stop(&t);
+#endif
 }
 
 TEST(errors_one_line)
