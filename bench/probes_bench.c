@@ -11,8 +11,12 @@
  *                           (4096 write faults per round)
  *   probes_bench switch N   two processes on one CPU pass a byte back and
  *                           forth over pipes N times (2 switches per round)
+ *   probes_bench threads N  as faults, in one thread per CPU of one process
+ *                           at once, N rounds each: every CPU counts into
+ *                           the same process's entry
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +59,37 @@ static void faults(long n)
 			m[i] = 1;
 		munmap(m, len);
 	}
+}
+
+static void *faults_thread(void *arg)
+{
+	faults((long)arg);
+	return NULL;
+}
+
+static void threads(long n)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	pthread_t th[64];
+
+	if (ncpu < 1)
+		ncpu = 1;
+	if (ncpu > 64)
+		ncpu = 64;
+	for (long i = 0; i < ncpu; i++) {
+		cpu_set_t set;
+		pthread_attr_t a;
+
+		CPU_ZERO(&set);
+		CPU_SET(i, &set);
+		pthread_attr_init(&a);
+		pthread_attr_setaffinity_np(&a, sizeof(set), &set);
+		if (pthread_create(&th[i], &a, faults_thread, (void *)n))
+			exit(1);
+		pthread_attr_destroy(&a);
+	}
+	for (long i = 0; i < ncpu; i++)
+		pthread_join(th[i], NULL);
 }
 
 static void pingpong(long n)
@@ -101,6 +136,8 @@ int main(int argc, char **argv)
 	c0 = cpu_s();
 	if (!strcmp(argv[1], "faults"))
 		faults(n);
+	else if (!strcmp(argv[1], "threads"))
+		threads(n);
 	else
 		pingpong(n);
 	t0 = now() - t0;

@@ -465,6 +465,18 @@ static int run_setup(struct probes *p, const struct stat *ns)
 	return 0;
 }
 
+/* /proc/self is this process: /proc was mounted in its pid namespace. */
+static bool proc_is_own(void)
+{
+	char link[32];
+	ssize_t n = readlink("/proc/self", link, sizeof(link) - 1);
+
+	if (n <= 0)
+		return false;
+	link[n] = 0;
+	return strtol(link, NULL, 10) == (long)getpid();
+}
+
 static int attach(struct probes *p, struct bpf_program *prog, const char *name, bool must)
 {
 	struct probes_priv *pv = p->priv;
@@ -521,6 +533,15 @@ int probes_open(struct probes *p, pid_t pid, unsigned int flags)
 	if (!s) {
 		set_why(p->why, sizeof(p->why), "cannot open the eBPF probes: %s", strerror(errno));
 		goto fail;
+	}
+	/* Threads and names come from /proc: it must show lmig's namespace. */
+	if (!proc_is_own()) {
+		if (!(flags & PROBES_ALL)) {
+			set_why(p->why, sizeof(p->why), "/proc belongs to another pid namespace than "
+				"lmig's (mount one of its own, e.g. unshare --pid --fork --mount-proc)");
+			goto fail;
+		}
+		add_note(p, "/proc belongs to another pid namespace: process names may be wrong");
 	}
 	/* The pids lmig knows are numbers in its own pid namespace. */
 	if (stat("/proc/self/ns/pid", &ns)) {
