@@ -55,6 +55,8 @@ static void faults(long n)
 
 		if (m == MAP_FAILED)
 			exit(1);
+		/* One fault per 4 KiB page, also where THP is "always". */
+		madvise(m, len, MADV_NOHUGEPAGE);
 		for (size_t i = 0; i < len; i += 4096)
 			m[i] = 1;
 		munmap(m, len);

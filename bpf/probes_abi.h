@@ -2,11 +2,15 @@
 /*
  * What probes.bpf.c and user/probes.c share: the map values.  Every
  * counter only grows; user space takes differences between two reads.
+ * Keys are pids (tgid, tid) in lmig's own pid namespace.
  */
 #ifndef LMIG_PROBES_ABI_H
 #define LMIG_PROBES_ABI_H
 
-/* Map sizes.  The maps are LRU: a process or thread pushed out is counted anew. */
+/*
+ * Map sizes (the per-CPU ones may be made smaller at load: user/probes.c).
+ * The maps are LRU: a process or thread pushed out is counted anew.
+ */
 #define PROBES_MAX_THREADS	32768
 #define PROBES_MAX_PROCS	8192
 #define PROBES_MAX_REASONS	4096
@@ -24,7 +28,10 @@ struct probes_counts {
 	__u64 run_ns;		/* time spent running (measured at each switch-out) */
 };
 
-/* One process (key: tgid), map "lmig_procs". */
+/*
+ * One process (key: tgid), map "lmig_procs": one per CPU, which user space
+ * adds up; comm is in the copy of the CPU that made the entry.
+ */
 struct probes_proc {
 	struct probes_counts c;
 	char comm[16];		/* of the thread that made the entry */
@@ -35,13 +42,15 @@ struct probes_thread {
 	struct probes_counts c;
 	__u32 tgid;
 	__u32 pad;
-	/* The task's own cumulative sched_info.run_delay and sum_exec_runtime
+	/*
+	 * The task's own cumulative sched_info.run_delay and sum_exec_runtime
 	 * at its last switch-out (0: not yet seen): the next one adds the
-	 * difference. */
+	 * difference.
+	 */
 	__u64 last_delay, last_run;
 };
 
-/* Key of map "lmig_exit_reasons": exits per process and exit reason. */
+/* Key of map "lmig_kvm_exits": exits per process and exit reason (a count per CPU). */
 struct probes_reason_key {
 	__u32 tgid;
 	__u32 reason;

@@ -6,6 +6,10 @@
 # guest is selftests/build/kvm_vmm).  Prints one line per result:
 #
 #   btf yes|no               /sys/kernel/btf/vmlinux exists (CO-RE needs it)
+#   pidns stat JSON          lmig stat --json lines, run inside a new pid
+#                            namespace on a process there writing 4096
+#                            fresh pages (probes_bench faults 1)
+#   pidns pid N              that process's pid in the namespace
 #   nokvm stat JSON          lmig stat before kvm_amd is loaded (when it is
 #                            not yet): the probes work without KVM and say so
 #   kvm skip REASON          /dev/kvm cannot appear here (then nothing else)
@@ -24,12 +28,37 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 lmig=$repo/user/lmig
 vmm=$repo/selftests/build/kvm_vmm
+bench=$repo/selftests/build/probes_bench
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 [ -r /sys/kernel/btf/vmlinux ] && echo "btf yes" || echo "btf no"
 # The exit-reason histogram reads kvm:kvm_exit's record: it needs tracefs.
 [ -e /sys/kernel/tracing/trace_marker ] || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
+
+# lmig in a pid namespace of its own, its /proc too, as in a container:
+# the probes must count by the pids of that namespace.
+if [ -x "$bench" ] && command -v unshare >/dev/null; then
+	mkfifo "$tmp/pidns.go"
+	timeout 120 unshare --pid --fork --mount-proc sh -c '
+		"$2" faults 1 <"$1/pidns.go" >/dev/null &
+		w=$!
+		echo "pidns pid $w"
+		"$3" stat --pid $w --json --interval 300 --ready-fd 3 3>"$1/pidns.ready" \
+			>"$1/pidns.stat" 2>"$1/pidns.err" &
+		s=$!
+		n=0
+		until [ -s "$1/pidns.ready" ] || [ $n -ge 600 ]; do
+			n=$((n + 1))
+			sleep 0.1
+		done
+		echo go >"$1/pidns.go"
+		wait $s' sh "$tmp" "$bench" "$lmig"
+	sed "s/^/pidns stat /" "$tmp/pidns.stat"
+	[ ! -s "$tmp/pidns.err" ] || echo "pidns stderr $(tr '\n' ' ' <"$tmp/pidns.err")"
+else
+	echo "pidns error no $bench or no unshare"
+fi
 
 if [ ! -c /dev/kvm ]; then
 	sleep 5 &
