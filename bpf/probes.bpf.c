@@ -125,9 +125,10 @@ static __always_inline bool wanted(__u32 tgid)
 }
 
 /*
- * This CPU's share of the process's counters.  Tracepoint programs run
- * with migration disabled and one program does not nest in another on a
- * CPU, so plain additions to it do not race.
+ * This CPU's share of the process's counters.  The programs run with
+ * preemption disabled, from tracepoints that interrupt handlers do not
+ * hit, so two of them never interleave on one CPU: plain additions to this
+ * CPU's copy do not race.
  */
 static __always_inline struct probes_counts *proc_get(__u32 tgid)
 {

@@ -110,13 +110,16 @@ static const char *const map_names[] = { "lmig_procs", "lmig_threads", "lmig_kvm
 #define INIT_PIDNS_INO	0xEFFFFFFCU
 
 /*
- * Per-CPU maps take this many bytes per CPU of each entry in total at
- * most, for lmig top: a process map of PROBES_MAX_PROCS entries would be
- * 128 MiB on 256 CPUs.  A watched process needs a handful of entries.
+ * For lmig top, each per-CPU map holds at most this many bytes of values
+ * (entries x CPUs x value size): PROBES_MAX_PROCS processes would take
+ * 128 MiB on 256 CPUs.  A watched process makes one process entry and a
+ * few dozen exit reasons; the LRU maps keep up to 4 free entries per CPU
+ * aside, hence the margin per CPU.
  */
 #define PERCPU_BUDGET	(16u << 20)
 #define FILTER_PROCS	16
 #define FILTER_REASONS	256
+#define LRU_PER_CPU	4
 
 struct tsnap {			/* one thread or process as last read */
 	uint32_t key, tgid;
@@ -564,8 +567,9 @@ int probes_open(struct probes *p, pid_t pid, unsigned int flags)
 		goto fail;
 	}
 	if (s->rodata->filter) {
-		bpf_map__set_max_entries(s->maps.lmig_procs, FILTER_PROCS);
-		bpf_map__set_max_entries(s->maps.lmig_kvm_exits, FILTER_REASONS);
+		bpf_map__set_max_entries(s->maps.lmig_procs, FILTER_PROCS + LRU_PER_CPU * pv->ncpus);
+		bpf_map__set_max_entries(s->maps.lmig_kvm_exits,
+					 FILTER_REASONS + LRU_PER_CPU * pv->ncpus);
 	} else {
 		size_t n = PERCPU_BUDGET / pv->ncpus / sizeof(struct probes_proc);
 
