@@ -730,4 +730,5 @@ const struct tracker_ops track_softdirty_ops = {
 	.start = sd_start,
 	.harvest = sd_harvest,
 	.stop = sd_stop_tracker,
+	.watch_maps = true,
 };
