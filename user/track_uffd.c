@@ -592,25 +592,35 @@ static int register_range(struct tracker *t, struct uffd_priv *p, const struct v
 static int uffd_remap(struct tracker *t, uint64_t *bitmap)
 {
 	struct uffd_priv *p = t->priv;
-	struct vrange now[MAX_RANGES];
-	unsigned int nr;
+	struct vrange now[MAX_RANGES], kept[MAX_RANGES];
+	unsigned int nr, nkept = 0;
 
 	if (find_ranges(&t->tg, now, &nr))
 		return -1;
 	for (unsigned int i = 0; i < nr; i++) {
-		if (register_range(t, p, &now[i]))
-			return -1;
-		if (p->two_step) {
-			if (protect(p->uffd, now[i].va, now[i].end))
-				return lmig_err_errno(errno, "UFFDIO_WRITEPROTECT in process %d",
-						      (int)t->tg.pid);
+		struct mapwatch_sample s;
+		int r = register_range(t, p, &now[i]);
+
+		if (!r && p->two_step && protect(p->uffd, now[i].va, now[i].end))
+			r = lmig_err_errno(errno, "UFFDIO_WRITEPROTECT in process %d",
+					   (int)t->tg.pid);
+		else if (!r && !p->two_step)
+			r = harvest_range(t, p, &now[i], bitmap);
+		if (!r) {
+			kept[nkept++] = now[i];
 			continue;
 		}
-		if (harvest_range(t, p, &now[i], bitmap))
+		/*
+		 * Gone or changed since find_ranges(), by a call the watch counts
+		 * (the writer unmapped it meanwhile): the next harvest remaps.
+		 */
+		mapwatch_read(t->mw, &s);
+		if (!mapwatch_moved(&t->mws, &s))
 			return -1;
+		lmig_err_clear();
 	}
-	memcpy(p->r, now, nr * sizeof(*now));
-	p->nr = nr;
+	memcpy(p->r, kept, nkept * sizeof(*kept));
+	p->nr = nkept;
 	return 0;
 }
 
