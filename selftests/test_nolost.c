@@ -541,9 +541,31 @@ TEST(live_send_shortlived)
 	proc_kill(&rx);
 }
 
+/*
+ * --writer CASE PAGES: start the writer (no userfaultfd) on a memfd of
+ * PAGES pages, print "PID /proc/PID/fd/N" and wait to be killed (the
+ * writer goes with us).  For vm/softdirty.sh's live send.
+ */
+static int writer_only(const char *cname, const char *pages)
+{
+	struct writer w = { .go = -1 };
+	int wc = wcase_of(cname);
+
+	if (wc < 0 || atoi(pages) < 2 * WIN)
+		return fprintf(stderr, "--writer CASE PAGES: no case %s or too few pages\n", cname), 2;
+	if (writer_start(&w, wc, atoi(pages), false) || write(w.go, "g", 1) != 1)
+		return fprintf(stderr, "writer: %s\n", strerror(errno)), 1;
+	printf("%d /proc/%d/fd/%d\n", (int)w.pid, (int)w.pid, w.fd);
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "--run"))
 		return nolost(argv[2], argv[3]);
+	if (argc == 4 && !strcmp(argv[1], "--writer"))
+		return writer_only(argv[2], argv[3]);
 	return test_harness_run(argc, argv);
 }

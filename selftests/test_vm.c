@@ -126,7 +126,7 @@ FIXTURE_TEARDOWN(vm)
 
 TEST_F_TIMEOUT(vm, softdirty, 280)
 {
-	char script[PATH_MAX], runner[PATH_MAX], buf[1024], tracker[32];
+	char script[PATH_MAX], runner[PATH_MAX], buf[16384], tracker[32];
 	const char *line;
 	struct proc p = { 0 };
 	double sd, scan, want;
@@ -169,6 +169,21 @@ TEST_F_TIMEOUT(vm, softdirty, 280)
 		TH_LOG("%s: %s", tag, line);
 		EXPECT_EQ(0, strncmp(line, "ok ", 3)) TH_LOG("%s %s", tag, line);
 	}
+	/* Through short-lived, new, zapped and moved mappings (test_nolost.c). */
+	for (int i = 0; i < 4; i++) {
+		static const char *const tags[] = { "nolostmap-shortlived", "nolostmap-newmap",
+						    "nolostmap-dontneed", "nolostmap-mremap" };
+
+		ASSERT_NE(NULL, line = vm_result(p.out, tags[i], buf, sizeof(buf))) TH_LOG("%s", p.out);
+		TH_LOG("%s: %s", tags[i], line);
+		EXPECT_EQ(0, strncmp(line, "ok ", 3)) TH_LOG("%s %s", tags[i], line);
+		EXPECT_EQ(NULL, strstr(line, " map_rescans=0 ")) TH_LOG("%s %s", tags[i], line);
+	}
+	ASSERT_NE(NULL, line = vm_result(p.out, "livemap", buf, sizeof(buf))) TH_LOG("%s", p.out);
+	TH_LOG("livemap: %.300s", line);
+	EXPECT_EQ(0, strncmp(line, "same ", 5)) TH_LOG("%s", line);
+	EXPECT_NE(NULL, strstr(line, "\"tracker\":\"soft-dirty\"")) TH_LOG("%s", line);
+	EXPECT_NE(NULL, strstr(line, "\"source\":\"paused\"")) TH_LOG("%s", line);
 	proc_kill(&p);
 }
 
