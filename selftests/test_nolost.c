@@ -16,7 +16,8 @@
  *   dontneed    write pages, then MADV_DONTNEED them (the entries go,
  *               the shmem pages stay with their new content)
  *   mremap      a window mapped, written, moved by mremap, written, and
- *               unmapped; now and then the writer's main mapping moves
+ *               replaced by mmap MAP_FIXED; now and then the writer's main
+ *               mapping moves
  *
  * Host tests: each case with uffd; the refusal of uffd when the mapping
  * watch cannot load (a child without CAP_BPF, CAP_PERFMON and
@@ -176,7 +177,13 @@ static void writer_main(enum wcase wc, int fd, uint64_t npages, bool uffd, int r
 				_exit(8);
 			for (int i = WIN / 2; i < WIN; i++)
 				stamp(w2 + i * PAGE, first + i);
-			munmap(w2, WIN * PAGE);
+			/*
+			 * Replaced by a fresh reservation (mmap MAP_FIXED removes it),
+			 * so that no later window is placed where the next moves to.
+			 */
+			if (mmap(w2, WIN * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+				 -1, 0) != w2)
+				_exit(8);
 			/* The main mapping moves too, written before and after. */
 			if (n % 20 == 19) {
 				uint8_t *to = mmap(NULL, npages * PAGE, PROT_NONE,
