@@ -18,6 +18,12 @@
  *   mremap      a window mapped, written, moved by mremap, written, and
  *               replaced by mmap MAP_FIXED; now and then the writer's main
  *               mapping moves
+ *   fork        a child of the writer writes through the mapping it
+ *               inherited (its own page tables), and exits
+ *   uring       write pages, then MADV_DONTNEED them through io_uring
+ *               (IORING_OP_MADVISE: no madvise system call)
+ *   pageout     write pages, then process_madvise(MADV_PAGEOUT) on them
+ *               (reclaim unmaps them; without swap the shmem pages stay)
  *
  * Host tests: each case with uffd; the refusal of uffd when the mapping
  * watch cannot load (a child without CAP_BPF, CAP_PERFMON and
@@ -43,6 +49,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <liburing.h>
+
 #include "kselftest_harness.h"
 
 #include "codec.h"
@@ -57,8 +65,9 @@
 #define RUN_SECONDS	2.5
 #define WIN		32		/* pages of a short-lived window */
 
-enum wcase { W_SHORTLIVED, W_NEWMAP, W_DONTNEED, W_MREMAP };
-static const char *const wcase_names[] = { "shortlived", "newmap", "dontneed", "mremap" };
+enum wcase { W_SHORTLIVED, W_NEWMAP, W_DONTNEED, W_MREMAP, W_FORK, W_URING, W_PAGEOUT };
+static const char *const wcase_names[] = { "shortlived", "newmap", "dontneed", "mremap", "fork",
+					   "uring", "pageout" };
 
 static int wcase_of(const char *s)
 {
@@ -104,6 +113,47 @@ static int uffd_setup(void *a, uint64_t len)
 	if (fd < 0 || ioctl(fd, UFFDIO_API, &api) || ioctl(fd, UFFDIO_REGISTER, &r))
 		return -1;
 	return fd;
+}
+
+/* MADV_DONTNEED on [a, a + len) through io_uring, waiting for it. */
+static int uring_dontneed(void *a, uint64_t len)
+{
+	static struct io_uring ring;
+	static bool up;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (!up && io_uring_queue_init(4, &ring, 0))
+		return -1;
+	up = true;
+	sqe = io_uring_get_sqe(&ring);
+	if (!sqe)
+		return -1;
+	io_uring_prep_madvise(sqe, a, len, MADV_DONTNEED);
+	if (io_uring_submit(&ring) != 1 || io_uring_wait_cqe(&ring, &cqe))
+		return -1;
+	ret = cqe->res;
+	io_uring_cqe_seen(&ring, cqe);
+	return ret;
+}
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT	21
+#endif
+#ifndef SYS_process_madvise
+#define SYS_process_madvise	440
+#endif
+
+/* process_madvise(MADV_PAGEOUT) on ourselves, through a pidfd. */
+static int pageout(void *a, uint64_t len)
+{
+	static int pidfd = -1;
+	struct iovec v = { a, len };
+
+	if (pidfd < 0)
+		pidfd = syscall(SYS_pidfd_open, getpid(), 0);
+	return syscall(SYS_process_madvise, pidfd, &v, 1, MADV_PAGEOUT, 0) < 0 ? -1 : 0;
 }
 
 /*
@@ -163,6 +213,29 @@ static void writer_main(enum wcase wc, int fd, uint64_t npages, bool uffd, int r
 				if (madvise(main_map + p * PAGE, PAGE, MADV_DONTNEED))
 					_exit(7);
 			}
+			usleep(2000);
+			break;
+		case W_FORK: {
+			pid_t c = fork();
+
+			if (c < 0)
+				_exit(10);
+			if (c == 0) {
+				for (int i = 0; i < WIN; i++)
+					stamp(main_map + (first + i) * PAGE, first + i);
+				_exit(0);
+			}
+			waitpid(c, NULL, 0);
+			usleep(5000);
+			break;
+		}
+		case W_URING:
+		case W_PAGEOUT:
+			for (int i = 0; i < 8; i++)
+				stamp(main_map + (first + i) * PAGE, first + i);
+			if (wc == W_URING ? uring_dontneed(main_map + first * PAGE, 8 * PAGE) :
+					    pageout(main_map + first * PAGE, 8 * PAGE))
+				_exit(11);
 			usleep(2000);
 			break;
 		case W_MREMAP:
@@ -395,6 +468,9 @@ TEST(uffd_shortlived) { run_case(_metadata, "shortlived"); }
 TEST(uffd_newmap) { run_case(_metadata, "newmap"); }
 TEST(uffd_dontneed) { run_case(_metadata, "dontneed"); }
 TEST(uffd_mremap) { run_case(_metadata, "mremap"); }
+TEST(uffd_fork) { run_case(_metadata, "fork"); }
+TEST(uffd_uring) { run_case(_metadata, "uring"); }
+TEST(uffd_pageout) { run_case(_metadata, "pageout"); }
 
 /* Drop cap from every set of this process (and its children). */
 static int drop_caps(const int *caps, int n)
