@@ -138,8 +138,12 @@ int BPF_PROG(mw_sys_exit, struct pt_regs *regs, long ret)
 SEC("raw_tp/sched_process_fork")
 int BPF_PROG(mw_fork, struct task_struct *parent, struct task_struct *child)
 {
-	/* Threads and vfork children share the address space: already watched. */
-	if (BPF_CORE_READ(child, mm) == BPF_CORE_READ(parent, mm) || !current_watched())
+	/*
+	 * Asked first, so that the address space is known before a vfork
+	 * child (another pid, the same mm) makes a call.  Threads and vfork
+	 * children write through the watched page tables: nothing more.
+	 */
+	if (!current_watched() || BPF_CORE_READ(child, mm) == BPF_CORE_READ(parent, mm))
 		return 0;
 	__sync_fetch_and_add(&counts.forks, 1);
 	return 0;

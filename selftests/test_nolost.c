@@ -24,13 +24,16 @@
  *               (IORING_OP_MADVISE: no madvise system call)
  *   pageout     write pages, then process_madvise(MADV_PAGEOUT) on them
  *               (reclaim unmaps them; without swap the shmem pages stay)
+ *   vfork       a child sharing the writer's address space (clone
+ *               CLONE_VM | CLONE_VFORK: another pid) maps, writes and
+ *               unmaps a window; the writer itself makes no such call
  *
  * Host tests: each case with uffd; the refusal of uffd when the mapping
  * watch cannot load (a child without CAP_BPF, CAP_PERFMON and
  * CAP_SYS_ADMIN runs lmig dirtyrate) and --tracker auto then picking
- * scan; and a live `lmig send --tracker uffd --object-writes mapped` of
- * the short-lived-mapping writer over loopback, byte-identical with the
- * paused source.
+ * scan; and live `lmig send --tracker uffd --object-writes mapped` of the
+ * shortlived, newmap, mremap, fork and dontneed writers over loopback,
+ * byte-identical with the paused source.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +47,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -65,9 +69,9 @@
 #define RUN_SECONDS	2.5
 #define WIN		32		/* pages of a short-lived window */
 
-enum wcase { W_SHORTLIVED, W_NEWMAP, W_DONTNEED, W_MREMAP, W_FORK, W_URING, W_PAGEOUT };
+enum wcase { W_SHORTLIVED, W_NEWMAP, W_DONTNEED, W_MREMAP, W_FORK, W_URING, W_PAGEOUT, W_VFORK };
 static const char *const wcase_names[] = { "shortlived", "newmap", "dontneed", "mremap", "fork",
-					   "uring", "pageout" };
+					   "uring", "pageout", "vfork" };
 
 static int wcase_of(const char *s)
 {
@@ -115,6 +119,25 @@ static int uffd_setup(void *a, uint64_t len)
 	return fd;
 }
 
+struct vwin {
+	int fd;
+	uint64_t first;
+};
+
+/* The vfork child: a short-lived window in the writer's address space. */
+static int vfork_child(void *arg)
+{
+	const struct vwin *v = arg;
+	uint8_t *w = map(v->fd, v->first, WIN);
+
+	if (w == MAP_FAILED)
+		return 1;
+	for (int i = 0; i < WIN; i++)
+		stamp(w + i * PAGE, v->first + i);
+	munmap(w, WIN * PAGE);
+	return 0;
+}
+
 /* MADV_DONTNEED on [a, a + len) through io_uring, waiting for it. */
 static int uring_dontneed(void *a, uint64_t len)
 {
@@ -124,8 +147,10 @@ static int uring_dontneed(void *a, uint64_t len)
 	struct io_uring_cqe *cqe;
 	int ret;
 
-	if (!up && io_uring_queue_init(4, &ring, 0))
+	if (!up && (ret = io_uring_queue_init(4, &ring, 0))) {
+		errno = -ret;
 		return -1;
+	}
 	up = true;
 	sqe = io_uring_get_sqe(&ring);
 	if (!sqe)
@@ -135,6 +160,7 @@ static int uring_dontneed(void *a, uint64_t len)
 		return -1;
 	ret = cqe->res;
 	io_uring_cqe_seen(&ring, cqe);
+	errno = -ret;
 	return ret;
 }
 
@@ -229,13 +255,27 @@ static void writer_main(enum wcase wc, int fd, uint64_t npages, bool uffd, int r
 			usleep(5000);
 			break;
 		}
+		case W_VFORK: {
+			static char stack[64 * 1024] __attribute__((aligned(16)));
+			struct vwin v = { fd, first };
+			int st;
+			pid_t c = clone(vfork_child, stack + sizeof(stack),
+					CLONE_VM | CLONE_VFORK | SIGCHLD, &v);
+
+			if (c < 0 || waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
+				_exit(12);
+			usleep(5000);
+			break;
+		}
 		case W_URING:
 		case W_PAGEOUT:
 			for (int i = 0; i < 8; i++)
 				stamp(main_map + (first + i) * PAGE, first + i);
 			if (wc == W_URING ? uring_dontneed(main_map + first * PAGE, 8 * PAGE) :
-					    pageout(main_map + first * PAGE, 8 * PAGE))
+					    pageout(main_map + first * PAGE, 8 * PAGE)) {
+				fprintf(stderr, "writer: %s: %s\n", wcase_names[wc], strerror(errno));
 				_exit(11);
+			}
 			usleep(2000);
 			break;
 		case W_MREMAP:
@@ -471,6 +511,7 @@ TEST(uffd_mremap) { run_case(_metadata, "mremap"); }
 TEST(uffd_fork) { run_case(_metadata, "fork"); }
 TEST(uffd_uring) { run_case(_metadata, "uring"); }
 TEST(uffd_pageout) { run_case(_metadata, "pageout"); }
+TEST(uffd_vfork) { run_case(_metadata, "vfork"); }
 
 /* Drop cap from every set of this process (and its children). */
 static int drop_caps(const int *caps, int n)
@@ -566,33 +607,61 @@ TEST(refused_without_bpf)
 }
 
 /*
- * lmig send --tracker uffd --object-writes mapped of the short-lived
- * mapping writer, over loopback: the image equals the paused source.
+ * lmig send --tracker uffd --object-writes mapped of a writer over
+ * loopback: the image equals the paused source.  The writer starts
+ * writing its case's way once the send is under way (newmap: its new
+ * mapping comes after uffd registered the first).
  */
-TEST(live_send_shortlived)
+FIXTURE(live) {
+	struct writer w;
+};
+
+FIXTURE_VARIANT(live) {
+	enum wcase wc;
+};
+
+FIXTURE_VARIANT_ADD(live, shortlived) { .wc = W_SHORTLIVED };
+FIXTURE_VARIANT_ADD(live, newmap) { .wc = W_NEWMAP };
+FIXTURE_VARIANT_ADD(live, mremap) { .wc = W_MREMAP };
+FIXTURE_VARIANT_ADD(live, fork) { .wc = W_FORK };
+FIXTURE_VARIANT_ADD(live, dontneed) { .wc = W_DONTNEED };
+
+FIXTURE_SETUP(live)
+{
+	self->w.go = -1;
+}
+
+FIXTURE_TEARDOWN(live)
+{
+	if (self->w.pid > 0)
+		writer_stop(&self->w);
+}
+
+TEST_F(live, image_is_the_paused_source)
 {
 	const uint64_t npages = 8192;	/* 32 MiB */
-	struct writer w = { .go = -1 };
+	struct writer *w = &self->w;
 	char mem[64], pid[16], out[PATH_MAX], s[32];
 	struct proc rx = { 0 }, tx = { 0 };
 	uint8_t *img, *src;
-	uint64_t before, diff = 0;
+	uint64_t before, diff = 0, rescans = 0;
 	int port, fd;
 
 	if (!have_wp_async())
 		SKIP(return, "no async write-protection (UFFD_FEATURE_WP_ASYNC) here");
-	ASSERT_EQ(0, writer_start(&w, W_SHORTLIVED, npages, true));
-	ASSERT_EQ(1, write(w.go, "g", 1));
-	snprintf(mem, sizeof(mem), "/proc/%d/fd/%d", (int)w.pid, w.fd);
-	snprintf(pid, sizeof(pid), "%d", (int)w.pid);
+	ASSERT_EQ(0, writer_start(w, variant->wc, npages, true));
+	snprintf(mem, sizeof(mem), "/proc/%d/fd/%d", (int)w->pid, w->fd);
+	snprintf(pid, sizeof(pid), "%d", (int)w->pid);
 	snprintf(out, sizeof(out), "/tmp/lmig-i17-nolost-%d.img", (int)getpid());
-	usleep(100 * 1000);
 	before = *wcount;
 	port = recv_start(&rx, out, NULL, 0);
 	ASSERT_GT(port, 0);
 	ASSERT_EQ(0, send_start(&tx, mem, port, (const char *const[]){ "--pid", pid,
 			"--no-progress", "--tracker", "uffd", "--object-writes", "mapped",
 			"--freeze", "signal", "--bandwidth", "64M", NULL }));
+	/* Round 0 takes about half a second at 64 MB/s: write during it. */
+	usleep(150 * 1000);
+	ASSERT_EQ(1, write(w->go, "g", 1));
 	ASSERT_EQ(0, proc_wait(&tx, 60)) TH_LOG("lmig send still running");
 	ASSERT_EQ(0, proc_wait(&rx, 10)) TH_LOG("lmig recv still running");
 	ASSERT_EQ(0, proc_exit_code(&tx)) TH_LOG("send: %s", tx.err_log);
@@ -601,13 +670,17 @@ TEST(live_send_shortlived)
 	EXPECT_STREQ("uffd", s);
 	ASSERT_EQ(0, json_str_field(tx.out, "source", s, sizeof(s))) TH_LOG("%s", tx.out);
 	EXPECT_STREQ("paused", s);
-	TH_LOG("%llu writes during the send; %s", (unsigned long long)(*wcount - before), tx.out);
+	ASSERT_EQ(0, json_u64_field(tx.out, "map_rescans", &rescans)) TH_LOG("%s", tx.out);
+	TH_LOG("%s: %llu writes during the send, %llu harvests compared every page",
+	       wcase_names[variant->wc], (unsigned long long)(*wcount - before),
+	       (unsigned long long)rescans);
 	EXPECT_GT(*wcount, before);
-	EXPECT_EQ('T', pid_state(w.pid));
+	EXPECT_GT(rescans, 0);
+	EXPECT_EQ('T', pid_state(w->pid));
 	src = malloc(npages * PAGE);
 	img = malloc(npages * PAGE);
 	ASSERT_TRUE(src && img);
-	ASSERT_EQ(0, read_pages(w.fd, 0, npages, src));
+	ASSERT_EQ(0, read_pages(w->fd, 0, npages, src));
 	fd = open(out, O_RDONLY);
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(0, read_pages(fd, 0, npages, img));
@@ -619,7 +692,6 @@ TEST(live_send_shortlived)
 				  (unsigned long long)diff);
 	free(src);
 	free(img);
-	writer_stop(&w);
 	proc_kill(&tx);
 	proc_kill(&rx);
 }

@@ -170,9 +170,11 @@ TEST_F_TIMEOUT(vm, softdirty, 280)
 		EXPECT_EQ(0, strncmp(line, "ok ", 3)) TH_LOG("%s %s", tag, line);
 	}
 	/* Through short-lived, new, zapped and moved mappings (test_nolost.c). */
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 8; i++) {
 		static const char *const tags[] = { "nolostmap-shortlived", "nolostmap-newmap",
-						    "nolostmap-dontneed", "nolostmap-mremap" };
+						    "nolostmap-dontneed", "nolostmap-mremap",
+						    "nolostmap-fork", "nolostmap-uring",
+						    "nolostmap-pageout", "nolostmap-vfork" };
 
 		ASSERT_NE(NULL, line = vm_result(p.out, tags[i], buf, sizeof(buf))) TH_LOG("%s", p.out);
 		TH_LOG("%s: %s", tags[i], line);

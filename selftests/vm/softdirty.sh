@@ -15,13 +15,18 @@
 #   nolost-shared ...  test_vm --nolost shared (see test_vm.c)
 #   nolost-anon ...    test_vm --nolost anon
 #   nolostmap-CASE ... test_nolost --run soft-dirty CASE: writes through
-#                      short-lived, new, zapped and moved mappings
-#                      (shortlived, newmap, dontneed, mremap; see
-#                      test_nolost.c), shadow copy compared byte for byte
+#                      short-lived, new, zapped and moved mappings, a
+#                      forked child, io_uring madvise, process_madvise, a
+#                      vfork child (shortlived, newmap, dontneed, mremap,
+#                      fork, uring, pageout, vfork; see test_nolost.c),
+#                      shadow copy compared byte for byte
 #   livemap RESULT     lmig send --tracker soft-dirty --object-writes
 #                      mapped --freeze signal of the short-lived-mapping
 #                      writer to lmig recv over loopback: "same" when the
 #                      image equals the paused source, then send's JSON
+#                      (--downtime-ms 3000: under TCG a harvest that
+#                      compares every page takes about 80 ms, and each
+#                      does, the writer changing its mappings every 5 ms)
 #
 # Exits non-zero when a command fails.
 set -eu
@@ -65,7 +70,7 @@ for kind in shared anon; do
 done
 
 tn=$repo/selftests/build/test_nolost
-for c in shortlived newmap dontneed mremap; do
+for c in shortlived newmap dontneed mremap fork uring pageout vfork; do
 	echo "nolostmap-$c $("$tn" --run soft-dirty "$c" 2>&1)"
 done
 
@@ -90,7 +95,7 @@ done
 port=$(sed 's/.*://' "$tmp/port")
 rc=0
 "$lmig" send --pid "$wpid" --mem "$wmem" --to "127.0.0.1:$port" --tracker soft-dirty \
-	--object-writes mapped --freeze signal --no-progress --json >"$tmp/send.json" \
+	--object-writes mapped --freeze signal --downtime-ms 3000 --no-progress --json >"$tmp/send.json" \
 	2>"$tmp/send.err" || rc=$?
 wait "$rpid" || rc=$?
 if [ $rc -eq 0 ] && cmp -s "$wmem" /dev/shm/lmig-i17-live.img; then
