@@ -138,7 +138,11 @@ static int vfork_child(void *arg)
 	return 0;
 }
 
-/* MADV_DONTNEED on [a, a + len) through io_uring, waiting for it. */
+/*
+ * MADV_DONTNEED on [a, a + len) through io_uring, waiting for it.  The
+ * soft-dirty harvests stop and continue us: a wait they interrupt is
+ * waited again, a request that comes back with EAGAIN is made again.
+ */
 static int uring_dontneed(void *a, uint64_t len)
 {
 	static struct io_uring ring;
@@ -152,16 +156,26 @@ static int uring_dontneed(void *a, uint64_t len)
 		return -1;
 	}
 	up = true;
-	sqe = io_uring_get_sqe(&ring);
-	if (!sqe)
-		return -1;
-	io_uring_prep_madvise(sqe, a, len, MADV_DONTNEED);
-	if (io_uring_submit(&ring) != 1 || io_uring_wait_cqe(&ring, &cqe))
-		return -1;
-	ret = cqe->res;
-	io_uring_cqe_seen(&ring, cqe);
+	do {
+		sqe = io_uring_get_sqe(&ring);
+		if (!sqe)
+			return errno = EBUSY, -1;
+		io_uring_prep_madvise(sqe, a, len, MADV_DONTNEED);
+		do
+			ret = io_uring_submit(&ring);
+		while (ret == -EINTR || ret == -EAGAIN);
+		if (ret != 1)
+			return errno = ret < 0 ? -ret : EIO, -1;
+		do
+			ret = io_uring_wait_cqe(&ring, &cqe);
+		while (ret == -EINTR || ret == -EAGAIN);
+		if (ret)
+			return errno = -ret, -1;
+		ret = cqe->res;
+		io_uring_cqe_seen(&ring, cqe);
+	} while (ret == -EAGAIN || ret == -EINTR);
 	errno = -ret;
-	return ret;
+	return ret ? -1 : 0;
 }
 
 #ifndef MADV_PAGEOUT
