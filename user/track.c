@@ -346,7 +346,7 @@ static int start(struct tracker *t, const struct tracker_ops *ops,
 		t->ops = NULL;
 		return -1;
 	}
-	/* The baseline, taken after the tracker armed, like every harvest's. */
+	/* The baseline: before the caller's first full read (see mw_harvest()). */
 	if (t->mw) {
 		mapwatch_read(t->mw, &s);
 		mapwatch_policy(&t->mws, &s, NULL);
@@ -435,19 +435,19 @@ static int refine_huge(struct tracker *t, uint64_t *bitmap)
  *  (c) remap (uffd: register and protect the object's new mappings), then
  *  (d) compare every page of the object with what was sent.
  *
- * Why a write W through a mapping that is then removed, moved or zapped
- * (by a call C, counted when it starts and when it ends) is not lost: C
- * drops the bits only after its start was counted.  Take the last harvest
- * whose (b) came before C's start: its (a) came before the drop too, so it
- * saw W in the bits if W came before that (a).  If W came after, the next
- * harvest's (b) comes after C's start (it is not that last one), sees the
- * counters moved, and (d) reads the page after W.  A mapping made by C is
- * in /proc/PID/maps once C ends; the first harvest whose (b) comes after
- * C's end counted that end, so its (c) finds the mapping and its (d)
- * reads every write made through it before (c) protected it; later writes
- * are in the bits.  A harvest whose (b) falls inside C sees the counters
- * move at the next one, for C's end.  (a) before (b): the counters are
- * read with a full fence after the tracker's system calls returned.
+ * Why a write W through a mapping that a call C removes, moves or zaps is
+ * not lost: C drops the bits after W and ends after the drop, and its
+ * end is counted.  The end falls between two samples (b): the
+ * baseline, taken when tracking starts, before the caller's first full
+ * read, and each harvest's.  If it came before the baseline, W is in that
+ * full read.  Else the first harvest whose (b) follows the end sees the
+ * counters moved (its previous sample did not have that end yet), and its
+ * (d) reads the page after the end, so after W.  A mapping that C made is
+ * in /proc/PID/maps once C ends: that harvest's (c) registers it, its (d)
+ * reads what was written through it before (c) protected it, and later
+ * writes are in the bits.  Counting starts as well makes a harvest that
+ * falls inside C rescan already, and lets uffd tell a call under way
+ * (started, not ended).
  */
 static int mw_harvest(struct tracker *t, uint64_t *bitmap, bool *force)
 {
