@@ -141,7 +141,8 @@ static int vfork_child(void *arg)
 /*
  * MADV_DONTNEED on [a, a + len) through io_uring, waiting for it.  The
  * soft-dirty harvests stop and continue us: a wait they interrupt is
- * waited again, a request that comes back with EAGAIN is made again.
+ * waited again, a request that comes back with EAGAIN (6.12) or
+ * ECANCELED (6.1: the io-wq worker saw the stop) is made again.
  */
 static int uring_dontneed(void *a, uint64_t len)
 {
@@ -173,7 +174,7 @@ static int uring_dontneed(void *a, uint64_t len)
 			return errno = -ret, -1;
 		ret = cqe->res;
 		io_uring_cqe_seen(&ring, cqe);
-	} while (ret == -EAGAIN || ret == -EINTR);
+	} while (ret == -EAGAIN || ret == -EINTR || ret == -ECANCELED);
 	errno = -ret;
 	return ret ? -1 : 0;
 }
