@@ -48,6 +48,12 @@ const volatile __u8 op_madvise = 255;	/* IORING_OP_MADVISE */
 /* Read by user space through the skeleton's memory map of .bss. */
 struct mapwatch_counts counts;
 
+/*
+ * Entries in mw_calls: while none, sys_exit returns without a lookup, as
+ * it does for nearly every system call of the machine.
+ */
+__s64 calls_open;
+
 /* Address spaces of the watched process (more than one across an exec). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -115,23 +121,31 @@ int BPF_PROG(mw_sys_enter, struct pt_regs *regs, long id)
 	} else {
 		return 0;
 	}
-	bpf_map_update_elem(&mw_calls, &tid, &kind, BPF_ANY);
+	/* Counted before the entry exists: an exit never misses it. */
+	__sync_fetch_and_add(&calls_open, 1);
+	if (bpf_map_update_elem(&mw_calls, &tid, &kind, BPF_ANY))
+		__sync_fetch_and_add(&calls_open, -1);
 	return 0;
 }
 
 SEC("raw_tp/sys_exit")
 int BPF_PROG(mw_sys_exit, struct pt_regs *regs, long ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	__u8 *kind = bpf_map_lookup_elem(&mw_calls, &tid);
+	__u32 tid;
+	__u8 *kind;
 
+	if (!calls_open)
+		return 0;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	kind = bpf_map_lookup_elem(&mw_calls, &tid);
 	if (!kind)
 		return 0;
 	if (*kind == 2)
 		__sync_fetch_and_add(&counts.foreign, 1);
 	else
 		__sync_fetch_and_add(&counts.exits, 1);
-	bpf_map_delete_elem(&mw_calls, &tid);
+	if (!bpf_map_delete_elem(&mw_calls, &tid))
+		__sync_fetch_and_add(&calls_open, -1);
 	return 0;
 }
 
