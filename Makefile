@@ -39,6 +39,7 @@ bench: deps-bench user
 	@sh bench/tracker.sh | tee -a bench/results-latest.md
 	@sh bench/holemap.sh | tee -a bench/results-latest.md
 	@sh bench/probes.sh | tee -a bench/results-latest.md
+	@sh bench/mapwatch.sh | tee -a bench/results-latest.md
 	@sh bench/kmod.sh | tee -a bench/results-latest.md
 	@sh bench/throttle.sh | tee -a bench/results-latest.md
 	@sh bench/live.sh | tee -a bench/results-latest.md

@@ -16,9 +16,21 @@
  *   cpu_bound_stays_raw         loopback at 2 GB/s with lz4 at 400 MB/s:
  *                               lz4 never pays, never chosen
  *   fixed_modes                 none and lz4 are never changed
+ *
+ * And of user/mapwatch_policy.c, the mapping watch's verdicts, on chosen
+ * counter samples:
+ *
+ *   mapwatch_first_primes       the sample taken at start says clean
+ *   mapwatch_each_counter       a call started or ended, process_madvise:
+ *                               one rescan each, clean again after
+ *   mapwatch_fork_sticks        a fork makes every later harvest rescan
+ *   mapwatch_moved_in_flight    a call started and not ended counts as a
+ *                               move even with the counters unchanged
+ *   mapwatch_shared_needs_it    required for a shared object only
  */
 #include "kselftest_harness.h"
 
+#include "mapwatch.h"
 #include "policy.h"
 
 #define WIN	0.05		/* a window a little over the policy's */
@@ -136,6 +148,89 @@ TEST(fixed_modes)
 		window(&p, &gbit, &t);
 	EXPECT_TRUE(p.lz4);
 	EXPECT_EQ(0, p.switches);
+}
+
+static enum mapwatch_verdict mw(struct mapwatch_state *st, uint64_t enters, uint64_t exits,
+				 uint64_t forks, uint64_t foreign, const char **why)
+{
+	struct mapwatch_sample s = { enters, exits, forks, foreign };
+
+	return mapwatch_policy(st, &s, why);
+}
+
+TEST(mapwatch_first_primes)
+{
+	struct mapwatch_state st = { 0 };
+	const char *why = "x";
+
+	/* Whatever the counters hold at start (other calls of the writer before). */
+	EXPECT_EQ(MAPWATCH_CLEAN, mw(&st, 40, 39, 2, 7, &why));
+	EXPECT_EQ(NULL, why);
+	EXPECT_TRUE(st.primed);
+	EXPECT_FALSE(st.forked);
+	EXPECT_EQ(MAPWATCH_CLEAN, mw(&st, 40, 39, 2, 7, &why));
+}
+
+TEST(mapwatch_each_counter)
+{
+	struct mapwatch_state st = { 0 };
+	const char *why;
+
+	mw(&st, 0, 0, 0, 0, NULL);
+	EXPECT_EQ(MAPWATCH_RESCAN, mw(&st, 1, 0, 0, 0, &why));
+	EXPECT_NE(NULL, strstr(why, "mapping"));
+	EXPECT_EQ(MAPWATCH_RESCAN, mw(&st, 1, 1, 0, 0, &why));
+	EXPECT_EQ(MAPWATCH_CLEAN, mw(&st, 1, 1, 0, 0, &why));
+	EXPECT_EQ(NULL, why);
+	EXPECT_EQ(MAPWATCH_RESCAN, mw(&st, 1, 1, 0, 2, &why));
+	EXPECT_NE(NULL, strstr(why, "process_madvise"));
+	EXPECT_EQ(MAPWATCH_CLEAN, mw(&st, 1, 1, 0, 2, &why));
+	/* Both ends between two harvests: one rescan. */
+	EXPECT_EQ(MAPWATCH_RESCAN, mw(&st, 2, 2, 0, 2, &why));
+	EXPECT_EQ(MAPWATCH_CLEAN, mw(&st, 2, 2, 0, 2, &why));
+}
+
+TEST(mapwatch_fork_sticks)
+{
+	struct mapwatch_state st = { 0 };
+	const char *why;
+
+	mw(&st, 5, 5, 0, 0, NULL);
+	EXPECT_EQ(MAPWATCH_RESCAN, mw(&st, 5, 5, 1, 0, &why));
+	EXPECT_NE(NULL, strstr(why, "forked"));
+	for (int i = 0; i < 3; i++) {
+		EXPECT_EQ(MAPWATCH_RESCAN, mw(&st, 5, 5, 1, 0, &why));
+		EXPECT_NE(NULL, strstr(why, "forked"));
+	}
+	EXPECT_TRUE(st.forked);
+}
+
+TEST(mapwatch_moved_in_flight)
+{
+	struct mapwatch_state st = { 0 };
+	struct mapwatch_sample s = { 3, 2, 0, 0 }, done = { 3, 3, 0, 0 };
+
+	EXPECT_TRUE(mapwatch_moved(&st, &done));	/* not primed */
+	mapwatch_policy(&st, &s, NULL);
+	EXPECT_TRUE(mapwatch_moved(&st, &s));		/* started, not ended */
+	mapwatch_policy(&st, &done, NULL);
+	EXPECT_FALSE(mapwatch_moved(&st, &done));
+	s = done;
+	s.foreign++;
+	EXPECT_TRUE(mapwatch_moved(&st, &s));
+	s = done;
+	s.forks++;
+	EXPECT_TRUE(mapwatch_moved(&st, &s));
+}
+
+TEST(mapwatch_shared_needs_it)
+{
+	const char *why = NULL;
+
+	EXPECT_FALSE(mapwatch_optional(true, &why));
+	EXPECT_NE(NULL, why);
+	EXPECT_TRUE(mapwatch_optional(false, &why));
+	EXPECT_EQ(NULL, why);
 }
 
 TEST_HARNESS_MAIN

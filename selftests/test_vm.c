@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdint.h>
@@ -124,13 +125,25 @@ FIXTURE_TEARDOWN(vm)
 {
 }
 
-TEST_F_TIMEOUT(vm, softdirty, 280)
+/* vm/softdirty.sh in a VM booting the newest kernel of series (NULL: run-in-vm.sh's default, 6.1). */
+static void softdirty(struct __test_metadata *_metadata, const char *series)
 {
-	char script[PATH_MAX], runner[PATH_MAX], buf[1024], tracker[32];
+	char script[PATH_MAX], runner[PATH_MAX], buf[16384], tracker[32];
 	const char *line;
 	struct proc p = { 0 };
 	double sd, scan, want;
 
+	if (series) {
+		char pat[64];
+		glob_t g;
+
+		snprintf(pat, sizeof(pat), "/boot/vmlinuz-%s.*", series);
+		if (glob(pat, 0, NULL, &g) || !g.gl_pathc)
+			SKIP(return, "no %s kernel here", pat);
+		/* The last in glob's order: the newest of one series, by Debian's names. */
+		setenv("KERNEL", g.gl_pathv[g.gl_pathc - 1], 1);
+		globfree(&g);
+	}
 	ASSERT_EQ(0, vm_path("run-in-vm.sh", runner, sizeof(runner)));
 	ASSERT_EQ(0, vm_path("softdirty.sh", script, sizeof(script)));
 	/* Its own limit goes first, so qemu never outlives the test. */
@@ -169,7 +182,34 @@ TEST_F_TIMEOUT(vm, softdirty, 280)
 		TH_LOG("%s: %s", tag, line);
 		EXPECT_EQ(0, strncmp(line, "ok ", 3)) TH_LOG("%s %s", tag, line);
 	}
+	/* Through short-lived, new, zapped and moved mappings (test_nolost.c). */
+	for (int i = 0; i < 8; i++) {
+		static const char *const tags[] = { "nolostmap-shortlived", "nolostmap-newmap",
+						    "nolostmap-dontneed", "nolostmap-mremap",
+						    "nolostmap-fork", "nolostmap-uring",
+						    "nolostmap-pageout", "nolostmap-vfork" };
+
+		ASSERT_NE(NULL, line = vm_result(p.out, tags[i], buf, sizeof(buf))) TH_LOG("%s", p.out);
+		TH_LOG("%s: %s", tags[i], line);
+		EXPECT_EQ(0, strncmp(line, "ok ", 3)) TH_LOG("%s %s", tags[i], line);
+		EXPECT_EQ(NULL, strstr(line, " map_rescans=0 ")) TH_LOG("%s %s", tags[i], line);
+	}
+	ASSERT_NE(NULL, line = vm_result(p.out, "livemap", buf, sizeof(buf))) TH_LOG("%s", p.out);
+	TH_LOG("livemap: %.300s", line);
+	EXPECT_EQ(0, strncmp(line, "same ", 5)) TH_LOG("%s", line);
+	EXPECT_NE(NULL, strstr(line, "\"tracker\":\"soft-dirty\"")) TH_LOG("%s", line);
+	EXPECT_NE(NULL, strstr(line, "\"source\":\"paused\"")) TH_LOG("%s", line);
 	proc_kill(&p);
+}
+
+TEST_F_TIMEOUT(vm, softdirty, 280)
+{
+	softdirty(_metadata, NULL);
+}
+
+TEST_F_TIMEOUT(vm, softdirty_6_12, 280)
+{
+	softdirty(_metadata, "6.12");
 }
 
 /*

@@ -26,6 +26,7 @@ static void live_json(struct json_obj *j, const struct xfer_stats *st)
 	if (st->object_check) {
 		json_dbl(j, "object_walk_ms", st->object_walk_s * 1000, 2);
 		json_u64(j, "object_rescans", st->object_rescans);
+		json_u64(j, "map_rescans", st->map_rescans);
 		json_u64(j, "pages_holed", st->pages_holed);
 	}
 	json_str(j, "source", st->source_state);

@@ -199,8 +199,12 @@ static int obj_rescan(struct tracker *t, uint64_t *bitmap)
 	return 0;
 }
 
-/* Steps 1-3 of the object check, after the tracker's own harvest. */
-static int obj_check(struct tracker *t, uint64_t *bitmap)
+/*
+ * Steps 1-3 of the object check, after the tracker's own harvest.  force:
+ * the mapping watch saw a change, compare every page whatever the
+ * timestamps say.
+ */
+static int obj_check(struct tracker *t, uint64_t *bitmap, bool force)
 {
 	struct track_obj *o = t->obj;
 	double t0 = now_s();
@@ -217,9 +221,9 @@ static int obj_check(struct tracker *t, uint64_t *bitmap)
 		t->pages_holed += __builtin_popcountll(holed);
 		bitmap[i] |= holed;
 	}
-	changed = !t->tg.mapped_writes_only &&
+	changed = force || (!t->tg.mapped_writes_only &&
 		  (o->racy || !ts_eq(&st.st_ctim, &o->st.st_ctim) ||
-		   !ts_eq(&st.st_mtim, &o->st.st_mtim) || st.st_ino != o->st.st_ino);
+		   !ts_eq(&st.st_mtim, &o->st.st_mtim) || st.st_ino != o->st.st_ino));
 	if (changed) {
 		if (obj_rescan(t, bitmap))
 			return -1;
@@ -282,25 +286,70 @@ static int obj_probe(const struct tracker_ops *ops, const struct track_target *t
 	return 0;
 }
 
+/*
+ * Trackers that read page tables watch a shared object only with the
+ * mapping watch loaded: without it a mapping made, written through and
+ * removed between two harvests would leave no trace, and --tracker auto
+ * must pick a tracker that sees it.  The object check's timestamp test
+ * (--object-writes any) is no substitute: a write fault stamps the object
+ * only when a clean entry is first written, and coarse timestamps can
+ * hide a change in the same tick.
+ */
+static int mw_probe(const struct tracker_ops *ops, const struct track_target *tg)
+{
+	struct mapwatch *mw;
+	const char *why;
+	char msg[256];
+
+	if (!ops->watch_maps || mapwatch_optional(tg->fd >= 0, &why))
+		return 0;
+	if (!mapwatch_open(&mw, tg->pid)) {
+		mapwatch_close(mw);
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "%s", lmig_errmsg());
+	lmig_err_clear();
+	return lmig_err("needs eBPF to see the writer's mapping changes (%s), and %s", why, msg);
+}
+
 static int probe(const struct tracker_ops *ops, const struct track_target *tg)
 {
-	return ops->probe(tg) || obj_probe(ops, tg) ? -1 : 0;
+	return ops->probe(tg) || obj_probe(ops, tg) || mw_probe(ops, tg) ? -1 : 0;
+}
+
+static void mw_close(struct tracker *t)
+{
+	mapwatch_close(t->mw);
+	t->mw = NULL;
 }
 
 static int start(struct tracker *t, const struct tracker_ops *ops,
 		 const struct track_target *tg)
 {
+	struct mapwatch_sample s;
+
 	*t = (struct tracker){ .ops = ops, .tg = *tg,
 			       .npages = (tg->size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE };
+	/* Watching before the tracker arms: a change after that is counted. */
+	if (ops->watch_maps && !mapwatch_optional(tg->fd >= 0, NULL) &&
+	    mapwatch_open(&t->mw, tg->pid))
+		return -1;
 	if (ops->start(t)) {
+		mw_close(t);
 		t->ops = NULL;
 		return -1;
 	}
 	/* The scan tracker compares every page's content already. */
 	if (tg->fd >= 0 && ops != &track_scan_ops && obj_start(t)) {
 		ops->stop(t);
+		mw_close(t);
 		t->ops = NULL;
 		return -1;
+	}
+	/* The baseline: before the caller's first full read (see mw_harvest()). */
+	if (t->mw) {
+		mapwatch_read(t->mw, &s);
+		mapwatch_policy(&t->mws, &s, NULL);
 	}
 	return 0;
 }
@@ -378,13 +427,64 @@ static int refine_huge(struct tracker *t, uint64_t *bitmap)
 	return ret;
 }
 
+/*
+ * The mapping watch's part of a harvest, after the tracker's own:
+ *
+ *  (a) the tracker read (and re-armed) the bits of the mappings it watches;
+ *  (b) read the counters; if they moved since the previous harvest's (b),
+ *  (c) remap (uffd: register and protect the object's new mappings), then
+ *  (d) compare every page of the object with what was sent.
+ *
+ * Why a write W through a mapping that a call C removes, moves or zaps is
+ * not lost: C drops the bits after W and ends after the drop, and its
+ * end is counted.  The end falls between two samples (b): the
+ * baseline, taken when tracking starts, before the caller's first full
+ * read, and each harvest's.  If it came before the baseline, W is in that
+ * full read.  Else the first harvest whose (b) follows the end sees the
+ * counters moved (its previous sample did not have that end yet), and its
+ * (d) reads the page after the end, so after W.  A mapping that C made is
+ * in /proc/PID/maps once C ends: that harvest's (c) registers it, its (d)
+ * reads what was written through it before (c) protected it, and later
+ * writes are in the bits.  Counting starts as well makes a harvest that
+ * falls inside C rescan already, and lets uffd tell a call under way
+ * (started, not ended).
+ */
+static int mw_harvest(struct tracker *t, uint64_t *bitmap, bool *force)
+{
+	struct mapwatch_sample s;
+	const char *why;
+	double t0;
+
+	*force = false;
+	if (!t->mw)
+		return 0;
+	mapwatch_read(t->mw, &s);
+	if (mapwatch_policy(&t->mws, &s, &why) == MAPWATCH_CLEAN)
+		return 0;
+	t0 = now_s();
+	*force = true;
+	t->map_rescans++;
+	if (t->ops->remap && t->ops->remap(t, bitmap))
+		return -1;
+	t->mapwatch_s += now_s() - t0;
+	return 0;
+}
+
 int tracker_harvest(struct tracker *t, uint64_t *bitmap)
 {
 	double t0 = now_s();
 	int ret = t->ops->harvest(t, bitmap);
+	bool force = false;
 
-	if (!ret && t->obj)
-		ret = obj_check(t, bitmap);
+	if (!ret)
+		ret = mw_harvest(t, bitmap, &force);
+	if (!ret && t->obj) {
+		double t1 = now_s();
+
+		ret = obj_check(t, bitmap, force);
+		if (force)
+			t->mapwatch_s += now_s() - t1;
+	}
 	/* The scan tracker compares every page already. */
 	if (!ret && t->tg.sent && t->ops != &track_scan_ops)
 		ret = refine_huge(t, bitmap);
@@ -397,6 +497,7 @@ void tracker_close(struct tracker *t)
 {
 	if (t->ops && t->ops->stop)
 		t->ops->stop(t);
+	mw_close(t);
 	obj_free(t);
 	t->ops = NULL;
 }

@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "mapwatch.h"
+
 /* The memory being migrated. */
 struct track_target {
 	int fd;			/* shared object (memfd, shm, file), or -1 */
@@ -72,6 +74,18 @@ struct tracker_ops {
 	/* OR into bitmap the pages written since the last harvest (or start). */
 	int (*harvest)(struct tracker *t, uint64_t *bitmap);
 	void (*stop)(struct tracker *t);
+	/*
+	 * It reads the writer's page tables, which lose what they knew when a
+	 * mapping goes: on a shared object it needs the mapping watch
+	 * (mapwatch.h) and refuses to watch without it.
+	 */
+	bool watch_maps;
+	/*
+	 * After the mapping watch saw a change: follow the object's mappings
+	 * anew (uffd registers and protects the new ones), before the rescan.
+	 * OR into bitmap what it finds written.  May be NULL.
+	 */
+	int (*remap)(struct tracker *t, uint64_t *bitmap);
 };
 
 struct tracker {
@@ -89,6 +103,11 @@ struct tracker {
 	uint64_t pages_holed;		/* data at the last harvest, a hole now */
 	unsigned int obj_rescans;	/* harvests that compared every page's content */
 	double obj_walk_s;		/* time in the data/hole map walk and the stat */
+	/* The mapping watch, for trackers with watch_maps on a shared object. */
+	struct mapwatch *mw;
+	struct mapwatch_state mws;
+	unsigned int map_rescans;	/* harvests it made compare every page */
+	double mapwatch_s;		/* time in remap() and those comparisons */
 };
 
 /*

@@ -39,10 +39,13 @@
  *    is stopped (io_uring workers, vhost);
  *  - a shared page unmapped between harvests loses its bit with its page
  *    table entry: when PID unmaps (or remaps) a mapping of the object,
- *    the next harvest reports every page that mapping covered; and a
- *    shmem page swapped out does too, so objects need swap off; file
- *    pages on disk can be written back and reclaimed at any time, so only
- *    tmpfs objects and memfds are accepted;
+ *    the next harvest reports every page that mapping covered, and a
+ *    mapping made and removed between two harvests, or pages dropped by
+ *    madvise, are caught by the mapping watch (mapwatch.h, track.c),
+ *    without which a shared object is refused; a shmem page swapped out
+ *    loses its bit too, so objects need swap off; file pages on disk can
+ *    be written back and reclaimed at any time, so only tmpfs objects and
+ *    memfds are accepted;
  *  - content changed without a write fault.  In a shared object (hole
  *    punching, MADV_REMOVE, write(2)) the object check of track.c finds
  *    it.  In private memory MADV_DONTNEED (or MADV_FREE's reclaim) drops
@@ -730,4 +733,5 @@ const struct tracker_ops track_softdirty_ops = {
 	.start = sd_start,
 	.harvest = sd_harvest,
 	.stop = sd_stop_tracker,
+	.watch_maps = true,
 };

@@ -31,6 +31,17 @@
  * writer's mappings of it, found in /proc/PID/maps; a write through another
  * process's mapping is not seen.  Holes punched in the object and write(2)
  * to it are found by the object check of tracker_harvest() (track.c).
+ *
+ * A shared object is watched only with the mapping watch (mapwatch.h,
+ * track.c): a mapping the writer makes after start is not registered, and
+ * one it removes, moves or zaps (MADV_DONTNEED) drops the written state of
+ * its entries.  When the watch saw such a change, remap() follows the
+ * object's mappings again: it registers the new ones with the writer's
+ * userfaultfd (a userfaultfd acts on the address space that created it,
+ * whoever calls the ioctl) and protects them, before tracker_harvest()
+ * compares every page with what was sent.  Between two harvests the
+ * harvest reads the mappings it watched that are still there and leaves
+ * the others to that comparison.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -60,6 +71,7 @@ struct vrange {
 struct uffd_priv {
 	int pagemap;		/* /proc/PID/pagemap */
 	int uffd;		/* the writer's userfaultfd (two-step), or -1 */
+	int reg;		/* the one remap() registers with, or -1 */
 	bool two_step;
 	unsigned int nr;
 	struct vrange r[MAX_RANGES];
@@ -320,6 +332,8 @@ static void uffd_stop(struct tracker *t)
 		close(p->pagemap);
 	if (p->uffd >= 0)
 		close(p->uffd);
+	if (p->reg >= 0 && p->reg != p->uffd)
+		close(p->reg);
 	free(p);
 	t->priv = NULL;
 }
@@ -356,7 +370,7 @@ static int start_two_step(struct tracker *t, struct uffd_priv *p)
 			if (protect(fd, p->r[j].va, p->r[j].end))
 				break;
 		if (j == p->nr) {
-			p->uffd = fd;
+			p->uffd = p->reg = fd;
 			return 0;
 		}
 		close(fd);
@@ -369,7 +383,10 @@ static int start_two_step(struct tracker *t, struct uffd_priv *p)
 	return not_registered_err(t->tg.pid, p->r[0].va, p->r[p->nr - 1].end);
 }
 
-/* Report the pages of r written since the last harvest and protect them again. */
+/*
+ * Report the pages of r written since the last harvest and protect them
+ * again.  -2 when (part of) r is not registered.
+ */
 static int harvest_range(struct tracker *t, struct uffd_priv *p, const struct vrange *r,
 			 uint64_t *bitmap)
 {
@@ -386,7 +403,7 @@ static int harvest_range(struct tracker *t, struct uffd_priv *p, const struct vr
 			n = scan(p->pagemap, &from, r->end, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
 				 0, PAGE_IS_WRITTEN, 0, p->vec);
 		if (n < 0 && errno == EPERM)
-			return not_registered_err(t->tg.pid, r->va, r->end);
+			return not_registered_err(t->tg.pid, r->va, r->end), -2;
 		if (n < 0)
 			return lmig_err_errno(errno, "PAGEMAP_SCAN of process %d", (int)t->tg.pid);
 		for (int i = 0; i < n; i++) {
@@ -394,10 +411,10 @@ static int harvest_range(struct tracker *t, struct uffd_priv *p, const struct vr
 
 			if (p->two_step) {
 				if (!(v->categories & PAGE_IS_WPALLOWED))
-					return not_registered_err(t->tg.pid, v->start, v->end);
+					return not_registered_err(t->tg.pid, v->start, v->end), -2;
 				if (protect(p->uffd, v->start, v->end)) {
 					if (errno == ENOENT || errno == EINVAL)
-						return not_registered_err(t->tg.pid, v->start, v->end);
+						return not_registered_err(t->tg.pid, v->start, v->end), -2;
 					return lmig_err_errno(errno, "UFFDIO_WRITEPROTECT in process %d",
 							      (int)t->tg.pid);
 				}
@@ -418,6 +435,7 @@ static int uffd_start(struct tracker *t)
 		return lmig_err("out of memory");
 	p->pagemap = -1;
 	p->uffd = -1;
+	p->reg = -1;
 	t->priv = p;
 	if (find_ranges(&t->tg, p->r, &p->nr))
 		goto err;
@@ -455,23 +473,154 @@ err:
 	return -1;
 }
 
+static bool has_range(const struct vrange *v, unsigned int n, const struct vrange *r)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (!memcmp(&v[i], r, sizeof(*r)))
+			return true;
+	return false;
+}
+
 static int uffd_harvest(struct tracker *t, uint64_t *bitmap)
 {
 	struct uffd_priv *p = t->priv;
 	struct vrange now[MAX_RANGES];
-	unsigned int nr;
+	unsigned int nr, kept = 0;
 
-	/*
-	 * A writer that remapped the memory since start would write where we
-	 * do not look: check its mappings are still the ones watched.
-	 */
 	if (find_ranges(&t->tg, now, &nr))
 		return -1;
-	if (nr != p->nr || memcmp(now, p->r, nr * sizeof(*now)))
-		return lmig_err("process %d remapped the memory since tracking started", (int)t->tg.pid);
-	for (unsigned int i = 0; i < p->nr; i++)
-		if (harvest_range(t, p, &p->r[i], bitmap))
+	if (!t->mw) {
+		/*
+		 * Private memory: a writer that remapped it would write where we
+		 * do not look.
+		 */
+		if (nr != p->nr || memcmp(now, p->r, nr * sizeof(*now)))
+			return lmig_err("process %d remapped the memory since tracking started",
+					(int)t->tg.pid);
+		for (unsigned int i = 0; i < p->nr; i++)
+			if (harvest_range(t, p, &p->r[i], bitmap))
+				return -1;
+		return 0;
+	}
+	/*
+	 * The mappings watched that are still there; a new one waits for
+	 * remap(), a gone one's writes for the comparison (see track.c).
+	 */
+	for (unsigned int i = 0; i < p->nr; i++) {
+		struct mapwatch_sample s;
+
+		if (!has_range(now, nr, &p->r[i]))
+			continue;
+		int r = harvest_range(t, p, &p->r[i], bitmap);
+
+		if (!r) {
+			p->r[kept++] = p->r[i];
+			continue;
+		}
+		if (r != -2)
 			return -1;
+		/*
+		 * Not registered any more.  Replaced by a counted call (munmap and
+		 * mmap at the same place) since the last harvest, or in one now:
+		 * this harvest or the next remaps and compares.  Else someone
+		 * unregistered it, and its writes would go unseen.
+		 */
+		mapwatch_read(t->mw, &s);
+		if (!mapwatch_moved(&t->mws, &s))
+			return -1;
+		lmig_err_clear();
+	}
+	p->nr = kept;
+	return 0;
+}
+
+/* Register [a, b) with the writer's userfaultfd for write-protection. */
+static int do_register(int fd, uint64_t a, uint64_t b)
+{
+	struct uffdio_register reg = {
+		.range = { .start = a, .len = b - a }, .mode = UFFDIO_REGISTER_MODE_WP,
+	};
+
+	while (ioctl(fd, UFFDIO_REGISTER, &reg))
+		if (errno != EINTR)
+			return -1;
+	return 0;
+}
+
+/*
+ * Register r with one of the writer's userfaultfds: the one used before,
+ * else the first that accepts it (registering again with the same one is
+ * allowed; another one that registered it refuses with EBUSY).
+ */
+static int register_range(struct tracker *t, struct uffd_priv *p, const struct vrange *r)
+{
+	int fds[MAX_UFFDS], nfd;
+
+	if (p->reg >= 0 && !do_register(p->reg, r->va, r->end))
+		return 0;
+	if (p->two_step)
+		return lmig_err_errno(errno, "cannot register %llx-%llx of process %d with its "
+				      "userfaultfd", (unsigned long long)r->va,
+				      (unsigned long long)r->end, (int)t->tg.pid);
+	nfd = find_uffds(t->tg.pid, fds, MAX_UFFDS);
+	if (nfd < 0)
+		return -1;
+	for (int i = 0; i < nfd; i++) {
+		int fd = take_fd(t->tg.pid, fds[i]);
+
+		if (fd < 0)
+			return -1;
+		if (!do_register(fd, r->va, r->end)) {
+			if (p->reg >= 0)
+				close(p->reg);
+			p->reg = fd;
+			return 0;
+		}
+		close(fd);
+	}
+	return lmig_err_errno(errno, "cannot register %llx-%llx of process %d with any of its "
+			      "userfaultfds", (unsigned long long)r->va, (unsigned long long)r->end,
+			      (int)t->tg.pid);
+}
+
+/*
+ * Follow the object's mappings anew (the mapping watch saw a change):
+ * register every one with the writer's userfaultfd and protect it; what
+ * was written through one since is reported.  tracker_harvest() then
+ * compares every page, so a write before the protection is not lost.
+ */
+static int uffd_remap(struct tracker *t, uint64_t *bitmap)
+{
+	struct uffd_priv *p = t->priv;
+	struct vrange now[MAX_RANGES], kept[MAX_RANGES];
+	unsigned int nr, nkept = 0;
+
+	if (find_ranges(&t->tg, now, &nr))
+		return -1;
+	for (unsigned int i = 0; i < nr; i++) {
+		struct mapwatch_sample s;
+		int r = register_range(t, p, &now[i]);
+
+		if (!r && p->two_step && protect(p->uffd, now[i].va, now[i].end))
+			r = lmig_err_errno(errno, "UFFDIO_WRITEPROTECT in process %d",
+					   (int)t->tg.pid);
+		else if (!r && !p->two_step)
+			r = harvest_range(t, p, &now[i], bitmap);
+		if (!r) {
+			kept[nkept++] = now[i];
+			continue;
+		}
+		/*
+		 * Gone or changed since find_ranges(), by a call the watch counts
+		 * (the writer unmapped it meanwhile): the next harvest remaps.
+		 */
+		mapwatch_read(t->mw, &s);
+		if (!mapwatch_moved(&t->mws, &s))
+			return -1;
+		lmig_err_clear();
+	}
+	memcpy(p->r, kept, nkept * sizeof(*kept));
+	p->nr = nkept;
 	return 0;
 }
 
@@ -481,4 +630,6 @@ const struct tracker_ops track_uffd_ops = {
 	.start = uffd_start,
 	.harvest = uffd_harvest,
 	.stop = uffd_stop,
+	.watch_maps = true,
+	.remap = uffd_remap,
 };

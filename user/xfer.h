@@ -60,6 +60,7 @@ struct xfer_stats {
 	bool object_check;
 	double object_walk_s;		/* stats and data/hole map walks, all harvests */
 	unsigned int object_rescans;	/* harvests that compared every page's content */
+	unsigned int map_rescans;	/* of them, because the mapping watch saw a change */
 	uint64_t pages_holed;		/* reported for going from data to hole */
 	const char *source_state;	/* "paused", "killed", "resumed", "running" */
 	/*

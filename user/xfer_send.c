@@ -1639,6 +1639,7 @@ out:
 		st->object_check = s.trk.obj != NULL;
 		st->object_walk_s = s.trk.obj_walk_s;
 		st->object_rescans = s.trk.obj_rescans;
+		st->map_rescans = s.trk.map_rescans;
 		st->pages_holed = s.trk.pages_holed;
 		tracker_close(&s.trk);
 	}

@@ -1,0 +1,741 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * No lost write through short-lived, new, zapped or moved mappings.
+ *
+ * A writer process maps a memfd and, depending on the case, writes
+ * through mappings it changes while a tracker (uffd here, soft-dirty in
+ * the VM: vm/softdirty.sh runs `test_nolost --run soft-dirty CASE`)
+ * harvests it, the way the live engine does: a full copy once the tracker
+ * started, then harvest and copy the reported pages, again and again; at
+ * the end the writer is stopped and one more harvest is copied.  The copy
+ * (a shadow image) must then equal the memfd byte for byte.
+ *
+ *   shortlived  mmap 32 pages, write them, munmap, sleep 5 ms, in a loop
+ *   newmap      after tracking started, a second mapping of the whole
+ *               object, written through for the rest of the run
+ *   dontneed    write pages, then MADV_DONTNEED them (the entries go,
+ *               the shmem pages stay with their new content)
+ *   mremap      a window mapped, written, moved by mremap, written, and
+ *               replaced by mmap MAP_FIXED; now and then the writer's main
+ *               mapping moves
+ *   fork        a child of the writer writes through the mapping it
+ *               inherited (its own page tables), and exits
+ *   uring       write pages, then MADV_DONTNEED them through io_uring
+ *               (IORING_OP_MADVISE: no madvise system call)
+ *   pageout     write pages, then process_madvise(MADV_PAGEOUT) on them
+ *               (reclaim unmaps them; without swap the shmem pages stay)
+ *   vfork       a child sharing the writer's address space (clone
+ *               CLONE_VM | CLONE_VFORK: another pid) maps, writes and
+ *               unmaps a window; the writer itself makes no such call
+ *
+ * Host tests: each case with uffd; the refusal of uffd when the mapping
+ * watch cannot load (a child without CAP_BPF, CAP_PERFMON and
+ * CAP_SYS_ADMIN runs lmig dirtyrate) and --tracker auto then picking
+ * scan; and live `lmig send --tracker uffd --object-writes mapped` of the
+ * shortlived, newmap, mremap, fork and dontneed writers over loopback,
+ * byte-identical with the paused source.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <linux/userfaultfd.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "kselftest_harness.h"
+
+#include "codec.h"
+#include "err.h"
+#include "track.h"
+#include "uapi_compat.h"
+#include "lib/jfield.h"
+#include "lib/proc.h"
+
+#define PAGE		4096ULL
+#define RUN_PAGES	2048		/* 8 MiB */
+#define RUN_SECONDS	2.5
+#define WIN		32		/* pages of a short-lived window */
+
+enum wcase { W_SHORTLIVED, W_NEWMAP, W_DONTNEED, W_MREMAP, W_FORK, W_URING, W_PAGEOUT, W_VFORK };
+static const char *const wcase_names[] = { "shortlived", "newmap", "dontneed", "mremap", "fork",
+					   "uring", "pageout", "vfork" };
+
+static int wcase_of(const char *s)
+{
+	for (unsigned int i = 0; i < sizeof(wcase_names) / sizeof(wcase_names[0]); i++)
+		if (!strcmp(s, wcase_names[i]))
+			return i;
+	return -1;
+}
+
+/* Writes counted by the writer, in a shared anonymous page. */
+static volatile uint64_t *wcount;
+
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+	return *x;
+}
+
+static void stamp(uint8_t *page, uint64_t index)
+{
+	uint64_t *w = (uint64_t *)page, c = *wcount + 1;
+
+	for (unsigned int i = 1; i < PAGE / 8; i++)
+		w[i] = c ^ i;
+	w[0] = index;
+	*wcount = c;
+}
+
+static uint8_t *map(int fd, uint64_t first, uint64_t n)
+{
+	return mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, first * PAGE);
+}
+
+/* A userfaultfd of ours watching [a, a + len) in async write-protect mode. */
+static int uffd_setup(void *a, uint64_t len)
+{
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_HUGETLBFS_SHMEM };
+	struct uffdio_register r = { .range = { (uintptr_t)a, len },
+				     .mode = UFFDIO_REGISTER_MODE_WP };
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+
+	if (fd < 0 || ioctl(fd, UFFDIO_API, &api) || ioctl(fd, UFFDIO_REGISTER, &r))
+		return -1;
+	return fd;
+}
+
+struct vwin {
+	int fd;
+	uint64_t first;
+};
+
+/* The vfork child: a short-lived window in the writer's address space. */
+static int vfork_child(void *arg)
+{
+	const struct vwin *v = arg;
+	uint8_t *w = map(v->fd, v->first, WIN);
+
+	if (w == MAP_FAILED)
+		return 1;
+	for (int i = 0; i < WIN; i++)
+		stamp(w + i * PAGE, v->first + i);
+	munmap(w, WIN * PAGE);
+	return 0;
+}
+
+/*
+ * MADV_DONTNEED on [a, a + len) through io_uring, waiting for it.  The
+ * soft-dirty harvests stop and continue us: a wait they interrupt is
+ * waited again, a request that comes back with EAGAIN (6.12) or
+ * ECANCELED (6.1: the io-wq worker saw the stop) is made again.
+ */
+static int uring_dontneed(void *a, uint64_t len)
+{
+	static struct io_uring ring;
+	static bool up;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (!up && (ret = io_uring_queue_init(4, &ring, 0))) {
+		errno = -ret;
+		return -1;
+	}
+	up = true;
+	do {
+		sqe = io_uring_get_sqe(&ring);
+		if (!sqe)
+			return errno = EBUSY, -1;
+		io_uring_prep_madvise(sqe, a, len, MADV_DONTNEED);
+		do
+			ret = io_uring_submit(&ring);
+		while (ret == -EINTR || ret == -EAGAIN);
+		if (ret != 1)
+			return errno = ret < 0 ? -ret : EIO, -1;
+		do
+			ret = io_uring_wait_cqe(&ring, &cqe);
+		while (ret == -EINTR || ret == -EAGAIN);
+		if (ret)
+			return errno = -ret, -1;
+		ret = cqe->res;
+		io_uring_cqe_seen(&ring, cqe);
+	} while (ret == -EAGAIN || ret == -EINTR || ret == -ECANCELED);
+	errno = -ret;
+	return ret ? -1 : 0;
+}
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT	21
+#endif
+#ifndef SYS_process_madvise
+#define SYS_process_madvise	440
+#endif
+
+/* process_madvise(MADV_PAGEOUT) on ourselves, through a pidfd. */
+static int pageout(void *a, uint64_t len)
+{
+	static int pidfd = -1;
+	struct iovec v = { a, len };
+
+	if (pidfd < 0)
+		pidfd = syscall(SYS_pidfd_open, getpid(), 0);
+	return syscall(SYS_process_madvise, pidfd, &v, 1, MADV_PAGEOUT, 0) < 0 ? -1 : 0;
+}
+
+/*
+ * The writer: map all of memfd, register it with a userfaultfd when uffd,
+ * fill it, say so on ready, wait for a byte on go (EOF too), then write
+ * the case's way until killed.
+ */
+static void writer_main(enum wcase wc, int fd, uint64_t npages, bool uffd, int ready, int go)
+{
+	uint8_t *main_map = map(fd, 0, npages), *spare;
+	uint64_t x = 88172645463325252ULL, n = 0;
+	char c;
+
+	if (main_map == MAP_FAILED || (uffd && uffd_setup(main_map, npages * PAGE) < 0))
+		_exit(3);
+	for (uint64_t p = 0; p < npages; p++)
+		stamp(main_map + p * PAGE, p);
+	/* A place to move windows and the main mapping to. */
+	spare = mmap(NULL, npages * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (spare == MAP_FAILED || write(ready, "r", 1) != 1)
+		_exit(4);
+	if (read(go, &c, 1) < 0)
+		_exit(5);
+	if (wc == W_NEWMAP) {
+		uint8_t *m2 = map(fd, 0, npages);
+
+		if (m2 == MAP_FAILED)
+			_exit(6);
+		for (;; n++) {
+			for (int i = 0; i < 16; i++) {
+				uint64_t p = rnd(&x) % npages;
+
+				stamp(m2 + p * PAGE, p);
+			}
+			usleep(1000);
+		}
+	}
+	for (;; n++) {
+		uint64_t first = rnd(&x) % (npages - WIN);
+		uint8_t *w, *w2;
+
+		switch (wc) {
+		case W_SHORTLIVED:
+			w = map(fd, first, WIN);
+			if (w == MAP_FAILED)
+				_exit(6);
+			for (int i = 0; i < WIN; i++)
+				stamp(w + i * PAGE, first + i);
+			munmap(w, WIN * PAGE);
+			usleep(5000);
+			break;
+		case W_DONTNEED:
+			for (int i = 0; i < 8; i++) {
+				uint64_t p = rnd(&x) % npages;
+
+				stamp(main_map + p * PAGE, p);
+				if (madvise(main_map + p * PAGE, PAGE, MADV_DONTNEED))
+					_exit(7);
+			}
+			usleep(2000);
+			break;
+		case W_FORK: {
+			pid_t c = fork();
+
+			if (c < 0)
+				_exit(10);
+			if (c == 0) {
+				for (int i = 0; i < WIN; i++)
+					stamp(main_map + (first + i) * PAGE, first + i);
+				_exit(0);
+			}
+			waitpid(c, NULL, 0);
+			usleep(5000);
+			break;
+		}
+		case W_VFORK: {
+			static char stack[64 * 1024] __attribute__((aligned(16)));
+			struct vwin v = { fd, first };
+			int st;
+			pid_t c = clone(vfork_child, stack + sizeof(stack),
+					CLONE_VM | CLONE_VFORK | SIGCHLD, &v);
+
+			if (c < 0 || waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
+				_exit(12);
+			usleep(5000);
+			break;
+		}
+		case W_URING:
+		case W_PAGEOUT:
+			for (int i = 0; i < 8; i++)
+				stamp(main_map + (first + i) * PAGE, first + i);
+			if (wc == W_URING ? uring_dontneed(main_map + first * PAGE, 8 * PAGE) :
+					    pageout(main_map + first * PAGE, 8 * PAGE)) {
+				fprintf(stderr, "writer: %s: %s\n", wcase_names[wc], strerror(errno));
+				_exit(11);
+			}
+			usleep(2000);
+			break;
+		case W_MREMAP:
+			w = map(fd, first, WIN);
+			if (w == MAP_FAILED)
+				_exit(6);
+			for (int i = 0; i < WIN / 2; i++)
+				stamp(w + i * PAGE, first + i);
+			w2 = mremap(w, WIN * PAGE, WIN * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+				    spare + (n % 2) * WIN * PAGE);
+			if (w2 == MAP_FAILED)
+				_exit(8);
+			for (int i = WIN / 2; i < WIN; i++)
+				stamp(w2 + i * PAGE, first + i);
+			/*
+			 * Replaced by a fresh reservation (mmap MAP_FIXED removes it),
+			 * so that no later window is placed where the next moves to.
+			 */
+			if (mmap(w2, WIN * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+				 -1, 0) != w2)
+				_exit(8);
+			/* The main mapping moves too, written before and after. */
+			if (n % 20 == 19) {
+				uint8_t *to = mmap(NULL, npages * PAGE, PROT_NONE,
+						   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+				stamp(main_map + first * PAGE, first);
+				if (to == MAP_FAILED)
+					_exit(8);
+				to = mremap(main_map, npages * PAGE, npages * PAGE,
+					    MREMAP_MAYMOVE | MREMAP_FIXED, to);
+				if (to == MAP_FAILED)
+					_exit(8);
+				main_map = to;
+				stamp(main_map + (first + 1) * PAGE, first + 1);
+			}
+			usleep(5000);
+			break;
+		default:
+			_exit(9);
+		}
+	}
+}
+
+struct writer {
+	pid_t pid;
+	int fd;			/* the memfd */
+	int go;			/* write end */
+};
+
+static int writer_start(struct writer *w, enum wcase wc, uint64_t npages, bool uffd)
+{
+	int r[2], g[2];
+	char c;
+
+	if (!wcount) {
+		wcount = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (wcount == MAP_FAILED)
+			return -1;
+	}
+	w->fd = memfd_create("lmig-i17-nolost", MFD_CLOEXEC);
+	if (w->fd < 0 || ftruncate(w->fd, npages * PAGE) || pipe2(r, O_CLOEXEC) ||
+	    pipe2(g, O_CLOEXEC))
+		return -1;
+	w->pid = fork();
+	if (w->pid < 0)
+		return -1;
+	if (w->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(r[0]);
+		close(g[1]);
+		writer_main(wc, w->fd, npages, uffd, r[1], g[0]);
+	}
+	close(r[1]);
+	close(g[0]);
+	w->go = g[1];
+	if (read(r[0], &c, 1) != 1) {
+		close(r[0]);
+		return -1;
+	}
+	close(r[0]);
+	return 0;
+}
+
+static void writer_stop(struct writer *w)
+{
+	if (w->pid > 0) {
+		kill(w->pid, SIGKILL);
+		waitpid(w->pid, NULL, 0);
+	}
+	if (w->go >= 0)
+		close(w->go);
+	close(w->fd);
+	w->pid = 0;
+	w->go = -1;
+}
+
+static int read_pages(int fd, uint64_t first, uint64_t n, uint8_t *buf)
+{
+	return pread(fd, buf, n * PAGE, first * PAGE) == (ssize_t)(n * PAGE) ? 0 : -1;
+}
+
+/* The migration against the writer; prints one line, returns 0 when nothing was lost. */
+static int nolost(const char *tracker, const char *cname)
+{
+	int wc = wcase_of(cname);
+	uint64_t npages = RUN_PAGES, size = npages * PAGE, copied = 0, differ = 0;
+	uint64_t *bitmap = calloc(bitmap_words(npages), 8), *sent = calloc(npages, 8);
+	uint8_t *dst = malloc(size), *src = malloc(size);
+	struct writer w = { .go = -1 };
+	struct tracker t;
+	struct track_target tg;
+	char why[512];
+	double t0;
+
+	if (wc < 0)
+		return printf("no case %s\n", cname), 2;
+	if (!bitmap || !sent || !dst || !src)
+		return printf("out of memory\n"), 1;
+	if (writer_start(&w, wc, npages, !strcmp(tracker, "uffd")))
+		return printf("writer: %s\n", strerror(errno)), 1;
+	tg = (struct track_target){ .fd = w.fd, .pid = w.pid, .size = size,
+				    .mapped_writes_only = true, .sent = sent };
+	if (tracker_open(&t, tracker, &tg, why, sizeof(why))) {
+		printf("tracker: %s\n", lmig_errmsg());
+		writer_stop(&w);
+		return 1;
+	}
+	/* The first full copy comes after the start: what changes later is harvested. */
+	if (read_pages(w.fd, 0, npages, dst))
+		return printf("read: %s\n", strerror(errno)), 1;
+	for (uint64_t p = 0; p < npages; p++)
+		sent[p] = codec_page_hash(dst + p * PAGE);
+	if (write(w.go, "g", 1) != 1)
+		return printf("go: %s\n", strerror(errno)), 1;
+	t0 = mono_s();
+	for (bool last = false; !last;) {
+		/* The final round: the writer is paused, as a VM is at switch-over. */
+		if (mono_s() - t0 > RUN_SECONDS) {
+			int st;
+
+			kill(w.pid, SIGSTOP);
+			waitpid(w.pid, &st, WUNTRACED);
+			last = true;
+		}
+		memset(bitmap, 0, bitmap_words(npages) * 8);
+		if (tracker_harvest(&t, bitmap)) {
+			printf("harvest: %s\n", lmig_errmsg());
+			writer_stop(&w);
+			return 1;
+		}
+		for (uint64_t p = 0; p < npages; p++) {
+			if (!bitmap_test(bitmap, p))
+				continue;
+			if (read_pages(w.fd, p, 1, dst + p * PAGE))
+				return printf("read: %s\n", strerror(errno)), 1;
+			sent[p] = codec_page_hash(dst + p * PAGE);
+			copied++;
+		}
+		if (!last)
+			usleep(1000);
+	}
+	if (read_pages(w.fd, 0, npages, src))
+		return printf("read: %s\n", strerror(errno)), 1;
+	for (uint64_t p = 0; p < npages; p++)
+		differ += !!memcmp(src + p * PAGE, dst + p * PAGE, PAGE);
+	printf("%s case=%s tracker=%s writes=%llu harvests=%u map_rescans=%u copied=%llu "
+	       "differ=%llu harvest_ms=%.3f\n", differ ? "LOST" : "ok", cname, t.ops->name,
+	       (unsigned long long)*wcount, t.harvests, t.map_rescans,
+	       (unsigned long long)copied, (unsigned long long)differ,
+	       t.harvests ? 1000 * t.harvest_s / t.harvests : 0);
+	tracker_close(&t);
+	writer_stop(&w);
+	free(bitmap);
+	free(sent);
+	free(dst);
+	free(src);
+	return differ ? 1 : 0;
+}
+
+/* Does this kernel have async write-protection on shared memory? */
+static bool have_wp_async(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = !ioctl(fd, UFFDIO_API, &api) && (api.features & UFFD_FEATURE_WP_ASYNC) &&
+	     (api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+	close(fd);
+	return ok;
+}
+
+static void run_case(struct __test_metadata *_metadata, const char *cname)
+{
+	char line[512] = "";
+	int p[2], st;
+	pid_t pid;
+	ssize_t n;
+
+	if (!have_wp_async())
+		SKIP(return, "no async write-protection (UFFD_FEATURE_WP_ASYNC) here");
+	/* In a child: its stdout is the result line. */
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		int rc;
+
+		dup2(p[1], 1);
+		rc = nolost("uffd", cname);
+		fflush(stdout);
+		_exit(rc);
+	}
+	close(p[1]);
+	n = read(p[0], line, sizeof(line) - 1);
+	close(p[0]);
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	line[n > 0 ? n : 0] = 0;
+	TH_LOG("%s", line);
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) TH_LOG("%s", line);
+	ASSERT_EQ(0, strncmp(line, "ok ", 3));
+	/* The watch saw the changes: the harvests that compared all pages. */
+	ASSERT_EQ(0, !strstr(line, "map_rescans=0 ") ? 0 : 1) TH_LOG("no rescan: %s", line);
+}
+
+TEST(uffd_shortlived) { run_case(_metadata, "shortlived"); }
+TEST(uffd_newmap) { run_case(_metadata, "newmap"); }
+TEST(uffd_dontneed) { run_case(_metadata, "dontneed"); }
+TEST(uffd_mremap) { run_case(_metadata, "mremap"); }
+TEST(uffd_fork) { run_case(_metadata, "fork"); }
+TEST(uffd_uring) { run_case(_metadata, "uring"); }
+TEST(uffd_pageout) { run_case(_metadata, "pageout"); }
+TEST(uffd_vfork) { run_case(_metadata, "vfork"); }
+
+/* Drop cap from every set of this process (and its children). */
+static int drop_caps(const int *caps, int n)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d))
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if (prctl(PR_CAPBSET_DROP, caps[i], 0, 0, 0))
+			return -1;
+		d[caps[i] / 32].effective &= ~(1U << caps[i] % 32);
+		d[caps[i] / 32].permitted &= ~(1U << caps[i] % 32);
+		d[caps[i] / 32].inheritable &= ~(1U << caps[i] % 32);
+	}
+	return syscall(SYS_capset, &h, d);
+}
+
+#ifndef CAP_PERFMON
+#define CAP_PERFMON	38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF		39
+#endif
+
+/*
+ * Without the right to load eBPF, uffd refuses a shared object, naming
+ * the cause, and --tracker auto picks scan.  The writer and the kernel
+ * are the real ones; only lmig's capabilities are less.
+ */
+TEST(refused_without_bpf)
+{
+	static const int caps[] = { CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON };
+	struct writer w = { .go = -1 };
+	char mem[64], pid[16], tr[32];
+	struct proc a = { 0 };
+	pid_t c;
+	int st;
+
+	if (!have_wp_async())
+		SKIP(return, "no async write-protection (UFFD_FEATURE_WP_ASYNC) here");
+	if (getuid())
+		SKIP(return, "runs as root, to show root without CAP_BPF refused");
+	ASSERT_EQ(0, writer_start(&w, W_SHORTLIVED, RUN_PAGES, true));
+	ASSERT_EQ(1, write(w.go, "g", 1));
+	snprintf(mem, sizeof(mem), "/proc/%d/fd/%d", (int)w.pid, w.fd);
+	snprintf(pid, sizeof(pid), "%d", (int)w.pid);
+	/* With every capability, uffd watches it. */
+	ASSERT_EQ(0, proc_spawn(&a, (char *const[]){ (char *)lmig_path(), "dirtyrate", "--json",
+			"--pid", pid, "--mem", mem, "--tracker", "uffd", "--object-writes", "mapped",
+			"--interval", "200", "--count", "1", NULL }, NULL));
+	ASSERT_EQ(0, proc_wait(&a, 20));
+	EXPECT_EQ(0, proc_exit_code(&a)) TH_LOG("%s", a.err_log);
+	proc_kill(&a);
+	c = fork();
+	ASSERT_GE(c, 0);
+	if (c == 0) {
+		struct proc u = { 0 }, au = { 0 };
+		int bad = 0;
+
+		if (drop_caps(caps, 3))
+			_exit(99);
+		/* Our own bpf() is refused now: the real condition, not a knob. */
+		if (proc_spawn(&u, (char *const[]){ (char *)lmig_path(), "dirtyrate", "--json",
+				"--pid", pid, "--mem", mem, "--tracker", "uffd", "--object-writes",
+				"mapped", "--interval", "200", "--count", "1", NULL }, NULL) ||
+		    proc_wait(&u, 20))
+			_exit(98);
+		if (proc_exit_code(&u) != 1 || !one_line(u.err) ||
+		    !strstr(u.err, "needs eBPF to see the writer's mapping changes")) {
+			fprintf(stderr, "uffd without CAP_BPF: rc %d: %s", proc_exit_code(&u),
+				u.err_log);
+			bad |= 1;
+		}
+		if (proc_spawn(&au, (char *const[]){ (char *)lmig_path(), "dirtyrate", "--json",
+				"--pid", pid, "--mem", mem, "--object-writes", "mapped",
+				"--interval", "200", "--count", "1", NULL }, NULL) ||
+		    proc_wait(&au, 20))
+			_exit(97);
+		if (proc_exit_code(&au) || json_str_field(au.out, "tracker", tr, sizeof(tr)) ||
+		    strcmp(tr, "scan") || !strstr(au.out, "uffd: needs eBPF")) {
+			fprintf(stderr, "auto without CAP_BPF: rc %d: %s %s", proc_exit_code(&au),
+				au.out, au.err_log);
+			bad |= 2;
+		}
+		_exit(bad);
+	}
+	ASSERT_EQ(c, waitpid(c, &st, 0));
+	writer_stop(&w);
+	ASSERT_TRUE(WIFEXITED(st));
+	EXPECT_EQ(0, WEXITSTATUS(st));
+}
+
+/*
+ * lmig send --tracker uffd --object-writes mapped of a writer over
+ * loopback: the image equals the paused source.  The writer starts
+ * writing its case's way once the send is under way (newmap: its new
+ * mapping comes after uffd registered the first).
+ */
+FIXTURE(live) {
+	struct writer w;
+};
+
+FIXTURE_VARIANT(live) {
+	enum wcase wc;
+};
+
+FIXTURE_VARIANT_ADD(live, shortlived) { .wc = W_SHORTLIVED };
+FIXTURE_VARIANT_ADD(live, newmap) { .wc = W_NEWMAP };
+FIXTURE_VARIANT_ADD(live, mremap) { .wc = W_MREMAP };
+FIXTURE_VARIANT_ADD(live, fork) { .wc = W_FORK };
+FIXTURE_VARIANT_ADD(live, dontneed) { .wc = W_DONTNEED };
+
+FIXTURE_SETUP(live)
+{
+	self->w.go = -1;
+}
+
+FIXTURE_TEARDOWN(live)
+{
+	if (self->w.pid > 0)
+		writer_stop(&self->w);
+}
+
+TEST_F(live, image_is_the_paused_source)
+{
+	const uint64_t npages = 8192;	/* 32 MiB */
+	struct writer *w = &self->w;
+	char mem[64], pid[16], out[PATH_MAX], s[32];
+	struct proc rx = { 0 }, tx = { 0 };
+	uint8_t *img, *src;
+	uint64_t before, diff = 0, rescans = 0;
+	int port, fd;
+
+	if (!have_wp_async())
+		SKIP(return, "no async write-protection (UFFD_FEATURE_WP_ASYNC) here");
+	ASSERT_EQ(0, writer_start(w, variant->wc, npages, true));
+	snprintf(mem, sizeof(mem), "/proc/%d/fd/%d", (int)w->pid, w->fd);
+	snprintf(pid, sizeof(pid), "%d", (int)w->pid);
+	snprintf(out, sizeof(out), "/tmp/lmig-i17-nolost-%d.img", (int)getpid());
+	before = *wcount;
+	port = recv_start(&rx, out, NULL, 0);
+	ASSERT_GT(port, 0);
+	ASSERT_EQ(0, send_start(&tx, mem, port, (const char *const[]){ "--pid", pid,
+			"--no-progress", "--tracker", "uffd", "--object-writes", "mapped",
+			"--freeze", "signal", "--bandwidth", "64M", NULL }));
+	/* Round 0 takes about half a second at 64 MB/s: write during it. */
+	usleep(150 * 1000);
+	ASSERT_EQ(1, write(w->go, "g", 1));
+	ASSERT_EQ(0, proc_wait(&tx, 60)) TH_LOG("lmig send still running");
+	ASSERT_EQ(0, proc_wait(&rx, 10)) TH_LOG("lmig recv still running");
+	ASSERT_EQ(0, proc_exit_code(&tx)) TH_LOG("send: %s", tx.err_log);
+	ASSERT_EQ(0, proc_exit_code(&rx)) TH_LOG("recv: %s", rx.err_log);
+	ASSERT_EQ(0, json_str_field(tx.out, "tracker", s, sizeof(s))) TH_LOG("%s", tx.out);
+	EXPECT_STREQ("uffd", s);
+	ASSERT_EQ(0, json_str_field(tx.out, "source", s, sizeof(s))) TH_LOG("%s", tx.out);
+	EXPECT_STREQ("paused", s);
+	ASSERT_EQ(0, json_u64_field(tx.out, "map_rescans", &rescans)) TH_LOG("%s", tx.out);
+	TH_LOG("%s: %llu writes during the send, %llu harvests compared every page",
+	       wcase_names[variant->wc], (unsigned long long)(*wcount - before),
+	       (unsigned long long)rescans);
+	EXPECT_GT(*wcount, before);
+	EXPECT_GT(rescans, 0);
+	EXPECT_EQ('T', pid_state(w->pid));
+	src = malloc(npages * PAGE);
+	img = malloc(npages * PAGE);
+	ASSERT_TRUE(src && img);
+	ASSERT_EQ(0, read_pages(w->fd, 0, npages, src));
+	fd = open(out, O_RDONLY);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, read_pages(fd, 0, npages, img));
+	close(fd);
+	unlink(out);
+	for (uint64_t p = 0; p < npages; p++)
+		diff += !!memcmp(src + p * PAGE, img + p * PAGE, PAGE);
+	EXPECT_EQ(0, diff) TH_LOG("%llu pages of the image differ from the paused source",
+				  (unsigned long long)diff);
+	free(src);
+	free(img);
+	proc_kill(&tx);
+	proc_kill(&rx);
+}
+
+/*
+ * --writer CASE PAGES: start the writer (no userfaultfd) on a memfd of
+ * PAGES pages, print "PID /proc/PID/fd/N" and wait to be killed (the
+ * writer goes with us).  For vm/softdirty.sh's live send.
+ */
+static int writer_only(const char *cname, const char *pages)
+{
+	struct writer w = { .go = -1 };
+	int wc = wcase_of(cname);
+
+	if (wc < 0 || atoi(pages) < 2 * WIN)
+		return fprintf(stderr, "--writer CASE PAGES: no case %s or too few pages\n", cname), 2;
+	if (writer_start(&w, wc, atoi(pages), false) || write(w.go, "g", 1) != 1)
+		return fprintf(stderr, "writer: %s\n", strerror(errno)), 1;
+	printf("%d /proc/%d/fd/%d\n", (int)w.pid, (int)w.pid, w.fd);
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "--run"))
+		return nolost(argv[2], argv[3]);
+	if (argc == 4 && !strcmp(argv[1], "--writer"))
+		return writer_only(argv[2], argv[3]);
+	return test_harness_run(argc, argv);
+}
