@@ -1038,9 +1038,10 @@ TEST(probes_fire)
 	EXPECT_LE(0, harvest(dev, bm, NPAGES, NULL));
 	EXPECT_TRUE(bit(bm, 8) && bit(bm, 50) && bit(bm, 51)) TH_LOG("got %s", bits_str(bm, NPAGES));
 	ASSERT_EQ(0, read_file(path, after, sizeof(after)));
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 5; i++) {
 		EXPECT_LT(dbg_value(before, names[i]), dbg_value(after, names[i]))
 			TH_LOG("%s did not fire: before %s after %s", names[i], before, after);
+	}
 	munmap(m, NPAGES * PAGE);
 	close(fd);
 	close(dev);
