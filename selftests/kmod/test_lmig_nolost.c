@@ -1218,8 +1218,8 @@ static void odirect_reader(void *arg)
 	if (dfd < 0 || !m)
 		_exit(2);
 	while (!w->c->stop) {
-		unsigned long p = rnd(&x) % (w->n - 4), b = rnd(&x) % (DBLOCKS - 4);
-		unsigned long k = 1 + rnd(&x) % 4;
+		unsigned long p = rnd(&x) % (w->n - 16), b = rnd(&x) % (DBLOCKS - 16);
+		unsigned long k = 1 + rnd(&x) % 16;
 
 		if (rnd(&x) & 1) {
 			if (pread(dfd, m + p * PAGE, k * PAGE, b * PAGE) != (ssize_t)(k * PAGE))
@@ -1269,7 +1269,7 @@ TEST_F_TIMEOUT(nolost, odirect_read, 120)
 	struct odirect o = { .w = &w };
 	char img[96], mnt[96], dev[64] = "", f[128];
 	uint64_t blk[PAGE / 8], x = 99;
-	pid_t a, b;
+	pid_t a, b, c;
 	int dfd;
 
 	snprintf(img, sizeof(img), "/tmp/lmig-nolost-ext2.%d", getpid());
@@ -1302,10 +1302,13 @@ TEST_F_TIMEOUT(nolost, odirect_read, 120)
 	a = spawn(odirect_reader, &o);
 	w.seed = 20;
 	b = spawn(odirect_rewriter, &o);
+	w.seed = 24;
+	c = spawn(odirect_reader, &o);
 	ASSERT_LT(0, a);
 	EXPECT_EQ(0, harvest_while(&s, 1, self->c, NULL, NULL));
 	EXPECT_EQ(0, reap(a)) TH_LOG("exit 2: O_DIRECT open or map, 3: short O_DIRECT read");
 	EXPECT_EQ(0, reap(b));
+	EXPECT_EQ(0, reap(c));
 	log_ctl(_metadata, "O_DIRECT reads (ops = reads; other = O_DIRECT rewrites of the file)",
 		self->c);
 	TH_LOG("file on ext2 on %s", dev);
