@@ -233,7 +233,12 @@ static void scribble(uint8_t *pg, unsigned long page, uint64_t *x)
 struct ctl {
 	volatile int stop;
 	uint64_t writes, maps, ops, faults, other;
+	int err;		/* errno of a writer's failed call */
+	int line;		/* and where */
 };
+
+/* A writer's failure: where and why, for the case to log; then exit with code. */
+#define WFAIL(c, code) do { (c)->err = errno; (c)->line = __LINE__; _exit(code); } while (0)
 
 #define COUNT(c, f, v) __atomic_fetch_add(&(c)->f, (v), __ATOMIC_RELAXED)
 
@@ -283,14 +288,14 @@ static pid_t spawn(void (*fn)(void *), void *arg)
 	return pid;
 }
 
-/* 0 when the process exited 0. */
+/* 0 when the process exited 0; else its exit status, or 128 + the signal that killed it. */
 static int reap(pid_t pid)
 {
 	int st;
 
 	if (pid <= 0 || waitpid(pid, &st, 0) != pid)
 		return -1;
-	return WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 static unsigned int case_secs(void)
@@ -344,6 +349,8 @@ static void log_ctl(struct __test_metadata *_metadata, const char *what, struct 
 	TH_LOG("%s: %llu page writes, %llu mappings made, %llu other operations, %llu faults",
 	       what, (unsigned long long)c->writes, (unsigned long long)c->maps,
 	       (unsigned long long)c->ops, (unsigned long long)c->faults);
+	if (c->line)
+		TH_LOG("a writer failed at line %d: %s", c->line, strerror(c->err));
 }
 
 static int read_text(const char *path, char *buf, size_t len)
@@ -422,7 +429,7 @@ static void short_maps(struct wr *w)
 		uint8_t *m = map(w->fd, off, w->win);
 
 		if (!m)
-			_exit(2);
+			WFAIL(w->c, 2);
 		COUNT(w->c, maps, 1);
 		for (unsigned long i = 0; i < k; i++) {
 			unsigned long p = rnd(&x) % w->win;
@@ -479,7 +486,7 @@ static void long_map_proc(void *arg)
 
 	w->m = map(w->fd, 0, w->n);
 	if (!w->m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	long_map(w);
 }
 
@@ -560,11 +567,11 @@ static void leader_exits(void *arg)
 
 	lw.m = map(w->fd, 0, w->n);
 	if (!lw.m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	sw.seed = 7;
 	if (pthread_create(&t1, NULL, long_map_thread, &lw) ||
 	    pthread_create(&t2, NULL, short_maps_thread, &sw))
-		_exit(2);
+		WFAIL(w->c, 2);
 	/* The process lives on in its threads; its pid's task has no mm. */
 	pthread_exit(NULL);
 }
@@ -619,7 +626,7 @@ static void forker(void *arg)
 		pid_t k;
 
 		if (!m)
-			_exit(2);
+			WFAIL(w->c, 2);
 		COUNT(w->c, maps, 1);
 		k = fork();
 		if (k == 0) {
@@ -634,7 +641,7 @@ static void forker(void *arg)
 			_exit(0);
 		}
 		if (reap(k))
-			_exit(3);
+			WFAIL(w->c, 3);
 		munmap(m, 16 * PAGE);
 		rnd(&x);
 		off = rnd(&x) % (w->n - 16);
@@ -644,7 +651,7 @@ static void forker(void *arg)
 			int n = 1 + rnd(&x) % 8;
 
 			if (!own)
-				_exit(2);
+				WFAIL(w->c, 2);
 			COUNT(w->c, maps, 1);
 			for (int i = 0; i < n; i++) {
 				unsigned long p = rnd(&x) % 16;
@@ -655,7 +662,7 @@ static void forker(void *arg)
 			_exit(0);	/* unmapped by the exit */
 		}
 		if (reap(k))
-			_exit(3);
+			WFAIL(w->c, 3);
 		rnd(&x);
 		COUNT(w->c, ops, 2);
 		usleep(rnd(&x) % 500);
@@ -691,10 +698,10 @@ static void mremapper(void *arg)
 	uint8_t *m;
 
 	if (area == MAP_FAILED)
-		_exit(2);
+		WFAIL(w->c, 2);
 	m = mmap(area, len * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, w->fd, 0);
 	if (m == MAP_FAILED)
-		_exit(2);
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		uint8_t *to;
 
@@ -704,14 +711,20 @@ static void mremapper(void *arg)
 			scribble(m + p * PAGE, off + p, &x);
 		}
 		COUNT(w->c, writes, 4);
+		/* The mapping is always at the start of one slot: moves go to the other. */
+		to = m == area ? area + slot : area;
 		switch (rnd(&x) % 4) {
 		case 0:		/* move to the other slot */
-			to = m == area ? area + slot : area;
 			m = mremap(m, len * PAGE, len * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to);
 			break;
-		case 1:		/* grow, wherever it fits */
+		case 1:		/* grow in place if there is room, else grow into the other slot */
 			if (len < 96 && off + len + 32 <= w->n) {
-				m = mremap(m, len * PAGE, (len + 32) * PAGE, MREMAP_MAYMOVE);
+				void *g = mremap(m, len * PAGE, (len + 32) * PAGE, 0);
+
+				if (g == MAP_FAILED)
+					g = mremap(m, len * PAGE, (len + 32) * PAGE,
+						   MREMAP_MAYMOVE | MREMAP_FIXED, to);
+				m = g;
 				len += 32;
 			}
 			break;
@@ -724,14 +737,13 @@ static void mremapper(void *arg)
 		default:	/* unmap, map another part at the other slot */
 			munmap(m, len * PAGE);
 			off = rnd(&x) % (w->n - len);
-			to = m == area ? area + slot : area;
 			m = mmap(to, len * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
 				 w->fd, off * PAGE);
 			COUNT(w->c, maps, 1);
 			break;
 		}
 		if (m == MAP_FAILED)
-			_exit(4);
+			WFAIL(w->c, 4);
 		COUNT(w->c, ops, 1);
 		usleep(rnd(&x) % 300);
 	}
@@ -807,7 +819,7 @@ static void unmapper(void *arg)
 	sigaction(SIGBUS, &sa, NULL);
 	ra.r = map(w->fd, 0, 16);
 	if (!ra.r || pthread_create(&t, NULL, race_writer, &ra))
-		_exit(2);
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		unsigned long off = (rnd(&x) % 4) * 16;
 		bool hole = rnd(&x) & 1;
@@ -819,7 +831,7 @@ static void unmapper(void *arg)
 		}
 		if (mmap(ra.r, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, w->fd,
 			 off * PAGE) != ra.r)
-			_exit(4);
+			WFAIL(w->c, 4);
 		ra.off = off;
 		COUNT(w->c, maps, 1);
 		COUNT(w->c, ops, hole);
@@ -887,7 +899,7 @@ static void in_pidns(void *arg)
 	pid_t g;
 
 	if (unshare(CLONE_NEWPID))
-		_exit(5);
+		WFAIL(w->c, 5);
 	g = fork();
 	if (g == 0) {
 		struct wr lw = *w;
@@ -895,12 +907,12 @@ static void in_pidns(void *arg)
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getpid() != 1)
-			_exit(6);
+			WFAIL(w->c, 6);
 		lw.m = map(w->fd, 0, w->n);
 		lw.seed = 11;
 		lw.span = 64;	/* the rest is left to the short-lived mappings */
 		if (!lw.m || pthread_create(&t, NULL, long_map_thread, &lw))
-			_exit(2);
+			WFAIL(w->c, 2);
 		short_maps(w);
 		pthread_join(t, NULL);
 		_exit(0);
@@ -934,7 +946,7 @@ static void pager(void *arg)
 	uint8_t *m = map(w->fd, 0, w->n);
 
 	if (!m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		unsigned long off = rnd(&x) % (w->n - 64);
 		uint8_t *sm;
@@ -950,7 +962,7 @@ static void pager(void *arg)
 		off = rnd(&x) % (w->n - 16);
 		sm = map(w->fd, off, 16);
 		if (!sm)
-			_exit(2);
+			WFAIL(w->c, 2);
 		scribble(sm + (rnd(&x) % 16) * PAGE, 0, &x);
 		madvise(sm, 16 * PAGE, MADV_PAGEOUT);
 		munmap(sm, 16 * PAGE);
@@ -1038,13 +1050,13 @@ static void compactor(void *arg)
 	int nodes = access("/sys/devices/system/node/node1", F_OK) ? 1 : 2;
 
 	if (!m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		void *pages[32];
 		int node[32], status[32];
 
 		if (write_text("/proc/sys/vm/compact_memory", "1"))
-			_exit(7);
+			WFAIL(w->c, 7);
 		for (int i = 0; i < 32; i++) {
 			unsigned long p = rnd(&x) % w->n;
 
@@ -1114,7 +1126,7 @@ static void thp_writer(void *arg)
 
 	w->m = map_aligned(w->fd, w->n);
 	if (!w->m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	long_map(w);
 }
 
@@ -1126,7 +1138,7 @@ static void thp_splitter(void *arg)
 	uint8_t *m = map_aligned(w->fd, w->n);
 
 	if (!m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		unsigned long p = rnd(&x) % w->n, h = p & ~511UL;
 
@@ -1134,13 +1146,13 @@ static void thp_splitter(void *arg)
 		case 0:
 			if (mprotect(m + p * PAGE, PAGE, PROT_READ) ||
 			    mprotect(m + p * PAGE, PAGE, PROT_READ | PROT_WRITE))
-				_exit(4);
+				WFAIL(w->c, 4);
 			break;
 		case 1:
 			munmap(m + p * PAGE, PAGE);
 			if (mmap(m + p * PAGE, PAGE, PROT_READ | PROT_WRITE,
 				 MAP_SHARED | MAP_FIXED, w->fd, p * PAGE) != m + p * PAGE)
-				_exit(4);
+				WFAIL(w->c, 4);
 			COUNT(w->c, maps, 1);
 			break;
 		default:
@@ -1216,20 +1228,20 @@ static void odirect_reader(void *arg)
 	uint8_t *m = map(w->fd, 0, w->n);
 
 	if (dfd < 0 || !m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		unsigned long p = rnd(&x) % (w->n - 16), b = rnd(&x) % (DBLOCKS - 16);
 		unsigned long k = 1 + rnd(&x) % 16;
 
 		if (rnd(&x) & 1) {
 			if (pread(dfd, m + p * PAGE, k * PAGE, b * PAGE) != (ssize_t)(k * PAGE))
-				_exit(3);
+				WFAIL(w->c, 3);
 		} else {
 			/* Into a mapping that goes away right after. */
 			uint8_t *sm = map(w->fd, p, k);
 
 			if (!sm || pread(dfd, sm, k * PAGE, b * PAGE) != (ssize_t)(k * PAGE))
-				_exit(3);
+				WFAIL(w->c, 3);
 			munmap(sm, k * PAGE);
 			COUNT(w->c, maps, 1);
 		}
@@ -1248,13 +1260,13 @@ static void odirect_rewriter(void *arg)
 	void *buf;
 
 	if (dfd < 0 || posix_memalign(&buf, PAGE, PAGE))
-		_exit(2);
+		WFAIL(o->w->c, 2);
 	while (!o->w->c->stop) {
 		unsigned long b = rnd(&x) % DBLOCKS;
 
 		scribble(buf, b, &x);
 		if (pwrite(dfd, buf, PAGE, b * PAGE) != PAGE)
-			_exit(3);
+			WFAIL(o->w->c, 3);
 		COUNT(o->w->c, other, 1);
 		usleep(rnd(&x) % 500);
 	}
@@ -1330,7 +1342,7 @@ static void syscall_writer(void *arg)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", w->fd);
 	fd = open(path, O_RDWR);
 	if (fd < 0 || !buf)
-		_exit(2);
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		unsigned long p = rnd(&x) % (w->n - 2);
 		int how = rnd(&x) % 4;
@@ -1339,18 +1351,18 @@ static void syscall_writer(void *arg)
 		scribble(buf + PAGE, p + 1, &x);
 		if (how == 0) {
 			if (lseek(fd, p * PAGE, SEEK_SET) < 0 || write(fd, buf, PAGE) != PAGE)
-				_exit(3);
+				WFAIL(w->c, 3);
 		} else if (how == 1) {
 			/* A part of a page too: what write(2) does to a page it does not fill. */
 			size_t len = 1 + rnd(&x) % PAGE, at = rnd(&x) % (PAGE - len + 1);
 
 			if (pwrite(fd, buf, len, p * PAGE + at) != (ssize_t)len)
-				_exit(3);
+				WFAIL(w->c, 3);
 		} else if (how == 2 || !uring) {
 			struct iovec iov[2] = { { buf, PAGE }, { buf + PAGE, PAGE } };
 
 			if (pwritev(fd, iov, 2, p * PAGE) != 2 * PAGE)
-				_exit(3);
+				WFAIL(w->c, 3);
 		} else {
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 			struct io_uring_cqe *cqe;
@@ -1358,7 +1370,7 @@ static void syscall_writer(void *arg)
 			io_uring_prep_write(sqe, fd, buf, 2 * PAGE, p * PAGE);
 			if (io_uring_submit(&ring) != 1 || io_uring_wait_cqe(&ring, &cqe) ||
 			    cqe->res != 2 * PAGE)
-				_exit(3);
+				WFAIL(w->c, 3);
 			io_uring_cqe_seen(&ring, cqe);
 			COUNT(w->c, other, 1);
 		}
