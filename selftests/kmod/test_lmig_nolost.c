@@ -35,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -1327,7 +1328,10 @@ TEST_F_TIMEOUT(nolost, odirect_read, 120)
 	EXPECT_EQ(0, shadow_check(_metadata, s));
 }
 
-/* 12. write(2), pwrite(2), pwritev(2) and io_uring writes to pages already present. */
+/*
+ * 12. write(2), pwrite(2), pwritev(2), io_uring, copy_file_range(2) and
+ * sendfile(2) writes to pages already present.
+ */
 static void syscall_writer(void *arg)
 {
 	struct wr *w = arg;
@@ -1335,17 +1339,18 @@ static void syscall_writer(void *arg)
 	uint8_t *buf = malloc(4 * PAGE);
 	struct io_uring ring;
 	bool uring = io_uring_queue_init(8, &ring, 0) == 0;
+	int scratch = memfd_create("lmig-nolost-src", MFD_CLOEXEC);
 	char path[64];
 	int fd;
 
 	/* Its own file description: write(2) moves its own offset. */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", w->fd);
 	fd = open(path, O_RDWR);
-	if (fd < 0 || !buf)
+	if (fd < 0 || !buf || scratch < 0)
 		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		unsigned long p = rnd(&x) % (w->n - 2);
-		int how = rnd(&x) % 4;
+		int how = rnd(&x) % 6;
 
 		scribble(buf, p, &x);
 		scribble(buf + PAGE, p + 1, &x);
@@ -1358,6 +1363,19 @@ static void syscall_writer(void *arg)
 
 			if (pwrite(fd, buf, len, p * PAGE + at) != (ssize_t)len)
 				WFAIL(w->c, 3);
+		} else if (how >= 4) {
+			/* From another file, page cache to page cache: no user copy. */
+			loff_t from = 0, to = p * PAGE;
+
+			if (pwrite(scratch, buf, 2 * PAGE, 0) != 2 * PAGE)
+				WFAIL(w->c, 3);
+			if (how == 4 &&
+			    copy_file_range(scratch, &from, fd, &to, 2 * PAGE, 0) != 2 * PAGE)
+				WFAIL(w->c, 3);
+			if (how == 5 && (lseek(fd, p * PAGE, SEEK_SET) < 0 ||
+					 sendfile(fd, scratch, &from, 2 * PAGE) != 2 * PAGE))
+				WFAIL(w->c, 3);
+			COUNT(w->c, ops, 1);
 		} else if (how == 2 || !uring) {
 			struct iovec iov[2] = { { buf, PAGE }, { buf + PAGE, PAGE } };
 
@@ -1398,7 +1416,8 @@ TEST_F_TIMEOUT(nolost, write_syscalls, 90)
 	EXPECT_EQ(0, harvest_while(&s, 1, self->c, NULL, NULL));
 	EXPECT_EQ(0, reap(a));
 	EXPECT_EQ(0, reap(b));
-	log_ctl(_metadata, "write/pwrite/pwritev/io_uring (other = io_uring writes)", self->c);
+	log_ctl(_metadata, "write/pwrite/pwritev/io_uring/copy_file_range/sendfile (other = "
+		"io_uring writes, ops = copy_file_range and sendfile)", self->c);
 	EXPECT_EQ(0, shadow_check(_metadata, s));
 }
 
@@ -1514,6 +1533,84 @@ TEST_F_TIMEOUT(nolost, kvm_clear_refs, 120)
 	close(vm);
 	close(kvm);
 	munmap(mem, GUEST_PAGES * PAGE);
+}
+
+/*
+ * 14. Another process writes into the writer's mapping through
+ * /proc/PID/mem and process_vm_writev(2): the kernel copies into pages it
+ * looked up (and pinned) in the writer's page tables.
+ */
+static void remote_target(void *arg)
+{
+	struct wr *w = arg;
+	uint8_t *m = map(w->fd, 0, w->n);
+
+	if (!m)
+		WFAIL(w->c, 2);
+	__atomic_store_n(&w->c->other, (uintptr_t)m, __ATOMIC_RELEASE);
+	while (!w->c->stop)
+		usleep(1000);
+}
+
+static void remote_writer(void *arg)
+{
+	struct wr *w = arg;
+	uint64_t x = w->seed ^ getpid(), base;
+	uint8_t buf[PAGE];
+	char path[64];
+	int mem;
+
+	while (!(base = __atomic_load_n(&w->c->other, __ATOMIC_ACQUIRE))) {
+		if (w->c->stop)
+			WFAIL(w->c, 5);	/* the target never mapped the object */
+		usleep(1000);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)w->seed);
+	mem = open(path, O_RDWR | O_CLOEXEC);
+	if (mem < 0)
+		WFAIL(w->c, 2);
+	while (!w->c->stop) {
+		unsigned long p = rnd(&x) % w->n;
+		uint64_t at = base + p * PAGE;
+
+		scribble(buf, p, &x);
+		if (rnd(&x) & 1) {
+			if (pwrite(mem, buf, PAGE, at) != PAGE)
+				WFAIL(w->c, 3);
+		} else {
+			struct iovec l = { buf, PAGE }, r = { (void *)(uintptr_t)at, PAGE };
+
+			if (process_vm_writev(w->seed, &l, 1, &r, 1, 0) != PAGE)
+				WFAIL(w->c, 4);
+			COUNT(w->c, ops, 1);
+		}
+		COUNT(w->c, writes, 1);
+		usleep(rnd(&x) % 300);
+	}
+}
+
+TEST_F_TIMEOUT(nolost, remote_writes, 90)
+{
+	if (!self->c)
+		return;	/* skipped by the set-up */
+	struct wr w = { .c = self->c, .n = NPAGES };
+	struct shadow *s = &self->s;
+	pid_t t, a;
+
+	SETUP_OBJECT(NPAGES);
+	w.fd = self->fd;
+	t = spawn(remote_target, &w);
+	ASSERT_LT(0, t);
+	w.seed = t;		/* the writers' seed is the target's pid */
+	a = spawn(remote_writer, &w);
+	ASSERT_LT(0, a);
+	EXPECT_EQ(0, harvest_while(&s, 1, self->c, NULL, NULL));
+	EXPECT_EQ(0, reap(a)) TH_LOG("2: open /proc/PID/mem, 3: its write, 4: process_vm_writev");
+	EXPECT_EQ(0, reap(t));
+	self->c->other = 0;
+	log_ctl(_metadata, "remote writes (ops = process_vm_writev, the rest /proc/PID/mem)",
+		self->c);
+	EXPECT_EQ(0, shadow_check(_metadata, s));
 }
 
 TEST_HARNESS_MAIN
