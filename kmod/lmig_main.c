@@ -92,6 +92,7 @@
 #include <linux/task_work.h>
 #include <linux/tracepoint.h>
 #include <linux/uaccess.h>
+#include <linux/userfaultfd_k.h>
 
 #include <linux/lmig.h>
 
@@ -130,6 +131,8 @@ struct lmig_session {
 	bool closing;			/* subs_mutex: register nothing more */
 	bool unsure;			/* lock: the next harvest reports all */
 	atomic_t active;		/* invalidations between start and end */
+	atomic_t seq;			/* bumped at each start and end */
+	unsigned long missed;		/* lmig_missed() at the last walk */
 	struct file *file;
 	struct address_space *mapping;
 	pgoff_t first;			/* first page of the range */
@@ -161,6 +164,21 @@ static DEFINE_MUTEX(lmig_sessions_mutex);
 static bool lmig_probes_ok;
 
 static void lmig_session_free(struct kref *ref);
+
+/* Probe hits on an attached object, for debugfs (lmig/probes). */
+enum { LMIG_HIT_MMAP, LMIG_HIT_WRITE, LMIG_HIT_FAULT, LMIG_HIT_MAP_PAGES,
+	LMIG_HIT_FORK, LMIG_HIT_MFILL, LMIG_NR_HITS };
+static const char * const lmig_hit_names[LMIG_NR_HITS] = {
+	"shmem_mmap", "shmem_write_end", "finish_fault", "filemap_map_pages",
+	"sched_process_fork", "mfill_atomic_install_pte",
+};
+
+static atomic_long_t lmig_hits[LMIG_NR_HITS];
+
+static void lmig_hit(int which)
+{
+	atomic_long_inc(&lmig_hits[which]);
+}
 
 static void lmig_session_put(struct lmig_session *s)
 {
@@ -362,7 +380,8 @@ static int lmig_invalidate_start(struct mmu_notifier *mn,
 	 * both).
 	 */
 	atomic_inc(&s->active);
-	/* Orders the count before the page table reads. */
+	atomic_inc(&s->seq);
+	/* Orders the counts before the page table reads. */
 	smp_mb__after_atomic();
 	/*
 	 * Protection changes (mprotect, uffd-wp, NUMA hinting, clear_refs)
@@ -396,6 +415,7 @@ static void lmig_invalidate_end(struct mmu_notifier *mn,
 	 * page table changes before the count drops.
 	 */
 	smp_mb__before_atomic();
+	atomic_inc(&s->seq);
 	atomic_dec(&s->active);
 }
 
@@ -675,6 +695,7 @@ static int lmig_mmap_probe(struct kprobe *kp, struct pt_regs *regs)
 		if (s->mapping != file->f_mapping || hi <= s->first ||
 		    lo >= s->first + s->npages || lmig_watched(s, vma->vm_mm))
 			continue;
+		lmig_hit(LMIG_HIT_MMAP);
 		if (vma->vm_mm != current->mm || (current->flags & PF_KTHREAD))
 			lmig_set_unsure(s);
 		else
@@ -705,10 +726,12 @@ static int lmig_write_probe(struct kprobe *kp, struct pt_regs *regs)
 		return 0;
 	rcu_read_lock();
 	list_for_each_entry_rcu(s, &lmig_sessions, node)
-		if (s->mapping == mapping)
+		if (s->mapping == mapping) {
+			lmig_hit(LMIG_HIT_WRITE);
 			lmig_mark(s, pos >> PAGE_SHIFT,
 				  ((pos + copied - 1) >> PAGE_SHIFT) -
 				  (pos >> PAGE_SHIFT) + 1);
+		}
 	rcu_read_unlock();
 	return 0;
 }
@@ -716,6 +739,184 @@ static int lmig_write_probe(struct kprobe *kp, struct pt_regs *regs)
 static struct kprobe lmig_write_kp = {
 	.symbol_name = "shmem_write_end",
 	.pre_handler = lmig_write_probe,
+};
+
+/*
+ * Page faults that install entries for the object: finish_fault(vmf) and
+ * filemap_map_pages(vmf, start_pgoff, end_pgoff) (fault-around).  An
+ * entry installed after a concurrent invalidation's callback walked the
+ * range, and removed by that invalidation, was never seen: if any
+ * invalidation started, ended or was open while the fault ran, the
+ * pages it mapped are pending.  The counter is read at entry and, after
+ * a full barrier, at return; the callback bumps it and, after a full
+ * barrier, reads the entries: either it sees the new entry or the fault
+ * sees the bump.
+ */
+#define LMIG_FAULT_SESSIONS	4
+
+struct lmig_fault_data {
+	struct vm_fault *vmf;
+	pgoff_t first, last;		/* filemap_map_pages() only */
+	unsigned int n;
+	u64 id[LMIG_FAULT_SESSIONS];	/* sessions of the object at entry */
+	int seq[LMIG_FAULT_SESSIONS];	/* and their counters then */
+};
+
+/* The object mapped by the faulting VMA, if it is a shared one. */
+static struct address_space *lmig_fault_mapping(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+
+	if (!vma || !vma->vm_file || !(vma->vm_flags & VM_SHARED))
+		return NULL;
+	return vma->vm_file->f_mapping;
+}
+
+static int lmig_fault_enter(struct lmig_fault_data *d, struct vm_fault *vmf)
+{
+	struct address_space *mapping = lmig_fault_mapping(vmf);
+	struct lmig_session *s;
+
+	d->vmf = vmf;
+	d->n = 0;
+	if (!mapping)
+		return 1;
+	rcu_read_lock();
+	list_for_each_entry_rcu(s, &lmig_sessions, node) {
+		if (s->mapping != mapping || d->n == LMIG_FAULT_SESSIONS)
+			continue;
+		d->id[d->n] = s->id;
+		d->seq[d->n++] = atomic_read(&s->seq);
+	}
+	rcu_read_unlock();
+	if (!d->n)
+		return 1;	/* not an object of ours: no return probe */
+	/* The counters are read before the entries are installed. */
+	smp_mb();
+	return 0;
+}
+
+/* After the fault: its pages are [first, first + n). */
+static void lmig_fault_leave(struct lmig_fault_data *d, pgoff_t first,
+			     unsigned long n)
+{
+	struct address_space *mapping = lmig_fault_mapping(d->vmf);
+	struct lmig_session *s;
+	unsigned int i;
+
+	/* The entries are installed; the counters are read after them. */
+	smp_mb();
+	rcu_read_lock();
+	list_for_each_entry_rcu(s, &lmig_sessions, node) {
+		if (s->mapping != mapping)
+			continue;
+		for (i = 0; i < d->n && d->id[i] != s->id; i++)
+			;
+		/* Not seen at entry: attached meanwhile, or one too many. */
+		if (i == d->n || atomic_read(&s->seq) != d->seq[i] ||
+		    atomic_read(&s->active))
+			lmig_mark(s, first, n);
+	}
+	rcu_read_unlock();
+}
+
+static int lmig_finish_fault_entry(struct kretprobe_instance *ri,
+				   struct pt_regs *regs)
+{
+	return lmig_fault_enter((struct lmig_fault_data *)ri->data,
+				(struct vm_fault *)regs_get_kernel_argument(regs, 0));
+}
+
+static int lmig_finish_fault_ret(struct kretprobe_instance *ri,
+				 struct pt_regs *regs)
+{
+	struct lmig_fault_data *d = (struct lmig_fault_data *)ri->data;
+	struct vm_fault *vmf = d->vmf;
+	pgoff_t first = vmf->pgoff;
+	unsigned long n = 1;
+
+	/* A shmem THP may have been mapped whole by a PMD. */
+	if (vmf->page) {
+		struct folio *folio = page_folio(vmf->page);
+
+		first = folio->index;
+		n = folio_nr_pages(folio);
+	}
+	lmig_hit(LMIG_HIT_FAULT);
+	lmig_fault_leave(d, first, n);
+	return 0;
+}
+
+static int lmig_map_pages_entry(struct kretprobe_instance *ri,
+				struct pt_regs *regs)
+{
+	struct lmig_fault_data *d = (struct lmig_fault_data *)ri->data;
+
+	d->first = regs_get_kernel_argument(regs, 1);
+	d->last = regs_get_kernel_argument(regs, 2);
+	return lmig_fault_enter(d,
+				(struct vm_fault *)regs_get_kernel_argument(regs, 0));
+}
+
+static int lmig_map_pages_ret(struct kretprobe_instance *ri,
+			      struct pt_regs *regs)
+{
+	struct lmig_fault_data *d = (struct lmig_fault_data *)ri->data;
+
+	lmig_hit(LMIG_HIT_MAP_PAGES);
+	if (d->last >= d->first)
+		lmig_fault_leave(d, d->first, d->last - d->first + 1);
+	return 0;
+}
+
+static struct kretprobe lmig_finish_fault_rp = {
+	.kp.symbol_name = "finish_fault",
+	.entry_handler = lmig_finish_fault_entry,
+	.handler = lmig_finish_fault_ret,
+	.data_size = sizeof(struct lmig_fault_data),
+	.maxactive = 256,
+};
+
+static struct kretprobe lmig_map_pages_rp = {
+	.kp.symbol_name = "filemap_map_pages",
+	.entry_handler = lmig_map_pages_entry,
+	.handler = lmig_map_pages_ret,
+	.data_size = sizeof(struct lmig_fault_data),
+	.maxactive = 256,
+};
+
+/*
+ * userfaultfd's UFFDIO_COPY and UFFDIO_CONTINUE install entries without a
+ * fault: mfill_atomic_install_pte(..., dst_vma, ...).  Rare on a
+ * migration source: such an install makes the next harvest a rescan.
+ */
+#ifdef MFILL_ATOMIC_MODE_BITS	/* 6.5 and later: uffd_flags_t */
+#define LMIG_MFILL_VMA_ARG	1	/* (dst_pmd, dst_vma, ...) */
+#else
+#define LMIG_MFILL_VMA_ARG	2	/* (dst_mm, dst_pmd, dst_vma, ...) */
+#endif
+
+static int lmig_mfill_probe(struct kprobe *kp, struct pt_regs *regs)
+{
+	struct vm_area_struct *vma = (struct vm_area_struct *)
+		regs_get_kernel_argument(regs, LMIG_MFILL_VMA_ARG);
+	struct lmig_session *s;
+
+	if (!vma->vm_file || !(vma->vm_flags & VM_SHARED))
+		return 0;
+	rcu_read_lock();
+	list_for_each_entry_rcu(s, &lmig_sessions, node)
+		if (s->mapping == vma->vm_file->f_mapping) {
+			lmig_hit(LMIG_HIT_MFILL);
+			lmig_set_unsure(s);
+		}
+	rcu_read_unlock();
+	return 0;
+}
+
+static struct kprobe lmig_mfill_kp = {
+	.symbol_name = "mfill_atomic_install_pte",
+	.pre_handler = lmig_mfill_probe,
 };
 
 /*
@@ -732,8 +933,10 @@ static void lmig_fork_probe(void *data, struct task_struct *parent,
 		return;
 	rcu_read_lock();
 	list_for_each_entry_rcu(s, &lmig_sessions, node)
-		if (lmig_watched(s, mm))
+		if (lmig_watched(s, mm)) {
+			lmig_hit(LMIG_HIT_FORK);
 			lmig_queue(s, child, child->mm, NULL);
+		}
 	rcu_read_unlock();
 }
 
@@ -745,22 +948,56 @@ static void lmig_find_tp(struct tracepoint *tp, void *priv)
 		lmig_fork_tp = tp;
 }
 
-static bool lmig_write_kp_ok, lmig_mmap_kp_ok, lmig_fork_tp_ok;
+static struct kprobe *lmig_kprobes[] = {
+	&lmig_mmap_kp, &lmig_write_kp, &lmig_mfill_kp,
+};
+
+static struct kretprobe *lmig_kretprobes[] = {
+	&lmig_finish_fault_rp, &lmig_map_pages_rp,
+};
+
+static bool lmig_kp_ok[ARRAY_SIZE(lmig_kprobes)];
+static bool lmig_rp_ok[ARRAY_SIZE(lmig_kretprobes)];
+static bool lmig_fork_tp_ok;
+
+/*
+ * Hits the probes missed (a probe hit inside another probe's handler, no
+ * free kretprobe instance): a change between two harvests means a rescan.
+ */
+static unsigned long lmig_missed(void)
+{
+	unsigned long n = 0;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(lmig_kprobes); i++)
+		n += READ_ONCE(lmig_kprobes[i]->nmissed);
+	for (i = 0; i < ARRAY_SIZE(lmig_kretprobes); i++)
+		n += READ_ONCE(lmig_kretprobes[i]->nmissed) +
+		     READ_ONCE(lmig_kretprobes[i]->kp.nmissed);
+	return n;
+}
 
 static void lmig_probes_register(void)
 {
-	int ret;
+	bool ok = true;
+	int ret, i;
 
-	ret = register_kprobe(&lmig_mmap_kp);
-	lmig_mmap_kp_ok = !ret;
-	if (ret)
-		pr_warn("no kprobe on shmem_mmap (%d): every harvest reports the whole range\n",
-			ret);
-	ret = register_kprobe(&lmig_write_kp);
-	lmig_write_kp_ok = !ret;
-	if (ret)
-		pr_warn("no kprobe on shmem_write_end (%d): every harvest reports the whole range\n",
-			ret);
+	for (i = 0; i < ARRAY_SIZE(lmig_kprobes); i++) {
+		ret = register_kprobe(lmig_kprobes[i]);
+		lmig_kp_ok[i] = !ret;
+		if (ret)
+			pr_warn("no kprobe on %s (%d): every harvest reports the whole range\n",
+				lmig_kprobes[i]->symbol_name, ret);
+		ok &= !ret;
+	}
+	for (i = 0; i < ARRAY_SIZE(lmig_kretprobes); i++) {
+		ret = register_kretprobe(lmig_kretprobes[i]);
+		lmig_rp_ok[i] = !ret;
+		if (ret)
+			pr_warn("no kretprobe on %s (%d): every harvest reports the whole range\n",
+				lmig_kretprobes[i]->kp.symbol_name, ret);
+		ok &= !ret;
+	}
 	for_each_kernel_tracepoint(lmig_find_tp, NULL);
 	ret = lmig_fork_tp ? tracepoint_probe_register(lmig_fork_tp,
 						       lmig_fork_probe, NULL)
@@ -769,15 +1006,32 @@ static void lmig_probes_register(void)
 	if (ret)
 		pr_warn("no probe on sched_process_fork (%d): every harvest reports the whole range\n",
 			ret);
-	lmig_probes_ok = lmig_mmap_kp_ok && lmig_write_kp_ok && lmig_fork_tp_ok;
+	lmig_probes_ok = ok && !ret;
 }
+
+static int lmig_probes_show(struct seq_file *m, void *unused)
+{
+	int i;
+
+	for (i = 0; i < LMIG_NR_HITS; i++)
+		seq_printf(m, "%s %ld\n", lmig_hit_names[i],
+			   atomic_long_read(&lmig_hits[i]));
+	seq_printf(m, "missed %lu\nprobes_ok %d\n", lmig_missed(),
+		   lmig_probes_ok);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(lmig_probes);
 
 static void lmig_probes_unregister(void)
 {
-	if (lmig_mmap_kp_ok)
-		unregister_kprobe(&lmig_mmap_kp);
-	if (lmig_write_kp_ok)
-		unregister_kprobe(&lmig_write_kp);
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(lmig_kprobes); i++)
+		if (lmig_kp_ok[i])
+			unregister_kprobe(lmig_kprobes[i]);
+	for (i = 0; i < ARRAY_SIZE(lmig_kretprobes); i++)
+		if (lmig_rp_ok[i])
+			unregister_kretprobe(lmig_kretprobes[i]);
 	if (lmig_fork_tp_ok) {
 		tracepoint_probe_unregister(lmig_fork_tp, lmig_fork_probe, NULL);
 		tracepoint_synchronize_unregister();
@@ -893,8 +1147,11 @@ static int lmig_walk(struct lmig_session *s, struct lmig_walk *w,
 	s->seen = p;
 
 	if (take_pending) {
+		unsigned long missed = lmig_missed();
+
 		spin_lock(&s->lock);
-		w->rescan = s->unsure || !lmig_probes_ok;
+		w->rescan = s->unsure || !lmig_probes_ok || missed != s->missed;
+		s->missed = missed;
 		s->unsure = false;
 		if (atomic_read(&s->active)) {
 			/*
@@ -1139,6 +1396,7 @@ static long lmig_attach(struct lmig_session *s, void __user *uarg)
 	 */
 	spin_lock(&s->lock);
 	bitmap_zero(s->pending, s->npages);
+	s->missed = lmig_missed();
 	spin_unlock(&s->lock);
 	ret = lmig_walk(s, &w, false);
 	if (ret)
@@ -1386,6 +1644,8 @@ static int __init lmig_init(void)
 
 	lmig_probes_register();
 	lmig_dbg_root = debugfs_create_dir("lmig", NULL);
+	debugfs_create_file("probes", 0400, lmig_dbg_root, NULL,
+			    &lmig_probes_fops);
 	ret = misc_register(&lmig_dev);
 	if (ret) {
 		debugfs_remove(lmig_dbg_root);

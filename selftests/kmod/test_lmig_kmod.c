@@ -985,6 +985,68 @@ TEST(debugfs_stats)
 	close(fd);
 }
 
+/* The value of "name N" in a debugfs file's text, or -1. */
+static long dbg_value(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (!strncmp(l, name, n) && l[n] == ' ')
+			return atol(l + n + 1);
+	return -1;
+}
+
+/*
+ * The module's probes are placed and fire on this kernel: a new mapping
+ * (shmem_mmap), faults (finish_fault for a write fault, filemap_map_pages
+ * for fault-around on a read), write(2) (shmem_write_end) and fork of a
+ * watched process.  Counted in /sys/kernel/debug/lmig/probes.
+ */
+TEST(probes_fire)
+{
+	static const char *const names[] = { "shmem_mmap", "shmem_write_end", "finish_fault",
+					     "filemap_map_pages", "sched_process_fork" };
+	static char before[1024], after[1024];
+	const char *path = "/sys/kernel/debug/lmig/probes";
+	uint64_t bm[WORDS(NPAGES)];
+	int dev, fd, st;
+	char c = 1, *m;
+	pid_t pid;
+
+	if (access("/sys/kernel/debug/lmig", F_OK))
+		mount("nodev", "/sys/kernel/debug", "debugfs", 0, NULL);
+	OPEN_DEV(dev);
+	fd = memfd_pages(NPAGES);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, attach_range(dev, fd, 0, NPAGES * PAGE));
+	ASSERT_EQ(0, read_file(path, before, sizeof(before))) TH_LOG("%s", path);
+	EXPECT_EQ(1, dbg_value(before, "probes_ok")) TH_LOG("%s", before);
+	/* Not in the page tables yet: the first read maps its neighbours too. */
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 32 * PAGE));
+	ASSERT_EQ(PAGE, pwrite(fd, (char[PAGE]){ 3 }, PAGE, 8 * PAGE));
+	m = mmap(NULL, NPAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	c = *(volatile char *)(m + 40 * PAGE);
+	m[50 * PAGE] = c;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		m[51 * PAGE] = 2;
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	EXPECT_LE(0, harvest(dev, bm, NPAGES, NULL));
+	EXPECT_TRUE(bit(bm, 8) && bit(bm, 50) && bit(bm, 51)) TH_LOG("got %s", bits_str(bm, NPAGES));
+	ASSERT_EQ(0, read_file(path, after, sizeof(after)));
+	for (int i = 0; i < 5; i++) {
+		EXPECT_LT(dbg_value(before, names[i]), dbg_value(after, names[i]))
+			TH_LOG("%s did not fire: before %s after %s", names[i], before, after);
+	}
+	munmap(m, NPAGES * PAGE);
+	close(fd);
+	close(dev);
+}
+
 /* ---- THP-backed shmem: one write reports its whole 2 MiB folio ---- */
 
 TEST(thp_folio)
