@@ -538,10 +538,12 @@ static int lmig_discover(struct lmig_session *s)
 	for (rb = rb_first_cached(&s->mapping->i_mmap); rb; rb = rb_next(rb)) {
 		struct vm_area_struct *vma =
 			rb_entry(rb, struct vm_area_struct, shared.rb);
-		pgoff_t lo = vma->vm_pgoff, hi = lo + vma_pages(vma);
 
-		if (!(vma->vm_flags & VM_SHARED) || hi <= s->first ||
-		    lo >= s->first + s->npages || lmig_watched(s, vma->vm_mm))
+		/*
+		 * Any part of the object, not only the range: mremap() can
+		 * grow a mapping over the range without f_op->mmap.
+		 */
+		if (!(vma->vm_flags & VM_SHARED) || lmig_watched(s, vma->vm_mm))
 			continue;
 		for (i = 0; i < n && mms[i] != vma->vm_mm; i++)
 			;
@@ -690,10 +692,9 @@ static int lmig_mmap_probe(struct kprobe *kp, struct pt_regs *regs)
 		return 0;		/* copy on write: the object never changes */
 	rcu_read_lock();
 	list_for_each_entry_rcu(s, &lmig_sessions, node) {
-		pgoff_t lo = vma->vm_pgoff, hi = lo + vma_pages(vma);
-
-		if (s->mapping != file->f_mapping || hi <= s->first ||
-		    lo >= s->first + s->npages || lmig_watched(s, vma->vm_mm))
+		/* Outside the range too: mremap() may grow it over the range. */
+		if (s->mapping != file->f_mapping ||
+		    lmig_watched(s, vma->vm_mm))
 			continue;
 		lmig_hit(LMIG_HIT_MMAP);
 		if (vma->vm_mm != current->mm || (current->flags & PF_KTHREAD))
