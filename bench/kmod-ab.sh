@@ -1,11 +1,12 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-only
-# Harvest cost of two versions of lmig.ko side by side, in one VM boot of
+# What two versions of lmig.ko cost, side by side in one VM boot of
 # Debian's SERIES kernel: the module built from git revision OLD and the
 # one in the working tree, each loaded in turn (OLD, new, OLD, new) and
-# timed by bench/kmod_harvest (tracker_harvest() as `lmig send` calls it)
-# on the same memfd size and cases.  Prints the raw lines, one per module
-# load and case: "ab VERSION harvest kmod CASE ms=... reported=...".
+# measured by bench/kmod_ab.c (harvest time idle and after 1 % of the
+# pages were written, the time to fault in and to unmap a mapping of the
+# watched object and of an unwatched one).  Prints one line per module
+# load and measure: "ab VERSION NAME MS".
 #
 # Usage: kmod-ab.sh OLD [SERIES [SIZE_MIB]]   (defaults: 6.1, 256)
 set -eu
@@ -22,7 +23,7 @@ if [ "${1:-}" = --vm ]; then
 	for v in old new old new; do
 		eval ko=\$$v
 		insmod "$ko" || { echo "error insmod $ko"; exit 1; }
-		"$helper" "$size" 5 kmod -- 0.01 1 50 | sed "s/^/ab $v /"
+		"$helper" "$size" 5 | sed "s/^/ab $v /"
 		rmmod lmig
 	done
 	exit 0
@@ -46,12 +47,9 @@ done
 git -C "$repo" show "$ref:include/uapi/linux/lmig.h" >"$work/old/uapi/linux/lmig.h"
 make -s -C "$work/old/src" KDIR="$kdir" LMIG_UAPI="$work/old/uapi" >"$work/old/build.log" 2>&1 ||
 	{ cat "$work/old/build.log" >&2; exit 1; }
-${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -Wall -I"$repo/include" -I"$repo/user" \
-	-o "$work/kmod_harvest" "$here/kmod_harvest.c" "$repo/user/track.c" \
-	"$repo/user/track_kmod.c" "$repo/user/track_softdirty.c" "$repo/user/track_scan.c" \
-	"$repo/user/track_uffd.c" "$repo/user/codec.c" "$repo/user/err.c" "$repo/user/procfs.c" \
-	-llz4 -lxxhash -lm
+${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -Wall -I"$repo/include" -o "$work/kmod_ab" \
+	"$here/kmod_ab.c"
 echo "# old: $ref; new: working tree; $kver; ${size} MiB memfd, 4 KiB folios"
 KERNEL=$kernel KVER=$kver VM_MEM=${VM_MEM:-2048} VM_TIMEOUT=${VM_TIMEOUT:-900} \
 	exec sh "$repo/selftests/vm/run-in-vm.sh" "$here/kmod-ab.sh" --vm \
-	"$work/old/src/lmig.ko" "$new" "$work/kmod_harvest" "$size"
+	"$work/old/src/lmig.ko" "$new" "$work/kmod_ab" "$size"

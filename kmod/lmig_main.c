@@ -133,6 +133,7 @@ struct lmig_session {
 	atomic_t active;		/* invalidations between start and end */
 	atomic_t seq;			/* bumped at each start and end */
 	unsigned long missed;		/* lmig_missed() at the last walk */
+	atomic_t works;			/* task works queued, not yet done */
 	struct file *file;
 	struct address_space *mapping;
 	pgoff_t first;			/* first page of the range */
@@ -629,6 +630,9 @@ static void lmig_work_fn(struct callback_head *cb)
 		}
 	}
 	mutex_unlock(&s->subs_mutex);
+	/* After the notifier is listed: see lmig_fork_probe(). */
+	smp_mb__before_atomic();
+	atomic_dec(&s->works);
 	kfree(w);
 	lmig_session_put(s);
 	/*
@@ -668,7 +672,9 @@ static void lmig_queue(struct lmig_session *s, struct task_struct *task,
 	init_task_work(&w->cb, lmig_work_fn);
 	kref_get(&s->ref);
 	__module_get(THIS_MODULE);
+	atomic_inc(&s->works);
 	if (task_work_add(task, &w->cb, TWA_RESUME)) {
+		atomic_dec(&s->works);
 		/* Exiting: for a new mapping other threads may remain. */
 		if (n) {
 			lmig_set_unsure(s);
@@ -933,11 +939,23 @@ static void lmig_fork_probe(void *data, struct task_struct *parent,
 	if (!mm || !child->mm || child->mm == mm)
 		return;
 	rcu_read_lock();
-	list_for_each_entry_rcu(s, &lmig_sessions, node)
-		if (lmig_watched(s, mm)) {
+	list_for_each_entry_rcu(s, &lmig_sessions, node) {
+		/*
+		 * The parent may map the object without being watched yet:
+		 * another of its threads has just mapped it and its task
+		 * work has not run.  While any work is queued, every child
+		 * is watched.  The counter drops only after the notifier is
+		 * listed, so a zero count means the list is complete.
+		 */
+		bool queued = atomic_read(&s->works);
+
+		/* Pairs with the barrier before the decrement. */
+		smp_rmb();
+		if (queued || lmig_watched(s, mm)) {
 			lmig_hit(LMIG_HIT_FORK);
 			lmig_queue(s, child, child->mm, NULL);
 		}
+	}
 	rcu_read_unlock();
 }
 
@@ -1592,6 +1610,7 @@ static int lmig_open(struct inode *inode, struct file *filp)
 	INIT_LIST_HEAD(&s->subs);
 	INIT_LIST_HEAD(&s->node);
 	atomic_set(&s->active, 0);
+	atomic_set(&s->works, 0);
 	s->id = atomic64_inc_return(&lmig_next_id);
 	filp->private_data = s;
 	return nonseekable_open(inode, filp);
