@@ -616,13 +616,44 @@ TEST_F_TIMEOUT(nolost, exited_leader, 90)
  * inherited mapping and exits; it unmaps them and forks one that maps 16
  * pages itself, writes and exits.  No mapping of the whole object
  * anywhere: a child seen at a harvest would report it all when it exits
- * (a documented superset) and hide what an unseen one lost.
+ * (a documented superset) and hide what an unseen one lost.  Meanwhile
+ * a second thread of the process keeps making short-lived mappings of 8
+ * pages and publishes the current one: the first child writes through it
+ * too, so forks happen while a mapping made an instant before is new.
  */
+static uint8_t *volatile fork_win;	/* the second thread's mapping, or NULL */
+
+static void *fork_window_thread(void *arg)
+{
+	struct wr *w = arg;
+	uint64_t x = w->seed ^ (uintptr_t)&x;
+
+	while (!w->c->stop) {
+		unsigned long off = rnd(&x) % (w->n - 8);
+		uint8_t *m = map(w->fd, off, 8);
+
+		if (!m)
+			WFAIL(w->c, 2);
+		COUNT(w->c, maps, 1);
+		scribble(m + (rnd(&x) % 8) * PAGE, off, &x);
+		COUNT(w->c, writes, 1);
+		fork_win = m;
+		usleep(rnd(&x) % 300);
+		/* Cleared before the unmap: a child forked after it sees NULL. */
+		fork_win = NULL;
+		munmap(m, 8 * PAGE);
+	}
+	return NULL;
+}
+
 static void forker(void *arg)
 {
 	struct wr *w = arg;
 	uint64_t x = w->seed ^ getpid();
+	pthread_t t;
 
+	if (pthread_create(&t, NULL, fork_window_thread, w))
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		unsigned long off = rnd(&x) % (w->n - 16);
 		uint8_t *m = map(w->fd, off, 16);
@@ -633,6 +664,7 @@ static void forker(void *arg)
 		COUNT(w->c, maps, 1);
 		k = fork();
 		if (k == 0) {
+			uint8_t *win = fork_win;
 			int n = 1 + rnd(&x) % 8;
 
 			for (int i = 0; i < n; i++) {
@@ -640,7 +672,10 @@ static void forker(void *arg)
 
 				scribble(m + p * PAGE, off + p, &x);
 			}
-			COUNT(w->c, writes, n);
+			if (win)
+				scribble(win + (rnd(&x) % 8) * PAGE, 0, &x);
+			COUNT(w->c, writes, n + !!win);
+			COUNT(w->c, other, !!win);
 			_exit(0);
 		}
 		if (reap(k))
@@ -670,6 +705,7 @@ static void forker(void *arg)
 		COUNT(w->c, ops, 2);
 		usleep(rnd(&x) % 500);
 	}
+	pthread_join(t, NULL);
 }
 
 TEST_F_TIMEOUT(nolost, forked_children, 90)
@@ -686,7 +722,8 @@ TEST_F_TIMEOUT(nolost, forked_children, 90)
 	ASSERT_LT(0, a);
 	EXPECT_EQ(0, harvest_while(&s, 1, self->c, NULL, NULL));
 	EXPECT_EQ(0, reap(a));
-	log_ctl(_metadata, "forked children (ops = children)", self->c);
+	log_ctl(_metadata, "forked children (ops = children, other = children that wrote through "
+		"the other thread's new mapping)", self->c);
 	EXPECT_EQ(0, shadow_check(_metadata, s));
 }
 
