@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -35,6 +36,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -44,6 +46,7 @@
 
 #include <linux/kvm.h>
 #include <linux/lmig.h>
+#include <linux/userfaultfd.h>
 
 #include "kselftest_harness.h"
 
@@ -233,7 +236,12 @@ static void scribble(uint8_t *pg, unsigned long page, uint64_t *x)
 struct ctl {
 	volatile int stop;
 	uint64_t writes, maps, ops, faults, other;
+	int err;		/* errno of a writer's failed call */
+	int line;		/* and where */
 };
+
+/* A writer's failure: where and why, for the case to log; then exit with code. */
+#define WFAIL(c, code) do { (c)->err = errno; (c)->line = __LINE__; _exit(code); } while (0)
 
 #define COUNT(c, f, v) __atomic_fetch_add(&(c)->f, (v), __ATOMIC_RELAXED)
 
@@ -283,14 +291,14 @@ static pid_t spawn(void (*fn)(void *), void *arg)
 	return pid;
 }
 
-/* 0 when the process exited 0. */
+/* 0 when the process exited 0; else its exit status, or 128 + the signal that killed it. */
 static int reap(pid_t pid)
 {
 	int st;
 
 	if (pid <= 0 || waitpid(pid, &st, 0) != pid)
 		return -1;
-	return WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 static unsigned int case_secs(void)
@@ -344,6 +352,8 @@ static void log_ctl(struct __test_metadata *_metadata, const char *what, struct 
 	TH_LOG("%s: %llu page writes, %llu mappings made, %llu other operations, %llu faults",
 	       what, (unsigned long long)c->writes, (unsigned long long)c->maps,
 	       (unsigned long long)c->ops, (unsigned long long)c->faults);
+	if (c->line)
+		TH_LOG("a writer failed at line %d: %s", c->line, strerror(c->err));
 }
 
 static int read_text(const char *path, char *buf, size_t len)
@@ -407,6 +417,8 @@ struct wr {
 	unsigned long n;	/* object pages */
 	unsigned long win;	/* pages per short-lived mapping */
 	uint8_t *m;		/* a long-lived mapping of the whole object */
+	unsigned long span;	/* long_map() writes pages [0, span), or all if 0 */
+	unsigned int pause;	/* short_maps() waits this many µs more after each */
 	uint64_t seed;
 };
 
@@ -420,7 +432,7 @@ static void short_maps(struct wr *w)
 		uint8_t *m = map(w->fd, off, w->win);
 
 		if (!m)
-			_exit(2);
+			WFAIL(w->c, 2);
 		COUNT(w->c, maps, 1);
 		for (unsigned long i = 0; i < k; i++) {
 			unsigned long p = rnd(&x) % w->win;
@@ -429,7 +441,7 @@ static void short_maps(struct wr *w)
 		}
 		COUNT(w->c, writes, k);
 		munmap(m, w->win * PAGE);
-		usleep(rnd(&x) % 300);
+		usleep(w->pause + rnd(&x) % 300);
 	}
 }
 
@@ -444,19 +456,24 @@ static void *short_maps_thread(void *arg)
 	return NULL;
 }
 
-/* Write random pages through w->m, a few at a time; until stop. */
+/*
+ * Write random pages through w->m, a few every 0.5 to 1.5 ms; until stop.
+ * Not faster: a page rewritten (and reported) after a lost write would
+ * hide the loss from the final comparison.
+ */
 static void long_map(struct wr *w)
 {
 	uint64_t x = w->seed ^ getpid() ^ (uintptr_t)&x;
+	unsigned long span = w->span ?: w->n;
 
 	while (!w->c->stop) {
 		for (int i = 0; i < 4; i++) {
-			unsigned long p = rnd(&x) % w->n;
+			unsigned long p = rnd(&x) % span;
 
 			scribble(w->m + p * PAGE, p, &x);
 		}
 		COUNT(w->c, writes, 4);
-		usleep(rnd(&x) % 200);
+		usleep(500 + rnd(&x) % 1000);
 	}
 }
 
@@ -472,7 +489,7 @@ static void long_map_proc(void *arg)
 
 	w->m = map(w->fd, 0, w->n);
 	if (!w->m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	long_map(w);
 }
 
@@ -553,11 +570,11 @@ static void leader_exits(void *arg)
 
 	lw.m = map(w->fd, 0, w->n);
 	if (!lw.m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	sw.seed = 7;
 	if (pthread_create(&t1, NULL, long_map_thread, &lw) ||
 	    pthread_create(&t2, NULL, short_maps_thread, &sw))
-		_exit(2);
+		WFAIL(w->c, 2);
 	/* The process lives on in its threads; its pid's task has no mm. */
 	pthread_exit(NULL);
 }
@@ -595,42 +612,84 @@ TEST_F_TIMEOUT(nolost, exited_leader, 90)
 }
 
 /*
- * 3. A process forks children: one writes through the inherited mapping
- * and exits, one maps the object itself, writes and exits.
+ * 3. A process maps 16 pages and forks a child that writes through the
+ * inherited mapping and exits; it unmaps them and forks one that maps 16
+ * pages itself, writes and exits.  No mapping of the whole object
+ * anywhere: a child seen at a harvest would report it all when it exits
+ * (a documented superset) and hide what an unseen one lost.  Meanwhile
+ * a second thread of the process keeps making short-lived mappings of 8
+ * pages and publishes the current one: the first child writes through it
+ * too, so forks happen while a mapping made an instant before is new.
  */
+static uint8_t *volatile fork_win;	/* the second thread's mapping, or NULL */
+
+static void *fork_window_thread(void *arg)
+{
+	struct wr *w = arg;
+	uint64_t x = w->seed ^ (uintptr_t)&x;
+
+	while (!w->c->stop) {
+		unsigned long off = rnd(&x) % (w->n - 8);
+		uint8_t *m = map(w->fd, off, 8);
+
+		if (!m)
+			WFAIL(w->c, 2);
+		COUNT(w->c, maps, 1);
+		scribble(m + (rnd(&x) % 8) * PAGE, off, &x);
+		COUNT(w->c, writes, 1);
+		fork_win = m;
+		usleep(rnd(&x) % 300);
+		/* Cleared before the unmap: a child forked after it sees NULL. */
+		fork_win = NULL;
+		munmap(m, 8 * PAGE);
+	}
+	return NULL;
+}
+
 static void forker(void *arg)
 {
 	struct wr *w = arg;
 	uint64_t x = w->seed ^ getpid();
-	uint8_t *m = map(w->fd, 0, w->n);
+	pthread_t t;
 
-	if (!m)
-		_exit(2);
+	if (pthread_create(&t, NULL, fork_window_thread, w))
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
-		pid_t k = fork();
+		unsigned long off = rnd(&x) % (w->n - 16);
+		uint8_t *m = map(w->fd, off, 16);
+		pid_t k;
 
+		if (!m)
+			WFAIL(w->c, 2);
+		COUNT(w->c, maps, 1);
+		k = fork();
 		if (k == 0) {
+			uint8_t *win = fork_win;
 			int n = 1 + rnd(&x) % 8;
 
 			for (int i = 0; i < n; i++) {
-				unsigned long p = rnd(&x) % w->n;
+				unsigned long p = rnd(&x) % 16;
 
-				scribble(m + p * PAGE, p, &x);
+				scribble(m + p * PAGE, off + p, &x);
 			}
-			COUNT(w->c, writes, n);
+			if (win)
+				scribble(win + (rnd(&x) % 8) * PAGE, 0, &x);
+			COUNT(w->c, writes, n + !!win);
+			COUNT(w->c, other, !!win);
 			_exit(0);
 		}
 		if (reap(k))
-			_exit(3);
+			WFAIL(w->c, 3);
+		munmap(m, 16 * PAGE);
 		rnd(&x);
+		off = rnd(&x) % (w->n - 16);
 		k = fork();
 		if (k == 0) {
-			unsigned long off = rnd(&x) % (w->n - 16);
 			uint8_t *own = map(w->fd, off, 16);
 			int n = 1 + rnd(&x) % 8;
 
 			if (!own)
-				_exit(2);
+				WFAIL(w->c, 2);
 			COUNT(w->c, maps, 1);
 			for (int i = 0; i < n; i++) {
 				unsigned long p = rnd(&x) % 16;
@@ -641,11 +700,12 @@ static void forker(void *arg)
 			_exit(0);	/* unmapped by the exit */
 		}
 		if (reap(k))
-			_exit(3);
+			WFAIL(w->c, 3);
 		rnd(&x);
 		COUNT(w->c, ops, 2);
 		usleep(rnd(&x) % 500);
 	}
+	pthread_join(t, NULL);
 }
 
 TEST_F_TIMEOUT(nolost, forked_children, 90)
@@ -662,7 +722,8 @@ TEST_F_TIMEOUT(nolost, forked_children, 90)
 	ASSERT_LT(0, a);
 	EXPECT_EQ(0, harvest_while(&s, 1, self->c, NULL, NULL));
 	EXPECT_EQ(0, reap(a));
-	log_ctl(_metadata, "forked children (ops = children)", self->c);
+	log_ctl(_metadata, "forked children (ops = children, other = children that wrote through "
+		"the other thread's new mapping)", self->c);
 	EXPECT_EQ(0, shadow_check(_metadata, s));
 }
 
@@ -677,10 +738,10 @@ static void mremapper(void *arg)
 	uint8_t *m;
 
 	if (area == MAP_FAILED)
-		_exit(2);
+		WFAIL(w->c, 2);
 	m = mmap(area, len * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, w->fd, 0);
 	if (m == MAP_FAILED)
-		_exit(2);
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		uint8_t *to;
 
@@ -690,14 +751,20 @@ static void mremapper(void *arg)
 			scribble(m + p * PAGE, off + p, &x);
 		}
 		COUNT(w->c, writes, 4);
+		/* The mapping is always at the start of one slot: moves go to the other. */
+		to = m == area ? area + slot : area;
 		switch (rnd(&x) % 4) {
 		case 0:		/* move to the other slot */
-			to = m == area ? area + slot : area;
 			m = mremap(m, len * PAGE, len * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to);
 			break;
-		case 1:		/* grow, wherever it fits */
+		case 1:		/* grow in place if there is room, else grow into the other slot */
 			if (len < 96 && off + len + 32 <= w->n) {
-				m = mremap(m, len * PAGE, (len + 32) * PAGE, MREMAP_MAYMOVE);
+				void *g = mremap(m, len * PAGE, (len + 32) * PAGE, 0);
+
+				if (g == MAP_FAILED)
+					g = mremap(m, len * PAGE, (len + 32) * PAGE,
+						   MREMAP_MAYMOVE | MREMAP_FIXED, to);
+				m = g;
 				len += 32;
 			}
 			break;
@@ -710,14 +777,13 @@ static void mremapper(void *arg)
 		default:	/* unmap, map another part at the other slot */
 			munmap(m, len * PAGE);
 			off = rnd(&x) % (w->n - len);
-			to = m == area ? area + slot : area;
 			m = mmap(to, len * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
 				 w->fd, off * PAGE);
 			COUNT(w->c, maps, 1);
 			break;
 		}
 		if (m == MAP_FAILED)
-			_exit(4);
+			WFAIL(w->c, 4);
 		COUNT(w->c, ops, 1);
 		usleep(rnd(&x) % 300);
 	}
@@ -793,7 +859,7 @@ static void unmapper(void *arg)
 	sigaction(SIGBUS, &sa, NULL);
 	ra.r = map(w->fd, 0, 16);
 	if (!ra.r || pthread_create(&t, NULL, race_writer, &ra))
-		_exit(2);
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		unsigned long off = (rnd(&x) % 4) * 16;
 		bool hole = rnd(&x) & 1;
@@ -805,7 +871,7 @@ static void unmapper(void *arg)
 		}
 		if (mmap(ra.r, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, w->fd,
 			 off * PAGE) != ra.r)
-			_exit(4);
+			WFAIL(w->c, 4);
 		ra.off = off;
 		COUNT(w->c, maps, 1);
 		COUNT(w->c, ops, hole);
@@ -873,7 +939,7 @@ static void in_pidns(void *arg)
 	pid_t g;
 
 	if (unshare(CLONE_NEWPID))
-		_exit(5);
+		WFAIL(w->c, 5);
 	g = fork();
 	if (g == 0) {
 		struct wr lw = *w;
@@ -881,11 +947,12 @@ static void in_pidns(void *arg)
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getpid() != 1)
-			_exit(6);
+			WFAIL(w->c, 6);
 		lw.m = map(w->fd, 0, w->n);
 		lw.seed = 11;
+		lw.span = 64;	/* the rest is left to the short-lived mappings */
 		if (!lw.m || pthread_create(&t, NULL, long_map_thread, &lw))
-			_exit(2);
+			WFAIL(w->c, 2);
 		short_maps(w);
 		pthread_join(t, NULL);
 		_exit(0);
@@ -919,7 +986,7 @@ static void pager(void *arg)
 	uint8_t *m = map(w->fd, 0, w->n);
 
 	if (!m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		unsigned long off = rnd(&x) % (w->n - 64);
 		uint8_t *sm;
@@ -935,7 +1002,7 @@ static void pager(void *arg)
 		off = rnd(&x) % (w->n - 16);
 		sm = map(w->fd, off, 16);
 		if (!sm)
-			_exit(2);
+			WFAIL(w->c, 2);
 		scribble(sm + (rnd(&x) % 16) * PAGE, 0, &x);
 		madvise(sm, 16 * PAGE, MADV_PAGEOUT);
 		munmap(sm, 16 * PAGE);
@@ -1023,13 +1090,13 @@ static void compactor(void *arg)
 	int nodes = access("/sys/devices/system/node/node1", F_OK) ? 1 : 2;
 
 	if (!m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		void *pages[32];
 		int node[32], status[32];
 
 		if (write_text("/proc/sys/vm/compact_memory", "1"))
-			_exit(7);
+			WFAIL(w->c, 7);
 		for (int i = 0; i < 32; i++) {
 			unsigned long p = rnd(&x) % w->n;
 
@@ -1099,7 +1166,7 @@ static void thp_writer(void *arg)
 
 	w->m = map_aligned(w->fd, w->n);
 	if (!w->m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	long_map(w);
 }
 
@@ -1111,7 +1178,7 @@ static void thp_splitter(void *arg)
 	uint8_t *m = map_aligned(w->fd, w->n);
 
 	if (!m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		unsigned long p = rnd(&x) % w->n, h = p & ~511UL;
 
@@ -1119,13 +1186,13 @@ static void thp_splitter(void *arg)
 		case 0:
 			if (mprotect(m + p * PAGE, PAGE, PROT_READ) ||
 			    mprotect(m + p * PAGE, PAGE, PROT_READ | PROT_WRITE))
-				_exit(4);
+				WFAIL(w->c, 4);
 			break;
 		case 1:
 			munmap(m + p * PAGE, PAGE);
 			if (mmap(m + p * PAGE, PAGE, PROT_READ | PROT_WRITE,
 				 MAP_SHARED | MAP_FIXED, w->fd, p * PAGE) != m + p * PAGE)
-				_exit(4);
+				WFAIL(w->c, 4);
 			COUNT(w->c, maps, 1);
 			break;
 		default:
@@ -1139,7 +1206,7 @@ static void thp_splitter(void *arg)
 		scribble(m + (h + rnd(&x) % 512) * PAGE, h, &x);
 		COUNT(w->c, writes, 2);
 		COUNT(w->c, ops, 1);
-		usleep(rnd(&x) % 1000);
+		usleep(2000 + rnd(&x) % 4000);
 	}
 }
 
@@ -1162,10 +1229,14 @@ TEST_F_TIMEOUT(nolost, thp, 120)
 	TH_LOG("ShmemHugePages %lld kB after filling 8 MiB",
 	       kstat("/proc/meminfo", "ShmemHugePages"));
 	w.fd = self->fd;
+	/* Through a PMD mapping, into the first 2 MiB only: other folios stay clean for a while. */
+	w.span = 512;
 	a = spawn(thp_writer, &w);
+	w.span = 0;
 	w.seed = 17;
 	b = spawn(thp_splitter, &w);
 	w.seed = 18;
+	w.pause = 3000;
 	c = spawn(short_maps_proc, &w);		/* 512-page windows, unaligned */
 	ASSERT_LT(0, a);
 	EXPECT_EQ(0, harvest_while(&s, 1, self->c, NULL, NULL));
@@ -1197,20 +1268,20 @@ static void odirect_reader(void *arg)
 	uint8_t *m = map(w->fd, 0, w->n);
 
 	if (dfd < 0 || !m)
-		_exit(2);
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
-		unsigned long p = rnd(&x) % (w->n - 4), b = rnd(&x) % (DBLOCKS - 4);
-		unsigned long k = 1 + rnd(&x) % 4;
+		unsigned long p = rnd(&x) % (w->n - 16), b = rnd(&x) % (DBLOCKS - 16);
+		unsigned long k = 1 + rnd(&x) % 16;
 
 		if (rnd(&x) & 1) {
 			if (pread(dfd, m + p * PAGE, k * PAGE, b * PAGE) != (ssize_t)(k * PAGE))
-				_exit(3);
+				WFAIL(w->c, 3);
 		} else {
 			/* Into a mapping that goes away right after. */
 			uint8_t *sm = map(w->fd, p, k);
 
 			if (!sm || pread(dfd, sm, k * PAGE, b * PAGE) != (ssize_t)(k * PAGE))
-				_exit(3);
+				WFAIL(w->c, 3);
 			munmap(sm, k * PAGE);
 			COUNT(w->c, maps, 1);
 		}
@@ -1229,13 +1300,13 @@ static void odirect_rewriter(void *arg)
 	void *buf;
 
 	if (dfd < 0 || posix_memalign(&buf, PAGE, PAGE))
-		_exit(2);
+		WFAIL(o->w->c, 2);
 	while (!o->w->c->stop) {
 		unsigned long b = rnd(&x) % DBLOCKS;
 
 		scribble(buf, b, &x);
 		if (pwrite(dfd, buf, PAGE, b * PAGE) != PAGE)
-			_exit(3);
+			WFAIL(o->w->c, 3);
 		COUNT(o->w->c, other, 1);
 		usleep(rnd(&x) % 500);
 	}
@@ -1250,7 +1321,7 @@ TEST_F_TIMEOUT(nolost, odirect_read, 120)
 	struct odirect o = { .w = &w };
 	char img[96], mnt[96], dev[64] = "", f[128];
 	uint64_t blk[PAGE / 8], x = 99;
-	pid_t a, b;
+	pid_t a, b, c;
 	int dfd;
 
 	snprintf(img, sizeof(img), "/tmp/lmig-nolost-ext2.%d", getpid());
@@ -1283,17 +1354,23 @@ TEST_F_TIMEOUT(nolost, odirect_read, 120)
 	a = spawn(odirect_reader, &o);
 	w.seed = 20;
 	b = spawn(odirect_rewriter, &o);
+	w.seed = 24;
+	c = spawn(odirect_reader, &o);
 	ASSERT_LT(0, a);
 	EXPECT_EQ(0, harvest_while(&s, 1, self->c, NULL, NULL));
 	EXPECT_EQ(0, reap(a)) TH_LOG("exit 2: O_DIRECT open or map, 3: short O_DIRECT read");
 	EXPECT_EQ(0, reap(b));
+	EXPECT_EQ(0, reap(c));
 	log_ctl(_metadata, "O_DIRECT reads (ops = reads; other = O_DIRECT rewrites of the file)",
 		self->c);
 	TH_LOG("file on ext2 on %s", dev);
 	EXPECT_EQ(0, shadow_check(_metadata, s));
 }
 
-/* 12. write(2), pwrite(2), pwritev(2) and io_uring writes to pages already present. */
+/*
+ * 12. write(2), pwrite(2), pwritev(2), io_uring, copy_file_range(2) and
+ * sendfile(2) writes to pages already present.
+ */
 static void syscall_writer(void *arg)
 {
 	struct wr *w = arg;
@@ -1301,34 +1378,48 @@ static void syscall_writer(void *arg)
 	uint8_t *buf = malloc(4 * PAGE);
 	struct io_uring ring;
 	bool uring = io_uring_queue_init(8, &ring, 0) == 0;
+	int scratch = memfd_create("lmig-nolost-src", MFD_CLOEXEC);
 	char path[64];
 	int fd;
 
 	/* Its own file description: write(2) moves its own offset. */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", w->fd);
 	fd = open(path, O_RDWR);
-	if (fd < 0 || !buf)
-		_exit(2);
+	if (fd < 0 || !buf || scratch < 0)
+		WFAIL(w->c, 2);
 	while (!w->c->stop) {
 		unsigned long p = rnd(&x) % (w->n - 2);
-		int how = rnd(&x) % 4;
+		int how = rnd(&x) % 6;
 
 		scribble(buf, p, &x);
 		scribble(buf + PAGE, p + 1, &x);
 		if (how == 0) {
 			if (lseek(fd, p * PAGE, SEEK_SET) < 0 || write(fd, buf, PAGE) != PAGE)
-				_exit(3);
+				WFAIL(w->c, 3);
 		} else if (how == 1) {
 			/* A part of a page too: what write(2) does to a page it does not fill. */
 			size_t len = 1 + rnd(&x) % PAGE, at = rnd(&x) % (PAGE - len + 1);
 
 			if (pwrite(fd, buf, len, p * PAGE + at) != (ssize_t)len)
-				_exit(3);
+				WFAIL(w->c, 3);
+		} else if (how >= 4) {
+			/* From another file, page cache to page cache: no user copy. */
+			loff_t from = 0, to = p * PAGE;
+
+			if (pwrite(scratch, buf, 2 * PAGE, 0) != 2 * PAGE)
+				WFAIL(w->c, 3);
+			if (how == 4 &&
+			    copy_file_range(scratch, &from, fd, &to, 2 * PAGE, 0) != 2 * PAGE)
+				WFAIL(w->c, 3);
+			if (how == 5 && (lseek(fd, p * PAGE, SEEK_SET) < 0 ||
+					 sendfile(fd, scratch, &from, 2 * PAGE) != 2 * PAGE))
+				WFAIL(w->c, 3);
+			COUNT(w->c, ops, 1);
 		} else if (how == 2 || !uring) {
 			struct iovec iov[2] = { { buf, PAGE }, { buf + PAGE, PAGE } };
 
 			if (pwritev(fd, iov, 2, p * PAGE) != 2 * PAGE)
-				_exit(3);
+				WFAIL(w->c, 3);
 		} else {
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 			struct io_uring_cqe *cqe;
@@ -1336,7 +1427,7 @@ static void syscall_writer(void *arg)
 			io_uring_prep_write(sqe, fd, buf, 2 * PAGE, p * PAGE);
 			if (io_uring_submit(&ring) != 1 || io_uring_wait_cqe(&ring, &cqe) ||
 			    cqe->res != 2 * PAGE)
-				_exit(3);
+				WFAIL(w->c, 3);
 			io_uring_cqe_seen(&ring, cqe);
 			COUNT(w->c, other, 1);
 		}
@@ -1364,7 +1455,8 @@ TEST_F_TIMEOUT(nolost, write_syscalls, 90)
 	EXPECT_EQ(0, harvest_while(&s, 1, self->c, NULL, NULL));
 	EXPECT_EQ(0, reap(a));
 	EXPECT_EQ(0, reap(b));
-	log_ctl(_metadata, "write/pwrite/pwritev/io_uring (other = io_uring writes)", self->c);
+	log_ctl(_metadata, "write/pwrite/pwritev/io_uring/copy_file_range/sendfile (other = "
+		"io_uring writes, ops = copy_file_range and sendfile)", self->c);
 	EXPECT_EQ(0, shadow_check(_metadata, s));
 }
 
@@ -1480,6 +1572,194 @@ TEST_F_TIMEOUT(nolost, kvm_clear_refs, 120)
 	close(vm);
 	close(kvm);
 	munmap(mem, GUEST_PAGES * PAGE);
+}
+
+/*
+ * 14. Another process writes into the writer's mapping through
+ * /proc/PID/mem and process_vm_writev(2): the kernel copies into pages it
+ * looked up (and pinned) in the writer's page tables.
+ */
+static void remote_target(void *arg)
+{
+	struct wr *w = arg;
+	uint8_t *m = map(w->fd, 0, w->n);
+
+	if (!m)
+		WFAIL(w->c, 2);
+	__atomic_store_n(&w->c->other, (uintptr_t)m, __ATOMIC_RELEASE);
+	while (!w->c->stop)
+		usleep(1000);
+}
+
+static void remote_writer(void *arg)
+{
+	struct wr *w = arg;
+	uint64_t x = w->seed ^ getpid(), base;
+	uint8_t buf[PAGE];
+	char path[64];
+	int mem;
+
+	while (!(base = __atomic_load_n(&w->c->other, __ATOMIC_ACQUIRE))) {
+		if (w->c->stop)
+			WFAIL(w->c, 5);	/* the target never mapped the object */
+		usleep(1000);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)w->seed);
+	mem = open(path, O_RDWR | O_CLOEXEC);
+	if (mem < 0)
+		WFAIL(w->c, 2);
+	while (!w->c->stop) {
+		unsigned long p = rnd(&x) % w->n;
+		uint64_t at = base + p * PAGE;
+
+		scribble(buf, p, &x);
+		if (rnd(&x) & 1) {
+			if (pwrite(mem, buf, PAGE, at) != PAGE)
+				WFAIL(w->c, 3);
+		} else {
+			struct iovec l = { buf, PAGE }, r = { (void *)(uintptr_t)at, PAGE };
+
+			if (process_vm_writev(w->seed, &l, 1, &r, 1, 0) != PAGE)
+				WFAIL(w->c, 4);
+			COUNT(w->c, ops, 1);
+		}
+		COUNT(w->c, writes, 1);
+		usleep(rnd(&x) % 300);
+	}
+}
+
+TEST_F_TIMEOUT(nolost, remote_writes, 90)
+{
+	if (!self->c)
+		return;	/* skipped by the set-up */
+	struct wr w = { .c = self->c, .n = NPAGES };
+	struct shadow *s = &self->s;
+	pid_t t, a;
+
+	SETUP_OBJECT(NPAGES);
+	w.fd = self->fd;
+	t = spawn(remote_target, &w);
+	ASSERT_LT(0, t);
+	w.seed = t;		/* the writers' seed is the target's pid */
+	a = spawn(remote_writer, &w);
+	ASSERT_LT(0, a);
+	EXPECT_EQ(0, harvest_while(&s, 1, self->c, NULL, NULL));
+	EXPECT_EQ(0, reap(a)) TH_LOG("2: open /proc/PID/mem, 3: its write, 4: process_vm_writev");
+	EXPECT_EQ(0, reap(t));
+	self->c->other = 0;
+	log_ctl(_metadata, "remote writes (ops = process_vm_writev, the rest /proc/PID/mem)",
+		self->c);
+	EXPECT_EQ(0, shadow_check(_metadata, s));
+}
+
+/*
+ * 15. userfaultfd: one thread punches pages out (MADV_REMOVE), writes and
+ * reads pages; every missing page it touches is filled by another thread
+ * with UFFDIO_COPY (new content that no write through a mapping made).
+ */
+struct uf {
+	struct wr *w;
+	int uffd;
+	uint8_t *m;
+	volatile int done;	/* the toucher has finished: no fault can come */
+};
+
+static void *uf_handler(void *arg)
+{
+	struct uf *u = arg;
+	uint64_t x = u->w->seed ^ (uintptr_t)&x;
+	static uint8_t buf[PAGE] __attribute__((aligned(4096)));
+	struct pollfd pfd = { .fd = u->uffd, .events = POLLIN };
+
+	while (!u->done) {
+		struct uffdio_copy cp;
+		struct uffd_msg msg;
+		unsigned long p;
+
+		if (poll(&pfd, 1, 10) <= 0 || read(u->uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+		    msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		p = (msg.arg.pagefault.address - (uintptr_t)u->m) / PAGE;
+		scribble(buf, p, &x);
+		cp = (struct uffdio_copy){ .dst = (uintptr_t)u->m + p * PAGE,
+					   .src = (uintptr_t)buf, .len = PAGE };
+		if (ioctl(u->uffd, UFFDIO_COPY, &cp) && errno != EEXIST)
+			WFAIL(u->w->c, 4);
+		COUNT(u->w->c, other, 1);
+	}
+	return NULL;
+}
+
+static void *uf_toucher(void *arg)
+{
+	struct uf *u = arg;
+	uint64_t x = u->w->seed ^ (uintptr_t)&x;
+
+	while (!u->w->c->stop) {
+		unsigned long p = rnd(&x) % u->w->n;
+		volatile uint8_t *b = u->m + p * PAGE;
+
+		switch (rnd(&x) % 3) {
+		case 0:
+			if (madvise(u->m + p * PAGE, PAGE * (1 + (p + 1 < u->w->n)), MADV_REMOVE))
+				WFAIL(u->w->c, 5);
+			COUNT(u->w->c, ops, 1);
+			break;
+		case 1:
+			scribble(u->m + p * PAGE, p, &x);
+			COUNT(u->w->c, writes, 1);
+			break;
+		default:
+			(void)*b;	/* a missing page appears with the handler's content */
+			break;
+		}
+		usleep(rnd(&x) % 300);
+	}
+	return NULL;
+}
+
+static void uffd_proc(void *arg)
+{
+	struct uf u = { .w = arg };
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg;
+	pthread_t h, t;
+
+	u.uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (u.uffd < 0 || ioctl(u.uffd, UFFDIO_API, &api))
+		WFAIL(u.w->c, 2);
+	u.m = map(u.w->fd, 0, u.w->n);
+	if (!u.m)
+		WFAIL(u.w->c, 2);
+	reg = (struct uffdio_register){ .range = { (uintptr_t)u.m, u.w->n * PAGE },
+					.mode = UFFDIO_REGISTER_MODE_MISSING };
+	if (ioctl(u.uffd, UFFDIO_REGISTER, &reg))
+		WFAIL(u.w->c, 3);
+	if (pthread_create(&h, NULL, uf_handler, &u) || pthread_create(&t, NULL, uf_toucher, &u))
+		WFAIL(u.w->c, 2);
+	pthread_join(t, NULL);
+	u.done = 1;
+	pthread_join(h, NULL);
+}
+
+TEST_F_TIMEOUT(nolost, userfaultfd, 90)
+{
+	if (!self->c)
+		return;	/* skipped by the set-up */
+	struct wr w = { .c = self->c, .n = 64, .seed = 25 };
+	struct shadow *s = &self->s;
+	pid_t a;
+
+	SETUP_OBJECT(64);
+	w.fd = self->fd;
+	a = spawn(uffd_proc, &w);
+	ASSERT_LT(0, a);
+	EXPECT_EQ(0, harvest_while(&s, 1, self->c, NULL, NULL));
+	EXPECT_EQ(0, reap(a)) TH_LOG("2: userfaultfd or map, 3: UFFDIO_REGISTER, 4: UFFDIO_COPY, "
+				     "5: MADV_REMOVE");
+	log_ctl(_metadata, "userfaultfd (ops = MADV_REMOVE, other = UFFDIO_COPY fills)", self->c);
+	EXPECT_LT(0, self->c->other) TH_LOG("no page was filled by UFFDIO_COPY: the case proved nothing");
+	EXPECT_EQ(0, shadow_check(_metadata, s));
 }
 
 TEST_HARNESS_MAIN
