@@ -24,6 +24,7 @@
  * The _one_cpu variants start the receiver on one CPU: it then has no
  * workers and decodes inline, and must do all of the above the same way.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
@@ -38,6 +39,7 @@
 
 #include "codec.h"
 #include "err.h"
+#include "recv_decode.h"
 #include "wire.h"
 
 #include "lib/files.h"
@@ -361,6 +363,95 @@ TEST_F(decode, rounds)
 	EXPECT_NE(NULL, strstr(res.reason, variant->says)) TH_LOG("verdict: %.96s", res.reason);
 	EXPECT_FALSE(path_exists(self->out)) TH_LOG("a lie was committed");
 	EXPECT_FALSE(path_exists(self->partial));
+}
+
+/*
+ * The workers' wake rule, on the decoder itself (user/recv_decode.c):
+ * they write the eventfd when a write run's worth of pages is back or
+ * when no job is left to take, not after every batch.  Whatever the count
+ * of jobs queued at once (fewer than a run, exactly one, many runs), every
+ * job must come back behind a wake: the receiver would otherwise find it
+ * only when it next wakes for something else.  Real lz4 pages, one of
+ * them garbage, real threads; each decoded page is compared with its
+ * source.
+ */
+#define WAKE_DEPTH	512
+
+static int wake_wait(int efd)
+{
+	struct pollfd pfd = { .fd = efd, .events = POLLIN };
+	uint64_t v;
+
+	if (poll(&pfd, 1, 5000) != 1)
+		return -1;
+	return read(efd, &v, sizeof(v)) == sizeof(v) ? 0 : -1;
+}
+
+TEST(decoder_wakes_for_every_job)
+{
+	static const unsigned int counts[] = { 1, 7, 63, 64, 65, 200, WAKE_DEPTH };
+	uint8_t *src = malloc((size_t)WAKE_DEPTH * PAGE);
+	uint8_t *lz = malloc((size_t)WAKE_DEPTH * PAGE);
+	uint8_t *dst = malloc((size_t)WAKE_DEPTH * PAGE);
+	unsigned int lens[WAKE_DEPTH];
+	struct decode_job done[64];
+
+	ASSERT_TRUE(src && lz && dst);
+	codec_init();
+	for (unsigned int i = 0; i < WAKE_DEPTH; i++) {
+		fill_page(src + (size_t)i * PAGE);
+		lens[i] = codec_lz4_page(src + (size_t)i * PAGE, lz + (size_t)i * PAGE);
+		ASSERT_NE(0, lens[i]);
+	}
+	for (unsigned int nth = 1; nth <= 3; nth++) {
+		struct decoder *d = decoder_start(nth, WAKE_DEPTH);
+
+		ASSERT_NE(NULL, d);
+		for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+			unsigned int n = counts[k], got = 0, bad = n / 2;
+
+			memset(dst, 0xa5, (size_t)n * PAGE);
+			for (unsigned int i = 0; i < n; i++) {
+				struct decode_job j = {
+					.src = lz + (size_t)i * PAGE, .dst = dst + (size_t)i * PAGE,
+					.len = lens[i], .tag = i, .keep = PAGE,
+					.want = codec_page_hash(src + (size_t)i * PAGE),
+				};
+
+				if (i == bad)
+					j.src = src;	/* not lz4: does not decompress */
+				decoder_push(d, &j);
+			}
+			decoder_kick(d);
+			while (got < n) {
+				unsigned int r;
+
+				ASSERT_EQ(0, wake_wait(decoder_fd(d)))
+					TH_LOG("%u threads, %u jobs: %u came back, then no wake",
+					       nth, n, got);
+				while ((r = decoder_reap(d, done, 64))) {
+					for (unsigned int i = 0; i < r; i++) {
+						unsigned int t = done[i].tag;
+
+						ASSERT_LT(t, n);
+						if (t == bad) {
+							EXPECT_EQ(PAGE_BAD_LZ4, done[i].verdict);
+							continue;
+						}
+						EXPECT_EQ(PAGE_OK, done[i].verdict) TH_LOG("job %u", t);
+						EXPECT_EQ(0, memcmp(dst + (size_t)t * PAGE,
+								    src + (size_t)t * PAGE, PAGE));
+					}
+					got += r;
+				}
+			}
+			EXPECT_EQ(n, got);
+		}
+		decoder_stop(d);
+	}
+	free(src);
+	free(lz);
+	free(dst);
 }
 
 TEST_HARNESS_MAIN

@@ -18,6 +18,10 @@
  * times per run of pages rather than several times per page.  An eventfd
  * says "done jobs are waiting": the io_uring thread keeps a read on it in
  * its ring and so waits for decodes and for its other completions at once.
+ * It is written once a write run's worth is back, or when the workers run
+ * out of jobs, not after every batch: the io_uring thread, woken, would
+ * take a worker's CPU from it every few pages.  Whenever the io_uring
+ * thread wakes for anything else it reaps what is back anyway.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,6 +38,12 @@
 #define DECODE_MAX_THREADS	8
 /* Jobs a worker takes at once: few enough that the others get some too. */
 #define DECODE_BATCH		8
+/*
+ * Done jobs that wake the io_uring thread while more are being decoded: a
+ * write run's worth.  Woken per batch, it would preempt a worker on its
+ * CPU every few pages, and submit each run in pieces of bookkeeping.
+ */
+#define DECODE_WAKE		64
 
 enum page_verdict page_check(const void *page, size_t keep, uint64_t want)
 {
@@ -113,7 +123,11 @@ static void *worker(void *arg)
 		pthread_mutex_lock(&d->lock);
 		for (unsigned int i = 0; i < n; i++)
 			d->done[d->dtail++ % d->depth] = batch[i];
-		if (!d->signalled) {
+		/*
+		 * Wake the io_uring thread when a run's worth is back, or when
+		 * nothing is left to take: then no worker would wake it later.
+		 */
+		if (!d->signalled && (d->dtail - d->dhead >= DECODE_WAKE || d->head == d->tail)) {
 			uint64_t one = 1;
 
 			d->signalled = true;

@@ -1258,6 +1258,9 @@ static int run(struct receiver *r)
 		unsigned int head, n = 0;
 		int ret;
 
+		/* Decodes that came back without a wake (see DECODE_WAKE): their runs go out now. */
+		if (r->dec && reap_decodes(r))
+			return -1;
 		for (unsigned int c = 0; c < r->nch; c++) {
 			ret = retry_bounce(r, c);
 			if (ret < 0)
