@@ -67,7 +67,8 @@ bool tracker_known(const char *name)
  *     (tg.sent), reading only the data pages (a hole's content is zeros),
  *     as the scan tracker does; without those hashes every page is
  *     reported.  tg.mapped_writes_only (the operator's word that no
- *     system call writes the object) skips this step.
+ *     system call writes the object) skips this step, and so does a
+ *     tracker that sees such writes itself (t->sees_syscalls: lmig.ko).
  *
  * Why nothing is lost: write(2), fallocate and truncate update the
  * timestamps and change the pages while holding the inode's lock, and
@@ -221,7 +222,7 @@ static int obj_check(struct tracker *t, uint64_t *bitmap, bool force)
 		t->pages_holed += __builtin_popcountll(holed);
 		bitmap[i] |= holed;
 	}
-	changed = force || (!t->tg.mapped_writes_only &&
+	changed = force || (!t->tg.mapped_writes_only && !t->sees_syscalls &&
 		  (o->racy || !ts_eq(&st.st_ctim, &o->st.st_ctim) ||
 		   !ts_eq(&st.st_mtim, &o->st.st_mtim) || st.st_ino != o->st.st_ino));
 	if (changed) {

@@ -103,6 +103,12 @@ struct tracker {
 	uint64_t pages_holed;		/* data at the last harvest, a hole now */
 	unsigned int obj_rescans;	/* harvests that compared every page's content */
 	double obj_walk_s;		/* time in the data/hole map walk and the stat */
+	/*
+	 * The tracker itself reports writes by system calls (write(2),
+	 * splice, copy_file_range): the object check skips its content
+	 * comparison on a changed timestamp (lmig.ko with LMIG_FEAT_RESCAN).
+	 */
+	bool sees_syscalls;
 	/* The mapping watch, for trackers with watch_maps on a shared object. */
 	struct mapwatch *mw;
 	struct mapwatch_state mws;

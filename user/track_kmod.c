@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * The kmod tracker: lmig.ko (kmod/, Documentation/kmod.md) watches the
- * page cache of a shared object — memfd, tmpfs/shm file, regular file —
- * and reports the pages written since the previous harvest, whoever wrote
- * them through a mapping: the VMM, a vhost-user backend, a KVM guest (the
- * module's folio_mkclean() also invalidates KVM's secondary mappings).
+ * page cache of a shared object — memfd, tmpfs file, SysV shm — and
+ * reports the pages written since the previous harvest, whoever wrote
+ * them: through any mapping (the VMM, a vhost-user backend, a KVM guest:
+ * the module's folio_mkclean() also invalidates KVM's secondary
+ * mappings), or, with a module that has LMIG_FEAT_RESCAN, by write(2)
+ * and the other system calls that copy into the page cache.
  * Unlike soft-dirty it needs no process to be stopped and sees every
  * mapper of the object, not one process's page tables.
  *
@@ -32,7 +34,7 @@ struct kmod_priv {
 	uint64_t words;
 };
 
-static int open_dev(void)
+static int open_dev(uint64_t *features)
 {
 	struct lmig_version v = { 0 };
 	int fd = open(LMIG_DEVICE, O_RDWR | O_CLOEXEC);
@@ -49,6 +51,8 @@ static int open_dev(void)
 			 LMIG_PAGE_SIZE);
 		goto err;
 	}
+	if (features)
+		*features = v.features;
 	return fd;
 err:
 	close(fd);
@@ -60,12 +64,12 @@ static int kmod_probe(const struct track_target *tg)
 	int fd;
 
 	if (tg->fd < 0)
-		return lmig_err("the kmod tracker watches shared objects (a memfd, shm or regular file), not private memory");
+		return lmig_err("the kmod tracker watches shared objects (a memfd, tmpfs file or SysV shm), not private memory");
 	/* The module watches whole pages within the file's size. */
 	if (tg->size % LMIG_PAGE_SIZE)
 		return lmig_err("the kmod tracker needs an object whose size is a multiple of %u bytes",
 				LMIG_PAGE_SIZE);
-	fd = open_dev();
+	fd = open_dev(NULL);
 	if (fd < 0)
 		return -1;
 	close(fd);
@@ -75,6 +79,7 @@ static int kmod_probe(const struct track_target *tg)
 static int kmod_start(struct tracker *t)
 {
 	struct kmod_priv *p = calloc(1, sizeof(*p));
+	uint64_t features = 0;
 	int32_t pid = t->tg.pid;
 	struct lmig_attach a = {
 		.fd = t->tg.fd,
@@ -88,9 +93,15 @@ static int kmod_start(struct tracker *t)
 	t->priv = p;
 	p->words = bitmap_words(t->npages);
 	p->bits = calloc(p->words, sizeof(*p->bits));
-	p->dev = open_dev();
+	p->dev = open_dev(&features);
 	if (!p->bits || p->dev < 0)
 		goto err;
+	/*
+	 * A module that can answer "unsure" also sees write(2), splice and
+	 * the like (its shmem_write_end probe), or answers unsure when it
+	 * cannot: the object check need not compare contents for them.
+	 */
+	t->sees_syscalls = features & LMIG_FEAT_RESCAN;
 	if (ioctl(p->dev, LMIG_IOC_ATTACH, &a)) {
 		lmig_err_errno(errno, "%s: cannot watch this object", LMIG_DEVICE);
 		goto err;
