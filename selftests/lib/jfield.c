@@ -15,7 +15,7 @@ bool json_one_object(const char *s)
 	       strchr(s, '\n') == s + n - 1;
 }
 
-/* The value after "key": in a flat object, or NULL. */
+/* The value after "key": (and any blanks) in a flat object, or NULL. */
 static const char *value(const char *json, const char *key)
 {
 	char pat[128];
@@ -24,7 +24,11 @@ static const char *value(const char *json, const char *key)
 	if ((size_t)snprintf(pat, sizeof(pat), "\"%s\":", key) >= sizeof(pat))
 		return NULL;
 	p = strstr(json, pat);
-	return p ? p + strlen(pat) : NULL;
+	if (!p)
+		return NULL;
+	for (p += strlen(pat); *p == ' ' || *p == '\t'; p++)
+		;
+	return p;
 }
 
 int json_u64_field(const char *json, const char *key, uint64_t *out)
