@@ -40,6 +40,7 @@
 
 #include "lmig.h"
 
+/* Set by lmig_probes_register() before the device exists. */
 bool lmig_probes_ok;
 
 /* Probe hits on an attached object, for debugfs (lmig/probes). */
