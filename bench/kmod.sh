@@ -67,11 +67,19 @@ set -- $built
 kernel=$1
 kver=$2
 ko=$3
+# soft-dirty on a shared object needs the mapping watch (eBPF): bpf/ is
+# built first and its build/probes.mk says how to build and link it.
+make -s -C "$repo/bpf" >"$work/bpf.log" 2>&1 || { cat "$work/bpf.log" >&2; exit 1; }
+probes_cflags=$(sed -n 's/^PROBES_CFLAGS := //p' "$repo/bpf/build/probes.mk")
+probes_ldlibs=$(sed -n 's/^PROBES_LDLIBS := //p' "$repo/bpf/build/probes.mk")
+# shellcheck disable=SC2086
 ${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -Wall -I"$repo/include" -I"$repo/user" \
+	-I"$repo/bpf" $probes_cflags \
 	-o "$work/kmod_harvest" "$here/kmod_harvest.c" "$repo/user/track.c" \
 	"$repo/user/track_kmod.c" "$repo/user/track_softdirty.c" "$repo/user/track_scan.c" \
-	"$repo/user/track_uffd.c" "$repo/user/codec.c" "$repo/user/err.c" "$repo/user/procfs.c" \
-	-llz4 -lxxhash -lm
+	"$repo/user/track_uffd.c" "$repo/user/mapwatch.c" "$repo/user/mapwatch_policy.c" \
+	"$repo/user/codec.c" "$repo/user/err.c" "$repo/user/procfs.c" \
+	-llz4 -lxxhash -lm $probes_ldlibs
 
 t0=$(date +%s)
 rc=0
