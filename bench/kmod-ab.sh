@@ -41,9 +41,11 @@ kver=$2
 new=$3
 kdir=/usr/src/linux-headers-$kver
 [ -e "$kdir/Makefile" ] || kdir=/lib/modules/$kver/build
-for f in kmod/lmig_main.c kmod/lmig_trace.h kmod/Makefile; do
-	git -C "$repo" show "$ref:$f" >"$work/old/src/${f#kmod/}"
-done
+# Every source of the module at OLD, however many files it had then.
+git -C "$repo" ls-tree --name-only "$ref" kmod/ | grep -E '\.[ch]$|/Makefile$' |
+	while read -r f; do
+		git -C "$repo" show "$ref:$f" >"$work/old/src/${f#kmod/}"
+	done
 git -C "$repo" show "$ref:include/uapi/linux/lmig.h" >"$work/old/uapi/linux/lmig.h"
 make -s -C "$work/old/src" KDIR="$kdir" LMIG_UAPI="$work/old/uapi" >"$work/old/build.log" 2>&1 ||
 	{ cat "$work/old/build.log" >&2; exit 1; }

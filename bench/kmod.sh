@@ -13,7 +13,10 @@
 # two harvests; the median of KMOD_REPS harvests is reported.
 #
 # Knobs (environment): KMOD_SIZE_MIB (1024), KMOD_REPS (3), KMOD_SERIES
-# (6.1), VM_MEM (3072), VM_TIMEOUT (1800).
+# (6.1), KMOD_OBJECT_WRITES (any: `lmig send`'s default object check, which
+# compares every unreported page once a write moved the object's
+# timestamps; mapped: the tracker's report and refinement only, as with
+# `--object-writes mapped`), VM_MEM (3072), VM_TIMEOUT (1800).
 #
 # Usage: kmod.sh    (the --vm form is what runs inside the VM)
 set -eu
@@ -22,6 +25,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 size=${KMOD_SIZE_MIB:-1024}
 reps=${KMOD_REPS:-3}
+objw=${KMOD_OBJECT_WRITES:-any}
+case $objw in
+any | mapped) ;;
+*) echo "kmod.sh: KMOD_OBJECT_WRITES '$objw' is not any or mapped" >&2; exit 2 ;;
+esac
 trackers="kmod soft-dirty scan"
 cases_4k="1 50"
 cases_thp="1 1:64 1:512 50"
@@ -30,6 +38,7 @@ cases_thp="1 1:64 1:512 50"
 if [ "${1:-}" = --vm ]; then
 	ko=$2
 	helper=$3
+	objw=$4
 	shmem=/sys/kernel/mm/transparent_hugepage/shmem_enabled
 	insmod "$ko" || { echo "error insmod $ko failed"; exit 1; }
 	for mode in never always; do
@@ -41,7 +50,7 @@ if [ "${1:-}" = --vm ]; then
 			cases=$cases_thp
 		fi
 		# shellcheck disable=SC2086
-		"$helper" "$size" "$reps" $trackers -- $cases &
+		"$helper" --object-writes "$objw" "$size" "$reps" $trackers -- $cases &
 		hpid=$!
 		# The folios while the memfd exists (the writer fills it first).
 		sleep 30
@@ -67,16 +76,24 @@ set -- $built
 kernel=$1
 kver=$2
 ko=$3
+# soft-dirty on a shared object needs the mapping watch (eBPF): bpf/ is
+# built first and its build/probes.mk says how to build and link it.
+make -s -C "$repo/bpf" >"$work/bpf.log" 2>&1 || { cat "$work/bpf.log" >&2; exit 1; }
+probes_cflags=$(sed -n 's/^PROBES_CFLAGS := //p' "$repo/bpf/build/probes.mk")
+probes_ldlibs=$(sed -n 's/^PROBES_LDLIBS := //p' "$repo/bpf/build/probes.mk")
+# shellcheck disable=SC2086
 ${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -Wall -I"$repo/include" -I"$repo/user" \
+	-I"$repo/bpf" $probes_cflags \
 	-o "$work/kmod_harvest" "$here/kmod_harvest.c" "$repo/user/track.c" \
 	"$repo/user/track_kmod.c" "$repo/user/track_softdirty.c" "$repo/user/track_scan.c" \
-	"$repo/user/track_uffd.c" "$repo/user/codec.c" "$repo/user/err.c" "$repo/user/procfs.c" \
-	-llz4 -lxxhash -lm
+	"$repo/user/track_uffd.c" "$repo/user/mapwatch.c" "$repo/user/mapwatch_policy.c" \
+	"$repo/user/codec.c" "$repo/user/err.c" "$repo/user/procfs.c" \
+	-llz4 -lxxhash -lm $probes_ldlibs
 
 t0=$(date +%s)
 rc=0
 KERNEL=$kernel KVER=$kver VM_MEM=${VM_MEM:-3072} VM_TIMEOUT=${VM_TIMEOUT:-1800} \
-	sh "$repo/selftests/vm/run-in-vm.sh" "$here/kmod.sh" --vm "$ko" "$work/kmod_harvest" \
+	sh "$repo/selftests/vm/run-in-vm.sh" "$here/kmod.sh" --vm "$ko" "$work/kmod_harvest" "$objw" \
 	>"$work/raw.txt" 2>"$work/vm.err" || rc=$?
 t1=$(date +%s)
 if [ "$rc" != 0 ] || grep -q '^error\|error' "$work/raw.txt"; then
@@ -86,7 +103,7 @@ if [ "$rc" != 0 ] || grep -q '^error\|error' "$work/raw.txt"; then
 	exit 1
 fi
 
-awk -v size="$size" -v reps="$reps" -v kver="$kver" -v secs=$((t1 - t0)) '
+awk -v size="$size" -v reps="$reps" -v kver="$kver" -v objw="$objw" -v secs=$((t1 - t0)) '
 function f(x) { return x >= 100 ? sprintf("%.0f", x) : x >= 10 ? sprintf("%.1f", x) : sprintf("%.2f", x) }
 function val(s, k,   i) { i = index(s, k "="); return i ? substr(s, i + length(k) + 1) + 0 : -1 }
 /^mode / { mode = $2 == "never" ? "4 KiB" : "2 MiB (THP)"; next }
@@ -100,7 +117,7 @@ function val(s, k,   i) { i = index(s, k "="); return i ? substr(s, i + length(k
 END {
 	pages = size * 256
 	printf "#### lmig.ko harvest cost: %d MiB memfd, Debian %s in the VM (TCG)\n\n", size, kver
-	printf "- `bench/kmod_harvest` in one VM run (%d s): median of %d harvests per cell, each after one write of exactly the listed pages\n", secs, reps
+	printf "- `bench/kmod_harvest` in one VM run (%d s): median of %d harvests per cell, each after one write of exactly the listed pages; object writes: %s\n", secs, reps, objw
 	printf "- ms: one `tracker_harvest()` (kmod and soft-dirty include the hash refinement of fully reported 2 MiB blocks; refined MiB read in brackets)\n\n"
 	printf "| folios | pages written | kmod ms | soft-dirty ms | scan ms | scan / kmod | scan / soft-dirty | pages reported (kmod) | target |\n"
 	printf "|---|--:|--:|--:|--:|--:|--:|--:|---|\n"

@@ -3,7 +3,12 @@
  * kmod_harvest: what one harvest of a dirty tracker costs the live engine,
  * run by bench/kmod.sh inside a VM with lmig.ko loaded.
  *
- *   kmod_harvest SIZE_MIB REPS TRACKER... -- CASE...
+ *   kmod_harvest [--object-writes any|mapped] SIZE_MIB REPS TRACKER... -- CASE...
+ *
+ * --object-writes is `lmig send`'s: with any (the default) the object
+ * check also compares every page not reported whenever the object's
+ * timestamps changed, which a write through a mapping does on tmpfs; with
+ * mapped only the tracker's own report (and its refinement) is paid.
  *
  * A memfd of SIZE_MIB is mapped by a child process (at a 2 MiB-aligned
  * address, so shmem can use 2 MiB folios when shmem_enabled allows) and
@@ -125,9 +130,20 @@ int main(int argc, char **argv)
 	int cmd[2], ack[2], fd, reps, sep = 0;
 	uint64_t size, npages, *sent, *bitmap, *list, words;
 	uint8_t *mem, *mark, *buf;
+	bool mapped_only = false;
 	pid_t pid;
 	char c;
 
+	if (argc > 2 && !strcmp(argv[1], "--object-writes")) {
+		if (strcmp(argv[2], "any") && strcmp(argv[2], "mapped")) {
+			fprintf(stderr, "kmod_harvest: --object-writes: '%s' is not any or mapped\n",
+				argv[2]);
+			return 2;
+		}
+		mapped_only = !strcmp(argv[2], "mapped");
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 5)
 		goto usage;
 	size = strtoull(argv[1], NULL, 0) << 20;
@@ -172,7 +188,8 @@ int main(int argc, char **argv)
 	codec_init();
 
 	for (int ti = 3; ti < sep; ti++) {
-		struct track_target tg = { .fd = fd, .pid = pid, .size = size, .sent = sent };
+		struct track_target tg = { .fd = fd, .pid = pid, .size = size, .sent = sent,
+					   .mapped_writes_only = mapped_only };
 		struct tracker t;
 		char why[512];
 
@@ -242,6 +259,6 @@ int main(int argc, char **argv)
 	waitpid(pid, NULL, 0);
 	return 0;
 usage:
-	fprintf(stderr, "usage: kmod_harvest SIZE_MIB REPS TRACKER... -- PERCENT[:RUN]...\n");
+	fprintf(stderr, "usage: kmod_harvest [--object-writes any|mapped] SIZE_MIB REPS TRACKER... -- PERCENT[:RUN]...\n");
 	return 2;
 }
