@@ -3,7 +3,7 @@
  * lmig.ko on Debian's own kernels: for each series (6.1, 6.12) build the
  * module against its headers, boot the kernel in a VM and run the
  * module's selftests there (vm/kmod-host.sh, vm/kmod.sh,
- * kmod/test_lmig_kmod.c).  Every case of the VM's TAP becomes one result
+ * kmod/test_lmig_kmod.c, then kmod/test_lmig_nolost.c in the same boot).  Every case of the VM's TAP becomes one result
  * here, named "SERIES CASE", so the suite's totals count them one by one.
  *
  * A series whose kernel image or headers are not installed is one SKIP
@@ -46,7 +46,7 @@ static void run_series(const char *dir, const char *series)
 	snprintf(out, sizeof(out), "%s/lmig-kmod.%d.out", getenv("TMPDIR") ?: "/tmp", getpid());
 	snprintf(err, sizeof(err), "%s/lmig-kmod.%d.err", getenv("TMPDIR") ?: "/tmp", getpid());
 	/* Its own limit goes first, so qemu never outlives the test. */
-	snprintf(cmd, sizeof(cmd), "VM_TIMEOUT=200 timeout -k 5 240 sh '%s/vm/kmod-host.sh' %s >%s 2>%s",
+	snprintf(cmd, sizeof(cmd), "VM_TIMEOUT=360 timeout -k 5 420 sh '%s/vm/kmod-host.sh' %s >%s 2>%s",
 		 dir, series, out, err);
 	status = system(cmd);
 	status = WIFEXITED(status) ? WEXITSTATUS(status) : 128;

@@ -312,7 +312,9 @@ TEST_F_TIMEOUT(vm, live, 330)
  * module reports whole folios; lmig must still send only the pages that
  * changed and arrive at an image equal to the stopped source), and the
  * churn, holes, madvise and pwrite workloads (vm/live.sh's kmod-churn,
- * kmod-holes, kmod-madvise, kmod-pwrite).
+ * kmod-holes, kmod-madvise, kmod-pwrite), and a writer whose every write
+ * goes through a mapping made and removed for it (kmod-shortmaps,
+ * vm/shortmaps.py).
  */
 static void live_kmod(struct __test_metadata *_metadata, const char *series)
 {
@@ -333,6 +335,7 @@ static void live_kmod(struct __test_metadata *_metadata, const char *series)
 	live_check(_metadata, out, "kmod-holes", "kmod", false);
 	live_check(_metadata, out, "kmod-madvise", "kmod", false);
 	live_check(_metadata, out, "kmod-pwrite", "kmod", false);
+	live_check(_metadata, out, "kmod-shortmaps", "kmod", false);
 	free(out);
 	proc_kill(&p);
 }

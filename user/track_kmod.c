@@ -123,8 +123,17 @@ static int kmod_harvest(struct tracker *t, uint64_t *bitmap)
 	memset(p->bits, 0, p->words * sizeof(*p->bits));
 	if (ioctl(p->dev, LMIG_IOC_HARVEST, &h) < 0)
 		return lmig_err_errno(errno, "%s: harvest", LMIG_DEVICE);
+	/*
+	 * The module could not vouch for this round (a new address space
+	 * it could not watch in time, a probe missing): every page of the
+	 * range counts as changed; the hash refinement keeps what is equal.
+	 */
+	if (h.flags & LMIG_HARVEST_OUT_RESCAN)
+		memset(p->bits, 0xff, p->words * sizeof(*p->bits));
 	for (uint64_t i = 0; i < p->words; i++)
 		bitmap[i] |= p->bits[i];
+	if (h.flags & LMIG_HARVEST_OUT_RESCAN && t->npages % 64)
+		bitmap[p->words - 1] &= ~0ULL >> (64 - t->npages % 64);
 	return 0;
 }
 

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/capability.h>
 #include <linux/lmig.h>
 
 #include "kselftest_harness.h"
@@ -251,6 +252,7 @@ TEST(version)
 	EXPECT_EQ(12, v.page_shift);
 	EXPECT_TRUE(v.features & LMIG_FEAT_NOTIFIERS);
 	EXPECT_TRUE(v.features & LMIG_FEAT_PRESENCE);
+	EXPECT_TRUE(v.features & LMIG_FEAT_RESCAN);
 	for (int i = 0; i < 4; i++)
 		EXPECT_EQ(0, v.reserved[i]);
 	EXPECT_EQ(-1, ioctl(dev, LMIG_IOC_VERSION, (void *)8));
@@ -312,6 +314,11 @@ TEST(attach_unsupported_memory)
 	fd = open("/proc/self/status", O_RDONLY);
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(EOPNOTSUPP, attach_range(dev, fd, 0, PAGE)) TH_LOG("procfs file");
+	close(fd);
+	/* A file on a disk (or 9p) file system: its writeback cleans entries. */
+	fd = open("/proc/self/exe", O_RDONLY);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(EOPNOTSUPP, attach_range(dev, fd, 0, PAGE)) TH_LOG("not tmpfs");
 	close(fd);
 	fd = memfd_create("lmig-huge", MFD_HUGETLB);
 	if (fd >= 0) {
@@ -389,6 +396,8 @@ TEST(attach_flags_reserved_pids)
 	EXPECT_EQ(ESRCH, attach(dev, &a)) TH_LOG("no such pid");
 	a.pids = 8;
 	EXPECT_EQ(EFAULT, attach(dev, &a)) TH_LOG("bad pids pointer");
+	a = (struct lmig_attach){ .fd = fd, .length = PAGE, .flags = LMIG_ATTACH_PIDS_ONLY };
+	EXPECT_EQ(EINVAL, attach(dev, &a)) TH_LOG("PIDS_ONLY without pids");
 	EXPECT_EQ(-1, ioctl(dev, LMIG_IOC_ATTACH, (void *)8));
 	EXPECT_EQ(EFAULT, errno);
 	/* None of those attached: this one does, and a second one is refused. */
@@ -546,7 +555,10 @@ TEST_F(exact, exited)
 	EXPECT_EQ(0, harvest(self->dev, self->bm, NPAGES, NULL));
 }
 
-/* The same with the writer named at attach and no search for others. */
+/*
+ * The same with the writer named at attach and LMIG_ATTACH_PIDS_ONLY,
+ * which changes nothing: one notifier for the writer's address space.
+ */
 TEST_F(exact, exited_pids_only)
 {
 	int32_t pid = self->ch.pid;
@@ -559,7 +571,7 @@ TEST_F(exact, exited_pids_only)
 	ASSERT_EQ(0, attach(self->dev, &a));
 	ASSERT_EQ(0, ioctl(self->dev, LMIG_IOC_STATS, &st));
 	EXPECT_EQ(1, st.mms);
-	EXPECT_EQ(3, st.notifiers);
+	EXPECT_EQ(1, st.notifiers);
 	child_writes(&self->ch, written);
 	ASSERT_EQ(0, child_do(&self->ch, 'X', 0));
 	self->ch.pid = 0;
@@ -569,9 +581,9 @@ TEST_F(exact, exited_pids_only)
 }
 
 /*
- * The writer maps the whole object and unmaps or exits: its dirty bits
- * went with the page tables, so every page it mapped is reported (the
- * documented superset), the written ones among them.
+ * The writer maps the whole object and exits: the entries still present
+ * when it goes are reported, not the whole mapping.  It wrote three pages
+ * (write faults map one page each), so exactly those.
  */
 TEST_F(exact, whole_mapping_torn_down)
 {
@@ -580,10 +592,76 @@ TEST_F(exact, whole_mapping_torn_down)
 	child_writes(&self->ch, written);
 	ASSERT_EQ(0, child_do(&self->ch, 'X', 0));
 	self->ch.pid = 0;
-	EXPECT_EQ(NPAGES, harvest(self->dev, self->bm, NPAGES, NULL));
-	for (const int *p = written; *p >= 0; p++)
-		EXPECT_TRUE(bit(self->bm, *p));
+	EXPECT_EQ(3, harvest(self->dev, self->bm, NPAGES, NULL));
+	EXPECT_TRUE(bits_equal(self->bm, NPAGES, written)) TH_LOG("got %s",
+		bits_str(self->bm, NPAGES));
 	EXPECT_EQ(0, harvest(self->dev, self->bm, NPAGES, NULL));
+}
+
+/* A write(2) to a page present at both harvests is reported. */
+TEST_F(exact, write_syscall)
+{
+	static const int want[] = { 9, 10, -1 };
+	char buf[PAGE + 2];
+
+	ASSERT_EQ(0, attach_range(self->dev, self->fd, 0, NPAGES * PAGE));
+	memset(buf, 0x5a, sizeof(buf));
+	/* Two bytes into page 9's end and page 10 whole: pages 9 and 10. */
+	ASSERT_EQ(sizeof(buf), pwrite(self->fd, buf, sizeof(buf), 10 * PAGE - 2));
+	EXPECT_EQ(2, harvest(self->dev, self->bm, NPAGES, &self->h));
+	EXPECT_TRUE(bits_equal(self->bm, NPAGES, want)) TH_LOG("got %s",
+		bits_str(self->bm, NPAGES));
+	EXPECT_EQ(0, self->h.presence);
+	EXPECT_EQ(0, self->h.flags);
+	EXPECT_EQ(0, harvest(self->dev, self->bm, NPAGES, NULL));
+}
+
+/* A mapping made, written and removed between two harvests. */
+TEST_F(exact, short_lived_mapping)
+{
+	char *m;
+
+	ASSERT_EQ(0, attach_range(self->dev, self->fd, 0, NPAGES * PAGE));
+	m = mmap(NULL, NPAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	m[33 * PAGE + 5] = 7;
+	munmap(m, NPAGES * PAGE);
+	/* The child maps, writes and unmaps the same way. */
+	ASSERT_EQ(0, child_do(&self->ch, 'm', 20));
+	child_writes(&self->ch, (const int[]){ 20, -1 });
+	ASSERT_EQ(0, child_do(&self->ch, 'U', 0));
+	EXPECT_EQ(2, harvest(self->dev, self->bm, NPAGES, &self->h));
+	EXPECT_TRUE(bit(self->bm, 20) && bit(self->bm, 33)) TH_LOG("got %s",
+		bits_str(self->bm, NPAGES));
+	EXPECT_EQ(0, self->h.flags);
+}
+
+/* Without CAP_SYS_ADMIN, /dev/lmig does not open (EPERM). */
+TEST(needs_cap_sys_admin)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+	int st, fd;
+	pid_t pid;
+
+	fd = dev_open();
+	if (fd < 0)
+		SKIP(return, "%s: %s", LMIG_DEVICE, strerror(errno));
+	close(fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (syscall(SYS_capget, &hdr, data))
+			_exit(2);
+		data[0].effective &= ~(1U << CAP_SYS_ADMIN);
+		if (syscall(SYS_capset, &hdr, data))
+			_exit(3);
+		fd = dev_open();
+		_exit(fd < 0 && errno == EPERM ? 0 : 1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	EXPECT_TRUE(WIFEXITED(st));
+	EXPECT_EQ(0, WEXITSTATUS(st)) TH_LOG("1: opened or wrong errno; 2-3: capget/capset");
 }
 
 /* A writer that maps the object after the attach is found by the next harvest. */
@@ -907,6 +985,68 @@ TEST(debugfs_stats)
 	close(fd);
 }
 
+/* The value of "name N" in a debugfs file's text, or -1. */
+static long dbg_value(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (!strncmp(l, name, n) && l[n] == ' ')
+			return atol(l + n + 1);
+	return -1;
+}
+
+/*
+ * The module's probes are placed and fire on this kernel: a new mapping
+ * (shmem_mmap), faults (finish_fault for a write fault, filemap_map_pages
+ * for fault-around on a read), write(2) (shmem_write_end) and fork of a
+ * watched process.  Counted in /sys/kernel/debug/lmig/probes.
+ */
+TEST(probes_fire)
+{
+	static const char *const names[] = { "shmem_mmap", "shmem_write_end", "finish_fault",
+					     "filemap_map_pages", "sched_process_fork" };
+	static char before[1024], after[1024];
+	const char *path = "/sys/kernel/debug/lmig/probes";
+	uint64_t bm[WORDS(NPAGES)];
+	int dev, fd, st;
+	char c = 1, *m;
+	pid_t pid;
+
+	if (access("/sys/kernel/debug/lmig", F_OK))
+		mount("nodev", "/sys/kernel/debug", "debugfs", 0, NULL);
+	OPEN_DEV(dev);
+	fd = memfd_pages(NPAGES);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, attach_range(dev, fd, 0, NPAGES * PAGE));
+	ASSERT_EQ(0, read_file(path, before, sizeof(before))) TH_LOG("%s", path);
+	EXPECT_EQ(1, dbg_value(before, "probes_ok")) TH_LOG("%s", before);
+	/* Not in the page tables yet: the first read maps its neighbours too. */
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 32 * PAGE));
+	ASSERT_EQ(PAGE, pwrite(fd, (char[PAGE]){ 3 }, PAGE, 8 * PAGE));
+	m = mmap(NULL, NPAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	c = *(volatile char *)(m + 40 * PAGE);
+	m[50 * PAGE] = c;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		m[51 * PAGE] = 2;
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	EXPECT_LE(0, harvest(dev, bm, NPAGES, NULL));
+	EXPECT_TRUE(bit(bm, 8) && bit(bm, 50) && bit(bm, 51)) TH_LOG("got %s", bits_str(bm, NPAGES));
+	ASSERT_EQ(0, read_file(path, after, sizeof(after)));
+	for (int i = 0; i < 5; i++) {
+		EXPECT_LT(dbg_value(before, names[i]), dbg_value(after, names[i]))
+			TH_LOG("%s did not fire: before %s after %s", names[i], before, after);
+	}
+	munmap(m, NPAGES * PAGE);
+	close(fd);
+	close(dev);
+}
+
 /* ---- THP-backed shmem: one write reports its whole 2 MiB folio ---- */
 
 TEST(thp_folio)
@@ -1043,7 +1183,9 @@ TEST(rmmod_with_open_session)
 	m[0] = 1;
 	child_writes(&ch, written);
 	ASSERT_EQ(0, child_do(&ch, 'X', 0));
-	EXPECT_EQ(NPAGES, harvest(dev, bm, NPAGES, NULL));
+	EXPECT_EQ(4, harvest(dev, bm, NPAGES, NULL));
+	EXPECT_TRUE(bit(bm, 0) && bits_equal(bm, NPAGES, (const int[]){ 0, 3, 17, 40, -1 }))
+		TH_LOG("got %s", bits_str(bm, NPAGES));
 	close(dev);
 	/* The session's notifiers and file are gone with it: now it unloads. */
 	EXPECT_EQ(0, syscall(SYS_delete_module, "lmig", O_NONBLOCK)) TH_LOG("%s", strerror(errno));

@@ -33,4 +33,4 @@ fi
 grep -v '^Skipping BTF' "$out/build.log" | sed 's/^/# build: /' || true
 echo "ok - build lmig.ko for $kver"
 KERNEL=$kernel KVER=$kver exec sh "$here/run-in-vm.sh" -v "$here/kmod.sh" "$out/lmig.ko" \
-	"$repo/selftests/build/kmod/test_lmig_kmod"
+	"$repo/selftests/build/kmod/test_lmig_kmod" "$repo/selftests/build/kmod/test_lmig_nolost"

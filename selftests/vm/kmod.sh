@@ -2,15 +2,15 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # Inside the VM (run-in-vm.sh): load lmig.ko, run its selftests and unload
-# it.  Prints the test program's TAP, then one TAP line per step of its
-# own ("ok - insmod", "ok - rmmod", "ok - kernel log"), and exits non-zero
-# if anything failed.
+# it.  Prints each test program's TAP, in order, then one TAP line per step
+# of its own ("ok - insmod", "ok - rmmod", "ok - kernel log"), and exits
+# non-zero if anything failed.
 #
-# Usage: kmod.sh MODULE.ko TEST-PROGRAM
+# Usage: kmod.sh MODULE.ko TEST-PROGRAM...
 set -u
 
 ko=$1
-prog=$2
+shift
 rc=0
 
 dmesg -c >/dev/null 2>&1
@@ -27,7 +27,9 @@ while [ ! -c /dev/lmig ] && [ $n -lt 50 ]; do
 done
 
 # The rmmod test unloads and reloads the module from this file.
-LMIG_KO=$ko "$prog" || rc=1
+for prog in "$@"; do
+	LMIG_KO=$ko "$prog" || rc=1
+done
 
 if grep -q '^lmig ' /proc/modules && ! rmmod lmig; then
 	echo "not ok - rmmod"

@@ -3,7 +3,7 @@
 #
 # On the host: build lmig.ko for Debian's SERIES kernel (as vm/kmod-host.sh
 # does) and run vm/live.sh's kmod cases (kmod, kmod-thp, kmod-churn, kmod-holes,
-# kmod-madvise, kmod-pwrite) in a VM booting that kernel:
+# kmod-madvise, kmod-pwrite, kmod-shortmaps) in a VM booting that kernel:
 # live migrations with `lmig send --tracker kmod`.  Prints live.sh's lines
 # and exits with the VM's status, or 4 (reason on stderr) when the kernel
 # image or its headers are not installed.
@@ -31,4 +31,4 @@ if ! make -s -C "$out" KDIR="$kdir" LMIG_UAPI="$repo/include/uapi" >"$out/build.
 	exit 1
 fi
 KERNEL=$kernel KVER=$kver exec sh "$here/run-in-vm.sh" "$here/live.sh" "ko=$out/lmig.ko" kmod kmod-thp kmod-churn kmod-holes \
-	kmod-madvise kmod-pwrite
+	kmod-madvise kmod-pwrite kmod-shortmaps

@@ -29,6 +29,9 @@
 #             with `--pattern madvise`: pages zeroed by MADV_DONTNEED
 #   kmod-churn, kmod-holes, kmod-madvise, kmod-pwrite  the same four with
 #             --tracker kmod
+#   kmod-shortmaps  --tracker kmod on a memfd written by vm/shortmaps.py
+#             instead of `lmig dirty`: every write goes through a mapping
+#             of 32 pages made for it and removed right after (5 ms apart)
 #
 # shared, kmod and kmod-thp pass --object-writes mapped (the writer writes
 # only through its mapping, as a VMM does): they measure the tracker, not
@@ -112,8 +115,13 @@ live_case() { # NAME MEM-SPEC TRACKER THP [SEND-OPTION...]
 	[ ! -r "$thp" ] || echo "$name thp $(sed 's/.*\[\(.*\)\].*/\1/' "$thp")"
 	shift 4
 
-	"$lmig" dirty --mem "$spec" --size 32Mi --rate 4M --pattern "${pattern:-counter}" \
-		--ready-fd 3 --json --no-progress 3>"$d/ready" >"$d/dirty.json" 2>"$d/dirty.err" &
+	if [ -n "${writer:-}" ]; then
+		$writer 3>"$d/ready" >"$d/dirty.json" 2>"$d/dirty.err" &
+	else
+		"$lmig" dirty --mem "$spec" --size 32Mi --rate 4M --pattern "${pattern:-counter}" \
+			--ready-fd 3 --json --no-progress 3>"$d/ready" >"$d/dirty.json" \
+			2>"$d/dirty.err" &
+	fi
 	dpid=$!
 	if ! wait_file "$d/ready"; then
 		echo "$name error lmig dirty did not report its memory: $(one_line "$d/dirty.err")"
@@ -198,6 +206,11 @@ for c in "$@"; do
 	kmod-churn | kmod-holes | kmod-madvise | kmod-pwrite)
 		[ "${LMIG_VM:-0}" != 1 ] || echo never >"$shmem"
 		pattern=${c#kmod-} live_case "$c" "memfd:lmig-$c" kmod ""
+		;;
+	kmod-shortmaps)
+		[ "${LMIG_VM:-0}" != 1 ] || echo never >"$shmem"
+		writer="python3 $here/shortmaps.py" live_case "$c" memfd:unused kmod "" \
+			--object-writes mapped
 		;;
 	churn | holes | madvise | pwrite) pattern=$c live_case "$c" "memfd:lmig-$c" soft-dirty "" ;;
 	anon-madvise) pattern=madvise live_case "$c" anon soft-dirty never ;;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only WITH Linux-syscall-note */
 /*
  * lmig.ko: which pages of a shared memory object (memfd, tmpfs/shmem file,
- * regular file) were written since the previous harvest.
+ * SysV shared memory) were written since the previous harvest.
  *
  * Each open file of /dev/lmig is a session.  A session watches one page
  * range of one object: LMIG_IOC_ATTACH, then LMIG_IOC_HARVEST as often as
@@ -28,10 +28,15 @@
 #define LMIG_FEAT_PRESENCE	(1ULL << 1)
 /* Bits of a large folio are all set when any of its pages was written. */
 #define LMIG_FEAT_FOLIO_GRAIN	(1ULL << 2)
-/* struct lmig_attach.pids is honoured. */
+/*
+ * struct lmig_attach.pids is accepted (each pid must exist).  Every
+ * process that maps the object is watched whether it is listed or not.
+ */
 #define LMIG_FEAT_PIDS		(1ULL << 3)
 /* Per-session files in debugfs (lmig/<session id>). */
 #define LMIG_FEAT_DEBUGFS	(1ULL << 4)
+/* A harvest may set LMIG_HARVEST_OUT_RESCAN in struct lmig_harvest.flags. */
+#define LMIG_FEAT_RESCAN	(1ULL << 5)
 
 struct lmig_version {
 	__u32 abi;		/* out: LMIG_ABI_VERSION */
@@ -42,9 +47,9 @@ struct lmig_version {
 
 /* struct lmig_attach.flags */
 /*
- * Watch only the processes listed in pids; without it the module also
- * finds every process that maps the object itself, at attach and at each
- * harvest.
+ * Has no effect: the module always watches every process that maps the
+ * object.  Kept so that callers that pass it keep working; with it, npids
+ * must not be zero (EINVAL).
  */
 #define LMIG_ATTACH_PIDS_ONLY	(1U << 0)
 #define LMIG_ATTACH_FLAGS	LMIG_ATTACH_PIDS_ONLY
@@ -52,7 +57,7 @@ struct lmig_version {
 #define LMIG_MAX_PIDS		64
 
 struct lmig_attach {
-	__s32 fd;		/* memfd, shmem/tmpfs or regular file, open for reading */
+	__s32 fd;		/* memfd, tmpfs file or SysV shm, open for reading */
 	__u32 flags;		/* LMIG_ATTACH_* */
 	__u64 offset;		/* first byte of the range; page aligned */
 	__u64 length;		/* bytes; page aligned, not zero, within the file's size */
@@ -66,7 +71,7 @@ struct lmig_attach {
 struct lmig_harvest {
 	__u64 bitmap;		/* user pointer to __u64[(bitmap_bits + 63) / 64] */
 	__u64 bitmap_bits;	/* at least length / page size of the attach */
-	__u32 flags;		/* must be zero */
+	__u32 flags;		/* in: must be zero; out: LMIG_HARVEST_OUT_* */
 	__u32 reserved0;	/* must be zero */
 	__u64 dirty;		/* out: bits set (also the ioctl's return value, capped) */
 	__u64 folios;		/* out: folios of the page cache visited */
@@ -76,6 +81,14 @@ struct lmig_harvest {
 	__u64 ns;		/* out: time the harvest took */
 	__u64 reserved[4];	/* must be zero */
 };
+
+/*
+ * struct lmig_harvest.flags, out: some writes since the previous harvest
+ * may have no bit (a new address space could not be watched in time, or
+ * the module runs without one of its probes).  Every bit of the range is
+ * set; the caller must treat every page as changed (compare or resend).
+ */
+#define LMIG_HARVEST_OUT_RESCAN	(1U << 0)
 
 struct lmig_stats {
 	__u64 session;		/* the session id */
@@ -91,8 +104,9 @@ struct lmig_stats {
 	__u64 notified;		/* bits set only because of them */
 	__u64 presence;		/* bits set because a page appeared or left */
 	__u64 mms;		/* address spaces watched now */
-	__u64 notifiers;	/* mappings watched now */
-	__u64 reserved[8];	/* out: zero */
+	__u64 notifiers;	/* notifiers registered now (one per address space) */
+	__u64 rescans;		/* harvests that returned LMIG_HARVEST_OUT_RESCAN */
+	__u64 reserved[7];	/* out: zero */
 };
 
 #define LMIG_IOC_MAGIC		0xE4
