@@ -5,8 +5,9 @@
 # Debian's linux-source-6.1 configured with allnoconfig plus
 # debug-kernel.config (KASAN, lockdep, DEBUG_VM, atomic-sleep checks and
 # only what the VM harness needs, all built in).  Prints one line,
-# "KERNEL KVER KDIR" (the bzImage, its release, the build tree to build
-# lmig.ko against with `make -C kmod KDIR=...`).
+# "KERNEL KVER KDIR KMODDIR" (the bzImage, its release, the build tree to build
+# lmig.ko against with `make -C kmod KDIR=...`, and the modules directory
+# for run-in-vm.sh's KMODDIR: no module files, the lists of built-in ones).
 #
 # The build is kept in LMIG_DEBUG_KERNEL_DIR (default
 # /var/cache/lmig/debug-kernel, or build/debug-kernel in the repository
@@ -72,14 +73,14 @@ if [ -s "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$key" ] &&
 	[ -s "$obj/arch/x86/boot/bzImage" ]; then
 	kver=$(cat "$obj/include/config/kernel.release")
 	echo "debug-kernel: reusing $kver in $obj (key $key)" >&2
-	echo "$obj/arch/x86/boot/bzImage $kver $obj"
+	echo "$obj/arch/x86/boot/bzImage $kver $obj $cache/modules/lib/modules/$kver"
 	exit 0
 fi
 
 t0=$(date +%s)
 if [ "$(cat "$src.version" 2>/dev/null)" != "$version" ]; then
 	echo "debug-kernel: unpacking linux-source-6.1 $version into $cache" >&2
-	rm -rf "$src" "$src.version" "$obj" "$cache/stamp"
+	rm -rf "$src" "$src.version" "$obj" "$cache/modules" "$cache/stamp"
 	tar -xJf "$tar" -C "$cache" || { echo "debug-kernel: cannot unpack $tar" >&2; exit 1; }
 	[ -e "$src/Makefile" ] || { echo "debug-kernel: $tar has no linux-source-6.1/" >&2; exit 1; }
 	echo "$version" >"$src.version"
@@ -114,7 +115,16 @@ if ! nice -n 15 make -C "$obj" -j"$jobs" >>"$log" 2>&1; then
 	echo "debug-kernel: the build failed (log: $log)" >&2
 	exit 1
 fi
-echo "$key" >"$cache/stamp"
 kver=$(cat "$obj/include/config/kernel.release")
+# No module files, but modules.builtin and the rest modprobe reads: in
+# the VM, `modprobe zram` (built in) must succeed as it does on Debian.
+rm -rf "$cache/modules"
+if ! make -C "$obj" INSTALL_MOD_PATH="$cache/modules" modules_install >>"$log" 2>&1 ||
+	[ ! -e "$cache/modules/lib/modules/$kver/modules.builtin" ]; then
+	tail -n 10 "$log" >&2
+	echo "debug-kernel: modules_install failed (log: $log)" >&2
+	exit 1
+fi
+echo "$key" >"$cache/stamp"
 echo "debug-kernel: built $kver in $(($(date +%s) - t0)) s" >&2
-echo "$obj/arch/x86/boot/bzImage $kver $obj"
+echo "$obj/arch/x86/boot/bzImage $kver $obj $cache/modules/lib/modules/$kver"
