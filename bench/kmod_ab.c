@@ -129,6 +129,8 @@ int main(int argc, char **argv)
 		char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		uint64_t x = 88172645463325252ULL;
 
+		close(cmdp[1]);
+		close(ackp[0]);
 		if (m == MAP_FAILED)
 			_exit(1);
 		for (size_t off = 0; off < size; off += PAGE)
@@ -168,6 +170,7 @@ int main(int argc, char **argv)
 	printf("idle %.2f\n1pct %.2f\nfault %.2f\nmunmap %.2f\nfault0 %.2f\nmunmap0 %.2f\n",
 	       median(idle, reps), median(one, reps), median(f, reps), median(u, reps),
 	       median(f0, reps), median(u0, reps));
+	fflush(stdout);
 	close(cmdp[1]);
 	waitpid(pid, NULL, 0);
 	close(dev);
