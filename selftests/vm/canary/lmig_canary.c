@@ -16,16 +16,7 @@ static char canary_sink;
 
 static int __init canary_init(void)
 {
-	char *p = kmalloc(16, GFP_KERNEL);
-
-	if (!p)
-		return -ENOMEM;
-	/*
-	 * One byte past the object: KASAN's slab-out-of-bounds.  READ_ONCE,
-	 * so the compiler keeps the read.
-	 */
-	canary_sink = READ_ONCE(p[16]);
-	kfree(p);
+	char *p;
 
 	/*
 	 * a then b, and later b then a, from one thread: no deadlock here,
@@ -40,6 +31,17 @@ static int __init canary_init(void)
 	mutex_lock(&canary_a);
 	mutex_unlock(&canary_a);
 	mutex_unlock(&canary_b);
+
+	/*
+	 * After the locks: a KASAN report taints the kernel, and the taint
+	 * turns lockdep off.  One byte past the object is KASAN's
+	 * slab-out-of-bounds; READ_ONCE, so the compiler keeps the read.
+	 */
+	p = kmalloc(16, GFP_KERNEL);
+	if (!p)
+		return -ENOMEM;
+	canary_sink = READ_ONCE(p[16]);
+	kfree(p);
 	return -EAGAIN;
 }
 module_init(canary_init);
