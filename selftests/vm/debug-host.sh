@@ -14,8 +14,8 @@
 #   live       live.sh's kmod cases (every kmod* case it has): live
 #              migrations with --tracker kmod (4 KiB and 2 MiB shmem folios,
 #              churn, holes, madvise, pwrite, short-lived mappings)
-#   kvm        kvm.sh ko=: a nested KVM guest's RAM harvested and migrated
-#              through the module
+#   kvm        kvm.sh ko= downtime=5000: a nested KVM guest's RAM harvested
+#              and migrated through the module
 #
 # Every other run's kernel console log (selftests/build/debug/kernel-RUN.log) is
 # scanned for what the checkers print: KASAN and UBSAN reports, lockdep
@@ -213,7 +213,8 @@ for r in $runs; do
 		;;
 	kvm)
 		KERNEL=$kernel KVER=$kver KMODDIR=$kmoddir VM_KLOG=$klog VM_TIMEOUT=$limit \
-			sh "$here/run-in-vm.sh" -v "$here/kvm.sh" "ko=$ko" >"$out/kvm.out" 2>&1
+			sh "$here/run-in-vm.sh" -v "$here/kvm.sh" "ko=$ko" downtime=5000 \
+			>"$out/kvm.out" 2>&1
 		st=$?
 		grep -E '^[a-z]+ (error|skip)|cmp differ|pattern BAD|-rc [1-9]|^run-in-vm' "$out/kvm.out" |
 			sed 's/^/# kvm: /'
