@@ -4,6 +4,9 @@
 #                 between two network namespaces (scripts/demo.sh --cold: the cold one)
 #   make check    install what is missing, build, run every selftest
 #   make vmcheck  only the tests that boot Debian's kernels in a VM (lmig.ko, soft-dirty)
+#   make vmcheck-debug  lmig.ko's tests and kmod stress cases in a VM booting a
+#                 6.1 kernel built with KASAN and lockdep (built once, cached;
+#                 selftests/vm/README.md)
 #   make bench    benchmark tables (Documentation/benchmarks.md explains them)
 #   make reliability  kill -9 in every phase and faults on the wire, counted
 #                 (Documentation/reliability.md; RELIABILITY_QUICK=1 for a short run)
@@ -34,6 +37,11 @@ vmcheck: deps-check user
 	@$(MAKE) -C selftests --no-print-directory all
 	@cd selftests && LMIG="$(CURDIR)/user/lmig" sh run.sh $(addprefix build/,$(VMTESTS))
 
+# lmig.ko under KASAN, lockdep, DEBUG_VM: not in `make check` (the first
+# build of the kernel takes long on a small machine).
+vmcheck-debug: deps-debug user
+	@sh selftests/vm/debug-host.sh
+
 bench: deps-bench user
 	@sh bench/run.sh
 	@sh bench/tracker.sh | tee -a bench/results-latest.md
@@ -58,4 +66,4 @@ clean:
 	@$(MAKE) -C bpf --no-print-directory clean
 	@$(MAKE) -C selftests --no-print-directory clean
 
-.PHONY: all user demo check vmcheck bench reliability fuzz clean
+.PHONY: all user demo check vmcheck vmcheck-debug bench reliability fuzz clean

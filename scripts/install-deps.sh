@@ -19,12 +19,15 @@ check="$check python3"
 # fuzz/: clang's libFuzzer runtime (and its sanitizers) for the harnesses.
 check="$check libclang-rt-14-dev"
 bench="$check iperf3 jq"
+# make vmcheck-debug builds a debug kernel from linux-source-6.1.
+debug="$check bc flex bison libelf-dev libssl-dev util-linux"
 
 case "${1:-check}" in
 build) want=$build ;;
 check) want=$check ;;
 bench|demo) want=$bench ;;
-*) echo "usage: $0 [build|check|bench|demo]" >&2; exit 2 ;;
+debug) want=$debug ;;
+*) echo "usage: $0 [build|check|bench|demo|debug]" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -40,7 +40,11 @@
 #   ratekmod kmod JSON      lmig dirtyrate --tracker kmod on another guest
 #   ratekmod halted ...     writing RATE pages/s, and that guest's report
 #
-# Usage: kvm.sh [ko=PATH] [RATE]   (the guest's pages per second, default 1024)
+# downtime=MS gives the migrations send --downtime-ms MS (a slower kernel:
+# the debug kernel of debug-host.sh).
+#
+# Usage: kvm.sh [ko=PATH] [downtime=MS] [RATE]   (the guest's pages per second,
+#                                                default 1024)
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -51,9 +55,11 @@ vmm=$repo/selftests/build/kvm_vmm
 harvest=$repo/selftests/build/kvm_harvest
 ko=""
 rate=1024
+downtime=""
 for a in "$@"; do
 	case $a in
 	ko=*) ko=${a#ko=} ;;
+	downtime=*) downtime=${a#downtime=} ;;
 	*) rate=$a ;;
 	esac
 done
@@ -226,7 +232,8 @@ live_case() { # TAG TRACKER
 		# Past its own --timeout: say where it and the VMM are, end it.
 		HANG_ALSO=$vpid bounded "$tag" 90 "$lmig" send --mem "$mem" --pid "$vpid" \
 			--freeze signal --tracker "$2" --to "127.0.0.1:$(cat "$tmp/port")" \
-			--timeout 60 --json --no-progress >"$tmp/send.json" 2>"$tmp/send.err" || rc=$?
+			--timeout 60 ${downtime:+--downtime-ms "$downtime"} --json --no-progress \
+			>"$tmp/send.json" 2>"$tmp/send.err" || rc=$?
 		rrc=0
 		wait_bounded "$tag" 70 "$rpid" || rrc=$?
 		echo "$tag send-rc $rc"

@@ -59,7 +59,10 @@
 #   NAME dirty JSON      the writer's report when it exits
 #   NAME error TEXT      a case that could not run
 #
-# Usage: live.sh [CASE...]   (default: shared anon anon-thp churn holes madvise pwrite
+# downtime=MS before the cases gives send --downtime-ms MS in those that do
+# not set their own (a slower kernel: the debug kernel of debug-host.sh).
+#
+# Usage: live.sh [downtime=MS] [ko=PATH] [CASE...]   (default: shared anon anon-thp churn holes madvise pwrite
 #                             anon-madvise)
 set -u
 
@@ -148,7 +151,8 @@ live_case() { # NAME MEM-SPEC TRACKER THP [SEND-OPTION...]
 	rc=0
 	# Past its own --timeout: say where it and the writer are, end it.
 	HANG_ALSO=$dpid bounded "$name" 90 "$lmig" send --mem "$mem" --pid "$dpid" \
-		--freeze signal --tracker "$tracker" --to "127.0.0.1:$port" --timeout 60 "$@" \
+		--freeze signal --tracker "$tracker" --to "127.0.0.1:$port" --timeout 60 \
+		${downtime:+--downtime-ms "$downtime"} "$@" \
 		--json --no-progress >"$d/send.json" 2>"$d/send.err" || rc=$?
 	rrc=0
 	wait_bounded "$name" 70 "$rpid" || rrc=$?
@@ -186,6 +190,7 @@ shmem0=$(sed 's/.*\[\(.*\)\].*/\1/' "$shmem" 2>/dev/null || true)
 [ $# -gt 0 ] || set -- shared anon anon-thp churn holes madvise pwrite anon-madvise
 for c in "$@"; do
 	case $c in
+	downtime=*) downtime=${c#downtime=} ;;
 	ko=*)
 		if ! insmod "${c#ko=}" 2>"$tmp/insmod.err"; then
 			echo "kmod error insmod ${c#ko=}: $(one_line "$tmp/insmod.err")"

@@ -15,7 +15,8 @@
 #
 # Environment: KERNEL (default: the newest /boot/vmlinuz-6.1.*), KVER (its
 # module version, default from the file name), KMODDIR (its modules,
-# default /lib/modules/KVER), VM_TIMEOUT (seconds, default
+# default /lib/modules/KVER; the guest sees them there), VM_KLOG (a file
+# to keep the kernel's console log in), VM_TIMEOUT (seconds, default
 # 300), VM_MEM (MiB, default 1024), VM_ACCEL (QEMU's -accel, default
 # tcg,thread=single), VM_KEEP=1 keeps the run directory.
 # See README.md.
@@ -62,7 +63,10 @@ fi
 [ -r "$KERNEL" ] || die 4 "cannot read the kernel $KERNEL"
 kver=${KVER:-${KERNEL##*/vmlinuz-}}
 mdir=${KMODDIR:-/lib/modules/$kver}
-[ -d "$mdir/kernel" ] || die 4 "no modules for $kver in $mdir (set KVER= or KMODDIR=)"
+# A kernel with everything built in (the debug kernel of debug-kernel.sh)
+# has no kernel/ there, only the lists modprobe reads.
+[ -d "$mdir/kernel" ] || [ -e "$mdir/modules.builtin" ] ||
+	die 4 "no modules for $kver in $mdir (set KVER= or KMODDIR=)"
 qemu=$(command -v qemu-system-x86_64) || die 4 "qemu-system-x86_64 is not installed (qemu-system-x86)"
 busybox=/bin/busybox
 [ -x "$busybox" ] || die 4 "no busybox (install busybox-static)"
@@ -83,6 +87,7 @@ mkdir -p "$build"
 
 # A module file as the guest's insmod wants it: plain ELF.
 module_copy() { # NAME DEST
+	[ -d "$mdir/kernel" ] || return 0
 	f=$(find "$mdir/kernel" -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" \
 		-o -name "$1.ko.gz" | head -n 1)
 	case $f in
@@ -122,6 +127,8 @@ fi
 run=$(mktemp -d "$build/run.XXXXXX")
 mkdir "$run/out"
 cleanup() {
+	# VM_KLOG=FILE: the kernel's console log, kept for the caller to scan.
+	[ -z "${VM_KLOG:-}" ] || tr -d '\r' <"$run/kernel.log" >"$VM_KLOG" 2>/dev/null || true
 	if [ "${VM_KEEP:-0}" = 1 ]; then
 		echo "run-in-vm: kept $run" >&2
 	else
@@ -150,6 +157,8 @@ quote() {
 	printf '\n'
 } >"$run/job"
 printf '%s\n' "$modules" >"$run/modules"
+# Modules kept elsewhere: the guest shows them as /lib/modules/RELEASE.
+[ "$mdir" = "/lib/modules/$kver" ] || (cd "$mdir" && pwd) >"$run/kmoddir"
 
 limit=${VM_TIMEOUT:-300}
 # The guest lists where its threads wait this long after it boots, before
@@ -163,7 +172,8 @@ dump=$((limit > 40 ? limit - 20 : limit / 2))
 # TCG guest can miss the boot-time check that the IO-APIC timer ticks and
 # panic.
 ksyms=$build/kallsyms-$kver
-[ -s "$ksyms" ] || : >"$run/want-kallsyms"
+# A kernel rebuilt under the same version (debug-kernel.sh) needs them anew.
+[ -s "$ksyms" ] && [ ! "$KERNEL" -nt "$ksyms" ] || : >"$run/want-kallsyms"
 # One host thread runs both vCPUs (thread=single): with a thread each
 # (MTTCG), QEMU 7.2 can leave a vCPU looping on code the other vCPU has
 # just patched, and the kernel patches its own text whenever a tracepoint
