@@ -35,6 +35,7 @@
  * shortlived, newmap, mremap, fork and dontneed writers over loopback,
  * byte-identical with the paused source.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -360,6 +361,8 @@ static int writer_start(struct writer *w, enum wcase wc, uint64_t npages, bool u
 		return -1;
 	if (w->pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* Its own group, so that the final pause stops its children too. */
+		setpgid(0, 0);
 		close(r[0]);
 		close(g[1]);
 		writer_main(wc, w->fd, npages, uffd, r[1], g[0]);
@@ -375,10 +378,58 @@ static int writer_start(struct writer *w, enum wcase wc, uint64_t npages, bool u
 	return 0;
 }
 
+/*
+ * The final pause: the writer and every process it forked (a paused
+ * source, as a VM at switch-over, writes nothing).  A group stop reaches
+ * a child being forked too; wait until each member is stopped or gone.
+ */
+static void writer_pause(struct writer *w)
+{
+	int st;
+
+	kill(-w->pid, SIGSTOP);
+	waitpid(w->pid, &st, WUNTRACED);
+	for (int tries = 0; tries < 5000; tries++) {
+		bool running = false;
+		DIR *d = opendir("/proc");
+		struct dirent *e;
+
+		while (d && (e = readdir(d))) {
+			char path[300], buf[512], *p;
+			int fd, pgrp = 0;
+			ssize_t n;
+			char state = 0;
+
+			if (e->d_name[0] < '0' || e->d_name[0] > '9')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			n = read(fd, buf, sizeof(buf) - 1);
+			close(fd);
+			if (n <= 0)
+				continue;
+			buf[n] = 0;
+			p = strrchr(buf, ')');
+			if (!p || sscanf(p + 1, " %c %*d %d", &state, &pgrp) != 2)
+				continue;
+			if (pgrp == w->pid && state != 'T' && state != 't' && state != 'Z' &&
+			    state != 'X')
+				running = true;
+		}
+		if (d)
+			closedir(d);
+		if (!running)
+			return;
+		usleep(1000);
+	}
+}
+
 static void writer_stop(struct writer *w)
 {
 	if (w->pid > 0) {
-		kill(w->pid, SIGKILL);
+		kill(-w->pid, SIGKILL);
 		waitpid(w->pid, NULL, 0);
 	}
 	if (w->go >= 0)
@@ -430,10 +481,7 @@ static int nolost(const char *tracker, const char *cname)
 	for (bool last = false; !last;) {
 		/* The final round: the writer is paused, as a VM is at switch-over. */
 		if (mono_s() - t0 > RUN_SECONDS) {
-			int st;
-
-			kill(w.pid, SIGSTOP);
-			waitpid(w.pid, &st, WUNTRACED);
+			writer_pause(&w);
 			last = true;
 		}
 		memset(bitmap, 0, bitmap_words(npages) * 8);
