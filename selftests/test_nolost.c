@@ -380,15 +380,18 @@ static int writer_start(struct writer *w, enum wcase wc, uint64_t npages, bool u
 
 /*
  * The final pause: the writer and every process it forked (a paused
- * source, as a VM at switch-over, writes nothing).  A group stop reaches
- * a child being forked too; wait until each member is stopped or gone.
+ * source, as a VM at switch-over, writes nothing).  The writer first: in
+ * a vfork it stops only once its child has exited, which a stopped child
+ * never does.  Then the rest of its group (a group stop also reaches a
+ * child being forked), and wait until each member is stopped or gone.
  */
 static void writer_pause(struct writer *w)
 {
 	int st;
 
-	kill(-w->pid, SIGSTOP);
+	kill(w->pid, SIGSTOP);
 	waitpid(w->pid, &st, WUNTRACED);
+	kill(-w->pid, SIGSTOP);
 	for (int tries = 0; tries < 5000; tries++) {
 		bool running = false;
 		DIR *d = opendir("/proc");
