@@ -22,7 +22,7 @@ MW_SIZE=${MW_SIZE:-256Mi}
 MW_REPEAT=${MW_REPEAT:-3}
 nolost=$here/../selftests/build/test_nolost
 
-work=$(mktemp -d /tmp/lmig-mapwatch.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/lmig-mapwatch.XXXXXX")
 dpid=""
 hold=""
 cleanup() {
