@@ -91,13 +91,30 @@ static uint64_t rnd(uint64_t *x)
 	return *x;
 }
 
+/*
+ * One write of a page, in turn: to zero, to pattern A, to pattern B (so
+ * A, B, A: back to what may have been sent), and to content never seen
+ * before; a zero page then changes from zero.
+ */
 static void stamp(uint8_t *page, uint64_t index)
 {
 	uint64_t *w = (uint64_t *)page, c = *wcount + 1;
 
-	for (unsigned int i = 1; i < PAGE / 8; i++)
-		w[i] = c ^ i;
-	w[0] = index;
+	switch (c % 4) {
+	case 0:
+		memset(page, 0, PAGE);
+		break;
+	case 1:
+	case 2:
+		for (unsigned int i = 1; i < PAGE / 8; i++)
+			w[i] = (c % 4) * 0x0101010101010101ULL ^ i;
+		w[0] = index;
+		break;
+	default:
+		for (unsigned int i = 1; i < PAGE / 8; i++)
+			w[i] = c ^ i;
+		w[0] = index;
+	}
 	*wcount = c;
 }
 
