@@ -101,7 +101,7 @@ dev=$(df "$disk" | awk 'NR == 2 { print $1 }')
 
 # The stream replayer, built against this tree.
 ${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -I"$top/include" -I"$top/user" -o "$work/replay" \
-	"$here/replay.c" "$top/user/codec.c" "$top/user/wire.c" "$top/user/err.c" \
+	"$here/replay.c" "$top/user/chan/codec.c" "$top/user/chan/wire.c" "$top/user/lib/err.c" \
 	-llz4 -lxxhash -lpthread || die "cannot build replay.c"
 
 img=$shm/binary.img

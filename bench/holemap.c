@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * holemap: what the trackers' object check costs per harvest on a shared
- * object (user/track.c): the data/hole map walk (track_data_map()) of a
+ * object (user/live/track.c): the data/hole map walk (track_data_map()) of a
  * memfd of SIZE bytes, fully data and with holes punched, next to a read
  * and hash of every data page (what a harvest adds when the object's
  * timestamps changed).
@@ -19,10 +19,10 @@
 
 #include <lmig/wire.h>
 
-#include "clock.h"
-#include "codec.h"
-#include "err.h"
-#include "track.h"
+#include "lib/clock.h"
+#include "chan/codec.h"
+#include "lib/err.h"
+#include "live/track.h"
 
 #define PAGE	LMIG_PAGE_SIZE
 #define CHUNK	(1 << 20)

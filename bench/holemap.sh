@@ -22,10 +22,10 @@ probes_ldlibs=$(sed -n 's/^PROBES_LDLIBS := //p' "$top/bpf/build/probes.mk")
 # shellcheck disable=SC2086
 ${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -I"$top/include" -I"$top/user" -I"$top/bpf" \
 	$probes_cflags -o "$work/holemap" \
-	"$here/holemap.c" "$top/user/track.c" "$top/user/track_scan.c" \
-	"$top/user/track_uffd.c" "$top/user/track_softdirty.c" "$top/user/track_kmod.c" \
-	"$top/user/mapwatch.c" "$top/user/mapwatch_policy.c" \
-	"$top/user/procfs.c" "$top/user/codec.c" "$top/user/err.c" -llz4 -lxxhash -lm \
+	"$here/holemap.c" "$top/user/live/track.c" "$top/user/live/track_scan.c" \
+	"$top/user/live/track_uffd.c" "$top/user/live/track_softdirty.c" "$top/user/live/track_kmod.c" \
+	"$top/user/live/mapwatch.c" "$top/user/live/mapwatch_policy.c" \
+	"$top/user/host/procfs.c" "$top/user/chan/codec.c" "$top/user/lib/err.c" -llz4 -lxxhash -lm \
 	$probes_ldlibs ||
 	{ echo "holemap.sh: cannot build holemap.c" >&2; exit 1; }
 echo

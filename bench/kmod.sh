@@ -84,10 +84,10 @@ probes_ldlibs=$(sed -n 's/^PROBES_LDLIBS := //p' "$repo/bpf/build/probes.mk")
 # shellcheck disable=SC2086
 ${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -Wall -I"$repo/include" -I"$repo/user" \
 	-I"$repo/bpf" $probes_cflags \
-	-o "$work/kmod_harvest" "$here/kmod_harvest.c" "$repo/user/track.c" \
-	"$repo/user/track_kmod.c" "$repo/user/track_softdirty.c" "$repo/user/track_scan.c" \
-	"$repo/user/track_uffd.c" "$repo/user/mapwatch.c" "$repo/user/mapwatch_policy.c" \
-	"$repo/user/codec.c" "$repo/user/err.c" "$repo/user/procfs.c" \
+	-o "$work/kmod_harvest" "$here/kmod_harvest.c" "$repo/user/live/track.c" \
+	"$repo/user/live/track_kmod.c" "$repo/user/live/track_softdirty.c" "$repo/user/live/track_scan.c" \
+	"$repo/user/live/track_uffd.c" "$repo/user/live/mapwatch.c" "$repo/user/live/mapwatch_policy.c" \
+	"$repo/user/chan/codec.c" "$repo/user/lib/err.c" "$repo/user/host/procfs.c" \
 	-llz4 -lxxhash -lm $probes_ldlibs
 
 t0=$(date +%s)

@@ -38,9 +38,9 @@
 
 #include <lmig/wire.h>
 
-#include "codec.h"
-#include "err.h"
-#include "track.h"
+#include "chan/codec.h"
+#include "lib/err.h"
+#include "live/track.h"
 
 #define PAGE	4096ULL
 #define HUGE	(2ULL << 20)

@@ -29,8 +29,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "codec.h"
-#include "wire.h"
+#include "chan/codec.h"
+#include "chan/wire.h"
 
 #define PAGE	LMIG_PAGE_SIZE
 

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Mapping changes of one process, for the dirty trackers that read its
- * page tables (user/track_softdirty.c, user/track_uffd.c).  Those trackers
+ * page tables (user/live/track_softdirty.c, user/live/track_uffd.c).  Those trackers
  * lose what a page table entry knew when the entry goes away: a mapping
  * created and removed between two harvests, moved by mremap, or zapped by
  * madvise takes its soft-dirty bit or its written state with it.  This
  * program counts every request that can do that, so a harvest that sees
  * the count move compares the object's pages with what was sent instead
- * of trusting the bits (user/mapwatch.c, track.c).
+ * of trusting the bits (user/live/mapwatch.c, track.c).
  *
  * What is counted, for the watched process (its threads, and any task
  * sharing its address space: vfork children, io_uring workers):

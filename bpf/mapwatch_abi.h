@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * What bpf/mapwatch.bpf.c counts, shared with user/mapwatch.c.  Counters
+ * What bpf/mapwatch.bpf.c counts, shared with user/live/mapwatch.c.  Counters
  * only grow; the reader compares them with its previous read.
  */
 #ifndef LMIG_MAPWATCH_ABI_H

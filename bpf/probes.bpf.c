@@ -2,7 +2,7 @@
 /*
  * lmig's probes: per process and per thread, user page faults (and write
  * faults), KVM guest page faults and exits, and run-queue delay, counted
- * in kernel maps that user space reads (user/probes.c) and bpftool dumps.
+ * in kernel maps that user space reads (user/host/probes.c) and bpftool dumps.
  *
  * Raw tracepoints only: they need neither tracefs nor fentry, and their
  * arguments are the kernel's own (a task_struct read with CO-RE), not a

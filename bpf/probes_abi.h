@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * What probes.bpf.c and user/probes.c share: the map values.  Every
+ * What probes.bpf.c and user/host/probes.c share: the map values.  Every
  * counter only grows; user space takes differences between two reads.
  * Keys are pids (tgid, tid) in lmig's own pid namespace.
  */
@@ -8,7 +8,7 @@
 #define LMIG_PROBES_ABI_H
 
 /*
- * Map sizes (the per-CPU ones may be made smaller at load: user/probes.c).
+ * Map sizes (the per-CPU ones may be made smaller at load: user/host/probes.c).
  * The maps are LRU: a process or thread pushed out is counted anew.
  */
 #define PROBES_MAX_THREADS	32768

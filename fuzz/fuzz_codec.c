@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The page codec's decoding side (user/codec.c): what a receiver does
+ * The page codec's decoding side (user/chan/codec.c): what a receiver does
  * with an lz4 page from the wire, and the zero-page test.
  *
  * Input: lz4 block data as a sender would put in an LMIG_ENC_LZ4 page.
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "chan/codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {

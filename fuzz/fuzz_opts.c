@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The command-line value parsers (user/opts.c) and the endpoint parser of
+ * The command-line value parsers (user/lib/parse.c) and the endpoint parser of
  * `lmig pipe`/`proxy` (stream_common.c's sendpoint_parse()).
  *
  * Input: one selector byte, then the string (cut at the first NUL).
@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "opts.h"
-#include "stream.h"
+#include "lib/err.h"
+#include "lib/parse.h"
+#include "stream/stream.h"
 
 static void check_err(int rc)
 {

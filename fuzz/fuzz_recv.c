@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The page receiver (`lmig recv`, user/xfer_recv.c) as it runs: the real
- * xfer_recv() in a thread, listening on 127.0.0.1 port 0 and writing its
+ * The page receiver (`lmig recv`, user/image/image_recv.c) as it runs: the real
+ * image_recv() in a thread, listening on 127.0.0.1 port 0 and writing its
  * image into a private tmpfs directory, fed over loopback TCP by this
  * harness.  Its frame and descriptor decoder, its io_uring receive and
  * write paths, the handshake, the round barrier and the commit are all
@@ -41,12 +41,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "codec.h"
-#include "err.h"
+#include "chan/codec.h"
+#include "lib/err.h"
 #include "loop.h"
-#include "tls.h"
-#include "wire.h"
-#include "xfer.h"
+#include "chan/tls.h"
+#include "chan/wire.h"
+#include "image/image.h"
 
 #define MAX_IMAGE	(1U << 20)
 #define MAX_PAGES	(MAX_IMAGE / LMIG_PAGE_SIZE)
@@ -221,7 +221,7 @@ static void fix_stream(uint8_t *b, size_t len, unsigned int c, unsigned int flag
 
 static int run_recv(void *arg, int ready_fd)
 {
-	struct xfer_stats *st = arg;
+	struct image_stats *st = arg;
 	struct recv_opts o = {
 		.listen = "127.0.0.1:0",
 		.out = out,
@@ -231,7 +231,7 @@ static int run_recv(void *arg, int ready_fd)
 		.tls = with_tls ? &tls_srv : NULL,
 	};
 
-	return xfer_recv(&o, st);
+	return image_recv(&o, st);
 }
 
 /* With one channel the stream says exactly what each page ends up as. */
@@ -278,7 +278,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 {
 	static struct model m;
-	struct xfer_stats st = { 0 };
+	struct image_stats st = { 0 };
 	struct loop_thread t;
 	struct loop_in in;
 	unsigned int flags, nconn;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * The stream receiver (`lmig proxy recv` and `lmig pipe recv`,
- * user/stream_recv.c) as it runs: the real stream_recv() in a thread,
+ * user/stream/stream_recv.c) as it runs: the real stream_recv() in a thread,
  * listening on 127.0.0.1 port 0, fed over loopback TCP by this harness.
  * Its destinations are drained by a thread here: with flag bit 4 clear
  * they are connections to a unix socket (proxy: one per stream), with it
@@ -39,12 +39,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "lib/err.h"
 #include "loop.h"
-#include "stream.h"
-#include "tls.h"
-#include "wire.h"
-#include "xxh.h"
+#include "stream/stream.h"
+#include "chan/tls.h"
+#include "chan/wire.h"
+#include "lib/xxh.h"
 
 enum { KEEP_CSUM = 1, KEEP_HASH = 2, KEEP_COUNT = 4, KEEP_SEQ = 8, PIPE = 16, TLS = 32 };
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The userspace TLS record path (user/tls.c): tls_seal() on one end,
+ * The userspace TLS record path (user/chan/tls.c): tls_seal() on one end,
  * tls_open_feed()/tls_open_read() (the receivers' path) or
  * tls_open_msgs() (the sender reading replies) on the other.
  *
@@ -12,7 +12,7 @@
  *   byte 0   bit 0: direction (0: sender seals, receiver opens with
  *            tls_open_feed/read; 1: receiver seals 120-byte replies, the
  *            sender opens them with tls_open_msgs); bit 1: open in place,
- *            as xfer_recv.c does (plaintext written TLS_SLACK before the
+ *            as image_recv.c does (plaintext written TLS_SLACK before the
  *            records still to be read, in the same buffer)
  *   ops      u8 op, le16 arg, then per op:
  *            0 SEAL  arg bytes of plaintext follow: sealed onto the wire
@@ -38,11 +38,11 @@
 
 #include <lmig/wire.h>
 
-#include "err.h"
+#include "lib/err.h"
 #include "loop.h"
-#include "tls.h"
+#include "chan/tls.h"
 
-#define SLACK		(32 * 1024)	/* xfer_recv.c's TLS_SLACK */
+#define SLACK		(32 * 1024)	/* image_recv.c's TLS_SLACK */
 #define MSG_LEN		sizeof(struct lmig_result)
 #define WIRE_MAX	(4 << 20)
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The fixed-size messages of the handshake and the replies (user/wire.c,
+ * The fixed-size messages of the handshake and the replies (user/chan/wire.c,
  * and the stream transport's frame and reply checks in stream_common.c).
  *
  * Input: one selector byte, then the message.  Bit 7 of the selector
@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "stream.h"
-#include "wire.h"
+#include "lib/err.h"
+#include "stream/stream.h"
+#include "chan/wire.h"
 
 #define CSUM_FIX(p, type) \
 	((p)->checksum = htole64(wire_checksum(p, sizeof(type), offsetof(type, checksum))))

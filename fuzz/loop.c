@@ -20,9 +20,9 @@
 
 #include <lmig/wire.h>
 
-#include "err.h"
+#include "lib/err.h"
 #include "loop.h"
-#include "tls.h"
+#include "chan/tls.h"
 
 void loop_split(const uint8_t *d, size_t n, struct loop_in *in)
 {

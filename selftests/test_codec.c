@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests of user/codec.c (what a page becomes on the wire) and of the
- * command-line value parsers in user/opts.c.
+ * Unit tests of user/chan/codec.c (what a page becomes on the wire) and of the
+ * command-line value parsers in user/lib/parse.c.
  */
 #include <endian.h>
 #include <lz4.h>
@@ -11,9 +11,9 @@
 
 #include "kselftest_harness.h"
 
-#include "codec.h"
-#include "err.h"
-#include "opts.h"
+#include "chan/codec.h"
+#include "lib/err.h"
+#include "lib/parse.h"
 
 #define PAGE	LMIG_PAGE_SIZE
 

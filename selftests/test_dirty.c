@@ -45,7 +45,7 @@ FIXTURE_TEARDOWN(dirty)
 	scratch_remove(self->dir);
 }
 
-/* The counter pattern, as documented in user/dirty.c. */
+/* The counter pattern, as documented in user/workload/dirty_mem.c. */
 static uint64_t mix64(uint64_t x)
 {
 	x += 0x9e3779b97f4a7c15ULL;

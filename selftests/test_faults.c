@@ -26,8 +26,8 @@
 
 #include "kselftest_harness.h"
 
-#include "err.h"
-#include "wire.h"
+#include "lib/err.h"
+#include "chan/wire.h"
 
 #include "lib/files.h"
 #include "lib/jfield.h"

@@ -48,9 +48,9 @@
 
 #include "kselftest_harness.h"
 
-#include "codec.h"
-#include "err.h"
-#include "wire.h"
+#include "chan/codec.h"
+#include "lib/err.h"
+#include "chan/wire.h"
 
 #include "lib/files.h"
 #include "lib/jfield.h"

@@ -58,10 +58,10 @@
 
 #include "kselftest_harness.h"
 
-#include "codec.h"
-#include "err.h"
-#include "track.h"
-#include "uapi_compat.h"
+#include "chan/codec.h"
+#include "lib/err.h"
+#include "live/track.h"
+#include "lib/uapi_compat.h"
 #include "lib/jfield.h"
 #include "lib/proc.h"
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests of user/policy.c, the --compress auto decision, fed windows
+ * Unit tests of user/chan/policy.c, the --compress auto decision, fed windows
  * of a transfer with chosen rates so that each case is exact and
  * repeatable: what the engine tells the policy (bytes taken in and put on
  * the wire, time blocked on the network, time waiting for input, samples
@@ -17,7 +17,7 @@
  *                               lz4 never pays, never chosen
  *   fixed_modes                 none and lz4 are never changed
  *
- * And of user/mapwatch_policy.c, the mapping watch's verdicts, on chosen
+ * And of user/live/mapwatch_policy.c, the mapping watch's verdicts, on chosen
  * counter samples:
  *
  *   mapwatch_first_primes       the sample taken at start says clean
@@ -30,8 +30,8 @@
  */
 #include "kselftest_harness.h"
 
-#include "mapwatch.h"
-#include "policy.h"
+#include "live/mapwatch.h"
+#include "chan/policy.h"
 
 #define WIN	0.05		/* a window a little over the policy's */
 

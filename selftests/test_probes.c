@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The eBPF probes (bpf/probes.bpf.c, user/probes.c) and the commands on
+ * The eBPF probes (bpf/probes.bpf.c, user/host/probes.c) and the commands on
  * them, on this kernel, as root:
  *
  * - a process that writes N fresh pages is counted N to 1.1 N write faults;
@@ -57,8 +57,8 @@
 #include "probes.skel.h"
 #endif
 
-#include "probes.h"
-#include "tracemark.h"
+#include "host/probes.h"
+#include "host/tracemark.h"
 #include "lib/jfield.h"
 #include "lib/proc.h"
 

@@ -37,10 +37,10 @@
 
 #include "kselftest_harness.h"
 
-#include "codec.h"
-#include "err.h"
-#include "recv_decode.h"
-#include "wire.h"
+#include "chan/codec.h"
+#include "lib/err.h"
+#include "image/image_decode.h"
+#include "chan/wire.h"
 
 #include "lib/files.h"
 #include "lib/jfield.h"
@@ -366,7 +366,7 @@ TEST_F(decode, rounds)
 }
 
 /*
- * The workers' wake rule, on the decoder itself (user/recv_decode.c):
+ * The workers' wake rule, on the decoder itself (user/image/image_decode.c):
  * they write the eventfd when a write run's worth of pages is back or
  * when no job is left to take, not after every batch.  Whatever the count
  * of jobs queued at once (fewer than a run, exactly one, many runs), every

@@ -50,7 +50,7 @@
 #include "kselftest_harness.h"
 
 #include <lmig/stream.h>
-#include "wire.h"
+#include "chan/wire.h"
 
 #include "lib/files.h"
 #include "lib/jfield.h"

@@ -29,8 +29,8 @@
 #include "lib/jfield.h"
 #include "lib/proc.h"
 
-#include "err.h"
-#include "track.h"
+#include "lib/err.h"
+#include "live/track.h"
 
 #define PAGE	4096ULL
 #define MiB	(1024ULL * 1024)

@@ -34,8 +34,8 @@
 
 #include "kselftest_harness.h"
 
-#include "err.h"
-#include "track.h"
+#include "lib/err.h"
+#include "live/track.h"
 #include "lib/jfield.h"
 #include "lib/proc.h"
 #include "lib/vm.h"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests of user/wire.c: the handshake, commit and frame structures
+ * Unit tests of user/chan/wire.c: the handshake, commit and frame structures
  * of include/lmig/wire.h, as built and checked by both engines.
  */
 #include <stddef.h>
@@ -10,8 +10,8 @@
 
 #include "kselftest_harness.h"
 
-#include "err.h"
-#include "wire.h"
+#include "lib/err.h"
+#include "chan/wire.h"
 
 #define CSUM(p, type)	wire_checksum(p, sizeof(type), offsetof(type, checksum))
 

@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * lmig dirtyrate: how fast is this memory being written?  The question to
+ * ask before a live migration (QEMU's calc-dirty-rate asks it of a guest):
+ * pre-copy converges only while the link outruns the dirty rate.
+ *
+ * It runs the live engine's harvest loop without sending: take the
+ * content's hashes, then every interval harvest the pages written since,
+ * count them, and take their new hashes as the live engine would after
+ * sending them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmig/wire.h>
+
+#include "lib/clock.h"
+#include "cli/cmd.h"
+#include "chan/codec.h"
+#include "lib/err.h"
+#include "lib/json.h"
+#include "lib/parse.h"
+#include "live/track.h"
+
+#define MAX_COUNT	3600
+
+struct interval {
+	uint64_t dirty;
+	double secs, harvest_s;
+};
+
+void usage_dirtyrate(void)
+{
+	printf("Usage: lmig dirtyrate --mem PATH [--tracker NAME] [--interval MS] [--count N]\n"
+	       "                      [--json]\n"
+	       "       lmig dirtyrate --pid PID --mem anon:START-END [...]\n"
+	       "       lmig dirtyrate --pid PID --mem PATH --tracker uffd|soft-dirty [...]\n"
+	       "\n"
+	       "Measure how fast a memory image is being written: every interval, the\n"
+	       "pages written since the previous one are harvested with a dirty tracker\n"
+	       "and counted (a page written twice counts once, as in a migration round).\n"
+	       "\n"
+	       "  -m, --mem PATH          a shared memory object: a tmpfs/shm file, a\n"
+	       "                          regular file, or /proc/PID/fd/N of a memfd;\n"
+	       "                          or anon:START-END, a range of the private memory\n"
+	       "                          of --pid (hex, as in /proc/PID/maps)\n"
+	       "  -p, --pid PID           the process whose anon: memory is measured; with\n"
+	       "                          a shared object, the process that writes it (the\n"
+	       "                          uffd and soft-dirty trackers read its page tables)\n"
+	       "  -t, --tracker NAME      %s (default auto)\n"
+	       "      --object-writes any|mapped\n"
+	       "                          as for lmig send: mapped vouches that the object\n"
+	       "                          changes only through mappings and holes, so the\n"
+	       "                          kmod, soft-dirty and uffd trackers need not compare\n"
+	       "                          every page after its timestamps changed\n"
+	       "  -i, --interval MS       length of one interval in ms (default 1000)\n"
+	       "  -n, --count N           intervals to measure (default 3)\n"
+	       "  -j, --json              one JSON object with the result on stdout\n"
+	       "  -h, --help              this help\n"
+	       "\n"
+	       "Exit status: 0 measured, 1 failed, 2 bad usage.\n", tracker_names());
+}
+
+/* Hashes of the current content: the baseline the first interval is measured against. */
+static int hash_all(const struct track_target *tg, uint64_t *hashes, uint64_t npages)
+{
+	enum { CHUNK_PAGES = 256 };
+	uint8_t *buf = aligned_alloc(LMIG_PAGE_SIZE, CHUNK_PAGES * LMIG_PAGE_SIZE);
+	int ret = 0;
+
+	if (!buf)
+		return lmig_err("out of memory");
+	for (uint64_t p = 0; p < npages && !ret; p += CHUNK_PAGES) {
+		unsigned int n = npages - p < CHUNK_PAGES ? npages - p : CHUNK_PAGES;
+
+		ret = track_read(tg, p * LMIG_PAGE_SIZE, buf, (size_t)n * LMIG_PAGE_SIZE);
+		for (unsigned int i = 0; i < n && !ret; i++)
+			hashes[p + i] = codec_page_hash(buf + (size_t)i * LMIG_PAGE_SIZE);
+	}
+	free(buf);
+	return ret;
+}
+
+/* Take the new hashes of the harvested pages, as sending them would. */
+static int rehash(const struct track_target *tg, uint64_t *hashes, const uint64_t *bitmap,
+		  uint64_t npages)
+{
+	uint8_t page[LMIG_PAGE_SIZE] __attribute__((aligned(64)));
+
+	for (uint64_t p = 0; p < npages; p++) {
+		if (!bitmap_test(bitmap, p))
+			continue;
+		if (track_read(tg, p * LMIG_PAGE_SIZE, page, sizeof(page)))
+			return -1;
+		hashes[p] = codec_page_hash(page);
+	}
+	return 0;
+}
+
+/* tg: fd -1, pid, and for anon: memory start and size already parsed. */
+static int open_target(const char *mem, struct track_target *tg)
+{
+	struct stat sb;
+
+	if (!strncmp(mem, "anon:", 5)) {
+		char maps[64];
+		pid_t pid = tg->pid;
+
+		/* Fail early, with the cause, if the process is gone or not ours to read. */
+		snprintf(maps, sizeof(maps), "/proc/%d/mem", (int)pid);
+		if (access(maps, R_OK))
+			return lmig_err_errno(errno, "cannot read the memory of process %d", (int)pid);
+		return 0;
+	}
+	tg->fd = open(mem, O_RDONLY | O_CLOEXEC);
+	if (tg->fd < 0)
+		return lmig_err_errno(errno, "cannot open %s", mem);
+	if (fstat(tg->fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size == 0)
+		return lmig_err("%s is not a non-empty regular file, shm file or memfd", mem);
+	tg->size = sb.st_size;
+	return 0;
+}
+
+static int measure(const char *mem, struct track_target tg, const char *tname,
+		   unsigned int interval_ms, unsigned int count, struct interval *iv, struct tracker *t, char *why,
+		   size_t whylen, uint64_t *size, const char **picked)
+{
+	uint64_t *hashes = NULL, *bitmap = NULL, npages;
+	int ret = -1;
+
+	if (open_target(mem, &tg))
+		goto out;
+	*size = tg.size;
+	npages = (tg.size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE;
+	hashes = calloc(npages, sizeof(*hashes));
+	bitmap = calloc(bitmap_words(npages), sizeof(*bitmap));
+	if (!hashes || !bitmap) {
+		lmig_err("out of memory for %llu pages", (unsigned long long)npages);
+		goto out;
+	}
+	tg.sent = hashes;
+	codec_init();
+	if (hash_all(&tg, hashes, npages) || tracker_open(t, tname, &tg, why, whylen))
+		goto out;
+	*picked = t->ops->name;
+	for (unsigned int i = 0; i < count; i++) {
+		double t0 = now_s(), h0;
+		struct timespec ts = { interval_ms / 1000, (interval_ms % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+		memset(bitmap, 0, bitmap_words(npages) * sizeof(*bitmap));
+		h0 = t->harvest_s;
+		if (tracker_harvest(t, bitmap))
+			goto out_close;
+		iv[i].harvest_s = t->harvest_s - h0;
+		iv[i].secs = now_s() - t0;
+		iv[i].dirty = bitmap_count(bitmap, npages);
+		if (rehash(&tg, hashes, bitmap, npages))
+			goto out_close;
+	}
+	ret = 0;
+out_close:
+	tracker_close(t);
+out:
+	free(hashes);
+	free(bitmap);
+	if (tg.fd >= 0)
+		close(tg.fd);
+	return ret;
+}
+
+static void report(const struct tracker *t, const char *name, const struct interval *iv,
+		   unsigned int count, uint64_t size, const char *why, bool ok, bool json)
+{
+	double dirty = 0, secs = 0, hs = 0;
+
+	for (unsigned int i = 0; ok && i < count; i++) {
+		dirty += iv[i].dirty * (double)LMIG_PAGE_SIZE;
+		secs += iv[i].secs;
+		hs += iv[i].harvest_s;
+	}
+	if (json) {
+		struct json_obj j;
+		char key[32];
+
+		json_begin(&j);
+		json_str(&j, "role", "dirtyrate");
+		json_str(&j, "status", ok ? "completed" : "failed");
+		if (!ok)
+			json_str(&j, "error", lmig_errmsg());
+		json_str(&j, "tracker", name);
+		if (why && why[0])
+			json_str(&j, "tracker_why", why);
+		json_u64(&j, "bytes_total", size);
+		json_u64(&j, "intervals", ok ? count : 0);
+		json_dbl(&j, "dirty_mbps", secs > 0 ? dirty / secs / 1e6 : 0, 2);
+		json_dbl(&j, "harvest_ms", ok && count ? hs / count * 1000 : 0, 2);
+		/* Memory a scan reads per second of harvesting. */
+		json_dbl(&j, "harvest_gbps", hs > 0 && t->bytes_read ? t->bytes_read / hs / 1e9 : 0, 2);
+		for (unsigned int i = 0; ok && i < count; i++) {
+			snprintf(key, sizeof(key), "dirty_pages_%u", i);
+			json_u64(&j, key, iv[i].dirty);
+		}
+		json_end(&j, stdout);
+		return;
+	}
+	if (!ok)
+		return;
+	for (unsigned int i = 0; i < count; i++)
+		printf("interval %u: %llu pages dirty in %.3f s (%.2f MB/s), harvest %.1f ms\n", i,
+		       (unsigned long long)iv[i].dirty, iv[i].secs,
+		       iv[i].dirty * (double)LMIG_PAGE_SIZE / iv[i].secs / 1e6,
+		       iv[i].harvest_s * 1000);
+	printf("dirty rate %.2f MB/s over %.1f s, tracker %s%s%s%s\n", dirty / secs / 1e6, secs,
+	       name, why && why[0] ? " (" : "", why && why[0] ? why : "", why && why[0] ? ")" : "");
+}
+
+int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
+{
+	static const struct option lo[] = {
+		{ "mem", required_argument, NULL, 'm' },
+		{ "tracker", required_argument, NULL, 't' },
+		{ "object-writes", required_argument, NULL, 'W' },
+		{ "pid", required_argument, NULL, 'p' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 } };
+	const char *mem = NULL, *tname = "auto", *picked = NULL;
+	struct track_target tg = { .fd = -1 };
+	unsigned long interval = 1000, count = 3, pid = 0;
+	struct interval *iv;
+	struct tracker t = { 0 };
+	uint64_t size = 0;
+	char why[1024] = "";
+	int opt, ret;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":m:t:p:i:n:jh", lo, NULL)) != -1) {
+		switch (opt) {
+		case 'm': mem = optarg; break;
+		case 't': tname = optarg; break;
+		case 'W':
+			if (strcmp(optarg, "any") && strcmp(optarg, "mapped"))
+				return usage_error("dirtyrate", "--object-writes: '%s' is not any or mapped",
+						   optarg);
+			tg.mapped_writes_only = !strcmp(optarg, "mapped");
+			break;
+		case 'p':
+			if (parse_uint("--pid", optarg, 1, 1UL << 22, &pid))
+				return usage_error("dirtyrate", "%s", lmig_errmsg());
+			break;
+		case 'i':
+			if (parse_uint("--interval", optarg, 10, 3600000, &interval))
+				return usage_error("dirtyrate", "%s", lmig_errmsg());
+			break;
+		case 'n':
+			if (parse_uint("--count", optarg, 1, MAX_COUNT, &count))
+				return usage_error("dirtyrate", "%s", lmig_errmsg());
+			break;
+		case 'j': g->json = true; break;
+		case 'h': usage_dirtyrate(); return EXIT_OK;
+		case ':': return usage_error("dirtyrate", "option '%s' needs a value", argv[optind - 1]);
+		default: return usage_error("dirtyrate", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("dirtyrate", "unexpected argument '%s'", argv[optind]);
+	if (!mem)
+		return usage_error("dirtyrate", "missing --mem PATH");
+	/* With a shared object, --pid names its writer (for uffd and soft-dirty). */
+	if (!strncmp(mem, "anon:", 5) && !pid)
+		return usage_error("dirtyrate", "--mem anon: needs --pid");
+	tg.pid = (pid_t)pid;
+	if (!strncmp(mem, "anon:", 5) && parse_anon_range("--mem", mem, &tg.start, &tg.size))
+		return usage_error("dirtyrate", "%s", lmig_errmsg());
+	if (!tracker_known(tname))
+		return usage_error("dirtyrate", "--tracker: '%s' is not one of %s", tname,
+				   tracker_names());
+	picked = tname;
+	iv = calloc(count, sizeof(*iv));
+	if (!iv)
+		return usage_error("dirtyrate", "out of memory");
+	ret = measure(mem, tg, tname, interval, count, iv, &t, why, sizeof(why), &size, &picked);
+	report(&t, picked, iv, count, size, why, ret == 0, g->json);
+	free(iv);
+	if (!ret)
+		return EXIT_OK;
+	fprintf(stderr, "lmig dirtyrate: %s\n", lmig_errmsg());
+	return EXIT_FAIL;
+}

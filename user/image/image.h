@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* The transfer engines behind `lmig send` and `lmig recv`. */
+#ifndef LMIG_IMAGE_H
+#define LMIG_IMAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sys/types.h>
+
+#include "chan/policy.h"
+
+struct tls_conf;
+
+/* One round of a live migration, as the sender saw it. */
+struct round_stat {
+	unsigned int round;
+	uint64_t dirty_pages;		/* pages this round sent (round 0: every page) */
+	double dirty_mbps;		/* pages harvested for it / time since the previous harvest */
+	uint64_t bytes_wire;		/* wire bytes of this round's frames */
+	double rate_mbps;		/* memory bytes per second the link moved (estimate) */
+	double predicted_downtime_ms;	/* if the workload were frozen after this round's harvest */
+	double harvest_ms;		/* the harvest that produced this round */
+	double start_s;			/* since the migration began */
+	bool frozen;			/* the final round, sent with the workload paused */
+	double cpu_used;		/* CPUs the workload (or its throttled threads) used before it */
+	/* eBPF probes over the same interval as dirty_mbps (-1: no probes) */
+	double faults_per_s, write_faults_per_s, guest_faults_per_s, guest_exits_per_s;
+	double steal_pct;
+	double throttle_cpus;		/* CPU limit in force during it, 0 = none */
+	double io_limit_mbps;		/* disk write limit in force, 0 = none */
+	double disk_write_mbps;		/* what the workload wrote to disk before it */
+};
+
+struct image_stats {
+	uint64_t bytes_total;		/* image size */
+	uint64_t bytes_wire;		/* everything written to / read from the sockets */
+	uint64_t pages_total, pages_zero, pages_compressed, pages_raw;
+	uint64_t frames;
+	double total_s;
+	unsigned int channels;
+	unsigned int lz4_switches;
+	unsigned int lz4_accel_max;	/* the fastest lz4 acceleration used (1 = default) */
+	bool zerocopy;			/* SEND_ZC used */
+	bool multishot;			/* multishot recv with provided buffers used */
+	const char *tls;		/* "off", "ktls", "userspace" (tls_mode()) */
+	char tls_binding[65];		/* channel 0's tls_binding(), "" without TLS */
+	uint8_t digest[16];
+	double readback_s;		/* recv --verify-readback: reading back took this, else 0 */
+	uint64_t write_ops;		/* recv: writes and hole punches submitted to the output */
+	unsigned int decode_threads;	/* recv: threads decoding lz4 pages, 0 when inline */
+	/* Live migrations. */
+	bool live;
+	unsigned int rounds;
+	bool converged;			/* the switch-over happened */
+	double downtime_s;		/* freeze -> verified commit acknowledged */
+	double freeze_s, final_harvest_s;
+	const char *tracker, *frozen;
+	/* The trackers' object check (track.c), when it ran: a file-backed target. */
+	bool object_check;
+	double object_walk_s;		/* stats and data/hole map walks, all harvests */
+	unsigned int object_rescans;	/* harvests that compared every page's content */
+	unsigned int map_rescans;	/* of them, because the mapping watch saw a change */
+	uint64_t pages_holed;		/* reported for going from data to hole */
+	const char *source_state;	/* "paused", "killed", "resumed", "running" */
+	/*
+	 * The sender's: "committed", or "unknown" when the receiver was told
+	 * to commit and its final result never came (EXIT_UNKNOWN); else NULL.
+	 */
+	const char *outcome;
+	char tracker_why[256];
+	struct round_stat *round;	/* rounds entries */
+	char probes[200];		/* "on", or why not */
+	bool throttled;
+	char throttle_note[200];	/* where it throttled, or why it could not or stopped */
+	char throttle_io_note[300];	/* where its disk writes were limited, or why not */
+};
+
+struct send_opts {
+	const char *mem;		/* image path */
+	const char *to;			/* HOST:PORT */
+	unsigned int channels;
+	enum compress_mode compress;
+	uint64_t bandwidth;		/* bytes/s, 0 = unlimited */
+	int zerocopy;			/* -1 auto, 0 off, 1 on */
+	int timeout_ms;			/* connect, handshake and stall limit */
+	bool progress;
+	bool plain_progress;		/* lines instead of a redrawn line (not a terminal) */
+	/* Live migration: pid > 0. */
+	pid_t pid;			/* the process that writes the memory */
+	const char *freeze;		/* "signal", "cgroup:DIR", "none" */
+	const char *tracker;		/* "auto" or a tracker name */
+	bool mapped_writes_only;	/* --object-writes mapped (track_target's) */
+	uint64_t anon_start;		/* mem is "anon:START-END": pid's private memory */
+	uint64_t anon_size;
+	unsigned int downtime_ms;	/* switch over once the predicted downtime is below */
+	unsigned int max_rounds;
+	int live_timeout_ms;		/* pre-copy must converge within this, 0 = no limit */
+	bool then_kill;			/* end the source after the verified commit */
+	bool throttle;			/* --throttle auto */
+	unsigned int throttle_max_pct;	/* take at most this % of its CPU */
+	const struct tls_conf *tls;	/* NULL: plain TCP */
+};
+
+struct recv_opts {
+	const char *listen;		/* HOST:PORT */
+	const char *out;		/* final path */
+	uint64_t expect_size;		/* 0 = accept any */
+	uint64_t max_size;		/* refuse larger images; 0 = no limit */
+	int timeout_ms;			/* stall limit once a sender is connected */
+	int accept_timeout_ms;		/* for the first connection; -1 = forever */
+	bool sync;			/* fdatasync before the commit */
+	bool verify_readback;		/* re-read and re-hash the output before the commit */
+	bool progress;
+	int ready_fd;			/* write "PORT\n" here once listening, or -1 */
+	const struct tls_conf *tls;	/* NULL: plain TCP */
+};
+
+int image_send(const struct send_opts *o, struct image_stats *st);
+int image_recv(const struct recv_opts *o, struct image_stats *st);
+
+/* Progress line on stderr, at most twice a second. */
+void progress_show(const char *verb, uint64_t done, uint64_t total, double elapsed,
+		   const char *extra, bool final);
+
+#endif

@@ -1,0 +1,543 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The tracker registry, auto selection and what all trackers share. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/uio.h>
+#include <linux/magic.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmig/wire.h>
+
+#include "lib/clock.h"
+#include "chan/codec.h"
+#include "lib/err.h"
+#include "live/track.h"
+
+/* In order of preference for --tracker auto. */
+static const struct tracker_ops *const trackers[] = {
+	&track_kmod_ops,
+	&track_softdirty_ops,
+	&track_uffd_ops,
+	&track_scan_ops,
+};
+
+const char *tracker_names(void)
+{
+	return "auto, kmod, soft-dirty, uffd, scan";
+}
+
+bool tracker_known(const char *name)
+{
+	for (size_t i = 0; i < sizeof(trackers) / sizeof(trackers[0]); i++)
+		if (!strcmp(trackers[i]->name, name))
+			return true;
+	return !strcmp(name, "auto");
+}
+
+/*
+ * The object check.  Trackers that watch writes through mappings (page
+ * table bits, write-protection, the page cache's PTEs) do not see the
+ * content of a shared object change by other means:
+ *
+ *  - a hole punched (fallocate PUNCH_HOLE, madvise MADV_REMOVE) turns a
+ *    page to zeros without a write through any mapping;
+ *  - write(2), pwrite(2), splice, copy_file_range and fallocate write the
+ *    page cache directly;
+ *  - truncate changes the object's size.
+ *
+ * So for a file-backed target every harvest of those trackers also
+ *
+ *  1. stats the object: a size other than the one being migrated fails
+ *     the harvest (the image would not be the object);
+ *  2. walks its data/hole map (lseek SEEK_DATA/SEEK_HOLE, two calls per
+ *     data extent) and reports every page that held data at the
+ *     previous walk and is a hole now.  A hole that got data again was
+ *     written, through a mapping (the tracker's part) or by a system call
+ *     (the next point);
+ *  3. if the object's ctime or mtime changed since the previous harvest,
+ *     something modified it: a system call, whose pages are not known, or
+ *     a write through a shared mapping, which updates them too (on tmpfs
+ *     fault_dirty_shared_page() calls file_update_time()).  Every page not
+ *     already reported is compared with the hash of what was sent
+ *     (tg.sent), reading only the data pages (a hole's content is zeros),
+ *     as the scan tracker does; without those hashes every page is
+ *     reported.  tg.mapped_writes_only (the operator's word that no
+ *     system call writes the object) skips this step, and so does a
+ *     tracker that sees such writes itself (t->sees_syscalls: lmig.ko).
+ *
+ * Why nothing is lost: write(2), fallocate and truncate update the
+ * timestamps and change the pages while holding the inode's lock, and
+ * SEEK_DATA/SEEK_HOLE take that lock on tmpfs and on the disk file systems
+ * (shmem_file_llseek, iomap_seek_data).  The stat comes first and the walk
+ * right after it: a modification whose timestamp the stat saw has
+ * finished by the time the first lseek gets the lock, so the rescan reads
+ * its data; one whose timestamp came after the stat changes the timestamp
+ * the next harvest compares.  Timestamps are coarse (a clock tick) on
+ * kernels before 6.13: a modification in the same tick as the recorded
+ * one could leave the timestamp equal, so a stat that saw a timestamp not
+ * older than the current coarse time marks the next harvest for a rescan
+ * whatever it sees.  A punched page is a hole at the next walk, or was
+ * written after the punch; the walk runs before the caller reads the pages
+ * it reported, so the hole's zeros are what is read.
+ */
+struct track_obj {
+	struct stat st;		/* at the last harvest */
+	bool racy;		/* that stat cannot tell a later change: rescan next time */
+	uint64_t *data;		/* per page: held data at the last walk */
+	uint64_t *now;		/* this walk */
+	uint64_t zero_hash;	/* of a page of zeros */
+	uint8_t *buf;
+};
+
+#define OBJ_CHUNK	(1 << 20)	/* bytes read at a time by a rescan */
+
+static bool ts_eq(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+static bool ts_ge(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec >= b->tv_nsec);
+}
+
+/* Stat the object; fails when its size is no longer the one migrated. */
+static int obj_stat(struct tracker *t, struct stat *st, bool *racy)
+{
+	struct timespec now;
+
+	if (fstat(t->tg.fd, st))
+		return lmig_err_errno(errno, "cannot stat the memory object");
+	if ((uint64_t)st->st_size != t->tg.size)
+		return lmig_err("the memory object changed size from %llu to %llu bytes during the "
+				"migration: its image would not be the object",
+				(unsigned long long)t->tg.size, (unsigned long long)st->st_size);
+	/* The kernel stamps with the coarse clock (see track_obj above). */
+	clock_gettime(CLOCK_REALTIME_COARSE, &now);
+	*racy = ts_ge(&st->st_ctim, &now) || ts_ge(&st->st_mtim, &now);
+	return 0;
+}
+
+/* Set bits [a, b) of map, a word at a time where it can. */
+static void set_run(uint64_t *map, uint64_t a, uint64_t b)
+{
+	for (; a < b && a % 64; a++)
+		bitmap_set(map, a);
+	for (; a + 64 <= b; a += 64)
+		map[a / 64] = ~0ULL;
+	for (; a < b; a++)
+		bitmap_set(map, a);
+}
+
+int track_data_map(int fd, uint64_t size, uint64_t *map)
+{
+	off_t off = 0;
+
+	memset(map, 0, bitmap_words((size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE) * 8);
+	while ((uint64_t)off < size) {
+		off_t d = lseek(fd, off, SEEK_DATA), h;
+
+		if (d < 0 && errno == ENXIO)
+			break;		/* only a hole from off on */
+		if (d < 0)
+			return lmig_err_errno(errno, "SEEK_DATA in the memory object");
+		if ((uint64_t)d >= size)
+			break;
+		h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0 && errno == ENXIO)
+			h = size;	/* truncated meanwhile: the next stat fails */
+		else if (h < 0)
+			return lmig_err_errno(errno, "SEEK_HOLE in the memory object");
+		if ((uint64_t)h > size)
+			h = size;
+		if (h <= d)
+			return lmig_err("SEEK_HOLE in the memory object went backwards");
+		set_run(map, (uint64_t)d / LMIG_PAGE_SIZE,
+			((uint64_t)h + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE);
+		off = h;
+	}
+	return 0;
+}
+
+/* Compare every page bitmap does not already report with what was sent. */
+static int obj_rescan(struct tracker *t, uint64_t *bitmap)
+{
+	struct track_obj *o = t->obj;
+
+	if (!t->tg.sent) {
+		memset(bitmap, 0xff, bitmap_words(t->npages) * 8);
+		return 0;
+	}
+	for (uint64_t p = 0; p < t->npages;) {
+		uint64_t n = 1;
+
+		if (bitmap_test(bitmap, p)) {
+			p++;
+			continue;
+		}
+		if (!bitmap_test(o->now, p)) {
+			if (t->tg.sent[p] != o->zero_hash)
+				bitmap_set(bitmap, p);
+			p++;
+			continue;
+		}
+		/* A run of data pages, read in one go. */
+		while (p + n < t->npages && n < OBJ_CHUNK / LMIG_PAGE_SIZE && bitmap_test(o->now, p + n))
+			n++;
+		if (track_read(&t->tg, p * LMIG_PAGE_SIZE, o->buf, n * LMIG_PAGE_SIZE))
+			return -1;
+		t->bytes_read += n * LMIG_PAGE_SIZE;
+		for (uint64_t i = 0; i < n; i++)
+			if (codec_page_hash(o->buf + i * LMIG_PAGE_SIZE) != t->tg.sent[p + i])
+				bitmap_set(bitmap, p + i);
+		p += n;
+	}
+	return 0;
+}
+
+/*
+ * Steps 1-3 of the object check, after the tracker's own harvest.  force:
+ * the mapping watch saw a change, compare every page whatever the
+ * timestamps say.
+ */
+static int obj_check(struct tracker *t, uint64_t *bitmap, bool force)
+{
+	struct track_obj *o = t->obj;
+	double t0 = now_s();
+	struct stat st;
+	bool racy, changed;
+	uint64_t *swap;
+
+	if (obj_stat(t, &st, &racy) || track_data_map(t->tg.fd, t->tg.size, o->now))
+		return -1;
+	t->obj_walk_s += now_s() - t0;
+	for (uint64_t i = 0; i < bitmap_words(t->npages); i++) {
+		uint64_t holed = o->data[i] & ~o->now[i];
+
+		t->pages_holed += __builtin_popcountll(holed);
+		bitmap[i] |= holed;
+	}
+	changed = force || (!t->tg.mapped_writes_only && !t->sees_syscalls &&
+		  (o->racy || !ts_eq(&st.st_ctim, &o->st.st_ctim) ||
+		   !ts_eq(&st.st_mtim, &o->st.st_mtim) || st.st_ino != o->st.st_ino));
+	if (changed) {
+		if (obj_rescan(t, bitmap))
+			return -1;
+		t->obj_rescans++;
+	}
+	o->st = st;
+	o->racy = racy;
+	swap = o->data;
+	o->data = o->now;
+	o->now = swap;
+	return 0;
+}
+
+static void obj_free(struct tracker *t)
+{
+	if (!t->obj)
+		return;
+	free(t->obj->data);
+	free(t->obj->now);
+	free(t->obj->buf);
+	free(t->obj);
+	t->obj = NULL;
+}
+
+/* The object check's first stat and walk, once the tracker watches. */
+static int obj_start(struct tracker *t)
+{
+	struct track_obj *o = calloc(1, sizeof(*o));
+	uint8_t zero[LMIG_PAGE_SIZE] = { 0 };
+
+	if (!o)
+		return lmig_err("out of memory");
+	t->obj = o;
+	o->data = calloc(bitmap_words(t->npages), 8);
+	o->now = calloc(bitmap_words(t->npages), 8);
+	o->buf = aligned_alloc(LMIG_PAGE_SIZE, OBJ_CHUNK);
+	if (!o->data || !o->now || !o->buf) {
+		obj_free(t);
+		return lmig_err("out of memory for the object's data map");
+	}
+	o->zero_hash = codec_page_hash(zero);
+	if (obj_stat(t, &o->st, &o->racy) || track_data_map(t->tg.fd, t->tg.size, o->data)) {
+		obj_free(t);
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether the object check can watch tg for ops: part of every probe. */
+static int obj_probe(const struct tracker_ops *ops, const struct track_target *tg)
+{
+	struct statfs fs;
+
+	if (tg->fd < 0 || ops == &track_scan_ops)
+		return 0;
+	/* Its SEEK_HOLE reports all data: a punched huge page would not be seen. */
+	if (!fstatfs(tg->fd, &fs) && fs.f_type == HUGETLBFS_MAGIC)
+		return lmig_err("the object is on hugetlbfs, whose data/hole map shows no holes: "
+				"a page punched out of it could not be seen");
+	return 0;
+}
+
+/*
+ * Trackers that read page tables watch a shared object only with the
+ * mapping watch loaded: without it a mapping made, written through and
+ * removed between two harvests would leave no trace, and --tracker auto
+ * must pick a tracker that sees it.  The object check's timestamp test
+ * (--object-writes any) is no substitute: a write fault stamps the object
+ * only when a clean entry is first written, and coarse timestamps can
+ * hide a change in the same tick.
+ */
+static int mw_probe(const struct tracker_ops *ops, const struct track_target *tg)
+{
+	struct mapwatch *mw;
+	const char *why;
+	char msg[256];
+
+	if (!ops->watch_maps || mapwatch_optional(tg->fd >= 0, &why))
+		return 0;
+	if (!mapwatch_open(&mw, tg->pid)) {
+		mapwatch_close(mw);
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "%s", lmig_errmsg());
+	lmig_err_clear();
+	return lmig_err("needs eBPF to see the writer's mapping changes (%s), and %s", why, msg);
+}
+
+static int probe(const struct tracker_ops *ops, const struct track_target *tg)
+{
+	return ops->probe(tg) || obj_probe(ops, tg) || mw_probe(ops, tg) ? -1 : 0;
+}
+
+static void mw_close(struct tracker *t)
+{
+	mapwatch_close(t->mw);
+	t->mw = NULL;
+}
+
+static int start(struct tracker *t, const struct tracker_ops *ops,
+		 const struct track_target *tg)
+{
+	struct mapwatch_sample s;
+
+	*t = (struct tracker){ .ops = ops, .tg = *tg,
+			       .npages = (tg->size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE };
+	/* Watching before the tracker arms: a change after that is counted. */
+	if (ops->watch_maps && !mapwatch_optional(tg->fd >= 0, NULL) &&
+	    mapwatch_open(&t->mw, tg->pid))
+		return -1;
+	if (ops->start(t)) {
+		mw_close(t);
+		t->ops = NULL;
+		return -1;
+	}
+	/* The scan tracker compares every page's content already. */
+	if (tg->fd >= 0 && ops != &track_scan_ops && obj_start(t)) {
+		ops->stop(t);
+		mw_close(t);
+		t->ops = NULL;
+		return -1;
+	}
+	/* The baseline: before the caller's first full read (see mw_harvest()). */
+	if (t->mw) {
+		mapwatch_read(t->mw, &s);
+		mapwatch_policy(&t->mws, &s, NULL);
+	}
+	return 0;
+}
+
+int tracker_open(struct tracker *t, const char *name, const struct track_target *tg,
+		 char *why, size_t whylen)
+{
+	size_t n = 0;
+
+	if (why && whylen)
+		why[0] = 0;
+	if (strcmp(name, "auto")) {
+		for (size_t i = 0; i < sizeof(trackers) / sizeof(trackers[0]); i++) {
+			if (strcmp(trackers[i]->name, name))
+				continue;
+			if (probe(trackers[i], tg)) {
+				char msg[256];
+
+				snprintf(msg, sizeof(msg), "%s", lmig_errmsg());
+				lmig_err_clear();
+				return lmig_err("--tracker %s cannot watch this memory: %s", name, msg);
+			}
+			return start(t, trackers[i], tg);
+		}
+		return lmig_err("--tracker: '%s' is not one of %s", name, tracker_names());
+	}
+	for (size_t i = 0; i < sizeof(trackers) / sizeof(trackers[0]); i++) {
+		const struct tracker_ops *ops = trackers[i];
+
+		lmig_err_clear();
+		if (probe(ops, tg) == 0) {
+			if (why && n < whylen)
+				snprintf(why + n, whylen - n, "%sauto picked %s", n ? "; " : "",
+					 ops->name);
+			lmig_err_clear();
+			return start(t, ops, tg);
+		}
+		if (why && n < whylen)
+			n += snprintf(why + n, whylen - n, "%s%s: %s", n ? "; " : "", ops->name,
+				      lmig_errmsg());
+	}
+	lmig_err_clear();
+	return lmig_err("no dirty tracker can watch this memory (%s)", why ? why : "");
+}
+
+/* See TRACK_HUGE_PAGES in track.h. */
+static int refine_huge(struct tracker *t, uint64_t *bitmap)
+{
+	const uint64_t words = TRACK_HUGE_PAGES / 64;
+	uint8_t *buf = NULL;
+	int ret = 0;
+
+	for (uint64_t b = 0; b + TRACK_HUGE_PAGES <= t->npages && !ret; b += TRACK_HUGE_PAGES) {
+		uint64_t *w = bitmap + b / 64, i;
+
+		for (i = 0; i < words && w[i] == ~0ULL; i++)
+			;
+		if (i < words)
+			continue;	/* not a whole huge page */
+		if (!buf) {
+			buf = aligned_alloc(LMIG_PAGE_SIZE, (size_t)TRACK_HUGE_PAGES * LMIG_PAGE_SIZE);
+			if (!buf)
+				return lmig_err("out of memory");
+		}
+		ret = track_read(&t->tg, b * LMIG_PAGE_SIZE, buf,
+				 (size_t)TRACK_HUGE_PAGES * LMIG_PAGE_SIZE);
+		t->bytes_read += (uint64_t)TRACK_HUGE_PAGES * LMIG_PAGE_SIZE;
+		for (uint64_t p = 0; p < TRACK_HUGE_PAGES && !ret; p++)
+			if (codec_page_hash(buf + p * LMIG_PAGE_SIZE) == t->tg.sent[b + p]) {
+				w[p / 64] &= ~(1ULL << (p % 64));
+				t->pages_refined++;
+			}
+	}
+	free(buf);
+	return ret;
+}
+
+/*
+ * The mapping watch's part of a harvest, after the tracker's own:
+ *
+ *  (a) the tracker read (and re-armed) the bits of the mappings it watches;
+ *  (b) read the counters; if they moved since the previous harvest's (b),
+ *  (c) remap (uffd: register and protect the object's new mappings), then
+ *  (d) compare every page of the object with what was sent.
+ *
+ * Why a write W through a mapping that a call C removes, moves or zaps is
+ * not lost: C drops the bits after W and ends after the drop, and its
+ * end is counted.  The end falls between two samples (b): the
+ * baseline, taken when tracking starts, before the caller's first full
+ * read, and each harvest's.  If it came before the baseline, W is in that
+ * full read.  Else the first harvest whose (b) follows the end sees the
+ * counters moved (its previous sample did not have that end yet), and its
+ * (d) reads the page after the end, so after W.  A mapping that C made is
+ * in /proc/PID/maps once C ends: that harvest's (c) registers it, its (d)
+ * reads what was written through it before (c) protected it, and later
+ * writes are in the bits.  Counting starts as well makes a harvest that
+ * falls inside C rescan already, and lets uffd tell a call under way
+ * (started, not ended).
+ */
+static int mw_harvest(struct tracker *t, uint64_t *bitmap, bool *force)
+{
+	struct mapwatch_sample s;
+	const char *why;
+	double t0;
+
+	*force = false;
+	if (!t->mw)
+		return 0;
+	mapwatch_read(t->mw, &s);
+	if (mapwatch_policy(&t->mws, &s, &why) == MAPWATCH_CLEAN)
+		return 0;
+	t0 = now_s();
+	*force = true;
+	t->map_rescans++;
+	if (t->ops->remap && t->ops->remap(t, bitmap))
+		return -1;
+	t->mapwatch_s += now_s() - t0;
+	return 0;
+}
+
+int tracker_harvest(struct tracker *t, uint64_t *bitmap)
+{
+	double t0 = now_s();
+	int ret = t->ops->harvest(t, bitmap);
+	bool force = false;
+
+	if (!ret)
+		ret = mw_harvest(t, bitmap, &force);
+	if (!ret && t->obj) {
+		double t1 = now_s();
+
+		ret = obj_check(t, bitmap, force);
+		if (force)
+			t->mapwatch_s += now_s() - t1;
+	}
+	/* The scan tracker compares every page already. */
+	if (!ret && t->tg.sent && t->ops != &track_scan_ops)
+		ret = refine_huge(t, bitmap);
+	t->harvest_s += now_s() - t0;
+	t->harvests++;
+	return ret;
+}
+
+void tracker_close(struct tracker *t)
+{
+	if (t->ops && t->ops->stop)
+		t->ops->stop(t);
+	mw_close(t);
+	obj_free(t);
+	t->ops = NULL;
+}
+
+int track_read(const struct track_target *tg, uint64_t off, void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n;
+
+		if (tg->fd >= 0) {
+			n = pread(tg->fd, (char *)buf + done, len - done, off + done);
+		} else {
+			struct iovec l = { (char *)buf + done, len - done };
+			struct iovec r = { (void *)(uintptr_t)(tg->start + off + done), len - done };
+
+			n = process_vm_readv(tg->pid, &l, 1, &r, 1, 0);
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return lmig_err_errno(errno, "cannot read the memory at offset %llu",
+					      (unsigned long long)(off + done));
+		if (n == 0) {
+			/* A shared object read past its end: what is not there is zero. */
+			memset((char *)buf + done, 0, len - done);
+			break;
+		}
+		done += n;
+	}
+	return 0;
+}
+
+uint64_t bitmap_count(const uint64_t *b, uint64_t bits)
+{
+	uint64_t n = 0;
+
+	for (uint64_t i = 0; i < bitmap_words(bits); i++)
+		n += __builtin_popcountll(b[i]);
+	return n;
+}

@@ -1,0 +1,886 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Source side of the stream transport (`lmig pipe send`, `lmig proxy
+ * send`): one thread, one io_uring.
+ *
+ * Streams are stdin, or the connections accepted on a listening socket
+ * (IORING_OP_ACCEPT), numbered in accept order.  Each stream has one read
+ * in flight into its own block buffer; a read returns whatever QEMU has
+ * written so far, up to LMIG_STREAM_BLOCK_MAX bytes, so a block never
+ * waits for more data.  A block read is hashed (XXH3-64) while it is
+ * cache-hot and encoded straight into the send buffer of a channel with
+ * room: LZ4-compressed into place when the policy says so (user/chan/policy.c),
+ * copied otherwise.  Then the next read of that stream is submitted.
+ *
+ * Each channel owns NOBUF registered send buffers of OBUF_SIZE bytes;
+ * frames are appended to the one being filled, and a channel with no send
+ * in flight sends what has accumulated (IORING_OP_SEND_ZC from the
+ * registered buffer where available and not on loopback), so frames that
+ * arrive while a send is in flight go out together in the next one.  A
+ * buffer is reused after its send completed and every zero-copy
+ * notification came.
+ *
+ * A stream is read only LMIG_STREAM_WINDOW bytes ahead of what the
+ * destination acknowledged writing (CREDIT replies on channel 0), so a
+ * slow consumer stalls only its own stream.  Channel 0 also brings the
+ * final verdict.
+ *
+ * With TLS (user/chan/tls.h) a kTLS channel is used as it is; otherwise a
+ * buffer is sealed into its twin, cipher, when it is handed to the
+ * kernel (buffers leave a channel in order, as TLS records must), and the
+ * replies on channel 0 are opened as they come.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <lz4.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "chan/net.h"
+#include "chan/policy.h"
+#include "chan/ratelimit.h"
+#include "stream/stream.h"
+#include "chan/tls.h"
+#include "chan/uring.h"
+#include "chan/wire.h"
+#include "lib/xxh.h"
+
+#define NOBUF		4
+#define OBUF_SIZE	(1024 * 1024)
+#define SFRAME		sizeof(struct lmig_sframe)
+#define NCTRL		(2 * LMIG_STREAM_MAX + 8)
+#define RXC_SIZE	(17 * 1024)	/* userspace TLS: one receive of replies */
+
+enum { UD_SEND = 1, UD_REPLY = 2, UD_READ = 3, UD_ACCEPT = 4, UD_CANCEL = 5 };
+#define UD(kind, a, b)	((uint64_t)(kind) | ((uint64_t)(a) << 8) | ((uint64_t)(b) << 32))
+
+enum obuf_state { OB_FREE, OB_FILL, OB_READY, OB_BUSY };
+
+struct obuf {
+	uint8_t *mem;
+	size_t len, off;
+	enum obuf_state state;
+	unsigned int notifs;	/* zero-copy notifications still to come */
+	bool sent;
+	uint8_t *cipher;	/* userspace TLS: the sealed records */
+	size_t clen;		/* ... their length, 0 before sealing */
+	bool zc;		/* its send in flight is a SEND_ZC */
+};
+
+struct ochan {
+	int fd;
+	struct tls_chan tls;
+	struct obuf buf[NOBUF];
+	unsigned int fill, head;
+	bool inflight;
+	bool done_placed;
+	uint64_t seq;
+};
+
+struct sstream {
+	int fd;
+	bool sock;		/* a connection (reset on failure), not stdin */
+	uint8_t *ibuf;
+	size_t have;		/* bytes read, not yet encoded */
+	bool reading, eof, end_queued;
+	uint64_t off;		/* bytes encoded */
+	uint64_t acked;		/* bytes the destination wrote out */
+	XXH3_state_t dig;
+};
+
+struct ctrl {
+	uint16_t type;
+	uint32_t stream;
+	uint64_t offset;
+	uint8_t digest[16];
+};
+
+struct ssender {
+	const struct stream_send_opts *o;
+	struct stream_stats *st;
+	struct io_uring ring;
+	bool ring_ok, fixed, zc;
+	struct ochan *ch;
+	unsigned int nch, rr;
+	uint8_t *bufmem;
+	struct sstream *s[LMIG_STREAM_MAX];
+	unsigned int ns;
+	int lfd;			/* listening socket while accepting */
+	bool accept_armed, accepting;
+	double t_all_ended;		/* every accepted stream at EOF since, or 0 */
+	struct ctrl ctrl[NCTRL];
+	unsigned int nctrl, ctrl_head;
+	bool input_done;		/* no stream will come or send more */
+	struct lmig_sreply reply;
+	bool reply_armed, verdict_in;
+	uint8_t *rxc;			/* userspace TLS: records from channel 0 */
+	size_t reply_have;		/* ... opened into reply so far */
+	struct cpolicy pol;
+	struct ratelimit rl;
+	double t0;
+	double t_receiver;		/* the last reply, or the last time none was due */
+};
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+	stop_signal = sig;
+}
+
+static int channels_connect(struct ssender *s)
+{
+	struct hello_info hi = { .caps = LMIG_CAP_STREAM | LMIG_CAP_LZ4, .nchannels = s->nch };
+	struct lmig_hello h;
+	struct lmig_hello_ack a;
+	uint32_t caps;
+
+	if (getrandom(hi.session, sizeof(hi.session), 0) != sizeof(hi.session))
+		return lmig_err_errno(errno, "getrandom");
+	for (unsigned int i = 0; i < s->nch; i++) {
+		struct tls_chan *t = &s->ch[i].tls;
+
+		s->ch[i].fd = net_connect(s->o->to, s->o->timeout_ms);
+		if (s->ch[i].fd < 0)
+			return -1;
+		channel_sockopts(s->ch[i].fd);
+		if (s->o->tls && tls_handshake(s->o->tls, s->ch[i].fd, s->o->timeout_ms, s->o->to, t))
+			return -1;
+		hi.channel = i;
+		wire_hello_build(&h, &hi);
+		if (chan_write_full(s->ch[i].fd, t, &h, sizeof(h), s->o->timeout_ms, "sending hello") ||
+		    chan_read_full(s->ch[i].fd, t, &a, sizeof(a), s->o->timeout_ms,
+				   "waiting for the receiver's handshake") ||
+		    wire_ack_parse(&a, &caps))
+			return -1;
+		if (!(caps & LMIG_CAP_STREAM))
+			return lmig_err("%s is not a stream receiver (run 'lmig pipe recv' or 'lmig proxy recv' there)",
+					s->o->to);
+	}
+	return 0;
+}
+
+static int ring_setup(struct ssender *s)
+{
+	struct io_uring_probe *probe;
+	struct iovec iov[LMIG_MAX_CHANNELS * NOBUF];
+	size_t total = (size_t)s->nch * NOBUF * OBUF_SIZE;
+	int ret;
+
+	ret = io_uring_queue_init(4 * s->nch * NOBUF + 2 * LMIG_STREAM_MAX + 16, &s->ring, 0);
+	if (ret)
+		return lmig_err_errno(-ret, "io_uring_queue_init");
+	s->ring_ok = true;
+	probe = io_uring_get_probe_ring(&s->ring);
+	s->zc = probe && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+	if (probe)
+		io_uring_free_probe(probe);
+	/* Loopback copies a zero-copy buffer on the receive side anyway. */
+	if (s->o->zerocopy == 0 || (s->o->zerocopy < 0 && net_is_loopback(s->ch[0].fd)))
+		s->zc = false;
+	else if (s->o->zerocopy == 1 && !s->zc)
+		return lmig_err("--zerocopy on: this kernel has no IORING_OP_SEND_ZC");
+	s->bufmem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (s->bufmem == MAP_FAILED) {
+		s->bufmem = NULL;
+		return lmig_err_errno(errno, "cannot allocate %zu bytes of send buffers", total);
+	}
+	for (unsigned int c = 0; c < s->nch; c++)
+		for (unsigned int b = 0; b < NOBUF; b++) {
+			size_t i = (size_t)c * NOBUF + b;
+
+			s->ch[c].buf[b].mem = s->bufmem + i * OBUF_SIZE;
+			iov[i] = (struct iovec){ s->ch[c].buf[b].mem, OBUF_SIZE };
+		}
+	s->fixed = io_uring_register_buffers(&s->ring, iov, s->nch * NOBUF) == 0;
+	if (!s->o->tls)
+		return 0;
+	/* Userspace TLS: twins of the buffers for the records, a buffer for replies. */
+	if (!s->ch[0].tls.ktls_rx && !(s->rxc = malloc(RXC_SIZE)))
+		return lmig_err("out of memory");
+	for (unsigned int c = 0; c < s->nch; c++)
+		for (unsigned int b = 0; b < NOBUF && !s->ch[c].tls.ktls_tx; b++) {
+			uint8_t *m = mmap(NULL, tls_seal_bound(OBUF_SIZE), PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+			if (m == MAP_FAILED)
+				return lmig_err_errno(errno, "cannot allocate TLS send buffers");
+			s->ch[c].buf[b].cipher = m;
+		}
+	return 0;
+}
+
+/* ---- placing frames in send buffers ------------------------------------ */
+
+/* Room for need bytes in channel c's buffer being filled: its frame area, or NULL. */
+static uint8_t *room(struct ochan *ch, size_t need)
+{
+	for (int tries = 0; tries < 2; tries++) {
+		struct obuf *b = &ch->buf[ch->fill];
+
+		if (b->state == OB_FREE) {
+			b->state = OB_FILL;
+			b->len = b->off = b->clen = 0;
+			b->sent = false;
+			b->notifs = 0;
+		}
+		if (b->state != OB_FILL)
+			return NULL;
+		if (OBUF_SIZE - b->len >= need)
+			return b->mem + b->len;
+		if (!b->len)
+			return NULL;
+		b->state = OB_READY;	/* full: the next buffer */
+		ch->fill = (ch->fill + 1) % NOBUF;
+	}
+	return NULL;
+}
+
+static void commit(struct ochan *ch, size_t len)
+{
+	ch->buf[ch->fill].len += len;
+	ch->seq++;
+}
+
+/* A channel with room for need bytes, round robin; -1 when all are full. */
+static int pick_channel(struct ssender *s, size_t need, uint8_t **at)
+{
+	for (unsigned int t = 0; t < s->nch; t++) {
+		unsigned int c = (s->rr + t) % s->nch;
+
+		if (s->ch[c].done_placed)
+			continue;
+		*at = room(&s->ch[c], need);
+		if (*at) {
+			s->rr = (c + 1) % s->nch;
+			return (int)c;
+		}
+	}
+	return -1;
+}
+
+static void queue_ctrl(struct ssender *s, uint16_t type, uint32_t stream, uint64_t offset,
+		       const uint8_t *digest)
+{
+	struct ctrl *k = &s->ctrl[(s->ctrl_head + s->nctrl++) % NCTRL];
+
+	*k = (struct ctrl){ .type = type, .stream = stream, .offset = offset };
+	if (digest)
+		memcpy(k->digest, digest, 16);
+}
+
+static void place_ctrls(struct ssender *s)
+{
+	while (s->nctrl) {
+		struct ctrl *k = &s->ctrl[s->ctrl_head];
+		uint32_t plen = k->type == LMIG_SF_END ? 16 : 0;
+		uint8_t *at;
+		int c = pick_channel(s, SFRAME + plen, &at);
+
+		if (c < 0)
+			return;
+		sframe_build((struct lmig_sframe *)at, k->type, 0, k->stream, plen, s->ch[c].seq,
+			     k->offset, 0, 0);
+		memcpy(at + SFRAME, k->digest, plen);
+		commit(&s->ch[c], SFRAME + plen);
+		s->ctrl_head = (s->ctrl_head + 1) % NCTRL;
+		s->nctrl--;
+	}
+}
+
+/* Every stream is finished and announced: each channel ends with DONE. */
+static void place_done(struct ssender *s)
+{
+	if (!s->input_done || s->nctrl)
+		return;
+	for (unsigned int i = 0; i < s->ns; i++)
+		if (s->s[i]->have || !s->s[i]->end_queued)
+			return;
+	for (unsigned int c = 0; c < s->nch; c++) {
+		struct ochan *ch = &s->ch[c];
+		uint8_t *at;
+
+		if (ch->done_placed || !(at = room(ch, SFRAME)))
+			continue;
+		sframe_build((struct lmig_sframe *)at, LMIG_SF_DONE, 0, s->ns, 0, ch->seq, ch->seq, 0, 0);
+		commit(ch, SFRAME);
+		ch->done_placed = true;
+	}
+}
+
+/* Encode the block read into stream i into a channel; false when no channel has room. */
+static bool encode_block(struct ssender *s, unsigned int i)
+{
+	struct sstream *ss = s->s[i];
+	size_t n = ss->have;
+	uint8_t *at, *payload;
+	uint32_t flags = 0, len = 0;
+	uint64_t h;
+	int c = pick_channel(s, SFRAME + n, &at);
+
+	if (c < 0)
+		return false;
+	payload = at + SFRAME;
+	h = XXH3_64bits(ss->ibuf, n);
+	XXH3_128bits_update(&ss->dig, ss->ibuf, n);
+	/* A tiny block gains nothing from lz4. */
+	if (n >= 512 && cpolicy_try_lz4(&s->pol)) {
+		double t = now_s();
+		int k = LZ4_compress_fast((const char *)ss->ibuf, (char *)payload, (int)n,
+					  (int)(n - n / 16), cpolicy_accel(&s->pol));
+
+		cpolicy_sampled(&s->pol, n, k > 0 ? (unsigned int)k : n, now_s() - t);
+		if (k > 0) {
+			len = k;
+			flags = LMIG_SF_LZ4;
+			s->st->blocks_lz4++;
+		}
+	}
+	if (!flags) {
+		memcpy(payload, ss->ibuf, n);
+		len = n;
+	}
+	sframe_build((struct lmig_sframe *)at, LMIG_SF_DATA, flags, i, len, s->ch[c].seq, ss->off,
+		     n, h);
+	commit(&s->ch[c], SFRAME + len);
+	cpolicy_frame(&s->pol, n, n, SFRAME + len);
+	ratelimit_take(&s->rl, SFRAME + len);
+	s->st->blocks++;
+	ss->off += n;
+	ss->have = 0;
+	return true;
+}
+
+/* ---- io_uring requests -------------------------------------------------- */
+
+static void submit_read(struct ssender *s, unsigned int i)
+{
+	struct sstream *ss = s->s[i];
+	uint64_t win = ss->acked + LMIG_STREAM_WINDOW - ss->off;
+	size_t n = win < LMIG_STREAM_BLOCK_MAX ? win : LMIG_STREAM_BLOCK_MAX;
+	struct io_uring_sqe *sqe;
+
+	if (ss->reading || ss->eof || ss->have || !n)
+		return;
+	sqe = uring_get_sqe(&s->ring);
+	if (ss->sock)
+		io_uring_prep_recv(sqe, ss->fd, ss->ibuf, n, 0);
+	else
+		io_uring_prep_read(sqe, ss->fd, ss->ibuf, n, -1);
+	io_uring_sqe_set_data64(sqe, UD(UD_READ, i, 0));
+	ss->reading = true;
+}
+
+static int submit_send(struct ssender *s, unsigned int c)
+{
+	struct ochan *ch = &s->ch[c];
+	struct obuf *b = &ch->buf[ch->head];
+	struct io_uring_sqe *sqe;
+	/* kTLS refuses flags it does not know; short sends are finished here anyway. */
+	int flags = MSG_NOSIGNAL | (ch->tls.ktls_tx ? 0 : MSG_WAITALL);
+	const uint8_t *p;
+	size_t n, len;
+
+	if (ch->inflight)
+		return 0;
+	if (b->state == OB_FILL && b->len && ch->fill == ch->head) {
+		/* Whatever accumulated goes now; later frames go to the next buffer. */
+		b->state = OB_READY;
+		ch->fill = (ch->fill + 1) % NOBUF;
+	}
+	if (b->state != OB_READY)
+		return 0;
+	/* Sealed once, when it first goes: records carry a sequence number. */
+	if (b->cipher && !b->clen) {
+		ssize_t sl = tls_seal(&ch->tls, b->mem, b->len, b->cipher,
+				      tls_seal_bound(OBUF_SIZE));
+
+		if (sl <= 0)
+			return -1;
+		b->clen = sl;
+	}
+	b->state = OB_BUSY;
+	len = b->cipher ? b->clen : b->len;
+	p = (b->cipher ? b->cipher : b->mem) + b->off;
+	n = len - b->off;
+	sqe = uring_get_sqe(&s->ring);
+	b->zc = s->zc;
+	if (s->zc && s->fixed && !b->cipher)
+		io_uring_prep_send_zc_fixed(sqe, ch->fd, p, n, flags, 0, c * NOBUF + ch->head);
+	else if (s->zc)
+		io_uring_prep_send_zc(sqe, ch->fd, p, n, flags, 0);
+	else
+		io_uring_prep_send(sqe, ch->fd, p, n, flags);
+	io_uring_sqe_set_data64(sqe, UD(UD_SEND, c, ch->head));
+	ch->inflight = true;
+	return 0;
+}
+
+static void arm_reply(struct ssender *s)
+{
+	struct io_uring_sqe *sqe;
+
+	if (s->reply_armed)
+		return;
+	sqe = uring_get_sqe(&s->ring);
+	if (s->rxc)
+		io_uring_prep_recv(sqe, s->ch[0].fd, s->rxc, RXC_SIZE, 0);
+	else
+		io_uring_prep_recv(sqe, s->ch[0].fd, &s->reply, sizeof(s->reply), MSG_WAITALL);
+	io_uring_sqe_set_data64(sqe, UD(UD_REPLY, 0, 0));
+	s->reply_armed = true;
+}
+
+static void arm_accept(struct ssender *s)
+{
+	struct io_uring_sqe *sqe;
+
+	if (s->accept_armed || !s->accepting)
+		return;
+	sqe = uring_get_sqe(&s->ring);
+	io_uring_prep_accept(sqe, s->lfd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, UD(UD_ACCEPT, 0, 0));
+	s->accept_armed = true;
+}
+
+static void stop_accepting(struct ssender *s)
+{
+	if (!s->accepting)
+		return;
+	s->accepting = false;
+	if (s->accept_armed) {
+		struct io_uring_sqe *sqe = uring_get_sqe(&s->ring);
+
+		io_uring_prep_cancel64(sqe, UD(UD_ACCEPT, 0, 0), 0);
+		io_uring_sqe_set_data64(sqe, UD(UD_CANCEL, 0, 0));
+	}
+}
+
+static int add_stream(struct ssender *s, int fd, bool sock)
+{
+	struct sstream *ss;
+
+	if (s->ns == LMIG_STREAM_MAX) {
+		close(fd);
+		return lmig_err("more than %u connections", LMIG_STREAM_MAX);
+	}
+	ss = calloc(1, sizeof(*ss));
+	if (!ss || !(ss->ibuf = malloc(LMIG_STREAM_BLOCK_MAX))) {
+		free(ss);
+		close(fd);
+		return lmig_err("out of memory");
+	}
+	ss->fd = fd;
+	ss->sock = sock;
+	XXH3_128bits_reset(&ss->dig);
+	if (!s->ns)
+		s->t0 = now_s();
+	s->s[s->ns] = ss;
+	queue_ctrl(s, LMIG_SF_OPEN, s->ns, 0, NULL);
+	s->ns++;
+	s->st->streams = s->ns;
+	s->t_all_ended = 0;
+	if (s->o->streams && s->ns == s->o->streams)
+		stop_accepting(s);
+	return 0;
+}
+
+static void stream_ended(struct ssender *s, unsigned int i)
+{
+	struct sstream *ss = s->s[i];
+	XXH128_canonical_t c;
+
+	ss->eof = true;
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&ss->dig));
+	queue_ctrl(s, LMIG_SF_END, i, ss->off, c.digest);
+	ss->end_queued = true;
+}
+
+static void release_if_done(struct obuf *b)
+{
+	if (b->sent && !b->notifs)
+		b->state = OB_FREE;
+}
+
+/* A whole reply is in s->reply: a CREDIT, or the verdict. */
+static int reply_got(struct ssender *s)
+{
+	struct lmig_sreply *r = &s->reply;
+	uint32_t i;
+
+	if (le32toh(r->magic) != LMIG_SREPLY_MAGIC || !sreply_csum_ok(r))
+		return lmig_err("receiver sent a corrupted reply");
+	if (le16toh(r->type) == LMIG_SR_VERDICT) {
+		char why[LMIG_REASON_LEN];
+
+		/* The receiver's words reach a terminal: printable characters only. */
+		wire_printable(why, sizeof(why), r->reason, sizeof(r->reason));
+		if (le16toh(r->status) != LMIG_ST_OK)
+			return lmig_err("receiver failed: %s",
+					why[0] ? why : wire_status_name(le16toh(r->status)));
+		/* Success only for what was sent: every stream ended, every channel with DONE. */
+		for (unsigned int c = 0; c < s->nch; c++)
+			if (!s->input_done || !s->ch[c].done_placed)
+				return lmig_err("receiver confirmed the streams before they ended");
+		if (le64toh(r->bytes) != s->st->bytes_stream)
+			return lmig_err("receiver confirmed %llu bytes, %llu were sent",
+					(unsigned long long)le64toh(r->bytes),
+					(unsigned long long)s->st->bytes_stream);
+		s->verdict_in = true;
+		return 0;
+	}
+	i = le32toh(r->stream);
+	if (le16toh(r->type) != LMIG_SR_CREDIT || i >= s->ns || le64toh(r->bytes) > s->s[i]->off)
+		return lmig_err("receiver sent an unexpected reply (type %u, stream %u)",
+				le16toh(r->type), i);
+	if (le64toh(r->bytes) > s->s[i]->acked)
+		s->s[i]->acked = le64toh(r->bytes);
+	s->t_receiver = now_s();
+	return 0;
+}
+
+/*
+ * True while only the receiver can move things on: a stream that has
+ * more to read has its whole window unacknowledged, or everything was
+ * sent and the verdict is due.  Waiting for QEMU, for the network or
+ * for our own --bandwidth is not waiting for the receiver.
+ */
+static bool receiver_due(const struct ssender *s)
+{
+	bool all_done = s->input_done;
+
+	for (unsigned int c = 0; c < s->nch; c++)
+		all_done &= s->ch[c].done_placed && !s->ch[c].inflight;
+	if (all_done)
+		return true;
+	for (unsigned int i = 0; i < s->ns; i++) {
+		const struct sstream *ss = s->s[i];
+
+		if (!ss->eof && !ss->have && ss->off - ss->acked >= LMIG_STREAM_WINDOW)
+			return true;
+	}
+	return false;
+}
+
+static int reply_got_cb(void *s)
+{
+	return reply_got(s);
+}
+
+/* Userspace TLS: n bytes of records in rxc, holding any number of replies. */
+static int reply_records(struct ssender *s, int n)
+{
+	if (tls_open_msgs(&s->ch[0].tls, s->rxc, n, &s->reply, sizeof(s->reply), &s->reply_have,
+			  &s->verdict_in, reply_got_cb, s))
+		return -1;
+	if (!s->verdict_in)
+		arm_reply(s);
+	return 0;
+}
+
+static int handle_cqe(struct ssender *s, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	unsigned int kind = ud & 0xff, a = (ud >> 8) & 0xffffff, bi = ud >> 32;
+	int res = cqe->res;
+
+	switch (kind) {
+	case UD_REPLY:
+		s->reply_armed = false;
+		if (res == 0 || res == -ECONNRESET)
+			return lmig_err("receiver closed the connection before confirming the streams");
+		if (res < 0)
+			return lmig_err_errno(-res, "channel 0: waiting for the receiver");
+		s->st->bytes_wire += res;
+		if (s->rxc)
+			return reply_records(s, res);
+		if ((size_t)res < sizeof(s->reply))
+			return lmig_err("receiver sent a truncated reply");
+		if (reply_got(s))
+			return -1;
+		if (!s->verdict_in)
+			arm_reply(s);
+		return 0;
+	case UD_READ: {
+		struct sstream *ss = s->s[a];
+
+		ss->reading = false;
+		if (res == -ECONNRESET && ss->sock)
+			return lmig_err("connection %u was reset by its client mid-stream", a);
+		if (res < 0)
+			return lmig_err_errno(-res, "%s %u: read", ss->sock ? "connection" : "stdin", a);
+		if (res == 0) {
+			stream_ended(s, a);
+			return 0;
+		}
+		ss->have = res;
+		s->st->bytes_stream += res;
+		return 0;
+	}
+	case UD_ACCEPT:
+		s->accept_armed = false;
+		if (res == -ECANCELED || !s->accepting) {
+			if (res >= 0)
+				close(res);	/* came in as the listener closed: refused */
+			return 0;
+		}
+		if (res < 0)
+			return lmig_err_errno(-res, "accept");
+		return add_stream(s, res, true);
+	case UD_CANCEL:
+		return 0;
+	}
+	/* UD_SEND */
+	struct ochan *ch = &s->ch[a];
+	struct obuf *b = &ch->buf[bi];
+
+	if (cqe->flags & IORING_CQE_F_NOTIF) {
+		b->notifs--;
+		release_if_done(b);
+		return 0;
+	}
+	if (cqe->flags & IORING_CQE_F_MORE)
+		b->notifs++;
+	ch->inflight = false;
+	/* A socket that refuses zero-copy (kTLS): nothing went, send it by copy from now on. */
+	if (res == -EOPNOTSUPP && b->zc) {
+		s->zc = false;
+		s->st->zerocopy = false;
+		b->state = OB_READY;
+		return 0;
+	}
+	if (res < 0) {
+		if (res == -EPIPE || res == -ECONNRESET)
+			return lmig_err("channel %u: receiver closed the connection mid-stream", a);
+		return lmig_err_errno(-res, "channel %u: send", a);
+	}
+	b->off += res;
+	s->st->bytes_wire += res;
+	if (b->off < (b->cipher ? b->clen : b->len)) {
+		b->state = OB_READY;	/* short send: the rest next */
+		return 0;
+	}
+	b->sent = true;
+	ch->head = (ch->head + 1) % NOBUF;
+	release_if_done(b);
+	return 0;
+}
+
+static void check_input_done(struct ssender *s, double now)
+{
+	bool all_eof = s->ns > 0;
+
+	if (s->input_done)
+		return;
+	for (unsigned int i = 0; i < s->ns; i++)
+		all_eof &= s->s[i]->eof;
+	if (s->lfd < 0) {
+		s->input_done = all_eof;	/* stdin */
+		return;
+	}
+	if (!all_eof) {
+		s->t_all_ended = 0;
+		return;
+	}
+	if (s->accepting) {
+		/* Grace: QEMU opens every channel at the start, so none should come now. */
+		if (!s->t_all_ended)
+			s->t_all_ended = now;
+		if (now - s->t_all_ended < s->o->grace_ms / 1000.0)
+			return;
+		stop_accepting(s);
+	}
+	s->input_done = true;
+}
+
+static int run(struct ssender *s)
+{
+	double t_start = now_s();
+
+	s->t_receiver = t_start;
+	arm_reply(s);
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec ts;
+		double wait = 0.5, rw = 0, t;
+		bool blocked = false;
+		int ret;
+
+		/* Encode what was read, then read on. */
+		for (unsigned int i = 0; i < s->ns; i++) {
+			struct sstream *ss = s->s[i];
+
+			if (ss->have) {
+				if ((rw = ratelimit_wait(&s->rl)) > 0 || !encode_block(s, i)) {
+					blocked = true;
+					continue;
+				}
+			}
+			submit_read(s, i);
+		}
+		place_ctrls(s);
+		check_input_done(s, now_s());
+		place_done(s);
+		for (unsigned int c = 0; c < s->nch; c++)
+			if (submit_send(s, c))
+				return -1;
+		arm_accept(s);
+		if (s->verdict_in)
+			return 0;
+		if (stop_signal)
+			return lmig_err("interrupted by signal %d", (int)stop_signal);
+		/* The receiver credits at least every half second while it writes. */
+		if (!receiver_due(s))
+			s->t_receiver = now_s();
+		else if ((now_s() - s->t_receiver) * 1000 > s->o->timeout_ms)
+			return lmig_err("no word from the receiver for %d s (--timeout): it stalled",
+					s->o->timeout_ms / 1000);
+		if (!s->ns && s->o->accept_timeout_ms >= 0 &&
+		    (now_s() - t_start) * 1000 > s->o->accept_timeout_ms)
+			return lmig_err("no connection within %d s", s->o->accept_timeout_ms / 1000);
+		if (rw > 0 && rw < wait)
+			wait = rw;
+		if (s->t_all_ended && s->accepting)
+			wait = s->o->grace_ms / 1000.0 / 4 + 0.001;
+		ts.tv_sec = (long long)wait;
+		ts.tv_nsec = (long long)((wait - ts.tv_sec) * 1e9);
+		t = now_s();
+		ret = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+		if (blocked)
+			cpolicy_waited(&s->pol, now_s() - t);
+		else
+			cpolicy_idle(&s->pol, now_s() - t);	/* waiting for QEMU */
+		if (ret < 0 && ret != -ETIME && ret != -EINTR)
+			return lmig_err_errno(-ret, "io_uring_wait_cqe");
+		unsigned int head, n = 0;
+
+		io_uring_for_each_cqe(&s->ring, head, cqe) {
+			n++;
+			if (handle_cqe(s, cqe)) {
+				io_uring_cq_advance(&s->ring, n);
+				return -1;
+			}
+		}
+		io_uring_cq_advance(&s->ring, n);
+		cpolicy_tick(&s->pol, now_s());
+	}
+}
+
+/* Wait for the kernel to let go of zero-copy buffers before unmapping them. */
+static void drain_notifs(struct ssender *s)
+{
+	for (;;) {
+		bool pending = false;
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec ts = { .tv_sec = 2 };
+
+		for (unsigned int c = 0; c < s->nch; c++)
+			for (unsigned int b = 0; b < NOBUF; b++)
+				pending |= s->ch[c].buf[b].notifs > 0 || s->ch[c].inflight;
+		if (!pending || io_uring_wait_cqe_timeout(&s->ring, &cqe, &ts))
+			return;
+		handle_cqe(s, cqe);
+		io_uring_cqe_seen(&s->ring, cqe);
+	}
+}
+
+int stream_send(const struct stream_send_opts *o, struct stream_stats *st)
+{
+	struct ssender s = { .o = o, .st = st, .nch = o->channels, .lfd = -1 };
+	struct sigaction sa = { .sa_handler = on_stop };
+	int ret = -1;
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	st->channels = s.nch;
+	st->tls = o->tls ? NULL : "off";
+	s.ch = calloc(s.nch, sizeof(*s.ch));
+	if (!s.ch)
+		return lmig_err("out of memory");
+	for (unsigned int c = 0; c < s.nch; c++)
+		s.ch[c].fd = -1;
+	cpolicy_init(&s.pol, o->compress);
+	ratelimit_init(&s.rl, o->bandwidth);
+	if (o->from.kind != SEP_STDIO) {
+		s.lfd = sendpoint_listen(&o->from);
+		if (s.lfd < 0)
+			goto out;
+	}
+	if (channels_connect(&s) || ring_setup(&s))
+		goto out;
+	st->zerocopy = s.zc;
+	st->tls = tls_mode(o->tls ? &s.ch[0].tls : NULL, true);
+	tls_binding(o->tls ? &s.ch[0].tls : NULL, st->tls_binding);
+	if (s.lfd >= 0) {
+		s.accepting = true;
+		/* Announce only once the receiver is there: a client may connect now. */
+		sendpoint_ready(&o->from, s.lfd, o->ready_fd);
+	} else {
+		/* QEMU's pipe: larger reads, fewer wake-ups (best effort). */
+		fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1 << 20);
+		if (add_stream(&s, STDIN_FILENO, false))
+			goto out;
+	}
+	ret = run(&s);
+out:
+	st->lz4_switches = s.pol.switches;
+	st->lz4_accel_max = s.pol.accel_max;
+	st->total_s = s.t0 ? now_s() - s.t0 : 0;
+	if (ret) {
+		/*
+		 * QEMU's side first, while the engine still holds the files:
+		 * shut down its connections so a blocked write fails now.
+		 */
+		for (unsigned int i = 0; i < s.ns; i++)
+			if (s.s[i]->sock)
+				shutdown(s.s[i]->fd, SHUT_RDWR);
+	}
+	if (s.ring_ok) {
+		if (!ret)
+			drain_notifs(&s);
+		io_uring_queue_exit(&s.ring);
+	}
+	for (unsigned int i = 0; i < s.ns; i++) {
+		if (ret && s.s[i]->sock)
+			sock_abort_close(s.s[i]->fd);
+		else
+			close(s.s[i]->fd);	/* stdin too: a writer still writing gets EPIPE */
+		free(s.s[i]->ibuf);
+		free(s.s[i]);
+	}
+	if (s.lfd >= 0) {
+		close(s.lfd);
+		if (o->from.kind == SEP_UNIX)
+			unlink(o->from.addr);
+	}
+	for (unsigned int c = 0; c < s.nch; c++) {
+		tls_chan_free(&s.ch[c].tls);
+		if (s.ch[c].fd >= 0) {
+			if (ret)
+				sock_abort_close(s.ch[c].fd);
+			else
+				close(s.ch[c].fd);
+		}
+		for (unsigned int b = 0; b < NOBUF; b++)
+			if (s.ch[c].buf[b].cipher)
+				munmap(s.ch[c].buf[b].cipher, tls_seal_bound(OBUF_SIZE));
+	}
+	free(s.rxc);
+	if (s.bufmem)
+		munmap(s.bufmem, (size_t)s.nch * NOBUF * OBUF_SIZE);
+	free(s.ch);
+	return ret;
+}
