@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The userspace TLS record path (user/chan/tls.c): tls_seal() on one end,
+ * The userspace TLS record path (user/chan/tls_record.c): tls_seal() on one end,
  * tls_open_feed()/tls_open_read() (the receivers' path) or
  * tls_open_msgs() (the sender reading replies) on the other.
  *
  * Every input gets a real session: tls_handshake() on both ends of a
  * socketpair (the sender's in a thread), with a pre-shared key, exactly
  * as lmig's channels do it.  A unix socket never takes kTLS, so both
- * directions go through tls.c's own BIOs.  Then the input is a program:
+ * directions go through tls_record.c's own BIOs.  Then the input is a program:
  *
  *   byte 0   bit 0: direction (0: sender seals, receiver opens with
  *            tls_open_feed/read; 1: receiver seals 120-byte replies, the

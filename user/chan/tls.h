@@ -6,7 +6,7 @@
  * the lmig hello; the receiving side is the TLS server.  Afterwards each
  * direction is either kTLS (the kernel encrypts and decrypts: the socket
  * is used as if it were plain, io_uring and all) or userspace: records
- * are sealed and opened by OpenSSL through two BIOs of tls.c, straight
+ * are sealed and opened by OpenSSL through two BIOs of tls_record.c, straight
  * into and out of the engine's own buffers, so the sockets still see
  * nothing but io_uring sends and receives.
  *
@@ -69,7 +69,7 @@ static inline bool tls_on(const struct tls_conf *c)
 
 /*
  * The handshake on a connected blocking socket, within timeout_ms; then
- * kTLS for each direction the kernel takes, tls.c's BIOs for the others.
+ * kTLS for each direction the kernel takes, tls_record.c's BIOs for the others.
  * Returns 0 only with the peer authenticated: its certificate verified
  * (chain, revocation, host name, pin), or the pre-shared key used by
  * both.  peer names the other end in errors.  0, or -1 with lmig_err().
