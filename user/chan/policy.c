@@ -8,7 +8,7 @@
 #define CONFIRM		2	/* windows in a row before a switch */
 #define PROBE_IDLE	0.05	/* ... below this, the network is clearly not the limit */
 #define PROBE_GROWTH	1.5	/* per window, for the estimate of R then */
-#define ACCEL_MAX	16	/* lz4 acceleration: ratio 0.58 -> 0.75 for 5x speed here */
+#define ACCEL_MAX	16	/* lz4 acceleration at most: each step buys speed with ratio */
 #define CBASE_MIN	(1 << 20)	/* bytes in a window for a per-byte CPU cost */
 
 void cpolicy_init(struct cpolicy *p, enum compress_mode mode)
@@ -105,10 +105,11 @@ static void decide(struct cpolicy *p, double elapsed)
 	}
 	/*
 	 * The CPU each byte costs without lz4, from windows that carried
-	 * enough bytes to say: the set-up and QEMU's first few hundred bytes
-	 * of header made one window read 13.5 us a byte (0.2 ns in steady state),
-	 * which kept lz4 off for 15 windows while it decayed (100 MB sent raw
-	 * over 1 Gbit/s at the start of every proxied QEMU migration).
+	 * enough bytes to say: a window holding only the set-up and QEMU's
+	 * first few hundred bytes of header reads a per-byte cost orders of
+	 * magnitude above the steady state, which kept lz4 off for many
+	 * windows while it decayed, and the start of every proxied QEMU
+	 * migration went out raw (design.md, "Compression policy").
 	 */
 	if (busy > p->win_comp_s && p->win_img >= CBASE_MIN)
 		p->c_base = ewma(p->c_base, (busy - p->win_comp_s) / p->win_img, p->c_base > 0, 0.5);
@@ -129,7 +130,8 @@ static void decide(struct cpolicy *p, double elapsed)
 		 * one bad early window would never be left.  Not while the
 		 * input kept us waiting: then the network idled for want of
 		 * data, not because we are faster than it (a probe then made
-		 * the proxy under QEMU multifd switch 15 times in 5 s).
+		 * the proxy under QEMU multifd switch lz4 on and off over and
+		 * over: design.md, "Compression policy").
 		 */
 		p->R = (wire_rate > p->R ? wire_rate : p->R) * PROBE_GROWTH;
 	} else if (p->have_R && wire_rate > p->R) {
