@@ -7,7 +7,7 @@ set -eu
 build="gcc make pkg-config liburing-dev liblz4-dev libxxhash-dev"
 # The eBPF probes (bpf/): without these lmig is built without them.
 build="$build clang libbpf-dev bpftool"
-# TLS on the migration channels (user/chan/tls.c); the openssl command makes
+# TLS on the migration channels (user/chan/tls_*.c); the openssl command makes
 # the test CAs (selftests/tls/mkcerts.sh) and operators' certificates.
 build="$build libssl-dev openssl"
 # The VM tests (selftests/vm) boot Debian's kernel under QEMU; lmig.ko is
