@@ -79,10 +79,10 @@ static int tsnap_find(const struct tsnap *s, pid_t tid)
 }
 
 /*
- * The threads that took most (together >= 80 %) of counter ctr's growth
- * between a and b (minflt or wbytes), fewest first-come; 0 when the growth
- * is below min (no signal) or they are most of the threads (aiming at them
- * buys nothing: take the process whole).
+ * The threads that took most (together >= TSNAP_TOP_PCT %) of counter
+ * ctr's growth between a and b (minflt or wbytes), fewest first-come; 0
+ * when the growth is below min (no signal) or they are most of the
+ * threads (aiming at them buys nothing: take the process whole).
  */
 static unsigned int tsnap_top(const struct tsnap *a, const struct tsnap *b, size_t ctr,
 			      unsigned long long min, pid_t *out, unsigned int max)
@@ -101,7 +101,7 @@ static unsigned int tsnap_top(const struct tsnap *a, const struct tsnap *b, size
 	}
 	if (total < min)
 		return 0;
-	while (n < max && taken * 10 < total * 8) {
+	while (n < max && taken * 100 < total * TSNAP_TOP_PCT) {
 		int best = -1;
 
 		for (unsigned int i = 0; i < b->n; i++)

@@ -11,6 +11,12 @@
 #include <sys/types.h>
 
 #define TSNAP_MAX	256
+/*
+ * The threads aimed at are the fewest that together did this share of
+ * the faults or disk writes: a design choice, enough to cover the writers
+ * without taking in threads that only touch a page now and then.
+ */
+#define TSNAP_TOP_PCT	80
 struct tsnap {
 	double t;
 	unsigned int n;
@@ -22,7 +28,7 @@ struct tsnap {
 
 void tsnap_take(pid_t pid, struct tsnap *s);
 /*
- * The threads that took most (together >= 80 %) of the minor faults
+ * The threads that took most (together >= TSNAP_TOP_PCT %) of the minor faults
  * between a and b, into out; 0 when the faults say nothing (too few).
  */
 unsigned int tsnap_dirtiers(const struct tsnap *a, const struct tsnap *b, pid_t *out,
@@ -31,7 +37,10 @@ unsigned int tsnap_dirtiers(const struct tsnap *a, const struct tsnap *b, pid_t 
 double tsnap_cpus(const struct tsnap *a, const struct tsnap *b, const pid_t *tids, unsigned int n);
 /* Bytes per second the threads in tids (all if n == 0) wrote to storage between a and b. */
 double tsnap_wbps(const struct tsnap *a, const struct tsnap *b, const pid_t *tids, unsigned int n);
-/* The threads that did most (together >= 80 %) of the disk writes between a and b. */
+/*
+ * The threads that did most (together >= TSNAP_TOP_PCT %) of the disk
+ * writes between a and b.
+ */
 unsigned int tsnap_diskwriters(const struct tsnap *a, const struct tsnap *b, pid_t *out,
 			       unsigned int max);
 /* CPU seconds the process (or thread, tid > 0) has used. */
