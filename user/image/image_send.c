@@ -65,6 +65,7 @@
 #include "host/tracemark.h"
 #include "chan/uring.h"
 #include "chan/wire.h"
+#include "cli/report.h"
 #include "image/image.h"
 
 
@@ -1515,11 +1516,8 @@ static int live_setup(struct sender *s)
 	}
 	tsnap_take(o->pid, &s->snap[1]);
 	/* Fault rates and steal per round, if eBPF works here: optional. */
-	if (probes_open(&s->pr, o->pid, 0))
-		snprintf(s->st->probes, sizeof(s->st->probes), "off: %.190s", s->pr.why);
-	else
-		snprintf(s->st->probes, sizeof(s->st->probes), "on%s%.180s",
-			 s->pr.note[0] ? ": " : "", s->pr.note);
+	probes_open(&s->pr, o->pid, 0);
+	s->st->probes = s->pr.status;
 	if (freezer_init(&s->fz, o->freeze, o->pid))
 		return -1;
 	s->st->frozen = freezer_name(&s->fz);
@@ -1530,16 +1528,20 @@ static int live_setup(struct sender *s)
 	s->harvested = calloc(bitmap_words(s->im.npages), 8);
 	if (!s->harvested)
 		return lmig_err("out of memory for the dirty bitmap");
-	if (tracker_open(&s->trk, o->tracker, &s->tg, s->st->tracker_why,
-			 sizeof(s->st->tracker_why)))
+	if (tracker_open_choice(&s->trk, o->tracker, &s->tg, &s->st->tracker_why))
 		return -1;
 	s->trk_ok = true;
 	s->st->tracker = s->trk.ops->name;
 	s->t_harvest = now_s();
 	/* The workload's counters from the start: round 0 is a measurement too. */
 	tsnap_take(o->pid, &s->snap[1]);
-	if (o->progress && s->st->tracker_why[0])
-		fprintf(stderr, "lmig send: tracker %s (%s)\n", s->st->tracker, s->st->tracker_why);
+	if (o->progress) {
+		char why[256];
+
+		report_tracker_words(&s->st->tracker_why, why, sizeof(why));
+		if (why[0])
+			fprintf(stderr, "lmig send: tracker %s (%s)\n", s->st->tracker, why);
+	}
 	return 0;
 }
 
