@@ -27,7 +27,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,27 +39,21 @@
 #include <linux/falloc.h>
 
 #include "lib/clock.h"
-#include "chan/codec.h"
 #include "lib/err.h"
-#include "image/image_file.h"
-#include "chan/net.h"
-#include "image/image_decode.h"
-#include "chan/tls.h"
+#include "chan/channel.h"
+#include "chan/codec.h"
+#include "chan/ud.h"
 #include "chan/uring.h"
-#include "chan/wire.h"
 #include "image/image.h"
+#include "image/image_decode.h"
+#include "image/image_file.h"
 
-#define NRBUF		16		/* receive buffers per channel (power of 2) */
-#define RBUF_SIZE	(256 * 1024)
 #define NPOOL		1024		/* bounce/decode pages */
 #define NWOP		256		/* writes in flight */
 #define WOP_IOV		64
 #define DESC_AREA	(sizeof(struct lmig_frame) + LMIG_MAX_FRAME_DESC * sizeof(struct lmig_page_desc))
 #define TLS_SLACK	(32 * 1024)
 _Static_assert(TLS_SLACK >= TLS_RECORD_MAX, "a chunk's plaintext must fit before its records");
-
-enum { UD_RECV = 1, UD_WRITE = 2, UD_DECODE = 3 };
-#define UD(kind, ch, id) ((uint64_t)(kind) | ((uint64_t)(ch) << 8) | ((uint64_t)(id) << 24))
 
 /* What a write holds on to: a receive buffer or a pool page. */
 struct ref {
@@ -99,25 +92,20 @@ struct chunk {
  * at the end of a round until every channel got there and every write of
  * the round completed (see include/lmig/wire.h).
  */
-enum pstate { PS_HDR, PS_DESC, PS_PAGE, PS_ENDPAY, PS_ROUNDPAY, PS_BARRIER, PS_DONE };
+enum image_pstate { PS_HDR, PS_DESC, PS_PAGE, PS_ENDPAY, PS_ROUNDPAY, PS_BARRIER, PS_DONE };
 
-struct rchan {
-	int fd;
-	struct tls_chan tls;
-	unsigned int roff, rlen;		/* where in a buffer a receive goes, how much */
-	uint8_t *bufs;				/* NRBUF * RBUF_SIZE */
-	unsigned int refs[NRBUF];
-	struct io_uring_buf_ring *br;
-	unsigned int inring;			/* provided buffers the kernel holds */
-	bool recv_armed, eof;
+/* A channel from the sender: its receive buffers, what they hold, and its frame parser. */
+struct image_rx_chan {
+	struct chan_rx rx;
+	unsigned int refs[CHAN_NRBUF];
 	/* fallback (no provided buffers): free buffer stack */
-	uint16_t free_bid[NRBUF];
+	uint16_t free_bid[CHAN_NRBUF];
 	unsigned int nfree;
 	/* received, not yet parsed */
-	struct chunk q[NRBUF];
+	struct chunk q[CHAN_NRBUF];
 	unsigned int qhead, qlen;
 	/* parser */
-	enum pstate ps;
+	enum image_pstate ps;
 	union {
 		uint8_t area[DESC_AREA];
 		struct lmig_frame fr;
@@ -132,12 +120,13 @@ struct rchan {
 	int wop;
 };
 
-struct receiver {
+struct image_receiver {
 	const struct recv_opts *o;
 	struct image_stats *st;
 	struct io_uring ring;
 	bool ring_ok, ms;
-	struct rchan *ch;
+	struct chan *link;		/* the channels' sockets and sessions */
+	struct image_rx_chan *ch;	/* ... and what is received on them */
 	unsigned int nch;
 	struct hello_info hi;
 	struct dst_image out;
@@ -172,56 +161,34 @@ struct receiver {
 	double t0, last_progress, last_data;
 };
 
-static int fail(struct receiver *r, uint32_t status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(struct receiver *r, uint32_t status, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (!r->fail_status)
-		r->fail_status = status;
-	return lmig_err("%s", msg);
-}
+/* An error, and the status the peer's verdict will carry (the first one stands). */
+#define fail(r, status, ...)	chan_fail(&(r)->fail_status, status, __VA_ARGS__)
 
 /* ---- buffers ---------------------------------------------------------- */
 
-static uint8_t *rbuf(struct rchan *ch, unsigned int bid)
+static void rbuf_put(struct image_receiver *r, unsigned int c, unsigned int bid)
 {
-	return ch->bufs + (size_t)bid * RBUF_SIZE;
-}
-
-static void rbuf_put(struct receiver *r, unsigned int c, unsigned int bid)
-{
-	struct rchan *ch = &r->ch[c];
+	struct image_rx_chan *ch = &r->ch[c];
 
 	if (--ch->refs[bid])
 		return;
-	if (r->ms) {
-		io_uring_buf_ring_add(ch->br, rbuf(ch, bid) + ch->roff, ch->rlen, bid,
-				      io_uring_buf_ring_mask(NRBUF), 0);
-		io_uring_buf_ring_advance(ch->br, 1);
-		ch->inring++;
-	} else {
+	if (r->ms)
+		chan_rx_give(&ch->rx, bid);
+	else
 		ch->free_bid[ch->nfree++] = bid;
-	}
 }
 
-static int pool_get(struct receiver *r)
+static int pool_get(struct image_receiver *r)
 {
 	return r->npool_free ? r->pool_free[--r->npool_free] : -1;
 }
 
-static uint8_t *pool_page(struct receiver *r, int id)
+static uint8_t *pool_page(struct image_receiver *r, int id)
 {
 	return r->pool + (size_t)id * LMIG_PAGE_SIZE;
 }
 
-static void ref_put(struct receiver *r, struct ref ref)
+static void ref_put(struct image_receiver *r, struct ref ref)
 {
 	if (ref.chan == REF_POOL)
 		r->pool_free[r->npool_free++] = ref.id;
@@ -248,7 +215,7 @@ static void zero_iovs(struct wop *op)
 	}
 }
 
-static void wop_submit(struct receiver *r, int w)
+static void wop_submit(struct image_receiver *r, int w)
 {
 	struct wop *op = &r->wops[w];
 	struct io_uring_sqe *sqe = uring_get_sqe(&r->ring);
@@ -264,7 +231,7 @@ static void wop_submit(struct receiver *r, int w)
 	r->st->write_ops++;
 }
 
-static void flush_write(struct receiver *r, struct rchan *ch)
+static void flush_write(struct image_receiver *r, struct image_rx_chan *ch)
 {
 	if (ch->wop < 0)
 		return;
@@ -276,7 +243,7 @@ static void flush_write(struct receiver *r, struct rchan *ch)
 	ch->wop = -1;
 }
 
-static size_t page_len(struct receiver *r, uint64_t pg)
+static size_t page_len(struct image_receiver *r, uint64_t pg)
 {
 	uint64_t off = pg * LMIG_PAGE_SIZE;
 
@@ -285,7 +252,7 @@ static size_t page_len(struct receiver *r, uint64_t pg)
 }
 
 /* Would add_write() for page pg need a write slot that is not there? */
-static bool write_blocked(struct receiver *r, struct rchan *ch, uint64_t pg)
+static bool write_blocked(struct image_receiver *r, struct image_rx_chan *ch, uint64_t pg)
 {
 	struct wop *op = ch->wop >= 0 ? &r->wops[ch->wop] : NULL;
 
@@ -295,7 +262,7 @@ static bool write_blocked(struct receiver *r, struct rchan *ch, uint64_t pg)
 }
 
 /* Queue page pg from p, taking over one reference; write_blocked() was false. */
-static void add_write(struct receiver *r, struct rchan *ch, uint64_t pg, const void *p,
+static void add_write(struct image_receiver *r, struct image_rx_chan *ch, uint64_t pg, const void *p,
 		      struct ref ref)
 {
 	uint64_t off = pg * LMIG_PAGE_SIZE;
@@ -334,7 +301,7 @@ static void add_write(struct receiver *r, struct rchan *ch, uint64_t pg, const v
  * where the filesystem can punch one (a sparse image stays sparse),
  * written zeros where it cannot.  Needs a free write slot (r->wop_free >= 0).
  */
-static void add_zero(struct receiver *r, uint64_t idx, uint64_t n)
+static void add_zero(struct image_receiver *r, uint64_t idx, uint64_t n)
 {
 	int w = r->wop_free;
 	struct wop *op = &r->wops[w];
@@ -352,7 +319,7 @@ static void add_zero(struct receiver *r, uint64_t idx, uint64_t n)
 	wop_submit(r, w);
 }
 
-static int write_done(struct receiver *r, int w, int res)
+static int write_done(struct image_receiver *r, int w, int res)
 {
 	struct wop *op = &r->wops[w];
 
@@ -402,7 +369,7 @@ static int write_done(struct receiver *r, int w, int res)
 
 /* ---- parser ----------------------------------------------------------- */
 
-static int check_frame_header(struct receiver *r, unsigned int c, struct rchan *ch)
+static int check_frame_header(struct image_receiver *r, unsigned int c, struct image_rx_chan *ch)
 {
 	const struct lmig_frame *f = &ch->fr;
 	uint32_t type = le16toh(f->type), nd = le32toh(f->ndesc), pl = le32toh(f->payload_len);
@@ -422,7 +389,7 @@ static int check_frame_header(struct receiver *r, unsigned int c, struct rchan *
 }
 
 /* After the checksum matched: a frame out of sequence is lost or replayed. */
-static int check_seq(struct receiver *r, unsigned int c, struct rchan *ch)
+static int check_seq(struct image_receiver *r, unsigned int c, struct image_rx_chan *ch)
 {
 	if (le64toh(ch->fr.seq) != ch->seq)
 		return fail(r, LMIG_ST_PROTOCOL, "channel %u: frame %llu arrived, expected %llu",
@@ -430,7 +397,7 @@ static int check_seq(struct receiver *r, unsigned int c, struct rchan *ch)
 	return 0;
 }
 
-static int check_descs(struct receiver *r, unsigned int c, struct rchan *ch)
+static int check_descs(struct image_receiver *r, unsigned int c, struct image_rx_chan *ch)
 {
 	const struct lmig_page_desc *d = (const void *)(ch->area + sizeof(struct lmig_frame));
 	unsigned int nd = le32toh(ch->fr.ndesc);
@@ -472,7 +439,7 @@ static int check_descs(struct receiver *r, unsigned int c, struct rchan *ch)
 	return 0;
 }
 
-static const struct lmig_page_desc *cur_desc(struct rchan *ch)
+static const struct lmig_page_desc *cur_desc(struct image_rx_chan *ch)
 {
 	return (const struct lmig_page_desc *)(ch->area + sizeof(struct lmig_frame)) + ch->di;
 }
@@ -486,7 +453,7 @@ static const struct lmig_page_desc *cur_desc(struct rchan *ch)
  * barrier lets the next round in.  Returns 1 when a write slot is
  * missing (di stays on the zero descriptor: retried by parse()).
  */
-static int apply_zero_descs(struct receiver *r, struct rchan *ch)
+static int apply_zero_descs(struct image_receiver *r, struct image_rx_chan *ch)
 {
 	unsigned int nd = le32toh(ch->fr.ndesc);
 
@@ -509,14 +476,14 @@ static int apply_zero_descs(struct receiver *r, struct rchan *ch)
 	return 0;
 }
 
-static int frame_done(struct receiver *r, unsigned int c, struct rchan *ch);
+static int frame_done(struct image_receiver *r, unsigned int c, struct image_rx_chan *ch);
 
 /*
  * After a page: on to the frame's next page with data, applying the zero
  * runs on the way; the frame is done when none is left.  Returns 1 when
  * it has to wait for a write slot, -1 on a stream error.
  */
-static int next_page(struct receiver *r, unsigned int c, struct rchan *ch)
+static int next_page(struct image_receiver *r, unsigned int c, struct image_rx_chan *ch)
 {
 	if (apply_zero_descs(r, ch))
 		return 1;
@@ -525,7 +492,7 @@ static int next_page(struct receiver *r, unsigned int c, struct rchan *ch)
 	return 0;
 }
 
-static void start_frame(struct rchan *ch)
+static void start_frame(struct image_rx_chan *ch)
 {
 	ch->ps = PS_HDR;
 	ch->have = 0;
@@ -533,7 +500,7 @@ static void start_frame(struct rchan *ch)
 }
 
 /* A page check's verdict as the stream error it is. */
-static int page_fail(struct receiver *r, unsigned int c, uint64_t pg, enum page_verdict v)
+static int page_fail(struct image_receiver *r, unsigned int c, uint64_t pg, enum page_verdict v)
 {
 	if (v == PAGE_BAD_LZ4)
 		return fail(r, LMIG_ST_CHECKSUM, "channel %u: page %llu does not decompress (corrupted stream)",
@@ -550,7 +517,7 @@ static int page_fail(struct receiver *r, unsigned int c, uint64_t pg, enum page_
  * now (its pool page is where the decoded bytes will be), and the run is
  * submitted once every page in it came back checked (decode_done()).
  */
-static void queue_decode(struct receiver *r, unsigned int c, struct rchan *ch, uint64_t pg,
+static void queue_decode(struct image_receiver *r, unsigned int c, struct image_rx_chan *ch, uint64_t pg,
 			 const uint8_t *p, struct ref ref)
 {
 	const struct lmig_page_desc *d = cur_desc(ch);
@@ -568,7 +535,7 @@ static void queue_decode(struct receiver *r, unsigned int c, struct rchan *ch, u
 }
 
 /* A page came back from a decode worker. */
-static int decode_done(struct receiver *r, const struct decode_job *j)
+static int decode_done(struct image_receiver *r, const struct decode_job *j)
 {
 	struct dec_page *dp = &r->decp[j->tag];
 	struct wop *op = &r->wops[dp->wop];
@@ -584,7 +551,7 @@ static int decode_done(struct receiver *r, const struct decode_job *j)
 	return 0;
 }
 
-static int reap_decodes(struct receiver *r)
+static int reap_decodes(struct image_receiver *r)
 {
 	struct decode_job done[64];
 	unsigned int n;
@@ -601,7 +568,7 @@ static int reap_decodes(struct receiver *r)
  * Returns 0 when the page was taken (with the reference), 1 when a pool
  * page or write slot is missing (nothing changed: retry later), -1 on error.
  */
-static int take_page(struct receiver *r, unsigned int c, struct rchan *ch, const uint8_t *p,
+static int take_page(struct image_receiver *r, unsigned int c, struct image_rx_chan *ch, const uint8_t *p,
 		     struct ref ref)
 {
 	const struct lmig_page_desc *d = cur_desc(ch);
@@ -652,7 +619,7 @@ static int take_page(struct receiver *r, unsigned int c, struct rchan *ch, const
 	return 0;
 }
 
-static int round_done(struct receiver *r, unsigned int c, struct rchan *ch)
+static int round_done(struct image_receiver *r, unsigned int c, struct image_rx_chan *ch)
 {
 	struct lmig_round rd;
 
@@ -675,14 +642,14 @@ static int round_done(struct receiver *r, unsigned int c, struct rchan *ch)
  * Every channel reached the end of the round and its writes are done:
  * the next round's pages may now overwrite this round's.
  */
-static int next_round(struct receiver *r)
+static int next_round(struct image_receiver *r)
 {
 	struct lmig_result ack;
 
 	if (r->ended)
 		return fail(r, LMIG_ST_PROTOCOL, "channels disagree on the number of rounds");
 	wire_round_ack_build(&ack, r->round);
-	if (chan_write_full(r->ch[0].fd, &r->ch[0].tls, &ack, sizeof(ack), r->o->timeout_ms,
+	if (chan_write_full(r->link[0].fd, &r->link[0].tls, &ack, sizeof(ack), r->o->timeout_ms,
 			    "acknowledging a round"))
 		return -1;
 	for (unsigned int c = 0; c < r->nch; c++)
@@ -693,7 +660,7 @@ static int next_round(struct receiver *r)
 	return 0;
 }
 
-static int frame_done(struct receiver *r, unsigned int c, struct rchan *ch)
+static int frame_done(struct image_receiver *r, unsigned int c, struct image_rx_chan *ch)
 {
 	ch->seq++;
 	if (ch->ps == PS_ROUNDPAY)
@@ -719,9 +686,9 @@ static int frame_done(struct receiver *r, unsigned int c, struct rchan *ch)
  * Consume queued chunks of channel c.  Returns 0 when it ran out of data
  * or must wait for write completions (resources), -1 on a stream error.
  */
-static int parse(struct receiver *r, unsigned int c)
+static int parse(struct image_receiver *r, unsigned int c)
 {
-	struct rchan *ch = &r->ch[c];
+	struct image_rx_chan *ch = &r->ch[c];
 	int rc;
 
 	/* Zero runs that waited for a write slot come first. */
@@ -734,7 +701,7 @@ static int parse(struct receiver *r, unsigned int c)
 	}
 	while (ch->qlen) {
 		struct chunk *k = &ch->q[ch->qhead];
-		uint8_t *base = rbuf(ch, k->bid);
+		uint8_t *base = chan_rx_buf(&ch->rx, k->bid);
 
 		while (k->pos < k->len) {
 			size_t avail = k->len - k->pos;
@@ -838,7 +805,7 @@ static int parse(struct receiver *r, unsigned int c)
 				goto wait;
 		}
 		/* Chunk consumed: drop the parser's reference. */
-		ch->qhead = (ch->qhead + 1) % NRBUF;
+		ch->qhead = (ch->qhead + 1) % CHAN_NRBUF;
 		ch->qlen--;
 		rbuf_put(r, c, k->bid);
 	}
@@ -850,9 +817,9 @@ wait:
 }
 
 /* A page that was fully gathered in a bounce page but could not be taken. */
-static int retry_bounce(struct receiver *r, unsigned int c)
+static int retry_bounce(struct image_receiver *r, unsigned int c)
 {
-	struct rchan *ch = &r->ch[c];
+	struct image_rx_chan *ch = &r->ch[c];
 	int rc;
 
 	if (ch->ps != PS_PAGE || ch->bounce < 0 ||
@@ -869,44 +836,29 @@ static int retry_bounce(struct receiver *r, unsigned int c)
 
 /* ---- receives --------------------------------------------------------- */
 
-static void arm_recv(struct receiver *r, unsigned int c)
+static void arm_recv(struct image_receiver *r, unsigned int c)
 {
-	struct rchan *ch = &r->ch[c];
-	struct io_uring_sqe *sqe;
+	struct image_rx_chan *ch = &r->ch[c];
 
-	if (ch->recv_armed || ch->eof || ch->ps == PS_DONE)
+	if (ch->rx.armed || ch->rx.eof || ch->ps == PS_DONE)
 		return;
 	/* Data only queues up behind a barrier: let TCP hold it instead. */
 	if (ch->ps == PS_BARRIER && ch->qlen)
 		return;
-	if (r->ms) {
-		if (!ch->inring)
-			return;
-		sqe = uring_get_sqe(&r->ring);
-		io_uring_prep_recv_multishot(sqe, ch->fd, NULL, 0, 0);
-		sqe->flags |= IOSQE_BUFFER_SELECT;
-		sqe->buf_group = c;
-		io_uring_sqe_set_data64(sqe, UD(UD_RECV, c, 0));
-	} else {
-		if (!ch->nfree || ch->qlen == NRBUF)
-			return;
-		unsigned int bid = ch->free_bid[--ch->nfree];
-
-		sqe = uring_get_sqe(&r->ring);
-		io_uring_prep_recv(sqe, ch->fd, rbuf(ch, bid) + ch->roff, ch->rlen, 0);
-		io_uring_sqe_set_data64(sqe, UD(UD_RECV, c, bid));
-	}
-	ch->recv_armed = true;
+	if (r->ms && !ch->rx.inring)
+		return;
+	if (!r->ms && (!ch->nfree || ch->qlen == CHAN_NRBUF))
+		return;
+	chan_rx_arm(&r->ring, &r->link[c], &ch->rx, c, r->ms, r->ms ? 0 : ch->free_bid[--ch->nfree]);
 }
 
-static int recv_done(struct receiver *r, unsigned int c, struct io_uring_cqe *cqe, unsigned int id)
+static int recv_done(struct image_receiver *r, unsigned int c, struct io_uring_cqe *cqe,
+		     unsigned int id)
 {
-	struct rchan *ch = &r->ch[c];
+	struct image_rx_chan *ch = &r->ch[c];
 	int res = cqe->res;
-	unsigned int bid = id;
+	unsigned int bid = chan_rx_done(&ch->rx, cqe, r->ms, id);
 
-	if (!r->ms || !(cqe->flags & IORING_CQE_F_MORE))
-		ch->recv_armed = false;
 	if (res == -ENOBUFS)
 		return 0;	/* re-armed when buffers come back */
 	if (res < 0 && r->ms && res == -EINVAL && !ch->frames && !ch->have && !ch->qlen)
@@ -918,22 +870,18 @@ static int recv_done(struct receiver *r, unsigned int c, struct io_uring_cqe *cq
 	if (res == 0) {
 		if (!r->ms)
 			ch->free_bid[ch->nfree++] = bid;
-		ch->eof = true;	/* judged once the queued data is parsed */
+		ch->rx.eof = true;	/* judged once the queued data is parsed */
 		return 0;
-	}
-	if (r->ms) {
-		bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-		ch->inring--;
 	}
 	r->st->bytes_wire += res;
 	r->last_data = now_s();
 	ch->refs[bid] = 1;
-	if (ch->tls.rmem) {
+	if (r->link[c].tls.rmem) {
 		/* Userspace TLS: open the records in place; a partial one waits for more. */
-		ssize_t n;
+		ssize_t n = chan_open(&r->link[c], chan_rx_buf(&ch->rx, bid) + ch->rx.roff, res,
+				      chan_rx_buf(&ch->rx, bid), CHAN_RBUF_SIZE);
 
-		if (tls_open_feed(&ch->tls, rbuf(ch, bid) + ch->roff, res) ||
-		    (n = tls_open_read(&ch->tls, rbuf(ch, bid), RBUF_SIZE)) < 0) {
+		if (n < 0) {
 			r->fail_status = LMIG_ST_CHECKSUM;
 			return -1;
 		}
@@ -943,14 +891,14 @@ static int recv_done(struct receiver *r, unsigned int c, struct io_uring_cqe *cq
 		}
 		res = n;
 	}
-	ch->q[(ch->qhead + ch->qlen) % NRBUF] = (struct chunk){ .bid = bid, .len = res };
+	ch->q[(ch->qhead + ch->qlen) % CHAN_NRBUF] = (struct chunk){ .bid = bid, .len = res };
 	ch->qlen++;
 	return 0;
 }
 
 /* ---- set-up ----------------------------------------------------------- */
 
-static int setup_rings(struct receiver *r)
+static int setup_rings(struct image_receiver *r)
 {
 	int ret;
 
@@ -960,43 +908,12 @@ static int setup_rings(struct receiver *r)
 	r->ring_ok = true;
 	r->ms = true;
 	for (unsigned int c = 0; c < r->nch; c++) {
-		struct rchan *ch = &r->ch[c];
-		size_t rsz = NRBUF * sizeof(struct io_uring_buf);
+		struct image_rx_chan *ch = &r->ch[c];
 
-		ch->roff = ch->tls.rmem ? TLS_SLACK : 0;
-		ch->rlen = RBUF_SIZE - ch->roff;
-		ch->bufs = mmap(NULL, (size_t)NRBUF * RBUF_SIZE, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (ch->bufs == MAP_FAILED) {
-			ch->bufs = NULL;
-			return lmig_err_errno(errno, "cannot allocate receive buffers");
-		}
-		for (unsigned int b = 0; b < NRBUF; b++)
-			ch->free_bid[ch->nfree++] = NRBUF - 1 - b;
-		if (!r->ms)
-			continue;
-		ch->br = mmap(NULL, rsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (ch->br == MAP_FAILED) {
-			ch->br = NULL;
-			r->ms = false;
-			continue;
-		}
-		struct io_uring_buf_reg reg = { .ring_addr = (unsigned long)ch->br,
-						.ring_entries = NRBUF, .bgid = c };
-
-		if (io_uring_register_buf_ring(&r->ring, &reg, 0)) {
-			/* Kernel without provided-buffer rings: plain receives. */
-			munmap(ch->br, rsz);
-			ch->br = NULL;
-			r->ms = false;
-			continue;
-		}
-		io_uring_buf_ring_init(ch->br);
-		for (unsigned int b = 0; b < NRBUF; b++)
-			io_uring_buf_ring_add(ch->br, rbuf(ch, b) + ch->roff, ch->rlen, b,
-					      io_uring_buf_ring_mask(NRBUF), b);
-		io_uring_buf_ring_advance(ch->br, NRBUF);
-		ch->inring = NRBUF;
+		if (chan_rx_setup(&r->ring, &ch->rx, c, r->link[c].tls.rmem ? TLS_SLACK : 0, &r->ms))
+			return -1;
+		for (unsigned int b = 0; b < CHAN_NRBUF; b++)
+			ch->free_bid[ch->nfree++] = CHAN_NRBUF - 1 - b;
 	}
 	r->st->multishot = r->ms;
 	/*
@@ -1032,191 +949,101 @@ static int setup_rings(struct receiver *r)
 	return 0;
 }
 
-/* What a peer is told: see wire_peer_text(). */
-static const char *peer_text(const struct tls_chan *t, uint32_t status, const char *why, int err,
-			     char *buf, size_t len)
-{
-	return wire_peer_text(t && t->ssl, status, why, err, buf, len);
-}
-
 /*
  * The failure result's text.  A fault in the sender's own stream (status
  * set by fail(), other than LMIG_ST_IO) is described from that stream:
  * page numbers, frame numbers, counts.  A failure of the receiver itself
- * may name its files, and follows peer_text().
+ * may name its files: the sender hears what wire_peer_text() allows.
  */
-static const char *result_text(const struct receiver *r)
+static const char *result_text(const struct image_receiver *r)
 {
 	static char text[LMIG_REASON_LEN];
 
 	if (r->fail_status && r->fail_status != LMIG_ST_IO)
 		return lmig_errmsg();
-	return peer_text(&r->ch[0].tls, LMIG_ST_IO, NULL, 0, text, sizeof(text));
+	return wire_peer_text(r->link[0].tls.ssl, LMIG_ST_IO, NULL, 0, text, sizeof(text));
 }
 
-static int refuse_why(int fd, struct tls_chan *t, uint32_t status, const char *why, int err)
+/* The image the first hello announces: within the limits, and its output created. */
+static int take_image(struct image_receiver *r, const struct hello_info *hi, const char **why,
+		      int *err)
 {
-	struct lmig_hello_ack a;
-	char text[LMIG_REASON_LEN];
-
-	wire_ack_build(&a, 0, status, peer_text(t, status, why, err, text, sizeof(text)));
-	chan_write_full(fd, t, &a, sizeof(a), 1000, "refusing");
-	return -1;
-}
-
-static int refuse(int fd, struct tls_chan *t, uint32_t status)
-{
-	return refuse_why(fd, t, status, NULL, 0);
-}
-
-/* Close a connection that did not become a channel. */
-static void drop(int fd, struct tls_chan *t)
-{
-	tls_chan_free(t);
-	close(fd);
-}
-
-/*
- * A receiver with TLS: the handshake before anything else.  A plain lmig
- * sender is told why in its own language (a plain refusal: it reveals
- * nothing), then dropped like any other connection that fails here.
- */
-static int tls_accept(struct receiver *r, int fd, const char *peer, struct tls_chan *t)
-{
-	struct lmig_hello h;
-	int rc = tls_handshake(r->o->tls, fd, r->o->timeout_ms, peer, t);
-
-	if (rc == -2 && !net_read_full(fd, &h, sizeof(h), 1000, "reading a plain hello"))
-		refuse_why(fd, NULL, LMIG_ST_VERSION, "this receiver requires TLS", 0);
-	return rc ? -1 : 0;
-}
-
-static int handshake(struct receiver *r, int lfd)
-{
-	struct lmig_hello h;
-	struct lmig_hello_ack a;
-	unsigned int got = 0;
-	char peer[64];
-	uint32_t status;
-
-	for (;;) {
-		struct hello_info hi;
-		struct tls_chan tc = { 0 }, *t = &tc;
-		int fd = net_accept(lfd, got ? r->o->timeout_ms : r->o->accept_timeout_ms,
-				    peer, sizeof(peer));
-
-		if (fd < 0) {
-			if (got)
-				lmig_err_clear(), lmig_err("only %u of %u channels connected within %d ms",
-							   got, r->nch, r->o->timeout_ms);
-			return -1;
-		}
-		if (r->o->tls && tls_accept(r, fd, peer, t)) {
-			/* FIN, not RST: the peer must read our alert or refusal. */
-			net_close_draining(&fd, 1, 300);
-			return -1;
-		}
-		if (chan_read_full(fd, t, &h, sizeof(h), r->o->timeout_ms, "reading the sender's hello")) {
-			drop(fd, t);
-			return -1;
-		}
-		if (wire_hello_parse(&h, &hi, &status)) {
-			const uint8_t *b = (const uint8_t *)&h;
-
-			/* A TLS record (handshake, 3.x) where a hello should be. */
-			if (!r->o->tls && b[0] == 0x16 && b[1] == 3) {
-				lmig_err_clear();
-				lmig_err("the sender at %s speaks TLS: this receiver was started without --tls-dir or --psk-file",
-					 peer);
-			}
-			refuse(fd, t, status);
-			drop(fd, t);
-			return -1;
-		}
-		if (!got) {
-			r->hi = hi;
-			r->nch = hi.nchannels;
-			r->npages = (hi.image_size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE;
-			r->ch = calloc(r->nch, sizeof(*r->ch));
-			if (!r->ch)
-				return lmig_err("out of memory");
-			for (unsigned int c = 0; c < r->nch; c++)
-				r->ch[c].fd = -1;
-			if (!hi.image_size) {
-				lmig_err("sender announced an empty image");
-				return refuse_why(fd, t, LMIG_ST_SIZE, "empty image", 0), drop(fd, t), -1;
-			}
-			if (r->o->expect_size && hi.image_size != r->o->expect_size) {
-				lmig_err("image size mismatch: sender has %llu bytes, --size expects %llu",
-					 (unsigned long long)hi.image_size,
-					 (unsigned long long)r->o->expect_size);
-				return refuse_why(fd, t, LMIG_ST_SIZE,
-						  "image size mismatch: the receiver expects another size (--size)",
-						  0), drop(fd, t), -1;
-			}
-			if (r->o->max_size && hi.image_size > r->o->max_size) {
-				lmig_err("the sender announced %llu bytes, more than --max-size %llu",
-					 (unsigned long long)hi.image_size,
-					 (unsigned long long)r->o->max_size);
-				return refuse_why(fd, t, LMIG_ST_SIZE,
-						  "image larger than the receiver accepts (--max-size)",
-						  0), drop(fd, t), -1;
-			}
-			/*
-			 * 12 bytes a page, zero-filled on demand (calloc of this
-			 * size is a fresh mapping): memory grows with the pages
-			 * that arrive, and --max-size bounds it.
-			 */
-			r->hashes = calloc(r->npages, sizeof(*r->hashes));
-			r->seen = calloc(r->npages, sizeof(*r->seen));
-			r->live = hi.caps & LMIG_CAP_ROUNDS;
-			r->confirm = hi.caps & LMIG_CAP_CONFIRM;
-			if (!r->hashes || !r->seen) {
-				lmig_err("out of memory for a %llu-page image",
-					 (unsigned long long)r->npages);
-				return refuse_why(fd, t, LMIG_ST_SIZE, "image too large for the receiver's memory",
-						  0), drop(fd, t), -1;
-			}
-			switch (dst_image_create(&r->out, r->o->out, hi.image_size)) {
-			case 0:
-				break;
-			case -2:
-				return refuse_why(fd, t, LMIG_ST_SIZE,
-						  "image larger than the free space at the receiver",
-						  0), drop(fd, t), -1;
-			default:
-				if (r->out.not_regular)
-					return refuse_why(fd, t, LMIG_ST_IO,
-							  "the receiver's output exists and is not a regular file",
-							  0), drop(fd, t), -1;
-				return refuse_why(fd, t, LMIG_ST_IO, "the receiver cannot create the image",
-						  r->out.err), drop(fd, t), -1;
-			}
-			r->out_ok = true;
-		} else if (memcmp(hi.session, r->hi.session, sizeof(hi.session)) ||
-			   hi.nchannels != r->nch || hi.image_size != r->hi.image_size) {
-			lmig_err("connection from %s belongs to another migration", peer);
-			return refuse(fd, t, LMIG_ST_SESSION), drop(fd, t), -1;
-		}
-		if (r->ch[hi.channel].fd >= 0) {
-			lmig_err("channel %u connected twice", hi.channel);
-			return refuse(fd, t, LMIG_ST_SESSION), drop(fd, t), -1;
-		}
-		r->ch[hi.channel].fd = fd;
-		r->ch[hi.channel].tls = tc;	/* the channel owns the session now */
-		t = &r->ch[hi.channel].tls;
-		wire_ack_build(&a, hi.caps & (LMIG_CAPS_V1 | LMIG_CAP_ROUNDS | LMIG_CAP_CONFIRM),
-			       LMIG_ST_OK, NULL);
-		if (chan_write_full(fd, t, &a, sizeof(a), r->o->timeout_ms, "answering the hello"))
-			return -1;
-		if (++got == r->nch)
-			return 0;
+	if (!hi->image_size) {
+		lmig_err("sender announced an empty image");
+		return *why = "empty image", LMIG_ST_SIZE;
 	}
+	if (r->o->expect_size && hi->image_size != r->o->expect_size) {
+		lmig_err("image size mismatch: sender has %llu bytes, --size expects %llu",
+			 (unsigned long long)hi->image_size, (unsigned long long)r->o->expect_size);
+		return *why = "image size mismatch: the receiver expects another size (--size)",
+		       LMIG_ST_SIZE;
+	}
+	if (r->o->max_size && hi->image_size > r->o->max_size) {
+		lmig_err("the sender announced %llu bytes, more than --max-size %llu",
+			 (unsigned long long)hi->image_size, (unsigned long long)r->o->max_size);
+		return *why = "image larger than the receiver accepts (--max-size)", LMIG_ST_SIZE;
+	}
+	/*
+	 * 12 bytes a page, zero-filled on demand (calloc of this size is a
+	 * fresh mapping): memory grows with the pages that arrive, and
+	 * --max-size bounds it.
+	 */
+	r->hashes = calloc(r->npages, sizeof(*r->hashes));
+	r->seen = calloc(r->npages, sizeof(*r->seen));
+	if (!r->hashes || !r->seen) {
+		lmig_err("out of memory for a %llu-page image", (unsigned long long)r->npages);
+		return *why = "image too large for the receiver's memory", LMIG_ST_SIZE;
+	}
+	switch (dst_image_create(&r->out, r->o->out, hi->image_size)) {
+	case 0:
+		r->out_ok = true;
+		return 0;
+	case -2:
+		return *why = "image larger than the free space at the receiver", LMIG_ST_SIZE;
+	default:
+		if (r->out.not_regular)
+			*why = "the receiver's output exists and is not a regular file";
+		else
+			*why = "the receiver cannot create the image", *err = r->out.err;
+		return LMIG_ST_IO;
+	}
+}
+
+/* Each hello (chan_accept()): the first one says what comes. */
+static int check_hello(void *arg, const struct hello_info *hi, bool first, const char **why,
+		       int *err)
+{
+	struct image_receiver *r = arg;
+
+	if (!first)
+		return 0;
+	r->hi = *hi;
+	r->nch = hi->nchannels;
+	r->npages = (hi->image_size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE;
+	r->live = hi->caps & LMIG_CAP_ROUNDS;
+	r->confirm = hi->caps & LMIG_CAP_CONFIRM;
+	r->ch = calloc(r->nch, sizeof(*r->ch));
+	if (!r->ch)
+		return lmig_err("out of memory");
+	return take_image(r, hi, why, err);
+}
+
+static int handshake(struct image_receiver *r, int lfd)
+{
+	struct chan_accept a = {
+		.tls = r->o->tls, .timeout_ms = r->o->timeout_ms,
+		.accept_timeout_ms = r->o->accept_timeout_ms, .peer = "sender",
+		.whole = "migration", .caps = LMIG_CAPS_V1 | LMIG_CAP_ROUNDS | LMIG_CAP_CONFIRM,
+		.check = check_hello, .arg = r,
+	};
+	struct hello_info first;
+
+	return chan_accept(&a, lfd, &r->link, &first);
 }
 
 /* ---- main loop -------------------------------------------------------- */
 
-static void show_progress(struct receiver *r, bool final)
+static void show_progress(struct image_receiver *r, bool final)
 {
 	double t = now_s();
 	uint64_t done = r->pages_done * LMIG_PAGE_SIZE;
@@ -1231,7 +1058,7 @@ static void show_progress(struct receiver *r, bool final)
 }
 
 /* Wait for done decodes in the ring, with the other completions. */
-static void arm_decode_wait(struct receiver *r)
+static void arm_decode_wait(struct image_receiver *r)
 {
 	struct io_uring_sqe *sqe = uring_get_sqe(&r->ring);
 
@@ -1239,7 +1066,7 @@ static void arm_decode_wait(struct receiver *r)
 	io_uring_sqe_set_data64(sqe, UD(UD_DECODE, 0, 0));
 }
 
-static int decode_wake(struct receiver *r, int res)
+static int decode_wake(struct image_receiver *r, int res)
 {
 	if (res < 0 && res != -EINTR && res != -EAGAIN)
 		return fail(r, LMIG_ST_IO, "waiting for decode workers: %s", strerror(-res));
@@ -1247,7 +1074,7 @@ static int decode_wake(struct receiver *r, int res)
 	return reap_decodes(r);
 }
 
-static int run(struct receiver *r)
+static int run(struct image_receiver *r)
 {
 	r->last_data = now_s();
 	if (r->dec)
@@ -1267,7 +1094,7 @@ static int run(struct receiver *r)
 				return -1;
 			if (ret == 0 && parse(r, c))
 				return -1;
-			if (r->ch[c].eof && !r->ch[c].qlen && r->ch[c].ps != PS_DONE)
+			if (r->ch[c].rx.eof && !r->ch[c].qlen && r->ch[c].ps != PS_DONE)
 				return fail(r, LMIG_ST_INCOMPLETE,
 					    "channel %u: sender closed the connection mid-stream (truncated after frame %llu)",
 					    c, (unsigned long long)r->ch[c].seq);
@@ -1295,7 +1122,7 @@ static int run(struct receiver *r)
 			return lmig_err_errno(-ret, "io_uring_wait_cqe");
 		io_uring_for_each_cqe(&r->ring, head, cqe) {
 			uint64_t ud = io_uring_cqe_get_data64(cqe);
-			unsigned int kind = ud & 0xff, c = (ud >> 8) & 0xffff, id = ud >> 24;
+			unsigned int kind = ud_kind(ud), c = ud_a(ud), id = ud_b(ud);
 
 			n++;
 			if (kind == UD_DECODE)
@@ -1317,7 +1144,7 @@ static int run(struct receiver *r)
  * and hash every page again.  The digest of those hashes must be the
  * sender's; a page that differs from what was written is named.
  */
-static int verify_readback(struct receiver *r, const uint8_t want[16])
+static int verify_readback(struct image_receiver *r, const uint8_t want[16])
 {
 	const size_t chunk = 4u << 20;
 	uint64_t *got = malloc(r->npages * sizeof(*got));
@@ -1394,20 +1221,20 @@ out:
  * it before the verdict goes out (the sender sends nothing before it has
  * the verdict), and wait until it has ended.
  */
-static int stop_receiving(struct receiver *r)
+static int stop_receiving(struct image_receiver *r)
 {
-	struct rchan *ch = &r->ch[0];
+	struct image_rx_chan *ch = &r->ch[0];
 	struct io_uring_sqe *sqe;
 	bool cancelled = false;
 	double t0 = now_s();
 
-	if (!ch->recv_armed)
+	if (!ch->rx.armed)
 		return 0;
 	sqe = uring_get_sqe(&r->ring);
-	io_uring_prep_cancel_fd(sqe, ch->fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_prep_cancel_fd(sqe, r->link[0].fd, IORING_ASYNC_CANCEL_ALL);
 	io_uring_sqe_set_data64(sqe, 0);
 	io_uring_submit(&r->ring);
-	while (ch->recv_armed || !cancelled) {
+	while (ch->rx.armed || !cancelled) {
 		struct __kernel_timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
 		struct io_uring_cqe *cqe;
 		uint64_t ud;
@@ -1423,9 +1250,8 @@ static int stop_receiving(struct receiver *r)
 		ud = io_uring_cqe_get_data64(cqe);
 		if (!ud) {
 			cancelled = true;
-		} else if ((ud & 0xff) == UD_RECV && !((ud >> 8) & 0xffff)) {
-			if (!r->ms || !(cqe->flags & IORING_CQE_F_MORE))
-				ch->recv_armed = false;
+		} else if (ud_kind(ud) == UD_RECV && !ud_a(ud)) {
+			chan_rx_done(&ch->rx, cqe, r->ms, 0);
 			if (cqe->res > 0) {
 				io_uring_cqe_seen(&r->ring, cqe);
 				return fail(r, LMIG_ST_PROTOCOL, "channel 0: data after the end frame");
@@ -1436,7 +1262,7 @@ static int stop_receiving(struct receiver *r)
 	return 0;
 }
 
-static int confirmed_commit(struct receiver *r)
+static int confirmed_commit(struct image_receiver *r)
 {
 	struct lmig_result res;
 
@@ -1448,11 +1274,11 @@ static int confirmed_commit(struct receiver *r)
 		return lmig_err_errno(errno, "cannot flush %s", r->out.tmp);
 	}
 	wire_result_build(&res, LMIG_ST_OK, r->npages, NULL);
-	if (chan_write_full(r->ch[0].fd, &r->ch[0].tls, &res, sizeof(res), r->o->timeout_ms,
+	if (chan_write_full(r->link[0].fd, &r->link[0].tls, &res, sizeof(res), r->o->timeout_ms,
 			    "sending the verdict"))
 		return -1;
 	r->verdict_sent = true;
-	if (chan_read_full(r->ch[0].fd, &r->ch[0].tls, &res, sizeof(res), r->o->timeout_ms,
+	if (chan_read_full(r->link[0].fd, &r->link[0].tls, &res, sizeof(res), r->o->timeout_ms,
 			   "waiting for the sender to confirm the commit") ||
 	    wire_confirm_parse(&res, r->npages)) {
 		r->fail_status = LMIG_ST_PROTOCOL;
@@ -1465,12 +1291,12 @@ static int confirmed_commit(struct receiver *r)
 	r->out_ok = false;
 	/* Committed: a FINAL that gets lost leaves the source paused, never running. */
 	wire_result_build_as(&res, LMIG_FINAL_MAGIC, LMIG_ST_OK, r->npages, NULL);
-	chan_write_full(r->ch[0].fd, &r->ch[0].tls, &res, sizeof(res), r->o->timeout_ms,
+	chan_write_full(r->link[0].fd, &r->link[0].tls, &res, sizeof(res), r->o->timeout_ms,
 			"sending the final result");
 	return 0;
 }
 
-static int verify_and_commit(struct receiver *r)
+static int verify_and_commit(struct image_receiver *r)
 {
 	uint8_t digest[16];
 
@@ -1499,27 +1325,23 @@ static int verify_and_commit(struct receiver *r)
 
 int image_recv(const struct recv_opts *o, struct image_stats *st)
 {
-	struct receiver r = { .o = o, .st = st };
+	struct image_receiver r = { .o = o, .st = st };
 	struct lmig_result res;
 	int lfd, ret = -1;
 
 	st->tls = o->tls ? NULL : "off";	/* null: no TLS session came up */
 	codec_init();
-	lfd = net_listen(o->listen, 16);
+	lfd = chan_listen(o->listen, 16, o->ready_fd);
 	if (lfd < 0)
 		return -1;
-	if (o->ready_fd >= 0) {
-		dprintf(o->ready_fd, "%d\n", net_local_port(lfd));
-		close(o->ready_fd);
-	}
 	if (handshake(&r, lfd))
 		goto out;
 	close(lfd);
 	lfd = -1;
 	r.t0 = now_s();
 	st->channels = r.nch;
-	st->tls = tls_mode(&r.ch[0].tls, false);
-	tls_binding(&r.ch[0].tls, st->tls_binding);
+	st->tls = tls_mode(&r.link[0].tls, false);
+	tls_binding(&r.link[0].tls, st->tls_binding);
 	st->bytes_total = r.hi.image_size;
 	st->pages_total = r.npages;
 	for (unsigned int c = 0; c < r.nch; c++) {
@@ -1532,7 +1354,7 @@ int image_recv(const struct recv_opts *o, struct image_stats *st)
 	if (!r.confirm) {
 		wire_result_build(&res, LMIG_ST_OK, r.npages, NULL);
 		/* The image is committed; a sender that vanished now cannot undo that. */
-		chan_write_full(r.ch[0].fd, &r.ch[0].tls, &res, sizeof(res), o->timeout_ms,
+		chan_write_full(r.link[0].fd, &r.link[0].tls, &res, sizeof(res), o->timeout_ms,
 				"sending the commit");
 	}
 	show_progress(&r, true);
@@ -1543,13 +1365,10 @@ out:
 		dst_image_abort(&r.out);
 		r.out_ok = false;
 	}
-	if (ret && r.ch && r.ch[0].fd >= 0) {
+	if (ret && r.link && r.link[0].fd >= 0) {
 		wire_result_build_as(&res, r.verdict_sent ? LMIG_FINAL_MAGIC : LMIG_RESULT_MAGIC,
 				     r.fail_status ? r.fail_status : LMIG_ST_IO, 0, result_text(&r));
-		if (r.ch[0].tls.ssl)
-			chan_write_full(r.ch[0].fd, &r.ch[0].tls, &res, sizeof(res), 100, "failing");
-		else
-			send(r.ch[0].fd, &res, sizeof(res), MSG_DONTWAIT | MSG_NOSIGNAL);
+		chan_say_last(&r.link[0], &res, sizeof(res));
 	}
 	if (r.out_ok)
 		dst_image_abort(&r.out);
@@ -1561,27 +1380,11 @@ out:
 		io_uring_queue_exit(&r.ring);
 	if (lfd >= 0)
 		close(lfd);
-	if (r.ch && ret) {
-		/* Let the sender read the verdict before the connections go. */
-		int fds[LMIG_MAX_CHANNELS];
-
-		for (unsigned int c = 0; c < r.nch; c++) {
-			fds[c] = r.ch[c].fd;
-			r.ch[c].fd = -1;
-		}
-		net_close_draining(fds, r.nch, 300);
-	}
-	if (r.ch) {
-		for (unsigned int c = 0; c < r.nch; c++) {
-			tls_chan_free(&r.ch[c].tls);
-			if (r.ch[c].fd >= 0)
-				close(r.ch[c].fd);
-			if (r.ch[c].bufs)
-				munmap(r.ch[c].bufs, (size_t)NRBUF * RBUF_SIZE);
-			if (r.ch[c].br)
-				munmap(r.ch[c].br, NRBUF * sizeof(struct io_uring_buf));
-		}
-	}
+	/* After a failure, let the sender read the verdict before the connections go. */
+	chan_close_all(r.link, r.nch, ret ? 300 : 0);
+	for (unsigned int c = 0; r.ch && c < r.nch; c++)
+		chan_rx_free(&r.ch[c].rx);
+	free(r.link);
 	if (r.pool)
 		munmap(r.pool, (size_t)NPOOL * LMIG_PAGE_SIZE);
 	free(r.wops);
