@@ -194,6 +194,9 @@ int chan_refuse(int fd, struct tls_chan *t, uint32_t status, const char *why, in
 
 /* Accepting the channels of one session. */
 struct chan_accept {
+	const char *listen;		/* HOST:PORT */
+	int backlog;
+	int ready_fd;			/* chan_listen()'s */
 	const struct tls_conf *tls;	/* NULL: plain */
 	int timeout_ms;			/* each step once a channel is there */
 	int accept_timeout_ms;		/* for the first connection, -1: forever */
@@ -216,11 +219,11 @@ struct chan_accept {
 	void *arg;
 };
 /*
- * Accept every channel of one session on lfd: *ch gets them (calloc'ed,
- * hi->nchannels of them, fd -1 where none came), *first the first hello.
- * 0, or -1 with lmig_err().
+ * Listen (chan_listen()), accept every channel of one session, and stop
+ * listening: *ch gets the channels (calloc'ed, first->nchannels of them),
+ * *first the first hello.  0, or -1 with lmig_err().
  */
-int chan_accept(const struct chan_accept *a, int lfd, struct chan **ch, struct hello_info *first);
+int chan_accept(const struct chan_accept *a, struct chan **ch, struct hello_info *first);
 /* Free the sessions and close the sockets, draining for drain_ms (0: a plain close). */
 void chan_close_all(struct chan *ch, unsigned int n, int drain_ms);
 

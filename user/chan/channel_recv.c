@@ -145,7 +145,8 @@ static int bad_hello(const struct chan_accept *a, int fd, struct tls_chan *t,
 	return chan_refuse(fd, t, status, NULL, 0);
 }
 
-int chan_accept(const struct chan_accept *a, int lfd, struct chan **chp, struct hello_info *first)
+static int accept_all(const struct chan_accept *a, int lfd, struct chan **chp,
+		      struct hello_info *first)
 {
 	struct chan *ch = NULL;
 	unsigned int got = 0, n = 0;
@@ -207,6 +208,17 @@ int chan_accept(const struct chan_accept *a, int lfd, struct chan **chp, struct 
 		if (++got == n)
 			return 0;
 	}
+}
+
+int chan_accept(const struct chan_accept *a, struct chan **ch, struct hello_info *first)
+{
+	int lfd = chan_listen(a->listen, a->backlog, a->ready_fd), rc;
+
+	if (lfd < 0)
+		return -1;
+	rc = accept_all(a, lfd, ch, first);
+	close(lfd);
+	return rc;
 }
 
 void chan_close_all(struct chan *ch, unsigned int n, int drain_ms)
