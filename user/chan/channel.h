@@ -17,12 +17,13 @@
  *   chan_reply_*()     the receive of the peer's replies on channel 0,
  *                      whole messages opened from TLS records as they come
  * Receiving side (channel_recv.c):
- *   chan_listen(), chan_accept()   every channel of one session: TLS,
+ *   chan_accept()      listen, then every channel of one session: TLS,
  *                      hellos checked, a stray or bad one refused
  *                      (chan_refuse(): the peer reads why, then a FIN)
  *   chan_rx_*()        per channel, provided buffers for a multishot
  *                      receive (plain receives where the kernel has none)
  *   chan_open()        userspace TLS: a received chunk's plaintext
+ *   chan_fail()        an error, and the status the peer's verdict carries
  *   chan_say_last()    a last message that must not block (a failure verdict)
  */
 #ifndef LMIG_CHANNEL_H
@@ -45,6 +46,12 @@ struct chan {
 
 /* Keep-alives and a bound on unacknowledged data: a vanished peer is an error, not a hang. */
 void chan_keepalive(int fd);
+
+/*
+ * Hand every completion the ring has ready to fn(arg, cqe), in order; the
+ * first that fails (-1) stops it, that completion consumed.  0 or -1.
+ */
+int chan_reap(struct io_uring *ring, int (*fn)(void *arg, struct io_uring_cqe *cqe), void *arg);
 
 /* ---- sending side ------------------------------------------------------ */
 
@@ -129,6 +136,13 @@ int chan_tx_buf(struct chan_tx *tx, const struct chan *ch, unsigned int c, unsig
  * the sockets close), then, once the sockets are closed, unmap the buffers.
  */
 void chan_tx_end(struct chan_tx *tx);
+/*
+ * Before the buffers go after a transfer: while busy(arg) (zero-copy
+ * notifications or sends still due), wait for completions, 2 s at the
+ * most for each, and hand them to fn.
+ */
+void chan_tx_drain(struct chan_tx *tx, bool (*busy)(void *arg),
+		   int (*fn)(void *arg, struct io_uring_cqe *cqe), void *arg);
 void chan_tx_free(struct chan_tx *tx);
 
 /*

@@ -31,6 +31,22 @@ void chan_keepalive(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
 }
 
+int chan_reap(struct io_uring *ring, int (*fn)(void *arg, struct io_uring_cqe *cqe), void *arg)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	io_uring_for_each_cqe(ring, head, cqe) {
+		n++;
+		if (fn(arg, cqe)) {
+			io_uring_cq_advance(ring, n);
+			return -1;
+		}
+	}
+	io_uring_cq_advance(ring, n);
+	return 0;
+}
+
 int chan_session(struct hello_info *hi)
 {
 	if (getrandom(hi->session, sizeof(hi->session), 0) != sizeof(hi->session))
@@ -137,6 +153,20 @@ void chan_tx_end(struct chan_tx *tx)
 	if (tx->ring_ok)
 		io_uring_queue_exit(tx->ring);
 	tx->ring_ok = false;
+}
+
+void chan_tx_drain(struct chan_tx *tx, bool (*busy)(void *arg),
+		   int (*fn)(void *arg, struct io_uring_cqe *cqe), void *arg)
+{
+	while (tx->ring_ok && busy(arg)) {
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec ts = { .tv_sec = 2 };
+
+		if (io_uring_wait_cqe_timeout(tx->ring, &cqe, &ts))
+			return;
+		fn(arg, cqe);
+		io_uring_cqe_seen(tx->ring, cqe);
+	}
 }
 
 void chan_tx_free(struct chan_tx *tx)

@@ -281,6 +281,21 @@ static int decode_wake(struct image_receiver *r, int res)
 	return image_reap_decodes(r);
 }
 
+static int handle_cqe(void *arg, struct io_uring_cqe *cqe)
+{
+	struct image_receiver *r = arg;
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+
+	switch (ud_kind(ud)) {
+	case UD_DECODE:
+		return decode_wake(r, cqe->res);
+	case UD_RECV:
+		return recv_done(r, ud_a(ud), cqe, ud_b(ud));
+	default:
+		return image_write_done(r, ud_b(ud), cqe->res);
+	}
+}
+
 static int run(struct image_receiver *r)
 {
 	r->last_data = now_s();
@@ -289,7 +304,6 @@ static int run(struct image_receiver *r)
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts = { .tv_nsec = 500 * 1000 * 1000 };
-		unsigned int head, n = 0;
 		int ret;
 
 		/* Decodes that came back without a wake (see DECODE_WAKE): their runs go out now. */
@@ -327,21 +341,8 @@ static int run(struct image_receiver *r)
 		}
 		if (ret < 0 && ret != -EINTR)
 			return lmig_err_errno(-ret, "io_uring_wait_cqe");
-		io_uring_for_each_cqe(&r->ring, head, cqe) {
-			uint64_t ud = io_uring_cqe_get_data64(cqe);
-			unsigned int kind = ud_kind(ud), c = ud_a(ud), id = ud_b(ud);
-
-			n++;
-			if (kind == UD_DECODE)
-				ret = decode_wake(r, cqe->res);
-			else
-				ret = kind == UD_RECV ? recv_done(r, c, cqe, id) : image_write_done(r, id, cqe->res);
-			if (ret) {
-				io_uring_cq_advance(&r->ring, n);
-				return -1;
-			}
-		}
-		io_uring_cq_advance(&r->ring, n);
+		if (chan_reap(&r->ring, handle_cqe, r))
+			return -1;
 		show_progress(r, false);
 	}
 }

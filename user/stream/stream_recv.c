@@ -190,12 +190,28 @@ static int check_end(struct stream_receiver *r)
 	return 0;
 }
 
+static int handle_cqe(void *arg, struct io_uring_cqe *cqe)
+{
+	struct stream_receiver *r = arg;
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	unsigned int a = ud_a(ud);
+	int ret;
+
+	if (ud_kind(ud) == UD_RECV)
+		return recv_done(r, a, cqe);
+	ret = stream_write_done(r, a, cqe->res);
+	if (!ret && !r->s[a]->closed) {
+		ret = stream_deliver(r, a);
+		stream_submit_write(r, a);
+	}
+	return ret;
+}
+
 static int run(struct stream_receiver *r)
 {
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts = { .tv_nsec = 500 * 1000 * 1000 };
-		unsigned int head, n = 0;
 		int ret;
 
 		if (finished(r))
@@ -220,22 +236,8 @@ static int run(struct stream_receiver *r)
 		ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
 		if (ret < 0 && ret != -ETIME && ret != -EINTR)
 			return lmig_err_errno(-ret, "io_uring_wait_cqe");
-		io_uring_for_each_cqe(&r->ring, head, cqe) {
-			uint64_t ud = io_uring_cqe_get_data64(cqe);
-			unsigned int kind = ud_kind(ud), a = ud_a(ud);
-
-			n++;
-			ret = kind == UD_RECV ? recv_done(r, a, cqe) : stream_write_done(r, a, cqe->res);
-			if (!ret && kind == UD_WRITE && !r->s[a]->closed) {
-				ret = stream_deliver(r, a);
-				stream_submit_write(r, a);
-			}
-			if (ret) {
-				io_uring_cq_advance(&r->ring, n);
-				return -1;
-			}
-		}
-		io_uring_cq_advance(&r->ring, n);
+		if (chan_reap(&r->ring, handle_cqe, r))
+			return -1;
 	}
 }
 

@@ -513,8 +513,9 @@ static int send_done(struct stream_sender *s, unsigned int c, unsigned int bi,
 	return 0;
 }
 
-static int handle_cqe(struct stream_sender *s, struct io_uring_cqe *cqe)
+static int handle_cqe(void *arg, struct io_uring_cqe *cqe)
 {
+	struct stream_sender *s = arg;
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
 	unsigned int a = ud_a(ud);
 	int res = cqe->res;
@@ -650,36 +651,25 @@ static int run(struct stream_sender *s)
 			cpolicy_idle(&s->pol, now_s() - t);	/* waiting for QEMU */
 		if (ret < 0 && ret != -ETIME && ret != -EINTR)
 			return lmig_err_errno(-ret, "io_uring_wait_cqe");
-		unsigned int head, n = 0;
-
-		io_uring_for_each_cqe(&s->ring, head, cqe) {
-			n++;
-			if (handle_cqe(s, cqe)) {
-				io_uring_cq_advance(&s->ring, n);
-				return -1;
-			}
-		}
-		io_uring_cq_advance(&s->ring, n);
+		if (chan_reap(&s->ring, handle_cqe, s))
+			return -1;
 		cpolicy_tick(&s->pol, now_s());
 	}
 }
 
-/* Wait for the kernel to let go of zero-copy buffers before unmapping them. */
-static void drain_notifs(struct stream_sender *s)
+/* Zero-copy notifications or sends still due: the kernel may still read a buffer. */
+static bool sends_due(void *arg)
 {
-	for (;;) {
-		bool pending = false;
-		struct io_uring_cqe *cqe;
-		struct __kernel_timespec ts = { .tv_sec = 2 };
+	const struct stream_sender *s = arg;
 
-		for (unsigned int c = 0; c < s->nch; c++)
-			for (unsigned int b = 0; b < NOBUF; b++)
-				pending |= s->ch[c].buf[b].notifs > 0 || s->ch[c].inflight;
-		if (!pending || io_uring_wait_cqe_timeout(&s->ring, &cqe, &ts))
-			return;
-		handle_cqe(s, cqe);
-		io_uring_cqe_seen(&s->ring, cqe);
+	for (unsigned int c = 0; c < s->nch; c++) {
+		if (s->ch[c].inflight)
+			return true;
+		for (unsigned int b = 0; b < NOBUF; b++)
+			if (s->ch[c].buf[b].notifs)
+				return true;
 	}
+	return false;
 }
 
 int stream_send(const struct stream_send_opts *o, struct stream_stats *st)
@@ -734,8 +724,8 @@ out:
 			if (s.s[i]->sock)
 				shutdown(s.s[i]->fd, SHUT_RDWR);
 	}
-	if (s.tx.ring_ok && !ret)
-		drain_notifs(&s);
+	if (!ret)
+		chan_tx_drain(&s.tx, sends_due, handle_cqe, &s);
 	chan_tx_end(&s.tx);
 	for (unsigned int i = 0; i < s.ns; i++) {
 		if (ret && s.s[i]->sock)
