@@ -57,6 +57,7 @@
 #include "probes.skel.h"
 #endif
 
+#include "cli/report.h"
 #include "host/probes.h"
 #include "host/tracemark.h"
 #include "lib/jfield.h"
@@ -855,6 +856,55 @@ TEST(bpftool_finds_every_name)
 #endif
 }
 
+
+/*
+ * The report of lmig send words the probes' state from struct
+ * probes_status (cli/report_notes.c): the same words probes_open() puts
+ * in why and note, cut as the report cuts them.
+ */
+static void expect_words(struct __test_metadata *_metadata, const struct probes *p, bool ok)
+{
+	char want[200], got[200];
+
+	if (ok)
+		snprintf(want, sizeof(want), "on%s%.180s", p->note[0] ? ": " : "", p->note);
+	else
+		snprintf(want, sizeof(want), "off: %.190s", p->why);
+	report_probes_words(&p->status, got, sizeof(got));
+	EXPECT_STREQ(want, got);
+	EXPECT_EQ(ok, p->status.on);
+}
+
+TEST(report_words)
+{
+	struct probes p, q;
+	pid_t gone = fork();
+
+	ASSERT_LE(0, gone);
+	if (!gone)
+		_exit(0);
+	ASSERT_EQ(gone, waitpid(gone, NULL, 0));
+	EXPECT_EQ(-1, probes_open(&p, gone, 0));
+	expect_words(_metadata, &p, false);
+#ifdef LMIG_HAVE_PROBES
+	EXPECT_EQ(PROBES_OFF_NO_PROCESS, p.status.off);
+	EXPECT_EQ(gone, p.status.pid);
+#else
+	EXPECT_EQ(PROBES_OFF_NOT_BUILT, p.status.off);
+#endif
+	probes_close(&p);
+	if (probes_open(&p, getpid(), PROBES_PIN)) {
+		expect_words(_metadata, &p, false);
+		SKIP(return, "probes unavailable: %s", p.why);
+	}
+	expect_words(_metadata, &p, true);
+	/* A second lmig finds the pins held: a note says so. */
+	ASSERT_EQ(0, probes_open(&q, getpid(), PROBES_PIN)) TH_LOG("%s", q.why);
+	EXPECT_TRUE(q.status.notes & PROBES_NOTE_PIN_HELD) TH_LOG("%s", q.note);
+	expect_words(_metadata, &q, true);
+	probes_close(&q);
+	probes_close(&p);
+}
 TEST(errors_one_line)
 {
 	char *nopid[] = { (char *)lmig_path(), "stat", "--pid", "4194000", "--count", "1", NULL };

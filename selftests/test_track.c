@@ -29,6 +29,7 @@
 #include "lib/jfield.h"
 #include "lib/proc.h"
 
+#include "cli/report.h"
 #include "lib/err.h"
 #include "live/track.h"
 
@@ -524,6 +525,58 @@ TEST_F(e2e, auto_picks_uffd)
 	ASSERT_EQ(0, json_str_field(self->dr.out, "tracker_why", why, sizeof(why)));
 	EXPECT_NE(NULL, strstr(why, "uffd: needs --pid")) TH_LOG("%s", why);
 	EXPECT_NE(NULL, strstr(why, "auto picked scan")) TH_LOG("%s", why);
+}
+
+/*
+ * --tracker auto's choice, in the report of lmig send, is worded from
+ * struct track_choice (cli/report_notes.c): the same words tracker_open()
+ * gives its callers, cut at the same length, for a memfd no tracker but
+ * scan can watch (no --pid, and a size kmod refuses whether or not the
+ * module is loaded), and the error when not even scan can.
+ */
+TEST(auto_choice_words)
+{
+	static uint64_t sent[17];
+	struct track_target tg = { .fd = memfd_create("lmig-track-choice", MFD_CLOEXEC),
+				   .size = 16 * PAGE + 512, .sent = sent };
+	char why[2048], words[2048], err[512];
+	struct track_choice c;
+	struct tracker t;
+
+	ASSERT_LE(0, tg.fd);
+	ASSERT_EQ(0, ftruncate(tg.fd, tg.size));
+	ASSERT_EQ(0, tracker_open_choice(&t, "auto", &tg, &c)) TH_LOG("%s", lmig_errmsg());
+	tracker_close(&t);
+	EXPECT_STREQ("scan", c.picked);
+	EXPECT_EQ(3, c.nrefused);
+	/* All of it, and cut as the report cuts it. */
+	for (size_t len = sizeof(why); len >= 256; len = len == 256 ? 0 : 256) {
+		ASSERT_EQ(0, tracker_open(&t, "auto", &tg, why, len)) TH_LOG("%s", lmig_errmsg());
+		tracker_close(&t);
+		report_tracker_words(&c, words, len);
+		EXPECT_STREQ(why, words);
+	}
+	report_tracker_words(&c, words, sizeof(words));
+	EXPECT_NE(NULL, strstr(words, "uffd: needs --pid")) TH_LOG("%s", words);
+	EXPECT_NE(NULL, strstr(words, "; auto picked scan")) TH_LOG("%s", words);
+
+	/* Nothing to compare with: scan refuses too, and the error quotes the rest. */
+	tg.sent = NULL;
+	ASSERT_EQ(-1, tracker_open_choice(&t, "auto", &tg, &c));
+	snprintf(err, sizeof(err), "%s", lmig_errmsg());
+	EXPECT_EQ(NULL, c.picked);
+	EXPECT_EQ(4, c.nrefused);
+	report_tracker_words(&c, words, 256);	/* the error quotes what the report would */
+	EXPECT_NE(NULL, strstr(err, words)) TH_LOG("%s | %s", err, words);
+	EXPECT_EQ(0, strncmp(err, "no dirty tracker can watch this memory (", 40)) TH_LOG("%s", err);
+
+	/* A tracker named: no choice to tell. */
+	tg.sent = sent;
+	ASSERT_EQ(0, tracker_open_choice(&t, "scan", &tg, &c)) TH_LOG("%s", lmig_errmsg());
+	tracker_close(&t);
+	report_tracker_words(&c, words, sizeof(words));
+	EXPECT_STREQ("", words);
+	close(tg.fd);
 }
 
 TEST_HARNESS_MAIN

@@ -15,9 +15,13 @@ static void digest_hex(const struct image_stats *st, char out[33])
 
 static void live_json(struct json_obj *j, const struct image_stats *st)
 {
+	char why[256], probes[200];
+
+	report_tracker_words(&st->tracker_why, why, sizeof(why));
+	report_probes_words(&st->probes, probes, sizeof(probes));
 	json_bool(j, "live", true);
 	json_str(j, "tracker", st->tracker);
-	json_str(j, "tracker_why", st->tracker_why[0] ? st->tracker_why : NULL);
+	json_str(j, "tracker_why", why[0] ? why : NULL);
 	json_str(j, "frozen", st->frozen);
 	json_bool(j, "converged", st->converged);
 	json_dbl(j, "downtime_ms", st->converged ? st->downtime_s * 1000 : 0, 1);
@@ -30,7 +34,7 @@ static void live_json(struct json_obj *j, const struct image_stats *st)
 		json_u64(j, "pages_holed", st->pages_holed);
 	}
 	json_str(j, "source", st->source_state);
-	json_str(j, "probes", st->probes[0] ? st->probes : NULL);
+	json_str(j, "probes", probes[0] ? probes : NULL);
 	json_array_begin(j, "rounds");
 	for (unsigned int i = 0; i < st->rounds; i++) {
 		const struct round_stat *r = &st->round[i];

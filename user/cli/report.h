@@ -10,5 +10,13 @@
 /* role: "send" or "recv"; ok: the migration completed and was verified. */
 void report_print(const char *role, const struct image_stats *st, const char *compress,
 		  bool ok, bool json);
+/*
+ * The notes of a live send in words (report_notes.c): the probes ("on",
+ * "on: what is missing", "off: why"; "" if never tried) and the choice of
+ * --tracker auto ("" for a tracker named), cut to len bytes.  The report
+ * holds them in 200 and 256 bytes.
+ */
+void report_probes_words(const struct probes_status *ps, char *out, size_t len);
+void report_tracker_words(const struct track_choice *c, char *out, size_t len);
 
 #endif

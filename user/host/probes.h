@@ -75,6 +75,54 @@ struct probe_proc {
 	double steal_pct;	/* as probe_sample.steal_pct */
 };
 
+/*
+ * Why probes_open() failed, in numbers (p->why says it in words); the
+ * members of struct probes_status each needs are named.
+ */
+enum probes_off {
+	PROBES_OFF_NONE,
+	PROBES_OFF_NOT_BUILT,		/* detail: what the build of bpf/ lacked */
+	PROBES_OFF_NO_PROCESS,		/* pid */
+	PROBES_OFF_NOT_ROOT,
+	PROBES_OFF_NO_MEMORY,
+	PROBES_OFF_OPEN,		/* err: opening the skeleton */
+	PROBES_OFF_FOREIGN_PROC,	/* /proc is another pid namespace's */
+	PROBES_OFF_STAT_NS,		/* err: stat of /proc/self/ns/pid */
+	PROBES_OFF_CPUS,		/* err: counting the possible CPUs */
+	PROBES_OFF_LOAD,		/* err; detail: libbpf's last warning, or "" */
+	PROBES_OFF_SETUP,		/* err: running the setup program */
+	PROBES_OFF_PIDNS,		/* ns: lmig's pid namespace inode and tid, then the kernel's */
+	PROBES_OFF_ATTACH,		/* err; detail: the probe */
+	PROBES_OFF_EXITED,		/* pid */
+};
+
+/* What is missing though the probes work: bits, in the order they are told. */
+enum probes_note {
+	PROBES_NOTE_FOREIGN_PROC	= 1 << 0,	/* PROBES_ALL: process names may be wrong */
+	PROBES_NOTE_NO_KVM		= 1 << 1,	/* no KVM tracepoints */
+	PROBES_NOTE_NO_TRACEFS		= 1 << 2,	/* no exit reasons: no tracefs */
+	PROBES_NOTE_NO_REASON_FIELD	= 1 << 3,	/* no exit reasons: kvm_exit lacks the field */
+	PROBES_NOTE_NO_REASON_ATTACH	= 1 << 4,	/* no exit reasons: did not attach */
+	PROBES_NOTE_PIN_MOUNT		= 1 << 5,	/* not pinned: bpffs mount failed, pin_err */
+	PROBES_NOTE_PIN_HELD		= 1 << 6,	/* not pinned: another lmig holds the pins */
+	PROBES_NOTE_PIN_KEPT		= 1 << 7,	/* not pinned: probes kept with --pin are there */
+	PROBES_NOTE_PIN_MKDIR		= 1 << 8,	/* not pinned: cannot create PROBES_PIN_DIR */
+	PROBES_NOTE_PIN_FAILED		= 1 << 9,	/* not pinned: bpf_map__pin failed */
+};
+
+/* How probes_open() went, for a report to word. */
+struct probes_status {
+	bool tried;			/* probes_open() was called */
+	bool on;			/* ... and worked */
+	enum probes_off off;
+	int err;			/* an errno, for the reasons that have one */
+	pid_t pid;
+	unsigned int ns[4];
+	char detail[200];
+	unsigned int notes;		/* enum probes_note bits */
+	int pin_err;			/* errno of PROBES_NOTE_PIN_MOUNT */
+};
+
 struct probes_priv;
 
 struct probes {
@@ -88,6 +136,7 @@ struct probes {
 	/* What is missing though it works, one line ("" if nothing):
 	 * "no KVM tracepoints (kvm not loaded); ..." */
 	char note[256];
+	struct probes_status status;	/* why and note in numbers */
 	struct probes_priv *priv;
 };
 

@@ -17,6 +17,12 @@
  * /run/lmig/, so `lmig throttle --restore` can undo it after lmig died,
  * and `lmig send` does so by itself when it finds a file whose owner is
  * gone.
+ *
+ * The files, bottom up: cgroup.c finds cgroups and moves tasks;
+ * throttle_state.c writes and reads the state file; throttle_cpu.c and
+ * throttle_io.c set the CPU and disk-write limits; throttle_restore.c
+ * undoes both.  threads.c (threads.h) reads the per-thread counters that
+ * say which threads to aim at.
  */
 #ifndef LMIG_THROTTLE_H
 #define LMIG_THROTTLE_H
@@ -24,6 +30,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/types.h>
+
+#include "host/threads.h"
 
 #define THROTTLE_STATE_DIR	"/run/lmig"
 #define THROTTLE_PERIOD_US	100000
@@ -94,36 +102,6 @@ int throttle_restore(struct throttle *t);
  */
 int throttle_restore_files(bool only_stale, bool verbose);
 /*
- * Per-thread counters of a process, for aiming the throttle at the
- * threads that write: minor faults (with a write-protecting tracker, the
- * first write to a page after each harvest is one) and CPU time.
- */
-#define TSNAP_MAX	256
-struct tsnap {
-	double t;
-	unsigned int n;
-	pid_t tid[TSNAP_MAX];
-	unsigned long long minflt[TSNAP_MAX];
-	double cpu[TSNAP_MAX];
-	unsigned long long wbytes[TSNAP_MAX];	/* bytes it sent to storage (/proc/.../io) */
-};
-
-void tsnap_take(pid_t pid, struct tsnap *s);
-/*
- * The threads that took most (together >= 80 %) of the minor faults
- * between a and b, into out; 0 when the faults say nothing (too few).
- */
-unsigned int tsnap_dirtiers(const struct tsnap *a, const struct tsnap *b, pid_t *out,
-			    unsigned int max);
-/* CPUs the threads in tids (all threads if n == 0) used between a and b. */
-double tsnap_cpus(const struct tsnap *a, const struct tsnap *b, const pid_t *tids, unsigned int n);
-/* Bytes per second the threads in tids (all if n == 0) wrote to storage between a and b. */
-double tsnap_wbps(const struct tsnap *a, const struct tsnap *b, const pid_t *tids, unsigned int n);
-/* The threads that did most (together >= 80 %) of the disk writes between a and b. */
-unsigned int tsnap_diskwriters(const struct tsnap *a, const struct tsnap *b, pid_t *out,
-			       unsigned int max);
-
-/*
  * Also limit the workload's disk writes (after throttle_init): tids (may
  * be NULL/0) are the threads that write to disk, for v1.  0, or -1 with
  * lmig_err() saying why not (nothing changed then).
@@ -133,29 +111,9 @@ int throttle_io_init(struct throttle *t, const pid_t *tids, unsigned int ntids);
 int throttle_io_set(struct throttle *t, double bps);
 /* Put the write limits and placement back; 0 or -errno. */
 int throttle_io_restore(struct throttle_io *io);
-/* The state file lines of io, and the parse of one ("io..."); false: not an io line. */
-void throttle_io_state_print(FILE *f, const struct throttle_io *io);
-bool throttle_io_state_parse(const char *line, struct throttle_io *io);
 /* Rewrite the state file (after a change of what must be undone). */
 int throttle_state_save(const struct throttle *t);
-/*
- * The cgroup directory of pid for v1 controller ctrl ("cpu", "blkio"),
- * and the v2 one: either may come back "".  root: pid is in that
- * hierarchy's root.  0, or -1 with lmig_err().
- */
-int cgroup_dirs(pid_t pid, const char *ctrl, char *v2dir, size_t v2len, char *v1dir,
-		size_t v1len, bool *v2root, bool *v1root);
-/*
- * Move every task listed in FROM/FILE ("tasks", "cgroup.procs",
- * "cgroup.threads") into TO/FILE, then remove FROM.  0 or -errno.
- */
-int cgroup_empty_into(const char *from, const char *to, const char *file);
-/* Is pid the only process of cgroup dir? */
-bool cgroup_alone(const char *dir, pid_t pid);
-
 /* Undo the state file of workload pid, whoever wrote it (the freeze guard's job). */
 int throttle_restore_pid(pid_t pid);
-/* CPU seconds the process (or thread, tid > 0) has used. */
-double proc_cpu_s(pid_t pid, pid_t tid);
 
 #endif

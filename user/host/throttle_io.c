@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The disk half of the convergence throttle (throttle.h): write limits on
+ * The disk-write throttle (throttle.h): write limits on
  * the block devices the workload writes to.
  *
  *   cgroup v2: io.max "MAJ:MIN wbps=N" on the cgroup that holds the
@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "lib/err.h"
+#include "host/cgroup.h"
 #include "host/procfs.h"
 #include "host/throttle.h"
 
@@ -126,27 +127,6 @@ static int write_wbps(const struct throttle_io *io, unsigned int i, const char *
 	return kfile_write(io->cg, io->v2 ? "io.max" : "blkio.throttle.write_bps_device", line);
 }
 
-/* v1: move the process, or the threads in io->tids, into dir ("tasks" holds threads). */
-static int io_move(const struct throttle_io *io, pid_t pid, const char *dir)
-{
-	char num[16];
-	int ret = 0;
-
-	if (!io->per_thread) {
-		snprintf(num, sizeof(num), "%d", (int)pid);
-		return kfile_write(dir, "cgroup.procs", num);
-	}
-	for (unsigned int i = 0; i < io->ntids; i++) {
-		int r;
-
-		snprintf(num, sizeof(num), "%d", (int)io->tids[i]);
-		r = kfile_write(dir, "tasks", num);
-		if (r && r != -ESRCH && !ret)
-			ret = r;
-	}
-	return ret;
-}
-
 int throttle_io_init(struct throttle *t, const pid_t *tids, unsigned int ntids)
 {
 	struct throttle_io *io = &t->io;
@@ -201,7 +181,7 @@ int throttle_io_init(struct throttle *t, const pid_t *tids, unsigned int ntids)
 			ret = -errno;
 			goto fail;
 		}
-		ret = io_move(io, t->pid, io->cg);
+		ret = cgroup_move(io->cg, t->pid, io->tids, io->per_thread ? io->ntids : 0);
 		if (ret) {
 			rmdir(io->cg);
 			goto fail;
@@ -264,56 +244,4 @@ int throttle_io_restore(struct throttle_io *io)
 		io->bps = 0;
 	}
 	return ret;
-}
-
-void throttle_io_state_print(FILE *f, const struct throttle_io *io)
-{
-	if (!io->on)
-		return;
-	fprintf(f, "io_v2 %d\nio_transient %d\nio_per_thread %d\nio_home %s\nio_cg %s\nio_tids",
-		io->v2, io->transient, io->per_thread, io->home, io->cg);
-	for (unsigned int i = 0; i < io->ntids; i++)
-		fprintf(f, " %d", (int)io->tids[i]);
-	fprintf(f, "\n");
-	for (unsigned int i = 0; i < io->ndev; i++)
-		fprintf(f, "io_dev %u:%u %s\n", io->dev[i].maj, io->dev[i].min, io->dev[i].saved);
-}
-
-bool throttle_io_state_parse(const char *line, struct throttle_io *io)
-{
-	unsigned int maj, min;
-	char saved[32];
-	int v;
-
-	if (strncmp(line, "io_", 3))
-		return false;
-	io->on = true;
-	if (sscanf(line, "io_v2 %d", &v) == 1)
-		io->v2 = v;
-	else if (sscanf(line, "io_transient %d", &v) == 1)
-		io->transient = v;
-	else if (sscanf(line, "io_per_thread %d", &v) == 1)
-		io->per_thread = v;
-	else if (!strncmp(line, "io_home ", 8))
-		snprintf(io->home, sizeof(io->home), "%.511s", line + 8);
-	else if (!strncmp(line, "io_cg ", 6))
-		snprintf(io->cg, sizeof(io->cg), "%.639s", line + 6);
-	else if (!strncmp(line, "io_tids", 7))
-		for (const char *p = line + 7; io->ntids < THROTTLE_MAX_TIDS;) {
-			char *e;
-			long tid = strtol(p, &e, 10);
-
-			if (e == p)
-				break;
-			io->tids[io->ntids++] = tid;
-			p = e;
-		}
-	else if (sscanf(line, "io_dev %u:%u %31s", &maj, &min, saved) == 3 &&
-		 io->ndev < THROTTLE_MAX_DEVS) {
-		io->dev[io->ndev].maj = maj;
-		io->dev[io->ndev].min = min;
-		snprintf(io->dev[io->ndev].saved, sizeof(io->dev[io->ndev].saved), "%s", saved);
-		io->ndev++;
-	}
-	return true;
 }

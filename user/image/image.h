@@ -9,6 +9,8 @@
 #include <sys/types.h>
 
 #include "chan/policy.h"
+#include "host/probes.h"
+#include "live/track_choice.h"
 
 struct tls_conf;
 
@@ -68,9 +70,9 @@ struct image_stats {
 	 * to commit and its final result never came (EXIT_UNKNOWN); else NULL.
 	 */
 	const char *outcome;
-	char tracker_why[256];
+	struct track_choice tracker_why;	/* --tracker auto's choice */
 	struct round_stat *round;	/* rounds entries */
-	char probes[200];		/* "on", or why not */
+	struct probes_status probes;	/* whether the probes ran, or why not */
 	bool throttled;
 	char throttle_note[200];	/* where it throttled, or why it could not or stopped */
 	char throttle_io_note[300];	/* where its disk writes were limited, or why not */

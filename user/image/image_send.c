@@ -54,17 +54,17 @@
 #include "lib/err.h"
 #include "live/freeze.h"
 #include "image/image_file.h"
-#include "chan/net.h"
+#include "chan/channel.h"
 #include "lib/parse.h"
 #include "chan/policy.h"
 #include "host/probes.h"
 #include "chan/ratelimit.h"
 #include "host/throttle.h"
-#include "chan/tls.h"
 #include "live/track.h"
 #include "host/tracemark.h"
+#include "chan/ud.h"
 #include "chan/uring.h"
-#include "chan/wire.h"
+#include "cli/report.h"
 #include "image/image.h"
 
 
@@ -78,32 +78,21 @@
 #define SWITCH_OVERHEAD_S	0.003
 /* A round smaller than this says little about the rate of the link. */
 #define RATE_SAMPLE_MIN		(2 << 20)
-/* Userspace TLS: what one receive of the receiver's replies takes. */
-#define RXC_SIZE		(17 * 1024)
-
-enum { UD_SEND = 1, UD_RESULT = 2, UD_READ = 3 };
-#define UD(kind, ch, b)	((uint64_t)(kind) | ((uint64_t)(b) << 8) | ((uint64_t)(ch) << 16))
 
 enum sbuf_state { SB_FREE, SB_READING, SB_READY };
 
+/* A send buffer: one frame (data, len: inside mem, or its records once sealed). */
 struct sbuf {
-	uint8_t *mem;
-	uint8_t *frame;		/* start of the frame inside mem */
-	size_t len, off;	/* frame length, bytes already sent */
+	CHAN_SBUF;
 	enum sbuf_state state;
 	uint64_t idx[BATCH_MAX];	/* the pages in the payload, in order */
 	unsigned int npages;
 	size_t got;		/* ring reads (one run of pages): bytes read so far */
-	bool sent;		/* every byte handed to the kernel */
-	unsigned int notifs;	/* zero-copy notifications still to come */
-	uint8_t *cipher;	/* userspace TLS: the sealed frame goes here */
-	bool sealed;		/* frame/len now point into cipher */
-	bool zc;		/* its send in flight is a SEND_ZC */
 };
 
-struct schan {
-	int fd;
-	struct tls_chan tls;
+/* A channel to the receiver. */
+struct image_tx_chan {
+	struct chan link;
 	struct sbuf buf[NBUF];
 	unsigned int fill;	/* next buffer to fill */
 	unsigned int head;	/* oldest queued buffer not yet fully sent */
@@ -124,12 +113,11 @@ struct sender {
 	struct image_stats *st;
 	struct src_image im;
 	struct io_uring ring;
-	bool ring_ok, fixed, zc;
+	struct chan_tx tx;		/* the ring's channel side, the send buffers */
 	bool sync_read;			/* memory: read right here, any pages per frame */
 	unsigned int batch_pages;	/* pages read into one frame */
-	struct schan *ch;
+	struct image_tx_chan *ch;
 	unsigned int nch, rr;
-	uint8_t *bufmem;
 	uint64_t *hashes;		/* per page: hash of what was last sent */
 	uint64_t *todo;			/* this round's pages not yet read */
 	uint64_t cursor;		/* no todo bit is set below it */
@@ -139,11 +127,10 @@ struct sender {
 	uint8_t digest[16];
 	uint8_t lz4_out[LMIG_PAGE_SIZE];
 	struct lmig_result result;
+	struct chan_reply rp;		/* receives result on channel 0 */
 	bool result_in, result_armed;
 	bool confirm;			/* LMIG_CAP_CONFIRM: the verdict, CONFIRM, then FINAL */
 	bool unknown;			/* CONFIRM sent, no valid FINAL: outcome unknown */
-	uint8_t *rxc;			/* userspace TLS: records from channel 0 */
-	size_t result_have;		/* ... opened into result so far */
 	struct cpolicy pol;
 	struct ratelimit rl;
 	double t0, last_progress;
@@ -190,27 +177,14 @@ static int channels_connect(struct sender *s)
 {
 	uint32_t want = LMIG_CAPS_V1 | LMIG_CAP_CONFIRM | (s->live ? LMIG_CAP_ROUNDS : 0);
 	struct hello_info hi = { .caps = want, .nchannels = s->nch, .image_size = s->im.size };
-	struct lmig_hello h;
-	struct lmig_hello_ack a;
 	uint32_t caps;
 
-	if (getrandom(hi.session, sizeof(hi.session), 0) != sizeof(hi.session))
-		return lmig_err_errno(errno, "getrandom");
+	if (chan_session(&hi))
+		return -1;
 	for (unsigned int i = 0; i < s->nch; i++) {
-		struct tls_chan *t = &s->ch[i].tls;
-
-		s->ch[i].fd = net_connect(s->o->to, s->o->timeout_ms);
-		if (s->ch[i].fd < 0)
-			return -1;
-		/* TLS first: not one lmig byte travels in clear text. */
-		if (s->o->tls && tls_handshake(s->o->tls, s->ch[i].fd, s->o->timeout_ms, s->o->to, t))
-			return -1;
 		hi.channel = i;
-		wire_hello_build(&h, &hi);
-		if (chan_write_full(s->ch[i].fd, t, &h, sizeof(h), s->o->timeout_ms, "sending hello") ||
-		    chan_read_full(s->ch[i].fd, t, &a, sizeof(a), s->o->timeout_ms,
-				   "waiting for the receiver's handshake") ||
-		    wire_ack_parse(&a, &caps))
+		if (chan_dial(&s->ch[i].link, s->o->to, s->o->timeout_ms, s->o->tls, false, &hi,
+			      &caps))
 			return -1;
 		if ((caps & LMIG_CAPS_V1) != LMIG_CAPS_V1)
 			return lmig_err("receiver lacks lz4 or zero-run support (caps 0x%x)", caps);
@@ -223,80 +197,22 @@ static int channels_connect(struct sender *s)
 	return 0;
 }
 
-/*
- * Userspace TLS: a twin of every buffer for its sealed frame, and a
- * buffer for the records of the receiver's replies on channel 0.
- */
-static int tls_buffers(struct sender *s)
-{
-	size_t cap = tls_seal_bound(BUF_SIZE);
-
-	if (!s->o->tls)
-		return 0;
-	if (!s->ch[0].tls.ktls_rx && !(s->rxc = malloc(RXC_SIZE)))
-		return lmig_err("out of memory");
-	for (unsigned int c = 0; c < s->nch; c++) {
-		if (s->ch[c].tls.ktls_tx)
-			continue;
-		for (unsigned int b = 0; b < NBUF; b++) {
-			s->ch[c].buf[b].cipher = mmap(NULL, cap, PROT_READ | PROT_WRITE,
-						      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-			if (s->ch[c].buf[b].cipher == MAP_FAILED) {
-				s->ch[c].buf[b].cipher = NULL;
-				return lmig_err_errno(errno, "cannot allocate TLS send buffers");
-			}
-		}
-	}
-	return 0;
-}
+static int result_got(void *arg);
 
 static int ring_setup(struct sender *s)
 {
-	struct io_uring_probe *probe;
-	struct iovec *iov;
-	size_t total = (size_t)s->nch * NBUF * BUF_SIZE;
-	int ret;
-
-	ret = io_uring_queue_init(4 * s->nch * NBUF + 8, &s->ring, 0);
-	if (ret)
-		return lmig_err_errno(-ret, "io_uring_queue_init");
-	s->ring_ok = true;
-	probe = io_uring_get_probe_ring(&s->ring);
-	s->zc = probe && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
-	if (probe)
-		io_uring_free_probe(probe);
-	/*
-	 * Loopback delivers a zero-copy skb by copying it on the receive side
-	 * and adds the notification round trip on top: auto turns it off there.
-	 */
-	if (s->o->zerocopy == 0 || (s->o->zerocopy < 0 && net_is_loopback(s->ch[0].fd)))
-		s->zc = false;
-	else if (s->o->zerocopy == 1 && !s->zc)
-		return lmig_err("--zerocopy on: this kernel has no IORING_OP_SEND_ZC");
-
-	s->bufmem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (s->bufmem == MAP_FAILED) {
-		s->bufmem = NULL;
-		return lmig_err_errno(errno, "cannot allocate %zu bytes of send buffers", total);
-	}
-	iov = calloc((size_t)s->nch * NBUF, sizeof(*iov));
-	if (!iov)
-		return lmig_err("out of memory");
+	if (chan_tx_setup(&s->tx, &s->ring, 4 * s->nch * NBUF + 8, s->o->zerocopy,
+			  s->ch[0].link.fd, s->nch, NBUF, BUF_SIZE))
+		return -1;
 	for (unsigned int c = 0; c < s->nch; c++)
-		for (unsigned int b = 0; b < NBUF; b++) {
-			size_t i = (size_t)c * NBUF + b;
-
-			s->ch[c].buf[b].mem = s->bufmem + i * BUF_SIZE;
-			iov[i].iov_base = s->ch[c].buf[b].mem;
-			iov[i].iov_len = BUF_SIZE;
-		}
-	/*
-	 * Registered buffers spare the kernel a page pin per read and send;
-	 * optional (RLIMIT_MEMLOCK may refuse them).
-	 */
-	s->fixed = io_uring_register_buffers(&s->ring, iov, s->nch * NBUF) == 0;
-	free(iov);
-	return tls_buffers(s);
+		for (unsigned int b = 0; b < NBUF; b++)
+			if (chan_tx_buf(&s->tx, &s->ch[c].link, c, b, &s->ch[c].buf[b].sb))
+				return -1;
+	s->rp = (struct chan_reply){ .ch = &s->ch[0].link, .msg = &s->result,
+				     .len = sizeof(s->result), .stop = &s->result_in,
+				     .got = result_got, .arg = s, .what = "verdict",
+				     .waiting = "waiting for the receiver's verdict" };
+	return chan_reply_init(&s->rp);
 }
 
 /* ---- reading and encoding pages --------------------------------------- */
@@ -392,7 +308,7 @@ static void submit_read(struct sender *s, unsigned int c, unsigned int bi)
 	size_t n = run_bytes(s, b->idx[0], b->npages) - b->got;
 	uint8_t *dst = b->mem + DESC_AREA + b->got;
 
-	if (s->fixed)
+	if (s->tx.fixed)
 		io_uring_prep_read_fixed(sqe, s->im.fd, dst, n, off, c * NBUF + bi);
 	else
 		io_uring_prep_read(sqe, s->im.fd, dst, n, off);
@@ -482,8 +398,8 @@ static void encode_batch(struct sender *s, unsigned int c, struct sbuf *b)
 		plen += n;
 	}
 	/* Header and descriptors go right before the payload: one contiguous send. */
-	b->frame = payload - sizeof(*f) - nd * sizeof(d[0]);
-	f = (struct lmig_frame *)b->frame;
+	f = (struct lmig_frame *)(payload - sizeof(*f) - nd * sizeof(d[0]));
+	b->data = (const uint8_t *)f;
 	memcpy(f + 1, d, nd * sizeof(d[0]));
 	*f = (struct lmig_frame){ .magic = htole32(LMIG_FRAME_MAGIC),
 				  .type = htole16(LMIG_FRAME_BATCH),
@@ -526,7 +442,7 @@ static void build_marker(struct sender *s, unsigned int c, struct sbuf *b)
 							       sizeof(struct lmig_round)),
 				  .seq = htole64(s->ch[c].seq++) };
 	f->checksum = htole64(wire_frame_checksum(f, NULL, 0));
-	b->frame = b->mem;
+	b->data = b->mem;
 	b->len = sizeof(*f) + le32toh(f->payload_len);
 	b->state = SB_READY;
 	if (end)
@@ -540,57 +456,19 @@ static void build_marker(struct sender *s, unsigned int c, struct sbuf *b)
 
 static int submit_send(struct sender *s, unsigned int c)
 {
-	struct schan *ch = &s->ch[c];
-	struct sbuf *b = &ch->buf[ch->head];
-	struct io_uring_sqe *sqe;
-	/*
-	 * MSG_WAITALL lets io_uring finish a short send itself; kTLS refuses
-	 * any flag it does not know (EOPNOTSUPP), and short sends are
-	 * finished here anyway (b->off).
-	 */
-	int flags = MSG_NOSIGNAL | (ch->tls.ktls_tx ? 0 : MSG_WAITALL);
-	const uint8_t *p;
-	size_t n;
+	struct image_tx_chan *ch = &s->ch[c];
 
-	/* Sealed here, in send order: TLS records carry a sequence number. */
-	if (b->cipher && !b->sealed) {
-		ssize_t len = tls_seal(&ch->tls, b->frame, b->len, b->cipher,
-				       tls_seal_bound(BUF_SIZE));
-
-		if (len < 0)
-			return -1;
-		b->frame = b->cipher;
-		b->len = len;
-		b->sealed = true;
-	}
-	p = b->frame + b->off;
-	n = b->len - b->off;
-	sqe = uring_get_sqe(&s->ring);
-	b->zc = s->zc;
-	if (s->zc && s->fixed && !b->sealed)
-		io_uring_prep_send_zc_fixed(sqe, ch->fd, p, n, flags, 0, c * NBUF + ch->head);
-	else if (s->zc)
-		io_uring_prep_send_zc(sqe, ch->fd, p, n, flags, 0);
-	else
-		io_uring_prep_send(sqe, ch->fd, p, n, flags);
-	io_uring_sqe_set_data64(sqe, UD(UD_SEND, c, ch->head));
+	if (chan_send(&s->tx, &ch->link, c, ch->head, &ch->buf[ch->head].sb))
+		return -1;
 	ch->inflight = true;
 	return 0;
 }
 
 static void arm_result(struct sender *s)
 {
-	struct io_uring_sqe *sqe;
-
 	if (s->result_armed)
 		return;
-	sqe = uring_get_sqe(&s->ring);
-	/* Userspace TLS: whatever records came, opened in result_records(). */
-	if (s->rxc)
-		io_uring_prep_recv(sqe, s->ch[0].fd, s->rxc, RXC_SIZE, 0);
-	else
-		io_uring_prep_recv(sqe, s->ch[0].fd, &s->result, sizeof(s->result), MSG_WAITALL);
-	io_uring_sqe_set_data64(sqe, UD(UD_RESULT, 0, 0));
+	chan_reply_arm(&s->rp, &s->ring);
 	s->result_armed = true;
 }
 
@@ -598,13 +476,14 @@ static bool all_sent(struct sender *s);
 
 static void release_if_done(struct sbuf *b)
 {
-	if (b->sent && !b->notifs)
+	if (chan_sbuf_idle(&b->sb))
 		b->state = SB_FREE;
 }
 
 /* A whole reply is in s->result: a round acknowledged, or the verdict. */
-static int result_got(struct sender *s)
+static int result_got(void *arg)
 {
+	struct sender *s = arg;
 	uint64_t round;
 	int ack = wire_round_ack_parse(&s->result, &round);
 
@@ -621,80 +500,46 @@ static int result_got(struct sender *s)
 	return 0;
 }
 
-static int result_got_cb(void *s)
+/* A send's completion on channel c. */
+static int send_done(struct sender *s, unsigned int c, unsigned int bi,
+		     const struct io_uring_cqe *cqe)
 {
-	return result_got(s);
-}
+	struct image_tx_chan *ch = &s->ch[c];
+	struct sbuf *b = &ch->buf[bi];
+	int rc = chan_send_done(&s->tx, &b->sb, cqe, c, "mid-transfer", &s->st->bytes_wire);
 
-/* Userspace TLS: n bytes of records arrived in rxc; there may be several replies. */
-static int result_records(struct sender *s, int n)
-{
-	if (tls_open_msgs(&s->ch[0].tls, s->rxc, n, &s->result, sizeof(s->result),
-			  &s->result_have, &s->result_in, result_got_cb, s))
-		return -1;
-	if (!s->result_in)
-		arm_result(s);
-	return 0;
+	if (rc != CHAN_NOTIF)
+		ch->inflight = false;
+	if (rc == CHAN_NO_ZC)
+		s->st->zerocopy = false;
+	if (rc == CHAN_SENT) {
+		ch->head = (ch->head + 1) % NBUF;
+		ch->queued--;
+	}
+	/* A short send or a refused zero-copy stays READY: run() sends it again. */
+	if (rc == CHAN_NOTIF || rc == CHAN_SENT)
+		release_if_done(b);
+	return rc < 0 ? -1 : 0;
 }
 
 static int handle_cqe(struct sender *s, struct io_uring_cqe *cqe)
 {
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
-	unsigned int kind = ud & 0xff, bi = (ud >> 8) & 0xff, c = ud >> 16;
-	struct schan *ch = &s->ch[c];
-	struct sbuf *b = &ch->buf[bi];
-	int res = cqe->res;
+	unsigned int kind = ud_kind(ud), c = ud_a(ud), bi = ud_b(ud);
 
-	if (kind == UD_RESULT) {
+	if (kind == UD_REPLY) {
 		s->result_armed = false;
-		if (res == 0 || res == -ECONNRESET)
-			return lmig_err("receiver closed the connection %s",
-					all_sent(s) ? "before it committed the image" : "mid-transfer");
-		if (res < 0)
-			return lmig_err_errno(-res, "channel 0: waiting for the receiver's verdict");
-		if (s->rxc)
-			return result_records(s, res);
-		if ((size_t)res < sizeof(s->result))
-			return lmig_err("receiver sent a truncated verdict");
-		if (result_got(s))
+		if (chan_reply_in(&s->rp, cqe->res, all_sent(s) ?
+				  "receiver closed the connection before it committed the image" :
+				  "receiver closed the connection mid-transfer"))
 			return -1;
 		if (!s->result_in)
 			arm_result(s);
 		return 0;
 	}
 	if (kind == UD_READ)
-		return handle_read(s, c, bi, res);
-	if (cqe->flags & IORING_CQE_F_NOTIF) {
-		b->notifs--;
-		release_if_done(b);
-		return 0;
-	}
-	if (cqe->flags & IORING_CQE_F_MORE)
-		b->notifs++;
-	ch->inflight = false;
-	/*
-	 * A socket may refuse zero-copy (kTLS does on some kernels): nothing
-	 * was sent, so send the same bytes again by copy, and from now on.
-	 */
-	if (res == -EOPNOTSUPP && b->zc) {
-		s->zc = false;
-		s->st->zerocopy = false;
-		return 0;
-	}
-	if (res < 0) {
-		if (res == -EPIPE || res == -ECONNRESET)
-			return lmig_err("channel %u: receiver closed the connection mid-transfer", c);
-		return lmig_err_errno(-res, "channel %u: send", c);
-	}
-	b->off += res;
-	s->st->bytes_wire += res;
-	if (b->off < b->len)
-		return 0;	/* short send: the rest goes next */
-	b->sent = true;
-	ch->head = (ch->head + 1) % NBUF;
-	ch->queued--;
-	release_if_done(b);
-	return 0;
+		return handle_read(s, c, bi, cqe->res);
+	return send_done(s, c, bi, cqe);
 }
 
 /* ---- the todo bitmap -------------------------------------------------- */
@@ -741,7 +586,7 @@ static double fill_buffers(struct sender *s, bool *blocked)
 {
 	*blocked = false;
 	for (unsigned int c = 0; c < s->nch; c++) {
-		struct schan *ch = &s->ch[c];
+		struct image_tx_chan *ch = &s->ch[c];
 
 		while ((ch->rounds_due || ch->end_due) && ch->buf[ch->fill].state == SB_FREE) {
 			struct sbuf *b = &ch->buf[ch->fill];
@@ -1474,9 +1319,9 @@ static int confirm_commit(struct sender *s)
 	char why[300];
 
 	wire_result_build_as(&m, LMIG_CONFIRM_MAGIC, LMIG_ST_OK, s->im.npages, NULL);
-	if (chan_write_full(s->ch[0].fd, &s->ch[0].tls, &m, sizeof(m), s->o->timeout_ms,
+	if (chan_write_full(s->ch[0].link.fd, &s->ch[0].link.tls, &m, sizeof(m), s->o->timeout_ms,
 			    "confirming the commit") == 0) {
-		if (chan_read_full(s->ch[0].fd, &s->ch[0].tls, &m, sizeof(m), s->o->timeout_ms,
+		if (chan_read_full(s->ch[0].link.fd, &s->ch[0].link.tls, &m, sizeof(m), s->o->timeout_ms,
 				   "waiting for the receiver's final result") == 0 &&
 		    wire_final_parse(&m, &status) == 0)
 			return status == LMIG_ST_OK ? 0 : -1;	/* not committed: resume */
@@ -1515,11 +1360,8 @@ static int live_setup(struct sender *s)
 	}
 	tsnap_take(o->pid, &s->snap[1]);
 	/* Fault rates and steal per round, if eBPF works here: optional. */
-	if (probes_open(&s->pr, o->pid, 0))
-		snprintf(s->st->probes, sizeof(s->st->probes), "off: %.190s", s->pr.why);
-	else
-		snprintf(s->st->probes, sizeof(s->st->probes), "on%s%.180s",
-			 s->pr.note[0] ? ": " : "", s->pr.note);
+	probes_open(&s->pr, o->pid, 0);
+	s->st->probes = s->pr.status;
 	if (freezer_init(&s->fz, o->freeze, o->pid))
 		return -1;
 	s->st->frozen = freezer_name(&s->fz);
@@ -1530,16 +1372,20 @@ static int live_setup(struct sender *s)
 	s->harvested = calloc(bitmap_words(s->im.npages), 8);
 	if (!s->harvested)
 		return lmig_err("out of memory for the dirty bitmap");
-	if (tracker_open(&s->trk, o->tracker, &s->tg, s->st->tracker_why,
-			 sizeof(s->st->tracker_why)))
+	if (tracker_open_choice(&s->trk, o->tracker, &s->tg, &s->st->tracker_why))
 		return -1;
 	s->trk_ok = true;
 	s->st->tracker = s->trk.ops->name;
 	s->t_harvest = now_s();
 	/* The workload's counters from the start: round 0 is a measurement too. */
 	tsnap_take(o->pid, &s->snap[1]);
-	if (o->progress && s->st->tracker_why[0])
-		fprintf(stderr, "lmig send: tracker %s (%s)\n", s->st->tracker, s->st->tracker_why);
+	if (o->progress) {
+		char why[256];
+
+		report_tracker_words(&s->st->tracker_why, why, sizeof(why));
+		if (why[0])
+			fprintf(stderr, "lmig send: tracker %s (%s)\n", s->st->tracker, why);
+	}
 	return 0;
 }
 
@@ -1573,7 +1419,7 @@ int image_send(const struct send_opts *o, struct image_stats *st)
 	if (s.im.npages % 64)
 		s.todo[nw - 1] = (1ULL << (s.im.npages % 64)) - 1;
 	for (unsigned int c = 0; c < s.nch; c++)
-		s.ch[c].fd = -1;
+		s.ch[c].link.fd = -1;
 	cpolicy_init(&s.pol, o->compress);
 	ratelimit_init(&s.rl, o->bandwidth);
 	/*
@@ -1596,9 +1442,9 @@ int image_send(const struct send_opts *o, struct image_stats *st)
 	}
 	if (channels_connect(&s) || ring_setup(&s))
 		goto out;
-	st->zerocopy = s.zc;
-	st->tls = tls_mode(o->tls ? &s.ch[0].tls : NULL, true);
-	tls_binding(o->tls ? &s.ch[0].tls : NULL, st->tls_binding);
+	st->zerocopy = s.tx.zc;
+	st->tls = tls_mode(o->tls ? &s.ch[0].link.tls : NULL, true);
+	tls_binding(o->tls ? &s.ch[0].link.tls : NULL, st->tls_binding);
 	if (round_begin(&s, s.im.npages, 0, !s.live))
 		goto out;
 	ret = run(&s);
@@ -1646,20 +1492,15 @@ out:
 	st->lz4_switches = s.pol.switches;
 	st->lz4_accel_max = s.pol.accel_max;
 	st->total_s = now_s() - s.t0;
-	if (s.ring_ok)
-		io_uring_queue_exit(&s.ring);
+	chan_tx_end(&s.tx);
 	if (s.ch)
 		for (unsigned int c = 0; c < s.nch; c++) {
-			tls_chan_free(&s.ch[c].tls);
-			if (s.ch[c].fd >= 0)
-				close(s.ch[c].fd);
-			for (unsigned int b = 0; b < NBUF; b++)
-				if (s.ch[c].buf[b].cipher)
-					munmap(s.ch[c].buf[b].cipher, tls_seal_bound(BUF_SIZE));
+			tls_chan_free(&s.ch[c].link.tls);
+			if (s.ch[c].link.fd >= 0)
+				close(s.ch[c].link.fd);
 		}
-	free(s.rxc);
-	if (s.bufmem)
-		munmap(s.bufmem, (size_t)s.nch * NBUF * BUF_SIZE);
+	chan_reply_free(&s.rp);
+	chan_tx_free(&s.tx);
 	free(s.ch);
 	free(s.hashes);
 	free(s.todo);

@@ -355,13 +355,36 @@ static int start(struct tracker *t, const struct tracker_ops *ops,
 	return 0;
 }
 
-int tracker_open(struct tracker *t, const char *name, const struct track_target *tg,
-		 char *why, size_t whylen)
+/*
+ * The words of an auto choice, into why (whylen bytes, cut where they no
+ * longer fit): "TRACKER: WHY; ...; auto picked TRACKER".  The report of
+ * lmig send words struct track_choice the same way (cli/report_notes.c);
+ * these are for the error message and tracker_open()'s callers.
+ */
+static void choice_words(const struct track_choice *c, char *why, size_t whylen)
 {
 	size_t n = 0;
 
-	if (why && whylen)
-		why[0] = 0;
+	if (!why || !whylen)
+		return;
+	why[0] = 0;
+	for (unsigned int i = 0; i < c->nrefused && n < whylen; i++)
+		n += snprintf(why + n, whylen - n, "%s%s: %s", n ? "; " : "", c->refused[i].tracker,
+			      c->refused[i].why);
+	if (c->picked && n < whylen)
+		snprintf(why + n, whylen - n, "%sauto picked %s", n ? "; " : "", c->picked);
+}
+
+/*
+ * tracker_open_choice(); the error message when no tracker can watch
+ * quotes the choice cut to whylen bytes, as tracker_open()'s why would be.
+ */
+static int open_choice(struct tracker *t, const char *name, const struct track_target *tg,
+		       struct track_choice *c, size_t whylen)
+{
+	char why[TRACK_CHOICE_MAX * 600];
+
+	*c = (struct track_choice){ 0 };
 	if (strcmp(name, "auto")) {
 		for (size_t i = 0; i < sizeof(trackers) / sizeof(trackers[0]); i++) {
 			if (strcmp(trackers[i]->name, name))
@@ -377,23 +400,43 @@ int tracker_open(struct tracker *t, const char *name, const struct track_target 
 		}
 		return lmig_err("--tracker: '%s' is not one of %s", name, tracker_names());
 	}
+	c->auto_pick = true;
 	for (size_t i = 0; i < sizeof(trackers) / sizeof(trackers[0]); i++) {
 		const struct tracker_ops *ops = trackers[i];
 
 		lmig_err_clear();
 		if (probe(ops, tg) == 0) {
-			if (why && n < whylen)
-				snprintf(why + n, whylen - n, "%sauto picked %s", n ? "; " : "",
-					 ops->name);
+			c->picked = ops->name;
 			lmig_err_clear();
 			return start(t, ops, tg);
 		}
-		if (why && n < whylen)
-			n += snprintf(why + n, whylen - n, "%s%s: %s", n ? "; " : "", ops->name,
-				      lmig_errmsg());
+		if (c->nrefused < TRACK_CHOICE_MAX) {
+			c->refused[c->nrefused].tracker = ops->name;
+			snprintf(c->refused[c->nrefused].why, sizeof(c->refused[0].why), "%s",
+				 lmig_errmsg());
+			c->nrefused++;
+		}
 	}
 	lmig_err_clear();
-	return lmig_err("no dirty tracker can watch this memory (%s)", why ? why : "");
+	choice_words(c, why, whylen < sizeof(why) ? whylen : sizeof(why));
+	return lmig_err("no dirty tracker can watch this memory (%s)", whylen ? why : "");
+}
+
+int tracker_open_choice(struct tracker *t, const char *name, const struct track_target *tg,
+			struct track_choice *c)
+{
+	/* The error message quotes as much of the choice as it always did. */
+	return open_choice(t, name, tg, c, 256);
+}
+
+int tracker_open(struct tracker *t, const char *name, const struct track_target *tg,
+		 char *why, size_t whylen)
+{
+	struct track_choice c;
+	int ret = open_choice(t, name, tg, &c, why ? whylen : 0);
+
+	choice_words(&c, why, whylen);
+	return ret;
 }
 
 /* See TRACK_HUGE_PAGES in track.h. */

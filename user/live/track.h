@@ -30,6 +30,7 @@
 #include <sys/types.h>
 
 #include "live/mapwatch.h"
+#include "live/track_choice.h"
 
 /* The memory being migrated. */
 struct track_target {
@@ -129,9 +130,12 @@ struct tracker {
 
 /*
  * Open the tracker called name ("auto" picks the first usable one, in
- * order of preference) for tg and start it.  why receives, for auto, which
+ * order of preference) for tg and start it.  c receives, for auto, which
  * tracker was picked and why the better ones were not.
  */
+int tracker_open_choice(struct tracker *t, const char *name, const struct track_target *tg,
+			struct track_choice *c);
+/* The same, with the choice in words in why ("" unless auto). */
 int tracker_open(struct tracker *t, const char *name, const struct track_target *tg,
 		 char *why, size_t whylen);
 int tracker_harvest(struct tracker *t, uint64_t *bitmap);

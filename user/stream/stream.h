@@ -92,9 +92,6 @@ void sendpoint_ready(const struct sendpoint *ep, int lfd, int ready_fd);
 /* Close a connection so the peer sees an error, not a clean end (RST on TCP). */
 void sock_abort_close(int fd);
 
-/* Keep-alive and TCP_USER_TIMEOUT on an lmig channel. */
-void channel_sockopts(int fd);
-
 void sframe_build(struct lmig_sframe *f, unsigned int type, unsigned int flags, uint32_t stream,
 		  uint32_t len, uint64_t seq, uint64_t offset, uint32_t raw_len, uint64_t hash);
 bool sframe_csum_ok(const struct lmig_sframe *f);

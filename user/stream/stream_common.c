@@ -2,8 +2,6 @@
 /* What both ends of the stream transport share: endpoints, frames, the report. */
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -116,19 +114,6 @@ void sock_abort_close(int fd)
 	/* TCP sends a reset; a unix socket has none, its peer sees the stream end early. */
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 	close(fd);
-}
-
-void channel_sockopts(int fd)
-{
-	int one = 1, idle = 10, intvl = 5, cnt = 3;
-	unsigned int ut = 30000;
-
-	/* Keep-alives and a bound on unacknowledged data: a vanished peer is an error, not a hang. */
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
 }
 
 void sframe_build(struct lmig_sframe *f, unsigned int type, unsigned int flags, uint32_t stream,

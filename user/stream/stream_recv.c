@@ -32,110 +32,19 @@
  * to the destination fails, whatever arrives meanwhile.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <liburing.h>
 #include <malloc.h>
-#include <lz4.h>
 #include <search.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "lib/clock.h"
 #include "lib/err.h"
-#include "chan/net.h"
-#include "lib/parse.h"
-#include "stream/stream.h"
-#include "chan/tls.h"
+#include "chan/ud.h"
 #include "chan/uring.h"
-#include "chan/wire.h"
-#include "lib/xxh.h"
-
-#define NRBUF		16		/* receive buffers per channel (power of 2) */
-#define RBUF_SIZE	(256 * 1024)
-#define SFRAME		sizeof(struct lmig_sframe)
-#define WIOV		64		/* blocks in one write */
-#define CREDIT_STEP	(LMIG_STREAM_WINDOW / 8)
-#define PLAIN_SIZE	(RBUF_SIZE + TLS_RECORD_MAX)	/* userspace TLS: a chunk's records, opened */
-/* What a held block costs beyond its bytes: its header, malloc's, the tree node. */
-#define BLK_COST	64
-
-enum { UD_RECV = 1, UD_WRITE = 2 };
-#define UD(kind, a, id) ((uint64_t)(kind) | ((uint64_t)(a) << 8) | ((uint64_t)(id) << 32))
-
-struct blk {
-	struct blk *next;		/* in outq */
-	uint64_t off;
-	uint32_t len;
-	uint8_t data[];
-};
-
-struct rstream {
-	bool seen, open_seen, opened, end_seen, verified, closed, writing;
-	int fd;
-	void *pend;			/* out of order: tsearch(3) tree by offset */
-	uint64_t pend_hi;		/* the end of the furthest block received */
-	uint64_t held;			/* cost of the blocks in pend and outq */
-	struct blk *outq, *outq_tail;	/* in order, to write */
-	size_t out_pos;			/* bytes of outq already written */
-	uint64_t next_off;		/* the next byte to move to outq */
-	uint64_t written, credited;
-	double t_credit;		/* when credited was sent */
-	uint64_t end_len;
-	uint8_t end_digest[16];
-	XXH3_state_t dig;
-	struct iovec iov[WIOV];
-};
-
-enum pstate { PS_HDR, PS_PAY, PS_DONE };
-
-struct rchan {
-	int fd;
-	struct tls_chan tls;
-	uint8_t *bufs;
-	struct io_uring_buf_ring *br;
-	bool recv_armed, eof;
-	enum pstate ps;
-	union {
-		uint8_t area[SFRAME];
-		struct lmig_sframe fr;
-	};
-	size_t have;
-	uint8_t *pay;			/* payload being gathered */
-	struct blk *blk;		/* the DATA block being built */
-	uint32_t pay_have;
-	uint64_t seq;
-};
-
-struct sreceiver {
-	const struct stream_recv_opts *o;
-	struct stream_stats *st;
-	struct io_uring ring;
-	bool ring_ok, ms;
-	struct rchan *ch;
-	unsigned int nch;
-	struct rstream *s[LMIG_STREAM_MAX];
-	unsigned int opened_upto;	/* streams below have their destination open */
-	unsigned int done_chans;
-	int64_t nstreams;		/* from DONE, -1 before */
-	uint8_t *plain;			/* PLAIN_SIZE, with userspace TLS */
-	uint32_t fail_status;
-	const char *fail_why;		/* LMIG_ST_IO: what a plain peer is told, see verdict_text() */
-	int fail_err;			/* and the system's error, or 0 */
-	uint64_t held;			/* cost of every stream's held blocks */
-	double t0;
-	double t_progress;		/* the last byte written to a destination, or
-					 * the first frame; 0 before */
-};
+#include "stream/stream_recv.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -144,557 +53,54 @@ static void on_stop(int sig)
 	stop_signal = sig;
 }
 
-static int fail(struct sreceiver *r, uint32_t status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(struct sreceiver *r, uint32_t status, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (!r->fail_status)
-		r->fail_status = status;
-	return lmig_err("%s", msg);
-}
-
-/* What a failure of this side (LMIG_ST_IO) tells an unauthenticated source. */
-static void io_why(struct sreceiver *r, const char *why, int err)
-{
-	if (!r->fail_status) {
-		r->fail_why = why;
-		r->fail_err = err;
-	}
-}
-
-static struct rstream *get_stream(struct sreceiver *r, uint32_t i)
-{
-	struct rstream *s;
-
-	if (i >= LMIG_STREAM_MAX)
-		return fail(r, LMIG_ST_PROTOCOL, "stream %u is beyond the limit of %u", i,
-			    LMIG_STREAM_MAX), NULL;
-	if (r->o->to.kind == SEP_STDIO && i > 0)
-		return fail(r, LMIG_ST_PROTOCOL,
-			    "the source has more than one stream; 'lmig pipe recv' writes one (use 'lmig proxy recv')"),
-		       NULL;
-	if (r->nstreams >= 0 && i >= r->nstreams)
-		return fail(r, LMIG_ST_PROTOCOL, "stream %u after the source said it had %lld", i,
-			    (long long)r->nstreams), NULL;
-	s = r->s[i];
-	if (!s) {
-		s = calloc(1, sizeof(*s));
-		if (!s)
-			return fail(r, LMIG_ST_IO, "out of memory"), NULL;
-		s->fd = -1;
-		XXH3_128bits_reset(&s->dig);
-		r->s[i] = s;
-		r->st->streams++;
-	}
-	s->seen = true;
-	return s;
-}
-
-static void send_reply(struct sreceiver *r, unsigned int type, unsigned int status, uint32_t stream,
-		       uint64_t bytes, const char *reason, int timeout_ms)
-{
-	struct lmig_sreply rep;
-
-	sreply_build(&rep, type, status, stream, bytes, reason);
-	/* Replies are small and rare: the socket's buffer always has room. */
-	if (!chan_write_full(r->ch[0].fd, &r->ch[0].tls, &rep, sizeof(rep), timeout_ms,
-			     "replying to the source"))
-		r->st->bytes_wire += sizeof(rep);
-}
-
-/* ---- output ------------------------------------------------------------ */
-
-static void submit_write(struct sreceiver *r, unsigned int i)
-{
-	struct rstream *s = r->s[i];
-	struct io_uring_sqe *sqe;
-	unsigned int n = 0;
-
-	if (!s->opened || s->writing || !s->outq || s->closed)
-		return;
-	for (struct blk *b = s->outq; b && n < WIOV; b = b->next, n++)
-		s->iov[n] = (struct iovec){ b->data, b->len };
-	s->iov[0].iov_base = (uint8_t *)s->iov[0].iov_base + s->out_pos;
-	s->iov[0].iov_len -= s->out_pos;
-	sqe = uring_get_sqe(&r->ring);
-	io_uring_prep_writev(sqe, s->fd, s->iov, n, -1);
-	io_uring_sqe_set_data64(sqe, UD(UD_WRITE, i, 0));
-	s->writing = true;
-}
-
-/* End a stream's destination cleanly once it is whole, verified and written. */
-static bool maybe_close(struct sreceiver *r, struct rstream *s)
-{
-	if (s->closed || !s->verified || !s->opened || s->written != s->end_len)
-		return false;
-	s->closed = true;
-	if (r->o->to.kind == SEP_STDIO) {
-		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-		/* Keep fd 1 taken, so nothing else lands on it. */
-		if (null >= 0) {
-			dup2(null, STDOUT_FILENO);
-			close(null);
-		} else {
-			close(STDOUT_FILENO);
-		}
-	} else {
-		shutdown(s->fd, SHUT_WR);
-		close(s->fd);
-	}
-	s->fd = -1;
-	return true;
-}
-
-/* ---- held blocks ------------------------------------------------------- */
-
-/*
- * Blocks never overlap in a tree, so "overlaps" is "equal": tsearch()
- * finds the block a new one would overlap, and tfind() of the one byte
- * next_off finds the block that starts there (none lies below it).
- */
-static int blk_cmp(const void *a, const void *b)
-{
-	const struct blk *x = a, *y = b;
-
-	if (x->off + x->len <= y->off)
-		return -1;
-	if (y->off + y->len <= x->off)
-		return 1;
-	return 0;
-}
-
-static uint64_t blk_cost(const struct blk *b)
-{
-	return b->len + BLK_COST;
-}
-
-/* Charge a block to its stream and the total, or fail if either would go over. */
-static int hold(struct sreceiver *r, unsigned int i, struct rstream *s, const struct blk *b)
-{
-	uint64_t c = blk_cost(b), max = r->o->max_pending;
-	char a[32], l[32];
-
-	if (s->held + c > STREAM_HELD_MAX)
-		return fail(r, LMIG_ST_PROTOCOL, "stream %u: the source made this side hold %s of blocks not yet written, over the per-stream limit of %s",
-			    i, fmt_bytes(a, sizeof(a), (double)(s->held + c)),
-			    fmt_bytes(l, sizeof(l), (double)STREAM_HELD_MAX));
-	if (r->held + c > max)
-		return fail(r, LMIG_ST_PROTOCOL, "the source made this side hold %s of blocks not yet written, over --max-pending %s",
-			    fmt_bytes(a, sizeof(a), (double)(r->held + c)),
-			    fmt_bytes(l, sizeof(l), (double)max));
-	s->held += c;
-	r->held += c;
-	return 0;
-}
-
-static void unhold(struct sreceiver *r, struct rstream *s, const struct blk *b)
-{
-	s->held -= blk_cost(b);
-	r->held -= blk_cost(b);
-}
-
-static int write_done(struct sreceiver *r, unsigned int i, int res)
-{
-	struct rstream *s = r->s[i];
-
-	s->writing = false;
-	if (res < 0) {
-		io_why(r, "the receiver cannot write to its destination", -res);
-		return fail(r, LMIG_ST_IO, "stream %u: writing to %s: %s", i,
-			    r->o->to.kind == SEP_STDIO ? "stdout" : "the destination", strerror(-res));
-	}
-	if (res == 0) {
-		io_why(r, "the receiver's destination takes no more data", 0);
-		return fail(r, LMIG_ST_IO, "stream %u: the destination takes no more data", i);
-	}
-	s->written += res;
-	r->st->bytes_stream += res;
-	r->t_progress = now_s();
-	res += s->out_pos;
-	while (s->outq && (size_t)res >= s->outq->len) {
-		struct blk *b = s->outq;
-
-		res -= b->len;
-		s->outq = b->next;
-		unhold(r, s, b);
-		free(b);
-	}
-	if (!s->outq)
-		s->outq_tail = NULL;
-	s->out_pos = res;
-	if (maybe_close(r, s))
-		return 0;
-	/* Every CREDIT_STEP, and each half second of slower progress: the source's stall clock. */
-	if (s->written - s->credited >= CREDIT_STEP || r->t_progress - s->t_credit >= 0.5) {
-		send_reply(r, LMIG_SR_CREDIT, 0, i, s->written, NULL, 5000);
-		s->credited = s->written;
-		s->t_credit = r->t_progress;
-	}
-	return 0;
-}
-
-/* Move what continues the stream to its output; check the digest at the end. */
-static int deliver(struct sreceiver *r, unsigned int i)
-{
-	struct rstream *s = r->s[i];
-
-	for (;;) {
-		struct blk key = { .off = s->next_off, .len = 1 }, **at, *b;
-
-		at = s->pend ? tfind(&key, &s->pend, blk_cmp) : NULL;
-		if (!at)
-			break;
-		b = *at;
-		tdelete(b, &s->pend, blk_cmp);
-		XXH3_128bits_update(&s->dig, b->data, b->len);
-		s->next_off += b->len;
-		b->next = NULL;
-		if (s->outq_tail)
-			s->outq_tail->next = b;
-		else
-			s->outq = b;
-		s->outq_tail = b;
-	}
-	if (s->end_seen && s->next_off == s->end_len && !s->verified) {
-		XXH128_canonical_t c;
-
-		XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&s->dig));
-		if (memcmp(c.digest, s->end_digest, 16))
-			return fail(r, LMIG_ST_DIGEST, "stream %u: digest mismatch: the bytes differ from the source's",
-				    i);
-		s->verified = true;
-	}
-	maybe_close(r, s);
-	return 0;
-}
-
-static int open_streams(struct sreceiver *r)
-{
-	while (r->opened_upto < LMIG_STREAM_MAX && r->s[r->opened_upto] &&
-	       r->s[r->opened_upto]->open_seen) {
-		struct rstream *s = r->s[r->opened_upto];
-
-		if (r->o->to.kind == SEP_STDIO) {
-			s->fd = STDOUT_FILENO;
-			fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1 << 20);
-		} else {
-			s->fd = sendpoint_connect(&r->o->to, r->o->timeout_ms);
-			if (s->fd < 0) {
-				/* The error names the socket: the source hears errno only. */
-				io_why(r, "the receiver cannot connect to its destination", errno);
-				if (!r->fail_status)
-					r->fail_status = LMIG_ST_IO;
-				return -1;
-			}
-		}
-		s->opened = true;
-		if (!r->t0)
-			r->t0 = now_s();
-		r->opened_upto++;
-	}
-	return 0;
-}
-
-/* ---- frames ------------------------------------------------------------ */
-
-static int check_header(struct sreceiver *r, unsigned int c, struct rchan *ch)
-{
-	const struct lmig_sframe *f = &ch->fr;
-	unsigned int type = le16toh(f->type), flags = le16toh(f->flags);
-	uint32_t len = le32toh(f->len), raw = le32toh(f->raw_len);
-	bool ok;
-
-	if (le32toh(f->magic) != LMIG_SFRAME_MAGIC)
-		return fail(r, LMIG_ST_PROTOCOL, "channel %u: bad frame magic 0x%08x (corrupted stream)",
-			    c, le32toh(f->magic));
-	if (!sframe_csum_ok(f))
-		return fail(r, LMIG_ST_CHECKSUM, "channel %u: frame %llu checksum mismatch (corrupted stream)",
-			    c, (unsigned long long)ch->seq);
-	if (le64toh(f->seq) != ch->seq)
-		return fail(r, LMIG_ST_PROTOCOL, "channel %u: frame %llu arrived, expected %llu", c,
-			    (unsigned long long)le64toh(f->seq), (unsigned long long)ch->seq);
-	switch (type) {
-	case LMIG_SF_DATA:
-		ok = raw && raw <= LMIG_STREAM_BLOCK_MAX && !(flags & ~LMIG_SF_LZ4) &&
-		     ((flags & LMIG_SF_LZ4) ? len && len < raw : len == raw);
-		break;
-	case LMIG_SF_END:
-		ok = !flags && len == 16 && !raw && !f->hash;
-		break;
-	case LMIG_SF_OPEN:
-	case LMIG_SF_DONE:
-		ok = !flags && !len && !raw && !f->hash;
-		break;
-	default:
-		ok = false;
-	}
-	if (!ok || f->reserved)
-		return fail(r, LMIG_ST_PROTOCOL, "channel %u: malformed frame (type %u, flags 0x%x, %u bytes; corrupted stream)",
-			    c, type, flags, len);
-	return 0;
-}
-
-static int data_frame(struct sreceiver *r, unsigned int c, struct rchan *ch)
-{
-	const struct lmig_sframe *f = &ch->fr;
-	uint32_t i = le32toh(f->stream), raw = le32toh(f->raw_len), len = le32toh(f->len);
-	uint64_t off = le64toh(f->offset);
-	struct rstream *s = get_stream(r, i);
-	struct blk *b = ch->blk;
-	uint64_t lim;
-	void **at;
-
-	ch->blk = NULL;
-	if (!(le16toh(f->flags) & LMIG_SF_LZ4))
-		ch->pay = NULL;		/* the block's own data, now b's */
-	if (!s) {
-		free(b);
-		return -1;
-	}
-	/* The window's end, or the stream's; off + raw is never computed before this. */
-	lim = s->written + LMIG_STREAM_WINDOW;
-	if (s->end_seen && s->end_len < lim)
-		lim = s->end_len;
-	if (off < s->next_off || off > lim || raw > lim - off)
-		return free(b), fail(r, LMIG_ST_PROTOCOL, "stream %u: block at %llu+%u is outside what is due (next %llu, window to %llu)",
-			    i, (unsigned long long)off, raw, (unsigned long long)s->next_off,
-			    (unsigned long long)lim);
-	b->off = off;
-	b->len = raw;
-	if (le16toh(f->flags) & LMIG_SF_LZ4) {
-		if (LZ4_decompress_safe((const char *)ch->pay, (char *)b->data, (int)len, (int)raw) != (int)raw) {
-			free(b);
-			return fail(r, LMIG_ST_CHECKSUM, "stream %u: block at %llu does not decompress (corrupted stream)",
-				    i, (unsigned long long)off);
-		}
-		r->st->blocks_lz4++;
-	}
-	if (XXH3_64bits(b->data, raw) != le64toh(f->hash)) {
-		free(b);
-		return fail(r, LMIG_ST_CHECKSUM, "stream %u: block at %llu checksum mismatch (corrupted stream)",
-			    i, (unsigned long long)off);
-	}
-	r->st->blocks++;
-	if (hold(r, i, s, b))
-		return free(b), -1;
-	at = tsearch(b, &s->pend, blk_cmp);
-	if (!at || *at != b) {
-		unhold(r, s, b);
-		free(b);
-		return at ? fail(r, LMIG_ST_PROTOCOL, "stream %u: block at %llu overlaps another", i,
-				 (unsigned long long)off) :
-			    fail(r, LMIG_ST_IO, "out of memory");
-	}
-	if (off + raw > s->pend_hi)
-		s->pend_hi = off + raw;
-	if (deliver(r, i))
-		return -1;
-	submit_write(r, i);
-	return 0;
-}
-
-static int frame_done(struct sreceiver *r, unsigned int c, struct rchan *ch)
-{
-	const struct lmig_sframe *f = &ch->fr;
-	uint32_t i = le32toh(f->stream);
-	struct rstream *s;
-	int ret = 0;
-
-	ch->seq++;
-	if (!r->t_progress)
-		r->t_progress = now_s();
-	switch (le16toh(f->type)) {
-	case LMIG_SF_DATA:
-		ret = data_frame(r, c, ch);
-		break;
-	case LMIG_SF_OPEN:
-		if (!(s = get_stream(r, i)))
-			return -1;
-		if (s->open_seen)
-			return fail(r, LMIG_ST_PROTOCOL, "stream %u opened twice", i);
-		s->open_seen = true;
-		ret = open_streams(r);
-		for (unsigned int k = 0; k < r->opened_upto && !ret; k++) {
-			ret = deliver(r, k);
-			submit_write(r, k);
-		}
-		break;
-	case LMIG_SF_END:
-		if (!(s = get_stream(r, i)))
-			return -1;
-		if (s->end_seen || le64toh(f->offset) < s->pend_hi)
-			return fail(r, LMIG_ST_PROTOCOL, "stream %u: unexpected end at %llu", i,
-				    (unsigned long long)le64toh(f->offset));
-		s->end_seen = true;
-		s->end_len = le64toh(f->offset);
-		memcpy(s->end_digest, ch->pay, 16);
-		ret = deliver(r, i);
-		break;
-	case LMIG_SF_DONE:
-		if (le64toh(f->offset) != ch->seq - 1)
-			return fail(r, LMIG_ST_INCOMPLETE, "channel %u: source sent %llu frames, %llu arrived",
-				    c, (unsigned long long)le64toh(f->offset),
-				    (unsigned long long)ch->seq - 1);
-		if (r->o->to.kind == SEP_STDIO && i != 1)
-			return fail(r, LMIG_ST_PROTOCOL, "channel %u: the source says it had %u streams; 'lmig pipe recv' writes exactly one",
-				    c, i);
-		if (i > LMIG_STREAM_MAX)
-			return fail(r, LMIG_ST_PROTOCOL, "channel %u: the source says it had %u streams, more than the limit of %u",
-				    c, i, LMIG_STREAM_MAX);
-		if (r->nstreams >= 0 && r->nstreams != i)
-			return fail(r, LMIG_ST_PROTOCOL, "channels disagree on the number of streams");
-		r->nstreams = i;
-		for (unsigned int k = i; k < LMIG_STREAM_MAX; k++)
-			if (r->s[k])
-				return fail(r, LMIG_ST_PROTOCOL, "stream %u after the source said it had %u", k, i);
-		ch->ps = PS_DONE;
-		r->done_chans++;
-		break;
-	}
-	if (ch->blk && ch->pay == ch->blk->data)
-		ch->pay = NULL;		/* it was the block's own data */
-	free(ch->blk);
-	ch->blk = NULL;
-	free(ch->pay);
-	ch->pay = NULL;
-	return ret;
-}
-
-/* Parse one received chunk; everything is copied out, so the buffer is free after. */
-static int parse(struct sreceiver *r, unsigned int c, const uint8_t *p, size_t n)
-{
-	struct rchan *ch = &r->ch[c];
-
-	while (n) {
-		size_t k;
-
-		if (ch->ps == PS_DONE)
-			return fail(r, LMIG_ST_PROTOCOL, "channel %u: data after its last frame", c);
-		if (ch->ps == PS_HDR) {
-			k = SFRAME - ch->have < n ? SFRAME - ch->have : n;
-			memcpy(ch->area + ch->have, p, k);
-			ch->have += k;
-			p += k;
-			n -= k;
-			if (ch->have < SFRAME)
-				return 0;
-			ch->have = 0;
-			if (check_header(r, c, ch))
-				return -1;
-			if (!ch->fr.len) {
-				if (frame_done(r, c, ch))
-					return -1;
-				continue;
-			}
-			/* Raw block data goes straight into its block; lz4 data into a bounce. */
-			if (le16toh(ch->fr.type) == LMIG_SF_DATA) {
-				ch->blk = malloc(sizeof(struct blk) + le32toh(ch->fr.raw_len));
-				if (!ch->blk)
-					return fail(r, LMIG_ST_IO, "out of memory");
-			}
-			ch->pay = ch->blk && !(le16toh(ch->fr.flags) & LMIG_SF_LZ4) ? ch->blk->data :
-				  malloc(le32toh(ch->fr.len));
-			if (!ch->pay)
-				return fail(r, LMIG_ST_IO, "out of memory");
-			ch->pay_have = 0;
-			ch->ps = PS_PAY;
-			continue;
-		}
-		k = le32toh(ch->fr.len) - ch->pay_have;
-		if (k > n)
-			k = n;
-		memcpy(ch->pay + ch->pay_have, p, k);
-		ch->pay_have += k;
-		p += k;
-		n -= k;
-		if (ch->pay_have < le32toh(ch->fr.len))
-			return 0;
-		ch->ps = PS_HDR;
-		if (frame_done(r, c, ch))
-			return -1;
-	}
-	return 0;
-}
-
 /* ---- receives ---------------------------------------------------------- */
 
-static uint8_t *rbuf(struct rchan *ch, unsigned int bid)
+static void arm_recv(struct stream_receiver *r, unsigned int c)
 {
-	return ch->bufs + (size_t)bid * RBUF_SIZE;
+	struct stream_rx_chan *ch = &r->ch[c];
+
+	if (!ch->rx.armed && !ch->rx.eof)
+		chan_rx_arm(&r->ring, &r->link[c], &ch->rx, c, r->ms, 0);
 }
 
-static void arm_recv(struct sreceiver *r, unsigned int c)
+static int recv_done(struct stream_receiver *r, unsigned int c, struct io_uring_cqe *cqe)
 {
-	struct rchan *ch = &r->ch[c];
-	struct io_uring_sqe *sqe;
-
-	if (ch->recv_armed || ch->eof)
-		return;
-	sqe = uring_get_sqe(&r->ring);
-	if (r->ms) {
-		io_uring_prep_recv_multishot(sqe, ch->fd, NULL, 0, 0);
-		sqe->flags |= IOSQE_BUFFER_SELECT;
-		sqe->buf_group = c;
-	} else {
-		io_uring_prep_recv(sqe, ch->fd, rbuf(ch, 0), RBUF_SIZE, 0);
-	}
-	io_uring_sqe_set_data64(sqe, UD(UD_RECV, c, 0));
-	ch->recv_armed = true;
-}
-
-static int recv_done(struct sreceiver *r, unsigned int c, struct io_uring_cqe *cqe)
-{
-	struct rchan *ch = &r->ch[c];
+	struct stream_rx_chan *ch = &r->ch[c];
 	int res = cqe->res;
-	unsigned int bid = 0;
-	int ret;
+	unsigned int bid = chan_rx_done(&ch->rx, cqe, r->ms, 0);
+	const uint8_t *in;
+	ssize_t n;
+	int ret = 0;
 
-	if (!r->ms || !(cqe->flags & IORING_CQE_F_MORE))
-		ch->recv_armed = false;
 	if (res == -ENOBUFS)
 		return 0;
 	if (res < 0 || res == 0) {
 		if (ch->ps == PS_DONE && res == 0) {
-			ch->eof = true;
+			ch->rx.eof = true;
 			return 0;
 		}
 		return fail(r, LMIG_ST_INCOMPLETE, "channel %u: the source %s before the end of the streams",
 			    c, res == 0 ? "closed the connection" :
 			    res == -ECONNRESET ? "reset the connection" : strerror(-res));
 	}
-	if (r->ms)
-		bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 	r->st->bytes_wire += res;
-	if (ch->tls.rmem) {
-		/* Userspace TLS: open what the chunk completes, parse it piece by piece. */
-		ssize_t n;
-
-		ret = tls_open_feed(&ch->tls, rbuf(ch, bid), res);
-		while (!ret && (n = tls_open_read(&ch->tls, r->plain, PLAIN_SIZE)) != 0)
-			ret = n < 0 ? fail(r, LMIG_ST_CHECKSUM, "%s", lmig_errmsg()) :
-			      parse(r, c, r->plain, n);
+	in = chan_rx_buf(&ch->rx, bid);
+	if (!r->link[c].tls.rmem) {
+		ret = stream_parse(r, c, in, res);
 	} else {
-		ret = parse(r, c, rbuf(ch, bid), res);
+		/* Userspace TLS: open what the chunk completes, stream_parse it piece by piece. */
+		for (; !ret && (n = chan_open(&r->link[c], in, res, r->plain, PLAIN_SIZE)); in = NULL)
+			ret = n < 0 ? fail(r, LMIG_ST_CHECKSUM, "%s", lmig_errmsg()) :
+			      stream_parse(r, c, r->plain, n);
 	}
-	if (r->ms) {
-		io_uring_buf_ring_add(ch->br, rbuf(ch, bid), RBUF_SIZE, bid,
-				      io_uring_buf_ring_mask(NRBUF), 0);
-		io_uring_buf_ring_advance(ch->br, 1);
-	}
+	if (r->ms)
+		chan_rx_give(&ch->rx, bid);
 	return ret;
 }
 
 /* ---- set-up ------------------------------------------------------------ */
 
-static int setup_ring(struct sreceiver *r)
+static int setup_ring(struct stream_receiver *r)
 {
 	int ret = io_uring_queue_init(2 * LMIG_STREAM_MAX + 4 * r->nch + 16, &r->ring, 0);
 
@@ -702,66 +108,11 @@ static int setup_ring(struct sreceiver *r)
 		return lmig_err_errno(-ret, "io_uring_queue_init");
 	r->ring_ok = true;
 	r->ms = true;
-	for (unsigned int c = 0; c < r->nch; c++) {
-		struct rchan *ch = &r->ch[c];
-
-		ch->bufs = mmap(NULL, (size_t)NRBUF * RBUF_SIZE, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (ch->bufs == MAP_FAILED) {
-			ch->bufs = NULL;
-			return lmig_err_errno(errno, "cannot allocate receive buffers");
-		}
-	}
-	for (unsigned int c = 0; c < r->nch && r->ms; c++) {
-		struct rchan *ch = &r->ch[c];
-
-		size_t rsz = NRBUF * sizeof(struct io_uring_buf);
-		struct io_uring_buf_reg reg = { .ring_entries = NRBUF, .bgid = c };
-
-		ch->br = mmap(NULL, rsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (ch->br == MAP_FAILED) {
-			ch->br = NULL;
-			return lmig_err_errno(errno, "cannot allocate receive buffers");
-		}
-		reg.ring_addr = (unsigned long)ch->br;
-		if (io_uring_register_buf_ring(&r->ring, &reg, 0)) {
-			/* No provided-buffer rings: plain receives. */
-			munmap(ch->br, rsz);
-			ch->br = NULL;
-			r->ms = false;
-			break;
-		}
-		io_uring_buf_ring_init(ch->br);
-		for (unsigned int b = 0; b < NRBUF; b++)
-			io_uring_buf_ring_add(ch->br, rbuf(ch, b), RBUF_SIZE, b,
-					      io_uring_buf_ring_mask(NRBUF), b);
-		io_uring_buf_ring_advance(ch->br, NRBUF);
-	}
+	for (unsigned int c = 0; c < r->nch; c++)
+		if (chan_rx_setup(&r->ring, &r->ch[c].rx, c, 0, &r->ms))
+			return -1;
 	r->st->multishot = r->ms;
 	return 0;
-}
-
-/*
- * Refuse a connection and close it.  A peer the TLS handshake did not
- * authenticate is told why, or the status's name: never this side's own
- * message (wire_peer_text()).
- */
-static int refuse_why(int fd, struct tls_chan *t, uint32_t status, const char *why)
-{
-	struct lmig_hello_ack a;
-	char text[LMIG_REASON_LEN];
-
-	wire_ack_build(&a, 0, status, wire_peer_text(t && t->ssl, status, why, 0, text,
-						     sizeof(text)));
-	chan_write_full(fd, t, &a, sizeof(a), 1000, "refusing");
-	tls_chan_free(t);
-	close(fd);
-	return -1;
-}
-
-static int refuse(int fd, struct tls_chan *t, uint32_t status)
-{
-	return refuse_why(fd, t, status, NULL);
 }
 
 /*
@@ -771,153 +122,50 @@ static int refuse(int fd, struct tls_chan *t, uint32_t status)
  * name its sockets and files: an unauthenticated source gets fail_why
  * (and the system's error) instead.
  */
-static const char *verdict_text(const struct sreceiver *r, char *buf, size_t len)
+static const char *verdict_text(const struct stream_receiver *r, char *buf, size_t len)
 {
 	if (r->fail_status && r->fail_status != LMIG_ST_IO)
 		return lmig_errmsg();
-	return wire_peer_text(r->ch[0].tls.ssl, LMIG_ST_IO,
+	return wire_peer_text(r->link[0].tls.ssl, LMIG_ST_IO,
 			      r->fail_why ? r->fail_why : "the receiver failed", r->fail_err, buf,
 			      len);
 }
 
-/*
- * The TLS handshake of a connection (see image_recv.c's tls_accept()): a
- * plain lmig source is refused in its own protocol.
- */
-static int tls_accept(struct sreceiver *r, int fd, const char *peer, struct tls_chan *t)
+/* Each hello: a stream source's, and the first sizes the channels. */
+static int check_hello(void *arg, const struct hello_info *hi, bool first, const char **why,
+		       int *err)
 {
-	struct lmig_hello h;
-	int rc = tls_handshake(r->o->tls, fd, r->o->timeout_ms, peer, t);
+	struct stream_receiver *r = arg;
 
-	if (rc == -2 && !net_read_full(fd, &h, sizeof(h), 1000, "reading a plain hello"))
-		refuse_why(fd, NULL, LMIG_ST_VERSION, "this receiver requires TLS"), fd = -1;
-	if (rc && fd >= 0)
-		net_close_draining(&fd, 1, 300);	/* FIN, not RST: let it read our alert */
-	return rc ? -1 : 0;
-}
-
-/*
- * While more channels are to connect: wait up to timeout_ms for the next
- * one, but give up at once when a channel that did connect ends (its
- * source is gone: the others will not come).  A channel with data waiting
- * is not watched any more (poll would report it at once each time); its
- * end then shows when the channels are read.  0 when lfd has a connection.
- */
-static int wait_next_channel(struct sreceiver *r, int lfd, unsigned int got, int timeout_ms)
-{
-	long long deadline = now_ms() + timeout_ms;
-	bool busy[LMIG_MAX_CHANNELS] = { false };
-
-	for (;;) {
-		struct pollfd pf[1 + LMIG_MAX_CHANNELS];
-		unsigned int map[1 + LMIG_MAX_CHANNELS], n = 0;
-		long long left = deadline - now_ms();
-		int k;
-
-		pf[n++] = (struct pollfd){ .fd = lfd, .events = POLLIN };
-		for (unsigned int c = 0; c < r->nch; c++)
-			if (r->ch[c].fd >= 0 && !busy[c]) {
-				map[n] = c;
-				pf[n++] = (struct pollfd){ .fd = r->ch[c].fd, .events = POLLIN | POLLRDHUP };
-			}
-		k = poll(pf, n, left > 0 ? (int)left : 0);
-		if (k < 0 && errno != EINTR)
-			return lmig_err_errno(errno, "accept");
-		if (k == 0)
-			return lmig_err("only %u of %u channels connected within %d ms", got, r->nch,
-					timeout_ms);
-		if (k < 0)
-			continue;
-		for (unsigned int i = 1; i < n; i++) {
-			unsigned int c = map[i];
-
-			if (!pf[i].revents)
-				continue;
-			/* Data, not the end: the source is still there. */
-			if (!(pf[i].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-				busy[c] = true;
-				continue;
-			}
-			return lmig_err("channel %u closed while %u of %u channels had connected: the source is gone",
-					c, got, r->nch);
-		}
-		if (pf[0].revents)
-			return 0;
+	if (!(hi->caps & LMIG_CAP_STREAM) || hi->image_size) {
+		lmig_err("the source sends a memory image ('lmig send'), not streams: use 'lmig recv'");
+		*why = "this receiver takes streams, not a memory image";
+		return LMIG_ST_PROTOCOL;
 	}
-}
-
-static int handshake(struct sreceiver *r, int lfd)
-{
-	struct hello_info first = { 0 };
-	unsigned int got = 0;
-	char peer[64];
-
-	for (;;) {
-		struct lmig_hello h;
-		struct lmig_hello_ack a;
-		struct hello_info hi;
-		struct tls_chan tc = { 0 }, *t = &tc;
-		uint32_t status;
-		int fd;
-
-		if (got && wait_next_channel(r, lfd, got, r->o->timeout_ms))
-			return -1;
-		fd = net_accept(lfd, got ? 0 : r->o->accept_timeout_ms, peer, sizeof(peer));
-		if (fd < 0)
-			return -1;
-		if (r->o->tls && tls_accept(r, fd, peer, t))
-			return -1;
-		if (chan_read_full(fd, t, &h, sizeof(h), r->o->timeout_ms, "reading the source's hello")) {
-			tls_chan_free(t);
-			close(fd);
-			return -1;
-		}
-		if (wire_hello_parse(&h, &hi, &status)) {
-			const uint8_t *b = (const uint8_t *)&h;
-
-			/* A TLS record (handshake, 3.x) where a hello should be. */
-			if (!r->o->tls && b[0] == 0x16 && b[1] == 3) {
-				lmig_err_clear();
-				lmig_err("the source at %s speaks TLS: this receiver was started without --tls-dir or --psk-file",
-					 peer);
-			}
-			return refuse(fd, t, status);
-		}
-		if (!(hi.caps & LMIG_CAP_STREAM) || hi.image_size) {
-			lmig_err("the source sends a memory image ('lmig send'), not streams: use 'lmig recv'");
-			return refuse_why(fd, t, LMIG_ST_PROTOCOL,
-					  "this receiver takes streams, not a memory image");
-		}
-		if (!got) {
-			first = hi;
-			r->nch = hi.nchannels;
-			r->ch = calloc(r->nch, sizeof(*r->ch));
-			if (!r->ch)
-				return lmig_err("out of memory");
-			for (unsigned int c = 0; c < r->nch; c++)
-				r->ch[c].fd = -1;
-		} else if (memcmp(hi.session, first.session, sizeof(hi.session)) ||
-			   hi.nchannels != r->nch) {
-			lmig_err("connection from %s belongs to another session", peer);
-			return refuse(fd, t, LMIG_ST_SESSION);
-		}
-		if (r->ch[hi.channel].fd >= 0) {
-			lmig_err("channel %u connected twice", hi.channel);
-			return refuse(fd, t, LMIG_ST_SESSION);
-		}
-		r->ch[hi.channel].fd = fd;
-		r->ch[hi.channel].tls = tc;	/* the channel owns the session now */
-		t = &r->ch[hi.channel].tls;
-		channel_sockopts(fd);
-		wire_ack_build(&a, hi.caps & (LMIG_CAP_STREAM | LMIG_CAP_LZ4), LMIG_ST_OK, NULL);
-		if (chan_write_full(fd, t, &a, sizeof(a), r->o->timeout_ms, "answering the hello"))
-			return -1;
-		if (++got == r->nch)
-			return 0;
+	if (first) {
+		r->nch = hi->nchannels;
+		r->ch = calloc(r->nch, sizeof(*r->ch));
+		if (!r->ch)
+			return lmig_err("out of memory");
 	}
+	return 0;
 }
 
-static bool finished(struct sreceiver *r)
+static int handshake(struct stream_receiver *r)
+{
+	struct chan_accept a = {
+		.listen = r->o->listen, .backlog = 64, .ready_fd = r->o->ready_fd,
+		.tls = r->o->tls, .timeout_ms = r->o->timeout_ms,
+		.accept_timeout_ms = r->o->accept_timeout_ms, .peer = "source", .whole = "session",
+		.caps = LMIG_CAP_STREAM | LMIG_CAP_LZ4, .keepalive = true, .watch = true,
+		.check = check_hello, .arg = r,
+	};
+	struct hello_info first;
+
+	return chan_accept(&a, &r->link, &first);
+}
+
+static bool finished(struct stream_receiver *r)
 {
 	if (r->done_chans < r->nch)
 		return false;
@@ -927,10 +175,10 @@ static bool finished(struct sreceiver *r)
 	return true;
 }
 
-static int check_end(struct sreceiver *r)
+static int check_end(struct stream_receiver *r)
 {
 	for (int64_t i = 0; i < r->nstreams; i++) {
-		struct rstream *s = r->s[i];
+		struct stream_out *s = r->s[i];
 
 		if (!s || !s->open_seen || !s->end_seen)
 			return fail(r, LMIG_ST_INCOMPLETE, "stream %lld was never %s", (long long)i,
@@ -942,12 +190,28 @@ static int check_end(struct sreceiver *r)
 	return 0;
 }
 
-static int run(struct sreceiver *r)
+static int handle_cqe(void *arg, struct io_uring_cqe *cqe)
+{
+	struct stream_receiver *r = arg;
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	unsigned int a = ud_a(ud);
+	int ret;
+
+	if (ud_kind(ud) == UD_RECV)
+		return recv_done(r, a, cqe);
+	ret = stream_write_done(r, a, cqe->res);
+	if (!ret && !r->s[a]->closed) {
+		ret = stream_deliver(r, a);
+		stream_submit_write(r, a);
+	}
+	return ret;
+}
+
+static int run(struct stream_receiver *r)
 {
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts = { .tv_nsec = 500 * 1000 * 1000 };
-		unsigned int head, n = 0;
 		int ret;
 
 		if (finished(r))
@@ -955,11 +219,11 @@ static int run(struct sreceiver *r)
 		if (r->done_chans == r->nch && check_end(r))
 			return -1;
 		if (stop_signal) {
-			io_why(r, "the receiver was stopped by a signal", 0);
+			stream_io_why(r, "the receiver was stopped by a signal", 0);
 			return fail(r, LMIG_ST_IO, "interrupted by signal %d", (int)stop_signal);
 		}
 		/*
-		 * Only bytes written count: frames that deliver nothing do not
+		 * Only bytes written count: frames that stream_deliver nothing do not
 		 * keep a stream alive.  The clock starts with the first frame:
 		 * a 'proxy send' connects before QEMU starts its migration.
 		 */
@@ -972,30 +236,16 @@ static int run(struct sreceiver *r)
 		ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
 		if (ret < 0 && ret != -ETIME && ret != -EINTR)
 			return lmig_err_errno(-ret, "io_uring_wait_cqe");
-		io_uring_for_each_cqe(&r->ring, head, cqe) {
-			uint64_t ud = io_uring_cqe_get_data64(cqe);
-			unsigned int kind = ud & 0xff, a = (ud >> 8) & 0xffffff;
-
-			n++;
-			ret = kind == UD_RECV ? recv_done(r, a, cqe) : write_done(r, a, cqe->res);
-			if (!ret && kind == UD_WRITE && !r->s[a]->closed) {
-				ret = deliver(r, a);
-				submit_write(r, a);
-			}
-			if (ret) {
-				io_uring_cq_advance(&r->ring, n);
-				return -1;
-			}
-		}
-		io_uring_cq_advance(&r->ring, n);
+		if (chan_reap(&r->ring, handle_cqe, r))
+			return -1;
 	}
 }
 
 int stream_recv(const struct stream_recv_opts *o, struct stream_stats *st)
 {
-	struct sreceiver r = { .o = o, .st = st, .nstreams = -1 };
+	struct stream_receiver r = { .o = o, .st = st, .nstreams = -1 };
 	struct sigaction sa = { .sa_handler = on_stop };
-	int lfd, ret = -1;
+	int ret = -1;
 
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -1007,47 +257,33 @@ int stream_recv(const struct stream_recv_opts *o, struct stream_stats *st)
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TRIM_THRESHOLD, 512 << 20);
-	lfd = net_listen(o->listen, 64);
-	if (lfd < 0)
-		return -1;
-	if (o->ready_fd >= 0) {
-		dprintf(o->ready_fd, "%d\n", net_local_port(lfd));
-		close(o->ready_fd);
-	}
-	if (handshake(&r, lfd))
+	if (handshake(&r))
 		goto out;
-	close(lfd);
-	lfd = -1;
 	st->channels = r.nch;
-	st->tls = tls_mode(&r.ch[0].tls, false);
-	tls_binding(&r.ch[0].tls, st->tls_binding);
+	st->tls = tls_mode(&r.link[0].tls, false);
+	tls_binding(&r.link[0].tls, st->tls_binding);
 	if (o->tls && !(r.plain = malloc(PLAIN_SIZE))) {
 		lmig_err("out of memory");
 		goto out;
 	}
 	if (setup_ring(&r) || run(&r))
 		goto out;
-	send_reply(&r, LMIG_SR_VERDICT, LMIG_ST_OK, 0, st->bytes_stream, NULL, o->timeout_ms);
+	stream_send_reply(&r, LMIG_SR_VERDICT, LMIG_ST_OK, 0, st->bytes_stream, NULL, o->timeout_ms);
 	ret = 0;
 out:
 	st->total_s = r.t0 ? now_s() - r.t0 : 0;
-	if (ret && r.ch && r.ch[0].fd >= 0) {
+	if (ret && r.link && r.link[0].fd >= 0) {
 		struct lmig_sreply rep;
 		char text[LMIG_REASON_LEN];
 
 		sreply_build(&rep, LMIG_SR_VERDICT, r.fail_status ? r.fail_status : LMIG_ST_IO, 0, 0,
 			     verdict_text(&r, text, sizeof(text)));
-		if (r.ch[0].tls.ssl)
-			chan_write_full(r.ch[0].fd, &r.ch[0].tls, &rep, sizeof(rep), 100, "failing");
-		else
-			send(r.ch[0].fd, &rep, sizeof(rep), MSG_DONTWAIT | MSG_NOSIGNAL);
+		chan_say_last(&r.link[0], &rep, sizeof(rep));
 	}
 	if (r.ring_ok)
 		io_uring_queue_exit(&r.ring);
-	if (lfd >= 0)
-		close(lfd);
 	for (unsigned int i = 0; i < LMIG_STREAM_MAX; i++) {
-		struct rstream *s = r.s[i];
+		struct stream_out *s = r.s[i];
 
 		if (!s)
 			continue;
@@ -1065,27 +301,20 @@ out:
 		}
 		free(s);
 	}
-	if (r.ch) {
-		int fds[LMIG_MAX_CHANNELS];
+	for (unsigned int c = 0; r.ch && c < r.nch; c++) {
+		struct stream_rx_chan *ch = &r.ch[c];
 
-		for (unsigned int c = 0; c < r.nch; c++) {
-			tls_chan_free(&r.ch[c].tls);
-			fds[c] = r.ch[c].fd;
-			/* pay is the block's own data unless an lz4 payload was being gathered. */
-			if (r.ch[c].blk && r.ch[c].pay == r.ch[c].blk->data)
-				r.ch[c].pay = NULL;
-			free(r.ch[c].blk);
-			free(r.ch[c].pay);
-		}
-		/* Let the source read the verdict before the connections go. */
-		net_close_draining(fds, r.nch, ret ? 300 : 1000);
-		for (unsigned int c = 0; c < r.nch; c++) {
-			if (r.ch[c].bufs)
-				munmap(r.ch[c].bufs, (size_t)NRBUF * RBUF_SIZE);
-			if (r.ch[c].br)
-				munmap(r.ch[c].br, NRBUF * sizeof(struct io_uring_buf));
-		}
+		/* pay is the block's own data unless an lz4 payload was being gathered. */
+		if (ch->blk && ch->pay == ch->blk->data)
+			ch->pay = NULL;
+		free(ch->blk);
+		free(ch->pay);
 	}
+	/* Let the source read the verdict before the connections go. */
+	chan_close_all(r.link, r.nch, ret ? 300 : 1000);
+	for (unsigned int c = 0; r.ch && c < r.nch; c++)
+		chan_rx_free(&r.ch[c].rx);
+	free(r.link);
 	free(r.ch);
 	free(r.plain);
 	return ret;

@@ -48,40 +48,31 @@
 
 #include "lib/clock.h"
 #include "lib/err.h"
+#include "chan/channel.h"
 #include "chan/net.h"
 #include "chan/policy.h"
 #include "chan/ratelimit.h"
-#include "stream/stream.h"
-#include "chan/tls.h"
+#include "chan/ud.h"
 #include "chan/uring.h"
-#include "chan/wire.h"
 #include "lib/xxh.h"
+#include "stream/stream.h"
 
 #define NOBUF		4
 #define OBUF_SIZE	(1024 * 1024)
 #define SFRAME		sizeof(struct lmig_sframe)
 #define NCTRL		(2 * LMIG_STREAM_MAX + 8)
-#define RXC_SIZE	(17 * 1024)	/* userspace TLS: one receive of replies */
-
-enum { UD_SEND = 1, UD_REPLY = 2, UD_READ = 3, UD_ACCEPT = 4, UD_CANCEL = 5 };
-#define UD(kind, a, b)	((uint64_t)(kind) | ((uint64_t)(a) << 8) | ((uint64_t)(b) << 32))
 
 enum obuf_state { OB_FREE, OB_FILL, OB_READY, OB_BUSY };
 
+/* A send buffer: frames are appended (len) while it is OB_FILL. */
 struct obuf {
-	uint8_t *mem;
-	size_t len, off;
+	CHAN_SBUF;
 	enum obuf_state state;
-	unsigned int notifs;	/* zero-copy notifications still to come */
-	bool sent;
-	uint8_t *cipher;	/* userspace TLS: the sealed records */
-	size_t clen;		/* ... their length, 0 before sealing */
-	bool zc;		/* its send in flight is a SEND_ZC */
 };
 
-struct ochan {
-	int fd;
-	struct tls_chan tls;
+/* A channel to the destination lmig. */
+struct stream_tx_chan {
+	struct chan link;
 	struct obuf buf[NOBUF];
 	unsigned int fill, head;
 	bool inflight;
@@ -89,7 +80,8 @@ struct ochan {
 	uint64_t seq;
 };
 
-struct sstream {
+/* A stream read from QEMU. */
+struct stream_in {
 	int fd;
 	bool sock;		/* a connection (reset on failure), not stdin */
 	uint8_t *ibuf;
@@ -107,15 +99,14 @@ struct ctrl {
 	uint8_t digest[16];
 };
 
-struct ssender {
+struct stream_sender {
 	const struct stream_send_opts *o;
 	struct stream_stats *st;
 	struct io_uring ring;
-	bool ring_ok, fixed, zc;
-	struct ochan *ch;
+	struct chan_tx tx;
+	struct stream_tx_chan *ch;
 	unsigned int nch, rr;
-	uint8_t *bufmem;
-	struct sstream *s[LMIG_STREAM_MAX];
+	struct stream_in *s[LMIG_STREAM_MAX];
 	unsigned int ns;
 	int lfd;			/* listening socket while accepting */
 	bool accept_armed, accepting;
@@ -124,9 +115,8 @@ struct ssender {
 	unsigned int nctrl, ctrl_head;
 	bool input_done;		/* no stream will come or send more */
 	struct lmig_sreply reply;
+	struct chan_reply rp;		/* receives reply on channel 0 */
 	bool reply_armed, verdict_in;
-	uint8_t *rxc;			/* userspace TLS: records from channel 0 */
-	size_t reply_have;		/* ... opened into reply so far */
 	struct cpolicy pol;
 	struct ratelimit rl;
 	double t0;
@@ -140,30 +130,16 @@ static void on_stop(int sig)
 	stop_signal = sig;
 }
 
-static int channels_connect(struct ssender *s)
+static int channels_connect(struct stream_sender *s)
 {
 	struct hello_info hi = { .caps = LMIG_CAP_STREAM | LMIG_CAP_LZ4, .nchannels = s->nch };
-	struct lmig_hello h;
-	struct lmig_hello_ack a;
 	uint32_t caps;
 
-	if (getrandom(hi.session, sizeof(hi.session), 0) != sizeof(hi.session))
-		return lmig_err_errno(errno, "getrandom");
+	if (chan_session(&hi))
+		return -1;
 	for (unsigned int i = 0; i < s->nch; i++) {
-		struct tls_chan *t = &s->ch[i].tls;
-
-		s->ch[i].fd = net_connect(s->o->to, s->o->timeout_ms);
-		if (s->ch[i].fd < 0)
-			return -1;
-		channel_sockopts(s->ch[i].fd);
-		if (s->o->tls && tls_handshake(s->o->tls, s->ch[i].fd, s->o->timeout_ms, s->o->to, t))
-			return -1;
 		hi.channel = i;
-		wire_hello_build(&h, &hi);
-		if (chan_write_full(s->ch[i].fd, t, &h, sizeof(h), s->o->timeout_ms, "sending hello") ||
-		    chan_read_full(s->ch[i].fd, t, &a, sizeof(a), s->o->timeout_ms,
-				   "waiting for the receiver's handshake") ||
-		    wire_ack_parse(&a, &caps))
+		if (chan_dial(&s->ch[i].link, s->o->to, s->o->timeout_ms, s->o->tls, true, &hi, &caps))
 			return -1;
 		if (!(caps & LMIG_CAP_STREAM))
 			return lmig_err("%s is not a stream receiver (run 'lmig pipe recv' or 'lmig proxy recv' there)",
@@ -172,69 +148,36 @@ static int channels_connect(struct ssender *s)
 	return 0;
 }
 
-static int ring_setup(struct ssender *s)
+static int reply_got(void *arg);
+
+static int ring_setup(struct stream_sender *s)
 {
-	struct io_uring_probe *probe;
-	struct iovec iov[LMIG_MAX_CHANNELS * NOBUF];
-	size_t total = (size_t)s->nch * NOBUF * OBUF_SIZE;
-	int ret;
-
-	ret = io_uring_queue_init(4 * s->nch * NOBUF + 2 * LMIG_STREAM_MAX + 16, &s->ring, 0);
-	if (ret)
-		return lmig_err_errno(-ret, "io_uring_queue_init");
-	s->ring_ok = true;
-	probe = io_uring_get_probe_ring(&s->ring);
-	s->zc = probe && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
-	if (probe)
-		io_uring_free_probe(probe);
-	/* Loopback copies a zero-copy buffer on the receive side anyway. */
-	if (s->o->zerocopy == 0 || (s->o->zerocopy < 0 && net_is_loopback(s->ch[0].fd)))
-		s->zc = false;
-	else if (s->o->zerocopy == 1 && !s->zc)
-		return lmig_err("--zerocopy on: this kernel has no IORING_OP_SEND_ZC");
-	s->bufmem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (s->bufmem == MAP_FAILED) {
-		s->bufmem = NULL;
-		return lmig_err_errno(errno, "cannot allocate %zu bytes of send buffers", total);
-	}
+	if (chan_tx_setup(&s->tx, &s->ring, 4 * s->nch * NOBUF + 2 * LMIG_STREAM_MAX + 16,
+			  s->o->zerocopy, s->ch[0].link.fd, s->nch, NOBUF, OBUF_SIZE))
+		return -1;
 	for (unsigned int c = 0; c < s->nch; c++)
-		for (unsigned int b = 0; b < NOBUF; b++) {
-			size_t i = (size_t)c * NOBUF + b;
-
-			s->ch[c].buf[b].mem = s->bufmem + i * OBUF_SIZE;
-			iov[i] = (struct iovec){ s->ch[c].buf[b].mem, OBUF_SIZE };
-		}
-	s->fixed = io_uring_register_buffers(&s->ring, iov, s->nch * NOBUF) == 0;
-	if (!s->o->tls)
-		return 0;
-	/* Userspace TLS: twins of the buffers for the records, a buffer for replies. */
-	if (!s->ch[0].tls.ktls_rx && !(s->rxc = malloc(RXC_SIZE)))
-		return lmig_err("out of memory");
-	for (unsigned int c = 0; c < s->nch; c++)
-		for (unsigned int b = 0; b < NOBUF && !s->ch[c].tls.ktls_tx; b++) {
-			uint8_t *m = mmap(NULL, tls_seal_bound(OBUF_SIZE), PROT_READ | PROT_WRITE,
-					  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-			if (m == MAP_FAILED)
-				return lmig_err_errno(errno, "cannot allocate TLS send buffers");
-			s->ch[c].buf[b].cipher = m;
-		}
-	return 0;
+		for (unsigned int b = 0; b < NOBUF; b++)
+			if (chan_tx_buf(&s->tx, &s->ch[c].link, c, b, &s->ch[c].buf[b].sb))
+				return -1;
+	s->rp = (struct chan_reply){ .ch = &s->ch[0].link, .msg = &s->reply,
+				     .len = sizeof(s->reply), .stop = &s->verdict_in,
+				     .got = reply_got, .arg = s, .what = "reply",
+				     .waiting = "waiting for the receiver" };
+	return chan_reply_init(&s->rp);
 }
 
 /* ---- placing frames in send buffers ------------------------------------ */
 
 /* Room for need bytes in channel c's buffer being filled: its frame area, or NULL. */
-static uint8_t *room(struct ochan *ch, size_t need)
+static uint8_t *room(struct stream_tx_chan *ch, size_t need)
 {
 	for (int tries = 0; tries < 2; tries++) {
 		struct obuf *b = &ch->buf[ch->fill];
 
 		if (b->state == OB_FREE) {
 			b->state = OB_FILL;
-			b->len = b->off = b->clen = 0;
-			b->sent = false;
-			b->notifs = 0;
+			chan_sbuf_reset(&b->sb);
+			b->data = b->mem;
 		}
 		if (b->state != OB_FILL)
 			return NULL;
@@ -248,14 +191,14 @@ static uint8_t *room(struct ochan *ch, size_t need)
 	return NULL;
 }
 
-static void commit(struct ochan *ch, size_t len)
+static void commit(struct stream_tx_chan *ch, size_t len)
 {
 	ch->buf[ch->fill].len += len;
 	ch->seq++;
 }
 
 /* A channel with room for need bytes, round robin; -1 when all are full. */
-static int pick_channel(struct ssender *s, size_t need, uint8_t **at)
+static int pick_channel(struct stream_sender *s, size_t need, uint8_t **at)
 {
 	for (unsigned int t = 0; t < s->nch; t++) {
 		unsigned int c = (s->rr + t) % s->nch;
@@ -271,7 +214,7 @@ static int pick_channel(struct ssender *s, size_t need, uint8_t **at)
 	return -1;
 }
 
-static void queue_ctrl(struct ssender *s, uint16_t type, uint32_t stream, uint64_t offset,
+static void queue_ctrl(struct stream_sender *s, uint16_t type, uint32_t stream, uint64_t offset,
 		       const uint8_t *digest)
 {
 	struct ctrl *k = &s->ctrl[(s->ctrl_head + s->nctrl++) % NCTRL];
@@ -281,7 +224,7 @@ static void queue_ctrl(struct ssender *s, uint16_t type, uint32_t stream, uint64
 		memcpy(k->digest, digest, 16);
 }
 
-static void place_ctrls(struct ssender *s)
+static void place_ctrls(struct stream_sender *s)
 {
 	while (s->nctrl) {
 		struct ctrl *k = &s->ctrl[s->ctrl_head];
@@ -301,7 +244,7 @@ static void place_ctrls(struct ssender *s)
 }
 
 /* Every stream is finished and announced: each channel ends with DONE. */
-static void place_done(struct ssender *s)
+static void place_done(struct stream_sender *s)
 {
 	if (!s->input_done || s->nctrl)
 		return;
@@ -309,7 +252,7 @@ static void place_done(struct ssender *s)
 		if (s->s[i]->have || !s->s[i]->end_queued)
 			return;
 	for (unsigned int c = 0; c < s->nch; c++) {
-		struct ochan *ch = &s->ch[c];
+		struct stream_tx_chan *ch = &s->ch[c];
 		uint8_t *at;
 
 		if (ch->done_placed || !(at = room(ch, SFRAME)))
@@ -321,9 +264,9 @@ static void place_done(struct ssender *s)
 }
 
 /* Encode the block read into stream i into a channel; false when no channel has room. */
-static bool encode_block(struct ssender *s, unsigned int i)
+static bool encode_block(struct stream_sender *s, unsigned int i)
 {
-	struct sstream *ss = s->s[i];
+	struct stream_in *ss = s->s[i];
 	size_t n = ss->have;
 	uint8_t *at, *payload;
 	uint32_t flags = 0, len = 0;
@@ -365,9 +308,9 @@ static bool encode_block(struct ssender *s, unsigned int i)
 
 /* ---- io_uring requests -------------------------------------------------- */
 
-static void submit_read(struct ssender *s, unsigned int i)
+static void submit_read(struct stream_sender *s, unsigned int i)
 {
-	struct sstream *ss = s->s[i];
+	struct stream_in *ss = s->s[i];
 	uint64_t win = ss->acked + LMIG_STREAM_WINDOW - ss->off;
 	size_t n = win < LMIG_STREAM_BLOCK_MAX ? win : LMIG_STREAM_BLOCK_MAX;
 	struct io_uring_sqe *sqe;
@@ -383,15 +326,10 @@ static void submit_read(struct ssender *s, unsigned int i)
 	ss->reading = true;
 }
 
-static int submit_send(struct ssender *s, unsigned int c)
+static int submit_send(struct stream_sender *s, unsigned int c)
 {
-	struct ochan *ch = &s->ch[c];
+	struct stream_tx_chan *ch = &s->ch[c];
 	struct obuf *b = &ch->buf[ch->head];
-	struct io_uring_sqe *sqe;
-	/* kTLS refuses flags it does not know; short sends are finished here anyway. */
-	int flags = MSG_NOSIGNAL | (ch->tls.ktls_tx ? 0 : MSG_WAITALL);
-	const uint8_t *p;
-	size_t n, len;
 
 	if (ch->inflight)
 		return 0;
@@ -402,48 +340,22 @@ static int submit_send(struct ssender *s, unsigned int c)
 	}
 	if (b->state != OB_READY)
 		return 0;
-	/* Sealed once, when it first goes: records carry a sequence number. */
-	if (b->cipher && !b->clen) {
-		ssize_t sl = tls_seal(&ch->tls, b->mem, b->len, b->cipher,
-				      tls_seal_bound(OBUF_SIZE));
-
-		if (sl <= 0)
-			return -1;
-		b->clen = sl;
-	}
+	if (chan_send(&s->tx, &ch->link, c, ch->head, &b->sb))
+		return -1;
 	b->state = OB_BUSY;
-	len = b->cipher ? b->clen : b->len;
-	p = (b->cipher ? b->cipher : b->mem) + b->off;
-	n = len - b->off;
-	sqe = uring_get_sqe(&s->ring);
-	b->zc = s->zc;
-	if (s->zc && s->fixed && !b->cipher)
-		io_uring_prep_send_zc_fixed(sqe, ch->fd, p, n, flags, 0, c * NOBUF + ch->head);
-	else if (s->zc)
-		io_uring_prep_send_zc(sqe, ch->fd, p, n, flags, 0);
-	else
-		io_uring_prep_send(sqe, ch->fd, p, n, flags);
-	io_uring_sqe_set_data64(sqe, UD(UD_SEND, c, ch->head));
 	ch->inflight = true;
 	return 0;
 }
 
-static void arm_reply(struct ssender *s)
+static void arm_reply(struct stream_sender *s)
 {
-	struct io_uring_sqe *sqe;
-
 	if (s->reply_armed)
 		return;
-	sqe = uring_get_sqe(&s->ring);
-	if (s->rxc)
-		io_uring_prep_recv(sqe, s->ch[0].fd, s->rxc, RXC_SIZE, 0);
-	else
-		io_uring_prep_recv(sqe, s->ch[0].fd, &s->reply, sizeof(s->reply), MSG_WAITALL);
-	io_uring_sqe_set_data64(sqe, UD(UD_REPLY, 0, 0));
+	chan_reply_arm(&s->rp, &s->ring);
 	s->reply_armed = true;
 }
 
-static void arm_accept(struct ssender *s)
+static void arm_accept(struct stream_sender *s)
 {
 	struct io_uring_sqe *sqe;
 
@@ -455,7 +367,7 @@ static void arm_accept(struct ssender *s)
 	s->accept_armed = true;
 }
 
-static void stop_accepting(struct ssender *s)
+static void stop_accepting(struct stream_sender *s)
 {
 	if (!s->accepting)
 		return;
@@ -468,9 +380,9 @@ static void stop_accepting(struct ssender *s)
 	}
 }
 
-static int add_stream(struct ssender *s, int fd, bool sock)
+static int add_stream(struct stream_sender *s, int fd, bool sock)
 {
-	struct sstream *ss;
+	struct stream_in *ss;
 
 	if (s->ns == LMIG_STREAM_MAX) {
 		close(fd);
@@ -497,9 +409,9 @@ static int add_stream(struct ssender *s, int fd, bool sock)
 	return 0;
 }
 
-static void stream_ended(struct ssender *s, unsigned int i)
+static void stream_ended(struct stream_sender *s, unsigned int i)
 {
-	struct sstream *ss = s->s[i];
+	struct stream_in *ss = s->s[i];
 	XXH128_canonical_t c;
 
 	ss->eof = true;
@@ -510,13 +422,14 @@ static void stream_ended(struct ssender *s, unsigned int i)
 
 static void release_if_done(struct obuf *b)
 {
-	if (b->sent && !b->notifs)
+	if (chan_sbuf_idle(&b->sb))
 		b->state = OB_FREE;
 }
 
 /* A whole reply is in s->reply: a CREDIT, or the verdict. */
-static int reply_got(struct ssender *s)
+static int reply_got(void *arg)
 {
+	struct stream_sender *s = arg;
 	struct lmig_sreply *r = &s->reply;
 	uint32_t i;
 
@@ -557,7 +470,7 @@ static int reply_got(struct ssender *s)
  * sent and the verdict is due.  Waiting for QEMU, for the network or
  * for our own --bandwidth is not waiting for the receiver.
  */
-static bool receiver_due(const struct ssender *s)
+static bool receiver_due(const struct stream_sender *s)
 {
 	bool all_done = s->input_done;
 
@@ -566,7 +479,7 @@ static bool receiver_due(const struct ssender *s)
 	if (all_done)
 		return true;
 	for (unsigned int i = 0; i < s->ns; i++) {
-		const struct sstream *ss = s->s[i];
+		const struct stream_in *ss = s->s[i];
 
 		if (!ss->eof && !ss->have && ss->off - ss->acked >= LMIG_STREAM_WINDOW)
 			return true;
@@ -574,47 +487,54 @@ static bool receiver_due(const struct ssender *s)
 	return false;
 }
 
-static int reply_got_cb(void *s)
+/* A send's completion on channel c. */
+static int send_done(struct stream_sender *s, unsigned int c, unsigned int bi,
+		     const struct io_uring_cqe *cqe)
 {
-	return reply_got(s);
-}
+	struct stream_tx_chan *ch = &s->ch[c];
+	struct obuf *b = &ch->buf[bi];
+	int rc = chan_send_done(&s->tx, &b->sb, cqe, c, "mid-stream", &s->st->bytes_wire);
 
-/* Userspace TLS: n bytes of records in rxc, holding any number of replies. */
-static int reply_records(struct ssender *s, int n)
-{
-	if (tls_open_msgs(&s->ch[0].tls, s->rxc, n, &s->reply, sizeof(s->reply), &s->reply_have,
-			  &s->verdict_in, reply_got_cb, s))
+	if (rc == CHAN_NOTIF) {
+		release_if_done(b);
+		return 0;
+	}
+	ch->inflight = false;
+	if (rc < 0)
 		return -1;
-	if (!s->verdict_in)
-		arm_reply(s);
+	if (rc == CHAN_NO_ZC)
+		s->st->zerocopy = false;
+	if (rc != CHAN_SENT) {
+		b->state = OB_READY;	/* the rest, or all of it again, next */
+		return 0;
+	}
+	ch->head = (ch->head + 1) % NOBUF;
+	release_if_done(b);
 	return 0;
 }
 
-static int handle_cqe(struct ssender *s, struct io_uring_cqe *cqe)
+static int handle_cqe(void *arg, struct io_uring_cqe *cqe)
 {
+	struct stream_sender *s = arg;
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
-	unsigned int kind = ud & 0xff, a = (ud >> 8) & 0xffffff, bi = ud >> 32;
+	unsigned int a = ud_a(ud);
 	int res = cqe->res;
 
-	switch (kind) {
+	switch (ud_kind(ud)) {
+	case UD_SEND:
+		return send_done(s, a, ud_b(ud), cqe);
 	case UD_REPLY:
 		s->reply_armed = false;
-		if (res == 0 || res == -ECONNRESET)
-			return lmig_err("receiver closed the connection before confirming the streams");
-		if (res < 0)
-			return lmig_err_errno(-res, "channel 0: waiting for the receiver");
-		s->st->bytes_wire += res;
-		if (s->rxc)
-			return reply_records(s, res);
-		if ((size_t)res < sizeof(s->reply))
-			return lmig_err("receiver sent a truncated reply");
-		if (reply_got(s))
+		if (res > 0)
+			s->st->bytes_wire += res;
+		if (chan_reply_in(&s->rp, res,
+				  "receiver closed the connection before confirming the streams"))
 			return -1;
 		if (!s->verdict_in)
 			arm_reply(s);
 		return 0;
 	case UD_READ: {
-		struct sstream *ss = s->s[a];
+		struct stream_in *ss = s->s[a];
 
 		ss->reading = false;
 		if (res == -ECONNRESET && ss->sock)
@@ -642,43 +562,10 @@ static int handle_cqe(struct ssender *s, struct io_uring_cqe *cqe)
 	case UD_CANCEL:
 		return 0;
 	}
-	/* UD_SEND */
-	struct ochan *ch = &s->ch[a];
-	struct obuf *b = &ch->buf[bi];
-
-	if (cqe->flags & IORING_CQE_F_NOTIF) {
-		b->notifs--;
-		release_if_done(b);
-		return 0;
-	}
-	if (cqe->flags & IORING_CQE_F_MORE)
-		b->notifs++;
-	ch->inflight = false;
-	/* A socket that refuses zero-copy (kTLS): nothing went, send it by copy from now on. */
-	if (res == -EOPNOTSUPP && b->zc) {
-		s->zc = false;
-		s->st->zerocopy = false;
-		b->state = OB_READY;
-		return 0;
-	}
-	if (res < 0) {
-		if (res == -EPIPE || res == -ECONNRESET)
-			return lmig_err("channel %u: receiver closed the connection mid-stream", a);
-		return lmig_err_errno(-res, "channel %u: send", a);
-	}
-	b->off += res;
-	s->st->bytes_wire += res;
-	if (b->off < (b->cipher ? b->clen : b->len)) {
-		b->state = OB_READY;	/* short send: the rest next */
-		return 0;
-	}
-	b->sent = true;
-	ch->head = (ch->head + 1) % NOBUF;
-	release_if_done(b);
 	return 0;
 }
 
-static void check_input_done(struct ssender *s, double now)
+static void check_input_done(struct stream_sender *s, double now)
 {
 	bool all_eof = s->ns > 0;
 
@@ -705,7 +592,7 @@ static void check_input_done(struct ssender *s, double now)
 	s->input_done = true;
 }
 
-static int run(struct ssender *s)
+static int run(struct stream_sender *s)
 {
 	double t_start = now_s();
 
@@ -720,7 +607,7 @@ static int run(struct ssender *s)
 
 		/* Encode what was read, then read on. */
 		for (unsigned int i = 0; i < s->ns; i++) {
-			struct sstream *ss = s->s[i];
+			struct stream_in *ss = s->s[i];
 
 			if (ss->have) {
 				if ((rw = ratelimit_wait(&s->rl)) > 0 || !encode_block(s, i)) {
@@ -764,41 +651,30 @@ static int run(struct ssender *s)
 			cpolicy_idle(&s->pol, now_s() - t);	/* waiting for QEMU */
 		if (ret < 0 && ret != -ETIME && ret != -EINTR)
 			return lmig_err_errno(-ret, "io_uring_wait_cqe");
-		unsigned int head, n = 0;
-
-		io_uring_for_each_cqe(&s->ring, head, cqe) {
-			n++;
-			if (handle_cqe(s, cqe)) {
-				io_uring_cq_advance(&s->ring, n);
-				return -1;
-			}
-		}
-		io_uring_cq_advance(&s->ring, n);
+		if (chan_reap(&s->ring, handle_cqe, s))
+			return -1;
 		cpolicy_tick(&s->pol, now_s());
 	}
 }
 
-/* Wait for the kernel to let go of zero-copy buffers before unmapping them. */
-static void drain_notifs(struct ssender *s)
+/* Zero-copy notifications or sends still due: the kernel may still read a buffer. */
+static bool sends_due(void *arg)
 {
-	for (;;) {
-		bool pending = false;
-		struct io_uring_cqe *cqe;
-		struct __kernel_timespec ts = { .tv_sec = 2 };
+	const struct stream_sender *s = arg;
 
-		for (unsigned int c = 0; c < s->nch; c++)
-			for (unsigned int b = 0; b < NOBUF; b++)
-				pending |= s->ch[c].buf[b].notifs > 0 || s->ch[c].inflight;
-		if (!pending || io_uring_wait_cqe_timeout(&s->ring, &cqe, &ts))
-			return;
-		handle_cqe(s, cqe);
-		io_uring_cqe_seen(&s->ring, cqe);
+	for (unsigned int c = 0; c < s->nch; c++) {
+		if (s->ch[c].inflight)
+			return true;
+		for (unsigned int b = 0; b < NOBUF; b++)
+			if (s->ch[c].buf[b].notifs)
+				return true;
 	}
+	return false;
 }
 
 int stream_send(const struct stream_send_opts *o, struct stream_stats *st)
 {
-	struct ssender s = { .o = o, .st = st, .nch = o->channels, .lfd = -1 };
+	struct stream_sender s = { .o = o, .st = st, .nch = o->channels, .lfd = -1 };
 	struct sigaction sa = { .sa_handler = on_stop };
 	int ret = -1;
 
@@ -811,7 +687,7 @@ int stream_send(const struct stream_send_opts *o, struct stream_stats *st)
 	if (!s.ch)
 		return lmig_err("out of memory");
 	for (unsigned int c = 0; c < s.nch; c++)
-		s.ch[c].fd = -1;
+		s.ch[c].link.fd = -1;
 	cpolicy_init(&s.pol, o->compress);
 	ratelimit_init(&s.rl, o->bandwidth);
 	if (o->from.kind != SEP_STDIO) {
@@ -821,9 +697,9 @@ int stream_send(const struct stream_send_opts *o, struct stream_stats *st)
 	}
 	if (channels_connect(&s) || ring_setup(&s))
 		goto out;
-	st->zerocopy = s.zc;
-	st->tls = tls_mode(o->tls ? &s.ch[0].tls : NULL, true);
-	tls_binding(o->tls ? &s.ch[0].tls : NULL, st->tls_binding);
+	st->zerocopy = s.tx.zc;
+	st->tls = tls_mode(o->tls ? &s.ch[0].link.tls : NULL, true);
+	tls_binding(o->tls ? &s.ch[0].link.tls : NULL, st->tls_binding);
 	if (s.lfd >= 0) {
 		s.accepting = true;
 		/* Announce only once the receiver is there: a client may connect now. */
@@ -848,11 +724,9 @@ out:
 			if (s.s[i]->sock)
 				shutdown(s.s[i]->fd, SHUT_RDWR);
 	}
-	if (s.ring_ok) {
-		if (!ret)
-			drain_notifs(&s);
-		io_uring_queue_exit(&s.ring);
-	}
+	if (!ret)
+		chan_tx_drain(&s.tx, sends_due, handle_cqe, &s);
+	chan_tx_end(&s.tx);
 	for (unsigned int i = 0; i < s.ns; i++) {
 		if (ret && s.s[i]->sock)
 			sock_abort_close(s.s[i]->fd);
@@ -867,20 +741,16 @@ out:
 			unlink(o->from.addr);
 	}
 	for (unsigned int c = 0; c < s.nch; c++) {
-		tls_chan_free(&s.ch[c].tls);
-		if (s.ch[c].fd >= 0) {
+		tls_chan_free(&s.ch[c].link.tls);
+		if (s.ch[c].link.fd >= 0) {
 			if (ret)
-				sock_abort_close(s.ch[c].fd);
+				sock_abort_close(s.ch[c].link.fd);
 			else
-				close(s.ch[c].fd);
+				close(s.ch[c].link.fd);
 		}
-		for (unsigned int b = 0; b < NOBUF; b++)
-			if (s.ch[c].buf[b].cipher)
-				munmap(s.ch[c].buf[b].cipher, tls_seal_bound(OBUF_SIZE));
 	}
-	free(s.rxc);
-	if (s.bufmem)
-		munmap(s.bufmem, (size_t)s.nch * NOBUF * OBUF_SIZE);
+	chan_reply_free(&s.rp);
+	chan_tx_free(&s.tx);
 	free(s.ch);
 	return ret;
 }
