@@ -43,6 +43,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 LMIG=${LMIG:-$here/../user/lmig}
 REPS=${PROBES_REPS:-5}
 STATS=${PROBES_STATS:-1}
@@ -109,12 +110,7 @@ run() {
 		"$lmig" stat --pid "$target" --interval 3600000 --ready-fd 3 3>"$work/ready" \
 			>/dev/null 2>&1 &
 		watcher=$!
-		n=0
-		while [ ! -s "$work/ready" ]; do
-			n=$((n + 1))
-			[ $n -lt 100 ] || { echo "bench/probes: lmig stat did not start" >&2; exit 1; }
-			sleep 0.1
-		done
+		bench_wait_file "$work/ready" 100 "bench/probes: lmig stat"
 		;;
 	all | all-base)
 		"$lmig" top --interval 3600000 >/dev/null 2>&1 &
