@@ -64,6 +64,7 @@
 #include "lib/uapi_compat.h"
 #include "lib/jfield.h"
 #include "lib/proc.h"
+#include "lib/uffd.h"
 
 #define PAGE		4096ULL
 #define RUN_PAGES	2048		/* 8 MiB */
@@ -537,21 +538,6 @@ static int nolost(const char *tracker, const char *cname)
 	free(dst);
 	free(src);
 	return differ ? 1 : 0;
-}
-
-/* Does this kernel have async write-protection on shared memory? */
-static bool have_wp_async(void)
-{
-	struct uffdio_api api = { .api = UFFD_API };
-	int fd = syscall(SYS_userfaultfd, O_CLOEXEC);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = !ioctl(fd, UFFDIO_API, &api) && (api.features & UFFD_FEATURE_WP_ASYNC) &&
-	     (api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
-	close(fd);
-	return ok;
 }
 
 static void run_case(struct __test_metadata *_metadata, const char *cname)
