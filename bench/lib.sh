@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # Sourced by the benchmark scripts: a benchmark program built against
-# user/liblmig.a, and the wait for a file a --ready-fd fills.
+# user/liblmig.a, the wait for a file a --ready-fd fills, and the end of
+# a process that should have ended by itself.
 
 # bench_cc OUT SRC [CC-ARG...]: build the benchmark program OUT from SRC,
 # linked with user/liblmig.a (everything of lmig but its command line; its
@@ -31,4 +32,15 @@ bench_wait_file() {
 		[ $bw_n -lt "$2" ] || { echo "$3 did not start" >&2; exit 1; }
 		sleep 0.1
 	done
+}
+
+# stop_after PID SECS: give PID up to SECS seconds to exit by itself, then
+# stop it.
+stop_after() {
+	sa_i=0
+	while kill -0 "$1" 2>/dev/null && [ $sa_i -lt $(($2 * 10)) ]; do
+		sleep 0.1
+		sa_i=$((sa_i + 1))
+	done
+	kill "$1" 2>/dev/null || true
 }
