@@ -264,9 +264,7 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 				    .count = 3 };
 	const struct cli_parse p = { "dirtyrate", ":m:t:p:i:n:jh", lo, usage_dirtyrate,
 				     dirtyrate_opt, &a };
-	const char *mem, *tname, *picked = NULL;
-	struct track_target tg;
-	unsigned long interval, count, pid;
+	const char *picked = NULL;
 	struct interval *iv;
 	struct tracker t = { 0 };
 	struct cli_opts c;
@@ -278,29 +276,24 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 	ret = opts_parse(&p, &c, g, argc, argv);
 	if (ret != OPTS_RUN)
 		return ret;
-	mem = a.mem;
-	tname = a.tname;
-	tg = a.tg;
-	interval = a.interval;
-	count = a.count;
-	pid = a.pid;
-	if (!mem)
+	if (!a.mem)
 		return usage_error("dirtyrate", "missing --mem PATH");
 	/* With a shared object, --pid names its writer (for uffd and soft-dirty). */
-	if (!strncmp(mem, "anon:", 5) && !pid)
+	if (!strncmp(a.mem, "anon:", 5) && !a.pid)
 		return usage_error("dirtyrate", "--mem anon: needs --pid");
-	tg.pid = (pid_t)pid;
-	if (!strncmp(mem, "anon:", 5) && parse_anon_range("--mem", mem, &tg.start, &tg.size))
+	a.tg.pid = (pid_t)a.pid;
+	if (!strncmp(a.mem, "anon:", 5) && parse_anon_range("--mem", a.mem, &a.tg.start, &a.tg.size))
 		return usage_error("dirtyrate", "%s", lmig_errmsg());
-	if (!tracker_known(tname))
-		return usage_error("dirtyrate", "--tracker: '%s' is not one of %s", tname,
+	if (!tracker_known(a.tname))
+		return usage_error("dirtyrate", "--tracker: '%s' is not one of %s", a.tname,
 				   tracker_names());
-	picked = tname;
-	iv = calloc(count, sizeof(*iv));
+	picked = a.tname;
+	iv = calloc(a.count, sizeof(*iv));
 	if (!iv)
 		return usage_error("dirtyrate", "out of memory");
-	ret = measure(mem, tg, tname, interval, count, iv, &t, why, sizeof(why), &size, &picked);
-	report(&t, picked, iv, count, size, why, ret == 0, g->json);
+	ret = measure(a.mem, a.tg, a.tname, a.interval, a.count, iv, &t, why, sizeof(why), &size,
+		      &picked);
+	report(&t, picked, iv, a.count, size, why, ret == 0, g->json);
 	free(iv);
 	if (!ret)
 		return EXIT_OK;
