@@ -1028,7 +1028,7 @@ static void migrate_via_relay(struct __test_metadata *_metadata, struct env *e, 
 	port = recv_start(&e->rx, e->out, NULL, 0);
 	ASSERT_GT(port, 0);
 	ASSERT_EQ(0, relay_start(rl, port, magic, act));
-	ASSERT_EQ(0, send_start(&e->tx, e->mem, rl->port, args));
+	ASSERT_EQ(0, send_start(&e->tx, e->mem, rl->f.port, args));
 }
 
 /* The writer stays paused for 2 s: nothing resumes it. */

@@ -1197,7 +1197,7 @@ TEST_F_TIMEOUT(commit_point, sigkill_guard_keeps_paused, CASE_TIMEOUT)
 	ASSERT_GT(port, 0);
 	ASSERT_EQ(0, relay_start(&self->rl, port, LMIG_FINAL_MAGIC, RELAY_HOLD));
 	args[1] = e->pid;
-	ASSERT_EQ(0, send_start(&e->tx, e->mem, self->rl.port, args));
+	ASSERT_EQ(0, send_start(&e->tx, e->mem, self->rl.f.port, args));
 	deadline = mono_s() + 60;
 	while (!self->rl.hit && mono_s() < deadline && proc_wait(&e->tx, 0))
 		watch(e, 0.05, false);
