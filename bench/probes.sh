@@ -61,8 +61,9 @@ watcher=""
 idle=""
 stats_was=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
 cleanup() {
-	[ -n "$watcher" ] && kill "$watcher" 2>/dev/null && wait "$watcher" 2>/dev/null
-	[ -n "$idle" ] && kill "$idle" 2>/dev/null && wait "$idle" 2>/dev/null
+	# wait reports the killed process's status: not this script's (set -e).
+	[ -z "$watcher" ] || { kill "$watcher" 2>/dev/null && wait "$watcher" 2>/dev/null; } || true
+	[ -z "$idle" ] || { kill "$idle" 2>/dev/null && wait "$idle" 2>/dev/null; } || true
 	sysctl -qw kernel.bpf_stats_enabled="$stats_was" 2>/dev/null || true
 	rm -rf "$work"
 }
