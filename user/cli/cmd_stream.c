@@ -11,6 +11,7 @@
 
 #include "cli/cmd_stream.h"
 #include "cli/options.h"
+#include "cli/report.h"
 #include "lib/err.h"
 #include "stream/stream.h"
 #include "chan/tls.h"

@@ -19,4 +19,12 @@ void report_print(const char *role, const struct image_stats *st, const char *co
 void report_probes_words(const struct probes_status *ps, char *out, size_t len);
 void report_tracker_words(const struct track_choice *c, char *out, size_t len);
 
+struct stream_stats;
+/*
+ * lmig pipe/proxy's report on fd: one JSON object (json), or a line when
+ * the stream completed (ok).
+ */
+void stream_report(const char *role, const struct stream_stats *st, const char *compress,
+		   bool ok, bool json, int fd);
+
 #endif
