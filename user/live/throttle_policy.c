@@ -63,7 +63,9 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 	*d = (struct tpol_decision){ .action = TPOL_KEEP };
 	/*
 	 * The first harvest is compared with what round 0 took, the whole
-	 * image: the "prediction" before any.
+	 * image: the "prediction" before any.  (Its dirty rate counts
+	 * distinct pages, which saturates over a long round: a writer faster
+	 * than the link can show below it, but the round does not shrink.)
 	 */
 	if (!st->prev_pred)
 		st->prev_pred = r->look_s;

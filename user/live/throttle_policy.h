@@ -35,7 +35,13 @@
 
 /* One harvest watching this long is enough to judge (see above). */
 #define TPOL_LONG_LOOK_S	3.0
-/* The dirty rate a limit aims at, as a fraction of the link's rate. */
+/*
+ * The dirty rate a limit aims at, as a fraction of the link's rate: each
+ * round then sends about this fraction of the one before.  The measured
+ * rate counts distinct pages and reads low over long rounds, so the limit
+ * comes out looser than aimed (Documentation/design.md has what a half
+ * did instead).
+ */
 #define TPOL_DIRTY_TARGET	(1.0 / 3)
 /* Attempts to apply a limit before giving up. */
 #define TPOL_TRIES		3
