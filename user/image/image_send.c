@@ -870,10 +870,11 @@ static int round_close(struct sender *s)
 	case LIVE_NEXT:
 		return live_round(s, &v, false);
 	case LIVE_FAIL:
+		return -1;	/* lmig_err() says why */
 	case LIVE_DONE:
 		break;
 	}
-	return -1;
+	return lmig_err("round %u ended without a verdict", s->st->rounds - 1);
 }
 
 static void show_progress(struct sender *s, bool final)
