@@ -33,6 +33,10 @@
  *   io_limit_follows_cpu        the disk limit is the same fraction
  *   failures_retry_then_stop    three failed attempts, then given up
  *   unset_after_failed_set      put back: retried later; not: no more
+ *   writers_*                   whom to limit from the probes' write
+ *                               faults: the busiest threads up to 80 %,
+ *                               the whole process when they are most of
+ *                               its threads, "cannot tell" on few faults
  */
 #include <math.h>
 
@@ -456,6 +460,88 @@ TEST(unset_after_failed_set)
 	tpol_unset(&st, false);
 	EXPECT_TRUE(st.on);	/* still applied: the end restores it */
 	EXPECT_TRUE(st.off);
+}
+
+/* Threads 100, 101, ... with these write faults. */
+static unsigned int threads(struct tpol_thread *t, const uint64_t *wf, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		t[i] = (struct tpol_thread){ .tid = 100 + i, .write_faults = wf[i] };
+	return n;
+}
+
+TEST(writers_too_few_faults)
+{
+	struct tpol_thread t[4];
+	pid_t out[8];
+
+	EXPECT_EQ(-1, tpol_writers(t, threads(t, (uint64_t[]){ 60, 3, 0, 0 }, 4), out, 8));
+	EXPECT_EQ(1, tpol_writers(t, threads(t, (uint64_t[]){ 61, 3, 0, 0 }, 4), out, 8));
+	EXPECT_EQ(100, out[0]);
+}
+
+TEST(writers_one_of_four)
+{
+	struct tpol_thread t[4];
+	pid_t out[8];
+
+	EXPECT_EQ(1, tpol_writers(t, threads(t, (uint64_t[]){ 10, 10, 1000, 10 }, 4), out, 8));
+	EXPECT_EQ(102, out[0]);
+	/* Exactly 80 % is enough. */
+	EXPECT_EQ(1, tpol_writers(t, threads(t, (uint64_t[]){ 20, 80, 0, 0 }, 4), out, 8));
+	EXPECT_EQ(101, out[0]);
+}
+
+TEST(writers_busiest_first)
+{
+	struct tpol_thread t[6];
+	pid_t out[8];
+
+	EXPECT_EQ(2, tpol_writers(t, threads(t, (uint64_t[]){ 10, 300, 700, 0, 0, 0 }, 6), out, 8));
+	EXPECT_EQ(102, out[0]);
+	EXPECT_EQ(101, out[1]);
+	/* 75 % is not enough: the next one too. */
+	EXPECT_EQ(2, tpol_writers(t, threads(t, (uint64_t[]){ 0, 0, 75, 0, 25, 0 }, 6), out, 8));
+	EXPECT_EQ(102, out[0]);
+	EXPECT_EQ(104, out[1]);
+}
+
+TEST(writers_most_threads_whole_process)
+{
+	struct tpol_thread t[4];
+	pid_t out[8];
+
+	/* Two of three threads: the process. */
+	EXPECT_EQ(0, tpol_writers(t, threads(t, (uint64_t[]){ 500, 500, 5 }, 3), out, 8));
+	/* Two of four: half is not most. */
+	EXPECT_EQ(2, tpol_writers(t, threads(t, (uint64_t[]){ 500, 500, 5, 0 }, 4), out, 8));
+}
+
+TEST(writers_at_most_max)
+{
+	struct tpol_thread t[40];
+	uint64_t wf[40] = { 0 };
+	pid_t out[3];
+
+	for (int i = 0; i < 10; i++)
+		wf[i * 4] = 100;
+	EXPECT_EQ(3, tpol_writers(t, threads(t, wf, 40), out, 3));
+	EXPECT_EQ(100, out[0]);
+	EXPECT_EQ(104, out[1]);
+	EXPECT_EQ(108, out[2]);
+}
+
+TEST(writers_first_1024_count)
+{
+	static struct tpol_thread t[1100];
+	static uint64_t wf[1100];
+	pid_t out[8];
+
+	wf[1050] = 1000;	/* beyond the first TPOL_THREADS_MAX */
+	EXPECT_EQ(-1, tpol_writers(t, threads(t, wf, 1100), out, 8));
+	wf[1000] = 1000;
+	EXPECT_EQ(1, tpol_writers(t, threads(t, wf, 1100), out, 8));
+	EXPECT_EQ(1100, out[0]);
 }
 
 TEST_HARNESS_MAIN

@@ -44,35 +44,23 @@ void converge_sample(struct converge *cv)
 }
 
 /*
- * The threads that took 80 % of the write faults the probes counted since
- * the last harvest, into tids; 0 (the whole process) when they are most
- * of its threads or the faults are too few to tell.
+ * The threads that write, into tids (0: the whole process): from the
+ * probes' write faults since the last harvest; from /proc's minor faults
+ * when those are too few to tell.
  */
 static unsigned int probe_dirtiers(struct converge *cv)
 {
-	const struct probe_sample *ps = &cv->ps;
-	uint64_t total = 0, taken = 0;
-	bool used[1024] = { false };
-	unsigned int n = 0, nt = ps->nthreads < 1024 ? ps->nthreads : 1024;
+	struct tpol_thread t[TPOL_THREADS_MAX];
+	unsigned int nt = cv->ps.nthreads < TPOL_THREADS_MAX ? cv->ps.nthreads : TPOL_THREADS_MAX;
+	int n;
 
 	for (unsigned int i = 0; i < nt; i++)
-		total += ps->threads[i].c.write_faults;
-	if (total < 64)
+		t[i] = (struct tpol_thread){ .tid = cv->ps.threads[i].tid,
+					     .write_faults = cv->ps.threads[i].c.write_faults };
+	n = tpol_writers(t, nt, cv->tids, THROTTLE_MAX_TIDS);
+	if (n < 0)
 		return tsnap_dirtiers(&cv->snap[0], &cv->snap[1], cv->tids, THROTTLE_MAX_TIDS);
-	while (n < THROTTLE_MAX_TIDS && taken * 10 < total * 8) {
-		int best = -1;
-
-		for (unsigned int i = 0; i < nt; i++)
-			if (!used[i] && (best < 0 || ps->threads[i].c.write_faults >
-						      ps->threads[best].c.write_faults))
-				best = i;
-		if (best < 0)
-			break;
-		used[best] = true;
-		taken += ps->threads[best].c.write_faults;
-		cv->tids[n++] = ps->threads[best].tid;
-	}
-	return n * 2 > nt ? 0 : n;
+	return n;
 }
 
 /*

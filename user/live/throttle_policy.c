@@ -126,6 +126,33 @@ void tpol_start(struct tpol_state *st, const struct tpol_conf *c, const struct t
 	d->io_bps = 0;
 }
 
+int tpol_writers(const struct tpol_thread *th, unsigned int n, pid_t *out, unsigned int max)
+{
+	bool used[TPOL_THREADS_MAX] = { false };
+	uint64_t total = 0, taken = 0;
+	unsigned int k = 0;
+
+	if (n > TPOL_THREADS_MAX)
+		n = TPOL_THREADS_MAX;
+	for (unsigned int i = 0; i < n; i++)
+		total += th[i].write_faults;
+	if (total < TPOL_WRITERS_MIN_FAULTS)
+		return -1;
+	while (k < max && taken * 10 < total * 8) {
+		int best = -1;
+
+		for (unsigned int i = 0; i < n; i++)
+			if (!used[i] && (best < 0 || th[i].write_faults > th[best].write_faults))
+				best = i;
+		if (best < 0)
+			break;
+		used[best] = true;
+		taken += th[best].write_faults;
+		out[k++] = th[best].tid;
+	}
+	return k * 2 > n ? 0 : (int)k;
+}
+
 void tpol_io_started(struct tpol_state *st, double base)
 {
 	st->io_base = base < TPOL_IO_MIN_BPS ? TPOL_IO_MIN_BPS : base;

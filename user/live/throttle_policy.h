@@ -32,6 +32,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* One harvest watching this long is enough to judge (see above). */
 #define TPOL_LONG_LOOK_S	3.0
@@ -50,6 +51,10 @@
 #define TPOL_CPU_BASE_MIN	0.02
 /* Never hold disk writes below this (bytes/s). */
 #define TPOL_IO_MIN_BPS		(1024 * 1024)
+/* Fewer write faults than this between two harvests do not tell who writes. */
+#define TPOL_WRITERS_MIN_FAULTS	64
+/* Threads counted by tpol_writers(), at most. */
+#define TPOL_THREADS_MAX	1024
 
 struct tpol_conf {
 	bool enabled;			/* --throttle auto */
@@ -144,6 +149,20 @@ void tpol_start(struct tpol_state *st, const struct tpol_conf *c, const struct t
 void tpol_io_started(struct tpol_state *st, double base);
 /* The disk-write limit that goes with a CPU limit of cpus. */
 double tpol_io_limit(const struct tpol_state *st, double cpus);
+/* One thread of the workload, as the probes counted it between two harvests. */
+struct tpol_thread {
+	pid_t tid;
+	uint64_t write_faults;
+};
+
+/*
+ * Whom to limit: the threads that took 80 % of the write faults (the
+ * busiest first) into out, at most max of them.  Returns how many, 0 for
+ * the whole process when they are most of its threads, or -1 when the
+ * faults are too few to tell (the caller asks /proc instead).  Only the
+ * first TPOL_THREADS_MAX of th count.
+ */
+int tpol_writers(const struct tpol_thread *th, unsigned int n, pid_t *out, unsigned int max);
 /*
  * Applying a limit failed: returns true when it is given up for good,
  * false when the next harvest that does not converge may try again.
