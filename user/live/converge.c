@@ -73,7 +73,8 @@ static void failed(struct converge *cv)
 	struct throttle_note *n = &cv->st->throttle_note;
 	char words[200];
 
-	*n = (struct throttle_note){ .kind = THROTTLE_NOTE_CANNOT, .retry = !tpol_failed(&cv->pol) };
+	*n = (struct throttle_note){ .kind = THROTTLE_NOTE_CANNOT,
+				     .retry = !tpol_failed(&cv->pol) };
 	snprintf(n->err, sizeof(n->err), "%s", lmig_errmsg());
 	lmig_err_clear();
 	if (cv->o->progress) {

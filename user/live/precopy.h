@@ -31,7 +31,7 @@ struct live_ctl;
 
 /* The image as the trackers need it. */
 struct live_image {
-	int fd;				/* the object, or -1: the process's memory (anon_*) */
+	int fd;				/* the object, or -1: the process's memory */
 	uint64_t size, npages;
 	/* Per page, the hash of what was last sent: kept up to date by the engine. */
 	const uint64_t *sent;

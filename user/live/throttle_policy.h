@@ -97,13 +97,13 @@ enum tpol_why {
 	TPOL_DISABLED,		/* --throttle off */
 	TPOL_GIVEN_UP,		/* an earlier decision ended it */
 	TPOL_CONVERGING,	/* no limit, and this harvest converged */
-	TPOL_WATCHING,		/* no limit, one harvest that did not converge: wait for another */
+	TPOL_WATCHING,		/* no limit, one harvest that did not converge: wait */
 	TPOL_NOT_CONVERGING,	/* START: two harvests in a row did not converge */
 	TPOL_LONG_LOOK,		/* START: one that watched TPOL_LONG_LOOK_S did not */
 	TPOL_INEFFECTIVE,	/* LIFT: CPU halved, dirty rate not */
 	TPOL_TIGHTEN,		/* SET below the limit in force */
 	TPOL_RAISE,		/* SET above it */
-	TPOL_HOLD,		/* SET to the same (or a looser one held back for the switch-over) */
+	TPOL_HOLD,		/* SET to the same (a looser one held back for the switch-over) */
 };
 
 /* Where the limit computed ended up, before the switch-over hold. */
