@@ -4,6 +4,7 @@
 #define LMIG_IMAGE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <sys/types.h>
@@ -33,6 +34,49 @@ struct round_stat {
 	double io_limit_mbps;		/* disk write limit in force, 0 = none */
 	double disk_write_mbps;		/* what the workload wrote to disk before it */
 };
+
+/*
+ * What --throttle auto did, as numbers and names; cli/report.c words
+ * them (throttle_note_words()).
+ */
+enum throttle_note_kind {
+	THROTTLE_NOTE_NONE,
+	THROTTLE_NOTE_APPLIED,		/* limited: the process, or the threads that write */
+	THROTTLE_NOTE_CANNOT,		/* applying a limit failed (err) */
+	THROTTLE_NOTE_INEFFECTIVE,	/* lifted: its CPU taken, its dirty rate not lower */
+};
+
+struct throttle_note {
+	enum throttle_note_kind kind;
+	bool threads;			/* APPLIED: only the threads that write */
+	bool v2;			/* APPLIED: cgroup v2 */
+	bool retry;			/* CANNOT: it will be tried again */
+	double cpu_taken_pct;		/* INEFFECTIVE: of the CPU it used before */
+	double dirty_mbps, dirty_before_mbps;	/* INEFFECTIVE: now and before the limit */
+	char cg[700];			/* APPLIED: the cgroup holding the limit */
+	char err[200];			/* CANNOT: the error */
+};
+
+enum throttle_io_note_kind {
+	THROTTLE_IO_NOTE_NONE,
+	THROTTLE_IO_NOTE_LIMITED,	/* its disk writes are limited */
+	THROTTLE_IO_NOTE_NOT_LIMITED,	/* setting that up failed (err) */
+	THROTTLE_IO_NOTE_SET_FAILED,	/* changing the limit failed (err): lifted */
+};
+
+struct throttle_io_note {
+	enum throttle_io_note_kind kind;
+	bool per_thread;		/* LIMITED: the threads that write to disk */
+	bool v2;			/* LIMITED: io.max, else v1 blkio */
+	double bps;			/* LIMITED: their rate before; NOT_LIMITED: the process's */
+	unsigned int ndev;		/* LIMITED: devices */
+	char cg[640];			/* LIMITED: the cgroup */
+	char err[300];			/* NOT_LIMITED, SET_FAILED: the error */
+};
+
+/* The words of a note (as the report and the progress lines print them); "" for none. */
+void throttle_note_words(const struct throttle_note *n, char *buf, size_t len);
+void throttle_io_note_words(const struct throttle_io_note *n, char *buf, size_t len);
 
 struct image_stats {
 	uint64_t bytes_total;		/* image size */
@@ -74,8 +118,8 @@ struct image_stats {
 	struct round_stat *round;	/* rounds entries */
 	struct probes_status probes;	/* whether the probes ran, or why not */
 	bool throttled;
-	char throttle_note[200];	/* where it throttled, or why it could not or stopped */
-	char throttle_io_note[300];	/* where its disk writes were limited, or why not */
+	struct throttle_note throttle_note;	/* where it throttled, or why it could not or stopped */
+	struct throttle_io_note throttle_io_note;	/* where its disk writes were limited, or why not */
 };
 
 struct send_opts {
