@@ -139,6 +139,7 @@ int cmd_recv(int argc, char **argv, struct global_opts *g)
 		return EXIT_USAGE;
 	o->tls = tls_on(&tls) ? &tls : NULL;
 	o->progress = cmd_progress_default(c.progress, g);
+	o->events = &cli_events;
 	ret = cmd_finish("recv", image_recv(o, &st), &st, "-", o->progress, g);
 
 	tls_conf_free(&tls);

@@ -254,6 +254,7 @@ int cmd_send(int argc, char **argv, struct global_opts *g)
 	o->tls = tls_on(&tls) ? &tls : NULL;
 	o->progress = cmd_progress_default(c.progress, g);
 	o->plain_progress = !isatty(STDERR_FILENO);
+	o->events = &cli_events;
 	ret = cmd_finish("send", image_send(o, &st), &st, compress_mode_name(o->compress),
 			 o->progress, g);
 	if (ret == EXIT_FAIL && st.outcome && !strcmp(st.outcome, "unknown"))

@@ -74,9 +74,6 @@ struct throttle_io_note {
 	char err[300];			/* NOT_LIMITED, SET_FAILED: the error */
 };
 
-/* The words of a note (as the report and the progress lines print them); "" for none. */
-void throttle_note_words(const struct throttle_note *n, char *buf, size_t len);
-void throttle_io_note_words(const struct throttle_io_note *n, char *buf, size_t len);
 
 struct image_stats {
 	uint64_t bytes_total;		/* image size */
@@ -122,6 +119,54 @@ struct image_stats {
 	struct throttle_io_note throttle_io_note;	/* where its disk writes were limited, or why not */
 };
 
+/*
+ * What a send or a receive tells its command line while it runs, as
+ * numbers; the command line words it (cli/progress.c).
+ */
+enum image_event {
+	IMAGE_EV_PROGRESS,	/* where the transfer is: p */
+	IMAGE_EV_TRACKER,	/* --tracker auto chose st->tracker (st->tracker_why) */
+	IMAGE_EV_THROTTLE,	/* st->throttle_note changed: cannot, or lifted */
+	IMAGE_EV_WARNING,	/* lmig_errmsg() did not stop the migration */
+	IMAGE_EV_RESTORE_FAILED,/* lmig_errmsg(): a limit could not be restored */
+};
+
+struct image_progress {
+	bool send;			/* else a receive */
+	bool final;			/* the last one: the transfer is over */
+	bool plain;			/* a line each, not one redrawn line */
+	double elapsed;			/* seconds since the transfer began */
+	uint64_t done, total;		/* image bytes */
+	bool lz4;			/* a cold send: lz4 on at the moment */
+	/* A live migration (the receiver knows only the round). */
+	bool live;
+	unsigned int round;
+	bool frozen;			/* the round sent with the workload paused */
+	double dirty_mbps;		/* of the latest harvest */
+	uint64_t bytes_wire;
+	double rate_mbps;		/* memory bytes a second the link moves */
+	double eta_s;			/* for the rest of this round at that rate */
+	double predicted_ms;		/* downtime if frozen after the latest harvest */
+	double throttle_pct;		/* CPU share allowed, < 0: no limit */
+	double io_limit_mbps;		/* disk-write limit, < 0: none */
+	double write_faults_per_s;	/* the probes' rates, < 0: no probes */
+	double steal_pct;
+};
+
+struct image_events {
+	void (*fn)(void *ctx, enum image_event ev, const struct image_progress *p,
+		   const struct image_stats *st);
+	void *ctx;
+};
+
+/* Tell ev (which may be NULL or have no fn). */
+static inline void image_tell(const struct image_events *ev, enum image_event e,
+			      const struct image_progress *p, const struct image_stats *st)
+{
+	if (ev && ev->fn)
+		ev->fn(ev->ctx, e, p, st);
+}
+
 struct send_opts {
 	const char *mem;		/* image path */
 	const char *to;			/* HOST:PORT */
@@ -132,6 +177,7 @@ struct send_opts {
 	int timeout_ms;			/* connect, handshake and stall limit */
 	bool progress;
 	bool plain_progress;		/* lines instead of a redrawn line (not a terminal) */
+	const struct image_events *events;	/* progress and notes while it runs */
 	/* Live migration: pid > 0. */
 	pid_t pid;			/* the process that writes the memory */
 	const char *freeze;		/* "signal", "cgroup:DIR", "none" */
@@ -158,15 +204,12 @@ struct recv_opts {
 	bool sync;			/* fdatasync before the commit */
 	bool verify_readback;		/* re-read and re-hash the output before the commit */
 	bool progress;
+	const struct image_events *events;	/* progress while it runs */
 	int ready_fd;			/* write "PORT\n" here once listening, or -1 */
 	const struct tls_conf *tls;	/* NULL: plain TCP */
 };
 
 int image_send(const struct send_opts *o, struct image_stats *st);
 int image_recv(const struct recv_opts *o, struct image_stats *st);
-
-/* Progress line on stderr, at most twice a second. */
-void progress_show(const char *verb, uint64_t done, uint64_t total, double elapsed,
-		   const char *extra, bool final);
 
 #endif

@@ -319,31 +319,23 @@ static int round_close(struct sender *s)
 
 static void show_progress(struct sender *s, bool final)
 {
-	double t = now_s(), el = t - s->t0;
-	char line[256];
+	double t = now_s();
+	uint64_t done = s->pages_done * LMIG_PAGE_SIZE;
+	struct image_progress p = { .send = true, .final = final, .plain = s->o->plain_progress,
+				    .elapsed = t - s->t0, .total = s->im.size,
+				    .done = done > s->im.size ? s->im.size : done,
+				    .lz4 = s->pol.lz4, .live = s->live };
 
 	if (!s->o->progress || (!final && t - s->last_progress < 0.5 && !s->o->plain_progress))
 		return;
-	if (!s->live) {
-		char extra[64];
-
-		s->last_progress = t;
-		snprintf(extra, sizeof(extra), "lz4 %s", s->pol.lz4 ? "on" : "off");
-		progress_show("sent", s->pages_done * LMIG_PAGE_SIZE > s->im.size ? s->im.size :
-				      s->pages_done * LMIG_PAGE_SIZE,
-			      s->im.size, el, extra, final);
-		return;
-	}
 	/* Plain lines (not a terminal): one per round, not a redraw twice a second. */
-	if (s->o->plain_progress && !final && s->last_progress >= s->round_t0 && s->last_progress)
+	if (s->live && s->o->plain_progress && !final && s->last_progress >= s->round_t0 &&
+	    s->last_progress)
 		return;
 	s->last_progress = t;
-	live_progress(s->lv, s->round_pages, line, sizeof(line));
-	if (s->o->plain_progress)
-		fprintf(stderr, "%.1f s  %s%s\n", el, line, final ? "  done" : "");
-	else
-		fprintf(stderr, "\r%.1f s  %s\033[K%s", el, line, final ? "\n" : "");
-	fflush(stderr);
+	if (s->live)
+		live_progress(s->lv, s->round_pages, &p);
+	image_tell(s->o->events, IMAGE_EV_PROGRESS, &p, s->st);
 }
 
 /* SIGINT/SIGTERM/SIGHUP end a live send through its normal failure path. */

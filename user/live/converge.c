@@ -22,7 +22,7 @@ void converge_open(struct converge *cv, const struct send_opts *o, struct image_
 				       .max_pct = o->throttle_max_pct };
 	/* Limits a killed lmig left behind go first (its guard may have done it). */
 	if (throttle_restore_files(true, o->progress) < 0) {
-		fprintf(stderr, "lmig send: warning: %s\n", lmig_errmsg());
+		image_tell(o->events, IMAGE_EV_WARNING, NULL, st);
 		lmig_err_clear();
 	}
 	/* Fault rates and steal per round, if eBPF works here: optional. */
@@ -68,16 +68,12 @@ static unsigned int probe_dirtiers(struct converge *cv)
 static void failed(struct converge *cv)
 {
 	struct throttle_note *n = &cv->st->throttle_note;
-	char words[200];
-
 	*n = (struct throttle_note){ .kind = THROTTLE_NOTE_CANNOT,
 				     .retry = !tpol_failed(&cv->pol) };
 	snprintf(n->err, sizeof(n->err), "%s", lmig_errmsg());
 	lmig_err_clear();
-	if (cv->o->progress) {
-		throttle_note_words(n, words, sizeof(words));
-		fprintf(stderr, "\nlmig send: %s\n", words);
-	}
+	if (cv->o->progress)
+		image_tell(cv->o->events, IMAGE_EV_THROTTLE, NULL, cv->st);
 }
 
 /*
@@ -167,17 +163,13 @@ static void apply(struct converge *cv, const struct tpol_decision *d)
 static void lift(struct converge *cv, const struct tpol_round *r, const struct tpol_decision *d)
 {
 	struct throttle_note *n = &cv->st->throttle_note;
-	char words[200];
-
 	*n = (struct throttle_note){ .kind = THROTTLE_NOTE_INEFFECTIVE,
 				     .cpu_taken_pct = d->cpu_taken_pct, .dirty_mbps = r->dirty_mbps,
 				     .dirty_before_mbps = cv->pol.d_before };
 	if (throttle_restore(&cv->th))
 		lmig_err_clear();
-	if (cv->o->progress) {
-		throttle_note_words(n, words, sizeof(words));
-		fprintf(stderr, "\nlmig send: throttle %s\n", words);
-	}
+	if (cv->o->progress)
+		image_tell(cv->o->events, IMAGE_EV_THROTTLE, NULL, cv->st);
 }
 
 bool converge_round(struct converge *cv, const struct converge_in *in)
@@ -252,24 +244,23 @@ void converge_before_freeze(struct converge *cv)
 		lmig_err_clear();
 }
 
-void converge_progress(const struct converge *cv, char *buf, size_t len)
+void converge_progress(const struct converge *cv, struct image_progress *p)
 {
-	buf[0] = 0;
-	if (cv->pol.on)
-		snprintf(buf, len, "  throttle %.0f%% CPU", cv->th.share * 100);
-	if (cv->pol.on && cv->th.io.on)
-		snprintf(buf + strlen(buf), len - strlen(buf), " %.0f MB/s disk", cv->th.io.bps / 1e6);
-	if (cv->ps_ok && cv->ps.interval_s > 0)
-		snprintf(buf + strlen(buf), len - strlen(buf), "  wf %.0f/s steal %.0f%%",
-			 cv->ps.c.write_faults / cv->ps.interval_s, cv->ps.steal_pct);
+	p->throttle_pct = cv->pol.on ? cv->th.share * 100 : -1;
+	p->io_limit_mbps = cv->pol.on && cv->th.io.on ? cv->th.io.bps / 1e6 : -1;
+	p->write_faults_per_s = -1;
+	p->steal_pct = -1;
+	if (cv->ps_ok && cv->ps.interval_s > 0) {
+		p->write_faults_per_s = cv->ps.c.write_faults / cv->ps.interval_s;
+		p->steal_pct = cv->ps.steal_pct;
+	}
 }
 
 void converge_close(struct converge *cv)
 {
 	if ((cv->pol.on || cv->th.applied) && throttle_restore(&cv->th)) {
 		/* The migration's own outcome stands; the operator must know, though. */
-		fprintf(stderr, "lmig send: warning: %s; run 'lmig throttle --restore'\n",
-			lmig_errmsg());
+		image_tell(cv->o->events, IMAGE_EV_RESTORE_FAILED, NULL, cv->st);
 	}
 	probes_close(&cv->pr);
 }

@@ -59,7 +59,7 @@ void converge_io_lift(struct converge *cv);
 /* Just before the freeze: both limits off, so every thread can stop at once. */
 void converge_before_freeze(struct converge *cv);
 /* The throttle and probe part of the progress line ("" if none) into buf. */
-void converge_progress(const struct converge *cv, char *buf, size_t len);
+void converge_progress(const struct converge *cv, struct image_progress *p);
 /* Put every limit back and close the probes. */
 void converge_close(struct converge *cv);
 

@@ -18,7 +18,6 @@
 #include "live/converge.h"
 #include "live/freeze.h"
 #include "live/precopy.h"
-#include "cli/report.h"
 #include "live/track.h"
 
 /* Switch-over costs besides harvesting and sending: freeze, commit round trip. */
@@ -72,13 +71,8 @@ int live_open(struct live_ctl **out, const struct send_opts *o, struct image_sta
 	lv->t_harvest = now_s();
 	/* The workload's counters from the start: round 0 is a measurement too. */
 	converge_mark(&lv->cv);
-	if (o->progress) {
-		char why[256];
-
-		report_tracker_words(&st->tracker_why, why, sizeof(why));
-		if (why[0])
-			fprintf(stderr, "lmig send: tracker %s (%s)\n", st->tracker, why);
-	}
+	if (o->progress)
+		image_tell(o->events, IMAGE_EV_TRACKER, NULL, st);
 	return 0;
 }
 
@@ -266,21 +260,21 @@ int live_check_timeout(struct live_ctl *lv, uint64_t round_pages)
 			lv->predicted_s * 1000, o->downtime_ms);
 }
 
-void live_progress(const struct live_ctl *lv, uint64_t round_pages, char *line, size_t len)
+void live_progress(const struct live_ctl *lv, uint64_t round_pages, struct image_progress *p)
 {
 	const struct round_stat *r = &lv->st->round[lv->st->rounds - 1];
 	double rate = lv->link_rate > 0 && lv->wire_per_page > 0 ?
 		      lv->link_rate / lv->wire_per_page * LMIG_PAGE_SIZE / 1e6 : 0;
 	uint64_t todo = r->dirty_pages > round_pages ? r->dirty_pages - round_pages : 0;
-	double eta = rate > 0 ? todo * (double)LMIG_PAGE_SIZE / (rate * 1e6) : 0;
-	char a[32], th[128];
 
-	converge_progress(&lv->cv, th, sizeof(th));
-	snprintf(line, len,
-		 "round %u%s  dirty %.1f MB/s  sent %s  %.1f MB/s  ETA %.1f s  predicted downtime %.0f ms%s",
-		 r->round, r->frozen ? " (frozen)" : "", lv->dirty_mbps,
-		 fmt_bytes(a, sizeof(a), (double)lv->st->bytes_wire), rate, eta,
-		 lv->predicted_s * 1000, th);
+	p->round = r->round;
+	p->frozen = r->frozen;
+	p->dirty_mbps = lv->dirty_mbps;
+	p->bytes_wire = lv->st->bytes_wire;
+	p->rate_mbps = rate;
+	p->eta_s = rate > 0 ? todo * (double)LMIG_PAGE_SIZE / (rate * 1e6) : 0;
+	p->predicted_ms = lv->predicted_s * 1000;
+	converge_progress(&lv->cv, p);
 }
 
 void live_commit_point(struct live_ctl *lv)

@@ -87,8 +87,8 @@ int live_switch_over(struct live_ctl *lv, uint64_t *todo, struct live_verdict *v
 void live_round_begun(struct live_ctl *lv);
 /* --timeout, checked within a round too: -1 with lmig_err() once it passed. */
 int live_check_timeout(struct live_ctl *lv, uint64_t round_pages);
-/* The progress line of a live send. */
-void live_progress(const struct live_ctl *lv, uint64_t round_pages, char *line, size_t len);
+/* What a live send's progress line says: the round, rates, prediction, throttle. */
+void live_progress(const struct live_ctl *lv, uint64_t round_pages, struct image_progress *p);
 /* The receiver may commit from now on: the guard must not resume the workload. */
 void live_commit_point(struct live_ctl *lv);
 /* The receiver committed: the downtime ends. */
