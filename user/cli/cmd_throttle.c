@@ -8,6 +8,7 @@
 
 #include "cli/cmd.h"
 #include "cli/options.h"
+#include "cli/report.h"
 #include "lib/err.h"
 #include "lib/json.h"
 #include "host/throttle.h"
@@ -64,7 +65,7 @@ int cmd_throttle(int argc, char **argv, struct global_opts *g)
 		return n;
 	if (!a.restore)
 		return usage_error("throttle", "say what to do: --restore");
-	n = throttle_restore_files(!a.all, !g->json);
+	n = throttle_restore_files(!a.all, g->json ? NULL : cli_restored, NULL);
 	if (g->json) {
 		struct json_obj j;
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "cli/report.h"
+#include "host/throttle.h"
 #include "lib/err.h"
 #include "lib/parse.h"
 #include "image/image.h"
@@ -86,4 +87,11 @@ void cli_image_event(void *ctx, enum image_event ev, const struct image_progress
 	fflush(stderr);
 }
 
-const struct image_events cli_events = { .fn = cli_image_event };
+void cli_restored(void *ctx, const struct throttle_restored *r)
+{
+	fprintf(stderr, "lmig: restored the CPU limit of process %d (%s)%s%s%s\n", (int)r->pid,
+		r->cg, r->io_cg ? " and its disk write limit (" : "", r->io_cg ? r->io_cg : "",
+		r->io_cg ? ")" : "");
+}
+
+const struct image_events cli_events = { .fn = cli_image_event, .restored = cli_restored };

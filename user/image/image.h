@@ -13,6 +13,8 @@
 #include "host/probes.h"
 #include "live/track_choice.h"
 
+struct throttle_restored;
+
 struct tls_conf;
 
 /* One round of a live migration, as the sender saw it. */
@@ -156,6 +158,8 @@ struct image_progress {
 struct image_events {
 	void (*fn)(void *ctx, enum image_event ev, const struct image_progress *p,
 		   const struct image_stats *st);
+	/* A limit an earlier, killed lmig left behind was undone. */
+	void (*restored)(void *ctx, const struct throttle_restored *r);
 	void *ctx;
 };
 

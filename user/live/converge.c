@@ -21,7 +21,8 @@ void converge_open(struct converge *cv, const struct send_opts *o, struct image_
 	cv->conf = (struct tpol_conf){ .enabled = o->throttle, .downtime_ms = o->downtime_ms,
 				       .max_pct = o->throttle_max_pct };
 	/* Limits a killed lmig left behind go first (its guard may have done it). */
-	if (throttle_restore_files(true, o->progress) < 0) {
+	if (throttle_restore_files(true, o->progress && o->events ? o->events->restored : NULL,
+				   o->events ? o->events->ctx : NULL) < 0) {
 		image_tell(o->events, IMAGE_EV_WARNING, NULL, st);
 		lmig_err_clear();
 	}
