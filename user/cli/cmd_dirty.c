@@ -75,6 +75,16 @@ void usage_dirty(void)
 	       "Exit status: 0 stopped as asked, 1 failed, 2 bad usage.\n");
 }
 
+/* The workload's progress line on stderr. */
+static void progress_line(const struct dirty_stats *st, double elapsed, bool final)
+{
+	fprintf(stderr, "\rdirty %s: %llu pages written in %.1f s, %.1f MB/s%s", st->path,
+		(unsigned long long)st->pages_written, elapsed,
+		elapsed > 0 ? st->pages_written * (double)LMIG_PAGE_SIZE / elapsed / 1e6 : 0,
+		final ? "\n" : "   ");
+	fflush(stderr);
+}
+
 static void report(const struct dirty_opts *o, const struct dirty_stats *st, bool ok, bool json)
 {
 	double mbps = st->write_s > 0 ? st->pages_written * (double)LMIG_PAGE_SIZE / st->write_s / 1e6 : 0;
@@ -298,7 +308,8 @@ int cmd_dirty(int argc, char **argv, struct global_opts *g)
 		return ret;
 	if (dirty_check(&a))
 		return EXIT_USAGE;
-	a.o.progress = cmd_progress_default(c.progress, g);
+	if (cmd_progress_default(c.progress, g))
+		a.o.progress = progress_line;
 	ret = dirty_run(&a.o, &st);
 	report(&a.o, &st, ret == 0, g->json);
 	if (!ret)

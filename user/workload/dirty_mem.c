@@ -394,13 +394,8 @@ err:
 static void show(const struct dirty_opts *o, const struct dirty_stats *st, double elapsed,
 		 bool final)
 {
-	if (!o->progress)
-		return;
-	fprintf(stderr, "\rdirty %s: %llu pages written in %.1f s, %.1f MB/s%s", st->path,
-		(unsigned long long)st->pages_written, elapsed,
-		elapsed > 0 ? st->pages_written * (double)LMIG_PAGE_SIZE / elapsed / 1e6 : 0,
-		final ? "\n" : "   ");
-	fflush(stderr);
+	if (o->progress)
+		o->progress(st, elapsed, final);
 }
 
 /* One run of the workload: what its steps share. */
