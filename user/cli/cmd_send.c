@@ -164,8 +164,8 @@ static int send_opt(int opt, const char *arg, void *ctx)
 
 	switch (opt) {
 	case 'm': a->o.mem = arg; return EXIT_OK;
-	/* -p is listed in the short options but was never wired to --pid. */
 	case SO_PID:
+	case 'p':
 		if (opts_uint("send", "--pid", arg, 1, 4194304, &v))
 			return EXIT_USAGE;
 		a->o.pid = (pid_t)v;
