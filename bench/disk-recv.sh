@@ -40,6 +40,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
 LMIG=${LMIG:-$top/user/lmig}
 REPS=${REPS:-3}
 BENCH_PIN=${BENCH_PIN:-1}
@@ -100,9 +101,7 @@ fstype=$(df -T "$disk" | awk 'NR == 2 { print $2 }')
 dev=$(df "$disk" | awk 'NR == 2 { print $1 }')
 
 # The stream replayer, built against this tree.
-${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -I"$top/include" -I"$top/user" -o "$work/replay" \
-	"$here/replay.c" "$top/user/chan/codec.c" "$top/user/chan/wire.c" "$top/user/lib/err.c" \
-	-llz4 -lxxhash -lpthread || die "cannot build replay.c"
+bench_cc "$work/replay" "$here/replay.c" || die "cannot build replay.c"
 
 img=$shm/binary.img
 sh "$here/mkimage.sh" binary "$size" "$img" || die "cannot make the image"

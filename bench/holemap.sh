@@ -9,24 +9,14 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
 work=$(mktemp -d "${TMPDIR:-/tmp}/lmig-holemap.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
-# The trackers on a shared object need the mapping watch (eBPF): bpf/ is
-# built first and its build/probes.mk says how to build and link it.
-make -s -C "$top/bpf" >"$work/bpf.log" 2>&1 || { cat "$work/bpf.log" >&2; exit 1; }
-probes_cflags=$(sed -n 's/^PROBES_CFLAGS := //p' "$top/bpf/build/probes.mk")
-probes_ldlibs=$(sed -n 's/^PROBES_LDLIBS := //p' "$top/bpf/build/probes.mk")
-# shellcheck disable=SC2086
-${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -I"$top/include" -I"$top/user" -I"$top/bpf" \
-	$probes_cflags -o "$work/holemap" \
-	"$here/holemap.c" "$top/user/live/track.c" "$top/user/live/track_scan.c" \
-	"$top/user/live/track_uffd.c" "$top/user/live/track_softdirty.c" "$top/user/live/track_kmod.c" \
-	"$top/user/live/mapwatch.c" "$top/user/live/mapwatch_policy.c" \
-	"$top/user/host/procfs.c" "$top/user/chan/codec.c" "$top/user/lib/err.c" -llz4 -lxxhash -lm \
-	$probes_ldlibs ||
+# The trackers on a shared object need the mapping watch (eBPF): liblmig.a
+# and libbpf (bench_cc).
+bench_cc "$work/holemap" "$here/holemap.c" ||
 	{ echo "holemap.sh: cannot build holemap.c" >&2; exit 1; }
 echo
 echo "### Object check per harvest ($(uname -r), $(nproc) CPUs)"

@@ -23,6 +23,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
 size=${KMOD_SIZE_MIB:-1024}
 reps=${KMOD_REPS:-3}
 objw=${KMOD_OBJECT_WRITES:-any}
@@ -76,19 +77,9 @@ set -- $built
 kernel=$1
 kver=$2
 ko=$3
-# soft-dirty on a shared object needs the mapping watch (eBPF): bpf/ is
-# built first and its build/probes.mk says how to build and link it.
-make -s -C "$repo/bpf" >"$work/bpf.log" 2>&1 || { cat "$work/bpf.log" >&2; exit 1; }
-probes_cflags=$(sed -n 's/^PROBES_CFLAGS := //p' "$repo/bpf/build/probes.mk")
-probes_ldlibs=$(sed -n 's/^PROBES_LDLIBS := //p' "$repo/bpf/build/probes.mk")
-# shellcheck disable=SC2086
-${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -Wall -I"$repo/include" -I"$repo/user" \
-	-I"$repo/bpf" $probes_cflags \
-	-o "$work/kmod_harvest" "$here/kmod_harvest.c" "$repo/user/live/track.c" \
-	"$repo/user/live/track_kmod.c" "$repo/user/live/track_softdirty.c" "$repo/user/live/track_scan.c" \
-	"$repo/user/live/track_uffd.c" "$repo/user/live/mapwatch.c" "$repo/user/live/mapwatch_policy.c" \
-	"$repo/user/chan/codec.c" "$repo/user/lib/err.c" "$repo/user/host/procfs.c" \
-	-llz4 -lxxhash -lm $probes_ldlibs
+# soft-dirty on a shared object needs the mapping watch (eBPF): liblmig.a
+# and libbpf (bench_cc).
+bench_cc "$work/kmod_harvest" "$here/kmod_harvest.c"
 
 t0=$(date +%s)
 rc=0

@@ -31,6 +31,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 top=$(cd "$here/.." && pwd)
 
 LIVE_SIZE=${LIVE_SIZE:-1G}
@@ -103,16 +104,6 @@ cleanup() {
 	if [ -n "$out" ]; then rm -f "$out" "$out.partial"; fi
 	if [ -n "$work" ]; then rm -rf "$work"; fi
 	exit "$rc"
-}
-
-# Gives process $1 up to $2 seconds to exit by itself, then stops it.
-stop_after() {
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt $(($2 * 10)) ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill "$1" 2>/dev/null || true
 }
 
 # Reads one line from FIFO $1 into $line (empty if the writer closed it

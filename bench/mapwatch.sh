@@ -16,6 +16,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 LMIG=${LMIG:-$here/../user/lmig}
 LMIG_BASE=${LMIG_BASE:-}
 MW_SIZE=${MW_SIZE:-256Mi}
@@ -38,12 +39,7 @@ ${CC:-cc} -O2 -Wall -o "$work/syscall_cost" "$here/syscall_cost.c"
 "$LMIG" dirty --mem memfd:lmig-mapwatch-bench --size "$MW_SIZE" --rate 8M --uffd --ready-fd 3 \
 	--json --no-progress 3>"$work/ready" >"$work/dirty.json" &
 dpid=$!
-n=0
-while [ ! -s "$work/ready" ]; do
-	n=$((n + 1))
-	[ $n -lt 600 ] || { echo "lmig dirty did not start" >&2; exit 1; }
-	sleep 0.1
-done
+bench_wait_file "$work/ready" 600 "lmig dirty"
 mem=$(cat "$work/ready")
 
 harvest_ms() {

@@ -43,6 +43,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 LMIG=${LMIG:-$here/../user/lmig}
 REPS=${PROBES_REPS:-5}
 STATS=${PROBES_STATS:-1}
@@ -60,8 +61,9 @@ watcher=""
 idle=""
 stats_was=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
 cleanup() {
-	[ -n "$watcher" ] && kill "$watcher" 2>/dev/null && wait "$watcher" 2>/dev/null
-	[ -n "$idle" ] && kill "$idle" 2>/dev/null && wait "$idle" 2>/dev/null
+	# wait reports the killed process's status: not this script's (set -e).
+	[ -z "$watcher" ] || { kill "$watcher" 2>/dev/null && wait "$watcher" 2>/dev/null; } || true
+	[ -z "$idle" ] || { kill "$idle" 2>/dev/null && wait "$idle" 2>/dev/null; } || true
 	sysctl -qw kernel.bpf_stats_enabled="$stats_was" 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -109,12 +111,7 @@ run() {
 		"$lmig" stat --pid "$target" --interval 3600000 --ready-fd 3 3>"$work/ready" \
 			>/dev/null 2>&1 &
 		watcher=$!
-		n=0
-		while [ ! -s "$work/ready" ]; do
-			n=$((n + 1))
-			[ $n -lt 100 ] || { echo "bench/probes: lmig stat did not start" >&2; exit 1; }
-			sleep 0.1
-		done
+		bench_wait_file "$work/ready" 100 "bench/probes: lmig stat"
 		;;
 	all | all-base)
 		"$lmig" top --interval 3600000 >/dev/null 2>&1 &

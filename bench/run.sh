@@ -31,6 +31,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 top=$(cd "$here/.." && pwd)
 
 BENCH_SIZE=${BENCH_SIZE:-1G}
@@ -171,16 +172,6 @@ make_images() {
 	for name in $IMAGES; do
 		record image "$name" "$size" "$(image_desc "$name")"
 	done
-}
-
-# Gives process $1 up to $2 seconds to exit by itself, then stops it.
-stop_after() {
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt $(($2 * 10)) ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill "$1" 2>/dev/null || true
 }
 
 # A TCP port nobody listens on (in the current namespace), for iperf3 -s.

@@ -44,6 +44,9 @@ static const struct usage_case bad[] = {
 	{ { "send", "--mem", "/etc/hostname", "--to", "127.0.0.1:9", "stray" },
 	  "unexpected argument" },
 	{ { "send", "--mem", "/etc/hostname", "--to" }, "needs a value" },
+	/* The short options --help lists, -p for --pid among them. */
+	{ { "send", "-m", "/etc/hostname", "-t", "127.0.0.1:9", "-p", "0" },
+	  "--pid: 0 is out of range" },
 	{ { "dirty", "--size", "1Mi", "--rate", "1M" }, "missing --mem" },
 	{ { "dirty", "--mem", "/nonexistent/x", "--rate", "1M" }, "missing --size" },
 	{ { "dirty", "--mem", "/nonexistent/x", "--size", "1Mi" }, "missing --rate" },

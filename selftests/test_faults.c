@@ -462,13 +462,13 @@ TEST_F(fault, proxy_passthrough)
 	port = recv_start(&self->rx, self->out, NULL, 0);
 	ASSERT_GT(port, 0);
 	ASSERT_EQ(0, proxy_start(&self->px, port, -1, -1));
-	ASSERT_EQ(0, send_start(&self->tx, self->src, self->px.port,
+	ASSERT_EQ(0, send_start(&self->tx, self->src, self->px.f.port,
 				WORDS("--channels", "3", "--compress", "none")));
 	ASSERT_EQ(0, proc_wait(&self->tx, 20));
 	ASSERT_EQ(0, proc_wait(&self->rx, 5));
 	EXPECT_EQ(0, proc_exit_code(&self->tx)) TH_LOG("send: %s", self->tx.err_log);
 	ASSERT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
-	EXPECT_EQ(3, self->px.conns);
+	EXPECT_EQ(3, self->px.f.conns);
 	EXPECT_EQ(1, files_equal(self->src, self->out));
 }
 
@@ -481,7 +481,7 @@ TEST_F(fault, flipped_byte)
 	ASSERT_GT(port, 0);
 	/* Channel 0 carries about half of the 16 MiB: 4 MiB is well inside it. */
 	ASSERT_EQ(0, proxy_start(&self->px, port, 4 * MiB, -1));
-	ASSERT_EQ(0, send_start(&self->tx, self->src, self->px.port,
+	ASSERT_EQ(0, send_start(&self->tx, self->src, self->px.f.port,
 				WORDS("--channels", "2", "--compress", "none")));
 	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, WORDS("checksum", "corrupt"));
 	EXPECT_TRUE(self->px.flipped);
@@ -498,7 +498,7 @@ TEST_F(fault, truncated_stream)
 	port = recv_start(&self->rx, self->out, NULL, 0);
 	ASSERT_GT(port, 0);
 	ASSERT_EQ(0, proxy_start(&self->px, port, -1, 3 * MiB + 17));
-	ASSERT_EQ(0, send_start(&self->tx, self->src, self->px.port,
+	ASSERT_EQ(0, send_start(&self->tx, self->src, self->px.f.port,
 				WORDS("--channels", "2", "--compress", "none")));
 	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, WORDS("truncated", "closed"));
 	EXPECT_TRUE(self->px.cut);
@@ -520,7 +520,7 @@ TEST_F(fault, old_output_untouched)
 	port = recv_start(&self->rx, self->out, NULL, 0);
 	ASSERT_GT(port, 0);
 	ASSERT_EQ(0, proxy_start(&self->px, port, -1, 5 * MiB));
-	ASSERT_EQ(0, send_start(&self->tx, self->src, self->px.port, WORDS("--channels", "1")));
+	ASSERT_EQ(0, send_start(&self->tx, self->src, self->px.f.port, WORDS("--channels", "1")));
 	check_failed(_metadata, &self->rx, "recv", self->tx.t_start, WORDS("truncated", "closed"));
 	check_failed(_metadata, &self->tx, "send", self->tx.t_start,
 		     WORDS("closed", "reset", "Broken pipe"));

@@ -71,38 +71,6 @@ static void env_setup(struct __test_metadata *_metadata, struct env *e)
 	snprintf(e->partial, sizeof(e->partial), "%s.partial", e->out);
 }
 
-static int write_str(const char *dir, const char *name, const char *val)
-{
-	char path[400];
-	int fd, ret;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ret = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : -1;
-	close(fd);
-	return ret;
-}
-
-static int read_str(const char *dir, const char *name, char *buf, size_t len)
-{
-	char path[400];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = 0;
-	return 0;
-}
-
 static void env_teardown(struct env *e)
 {
 	proc_kill(&e->tx);
@@ -1060,7 +1028,7 @@ static void migrate_via_relay(struct __test_metadata *_metadata, struct env *e, 
 	port = recv_start(&e->rx, e->out, NULL, 0);
 	ASSERT_GT(port, 0);
 	ASSERT_EQ(0, relay_start(rl, port, magic, act));
-	ASSERT_EQ(0, send_start(&e->tx, e->mem, rl->port, args));
+	ASSERT_EQ(0, send_start(&e->tx, e->mem, rl->f.port, args));
 }
 
 /* The writer stays paused for 2 s: nothing resumes it. */

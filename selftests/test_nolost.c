@@ -63,7 +63,9 @@
 #include "live/track.h"
 #include "lib/uapi_compat.h"
 #include "lib/jfield.h"
+#include "lib/nolost.h"
 #include "lib/proc.h"
+#include "lib/uffd.h"
 
 #define PAGE		4096ULL
 #define RUN_PAGES	2048		/* 8 MiB */
@@ -464,94 +466,79 @@ static int read_pages(int fd, uint64_t first, uint64_t n, uint8_t *buf)
 	return pread(fd, buf, n * PAGE, first * PAGE) == (ssize_t)(n * PAGE) ? 0 : -1;
 }
 
+struct nl_run {
+	struct writer w;
+	struct tracker t;
+	uint64_t *sent;		/* the hash of each page as last copied */
+};
+
+static int nl_harvest(void *ctx, uint64_t *bitmap)
+{
+	return tracker_harvest(&((struct nl_run *)ctx)->t, bitmap);
+}
+
+static int nl_read(void *ctx, uint64_t page, uint64_t n, uint8_t *buf)
+{
+	return read_pages(((struct nl_run *)ctx)->w.fd, page, n, buf);
+}
+
+static void nl_pause(void *ctx)
+{
+	writer_pause(&((struct nl_run *)ctx)->w);
+}
+
+static void nl_copied(void *ctx, uint64_t page, const uint8_t *data)
+{
+	((struct nl_run *)ctx)->sent[page] = codec_page_hash(data);
+}
+
 /* The migration against the writer; prints one line, returns 0 when nothing was lost. */
 static int nolost(const char *tracker, const char *cname)
 {
 	int wc = wcase_of(cname);
-	uint64_t npages = RUN_PAGES, size = npages * PAGE, copied = 0, differ = 0;
-	uint64_t *bitmap = calloc(bitmap_words(npages), 8), *sent = calloc(npages, 8);
+	uint64_t npages = RUN_PAGES, size = npages * PAGE;
 	uint8_t *dst = malloc(size), *src = malloc(size);
-	struct writer w = { .go = -1 };
-	struct tracker t;
+	struct nl_run n = { .w = { .go = -1 }, .sent = calloc(npages, 8) };
+	struct nl_rounds r = { .npages = npages, .seconds = RUN_SECONDS, .harvest = nl_harvest,
+			       .read = nl_read, .pause = nl_pause, .copied = nl_copied, .ctx = &n };
 	struct track_target tg;
 	char why[512];
-	double t0;
 
 	if (wc < 0)
 		return printf("no case %s\n", cname), 2;
-	if (!bitmap || !sent || !dst || !src)
+	if (!n.sent || !dst || !src)
 		return printf("out of memory\n"), 1;
-	if (writer_start(&w, wc, npages, !strcmp(tracker, "uffd")))
+	if (writer_start(&n.w, wc, npages, !strcmp(tracker, "uffd")))
 		return printf("writer: %s\n", strerror(errno)), 1;
-	tg = (struct track_target){ .fd = w.fd, .pid = w.pid, .size = size,
-				    .mapped_writes_only = true, .sent = sent };
-	if (tracker_open(&t, tracker, &tg, why, sizeof(why))) {
+	tg = (struct track_target){ .fd = n.w.fd, .pid = n.w.pid, .size = size,
+				    .mapped_writes_only = true, .sent = n.sent };
+	if (tracker_open(&n.t, tracker, &tg, why, sizeof(why))) {
 		printf("tracker: %s\n", lmig_errmsg());
-		writer_stop(&w);
+		writer_stop(&n.w);
 		return 1;
 	}
 	/* The first full copy comes after the start: what changes later is harvested. */
-	if (read_pages(w.fd, 0, npages, dst))
+	if (read_pages(n.w.fd, 0, npages, dst))
 		return printf("read: %s\n", strerror(errno)), 1;
 	for (uint64_t p = 0; p < npages; p++)
-		sent[p] = codec_page_hash(dst + p * PAGE);
-	if (write(w.go, "g", 1) != 1)
+		n.sent[p] = codec_page_hash(dst + p * PAGE);
+	if (write(n.w.go, "g", 1) != 1)
 		return printf("go: %s\n", strerror(errno)), 1;
-	t0 = mono_s();
-	for (bool last = false; !last;) {
-		/* The final round: the writer is paused, as a VM is at switch-over. */
-		if (mono_s() - t0 > RUN_SECONDS) {
-			writer_pause(&w);
-			last = true;
-		}
-		memset(bitmap, 0, bitmap_words(npages) * 8);
-		if (tracker_harvest(&t, bitmap)) {
-			printf("harvest: %s\n", lmig_errmsg());
-			writer_stop(&w);
-			return 1;
-		}
-		for (uint64_t p = 0; p < npages; p++) {
-			if (!bitmap_test(bitmap, p))
-				continue;
-			if (read_pages(w.fd, p, 1, dst + p * PAGE))
-				return printf("read: %s\n", strerror(errno)), 1;
-			sent[p] = codec_page_hash(dst + p * PAGE);
-			copied++;
-		}
-		if (!last)
-			usleep(1000);
+	if (nl_rounds_run(&r, dst, src)) {
+		writer_stop(&n.w);
+		return 1;
 	}
-	if (read_pages(w.fd, 0, npages, src))
-		return printf("read: %s\n", strerror(errno)), 1;
-	for (uint64_t p = 0; p < npages; p++)
-		differ += !!memcmp(src + p * PAGE, dst + p * PAGE, PAGE);
 	printf("%s case=%s tracker=%s writes=%llu harvests=%u map_rescans=%u copied=%llu "
-	       "differ=%llu harvest_ms=%.3f\n", differ ? "LOST" : "ok", cname, t.ops->name,
-	       (unsigned long long)*wcount, t.harvests, t.map_rescans,
-	       (unsigned long long)copied, (unsigned long long)differ,
-	       t.harvests ? 1000 * t.harvest_s / t.harvests : 0);
-	tracker_close(&t);
-	writer_stop(&w);
-	free(bitmap);
-	free(sent);
+	       "differ=%llu harvest_ms=%.3f\n", r.differ ? "LOST" : "ok", cname, n.t.ops->name,
+	       (unsigned long long)*wcount, n.t.harvests, n.t.map_rescans,
+	       (unsigned long long)r.copied_pages, (unsigned long long)r.differ,
+	       n.t.harvests ? 1000 * n.t.harvest_s / n.t.harvests : 0);
+	tracker_close(&n.t);
+	writer_stop(&n.w);
+	free(n.sent);
 	free(dst);
 	free(src);
-	return differ ? 1 : 0;
-}
-
-/* Does this kernel have async write-protection on shared memory? */
-static bool have_wp_async(void)
-{
-	struct uffdio_api api = { .api = UFFD_API };
-	int fd = syscall(SYS_userfaultfd, O_CLOEXEC);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = !ioctl(fd, UFFDIO_API, &api) && (api.features & UFFD_FEATURE_WP_ASYNC) &&
-	     (api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
-	close(fd);
-	return ok;
+	return r.differ ? 1 : 0;
 }
 
 static void run_case(struct __test_metadata *_metadata, const char *cname)

@@ -640,7 +640,7 @@ static void proxies_start(struct __test_metadata *_metadata, FIXTURE_DATA(proxy)
 	ASSERT_GT(port, 0);
 	if (flip_at >= 0) {
 		ASSERT_EQ(0, proxy_start(&self->px, port, flip_at, -1));
-		port = self->px.port;
+		port = self->px.f.port;
 	}
 	snprintf(lport, sizeof(lport), "127.0.0.1:%d", port);
 	if (variant->tcp_in)
@@ -897,7 +897,7 @@ TEST_F(pfail, corrupted_byte)
 	port = pipe_recv_start(&self->rx, self->out);
 	ASSERT_GT(port, 0);
 	ASSERT_EQ(0, proxy_start(&self->px, port, 1 * MiB + 4321, -1));
-	snprintf(to, sizeof(to), "127.0.0.1:%d", self->px.port);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", self->px.f.port);
 	in = open(self->src, O_RDONLY | O_CLOEXEC);
 	ASSERT_LE(0, in);
 	ASSERT_EQ(0, spawn(&self->tx, sargs, in, -1, NULL, NULL));

@@ -121,39 +121,6 @@ struct env {
 
 /* ---- files ---------------------------------------------------------------- */
 
-static int write_str(const char *dir, const char *name, const char *val)
-{
-	char path[600];
-	int fd, ret;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ret = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : -1;
-	close(fd);
-	return ret;
-}
-
-/* The first line of dir/name, without the newline; "" if unreadable. */
-static char *read_line(const char *dir, const char *name, char *buf, size_t len)
-{
-	char path[600];
-	ssize_t n;
-	int fd;
-
-	buf[0] = 0;
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return buf;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	buf[strcspn(buf, "\n")] = 0;
-	return buf;
-}
-
 /* The PATH of the "N:CTRL:PATH" line of a cgroup file (a v1 hierarchy), or "". */
 static void ctrl_line(const char *file, const char *ctrl, char *buf, size_t len)
 {
@@ -1230,7 +1197,7 @@ TEST_F_TIMEOUT(commit_point, sigkill_guard_keeps_paused, CASE_TIMEOUT)
 	ASSERT_GT(port, 0);
 	ASSERT_EQ(0, relay_start(&self->rl, port, LMIG_FINAL_MAGIC, RELAY_HOLD));
 	args[1] = e->pid;
-	ASSERT_EQ(0, send_start(&e->tx, e->mem, self->rl.port, args));
+	ASSERT_EQ(0, send_start(&e->tx, e->mem, self->rl.f.port, args));
 	deadline = mono_s() + 60;
 	while (!self->rl.hit && mono_s() < deadline && proc_wait(&e->tx, 0))
 		watch(e, 0.05, false);

@@ -533,7 +533,7 @@ TEST_F(tls, flipped_byte_detected)
 	ASSERT_GT(port, 0);
 	/* Channel 0 carries about half of the 16 MiB: 4 MiB is well inside it. */
 	ASSERT_EQ(0, proxy_start(&self->px, port, 4 * MiB, -1));
-	ASSERT_EQ(0, send_start(&self->tx, self->src, self->px.port,
+	ASSERT_EQ(0, send_start(&self->tx, self->src, self->px.f.port,
 				ARGS("--tls-dir", self->a, "--channels", "2", "--compress", "none")));
 	check_failed(_metadata, &self->rx, "recv", self->tx.t_start,
 		     ARGS("failed authentication", "TLS"));

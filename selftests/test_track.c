@@ -28,6 +28,7 @@
 
 #include "lib/jfield.h"
 #include "lib/proc.h"
+#include "lib/uffd.h"
 
 #include "cli/report.h"
 #include "lib/err.h"
@@ -59,21 +60,6 @@ struct writer {
 	int cmd, ack;		/* pipes to and from it */
 	uint64_t start;		/* L_ANON: its address */
 };
-
-/* Does this kernel have async write-protection on shared memory? */
-static bool have_wp_async(void)
-{
-	struct uffdio_api api = { .api = UFFD_API };
-	int fd = syscall(SYS_userfaultfd, O_CLOEXEC);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = !ioctl(fd, UFFDIO_API, &api) && (api.features & UFFD_FEATURE_WP_ASYNC) &&
-	     (api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
-	close(fd);
-	return ok;
-}
 
 static int uffd_wp_register(int uffd, void *a, uint64_t len)
 {

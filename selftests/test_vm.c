@@ -37,6 +37,7 @@
 #include "lib/err.h"
 #include "live/track.h"
 #include "lib/jfield.h"
+#include "lib/nolost.h"
 #include "lib/proc.h"
 #include "lib/vm.h"
 
@@ -483,23 +484,56 @@ static int nl_read(const struct track_target *tg, uint64_t page, void *buf, size
 	return n == (ssize_t)len ? 0 : -1;
 }
 
+struct nl_vm {
+	struct track_target tg;
+	struct tracker t;
+	pid_t pid;
+};
+
+static int nl_vm_harvest(void *ctx, uint64_t *bitmap)
+{
+	struct nl_vm *v = ctx;
+
+	return v->t.ops->harvest(&v->t, bitmap);
+}
+
+static int nl_vm_read(void *ctx, uint64_t page, uint64_t n, uint8_t *buf)
+{
+	struct nl_vm *v = ctx;
+
+	for (uint64_t i = 0; i < n; i++)
+		if (nl_read(&v->tg, page + i, buf + i * PAGE, PAGE))
+			return -1;
+	return 0;
+}
+
+/* As a VM is at switch-over. */
+static void nl_vm_pause(void *ctx)
+{
+	struct nl_vm *v = ctx;
+	int st;
+
+	kill(v->pid, SIGSTOP);
+	waitpid(v->pid, &st, WUNTRACED);
+}
+
 static int nolost(const char *kind)
 {
 	bool shared = !strcmp(kind, "shared");
-	uint64_t size = NL_PAGES * PAGE, copied = 0, bitmap[NL_PAGES / 64], differ = 0;
-	struct track_target tg = { .fd = -1, .size = size };
-	struct tracker t = { .ops = &track_softdirty_ops, .npages = NL_PAGES };
-	unsigned int harvests = 0;
+	uint64_t size = NL_PAGES * PAGE;
+	struct nl_vm v = { .tg = { .fd = -1, .size = size },
+			   .t = { .ops = &track_softdirty_ops, .npages = NL_PAGES } };
+	struct nl_rounds r = { .npages = NL_PAGES, .seconds = NL_SECONDS, .harvest = nl_vm_harvest,
+			       .read = nl_vm_read, .pause = nl_vm_pause, .ctx = &v };
 	volatile uint64_t *count;
 	uint8_t *mem, *dst, *src;
-	double t0;
-	pid_t pid;
+	int ret;
 
 	if (shared) {
-		tg.fd = memfd_create("lmig-nolost", 0);
-		if (tg.fd < 0 || ftruncate(tg.fd, size))
+		v.tg.fd = memfd_create("lmig-nolost", 0);
+		if (v.tg.fd < 0 || ftruncate(v.tg.fd, size))
 			return printf("memfd: %s\n", strerror(errno)), 1;
-		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, tg.fd, 0);
+		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, v.tg.fd, 0);
 	} else {
 		/* The child's copy-on-write copy at the same address is the memory. */
 		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -512,62 +546,32 @@ static int nolost(const char *kind)
 	if (count == MAP_FAILED)
 		return printf("out of memory\n"), 1;
 	memset(mem, 0x11, size);
-	pid = fork();
-	if (pid == 0) {
+	v.pid = fork();
+	if (v.pid == 0) {
 		nl_writer(mem, count);
 		_exit(0);
 	}
-	tg.pid = pid;
-	tg.start = (uintptr_t)mem;
-	t.tg = tg;
-	if (t.ops->probe(&tg) || t.ops->start(&t)) {
+	v.tg.pid = v.pid;
+	v.tg.start = (uintptr_t)mem;
+	v.t.tg = v.tg;
+	if (v.t.ops->probe(&v.tg) || v.t.ops->start(&v.t)) {
 		printf("soft-dirty: %s\n", lmig_errmsg());
-		kill(pid, SIGKILL);
+		kill(v.pid, SIGKILL);
 		return 1;
 	}
 	/* The first full copy comes after the start: what changes later is harvested. */
-	for (uint64_t p = 0; p < NL_PAGES; p++)
-		if (nl_read(&tg, p, dst + p * PAGE, PAGE))
-			return printf("read: %s\n", strerror(errno)), 1;
-	t0 = mono_s();
-	for (bool last = false;; harvests++) {
-		/* The final round: the writer is paused, as a VM is at switch-over. */
-		if (mono_s() - t0 > NL_SECONDS) {
-			int st;
-
-			kill(pid, SIGSTOP);
-			waitpid(pid, &st, WUNTRACED);
-			last = true;
-		}
-		memset(bitmap, 0, sizeof(bitmap));
-		if (t.ops->harvest(&t, bitmap)) {
-			printf("harvest: %s\n", lmig_errmsg());
-			kill(pid, SIGKILL);
-			return 1;
-		}
-		for (uint64_t p = 0; p < NL_PAGES; p++) {
-			if (!bitmap_test(bitmap, p))
-				continue;
-			if (nl_read(&tg, p, dst + p * PAGE, PAGE))
-				return printf("read: %s\n", strerror(errno)), 1;
-			copied++;
-		}
-		if (last)
-			break;
-		usleep(1000);
-	}
-	for (uint64_t p = 0; p < NL_PAGES; p++)
-		if (nl_read(&tg, p, src + p * PAGE, PAGE))
-			return printf("read: %s\n", strerror(errno)), 1;
-	t.ops->stop(&t);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	for (uint64_t p = 0; p < NL_PAGES; p++)
-		differ += !!memcmp(src + p * PAGE, dst + p * PAGE, PAGE);
+	if (nl_vm_read(&v, 0, NL_PAGES, dst))
+		return printf("read: %s\n", strerror(errno)), 1;
+	ret = nl_rounds_run(&r, dst, src);
+	v.t.ops->stop(&v.t);
+	kill(v.pid, SIGKILL);
+	waitpid(v.pid, NULL, 0);
+	if (ret)
+		return 1;
 	printf("%s pages=%u writes=%llu harvests=%u copied=%llu differ=%llu\n",
-	       differ ? "LOST" : "ok", NL_PAGES, (unsigned long long)*count, harvests,
-	       (unsigned long long)copied, (unsigned long long)differ);
-	return differ ? 1 : 0;
+	       r.differ ? "LOST" : "ok", NL_PAGES, (unsigned long long)*count, r.harvests,
+	       (unsigned long long)r.copied_pages, (unsigned long long)r.differ);
+	return r.differ ? 1 : 0;
 }
 
 static void __attribute__((constructor)) __constructor_order_last(void)

@@ -32,6 +32,7 @@
 #include <linux/lmig.h>
 
 #include "kselftest_harness.h"
+#include "kmod/kfile.h"
 
 #define PAGE		4096UL
 #define NPAGES		64
@@ -885,32 +886,6 @@ TEST_F_TIMEOUT(exact, nolost_mapping_churn, 60)
 
 /* ---- tracepoints and debugfs ---- */
 
-static int read_file(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n, got = 0;
-
-	if (fd < 0)
-		return -1;
-	while ((n = read(fd, buf + got, len - 1 - got)) > 0)
-		got += n;
-	close(fd);
-	buf[got] = 0;
-	return n < 0 ? -1 : 0;
-}
-
-static int write_file(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_TRUNC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, s, strlen(s));
-	close(fd);
-	return n == (ssize_t)strlen(s) ? 0 : -1;
-}
-
 TEST(tracepoints)
 {
 	const char *tr = "/sys/kernel/tracing";
@@ -930,9 +905,9 @@ TEST(tracepoints)
 		EXPECT_EQ(0, access(path, R_OK)) TH_LOG("%s", path);
 	}
 	snprintf(path, sizeof(path), "%s/events/lmig/enable", tr);
-	ASSERT_EQ(0, write_file(path, "1"));
+	ASSERT_EQ(0, kfile_write(path, "1", O_TRUNC));
 	snprintf(path, sizeof(path), "%s/trace", tr);
-	ASSERT_EQ(0, write_file(path, ""));
+	ASSERT_EQ(0, kfile_write(path, "", O_TRUNC));
 	fd = memfd_pages(NPAGES);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, attach_range(dev, fd, 0, NPAGES * PAGE));
@@ -944,9 +919,9 @@ TEST(tracepoints)
 	munmap(m, NPAGES * PAGE);
 	close(fd);
 	snprintf(path, sizeof(path), "%s/events/lmig/enable", tr);
-	EXPECT_EQ(0, write_file(path, "0"));
+	EXPECT_EQ(0, kfile_write(path, "0", O_TRUNC));
 	snprintf(path, sizeof(path), "%s/trace", tr);
-	ASSERT_EQ(0, read_file(path, buf, sizeof(buf)));
+	ASSERT_EQ(0, kfile_read(path, buf, sizeof(buf)));
 	EXPECT_NE(NULL, strstr(buf, "lmig_attach: ")) TH_LOG("%s", buf);
 	snprintf(want, sizeof(want), "folios=%d pages=%d dirty=2 ", NPAGES, NPAGES);
 	EXPECT_NE(NULL, strstr(buf, want)) TH_LOG("%s", buf);
@@ -977,7 +952,7 @@ TEST(debugfs_stats)
 	EXPECT_EQ(16, st.pages);
 	EXPECT_EQ(PAGE, st.offset);
 	snprintf(path, sizeof(path), "/sys/kernel/debug/lmig/%llu", (unsigned long long)a.session);
-	ASSERT_EQ(0, read_file(path, buf, sizeof(buf))) TH_LOG("%s: %s", path, strerror(errno));
+	ASSERT_EQ(0, kfile_read(path, buf, sizeof(buf))) TH_LOG("%s: %s", path, strerror(errno));
 	EXPECT_NE(NULL, strstr(buf, "harvests 2\n")) TH_LOG("%s", buf);
 	EXPECT_NE(NULL, strstr(buf, "pages 16\n")) TH_LOG("%s", buf);
 	close(dev);
@@ -1019,7 +994,7 @@ TEST(probes_fire)
 	fd = memfd_pages(NPAGES);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, attach_range(dev, fd, 0, NPAGES * PAGE));
-	ASSERT_EQ(0, read_file(path, before, sizeof(before))) TH_LOG("%s", path);
+	ASSERT_EQ(0, kfile_read(path, before, sizeof(before))) TH_LOG("%s", path);
 	EXPECT_EQ(1, dbg_value(before, "probes_ok")) TH_LOG("%s", before);
 	/* Not in the page tables yet: the first read maps its neighbours too. */
 	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 32 * PAGE));
@@ -1037,7 +1012,7 @@ TEST(probes_fire)
 	ASSERT_EQ(pid, waitpid(pid, &st, 0));
 	EXPECT_LE(0, harvest(dev, bm, NPAGES, NULL));
 	EXPECT_TRUE(bit(bm, 8) && bit(bm, 50) && bit(bm, 51)) TH_LOG("got %s", bits_str(bm, NPAGES));
-	ASSERT_EQ(0, read_file(path, after, sizeof(after)));
+	ASSERT_EQ(0, kfile_read(path, after, sizeof(after)));
 	for (int i = 0; i < 5; i++) {
 		EXPECT_LT(dbg_value(before, names[i]), dbg_value(after, names[i]))
 			TH_LOG("%s did not fire: before %s after %s", names[i], before, after);
@@ -1058,13 +1033,13 @@ TEST(thp_folio)
 	char old[256], *sel, *raw, *m;
 	int dev, fd;
 
-	if (read_file(knob, old, sizeof(old)))
+	if (kfile_read(knob, old, sizeof(old)))
 		SKIP(return, "no %s", knob);
 	sel = strchr(old, '[');
 	ASSERT_NE(NULL, sel);
 	*strchr(sel, ']') = 0;
 	sel++;
-	ASSERT_EQ(0, write_file(knob, "always"));
+	ASSERT_EQ(0, kfile_write(knob, "always", O_TRUNC));
 	OPEN_DEV(dev);
 	fd = memfd_create("lmig-thp", 0);
 	ASSERT_LE(0, fd);
@@ -1092,7 +1067,7 @@ TEST(thp_folio)
 	close(dev);
 	munmap(raw, size + huge);
 	close(fd);
-	write_file(knob, sel);
+	kfile_write(knob, sel, O_TRUNC);
 }
 
 /* ---- cost: logged for Documentation/kmod.md, checked only for sanity ---- */
@@ -1108,11 +1083,11 @@ static void cost(struct __test_metadata *_metadata, bool thp)
 	int dev, fd;
 
 	if (thp) {
-		if (read_file(knob, old, sizeof(old)) || !(sel = strchr(old, '[')))
+		if (kfile_read(knob, old, sizeof(old)) || !(sel = strchr(old, '[')))
 			SKIP(return, "no %s", knob);
 		*strchr(sel, ']') = 0;
 		sel++;
-		ASSERT_EQ(0, write_file(knob, "always"));
+		ASSERT_EQ(0, kfile_write(knob, "always", O_TRUNC));
 	}
 	OPEN_DEV(dev);
 	fd = memfd_create("lmig-cost", 0);
@@ -1142,7 +1117,7 @@ static void cost(struct __test_metadata *_metadata, bool thp)
 	munmap(raw, size + huge);
 	close(fd);
 	if (thp)
-		write_file(knob, sel);
+		kfile_write(knob, sel, O_TRUNC);
 }
 
 TEST_F_TIMEOUT(exact, harvest_cost_4k, 120)

@@ -49,6 +49,7 @@
 #include <linux/userfaultfd.h>
 
 #include "kselftest_harness.h"
+#include "kmod/kfile.h"
 
 #define PAGE		4096UL
 #define WORDS(n)	(((n) + 63) / 64)
@@ -363,39 +364,13 @@ static void log_ctl(struct __test_metadata *_metadata, const char *what, struct 
 		TH_LOG("a writer failed at line %d: %s", c->line, strerror(c->err));
 }
 
-static int read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n, got = 0;
-
-	if (fd < 0)
-		return -1;
-	while (got < (ssize_t)len - 1 && (n = read(fd, buf + got, len - 1 - got)) > 0)
-		got += n;
-	close(fd);
-	buf[got] = 0;
-	return 0;
-}
-
-static int write_text(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, s, strlen(s));
-	close(fd);
-	return n == (ssize_t)strlen(s) ? 0 : -1;
-}
-
 /* A counter of /proc/vmstat, or /proc/meminfo's "Name:" line in kB; -1 if absent. */
 static long long kstat(const char *file, const char *name)
 {
 	static char buf[16384];
 	char key[64], *p;
 
-	if (read_text(file, buf, sizeof(buf)))
+	if (kfile_read(file, buf, sizeof(buf)))
 		return -1;
 	snprintf(key, sizeof(key), "\n%s%s", name, strstr(file, "meminfo") ? ":" : " ");
 	p = strstr(buf, key);
@@ -532,7 +507,7 @@ FIXTURE_TEARDOWN(nolost)
 	if (self->fd >= 0)
 		close(self->fd);
 	if (self->thp[0])
-		write_text(THP_KNOB, self->thp);
+		kfile_write(THP_KNOB, self->thp, 0);
 	if (self->undo[0])
 		run("%s", self->undo);
 }
@@ -602,7 +577,7 @@ TEST_F_TIMEOUT(nolost, exited_leader, 90)
 	/* The leader is a zombie while its threads write. */
 	snprintf(path, sizeof(path), "/proc/%d/status", a);
 	for (int i = 0; i < 200; i++) {
-		ASSERT_EQ(0, read_text(path, st, sizeof(st)));
+		ASSERT_EQ(0, kfile_read(path, st, sizeof(st)));
 		state = strstr(st, "State:");
 		ASSERT_NE(NULL, state);
 		state[strcspn(state, "\n")] = 0;
@@ -1027,8 +1002,8 @@ static int swap_on(char *dev, size_t devlen, char *why, size_t whylen)
 
 	if (run("modprobe zram num_devices=1 >/dev/null 2>&1") == 0 &&
 	    !access("/sys/block/zram0/disksize", W_OK)) {
-		write_text("/sys/block/zram0/reset", "1");
-		if (!write_text("/sys/block/zram0/disksize", "64M") &&
+		kfile_write("/sys/block/zram0/reset", "1", 0);
+		if (!kfile_write("/sys/block/zram0/disksize", "64M", 0) &&
 		    !run("mkswap /dev/zram0 >/dev/null 2>&1 && swapon /dev/zram0 2>/dev/null")) {
 			snprintf(dev, devlen, "/dev/zram0");
 			return 0;
@@ -1042,7 +1017,7 @@ static int swap_on(char *dev, size_t devlen, char *why, size_t whylen)
 		char f[160];
 
 		snprintf(f, sizeof(f), "%s.dev", path);
-		if (!read_text(f, dev, devlen)) {
+		if (!kfile_read(f, dev, devlen)) {
 			dev[strcspn(dev, "\n")] = 0;
 			unlink(f);
 			return 0;
@@ -1102,7 +1077,7 @@ static void compactor(void *arg)
 		void *pages[32];
 		int node[32], status[32];
 
-		if (write_text("/proc/sys/vm/compact_memory", "1"))
+		if (kfile_write("/proc/sys/vm/compact_memory", "1", 0))
 			WFAIL(w->c, 7);
 		for (int i = 0; i < 32; i++) {
 			unsigned long p = rnd(&x) % w->n;
@@ -1227,11 +1202,11 @@ TEST_F_TIMEOUT(nolost, thp, 120)
 	char old[256], *sel;
 	pid_t a, b, c;
 
-	if (read_text(THP_KNOB, old, sizeof(old)) || !(sel = strchr(old, '[')))
+	if (kfile_read(THP_KNOB, old, sizeof(old)) || !(sel = strchr(old, '[')))
 		SKIP(return, "no %s", THP_KNOB);
 	*strchr(sel, ']') = 0;
 	snprintf(self->thp, sizeof(self->thp), "%s", sel + 1);
-	ASSERT_EQ(0, write_text(THP_KNOB, "always"));
+	ASSERT_EQ(0, kfile_write(THP_KNOB, "always", 0));
 	SETUP_OBJECT(THP_PAGES);
 	TH_LOG("ShmemHugePages %lld kB after filling 8 MiB",
 	       kstat("/proc/meminfo", "ShmemHugePages"));
@@ -1343,7 +1318,7 @@ TEST_F_TIMEOUT(nolost, odirect_read, 120)
 		     "mkfs.ext2, losetup)");
 	}
 	snprintf(f, sizeof(f), "%s.dev", img);
-	read_text(f, dev, sizeof(dev));
+	kfile_read(f, dev, sizeof(dev));
 	dev[strcspn(dev, "\n")] = 0;
 	unlink(f);
 	snprintf(self->undo, sizeof(self->undo), "umount %s; losetup -d %s; rm -f %s; rmdir %s",
@@ -1559,7 +1534,7 @@ TEST_F_TIMEOUT(nolost, kvm_clear_refs, 120)
 		/* Every other round a harvest sits between the read and clear_refs. */
 		if (it % 2)
 			ASSERT_EQ(0, shadow_harvest(s));
-		ASSERT_EQ(0, write_text(path, "4"));
+		ASSERT_EQ(0, kfile_write(path, "4", 0));
 		ASSERT_EQ(0, ioctl(vcpu, KVM_RUN, 0));
 		port = kvm_exit_port(run_);
 		ASSERT_EQ(0x11, port) TH_LOG("exit reason %u", run_->exit_reason);

@@ -272,3 +272,43 @@ fail:
 	free(buf);
 	return NULL;
 }
+
+int write_str(const char *dir, const char *name, const char *val)
+{
+	char path[600];
+	int fd, ret;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ret = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : -1;
+	close(fd);
+	return ret;
+}
+
+int read_str(const char *dir, const char *name, char *buf, size_t len)
+{
+	char path[600];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	return 0;
+}
+
+char *read_line(const char *dir, const char *name, char *buf, size_t len)
+{
+	if (read_str(dir, name, buf, len))
+		buf[0] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return buf;
+}

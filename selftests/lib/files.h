@@ -47,4 +47,14 @@ int file_copy(const char *from, const char *to, unsigned int mode);
  */
 bool holds_file_in(int pid, const char *dir);
 
+/*
+ * Small files of /proc, /sys and cgroups, dir/name: write val (no
+ * truncation, as those files want), read up to len - 1 bytes into buf;
+ * 0, or -1.
+ */
+int write_str(const char *dir, const char *name, const char *val);
+int read_str(const char *dir, const char *name, char *buf, size_t len);
+/* The first line of dir/name, without the newline; "" if unreadable. */
+char *read_line(const char *dir, const char *name, char *buf, size_t len);
+
 #endif

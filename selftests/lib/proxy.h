@@ -8,24 +8,19 @@
 #ifndef SELFTEST_PROXY_H
 #define SELFTEST_PROXY_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#define PROXY_MAX_CONN	16
+#include "fwd.h"
 
 struct proxy {
-	int lfd, port, target;
+	struct fwd f;		/* f.port: where to connect; f.conns: connections seen */
 	int64_t flip_at;	/* invert this byte of the stream, or -1 */
 	int64_t cut_after;	/* close every socket after this many bytes, or -1 */
-	pthread_t thread;
-	bool running;
-	atomic_bool stop;
 	/* What happened, for the test to check the fault really was injected. */
 	atomic_int_fast64_t forwarded;	/* bytes of the first connection's stream */
 	atomic_bool flipped, cut;
-	atomic_int conns;
 };
 
 int proxy_start(struct proxy *p, int target_port, int64_t flip_at, int64_t cut_after);

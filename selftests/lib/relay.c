@@ -1,37 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include <errno.h>
-#include <poll.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include "relay.h"
 #include "sock.h"
 
-struct rpair {
-	int fd[2];		/* [0] the sender's side, [1] the receiver's */
-	bool first;		/* the connection whose replies are damaged */
-	bool eof[2];		/* side s sent its FIN (passed on as a half-close) */
-	bool held;		/* replies are no longer passed on */
-	uint8_t msg[RELAY_MSG];	/* first connection: the reply being assembled */
-	size_t have;
-};
-
-static void rpair_close(struct rpair *c)
-{
-	for (int i = 0; i < 2; i++) {
-		if (c->fd[i] >= 0)
-			close(c->fd[i]);
-		c->fd[i] = -1;
-	}
-}
+_Static_assert(RELAY_MSG <= FWD_MSG_MAX, "a reply fits struct fwd_pair's message");
 
 /*
  * Replies of the first connection, whole messages at a time.  Returns -1
  * when the pair failed, 1 when every connection must be cut, else 0.
  */
-static int replies(struct relay *p, struct rpair *c, const uint8_t *buf, size_t n)
+static int replies(struct relay *p, struct fwd_pair *c, const uint8_t *buf, size_t n)
 {
 	while (n) {
 		size_t k = RELAY_MSG - c->have < n ? RELAY_MSG - c->have : n;
@@ -63,126 +42,31 @@ static int replies(struct relay *p, struct rpair *c, const uint8_t *buf, size_t 
 	return 0;
 }
 
-static void *relay_main(void *arg)
+static int relay_pass(struct fwd *f, struct fwd_pair *c, int s, uint8_t *buf, size_t n)
 {
-	struct relay *p = arg;
-	struct rpair c[RELAY_MAX_CONN];
-	struct timeval tv = { .tv_sec = 2 };
-	uint8_t buf[65536];
-	int nc = 0;
+	if (c->first && s == 1)
+		return replies(f->ctx, c, buf, n);
+	return fwd_write(c, s, buf, n);
+}
 
-	while (!p->stop) {
-		struct pollfd pf[1 + 2 * RELAY_MAX_CONN];
-		bool cut = false;
-		int n = 0, np = nc;
-
-		pf[n++] = (struct pollfd){ .fd = p->lfd, .events = POLLIN };
-		for (int i = 0; i < nc; i++)
-			for (int s = 0; s < 2; s++) {
-				/* RELAY_HOLD: the receiver's end is not passed on either. */
-				bool quiet = c[i].eof[s] || (s == 1 && c[i].held && p->act == RELAY_HOLD);
-
-				pf[n++] = (struct pollfd){ .fd = quiet ? -1 : c[i].fd[s],
-							   .events = POLLIN };
-			}
-		if (poll(pf, n, 50) <= 0)
-			continue;
-		if (pf[0].revents && p->lfd >= 0 && nc < RELAY_MAX_CONN) {
-			int a = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
-			int b = a >= 0 ? sock_connect(p->target) : -1;
-
-			if (b < 0) {
-				if (a >= 0)
-					close(a);
-			} else {
-				setsockopt(a, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-				setsockopt(b, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-				c[nc] = (struct rpair){ .fd = { a, b }, .first = p->conns == 0 };
-				nc++;
-				p->conns++;
-			}
-		}
-		for (int i = 0; i < np && !cut; i++) {
-			for (int s = 0; s < 2; s++) {
-				ssize_t len;
-				int rc = 0;
-
-				if (!pf[1 + 2 * i + s].revents || c[i].fd[s] < 0)
-					continue;
-				len = recv(c[i].fd[s], buf, sizeof(buf), MSG_DONTWAIT);
-				if (len < 0 && (errno == EAGAIN || errno == EINTR))
-					continue;
-				if (len == 0) {
-					/* A half-close, as a network passes it on. */
-					c[i].eof[s] = true;
-					shutdown(c[i].fd[!s], SHUT_WR);
-					if (c[i].eof[!s]) {
-						rpair_close(&c[i]);
-						break;
-					}
-					continue;
-				}
-				if (len < 0) {
-					rpair_close(&c[i]);
-					break;
-				}
-				if (c[i].first && s == 1)
-					rc = replies(p, &c[i], buf, len);
-				else if (sock_write_full(c[i].fd[!s], buf, len))
-					rc = -1;
-				if (rc > 0) {
-					cut = true;
-					break;
-				}
-				if (rc < 0) {
-					rpair_close(&c[i]);
-					break;
-				}
-			}
-		}
-		if (cut) {
-			for (int i = 0; i < nc; i++)
-				rpair_close(&c[i]);
-			close(p->lfd);
-			p->lfd = -1;
-		}
-		for (int i = 0; i < nc;)
-			if (c[i].fd[0] < 0)
-				c[i] = c[--nc];
-			else
-				i++;
-	}
-	for (int i = 0; i < nc; i++)
-		rpair_close(&c[i]);
-	return NULL;
+/* RELAY_HOLD: the receiver's end is not passed on either. */
+static bool relay_quiet(const struct fwd *f, const struct fwd_pair *c, int s)
+{
+	return s == 1 && c->held && ((const struct relay *)f->ctx)->act == RELAY_HOLD;
 }
 
 int relay_start(struct relay *p, int target_port, uint32_t magic, enum relay_act act)
 {
 	memset(p, 0, sizeof(*p));
-	p->target = target_port;
 	p->magic = magic;
 	p->act = act;
-	p->lfd = sock_listen(&p->port);
-	if (p->lfd < 0)
-		return -1;
-	if (pthread_create(&p->thread, NULL, relay_main, p)) {
-		close(p->lfd);
-		p->lfd = -1;
-		return -1;
-	}
-	p->running = true;
-	return 0;
+	p->f.pass = relay_pass;
+	p->f.quiet = relay_quiet;
+	p->f.ctx = p;
+	return fwd_start(&p->f, target_port);
 }
 
 void relay_stop(struct relay *p)
 {
-	if (!p->running)
-		return;
-	p->stop = true;
-	pthread_join(p->thread, NULL);
-	p->running = false;
-	if (p->lfd >= 0)
-		close(p->lfd);
-	p->lfd = -1;
+	fwd_stop(&p->f);
 }

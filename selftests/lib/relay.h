@@ -10,12 +10,12 @@
 #ifndef SELFTEST_RELAY_H
 #define SELFTEST_RELAY_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RELAY_MAX_CONN	16
+#include "fwd.h"
+
 #define RELAY_MSG	120
 
 enum relay_act {
@@ -26,14 +26,10 @@ enum relay_act {
 };
 
 struct relay {
-	int lfd, port, target;
+	struct fwd f;		/* f.port: where to connect */
 	uint32_t magic;		/* the first reply with this magic is acted on */
 	enum relay_act act;
-	pthread_t thread;
-	bool running;
-	atomic_bool stop;
 	atomic_bool hit;	/* the message came and was acted on */
-	atomic_int conns;
 };
 
 int relay_start(struct relay *p, int target_port, uint32_t magic, enum relay_act act);

@@ -33,8 +33,7 @@
 #        debug-host.sh --scan LOG  (scan one console log: exit 1 if it has reports)
 set -u
 
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
+. "$(dirname "$0")/host-lib.sh"
 out=$repo/selftests/build/debug
 limit=${DEBUG_VM_TIMEOUT:-1200}
 t0=$(date +%s)
@@ -99,12 +98,8 @@ shift 4
 tbuild=$(($(date +%s) - t0))
 mkdir -p "$out"
 
-# lmig.ko from a copy, as kmod-build.sh does: never shares objects.
 kodir=$out/kmod
-mkdir -p "$kodir"
-rm -f "$kodir"/*.c "$kodir"/*.h
-cp "$repo"/kmod/*.c "$repo"/kmod/*.h "$repo"/kmod/Makefile "$kodir"/
-if ! make -s -C "$kodir" KDIR="$kdir" LMIG_UAPI="$repo/include/uapi" >"$kodir/build.log" 2>&1; then
+if ! host_build_ko "$kodir" "$kdir"; then
 	sed 's/^/# /' "$kodir/build.log"
 	say "FAIL: cannot build lmig.ko against $kdir"
 	exit 1

@@ -10,22 +10,10 @@
 # Usage: kmod-host.sh SERIES
 set -eu
 
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-series=$1
-
-kernel=$(ls /boot/vmlinuz-"$series".* 2>/dev/null | sort -V | tail -n 1)
-[ -n "$kernel" ] || { echo "no /boot/vmlinuz-$series.* (scripts/install-deps.sh check installs it)" >&2; exit 4; }
-kver=${kernel#/boot/vmlinuz-}
-kdir=/usr/src/linux-headers-$kver
-[ -e "$kdir/Makefile" ] || kdir=/lib/modules/$kver/build
-[ -e "$kdir/Makefile" ] || { echo "no headers for $kver (linux-headers-$kver)" >&2; exit 4; }
-
-# Built from a copy, so the kernels never share objects.
+. "$(dirname "$0")/host-lib.sh"
+host_kernel "$1" || exit 4
 out=$repo/selftests/build/kmod/$kver
-mkdir -p "$out"
-cp "$repo"/kmod/*.c "$repo"/kmod/*.h "$repo"/kmod/Makefile "$out"/
-if ! make -s -C "$out" KDIR="$kdir" LMIG_UAPI="$repo/include/uapi" >"$out/build.log" 2>&1; then
+if ! host_build_ko "$out" "$kdir"; then
 	sed 's/^/# /' "$out/build.log"
 	echo "not ok - build lmig.ko for $kver"
 	exit 1

@@ -47,10 +47,8 @@
 #                                                default 1024)
 set -u
 
-here=$(cd "$(dirname "$0")" && pwd)
+. "$(dirname "$0")/guest-lib.sh"
 . "$here/hang.sh"
-repo=$(cd "$here/../.." && pwd)
-lmig=$repo/user/lmig
 vmm=$repo/selftests/build/kvm_vmm
 harvest=$repo/selftests/build/kvm_harvest
 ko=""
@@ -88,26 +86,7 @@ mem_of() {
 	sed -n 's/^memfd //p' "$1"
 }
 
-# /dev/kvm: kvm_amd needs the CPU's svm flag (run-in-vm.sh passes +svm).
-if [ ! -c /dev/kvm ]; then
-	if ! grep -qw svm /proc/cpuinfo; then
-		echo "kvm skip the VM's CPU has no svm flag (qemu -cpu without +svm)"
-		exit 0
-	fi
-	if ! err=$(modprobe kvm_amd 2>&1); then
-		echo "kvm skip modprobe kvm_amd failed: $(echo "$err" | tr '\n' ' ')"
-		exit 0
-	fi
-	n=0
-	while [ ! -c /dev/kvm ] && [ $n -lt 50 ]; do
-		n=$((n + 1))
-		sleep 0.1
-	done
-	if [ ! -c /dev/kvm ]; then
-		echo "kvm skip kvm_amd loaded but no /dev/kvm: $(dmesg | grep -i -m 3 'kvm' | tr '\n' ' ')"
-		exit 0
-	fi
-fi
+kvm_load
 [ -x "$vmm" ] || { echo "kvm error $vmm is not built"; exit 1; }
 echo "kvm ok $(dmesg | grep -m 1 -i 'nested paging' | sed 's/^\[[^]]*\] //')"
 

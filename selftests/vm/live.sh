@@ -66,24 +66,12 @@
 #                             anon-madvise)
 set -u
 
-here=$(cd "$(dirname "$0")" && pwd)
+. "$(dirname "$0")/guest-lib.sh"
 . "$here/hang.sh"
-repo=$(cd "$here/../.." && pwd)
-lmig=$repo/user/lmig
 tmp=$(mktemp -d)
 thp=/sys/kernel/mm/transparent_hugepage/enabled
 thp0=$(sed 's/.*\[\(.*\)\].*/\1/' "$thp" 2>/dev/null || true)
 trap 'rm -rf "$tmp"; [ -z "$thp0" ] || [ "${LMIG_VM:-0}" != 1 ] || echo "$thp0" >"$thp" 2>/dev/null' EXIT
-
-# Wait until FILE has something in it (up to 30 s).
-wait_file() {
-	n=0
-	while [ ! -s "$1" ]; do
-		n=$((n + 1))
-		[ $n -lt 300 ] || return 1
-		sleep 0.1
-	done
-}
 
 # The writer's memory on stdout: MEM is /proc/PID/fd/N or anon:START-END.
 read_mem() { # MEM PID

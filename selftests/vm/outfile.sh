@@ -26,10 +26,8 @@
 #   NAME error TEXT      a case that could not run
 set -u
 
-here=$(cd "$(dirname "$0")" && pwd)
+. "$(dirname "$0")/guest-lib.sh"
 . "$here/hang.sh"
-repo=$(cd "$here/../.." && pwd)
-lmig=$repo/user/lmig
 tmp=$(mktemp -d)
 ovl=$tmp/ovl
 trap 'umount "$ovl" 2>/dev/null; umount "$tmp/fs" 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -58,11 +56,7 @@ recv_start() {
 	"$lmig" recv --listen 127.0.0.1:0 --ready-fd 3 --out "$out" --no-sync --timeout 30 \
 		3>"$tmp/port" 2>"$tmp/$1.rerr" >/dev/null &
 	rpid=$!
-	n=0
-	while [ ! -s "$tmp/port" ] && [ $n -lt 300 ]; do
-		n=$((n + 1))
-		sleep 0.1
-	done
+	wait_file "$tmp/port"
 	port=$(cat "$tmp/port")
 }
 

@@ -24,9 +24,7 @@
 # Always exits 0 once it started; the test judges the lines.
 set -u
 
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-lmig=$repo/user/lmig
+. "$(dirname "$0")/guest-lib.sh"
 vmm=$repo/selftests/build/kvm_vmm
 bench=$repo/selftests/build/probes_bench
 tmp=$(mktemp -d)
@@ -65,20 +63,7 @@ if [ ! -c /dev/kvm ]; then
 	echo "nokvm stat $("$lmig" stat --pid $! --count 1 --interval 100 --json 2>&1 | tr '\n' ' ')"
 	kill $! 2>/dev/null
 	wait $! 2>/dev/null
-	if ! grep -qw svm /proc/cpuinfo; then
-		echo "kvm skip the VM's CPU has no svm flag"
-		exit 0
-	fi
-	if ! err=$(modprobe kvm_amd 2>&1); then
-		echo "kvm skip modprobe kvm_amd failed: $(echo "$err" | tr '\n' ' ')"
-		exit 0
-	fi
-	n=0
-	while [ ! -c /dev/kvm ] && [ $n -lt 50 ]; do
-		n=$((n + 1))
-		sleep 0.1
-	done
-	[ -c /dev/kvm ] || { echo "kvm skip kvm_amd loaded but no /dev/kvm"; exit 0; }
+	kvm_load
 fi
 [ -x "$vmm" ] || { echo "kvm error $vmm is not built"; exit 0; }
 echo "kvm ok"

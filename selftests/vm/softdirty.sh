@@ -31,21 +31,14 @@
 # Exits non-zero when a command fails.
 set -eu
 
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-lmig=$repo/user/lmig
+. "$(dirname "$0")/guest-lib.sh"
 tv=$repo/selftests/build/test_vm
 tmp=$(mktemp -d)
 
 "$lmig" dirty --mem memfd:lmig-sd --size 32Mi --rate 4M --ready-fd 3 --json --no-progress \
 	3>"$tmp/ready" >"$tmp/dirty.json" &
 dpid=$!
-n=0
-while [ ! -s "$tmp/ready" ]; do
-	n=$((n + 1))
-	[ $n -lt 300 ] || { echo "lmig dirty did not report its memfd"; exit 1; }
-	sleep 0.1
-done
+wait_file "$tmp/ready" || { echo "lmig dirty did not report its memfd"; exit 1; }
 mem=$(cat "$tmp/ready")
 
 for t in soft-dirty scan; do
@@ -76,22 +69,12 @@ done
 
 "$tn" --writer shortlived 8192 >"$tmp/writer" &
 hold=$!
-n=0
-while [ ! -s "$tmp/writer" ]; do
-	n=$((n + 1))
-	[ $n -lt 300 ] || { echo "test_nolost --writer did not start"; exit 1; }
-	sleep 0.1
-done
+wait_file "$tmp/writer" || { echo "test_nolost --writer did not start"; exit 1; }
 read -r wpid wmem <"$tmp/writer"
 "$lmig" recv --listen 127.0.0.1:0 --ready-fd 3 --out /dev/shm/lmig-i17-live.img --no-sync \
 	--timeout 60 --json 3>"$tmp/port" >"$tmp/recv.json" 2>"$tmp/recv.err" &
 rpid=$!
-n=0
-while [ ! -s "$tmp/port" ]; do
-	n=$((n + 1))
-	[ $n -lt 300 ] || { echo "lmig recv did not listen"; exit 1; }
-	sleep 0.1
-done
+wait_file "$tmp/port" || { echo "lmig recv did not listen"; exit 1; }
 port=$(sed 's/.*://' "$tmp/port")
 rc=0
 "$lmig" send --pid "$wpid" --mem "$wmem" --to "127.0.0.1:$port" --tracker soft-dirty \

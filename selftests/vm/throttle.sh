@@ -26,9 +26,8 @@
 # Usage: throttle.sh [LMIG]   (default: this repository's user/lmig)
 set -u
 
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-lmig=${1:-$repo/user/lmig}
+. "$(dirname "$0")/guest-lib.sh"
+lmig=${1:-$lmig}
 cg=/sys/fs/cgroup
 tmp=$(mktemp -d)
 dpid="" spid="" rpid="" xpid=""
@@ -42,15 +41,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-wait_file() {
-	n=0
-	while [ ! -s "$1" ]; do
-		n=$((n + 1))
-		[ $n -lt 300 ] || return 1
-		sleep 0.1
-	done
-}
 
 # On 6.1 the uffd tracker's writer side is missing (Linux 6.7+).
 "$lmig" dirty --mem memfd:lmig-uffd --size 1Mi --rate 0 --uffd --duration 1 --no-progress \

@@ -19,9 +19,7 @@
 # Exits non-zero when a command fails.
 set -eu
 
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-lmig=$repo/user/lmig
+. "$(dirname "$0")/guest-lib.sh"
 tmp=$(mktemp -d)
 shm=$(mktemp -d /dev/shm/lmig-tls.XXXXXX)
 trap 'rm -rf "$tmp" "$shm"' EXIT
@@ -44,12 +42,7 @@ migrate() {
 	"$lmig" recv --listen 127.0.0.1:0 --ready-fd 3 --out "$shm/out.img" --no-sync --json \
 		--accept-timeout 60 $tls 3>"$tmp/port" >"$tmp/recv.json" 2>"$tmp/recv.err" &
 	rpid=$!
-	n=0
-	while [ ! -s "$tmp/port" ]; do
-		n=$((n + 1))
-		[ $n -lt 300 ] || { echo "lmig recv did not report its port"; exit 1; }
-		sleep 0.1
-	done
+	wait_file "$tmp/port" || { echo "lmig recv did not report its port"; exit 1; }
 	rc=0
 	# shellcheck disable=SC2086
 	"$lmig" send --mem "$shm/src.img" --to "127.0.0.1:$(cat "$tmp/port")" --json \

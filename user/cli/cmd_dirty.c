@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* lmig dirty: a shared memory object (or anonymous memory) written at a steady rate. */
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include <lmig/wire.h>
 
 #include "cli/cmd.h"
+#include "cli/options.h"
 #include "workload/dirty.h"
 #include "lib/err.h"
 #include "lib/json.h"
@@ -68,12 +68,21 @@ void usage_dirty(void)
 	       "                          that also does disk I/O (report: disk_rate_mbps)\n"
 	       "      --disk-rate RATE    bytes per second for --disk-write (default: as\n"
 	       "                          fast as the disk takes them)\n"
-	       "      --progress          progress on stderr (default when it is a terminal)\n"
-	       "      --no-progress       no progress line\n"
-	       "  -j, --json              one JSON object with the result on stdout\n"
-	       "  -h, --help              this help\n"
+	       OPTH_PROGRESS
+	       OPTH_JSON_STDOUT
+	       OPTH_HELP
 	       "\n"
 	       "Exit status: 0 stopped as asked, 1 failed, 2 bad usage.\n");
+}
+
+/* The workload's progress line on stderr. */
+static void progress_line(const struct dirty_stats *st, double elapsed, bool final)
+{
+	fprintf(stderr, "\rdirty %s: %llu pages written in %.1f s, %.1f MB/s%s", st->path,
+		(unsigned long long)st->pages_written, elapsed,
+		elapsed > 0 ? st->pages_written * (double)LMIG_PAGE_SIZE / elapsed / 1e6 : 0,
+		final ? "\n" : "   ");
+	fflush(stderr);
 }
 
 static void report(const struct dirty_opts *o, const struct dirty_stats *st, bool ok, bool json)
@@ -140,145 +149,169 @@ static void report(const struct dirty_opts *o, const struct dirty_stats *st, boo
 		       units_per_s);
 }
 
+enum {
+	DO_PACE = OPT_OWN, DO_PATTERN, DO_FILL, DO_NO_FILL, DO_DURATION, DO_SEED, DO_READY_FD,
+	DO_UFFD, DO_COMPUTE_THREADS, DO_SAMPLE_FD, DO_SAMPLE_MS, DO_DISK_WRITE, DO_DISK_RATE,
+};
+
+struct dirty_args {
+	struct dirty_opts o;
+	bool have_rate;
+};
+
+/* The options with a numeric value. */
+static int dirty_num_opt(int opt, const char *arg, struct dirty_opts *o)
+{
+	unsigned long v;
+
+	switch (opt) {
+	case DO_DURATION:
+		if (opts_uint("dirty", "--duration", arg, 1, 864000, &v))
+			return EXIT_USAGE;
+		o->duration = v;
+		return EXIT_OK;
+	case DO_SEED:
+		if (opts_uint("dirty", "--seed", arg, 1, ~0UL, &v))
+			return EXIT_USAGE;
+		o->seed = v;
+		return EXIT_OK;
+	case DO_READY_FD:
+		if (opts_uint("dirty", "--ready-fd", arg, 0, 1 << 20, &v))
+			return EXIT_USAGE;
+		o->ready_fd = (int)v;
+		return EXIT_OK;
+	case DO_COMPUTE_THREADS:
+		if (opts_uint("dirty", "--compute-threads", arg, 0, DIRTY_MAX_COMPUTE, &v))
+			return EXIT_USAGE;
+		o->compute_threads = (unsigned int)v;
+		return EXIT_OK;
+	case DO_SAMPLE_FD:
+		if (opts_uint("dirty", "--sample-fd", arg, 0, 1 << 20, &v))
+			return EXIT_USAGE;
+		o->sample_fd = (int)v;
+		return EXIT_OK;
+	case DO_SAMPLE_MS:
+		if (opts_uint("dirty", "--sample-ms", arg, 10, 3600000, &v))
+			return EXIT_USAGE;
+		o->sample_ms = (unsigned int)v;
+		return EXIT_OK;
+	case DO_DISK_RATE:
+		if (parse_bytes("--disk-rate", arg, &o->disk_rate))
+			return usage_error("dirty", "%s", lmig_errmsg());
+		return EXIT_OK;
+	}
+	return OPT_NOT_OWN;
+}
+
+static int dirty_opt(int opt, const char *arg, void *ctx)
+{
+	static const char *const paces[] = { "wall", "cpu", NULL };
+	static const enum dirty_pace pace_of[] = { PACE_WALL, PACE_CPU };
+	static const char *const patterns[] = { "counter", "random", "text", "churn", "holes",
+						"madvise", "pwrite", NULL };
+	static const enum dirty_pattern pattern_of[] = { PAT_COUNTER, PAT_RANDOM, PAT_TEXT,
+							 PAT_CHURN, PAT_HOLES, PAT_MADVISE,
+							 PAT_PWRITE };
+	struct dirty_args *a = ctx;
+	struct dirty_opts *o = &a->o;
+	int i;
+
+	switch (opt) {
+	case 'm': o->mem = arg; return EXIT_OK;
+	case 's':
+		if (parse_bytes("--size", arg, &o->size))
+			return usage_error("dirty", "%s", lmig_errmsg());
+		if (!o->size || o->size % LMIG_PAGE_SIZE)
+			return usage_error("dirty", "--size: %s is not a positive multiple of 4 KiB",
+					   arg);
+		return EXIT_OK;
+	case 'r':
+		if (parse_bytes("--rate", arg, &o->rate))
+			return usage_error("dirty", "%s", lmig_errmsg());
+		a->have_rate = true;
+		return EXIT_OK;
+	case DO_PACE:
+		i = opts_word(arg, paces);
+		if (i < 0)
+			return usage_error("dirty", "--pace: '%s' is not wall or cpu", arg);
+		o->pace = pace_of[i];
+		return EXIT_OK;
+	case DO_PATTERN:
+		i = opts_word(arg, patterns);
+		if (i < 0)
+			return usage_error("dirty", "--pattern: '%s' is not counter, random, text, churn, holes, madvise or pwrite",
+					   arg);
+		o->pattern = pattern_of[i];
+		return EXIT_OK;
+	case DO_FILL: o->fill = 1; return EXIT_OK;
+	case DO_NO_FILL: o->fill = 0; return EXIT_OK;
+	case DO_UFFD: o->uffd = true; return EXIT_OK;
+	case DO_DISK_WRITE: o->disk_path = arg; return EXIT_OK;
+	}
+	return dirty_num_opt(opt, arg, o);
+}
+
+static int dirty_check(const struct dirty_args *a)
+{
+	const struct dirty_opts *o = &a->o;
+
+	if (!o->mem)
+		return usage_error("dirty", "missing --mem PATH");
+	if (!strncmp(o->mem, "memfd:", 6) && !o->mem[6])
+		return usage_error("dirty", "--mem memfd: needs a name (memfd:NAME)");
+	if (o->pattern == PAT_HOLES && !strcmp(o->mem, "anon"))
+		return usage_error("dirty", "--pattern holes: anon memory has no file to punch holes in");
+	if (o->pattern == PAT_PWRITE && !strcmp(o->mem, "anon"))
+		return usage_error("dirty", "--pattern pwrite: anon memory has no file to write to");
+	if (!o->size)
+		return usage_error("dirty", "missing --size SIZE");
+	if (!a->have_rate)
+		return usage_error("dirty", "missing --rate RATE");
+	if (o->sample_fd >= 0 && fcntl(o->sample_fd, F_GETFD) < 0)
+		return usage_error("dirty", "--sample-fd %d is not an open descriptor", o->sample_fd);
+	return EXIT_OK;
+}
+
 int cmd_dirty(int argc, char **argv, struct global_opts *g)
 {
 	static const struct option lo[] = {
 		{ "mem", required_argument, NULL, 'm' },
 		{ "size", required_argument, NULL, 's' },
 		{ "rate", required_argument, NULL, 'r' },
-		{ "pace", required_argument, NULL, 'A' },
-		{ "pattern", required_argument, NULL, 'N' },
-		{ "fill", no_argument, NULL, 'F' },
-		{ "no-fill", no_argument, NULL, 'f' },
-		{ "duration", required_argument, NULL, 'D' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "ready-fd", required_argument, NULL, 'R' },
-		{ "progress", no_argument, NULL, 'p' },
-		{ "no-progress", no_argument, NULL, 'P' },
-		{ "uffd", no_argument, NULL, 'U' },
-		{ "compute-threads", required_argument, NULL, 'C' },
-		{ "sample-fd", required_argument, NULL, 'O' },
-		{ "sample-ms", required_argument, NULL, 'M' },
-		{ "disk-write", required_argument, NULL, 'W' },
-		{ "disk-rate", required_argument, NULL, 'K' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 } };
-	struct dirty_opts o = { .fill = -1, .ready_fd = -1, .sample_fd = -1, .sample_ms = 200 };
+		{ "pace", required_argument, NULL, DO_PACE },
+		{ "pattern", required_argument, NULL, DO_PATTERN },
+		{ "fill", no_argument, NULL, DO_FILL },
+		{ "no-fill", no_argument, NULL, DO_NO_FILL },
+		{ "duration", required_argument, NULL, DO_DURATION },
+		{ "seed", required_argument, NULL, DO_SEED },
+		{ "ready-fd", required_argument, NULL, DO_READY_FD },
+		OPTE_PROGRESS,
+		{ "uffd", no_argument, NULL, DO_UFFD },
+		{ "compute-threads", required_argument, NULL, DO_COMPUTE_THREADS },
+		{ "sample-fd", required_argument, NULL, DO_SAMPLE_FD },
+		{ "sample-ms", required_argument, NULL, DO_SAMPLE_MS },
+		{ "disk-write", required_argument, NULL, DO_DISK_WRITE },
+		{ "disk-rate", required_argument, NULL, DO_DISK_RATE },
+		OPTE_JSON,
+		OPTE_HELP,
+		OPTE_END };
+	struct dirty_args a = { .o = { .fill = -1, .ready_fd = -1, .sample_fd = -1,
+				       .sample_ms = 200 } };
+	const struct cli_parse p = { "dirty", ":m:s:r:jh", lo, usage_dirty, dirty_opt, &a };
 	struct dirty_stats st;
-	bool have_rate = false;
-	int opt, progress = -1, ret;
-	unsigned long v;
+	struct cli_opts c;
+	int ret;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":m:s:r:jh", lo, NULL)) != -1) {
-		switch (opt) {
-		case 'm': o.mem = optarg; break;
-		case 's':
-			if (parse_bytes("--size", optarg, &o.size))
-				return usage_error("dirty", "%s", lmig_errmsg());
-			if (!o.size || o.size % LMIG_PAGE_SIZE)
-				return usage_error("dirty", "--size: %s is not a positive multiple of 4 KiB",
-						   optarg);
-			break;
-		case 'r':
-			if (parse_bytes("--rate", optarg, &o.rate))
-				return usage_error("dirty", "%s", lmig_errmsg());
-			have_rate = true;
-			break;
-		case 'A':
-			if (!strcmp(optarg, "wall"))
-				o.pace = PACE_WALL;
-			else if (!strcmp(optarg, "cpu"))
-				o.pace = PACE_CPU;
-			else
-				return usage_error("dirty", "--pace: '%s' is not wall or cpu", optarg);
-			break;
-		case 'N':
-			if (!strcmp(optarg, "counter"))
-				o.pattern = PAT_COUNTER;
-			else if (!strcmp(optarg, "random"))
-				o.pattern = PAT_RANDOM;
-			else if (!strcmp(optarg, "text"))
-				o.pattern = PAT_TEXT;
-			else if (!strcmp(optarg, "churn"))
-				o.pattern = PAT_CHURN;
-			else if (!strcmp(optarg, "holes"))
-				o.pattern = PAT_HOLES;
-			else if (!strcmp(optarg, "madvise"))
-				o.pattern = PAT_MADVISE;
-			else if (!strcmp(optarg, "pwrite"))
-				o.pattern = PAT_PWRITE;
-			else
-				return usage_error("dirty", "--pattern: '%s' is not counter, random, text, churn, holes, madvise or pwrite",
-						   optarg);
-			break;
-		case 'F': o.fill = 1; break;
-		case 'f': o.fill = 0; break;
-		case 'D':
-			if (parse_uint("--duration", optarg, 1, 864000, &v))
-				return usage_error("dirty", "%s", lmig_errmsg());
-			o.duration = v;
-			break;
-		case 'S':
-			if (parse_uint("--seed", optarg, 1, ~0UL, &v))
-				return usage_error("dirty", "%s", lmig_errmsg());
-			o.seed = v;
-			break;
-		case 'R':
-			if (parse_uint("--ready-fd", optarg, 0, 1 << 20, &v))
-				return usage_error("dirty", "%s", lmig_errmsg());
-			o.ready_fd = (int)v;
-			break;
-		case 'p': progress = 1; break;
-		case 'P': progress = 0; break;
-		case 'U': o.uffd = true; break;
-		case 'C':
-			if (parse_uint("--compute-threads", optarg, 0, DIRTY_MAX_COMPUTE, &v))
-				return usage_error("dirty", "%s", lmig_errmsg());
-			o.compute_threads = (unsigned int)v;
-			break;
-		case 'O':
-			if (parse_uint("--sample-fd", optarg, 0, 1 << 20, &v))
-				return usage_error("dirty", "%s", lmig_errmsg());
-			o.sample_fd = (int)v;
-			break;
-		case 'M':
-			if (parse_uint("--sample-ms", optarg, 10, 3600000, &v))
-				return usage_error("dirty", "%s", lmig_errmsg());
-			o.sample_ms = (unsigned int)v;
-			break;
-		case 'W': o.disk_path = optarg; break;
-		case 'K':
-			if (parse_bytes("--disk-rate", optarg, &o.disk_rate))
-				return usage_error("dirty", "%s", lmig_errmsg());
-			break;
-		case 'j': g->json = true; break;
-		case 'h': usage_dirty(); return EXIT_OK;
-		case ':': return usage_error("dirty", "option '%s' needs a value", argv[optind - 1]);
-		default: return usage_error("dirty", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return usage_error("dirty", "unexpected argument '%s'", argv[optind]);
-	if (!o.mem)
-		return usage_error("dirty", "missing --mem PATH");
-	if (!strncmp(o.mem, "memfd:", 6) && !o.mem[6])
-		return usage_error("dirty", "--mem memfd: needs a name (memfd:NAME)");
-	if (o.pattern == PAT_HOLES && !strcmp(o.mem, "anon"))
-		return usage_error("dirty", "--pattern holes: anon memory has no file to punch holes in");
-	if (o.pattern == PAT_PWRITE && !strcmp(o.mem, "anon"))
-		return usage_error("dirty", "--pattern pwrite: anon memory has no file to write to");
-	if (!o.size)
-		return usage_error("dirty", "missing --size SIZE");
-	if (!have_rate)
-		return usage_error("dirty", "missing --rate RATE");
-	if (o.sample_fd >= 0 && fcntl(o.sample_fd, F_GETFD) < 0)
-		return usage_error("dirty", "--sample-fd %d is not an open descriptor", o.sample_fd);
-	o.progress = cmd_progress_default(progress, g);
-	ret = dirty_run(&o, &st);
-	report(&o, &st, ret == 0, g->json);
+	opts_init(&c);
+	ret = opts_parse(&p, &c, g, argc, argv);
+	if (ret != OPTS_RUN)
+		return ret;
+	if (dirty_check(&a))
+		return EXIT_USAGE;
+	if (cmd_progress_default(c.progress, g))
+		a.o.progress = progress_line;
+	ret = dirty_run(&a.o, &st);
+	report(&a.o, &st, ret == 0, g->json);
 	if (!ret)
 		return EXIT_OK;
 	fprintf(stderr, "lmig dirty: %s\n", lmig_errmsg());

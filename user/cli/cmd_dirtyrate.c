@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 
 #include "lib/clock.h"
 #include "cli/cmd.h"
+#include "cli/options.h"
 #include "chan/codec.h"
 #include "lib/err.h"
 #include "lib/json.h"
@@ -222,6 +222,32 @@ static void report(const struct tracker *t, const char *name, const struct inter
 	       name, why && why[0] ? " (" : "", why && why[0] ? why : "", why && why[0] ? ")" : "");
 }
 
+struct dirtyrate_args {
+	const char *mem, *tname;
+	struct track_target tg;
+	unsigned long interval, count, pid;
+};
+
+static int dirtyrate_opt(int opt, const char *arg, void *ctx)
+{
+	struct dirtyrate_args *a = ctx;
+
+	switch (opt) {
+	case 'm': a->mem = arg; return EXIT_OK;
+	case 't': a->tname = arg; return EXIT_OK;
+	case 'W':
+		if (strcmp(arg, "any") && strcmp(arg, "mapped"))
+			return usage_error("dirtyrate", "--object-writes: '%s' is not any or mapped",
+					   arg);
+		a->tg.mapped_writes_only = !strcmp(arg, "mapped");
+		return EXIT_OK;
+	case 'p': return opts_uint("dirtyrate", "--pid", arg, 1, 1UL << 22, &a->pid);
+	case 'i': return opts_uint("dirtyrate", "--interval", arg, 10, 3600000, &a->interval);
+	case 'n': return opts_uint("dirtyrate", "--count", arg, 1, MAX_COUNT, &a->count);
+	}
+	return OPT_NOT_OWN;
+}
+
 int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 {
 	static const struct option lo[] = {
@@ -231,67 +257,43 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 		{ "pid", required_argument, NULL, 'p' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "count", required_argument, NULL, 'n' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 } };
-	const char *mem = NULL, *tname = "auto", *picked = NULL;
-	struct track_target tg = { .fd = -1 };
-	unsigned long interval = 1000, count = 3, pid = 0;
+		OPTE_JSON,
+		OPTE_HELP,
+		OPTE_END };
+	struct dirtyrate_args a = { .tname = "auto", .tg = { .fd = -1 }, .interval = 1000,
+				    .count = 3 };
+	const struct cli_parse p = { "dirtyrate", ":m:t:p:i:n:jh", lo, usage_dirtyrate,
+				     dirtyrate_opt, &a };
+	const char *picked = NULL;
 	struct interval *iv;
 	struct tracker t = { 0 };
+	struct cli_opts c;
 	uint64_t size = 0;
 	char why[1024] = "";
-	int opt, ret;
+	int ret;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":m:t:p:i:n:jh", lo, NULL)) != -1) {
-		switch (opt) {
-		case 'm': mem = optarg; break;
-		case 't': tname = optarg; break;
-		case 'W':
-			if (strcmp(optarg, "any") && strcmp(optarg, "mapped"))
-				return usage_error("dirtyrate", "--object-writes: '%s' is not any or mapped",
-						   optarg);
-			tg.mapped_writes_only = !strcmp(optarg, "mapped");
-			break;
-		case 'p':
-			if (parse_uint("--pid", optarg, 1, 1UL << 22, &pid))
-				return usage_error("dirtyrate", "%s", lmig_errmsg());
-			break;
-		case 'i':
-			if (parse_uint("--interval", optarg, 10, 3600000, &interval))
-				return usage_error("dirtyrate", "%s", lmig_errmsg());
-			break;
-		case 'n':
-			if (parse_uint("--count", optarg, 1, MAX_COUNT, &count))
-				return usage_error("dirtyrate", "%s", lmig_errmsg());
-			break;
-		case 'j': g->json = true; break;
-		case 'h': usage_dirtyrate(); return EXIT_OK;
-		case ':': return usage_error("dirtyrate", "option '%s' needs a value", argv[optind - 1]);
-		default: return usage_error("dirtyrate", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return usage_error("dirtyrate", "unexpected argument '%s'", argv[optind]);
-	if (!mem)
+	opts_init(&c);
+	ret = opts_parse(&p, &c, g, argc, argv);
+	if (ret != OPTS_RUN)
+		return ret;
+	if (!a.mem)
 		return usage_error("dirtyrate", "missing --mem PATH");
 	/* With a shared object, --pid names its writer (for uffd and soft-dirty). */
-	if (!strncmp(mem, "anon:", 5) && !pid)
+	if (!strncmp(a.mem, "anon:", 5) && !a.pid)
 		return usage_error("dirtyrate", "--mem anon: needs --pid");
-	tg.pid = (pid_t)pid;
-	if (!strncmp(mem, "anon:", 5) && parse_anon_range("--mem", mem, &tg.start, &tg.size))
+	a.tg.pid = (pid_t)a.pid;
+	if (!strncmp(a.mem, "anon:", 5) && parse_anon_range("--mem", a.mem, &a.tg.start, &a.tg.size))
 		return usage_error("dirtyrate", "%s", lmig_errmsg());
-	if (!tracker_known(tname))
-		return usage_error("dirtyrate", "--tracker: '%s' is not one of %s", tname,
+	if (!tracker_known(a.tname))
+		return usage_error("dirtyrate", "--tracker: '%s' is not one of %s", a.tname,
 				   tracker_names());
-	picked = tname;
-	iv = calloc(count, sizeof(*iv));
+	picked = a.tname;
+	iv = calloc(a.count, sizeof(*iv));
 	if (!iv)
 		return usage_error("dirtyrate", "out of memory");
-	ret = measure(mem, tg, tname, interval, count, iv, &t, why, sizeof(why), &size, &picked);
-	report(&t, picked, iv, count, size, why, ret == 0, g->json);
+	ret = measure(a.mem, a.tg, a.tname, a.interval, a.count, iv, &t, why, sizeof(why), &size,
+		      &picked);
+	report(&t, picked, iv, a.count, size, why, ret == 0, g->json);
 	free(iv);
 	if (!ret)
 		return EXIT_OK;

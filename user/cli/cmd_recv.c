@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cmd.h"
+#include "cli/options.h"
 #include "lib/err.h"
 #include "lib/parse.h"
 #include "cli/report.h"
@@ -35,8 +35,7 @@ void usage_recv(void)
 	       "      --timeout S         longest stall once a sender is connected, and the\n"
 	       "                          longest wait for its confirmation of the commit\n"
 	       "                          (default 10)\n"
-	       "      --accept-timeout S  give up if no sender connects within S seconds\n"
-	       "                          (default: wait forever)\n"
+	       OPTH_ACCEPT_TIMEOUT
 	       "      --no-sync           skip fdatasync before the commit (tmpfs, tests)\n"
 	       "      --verify-readback   before the commit, read the image back, hash every\n"
 	       "                          page again and compare with the sender's digest;\n"
@@ -44,116 +43,104 @@ void usage_recv(void)
 	       "                          the image, see Documentation/benchmarks.md)\n"
 	       "      --ready-fd FD       write the listening port and a newline to FD,\n"
 	       "                          then close it (for scripts)\n"
-	       "      --progress          progress on stderr (default when it is a terminal)\n"
-	       "      --no-progress       no progress line\n"
+	       OPTH_PROGRESS
 	       CMD_TLS_HELP
 	       "                          A receiver with TLS refuses every plain connection.\n"
-	       "  -j, --json              one JSON object with the result on stdout\n"
-	       "  -h, --help              this help\n"
+	       OPTH_JSON_STDOUT
+	       OPTH_HELP
 	       "\n"
 	       "Exit status: 0 image verified and committed, 1 failed, 2 bad usage.\n");
+}
+
+enum { RO_MAX_SIZE = OPT_OWN, RO_NO_SYNC, RO_VERIFY_READBACK };
+
+struct recv_args {
+	struct recv_opts o;
+	bool max_set;		/* --max-size given ('none' included) */
+};
+
+static int recv_opt(int opt, const char *arg, void *ctx)
+{
+	struct recv_args *a = ctx;
+	struct recv_opts *o = &a->o;
+
+	switch (opt) {
+	case 'o': o->out = arg; return EXIT_OK;
+	case 's':
+		if (parse_bytes("--size", arg, &o->expect_size))
+			return usage_error("recv", "%s", lmig_errmsg());
+		if (!o->expect_size)
+			return usage_error("recv", "--size: must be more than 0");
+		return EXIT_OK;
+	case RO_MAX_SIZE:
+		a->max_set = true;
+		if (!strcmp(arg, "none"))
+			o->max_size = 0;
+		else if (parse_bytes("--max-size", arg, &o->max_size))
+			return usage_error("recv", "%s", lmig_errmsg());
+		else if (!o->max_size)
+			return usage_error("recv", "--max-size: must be more than 0 (or 'none')");
+		return EXIT_OK;
+	case RO_NO_SYNC: o->sync = false; return EXIT_OK;
+	case RO_VERIFY_READBACK: o->verify_readback = true; return EXIT_OK;
+	}
+	return OPT_NOT_OWN;
 }
 
 int cmd_recv(int argc, char **argv, struct global_opts *g)
 {
 	static const struct option lo[] = {
-		{ "listen", required_argument, NULL, 'l' },
+		OPTE_LISTEN,
 		{ "out", required_argument, NULL, 'o' },
 		{ "size", required_argument, NULL, 's' },
-		{ "max-size", required_argument, NULL, 'M' + 256 },
-		{ "timeout", required_argument, NULL, 'T' },
-		{ "accept-timeout", required_argument, NULL, 'A' },
-		{ "no-sync", no_argument, NULL, 'S' },
-		{ "verify-readback", no_argument, NULL, 'V' + 256 },
-		{ "ready-fd", required_argument, NULL, 'R' },
-		{ "progress", no_argument, NULL, 'p' },
-		{ "no-progress", no_argument, NULL, 'P' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "tls-dir", required_argument, NULL, 'D' + 256 },
-		{ "psk-file", required_argument, NULL, 'K' + 256 },
-		{ "peer-fingerprint", required_argument, NULL, 'F' + 256 },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 } };
-	const char *tls_dir = NULL, *psk_file = NULL, *fingerprint = NULL;
-	struct tls_conf tls;
-	struct recv_opts o = { .timeout_ms = 10000, .accept_timeout_ms = -1, .sync = true,
-			       .ready_fd = -1 };
+		{ "max-size", required_argument, NULL, RO_MAX_SIZE },
+		OPTE_TIMEOUT,
+		OPTE_ACCEPT_TIMEOUT,
+		{ "no-sync", no_argument, NULL, RO_NO_SYNC },
+		{ "verify-readback", no_argument, NULL, RO_VERIFY_READBACK },
+		OPTE_READY_FD,
+		OPTE_PROGRESS,
+		OPTE_JSON,
+		OPTE_TLS,
+		OPTE_HELP,
+		OPTE_END };
+	struct recv_args a = { .o = { .sync = true } };
+	const struct cli_parse p = { "recv", ":l:o:s:jh", lo, usage_recv, recv_opt, &a };
+	struct recv_opts *o = &a.o;
 	struct image_stats st = { 0 };
-	int opt, progress = -1;
-	bool max_set = false;
-	unsigned long v;
+	struct cli_opts c;
+	struct tls_conf tls;
+	int ret;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":l:o:s:jh", lo, NULL)) != -1) {
-		switch (opt) {
-		case 'l': o.listen = optarg; break;
-		case 'o': o.out = optarg; break;
-		case 's':
-			if (parse_bytes("--size", optarg, &o.expect_size))
-				return usage_error("recv", "%s", lmig_errmsg());
-			if (!o.expect_size)
-				return usage_error("recv", "--size: must be more than 0");
-			break;
-		case 'M' + 256:
-			max_set = true;
-			if (!strcmp(optarg, "none"))
-				o.max_size = 0;
-			else if (parse_bytes("--max-size", optarg, &o.max_size))
-				return usage_error("recv", "%s", lmig_errmsg());
-			else if (!o.max_size)
-				return usage_error("recv", "--max-size: must be more than 0 (or 'none')");
-			break;
-		case 'T':
-			if (parse_uint("--timeout", optarg, 1, 86400, &v))
-				return usage_error("recv", "%s", lmig_errmsg());
-			o.timeout_ms = (int)v * 1000;
-			break;
-		case 'A':
-			if (parse_uint("--accept-timeout", optarg, 1, 86400, &v))
-				return usage_error("recv", "%s", lmig_errmsg());
-			o.accept_timeout_ms = (int)v * 1000;
-			break;
-		case 'S': o.sync = false; break;
-		case 'V' + 256: o.verify_readback = true; break;
-		case 'R':
-			if (parse_uint("--ready-fd", optarg, 0, 65535, &v))
-				return usage_error("recv", "%s", lmig_errmsg());
-			o.ready_fd = (int)v;
-			break;
-		case 'p': progress = 1; break;
-		case 'P': progress = 0; break;
-		case 'D' + 256: tls_dir = optarg; break;
-		case 'K' + 256: psk_file = optarg; break;
-		case 'F' + 256: fingerprint = optarg; break;
-		case 'j': g->json = true; break;
-		case 'h': usage_recv(); return EXIT_OK;
-		case ':': return usage_error("recv", "option '%s' needs a value", argv[optind - 1]);
-		default: return usage_error("recv", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return usage_error("recv", "unexpected argument '%s'", argv[optind]);
-	if (!o.listen)
+	opts_init(&c);
+	ret = opts_parse(&p, &c, g, argc, argv);
+	if (ret != OPTS_RUN)
+		return ret;
+	o->listen = c.listen;
+	o->timeout_ms = c.timeout_ms;
+	o->accept_timeout_ms = c.accept_timeout_ms;
+	o->ready_fd = c.ready_fd;
+	if (!c.listen)
 		return usage_error("recv", "missing --listen HOST:PORT");
-	if (!o.out)
+	if (!o->out)
 		return usage_error("recv", "missing --out PATH");
-	if (cmd_check_address("recv", "--listen", o.listen))
+	if (cmd_check_address("recv", "--listen", c.listen))
 		return EXIT_USAGE;
 	/*
 	 * A memory image larger than this host's memory cannot run here; the
 	 * limit also bounds the receiver's bookkeeping (12 bytes a page).
 	 */
-	if (!max_set && !o.expect_size)
-		o.max_size = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
-	if (max_set && o.expect_size && o.max_size && o.expect_size > o.max_size)
+	if (!a.max_set && !o->expect_size)
+		o->max_size = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+	if (a.max_set && o->expect_size && o->max_size && o->expect_size > o->max_size)
 		return usage_error("recv", "--size %llu is larger than --max-size %llu",
-				   (unsigned long long)o.expect_size, (unsigned long long)o.max_size);
-	if (cmd_tls_setup("recv", &tls, true, tls_dir, psk_file, fingerprint, NULL, NULL))
+				   (unsigned long long)o->expect_size, (unsigned long long)o->max_size);
+	if (opts_tls("recv", &c, &tls, true))
 		return EXIT_USAGE;
-	o.tls = tls_on(&tls) ? &tls : NULL;
-	o.progress = cmd_progress_default(progress, g);
-	int ret = cmd_finish("recv", image_recv(&o, &st), &st, "-", o.progress, g);
+	o->tls = tls_on(&tls) ? &tls : NULL;
+	o->progress = cmd_progress_default(c.progress, g);
+	o->events = &cli_events;
+	ret = cmd_finish("recv", image_recv(o, &st), &st, "-", o->progress, g);
 
 	tls_conf_free(&tls);
 	return ret;

@@ -8,7 +8,6 @@
  * thread, the steal time its guest sees).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cmd.h"
+#include "cli/options.h"
 #include "lib/err.h"
 #include "lib/json.h"
 #include "lib/parse.h"
@@ -176,6 +176,28 @@ static void sleep_until(struct timespec *next, unsigned long ms)
 		;
 }
 
+struct stat_args {
+	unsigned long pid, interval, count, ready_fd;
+	bool threads, pin, unpin, trace;
+};
+
+static int stat_opt(int opt, const char *arg, void *ctx)
+{
+	struct stat_args *a = ctx;
+
+	switch (opt) {
+	case 'p': return opts_uint("stat", "--pid", arg, 1, 1UL << 22, &a->pid);
+	case 'i': return opts_uint("stat", "--interval", arg, 10, 3600000, &a->interval);
+	case 'n': return opts_uint("stat", "--count", arg, 1, 1UL << 31, &a->count);
+	case 'R': return opts_uint("stat", "--ready-fd", arg, 0, 1 << 20, &a->ready_fd);
+	case 't': a->threads = true; return EXIT_OK;
+	case 'P': a->pin = true; return EXIT_OK;
+	case 'U': a->unpin = true; return EXIT_OK;
+	case 'T': a->trace = true; return EXIT_OK;
+	}
+	return OPT_NOT_OWN;
+}
+
 int cmd_stat(int argc, char **argv, struct global_opts *g)
 {
 	static const struct option lo[] = {
@@ -183,88 +205,61 @@ int cmd_stat(int argc, char **argv, struct global_opts *g)
 		{ "interval", required_argument, NULL, 'i' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "threads", no_argument, NULL, 't' },
-		{ "json", no_argument, NULL, 'j' },
+		OPTE_JSON,
 		{ "pin", no_argument, NULL, 'P' },
 		{ "unpin", no_argument, NULL, 'U' },
 		{ "trace", no_argument, NULL, 'T' },
 		{ "ready-fd", required_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 } };
-	unsigned long pid = 0, interval = 1000, count = 0, ready_fd = ~0UL;
-	bool threads = false, pin = false, unpin = false, trace = false;
+		OPTE_HELP,
+		OPTE_END };
+	struct stat_args a = { .interval = 1000, .ready_fd = ~0UL };
+	const struct cli_parse p = { "stat", ":p:i:n:tjh", lo, usage_stat, stat_opt, &a };
 	struct probe_reason rs[MAX_REASONS];
 	struct sigaction sa = { .sa_handler = on_signal };
+	struct cli_opts c;
 	struct probes pr;
 	struct timespec next;
-	int opt, ret = EXIT_OK;
+	int ret;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":p:i:n:tjh", lo, NULL)) != -1) {
-		switch (opt) {
-		case 'p':
-			if (parse_uint("--pid", optarg, 1, 1UL << 22, &pid))
-				return usage_error("stat", "%s", lmig_errmsg());
-			break;
-		case 'i':
-			if (parse_uint("--interval", optarg, 10, 3600000, &interval))
-				return usage_error("stat", "%s", lmig_errmsg());
-			break;
-		case 'n':
-			if (parse_uint("--count", optarg, 1, 1UL << 31, &count))
-				return usage_error("stat", "%s", lmig_errmsg());
-			break;
-		case 'R':
-			if (parse_uint("--ready-fd", optarg, 0, 1 << 20, &ready_fd))
-				return usage_error("stat", "%s", lmig_errmsg());
-			break;
-		case 't': threads = true; break;
-		case 'j': g->json = true; break;
-		case 'P': pin = true; break;
-		case 'U': unpin = true; break;
-		case 'T': trace = true; break;
-		case 'h': usage_stat(); return EXIT_OK;
-		case ':': return usage_error("stat", "option '%s' needs a value", argv[optind - 1]);
-		default: return usage_error("stat", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return usage_error("stat", "unexpected argument '%s'", argv[optind]);
-	if (unpin) {
+	opts_init(&c);
+	ret = opts_parse(&p, &c, g, argc, argv);
+	if (ret != OPTS_RUN)
+		return ret;
+	if (a.unpin) {
 		char why[256];
 
-		if (pid || pin)
+		if (a.pid || a.pin)
 			return usage_error("stat", "--unpin takes no other option");
 		if (!probes_unpin(why, sizeof(why)))
 			return EXIT_OK;
 		fprintf(stderr, "lmig stat: %s\n", why);
 		return EXIT_FAIL;
 	}
-	if (!pid)
+	if (!a.pid)
 		return usage_error("stat", "missing --pid PID");
 
-	if (trace && !tracemark_mount()) {
+	if (a.trace && !tracemark_mount()) {
 		lmig_err("--trace: cannot open trace_marker (is tracefs mounted on /sys/kernel/tracing?)");
 		goto fail;
 	}
-	if (probes_open(&pr, (pid_t)pid, PROBES_PIN | (pin ? PROBES_KEEP : 0))) {
+	if (probes_open(&pr, (pid_t)a.pid, PROBES_PIN | (a.pin ? PROBES_KEEP : 0))) {
 		lmig_err("%s", pr.why);
 		goto fail;
 	}
 	if (pr.note[0] && !g->json)
 		fprintf(stderr, "lmig stat: note: %s\n", pr.note);
-	if (ready_fd != ~0UL) {
-		dprintf((int)ready_fd, "%s\n", pr.pinned ? PROBES_PIN_DIR : "-");
-		close((int)ready_fd);
+	if (a.ready_fd != ~0UL) {
+		dprintf((int)a.ready_fd, "%s\n", pr.pinned ? PROBES_PIN_DIR : "-");
+		close((int)a.ready_fd);
 	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &next);
-	for (unsigned int seq = 0; !stop && (!count || seq < count); seq++) {
+	for (unsigned int seq = 0; !stop && (!a.count || seq < a.count); seq++) {
 		struct probe_sample s;
 		int nrs;
 
-		sleep_until(&next, interval);
+		sleep_until(&next, a.interval);
 		if (probes_sample(&pr, &s)) {
 			lmig_err("%s", pr.why);
 			probes_close(&pr);
@@ -274,20 +269,20 @@ int cmd_stat(int argc, char **argv, struct global_opts *g)
 		if (g->json)
 			print_json(&pr, &s, rs, nrs, seq);
 		else
-			print_text(&pr, &s, rs, nrs, seq, threads);
-		if (trace)
+			print_text(&pr, &s, rs, nrs, seq, a.threads);
+		if (a.trace)
 			tracemark("stat pid %d faults/s %.0f write_faults/s %.0f guest_exits/s %.0f steal %.1f%%",
 				  (int)s.pid, per_s(s.c.faults, s.interval_s),
 				  per_s(s.c.write_faults, s.interval_s),
 				  per_s(s.c.guest_exits, s.interval_s), s.steal_pct);
 		if (!s.alive) {
 			if (!g->json)
-				printf("process %lu exited\n", pid);
+				printf("process %lu exited\n", a.pid);
 			break;
 		}
 	}
 	probes_close(&pr);
-	return ret;
+	return EXIT_OK;
 fail:
 	if (g->json)
 		fail_json(lmig_errmsg());

@@ -4,10 +4,11 @@
  * lmig died before it could (SIGKILL, a crash), from the state files it
  * wrote under /run/lmig before it changed anything.
  */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cli/cmd.h"
+#include "cli/options.h"
+#include "cli/report.h"
 #include "lib/err.h"
 #include "lib/json.h"
 #include "host/throttle.h"
@@ -30,33 +31,41 @@ void usage_throttle(void)
 	       THROTTLE_STATE_DIR);
 }
 
+struct throttle_args {
+	bool restore, all;
+};
+
+static int throttle_opt(int opt, const char *arg, void *ctx)
+{
+	struct throttle_args *a = ctx;
+
+	switch (opt) {
+	case 'r': a->restore = true; return EXIT_OK;
+	case 'a': a->all = true; return EXIT_OK;
+	}
+	return OPT_NOT_OWN;
+}
+
 int cmd_throttle(int argc, char **argv, struct global_opts *g)
 {
 	static const struct option lo[] = {
 		{ "restore", no_argument, NULL, 'r' },
 		{ "all", no_argument, NULL, 'a' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 } };
-	bool restore = false, all = false;
-	int opt, n;
+		OPTE_JSON,
+		OPTE_HELP,
+		OPTE_END };
+	struct throttle_args a = { 0 };
+	const struct cli_parse p = { "throttle", ":rajh", lo, usage_throttle, throttle_opt, &a };
+	struct cli_opts c;
+	int n;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":rajh", lo, NULL)) != -1) {
-		switch (opt) {
-		case 'r': restore = true; break;
-		case 'a': all = true; break;
-		case 'j': g->json = true; break;
-		case 'h': usage_throttle(); return EXIT_OK;
-		default: return usage_error("throttle", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return usage_error("throttle", "unexpected argument '%s'", argv[optind]);
-	if (!restore)
+	opts_init(&c);
+	n = opts_parse(&p, &c, g, argc, argv);
+	if (n != OPTS_RUN)
+		return n;
+	if (!a.restore)
 		return usage_error("throttle", "say what to do: --restore");
-	n = throttle_restore_files(!all, !g->json);
+	n = throttle_restore_files(!a.all, g->json ? NULL : cli_restored, NULL);
 	if (g->json) {
 		struct json_obj j;
 

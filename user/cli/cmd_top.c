@@ -6,7 +6,6 @@
  * faults): the processes to look at before deciding what to migrate.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cmd.h"
+#include "cli/options.h"
 #include "lib/err.h"
 #include "lib/json.h"
 #include "lib/parse.h"
@@ -28,7 +28,7 @@ static void on_signal(int sig)
 }
 
 enum sort_key { SORT_FAULTS, SORT_WFAULTS, SORT_GFAULTS, SORT_EXITS, SORT_STEAL };
-static const char *const sort_names[] = { "faults", "wfaults", "gfaults", "exits", "steal" };
+static const char *const sort_names[] = { "faults", "wfaults", "gfaults", "exits", "steal", NULL };
 
 void usage_top(void)
 {
@@ -95,6 +95,110 @@ static bool starved(const struct probe_proc *p, const struct thresholds *th, dou
 	return secs > 0 && p->c.guest_faults / secs >= th->gfaults;
 }
 
+struct top_args {
+	unsigned long interval, count, limit;
+	struct thresholds th;
+};
+
+static int top_opt(int opt, const char *arg, void *ctx)
+{
+	struct top_args *a = ctx;
+	unsigned long v;
+	int k;
+
+	switch (opt) {
+	case 'i': return opts_uint("top", "--interval", arg, 100, 3600000, &a->interval);
+	case 'n': return opts_uint("top", "--count", arg, 1, 1UL << 31, &a->count);
+	case 'l': return opts_uint("top", "--limit", arg, 1, 100000, &a->limit);
+	case 's':
+		k = opts_word(arg, sort_names);
+		if (k < 0)
+			return usage_error("top", "--sort: '%s' is not one of faults, wfaults, gfaults, exits, steal",
+					   arg);
+		sort_by = k;
+		return EXIT_OK;
+	case 'S':
+		if (opts_uint("top", "--steal-pct", arg, 0, 100, &v))
+			return EXIT_USAGE;
+		a->th.steal_pct = v;
+		return EXIT_OK;
+	case 'G':
+		if (opts_uint("top", "--gfaults", arg, 0, 1UL << 40, &v))
+			return EXIT_USAGE;
+		a->th.gfaults = v;
+		return EXIT_OK;
+	}
+	return OPT_NOT_OWN;
+}
+
+static void print_json(const struct probe_proc *ps, unsigned int n, unsigned long seq,
+		       double secs, const struct thresholds *th)
+{
+	struct json_obj j;
+
+	json_begin(&j);
+	json_str(&j, "role", "top");
+	json_u64(&j, "seq", seq);
+	json_u64(&j, "interval_ms", (uint64_t)(secs * 1000 + 0.5));
+	json_array_begin(&j, "procs");
+	for (unsigned int i = 0; i < n; i++) {
+		json_elem_begin(&j);
+		json_u64(&j, "pid", ps[i].pid);
+		json_str(&j, "comm", ps[i].comm);
+		json_dbl(&j, "faults_per_s", ps[i].c.faults / secs, 1);
+		json_dbl(&j, "write_faults_per_s", ps[i].c.write_faults / secs, 1);
+		json_dbl(&j, "guest_faults_per_s", ps[i].c.guest_faults / secs, 1);
+		json_dbl(&j, "guest_exits_per_s", ps[i].c.guest_exits / secs, 1);
+		json_dbl(&j, "steal_pct", ps[i].steal_pct, 2);
+		json_dbl(&j, "cpu_pct", ps[i].c.run_ns / (secs * 1e7), 1);
+		json_bool(&j, "victim", victim(&ps[i], th, secs));
+		json_bool(&j, "memstarved", starved(&ps[i], th, secs));
+		json_elem_end(&j);
+	}
+	json_array_end(&j);
+	json_end(&j, stdout);
+}
+
+static void print_text(const struct probe_proc *ps, unsigned int n, unsigned long seq,
+		       double secs, const struct thresholds *th, bool tty)
+{
+	if (tty)
+		printf("\033[H\033[J");
+	else if (seq)
+		printf("\n");
+	printf("lmig top: every %.1f s, sorted by %s; VICTIM: steal >= %.0f%%, "
+	       "MEMSTARVED: guest faults >= %.0f/s\n", secs, sort_names[sort_by],
+	       th->steal_pct, th->gfaults);
+	printf("%8s %-16s %10s %10s %10s %10s %7s %6s  %s\n", "pid", "comm", "faults/s",
+	       "wfaults/s", "gfaults/s", "gexits/s", "steal%", "cpu%", "flags");
+	for (unsigned int i = 0; i < n; i++) {
+		const struct probe_proc *p = &ps[i];
+
+		printf("%8d %-16s %10.0f %10.0f %10.0f %10.0f %7.1f %6.1f  %s%s\n", (int)p->pid,
+		       p->comm[0] ? p->comm : "?", p->c.faults / secs,
+		       p->c.write_faults / secs, p->c.guest_faults / secs,
+		       p->c.guest_exits / secs, p->steal_pct, p->c.run_ns / (secs * 1e7),
+		       victim(p, th, secs) ? "VICTIM " : "",
+		       starved(p, th, secs) ? "MEMSTARVED" : "");
+	}
+	fflush(stdout);
+}
+
+static int open_failed(const struct probes *pr, bool json)
+{
+	if (json) {
+		struct json_obj j;
+
+		json_begin(&j);
+		json_str(&j, "role", "top");
+		json_str(&j, "status", "failed");
+		json_str(&j, "error", pr->why);
+		json_end(&j, stdout);
+	}
+	fprintf(stderr, "lmig top: %s\n", pr->why);
+	return EXIT_FAIL;
+}
+
 int cmd_top(int argc, char **argv, struct global_opts *g)
 {
 	static const struct option lo[] = {
@@ -104,80 +208,29 @@ int cmd_top(int argc, char **argv, struct global_opts *g)
 		{ "sort", required_argument, NULL, 's' },
 		{ "steal-pct", required_argument, NULL, 'S' },
 		{ "gfaults", required_argument, NULL, 'G' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 } };
-	unsigned long interval = 2000, count = 0, limit = 20, v;
-	struct thresholds th = { 10, 1000 };
+		OPTE_JSON,
+		OPTE_HELP,
+		OPTE_END };
+	struct top_args a = { .interval = 2000, .limit = 20, .th = { 10, 1000 } };
+	const struct cli_parse p = { "top", ":i:n:l:s:jh", lo, usage_top, top_opt, &a };
 	struct sigaction sa = { .sa_handler = on_signal };
 	bool tty = isatty(STDOUT_FILENO);
+	struct cli_opts c;
 	struct probes pr;
-	int opt;
+	int ret;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":i:n:l:s:jh", lo, NULL)) != -1) {
-		switch (opt) {
-		case 'i':
-			if (parse_uint("--interval", optarg, 100, 3600000, &interval))
-				return usage_error("top", "%s", lmig_errmsg());
-			break;
-		case 'n':
-			if (parse_uint("--count", optarg, 1, 1UL << 31, &count))
-				return usage_error("top", "%s", lmig_errmsg());
-			break;
-		case 'l':
-			if (parse_uint("--limit", optarg, 1, 100000, &limit))
-				return usage_error("top", "%s", lmig_errmsg());
-			break;
-		case 's': {
-			unsigned int k;
-
-			for (k = 0; k < 5 && strcmp(optarg, sort_names[k]); k++)
-				;
-			if (k == 5)
-				return usage_error("top", "--sort: '%s' is not one of faults, wfaults, gfaults, exits, steal",
-						   optarg);
-			sort_by = k;
-			break;
-		}
-		case 'S':
-			if (parse_uint("--steal-pct", optarg, 0, 100, &v))
-				return usage_error("top", "%s", lmig_errmsg());
-			th.steal_pct = v;
-			break;
-		case 'G':
-			if (parse_uint("--gfaults", optarg, 0, 1UL << 40, &v))
-				return usage_error("top", "%s", lmig_errmsg());
-			th.gfaults = v;
-			break;
-		case 'j': g->json = true; break;
-		case 'h': usage_top(); return EXIT_OK;
-		case ':': return usage_error("top", "option '%s' needs a value", argv[optind - 1]);
-		default: return usage_error("top", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return usage_error("top", "unexpected argument '%s'", argv[optind]);
-	if (probes_open(&pr, 0, PROBES_ALL | PROBES_PIN)) {
-		if (g->json) {
-			struct json_obj j;
-
-			json_begin(&j);
-			json_str(&j, "role", "top");
-			json_str(&j, "status", "failed");
-			json_str(&j, "error", pr.why);
-			json_end(&j, stdout);
-		}
-		fprintf(stderr, "lmig top: %s\n", pr.why);
-		return EXIT_FAIL;
-	}
+	opts_init(&c);
+	ret = opts_parse(&p, &c, g, argc, argv);
+	if (ret != OPTS_RUN)
+		return ret;
+	if (probes_open(&pr, 0, PROBES_ALL | PROBES_PIN))
+		return open_failed(&pr, g->json);
 	if (pr.note[0] && !g->json)
 		fprintf(stderr, "lmig top: note: %s\n", pr.note);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	for (unsigned long seq = 0; !stop && (!count || seq < count); seq++) {
-		struct timespec ts = { interval / 1000, (interval % 1000) * 1000000L };
+	for (unsigned long seq = 0; !stop && (!a.count || seq < a.count); seq++) {
+		struct timespec ts = { a.interval / 1000, (a.interval % 1000) * 1000000L };
 		struct probe_proc *ps;
 		unsigned int n;
 		double secs;
@@ -193,54 +246,12 @@ int cmd_top(int argc, char **argv, struct global_opts *g)
 		}
 		secs_g = secs;
 		qsort(ps, n, sizeof(*ps), cmp_proc);
-		if (n > limit)
-			n = limit;
-		if (g->json) {
-			struct json_obj j;
-
-			json_begin(&j);
-			json_str(&j, "role", "top");
-			json_u64(&j, "seq", seq);
-			json_u64(&j, "interval_ms", (uint64_t)(secs * 1000 + 0.5));
-			json_array_begin(&j, "procs");
-			for (unsigned int i = 0; i < n; i++) {
-				json_elem_begin(&j);
-				json_u64(&j, "pid", ps[i].pid);
-				json_str(&j, "comm", ps[i].comm);
-				json_dbl(&j, "faults_per_s", ps[i].c.faults / secs, 1);
-				json_dbl(&j, "write_faults_per_s", ps[i].c.write_faults / secs, 1);
-				json_dbl(&j, "guest_faults_per_s", ps[i].c.guest_faults / secs, 1);
-				json_dbl(&j, "guest_exits_per_s", ps[i].c.guest_exits / secs, 1);
-				json_dbl(&j, "steal_pct", ps[i].steal_pct, 2);
-				json_dbl(&j, "cpu_pct", ps[i].c.run_ns / (secs * 1e7), 1);
-				json_bool(&j, "victim", victim(&ps[i], &th, secs));
-				json_bool(&j, "memstarved", starved(&ps[i], &th, secs));
-				json_elem_end(&j);
-			}
-			json_array_end(&j);
-			json_end(&j, stdout);
-			continue;
-		}
-		if (tty)
-			printf("\033[H\033[J");
-		else if (seq)
-			printf("\n");
-		printf("lmig top: every %.1f s, sorted by %s; VICTIM: steal >= %.0f%%, "
-		       "MEMSTARVED: guest faults >= %.0f/s\n", secs, sort_names[sort_by],
-		       th.steal_pct, th.gfaults);
-		printf("%8s %-16s %10s %10s %10s %10s %7s %6s  %s\n", "pid", "comm", "faults/s",
-		       "wfaults/s", "gfaults/s", "gexits/s", "steal%", "cpu%", "flags");
-		for (unsigned int i = 0; i < n; i++) {
-			const struct probe_proc *p = &ps[i];
-
-			printf("%8d %-16s %10.0f %10.0f %10.0f %10.0f %7.1f %6.1f  %s%s\n", (int)p->pid,
-			       p->comm[0] ? p->comm : "?", p->c.faults / secs,
-			       p->c.write_faults / secs, p->c.guest_faults / secs,
-			       p->c.guest_exits / secs, p->steal_pct, p->c.run_ns / (secs * 1e7),
-			       victim(p, &th, secs) ? "VICTIM " : "",
-			       starved(p, &th, secs) ? "MEMSTARVED" : "");
-		}
-		fflush(stdout);
+		if (n > a.limit)
+			n = a.limit;
+		if (g->json)
+			print_json(ps, n, seq, secs, &a.th);
+		else
+			print_text(ps, n, seq, secs, &a.th, tty);
 	}
 	probes_close(&pr);
 	return EXIT_OK;

@@ -13,12 +13,59 @@ static void digest_hex(const struct image_stats *st, char out[33])
 		snprintf(out + 2 * i, 3, "%02x", st->digest[i]);
 }
 
+void throttle_note_words(const struct throttle_note *n, char *buf, size_t len)
+{
+	switch (n->kind) {
+	case THROTTLE_NOTE_APPLIED:
+		snprintf(buf, len, "%s %s (cgroup %s%.150s)", n->threads ? "threads" : "process",
+			 n->threads ? "that write" : "whole", n->v2 ? "v2 " : "v1 ", n->cg);
+		return;
+	case THROTTLE_NOTE_CANNOT:
+		snprintf(buf, len, "cannot throttle%s: %s", n->retry ? " (will try again)" : "",
+			 n->err);
+		return;
+	case THROTTLE_NOTE_INEFFECTIVE:
+		snprintf(buf, len,
+			 "ineffective: %.0f%% of its CPU taken, dirty rate still %.1f of %.1f MB/s; the writer does not need the CPU to write",
+			 n->cpu_taken_pct, n->dirty_mbps, n->dirty_before_mbps);
+		return;
+	case THROTTLE_NOTE_NONE:
+		break;
+	}
+	if (len)
+		buf[0] = 0;
+}
+
+void throttle_io_note_words(const struct throttle_io_note *n, char *buf, size_t len)
+{
+	switch (n->kind) {
+	case THROTTLE_IO_NOTE_LIMITED:
+		snprintf(buf, len, "disk writes of the %s (%.1f MB/s) limited on %u device%s (cgroup %s%.120s)",
+			 n->per_thread ? "threads that write to disk" : "process", n->bps / 1e6,
+			 n->ndev, n->ndev == 1 ? "" : "s", n->v2 ? "v2 io.max " : "v1 blkio ", n->cg);
+		return;
+	case THROTTLE_IO_NOTE_NOT_LIMITED:
+		snprintf(buf, len, "disk writes (%.1f MB/s) not limited: %s", n->bps / 1e6, n->err);
+		return;
+	case THROTTLE_IO_NOTE_SET_FAILED:
+		snprintf(buf, len, "%s", n->err);
+		return;
+	case THROTTLE_IO_NOTE_NONE:
+		break;
+	}
+	if (len)
+		buf[0] = 0;
+}
+
 static void live_json(struct json_obj *j, const struct image_stats *st)
 {
-	char why[256], probes[200];
+	/* The sizes the notes always had: longer words are cut there, as before. */
+	char why[256], probes[200], note[200], io_note[300];
 
 	report_tracker_words(&st->tracker_why, why, sizeof(why));
 	report_probes_words(&st->probes, probes, sizeof(probes));
+	throttle_note_words(&st->throttle_note, note, sizeof(note));
+	throttle_io_note_words(&st->throttle_io_note, io_note, sizeof(io_note));
 	json_bool(j, "live", true);
 	json_str(j, "tracker", st->tracker);
 	json_str(j, "tracker_why", why[0] ? why : NULL);
@@ -60,8 +107,8 @@ static void live_json(struct json_obj *j, const struct image_stats *st)
 	}
 	json_array_end(j);
 	json_bool(j, "throttled", st->throttled);
-	json_str(j, "throttle_note", st->throttle_note[0] ? st->throttle_note : NULL);
-	json_str(j, "throttle_io_note", st->throttle_io_note[0] ? st->throttle_io_note : NULL);
+	json_str(j, "throttle_note", note[0] ? note : NULL);
+	json_str(j, "throttle_io_note", io_note[0] ? io_note : NULL);
 	json_array_begin(j, "throttle");
 	for (unsigned int i = 0; i < st->rounds; i++) {
 		const struct round_stat *r = &st->round[i];
@@ -80,6 +127,10 @@ static void live_json(struct json_obj *j, const struct image_stats *st)
 
 static void live_text(const struct image_stats *st)
 {
+	char note[200], io_note[300];
+
+	throttle_note_words(&st->throttle_note, note, sizeof(note));
+	throttle_io_note_words(&st->throttle_io_note, io_note, sizeof(io_note));
 	printf("  live: tracker %s, freeze %s, %u rounds; downtime %.1f ms (freeze %.2f ms, final harvest %.2f ms); source %s\n",
 	       st->tracker, st->frozen, st->rounds, st->downtime_s * 1000, st->freeze_s * 1000,
 	       st->final_harvest_s * 1000, st->source_state);
@@ -92,10 +143,10 @@ static void live_text(const struct image_stats *st)
 		       (unsigned long long)r->bytes_wire, r->rate_mbps, r->predicted_downtime_ms);
 	}
 	printf("  (* sent with the workload paused)\n");
-	if (st->throttled || st->throttle_note[0])
-		printf("  throttle: %s\n", st->throttle_note);
-	if (st->throttle_io_note[0])
-		printf("  throttle: %s\n", st->throttle_io_note);
+	if (st->throttled || note[0])
+		printf("  throttle: %s\n", note);
+	if (io_note[0])
+		printf("  throttle: %s\n", io_note);
 }
 
 void report_print(const char *role, const struct image_stats *st, const char *compress,

@@ -19,4 +19,22 @@ void report_print(const char *role, const struct image_stats *st, const char *co
 void report_probes_words(const struct probes_status *ps, char *out, size_t len);
 void report_tracker_words(const struct track_choice *c, char *out, size_t len);
 
+/* The words of a throttle note (as the report and the progress lines print them); "" for none. */
+void throttle_note_words(const struct throttle_note *n, char *buf, size_t len);
+void throttle_io_note_words(const struct throttle_io_note *n, char *buf, size_t len);
+/* Words, on stderr, for what a send or receive tells while it runs (progress.c). */
+void cli_image_event(void *ctx, enum image_event ev, const struct image_progress *p,
+		     const struct image_stats *st);
+extern const struct image_events cli_events;
+/* "lmig: restored the CPU limit of process ..." on stderr. */
+void cli_restored(void *ctx, const struct throttle_restored *r);
+
+struct stream_stats;
+/*
+ * lmig pipe/proxy's report on fd: one JSON object (json), or a line when
+ * the stream completed (ok).
+ */
+void stream_report(const char *role, const struct stream_stats *st, const char *compress,
+		   bool ok, bool json, int fd);
+
 #endif

@@ -95,12 +95,22 @@ int throttle_init(struct throttle *t, pid_t pid, const pid_t *tids, unsigned int
 int throttle_set(struct throttle *t, double cpus);
 /* Put everything back as it was and remove the state file. */
 int throttle_restore(struct throttle *t);
+/* A limit throttle_restore_files() undid, for its caller to tell. */
+struct throttle_restored {
+	pid_t pid;			/* the process it limited */
+	const char *cg;			/* the CPU limit's cgroup */
+	const char *io_cg;		/* the disk-write limit's, or NULL: none */
+};
+
 /*
- * Undo what the state files under THROTTLE_STATE_DIR record.  only_stale:
+ * Undo what the state files under THROTTLE_STATE_DIR record, calling
+ * restored (if not NULL) for each.  only_stale:
  * only files whose lmig is no longer running.  Returns how many were
  * restored, or -1 with lmig_err() for the first failure.
  */
-int throttle_restore_files(bool only_stale, bool verbose);
+int throttle_restore_files(bool only_stale,
+			   void (*restored)(void *ctx, const struct throttle_restored *r),
+			   void *ctx);
 /*
  * Also limit the workload's disk writes (after throttle_init): tids (may
  * be NULL/0) are the threads that write to disk, for v1.  0, or -1 with

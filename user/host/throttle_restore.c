@@ -64,7 +64,9 @@ static bool owner_runs(pid_t owner, unsigned long long owner_start)
 	return proc_start_time(owner) == owner_start;
 }
 
-int throttle_restore_files(bool only_stale, bool verbose)
+int throttle_restore_files(bool only_stale,
+			   void (*restored)(void *ctx, const struct throttle_restored *r),
+			   void *ctx)
 {
 	DIR *d = opendir(THROTTLE_STATE_DIR);
 	struct dirent *de;
@@ -94,10 +96,9 @@ int throttle_restore_files(bool only_stale, bool verbose)
 			ret = -1;
 			continue;
 		}
-		if (verbose)
-			fprintf(stderr, "lmig: restored the CPU limit of process %d (%s)%s%s%s\n",
-				(int)t.pid, t.cg, io ? " and its disk write limit (" : "",
-				io ? iocg : "", io ? ")" : "");
+		if (restored)
+			restored(ctx, &(struct throttle_restored){ .pid = t.pid, .cg = t.cg,
+								   .io_cg = io ? iocg : NULL });
 		n++;
 	}
 	closedir(d);

@@ -4,6 +4,7 @@
 #define LMIG_IMAGE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <sys/types.h>
@@ -11,6 +12,8 @@
 #include "chan/policy.h"
 #include "host/probes.h"
 #include "live/track_choice.h"
+
+struct throttle_restored;
 
 struct tls_conf;
 
@@ -33,6 +36,46 @@ struct round_stat {
 	double io_limit_mbps;		/* disk write limit in force, 0 = none */
 	double disk_write_mbps;		/* what the workload wrote to disk before it */
 };
+
+/*
+ * What --throttle auto did, as numbers and names; cli/report.c words
+ * them (throttle_note_words()).
+ */
+enum throttle_note_kind {
+	THROTTLE_NOTE_NONE,
+	THROTTLE_NOTE_APPLIED,		/* limited: the process, or the threads that write */
+	THROTTLE_NOTE_CANNOT,		/* applying a limit failed (err) */
+	THROTTLE_NOTE_INEFFECTIVE,	/* lifted: its CPU taken, its dirty rate not lower */
+};
+
+struct throttle_note {
+	enum throttle_note_kind kind;
+	bool threads;			/* APPLIED: only the threads that write */
+	bool v2;			/* APPLIED: cgroup v2 */
+	bool retry;			/* CANNOT: it will be tried again */
+	double cpu_taken_pct;		/* INEFFECTIVE: of the CPU it used before */
+	double dirty_mbps, dirty_before_mbps;	/* INEFFECTIVE: now and before the limit */
+	char cg[700];			/* APPLIED: the cgroup holding the limit */
+	char err[200];			/* CANNOT: the error */
+};
+
+enum throttle_io_note_kind {
+	THROTTLE_IO_NOTE_NONE,
+	THROTTLE_IO_NOTE_LIMITED,	/* its disk writes are limited */
+	THROTTLE_IO_NOTE_NOT_LIMITED,	/* setting that up failed (err) */
+	THROTTLE_IO_NOTE_SET_FAILED,	/* changing the limit failed (err): lifted */
+};
+
+struct throttle_io_note {
+	enum throttle_io_note_kind kind;
+	bool per_thread;		/* LIMITED: the threads that write to disk */
+	bool v2;			/* LIMITED: io.max, else v1 blkio */
+	double bps;			/* LIMITED: their rate before; NOT_LIMITED: the process's */
+	unsigned int ndev;		/* LIMITED: devices */
+	char cg[640];			/* LIMITED: the cgroup */
+	char err[300];			/* NOT_LIMITED, SET_FAILED: the error */
+};
+
 
 struct image_stats {
 	uint64_t bytes_total;		/* image size */
@@ -74,9 +117,59 @@ struct image_stats {
 	struct round_stat *round;	/* rounds entries */
 	struct probes_status probes;	/* whether the probes ran, or why not */
 	bool throttled;
-	char throttle_note[200];	/* where it throttled, or why it could not or stopped */
-	char throttle_io_note[300];	/* where its disk writes were limited, or why not */
+	struct throttle_note throttle_note;	/* where it throttled, or why it could not or stopped */
+	struct throttle_io_note throttle_io_note;	/* where its disk writes were limited, or why not */
 };
+
+/*
+ * What a send or a receive tells its command line while it runs, as
+ * numbers; the command line words it (cli/progress.c).
+ */
+enum image_event {
+	IMAGE_EV_PROGRESS,	/* where the transfer is: p */
+	IMAGE_EV_TRACKER,	/* --tracker auto chose st->tracker (st->tracker_why) */
+	IMAGE_EV_THROTTLE,	/* st->throttle_note changed: cannot, or lifted */
+	IMAGE_EV_WARNING,	/* lmig_errmsg() did not stop the migration */
+	IMAGE_EV_RESTORE_FAILED,/* lmig_errmsg(): a limit could not be restored */
+};
+
+struct image_progress {
+	bool send;			/* else a receive */
+	bool final;			/* the last one: the transfer is over */
+	bool plain;			/* a line each, not one redrawn line */
+	double elapsed;			/* seconds since the transfer began */
+	uint64_t done, total;		/* image bytes */
+	bool lz4;			/* a cold send: lz4 on at the moment */
+	/* A live migration (the receiver knows only the round). */
+	bool live;
+	unsigned int round;
+	bool frozen;			/* the round sent with the workload paused */
+	double dirty_mbps;		/* of the latest harvest */
+	uint64_t bytes_wire;
+	double rate_mbps;		/* memory bytes a second the link moves */
+	double eta_s;			/* for the rest of this round at that rate */
+	double predicted_ms;		/* downtime if frozen after the latest harvest */
+	double throttle_pct;		/* CPU share allowed, < 0: no limit */
+	double io_limit_mbps;		/* disk-write limit, < 0: none */
+	double write_faults_per_s;	/* the probes' rates, < 0: no probes */
+	double steal_pct;
+};
+
+struct image_events {
+	void (*fn)(void *ctx, enum image_event ev, const struct image_progress *p,
+		   const struct image_stats *st);
+	/* A limit an earlier, killed lmig left behind was undone. */
+	void (*restored)(void *ctx, const struct throttle_restored *r);
+	void *ctx;
+};
+
+/* Tell ev (which may be NULL or have no fn). */
+static inline void image_tell(const struct image_events *ev, enum image_event e,
+			      const struct image_progress *p, const struct image_stats *st)
+{
+	if (ev && ev->fn)
+		ev->fn(ev->ctx, e, p, st);
+}
 
 struct send_opts {
 	const char *mem;		/* image path */
@@ -88,6 +181,7 @@ struct send_opts {
 	int timeout_ms;			/* connect, handshake and stall limit */
 	bool progress;
 	bool plain_progress;		/* lines instead of a redrawn line (not a terminal) */
+	const struct image_events *events;	/* progress and notes while it runs */
 	/* Live migration: pid > 0. */
 	pid_t pid;			/* the process that writes the memory */
 	const char *freeze;		/* "signal", "cgroup:DIR", "none" */
@@ -114,15 +208,12 @@ struct recv_opts {
 	bool sync;			/* fdatasync before the commit */
 	bool verify_readback;		/* re-read and re-hash the output before the commit */
 	bool progress;
+	const struct image_events *events;	/* progress while it runs */
 	int ready_fd;			/* write "PORT\n" here once listening, or -1 */
 	const struct tls_conf *tls;	/* NULL: plain TCP */
 };
 
 int image_send(const struct send_opts *o, struct image_stats *st);
 int image_recv(const struct recv_opts *o, struct image_stats *st);
-
-/* Progress line on stderr, at most twice a second. */
-void progress_show(const char *verb, uint64_t done, uint64_t total, double elapsed,
-		   const char *extra, bool final);
 
 #endif

@@ -254,14 +254,15 @@ static void show_progress(struct image_receiver *r, bool final)
 {
 	double t = now_s();
 	uint64_t done = r->pages_done * LMIG_PAGE_SIZE;
-	char extra[32];
+	struct image_progress p = { .final = final, .elapsed = t - r->t0,
+				    .total = r->hi.image_size,
+				    .done = done > r->hi.image_size ? r->hi.image_size : done,
+				    .live = r->live, .round = r->round };
 
 	if (!r->o->progress || (!final && t - r->last_progress < 0.5))
 		return;
 	r->last_progress = t;
-	snprintf(extra, sizeof(extra), "round %u", r->round);
-	progress_show("received", done > r->hi.image_size ? r->hi.image_size : done,
-		      r->hi.image_size, t - r->t0, r->live ? extra : NULL, final);
+	image_tell(r->o->events, IMAGE_EV_PROGRESS, &p, r->st);
 }
 
 /* Wait for done decodes in the ring, with the other completions. */

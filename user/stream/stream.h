@@ -99,8 +99,5 @@ void sreply_build(struct lmig_sreply *r, unsigned int type, unsigned int status,
 		  uint64_t bytes, const char *reason);
 bool sreply_csum_ok(const struct lmig_sreply *r);
 
-/* The end-of-command report (--json: one object to fd json_fd). */
-void stream_report(const char *role, const struct stream_stats *st, const char *compress,
-		   bool ok, bool json, int json_fd);
 
 #endif

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "lib/err.h"
-#include "lib/json.h"
 #include "chan/net.h"
 #include "lib/parse.h"
 #include "stream/stream.h"
@@ -155,62 +154,4 @@ bool sreply_csum_ok(const struct lmig_sreply *r)
 
 	h.checksum = 0;
 	return XXH3_64bits(&h, sizeof(h)) == le64toh(r->checksum);
-}
-
-void stream_report(const char *role, const struct stream_stats *st, const char *compress,
-		   bool ok, bool json, int json_fd)
-{
-	double mbps = st->total_s > 0 ? st->bytes_stream / st->total_s / 1e6 : 0;
-	double ratio = st->bytes_stream ? (double)st->bytes_wire / st->bytes_stream : 0;
-	bool source = strstr(role, "send") != NULL;
-	char a[32], b[32];
-
-	if (json) {
-		struct json_obj j;
-		FILE *f;
-		int fd = dup(json_fd);
-
-		f = fd >= 0 ? fdopen(fd, "w") : NULL;
-		if (!f) {
-			if (fd >= 0)
-				close(fd);
-			return;
-		}
-		json_begin(&j);
-		json_str(&j, "role", role);
-		json_str(&j, "status", ok ? "completed" : "failed");
-		if (!ok)
-			json_str(&j, "error", lmig_errmsg());
-		json_u64(&j, "total_ms", (uint64_t)(st->total_s * 1000 + 0.5));
-		/* bytes_in: read from QEMU (source); bytes_out: written to QEMU (destination). */
-		json_u64(&j, source ? "bytes_in" : "bytes_out", st->bytes_stream);
-		json_u64(&j, "bytes_wire", st->bytes_wire);
-		json_dbl(&j, "wire_ratio", ratio, 4);
-		json_dbl(&j, "throughput_mbps", mbps, 1);
-		json_u64(&j, "streams", st->streams);
-		json_u64(&j, "channels", st->channels);
-		json_u64(&j, "blocks", st->blocks);
-		json_u64(&j, "blocks_lz4", st->blocks_lz4);
-		json_str(&j, "compress", compress);
-		json_u64(&j, "lz4_switches", st->lz4_switches);
-		if (st->lz4_accel_max)	/* the sender's */
-			json_u64(&j, "lz4_accel_max", st->lz4_accel_max);
-		if (source)
-			json_bool(&j, "zerocopy", st->zerocopy);
-		else
-			json_bool(&j, "multishot", st->multishot);
-		json_str(&j, "tls", st->tls);
-		if (st->tls_binding[0])
-			json_str(&j, "tls_binding", st->tls_binding);
-		json_end(&j, f);
-		fclose(f);
-		return;
-	}
-	if (!ok)
-		return;
-	dprintf(json_fd, "%s: completed, %u stream%s, %s %s QEMU in %.3f s (%.1f MB/s), %s on the wire (%.1f%%), %u channel%s, compress %s\n",
-		role, st->streams, st->streams == 1 ? "" : "s",
-		fmt_bytes(a, sizeof(a), (double)st->bytes_stream), source ? "from" : "to",
-		st->total_s, mbps, fmt_bytes(b, sizeof(b), (double)st->bytes_wire), ratio * 100,
-		st->channels, st->channels == 1 ? "" : "s", compress);
 }

@@ -42,6 +42,8 @@ enum dirty_pattern {
 	PAT_PWRITE,
 };
 
+struct dirty_stats;
+
 struct dirty_opts {
 	const char *mem;	/* path, "memfd:NAME", or "anon" (private anonymous memory) */
 	uint64_t size;		/* bytes, a multiple of the page size */
@@ -52,7 +54,11 @@ struct dirty_opts {
 	double duration;	/* seconds of writing, 0 = until SIGINT/SIGTERM */
 	uint64_t seed;
 	int ready_fd;		/* write the object's path and "\n" here once filled, or -1 */
-	bool progress;
+	/*
+	 * Told twice a second (and once at the end, final) how far it got;
+	 * NULL: not told.
+	 */
+	void (*progress)(const struct dirty_stats *st, double elapsed, bool final);
 	/*
 	 * Register the mapping with a userfaultfd of our own for async
 	 * write-protection before the fill, and hold it open: what the uffd

@@ -10,7 +10,7 @@
  * index p and its rewrite count n, and word w >= 2 holds
  * mix64(p * 0x100000001b3 ^ n << 20) ^ w * 0x9e3779b97f4a7c15.
  *
- * Pacing: every tick (1 ms) the writer computes how many pages are due
+ * Pacing: every tick (TICK_NS) the writer computes how many pages are due
  * — rate x elapsed time, where time is the wall clock or the process's
  * own CPU time — and writes them.  With the CPU pace it never sleeps: it
  * spins between writes like a vCPU that computes, so when its CPU share is
@@ -53,7 +53,7 @@
 
 #define TICK_NS		1000000L	/* wall pace: sleep this long between bursts */
 #define MAX_BURST	4096		/* pages written before the clock is read again */
-#define COMPUTE_ROUNDS	16384		/* mix64 rounds per work unit (about 0.1 ms here) */
+#define COMPUTE_ROUNDS	16384		/* mix64 rounds per work unit (Documentation/benchmarks.md) */
 
 static volatile sig_atomic_t stop_sig;
 
@@ -394,27 +394,112 @@ err:
 static void show(const struct dirty_opts *o, const struct dirty_stats *st, double elapsed,
 		 bool final)
 {
-	if (!o->progress)
-		return;
-	fprintf(stderr, "\rdirty %s: %llu pages written in %.1f s, %.1f MB/s%s", st->path,
-		(unsigned long long)st->pages_written, elapsed,
-		elapsed > 0 ? st->pages_written * (double)LMIG_PAGE_SIZE / elapsed / 1e6 : 0,
-		final ? "\n" : "   ");
-	fflush(stderr);
+	if (o->progress)
+		o->progress(st, elapsed, final);
 }
 
-int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
+/* One run of the workload: what its steps share. */
+struct run {
+	const struct dirty_opts *o;
+	struct dirty_stats *st;
+	uint8_t *map;
+	int fd, uffd;
+	uint64_t npages, *gen;		/* gen[p]: the writes page p has had */
+	uint64_t rng;
+	struct compute_thread *cth;
+	unsigned int ncth;		/* compute threads running */
+	bool disk;			/* the disk writer runs */
+	double next_sample;
+};
+
+/* Map the object (or anonymous memory) and register it for --uffd. */
+static int run_map(struct run *r)
 {
-	struct sigaction sa = { .sa_handler = on_stop };
-	uint64_t npages = o->size / LMIG_PAGE_SIZE, *gen = NULL;
-	uint64_t rng = o->seed ? o->seed : 0x6c6d6967ULL;
-	uint8_t *map = MAP_FAILED;
-	double t0, c0, last_show, next_sample = 0;
-	bool anon = !strcmp(o->mem, "anon");
-	int fd = -1, uffd = -1, ret = -1;
-	struct compute_thread *cth = NULL;
-	unsigned int ncth = 0;
-	bool disk = false;
+	const struct dirty_opts *o = r->o;
+
+	if (!strcmp(o->mem, "anon")) {
+		r->map = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			      -1, 0);
+		if (r->map != MAP_FAILED)
+			snprintf(r->st->path, sizeof(r->st->path), "anon:%lx-%lx",
+				 (unsigned long)r->map, (unsigned long)(r->map + o->size));
+		r->st->created = true;
+	} else {
+		r->fd = open_object(o, r->st);
+		if (r->fd < 0)
+			return -1;
+		r->map = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+	}
+	r->gen = calloc(r->npages, sizeof(*r->gen));
+	if (r->map == MAP_FAILED || !r->gen) {
+		lmig_err_errno(errno, "cannot map %llu bytes of %s", (unsigned long long)o->size,
+			       o->mem);
+		return -1;
+	}
+	if (o->uffd) {
+		r->uffd = uffd_register(r->map, o->size, r->fd >= 0);
+		if (r->uffd < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void run_write(struct run *r, uint64_t p)
+{
+	if (churns(r->o->pattern))
+		churn_page(r->map, r->fd, r->o->pattern, p, r->gen[p]++, &r->rng);
+	else
+		write_page(r->map + p * LMIG_PAGE_SIZE, p, r->gen[p]++, r->o->pattern, &r->rng);
+}
+
+static void run_fill(struct run *r)
+{
+	double t0 = now_s();
+
+	/* One call maps it all: far cheaper than a write fault per page. */
+	madvise(r->map, r->o->size, MADV_POPULATE_WRITE);
+	for (uint64_t p = 0; p < r->npages && !stop_sig; p++)
+		run_write(r, p);
+	r->st->pages_filled = r->npages;
+	r->st->fill_s = now_s() - t0;
+}
+
+/* The compute threads and the disk writer, if asked for. */
+static int run_helpers(struct run *r)
+{
+	const struct dirty_opts *o = r->o;
+
+	if (o->compute_threads) {
+		r->cth = calloc(o->compute_threads, sizeof(*r->cth));
+		if (!r->cth) {
+			lmig_err("out of memory");
+			return -1;
+		}
+		atomic_store(&compute_stop, false);
+		r->ncth = compute_start(r->cth, o->compute_threads);
+		if (r->ncth < o->compute_threads)
+			return -1;
+	}
+	if (o->disk_path) {
+		if (dirty_disk_start(o->disk_path, o->disk_rate))
+			return -1;
+		r->disk = true;
+	}
+	return 0;
+}
+
+static void run_sample(struct run *r, double t)
+{
+	if (r->o->sample_fd >= 0 && t >= r->next_sample) {
+		sample(r->o->sample_fd, r->st, r->cth, r->ncth);
+		r->next_sample = t + r->o->sample_ms / 1000.0;
+	}
+}
+
+/* The steady writes, until stopped or --duration is over; t0: their start. */
+static void run_steady(struct run *r, double t0)
+{
+	const struct dirty_opts *o = r->o;
 	/*
 	 * With compute threads or a disk writer the process's CPU time is not
 	 * the writer's: paced by it, the writer would write faster the more
@@ -422,82 +507,18 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 	 */
 	clockid_t pace_clock = o->compute_threads || o->disk_path ? CLOCK_THREAD_CPUTIME_ID :
 				CLOCK_PROCESS_CPUTIME_ID;
+	double c0 = clock_s(pace_clock), last_show = t0;
 
-	*st = (struct dirty_stats){ .size = o->size };
-	if (anon) {
-		map = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (map != MAP_FAILED)
-			snprintf(st->path, sizeof(st->path), "anon:%lx-%lx", (unsigned long)map,
-				 (unsigned long)(map + o->size));
-		st->created = true;
-	} else {
-		fd = open_object(o, st);
-		if (fd < 0)
-			return -1;
-		map = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	}
-	gen = calloc(npages, sizeof(*gen));
-	if (map == MAP_FAILED || !gen) {
-		lmig_err_errno(errno, "cannot map %llu bytes of %s", (unsigned long long)o->size,
-			       o->mem);
-		goto out;
-	}
-	if (o->uffd) {
-		uffd = uffd_register(map, o->size, !anon);
-		if (uffd < 0)
-			goto out;
-	}
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-
-	if (o->fill > 0 || (o->fill < 0 && st->created)) {
-		t0 = now_s();
-		/* One call maps it all: far cheaper than a write fault per page. */
-		madvise(map, o->size, MADV_POPULATE_WRITE);
-		for (uint64_t p = 0; p < npages && !stop_sig; p++)
-			if (churns(o->pattern))
-				churn_page(map, fd, o->pattern, p, gen[p]++, &rng);
-			else
-				write_page(map + p * LMIG_PAGE_SIZE, p, gen[p]++, o->pattern, &rng);
-		st->pages_filled = npages;
-		st->fill_s = now_s() - t0;
-	}
-	if (o->compute_threads) {
-		cth = calloc(o->compute_threads, sizeof(*cth));
-		if (!cth) {
-			lmig_err("out of memory");
-			goto out;
-		}
-		atomic_store(&compute_stop, false);
-		ncth = compute_start(cth, o->compute_threads);
-		if (ncth < o->compute_threads)
-			goto out;
-	}
-	if (o->disk_path) {
-		if (dirty_disk_start(o->disk_path, o->disk_rate))
-			goto out;
-		disk = true;
-	}
-	if (o->ready_fd >= 0 && !stop_sig) {
-		dprintf(o->ready_fd, "%s\n", st->path);
-		close(o->ready_fd);
-	}
-
-	t0 = last_show = now_s();
-	c0 = clock_s(pace_clock);
-	while (!stop_sig && o->rate) {
+	while (!stop_sig) {
 		double t = now_s(), clock = o->pace == PACE_CPU ? clock_s(pace_clock) - c0 : t - t0;
-		double due = clock * (double)o->rate / LMIG_PAGE_SIZE - (double)st->pages_written;
+		double due = clock * (double)o->rate / LMIG_PAGE_SIZE - (double)r->st->pages_written;
 		uint64_t n;
 
 		if (o->duration > 0 && t - t0 >= o->duration)
 			break;
-		if (o->sample_fd >= 0 && t >= next_sample) {
-			sample(o->sample_fd, st, cth, ncth);
-			next_sample = t + o->sample_ms / 1000.0;
-		}
+		run_sample(r, t);
 		if (t - last_show >= 0.5) {
-			show(o, st, t - t0, false);
+			show(o, r->st, t - t0, false);
 			last_show = t;
 		}
 		if (due < 1) {
@@ -506,50 +527,80 @@ int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
 			continue;	/* CPU pace: spin, burning the CPU time that paces us */
 		}
 		n = due > MAX_BURST ? MAX_BURST : (uint64_t)due;
-		for (uint64_t i = 0; i < n; i++) {
-			uint64_t p = xorshift64(&rng) % npages;
-
-			if (churns(o->pattern))
-				churn_page(map, fd, o->pattern, p, gen[p]++, &rng);
-			else
-				write_page(map + p * LMIG_PAGE_SIZE, p, gen[p]++, o->pattern, &rng);
-		}
-		st->pages_written += n;
+		for (uint64_t i = 0; i < n; i++)
+			run_write(r, xorshift64(&r->rng) % r->npages);
+		r->st->pages_written += n;
 	}
-	/* Without a rate the object just stays mapped until we are told to stop. */
-	while (!stop_sig && !o->rate && !(o->duration > 0 && now_s() - t0 >= o->duration)) {
-		if (o->sample_fd >= 0 && now_s() >= next_sample) {
-			sample(o->sample_fd, st, cth, ncth);
-			next_sample = now_s() + o->sample_ms / 1000.0;
-		}
+}
+
+/* Without a rate the object just stays mapped until we are told to stop. */
+static void run_hold(struct run *r, double t0)
+{
+	while (!stop_sig && !(r->o->duration > 0 && now_s() - t0 >= r->o->duration)) {
+		run_sample(r, now_s());
 		nanosleep(&(struct timespec){ .tv_nsec = 50 * TICK_NS }, NULL);
 	}
+}
+
+static void run_free(struct run *r)
+{
+	if (r->disk)
+		dirty_disk_stop(r->st);
+	if (r->ncth)
+		compute_stop_all(r->cth, r->ncth, r->st);
+	free(r->cth);
+	if (r->uffd >= 0)
+		close(r->uffd);
+	if (r->map != MAP_FAILED)
+		munmap(r->map, r->o->size);
+	free(r->gen);
+	if (r->fd >= 0)
+		close(r->fd);
+}
+
+int dirty_run(const struct dirty_opts *o, struct dirty_stats *st)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+	struct run r = {
+		.o = o, .st = st, .map = MAP_FAILED, .fd = -1, .uffd = -1,
+		.npages = o->size / LMIG_PAGE_SIZE, .rng = o->seed ? o->seed : 0x6c6d6967ULL,
+	};
+	int ret = -1;
+	double t0;
+
+	*st = (struct dirty_stats){ .size = o->size };
+	if (run_map(&r))
+		goto out;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	if (o->fill > 0 || (o->fill < 0 && st->created))
+		run_fill(&r);
+	if (run_helpers(&r))
+		goto out;
+	if (o->ready_fd >= 0 && !stop_sig) {
+		dprintf(o->ready_fd, "%s\n", st->path);
+		close(o->ready_fd);
+	}
+	t0 = now_s();
+	if (o->rate)
+		run_steady(&r, t0);
+	else
+		run_hold(&r, t0);
 	st->write_s = now_s() - t0;
 	if (o->sample_fd >= 0)
-		sample(o->sample_fd, st, cth, ncth);
-	if (ncth) {
-		compute_stop_all(cth, ncth, st);
-		ncth = 0;
+		sample(o->sample_fd, st, r.cth, r.ncth);
+	if (r.ncth) {
+		compute_stop_all(r.cth, r.ncth, st);
+		r.ncth = 0;
 	}
 	st->cpu_s = cpu_s();
 	show(o, st, st->write_s, true);
 	ret = 0;
-	if (disk) {
-		disk = false;
+	if (r.disk) {
+		r.disk = false;
 		ret = dirty_disk_stop(st);
 	}
 out:
-	if (disk)
-		dirty_disk_stop(st);
-	if (ncth)
-		compute_stop_all(cth, ncth, st);
-	free(cth);
-	if (uffd >= 0)
-		close(uffd);
-	if (map != MAP_FAILED)
-		munmap(map, o->size);
-	free(gen);
-	if (fd >= 0)
-		close(fd);
+	run_free(&r);
 	return ret;
 }

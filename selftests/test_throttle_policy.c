@@ -1,0 +1,547 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Unit tests of user/live/throttle_policy.c, the --throttle auto decision,
+ * fed harvests with chosen numbers so that each case is exact: what the
+ * pre-copy controller measured (dirty and link rates, the predicted
+ * downtime, the interval watched, the CPU the limited threads used, the
+ * limit in force) and what the decision must be.
+ *
+ *   disabled_counts_only        --throttle off: no action, but the count
+ *                               of bad harvests still moves
+ *   converging_never_starts     rounds that shrink by more than a quarter
+ *                               and a dirty rate below the link: no limit
+ *   first_compared_with_round0  the first harvest is judged against the
+ *                               time round 0 took
+ *   two_bad_start               one bad harvest waits, the second starts
+ *   slow_shrink_is_bad          a prediction that falls by less than a
+ *                               quarter counts as not converging
+ *   long_look_starts_at_once    one bad harvest that watched >= 3 s starts
+ *   within_budget_resets        a bad harvest already within the budget
+ *                               does not count
+ *   start_first_limit           the first limit: base, aim, disk writes
+ *   start_base_floor            a base below 0.02 CPUs is taken as 0.02
+ *   aim_and_tighten             the dirty-limit formula, exact
+ *   bounds                      capped at the base, raised to the
+ *                               --throttle-max floor and to 0.01 CPUs
+ *   no_cpu_used_gives_base      no CPU measured: the base
+ *   raise_over_budget           over budget, a looser limit is set
+ *   hold_for_switch_over        within budget, a looser limit is held back
+ *   hold_same                   the same limit again is a hold
+ *   ineffective_lifts           CPU halved, dirty rate not: lifted for good
+ *   ineffective_needs_all       each condition of that verdict matters
+ *   given_up_stays              after a lift or give-up: nothing more
+ *   io_limit_follows_cpu        the disk limit is the same fraction
+ *   failures_retry_then_stop    three failed attempts, then given up
+ *   unset_after_failed_set      put back: retried later; not: no more
+ *   writers_*                   whom to limit from the probes' write
+ *                               faults: the busiest threads up to 80 %,
+ *                               the whole process when they are most of
+ *                               its threads, "cannot tell" on few faults
+ */
+#include <math.h>
+
+#include "kselftest_harness.h"
+
+#include "live/throttle_policy.h"
+
+#define NEAR(a, b)	(fabs((a) - (b)) < 1e-9 * (1 + fabs(b)))
+
+static const struct tpol_conf conf = { .enabled = true, .downtime_ms = 300, .max_pct = 90 };
+
+/* A harvest at which the workload dirtied more than the link carried, over budget. */
+static struct tpol_round bad(void)
+{
+	return (struct tpol_round){ .dirty_mbps = 40, .link_mbps = 20, .pred_s = 2.0,
+				    .look_s = 1.0, .cpu_used = 1.0, .pages = 1000,
+				    .npages = 16384 };
+}
+
+/* A state with a limit in force: 1 CPU used before, 40 MB/s dirtied before. */
+static struct tpol_state limited(void)
+{
+	return (struct tpol_state){ .on = true, .cpu_base = 1.0, .d_before = 40,
+				    .prev_pred = 2.0 };
+}
+
+TEST(disabled_counts_only)
+{
+	struct tpol_conf off = conf;
+	struct tpol_state st = { 0 };
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	off.enabled = false;
+	for (int i = 1; i <= 3; i++) {
+		tpol_decide(&st, &off, &r, &d);
+		EXPECT_EQ(TPOL_KEEP, d.action);
+		EXPECT_EQ(TPOL_DISABLED, d.why);
+		EXPECT_EQ(i, st.bad_rounds);
+	}
+	EXPECT_FALSE(st.on);
+}
+
+TEST(converging_never_starts)
+{
+	struct tpol_state st = { 0 };
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	r.dirty_mbps = 10;	/* half the link */
+	r.look_s = 8;		/* round 0 took 8 s */
+	for (int i = 0; i < 5; i++) {
+		r.pred_s = 4.0 / (1 << (2 * i));	/* a quarter of the one before each time */
+		tpol_decide(&st, &conf, &r, &d);
+		EXPECT_EQ(TPOL_KEEP, d.action);
+		EXPECT_EQ(TPOL_CONVERGING, d.why);
+		EXPECT_EQ(0, st.bad_rounds);
+		EXPECT_TRUE(NEAR(r.pred_s, st.prev_pred));
+	}
+}
+
+TEST(first_compared_with_round0)
+{
+	struct tpol_state st = { 0 };
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	/* Below the link; 2 s predicted after a round 0 of 2.5 s: shrank by only a fifth. */
+	r.dirty_mbps = 10;
+	r.look_s = 2.5;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(1, st.bad_rounds);
+	EXPECT_EQ(TPOL_WATCHING, d.why);
+	/* The same after a round 0 of 2.9 s: less by more than a quarter, converging. */
+	st = (struct tpol_state){ 0 };
+	r.look_s = 2.9;
+	r.pred_s = 2.0;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(0, st.bad_rounds);
+	EXPECT_EQ(TPOL_CONVERGING, d.why);
+}
+
+TEST(two_bad_start)
+{
+	struct tpol_state st = { 0 };
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_KEEP, d.action);
+	EXPECT_EQ(TPOL_WATCHING, d.why);
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_START, d.action);
+	EXPECT_EQ(TPOL_NOT_CONVERGING, d.why);
+	EXPECT_EQ(2, st.bad_rounds);
+	EXPECT_FALSE(st.on);	/* only tpol_start() turns it on */
+}
+
+TEST(slow_shrink_is_bad)
+{
+	struct tpol_state st = { .prev_pred = 4.0 };
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	r.dirty_mbps = 5;	/* far below the link */
+	r.pred_s = 3.1;		/* more than 3/4 of 4.0 */
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(1, st.bad_rounds);
+	r.pred_s = 2.3;		/* less than 3/4 of 3.1 */
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(0, st.bad_rounds);
+	EXPECT_EQ(TPOL_CONVERGING, d.why);
+	/* Exactly 90 % of the link is bad too. */
+	r.dirty_mbps = 18;
+	r.pred_s = 0.5;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(1, st.bad_rounds);
+}
+
+TEST(long_look_starts_at_once)
+{
+	struct tpol_state st = { 0 };
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	r.look_s = TPOL_LONG_LOOK_S - 0.01;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_KEEP, d.action);
+	st = (struct tpol_state){ 0 };
+	r.look_s = TPOL_LONG_LOOK_S;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_START, d.action);
+	EXPECT_EQ(TPOL_LONG_LOOK, d.why);
+}
+
+TEST(within_budget_resets)
+{
+	struct tpol_state st = { .bad_rounds = 1 };
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	r.pred_s = 0.3;		/* exactly --downtime-ms */
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(0, st.bad_rounds);
+	EXPECT_EQ(TPOL_KEEP, d.action);
+	r.pred_s = 0.301;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(1, st.bad_rounds);
+}
+
+TEST(start_first_limit)
+{
+	struct tpol_state st = { .bad_rounds = 2, .prev_pred = 2.0 };
+	struct tpol_round r = bad();
+	struct tpol_decision d = { .action = TPOL_START, .why = TPOL_NOT_CONVERGING };
+
+	r.cpu_used = 0.6;	/* the writing threads' share */
+	tpol_start(&st, &conf, &r, 2e6, &d);
+	EXPECT_TRUE(st.on);
+	EXPECT_TRUE(NEAR(0.6, st.cpu_base));
+	EXPECT_TRUE(NEAR(40, st.d_before));
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(TPOL_NOT_CONVERGING, d.why);
+	/* 0.6 x (1/3 of 20 MB/s) / 40 MB/s */
+	EXPECT_TRUE(NEAR(0.1, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_EQ(TPOL_AIMED, d.bound);
+	EXPECT_EQ(TPOL_IO_START, d.io);
+	/* Disk writes below 1 MiB/s are left alone. */
+	st = (struct tpol_state){ 0 };
+	d = (struct tpol_decision){ .action = TPOL_START, .why = TPOL_LONG_LOOK };
+	tpol_start(&st, &conf, &r, TPOL_IO_MIN_BPS - 1, &d);
+	EXPECT_EQ(TPOL_IO_KEEP, d.io);
+	EXPECT_EQ(TPOL_LONG_LOOK, d.why);
+}
+
+TEST(start_base_floor)
+{
+	struct tpol_state st = { 0 };
+	struct tpol_round r = bad();
+	struct tpol_decision d = { .action = TPOL_START };
+
+	r.cpu_used = 0.005;
+	tpol_start(&st, &conf, &r, 0, &d);
+	EXPECT_TRUE(NEAR(TPOL_CPU_BASE_MIN, st.cpu_base));
+	/* The aim is far below: the --throttle-max floor (10 % of 0.02) is below 0.01. */
+	EXPECT_TRUE(NEAR(TPOL_CPUS_MIN, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_EQ(TPOL_AT_MIN, d.bound);
+}
+
+TEST(aim_and_tighten)
+{
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	r.cpu_used = 0.6;	/* more than half of the base: not ineffective */
+	r.dirty_mbps = 30;
+	r.link_mbps = 30;
+	r.cur_cpus = 0.5;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(TPOL_TIGHTEN, d.why);
+	EXPECT_TRUE(NEAR(0.2, d.cpus)) TH_LOG("cpus %f", d.cpus);	/* 0.6 x 10 / 30 */
+	EXPECT_EQ(TPOL_AIMED, d.bound);
+	EXPECT_FALSE(d.held);
+	EXPECT_EQ(TPOL_IO_KEEP, d.io);
+	/* A dirty rate under 0.1 MB/s counts as 0.1: capped at the base. */
+	r.dirty_mbps = 0.01;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_TRUE(NEAR(1.0, d.cpus));
+	EXPECT_EQ(TPOL_AT_BASE, d.bound);
+}
+
+TEST(bounds)
+{
+	struct tpol_conf half = conf;
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	/* Aim 0.6 x (20/3) / 40 = 0.1; --throttle-max 50 leaves at least 0.5. */
+	r.cpu_used = 0.6;
+	r.cur_cpus = 0.8;
+	half.max_pct = 50;
+	tpol_decide(&st, &half, &r, &d);
+	EXPECT_TRUE(NEAR(0.5, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_EQ(TPOL_AT_FLOOR, d.bound);
+	EXPECT_EQ(TPOL_TIGHTEN, d.why);
+	/* --throttle-max 100 leaves nothing: 0.01 CPUs at least. */
+	half.max_pct = 100;
+	r.cpu_used = 0.6;
+	r.dirty_mbps = 4000;
+	tpol_decide(&st, &half, &r, &d);
+	EXPECT_TRUE(NEAR(TPOL_CPUS_MIN, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_EQ(TPOL_AT_MIN, d.bound);
+}
+
+TEST(no_cpu_used_gives_base)
+{
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	st.cpu_base = 0.4;
+	r.cpu_used = 0;
+	r.dirty_mbps = 10;	/* fell: not ineffective */
+	r.cur_cpus = 0.2;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_TRUE(NEAR(0.4, d.cpus));
+	EXPECT_EQ(TPOL_RAISE, d.why);
+}
+
+TEST(raise_over_budget)
+{
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	r.cpu_used = 0.6;
+	r.dirty_mbps = 10;	/* 0.6 x (20/3) / 10 = 0.4 */
+	r.cur_cpus = 0.25;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_RAISE, d.why);
+	EXPECT_TRUE(NEAR(0.4, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_FALSE(d.held);
+}
+
+TEST(hold_for_switch_over)
+{
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	r.cpu_used = 0.6;
+	r.dirty_mbps = 10;
+	r.cur_cpus = 0.25;
+	r.pred_s = 0.25;	/* the switch-over follows */
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(TPOL_HOLD, d.why);
+	EXPECT_TRUE(d.held);
+	EXPECT_TRUE(NEAR(0.25, d.cpus));
+	/* A tighter one is still taken. */
+	r.cur_cpus = 0.5;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_TIGHTEN, d.why);
+	EXPECT_FALSE(d.held);
+	EXPECT_TRUE(NEAR(0.4, d.cpus));
+}
+
+TEST(hold_same)
+{
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	r.cpu_used = 0.6;	/* aim 0.1, raised to the floor 0.1 of the base */
+	r.cur_cpus = 0.1;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_HOLD, d.why);
+	EXPECT_FALSE(d.held);
+	EXPECT_TRUE(NEAR(0.1, d.cpus));
+}
+
+TEST(ineffective_lifts)
+{
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	r.cpu_used = 0.25;	/* three quarters of it taken */
+	r.dirty_mbps = 32;	/* 80 % of before */
+	r.cur_cpus = 0.3;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+	EXPECT_TRUE(NEAR(75, d.cpu_taken_pct)) TH_LOG("taken %f", d.cpu_taken_pct);
+	EXPECT_FALSE(st.on);
+	EXPECT_TRUE(st.off);
+}
+
+TEST(ineffective_needs_all)
+{
+	struct tpol_round base = bad(), r;
+	struct tpol_state st;
+	struct tpol_decision d;
+
+	base.cpu_used = 0.5;	/* exactly half */
+	base.dirty_mbps = 32;
+	base.cur_cpus = 0.3;
+	base.pages = 8191;	/* just under half the image */
+	st = limited();
+	tpol_decide(&st, &conf, &base, &d);
+	ASSERT_EQ(TPOL_LIFT, d.action);
+
+	r = base;
+	r.cur_cpus = 0;		/* no limit in force (lifted before the freeze) */
+	st = limited();
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+
+	r = base;
+	r.cpu_used = 0.51;	/* not halved */
+	st = limited();
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+
+	r = base;
+	r.dirty_mbps = 31.9;	/* fell by more than a fifth */
+	st = limited();
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+
+	r = base;
+	r.pages = 8192;		/* half the image rewritten: its count says nothing */
+	st = limited();
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_TRUE(st.on);
+}
+
+TEST(given_up_stays)
+{
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	st.on = false;
+	st.off = true;
+	for (int i = 0; i < 3; i++) {
+		tpol_decide(&st, &conf, &r, &d);
+		EXPECT_EQ(TPOL_KEEP, d.action);
+		EXPECT_EQ(TPOL_GIVEN_UP, d.why);
+	}
+	EXPECT_EQ(3, st.bad_rounds);
+}
+
+TEST(io_limit_follows_cpu)
+{
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	tpol_io_started(&st, 4e6);
+	EXPECT_TRUE(NEAR(4e6, st.io_base));
+	r.cpu_used = 0.75;
+	r.dirty_mbps = 25;	/* 0.75 x (20/3) / 25 = 0.2 */
+	r.cur_cpus = 0.5;
+	r.io_on = true;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_IO_SET, d.io);
+	EXPECT_TRUE(NEAR(0.2, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_TRUE(NEAR(0.8e6, d.io_bps)) TH_LOG("io %f", d.io_bps);
+	EXPECT_TRUE(NEAR(0.8e6, tpol_io_limit(&st, 0.2)));
+	/* A base below the floor is taken at the floor. */
+	tpol_io_started(&st, 1000);
+	EXPECT_TRUE(NEAR(TPOL_IO_MIN_BPS, st.io_base));
+}
+
+TEST(failures_retry_then_stop)
+{
+	struct tpol_state st = { 0 };
+
+	EXPECT_FALSE(tpol_failed(&st));
+	EXPECT_FALSE(st.off);
+	EXPECT_FALSE(tpol_failed(&st));
+	EXPECT_TRUE(tpol_failed(&st));
+	EXPECT_TRUE(st.off);
+	EXPECT_EQ(TPOL_TRIES, st.fails);
+}
+
+TEST(unset_after_failed_set)
+{
+	struct tpol_state st = limited();
+
+	tpol_unset(&st, true);
+	EXPECT_FALSE(st.on);
+	EXPECT_FALSE(st.off);
+	st = limited();
+	tpol_unset(&st, false);
+	EXPECT_TRUE(st.on);	/* still applied: the end restores it */
+	EXPECT_TRUE(st.off);
+}
+
+/* Threads 100, 101, ... with these write faults. */
+static unsigned int threads(struct tpol_thread *t, const uint64_t *wf, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		t[i] = (struct tpol_thread){ .tid = 100 + i, .write_faults = wf[i] };
+	return n;
+}
+
+TEST(writers_too_few_faults)
+{
+	struct tpol_thread t[4];
+	pid_t out[8];
+
+	EXPECT_EQ(-1, tpol_writers(t, threads(t, (uint64_t[]){ 60, 3, 0, 0 }, 4), out, 8));
+	EXPECT_EQ(1, tpol_writers(t, threads(t, (uint64_t[]){ 61, 3, 0, 0 }, 4), out, 8));
+	EXPECT_EQ(100, out[0]);
+}
+
+TEST(writers_one_of_four)
+{
+	struct tpol_thread t[4];
+	pid_t out[8];
+
+	EXPECT_EQ(1, tpol_writers(t, threads(t, (uint64_t[]){ 10, 10, 1000, 10 }, 4), out, 8));
+	EXPECT_EQ(102, out[0]);
+	/* Exactly 80 % is enough. */
+	EXPECT_EQ(1, tpol_writers(t, threads(t, (uint64_t[]){ 20, 80, 0, 0 }, 4), out, 8));
+	EXPECT_EQ(101, out[0]);
+}
+
+TEST(writers_busiest_first)
+{
+	struct tpol_thread t[6];
+	pid_t out[8];
+
+	EXPECT_EQ(2, tpol_writers(t, threads(t, (uint64_t[]){ 10, 300, 700, 0, 0, 0 }, 6), out, 8));
+	EXPECT_EQ(102, out[0]);
+	EXPECT_EQ(101, out[1]);
+	/* 75 % is not enough: the next one too. */
+	EXPECT_EQ(2, tpol_writers(t, threads(t, (uint64_t[]){ 0, 0, 75, 0, 25, 0 }, 6), out, 8));
+	EXPECT_EQ(102, out[0]);
+	EXPECT_EQ(104, out[1]);
+}
+
+TEST(writers_most_threads_whole_process)
+{
+	struct tpol_thread t[4];
+	pid_t out[8];
+
+	/* Two of three threads: the process. */
+	EXPECT_EQ(0, tpol_writers(t, threads(t, (uint64_t[]){ 500, 500, 5 }, 3), out, 8));
+	/* Two of four: half is not most. */
+	EXPECT_EQ(2, tpol_writers(t, threads(t, (uint64_t[]){ 500, 500, 5, 0 }, 4), out, 8));
+}
+
+TEST(writers_at_most_max)
+{
+	struct tpol_thread t[40];
+	uint64_t wf[40] = { 0 };
+	pid_t out[3];
+
+	for (int i = 0; i < 10; i++)
+		wf[i * 4] = 100;
+	EXPECT_EQ(3, tpol_writers(t, threads(t, wf, 40), out, 3));
+	EXPECT_EQ(100, out[0]);
+	EXPECT_EQ(104, out[1]);
+	EXPECT_EQ(108, out[2]);
+}
+
+TEST(writers_first_1024_count)
+{
+	static struct tpol_thread t[1100];
+	static uint64_t wf[1100];
+	pid_t out[8];
+
+	wf[1050] = 1000;	/* beyond the first TPOL_THREADS_MAX */
+	EXPECT_EQ(-1, tpol_writers(t, threads(t, wf, 1100), out, 8));
+	wf[1000] = 1000;
+	EXPECT_EQ(1, tpol_writers(t, threads(t, wf, 1100), out, 8));
+	EXPECT_EQ(1100, out[0]);
+}
+
+TEST_HARNESS_MAIN

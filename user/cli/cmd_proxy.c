@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * `lmig proxy send|recv`: the connections of one QEMU migration (the main
+ * channel and any multifd channels) carried one stream each (cmd_stream.c).
+ */
+#include <stdio.h>
+
+#include <lmig/wire.h>
+
+#include "cli/cmd_stream.h"
+#include "cli/options.h"
+#include "lib/err.h"
+#include "lib/parse.h"
+#include "stream/stream.h"
+
+static void usage_proxy_send(void)
+{
+	printf("Usage: lmig proxy send --listen unix:PATH|tcp:HOST:PORT --to HOST:PORT\n"
+	       "                       [--channels N] [--compress auto|lz4|none]\n"
+	       "                       [--bandwidth RATE] [--streams N] [--json] [OPTIONS]\n"
+	       "\n"
+	       "Accept the connections of one QEMU migration (the main channel, then one per\n"
+	       "multifd channel) and carry each to an 'lmig proxy recv' at HOST:PORT, which\n"
+	       "opens one connection per stream to the destination QEMU, in the same order:\n"
+	       "  (qemu) migrate -d unix:PATH          (also with multifd; or libvirt's\n"
+	       "  virsh migrate --live --migrateuri unix://PATH [--parallel] ...)\n"
+	       "The migration is over when every connection reached its end, no new one came\n"
+	       "for --grace-ms after that (QEMU opens all of them at the start), or\n"
+	       "--streams N connections ended, and the receiver confirmed every byte.  On\n"
+	       "failure QEMU's connections are closed so its writes fail and the source VM\n"
+	       "keeps running.  A reset connection (not a clean end) fails the migration.\n"
+	       "\n"
+	       "Options:\n"
+	       "  -l, --listen ADDR       unix:PATH (a stale socket file is replaced) or\n"
+	       "                          tcp:HOST:PORT, where QEMU connects\n"
+	       "  -t, --to HOST:PORT      the 'lmig proxy recv'\n"
+	       OPTH_CHANNELS_STREAM
+	       "  -z, --compress MODE     auto (default), lz4, none (see 'lmig pipe send')\n"
+	       OPTH_BANDWIDTH_STREAM
+	       "  -n, --streams N         the migration has exactly N connections\n"
+	       "      --grace-ms MS       without --streams: wait this long for another\n"
+	       "                          connection once all ended (default 500)\n"
+	       "      --zerocopy MODE     auto, on, off (see 'lmig pipe send')\n"
+	       OPTH_TIMEOUT_STREAM_SEND
+	       "      --accept-timeout S  give up if QEMU does not connect within S seconds\n"
+	       "                          (default: wait forever)\n"
+	       "      --ready-fd FD       once listening and connected to the receiver,\n"
+	       "                          write the port (tcp) or path (unix) and a newline\n"
+	       "                          to FD, then close it\n"
+	       CMD_TLS_HELP
+	       CMD_TLS_HOSTNAME_HELP
+	       OPTH_JSON_STDOUT
+	       OPTH_JSON_FD
+	       OPTH_HELP
+	       "\n"
+	       "Exit status: 0 carried and confirmed, 1 failed, 2 bad usage.\n",
+	       LMIG_MAX_CHANNELS);
+}
+
+static void usage_proxy_recv(void)
+{
+	printf("Usage: lmig proxy recv --listen HOST:PORT --to unix:PATH|tcp:HOST:PORT\n"
+	       "                       [--json] [--ready-fd FD] [OPTIONS]\n"
+	       "\n"
+	       "Accept one 'lmig proxy send' (or 'lmig pipe send') and give each of its\n"
+	       "streams its own connection to the destination QEMU listening at --to\n"
+	       "(-incoming unix:PATH or tcp:...), opened in the order the source accepted\n"
+	       "QEMU's connections.  A connection is ended cleanly only when its stream\n"
+	       "arrived whole and verified; on failure TCP connections are reset and unix\n"
+	       "ones closed early, so QEMU never takes a partial stream for a whole one.\n"
+	       "\n"
+	       "Options:\n"
+	       "  -l, --listen HOST:PORT  where the 'lmig proxy send' connects\n"
+	       "  -t, --to ADDR           unix:PATH or tcp:HOST:PORT of the destination QEMU\n"
+	       "      --ready-fd FD       write the listening port and a newline to FD\n"
+	       "      --accept-timeout S  give up if no sender connects within S seconds\n"
+	       "      --timeout S         handshake and connect limit, and from the first\n"
+	       "                          frame on the longest time without a byte written\n"
+	       "                          to QEMU (default 10)\n"
+	       OPTH_MAX_PENDING
+	       CMD_TLS_HELP
+	       OPTH_JSON_STDOUT
+	       OPTH_JSON_FD
+	       OPTH_HELP
+	       "\n"
+	       "Exit status: 0 every stream delivered and verified, 1 failed, 2 bad usage.\n");
+}
+
+void usage_proxy(void)
+{
+	usage_proxy_send();
+	printf("\n");
+	usage_proxy_recv();
+}
+
+static int proxy_send_opt(int opt, const char *arg, void *ctx)
+{
+	struct stream_send_opts *o = ctx;
+	unsigned long v;
+
+	switch (opt) {
+	case 'n':
+		if (opts_uint("proxy send", "--streams", arg, 1, LMIG_STREAM_MAX, &v))
+			return EXIT_USAGE;
+		o->streams = v;
+		return EXIT_OK;
+	case STREAM_OPT_GRACE:
+		if (opts_uint("proxy send", "--grace-ms", arg, 1, 3600000, &v))
+			return EXIT_USAGE;
+		o->grace_ms = v;
+		return EXIT_OK;
+	}
+	return OPT_NOT_OWN;
+}
+
+int cmd_proxy(int argc, char **argv, struct global_opts *g)
+{
+	static const struct stream_cmd sc = {
+		"proxy", true, usage_proxy, usage_proxy_send, usage_proxy_recv,
+		proxy_send_opt, NULL,
+	};
+
+	return stream_cmd_run(&sc, argc, argv, g);
+}

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * --throttle auto: the decision, without the mechanism.  At every harvest
+ * of a live pre-copy the controller (live/converge.c) hands over what it
+ * measured — dirty rate, link rate, predicted downtime, the CPU the
+ * limited threads used — and gets back what to do with the CPU limit and
+ * the disk-write limit: nothing, start one, set it to a new value, or
+ * lift it for good.  Numbers in, a decision out: no I/O, no clock, no
+ * global, so every branch can be tested with exact inputs
+ * (selftests/test_throttle_policy.c).
+ *
+ * When: after two harvests in a row at which the workload dirtied at
+ * least 90 % of what the link carried, or the predicted downtime did not
+ * fall by a quarter (rounds that shrink by less converge too slowly to
+ * wait for), while over budget; one such harvest is enough when it
+ * watched the workload for TPOL_LONG_LOOK_S or more (round 0 of a large
+ * image lasts long, and waiting for a second such round costs as long
+ * again).
+ *
+ * How much: dirty-limit style, not fixed steps: the CPU the limited
+ * threads used x (target / measured dirty rate), the target being
+ * TPOL_DIRTY_TARGET of the link, corrected at every harvest, never above
+ * what they used before the limit nor below what --throttle-max leaves
+ * them.  Disk writes are held to the same fraction of their rate before
+ * the limit as the CPU.
+ *
+ * Lifted: a limit that halved the CPU the threads used without lowering
+ * the dirty rate is useless (the writer does not need the CPU to write).
+ */
+#ifndef LMIG_THROTTLE_POLICY_H
+#define LMIG_THROTTLE_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* One harvest watching this long is enough to judge (see above). */
+#define TPOL_LONG_LOOK_S	3.0
+/*
+ * The dirty rate a limit aims at, as a fraction of the link's rate: each
+ * round then sends about this fraction of the one before.  The measured
+ * rate counts distinct pages and reads low over long rounds, so the limit
+ * comes out looser than aimed (Documentation/design.md has what a half
+ * did instead).
+ */
+#define TPOL_DIRTY_TARGET	(1.0 / 3)
+/* Attempts to apply a limit before giving up. */
+#define TPOL_TRIES		3
+/* Never a limit below this many CPUs, nor a base below TPOL_CPU_BASE_MIN. */
+#define TPOL_CPUS_MIN		0.01
+#define TPOL_CPU_BASE_MIN	0.02
+/* Never hold disk writes below this (bytes/s). */
+#define TPOL_IO_MIN_BPS		(1024 * 1024)
+/* Fewer write faults than this between two harvests do not tell who writes. */
+#define TPOL_WRITERS_MIN_FAULTS	64
+/* Threads counted by tpol_writers(), at most. */
+#define TPOL_THREADS_MAX	1024
+
+struct tpol_conf {
+	bool enabled;			/* --throttle auto */
+	unsigned int downtime_ms;	/* --downtime-ms */
+	unsigned int max_pct;		/* --throttle-max: take at most this % of its CPU */
+};
+
+/* Kept by the caller from harvest to harvest; changed only by tpol_*(). */
+struct tpol_state {
+	unsigned int bad_rounds;	/* harvests in a row that did not converge */
+	double prev_pred;		/* s, the previous prediction; 0: none yet */
+	bool on;			/* a CPU limit is applied */
+	bool off;			/* given up: cannot, or useless */
+	unsigned int fails;		/* attempts to apply a limit that failed */
+	double cpu_base;		/* CPUs the limited set used before the limit */
+	double d_before;		/* MB/s dirtied before the limit */
+	double io_base;			/* bytes/s the limited set wrote to disk before */
+};
+
+/* What one harvest measured. */
+struct tpol_round {
+	double dirty_mbps;		/* pages harvested / time since the last harvest */
+	double link_mbps;		/* memory the link carried, MB/s (last round) */
+	double pred_s;			/* predicted downtime of a switch-over now */
+	double look_s;			/* the interval the counters below cover */
+	double cpu_used;		/* CPUs the limited threads (or the process) used */
+	double cur_cpus;		/* the CPU limit in force, 0 = none */
+	bool io_on;			/* a disk-write limit is set up */
+	uint64_t pages, npages;		/* harvested, and in the image */
+};
+
+enum tpol_action {
+	TPOL_KEEP,	/* change nothing */
+	TPOL_START,	/* apply a limit now (then tpol_start()) */
+	TPOL_SET,	/* set the CPU limit to cpus */
+	TPOL_LIFT,	/* take the limit away, for good */
+};
+
+enum tpol_why {
+	TPOL_DISABLED,		/* --throttle off */
+	TPOL_GIVEN_UP,		/* an earlier decision ended it */
+	TPOL_CONVERGING,	/* no limit, and this harvest converged */
+	TPOL_WATCHING,		/* no limit, one harvest that did not converge: wait */
+	TPOL_NOT_CONVERGING,	/* START: two harvests in a row did not converge */
+	TPOL_LONG_LOOK,		/* START: one that watched TPOL_LONG_LOOK_S did not */
+	TPOL_INEFFECTIVE,	/* LIFT: CPU halved, dirty rate not */
+	TPOL_TIGHTEN,		/* SET below the limit in force */
+	TPOL_RAISE,		/* SET above it */
+	TPOL_HOLD,		/* SET to the same (a looser one held back for the switch-over) */
+};
+
+/* Where the limit computed ended up, before the switch-over hold. */
+enum tpol_bound {
+	TPOL_AIMED,		/* the aimed value as computed */
+	TPOL_AT_BASE,		/* capped at what it used before the limit */
+	TPOL_AT_FLOOR,		/* raised to what --throttle-max leaves it */
+	TPOL_AT_MIN,		/* raised to TPOL_CPUS_MIN */
+};
+
+enum tpol_io {
+	TPOL_IO_KEEP,
+	TPOL_IO_START,		/* with TPOL_START: limit disk writes too */
+	TPOL_IO_SET,		/* set the disk-write limit to io_bps */
+};
+
+struct tpol_decision {
+	enum tpol_action action;
+	enum tpol_why why;
+	double cpus;			/* SET (and after tpol_start()): the CPU limit */
+	enum tpol_bound bound;
+	bool held;			/* a looser limit was held back for the switch-over */
+	double cpu_taken_pct;		/* LIFT: how much of its CPU the limit took */
+	enum tpol_io io;
+	double io_bps;			/* IO_SET: the disk-write limit */
+};
+
+/*
+ * One harvest: update st's counts and decide.  For TPOL_START the caller
+ * applies a limit to the threads it chose and calls tpol_start() (or
+ * tpol_failed()).
+ */
+void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct tpol_round *r,
+		 struct tpol_decision *d);
+/*
+ * The limit was set up: r->cpu_used is what the threads it holds used,
+ * disk_wbps what the process wrote to disk (bytes/s).  Fills d with the
+ * first CPU limit (TPOL_SET) and TPOL_IO_START if disk writes are limited too.
+ */
+void tpol_start(struct tpol_state *st, const struct tpol_conf *c, const struct tpol_round *r,
+		double disk_wbps, struct tpol_decision *d);
+/* The disk-write limit was set up; base: what the limited set wrote (bytes/s). */
+void tpol_io_started(struct tpol_state *st, double base);
+/* The disk-write limit that goes with a CPU limit of cpus. */
+double tpol_io_limit(const struct tpol_state *st, double cpus);
+/* One thread of the workload, as the probes counted it between two harvests. */
+struct tpol_thread {
+	pid_t tid;
+	uint64_t write_faults;
+};
+
+/*
+ * Whom to limit: the threads that took 80 % of the write faults (the
+ * busiest first) into out, at most max of them.  Returns how many, 0 for
+ * the whole process when they are most of its threads, or -1 when the
+ * faults are too few to tell (the caller asks /proc instead).  Only the
+ * first TPOL_THREADS_MAX of th count.
+ */
+int tpol_writers(const struct tpol_thread *th, unsigned int n, pid_t *out, unsigned int max);
+/*
+ * Applying a limit failed: returns true when it is given up for good,
+ * false when the next harvest that does not converge may try again.
+ */
+bool tpol_failed(struct tpol_state *st);
+/*
+ * Setting the limit failed after it was set up, and putting things back
+ * did (restored) or did not: tried again later, or no more.
+ */
+void tpol_unset(struct tpol_state *st, bool restored);
+
+#endif
