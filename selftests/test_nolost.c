@@ -492,8 +492,29 @@ static void nl_copied(void *ctx, uint64_t page, const uint8_t *data)
 	((struct nl_run *)ctx)->sent[page] = codec_page_hash(data);
 }
 
-/* The migration against the writer; prints one line, returns 0 when nothing was lost. */
-static int nolost(const char *tracker, const char *cname)
+static struct writer *hook_writer;
+
+/*
+ * tracker_start_hook: the writer starts inside tracker_open(), once the
+ * tracker armed, and is waited for until it wrote (newmap: through its
+ * new mapping, so that mapping exists).
+ */
+static void go_at_start(struct tracker *t)
+{
+	uint64_t before = *wcount;
+
+	if (write(hook_writer->go, "g", 1) != 1)
+		return;
+	for (int i = 0; i < 10000 && *wcount < before + 16; i++)
+		usleep(1000);
+}
+
+/*
+ * The migration against the writer; prints one line, returns 0 when
+ * nothing was lost.  at_start: the writer starts inside tracker_open()
+ * (go_at_start), else once the first full copy is taken.
+ */
+static int nolost(const char *tracker, const char *cname, bool at_start)
 {
 	int wc = wcase_of(cname);
 	uint64_t npages = RUN_PAGES, size = npages * PAGE;
@@ -512,17 +533,20 @@ static int nolost(const char *tracker, const char *cname)
 		return printf("writer: %s\n", strerror(errno)), 1;
 	tg = (struct track_target){ .fd = n.w.fd, .pid = n.w.pid, .size = size,
 				    .mapped_writes_only = true, .sent = n.sent };
+	hook_writer = &n.w;
+	tracker_start_hook = at_start ? go_at_start : NULL;
 	if (tracker_open(&n.t, tracker, &tg, why, sizeof(why))) {
 		printf("tracker: %s\n", lmig_errmsg());
 		writer_stop(&n.w);
 		return 1;
 	}
+	tracker_start_hook = NULL;
 	/* The first full copy comes after the start: what changes later is harvested. */
 	if (read_pages(n.w.fd, 0, npages, dst))
 		return printf("read: %s\n", strerror(errno)), 1;
 	for (uint64_t p = 0; p < npages; p++)
 		n.sent[p] = codec_page_hash(dst + p * PAGE);
-	if (write(n.w.go, "g", 1) != 1)
+	if (!at_start && write(n.w.go, "g", 1) != 1)
 		return printf("go: %s\n", strerror(errno)), 1;
 	if (nl_rounds_run(&r, dst, src)) {
 		writer_stop(&n.w);
@@ -541,7 +565,7 @@ static int nolost(const char *tracker, const char *cname)
 	return r.differ ? 1 : 0;
 }
 
-static void run_case(struct __test_metadata *_metadata, const char *cname)
+static void run_case(struct __test_metadata *_metadata, const char *cname, bool at_start)
 {
 	char line[512] = "";
 	int p[2], st;
@@ -558,7 +582,7 @@ static void run_case(struct __test_metadata *_metadata, const char *cname)
 		int rc;
 
 		dup2(p[1], 1);
-		rc = nolost("uffd", cname);
+		rc = nolost("uffd", cname, at_start);
 		fflush(stdout);
 		_exit(rc);
 	}
@@ -574,14 +598,21 @@ static void run_case(struct __test_metadata *_metadata, const char *cname)
 	ASSERT_EQ(0, !strstr(line, "map_rescans=0 ") ? 0 : 1) TH_LOG("no rescan: %s", line);
 }
 
-TEST(uffd_shortlived) { run_case(_metadata, "shortlived"); }
-TEST(uffd_newmap) { run_case(_metadata, "newmap"); }
-TEST(uffd_dontneed) { run_case(_metadata, "dontneed"); }
-TEST(uffd_mremap) { run_case(_metadata, "mremap"); }
-TEST(uffd_fork) { run_case(_metadata, "fork"); }
-TEST(uffd_uring) { run_case(_metadata, "uring"); }
-TEST(uffd_pageout) { run_case(_metadata, "pageout"); }
-TEST(uffd_vfork) { run_case(_metadata, "vfork"); }
+TEST(uffd_shortlived) { run_case(_metadata, "shortlived", false); }
+TEST(uffd_newmap) { run_case(_metadata, "newmap", false); }
+TEST(uffd_dontneed) { run_case(_metadata, "dontneed", false); }
+TEST(uffd_mremap) { run_case(_metadata, "mremap", false); }
+TEST(uffd_fork) { run_case(_metadata, "fork", false); }
+TEST(uffd_uring) { run_case(_metadata, "uring", false); }
+TEST(uffd_pageout) { run_case(_metadata, "pageout", false); }
+TEST(uffd_vfork) { run_case(_metadata, "vfork", false); }
+
+/*
+ * The second mapping made while tracking starts: after the tracker read
+ * the writer's mappings, before tracker_open() returns.  The watch's
+ * baseline must not include it, or no harvest registers it.
+ */
+TEST(uffd_newmap_at_start) { run_case(_metadata, "newmap", true); }
 
 /* Drop cap from every set of this process (and its children). */
 static int drop_caps(const int *caps, int n)
@@ -707,63 +738,145 @@ FIXTURE_TEARDOWN(live)
 		writer_stop(&self->w);
 }
 
-TEST_F(live, image_is_the_paused_source)
-{
-	const uint64_t npages = 8192;	/* 32 MiB */
-	struct writer *w = &self->w;
-	char mem[64], pid[16], out[PATH_MAX], s[32];
-	struct proc rx = { 0 }, tx = { 0 };
-	uint8_t *img, *src;
-	uint64_t before, diff = 0, rescans = 0;
-	int port, fd;
+/* What one live send of a writer's memfd found. */
+struct live_result {
+	char fail[512];		/* why the send could not be checked, or "" */
+	char tracker[32], source[32];
+	uint64_t writes;	/* by the writer during the send */
+	uint64_t rescans;	/* the report's map_rescans */
+	uint64_t differ;	/* pages of the image not equal to the paused source */
+	char state;		/* the writer's, after the send */
+};
 
-	if (!have_wp_async())
-		SKIP(return, "no async write-protection (UFFD_FEATURE_WP_ASYNC) here");
-	ASSERT_EQ(0, writer_start(w, variant->wc, npages, true));
+static int live_fail(struct live_result *res, const char *what, const char *log)
+{
+	snprintf(res->fail, sizeof(res->fail), "%s: %.400s", what, log ? log : "");
+	return -1;
+}
+
+/*
+ * lmig send of w's memfd (w started, waiting for go) to lmig recv over
+ * loopback, go given while round 0 is under way; the image then compared
+ * with the memfd.  0, or -1 with res->fail saying why.
+ */
+static int live_send(struct writer *w, uint64_t npages, struct live_result *res)
+{
+	char mem[64], pid[16], out[PATH_MAX];
+	struct proc rx = { 0 }, tx = { 0 };
+	uint8_t *img = NULL, *src = NULL;
+	uint64_t before = *wcount;
+	int port, fd = -1, ret = -1;
+
+	memset(res, 0, sizeof(*res));
 	snprintf(mem, sizeof(mem), "/proc/%d/fd/%d", (int)w->pid, w->fd);
 	snprintf(pid, sizeof(pid), "%d", (int)w->pid);
 	snprintf(out, sizeof(out), "/tmp/lmig-i17-nolost-%d.img", (int)getpid());
-	before = *wcount;
 	port = recv_start(&rx, out, NULL, 0);
-	ASSERT_GT(port, 0);
-	ASSERT_EQ(0, send_start(&tx, mem, port, (const char *const[]){ "--pid", pid,
+	if (port <= 0)
+		return live_fail(res, "lmig recv did not start", NULL);
+	if (send_start(&tx, mem, port, (const char *const[]){ "--pid", pid,
 			"--no-progress", "--tracker", "uffd", "--object-writes", "mapped",
-			"--freeze", "signal", "--bandwidth", "64M", NULL }));
+			"--freeze", "signal", "--bandwidth", "64M", NULL })) {
+		live_fail(res, "lmig send did not start", NULL);
+		goto out;
+	}
 	/* Round 0 takes about half a second at 64 MB/s: write during it. */
 	usleep(150 * 1000);
-	ASSERT_EQ(1, write(w->go, "g", 1));
-	ASSERT_EQ(0, proc_wait(&tx, 60)) TH_LOG("lmig send still running");
-	ASSERT_EQ(0, proc_wait(&rx, 10)) TH_LOG("lmig recv still running");
-	ASSERT_EQ(0, proc_exit_code(&tx)) TH_LOG("send: %s", tx.err_log);
-	ASSERT_EQ(0, proc_exit_code(&rx)) TH_LOG("recv: %s", rx.err_log);
-	ASSERT_EQ(0, json_str_field(tx.out, "tracker", s, sizeof(s))) TH_LOG("%s", tx.out);
-	EXPECT_STREQ("uffd", s);
-	ASSERT_EQ(0, json_str_field(tx.out, "source", s, sizeof(s))) TH_LOG("%s", tx.out);
-	EXPECT_STREQ("paused", s);
-	ASSERT_EQ(0, json_u64_field(tx.out, "map_rescans", &rescans)) TH_LOG("%s", tx.out);
-	TH_LOG("%s: %llu writes during the send, %llu harvests compared every page",
-	       wcase_names[variant->wc], (unsigned long long)(*wcount - before),
-	       (unsigned long long)rescans);
-	EXPECT_GT(*wcount, before);
-	EXPECT_GT(rescans, 0);
-	EXPECT_EQ('T', pid_state(w->pid));
+	if (write(w->go, "g", 1) != 1) {
+		live_fail(res, "go", strerror(errno));
+		goto out;
+	}
+	if (proc_wait(&tx, 60)) {
+		live_fail(res, "lmig send still running", NULL);
+		goto out;
+	}
+	if (proc_wait(&rx, 10)) {
+		live_fail(res, "lmig recv still running; send said", tx.err_log);
+		goto out;
+	}
+	if (proc_exit_code(&tx) || proc_exit_code(&rx)) {
+		live_fail(res, proc_exit_code(&tx) ? "send" : "recv",
+			  proc_exit_code(&tx) ? tx.err_log : rx.err_log);
+		goto out;
+	}
+	res->writes = *wcount - before;
+	res->state = pid_state(w->pid);
+	if (json_str_field(tx.out, "tracker", res->tracker, sizeof(res->tracker)) ||
+	    json_str_field(tx.out, "source", res->source, sizeof(res->source)) ||
+	    json_u64_field(tx.out, "map_rescans", &res->rescans)) {
+		live_fail(res, "the report lacks tracker, source or map_rescans", tx.out);
+		goto out;
+	}
 	src = malloc(npages * PAGE);
 	img = malloc(npages * PAGE);
-	ASSERT_TRUE(src && img);
-	ASSERT_EQ(0, read_pages(w->fd, 0, npages, src));
 	fd = open(out, O_RDONLY);
-	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, read_pages(fd, 0, npages, img));
-	close(fd);
-	unlink(out);
+	if (!src || !img || fd < 0 || read_pages(w->fd, 0, npages, src) ||
+	    read_pages(fd, 0, npages, img)) {
+		live_fail(res, "cannot read the source or the image", strerror(errno));
+		goto out;
+	}
 	for (uint64_t p = 0; p < npages; p++)
-		diff += !!memcmp(src + p * PAGE, img + p * PAGE, PAGE);
-	EXPECT_EQ(0, diff) TH_LOG("%llu pages of the image differ from the paused source",
-				  (unsigned long long)diff);
+		res->differ += !!memcmp(src + p * PAGE, img + p * PAGE, PAGE);
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	unlink(out);
 	free(src);
 	free(img);
 	proc_kill(&tx);
 	proc_kill(&rx);
+	return ret;
+}
+
+TEST_F(live, image_is_the_paused_source)
+{
+	const uint64_t npages = 8192;	/* 32 MiB */
+	struct live_result r;
+
+	if (!have_wp_async())
+		SKIP(return, "no async write-protection (UFFD_FEATURE_WP_ASYNC) here");
+	ASSERT_EQ(0, writer_start(&self->w, variant->wc, npages, true));
+	ASSERT_EQ(0, live_send(&self->w, npages, &r)) TH_LOG("%s", r.fail);
+	TH_LOG("%s: %llu writes during the send, %llu harvests compared every page",
+	       wcase_names[variant->wc], (unsigned long long)r.writes,
+	       (unsigned long long)r.rescans);
+	EXPECT_STREQ("uffd", r.tracker);
+	EXPECT_STREQ("paused", r.source);
+	EXPECT_GT(r.writes, 0);
+	EXPECT_GT(r.rescans, 0);
+	EXPECT_EQ('T', r.state);
+	EXPECT_EQ(0, r.differ) TH_LOG("%llu pages of the image differ from the paused source",
+				      (unsigned long long)r.differ);
+}
+
+/*
+ * --live CASE: one live send of the case's writer (what the live tests
+ * do), one line on stdout; exit 0 when the image is the paused source.
+ * For running one case again and again.
+ */
+static int live_only(const char *cname)
+{
+	struct writer w = { .go = -1 };
+	struct live_result r;
+	int wc = wcase_of(cname), bad;
+
+	if (wc < 0)
+		return fprintf(stderr, "--live CASE: no case %s\n", cname), 2;
+	if (writer_start(&w, wc, 8192, true))
+		return fprintf(stderr, "writer: %s\n", strerror(errno)), 1;
+	if (live_send(&w, 8192, &r)) {
+		writer_stop(&w);
+		return printf("FAIL case=%s %s\n", cname, r.fail), 1;
+	}
+	writer_stop(&w);
+	bad = r.differ || !r.rescans || strcmp(r.tracker, "uffd") || strcmp(r.source, "paused") ||
+	      r.state != 'T';
+	printf("%s case=%s tracker=%s source=%s writes=%llu map_rescans=%llu differ=%llu "
+	       "state=%c\n", bad ? "LOST" : "ok", cname, r.tracker, r.source,
+	       (unsigned long long)r.writes, (unsigned long long)r.rescans,
+	       (unsigned long long)r.differ, r.state);
+	return bad;
 }
 
 /*
@@ -789,8 +902,12 @@ static int writer_only(const char *cname, const char *pages)
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "--run"))
-		return nolost(argv[2], argv[3]);
+		return nolost(argv[2], argv[3], false);
+	if (argc == 5 && !strcmp(argv[1], "--run") && !strcmp(argv[4], "at-start"))
+		return nolost(argv[2], argv[3], true);
 	if (argc == 4 && !strcmp(argv[1], "--writer"))
 		return writer_only(argv[2], argv[3]);
+	if (argc == 3 && !strcmp(argv[1], "--live"))
+		return live_only(argv[2]);
 	return test_harness_run(argc, argv);
 }
