@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/capability.h>
 #include <linux/userfaultfd.h>
 #include <signal.h>
@@ -60,6 +61,7 @@
 
 #include "chan/codec.h"
 #include "lib/err.h"
+#include "live/mapwatch.h"
 #include "live/track.h"
 #include "lib/uapi_compat.h"
 #include "lib/jfield.h"
@@ -613,6 +615,77 @@ TEST(uffd_vfork) { run_case(_metadata, "vfork", false); }
  * baseline must not include it, or no harvest registers it.
  */
 TEST(uffd_newmap_at_start) { run_case(_metadata, "newmap", true); }
+
+struct blocked {
+	void *page;		/* registered for missing-page faults */
+	volatile int state;	/* 1 madvise returned; 2 may exit */
+};
+
+/* MADV_POPULATE_WRITE of a page whose fault waits for our userfaultfd. */
+static void *populate(void *arg)
+{
+	struct blocked *b = arg;
+
+	madvise(b->page, PAGE, MADV_POPULATE_WRITE);
+	b->state = 1;
+	/* No counted call (a thread's exit can madvise its stack) until sampled. */
+	while (b->state != 2)
+		usleep(1000);
+	return NULL;
+}
+
+/*
+ * A mapping call under way when the watch attaches is counted when it
+ * ends: a madvise of ours waits on a missing-page fault while the watch
+ * loads, and ends once the fault is resolved.  Its change could land
+ * after the tracker read the mappings, so its end must move the counters.
+ */
+TEST(watch_counts_call_under_way)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct blocked b = { 0 };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_zeropage zp = { .mode = 0 };
+	struct mapwatch_sample s0, s1;
+	struct mapwatch_state st = { 0 };
+	struct uffd_msg msg;
+	struct mapwatch *mw;
+	pthread_t th;
+	int uffd;
+
+	if (mapwatch_open(&mw, getpid()))
+		SKIP(return, "no mapping watch here: %s", lmig_errmsg());
+	mapwatch_close(mw);
+	b.page = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, b.page);
+	uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	ASSERT_GE(uffd, 0);
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	reg.range = (struct uffdio_range){ (uintptr_t)b.page, PAGE };
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	ASSERT_EQ(0, pthread_create(&th, NULL, populate, &b));
+	/* The fault's message: the madvise has started and waits. */
+	ASSERT_EQ(sizeof(msg), read(uffd, &msg, sizeof(msg)));
+	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+	ASSERT_EQ(0, mapwatch_open(&mw, getpid())) TH_LOG("%s", lmig_errmsg());
+	mapwatch_read(mw, &s0);
+	mapwatch_policy(&st, &s0, NULL);
+	zp.range = (struct uffdio_range){ (uintptr_t)b.page, PAGE };
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_ZEROPAGE, &zp));
+	while (!b.state)
+		usleep(1000);
+	mapwatch_read(mw, &s1);
+	b.state = 2;
+	pthread_join(th, NULL);
+	TH_LOG("counted calls started %llu, ended %llu before; %llu, %llu after",
+	       (unsigned long long)s0.enters, (unsigned long long)s0.exits,
+	       (unsigned long long)s1.enters, (unsigned long long)s1.exits);
+	EXPECT_EQ(MAPWATCH_RESCAN, mapwatch_policy(&st, &s1, NULL));
+	EXPECT_EQ(s1.enters, s1.exits);
+	mapwatch_close(mw);
+	close(uffd);
+	munmap(b.page, PAGE);
+}
 
 /* Drop cap from every set of this process (and its children). */
 static int drop_caps(const int *caps, int n)
