@@ -28,12 +28,18 @@
  *               CLONE_VM | CLONE_VFORK: another pid) maps, writes and
  *               unmaps a window; the writer itself makes no such call
  *
- * Host tests: each case with uffd; the refusal of uffd when the mapping
+ * Host tests: each case with uffd; newmap with the second mapping made
+ * inside tracker_open(), after the tracker read the writer's mappings
+ * (tracker_start_hook); a mapping call of ours under way while the watch
+ * attaches, counted when it ends; the refusal of uffd when the mapping
  * watch cannot load (a child without CAP_BPF, CAP_PERFMON and
  * CAP_SYS_ADMIN runs lmig dirtyrate) and --tracker auto then picking
  * scan; and live `lmig send --tracker uffd --object-writes mapped` of the
  * shortlived, newmap, mremap, fork and dontneed writers over loopback,
- * byte-identical with the paused source.
+ * byte-identical with the paused source.  With uffd the writer starts
+ * its case only once the tracker protected its memory, so that what the
+ * case does comes after tracking started whatever the machine's load.
+ * `test_nolost --live CASE` runs one such send, to repeat it in a loop.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -220,9 +226,30 @@ static int pageout(void *a, uint64_t len)
 }
 
 /*
+ * Wait until a tracker write-protected page a of ours, which we wrote:
+ * the uffd tracker protects what it watches once it read our mappings,
+ * so a mapping made after that is one made while it watches.  Without
+ * PAGEMAP_SCAN there is nothing to wait for.
+ */
+static void wait_armed(void *a)
+{
+	struct page_region r;
+	struct pm_scan_arg arg = { .size = sizeof(arg), .start = (uintptr_t)a,
+				   .end = (uintptr_t)a + PAGE, .vec = (uintptr_t)&r, .vec_len = 1,
+				   .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN };
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	for (int i = 0; pm >= 0 && i < 60000 && ioctl(pm, PAGEMAP_SCAN, &arg) > 0; i++)
+		usleep(500);
+	if (pm >= 0)
+		close(pm);
+}
+
+/*
  * The writer: map all of memfd, register it with a userfaultfd when uffd,
- * fill it, say so on ready, wait for a byte on go (EOF too), then write
- * the case's way until killed.
+ * fill it, say so on ready, wait for a byte on go (EOF too) and, with
+ * uffd, for the tracker to protect it, then write the case's way until
+ * killed.
  */
 static void writer_main(enum wcase wc, int fd, uint64_t npages, bool uffd, int ready, int go)
 {
@@ -240,6 +267,8 @@ static void writer_main(enum wcase wc, int fd, uint64_t npages, bool uffd, int r
 		_exit(4);
 	if (read(go, &c, 1) < 0)
 		_exit(5);
+	if (uffd)
+		wait_armed(main_map);
 	if (wc == W_NEWMAP) {
 		uint8_t *m2 = map(fd, 0, npages);
 
