@@ -19,7 +19,7 @@
 # a repetition takes minutes, not a quarter of an hour; its own knobs
 # (BENCH_*, LIVE_*, QEMU_*) are passed through and override these:
 #   transport    BENCH_PATHS="loopback netns" BENCH_IMAGES=binary REPS=1 NET_REPS=1
-#   live         LIVE_TRACKERS=auto LIVE_BUDGETS=300
+#   live         LIVE_TRACKERS=uffd LIVE_BUDGETS=300
 #   qemu         QEMU_CASES="pipe proxy" QEMU_PATHS=netns
 #
 # Exit status: 1 if a benchmark run failed (its own exit status), else 0;
@@ -64,7 +64,7 @@ run_one() {
 		BENCH_IMAGES=${BENCH_IMAGES:-binary} REPS=${REPS:-1} \
 		NET_REPS=${NET_REPS:-1} sh "$here/run.sh" >"$3" ;;
 	live)
-		LMIG=$2 LIVE_TRACKERS=${LIVE_TRACKERS:-auto} \
+		LMIG=$2 LIVE_TRACKERS=${LIVE_TRACKERS:-uffd} \
 		LIVE_BUDGETS=${LIVE_BUDGETS:-300} sh "$here/live.sh" >"$3" ;;
 	qemu)
 		LMIG=$2 QEMU_CASES=${QEMU_CASES:-pipe proxy} \

@@ -14,8 +14,11 @@
  *   - mmap, munmap, mremap, madvise, remap_file_pages, shmat, shmdt:
  *     at entry and again at exit (raw_syscalls sys_enter / sys_exit), so
  *     that a call in progress while a harvest reads the count moves it
- *     again before the next harvest;
- *   - io_uring madvise requests, at submission and at completion;
+ *     again before the next harvest; a call already under way when the
+ *     watch attached is counted when it ends (its number read from the
+ *     registers: x86 and arm64);
+ *   - io_uring madvise requests, at submission and at completion (one
+ *     submitted before the watch attached, at completion);
  *   - forks that give the child its own address space (the child's
  *     writes go through page tables no tracker of ours reads);
  *   - process_madvise(2) by anyone (it names another process's memory,
@@ -128,24 +131,54 @@ int BPF_PROG(mw_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
+/* The number of the system call that regs ends; -1 where we do not know how to read it. */
+static long exit_nr(struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_x86)
+	return (long)BPF_CORE_READ(regs, orig_ax);
+#elif defined(__TARGET_ARCH_arm64)
+	return (long)BPF_CORE_READ(regs, syscallno);
+#else
+	return -1;
+#endif
+}
+
 SEC("raw_tp/sys_exit")
 int BPF_PROG(mw_sys_exit, struct pt_regs *regs, long ret)
 {
 	__u32 tid;
 	__u8 *kind;
+	long id;
 
-	if (!calls_open)
+	if (calls_open) {
+		tid = (__u32)bpf_get_current_pid_tgid();
+		kind = bpf_map_lookup_elem(&mw_calls, &tid);
+		if (kind) {
+			if (*kind == 2)
+				__sync_fetch_and_add(&counts.foreign, 1);
+			else
+				__sync_fetch_and_add(&counts.exits, 1);
+			if (!bpf_map_delete_elem(&mw_calls, &tid))
+				__sync_fetch_and_add(&calls_open, -1);
+			return 0;
+		}
+	}
+	/*
+	 * A call whose start we did not see: it was under way when the watch
+	 * attached (this program is attached before mw_sys_enter), and its
+	 * change may land after the tracker read the mappings.  Its end is
+	 * counted with a start, so a call counted as ended was counted as
+	 * started, and started and ended stay equal.
+	 */
+	id = exit_nr(regs);
+	if (id < 0)
 		return 0;
-	tid = (__u32)bpf_get_current_pid_tgid();
-	kind = bpf_map_lookup_elem(&mw_calls, &tid);
-	if (!kind)
-		return 0;
-	if (*kind == 2)
+	if (id == nr_process_madvise) {
 		__sync_fetch_and_add(&counts.foreign, 1);
-	else
+	} else if (mapping_call(id) && current_watched()) {
+		__sync_fetch_and_add(&counts.enters, 1);
 		__sync_fetch_and_add(&counts.exits, 1);
-	if (!bpf_map_delete_elem(&mw_calls, &tid))
-		__sync_fetch_and_add(&calls_open, -1);
+	}
 	return 0;
 }
 
@@ -182,8 +215,14 @@ int BPF_PROG(mw_uring_complete, void *ring, struct io_kiocb *req)
 {
 	__u64 key = (__u64)req;
 
-	if (!bpf_map_lookup_elem(&mw_reqs, &key))
+	if (!bpf_map_lookup_elem(&mw_reqs, &key)) {
+		/* Submitted before the watch attached: counted as the calls above. */
+		if (req && BPF_CORE_READ(req, opcode) == op_madvise && current_watched()) {
+			__sync_fetch_and_add(&counts.enters, 1);
+			__sync_fetch_and_add(&counts.exits, 1);
+		}
 		return 0;
+	}
 	__sync_fetch_and_add(&counts.exits, 1);
 	bpf_map_delete_elem(&mw_reqs, &key);
 	return 0;

@@ -28,17 +28,23 @@
  *               CLONE_VM | CLONE_VFORK: another pid) maps, writes and
  *               unmaps a window; the writer itself makes no such call
  *
- * Host tests: each case with uffd; the refusal of uffd when the mapping
+ * Host tests: each case with uffd; newmap with the second mapping made
+ * inside tracker_open(), after the tracker read the writer's mappings
+ * (tracker_start_hook); a mapping call of ours under way while the watch
+ * attaches, counted when it ends; the refusal of uffd when the mapping
  * watch cannot load (a child without CAP_BPF, CAP_PERFMON and
  * CAP_SYS_ADMIN runs lmig dirtyrate) and --tracker auto then picking
  * scan; and live `lmig send --tracker uffd --object-writes mapped` of the
  * shortlived, newmap, mremap, fork and dontneed writers over loopback,
- * byte-identical with the paused source.
+ * byte-identical with the paused source.  With uffd the writer starts
+ * its case only once the tracker protected its memory, so that what the
+ * case does comes after tracking started whatever the machine's load.
+ * `test_nolost --live CASE` runs one such send, to repeat it in a loop.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/capability.h>
 #include <linux/userfaultfd.h>
 #include <signal.h>
@@ -54,412 +60,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <liburing.h>
-
 #include "kselftest_harness.h"
 
 #include "chan/codec.h"
 #include "lib/err.h"
+#include "live/mapwatch.h"
 #include "live/track.h"
 #include "lib/uapi_compat.h"
 #include "lib/jfield.h"
 #include "lib/nolost.h"
+#include "lib/nolost_writer.h"
 #include "lib/proc.h"
 #include "lib/uffd.h"
 
-#define PAGE		4096ULL
+#define PAGE		NW_PAGE
 #define RUN_PAGES	2048		/* 8 MiB */
 #define RUN_SECONDS	2.5
-#define WIN		32		/* pages of a short-lived window */
-
-enum wcase { W_SHORTLIVED, W_NEWMAP, W_DONTNEED, W_MREMAP, W_FORK, W_URING, W_PAGEOUT, W_VFORK };
-static const char *const wcase_names[] = { "shortlived", "newmap", "dontneed", "mremap", "fork",
-					   "uring", "pageout", "vfork" };
-
-static int wcase_of(const char *s)
-{
-	for (unsigned int i = 0; i < sizeof(wcase_names) / sizeof(wcase_names[0]); i++)
-		if (!strcmp(s, wcase_names[i]))
-			return i;
-	return -1;
-}
-
-/* Writes counted by the writer, in a shared anonymous page. */
-static volatile uint64_t *wcount;
-
-static uint64_t rnd(uint64_t *x)
-{
-	*x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
-	return *x;
-}
-
-/*
- * One write of a page, in turn: to zero, to pattern A, to pattern B (so
- * A, B, A: back to what may have been sent), and to content never seen
- * before; a zero page then changes from zero.
- */
-static void stamp(uint8_t *page, uint64_t index)
-{
-	uint64_t *w = (uint64_t *)page, c = *wcount + 1;
-
-	switch (c % 4) {
-	case 0:
-		memset(page, 0, PAGE);
-		break;
-	case 1:
-	case 2:
-		for (unsigned int i = 1; i < PAGE / 8; i++)
-			w[i] = (c % 4) * 0x0101010101010101ULL ^ i;
-		w[0] = index;
-		break;
-	default:
-		for (unsigned int i = 1; i < PAGE / 8; i++)
-			w[i] = c ^ i;
-		w[0] = index;
-	}
-	*wcount = c;
-}
-
-static uint8_t *map(int fd, uint64_t first, uint64_t n)
-{
-	return mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, first * PAGE);
-}
-
-/* A userfaultfd of ours watching [a, a + len) in async write-protect mode. */
-static int uffd_setup(void *a, uint64_t len)
-{
-	struct uffdio_api api = { .api = UFFD_API,
-				  .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_HUGETLBFS_SHMEM };
-	struct uffdio_register r = { .range = { (uintptr_t)a, len },
-				     .mode = UFFDIO_REGISTER_MODE_WP };
-	int fd = syscall(SYS_userfaultfd, O_CLOEXEC);
-
-	if (fd < 0 || ioctl(fd, UFFDIO_API, &api) || ioctl(fd, UFFDIO_REGISTER, &r))
-		return -1;
-	return fd;
-}
-
-struct vwin {
-	int fd;
-	uint64_t first;
-};
-
-/* The vfork child: a short-lived window in the writer's address space. */
-static int vfork_child(void *arg)
-{
-	const struct vwin *v = arg;
-	uint8_t *w = map(v->fd, v->first, WIN);
-
-	if (w == MAP_FAILED)
-		return 1;
-	for (int i = 0; i < WIN; i++)
-		stamp(w + i * PAGE, v->first + i);
-	munmap(w, WIN * PAGE);
-	return 0;
-}
-
-/*
- * MADV_DONTNEED on [a, a + len) through io_uring, waiting for it.  The
- * soft-dirty harvests stop and continue us: a wait they interrupt is
- * waited again, a request that comes back with EAGAIN (6.12) or
- * ECANCELED (6.1: the io-wq worker saw the stop) is made again.
- */
-static int uring_dontneed(void *a, uint64_t len)
-{
-	static struct io_uring ring;
-	static bool up;
-	struct io_uring_sqe *sqe;
-	struct io_uring_cqe *cqe;
-	int ret;
-
-	if (!up && (ret = io_uring_queue_init(4, &ring, 0))) {
-		errno = -ret;
-		return -1;
-	}
-	up = true;
-	do {
-		sqe = io_uring_get_sqe(&ring);
-		if (!sqe)
-			return errno = EBUSY, -1;
-		io_uring_prep_madvise(sqe, a, len, MADV_DONTNEED);
-		do
-			ret = io_uring_submit(&ring);
-		while (ret == -EINTR || ret == -EAGAIN);
-		if (ret != 1)
-			return errno = ret < 0 ? -ret : EIO, -1;
-		do
-			ret = io_uring_wait_cqe(&ring, &cqe);
-		while (ret == -EINTR || ret == -EAGAIN);
-		if (ret)
-			return errno = -ret, -1;
-		ret = cqe->res;
-		io_uring_cqe_seen(&ring, cqe);
-	} while (ret == -EAGAIN || ret == -EINTR || ret == -ECANCELED);
-	errno = -ret;
-	return ret ? -1 : 0;
-}
-
-#ifndef MADV_PAGEOUT
-#define MADV_PAGEOUT	21
-#endif
-#ifndef SYS_process_madvise
-#define SYS_process_madvise	440
-#endif
-
-/* process_madvise(MADV_PAGEOUT) on ourselves, through a pidfd. */
-static int pageout(void *a, uint64_t len)
-{
-	static int pidfd = -1;
-	struct iovec v = { a, len };
-
-	if (pidfd < 0)
-		pidfd = syscall(SYS_pidfd_open, getpid(), 0);
-	return syscall(SYS_process_madvise, pidfd, &v, 1, MADV_PAGEOUT, 0) < 0 ? -1 : 0;
-}
-
-/*
- * The writer: map all of memfd, register it with a userfaultfd when uffd,
- * fill it, say so on ready, wait for a byte on go (EOF too), then write
- * the case's way until killed.
- */
-static void writer_main(enum wcase wc, int fd, uint64_t npages, bool uffd, int ready, int go)
-{
-	uint8_t *main_map = map(fd, 0, npages), *spare;
-	uint64_t x = 88172645463325252ULL, n = 0;
-	char c;
-
-	if (main_map == MAP_FAILED || (uffd && uffd_setup(main_map, npages * PAGE) < 0))
-		_exit(3);
-	for (uint64_t p = 0; p < npages; p++)
-		stamp(main_map + p * PAGE, p);
-	/* A place to move windows and the main mapping to. */
-	spare = mmap(NULL, npages * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (spare == MAP_FAILED || write(ready, "r", 1) != 1)
-		_exit(4);
-	if (read(go, &c, 1) < 0)
-		_exit(5);
-	if (wc == W_NEWMAP) {
-		uint8_t *m2 = map(fd, 0, npages);
-
-		if (m2 == MAP_FAILED)
-			_exit(6);
-		for (;; n++) {
-			for (int i = 0; i < 16; i++) {
-				uint64_t p = rnd(&x) % npages;
-
-				stamp(m2 + p * PAGE, p);
-			}
-			usleep(1000);
-		}
-	}
-	for (;; n++) {
-		uint64_t first = rnd(&x) % (npages - WIN);
-		uint8_t *w, *w2;
-
-		switch (wc) {
-		case W_SHORTLIVED:
-			w = map(fd, first, WIN);
-			if (w == MAP_FAILED)
-				_exit(6);
-			for (int i = 0; i < WIN; i++)
-				stamp(w + i * PAGE, first + i);
-			munmap(w, WIN * PAGE);
-			usleep(5000);
-			break;
-		case W_DONTNEED:
-			for (int i = 0; i < 8; i++) {
-				uint64_t p = rnd(&x) % npages;
-
-				stamp(main_map + p * PAGE, p);
-				if (madvise(main_map + p * PAGE, PAGE, MADV_DONTNEED))
-					_exit(7);
-			}
-			usleep(2000);
-			break;
-		case W_FORK: {
-			pid_t c = fork();
-
-			if (c < 0)
-				_exit(10);
-			if (c == 0) {
-				for (int i = 0; i < WIN; i++)
-					stamp(main_map + (first + i) * PAGE, first + i);
-				_exit(0);
-			}
-			waitpid(c, NULL, 0);
-			usleep(5000);
-			break;
-		}
-		case W_VFORK: {
-			static char stack[64 * 1024] __attribute__((aligned(16)));
-			struct vwin v = { fd, first };
-			int st;
-			pid_t c = clone(vfork_child, stack + sizeof(stack),
-					CLONE_VM | CLONE_VFORK | SIGCHLD, &v);
-
-			if (c < 0 || waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
-				_exit(12);
-			usleep(5000);
-			break;
-		}
-		case W_URING:
-		case W_PAGEOUT:
-			for (int i = 0; i < 8; i++)
-				stamp(main_map + (first + i) * PAGE, first + i);
-			if (wc == W_URING ? uring_dontneed(main_map + first * PAGE, 8 * PAGE) :
-					    pageout(main_map + first * PAGE, 8 * PAGE)) {
-				fprintf(stderr, "writer: %s: %s\n", wcase_names[wc], strerror(errno));
-				_exit(11);
-			}
-			usleep(2000);
-			break;
-		case W_MREMAP:
-			w = map(fd, first, WIN);
-			if (w == MAP_FAILED)
-				_exit(6);
-			for (int i = 0; i < WIN / 2; i++)
-				stamp(w + i * PAGE, first + i);
-			w2 = mremap(w, WIN * PAGE, WIN * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
-				    spare + (n % 2) * WIN * PAGE);
-			if (w2 == MAP_FAILED)
-				_exit(8);
-			for (int i = WIN / 2; i < WIN; i++)
-				stamp(w2 + i * PAGE, first + i);
-			/*
-			 * Replaced by a fresh reservation (mmap MAP_FIXED removes it),
-			 * so that no later window is placed where the next moves to.
-			 */
-			if (mmap(w2, WIN * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-				 -1, 0) != w2)
-				_exit(8);
-			/* The main mapping moves too, written before and after. */
-			if (n % 20 == 19) {
-				uint8_t *to = mmap(NULL, npages * PAGE, PROT_NONE,
-						   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-				stamp(main_map + first * PAGE, first);
-				if (to == MAP_FAILED)
-					_exit(8);
-				to = mremap(main_map, npages * PAGE, npages * PAGE,
-					    MREMAP_MAYMOVE | MREMAP_FIXED, to);
-				if (to == MAP_FAILED)
-					_exit(8);
-				main_map = to;
-				stamp(main_map + (first + 1) * PAGE, first + 1);
-			}
-			usleep(5000);
-			break;
-		default:
-			_exit(9);
-		}
-	}
-}
-
-struct writer {
-	pid_t pid;
-	int fd;			/* the memfd */
-	int go;			/* write end */
-};
-
-static int writer_start(struct writer *w, enum wcase wc, uint64_t npages, bool uffd)
-{
-	int r[2], g[2];
-	char c;
-
-	if (!wcount) {
-		wcount = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-		if (wcount == MAP_FAILED)
-			return -1;
-	}
-	w->fd = memfd_create("lmig-i17-nolost", MFD_CLOEXEC);
-	if (w->fd < 0 || ftruncate(w->fd, npages * PAGE) || pipe2(r, O_CLOEXEC) ||
-	    pipe2(g, O_CLOEXEC))
-		return -1;
-	w->pid = fork();
-	if (w->pid < 0)
-		return -1;
-	if (w->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		/* Its own group, so that the final pause stops its children too. */
-		setpgid(0, 0);
-		close(r[0]);
-		close(g[1]);
-		writer_main(wc, w->fd, npages, uffd, r[1], g[0]);
-	}
-	close(r[1]);
-	close(g[0]);
-	w->go = g[1];
-	if (read(r[0], &c, 1) != 1) {
-		close(r[0]);
-		return -1;
-	}
-	close(r[0]);
-	return 0;
-}
-
-/*
- * The final pause: the writer and every process it forked (a paused
- * source, as a VM at switch-over, writes nothing).  The writer first: in
- * a vfork it stops only once its child has exited, which a stopped child
- * never does.  Then the rest of its group (a group stop also reaches a
- * child being forked), and wait until each member is stopped or gone.
- */
-static void writer_pause(struct writer *w)
-{
-	int st;
-
-	kill(w->pid, SIGSTOP);
-	waitpid(w->pid, &st, WUNTRACED);
-	kill(-w->pid, SIGSTOP);
-	for (int tries = 0; tries < 5000; tries++) {
-		bool running = false;
-		DIR *d = opendir("/proc");
-		struct dirent *e;
-
-		while (d && (e = readdir(d))) {
-			char path[300], buf[512], *p;
-			int fd, pgrp = 0;
-			ssize_t n;
-			char state = 0;
-
-			if (e->d_name[0] < '0' || e->d_name[0] > '9')
-				continue;
-			snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-			fd = open(path, O_RDONLY | O_CLOEXEC);
-			if (fd < 0)
-				continue;
-			n = read(fd, buf, sizeof(buf) - 1);
-			close(fd);
-			if (n <= 0)
-				continue;
-			buf[n] = 0;
-			p = strrchr(buf, ')');
-			if (!p || sscanf(p + 1, " %c %*d %d", &state, &pgrp) != 2)
-				continue;
-			if (pgrp == w->pid && state != 'T' && state != 't' && state != 'Z' &&
-			    state != 'X')
-				running = true;
-		}
-		if (d)
-			closedir(d);
-		if (!running)
-			return;
-		usleep(1000);
-	}
-}
-
-static void writer_stop(struct writer *w)
-{
-	if (w->pid > 0) {
-		kill(-w->pid, SIGKILL);
-		waitpid(w->pid, NULL, 0);
-	}
-	if (w->go >= 0)
-		close(w->go);
-	close(w->fd);
-	w->pid = 0;
-	w->go = -1;
-}
 
 static int read_pages(int fd, uint64_t first, uint64_t n, uint8_t *buf)
 {
@@ -492,8 +108,29 @@ static void nl_copied(void *ctx, uint64_t page, const uint8_t *data)
 	((struct nl_run *)ctx)->sent[page] = codec_page_hash(data);
 }
 
-/* The migration against the writer; prints one line, returns 0 when nothing was lost. */
-static int nolost(const char *tracker, const char *cname)
+static struct writer *hook_writer;
+
+/*
+ * tracker_start_hook: the writer starts inside tracker_open(), once the
+ * tracker armed, and is waited for until it wrote (newmap: through its
+ * new mapping, so that mapping exists).
+ */
+static void go_at_start(struct tracker *t)
+{
+	uint64_t before = *wcount;
+
+	if (write(hook_writer->go, "g", 1) != 1)
+		return;
+	for (int i = 0; i < 10000 && *wcount < before + 16; i++)
+		usleep(1000);
+}
+
+/*
+ * The migration against the writer; prints one line, returns 0 when
+ * nothing was lost.  at_start: the writer starts inside tracker_open()
+ * (go_at_start), else once the first full copy is taken.
+ */
+static int nolost(const char *tracker, const char *cname, bool at_start)
 {
 	int wc = wcase_of(cname);
 	uint64_t npages = RUN_PAGES, size = npages * PAGE;
@@ -512,17 +149,20 @@ static int nolost(const char *tracker, const char *cname)
 		return printf("writer: %s\n", strerror(errno)), 1;
 	tg = (struct track_target){ .fd = n.w.fd, .pid = n.w.pid, .size = size,
 				    .mapped_writes_only = true, .sent = n.sent };
+	hook_writer = &n.w;
+	tracker_start_hook = at_start ? go_at_start : NULL;
 	if (tracker_open(&n.t, tracker, &tg, why, sizeof(why))) {
 		printf("tracker: %s\n", lmig_errmsg());
 		writer_stop(&n.w);
 		return 1;
 	}
+	tracker_start_hook = NULL;
 	/* The first full copy comes after the start: what changes later is harvested. */
 	if (read_pages(n.w.fd, 0, npages, dst))
 		return printf("read: %s\n", strerror(errno)), 1;
 	for (uint64_t p = 0; p < npages; p++)
 		n.sent[p] = codec_page_hash(dst + p * PAGE);
-	if (write(n.w.go, "g", 1) != 1)
+	if (!at_start && write(n.w.go, "g", 1) != 1)
 		return printf("go: %s\n", strerror(errno)), 1;
 	if (nl_rounds_run(&r, dst, src)) {
 		writer_stop(&n.w);
@@ -541,7 +181,7 @@ static int nolost(const char *tracker, const char *cname)
 	return r.differ ? 1 : 0;
 }
 
-static void run_case(struct __test_metadata *_metadata, const char *cname)
+static void run_case(struct __test_metadata *_metadata, const char *cname, bool at_start)
 {
 	char line[512] = "";
 	int p[2], st;
@@ -558,7 +198,7 @@ static void run_case(struct __test_metadata *_metadata, const char *cname)
 		int rc;
 
 		dup2(p[1], 1);
-		rc = nolost("uffd", cname);
+		rc = nolost("uffd", cname, at_start);
 		fflush(stdout);
 		_exit(rc);
 	}
@@ -574,14 +214,92 @@ static void run_case(struct __test_metadata *_metadata, const char *cname)
 	ASSERT_EQ(0, !strstr(line, "map_rescans=0 ") ? 0 : 1) TH_LOG("no rescan: %s", line);
 }
 
-TEST(uffd_shortlived) { run_case(_metadata, "shortlived"); }
-TEST(uffd_newmap) { run_case(_metadata, "newmap"); }
-TEST(uffd_dontneed) { run_case(_metadata, "dontneed"); }
-TEST(uffd_mremap) { run_case(_metadata, "mremap"); }
-TEST(uffd_fork) { run_case(_metadata, "fork"); }
-TEST(uffd_uring) { run_case(_metadata, "uring"); }
-TEST(uffd_pageout) { run_case(_metadata, "pageout"); }
-TEST(uffd_vfork) { run_case(_metadata, "vfork"); }
+TEST(uffd_shortlived) { run_case(_metadata, "shortlived", false); }
+TEST(uffd_newmap) { run_case(_metadata, "newmap", false); }
+TEST(uffd_dontneed) { run_case(_metadata, "dontneed", false); }
+TEST(uffd_mremap) { run_case(_metadata, "mremap", false); }
+TEST(uffd_fork) { run_case(_metadata, "fork", false); }
+TEST(uffd_uring) { run_case(_metadata, "uring", false); }
+TEST(uffd_pageout) { run_case(_metadata, "pageout", false); }
+TEST(uffd_vfork) { run_case(_metadata, "vfork", false); }
+
+/*
+ * The second mapping made while tracking starts: after the tracker read
+ * the writer's mappings, before tracker_open() returns.  The watch's
+ * baseline must not include it, or no harvest registers it.
+ */
+TEST(uffd_newmap_at_start) { run_case(_metadata, "newmap", true); }
+
+struct blocked {
+	void *page;		/* registered for missing-page faults */
+	volatile int state;	/* 1 madvise returned; 2 may exit */
+};
+
+/* MADV_POPULATE_WRITE of a page whose fault waits for our userfaultfd. */
+static void *populate(void *arg)
+{
+	struct blocked *b = arg;
+
+	madvise(b->page, PAGE, MADV_POPULATE_WRITE);
+	b->state = 1;
+	/* No counted call (a thread's exit can madvise its stack) until sampled. */
+	while (b->state != 2)
+		usleep(1000);
+	return NULL;
+}
+
+/*
+ * A mapping call under way when the watch attaches is counted when it
+ * ends: a madvise of ours waits on a missing-page fault while the watch
+ * loads, and ends once the fault is resolved.  Its change could land
+ * after the tracker read the mappings, so its end must move the counters.
+ */
+TEST(watch_counts_call_under_way)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct blocked b = { 0 };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_zeropage zp = { .mode = 0 };
+	struct mapwatch_sample s0, s1;
+	struct mapwatch_state st = { 0 };
+	struct uffd_msg msg;
+	struct mapwatch *mw;
+	pthread_t th;
+	int uffd;
+
+	if (mapwatch_open(&mw, getpid()))
+		SKIP(return, "no mapping watch here: %s", lmig_errmsg());
+	mapwatch_close(mw);
+	b.page = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, b.page);
+	uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	ASSERT_GE(uffd, 0);
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	reg.range = (struct uffdio_range){ (uintptr_t)b.page, PAGE };
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	ASSERT_EQ(0, pthread_create(&th, NULL, populate, &b));
+	/* The fault's message: the madvise has started and waits. */
+	ASSERT_EQ(sizeof(msg), read(uffd, &msg, sizeof(msg)));
+	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+	ASSERT_EQ(0, mapwatch_open(&mw, getpid())) TH_LOG("%s", lmig_errmsg());
+	mapwatch_read(mw, &s0);
+	mapwatch_policy(&st, &s0, NULL);
+	zp.range = (struct uffdio_range){ (uintptr_t)b.page, PAGE };
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_ZEROPAGE, &zp));
+	while (!b.state)
+		usleep(1000);
+	mapwatch_read(mw, &s1);
+	b.state = 2;
+	pthread_join(th, NULL);
+	TH_LOG("counted calls started %llu, ended %llu before; %llu, %llu after",
+	       (unsigned long long)s0.enters, (unsigned long long)s0.exits,
+	       (unsigned long long)s1.enters, (unsigned long long)s1.exits);
+	EXPECT_EQ(MAPWATCH_RESCAN, mapwatch_policy(&st, &s1, NULL));
+	EXPECT_EQ(s1.enters, s1.exits);
+	mapwatch_close(mw);
+	close(uffd);
+	munmap(b.page, PAGE);
+}
 
 /* Drop cap from every set of this process (and its children). */
 static int drop_caps(const int *caps, int n)
@@ -707,63 +425,145 @@ FIXTURE_TEARDOWN(live)
 		writer_stop(&self->w);
 }
 
-TEST_F(live, image_is_the_paused_source)
-{
-	const uint64_t npages = 8192;	/* 32 MiB */
-	struct writer *w = &self->w;
-	char mem[64], pid[16], out[PATH_MAX], s[32];
-	struct proc rx = { 0 }, tx = { 0 };
-	uint8_t *img, *src;
-	uint64_t before, diff = 0, rescans = 0;
-	int port, fd;
+/* What one live send of a writer's memfd found. */
+struct live_result {
+	char fail[512];		/* why the send could not be checked, or "" */
+	char tracker[32], source[32];
+	uint64_t writes;	/* by the writer during the send */
+	uint64_t rescans;	/* the report's map_rescans */
+	uint64_t differ;	/* pages of the image not equal to the paused source */
+	char state;		/* the writer's, after the send */
+};
 
-	if (!have_wp_async())
-		SKIP(return, "no async write-protection (UFFD_FEATURE_WP_ASYNC) here");
-	ASSERT_EQ(0, writer_start(w, variant->wc, npages, true));
+static int live_fail(struct live_result *res, const char *what, const char *log)
+{
+	snprintf(res->fail, sizeof(res->fail), "%s: %.400s", what, log ? log : "");
+	return -1;
+}
+
+/*
+ * lmig send of w's memfd (w started, waiting for go) to lmig recv over
+ * loopback, go given while round 0 is under way; the image then compared
+ * with the memfd.  0, or -1 with res->fail saying why.
+ */
+static int live_send(struct writer *w, uint64_t npages, struct live_result *res)
+{
+	char mem[64], pid[16], out[PATH_MAX];
+	struct proc rx = { 0 }, tx = { 0 };
+	uint8_t *img = NULL, *src = NULL;
+	uint64_t before = *wcount;
+	int port, fd = -1, ret = -1;
+
+	memset(res, 0, sizeof(*res));
 	snprintf(mem, sizeof(mem), "/proc/%d/fd/%d", (int)w->pid, w->fd);
 	snprintf(pid, sizeof(pid), "%d", (int)w->pid);
 	snprintf(out, sizeof(out), "/tmp/lmig-i17-nolost-%d.img", (int)getpid());
-	before = *wcount;
 	port = recv_start(&rx, out, NULL, 0);
-	ASSERT_GT(port, 0);
-	ASSERT_EQ(0, send_start(&tx, mem, port, (const char *const[]){ "--pid", pid,
+	if (port <= 0)
+		return live_fail(res, "lmig recv did not start", NULL);
+	if (send_start(&tx, mem, port, (const char *const[]){ "--pid", pid,
 			"--no-progress", "--tracker", "uffd", "--object-writes", "mapped",
-			"--freeze", "signal", "--bandwidth", "64M", NULL }));
+			"--freeze", "signal", "--bandwidth", "64M", NULL })) {
+		live_fail(res, "lmig send did not start", NULL);
+		goto out;
+	}
 	/* Round 0 takes about half a second at 64 MB/s: write during it. */
 	usleep(150 * 1000);
-	ASSERT_EQ(1, write(w->go, "g", 1));
-	ASSERT_EQ(0, proc_wait(&tx, 60)) TH_LOG("lmig send still running");
-	ASSERT_EQ(0, proc_wait(&rx, 10)) TH_LOG("lmig recv still running");
-	ASSERT_EQ(0, proc_exit_code(&tx)) TH_LOG("send: %s", tx.err_log);
-	ASSERT_EQ(0, proc_exit_code(&rx)) TH_LOG("recv: %s", rx.err_log);
-	ASSERT_EQ(0, json_str_field(tx.out, "tracker", s, sizeof(s))) TH_LOG("%s", tx.out);
-	EXPECT_STREQ("uffd", s);
-	ASSERT_EQ(0, json_str_field(tx.out, "source", s, sizeof(s))) TH_LOG("%s", tx.out);
-	EXPECT_STREQ("paused", s);
-	ASSERT_EQ(0, json_u64_field(tx.out, "map_rescans", &rescans)) TH_LOG("%s", tx.out);
-	TH_LOG("%s: %llu writes during the send, %llu harvests compared every page",
-	       wcase_names[variant->wc], (unsigned long long)(*wcount - before),
-	       (unsigned long long)rescans);
-	EXPECT_GT(*wcount, before);
-	EXPECT_GT(rescans, 0);
-	EXPECT_EQ('T', pid_state(w->pid));
+	if (write(w->go, "g", 1) != 1) {
+		live_fail(res, "go", strerror(errno));
+		goto out;
+	}
+	if (proc_wait(&tx, 60)) {
+		live_fail(res, "lmig send still running", NULL);
+		goto out;
+	}
+	if (proc_wait(&rx, 10)) {
+		live_fail(res, "lmig recv still running; send said", tx.err_log);
+		goto out;
+	}
+	if (proc_exit_code(&tx) || proc_exit_code(&rx)) {
+		live_fail(res, proc_exit_code(&tx) ? "send" : "recv",
+			  proc_exit_code(&tx) ? tx.err_log : rx.err_log);
+		goto out;
+	}
+	res->writes = *wcount - before;
+	res->state = pid_state(w->pid);
+	if (json_str_field(tx.out, "tracker", res->tracker, sizeof(res->tracker)) ||
+	    json_str_field(tx.out, "source", res->source, sizeof(res->source)) ||
+	    json_u64_field(tx.out, "map_rescans", &res->rescans)) {
+		live_fail(res, "the report lacks tracker, source or map_rescans", tx.out);
+		goto out;
+	}
 	src = malloc(npages * PAGE);
 	img = malloc(npages * PAGE);
-	ASSERT_TRUE(src && img);
-	ASSERT_EQ(0, read_pages(w->fd, 0, npages, src));
 	fd = open(out, O_RDONLY);
-	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, read_pages(fd, 0, npages, img));
-	close(fd);
-	unlink(out);
+	if (!src || !img || fd < 0 || read_pages(w->fd, 0, npages, src) ||
+	    read_pages(fd, 0, npages, img)) {
+		live_fail(res, "cannot read the source or the image", strerror(errno));
+		goto out;
+	}
 	for (uint64_t p = 0; p < npages; p++)
-		diff += !!memcmp(src + p * PAGE, img + p * PAGE, PAGE);
-	EXPECT_EQ(0, diff) TH_LOG("%llu pages of the image differ from the paused source",
-				  (unsigned long long)diff);
+		res->differ += !!memcmp(src + p * PAGE, img + p * PAGE, PAGE);
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	unlink(out);
 	free(src);
 	free(img);
 	proc_kill(&tx);
 	proc_kill(&rx);
+	return ret;
+}
+
+TEST_F(live, image_is_the_paused_source)
+{
+	const uint64_t npages = 8192;	/* 32 MiB */
+	struct live_result r;
+
+	if (!have_wp_async())
+		SKIP(return, "no async write-protection (UFFD_FEATURE_WP_ASYNC) here");
+	ASSERT_EQ(0, writer_start(&self->w, variant->wc, npages, true));
+	ASSERT_EQ(0, live_send(&self->w, npages, &r)) TH_LOG("%s", r.fail);
+	TH_LOG("%s: %llu writes during the send, %llu harvests compared every page",
+	       wcase_names[variant->wc], (unsigned long long)r.writes,
+	       (unsigned long long)r.rescans);
+	EXPECT_STREQ("uffd", r.tracker);
+	EXPECT_STREQ("paused", r.source);
+	EXPECT_GT(r.writes, 0);
+	EXPECT_GT(r.rescans, 0);
+	EXPECT_EQ('T', r.state);
+	EXPECT_EQ(0, r.differ) TH_LOG("%llu pages of the image differ from the paused source",
+				      (unsigned long long)r.differ);
+}
+
+/*
+ * --live CASE: one live send of the case's writer (what the live tests
+ * do), one line on stdout; exit 0 when the image is the paused source.
+ * For running one case again and again.
+ */
+static int live_only(const char *cname)
+{
+	struct writer w = { .go = -1 };
+	struct live_result r;
+	int wc = wcase_of(cname), bad;
+
+	if (wc < 0)
+		return fprintf(stderr, "--live CASE: no case %s\n", cname), 2;
+	if (writer_start(&w, wc, 8192, true))
+		return fprintf(stderr, "writer: %s\n", strerror(errno)), 1;
+	if (live_send(&w, 8192, &r)) {
+		writer_stop(&w);
+		return printf("FAIL case=%s %s\n", cname, r.fail), 1;
+	}
+	writer_stop(&w);
+	bad = r.differ || !r.rescans || strcmp(r.tracker, "uffd") || strcmp(r.source, "paused") ||
+	      r.state != 'T';
+	printf("%s case=%s tracker=%s source=%s writes=%llu map_rescans=%llu differ=%llu "
+	       "state=%c\n", bad ? "LOST" : "ok", cname, r.tracker, r.source,
+	       (unsigned long long)r.writes, (unsigned long long)r.rescans,
+	       (unsigned long long)r.differ, r.state);
+	return bad;
 }
 
 /*
@@ -776,7 +576,7 @@ static int writer_only(const char *cname, const char *pages)
 	struct writer w = { .go = -1 };
 	int wc = wcase_of(cname);
 
-	if (wc < 0 || atoi(pages) < 2 * WIN)
+	if (wc < 0 || atoi(pages) < 2 * NW_WIN)
 		return fprintf(stderr, "--writer CASE PAGES: no case %s or too few pages\n", cname), 2;
 	if (writer_start(&w, wc, atoi(pages), false) || write(w.go, "g", 1) != 1)
 		return fprintf(stderr, "writer: %s\n", strerror(errno)), 1;
@@ -789,8 +589,12 @@ static int writer_only(const char *cname, const char *pages)
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "--run"))
-		return nolost(argv[2], argv[3]);
+		return nolost(argv[2], argv[3], false);
+	if (argc == 5 && !strcmp(argv[1], "--run") && !strcmp(argv[4], "at-start"))
+		return nolost(argv[2], argv[3], true);
 	if (argc == 4 && !strcmp(argv[1], "--writer"))
 		return writer_only(argv[2], argv[3]);
+	if (argc == 3 && !strcmp(argv[1], "--live"))
+		return live_only(argv[2]);
 	return test_harness_run(argc, argv);
 }

@@ -128,8 +128,12 @@ int mapwatch_open(struct mapwatch **out, pid_t pid)
 		lmig_err("cannot load the mapping watch: %s", strerror(-err));
 		goto fail;
 	}
-	if (attach(mw, s->progs.mw_sys_enter, "sys_enter") ||
-	    attach(mw, s->progs.mw_sys_exit, "sys_exit") ||
+	/*
+	 * The end first: a call that started before the start was watched
+	 * ends once that is attached, and is counted then (mw_sys_exit).
+	 */
+	if (attach(mw, s->progs.mw_sys_exit, "sys_exit") ||
+	    attach(mw, s->progs.mw_sys_enter, "sys_enter") ||
 	    attach(mw, s->progs.mw_fork, "sched_process_fork")) {
 		lmig_err_errno(errno, "cannot attach the mapping watch (eBPF) to the system call "
 			       "and fork tracepoints");
@@ -138,10 +142,11 @@ int mapwatch_open(struct mapwatch **out, pid_t pid)
 	/*
 	 * io_uring's madvise runs no madvise system call.  Its tracepoints are
 	 * there whenever io_uring is (submit_sqe before 6.2, submit_req since).
+	 * The completion first, as for the system calls.
 	 */
-	if ((attach(mw, s->progs.mw_uring_submit, "io_uring_submit_req") &&
-	     attach(mw, s->progs.mw_uring_submit, "io_uring_submit_sqe")) ||
-	    attach(mw, s->progs.mw_uring_complete, "io_uring_complete")) {
+	if (attach(mw, s->progs.mw_uring_complete, "io_uring_complete") ||
+	    (attach(mw, s->progs.mw_uring_submit, "io_uring_submit_req") &&
+	     attach(mw, s->progs.mw_uring_submit, "io_uring_submit_sqe"))) {
 		int aerr = errno;
 
 		/* Without io_uring in the kernel its setup call does not exist. */

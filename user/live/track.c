@@ -324,6 +324,8 @@ static void mw_close(struct tracker *t)
 	t->mw = NULL;
 }
 
+void (*tracker_start_hook)(struct tracker *t);
+
 static int start(struct tracker *t, const struct tracker_ops *ops,
 		 const struct track_target *tg)
 {
@@ -335,22 +337,30 @@ static int start(struct tracker *t, const struct tracker_ops *ops,
 	if (ops->watch_maps && !mapwatch_optional(tg->fd >= 0, NULL) &&
 	    mapwatch_open(&t->mw, tg->pid))
 		return -1;
+	/*
+	 * The baseline (see mw_harvest()), before the tracker reads the
+	 * mappings to watch: a call that ends after it moves the counters for
+	 * the first harvest, one that ended before it is in what the tracker
+	 * reads.  Taken after that read, it would hide a mapping made in
+	 * between, which the tracker never follows then.
+	 */
+	if (t->mw) {
+		mapwatch_read(t->mw, &s);
+		mapwatch_policy(&t->mws, &s, NULL);
+	}
 	if (ops->start(t)) {
 		mw_close(t);
 		t->ops = NULL;
 		return -1;
 	}
+	if (tracker_start_hook)
+		tracker_start_hook(t);
 	/* The scan tracker compares every page's content already. */
 	if (tg->fd >= 0 && ops != &track_scan_ops && obj_start(t)) {
 		ops->stop(t);
 		mw_close(t);
 		t->ops = NULL;
 		return -1;
-	}
-	/* The baseline: before the caller's first full read (see mw_harvest()). */
-	if (t->mw) {
-		mapwatch_read(t->mw, &s);
-		mapwatch_policy(&t->mws, &s, NULL);
 	}
 	return 0;
 }
@@ -481,13 +491,16 @@ static int refine_huge(struct tracker *t, uint64_t *bitmap)
  *
  * Why a write W through a mapping that a call C removes, moves or zaps is
  * not lost: C drops the bits after W and ends after the drop, and its
- * end is counted.  The end falls between two samples (b): the
- * baseline, taken when tracking starts, before the caller's first full
- * read, and each harvest's.  If it came before the baseline, W is in that
- * full read.  Else the first harvest whose (b) follows the end sees the
- * counters moved (its previous sample did not have that end yet), and its
- * (d) reads the page after the end, so after W.  A mapping that C made is
- * in /proc/PID/maps once C ends: that harvest's (c) registers it, its (d)
+ * end is counted (also when C started before the watch attached:
+ * bpf/mapwatch.bpf.c).  The end falls between two samples (b): the
+ * baseline, taken once the watch is attached and before the tracker reads
+ * the mappings it watches (so before the caller's first full read), and
+ * each harvest's.  If it came before the baseline, W is in that full read.
+ * Else the first harvest whose (b) follows the end sees the counters
+ * moved (its previous sample did not have that end yet), and its (d)
+ * reads the page after the end, so after W.  A mapping that C made is in
+ * /proc/PID/maps once C ends: if that was before the baseline, the
+ * tracker's start found it; else that harvest's (c) registers it, its (d)
  * reads what was written through it before (c) protected it, and later
  * writes are in the bits.  Counting starts as well makes a harvest that
  * falls inside C rescan already, and lets uffd tell a call under way

@@ -139,6 +139,12 @@ int tracker_open_choice(struct tracker *t, const char *name, const struct track_
 int tracker_open(struct tracker *t, const char *name, const struct track_target *tg,
 		 char *why, size_t whylen);
 int tracker_harvest(struct tracker *t, uint64_t *bitmap);
+/*
+ * Called, when set, inside tracker_open() once the tracker armed and
+ * before it returns: a test sets it to make the writer change its
+ * mappings at that point.  NULL in lmig.
+ */
+extern void (*tracker_start_hook)(struct tracker *t);
 void tracker_close(struct tracker *t);
 /* Names tracker_open() accepts, for --help and errors. */
 const char *tracker_names(void);
