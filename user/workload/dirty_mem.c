@@ -49,7 +49,6 @@
 #include "workload/dirty.h"
 #include "lib/err.h"
 #include "lib/uapi_compat.h"
-#include "image/image.h"
 
 #define TICK_NS		1000000L	/* wall pace: sleep this long between bursts */
 #define MAX_BURST	4096		/* pages written before the clock is read again */
