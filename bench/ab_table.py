@@ -8,7 +8,8 @@ Rows are matched by their first cell (and, for rows that repeat it, by
 their order).  A cell that holds one number in every run becomes
 "median A / median B (B÷A)"; a cell with several numbers gets the medians
 of each for A and B ("A ‖ B"); other cells are printed as in the last run
-of A.  Rows that are not in every run are left out and counted at the end.
+of A.  A run whose row failed (empty cells) is left out of that row's
+medians.  Rows that are not in every run are left out and counted at the end.
 """
 import re
 import statistics
@@ -48,10 +49,19 @@ def fmt(x):
     return '%.2f' % x if abs(x) < 10 else '%.1f' % x
 
 
+def numeric(c):
+    return not c.startswith('\0') and NUMERIC.match(c) and NUM.search(c)
+
+
 def pair_cell(acells, bcells):
-    if any(c.startswith('\0') or not NUMERIC.match(c) or not NUM.search(c)
-           for c in acells + bcells):
+    # A run that failed (its row says FAIL, its cells are empty) leaves the
+    # medians to the runs that did not; a cell no run of a side has is text.
+    if any(c.startswith('\0') for c in acells + bcells):
         return acells[-1].lstrip('\0')
+    acells = [c for c in acells if numeric(c)]
+    bcells = [c for c in bcells if numeric(c)]
+    if not acells or not bcells:
+        return None
     anums = [NUM.findall(c) for c in acells]
     bnums = [NUM.findall(c) for c in bcells]
     counts = {len(n) for n in anums + bnums}
@@ -89,8 +99,11 @@ def main(argv):
         for j in range(1, len(cells)):
             ac = [r[key][j] if j < len(r[key]) else '' for r, _ in aruns]
             bc = [r[key][j] if j < len(r[key]) else '' for r, _ in bruns]
-            # Header rows (no number anywhere) stay as they are.
-            out.append(pair_cell(ac, bc))
+            v = pair_cell(ac, bc)
+            if v is None:
+                # Not a number in any run of one side: the last run's text.
+                v = next((c for c in reversed(ac + bc) if c), '')
+            out.append(v)
         print('| ' + ' | '.join(out) + ' |')
     if dropped:
         print('\n(%d rows not in every run left out)' % dropped)
