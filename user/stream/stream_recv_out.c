@@ -145,11 +145,11 @@ int stream_hold(struct stream_receiver *r, unsigned int i, struct stream_out *s,
 	char a[32], l[32];
 
 	if (s->held + c > STREAM_HELD_MAX)
-		return fail(r, LMIG_ST_PROTOCOL, "stream %u: the source made this side stream_hold %s of blocks not yet written, over the per-stream limit of %s",
+		return fail(r, LMIG_ST_PROTOCOL, "stream %u: the source made this side hold %s of blocks not yet written, over the per-stream limit of %s",
 			    i, fmt_bytes(a, sizeof(a), (double)(s->held + c)),
 			    fmt_bytes(l, sizeof(l), (double)STREAM_HELD_MAX));
 	if (r->held + c > max)
-		return fail(r, LMIG_ST_PROTOCOL, "the source made this side stream_hold %s of blocks not yet written, over --max-pending %s",
+		return fail(r, LMIG_ST_PROTOCOL, "the source made this side hold %s of blocks not yet written, over --max-pending %s",
 			    fmt_bytes(a, sizeof(a), (double)(r->held + c)),
 			    fmt_bytes(l, sizeof(l), (double)max));
 	s->held += c;
