@@ -1495,6 +1495,9 @@ TEST_F(flood, bounded)
 	       flood_kb, flood_kb - base_kb, (unsigned long long)variant->limit / 1024);
 	check_failed(_metadata, &self->rx, sk ? "proxy recv" : "pipe recv", self->rx.t_exit,
 		     WORDS(variant->word));
+	/* The whole cause, in the words the operator reads. */
+	EXPECT_NE(NULL, strstr(self->rx.err, "the source made this side hold "))
+		TH_LOG("%s", self->rx.err);
 	EXPECT_LE(flood_kb - base_kb, (long)(variant->limit * 5 / 4 / 1024));
 	/* Nothing was deliverable, so nothing was delivered. */
 	if (sk) {
