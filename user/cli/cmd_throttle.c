@@ -9,6 +9,7 @@
 #include "cli/cmd.h"
 #include "cli/options.h"
 #include "cli/report.h"
+#include "cli/report_throttle.h"
 #include "lib/err.h"
 #include "lib/json.h"
 #include "host/throttle.h"
@@ -20,7 +21,8 @@ void usage_throttle(void)
 	       "Put back the CPU and disk limits and cgroup placement that a live migration\n"
 	       "('lmig send --throttle auto') changed, for every migration whose lmig is\n"
 	       "no longer running (state files in %s).  'lmig send' does the same\n"
-	       "by itself when it starts.\n"
+	       "by itself when it starts.  Per-vCPU cgroups (libvirt's vcpuN) that were\n"
+	       "limited in place get back the cpu.max found there.\n"
 	       "\n"
 	       "  -r, --restore           restore (the only action so far)\n"
 	       "  -a, --all               also files whose lmig still runs\n"
@@ -33,7 +35,16 @@ void usage_throttle(void)
 
 struct throttle_args {
 	bool restore, all;
+	unsigned int vcgs;	/* per-vCPU cgroups restored, for --json */
 };
+
+static void count_restored(void *ctx, const struct throttle_restored *r)
+{
+	struct throttle_args *a = ctx;
+
+	if (r->kind == THROTTLE_KIND_VCPU_CGROUPS)
+		a->vcgs += r->ncg;
+}
 
 static int throttle_opt(int opt, const char *arg, void *ctx)
 {
@@ -65,7 +76,7 @@ int cmd_throttle(int argc, char **argv, struct global_opts *g)
 		return n;
 	if (!a.restore)
 		return usage_error("throttle", "say what to do: --restore");
-	n = throttle_restore_files(!a.all, g->json ? NULL : cli_restored, NULL);
+	n = throttle_restore_files(!a.all, g->json ? count_restored : cli_throttle_restored, &a);
 	if (g->json) {
 		struct json_obj j;
 
@@ -74,6 +85,7 @@ int cmd_throttle(int argc, char **argv, struct global_opts *g)
 		if (n < 0)
 			json_str(&j, "error", lmig_errmsg());
 		json_i64(&j, "restored", n < 0 ? 0 : n);
+		json_i64(&j, "vcpu_cgroups", a.vcgs);
 		json_end(&j, stdout);
 	} else if (n == 0) {
 		printf("nothing to restore\n");

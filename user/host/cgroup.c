@@ -23,11 +23,11 @@ int cgroup_read_line(const char *dir, const char *name, char *buf, size_t len)
 	return ret;
 }
 
-int cgroup_dirs(pid_t pid, const char *ctrl, char *v2dir, size_t v2len, char *v1dir,
-		size_t v1len, bool *v2root, bool *v1root)
+/* cgroup_dirs() of the task whose cgroup file (/proc/.../cgroup) is path. */
+static int dirs_of(const char *path, const char *ctrl, char *v2dir, size_t v2len, char *v1dir,
+		   size_t v1len, bool *v2root, bool *v1root)
 {
-	char path[64], line[1024], v2mnt[300] = "", v1mnt[300] = "", v2path[512] = "",
-	     v1path[512] = "";
+	char line[1024], v2mnt[300] = "", v1mnt[300] = "", v2path[512] = "", v1path[512] = "";
 	const char *prefix = "";
 	FILE *f;
 
@@ -63,7 +63,6 @@ again:
 		prefix = "/proc/1/root";
 		goto again;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
 		return lmig_err_errno(errno, "cannot read %s", path);
@@ -91,6 +90,45 @@ again:
 		*v1root = !strcmp(v1path, "/");
 	}
 	return 0;
+}
+
+int cgroup_dirs(pid_t pid, const char *ctrl, char *v2dir, size_t v2len, char *v1dir,
+		size_t v1len, bool *v2root, bool *v1root)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	return dirs_of(path, ctrl, v2dir, v2len, v1dir, v1len, v2root, v1root);
+}
+
+int cgroup_thread_v2dir(pid_t pid, pid_t tid, char *dir, size_t len)
+{
+	char path[96], v1dir[8];
+	bool v2root = false, v1root = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/cgroup", (int)pid, (int)tid);
+	if (access(path, F_OK))
+		return -errno;
+	if (dirs_of(path, "", dir, len, v1dir, sizeof(v1dir), &v2root, &v1root))
+		return -EIO;
+	return dir[0] ? 0 : -ENOENT;
+}
+
+bool cgroup_thread_alone(const char *dir, pid_t tid)
+{
+	char path[600], line[32];
+	FILE *f;
+	int n = 0, first = 0;
+
+	snprintf(path, sizeof(path), "%s/cgroup.threads", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (n++ == 0)
+			first = atoi(line);
+	fclose(f);
+	return n == 1 && first == tid;
 }
 
 bool cgroup_alone(const char *dir, pid_t pid)

@@ -21,6 +21,14 @@ int cgroup_read_line(const char *dir, const char *name, char *buf, size_t len);
  */
 int cgroup_dirs(pid_t pid, const char *ctrl, char *v2dir, size_t v2len, char *v1dir,
 		size_t v1len, bool *v2root, bool *v1root);
+/*
+ * The v2 cgroup directory of thread tid of process pid.  0, -ENOENT (no
+ * v2 hierarchy), or -errno of its /proc file (-ENOENT too: it exited);
+ * -EIO with lmig_err() when the mounts cannot be read.
+ */
+int cgroup_thread_v2dir(pid_t pid, pid_t tid, char *dir, size_t len);
+/* Is thread tid the only thread of (threaded) cgroup dir? */
+bool cgroup_thread_alone(const char *dir, pid_t tid);
 /* Is pid the only process of cgroup dir? */
 bool cgroup_alone(const char *dir, pid_t pid);
 /*

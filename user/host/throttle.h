@@ -13,6 +13,22 @@
  * or below (v1) its own, moves the workload — or, in v1, only the threads
  * named — into it for the migration, and moves it back afterwards.
  *
+ * Threads that the host's VM manager placed each in a cgroup of its own
+ * are never moved: libvirt (cgroup v2) gives every vCPU thread a threaded
+ * cgroup, .../machine-qemu\x2dN\x2dNAME.scope/libvirt/vcpuN (older libvirt:
+ * .../scope/vcpuN), and its own CPU limit and pinning live there.  When
+ * every thread named is alone in a threaded v2 cgroup with the cpu
+ * controller, the limit goes in place on those cgroups' cpu.max, the
+ * share split evenly over them, and never looser than a quota found there
+ * (libvirt's <vcpu_quota>): the tighter of the two is written, and the
+ * value found comes back exactly.  When only some of them are (or one is
+ * in a threaded cgroup it shares, or one without the cpu controller),
+ * throttle_init() refuses and changes nothing: limiting the others would
+ * mean moving threads out of cgroups someone else placed them in, and
+ * limiting only some would leave the rest free while the caller believed
+ * them held.  The disk-write limit (v2 io.max, a domain controller) cannot
+ * be set on threaded cgroups: throttle_io_init() refuses in that mode.
+ *
  * Everything needed to undo it is written first to a state file under
  * /run/lmig/, so `lmig throttle --restore` can undo it after lmig died,
  * and `lmig send` does so by itself when it finds a file whose owner is
@@ -37,6 +53,7 @@
 #define THROTTLE_PERIOD_US	100000
 #define THROTTLE_MAX_TIDS	64
 #define THROTTLE_MAX_DEVS	8
+#define THROTTLE_MAX_VCGS	THROTTLE_MAX_TIDS	/* per-vCPU cgroups: one per thread */
 #define THROTTLE_IO_MIN_BPS	(1024 * 1024)	/* never hold disk writes below this */
 
 /*
@@ -62,11 +79,28 @@ struct throttle_io {
 	double bps;			/* the limit now, 0 = none */
 };
 
+/* How the CPU limit is held: for reports (the words are in cli/). */
+enum throttle_kind {
+	THROTTLE_KIND_NONE,		/* nothing set up */
+	THROTTLE_KIND_IN_PLACE,		/* the process alone in its cgroup: limited there */
+	THROTTLE_KIND_TRANSIENT,	/* the process moved into a transient cgroup */
+	THROTTLE_KIND_THREADED_CHILD,	/* v2: the threads named in a threaded child */
+	THROTTLE_KIND_V1_THREADS,	/* v1: the threads named moved into a transient cgroup */
+	THROTTLE_KIND_VCPU_CGROUPS,	/* v2: each thread's own threaded cgroup, in place */
+};
+
+/* A thread's own threaded cgroup, limited in place. */
+struct throttle_vcg {
+	pid_t tid;
+	char dir[512];
+	char saved[32];			/* its cpu.max found there */
+};
+
 struct throttle {
 	pid_t pid;
 	bool v2;
 	bool transient;			/* we made cg and moved the workload into it */
-	bool per_thread;		/* only tids[] were moved (v1) */
+	bool per_thread;		/* only tids[] are limited (moved, or per-vCPU cgroups) */
 	char home[512];			/* the workload's own cgroup */
 	char cg[640];			/* where the limit is set */
 	char saved[64];			/* v2 cpu.max / v1 "QUOTA PERIOD" found there */
@@ -80,6 +114,9 @@ struct throttle {
 	 */
 	char tcg[700];
 	bool subtree_cpu;
+	/* per-vCPU cgroups (nvcg > 0): each limited in place, nothing moved */
+	unsigned int nvcg;
+	struct throttle_vcg vcg[THROTTLE_MAX_VCGS];
 	bool applied;
 	double share;			/* CPUs the workload may use now, 0 = no limit */
 	struct throttle_io io;
@@ -91,14 +128,23 @@ struct throttle {
  * threads.  Returns 0, or -1 with lmig_err() saying why it cannot.
  */
 int throttle_init(struct throttle *t, pid_t pid, const pid_t *tids, unsigned int ntids);
-/* Allow the workload `cpus` CPUs (0.01 .. N) from now on. */
+/*
+ * Allow the workload `cpus` CPUs (0.01 .. N) from now on; per-vCPU
+ * cgroups get cpus / nvcg each (at least the kernel's 1 ms a period),
+ * or the quota found there when that is tighter.
+ */
 int throttle_set(struct throttle *t, double cpus);
+/* How the CPU limit is held (after throttle_init). */
+enum throttle_kind throttle_kind(const struct throttle *t);
 /* Put everything back as it was and remove the state file. */
 int throttle_restore(struct throttle *t);
 /* A limit throttle_restore_files() undid, for its caller to tell. */
 struct throttle_restored {
 	pid_t pid;			/* the process it limited */
-	const char *cg;			/* the CPU limit's cgroup */
+	const char *cg;			/* the CPU limit's cgroup (per-vCPU: the first) */
+	enum throttle_kind kind;
+	unsigned int ncg;		/* per-vCPU cgroups restored (kind VCPU_CGROUPS) */
+	const struct throttle_vcg *vcg;	/* and which */
 	const char *io_cg;		/* the disk-write limit's, or NULL: none */
 };
 

@@ -197,6 +197,19 @@ int throttle_init(struct throttle *t, pid_t pid, const pid_t *tids, unsigned int
 		ntids = THROTTLE_MAX_TIDS;
 	memcpy(t->tids, tids, ntids * sizeof(*tids));
 	t->ntids = ntids;
+	ret = t->v2 && ntids ? throttle_vcpu_find(t, t->tids, ntids) : 0;
+	if (ret < 0)
+		return -1;
+	if (ret > 0) {
+		/* Limited in place on each thread's own cgroup: nothing moves. */
+		t->per_thread = true;
+		snprintf(t->cg, sizeof(t->cg), "%s", t->vcg[0].dir);
+		snprintf(t->saved, sizeof(t->saved), "%s", t->vcg[0].saved);
+		if (throttle_state_save(t))
+			return -1;
+		t->applied = true;
+		return 0;
+	}
 	/* v2: the threads go into a threaded child once the process is placed. */
 	t->per_thread = !t->v2 && ntids;
 	if (!t->per_thread && !root && alone_in(t->home, pid)) {
@@ -253,6 +266,12 @@ int throttle_set(struct throttle *t, double cpus)
 		snprintf(val, sizeof(val), "max %d", THROTTLE_PERIOD_US);
 	else
 		quota_str(val, sizeof(val), cpus);
+	if (t->nvcg) {
+		if (throttle_vcpu_set(t, cpus))
+			return -1;
+		t->share = cpus;
+		return 0;
+	}
 	ret = set_limit(t, val);
 	if (ret)
 		return lmig_err_errno(-ret, "cannot set the CPU limit of %s", t->cg);
@@ -260,9 +279,26 @@ int throttle_set(struct throttle *t, double cpus)
 	return 0;
 }
 
+enum throttle_kind throttle_kind(const struct throttle *t)
+{
+	if (!t->applied)
+		return THROTTLE_KIND_NONE;
+	if (t->nvcg)
+		return THROTTLE_KIND_VCPU_CGROUPS;
+	if (t->tcg[0])
+		return THROTTLE_KIND_THREADED_CHILD;
+	if (!t->v2 && t->per_thread)
+		return THROTTLE_KIND_V1_THREADS;
+	return t->transient ? THROTTLE_KIND_TRANSIENT : THROTTLE_KIND_IN_PLACE;
+}
+
 int throttle_cpu_undo(struct throttle *t)
 {
-	int ret = t->v2 ? threads_join(t) : 0;
+	int ret;
+
+	if (t->nvcg)
+		return throttle_vcpu_undo(t);
+	ret = t->v2 ? threads_join(t) : 0;
 
 	if (ret)
 		return lmig_err_errno(-ret, "cannot move the threads of %s back (state kept in %s)",

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* The CPU throttle's part of undoing a throttle (throttle_restore.c). */
+/*
+ * The CPU throttle's part of undoing a throttle (throttle_restore.c), and
+ * its per-vCPU cgroup mode (throttle_vcpu.c) for throttle_cpu.c.
+ */
 #ifndef LMIG_THROTTLE_CPU_H
 #define LMIG_THROTTLE_CPU_H
 
@@ -11,5 +14,17 @@
  * lmig_err() naming what is left in the state file.
  */
 int throttle_cpu_undo(struct throttle *t);
+
+/*
+ * Are the threads tids (those still there) each alone in a threaded v2
+ * cgroup with the cpu controller?  1: yes, t->vcg[] holds those cgroups
+ * and their cpu.max; 0: none is in a threaded cgroup (the other
+ * mechanisms apply); -1 with lmig_err(): a mix, which is refused.
+ */
+int throttle_vcpu_find(struct throttle *t, const pid_t *tids, unsigned int ntids);
+/* cpu.max of every per-vCPU cgroup for a share of cpus (<= 0: as found). */
+int throttle_vcpu_set(struct throttle *t, double cpus);
+/* Every per-vCPU cgroup's cpu.max back as found.  0 or -1 with lmig_err(). */
+int throttle_vcpu_undo(struct throttle *t);
 
 #endif

@@ -135,6 +135,9 @@ int throttle_io_init(struct throttle *t, const pid_t *tids, unsigned int ntids)
 	int ret;
 
 	*io = (struct throttle_io){ .v2 = t->v2 };
+	if (t->nvcg)
+		return lmig_err("the CPU limit of process %d is on per-vCPU threaded cgroups, where disk writes cannot be limited (io is a domain controller)",
+				(int)t->pid);
 	if (!find_disks(t->pid, io))
 		return lmig_err("process %d has no file open on a block device", (int)t->pid);
 	if (io->v2) {

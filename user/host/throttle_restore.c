@@ -79,6 +79,7 @@ int throttle_restore_files(bool only_stale,
 		char path[600], iocg[640];
 		unsigned long long owner_start;
 		pid_t owner = 0;
+		enum throttle_kind kind;
 		bool io;
 
 		if (strncmp(de->d_name, "throttle-", 9) || strchr(de->d_name, '.'))
@@ -91,6 +92,7 @@ int throttle_restore_files(bool only_stale,
 		if (only_stale && owner_runs(owner, owner_start))
 			continue;	/* its lmig still runs and will restore it */
 		io = t.io.on;
+		kind = throttle_kind(&t);
 		snprintf(iocg, sizeof(iocg), "%s", t.io.cg);
 		if (throttle_restore(&t)) {
 			ret = -1;
@@ -98,7 +100,9 @@ int throttle_restore_files(bool only_stale,
 		}
 		if (restored)
 			restored(ctx, &(struct throttle_restored){ .pid = t.pid, .cg = t.cg,
-								   .io_cg = io ? iocg : NULL });
+								   .io_cg = io ? iocg : NULL,
+								   .kind = kind, .ncg = t.nvcg,
+								   .vcg = t.vcg });
 		n++;
 	}
 	closedir(d);

@@ -89,6 +89,9 @@ int throttle_state_save(const struct throttle *t)
 	for (unsigned int i = 0; i < t->ntids; i++)
 		fprintf(f, " %d", (int)t->tids[i]);
 	fprintf(f, "\ntcg %s\nsubtree_cpu %d\n", t->tcg, t->subtree_cpu);
+	/* "vcg TID QUOTA PERIOD DIR": a per-vCPU cgroup and its cpu.max found there */
+	for (unsigned int i = 0; i < t->nvcg; i++)
+		fprintf(f, "vcg %d %s %s\n", (int)t->vcg[i].tid, t->vcg[i].saved, t->vcg[i].dir);
 	io_state_print(f, &t->io);
 	if (fflush(f) || fsync(fileno(f))) {
 		fclose(f);
@@ -99,6 +102,39 @@ int throttle_state_save(const struct throttle *t)
 	if (rename(tmp, t->state))
 		return lmig_err_errno(errno, "cannot write %s", t->state);
 	return 0;
+}
+
+/* A cpu.max value: "max" or a number, then a number. */
+static bool cpu_max_valid(const char *q, const char *p)
+{
+	return (!strcmp(q, "max") || strspn(q, "0123456789") == strlen(q)) &&
+	       strspn(p, "0123456789") == strlen(p) && *q && *p;
+}
+
+/*
+ * A "vcg" line into t->vcg; false: malformed, or more than the limit
+ * (the file is root's, but a reader still keeps within its arrays).
+ */
+static bool vcg_parse(const char *line, struct throttle *t, const char *path)
+{
+	char q[16], p[16];
+	int tid, off = 0;
+	struct throttle_vcg *v;
+
+	if (t->nvcg == THROTTLE_MAX_VCGS) {
+		lmig_err("%s lists more than %d per-vCPU cgroups", path, THROTTLE_MAX_VCGS);
+		return false;
+	}
+	if (sscanf(line, "vcg %d %15s %15s %n", &tid, q, p, &off) != 3 || !off || line[off] != '/' ||
+	    !cpu_max_valid(q, p) || strlen(line + off) >= sizeof(v->dir)) {
+		lmig_err("%s: malformed line '%.80s'", path, line);
+		return false;
+	}
+	v = &t->vcg[t->nvcg++];
+	v->tid = tid;
+	snprintf(v->saved, sizeof(v->saved), "%s %s", q, p);
+	snprintf(v->dir, sizeof(v->dir), "%s", line + off);
+	return true;
 }
 
 int throttle_state_read(const char *path, struct throttle *t, pid_t *owner,
@@ -135,6 +171,12 @@ int throttle_state_read(const char *path, struct throttle *t, pid_t *owner,
 			snprintf(t->tcg, sizeof(t->tcg), "%.699s", line + 4);
 		else if (sscanf(line, "subtree_cpu %d", &v) == 1)
 			t->subtree_cpu = v;
+		else if (!strncmp(line, "vcg ", 4)) {
+			if (!vcg_parse(line, t, path)) {
+				fclose(f);
+				return -1;
+			}
+		}
 		else if (io_state_parse(line, &t->io))
 			;
 		else if (!strncmp(line, "saved ", 6))
