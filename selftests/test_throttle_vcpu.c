@@ -18,8 +18,8 @@
  *                          <vcpu_quota>, in another period) is never
  *                          loosened: the tighter of the two holds
  *   vcpu.two_split_guard   both threads: the share split over vcpu0 and
- *                          vcpu1; the freeze guard's throttle_restore_pid()
- *                          puts them back
+ *                          vcpu1, no disk-write limit there; the freeze
+ *                          guard's throttle_restore_pid() puts them back
  *   vcpu.sigkill_restore   the throttling process SIGKILLed while limiting:
  *                          `lmig throttle --restore` reads its state file
  *                          and puts every cpu.max back
@@ -28,6 +28,9 @@
  *                          changed, no state file
  *   vcpu.state_bounded     a state file listing more per-vCPU cgroups than
  *                          allowed, or a malformed one: one-line refusal
+ *   vcpu.state_files       a state file in the format before per-vCPU
+ *                          cgroups still restores; a per-vCPU one too,
+ *                          counted by --json
  *   vcpu.threaded_child    not libvirt: the process alone in a domain
  *                          cgroup, CPU 0's thread into a threaded child,
  *                          the others stay, its rate falls
@@ -409,6 +412,12 @@ TEST_F(vcpu, two_split_guard)
 	EXPECT_STREQ("20000 100000\n", get(LIBVIRT "/vcpu1", "cpu.max", buf, sizeof(buf)));
 	EXPECT_STREQ(self->before[0], get(SCOPE, "cpu.max", buf, sizeof(buf)));
 	EXPECT_STREQ(self->before[2], get(LIBVIRT "/emulator", "cpu.max", buf, sizeof(buf)));
+	/* io is a domain controller: no disk-write limit on threaded cgroups. */
+	lmig_err_clear();
+	EXPECT_EQ(-1, throttle_io_init(&t, NULL, 0));
+	EXPECT_NE(NULL, strstr(lmig_errmsg(), "is on per-vCPU threaded cgroups, where disk writes cannot be limited"))
+		TH_LOG("%s", lmig_errmsg());
+	EXPECT_FALSE(t.io.on);
 	/* The freeze guard's way: from the state file alone. */
 	ASSERT_EQ(0, throttle_restore_pid(self->g.pid)) TH_LOG("%s", lmig_errmsg());
 	expect_cpu_max(_metadata, self, -1, "restored by the guard");
@@ -492,8 +501,13 @@ TEST_F(vcpu, mixed_refused)
 	TH_LOG("refused: %s", lmig_errmsg());
 }
 
-/* A state file written by hand: what `lmig throttle --restore` makes of it. */
-static void restore_file(struct __test_metadata *_metadata, const char *text, const char *want)
+/*
+ * A state file written by hand: what `lmig throttle --restore [--json]`
+ * makes of it.  rc 1: refused, want on stderr in one line; rc 0: want in
+ * its output (stderr, or stdout with json).
+ */
+static void restore_file(struct __test_metadata *_metadata, const char *text, bool json, int rc,
+			 const char *want)
 {
 	char path[64];
 	struct proc p = { 0 };
@@ -505,15 +519,50 @@ static void restore_file(struct __test_metadata *_metadata, const char *text, co
 	fputs(text, f);
 	fclose(f);
 	ASSERT_EQ(0, proc_spawn(&p, (char *const[]){ (char *)lmig_path(), "throttle", "--restore",
-						     NULL }, NULL));
+						     json ? "--json" : NULL, NULL }, NULL));
 	ASSERT_EQ(0, proc_wait(&p, 30));
-	EXPECT_EQ(1, proc_exit_code(&p));
-	EXPECT_NE(NULL, strstr(p.err, want)) TH_LOG("%s", p.err_log);
-	/* one line */
-	EXPECT_EQ(p.err + strlen(p.err) - 1, strchr(p.err, '\n')) TH_LOG("%s", p.err_log);
-	TH_LOG("%s", p.err_log);
+	EXPECT_EQ(rc, proc_exit_code(&p)) TH_LOG("%s", p.err_log);
+	EXPECT_NE(NULL, strstr(json ? p.out : p.err, want)) TH_LOG("%s %s", p.out, p.err_log);
+	if (rc) {
+		/* one line */
+		EXPECT_EQ(p.err + strlen(p.err) - 1, strchr(p.err, '\n')) TH_LOG("%s", p.err_log);
+	} else {
+		EXPECT_NE(0, access(path, F_OK)) TH_LOG("the state file is left");
+	}
+	TH_LOG("%s%s", json ? p.out : "", p.err_log);
 	proc_kill(&p);
 	unlink(path);
+}
+
+/*
+ * State files from elsewhere: one in the format before per-vCPU cgroups
+ * (no tcg, subtree_cpu or vcg lines) still reads and restores; a per-vCPU
+ * one restores its cgroup, counted in --json.
+ */
+TEST_F(vcpu, state_files)
+{
+	static char text[4096];
+	char buf[64], want[600];
+
+	SKIPPED();
+
+	/* An older lmig limited vcpu1 in place, found "max 100000" there, and died. */
+	ASSERT_EQ(0, put(LIBVIRT "/vcpu1", "cpu.max", "7000 100000"));
+	snprintf(text, sizeof(text),
+		 "owner 999998\npid 999999\nv2 1\ntransient 0\nhome %s\ncg %s\nsaved %.*s\ntids\n",
+		 LIBVIRT "/vcpu1", LIBVIRT "/vcpu1", (int)strlen(self->before[4]) - 1, self->before[4]);
+	snprintf(want, sizeof(want), "lmig: restored the CPU limit of process 999999 (%s)\n",
+		 LIBVIRT "/vcpu1");
+	restore_file(_metadata, text, false, 0, want);
+	EXPECT_STREQ(self->before[4], get(LIBVIRT "/vcpu1", "cpu.max", buf, sizeof(buf)));
+
+	ASSERT_EQ(0, put(LIBVIRT "/vcpu1", "cpu.max", "7000 100000"));
+	snprintf(text, sizeof(text),
+		 "owner 1\nowner_start 1\npid 999999\nv2 1\ntransient 0\nper_thread 1\nhome %s\ncg %s\nsaved max 100000\ntids 5\ntcg \nsubtree_cpu 0\nvcg 5 %.*s %s\n",
+		 LIBVIRT "/emulator", LIBVIRT "/vcpu1", (int)strlen(self->before[4]) - 1,
+		 self->before[4], LIBVIRT "/vcpu1");
+	restore_file(_metadata, text, true, 0, "\"restored\":1,\"vcpu_cgroups\":1");
+	expect_cpu_max(_metadata, self, -1, "after the state files");
 }
 
 TEST_F(vcpu, state_bounded)
@@ -530,11 +579,11 @@ TEST_F(vcpu, state_bounded)
 	for (i = 0; i <= THROTTLE_MAX_VCGS; i++)
 		n += snprintf(text + n, sizeof(text) - n, "vcg %d 5000 100000 %s\n", 1000 + i,
 			      LIBVIRT "/vcpu0");
-	restore_file(_metadata, text, "lists more than 64 per-vCPU cgroups");
+	restore_file(_metadata, text, false, 1, "lists more than 64 per-vCPU cgroups");
 	n = snprintf(text, sizeof(text),
 		     "owner 1\nowner_start 1\npid 999999\nv2 1\ntransient 0\nper_thread 1\nhome %s\ncg %s\nsaved max 100000\ntids\nvcg 12 5000;rm 100000 %s\n",
 		     LIBVIRT "/emulator", LIBVIRT "/vcpu0", LIBVIRT "/vcpu0");
-	restore_file(_metadata, text, "malformed line 'vcg 12 5000;rm");
+	restore_file(_metadata, text, false, 1, "malformed line 'vcg 12 5000;rm");
 	/* Neither touched vcpu0. */
 	expect_cpu_max(_metadata, self, -1, "after refused state files");
 }
@@ -699,7 +748,7 @@ static void vm_case(struct __test_metadata *_metadata, const char *series)
 		       &skip);
 	}
 	EXPECT_EQ(0, fail);
-	EXPECT_EQ(7, pass) TH_LOG("the v2 cases that passed in the VM (skipped: %u)", skip);
+	EXPECT_EQ(8, pass) TH_LOG("the v2 cases that passed in the VM (skipped: %u)", skip);
 	free(out);
 	proc_kill(&p);
 }
