@@ -36,7 +36,8 @@
  *
  * The files, bottom up: cgroup.c finds cgroups and moves tasks;
  * throttle_state.c writes and reads the state file; throttle_cpu.c and
- * throttle_io.c set the CPU and disk-write limits; throttle_restore.c
+ * throttle_io.c set the CPU and disk-write limits, throttle_vcpu.c the CPU
+ * limit on per-vCPU cgroups; throttle_restore.c
  * undoes both.  threads.c (threads.h) reads the per-thread counters that
  * say which threads to aim at.
  */
@@ -124,8 +125,10 @@ struct throttle {
 
 /*
  * Find the workload's CPU cgroup and prepare to throttle it; writes the
- * state file.  tids (may be NULL/0) limits a v1 throttle to those
- * threads.  Returns 0, or -1 with lmig_err() saying why it cannot.
+ * state file.  tids (may be NULL/0) limits the throttle to those threads
+ * (v1: moved; v2: a threaded child, or their own per-vCPU cgroups in
+ * place: see above).  Returns 0, or -1 with lmig_err() saying why it
+ * cannot (a mixed placement of tids among them; nothing changed then).
  */
 int throttle_init(struct throttle *t, pid_t pid, const pid_t *tids, unsigned int ntids);
 /*
