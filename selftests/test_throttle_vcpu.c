@@ -300,6 +300,8 @@ FIXTURE_SETUP(vcpu)
 	}
 	ASSERT_EQ(0, put(LIBVIRT, "cgroup.subtree_control", "+cpu"));
 	ASSERT_EQ(0, guest_start(&self->g));
+	snprintf(buf, sizeof(buf), "/proc/%d/task/%d", (int)self->g.pid, (int)self->g.tid[1]);
+	ASSERT_STREQ("CPU 1/KVM\n", get(buf, "comm", buf, sizeof(buf)));
 	ASSERT_EQ(0, put_int(LIBVIRT, "cgroup.procs", self->g.pid));
 	ASSERT_EQ(0, put_int(LIBVIRT "/emulator", "cgroup.threads", self->g.pid));
 	ASSERT_EQ(0, put_int(LIBVIRT "/vcpu0", "cgroup.threads", self->g.tid[0]));
