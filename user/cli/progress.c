@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "cli/report.h"
+#include "cli/report_throttle.h"
 #include "host/throttle.h"
 #include "lib/err.h"
 #include "lib/parse.h"
@@ -94,4 +95,4 @@ void cli_restored(void *ctx, const struct throttle_restored *r)
 		r->io_cg ? ")" : "");
 }
 
-const struct image_events cli_events = { .fn = cli_image_event, .restored = cli_restored };
+const struct image_events cli_events = { .fn = cli_image_event, .restored = cli_throttle_restored };
