@@ -102,6 +102,9 @@ static void drop_held(struct qmp *q)
 {
 	if (!q->held)
 		return;
+	/* And the white space after it: a message gets the whole buffer. */
+	while (q->held < q->len && q->buf[q->held] && strchr(" \t\r\n", q->buf[q->held]))
+		q->held++;
 	memmove(q->buf, q->buf + q->held, q->len - q->held);
 	q->len -= q->held;
 	q->held = 0;
@@ -132,6 +135,17 @@ static int read_msg(struct qmp *q, long long deadline, const char *what, struct 
 		}
 		if (n > 0)
 			break;
+		/* White space before a message (the CRLF after the last one)
+		 * is dropped: a message has all of the buffer. */
+		if (!q->started) {
+			q->len = q->scan = 0;
+		} else if (q->buf[0] != '{') {
+			size_t k = (char *)memchr(q->buf, '{', q->len) - q->buf;
+
+			memmove(q->buf, q->buf + k, q->len - k);
+			q->len -= k;
+			q->scan -= k;
+		}
 		if (q->len >= QMP_REPLY_MAX) {
 			drop_connection(q);
 			return qerr(q, "%s is longer than %d bytes: refused", what, QMP_REPLY_MAX);
