@@ -104,9 +104,15 @@ static enum jr_err escape_cp(const unsigned char *s, size_t len, size_t *pos, ui
 	if (*cp < 0xd800 || *cp > 0xdbff)
 		return JR_OK;
 	/* A high surrogate: its low half must follow, as an escape. */
-	if (len - *pos < 6)
-		return len - *pos < 2 || (s[*pos] == '\\' && s[*pos + 1] == 'u') ?
-		       JR_E_END : JR_E_ESCAPE;
+	if (len - *pos < 6) {
+		/* The text ends before a whole low half; if what is there
+		 * could not start one, the pair is bad whatever follows. */
+		if (*pos < len && s[*pos] != '\\')
+			return JR_E_ESCAPE;
+		if (*pos + 1 < len && s[*pos + 1] != 'u')
+			return JR_E_ESCAPE;
+		return JR_E_END;
+	}
 	if (s[*pos] != '\\' || s[*pos + 1] != 'u' || hex4(s, len, *pos + 2, &lo) ||
 	    lo < 0xdc00 || lo > 0xdfff)
 		return JR_E_ESCAPE;
