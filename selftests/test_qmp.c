@@ -22,6 +22,14 @@
  *   bad_arguments     a bad command name or argument text is refused
  *                     before anything is sent
  *
+ * The migration fixture migrates one such QEMU, its RAM holding 16 MiB
+ * of random bytes, to another (-incoming) at 16 MB/s:
+ *
+ *   query_migrate     while active: status, RAM total, remaining, page
+ *                     size, mbps, expected downtime; completed: nothing
+ *                     remaining, the random bytes sent, a downtime; each
+ *                     number the same as the reply's text holds
+ *
  * The peer tests run a unix server of their own in a thread, speaking a
  * script:
  *
@@ -37,7 +45,8 @@
  *
  * Every failure must be one line starting "QMP PATH: " and come within
  * a small multiple of the timeout given.  SKIP when qemu-system-x86_64
- * is missing.  About 5 s in all, most of it QEMU starting.
+ * is missing.  About 5 s in all, most of it QEMU starting and the
+ * migration.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -106,6 +115,55 @@ static bool one_line(const char *msg, const char *path)
 	return !strncmp(msg, head, strlen(head)) && !strchr(msg, '\n');
 }
 
+/*
+ * Start QEMU paused, its QMP socket at path, with up to four more
+ * arguments (NULL ends them): its pid.
+ */
+static pid_t qemu_spawn(const char *path, const char *x1, const char *x2, const char *x3,
+			const char *x4)
+{
+	char chardev[200];
+	pid_t pid;
+
+	snprintf(chardev, sizeof(chardev), "unix:%s,server=on,wait=off", path);
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(null, 0);
+		dup2(null, 1);
+		execlp(QEMU, QEMU, "-accel", "tcg", "-smp", "2", "-m", "64", "-nodefaults",
+		       "-display", "none", "-S", "-qmp", chardev, x1, x2, x3, x4, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* The socket appears once QEMU is up: retry until it answers (20 s). */
+static int qemu_connect(struct qmp *q, const char *path, pid_t pid)
+{
+	double end = mono() + 20;
+
+	for (;;) {
+		lmig_err_clear();
+		if (qmp_open(q, path, 5000) == 0)
+			return 0;
+		if (mono() > end || waitpid(pid, NULL, WNOHANG) != 0)
+			return -1;
+		usleep(50 * 1000);
+	}
+}
+
+static void qemu_kill(pid_t pid, const char *path)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	unlink(path);
+}
+
 FIXTURE(qemu) {
 	pid_t pid;
 	char path[108];
@@ -115,38 +173,16 @@ FIXTURE(qemu) {
 
 FIXTURE_SETUP(qemu)
 {
-	char chardev[200];
-	double end;
-
 	self->pid = 0;
 	self->open = false;
 	self->missing = !in_path(QEMU);
 	if (self->missing)
 		return;
 	sock_path(self->path, sizeof(self->path), "qemu");
-	snprintf(chardev, sizeof(chardev), "unix:%s,server=on,wait=off", self->path);
-	self->pid = fork();
-	ASSERT_LE(0, self->pid);
-	if (self->pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(null, 0);
-		dup2(null, 1);
-		execlp(QEMU, QEMU, "-accel", "tcg", "-smp", "2", "-m", "64", "-nodefaults",
-		       "-display", "none", "-S", "-qmp", chardev, (char *)NULL);
-		_exit(127);
-	}
-	/* The socket appears once QEMU is up; retry until it answers. */
-	end = mono() + 20;
-	for (;;) {
-		lmig_err_clear();
-		if (qmp_open(&self->q, self->path, 5000) == 0)
-			break;
-		ASSERT_LT(mono(), end) TH_LOG("QEMU did not answer: %s", lmig_errmsg());
-		ASSERT_EQ(0, waitpid(self->pid, NULL, WNOHANG)) TH_LOG("QEMU exited");
-		usleep(50 * 1000);
-	}
+	self->pid = qemu_spawn(self->path, NULL, NULL, NULL, NULL);
+	ASSERT_LT(0, self->pid);
+	ASSERT_EQ(0, qemu_connect(&self->q, self->path, self->pid))
+		TH_LOG("QEMU did not answer: %s", lmig_errmsg());
 	self->open = true;
 }
 
@@ -154,11 +190,7 @@ FIXTURE_TEARDOWN(qemu)
 {
 	if (self->open)
 		qmp_close(&self->q);
-	if (self->pid > 0) {
-		kill(self->pid, SIGKILL);
-		waitpid(self->pid, NULL, 0);
-		unlink(self->path);
-	}
+	qemu_kill(self->pid, self->path);
 }
 
 #define NEED_QEMU() do { \
@@ -347,6 +379,152 @@ TEST_F(qemu, bad_arguments)
 	/* Nothing of that reached QEMU: it still answers, still paused. */
 	ASSERT_EQ(0, qmp_accel(&self->q, a, sizeof(a))) TH_LOG("%s", lmig_errmsg());
 	EXPECT_EQ(0, waitpid(self->pid, NULL, WNOHANG));
+}
+
+/*
+ * A real migration between two QEMUs: the source's RAM holds 16 MiB of
+ * random bytes (-device loader), and max-bandwidth holds the link to
+ * 16 MB/s, so the migration is active for about a second.
+ */
+#define RAND_BYTES	(16 << 20)
+
+FIXTURE(migration) {
+	pid_t src, dst;
+	char spath[108], dpath[108], mpath[108], rand[108];
+	struct qmp s, d;
+	bool missing, sopen, dopen;
+};
+
+static int write_random(const char *path, size_t len)
+{
+	int in = open("/dev/urandom", O_RDONLY), out = creat(path, 0600), rc = 0;
+	char buf[65536];
+
+	while (in >= 0 && out >= 0 && len && !rc) {
+		ssize_t n = read(in, buf, sizeof(buf) < len ? sizeof(buf) : len);
+
+		rc = n <= 0 || write(out, buf, n) != n;
+		len -= n > 0 ? n : 0;
+	}
+	rc |= in < 0 || out < 0;
+	close(in);
+	close(out);
+	return rc ? -1 : 0;
+}
+
+FIXTURE_SETUP(migration)
+{
+	char loader[300], incoming[200];
+
+	self->src = self->dst = 0;
+	self->sopen = self->dopen = false;
+	self->missing = !in_path(QEMU);
+	if (self->missing)
+		return;
+	sock_path(self->spath, sizeof(self->spath), "src");
+	sock_path(self->dpath, sizeof(self->dpath), "dst");
+	sock_path(self->mpath, sizeof(self->mpath), "mig");
+	sock_path(self->rand, sizeof(self->rand), "ram");
+	ASSERT_EQ(0, write_random(self->rand, RAND_BYTES));
+	snprintf(loader, sizeof(loader), "loader,file=%s,addr=0x1000000,force-raw=on", self->rand);
+	snprintf(incoming, sizeof(incoming), "unix:%s", self->mpath);
+	self->src = qemu_spawn(self->spath, "-device", loader, NULL, NULL);
+	self->dst = qemu_spawn(self->dpath, "-incoming", incoming, NULL, NULL);
+	ASSERT_LT(0, self->src);
+	ASSERT_LT(0, self->dst);
+	ASSERT_EQ(0, qemu_connect(&self->s, self->spath, self->src)) TH_LOG("%s", lmig_errmsg());
+	self->sopen = true;
+	ASSERT_EQ(0, qemu_connect(&self->d, self->dpath, self->dst)) TH_LOG("%s", lmig_errmsg());
+	self->dopen = true;
+}
+
+FIXTURE_TEARDOWN(migration)
+{
+	if (self->sopen)
+		qmp_close(&self->s);
+	if (self->dopen)
+		qmp_close(&self->d);
+	qemu_kill(self->src, self->spath);
+	qemu_kill(self->dst, self->dpath);
+	if (!self->missing) {
+		unlink(self->rand);
+		unlink(self->mpath);
+	}
+}
+
+/* The number after "key": in a reply's text, read without json_read. */
+static unsigned long long number_in(const char *text, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), "\"%s\": ", key);
+	p = strstr(text, k);
+	return p ? strtoull(p + strlen(k), NULL, 10) : ~0ULL;
+}
+
+TEST_F_TIMEOUT(migration, query_migrate, 60)
+{
+	struct qmp_migrate m, a = { .has_ram = false };
+	char out[4096], args[200];
+	double end, mbps = 0;
+
+	if (self->missing)
+		SKIP(return, QEMU " is not installed");
+	ASSERT_EQ(0, qmp_exec(&self->s, "migrate-set-parameters", "{\"max-bandwidth\": 16000000}",
+			      out, sizeof(out))) TH_LOG("%s", lmig_errmsg());
+	snprintf(args, sizeof(args), "{\"uri\": \"unix:%s\"}", self->mpath);
+	ASSERT_EQ(0, qmp_exec(&self->s, "migrate", args, out, sizeof(out))) TH_LOG("%s", lmig_errmsg());
+	end = mono() + 30;
+	for (;;) {
+		ASSERT_EQ(0, qmp_query_migrate(&self->s, &m)) TH_LOG("%s", lmig_errmsg());
+		if (!strcmp(m.status, "active") && m.has_ram && !a.has_ram)
+			a = m;
+		/* QEMU's first estimate comes after its first 100 ms. */
+		if (!strcmp(m.status, "active") && m.mbps > mbps)
+			mbps = m.mbps;
+		if (!strcmp(m.status, "completed") || !strcmp(m.status, "failed"))
+			break;
+		ASSERT_GT(end, mono()) TH_LOG("still %s", m.status);
+		usleep(20 * 1000);
+	}
+	ASSERT_STREQ("completed", m.status) TH_LOG("%s", m.error_desc);
+	/* While active: RAM of 64 MiB and some, partly sent, an estimate. */
+	ASSERT_TRUE(a.has_ram);
+	EXPECT_LE(64 << 20, a.total);
+	EXPECT_LT(0, a.remaining);
+	EXPECT_GT(a.total, a.remaining);
+	EXPECT_EQ(4096, a.page_size);
+	EXPECT_LT(0, mbps);
+	EXPECT_LE(1, a.dirty_sync_count);
+	EXPECT_LE(0, a.expected_downtime_ms);
+	EXPECT_LE(0, a.total_time_ms);
+	EXPECT_EQ(-1, a.downtime_ms);
+	EXPECT_EQ(-1, a.cpu_throttle_percentage);
+	/* Completed: everything sent, the random bytes at least, a downtime. */
+	EXPECT_TRUE(m.has_ram);
+	EXPECT_EQ(a.total, m.total);
+	EXPECT_EQ(0, m.remaining);
+	EXPECT_LE(RAND_BYTES, m.transferred);
+	EXPECT_LE(RAND_BYTES, m.normal * m.page_size);
+	EXPECT_LE(2, m.dirty_sync_count);
+	EXPECT_LE(0, m.downtime_ms);
+	EXPECT_LE(a.total_time_ms, m.total_time_ms);
+	EXPECT_EQ(-1, m.expected_downtime_ms);
+	EXPECT_STREQ("", m.error_desc);
+	/* The same numbers as the reply's text says, read another way. */
+	ASSERT_EQ(0, qmp_exec(&self->s, "query-migrate", NULL, out, sizeof(out)));
+	EXPECT_EQ(number_in(out, "total"), m.total);
+	EXPECT_EQ(number_in(out, "transferred"), m.transferred);
+	EXPECT_EQ(number_in(out, "duplicate"), m.duplicate);
+	EXPECT_EQ(number_in(out, "normal"), m.normal);
+	EXPECT_EQ(number_in(out, "dirty-sync-count"), m.dirty_sync_count);
+	EXPECT_EQ(number_in(out, "dirty-pages-rate"), m.dirty_pages_rate);
+	EXPECT_EQ(number_in(out, "downtime"), m.downtime_ms);
+	EXPECT_EQ(number_in(out, "total-time"), m.total_time_ms);
+	/* The destination took it. */
+	ASSERT_EQ(0, qmp_query_migrate(&self->d, &m)) TH_LOG("%s", lmig_errmsg());
+	EXPECT_STREQ("completed", m.status);
 }
 
 /* ---- the scripted peers ---- */
