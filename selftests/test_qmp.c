@@ -18,6 +18,7 @@
  *                     goes on working
  *   exec_text         query-status's "return" text, whole; a buffer one byte
  *                     short refused; events (RESUME, STOP) skipped and kept
+ *   exec_schema       query-qmp-schema, QEMU's longest reply (~200 KB), whole
  *   dirty_rate        calc-dirty-rate of a paused guest: measured, 0
  *   bad_arguments     a bad command name or argument text is refused
  *                     before anything is sent
@@ -341,6 +342,33 @@ TEST_F(qemu, exec_text)
 	EXPECT_STREQ("STOP", self->q.last_event);
 	ASSERT_EQ(0, qmp_exec(&self->q, "query-status", NULL, out, sizeof(out)));
 	EXPECT_NE(NULL, strstr(out, "\"paused\"")) TH_LOG("%s", out);
+}
+
+TEST_F(qemu, exec_schema)
+{
+	static char big[QMP_REPLY_MAX];
+	struct jr_doc d;
+	size_t n;
+	int cmds = 0;
+
+	NEED_QEMU();
+	/* QEMU's longest reply, whole: an array describing every command. */
+	ASSERT_EQ(0, qmp_exec(&self->q, "query-qmp-schema", NULL, big, sizeof(big)))
+		TH_LOG("%s", lmig_errmsg());
+	n = strlen(big);
+	EXPECT_LT(100000, n);
+	ASSERT_EQ(0, jr_parse(&d, big, n, &jr_limits_default, NULL));
+	ASSERT_EQ(JR_ARRAY, jr_type(&d, 0));
+	for (int e = jr_first(&d, 0); e >= 0; e = jr_next(&d, e))
+		if (jr_str_eq(&d, jr_get(&d, e, "meta-type"), "command") &&
+		    (jr_str_eq(&d, jr_get(&d, e, "name"), "query-migrate") ||
+		     jr_str_eq(&d, jr_get(&d, e, "name"), "query-cpus-fast") ||
+		     jr_str_eq(&d, jr_get(&d, e, "name"), "calc-dirty-rate")))
+			cmds++;
+	EXPECT_EQ(3, cmds);
+	jr_free(&d);
+	/* And the connection goes on after it. */
+	ASSERT_EQ(0, qmp_exec(&self->q, "query-status", NULL, big, sizeof(big)));
 }
 
 TEST_F(qemu, dirty_rate)

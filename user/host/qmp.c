@@ -28,10 +28,15 @@
 #include "lib/err.h"
 #include "lib/json_read.h"
 
-/* A reply's values: query-cpus-fast of QMP_VCPUS_MAX vCPUs takes ~3000. */
+/*
+ * A reply's limits.  The node count is bounded by the reply's length
+ * (every value takes a byte), so a reply may hold as many as it likes:
+ * query-qmp-schema, QEMU's longest (about 200 KB in 7.2), has tens of
+ * thousands.  Its nesting is shallow; 32 is far beyond any.
+ */
 static const struct jr_limits reply_limits = {
 	.max_len = QMP_REPLY_MAX,
-	.max_nodes = 32768,
+	.max_nodes = QMP_REPLY_MAX,
 	.max_depth = 32,
 };
 
