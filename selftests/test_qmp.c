@@ -19,9 +19,14 @@
  *   exec_text         query-status's "return" text, whole; a buffer one byte
  *                     short refused; events (RESUME, STOP) skipped and kept
  *   exec_schema       query-qmp-schema, QEMU's longest reply (~200 KB), whole
- *   dirty_rate        calc-dirty-rate of a paused guest: measured, 0
  *   bad_arguments     a bad command name or argument text is refused
  *                     before anything is sent
+ *
+ * The guest fixture boots qemu/qmp_guest.S, 256 MiB that it keeps
+ * rewriting:
+ *
+ *   dirty_rate        calc-dirty-rate paused: 0; running: the whole RAM
+ *                     block a second (QEMU's whole MiB/s, given in MB/s)
  *
  * The migration fixture migrates one such QEMU, its RAM holding 16 MiB
  * of random bytes, to another (-incoming) at 16 MB/s:
@@ -51,6 +56,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -371,20 +378,6 @@ TEST_F(qemu, exec_schema)
 	ASSERT_EQ(0, qmp_exec(&self->q, "query-status", NULL, big, sizeof(big)));
 }
 
-TEST_F(qemu, dirty_rate)
-{
-	double mbps = -1;
-
-	NEED_QEMU();
-	ASSERT_EQ(0, qmp_dirty_rate(&self->q, 1, &mbps)) TH_LOG("%s", lmig_errmsg());
-	/* A paused guest writes nothing. */
-	EXPECT_EQ(0, mbps);
-	ASSERT_EQ(-1, qmp_dirty_rate(&self->q, 0, &mbps));
-	EXPECT_TRUE(one_line(lmig_errmsg(), self->path)) TH_LOG("%s", lmig_errmsg());
-	lmig_err_clear();
-	ASSERT_EQ(-1, qmp_dirty_rate(&self->q, 61, &mbps));
-}
-
 TEST_F(qemu, bad_arguments)
 {
 	char out[64], a[8];
@@ -407,6 +400,73 @@ TEST_F(qemu, bad_arguments)
 	/* Nothing of that reached QEMU: it still answers, still paused. */
 	ASSERT_EQ(0, qmp_accel(&self->q, a, sizeof(a))) TH_LOG("%s", lmig_errmsg());
 	EXPECT_EQ(0, waitpid(self->pid, NULL, WNOHANG));
+}
+
+/*
+ * A guest that runs: qemu/qmp_guest.S, a boot sector that writes every
+ * page of its 256 MiB over and over, booted from a raw disk.
+ */
+FIXTURE(guest) {
+	pid_t pid;
+	char path[108];
+	struct qmp q;
+	bool missing, open;
+};
+
+FIXTURE_SETUP(guest)
+{
+	char exe[PATH_MAX], bin[PATH_MAX + 32], drive[PATH_MAX + 64];
+	ssize_t n;
+
+	self->pid = 0;
+	self->open = false;
+	self->missing = !in_path(QEMU);
+	if (self->missing)
+		return;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	ASSERT_LT(0, n);
+	exe[n] = 0;
+	*strrchr(exe, '/') = 0;
+	snprintf(bin, sizeof(bin), "%s/qmp_guest.bin", exe);
+	ASSERT_EQ(0, access(bin, R_OK)) TH_LOG("%s is not built", bin);
+	snprintf(drive, sizeof(drive), "file=%s,format=raw,if=ide", bin);
+	sock_path(self->path, sizeof(self->path), "guest");
+	self->pid = qemu_spawn(self->path, "-m", "256", "-drive", drive);
+	ASSERT_LT(0, self->pid);
+	ASSERT_EQ(0, qemu_connect(&self->q, self->path, self->pid)) TH_LOG("%s", lmig_errmsg());
+	self->open = true;
+}
+
+FIXTURE_TEARDOWN(guest)
+{
+	if (self->open)
+		qmp_close(&self->q);
+	qemu_kill(self->pid, self->path);
+}
+
+TEST_F(guest, dirty_rate)
+{
+	double paused = -1, running = -1, mib;
+	char out[64];
+
+	if (self->missing)
+		SKIP(return, QEMU " is not installed");
+	ASSERT_EQ(0, qmp_dirty_rate(&self->q, 1, &paused)) TH_LOG("%s", lmig_errmsg());
+	ASSERT_EQ(0, qmp_exec(&self->q, "cont", NULL, out, sizeof(out))) TH_LOG("%s", lmig_errmsg());
+	ASSERT_EQ(0, qmp_dirty_rate(&self->q, 1, &running)) TH_LOG("%s", lmig_errmsg());
+	/* Paused, nothing changes; running, every page does within the
+	 * second: QEMU reports the RAM block's 256 MiB (a little less if
+	 * its second ran long), in MiB/s, given here in MB/s. */
+	EXPECT_EQ(0, paused);
+	mib = running / 1.048576;
+	EXPECT_LE(128, mib) TH_LOG("%.3f MB/s", running);
+	EXPECT_GE(256, mib) TH_LOG("%.3f MB/s", running);
+	EXPECT_GT(1e-6, fabs(mib - round(mib))) TH_LOG("%.9f MiB/s is not QEMU's whole number", mib);
+	/* Out of QEMU's range: refused here. */
+	ASSERT_EQ(-1, qmp_dirty_rate(&self->q, 0, &running));
+	EXPECT_TRUE(one_line(lmig_errmsg(), self->path)) TH_LOG("%s", lmig_errmsg());
+	lmig_err_clear();
+	ASSERT_EQ(-1, qmp_dirty_rate(&self->q, 61, &running));
 }
 
 /*
