@@ -160,6 +160,10 @@ static int read_msg(struct qmp *q, long long deadline, const char *what, struct 
 			continue;
 		if (rc < 0)
 			return lmig_err_errno(errno, "QMP %s: poll", q->path);
+		if (rc == 0 && !strcmp(what, "greeting"))
+			return qerr(q, "no greeting within %d ms (QEMU serves one client at a "
+				    "time on a -qmp socket: is another one connected?)",
+				    q->timeout_ms);
 		if (rc == 0)
 			return qerr(q, "no %s within %d ms", what, q->timeout_ms);
 		r = recv(q->fd, q->buf + q->len, QMP_REPLY_MAX - q->len, MSG_DONTWAIT);
