@@ -11,6 +11,7 @@
  *                      first wins), absent keys, lookups on non-objects
  *   escapes            every escape, \u of 1, 2, 3 bytes and surrogate
  *                      pairs to UTF-8; raw UTF-8 kept; \u0000 not a C string
+ *   long_escaped       a long string with an escape compared whole
  *   str_room           a string exactly filling the buffer, one byte over
  *   int_edges          int64 and uint64 at and past their ends; a
  *                      fraction or exponent is not an integer
@@ -221,6 +222,11 @@ TEST(keys)
 	ASSERT_EQ(0, jr_i64(&d, jr_get(&d, 0, "ab"), &v));
 	EXPECT_EQ(6, v);
 	EXPECT_EQ(-1, jr_get(&d, 0, "abc"));
+	/* Escaped keys compare by value, also against a prefix or a longer s. */
+	EXPECT_TRUE(jr_str_eq(&d, jr_first(&d, 0) + 4, "b"));
+	EXPECT_FALSE(jr_str_eq(&d, jr_first(&d, 0) + 4, "bb"));
+	EXPECT_FALSE(jr_str_eq(&d, jr_first(&d, 0) + 4, ""));
+	EXPECT_FALSE(jr_str_eq(&d, jr_first(&d, 0) + 6, "c"));
 	EXPECT_EQ(-1, jr_get(&d, 0, "c"));
 	EXPECT_EQ(-1, jr_get(&d, 0, "A"));
 	/* Lookups on a number, on nothing. */
@@ -265,6 +271,27 @@ TEST(escapes)
 	/* Valid JSON, but U+0000 cannot be a C string. */
 	EXPECT_EQ(JR_OK, refusal("\"a\\u0000b\""));
 	EXPECT_EQ(NULL, str_of("\"a\\u0000b\"", b, 64));
+}
+
+TEST(long_escaped)
+{
+	char doc[320], want[320];
+	struct jr_doc d;
+
+	/* "xxx...x\u0041": 300 x and an escape, compared whole. */
+	memset(doc, 'x', sizeof(doc));
+	doc[0] = '"';
+	memcpy(doc + 301, "\\u0041\"", 7);
+	memset(want, 'x', 300);
+	strcpy(want + 300, "A");
+	ASSERT_EQ(0, jr_parse(&d, doc, 308, &jr_limits_default, NULL));
+	EXPECT_TRUE(jr_str_eq(&d, 0, want));
+	want[299] = 'y';
+	EXPECT_FALSE(jr_str_eq(&d, 0, want));
+	want[299] = 'x';
+	want[300] = 0;
+	EXPECT_FALSE(jr_str_eq(&d, 0, want));
+	jr_free(&d);
 }
 
 TEST(str_room)
