@@ -497,7 +497,7 @@ static bool guest_looping(struct qmp *q)
 	return eip >= 0x7c00 && eip < 0x7e00 && ecx >= 2;
 }
 
-TEST_F(guest, dirty_rate)
+TEST_F_TIMEOUT(guest, dirty_rate, 90)
 {
 	double paused = -1, running = -1, mib;
 	char out[64];
