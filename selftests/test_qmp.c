@@ -184,6 +184,8 @@ FIXTURE(qemu) {
 
 FIXTURE_SETUP(qemu)
 {
+	int rc;
+
 	self->pid = 0;
 	self->open = false;
 	self->missing = !in_path(QEMU);
@@ -192,8 +194,11 @@ FIXTURE_SETUP(qemu)
 	sock_path(self->path, sizeof(self->path), "qemu");
 	self->pid = qemu_spawn(self->path, NULL, NULL, NULL, NULL);
 	ASSERT_LT(0, self->pid);
-	ASSERT_EQ(0, qemu_connect(&self->q, self->path, self->pid))
-		TH_LOG("QEMU did not answer: %s", lmig_errmsg());
+	/* A setup that fails gets no teardown: clean up before saying so. */
+	rc = qemu_connect(&self->q, self->path, self->pid);
+	if (rc)
+		qemu_kill(self->pid, self->path);
+	ASSERT_EQ(0, rc) TH_LOG("QEMU did not answer: %s", lmig_errmsg());
 	self->open = true;
 }
 
@@ -447,6 +452,7 @@ FIXTURE_SETUP(guest)
 {
 	char exe[PATH_MAX], bin[PATH_MAX + 32], drive[PATH_MAX + 96];
 	ssize_t n;
+	int rc;
 
 	self->pid = 0;
 	self->open = false;
@@ -463,7 +469,10 @@ FIXTURE_SETUP(guest)
 	sock_path(self->path, sizeof(self->path), "guest");
 	self->pid = qemu_spawn(self->path, "-m", "256", "-drive", drive);
 	ASSERT_LT(0, self->pid);
-	ASSERT_EQ(0, qemu_connect(&self->q, self->path, self->pid)) TH_LOG("%s", lmig_errmsg());
+	rc = qemu_connect(&self->q, self->path, self->pid);
+	if (rc)
+		qemu_kill(self->pid, self->path);
+	ASSERT_EQ(0, rc) TH_LOG("%s", lmig_errmsg());
 	self->open = true;
 }
 
@@ -559,9 +568,24 @@ static int write_random(const char *path, size_t len)
 	return rc ? -1 : 0;
 }
 
+static void migration_cleanup(FIXTURE_DATA(migration) *self)
+{
+	if (self->sopen)
+		qmp_close(&self->s);
+	if (self->dopen)
+		qmp_close(&self->d);
+	self->sopen = self->dopen = false;
+	qemu_kill(self->src, self->spath);
+	qemu_kill(self->dst, self->dpath);
+	self->src = self->dst = 0;
+	unlink(self->rand);
+	unlink(self->mpath);
+}
+
 FIXTURE_SETUP(migration)
 {
 	char loader[300], incoming[200];
+	int rc;
 
 	self->src = self->dst = 0;
 	self->sopen = self->dopen = false;
@@ -572,31 +596,30 @@ FIXTURE_SETUP(migration)
 	sock_path(self->dpath, sizeof(self->dpath), "dst");
 	sock_path(self->mpath, sizeof(self->mpath), "mig");
 	sock_path(self->rand, sizeof(self->rand), "ram");
-	ASSERT_EQ(0, write_random(self->rand, RAND_BYTES));
 	snprintf(loader, sizeof(loader), "loader,file=%s,addr=0x1000000,force-raw=on", self->rand);
 	snprintf(incoming, sizeof(incoming), "unix:%s", self->mpath);
-	self->src = qemu_spawn(self->spath, "-device", loader, NULL, NULL);
-	self->dst = qemu_spawn(self->dpath, "-incoming", incoming, NULL, NULL);
-	ASSERT_LT(0, self->src);
-	ASSERT_LT(0, self->dst);
-	ASSERT_EQ(0, qemu_connect(&self->s, self->spath, self->src)) TH_LOG("%s", lmig_errmsg());
-	self->sopen = true;
-	ASSERT_EQ(0, qemu_connect(&self->d, self->dpath, self->dst)) TH_LOG("%s", lmig_errmsg());
-	self->dopen = true;
+	/* A setup that fails gets no teardown: clean up before saying so. */
+	rc = write_random(self->rand, RAND_BYTES);
+	if (!rc) {
+		self->src = qemu_spawn(self->spath, "-device", loader, NULL, NULL);
+		self->dst = qemu_spawn(self->dpath, "-incoming", incoming, NULL, NULL);
+		rc = self->src <= 0 || self->dst <= 0;
+	}
+	if (!rc)
+		rc = qemu_connect(&self->s, self->spath, self->src);
+	self->sopen = !rc;
+	if (!rc)
+		rc = qemu_connect(&self->d, self->dpath, self->dst);
+	self->dopen = !rc;
+	if (rc)
+		migration_cleanup(self);
+	ASSERT_EQ(0, rc) TH_LOG("%s", lmig_has_err() ? lmig_errmsg() : "cannot start QEMU");
 }
 
 FIXTURE_TEARDOWN(migration)
 {
-	if (self->sopen)
-		qmp_close(&self->s);
-	if (self->dopen)
-		qmp_close(&self->d);
-	qemu_kill(self->src, self->spath);
-	qemu_kill(self->dst, self->dpath);
-	if (!self->missing) {
-		unlink(self->rand);
-		unlink(self->mpath);
-	}
+	if (!self->missing)
+		migration_cleanup(self);
 }
 
 /* The number after "key": in a reply's text, read without json_read. */
