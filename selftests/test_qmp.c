@@ -14,6 +14,7 @@
  *                     with migrate-set-parameters read back
  *   accel_tcg         query-kvm under -accel tcg: "tcg"
  *   migrate_none      query-migrate before any migration: "none", no ram
+ *   migrate_failed    a migration to nowhere: "failed", with QEMU's reason
  *   unknown_command   QEMU's error desc quoted in one line; the connection
  *                     goes on working
  *   exec_text         query-status's "return" text, whole; a buffer one byte
@@ -302,6 +303,25 @@ TEST_F(qemu, migrate_none)
 	EXPECT_EQ(-1, m.total_time_ms);
 	EXPECT_EQ(-1, m.cpu_throttle_percentage);
 	EXPECT_STREQ("", m.error_desc);
+}
+
+TEST_F(qemu, migrate_failed)
+{
+	struct qmp_migrate m;
+	char out[64], args[200], nowhere[108];
+	double end = mono() + 20;
+
+	NEED_QEMU();
+	/* A destination that is not there: QEMU's migration fails, and says why. */
+	sock_path(nowhere, sizeof(nowhere), "nowhere");
+	snprintf(args, sizeof(args), "{\"uri\": \"unix:%s\"}", nowhere);
+	ASSERT_EQ(0, qmp_exec(&self->q, "migrate", args, out, sizeof(out))) TH_LOG("%s", lmig_errmsg());
+	do {
+		ASSERT_EQ(0, qmp_query_migrate(&self->q, &m)) TH_LOG("%s", lmig_errmsg());
+		ASSERT_GT(end, mono()) TH_LOG("still %s", m.status);
+	} while (strcmp(m.status, "failed"));
+	EXPECT_NE(NULL, strstr(m.error_desc, "No such file or directory")) TH_LOG("%s", m.error_desc);
+	EXPECT_EQ(-1, m.downtime_ms);
 }
 
 TEST_F(qemu, unknown_command)
