@@ -26,6 +26,9 @@
  *                      stays (state file and all) until
  *                      `lmig throttle --restore` puts it back.
  *
+ *   usage              the options' errors: one line naming the problem,
+ *                      exit 2 (1 when the QMP socket cannot be reached)
+ *
  * Host cgroups here are v1 (cpu): the thread moves to a child cgroup
  * with a CFS quota.  Timings are only compared with each other.  SKIP
  * when QEMU, the kernel or a static libc is missing.
@@ -338,6 +341,57 @@ TEST_F_TIMEOUT(converge, guard_killed_too, CASE_TIMEOUT)
 	ASSERT_EQ(0, json_bool(self->res, "state_file_after_restore"));
 	/* The migration failed; the source is there (limited until the restore). */
 	ASSERT_STREQ("running", str(self->res, "src_status", after, sizeof(after)));
+}
+
+/* lmig ARGS... exits with code and says, in one line on stderr, words. */
+static void usage_case(struct __test_metadata *_metadata, int code, const char *words,
+		       const char *const args[])
+{
+	const char *argv[16] = { lmig_path() };
+	struct proc p = { 0 };
+	int n = 1;
+
+	for (int i = 0; args[i] && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	ASSERT_EQ(0, proc_spawn(&p, (char *const *)argv, NULL));
+	ASSERT_EQ(0, proc_wait(&p, 20)) proc_kill(&p);
+	EXPECT_EQ(code, proc_exit_code(&p)) TH_LOG("%s: %s", args[2], p.err_log);
+	EXPECT_NE(NULL, strstr(p.err, words)) TH_LOG("%s: %s", args[2], p.err_log);
+	/* One line. */
+	EXPECT_EQ(p.err_len ? p.err + p.err_len - 1 : NULL, strchr(p.err, '\n'))
+		TH_LOG("%s", p.err_log);
+	EXPECT_EQ(0, p.out_len);
+}
+
+TEST_F(converge, usage)
+{
+	char sock[PATH_MAX + 16];
+
+	snprintf(sock, sizeof(sock), "%s/none.qmp", self->dir);
+	usage_case(_metadata, 2, "--throttle needs --qmp PATH",
+		   (const char *const[]){ "proxy", "send", "--listen", "unix:/nonexistent/x",
+					  "--to", "127.0.0.1:9", "--throttle", "auto", NULL });
+	usage_case(_metadata, 2, "--throttle-max needs --qmp PATH",
+		   (const char *const[]){ "pipe", "send", "--to", "127.0.0.1:9",
+					  "--throttle-max", "50", NULL });
+	usage_case(_metadata, 2, "--vm-pid needs --qmp PATH",
+		   (const char *const[]){ "pipe", "send", "--to", "127.0.0.1:9", "--vm-pid",
+					  "1", NULL });
+	usage_case(_metadata, 2, "--throttle: 'on' is not auto or off",
+		   (const char *const[]){ "pipe", "send", "--to", "127.0.0.1:9", "--qmp", sock,
+					  "--throttle", "on", NULL });
+	usage_case(_metadata, 2, "--throttle-max: 100 is out of range",
+		   (const char *const[]){ "proxy", "send", "--listen", "unix:/nonexistent/x",
+					  "--to", "127.0.0.1:9", "--qmp", sock,
+					  "--throttle-max", "100", NULL });
+	usage_case(_metadata, 2, "--vm-pid",
+		   (const char *const[]){ "pipe", "send", "--to", "127.0.0.1:9", "--qmp", sock,
+					  "--vm-pid", "x", NULL });
+	/* Well formed, but no QEMU there: a failure, before anything was carried. */
+	usage_case(_metadata, 1, sock,
+		   (const char *const[]){ "pipe", "send", "--to", "127.0.0.1:9", "--qmp", sock,
+					  NULL });
 }
 
 TEST_HARNESS_MAIN
