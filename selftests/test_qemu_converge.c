@@ -5,8 +5,8 @@
  * puts on its vCPU threads never outlive it.
  *
  * The guest (qemu/guest.c under QEMU 7.2 TCG, 512 MiB, 1 vCPU) rewrites
- * 60 MB/s of 200 MiB at wall pace; QEMU's max-bandwidth is 30 MB/s, its
- * downtime-limit the default 300 ms.  qemu/qmig.py runs each migration
+ * 60 MB/s of 200 MiB at wall pace (128 MiB in the killed cases); QEMU's
+ * max-bandwidth is 30 MB/s, its downtime-limit the default 300 ms.  qemu/qmig.py runs each migration
  * and reports the vCPU thread's CPU cgroup and quota before, during and
  * after it.
  *
@@ -52,9 +52,12 @@
 #define NATIVE_RATIO	1.5
 #define RESULT_MAX	65536
 
-/* The guest and the link of every case. */
+/* The guest and the link of beside_native. */
 #define GUEST_ARGS "--rate", "60", "--touch", "200", "--max-bandwidth", "30000000", \
 		   "--boot-timeout", "90"
+/* The killed cases need a limit, not a convergence: a smaller guest is limited sooner. */
+#define KILL_GUEST_ARGS "--rate", "60", "--touch", "128", "--max-bandwidth", "30000000", \
+			"--boot-timeout", "90"
 
 FIXTURE(converge) {
 	char dir[PATH_MAX];
@@ -272,7 +275,7 @@ static int killed_case(struct __test_metadata *_metadata, FIXTURE_DATA(converge)
 		       const char *name, bool guard_too)
 {
 	const char *args[] = { "--transport", "proxy", "--lmig-qmp", "--kill-when-limited",
-			       "--timeout", "150", GUEST_ARGS,
+			       "--timeout", "150", KILL_GUEST_ARGS,
 			       guard_too ? "--kill-guard" : NULL, NULL };
 	struct proc p = { 0 };
 	char buf[512];
