@@ -484,6 +484,9 @@ def run(a):
             if params:
                 q.cmd("migrate-set-parameters", **params)
         qs.cmd("migrate-set-parameters", **{"max-bandwidth": a.max_bandwidth})
+        if a.downtime_limit:
+            qs.cmd("migrate-set-parameters", **{"downtime-limit": a.downtime_limit})
+            res["downtime_limit_ms"] = a.downtime_limit
 
         if a.transport == "proxy":
             procs["proxy-recv"] = Proc("proxy-recv", ns_prefix(a.dst_ns) + [
@@ -585,6 +588,12 @@ def run(a):
                 t_kill = time.monotonic()
             time.sleep(0.05)
         res["wall_s"] = round(time.monotonic() - t0, 3)
+        # QEMU says completed a moment before it has filled in the times.
+        deadline = time.monotonic() + 5
+        while info["status"] == "completed" and not info["total_time_ms"] and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+            info = migrate_info(qs)
         if dev0 is not None:
             dev1 = dev_bytes(a.count_dev)
             if dev1 is not None:
@@ -740,6 +749,8 @@ def main():
     ap.add_argument("--compress", default="", help="multifd compression (zlib, zstd)")
     ap.add_argument("--max-bandwidth", type=int, default=32 << 30,
                     help="QEMU's max-bandwidth, bytes/s (default 32 GiB/s: unlimited)")
+    ap.add_argument("--downtime-limit", type=int, default=0,
+                    help="QEMU's downtime-limit, ms (default: QEMU's, 300)")
     ap.add_argument("--addr", default="127.0.0.1", help="the destination's address")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--src-ns", default="", help="network namespace of the source side")
