@@ -20,6 +20,10 @@
  *                      The native one, cancelled once it has run
  *                      NATIVE_RATIO times as long as lmig's took, had not
  *                      completed, and its source runs on.
+ *   cancelled          the migration cancelled while the limit holds the
+ *                      vCPU thread: lmig puts it back at once (QEMU says
+ *                      cancelled, or its stream ends), and the source
+ *                      runs on.
  *   lmig_killed        lmig proxy send SIGKILLed while its limit holds
  *                      the vCPU thread: its guard puts the thread back,
  *                      the migration fails, the source runs on.
@@ -304,6 +308,35 @@ static int killed_case(struct __test_metadata *_metadata, FIXTURE_DATA(converge)
 	if (strcmp(str(self->res, "killed_while", buf, sizeof(buf)), "active"))
 		return -3;
 	return 0;
+}
+
+TEST_F_TIMEOUT(converge, cancelled, CASE_TIMEOUT)
+{
+	const char *args[] = { "--transport", "proxy", "--lmig-qmp", "--cancel-when-limited",
+			       "--timeout", "150", KILL_GUEST_ARGS, NULL };
+	char before[512], buf[512];
+	struct proc p = { 0 };
+	int r;
+
+	ASSERT_EQ(0, qmig_start(&p, self->dir, "cancelled", args));
+	r = qmig_wait(_metadata, &p, self->dir, "cancelled", self->res);
+	if (r == 4)
+		SKIP(return, "cannot boot a QEMU guest here");
+	ASSERT_EQ(0, r);
+	TH_LOG("%.3000s", self->res);
+	ASSERT_EQ(NULL, strstr(self->res, "\"harness_error\":"));
+	ASSERT_STREQ("cancelled", str(self->res, "status", buf, sizeof(buf)));
+	ASSERT_STRNE(obj(self->res, "vcpu_cpu_before", before, sizeof(before)),
+		     obj(self->res, "vcpu_cpu_at_cancel", buf, sizeof(buf)));
+	/* Put back by lmig itself, at once (its guard only stands down). */
+	ASSERT_LE(0, json_dbl(self->res, "freed_after_cancel_s"));
+	ASSERT_EQ(1, json_bool(self->res, "vcpu_cpu_restored"));
+	ASSERT_EQ(0, json_bool(self->res, "state_file_after"));
+	ASSERT_EQ(1, json_bool(self->res, "restored"));
+	check_source_runs(_metadata, self->res);
+	/* Whichever lmig saw first: QEMU's status, or the end of its stream. */
+	TH_LOG("lmig freed the vCPU thread %.3f s after the cancel (its end: %s)",
+	       json_dbl(self->res, "freed_after_cancel_s"), str(self->res, "end", buf, sizeof(buf)));
 }
 
 TEST_F_TIMEOUT(converge, lmig_killed, CASE_TIMEOUT)

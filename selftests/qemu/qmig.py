@@ -43,7 +43,9 @@ before the migration (vcpu_cpu_before), every change seen during it
 and reports how long until the threads were free again
 (freed_after_kill_s); with --kill-guard its guard process goes first, and
 `lmig throttle --restore` then frees them (throttle_restore_exit,
-vcpu_cpu_after_restore).  --bound S cancels a migration still running
+vcpu_cpu_after_restore).  --cancel-when-limited cancels the migration
+then instead, and reports how long until lmig freed them
+(freed_after_cancel_s).  --bound S cancels a migration still running
 after S s (bounded: true) and reports how far it got: a native run beside
 one through lmig (--bound-file: the bound is written there once known).
 
@@ -540,6 +542,11 @@ def run(a):
                     watch["seen"].append({"t_s": round(time.monotonic() - t0, 2),
                                           "threads_limited": len(moved),
                                           "limits": sorted(set(v[1] for v in key if v))})
+                if moved and a.cancel_when_limited and "cancelled_at_s" not in res:
+                    res["cancelled_at_s"] = round(time.monotonic() - t0, 2)
+                    res["vcpu_cpu_at_cancel"] = now
+                    qs.cmd("migrate_cancel")
+                    t_cancel = time.monotonic()
                 if moved and a.kill_when_limited and not killed:
                     p = procs.get("proxy-send")
                     if p is None:
@@ -588,6 +595,15 @@ def run(a):
                 t_kill = time.monotonic()
             time.sleep(0.05)
         res["wall_s"] = round(time.monotonic() - t0, 3)
+        if "cancelled_at_s" in res:
+            # lmig puts the limit back once QEMU says cancelled, still running itself.
+            freed = None
+            while time.monotonic() - t_cancel < 5:
+                if vcpu_cpu(watch["pid"], watch["tids"]) == watch["before"]:
+                    freed = round(time.monotonic() - t_cancel, 3)
+                    break
+                time.sleep(0.02)
+            res["freed_after_cancel_s"] = freed
         # QEMU says completed a moment before it has filled in the times.
         deadline = time.monotonic() + 5
         while info["status"] == "completed" and not info["total_time_ms"] and \
@@ -769,6 +785,8 @@ def main():
                     help="more options for the lmig command that gets --qmp")
     ap.add_argument("--kill-when-limited", action="store_true",
                     help="SIGKILL lmig proxy send once its limit holds a vCPU thread")
+    ap.add_argument("--cancel-when-limited", action="store_true",
+                    help="migrate_cancel once lmig's limit holds a vCPU thread")
     ap.add_argument("--kill-guard", action="store_true",
                     help="with --kill-when-limited: kill its guard first, then restore with "
                     "lmig throttle --restore")
