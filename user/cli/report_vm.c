@@ -167,11 +167,14 @@ void cvm_report_text(int fd, const struct cvm_stats *s)
 
 	note_words(s, note, sizeof(note));
 	if (!s->throttle) {
-		dprintf(fd, "  throttle: off (%llu of QEMU's passes followed)\n",
+		dprintf(fd, "  throttle: off (%llu of QEMU's passes looked at)\n",
 			(unsigned long long)s->syncs);
+	} else if (!s->throttled && !note[0]) {
+		dprintf(fd, "  throttle: not needed (%llu of QEMU's passes looked at)\n",
+			(unsigned long long)s->syncs);
+		return;
 	} else if (!s->throttled) {
-		dprintf(fd, "  throttle: not needed (%llu of QEMU's passes followed)%s%s\n",
-			(unsigned long long)s->syncs, note[0] ? "; " : "", note);
+		dprintf(fd, "  throttle: none applied: %s\n", note);
 		return;
 	} else {
 		dprintf(fd, "  throttle: %u of %u vCPU thread%s limited (%s), down to %.1f%% of a CPU, from %.1f s%s\n",
