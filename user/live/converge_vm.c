@@ -336,7 +336,8 @@ static void decide(struct converge_vm *cv, const struct qmp_migrate *m)
 		.dirty_mbps = m->dirty_pages_rate * psz / 1e6, .link_mbps = link / 1e6,
 		.pred_s = link > 0 ? m->remaining / link : 3600, .look_s = dt,
 		.cpu_used = cpu_used(cv), .cur_cpus = cv->th_cg.share,
-		.pages = (uint64_t)(m->dirty_pages_rate * dt),
+		/* What the pass that just began has to send: the dirty set. */
+		.pages = m->remaining / psz,
 	};
 	/*
 	 * "Most of the memory" for the policy's verdict that a limit is
