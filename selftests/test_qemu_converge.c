@@ -36,7 +36,9 @@
  *
  * Host cgroups here are v1 (cpu): the thread moves to a child cgroup
  * with a CFS quota.  Timings are only compared with each other.  SKIP
- * when QEMU, the kernel or a static libc is missing.
+ * when QEMU, the kernel or a static libc is missing.  About a minute for
+ * beside_native (boots included) and half a minute for each of the
+ * others on 2 CPUs shared with other QEMUs.
  */
 #include <limits.h>
 #include <stdint.h>
