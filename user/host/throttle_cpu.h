@@ -16,6 +16,13 @@
 int throttle_cpu_undo(struct throttle *t);
 
 /*
+ * The cpu.max of a share of cpus CPUs (> 0): the quota over
+ * THROTTLE_PERIOD_US, or, below the kernel's 1 ms quota, a longer period
+ * (at most THROTTLE_PERIOD_MAX_US).
+ */
+void throttle_quota(double cpus, long *quota, long *period);
+
+/*
  * Are the threads tids (those still there) each alone in a threaded v2
  * cgroup with the cpu controller?  1: yes, t->vcg[] holds those cgroups
  * and their cpu.max; 0: none is in a threaded cgroup (the other

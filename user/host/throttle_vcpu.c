@@ -127,16 +127,16 @@ static bool tighter(const char *a, long long q, long long p)
 
 int throttle_vcpu_set(struct throttle *t, double cpus)
 {
-	long long q = (long long)(cpus / t->nvcg * THROTTLE_PERIOD_US);
+	long q = 0, p = THROTTLE_PERIOD_US;
 	char val[64];
 
-	if (q < 1000)
-		q = 1000;	/* the kernel's smallest quota is 1 ms */
-	snprintf(val, sizeof(val), "%lld %d", q, THROTTLE_PERIOD_US);
+	if (cpus > 0)
+		throttle_quota(cpus / t->nvcg, &q, &p);
+	snprintf(val, sizeof(val), "%ld %ld", q, p);
 	for (unsigned int i = 0; i < t->nvcg; i++) {
 		const struct throttle_vcg *v = &t->vcg[i];
 		/* No limit, or the one found there is the tighter: that one holds. */
-		bool keep = cpus <= 0 || tighter(v->saved, q, THROTTLE_PERIOD_US);
+		bool keep = cpus <= 0 || tighter(v->saved, q, p);
 		int ret = kfile_write(v->dir, "cpu.max", keep ? v->saved : val);
 
 		if (ret)
