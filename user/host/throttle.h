@@ -35,6 +35,11 @@
 
 #define THROTTLE_STATE_DIR	"/run/lmig"
 #define THROTTLE_PERIOD_US	100000
+/*
+ * The kernel's smallest quota is 1 ms: a limit below 1 % of a CPU gets a
+ * longer period (1 ms / share), up to this.
+ */
+#define THROTTLE_PERIOD_MAX_US	1000000
 #define THROTTLE_MAX_TIDS	64
 #define THROTTLE_MAX_DEVS	8
 #define THROTTLE_IO_MIN_BPS	(1024 * 1024)	/* never hold disk writes below this */
@@ -91,7 +96,7 @@ struct throttle {
  * threads.  Returns 0, or -1 with lmig_err() saying why it cannot.
  */
 int throttle_init(struct throttle *t, pid_t pid, const pid_t *tids, unsigned int ntids);
-/* Allow the workload `cpus` CPUs (0.01 .. N) from now on. */
+/* Allow the workload `cpus` CPUs (0.001 .. N) from now on. */
 int throttle_set(struct throttle *t, double cpus);
 /* Put everything back as it was and remove the state file. */
 int throttle_restore(struct throttle *t);
