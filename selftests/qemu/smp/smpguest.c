@@ -29,8 +29,7 @@
  * does, runs there reliably and starts in seconds.
  *
  * Time: the TSC, calibrated against the PIT (channel 2, 50 ms); the local
- * APIC timer is calibrated against the TSC and used one-shot to wake vCPU
- * 0 from HLT.  Built with gcc -m32 -ffreestanding: no libc, no libgcc
+ * APIC timer, calibrated against the TSC, wakes vCPU 0 from HLT.  Built with gcc -m32 -ffreestanding: no libc, no libgcc
  * (hence div64 below).
  */
 #include <stdint.h>
@@ -204,22 +203,23 @@ static void calibrate_apic(void)
 		apic_per_ms = 1;
 }
 
-/* Sleep (HLT) until the TSC passes `until`, woken by a one-shot timer. */
+/*
+ * Sleep (HLT) until the TSC passes `until`.  The local APIC timer runs
+ * periodic (WAKE_MS): a one-shot timer armed on the source and moved by a
+ * migration while the vCPU sleeps could leave it halted for good.
+ */
+#define WAKE_MS	10
+
+static void start_wake_timer(void)
+{
+	lapic_w(0x320, 1u << 17 | TIMER_VEC);	/* periodic */
+	lapic_w(0x380, apic_per_ms * WAKE_MS);
+}
+
 static void sleep_until(uint64_t until)
 {
-	for (;;) {
-		uint64_t now = rdtsc();
-		uint64_t us;
-
-		if (now >= until)
-			return;
-		us = div64((until - now) * 1000, tsc_khz);
-		if (us > 1000000)
-			us = 1000000;
-		lapic_w(0x320, TIMER_VEC);
-		lapic_w(0x380, (uint32_t)div64(us * apic_per_ms, 1000) + 1);
+	while (rdtsc() < until)
 		asm volatile("sti; hlt; cli");
-	}
 }
 
 static void start_ap(void)
@@ -291,6 +291,7 @@ void bsp_main(uint32_t magic, const struct multiboot_info *mbi)
 	lapic_w(0xf0, 0x100 | SPURIOUS_VEC);	/* software-enable the local APIC */
 	calibrate_apic();
 	start_ap();
+	start_wake_timer();
 
 	npages = touch_mb * (1024 * 1024 / PAGE);
 	for (uint32_t p = 0; p < npages; p++)
@@ -322,8 +323,11 @@ void bsp_main(uint32_t magic, const struct multiboot_info *mbi)
 		putc_port(COM1, '\n');
 		deadline += period;
 		t = rdtsc();
-		/* Far behind (the VM was stopped): start the beat afresh. */
-		if (t > deadline + (uint64_t)tsc_khz * 1000)
+		/*
+		 * Far behind (the VM was stopped), or ahead (the TSC moved back
+		 * in a migration): start the beat afresh.
+		 */
+		if (t > deadline + (uint64_t)tsc_khz * 1000 || deadline > t + period)
 			deadline = t;
 		sleep_until(deadline);
 	}
