@@ -10,7 +10,10 @@
  *           (default 100), one word per page, and prints on the first
  *           serial port
  *             lmig-guest tick N
- *           sleeping (HLT, woken by its local APIC timer) between slices;
+ *           sleeping between slices: HLT, woken by its local APIC timer,
+ *           or with guest_hlt=0 spinning on the TSC (under nested KVM the
+ *           timer of a halted vCPU was not heard of again after a
+ *           migration, see selftests/vm/README.md);
  *   vCPU 1  only computes (a xorshift loop, no memory written but its own
  *           stack) and prints on the second serial port, every
  *           guest_compute_ms (default 500)
@@ -216,10 +219,16 @@ static void start_wake_timer(void)
 	lapic_w(0x380, apic_per_ms * WAKE_MS);
 }
 
+static int use_hlt = 1;
+
 static void sleep_until(uint64_t until)
 {
-	while (rdtsc() < until)
-		asm volatile("sti; hlt; cli");
+	while (rdtsc() < until) {
+		if (use_hlt)
+			asm volatile("sti; hlt; cli");
+		else
+			asm volatile("pause");
+	}
 }
 
 static void start_ap(void)
@@ -279,6 +288,7 @@ void bsp_main(uint32_t magic, const struct multiboot_info *mbi)
 	volatile uint32_t *mem = (volatile uint32_t *)MEM_BASE;
 
 	compute_ms = arg(cmd, "guest_compute_ms", 500);
+	use_hlt = (int)arg(cmd, "guest_hlt", 1);
 	if (!tick_ms)
 		tick_ms = 100;
 	if (!compute_ms)
