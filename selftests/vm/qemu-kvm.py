@@ -133,6 +133,15 @@ def qemu_argv(a, work, name, qmps, incoming):
     return argv
 
 
+def run_s(pid, tid):
+    """Seconds thread tid has run (schedstat)."""
+    try:
+        with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def cg_state(pid, tids):
     return {str(t): thread_cpu(pid, t) for t in tids}
 
@@ -184,9 +193,13 @@ def run(a, work, procs):
     # The first line covers start-up: the rate is that of full lines after it.
     wait_for(lambda: len(computes(src2)) >= 2, 30, "the computing vCPU's first rates")
     n0 = len(computes(src2))
+    r0, w0 = run_s(qpid, tids[1]), time.monotonic()
     time.sleep(a.before)
     before = computes(src2)[n0:]
-    say("before", "%.0f n=%d" % (mean(before), len(before)))
+    # The computing vCPU's thread: the share of a CPU it ran, as this
+    # kernel counts it (a limit on it would show here first).
+    say("before", "%.0f n=%d cpu=%.3f" % (mean(before), len(before),
+                                          (run_s(qpid, tids[1]) - r0) / (time.monotonic() - w0)))
     cg_before = cg_state(qpid, tids)
     say("cg_before", json.dumps(cg_before, sort_keys=True))
 
@@ -207,7 +220,7 @@ def run(a, work, procs):
     send_argv = [a.lmig, "proxy", "send", "--listen", "unix:" + srcsock,
                  "--to", "127.0.0.1:%d" % port, "--json"]
     if not a.native:
-        send_argv += ["--qmp", lmigq]
+        send_argv += ["--qmp", lmigq] + a.lmig_args.split()
     procs["send"] = Proc("send", send_argv, work)
     wait_for(lambda: os.path.exists(srcsock) or not procs["send"].alive(), 20,
              "lmig proxy send to listen")
@@ -217,6 +230,7 @@ def run(a, work, procs):
     src_tick = max(ticks(src1) or [0])
     m0 = len(computes(src2))
     tm = time.monotonic()
+    r0 = run_s(qpid, tids[1])
     qs.cmd("migrate", uri="unix:" + srcsock)
     seen = {}		# tid -> the limits seen on it
     first_limit = None
@@ -232,6 +246,7 @@ def run(a, work, procs):
                     first_limit = len(computes(src2))
         time.sleep(0.25)
     tend = time.monotonic()
+    r1 = run_s(qpid, tids[1])
     m1 = len(computes(src2))
     status = info.get("status", "none")
     if status not in ("completed", "failed", "cancelled"):
@@ -241,7 +256,7 @@ def run(a, work, procs):
     # Lines printed once the migration began, up to its end (the last one
     # may straddle the switch-over: left out).
     during = computes(src2)[m0 + 1:m1 - 1] if m1 - m0 > 2 else []
-    say("during", "%.0f n=%d" % (mean(during), len(during)))
+    say("during", "%.0f n=%d cpu=%.3f" % (mean(during), len(during), (r1 - r0) / (tend - tm)))
     if first_limit is not None:
         limited = computes(src2)[first_limit + 1:m1 - 1]
         say("during_limited", "%.0f n=%d" % (mean(limited), len(limited)))
@@ -292,7 +307,7 @@ def main():
     ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
     ap.add_argument("--mem", type=int, default=128)
     ap.add_argument("--rate", type=int, default=16, help="the writer's MB/s")
-    ap.add_argument("--touch", type=int, default=16, help="MiB the writer rewrites")
+    ap.add_argument("--touch", type=int, default=8, help="MiB the writer rewrites")
     ap.add_argument("--compute-ms", type=int, default=500)
     # A writer halted between slices stops on the destination: its local
     # APIC timer never fires again after a migration under nested KVM here.
@@ -305,6 +320,11 @@ def main():
     ap.add_argument("--after", type=float, default=3.0,
                     help="seconds the destination is watched for ticks")
     ap.add_argument("--native", action="store_true", help="without --qmp (no help)")
+    # The writer spins between its slices, so its thread uses most of a
+    # CPU before any limit: the default --throttle-max (90) would stop at
+    # a tenth of that, where it still dirties as fast as the link carries.
+    ap.add_argument("--lmig-args", default="--throttle-max 99",
+                    help="more options of lmig proxy send --qmp")
     ap.add_argument("--show", type=int, default=0,
                     help="print the last N lines of each console and error file")
     ap.add_argument("--cgroot", default="/sys/fs/cgroup")
@@ -313,6 +333,8 @@ def main():
     a = ap.parse_args()
     global TAG
     TAG = a.tag
+    # This script too stays off the computing vCPU's CPU.
+    os.sched_setaffinity(0, {0})
     work = tempfile.mkdtemp(prefix="lmig-nest.")
     procs = {}
     rc = 0

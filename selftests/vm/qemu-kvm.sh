@@ -14,10 +14,11 @@
 #   nest threads writer=TID compute=TID names=...
 #   nest boot_s S           QEMU started -> the guest's first tick
 #   nest ready LINE         the guest's ready line
-#   nest before OPS n=N     the computing vCPU's mean rate before migrating
+#   nest before OPS n=N cpu=F   the computing vCPU's mean rate before migrating,
+#                           and the share of a CPU its thread ran
 #   nest cg_before JSON     {tid: [cgroup, cpu.max]} of both vCPU threads
 #   nest migrate status=S total_ms=N downtime_ms=N wall_s=S
-#   nest during OPS n=N     its mean rate while the migration ran
+#   nest during OPS n=N cpu=F   the same while the migration ran
 #   nest during_limited OPS n=N   ... from the first limit seen on
 #   nest seen JSON          {tid: [cgroup and cpu.max seen]} while it ran
 #   nest send-rc N / recv-rc N / send JSON / send-err / recv-err TEXT
