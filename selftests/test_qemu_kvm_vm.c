@@ -16,7 +16,9 @@
  *         only that thread seen in a limited cgroup while it ran); the
  *         computing vCPU kept at least 90 % of the rate it had before the
  *         migration, over the whole migration and from the first limit
- *         on; afterwards both vCPU threads are back in their cgroup with
+ *         on, each relative to a reference loop sharing its CPU of the
+ *         VM (the host, shared with other work, gives that CPU more or
+ *         less from one second to the next); afterwards both vCPU threads are back in their cgroup with
  *         its limit, and no state file or lmig cgroup is left.
  *
  * SKIP (with the reason) only when there is no VM, no -m32 gcc for the
@@ -111,7 +113,7 @@ TEST_F_TIMEOUT(nest, writer_limited, 420)
 	char mk[PATH_MAX], buf[4096], cmd[PATH_MAX + 32];
 	long long writer, compute, limited[8], before, during, dlim, at_migrate, src_last;
 	struct proc p = { 0 };
-	double cpu_before, cpu_during;
+	double cpu_before, cpu_during, rb, rd, rl, q_before, q_during, q_limited;
 	const char *line;
 	int n, rc;
 
@@ -217,20 +219,41 @@ TEST_F_TIMEOUT(nest, writer_limited, 420)
 	TH_LOG("before: %s", line);
 	before = atoll(line);
 	cpu_before = strstr(line, "cpu=") ? atof(strstr(line, "cpu=") + 4) : -1;
+	TH_LOG("CPU 1 before: %s", get(self->out, "nest", "cpu1_before", buf, sizeof(buf)));
+	TH_LOG("CPU 1 during: %s", get(self->out, "nest", "cpu1_during", buf, sizeof(buf)));
 	line = get(self->out, "nest", "during", buf, sizeof(buf));
 	TH_LOG("during: %s", line);
 	during = atoll(line);
 	cpu_during = strstr(line, "cpu=") ? atof(strstr(line, "cpu=") + 4) : -1;
-	EXPECT_GT(cpu_before, 0);
-	EXPECT_GE(cpu_during, 0.9 * cpu_before);
+	/*
+	 * Logged, not checked: the thread also waits for QEMU's big lock on
+	 * its serial port while the migration holds it (CPU 1 idle), which
+	 * is not a limit; a limit on it shows in the cgroups seen above.
+	 */
+	TH_LOG("the computing vCPU's thread ran %.3f of CPU 1 before, %.3f during (%.2f)",
+	       cpu_before, cpu_during, cpu_before > 0 ? cpu_during / cpu_before : 0);
 	line = get(self->out, "nest", "during_limited", buf, sizeof(buf));
 	dlim = strcmp(line, "missing") ? atoll(line) : -1;
-	TH_LOG("compute rate: before %lld ops/s, during %lld (%.2f), while limited %lld (%.2f)",
-	       before, during, before ? (double)during / before : 0, dlim,
-	       before ? (double)dlim / before : 0);
+	rb = atof(get(self->out, "nest", "ref_before", buf, sizeof(buf)));
+	rd = atof(get(self->out, "nest", "ref_during", buf, sizeof(buf)));
+	rl = atof(get(self->out, "nest", "ref_limited", buf, sizeof(buf)));
+	TH_LOG("compute rate (medians, ops/s): before %lld, during %lld, while the writer was "
+	       "limited %lld; the reference loop beside it: %.0f, %.0f, %.0f", before, during,
+	       dlim, rb, rd, rl);
 	ASSERT_GT(before, 0);
-	EXPECT_GE(during, before * 9 / 10);
-	EXPECT_GE(dlim, before * 9 / 10);
+	ASSERT_GT(rb, 0);
+	ASSERT_GT(rd, 0);
+	ASSERT_GT(rl, 0);
+	/* Relative to the reference: what the host gave CPU 1 cancels out. */
+	q_before = before / rb;
+	q_during = during / rd;
+	q_limited = dlim / rl;
+	TH_LOG("compute / reference: before %.3f, during %.3f (%.2f of before), while limited "
+	       "%.3f (%.2f of before); unnormalised %.2f and %.2f", q_before, q_during,
+	       q_during / q_before, q_limited, q_limited / q_before, (double)during / before,
+	       (double)dlim / before);
+	EXPECT_GE(q_during, 0.9 * q_before);
+	EXPECT_GE(q_limited, 0.9 * q_before);
 
 	/* Afterwards: every limit undone. */
 	line = get(self->out, "nest", "cg_after", buf, sizeof(buf));

@@ -12,13 +12,17 @@ max-bandwidth and downtime-limit are set so that its writer outruns the
 link: the migration, src QEMU -> lmig proxy send -> loopback -> lmig proxy
 recv -> dst QEMU, only completes once something slows the writer.
 
-Placement: the VM runs both of its CPUs on one host thread, in turns, so a
-busy CPU 0 halves what CPU 1 gets.  The computing vCPU's thread therefore
-has CPU 1 alone, everything else (the writing vCPU, QEMU's other threads,
-the destination, lmig) runs on CPU 0, and a spinner at nice 19 keeps CPU 0
-busy from start to end: CPU 1's share of the host thread is then the same
-before and during the migration, and the computing vCPU's rate measures
-what its own thread gets.
+Placement: the computing vCPU's thread runs on CPU 1, everything else (the
+writing vCPU, QEMU's other threads, the destination, lmig, this script) on
+CPU 0, and a spinner at nice 19 keeps CPU 0 busy from start to end (with
+one host thread for both CPUs of the VM, a busy CPU 0 halves what CPU 1
+gets).  The VM's CPUs are threads of a host shared with other work, so
+what CPU 1 gets from the host varies by tens of per cent from one second
+to the next: a reference loop (REF, below) shares CPU 1 with the
+computing vCPU at the same weight and counts its own rate, and the
+computing vCPU's rate is taken relative to it.  A limit on the computing
+vCPU's thread would hand CPU 1 to the reference and show at once; the
+host's ups and downs move both alike.
 
 Prints "TAG KEY VALUE" lines (TAG: --tag, default nest) (see qemu-kvm.sh) and exits 0 once it got as
 far as a result; 1 on a harness error (a "nest error TEXT" line).
@@ -114,8 +118,12 @@ def wait_for(cond, timeout, what):
         time.sleep(0.1)
 
 
-def mean(v):
-    return sum(v) / len(v) if v else 0.0
+def median(v):
+    """The median: a rate line disturbed by the host (one VM CPU thread among
+    other users' work) moves it less than the mean."""
+    v = sorted(v)
+    n = len(v)
+    return 0.0 if not n else float(v[n // 2]) if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2.0
 
 
 def qemu_argv(a, work, name, qmps, incoming):
@@ -133,6 +141,23 @@ def qemu_argv(a, work, name, qmps, incoming):
     return argv
 
 
+# Counts loops and writes its rate every half second, like the guest's lines.
+REF = r"""
+import sys, time
+out = open(sys.argv[1], "a")
+n, t0 = 0, time.monotonic()
+while True:
+    for _ in range(2000):
+        pass
+    n += 2000
+    t = time.monotonic()
+    if t - t0 >= 0.5:
+        out.write("lmig-guest compute %d ops/s\n" % (n / (t - t0)))
+        out.flush()
+        n, t0 = 0, t
+"""
+
+
 def run_s(pid, tid):
     """Seconds thread tid has run (schedstat)."""
     try:
@@ -140,6 +165,23 @@ def run_s(pid, tid):
             return int(f.read().split()[0]) / 1e9
     except (OSError, ValueError, IndexError):
         return 0.0
+
+
+def cpu1_ticks():
+    """CPU 1's counters in /proc/stat (user nice system idle iowait irq softirq steal)."""
+    with open("/proc/stat") as f:
+        for ln in f:
+            if ln.startswith("cpu1 "):
+                return [int(x) for x in ln.split()[1:9]]
+    return [0] * 8
+
+
+def cpu1_where(t0, t1):
+    """Where CPU 1's time went between two cpu1_ticks(): fractions."""
+    d = [b - a for a, b in zip(t0, t1)]
+    tot = sum(d) or 1
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    return " ".join("%s=%.3f" % (n, v / tot) for n, v in zip(names, d) if v)
 
 
 def cg_state(pid, tids):
@@ -167,6 +209,8 @@ def run(a, work, procs):
 
     # CPU 0 never idles (see the top): the lowest weight, so anything else runs first.
     procs["spin"] = Proc("spin", ["nice", "-n", "19", "sh", "-c", "while :; do :; done"], work)
+    refp = os.path.join(work, "ref.con")
+    procs["ref"] = Proc("ref", ["python3", "-c", REF, refp], work, cpus="1")
     t0 = time.monotonic()
     procs["src"] = Proc("src", qemu_argv(a, work, "src", [srcq, lmigq], False), work,
                         cgroup=a.cgroup)
@@ -192,13 +236,16 @@ def run(a, work, procs):
     say("ready", ready[0] if ready else "none")
     # The first line covers start-up: the rate is that of full lines after it.
     wait_for(lambda: len(computes(src2)) >= 2, 30, "the computing vCPU's first rates")
-    n0 = len(computes(src2))
-    r0, w0 = run_s(qpid, tids[1]), time.monotonic()
+    n0, f0 = len(computes(src2)), len(computes(refp))
+    r0, w0, c0 = run_s(qpid, tids[1]), time.monotonic(), cpu1_ticks()
     time.sleep(a.before)
+    say("cpu1_before", cpu1_where(c0, cpu1_ticks()))
     before = computes(src2)[n0:]
+    ref_before = computes(refp)[f0:]
+    say("ref_before", "%.0f n=%d" % (median(ref_before), len(ref_before)))
     # The computing vCPU's thread: the share of a CPU it ran, as this
     # kernel counts it (a limit on it would show here first).
-    say("before", "%.0f n=%d cpu=%.3f" % (mean(before), len(before),
+    say("before", "%.0f n=%d cpu=%.3f" % (median(before), len(before),
                                           (run_s(qpid, tids[1]) - r0) / (time.monotonic() - w0)))
     cg_before = cg_state(qpid, tids)
     say("cg_before", json.dumps(cg_before, sort_keys=True))
@@ -228,9 +275,9 @@ def run(a, work, procs):
         raise QMPError("lmig proxy send exited: " + procs["send"].text())
 
     src_tick = max(ticks(src1) or [0])
-    m0 = len(computes(src2))
+    m0, g0 = len(computes(src2)), len(computes(refp))
     tm = time.monotonic()
-    r0 = run_s(qpid, tids[1])
+    r0, c0 = run_s(qpid, tids[1]), cpu1_ticks()
     qs.cmd("migrate", uri="unix:" + srcsock)
     seen = {}		# tid -> the limits seen on it
     first_limit = None
@@ -243,11 +290,12 @@ def run(a, work, procs):
             if st and st[1] not in ("max", "-1") and not st[1].startswith("max "):
                 seen.setdefault(t, set()).add("%s %s" % (st[0], st[1]))
                 if first_limit is None:
-                    first_limit = len(computes(src2))
+                    first_limit = (len(computes(src2)), len(computes(refp)))
         time.sleep(0.25)
     tend = time.monotonic()
     r1 = run_s(qpid, tids[1])
-    m1 = len(computes(src2))
+    say("cpu1_during", cpu1_where(c0, cpu1_ticks()))
+    m1, g1 = len(computes(src2)), len(computes(refp))
     status = info.get("status", "none")
     if status not in ("completed", "failed", "cancelled"):
         qs.cmd("migrate_cancel")
@@ -256,10 +304,13 @@ def run(a, work, procs):
     # Lines printed once the migration began, up to its end (the last one
     # may straddle the switch-over: left out).
     during = computes(src2)[m0 + 1:m1 - 1] if m1 - m0 > 2 else []
-    say("during", "%.0f n=%d cpu=%.3f" % (mean(during), len(during), (r1 - r0) / (tend - tm)))
+    say("during", "%.0f n=%d cpu=%.3f" % (median(during), len(during), (r1 - r0) / (tend - tm)))
+    say("ref_during", "%.0f n=%d" % (median(computes(refp)[g0:g1]), g1 - g0))
     if first_limit is not None:
-        limited = computes(src2)[first_limit + 1:m1 - 1]
-        say("during_limited", "%.0f n=%d" % (mean(limited), len(limited)))
+        limited = computes(src2)[first_limit[0] + 1:m1 - 1]
+        say("during_limited", "%.0f n=%d" % (median(limited), len(limited)))
+        rl = computes(refp)[first_limit[1]:g1]
+        say("ref_limited", "%.0f n=%d" % (median(rl), len(rl)))
     say("seen", json.dumps({t: sorted(v) for t, v in seen.items()}, sort_keys=True))
 
     if status != "completed":
@@ -315,7 +366,7 @@ def main():
                     help="how the writer waits between slices")
     ap.add_argument("--bandwidth", type=int, default=2, help="QEMU's max-bandwidth, MB/s")
     ap.add_argument("--downtime", type=int, default=20, help="QEMU's downtime-limit, ms")
-    ap.add_argument("--before", type=float, default=6.0)
+    ap.add_argument("--before", type=float, default=10.0)
     ap.add_argument("--timeout", type=float, default=90.0)
     ap.add_argument("--after", type=float, default=3.0,
                     help="seconds the destination is watched for ticks")
@@ -347,7 +398,7 @@ def main():
                 say("error", "%s: %s" % (n, p.text()))
         rc = 1
     finally:
-        for n in ("send", "recv", "dst", "src", "spin"):
+        for n in ("send", "recv", "dst", "src", "spin", "ref"):
             if procs.get(n) is not None:
                 procs[n].kill()
         if a.show:

@@ -14,12 +14,14 @@
 #   nest threads writer=TID compute=TID names=...
 #   nest boot_s S           QEMU started -> the guest's first tick
 #   nest ready LINE         the guest's ready line
-#   nest before OPS n=N cpu=F   the computing vCPU's mean rate before migrating,
+#   nest before OPS n=N cpu=F   the computing vCPU's median rate before migrating,
 #                           and the share of a CPU its thread ran
 #   nest cg_before JSON     {tid: [cgroup, cpu.max]} of both vCPU threads
 #   nest migrate status=S total_ms=N downtime_ms=N wall_s=S
 #   nest during OPS n=N cpu=F   the same while the migration ran
+#   nest cpu1_before/cpu1_during ...   where CPU 1's time went (/proc/stat)
 #   nest during_limited OPS n=N   ... from the first limit seen on
+#   nest ref_before/ref_during/ref_limited OPS n=N   the reference loop on CPU 1
 #   nest seen JSON          {tid: [cgroup and cpu.max seen]} while it ran
 #   nest send-rc N / recv-rc N / send JSON / send-err / recv-err TEXT
 #   nest src_ticks at_migrate=N last=N
