@@ -45,8 +45,10 @@ cg=/sys/fs/cgroup
 work=$cg/nest-work
 
 [ "${LMIG_VM:-0}" = 1 ] || { echo "nest skip not in the VM (LMIG_VM=1)"; exit 0; }
-guest=$(sh "$repo/selftests/qemu/mkguest.sh" --smp 2>&1) ||
-	{ echo "nest skip $guest"; exit 0; }
+# Built on the host (test_qemu_kvm_vm runs mkguest.sh --smp): this side
+# sees the repository read-only.
+guest=$repo/selftests/build/qemu/smpguest.elf
+[ -s "$guest" ] || { echo "nest error $guest is not built (selftests/qemu/mkguest.sh --smp)"; exit 1; }
 kvm_load
 echo "kvm ok $(dmesg | grep -m 1 -i 'nested paging' | sed 's/^\[[^]]*\] //')"
 if ! grep -q " $cg cgroup2 " /proc/mounts; then
