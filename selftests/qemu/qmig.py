@@ -43,9 +43,11 @@ before the migration (vcpu_cpu_before), every change seen during it
 and reports how long until the threads were free again
 (freed_after_kill_s); with --kill-guard its guard process goes first, and
 `lmig throttle --restore` then frees them (throttle_restore_exit,
-vcpu_cpu_after_restore).  --bound S cancels a migration still running
+vcpu_cpu_after_restore).  --cancel-when-limited cancels the migration
+then instead, and reports how long until lmig freed them
+(freed_after_cancel_s).  --bound S cancels a migration still running
 after S s (bounded: true) and reports how far it got: a native run beside
-one through lmig.
+one through lmig (--bound-file: the bound is written there once known).
 
 Every process it starts (QEMU, lmig) is killed and every file it made
 outside --work removed before it exits.
@@ -319,8 +321,9 @@ def thread_cpu(pid, tid):
             root = cpu_cgroup_root(1)
             d = root + parts[2] if root else None
             try:
-                with open(os.path.join(d, "cpu.cfs_quota_us")) as q:
-                    return [parts[2], q.read().strip()]
+                with open(os.path.join(d, "cpu.cfs_quota_us")) as q, \
+                        open(os.path.join(d, "cpu.cfs_period_us")) as per:
+                    return [parts[2], "%s %s" % (q.read().strip(), per.read().strip())]
             except (OSError, TypeError):
                 return [parts[2], "?"]
     for ln in lines:
@@ -483,6 +486,9 @@ def run(a):
             if params:
                 q.cmd("migrate-set-parameters", **params)
         qs.cmd("migrate-set-parameters", **{"max-bandwidth": a.max_bandwidth})
+        if a.downtime_limit:
+            qs.cmd("migrate-set-parameters", **{"downtime-limit": a.downtime_limit})
+            res["downtime_limit_ms"] = a.downtime_limit
 
         if a.transport == "proxy":
             procs["proxy-recv"] = Proc("proxy-recv", ns_prefix(a.dst_ns) + [
@@ -536,6 +542,11 @@ def run(a):
                     watch["seen"].append({"t_s": round(time.monotonic() - t0, 2),
                                           "threads_limited": len(moved),
                                           "limits": sorted(set(v[1] for v in key if v))})
+                if moved and a.cancel_when_limited and "cancelled_at_s" not in res:
+                    res["cancelled_at_s"] = round(time.monotonic() - t0, 2)
+                    res["vcpu_cpu_at_cancel"] = now
+                    qs.cmd("migrate_cancel")
+                    t_cancel = time.monotonic()
                 if moved and a.kill_when_limited and not killed:
                     p = procs.get("proxy-send")
                     if p is None:
@@ -553,8 +564,16 @@ def run(a):
                     p.p.wait()
                     killed = True
                     t_kill = time.monotonic()
+            if a.bound_file and not a.bound and os.path.exists(a.bound_file):
+                # The bound arrives once the run beside this one knows it.
+                try:
+                    with open(a.bound_file) as f:
+                        a.bound = float(f.read().strip() or 0)
+                except (OSError, ValueError):
+                    pass
             if a.bound and time.monotonic() - t0 >= a.bound:
                 res["bounded"] = True
+                res["bound_s"] = a.bound
                 res["status_at_bound"] = info["status"]
                 res["remaining_at_bound"] = qs.cmd("query-migrate").get("ram", {}).get("remaining")
                 qs.cmd("migrate_cancel")
@@ -576,6 +595,21 @@ def run(a):
                 t_kill = time.monotonic()
             time.sleep(0.05)
         res["wall_s"] = round(time.monotonic() - t0, 3)
+        if "cancelled_at_s" in res:
+            # lmig puts the limit back once QEMU says cancelled, still running itself.
+            freed = None
+            while time.monotonic() - t_cancel < 5:
+                if vcpu_cpu(watch["pid"], watch["tids"]) == watch["before"]:
+                    freed = round(time.monotonic() - t_cancel, 3)
+                    break
+                time.sleep(0.02)
+            res["freed_after_cancel_s"] = freed
+        # QEMU says completed a moment before it has filled in the times.
+        deadline = time.monotonic() + 5
+        while info["status"] == "completed" and not info["total_time_ms"] and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+            info = migrate_info(qs)
         if dev0 is not None:
             dev1 = dev_bytes(a.count_dev)
             if dev1 is not None:
@@ -709,7 +743,12 @@ def run(a):
     # finds QEMU's value before any of lmig's.
     if "lmig" in res:
         res["lmig"] = res.pop("lmig")
-    print(json.dumps(res, separators=(",", ":")), flush=True)
+    line = json.dumps(res, separators=(",", ":"))
+    if a.result_file:
+        with open(a.result_file + ".tmp", "w") as f:
+            f.write(line + "\n")
+        os.rename(a.result_file + ".tmp", a.result_file)
+    print(line, flush=True)
     return 0
 
 
@@ -726,6 +765,8 @@ def main():
     ap.add_argument("--compress", default="", help="multifd compression (zlib, zstd)")
     ap.add_argument("--max-bandwidth", type=int, default=32 << 30,
                     help="QEMU's max-bandwidth, bytes/s (default 32 GiB/s: unlimited)")
+    ap.add_argument("--downtime-limit", type=int, default=0,
+                    help="QEMU's downtime-limit, ms (default: QEMU's, 300)")
     ap.add_argument("--addr", default="127.0.0.1", help="the destination's address")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--src-ns", default="", help="network namespace of the source side")
@@ -744,11 +785,17 @@ def main():
                     help="more options for the lmig command that gets --qmp")
     ap.add_argument("--kill-when-limited", action="store_true",
                     help="SIGKILL lmig proxy send once its limit holds a vCPU thread")
+    ap.add_argument("--cancel-when-limited", action="store_true",
+                    help="migrate_cancel once lmig's limit holds a vCPU thread")
     ap.add_argument("--kill-guard", action="store_true",
                     help="with --kill-when-limited: kill its guard first, then restore with "
                     "lmig throttle --restore")
     ap.add_argument("--bound", type=float, default=0,
                     help="cancel a migration still running after this many seconds")
+    ap.add_argument("--result-file", default="",
+                    help="also write the JSON line to this file (whole, however long)")
+    ap.add_argument("--bound-file", default="",
+                    help="read --bound from this file once it appears (a run beside sets it)")
     ap.add_argument("--timeout", type=float, default=120, help="seconds the migration may take")
     ap.add_argument("--boot-timeout", type=float, default=120)
     ap.add_argument("--ticks", type=int, default=5, help="ticks to see after the switch")
