@@ -365,7 +365,9 @@ def main():
     ap.add_argument("--writer-wait", choices=("spin", "hlt"), default="spin",
                     help="how the writer waits between slices")
     ap.add_argument("--bandwidth", type=int, default=2, help="QEMU's max-bandwidth, MB/s")
-    ap.add_argument("--downtime", type=int, default=20, help="QEMU's downtime-limit, ms")
+    # lmig keeps its CFS period within a quarter of it: 400 ms lets it go down
+    # to 1 % of a CPU (1 ms of 100), where the writer no longer outruns the link.
+    ap.add_argument("--downtime", type=int, default=400, help="QEMU's downtime-limit, ms")
     ap.add_argument("--before", type=float, default=10.0)
     ap.add_argument("--timeout", type=float, default=90.0)
     ap.add_argument("--after", type=float, default=3.0,
