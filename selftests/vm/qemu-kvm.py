@@ -105,7 +105,7 @@ def ticks(path):
 
 
 def computes(path):
-    """(monotonic time read, ops/s) list is kept by the caller; here the values."""
+    """The rates of a console's "lmig-guest compute N ops/s" lines, in order."""
     return [int(m.group(1)) for m in
             (re.match(r"lmig-guest compute (\d+) ops/s$", ln) for ln in lines(path)) if m]
 
@@ -244,7 +244,7 @@ def run(a, work, procs):
     ref_before = computes(refp)[f0:]
     say("ref_before", "%.0f n=%d" % (median(ref_before), len(ref_before)))
     # The computing vCPU's thread: the share of a CPU it ran, as this
-    # kernel counts it (a limit on it would show here first).
+    # kernel counts it (waits for QEMU's big lock lower it too).
     say("before", "%.0f n=%d cpu=%.3f" % (median(before), len(before),
                                           (run_s(qpid, tids[1]) - r0) / (time.monotonic() - w0)))
     cg_before = cg_state(qpid, tids)
