@@ -11,7 +11,8 @@
  *                           through the last two points; its mean
  *   lmig_rounds             lmig send: round 0, a round, the one more live
  *                           round after the decision, the final: times,
- *                           rounds, downtime, bytes, exact
+ *                           rounds, downtime, bytes, exact; harvests,
+ *                           set-up, switch-over costs, --bandwidth's burst
  *   lmig_budget             the budget decides when the last live round is
  *   lmig_zero_pages         zero pages cost zero_wire, not a page
  *   lmig_content_compare    a content-comparing tracker counts the
@@ -157,6 +158,18 @@ TEST(lmig_rounds)
 	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.102 + 0.02 + EST_LMIG_SWITCH_S));
 	EXPECT_TRUE(NEAR(r.downtime_s, 0.02 + 0.0122 + 0.005));
 	EXPECT_TRUE(NEAR(r.total_s, 0.25 + 10 + (1 + 0.02) + (0.02 + 0.102) + 0.0372));
+
+	/*
+	 * A burst of 2000 bytes after each harvest: round 1 (100 pages) lasts
+	 * 0.98 s, the last live round (10 pages) 0.08 s, the final page goes
+	 * at once.  The prediction does not count the burst, as precopy.c.
+	 */
+	in.burst = 2000;
+	est_run(&in, 1, &r);
+	EXPECT_EQ(4, r.rounds);
+	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.1 + 0.02 + EST_LMIG_SWITCH_S));
+	EXPECT_TRUE(NEAR(r.downtime_s, 0.02 + 0 + 0.005));
+	EXPECT_TRUE(NEAR(r.total_s, 0.25 + 10 + (0.98 + 0.02) + (0.02 + 0.08) + 0.025));
 }
 
 TEST(lmig_budget)

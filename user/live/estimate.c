@@ -168,6 +168,14 @@ static double pages_s(const struct est_input *in, double pages)
 	return pages * in->page_wire / in->link_bps;
 }
 
+/* A round after a harvest: its first burst bytes go at once. */
+static double round_s(const struct est_input *in, double pages)
+{
+	double b = pages * in->page_wire - in->burst;
+
+	return b > 0 ? b / in->link_bps : 0;
+}
+
 /*
  * lmig send, as live/precopy.c's next_round() decides after each round.
  * Long because: one loop that walks precopy.c's branches in its order.
@@ -190,12 +198,12 @@ static void run_lmig(const struct play *p, struct est_run *r)
 		r->predicted_downtime_s = pred;
 		if (pred * 1000 <= in->downtime_ms) {
 			/* One more live round, then the final one with the workload paused. */
-			double t = pages_s(in, dirty), last;
+			double t = round_s(in, dirty), last;
 
 			r->total_s += hs + t;
 			r->wire_bytes += dirty * in->page_wire;
 			last = found(p, r->rounds, dirty, t + hs);
-			r->downtime_s = hs + pages_s(in, last) + in->switch_s;
+			r->downtime_s = hs + round_s(in, last) + in->switch_s;
 			r->total_s += r->downtime_s;
 			r->wire_bytes += last * in->page_wire;
 			r->rounds += 2;
@@ -211,7 +219,7 @@ static void run_lmig(const struct play *p, struct est_run *r)
 			r->fail = EST_FAIL_ROUNDS;
 			return;
 		}
-		iv = pages_s(in, dirty) + hs;
+		iv = round_s(in, dirty) + hs;
 		r->total_s += iv;
 		r->wire_bytes += dirty * in->page_wire;
 		sent = dirty;

@@ -24,7 +24,9 @@
  * precopy.c predicts it.  Within the budget, one more live round sends
  * them, then the workload is paused: the downtime is the final harvest,
  * the pages dirtied during that last live round, and the switch-over
- * costs.  Over --max-rounds: not converged.  With a tracker that compares
+ * costs.  A round after a harvest sends its first `burst` bytes at once
+ * (--bandwidth's token bucket refilled during the harvest).  Over
+ * --max-rounds: not converged.  With a tracker that compares
  * content (scan), a page rewritten before its turn in a round goes out
  * with its new content and is not dirty again: the round's pages count
  * with the mean of the curve over the round instead of its end value.
@@ -78,6 +80,8 @@ struct est_input {
 	double harvest_s;		/* one harvest (lmig) or bitmap sync (QEMU) */
 	double setup_s;			/* before round 0 starts */
 	double switch_s;		/* switch-over costs besides harvest and pages */
+	double burst;			/* lmig: wire bytes a round after a harvest sends at once
+					 * (the --bandwidth token bucket filled meanwhile) */
 	bool content_compare;		/* the tracker drops pages sent with their new content */
 	unsigned int downtime_ms;
 	unsigned int max_rounds;	/* lmig's --max-rounds (EST_LMIG) */

@@ -13,6 +13,7 @@
 #include "chan/codec.h"
 #include "lib/clock.h"
 #include "lib/err.h"
+#include "live/estimate.h"
 #include "live/watch.h"
 
 /* Hashes of the current content: the baseline the first harvest is measured against. */
@@ -21,6 +22,7 @@ static int hash_all(struct watch *w)
 	enum { CHUNK_PAGES = 256 };
 	uint8_t *buf = aligned_alloc(LMIG_PAGE_SIZE, CHUNK_PAGES * LMIG_PAGE_SIZE);
 	uint64_t zero = codec_zero_hash();
+	bool prev = false;
 	int ret = 0;
 
 	if (!buf)
@@ -30,10 +32,14 @@ static int hash_all(struct watch *w)
 
 		ret = track_read(&w->tg, p * LMIG_PAGE_SIZE, buf, (size_t)n * LMIG_PAGE_SIZE);
 		for (unsigned int i = 0; i < n && !ret; i++) {
+			bool z;
+
 			w->hashes[p + i] = codec_page_hash(buf + (size_t)i * LMIG_PAGE_SIZE);
-			if (w->hashes[p + i] == zero &&
-			    codec_page_is_zero(buf + (size_t)i * LMIG_PAGE_SIZE))
-				w->zero_pages++;
+			z = w->hashes[p + i] == zero &&
+			    codec_page_is_zero(buf + (size_t)i * LMIG_PAGE_SIZE);
+			w->zero_pages += z;
+			w->zero_runs += z && !prev;
+			prev = z;
 		}
 	}
 	free(buf);
@@ -122,4 +128,36 @@ void watch_close(struct watch *w)
 	if (w->tg.fd >= 0)
 		close(w->tg.fd);
 	w->tg.fd = -1;
+}
+
+void watch_curve(uint64_t *const *bitmaps, const double *t, unsigned int n, uint64_t npages,
+		 struct est_curve *c)
+{
+	uint64_t words = bitmap_words(npages);
+	uint64_t *u = calloc(words ? words : 1, sizeof(*u));
+
+	c->n = 0;
+	if (!u || !n) {
+		free(u);
+		return;
+	}
+	for (unsigned int k = 1; c->n < EST_POINTS_MAX; k = k * 2 < n ? k * 2 : n) {
+		double pages = 0, secs = 0;
+		unsigned int windows = n - k + 1;
+
+		for (unsigned int i = 0; i < windows; i++) {
+			memcpy(u, bitmaps[i], words * sizeof(*u));
+			for (unsigned int j = 1; j < k; j++)
+				for (uint64_t x = 0; x < words; x++)
+					u[x] |= bitmaps[i + j][x];
+			pages += bitmap_count(u, npages);
+			secs += t[i + k] - t[i];
+		}
+		c->t[c->n] = secs / windows;
+		c->pages[c->n] = pages / windows;
+		c->n++;
+		if (k == n)
+			break;
+	}
+	free(u);
 }

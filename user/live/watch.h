@@ -24,6 +24,7 @@ struct watch {
 	uint64_t *hashes;		/* per page: its content at the last harvest */
 	uint64_t size, npages;
 	uint64_t zero_pages;		/* all-zero when the watch began */
+	uint64_t zero_runs;		/* runs of them (a run is one ZERO descriptor) */
 	const char *tracker;		/* the one picked */
 	char why[1024];			/* for auto: why the better ones were not */
 	double t_open;			/* when the tracker started (lib/clock.h) */
@@ -40,5 +41,15 @@ int watch_open(struct watch *w, const char *mem, struct track_target tg, const c
 /* The pages written since the last harvest (or the open) into bitmap (cleared first). */
 int watch_harvest(struct watch *w, uint64_t *bitmap, uint64_t *pages, double *harvest_s);
 void watch_close(struct watch *w);
+
+struct est_curve;
+/*
+ * The dirty curve of n harvests in a row: bitmaps[i] holds what the i-th
+ * found, t[i]..t[i + 1] the interval it covers.  For windows of 1, 2, 4
+ * ... and all n harvests in a row, the distinct pages of their union and
+ * the time they span, averaged over every such window.
+ */
+void watch_curve(uint64_t *const *bitmaps, const double *t, unsigned int n, uint64_t npages,
+		 struct est_curve *c);
 
 #endif
