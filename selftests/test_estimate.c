@@ -31,7 +31,8 @@
  *   predict_share_needed    the aim looser than needed: the largest share
  *                           that converges, found by bisection
  *   predict_floor           an aim below the --throttle-max floor: the floor
- *   predict_never           not even at the --throttle-max floor
+ *   predict_never           not even at the --throttle-max floor, nor at
+ *                           TPOL_CPUS_MIN of what the writer used
  *   predict_no_throttle     --throttle-max 0: no limit tried
  *   predict_no_link         no link rate: never, and why
  */
@@ -494,6 +495,20 @@ TEST(predict_never)
 	est_predict(&in, &res);
 	EXPECT_EQ(EST_THROTTLE, res.verdict);
 	EXPECT_TRUE(NEAR(res.floor, 0.01));
+	/* A writer of 0.2 CPUs is never held below 0.01 CPUs: 5 % of it, 100 pages/s. */
+	in.cpu_used = 0.2;
+	est_predict(&in, &res);
+	EXPECT_TRUE(NEAR(res.floor, 0.05));
+	EXPECT_EQ(EST_NEVER, res.verdict);
+	/* Of 1 CPU, 1 %: the same as --throttle-max 99 leaves. */
+	in.cpu_used = 1;
+	est_predict(&in, &res);
+	EXPECT_TRUE(NEAR(res.floor, 0.01));
+	EXPECT_EQ(EST_THROTTLE, res.verdict);
+	/* Of 0.005 CPUs: nothing to take. */
+	in.cpu_used = 0.005;
+	est_predict(&in, &res);
+	EXPECT_TRUE(NEAR(res.floor, 1));
 }
 
 TEST(predict_no_throttle)

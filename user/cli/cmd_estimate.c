@@ -27,6 +27,7 @@
 #include "cli/cmd.h"
 #include "cli/options.h"
 #include "host/qmp.h"
+#include "host/threads.h"
 #include "image/image.h"
 #include "lib/clock.h"
 #include "lib/err.h"
@@ -144,6 +145,21 @@ void usage_estimate(void)
 	       tracker_names());
 }
 
+/* The CPUs pid used between two snapshots (large: not on the stack). */
+static struct tsnap cpu_snap[2];
+
+static void cpu_mark(pid_t pid, int i)
+{
+	if (pid > 0)
+		tsnap_take(pid, &cpu_snap[i]);
+}
+
+static double cpu_used(pid_t pid)
+{
+	return pid > 0 && cpu_snap[1].t > cpu_snap[0].t ?
+	       tsnap_cpus(&cpu_snap[0], &cpu_snap[1], NULL, 0) : 0;
+}
+
 static void sleep_until(double t)
 {
 	double d = t - now_s();
@@ -165,6 +181,7 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 	uint64_t words = bitmap_words(w->npages), *bm[EST_HARVESTS] = { NULL };
 	unsigned int n = a->observe_s / EST_INTERVAL_S, cap = EST_HARVESTS;
 	double t[EST_HARVESTS + 1], iv, last_shown = 0;
+	bool tty = isatty(STDERR_FILENO);
 	int ret = -1;
 
 	if (words * 8 * cap > EST_BITMAPS_BYTES)
@@ -174,7 +191,20 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 	if (n < 2)
 		n = 2;
 	iv = (double)a->observe_s / n;
-	t[0] = w->t_open;
+	/*
+	 * The first harvest also holds what was written while the baseline
+	 * hashes were taken, page by page: not an interval of known length.
+	 * The watch starts from it.
+	 */
+	bm[0] = malloc(words * 8);
+	if (!bm[0] || watch_harvest(w, bm[0], &(uint64_t){ 0 }, &ob->harvest_s)) {
+		lmig_err("%s", bm[0] ? lmig_errmsg() : "out of memory for the harvests");
+		goto out;
+	}
+	free(bm[0]);
+	bm[0] = NULL;
+	t[0] = now_s();
+	cpu_mark(a->tg.pid, 0);
 	for (unsigned int i = 0; i < n; i++) {
 		uint64_t pages;
 		double hs;
@@ -184,7 +214,7 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 			lmig_err("out of memory for the harvests");
 			goto out;
 		}
-		sleep_until(w->t_open + (i + 1) * iv);
+		sleep_until(t[0] + (i + 1) * iv);
 		t[i + 1] = now_s();
 		/* Slow harvests stretch the intervals: --observe still bounds the watch. */
 		if (i >= 2 && t[i + 1] - t[0] > a->observe_s + iv) {
@@ -195,19 +225,21 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 		}
 		if (watch_harvest(w, bm[i], &pages, &hs))
 			goto out;
-		if (!i || hs < ob->harvest_s)
+		if (hs < ob->harvest_s)
 			ob->harvest_s = hs;
 		ob->harvests = i + 1;
 		if (progress && (t[i + 1] - last_shown >= 1 || i + 1 == n)) {
-			fprintf(stderr, "\rlmig estimate: watching %.1f of %lu s: %.1f MB/s dirtied over the last %.0f ms, harvest %.1f ms   ",
-				t[i + 1] - t[0], a->observe_s,
+			fprintf(stderr, "%slmig estimate: watching %.1f of %lu s: %.1f MB/s dirtied over the last %.0f ms, harvest %.1f ms%s",
+				tty ? "\r" : "", t[i + 1] - t[0], a->observe_s,
 				pages * (double)LMIG_PAGE_SIZE / (t[i + 1] - t[i]) / 1e6,
-				(t[i + 1] - t[i]) * 1000, hs * 1000);
+				(t[i + 1] - t[i]) * 1000, hs * 1000, tty ? "   " : "\n");
 			last_shown = t[i + 1];
 		}
 	}
-	if (progress)
+	if (progress && tty)
 		fputc('\n', stderr);
+	cpu_mark(a->tg.pid, 1);
+	ob->in.cpu_used = cpu_used(a->tg.pid);
 	ob->observed_s = t[n] - t[0];
 	ob->in.harvest_s = ob->harvest_s;
 	watch_curve(bm, t, n, w->npages, &ob->in.curve);
@@ -289,6 +321,7 @@ static int observe_qmp(const struct est_args *a, bool progress, bool curve, stru
 	if (!a->downtime_set && pr.downtime_limit_ms > 0)
 		ob->in.downtime_ms = pr.downtime_limit_ms;
 	*max_bw = pr.max_bandwidth;
+	cpu_mark(q.pid, 0);
 	for (unsigned int s = 1; curve && used + s <= a->observe_s && ob->in.curve.n < EST_POINTS_MAX;
 	     s *= 2) {
 		double mbps;
@@ -303,8 +336,12 @@ static int observe_qmp(const struct est_args *a, bool progress, bool curve, stru
 		ob->in.curve.n++;
 		used += s;
 	}
-	ob->observed_s = used;
-	ob->tracker = curve ? "calc-dirty-rate" : ob->tracker;
+	if (curve) {
+		cpu_mark(q.pid, 1);
+		ob->in.cpu_used = cpu_used(q.pid);
+		ob->observed_s = used;
+		ob->tracker = "calc-dirty-rate";
+	}
 	ret = 0;
 out:
 	qmp_close(&q);
@@ -316,13 +353,17 @@ struct probe_seen {
 	uint64_t wire;
 };
 
-/* The probe's last progress: all of it on the wire, and when. */
+/*
+ * When the probe's data was last seen to move: its progress is told at
+ * every event while it runs, also while it waits for the receiver's
+ * verdict (which, like the commit, is a few small messages).
+ */
 static void probe_event(void *ctx, enum image_event ev, const struct image_progress *p,
 			const struct image_stats *st)
 {
 	struct probe_seen *s = ctx;
 
-	if (ev == IMAGE_EV_PROGRESS && p) {
+	if (ev == IMAGE_EV_PROGRESS && p && st->bytes_wire >= s->wire + LMIG_PAGE_SIZE) {
 		s->elapsed = p->elapsed;
 		s->wire = st->bytes_wire;
 	}
@@ -452,6 +493,7 @@ static void report_json(const struct est_obs *ob, const struct est_result *res, 
 	json_dbl(&j, "observed_s", ob->observed_s, 2);
 	json_u64(&j, "harvests", ob->harvests);
 	json_dbl(&j, "harvest_ms", in->harvest_s * 1000, 2);
+	json_dbl(&j, "cpu_used_pct", in->cpu_used * 100, 1);
 	json_u64(&j, "bytes_total", in->npages * (uint64_t)LMIG_PAGE_SIZE);
 	json_u64(&j, "pages_total", in->npages);
 	json_u64(&j, "pages_zero", in->zero_pages);
@@ -503,8 +545,11 @@ static void report_text(const struct est_obs *ob, const struct est_result *res, 
 	for (unsigned int i = 0; i < in->curve.n; i++)
 		printf("%s %.1f MB in %.2f s", i ? "," : "",
 		       in->curve.pages[i] * LMIG_PAGE_SIZE / 1e6, in->curve.t[i]);
-	printf("\n  %.1f MB/s over a round 0, working set about %.1f MB\n",
+	printf("\n  %.1f MB/s over a round 0, working set about %.1f MB",
 	       res->dirty_pps * LMIG_PAGE_SIZE / 1e6, res->working_set * LMIG_PAGE_SIZE / 1e6);
+	if (in->cpu_used > 0)
+		printf(", the writer used %.0f %% of a CPU", in->cpu_used * 100);
+	printf("\n");
 	printf("link: %.1f MB/s (%s), %.0f wire bytes a page; downtime budget %u ms\n",
 	       in->link_bps / 1e6, ob->link_from, in->page_wire, in->downtime_ms);
 	switch (res->verdict) {
@@ -513,10 +558,12 @@ static void report_text(const struct est_obs *ob, const struct est_result *res, 
 		say_run(&res->as_is);
 		return;
 	case EST_THROTTLE:
-		printf("%s does not converge as it is (%s); with --throttle auto it does, leaving the workload %.0f %% of its CPU (%.0f %% would do): ",
-		       who, res->as_is.fail == EST_FAIL_HARVEST ? "the harvest alone is over budget" :
-		       "the rounds do not shrink to the budget", res->share * 100,
+		printf("%s does not converge as it is: the rounds do not shrink to the budget\n", who);
+		printf("with --throttle auto it does once the workload is held to %.0f %% of its CPU or less",
 		       res->share_needed * 100);
+		if (res->share < res->share_needed)
+			printf(" (it would aim at %.0f %%)", res->share * 100);
+		printf(": ");
 		say_run(&res->throttled);
 		return;
 	case EST_NEVER:

@@ -314,6 +314,9 @@ void est_predict(const struct est_input *in, struct est_result *res)
 	res->floor = in->throttle_max_pct ? (100 - in->throttle_max_pct) / 100.0 : 1;
 	if (res->floor < TPOL_CPUS_MIN)
 		res->floor = TPOL_CPUS_MIN;
+	/* A limit is never below TPOL_CPUS_MIN CPUs: a writer that uses little keeps more. */
+	if (in->cpu_used > 0 && TPOL_CPUS_MIN / in->cpu_used > res->floor)
+		res->floor = TPOL_CPUS_MIN / in->cpu_used < 1 ? TPOL_CPUS_MIN / in->cpu_used : 1;
 	res->link_pps = in->page_wire > 0 ? in->link_bps / in->page_wire : 0;
 	res->dirty_pps = t0 > 0 ? est_dirty(&in->curve, in->npages, t0) / t0 : 0;
 	play(in, 1, ws, &res->as_is);

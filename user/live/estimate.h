@@ -41,7 +41,11 @@
  * A CPU limit that leaves the writer a share c of its CPU is modelled as
  * its clock slowed to c: the curve becomes D(c t), from the round at
  * which --throttle auto would start it (after two harvests that did not
- * converge, or one after a round 0 of TPOL_LONG_LOOK_S or more).
+ * converge, or one after a round 0 of TPOL_LONG_LOOK_S or more), never
+ * below what --throttle-max leaves it nor below TPOL_CPUS_MIN CPUs.  That
+ * holds for a writer whose pace is its CPU (a busy vCPU); one that sleeps
+ * between writes keeps its pace under a limit (throttle_policy.h lifts
+ * such a limit as useless).
  */
 #ifndef LMIG_ESTIMATE_H
 #define LMIG_ESTIMATE_H
@@ -86,6 +90,7 @@ struct est_input {
 	unsigned int downtime_ms;
 	unsigned int max_rounds;	/* lmig's --max-rounds (EST_LMIG) */
 	unsigned int throttle_max_pct;	/* --throttle-max; 0: no throttle */
+	double cpu_used;		/* CPUs the writer used while watched; 0: not known */
 };
 
 enum est_verdict {
@@ -119,7 +124,7 @@ struct est_result {
 	struct est_run throttled;	/* EST_THROTTLE: at .share */
 	double share;			/* EST_THROTTLE: the share --throttle auto would leave */
 	double share_needed;		/* the largest share that converges (1: no limit needed) */
-	double floor;			/* the share --throttle-max leaves */
+	double floor;			/* the share --throttle-max (and TPOL_CPUS_MIN) leave */
 	double dirty_pps;		/* pages/s over an interval as long as round 0 */
 	double link_pps;		/* non-zero pages/s the link carries */
 	double working_set;		/* pages the curve saturates at (the image if it does not) */
