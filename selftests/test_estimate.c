@@ -23,7 +23,8 @@
  *   lmig_throttle_from      the limit holds from round 1 after a round 0
  *                           of TPOL_LONG_LOOK_S or more, else from round 2
  *   qemu_steps              QEMU: the remaining bytes, the syncs below
- *                           link x limit, the stop: exact
+ *                           link x limit, the stop, the last pass at the
+ *                           link's own rate: exact
  *   qemu_never              a guest that outruns the link: never
  *   predict_converges       as it is: no limit, share 1
  *   predict_throttle        only with a limit: --throttle auto's aim
@@ -340,7 +341,7 @@ TEST(qemu_steps)
 		double c = (b - 10) + 1 * (1 - (b - 10) / 1000);
 
 		EXPECT_TRUE(r.converged);
-		EXPECT_EQ(4, r.rounds);
+		EXPECT_EQ(5, r.rounds);
 		EXPECT_TRUE(CLOSE(r.downtime_s, c / 100));
 		EXPECT_TRUE(CLOSE(r.predicted_downtime_s, c / 100));
 		EXPECT_TRUE(CLOSE(r.total_s, 9.8 + 0.9 + 0.1 + c / 100));
@@ -359,9 +360,15 @@ TEST(qemu_steps)
 		double c = (b - 10) + 1.5 * (1 - (b - 10) / 1000);
 
 		EXPECT_TRUE(r.converged);
-		EXPECT_EQ(4, r.rounds);
+		EXPECT_EQ(5, r.rounds);
 		EXPECT_TRUE(CLOSE(r.downtime_s, c / 100));
 		EXPECT_TRUE(CLOSE(r.total_s, 9.8 + 0.05 + 0.9 + 0.05 + 0.1 + 0.05 + c / 100));
+		/* The stopped guest's last pass at the link's own rate, 4 x max-bandwidth. */
+		in.final_bps = 4 * in.link_bps;
+		est_run(&in, 1, &r);
+		EXPECT_TRUE(CLOSE(r.downtime_s, c / 400));
+		EXPECT_TRUE(CLOSE(r.predicted_downtime_s, c / 100));
+		in.final_bps = 0;
 	}
 	/* Half the CPU from the second sync on (round 0 was 10 s long). */
 	in.harvest_s = 0;
@@ -372,7 +379,7 @@ TEST(qemu_steps)
 		double c = (b - 10) + 0.5 * (1 - (b - 10) / 1000);
 
 		EXPECT_TRUE(r.converged);
-		EXPECT_EQ(4, r.rounds);
+		EXPECT_EQ(5, r.rounds);
 		EXPECT_TRUE(CLOSE(r.downtime_s, c / 100));
 	}
 	/* Zero pages: small records, but sent. */
@@ -380,7 +387,7 @@ TEST(qemu_steps)
 	in.zero_wire = 9;
 	est_run(&in, 1, &r);
 	EXPECT_TRUE(r.converged);
-	EXPECT_EQ(2, r.rounds);
+	EXPECT_EQ(3, r.rounds);
 	EXPECT_TRUE(CLOSE(r.wire_bytes, 9000));
 }
 

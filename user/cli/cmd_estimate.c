@@ -298,6 +298,42 @@ static int qmp_ram(struct qmp *q, uint64_t *bytes)
 }
 
 /*
+ * Guest RAM the guest never touched is not resident in QEMU, and zero:
+ * QEMU's mapping of it (the anonymous mapping of the RAM's size, give or
+ * take its alignment) tells how much.  Pages it touched and zeroed again
+ * count as data: a lower bound on the zero pages.
+ */
+static uint64_t qemu_untouched(pid_t pid, uint64_t ram)
+{
+	char path[64], line[256];
+	uint64_t best = 0, size = 0;
+	bool fit = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	f = pid > 0 ? fopen(path, "re") : NULL;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long a, b, kb;
+
+		if (sscanf(line, "%llx-%llx ", &a, &b) == 2) {
+			size = b - a;
+			fit = size >= ram && size <= ram + (4u << 20);
+		} else if (fit && sscanf(line, "Rss: %llu kB", &kb) == 1) {
+			uint64_t untouched = kb * 1024 < ram ? ram - kb * 1024 : 0;
+
+			/* The most untouched of the candidates: the others are not RAM. */
+			if (untouched > best)
+				best = untouched;
+			fit = false;
+		}
+	}
+	fclose(f);
+	return best / QEMU_PAGE_SIZE;
+}
+
+/*
  * --qmp: the guest's RAM, downtime limit and max-bandwidth; its dirty
  * curve from calc-dirty-rate over 1, 2, 4 ... s (distinct sampled pages
  * changed over each period), unless --mem watches its RAM.
@@ -318,6 +354,8 @@ static int observe_qmp(const struct est_args *a, bool progress, bool curve, stru
 	if (qmp_accel(&q, ob->accel, sizeof(ob->accel)))
 		lmig_err_clear();
 	ob->in.npages = ram / QEMU_PAGE_SIZE;
+	if (curve)
+		ob->in.zero_pages = qemu_untouched(q.pid, ram);
 	if (!a->downtime_set && pr.downtime_limit_ms > 0)
 		ob->in.downtime_ms = pr.downtime_limit_ms;
 	*max_bw = pr.max_bandwidth;
@@ -510,6 +548,7 @@ static void report_json(const struct est_obs *ob, const struct est_result *res, 
 	json_u64(&j, "working_set_bytes", (uint64_t)(res->working_set * LMIG_PAGE_SIZE));
 	json_dbl(&j, "link_mbps", in->link_bps / 1e6, 2);
 	json_str(&j, "link_from", ob->link_from);
+	json_dbl(&j, "final_mbps", (in->final_bps > 0 ? in->final_bps : in->link_bps) / 1e6, 2);
 	json_dbl(&j, "page_wire", in->page_wire, 1);
 	json_dbl(&j, "setup_ms", in->setup_s * 1000, 1);
 	json_dbl(&j, "switch_ms", in->switch_s * 1000, 1);
@@ -552,6 +591,8 @@ static void report_text(const struct est_obs *ob, const struct est_result *res, 
 	printf("\n");
 	printf("link: %.1f MB/s (%s), %.0f wire bytes a page; downtime budget %u ms\n",
 	       in->link_bps / 1e6, ob->link_from, in->page_wire, in->downtime_ms);
+	if (in->final_bps > in->link_bps)
+		printf("  the last pass, with the guest stopped, at %.1f MB/s\n", in->final_bps / 1e6);
 	switch (res->verdict) {
 	case EST_CONVERGES:
 		printf("%s converges as it is: ", who);
@@ -653,7 +694,11 @@ static void fill_defaults(const struct est_args *a, const struct cli_opts *c, st
 		ob->link_from = "--bandwidth";
 	}
 	if (in->kind == EST_QEMU) {
-		/* QEMU holds to its own max-bandwidth whatever the link could carry. */
+		/*
+		 * QEMU holds to its own max-bandwidth whatever the link could
+		 * carry, except in the last pass, with the guest stopped.
+		 */
+		in->final_bps = in->link_bps;
 		if (max_bw > 0 && (!in->link_bps || max_bw < in->link_bps)) {
 			in->link_bps = max_bw;
 			ob->link_from = "QEMU's max-bandwidth";

@@ -229,8 +229,8 @@ static void run_lmig(const struct play *p, struct est_run *r)
 
 /*
  * QEMU 7.2: migration_iteration_run() and ram_save_pending(), a step of
- * EST_QEMU_STEP_S at a time.  rounds counts the synchronisations of the
- * dirty bitmap after the first, and the final one: a pass each.
+ * EST_QEMU_STEP_S at a time; rounds counts the synchronisations of the
+ * dirty bitmap, as dirty-sync-count does.
  */
 static void run_qemu(const struct play *p, struct est_run *r)
 {
@@ -260,8 +260,11 @@ static void run_qemu(const struct play *p, struct est_run *r)
 			r->rounds++;
 			r->predicted_downtime_s = left / in->link_bps;
 			if (left < limit) {
-				r->downtime_s = left / in->link_bps + in->switch_s;
+				double fin = in->final_bps > 0 ? in->final_bps : in->link_bps;
+
+				r->downtime_s = left / fin + in->switch_s;
 				r->total_s += r->downtime_s;
+				r->rounds++;	/* the last synchronisation, the guest stopped */
 				r->converged = true;
 				return;
 			}

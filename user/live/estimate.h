@@ -35,8 +35,12 @@
  * EST_QEMU_STEP_S the remaining dirty bytes are compared with link x
  * downtime-limit; below it, the dirty bitmap is synchronised (adding what
  * was dirtied since the previous synchronisation) and compared again:
- * still below, QEMU stops the guest and sends the rest.  No round cap:
- * EST_QEMU_SYNCS_MAX synchronisations without converging count as never.
+ * still below, QEMU stops the guest, synchronises once more and sends
+ * the rest as fast as the link goes (final_bps: max-bandwidth does not
+ * hold the stopped guest's last pass).  Rounds count the synchronisations,
+ * the first (at set-up) and the last too, as query-migrate's
+ * dirty-sync-count.  No round cap: EST_QEMU_SYNCS_MAX synchronisations
+ * without converging count as never.
  *
  * A CPU limit that leaves the writer a share c of its CPU is modelled as
  * its clock slowed to c: the curve becomes D(c t), from the round at
@@ -79,6 +83,8 @@ struct est_input {
 	uint64_t zero_pages;		/* of them zero (0 when not known) */
 	struct est_curve curve;
 	double link_bps;		/* wire bytes per second */
+	double final_bps;		/* QEMU: the rate of the last pass, once stopped
+					 * (max-bandwidth does not hold it); 0: link_bps */
 	double page_wire;		/* wire bytes per non-zero page */
 	double zero_wire;		/* wire bytes per zero page */
 	double harvest_s;		/* one harvest (lmig) or bitmap sync (QEMU) */

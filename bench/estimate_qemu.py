@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""One QEMU guest: `lmig estimate --qmp` first, then the real migration.
+
+Boots the test guest of selftests/qemu (its /init fills --touch MiB and
+rewrites --rate MB/s at wall pace) in a source QEMU and a destination
+waiting for it, with selftests/qemu/qmig.py's pieces; sets the source's
+max-bandwidth; runs `lmig estimate --qmp SOURCE --json` (the link is
+QEMU's max-bandwidth, the downtime budget QEMU's downtime-limit); then
+migrates natively over tcp on loopback and prints one JSON line: the
+estimate's report under "estimate" and QEMU's numbers (total_time_ms,
+downtime_ms, dirty_sync_count, ram_transferred) under "actual".  Exit
+status 0 when it got as far as a result, 4 when QEMU or the kernel is
+missing, 1 on a harness error.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "selftests", "qemu"))
+import qmig  # noqa: E402
+
+
+def run(a):
+    res = {"rate_mbs": a.rate, "mem_mib": a.mem, "touch_mib": a.touch,
+           "max_bandwidth": a.max_bandwidth}
+    vms = []
+    try:
+        src = qmig.VM("src", a)
+        vms.append(src)
+        dst = qmig.VM("dst", a, incoming="defer")
+        vms.append(dst)
+        src.wait_ready(a.boot_timeout)
+        q = src.connect()
+        q.cmd("migrate-set-parameters", **{"max-bandwidth": a.max_bandwidth})
+        # QEMU's QMP socket takes one client at a time: lmig estimate's turn.
+        q.close()
+        src.qmp = None
+        est = subprocess.run([a.lmig, "estimate", "--qmp", src.qmp_path, "--observe",
+                              str(a.observe), "--json"] + a.estimate_args,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=a.observe + 60)
+        try:
+            res["estimate"] = json.loads(est.stdout.decode())
+        except ValueError:
+            res["estimate_error"] = est.stderr.decode(errors="replace")[-400:]
+            return res
+        qs = src.connect()
+        qd = dst.connect()
+        port = qmig.free_port()
+        uri = "tcp:127.0.0.1:%d" % port
+        qd.cmd("migrate-incoming", uri=uri)
+        qmig.wait_for(lambda: qmig.listening("", port), 30, "the destination to listen")
+        t0 = time.monotonic()
+        qs.cmd("migrate", uri=uri)
+        info = qmig.migrate_info(qs)
+        while time.monotonic() - t0 < a.timeout:
+            info = qmig.migrate_info(qs)
+            if info["status"] in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.05)
+        if info["status"] not in ("completed", "failed", "cancelled"):
+            qs.cmd("migrate_cancel")
+            info["status"] = "not finished in %d s" % a.timeout
+        res["actual"] = info
+    except (qmig.QMPError, OSError, subprocess.TimeoutExpired) as e:
+        res["harness_error"] = str(e)
+    finally:
+        for v in vms:
+            v.stop()
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--mem", type=int, default=512, help="guest memory, MiB")
+    ap.add_argument("--touch", type=int, default=256, help="memory the guest fills, MiB")
+    ap.add_argument("--rate", type=int, default=4, help="MB/s the guest rewrites")
+    ap.add_argument("--max-bandwidth", type=int, default=100 << 20, help="bytes/s")
+    ap.add_argument("--observe", type=int, default=7, help="lmig estimate --observe")
+    ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--boot-timeout", type=float, default=120)
+    ap.add_argument("--lmig", default=os.environ.get("LMIG", os.path.join(REPO, "user", "lmig")))
+    ap.add_argument("--estimate-args", default="", help="more options for lmig estimate")
+    ap.add_argument("--guest-append", default=os.environ.get("QMIG_APPEND", "pti=on"))
+    ap.add_argument("--kernel", default=os.environ.get("KERNEL", ""))
+    ap.add_argument("--initrd", default="")
+    ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
+    a = ap.parse_args()
+    a.estimate_args = a.estimate_args.split()
+    if not a.qemu:
+        print("estimate_qemu: qemu-system-x86_64 is not installed", file=sys.stderr)
+        return 4
+    if not a.kernel:
+        k = sorted(glob.glob("/boot/vmlinuz-6.1.*"))
+        if not k:
+            print("estimate_qemu: no /boot/vmlinuz-6.1.*", file=sys.stderr)
+            return 4
+        a.kernel = k[-1]
+    os.makedirs(a.work, exist_ok=True)
+    a.work = os.path.abspath(a.work)
+    if not a.initrd:
+        r = subprocess.run(["sh", os.path.join(REPO, "selftests", "qemu", "mkguest.sh")],
+                           stdout=subprocess.PIPE)
+        if r.returncode != 0:
+            return 4 if r.returncode == 4 else 1
+        a.initrd = r.stdout.decode().strip()
+    res = run(a)
+    print(json.dumps(res, separators=(",", ":")), flush=True)
+    return 1 if "harness_error" in res else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
