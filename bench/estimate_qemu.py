@@ -9,7 +9,10 @@ max-bandwidth; runs `lmig estimate --qmp SOURCE --json` (the link is
 QEMU's max-bandwidth, the downtime budget QEMU's downtime-limit); then
 migrates natively over tcp on loopback and prints one JSON line: the
 estimate's report under "estimate" and QEMU's numbers (total_time_ms,
-downtime_ms, dirty_sync_count, ram_transferred) under "actual".  Exit
+downtime_ms, dirty_sync_count, ram_transferred) under "actual", with
+writer_pace: the guest's ticks during the migration over those it would
+have printed at its pace (under TCG its writer can stall while QEMU
+migrates).  Exit
 status 0 when it got as far as a result, 4 when QEMU or the kernel is
 missing, 1 on a harness error.
 """
@@ -57,6 +60,7 @@ def run(a):
         uri = "tcp:127.0.0.1:%d" % port
         qd.cmd("migrate-incoming", uri=uri)
         qmig.wait_for(lambda: qmig.listening("", port), 30, "the destination to listen")
+        tick0 = src.last_tick()
         t0 = time.monotonic()
         qs.cmd("migrate", uri=uri)
         info = qmig.migrate_info(qs)
@@ -68,6 +72,9 @@ def run(a):
         if info["status"] not in ("completed", "failed", "cancelled"):
             qs.cmd("migrate_cancel")
             info["status"] = "not finished in %d s" % a.timeout
+        # The guest ticks every 100 ms while its writer keeps its pace.
+        if info.get("total_time_ms"):
+            info["writer_pace"] = round((src.last_tick() - tick0) / (info["total_time_ms"] / 100.0), 3)
         res["actual"] = info
     except (qmig.QMPError, OSError, subprocess.TimeoutExpired) as e:
         res["harness_error"] = str(e)
