@@ -33,7 +33,8 @@
  *                           that converges, found by bisection
  *   predict_floor           an aim below the --throttle-max floor: the floor
  *   predict_never           not even at the --throttle-max floor, nor at
- *                           TPOL_CPUS_MIN of what the writer used
+ *                           TPOL_CPUS_MIN of what the writer used; a writer
+ *                           under EST_BUSY_CPUS is not counted on to slow
  *   predict_no_throttle     --throttle-max 0: no limit tried
  *   predict_no_link         no link rate: never, and why
  */
@@ -507,15 +508,32 @@ TEST(predict_never)
 	est_predict(&in, &res);
 	EXPECT_TRUE(NEAR(res.floor, 0.05));
 	EXPECT_EQ(EST_NEVER, res.verdict);
+	EXPECT_FALSE(res.idle_writer);
+	/* At EST_BUSY_CPUS it still counts as busy: 10 %, 200 pages/s. */
+	in.cpu_used = EST_BUSY_CPUS;
+	est_predict(&in, &res);
+	EXPECT_FALSE(res.idle_writer);
+	EXPECT_TRUE(NEAR(res.floor, 0.1));
+	/* Below: it sleeps between writes, no limit slows it. */
+	in.cpu_used = 0.099;
+	in.curve.pages[0] = 150;
+	in.curve.pages[1] = 300;
+	est_predict(&in, &res);
+	EXPECT_TRUE(res.idle_writer);
+	EXPECT_TRUE(NEAR(res.floor, 1));
+	EXPECT_EQ(EST_NEVER, res.verdict);
+	in.curve.pages[0] = 2000;
+	in.curve.pages[1] = 4000;
 	/* Of 1 CPU, 1 %: the same as --throttle-max 99 leaves. */
 	in.cpu_used = 1;
 	est_predict(&in, &res);
 	EXPECT_TRUE(NEAR(res.floor, 0.01));
 	EXPECT_EQ(EST_THROTTLE, res.verdict);
-	/* Of 0.005 CPUs: nothing to take. */
-	in.cpu_used = 0.005;
+	/* Not known (0): only --throttle-max's floor. */
+	in.cpu_used = 0;
 	est_predict(&in, &res);
-	EXPECT_TRUE(NEAR(res.floor, 1));
+	EXPECT_TRUE(NEAR(res.floor, 0.01));
+	EXPECT_FALSE(res.idle_writer);
 }
 
 TEST(predict_no_throttle)

@@ -298,39 +298,43 @@ static int qmp_ram(struct qmp *q, uint64_t *bytes)
 }
 
 /*
- * Guest RAM the guest never touched is not resident in QEMU, and zero:
- * QEMU's mapping of it (the anonymous mapping of the RAM's size, give or
- * take its alignment) tells how much.  Pages it touched and zeroed again
- * count as data: a lower bound on the zero pages.
+ * QEMU's mapping of guest RAM: the private read-write anonymous mapping
+ * of the RAM's size (give or take its alignment) holding the most, which
+ * the TCG code buffer (executable) and the rest are not.  0, or -1 when
+ * there is none to be read.
  */
-static uint64_t qemu_untouched(pid_t pid, uint64_t ram)
+static int qemu_ram_map(pid_t pid, uint64_t ram, uint64_t *start)
 {
-	char path[64], line[256];
-	uint64_t best = 0, size = 0;
-	bool fit = false;
+	char path[64], line[512];
+	unsigned long long best = 0, a = 0;
+	bool fit = false, found = false;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
 	f = pid > 0 ? fopen(path, "re") : NULL;
 	if (!f)
-		return 0;
+		return -1;
 	while (fgets(line, sizeof(line), f)) {
-		unsigned long long a, b, kb;
+		unsigned long long b, kb, ino;
+		char perms[8], name[16] = "";
 
-		if (sscanf(line, "%llx-%llx ", &a, &b) == 2) {
-			size = b - a;
-			fit = size >= ram && size <= ram + (4u << 20);
-		} else if (fit && sscanf(line, "Rss: %llu kB", &kb) == 1) {
-			uint64_t untouched = kb * 1024 < ram ? ram - kb * 1024 : 0;
-
-			/* The most untouched of the candidates: the others are not RAM. */
-			if (untouched > best)
-				best = untouched;
+		if (sscanf(line, "%llx-%llx %7s %*s %*s %llu %15s", &a, &b, perms, &ino, name) >= 4 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			fit = b - a >= ram && b - a <= ram + (4u << 20) && !strcmp(perms, "rw-p") &&
+			      !ino && !name[0];
+			continue;
+		}
+		if (fit && sscanf(line, "Rss: %llu kB", &kb) == 1) {
+			if (!found || kb > best) {
+				best = kb;
+				*start = a;
+				found = true;
+			}
 			fit = false;
 		}
 	}
 	fclose(f);
-	return best / QEMU_PAGE_SIZE;
+	return found ? 0 : -1;
 }
 
 /*
@@ -339,7 +343,7 @@ static uint64_t qemu_untouched(pid_t pid, uint64_t ram)
  * changed over each period), unless --mem watches its RAM.
  */
 static int observe_qmp(const struct est_args *a, bool progress, bool curve, struct est_obs *ob,
-		       int64_t *max_bw)
+		       int64_t *max_bw, pid_t *qpid, uint64_t *ram_bytes)
 {
 	struct qmp q;
 	struct qmp_params pr;
@@ -354,8 +358,8 @@ static int observe_qmp(const struct est_args *a, bool progress, bool curve, stru
 	if (qmp_accel(&q, ob->accel, sizeof(ob->accel)))
 		lmig_err_clear();
 	ob->in.npages = ram / QEMU_PAGE_SIZE;
-	if (curve)
-		ob->in.zero_pages = qemu_untouched(q.pid, ram);
+	*qpid = q.pid;
+	*ram_bytes = ram;
 	if (!a->downtime_set && pr.downtime_limit_ms > 0)
 		ob->in.downtime_ms = pr.downtime_limit_ms;
 	*max_bw = pr.max_bandwidth;
@@ -558,6 +562,7 @@ static void report_json(const struct est_obs *ob, const struct est_result *res, 
 	/* The migration as it would go: with the limit when one is needed. */
 	json_run(&j, "", res->verdict == EST_THROTTLE ? &res->throttled : &res->as_is);
 	json_run(&j, "as_is_", &res->as_is);
+	json_bool(&j, "writer_idle", res->idle_writer);
 	json_dbl(&j, "throttle_floor_pct", res->floor * 100, 1);
 	json_dbl(&j, "throttle_needed_pct", res->share_needed * 100, 1);
 	json_dbl(&j, "throttle_share_pct", res->verdict == EST_THROTTLE ? res->share * 100 : 0, 1);
@@ -613,6 +618,9 @@ static void report_text(const struct est_obs *ob, const struct est_result *res, 
 	if (res->as_is.fail == EST_FAIL_HARVEST)
 		printf("%s does not converge: the harvest alone (%.0f ms) is over the budget\n", who,
 		       in->harvest_s * 1000);
+	else if (res->idle_writer && in->throttle_max_pct)
+		printf("%s does not converge, and a CPU limit would not help: the writer used %.0f %% of a CPU while watched (it sleeps between writes; a limit does not slow it)\n",
+		       who, in->cpu_used * 100);
 	else if (res->floor < 1)
 		printf("%s does not converge, not even with the workload's CPU cut to %.0f %% (--throttle-max)\n",
 		       who, res->floor * 100);
@@ -707,8 +715,8 @@ static void fill_defaults(const struct est_args *a, const struct cli_opts *c, st
 		in->zero_wire = QEMU_ZERO_WIRE;
 		in->setup_s = QEMU_SETUP_S;
 		in->switch_s = QEMU_SWITCH_S;
-		if (!ob->harvests)
-			in->harvest_s = QEMU_SYNC_S;
+		/* QEMU reads its dirty log, not the memory: cheaper than a scan. */
+		in->harvest_s = QEMU_SYNC_S;
 		in->content_compare = false;
 		return;
 	}
@@ -755,6 +763,9 @@ int cmd_estimate(int argc, char **argv, struct global_opts *g)
 	struct est_result res;
 	struct cli_opts c;
 	int64_t max_bw = -1;
+	uint64_t ram = 0, ram_at = 0;
+	pid_t qpid = 0;
+	char anon[64];
 	bool progress;
 	int ret;
 
@@ -766,11 +777,38 @@ int cmd_estimate(int argc, char **argv, struct global_opts *g)
 		return EXIT_USAGE;
 	progress = cmd_progress_default(c.progress, g);
 	ob.in.kind = a.qmp ? EST_QEMU : EST_LMIG;
-	ret = a.mem ? observe_mem(&w, &a, progress, &ob) : 0;
-	if (!ret && a.qmp)
-		ret = observe_qmp(&a, progress, !a.mem, &ob, &max_bw);
+	ret = a.qmp ? observe_qmp(&a, progress, false, &ob, &max_bw, &qpid, &ram) : 0;
+	/*
+	 * A guest's RAM is QEMU's memory: read there, with the scan tracker,
+	 * it gives the curve in distinct pages and the zero pages exactly.
+	 * Where it cannot be read, QEMU's calc-dirty-rate, and no zero pages.
+	 */
+	if (!ret && a.qmp && !a.mem) {
+		if (qemu_ram_map(qpid, ram, &ram_at) == 0) {
+			snprintf(anon, sizeof(anon), "anon:%llx-%llx", (unsigned long long)ram_at,
+				 (unsigned long long)(ram_at + ram));
+			a.mem = anon;
+			a.tname = "scan";
+			a.tg.pid = qpid;
+			a.tg.start = ram_at;
+			a.tg.size = ram;
+		} else {
+			ret = observe_qmp(&a, progress, true, &ob, &max_bw, &qpid, &ram);
+		}
+	}
+	if (!ret && a.mem) {
+		uint64_t npages = ob.in.npages;
+
+		ret = observe_mem(&w, &a, progress, &ob);
+		/* QEMU's idea of its RAM decides the model's image. */
+		if (!ret && a.qmp && npages) {
+			ob.in.npages = npages;
+			if (ob.in.zero_pages > npages)
+				ob.in.zero_pages = npages;
+		}
+	}
 	if (!ret && c.to)
-		ret = probe_link(&a, &c, a.mem ? &w : NULL, &ob);
+		ret = probe_link(&a, &c, a.mem && !a.qmp ? &w : NULL, &ob);
 	watch_close(&w);
 	if (ret) {
 		fprintf(stderr, "lmig estimate: %s\n", lmig_errmsg());

@@ -49,7 +49,7 @@
  * below what --throttle-max leaves it nor below TPOL_CPUS_MIN CPUs.  That
  * holds for a writer whose pace is its CPU (a busy vCPU); one that sleeps
  * between writes keeps its pace under a limit (throttle_policy.h lifts
- * such a limit as useless).
+ * such a limit as useless): below EST_BUSY_CPUS, no limit is counted on.
  */
 #ifndef LMIG_ESTIMATE_H
 #define LMIG_ESTIMATE_H
@@ -63,6 +63,12 @@
 /* QEMU's migration thread looks at what remains this often (BUFFER_DELAY). */
 #define EST_QEMU_STEP_S		0.1
 #define EST_QEMU_SYNCS_MAX	1000
+/*
+ * A writer that used less CPU than this while watched sleeps between its
+ * writes: when limited it catches up in bursts, and its pace does not
+ * follow its CPU share (throttle_policy.c lifts such a limit as useless).
+ */
+#define EST_BUSY_CPUS		0.1
 /* Bisection steps for the CPU share that converges. */
 #define EST_SHARE_STEPS		30
 
@@ -134,6 +140,7 @@ struct est_result {
 	double dirty_pps;		/* pages/s over an interval as long as round 0 */
 	double link_pps;		/* non-zero pages/s the link carries */
 	double working_set;		/* pages the curve saturates at (the image if it does not) */
+	bool idle_writer;		/* under EST_BUSY_CPUS: no limit slows it */
 };
 
 /* Distinct pages dirtied within an interval of t seconds (the curve, read or extended). */
