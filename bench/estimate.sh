@@ -11,10 +11,10 @@
 #   --bandwidth B` to an `lmig recv` on loopback (--bandwidth is the
 #   rate-capped link; --throttle auto, or off where said).
 #   QEMU: bench/estimate_qemu.py: the test guest of selftests/qemu under
-#   TCG writing GUEST_RATE MB/s at wall pace, `lmig estimate --qmp` (the
-#   link: QEMU's max-bandwidth; the last pass: the link measured by a probe
-#   send to an lmig recv, --to), then QEMU's own migration over tcp on
-#   loopback.
+#   TCG writing R MB/s at wall pace, `lmig estimate --qmp` (guest RAM read
+#   in QEMU's memory; the link: QEMU's max-bandwidth; the last pass: the
+#   link measured by a probe send to an lmig recv, --to), then QEMU's own
+#   migration over tcp on loopback.
 #
 # Prints a Markdown table on stdout (Documentation/benchmarks.md, "lmig
 # estimate", explains it); progress on stderr.  Needs root (the throttle's
@@ -123,9 +123,9 @@ EOF
 		pdown=$(calc 'sprintf("%.0f", d)' -v d="$down")
 	fi
 	err="–"
-	if [ "$verdict" != never ] && [ "$5" = converged ]; then
-		err=$(calc 'sprintf("%+.0f %%", (p - a) / a * 100)' -v p="$total" -v a="$6")
-	fi
+	case "$verdict:$5" in never:*) ;; *:converged*)
+		err=$(calc 'sprintf("%+.0f %%", (p - a) / a * 100)' -v p="$total" -v a="$6") ;;
+	esac
 	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
 		"$n" "$1" "$2" "$3" "$pv" "$5" "$ptot" "$6" "$err" "$rounds" "$7" "$pdown" "$8" "$9" \
 		>>"$work/rows"

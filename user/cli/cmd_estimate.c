@@ -7,41 +7,26 @@
  * It watches the memory for --observe seconds and plays the pre-copy
  * with what it saw (live/estimate.h: the model).  The memory of `lmig
  * send` (--mem, --pid) is watched with a dirty tracker, as `lmig
- * dirtyrate` does (live/watch.h): harvests every 100 ms or so, kept, so
- * that unions of 1, 2, 4 ... harvests in a row give the distinct pages
- * dirtied over intervals of several lengths.  A QEMU guest (--qmp) is
- * asked with calc-dirty-rate over 1, 2, 4 ... seconds.  The link is
- * --bandwidth, or measured by a short real send to an `lmig recv` (--to).
+ * dirtyrate` does; a QEMU guest's RAM (--qmp) is read in QEMU's memory,
+ * or QEMU asked with calc-dirty-rate; the link is --bandwidth, or
+ * measured by a short real send to an `lmig recv` (--to): all of that in
+ * cli/estimate_obs.c.  This file: the options, the defaults the
+ * observation leaves, and the words of the result.
  */
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <lmig/wire.h>
 
 #include "cli/cmd.h"
+#include "cli/estimate_obs.h"
 #include "cli/options.h"
-#include "host/qmp.h"
-#include "host/threads.h"
-#include "image/image.h"
-#include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/json.h"
-#include "lib/json_read.h"
 #include "lib/parse.h"
 #include "live/estimate.h"
 #include "live/watch.h"
 
-/* Harvests kept for the curve, at most; fewer for a large image (EST_BITMAPS_BYTES). */
-#define EST_HARVESTS		64
-#define EST_BITMAPS_BYTES	(256u << 20)
-/* The watch harvests this often, unless --observe is long enough for EST_HARVESTS. */
-#define EST_INTERVAL_S		0.1
 /*
  * lmig send's wire cost of a page: the page, its descriptor, and its share
  * of a frame header (BATCH_TARGET bytes of pages a frame, 64 pages).
@@ -51,7 +36,6 @@
 /* QEMU 7.2: a page is an 8-byte address-and-flags word and the page; a zero page that word and one byte. */
 #define QEMU_PAGE_WIRE	(8.0 + 4096)
 #define QEMU_ZERO_WIRE	9.0
-#define QEMU_PAGE_SIZE	4096
 /*
  * Fixed costs that no observation gives (Documentation/estimate.md has
  * where they come from): lmig send's connection and handshake before
@@ -70,26 +54,6 @@
 
 enum { EO_TRACKER = OPT_OWN, EO_OBJECT_WRITES, EO_QMP, EO_MAX_ROUNDS, EO_THROTTLE,
        EO_THROTTLE_MAX, EO_OBSERVE, EO_PROBE };
-
-struct est_args {
-	const char *mem, *tname, *qmp;
-	struct track_target tg;
-	unsigned long pid, observe_s, downtime_ms, max_rounds, throttle_max;
-	bool downtime_set, throttle_off;
-	uint64_t probe;
-};
-
-/* What was watched, and how the link was found. */
-struct est_obs {
-	const char *tracker, *link_from;
-	char why[1024];
-	double harvest_s;		/* the cheapest harvest */
-	unsigned int harvests;
-	double observed_s;
-	struct est_input in;
-	char accel[16];			/* QEMU's accelerator */
-	double probe_mbps;		/* --to: what the probe send carried, wire MB/s */
-};
 
 void usage_estimate(void)
 {
@@ -143,353 +107,6 @@ void usage_estimate(void)
 	       "\n"
 	       "Exit status: 0 estimated (whatever the verdict), 1 failed, 2 bad usage.\n",
 	       tracker_names());
-}
-
-/* The CPUs pid used between two snapshots (large: not on the stack). */
-static struct tsnap cpu_snap[2];
-
-static void cpu_mark(pid_t pid, int i)
-{
-	if (pid > 0)
-		tsnap_take(pid, &cpu_snap[i]);
-}
-
-static double cpu_used(pid_t pid)
-{
-	return pid > 0 && cpu_snap[1].t > cpu_snap[0].t ?
-	       tsnap_cpus(&cpu_snap[0], &cpu_snap[1], NULL, 0) : 0;
-}
-
-static void sleep_until(double t)
-{
-	double d = t - now_s();
-
-	if (d > 0) {
-		struct timespec ts = { (time_t)d, (long)((d - (time_t)d) * 1e9) };
-
-		nanosleep(&ts, NULL);
-	}
-}
-
-/*
- * Harvest every interval for the --observe time, keeping every bitmap;
- * their unions give the curve.  Progress once a second.
- */
-static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
-		      struct est_obs *ob)
-{
-	uint64_t words = bitmap_words(w->npages), *bm[EST_HARVESTS] = { NULL };
-	unsigned int n = a->observe_s / EST_INTERVAL_S, cap = EST_HARVESTS;
-	double t[EST_HARVESTS + 1], iv, last_shown = 0;
-	bool tty = isatty(STDERR_FILENO);
-	int ret = -1;
-
-	if (words * 8 * cap > EST_BITMAPS_BYTES)
-		cap = EST_BITMAPS_BYTES / (words * 8) > 2 ? EST_BITMAPS_BYTES / (words * 8) : 2;
-	if (n > cap)
-		n = cap;
-	if (n < 2)
-		n = 2;
-	iv = (double)a->observe_s / n;
-	/*
-	 * The first harvest also holds what was written while the baseline
-	 * hashes were taken, page by page: not an interval of known length.
-	 * The watch starts from it.
-	 */
-	bm[0] = malloc(words * 8);
-	if (!bm[0] || watch_harvest(w, bm[0], &(uint64_t){ 0 }, &ob->harvest_s)) {
-		lmig_err("%s", bm[0] ? lmig_errmsg() : "out of memory for the harvests");
-		goto out;
-	}
-	free(bm[0]);
-	bm[0] = NULL;
-	t[0] = now_s();
-	cpu_mark(a->tg.pid, 0);
-	for (unsigned int i = 0; i < n; i++) {
-		uint64_t pages;
-		double hs;
-
-		bm[i] = malloc(words * 8);
-		if (!bm[i]) {
-			lmig_err("out of memory for the harvests");
-			goto out;
-		}
-		sleep_until(t[0] + (i + 1) * iv);
-		t[i + 1] = now_s();
-		/* Slow harvests stretch the intervals: --observe still bounds the watch. */
-		if (i >= 2 && t[i + 1] - t[0] > a->observe_s + iv) {
-			free(bm[i]);
-			bm[i] = NULL;
-			n = i;
-			break;
-		}
-		if (watch_harvest(w, bm[i], &pages, &hs))
-			goto out;
-		if (hs < ob->harvest_s)
-			ob->harvest_s = hs;
-		ob->harvests = i + 1;
-		if (progress && (t[i + 1] - last_shown >= 1 || i + 1 == n)) {
-			fprintf(stderr, "%slmig estimate: watching %.1f of %lu s: %.1f MB/s dirtied over the last %.0f ms, harvest %.1f ms%s",
-				tty ? "\r" : "", t[i + 1] - t[0], a->observe_s,
-				pages * (double)LMIG_PAGE_SIZE / (t[i + 1] - t[i]) / 1e6,
-				(t[i + 1] - t[i]) * 1000, hs * 1000, tty ? "   " : "\n");
-			last_shown = t[i + 1];
-		}
-	}
-	if (progress && tty)
-		fputc('\n', stderr);
-	cpu_mark(a->tg.pid, 1);
-	ob->in.cpu_used = cpu_used(a->tg.pid);
-	ob->observed_s = t[n] - t[0];
-	ob->in.harvest_s = ob->harvest_s;
-	watch_curve(bm, t, n, w->npages, &ob->in.curve);
-	ret = ob->in.curve.n ? 0 : lmig_err("out of memory for the curve");
-out:
-	for (unsigned int i = 0; i < n; i++)
-		free(bm[i]);
-	return ret;
-}
-
-/* --mem: the tracker's curve, the image, its zero pages. */
-static int observe_mem(struct watch *w, const struct est_args *a, bool progress,
-		       struct est_obs *ob)
-{
-	if (watch_open(w, a->mem, a->tg, a->tname))
-		return -1;
-	ob->tracker = w->tracker;
-	snprintf(ob->why, sizeof(ob->why), "%s", w->why);
-	ob->in.npages = w->npages;
-	ob->in.zero_pages = w->zero_pages;
-	/* A run of zero pages is one ZERO descriptor. */
-	ob->in.zero_wire = w->zero_pages ? (double)w->zero_runs * sizeof(struct lmig_page_desc) /
-					   w->zero_pages : 0;
-	/* The scan tracker compares content: a page sent after it was rewritten is clean. */
-	ob->in.content_compare = !strcmp(w->tracker, "scan");
-	return watch_loop(w, a, progress, ob);
-}
-
-/* QEMU's RAM size: query-memory-size-summary, else query-migrate's total. */
-static int qmp_ram(struct qmp *q, uint64_t *bytes)
-{
-	char out[4096];
-	struct qmp_migrate m;
-	struct jr_doc d;
-	uint64_t base = 0, plugged = 0;
-
-	if (!qmp_exec(q, "query-memory-size-summary", NULL, out, sizeof(out)) &&
-	    !jr_parse(&d, out, strlen(out), &jr_limits_default, NULL)) {
-		int rc = jr_u64(&d, jr_get(&d, 0, "base-memory"), &base);
-
-		jr_u64(&d, jr_get(&d, 0, "plugged-memory"), &plugged);
-		jr_free(&d);
-		if (!rc && base) {
-			*bytes = base + plugged;
-			return 0;
-		}
-	}
-	lmig_err_clear();
-	if (qmp_query_migrate(q, &m))
-		return -1;
-	if (!m.total)
-		return lmig_err("QMP %s: QEMU tells neither its memory size nor a migration's total",
-				q->path);
-	*bytes = m.total;
-	return 0;
-}
-
-/*
- * QEMU's mapping of guest RAM: the private read-write anonymous mapping
- * of the RAM's size (give or take its alignment) holding the most, which
- * the TCG code buffer (executable) and the rest are not.  0, or -1 when
- * there is none to be read.
- */
-static int qemu_ram_map(pid_t pid, uint64_t ram, uint64_t *start)
-{
-	char path[64], line[512];
-	unsigned long long best = 0, a = 0;
-	bool fit = false, found = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
-	f = pid > 0 ? fopen(path, "re") : NULL;
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long b, kb, ino;
-		char perms[8], name[16] = "";
-
-		if (sscanf(line, "%llx-%llx %7s %*s %*s %llu %15s", &a, &b, perms, &ino, name) >= 4 &&
-		    strchr(line, '-') < strchr(line, ' ')) {
-			fit = b - a >= ram && b - a <= ram + (4u << 20) && !strcmp(perms, "rw-p") &&
-			      !ino && !name[0];
-			continue;
-		}
-		if (fit && sscanf(line, "Rss: %llu kB", &kb) == 1) {
-			if (!found || kb > best) {
-				best = kb;
-				*start = a;
-				found = true;
-			}
-			fit = false;
-		}
-	}
-	fclose(f);
-	return found ? 0 : -1;
-}
-
-/*
- * --qmp: the guest's RAM, downtime limit and max-bandwidth; its dirty
- * curve from calc-dirty-rate over 1, 2, 4 ... s (distinct sampled pages
- * changed over each period), unless --mem watches its RAM.
- */
-static int observe_qmp(const struct est_args *a, bool progress, bool curve, struct est_obs *ob,
-		       int64_t *max_bw, pid_t *qpid, uint64_t *ram_bytes)
-{
-	struct qmp q;
-	struct qmp_params pr;
-	uint64_t ram = 0;
-	unsigned int used = 0;
-	int ret = -1;
-
-	if (qmp_open(&q, a->qmp, 5000))
-		return -1;
-	if (qmp_ram(&q, &ram) || qmp_params(&q, &pr))
-		goto out;
-	if (qmp_accel(&q, ob->accel, sizeof(ob->accel)))
-		lmig_err_clear();
-	ob->in.npages = ram / QEMU_PAGE_SIZE;
-	*qpid = q.pid;
-	*ram_bytes = ram;
-	if (!a->downtime_set && pr.downtime_limit_ms > 0)
-		ob->in.downtime_ms = pr.downtime_limit_ms;
-	*max_bw = pr.max_bandwidth;
-	cpu_mark(q.pid, 0);
-	for (unsigned int s = 1; curve && used + s <= a->observe_s && ob->in.curve.n < EST_POINTS_MAX;
-	     s *= 2) {
-		double mbps;
-
-		if (progress)
-			fprintf(stderr, "lmig estimate: calc-dirty-rate over %u s (%u of %lu s)\n", s,
-				used, a->observe_s);
-		if (qmp_dirty_rate(&q, s, &mbps))
-			goto out;
-		ob->in.curve.t[ob->in.curve.n] = s;
-		ob->in.curve.pages[ob->in.curve.n] = mbps * 1e6 * s / QEMU_PAGE_SIZE;
-		ob->in.curve.n++;
-		used += s;
-	}
-	if (curve) {
-		cpu_mark(q.pid, 1);
-		ob->in.cpu_used = cpu_used(q.pid);
-		ob->observed_s = used;
-		ob->tracker = "calc-dirty-rate";
-	}
-	ret = 0;
-out:
-	qmp_close(&q);
-	return ret;
-}
-
-struct probe_seen {
-	double elapsed;
-	uint64_t wire;
-};
-
-/*
- * When the probe's data was last seen to move: its progress is told at
- * every event while it runs, also while it waits for the receiver's
- * verdict (which, like the commit, is a few small messages).
- */
-static void probe_event(void *ctx, enum image_event ev, const struct image_progress *p,
-			const struct image_stats *st)
-{
-	struct probe_seen *s = ctx;
-
-	if (ev == IMAGE_EV_PROGRESS && p && st->bytes_wire >= s->wire + LMIG_PAGE_SIZE) {
-		s->elapsed = p->elapsed;
-		s->wire = st->bytes_wire;
-	}
-}
-
-/* The probe image: the first bytes of the watched memory, or random data. */
-static int probe_fill(int fd, uint64_t size, const struct watch *w)
-{
-	enum { CHUNK = 1 << 20 };
-	uint8_t *buf = malloc(CHUNK);
-	int ret = 0;
-
-	if (!buf)
-		return lmig_err("out of memory");
-	for (uint64_t off = 0; off < size && !ret; off += CHUNK) {
-		size_t n = size - off < CHUNK ? size - off : CHUNK;
-
-		if (w && w->hashes)
-			ret = track_read(&w->tg, off, buf, n);
-		else
-			for (size_t i = 0; i < n; i += 256)
-				if (getrandom(buf + i, 256, 0) != 256)
-					ret = lmig_err_errno(errno, "getrandom");
-		if (!ret && pwrite(fd, buf, n, off) != (ssize_t)n)
-			ret = lmig_err_errno(errno, "cannot fill the probe image");
-	}
-	free(buf);
-	return ret;
-}
-
-/*
- * --to: a real send of a probe image to the lmig recv there.  The link's
- * rate is the bytes on the wire over the time from round 0's start
- * (after connecting) to the last byte out; the time before, set-up; the
- * time after, the commit.  Its wire bytes per page include compression.
- */
-static int probe_link(const struct est_args *a, const struct cli_opts *c, const struct watch *w,
-		      struct est_obs *ob)
-{
-	uint64_t size = a->probe;
-	struct probe_seen seen = { 0 };
-	struct image_events ev = { .fn = probe_event, .ctx = &seen };
-	struct image_stats st = { 0 };
-	char path[64];
-	double secs;
-	int fd, ret;
-
-	if (w && w->hashes && w->size < size)
-		size = w->size / LMIG_PAGE_SIZE * LMIG_PAGE_SIZE;
-	fd = memfd_create("lmig-estimate-probe", MFD_CLOEXEC);
-	if (fd < 0)
-		return lmig_err_errno(errno, "memfd_create");
-	if (ftruncate(fd, size)) {
-		close(fd);
-		return lmig_err_errno(errno, "cannot size the probe image");
-	}
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	ret = probe_fill(fd, size, w);
-	if (!ret) {
-		struct send_opts o = { .mem = path, .to = c->to, .channels = c->channels,
-				       .compress = c->compress, .bandwidth = c->bandwidth,
-				       .zerocopy = c->zerocopy, .timeout_ms = c->timeout_ms,
-				       .progress = true, .plain_progress = true, .events = &ev };
-
-		ret = image_send(&o, &st);
-	}
-	close(fd);
-	secs = st.rounds ? seen.elapsed - st.round[0].start_s : 0;
-	if (!ret && (secs <= 0 || !seen.wire))
-		ret = lmig_err("the probe send to %s ended too fast to time", c->to);
-	if (!ret) {
-		uint64_t data = st.pages_total - st.pages_zero;
-
-		ob->in.link_bps = seen.wire / secs;
-		ob->probe_mbps = seen.wire / secs / 1e6;
-		if (!ob->in.page_wire && data)
-			ob->in.page_wire = (double)st.bytes_wire / data;
-		ob->in.setup_s = st.round[0].start_s;
-		ob->in.switch_s = st.total_s > seen.elapsed ? st.total_s - seen.elapsed : 0;
-		ob->link_from = c->bandwidth ? "measured with --to, held to --bandwidth" :
-					       "measured with --to";
-	}
-	free(st.round);
-	return ret;
 }
 
 static const char *verdict_name(enum est_verdict v)
@@ -777,14 +394,14 @@ int cmd_estimate(int argc, char **argv, struct global_opts *g)
 		return EXIT_USAGE;
 	progress = cmd_progress_default(c.progress, g);
 	ob.in.kind = a.qmp ? EST_QEMU : EST_LMIG;
-	ret = a.qmp ? observe_qmp(&a, progress, false, &ob, &max_bw, &qpid, &ram) : 0;
+	ret = a.qmp ? estimate_ask_qmp(&a, progress, false, &ob, &max_bw, &qpid, &ram) : 0;
 	/*
 	 * A guest's RAM is QEMU's memory: read there, with the scan tracker,
 	 * it gives the curve in distinct pages and the zero pages exactly.
 	 * Where it cannot be read, QEMU's calc-dirty-rate, and no zero pages.
 	 */
 	if (!ret && a.qmp && !a.mem) {
-		if (qemu_ram_map(qpid, ram, &ram_at) == 0) {
+		if (estimate_qemu_ram(qpid, ram, &ram_at) == 0) {
 			snprintf(anon, sizeof(anon), "anon:%llx-%llx", (unsigned long long)ram_at,
 				 (unsigned long long)(ram_at + ram));
 			a.mem = anon;
@@ -793,13 +410,13 @@ int cmd_estimate(int argc, char **argv, struct global_opts *g)
 			a.tg.start = ram_at;
 			a.tg.size = ram;
 		} else {
-			ret = observe_qmp(&a, progress, true, &ob, &max_bw, &qpid, &ram);
+			ret = estimate_ask_qmp(&a, progress, true, &ob, &max_bw, &qpid, &ram);
 		}
 	}
 	if (!ret && a.mem) {
 		uint64_t npages = ob.in.npages;
 
-		ret = observe_mem(&w, &a, progress, &ob);
+		ret = estimate_watch_mem(&w, &a, progress, &ob);
 		/* QEMU's idea of its RAM decides the model's image. */
 		if (!ret && a.qmp && npages) {
 			ob.in.npages = npages;
@@ -808,7 +425,7 @@ int cmd_estimate(int argc, char **argv, struct global_opts *g)
 		}
 	}
 	if (!ret && c.to)
-		ret = probe_link(&a, &c, a.mem && !a.qmp ? &w : NULL, &ob);
+		ret = estimate_probe_link(&a, &c, a.mem && !a.qmp ? &w : NULL, &ob);
 	watch_close(&w);
 	if (ret) {
 		fprintf(stderr, "lmig estimate: %s\n", lmig_errmsg());
