@@ -163,6 +163,18 @@ TEST(lmig_rounds)
 	EXPECT_TRUE(NEAR(r.total_s, 0.25 + 10 + (1 + 0.02) + (0.02 + 0.102) + 0.0372));
 
 	/*
+	 * Live harvests of 50 ms (the paused one still 20 ms): round 1 covers
+	 * 1.05 s, 10.5 pages; the last live round 0.105 s + 50 ms.
+	 */
+	in.harvest_live_s = 0.05;
+	est_run(&in, 1, &r);
+	EXPECT_EQ(4, r.rounds);
+	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.105 + 0.02 + EST_LMIG_SWITCH_S));
+	EXPECT_TRUE(NEAR(r.downtime_s, 0.02 + 0.0155 + 0.005));
+	EXPECT_TRUE(NEAR(r.total_s, 0.25 + 10 + (1 + 0.05) + (0.05 + 0.105) + 0.0405));
+	in.harvest_live_s = 0;
+
+	/*
 	 * A burst of 2000 bytes after each harvest: round 1 (100 pages) lasts
 	 * 0.98 s, the last live round (10 pages) 0.08 s, the final page goes
 	 * at once.  The prediction does not count the burst, as precopy.c.
@@ -509,13 +521,14 @@ TEST(predict_never)
 	EXPECT_TRUE(NEAR(res.floor, 0.05));
 	EXPECT_EQ(EST_NEVER, res.verdict);
 	EXPECT_FALSE(res.idle_writer);
-	/* At EST_BUSY_CPUS it still counts as busy: 10 %, 200 pages/s. */
-	in.cpu_used = EST_BUSY_CPUS;
+	/* Busy (running or waiting to run) EST_BUSY_CPUS: still counts as busy. */
+	in.cpu_used = 0.05;
+	in.cpu_busy = EST_BUSY_CPUS;
 	est_predict(&in, &res);
 	EXPECT_FALSE(res.idle_writer);
-	EXPECT_TRUE(NEAR(res.floor, 0.1));
+	EXPECT_TRUE(NEAR(res.floor, 0.2));
 	/* Below: it sleeps between writes, no limit slows it. */
-	in.cpu_used = 0.099;
+	in.cpu_busy = 0.099;
 	in.curve.pages[0] = 150;
 	in.curve.pages[1] = 300;
 	est_predict(&in, &res);
@@ -526,11 +539,13 @@ TEST(predict_never)
 	in.curve.pages[1] = 4000;
 	/* Of 1 CPU, 1 %: the same as --throttle-max 99 leaves. */
 	in.cpu_used = 1;
+	in.cpu_busy = 1;
 	est_predict(&in, &res);
 	EXPECT_TRUE(NEAR(res.floor, 0.01));
 	EXPECT_EQ(EST_THROTTLE, res.verdict);
 	/* Not known (0): only --throttle-max's floor. */
 	in.cpu_used = 0;
+	in.cpu_busy = 0;
 	est_predict(&in, &res);
 	EXPECT_TRUE(NEAR(res.floor, 0.01));
 	EXPECT_FALSE(res.idle_writer);

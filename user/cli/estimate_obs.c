@@ -6,6 +6,7 @@
  * over intervals of several lengths.  A QEMU guest is asked over QMP
  * (host/qmp.h).  The link is measured by a real send (image/image.h).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,19 +32,61 @@
 /* The watch harvests this often, unless --observe is long enough for EST_HARVESTS. */
 #define EST_INTERVAL_S		0.1
 
-/* The CPUs pid used between two snapshots (large: not on the stack). */
+/*
+ * What the writer did while watched: the CPUs it used (/proc's counters,
+ * host/threads.h), and those it ran on or waited to run on (schedstat:
+ * a busy writer starved by other work waits, a sleeping one does not).
+ * The snapshots are large: not on the stack.
+ */
 static struct tsnap cpu_snap[2];
+static double busy_at[2], busy_t[2];
+
+/* Seconds pid's threads ran and waited to run, or -1. */
+static double busy_s(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	double sum = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		unsigned long long run, wait;
+		char p[320];
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
+		f = fopen(p, "re");
+		if (f && fscanf(f, "%llu %llu", &run, &wait) == 2)
+			sum += (run + wait) / 1e9;
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
 
 static void cpu_mark(pid_t pid, int i)
 {
-	if (pid > 0)
-		tsnap_take(pid, &cpu_snap[i]);
+	if (pid <= 0)
+		return;
+	tsnap_take(pid, &cpu_snap[i]);
+	busy_at[i] = busy_s(pid);
+	busy_t[i] = now_s();
 }
 
-static double cpu_used(pid_t pid)
+static void cpu_used(pid_t pid, struct est_input *in)
 {
-	return pid > 0 && cpu_snap[1].t > cpu_snap[0].t ?
-	       tsnap_cpus(&cpu_snap[0], &cpu_snap[1], NULL, 0) : 0;
+	if (pid <= 0 || cpu_snap[1].t <= cpu_snap[0].t)
+		return;
+	in->cpu_used = tsnap_cpus(&cpu_snap[0], &cpu_snap[1], NULL, 0);
+	if (busy_at[0] >= 0 && busy_at[1] >= busy_at[0] && busy_t[1] > busy_t[0])
+		in->cpu_busy = (busy_at[1] - busy_at[0]) / (busy_t[1] - busy_t[0]);
 }
 
 static void sleep_until(double t)
@@ -68,6 +111,7 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 	unsigned int n = a->observe_s / EST_INTERVAL_S, cap = EST_HARVESTS;
 	double t[EST_HARVESTS + 1], iv, last_shown = 0;
 	bool tty = isatty(STDERR_FILENO);
+	double hsum = 0;
 	int ret = -1;
 
 	if (words * 8 * cap > EST_BITMAPS_BYTES)
@@ -113,6 +157,7 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 			goto out;
 		if (hs < ob->harvest_s)
 			ob->harvest_s = hs;
+		hsum += hs;
 		ob->harvests = i + 1;
 		if (progress && (t[i + 1] - last_shown >= 1 || i + 1 == n)) {
 			fprintf(stderr, "%slmig estimate: watching %.1f of %lu s: %.1f MB/s dirtied over the last %.0f ms, harvest %.1f ms%s",
@@ -125,9 +170,10 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 	if (progress && tty)
 		fputc('\n', stderr);
 	cpu_mark(a->tg.pid, 1);
-	ob->in.cpu_used = cpu_used(a->tg.pid);
+	cpu_used(a->tg.pid, &ob->in);
 	ob->observed_s = t[n] - t[0];
 	ob->in.harvest_s = ob->harvest_s;
+	ob->in.harvest_live_s = hsum / n;
 	watch_curve(bm, t, n, w->npages, &ob->in.curve);
 	ret = ob->in.curve.n ? 0 : lmig_err("out of memory for the curve");
 out:
@@ -266,7 +312,7 @@ int estimate_ask_qmp(const struct est_args *a, bool progress, bool curve, struct
 	}
 	if (curve) {
 		cpu_mark(q.pid, 1);
-		ob->in.cpu_used = cpu_used(q.pid);
+		cpu_used(q.pid, &ob->in);
 		ob->observed_s = used;
 		ob->tracker = "calc-dirty-rate";
 	}

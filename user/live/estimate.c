@@ -187,6 +187,7 @@ static void run_lmig(const struct play *p, struct est_run *r)
 	double t0 = nz * in->page_wire / in->link_bps +
 		    in->zero_pages * in->zero_wire / in->link_bps;
 	double sent = nz, iv = t0, hs = in->harvest_s;
+	double hl = in->harvest_live_s > 0 ? in->harvest_live_s : hs;
 
 	r->total_s = in->setup_s + t0;
 	r->wire_bytes = nz * in->page_wire + in->zero_pages * in->zero_wire;
@@ -200,9 +201,9 @@ static void run_lmig(const struct play *p, struct est_run *r)
 			/* One more live round, then the final one with the workload paused. */
 			double t = round_s(in, dirty), last;
 
-			r->total_s += hs + t;
+			r->total_s += hl + t;
 			r->wire_bytes += dirty * in->page_wire;
-			last = found(p, r->rounds, dirty, t + hs);
+			last = found(p, r->rounds, dirty, t + hl);
 			r->downtime_s = hs + round_s(in, last) + in->switch_s;
 			r->total_s += r->downtime_s;
 			r->wire_bytes += last * in->page_wire;
@@ -219,7 +220,7 @@ static void run_lmig(const struct play *p, struct est_run *r)
 			r->fail = EST_FAIL_ROUNDS;
 			return;
 		}
-		iv = round_s(in, dirty) + hs;
+		iv = round_s(in, dirty) + hl;
 		r->total_s += iv;
 		r->wire_bytes += dirty * in->page_wire;
 		sent = dirty;
@@ -320,7 +321,7 @@ void est_predict(const struct est_input *in, struct est_result *res)
 	/* A limit is never below TPOL_CPUS_MIN CPUs: a writer that uses little keeps more. */
 	if (in->cpu_used > 0 && TPOL_CPUS_MIN / in->cpu_used > res->floor)
 		res->floor = TPOL_CPUS_MIN / in->cpu_used < 1 ? TPOL_CPUS_MIN / in->cpu_used : 1;
-	res->idle_writer = in->cpu_used > 0 && in->cpu_used < EST_BUSY_CPUS;
+	res->idle_writer = in->cpu_busy > 0 && in->cpu_busy < EST_BUSY_CPUS;
 	if (res->idle_writer)
 		res->floor = 1;
 	res->link_pps = in->page_wire > 0 ? in->link_bps / in->page_wire : 0;

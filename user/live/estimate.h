@@ -18,8 +18,8 @@
  * two points (linear when they show no bend), never above the image.
  *
  * lmig send: round 0 sends every non-zero page (zero pages cost
- * zero_wire each); at the end of each round a harvest (harvest_s) yields
- * the pages dirtied since the previous one; the predicted downtime is
+ * zero_wire each); at the end of each round a harvest (harvest_live_s)
+ * yields the pages dirtied since the previous one; the predicted downtime is
  * those pages over the link plus a harvest plus EST_LMIG_SWITCH_S, as
  * precopy.c predicts it.  Within the budget, one more live round sends
  * them, then the workload is paused: the downtime is the final harvest,
@@ -64,9 +64,11 @@
 #define EST_QEMU_STEP_S		0.1
 #define EST_QEMU_SYNCS_MAX	1000
 /*
- * A writer that used less CPU than this while watched sleeps between its
- * writes: when limited it catches up in bursts, and its pace does not
- * follow its CPU share (throttle_policy.c lifts such a limit as useless).
+ * A writer that ran or waited to run on fewer CPUs than this while
+ * watched sleeps between its writes: when limited it catches up in
+ * bursts, and its pace does not follow its CPU share (throttle_policy.c
+ * lifts such a limit as useless).  A busy writer starved by other work
+ * waits to run instead: it counts as busy.
  */
 #define EST_BUSY_CPUS		0.1
 /* Bisection steps for the CPU share that converges. */
@@ -93,7 +95,10 @@ struct est_input {
 					 * (max-bandwidth does not hold it); 0: link_bps */
 	double page_wire;		/* wire bytes per non-zero page */
 	double zero_wire;		/* wire bytes per zero page */
-	double harvest_s;		/* one harvest (lmig) or bitmap sync (QEMU) */
+	double harvest_s;		/* one harvest (lmig) or bitmap sync (QEMU): the cheapest,
+					 * as precopy.c predicts the paused one */
+	double harvest_live_s;		/* lmig: a harvest while the workload runs (the mean
+					 * watched), between rounds; 0: harvest_s */
 	double setup_s;			/* before round 0 starts */
 	double switch_s;		/* switch-over costs besides harvest and pages */
 	double burst;			/* lmig: wire bytes a round after a harvest sends at once
@@ -103,6 +108,7 @@ struct est_input {
 	unsigned int max_rounds;	/* lmig's --max-rounds (EST_LMIG) */
 	unsigned int throttle_max_pct;	/* --throttle-max; 0: no throttle */
 	double cpu_used;		/* CPUs the writer used while watched; 0: not known */
+	double cpu_busy;		/* CPUs it ran on or waited for; 0: not known */
 };
 
 enum est_verdict {
@@ -140,7 +146,7 @@ struct est_result {
 	double dirty_pps;		/* pages/s over an interval as long as round 0 */
 	double link_pps;		/* non-zero pages/s the link carries */
 	double working_set;		/* pages the curve saturates at (the image if it does not) */
-	bool idle_writer;		/* under EST_BUSY_CPUS: no limit slows it */
+	bool idle_writer;		/* busy under EST_BUSY_CPUS: no limit slows it */
 };
 
 /* Distinct pages dirtied within an interval of t seconds (the curve, read or extended). */
