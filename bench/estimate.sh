@@ -30,6 +30,7 @@
 #   EST_QEMU_RATES  guest rates, MB/s (default "5 20 40"; "" skips QEMU)
 #   EST_QEMU_BW     QEMU's max-bandwidth, bytes/s (default 50000000)
 #   LMIG            the lmig binary (default user/lmig)
+#   EST_KEEP        a directory: keep each run's JSON (estimate, send, QEMU) there
 #
 # Default run: 8 lmig send and 3 QEMU migrations, about 6 minutes on 2
 # CPUs.  Exit status 0 whether the predictions are good or not (a
@@ -50,6 +51,7 @@ EST_OBSERVE=${EST_OBSERVE:-5}
 EST_QEMU_RATES=${EST_QEMU_RATES-5 20 40}
 EST_QEMU_BW=${EST_QEMU_BW:-50000000}
 LMIG=${LMIG:-$top/user/lmig}
+EST_KEEP=${EST_KEEP:-}
 
 work=""
 out=""
@@ -111,6 +113,12 @@ start_recv() {
 # row PATH RATE LINK EST_JSON ACT_VERDICT ACT_TOTAL ACT_ROUNDS ACT_DOWNTIME NOTE
 row() {
 	n=$((n + 1))
+	if [ -n "$EST_KEEP" ]; then
+		cp "$4" "$EST_KEEP/$n-estimate.json"
+		cp "$work/send.json" "$EST_KEEP/$n-send.json" 2>/dev/null || true
+		cp "$work/q.json" "$EST_KEEP/$n-qemu.json" 2>/dev/null || true
+		rm -f "$work/send.json" "$work/q.json"
+	fi
 	read -r verdict total rounds down share <<EOF
 $(jq -r '[.verdict, .total_s, .rounds, .downtime_ms, .throttle_share_pct] | map(tostring) | join(" ")' "$4")
 EOF

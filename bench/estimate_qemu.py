@@ -12,7 +12,8 @@ estimate's report under "estimate" and QEMU's numbers (total_time_ms,
 downtime_ms, dirty_sync_count, ram_transferred) under "actual", with
 writer_pace: the guest's ticks during the migration over those it would
 have printed at its pace (under TCG its writer can stall while QEMU
-migrates).  Exit
+migrates), and dirty_pages_rates: each dirty-pages-rate QEMU reported
+(pages/s its dirty log counted between two synchronisations).  Exit
 status 0 when it got as far as a result, 4 when QEMU or the kernel is
 missing, 1 on a harness error.
 """
@@ -64,14 +65,24 @@ def run(a):
         t0 = time.monotonic()
         qs.cmd("migrate", uri=uri)
         info = qmig.migrate_info(qs)
+        rates = []
         while time.monotonic() - t0 < a.timeout:
+            raw = qs.cmd("query-migrate")
             info = qmig.migrate_info(qs)
+            # What QEMU's dirty log counted at its last synchronisation.
+            r = raw.get("ram", {}).get("dirty-pages-rate")
+            if r and (not rates or rates[-1] != r):
+                rates.append(r)
             if info["status"] in ("completed", "failed", "cancelled"):
                 break
             time.sleep(0.05)
         if info["status"] not in ("completed", "failed", "cancelled"):
             qs.cmd("migrate_cancel")
             info["status"] = "not finished in %d s" % a.timeout
+        ram = qs.cmd("query-migrate").get("ram", {})
+        info["dirty_pages_rates"] = rates
+        info["pages_zero"] = ram.get("duplicate")
+        info["pages_normal"] = ram.get("normal")
         # The guest ticks every 100 ms while its writer keeps its pace.
         if info.get("total_time_ms"):
             info["writer_pace"] = round((src.last_tick() - tick0) / (info["total_time_ms"] / 100.0), 3)
