@@ -4,8 +4,9 @@
 
 Boots the test guest of selftests/qemu (its /init fills --touch MiB and
 rewrites --rate MB/s at wall pace) in a source QEMU and a destination
-waiting for it, with selftests/qemu/qmig.py's pieces; sets the source's
-max-bandwidth; runs `lmig estimate --qmp SOURCE --json` (the link is
+waiting for it, with selftests/qemu/qmig.py's pieces; waits for one sweep
+of the guest's writer (its first turns zero pages of the fill into data);
+sets the source's max-bandwidth; runs `lmig estimate --qmp SOURCE --json` (the link is
 QEMU's max-bandwidth, the downtime budget QEMU's downtime-limit); then
 migrates natively over tcp on loopback and prints one JSON line: the
 estimate's report under "estimate" and QEMU's numbers (total_time_ms,
@@ -42,6 +43,11 @@ def run(a):
         dst = qmig.VM("dst", a, incoming="defer")
         vms.append(dst)
         src.wait_ready(a.boot_timeout)
+        # The guest's writer sweeps its memory in order, and its first sweep
+        # turns the fill's zero pages into data: estimate in the steady state.
+        settle = a.settle if a.settle >= 0 else min(60.0, a.touch * 1.048576 / max(a.rate, 1) + 2)
+        res["settle_s"] = round(settle, 1)
+        time.sleep(settle)
         q = src.connect()
         q.cmd("migrate-set-parameters", **{"max-bandwidth": a.max_bandwidth})
         # QEMU's QMP socket takes one client at a time: lmig estimate's turn.
@@ -103,6 +109,8 @@ def main():
     ap.add_argument("--rate", type=int, default=4, help="MB/s the guest rewrites")
     ap.add_argument("--max-bandwidth", type=int, default=100 << 20, help="bytes/s")
     ap.add_argument("--observe", type=int, default=7, help="lmig estimate --observe")
+    ap.add_argument("--settle", type=float, default=-1,
+                    help="seconds to wait after the guest is ready (default: one sweep of its writer)")
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--boot-timeout", type=float, default=120)
     ap.add_argument("--lmig", default=os.environ.get("LMIG", os.path.join(REPO, "user", "lmig")))

@@ -34,7 +34,7 @@
  *   predict_floor           an aim below the --throttle-max floor: the floor
  *   predict_never           not even at the --throttle-max floor, nor at
  *                           TPOL_CPUS_MIN of what the writer used; a writer
- *                           under EST_BUSY_CPUS is not counted on to slow
+ *                           busy under EST_BUSY_MIN is not counted on
  *   predict_no_throttle     --throttle-max 0: no limit tried
  *   predict_no_link         no link rate: never, and why
  */
@@ -521,14 +521,14 @@ TEST(predict_never)
 	EXPECT_TRUE(NEAR(res.floor, 0.05));
 	EXPECT_EQ(EST_NEVER, res.verdict);
 	EXPECT_FALSE(res.idle_writer);
-	/* Busy (running or waiting to run) EST_BUSY_CPUS: still counts as busy. */
+	/* Runnable EST_BUSY_MIN of the time: still counts as busy. */
 	in.cpu_used = 0.05;
-	in.cpu_busy = EST_BUSY_CPUS;
+	in.cpu_busy = EST_BUSY_MIN;
 	est_predict(&in, &res);
 	EXPECT_FALSE(res.idle_writer);
 	EXPECT_TRUE(NEAR(res.floor, 0.2));
 	/* Below: it sleeps between writes, no limit slows it. */
-	in.cpu_busy = 0.099;
+	in.cpu_busy = 0.899;
 	in.curve.pages[0] = 150;
 	in.curve.pages[1] = 300;
 	est_predict(&in, &res);

@@ -155,7 +155,7 @@ static void report_json(const struct est_obs *ob, const struct est_result *res, 
 	json_dbl(&j, "harvest_ms", in->harvest_s * 1000, 2);
 	json_dbl(&j, "harvest_mean_ms", in->harvest_live_s * 1000, 2);
 	json_dbl(&j, "cpu_used_pct", in->cpu_used * 100, 1);
-	json_dbl(&j, "cpu_busy_pct", in->cpu_busy * 100, 1);
+	json_dbl(&j, "busiest_thread_runnable_pct", in->cpu_busy * 100, 1);
 	json_u64(&j, "bytes_total", in->npages * (uint64_t)LMIG_PAGE_SIZE);
 	json_u64(&j, "pages_total", in->npages);
 	json_u64(&j, "pages_zero", in->zero_pages);
@@ -239,7 +239,7 @@ static void report_text(const struct est_obs *ob, const struct est_result *res, 
 		printf("%s does not converge: the harvest alone (%.0f ms) is over the budget\n", who,
 		       in->harvest_s * 1000);
 	else if (res->idle_writer && in->throttle_max_pct)
-		printf("%s does not converge, and a CPU limit would not help: the writer ran or waited to run %.0f %% of the time while watched (it sleeps between writes; a limit does not slow it)\n",
+		printf("%s does not converge, and a CPU limit would not help: the writer's busiest thread ran or waited to run %.0f %% of the time while watched (it sleeps between writes; a limit does not slow it)\n",
 		       who, in->cpu_busy * 100);
 	else if (res->floor < 1)
 		printf("%s does not converge, not even with the workload's CPU cut to %.0f %% (--throttle-max)\n",

@@ -34,26 +34,33 @@
 
 /*
  * What the writer did while watched: the CPUs it used (/proc's counters,
- * host/threads.h), and those it ran on or waited to run on (schedstat:
- * a busy writer starved by other work waits, a sleeping one does not).
- * The snapshots are large: not on the stack.
+ * host/threads.h), and how much of the time its busiest thread ran or
+ * waited to run (schedstat: a busy writer starved by other work waits, a
+ * sleeping one does not).  The snapshots are large: not on the stack.
  */
 static struct tsnap cpu_snap[2];
-static double busy_at[2], busy_t[2];
+#define BUSY_THREADS	1024
+static struct busy {
+	unsigned int n;
+	pid_t tid[BUSY_THREADS];
+	double s[BUSY_THREADS];		/* ran and waited to run, seconds */
+	double t;
+} busy[2];
 
-/* Seconds pid's threads ran and waited to run, or -1. */
-static double busy_s(pid_t pid)
+/* Every thread's time running and waiting to run (schedstat's first two). */
+static void busy_take(pid_t pid, struct busy *b)
 {
 	char path[64];
 	struct dirent *e;
-	double sum = 0;
 	DIR *d;
 
+	b->n = 0;
+	b->t = now_s();
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	d = opendir(path);
 	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
+		return;
+	while ((e = readdir(d)) && b->n < BUSY_THREADS) {
 		unsigned long long run, wait;
 		char p[320];
 		FILE *f;
@@ -62,13 +69,14 @@ static double busy_s(pid_t pid)
 			continue;
 		snprintf(p, sizeof(p), "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
 		f = fopen(p, "re");
-		if (f && fscanf(f, "%llu %llu", &run, &wait) == 2)
-			sum += (run + wait) / 1e9;
+		if (f && fscanf(f, "%llu %llu", &run, &wait) == 2) {
+			b->tid[b->n] = atoi(e->d_name);
+			b->s[b->n++] = (run + wait) / 1e9;
+		}
 		if (f)
 			fclose(f);
 	}
 	closedir(d);
-	return sum;
 }
 
 static void cpu_mark(pid_t pid, int i)
@@ -76,17 +84,22 @@ static void cpu_mark(pid_t pid, int i)
 	if (pid <= 0)
 		return;
 	tsnap_take(pid, &cpu_snap[i]);
-	busy_at[i] = busy_s(pid);
-	busy_t[i] = now_s();
+	busy_take(pid, &busy[i]);
 }
 
+/* The CPUs pid used, and the busiest thread's share of the time runnable. */
 static void cpu_used(pid_t pid, struct est_input *in)
 {
-	if (pid <= 0 || cpu_snap[1].t <= cpu_snap[0].t)
+	double span = busy[1].t - busy[0].t;
+
+	if (pid <= 0 || cpu_snap[1].t <= cpu_snap[0].t || span <= 0)
 		return;
 	in->cpu_used = tsnap_cpus(&cpu_snap[0], &cpu_snap[1], NULL, 0);
-	if (busy_at[0] >= 0 && busy_at[1] >= busy_at[0] && busy_t[1] > busy_t[0])
-		in->cpu_busy = (busy_at[1] - busy_at[0]) / (busy_t[1] - busy_t[0]);
+	for (unsigned int i = 0; i < busy[1].n; i++)
+		for (unsigned int j = 0; j < busy[0].n; j++)
+			if (busy[0].tid[j] == busy[1].tid[i] &&
+			    (busy[1].s[i] - busy[0].s[j]) / span > in->cpu_busy)
+				in->cpu_busy = (busy[1].s[i] - busy[0].s[j]) / span;
 }
 
 static void sleep_until(double t)

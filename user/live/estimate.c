@@ -321,7 +321,7 @@ void est_predict(const struct est_input *in, struct est_result *res)
 	/* A limit is never below TPOL_CPUS_MIN CPUs: a writer that uses little keeps more. */
 	if (in->cpu_used > 0 && TPOL_CPUS_MIN / in->cpu_used > res->floor)
 		res->floor = TPOL_CPUS_MIN / in->cpu_used < 1 ? TPOL_CPUS_MIN / in->cpu_used : 1;
-	res->idle_writer = in->cpu_busy > 0 && in->cpu_busy < EST_BUSY_CPUS;
+	res->idle_writer = in->cpu_busy > 0 && in->cpu_busy < EST_BUSY_MIN;
 	if (res->idle_writer)
 		res->floor = 1;
 	res->link_pps = in->page_wire > 0 ? in->link_bps / in->page_wire : 0;

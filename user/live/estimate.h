@@ -49,7 +49,7 @@
  * below what --throttle-max leaves it nor below TPOL_CPUS_MIN CPUs.  That
  * holds for a writer whose pace is its CPU (a busy vCPU); one that sleeps
  * between writes keeps its pace under a limit (throttle_policy.h lifts
- * such a limit as useless): below EST_BUSY_CPUS, no limit is counted on.
+ * such a limit as useless): below EST_BUSY_MIN, no limit is counted on.
  */
 #ifndef LMIG_ESTIMATE_H
 #define LMIG_ESTIMATE_H
@@ -64,13 +64,13 @@
 #define EST_QEMU_STEP_S		0.1
 #define EST_QEMU_SYNCS_MAX	1000
 /*
- * A writer that ran or waited to run on fewer CPUs than this while
- * watched sleeps between its writes: when limited it catches up in
- * bursts, and its pace does not follow its CPU share (throttle_policy.c
- * lifts such a limit as useless).  A busy writer starved by other work
- * waits to run instead: it counts as busy.
+ * A writer whose busiest thread ran or waited to run less than this share
+ * of the time while watched sleeps between its writes: when limited it
+ * catches up in bursts, and its pace does not follow its CPU share
+ * (throttle_policy.c lifts such a limit as useless).  A busy writer
+ * starved by other work waits to run instead: it counts as busy.
  */
-#define EST_BUSY_CPUS		0.1
+#define EST_BUSY_MIN		0.9
 /* Bisection steps for the CPU share that converges. */
 #define EST_SHARE_STEPS		30
 
@@ -108,7 +108,8 @@ struct est_input {
 	unsigned int max_rounds;	/* lmig's --max-rounds (EST_LMIG) */
 	unsigned int throttle_max_pct;	/* --throttle-max; 0: no throttle */
 	double cpu_used;		/* CPUs the writer used while watched; 0: not known */
-	double cpu_busy;		/* CPUs it ran on or waited for; 0: not known */
+	double cpu_busy;		/* the share of the time its busiest thread ran or
+					 * waited to run; 0: not known */
 };
 
 enum est_verdict {
@@ -146,7 +147,7 @@ struct est_result {
 	double dirty_pps;		/* pages/s over an interval as long as round 0 */
 	double link_pps;		/* non-zero pages/s the link carries */
 	double working_set;		/* pages the curve saturates at (the image if it does not) */
-	bool idle_writer;		/* busy under EST_BUSY_CPUS: no limit slows it */
+	bool idle_writer;		/* busy under EST_BUSY_MIN: no limit slows it */
 };
 
 /* Distinct pages dirtied within an interval of t seconds (the curve, read or extended). */
