@@ -103,7 +103,7 @@ calc() {
 # start_recv: an lmig recv on loopback; sets $port and $rpid.
 start_recv() {
 	"$lmig" recv --listen 127.0.0.1:0 --out "$out" --no-sync --json --no-progress \
-		--accept-timeout 60 --ready-fd 3 3>"$work/port" >"$work/recv.json" 2>"$work/recv.err" &
+		--accept-timeout 300 --ready-fd 3 3>"$work/port" >"$work/recv.json" 2>"$work/recv.err" &
 	rpid=$!
 	port=""
 	read -r port <"$work/port" || true
@@ -214,6 +214,10 @@ qemu_case() {
 	fi
 	wait "$rpid" 2>/dev/null || true
 	rpid=""
+	if ! jq -e '.estimate.verdict and .actual.status' "$work/q.json" >/dev/null 2>&1; then
+		fail "QEMU at $rate MB/s: $(jq -r '.estimate_error // .harness_error // "no result"' "$work/q.json" 2>/dev/null | tr '\n' ' ')"
+		return
+	fi
 	jq '.estimate' "$work/q.json" >"$work/est.json"
 	read -r status total rounds down kept <<EOF
 $(jq -r '.actual | [.status, .total_time_ms, .dirty_sync_count, .downtime_ms, .writer_pace] | map(tostring) | join(" ")' "$work/q.json")
