@@ -48,9 +48,6 @@
 #define QEMU_SETUP_S	0.05
 #define QEMU_SYNC_S	0.005
 #define QEMU_SWITCH_S	0.01
-/* --bandwidth's token bucket (chan/ratelimit.c): 20 ms of rate, at least 256 KiB. */
-#define RL_BURST_S	0.02
-#define RL_BURST_MIN	(256 * 1024)
 
 enum { EO_TRACKER = OPT_OWN, EO_OBJECT_WRITES, EO_QMP, EO_MAX_ROUNDS, EO_THROTTLE,
        EO_THROTTLE_MAX, EO_OBSERVE, EO_PROBE };
@@ -278,8 +275,10 @@ static int estimate_opt(int opt, const char *arg, void *ctx)
 	case EO_PROBE:
 		if (parse_bytes("--probe", arg, &a->probe))
 			return usage_error("estimate", "%s", lmig_errmsg());
-		if (a->probe < (1 << 20) || a->probe % LMIG_PAGE_SIZE)
-			return usage_error("estimate", "--probe: at least 1M and a multiple of 4 KiB");
+		/* Whole pages: 128M (decimal) is 31250 of them. */
+		a->probe -= a->probe % LMIG_PAGE_SIZE;
+		if (a->probe < (1 << 20))
+			return usage_error("estimate", "--probe: at least 1Mi");
 		return EXIT_OK;
 	}
 	return OPT_NOT_OWN;
@@ -348,8 +347,7 @@ static void fill_defaults(const struct est_args *a, const struct cli_opts *c, st
 		in->switch_s = LMIG_COMMIT_S;
 	/* The token bucket of --bandwidth refills while a harvest runs. */
 	if (c->bandwidth)
-		in->burst = c->bandwidth * RL_BURST_S > RL_BURST_MIN ? c->bandwidth * RL_BURST_S :
-								       RL_BURST_MIN;
+		in->burst = estimate_burst(c->bandwidth);
 }
 
 int cmd_estimate(int argc, char **argv, struct global_opts *g)

@@ -424,8 +424,12 @@ int estimate_probe_link(const struct est_args *a, const struct cli_opts *c, cons
 	if (!ret) {
 		uint64_t data = st.pages_total - st.pages_zero;
 
-		ob->in.link_bps = seen.wire / secs;
-		ob->probe_mbps = seen.wire / secs / 1e6;
+		/* Under --bandwidth the first burst went at once: not the link's rate. */
+		double wire = c->bandwidth && seen.wire > estimate_burst(c->bandwidth) ?
+			      seen.wire - estimate_burst(c->bandwidth) : seen.wire;
+
+		ob->in.link_bps = wire / secs;
+		ob->probe_mbps = wire / secs / 1e6;
 		if (!ob->in.page_wire && data)
 			ob->in.page_wire = (double)st.bytes_wire / data;
 		ob->in.setup_s = st.round[0].start_s;

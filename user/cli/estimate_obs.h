@@ -17,6 +17,15 @@
 #include "live/watch.h"
 
 #define QEMU_PAGE_SIZE	4096
+/* --bandwidth's token bucket (chan/ratelimit.c): 20 ms of rate, at least 256 KiB. */
+#define RL_BURST_S	0.02
+#define RL_BURST_MIN	(256 * 1024)
+
+/* The bytes --bandwidth rate lets out at once after a pause. */
+static inline double estimate_burst(uint64_t rate)
+{
+	return rate * RL_BURST_S > RL_BURST_MIN ? rate * RL_BURST_S : RL_BURST_MIN;
+}
 
 struct est_args {
 	const char *mem, *tname, *qmp;
