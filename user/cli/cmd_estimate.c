@@ -418,6 +418,14 @@ int cmd_estimate(int argc, char **argv, struct global_opts *g)
 		uint64_t npages = ob.in.npages;
 
 		ret = estimate_watch_mem(&w, &a, progress, &ob);
+		/* Guest RAM not ours to read (no ptrace right): ask QEMU instead. */
+		if (ret && a.mem == anon) {
+			lmig_err_clear();
+			watch_close(&w);
+			ob.in.zero_pages = 0;
+			ob.why[0] = '\0';
+			ret = estimate_ask_qmp(&a, progress, true, &ob, &max_bw, &qpid, &ram);
+		}
 		/* QEMU's idea of its RAM decides the model's image. */
 		if (!ret && a.qmp && npages) {
 			ob.in.npages = npages;
