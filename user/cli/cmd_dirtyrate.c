@@ -4,30 +4,26 @@
  * ask before a live migration (QEMU's calc-dirty-rate asks it of a guest):
  * pre-copy converges only while the link outruns the dirty rate.
  *
- * It runs the live engine's harvest loop without sending: take the
- * content's hashes, then every interval harvest the pages written since,
- * count them, and take their new hashes as the live engine would after
- * sending them.
+ * It runs the live engine's harvest loop without sending (live/watch.h):
+ * take the content's hashes, then every interval harvest the pages
+ * written since, count them, and take their new hashes as the live engine
+ * would after sending them.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <lmig/wire.h>
 
 #include "lib/clock.h"
 #include "cli/cmd.h"
 #include "cli/options.h"
-#include "chan/codec.h"
 #include "lib/err.h"
 #include "lib/json.h"
 #include "lib/parse.h"
 #include "live/track.h"
+#include "live/watch.h"
 
 #define MAX_COUNT	3600
 
@@ -68,111 +64,32 @@ void usage_dirtyrate(void)
 	       "Exit status: 0 measured, 1 failed, 2 bad usage.\n", tracker_names());
 }
 
-/* Hashes of the current content: the baseline the first interval is measured against. */
-static int hash_all(const struct track_target *tg, uint64_t *hashes, uint64_t npages)
-{
-	enum { CHUNK_PAGES = 256 };
-	uint8_t *buf = aligned_alloc(LMIG_PAGE_SIZE, CHUNK_PAGES * LMIG_PAGE_SIZE);
-	int ret = 0;
-
-	if (!buf)
-		return lmig_err("out of memory");
-	for (uint64_t p = 0; p < npages && !ret; p += CHUNK_PAGES) {
-		unsigned int n = npages - p < CHUNK_PAGES ? npages - p : CHUNK_PAGES;
-
-		ret = track_read(tg, p * LMIG_PAGE_SIZE, buf, (size_t)n * LMIG_PAGE_SIZE);
-		for (unsigned int i = 0; i < n && !ret; i++)
-			hashes[p + i] = codec_page_hash(buf + (size_t)i * LMIG_PAGE_SIZE);
-	}
-	free(buf);
-	return ret;
-}
-
-/* Take the new hashes of the harvested pages, as sending them would. */
-static int rehash(const struct track_target *tg, uint64_t *hashes, const uint64_t *bitmap,
-		  uint64_t npages)
-{
-	uint8_t page[LMIG_PAGE_SIZE] __attribute__((aligned(64)));
-
-	for (uint64_t p = 0; p < npages; p++) {
-		if (!bitmap_test(bitmap, p))
-			continue;
-		if (track_read(tg, p * LMIG_PAGE_SIZE, page, sizeof(page)))
-			return -1;
-		hashes[p] = codec_page_hash(page);
-	}
-	return 0;
-}
-
-/* tg: fd -1, pid, and for anon: memory start and size already parsed. */
-static int open_target(const char *mem, struct track_target *tg)
-{
-	struct stat sb;
-
-	if (!strncmp(mem, "anon:", 5)) {
-		char maps[64];
-		pid_t pid = tg->pid;
-
-		/* Fail early, with the cause, if the process is gone or not ours to read. */
-		snprintf(maps, sizeof(maps), "/proc/%d/mem", (int)pid);
-		if (access(maps, R_OK))
-			return lmig_err_errno(errno, "cannot read the memory of process %d", (int)pid);
-		return 0;
-	}
-	tg->fd = open(mem, O_RDONLY | O_CLOEXEC);
-	if (tg->fd < 0)
-		return lmig_err_errno(errno, "cannot open %s", mem);
-	if (fstat(tg->fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size == 0)
-		return lmig_err("%s is not a non-empty regular file, shm file or memfd", mem);
-	tg->size = sb.st_size;
-	return 0;
-}
-
 static int measure(const char *mem, struct track_target tg, const char *tname,
-		   unsigned int interval_ms, unsigned int count, struct interval *iv, struct tracker *t, char *why,
-		   size_t whylen, uint64_t *size, const char **picked)
+		   unsigned int interval_ms, unsigned int count, struct interval *iv,
+		   struct watch *w)
 {
-	uint64_t *hashes = NULL, *bitmap = NULL, npages;
+	uint64_t *bitmap = NULL;
 	int ret = -1;
 
-	if (open_target(mem, &tg))
+	if (watch_open(w, mem, tg, tname))
 		goto out;
-	*size = tg.size;
-	npages = (tg.size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE;
-	hashes = calloc(npages, sizeof(*hashes));
-	bitmap = calloc(bitmap_words(npages), sizeof(*bitmap));
-	if (!hashes || !bitmap) {
-		lmig_err("out of memory for %llu pages", (unsigned long long)npages);
+	bitmap = calloc(bitmap_words(w->npages), sizeof(*bitmap));
+	if (!bitmap) {
+		lmig_err("out of memory for %llu pages", (unsigned long long)w->npages);
 		goto out;
 	}
-	tg.sent = hashes;
-	codec_init();
-	if (hash_all(&tg, hashes, npages) || tracker_open(t, tname, &tg, why, whylen))
-		goto out;
-	*picked = t->ops->name;
 	for (unsigned int i = 0; i < count; i++) {
-		double t0 = now_s(), h0;
+		double t0 = now_s();
 		struct timespec ts = { interval_ms / 1000, (interval_ms % 1000) * 1000000L };
 
 		nanosleep(&ts, NULL);
-		memset(bitmap, 0, bitmap_words(npages) * sizeof(*bitmap));
-		h0 = t->harvest_s;
-		if (tracker_harvest(t, bitmap))
-			goto out_close;
-		iv[i].harvest_s = t->harvest_s - h0;
+		if (watch_harvest(w, bitmap, &iv[i].dirty, &iv[i].harvest_s))
+			goto out;
 		iv[i].secs = now_s() - t0;
-		iv[i].dirty = bitmap_count(bitmap, npages);
-		if (rehash(&tg, hashes, bitmap, npages))
-			goto out_close;
 	}
 	ret = 0;
-out_close:
-	tracker_close(t);
 out:
-	free(hashes);
 	free(bitmap);
-	if (tg.fd >= 0)
-		close(tg.fd);
 	return ret;
 }
 
@@ -264,12 +181,9 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 				    .count = 3 };
 	const struct cli_parse p = { "dirtyrate", ":m:t:p:i:n:jh", lo, usage_dirtyrate,
 				     dirtyrate_opt, &a };
-	const char *picked = NULL;
 	struct interval *iv;
-	struct tracker t = { 0 };
+	struct watch w = { .tg = { .fd = -1 } };
 	struct cli_opts c;
-	uint64_t size = 0;
-	char why[1024] = "";
 	int ret;
 
 	opts_init(&c);
@@ -287,13 +201,13 @@ int cmd_dirtyrate(int argc, char **argv, struct global_opts *g)
 	if (!tracker_known(a.tname))
 		return usage_error("dirtyrate", "--tracker: '%s' is not one of %s", a.tname,
 				   tracker_names());
-	picked = a.tname;
 	iv = calloc(a.count, sizeof(*iv));
 	if (!iv)
 		return usage_error("dirtyrate", "out of memory");
-	ret = measure(a.mem, a.tg, a.tname, a.interval, a.count, iv, &t, why, sizeof(why), &size,
-		      &picked);
-	report(&t, picked, iv, a.count, size, why, ret == 0, g->json);
+	ret = measure(a.mem, a.tg, a.tname, a.interval, a.count, iv, &w);
+	report(&w.trk, w.tracker ? w.tracker : a.tname, iv, a.count, w.size, w.why,
+	       ret == 0, g->json);
+	watch_close(&w);
 	free(iv);
 	if (!ret)
 		return EXIT_OK;

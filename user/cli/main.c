@@ -15,6 +15,7 @@ const struct cmd lmig_cmds[] = {
 	{ "proxy",   cmd_proxy,   "carry the connections of a QEMU migration (unix:, tcp:, multifd)", usage_proxy },
 	{ "dirty",   cmd_dirty,   "write a shared memory object at a steady rate (a test workload)", usage_dirty },
 	{ "dirtyrate", cmd_dirtyrate, "measure how fast memory is being written", usage_dirtyrate },
+	{ "estimate", cmd_estimate, "predict a live migration's time, rounds and downtime", usage_estimate },
 	{ "stat",    cmd_stat,    "page faults, guest exits and steal of a process (eBPF)", usage_stat },
 	{ "top",     cmd_top,     "the busiest processes and VMs by those signals (eBPF)", usage_top },
 	{ "throttle", cmd_throttle, "undo the CPU and disk limits of a live migration whose lmig died", usage_throttle },

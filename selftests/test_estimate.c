@@ -1,0 +1,582 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Unit tests of user/live/estimate.c, lmig estimate's prediction, fed
+ * chosen numbers so that every expected value below is worked out by
+ * hand from the model (estimate.h), round by round.
+ *
+ *   curve_*                 the dirty curve: read between its points,
+ *                           through the origin before the first, capped at
+ *                           the image; beyond the last a line (no bend, one
+ *                           point), flat (no growth) or the exponential
+ *                           through the last two points; its mean
+ *   lmig_rounds             lmig send: round 0, a round, the one more live
+ *                           round after the decision, the final: times,
+ *                           rounds, downtime, bytes, exact; harvests,
+ *                           set-up, switch-over costs, --bandwidth's burst
+ *   lmig_budget             the budget decides when the last live round is
+ *   lmig_zero_pages         zero pages cost zero_wire, not a page
+ *   lmig_content_compare    a content-comparing tracker counts the
+ *                           round's pages with the curve's mean
+ *   lmig_max_rounds         over --max-rounds: not converged, at the cap
+ *   lmig_harvest_cost       little to send, but the harvest alone is
+ *                           over the budget: given up at round 6
+ *   lmig_throttle_from      the limit holds from round 1 after a round 0
+ *                           of TPOL_LONG_LOOK_S or more, else from round 2
+ *   qemu_steps              QEMU: the remaining bytes, the syncs below
+ *                           link x limit, the stop, the last pass at the
+ *                           link's own rate: exact
+ *   qemu_never              a guest that outruns the link: never
+ *   predict_converges       as it is: no limit, share 1
+ *   predict_throttle        only with a limit: --throttle auto's aim
+ *                           (TPOL_DIRTY_TARGET), below what is needed
+ *   predict_share_needed    the aim looser than needed: the largest share
+ *                           that converges, found by bisection
+ *   predict_floor           an aim below the --throttle-max floor: the floor
+ *   predict_never           not even at the --throttle-max floor, nor at
+ *                           TPOL_CPUS_MIN of what the writer used; a writer
+ *                           busy under EST_BUSY_MIN is not counted on
+ *   predict_no_throttle     --throttle-max 0: no limit tried
+ *   predict_no_link         no link rate: never, and why
+ */
+#include <math.h>
+
+#include "kselftest_harness.h"
+
+#include "live/estimate.h"
+#include "live/throttle_policy.h"
+
+#define NEAR(a, b)	(fabs((double)(a) - (b)) < 1e-9 * (1 + fabs((double)(b))))
+#define CLOSE(a, b)	(fabs((double)(a) - (b)) < 1e-6 * (1 + fabs((double)(b))))
+
+/* 1000 pages of 1000 wire bytes over 100 pages/s; 10 pages/s dirtied, no bend. */
+static struct est_input base(void)
+{
+	return (struct est_input){
+		.kind = EST_LMIG, .npages = 1000, .page_wire = 1000, .link_bps = 100000,
+		.curve = { .n = 2, .t = { 1, 2 }, .pages = { 10, 20 } },
+		.downtime_ms = 300, .max_rounds = 30, .throttle_max_pct = 90,
+	};
+}
+
+TEST(curve_read)
+{
+	struct est_curve c = { .n = 3, .t = { 1, 2, 4 }, .pages = { 100, 150, 200 } };
+
+	EXPECT_TRUE(NEAR(est_dirty(&c, 1000, 0), 0));
+	EXPECT_TRUE(NEAR(est_dirty(&c, 1000, -1), 0));
+	EXPECT_TRUE(NEAR(est_dirty(&c, 1000, 0.5), 50));
+	EXPECT_TRUE(NEAR(est_dirty(&c, 1000, 1), 100));
+	EXPECT_TRUE(NEAR(est_dirty(&c, 1000, 1.5), 125));
+	EXPECT_TRUE(NEAR(est_dirty(&c, 1000, 3), 175));
+	EXPECT_TRUE(NEAR(est_dirty(&c, 120, 3), 120));
+	c.n = 0;
+	EXPECT_TRUE(NEAR(est_dirty(&c, 1000, 3), 0));
+	EXPECT_TRUE(NEAR(est_dirty_mean(&c, 1000, 3), 0));
+	EXPECT_TRUE(NEAR(est_working_set(&c, 1000), 1000));
+}
+
+TEST(curve_line)
+{
+	struct est_curve two = { .n = 2, .t = { 1, 2 }, .pages = { 100, 200 } };
+	struct est_curve one = { .n = 1, .t = { 2 }, .pages = { 50 } };
+	/* 1 % short of a line is still a line: 2 x 0.99 = 1.98. */
+	struct est_curve almost = { .n = 2, .t = { 1, 2 }, .pages = { 100, 198.5 } };
+	struct est_curve bent = { .n = 2, .t = { 1, 2 }, .pages = { 100, 190 } };
+
+	EXPECT_TRUE(NEAR(est_dirty(&two, 10000, 4), 400));
+	EXPECT_TRUE(NEAR(est_dirty(&two, 300, 4), 300));
+	EXPECT_TRUE(NEAR(est_working_set(&two, 10000), 10000));
+	EXPECT_TRUE(NEAR(est_dirty(&one, 10000, 8), 200));
+	EXPECT_TRUE(NEAR(est_working_set(&one, 10000), 10000));
+	EXPECT_TRUE(NEAR(est_dirty(&almost, 10000, 3), 297));
+	/* 5 % short is a bend: below the line, above the last point. */
+	EXPECT_TRUE(est_dirty(&bent, 10000, 3) < 280 - 1);
+	EXPECT_TRUE(est_dirty(&bent, 10000, 3) > 190 + 1);
+	EXPECT_TRUE(NEAR(est_dirty_mean(&two, 10000, 2), 100));
+	EXPECT_TRUE(NEAR(est_dirty_mean(&two, 10000, 4), 200));
+}
+
+TEST(curve_flat)
+{
+	struct est_curve c = { .n = 2, .t = { 1, 2 }, .pages = { 100, 100 } };
+
+	EXPECT_TRUE(NEAR(est_dirty(&c, 10000, 50), 100));
+	EXPECT_TRUE(NEAR(est_working_set(&c, 10000), 100));
+	/* Falling (noise): stays at the last point. */
+	c.pages[1] = 90;
+	EXPECT_TRUE(NEAR(est_dirty(&c, 10000, 50), 90));
+	EXPECT_TRUE(NEAR(est_working_set(&c, 10000), 90));
+	/* Nothing dirtied: a working set of one page, not the image. */
+	c.pages[0] = c.pages[1] = 0;
+	EXPECT_TRUE(NEAR(est_dirty(&c, 10000, 50), 0));
+	EXPECT_TRUE(NEAR(est_working_set(&c, 10000), 1));
+}
+
+TEST(curve_bend)
+{
+	/* Points of W (1 - exp(-t / tau)), W = 1000, tau = 2, at 1 and 2 s. */
+	double w = 1000, tau = 2;
+	struct est_curve c = { .n = 3, .t = { 0.5, 1, 2 },
+			       .pages = { 10, w * (1 - exp(-1 / tau)), w * (1 - exp(-2 / tau)) } };
+	double p1 = c.pages[1], p2 = c.pages[2], area;
+
+	EXPECT_TRUE(CLOSE(est_dirty(&c, 100000, 5), w * (1 - exp(-5 / tau))));
+	EXPECT_TRUE(CLOSE(est_dirty(&c, 100000, 1e4), w));
+	EXPECT_TRUE(CLOSE(est_working_set(&c, 100000), w));
+	EXPECT_TRUE(NEAR(est_working_set(&c, 700), 700));
+	EXPECT_TRUE(NEAR(est_dirty(&c, 700, 30), 700));
+	/* The mean over [0, 5]: the three straight pieces, then the integral of the tail. */
+	area = 0.5 * 10 / 2 + 0.5 * (10 + p1) / 2 + (p1 + p2) / 2 +
+	       w * (3 + tau * (exp(-5 / tau) - exp(-2 / tau)));
+	EXPECT_TRUE(fabs(est_dirty_mean(&c, 100000, 5) - area / 5) < 1e-6);
+}
+
+TEST(lmig_rounds)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	/*
+	 * Round 0: 10 s.  Harvest: 100 pages, predicted 1 s + 3 ms: over.
+	 * Round 1: 1 s.  Harvest: 10 pages, 0.1 s + 3 ms: within.  One more
+	 * live round of 0.1 s, then the final: 1 page, 10 ms.
+	 */
+	est_run(&in, 1, &r);
+	EXPECT_TRUE(r.converged);
+	EXPECT_EQ(EST_OK, r.fail);
+	EXPECT_EQ(4, r.rounds);
+	EXPECT_TRUE(NEAR(r.total_s, 10 + 1 + 0.1 + 0.01));
+	EXPECT_TRUE(NEAR(r.downtime_s, 0.01));
+	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.1 + EST_LMIG_SWITCH_S));
+	EXPECT_TRUE(NEAR(r.wire_bytes, (1000 + 100 + 10 + 1) * 1000.0));
+	EXPECT_TRUE(NEAR(r.share, 1));
+
+	/* Harvests of 20 ms and switch-over costs of 5 ms, and setup, all count. */
+	in.harvest_s = 0.02;
+	in.switch_s = 0.005;
+	in.setup_s = 0.25;
+	est_run(&in, 1, &r);
+	EXPECT_EQ(4, r.rounds);
+	/* Round 1 covers 1 s + 20 ms: 10.2 pages; the last live round 0.102 s + 20 ms. */
+	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.102 + 0.02 + EST_LMIG_SWITCH_S));
+	EXPECT_TRUE(NEAR(r.downtime_s, 0.02 + 0.0122 + 0.005));
+	EXPECT_TRUE(NEAR(r.total_s, 0.25 + 10 + (1 + 0.02) + (0.02 + 0.102) + 0.0372));
+
+	/*
+	 * Live harvests of 50 ms (the paused one still 20 ms): round 1 covers
+	 * 1.05 s, 10.5 pages; the last live round 0.105 s + 50 ms.
+	 */
+	in.harvest_live_s = 0.05;
+	est_run(&in, 1, &r);
+	EXPECT_EQ(4, r.rounds);
+	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.105 + 0.02 + EST_LMIG_SWITCH_S));
+	EXPECT_TRUE(NEAR(r.downtime_s, 0.02 + 0.0155 + 0.005));
+	EXPECT_TRUE(NEAR(r.total_s, 0.25 + 10 + (1 + 0.05) + (0.05 + 0.105) + 0.0405));
+	in.harvest_live_s = 0;
+
+	/*
+	 * A burst of 2000 bytes after each harvest: round 1 (100 pages) lasts
+	 * 0.98 s, the last live round (10 pages) 0.08 s, the final page goes
+	 * at once.  The prediction does not count the burst, as precopy.c.
+	 */
+	in.burst = 2000;
+	est_run(&in, 1, &r);
+	EXPECT_EQ(4, r.rounds);
+	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.1 + 0.02 + EST_LMIG_SWITCH_S));
+	EXPECT_TRUE(NEAR(r.downtime_s, 0.02 + 0 + 0.005));
+	EXPECT_TRUE(NEAR(r.total_s, 0.25 + 10 + (0.98 + 0.02) + (0.02 + 0.08) + 0.025));
+}
+
+TEST(lmig_budget)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	/* 103 ms predicted after round 1: a budget of 104 takes it, 102 not. */
+	in.downtime_ms = 104;
+	est_run(&in, 1, &r);
+	EXPECT_EQ(4, r.rounds);
+	in.downtime_ms = 102;
+	est_run(&in, 1, &r);
+	/* Round 2 (0.1 s): 1 page, 13 ms; one more live round (10 ms), final 0.1 page. */
+	EXPECT_TRUE(r.converged);
+	EXPECT_EQ(5, r.rounds);
+	EXPECT_TRUE(NEAR(r.downtime_s, 0.001));
+	EXPECT_TRUE(NEAR(r.total_s, 10 + 1 + 0.1 + 0.01 + 0.001));
+	/* A budget above round 0's harvest: the one live round follows round 0. */
+	in.downtime_ms = 1004;
+	est_run(&in, 1, &r);
+	EXPECT_EQ(3, r.rounds);
+	EXPECT_TRUE(NEAR(r.downtime_s, 0.1));
+}
+
+TEST(lmig_zero_pages)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	in.zero_pages = 500;
+	in.zero_wire = 10;
+	est_run(&in, 1, &r);
+	/* Round 0: 500 pages and 500 x 10 bytes, 5.05 s; then 50.5 pages (0.505 s), 5.05. */
+	EXPECT_EQ(4, r.rounds);
+	EXPECT_TRUE(NEAR(r.total_s, 5.05 + 0.505 + 0.0505 + 0.00505));
+	EXPECT_TRUE(NEAR(r.wire_bytes, 500 * 1000.0 + 5000 + (50.5 + 5.05 + 0.505) * 1000));
+}
+
+TEST(lmig_content_compare)
+{
+	struct est_input in = base();
+	struct est_run r;
+	double d1, d2, d3, f;
+
+	in.content_compare = true;
+	est_run(&in, 1, &r);
+	/* After round 0 (all 1000 pages, f = 1): the mean over 10 s, 50 pages. */
+	d1 = 50;
+	/* Round 1 sent 50 of 1000 pages over 0.5 s: 5 pages, 2.5 for the rewritten. */
+	f = d1 / 1000;
+	d2 = (1 - f) * 5 + f * 2.5;
+	f = d2 / 1000;
+	/* The last live round lasts d2 / 100 s: d2 / 10 pages, d2 / 20 for the rewritten. */
+	d3 = (1 - f) * d2 / 10 + f * d2 / 20;
+	EXPECT_TRUE(r.converged);
+	EXPECT_EQ(4, r.rounds);
+	EXPECT_TRUE(NEAR(r.predicted_downtime_s, d2 / 100 + EST_LMIG_SWITCH_S));
+	EXPECT_TRUE(NEAR(r.downtime_s, d3 / 100));
+	EXPECT_TRUE(NEAR(r.total_s, 10 + d1 / 100 + d2 / 100 + d3 / 100));
+
+	/*
+	 * A working set of 100 pages (flat curve): round 0 sent all of it and
+	 * more (f is 1, not 10): the mean over 10 s, (50 + 900) / 10 pages.
+	 */
+	in.curve.pages[0] = 100;
+	in.curve.pages[1] = 100;
+	in.downtime_ms = 2000;
+	est_run(&in, 1, &r);
+	EXPECT_EQ(3, r.rounds);
+	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.95 + EST_LMIG_SWITCH_S));
+}
+
+TEST(lmig_max_rounds)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	/* 150 pages/s over a link of 100: every round is longer than the one before. */
+	in.curve.pages[0] = 150;
+	in.curve.pages[1] = 300;
+	est_run(&in, 1, &r);
+	EXPECT_FALSE(r.converged);
+	EXPECT_EQ(EST_FAIL_ROUNDS, r.fail);
+	EXPECT_EQ(30, r.rounds);
+	in.max_rounds = 3;
+	est_run(&in, 1, &r);
+	EXPECT_EQ(EST_FAIL_ROUNDS, r.fail);
+	EXPECT_EQ(3, r.rounds);
+	/* Round 0 10 s, round 1 (1000 pages, all of it) 10 s, round 2 10 s. */
+	EXPECT_TRUE(NEAR(r.total_s, 30));
+}
+
+TEST(lmig_harvest_cost)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	/*
+	 * A harvest of 290 ms: every round lasts at least that, 2.9 pages,
+	 * 29 ms: never within 300 ms, but the harvest alone is not over it.
+	 */
+	in.harvest_s = 0.29;
+	est_run(&in, 1, &r);
+	EXPECT_FALSE(r.converged);
+	EXPECT_EQ(EST_FAIL_ROUNDS, r.fail);
+	EXPECT_EQ(30, r.rounds);
+	/* 300 ms at 1 page/s: given up once round 6 found under a tenth of the budget. */
+	in.harvest_s = 0.3;
+	in.max_rounds = 100;
+	in.curve.pages[0] = 1;
+	in.curve.pages[1] = 2;
+	est_run(&in, 1, &r);
+	EXPECT_EQ(EST_FAIL_HARVEST, r.fail);
+	EXPECT_EQ(6, r.rounds);
+	/* 300 ms at 10 pages/s: 3.3 pages, 36 ms a round, over a tenth: not given up. */
+	in.curve.pages[0] = 10;
+	in.curve.pages[1] = 20;
+	est_run(&in, 1, &r);
+	EXPECT_EQ(EST_FAIL_ROUNDS, r.fail);
+	EXPECT_EQ(100, r.rounds);
+	/* With a budget above the harvest it converges. */
+	in.downtime_ms = 400;
+	est_run(&in, 1, &r);
+	EXPECT_TRUE(r.converged);
+}
+
+TEST(lmig_throttle_from)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	/* Round 0 lasts 10 s >= TPOL_LONG_LOOK_S: round 1 is throttled (half: 5 pages). */
+	est_run(&in, 0.5, &r);
+	EXPECT_EQ(4, r.rounds);
+	EXPECT_TRUE(NEAR(r.share, 0.5));
+	EXPECT_TRUE(NEAR(r.total_s, 10 + 1 + 0.05 + 0.0025));
+	/*
+	 * Round 0 of 2.5 s (25 pages, 253 ms > 100): round 1 runs at full
+	 * speed (0.25 s, 2.5 pages, within), the last live round at half.
+	 */
+	in.npages = 250;
+	in.downtime_ms = 100;
+	est_run(&in, 0.5, &r);
+	EXPECT_EQ(4, r.rounds);
+	EXPECT_TRUE(NEAR(r.total_s, 2.5 + 0.25 + 0.025 + 0.00125));
+	EXPECT_TRUE(2.5 < TPOL_LONG_LOOK_S && 10 >= TPOL_LONG_LOOK_S);
+}
+
+TEST(qemu_steps)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	in.kind = EST_QEMU;
+	est_run(&in, 1, &r);
+	/*
+	 * 10 pages a 0.1 s step; limit 300 ms = 30 pages.  After 98 steps
+	 * (9.8 s) 20 pages are left: sync, 98 new of which 2 % still in the
+	 * map, 116.04 pages.  9 steps later 26.04 left: sync, 9 x (1 -
+	 * 0.02604) new, 34.8056 pages.  One step: 24.8056; sync, 1 x (1 -
+	 * 0.0248056) new: 25.7808 pages < 30: stop, sent in 0.257808 s.
+	 */
+	{
+		double a = 20 + 98 * (1 - 0.02);
+		double b = (a - 90) + 9 * (1 - (a - 90) / 1000);
+		double c = (b - 10) + 1 * (1 - (b - 10) / 1000);
+
+		EXPECT_TRUE(r.converged);
+		EXPECT_EQ(5, r.rounds);
+		EXPECT_TRUE(CLOSE(r.downtime_s, c / 100));
+		EXPECT_TRUE(CLOSE(r.predicted_downtime_s, c / 100));
+		EXPECT_TRUE(CLOSE(r.total_s, 9.8 + 0.9 + 0.1 + c / 100));
+		EXPECT_TRUE(CLOSE(r.wire_bytes, (1000 + (a - 20) + (b - (a - 90)) +
+						 (c - (b - 10))) * 1000));
+	}
+	/*
+	 * Syncs of 50 ms: the time since the last one starts at 50 ms, and
+	 * each adds to the total.
+	 */
+	in.harvest_s = 0.05;
+	est_run(&in, 1, &r);
+	{
+		double a = 20 + 98 * (1 - 0.02);
+		double b = (a - 90) + 9.5 * (1 - (a - 90) / 1000);
+		double c = (b - 10) + 1.5 * (1 - (b - 10) / 1000);
+
+		EXPECT_TRUE(r.converged);
+		EXPECT_EQ(5, r.rounds);
+		EXPECT_TRUE(CLOSE(r.downtime_s, c / 100));
+		EXPECT_TRUE(CLOSE(r.total_s, 9.8 + 0.05 + 0.9 + 0.05 + 0.1 + 0.05 + c / 100));
+		/* The stopped guest's last pass at the link's own rate, 4 x max-bandwidth. */
+		in.final_bps = 4 * in.link_bps;
+		est_run(&in, 1, &r);
+		EXPECT_TRUE(CLOSE(r.downtime_s, c / 400));
+		EXPECT_TRUE(CLOSE(r.predicted_downtime_s, c / 100));
+		in.final_bps = 0;
+	}
+	/* Half the CPU from the second sync on (round 0 was 10 s long). */
+	in.harvest_s = 0;
+	est_run(&in, 0.5, &r);
+	{
+		double a = 20 + 98 * (1 - 0.02);
+		double b = (a - 90) + 4.5 * (1 - (a - 90) / 1000);
+		double c = (b - 10) + 0.5 * (1 - (b - 10) / 1000);
+
+		EXPECT_TRUE(r.converged);
+		EXPECT_EQ(5, r.rounds);
+		EXPECT_TRUE(CLOSE(r.downtime_s, c / 100));
+	}
+	/* Zero pages: small records, but sent. */
+	in.zero_pages = 1000;
+	in.zero_wire = 9;
+	est_run(&in, 1, &r);
+	EXPECT_TRUE(r.converged);
+	EXPECT_EQ(3, r.rounds);
+	EXPECT_TRUE(CLOSE(r.wire_bytes, 9000));
+}
+
+TEST(qemu_never)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	in.kind = EST_QEMU;
+	in.curve.pages[0] = 150;
+	in.curve.pages[1] = 300;
+	in.npages = 10000;
+	est_run(&in, 1, &r);
+	EXPECT_FALSE(r.converged);
+	EXPECT_EQ(EST_FAIL_ROUNDS, r.fail);
+	EXPECT_EQ(EST_QEMU_SYNCS_MAX + 1, r.rounds);
+}
+
+TEST(predict_converges)
+{
+	struct est_input in = base();
+	struct est_result res;
+
+	est_predict(&in, &res);
+	EXPECT_EQ(EST_CONVERGES, res.verdict);
+	EXPECT_TRUE(res.as_is.converged);
+	EXPECT_TRUE(NEAR(res.share, 1));
+	EXPECT_TRUE(NEAR(res.share_needed, 1));
+	EXPECT_TRUE(NEAR(res.floor, 0.1));
+	EXPECT_TRUE(NEAR(res.dirty_pps, 10));
+	EXPECT_TRUE(NEAR(res.link_pps, 100));
+	EXPECT_TRUE(NEAR(res.working_set, 1000));
+}
+
+TEST(predict_throttle)
+{
+	struct est_input in = base();
+	struct est_result res;
+
+	/* 150 pages/s, 1000 in 10 s (the whole image): aim 1/3 x 100 / 100. */
+	in.curve.pages[0] = 150;
+	in.curve.pages[1] = 300;
+	est_predict(&in, &res);
+	EXPECT_EQ(EST_THROTTLE, res.verdict);
+	EXPECT_FALSE(res.as_is.converged);
+	EXPECT_TRUE(NEAR(res.dirty_pps, 100));
+	EXPECT_TRUE(NEAR(res.share, TPOL_DIRTY_TARGET));
+	EXPECT_TRUE(res.share_needed > res.share);
+	EXPECT_TRUE(res.throttled.converged);
+	EXPECT_TRUE(NEAR(res.throttled.share, TPOL_DIRTY_TARGET));
+	/* Round 1: 1000 pages (10 s) at 50 pages/s: 500; round 2 5 s: 250 ... */
+	EXPECT_TRUE(res.throttled.rounds > 4);
+}
+
+TEST(predict_share_needed)
+{
+	struct est_input in = base();
+	struct est_result res;
+	struct est_run r;
+
+	/* 400 pages/s: the aim (1/3 x 100 / 100) is looser than what converges. */
+	in.curve.pages[0] = 400;
+	in.curve.pages[1] = 800;
+	est_predict(&in, &res);
+	EXPECT_EQ(EST_THROTTLE, res.verdict);
+	EXPECT_TRUE(res.share_needed < TPOL_DIRTY_TARGET);
+	EXPECT_TRUE(NEAR(res.share, res.share_needed));
+	EXPECT_TRUE(res.throttled.converged);
+	/* Just above the share found, it does not converge. */
+	est_run(&in, res.share_needed + 1e-6, &r);
+	EXPECT_FALSE(r.converged);
+	EXPECT_TRUE(res.share_needed >= res.floor);
+}
+
+TEST(predict_floor)
+{
+	struct est_input in = base();
+	struct est_result res;
+
+	/*
+	 * 900 zero pages: round 0 lasts 1 s and finds the whole image dirty,
+	 * 1000 pages/s: the aim, 1/3 x 100 / 1000, is below what --throttle-max
+	 * 95 leaves (0.05), which converges: the floor.
+	 */
+	in.zero_pages = 900;
+	in.curve.pages[0] = 1000;
+	in.curve.pages[1] = 2000;
+	in.throttle_max_pct = 95;
+	est_predict(&in, &res);
+	EXPECT_TRUE(NEAR(res.dirty_pps, 1000));
+	EXPECT_EQ(EST_THROTTLE, res.verdict);
+	EXPECT_TRUE(NEAR(res.floor, 0.05));
+	EXPECT_TRUE(NEAR(res.share, 0.05));
+	EXPECT_TRUE(res.throttled.converged);
+}
+
+TEST(predict_never)
+{
+	struct est_input in = base();
+	struct est_result res;
+
+	/* 2000 pages/s: a tenth is still twice the link. */
+	in.curve.pages[0] = 2000;
+	in.curve.pages[1] = 4000;
+	in.npages = 1000000;
+	est_predict(&in, &res);
+	EXPECT_EQ(EST_NEVER, res.verdict);
+	EXPECT_TRUE(NEAR(res.share_needed, 0));
+	EXPECT_FALSE(res.throttled.converged);
+	/* Allowed to take 99 %: converges. */
+	in.throttle_max_pct = 99;
+	est_predict(&in, &res);
+	EXPECT_EQ(EST_THROTTLE, res.verdict);
+	EXPECT_TRUE(NEAR(res.floor, 0.01));
+	/* A writer of 0.2 CPUs is never held below 0.01 CPUs: 5 % of it, 100 pages/s. */
+	in.cpu_used = 0.2;
+	est_predict(&in, &res);
+	EXPECT_TRUE(NEAR(res.floor, 0.05));
+	EXPECT_EQ(EST_NEVER, res.verdict);
+	EXPECT_FALSE(res.idle_writer);
+	/* Runnable EST_BUSY_MIN of the time: still counts as busy. */
+	in.cpu_used = 0.05;
+	in.cpu_busy = EST_BUSY_MIN;
+	est_predict(&in, &res);
+	EXPECT_FALSE(res.idle_writer);
+	EXPECT_TRUE(NEAR(res.floor, 0.2));
+	/* Below: it sleeps between writes, no limit slows it. */
+	in.cpu_busy = 0.899;
+	in.curve.pages[0] = 150;
+	in.curve.pages[1] = 300;
+	est_predict(&in, &res);
+	EXPECT_TRUE(res.idle_writer);
+	EXPECT_TRUE(NEAR(res.floor, 1));
+	EXPECT_EQ(EST_NEVER, res.verdict);
+	in.curve.pages[0] = 2000;
+	in.curve.pages[1] = 4000;
+	/* Of 1 CPU, 1 %: the same as --throttle-max 99 leaves. */
+	in.cpu_used = 1;
+	in.cpu_busy = 1;
+	est_predict(&in, &res);
+	EXPECT_TRUE(NEAR(res.floor, 0.01));
+	EXPECT_EQ(EST_THROTTLE, res.verdict);
+	/* Not known (0): only --throttle-max's floor. */
+	in.cpu_used = 0;
+	in.cpu_busy = 0;
+	est_predict(&in, &res);
+	EXPECT_TRUE(NEAR(res.floor, 0.01));
+	EXPECT_FALSE(res.idle_writer);
+}
+
+TEST(predict_no_throttle)
+{
+	struct est_input in = base();
+	struct est_result res;
+
+	in.curve.pages[0] = 150;
+	in.curve.pages[1] = 300;
+	in.throttle_max_pct = 0;
+	est_predict(&in, &res);
+	EXPECT_EQ(EST_NEVER, res.verdict);
+	EXPECT_TRUE(NEAR(res.floor, 1));
+}
+
+TEST(predict_no_link)
+{
+	struct est_input in = base();
+	struct est_result res;
+
+	in.link_bps = 0;
+	est_predict(&in, &res);
+	EXPECT_EQ(EST_NEVER, res.verdict);
+	EXPECT_EQ(EST_FAIL_LINK, res.as_is.fail);
+	in = base();
+	in.zero_pages = 2000;
+	est_predict(&in, &res);
+	EXPECT_EQ(EST_FAIL_LINK, res.as_is.fail);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* lmig estimate's prediction (estimate.h): a pre-copy played round by round. */
+#include <math.h>
+
+#include "live/estimate.h"
+#include "live/throttle_policy.h"
+
+/* How the curve goes on beyond its last point. */
+struct tail {
+	enum { TAIL_LINEAR, TAIL_EXP } kind;
+	double slope;		/* LINEAR: pages/s */
+	double w, tau;		/* EXP: W (1 - exp(-t / tau)) */
+};
+
+/*
+ * Through the last two points (the origin and the only one, if one): a
+ * bend gives the exponential that passes through both; none, the line.
+ * A curve that does not grow any more from the one point to the next
+ * stays flat (the exponential's tau tends to 0).
+ */
+static struct tail fit(const struct est_curve *c)
+{
+	struct tail tl = { TAIL_LINEAR, 0, 0, 0 };
+	double a, b, pa, pb, q, lo, hi;
+
+	if (c->n == 0)
+		return tl;
+	a = c->n > 1 ? c->t[c->n - 2] : 0;
+	pa = c->n > 1 ? c->pages[c->n - 2] : 0;
+	b = c->t[c->n - 1];
+	pb = c->pages[c->n - 1];
+	if (b <= a)
+		return tl;
+	tl.slope = (pb - pa) / (b - a);
+	/* Without a first point: a line.  Flat or falling: the fit below stays at pb. */
+	if (a <= 0 || pa <= 0)
+		return tl;
+	q = pb / pa;
+	/* No bend (within 1 %): a line. */
+	if (q >= 0.99 * b / a)
+		return tl;
+	/* (1 - e^(-b/tau)) / (1 - e^(-a/tau)) falls from b/a (tau -> inf) to 1 (tau -> 0). */
+	lo = 1e-3 * a;
+	hi = 1e6 * b;
+	for (int i = 0; i < 200; i++) {
+		double tau = sqrt(lo * hi);
+		double g = (1 - exp(-b / tau)) / (1 - exp(-a / tau));
+
+		if (g > q)
+			hi = tau;
+		else
+			lo = tau;
+	}
+	tl.kind = TAIL_EXP;
+	tl.tau = sqrt(lo * hi);
+	tl.w = pb / (1 - exp(-b / tl.tau));
+	return tl;
+}
+
+static double tail_at(const struct est_curve *c, const struct tail *tl, double t)
+{
+	double b = c->t[c->n - 1], pb = c->pages[c->n - 1];
+
+	if (tl->kind == TAIL_EXP)
+		return tl->w * (1 - exp(-t / tl->tau));
+	return pb + tl->slope * (t - b);
+}
+
+double est_dirty(const struct est_curve *c, uint64_t npages, double t)
+{
+	double d;
+	unsigned int i;
+
+	if (c->n == 0 || t <= 0)
+		return 0;
+	if (t <= c->t[0]) {
+		d = c->pages[0] * t / c->t[0];
+	} else {
+		for (i = 1; i < c->n && t > c->t[i]; i++)
+			;
+		if (i < c->n) {
+			d = c->pages[i - 1] + (c->pages[i] - c->pages[i - 1]) * (t - c->t[i - 1]) /
+			    (c->t[i] - c->t[i - 1]);
+		} else {
+			struct tail tl = fit(c);
+
+			d = tail_at(c, &tl, t);
+		}
+	}
+	return d < (double)npages ? d : (double)npages;
+}
+
+/* Simpson's rule over [a, b], where the curve has no corner but its cap. */
+static double simpson(const struct est_curve *c, uint64_t npages, double a, double b)
+{
+	enum { STEPS = 64 };	/* even */
+	double h = (b - a) / STEPS;
+	double sum = est_dirty(c, npages, a) + est_dirty(c, npages, b);
+
+	for (int i = 1; i < STEPS; i++)
+		sum += (i % 2 ? 4 : 2) * est_dirty(c, npages, a + i * h);
+	return sum * h / 3;
+}
+
+double est_dirty_mean(const struct est_curve *c, uint64_t npages, double t)
+{
+	double area = 0, a = 0;
+
+	if (c->n == 0 || t <= 0)
+		return 0;
+	/* Piece by piece between the points, so no corner falls inside a piece. */
+	for (unsigned int i = 0; i < c->n && c->t[i] < t; i++) {
+		area += simpson(c, npages, a, c->t[i]);
+		a = c->t[i];
+	}
+	area += simpson(c, npages, a, t);
+	return area / t;
+}
+
+double est_working_set(const struct est_curve *c, uint64_t npages)
+{
+	struct tail tl = fit(c);
+	double w;
+
+	if (c->n == 0)
+		return npages;
+	if (tl.kind == TAIL_EXP)
+		w = tl.w;
+	else if (tl.slope <= 0)
+		w = c->pages[c->n - 1];
+	else
+		w = npages;
+	if (w < 1)
+		w = 1;
+	return w < (double)npages ? w : (double)npages;
+}
+
+/* What the tracker finds after an interval t of a round that sent `sent` pages. */
+struct play {
+	const struct est_input *in;
+	double share;			/* the writer's CPU share once throttled */
+	unsigned int throttle_from;	/* the first round the limit holds in */
+	double ws;			/* working set, pages */
+};
+
+/*
+ * Pages found dirty after round k lasted t (harvest to harvest), having
+ * sent `sent` pages.  A content-comparing tracker does not count a page of
+ * the round rewritten before its turn: those pages (the round's share of
+ * the working set) count with the curve's mean over the round.
+ */
+static double found(const struct play *p, unsigned int k, double sent, double t)
+{
+	const struct est_input *in = p->in;
+	double c = k >= p->throttle_from ? p->share : 1;
+	double d = est_dirty(&in->curve, in->npages, c * t), f;
+
+	if (!in->content_compare)
+		return d;
+	f = sent / p->ws;
+	if (f > 1)
+		f = 1;
+	return (1 - f) * d + f * est_dirty_mean(&in->curve, in->npages, c * t);
+}
+
+static double pages_s(const struct est_input *in, double pages)
+{
+	return pages * in->page_wire / in->link_bps;
+}
+
+/* A round after a harvest: its first burst bytes go at once. */
+static double round_s(const struct est_input *in, double pages)
+{
+	double b = pages * in->page_wire - in->burst;
+
+	return b > 0 ? b / in->link_bps : 0;
+}
+
+/*
+ * lmig send, as live/precopy.c's next_round() decides after each round.
+ * Long because: one loop that walks precopy.c's branches in its order.
+ */
+static void run_lmig(const struct play *p, struct est_run *r)
+{
+	const struct est_input *in = p->in;
+	double nz = (double)(in->npages - in->zero_pages);
+	double t0 = nz * in->page_wire / in->link_bps +
+		    in->zero_pages * in->zero_wire / in->link_bps;
+	double sent = nz, iv = t0, hs = in->harvest_s;
+	double hl = in->harvest_live_s > 0 ? in->harvest_live_s : hs;
+
+	r->total_s = in->setup_s + t0;
+	r->wire_bytes = nz * in->page_wire + in->zero_pages * in->zero_wire;
+	r->rounds = 1;
+	for (;;) {
+		double dirty = found(p, r->rounds - 1, sent, iv);
+		double pred = pages_s(in, dirty) + hs + EST_LMIG_SWITCH_S;
+
+		r->predicted_downtime_s = pred;
+		if (pred * 1000 <= in->downtime_ms) {
+			/* One more live round, then the final one with the workload paused. */
+			double t = round_s(in, dirty), last;
+
+			r->total_s += hl + t;
+			r->wire_bytes += dirty * in->page_wire;
+			last = found(p, r->rounds, dirty, t + hl);
+			r->downtime_s = hs + round_s(in, last) + in->switch_s;
+			r->total_s += r->downtime_s;
+			r->wire_bytes += last * in->page_wire;
+			r->rounds += 2;
+			r->converged = true;
+			return;
+		}
+		if (r->rounds >= 6 && (pred - hs) * 1000 < in->downtime_ms / 10.0 &&
+		    (hs + EST_LMIG_SWITCH_S) * 1000 > in->downtime_ms) {
+			r->fail = EST_FAIL_HARVEST;
+			return;
+		}
+		if (r->rounds >= in->max_rounds) {
+			r->fail = EST_FAIL_ROUNDS;
+			return;
+		}
+		iv = round_s(in, dirty) + hl;
+		r->total_s += iv;
+		r->wire_bytes += dirty * in->page_wire;
+		sent = dirty;
+		r->rounds++;
+	}
+}
+
+/*
+ * QEMU 7.2: migration_iteration_run() and ram_save_pending(), a step of
+ * EST_QEMU_STEP_S at a time; rounds counts the synchronisations of the
+ * dirty bitmap, as dirty-sync-count does.
+ */
+static void run_qemu(const struct play *p, struct est_run *r)
+{
+	const struct est_input *in = p->in;
+	double nz = (double)(in->npages - in->zero_pages);
+	double left = nz * in->page_wire + in->zero_pages * in->zero_wire;
+	double limit = in->link_bps * in->downtime_ms / 1000.0;
+	double since = 0, step = in->link_bps * EST_QEMU_STEP_S;
+	unsigned int syncs = 0;
+
+	r->wire_bytes = left;
+	r->total_s = in->setup_s;
+	r->rounds = 1;
+	while (syncs < EST_QEMU_SYNCS_MAX) {
+		if (left < limit) {
+			double inmap = left / in->page_wire;
+			double fresh = est_dirty(&in->curve, in->npages,
+						 (r->rounds > p->throttle_from ? p->share : 1) * since);
+
+			/* What is dirty again but still in the bitmap adds nothing. */
+			fresh *= inmap < p->ws ? 1 - inmap / p->ws : 0;
+			left += fresh * in->page_wire;
+			r->wire_bytes += fresh * in->page_wire;
+			r->total_s += in->harvest_s;
+			since = in->harvest_s;
+			syncs++;
+			r->rounds++;
+			r->predicted_downtime_s = left / in->link_bps;
+			if (left < limit) {
+				double fin = in->final_bps > 0 ? in->final_bps : in->link_bps;
+
+				r->downtime_s = left / fin + in->switch_s;
+				r->total_s += r->downtime_s;
+				r->rounds++;	/* the last synchronisation, the guest stopped */
+				r->converged = true;
+				return;
+			}
+		}
+		{
+			double send = left < step ? left : step;
+
+			left -= send;
+			r->total_s += send / in->link_bps;
+			since += send / in->link_bps;
+		}
+	}
+	r->fail = EST_FAIL_ROUNDS;
+}
+
+static void play(const struct est_input *in, double share, double ws, struct est_run *r)
+{
+	double t0 = in->link_bps > 0 ? (in->npages - in->zero_pages) * in->page_wire /
+				      in->link_bps : 0;
+	struct play p = { .in = in, .share = share, .ws = ws,
+			  .throttle_from = t0 >= TPOL_LONG_LOOK_S ? 1 : 2 };
+
+	*r = (struct est_run){ .fail = EST_OK, .share = share };
+	if (in->link_bps <= 0 || in->page_wire <= 0 || in->npages == 0 ||
+	    in->zero_pages > in->npages) {
+		r->fail = EST_FAIL_LINK;
+		return;
+	}
+	if (in->kind == EST_QEMU)
+		run_qemu(&p, r);
+	else
+		run_lmig(&p, r);
+}
+
+void est_run(const struct est_input *in, double share, struct est_run *r)
+{
+	play(in, share, est_working_set(&in->curve, in->npages), r);
+}
+
+void est_predict(const struct est_input *in, struct est_result *res)
+{
+	double ws = est_working_set(&in->curve, in->npages);
+	double nz = in->npages > in->zero_pages ? (double)(in->npages - in->zero_pages) : 0;
+	double t0 = in->link_bps > 0 ? nz * in->page_wire / in->link_bps : 0;
+	double lo, hi, aim;
+	struct est_run r;
+
+	*res = (struct est_result){ .verdict = EST_CONVERGES, .share = 1, .share_needed = 1,
+				    .working_set = ws };
+	res->floor = in->throttle_max_pct ? (100 - in->throttle_max_pct) / 100.0 : 1;
+	if (res->floor < TPOL_CPUS_MIN)
+		res->floor = TPOL_CPUS_MIN;
+	/* A limit is never below TPOL_CPUS_MIN CPUs: a writer that uses little keeps more. */
+	if (in->cpu_used > 0 && TPOL_CPUS_MIN / in->cpu_used > res->floor)
+		res->floor = TPOL_CPUS_MIN / in->cpu_used < 1 ? TPOL_CPUS_MIN / in->cpu_used : 1;
+	res->idle_writer = in->cpu_busy > 0 && in->cpu_busy < EST_BUSY_MIN;
+	if (res->idle_writer)
+		res->floor = 1;
+	res->link_pps = in->page_wire > 0 ? in->link_bps / in->page_wire : 0;
+	res->dirty_pps = t0 > 0 ? est_dirty(&in->curve, in->npages, t0) / t0 : 0;
+	play(in, 1, ws, &res->as_is);
+	if (res->as_is.converged)
+		return;
+	res->verdict = EST_NEVER;
+	res->share_needed = 0;
+	/* Without --throttle the floor is 1: as it is. */
+	if (res->as_is.fail == EST_FAIL_LINK)
+		return;
+	play(in, res->floor, ws, &r);
+	if (!r.converged)
+		return;
+	/* The largest share that still converges. */
+	lo = res->floor;
+	hi = 1;
+	for (int i = 0; i < EST_SHARE_STEPS; i++) {
+		play(in, (lo + hi) / 2, ws, &r);
+		if (r.converged)
+			lo = (lo + hi) / 2;
+		else
+			hi = (lo + hi) / 2;
+	}
+	res->share_needed = lo;
+	/*
+	 * What --throttle auto aims at: TPOL_DIRTY_TARGET of the link, from
+	 * the dirty rate it measured over round 0; tightened further at later
+	 * harvests when that does not converge, so never above what is needed.
+	 */
+	aim = res->dirty_pps > 0 ? TPOL_DIRTY_TARGET * res->link_pps / res->dirty_pps : 1;
+	if (aim > lo)
+		aim = lo;
+	if (aim < res->floor)
+		aim = res->floor;
+	res->share = aim;
+	res->verdict = EST_THROTTLE;
+	play(in, aim, ws, &res->throttled);
+}

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * lmig estimate: the prediction, without the observation.  Given how many
+ * distinct pages a workload dirties over intervals of several lengths,
+ * the image, the link and the downtime budget, play a pre-copy round by
+ * round the way `lmig send` (live/precopy.c) or QEMU 7.2's RAM migration
+ * runs it, and say how long it takes, in how many rounds, with what
+ * downtime, and whether it converges as it is, only with a CPU limit
+ * (live/throttle_policy.c's), or not at all.  Numbers in, numbers out:
+ * no I/O, no clock, no global (selftests/test_estimate.c).
+ *
+ * The dirty curve.  What a round resends is what was dirtied during the
+ * round before, counted in distinct pages: a page written twice counts
+ * once, so the amount grows more slowly than rate x time and saturates at
+ * the working set.  The curve is given as points (t, pages); between them
+ * it is linear (through the origin before the first); beyond the last it
+ * follows a saturating exponential W (1 - exp(-t / tau)) through the last
+ * two points (linear when they show no bend), never above the image.
+ *
+ * lmig send: round 0 sends every non-zero page (zero pages cost
+ * zero_wire each); at the end of each round a harvest (harvest_live_s)
+ * yields the pages dirtied since the previous one; the predicted downtime is
+ * those pages over the link plus a harvest plus EST_LMIG_SWITCH_S, as
+ * precopy.c predicts it.  Within the budget, one more live round sends
+ * them, then the workload is paused: the downtime is the final harvest,
+ * the pages dirtied during that last live round, and the switch-over
+ * costs.  A round after a harvest sends its first `burst` bytes at once
+ * (--bandwidth's token bucket refilled during the harvest).  Over
+ * --max-rounds: not converged.  With a tracker that compares
+ * content (scan), a page rewritten before its turn in a round goes out
+ * with its new content and is not dirty again: the round's pages count
+ * with the mean of the curve over the round instead of its end value.
+ *
+ * QEMU: round 0 sends every page, zero pages as small records; every
+ * EST_QEMU_STEP_S the remaining dirty bytes are compared with link x
+ * downtime-limit; below it, the dirty bitmap is synchronised (adding what
+ * was dirtied since the previous synchronisation) and compared again:
+ * still below, QEMU stops the guest, synchronises once more and sends
+ * the rest as fast as the link goes (final_bps: max-bandwidth does not
+ * hold the stopped guest's last pass).  Rounds count the synchronisations,
+ * the first (at set-up) and the last too, as query-migrate's
+ * dirty-sync-count.  No round cap: EST_QEMU_SYNCS_MAX synchronisations
+ * without converging count as never.
+ *
+ * A CPU limit that leaves the writer a share c of its CPU is modelled as
+ * its clock slowed to c: the curve becomes D(c t), from the round at
+ * which --throttle auto would start it (after two harvests that did not
+ * converge, or one after a round 0 of TPOL_LONG_LOOK_S or more), never
+ * below what --throttle-max leaves it nor below TPOL_CPUS_MIN CPUs.  That
+ * holds for a writer whose pace is its CPU (a busy vCPU); one that sleeps
+ * between writes keeps its pace under a limit (throttle_policy.h lifts
+ * such a limit as useless): below EST_BUSY_MIN, no limit is counted on.
+ */
+#ifndef LMIG_ESTIMATE_H
+#define LMIG_ESTIMATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define EST_POINTS_MAX		16
+/* precopy.c's SWITCH_OVERHEAD_S: the part of its prediction besides harvest and pages. */
+#define EST_LMIG_SWITCH_S	0.003
+/* QEMU's migration thread looks at what remains this often (BUFFER_DELAY). */
+#define EST_QEMU_STEP_S		0.1
+#define EST_QEMU_SYNCS_MAX	1000
+/*
+ * A writer whose busiest thread ran or waited to run less than this share
+ * of the time while watched sleeps between its writes: when limited it
+ * catches up in bursts, and its pace does not follow its CPU share
+ * (throttle_policy.c lifts such a limit as useless).  A busy writer
+ * starved by other work waits to run instead: it counts as busy.
+ */
+#define EST_BUSY_MIN		0.9
+/* Bisection steps for the CPU share that converges. */
+#define EST_SHARE_STEPS		30
+
+enum est_kind {
+	EST_LMIG,		/* lmig send --pid */
+	EST_QEMU,		/* QEMU's own pre-copy (also through lmig pipe/proxy) */
+};
+
+struct est_curve {
+	unsigned int n;
+	double t[EST_POINTS_MAX];	/* interval lengths, s, increasing */
+	double pages[EST_POINTS_MAX];	/* distinct pages dirtied within one such interval */
+};
+
+struct est_input {
+	enum est_kind kind;
+	uint64_t npages;		/* pages in the image */
+	uint64_t zero_pages;		/* of them zero (0 when not known) */
+	struct est_curve curve;
+	double link_bps;		/* wire bytes per second */
+	double final_bps;		/* QEMU: the rate of the last pass, once stopped
+					 * (max-bandwidth does not hold it); 0: link_bps */
+	double page_wire;		/* wire bytes per non-zero page */
+	double zero_wire;		/* wire bytes per zero page */
+	double harvest_s;		/* one harvest (lmig) or bitmap sync (QEMU): the cheapest,
+					 * as precopy.c predicts the paused one */
+	double harvest_live_s;		/* lmig: a harvest while the workload runs (the mean
+					 * watched), between rounds; 0: harvest_s */
+	double setup_s;			/* before round 0 starts */
+	double switch_s;		/* switch-over costs besides harvest and pages */
+	double burst;			/* lmig: wire bytes a round after a harvest sends at once
+					 * (the --bandwidth token bucket filled meanwhile) */
+	bool content_compare;		/* the tracker drops pages sent with their new content */
+	unsigned int downtime_ms;
+	unsigned int max_rounds;	/* lmig's --max-rounds (EST_LMIG) */
+	unsigned int throttle_max_pct;	/* --throttle-max; 0: no throttle */
+	double cpu_used;		/* CPUs the writer used while watched; 0: not known */
+	double cpu_busy;		/* the share of the time its busiest thread ran or
+					 * waited to run; 0: not known */
+};
+
+enum est_verdict {
+	EST_CONVERGES,		/* as it is */
+	EST_THROTTLE,		/* only with a CPU limit: est_result.share */
+	EST_NEVER,		/* not even at the --throttle-max floor */
+};
+
+enum est_fail {
+	EST_OK,
+	EST_FAIL_ROUNDS,	/* lmig: --max-rounds; QEMU: EST_QEMU_SYNCS_MAX */
+	EST_FAIL_HARVEST,	/* the harvest alone is over the budget */
+	EST_FAIL_LINK,		/* no link rate, or nothing to send through */
+};
+
+/* One predicted migration. */
+struct est_run {
+	bool converged;
+	enum est_fail fail;
+	unsigned int rounds;		/* as lmig send and QEMU count them, the final one too */
+	double total_s;
+	double downtime_s;		/* predicted real downtime (converged) */
+	double predicted_downtime_s;	/* what lmig/QEMU predicted when it decided */
+	double wire_bytes;
+	double share;			/* the CPU share the writer kept (1: no limit) */
+};
+
+struct est_result {
+	enum est_verdict verdict;
+	struct est_run as_is;
+	struct est_run throttled;	/* EST_THROTTLE: at .share */
+	double share;			/* EST_THROTTLE: the share --throttle auto would leave */
+	double share_needed;		/* the largest share that converges (1: no limit needed) */
+	double floor;			/* the share --throttle-max (and TPOL_CPUS_MIN) leave */
+	double dirty_pps;		/* pages/s over an interval as long as round 0 */
+	double link_pps;		/* non-zero pages/s the link carries */
+	double working_set;		/* pages the curve saturates at (the image if it does not) */
+	bool idle_writer;		/* busy under EST_BUSY_MIN: no limit slows it */
+};
+
+/* Distinct pages dirtied within an interval of t seconds (the curve, read or extended). */
+double est_dirty(const struct est_curve *c, uint64_t npages, double t);
+/* The mean of est_dirty() over [0, t]. */
+double est_dirty_mean(const struct est_curve *c, uint64_t npages, double t);
+/* Pages the curve tends to (npages when it does not bend). */
+double est_working_set(const struct est_curve *c, uint64_t npages);
+/* One migration with the writer kept to share (1: no limit) from the throttle's start. */
+void est_run(const struct est_input *in, double share, struct est_run *r);
+/* The verdict: as it is, with a limit (which), or not at all. */
+void est_predict(const struct est_input *in, struct est_result *res);
+
+#endif
