@@ -272,7 +272,7 @@ def console_gap(src_clock, dst_clock, tick_ms):
     own time after the last: the gap is the pause plus the ticks'
     periods."""
     if not src_clock.ticks or not dst_clock.ticks:
-        return {}
+        return {"console_ticks_seen": [len(src_clock.ticks), len(dst_clock.ticks)]}
     ts, ns = src_clock.ticks[-1]
     td, nd = dst_clock.ticks[0]
     gap = (td - ts) * 1000
