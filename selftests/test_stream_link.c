@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * What `lmig pipe` holds back from a slow link, against a direct socket
- * over the same link, side by side.
+ * What `lmig pipe` and `lmig proxy` hold back from a slow link, against
+ * a direct socket over the same link, side by side.
  *
  * QEMU decides when to stop its guest for the switch-over from how fast
  * its own writes complete, and then waits, guest stopped, until the last
@@ -16,11 +16,13 @@
  * LINK_RATE bytes/s from sender to receiver with LINK_BUF bytes of
  * receive buffer at its entrance; replies pass unshaped.  Each round a
  * writer puts TOTAL bytes through it, once straight into a TCP socket
- * (as QEMU's own tcp: migration does) and once into the stdin pipe of
- * `lmig pipe send --channels 1`, whose `lmig pipe recv` writes them to a
- * pipe the reader reads (as QEMU's exec: migration does).  Rounds
- * alternate the order; the medians over ROUNDS are compared.  Every byte
- * is checked against the writer's, and both lmigs must exit 0.
+ * (as QEMU's own tcp: migration does) and once through lmig with one
+ * channel: into the stdin pipe of `lmig pipe send`, whose `lmig pipe
+ * recv` writes them to a pipe the reader reads (QEMU's exec: migration),
+ * or into a unix connection to `lmig proxy send`, whose `lmig proxy recv`
+ * connects to the reader (QEMU's unix: migration).  Rounds alternate the
+ * order; the medians over ROUNDS are compared.  Every byte is checked
+ * against the writer's, and both lmigs must exit 0.
  *
  * The direct socket hides what the kernel lets its send buffer grow to;
  * lmig's pipe, its block being read, what it framed and has not handed
@@ -28,7 +30,7 @@
  * more: the test fails if lmig's median lag exceeds LAG_RATIO times the
  * direct one (an lmig that read its whole stream window ahead, or let
  * its socket buffer what the kernel allows, lags about twice as long).
- * About 15 s on 2 CPUs.
+ * About 13 s a variant on 2 CPUs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +42,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,6 +159,7 @@ out:
 }
 
 struct reader {
+	int lfd;		/* if >= 0: accept fd from it first */
 	int fd;
 	double t_last;		/* when the last byte arrived */
 	uint64_t got;
@@ -170,6 +174,12 @@ static void *reader_main(void *arg)
 	ssize_t n;
 
 	r->same = true;
+	if (r->lfd >= 0) {
+		r->fd = sock_accept(r->lfd, 20);
+		close(r->lfd);
+		if (r->fd < 0)
+			return NULL;
+	}
 	while ((n = read(r->fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
 		for (ssize_t i = 0; i < n; i++, r->got++) {
 			if (r->got % 8 == 0)
@@ -201,7 +211,7 @@ static void result_of(struct result *res, const struct writer *w, const struct r
 static int run_direct(struct __test_metadata *_metadata, struct result *res)
 {
 	struct writer w = { 0 };
-	struct reader r = { 0 };
+	struct reader r = { .lfd = -1 };
 	pthread_t wt, rt;
 	struct link l;
 	int port, lfd = sock_listen(&port);
@@ -300,32 +310,81 @@ static int child_end(struct child *c, double timeout_s)
 	return code;
 }
 
-static int run_lmig(struct __test_metadata *_metadata, struct result *res)
+/* A unix socket path of this process's own. */
+static void unix_path(char *buf, size_t len)
+{
+	snprintf(buf, len, "/tmp/lmig-stream-link-%d.sock", (int)getpid());
+}
+
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Through lmig: `pipe send` from a pipe to `pipe recv` into a pipe, or
+ * `proxy send` from a unix connection (as QEMU's unix: migration) to
+ * `proxy recv` into a TCP connection to the reader.
+ */
+static int run_lmig(struct __test_metadata *_metadata, bool proxy, struct result *res)
 {
 	struct writer w = { 0 };
-	struct reader r = { 0 };
+	struct reader r = { .lfd = -1 };
 	struct child tx, rx;
 	pthread_t wt, rt;
 	struct link l;
-	char to[32], line[64];
-	int inp[2], outp[2], null, ready, port, tx_rc, rx_rc;
+	char to[32], dst[48], path[64], line[80];
+	int inp[2], outp[2], null, ready, port, rport, tx_rc, rx_rc;
 
-	ASSERT_EQ(0, pipe2(inp, O_CLOEXEC));
-	ASSERT_EQ(0, pipe2(outp, O_CLOEXEC));
-	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, null);
-	ASSERT_EQ(0, child_start(&rx, (const char *const[]){ "pipe", "recv", "--listen",
-				 "127.0.0.1:0", "--ready-fd", "3", NULL }, null, outp[1], &ready));
+	if (proxy) {
+		r.lfd = sock_listen(&rport);
+		ASSERT_LE(0, r.lfd);
+		snprintf(dst, sizeof(dst), "tcp:127.0.0.1:%d", rport);
+		ASSERT_EQ(0, child_start(&rx, (const char *const[]){ "proxy", "recv", "--listen",
+					 "127.0.0.1:0", "--to", dst, "--ready-fd", "3", NULL },
+					 dup(null), dup(null), &ready));
+	} else {
+		ASSERT_EQ(0, pipe2(outp, O_CLOEXEC));
+		r.fd = outp[0];
+		ASSERT_EQ(0, child_start(&rx, (const char *const[]){ "pipe", "recv", "--listen",
+					 "127.0.0.1:0", "--ready-fd", "3", NULL }, dup(null),
+					 outp[1], &ready));
+	}
 	ASSERT_EQ(0, ready_line(ready, line, sizeof(line), 10));
 	port = atoi(line);
 	ASSERT_LT(0, port);
 	ASSERT_EQ(0, link_start(&l, port));
 	snprintf(to, sizeof(to), "127.0.0.1:%d", l.f.port);
-	ASSERT_EQ(0, child_start(&tx, (const char *const[]){ "pipe", "send", "--to", to,
-				 "--channels", "1", "--compress", "none", NULL }, inp[0],
-				 open("/dev/null", O_WRONLY | O_CLOEXEC), NULL));
-	w.fd = inp[1];
-	r.fd = outp[0];
+	if (proxy) {
+		char lsn[80];
+
+		unix_path(path, sizeof(path));
+		snprintf(lsn, sizeof(lsn), "unix:%s", path);
+		ASSERT_EQ(0, child_start(&tx, (const char *const[]){ "proxy", "send", "--listen", lsn,
+					 "--to", to, "--streams", "1", "--channels", "1",
+					 "--compress", "none", "--ready-fd", "3", NULL },
+					 dup(null), dup(null), &ready));
+		ASSERT_EQ(0, ready_line(ready, line, sizeof(line), 10));
+		w.fd = unix_connect(path);
+		ASSERT_LE(0, w.fd);
+	} else {
+		ASSERT_EQ(0, pipe2(inp, O_CLOEXEC));
+		ASSERT_EQ(0, child_start(&tx, (const char *const[]){ "pipe", "send", "--to", to,
+					 "--channels", "1", "--compress", "none", NULL },
+					 inp[0], dup(null), NULL));
+		w.fd = inp[1];
+	}
+	close(null);
 	ASSERT_EQ(0, pthread_create(&rt, NULL, reader_main, &r));
 	ASSERT_EQ(0, pthread_create(&wt, NULL, writer_main, &w));
 	pthread_join(wt, NULL);
@@ -359,29 +418,53 @@ static double median_of(const struct result *r, size_t off)
 	return v[ROUNDS / 2];
 }
 
-TEST(lag_against_direct_socket)
+FIXTURE(link) {
+};
+
+FIXTURE_VARIANT(link) {
+	bool proxy;
+	const char *name;
+};
+
+FIXTURE_VARIANT_ADD(link, pipe) { .proxy = false, .name = "lmig pipe" };
+FIXTURE_VARIANT_ADD(link, proxy) { .proxy = true, .name = "lmig proxy" };
+
+FIXTURE_SETUP(link)
+{
+}
+
+FIXTURE_TEARDOWN(link)
+{
+	char path[64];
+
+	unix_path(path, sizeof(path));
+	unlink(path);
+}
+
+TEST_F(link, lag_against_direct_socket)
 {
 	struct result d[ROUNDS], m[ROUNDS];
+	const char *name = variant->name;
 	double ld, lm;
 
 	for (int i = 0; i < ROUNDS; i++) {
 		if (i % 2) {
-			ASSERT_EQ(0, run_lmig(_metadata, &m[i]));
+			ASSERT_EQ(0, run_lmig(_metadata, variant->proxy, &m[i]));
 			ASSERT_EQ(0, run_direct(_metadata, &d[i]));
 		} else {
 			ASSERT_EQ(0, run_direct(_metadata, &d[i]));
-			ASSERT_EQ(0, run_lmig(_metadata, &m[i]));
+			ASSERT_EQ(0, run_lmig(_metadata, variant->proxy, &m[i]));
 		}
-		TH_LOG("round %d: lag direct %.0f ms, lmig pipe %.0f ms; writer saw %.1f / %.1f MB/s, link gave %.1f / %.1f MB/s",
-		       i, d[i].lag * 1e3, m[i].lag * 1e3, d[i].seen / 1e6, m[i].seen / 1e6,
+		TH_LOG("round %d: lag direct %.0f ms, %s %.0f ms; writer saw %.1f / %.1f MB/s, link gave %.1f / %.1f MB/s",
+		       i, d[i].lag * 1e3, name, m[i].lag * 1e3, d[i].seen / 1e6, m[i].seen / 1e6,
 		       d[i].got / 1e6, m[i].got / 1e6);
 	}
 	ld = median_of(d, offsetof(struct result, lag));
 	lm = median_of(m, offsetof(struct result, lag));
-	TH_LOG("median lag: direct %.0f ms, lmig pipe %.0f ms (%.2fx); writer's rate over the link's: direct %.2f, lmig pipe %.2f",
-	       ld * 1e3, lm * 1e3, lm / ld, median_of(d, offsetof(struct result, seen)) /
-	       median_of(d, offsetof(struct result, got)), median_of(m, offsetof(struct result, seen)) /
-	       median_of(m, offsetof(struct result, got)));
+	TH_LOG("median lag: direct %.0f ms, %s %.0f ms (%.2fx); writer's rate over the link's: direct %.2f, %s %.2f",
+	       ld * 1e3, name, lm * 1e3, lm / ld, median_of(d, offsetof(struct result, seen)) /
+	       median_of(d, offsetof(struct result, got)), name,
+	       median_of(m, offsetof(struct result, seen)) / median_of(m, offsetof(struct result, got)));
 	/* The comparison means something only if the link, not the machine, set the pace. */
 	ASSERT_GT(ld, 0);
 	ASSERT_LE(lm, LAG_RATIO * ld);
