@@ -16,8 +16,8 @@ view: until the source wrote its last byte) and of the guest's pause
 first, bench/qemu.sh's QEMU_TICK), the median of the pause less the
 downtime (what crossing the rest of the way and starting the destination
 took after the source was done), and each cell's pause against native
-tcp on the same path and the lmig under test against its baseline: the
-ratio of the medians and
+tcp on the same path and the lmig under test against its baseline (its
+pause, and its pause less the downtime): the ratio of the medians and
 the two-sided p of a Mann-Whitney U test (normal approximation with the
 tie correction; "-" below 4 runs a side).  A p below 0.05 says the two
 differ by more than run-to-run spread; a larger one says this many runs
@@ -74,6 +74,11 @@ def fmt(x, digits=0):
     return "-" if x is None else "%.*f" % (digits, x)
 
 
+def spread(v):
+    """'median / p90' of v."""
+    return "%s / %s" % (fmt(pct(v, 0.5)), fmt(pct(v, 0.9))) if v else "-"
+
+
 def versus(a, b):
     """'ratio of medians (p)' of b against a."""
     if not a or not b:
@@ -104,9 +109,10 @@ def main():
             if w[8] != "-":
                 cells[key]["pause"].append(float(w[8]))
                 cells[key]["after"].append(float(w[8]) - float(w[5]))
-    print("| path | transport | build | n | downtime ms median | p90 | guest pause ms median | p90 "
-          "| pause - downtime ms median | pause vs native tcp | pause vs base |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---|---|")
+    print("| path | transport | build | n | downtime ms, median / p90 | guest pause ms, median / p90 "
+          "| pause - downtime ms, median / p90 | pause vs native tcp | pause vs base "
+          "| pause - downtime vs base |")
+    print("|---|---|---|---:|---:|---:|---:|---|---|---|")
     paths = ["loopback", "netns"]
     cases = list(TITLES)
     order.sort(key=lambda k: (paths.index(k[0]) if k[0] in paths else 9,
@@ -114,16 +120,16 @@ def main():
     for key in order:
         path, case, build = key
         c = cells[key]
-        native = cells.get((path, "tcp", "lmig"), {}).get("pause", [])
-        base = cells.get((path, case, "base"), {}).get("pause", [])
+        native = cells.get((path, "tcp", "lmig"), {})
+        base = cells.get((path, case, "base"), {})
+        theirs = build == "lmig" and case != "tcp"
         n = "%d" % len(c["down"]) + (" (%d failed)" % failed[key] if key in failed else "")
-        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             "1 Gbit/s link" if path == "netns" else "loopback", TITLES.get(case, case), build, n,
-            fmt(pct(c["down"], 0.5)), fmt(pct(c["down"], 0.9)),
-            fmt(pct(c["pause"], 0.5)), fmt(pct(c["pause"], 0.9)), fmt(pct(c["after"], 0.5)),
-            "-" if case == "tcp" else versus(native, c["pause"]),
-            versus(base, c["pause"]) if build == "lmig" and case != "tcp" else "-"))
-
+            spread(c["down"]), spread(c["pause"]), spread(c["after"]),
+            "-" if case == "tcp" else versus(native.get("pause", []), c["pause"]),
+            versus(base.get("pause", []), c["pause"]) if theirs else "-",
+            versus(base.get("after", []), c["after"]) if theirs else "-"))
 
 if __name__ == "__main__":
     main()
