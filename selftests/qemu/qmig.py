@@ -27,7 +27,8 @@ after a completed migration, what the guest's pause looked like on the
 host's clock, from the source's last tick line to the destination's first
 (console_gap_ms; guest_pause_ms: that gap less the guest's own tick
 periods between them, see console_gap(); guest_tick= in --guest-append
-sets the period).  With
+sets the period); and QEMU's bandwidth estimate while the migration was
+active, sampled with every query-migrate (mbps_active_median, _max).  With
 --kill-after S it SIGKILLs `lmig proxy send` (--kill-which proxy-recv: the
 receiving one) S seconds into the migration
 and reports whether the source noticed (status failed) and still runs
@@ -483,10 +484,13 @@ def run(a):
         qs.cmd("migrate", uri=src_uri)
         killed = False
         info = migrate_info(qs)
+        mbps = []
         while time.monotonic() - t0 < a.timeout:
             info = migrate_info(qs)
             if info["status"] in ("completed", "failed", "cancelled"):
                 break
+            if info["status"] == "active" and info["mbps"]:
+                mbps.append(info["mbps"])
             if a.kill_after and not killed and time.monotonic() - t0 >= a.kill_after:
                 p = procs.get(a.kill_which)
                 if p is None:
@@ -505,6 +509,12 @@ def run(a):
         if killed:
             res["noticed_s"] = round(time.monotonic() - t_kill, 3)
         res.update(info)
+        if mbps:
+            # While active, QEMU's mbps is its estimate over its last
+            # 100 ms: what it decides the switch-over with.
+            mbps.sort()
+            res["mbps_active_median"] = round(mbps[len(mbps) // 2], 1)
+            res["mbps_active_max"] = round(mbps[-1], 1)
         if info["status"] not in ("completed", "failed", "cancelled"):
             res["harness_error"] = "still %s after %d s" % (info["status"], a.timeout)
             qs.cmd("migrate_cancel")
