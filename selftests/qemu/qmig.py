@@ -416,7 +416,7 @@ def run(a):
         incoming = "exec:%s pipe recv --listen %s:%d %s 2>%s; echo $? >%s" % (
             lmig, addr, port, a.lmig_args, w("pipe-recv.err"), w("pipe-recv.rc"))
         src_uri = "exec:%s pipe send --to %s:%d %s >%s 2>%s; echo $? >%s" % (
-            lmig, addr, port, a.lmig_args, w("pipe-send.out"), w("pipe-send.err"),
+            lmig, addr, port, a.lmig_args + " " + a.lmig_send_args, w("pipe-send.out"), w("pipe-send.err"),
             w("pipe-send.rc"))
         for f in ("pipe-recv.rc", "pipe-send.rc"):
             if os.path.exists(os.path.join(a.work, f)):
@@ -468,7 +468,8 @@ def run(a):
                      "lmig proxy recv to listen")
             procs["proxy-send"] = Proc("proxy-send", ns_prefix(a.src_ns) + [
                 a.lmig, "proxy", "send", "--listen", "unix:" + srcsock,
-                "--to", "%s:%d" % (addr, port)] + shlex.split(a.lmig_args), a.work)
+                "--to", "%s:%d" % (addr, port)] + shlex.split(a.lmig_args) +
+                shlex.split(a.lmig_send_args), a.work)
             wait_for(lambda: os.path.exists(srcsock) or not procs["proxy-send"].alive(), 10,
                      "lmig proxy send to listen")
             for n, p in procs.items():
@@ -638,6 +639,8 @@ def main():
                     help="[NS:]DEV whose transmitted bytes during the migration go in dev_bytes")
     ap.add_argument("--lmig", default=os.environ.get("LMIG", os.path.join(REPO, "user", "lmig")))
     ap.add_argument("--lmig-args", default="--json", help="extra options for every lmig command")
+    ap.add_argument("--lmig-send-args", default="",
+                    help="extra options for the sending lmig only (--compress none)")
     ap.add_argument("--kill-after", type=float, default=0,
                     help="SIGKILL lmig proxy send this many seconds into the migration")
     ap.add_argument("--kill-which", default="proxy-send", choices=("proxy-send", "proxy-recv"),
