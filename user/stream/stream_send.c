@@ -32,13 +32,16 @@
  * on this side make the link look faster than it is, and must still
  * cross it once the guest is stopped.  So no stream is read while the
  * channels hold UNSENT_MAX bytes per channel not yet handed to the
- * kernel, each channel's socket keeps at most UNSENT_MAX / 2 bytes it
- * has not sent (TCP_NOTSENT_LOWAT: a send waits until the link took
- * the rest), and QEMU's pipe is one block deep.  Bytes sent and not yet
- * acknowledged are the link's own and not limited here; the window
- * above is for those.  Nothing waits for more data: a read returns
- * what QEMU wrote, and the frames go as soon as the channel's send
- * before them did.
+ * kernel, each channel's socket keeps at most SOCK_UNSENT bytes it has
+ * not sent (TCP_NOTSENT_LOWAT: a send waits until the link took the
+ * rest), and QEMU's pipe is one block deep: about half of what the
+ * kernel lets a socket of QEMU's own hold unsent.  Less leaves the link
+ * idle whenever a busy machine keeps lmig off the CPU for a few
+ * milliseconds: the bytes banked here are what the link sends
+ * meanwhile.  Bytes sent and not yet acknowledged are the link's own
+ * and not limited here; the window above is for those.  Nothing waits
+ * for more data: a read returns what QEMU wrote, and the frames go as
+ * soon as the channel's send before them did.
  *
  * With TLS (user/chan/tls.h) a kTLS channel is used as it is; otherwise a
  * buffer is sealed into its twin, cipher, when it is handed to the
@@ -76,9 +79,9 @@
 #define OBUF_SIZE	(1024 * 1024)
 #define SFRAME		sizeof(struct lmig_sframe)
 #define NCTRL		(2 * LMIG_STREAM_MAX + 8)
-/* Per channel: framed bytes not yet handed to the kernel, and what its socket may hold unsent. */
-#define UNSENT_MAX	(2 * LMIG_STREAM_BLOCK_MAX)
-#define SOCK_UNSENT	(UNSENT_MAX / 2)
+/* Per channel: framed bytes not yet handed to the kernel, and what its socket may keep unsent. */
+#define UNSENT_MAX	(4 * LMIG_STREAM_BLOCK_MAX)
+#define SOCK_UNSENT	UNSENT_MAX
 
 enum obuf_state { OB_FREE, OB_FILL, OB_READY, OB_BUSY };
 
