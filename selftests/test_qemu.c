@@ -81,19 +81,6 @@ static const char *result_line(const char *out, char *buf, size_t len)
 	return buf;
 }
 
-static int64_t num(const char *json, const char *key)
-{
-	uint64_t v;
-
-	return json_u64_field(json, key, &v) ? -1 : (int64_t)v;
-}
-
-static const char *str(const char *json, const char *key, char *buf, size_t len)
-{
-	if (json_str_field(json, key, buf, len))
-		snprintf(buf, len, "(no %s)", key);
-	return buf;
-}
 
 FIXTURE(qemu) {
 	char dir[PATH_MAX];
@@ -119,9 +106,9 @@ static bool silent_destination(const char *res)
 {
 	char buf[64];
 
-	return !strcmp(str(res, "status", buf, sizeof(buf)), "completed") &&
-	       !strcmp(str(res, "dst_status", buf, sizeof(buf)), "running") &&
-	       num(res, "dst_ticks") == 0;
+	return !strcmp(json_str_or(res, "status", buf, sizeof(buf)), "completed") &&
+	       !strcmp(json_str_or(res, "dst_status", buf, sizeof(buf)), "running") &&
+	       json_num(res, "dst_ticks") == 0;
 }
 
 /*
@@ -189,22 +176,22 @@ static void check_completed(struct __test_metadata *_metadata, const char *res)
 	char buf[256];
 
 	ASSERT_EQ(NULL, strstr(res, "\"harness_error\":")) TH_LOG("harness error: %s", res);
-	ASSERT_STREQ("completed", str(res, "status", buf, sizeof(buf)));
-	ASSERT_STREQ("running", str(res, "dst_status", buf, sizeof(buf)));
-	EXPECT_STREQ("postmigrate", str(res, "src_status", buf, sizeof(buf)));
+	ASSERT_STREQ("completed", json_str_or(res, "status", buf, sizeof(buf)));
+	ASSERT_STREQ("running", json_str_or(res, "dst_status", buf, sizeof(buf)));
+	EXPECT_STREQ("postmigrate", json_str_or(res, "src_status", buf, sizeof(buf)));
 	/* The destination goes on from the source's count: the same guest. */
-	ASSERT_LT(0, num(res, "src_tick_at_migrate"));
-	ASSERT_LT(num(res, "src_tick_at_migrate"), num(res, "dst_first_tick"));
-	ASSERT_LE(num(res, "src_last_tick"), num(res, "dst_first_tick"));
+	ASSERT_LT(0, json_num(res, "src_tick_at_migrate"));
+	ASSERT_LT(json_num(res, "src_tick_at_migrate"), json_num(res, "dst_first_tick"));
+	ASSERT_LE(json_num(res, "src_last_tick"), json_num(res, "dst_first_tick"));
 	/* ... and keeps counting. */
-	ASSERT_LE(num(res, "dst_first_tick") + 5, num(res, "dst_last_tick"));
-	ASSERT_LT(0, num(res, "total_time_ms"));
-	ASSERT_LE(0, num(res, "downtime_ms"));
+	ASSERT_LE(json_num(res, "dst_first_tick") + 5, json_num(res, "dst_last_tick"));
+	ASSERT_LT(0, json_num(res, "total_time_ms"));
+	ASSERT_LE(0, json_num(res, "downtime_ms"));
 	/* 256 MiB written, about 30 % of it zero pages QEMU sends as flags. */
-	ASSERT_LT(150 << 20, num(res, "ram_transferred"));
+	ASSERT_LT(150 << 20, json_num(res, "ram_transferred"));
 	TH_LOG("total %lld ms, downtime %lld ms, %lld bytes of RAM",
-	       (long long)num(res, "total_time_ms"), (long long)num(res, "downtime_ms"),
-	       (long long)num(res, "ram_transferred"));
+	       (long long)json_num(res, "total_time_ms"), (long long)json_num(res, "downtime_ms"),
+	       (long long)json_num(res, "ram_transferred"));
 }
 
 TEST_F_TIMEOUT(qemu, tcp, CASE_TIMEOUT)
@@ -221,9 +208,9 @@ TEST_F_TIMEOUT(qemu, pipe, CASE_TIMEOUT)
 	if (self->skip)
 		return;
 	check_completed(_metadata, self->res);
-	EXPECT_EQ(0, num(self->res, "pipe_send_exit"));
-	EXPECT_EQ(0, num(self->res, "pipe_recv_exit"));
-	TH_LOG("lmig bytes on the wire: %lld", (long long)num(self->res, "lmig_bytes_wire"));
+	EXPECT_EQ(0, json_num(self->res, "pipe_send_exit"));
+	EXPECT_EQ(0, json_num(self->res, "pipe_recv_exit"));
+	TH_LOG("lmig bytes on the wire: %lld", (long long)json_num(self->res, "lmig_bytes_wire"));
 }
 
 TEST_F_TIMEOUT(qemu, proxy, CASE_TIMEOUT)
@@ -232,9 +219,9 @@ TEST_F_TIMEOUT(qemu, proxy, CASE_TIMEOUT)
 	if (self->skip)
 		return;
 	check_completed(_metadata, self->res);
-	EXPECT_EQ(0, num(self->res, "proxy_send_exit"));
-	EXPECT_EQ(0, num(self->res, "proxy_recv_exit"));
-	TH_LOG("lmig bytes on the wire: %lld", (long long)num(self->res, "lmig_bytes_wire"));
+	EXPECT_EQ(0, json_num(self->res, "proxy_send_exit"));
+	EXPECT_EQ(0, json_num(self->res, "proxy_recv_exit"));
+	TH_LOG("lmig bytes on the wire: %lld", (long long)json_num(self->res, "lmig_bytes_wire"));
 }
 
 TEST_F_TIMEOUT(qemu, proxy_multifd, CASE_TIMEOUT)
@@ -245,10 +232,10 @@ TEST_F_TIMEOUT(qemu, proxy_multifd, CASE_TIMEOUT)
 		return;
 	check_completed(_metadata, self->res);
 	/* The pages went over the multifd channels, through the proxies. */
-	ASSERT_LT(100 << 20, num(self->res, "multifd_bytes"));
-	EXPECT_EQ(0, num(self->res, "proxy_send_exit"));
-	EXPECT_EQ(0, num(self->res, "proxy_recv_exit"));
-	TH_LOG("lmig bytes on the wire: %lld", (long long)num(self->res, "lmig_bytes_wire"));
+	ASSERT_LT(100 << 20, json_num(self->res, "multifd_bytes"));
+	EXPECT_EQ(0, json_num(self->res, "proxy_send_exit"));
+	EXPECT_EQ(0, json_num(self->res, "proxy_recv_exit"));
+	TH_LOG("lmig bytes on the wire: %lld", (long long)json_num(self->res, "lmig_bytes_wire"));
 }
 
 TEST_F_TIMEOUT(qemu, proxy_killed, CASE_TIMEOUT)
@@ -263,17 +250,17 @@ TEST_F_TIMEOUT(qemu, proxy_killed, CASE_TIMEOUT)
 		return;
 	ASSERT_EQ(NULL, strstr(self->res, "\"harness_error\":")) TH_LOG("harness error");
 	/* Killed while the pages were still going over. */
-	ASSERT_STREQ("active", str(self->res, "killed_while", buf, sizeof(buf)));
-	ASSERT_STREQ("failed", str(self->res, "status", buf, sizeof(buf)));
+	ASSERT_STREQ("active", json_str_or(self->res, "killed_while", buf, sizeof(buf)));
+	ASSERT_STREQ("failed", json_str_or(self->res, "status", buf, sizeof(buf)));
 	/* The source keeps its guest and runs it. */
-	ASSERT_STREQ("running", str(self->res, "src_status", buf, sizeof(buf)));
-	ASSERT_LE(num(self->res, "src_tick_after_failure") + 5, num(self->res, "src_tick_later"));
+	ASSERT_STREQ("running", json_str_or(self->res, "src_status", buf, sizeof(buf)));
+	ASSERT_LE(json_num(self->res, "src_tick_after_failure") + 5, json_num(self->res, "src_tick_later"));
 	/* The receiving proxy saw its peer go and said so. */
-	EXPECT_LT(0, num(self->res, "proxy_recv_exit"));
+	EXPECT_LT(0, json_num(self->res, "proxy_recv_exit"));
 	t = strstr(self->res, "\"noticed_s\":");
 	TH_LOG("source noticed the failure %.*s s after the kill, with %lld bytes sent",
 	       t ? (int)strcspn(t + 12, ",}") : 1, t ? t + 12 : "?",
-	       (long long)num(self->res, "killed_at_ram_transferred"));
+	       (long long)json_num(self->res, "killed_at_ram_transferred"));
 }
 
 TEST_HARNESS_MAIN

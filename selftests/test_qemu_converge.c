@@ -150,19 +150,6 @@ static int qmig_wait(struct __test_metadata *_metadata, struct proc *p, const ch
 	return 0;
 }
 
-static int64_t num(const char *json, const char *key)
-{
-	uint64_t v;
-
-	return json_u64_field(json, key, &v) ? -1 : (int64_t)v;
-}
-
-static const char *str(const char *json, const char *key, char *buf, size_t len)
-{
-	if (json_str_field(json, key, buf, len))
-		snprintf(buf, len, "(no %s)", key);
-	return buf;
-}
 
 /* The text of the object after "key": (up to its closing brace) into buf. */
 static const char *obj(const char *json, const char *key, char *buf, size_t len)
@@ -202,8 +189,8 @@ static bool silent_destination(const char *res)
 {
 	char buf[64];
 
-	return !strcmp(str(res, "status", buf, sizeof(buf)), "completed") &&
-	       num(res, "dst_ticks") == 0;
+	return !strcmp(json_str_or(res, "status", buf, sizeof(buf)), "completed") &&
+	       json_num(res, "dst_ticks") == 0;
 }
 
 /* The source's guest went on after a failed or cancelled migration. */
@@ -211,8 +198,8 @@ static void check_source_runs(struct __test_metadata *_metadata, const char *res
 {
 	char buf[64];
 
-	ASSERT_STREQ("running", str(res, "src_status", buf, sizeof(buf)));
-	ASSERT_LE(num(res, "src_tick_after_failure") + 5, num(res, "src_tick_later"));
+	ASSERT_STREQ("running", json_str_or(res, "src_status", buf, sizeof(buf)));
+	ASSERT_LE(json_num(res, "src_tick_after_failure") + 5, json_num(res, "src_tick_later"));
 }
 
 TEST_F_TIMEOUT(converge, beside_native, CASE_TIMEOUT)
@@ -250,18 +237,18 @@ TEST_F_TIMEOUT(converge, beside_native, CASE_TIMEOUT)
 
 	/* Through lmig: completed within QEMU's downtime limit, the same guest running on. */
 	ASSERT_EQ(NULL, strstr(self->res, "\"harness_error\":"));
-	ASSERT_STREQ("completed", str(self->res, "status", buf, sizeof(buf)));
-	ASSERT_STREQ("running", str(self->res, "dst_status", buf, sizeof(buf)));
-	EXPECT_STREQ("postmigrate", str(self->res, "src_status", buf, sizeof(buf)));
-	ASSERT_LT(0, num(self->res, "src_tick_at_migrate"));
-	ASSERT_LT(num(self->res, "src_tick_at_migrate"), num(self->res, "dst_first_tick"));
-	ASSERT_LE(num(self->res, "src_last_tick"), num(self->res, "dst_first_tick"));
-	ASSERT_LE(num(self->res, "dst_first_tick") + 5, num(self->res, "dst_last_tick"));
-	ASSERT_LT(0, num(self->res, "total_time_ms"));
+	ASSERT_STREQ("completed", json_str_or(self->res, "status", buf, sizeof(buf)));
+	ASSERT_STREQ("running", json_str_or(self->res, "dst_status", buf, sizeof(buf)));
+	EXPECT_STREQ("postmigrate", json_str_or(self->res, "src_status", buf, sizeof(buf)));
+	ASSERT_LT(0, json_num(self->res, "src_tick_at_migrate"));
+	ASSERT_LT(json_num(self->res, "src_tick_at_migrate"), json_num(self->res, "dst_first_tick"));
+	ASSERT_LE(json_num(self->res, "src_last_tick"), json_num(self->res, "dst_first_tick"));
+	ASSERT_LE(json_num(self->res, "dst_first_tick") + 5, json_num(self->res, "dst_last_tick"));
+	ASSERT_LT(0, json_num(self->res, "total_time_ms"));
 	ASSERT_LT(0, json_dbl(self->res, "downtime_limit_ms"));
 	ASSERT_LE(json_dbl(self->res, "downtime_ms"), json_dbl(self->res, "downtime_limit_ms"));
-	EXPECT_EQ(0, num(self->res, "proxy_send_exit"));
-	EXPECT_EQ(0, num(self->res, "proxy_recv_exit"));
+	EXPECT_EQ(0, json_num(self->res, "proxy_send_exit"));
+	EXPECT_EQ(0, json_num(self->res, "proxy_recv_exit"));
 	/* ... because lmig limited the vCPU thread (qmig.py saw it moved) ... */
 	ASSERT_LE(1, most_limited(self->res));
 	ASSERT_EQ(1, json_bool(self->res, "throttled"));
@@ -275,14 +262,14 @@ TEST_F_TIMEOUT(converge, beside_native, CASE_TIMEOUT)
 	/* Natively, the same guest had not completed in NATIVE_RATIO x that time. */
 	ASSERT_EQ(NULL, strstr(self->native, "\"harness_error\":"));
 	ASSERT_EQ(1, json_bool(self->native, "bounded"));
-	ASSERT_STREQ("active", str(self->native, "status_at_bound", buf, sizeof(buf)));
+	ASSERT_STREQ("active", json_str_or(self->native, "status_at_bound", buf, sizeof(buf)));
 	ASSERT_LE(NATIVE_RATIO * t_lmig - 0.5, json_dbl(self->native, "bound_s"));
 	check_source_runs(_metadata, self->native);
 	TH_LOG("through lmig: completed in %.1f s, downtime %lld ms (limit %lld), vCPU limited to %.1f %% of a CPU at least; natively still active after %.1f s, %lld bytes left",
-	       t_lmig, (long long)num(self->res, "downtime_ms"),
+	       t_lmig, (long long)json_num(self->res, "downtime_ms"),
 	       (long long)json_dbl(self->res, "downtime_limit_ms"),
 	       json_dbl(self->res, "min_limit_pct"), json_dbl(self->native, "bound_s"),
-	       (long long)num(self->native, "remaining_at_bound"));
+	       (long long)json_num(self->native, "remaining_at_bound"));
 }
 
 /* Killed while limiting: the case's result in self->res; -1 after a skip. */
@@ -307,7 +294,7 @@ static int killed_case(struct __test_metadata *_metadata, FIXTURE_DATA(converge)
 		return -2;
 	TH_LOG("%.3000s", self->res);
 	/* Killed while the limit held the vCPU thread, in the middle of the migration. */
-	if (strcmp(str(self->res, "killed_while", buf, sizeof(buf)), "active"))
+	if (strcmp(json_str_or(self->res, "killed_while", buf, sizeof(buf)), "active"))
 		return -3;
 	return 0;
 }
@@ -327,7 +314,7 @@ TEST_F_TIMEOUT(converge, cancelled, CASE_TIMEOUT)
 	ASSERT_EQ(0, r);
 	TH_LOG("%.3000s", self->res);
 	ASSERT_EQ(NULL, strstr(self->res, "\"harness_error\":"));
-	ASSERT_STREQ("cancelled", str(self->res, "status", buf, sizeof(buf)));
+	ASSERT_STREQ("cancelled", json_str_or(self->res, "status", buf, sizeof(buf)));
 	ASSERT_STRNE(obj(self->res, "vcpu_cpu_before", before, sizeof(before)),
 		     obj(self->res, "vcpu_cpu_at_cancel", buf, sizeof(buf)));
 	/* Put back by lmig itself, at once (its guard only stands down). */
@@ -338,7 +325,7 @@ TEST_F_TIMEOUT(converge, cancelled, CASE_TIMEOUT)
 	check_source_runs(_metadata, self->res);
 	/* Whichever lmig saw first: QEMU's status, or the end of its stream. */
 	TH_LOG("lmig freed the vCPU thread %.3f s after the cancel (its end: %s)",
-	       json_dbl(self->res, "freed_after_cancel_s"), str(self->res, "end", buf, sizeof(buf)));
+	       json_dbl(self->res, "freed_after_cancel_s"), json_str_or(self->res, "end", buf, sizeof(buf)));
 }
 
 TEST_F_TIMEOUT(converge, lmig_killed, CASE_TIMEOUT)
@@ -360,7 +347,7 @@ TEST_F_TIMEOUT(converge, lmig_killed, CASE_TIMEOUT)
 		       obj(self->res, "vcpu_cpu_after_kill", after, sizeof(after)));
 	ASSERT_EQ(0, json_bool(self->res, "state_file_after_kill"));
 	/* The migration failed and the source runs on. */
-	ASSERT_EQ(0, strcmp(str(self->res, "status", after, sizeof(after)), "failed"));
+	ASSERT_EQ(0, strcmp(json_str_or(self->res, "status", after, sizeof(after)), "failed"));
 	check_source_runs(_metadata, self->res);
 	TH_LOG("the guard freed the vCPU thread %.3f s after the kill",
 	       json_dbl(self->res, "freed_after_kill_s"));
@@ -375,19 +362,19 @@ TEST_F_TIMEOUT(converge, guard_killed_too, CASE_TIMEOUT)
 		SKIP(return, "cannot boot a QEMU guest here");
 	ASSERT_EQ(0, r);
 	ASSERT_EQ(NULL, strstr(self->res, "\"harness_error\":"));
-	ASSERT_LE(1, num(self->res, "guards_killed"));
+	ASSERT_LE(1, json_num(self->res, "guards_killed"));
 	/* Nobody put it back: still limited, the state file there. */
 	obj(self->res, "vcpu_cpu_before", before, sizeof(before));
 	ASSERT_STRNE(before, obj(self->res, "vcpu_cpu_after_kill", after, sizeof(after)));
 	ASSERT_EQ(1, json_bool(self->res, "state_file_after_kill"));
 	/* lmig throttle --restore did, from the state file. */
-	ASSERT_EQ(0, num(self->res, "throttle_restore_exit"));
+	ASSERT_EQ(0, json_num(self->res, "throttle_restore_exit"));
 	ASSERT_EQ(1, json_bool(self->res, "vcpu_cpu_restored"))
 		TH_LOG("before %s after %s", before,
 		       obj(self->res, "vcpu_cpu_after_restore", after, sizeof(after)));
 	ASSERT_EQ(0, json_bool(self->res, "state_file_after_restore"));
 	/* The migration failed; the source is there (limited until the restore). */
-	ASSERT_STREQ("running", str(self->res, "src_status", after, sizeof(after)));
+	ASSERT_STREQ("running", json_str_or(self->res, "src_status", after, sizeof(after)));
 }
 
 /* lmig ARGS... exits with code and says, in one line on stderr, words. */

@@ -86,3 +86,17 @@ int json_bool(const char *json, const char *key)
 	s += strlen(pat);
 	return !strncmp(s, "true", 4) ? 1 : !strncmp(s, "false", 5) ? 0 : -1;
 }
+
+int64_t json_num(const char *json, const char *key)
+{
+	uint64_t v;
+
+	return json_u64_field(json, key, &v) ? -1 : (int64_t)v;
+}
+
+const char *json_str_or(const char *json, const char *key, char *buf, size_t len)
+{
+	if (json_str_field(json, key, buf, len))
+		snprintf(buf, len, "(no %s)", key);
+	return buf;
+}

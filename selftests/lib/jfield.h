@@ -16,6 +16,10 @@ bool json_one_object(const char *s);
 /* 0 and the value, or -1 when the key is missing or not of that type. */
 int json_u64_field(const char *json, const char *key, uint64_t *out);
 int json_str_field(const char *json, const char *key, char *buf, size_t len);
+/* The same, for a report's check: -1 when missing (values are never negative). */
+int64_t json_num(const char *json, const char *key);
+/* The string value into buf, or "(no KEY)" when missing: for messages. */
+const char *json_str_or(const char *json, const char *key, char *buf, size_t len);
 /* The first "key": number in json (anywhere, nested too), or -1 when missing. */
 double json_dbl(const char *json, const char *key);
 /* 1 true, 0 false, -1 missing or not a boolean. */
