@@ -23,6 +23,11 @@
  *   aim_and_tighten             the dirty-limit formula, exact
  *   bounds                      capped at the base, raised to the
  *                               --throttle-max floor and to 0.01 CPUs
+ *   conf_min_cpus               tpol_conf.min_cpus replaces 0.01 CPUs as
+ *                               the least limit (a guest's vCPU threads)
+ *   hold_converging             with tpol_conf.hold_converging a looser
+ *                               limit waits while the prediction falls
+ *                               by more than a quarter
  *   no_cpu_used_gives_base      no CPU measured: the base
  *   raise_over_budget           over budget, a looser limit is set
  *   hold_for_switch_over        within budget, a looser limit is held back
@@ -272,6 +277,82 @@ TEST(bounds)
 	tpol_decide(&st, &half, &r, &d);
 	EXPECT_TRUE(NEAR(TPOL_CPUS_MIN, d.cpus)) TH_LOG("cpus %f", d.cpus);
 	EXPECT_EQ(TPOL_AT_MIN, d.bound);
+}
+
+TEST(conf_min_cpus)
+{
+	struct tpol_conf c = conf;
+	struct tpol_state st = { 0 };
+	struct tpol_round r = bad();
+	struct tpol_decision d = { .action = TPOL_START };
+
+	/* A vCPU thread that used 0.02 CPUs, dirtying 60 MB/s over a 30 MB/s link. */
+	c.min_cpus = 0.001;
+	r.cpu_used = 0.02;
+	r.dirty_mbps = 60;
+	r.link_mbps = 30;
+	tpol_start(&st, &c, &r, 0, &d);
+	/* Aim 0.02 x 10 / 60 = 0.00333..., above both floors. */
+	EXPECT_TRUE(NEAR(0.02 / 6, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_EQ(TPOL_AIMED, d.bound);
+	/* Aim 0.02 x 10 / 600: the --throttle-max 90 floor, 0.002, holds. */
+	r.dirty_mbps = 600;
+	r.cur_cpus = d.cpus;
+	r.cpu_used = 0.02;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_TRUE(NEAR(0.002, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_EQ(TPOL_AT_FLOOR, d.bound);
+	/* --throttle-max 99: floor 0.0002, below min_cpus: 0.001. */
+	c.max_pct = 99;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_TRUE(NEAR(0.001, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_EQ(TPOL_AT_MIN, d.bound);
+	/* Without it the least is TPOL_CPUS_MIN, as for lmig send. */
+	c.min_cpus = 0;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_TRUE(NEAR(TPOL_CPUS_MIN, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_EQ(TPOL_AT_MIN, d.bound);
+}
+
+TEST(hold_converging)
+{
+	struct tpol_conf c = conf;
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	c.hold_converging = true;
+	r.cpu_used = 0.6;
+	r.dirty_mbps = 10;	/* aim 0.6 x (20/3) / 10 = 0.4, above 0.25 */
+	r.cur_cpus = 0.25;
+	r.pred_s = 1.5;		/* from 2.0: fell by exactly a quarter */
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(TPOL_HOLD, d.why);
+	EXPECT_TRUE(d.held);
+	EXPECT_TRUE(NEAR(0.25, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	/* Fell by less (1.5 -> 1.2 is a fifth): raised. */
+	r.pred_s = 1.2;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_RAISE, d.why);
+	EXPECT_FALSE(d.held);
+	EXPECT_TRUE(NEAR(0.4, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	/* A tighter limit is never held back. */
+	r.cur_cpus = 0.4;
+	r.dirty_mbps = 20;	/* aim 0.2 */
+	r.pred_s = 0.6;		/* fell by half */
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_TIGHTEN, d.why);
+	EXPECT_TRUE(NEAR(0.2, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	/* Without the flag, the same falling prediction raises (lmig send). */
+	st = limited();
+	r = bad();
+	r.cpu_used = 0.6;
+	r.dirty_mbps = 10;
+	r.cur_cpus = 0.25;
+	r.pred_s = 1.5;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_RAISE, d.why);
 }
 
 TEST(no_cpu_used_gives_base)

@@ -33,6 +33,20 @@ reports: the caller judges.  Exit status
 0 when the run went as far as a result (whatever the result), 4 when QEMU
 or the kernel is missing (the reason on stderr), 1 on a harness error.
 
+With --lmig-qmp the source QEMU gets a second QMP socket, passed to
+`lmig pipe send` / `lmig proxy send` as --qmp (lmig's convergence
+controller), and the vCPU threads' CPU cgroups and limits are watched:
+before the migration (vcpu_cpu_before), every change seen during it
+(limits_seen: when, how many threads moved, the quota), after lmig exited
+(vcpu_cpu_after, state_file_after).  --kill-when-limited SIGKILLs
+`lmig proxy send` (that process only) once its limit holds a vCPU thread
+and reports how long until the threads were free again
+(freed_after_kill_s); with --kill-guard its guard process goes first, and
+`lmig throttle --restore` then frees them (throttle_restore_exit,
+vcpu_cpu_after_restore).  --bound S cancels a migration still running
+after S s (bounded: true) and reports how far it got: a native run beside
+one through lmig.
+
 Every process it starts (QEMU, lmig) is killed and every file it made
 outside --work removed before it exits.
 """
@@ -166,6 +180,13 @@ class VM:
             "-kernel", a.kernel, "-initrd", a.initrd, "-append", append,
             "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
             "-serial", "file:" + self.serial, "-monitor", "none"]
+        self.lmig_qmp = None
+        if getattr(a, "lmig_qmp", False) and not incoming:
+            # QEMU serves one client a socket: lmig gets its own.
+            self.lmig_qmp = os.path.join(a.work, name + "-lmig.qmp")
+            if os.path.exists(self.lmig_qmp):
+                os.unlink(self.lmig_qmp)
+            argv += ["-qmp", "unix:%s,server=on,wait=off" % self.lmig_qmp]
         if incoming:
             argv += ["-incoming", incoming]
         self.proc = Proc(name, argv, a.work)
@@ -271,6 +292,74 @@ def read_json(path):
     return None
 
 
+def cpu_cgroup_root(version):
+    """Where the cgroup hierarchy with the cpu controller is mounted (v1), or cgroup2's."""
+    with open("/proc/self/mountinfo") as f:
+        for ln in f:
+            pre, _, post = ln.partition(" - ")
+            fields = post.split()
+            if version == 1 and fields and fields[0] == "cgroup" and \
+                    "cpu" in fields[2].split(","):
+                return pre.split()[4]
+            if version == 2 and fields and fields[0] == "cgroup2":
+                return pre.split()[4]
+    return None
+
+
+def thread_cpu(pid, tid):
+    """(cgroup directory, its CPU limit) of thread tid's CPU controller, or None."""
+    try:
+        with open("/proc/%d/task/%d/cgroup" % (pid, tid)) as f:
+            lines = f.read().split("\n")
+    except OSError:
+        return None
+    for ln in lines:
+        parts = ln.split(":", 2)
+        if len(parts) == 3 and "cpu" in parts[1].split(","):
+            root = cpu_cgroup_root(1)
+            d = root + parts[2] if root else None
+            try:
+                with open(os.path.join(d, "cpu.cfs_quota_us")) as q:
+                    return [parts[2], q.read().strip()]
+            except (OSError, TypeError):
+                return [parts[2], "?"]
+    for ln in lines:
+        parts = ln.split(":", 2)
+        if len(parts) == 3 and parts[0] == "0":
+            root = cpu_cgroup_root(2)
+            try:
+                with open(os.path.join(root + parts[2], "cpu.max")) as q:
+                    return [parts[2], q.read().strip()]
+            except (OSError, TypeError):
+                return [parts[2], "max"]
+    return None
+
+
+def vcpu_cpu(pid, tids):
+    """{tid: [cgroup, limit]} of the vCPU threads."""
+    return {str(t): thread_cpu(pid, t) for t in tids}
+
+
+def state_file(pid):
+    return os.path.exists("/run/lmig/throttle-%d" % pid)
+
+
+def guard_of(pid):
+    """The lmig-guard children of process pid."""
+    out = []
+    for d in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.find("(") + 1:st.rfind(")")]
+        rest = st[st.rfind(")") + 2:].split()
+        if comm == "lmig-guard" and int(rest[1]) == pid:
+            out.append(int(d.split("/")[2]))
+    return out
+
+
 def migrate_info(q):
     i = q.cmd("query-migrate")
     ram = i.get("ram", {})
@@ -352,9 +441,10 @@ def run(a):
         w = lambda f: shlex.quote(os.path.join(a.work, f))
         incoming = "exec:%s pipe recv --listen %s:%d %s 2>%s; echo $? >%s" % (
             lmig, addr, port, a.lmig_args, w("pipe-recv.err"), w("pipe-recv.rc"))
-        src_uri = "exec:%s pipe send --to %s:%d %s >%s 2>%s; echo $? >%s" % (
-            lmig, addr, port, a.lmig_args, w("pipe-send.out"), w("pipe-send.err"),
-            w("pipe-send.rc"))
+        src_uri = "exec:%s pipe send --to %s:%d %s%s >%s 2>%s; echo $? >%s" % (
+            lmig, addr, port, a.lmig_args,
+            (" --qmp " + w("src-lmig.qmp") + " " + a.lmig_qmp_args) if a.lmig_qmp else "",
+            w("pipe-send.out"), w("pipe-send.err"), w("pipe-send.rc"))
         for f in ("pipe-recv.rc", "pipe-send.rc"):
             if os.path.exists(os.path.join(a.work, f)):
                 os.unlink(os.path.join(a.work, f))
@@ -405,7 +495,9 @@ def run(a):
                      "lmig proxy recv to listen")
             procs["proxy-send"] = Proc("proxy-send", ns_prefix(a.src_ns) + [
                 a.lmig, "proxy", "send", "--listen", "unix:" + srcsock,
-                "--to", "%s:%d" % (addr, port)] + shlex.split(a.lmig_args), a.work)
+                "--to", "%s:%d" % (addr, port)] + shlex.split(a.lmig_args) +
+                (["--qmp", src.lmig_qmp] + shlex.split(a.lmig_qmp_args) if a.lmig_qmp else []),
+                a.work)
             wait_for(lambda: os.path.exists(srcsock) or not procs["proxy-send"].alive(), 10,
                      "lmig proxy send to listen")
             for n, p in procs.items():
@@ -415,6 +507,16 @@ def run(a):
             wait_for(lambda: listening(a.dst_ns, port), 30, "the destination to listen")
 
         res["src_tick_at_migrate"] = src.last_tick()
+        watch = None
+        if a.lmig_qmp:
+            qpid = src.proc.p.pid
+            tids = [c["thread-id"] for c in qs.cmd("query-cpus-fast")]
+            watch = {"pid": qpid, "tids": tids, "before": vcpu_cpu(qpid, tids), "seen": [],
+                     "last": None, "t": 0}
+            res["qemu_pid"] = qpid
+            res["vcpu_threads"] = tids
+            res["vcpu_cpu_before"] = watch["before"]
+            res["state_file_before"] = state_file(qpid)
         dev0 = dev_bytes(a.count_dev) if a.count_dev else None
         t0 = time.monotonic()
         qs.cmd("migrate", uri=src_uri)
@@ -423,6 +525,45 @@ def run(a):
         while time.monotonic() - t0 < a.timeout:
             info = migrate_info(qs)
             if info["status"] in ("completed", "failed", "cancelled"):
+                break
+            if watch and time.monotonic() - watch["t"] >= 0.25:
+                watch["t"] = time.monotonic()
+                now = vcpu_cpu(watch["pid"], watch["tids"])
+                moved = [t for t in now if now[t] != watch["before"][t]]
+                key = [now[t] for t in moved]
+                if key != watch["last"]:
+                    watch["last"] = key
+                    watch["seen"].append({"t_s": round(time.monotonic() - t0, 2),
+                                          "threads_limited": len(moved),
+                                          "limits": sorted(set(v[1] for v in key if v))})
+                if moved and a.kill_when_limited and not killed:
+                    p = procs.get("proxy-send")
+                    if p is None:
+                        raise QMPError("--kill-when-limited needs the proxy transport")
+                    res["killed_while"] = info["status"]
+                    res["killed_at_ram_transferred"] = info["ram_transferred"]
+                    res["vcpu_cpu_at_kill"] = now
+                    if a.kill_guard:
+                        g = guard_of(p.p.pid)
+                        res["guards_killed"] = len(g)
+                        for gp in g:
+                            os.kill(gp, signal.SIGKILL)
+                        time.sleep(0.2)
+                    os.kill(p.p.pid, signal.SIGKILL)
+                    p.p.wait()
+                    killed = True
+                    t_kill = time.monotonic()
+            if a.bound and time.monotonic() - t0 >= a.bound:
+                res["bounded"] = True
+                res["status_at_bound"] = info["status"]
+                res["remaining_at_bound"] = qs.cmd("query-migrate").get("ram", {}).get("remaining")
+                qs.cmd("migrate_cancel")
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    info = migrate_info(qs)
+                    if info["status"] in ("completed", "failed", "cancelled"):
+                        break
+                    time.sleep(0.05)
                 break
             if a.kill_after and not killed and time.monotonic() - t0 >= a.kill_after:
                 p = procs.get(a.kill_which)
@@ -443,7 +584,8 @@ def run(a):
             res["noticed_s"] = round(time.monotonic() - t_kill, 3)
         res.update(info)
         if info["status"] not in ("completed", "failed", "cancelled"):
-            res["harness_error"] = "still %s after %d s" % (info["status"], a.timeout)
+            res["harness_error"] = "still %s after %d s" % (
+                info["status"], a.bound if res.get("bounded") else a.timeout)
             qs.cmd("migrate_cancel")
 
         res["src_status"] = qs.cmd("query-status")["status"]
@@ -486,6 +628,39 @@ def run(a):
                 continue
             rc = p.wait(15)
             res[n.replace("-", "_") + "_exit"] = rc if rc is not None else "running"
+        if watch:
+            res["limits_seen"] = watch["seen"]
+            qpid = watch["pid"]
+            if killed and a.kill_when_limited:
+                # The guard frees them (or, without it, nobody until the restore).
+                t_k = time.monotonic()
+                freed = None
+                while time.monotonic() - t_k < 5:
+                    if vcpu_cpu(qpid, watch["tids"]) == watch["before"] and \
+                            not state_file(qpid):
+                        freed = round(time.monotonic() - t_kill, 3)
+                        break
+                    time.sleep(0.05)
+                res["freed_after_kill_s"] = freed
+                res["vcpu_cpu_after_kill"] = vcpu_cpu(qpid, watch["tids"])
+                res["state_file_after_kill"] = state_file(qpid)
+                if a.kill_guard:
+                    r = subprocess.run([a.lmig, "throttle", "--restore", "--json"],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                    res["throttle_restore_exit"] = r.returncode
+                    try:
+                        res["throttle_restore"] = json.loads(r.stdout.decode() or "null")
+                    except ValueError:
+                        res["throttle_restore"] = r.stdout.decode(errors="replace")[-300:]
+                    res["vcpu_cpu_after_restore"] = vcpu_cpu(qpid, watch["tids"])
+                    res["state_file_after_restore"] = state_file(qpid)
+            else:
+                res["vcpu_cpu_after"] = vcpu_cpu(qpid, watch["tids"])
+                res["state_file_after"] = state_file(qpid)
+            final = ("vcpu_cpu_after_restore" if killed and a.kill_guard else
+                     "vcpu_cpu_after_kill" if killed and a.kill_when_limited else
+                     "vcpu_cpu_after")
+            res["vcpu_cpu_restored"] = res.get(final) == watch["before"]
         lm = {}
         for n in ("proxy-send", "proxy-recv"):
             if n in procs:
@@ -563,6 +738,17 @@ def main():
                     help="SIGKILL lmig proxy send this many seconds into the migration")
     ap.add_argument("--kill-which", default="proxy-send", choices=("proxy-send", "proxy-recv"),
                     help="the lmig process --kill-after kills")
+    ap.add_argument("--lmig-qmp", action="store_true",
+                    help="give the source QEMU a QMP socket for lmig and pass it as --qmp")
+    ap.add_argument("--lmig-qmp-args", default="",
+                    help="more options for the lmig command that gets --qmp")
+    ap.add_argument("--kill-when-limited", action="store_true",
+                    help="SIGKILL lmig proxy send once its limit holds a vCPU thread")
+    ap.add_argument("--kill-guard", action="store_true",
+                    help="with --kill-when-limited: kill its guard first, then restore with "
+                    "lmig throttle --restore")
+    ap.add_argument("--bound", type=float, default=0,
+                    help="cancel a migration still running after this many seconds")
     ap.add_argument("--timeout", type=float, default=120, help="seconds the migration may take")
     ap.add_argument("--boot-timeout", type=float, default=120)
     ap.add_argument("--ticks", type=int, default=5, help="ticks to see after the switch")

@@ -34,6 +34,7 @@ static void usage_pipe_send(void)
 	       OPTH_TIMEOUT_STREAM_SEND
 	       CMD_TLS_HELP
 	       CMD_TLS_HOSTNAME_HELP
+	       OPTH_CONVERGE
 	       OPTH_JSON_STDERR
 	       OPTH_JSON_FD
 	       OPTH_HELP

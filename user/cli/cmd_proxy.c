@@ -49,6 +49,7 @@ static void usage_proxy_send(void)
 	       "                          to FD, then close it\n"
 	       CMD_TLS_HELP
 	       CMD_TLS_HOSTNAME_HELP
+	       OPTH_CONVERGE
 	       OPTH_JSON_STDOUT
 	       OPTH_JSON_FD
 	       OPTH_HELP

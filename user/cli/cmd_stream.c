@@ -13,15 +13,18 @@
 #include "cli/options.h"
 #include "cli/report.h"
 #include "lib/err.h"
+#include "live/converge_vm.h"
 #include "stream/stream.h"
 #include "chan/tls.h"
 
 /* A pipe runs under QEMU: it is silent on success unless asked for --json. */
 static int finish(const char *who, int ret, const struct stream_stats *st, const char *compress,
-		  bool json, int json_fd)
+		  const struct cvm_stats *vm, bool json, int json_fd)
 {
 	if (json || !strncmp(who, "proxy", 5))
-		stream_report(who, st, compress, ret == 0, json, json_fd);
+		stream_report(who, st, compress, vm, ret == 0, json, json_fd);
+	if (vm)
+		cvm_report_unrestored(who, vm);
 	if (!ret)
 		return EXIT_OK;
 	fprintf(stderr, "lmig %s: %s\n", who, lmig_errmsg());
@@ -41,6 +44,7 @@ static int stream_send_cmd(const struct stream_cmd *sc, const char *who, int arg
 		{ "grace-ms", required_argument, NULL, STREAM_OPT_GRACE },
 		OPTE_TLS,
 		OPTE_TLS_HOSTNAME,
+		OPTE_CONVERGE,
 		{ "zerocopy", required_argument, NULL, OPT_ZEROCOPY },
 		OPTE_TIMEOUT,
 		OPTE_ACCEPT_TIMEOUT,
@@ -52,8 +56,12 @@ static int stream_send_cmd(const struct stream_cmd *sc, const char *who, int arg
 	struct stream_send_opts o = { .grace_ms = 500 };
 	const struct cli_parse p = { who, ":t:l:c:z:b:n:jh", lo, sc->usage_send, sc->send_opt, &o };
 	struct stream_stats st = { 0 };
+	struct cvm_stats vm = { 0 };
+	struct converge_vm *cv = NULL;
+	struct cvm_conf vc;
 	struct cli_opts c;
 	struct tls_conf tls;
+	bool follow;
 	int ret;
 
 	opts_init(&c);
@@ -63,6 +71,9 @@ static int stream_send_cmd(const struct stream_cmd *sc, const char *who, int arg
 		return ret;
 	if (opts_check_to(who, &c))
 		return EXIT_USAGE;
+	follow = opts_converge(who, &c, &vc, &ret);
+	if (ret)
+		return ret;
 	if (!sc->proxy) {
 		o.from.kind = SEP_STDIO;
 	} else if (!c.listen) {
@@ -81,7 +92,19 @@ static int stream_send_cmd(const struct stream_cmd *sc, const char *who, int arg
 	o.accept_timeout_ms = c.accept_timeout_ms;
 	o.ready_fd = c.ready_fd;
 	o.tls = tls_on(&tls) ? &tls : NULL;
-	ret = finish(who, stream_send(&o, &st), &st, compress_mode_name(o.compress), g->json,
+	/*
+	 * The convergence controller runs beside the engine, started before
+	 * it (its guard is forked while lmig is one small thread) and
+	 * stopped, its limits undone, whatever the engine's outcome.
+	 */
+	if (follow && cvm_start(&cv, &vc, &vm)) {
+		fprintf(stderr, "lmig %s: %s\n", who, lmig_errmsg());
+		tls_conf_free(&tls);
+		return EXIT_FAIL;
+	}
+	ret = stream_send(&o, &st);
+	cvm_stop(cv);
+	ret = finish(who, ret, &st, compress_mode_name(o.compress), follow ? &vm : NULL, g->json,
 		     c.json_fd);
 	tls_conf_free(&tls);
 	return ret;
@@ -134,7 +157,7 @@ static int stream_recv_cmd(const struct stream_cmd *sc, const char *who, int arg
 	o.ready_fd = c.ready_fd;
 	o.max_pending = c.max_pending;
 	o.tls = tls_on(&tls) ? &tls : NULL;
-	ret = finish(who, stream_recv(&o, &st), &st, "-", g->json, c.json_fd);
+	ret = finish(who, stream_recv(&o, &st), &st, "-", NULL, g->json, c.json_fd);
 	tls_conf_free(&tls);
 	return ret;
 }

@@ -11,6 +11,7 @@
 #include "lib/err.h"
 #include "lib/parse.h"
 #include "chan/tls.h"
+#include "live/converge_vm.h"
 #include "stream/stream.h"
 
 void opts_init(struct cli_opts *c)
@@ -22,6 +23,7 @@ void opts_init(struct cli_opts *c)
 		.compress = COMPRESS_AUTO, .zerocopy = -1, .timeout_ms = 10000,
 		.accept_timeout_ms = -1, .ready_fd = -1, .json_fd = -1,
 		.max_pending = STREAM_MAX_PENDING_DEFAULT, .progress = -1,
+		.vm = { .throttle = -1, .max_pct = 90 },
 	};
 }
 
@@ -99,10 +101,46 @@ static int wire_opt(const char *cmd, int opt, const char *arg, struct cli_opts *
 	return OPT_NOT_OWN;
 }
 
+static int converge_opt(const char *cmd, int opt, const char *arg, struct cli_opts *c)
+{
+	static const char *const throttle[] = { "off", "auto", NULL };
+	unsigned long v;
+	int i;
+
+	switch (opt) {
+	case OPT_QMP:
+		if (!*arg)
+			return usage_error(cmd, "--qmp: empty path");
+		c->vm.qmp = arg;
+		return EXIT_OK;
+	case OPT_VM_PID:
+		if (opts_uint(cmd, "--vm-pid", arg, 1, 4194304, &v))
+			return EXIT_USAGE;
+		c->vm.pid = (pid_t)v;
+		return EXIT_OK;
+	case OPT_THROTTLE:
+		i = opts_word(arg, throttle);
+		if (i < 0)
+			return usage_error(cmd, "--throttle: '%s' is not auto or off", arg);
+		c->vm.throttle = i;
+		c->vm.opt = "--throttle";
+		return EXIT_OK;
+	case OPT_THROTTLE_MAX:
+		if (opts_uint(cmd, "--throttle-max", arg, 1, 99, &v))
+			return EXIT_USAGE;
+		c->vm.max_pct = v;
+		c->vm.opt = "--throttle-max";
+		return EXIT_OK;
+	}
+	return OPT_NOT_OWN;
+}
+
 /* One shared option into c: EXIT_OK, EXIT_USAGE after the error, or OPT_NOT_OWN. */
 static int shared_opt(const char *cmd, int opt, const char *arg, struct cli_opts *c,
 		      struct global_opts *g)
 {
+	int ret;
+
 	switch (opt) {
 	case OPT_TO: c->to = arg; return EXIT_OK;
 	case OPT_LISTEN: c->listen = arg; return EXIT_OK;
@@ -130,7 +168,8 @@ static int shared_opt(const char *cmd, int opt, const char *arg, struct cli_opts
 	case OPT_FINGERPRINT: c->tls.fingerprint = arg; return EXIT_OK;
 	case OPT_TLS_HOSTNAME: c->tls.hostname = arg; return EXIT_OK;
 	}
-	return wire_opt(cmd, opt, arg, c);
+	ret = converge_opt(cmd, opt, arg, c);
+	return ret != OPT_NOT_OWN ? ret : wire_opt(cmd, opt, arg, c);
 }
 
 int opts_parse(const struct cli_parse *p, struct cli_opts *c, struct global_opts *g,
@@ -181,6 +220,24 @@ int opts_check_json_fd(const char *cmd, const struct cli_opts *c)
 	if (fcntl(c->json_fd, F_GETFD) < 0)
 		return usage_error(cmd, "--json-fd: descriptor %d is not open", c->json_fd);
 	return EXIT_OK;
+}
+
+bool opts_converge(const char *cmd, const struct cli_opts *c, struct cvm_conf *v, int *ret)
+{
+	*ret = EXIT_OK;
+	if (c->vm.pid && !c->vm.qmp) {
+		*ret = usage_error(cmd, "--vm-pid needs --qmp PATH: without QEMU's QMP lmig cannot tell whether its migration converges");
+		return false;
+	}
+	if (c->vm.opt && !c->vm.qmp) {
+		*ret = usage_error(cmd, "%s needs --qmp PATH (the source QEMU to follow)", c->vm.opt);
+		return false;
+	}
+	if (!c->vm.qmp)
+		return false;
+	*v = (struct cvm_conf){ .qmp_path = c->vm.qmp, .vm_pid = c->vm.pid,
+				.throttle = c->vm.throttle != 0, .max_pct = c->vm.max_pct };
+	return true;
 }
 
 int opts_tls(const char *cmd, const struct cli_opts *c, struct tls_conf *t, bool server)

@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "chan/policy.h"
 #include "cli/cmd.h"
@@ -36,6 +37,10 @@ enum {
 	OPT_PSK_FILE,
 	OPT_FINGERPRINT,
 	OPT_TLS_HOSTNAME,
+	OPT_QMP,
+	OPT_VM_PID,
+	OPT_THROTTLE,
+	OPT_THROTTLE_MAX,
 	OPT_OWN = 512,		/* the first code for a command's own long options */
 };
 
@@ -64,6 +69,12 @@ enum {
 	{ "psk-file", required_argument, NULL, OPT_PSK_FILE }, \
 	{ "peer-fingerprint", required_argument, NULL, OPT_FINGERPRINT }
 #define OPTE_TLS_HOSTNAME { "tls-hostname", required_argument, NULL, OPT_TLS_HOSTNAME }
+/* The convergence of the QEMU guest whose stream is carried (pipe, proxy send). */
+#define OPTE_CONVERGE \
+	{ "qmp", required_argument, NULL, OPT_QMP }, \
+	{ "vm-pid", required_argument, NULL, OPT_VM_PID }, \
+	{ "throttle", required_argument, NULL, OPT_THROTTLE }, \
+	{ "throttle-max", required_argument, NULL, OPT_THROTTLE_MAX }
 
 /* The values of the shared options; opts_init() gives the defaults. */
 struct cli_opts {
@@ -82,6 +93,13 @@ struct cli_opts {
 	struct {
 		const char *dir, *psk_file, *fingerprint, *hostname;
 	} tls;
+	struct {
+		const char *qmp;	/* --qmp PATH */
+		pid_t pid;		/* --vm-pid, 0 = none */
+		int throttle;		/* --throttle: -1 not given, 0 off, 1 auto */
+		unsigned int max_pct;	/* --throttle-max (default 90) */
+		const char *opt;	/* the last of --throttle* given, for "needs --qmp" */
+	} vm;
 };
 
 void opts_init(struct cli_opts *c);
@@ -128,6 +146,13 @@ int opts_check_to(const char *cmd, const struct cli_opts *c);
 int opts_check_listen(const char *cmd, const struct cli_opts *c);
 /* c->json_fd must be open. */
 int opts_check_json_fd(const char *cmd, const struct cli_opts *c);
+struct cvm_conf;
+/*
+ * The convergence options into v: false (nothing to follow) or true, or
+ * EXIT_USAGE after the error in *ret (--vm-pid without --qmp, --throttle
+ * without either).
+ */
+bool opts_converge(const char *cmd, const struct cli_opts *c, struct cvm_conf *v, int *ret);
 struct tls_conf;
 /* The TLS options into t (see cmd_tls_setup()). */
 int opts_tls(const char *cmd, const struct cli_opts *c, struct tls_conf *t, bool server);
@@ -165,6 +190,21 @@ int opts_tls(const char *cmd, const struct cli_opts *c, struct tls_conf *t, bool
 	"  -j, --json              one JSON object with the result on stderr\n"
 #define OPTH_JSON_FD \
 	"      --json-fd FD        ... on descriptor FD instead (implies --json)\n"
+#define OPTH_CONVERGE \
+	"      --qmp PATH          the source QEMU's QMP socket (one more -qmp\n" \
+	"                          unix:PATH,server=on,wait=off): follow its migration\n" \
+	"                          and, when it does not converge within QEMU's\n" \
+	"                          downtime-limit, limit the CPU of the vCPU threads\n" \
+	"                          that dirty its memory (cgroup v2 cpu.max or v1 CFS\n" \
+	"                          quota), put back as soon as the migration ends,\n" \
+	"                          also if lmig is killed ('lmig throttle --restore'\n" \
+	"                          otherwise)\n" \
+	"      --vm-pid PID        QEMU's process, checked against the QMP socket's;\n" \
+	"                          alone it is refused: without QMP lmig cannot tell\n" \
+	"                          whether the migration converges\n" \
+	"      --throttle auto|off with --qmp: limit the vCPU threads when needed\n" \
+	"                          (default auto), or only follow and report\n" \
+	"      --throttle-max PCT  take at most PCT %% of their CPU (1..99, default 90)\n"
 #define OPTH_HELP \
 	"  -h, --help              this help\n"
 

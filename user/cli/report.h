@@ -30,11 +30,21 @@ extern const struct image_events cli_events;
 void cli_restored(void *ctx, const struct throttle_restored *r);
 
 struct stream_stats;
+struct cvm_stats;
 /*
  * lmig pipe/proxy's report on fd: one JSON object (json), or a line when
- * the stream completed (ok).
+ * the stream completed (ok); vm (NULL: none) is what --qmp followed.
  */
 void stream_report(const char *role, const struct stream_stats *st, const char *compress,
-		   bool ok, bool json, int fd);
+		   const struct cvm_stats *vm, bool ok, bool json, int fd);
+/*
+ * The convergence of a QEMU guest (report_vm.c): the "throttle" object of
+ * the JSON report, the text lines, and a warning on stderr when a limit
+ * could not be undone.
+ */
+struct json_obj;
+void cvm_report_json(struct json_obj *j, const struct cvm_stats *s);
+void cvm_report_text(int fd, const struct cvm_stats *s);
+void cvm_report_unrestored(const char *role, const struct cvm_stats *s);
 
 #endif

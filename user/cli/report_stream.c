@@ -8,10 +8,11 @@
 #include "lib/err.h"
 #include "lib/json.h"
 #include "lib/parse.h"
+#include "live/converge_vm.h"
 #include "stream/stream.h"
 
 void stream_report(const char *role, const struct stream_stats *st, const char *compress,
-		   bool ok, bool json, int json_fd)
+		   const struct cvm_stats *vm, bool ok, bool json, int json_fd)
 {
 	double mbps = st->total_s > 0 ? st->bytes_stream / st->total_s / 1e6 : 0;
 	double ratio = st->bytes_stream ? (double)st->bytes_wire / st->bytes_stream : 0;
@@ -55,6 +56,8 @@ void stream_report(const char *role, const struct stream_stats *st, const char *
 		json_str(&j, "tls", st->tls);
 		if (st->tls_binding[0])
 			json_str(&j, "tls_binding", st->tls_binding);
+		if (vm && vm->on)
+			cvm_report_json(&j, vm);
 		json_end(&j, f);
 		fclose(f);
 		return;
@@ -66,4 +69,6 @@ void stream_report(const char *role, const struct stream_stats *st, const char *
 		fmt_bytes(a, sizeof(a), (double)st->bytes_stream), source ? "from" : "to",
 		st->total_s, mbps, fmt_bytes(b, sizeof(b), (double)st->bytes_wire), ratio * 100,
 		st->channels, st->channels == 1 ? "" : "s", compress);
+	if (vm && vm->on)
+		cvm_report_text(json_fd, vm);
 }

@@ -37,7 +37,15 @@ struct qmp {
 	char last_event[64];
 	unsigned int version[3];	/* QEMU's major, minor, micro (greeting) */
 	char *buf;		/* QMP_REPLY_MAX + 1 */
-	size_t len;		/* bytes held in buf, beyond the reply handed out */
+	size_t len;		/* bytes held in buf, the reply handed out included */
+	/* Private to qmp.c: the message at the front of buf being framed
+	 * (how far it was scanned, its nesting, inside a string, after a
+	 * backslash), the reply handed out (its bytes at the front, dropped
+	 * at the next read), the id of the next command. */
+	size_t scan, held;
+	unsigned int depth;
+	bool started, in_str, esc;
+	uint64_t next_id;
 };
 
 /* query-migrate, the parts lmig uses; absent numbers are 0. */

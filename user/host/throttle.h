@@ -52,6 +52,11 @@
 
 #define THROTTLE_STATE_DIR	"/run/lmig"
 #define THROTTLE_PERIOD_US	100000
+/*
+ * The kernel's smallest quota is 1 ms: a limit below 1 % of a CPU gets a
+ * longer period (1 ms / share), up to this.
+ */
+#define THROTTLE_PERIOD_MAX_US	1000000
 #define THROTTLE_MAX_TIDS	64
 #define THROTTLE_MAX_DEVS	8
 #define THROTTLE_MAX_VCGS	THROTTLE_MAX_TIDS	/* per-vCPU cgroups: one per thread */
@@ -132,7 +137,7 @@ struct throttle {
  */
 int throttle_init(struct throttle *t, pid_t pid, const pid_t *tids, unsigned int ntids);
 /*
- * Allow the workload `cpus` CPUs (0.01 .. N) from now on; per-vCPU
+ * Allow the workload `cpus` CPUs (0.001 .. N) from now on; per-vCPU
  * cgroups get cpus / nvcg each (at least the kernel's 1 ms a period),
  * or the quota found there when that is tighter.
  */

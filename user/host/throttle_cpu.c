@@ -63,11 +63,22 @@ static bool alone_in(const char *dir, pid_t pid)
 /* The limit value of a share: "QUOTA PERIOD" (v2 cpu.max style). */
 static void quota_str(char *buf, size_t len, double cpus)
 {
-	long q = (long)(cpus * THROTTLE_PERIOD_US);
+	long p = THROTTLE_PERIOD_US, q = (long)(cpus * p);
 
+	/*
+	 * The kernel's smallest quota is 1 ms: a smaller share stretches the
+	 * period instead.  A longer period lets a thread that used its quota
+	 * wait longer, so it is only as long as the share needs.
+	 */
+	if (q < 1000 && cpus > 0) {
+		p = (long)(1000 / cpus);
+		if (p > THROTTLE_PERIOD_MAX_US)
+			p = THROTTLE_PERIOD_MAX_US;
+		q = (long)(cpus * p);
+	}
 	if (q < 1000)
-		q = 1000;	/* the kernel's smallest quota is 1 ms */
-	snprintf(buf, len, "%ld %d", q, THROTTLE_PERIOD_US);
+		q = 1000;
+	snprintf(buf, len, "%ld %ld", q, p);
 }
 
 static int set_limit(const struct throttle *t, const char *val)

@@ -5,8 +5,13 @@
 
 #include "lib/err.h"
 
-static char errbuf[512];
-static bool have_err;
+/*
+ * Each thread has its own: a controller thread running beside an engine
+ * (live/converge_vm.c) must neither take the engine's message nor give it
+ * its own.
+ */
+static __thread char errbuf[512];
+static __thread bool have_err;
 
 static int vrecord(int err, const char *fmt, va_list ap)
 {

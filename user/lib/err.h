@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * One error path: a failing function records a one-line message with
- * lmig_err() and returns -1; the command's caller prints it once.
+ * lmig_err() and returns -1; the command's caller prints it once.  Each
+ * thread records its own.
  */
 #ifndef LMIG_ERR_H
 #define LMIG_ERR_H

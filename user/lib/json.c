@@ -126,6 +126,28 @@ void json_array_end(struct json_obj *j)
 	j->first = false;
 }
 
+void json_obj_begin(struct json_obj *j, const char *k)
+{
+	key(j, k);
+	put(j, "{");
+	j->first = true;
+}
+
+void json_obj_end(struct json_obj *j)
+{
+	put(j, "}");
+	j->first = false;
+}
+
+void json_int_array(struct json_obj *j, const char *k, const int *v, unsigned int n)
+{
+	key(j, k);
+	put(j, "[");
+	for (unsigned int i = 0; i < n; i++)
+		put(j, i ? ",%d" : "%d", v[i]);
+	put(j, "]");
+}
+
 void json_end(struct json_obj *j, FILE *f)
 {
 	put(j, "}");

@@ -28,6 +28,11 @@ void json_array_begin(struct json_obj *j, const char *key);
 void json_elem_begin(struct json_obj *j);
 void json_elem_end(struct json_obj *j);
 void json_array_end(struct json_obj *j);
+/* "key":{...}: begin, the fields, end. */
+void json_obj_begin(struct json_obj *j, const char *key);
+void json_obj_end(struct json_obj *j);
+/* "key":[1,2,3] */
+void json_int_array(struct json_obj *j, const char *key, const int *v, unsigned int n);
 /* Print "{...}\n" to f and free the buffer. */
 void json_end(struct json_obj *j, FILE *f);
 

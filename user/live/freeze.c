@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -18,7 +17,7 @@
 #include "lib/err.h"
 #include "live/freeze.h"
 #include "host/procfs.h"
-#include "host/throttle.h"
+#include "host/guard.h"
 
 #define FREEZE_LIMIT_S	5.0	/* a workload that takes longer to stop is stuck */
 
@@ -53,13 +52,13 @@ static int find_member(const char *path, const struct stat *sb, int type, struct
 	return 0;
 }
 
-static int guard_start(struct freezer *f);
+static int start_guard(struct freezer *f);
 
 int freezer_init(struct freezer *f, const char *spec, pid_t pid)
 {
 	char buf[64];
 
-	*f = (struct freezer){ .pid = pid, .pidfd = -1, .guard_fd = -1 };
+	*f = (struct freezer){ .pid = pid, .pidfd = -1, .guard = { .fd = -1 } };
 	if (!strcmp(spec, "none")) {
 		f->method = FREEZE_NONE;
 	} else if (!strcmp(spec, "signal")) {
@@ -99,7 +98,7 @@ int freezer_init(struct freezer *f, const char *spec, pid_t pid)
 	 * would copy the engine's page tables and pinned buffers inside the
 	 * downtime.  Until the freeze, its resume is a no-op.
 	 */
-	return f->method == FREEZE_NONE ? 0 : guard_start(f);
+	return f->method == FREEZE_NONE ? 0 : start_guard(f);
 }
 
 /* Are all threads of the process stopped (state T or t)? */
@@ -153,90 +152,23 @@ static int do_thaw(const struct freezer *f)
 }
 
 /*
- * The guard: resumes the workload unless lmig says 'k' (keep it paused)
- * before the pipe closes.  'c' (the commit point: the receiver may commit
- * from now on) keeps it paused even then; the CPU limits are undone.  It ignores the terminal's signals, so a ^C
- * that ends lmig mid-switch-over still finds it there to resume.
+ * The guard's last action (host/guard.h), once it undid the CPU limits:
+ * resume the workload, unless the receiver may have committed a copy of
+ * it.  The workload's pidfd is the descriptor the guard kept.
  */
-static void guard_main(const struct freezer *f, int rfd)
+static int guard_resume(void *ctx, int kept_fd, bool committing)
 {
-	char c = 0;
-	ssize_t n;
+	struct freezer *f = ctx;
 
-	signal(SIGINT, SIG_IGN);
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-	prctl(PR_SET_NAME, "lmig-guard");
-	bool committing = false;
-
-	for (;;) {
-		do
-			n = read(rfd, &c, 1);
-		while (n < 0 && errno == EINTR);
-		if (n == 1 && c == 'k')
-			_exit(0);
-		if (n == 1 && c == 'c') {
-			committing = true;	/* the receiver may commit from now on */
-			continue;
-		}
-		break;
-	}
-	/* lmig is gone: undo its CPU limits too, then let the workload run ... */
-	throttle_restore_pid(f->pid);
-	/* ... unless it may have a committed copy: then it stays paused. */
 	if (committing)
-		_exit(0);
-	_exit(do_thaw(f) ? 1 : 0);
+		return 0;
+	f->pidfd = kept_fd;
+	return do_thaw(f) ? 1 : 0;
 }
 
-static int guard_start(struct freezer *f)
+static int start_guard(struct freezer *f)
 {
-	int p[2];
-	pid_t g;
-
-	if (pipe2(p, O_CLOEXEC))
-		return lmig_err_errno(errno, "pipe");
-	g = fork();
-	if (g < 0) {
-		close(p[0]);
-		close(p[1]);
-		return lmig_err_errno(errno, "fork");
-	}
-	if (g == 0) {
-		/*
-		 * Keep only the pipe (3) and the workload's pidfd (4): the
-		 * migration's sockets must close with lmig.
-		 */
-		int pfd = fcntl(f->pidfd, F_DUPFD_CLOEXEC, 5);
-
-		if (p[0] != 3 && dup2(p[0], 3) < 0)
-			_exit(1);
-		if (pfd >= 0 && dup2(pfd, 4) < 0)
-			_exit(1);
-		for (int fd = 5; fd < 1024; fd++)
-			close(fd);
-		f->pidfd = pfd >= 0 ? 4 : -1;
-		guard_main(f, 3);
-	}
-	close(p[0]);
-	f->guard = g;
-	f->guard_fd = p[1];
-	return 0;
-}
-
-static void guard_stop(struct freezer *f)
-{
-	if (f->guard_fd >= 0) {
-		if (write(f->guard_fd, "k", 1) != 1)
-			(void)0;	/* a guard that is gone has nothing to stand down */
-		close(f->guard_fd);
-		f->guard_fd = -1;
-	}
-	if (f->guard > 0) {
-		waitpid(f->guard, NULL, 0);
-		f->guard = 0;
-	}
+	return guard_start(&f->guard, f->pid, f->pidfd, guard_resume, f);
 }
 
 int freezer_freeze(struct freezer *f)
@@ -281,7 +213,7 @@ int freezer_thaw(struct freezer *f)
 		ret = do_thaw(f);
 		f->frozen = false;
 	}
-	guard_stop(f);
+	guard_stop(&f->guard);
 	if (ret)
 		return lmig_err_errno(-ret, "cannot resume the workload (%s)", freezer_name(f));
 	return 0;
@@ -289,13 +221,12 @@ int freezer_thaw(struct freezer *f)
 
 void freezer_commit_point(struct freezer *f)
 {
-	if (f->guard_fd >= 0 && write(f->guard_fd, "c", 1) != 1)
-		(void)0;	/* a guard that is gone resumes nothing */
+	guard_commit_point(&f->guard);
 }
 
 void freezer_commit(struct freezer *f, bool kill_it)
 {
-	guard_stop(f);
+	guard_stop(&f->guard);
 	if (!kill_it)
 		return;
 	pidfd_signal(f->pidfd, SIGKILL);

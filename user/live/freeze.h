@@ -7,11 +7,11 @@
  *   cgroup:DIR  cgroup v2 cgroup.freeze, or the v1 freezer's freezer.state
  *   none        the caller keeps the workload quiet itself
  *
- * When the freezer is set up, a small guard process is forked.  It holds
- * one end of a pipe and waits: when lmig reports a verified commit (or a
- * failure it handled itself) it exits and leaves things as they are; when
- * the pipe closes without that (lmig was killed), it undoes lmig's CPU
- * limits (throttle.h) and resumes the workload — unless lmig told it the
+ * When the freezer is set up, a guard process is forked (host/guard.h).
+ * It waits: when lmig reports a verified commit (or a failure it handled
+ * itself) it exits and leaves things as they are; when lmig is gone
+ * without that (killed), it undoes lmig's CPU limits (throttle.h) and
+ * resumes the workload — unless lmig told it the
  * commit point was reached (freezer_commit_point()): then the workload
  * stays paused, since a copy of it may run elsewhere.  The guard inherits the
  * pidfd taken before the fork: if the workload exited and its pid was
@@ -23,6 +23,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "host/guard.h"
+
 enum freeze_method { FREEZE_NONE, FREEZE_SIGNAL, FREEZE_CGROUP };
 
 struct freezer {
@@ -32,8 +34,7 @@ struct freezer {
 	char dir[512];		/* FREEZE_CGROUP: the cgroup directory */
 	bool v1;		/* freezer.state rather than cgroup.freeze */
 	bool frozen;
-	pid_t guard;		/* the guard process, 0 if none */
-	int guard_fd;		/* write end of its pipe, -1 if none */
+	struct guard guard;	/* resumes it if lmig dies (host/guard.h) */
 	double freeze_s;	/* how long the last freeze took to take hold */
 };
 

@@ -55,7 +55,7 @@ int live_open(struct live_ctl **out, const struct send_opts *o, struct image_sta
 	if (!lv)
 		return lmig_err("out of memory");
 	*lv = (struct live_ctl){ .o = o, .st = st, .im = *im, .t0 = t0 };
-	lv->fz.guard_fd = -1;
+	lv->fz.guard.fd = -1;
 	converge_open(&lv->cv, o, st);
 	if (freezer_init(&lv->fz, o->freeze, o->pid))
 		return -1;

@@ -13,6 +13,7 @@ static double aim(const struct tpol_state *st, const struct tpol_conf *c,
 	double share = r->cpu_used > 0 ? r->cpu_used * TPOL_DIRTY_TARGET * r->link_mbps / d :
 					st->cpu_base;
 	double floor = st->cpu_base * (100 - c->max_pct) / 100.0;
+	double least = c->min_cpus > 0 ? c->min_cpus : TPOL_CPUS_MIN;
 
 	*bound = TPOL_AIMED;
 	if (share > st->cpu_base) {
@@ -23,16 +24,19 @@ static double aim(const struct tpol_state *st, const struct tpol_conf *c,
 		share = floor;
 		*bound = TPOL_AT_FLOOR;
 	}
-	if (share < TPOL_CPUS_MIN) {
-		share = TPOL_CPUS_MIN;
+	if (share < least) {
+		share = least;
 		*bound = TPOL_AT_MIN;
 	}
 	return share;
 }
 
-/* TPOL_SET: the new limit, and the disk-write limit that goes with it. */
+/*
+ * TPOL_SET: the new limit, and the disk-write limit that goes with it;
+ * shrinking: the prediction fell by more than a quarter since the last harvest.
+ */
 static void set(const struct tpol_state *st, const struct tpol_conf *c,
-		const struct tpol_round *r, struct tpol_decision *d)
+		const struct tpol_round *r, bool shrinking, struct tpol_decision *d)
 {
 	double share = aim(st, c, r, &d->bound);
 
@@ -44,7 +48,8 @@ static void set(const struct tpol_state *st, const struct tpol_conf *c,
 	 * would let the workload dirty faster than that and overrun the
 	 * budget.
 	 */
-	if (r->pred_s * 1000 <= c->downtime_ms && r->cur_cpus > 0 && share > r->cur_cpus) {
+	if ((r->pred_s * 1000 <= c->downtime_ms || (c->hold_converging && shrinking)) &&
+	    r->cur_cpus > 0 && share > r->cur_cpus) {
 		share = r->cur_cpus;
 		d->held = true;
 	}
@@ -58,7 +63,7 @@ static void set(const struct tpol_state *st, const struct tpol_conf *c,
 void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct tpol_round *r,
 		 struct tpol_decision *d)
 {
-	bool bad;
+	bool bad, shrinking;
 
 	*d = (struct tpol_decision){ .action = TPOL_KEEP };
 	/*
@@ -69,8 +74,8 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 	 */
 	if (!st->prev_pred)
 		st->prev_pred = r->look_s;
-	bad = r->dirty_mbps >= 0.9 * r->link_mbps ||
-	      (st->prev_pred > 0 && r->pred_s > 0.75 * st->prev_pred);
+	shrinking = st->prev_pred > 0 && r->pred_s <= 0.75 * st->prev_pred;
+	bad = r->dirty_mbps >= 0.9 * r->link_mbps || (st->prev_pred > 0 && !shrinking);
 	st->prev_pred = r->pred_s;
 	st->bad_rounds = bad && r->pred_s * 1000 > c->downtime_ms ? st->bad_rounds + 1 : 0;
 	if (!c->enabled || st->off) {
@@ -107,7 +112,7 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 		st->on = false;
 		return;
 	}
-	set(st, c, r, d);
+	set(st, c, r, shrinking, d);
 }
 
 void tpol_start(struct tpol_state *st, const struct tpol_conf *c, const struct tpol_round *r,
@@ -119,7 +124,7 @@ void tpol_start(struct tpol_state *st, const struct tpol_conf *c, const struct t
 	st->d_before = r->dirty_mbps;
 	st->on = true;
 	st->io_base = 0;
-	set(st, c, r, d);
+	set(st, c, r, false, d);
 	d->why = why;
 	/* A workload that also writes to disk gets its disk writes limited too. */
 	d->io = disk_wbps >= TPOL_IO_MIN_BPS ? TPOL_IO_START : TPOL_IO_KEEP;

@@ -46,7 +46,10 @@
 #define TPOL_DIRTY_TARGET	(1.0 / 3)
 /* Attempts to apply a limit before giving up. */
 #define TPOL_TRIES		3
-/* Never a limit below this many CPUs, nor a base below TPOL_CPU_BASE_MIN. */
+/*
+ * Never a limit below this many CPUs (unless tpol_conf.min_cpus says
+ * less), nor a base below TPOL_CPU_BASE_MIN.
+ */
 #define TPOL_CPUS_MIN		0.01
 #define TPOL_CPU_BASE_MIN	0.02
 /* Never hold disk writes below this (bytes/s). */
@@ -60,6 +63,19 @@ struct tpol_conf {
 	bool enabled;			/* --throttle auto */
 	unsigned int downtime_ms;	/* --downtime-ms */
 	unsigned int max_pct;		/* --throttle-max: take at most this % of its CPU */
+	/*
+	 * The least limit, CPUs; 0: TPOL_CPUS_MIN.  A writer that sleeps
+	 * most of the time (a guest's vCPU) dirties fast on a few per mille
+	 * of a CPU and needs less than the 1 % a process gets.
+	 */
+	double min_cpus;
+	/*
+	 * Never loosen a limit while the prediction keeps falling by more
+	 * than a quarter a harvest: the limit works, and a looser one can
+	 * undo it before the switch-over (the rounds of a guest's migration
+	 * are short, its dirty rate is measured over one of them).
+	 */
+	bool hold_converging;
 };
 
 /* Kept by the caller from harvest to harvest; changed only by tpol_*(). */
@@ -103,7 +119,8 @@ enum tpol_why {
 	TPOL_INEFFECTIVE,	/* LIFT: CPU halved, dirty rate not */
 	TPOL_TIGHTEN,		/* SET below the limit in force */
 	TPOL_RAISE,		/* SET above it */
-	TPOL_HOLD,		/* SET to the same (a looser one held back for the switch-over) */
+	TPOL_HOLD,		/* SET to the same (a looser one held back for the switch-over,
+				 * or, with hold_converging, while it converges) */
 };
 
 /* Where the limit computed ended up, before the switch-over hold. */
