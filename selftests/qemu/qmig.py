@@ -373,6 +373,9 @@ def migrate_info(q):
         "multifd_bytes": ram.get("multifd-bytes"),
         "mbps": ram.get("mbps"),
         "dirty_sync_count": ram.get("dirty-sync-count"),
+        "ram_remaining": ram.get("remaining"),
+        "dirty_pages_rate": ram.get("dirty-pages-rate"),
+        "cpu_throttle_pct": i.get("cpu-throttle-percentage"),
     }
     if i.get("error-desc"):
         r["qemu_error"] = i["error-desc"]
@@ -411,6 +414,7 @@ def silent_guest(q):
 
 def run(a):
     res = {"case": a.name, "transport": a.transport, "multifd": a.multifd,
+           "capabilities": a.capability,
            "compress": a.compress or "none", "max_bandwidth": a.max_bandwidth,
            "guest_mem_mib": a.mem, "guest_touch_mib": a.touch, "guest_rate_mbs": a.rate}
     lmig = shlex.quote(a.lmig)
@@ -472,6 +476,7 @@ def run(a):
         caps = []
         if a.multifd:
             caps.append({"capability": "multifd", "state": True})
+        caps += [{"capability": c, "state": True} for c in a.capability]
         for q in (qs, qd):
             if caps:
                 q.cmd("migrate-set-capabilities", capabilities=caps)
@@ -524,6 +529,12 @@ def run(a):
         info = migrate_info(qs)
         while time.monotonic() - t0 < a.timeout:
             info = migrate_info(qs)
+            if info["status"] == "active":
+                # How far it got, for a run the bound cancels.
+                res["dirty_pages_rate_max"] = max(res.get("dirty_pages_rate_max") or 0,
+                                                  info["dirty_pages_rate"] or 0)
+                res["last_active"] = {k: info[k] for k in (
+                    "dirty_sync_count", "ram_remaining", "ram_transferred", "cpu_throttle_pct")}
             if info["status"] in ("completed", "failed", "cancelled"):
                 break
             if watch and time.monotonic() - watch["t"] >= 0.25:
@@ -724,6 +735,8 @@ def main():
     ap.add_argument("--rate", type=int, default=4, help="MB/s the guest rewrites")
     ap.add_argument("--multifd", type=int, default=0, help="multifd channels (0: off)")
     ap.add_argument("--compress", default="", help="multifd compression (zlib, zstd)")
+    ap.add_argument("--capability", action="append", default=[],
+                    help="a migration capability to turn on at both ends (auto-converge, ...)")
     ap.add_argument("--max-bandwidth", type=int, default=32 << 30,
                     help="QEMU's max-bandwidth, bytes/s (default 32 GiB/s: unlimited)")
     ap.add_argument("--addr", default="127.0.0.1", help="the destination's address")
