@@ -175,11 +175,17 @@ class VM:
         append = "console=ttyS0 quiet panic=-1 no_timer_check %s guest_touch=%d guest_rate=%d" % (
             a.guest_append, a.touch, a.rate)
         argv = ns_prefix(ns) + [
-            a.qemu, "-accel", os.environ.get("QMIG_ACCEL", "tcg"), "-m", str(a.mem), "-smp", "1", "-nographic",
+            a.qemu, "-accel", os.environ.get("QMIG_ACCEL", "tcg"), "-m", str(a.mem), "-smp", str(a.smp), "-nographic",
             "-no-reboot", "-nic", "none", "-name", name,
-            "-kernel", a.kernel, "-initrd", a.initrd, "-append", append,
+            "-kernel", a.kernel] + (["-initrd", a.initrd] if a.initrd != "none" else []) + [
+            "-append", append,
             "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
             "-serial", "file:" + self.serial, "-monitor", "none"]
+        # The two-vCPU guest (mkguest.sh --smp) prints its computing vCPU's
+        # rate on the second serial port.
+        self.serial2 = os.path.join(a.work, name + ".serial2")
+        if a.smp > 1:
+            argv += ["-serial", "file:" + self.serial2]
         self.lmig_qmp = None
         if getattr(a, "lmig_qmp", False) and not incoming:
             # QEMU serves one client a socket: lmig gets its own.
@@ -360,6 +366,33 @@ def guard_of(pid):
     return out
 
 
+def file_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def compute_rates(path, at, end):
+    """Mean rate of the computing vCPU's lines ("lmig-guest compute N
+    ops/s") before byte offset at of its console and from there to end."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(end).decode(errors="replace")
+    except OSError:
+        return {}
+    r = {}
+    for key, part in (("compute_before", text[:at]), ("compute_during", text[at:])):
+        v = [int(m) for m in re.findall(r"lmig-guest compute (\d+) ops/s", part)]
+        # The first line after the start spans time before it.
+        v = v[1:] if key == "compute_during" else v
+        r[key + "_ops"] = sum(v) // len(v) if v else None
+        r[key + "_lines"] = len(v)
+    if r.get("compute_before_ops") and r.get("compute_during_ops") is not None:
+        r["compute_pct"] = round(100.0 * r["compute_during_ops"] / r["compute_before_ops"], 1)
+    return r
+
+
 def migrate_info(q):
     i = q.cmd("query-migrate")
     ram = i.get("ram", {})
@@ -511,7 +544,10 @@ def run(a):
         elif a.transport in ("tcp", "pipe"):
             wait_for(lambda: listening(a.dst_ns, port), 30, "the destination to listen")
 
+        if a.settle:
+            time.sleep(a.settle)
         res["src_tick_at_migrate"] = src.last_tick()
+        compute0 = file_size(src.serial2)
         watch = None
         if a.lmig_qmp:
             qpid = src.proc.p.pid
@@ -535,6 +571,9 @@ def run(a):
                                                   info["dirty_pages_rate"] or 0)
                 res["last_active"] = {k: info[k] for k in (
                     "dirty_sync_count", "ram_remaining", "ram_transferred", "cpu_throttle_pct")}
+                if (info["dirty_sync_count"] or 0) >= 2 and info["ram_remaining"] is not None:
+                    res["remaining_min"] = min(res.get("remaining_min", info["ram_remaining"]),
+                                               info["ram_remaining"])
             if info["status"] in ("completed", "failed", "cancelled"):
                 break
             if watch and time.monotonic() - watch["t"] >= 0.25:
@@ -587,6 +626,8 @@ def run(a):
                 t_kill = time.monotonic()
             time.sleep(0.05)
         res["wall_s"] = round(time.monotonic() - t0, 3)
+        if a.smp > 1:
+            res.update(compute_rates(src.serial2, compute0, file_size(src.serial2)))
         if dev0 is not None:
             dev1 = dev_bytes(a.count_dev)
             if dev1 is not None:
@@ -762,6 +803,10 @@ def main():
                     "lmig throttle --restore")
     ap.add_argument("--bound", type=float, default=0,
                     help="cancel a migration still running after this many seconds")
+    ap.add_argument("--smp", type=int, default=1,
+                    help="vCPUs; above 1 a second serial port (NAME.serial2) for mkguest.sh --smp's guest")
+    ap.add_argument("--settle", type=float, default=0,
+                    help="seconds to let the guest run between ready and migrate")
     ap.add_argument("--timeout", type=float, default=120, help="seconds the migration may take")
     ap.add_argument("--boot-timeout", type=float, default=120)
     ap.add_argument("--ticks", type=int, default=5, help="ticks to see after the switch")
@@ -769,7 +814,7 @@ def main():
     ap.add_argument("--guest-append", default=os.environ.get("QMIG_APPEND", "pti=on"),
                     help="more of the guest kernel's command line")
     ap.add_argument("--kernel", default=os.environ.get("KERNEL", ""))
-    ap.add_argument("--initrd", default="")
+    ap.add_argument("--initrd", default="", help="the guest's initramfs (none: no -initrd, for mkguest.sh --smp's guest)")
     ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
     a = ap.parse_args()
 
