@@ -27,7 +27,8 @@
  *                               the least limit (a guest's vCPU threads)
  *   hold_converging             with tpol_conf.hold_converging a looser
  *                               limit waits while the prediction falls
- *                               by more than a quarter
+ *   lift_look_s                 with tpol_conf.lift_look_s the useless
+ *                               verdict needs a harvest that long
  *   no_cpu_used_gives_base      no CPU measured: the base
  *   raise_over_budget           over budget, a looser limit is set
  *   hold_for_switch_over        within budget, a looser limit is held back
@@ -325,14 +326,13 @@ TEST(hold_converging)
 	r.cpu_used = 0.6;
 	r.dirty_mbps = 10;	/* aim 0.6 x (20/3) / 10 = 0.4, above 0.25 */
 	r.cur_cpus = 0.25;
-	r.pred_s = 1.5;		/* from 2.0: fell by exactly a quarter */
+	r.pred_s = 1.9;		/* from 2.0: falls, if slowly */
 	tpol_decide(&st, &c, &r, &d);
 	EXPECT_EQ(TPOL_SET, d.action);
 	EXPECT_EQ(TPOL_HOLD, d.why);
 	EXPECT_TRUE(d.held);
 	EXPECT_TRUE(NEAR(0.25, d.cpus)) TH_LOG("cpus %f", d.cpus);
-	/* Fell by less (1.5 -> 1.2 is a fifth): raised. */
-	r.pred_s = 1.2;
+	/* The same again does not fall: raised. */
 	tpol_decide(&st, &c, &r, &d);
 	EXPECT_EQ(TPOL_RAISE, d.why);
 	EXPECT_FALSE(d.held);
@@ -340,7 +340,7 @@ TEST(hold_converging)
 	/* A tighter limit is never held back. */
 	r.cur_cpus = 0.4;
 	r.dirty_mbps = 20;	/* aim 0.2 */
-	r.pred_s = 0.6;		/* fell by half */
+	r.pred_s = 0.6;
 	tpol_decide(&st, &c, &r, &d);
 	EXPECT_EQ(TPOL_TIGHTEN, d.why);
 	EXPECT_TRUE(NEAR(0.2, d.cpus)) TH_LOG("cpus %f", d.cpus);
@@ -350,9 +350,32 @@ TEST(hold_converging)
 	r.cpu_used = 0.6;
 	r.dirty_mbps = 10;
 	r.cur_cpus = 0.25;
-	r.pred_s = 1.5;
+	r.pred_s = 1.9;
 	tpol_decide(&st, &conf, &r, &d);
 	EXPECT_EQ(TPOL_RAISE, d.why);
+}
+
+TEST(lift_look_s)
+{
+	struct tpol_conf c = conf;
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	/* CPU halved, dirty rate not: useless, but watched 2.9 s only. */
+	c.lift_look_s = 3.0;
+	r.cpu_used = 0.5;
+	r.cur_cpus = 0.5;
+	r.look_s = 2.9;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_FALSE(st.off);
+	/* Watched 3 s: lifted. */
+	r.look_s = 3.0;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+	EXPECT_TRUE(st.off);
 }
 
 TEST(no_cpu_used_gives_base)

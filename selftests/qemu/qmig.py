@@ -45,7 +45,7 @@ and reports how long until the threads were free again
 `lmig throttle --restore` then frees them (throttle_restore_exit,
 vcpu_cpu_after_restore).  --bound S cancels a migration still running
 after S s (bounded: true) and reports how far it got: a native run beside
-one through lmig.
+one through lmig (--bound-file: the bound is written there once known).
 
 Every process it starts (QEMU, lmig) is killed and every file it made
 outside --work removed before it exits.
@@ -325,8 +325,9 @@ def thread_cpu(pid, tid):
             root = cpu_cgroup_root(1)
             d = root + parts[2] if root else None
             try:
-                with open(os.path.join(d, "cpu.cfs_quota_us")) as q:
-                    return [parts[2], q.read().strip()]
+                with open(os.path.join(d, "cpu.cfs_quota_us")) as q, \
+                        open(os.path.join(d, "cpu.cfs_period_us")) as per:
+                    return [parts[2], "%s %s" % (q.read().strip(), per.read().strip())]
             except (OSError, TypeError):
                 return [parts[2], "?"]
     for ln in lines:
@@ -603,8 +604,16 @@ def run(a):
                     p.p.wait()
                     killed = True
                     t_kill = time.monotonic()
+            if a.bound_file and not a.bound and os.path.exists(a.bound_file):
+                # The bound arrives once the run beside this one knows it.
+                try:
+                    with open(a.bound_file) as f:
+                        a.bound = float(f.read().strip() or 0)
+                except (OSError, ValueError):
+                    pass
             if a.bound and time.monotonic() - t0 >= a.bound:
                 res["bounded"] = True
+                res["bound_s"] = a.bound
                 res["status_at_bound"] = info["status"]
                 res["remaining_at_bound"] = qs.cmd("query-migrate").get("ram", {}).get("remaining")
                 qs.cmd("migrate_cancel")
@@ -761,7 +770,12 @@ def run(a):
     # finds QEMU's value before any of lmig's.
     if "lmig" in res:
         res["lmig"] = res.pop("lmig")
-    print(json.dumps(res, separators=(",", ":")), flush=True)
+    line = json.dumps(res, separators=(",", ":"))
+    if a.result_file:
+        with open(a.result_file + ".tmp", "w") as f:
+            f.write(line + "\n")
+        os.rename(a.result_file + ".tmp", a.result_file)
+    print(line, flush=True)
     return 0
 
 
@@ -807,6 +821,10 @@ def main():
                     help="vCPUs; above 1 a second serial port (NAME.serial2) for mkguest.sh --smp's guest")
     ap.add_argument("--settle", type=float, default=0,
                     help="seconds to let the guest run between ready and migrate")
+    ap.add_argument("--result-file", default="",
+                    help="also write the JSON line to this file (whole, however long)")
+    ap.add_argument("--bound-file", default="",
+                    help="read --bound from this file once it appears (a run beside sets it)")
     ap.add_argument("--timeout", type=float, default=120, help="seconds the migration may take")
     ap.add_argument("--boot-timeout", type=float, default=120)
     ap.add_argument("--ticks", type=int, default=5, help="ticks to see after the switch")

@@ -481,7 +481,7 @@ int cvm_start(struct converge_vm **out, const struct cvm_conf *c, struct cvm_sta
 	cv->tc = (struct tpol_conf){ .enabled = c->throttle,
 				     .downtime_ms = (unsigned int)st->downtime_limit_ms,
 				     .max_pct = c->max_pct, .min_cpus = CVM_CPUS_MIN,
-				     .hold_converging = true };
+				     .hold_converging = true, .lift_look_s = TPOL_LONG_LOOK_S };
 	if (c->throttle) {
 		/* Limits a killed lmig left (its guard may have undone them already). */
 		st->stale_restored = throttle_restore_files(true, NULL, NULL);

@@ -33,10 +33,10 @@ static double aim(const struct tpol_state *st, const struct tpol_conf *c,
 
 /*
  * TPOL_SET: the new limit, and the disk-write limit that goes with it;
- * shrinking: the prediction fell by more than a quarter since the last harvest.
+ * falling: the prediction fell since the last harvest.
  */
 static void set(const struct tpol_state *st, const struct tpol_conf *c,
-		const struct tpol_round *r, bool shrinking, struct tpol_decision *d)
+		const struct tpol_round *r, bool falling, struct tpol_decision *d)
 {
 	double share = aim(st, c, r, &d->bound);
 
@@ -48,7 +48,7 @@ static void set(const struct tpol_state *st, const struct tpol_conf *c,
 	 * would let the workload dirty faster than that and overrun the
 	 * budget.
 	 */
-	if ((r->pred_s * 1000 <= c->downtime_ms || (c->hold_converging && shrinking)) &&
+	if ((r->pred_s * 1000 <= c->downtime_ms || (c->hold_converging && falling)) &&
 	    r->cur_cpus > 0 && share > r->cur_cpus) {
 		share = r->cur_cpus;
 		d->held = true;
@@ -63,7 +63,7 @@ static void set(const struct tpol_state *st, const struct tpol_conf *c,
 void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct tpol_round *r,
 		 struct tpol_decision *d)
 {
-	bool bad, shrinking;
+	bool bad, falling;
 
 	*d = (struct tpol_decision){ .action = TPOL_KEEP };
 	/*
@@ -74,8 +74,9 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 	 */
 	if (!st->prev_pred)
 		st->prev_pred = r->look_s;
-	shrinking = st->prev_pred > 0 && r->pred_s <= 0.75 * st->prev_pred;
-	bad = r->dirty_mbps >= 0.9 * r->link_mbps || (st->prev_pred > 0 && !shrinking);
+	falling = r->pred_s < st->prev_pred;
+	bad = r->dirty_mbps >= 0.9 * r->link_mbps ||
+	      (st->prev_pred > 0 && r->pred_s > 0.75 * st->prev_pred);
 	st->prev_pred = r->pred_s;
 	st->bad_rounds = bad && r->pred_s * 1000 > c->downtime_ms ? st->bad_rounds + 1 : 0;
 	if (!c->enabled || st->off) {
@@ -104,7 +105,8 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 	 * verdict from that either.
 	 */
 	if (r->cur_cpus > 0 && r->cpu_used <= 0.5 * st->cpu_base &&
-	    r->dirty_mbps >= 0.8 * st->d_before && r->pages < r->npages / 2) {
+	    r->dirty_mbps >= 0.8 * st->d_before && r->pages < r->npages / 2 &&
+	    r->look_s >= c->lift_look_s) {
 		d->action = TPOL_LIFT;
 		d->why = TPOL_INEFFECTIVE;
 		d->cpu_taken_pct = 100 - 100 * r->cpu_used / st->cpu_base;
@@ -112,7 +114,7 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 		st->on = false;
 		return;
 	}
-	set(st, c, r, shrinking, d);
+	set(st, c, r, falling, d);
 }
 
 void tpol_start(struct tpol_state *st, const struct tpol_conf *c, const struct tpol_round *r,

@@ -70,12 +70,18 @@ struct tpol_conf {
 	 */
 	double min_cpus;
 	/*
-	 * Never loosen a limit while the prediction keeps falling by more
-	 * than a quarter a harvest: the limit works, and a looser one can
-	 * undo it before the switch-over (the rounds of a guest's migration
-	 * are short, its dirty rate is measured over one of them).
+	 * Never loosen a limit while the prediction falls: the limit works,
+	 * and a looser one can undo it before the switch-over (the rounds of
+	 * a guest's migration are short, and a limited vCPU uses its quota
+	 * in bursts that the CPU measured over one of them exaggerates).
 	 */
 	bool hold_converging;
+	/*
+	 * The useless-limit verdict (TPOL_INEFFECTIVE) only from a harvest
+	 * that watched at least this long (s; 0: any): over a short one, a
+	 * limited writer catching up in a burst looks undiminished.
+	 */
+	double lift_look_s;
 };
 
 /* Kept by the caller from harvest to harvest; changed only by tpol_*(). */
