@@ -572,9 +572,15 @@ def run(a):
                                                   info["dirty_pages_rate"] or 0)
                 res["last_active"] = {k: info[k] for k in (
                     "dirty_sync_count", "ram_remaining", "ram_transferred", "cpu_throttle_pct")}
-                if (info["dirty_sync_count"] or 0) >= 2 and info["ram_remaining"] is not None:
-                    res["remaining_min"] = min(res.get("remaining_min", info["ram_remaining"]),
+                # What a pass left dirty: the remainder seen first after each
+                # bitmap sync from the second on (within a pass it falls
+                # towards zero whether the migration converges or not).
+                sync = info["dirty_sync_count"] or 0
+                if sync >= 2 and sync != res.get("_sync") and info["ram_remaining"] is not None:
+                    res["_sync"] = sync
+                    res["pass_left_min"] = min(res.get("pass_left_min", info["ram_remaining"]),
                                                info["ram_remaining"])
+                    res["pass_left_last"] = info["ram_remaining"]
             if info["status"] in ("completed", "failed", "cancelled"):
                 break
             if watch and time.monotonic() - watch["t"] >= 0.25:
@@ -768,6 +774,7 @@ def run(a):
             v.stop()
     # Flat keys first, the lmig reports last: a reader looking up a key
     # finds QEMU's value before any of lmig's.
+    res.pop("_sync", None)
     if "lmig" in res:
         res["lmig"] = res.pop("lmig")
     line = json.dumps(res, separators=(",", ":"))
