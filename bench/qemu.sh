@@ -27,10 +27,23 @@
 # the run-to-run spread of a tens-of-milliseconds downtime); on loopback
 # total time <= 1.1x native tcp.  Progress goes to stderr.
 #
+# A second table is the switch-over over the QEMU_REPS runs of each cell
+# (bench/qemu_stats.py): median and 90th percentile of QEMU's downtime,
+# which is the source's view (it ends when the source wrote its last
+# byte, wherever that byte still is), and of the pause the guest had,
+# seen on the host's clock from the source's last console tick to the
+# destination's first less the guest's own tick period (qmig.py's
+# guest_pause_ms; the guest ticks every QEMU_TICK ms), each against
+# native tcp with a Mann-Whitney U test.  With LMIG_BASE set, the lmig
+# cases also run with that build (a baseline: the build before a change),
+# interleaved with LMIG's run by run (the order swapped every repetition),
+# and LMIG's rows are compared with its: a before/after that one
+# machine's changing load weighs on equally.
+#
 # Knobs (environment): QEMU_PATHS ("loopback netns"), QEMU_CASES
 # ("tcp zstd pipe proxy"), QEMU_REPS (runs per cell, median total time
 # reported; default 1), QEMU_MEM (MiB, 1024), QEMU_TOUCH (MiB, 600),
-# QEMU_RATE (MB/s, 20), LMIG.
+# QEMU_RATE (MB/s, 20), QEMU_TICK (ms, 10), LMIG, LMIG_BASE (unset: none).
 #
 # Exit status 0 whether the targets are met or not; 1 if a run failed.
 set -eu
@@ -43,7 +56,9 @@ QEMU_REPS=${QEMU_REPS:-1}
 QEMU_MEM=${QEMU_MEM:-1024}
 QEMU_TOUCH=${QEMU_TOUCH:-600}
 QEMU_RATE=${QEMU_RATE:-20}
+QEMU_TICK=${QEMU_TICK:-10}
 LMIG=${LMIG:-$top/user/lmig}
+LMIG_BASE=${LMIG_BASE:-}
 py=python3
 [ -x /usr/bin/python3 ] && py=/usr/bin/python3
 
@@ -69,6 +84,7 @@ cleanup() {
 command -v jq >/dev/null || die "jq not found; run 'sh scripts/install-deps.sh bench' as root"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (qemu-system-x86)"
 [ -x "$LMIG" ] || die "$LMIG not found; run 'make user'"
+[ -z "$LMIG_BASE" ] || [ -x "$LMIG_BASE" ] || die "LMIG_BASE: $LMIG_BASE is not an executable"
 initrd=$(sh "$top/selftests/qemu/mkguest.sh") || die "cannot build the guest"
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -76,6 +92,7 @@ trap 'exit 143' TERM
 work=$(mktemp -d /dev/shm/lmig-bqemu.XXXXXX)
 # A private copy: a rebuild during the run must not mix two builds.
 cp "$LMIG" "$work/lmig"
+[ -z "$LMIG_BASE" ] || cp "$LMIG_BASE" "$work/lmig-base"
 : >"$work/results"
 : >"$work/failures"
 
@@ -98,9 +115,12 @@ case_title() {
 	esac
 }
 
-# One migration; appends "path case rep status total downtime wire" to results.
+# One migration with build $4 (lmig: LMIG, base: LMIG_BASE); appends "path
+# case rep status total downtime wire dev pause build" to results.
 run_one() {
-	path=$1 cs=$2 rep=$3
+	path=$1 cs=$2 rep=$3 build=${4:-lmig}
+	bin=$work/lmig
+	[ "$build" = base ] && bin=$work/lmig-base
 	# Loopback runs in a namespace of its own, so its lo counts nothing
 	# but this migration.
 	ns_args="--src-ns $ns_lo --dst-ns $ns_lo --count-dev $ns_lo:lo"
@@ -113,7 +133,8 @@ run_one() {
 	# shellcheck disable=SC2046,SC2086
 	$py "$top/selftests/qemu/qmig.py" --name "$path-$cs" $(case_args "$cs") \
 		--work "$work/run" --mem "$QEMU_MEM" --touch "$QEMU_TOUCH" --rate "$QEMU_RATE" \
-		--addr "$addr" $ns_args --lmig "$work/lmig" --timeout 300 --boot-timeout 240 \
+		--addr "$addr" $ns_args --lmig "$bin" --timeout 300 --boot-timeout 240 \
+		--guest-append "pti=on guest_tick=$QEMU_TICK" \
 		--initrd "$initrd" >"$work/res.json" 2>"$work/res.err" || true
 	res=$(tail -n 1 "$work/res.json")
 	status=$(printf '%s' "$res" | jq -r '.status // "none"' 2>/dev/null) || status=none
@@ -124,13 +145,13 @@ run_one() {
 	if [ "$status" != completed ] || [ "$dst" != running ] || [ "$adv" != true ] || [ -n "$err" ]; then
 		ticks=$(printf '%s' "$res" | jq -r '"source at \(.src_tick_at_migrate), destination \(.dst_first_tick)..\(.dst_last_tick)"' 2>/dev/null) || ticks=""
 		why="status $status, destination $dst, guest counter $ticks${err:+, $err}"
-		log "*** FAIL $path $cs: $why $(cat "$work/res.err")"
-		echo "$path $cs: $why" >>"$work/failures"
+		log "*** FAIL $path $cs ($build): $why $(cat "$work/res.err")"
+		echo "$path $cs ($build): $why" >>"$work/failures"
 		# The destination's console shows why its guest stopped counting.
 		if [ -s "$work/run/dst.serial" ]; then
 			log "destination console: $(tr -d '\r' <"$work/run/dst.serial" | grep -v 'lmig-guest tick' | head -n 5 | tr '\n' ' ')"
 		fi
-		echo "$path $cs $rep FAIL - - - -" >>"$work/results"
+		echo "$path $cs $rep FAIL - - - - - $build" >>"$work/results"
 		return
 	fi
 	total=$(printf '%s' "$res" | jq -r '.total_time_ms')
@@ -139,10 +160,11 @@ run_one() {
 	pipe | proxy) wire=$(printf '%s' "$res" | jq -r '.lmig_bytes_wire // "-"') ;;
 	*) wire=$(printf '%s' "$res" | jq -r '.ram_transferred') ;;
 	esac
-	log "$(printf '%-8s %-6s rep %d: total %6d ms  downtime %4d ms  wire %s bytes  (boot %s s)' \
-		"$path" "$cs" "$rep" "$total" "$down" "$wire" "$(printf '%s' "$res" | jq -r '.boot_s')")"
+	pause=$(printf '%s' "$res" | jq -r '.guest_pause_ms // "-"')
+	log "$(printf '%-8s %-6s %s rep %d: total %6d ms  downtime %4d ms  guest pause %s ms  wire %s bytes  (boot %s s)' \
+		"$path" "$cs" "$build" "$rep" "$total" "$down" "$pause" "$wire" "$(printf '%s' "$res" | jq -r '.boot_s')")"
 	dev=$(printf '%s' "$res" | jq -r '.dev_bytes // "-"')
-	echo "$path $cs $rep completed $total $down $wire $dev" >>"$work/results"
+	echo "$path $cs $rep completed $total $down $wire $dev $pause $build" >>"$work/results"
 }
 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -165,7 +187,19 @@ for path in $QEMU_PATHS; do
 	r=1
 	while [ "$r" -le "$QEMU_REPS" ]; do
 		for cs in $QEMU_CASES; do
-			run_one "$path" "$cs" "$r"
+			case $cs in
+			pipe | proxy)
+				if [ -z "$LMIG_BASE" ]; then
+					run_one "$path" "$cs" "$r"
+				elif [ $((r % 2)) -eq 1 ]; then
+					run_one "$path" "$cs" "$r" lmig
+					run_one "$path" "$cs" "$r" base
+				else
+					run_one "$path" "$cs" "$r" base
+					run_one "$path" "$cs" "$r" lmig
+				fi ;;
+			*) run_one "$path" "$cs" "$r" ;;
+			esac
 		done
 		r=$((r + 1))
 	done
@@ -186,10 +220,12 @@ echo "- $(qemu-system-x86_64 --version | head -n 1), TCG; guest: $QEMU_MEM MiB, 
 	"filled (text, binary, zero pages) and rewritten at $QEMU_RATE MB/s; max-bandwidth 32 GiB/s"
 echo "- lmig: \`$("$work/lmig" version | head -n 1)\`; source tree at commit $commit"
 echo "- $QEMU_REPS run(s) per cell (median total time, and that run's downtime and bytes)"
+[ -z "$LMIG_BASE" ] || echo "- baseline (LMIG_BASE, rows \"base\" below): \`$("$work/lmig-base" version | head -n 1)\`, $LMIG_BASE"
 echo ""
 awk -v title_tcp="$(case_title tcp)" -v title_zstd="$(case_title zstd)" \
     -v title_pipe="$(case_title pipe)" -v title_proxy="$(case_title proxy)" '
 function title(c) { return c == "tcp" ? title_tcp : c == "zstd" ? title_zstd : c == "pipe" ? title_pipe : title_proxy }
+$10 == "base" { next }
 {
 	k = $1 SUBSEP $2
 	if (!(k in seen)) { seen[k] = 1; order[++n] = k }
@@ -231,6 +267,10 @@ END {
 		printf "| %s | %s | %.2f | %d | %s | %s | %s | %s | %s |\n", pname, title(c), T[k] / 1000, D[k], dev, wire, ratio, target, result
 	}
 }' "$work/results"
+echo ""
+echo "#### Switch-over, $QEMU_REPS run(s) per cell"
+echo ""
+$py "$here/qemu_stats.py" "$work/results"
 echo ""
 if [ -s "$work/failures" ]; then
 	echo "#### FAILED RUNS"

@@ -22,7 +22,13 @@ setup_time_ms, ram_transferred, multifd_bytes, mbps), the destination's
 run state, the guest's tick counter on each side (source when the
 migration started, destination's first and last tick seen), and, for lmig
 transports, each lmig process's exit status and its --json report;
-with --count-dev, the bytes an interface sent meanwhile (dev_bytes).  With
+with --count-dev, the bytes an interface sent meanwhile (dev_bytes);
+after a completed migration, what the guest's pause looked like on the
+host's clock, from the source's last tick line to the destination's first
+(console_gap_ms; guest_pause_ms: that gap less the guest's own tick
+periods between them, see console_gap(); guest_tick= in --guest-append
+sets the period); and QEMU's bandwidth estimate while the migration was
+active, sampled with every query-migrate (mbps_active_median, _max).  With
 --kill-after S it SIGKILLs `lmig proxy send` (--kill-which proxy-recv: the
 receiving one) S seconds into the migration
 and reports whether the source noticed (status failed) and still runs
@@ -61,6 +67,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -245,6 +252,61 @@ class VM:
         if self.qmp:
             self.qmp.close()
         self.proc.kill()
+
+
+class ConsoleClock(threading.Thread):
+    """Host times of the guest's tick lines, read from its serial file as
+    QEMU writes them (polled every millisecond or so): what the guest's
+    pause looks like from outside, which QEMU's downtime (the source's
+    view) does not show."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path = path
+        self.ticks = []          # (host monotonic s, tick N)
+        self.halt = threading.Event()
+        self.start()
+
+    def run(self):
+        pos, part = 0, b""
+        while not self.halt.is_set():
+            try:
+                with open(self.path, "rb") as f:
+                    f.seek(pos)
+                    data = f.read()
+            except OSError:
+                data = b""
+            now = time.monotonic()
+            if data:
+                pos += len(data)
+                part += data
+                *lines, part = part.split(b"\n")
+                for ln in lines:
+                    m = re.search(rb"lmig-guest tick (\d+)", ln)
+                    if m:
+                        self.ticks.append((now, int(m.group(1))))
+            self.halt.wait(0.001)
+
+    def stop(self):
+        self.halt.set()
+        self.join(2)
+
+
+def console_gap(src_clock, dst_clock, tick_ms):
+    """The guest's pause on the host's clock: from the source's last tick
+    line to the destination's first, less the ticks the guest's own
+    (stopped) clock counted between them.  The guest's clock stands
+    still while it is stopped, so its next tick comes one period of its
+    own time after the last: the gap is the pause plus the ticks'
+    periods."""
+    if not src_clock.ticks or not dst_clock.ticks:
+        return {"console_ticks_seen": [len(src_clock.ticks), len(dst_clock.ticks)]}
+    ts, ns = src_clock.ticks[-1]
+    td, nd = dst_clock.ticks[0]
+    gap = (td - ts) * 1000
+    return {"console_gap_ms": round(gap, 1), "guest_tick_ms": tick_ms,
+            "console_ticks_between": nd - ns,
+            "guest_pause_ms": round(gap - (nd - ns) * tick_ms, 1)}
 
 
 def free_port():
@@ -462,6 +524,7 @@ def run(a):
             os.unlink(f)
     procs = {}
     vms = []
+    clocks = []
 
     # What the destination waits on, and what the source is told.
     incoming = "defer"
@@ -559,11 +622,13 @@ def run(a):
             res["vcpu_threads"] = tids
             res["vcpu_cpu_before"] = watch["before"]
             res["state_file_before"] = state_file(qpid)
+        clocks = [ConsoleClock(src.serial), ConsoleClock(dst.serial)]
         dev0 = dev_bytes(a.count_dev) if a.count_dev else None
         t0 = time.monotonic()
         qs.cmd("migrate", uri=src_uri)
         killed = False
         info = migrate_info(qs)
+        mbps = []
         while time.monotonic() - t0 < a.timeout:
             info = migrate_info(qs)
             if info["status"] == "active":
@@ -630,6 +695,8 @@ def run(a):
                         break
                     time.sleep(0.05)
                 break
+            if info["status"] == "active" and info["mbps"]:
+                mbps.append(info["mbps"])
             if a.kill_after and not killed and time.monotonic() - t0 >= a.kill_after:
                 p = procs.get(a.kill_which)
                 if p is None:
@@ -650,6 +717,12 @@ def run(a):
         if killed:
             res["noticed_s"] = round(time.monotonic() - t_kill, 3)
         res.update(info)
+        if mbps:
+            # While active, QEMU's mbps is its estimate over its last
+            # 100 ms: what it decides the switch-over with.
+            mbps.sort()
+            res["mbps_active_median"] = round(mbps[len(mbps) // 2], 1)
+            res["mbps_active_max"] = round(mbps[-1], 1)
         if info["status"] not in ("completed", "failed", "cancelled"):
             res["harness_error"] = "still %s after %d s" % (
                 info["status"], a.bound if res.get("bounded") else a.timeout)
@@ -674,6 +747,10 @@ def run(a):
             res["dst_first_tick"] = t[0] if t else 0
             res["dst_last_tick"] = t[-1] if t else 0
             res["src_last_tick"] = src.last_tick()
+            for c in clocks:
+                c.stop()
+            m = re.search(r"guest_tick=(\d+)", a.guest_append)
+            res.update(console_gap(clocks[0], clocks[1], int(m.group(1)) if m else 100))
         else:
             # The source must still run its guest: its counter goes on.
             before = src.last_tick()
@@ -768,6 +845,8 @@ def run(a):
             if not v.proc.alive():
                 res.setdefault("qemu_stderr", {})[v.name] = v.proc.text()
     finally:
+        for c in clocks:
+            c.stop()
         for p in procs.values():
             p.kill()
         for v in vms:

@@ -25,6 +25,21 @@
  * slow consumer stalls only its own stream.  Channel 0 also brings the
  * final verdict.
  *
+ * What QEMU has written but the link has not taken stays small: QEMU
+ * times its writes to estimate the bandwidth, and from that estimate
+ * decides when the rest fits in its downtime limit, then stops the
+ * guest until every byte has arrived.  Bytes that only sit in a buffer
+ * on this side make the link look faster than it is, and must still
+ * cross it once the guest is stopped.  So no stream is read while the
+ * channels hold UNSENT_MAX bytes per channel not yet handed to the
+ * kernel, each channel's socket keeps at most UNSENT_MAX / 2 bytes it
+ * has not sent (TCP_NOTSENT_LOWAT: a send waits until the link took
+ * the rest), and QEMU's pipe is one block deep.  Bytes sent and not yet
+ * acknowledged are the link's own and not limited here; the window
+ * above is for those.  Nothing waits for more data: a read returns
+ * what QEMU wrote, and the frames go as soon as the channel's send
+ * before them did.
+ *
  * With TLS (user/chan/tls.h) a kTLS channel is used as it is; otherwise a
  * buffer is sealed into its twin, cipher, when it is handed to the
  * kernel (buffers leave a channel in order, as TLS records must), and the
@@ -61,6 +76,9 @@
 #define OBUF_SIZE	(1024 * 1024)
 #define SFRAME		sizeof(struct lmig_sframe)
 #define NCTRL		(2 * LMIG_STREAM_MAX + 8)
+/* Per channel: framed bytes not yet handed to the kernel, and what its socket may hold unsent. */
+#define UNSENT_MAX	(2 * LMIG_STREAM_BLOCK_MAX)
+#define SOCK_UNSENT	(UNSENT_MAX / 2)
 
 enum obuf_state { OB_FREE, OB_FILL, OB_READY, OB_BUSY };
 
@@ -133,6 +151,7 @@ static void on_stop(int sig)
 static int channels_connect(struct stream_sender *s)
 {
 	struct hello_info hi = { .caps = LMIG_CAP_STREAM | LMIG_CAP_LZ4, .nchannels = s->nch };
+	int lowat = SOCK_UNSENT;
 	uint32_t caps;
 
 	if (chan_session(&hi))
@@ -144,6 +163,8 @@ static int channels_connect(struct stream_sender *s)
 		if (!(caps & LMIG_CAP_STREAM))
 			return lmig_err("%s is not a stream receiver (run 'lmig pipe recv' or 'lmig proxy recv' there)",
 					s->o->to);
+		/* Best effort: without it the socket's own buffer hides the link longer. */
+		setsockopt(s->ch[i].link.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 	}
 	return 0;
 }
@@ -308,6 +329,22 @@ static bool encode_block(struct stream_sender *s, unsigned int i)
 
 /* ---- io_uring requests -------------------------------------------------- */
 
+/* Framed bytes not yet handed to the kernel: filling, ready, or in a send under way. */
+static size_t unsent(const struct stream_sender *s)
+{
+	size_t n = 0;
+
+	for (unsigned int c = 0; c < s->nch; c++)
+		for (unsigned int b = 0; b < NOBUF; b++) {
+			const struct obuf *o = &s->ch[c].buf[b];
+
+			if (o->state == OB_FILL || o->state == OB_READY ||
+			    (o->state == OB_BUSY && !o->sent))
+				n += o->len - o->off;
+		}
+	return n;
+}
+
 static void submit_read(struct stream_sender *s, unsigned int i)
 {
 	struct stream_in *ss = s->s[i];
@@ -315,7 +352,7 @@ static void submit_read(struct stream_sender *s, unsigned int i)
 	size_t n = win < LMIG_STREAM_BLOCK_MAX ? win : LMIG_STREAM_BLOCK_MAX;
 	struct io_uring_sqe *sqe;
 
-	if (ss->reading || ss->eof || ss->have || !n)
+	if (ss->reading || ss->eof || ss->have || !n || unsent(s) >= s->nch * UNSENT_MAX)
 		return;
 	sqe = uring_get_sqe(&s->ring);
 	if (ss->sock)
@@ -705,8 +742,12 @@ int stream_send(const struct stream_send_opts *o, struct stream_stats *st)
 		/* Announce only once the receiver is there: a client may connect now. */
 		sendpoint_ready(&o->from, s.lfd, o->ready_fd);
 	} else {
-		/* QEMU's pipe: larger reads, fewer wake-ups (best effort). */
-		fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1 << 20);
+		/*
+		 * QEMU's pipe: one block deep, so a read takes a whole block
+		 * while QEMU's write completes only about when lmig has it
+		 * (best effort: the pipe's default is 64 KiB).
+		 */
+		fcntl(STDIN_FILENO, F_SETPIPE_SZ, LMIG_STREAM_BLOCK_MAX);
 		if (add_stream(&s, STDIN_FILENO, false))
 			goto out;
 	}
