@@ -7,13 +7,14 @@
 # loopback: the same cap for every case, so the cases differ only in what
 # slows the guest down.  The guest, under QEMU 7.2 TCG with CONV_MEM MiB
 # of RAM, fills CONV_TOUCH MiB and rewrites it at CONV_MULTS times the
-# link's rate, at wall pace; by default it is the two-vCPU guest of
-# `mkguest.sh --smp` (selftests/qemu/smp: vCPU 0 writes, vCPU 1 only
-# computes and prints its rate on the second serial port), run for 5 s
-# before migrating so the computing vCPU's rate before is known;
-# CONV_GUEST=linux takes the one-vCPU Debian guest of selftests/qemu/guest.c
-# instead.  For each rate (selftests/qemu/qmig.py, one fresh source and
-# destination a run):
+# link's rate, at wall pace, with two vCPUs: the writer on vCPU 0 and, on
+# vCPU 1, a thread that only computes and prints its rate.  By default the
+# guest is Debian's kernel with selftests/qemu/guest.c as /init
+# (guest_compute=1); CONV_GUEST=bare takes the guest without an OS of
+# `mkguest.sh --smp` (selftests/qemu/smp, built for nested KVM; it boots
+# in a second).  It runs 5 s before migrating, so the computing vCPU's
+# rate before is known.  For each rate (selftests/qemu/qmig.py, one fresh
+# source and destination a run):
 #
 #   native          migrate tcp:, no capability; cancelled after CONV_BOUND s
 #   auto-converge   the same with QEMU's auto-converge (default throttle
@@ -49,7 +50,7 @@
 # CONV_CASES ("native auto lmig"), CONV_REPS (runs per cell, 1; the table
 # shows the median total time's run), CONV_BOUND (s, 30), CONV_AC_BOUND
 # (s, 100), CONV_LMIG_BOUND (s, 120), CONV_MEM (MiB, 512), CONV_TOUCH
-# (MiB, 64), CONV_LMIG (proxy or pipe), CONV_GUEST (smp or linux),
+# (MiB, 64), CONV_LMIG (proxy or pipe), CONV_GUEST (linux or bare),
 # CONV_KEEP (a file to append each run's qmig.py JSON line to), LMIG.
 # The bounds: a pass over the 64 MiB takes about 4 s at 16 MB/s, so 30 s
 # is 6-7 passes whose remainder does not fall; auto-converge steps its
@@ -74,7 +75,7 @@ CONV_LMIG_BOUND=${CONV_LMIG_BOUND:-120}
 CONV_MEM=${CONV_MEM:-512}
 CONV_TOUCH=${CONV_TOUCH:-64}
 CONV_LMIG=${CONV_LMIG:-proxy}
-CONV_GUEST=${CONV_GUEST:-smp}
+CONV_GUEST=${CONV_GUEST:-linux}
 CONV_KEEP=${CONV_KEEP:-}
 LMIG=${LMIG:-$top/user/lmig}
 py=python3
@@ -106,19 +107,21 @@ command -v jq >/dev/null || die "jq not found; run 'sh scripts/install-deps.sh b
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (qemu-system-x86)"
 [ -x "$LMIG" ] || die "$LMIG not found; run 'make user'"
 [ "$(id -u)" = 0 ] || die "the benchmark needs root (lmig limits QEMU's vCPU threads through cgroups)"
+# The computing vCPU prints its rate every 0.5 s: 5 s of it before migrating.
 case $CONV_GUEST in
-smp)
-	elf=$(sh "$top/selftests/qemu/mkguest.sh" --smp) || die "cannot build the two-vCPU guest"
-	# Its computing vCPU prints every 0.5 s: 5 s of them before migrating.
-	guest_args="--kernel $elf --initrd none --smp 2 --settle 5"
-	guest_words="two-vCPU guest without an OS (selftests/qemu/smp): vCPU 0 writes, vCPU 1 only computes"
-	;;
 linux)
 	initrd=$(sh "$top/selftests/qemu/mkguest.sh") || die "cannot build the guest"
-	guest_args="--initrd $initrd"
-	guest_words="Debian's kernel, 1 vCPU, /init of selftests/qemu/guest.c"
+	guest_args="--initrd $initrd --smp 2 --settle 5"
+	guest_append="pti=on guest_compute=1"
+	guest_words="Debian's kernel, 2 vCPUs, /init of selftests/qemu/guest.c with guest_compute=1 (writer on CPU 0, a thread on CPU 1 that only computes)"
 	;;
-*) die "CONV_GUEST must be smp or linux, not '$CONV_GUEST'" ;;
+bare)
+	elf=$(sh "$top/selftests/qemu/mkguest.sh" --smp) || die "cannot build the two-vCPU guest"
+	guest_args="--kernel $elf --initrd none --smp 2 --settle 5"
+	guest_append="pti=on"
+	guest_words="two vCPUs without an OS (selftests/qemu/smp): vCPU 0 writes, vCPU 1 only computes"
+	;;
+*) die "CONV_GUEST must be linux or bare, not '$CONV_GUEST'" ;;
 esac
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -191,7 +194,7 @@ run_one() {
 	$py "$top/selftests/qemu/qmig.py" --name "conv-$cs-$mult" $extra \
 		--work "$work/run" --mem "$CONV_MEM" --touch "$CONV_TOUCH" --rate "$rate" \
 		--max-bandwidth "$link_bps" --bound "$bound" --timeout $((bound + 60)) \
-		--boot-timeout 240 --lmig "$work/lmig" $guest_args \
+		--boot-timeout 240 --lmig "$work/lmig" $guest_args --guest-append "$guest_append" \
 		>"$work/res.json" 2>"$work/res.err" || true
 	res=$(tail -n 1 "$work/res.json")
 	[ -z "$CONV_KEEP" ] || printf '%s\n' "$res" >>"$CONV_KEEP"

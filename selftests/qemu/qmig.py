@@ -611,7 +611,7 @@ def run(a):
         if a.settle:
             time.sleep(a.settle)
         res["src_tick_at_migrate"] = src.last_tick()
-        compute0 = file_size(src.serial2)
+        compute0 = (file_size(src.serial2), file_size(src.serial))
         watch = None
         if a.lmig_qmp:
             qpid = src.proc.p.pid
@@ -709,7 +709,12 @@ def run(a):
             time.sleep(0.05)
         res["wall_s"] = round(time.monotonic() - t0, 3)
         if a.smp > 1:
-            res.update(compute_rates(src.serial2, compute0, file_size(src.serial2)))
+            # The guest without an OS prints them on its second port,
+            # guest.c's guest_compute=1 on the console.
+            r = compute_rates(src.serial2, compute0[0], file_size(src.serial2))
+            if not r.get("compute_before_lines"):
+                r = compute_rates(src.serial, compute0[1], file_size(src.serial))
+            res.update(r)
         if dev0 is not None:
             dev1 = dev_bytes(a.count_dev)
             if dev1 is not None:
