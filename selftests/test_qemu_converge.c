@@ -5,8 +5,9 @@
  * puts on its vCPU threads never outlive it.
  *
  * The guest (qemu/guest.c under QEMU 7.2 TCG, 512 MiB, 1 vCPU) rewrites
- * 60 MB/s of 200 MiB at wall pace; QEMU's max-bandwidth is 30 MB/s, its
- * downtime-limit the default 300 ms.  qemu/qmig.py runs each migration
+ * 60 MB/s of 200 MiB at wall pace (128 MiB in the killed cases); QEMU's
+ * max-bandwidth is 30 MB/s, its downtime-limit 2 s in beside_native (see
+ * GUEST_ARGS), the default 300 ms in the killed cases.  qemu/qmig.py runs each migration
  * and reports the vCPU thread's CPU cgroup and quota before, during and
  * after it.
  *
@@ -19,6 +20,10 @@
  *                      The native one, cancelled once it has run
  *                      NATIVE_RATIO times as long as lmig's took, had not
  *                      completed, and its source runs on.
+ *   cancelled          the migration cancelled while the limit holds the
+ *                      vCPU thread: lmig puts it back at once (QEMU says
+ *                      cancelled, or its stream ends), and the source
+ *                      runs on.
  *   lmig_killed        lmig proxy send SIGKILLed while its limit holds
  *                      the vCPU thread: its guard puts the thread back,
  *                      the migration fails, the source runs on.
@@ -26,9 +31,14 @@
  *                      stays (state file and all) until
  *                      `lmig throttle --restore` puts it back.
  *
+ *   usage              the options' errors: one line naming the problem,
+ *                      exit 2 (1 when the QMP socket cannot be reached)
+ *
  * Host cgroups here are v1 (cpu): the thread moves to a child cgroup
  * with a CFS quota.  Timings are only compared with each other.  SKIP
- * when QEMU, the kernel or a static libc is missing.
+ * when QEMU, the kernel or a static libc is missing.  About a minute for
+ * beside_native (boots included) and half a minute for each of the
+ * others on 2 CPUs shared with other QEMUs.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -49,9 +59,18 @@
 #define NATIVE_RATIO	1.5
 #define RESULT_MAX	65536
 
-/* The guest and the link of every case. */
+/*
+ * The guest and the link of beside_native.  The downtime budget is 2 s:
+ * this guest's vCPU dirties 60 MB/s on 2 % of a CPU, so it must be held
+ * to a few per mille, which the kernel's 1 ms smallest quota gives only
+ * with a long CFS period, and lmig keeps the period to a quarter of the
+ * budget (a vCPU waiting for its quota delays the switch-over).
+ */
 #define GUEST_ARGS "--rate", "60", "--touch", "200", "--max-bandwidth", "30000000", \
-		   "--boot-timeout", "90"
+		   "--downtime-limit", "2000", "--boot-timeout", "90"
+/* The killed cases need a limit, not a convergence: a smaller guest is limited sooner. */
+#define KILL_GUEST_ARGS "--rate", "60", "--touch", "128", "--max-bandwidth", "30000000", \
+			"--boot-timeout", "90"
 
 FIXTURE(converge) {
 	char dir[PATH_MAX];
@@ -233,10 +252,12 @@ TEST_F_TIMEOUT(converge, beside_native, CASE_TIMEOUT)
 	ASSERT_EQ(NULL, strstr(self->res, "\"harness_error\":"));
 	ASSERT_STREQ("completed", str(self->res, "status", buf, sizeof(buf)));
 	ASSERT_STREQ("running", str(self->res, "dst_status", buf, sizeof(buf)));
+	EXPECT_STREQ("postmigrate", str(self->res, "src_status", buf, sizeof(buf)));
 	ASSERT_LT(0, num(self->res, "src_tick_at_migrate"));
 	ASSERT_LT(num(self->res, "src_tick_at_migrate"), num(self->res, "dst_first_tick"));
 	ASSERT_LE(num(self->res, "src_last_tick"), num(self->res, "dst_first_tick"));
 	ASSERT_LE(num(self->res, "dst_first_tick") + 5, num(self->res, "dst_last_tick"));
+	ASSERT_LT(0, num(self->res, "total_time_ms"));
 	ASSERT_LT(0, json_dbl(self->res, "downtime_limit_ms"));
 	ASSERT_LE(json_dbl(self->res, "downtime_ms"), json_dbl(self->res, "downtime_limit_ms"));
 	EXPECT_EQ(0, num(self->res, "proxy_send_exit"));
@@ -269,7 +290,7 @@ static int killed_case(struct __test_metadata *_metadata, FIXTURE_DATA(converge)
 		       const char *name, bool guard_too)
 {
 	const char *args[] = { "--transport", "proxy", "--lmig-qmp", "--kill-when-limited",
-			       "--timeout", "150", GUEST_ARGS,
+			       "--timeout", "150", KILL_GUEST_ARGS,
 			       guard_too ? "--kill-guard" : NULL, NULL };
 	struct proc p = { 0 };
 	char buf[512];
@@ -289,6 +310,35 @@ static int killed_case(struct __test_metadata *_metadata, FIXTURE_DATA(converge)
 	if (strcmp(str(self->res, "killed_while", buf, sizeof(buf)), "active"))
 		return -3;
 	return 0;
+}
+
+TEST_F_TIMEOUT(converge, cancelled, CASE_TIMEOUT)
+{
+	const char *args[] = { "--transport", "proxy", "--lmig-qmp", "--cancel-when-limited",
+			       "--timeout", "150", KILL_GUEST_ARGS, NULL };
+	char before[512], buf[512];
+	struct proc p = { 0 };
+	int r;
+
+	ASSERT_EQ(0, qmig_start(&p, self->dir, "cancelled", args));
+	r = qmig_wait(_metadata, &p, self->dir, "cancelled", self->res);
+	if (r == 4)
+		SKIP(return, "cannot boot a QEMU guest here");
+	ASSERT_EQ(0, r);
+	TH_LOG("%.3000s", self->res);
+	ASSERT_EQ(NULL, strstr(self->res, "\"harness_error\":"));
+	ASSERT_STREQ("cancelled", str(self->res, "status", buf, sizeof(buf)));
+	ASSERT_STRNE(obj(self->res, "vcpu_cpu_before", before, sizeof(before)),
+		     obj(self->res, "vcpu_cpu_at_cancel", buf, sizeof(buf)));
+	/* Put back by lmig itself, at once (its guard only stands down). */
+	ASSERT_LE(0, json_dbl(self->res, "freed_after_cancel_s"));
+	ASSERT_EQ(1, json_bool(self->res, "vcpu_cpu_restored"));
+	ASSERT_EQ(0, json_bool(self->res, "state_file_after"));
+	ASSERT_EQ(1, json_bool(self->res, "restored"));
+	check_source_runs(_metadata, self->res);
+	/* Whichever lmig saw first: QEMU's status, or the end of its stream. */
+	TH_LOG("lmig freed the vCPU thread %.3f s after the cancel (its end: %s)",
+	       json_dbl(self->res, "freed_after_cancel_s"), str(self->res, "end", buf, sizeof(buf)));
 }
 
 TEST_F_TIMEOUT(converge, lmig_killed, CASE_TIMEOUT)
@@ -338,6 +388,57 @@ TEST_F_TIMEOUT(converge, guard_killed_too, CASE_TIMEOUT)
 	ASSERT_EQ(0, json_bool(self->res, "state_file_after_restore"));
 	/* The migration failed; the source is there (limited until the restore). */
 	ASSERT_STREQ("running", str(self->res, "src_status", after, sizeof(after)));
+}
+
+/* lmig ARGS... exits with code and says, in one line on stderr, words. */
+static void usage_case(struct __test_metadata *_metadata, int code, const char *words,
+		       const char *const args[])
+{
+	const char *argv[16] = { lmig_path() };
+	struct proc p = { 0 };
+	int n = 1;
+
+	for (int i = 0; args[i] && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	ASSERT_EQ(0, proc_spawn(&p, (char *const *)argv, NULL));
+	ASSERT_EQ(0, proc_wait(&p, 20)) proc_kill(&p);
+	EXPECT_EQ(code, proc_exit_code(&p)) TH_LOG("%s: %s", args[2], p.err_log);
+	EXPECT_NE(NULL, strstr(p.err, words)) TH_LOG("%s: %s", args[2], p.err_log);
+	/* One line. */
+	EXPECT_EQ(p.err_len ? p.err + p.err_len - 1 : NULL, strchr(p.err, '\n'))
+		TH_LOG("%s", p.err_log);
+	EXPECT_EQ(0, p.out_len);
+}
+
+TEST_F(converge, usage)
+{
+	char sock[PATH_MAX + 16];
+
+	snprintf(sock, sizeof(sock), "%s/none.qmp", self->dir);
+	usage_case(_metadata, 2, "--throttle needs --qmp PATH",
+		   (const char *const[]){ "proxy", "send", "--listen", "unix:/nonexistent/x",
+					  "--to", "127.0.0.1:9", "--throttle", "auto", NULL });
+	usage_case(_metadata, 2, "--throttle-max needs --qmp PATH",
+		   (const char *const[]){ "pipe", "send", "--to", "127.0.0.1:9",
+					  "--throttle-max", "50", NULL });
+	usage_case(_metadata, 2, "--vm-pid needs --qmp PATH",
+		   (const char *const[]){ "pipe", "send", "--to", "127.0.0.1:9", "--vm-pid",
+					  "1", NULL });
+	usage_case(_metadata, 2, "--throttle: 'on' is not auto or off",
+		   (const char *const[]){ "pipe", "send", "--to", "127.0.0.1:9", "--qmp", sock,
+					  "--throttle", "on", NULL });
+	usage_case(_metadata, 2, "--throttle-max: 100 is out of range",
+		   (const char *const[]){ "proxy", "send", "--listen", "unix:/nonexistent/x",
+					  "--to", "127.0.0.1:9", "--qmp", sock,
+					  "--throttle-max", "100", NULL });
+	usage_case(_metadata, 2, "--vm-pid",
+		   (const char *const[]){ "pipe", "send", "--to", "127.0.0.1:9", "--qmp", sock,
+					  "--vm-pid", "x", NULL });
+	/* Well formed, but no QEMU there: a failure, before anything was carried. */
+	usage_case(_metadata, 1, sock,
+		   (const char *const[]){ "pipe", "send", "--to", "127.0.0.1:9", "--qmp", sock,
+					  NULL });
 }
 
 TEST_HARNESS_MAIN

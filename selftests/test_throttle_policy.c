@@ -29,6 +29,8 @@
  *                               limit waits while the prediction falls
  *   lift_look_s                 with tpol_conf.lift_look_s the useless
  *                               verdict needs a harvest that long
+ *   hold_converging_not_useless ... and with hold_converging, a harvest
+ *                               whose prediction fell by a quarter
  *   no_cpu_used_gives_base      no CPU measured: the base
  *   raise_over_budget           over budget, a looser limit is set
  *   hold_for_switch_over        within budget, a looser limit is held back
@@ -376,6 +378,33 @@ TEST(lift_look_s)
 	EXPECT_EQ(TPOL_LIFT, d.action);
 	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
 	EXPECT_TRUE(st.off);
+}
+
+TEST(hold_converging_not_useless)
+{
+	struct tpol_conf c = conf;
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	/* CPU halved, dirty rate not, but the prediction fell by a quarter. */
+	c.hold_converging = true;
+	r.cpu_used = 0.5;
+	r.cur_cpus = 0.5;
+	r.pred_s = 1.5;		/* from 2.0 */
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_FALSE(st.off);
+	/* Fell by less (1.5 -> 1.2): useless after all. */
+	r.pred_s = 1.2;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_TRUE(st.off);
+	/* Without the flag a quarter's fall does not save it (lmig send). */
+	st = limited();
+	r.pred_s = 1.5;
+	tpol_decide(&st, &conf, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
 }
 
 TEST(no_cpu_used_gives_base)

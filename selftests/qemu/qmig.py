@@ -49,7 +49,9 @@ before the migration (vcpu_cpu_before), every change seen during it
 and reports how long until the threads were free again
 (freed_after_kill_s); with --kill-guard its guard process goes first, and
 `lmig throttle --restore` then frees them (throttle_restore_exit,
-vcpu_cpu_after_restore).  --bound S cancels a migration still running
+vcpu_cpu_after_restore).  --cancel-when-limited cancels the migration
+then instead, and reports how long until lmig freed them
+(freed_after_cancel_s).  --bound S cancels a migration still running
 after S s (bounded: true) and reports how far it got: a native run beside
 one through lmig (--bound-file: the bound is written there once known).
 
@@ -585,6 +587,9 @@ def run(a):
             if params:
                 q.cmd("migrate-set-parameters", **params)
         qs.cmd("migrate-set-parameters", **{"max-bandwidth": a.max_bandwidth})
+        if a.downtime_limit:
+            qs.cmd("migrate-set-parameters", **{"downtime-limit": a.downtime_limit})
+            res["downtime_limit_ms"] = a.downtime_limit
 
         if a.transport == "proxy":
             procs["proxy-recv"] = Proc("proxy-recv", ns_prefix(a.dst_ns) + [
@@ -658,6 +663,11 @@ def run(a):
                     watch["seen"].append({"t_s": round(time.monotonic() - t0, 2),
                                           "threads_limited": len(moved),
                                           "limits": sorted(set(v[1] for v in key if v))})
+                if moved and a.cancel_when_limited and "cancelled_at_s" not in res:
+                    res["cancelled_at_s"] = round(time.monotonic() - t0, 2)
+                    res["vcpu_cpu_at_cancel"] = now
+                    qs.cmd("migrate_cancel")
+                    t_cancel = time.monotonic()
                 if moved and a.kill_when_limited and not killed:
                     p = procs.get("proxy-send")
                     if p is None:
@@ -715,6 +725,21 @@ def run(a):
             if not r.get("compute_before_lines"):
                 r = compute_rates(src.serial, compute0[1], file_size(src.serial))
             res.update(r)
+        if "cancelled_at_s" in res:
+            # lmig puts the limit back once QEMU says cancelled, still running itself.
+            freed = None
+            while time.monotonic() - t_cancel < 5:
+                if vcpu_cpu(watch["pid"], watch["tids"]) == watch["before"]:
+                    freed = round(time.monotonic() - t_cancel, 3)
+                    break
+                time.sleep(0.02)
+            res["freed_after_cancel_s"] = freed
+        # QEMU says completed a moment before it has filled in the times.
+        deadline = time.monotonic() + 5
+        while info["status"] == "completed" and not info["total_time_ms"] and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+            info = migrate_info(qs)
         if dev0 is not None:
             dev1 = dev_bytes(a.count_dev)
             if dev1 is not None:
@@ -885,6 +910,8 @@ def main():
                     help="a migration capability to turn on at both ends (auto-converge, ...)")
     ap.add_argument("--max-bandwidth", type=int, default=32 << 30,
                     help="QEMU's max-bandwidth, bytes/s (default 32 GiB/s: unlimited)")
+    ap.add_argument("--downtime-limit", type=int, default=0,
+                    help="QEMU's downtime-limit, ms (default: QEMU's, 300)")
     ap.add_argument("--addr", default="127.0.0.1", help="the destination's address")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--src-ns", default="", help="network namespace of the source side")
@@ -903,6 +930,8 @@ def main():
                     help="more options for the lmig command that gets --qmp")
     ap.add_argument("--kill-when-limited", action="store_true",
                     help="SIGKILL lmig proxy send once its limit holds a vCPU thread")
+    ap.add_argument("--cancel-when-limited", action="store_true",
+                    help="migrate_cancel once lmig's limit holds a vCPU thread")
     ap.add_argument("--kill-guard", action="store_true",
                     help="with --kill-when-limited: kill its guard first, then restore with "
                     "lmig throttle --restore")

@@ -98,13 +98,12 @@ static int stream_send_cmd(const struct stream_cmd *sc, const char *who, int arg
 	 * stopped, its limits undone, whatever the engine's outcome.
 	 */
 	if (follow && cvm_start(&cv, &vc, &vm)) {
-		fprintf(stderr, "lmig %s: %s\n", who, lmig_errmsg());
-		tls_conf_free(&tls);
-		return EXIT_FAIL;
+		ret = -1;	/* nothing carried: QEMU's writes fail, its VM runs on */
+	} else {
+		ret = stream_send(&o, &st);
+		cvm_stop(cv);
 	}
-	ret = stream_send(&o, &st);
-	cvm_stop(cv);
-	ret = finish(who, ret, &st, compress_mode_name(o.compress), follow ? &vm : NULL, g->json,
+	ret = finish(who, ret, &st, compress_mode_name(o.compress), vm.on ? &vm : NULL, g->json,
 		     c.json_fd);
 	tls_conf_free(&tls);
 	return ret;

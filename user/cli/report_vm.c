@@ -114,6 +114,8 @@ void cvm_report_json(struct json_obj *j, const struct cvm_stats *s)
 	json_str(j, "accel", accel_word(s->accel));
 	json_int_array(j, "vcpu_threads", s->vcpus, s->nvcpus);
 	json_i64(j, "downtime_limit_ms", s->downtime_limit_ms);
+	/* The least limit the downtime limit allows (a quarter of it as the CFS period). */
+	json_dbl(j, "least_limit_pct", s->least_cpus * 100, 2);
 	json_bool(j, "throttled", s->throttled);
 	json_int_array(j, "limited", s->limited, s->throttled ? s->nlimited : 0);
 	json_str(j, "whom", whom_code(s->throttled ? s->whom : CVM_WHOM_NONE));
@@ -165,11 +167,14 @@ void cvm_report_text(int fd, const struct cvm_stats *s)
 
 	note_words(s, note, sizeof(note));
 	if (!s->throttle) {
-		dprintf(fd, "  throttle: off (%llu of QEMU's passes followed)\n",
+		dprintf(fd, "  throttle: off (%llu of QEMU's passes looked at)\n",
 			(unsigned long long)s->syncs);
+	} else if (!s->throttled && !note[0]) {
+		dprintf(fd, "  throttle: not needed (%llu of QEMU's passes looked at)\n",
+			(unsigned long long)s->syncs);
+		return;
 	} else if (!s->throttled) {
-		dprintf(fd, "  throttle: not needed (%llu of QEMU's passes followed)%s%s\n",
-			(unsigned long long)s->syncs, note[0] ? "; " : "", note);
+		dprintf(fd, "  throttle: none applied: %s\n", note);
 		return;
 	} else {
 		dprintf(fd, "  throttle: %u of %u vCPU thread%s limited (%s), down to %.1f%% of a CPU, from %.1f s%s\n",

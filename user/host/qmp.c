@@ -28,10 +28,15 @@
 #include "lib/err.h"
 #include "lib/json_read.h"
 
-/* A reply's values: query-cpus-fast of QMP_VCPUS_MAX vCPUs takes ~3000. */
+/*
+ * A reply's limits.  The node count is bounded by the reply's length
+ * (every value takes a byte), so a reply may hold as many as it likes:
+ * query-qmp-schema, QEMU's longest (about 200 KB in 7.2), has tens of
+ * thousands.  Its nesting is shallow; 32 is far beyond any.
+ */
 static const struct jr_limits reply_limits = {
 	.max_len = QMP_REPLY_MAX,
-	.max_nodes = 32768,
+	.max_nodes = QMP_REPLY_MAX,
 	.max_depth = 32,
 };
 
@@ -102,6 +107,9 @@ static void drop_held(struct qmp *q)
 {
 	if (!q->held)
 		return;
+	/* And the white space after it: a message gets the whole buffer. */
+	while (q->held < q->len && q->buf[q->held] && strchr(" \t\r\n", q->buf[q->held]))
+		q->held++;
 	memmove(q->buf, q->buf + q->held, q->len - q->held);
 	q->len -= q->held;
 	q->held = 0;
@@ -132,6 +140,17 @@ static int read_msg(struct qmp *q, long long deadline, const char *what, struct 
 		}
 		if (n > 0)
 			break;
+		/* White space before a message (the CRLF after the last one)
+		 * is dropped: a message has all of the buffer. */
+		if (!q->started) {
+			q->len = q->scan = 0;
+		} else if (q->buf[0] != '{') {
+			size_t k = (char *)memchr(q->buf, '{', q->len) - q->buf;
+
+			memmove(q->buf, q->buf + k, q->len - k);
+			q->len -= k;
+			q->scan -= k;
+		}
 		if (q->len >= QMP_REPLY_MAX) {
 			drop_connection(q);
 			return qerr(q, "%s is longer than %d bytes: refused", what, QMP_REPLY_MAX);
@@ -141,6 +160,10 @@ static int read_msg(struct qmp *q, long long deadline, const char *what, struct 
 			continue;
 		if (rc < 0)
 			return lmig_err_errno(errno, "QMP %s: poll", q->path);
+		if (rc == 0 && !strcmp(what, "greeting"))
+			return qerr(q, "no greeting within %d ms (QEMU serves one client at a "
+				    "time on a -qmp socket: is another one connected?)",
+				    q->timeout_ms);
 		if (rc == 0)
 			return qerr(q, "no %s within %d ms", what, q->timeout_ms);
 		r = recv(q->fd, q->buf + q->len, QMP_REPLY_MAX - q->len, MSG_DONTWAIT);

@@ -77,6 +77,7 @@ struct qmp_params {
 
 /* Connect, read the greeting, enter command mode.  0, or -1 with lmig_err(). */
 int qmp_open(struct qmp *q, const char *path, int timeout_ms);
+/* Close and free; safe after a failed qmp_open() and when called twice. */
 void qmp_close(struct qmp *q);
 /*
  * Run one command: execute NAME with ARGS (a JSON object text, or NULL)

@@ -104,9 +104,15 @@ static enum jr_err escape_cp(const unsigned char *s, size_t len, size_t *pos, ui
 	if (*cp < 0xd800 || *cp > 0xdbff)
 		return JR_OK;
 	/* A high surrogate: its low half must follow, as an escape. */
-	if (len - *pos < 6)
-		return len - *pos < 2 || (s[*pos] == '\\' && s[*pos + 1] == 'u') ?
-		       JR_E_END : JR_E_ESCAPE;
+	if (len - *pos < 6) {
+		/* The text ends before a whole low half; if what is there
+		 * could not start one, the pair is bad whatever follows. */
+		if (*pos < len && s[*pos] != '\\')
+			return JR_E_ESCAPE;
+		if (*pos + 1 < len && s[*pos + 1] != 'u')
+			return JR_E_ESCAPE;
+		return JR_E_END;
+	}
 	if (s[*pos] != '\\' || s[*pos + 1] != 'u' || hex4(s, len, *pos + 2, &lo) ||
 	    lo < 0xdc00 || lo > 0xdfff)
 		return JR_E_ESCAPE;
@@ -547,19 +553,27 @@ int jr_str(const struct jr_doc *d, int node, char *out, size_t len)
 bool jr_str_eq(const struct jr_doc *d, int node, const char *s)
 {
 	const struct jr_node *n = node_at(d, node);
-	size_t sl = strlen(s);
-	char buf[256];
-	long k;
+	const unsigned char *t = (const unsigned char *)d->text;
+	size_t sl = strlen(s), pos, end, k = 0, w;
+	uint32_t cp;
+	char u[4];
 
 	if (!n || n->type != JR_STRING)
 		return false;
-	/* The unescaped value is never longer than its text. */
+	pos = n->start + 1;
+	end = n->start + n->len - 1;
 	if (!(n->flags & F_ESCAPED))
-		return n->len - 2 == sl && !memcmp(d->text + n->start + 1, s, sl);
-	if (sl >= sizeof(buf))
-		return false;	/* keys lmig asks for are short */
-	k = decode(d, n, buf, sl + 1);
-	return k == (long)sl && !memcmp(buf, s, sl);
+		return end - pos == sl && !memcmp(t + pos, s, sl);
+	/* A code point at a time against s, whatever their lengths. */
+	while (pos < end) {
+		if (next_cp(t, end, &pos, &cp) || !cp)
+			return false;
+		w = put_utf8(cp, u);
+		if (sl - k < w || memcmp(s + k, u, w))
+			return false;
+		k += w;
+	}
+	return k == sl;
 }
 
 /* An integer node's magnitude; -1 if it is not one or does not fit 64 bits. */

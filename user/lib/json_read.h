@@ -108,7 +108,7 @@ const char *jr_span(const struct jr_doc *d, int node, size_t *len);
  * not fit in len, or that holds U+0000 (a C string cannot), fails.
  */
 int jr_str(const struct jr_doc *d, int node, char *out, size_t len);
-/* Is the string node's value exactly s? */
+/* Is the string node's value exactly s (a NUL-terminated UTF-8 string)? */
 bool jr_str_eq(const struct jr_doc *d, int node, const char *s);
 /* Integers: no fraction or exponent ("1.0" and "1e3" fail), in range. */
 int jr_i64(const struct jr_doc *d, int node, int64_t *out);

@@ -303,6 +303,15 @@ static void record(struct converge_vm *cv, const struct tpol_round *r, enum tpol
 	};
 }
 
+/* The least limit that keeps the CFS period within CVM_PERIOD_OF_DOWNTIME of the budget. */
+static double least_cpus(int64_t downtime_ms)
+{
+	double period_s = downtime_ms * CVM_PERIOD_OF_DOWNTIME / 1000;
+	double least = period_s > 0 ? 0.001 / period_s : 1;
+
+	return least > CVM_CPUS_MIN ? least : CVM_CPUS_MIN;
+}
+
 /* A new dirty-sync-count: measure, decide, apply. */
 static void decide(struct converge_vm *cv, const struct qmp_migrate *m)
 {
@@ -319,13 +328,16 @@ static void decide(struct converge_vm *cv, const struct qmp_migrate *m)
 		st->downtime_limit_ms = p.downtime_limit_ms;
 	lmig_err_clear();
 	cv->tc.downtime_ms = st->downtime_limit_ms;
+	cv->tc.min_cpus = least_cpus(st->downtime_limit_ms);
+	st->least_cpus = cv->tc.min_cpus;
 	cv->snap[0] = cv->snap[1];
 	cpu_take(cv, &cv->snap[1]);
 	r = (struct tpol_round){
 		.dirty_mbps = m->dirty_pages_rate * psz / 1e6, .link_mbps = link / 1e6,
 		.pred_s = link > 0 ? m->remaining / link : 3600, .look_s = dt,
 		.cpu_used = cpu_used(cv), .cur_cpus = cv->th_cg.share,
-		.pages = (uint64_t)(m->dirty_pages_rate * dt),
+		/* What the pass that just began has to send: the dirty set. */
+		.pages = m->remaining / psz,
 	};
 	/*
 	 * "Most of the memory" for the policy's verdict that a limit is
@@ -480,8 +492,10 @@ int cvm_start(struct converge_vm **out, const struct cvm_conf *c, struct cvm_sta
 	lmig_err_clear();
 	cv->tc = (struct tpol_conf){ .enabled = c->throttle,
 				     .downtime_ms = (unsigned int)st->downtime_limit_ms,
-				     .max_pct = c->max_pct, .min_cpus = CVM_CPUS_MIN,
+				     .max_pct = c->max_pct,
+				     .min_cpus = least_cpus(st->downtime_limit_ms),
 				     .hold_converging = true, .lift_look_s = TPOL_LONG_LOOK_S };
+	st->least_cpus = cv->tc.min_cpus;
 	if (c->throttle) {
 		/* Limits a killed lmig left (its guard may have undone them already). */
 		st->stale_restored = throttle_restore_files(true, NULL, NULL);

@@ -59,6 +59,15 @@
  * dirties fast on a few per mille of a CPU.
  */
 #define CVM_CPUS_MIN	0.001
+/*
+ * ... but the switch-over must not wait for a vCPU thread that used its
+ * quota: QEMU stops the vCPUs inside its downtime, and a thread held by
+ * its limit stops only once it runs again, a period later or more (the
+ * kernel's 1 ms quota overruns by up to a tick, paid back in the periods
+ * after).  The period is kept to this fraction of QEMU's downtime-limit,
+ * which sets the least share: 1 ms / (downtime-limit / 4).
+ */
+#define CVM_PERIOD_OF_DOWNTIME	0.25
 #define CVM_STEPS_MAX	48		/* decisions kept for the report */
 #define CVM_VCPUS_MAX	THROTTLE_MAX_TIDS
 
@@ -113,6 +122,7 @@ struct cvm_stats {
 	int stale_restored;	/* limits a dead lmig left, undone at the start */
 	struct probes_status probes;
 	int64_t downtime_limit_ms;	/* QEMU's, at the last decision */
+	double least_cpus;		/* the least limit it allows (CVM_PERIOD_OF_DOWNTIME) */
 	uint64_t syncs;			/* decisions taken */
 	uint64_t dirty_set_max;		/* pages: the most dirtied in one of QEMU's passes */
 	unsigned int nsteps, steps_lost;

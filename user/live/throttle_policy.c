@@ -63,7 +63,7 @@ static void set(const struct tpol_state *st, const struct tpol_conf *c,
 void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct tpol_round *r,
 		 struct tpol_decision *d)
 {
-	bool bad, falling;
+	bool bad, falling, shrinking;
 
 	*d = (struct tpol_decision){ .action = TPOL_KEEP };
 	/*
@@ -75,6 +75,7 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 	if (!st->prev_pred)
 		st->prev_pred = r->look_s;
 	falling = r->pred_s < st->prev_pred;
+	shrinking = r->pred_s <= 0.75 * st->prev_pred;
 	bad = r->dirty_mbps >= 0.9 * r->link_mbps ||
 	      (st->prev_pred > 0 && r->pred_s > 0.75 * st->prev_pred);
 	st->prev_pred = r->pred_s;
@@ -106,7 +107,7 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 	 */
 	if (r->cur_cpus > 0 && r->cpu_used <= 0.5 * st->cpu_base &&
 	    r->dirty_mbps >= 0.8 * st->d_before && r->pages < r->npages / 2 &&
-	    r->look_s >= c->lift_look_s) {
+	    r->look_s >= c->lift_look_s && !(c->hold_converging && shrinking)) {
 		d->action = TPOL_LIFT;
 		d->why = TPOL_INEFFECTIVE;
 		d->cpu_taken_pct = 100 - 100 * r->cpu_used / st->cpu_base;

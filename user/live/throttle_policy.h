@@ -70,10 +70,14 @@ struct tpol_conf {
 	 */
 	double min_cpus;
 	/*
-	 * Never loosen a limit while the prediction falls: the limit works,
-	 * and a looser one can undo it before the switch-over (the rounds of
-	 * a guest's migration are short, and a limited vCPU uses its quota
-	 * in bursts that the CPU measured over one of them exaggerates).
+	 * A limit under which the prediction falls works: never loosened
+	 * while it falls, since a looser one can undo it before the
+	 * switch-over (the rounds of a guest's migration are short, and a
+	 * limited vCPU uses its quota in bursts that the CPU measured over
+	 * one of them exaggerates); never judged useless while it falls by
+	 * a quarter or more, whatever the dirty rate says (a guest that
+	 * rewrites its working set within a pass keeps the count of
+	 * distinct dirty pages up while it writes less).
 	 */
 	bool hold_converging;
 	/*
