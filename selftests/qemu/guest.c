@@ -15,6 +15,15 @@
  * fill_ms=T".  The kernel hands command-line words with '=' to init as
  * environment: append "guest_touch=256 guest_rate=4 guest_tick=100".
  *
+ * With guest_compute=1 (a guest of two CPUs or more) the writer runs on
+ * CPU 0 only, and a second thread, on CPU 1 only, writes nothing but
+ * counts loops and prints its rate every guest_compute_ms (default 500):
+ *
+ *   lmig-guest compute N ops/s
+ *
+ * so that a test can tell whether limiting one vCPU slowed the other.
+ * Without it nothing changes (other tests read these lines).
+ *
  * Content, decided per 4 KiB page by a hash of its index:
  *   30 %  zero (written, but zero: free or cleared memory)
  *   40 %  text: words from a small vocabulary, numbers, punctuation and
@@ -28,8 +37,12 @@
  *
  * Built with gcc -static: the initramfs holds nothing else.
  */
+#define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +186,44 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* This thread on CPU cpu only; false when the guest has no such CPU. */
+static bool pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) == 0;
+}
+
+/* The computing thread of guest_compute=1: loops, its rate per period. */
+static void *compute(void *arg)
+{
+	uint64_t period = (uint64_t)(unsigned long)arg * 1000000ULL, t0, t, ops = 0;
+	uint32_t x = 2463534242u;
+
+	if (!pin(1))
+		say("lmig-guest FAIL no CPU 1 for the computing thread\n");
+	t0 = now_ns();
+	for (;;) {
+		for (int i = 0; i < 4096; i++) {
+			x ^= x << 13;
+			x ^= x >> 17;
+			x ^= x << 5;
+		}
+		__asm__ volatile("" : : "r"(x));
+		ops += 4096;
+		t = now_ns();
+		if (t - t0 >= period) {
+			say("lmig-guest compute %llu ops/s\n",
+			    (unsigned long long)(ops * 1000000000ULL / (t - t0)));
+			ops = 0;
+			t0 = t;
+		}
+	}
+	return NULL;
+}
+
 int main(void)
 {
 	unsigned long touch_mb = env_ul("guest_touch", 256), rate_mb = env_ul("guest_rate", 4);
@@ -196,6 +247,15 @@ int main(void)
 		out = 1;
 	if (!tick_ms)
 		tick_ms = 100;
+	if (env_ul("guest_compute", 0)) {
+		unsigned long cms = env_ul("guest_compute_ms", 500);
+		pthread_t th;
+
+		if (!pin(0))
+			say("lmig-guest FAIL cannot pin the writer to CPU 0\n");
+		if (pthread_create(&th, NULL, compute, (void *)(cms ? cms : 500)))
+			say("lmig-guest FAIL cannot start the computing thread\n");
+	}
 
 	mem = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {

@@ -52,7 +52,7 @@ fi
 command -v cpio >/dev/null || { echo "mkguest: cpio is not installed" >&2; exit 4; }
 stage=$(mktemp -d "$out/stage.XXXXXX")
 trap 'rm -rf "$stage" "$stage.cpio"' EXIT
-if ! ${CC:-gcc} -O2 -static -Wall -Wextra -o "$stage/init" "$here/guest.c" 2>"$stage.err"; then
+if ! ${CC:-gcc} -O2 -static -pthread -Wall -Wextra -o "$stage/init" "$here/guest.c" 2>"$stage.err"; then
 	echo "mkguest: cannot build a static guest.c: $(head -n 3 "$stage.err" | tr '\n' ' ')" >&2
 	rm -f "$stage.err"
 	exit 4

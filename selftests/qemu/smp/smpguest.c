@@ -10,7 +10,10 @@
  *           (default 100), one word per page, and prints on the first
  *           serial port
  *             lmig-guest tick N
- *           sleeping (HLT, woken by its local APIC timer) between slices;
+ *           sleeping between slices: HLT, woken by its local APIC timer,
+ *           or with guest_hlt=0 spinning on the TSC (under nested KVM the
+ *           timer of a halted vCPU was not heard of again after a
+ *           migration, see selftests/vm/README.md);
  *   vCPU 1  only computes (a xorshift loop, no memory written but its own
  *           stack) and prints on the second serial port, every
  *           guest_compute_ms (default 500)
@@ -29,8 +32,7 @@
  * does, runs there reliably and starts in seconds.
  *
  * Time: the TSC, calibrated against the PIT (channel 2, 50 ms); the local
- * APIC timer is calibrated against the TSC and used one-shot to wake vCPU
- * 0 from HLT.  Built with gcc -m32 -ffreestanding: no libc, no libgcc
+ * APIC timer, calibrated against the TSC, wakes vCPU 0 from HLT.  Built with gcc -m32 -ffreestanding: no libc, no libgcc
  * (hence div64 below).
  */
 #include <stdint.h>
@@ -204,21 +206,28 @@ static void calibrate_apic(void)
 		apic_per_ms = 1;
 }
 
-/* Sleep (HLT) until the TSC passes `until`, woken by a one-shot timer. */
+/*
+ * Sleep (HLT) until the TSC passes `until`.  The local APIC timer runs
+ * periodic (WAKE_MS): a one-shot timer armed on the source and moved by a
+ * migration while the vCPU sleeps could leave it halted for good.
+ */
+#define WAKE_MS	10
+
+static void start_wake_timer(void)
+{
+	lapic_w(0x320, 1u << 17 | TIMER_VEC);	/* periodic */
+	lapic_w(0x380, apic_per_ms * WAKE_MS);
+}
+
+static int use_hlt = 1;
+
 static void sleep_until(uint64_t until)
 {
-	for (;;) {
-		uint64_t now = rdtsc();
-		uint64_t us;
-
-		if (now >= until)
-			return;
-		us = div64((until - now) * 1000, tsc_khz);
-		if (us > 1000000)
-			us = 1000000;
-		lapic_w(0x320, TIMER_VEC);
-		lapic_w(0x380, (uint32_t)div64(us * apic_per_ms, 1000) + 1);
-		asm volatile("sti; hlt; cli");
+	while (rdtsc() < until) {
+		if (use_hlt)
+			asm volatile("sti; hlt; cli");
+		else
+			asm volatile("pause");
 	}
 }
 
@@ -279,6 +288,7 @@ void bsp_main(uint32_t magic, const struct multiboot_info *mbi)
 	volatile uint32_t *mem = (volatile uint32_t *)MEM_BASE;
 
 	compute_ms = arg(cmd, "guest_compute_ms", 500);
+	use_hlt = (int)arg(cmd, "guest_hlt", 1);
 	if (!tick_ms)
 		tick_ms = 100;
 	if (!compute_ms)
@@ -291,6 +301,7 @@ void bsp_main(uint32_t magic, const struct multiboot_info *mbi)
 	lapic_w(0xf0, 0x100 | SPURIOUS_VEC);	/* software-enable the local APIC */
 	calibrate_apic();
 	start_ap();
+	start_wake_timer();
 
 	npages = touch_mb * (1024 * 1024 / PAGE);
 	for (uint32_t p = 0; p < npages; p++)
@@ -322,8 +333,11 @@ void bsp_main(uint32_t magic, const struct multiboot_info *mbi)
 		putc_port(COM1, '\n');
 		deadline += period;
 		t = rdtsc();
-		/* Far behind (the VM was stopped): start the beat afresh. */
-		if (t > deadline + (uint64_t)tsc_khz * 1000)
+		/*
+		 * Far behind (the VM was stopped), or ahead (the TSC moved back
+		 * in a migration): start the beat afresh.
+		 */
+		if (t > deadline + (uint64_t)tsc_khz * 1000 || deadline > t + period)
 			deadline = t;
 		sleep_until(deadline);
 	}

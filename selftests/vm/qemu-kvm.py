@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""A QEMU guest under KVM that only converges with lmig's help, run inside
+the VM by qemu-kvm.sh (nested KVM: the VM's CPU has svm).
+
+The guest is selftests/qemu/smp/smpguest.c (mkguest.sh --smp): vCPU 0
+writes RATE MB/s over TOUCH MiB, vCPU 1 only computes and prints its rate
+("lmig-guest compute N ops/s") on the second serial port.  The source
+QEMU (-accel kvm, 2 vCPUs, -name debug-threads=on) has two QMP sockets:
+one for this script, one for `lmig proxy send --qmp`.  QEMU's
+max-bandwidth and downtime-limit are set so that its writer outruns the
+link: the migration, src QEMU -> lmig proxy send -> loopback -> lmig proxy
+recv -> dst QEMU, only completes once something slows the writer.
+
+Placement: the computing vCPU's thread runs on CPU 1, everything else (the
+writing vCPU, QEMU's other threads, the destination, lmig, this script) on
+CPU 0, and a spinner at nice 19 keeps CPU 0 busy from start to end (with
+one host thread for both CPUs of the VM, a busy CPU 0 halves what CPU 1
+gets).  The VM's CPUs are threads of a host shared with other work, so
+what CPU 1 gets from the host varies by tens of per cent from one second
+to the next: a reference loop (REF, below) shares CPU 1 with the
+computing vCPU at the same weight and counts its own rate, and the
+computing vCPU's rate is taken relative to it.  A limit on the computing
+vCPU's thread would hand CPU 1 to the reference and show at once; the
+host's ups and downs move both alike.
+
+Prints "TAG KEY VALUE" lines (TAG: --tag, default nest) (see qemu-kvm.sh) and exits 0 once it got as
+far as a result; 1 on a harness error (a "nest error TEXT" line).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "selftests", "qemu"))
+from qmig import QMP, QMPError, thread_cpu, state_file  # noqa: E402
+
+
+TAG = "nest"
+
+
+def say(key, value):
+    print("%s %s %s" % (TAG, key, value), flush=True)
+
+
+class Proc:
+    def __init__(self, name, argv, work, cpus="0", cgroup=None, pass_fds=()):
+        self.name = name
+        self.out = os.path.join(work, name + ".out")
+        self.err = os.path.join(work, name + ".err")
+        argv = ["taskset", "-c", cpus] + argv
+        if cgroup:
+            # Into the cgroup before exec, so every thread starts there.
+            argv = ["sh", "-c", 'echo $$ >"$0/cgroup.procs" && exec "$@"', cgroup] + argv
+        with open(self.out, "wb") as o, open(self.err, "wb") as e:
+            self.p = subprocess.Popen(argv, stdout=o, stderr=e, pass_fds=pass_fds,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def wait(self, timeout):
+        try:
+            return self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.alive():
+            try:
+                os.killpg(self.p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.p.wait()
+
+    def text(self, which="err"):
+        """stderr's last 600 characters on one line, or stdout (a JSON line) whole."""
+        try:
+            with open(self.err if which == "err" else self.out, errors="replace") as f:
+                t = " ".join(f.read().split())
+                return t[-600:] if which == "err" else t
+        except OSError:
+            return ""
+
+
+def lines(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read().split("\n")
+    except OSError:
+        return []
+
+
+def ticks(path):
+    return [int(m.group(1)) for m in (re.match(r"lmig-guest tick (\d+)$", ln) for ln in lines(path))
+            if m]
+
+
+def computes(path):
+    """(monotonic time read, ops/s) list is kept by the caller; here the values."""
+    return [int(m.group(1)) for m in
+            (re.match(r"lmig-guest compute (\d+) ops/s$", ln) for ln in lines(path)) if m]
+
+
+def wait_for(cond, timeout, what):
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise QMPError("timed out waiting for " + what)
+        time.sleep(0.1)
+
+
+def median(v):
+    """The median: a rate line disturbed by the host (one VM CPU thread among
+    other users' work) moves it less than the mean."""
+    v = sorted(v)
+    n = len(v)
+    return 0.0 if not n else float(v[n // 2]) if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2.0
+
+
+def qemu_argv(a, work, name, qmps, incoming):
+    argv = [a.qemu, "-accel", "kvm", "-smp", "2", "-m", str(a.mem), "-display", "none",
+            "-nodefaults", "-no-reboot", "-name", name + ",debug-threads=on",
+            "-serial", "file:" + os.path.join(work, name + "-1.con"),
+            "-serial", "file:" + os.path.join(work, name + "-2.con"),
+            "-kernel", a.guest,
+            "-append", "guest_rate=%d guest_touch=%d guest_tick=100 guest_compute_ms=%d "
+            "guest_hlt=%d" % (a.rate, a.touch, a.compute_ms, a.writer_wait == "hlt")]
+    for q in qmps:
+        argv += ["-qmp", "unix:%s,server=on,wait=off" % q]
+    if incoming:
+        argv += ["-incoming", "defer"]
+    return argv
+
+
+# Counts loops and writes its rate every half second, like the guest's lines.
+REF = r"""
+import sys, time
+out = open(sys.argv[1], "a")
+n, t0 = 0, time.monotonic()
+while True:
+    for _ in range(2000):
+        pass
+    n += 2000
+    t = time.monotonic()
+    if t - t0 >= 0.5:
+        out.write("lmig-guest compute %d ops/s\n" % (n / (t - t0)))
+        out.flush()
+        n, t0 = 0, t
+"""
+
+
+def run_s(pid, tid):
+    """Seconds thread tid has run (schedstat)."""
+    try:
+        with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def cpu1_ticks():
+    """CPU 1's counters in /proc/stat (user nice system idle iowait irq softirq steal)."""
+    with open("/proc/stat") as f:
+        for ln in f:
+            if ln.startswith("cpu1 "):
+                return [int(x) for x in ln.split()[1:9]]
+    return [0] * 8
+
+
+def cpu1_where(t0, t1):
+    """Where CPU 1's time went between two cpu1_ticks(): fractions."""
+    d = [b - a for a, b in zip(t0, t1)]
+    tot = sum(d) or 1
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    return " ".join("%s=%.3f" % (n, v / tot) for n, v in zip(names, d) if v)
+
+
+def cg_state(pid, tids):
+    return {str(t): thread_cpu(pid, t) for t in tids}
+
+
+def lmig_leftovers(cgroot):
+    """cgroups lmig made and state files it keeps, still there."""
+    left = []
+    if os.path.isdir("/run/lmig"):
+        left += ["/run/lmig/" + f for f in os.listdir("/run/lmig")]
+    for dirpath, dirs, _ in os.walk(cgroot):
+        left += [os.path.join(dirpath, d) for d in dirs if d.startswith("lmig")]
+    return left
+
+
+def run(a, work, procs):
+    srcq = os.path.join(work, "src.qmp")
+    lmigq = os.path.join(work, "src-lmig.qmp")
+    dstq = os.path.join(work, "dst.qmp")
+    srcsock = os.path.join(work, "src.sock")
+    dstsock = os.path.join(work, "dst.sock")
+    src1, src2 = os.path.join(work, "src-1.con"), os.path.join(work, "src-2.con")
+    dst1, dst2 = os.path.join(work, "dst-1.con"), os.path.join(work, "dst-2.con")
+
+    # CPU 0 never idles (see the top): the lowest weight, so anything else runs first.
+    procs["spin"] = Proc("spin", ["nice", "-n", "19", "sh", "-c", "while :; do :; done"], work)
+    refp = os.path.join(work, "ref.con")
+    procs["ref"] = Proc("ref", ["python3", "-c", REF, refp], work, cpus="1")
+    t0 = time.monotonic()
+    procs["src"] = Proc("src", qemu_argv(a, work, "src", [srcq, lmigq], False), work,
+                        cgroup=a.cgroup)
+    procs["dst"] = Proc("dst", qemu_argv(a, work, "dst", [dstq], True), work)
+    qs = QMP(srcq)
+    qd = QMP(dstq)
+    cpus = qs.cmd("query-cpus-fast")
+    tids = [c["thread-id"] for c in sorted(cpus, key=lambda c: c["cpu-index"])]
+    if len(tids) != 2:
+        raise QMPError("the source has %d vCPUs, not 2" % len(tids))
+    qpid = procs["src"].p.pid	# sh and taskset exec QEMU: one process
+    names = {}
+    for t in tids:
+        with open("/proc/%d/task/%d/comm" % (qpid, t)) as f:
+            names[t] = f.read().strip()
+    subprocess.run(["taskset", "-pc", "1", str(tids[1])], check=True, stdout=subprocess.DEVNULL)
+    say("threads", "writer=%d compute=%d names=%s" % (
+        tids[0], tids[1], ",".join(names[t].replace(" ", "_") for t in tids)))
+
+    wait_for(lambda: ticks(src1), 60, "the guest's first tick")
+    say("boot_s", "%.1f" % (time.monotonic() - t0))
+    ready = [ln for ln in lines(src1) if ln.startswith("lmig-guest ready")]
+    say("ready", ready[0] if ready else "none")
+    # The first line covers start-up: the rate is that of full lines after it.
+    wait_for(lambda: len(computes(src2)) >= 2, 30, "the computing vCPU's first rates")
+    n0, f0 = len(computes(src2)), len(computes(refp))
+    r0, w0, c0 = run_s(qpid, tids[1]), time.monotonic(), cpu1_ticks()
+    time.sleep(a.before)
+    say("cpu1_before", cpu1_where(c0, cpu1_ticks()))
+    before = computes(src2)[n0:]
+    ref_before = computes(refp)[f0:]
+    say("ref_before", "%.0f n=%d" % (median(ref_before), len(ref_before)))
+    # The computing vCPU's thread: the share of a CPU it ran, as this
+    # kernel counts it (a limit on it would show here first).
+    say("before", "%.0f n=%d cpu=%.3f" % (median(before), len(before),
+                                          (run_s(qpid, tids[1]) - r0) / (time.monotonic() - w0)))
+    cg_before = cg_state(qpid, tids)
+    say("cg_before", json.dumps(cg_before, sort_keys=True))
+
+    qs.cmd("migrate-set-parameters", **{"max-bandwidth": a.bandwidth * 1000 * 1000,
+                                        "downtime-limit": a.downtime})
+    qd.cmd("migrate-incoming", uri="unix:" + dstsock)
+    portf = os.path.join(work, "port")
+    with open(portf, "w"):
+        pass
+    rfd = os.open(portf, os.O_WRONLY)
+    procs["recv"] = Proc("recv", [a.lmig, "proxy", "recv", "--listen", "127.0.0.1:0",
+                                  "--ready-fd", str(rfd), "--to", "unix:" + dstsock, "--json",
+                                  "--accept-timeout", "30"], work, pass_fds=(rfd,))
+    os.close(rfd)
+    wait_for(lambda: os.path.getsize(portf) > 0, 20, "lmig proxy recv's port")
+    with open(portf) as f:
+        port = int(f.read().split()[0])
+    send_argv = [a.lmig, "proxy", "send", "--listen", "unix:" + srcsock,
+                 "--to", "127.0.0.1:%d" % port, "--json"]
+    if not a.native:
+        send_argv += ["--qmp", lmigq] + a.lmig_args.split()
+    procs["send"] = Proc("send", send_argv, work)
+    wait_for(lambda: os.path.exists(srcsock) or not procs["send"].alive(), 20,
+             "lmig proxy send to listen")
+    if not procs["send"].alive():
+        raise QMPError("lmig proxy send exited: " + procs["send"].text())
+
+    src_tick = max(ticks(src1) or [0])
+    m0, g0 = len(computes(src2)), len(computes(refp))
+    tm = time.monotonic()
+    r0, c0 = run_s(qpid, tids[1]), cpu1_ticks()
+    qs.cmd("migrate", uri="unix:" + srcsock)
+    seen = {}		# tid -> the limits seen on it
+    first_limit = None
+    info = {}
+    while time.monotonic() - tm < a.timeout:
+        info = qs.cmd("query-migrate")
+        if info.get("status") in ("completed", "failed", "cancelled"):
+            break
+        for t, st in cg_state(qpid, tids).items():
+            if st and st[1] not in ("max", "-1") and not st[1].startswith("max "):
+                seen.setdefault(t, set()).add("%s %s" % (st[0], st[1]))
+                if first_limit is None:
+                    first_limit = (len(computes(src2)), len(computes(refp)))
+        time.sleep(0.25)
+    tend = time.monotonic()
+    r1 = run_s(qpid, tids[1])
+    say("cpu1_during", cpu1_where(c0, cpu1_ticks()))
+    m1, g1 = len(computes(src2)), len(computes(refp))
+    status = info.get("status", "none")
+    if status not in ("completed", "failed", "cancelled"):
+        qs.cmd("migrate_cancel")
+    say("migrate", "status=%s total_ms=%s downtime_ms=%s wall_s=%.1f" % (
+        status, info.get("total-time"), info.get("downtime"), tend - tm))
+    # Lines printed once the migration began, up to its end (the last one
+    # may straddle the switch-over: left out).
+    during = computes(src2)[m0 + 1:m1 - 1] if m1 - m0 > 2 else []
+    say("during", "%.0f n=%d cpu=%.3f" % (median(during), len(during), (r1 - r0) / (tend - tm)))
+    say("ref_during", "%.0f n=%d" % (median(computes(refp)[g0:g1]), g1 - g0))
+    if first_limit is not None:
+        limited = computes(src2)[first_limit[0] + 1:m1 - 1]
+        say("during_limited", "%.0f n=%d" % (median(limited), len(limited)))
+        rl = computes(refp)[first_limit[1]:g1]
+        say("ref_limited", "%.0f n=%d" % (median(rl), len(rl)))
+    say("seen", json.dumps({t: sorted(v) for t, v in seen.items()}, sort_keys=True))
+
+    if status != "completed":
+        # Nothing to follow on the destination: what lmig says, then stop.
+        for n in ("send", "recv"):
+            procs[n].wait(15)
+            procs[n].kill()
+        say("send", procs["send"].text("out") or "none")
+        return
+    rc_send = procs["send"].wait(30)
+    rc_recv = procs["recv"].wait(30)
+    say("send-rc", rc_send)
+    say("recv-rc", rc_recv)
+    say("send", procs["send"].text("out") or "none")
+    if procs["send"].text():
+        say("send-err", procs["send"].text())
+    if procs["recv"].text():
+        say("recv-err", procs["recv"].text())
+
+    # The destination runs on: its ticks continue the source's and advance.
+    say("src_ticks", "at_migrate=%d last=%d" % (src_tick, max(ticks(src1) or [0])))
+    try:
+        say("dst_status", qd.cmd("query-status").get("status"))
+    except QMPError as e:
+        say("dst_status", "error " + str(e))
+    d0 = ticks(dst1)
+    time.sleep(a.after)
+    d1 = ticks(dst1)
+    say("dst_ticks", "first=%d at_check=%d last=%d" % (
+        d0[0] if d0 else 0, max(d0 or [0]), max(d1 or [0])))
+    say("dst_computes", len(computes(dst2)))
+
+    # Every limit undone: the vCPU threads' cgroups as before, nothing left.
+    after = cg_state(qpid, tids) if procs["src"].alive() else {}
+    say("cg_after", json.dumps(after, sort_keys=True))
+    say("cg_same", "yes" if after == cg_before else "no")
+    say("state_file", "left" if state_file(qpid) else "gone")
+    say("leftovers", " ".join(lmig_leftovers(a.cgroot)) or "none")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lmig", default=os.path.join(REPO, "user", "lmig"))
+    ap.add_argument("--guest", required=True)
+    ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
+    ap.add_argument("--mem", type=int, default=128)
+    ap.add_argument("--rate", type=int, default=16, help="the writer's MB/s")
+    ap.add_argument("--touch", type=int, default=8, help="MiB the writer rewrites")
+    ap.add_argument("--compute-ms", type=int, default=500)
+    # A writer halted between slices stops on the destination: its local
+    # APIC timer never fires again after a migration under nested KVM here.
+    ap.add_argument("--writer-wait", choices=("spin", "hlt"), default="spin",
+                    help="how the writer waits between slices")
+    ap.add_argument("--bandwidth", type=int, default=2, help="QEMU's max-bandwidth, MB/s")
+    ap.add_argument("--downtime", type=int, default=20, help="QEMU's downtime-limit, ms")
+    ap.add_argument("--before", type=float, default=10.0)
+    ap.add_argument("--timeout", type=float, default=90.0)
+    ap.add_argument("--after", type=float, default=3.0,
+                    help="seconds the destination is watched for ticks")
+    ap.add_argument("--native", action="store_true", help="without --qmp (no help)")
+    # The writer spins between its slices, so its thread uses most of a
+    # CPU before any limit: the default --throttle-max (90) would stop at
+    # a tenth of that, where it still dirties as fast as the link carries.
+    ap.add_argument("--lmig-args", default="--throttle-max 99",
+                    help="more options of lmig proxy send --qmp")
+    ap.add_argument("--show", type=int, default=0,
+                    help="print the last N lines of each console and error file")
+    ap.add_argument("--cgroot", default="/sys/fs/cgroup")
+    ap.add_argument("--cgroup", help="the cgroup the source QEMU starts in")
+    ap.add_argument("--tag", default="nest", help="the first word of each line")
+    a = ap.parse_args()
+    global TAG
+    TAG = a.tag
+    # This script too stays off the computing vCPU's CPU.
+    os.sched_setaffinity(0, {0})
+    work = tempfile.mkdtemp(prefix="lmig-nest.")
+    procs = {}
+    rc = 0
+    try:
+        run(a, work, procs)
+    except (QMPError, OSError, subprocess.CalledProcessError) as e:
+        say("error", str(e))
+        for n, p in procs.items():
+            if p is not None and p.text():
+                say("error", "%s: %s" % (n, p.text()))
+        rc = 1
+    finally:
+        for n in ("send", "recv", "dst", "src", "spin", "ref"):
+            if procs.get(n) is not None:
+                procs[n].kill()
+        if a.show:
+            for f in sorted(os.listdir(work)):
+                if f.endswith(".con") or f.endswith(".err"):
+                    for ln in lines(os.path.join(work, f))[-a.show:]:
+                        print("# %s: %s" % (f, ln))
+        shutil.rmtree(work, ignore_errors=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
