@@ -352,6 +352,7 @@ END {
 				tt = tt sprintf("%dx: auto-converge did not finish (not judged); ", mu)
 		}
 		if (!nl) continue
+		sub(/; $/, "", tt); sub(/; $/, "", ct)
 		printf "Targets, %s:\n\n", title(lk)
 		printf "- converges at every rate: %s (%d of %d)\n", conv, nconv, nl
 		printf "- total time <= 0.5x auto-converge'\''s where it finishes: %s\n", tt == "" ? "not judged" : tt
