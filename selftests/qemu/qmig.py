@@ -55,6 +55,17 @@ then instead, and reports how long until lmig freed them
 after S s (bounded: true) and reports how far it got: a native run beside
 one through lmig (--bound-file: the bound is written there once known).
 
+--capability NAME turns a migration capability on at both ends
+(auto-converge).  While QEMU migrates it notes how far it got, for a run
+the bound cancels: last_active (passes, remaining, auto-converge's
+throttle), pass_left_min (the least any pass from the second on left
+dirty), dirty_pages_rate_max.  --smp N gives the guest N vCPUs (and a
+second serial port for mkguest.sh --smp's guest, --initrd none);
+--settle S lets it run S s before migrating; a guest printing
+"lmig-guest compute N ops/s" (guest.c's guest_compute=1, or the guest
+without an OS) gets compute_before_ops, compute_during_ops and
+compute_pct (during as a % of before).
+
 Every process it starts (QEMU, lmig) is killed and every file it made
 outside --work removed before it exits.
 """
