@@ -55,6 +55,17 @@ then instead, and reports how long until lmig freed them
 after S s (bounded: true) and reports how far it got: a native run beside
 one through lmig (--bound-file: the bound is written there once known).
 
+--capability NAME turns a migration capability on at both ends
+(auto-converge).  While QEMU migrates it notes how far it got, for a run
+the bound cancels: last_active (passes, remaining, auto-converge's
+throttle), pass_left_min (the least any pass from the second on left
+dirty), dirty_pages_rate_max.  --smp N gives the guest N vCPUs (and a
+second serial port for mkguest.sh --smp's guest, --initrd none);
+--settle S lets it run S s before migrating; a guest printing
+"lmig-guest compute N ops/s" (guest.c's guest_compute=1, or the guest
+without an OS) gets compute_before_ops, compute_during_ops and
+compute_pct (during as a % of before).
+
 Every process it starts (QEMU, lmig) is killed and every file it made
 outside --work removed before it exits.
 """
@@ -184,11 +195,17 @@ class VM:
         append = "console=ttyS0 quiet panic=-1 no_timer_check %s guest_touch=%d guest_rate=%d" % (
             a.guest_append, a.touch, a.rate)
         argv = ns_prefix(ns) + [
-            a.qemu, "-accel", os.environ.get("QMIG_ACCEL", "tcg"), "-m", str(a.mem), "-smp", "1", "-nographic",
+            a.qemu, "-accel", os.environ.get("QMIG_ACCEL", "tcg"), "-m", str(a.mem), "-smp", str(a.smp), "-nographic",
             "-no-reboot", "-nic", "none", "-name", name,
-            "-kernel", a.kernel, "-initrd", a.initrd, "-append", append,
+            "-kernel", a.kernel] + (["-initrd", a.initrd] if a.initrd != "none" else []) + [
+            "-append", append,
             "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
             "-serial", "file:" + self.serial, "-monitor", "none"]
+        # The two-vCPU guest (mkguest.sh --smp) prints its computing vCPU's
+        # rate on the second serial port.
+        self.serial2 = os.path.join(a.work, name + ".serial2")
+        if a.smp > 1:
+            argv += ["-serial", "file:" + self.serial2]
         self.lmig_qmp = None
         if getattr(a, "lmig_qmp", False) and not incoming:
             # QEMU serves one client a socket: lmig gets its own.
@@ -425,6 +442,33 @@ def guard_of(pid):
     return out
 
 
+def file_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def compute_rates(path, at, end):
+    """Mean rate of the computing vCPU's lines ("lmig-guest compute N
+    ops/s") before byte offset at of its console and from there to end."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(end).decode(errors="replace")
+    except OSError:
+        return {}
+    r = {}
+    for key, part in (("compute_before", text[:at]), ("compute_during", text[at:])):
+        v = [int(m) for m in re.findall(r"lmig-guest compute (\d+) ops/s", part)]
+        # The first line after the start spans time before it.
+        v = v[1:] if key == "compute_during" else v
+        r[key + "_ops"] = sum(v) // len(v) if v else None
+        r[key + "_lines"] = len(v)
+    if r.get("compute_before_ops") and r.get("compute_during_ops") is not None:
+        r["compute_pct"] = round(100.0 * r["compute_during_ops"] / r["compute_before_ops"], 1)
+    return r
+
+
 def migrate_info(q):
     i = q.cmd("query-migrate")
     ram = i.get("ram", {})
@@ -438,6 +482,9 @@ def migrate_info(q):
         "multifd_bytes": ram.get("multifd-bytes"),
         "mbps": ram.get("mbps"),
         "dirty_sync_count": ram.get("dirty-sync-count"),
+        "ram_remaining": ram.get("remaining"),
+        "dirty_pages_rate": ram.get("dirty-pages-rate"),
+        "cpu_throttle_pct": i.get("cpu-throttle-percentage"),
     }
     if i.get("error-desc"):
         r["qemu_error"] = i["error-desc"]
@@ -476,6 +523,7 @@ def silent_guest(q):
 
 def run(a):
     res = {"case": a.name, "transport": a.transport, "multifd": a.multifd,
+           "capabilities": a.capability,
            "compress": a.compress or "none", "max_bandwidth": a.max_bandwidth,
            "guest_mem_mib": a.mem, "guest_touch_mib": a.touch, "guest_rate_mbs": a.rate}
     lmig = shlex.quote(a.lmig)
@@ -538,6 +586,7 @@ def run(a):
         caps = []
         if a.multifd:
             caps.append({"capability": "multifd", "state": True})
+        caps += [{"capability": c, "state": True} for c in a.capability]
         for q in (qs, qd):
             if caps:
                 q.cmd("migrate-set-capabilities", capabilities=caps)
@@ -576,7 +625,10 @@ def run(a):
         elif a.transport in ("tcp", "pipe"):
             wait_for(lambda: listening(a.dst_ns, port), 30, "the destination to listen")
 
+        if a.settle:
+            time.sleep(a.settle)
         res["src_tick_at_migrate"] = src.last_tick()
+        compute0 = (file_size(src.serial2), file_size(src.serial))
         watch = None
         if a.lmig_qmp:
             qpid = src.proc.p.pid
@@ -596,6 +648,21 @@ def run(a):
         mbps = []
         while time.monotonic() - t0 < a.timeout:
             info = migrate_info(qs)
+            if info["status"] == "active":
+                # How far it got, for a run the bound cancels.
+                res["dirty_pages_rate_max"] = max(res.get("dirty_pages_rate_max") or 0,
+                                                  info["dirty_pages_rate"] or 0)
+                res["last_active"] = {k: info[k] for k in (
+                    "dirty_sync_count", "ram_remaining", "ram_transferred", "cpu_throttle_pct")}
+                # What a pass left dirty: the remainder seen first after each
+                # bitmap sync from the second on (within a pass it falls
+                # towards zero whether the migration converges or not).
+                sync = info["dirty_sync_count"] or 0
+                if sync >= 2 and sync != res.get("_sync") and info["ram_remaining"] is not None:
+                    res["_sync"] = sync
+                    res["pass_left_min"] = min(res.get("pass_left_min", info["ram_remaining"]),
+                                               info["ram_remaining"])
+                    res["pass_left_last"] = info["ram_remaining"]
             if info["status"] in ("completed", "failed", "cancelled"):
                 break
             if watch and time.monotonic() - watch["t"] >= 0.25:
@@ -678,6 +745,13 @@ def run(a):
                 time.monotonic() < deadline:
             time.sleep(0.05)
             info = migrate_info(qs)
+        if a.smp > 1:
+            # The guest without an OS prints them on its second port,
+            # guest.c's guest_compute=1 on the console.
+            r = compute_rates(src.serial2, compute0[0], file_size(src.serial2))
+            if not r.get("compute_before_lines"):
+                r = compute_rates(src.serial, compute0[1], file_size(src.serial))
+            res.update(r)
         if dev0 is not None:
             dev1 = dev_bytes(a.count_dev)
             if dev1 is not None:
@@ -821,6 +895,7 @@ def run(a):
             v.stop()
     # Flat keys first, the lmig reports last: a reader looking up a key
     # finds QEMU's value before any of lmig's.
+    res.pop("_sync", None)
     if "lmig" in res:
         res["lmig"] = res.pop("lmig")
     line = json.dumps(res, separators=(",", ":"))
@@ -843,6 +918,8 @@ def main():
     ap.add_argument("--rate", type=int, default=4, help="MB/s the guest rewrites")
     ap.add_argument("--multifd", type=int, default=0, help="multifd channels (0: off)")
     ap.add_argument("--compress", default="", help="multifd compression (zlib, zstd)")
+    ap.add_argument("--capability", action="append", default=[],
+                    help="a migration capability to turn on at both ends (auto-converge, ...)")
     ap.add_argument("--max-bandwidth", type=int, default=32 << 30,
                     help="QEMU's max-bandwidth, bytes/s (default 32 GiB/s: unlimited)")
     ap.add_argument("--downtime-limit", type=int, default=0,
@@ -878,6 +955,10 @@ def main():
                     help="also write the JSON line to this file (whole, however long)")
     ap.add_argument("--bound-file", default="",
                     help="read --bound from this file once it appears (a run beside sets it)")
+    ap.add_argument("--smp", type=int, default=1,
+                    help="vCPUs; above 1 a second serial port (NAME.serial2) for mkguest.sh --smp's guest")
+    ap.add_argument("--settle", type=float, default=0,
+                    help="seconds to let the guest run between ready and migrate")
     ap.add_argument("--timeout", type=float, default=120, help="seconds the migration may take")
     ap.add_argument("--boot-timeout", type=float, default=120)
     ap.add_argument("--ticks", type=int, default=5, help="ticks to see after the switch")
@@ -885,7 +966,7 @@ def main():
     ap.add_argument("--guest-append", default=os.environ.get("QMIG_APPEND", "pti=on"),
                     help="more of the guest kernel's command line")
     ap.add_argument("--kernel", default=os.environ.get("KERNEL", ""))
-    ap.add_argument("--initrd", default="")
+    ap.add_argument("--initrd", default="", help="the guest's initramfs (none: no -initrd, for mkguest.sh --smp's guest)")
     ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
     a = ap.parse_args()
 
