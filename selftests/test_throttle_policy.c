@@ -31,6 +31,13 @@
  *                               verdict needs a harvest that long
  *   hold_converging_not_useless ... and with hold_converging, a harvest
  *                               whose prediction fell by a quarter
+ *   floor_futile_lifts          with tpol_conf.lift_futile_floor, a limit
+ *                               at its floor for TPOL_FLOOR_PASSES passes
+ *                               while the prediction fell by less than a
+ *                               quarter: lifted for good
+ *   floor_futile_needs_all      each condition of that verdict matters
+ *   floor_futile_not_for_send   without the flag (lmig send): held
+ *   floor_futile_from_start     a first limit already at the floor counts
  *   no_cpu_used_gives_base      no CPU measured: the base
  *   raise_over_budget           over budget, a looser limit is set
  *   hold_for_switch_over        within budget, a looser limit is held back
@@ -405,6 +412,175 @@ TEST(hold_converging_not_useless)
 	r.pred_s = 1.5;
 	tpol_decide(&st, &conf, &r, &d);
 	EXPECT_EQ(TPOL_LIFT, d.action);
+}
+
+/*
+ * A guest's limit at its floor: base 1 CPU, --throttle-max 90 leaves 0.1;
+ * 0.6 CPUs used at twice the link aims at 0.066..., raised to 0.1.
+ */
+static struct tpol_round at_floor(double pred_s)
+{
+	struct tpol_round r = bad();
+
+	r.cpu_used = 0.6;
+	r.cur_cpus = 0.1;
+	r.dirty_mbps = 40;	/* not ineffective: CPU not halved below 0.5 */
+	r.pred_s = pred_s;
+	return r;
+}
+
+/* As live/converge_vm.c sets it, less the least limit. */
+static const struct tpol_conf guest = { .enabled = true, .downtime_ms = 300, .max_pct = 90,
+					 .hold_converging = true, .lift_look_s = TPOL_LONG_LOOK_S,
+					 .lift_futile_floor = true };
+
+/* Decisions at the floor with these predictions; the last decision in d. */
+static void floor_passes(struct tpol_state *st, const struct tpol_conf *c, const double *pred,
+			 int n, struct tpol_decision *d)
+{
+	for (int i = 0; i < n; i++) {
+		struct tpol_round r = at_floor(pred[i]);
+
+		tpol_decide(st, c, &r, d);
+	}
+}
+
+TEST(floor_futile_lifts)
+{
+	struct tpol_state st = limited();
+	struct tpol_round r;
+	struct tpol_decision d;
+
+	/* The first decision at the floor, then three passes under it: held. */
+	for (int i = 0; i < 4; i++) {
+		r = at_floor(2.0 - 0.1 * i);
+		tpol_decide(&st, &guest, &r, &d);
+		ASSERT_EQ(TPOL_SET, d.action);
+		EXPECT_EQ(TPOL_AT_FLOOR, d.bound);
+		EXPECT_EQ(TPOL_HOLD, d.why);
+		EXPECT_TRUE(NEAR(0.1, d.cpus));
+		EXPECT_EQ(i + 1, st.floor_rounds);
+	}
+	/* The fourth pass under it: 2.0 -> 1.51 s, not a quarter. */
+	r = at_floor(1.51);
+	tpol_decide(&st, &guest, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_FLOOR_FUTILE, d.why);
+	EXPECT_TRUE(NEAR(40, d.cpu_taken_pct)) TH_LOG("taken %f", d.cpu_taken_pct);
+	EXPECT_FALSE(st.on);
+	EXPECT_TRUE(st.off);
+	/* For good. */
+	tpol_decide(&st, &guest, &r, &d);
+	EXPECT_EQ(TPOL_KEEP, d.action);
+	EXPECT_EQ(TPOL_GIVEN_UP, d.why);
+}
+
+TEST(floor_futile_needs_all)
+{
+	double pred[TPOL_FLOOR_PASSES + 1];
+	struct tpol_conf c = guest;
+	struct tpol_state st;
+	struct tpol_round r;
+	struct tpol_decision d;
+
+	for (int i = 0; i <= TPOL_FLOOR_PASSES; i++)
+		pred[i] = 2.0;
+	/* Fell by exactly a quarter over the passes: it works, a new count from there. */
+	pred[TPOL_FLOOR_PASSES] = 1.5;
+	st = limited();
+	floor_passes(&st, &guest, pred, TPOL_FLOOR_PASSES + 1, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(1, st.floor_rounds);
+	EXPECT_TRUE(NEAR(1.5, st.floor_pred));
+	/* ... which ends futile TPOL_FLOOR_PASSES passes later. */
+	for (int i = 0; i <= TPOL_FLOOR_PASSES; i++)
+		pred[i] = 1.5;
+	floor_passes(&st, &guest, pred + 1, TPOL_FLOOR_PASSES, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_FLOOR_FUTILE, d.why);
+
+	/* Within the budget at the last pass: the switch-over follows, held. */
+	for (int i = 0; i <= TPOL_FLOOR_PASSES; i++)
+		pred[i] = 0.3;
+	st = limited();
+	floor_passes(&st, &guest, pred, TPOL_FLOOR_PASSES + 1, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(TPOL_HOLD, d.why);
+	EXPECT_EQ(TPOL_FLOOR_PASSES + 1, st.floor_rounds);
+	/* Just over it, the same passes: lifted. */
+	for (int i = 0; i <= TPOL_FLOOR_PASSES; i++)
+		pred[i] = 0.301;
+	st = limited();
+	floor_passes(&st, &guest, pred, TPOL_FLOOR_PASSES + 1, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+
+	/* One pass above the floor restarts the count. */
+	for (int i = 0; i <= TPOL_FLOOR_PASSES; i++)
+		pred[i] = 2.0;
+	st = limited();
+	floor_passes(&st, &guest, pred, TPOL_FLOOR_PASSES, &d);
+	EXPECT_EQ(TPOL_FLOOR_PASSES, st.floor_rounds);
+	r = at_floor(2.0);
+	r.dirty_mbps = 10;	/* aims at 0.4: above the floor */
+	r.cur_cpus = 0.4;
+	tpol_decide(&st, &guest, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(TPOL_AIMED, d.bound);
+	EXPECT_EQ(0, st.floor_rounds);
+	floor_passes(&st, &guest, pred, TPOL_FLOOR_PASSES, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	floor_passes(&st, &guest, pred, 1, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+
+	/* At the least limit (tpol_conf.min_cpus above the --throttle-max floor) too. */
+	c.min_cpus = 0.2;
+	st = limited();
+	r = at_floor(2.0);
+	r.cur_cpus = 0.2;
+	for (int i = 0; i < TPOL_FLOOR_PASSES; i++) {
+		tpol_decide(&st, &c, &r, &d);
+		ASSERT_EQ(TPOL_SET, d.action);
+		EXPECT_EQ(TPOL_AT_MIN, d.bound);
+	}
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_FLOOR_FUTILE, d.why);
+}
+
+TEST(floor_futile_not_for_send)
+{
+	double pred[2 * TPOL_FLOOR_PASSES];
+	struct tpol_state st = limited();
+	struct tpol_decision d;
+
+	for (int i = 0; i < 2 * TPOL_FLOOR_PASSES; i++)
+		pred[i] = 2.0;
+	floor_passes(&st, &conf, pred, 2 * TPOL_FLOOR_PASSES, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(TPOL_HOLD, d.why);
+	EXPECT_EQ(0, st.floor_rounds);
+	EXPECT_TRUE(st.on);
+}
+
+TEST(floor_futile_from_start)
+{
+	struct tpol_state st = { 0 };
+	struct tpol_round r = at_floor(2.0);
+	struct tpol_decision d = { .action = TPOL_START, .why = TPOL_NOT_CONVERGING };
+
+	/* The first limit: 0.6 CPUs used is the base, its floor 0.06; aimed at 0.05. */
+	r.cur_cpus = 0;
+	r.dirty_mbps = 80;
+	tpol_start(&st, &guest, &r, 0, &d);
+	EXPECT_EQ(TPOL_AT_FLOOR, d.bound);
+	EXPECT_TRUE(NEAR(0.06, d.cpus));
+	EXPECT_EQ(1, st.floor_rounds);
+	r.cur_cpus = d.cpus;
+	r.cpu_used = 0.06;	/* all it may, over 1 s: too short for the useless verdict */
+	for (int i = 0; i < TPOL_FLOOR_PASSES; i++)
+		tpol_decide(&st, &guest, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_FLOOR_FUTILE, d.why);
 }
 
 TEST(no_cpu_used_gives_base)

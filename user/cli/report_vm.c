@@ -75,6 +75,7 @@ static const char *why_code(enum tpol_why w)
 	case TPOL_NOT_CONVERGING: return "start";
 	case TPOL_LONG_LOOK: return "start-long-pass";
 	case TPOL_INEFFECTIVE: return "lifted-ineffective";
+	case TPOL_FLOOR_FUTILE: return "lifted-floor-futile";
 	case TPOL_TIGHTEN: return "tighten";
 	case TPOL_RAISE: return "raise";
 	case TPOL_HOLD: return "hold";
@@ -98,6 +99,10 @@ static void note_words(const struct cvm_stats *s, char *buf, size_t len)
 		break;
 	case CVM_NOTE_INEFFECTIVE:
 		snprintf(buf, len, "lifted: taking CPU from the vCPU threads did not lower the dirty rate");
+		break;
+	case CVM_NOTE_FLOOR_FUTILE:
+		snprintf(buf, len, "lifted: the limit stayed at its floor for %d passes and the predicted downtime did not fall by a quarter",
+			 TPOL_FLOOR_PASSES);
 		break;
 	case CVM_NOTE_SET_FAILED:
 		snprintf(buf, len, "cannot change the limit, put back: %s", s->err);

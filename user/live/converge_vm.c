@@ -354,7 +354,7 @@ static void decide(struct converge_vm *cv, const struct qmp_migrate *m)
 	case TPOL_KEEP:
 		break;
 	case TPOL_LIFT:
-		st->note = CVM_NOTE_INEFFECTIVE;
+		st->note = d.why == TPOL_FLOOR_FUTILE ? CVM_NOTE_FLOOR_FUTILE : CVM_NOTE_INEFFECTIVE;
 		undo(cv);
 		break;
 	case TPOL_START:
@@ -495,7 +495,8 @@ int cvm_start(struct converge_vm **out, const struct cvm_conf *c, struct cvm_sta
 				     .downtime_ms = (unsigned int)st->downtime_limit_ms,
 				     .max_pct = c->max_pct,
 				     .min_cpus = least_cpus(st->downtime_limit_ms),
-				     .hold_converging = true, .lift_look_s = TPOL_LONG_LOOK_S };
+				     .hold_converging = true, .lift_look_s = TPOL_LONG_LOOK_S,
+				     .lift_futile_floor = true };
 	st->least_cpus = cv->tc.min_cpus;
 	if (c->throttle) {
 		/* Limits a killed lmig left (its guard may have undone them already). */

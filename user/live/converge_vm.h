@@ -99,6 +99,7 @@ enum cvm_note {
 	CVM_NOTE_CANNOT,	/* setting it up failed (retry: will try again) */
 	CVM_NOTE_WHOLE_PROCESS,	/* only all of QEMU could be limited here: not done */
 	CVM_NOTE_INEFFECTIVE,	/* lifted: the CPU taken did not lower the dirty rate */
+	CVM_NOTE_FLOOR_FUTILE,	/* lifted: at its floor TPOL_FLOOR_PASSES passes, no gain */
 	CVM_NOTE_SET_FAILED,	/* changing it failed: put back */
 };
 

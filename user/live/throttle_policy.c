@@ -60,6 +60,40 @@ static void set(const struct tpol_state *st, const struct tpol_conf *c,
 	d->io_bps = r->io_on ? tpol_io_limit(st, share) : 0;
 }
 
+/*
+ * lift_futile_floor: count the decisions in a row that put the limit at
+ * its floor; true once TPOL_FLOOR_PASSES passes ran under it (the first
+ * decision plus that many) and the prediction, still over budget, did not
+ * fall by a quarter since the first.  A quarter's fall starts a new count
+ * from there: the floor works, if slowly.
+ */
+static bool floor_futile(struct tpol_state *st, const struct tpol_conf *c,
+			 const struct tpol_round *r, const struct tpol_decision *d)
+{
+	if (!c->lift_futile_floor)
+		return false;
+	if (d->bound != TPOL_AT_FLOOR && d->bound != TPOL_AT_MIN) {
+		st->floor_rounds = 0;
+		return false;
+	}
+	if (!st->floor_rounds || r->pred_s <= 0.75 * st->floor_pred) {
+		st->floor_rounds = 1;
+		st->floor_pred = r->pred_s;
+		return false;
+	}
+	st->floor_rounds++;
+	return st->floor_rounds > TPOL_FLOOR_PASSES && r->pred_s * 1000 > c->downtime_ms;
+}
+
+static void lift(struct tpol_state *st, const struct tpol_round *r, enum tpol_why why,
+		 struct tpol_decision *d)
+{
+	*d = (struct tpol_decision){ .action = TPOL_LIFT, .why = why,
+				     .cpu_taken_pct = 100 - 100 * r->cpu_used / st->cpu_base };
+	st->off = true;
+	st->on = false;
+}
+
 void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct tpol_round *r,
 		 struct tpol_decision *d)
 {
@@ -108,14 +142,12 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 	if (r->cur_cpus > 0 && r->cpu_used <= 0.5 * st->cpu_base &&
 	    r->dirty_mbps >= 0.8 * st->d_before && r->pages < r->npages / 2 &&
 	    r->look_s >= c->lift_look_s && !(c->hold_converging && shrinking)) {
-		d->action = TPOL_LIFT;
-		d->why = TPOL_INEFFECTIVE;
-		d->cpu_taken_pct = 100 - 100 * r->cpu_used / st->cpu_base;
-		st->off = true;
-		st->on = false;
+		lift(st, r, TPOL_INEFFECTIVE, d);
 		return;
 	}
 	set(st, c, r, falling, d);
+	if (floor_futile(st, c, r, d))
+		lift(st, r, TPOL_FLOOR_FUTILE, d);
 }
 
 void tpol_start(struct tpol_state *st, const struct tpol_conf *c, const struct tpol_round *r,
@@ -128,6 +160,7 @@ void tpol_start(struct tpol_state *st, const struct tpol_conf *c, const struct t
 	st->on = true;
 	st->io_base = 0;
 	set(st, c, r, false, d);
+	floor_futile(st, c, r, d);
 	d->why = why;
 	/* A workload that also writes to disk gets its disk writes limited too. */
 	d->io = disk_wbps >= TPOL_IO_MIN_BPS ? TPOL_IO_START : TPOL_IO_KEEP;

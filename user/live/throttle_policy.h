@@ -26,6 +26,11 @@
  *
  * Lifted: a limit that halved the CPU the threads used without lowering
  * the dirty rate is useless (the writer does not need the CPU to write).
+ * With tpol_conf.lift_futile_floor (a guest's), so is one held at its
+ * floor (what --throttle-max leaves, or the least limit) for
+ * TPOL_FLOOR_PASSES harvests without the prediction falling by a quarter
+ * over them: it can go no lower, and the threads it holds pay for
+ * nothing until the migration ends.
  */
 #ifndef LMIG_THROTTLE_POLICY_H
 #define LMIG_THROTTLE_POLICY_H
@@ -44,6 +49,18 @@
  * did instead).
  */
 #define TPOL_DIRTY_TARGET	(1.0 / 3)
+/*
+ * Passes at the floor before it is judged futile (lift_futile_floor).
+ * The first pass under it still sends what was dirtied under the looser
+ * limit before, so it tells little; the prediction of any one pass is
+ * noisy for a guest (a limited vCPU writes in bursts of its quota, QMP
+ * and QEMU's passes wait for one that holds QEMU's lock), so three more
+ * passes must show the fall together.  A quarter over four passes is far
+ * slower than the quarter a pass the start rule asks for, so a limit
+ * that still works at its floor, if slowly, is kept; more passes would
+ * only keep a guest that gains nothing slowed longer.
+ */
+#define TPOL_FLOOR_PASSES	4
 /* Attempts to apply a limit before giving up. */
 #define TPOL_TRIES		3
 /*
@@ -86,6 +103,13 @@ struct tpol_conf {
 	 * limited writer catching up in a burst looks undiminished.
 	 */
 	double lift_look_s;
+	/*
+	 * Lift a limit held at its floor for TPOL_FLOOR_PASSES harvests while
+	 * the prediction, over budget, did not fall by a quarter
+	 * (TPOL_FLOOR_FUTILE): the migration may still end (QEMU keeps
+	 * trying, or is cancelled), but with the guest at full speed.
+	 */
+	bool lift_futile_floor;
 };
 
 /* Kept by the caller from harvest to harvest; changed only by tpol_*(). */
@@ -98,6 +122,8 @@ struct tpol_state {
 	double cpu_base;		/* CPUs the limited set used before the limit */
 	double d_before;		/* MB/s dirtied before the limit */
 	double io_base;			/* bytes/s the limited set wrote to disk before */
+	unsigned int floor_rounds;	/* decisions in a row at the floor (lift_futile_floor) */
+	double floor_pred;		/* s, the prediction at the first of them */
 };
 
 /* What one harvest measured. */
@@ -127,6 +153,7 @@ enum tpol_why {
 	TPOL_NOT_CONVERGING,	/* START: two harvests in a row did not converge */
 	TPOL_LONG_LOOK,		/* START: one that watched TPOL_LONG_LOOK_S did not */
 	TPOL_INEFFECTIVE,	/* LIFT: CPU halved, dirty rate not */
+	TPOL_FLOOR_FUTILE,	/* LIFT: at its floor TPOL_FLOOR_PASSES passes, no gain */
 	TPOL_TIGHTEN,		/* SET below the limit in force */
 	TPOL_RAISE,		/* SET above it */
 	TPOL_HOLD,		/* SET to the same (a looser one held back for the switch-over,
