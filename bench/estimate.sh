@@ -246,11 +246,16 @@ qemu_case() {
 		return
 	fi
 	jq '.estimate' "$work/q.json" >"$work/est.json"
-	read -r status total rounds down kept <<EOF
-$(jq -r '.actual | [.status, .total_time_ms, .dirty_sync_count, .downtime_ms, .writer_pace] | map(tostring) | join(" ")' "$work/q.json")
+	read -r total rounds down kept <<EOF
+$(jq -r '.actual | [.total_time_ms, .dirty_sync_count, .downtime_ms, .writer_pace] | map(tostring) | join(" ")' "$work/q.json")
 EOF
-	act="$status"
-	[ "$status" != completed ] || act=converged
+	# "not finished in N s": the harness's timeout (QEMU's total time so far).
+	status=$(jq -r '.actual.status' "$work/q.json")
+	case "$status" in
+	completed) act=converged ;;
+	"not finished"*) act="not converged in ${status#not finished in }" down="–" ;;
+	*) act="$status" ;;
+	esac
 	note="writer kept $(calc 'sprintf("%.0f", k * 100)' -v k="$kept") % of its pace while migrating"
 	if [ "$via" = proxy ]; then
 		[ "$(jq -r '.actual.throttle.throttled' "$work/q.json")" != true ] ||
