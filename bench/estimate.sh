@@ -14,7 +14,10 @@
 #   TCG writing R MB/s at wall pace, `lmig estimate --qmp` (guest RAM read
 #   in QEMU's memory; the link: QEMU's max-bandwidth; the last pass: the
 #   link measured by a probe send to an lmig recv, --to), then QEMU's own
-#   migration over tcp on loopback.
+#   migration over tcp on loopback; guests that outrun the link go
+#   through `lmig proxy send --qmp --throttle auto` instead (its vCPU
+#   limits), and the row notes the limits it set against the share the
+#   estimate said was needed.
 #
 # Prints a Markdown table on stdout (Documentation/benchmarks.md, "lmig
 # estimate", explains it); progress on stderr.  Needs root (the throttle's
@@ -29,10 +32,15 @@
 #   EST_OBSERVE     lmig estimate --observe (default 5)
 #   EST_QEMU_RATES  guest rates, MB/s (default "5 20 40"; "" skips QEMU)
 #   EST_QEMU_BW     QEMU's max-bandwidth, bytes/s (default 50000000)
+#   EST_QEMU_OVER   guests over the link, RATE:DOWNTIME (MB/s, QEMU's
+#                   downtime-limit in ms), migrated through lmig proxy send
+#                   --qmp --throttle auto (default "60:300 60:2000"; ""
+#                   skips them), with max-bandwidth EST_QEMU_OVER_BW
+#                   (default 30000000)
 #   LMIG            the lmig binary (default user/lmig)
 #   EST_KEEP        a directory: keep each run's JSON (estimate, send, QEMU) there
 #
-# Default run: 8 lmig send and 3 QEMU migrations, about 6 minutes on 2
+# Default run: 9 lmig send and 5 QEMU migrations, about 15 minutes on 2
 # CPUs.  Exit status 0 whether the predictions are good or not (a
 # benchmark reports); 1 if a run failed (lmig error, received image
 # different from the paused source) or the set-up failed.
@@ -50,6 +58,8 @@ EST_CPU_BW=${EST_CPU_BW:-50M}
 EST_OBSERVE=${EST_OBSERVE:-5}
 EST_QEMU_RATES=${EST_QEMU_RATES-5 20 40}
 EST_QEMU_BW=${EST_QEMU_BW:-50000000}
+EST_QEMU_OVER=${EST_QEMU_OVER-60:300 60:2000}
+EST_QEMU_OVER_BW=${EST_QEMU_OVER_BW:-30000000}
 LMIG=${LMIG:-$top/user/lmig}
 EST_KEEP=${EST_KEEP:-}
 
@@ -198,12 +208,29 @@ EOF
 		"$down" "$note"
 }
 
-# qemu_case RATE: one QEMU guest.
+# throttle_note Q_JSON: what lmig proxy send's controller did, against the
+# share the estimate said was needed (of the vCPUs' CPU while watched).
+throttle_note() {
+	jq -r '.estimate as $e | .actual.throttle as $t |
+		(($e.cpu_used_pct // 0) / 100) as $u |
+		if $t == null then "no throttle report"
+		elif ($t.throttled // false) | not then "no limit set"
+		else "vCPU limit \($t.min_limit_pct) % of a CPU at the tightest" +
+			(if $u > 0 then " (\(($t.min_limit_pct / $u) | round) % of the \($e.cpu_used_pct) % used while watched)" else "" end) +
+			" from \($t.limited_from_s) s, least allowed \($t.least_limit_pct) %" +
+			(if ($t.note // "") != "" then "; \($t.note)" else "" end)
+		end' "$1" 2>/dev/null || echo "no throttle report"
+}
+
+# qemu_case RATE [BW VIA DOWNTIME]: one QEMU guest (VIA tcp: native;
+# proxy: lmig proxy send --qmp --throttle auto; DOWNTIME: QEMU's
+# downtime-limit, ms, 0: its own, 300).
 qemu_case() {
-	rate=$1
+	rate=$1 bw=${2:-$EST_QEMU_BW} via=${3:-tcp} dl=${4:-0}
 	start_recv
-	if ! python3 "$here/estimate_qemu.py" --work "$work/q" --rate "$rate" \
-		--max-bandwidth "$EST_QEMU_BW" --observe 7 --lmig "$lmig" \
+	if ! python3 "$here/estimate_qemu.py" --work "$work/q" --rate "$rate" --via "$via" \
+		--downtime-limit "$dl" \
+		--max-bandwidth "$bw" --observe 7 --lmig "$lmig" --timeout 180 \
 		--estimate-args "--to 127.0.0.1:$port --probe 64M" --initrd "$initrd" \
 		>"$work/q.json" 2>"$work/q.err"; then
 		fail "QEMU at $rate MB/s: $(tail -c 300 "$work/q.json" "$work/q.err" | tr '\n' ' ')"
@@ -219,14 +246,27 @@ qemu_case() {
 		return
 	fi
 	jq '.estimate' "$work/q.json" >"$work/est.json"
-	read -r status total rounds down kept <<EOF
-$(jq -r '.actual | [.status, .total_time_ms, .dirty_sync_count, .downtime_ms, .writer_pace] | map(tostring) | join(" ")' "$work/q.json")
+	read -r total rounds down kept <<EOF
+$(jq -r '.actual | [.total_time_ms, .dirty_sync_count, .downtime_ms, .writer_pace] | map(tostring) | join(" ")' "$work/q.json")
 EOF
-	act="$status"
-	[ "$status" != completed ] || act=converged
-	row "QEMU" "$rate MB/s (guest)" "$(calc 'sprintf("%.0f", b / 1e6)' -v b="$EST_QEMU_BW")" \
+	# "not finished in N s": the harness's timeout (QEMU's total time so far).
+	status=$(jq -r '.actual.status' "$work/q.json")
+	case "$status" in
+	completed) act=converged ;;
+	"not finished"*) act="not converged in ${status#not finished in }" down="–" ;;
+	*) act="$status" ;;
+	esac
+	note="writer kept $(calc 'sprintf("%.0f", k * 100)' -v k="$kept") % of its pace while migrating"
+	if [ "$via" = proxy ]; then
+		[ "$(jq -r '.actual.throttle.throttled' "$work/q.json")" != true ] ||
+			act="$act, throttled"
+		note="lmig proxy send --qmp, downtime-limit $dl ms; $(throttle_note "$work/q.json"); $note"
+		[ "$(jq -r '.actual.proxy_send_exit' "$work/q.json")" = 0 ] ||
+			note="$note; lmig proxy send exit $(jq -r '.actual.proxy_send_exit' "$work/q.json")"
+	fi
+	row "QEMU" "$rate MB/s (guest)" "$(calc 'sprintf("%.0f", b / 1e6)' -v b="$bw")" \
 		"$work/est.json" "$act" "$(calc 'sprintf("%.2f", t / 1000)' -v t="$total")" "$rounds" \
-		"$down" "writer kept $(calc 'sprintf("%.0f", k * 100)' -v k="$kept") % of its pace while migrating"
+		"$down" "$note"
 }
 
 main() {
@@ -261,6 +301,9 @@ main() {
 			for r in $EST_QEMU_RATES; do
 				qemu_case "$r"
 			done
+			for r in $EST_QEMU_OVER; do
+				qemu_case "${r%%:*}" "$EST_QEMU_OVER_BW" proxy "${r#*:}"
+			done
 		else
 			log "QEMU cases skipped: $(tail -n 1 "$work/mkguest.err")"
 		fi
@@ -275,7 +318,9 @@ main() {
 		"\`lmig send --bandwidth B\` to \`lmig recv\` on loopback (downtime budget 300 ms, 30 rounds)"
 	echo "- QEMU cases: QEMU 7.2 TCG, 512 MiB guest filling 256 MiB and rewriting it at R MB/s" \
 		"(wall pace), max-bandwidth $EST_QEMU_BW bytes/s, downtime-limit 300 ms;" \
-		"\`lmig estimate --qmp S --observe 7 --to (lmig recv on loopback)\`, then native tcp migration"
+		"\`lmig estimate --qmp S --observe 7 --to (lmig recv on loopback)\`, then native tcp migration;" \
+		"guests over the link ($EST_QEMU_OVER, RATE:DOWNTIME) at max-bandwidth $EST_QEMU_OVER_BW" \
+		"through \`lmig proxy send --qmp --throttle auto\`"
 	echo ""
 	echo "| # | path | workload | link MB/s | predicted | actual | predicted s | actual s | total error | predicted rounds | actual rounds | predicted downtime ms | actual downtime ms | notes |"
 	echo "|--:|---|---|--:|---|---|--:|--:|--:|--:|--:|--:|--:|---|"

@@ -35,6 +35,10 @@
  *   predict_never           not even at the --throttle-max floor, nor at
  *                           TPOL_CPUS_MIN of what the writer used; a writer
  *                           busy under EST_BUSY_MIN is not counted on
+ *   predict_qemu_least      a guest: the least limit is lmig's controller's
+ *                           (cvm_least_cpus of the downtime-limit), and a
+ *                           vCPU that sleeps between writes is still
+ *                           limited (a process that does is not)
  *   predict_no_throttle     --throttle-max 0: no limit tried
  *   predict_no_link         no link rate: never, and why
  */
@@ -42,6 +46,7 @@
 
 #include "kselftest_harness.h"
 
+#include "live/converge_vm.h"
 #include "live/estimate.h"
 #include "live/throttle_policy.h"
 
@@ -549,6 +554,59 @@ TEST(predict_never)
 	est_predict(&in, &res);
 	EXPECT_TRUE(NEAR(res.floor, 0.01));
 	EXPECT_FALSE(res.idle_writer);
+}
+
+TEST(predict_qemu_least)
+{
+	struct est_input in = base();
+	struct est_result res;
+
+	/* 1 ms of CPU a period of a quarter of the downtime-limit, never under CVM_CPUS_MIN. */
+	EXPECT_TRUE(NEAR(cvm_least_cpus(300), 0.001 / 0.075));
+	EXPECT_TRUE(NEAR(cvm_least_cpus(2000), 0.002));
+	EXPECT_TRUE(NEAR(cvm_least_cpus(10000), CVM_CPUS_MIN));
+	/*
+	 * A guest dirtying 150 pages/s over a link of 100, its vCPU using 2 %
+	 * of a CPU and runnable 3 % of the time.  Under a 300 ms
+	 * downtime-limit the least limit, 1.33 % of a CPU, leaves it 2/3:
+	 * 100 pages/s, as fast as the link: never.
+	 */
+	in.kind = EST_QEMU;
+	in.npages = 10000;
+	in.curve.pages[0] = 150;
+	in.curve.pages[1] = 300;
+	in.cpu_used = 0.02;
+	in.cpu_busy = 0.03;
+	in.least_cpus = cvm_least_cpus(300);
+	est_predict(&in, &res);
+	EXPECT_FALSE(res.idle_writer);
+	EXPECT_TRUE(NEAR(res.floor, cvm_least_cpus(300) / 0.02));
+	EXPECT_EQ(EST_NEVER, res.verdict);
+	EXPECT_FALSE(res.as_is.converged);
+	/*
+	 * Under 2000 ms, 0.2 %: a tenth, as --throttle-max 90 leaves.  Round
+	 * 0 (100 s) finds the whole image dirty, 100 pages/s: the aim, 1/3 x
+	 * 100 / 100, converges.
+	 */
+	in.least_cpus = cvm_least_cpus(2000);
+	est_predict(&in, &res);
+	EXPECT_TRUE(NEAR(res.floor, 0.1));
+	EXPECT_EQ(EST_THROTTLE, res.verdict);
+	EXPECT_TRUE(NEAR(res.dirty_pps, 100));
+	EXPECT_TRUE(NEAR(res.share, TPOL_DIRTY_TARGET));
+	EXPECT_TRUE(res.share_needed >= res.share);
+	EXPECT_TRUE(res.throttled.converged);
+	/* No least given: TPOL_CPUS_MIN, half of the 2 % it used. */
+	in.least_cpus = 0;
+	est_predict(&in, &res);
+	EXPECT_TRUE(NEAR(res.floor, 0.5));
+	/* The same numbers for lmig send: a process that sleeps keeps its pace. */
+	in.kind = EST_LMIG;
+	in.least_cpus = cvm_least_cpus(2000);
+	est_predict(&in, &res);
+	EXPECT_TRUE(res.idle_writer);
+	EXPECT_TRUE(NEAR(res.floor, 1));
+	EXPECT_EQ(EST_NEVER, res.verdict);
 }
 
 TEST(predict_no_throttle)

@@ -24,7 +24,9 @@
 #include "lib/err.h"
 #include "lib/json.h"
 #include "lib/parse.h"
+#include "live/converge_vm.h"
 #include "live/estimate.h"
+#include "live/throttle_policy.h"
 #include "live/watch.h"
 
 /*
@@ -181,6 +183,8 @@ static void report_json(const struct est_obs *ob, const struct est_result *res, 
 	json_run(&j, "as_is_", &res->as_is);
 	json_bool(&j, "writer_idle", res->idle_writer);
 	json_dbl(&j, "throttle_floor_pct", res->floor * 100, 1);
+	json_dbl(&j, "throttle_least_cpu_pct",
+		 (in->least_cpus > 0 ? in->least_cpus : TPOL_CPUS_MIN) * 100, 2);
 	json_dbl(&j, "throttle_needed_pct", res->share_needed * 100, 1);
 	json_dbl(&j, "throttle_share_pct", res->verdict == EST_THROTTLE ? res->share * 100 : 0, 1);
 	json_end(&j, stdout);
@@ -239,8 +243,8 @@ static void report_text(const struct est_obs *ob, const struct est_result *res, 
 		printf("%s does not converge, and a CPU limit would not help: the writer's busiest thread ran or waited to run %.0f %% of the time while watched (it sleeps between writes; a limit does not slow it)\n",
 		       who, in->cpu_busy * 100);
 	else if (res->floor < 1)
-		printf("%s does not converge, not even with the workload's CPU cut to %.0f %% (--throttle-max)\n",
-		       who, res->floor * 100);
+		printf("%s does not converge, not even with the workload's CPU cut to %.0f %% (--throttle-max, or the least limit of %.2f %% of a CPU)\n",
+		       who, res->floor * 100, (in->least_cpus > 0 ? in->least_cpus : TPOL_CPUS_MIN) * 100);
 	else
 		printf("%s does not converge (and --throttle is off)\n", who);
 }
@@ -337,6 +341,7 @@ static void fill_defaults(const struct est_args *a, const struct cli_opts *c, st
 		/* QEMU reads its dirty log, not the memory: cheaper than a scan. */
 		in->harvest_s = QEMU_SYNC_S;
 		in->content_compare = false;
+		in->least_cpus = cvm_least_cpus(in->downtime_ms);
 		return;
 	}
 	if (!in->page_wire)

@@ -304,15 +304,6 @@ static void record(struct converge_vm *cv, const struct tpol_round *r, enum tpol
 	};
 }
 
-/* The least limit that keeps the CFS period within CVM_PERIOD_OF_DOWNTIME of the budget. */
-static double least_cpus(int64_t downtime_ms)
-{
-	double period_s = downtime_ms * CVM_PERIOD_OF_DOWNTIME / 1000;
-	double least = period_s > 0 ? 0.001 / period_s : 1;
-
-	return least > CVM_CPUS_MIN ? least : CVM_CPUS_MIN;
-}
-
 /* A new dirty-sync-count: measure, decide, apply. */
 static void decide(struct converge_vm *cv, const struct qmp_migrate *m)
 {
@@ -329,7 +320,7 @@ static void decide(struct converge_vm *cv, const struct qmp_migrate *m)
 		st->downtime_limit_ms = p.downtime_limit_ms;
 	lmig_err_clear();
 	cv->tc.downtime_ms = st->downtime_limit_ms;
-	cv->tc.min_cpus = least_cpus(st->downtime_limit_ms);
+	cv->tc.min_cpus = cvm_least_cpus(st->downtime_limit_ms);
 	st->least_cpus = cv->tc.min_cpus;
 	cv->snap[0] = cv->snap[1];
 	cpu_take(cv, &cv->snap[1]);
@@ -494,7 +485,7 @@ int cvm_start(struct converge_vm **out, const struct cvm_conf *c, struct cvm_sta
 	cv->tc = (struct tpol_conf){ .enabled = c->throttle,
 				     .downtime_ms = (unsigned int)st->downtime_limit_ms,
 				     .max_pct = c->max_pct,
-				     .min_cpus = least_cpus(st->downtime_limit_ms),
+				     .min_cpus = cvm_least_cpus(st->downtime_limit_ms),
 				     .hold_converging = true, .lift_look_s = TPOL_LONG_LOOK_S,
 				     .lift_futile_floor = true };
 	st->least_cpus = cv->tc.min_cpus;

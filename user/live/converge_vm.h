@@ -68,6 +68,16 @@
  * which sets the least share: 1 ms / (downtime-limit / 4).
  */
 #define CVM_PERIOD_OF_DOWNTIME	0.25
+
+/* The least limit, CPUs, for a downtime-limit (lmig estimate predicts with it too). */
+static inline double cvm_least_cpus(int64_t downtime_ms)
+{
+	double period_s = downtime_ms * CVM_PERIOD_OF_DOWNTIME / 1000;
+	double least = period_s > 0 ? 0.001 / period_s : 1;
+
+	return least > CVM_CPUS_MIN ? least : CVM_CPUS_MIN;
+}
+
 #define CVM_STEPS_MAX	48		/* decisions kept for the report */
 #define CVM_VCPUS_MAX	THROTTLE_MAX_TIDS
 

@@ -310,6 +310,7 @@ void est_predict(const struct est_input *in, struct est_result *res)
 	double ws = est_working_set(&in->curve, in->npages);
 	double nz = in->npages > in->zero_pages ? (double)(in->npages - in->zero_pages) : 0;
 	double t0 = in->link_bps > 0 ? nz * in->page_wire / in->link_bps : 0;
+	double least = in->least_cpus > 0 ? in->least_cpus : TPOL_CPUS_MIN;
 	double lo, hi, aim;
 	struct est_run r;
 
@@ -318,10 +319,16 @@ void est_predict(const struct est_input *in, struct est_result *res)
 	res->floor = in->throttle_max_pct ? (100 - in->throttle_max_pct) / 100.0 : 1;
 	if (res->floor < TPOL_CPUS_MIN)
 		res->floor = TPOL_CPUS_MIN;
-	/* A limit is never below TPOL_CPUS_MIN CPUs: a writer that uses little keeps more. */
-	if (in->cpu_used > 0 && TPOL_CPUS_MIN / in->cpu_used > res->floor)
-		res->floor = TPOL_CPUS_MIN / in->cpu_used < 1 ? TPOL_CPUS_MIN / in->cpu_used : 1;
-	res->idle_writer = in->cpu_busy > 0 && in->cpu_busy < EST_BUSY_MIN;
+	/* A limit is never below the least CPUs: a writer that uses little keeps more. */
+	if (in->cpu_used > 0 && least / in->cpu_used > res->floor)
+		res->floor = least / in->cpu_used < 1 ? least / in->cpu_used : 1;
+	/*
+	 * A guest's vCPU sleeps between its writer's writes too, but lmig
+	 * pipe / proxy --qmp holds a limit under which the prediction falls
+	 * and takes up to all but its least: deep enough that the guest
+	 * cannot catch up, its pace follows its CPU.
+	 */
+	res->idle_writer = in->kind != EST_QEMU && in->cpu_busy > 0 && in->cpu_busy < EST_BUSY_MIN;
 	if (res->idle_writer)
 		res->floor = 1;
 	res->link_pps = in->page_wire > 0 ? in->link_bps / in->page_wire : 0;

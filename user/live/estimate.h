@@ -46,10 +46,19 @@
  * its clock slowed to c: the curve becomes D(c t), from the round at
  * which --throttle auto would start it (after two harvests that did not
  * converge, or one after a round 0 of TPOL_LONG_LOOK_S or more), never
- * below what --throttle-max leaves it nor below TPOL_CPUS_MIN CPUs.  That
+ * below what --throttle-max leaves it nor below least_cpus CPUs
+ * (TPOL_CPUS_MIN for lmig send; for a guest, the least limit lmig pipe /
+ * proxy --qmp allows under its downtime-limit, often well above what a
+ * guest's sleeping writer needs).  That
  * holds for a writer whose pace is its CPU (a busy vCPU); one that sleeps
  * between writes keeps its pace under a limit (throttle_policy.h lifts
  * such a limit as useless): below EST_BUSY_MIN, no limit is counted on.
+ * Not so for a guest (EST_QEMU): its vCPU sleeps between its writer's
+ * writes too, but lmig's controller keeps a limit under which the
+ * prediction falls, down to least_cpus, and under one well below what
+ * the vCPU used the guest cannot catch up.  A limit only a little below
+ * what it used is absorbed (it catches up in bursts), so D(c t) is
+ * optimistic there (Documentation/estimate.md).
  */
 #ifndef LMIG_ESTIMATE_H
 #define LMIG_ESTIMATE_H
@@ -107,6 +116,8 @@ struct est_input {
 	unsigned int downtime_ms;
 	unsigned int max_rounds;	/* lmig's --max-rounds (EST_LMIG) */
 	unsigned int throttle_max_pct;	/* --throttle-max; 0: no throttle */
+	double least_cpus;		/* the least limit, CPUs (QEMU: converge_vm.h's
+					 * cvm_least_cpus()); 0: TPOL_CPUS_MIN */
 	double cpu_used;		/* CPUs the writer used while watched; 0: not known */
 	double cpu_busy;		/* the share of the time its busiest thread ran or
 					 * waited to run; 0: not known */
