@@ -213,6 +213,9 @@ static void *thread_main(void *arg)
 	struct loop_thread *t = arg;
 
 	t->rc = t->run(t->arg, t->ready[1]);
+	t->has_err = lmig_has_err();
+	if (t->has_err)
+		snprintf(t->err, sizeof(t->err), "%s", lmig_errmsg());
 	return NULL;
 }
 
@@ -227,6 +230,7 @@ int loop_start(struct loop_thread *t, int (*run)(void *arg, int ready_fd), void 
 	t->run = run;
 	t->arg = arg;
 	t->rc = -1;
+	t->has_err = false;
 	for (int i = 0; i < 3; i++)
 		sigaction(sigs[i], NULL, &t->sa[i]);
 	if (pipe2(t->ready, O_CLOEXEC))
@@ -259,6 +263,8 @@ int loop_join(struct loop_thread *t)
 {
 	pthread_join(*(pthread_t *)t->thr, NULL);
 	free(t->thr);
+	if (t->has_err && !lmig_has_err())
+		lmig_err("%s", t->err);
 	for (int i = 0; i < 3; i++)
 		sigaction(sigs[i], &t->sa[i], NULL);
 	return t->rc;

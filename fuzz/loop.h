@@ -18,6 +18,7 @@
 #define LMIG_FUZZ_LOOP_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,10 +73,15 @@ struct loop_thread {
 	int (*run)(void *arg, int ready_fd);
 	void *arg;
 	int rc;
+	bool has_err;			/* the run recorded an error ... */
+	char err[512];			/* ... this one (errors are per thread) */
 	struct sigaction sa[3];		/* SIGINT, SIGTERM, SIGHUP before the run */
 };
 int loop_start(struct loop_thread *t, int (*run)(void *arg, int ready_fd), void *arg);
-/* Wait for it; restores the signal handlers it replaced.  Its return value. */
+/*
+ * Wait for it; restores the signal handlers it replaced.  Its return
+ * value; the error it recorded is recorded again in the caller's thread.
+ */
 int loop_join(struct loop_thread *t);
 
 /*
