@@ -392,8 +392,12 @@ TEST_F(vcpu, quota_kept)
 	ASSERT_EQ(0, throttle_set(&t, 0));	/* no limit: the quota found */
 	EXPECT_STREQ("15000 50000\n", get(v0, "cpu.max", buf, sizeof(buf)));
 	expect_cpu_max(_metadata, self, 3, "limited");
-	ASSERT_EQ(0, throttle_set(&t, 0.001));	/* never below the kernel's 1 ms */
-	EXPECT_STREQ("1000 100000\n", get(v0, "cpu.max", buf, sizeof(buf)));
+	/* Under 1 % the period stretches (the kernel's least quota is 1 ms) ... */
+	ASSERT_EQ(0, throttle_set(&t, 0.002));
+	EXPECT_STREQ("1000 500000\n", get(v0, "cpu.max", buf, sizeof(buf)));
+	/* ... up to THROTTLE_PERIOD_MAX_US, never below 1 ms in it. */
+	ASSERT_EQ(0, throttle_set(&t, 0.0001));
+	EXPECT_STREQ("1000 1000000\n", get(v0, "cpu.max", buf, sizeof(buf)));
 	ASSERT_EQ(0, throttle_restore(&t));
 	expect_cpu_max(_metadata, self, -1, "restored");
 	EXPECT_FALSE(state_exists(self->g.pid));
