@@ -59,6 +59,7 @@
 #include "kselftest_harness.h"
 
 #include "lib/err.h"
+#include "host/procfs.h"
 #include "host/throttle.h"
 #include "lib/proc.h"
 #include "lib/vm.h"
@@ -139,27 +140,12 @@ static void guest_stop(struct guest *g)
 	g->pid = 0;
 }
 
-static int put(const char *dir, const char *file, const char *val)
-{
-	char path[512];
-	int fd, ret = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 static int put_int(const char *dir, const char *file, int v)
 {
 	char num[16];
 
 	snprintf(num, sizeof(num), "%d", v);
-	return put(dir, file, num);
+	return kfile_write(dir, file, num);
 }
 
 /* The whole of DIR/FILE (the trailing newline included), "" if unreadable. */
@@ -293,12 +279,12 @@ FIXTURE_SETUP(vcpu)
 	for (int i = 0; i < 6; i++) {
 		ASSERT_EQ(0, mkdir(dirs[i], 0755)) TH_LOG("mkdir %s: %s", dirs[i], strerror(errno));
 	}
-	ASSERT_EQ(0, put(MACHINE, "cgroup.subtree_control", "+cpu"));
-	ASSERT_EQ(0, put(SCOPE, "cgroup.subtree_control", "+cpu"));
+	ASSERT_EQ(0, kfile_write(MACHINE, "cgroup.subtree_control", "+cpu"));
+	ASSERT_EQ(0, kfile_write(SCOPE, "cgroup.subtree_control", "+cpu"));
 	for (int i = 3; i < 6; i++) {
-		ASSERT_EQ(0, put(dirs[i], "cgroup.type", "threaded")) TH_LOG("%s", dirs[i]);
+		ASSERT_EQ(0, kfile_write(dirs[i], "cgroup.type", "threaded")) TH_LOG("%s", dirs[i]);
 	}
-	ASSERT_EQ(0, put(LIBVIRT, "cgroup.subtree_control", "+cpu"));
+	ASSERT_EQ(0, kfile_write(LIBVIRT, "cgroup.subtree_control", "+cpu"));
 	ASSERT_EQ(0, guest_start(&self->g));
 	snprintf(buf, sizeof(buf), "/proc/%d/task/%d", (int)self->g.pid, (int)self->g.tid[1]);
 	ASSERT_STREQ("CPU 1/KVM\n", get(buf, "comm", buf, sizeof(buf)));
@@ -307,7 +293,7 @@ FIXTURE_SETUP(vcpu)
 	ASSERT_EQ(0, put_int(LIBVIRT "/vcpu0", "cgroup.threads", self->g.tid[0]));
 	ASSERT_EQ(0, put_int(LIBVIRT "/vcpu1", "cgroup.threads", self->g.tid[1]));
 	/* A period of its own on vcpu0: what comes back must be it, not a default. */
-	ASSERT_EQ(0, put(LIBVIRT "/vcpu0", "cpu.max", "max 200000"));
+	ASSERT_EQ(0, kfile_write(LIBVIRT "/vcpu0", "cpu.max", "max 200000"));
 	snap(_metadata, self, self->before);
 	thread_cg(self->g.pid, self->g.pid, false, self->cgs[0], sizeof(self->cgs[0]));
 	thread_cg(self->g.pid, self->g.tid[0], false, self->cgs[1], sizeof(self->cgs[1]));
@@ -376,7 +362,7 @@ TEST_F(vcpu, quota_kept)
 	SKIPPED();
 
 	/* 0.3 CPU in a 50 ms period, as libvirt's <vcpu_quota> would set it. */
-	ASSERT_EQ(0, put(v0, "cpu.max", "15000 50000"));
+	ASSERT_EQ(0, kfile_write(v0, "cpu.max", "15000 50000"));
 	snap(_metadata, self, self->before);
 	ASSERT_EQ(0, throttle_init(&t, self->g.pid, &self->g.tid[0], 1)) TH_LOG("%s", lmig_errmsg());
 	ASSERT_EQ(0, throttle_set(&t, 1.0));
@@ -553,7 +539,7 @@ TEST_F(vcpu, state_files)
 	SKIPPED();
 
 	/* An older lmig limited vcpu1 in place, found "max 100000" there, and died. */
-	ASSERT_EQ(0, put(LIBVIRT "/vcpu1", "cpu.max", "7000 100000"));
+	ASSERT_EQ(0, kfile_write(LIBVIRT "/vcpu1", "cpu.max", "7000 100000"));
 	snprintf(text, sizeof(text),
 		 "owner 999998\npid 999999\nv2 1\ntransient 0\nhome %s\ncg %s\nsaved %.*s\ntids\n",
 		 LIBVIRT "/vcpu1", LIBVIRT "/vcpu1", (int)strlen(self->before[4]) - 1, self->before[4]);
@@ -562,7 +548,7 @@ TEST_F(vcpu, state_files)
 	restore_file(_metadata, text, false, 0, want);
 	EXPECT_STREQ(self->before[4], get(LIBVIRT "/vcpu1", "cpu.max", buf, sizeof(buf)));
 
-	ASSERT_EQ(0, put(LIBVIRT "/vcpu1", "cpu.max", "7000 100000"));
+	ASSERT_EQ(0, kfile_write(LIBVIRT "/vcpu1", "cpu.max", "7000 100000"));
 	snprintf(text, sizeof(text),
 		 "owner 1\nowner_start 1\npid 999999\nv2 1\ntransient 0\nper_thread 1\nhome %s\ncg %s\nsaved max 100000\ntids 5\ntcg \nsubtree_cpu 0\nvcg 5 %.*s %s\n",
 		 LIBVIRT "/emulator", LIBVIRT "/vcpu1", (int)strlen(self->before[4]) - 1,
