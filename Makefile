@@ -56,6 +56,20 @@ bench: deps-bench user
 	@sh bench/converge.sh | tee -a bench/results-latest.md
 	@sh bench/tls.sh | tee -a bench/results-latest.md
 
+# Man pages: Documentation/man/*.scd (scdoc) into $(MAN_BUILD)/*.8.
+MAN_BUILD ?= build/man
+MAN_PAGES := $(patsubst Documentation/man/%.scd,$(MAN_BUILD)/%,$(wildcard Documentation/man/*.scd))
+
+man: $(MAN_PAGES)
+
+$(MAN_BUILD)/%: Documentation/man/%.scd
+	@command -v scdoc >/dev/null 2>&1 || { echo "make man: scdoc is missing (apt-get install scdoc, or as root: sh $(DEPS) check)" >&2; exit 1; }
+	@mkdir -p $(@D)
+	@printf '  %-7s %s\n' SCDOC $@
+	@scdoc < $< > $@.tmp && mv $@.tmp $@
+
+.PHONY: man
+
 reliability: user
 	@python3 reliability/campaign.py
 

@@ -16,6 +16,9 @@ check="$build linux-source-6.1 xz-utils iproute2 util-linux qemu-system-x86 linu
 check="$check linux-headers-amd64 linux-image-6.12-amd64 linux-headers-6.12-amd64 perl"
 # selftests/qemu/qmig.py drives QEMU over QMP.
 check="$check python3"
+# The man pages (make man, Documentation/man/*.scd) and their test, which also
+# drives the bash completion (completion/lmig) in a real bash.
+check="$check scdoc man-db bash-completion"
 # fuzz/: clang's libFuzzer runtime (and its sanitizers) for the harnesses.
 check="$check libclang-rt-14-dev"
 bench="$check iperf3 jq"

@@ -7,6 +7,7 @@
 #include <lmig/wire.h>
 
 #include "cli/cmd.h"
+#include "cli/options.h"
 #include "lib/json.h"
 
 void usage_version(void)
@@ -14,7 +15,10 @@ void usage_version(void)
 	printf("Usage: lmig version [-j|--json]\n"
 	       "\n"
 	       "Print the lmig version, the wire protocol version and which io_uring\n"
-	       "features this kernel offers to the transfer engine.\n");
+	       "features this kernel offers to the transfer engine.\n"
+	       "\n"
+	       OPTH_JSON_STDOUT
+	       OPTH_HELP);
 }
 
 int cmd_version(int argc, char **argv, struct global_opts *g)
