@@ -40,7 +40,7 @@ def help_of_help(lmig):
 
 
 def parse_options(text):
-    """{option: takes_value} of the option lines of one --help text."""
+    """{option: its value's name in --help, or None} of one --help text."""
     opts = {}
     for line in text.splitlines():
         if not OPT_LINE.match(line):
@@ -54,11 +54,11 @@ def parse_options(text):
             if not m:
                 break
             name, comma = m.group(1), m.group(2)
-            value = False
+            value = None
             if not comma and i + 1 < len(toks) and toks[i + 1][0] == " " \
                     and not toks[i + 1][1].startswith("-"):
-                value = True
                 i += 1
+                value = toks[i][1].rstrip(",")
                 comma = "," if toks[i][1].endswith(",") else ""
             opts[name] = value
             i += 1
@@ -98,7 +98,7 @@ def subcommands(text, cmd):
 
 
 def all_keys(lmig):
-    """{key: {option: takes_value}}: "" for lmig itself, "send", "pipe send", ..."""
+    """{key: {option: value name or None}}: "" for lmig itself, "send", "pipe send", ..."""
     keys = {"": parse_options(run_help(lmig, []))}
     for cmd in commands(lmig):
         # `lmig help --help` is lmig's own usage; help's is `lmig help help`.
@@ -116,5 +116,5 @@ def all_keys(lmig):
 if __name__ == "__main__":
     import sys
     for k, v in all_keys(sys.argv[1]).items():
-        print("%-12s args: %s" % (k or "lmig", " ".join(o for o in v if v[o])))
+        print("%-12s args: %s" % (k or "lmig", " ".join(o + "=" + v[o] for o in v if v[o])))
         print("%-12s flags: %s" % ("", " ".join(o for o in v if not v[o])))
