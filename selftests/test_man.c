@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The man pages (Documentation/man/*.scd) and the bash completion
+ * The man pages (the scdoc sources in Documentation/man) and the bash completion
  * (completion/lmig) against the real lmig: man/check.py asks every
  * command's --help and compares, builds the pages with `make man` and
  * renders them with man(1), and drives _lmig in a real bash.  Then the
@@ -61,7 +61,7 @@ static void passes(struct __test_metadata *_metadata, const char *what)
 	check(_metadata, &p, what, NULL);
 	EXPECT_EQ(0, proc_exit_code(&p)) TH_LOG("check.py %s: %s", what, p.err_log);
 	EXPECT_EQ(0, p.err_len) TH_LOG("stderr: %s", p.err_log);
-	TH_LOG("%s", p.out);
+	ksft_print_msg("%s", p.out);
 }
 
 /* Every option of every --help in its page and only those; examples valid. */

@@ -229,8 +229,11 @@ def check_render(pages_dir):
         srcs = sorted(f for f in os.listdir(pages_dir) if f.endswith(".8.scd"))
         if os.path.abspath(pages_dir) == os.path.join(TOP, "Documentation", "man"):
             # The real target, as the packages build the pages.
+            # A make of its own, not a part of whatever make runs this test.
+            env = {k: v for k, v in os.environ.items()
+                   if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
             p = subprocess.run(["make", "-s", "-C", TOP, "man", "MAN_BUILD=" + out],
-                               capture_output=True, text=True, timeout=60)
+                               capture_output=True, text=True, timeout=60, env=env)
             if p.returncode:
                 problem("make man: exit %d: %s" % (p.returncode, p.stderr.strip()))
                 return 0
@@ -298,7 +301,6 @@ def refused_words(lmig, key, opt):
     prefix = {("send", "--freeze"): ["--mem", "/etc/hostname", "--to", "127.0.0.1:9",
                                      "--pid", "1"],
               ("dirtyrate", "--tracker"): ["--mem", "/etc/hostname"],
-              ("dirtyrate", "-t"): ["--mem", "/etc/hostname"],
               ("estimate", "--tracker"): ["--mem", "/etc/hostname", "--bandwidth", "1G"]}
     args = [lmig] + key.split() + prefix.get((key, opt), []) + [opt, "lmig-r27-bogus"]
     p = subprocess.run(args, capture_output=True, text=True, timeout=10,
@@ -350,6 +352,7 @@ def drive_completion(lmig, completion, keys, cmds, work):
     case(["lmig", "-j", ""], exactly(cmds, "'lmig -j <TAB>'"))
     case(["lmig", "help", ""], exactly(cmds, "'lmig help <TAB>'"))
     for key, opts in keys.items():
+        refused = {}
         if key in ("pipe", "proxy"):
             subs = [k.split()[1] for k in keys if k.startswith(key + " ")]
             case(words_of(key) + [""], exactly(subs, "'lmig %s <TAB>'" % key))
@@ -377,7 +380,11 @@ def drive_completion(lmig, completion, keys, cmds, work):
                                                                                    got)))
             elif value == "PID":
                 case(words_of(key) + [o, ""], ("pid", key, o))
-            words = refused_words(lmig, key, o)
+            # A short option's words are its long option's: ask lmig once.
+            long = helpopts.ALIASES.get(key, {}).get(o, o)
+            if long not in refused:
+                refused[long] = refused_words(lmig, key, long)
+            words = refused[long]
             if words is not None:
                 case(words_of(key) + [o, ""], exactly(words, "'%s %s <TAB>' (the words lmig %s "
                                                       "takes)" % (line, o, key)))

@@ -39,8 +39,9 @@ def help_of_help(lmig):
     return p.stdout
 
 
-def parse_options(text):
-    """{option: its value's name in --help, or None} of one --help text."""
+def parse_options(text, aliases=None):
+    """{option: its value's name in --help, or None} of one --help text;
+    aliases, if given, gets {short option: its long option}."""
     opts = {}
     for line in text.splitlines():
         if not OPT_LINE.match(line):
@@ -65,6 +66,8 @@ def parse_options(text):
             if name.startswith("--") or not comma:
                 for short in shorts:
                     opts[short] = value
+                    if aliases is not None and name.startswith("--"):
+                        aliases[short] = name
                 shorts = []
             else:
                 shorts.append(name)
@@ -97,19 +100,24 @@ def subcommands(text, cmd):
     return subs
 
 
+# {key: {short option: long option}}, filled by all_keys().
+ALIASES = {}
+
+
 def all_keys(lmig):
     """{key: {option: value name or None}}: "" for lmig itself, "send", "pipe send", ..."""
-    keys = {"": parse_options(run_help(lmig, []))}
+    keys = {"": parse_options(run_help(lmig, []), ALIASES.setdefault("", {}))}
     for cmd in commands(lmig):
         # `lmig help --help` is lmig's own usage; help's is `lmig help help`.
         text = run_help(lmig, [cmd]) if cmd != "help" else help_of_help(lmig)
         subs = subcommands(text, cmd)
         if not subs:
-            keys[cmd] = parse_options(text)
+            keys[cmd] = parse_options(text, ALIASES.setdefault(cmd, {}))
             continue
         keys[cmd] = {}
         for sub in subs:
-            keys[cmd + " " + sub] = parse_options(run_help(lmig, [cmd, sub]))
+            key = cmd + " " + sub
+            keys[key] = parse_options(run_help(lmig, [cmd, sub]), ALIASES.setdefault(key, {}))
     return keys
 
 
