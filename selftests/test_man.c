@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The man pages (the scdoc sources in Documentation/man) and the bash completion
- * (completion/lmig) against the real lmig: man/check.py asks every
- * command's --help and compares, builds the pages with `make man` and
- * renders them with man(1), and drives _lmig in a real bash.  Then the
+ * The man pages (the scdoc sources in Documentation/man) and the bash
+ * completion (completion/lmig) against the real lmig: man/check.py asks
+ * every command's --help and compares, builds the pages with `make man`
+ * and renders them with man(1), and drives _lmig in a real bash.  Then the
  * same checks on a page and a completion with one option taken out and
  * one made up, which must fail naming both: a checker that passes
  * anything would pass the real files too.
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -62,6 +63,7 @@ static void passes(struct __test_metadata *_metadata, const char *what)
 	EXPECT_EQ(0, proc_exit_code(&p)) TH_LOG("check.py %s: %s", what, p.err_log);
 	EXPECT_EQ(0, p.err_len) TH_LOG("stderr: %s", p.err_log);
 	ksft_print_msg("%s", p.out);
+	fflush(stdout);
 }
 
 /* Every option of every --help in its page and only those; examples valid. */
@@ -169,6 +171,38 @@ TEST_F(drift, completion_drift_is_named)
 	EXPECT_NE(NULL, strstr(p.err, "'lmig proxy send --<TAB>': missing --grace-ms"))
 		TH_LOG("stderr: %s", p.err_log);
 	EXPECT_NE(NULL, strstr(p.err, "'lmig recv --<TAB>': missing none; not wanted --frobnicate"))
+		TH_LOG("stderr: %s", p.err_log);
+}
+
+/* Where scdoc is missing, `make man` says so (and how to get it) and fails. */
+TEST_F(drift, make_man_without_scdoc)
+{
+	static const char *const tools[] = { "make", "sh", "mkdir", "printf", "mv" };
+	char bin[96], link[128], path[128], out[96], cmd[160];
+	struct proc p;
+
+	snprintf(bin, sizeof(bin), "%s/bin", self->dir);
+	ASSERT_EQ(0, mkdir(bin, 0700));
+	for (size_t i = 0; i < ARRAY_SIZE(tools); i++) {
+		snprintf(cmd, sizeof(cmd), "command -v %s", tools[i]);
+		FILE *f = popen(cmd, "r");
+		char where[96] = "";
+
+		ASSERT_NE(NULL, f);
+		ASSERT_NE(NULL, fgets(where, sizeof(where), f));
+		pclose(f);
+		where[strcspn(where, "\n")] = 0;
+		snprintf(link, sizeof(link), "%s/%s", bin, tools[i]);
+		ASSERT_EQ(0, symlink(where, link)) TH_LOG("%s -> %s", link, where);
+	}
+	snprintf(path, sizeof(path), "PATH=%s", bin);
+	snprintf(out, sizeof(out), "MAN_BUILD=%s/out", self->dir);
+	ASSERT_EQ(0, proc_spawn(&p, (char *const[]){ "/usr/bin/env", "-i", path, "make", "-s",
+						  "-C", self->top, "man", out, NULL }, NULL));
+	ASSERT_EQ(0, proc_wait(&p, 60));
+	proc_kill(&p);
+	EXPECT_NE(0, proc_exit_code(&p));
+	EXPECT_NE(NULL, strstr(p.err, "make man: scdoc is missing (apt-get install scdoc"))
 		TH_LOG("stderr: %s", p.err_log);
 }
 
