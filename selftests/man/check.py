@@ -282,9 +282,16 @@ def complete_all(completion, cases, cwd):
               " printf '%s\\n' \"${COMPREPLY[@]}\"; echo '@@'; }",
               "echo \"pid $$\"; echo '@@'"]
     for words in cases:
-        # The line as typed: words apart, but '=' joined as bash split it.
-        line = " ".join(words).replace(" = ", "=")
-        script.append("comp " + " ".join(bash_quote(w) for w in [line] + words))
+        # COMP_WORDS as bash makes them: ':' and '=' (COMP_WORDBREAKS) are
+        # words of their own, "--to unix:a" is "--to" "unix" ":" "a".
+        line = " ".join(words)
+        split = []
+        for w in words:
+            parts = [x for x in re.split(r"([:=])", w) if x]
+            split += parts or [""]
+        if words[-1] and words[-1][-1] in ":=":
+            split.append("")
+        script.append("comp " + " ".join(bash_quote(w) for w in [line] + split))
     p = subprocess.run(["bash", "--norc", "--noprofile", "-c", "\n".join(script)],
                        capture_output=True, text=True, cwd=cwd, timeout=60)
     if p.returncode:
@@ -391,8 +398,18 @@ def drive_completion(lmig, completion, keys, cmds, work):
             elif value == value.lower() and "|" in value:
                 case(words_of(key) + [o, ""], exactly(value.split("|"), "'%s %s <TAB>'" % (
                     line, o)))
-    # --opt=value: bash splits at '=' (COMP_WORDBREAKS); _init_completion -s joins it.
-    case(["lmig", "send", "--compress", "=", "l"], exactly(["lz4"], "'lmig send --compress=l'"))
+    # The QEMU side of a proxy (its --help: unix:PATH|tcp:HOST:PORT), a
+    # freezer cgroup's directory, lmig dirty's memfd:.
+    case(["lmig", "proxy", "send", "--listen", ""], exactly(["unix:", "tcp:"],
+                                                            "'lmig proxy send --listen <TAB>'"))
+    # (Bash puts back only what follows the ':'.)
+    case(["lmig", "proxy", "recv", "--to", "unix:a"], exactly(["adir", "afile"],
+                                                              "'lmig proxy recv --to unix:a'"))
+    case(["lmig", "send", "--freeze", "cgroup:a"], exactly(["adir"],
+                                                           "'lmig send --freeze cgroup:a'"))
+    case(["lmig", "dirty", "--mem", "m"], exactly(["memfd:"], "'lmig dirty --mem m'"))
+    # --opt=value: bash splits at '='; _init_completion -s takes it apart.
+    case(["lmig", "send", "--compress=l"], exactly(["lz4"], "'lmig send --compress=l'"))
     pid, got = complete_all(completion, cases, work)
     for check, reply in zip(expect, got):
         if isinstance(check, tuple):
