@@ -36,7 +36,7 @@ void usage_send(void)
 	       "                          (hex, as in /proc/PID/maps)\n"
 	       "  -t, --to HOST:PORT      the receiver ([ADDR]:PORT for IPv6)\n"
 	       "  -c, --channels N        TCP connections to spread pages over (1..%u;\n"
-	       "                          default: online CPUs)\n"
+	       "                          default: online CPUs, at most 8)\n"
 	       OPTH_COMPRESS
 	       "  -b, --bandwidth RATE    cap the rate on the wire, bytes per second:\n"
 	       "                          125M, 1G, 1Gbit, 64Mi (default: no cap)\n"
@@ -82,7 +82,9 @@ void usage_send(void)
 	       "                          afterwards\n"
 	       "      --throttle-max PCT  take at most PCT %% of its CPU (1..99, default 90)\n"
 	       "\n"
-	       "Exit status: 0 completed and verified, 1 migration failed, 2 bad usage.\n",
+	       "Exit status: 0 completed and verified, 1 migration failed, 2 bad usage,\n"
+	       "3 outcome unknown: the receiver was told to commit and its answer was lost\n"
+	       "(the source stays paused: check --out on the receiver).\n",
 	       LMIG_MAX_CHANNELS, tracker_names());
 }
 
