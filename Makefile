@@ -12,10 +12,6 @@
 #                 (Documentation/reliability.md; RELIABILITY_QUICK=1 for a short run)
 #   make fuzz     each libFuzzer harness for FUZZ_TIME seconds (default 600; fuzz/,
 #                 Documentation/fuzzing.md)
-#   make install  lmig, its man pages, completion, udev rule, documentation and
-#                 the module's DKMS source under PREFIX (Documentation/install.md);
-#                 make uninstall removes them
-#   make deb      the Debian packages lmig and lmig-dkms into build/deb/
 # V=1 shows the commands.
 
 DEPS := scripts/install-deps.sh
@@ -66,15 +62,12 @@ reliability: user
 fuzz: deps-check
 	@$(MAKE) -C fuzz --no-print-directory fuzz
 
-clean:
-	@$(MAKE) -C user --no-print-directory clean
-	@$(MAKE) -C fuzz --no-print-directory clean
-	@$(MAKE) -C bpf --no-print-directory clean
-	@$(MAKE) -C selftests --no-print-directory clean
-
-.PHONY: all user demo check vmcheck vmcheck-debug bench reliability fuzz clean
-
 # ---- install, uninstall, deb (Documentation/install.md) ----------------
+#   make install    lmig, its man pages, completion, udev rule, documentation
+#                   and the module's DKMS source under PREFIX
+#   make uninstall  removes what install put there
+#   make deb        the Debian packages lmig and lmig-dkms into build/deb/
+#
 # The usual variables: PREFIX (default /usr/local), DESTDIR, and the
 # directories below derived from PREFIX unless given.  lmig is a root
 # tool, hence sbin.  udev reads its rules only from its own directory
@@ -139,3 +132,11 @@ deb:
 
 .PHONY: install uninstall deb
 # ---- end of install, uninstall, deb --------------------------------------
+
+clean:
+	@$(MAKE) -C user --no-print-directory clean
+	@$(MAKE) -C fuzz --no-print-directory clean
+	@$(MAKE) -C bpf --no-print-directory clean
+	@$(MAKE) -C selftests --no-print-directory clean
+
+.PHONY: all user demo check vmcheck vmcheck-debug bench reliability fuzz clean
