@@ -22,7 +22,7 @@
 # Needs root, dpkg-buildpackage, lintian and dkms (scripts/install-deps.sh
 # check); without them, or with lmig or lmig-dkms already installed
 # (which it must not replace), it is one SKIP with the reason.  It takes
-# 3 to 5 minutes on the 2-core test host, most of it the package build.
+# 2 to 3 minutes on the 2-core test host, half of it the package build.
 #
 # LMIG_DEB_KEEP=DIR copies the DKMS-built modules into DIR/KVER/ before
 # the purge, for the VM harness (selftests/test_kmod_vm 6.1=DIR/...).
