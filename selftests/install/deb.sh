@@ -126,9 +126,10 @@ dkmsdeb=$tmp/out/lmig-dkms_${ver}_all.deb
 # Errors fail; warnings and the rest are listed with the reason they stay
 # (Documentation/install.md).
 lintian "$tmp"/out/lmig_"$ver"_amd64.changes >"$tmp/lintian" 2>&1
+rc=$?
 grep -v '^running with root privileges' "$tmp/lintian" | sed 's/^/# lintian: /'
-if grep -q '^E: ' "$tmp/lintian"; then
-	result FAIL "lintian: no errors"
+if grep -q '^E: ' "$tmp/lintian" || [ $rc -ne 0 ]; then
+	result FAIL "lintian: no errors (exit status $rc)"
 else
 	result OK "lintian: no errors ($(grep -c '^W: ' "$tmp/lintian") warnings)"
 fi
