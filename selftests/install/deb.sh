@@ -61,10 +61,16 @@ totals() {
 echo "TAP version 13"
 why=
 [ "$(id -u)" = 0 ] || why="not root"
-for tool in dpkg-buildpackage lintian dkms dh_dkms; do
+for tool in dpkg-buildpackage lintian dkms dh_dkms flock; do
 	[ -n "$why" ] || command -v $tool >/dev/null 2>&1 ||
 		why="no $tool (scripts/install-deps.sh check installs it)"
 done
+# One run at a time on a machine (other trees' make check): the packages
+# and DKMS's tree are the machine's.
+if [ -z "$why" ]; then
+	exec 9>/run/lock/lmig-deb-test.lock
+	flock -w 600 9 || why="another run of this test held /run/lock/lmig-deb-test.lock for 10 minutes"
+fi
 for p in lmig lmig-dkms; do
 	[ -n "$why" ] || ! dpkg-query -W -f='${Status}' $p 2>/dev/null | grep -q 'ok installed' ||
 		why="$p is installed on this machine: not replacing it"
