@@ -17,7 +17,8 @@
 #     that kernel's vermagic;
 # and dpkg --purge both: nothing of them may remain (/usr/sbin/lmig,
 # /usr/src/lmig-VERSION, /var/lib/dkms/lmig), nor the DKMS signing key
-# when this test made DKMS create it.  The tree is never written.
+# when this test made DKMS create it.  The build must not change the tree
+# (git status before and after).
 #
 # Needs root, dpkg-buildpackage, lintian and dkms (scripts/install-deps.sh
 # check); without them, or with lmig or lmig-dkms already installed
@@ -120,12 +121,23 @@ for b in /lib/modules/*/build; do
 done
 echo "1..$((7 + $(echo $kvers | wc -w)))"
 
+tree_state() {
+	git -C "$repo" status --porcelain --untracked-files=all 2>/dev/null
+}
+
 start=$(date +%s)
+before=$(tree_state)
 if ! nice -n 10 sh "$repo/scripts/build-deb.sh" "$tmp/out" >"$tmp/build.out" 2>&1; then
 	result FAIL "dpkg-buildpackage -us -uc -b" "$(cat "$tmp/build.out")"
 	totals
 fi
-result OK "dpkg-buildpackage -us -uc -b ($(($(date +%s) - start)) s)"
+after=$(tree_state)
+if [ "$before" = "$after" ]; then
+	result OK "dpkg-buildpackage -us -uc -b, the tree unchanged ($(($(date +%s) - start)) s)"
+else
+	result FAIL "dpkg-buildpackage -us -uc -b left the tree unchanged" "git status before:" \
+		"$before" "after:" "$after"
+fi
 deb=$tmp/out/lmig_${ver}_amd64.deb
 dkmsdeb=$tmp/out/lmig-dkms_${ver}_all.deb
 
