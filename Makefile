@@ -76,6 +76,77 @@ reliability: user
 fuzz: deps-check
 	@$(MAKE) -C fuzz --no-print-directory fuzz
 
+# ---- install, uninstall, deb (Documentation/install.md) ----------------
+#   make install    lmig, its man pages, completion, udev rule, documentation
+#                   and the module's DKMS source under PREFIX
+#   make uninstall  removes what install put there
+#   make deb        the Debian packages lmig and lmig-dkms into build/deb/
+#
+# The usual variables: PREFIX (default /usr/local), DESTDIR, and the
+# directories below derived from PREFIX unless given.  lmig is a root
+# tool, hence sbin.  udev reads its rules only from its own directory
+# (pkg-config's udevdir), never from under /usr/local.  The module's
+# source goes where DKMS finds it when PREFIX is /usr (/usr/src); the
+# release is VERSION, as for `lmig version` and MODULE_VERSION.
+VERSION      := $(shell cat VERSION)
+PREFIX       ?= /usr/local
+SBINDIR      ?= $(PREFIX)/sbin
+DATADIR      ?= $(PREFIX)/share
+MANDIR       ?= $(DATADIR)/man
+DOCDIR       ?= $(DATADIR)/doc/lmig
+BASHCOMPDIR  ?= $(DATADIR)/bash-completion/completions
+DKMSSRCDIR   ?= $(PREFIX)/src/lmig-$(VERSION)
+UDEVDIR      ?= $(or $(shell pkg-config --variable=udevdir udev 2>/dev/null),/lib/udev)
+UDEVRULESDIR ?= $(UDEVDIR)/rules.d
+INSTALL      ?= install
+
+# Man pages are built from Documentation/man/*.8.scd by `make man` when
+# their sources are in the tree; whatever build/man holds is installed.
+MAN_SRCS  := $(wildcard Documentation/man/*.8.scd)
+KMOD_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.c)) $(wildcard kmod/*.h) kmod/Makefile
+DOCS      := README.md $(wildcard Documentation/*.md)
+
+install: user $(if $(MAN_SRCS),man)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UDEVRULESDIR) \
+		$(DESTDIR)$(DKMSSRCDIR)/kmod $(DESTDIR)$(DKMSSRCDIR)/include/uapi/linux
+	$(INSTALL) -m 0755 user/lmig $(DESTDIR)$(SBINDIR)/lmig
+	@set -e; for f in build/man/*.8; do [ -e "$$f" ] || continue; \
+		echo "$(INSTALL) -m 0644 $$f $(DESTDIR)$(MANDIR)/man8/"; \
+		$(INSTALL) -D -m 0644 "$$f" "$(DESTDIR)$(MANDIR)/man8/$${f##*/}"; done
+	@set -e; if [ -e completion/lmig ]; then \
+		echo "$(INSTALL) -m 0644 completion/lmig $(DESTDIR)$(BASHCOMPDIR)/lmig"; \
+		$(INSTALL) -D -m 0644 completion/lmig $(DESTDIR)$(BASHCOMPDIR)/lmig; fi
+	$(INSTALL) -m 0644 udev/60-lmig.rules $(DESTDIR)$(UDEVRULESDIR)/60-lmig.rules
+	$(INSTALL) -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 0644 $(KMOD_SRCS) $(DESTDIR)$(DKMSSRCDIR)/kmod/
+	$(INSTALL) -m 0644 include/uapi/linux/lmig.h $(DESTDIR)$(DKMSSRCDIR)/include/uapi/linux/
+	$(INSTALL) -m 0644 VERSION $(DESTDIR)$(DKMSSRCDIR)/VERSION
+	sed 's/#MODULE_VERSION#/$(VERSION)/' dkms.conf >$(DESTDIR)$(DKMSSRCDIR)/dkms.conf
+	chmod 0644 $(DESTDIR)$(DKMSSRCDIR)/dkms.conf
+
+# Only what install put there; the directories that are lmig's own go too.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/lmig $(DESTDIR)$(BASHCOMPDIR)/lmig \
+		$(DESTDIR)$(UDEVRULESDIR)/60-lmig.rules
+	@set -e; for f in build/man/*.8 $(MAN_SRCS:%.scd=%); do \
+		f="$(DESTDIR)$(MANDIR)/man8/$${f##*/}"; \
+		if [ -e "$$f" ]; then echo "rm -f $$f"; rm -f "$$f"; fi; done
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS))) \
+		$(addprefix $(DESTDIR)$(DKMSSRCDIR)/kmod/,$(notdir $(KMOD_SRCS))) \
+		$(DESTDIR)$(DKMSSRCDIR)/include/uapi/linux/lmig.h \
+		$(DESTDIR)$(DKMSSRCDIR)/VERSION $(DESTDIR)$(DKMSSRCDIR)/dkms.conf
+	rmdir --ignore-fail-on-non-empty $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DKMSSRCDIR)/kmod \
+		$(DESTDIR)$(DKMSSRCDIR)/include/uapi/linux $(DESTDIR)$(DKMSSRCDIR)/include/uapi \
+		$(DESTDIR)$(DKMSSRCDIR)/include $(DESTDIR)$(DKMSSRCDIR) 2>/dev/null || true
+
+# Built from a copy of the tree in a temporary directory (dpkg-buildpackage
+# writes beside the source); the packages land in build/deb.
+deb:
+	@sh scripts/build-deb.sh build/deb
+
+.PHONY: install uninstall deb
+# ---- end of install, uninstall, deb --------------------------------------
+
 clean:
 	@$(MAKE) -C user --no-print-directory clean
 	@$(MAKE) -C fuzz --no-print-directory clean

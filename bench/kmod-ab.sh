@@ -47,7 +47,8 @@ git -C "$repo" ls-tree --name-only "$ref" kmod/ | grep -E '\.[ch]$|/Makefile$' |
 		git -C "$repo" show "$ref:$f" >"$work/old/src/${f#kmod/}"
 	done
 git -C "$repo" show "$ref:include/uapi/linux/lmig.h" >"$work/old/uapi/linux/lmig.h"
-make -s -C "$work/old/src" KDIR="$kdir" LMIG_UAPI="$work/old/uapi" >"$work/old/build.log" 2>&1 ||
+make -s -C "$work/old/src" KDIR="$kdir" LMIG_UAPI="$work/old/uapi" LMIG_VERSION="$(cat "$repo/VERSION")" \
+	>"$work/old/build.log" 2>&1 ||
 	{ cat "$work/old/build.log" >&2; exit 1; }
 ${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -Wall -I"$repo/include" -o "$work/kmod_ab" \
 	"$here/kmod_ab.c"

@@ -572,6 +572,6 @@ module_init(lmig_init);
 module_exit(lmig_exit);
 
 MODULE_DESCRIPTION("Dirty page tracking of shared memory objects for live migration: /dev/lmig reports the pages of a memfd, tmpfs file or SysV segment written since the previous harvest");
-MODULE_AUTHOR("The lmig authors");
-MODULE_VERSION("2.0");
+MODULE_AUTHOR("lmig developers");
+MODULE_VERSION(LMIG_VERSION);
 MODULE_LICENSE("GPL");

@@ -38,5 +38,6 @@ host_build_ko() {
 	mkdir -p "$1"
 	rm -f "$1"/*.c "$1"/*.h
 	cp "$repo"/kmod/*.c "$repo"/kmod/*.h "$repo"/kmod/Makefile "$1"/
-	make -s -C "$1" KDIR="$2" LMIG_UAPI="$repo/include/uapi" >"$1/build.log" 2>&1
+	make -s -C "$1" KDIR="$2" LMIG_UAPI="$repo/include/uapi" LMIG_VERSION="$(cat "$repo/VERSION")" \
+		>"$1/build.log" 2>&1
 }
