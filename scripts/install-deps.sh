@@ -22,7 +22,7 @@ check="$check scdoc man-db bash-completion"
 # fuzz/: clang's libFuzzer runtime (and its sanitizers) for the harnesses.
 check="$check libclang-rt-14-dev"
 # The Debian packages (debian/, selftests/install/deb.sh) and DKMS.
-check="$check dpkg-dev debhelper dh-dkms dkms fakeroot lintian scdoc"
+check="$check dpkg-dev debhelper dh-dkms dkms fakeroot lintian"
 bench="$check iperf3 jq"
 # make vmcheck-debug builds a debug kernel from linux-source-6.1.
 debug="$check bc flex bison libelf-dev libssl-dev util-linux"
