@@ -23,8 +23,9 @@ check="$check scdoc man-db bash-completion"
 check="$check libclang-rt-14-dev"
 # The Debian packages (debian/, selftests/install/deb.sh) and DKMS.
 check="$check dpkg-dev debhelper dh-dkms dkms fakeroot lintian"
+# bench/plot.sh (make bench) and its test in make check: the tables as SVG.
+check="$check gnuplot-nox"
 bench="$check iperf3 jq"
-bench="$bench gnuplot-nox" # bench/plot.sh: the tables as SVG
 # make vmcheck-debug builds a debug kernel from linux-source-6.1.
 debug="$check bc flex bison libelf-dev libssl-dev util-linux"
 
