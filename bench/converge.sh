@@ -64,9 +64,10 @@
 # The bounds: a pass over the 64 MiB takes about 4 s at 16 MB/s, so 30 s
 # is 6-7 passes whose remainder does not fall; auto-converge steps its
 # throttle every second pass and reaches its 99 % at about 80 s.
-# Default run: 9 migrations, about 15 minutes on 2 loaded CPUs, the
-# bounded ones dominating (the Debian guest boots in 10-25 s, the one
-# without an OS in about one); with lmig99 12, about 22.
+# Default run: 9 migrations, about 10 minutes on 2 loaded CPUs with the
+# computing writer (about 15 with CONV_BUSY=0, where nothing converges),
+# the bounded ones dominating (the Debian guest boots in 10-25 s, the one
+# without an OS in about one); with lmig99 12, about 22 with CONV_BUSY=0.
 #
 # Exit status 0 whether the targets are met or not; 1 if a run failed
 # (harness error, lmig error, a destination that does not run on).
