@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Migrate one live QEMU guest along a chain of hops that need QEMU's
 return path, native and through `lmig proxy` side by side, and report
-each hop as one JSON line.
+each hop as one JSON line (then one line with boot_s, hops_done, total_s).
 
 Boots the test guest of qmig.py once (Debian's kernel, mkguest.sh's
 initramfs: it rewrites memory and prints "lmig-guest tick N" every
@@ -10,6 +10,7 @@ initramfs: it rewrites memory and prints "lmig-guest tick N" every
 once per hop, the destination of one hop being the source of the next:
 
   rp-proxy          precopy with `return-path` on, through lmig proxy
+  rp-multifd-proxy  the same with multifd (2 channels): three connections
   postcopy-tcp      postcopy-ram, native tcp, migrate-start-postcopy
                     during the first pass
   postcopy-proxy    the same through lmig proxy (unix: at both QEMUs)
@@ -25,8 +26,9 @@ hop's record: QEMU's status, the states it went through (postcopy-active
 seen), total and downtime, the source's postcopy-requests (pages the
 destination asked for over the return path), the destination's run state
 and its guest's ticks (first and last seen after the switch, and the
-source's last), the lmig processes' exit codes and --json reports
-(bytes_returned: what the destination QEMU wrote back).  The chain stops
+source's last), and the lmig processes' exit codes and parts of their
+--json reports (proxy_send_bytes_returned, proxy_recv_...: what the
+destination QEMU wrote back).  The chain stops
 at the first hop that does not complete.  It only reports: the caller
 judges.  Exit status 0 with a result, 4 when QEMU or the kernel is
 missing, 1 on a harness error.
@@ -45,12 +47,13 @@ from qmig import (HERE, QMPError, Proc, VM, free_port, listening, migrate_info, 
 
 HOPS = {
     "rp-proxy": ("proxy", ["return-path"]),
+    "rp-multifd-proxy": ("proxy", ["return-path", "multifd"]),
     "postcopy-tcp": ("tcp", ["postcopy-ram"]),
     "postcopy-proxy": ("proxy", ["postcopy-ram"]),
     "preempt-tcp": ("tcp", ["postcopy-ram", "postcopy-preempt"]),
     "preempt-proxy": ("proxy", ["postcopy-ram", "postcopy-preempt"]),
 }
-ALL_CAPS = ("return-path", "postcopy-ram", "postcopy-preempt")
+ALL_CAPS = ("return-path", "multifd", "postcopy-ram", "postcopy-preempt")
 
 
 def set_caps(q, on):
@@ -65,8 +68,10 @@ def hop(a, n, name, src, procs):
     dst = VM("h%d" % n, a, incoming="defer")
     qs = src.qmp
     qd = dst.connect()
-    set_caps(qs, caps)
-    set_caps(qd, caps)
+    for q in (qs, qd):
+        set_caps(q, caps)
+        if "multifd" in caps:
+            q.cmd("migrate-set-parameters", **{"multifd-channels": 2})
     qs.cmd("migrate-set-parameters", **{"max-bandwidth": a.max_bandwidth,
                                         "downtime-limit": 1 if postcopy else 300})
     port = free_port()
@@ -145,15 +150,17 @@ def hop(a, n, name, src, procs):
         rc = p.wait(15)
         r["proxy_%s_exit" % k] = rc if rc is not None else "running"
         j = read_json(p.out_path)
-        if j is not None:
-            r["proxy_" + k] = j
-        else:
-            r["proxy_%s_stderr" % k] = p.text()
+        if j is None:
+            r["proxy_%s_stderr" % k] = p.text(limit=300)
+            continue
+        for f in ("status", "error", "both_ways", "bytes_returned", "streams"):
+            if f in j:
+                r["proxy_%s_%s" % (k, f)] = j[f]
     return dst, r
 
 
 def run(a):
-    res = {"hops": []}
+    res = {"hops_done": 0}
     vms, procs = [], {}
     try:
         t_boot = time.monotonic()
@@ -172,7 +179,8 @@ def run(a):
                     p.kill()
                 if dst:
                     vms.append(dst)
-            res["hops"].append(r)
+            print(json.dumps(r, separators=(",", ":")), flush=True)
+            res["hops_done"] += r.get("status") == "completed"
             if r.get("status") != "completed" or r.get("dst_status") != "running":
                 break
             # The guest lives on the destination now: it is the next source.
@@ -196,7 +204,7 @@ def run(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", required=True, help="directory for sockets, consoles and logs")
-    ap.add_argument("--hops", default="rp-proxy,postcopy-tcp,postcopy-proxy,preempt-tcp,preempt-proxy")
+    ap.add_argument("--hops", default="rp-proxy,rp-multifd-proxy,postcopy-tcp,postcopy-proxy,preempt-tcp,preempt-proxy")
     ap.add_argument("--mem", type=int, default=512, help="guest memory, MiB")
     ap.add_argument("--touch", type=int, default=128, help="memory the guest fills, MiB")
     ap.add_argument("--rate", type=int, default=8, help="MB/s the guest rewrites")
