@@ -16,6 +16,11 @@
  *   preempt-tcp       postcopy-ram + postcopy-preempt, native tcp
  *   preempt-proxy     the same through lmig proxy: the preempt channel is
  *                     a second stream
+ *   rp-pipe           return-path through lmig pipe (exec:), which carries
+ *                     one way: `pipe recv` sees the destination QEMU write
+ *                     to its stdin and fails the migration at once; the
+ *                     destination must not run the guest, the source must
+ *                     run it on
  *
  * A postcopy hop switches to postcopy in its first pass (postcopy.py
  * says why).  Every hop must complete with the destination running and
@@ -47,8 +52,10 @@
 
 static const char *const hops[] = {
 	"rp-proxy", "rp-multifd-proxy", "postcopy-tcp", "postcopy-proxy", "preempt-tcp",
-	"preempt-proxy",
+	"preempt-proxy", "rp-pipe",
 };
+/* The last hop, through lmig pipe, must fail: the others complete. */
+#define NDONE	(NHOPS - 1)
 #define NHOPS	(sizeof(hops) / sizeof(hops[0]))
 
 FIXTURE(postcopy) {
@@ -112,7 +119,7 @@ TEST_F_TIMEOUT(postcopy, chain, CASE_TIMEOUT)
 	ASSERT_EQ(NULL, strstr(self->p.out, "\"harness_error\":"))
 		TH_LOG("harness error: %s", self->p.out);
 
-	for (size_t h = 0; h < NHOPS; h++) {
+	for (size_t h = 0; h < NDONE; h++) {
 		const char *r = hop_line(self->p.out, hops[h], self->line[h], LINE_MAX_);
 
 		ASSERT_NE(NULL, r) TH_LOG("no hop %s: %s %s", hops[h], self->p.out, self->p.err_log);
@@ -145,9 +152,23 @@ TEST_F_TIMEOUT(postcopy, chain, CASE_TIMEOUT)
 			EXPECT_LT(0, json_num(r, "postcopy_requests"))
 				TH_LOG("hop %s: no page request came back", hops[h]);
 	}
+	{
+		const char *r = hop_line(self->p.out, "rp-pipe", self->line[NDONE], LINE_MAX_);
+
+		ASSERT_NE(NULL, r) TH_LOG("no hop rp-pipe: %s", self->p.out);
+		TH_LOG("%s", r);
+		ASSERT_STREQ("failed", json_str_or(r, "status", buf, sizeof(buf)));
+		ASSERT_STRNE("running", json_str_or(r, "dst_status", buf, sizeof(buf)));
+		ASSERT_STREQ("running", json_str_or(r, "src_status", buf, sizeof(buf)));
+		ASSERT_LE(json_num(r, "src_tick_after_failure") + 4, json_num(r, "src_tick_later"));
+		EXPECT_EQ(1, json_num(r, "pipe_recv_exit"));
+		EXPECT_EQ(1, json_num(r, "pipe_send_exit"));
+		EXPECT_NE(NULL, strstr(json_str_or(r, "pipe_recv_error", buf, sizeof(buf)),
+				       "return path"));
+	}
 	EXPECT_EQ(3, json_num(self->line[1], "proxy_send_streams"));
 	EXPECT_EQ(2, json_num(self->line[5], "proxy_send_streams"));
-	for (size_t h = 2; h + 1 < NHOPS; h += 2)
+	for (size_t h = 2; h + 1 < NDONE; h += 2)
 		TH_LOG("%s / %s: total %lld / %lld ms, downtime %lld / %lld ms, page requests %lld / %lld, back %lld bytes through lmig",
 		       hops[h], hops[h + 1], (long long)json_num(self->line[h], "total_time_ms"),
 		       (long long)json_num(self->line[h + 1], "total_time_ms"),

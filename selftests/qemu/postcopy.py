@@ -16,6 +16,9 @@ once per hop, the destination of one hop being the source of the next:
   postcopy-proxy    the same through lmig proxy (unix: at both QEMUs)
   preempt-tcp       postcopy-ram and postcopy-preempt, native tcp
   preempt-proxy     the same through lmig proxy
+  rp-pipe           precopy with `return-path` through lmig pipe (exec:),
+                    which carries one way: it must fail at once, the
+                    destination never running the guest (the chain ends)
 
 (--hops picks and orders them.)  A postcopy hop switches to postcopy
 (migrate-start-postcopy) once --postcopy-after MiB went, in the first
@@ -37,6 +40,7 @@ import argparse
 import glob
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -52,6 +56,7 @@ HOPS = {
     "postcopy-proxy": ("proxy", ["postcopy-ram"]),
     "preempt-tcp": ("tcp", ["postcopy-ram", "postcopy-preempt"]),
     "preempt-proxy": ("proxy", ["postcopy-ram", "postcopy-preempt"]),
+    "rp-pipe": ("pipe", ["return-path"]),
 }
 ALL_CAPS = ("return-path", "multifd", "postcopy-ram", "postcopy-preempt")
 
@@ -81,6 +86,15 @@ def hop(a, n, name, src, procs):
         qd.cmd("migrate-incoming", uri="tcp:127.0.0.1:%d" % port)
         wait_for(lambda: listening("", port), 10, "the destination to listen")
         uri = "tcp:127.0.0.1:%d" % port
+    elif transport == "pipe":
+        # QEMU runs these through sh -c; their exit status lands in a file.
+        w = lambda f: shlex.quote(os.path.join(a.work, "h%d-%s" % (n, f)))
+        lmig = shlex.quote(a.lmig)
+        qd.cmd("migrate-incoming", uri="exec:%s pipe recv --listen 127.0.0.1:%d --json 2>%s; echo $? >%s" % (
+            lmig, port, w("pipe-recv.err"), w("pipe-recv.rc")))
+        wait_for(lambda: listening("", port), 10, "lmig pipe recv to listen")
+        uri = "exec:%s pipe send --to 127.0.0.1:%d --json 2>%s; echo $? >%s" % (
+            lmig, port, w("pipe-send.err"), w("pipe-send.rc"))
     else:
         qd.cmd("migrate-incoming", uri="unix:" + dstsock)
         procs["recv"] = Proc("h%d-proxy-recv" % n, [
@@ -139,6 +153,13 @@ def hop(a, n, name, src, procs):
         r["dst_last_tick"] = t[-1] if t else 0
         r["src_last_tick"] = src.last_tick()
     else:
+        # The source must run its guest on: its counter goes on.
+        before = src.last_tick()
+        deadline = time.monotonic() + a.tick_timeout
+        while time.monotonic() < deadline and src.last_tick() < before + a.ticks:
+            time.sleep(0.1)
+        r["src_tick_after_failure"] = before
+        r["src_tick_later"] = src.last_tick()
         if info["status"] not in ("failed", "cancelled"):
             r["harness_error"] = "still %s after %d s" % (info["status"], a.timeout)
             qs.cmd("migrate_cancel")
@@ -146,6 +167,19 @@ def hop(a, n, name, src, procs):
             r["dst_status"] = qd.cmd("query-status")["status"]
         except (OSError, QMPError, ValueError):
             r["dst_status"] = "exited"
+    for k in ("send", "recv") if transport == "pipe" else ():
+        rcf = os.path.join(a.work, "h%d-pipe-%s.rc" % (n, k))
+        try:
+            wait_for(lambda: os.path.exists(rcf) and os.path.getsize(rcf) > 0, 15,
+                     "lmig pipe %s to exit" % k)
+            with open(rcf) as f:
+                r["pipe_%s_exit" % k] = int(f.read().strip() or -1)
+        except QMPError:
+            r["pipe_%s_exit" % k] = "running"
+        j = read_json(os.path.join(a.work, "h%d-pipe-%s.err" % (n, k)))
+        for f in ("status", "error"):
+            if j and f in j:
+                r["pipe_%s_%s" % (k, f)] = j[f]
     for k, p in sorted(procs.items()):
         rc = p.wait(15)
         r["proxy_%s_exit" % k] = rc if rc is not None else "running"
@@ -204,7 +238,7 @@ def run(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", required=True, help="directory for sockets, consoles and logs")
-    ap.add_argument("--hops", default="rp-proxy,rp-multifd-proxy,postcopy-tcp,postcopy-proxy,preempt-tcp,preempt-proxy")
+    ap.add_argument("--hops", default="rp-proxy,rp-multifd-proxy,postcopy-tcp,postcopy-proxy,preempt-tcp,preempt-proxy,rp-pipe")
     ap.add_argument("--mem", type=int, default=512, help="guest memory, MiB")
     ap.add_argument("--touch", type=int, default=128, help="memory the guest fills, MiB")
     ap.add_argument("--rate", type=int, default=8, help="MB/s the guest rewrites")

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/clock.h"
@@ -26,10 +27,36 @@
 #include "chan/uring.h"
 #include "stream/stream_recv.h"
 
+/*
+ * `pipe recv` under QEMU's exec: has QEMU's end of a pipe on stdin, and a
+ * destination QEMU with a return path (return-path, postcopy) writes it
+ * there; the source QEMU then waits for answers that never come, while
+ * this destination may start the guest.  So any byte on stdin fails the
+ * migration at once, before QEMU got its stream whole.
+ */
+static void watch_stdin(struct stream_receiver *r, unsigned int i)
+{
+	struct stream_out *s = r->s[i];
+	struct io_uring_sqe *sqe;
+	struct stat st;
+
+	if (fstat(STDIN_FILENO, &st) || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+		return;
+	s->rbuf = malloc(1);
+	if (!s->rbuf)
+		return;
+	sqe = uring_get_sqe(&r->ring);
+	io_uring_prep_read(sqe, STDIN_FILENO, s->rbuf, 1, -1);
+	io_uring_sqe_set_data64(sqe, UD(UD_READ, i, 0));
+	s->rreading = true;
+}
+
 int stream_ret_open(struct stream_receiver *r, unsigned int i)
 {
 	struct stream_out *s = r->s[i];
 
+	if (r->o->to.kind == SEP_STDIO)
+		watch_stdin(r, i);
 	if (!r->ret)
 		return 0;
 	s->rbuf = malloc(SFRAME + RBLOCK);
@@ -78,6 +105,13 @@ int stream_ret_read_done(struct stream_receiver *r, unsigned int i, int res)
 	uint8_t *data = s->rbuf + SFRAME;
 
 	s->rreading = false;
+	if (!s->ret) {
+		/* stdin watched (watch_stdin()): its end, or an error, is no concern. */
+		if (res <= 0)
+			return 0;
+		stream_io_why(r, "the destination QEMU sends a return path, which 'lmig pipe' does not carry", 0);
+		return fail(r, LMIG_ST_IO, "the destination QEMU wrote to stdin: it has a return path (return-path or postcopy on), which 'lmig pipe' does not carry (use 'lmig proxy')");
+	}
 	if (res < 0) {
 		stream_io_why(r, "the receiver's destination failed", -res);
 		return fail(r, LMIG_ST_IO, "stream %u: reading what the destination sends back: %s", i,
