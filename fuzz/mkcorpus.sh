@@ -234,6 +234,27 @@ mkdir -p corpus/fuzz_tls
 python3 tlsseed.py corpus/fuzz_recv/raw1 corpus/fuzz_tls/raw1
 python3 tlsseed.py corpus/fuzz_stream/pipe2-lz4 corpus/fuzz_tls/pipe2-lz4 --inplace
 
+echo "mkcorpus: what a destination says back (fuzz_stream_back)"
+mkdir -p corpus/fuzz_stream_back
+python3 - <<-'EOF'
+	import struct
+	def sframe(t, stream, n, seq, off, raw):
+	    return struct.pack("<IHHIIQQIIQQ", 0x4653474d, t, 0, stream, n, seq, off, raw, 0, 0, 0)
+	def sreply(t, status, stream, b, reason=b""):
+	    return struct.pack("<IHHIIQ96sQ", 0x5253474d, t, status, stream, 0, b, reason, 0)
+	# Checksums, hashes, digests and sequence numbers are the harness's (flags 0).
+	seeds = {
+	    "rdata-rend": sframe(6, 0, 5, 0, 0, 5) + b"hello" + sframe(7, 0, 16, 1, 5, 0) + bytes(16),
+	    "credit-rdata-verdict": sreply(1, 0, 0, 0) + sframe(6, 0, 4, 0, 0, 4) + b"PONG" +
+	        sframe(7, 0, 16, 1, 4, 0) + bytes(16) + sreply(2, 0, 0, 10),
+	    "out-of-order": sframe(6, 0, 3, 0, 7, 3) + b"abc",
+	    "failed-verdict": sreply(2, 6, 0, 0, b"checksum mismatch"),
+	}
+	for name, d in seeds.items():
+	    open("corpus/fuzz_stream_back/" + name, "wb").write(b"\0" + d)
+	open("corpus/fuzz_stream_back/no-return", "wb").write(b"\x10" + seeds["rdata-rend"])
+	EOF
+
 echo "mkcorpus: parsers"
 mkdir -p corpus/fuzz_opts corpus/fuzz_wire corpus/fuzz_codec
 i=0
