@@ -16,6 +16,7 @@
  *   preempt-tcp       postcopy-ram + postcopy-preempt, native tcp
  *   preempt-proxy     the same through lmig proxy: the preempt channel is
  *                     a second stream
+ *   preempt-proxy-tcp the same with tcp: at both QEMUs
  *   rp-pipe           return-path through lmig pipe (exec:), which carries
  *                     one way: `pipe recv` sees the destination QEMU write
  *                     to its stdin and fails the migration at once; the
@@ -52,7 +53,7 @@
 
 static const char *const hops[] = {
 	"rp-proxy", "rp-multifd-proxy", "postcopy-tcp", "postcopy-proxy", "preempt-tcp",
-	"preempt-proxy", "rp-pipe",
+	"preempt-proxy", "preempt-proxy-tcp", "rp-pipe",
 };
 /* The last hop, through lmig pipe, must fail: the others complete. */
 #define NDONE	(NHOPS - 1)
@@ -168,7 +169,8 @@ TEST_F_TIMEOUT(postcopy, chain, CASE_TIMEOUT)
 	}
 	EXPECT_EQ(3, json_num(self->line[1], "proxy_send_streams"));
 	EXPECT_EQ(2, json_num(self->line[5], "proxy_send_streams"));
-	for (size_t h = 2; h + 1 < NDONE; h += 2)
+	EXPECT_EQ(2, json_num(self->line[6], "proxy_send_streams"));
+	for (size_t h = 2; h + 1 < NDONE - 1; h += 2)
 		TH_LOG("%s / %s: total %lld / %lld ms, downtime %lld / %lld ms, page requests %lld / %lld, back %lld bytes through lmig",
 		       hops[h], hops[h + 1], (long long)json_num(self->line[h], "total_time_ms"),
 		       (long long)json_num(self->line[h + 1], "total_time_ms"),

@@ -16,6 +16,7 @@ once per hop, the destination of one hop being the source of the next:
   postcopy-proxy    the same through lmig proxy (unix: at both QEMUs)
   preempt-tcp       postcopy-ram and postcopy-preempt, native tcp
   preempt-proxy     the same through lmig proxy
+  preempt-proxy-tcp the same with tcp: at both QEMUs instead of unix:
   rp-pipe           precopy with `return-path` through lmig pipe (exec:),
                     which carries one way: it must fail at once, the
                     destination never running the guest (the chain ends)
@@ -56,6 +57,7 @@ HOPS = {
     "postcopy-proxy": ("proxy", ["postcopy-ram"]),
     "preempt-tcp": ("tcp", ["postcopy-ram", "postcopy-preempt"]),
     "preempt-proxy": ("proxy", ["postcopy-ram", "postcopy-preempt"]),
+    "preempt-proxy-tcp": ("proxy-tcp", ["postcopy-ram", "postcopy-preempt"]),
     "rp-pipe": ("pipe", ["return-path"]),
 }
 ALL_CAPS = ("return-path", "multifd", "postcopy-ram", "postcopy-preempt")
@@ -96,18 +98,26 @@ def hop(a, n, name, src, procs):
         uri = "exec:%s pipe send --to 127.0.0.1:%d --json 2>%s; echo $? >%s" % (
             lmig, port, w("pipe-send.err"), w("pipe-send.rc"))
     else:
-        qd.cmd("migrate-incoming", uri="unix:" + dstsock)
+        # QEMU's ends: unix sockets, or (proxy-tcp) tcp ports on loopback.
+        if transport == "proxy-tcp":
+            qport, sport = free_port(), free_port()
+            dst_ep, src_ep = "tcp:127.0.0.1:%d" % qport, "tcp:127.0.0.1:%d" % sport
+            src_up = lambda: listening("", sport)
+        else:
+            dst_ep, src_ep = "unix:" + dstsock, "unix:" + srcsock
+            src_up = lambda: os.path.exists(srcsock)
+        qd.cmd("migrate-incoming", uri=dst_ep)
         procs["recv"] = Proc("h%d-proxy-recv" % n, [
             a.lmig, "proxy", "recv", "--listen", "127.0.0.1:%d" % port,
-            "--to", "unix:" + dstsock, "--json"], a.work)
+            "--to", dst_ep, "--json"], a.work)
         wait_for(lambda: listening("", port) or not procs["recv"].alive(), 10,
                  "lmig proxy recv to listen")
         procs["send"] = Proc("h%d-proxy-send" % n, [
-            a.lmig, "proxy", "send", "--listen", "unix:" + srcsock,
+            a.lmig, "proxy", "send", "--listen", src_ep,
             "--to", "127.0.0.1:%d" % port, "--json"], a.work)
-        wait_for(lambda: os.path.exists(srcsock) or not procs["send"].alive(), 10,
+        wait_for(lambda: src_up() or not procs["send"].alive(), 10,
                  "lmig proxy send to listen")
-        uri = "unix:" + srcsock
+        uri = src_ep
     r["src_tick_at_migrate"] = src.last_tick()
     t0 = time.monotonic()
     qs.cmd("migrate", uri=uri)
@@ -238,7 +248,7 @@ def run(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", required=True, help="directory for sockets, consoles and logs")
-    ap.add_argument("--hops", default="rp-proxy,rp-multifd-proxy,postcopy-tcp,postcopy-proxy,preempt-tcp,preempt-proxy,rp-pipe")
+    ap.add_argument("--hops", default="rp-proxy,rp-multifd-proxy,postcopy-tcp,postcopy-proxy,preempt-tcp,preempt-proxy,preempt-proxy-tcp,rp-pipe")
     ap.add_argument("--mem", type=int, default=512, help="guest memory, MiB")
     ap.add_argument("--touch", type=int, default=128, help="memory the guest fills, MiB")
     ap.add_argument("--rate", type=int, default=8, help="MB/s the guest rewrites")
