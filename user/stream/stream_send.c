@@ -23,7 +23,9 @@
  * A stream is read only LMIG_STREAM_WINDOW bytes ahead of what the
  * destination acknowledged writing (CREDIT replies on channel 0), so a
  * slow consumer stalls only its own stream.  Channel 0 also brings the
- * final verdict.
+ * final verdict and, with LMIG_CAP_RETURN, what the destination QEMU
+ * wrote back on each connection (stream_send_ret.c): DONE waits until
+ * every stream ended both ways.
  *
  * What QEMU has written but the link has not taken stays small: QEMU
  * times its writes to estimate the bandwidth, and from that estimate

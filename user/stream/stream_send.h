@@ -54,12 +54,18 @@ struct stream_tx_chan {
 	uint64_t seq;
 };
 
-/* A block the destination QEMU wrote, to write to the source QEMU. */
+/*
+ * Bytes the destination QEMU wrote, to write to the source QEMU.  Small
+ * RDATA payloads (QEMU's return messages are tens of bytes) are appended
+ * to the last block while it has room, so what a block costs beyond its
+ * bytes is paid once per RBLK_MIN, however small the frames.
+ */
 struct rblk {
 	struct rblk *next;
-	uint32_t len;
+	uint32_t len, cap;
 	uint8_t data[];
 };
+#define RBLK_MIN	4096
 
 /* A stream read from QEMU. */
 struct stream_in {
@@ -104,7 +110,8 @@ struct back_rx {
 	};
 	size_t have, need;	/* of area: the header being gathered */
 	bool in_pay;		/* gathering fr's payload */
-	struct rblk *blk;	/* RDATA's block */
+	struct rblk *blk;	/* RDATA's new block, or NULL ... */
+	uint8_t *to;		/* ... where its payload goes (a new block, or the stream's last) */
 	uint8_t digest[16];	/* REND's payload */
 	uint32_t pay_have;
 	uint64_t seq;		/* return frames so far */

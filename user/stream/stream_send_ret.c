@@ -11,7 +11,8 @@
  * nothing but that direction: its returned blocks wait in the stream's
  * queue, at most LMIG_STREAM_RWINDOW bytes beyond what was written to it,
  * because credit (RCREDIT frames, placed with the other frames) goes back
- * only for bytes written.  A frame beyond that window, out of order, or
+ * only for bytes written; small frames share blocks (struct rblk), so
+ * their count does not multiply that.  A frame beyond that window, out of order, or
  * failing its hash is the destination's error, never held.
  *
  * Each stream has one write of its queued blocks in flight to its QEMU
@@ -138,13 +139,20 @@ static int rframe_check(struct stream_sender *s, struct back_rx *b)
 		return lmig_err("receiver returned stream %u's bytes at %llu+%u, outside what is due (next %llu, window to %llu)",
 				i, (unsigned long long)off, raw, (unsigned long long)ss->rnext,
 				(unsigned long long)(ss->rcredited + LMIG_STREAM_RWINDOW));
-	if (type == LMIG_SF_RDATA) {
-		b->blk = malloc(sizeof(*b->blk) + raw);
-		if (!b->blk)
-			return lmig_err("out of memory");
-		b->blk->len = raw;
-		b->blk->next = NULL;
+	if (type != LMIG_SF_RDATA) {
+		b->to = b->digest;
+		return 0;
 	}
+	/* Behind the last block's bytes, past what a write under way covers. */
+	if (ss->rq_tail && ss->rq_tail->cap - ss->rq_tail->len >= raw) {
+		b->to = ss->rq_tail->data + ss->rq_tail->len;
+		return 0;
+	}
+	b->blk = malloc(sizeof(*b->blk) + (raw < RBLK_MIN ? RBLK_MIN : raw));
+	if (!b->blk)
+		return lmig_err("out of memory");
+	*b->blk = (struct rblk){ .cap = raw < RBLK_MIN ? RBLK_MIN : raw };
+	b->to = b->blk->data;
 	return 0;
 }
 
@@ -152,7 +160,7 @@ static int rframe_check(struct stream_sender *s, struct back_rx *b)
 static int rframe_got(struct stream_sender *s, struct back_rx *b)
 {
 	const struct lmig_sframe *f = &b->fr;
-	uint32_t i = le32toh(f->stream);
+	uint32_t i = le32toh(f->stream), raw = le32toh(f->raw_len);
 	struct stream_in *ss = s->s[i];
 	struct rblk *k = b->blk;
 
@@ -167,11 +175,16 @@ static int rframe_got(struct stream_sender *s, struct back_rx *b)
 		ss->rend_seen = true;
 		return 0;
 	}
-	if (XXH3_64bits(k->data, k->len) != le64toh(f->hash))
+	if (XXH3_64bits(b->to, raw) != le64toh(f->hash))
 		return lmig_err("stream %u: returned block at %llu checksum mismatch (corrupted stream)",
 				i, (unsigned long long)ss->rnext);
-	XXH3_128bits_update(&ss->rdig, k->data, k->len);
-	ss->rnext += k->len;
+	XXH3_128bits_update(&ss->rdig, b->to, raw);
+	ss->rnext += raw;
+	if (!k) {
+		ss->rq_tail->len += raw;	/* appended */
+		return 0;
+	}
+	k->len = raw;
 	b->blk = NULL;
 	if (ss->rq_tail)
 		ss->rq_tail->next = k;
@@ -191,10 +204,9 @@ static int back_parse(struct stream_sender *s, const uint8_t *p, size_t n)
 
 		if (b->in_pay) {
 			uint32_t len = le32toh(b->fr.len);
-			uint8_t *to = b->blk ? b->blk->data : b->digest;
 
 			k = len - b->pay_have < n ? len - b->pay_have : n;
-			memcpy(to + b->pay_have, p, k);
+			memcpy(b->to + b->pay_have, p, k);
 			b->pay_have += k;
 			p += k;
 			n -= k;
