@@ -19,6 +19,9 @@
  *    over unix and tcp, 1 and 3 connections, 1 and 2 channels, and with
  *    TLS (a pre-shared key: userspace records both ways); both lmigs exit
  *    0 and report both_ways and the same bytes_returned.
+ *  - oneway: `pipe send` into `proxy recv` is one way; a destination that
+ *    writes back (QEMU with a return path) fails it at once, both lmigs
+ *    exit 1, the receiver with one line naming it.
  *  - liar: a receiver played here (hello, ack granting LMIG_CAP_RETURN)
  *    sends back a frame that lies: out of order, a wrong hash, a wrong
  *    digest, a stream that is not there, a bad sequence number, a length
@@ -356,6 +359,97 @@ TEST_F_TIMEOUT(both, carried, 90)
 	EXPECT_EQ(back, json_num(self->rx.out, "bytes_returned"));
 	EXPECT_EQ((long long)n * variant->fwd_len, json_num(self->tx.out, "bytes_in"));
 	EXPECT_EQ(variant->tls, !!strcmp("off", json_str_or(self->tx.out, "tls", buf, sizeof(buf))));
+}
+
+/* ---- one way: a destination that writes back ------------------------------ */
+
+FIXTURE(oneway) {
+	char dir[256], dstsock[300];
+	struct proc tx, rx;
+	int lfd, in;
+};
+
+FIXTURE_SETUP(oneway)
+{
+	signal(SIGPIPE, SIG_IGN);
+	self->lfd = self->in = -1;
+	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), 0));
+	snprintf(self->dstsock, sizeof(self->dstsock), "%s/dst.sock", self->dir);
+}
+
+FIXTURE_TEARDOWN(oneway)
+{
+	proc_kill(&self->tx);
+	proc_kill(&self->rx);
+	if (self->in >= 0)
+		close(self->in);
+	if (self->lfd >= 0)
+		close(self->lfd);
+	scratch_remove(self->dir);
+}
+
+/*
+ * `pipe send` (stdin has no way back) into `proxy recv`: the session is
+ * one way, and a destination that writes back, as QEMU with a return
+ * path does, fails it at once on both sides, before the stream is whole.
+ */
+TEST_F_TIMEOUT(oneway, return_path_refused, 30)
+{
+	char dst[320], rxport[32], to[64];
+	const char *rargs[] = { "proxy", "recv", "--listen", "127.0.0.1:0", "--to", dst, "--json",
+				NULL };
+	const char *argv[] = { lmig_path(), "pipe", "send", "--to", to, "--json", NULL };
+	static uint8_t d[1 << 20];
+	int p[2], fd, dfd;
+	pid_t pid;
+	double t;
+
+	self->lfd = unix_listen(self->dstsock);
+	ASSERT_LE(0, self->lfd);
+	snprintf(dst, sizeof(dst), "unix:%s", self->dstsock);
+	ASSERT_EQ(0, start_lmig(&self->rx, rargs, rxport, sizeof(rxport)));
+	snprintf(to, sizeof(to), "127.0.0.1:%s", rxport);
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	/* pipe send's stdin is our pipe: the child gets its read end as fd 0. */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		dup2(p[0], 0);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	/* Ours to kill in the teardown, with no pipes of its output to close. */
+	self->tx.pid = pid;
+	self->tx.out_fd = self->tx.err_fd = -1;
+	close(p[0]);
+	self->in = p[1];
+	fill(d, sizeof(d), 9);
+	ASSERT_EQ(0, write_all(self->in, d, 4096));
+	dfd = sock_accept(self->lfd, 10);
+	ASSERT_LE(0, dfd);
+	t = mono_s();
+	ASSERT_EQ(4, write(dfd, "PONG", 4));
+	ASSERT_EQ(0, proc_wait(&self->rx, 5)) TH_LOG("proxy recv is still running");
+	EXPECT_EQ(1, proc_exit_code(&self->rx));
+	EXPECT_TRUE(one_line(self->rx.err)) TH_LOG("%s", self->rx.err_log);
+	EXPECT_NE(NULL, strstr(self->rx.err, "carries one way")) TH_LOG("%s", self->rx.err_log);
+	EXPECT_GT(t + 2, self->rx.t_exit);
+	/* The source hears it: its write end fails, it exits 1. */
+	write_all(self->in, d, sizeof(d));
+	close(self->in);
+	self->in = -1;
+	fd = -1;
+	for (double end = mono_s() + 10; mono_s() < end; usleep(20000)) {
+		int st;
+
+		if (waitpid(self->tx.pid, &st, WNOHANG) == self->tx.pid) {
+			fd = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+			self->tx.pid = 0;
+			break;
+		}
+	}
+	EXPECT_EQ(1, fd);
+	close(dfd);
 }
 
 /* ---- a lying receiver ------------------------------------------------------ */

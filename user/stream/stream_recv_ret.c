@@ -28,25 +28,28 @@
 #include "stream/stream_recv.h"
 
 /*
- * `pipe recv` under QEMU's exec: has QEMU's end of a pipe on stdin, and a
- * destination QEMU with a return path (return-path, postcopy) writes it
- * there; the source QEMU then waits for answers that never come, while
- * this destination may start the guest.  So any byte on stdin fails the
- * migration at once, before QEMU got its stream whole.
+ * A session carried one way (`pipe recv`, whose stdin under QEMU's exec:
+ * is QEMU's end of a pipe, or a source that does not take the return
+ * direction) while the destination QEMU has a return path (return-path,
+ * postcopy) and writes it: the source QEMU then waits for answers that
+ * never come, while this destination may start the guest.  So the first
+ * byte the destination writes fails the migration at once, before QEMU
+ * got its stream whole.
  */
-static void watch_stdin(struct stream_receiver *r, unsigned int i)
+static void watch_one_way(struct stream_receiver *r, unsigned int i)
 {
 	struct stream_out *s = r->s[i];
+	int fd = r->o->to.kind == SEP_STDIO ? STDIN_FILENO : s->fd;
 	struct io_uring_sqe *sqe;
 	struct stat st;
 
-	if (fstat(STDIN_FILENO, &st) || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+	if (fstat(fd, &st) || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
 		return;
 	s->rbuf = malloc(1);
 	if (!s->rbuf)
 		return;
 	sqe = uring_get_sqe(&r->ring);
-	io_uring_prep_read(sqe, STDIN_FILENO, s->rbuf, 1, -1);
+	io_uring_prep_read(sqe, fd, s->rbuf, 1, -1);
 	io_uring_sqe_set_data64(sqe, UD(UD_READ, i, 0));
 	s->rreading = true;
 }
@@ -55,10 +58,10 @@ int stream_ret_open(struct stream_receiver *r, unsigned int i)
 {
 	struct stream_out *s = r->s[i];
 
-	if (r->o->to.kind == SEP_STDIO)
-		watch_stdin(r, i);
-	if (!r->ret)
+	if (!r->ret) {
+		watch_one_way(r, i);
 		return 0;
+	}
 	s->rbuf = malloc(SFRAME + RBLOCK);
 	if (!s->rbuf)
 		return fail(r, LMIG_ST_IO, "out of memory");
@@ -106,11 +109,15 @@ int stream_ret_read_done(struct stream_receiver *r, unsigned int i, int res)
 
 	s->rreading = false;
 	if (!s->ret) {
-		/* stdin watched (watch_stdin()): its end, or an error, is no concern. */
+		/* Watched (watch_one_way()): its end, or an error, is no concern. */
 		if (res <= 0)
 			return 0;
-		stream_io_why(r, "the destination QEMU sends a return path, which 'lmig pipe' does not carry", 0);
-		return fail(r, LMIG_ST_IO, "the destination QEMU wrote to stdin: it has a return path (return-path or postcopy on), which 'lmig pipe' does not carry (use 'lmig proxy')");
+		if (r->o->to.kind == SEP_STDIO) {
+			stream_io_why(r, "the destination QEMU sends a return path, which 'lmig pipe' does not carry", 0);
+			return fail(r, LMIG_ST_IO, "the destination QEMU wrote to stdin: it has a return path (return-path or postcopy on), which 'lmig pipe' does not carry (use 'lmig proxy')");
+		}
+		stream_io_why(r, "the destination QEMU sends a return path, which this session carries one way", 0);
+		return fail(r, LMIG_ST_IO, "stream %u: the destination QEMU sent bytes back (a return path: return-path or postcopy on), and the source carries one way ('lmig pipe send', or an older lmig)", i);
 	}
 	if (res < 0) {
 		stream_io_why(r, "the receiver's destination failed", -res);
