@@ -60,21 +60,57 @@
  */
 #define CVM_CPUS_MIN	0.001
 /*
- * ... but the switch-over must not wait for a vCPU thread that used its
- * quota: QEMU stops the vCPUs inside its downtime, and a thread held by
- * its limit stops only once it runs again, a period later or more (the
- * kernel's 1 ms quota overruns by up to a tick, paid back in the periods
- * after).  The period is kept to this fraction of QEMU's downtime-limit,
- * which sets the least share: 1 ms / (downtime-limit / 4).
+ * ... but the switch-over must not wait long for a vCPU thread that used
+ * its quota: QEMU stops the vCPUs inside its downtime, and a thread held
+ * by its limit stops only once it runs again.  The kernel charges a
+ * running thread at its scheduler tick, so a limited thread overruns its
+ * quota by up to a tick (CVM_SCHED_TICK_S: HZ=250, Debian's) and its
+ * cgroup pays that back from the periods after, held meanwhile: after a
+ * burst it waits up to (quota + tick) / share, not (period - quota).
+ * The limits therefore get the least quota and the shortest period
+ * (struct throttle's short_period), and the least share keeps that wait
+ * to CVM_STOP_WAIT_OF_DOWNTIME of QEMU's downtime-limit.
  */
-#define CVM_PERIOD_OF_DOWNTIME	0.25
+#define CVM_SCHED_TICK_S	0.004
+#define CVM_STOP_WAIT_OF_DOWNTIME	0.25
 
-/* The least limit, CPUs, for a downtime-limit (lmig estimate predicts with it too). */
+/*
+ * The longest a thread limited to cpus (> 0) with short_period waits
+ * before it runs again, s: (quota + tick) / share, with the quota and
+ * period of throttle_quota_short().
+ */
+static inline double cvm_stop_wait_s(double cpus)
+{
+	double q = THROTTLE_QUOTA_MIN_US / 1e6, pmin = THROTTLE_PERIOD_MIN_US / 1e6;
+	double pmax = THROTTLE_PERIOD_MAX_US / 1e6;
+
+	if (q / cpus < pmin)
+		q = cpus * pmin;
+	else if (q / cpus > pmax)
+		cpus = q / pmax;	/* the least quota over the longest period */
+	return (q + CVM_SCHED_TICK_S) / cpus;
+}
+
+/*
+ * The least limit, CPUs, for a downtime-limit (lmig estimate predicts
+ * with it too): the share whose cvm_stop_wait_s() is the wait allowed,
+ * never below CVM_CPUS_MIN nor above one CPU (a limit that large does
+ * not hold a vCPU thread).
+ */
 static inline double cvm_least_cpus(int64_t downtime_ms)
 {
-	double period_s = downtime_ms * CVM_PERIOD_OF_DOWNTIME / 1000;
-	double least = period_s > 0 ? 0.001 / period_s : 1;
+	double wait = downtime_ms * CVM_STOP_WAIT_OF_DOWNTIME / 1000;
+	double q = THROTTLE_QUOTA_MIN_US / 1e6, pmin = THROTTLE_PERIOD_MIN_US / 1e6;
+	double least;
 
+	if (wait <= pmin)
+		return 1;
+	least = (q + CVM_SCHED_TICK_S) / wait;
+	/* Above q / pmin the quota grows with the share: wait = pmin + tick / share. */
+	if (least > q / pmin)
+		least = CVM_SCHED_TICK_S / (wait - pmin);
+	if (least > 1)
+		return 1;
 	return least > CVM_CPUS_MIN ? least : CVM_CPUS_MIN;
 }
 
@@ -133,7 +169,7 @@ struct cvm_stats {
 	int stale_restored;	/* limits a dead lmig left, undone at the start */
 	struct probes_status probes;
 	int64_t downtime_limit_ms;	/* QEMU's, at the last decision */
-	double least_cpus;		/* the least limit it allows (CVM_PERIOD_OF_DOWNTIME) */
+	double least_cpus;		/* the least limit it allows (CVM_STOP_WAIT_OF_DOWNTIME) */
 	uint64_t syncs;			/* decisions taken */
 	uint64_t dirty_set_max;		/* pages: the most dirtied in one of QEMU's passes */
 	unsigned int nsteps, steps_lost;
