@@ -263,8 +263,8 @@ static void stop_at_least(struct __test_metadata *_metadata, FIXTURE_DATA(guest)
 	if (throttle_init(&self->t, self->pid, self->tids, VCPUS))
 		SKIP(return, "cannot limit QEMU's vCPU threads: %s", lmig_errmsg());
 	self->limited = true;
-	self->t.short_period = !getenv("OLD");
-	if (getenv("OLD"))
+	self->t.short_period = !getenv("QEMU_STOP_OLD_RULE");
+	if (getenv("QEMU_STOP_OLD_RULE"))
 		share = 4.0 / downtime_ms;
 	used_free = cpus_used(self);
 	ASSERT_EQ(0, throttle_set(&self->t, share)) TH_LOG("%s", lmig_errmsg());
