@@ -53,10 +53,9 @@
  *                               (1 ms + a 4 ms tick) / share, the quota
  *                               growing over 10 % and the period stopping
  *                               at 1 s under 0.1 %
- *   guest_least_cpus            the least share keeps that wait to a
- *                               quarter of QEMU's downtime-limit, exact,
- *                               never under 0.1 % nor over one CPU; the
- *                               old rule's floor waited 1.25 times it
+ *   guest_least_cpus            the least share, 1 ms every quarter of
+ *                               QEMU's downtime-limit (never under
+ *                               0.1 %), waits 1.25 times that limit
  *   writers_*                   whom to limit from the probes' write
  *                               faults: the busiest threads up to 80 %,
  *                               the whole process when they are most of
@@ -879,26 +878,22 @@ TEST(guest_stop_wait)
 
 TEST(guest_least_cpus)
 {
-	const int64_t budgets[] = { 100, 150, 300, 1000, 2000, 10000 };
+	const int64_t budgets[] = { 100, 300, 1000, 2000, 4000 };
 
-	/* QEMU's default 300 ms: a wait of 75 ms, 1 ms every 15 ms. */
-	EXPECT_TRUE(NEAR(0.005 / 0.075, cvm_least_cpus(300)));
-	EXPECT_TRUE(NEAR(0.01, cvm_least_cpus(2000)));
-	EXPECT_TRUE(NEAR(0.002, cvm_least_cpus(10000)));
-	/* Over 10 %: 4 ms / (wait - 10 ms). */
-	EXPECT_TRUE(NEAR(0.004 / 0.015, cvm_least_cpus(100)));
-	/* Never below 0.1 % ... */
-	EXPECT_TRUE(NEAR(CVM_CPUS_MIN, cvm_least_cpus(100000)));
-	/* ... nor a limit where a wait of 10 ms (the shortest period) is too long. */
-	EXPECT_TRUE(NEAR(1, cvm_least_cpus(40)));
+	/* 1 ms of CPU every quarter of the downtime-limit, as before ... */
+	EXPECT_TRUE(NEAR(0.001 / 0.075, cvm_least_cpus(300)));
+	EXPECT_TRUE(NEAR(0.002, cvm_least_cpus(2000)));
+	/* ... never below 0.1 %. */
+	EXPECT_TRUE(NEAR(CVM_CPUS_MIN, cvm_least_cpus(4000)));
+	EXPECT_TRUE(NEAR(CVM_CPUS_MIN, cvm_least_cpus(10000)));
 	EXPECT_TRUE(NEAR(1, cvm_least_cpus(0)));
-	/* The least share waits a quarter of the budget, exactly. */
+	/* Its wait at the stop: five such periods, 1.25 times the budget. */
 	for (unsigned int i = 0; i < sizeof(budgets) / sizeof(budgets[0]); i++) {
-		EXPECT_TRUE(NEAR(budgets[i] / 4000.0, cvm_stop_wait_s(cvm_least_cpus(budgets[i]))))
+		EXPECT_TRUE(NEAR(1.25 * budgets[i] / 1000, cvm_stop_wait_s(cvm_least_cpus(budgets[i]))))
 			TH_LOG("budget %lld ms", (long long)budgets[i]);
 	}
-	/* The old floor, a 75 ms period at 300 ms (1/75 of a CPU), waited 375 ms. */
-	EXPECT_TRUE(NEAR(0.375, cvm_stop_wait_s(1.0 / 75)));
+	/* Past 4 s the 1 s period holds: 5 s. */
+	EXPECT_TRUE(NEAR(5.0, cvm_stop_wait_s(cvm_least_cpus(10000))));
 }
 
 TEST_HARNESS_MAIN
