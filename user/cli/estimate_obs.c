@@ -44,8 +44,17 @@ static struct busy {
 	unsigned int n;
 	pid_t tid[BUSY_THREADS];
 	double s[BUSY_THREADS];		/* ran and waited to run, seconds */
+	double run;			/* all threads ran, seconds */
 	double t;
 } busy[2];
+/*
+ * After the watch, its writer looked at this long with no harvest (at
+ * least EST_QUIET_MIN_S): a busy writer competes for the CPU with the
+ * watch's own harvests, which back to back take most of a CPU, and with
+ * lmig send's far fewer it gets more and dirties faster.
+ */
+#define EST_QUIET_SHARE		0.2
+#define EST_QUIET_MIN_S		0.5
 
 /* Every thread's time running and waiting to run (schedstat's first two). */
 static void busy_take(pid_t pid, struct busy *b)
@@ -55,6 +64,7 @@ static void busy_take(pid_t pid, struct busy *b)
 	DIR *d;
 
 	b->n = 0;
+	b->run = 0;
 	b->t = now_s();
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	d = opendir(path);
@@ -72,6 +82,7 @@ static void busy_take(pid_t pid, struct busy *b)
 		if (f && fscanf(f, "%llu %llu", &run, &wait) == 2) {
 			b->tid[b->n] = atoi(e->d_name);
 			b->s[b->n++] = (run + wait) / 1e9;
+			b->run += run / 1e9;
 		}
 		if (f)
 			fclose(f);
@@ -100,6 +111,26 @@ static void cpu_used(pid_t pid, struct est_input *in)
 			if (busy[0].tid[j] == busy[1].tid[i] &&
 			    (busy[1].s[i] - busy[0].s[j]) / span > in->cpu_busy)
 				in->cpu_busy = (busy[1].s[i] - busy[0].s[j]) / span;
+}
+
+/*
+ * The CPUs the writer uses with no harvest running (in->cpu_quiet): its
+ * threads' run time over a quiet look after the watch, in proportion to
+ * their run time while watched, which /proc's counters made cpu_used.
+ */
+static void cpu_quiet(pid_t pid, double look_s, struct est_input *in)
+{
+	double watched = busy[1].run - busy[0].run, quiet;
+	struct timespec ts = { (time_t)look_s, (long)((look_s - (time_t)look_s) * 1e9) };
+
+	if (pid <= 0 || in->cpu_used <= 0 || watched <= 0)
+		return;
+	watched /= busy[1].t - busy[0].t;
+	busy[0] = busy[1];
+	nanosleep(&ts, NULL);
+	busy_take(pid, &busy[1]);
+	quiet = (busy[1].run - busy[0].run) / (busy[1].t - busy[0].t);
+	in->cpu_quiet = in->cpu_used * quiet / watched;
 }
 
 static void sleep_until(double t)
@@ -185,6 +216,10 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 	cpu_mark(a->tg.pid, 1);
 	cpu_used(a->tg.pid, &ob->in);
 	ob->observed_s = t[n] - t[0];
+	/* A guest's vCPU: its writer sleeps between writes, and QEMU's pace is assumed. */
+	if (!a->qmp)
+		cpu_quiet(a->tg.pid, ob->observed_s * EST_QUIET_SHARE > EST_QUIET_MIN_S ?
+				     ob->observed_s * EST_QUIET_SHARE : EST_QUIET_MIN_S, &ob->in);
 	ob->in.harvest_s = ob->harvest_s;
 	ob->in.harvest_live_s = hsum / n;
 	watch_curve(bm, t, n, w->npages, &ob->in.curve);

@@ -43,10 +43,21 @@
  * without converging count as never.
  *
  * A CPU limit that leaves the writer a share c of its CPU is modelled as
- * its clock slowed to c: the curve becomes D(c t), from the round at
- * which --throttle auto would start it (after two harvests that did not
- * converge, or one after a round 0 of TPOL_LONG_LOOK_S or more), never
- * below what --throttle-max leaves it nor below least_cpus CPUs
+ * its clock slowed to c: the curve becomes D(c t).  For lmig send the
+ * limit follows --throttle auto's own decisions (throttle_policy.h's
+ * tpol_decide(), fed at every harvest what live/converge.c would measure
+ * there: the pages found over the interval, the link, the predicted
+ * downtime, the CPU the writer used, the limit in force): when it starts
+ * (the first harvest is compared with round 0's length, so a round 1
+ * that shrank by a quarter does not count), how it tightens harvest by
+ * harvest (its aim assumes the dirty rate is proportional to the CPU,
+ * while the distinct pages of a shorter effective interval are more per
+ * CPU second, so it tightens again), and a limit lifted as useless (the
+ * prediction of that harvest is not acted on, one more round).  For a
+ * guest, a held share from the round at which the controller would
+ * start it (after two harvests that did not converge, or one after a
+ * round 0 of TPOL_LONG_LOOK_S or more).  Never below what --throttle-max
+ * leaves it nor below least_cpus CPUs
  * (TPOL_CPUS_MIN for lmig send; for a guest, the least limit lmig pipe /
  * proxy --qmp allows under its downtime-limit, often well above what a
  * guest's sleeping writer needs).  That
@@ -121,6 +132,8 @@ struct est_input {
 	double cpu_used;		/* CPUs the writer used while watched; 0: not known */
 	double cpu_busy;		/* the share of the time its busiest thread ran or
 					 * waited to run; 0: not known */
+	double cpu_quiet;		/* lmig: CPUs it used with no harvest running (a busy
+					 * writer's pace while migrating); 0: not known */
 };
 
 enum est_verdict {
@@ -145,20 +158,35 @@ struct est_run {
 	double downtime_s;		/* predicted real downtime (converged) */
 	double predicted_downtime_s;	/* what lmig/QEMU predicted when it decided */
 	double wire_bytes;
-	double share;			/* the CPU share the writer kept (1: no limit) */
+	double share;			/* the CPU share the writer kept (1: no limit); with
+					 * --throttle auto's course, the tightest */
+	/* lmig send with --throttle auto's course played (est_run_auto()): */
+	unsigned int throttle_round;	/* the first round a limit held in; 0: none */
+	unsigned int throttle_steps;	/* limits set: the first, and each change */
+	bool throttle_lifted;		/* lifted as useless (TPOL_INEFFECTIVE) */
+	double share_last;		/* the share in force at the switch-over (1: none) */
 };
 
 struct est_result {
 	enum est_verdict verdict;
 	struct est_run as_is;
-	struct est_run throttled;	/* EST_THROTTLE: at .share */
-	double share;			/* EST_THROTTLE: the share --throttle auto would leave */
+	/*
+	 * With a limit: for lmig send, --throttle auto's course as played
+	 * (est_run_auto(), also when it converges as it is); for a guest,
+	 * at .share (EST_THROTTLE).
+	 */
+	struct est_run throttled;
+	double share;			/* EST_THROTTLE: the share --throttle auto would leave
+					 * (lmig send: at its tightest) */
 	double share_needed;		/* the largest share that converges (1: no limit needed) */
 	double floor;			/* the share --throttle-max (and TPOL_CPUS_MIN) leave */
 	double dirty_pps;		/* pages/s over an interval as long as round 0 */
 	double link_pps;		/* non-zero pages/s the link carries */
 	double working_set;		/* pages the curve saturates at (the image if it does not) */
 	bool idle_writer;		/* busy under EST_BUSY_MIN: no limit slows it */
+	double pace;			/* est_pace() */
+	bool course;			/* .throttled is --throttle auto's course (lmig send):
+					 * the migration as it would go, whatever the verdict */
 };
 
 /* Distinct pages dirtied within an interval of t seconds (the curve, read or extended). */
@@ -167,8 +195,20 @@ double est_dirty(const struct est_curve *c, uint64_t npages, double t);
 double est_dirty_mean(const struct est_curve *c, uint64_t npages, double t);
 /* Pages the curve tends to (npages when it does not bend). */
 double est_working_set(const struct est_curve *c, uint64_t npages);
+/*
+ * How much faster a busy lmig send writer dirties while migrating than
+ * while watched: cpu_quiet / cpu_used, at least 1 (its pace is its CPU,
+ * and the watch's harvests took some of it); 1 for a writer that sleeps
+ * between writes, a guest, or when not known.
+ */
+double est_pace(const struct est_input *in);
 /* One migration with the writer kept to share (1: no limit) from the throttle's start. */
 void est_run(const struct est_input *in, double share, struct est_run *r);
+/*
+ * lmig send with --throttle auto: its controller's decisions played at
+ * every harvest (the writer's share follows the limit unless idle_writer).
+ */
+void est_run_auto(const struct est_input *in, bool idle_writer, struct est_run *r);
 /* The verdict: as it is, with a limit (which), or not at all. */
 void est_predict(const struct est_input *in, struct est_result *res);
 
