@@ -127,6 +127,8 @@ start_recv() {
 # row PATH RATE LINK EST_JSON ACT_VERDICT ACT_TOTAL ACT_ROUNDS ACT_DOWNTIME NOTE
 row() {
 	n=$((n + 1))
+	# The machine is shared: each row says how loaded it was at the end of the run.
+	set -- "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "${9:+$9; }load $(cut -d ' ' -f 1 /proc/loadavg)"
 	if [ -n "$EST_KEEP" ]; then
 		cp "$4" "$EST_KEEP/$n-estimate.json"
 		cp "$work/send.json" "$EST_KEEP/$n-send.json" 2>/dev/null || true

@@ -31,6 +31,9 @@
  *                           played with its own decisions, harvest by
  *                           harvest: the first limit, the tightening,
  *                           the hold at a third of the link: exact
+ *   lmig_course_overrun     a limited writer uses a little more than its
+ *                           limit: the controller holds where the rate
+ *                           found is that much above its aim: exact
  *   lmig_course_start       the first harvest is compared with round 0's
  *                           length: a round 1 a quarter shorter starts no
  *                           limit, the next harvest does
@@ -489,6 +492,40 @@ TEST(predict_throttle)
 	EXPECT_TRUE(CLOSE(res.throttled.predicted_downtime_s, 5.0 / 27 + EST_LMIG_SWITCH_S));
 	/* The largest share held from round 1 that converges is above the course's. */
 	EXPECT_TRUE(res.share_needed > res.share);
+}
+
+TEST(lmig_course_overrun)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	/*
+	 * 150 pages/s, one CPU, and a limited writer using 1/9 CPUs beyond
+	 * its limit.  The first limit, 1/3, leaves it 4/9: round 1 (10 s)
+	 * finds 666.7 pages, 66.7 pages/s, and the limit goes to 4/9 x 1/3 x
+	 * 100 / 66.7 = 2/9, which it overruns to 1/3: 50 pages/s, half as
+	 * much again as aimed at, where the controller holds.  Rounds of
+	 * 6.667, 3.333, 1.667, 0.833 and 0.417 s (20.8 pages, 211 ms:
+	 * within), 0.208 s, then 10.4 pages paused.
+	 */
+	in.curve.pages[0] = 150;
+	in.curve.pages[1] = 300;
+	in.overrun_cpus = 1.0 / 9;
+	est_run_auto(&in, false, &r);
+	EXPECT_TRUE(r.converged);
+	EXPECT_EQ(1, r.throttle_round);
+	EXPECT_EQ(2, r.throttle_steps);
+	EXPECT_TRUE(NEAR(r.share, 1.0 / 3));
+	EXPECT_TRUE(NEAR(r.share_last, 1.0 / 3));
+	EXPECT_EQ(9, r.rounds);
+	EXPECT_TRUE(CLOSE(r.total_s, 20 + 20.0 / 3 + 10.0 / 3 + 5.0 / 3 + 2.5 / 3 + 1.25 / 3 +
+					 0.625 / 3 + 0.3125 / 3));
+	EXPECT_TRUE(CLOSE(r.downtime_s, 0.3125 / 3));
+	/* Not beyond what it uses without a limit: one CPU, the whole pace. */
+	in.overrun_cpus = 1;
+	est_run_auto(&in, false, &r);
+	EXPECT_TRUE(NEAR(r.share, 1));
+	EXPECT_FALSE(r.converged);
 }
 
 TEST(lmig_course_start)

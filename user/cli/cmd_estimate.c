@@ -156,6 +156,7 @@ static void report_json(const struct est_obs *ob, const struct est_result *res, 
 	json_dbl(&j, "observed_s", ob->observed_s, 2);
 	json_u64(&j, "harvests", ob->harvests);
 	json_dbl(&j, "harvest_ms", in->harvest_s * 1000, 2);
+	json_dbl(&j, "harvest_min_ms", ob->harvest_s * 1000, 2);
 	json_dbl(&j, "harvest_mean_ms", in->harvest_live_s * 1000, 2);
 	json_dbl(&j, "cpu_used_pct", in->cpu_used * 100, 1);
 	json_dbl(&j, "busiest_thread_runnable_pct", in->cpu_busy * 100, 1);
@@ -366,6 +367,7 @@ static void fill_defaults(const struct est_args *a, const struct cli_opts *c, st
 		in->least_cpus = cvm_least_cpus(in->downtime_ms);
 		return;
 	}
+	in->overrun_cpus = EST_LIMIT_OVERRUN_CPUS;
 	if (!in->page_wire)
 		in->page_wire = LMIG_PAGE_WIRE;
 	if (!in->setup_s)

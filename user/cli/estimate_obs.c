@@ -220,7 +220,13 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 	if (!a->qmp)
 		cpu_quiet(a->tg.pid, ob->observed_s * EST_QUIET_SHARE > EST_QUIET_MIN_S ?
 				     ob->observed_s * EST_QUIET_SHARE : EST_QUIET_MIN_S, &ob->in);
-	ob->in.harvest_s = ob->harvest_s;
+	/*
+	 * precopy.c predicts the paused harvest by the cheapest of a
+	 * migration's few harvests, each taken while its sender (and on one
+	 * host its receiver) runs: those cost about the mean watched, not
+	 * the cheapest of many taken alone (Documentation/estimate.md).
+	 */
+	ob->in.harvest_s = hsum / n;
 	ob->in.harvest_live_s = hsum / n;
 	watch_curve(bm, t, n, w->npages, &ob->in.curve);
 	ret = ob->in.curve.n ? 0 : lmig_err("out of memory for the curve");

@@ -153,20 +153,22 @@ struct play {
 	struct tpol_state st;
 };
 
+/* The CPUs the writer uses under the limit in force: a little more than the quota. */
+static double cpus_used(const struct play *p)
+{
+	double l = p->limit + p->in->overrun_cpus;
+
+	return p->limit > 0 && l < p->cpus ? l : p->cpus;
+}
+
 /* The share of its pace the writer keeps in round k. */
 static double share_at(const struct play *p, unsigned int k)
 {
 	if (!p->autoplay)
 		return k >= p->throttle_from ? p->share : 1;
-	if (!p->follows || p->limit <= 0 || p->limit >= p->cpus)
+	if (!p->follows)
 		return 1;
-	return p->limit / p->cpus;
-}
-
-/* The CPUs the writer uses under the limit in force. */
-static double cpus_used(const struct play *p)
-{
-	return p->limit > 0 && p->limit < p->cpus ? p->limit : p->cpus;
+	return cpus_used(p) / p->cpus;
 }
 
 /*

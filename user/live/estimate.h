@@ -91,6 +91,15 @@
  * starved by other work waits to run instead: it counts as busy.
  */
 #define EST_BUSY_MIN		0.9
+/*
+ * A process held to a CFS quota uses a little more than it, CPUs: the
+ * quota is enforced at the scheduler's tick, so a period can overrun it
+ * by up to a tick (measured with --throttle auto's limits:
+ * Documentation/estimate.md).  Its dirty rate follows what it uses, so
+ * the controller settles where the rate it finds is above its aim.
+ * cmd_estimate.c's est_input.overrun_cpus.
+ */
+#define EST_LIMIT_OVERRUN_CPUS	0.015
 /* Bisection steps for the CPU share that converges. */
 #define EST_SHARE_STEPS		30
 
@@ -132,6 +141,8 @@ struct est_input {
 	double cpu_used;		/* CPUs the writer used while watched; 0: not known */
 	double cpu_busy;		/* the share of the time its busiest thread ran or
 					 * waited to run; 0: not known */
+	double overrun_cpus;		/* lmig: CPUs a process uses beyond its limit
+					 * (EST_LIMIT_OVERRUN_CPUS) */
 	double cpu_quiet;		/* lmig: CPUs it used with no harvest running (a busy
 					 * writer's pace while migrating); 0: not known */
 };
