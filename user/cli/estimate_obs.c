@@ -133,6 +133,22 @@ static void cpu_quiet(pid_t pid, double look_s, struct est_input *in)
 	in->cpu_quiet = in->cpu_used * quiet / watched;
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The median of v[0..n) (sorted in place). */
+static double median(double *v, unsigned int n)
+{
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_dbl);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 static void sleep_until(double t)
 {
 	double d = t - now_s();
@@ -153,7 +169,7 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 {
 	uint64_t words = bitmap_words(w->npages), *bm[EST_HARVESTS] = { NULL };
 	unsigned int n = a->observe_s / EST_INTERVAL_S, cap = EST_HARVESTS;
-	double t[EST_HARVESTS + 1], iv, last_shown = 0;
+	double t[EST_HARVESTS + 1], hv[EST_HARVESTS], iv, last_shown = 0;
 	bool tty = isatty(STDERR_FILENO);
 	double hsum = 0;
 	int ret = -1;
@@ -202,6 +218,7 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 		if (hs < ob->harvest_s)
 			ob->harvest_s = hs;
 		hsum += hs;
+		hv[i] = hs;
 		ob->harvests = i + 1;
 		if (progress && (t[i + 1] - last_shown >= 1 || i + 1 == n)) {
 			fprintf(stderr, "%slmig estimate: watching %.1f of %lu s: %.1f MB/s dirtied over the last %.0f ms, harvest %.1f ms%s",
@@ -223,10 +240,12 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 	/*
 	 * precopy.c predicts the paused harvest by the cheapest of a
 	 * migration's few harvests, each taken while its sender (and on one
-	 * host its receiver) runs: those cost about the mean watched, not
-	 * the cheapest of many taken alone (Documentation/estimate.md).
+	 * host its receiver) runs: those cost about the median watched, not
+	 * the cheapest of many taken alone; the median, not the mean, since
+	 * one harvest stalled by other work is not the migration's cheapest
+	 * (Documentation/estimate.md).
 	 */
-	ob->in.harvest_s = hsum / n;
+	ob->in.harvest_s = median(hv, n);
 	ob->in.harvest_live_s = hsum / n;
 	watch_curve(bm, t, n, w->npages, &ob->in.curve);
 	ret = ob->in.curve.n ? 0 : lmig_err("out of memory for the curve");
