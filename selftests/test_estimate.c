@@ -13,6 +13,9 @@
  *                           round after the decision, the final: times,
  *                           rounds, downtime, bytes, exact; harvests,
  *                           set-up, switch-over costs, --bandwidth's burst
+ *   lmig_cheapest           precopy.c predicts with the cheapest harvest
+ *                           so far: the expected least of k drawn from
+ *                           those watched, after k harvests
  *   lmig_budget             the budget decides when the last live round is
  *   lmig_zero_pages         zero pages cost zero_wire, not a page
  *   lmig_content_compare    a content-comparing tracker counts the
@@ -204,6 +207,49 @@ TEST(lmig_rounds)
 	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.1 + 0.02 + EST_LMIG_SWITCH_S));
 	EXPECT_TRUE(NEAR(r.downtime_s, 0.02 + 0 + 0.005));
 	EXPECT_TRUE(NEAR(r.total_s, 0.25 + 10 + (0.98 + 0.02) + (0.02 + 0.08) + 0.025));
+}
+
+TEST(lmig_cheapest)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	/* Of 1, 2, 3, 4: one draw, the mean; two, 1 x 7/16 + 2 x 5/16 + 3 x 3/16 + 4 x 1/16. */
+	in.harvest_s = 9;
+	EXPECT_TRUE(NEAR(est_cheapest(&in, 3), 9));
+	in.nharvests = 4;
+	in.harvests[0] = 1;
+	in.harvests[1] = 2;
+	in.harvests[2] = 3;
+	in.harvests[3] = 4;
+	EXPECT_TRUE(NEAR(est_cheapest(&in, 0), 9));
+	EXPECT_TRUE(NEAR(est_cheapest(&in, 1), 2.5));
+	EXPECT_TRUE(NEAR(est_cheapest(&in, 2), 30.0 / 16));
+	EXPECT_TRUE(CLOSE(est_cheapest(&in, 200), 1));
+
+	/*
+	 * Harvests of 0 and 400 ms watched, 200 ms between rounds.  After
+	 * round 0: 100 pages, 1 s + the expected cheapest of one, 200 ms:
+	 * over.  Round 1 (1.2 s): 12 pages, 120 ms + the cheapest of two, 100
+	 * ms: within.  One more live round (0.12 s), then 3.2 pages paused
+	 * and a harvest counted at 100 ms.
+	 */
+	in = base();
+	in.harvest_s = 0.2;
+	in.harvest_live_s = 0.2;
+	in.nharvests = 2;
+	in.harvests[0] = 0;
+	in.harvests[1] = 0.4;
+	est_run(&in, 1, &r);
+	EXPECT_TRUE(r.converged);
+	EXPECT_EQ(4, r.rounds);
+	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.12 + 0.1 + EST_LMIG_SWITCH_S));
+	EXPECT_TRUE(NEAR(r.downtime_s, 0.1 + 0.032));
+	EXPECT_TRUE(NEAR(r.total_s, 10 + 1.2 + 0.2 + 0.12 + 0.132));
+	/* The median alone, 200 ms: 323 ms is over, one round more. */
+	in.nharvests = 0;
+	est_run(&in, 1, &r);
+	EXPECT_EQ(5, r.rounds);
 }
 
 TEST(lmig_budget)

@@ -157,6 +157,13 @@ static void report_json(const struct est_obs *ob, const struct est_result *res, 
 	json_u64(&j, "harvests", ob->harvests);
 	json_dbl(&j, "harvest_ms", in->harvest_s * 1000, 2);
 	json_dbl(&j, "harvest_min_ms", ob->harvest_s * 1000, 2);
+	{
+		int us[EST_HARVESTS_MAX];
+
+		for (unsigned int i = 0; i < in->nharvests && i < EST_HARVESTS_MAX; i++)
+			us[i] = (int)(in->harvests[i] * 1e6);
+		json_int_array(&j, "harvests_us", us, in->nharvests);
+	}
 	json_dbl(&j, "harvest_mean_ms", in->harvest_live_s * 1000, 2);
 	json_dbl(&j, "cpu_used_pct", in->cpu_used * 100, 1);
 	json_dbl(&j, "busiest_thread_runnable_pct", in->cpu_busy * 100, 1);

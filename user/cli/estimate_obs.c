@@ -29,6 +29,7 @@
 /* Harvests kept for the curve, at most; fewer for a large image (EST_BITMAPS_BYTES). */
 #define EST_HARVESTS		64
 #define EST_BITMAPS_BYTES	(256u << 20)
+_Static_assert(EST_HARVESTS <= EST_HARVESTS_MAX, "every harvest kept goes to the model");
 /* The watch harvests this often, unless --observe is long enough for EST_HARVESTS. */
 #define EST_INTERVAL_S		0.1
 
@@ -238,14 +239,16 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 		cpu_quiet(a->tg.pid, ob->observed_s * EST_QUIET_SHARE > EST_QUIET_MIN_S ?
 				     ob->observed_s * EST_QUIET_SHARE : EST_QUIET_MIN_S, &ob->in);
 	/*
-	 * precopy.c predicts the paused harvest by the cheapest of a
-	 * migration's few harvests, each taken while its sender (and on one
-	 * host its receiver) runs: those cost about the median watched, not
-	 * the cheapest of many taken alone; the median, not the mean, since
-	 * one harvest stalled by other work is not the migration's cheapest
-	 * (Documentation/estimate.md).
+	 * precopy.c predicts the paused harvest by the cheapest of the
+	 * migration's harvests so far, not of the many watched: the model
+	 * draws it from all of them (est_cheapest()); the median is what one
+	 * harvest costs, where one stalled by other work does not count.
 	 */
 	ob->in.harvest_s = median(hv, n);
+	/* Sorted by median(): cheapest first, as est_cheapest() takes them. */
+	ob->in.nharvests = n;
+	for (unsigned int i = 0; i < n; i++)
+		ob->in.harvests[i] = hv[i];
 	ob->in.harvest_live_s = hsum / n;
 	watch_curve(bm, t, n, w->npages, &ob->in.curve);
 	ret = ob->in.curve.n ? 0 : lmig_err("out of memory for the curve");

@@ -137,6 +137,19 @@ double est_working_set(const struct est_curve *c, uint64_t npages)
 	return w < (double)npages ? w : (double)npages;
 }
 
+double est_cheapest(const struct est_input *in, unsigned int k)
+{
+	unsigned int n = in->nharvests < EST_HARVESTS_MAX ? in->nharvests : EST_HARVESTS_MAX;
+	double e = 0;
+
+	if (!n || !k)
+		return in->harvest_s;
+	/* The i-th cheapest is the least of k draws when all are from it up, not all above it. */
+	for (unsigned int i = 0; i < n; i++)
+		e += in->harvests[i] * (pow((double)(n - i) / n, k) - pow((double)(n - i - 1) / n, k));
+	return e;
+}
+
 /* What the tracker finds after an interval t of a round that sent `sent` pages. */
 struct play {
 	const struct est_input *in;
@@ -267,9 +280,14 @@ static void run_lmig(struct play *p, struct est_run *r)
 	r->rounds = 1;
 	for (;;) {
 		double dirty = found(p, r->rounds - 1, sent, iv);
-		double pred = pages_s(in, dirty) + hs + EST_LMIG_SWITCH_S;
-		bool lifted = p->autoplay && decide(p, r, dirty, r->rounds == 1 ? iv + in->setup_s :
-						    iv, look, pred);
+		double pred;
+		bool lifted;
+
+		/* precopy.c's hs_min: the cheapest of the harvests so far. */
+		hs = est_cheapest(in, r->rounds);
+		pred = pages_s(in, dirty) + hs + EST_LMIG_SWITCH_S;
+		lifted = p->autoplay && decide(p, r, dirty, r->rounds == 1 ? iv + in->setup_s : iv,
+					       look, pred);
 
 		r->predicted_downtime_s = pred;
 		r->share_last = share_at(p, r->rounds);

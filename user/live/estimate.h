@@ -78,6 +78,7 @@
 #include <stdint.h>
 
 #define EST_POINTS_MAX		16
+#define EST_HARVESTS_MAX	64
 /* precopy.c's SWITCH_OVERHEAD_S: the part of its prediction besides harvest and pages. */
 #define EST_LMIG_SWITCH_S	0.003
 /* QEMU's migration thread looks at what remains this often (BUFFER_DELAY). */
@@ -124,8 +125,16 @@ struct est_input {
 					 * (max-bandwidth does not hold it); 0: link_bps */
 	double page_wire;		/* wire bytes per non-zero page */
 	double zero_wire;		/* wire bytes per zero page */
-	double harvest_s;		/* one harvest (lmig) or bitmap sync (QEMU): the cheapest,
-					 * as precopy.c predicts the paused one */
+	double harvest_s;		/* one harvest (lmig) or bitmap sync (QEMU): what
+					 * precopy.c's cheapest and the paused one cost */
+	/*
+	 * lmig: the harvests watched, cheapest first (0: none, harvest_s
+	 * alone).  precopy.c predicts with the cheapest of the migration's
+	 * harvests so far: after k of them, the model counts the expected
+	 * cheapest of k drawn from these (est_cheapest()).
+	 */
+	unsigned int nharvests;
+	double harvests[EST_HARVESTS_MAX];
 	double harvest_live_s;		/* lmig: a harvest while the workload runs (the mean
 					 * watched), between rounds; 0: harvest_s */
 	double setup_s;			/* before round 0 starts */
@@ -213,6 +222,11 @@ double est_working_set(const struct est_curve *c, uint64_t npages);
  * between writes, a guest, or when not known.
  */
 double est_pace(const struct est_input *in);
+/*
+ * The cheapest of k harvests drawn from in->harvests, expected (in->
+ * harvest_s when none are given, or k is 0).
+ */
+double est_cheapest(const struct est_input *in, unsigned int k);
 /* One migration with the writer kept to share (1: no limit) from the throttle's start. */
 void est_run(const struct est_input *in, double share, struct est_run *r);
 /*
