@@ -20,8 +20,8 @@
  * lmig send: round 0 sends every non-zero page (zero pages cost
  * zero_wire each); at the end of each round a harvest (harvest_live_s)
  * yields the pages dirtied since the previous one; the predicted downtime is
- * those pages over the link plus a harvest plus EST_LMIG_SWITCH_S, as
- * precopy.c predicts it.  Within the budget, one more live round sends
+ * those pages over the link plus the cheapest harvest so far
+ * (est_cheapest()) plus EST_LMIG_SWITCH_S, as precopy.c predicts it.  Within the budget, one more live round sends
  * them, then the workload is paused: the downtime is the final harvest,
  * the pages dirtied during that last live round, and the switch-over
  * costs.  A round after a harvest sends its first `burst` bytes at once
