@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include "chan/channel.h"
 #include "lib/xxh.h"
 #include "stream/resume_buf.h"
 #include "stream/resume_policy.h"
@@ -52,6 +53,8 @@ static void proof(const uint8_t *d, size_t n, bool fix)
 	n -= n < sizeof(first) ? n : sizeof(first);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
 		abort();
+	if (write(sv[1], &first, sizeof(first)) != sizeof(first))
+		abort();
 	while (n) {		/* what follows, message by message */
 		size_t k = n < sizeof(m) ? n : sizeof(m);
 
@@ -67,7 +70,7 @@ static void proof(const uint8_t *d, size_t n, bool fix)
 		n -= k;
 	}
 	shutdown(sv[1], SHUT_WR);
-	if (resume_server(sv[0], &first, &ss, wants, NULL, &ch, &have, 1000) == RP_OK)
+	if (resume_server(&(struct chan){ .fd = sv[0] }, &ss, wants, NULL, &ch, &have, 1000) == RP_OK)
 		abort();	/* in without the secret */
 	close(sv[0]);
 	close(sv[1]);

@@ -30,6 +30,7 @@
  *   proof_fake_destination a destination that does not know the secret
  *                          is caught by the source
  *   proof_garbage          bytes that are not a proof are refused
+ *   proof_hello            a fresh peer's hello is told apart (RP_HELLO)
  *   secret_message         lmig_ssecret checksums and refuses damage
  */
 #include <endian.h>
@@ -41,6 +42,7 @@
 
 #include "kselftest_harness.h"
 
+#include "chan/channel.h"
 #include "chan/net.h"
 #include "lib/err.h"
 #include "lib/xxh.h"
@@ -283,32 +285,31 @@ static bool wants(void *arg, uint16_t channel, uint64_t *have)
 static void *serve(void *arg)
 {
 	struct srv *s = arg;
-	struct lmig_sresume first;
-	int fd = net_accept(s->lfd, 5000, NULL, 0);
+	struct chan c = { .fd = net_accept(s->lfd, 5000, NULL, 0) };
 
-	if (fd < 0 || net_read_full(fd, &first, sizeof(first), 5000, "resume")) {
+	if (c.fd < 0) {
 		s->r = RP_IO;
 	} else if (s->fake) {
-		struct lmig_sresume m, p;
+		struct lmig_sresume first, m, p;
 		uint8_t other[32];
 
 		memset(other, 0x5a, sizeof(other));
+		net_read_full(c.fd, &first, sizeof(first), 5000, "resume");
 		sresume_build(&m, LMIG_SU_CHALLENGE, 0, first.session, 3, 0);
 		memset(m.nonce, 7, sizeof(m.nonce));
 		m.checksum = htole64(XXH3_64bits(&m, sizeof(m)));
-		net_write_full(fd, &m, sizeof(m), 5000, "resume");
-		net_read_full(fd, &p, sizeof(p), 5000, "resume");
+		net_write_full(c.fd, &m, sizeof(m), 5000, "resume");
+		net_read_full(c.fd, &p, sizeof(p), 5000, "resume");
 		sresume_build(&m, LMIG_SU_RESUMED, 0, first.session, 3, 0);
 		resume_mac(other, false, first.session, 3, m.nonce, p.nonce, m.mac);
 		m.checksum = htole64(XXH3_64bits(&m, sizeof(m)));
-		net_write_full(fd, &m, sizeof(m), 5000, "resume");
+		net_write_full(c.fd, &m, sizeof(m), 5000, "resume");
 		s->r = RP_OK;
 	} else {
-		s->r = resume_server(fd, &first, &s->ss, wants, s, &s->channel, &s->peer_have,
-				     5000);
+		s->r = resume_server(&c, &s->ss, wants, s, &s->channel, &s->peer_have, 5000);
 	}
-	if (fd >= 0)
-		close(fd);
+	if (c.fd >= 0)
+		close(c.fd);
 	return NULL;
 }
 
@@ -326,7 +327,8 @@ static enum rproof run_proof(struct srv *s, const struct resume_sess *client, ui
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", net_local_port(s->lfd));
 	pthread_create(&t, NULL, serve, s);
 	fd = net_connect(addr, 5000);
-	r = fd < 0 ? RP_IO : resume_client(fd, client, 3, have, peer_have, 5000, why);
+	r = fd < 0 ? RP_IO : resume_client(&(struct chan){ .fd = fd }, client, 3, have, peer_have,
+					   5000, why);
 	pthread_join(t, NULL);
 	if (fd >= 0)
 		close(fd);
@@ -443,6 +445,30 @@ TEST(proof_garbage)
 	EXPECT_STREQ("malformed resume request", m.reason);
 	EXPECT_EQ(0, s.wants_called);
 	(void)ph;
+	close(fd);
+	close(lfd);
+}
+
+/* A fresh peer's hello on the listener of a session under way. */
+TEST(proof_hello)
+{
+	struct srv s = { .missing = true };
+	struct lmig_hello h = { .magic = htole32(LMIG_WIRE_MAGIC) };
+	int fd, lfd;
+	pthread_t t;
+	char addr[32];
+
+	sess(&s.ss, 1, 0x11);
+	lfd = s.lfd = net_listen("127.0.0.1:0", 4);
+	ASSERT_GE(lfd, 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", net_local_port(lfd));
+	pthread_create(&t, NULL, serve, &s);
+	fd = net_connect(addr, 5000);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, net_write_full(fd, &h, sizeof(h), 5000, "t"));
+	pthread_join(t, NULL);
+	EXPECT_EQ(RP_HELLO, s.r);
+	EXPECT_EQ(0, s.wants_called);
 	close(fd);
 	close(lfd);
 }

@@ -9,7 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "chan/net.h"
+#include "chan/channel.h"
 #include "lib/err.h"
 #include "lib/xxh.h"
 #include "stream/resume_proof.h"
@@ -104,20 +104,20 @@ static bool mac_ok(const uint8_t *a, const uint8_t *b)
 	return !zero && !CRYPTO_memcmp(a, b, LMIG_RESUME_MAC_LEN);
 }
 
-static int put(int fd, struct lmig_sresume *m, int timeout_ms)
+static int put(struct chan *c, struct lmig_sresume *m, int timeout_ms)
 {
 	sresume_seal(m);
-	return net_write_full(fd, m, sizeof(*m), timeout_ms, "resume handshake");
+	return chan_write_full(c->fd, &c->tls, m, sizeof(*m), timeout_ms, "resume handshake");
 }
 
-static enum rproof get(int fd, struct lmig_sresume *m, unsigned int type, int timeout_ms)
+static enum rproof get(struct chan *c, struct lmig_sresume *m, unsigned int type, int timeout_ms)
 {
-	if (net_read_full(fd, m, sizeof(*m), timeout_ms, "resume handshake"))
+	if (chan_read_full(c->fd, &c->tls, m, sizeof(*m), timeout_ms, "resume handshake"))
 		return RP_IO;
 	return sresume_ok(m, type) ? RP_OK : RP_PROTOCOL;
 }
 
-enum rproof resume_client(int fd, const struct resume_sess *ss, uint16_t channel, uint64_t have,
+enum rproof resume_client(struct chan *ch, const struct resume_sess *ss, uint16_t channel, uint64_t have,
 			  uint64_t *peer_have, int timeout_ms, char why[LMIG_REASON_LEN])
 {
 	struct lmig_sresume m, c;
@@ -126,9 +126,9 @@ enum rproof resume_client(int fd, const struct resume_sess *ss, uint16_t channel
 
 	why[0] = 0;
 	sresume_build(&m, LMIG_SU_RESUME, 0, ss->session, channel, 0);
-	if (put(fd, &m, timeout_ms))
+	if (put(ch, &m, timeout_ms))
 		return RP_IO;
-	r = get(fd, &c, LMIG_SU_CHALLENGE, timeout_ms);
+	r = get(ch, &c, LMIG_SU_CHALLENGE, timeout_ms);
 	if (r == RP_PROTOCOL && sresume_ok(&c, LMIG_SU_RESUMED) && le16toh(c.status)) {
 		memcpy(why, c.reason, LMIG_REASON_LEN);
 		return RP_REFUSED;
@@ -140,9 +140,9 @@ enum rproof resume_client(int fd, const struct resume_sess *ss, uint16_t channel
 		return RP_IO;
 	memcpy(m.nonce, mac, LMIG_RESUME_NONCE_LEN);
 	resume_mac(ss->secret, true, ss->session, channel, c.nonce, m.nonce, m.mac);
-	if (put(fd, &m, timeout_ms))
+	if (put(ch, &m, timeout_ms))
 		return RP_IO;
-	r = get(fd, &c, LMIG_SU_RESUMED, timeout_ms);
+	r = get(ch, &c, LMIG_SU_RESUMED, timeout_ms);
 	if (r)
 		return r;
 	if (le16toh(c.status)) {
@@ -156,7 +156,7 @@ enum rproof resume_client(int fd, const struct resume_sess *ss, uint16_t channel
 	return RP_OK;
 }
 
-static enum rproof refuse(int fd, const struct resume_sess *ss, uint16_t channel,
+static enum rproof refuse(struct chan *ch, const struct resume_sess *ss, uint16_t channel,
 			  enum rproof r, const char *reason, int timeout_ms)
 {
 	static const uint8_t none[16];
@@ -167,49 +167,58 @@ static enum rproof refuse(int fd, const struct resume_sess *ss, uint16_t channel
 	sresume_build(&m, LMIG_SU_RESUMED, r == RP_PROTOCOL ? LMIG_ST_PROTOCOL : LMIG_ST_SESSION,
 		      none, channel, 0);
 	strncpy(m.reason, reason, sizeof(m.reason) - 1);
-	put(fd, &m, timeout_ms);
+	put(ch, &m, timeout_ms);
 	return r;
 }
 
-enum rproof resume_server(int fd, const struct lmig_sresume *first, const struct resume_sess *ss,
-			  resume_wants_fn wants, void *arg, uint16_t *channel,
-			  uint64_t *peer_have, int timeout_ms)
+enum rproof resume_server(struct chan *ch, const struct resume_sess *ss, resume_wants_fn wants,
+			  void *arg, uint16_t *channel, uint64_t *peer_have, int timeout_ms)
 {
-	struct lmig_sresume m, p;
+	struct lmig_sresume m, p, f, *first = &f;
 	uint8_t mac[LMIG_RESUME_MAC_LEN], rnd[32];
 	uint64_t have = 0;
 	enum rproof r;
 
+	*channel = 0;
+	memset(first, 0, sizeof(*first));
+	/* The magic first: a fresh peer's hello is shorter than a resume. */
+	if (chan_read_full(ch->fd, &ch->tls, first, 4, timeout_ms, "resume handshake"))
+		return RP_IO;
+	if (le32toh(first->magic) == LMIG_WIRE_MAGIC)
+		return RP_HELLO;
+	if (chan_read_full(ch->fd, &ch->tls, (uint8_t *)first + 4, sizeof(*first) - 4, timeout_ms,
+			   "resume handshake"))
+		return RP_IO;
 	*channel = le16toh(first->channel);
 	if (!sresume_ok(first, LMIG_SU_RESUME))
-		return refuse(fd, ss, *channel, RP_PROTOCOL, "malformed resume request", timeout_ms);
+		return refuse(ch, ss, *channel, RP_PROTOCOL, "malformed resume request", timeout_ms);
 	if (CRYPTO_memcmp(first->session, ss->session, 16))
-		return refuse(fd, ss, *channel, RP_SESSION, "resume for another session", timeout_ms);
+		return refuse(ch, ss, *channel, RP_SESSION, "resume for another session", timeout_ms);
 	if (resume_secret_new(rnd))
 		return RP_IO;
 	sresume_build(&m, LMIG_SU_CHALLENGE, 0, ss->session, *channel, 0);
 	memcpy(m.nonce, rnd, LMIG_RESUME_NONCE_LEN);
-	if (put(fd, &m, timeout_ms))
+	if (put(ch, &m, timeout_ms))
 		return RP_IO;
-	r = get(fd, &p, LMIG_SU_PROOF, timeout_ms);
+	r = get(ch, &p, LMIG_SU_PROOF, timeout_ms);
 	if (r == RP_PROTOCOL)
-		return refuse(fd, ss, *channel, r, "malformed resume proof", timeout_ms);
+		return refuse(ch, ss, *channel, r, "malformed resume proof", timeout_ms);
 	if (r)
 		return r;
 	if (le16toh(p.channel) != *channel || memcmp(p.session, ss->session, 16))
-		return refuse(fd, ss, *channel, RP_PROTOCOL, "resume proof for another channel",
+		return refuse(ch, ss, *channel, RP_PROTOCOL, "resume proof for another channel",
 			      timeout_ms);
 	resume_mac(ss->secret, true, ss->session, *channel, m.nonce, p.nonce, mac);
 	if (!mac_ok(mac, p.mac))
-		return refuse(fd, ss, *channel, RP_MAC, "resume refused: wrong session secret",
+		return refuse(ch, ss, *channel, RP_MAC, "resume refused: wrong session secret",
 			      timeout_ms);
 	if (!wants(arg, *channel, &have))
-		return refuse(fd, ss, *channel, RP_CHANNEL, "resume refused: channel is not missing",
+		return refuse(ch, ss, *channel, RP_CHANNEL, "resume refused: channel is not missing",
 			      timeout_ms);
 	sresume_build(&m, LMIG_SU_RESUMED, LMIG_ST_OK, ss->session, *channel, have);
 	memcpy(m.nonce, rnd, LMIG_RESUME_NONCE_LEN);
 	resume_mac(ss->secret, false, ss->session, *channel, rnd, p.nonce, m.mac);
-	if (put(fd, &m, timeout_ms))
+	if (put(ch, &m, timeout_ms))
 		return RP_IO;
 	*peer_have = le64toh(p.have);
 	return RP_OK;

@@ -3,7 +3,8 @@
  * The proof that a reconnected channel belongs to the session it names
  * (LMIG_CAP_RESUME, include/lmig/stream.h): the session secret, the
  * RESUME / CHALLENGE / PROOF / RESUMED messages, and both ends of that
- * exchange on a connected socket (blocking, as the first handshake is).
+ * exchange on a connected channel, through its TLS when it has a session
+ * (blocking, as the first handshake is).
  * Without TLS the secret crosses the network in the clear once: the proof
  * then keeps out a fresh or wrong peer, not one that read the first
  * handshake.
@@ -16,6 +17,8 @@
 
 #include <lmig/stream.h>
 
+struct chan;
+
 struct resume_sess {
 	uint8_t session[16];	/* lmig_hello.session */
 	uint8_t secret[32];	/* lmig_ssecret.secret */
@@ -25,6 +28,7 @@ enum rproof {
 	RP_OK = 0,
 	RP_IO,			/* the connection failed or timed out: lmig_err() says */
 	RP_PROTOCOL,		/* not a resume message, or a bad one */
+	RP_HELLO,		/* destination: a hello (a new session's peer): refuse it as such */
 	RP_SESSION,		/* destination: not this session */
 	RP_MAC,			/* destination: the source does not know the secret */
 	RP_CHANNEL,		/* destination: that channel is not missing */
@@ -52,7 +56,7 @@ bool sresume_ok(const struct lmig_sresume *m, unsigned int type);
  * what the destination took of the channel.  why gets the destination's
  * reason on RP_REFUSED.
  */
-enum rproof resume_client(int fd, const struct resume_sess *ss, uint16_t channel, uint64_t have,
+enum rproof resume_client(struct chan *c, const struct resume_sess *ss, uint16_t channel, uint64_t have,
 			  uint64_t *peer_have, int timeout_ms, char why[LMIG_REASON_LEN]);
 
 /*
@@ -62,12 +66,11 @@ enum rproof resume_client(int fd, const struct resume_sess *ss, uint16_t channel
 typedef bool (*resume_wants_fn)(void *arg, uint16_t channel, uint64_t *have);
 
 /*
- * The destination's end, once the first message (first, already read and
- * known to carry LMIG_SRESUME_MAGIC) came on a new connection.  A refusal
- * is sent with its reason before returning; the caller closes fd.
+ * The destination's end on a new connection (its TLS session up when TLS
+ * is on), from its first message.  A refusal is sent with its reason
+ * before returning; the caller closes the connection.
  */
-enum rproof resume_server(int fd, const struct lmig_sresume *first, const struct resume_sess *ss,
-			  resume_wants_fn wants, void *arg, uint16_t *channel,
-			  uint64_t *peer_have, int timeout_ms);
+enum rproof resume_server(struct chan *c, const struct resume_sess *ss, resume_wants_fn wants,
+			  void *arg, uint16_t *channel, uint64_t *peer_have, int timeout_ms);
 
 #endif
