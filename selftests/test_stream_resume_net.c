@@ -367,6 +367,8 @@ TEST(intruder_refused)
 	carry(_metadata, 2, true);
 }
 
+#define GAVE_UP	"channel 0 broke and did not come back within 1 s (--resume-timeout): "
+
 TEST(budget_spent)
 {
 	struct run r;
@@ -392,8 +394,7 @@ TEST(budget_spent)
 	EXPECT_EQ(-1, r.rc);
 	EXPECT_LT(r.d.have, TOTAL);
 	EXPECT_GE(r.s.t_gave - r.s.t_break, 1000);
-	EXPECT_EQ(0, strncmp(r.s.err, "channel 0 broke and did not come back within 1 s (--resume-timeout): ",
-			     strlen("channel 0 broke and did not come back within 1 s (--resume-timeout): ")));
+	EXPECT_EQ(0, strncmp(r.s.err, GAVE_UP, strlen(GAVE_UP)));
 	EXPECT_EQ(NULL, strchr(r.s.err, '\n'));
 	TH_LOG("%s", r.s.err);
 	rbuf_free(&r.s.b);

@@ -117,8 +117,8 @@ static enum rproof get(struct chan *c, struct lmig_sresume *m, unsigned int type
 	return sresume_ok(m, type) ? RP_OK : RP_PROTOCOL;
 }
 
-enum rproof resume_client(struct chan *ch, const struct resume_sess *ss, uint16_t channel, uint64_t have,
-			  uint64_t *peer_have, int timeout_ms, char why[LMIG_REASON_LEN])
+enum rproof resume_client(struct chan *ch, const struct resume_sess *ss, uint16_t channel,
+			  uint64_t have, uint64_t *peer_have, int timeout_ms, char why[LMIG_REASON_LEN])
 {
 	struct lmig_sresume m, c;
 	uint8_t mac[LMIG_RESUME_MAC_LEN];
@@ -156,14 +156,13 @@ enum rproof resume_client(struct chan *ch, const struct resume_sess *ss, uint16_
 	return RP_OK;
 }
 
-static enum rproof refuse(struct chan *ch, const struct resume_sess *ss, uint16_t channel,
-			  enum rproof r, const char *reason, int timeout_ms)
+/* The session is not echoed: a refused peer learns nothing of it. */
+static enum rproof refuse(struct chan *ch, uint16_t channel, enum rproof r, const char *reason,
+			  int timeout_ms)
 {
 	static const uint8_t none[16];
 	struct lmig_sresume m;
 
-	/* The session is not echoed: a refused peer learns nothing of it. */
-	(void)ss;
 	sresume_build(&m, LMIG_SU_RESUMED, r == RP_PROTOCOL ? LMIG_ST_PROTOCOL : LMIG_ST_SESSION,
 		      none, channel, 0);
 	strncpy(m.reason, reason, sizeof(m.reason) - 1);
@@ -191,9 +190,9 @@ enum rproof resume_server(struct chan *ch, const struct resume_sess *ss, resume_
 		return RP_IO;
 	*channel = le16toh(first->channel);
 	if (!sresume_ok(first, LMIG_SU_RESUME))
-		return refuse(ch, ss, *channel, RP_PROTOCOL, "malformed resume request", timeout_ms);
+		return refuse(ch, *channel, RP_PROTOCOL, "malformed resume request", timeout_ms);
 	if (CRYPTO_memcmp(first->session, ss->session, 16))
-		return refuse(ch, ss, *channel, RP_SESSION, "resume for another session", timeout_ms);
+		return refuse(ch, *channel, RP_SESSION, "resume for another session", timeout_ms);
 	if (resume_secret_new(rnd))
 		return RP_IO;
 	sresume_build(&m, LMIG_SU_CHALLENGE, 0, ss->session, *channel, 0);
@@ -202,18 +201,18 @@ enum rproof resume_server(struct chan *ch, const struct resume_sess *ss, resume_
 		return RP_IO;
 	r = get(ch, &p, LMIG_SU_PROOF, timeout_ms);
 	if (r == RP_PROTOCOL)
-		return refuse(ch, ss, *channel, r, "malformed resume proof", timeout_ms);
+		return refuse(ch, *channel, r, "malformed resume proof", timeout_ms);
 	if (r)
 		return r;
 	if (le16toh(p.channel) != *channel || memcmp(p.session, ss->session, 16))
-		return refuse(ch, ss, *channel, RP_PROTOCOL, "resume proof for another channel",
+		return refuse(ch, *channel, RP_PROTOCOL, "resume proof for another channel",
 			      timeout_ms);
 	resume_mac(ss->secret, true, ss->session, *channel, m.nonce, p.nonce, mac);
 	if (!mac_ok(mac, p.mac))
-		return refuse(ch, ss, *channel, RP_MAC, "resume refused: wrong session secret",
+		return refuse(ch, *channel, RP_MAC, "resume refused: wrong session secret",
 			      timeout_ms);
 	if (!wants(arg, *channel, &have))
-		return refuse(ch, ss, *channel, RP_CHANNEL, "resume refused: channel is not missing",
+		return refuse(ch, *channel, RP_CHANNEL, "resume refused: channel is not missing",
 			      timeout_ms);
 	sresume_build(&m, LMIG_SU_RESUMED, LMIG_ST_OK, ss->session, *channel, have);
 	memcpy(m.nonce, rnd, LMIG_RESUME_NONCE_LEN);

@@ -56,8 +56,8 @@ bool sresume_ok(const struct lmig_sresume *m, unsigned int type);
  * what the destination took of the channel.  why gets the destination's
  * reason on RP_REFUSED.
  */
-enum rproof resume_client(struct chan *c, const struct resume_sess *ss, uint16_t channel, uint64_t have,
-			  uint64_t *peer_have, int timeout_ms, char why[LMIG_REASON_LEN]);
+enum rproof resume_client(struct chan *c, const struct resume_sess *ss, uint16_t channel,
+			  uint64_t have, uint64_t *peer_have, int timeout_ms, char why[LMIG_REASON_LEN]);
 
 /*
  * Whether the destination waits for channel, and what it took of it
