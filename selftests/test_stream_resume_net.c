@@ -9,6 +9,8 @@
  * The carrying loop is this test's; the parts that make it survive are
  * lmig's.
  *
+ * The resets land at even steps of the destination's progress.
+ *
  *   resets_once            one reset mid-stream: the bytes arrive
  *                          identical, one reconnect
  *   resets_repeatedly      eight resets: identical, the resume buffer
@@ -90,7 +92,7 @@ static void *dst_run(void *arg)
 		uint64_t ph;
 
 		if (n > 0) {
-			d->have += n;
+			__atomic_store_n(&d->have, d->have + n, __ATOMIC_RELAXED);
 			if (d->have - acked >= ACK_EVERY || d->have == TOTAL) {
 				if (ack(c.fd, d->have) == 0)
 					acked = d->have;
@@ -215,7 +217,7 @@ static int src_run(struct src *s)
 			wire = ph;
 			ackhave = 0;
 			s->port = local_port(c.fd);
-			s->reconnects++;
+			__atomic_store_n(&s->reconnects, s->reconnects + 1, __ATOMIC_RELAXED);
 			fcntl(c.fd, F_SETFL, O_NONBLOCK);
 		}
 	}
@@ -227,11 +229,18 @@ struct killer {
 	int port;
 	volatile int *sport;	/* the source's end, not an intruder's */
 	unsigned int n, done;
-	int gap_ms;
+	const uint64_t *have;	/* the destination's progress ... */
+	const unsigned int *reconnects;	/* ... and the source's */
 	volatile bool *over;
 };
 
-/* `ss -K` the source's connection (the end whose peer port is the listener's). */
+#define LOAD(p)	__atomic_load_n(p, __ATOMIC_RELAXED)
+
+/*
+ * `ss -K` the source's connection (the end whose peer port is the
+ * listener's) n times, at even steps of the destination's progress, each
+ * once the source came back from the one before.
+ */
 static void *kill_run(void *arg)
 {
 	struct killer *k = arg;
@@ -241,7 +250,9 @@ static void *kill_run(void *arg)
 		char line[512];
 		FILE *f;
 
-		usleep(k->gap_ms * 1000);
+		while (!*k->over && (LOAD(k->reconnects) < k->done ||
+				     LOAD(k->have) < (i + 1) * TOTAL / (k->n + 2)))
+			usleep(1000);
 		snprintf(cmd, sizeof(cmd),
 			 "ss -K -H -t state established dst 127.0.0.1 dport = :%d sport = :%d",
 			 k->port, *k->sport);
@@ -302,7 +313,7 @@ static void carry(struct __test_metadata *_metadata, unsigned int resets, bool i
 {
 	struct run r;
 	volatile bool over = false;
-	struct killer k = { .n = resets, .gap_ms = 100, .over = &over };
+	struct killer k = { .n = resets, .over = &over };
 	pthread_t td, tk, ts;
 
 	if (geteuid())
@@ -310,6 +321,8 @@ static void carry(struct __test_metadata *_metadata, unsigned int resets, bool i
 	ASSERT_EQ(0, setup(&r));
 	k.port = net_local_port(r.d.lfd);
 	k.sport = &r.s.port;
+	k.have = &r.d.have;
+	k.reconnects = &r.s.reconnects;
 	ASSERT_EQ(0, pthread_create(&td, NULL, dst_run, &r.d));
 	ASSERT_EQ(0, pthread_create(&ts, NULL, src_thread, &r));
 	if (intruder) {
@@ -340,7 +353,7 @@ static void carry(struct __test_metadata *_metadata, unsigned int resets, bool i
 	EXPECT_EQ(0, r.d.err);
 	EXPECT_EQ(TOTAL, r.d.have);
 	EXPECT_TRUE(identical(r.d.out, r.d.have));
-	EXPECT_GE(k.done, resets >= 8 ? 4 : 1);
+	EXPECT_EQ(resets, k.done);
 	EXPECT_EQ(k.done, r.s.reconnects);
 	EXPECT_EQ(r.d.accepted, r.s.reconnects);
 	EXPECT_EQ(intruder ? 1 : 0, r.d.refused);
@@ -373,7 +386,7 @@ TEST(budget_spent)
 {
 	struct run r;
 	volatile bool over = false;
-	struct killer k = { .n = 1, .gap_ms = 200, .over = &over };
+	struct killer k = { .n = 1, .over = &over };
 	pthread_t td, tk;
 
 	if (geteuid())
@@ -384,6 +397,8 @@ TEST(budget_spent)
 	r.s.dial.step_ms = 500;
 	k.port = net_local_port(r.d.lfd);
 	k.sport = &r.s.port;
+	k.have = &r.d.have;
+	k.reconnects = &r.s.reconnects;
 	ASSERT_EQ(0, pthread_create(&td, NULL, dst_run, &r.d));
 	ASSERT_EQ(0, pthread_create(&tk, NULL, kill_run, &k));
 	r.rc = src_run(&r.s);
