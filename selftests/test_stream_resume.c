@@ -31,9 +31,14 @@
  *                          is caught by the source
  *   proof_garbage          bytes that are not a proof are refused
  *   proof_hello            a fresh peer's hello is told apart (RP_HELLO)
+ *   proof_tls              resume_dial() through a TLS session (PSK): the
+ *                          proof runs inside it
+ *   proof_tls_wrong_key    a peer with another key never reaches the
+ *                          proof; the dial gives up after its budget
  *   secret_message         lmig_ssecret checksums and refuses damage
  */
 #include <endian.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +52,7 @@
 #include "lib/err.h"
 #include "lib/xxh.h"
 #include "stream/resume_buf.h"
+#include "stream/resume_dial.h"
 #include "stream/resume_policy.h"
 #include "stream/resume_proof.h"
 
@@ -471,6 +477,125 @@ TEST(proof_hello)
 	EXPECT_EQ(0, s.wants_called);
 	close(fd);
 	close(lfd);
+}
+
+/* ---- the same through TLS (a pre-shared key), with resume_dial() ---- */
+
+struct tsrv {
+	int lfd;
+	struct tls_conf conf;
+	struct resume_sess ss;
+	enum rproof r;
+	int tls_rc;
+	uint16_t channel;
+	uint64_t peer_have;
+	bool tls_used;
+};
+
+static bool wants_any(void *arg, uint16_t channel, uint64_t *have)
+{
+	*have = 4242;
+	return true;
+}
+
+static void *tls_serve(void *arg)
+{
+	struct tsrv *t = arg;
+	struct chan c = { .fd = net_accept(t->lfd, 5000, NULL, 0) };
+
+	t->r = RP_IO;
+	if (c.fd < 0)
+		return NULL;
+	t->tls_rc = tls_handshake(&t->conf, c.fd, 5000, "source", &c.tls);
+	if (!t->tls_rc) {
+		t->tls_used = c.tls.ssl != NULL;
+		t->r = resume_server(&c, &t->ss, wants_any, t, &t->channel, &t->peer_have, 5000);
+	}
+	tls_chan_free(&c.tls);
+	close(c.fd);
+	return NULL;
+}
+
+static int write_psk(const char *path, uint8_t fill)
+{
+	char line[80];
+	int n = snprintf(line, sizeof(line), "lmig:"), fd;
+
+	for (int i = 0; i < 32; i++)
+		n += snprintf(line + n, sizeof(line) - n, "%02x", fill + i);
+	line[n++] = '\n';
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, line, n) != n)
+		return -1;
+	return close(fd);
+}
+
+static enum rproof tls_dial(uint8_t srv_key, uint8_t cli_key, struct tsrv *t, char *err,
+			    size_t errlen, uint64_t *ph)
+{
+	char sp[64], cp[64], to[32];
+	struct tls_conf cc = { 0 };
+	struct resume_dial d;
+	struct chan c;
+	unsigned int tries;
+	pthread_t th;
+	int rc;
+
+	snprintf(sp, sizeof(sp), "/dev/shm/r27-resume-%d-s.psk", getpid());
+	snprintf(cp, sizeof(cp), "/dev/shm/r27-resume-%d-c.psk", getpid());
+	if (write_psk(sp, srv_key) || write_psk(cp, cli_key) ||
+	    tls_conf_init(&t->conf, true, NULL, sp, NULL, NULL) ||
+	    tls_conf_init(&cc, false, NULL, cp, NULL, "127.0.0.1"))
+		return RP_PROTOCOL;
+	unlink(sp);
+	unlink(cp);
+	t->lfd = net_listen("127.0.0.1:0", 4);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", net_local_port(t->lfd));
+	pthread_create(&th, NULL, tls_serve, t);
+	d = (struct resume_dial){ .to = to, .tls = &cc, .ss = &t->ss, .channel = 2,
+				  .budget_ms = 1000, .step_ms = 2000 };
+	rc = resume_dial(&d, 777, &c, ph, &tries);
+	if (rc)
+		snprintf(err, errlen, "%s", lmig_errmsg());
+	pthread_join(th, NULL);
+	close(t->lfd);
+	if (!rc) {
+		tls_chan_free(&c.tls);
+		close(c.fd);
+	}
+	tls_conf_free(&cc);
+	tls_conf_free(&t->conf);
+	return rc ? RP_IO : RP_OK;
+}
+
+TEST(proof_tls)
+{
+	struct tsrv t = { 0 };
+	char err[512] = "";
+	uint64_t ph = 0;
+
+	sess(&t.ss, 4, 0x44);
+	ASSERT_EQ(RP_OK, tls_dial(1, 1, &t, err, sizeof(err), &ph)) TH_LOG("%s", err);
+	EXPECT_TRUE(t.tls_used);
+	EXPECT_EQ(RP_OK, t.r);
+	EXPECT_EQ(2, t.channel);
+	EXPECT_EQ(777, t.peer_have);
+	EXPECT_EQ(4242, ph);
+}
+
+TEST(proof_tls_wrong_key)
+{
+	struct tsrv t = { 0 };
+	char err[512] = "";
+	uint64_t ph = 0;
+
+	sess(&t.ss, 4, 0x44);
+	ASSERT_EQ(RP_IO, tls_dial(1, 2, &t, err, sizeof(err), &ph));
+	EXPECT_NE(0, t.tls_rc);
+	EXPECT_EQ(RP_IO, t.r);		/* never reached the proof */
+	EXPECT_EQ(0, strncmp(err, "channel 2 broke and did not come back within 1 s", 48));
+	EXPECT_EQ(NULL, strchr(err, '\n'));
+	TH_LOG("%s", err);
 }
 
 TEST(secret_message)

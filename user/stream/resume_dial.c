@@ -13,7 +13,7 @@
 #include "stream/resume_policy.h"
 
 /* One attempt: 0, or -1 with the cause in why. */
-static int attempt(const struct resume_dial *d, uint64_t have, struct chan *ch,
+static int attempt(const struct resume_dial *d, int step, uint64_t have, struct chan *ch,
 		   uint64_t *peer_have, char *why, size_t len)
 {
 	char reason[LMIG_REASON_LEN];
@@ -21,16 +21,16 @@ static int attempt(const struct resume_dial *d, uint64_t have, struct chan *ch,
 
 	memset(ch, 0, sizeof(*ch));
 	lmig_err_clear();
-	ch->fd = net_connect(d->to, d->step_ms);
+	ch->fd = net_connect(d->to, step);
 	if (ch->fd < 0) {
 		snprintf(why, len, "%s", lmig_errmsg());
 		ch->fd = -1;
 		return -1;
 	}
 	chan_keepalive(ch->fd);
-	if (d->tls && tls_handshake(d->tls, ch->fd, d->step_ms, "destination", &ch->tls))
+	if (d->tls && tls_handshake(d->tls, ch->fd, step, "destination", &ch->tls))
 		goto fail_err;
-	r = resume_client(ch, d->ss, d->channel, have, peer_have, d->step_ms, reason);
+	r = resume_client(ch, d->ss, d->channel, have, peer_have, step, reason);
 	if (r == RP_OK)
 		return 0;
 	if (r == RP_REFUSED)
@@ -59,11 +59,16 @@ int resume_dial(const struct resume_dial *d, uint64_t have, struct chan *ch,
 
 	for (*tries = 0;; (*tries)++) {
 		int wait = resume_backoff_ms(*tries, now_ms() - t0, d->budget_ms);
+		long long left;
 
 		if (wait < 0)
 			break;
 		usleep((useconds_t)wait * 1000);
-		if (!attempt(d, have, ch, peer_have, why, sizeof(why))) {
+		/* Each step within what is left of the budget (a last try gets 100 ms). */
+		left = d->budget_ms - (now_ms() - t0);
+		left = left < 100 ? 100 : left;
+		if (!attempt(d, left < d->step_ms ? (int)left : d->step_ms, have, ch, peer_have,
+			     why, sizeof(why))) {
 			(*tries)++;
 			lmig_err_clear();
 			return 0;

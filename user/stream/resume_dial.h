@@ -18,7 +18,7 @@ struct resume_dial {
 	const struct resume_sess *ss;
 	uint16_t channel;
 	int budget_ms;			/* from the break on */
-	int step_ms;			/* each connect, and each handshake */
+	int step_ms;			/* each connect and handshake, within what is left */
 };
 
 /*
