@@ -60,6 +60,12 @@
 #define LMIG_CAP_STREAM		(1U << 3)
 /* lmig_hello.caps: each stream carried both ways (RCREDIT, RDATA, REND). */
 #define LMIG_CAP_RETURN		(1U << 5)
+/*
+ * lmig_hello.caps: channels survive a break (both ends set it): ACK
+ * frames, the session secret (lmig_ssecret) after the hello ack, and the
+ * resume handshake (lmig_sresume ...) on a reconnected channel.
+ */
+#define LMIG_CAP_RESUME		(1U << 6)
 
 #define LMIG_SFRAME_MAGIC	0x4653474dU	/* "MGSF" */
 #define LMIG_SREPLY_MAGIC	0x5253474dU	/* "MGSR" */
@@ -78,6 +84,8 @@ enum lmig_sframe_type {
 	LMIG_SF_RCREDIT	= 5,	/* source: returned bytes written to its QEMU; no payload */
 	LMIG_SF_RDATA	= 6,	/* destination, channel 0: a block its QEMU wrote */
 	LMIG_SF_REND	= 7,	/* destination, channel 0: its QEMU's half-close; 16-byte digest */
+	/* LMIG_CAP_RESUME only: */
+	LMIG_SF_ACK	= 8,	/* either way: channel bytes taken so far; no payload */
 };
 
 /* lmig_sframe.flags */
@@ -94,6 +102,7 @@ enum lmig_sframe_type {
  *   RCREDIT id         returned bytes written   0                0           none
  *   RDATA  id          return offset of block   block bytes      XXH3-64     len bytes
  *   REND   id          returned length          0                0           XXH3-128 digest (16)
+ *   ACK    channel     channel bytes taken      0                0           none
  *
  * DATA: the payload is the block as it is (len == raw_len) or, with
  * LMIG_SF_LZ4, an LZ4 block that decodes to exactly raw_len bytes
@@ -143,6 +152,71 @@ struct lmig_sreply {
 	 * never the receiver's paths to a source TLS did not authenticate.
 	 */
 	char   reason[LMIG_REASON_LEN];
+	__le64 checksum;
+};
+
+/*
+ * Surviving a break (LMIG_CAP_RESUME).  Each direction of each channel
+ * counts its bytes from the hello ack on (frames only, the handshake not
+ * included); an ACK says how many of the other direction's bytes were
+ * taken, always at a frame boundary.  The sender keeps what was sent and
+ * not acknowledged (at most --resume-buffer bytes a channel a direction:
+ * it stops sending instead) and replays it after a reconnect.
+ *
+ * After the hello ack of channel 0 the destination sends the session
+ * secret, inside TLS when TLS is on:
+ */
+#define LMIG_SSECRET_MAGIC	0x5353474dU	/* "MGSS" */
+#define LMIG_SRESUME_MAGIC	0x5553474dU	/* "MGSU" */
+#define LMIG_RESUME_MAC_LEN	32		/* HMAC-SHA256 */
+#define LMIG_RESUME_NONCE_LEN	16
+
+struct lmig_ssecret {
+	__le32 magic;		/* LMIG_SSECRET_MAGIC */
+	__le32 reserved;	/* must be 0 */
+	__u8   secret[32];	/* random, never sent again */
+	__le64 checksum;
+};
+
+/*
+ * A reconnected channel (the source connects again, TLS first when on)
+ * starts with RESUME instead of a hello; four messages prove each end
+ * knows the secret of this session without sending it:
+ *
+ *   source                                   destination
+ *   RESUME session, channel        ------>
+ *                                  <------   CHALLENGE nonce_d
+ *   PROOF nonce_s, mac_s, have     ------>   (refused: status != 0, reason, close)
+ *                                  <------   RESUMED mac_d, have
+ *
+ *   mac_s = HMAC-SHA256(secret, "lmig-resume-src" session channel nonce_d nonce_s)
+ *   mac_d = HMAC-SHA256(secret, "lmig-resume-dst" session channel nonce_d nonce_s)
+ *
+ * (channel as __le16).  have is what that end took of the channel's other
+ * direction (its last ACK may have been lost); each end then sends from
+ * the other's have.  A destination refuses a session it does not know, a
+ * wrong mac, or a channel it does not miss, with a one-line reason, and
+ * the session goes on without that connection.
+ */
+enum lmig_sresume_type {
+	LMIG_SU_RESUME		= 1,
+	LMIG_SU_CHALLENGE	= 2,
+	LMIG_SU_PROOF		= 3,
+	LMIG_SU_RESUMED		= 4,
+};
+
+struct lmig_sresume {
+	__le32 magic;		/* LMIG_SRESUME_MAGIC */
+	__le16 type;		/* enum lmig_sresume_type */
+	__le16 status;		/* RESUMED: enum lmig_status; otherwise 0 */
+	__u8   session[16];	/* lmig_hello.session of the session */
+	__le16 channel;
+	__le16 reserved0;	/* must be 0 */
+	__le32 reserved1;	/* must be 0 */
+	__le64 have;		/* PROOF, RESUMED: channel bytes taken */
+	__u8   nonce[LMIG_RESUME_NONCE_LEN];	/* CHALLENGE: nonce_d; PROOF: nonce_s */
+	__u8   mac[LMIG_RESUME_MAC_LEN];	/* PROOF: mac_s; RESUMED: mac_d */
+	char   reason[LMIG_REASON_LEN];		/* RESUMED with status != OK */
 	__le64 checksum;
 };
 
