@@ -11,6 +11,7 @@
 # "nest-work" (removed at the end).
 #
 #   nest skip REASON / kvm skip REASON   cannot run here (nothing else)
+#   vm hang_panic softlockup=1|no rcu_stall=1|no   a hang panics the VM
 #   nest threads writer=TID compute=TID names=...
 #   nest boot_s S           QEMU started -> the guest's first tick
 #   nest ready LINE         the guest's ready line
@@ -49,6 +50,15 @@ work=$cg/nest-work
 # sees the repository read-only.
 guest=$repo/selftests/build/qemu/smpguest.elf
 [ -s "$guest" ] || { echo "nest error $guest is not built (selftests/qemu/mkguest.sh --smp)"; exit 1; }
+# A VM that hangs ends at once, its kernel's report on its console: a
+# soft lockup or an RCU stall panics the kernel, which QEMU (-no-reboot)
+# answers by exiting, so the test tells its own VM's hang (MTTCG, see
+# test_qemu_kvm_vm.c) from a failed migration within seconds of the
+# hang rather than at its time limit.  Before kvm_amd loads: loading it
+# already patches the kernel's text.
+hp_soft=$(echo 1 2>/dev/null >/proc/sys/kernel/softlockup_panic && echo 1 || echo no)
+hp_rcu=$(echo 1 2>/dev/null >/proc/sys/kernel/panic_on_rcu_stall && echo 1 || echo no)
+echo "vm hang_panic softlockup=$hp_soft rcu_stall=$hp_rcu"
 kvm_load
 echo "kvm ok $(dmesg | grep -m 1 -i 'nested paging' | sed 's/^\[[^]]*\] //')"
 if ! grep -q " $cg cgroup2 " /proc/mounts; then
