@@ -50,12 +50,12 @@ work=$cg/nest-work
 # sees the repository read-only.
 guest=$repo/selftests/build/qemu/smpguest.elf
 [ -s "$guest" ] || { echo "nest error $guest is not built (selftests/qemu/mkguest.sh --smp)"; exit 1; }
-# A VM that hangs ends at once, its kernel's report on its console: a
-# soft lockup or an RCU stall panics the kernel, which QEMU (-no-reboot)
-# answers by exiting, so the test tells its own VM's hang (MTTCG, see
-# test_qemu_kvm_vm.c) from a failed migration within seconds of the
-# hang rather than at its time limit.  Before kvm_amd loads: loading it
-# already patches the kernel's text.
+# A VM that hangs while a CPU can still take interrupts ends at once, its
+# kernel's report on its console: a soft lockup or an RCU stall panics
+# the kernel, which QEMU (-no-reboot) answers by exiting, so the test
+# tells its own VM's hang (MTTCG, see test_qemu_kvm_vm.c) from a failed
+# migration within seconds rather than at its time limit.  Before kvm_amd
+# loads: loading it already patches the kernel's text.
 hp_soft=$(echo 1 2>/dev/null >/proc/sys/kernel/softlockup_panic && echo 1 || echo no)
 hp_rcu=$(echo 1 2>/dev/null >/proc/sys/kernel/panic_on_rcu_stall && echo 1 || echo no)
 echo "vm hang_panic softlockup=$hp_soft rcu_stall=$hp_rcu"
