@@ -312,6 +312,7 @@ def migrate(a, c, procs, uri):
     first_limit = None
     info = {}
     stats = {"dirty_rate_max": 0, "passes": 0, "remaining_min": None, "throttle_pct": 0}
+    mbps = []		# QEMU's estimate of the link, each sample while active
     while time.monotonic() - tm < a.timeout:
         info = qs.cmd("query-migrate")
         if info.get("status") in ("completed", "failed", "cancelled"):
@@ -322,6 +323,8 @@ def migrate(a, c, procs, uri):
             m = stats["remaining_min"]
             stats["remaining_min"] = ram["remaining"] if m is None else min(m, ram["remaining"])
         stats["passes"] = ram.get("dirty-sync-count", stats["passes"])
+        if ram.get("mbps"):
+            mbps.append(ram["mbps"])
         stats["throttle_pct"] = info.get("cpu-throttle-percentage", stats["throttle_pct"])
         for t, st in cg_state(qpid, tids).items():
             if limited(st):
@@ -360,6 +363,8 @@ def migrate(a, c, procs, uri):
     res.update(stats, status=status, total_ms=info.get("total-time"),
                downtime_ms=info.get("downtime"), wall_s=round(tend - tm, 1),
                compute_during=median(during), ref_during=median(ref_during),
+               link_mbps=round(median(mbps) / 8, 2),
+               transferred_mb=round(info.get("ram", {}).get("transferred", 0) / 1e6, 1),
                writer_mbps_during=round((len(ticks(src1)) - k0) / (tend - tm) *
                                         per_tick_bytes(a) / 1e6, 2),
                limits_seen={t: sorted(v) for t, v in seen.items()}, last_limit=last_limit)
