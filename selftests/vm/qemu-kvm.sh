@@ -12,6 +12,7 @@
 #
 #   nest skip REASON / kvm skip REASON   cannot run here (nothing else)
 #   vm hang_panic softlockup=1|no rcu_stall=1|no   a hang panics the VM
+#   vm keys_on NAME...      tracepoints kept on (their static keys) throughout
 #   nest threads writer=TID compute=TID names=...
 #   nest boot_s S           QEMU started -> the guest's first tick
 #   nest ready LINE         the guest's ready line
@@ -61,6 +62,23 @@ hp_rcu=$(echo 1 2>/dev/null >/proc/sys/kernel/panic_on_rcu_stall && echo 1 || ec
 echo "vm hang_panic softlockup=$hp_soft rcu_stall=$hp_rcu"
 kvm_load
 echo "kvm ok $(dmesg | grep -m 1 -i 'nested paging' | sed 's/^\[[^]]*\] //')"
+# lmig's eBPF probes attach to these tracepoints, and the first probe on
+# one flips its static key, i.e. patches the kernel's text: sched_switch's
+# sits in __schedule, which both CPUs run all the time.  Under MTTCG a CPU
+# that runs the code being patched can loop on the patch's int3 for good
+# (seen at lmig's attach, see test_qemu_kvm_vm.c).  Enabled here, with
+# tracing off, while no guest runs yet, the keys stay on through lmig's
+# attaches and detaches, which then patch nothing.
+keys=""
+t=/sys/kernel/tracing
+[ -e $t/tracing_on ] || mount -t tracefs nodev $t 2>/dev/null
+echo 0 >$t/tracing_on 2>/dev/null
+for e in sched/sched_switch exceptions/page_fault_user kvm/kvm_exit kvm/kvm_page_fault; do
+	if echo 1 2>/dev/null >"$t/events/$e/enable"; then
+		keys="$keys ${e#*/}"
+	fi
+done
+echo "vm keys_on${keys:- none}"
 if ! grep -q " $cg cgroup2 " /proc/mounts; then
 	mount -t cgroup2 none "$cg" || { echo "nest error cannot mount cgroup2"; exit 1; }
 fi
