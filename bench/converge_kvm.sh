@@ -130,7 +130,7 @@ if [ "${LMIG_VM:-0}" = 1 ]; then
 		# QEMU's own failure (7.2 with a dirty ring aborted once at
 		# start-up) is said and the cell run once more; never lmig's.
 		if [ "$cs" != lmig ] && printf '%s\n' "$out" | grep -q '^cvk-[^ ]* json .*"error"'; then
-			printf '%s\n' "$out" | grep " error " | sed 's/^cvk-[^ ]* error /cvk retried /'
+			printf '%s\n' "$out" | grep " error " | sed "s/^cvk-[^ ]* error /cvk retried ${mult}x $cs: /"
 			out=$(python3 "$top/selftests/vm/qemu-kvm.py" "$@" |
 				grep -E "^cvk-[0-9]+-[a-z]+ (json|error) " || true)
 		fi
