@@ -49,7 +49,6 @@
 
 #include "kselftest_harness.h"
 
-#include "lib/files.h"
 #include "lib/jfield.h"
 #include "lib/proc.h"
 #include "lib/vm.h"
