@@ -94,11 +94,13 @@ if [ "${LMIG_VM:-0}" = 1 ]; then
 	kvm_load
 	# lmig's probes' tracepoints kept on (see selftests/vm/qemu-kvm.sh).
 	t=/sys/kernel/tracing
-	[ -e $t/tracing_on ] || mount -t tracefs nodev $t 2>/dev/null || true
+	mounted=0
+	[ -e $t/tracing_on ] || ! mount -t tracefs nodev $t 2>/dev/null || mounted=1
 	echo 0 >$t/tracing_on 2>/dev/null || true
 	for e in sched/sched_switch exceptions/page_fault_user kvm/kvm_exit kvm/kvm_page_fault; do
 		echo 1 2>/dev/null >"$t/events/$e/enable" || true
 	done
+	[ $mounted = 0 ] || umount $t || true
 	cg=/sys/fs/cgroup
 	if ! grep -q " $cg cgroup2 " /proc/mounts; then
 		mount -t cgroup2 none "$cg" || { echo "cvk error cannot mount cgroup2"; exit 1; }

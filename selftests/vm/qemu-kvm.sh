@@ -68,16 +68,19 @@ echo "kvm ok $(dmesg | grep -m 1 -i 'nested paging' | sed 's/^\[[^]]*\] //')"
 # that runs the code being patched can loop on the patch's int3 for good
 # (seen at lmig's attach, see test_qemu_kvm_vm.c).  Enabled here, with
 # tracing off, while no guest runs yet, the keys stay on through lmig's
-# attaches and detaches, which then patch nothing.
+# attaches and detaches, which then patch nothing.  tracefs comes off
+# again (the events stay on): lmig finds the VM as before, without it.
 keys=""
 t=/sys/kernel/tracing
-[ -e $t/tracing_on ] || mount -t tracefs nodev $t 2>/dev/null
+mounted=0
+[ -e $t/tracing_on ] || ! mount -t tracefs nodev $t 2>/dev/null || mounted=1
 echo 0 >$t/tracing_on 2>/dev/null
 for e in sched/sched_switch exceptions/page_fault_user kvm/kvm_exit kvm/kvm_page_fault; do
 	if echo 1 2>/dev/null >"$t/events/$e/enable"; then
 		keys="$keys ${e#*/}"
 	fi
 done
+[ $mounted = 0 ] || umount $t
 echo "vm keys_on${keys:- none}"
 if ! grep -q " $cg cgroup2 " /proc/mounts; then
 	mount -t cgroup2 none "$cg" || { echo "nest error cannot mount cgroup2"; exit 1; }
