@@ -54,6 +54,7 @@ bench: deps-bench user
 	@sh bench/qemu.sh | tee -a bench/results-latest.md
 	@sh bench/estimate.sh | tee -a bench/results-latest.md
 	@sh bench/converge.sh | tee -a bench/results-latest.md
+	@sh bench/converge_kvm.sh | tee -a bench/results-latest.md
 	@sh bench/tls.sh | tee -a bench/results-latest.md
 	@sh bench/plot.sh
 
