@@ -40,6 +40,19 @@
  *
  * Without either, nothing changes.
  *
+ * With guest_stall_us=T the writer times each page it writes (the store
+ * alone, not its computing) and keeps every write that took T us or more:
+ * a stall, such as a post-copy destination's fault on a page it has not
+ * received yet.  Stalls less than guest_stall_gap_ms (default 500) of the
+ * guest's clock apart make one episode; once the writer went that long
+ * without one it prints the episode's nearest-rank percentiles:
+ *
+ *   lmig-guest stalls n=N p50=A p90=B p99=C max=D us span=S ms
+ *
+ * (S: its first stall to its last; the guest's clock stands still while
+ * the VM is stopped, so a switch-over pause is not a stall).  Without it
+ * nothing changes.
+ *
  * Content, decided per 4 KiB page by a hash of its index:
  *   30 %  zero (written, but zero: free or cleared memory)
  *   40 %  text: words from a small vocabulary, numbers, punctuation and
@@ -282,6 +295,76 @@ static unsigned long work_for_busy(unsigned long pct, size_t per_tick, unsigned 
 	return (unsigned long)(budget_ns / ns_per_round) + 1;
 }
 
+/*
+ * guest_stall_us: the writer's stalls.  Kept apart from the rest of the
+ * writer so that the loop changes by two calls only.
+ */
+#define STALL_MAX 16384
+
+static struct {
+	uint64_t min_ns, gap_ns, first, last;
+	uint32_t us[STALL_MAX];
+	size_t n;
+} stall;
+
+static void stall_init(void)
+{
+	stall.min_ns = env_ul("guest_stall_us", 0) * 1000ULL;
+	stall.gap_ns = env_ul("guest_stall_gap_ms", 500) * 1000000ULL;
+	if (!stall.gap_ns)
+		stall.gap_ns = 500000000ULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest rank: the smallest value at least pct % of the stalls reach. */
+static uint32_t stall_pct(unsigned int pct)
+{
+	size_t k = (stall.n * pct + 99) / 100;
+
+	return stall.us[k ? k - 1 : 0];
+}
+
+/* Writes *w = v, timed when guest_stall_us is on. */
+static void stall_store(uint64_t *w, uint64_t v)
+{
+	uint64_t t0, t1;
+
+	if (!stall.min_ns) {
+		*w = v;
+		return;
+	}
+	t0 = now_ns();
+	__asm__ volatile("" : : : "memory");
+	*(volatile uint64_t *)w = v;
+	__asm__ volatile("" : : : "memory");
+	t1 = now_ns();
+	if (t1 - t0 < stall.min_ns)
+		return;
+	if (!stall.n)
+		stall.first = t0;
+	stall.last = t1;
+	if (stall.n < STALL_MAX)
+		stall.us[stall.n++] = (uint32_t)((t1 - t0) / 1000 > UINT32_MAX ? UINT32_MAX : (t1 - t0) / 1000);
+}
+
+/* Prints and closes an episode the writer has been out of for gap_ns. */
+static void stall_report(void)
+{
+	if (!stall.n || now_ns() - stall.last < stall.gap_ns)
+		return;
+	qsort(stall.us, stall.n, sizeof(stall.us[0]), cmp_u32);
+	say("lmig-guest stalls n=%zu p50=%u p90=%u p99=%u max=%u us span=%llu ms\n", stall.n,
+	    stall_pct(50), stall_pct(90), stall_pct(99), stall.us[stall.n - 1],
+	    (unsigned long long)((stall.last - stall.first) / 1000000));
+	stall.n = 0;
+}
+
 int main(void)
 {
 	unsigned long touch_mb = env_ul("guest_touch", 256), rate_mb = env_ul("guest_rate", 4);
@@ -318,6 +401,7 @@ int main(void)
 			say("lmig-guest FAIL cannot start the computing thread\n");
 	}
 
+	stall_init();
 	mem = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
 		say("lmig-guest FAIL mmap %lu MiB\n", touch_mb);
@@ -350,11 +434,12 @@ int main(void)
 
 			if (work_n)
 				work_x = work(work_x + k, work_n);
-			w[(tick * 7 + k) % (PAGE / 8)] = tick;
+			stall_store(&w[(tick * 7 + k) % (PAGE / 8)], tick);
 			if (++next == npages)
 				next = 0;
 		}
 		say("lmig-guest tick %llu\n", tick);
+		stall_report();
 		if (work_n) {
 			uint64_t t = now_ns();
 
