@@ -24,13 +24,13 @@
 # bench/results-latest.md): per cell the median / 90th percentile
 # (nearest rank) over the runs of QEMU's total time and downtime, the
 # guest's pause on its console, the post-copy phase (QEMU's total time
-# less the moment of the switch), QEMU's postcopy-requests and
+# less the moment of the switch), QEMU's postcopy-requests, postcopy-bytes and
 # postcopy-blocktime (the destination's sum of vCPU waits), and the
 # guest's stalls (count and each run's p50/p90/p99/max); then lmig's
 # medians over native's.  Progress goes to stderr.
 #
-# Knobs (environment): PC_REPS (runs per cell, 5: about 6 minutes on two
-# CPUs), PC_CELLS ("tcp proxy preempt-tcp preempt-proxy"), PC_MEM (MiB,
+# Knobs (environment): PC_REPS (runs per cell, 12: about 6 minutes on two
+# loaded CPUs), PC_CELLS ("tcp proxy preempt-tcp preempt-proxy"), PC_MEM (MiB,
 # 512), PC_TOUCH (MiB, 256), PC_RATE (MB/s, 20), PC_TICK (ms, 10),
 # PC_STALL_US (50), PC_AFTER (MiB, 64), LMIG.
 #
@@ -40,7 +40,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-PC_REPS=${PC_REPS:-5}
+PC_REPS=${PC_REPS:-12}
 PC_CELLS=${PC_CELLS:-tcp proxy preempt-tcp preempt-proxy}
 PC_MEM=${PC_MEM:-512}
 PC_TOUCH=${PC_TOUCH:-256}

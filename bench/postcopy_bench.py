@@ -259,7 +259,7 @@ def table(path, cells):
                 fails[c] += 1
     cols = [("total time s", "total_time_ms", 1000, 2), ("downtime ms", "downtime_ms", 1, 0),
             ("guest pause ms", "guest_pause_ms", 1, 0), ("post-copy phase ms", "postcopy_ms", 1, 0),
-            ("page requests", "postcopy_requests", 1, 0), ("blocktime ms", "blocktime_ms", 1, 0),
+            ("page requests", "postcopy_requests", 1, 0), ("post-copy MB", "postcopy_bytes", 1e6, 0), ("blocktime ms", "blocktime_ms", 1, 0),
             ("stalls", "stall_n", 1, 0), ("stall p50 us", "stall_p50_us", 1, 0),
             ("stall p90 us", "stall_p90_us", 1, 0), ("stall p99 us", "stall_p99_us", 1, 0),
             ("stall max us", "stall_max_us", 1, 0)]
@@ -304,7 +304,7 @@ def main():
     ap.add_argument("--out", help="file for the records (one JSON line per migration)")
     ap.add_argument("--ends", default="", help="NS_A=ADDR_A,NS_B=ADDR_B: the two namespaces")
     ap.add_argument("--cells", default="tcp,proxy,preempt-tcp,preempt-proxy")
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=12)
     ap.add_argument("--mem", type=int, default=512, help="guest memory, MiB")
     ap.add_argument("--touch", type=int, default=256, help="memory the guest fills, MiB")
     ap.add_argument("--rate", type=int, default=20, help="MB/s the guest rewrites")
