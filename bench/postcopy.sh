@@ -29,7 +29,7 @@
 # guest's stalls (count and each run's p50/p90/p99/max); then lmig's
 # medians over native's.  Progress goes to stderr.
 #
-# Knobs (environment): PC_REPS (runs per cell, 12: about 6 minutes on two
+# Knobs (environment): PC_REPS (runs per cell, 20: about 6.5 minutes on two
 # loaded CPUs), PC_CELLS ("tcp proxy preempt-tcp preempt-proxy"), PC_MEM (MiB,
 # 512), PC_TOUCH (MiB, 256), PC_RATE (MB/s, 20), PC_TICK (ms, 10),
 # PC_STALL_US (50), PC_AFTER (MiB, 64), LMIG.
@@ -40,7 +40,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-PC_REPS=${PC_REPS:-12}
+PC_REPS=${PC_REPS:-20}
 PC_CELLS=${PC_CELLS:-tcp proxy preempt-tcp preempt-proxy}
 PC_MEM=${PC_MEM:-512}
 PC_TOUCH=${PC_TOUCH:-256}
