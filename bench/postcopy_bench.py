@@ -176,6 +176,9 @@ def migrate(a, n, cell, src, sides):
             j = read_json(p.out_path)
             if j is None:
                 r["proxy_%s_stderr" % k] = p.text(limit=300)
+            elif k == "send":
+                for f in ("bytes_in", "bytes_wire", "bytes_returned", "streams"):
+                    r["lmig_" + f] = j.get(f)
             p.kill()
 
 
@@ -296,6 +299,15 @@ def table(path, cells):
             x, y = med.get((l, k)), med.get((n, k))
             v.append("%.2fx" % (x / y) if x is not None and y else "-")
         print("| %s / %s | %s |" % (l, n, " | ".join(v)))
+    lm = [r for c in cells for r in rows[c] if r.get("lmig_bytes_wire") and r.get("lmig_bytes_in")]
+    if lm:
+        print("")
+        print("lmig proxy send, median over its runs: %.0f MB from QEMU, %.0f MB on the wire "
+              "(ratio %.2f), %.0f bytes carried back (page requests and QEMU's other replies)." % (
+                  pct([r["lmig_bytes_in"] for r in lm], 50) / 1e6,
+                  pct([r["lmig_bytes_wire"] for r in lm], 50) / 1e6,
+                  pct([r["lmig_bytes_wire"] / r["lmig_bytes_in"] for r in lm], 50),
+                  pct([r.get("lmig_bytes_returned") for r in lm], 50) or 0))
     if bad_down:
         print("")
         print("QEMU's downtime left out as longer than the migration: %s." % "; ".join(bad_down))
