@@ -27,7 +27,8 @@
 # less the moment of the switch), QEMU's postcopy-requests, postcopy-bytes and
 # postcopy-blocktime (the destination's sum of vCPU waits), and the
 # guest's stalls (count and each run's p50/p90/p99/max); then lmig's
-# medians over native's.  Progress goes to stderr.
+# medians over native's, and the failed migrations (a fresh guest boots
+# after each; the run stops at the third).  Progress goes to stderr.
 #
 # Knobs (environment): PC_REPS (runs per cell, 20: about 6.5 minutes on two
 # loaded CPUs), PC_CELLS ("tcp proxy preempt-tcp preempt-proxy"), PC_MEM (MiB,
