@@ -9,7 +9,7 @@
 # MB/s, ticking every PC_TICK ms, and timing each page it writes
 # (guest_stall_us=PC_STALL_US): every write that took that long or more
 # is a stall, which on a post-copy destination is a fault on a page not
-# received yet; the guest prints each episode's percentiles.  It boots
+# received yet; the guest prints each stall on its console.  It boots
 # once and goes back and forth between the two namespaces; each
 # migration switches to post-copy once PC_AFTER MiB went (in the first
 # pass).  Both directions of the link are shaped to 1 Gbit/s (tbf), so
@@ -25,8 +25,9 @@
 # (nearest rank) over the runs of QEMU's total time and downtime, the
 # guest's pause on its console, the post-copy phase (QEMU's total time
 # less the moment of the switch), QEMU's postcopy-requests, postcopy-bytes and
-# postcopy-blocktime (the destination's sum of vCPU waits), and the
-# guest's stalls (count and each run's p50/p90/p99/max); then lmig's
+# postcopy-blocktime (the destination's sum of vCPU waits), the
+# guest's stalls a run, and p50/p90/p99/max of the stalls of all the
+# cell's runs (those printed before QEMU reported completion); then lmig's
 # medians over native's, and the failed migrations (a fresh guest boots
 # after each; the run stops at the third).  Progress goes to stderr.
 #

@@ -8,8 +8,8 @@ migration; with --table FILE, the Markdown tables of such a file.
 The guest (selftests/qemu/guest.c, booted once) rewrites --rate MB/s of
 the --touch MiB it filled and, with guest_stall_us=T, times each page it
 writes: every write that took T us or more is a stall, in post-copy a
-fault on a page the destination has not received yet, and each episode
-of stalls ends in a console line with its percentiles.  Cells:
+fault on a page the destination has not received yet; it prints each
+slice's stalls on its console.  Cells:
 
   tcp            postcopy-ram, migrate tcp:DST:PORT
   proxy          postcopy-ram, lmig proxy send/recv, unix: at both QEMUs
@@ -27,9 +27,10 @@ and RAM counters (postcopy-requests, postcopy-bytes, precopy-bytes,
 downtime-bytes), the destination's postcopy-blocktime (QEMU's own sum
 of the time vCPUs waited for pages), the post-copy phase (total time
 less the time of the switch), the guest's pause on the host's clock
-(qmig.py's console_gap), the destination's first stall episode (the
-faults of post-copy) and the source's stall episodes during the
-migration (what a write costs without remote faults), and the lmig
+(qmig.py's console_gap), the stalls the destination's guest printed
+before QEMU reported completion (stalls_us: the post-copy faults), and,
+without remote faults, the source's in pre-copy and the destination's
+after completion (what a slow write costs otherwise), and the lmig
 processes' exit codes and what `lmig proxy send` put on the wire.  A
 migration that does not complete (QEMU 7.2 can end in postcopy-paused,
 natively too) is recorded with both QEMUs' last words; both go, a fresh
@@ -63,11 +64,25 @@ TITLES = {
     "preempt-proxy": "lmig proxy + preempt",
 }
 CAPS = ("return-path", "postcopy-ram", "postcopy-preempt", "postcopy-blocktime")
-STALLS = re.compile(r"lmig-guest stalls n=(\d+) p50=(\d+) p90=(\d+) p99=(\d+) max=(\d+) us span=(\d+) ms")
+STALLS = re.compile(rb"lmig-guest stall-us((?: \d+)+)")
 
 
-def stall_lines(vm):
-    return [m.groups() for m in (STALLS.search(ln) for ln in vm.lines()) if m]
+def size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def stalls(path, start=0, end=None):
+    """The stalls (us) the guest printed in path between byte offsets start and end."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read() if end is None else f.read(max(0, end - start))
+    except OSError:
+        return []
+    return [int(x) for m in STALLS.finditer(data) for x in m.group(1).split()]
 
 
 def set_caps(q, on):
@@ -108,14 +123,19 @@ def migrate(a, n, cell, src, sides):
             wait_for(lambda: os.path.exists(ssock) or not procs["send"].alive(), 10,
                      "lmig proxy send to listen")
             uri = "unix:" + ssock
-        src_stalls0 = len(stall_lines(src))
+        src_at0 = size(src.serial)
         sclock, dclock = ConsoleClock(src.serial), ConsoleClock(dst.serial)
         r["src_tick_at_migrate"] = src.last_tick()
         t0 = time.monotonic()
         qs.cmd("migrate", uri=uri)
         info = migrate_info(qs)
+        src_at_switch = dst_at_end = None
         while time.monotonic() - t0 < a.timeout:
             info = migrate_info(qs)
+            if info["status"] == "completed":
+                # Every page is on the destination: what its guest
+                # printed so far is the post-copy phase's.
+                dst_at_end = size(dst.serial)
             # postcopy-paused: a channel broke after the switch; the guest
             # is split between the two QEMUs until a recovery, which is
             # not what is measured here.
@@ -124,6 +144,7 @@ def migrate(a, n, cell, src, sides):
             if "switch_ms" not in r and info["status"] == "active" and \
                     (info["ram_transferred"] or 0) >= a.postcopy_after << 20:
                 r["switch_ms"] = round((time.monotonic() - t0) * 1000, 1)
+                src_at_switch = size(src.serial)
                 qs.cmd("migrate-start-postcopy")
             time.sleep(0.01)
         deadline = time.monotonic() + 5
@@ -158,22 +179,17 @@ def migrate(a, n, cell, src, sides):
         t = wait_ticks(dst, a.ticks, 15)
         r["dst_first_tick"], r["dst_last_tick"] = (t[0], t[-1]) if t else (0, 0)
         r["src_last_tick"] = src.last_tick()
-        # The episode of post-copy faults closes guest_stall_gap_ms after
-        # its last stall.
-        deadline = time.monotonic() + 5
-        while not stall_lines(dst) and time.monotonic() < deadline:
-            time.sleep(0.1)
         sclock.stop()
         dclock.stop()
         r.update(console_gap(sclock, dclock, a.tick))
-        ds = stall_lines(dst)
-        if ds:
-            r["stall_n"], r["stall_p50_us"], r["stall_p90_us"], r["stall_p99_us"], \
-                r["stall_max_us"], r["stall_span_ms"] = (int(x) for x in ds[0])
-        else:
-            r["stall_n"] = 0
-        ss = stall_lines(src)[src_stalls0:]
-        r["src_stall_episodes"] = [[int(x[0]), int(x[4])] for x in ss]
+        # The guest prints a slice's stalls after the slice: a slice that
+        # ended as the migration completed comes within a tick or two.
+        time.sleep(max(0.2, 3 * a.tick / 1000))
+        r["stalls_us"] = stalls(dst.serial, 0, dst_at_end)
+        # Without remote faults: the source in pre-copy, the destination
+        # once it has every page (while the ticks above were awaited).
+        r["src_precopy_stalls_us"] = stalls(src.serial, src_at0, src_at_switch)
+        r["dst_after_stalls_us"] = stalls(dst.serial, dst_at_end)
         return dst, r
     except BaseException:
         dst.stop()
@@ -224,11 +240,12 @@ def run(a, ends, out):
                 ok = r.get("status") == "completed" and r.get("dst_status") == "running" and \
                     r.get("dst_last_tick", 0) > r.get("src_tick_at_migrate", 0)
                 print("postcopy %-13s rep %d %s: %s total %s ms downtime %s ms pause %s ms "
-                      "post-copy %s ms requests %s stalls %s p50 %s p99 %s us" % (
+                      "post-copy %s ms requests %s stalls %d p50 %s max %s us" % (
                           cell, rep + 1, r.get("from"), r.get("status"), r.get("total_time_ms"),
                           r.get("downtime_ms"), r.get("guest_pause_ms"), r.get("postcopy_ms"),
-                          r.get("postcopy_requests"), r.get("stall_n"), r.get("stall_p50_us"),
-                          r.get("stall_p99_us")), file=sys.stderr, flush=True)
+                          r.get("postcopy_requests"), len(r.get("stalls_us", [])),
+                          pct(r.get("stalls_us", []), 50), pct(r.get("stalls_us", []), 100)),
+                      file=sys.stderr, flush=True)
                 if not ok:
                     # The guest may be split between the two QEMUs: both go,
                     # and a fresh guest carries on from this side.
@@ -294,25 +311,32 @@ def table(path, cells):
     cols = [("total time s", "total_time_ms", 1000, 2), ("downtime ms", "downtime_ms", 1, 0),
             ("guest pause ms", "guest_pause_ms", 1, 0), ("post-copy phase ms", "postcopy_ms", 1, 0),
             ("page requests", "postcopy_requests", 1, 0), ("post-copy MB", "postcopy_bytes", 1e6, 0), ("blocktime ms", "blocktime_ms", 1, 0),
-            ("stalls", "stall_n", 1, 0), ("stall p50 us", "stall_p50_us", 1, 0),
-            ("stall p90 us", "stall_p90_us", 1, 0), ("stall p99 us", "stall_p99_us", 1, 0),
-            ("stall max us", "stall_max_us", 1, 0)]
-    print("| cell | runs | " + " | ".join(c[0] for c in cols) + " |")
-    print("|---|---:|" + "---:|" * len(cols))
+            ("stalls a run", "stall_n", 1, 0)]
+    spcs = (50, 90, 99, 100)
+    print("| cell | runs | " + " | ".join(c[0] for c in cols) +
+          " | stall p50 / p90 / p99 / max us, all runs' stalls |")
+    print("|---|---:|" + "---:|" * len(cols) + "---:|")
     med = {}
     for c in cells:
         vals = []
+        for r in rows[c]:
+            r["stall_n"] = len(r.get("stalls_us", []))
         for _, k, sc, nd in cols:
             v = [r.get(k) for r in rows[c]]
             m, p = pct(v, 50), pct(v, 90)
             med[c, k] = m
             vals.append("-" if m is None else "%s / %s" % (fmt(m, sc, nd), fmt(p, sc, nd)))
+        pool = [x for r in rows[c] for x in r.get("stalls_us", [])]
+        for q in spcs:
+            med[c, "stall%d" % q] = pct(pool, q)
+        vals.append(" / ".join(fmt(pct(pool, q)) for q in spcs) if pool else "-")
         runs = "%d" % len(rows[c]) + (" (%d failed)" % fails[c] if fails[c] else "")
         print("| %s | %s | %s |" % (TITLES[c], runs, " | ".join(vals)))
     print("")
     pairs = [(l, n) for l, n in (("proxy", "tcp"), ("preempt-proxy", "preempt-tcp"))
              if l in cells and n in cells]
-    rcols = [c for c in cols if c[1] not in ("stall_n",)]
+    rcols = [c for c in cols if c[1] not in ("stall_n",)] + [
+        ("stall p%d" % q if q < 100 else "stall max", "stall%d" % q, 1, 0) for q in spcs]
     if pairs:
         print("| lmig / native (medians) | " + " | ".join(
             c[0].replace(" s", "").replace(" ms", "").replace(" us", "").replace(" MB", "")
@@ -340,11 +364,12 @@ def table(path, cells):
     if bad_down:
         print("")
         print("QEMU's downtime left out as longer than the migration: %s." % "; ".join(bad_down))
-    src = [e for c in cells for r in rows[c] for e in r.get("src_stall_episodes", [])]
     print("")
-    print("Source side, during the same migrations (pre-copy, no remote faults): %d stall(s) "
-          "in %d episode(s), the longest %s us." % (sum(e[0] for e in src), len(src),
-                                                     max((e[1] for e in src), default="-")))
+    for what, k in (("the sources in pre-copy", "src_precopy_stalls_us"),
+                    ("the destinations once complete", "dst_after_stalls_us")):
+        pool = [x for c in cells for r in rows[c] for x in r.get(k, [])]
+        print("Stalls without remote faults, %s (all runs): %d, p50 / p99 / max %s us." % (
+            what, len(pool), " / ".join(fmt(pct(pool, q)) for q in (50, 99, 100))))
 
 
 def main():

@@ -43,15 +43,14 @@
  * With guest_stall_us=T the writer times each page it writes (the store
  * alone, not its computing) and keeps every write that took T us or more:
  * a stall, such as a post-copy destination's fault on a page it has not
- * received yet.  Stalls less than guest_stall_gap_ms (default 500) of the
- * guest's clock apart make one episode; once the writer went that long
- * without one it prints the episode's nearest-rank percentiles:
+ * received yet.  After each slice it prints the slice's stalls, in us,
+ * up to 10 a line:
  *
- *   lmig-guest stalls n=N p50=A p90=B p99=C max=D us span=S ms
+ *   lmig-guest stall-us A B C ...
  *
- * (S: its first stall to its last; the guest's clock stands still while
- * the VM is stopped, so a switch-over pause is not a stall).  Without it
- * nothing changes.
+ * (a host that timestamps these lines knows when they happened, to a
+ * slice).  The guest's clock stands still while the VM is stopped, so a
+ * switch-over pause is not a stall.  Without it nothing changes.
  *
  * Content, decided per 4 KiB page by a hash of its index:
  *   30 %  zero (written, but zero: free or cleared memory)
@@ -299,35 +298,18 @@ static unsigned long work_for_busy(unsigned long pct, size_t per_tick, unsigned 
  * guest_stall_us: the writer's stalls.  Kept apart from the rest of the
  * writer so that the loop changes by two calls only.
  */
-#define STALL_MAX 16384
+#define STALL_MAX	1024
+#define STALL_LINE	10
 
 static struct {
-	uint64_t min_ns, gap_ns, first, last;
+	uint64_t min_ns;
 	uint32_t us[STALL_MAX];
-	size_t n;
+	size_t n, dropped;
 } stall;
 
 static void stall_init(void)
 {
 	stall.min_ns = env_ul("guest_stall_us", 0) * 1000ULL;
-	stall.gap_ns = env_ul("guest_stall_gap_ms", 500) * 1000000ULL;
-	if (!stall.gap_ns)
-		stall.gap_ns = 500000000ULL;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest rank: the smallest value at least pct % of the stalls reach. */
-static uint32_t stall_pct(unsigned int pct)
-{
-	size_t k = (stall.n * pct + 99) / 100;
-
-	return stall.us[k ? k - 1 : 0];
 }
 
 /* Writes *w = v, timed when guest_stall_us is on. */
@@ -346,23 +328,28 @@ static void stall_store(uint64_t *w, uint64_t v)
 	t1 = now_ns();
 	if (t1 - t0 < stall.min_ns)
 		return;
-	if (!stall.n)
-		stall.first = t0;
-	stall.last = t1;
-	if (stall.n < STALL_MAX)
-		stall.us[stall.n++] = (uint32_t)((t1 - t0) / 1000 > UINT32_MAX ? UINT32_MAX : (t1 - t0) / 1000);
+	if (stall.n == STALL_MAX) {
+		stall.dropped++;
+		return;
+	}
+	stall.us[stall.n++] = (uint32_t)((t1 - t0) / 1000 > UINT32_MAX ? UINT32_MAX : (t1 - t0) / 1000);
 }
 
-/* Prints and closes an episode the writer has been out of for gap_ns. */
+/* The slice's stalls on the console, STALL_LINE a line. */
 static void stall_report(void)
 {
-	if (!stall.n || now_ns() - stall.last < stall.gap_ns)
-		return;
-	qsort(stall.us, stall.n, sizeof(stall.us[0]), cmp_u32);
-	say("lmig-guest stalls n=%zu p50=%u p90=%u p99=%u max=%u us span=%llu ms\n", stall.n,
-	    stall_pct(50), stall_pct(90), stall_pct(99), stall.us[stall.n - 1],
-	    (unsigned long long)((stall.last - stall.first) / 1000000));
+	for (size_t i = 0; i < stall.n; i += STALL_LINE) {
+		char line[STALL_LINE * 11 + 1];
+		size_t len = 0;
+
+		for (size_t j = i; j < stall.n && j < i + STALL_LINE; j++)
+			len += (size_t)snprintf(line + len, sizeof(line) - len, " %u", stall.us[j]);
+		say("lmig-guest stall-us%s\n", line);
+	}
+	if (stall.dropped)
+		say("lmig-guest stall-us-dropped %zu\n", stall.dropped);
 	stall.n = 0;
+	stall.dropped = 0;
 }
 
 int main(void)
