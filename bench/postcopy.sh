@@ -31,7 +31,7 @@
 # medians over native's, and the failed migrations (a fresh guest boots
 # after each; the run stops at the third).  Progress goes to stderr.
 #
-# Knobs (environment): PC_REPS (runs per cell, 20: about 6.5 minutes on two
+# Knobs (environment): PC_REPS (runs per cell, 20: about 4 minutes on two
 # loaded CPUs), PC_CELLS ("tcp proxy preempt-tcp preempt-proxy"), PC_MEM (MiB,
 # 512), PC_TOUCH (MiB, 256), PC_RATE (MB/s, 20), PC_TICK (ms, 10),
 # PC_STALL_US (50), PC_AFTER (MiB, 64), LMIG.
