@@ -62,6 +62,7 @@ work=""
 die() { echo "bench/postcopy: $*" >&2; exit 1; }
 bad() { echo "bench/postcopy: $*" >&2; exit 2; }
 
+v=""
 for k in PC_REPS PC_MEM PC_TOUCH PC_RATE PC_TICK PC_STALL_US PC_AFTER; do
 	eval "v=\$$k"
 	case $v in
@@ -107,6 +108,7 @@ ip netns exec "$ns_b" tc qdisc add dev veth-dst root tbf rate 1gbit burst 256kb 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 t0=$(date +%s)
 load0=$(cut -d ' ' -f 1-3 /proc/loadavg)
+# shellcheck disable=SC2086 # unquoted: runs of blanks become one comma
 cells=$(echo $PC_CELLS | tr ' ' ',')
 rc=0
 $py "$here/postcopy_bench.py" --work "$work" --out "$work/records" --lmig "$work/lmig" \
