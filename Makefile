@@ -56,6 +56,7 @@ bench: deps-bench user
 	@sh bench/converge.sh | tee -a bench/results-latest.md
 	@sh bench/converge_kvm.sh | tee -a bench/results-latest.md
 	@sh bench/tls.sh | tee -a bench/results-latest.md
+	@sh bench/postcopy.sh | tee -a bench/results-latest.md
 	@sh bench/plot.sh
 
 # Man pages: Documentation/man/*.scd (scdoc) into $(MAN_BUILD)/*.8.

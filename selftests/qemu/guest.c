@@ -40,6 +40,18 @@
  *
  * Without either, nothing changes.
  *
+ * With guest_stall_us=T the writer times each page it writes (the store
+ * alone, not its computing) and keeps every write that took T us or more:
+ * a stall, such as a post-copy destination's fault on a page it has not
+ * received yet.  After each slice it prints the slice's stalls, in us,
+ * up to 10 a line:
+ *
+ *   lmig-guest stall-us A B C ...
+ *
+ * (a host that timestamps these lines knows when they happened, to a
+ * slice).  The guest's clock stands still while the VM is stopped, so a
+ * switch-over pause is not a stall.  Without it nothing changes.
+ *
  * Content, decided per 4 KiB page by a hash of its index:
  *   30 %  zero (written, but zero: free or cleared memory)
  *   40 %  text: words from a small vocabulary, numbers, punctuation and
@@ -282,6 +294,64 @@ static unsigned long work_for_busy(unsigned long pct, size_t per_tick, unsigned 
 	return (unsigned long)(budget_ns / ns_per_round) + 1;
 }
 
+/*
+ * guest_stall_us: the writer's stalls.  Kept apart from the rest of the
+ * writer so that the loop changes by two calls only.
+ */
+#define STALL_MAX	1024
+#define STALL_LINE	10
+
+static struct {
+	uint64_t min_ns;
+	uint32_t us[STALL_MAX];
+	size_t n, dropped;
+} stall;
+
+static void stall_init(void)
+{
+	stall.min_ns = env_ul("guest_stall_us", 0) * 1000ULL;
+}
+
+/* Writes *w = v, timed when guest_stall_us is on. */
+static void stall_store(uint64_t *w, uint64_t v)
+{
+	uint64_t t0, t1;
+
+	if (!stall.min_ns) {
+		*w = v;
+		return;
+	}
+	t0 = now_ns();
+	__asm__ volatile("" : : : "memory");
+	*(volatile uint64_t *)w = v;
+	__asm__ volatile("" : : : "memory");
+	t1 = now_ns();
+	if (t1 - t0 < stall.min_ns)
+		return;
+	if (stall.n == STALL_MAX) {
+		stall.dropped++;
+		return;
+	}
+	stall.us[stall.n++] = (uint32_t)((t1 - t0) / 1000 > UINT32_MAX ? UINT32_MAX : (t1 - t0) / 1000);
+}
+
+/* The slice's stalls on the console, STALL_LINE a line. */
+static void stall_report(void)
+{
+	for (size_t i = 0; i < stall.n; i += STALL_LINE) {
+		char line[STALL_LINE * 11 + 1];
+		size_t len = 0;
+
+		for (size_t j = i; j < stall.n && j < i + STALL_LINE; j++)
+			len += (size_t)snprintf(line + len, sizeof(line) - len, " %u", stall.us[j]);
+		say("lmig-guest stall-us%s\n", line);
+	}
+	if (stall.dropped)
+		say("lmig-guest stall-us-dropped %zu\n", stall.dropped);
+	stall.n = 0;
+	stall.dropped = 0;
+}
+
 int main(void)
 {
 	unsigned long touch_mb = env_ul("guest_touch", 256), rate_mb = env_ul("guest_rate", 4);
@@ -318,6 +388,7 @@ int main(void)
 			say("lmig-guest FAIL cannot start the computing thread\n");
 	}
 
+	stall_init();
 	mem = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
 		say("lmig-guest FAIL mmap %lu MiB\n", touch_mb);
@@ -350,11 +421,12 @@ int main(void)
 
 			if (work_n)
 				work_x = work(work_x + k, work_n);
-			w[(tick * 7 + k) % (PAGE / 8)] = tick;
+			stall_store(&w[(tick * 7 + k) % (PAGE / 8)], tick);
 			if (++next == npages)
 				next = 0;
 		}
 		say("lmig-guest tick %llu\n", tick);
+		stall_report();
 		if (work_n) {
 			uint64_t t = now_ns();
 
