@@ -23,6 +23,8 @@ check="$check scdoc man-db bash-completion"
 check="$check libclang-rt-14-dev"
 # The Debian packages (debian/, selftests/install/deb.sh) and DKMS.
 check="$check dpkg-dev debhelper dh-dkms dkms fakeroot lintian"
+# selftests/libvirt/virtmig.py: two libvirtd migrating a domain through lmig proxy.
+check="$check libvirt-daemon-system libvirt-clients"
 bench="$check iperf3 jq"
 # make vmcheck-debug builds a debug kernel from linux-source-6.1.
 debug="$check bc flex bison libelf-dev libssl-dev util-linux"
