@@ -123,7 +123,7 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(libvirt) *s
 	ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("virtmig.py: %s", p.err_log);
 }
 
-static void check(struct __test_metadata *_metadata, const char *res)
+static void check(struct __test_metadata *_metadata, const char *res, int connections)
 {
 	char buf[512], other[256];
 
@@ -146,6 +146,8 @@ static void check(struct __test_metadata *_metadata, const char *res)
 		ASSERT_LE(json_num(res, "dst_first_tick") + 5, json_num(res, "dst_last_tick"));
 		/* lmig's monitor came along beside libvirt's. */
 		ASSERT_STREQ("running", json_str_or(res, "dst_qmp_status", buf, sizeof(buf)));
+		/* Every connection QEMU made (multifd's too) went through lmig. */
+		ASSERT_EQ(connections, json_num(res, "proxy_streams"));
 		EXPECT_EQ(0, json_num(res, "proxy_send_exit"));
 		EXPECT_EQ(0, json_num(res, "proxy_recv_exit"));
 		TH_LOG("virsh migrate took %.2f s; libvirt: %lld ms, %s of memory",
@@ -170,7 +172,7 @@ TEST_F_TIMEOUT(libvirt, migrate, CASE_TIMEOUT)
 	run_case(_metadata, self, NULL);
 	if (self->skip)
 		return;
-	check(_metadata, self->res);
+	check(_metadata, self->res, 1);
 }
 
 TEST_F_TIMEOUT(libvirt, parallel, CASE_TIMEOUT)
@@ -178,7 +180,8 @@ TEST_F_TIMEOUT(libvirt, parallel, CASE_TIMEOUT)
 	run_case(_metadata, self, (const char *const[]){ "--parallel", "2", NULL });
 	if (self->skip)
 		return;
-	check(_metadata, self->res);
+	/* The main connection and one per multifd channel. */
+	check(_metadata, self->res, 3);
 }
 
 TEST_HARNESS_MAIN

@@ -322,6 +322,8 @@ def migrate(a, res, tmp, tag):
         # under TCG on a loaded machine); the destination is given the
         # source's cache, which libvirt checks against the binary and
         # itself, as a host installed like the other would find it.
+        if a.same_host_uuid:
+            dst.host_uuid = src.host_uuid
         for h in hosts.values():
             h.write_config(mig, a.debug)
         src.start()
@@ -403,6 +405,12 @@ def migrate(a, res, tmp, tag):
                 res[n.replace("-", "_") + "_exit"] = "killed"
             with open(os.path.join(tmp, n + ".err"), "rb") as f:
                 res[n.replace("-", "_") + "_err"] = f.read().decode(errors="replace")[-400:]
+        try:
+            with open(os.path.join(tmp, "proxy-send.out"), "rb") as f:
+                m = re.search(rb"(\d+) streams", f.read())
+            res["proxy_streams"] = int(m.group(1)) if m else -1
+        except OSError:
+            res["proxy_streams"] = -1
         res["src_domains"] = len(src.virsh("list", "--all", "--name")[1].split())
         res["dst_domstate"] = dst.virsh("domstate", name)[1].strip()
         # What libvirt tells of the migration it completed (on the destination).
@@ -465,6 +473,8 @@ def main():
     ap.add_argument("--rate", type=int, default=4, help="MB/s the guest rewrites")
     ap.add_argument("--boot-timeout", type=int, default=60)
     ap.add_argument("--timeout", type=int, default=60, help="virsh migrate's limit, s")
+    ap.add_argument("--same-host-uuid", action="store_true",
+                    help="give both daemons one host_uuid (to see libvirt refuse)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--debug", action="store_true", help="log libvirt's QMP traffic")
     ap.add_argument("--kernel", default="")
