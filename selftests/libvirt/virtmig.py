@@ -22,8 +22,16 @@ its serial port (a file in MIG).  Then, on the source "host"
 on the destination
     lmig proxy recv --listen 198.18.27.2:PORT --to unix:MIG/migrate.sock
 and
-    virsh -c SRC migrate --live DOMAIN DST --migrateuri unix://MIG/migrate.sock
-          [--parallel --parallel-connections N] [--p2p]
+    virsh -c SRC migrate --live DOMAIN DST --xml DST.xml \
+          --migrateuri unix://MIG/migrate.sock [--parallel --parallel-connections N] [--p2p]
+
+The daemons enter their network namespace with nsenter --net, not
+`ip netns exec`, which mounts a fresh /sys and so hides the cgroup
+hierarchies: libvirt would then make no cgroups at all.  Sharing this
+machine's cgroup tree, both daemons would create the same
+machine/qemu-1-DOMAIN.libvirt-qemu, so each host keeps its guests in a
+cgroup partition of its own (made and removed here), and DST.xml is the
+domain's migratable XML with the destination's partition.
 The result is one JSON line on stdout: what virsh said, the domain's
 state on both sides, the ticks on both consoles, what lmig's own QMP
 socket (beside libvirt's monitor) answered, the proxies' exit codes, and
@@ -322,6 +330,8 @@ def migrate(a, res, tmp, tag):
         # under TCG on a loaded machine); the destination is given the
         # source's cache, which libvirt checks against the binary and
         # itself, as a host installed like the other would find it.
+        if a.same_hostname:
+            dst.hostname = src.hostname
         if a.same_host_uuid:
             dst.host_uuid = src.host_uuid
         for h in hosts.values():
@@ -475,6 +485,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=60, help="virsh migrate's limit, s")
     ap.add_argument("--same-host-uuid", action="store_true",
                     help="give both daemons one host_uuid (to see libvirt refuse)")
+    ap.add_argument("--same-hostname", action="store_true",
+                    help="give both daemons one hostname (to see whether libvirt minds)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--debug", action="store_true", help="log libvirt's QMP traffic")
     ap.add_argument("--kernel", default="")
