@@ -375,7 +375,7 @@ def migrate(a, res, tmp, tag):
                  or procs["proxy-recv"].poll() is not None, 10, "lmig proxy recv to listen")
         procs["proxy-send"] = subprocess.Popen(
             src.enter() + [a.lmig, "proxy", "send", "--listen", "unix:%s/migrate.sock" % mig,
-                           "--to", "%s:%d" % (ADDR["dst"], port), "--channels", "2"],
+                           "--to", "%s:%d" % (ADDR["dst"], port)],
             stdin=subprocess.DEVNULL, stdout=open(os.path.join(tmp, "proxy-send.out"), "wb"),
             stderr=open(os.path.join(tmp, "proxy-send.err"), "wb"), start_new_session=True)
         wait_for(lambda: os.path.exists(os.path.join(src.dir, "mig", "migrate.sock"))
