@@ -417,7 +417,7 @@ def migrate(a, res, tmp, tag):
                 res[n.replace("-", "_") + "_err"] = f.read().decode(errors="replace")[-400:]
         try:
             with open(os.path.join(tmp, "proxy-send.out"), "rb") as f:
-                m = re.search(rb"(\d+) streams", f.read())
+                m = re.search(rb"(\d+) streams?\b", f.read())
             res["proxy_streams"] = int(m.group(1)) if m else -1
         except OSError:
             res["proxy_streams"] = -1
