@@ -54,7 +54,9 @@ bench: deps-bench user
 	@sh bench/qemu.sh | tee -a bench/results-latest.md
 	@sh bench/estimate.sh | tee -a bench/results-latest.md
 	@sh bench/converge.sh | tee -a bench/results-latest.md
+	@sh bench/converge_kvm.sh | tee -a bench/results-latest.md
 	@sh bench/tls.sh | tee -a bench/results-latest.md
+	@sh bench/plot.sh
 
 # Man pages: Documentation/man/*.scd (scdoc) into $(MAN_BUILD)/*.8.
 MAN_BUILD ?= build/man

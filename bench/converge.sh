@@ -8,8 +8,13 @@
 # slows the guest down.  The guest, under QEMU 7.2 TCG with CONV_MEM MiB
 # of RAM, fills CONV_TOUCH MiB and rewrites it at CONV_MULTS times the
 # link's rate, at wall pace, with two vCPUs: the writer on vCPU 0 and, on
-# vCPU 1, a thread that only computes and prints its rate.  By default the
-# guest is Debian's kernel with selftests/qemu/guest.c as /init
+# vCPU 1, a thread that only computes and prints its rate.  The writer
+# computes before each page it writes (guest.c's guest_busy=CONV_BUSY,
+# default 40: it needs 40 % of its vCPU at full speed for its rate, and a
+# CPU limit slows it, as it does a real workload that computes between
+# writes); CONV_BUSY=0 gives the writer that only sleeps between its
+# slices, on which no CPU limit lmig may set at 300 ms bites.  By default
+# the guest is Debian's kernel with selftests/qemu/guest.c as /init
 # (guest_compute=1); CONV_GUEST=bare takes the guest without an OS of
 # `mkguest.sh --smp` (selftests/qemu/smp, built for nested KVM; it boots
 # in a second).  It runs 5 s before migrating, so the computing vCPU's
@@ -39,7 +44,8 @@
 # downtime, the guest's pause as its console shows it (guest_pause_ms,
 # when qmig.py reports it), the peak dirty rate QEMU measured, how far a
 # cancelled run got, the limit lmig applied (lowest % of a CPU, how many
-# of the vCPU threads, why those) and, with a guest that has a computing
+# of the vCPU threads, why those), the writer's own rate before and
+# during the migration (with CONV_BUSY) and, with a guest that has a computing
 # vCPU, that vCPU's rate during the migration as a % of its rate before
 # (compute_pct of qmig.py; on a shared machine it moves by tens of per
 # cent by itself: the native rows are its yardstick).  Then PASS/MISS, for
@@ -53,13 +59,15 @@
 # shows the median total time's run), CONV_BOUND (s, 30), CONV_AC_BOUND
 # (s, 100), CONV_LMIG_BOUND (s, 120), CONV_MEM (MiB, 512), CONV_TOUCH
 # (MiB, 64), CONV_LMIG (proxy or pipe), CONV_GUEST (linux or bare),
+# CONV_BUSY (% of its vCPU the writer needs, 40 with linux; bare: 0 only),
 # CONV_KEEP (a file to append each run's qmig.py JSON line to), LMIG.
 # The bounds: a pass over the 64 MiB takes about 4 s at 16 MB/s, so 30 s
 # is 6-7 passes whose remainder does not fall; auto-converge steps its
 # throttle every second pass and reaches its 99 % at about 80 s.
-# Default run: 9 migrations, about 15 minutes on 2 loaded CPUs, the
-# bounded ones dominating (the Debian guest boots in 10-25 s, the one
-# without an OS in about one); with lmig99 12, about 22.
+# Default run: 9 migrations, about 10 minutes on 2 loaded CPUs with the
+# computing writer (about 15 with CONV_BUSY=0, where nothing converges),
+# the bounded ones dominating (the Debian guest boots in 10-25 s, the one
+# without an OS in about one); with lmig99 12, about 22 with CONV_BUSY=0.
 #
 # Exit status 0 whether the targets are met or not; 1 if a run failed
 # (harness error, lmig error, a destination that does not run on).
@@ -79,6 +87,8 @@ CONV_MEM=${CONV_MEM:-512}
 CONV_TOUCH=${CONV_TOUCH:-64}
 CONV_LMIG=${CONV_LMIG:-proxy}
 CONV_GUEST=${CONV_GUEST:-linux}
+CONV_BUSY=${CONV_BUSY:-}
+[ -n "$CONV_BUSY" ] || { [ "$CONV_GUEST" = bare ] && CONV_BUSY=0 || CONV_BUSY=40; }
 CONV_KEEP=${CONV_KEEP:-}
 LMIG=${LMIG:-$top/user/lmig}
 py=python3
@@ -98,7 +108,7 @@ cleanup() {
 
 for v in CONV_LINK:"$CONV_LINK" CONV_REPS:"$CONV_REPS" CONV_BOUND:"$CONV_BOUND" \
 	CONV_AC_BOUND:"$CONV_AC_BOUND" CONV_LMIG_BOUND:"$CONV_LMIG_BOUND" CONV_MEM:"$CONV_MEM" \
-	CONV_TOUCH:"$CONV_TOUCH"; do
+	CONV_TOUCH:"$CONV_TOUCH" CONV_BUSY:"$CONV_BUSY"; do
 	num "${v#*:}" "${v%%:*}"
 done
 for m in $CONV_MULTS; do num "$m" CONV_MULTS; done
@@ -117,10 +127,18 @@ linux)
 	guest_args="--initrd $initrd --smp 2 --settle 5"
 	guest_append="pti=on guest_compute=1"
 	guest_words="Debian's kernel, 2 vCPUs, /init of selftests/qemu/guest.c with guest_compute=1 (writer on CPU 0, a thread on CPU 1 that only computes)"
+	if [ "$CONV_BUSY" -gt 0 ]; then
+		[ "$CONV_BUSY" -le 95 ] || die "CONV_BUSY must be 0..95, not '$CONV_BUSY'"
+		guest_append="$guest_append guest_busy=$CONV_BUSY"
+		guest_words="$guest_words; the writer computes before each page, needing $CONV_BUSY % of its vCPU at full speed for its rate (guest_busy=$CONV_BUSY)"
+	else
+		guest_words="$guest_words; the writer sleeps between its slices (one word a page)"
+	fi
 	;;
 bare)
 	elf=$(sh "$top/selftests/qemu/mkguest.sh" --smp) || die "cannot build the two-vCPU guest"
 	guest_args="--kernel $elf --initrd none --smp 2 --settle 5"
+	[ "$CONV_BUSY" = 0 ] || die "CONV_BUSY needs CONV_GUEST=linux (the guest without an OS has no computing writer)"
 	guest_append="pti=on"
 	guest_words="two vCPUs without an OS (selftests/qemu/smp): vCPU 0 writes, vCPU 1 only computes"
 	;;
@@ -172,6 +190,7 @@ case_title() {
 
 # One migration; appends one line to results:
 # mult case rep status total down pause bound remainingMB passes acpct dirtyMBs limit nlim nvcpu whom compute
+# wbusy wbefore wduring wmin (the computing writer's own lines)
 run_one() {
 	mult=$1 cs=$2 rep=$3
 	rate=$((mult * CONV_LINK))
@@ -230,7 +249,7 @@ run_one() {
 	if [ "$ok" = 0 ]; then
 		log "*** FAIL rate ${mult}x $cs: $why $(tail -c 400 "$work/res.err")"
 		echo "${mult}x $cs: $why" >>"$work/failures"
-		echo "$mult $cs $rep FAIL - - - - - - - - - - - - -" >>"$work/results"
+		echo "$mult $cs $rep FAIL - - - - - - - - - - - - - - - - -" >>"$work/results"
 		return
 	fi
 	total=$(j '.total_time_ms // "-"')
@@ -253,11 +272,15 @@ run_one() {
 		nvcpu=$(j "$t.vcpu_threads | length")
 	fi
 	comp=$(j '.compute_pct // "-"')
+	wbusy=$(j '.writer_busy_before_pct // "-"')
+	wbefore=$(j '.writer_mbs_before // "-"')
+	wduring=$(j '.writer_mbs_during // "-"')
+	wmin=$(j '.writer_mbs_during_min // "-"')
 	fin=$([ "$status" = completed ] && echo completed || echo "bound")
 	log "$(printf 'rate %dx (%d MB/s) %-7s rep %d: %s total %s ms downtime %s ms pause %s ms; remaining %s B after %s passes, throttle %s %%; lmig limit %s %% on %s/%s (%s); boot %s s' \
 		"$mult" "$rate" "$cs" "$rep" "$fin" "$total" "$down" "$pause" "$rem" "$passes" "$acpct" \
 		"$lim" "$nlim" "$nvcpu" "$whom" "$(j '.boot_s')")"
-	echo "$mult $cs $rep $fin $total $down $pause $bound $rem $passes $acpct $dirty $lim $nlim $nvcpu $whom $comp" >>"$work/results"
+	echo "$mult $cs $rep $fin $total $down $pause $bound $rem $passes $acpct $dirty $lim $nlim $nvcpu $whom $comp $wbusy $wbefore $wduring $wmin" >>"$work/results"
 }
 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -309,12 +332,12 @@ function pick(k,    i, j, t, idx, c) {
 	return idx[int((c + 1) / 2)]
 }
 END {
-	print "| dirty rate | migration | finished | total time s | downtime ms | guest pause ms | peak dirty MB/s (QEMU) | how far, if cancelled | lmig limit | computing vCPU |"
-	print "|---|---|---|---:|---:|---:|---:|---|---|---:|"
+	print "| dirty rate | migration | finished | total time s | downtime ms | guest pause ms | peak dirty MB/s (QEMU) | how far, if cancelled | lmig limit | writer MB/s before (busy) / during, least | computing vCPU |"
+	print "|---|---|---|---:|---:|---:|---:|---|---|---|---:|"
 	for (i = 1; i <= n; i++) {
 		k = order[i]; split(k, a, SUBSEP); mu = a[1]; c = a[2]
 		rate = sprintf("%dx link (%d MB/s)", mu, mu * link)
-		if (!cnt[k]) { printf "| %s | %s | FAIL | | | | | | | |\n", rate, title(c); continue }
+		if (!cnt[k]) { printf "| %s | %s | FAIL | | | | | | | | |\n", rate, title(c); continue }
 		p = pick(k)
 		done = v[k, p, 4] == "completed"
 		fin = done ? "yes" : sprintf("no: did not finish in %d s", v[k, p, 8])
@@ -328,9 +351,10 @@ END {
 			lim = v[k, p, 13] == "none" ? "none needed" : \
 				sprintf("%s %% of a CPU, %s of %s vCPU threads (%s)", v[k, p, 13], v[k, p, 14], v[k, p, 15], v[k, p, 16])
 		comp = v[k, p, 17] == "-" ? "-" : v[k, p, 17] " %"
-		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rate, title(c), fin,
+		wr = v[k, p, 19] == "-" ? "-" : sprintf("%s (%s %%) / %s, %s", v[k, p, 19], v[k, p, 18], v[k, p, 20], v[k, p, 21])
+		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rate, title(c), fin,
 			done ? sprintf("%.1f", v[k, p, 5] / 1000) : "-", done ? ms(v[k, p, 6]) : "-",
-			done ? ms(v[k, p, 7]) : "-", v[k, p, 12], far, lim, comp
+			done ? ms(v[k, p, 7]) : "-", v[k, p, 12], far, lim, wr, comp
 		T[k] = done ? v[k, p, 5] : -1; D[k] = v[k, p, 6]; C[k] = v[k, p, 17]
 		mults[mu] = 1
 	}

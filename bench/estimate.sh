@@ -29,6 +29,8 @@
 #   EST_RATES       wall-pace writer rates, MB/s (default "0 10 20 40 60 80 120")
 #   EST_CPU_RATE    the CPU-paced writer's rate, MB/s per CPU second, with
 #                   --bandwidth EST_CPU_BW (default 150, 50M; "" skips it)
+#   EST_CPU_MODES   the CPU-paced writer's --throttle runs (default "off auto")
+#   EST_CPU_REPEAT  runs of each (default 1)
 #   EST_OBSERVE     lmig estimate --observe (default 5)
 #   EST_QEMU_RATES  guest rates, MB/s (default "5 20 40"; "" skips QEMU)
 #   EST_QEMU_BW     QEMU's max-bandwidth, bytes/s (default 50000000)
@@ -55,6 +57,8 @@ EST_BW=${EST_BW:-100M}
 EST_RATES=${EST_RATES:-0 10 20 40 60 80 120}
 EST_CPU_RATE=${EST_CPU_RATE-150}
 EST_CPU_BW=${EST_CPU_BW:-50M}
+EST_CPU_MODES=${EST_CPU_MODES:-off auto}
+EST_CPU_REPEAT=${EST_CPU_REPEAT:-1}
 EST_OBSERVE=${EST_OBSERVE:-5}
 EST_QEMU_RATES=${EST_QEMU_RATES-5 20 40}
 EST_QEMU_BW=${EST_QEMU_BW:-50000000}
@@ -123,6 +127,8 @@ start_recv() {
 # row PATH RATE LINK EST_JSON ACT_VERDICT ACT_TOTAL ACT_ROUNDS ACT_DOWNTIME NOTE
 row() {
 	n=$((n + 1))
+	# The machine is shared: each row says how loaded it was at the end of the run.
+	set -- "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "${9:+$9; }load $(cut -d ' ' -f 1 /proc/loadavg)"
 	if [ -n "$EST_KEEP" ]; then
 		cp "$4" "$EST_KEEP/$n-estimate.json"
 		cp "$work/send.json" "$EST_KEEP/$n-send.json" 2>/dev/null || true
@@ -293,8 +299,13 @@ main() {
 		lmig_case "$r" wall "$EST_BW" auto
 	done
 	if [ -n "$EST_CPU_RATE" ]; then
-		lmig_case "$EST_CPU_RATE" cpu "$EST_CPU_BW" off
-		lmig_case "$EST_CPU_RATE" cpu "$EST_CPU_BW" auto
+		for m in $EST_CPU_MODES; do
+			i=0
+			while [ "$i" -lt "$EST_CPU_REPEAT" ]; do
+				lmig_case "$EST_CPU_RATE" cpu "$EST_CPU_BW" "$m"
+				i=$((i + 1))
+			done
+		done
 	fi
 	if [ -n "$EST_QEMU_RATES" ]; then
 		if initrd=$(sh "$top/selftests/qemu/mkguest.sh" 2>"$work/mkguest.err"); then

@@ -180,6 +180,8 @@ def main():
     ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
     a = ap.parse_args()
     a.estimate_args = a.estimate_args.split()
+    # qmig.VM's one-vCPU guest.
+    a.smp = 1
     if not a.qemu:
         print("estimate_qemu: qemu-system-x86_64 is not installed", file=sys.stderr)
         return 4

@@ -21,7 +21,9 @@
 # --throttle off, default 6), THR_BASE_S (seconds of baseline before each
 # migration, default 3), THR_BW (`lmig send --bandwidth` on the link, for
 # a machine whose writer cannot dirty twice the 1 Gbit/s link: default
-# none), LMIG (default user/lmig).  Needs root.
+# none), THR_JSON (where the per-round reports of the off and auto runs
+# are kept for bench/plot.sh, default bench/throttle-latest.json), LMIG
+# (default user/lmig).  Needs root.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,6 +33,8 @@ THR_RATE=${THR_RATE:-240M}
 THR_OFF_ROUNDS=${THR_OFF_ROUNDS:-6}
 THR_BASE_S=${THR_BASE_S:-3}
 THR_BW=${THR_BW:-}
+THR_JSON=${THR_JSON:-$here/throttle-latest.json}
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
 NET_ADDR=198.18.0.2 # the receiving end of netns.sh's link
 
 ns_src=lmigt-src-$$
@@ -187,4 +191,8 @@ for m in off auto; do
 	[ -z "$note" ] || echo "- \`--throttle $m\` throttle_note: $note"
 done
 echo ""
+jq -n --arg started "$started" --arg size "$THR_SIZE" --arg rate "$THR_RATE" --arg bw "$THR_BW" \
+	--slurpfile off "$work/send.off.json" --slurpfile auto "$work/send.auto.json" \
+	'{started: $started, size: $size, rate: $rate, bandwidth: $bw, off: $off[0], auto: $auto[0]}' \
+	>"$THR_JSON" || echo "throttle: could not write $THR_JSON" >&2
 [ "$(cat "$work/rc.idle")" = 0 ] && [ "$(cat "$work/rc.auto")" = 0 ]

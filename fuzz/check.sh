@@ -14,7 +14,7 @@ set -u
 cd "$(dirname "$0")" || exit 1
 secs=${1:-20}
 [ $# -gt 0 ] && shift
-harnesses=${*:-fuzz_wire fuzz_opts fuzz_codec fuzz_recv fuzz_stream fuzz_tls fuzz_json_read fuzz_qmp}
+harnesses=${*:-fuzz_wire fuzz_opts fuzz_codec fuzz_recv fuzz_stream fuzz_stream_back fuzz_tls fuzz_json_read fuzz_qmp fuzz_resume}
 n=0
 pass=0
 fail=0

@@ -5,7 +5,11 @@
  * listening on 127.0.0.1 port 0, fed over loopback TCP by this harness.
  * Its destinations are drained by a thread here: with flag bit 4 clear
  * they are connections to a unix socket (proxy: one per stream), with it
- * set stdout is a pipe (pipe: one stream).
+ * set stdout is a pipe (pipe: one stream).  A connection shuts its
+ * writing half once its stream ended, as QEMU's destination does, and
+ * when the first hello asks for LMIG_CAP_RETURN it says something back as
+ * it is accepted: the return direction is carried too (RDATA, REND;
+ * RCREDIT from the input).
  *
  * Input: a flags byte, then segments (fuzz/loop.h) making up each
  * channel's stream: hello, then frames.  Each stream is made consistent
@@ -59,6 +63,7 @@ static struct tls_conf tls_srv, tls_cli;
 /* What the frames say each stream is. */
 struct model {
 	unsigned int nchannels;
+	bool ret;			/* the first hello asks for LMIG_CAP_RETURN */
 	uint8_t *data[MODEL_STREAMS];
 	uint64_t len[MODEL_STREAMS];	/* bytes set so far (the highest end) */
 	uint64_t end[MODEL_STREAMS];	/* END's length */
@@ -96,8 +101,10 @@ static void fix_hello(uint8_t *b, unsigned int flags, struct model *m, bool firs
 	if (!(flags & KEEP_CSUM))
 		h.checksum = htole64(wire_checksum(&h, sizeof(h), offsetof(struct lmig_hello, checksum)));
 	memcpy(b, &h, sizeof(h));
-	if (first)
+	if (first) {
 		m->nchannels = nch;
+		m->ret = le32toh(h.caps) & LMIG_CAP_RETURN;
+	}
 }
 
 #define SF sizeof(struct lmig_sframe)
@@ -192,6 +199,7 @@ struct drain {
 	int stop[2];
 	struct dest d[MAX_DEST];
 	unsigned int nd;
+	bool talk;		/* the streams go both ways: say something back */
 };
 
 static void dest_read(struct dest *d)
@@ -204,6 +212,8 @@ static void dest_read(struct dest *d)
 	if (k <= 0) {
 		d->eof = true;
 		d->reset = k < 0;
+		/* The return direction ends (a pipe has none). */
+		shutdown(d->fd, SHUT_WR);
 		return;
 	}
 	if (d->len + k > d->cap) {
@@ -242,8 +252,16 @@ static void *drain_main(void *arg)
 		if (p[1].revents && dr->nd < MAX_DEST) {
 			int fd = accept4(dr->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
-			if (fd >= 0)
+			if (fd >= 0) {
+				/*
+				 * Like QEMU's PONG, only when the receiver reads it:
+				 * bytes left unread make a unix socket's close a reset.
+				 */
+				if (dr->talk &&
+				    send(fd, "return", 6, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+					(void)0;
 				dr->d[dr->nd++] = (struct dest){ .fd = fd };
+			}
 		}
 		for (unsigned int i = 0; i < dr->nd; i++)
 			if (p[2 + i].revents)
@@ -339,6 +357,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 		.listen = "127.0.0.1:0",
 		.timeout_ms = 500,
 		.accept_timeout_ms = 1000,
+		.max_pending = STREAM_MAX_PENDING_DEFAULT,	/* the CLI's default */
 		.tls = flags & TLS ? &tls_srv : NULL,
 	};
 	if (pipe2(dr.stop, O_CLOEXEC))
@@ -356,6 +375,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 		r.o.to.kind = SEP_STDIO;
 	} else {
 		dr.listen_fd = lfd;
+		dr.talk = m.ret;
 		r.o.to = (struct sendpoint){ .kind = SEP_UNIX, .addr = sock_path };
 	}
 	pthread_create(&dr.thr, NULL, drain_main, &dr);

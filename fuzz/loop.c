@@ -142,12 +142,38 @@ static void send_segments(struct loop_in *in, unsigned int nconn, int *fds, stru
 			shutdown(fds[c], SHUT_WR);
 }
 
+/*
+ * Each channel's hello, and the rest only after the receiver's answer, as
+ * lmig's senders do: with TLS, records that come with the hello stay in
+ * the receiver's session until more arrive (a small stream sent at once
+ * would only be found truncated); without, a stream sent and ended whole
+ * before the receiver accepted the next channel would look like a source
+ * that went away while connecting.
+ */
+static void send_hellos(struct loop_in *in, int port, unsigned int nconn, int *fds,
+			const struct tls_conf *cli, struct tls_chan *t, size_t *pos)
+{
+	struct lmig_hello_ack ack;
+
+	for (unsigned int c = 0; c < nconn; c++) {
+		if (t)
+			memset(&t[c], 0, sizeof(t[c]));
+		fds[c] = connect_to(port);
+		if (fds[c] < 0 || (t && tls_handshake(cli, fds[c], 1000, "fuzzed receiver", &t[c])))
+			continue;	/* refused: the receiver says why */
+		pos[c] = in->len[c] < sizeof(struct lmig_hello) ? in->len[c] : sizeof(struct lmig_hello);
+		if (!send_all(fds[c], t ? &t[c] : NULL, in->buf[c], pos[c]) ||
+		    pos[c] < sizeof(struct lmig_hello) ||
+		    chan_read_full(fds[c], t ? &t[c] : NULL, &ack, sizeof(ack), 1000, "reading the ack"))
+			shutdown(fds[c], SHUT_WR);
+	}
+}
+
 void loop_send(struct loop_in *in, int port, unsigned int nconn, int *fds)
 {
 	size_t pos[LOOP_MAX_CHANNELS] = { 0 };
 
-	for (unsigned int c = 0; c < nconn; c++)
-		fds[c] = connect_to(port);
+	send_hellos(in, port, nconn, fds, NULL, NULL, pos);
 	send_segments(in, nconn, fds, NULL, pos);
 }
 
@@ -155,24 +181,8 @@ void loop_send_tls(struct loop_in *in, int port, unsigned int nconn, int *fds,
 		   const struct tls_conf *cli, struct tls_chan *t)
 {
 	size_t pos[LOOP_MAX_CHANNELS] = { 0 };
-	struct lmig_hello_ack ack;
 
-	for (unsigned int c = 0; c < nconn; c++) {
-		memset(&t[c], 0, sizeof(t[c]));
-		fds[c] = connect_to(port);
-		if (fds[c] < 0 || tls_handshake(cli, fds[c], 1000, "fuzzed receiver", &t[c]))
-			continue;	/* refused: the receiver says why */
-		pos[c] = in->len[c] < sizeof(struct lmig_hello) ? in->len[c] : sizeof(struct lmig_hello);
-		/*
-		 * As lmig send does: the rest only after the receiver's answer.
-		 * (Records that come with the hello stay in the receiver's
-		 * session until more arrive: a small stream sent at once would
-		 * only be found truncated.)
-		 */
-		if (!send_all(fds[c], &t[c], in->buf[c], pos[c]) || pos[c] < sizeof(struct lmig_hello) ||
-		    chan_read_full(fds[c], &t[c], &ack, sizeof(ack), 1000, "reading the ack"))
-			shutdown(fds[c], SHUT_WR);
-	}
+	send_hellos(in, port, nconn, fds, cli, t, pos);
 	send_segments(in, nconn, fds, t, pos);
 }
 

@@ -161,6 +161,62 @@ wait $sp
 wait $rp
 finish proxy fuzz_stream
 
+echo "mkcorpus: lmig proxy send -> lmig proxy recv, both ways (two streams, RCREDIT)"
+# The destination answers each stream with 600 KiB once it ended: the
+# source credits the return direction (RCREDIT) while it writes them.
+python3 - "$tmp/dstb.sock" <<-'EOF' &
+	import socket, sys
+	s = socket.socket(socket.AF_UNIX)
+	s.bind(sys.argv[1]); s.listen(8)
+	for _ in range(2):
+	    c, _ = s.accept()
+	    while c.recv(65536):
+	        pass
+	    c.sendall(b"back " * 120000)
+	    c.close()
+	EOF
+pids="$pids $!"
+while [ ! -S "$tmp/dstb.sock" ]; do sleep 0.05; done
+"$LMIG" proxy recv --listen 127.0.0.1:0 --to "unix:$tmp/dstb.sock" --ready-fd 3 \
+	3>"$tmp/proxyb.port" >/dev/null 2>"$tmp/proxyb.err" &
+rp=$!
+capture proxy-both "$(wait_port "$tmp/proxyb.port")"
+"$LMIG" proxy send --listen "unix:$tmp/srcb.sock" --to "127.0.0.1:$port" --channels 2 \
+	--streams 2 --compress lz4 --ready-fd 3 3>"$tmp/srcb.ready" >/dev/null 2>"$tmp/proxyb.serr" &
+sp=$!
+wait_port "$tmp/srcb.ready" >/dev/null
+for i in 1 2; do
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"stream %s " % sys.argv[2].encode() * 5000); s.shutdown(socket.SHUT_WR)
+while s.recv(65536):
+    pass
+s.close()' "$tmp/srcb.sock" $i
+done
+wait $sp
+wait $rp
+finish proxy-both fuzz_stream
+# The harness's destinations say only a few bytes back: its RCREDITs credit
+# 0 bytes, so the seed runs to the end (the header checksums are the harness's).
+python3 - corpus/fuzz_stream/proxy-both <<-'EOF'
+	import struct, sys
+	d = bytearray(open(sys.argv[1], "rb").read())
+	pos, where = 1, {}
+	while pos + 3 <= len(d):
+	    c, n = d[pos], struct.unpack("<H", d[pos + 1:pos + 3])[0]
+	    where.setdefault(c, []).extend(range(pos + 3, min(pos + 3 + n, len(d))))
+	    pos += 3 + n
+	for m in where.values():
+	    b, i = bytes(d[k] for k in m), 0
+	    while (i := b.find(b"MGSF", i)) >= 0:
+	        if struct.unpack("<H", b[i + 4:i + 6])[0] == 5:
+	            for k in range(8):
+	                d[m[i + 24 + k]] = 0
+	        i += 4
+	open(sys.argv[1], "wb").write(d)
+	EOF
+
 echo "mkcorpus: the receivers with TLS (the same streams, sealed by the harnesses)"
 # flags | 16 (fuzz_recv), | 32 (fuzz_stream): see the harnesses' comments.
 tlsflag() {
@@ -170,12 +226,34 @@ open(sys.argv[2], "wb").write(bytes([d[0] | int(sys.argv[3])]) + d[1:])' "$@"
 tlsflag corpus/fuzz_recv/lz4-2 corpus/fuzz_recv/lz4-2-tls 16
 tlsflag corpus/fuzz_recv/live corpus/fuzz_recv/live-tls 16
 tlsflag corpus/fuzz_stream/proxy corpus/fuzz_stream/proxy-tls 32
+tlsflag corpus/fuzz_stream/proxy-both corpus/fuzz_stream/proxy-both-tls 32
 tlsflag corpus/fuzz_stream/pipe2-lz4 corpus/fuzz_stream/pipe2-lz4-tls 32
 
 echo "mkcorpus: TLS records (fuzz_tls) from the captured streams"
 mkdir -p corpus/fuzz_tls
 python3 tlsseed.py corpus/fuzz_recv/raw1 corpus/fuzz_tls/raw1
 python3 tlsseed.py corpus/fuzz_stream/pipe2-lz4 corpus/fuzz_tls/pipe2-lz4 --inplace
+
+echo "mkcorpus: what a destination says back (fuzz_stream_back)"
+mkdir -p corpus/fuzz_stream_back
+python3 - <<-'EOF'
+	import struct
+	def sframe(t, stream, n, seq, off, raw):
+	    return struct.pack("<IHHIIQQIIQQ", 0x4653474d, t, 0, stream, n, seq, off, raw, 0, 0, 0)
+	def sreply(t, status, stream, b, reason=b""):
+	    return struct.pack("<IHHIIQ96sQ", 0x5253474d, t, status, stream, 0, b, reason, 0)
+	# Checksums, hashes, digests and sequence numbers are the harness's (flags 0).
+	seeds = {
+	    "rdata-rend": sframe(6, 0, 5, 0, 0, 5) + b"hello" + sframe(7, 0, 16, 1, 5, 0) + bytes(16),
+	    "credit-rdata-verdict": sreply(1, 0, 0, 0) + sframe(6, 0, 4, 0, 0, 4) + b"PONG" +
+	        sframe(7, 0, 16, 1, 4, 0) + bytes(16) + sreply(2, 0, 0, 10),
+	    "out-of-order": sframe(6, 0, 3, 0, 7, 3) + b"abc",
+	    "failed-verdict": sreply(2, 6, 0, 0, b"checksum mismatch"),
+	}
+	for name, d in seeds.items():
+	    open("corpus/fuzz_stream_back/" + name, "wb").write(b"\0" + d)
+	open("corpus/fuzz_stream_back/no-return", "wb").write(b"\x10" + seeds["rdata-rend"])
+	EOF
 
 echo "mkcorpus: parsers"
 mkdir -p corpus/fuzz_opts corpus/fuzz_wire corpus/fuzz_codec

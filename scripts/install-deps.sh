@@ -23,6 +23,8 @@ check="$check scdoc man-db bash-completion"
 check="$check libclang-rt-14-dev"
 # The Debian packages (debian/, selftests/install/deb.sh) and DKMS.
 check="$check dpkg-dev debhelper dh-dkms dkms fakeroot lintian"
+# bench/plot.sh (make bench) and its test in make check: the tables as SVG.
+check="$check gnuplot-nox"
 # selftests/libvirt/virtmig.py: two libvirtd migrating a domain through lmig proxy.
 check="$check libvirt-daemon-system libvirt-clients"
 bench="$check iperf3 jq"

@@ -13,6 +13,9 @@
  *                           round after the decision, the final: times,
  *                           rounds, downtime, bytes, exact; harvests,
  *                           set-up, switch-over costs, --bandwidth's burst
+ *   lmig_cheapest           precopy.c predicts with the cheapest harvest
+ *                           so far: the expected least of k drawn from
+ *                           those watched, after k harvests
  *   lmig_budget             the budget decides when the last live round is
  *   lmig_zero_pages         zero pages cost zero_wire, not a page
  *   lmig_content_compare    a content-comparing tracker counts the
@@ -27,9 +30,23 @@
  *                           link's own rate: exact
  *   qemu_never              a guest that outruns the link: never
  *   predict_converges       as it is: no limit, share 1
- *   predict_throttle        only with a limit: --throttle auto's aim
- *                           (TPOL_DIRTY_TARGET), below what is needed
- *   predict_share_needed    the aim looser than needed: the largest share
+ *   predict_throttle        only with a limit: --throttle auto's course
+ *                           played with its own decisions, harvest by
+ *                           harvest: the first limit, the tightening,
+ *                           the hold at a third of the link: exact
+ *   lmig_course_overrun     a limited writer uses a little more than its
+ *                           limit: the controller holds where the rate
+ *                           found is that much above its aim: exact
+ *   lmig_course_start       the first harvest is compared with round 0's
+ *                           length: a round 1 a quarter shorter starts no
+ *                           limit, the next harvest does
+ *   lmig_course_lift        a writer that sleeps between writes: the limit
+ *                           is lifted as useless, and that harvest's
+ *                           prediction not acted on: one more round
+ *   lmig_pace               a busy writer dirties faster unwatched: its
+ *                           curve read at cpu_quiet / cpu_used
+ *   predict_share_needed    the first limit looser than needed: tightened
+ *                           at every harvest; the largest share held
  *                           that converges, found by bisection
  *   predict_floor           an aim below the --throttle-max floor: the floor
  *   predict_never           not even at the --throttle-max floor, nor at
@@ -190,6 +207,49 @@ TEST(lmig_rounds)
 	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.1 + 0.02 + EST_LMIG_SWITCH_S));
 	EXPECT_TRUE(NEAR(r.downtime_s, 0.02 + 0 + 0.005));
 	EXPECT_TRUE(NEAR(r.total_s, 0.25 + 10 + (0.98 + 0.02) + (0.02 + 0.08) + 0.025));
+}
+
+TEST(lmig_cheapest)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	/* Of 1, 2, 3, 4: one draw, the mean; two, 1 x 7/16 + 2 x 5/16 + 3 x 3/16 + 4 x 1/16. */
+	in.harvest_s = 9;
+	EXPECT_TRUE(NEAR(est_cheapest(&in, 3), 9));
+	in.nharvests = 4;
+	in.harvests[0] = 1;
+	in.harvests[1] = 2;
+	in.harvests[2] = 3;
+	in.harvests[3] = 4;
+	EXPECT_TRUE(NEAR(est_cheapest(&in, 0), 9));
+	EXPECT_TRUE(NEAR(est_cheapest(&in, 1), 2.5));
+	EXPECT_TRUE(NEAR(est_cheapest(&in, 2), 30.0 / 16));
+	EXPECT_TRUE(CLOSE(est_cheapest(&in, 200), 1));
+
+	/*
+	 * Harvests of 0 and 400 ms watched, 200 ms between rounds.  After
+	 * round 0: 100 pages, 1 s + the expected cheapest of one, 200 ms:
+	 * over.  Round 1 (1.2 s): 12 pages, 120 ms + the cheapest of two, 100
+	 * ms: within.  One more live round (0.12 s), then 3.2 pages paused
+	 * and a harvest counted at 100 ms.
+	 */
+	in = base();
+	in.harvest_s = 0.2;
+	in.harvest_live_s = 0.2;
+	in.nharvests = 2;
+	in.harvests[0] = 0;
+	in.harvests[1] = 0.4;
+	est_run(&in, 1, &r);
+	EXPECT_TRUE(r.converged);
+	EXPECT_EQ(4, r.rounds);
+	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.12 + 0.1 + EST_LMIG_SWITCH_S));
+	EXPECT_TRUE(NEAR(r.downtime_s, 0.1 + 0.032));
+	EXPECT_TRUE(NEAR(r.total_s, 10 + 1.2 + 0.2 + 0.12 + 0.132));
+	/* The median alone, 200 ms: 323 ms is over, one round more. */
+	in.nharvests = 0;
+	est_run(&in, 1, &r);
+	EXPECT_EQ(5, r.rounds);
 }
 
 TEST(lmig_budget)
@@ -444,20 +504,184 @@ TEST(predict_throttle)
 {
 	struct est_input in = base();
 	struct est_result res;
+	double total;
 
-	/* 150 pages/s, 1000 in 10 s (the whole image): aim 1/3 x 100 / 100. */
+	/*
+	 * 150 pages/s over a link of 100, one CPU.  Harvest 1 (round 0, 10 s):
+	 * the whole image, 1000 pages, as fast as the link and not a quarter
+	 * below round 0's 10 s, looked at for 10 s >= TPOL_LONG_LOOK_S: the
+	 * limit starts, at 1/3 x link / dirty rate of the CPU used: 1/3.
+	 * Round 1 (10 s) at 50 pages/s: 500 pages; the limit is tightened to
+	 * what it used (1/3) x 1/3 x 100 / 50: 2/9.  Round 2 (5 s) at 33.3
+	 * pages/s: 166.7 pages, a third of the link: the limit holds.  Round 3
+	 * (1.667 s): 55.6 pages, 559 ms; round 4 (0.556 s): 18.5 pages, 188 ms:
+	 * within.  One more live round of 0.185 s, then 6.17 pages paused.
+	 */
 	in.curve.pages[0] = 150;
 	in.curve.pages[1] = 300;
 	est_predict(&in, &res);
 	EXPECT_EQ(EST_THROTTLE, res.verdict);
 	EXPECT_FALSE(res.as_is.converged);
+	EXPECT_TRUE(res.course);
 	EXPECT_TRUE(NEAR(res.dirty_pps, 100));
-	EXPECT_TRUE(NEAR(res.share, TPOL_DIRTY_TARGET));
-	EXPECT_TRUE(res.share_needed > res.share);
+	EXPECT_TRUE(NEAR(res.share, 2.0 / 9));
 	EXPECT_TRUE(res.throttled.converged);
-	EXPECT_TRUE(NEAR(res.throttled.share, TPOL_DIRTY_TARGET));
-	/* Round 1: 1000 pages (10 s) at 50 pages/s: 500; round 2 5 s: 250 ... */
-	EXPECT_TRUE(res.throttled.rounds > 4);
+	EXPECT_EQ(1, res.throttled.throttle_round);
+	EXPECT_EQ(2, res.throttled.throttle_steps);
+	EXPECT_FALSE(res.throttled.throttle_lifted);
+	EXPECT_TRUE(NEAR(res.throttled.share, 2.0 / 9));
+	EXPECT_TRUE(NEAR(res.throttled.share_last, 2.0 / 9));
+	EXPECT_EQ(7, res.throttled.rounds);
+	total = 10 + 10 + 5 + 5.0 / 3 + 5.0 / 9 + 5.0 / 27 + 5.0 / 81;
+	EXPECT_TRUE(CLOSE(res.throttled.total_s, total));
+	EXPECT_TRUE(CLOSE(res.throttled.downtime_s, 5.0 / 81));
+	EXPECT_TRUE(CLOSE(res.throttled.predicted_downtime_s, 5.0 / 27 + EST_LMIG_SWITCH_S));
+	/* The largest share held from round 1 that converges is above the course's. */
+	EXPECT_TRUE(res.share_needed > res.share);
+}
+
+TEST(lmig_course_overrun)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	/*
+	 * 150 pages/s, one CPU, and a limited writer using 1/9 CPUs beyond
+	 * its limit.  The first limit, 1/3, leaves it 4/9: round 1 (10 s)
+	 * finds 666.7 pages, 66.7 pages/s, and the limit goes to 4/9 x 1/3 x
+	 * 100 / 66.7 = 2/9, which it overruns to 1/3: 50 pages/s, half as
+	 * much again as aimed at, where the controller holds.  Rounds of
+	 * 6.667, 3.333, 1.667, 0.833 and 0.417 s (20.8 pages, 211 ms:
+	 * within), 0.208 s, then 10.4 pages paused.
+	 */
+	in.curve.pages[0] = 150;
+	in.curve.pages[1] = 300;
+	in.overrun_cpus = 1.0 / 9;
+	est_run_auto(&in, false, &r);
+	EXPECT_TRUE(r.converged);
+	EXPECT_EQ(1, r.throttle_round);
+	EXPECT_EQ(2, r.throttle_steps);
+	EXPECT_TRUE(NEAR(r.share, 1.0 / 3));
+	EXPECT_TRUE(NEAR(r.share_last, 1.0 / 3));
+	EXPECT_EQ(9, r.rounds);
+	EXPECT_TRUE(CLOSE(r.total_s, 20 + 20.0 / 3 + 10.0 / 3 + 5.0 / 3 + 2.5 / 3 + 1.25 / 3 +
+					 0.625 / 3 + 0.3125 / 3));
+	EXPECT_TRUE(CLOSE(r.downtime_s, 0.3125 / 3));
+	/* Not beyond what it uses without a limit: one CPU, the whole pace. */
+	in.overrun_cpus = 1;
+	est_run_auto(&in, false, &r);
+	EXPECT_TRUE(NEAR(r.share, 1));
+	EXPECT_FALSE(r.converged);
+}
+
+TEST(lmig_course_start)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	/*
+	 * The first harvest is compared with round 0's length: 700 pages in
+	 * 10 s, 7.003 s predicted, is a quarter below 10 s and not as fast
+	 * as the link: no limit, though round 0 was long.  Round 1 (7 s):
+	 * 200 + 6 x 500 / 9 = 533.3 pages, 5.336 s predicted, over 3/4 of
+	 * 7.003 after a look of 7 s: the limit starts there, for round 2, at
+	 * 1/3 x 100 / (533.3 / 7) = 0.4375 of the CPU.
+	 */
+	in.curve.pages[0] = 200;
+	in.curve.t[1] = 10;
+	in.curve.pages[1] = 700;
+	est_run_auto(&in, false, &r);
+	EXPECT_TRUE(r.converged);
+	EXPECT_EQ(2, r.throttle_round);
+	EXPECT_TRUE(r.throttle_steps >= 1);
+	EXPECT_TRUE(r.share <= 0.4375 + 1e-9);
+	/* The held share of the old rule would have started at round 1. */
+	EXPECT_TRUE(10 >= TPOL_LONG_LOOK_S);
+	/* Without --throttle no course: as it is. */
+	in.throttle_max_pct = 0;
+	est_run_auto(&in, false, &r);
+	EXPECT_EQ(0, r.throttle_round);
+	EXPECT_TRUE(NEAR(r.share, 1));
+}
+
+TEST(lmig_course_lift)
+{
+	struct est_input in = base();
+	struct est_result res;
+	struct est_run r;
+
+	/*
+	 * A writer that sleeps between writes, 80 pages/s, 1000 of 2000 pages
+	 * zero (free), a budget of 7 s.  As it is: round 0 (10 s), 800 pages,
+	 * 8.003 s: round 1 (8 s), 640 pages, 6.403 s: within; 6.4 s, then
+	 * 5.12 s paused.
+	 */
+	in.npages = 2000;
+	in.zero_pages = 1000;
+	in.curve.pages[0] = 80;
+	in.curve.pages[1] = 160;
+	in.downtime_ms = 7000;
+	in.cpu_used = 1;
+	in.cpu_busy = 0.5;
+	est_predict(&in, &res);
+	EXPECT_TRUE(res.idle_writer);
+	EXPECT_EQ(4, res.as_is.rounds);
+	EXPECT_TRUE(CLOSE(res.as_is.total_s, 10 + 8 + 6.4 + 5.12));
+	/*
+	 * --throttle auto: harvest 1 is over budget and not a quarter below
+	 * 10 s: a limit of 1/3 x 100 / 80 = 0.417 CPUs.  It does not slow the
+	 * writer: harvest 2 finds 640 pages again with the CPU under half of
+	 * what it used: lifted as useless, and precopy.c does not act on that
+	 * harvest's prediction: round 2 (6.4 s), 512 pages, 5.123 s: within;
+	 * 5.12 s, then 4.096 s paused.
+	 */
+	EXPECT_EQ(EST_CONVERGES, res.verdict);
+	EXPECT_TRUE(res.course);
+	r = res.throttled;
+	EXPECT_TRUE(r.converged);
+	EXPECT_EQ(1, r.throttle_round);
+	EXPECT_TRUE(r.throttle_lifted);
+	EXPECT_EQ(1, r.throttle_steps);
+	EXPECT_TRUE(NEAR(r.share, 1));
+	EXPECT_EQ(5, r.rounds);
+	EXPECT_TRUE(CLOSE(r.total_s, 10 + 8 + 6.4 + 5.12 + 4.096));
+	EXPECT_TRUE(CLOSE(r.downtime_s, 4.096));
+	/* A busy writer follows the limit: 80 x 0.417 = 33.3 pages/s, not lifted. */
+	in.cpu_busy = 1;
+	est_run_auto(&in, false, &r);
+	EXPECT_FALSE(r.throttle_lifted);
+	EXPECT_TRUE(r.share < 1);
+	EXPECT_TRUE(r.total_s < res.as_is.total_s);
+}
+
+TEST(lmig_pace)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	/* Not known, or not more than while watched: its pace as watched. */
+	EXPECT_TRUE(NEAR(est_pace(&in), 1));
+	in.cpu_used = 0.5;
+	in.cpu_quiet = 0.4;
+	EXPECT_TRUE(NEAR(est_pace(&in), 1));
+	/*
+	 * Half a CPU watched, a whole one unwatched: twice as fast.  20 pages/s:
+	 * round 1 (10 s) 200 pages, round 2 (2 s) 40, 403 ms; round 3 (0.4 s) 8
+	 * pages, 83 ms: within; 0.08 s, then 1.6 pages paused.
+	 */
+	in.cpu_quiet = 1;
+	in.cpu_busy = 1;
+	EXPECT_TRUE(NEAR(est_pace(&in), 2));
+	est_run(&in, 1, &r);
+	EXPECT_TRUE(r.converged);
+	EXPECT_EQ(5, r.rounds);
+	EXPECT_TRUE(NEAR(r.total_s, 10 + 2 + 0.4 + 0.08 + 0.016));
+	/* A writer that sleeps between writes, or a guest: its CPU is not its pace. */
+	in.cpu_busy = 0.5;
+	EXPECT_TRUE(NEAR(est_pace(&in), 1));
+	in.cpu_busy = 1;
+	in.kind = EST_QEMU;
+	EXPECT_TRUE(NEAR(est_pace(&in), 1));
 }
 
 TEST(predict_share_needed)
@@ -466,18 +690,32 @@ TEST(predict_share_needed)
 	struct est_result res;
 	struct est_run r;
 
-	/* 400 pages/s: the aim (1/3 x 100 / 100) is looser than what converges. */
+	/*
+	 * 400 pages/s: round 0 and round 1 (both 10 s) find the whole image,
+	 * 100 pages/s, at any share above a quarter.  The first limit, 1/3,
+	 * leaves that unchanged, so it is tightened to a ninth; round 2 at
+	 * 44.4 pages/s finds 444.4 pages, and the limit would go to 1/9 x 1/3
+	 * x 100 / 44.4 = 1/12, below what --throttle-max 90 leaves: 0.1,
+	 * 40 pages/s.  Rounds of 4.444 s, 1.778 s, 0.711 s (28.4 pages, 287
+	 * ms: within), 0.284 s, then 11.4 pages paused.
+	 */
 	in.curve.pages[0] = 400;
 	in.curve.pages[1] = 800;
 	est_predict(&in, &res);
 	EXPECT_EQ(EST_THROTTLE, res.verdict);
+	EXPECT_TRUE(NEAR(res.share, 0.1));
+	EXPECT_EQ(3, res.throttled.throttle_steps);
+	EXPECT_EQ(8, res.throttled.rounds);
+	EXPECT_TRUE(CLOSE(res.throttled.total_s, 30 + 40.0 / 9 + 16.0 / 9 + 6.4 / 9 + 2.56 / 9 +
+						 1.024 / 9));
+	EXPECT_TRUE(CLOSE(res.throttled.downtime_s, 1.024 / 9));
+	/* The largest share held from round 1 that converges; just above it, not. */
 	EXPECT_TRUE(res.share_needed < TPOL_DIRTY_TARGET);
-	EXPECT_TRUE(NEAR(res.share, res.share_needed));
-	EXPECT_TRUE(res.throttled.converged);
-	/* Just above the share found, it does not converge. */
+	EXPECT_TRUE(res.share_needed >= res.floor);
+	est_run(&in, res.share_needed, &r);
+	EXPECT_TRUE(r.converged);
 	est_run(&in, res.share_needed + 1e-6, &r);
 	EXPECT_FALSE(r.converged);
-	EXPECT_TRUE(res.share_needed >= res.floor);
 }
 
 TEST(predict_floor)

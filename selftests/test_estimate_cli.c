@@ -12,11 +12,15 @@
  *                          rounds within 2, and the image identical
  *   link_measured          --to: a probe send to a real lmig recv, held to
  *                          --bandwidth: the cap's rate, the memory's bytes
+ *   busy_writer_course     a CPU-paced writer: runnable throughout, its
+ *                          CPU unwatched and the pace read from it; its
+ *                          --throttle auto course where one is needed
  *   never_without_throttle a writer faster than the link, --throttle off:
  *                          "never", the rounds running out
  *   text_report            the text form names the verdict
  *   bad_input              one line, exit 2, for each mistake
  */
+#include <math.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -145,6 +149,55 @@ TEST_F(est, predicts_a_real_send)
 	EXPECT_LE(pred_s, act_s * 1.8);
 	EXPECT_LE(pred_rounds, rounds + 2);
 	EXPECT_GE(pred_rounds + 2, rounds);
+}
+
+/*
+ * A writer whose pace is its CPU (lmig dirty --pace cpu): it is runnable
+ * all the time, its CPU is looked at unwatched too (the pace the model
+ * reads its curve at is the ratio of the two, never below 1), and where
+ * only a limit makes it converge, --throttle auto's course is reported:
+ * the round its limit starts in, the limits it sets, the tightest share.
+ */
+TEST_F(est, busy_writer_course)
+{
+	const char *const dargs[] = { "--mem", "memfd:lmig-est-test", "--size", "16Mi",
+				      "--rate", "32M", "--pace", "cpu", NULL };
+	double used, quiet, pace;
+	char s[64];
+
+	ASSERT_EQ(0, dirty_start(&self->dw, dargs, self->mem, sizeof(self->mem)));
+	snprintf(self->pid, sizeof(self->pid), "%d", (int)self->dw.pid);
+	ASSERT_EQ(0, estimate(self, (const char *const[]){ "--mem", self->mem, "--pid", self->pid,
+							   "--bandwidth", "4M", "--observe", "2",
+							   "--throttle-max", "99", "--json", NULL }))
+		TH_LOG("stderr: %s", self->est.err_log);
+	TH_LOG("%s", self->est.out);
+	EXPECT_GE(json_dbl(self->est.out, "busiest_thread_runnable_pct"), 90);
+	EXPECT_EQ(0, json_bool(self->est.out, "writer_idle"));
+	used = json_dbl(self->est.out, "cpu_used_pct");
+	quiet = json_dbl(self->est.out, "cpu_quiet_pct");
+	pace = json_dbl(self->est.out, "pace");
+	EXPECT_GT(used, 0);
+	EXPECT_GT(quiet, 0);
+	EXPECT_GE(pace, 1);
+	/* Both rounded to a tenth of a per cent: the ratio within 5 %, or 1. */
+	if (quiet > used * 1.05)
+		EXPECT_LE(fabs(pace - quiet / used), 0.05 * quiet / used);
+	if (quiet < used)
+		EXPECT_EQ(1, pace);
+	EXPECT_LE(json_dbl(self->est.out, "harvest_min_ms"), json_dbl(self->est.out, "harvest_ms"));
+	ASSERT_EQ(0, json_str_field(self->est.out, "verdict", s, sizeof(s)));
+	if (!strcmp(s, "throttle")) {
+		EXPECT_EQ(0, json_bool(self->est.out, "as_is_converged"));
+		EXPECT_EQ(1, json_bool(self->est.out, "converged"));
+		EXPECT_GE(json_dbl(self->est.out, "throttle_from_round"), 1);
+		EXPECT_GE(json_dbl(self->est.out, "throttle_steps"), 1);
+		EXPECT_LT(json_dbl(self->est.out, "cpu_share_pct"), 100);
+		EXPECT_EQ(json_dbl(self->est.out, "cpu_share_pct"),
+			  json_dbl(self->est.out, "throttle_share_pct"));
+	} else {
+		TH_LOG("verdict %s: the writer got too little CPU here to outrun the link", s);
+	}
 }
 
 TEST_F(est, never_without_throttle)

@@ -5,21 +5,25 @@
  * puts on its vCPU threads never outlive it.
  *
  * The guest (qemu/guest.c under QEMU 7.2 TCG, 512 MiB, 1 vCPU) rewrites
- * 60 MB/s of 200 MiB at wall pace (128 MiB in the killed cases); QEMU's
- * max-bandwidth is 30 MB/s, its downtime-limit 2 s in beside_native (see
- * GUEST_ARGS), the default 300 ms in the killed cases.  qemu/qmig.py runs each migration
- * and reports the vCPU thread's CPU cgroup and quota before, during and
- * after it.
+ * 60 MB/s of 128 MiB at wall pace; QEMU's
+ * max-bandwidth is 30 MB/s, its downtime-limit its default, 300 ms.  In
+ * beside_native the writer computes before each page it writes, so that
+ * it needs a good share of its vCPU for its rate (see GUEST_ARGS); in the
+ * other cases it only sleeps between its slices.  qemu/qmig.py runs each
+ * migration and reports the vCPU thread's CPU cgroup and quota before,
+ * during and after it.
  *
  *   beside_native      two guests side by side: one migrated natively
  *                      (tcp), one through lmig proxy with --qmp.  Through
  *                      lmig it completes within QEMU's downtime limit, the
  *                      destination's guest counts on from the source's,
- *                      the vCPU thread was limited and is back in its
- *                      cgroup with its quota, and no state file is left.
- *                      The native one, cancelled once it has run
+ *                      the vCPU thread was limited (and the writer wrote
+ *                      at half its rate or less meanwhile) and is back in
+ *                      its cgroup with its quota, and no state file is
+ *                      left.  The native one, cancelled once it has run
  *                      NATIVE_RATIO times as long as lmig's took, had not
- *                      completed, and its source runs on.
+ *                      completed, its writer dirtying faster than the link
+ *                      all along, and its source runs on.
  *   cancelled          the migration cancelled while the limit holds the
  *                      vCPU thread: lmig puts it back at once (QEMU says
  *                      cancelled, or its stream ends), and the source
@@ -29,7 +33,10 @@
  *                      the migration fails, the source runs on.
  *   guard_killed_too   the same with the guard killed first: the limit
  *                      stays (state file and all) until
- *                      `lmig throttle --restore` puts it back.
+ *                      `lmig throttle --restore` puts it back.  Any lmig
+ *                      --qmp that starts on the host meanwhile undoes
+ *                      such stale limits too, and fails this case: run
+ *                      it alone.
  *
  *   usage              the options' errors: one line naming the problem,
  *                      exit 2 (1 when the QMP socket cannot be reached)
@@ -60,14 +67,23 @@
 #define RESULT_MAX	65536
 
 /*
- * The guest and the link of beside_native.  The downtime budget is 2 s:
- * this guest's vCPU dirties 60 MB/s on 2 % of a CPU, so it must be held
- * to a few per mille, which the kernel's 1 ms smallest quota gives only
- * with a long CFS period, and lmig keeps the period to a quarter of the
- * budget (a vCPU waiting for its quota delays the switch-over).
+ * The guest and the link of beside_native, at QEMU's default downtime
+ * budget.  Its writer computes before each page it writes (guest_busy=30:
+ * 30 % of its vCPU at full speed for 60 MB/s), as real workloads do: a
+ * CPU limit slows it in proportion.  Not more: beside the other guest on
+ * a loaded machine it gets far less than a whole vCPU, and it must still
+ * dirty faster than the link.  A writer that only sleeps between
+ * its slices dirties 60 MB/s on 2 % of a CPU, less than the least limit
+ * lmig may set at 300 ms (a vCPU waiting for its quota delays the
+ * switch-over), and is out of reach of any CPU limit.  --settle: the
+ * writer's own rate and busy share before the migration (a line a
+ * second).
  */
-#define GUEST_ARGS "--rate", "60", "--touch", "200", "--max-bandwidth", "30000000", \
-		   "--downtime-limit", "2000", "--boot-timeout", "90"
+#define GUEST_ARGS "--rate", "60", "--touch", "128", "--max-bandwidth", "30000000", \
+		   "--guest-append", "pti=on guest_busy=30", "--settle", "3", \
+		   "--boot-timeout", "90"
+/* That link in MB/s, for the writer's rates. */
+#define LINK_MBS	30
 /* The killed cases need a limit, not a convergence: a smaller guest is limited sooner. */
 #define KILL_GUEST_ARGS "--rate", "60", "--touch", "128", "--max-bandwidth", "30000000", \
 			"--boot-timeout", "90"
@@ -252,6 +268,12 @@ TEST_F_TIMEOUT(converge, beside_native, CASE_TIMEOUT)
 	/* ... because lmig limited the vCPU thread (qmig.py saw it moved) ... */
 	ASSERT_LE(1, most_limited(self->res));
 	ASSERT_EQ(1, json_bool(self->res, "throttled"));
+	/* ... a writer that needs its CPU, and wrote at half its rate or less under the limit ... */
+	ASSERT_LE(10, json_num(self->res, "writer_busy_before_pct"));
+	ASSERT_LT(LINK_MBS, json_num(self->res, "writer_mbs_before"));
+	ASSERT_LE(0, json_num(self->res, "writer_mbs_during_min"));
+	ASSERT_LE(2 * json_num(self->res, "writer_mbs_during_min"),
+		  json_num(self->res, "writer_mbs_before"));
 	/* ... and put everything back: cgroup, quota, no state file. */
 	ASSERT_EQ(1, json_bool(self->res, "restored"));
 	ASSERT_EQ(1, json_bool(self->res, "vcpu_cpu_restored"))
@@ -264,12 +286,19 @@ TEST_F_TIMEOUT(converge, beside_native, CASE_TIMEOUT)
 	ASSERT_EQ(1, json_bool(self->native, "bounded"));
 	ASSERT_STREQ("active", json_str_or(self->native, "status_at_bound", buf, sizeof(buf)));
 	ASSERT_LE(NATIVE_RATIO * t_lmig - 0.5, json_dbl(self->native, "bound_s"));
+	/* Its writer went on dirtying faster than the link carries. */
+	ASSERT_LT(LINK_MBS, json_num(self->native, "writer_mbs_during"));
 	check_source_runs(_metadata, self->native);
-	TH_LOG("through lmig: completed in %.1f s, downtime %lld ms (limit %lld), vCPU limited to %.1f %% of a CPU at least; natively still active after %.1f s, %lld bytes left",
+	TH_LOG("through lmig: completed in %.1f s, downtime %lld ms (limit %lld), vCPU limited to %.1f %% of a CPU at least, writer %lld MB/s (busy %lld %%) before, %lld at the least; natively still active after %.1f s, %lld bytes left, writer %lld MB/s",
 	       t_lmig, (long long)json_num(self->res, "downtime_ms"),
 	       (long long)json_dbl(self->res, "downtime_limit_ms"),
-	       json_dbl(self->res, "min_limit_pct"), json_dbl(self->native, "bound_s"),
-	       (long long)json_num(self->native, "remaining_at_bound"));
+	       json_dbl(self->res, "min_limit_pct"),
+	       (long long)json_num(self->res, "writer_mbs_before"),
+	       (long long)json_num(self->res, "writer_busy_before_pct"),
+	       (long long)json_num(self->res, "writer_mbs_during_min"),
+	       json_dbl(self->native, "bound_s"),
+	       (long long)json_num(self->native, "remaining_at_bound"),
+	       (long long)json_num(self->native, "writer_mbs_during"));
 }
 
 /* Killed while limiting: the case's result in self->res; -1 after a skip. */

@@ -16,7 +16,9 @@
  *  - a hostile source, forged here frame by frame with valid checksums
  *    (include/lmig/stream.h): a DONE announcing more streams than there
  *    can be (after 256 complete ones), a block whose offset + length
- *    wraps past 2^64, stream ids out of range, a flood of small
+ *    wraps past 2^64, stream ids out of range, a return credit (RCREDIT)
+ *    on a one-way session, beyond what was returned or with a payload,
+ *    a flood of small
  *    out-of-order blocks (the receiver's peak RSS against a baseline run
  *    and --max-pending), a trickle of undeliverable bytes (--timeout),
  *    and blocks in reverse order (CPU time against the same blocks in
@@ -927,9 +929,9 @@ struct fsrc {
 	size_t len, cap;
 };
 
-static int fsrc_connect(struct fsrc *f, int port)
+static int fsrc_connect_caps(struct fsrc *f, int port, uint32_t caps)
 {
-	struct hello_info hi = { .caps = LMIG_CAP_STREAM | LMIG_CAP_LZ4, .nchannels = 1 };
+	struct hello_info hi = { .caps = caps, .nchannels = 1 };
 	struct lmig_hello h;
 	struct lmig_hello_ack a;
 
@@ -943,6 +945,11 @@ static int fsrc_connect(struct fsrc *f, int port)
 	f->cap = 4 * MiB;
 	f->buf = malloc(f->cap);
 	return f->buf ? 0 : -1;
+}
+
+static int fsrc_connect(struct fsrc *f, int port)
+{
+	return fsrc_connect_caps(f, port, LMIG_CAP_STREAM | LMIG_CAP_LZ4);
 }
 
 /* Queue one frame; the checksum is XXH3-64 over the header with its field 0. */
@@ -1210,6 +1217,9 @@ enum forge {
 	F_STREAM_MAX,		/* proxy: stream 256 opened */
 	F_STREAM_HUGE,		/* proxy: a block of stream 0xffffffff */
 	F_PAST_END,		/* a block after END, overlapping the end */
+	F_RCREDIT_ONE_WAY,	/* proxy: RCREDIT, the session carried one way */
+	F_RCREDIT_AHEAD,	/* proxy, both ways: RCREDIT for 10 bytes, none returned */
+	F_RCREDIT_PAYLOAD,	/* proxy, both ways: RCREDIT with 16 bytes of payload */
 };
 
 FIXTURE(forged) {
@@ -1235,6 +1245,9 @@ FIXTURE_VARIANT_ADD(forged, stream_1_to_pipe) { .forge = F_STREAM_PIPE, .words =
 FIXTURE_VARIANT_ADD(forged, stream_256) { .forge = F_STREAM_MAX, .proxy = true, .words = { "stream 256", "limit" } };
 FIXTURE_VARIANT_ADD(forged, stream_ffffffff) { .forge = F_STREAM_HUGE, .proxy = true, .words = { "4294967295", "limit" } };
 FIXTURE_VARIANT_ADD(forged, past_end) { .forge = F_PAST_END, .words = { "outside" } };
+FIXTURE_VARIANT_ADD(forged, rcredit_one_way) { .forge = F_RCREDIT_ONE_WAY, .proxy = true, .words = { "one way" } };
+FIXTURE_VARIANT_ADD(forged, rcredit_ahead) { .forge = F_RCREDIT_AHEAD, .proxy = true, .words = { "return credit to 10, 0 were sent back" } };
+FIXTURE_VARIANT_ADD(forged, rcredit_payload) { .forge = F_RCREDIT_PAYLOAD, .proxy = true, .words = { "malformed" } };
 
 FIXTURE_SETUP(forged)
 {
@@ -1295,7 +1308,9 @@ TEST_F(forged, refused)
 		ASSERT_EQ(0, sink_start(&self->sink, self->dir));
 	port = forged_rx(&self->rx, self->out, variant->proxy ? &self->sink : NULL, NULL);
 	ASSERT_GT(port, 0);
-	ASSERT_EQ(0, fsrc_connect(&self->f, port));
+	ASSERT_EQ(0, fsrc_connect_caps(&self->f, port, LMIG_CAP_STREAM | LMIG_CAP_LZ4 |
+				       (variant->forge == F_RCREDIT_AHEAD ||
+					variant->forge == F_RCREDIT_PAYLOAD ? LMIG_CAP_RETURN : 0)));
 
 	/* What may legitimately reach the destination before the lie: stream 0's first 4 KiB. */
 	if (variant->forge == F_DONE_ZERO) {
@@ -1364,6 +1379,15 @@ TEST_F(forged, refused)
 	case F_PAST_END:
 		fsrc_end(&self->f, 0, d, 8192);
 		fsrc_put(&self->f, LMIG_SF_DATA, 0, 8000, d, 1000);
+		break;
+	case F_RCREDIT_ONE_WAY:
+		fsrc_put(&self->f, LMIG_SF_RCREDIT, 0, 0, NULL, 0);
+		break;
+	case F_RCREDIT_AHEAD:
+		fsrc_put(&self->f, LMIG_SF_RCREDIT, 0, 10, NULL, 0);
+		break;
+	case F_RCREDIT_PAYLOAD:
+		fsrc_put(&self->f, LMIG_SF_RCREDIT, 0, 0, d, 16);
 		break;
 	}
 	/* Then what would continue stream 0: none of it may reach the destination. */

@@ -48,6 +48,14 @@
  *   io_limit_follows_cpu        the disk limit is the same fraction
  *   failures_retry_then_stop    three failed attempts, then given up
  *   unset_after_failed_set      put back: retried later; not: no more
+ *   guest_stop_wait             a guest's limit (live/converge_vm.h): the
+ *                               longest a vCPU thread waits to run again,
+ *                               (1 ms + a 4 ms tick) / share, the quota
+ *                               growing over 10 % and the period stopping
+ *                               at 1 s under 0.1 %
+ *   guest_least_cpus            the least share, 1 ms every quarter of
+ *                               QEMU's downtime-limit (never under
+ *                               0.1 %), waits 1.25 times that limit
  *   writers_*                   whom to limit from the probes' write
  *                               faults: the busiest threads up to 80 %,
  *                               the whole process when they are most of
@@ -57,6 +65,7 @@
 
 #include "kselftest_harness.h"
 
+#include "live/converge_vm.h"
 #include "live/throttle_policy.h"
 
 #define NEAR(a, b)	(fabs((a) - (b)) < 1e-9 * (1 + fabs(b)))
@@ -851,6 +860,40 @@ TEST(writers_first_1024_count)
 	wf[1000] = 1000;
 	EXPECT_EQ(1, tpol_writers(t, threads(t, wf, 1100), out, 8));
 	EXPECT_EQ(1100, out[0]);
+}
+
+TEST(guest_stop_wait)
+{
+	/* 1 ms every 100 ms: 5 ms of run and debt, paid back at 1 ms a period. */
+	EXPECT_TRUE(NEAR(0.5, cvm_stop_wait_s(0.01)));
+	EXPECT_TRUE(NEAR(0.1, cvm_stop_wait_s(0.05)));	/* 1 ms every 20 ms */
+	EXPECT_TRUE(NEAR(0.05, cvm_stop_wait_s(0.1)));	/* 1 ms every 10 ms */
+	/* Over 10 %: 10 ms periods, the quota grows, the tick weighs less. */
+	EXPECT_TRUE(NEAR(0.03, cvm_stop_wait_s(0.2)));	/* 2 ms every 10 ms */
+	EXPECT_TRUE(NEAR(0.018, cvm_stop_wait_s(0.5)));
+	/* Under 0.1 %: 1 ms every second whatever the share asked. */
+	EXPECT_TRUE(NEAR(5.0, cvm_stop_wait_s(0.001)));
+	EXPECT_TRUE(NEAR(5.0, cvm_stop_wait_s(0.0002)));
+}
+
+TEST(guest_least_cpus)
+{
+	const int64_t budgets[] = { 100, 300, 1000, 2000, 4000 };
+
+	/* 1 ms of CPU every quarter of the downtime-limit, as before ... */
+	EXPECT_TRUE(NEAR(0.001 / 0.075, cvm_least_cpus(300)));
+	EXPECT_TRUE(NEAR(0.002, cvm_least_cpus(2000)));
+	/* ... never below 0.1 %. */
+	EXPECT_TRUE(NEAR(CVM_CPUS_MIN, cvm_least_cpus(4000)));
+	EXPECT_TRUE(NEAR(CVM_CPUS_MIN, cvm_least_cpus(10000)));
+	EXPECT_TRUE(NEAR(1, cvm_least_cpus(0)));
+	/* Its wait at the stop: five such periods, 1.25 times the budget. */
+	for (unsigned int i = 0; i < sizeof(budgets) / sizeof(budgets[0]); i++) {
+		EXPECT_TRUE(NEAR(1.25 * budgets[i] / 1000, cvm_stop_wait_s(cvm_least_cpus(budgets[i]))))
+			TH_LOG("budget %lld ms", (long long)budgets[i]);
+	}
+	/* Past 4 s the 1 s period holds: 5 s. */
+	EXPECT_TRUE(NEAR(5.0, cvm_stop_wait_s(cvm_least_cpus(10000))));
 }
 
 TEST_HARNESS_MAIN

@@ -24,6 +24,22 @@
  * so that a test can tell whether limiting one vCPU slowed the other.
  * Without it nothing changes (other tests read these lines).
  *
+ * With guest_work=N the writer computes N rounds of a hash before each
+ * page it writes, so that its rate depends on the CPU it gets, as a real
+ * workload's does (it computes between writes): held to less CPU than it
+ * needs, it writes less.  guest_busy=P (1..95) picks N itself: after the
+ * fill it times the hash for a second and takes the N that keeps the
+ * writer busy P % of the time at guest_rate when the vCPU runs at its
+ * best speed (a loaded host gives it less and the share grows; past
+ * 100 % the writer falls short of its rate).  The ready
+ * line then ends in " work=N", and once a second the writer says what
+ * share of the wall clock it spent computing and writing, and the rate it
+ * wrote at:
+ *
+ *   lmig-guest busy P % rate R MB/s
+ *
+ * Without either, nothing changes.
+ *
  * Content, decided per 4 KiB page by a hash of its index:
  *   30 %  zero (written, but zero: free or cleared memory)
  *   40 %  text: words from a small vocabulary, numbers, punctuation and
@@ -224,10 +240,55 @@ static void *compute(void *arg)
 	return NULL;
 }
 
+/* N rounds of a hash: the writer's computing per page (guest_work). */
+static uint64_t work(uint64_t x, unsigned long n)
+{
+	for (unsigned long i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+	}
+	__asm__ volatile("" : "+r"(x));
+	return x;
+}
+
+/*
+ * guest_busy=P: the rounds per page that keep the writer busy P % of the
+ * time at per_tick pages a tick_ms.  Timed in 20 windows of 50 ms after a
+ * warm-up (TCG translates the loop on its first run), the fastest
+ * window taken: on a shared host the others measure the neighbours.
+ */
+static unsigned long work_for_busy(unsigned long pct, size_t per_tick, unsigned long tick_ms)
+{
+	const unsigned long step = 1 << 14;
+	uint64_t x = work(88172645463325252ULL, step);
+	double ns_per_round = 0, budget_ns;
+
+	for (int w = 0; w < 20; w++) {
+		uint64_t t0 = now_ns(), t, rounds = 0;
+
+		do {
+			x = work(x, step);
+			rounds += step;
+			t = now_ns();
+		} while (t - t0 < 50000000ULL);
+		if (!w || (double)(t - t0) / (double)rounds < ns_per_round)
+			ns_per_round = (double)(t - t0) / (double)rounds;
+	}
+	__asm__ volatile("" : : "r"(x));
+	if (!per_tick)
+		return 0;
+	budget_ns = (double)tick_ms * 1e6 * (double)pct / 100.0 / (double)per_tick;
+	return (unsigned long)(budget_ns / ns_per_round) + 1;
+}
+
 int main(void)
 {
 	unsigned long touch_mb = env_ul("guest_touch", 256), rate_mb = env_ul("guest_rate", 4);
 	unsigned long tick_ms = env_ul("guest_tick", 100);
+	unsigned long work_n = env_ul("guest_work", 0), busy_pct = env_ul("guest_busy", 0);
+	uint64_t work_x = 2463534242ULL, busy_ns = 0, busy_t0 = 0;
+	size_t busy_pages = 0;
 	size_t npages = touch_mb * 1024 * 1024 / PAGE, per_tick, next = 0;
 	unsigned long long tick = 0;
 	unsigned char *mem;
@@ -266,22 +327,49 @@ int main(void)
 	t0 = now_ns();
 	for (size_t i = 0; i < npages; i++)
 		fill_page(mem + i * PAGE, i);
-	say("lmig-guest ready touched=%lu MiB fill_ms=%llu rate=%lu MB/s\n", touch_mb,
-	    (unsigned long long)(now_ns() - t0) / 1000000, rate_mb);
+	t0 = (now_ns() - t0) / 1000000;
 
 	/* Pages per slice: rate_mb * 10^6 bytes per second. */
 	per_tick = (size_t)((uint64_t)rate_mb * 1000000 / PAGE * tick_ms / 1000);
+	if (!work_n && busy_pct)
+		work_n = work_for_busy(busy_pct > 95 ? 95 : busy_pct, per_tick, tick_ms);
+	if (work_n)
+		say("lmig-guest ready touched=%lu MiB fill_ms=%llu rate=%lu MB/s work=%lu\n",
+		    touch_mb, (unsigned long long)t0, rate_mb, work_n);
+	else
+		say("lmig-guest ready touched=%lu MiB fill_ms=%llu rate=%lu MB/s\n", touch_mb,
+		    (unsigned long long)t0, rate_mb);
 	deadline = now_ns();
+	busy_t0 = deadline;
 	for (;;) {
+		uint64_t t_work = work_n ? now_ns() : 0;
+
 		tick++;
 		for (size_t k = 0; k < per_tick && npages; k++) {
 			uint64_t *w = (uint64_t *)(mem + next * PAGE);
 
+			if (work_n)
+				work_x = work(work_x + k, work_n);
 			w[(tick * 7 + k) % (PAGE / 8)] = tick;
 			if (++next == npages)
 				next = 0;
 		}
 		say("lmig-guest tick %llu\n", tick);
+		if (work_n) {
+			uint64_t t = now_ns();
+
+			busy_ns += t - t_work;
+			busy_pages += per_tick;
+			if (t - busy_t0 >= 1000000000ULL) {
+				say("lmig-guest busy %llu %% rate %llu MB/s\n",
+				    (unsigned long long)(busy_ns * 100 / (t - busy_t0)),
+				    (unsigned long long)((uint64_t)busy_pages * PAGE * 1000 /
+							 (t - busy_t0)));
+				busy_ns = 0;
+				busy_pages = 0;
+				busy_t0 = t;
+			}
+		}
 		deadline += tick_ms * 1000000ULL;
 		uint64_t t = now_ns();
 		/* Far behind (the VM was stopped): start the beat afresh. */

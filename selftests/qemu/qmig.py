@@ -64,7 +64,12 @@ second serial port for mkguest.sh --smp's guest, --initrd none);
 --settle S lets it run S s before migrating; a guest printing
 "lmig-guest compute N ops/s" (guest.c's guest_compute=1, or the guest
 without an OS) gets compute_before_ops, compute_during_ops and
-compute_pct (during as a % of before).
+compute_pct (during as a % of before).  A guest whose writer computes
+(guest.c's guest_work= or guest_busy=, in --guest-append) prints its busy
+share and rate once a second: writer_busy_before_pct and
+writer_mbs_before (the last 5 s before the migration), and during it
+writer_busy_during_pct, writer_mbs_during and writer_mbs_during_min.
+downtime_limit_ms is QEMU's, whether --downtime-limit set it or not.
 
 Every process it starts (QEMU, lmig) is killed and every file it made
 outside --work removed before it exits.
@@ -469,6 +474,36 @@ def compute_rates(path, at, end):
     return r
 
 
+# --- The computing writer (guest.c's guest_work / guest_busy) ---
+def writer_rates(path, at, end):
+    """The writer's own lines ("lmig-guest busy P % rate R MB/s", once a
+    second) before byte offset at of its console and from there to end:
+    mean busy share and rate before, mean and least rate during."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(end).decode(errors="replace")
+    except OSError:
+        return {}
+    pat = r"lmig-guest busy (\d+) % rate (\d+) MB/s"
+    before = [(int(b), int(r)) for b, r in re.findall(pat, text[:at])]
+    # The first line after the start spans time before it.
+    during = [(int(b), int(r)) for b, r in re.findall(pat, text[at:])][1:]
+    if not before and not during:
+        return {}
+    r = {"writer_lines": [len(before), len(during)]}
+    if before:
+        # The last few seconds: the first lines come while the guest settles.
+        tail = before[-5:]
+        r["writer_busy_before_pct"] = sum(b for b, _ in tail) // len(tail)
+        r["writer_mbs_before"] = sum(x for _, x in tail) // len(tail)
+    if during:
+        r["writer_busy_during_pct"] = sum(b for b, _ in during) // len(during)
+        r["writer_mbs_during"] = sum(x for _, x in during) // len(during)
+        r["writer_mbs_during_min"] = min(x for _, x in during)
+    return r
+# --- end of the computing writer ---
+
+
 def migrate_info(q):
     i = q.cmd("query-migrate")
     ram = i.get("ram", {})
@@ -601,6 +636,9 @@ def run(a):
         if a.downtime_limit:
             qs.cmd("migrate-set-parameters", **{"downtime-limit": a.downtime_limit})
             res["downtime_limit_ms"] = a.downtime_limit
+        else:
+            # QEMU's own (300 ms in 7.2), for a caller that judges the downtime.
+            res["downtime_limit_ms"] = qs.cmd("query-migrate-parameters").get("downtime-limit")
 
         if a.transport == "proxy":
             procs["proxy-recv"] = Proc("proxy-recv", ns_prefix(a.dst_ns) + [
@@ -752,6 +790,7 @@ def run(a):
             if not r.get("compute_before_lines"):
                 r = compute_rates(src.serial, compute0[1], file_size(src.serial))
             res.update(r)
+        res.update(writer_rates(src.serial, compute0[1], file_size(src.serial)))
         if dev0 is not None:
             dev1 = dev_bytes(a.count_dev)
             if dev1 is not None:

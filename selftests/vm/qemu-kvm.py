@@ -127,7 +127,8 @@ def median(v):
 
 
 def qemu_argv(a, work, name, qmps, incoming):
-    argv = [a.qemu, "-accel", "kvm", "-smp", "2", "-m", str(a.mem), "-display", "none",
+    accel = "kvm,dirty-ring-size=%d" % a.dirty_ring if a.dirty_ring else "kvm"
+    argv = [a.qemu, "-accel", accel, "-smp", "2", "-m", str(a.mem), "-display", "none",
             "-nodefaults", "-no-reboot", "-name", name + ",debug-threads=on",
             "-serial", "file:" + os.path.join(work, name + "-1.con"),
             "-serial", "file:" + os.path.join(work, name + "-2.con"),
@@ -198,30 +199,34 @@ def lmig_leftovers(cgroot):
     return left
 
 
-def run(a, work, procs):
-    srcq = os.path.join(work, "src.qmp")
-    lmigq = os.path.join(work, "src-lmig.qmp")
-    dstq = os.path.join(work, "dst.qmp")
-    srcsock = os.path.join(work, "src.sock")
-    dstsock = os.path.join(work, "dst.sock")
-    src1, src2 = os.path.join(work, "src-1.con"), os.path.join(work, "src-2.con")
-    dst1, dst2 = os.path.join(work, "dst-1.con"), os.path.join(work, "dst-2.con")
+def per_tick_bytes(a):
+    """What the writer writes a tick (smpguest.c: whole pages a slice)."""
+    return (a.rate * 1000000 // 4096 * 100 // 1000) * 4096
+
+
+def start(a, work, procs, res):
+    """Both QEMUs up, the guest measured before migrating: what the rest needs."""
+    c = {"res": res, "srcq": os.path.join(work, "src.qmp"), "lmigq": os.path.join(work, "src-lmig.qmp"),
+         "dstq": os.path.join(work, "dst.qmp"), "srcsock": os.path.join(work, "src.sock"),
+         "dstsock": os.path.join(work, "dst.sock"), "refp": os.path.join(work, "ref.con")}
+    for n in ("src", "dst"):
+        for i in ("1", "2"):
+            c[n + i] = os.path.join(work, "%s-%s.con" % (n, i))
 
     # CPU 0 never idles (see the top): the lowest weight, so anything else runs first.
     procs["spin"] = Proc("spin", ["nice", "-n", "19", "sh", "-c", "while :; do :; done"], work)
-    refp = os.path.join(work, "ref.con")
-    procs["ref"] = Proc("ref", ["python3", "-c", REF, refp], work, cpus="1")
+    procs["ref"] = Proc("ref", ["python3", "-c", REF, c["refp"]], work, cpus="1")
     t0 = time.monotonic()
-    procs["src"] = Proc("src", qemu_argv(a, work, "src", [srcq, lmigq], False), work,
+    procs["src"] = Proc("src", qemu_argv(a, work, "src", [c["srcq"], c["lmigq"]], False), work,
                         cgroup=a.cgroup)
-    procs["dst"] = Proc("dst", qemu_argv(a, work, "dst", [dstq], True), work)
-    qs = QMP(srcq)
-    qd = QMP(dstq)
+    procs["dst"] = Proc("dst", qemu_argv(a, work, "dst", [c["dstq"]], True), work)
+    c["qs"] = qs = QMP(c["srcq"])
+    c["qd"] = QMP(c["dstq"])
     cpus = qs.cmd("query-cpus-fast")
-    tids = [c["thread-id"] for c in sorted(cpus, key=lambda c: c["cpu-index"])]
+    c["tids"] = tids = [x["thread-id"] for x in sorted(cpus, key=lambda x: x["cpu-index"])]
     if len(tids) != 2:
         raise QMPError("the source has %d vCPUs, not 2" % len(tids))
-    qpid = procs["src"].p.pid	# sh and taskset exec QEMU: one process
+    c["qpid"] = qpid = procs["src"].p.pid	# sh and taskset exec QEMU: one process
     names = {}
     for t in tids:
         with open("/proc/%d/task/%d/comm" % (qpid, t)) as f:
@@ -230,15 +235,17 @@ def run(a, work, procs):
     say("threads", "writer=%d compute=%d names=%s" % (
         tids[0], tids[1], ",".join(names[t].replace(" ", "_") for t in tids)))
 
+    src1, src2, refp = c["src1"], c["src2"], c["refp"]
     wait_for(lambda: ticks(src1), 60, "the guest's first tick")
     say("boot_s", "%.1f" % (time.monotonic() - t0))
     ready = [ln for ln in lines(src1) if ln.startswith("lmig-guest ready")]
     say("ready", ready[0] if ready else "none")
     # The first line covers start-up: the rate is that of full lines after it.
     wait_for(lambda: len(computes(src2)) >= 2, 30, "the computing vCPU's first rates")
-    n0, f0 = len(computes(src2)), len(computes(refp))
+    n0, f0, k0 = len(computes(src2)), len(computes(refp)), len(ticks(src1))
     r0, w0, c0 = run_s(qpid, tids[1]), time.monotonic(), cpu1_ticks()
     time.sleep(a.before)
+    w1 = time.monotonic()
     say("cpu1_before", cpu1_where(c0, cpu1_ticks()))
     before = computes(src2)[n0:]
     ref_before = computes(refp)[f0:]
@@ -246,49 +253,83 @@ def run(a, work, procs):
     # The computing vCPU's thread: the share of a CPU it ran, as this
     # kernel counts it (waits for QEMU's big lock lower it too).
     say("before", "%.0f n=%d cpu=%.3f" % (median(before), len(before),
-                                          (run_s(qpid, tids[1]) - r0) / (time.monotonic() - w0)))
-    cg_before = cg_state(qpid, tids)
-    say("cg_before", json.dumps(cg_before, sort_keys=True))
+                                          (run_s(qpid, tids[1]) - r0) / (w1 - w0)))
+    c["res"].update(compute_before=median(before), ref_before=median(ref_before),
+                    writer_mbps_before=round((len(ticks(src1)) - k0) / (w1 - w0) *
+                                             per_tick_bytes(a) / 1e6, 2))
+    c["cg_before"] = cg_state(qpid, tids)
+    say("cg_before", json.dumps(c["cg_before"], sort_keys=True))
+    return c
 
-    qs.cmd("migrate-set-parameters", **{"max-bandwidth": a.bandwidth * 1000 * 1000,
-                                        "downtime-limit": a.downtime})
-    qd.cmd("migrate-incoming", uri="unix:" + dstsock)
+
+def start_lmig(a, work, procs, c):
+    """lmig proxy recv and send between the QEMUs: the URI the source migrates to."""
     portf = os.path.join(work, "port")
     with open(portf, "w"):
         pass
     rfd = os.open(portf, os.O_WRONLY)
     procs["recv"] = Proc("recv", [a.lmig, "proxy", "recv", "--listen", "127.0.0.1:0",
-                                  "--ready-fd", str(rfd), "--to", "unix:" + dstsock, "--json",
-                                  "--accept-timeout", "30"], work, pass_fds=(rfd,))
+                                  "--ready-fd", str(rfd), "--to", "unix:" + c["dstsock"],
+                                  "--json", "--accept-timeout", "30"], work, pass_fds=(rfd,))
     os.close(rfd)
     wait_for(lambda: os.path.getsize(portf) > 0, 20, "lmig proxy recv's port")
     with open(portf) as f:
         port = int(f.read().split()[0])
-    send_argv = [a.lmig, "proxy", "send", "--listen", "unix:" + srcsock,
+    send_argv = [a.lmig, "proxy", "send", "--listen", "unix:" + c["srcsock"],
                  "--to", "127.0.0.1:%d" % port, "--json"]
     if not a.native:
-        send_argv += ["--qmp", lmigq] + a.lmig_args.split()
+        send_argv += ["--qmp", c["lmigq"]] + a.lmig_args.split()
     procs["send"] = Proc("send", send_argv, work)
-    wait_for(lambda: os.path.exists(srcsock) or not procs["send"].alive(), 20,
+    wait_for(lambda: os.path.exists(c["srcsock"]) or not procs["send"].alive(), 20,
              "lmig proxy send to listen")
     if not procs["send"].alive():
         raise QMPError("lmig proxy send exited: " + procs["send"].text())
+    return "unix:" + c["srcsock"]
 
-    src_tick = max(ticks(src1) or [0])
-    m0, g0 = len(computes(src2)), len(computes(refp))
+
+def limited(st):
+    """A cg_state() entry under a CPU limit."""
+    return st and st[1] not in ("max", "-1") and not st[1].startswith("max ")
+
+
+def migrate(a, c, procs, uri):
+    """Migrate to uri, watching it until it ends or --timeout cancels it."""
+    qs, qpid, tids, res = c["qs"], c["qpid"], c["tids"], c["res"]
+    src1, src2, refp = c["src1"], c["src2"], c["refp"]
+    c["src_tick"] = max(ticks(src1) or [0])
+    m0, g0, k0 = len(computes(src2)), len(computes(refp)), len(ticks(src1))
     tm = time.monotonic()
     r0, c0 = run_s(qpid, tids[1]), cpu1_ticks()
-    qs.cmd("migrate", uri="unix:" + srcsock)
+    qs.cmd("migrate", uri=uri)
+    if a.dirty_limit:
+        try:
+            qs.cmd("set-vcpu-dirty-limit", **{"dirty-rate": a.dirty_limit})
+            res["dirty_limit"] = "set"
+        except QMPError as e:
+            res["dirty_limit"] = str(e)
     seen = {}		# tid -> the limits seen on it
+    last_limit = {}		# tid -> the last limit seen, and when
     first_limit = None
     info = {}
+    stats = {"dirty_rate_max": 0, "passes": 0, "remaining_min": None, "throttle_pct": 0}
+    mbps = []		# QEMU's estimate of the link, each sample while active
     while time.monotonic() - tm < a.timeout:
         info = qs.cmd("query-migrate")
         if info.get("status") in ("completed", "failed", "cancelled"):
             break
+        ram = info.get("ram", {})
+        stats["dirty_rate_max"] = max(stats["dirty_rate_max"], ram.get("dirty-pages-rate", 0))
+        if ram.get("dirty-sync-count", 0) >= 2 and ram.get("remaining") is not None:
+            m = stats["remaining_min"]
+            stats["remaining_min"] = ram["remaining"] if m is None else min(m, ram["remaining"])
+        stats["passes"] = ram.get("dirty-sync-count", stats["passes"])
+        if ram.get("mbps"):
+            mbps.append(ram["mbps"])
+        stats["throttle_pct"] = info.get("cpu-throttle-percentage", stats["throttle_pct"])
         for t, st in cg_state(qpid, tids).items():
-            if st and st[1] not in ("max", "-1") and not st[1].startswith("max "):
+            if limited(st):
                 seen.setdefault(t, set()).add("%s %s" % (st[0], st[1]))
+                last_limit[t] = [st[1], round(time.monotonic() - tm, 2)]
                 if first_limit is None:
                     first_limit = (len(computes(src2)), len(computes(refp)))
         time.sleep(0.25)
@@ -296,30 +337,41 @@ def run(a, work, procs):
     r1 = run_s(qpid, tids[1])
     say("cpu1_during", cpu1_where(c0, cpu1_ticks()))
     m1, g1 = len(computes(src2)), len(computes(refp))
-    status = info.get("status", "none")
+    c["status"] = status = info.get("status", "none")
     if status not in ("completed", "failed", "cancelled"):
         qs.cmd("migrate_cancel")
+        res["bounded"] = True
+    if a.dirty_limit and procs["src"].alive():
+        try:
+            qs.cmd("cancel-vcpu-dirty-limit")
+        except QMPError:
+            pass
     say("migrate", "status=%s total_ms=%s downtime_ms=%s wall_s=%.1f" % (
         status, info.get("total-time"), info.get("downtime"), tend - tm))
     # Lines printed once the migration began, up to its end (the last one
     # may straddle the switch-over: left out).
     during = computes(src2)[m0 + 1:m1 - 1] if m1 - m0 > 2 else []
+    ref_during = computes(refp)[g0:g1]
     say("during", "%.0f n=%d cpu=%.3f" % (median(during), len(during), (r1 - r0) / (tend - tm)))
-    say("ref_during", "%.0f n=%d" % (median(computes(refp)[g0:g1]), g1 - g0))
+    say("ref_during", "%.0f n=%d" % (median(ref_during), g1 - g0))
     if first_limit is not None:
-        limited = computes(src2)[first_limit[0] + 1:m1 - 1]
-        say("during_limited", "%.0f n=%d" % (median(limited), len(limited)))
+        lim = computes(src2)[first_limit[0] + 1:m1 - 1]
+        say("during_limited", "%.0f n=%d" % (median(lim), len(lim)))
         rl = computes(refp)[first_limit[1]:g1]
         say("ref_limited", "%.0f n=%d" % (median(rl), len(rl)))
     say("seen", json.dumps({t: sorted(v) for t, v in seen.items()}, sort_keys=True))
+    res.update(stats, status=status, total_ms=info.get("total-time"),
+               downtime_ms=info.get("downtime"), wall_s=round(tend - tm, 1),
+               compute_during=median(during), ref_during=median(ref_during),
+               link_mbps=round(median(mbps) / 8, 2),
+               transferred_mb=round(info.get("ram", {}).get("transferred", 0) / 1e6, 1),
+               writer_mbps_during=round((len(ticks(src1)) - k0) / (tend - tm) *
+                                        per_tick_bytes(a) / 1e6, 2),
+               limits_seen={t: sorted(v) for t, v in seen.items()}, last_limit=last_limit)
 
-    if status != "completed":
-        # Nothing to follow on the destination: what lmig says, then stop.
-        for n in ("send", "recv"):
-            procs[n].wait(15)
-            procs[n].kill()
-        say("send", procs["send"].text("out") or "none")
-        return
+
+def after_lmig(procs, res):
+    """lmig's two ends after a completed migration: exit codes and reports."""
     rc_send = procs["send"].wait(30)
     rc_recv = procs["recv"].wait(30)
     say("send-rc", rc_send)
@@ -329,26 +381,67 @@ def run(a, work, procs):
         say("send-err", procs["send"].text())
     if procs["recv"].text():
         say("recv-err", procs["recv"].text())
+    res.update(send_rc=rc_send, recv_rc=rc_recv, send=send_report(procs))
 
-    # The destination runs on: its ticks continue the source's and advance.
-    say("src_ticks", "at_migrate=%d last=%d" % (src_tick, max(ticks(src1) or [0])))
+
+def after_dst(a, c, procs):
+    """The destination runs on: its ticks continue the source's and advance."""
+    res, qd = c["res"], c["qd"]
+    last = max(ticks(c["src1"]) or [0])
+    say("src_ticks", "at_migrate=%d last=%d" % (c["src_tick"], last))
     try:
-        say("dst_status", qd.cmd("query-status").get("status"))
+        st = qd.cmd("query-status").get("status")
     except QMPError as e:
-        say("dst_status", "error " + str(e))
-    d0 = ticks(dst1)
+        st = "error " + str(e)
+    say("dst_status", st)
+    d0 = ticks(c["dst1"])
     time.sleep(a.after)
-    d1 = ticks(dst1)
+    d1 = ticks(c["dst1"])
     say("dst_ticks", "first=%d at_check=%d last=%d" % (
         d0[0] if d0 else 0, max(d0 or [0]), max(d1 or [0])))
-    say("dst_computes", len(computes(dst2)))
+    say("dst_computes", len(computes(c["dst2"])))
+    res.update(dst_status=st, dst_runs=bool(d0) and d0[0] >= last and
+               max(d1 or [0]) > max(d0 or [0]))
 
     # Every limit undone: the vCPU threads' cgroups as before, nothing left.
-    after = cg_state(qpid, tids) if procs["src"].alive() else {}
+    after = cg_state(c["qpid"], c["tids"]) if procs["src"].alive() else {}
     say("cg_after", json.dumps(after, sort_keys=True))
-    say("cg_same", "yes" if after == cg_before else "no")
-    say("state_file", "left" if state_file(qpid) else "gone")
+    say("cg_same", "yes" if after == c["cg_before"] else "no")
+    say("state_file", "left" if state_file(c["qpid"]) else "gone")
     say("leftovers", " ".join(lmig_leftovers(a.cgroot)) or "none")
+    res.update(cg_same=after == c["cg_before"])
+
+
+def send_report(procs):
+    try:
+        return json.loads(procs["send"].text("out"))
+    except ValueError:
+        return None
+
+
+def run(a, work, procs, res):
+    c = start(a, work, procs, res)
+    qs, qd = c["qs"], c["qd"]
+    qs.cmd("migrate-set-parameters", **{"max-bandwidth": a.bandwidth * 1000 * 1000,
+                                        "downtime-limit": a.downtime})
+    for cap in a.capability:
+        for q in (qs, qd):
+            q.cmd("migrate-set-capabilities", capabilities=[{"capability": cap, "state": True}])
+    qd.cmd("migrate-incoming", uri="unix:" + c["dstsock"])
+    uri = "unix:" + c["dstsock"] if a.direct else start_lmig(a, work, procs, c)
+    migrate(a, c, procs, uri)
+    if c["status"] != "completed":
+        # Nothing to follow on the destination: what lmig says, then stop.
+        if not a.direct:
+            for n in ("send", "recv"):
+                procs[n].wait(15)
+                procs[n].kill()
+            say("send", procs["send"].text("out") or "none")
+            res["send"] = send_report(procs)
+        return
+    if not a.direct:
+        after_lmig(procs, res)
+    after_dst(a, c, procs)
 
 
 def main():
@@ -373,6 +466,15 @@ def main():
     ap.add_argument("--after", type=float, default=3.0,
                     help="seconds the destination is watched for ticks")
     ap.add_argument("--native", action="store_true", help="without --qmp (no help)")
+    ap.add_argument("--direct", action="store_true",
+                    help="QEMU to QEMU, no lmig in between (bench/converge_kvm.sh)")
+    ap.add_argument("--capability", action="append", default=[],
+                    help="a migration capability turned on at both ends")
+    ap.add_argument("--dirty-ring", type=int, default=0,
+                    help="-accel kvm,dirty-ring-size=N for both QEMUs")
+    ap.add_argument("--dirty-limit", type=int, default=0,
+                    help="QEMU's own limit, MB/s for each vCPU, set as the migration starts")
+    ap.add_argument("--json", help="a file for one JSON line of the run's numbers")
     # The writer spins between its slices, so its thread uses most of a
     # CPU before any limit: the default --throttle-max (90) would stop at
     # a tenth of that, where it still dirties as fast as the link carries.
@@ -390,14 +492,16 @@ def main():
     os.sched_setaffinity(0, {0})
     work = tempfile.mkdtemp(prefix="lmig-nest.")
     procs = {}
+    res = {"rate": a.rate, "bandwidth": a.bandwidth, "downtime_limit": a.downtime}
     rc = 0
     try:
-        run(a, work, procs)
+        run(a, work, procs, res)
     except (QMPError, OSError, subprocess.CalledProcessError) as e:
         say("error", str(e))
         for n, p in procs.items():
             if p is not None and p.text():
                 say("error", "%s: %s" % (n, p.text()))
+        res["error"] = str(e)
         rc = 1
     finally:
         for n in ("send", "recv", "dst", "src", "spin", "ref"):
@@ -409,6 +513,10 @@ def main():
                     for ln in lines(os.path.join(work, f))[-a.show:]:
                         print("# %s: %s" % (f, ln))
         shutil.rmtree(work, ignore_errors=True)
+    if a.json:
+        say("json", json.dumps(res, sort_keys=True))
+        with open(a.json, "a") as f:
+            f.write(json.dumps(res, sort_keys=True) + "\n")
     return rc
 
 

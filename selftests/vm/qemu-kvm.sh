@@ -11,6 +11,8 @@
 # "nest-work" (removed at the end).
 #
 #   nest skip REASON / kvm skip REASON   cannot run here (nothing else)
+#   vm hang_panic softlockup=1|no rcu_stall=1|no   a hang panics the VM
+#   vm keys_on NAME...      tracepoints kept on (their static keys) throughout
 #   nest threads writer=TID compute=TID names=...
 #   nest boot_s S           QEMU started -> the guest's first tick
 #   nest ready LINE         the guest's ready line
@@ -49,8 +51,37 @@ work=$cg/nest-work
 # sees the repository read-only.
 guest=$repo/selftests/build/qemu/smpguest.elf
 [ -s "$guest" ] || { echo "nest error $guest is not built (selftests/qemu/mkguest.sh --smp)"; exit 1; }
+# A VM that hangs while a CPU can still take interrupts ends at once, its
+# kernel's report on its console: a soft lockup or an RCU stall panics
+# the kernel, which QEMU (-no-reboot) answers by exiting, so the test
+# tells its own VM's hang (MTTCG, see test_qemu_kvm_vm.c) from a failed
+# migration within seconds rather than at its time limit.  Before kvm_amd
+# loads: loading it already patches the kernel's text.
+hp_soft=$(echo 1 2>/dev/null >/proc/sys/kernel/softlockup_panic && echo 1 || echo no)
+hp_rcu=$(echo 1 2>/dev/null >/proc/sys/kernel/panic_on_rcu_stall && echo 1 || echo no)
+echo "vm hang_panic softlockup=$hp_soft rcu_stall=$hp_rcu"
 kvm_load
 echo "kvm ok $(dmesg | grep -m 1 -i 'nested paging' | sed 's/^\[[^]]*\] //')"
+# lmig's eBPF probes attach to these tracepoints, and the first probe on
+# one flips its static key, i.e. patches the kernel's text: sched_switch's
+# sits in __schedule, which both CPUs run all the time.  Under MTTCG a CPU
+# that runs the code being patched can loop on the patch's int3 for good
+# (seen at lmig's attach, see test_qemu_kvm_vm.c).  Enabled here, with
+# tracing off, while no guest runs yet, the keys stay on through lmig's
+# attaches and detaches, which then patch nothing.  tracefs comes off
+# again (the events stay on): lmig finds the VM as before, without it.
+keys=""
+t=/sys/kernel/tracing
+mounted=0
+[ -e $t/tracing_on ] || ! mount -t tracefs nodev $t 2>/dev/null || mounted=1
+echo 0 >$t/tracing_on 2>/dev/null
+for e in sched/sched_switch exceptions/page_fault_user kvm/kvm_exit kvm/kvm_page_fault; do
+	if echo 1 2>/dev/null >"$t/events/$e/enable"; then
+		keys="$keys ${e#*/}"
+	fi
+done
+[ $mounted = 0 ] || umount $t
+echo "vm keys_on${keys:- none}"
 if ! grep -q " $cg cgroup2 " /proc/mounts; then
 	mount -t cgroup2 none "$cg" || { echo "nest error cannot mount cgroup2"; exit 1; }
 fi

@@ -134,6 +134,10 @@ static void json_run(struct json_obj *j, const char *prefix, const struct est_ru
 	json_dbl(j, KEY("predicted_downtime_ms"), r->predicted_downtime_s * 1000, 1);
 	json_u64(j, KEY("bytes_wire"), (uint64_t)r->wire_bytes);
 	json_dbl(j, KEY("cpu_share_pct"), r->share * 100, 1);
+	json_u64(j, KEY("throttle_from_round"), r->throttle_round);
+	json_u64(j, KEY("throttle_steps"), r->throttle_steps);
+	json_bool(j, KEY("throttle_lifted"), r->throttle_lifted);
+	json_dbl(j, KEY("cpu_share_last_pct"), r->share_last * 100, 1);
 #undef KEY
 }
 
@@ -152,9 +156,19 @@ static void report_json(const struct est_obs *ob, const struct est_result *res, 
 	json_dbl(&j, "observed_s", ob->observed_s, 2);
 	json_u64(&j, "harvests", ob->harvests);
 	json_dbl(&j, "harvest_ms", in->harvest_s * 1000, 2);
+	json_dbl(&j, "harvest_min_ms", ob->harvest_s * 1000, 2);
+	{
+		int us[EST_HARVESTS_MAX];
+
+		for (unsigned int i = 0; i < in->nharvests && i < EST_HARVESTS_MAX; i++)
+			us[i] = (int)(in->harvests[i] * 1e6);
+		json_int_array(&j, "harvests_us", us, in->nharvests);
+	}
 	json_dbl(&j, "harvest_mean_ms", in->harvest_live_s * 1000, 2);
 	json_dbl(&j, "cpu_used_pct", in->cpu_used * 100, 1);
 	json_dbl(&j, "busiest_thread_runnable_pct", in->cpu_busy * 100, 1);
+	json_dbl(&j, "cpu_quiet_pct", in->cpu_quiet * 100, 1);
+	json_dbl(&j, "pace", res->pace, 2);
 	json_u64(&j, "bytes_total", in->npages * (uint64_t)LMIG_PAGE_SIZE);
 	json_u64(&j, "pages_total", in->npages);
 	json_u64(&j, "pages_zero", in->zero_pages);
@@ -178,8 +192,12 @@ static void report_json(const struct est_obs *ob, const struct est_result *res, 
 	json_u64(&j, "downtime_limit_ms", in->downtime_ms);
 	json_u64(&j, "max_rounds", qemu ? 0 : in->max_rounds);
 	json_str(&j, "verdict", verdict_name(res->verdict));
-	/* The migration as it would go: with the limit when one is needed. */
-	json_run(&j, "", res->verdict == EST_THROTTLE ? &res->throttled : &res->as_is);
+	/*
+	 * The migration as it would go: with the limit when one is needed;
+	 * for lmig send --throttle auto, its controller's course.
+	 */
+	json_run(&j, "", res->verdict == EST_THROTTLE || res->course ? &res->throttled :
+			 &res->as_is);
 	json_run(&j, "as_is_", &res->as_is);
 	json_bool(&j, "writer_idle", res->idle_writer);
 	json_dbl(&j, "throttle_floor_pct", res->floor * 100, 1);
@@ -223,9 +241,21 @@ static void report_text(const struct est_obs *ob, const struct est_result *res, 
 	case EST_CONVERGES:
 		printf("%s converges as it is: ", who);
 		say_run(&res->as_is);
+		if (res->course && res->throttled.throttle_round) {
+			printf("  --throttle auto would start a limit at round %u%s: ",
+			       res->throttled.throttle_round,
+			       res->throttled.throttle_lifted ? " and lift it as useless" : "");
+			say_run(&res->throttled);
+		}
 		return;
 	case EST_THROTTLE:
 		printf("%s does not converge as it is: the rounds do not shrink to the budget\n", who);
+		if (res->course) {
+			printf("with --throttle auto it does, its limit from round %u down to %.0f %% of the CPU the writer would use: ",
+			       res->throttled.throttle_round, res->share * 100);
+			say_run(&res->throttled);
+			return;
+		}
 		printf("with --throttle auto it does once the workload is held to %.0f %% of its CPU or less",
 		       res->share_needed * 100);
 		if (res->share < res->share_needed)
@@ -344,6 +374,7 @@ static void fill_defaults(const struct est_args *a, const struct cli_opts *c, st
 		in->least_cpus = cvm_least_cpus(in->downtime_ms);
 		return;
 	}
+	in->overrun_cpus = EST_LIMIT_OVERRUN_CPUS;
 	if (!in->page_wire)
 		in->page_wire = LMIG_PAGE_WIRE;
 	if (!in->setup_s)

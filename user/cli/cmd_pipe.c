@@ -53,6 +53,8 @@ static void usage_pipe_recv(void)
 	       "  qemu-system-x86_64 ... -incoming \"exec:lmig pipe recv --listen :7777\"\n"
 	       "stdout carries nothing but the stream; messages and --json go to stderr.\n"
 	       "On failure stdout is closed early, so QEMU sees a truncated stream.\n"
+	       "One way only: a destination QEMU that writes to stdin (return-path or\n"
+	       "postcopy on) fails the migration at once; use 'lmig proxy' for those.\n"
 	       "\n"
 	       "Options:\n"
 	       "  -l, --listen HOST:PORT  where to listen (':PORT' for all addresses; port 0\n"

@@ -29,6 +29,7 @@
 /* Harvests kept for the curve, at most; fewer for a large image (EST_BITMAPS_BYTES). */
 #define EST_HARVESTS		64
 #define EST_BITMAPS_BYTES	(256u << 20)
+_Static_assert(EST_HARVESTS <= EST_HARVESTS_MAX, "every harvest kept goes to the model");
 /* The watch harvests this often, unless --observe is long enough for EST_HARVESTS. */
 #define EST_INTERVAL_S		0.1
 
@@ -44,8 +45,17 @@ static struct busy {
 	unsigned int n;
 	pid_t tid[BUSY_THREADS];
 	double s[BUSY_THREADS];		/* ran and waited to run, seconds */
+	double run;			/* all threads ran, seconds */
 	double t;
 } busy[2];
+/*
+ * After the watch, its writer looked at this long with no harvest (at
+ * least EST_QUIET_MIN_S): a busy writer competes for the CPU with the
+ * watch's own harvests, which back to back take most of a CPU, and with
+ * lmig send's far fewer it gets more and dirties faster.
+ */
+#define EST_QUIET_SHARE		0.2
+#define EST_QUIET_MIN_S		0.5
 
 /* Every thread's time running and waiting to run (schedstat's first two). */
 static void busy_take(pid_t pid, struct busy *b)
@@ -55,6 +65,7 @@ static void busy_take(pid_t pid, struct busy *b)
 	DIR *d;
 
 	b->n = 0;
+	b->run = 0;
 	b->t = now_s();
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	d = opendir(path);
@@ -72,6 +83,7 @@ static void busy_take(pid_t pid, struct busy *b)
 		if (f && fscanf(f, "%llu %llu", &run, &wait) == 2) {
 			b->tid[b->n] = atoi(e->d_name);
 			b->s[b->n++] = (run + wait) / 1e9;
+			b->run += run / 1e9;
 		}
 		if (f)
 			fclose(f);
@@ -102,6 +114,42 @@ static void cpu_used(pid_t pid, struct est_input *in)
 				in->cpu_busy = (busy[1].s[i] - busy[0].s[j]) / span;
 }
 
+/*
+ * The CPUs the writer uses with no harvest running (in->cpu_quiet): its
+ * threads' run time over a quiet look after the watch, in proportion to
+ * their run time while watched, which /proc's counters made cpu_used.
+ */
+static void cpu_quiet(pid_t pid, double look_s, struct est_input *in)
+{
+	double watched = busy[1].run - busy[0].run, quiet;
+	struct timespec ts = { (time_t)look_s, (long)((look_s - (time_t)look_s) * 1e9) };
+
+	if (pid <= 0 || in->cpu_used <= 0 || watched <= 0)
+		return;
+	watched /= busy[1].t - busy[0].t;
+	busy[0] = busy[1];
+	nanosleep(&ts, NULL);
+	busy_take(pid, &busy[1]);
+	quiet = (busy[1].run - busy[0].run) / (busy[1].t - busy[0].t);
+	in->cpu_quiet = in->cpu_used * quiet / watched;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The median of v[0..n) (sorted in place). */
+static double median(double *v, unsigned int n)
+{
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_dbl);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 static void sleep_until(double t)
 {
 	double d = t - now_s();
@@ -122,7 +170,7 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 {
 	uint64_t words = bitmap_words(w->npages), *bm[EST_HARVESTS] = { NULL };
 	unsigned int n = a->observe_s / EST_INTERVAL_S, cap = EST_HARVESTS;
-	double t[EST_HARVESTS + 1], iv, last_shown = 0;
+	double t[EST_HARVESTS + 1], hv[EST_HARVESTS], iv, last_shown = 0;
 	bool tty = isatty(STDERR_FILENO);
 	double hsum = 0;
 	int ret = -1;
@@ -171,6 +219,7 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 		if (hs < ob->harvest_s)
 			ob->harvest_s = hs;
 		hsum += hs;
+		hv[i] = hs;
 		ob->harvests = i + 1;
 		if (progress && (t[i + 1] - last_shown >= 1 || i + 1 == n)) {
 			fprintf(stderr, "%slmig estimate: watching %.1f of %lu s: %.1f MB/s dirtied over the last %.0f ms, harvest %.1f ms%s",
@@ -185,7 +234,21 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 	cpu_mark(a->tg.pid, 1);
 	cpu_used(a->tg.pid, &ob->in);
 	ob->observed_s = t[n] - t[0];
-	ob->in.harvest_s = ob->harvest_s;
+	/* A guest's vCPU: its writer sleeps between writes, and QEMU's pace is assumed. */
+	if (!a->qmp)
+		cpu_quiet(a->tg.pid, ob->observed_s * EST_QUIET_SHARE > EST_QUIET_MIN_S ?
+				     ob->observed_s * EST_QUIET_SHARE : EST_QUIET_MIN_S, &ob->in);
+	/*
+	 * precopy.c predicts the paused harvest by the cheapest of the
+	 * migration's harvests so far, not of the many watched: the model
+	 * draws it from all of them (est_cheapest()); the median is what one
+	 * harvest costs, where one stalled by other work does not count.
+	 */
+	ob->in.harvest_s = median(hv, n);
+	/* Sorted by median(): cheapest first, as est_cheapest() takes them. */
+	ob->in.nharvests = n;
+	for (unsigned int i = 0; i < n; i++)
+		ob->in.harvests[i] = hv[i];
 	ob->in.harvest_live_s = hsum / n;
 	watch_curve(bm, t, n, w->npages, &ob->in.curve);
 	ret = ob->in.curve.n ? 0 : lmig_err("out of memory for the curve");

@@ -39,6 +39,9 @@ void stream_report(const char *role, const struct stream_stats *st, const char *
 		/* bytes_in: read from QEMU (source); bytes_out: written to QEMU (destination). */
 		json_u64(&j, source ? "bytes_in" : "bytes_out", st->bytes_stream);
 		json_u64(&j, "bytes_wire", st->bytes_wire);
+		/* What the destination QEMU wrote back: read there, written to the source QEMU here. */
+		json_bool(&j, "both_ways", st->both_ways);
+		json_u64(&j, "bytes_returned", st->bytes_return);
 		json_dbl(&j, "wire_ratio", ratio, 4);
 		json_dbl(&j, "throughput_mbps", mbps, 1);
 		json_u64(&j, "streams", st->streams);
@@ -69,6 +72,9 @@ void stream_report(const char *role, const struct stream_stats *st, const char *
 		fmt_bytes(a, sizeof(a), (double)st->bytes_stream), source ? "from" : "to",
 		st->total_s, mbps, fmt_bytes(b, sizeof(b), (double)st->bytes_wire), ratio * 100,
 		st->channels, st->channels == 1 ? "" : "s", compress);
+	if (st->both_ways)
+		dprintf(json_fd, "%s: both ways, %s returned %s QEMU\n", role,
+			fmt_bytes(a, sizeof(a), (double)st->bytes_return), source ? "to" : "from");
 	if (vm && vm->on)
 		cvm_report_text(json_fd, vm);
 }

@@ -120,7 +120,7 @@ void cvm_report_json(struct json_obj *j, const struct cvm_stats *s)
 	json_str(j, "accel", accel_word(s->accel));
 	json_int_array(j, "vcpu_threads", s->vcpus, s->nvcpus);
 	json_i64(j, "downtime_limit_ms", s->downtime_limit_ms);
-	/* The least limit the downtime limit allows (a quarter of it as the CFS period). */
+	/* The least limit the downtime limit allows (1 ms every quarter of it). */
 	json_dbl(j, "least_limit_pct", s->least_cpus * 100, 2);
 	json_bool(j, "throttled", s->throttled);
 	json_int_array(j, "limited", s->limited, s->throttled ? s->nlimited : 0);
@@ -131,6 +131,9 @@ void cvm_report_json(struct json_obj *j, const struct cvm_stats *s)
 		json_u64(j, "cgroup_version", s->v2 ? 2 : 1);
 		json_str(j, "mechanism", throttle_kind_words(s->kind));
 		json_dbl(j, "min_limit_pct", s->min_cpus * 100, 1);
+		/* What the tightest limit may add to QEMU's stop of the vCPUs. */
+		if (s->min_cpus > 0)
+			json_dbl(j, "stop_wait_ms", cvm_stop_wait_s(s->min_cpus) * 1000, 0);
 		json_dbl(j, "limited_from_s", s->first_s, 2);
 		if (s->restored)
 			json_dbl(j, "restored_at_s", s->restored_s, 2);

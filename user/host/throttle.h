@@ -57,6 +57,14 @@
  * longer period (1 ms / share), up to this.
  */
 #define THROTTLE_PERIOD_MAX_US	1000000
+/*
+ * The kernel's smallest quota, and the shortest period a limit with
+ * short_period gets (a limit of more than a tenth of a CPU has a longer
+ * quota than 1 ms rather than a period the CFS timer would fire at
+ * every few milliseconds).
+ */
+#define THROTTLE_QUOTA_MIN_US	1000
+#define THROTTLE_PERIOD_MIN_US	10000
 #define THROTTLE_MAX_TIDS	64
 #define THROTTLE_MAX_DEVS	8
 #define THROTTLE_MAX_VCGS	THROTTLE_MAX_TIDS	/* per-vCPU cgroups: one per thread */
@@ -124,6 +132,13 @@ struct throttle {
 	unsigned int nvcg;
 	struct throttle_vcg vcg[THROTTLE_MAX_VCGS];
 	bool applied;
+	/*
+	 * Set by the caller after throttle_init(): limits get the smallest
+	 * quota and the shortest period their share allows
+	 * (throttle_quota_short()) instead of THROTTLE_PERIOD_US: a guest's
+	 * vCPU threads, which QEMU must be able to stop at once.
+	 */
+	bool short_period;
 	double share;			/* CPUs the workload may use now, 0 = no limit */
 	struct throttle_io io;
 };
@@ -138,7 +153,8 @@ struct throttle {
 int throttle_init(struct throttle *t, pid_t pid, const pid_t *tids, unsigned int ntids);
 /*
  * Allow the workload `cpus` CPUs (0.001 .. N) from now on (under 1 % of
- * a CPU the period stretches: throttle_quota()); per-vCPU cgroups get
+ * a CPU the period stretches: throttle_quota(); with short_period,
+ * throttle_quota_short()); per-vCPU cgroups get
  * cpus / nvcg each, or the quota found there when that is tighter.
  */
 int throttle_set(struct throttle *t, double cpus);

@@ -81,12 +81,29 @@ void throttle_quota(double cpus, long *quota, long *period)
 	*period = p;
 }
 
+void throttle_quota_short(double cpus, long *quota, long *period)
+{
+	long q = THROTTLE_QUOTA_MIN_US, p = (long)(q / cpus);
+
+	if (p < THROTTLE_PERIOD_MIN_US) {
+		p = THROTTLE_PERIOD_MIN_US;
+		q = (long)(cpus * p);
+	} else if (p > THROTTLE_PERIOD_MAX_US) {
+		p = THROTTLE_PERIOD_MAX_US;
+	}
+	*quota = q;
+	*period = p;
+}
+
 /* The limit value of a share: "QUOTA PERIOD" (v2 cpu.max style). */
-static void quota_str(char *buf, size_t len, double cpus)
+static void quota_str(const struct throttle *t, char *buf, size_t len, double cpus)
 {
 	long q, p;
 
-	throttle_quota(cpus, &q, &p);
+	if (t->short_period)
+		throttle_quota_short(cpus, &q, &p);
+	else
+		throttle_quota(cpus, &q, &p);
 	snprintf(buf, len, "%ld %ld", q, p);
 }
 
@@ -285,7 +302,7 @@ int throttle_set(struct throttle *t, double cpus)
 	if (cpus <= 0)
 		snprintf(val, sizeof(val), "max %d", THROTTLE_PERIOD_US);
 	else
-		quota_str(val, sizeof(val), cpus);
+		quota_str(t, val, sizeof(val), cpus);
 	if (t->nvcg) {
 		if (throttle_vcpu_set(t, cpus))
 			return -1;

@@ -21,6 +21,16 @@ int throttle_cpu_undo(struct throttle *t);
  * (at most THROTTLE_PERIOD_MAX_US).
  */
 void throttle_quota(double cpus, long *quota, long *period);
+/*
+ * The same for a struct throttle with short_period: the kernel's least
+ * quota (THROTTLE_QUOTA_MIN_US) over the period that gives the share,
+ * never shorter than THROTTLE_PERIOD_MIN_US (a longer quota then) nor
+ * longer than THROTTLE_PERIOD_MAX_US (the least quota then, whatever the
+ * share).  A thread that used its quota waits (quota + a scheduler tick)
+ * / share at most: least with the least quota, whatever the period
+ * (Documentation/qemu.md, "Limits and the switch-over").
+ */
+void throttle_quota_short(double cpus, long *quota, long *period);
 
 /*
  * Are the threads tids (those still there) each alone in a threaded v2

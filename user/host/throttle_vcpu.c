@@ -130,7 +130,9 @@ int throttle_vcpu_set(struct throttle *t, double cpus)
 	long q = 0, p = THROTTLE_PERIOD_US;
 	char val[64];
 
-	if (cpus > 0)
+	if (cpus > 0 && t->short_period)
+		throttle_quota_short(cpus / t->nvcg, &q, &p);
+	else if (cpus > 0)
 		throttle_quota(cpus / t->nvcg, &q, &p);
 	snprintf(val, sizeof(val), "%ld %ld", q, p);
 	for (unsigned int i = 0; i < t->nvcg; i++) {

@@ -253,6 +253,8 @@ static int start(struct converge_vm *cv, struct tpol_round *r, struct tpol_decis
 		st->retry = !tpol_failed(&cv->pol);
 		return -1;
 	}
+	/* QEMU stops the vCPUs inside its downtime: the least wait a share allows. */
+	cv->th_cg.short_period = true;
 	if (!cv->th_cg.per_thread) {
 		/*
 		 * Only QEMU whole could be held (cgroup v2 without a threaded

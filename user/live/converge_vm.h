@@ -60,14 +60,45 @@
  */
 #define CVM_CPUS_MIN	0.001
 /*
- * ... but the switch-over must not wait for a vCPU thread that used its
- * quota: QEMU stops the vCPUs inside its downtime, and a thread held by
- * its limit stops only once it runs again, a period later or more (the
- * kernel's 1 ms quota overruns by up to a tick, paid back in the periods
- * after).  The period is kept to this fraction of QEMU's downtime-limit,
- * which sets the least share: 1 ms / (downtime-limit / 4).
+ * ... but the switch-over must not wait long for a vCPU thread that used
+ * its quota: QEMU stops the vCPUs inside its downtime, and a thread held
+ * by its limit stops only once it runs again.  The kernel charges a
+ * running thread at its scheduler tick, so a limited thread overruns its
+ * quota by up to a tick (CVM_SCHED_TICK_S: HZ=250, Debian's) and its
+ * cgroup pays that back from the periods after, held meanwhile: after a
+ * burst it waits up to (quota + tick) / share, not (period - quota).
+ * Whatever the share, that wait is least with the least quota, so the
+ * limits get 1 ms over the shortest period (struct throttle's
+ * short_period); the period itself does not shorten it.
+ */
+#define CVM_SCHED_TICK_S	0.004
+/*
+ * The least share: 1 ms of CPU every CVM_PERIOD_OF_DOWNTIME of QEMU's
+ * downtime-limit.  Its wait at the stop is five such periods
+ * (cvm_stop_wait_s(): 1.25 times the downtime-limit) for a vCPU that
+ * computes without pause, less for one that sleeps between writes.  A
+ * least share whose wait were a quarter of the limit (1 % of a CPU at
+ * 2 s) leaves the test guest of test_qemu_converge unconverged
+ * (Documentation/qemu.md, "Limits and the switch-over").
  */
 #define CVM_PERIOD_OF_DOWNTIME	0.25
+
+/*
+ * The longest a thread limited to cpus (> 0) with short_period waits
+ * before it runs again, s: (quota + tick) / share, with the quota and
+ * period of throttle_quota_short().
+ */
+static inline double cvm_stop_wait_s(double cpus)
+{
+	double q = THROTTLE_QUOTA_MIN_US / 1e6, pmin = THROTTLE_PERIOD_MIN_US / 1e6;
+	double pmax = THROTTLE_PERIOD_MAX_US / 1e6;
+
+	if (q / cpus < pmin)
+		q = cpus * pmin;
+	else if (q / cpus > pmax)
+		cpus = q / pmax;	/* the least quota over the longest period */
+	return (q + CVM_SCHED_TICK_S) / cpus;
+}
 
 /* The least limit, CPUs, for a downtime-limit (lmig estimate predicts with it too). */
 static inline double cvm_least_cpus(int64_t downtime_ms)

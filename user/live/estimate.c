@@ -2,6 +2,8 @@
 /* lmig estimate's prediction (estimate.h): a pre-copy played round by round. */
 #include <math.h>
 
+#include <lmig/wire.h>
+
 #include "live/estimate.h"
 #include "live/throttle_policy.h"
 
@@ -135,13 +137,52 @@ double est_working_set(const struct est_curve *c, uint64_t npages)
 	return w < (double)npages ? w : (double)npages;
 }
 
+double est_cheapest(const struct est_input *in, unsigned int k)
+{
+	unsigned int n = in->nharvests < EST_HARVESTS_MAX ? in->nharvests : EST_HARVESTS_MAX;
+	double e = 0;
+
+	if (!n || !k)
+		return in->harvest_s;
+	/* The i-th cheapest is the least of k draws when all are from it up, not all above it. */
+	for (unsigned int i = 0; i < n; i++)
+		e += in->harvests[i] * (pow((double)(n - i) / n, k) - pow((double)(n - i - 1) / n, k));
+	return e;
+}
+
 /* What the tracker finds after an interval t of a round that sent `sent` pages. */
 struct play {
 	const struct est_input *in;
 	double share;			/* the writer's CPU share once throttled */
 	unsigned int throttle_from;	/* the first round the limit holds in */
 	double ws;			/* working set, pages */
+	double pace;			/* the writer's clock while migrating (est_pace()) */
+	/* --throttle auto's course (lmig send): its decisions, played. */
+	bool autoplay;
+	bool follows;			/* the writer's pace follows its CPU (not idle) */
+	double cpus;			/* CPUs the writer uses without a limit */
+	double limit;			/* CPUs, the limit in force; 0: none */
+	struct tpol_conf conf;
+	struct tpol_state st;
 };
+
+/* The CPUs the writer uses under the limit in force: a little more than the quota. */
+static double cpus_used(const struct play *p)
+{
+	double l = p->limit + p->in->overrun_cpus;
+
+	return p->limit > 0 && l < p->cpus ? l : p->cpus;
+}
+
+/* The share of its pace the writer keeps in round k. */
+static double share_at(const struct play *p, unsigned int k)
+{
+	if (!p->autoplay)
+		return k >= p->throttle_from ? p->share : 1;
+	if (!p->follows)
+		return 1;
+	return cpus_used(p) / p->cpus;
+}
 
 /*
  * Pages found dirty after round k lasted t (harvest to harvest), having
@@ -152,7 +193,7 @@ struct play {
 static double found(const struct play *p, unsigned int k, double sent, double t)
 {
 	const struct est_input *in = p->in;
-	double c = k >= p->throttle_from ? p->share : 1;
+	double c = share_at(p, k) * p->pace;
 	double d = est_dirty(&in->curve, in->npages, c * t), f;
 
 	if (!in->content_compare)
@@ -177,10 +218,53 @@ static double round_s(const struct est_input *in, double pages)
 }
 
 /*
+ * live/converge.c's converge_round() at a harvest after an interval of
+ * since s (look s of the CPU counters) that found dirty pages, predicting
+ * pred: the decision, carried out on the play's limit.  True when a limit
+ * was lifted (precopy.c then does not act on this prediction).
+ */
+static bool decide(struct play *p, struct est_run *r, double dirty, double since, double look,
+		   double pred)
+{
+	const struct est_input *in = p->in;
+	struct tpol_round tr = {
+		.dirty_mbps = since > 0 ? dirty * (double)LMIG_PAGE_SIZE / since / 1e6 : 0,
+		.link_mbps = in->link_bps / in->page_wire * (double)LMIG_PAGE_SIZE / 1e6,
+		.pred_s = pred, .look_s = look, .cpu_used = cpus_used(p), .cur_cpus = p->limit,
+		.pages = (uint64_t)dirty, .npages = in->npages,
+	};
+	struct tpol_decision d;
+	double before = p->limit;
+
+	tpol_decide(&p->st, &p->conf, &tr, &d);
+	switch (d.action) {
+	case TPOL_KEEP:
+		return false;
+	case TPOL_LIFT:
+		p->limit = 0;
+		r->throttle_lifted = true;
+		return true;
+	case TPOL_START:
+		tpol_start(&p->st, &p->conf, &tr, 0, &d);
+		r->throttle_round = r->rounds;
+		/* fall through */
+	case TPOL_SET:
+		p->limit = d.cpus;
+		break;
+	}
+	/* A limit set again to (nearly) the same is no step: cgroups count in microseconds. */
+	if (fabs(p->limit - before) > 1e-6 * p->limit)
+		r->throttle_steps++;
+	if (share_at(p, r->rounds) < r->share)
+		r->share = share_at(p, r->rounds);
+	return false;
+}
+
+/*
  * lmig send, as live/precopy.c's next_round() decides after each round.
  * Long because: one loop that walks precopy.c's branches in its order.
  */
-static void run_lmig(const struct play *p, struct est_run *r)
+static void run_lmig(struct play *p, struct est_run *r)
 {
 	const struct est_input *in = p->in;
 	double nz = (double)(in->npages - in->zero_pages);
@@ -188,16 +272,26 @@ static void run_lmig(const struct play *p, struct est_run *r)
 		    in->zero_pages * in->zero_wire / in->link_bps;
 	double sent = nz, iv = t0, hs = in->harvest_s;
 	double hl = in->harvest_live_s > 0 ? in->harvest_live_s : hs;
+	/* The CPU counters start before the set-up; the first harvest ends the look. */
+	double look = in->setup_s + t0 + hl;
 
 	r->total_s = in->setup_s + t0;
 	r->wire_bytes = nz * in->page_wire + in->zero_pages * in->zero_wire;
 	r->rounds = 1;
 	for (;;) {
 		double dirty = found(p, r->rounds - 1, sent, iv);
-		double pred = pages_s(in, dirty) + hs + EST_LMIG_SWITCH_S;
+		double pred;
+		bool lifted;
+
+		/* precopy.c's hs_min: the cheapest of the harvests so far. */
+		hs = est_cheapest(in, r->rounds);
+		pred = pages_s(in, dirty) + hs + EST_LMIG_SWITCH_S;
+		lifted = p->autoplay && decide(p, r, dirty, r->rounds == 1 ? iv + in->setup_s : iv,
+					       look, pred);
 
 		r->predicted_downtime_s = pred;
-		if (pred * 1000 <= in->downtime_ms) {
+		r->share_last = share_at(p, r->rounds);
+		if (pred * 1000 <= in->downtime_ms && !lifted) {
 			/* One more live round, then the final one with the workload paused. */
 			double t = round_s(in, dirty), last;
 
@@ -221,6 +315,7 @@ static void run_lmig(const struct play *p, struct est_run *r)
 			return;
 		}
 		iv = round_s(in, dirty) + hl;
+		look = iv;
 		r->total_s += iv;
 		r->wire_bytes += dirty * in->page_wire;
 		sent = dirty;
@@ -233,7 +328,7 @@ static void run_lmig(const struct play *p, struct est_run *r)
  * EST_QEMU_STEP_S at a time; rounds counts the synchronisations of the
  * dirty bitmap, as dirty-sync-count does.
  */
-static void run_qemu(const struct play *p, struct est_run *r)
+static void run_qemu(struct play *p, struct est_run *r)
 {
 	const struct est_input *in = p->in;
 	double nz = (double)(in->npages - in->zero_pages);
@@ -281,28 +376,60 @@ static void run_qemu(const struct play *p, struct est_run *r)
 	r->fail = EST_FAIL_ROUNDS;
 }
 
-static void play(const struct est_input *in, double share, double ws, struct est_run *r)
+double est_pace(const struct est_input *in)
 {
-	double t0 = in->link_bps > 0 ? (in->npages - in->zero_pages) * in->page_wire /
-				      in->link_bps : 0;
-	struct play p = { .in = in, .share = share, .ws = ws,
-			  .throttle_from = t0 >= TPOL_LONG_LOOK_S ? 1 : 2 };
+	if (in->kind != EST_LMIG || in->cpu_used <= 0 || in->cpu_quiet <= in->cpu_used ||
+	    (in->cpu_busy > 0 && in->cpu_busy < EST_BUSY_MIN))
+		return 1;
+	return in->cpu_quiet / in->cpu_used;
+}
 
-	*r = (struct est_run){ .fail = EST_OK, .share = share };
+static void run(struct play *p, struct est_run *r)
+{
+	const struct est_input *in = p->in;
+
+	*r = (struct est_run){ .fail = EST_OK, .share = p->autoplay ? 1 : p->share,
+			       .share_last = p->autoplay ? 1 : p->share };
 	if (in->link_bps <= 0 || in->page_wire <= 0 || in->npages == 0 ||
 	    in->zero_pages > in->npages) {
 		r->fail = EST_FAIL_LINK;
 		return;
 	}
 	if (in->kind == EST_QEMU)
-		run_qemu(&p, r);
+		run_qemu(p, r);
 	else
-		run_lmig(&p, r);
+		run_lmig(p, r);
+}
+
+/* A share held from throttle_from (0: the round the controller's rule gives). */
+static void play(const struct est_input *in, double share, double ws, unsigned int from,
+		 struct est_run *r)
+{
+	double t0 = in->link_bps > 0 ? (in->npages - in->zero_pages) * in->page_wire /
+				      in->link_bps : 0;
+	struct play p = { .in = in, .share = share, .ws = ws, .pace = est_pace(in),
+			  .throttle_from = from ? from : t0 >= TPOL_LONG_LOOK_S ? 1 : 2 };
+
+	run(&p, r);
 }
 
 void est_run(const struct est_input *in, double share, struct est_run *r)
 {
-	play(in, share, est_working_set(&in->curve, in->npages), r);
+	play(in, share, est_working_set(&in->curve, in->npages), 0, r);
+}
+
+void est_run_auto(const struct est_input *in, bool idle_writer, struct est_run *r)
+{
+	struct play p = {
+		.in = in, .share = 1, .ws = est_working_set(&in->curve, in->npages),
+		.pace = est_pace(in),
+		.autoplay = in->kind == EST_LMIG && in->throttle_max_pct > 0,
+		.follows = !idle_writer, .cpus = in->cpu_used > 0 ? in->cpu_used * est_pace(in) : 1,
+		.conf = { .enabled = true, .downtime_ms = in->downtime_ms,
+			  .max_pct = in->throttle_max_pct },
+	};
+
+	run(&p, r);
 }
 
 void est_predict(const struct est_input *in, struct est_result *res)
@@ -311,6 +438,7 @@ void est_predict(const struct est_input *in, struct est_result *res)
 	double nz = in->npages > in->zero_pages ? (double)(in->npages - in->zero_pages) : 0;
 	double t0 = in->link_bps > 0 ? nz * in->page_wire / in->link_bps : 0;
 	double least = in->least_cpus > 0 ? in->least_cpus : TPOL_CPUS_MIN;
+	unsigned int from = 0;
 	double lo, hi, aim;
 	struct est_run r;
 
@@ -320,8 +448,10 @@ void est_predict(const struct est_input *in, struct est_result *res)
 	if (res->floor < TPOL_CPUS_MIN)
 		res->floor = TPOL_CPUS_MIN;
 	/* A limit is never below the least CPUs: a writer that uses little keeps more. */
-	if (in->cpu_used > 0 && least / in->cpu_used > res->floor)
-		res->floor = least / in->cpu_used < 1 ? least / in->cpu_used : 1;
+	res->pace = est_pace(in);
+	if (in->cpu_used > 0 && least / (in->cpu_used * res->pace) > res->floor)
+		res->floor = least / (in->cpu_used * res->pace) < 1 ?
+			     least / (in->cpu_used * res->pace) : 1;
 	/*
 	 * A guest's vCPU sleeps between its writer's writes too, but lmig
 	 * pipe / proxy --qmp holds a limit under which the prediction falls
@@ -333,33 +463,52 @@ void est_predict(const struct est_input *in, struct est_result *res)
 		res->floor = 1;
 	res->link_pps = in->page_wire > 0 ? in->link_bps / in->page_wire : 0;
 	res->dirty_pps = t0 > 0 ? est_dirty(&in->curve, in->npages, t0) / t0 : 0;
-	play(in, 1, ws, &res->as_is);
+	play(in, 1, ws, 0, &res->as_is);
+	/*
+	 * lmig send --throttle auto: the course its controller takes, which
+	 * may start a limit even where the migration converges as it is
+	 * (rounds that shrink by less than a quarter), or lift one.
+	 */
+	if (in->kind == EST_LMIG && in->throttle_max_pct && res->as_is.fail != EST_FAIL_LINK) {
+		est_run_auto(in, res->idle_writer, &res->throttled);
+		res->course = true;
+		from = res->throttled.throttle_round;
+	}
 	if (res->as_is.converged)
 		return;
 	res->verdict = EST_NEVER;
 	res->share_needed = 0;
 	/* Without --throttle the floor is 1: as it is. */
-	if (res->as_is.fail == EST_FAIL_LINK)
+	if (res->as_is.fail == EST_FAIL_LINK || (res->course && !res->throttled.converged))
 		return;
-	play(in, res->floor, ws, &r);
+	play(in, res->floor, ws, from, &r);
+	if (r.converged) {
+		/* The largest share that still converges, held from the limit's first round. */
+		lo = res->floor;
+		hi = 1;
+		for (int i = 0; i < EST_SHARE_STEPS; i++) {
+			play(in, (lo + hi) / 2, ws, from, &r);
+			if (r.converged)
+				lo = (lo + hi) / 2;
+			else
+				hi = (lo + hi) / 2;
+		}
+		res->share_needed = lo;
+	}
+	if (res->course) {
+		res->share = res->throttled.share;
+		res->verdict = res->share < 1 ? EST_THROTTLE : EST_CONVERGES;
+		return;
+	}
 	if (!r.converged)
 		return;
-	/* The largest share that still converges. */
-	lo = res->floor;
-	hi = 1;
-	for (int i = 0; i < EST_SHARE_STEPS; i++) {
-		play(in, (lo + hi) / 2, ws, &r);
-		if (r.converged)
-			lo = (lo + hi) / 2;
-		else
-			hi = (lo + hi) / 2;
-	}
-	res->share_needed = lo;
 	/*
-	 * What --throttle auto aims at: TPOL_DIRTY_TARGET of the link, from
-	 * the dirty rate it measured over round 0; tightened further at later
-	 * harvests when that does not converge, so never above what is needed.
+	 * What a guest's controller aims at: TPOL_DIRTY_TARGET of the link,
+	 * from the dirty rate it measured over round 0; tightened further at
+	 * later harvests when that does not converge, so never above what is
+	 * needed.
 	 */
+	lo = res->share_needed;
 	aim = res->dirty_pps > 0 ? TPOL_DIRTY_TARGET * res->link_pps / res->dirty_pps : 1;
 	if (aim > lo)
 		aim = lo;
@@ -367,5 +516,5 @@ void est_predict(const struct est_input *in, struct est_result *res)
 		aim = res->floor;
 	res->share = aim;
 	res->verdict = EST_THROTTLE;
-	play(in, aim, ws, &res->throttled);
+	play(in, aim, ws, 0, &res->throttled);
 }

@@ -20,8 +20,8 @@
  * lmig send: round 0 sends every non-zero page (zero pages cost
  * zero_wire each); at the end of each round a harvest (harvest_live_s)
  * yields the pages dirtied since the previous one; the predicted downtime is
- * those pages over the link plus a harvest plus EST_LMIG_SWITCH_S, as
- * precopy.c predicts it.  Within the budget, one more live round sends
+ * those pages over the link plus the cheapest harvest so far
+ * (est_cheapest()) plus EST_LMIG_SWITCH_S, as precopy.c predicts it.  Within the budget, one more live round sends
  * them, then the workload is paused: the downtime is the final harvest,
  * the pages dirtied during that last live round, and the switch-over
  * costs.  A round after a harvest sends its first `burst` bytes at once
@@ -43,10 +43,21 @@
  * without converging count as never.
  *
  * A CPU limit that leaves the writer a share c of its CPU is modelled as
- * its clock slowed to c: the curve becomes D(c t), from the round at
- * which --throttle auto would start it (after two harvests that did not
- * converge, or one after a round 0 of TPOL_LONG_LOOK_S or more), never
- * below what --throttle-max leaves it nor below least_cpus CPUs
+ * its clock slowed to c: the curve becomes D(c t).  For lmig send the
+ * limit follows --throttle auto's own decisions (throttle_policy.h's
+ * tpol_decide(), fed at every harvest what live/converge.c would measure
+ * there: the pages found over the interval, the link, the predicted
+ * downtime, the CPU the writer used, the limit in force): when it starts
+ * (the first harvest is compared with round 0's length, so a round 1
+ * that shrank by a quarter does not count), how it tightens harvest by
+ * harvest (its aim assumes the dirty rate is proportional to the CPU,
+ * while the distinct pages of a shorter effective interval are more per
+ * CPU second, so it tightens again), and a limit lifted as useless (the
+ * prediction of that harvest is not acted on, one more round).  For a
+ * guest, a held share from the round at which the controller would
+ * start it (after two harvests that did not converge, or one after a
+ * round 0 of TPOL_LONG_LOOK_S or more).  Never below what --throttle-max
+ * leaves it nor below least_cpus CPUs
  * (TPOL_CPUS_MIN for lmig send; for a guest, the least limit lmig pipe /
  * proxy --qmp allows under its downtime-limit, often well above what a
  * guest's sleeping writer needs).  That
@@ -67,6 +78,7 @@
 #include <stdint.h>
 
 #define EST_POINTS_MAX		16
+#define EST_HARVESTS_MAX	64
 /* precopy.c's SWITCH_OVERHEAD_S: the part of its prediction besides harvest and pages. */
 #define EST_LMIG_SWITCH_S	0.003
 /* QEMU's migration thread looks at what remains this often (BUFFER_DELAY). */
@@ -80,6 +92,15 @@
  * starved by other work waits to run instead: it counts as busy.
  */
 #define EST_BUSY_MIN		0.9
+/*
+ * A process held to a CFS quota uses a little more than it, CPUs: the
+ * quota is enforced at the scheduler's tick, so a period can overrun it
+ * by up to a tick (measured with --throttle auto's limits:
+ * Documentation/estimate.md).  Its dirty rate follows what it uses, so
+ * the controller settles where the rate it finds is above its aim.
+ * cmd_estimate.c's est_input.overrun_cpus.
+ */
+#define EST_LIMIT_OVERRUN_CPUS	0.015
 /* Bisection steps for the CPU share that converges. */
 #define EST_SHARE_STEPS		30
 
@@ -104,8 +125,16 @@ struct est_input {
 					 * (max-bandwidth does not hold it); 0: link_bps */
 	double page_wire;		/* wire bytes per non-zero page */
 	double zero_wire;		/* wire bytes per zero page */
-	double harvest_s;		/* one harvest (lmig) or bitmap sync (QEMU): the cheapest,
-					 * as precopy.c predicts the paused one */
+	double harvest_s;		/* one harvest (lmig) or bitmap sync (QEMU): what
+					 * precopy.c's cheapest and the paused one cost */
+	/*
+	 * lmig: the harvests watched, cheapest first (0: none, harvest_s
+	 * alone).  precopy.c predicts with the cheapest of the migration's
+	 * harvests so far: after k of them, the model counts the expected
+	 * cheapest of k drawn from these (est_cheapest()).
+	 */
+	unsigned int nharvests;
+	double harvests[EST_HARVESTS_MAX];
 	double harvest_live_s;		/* lmig: a harvest while the workload runs (the mean
 					 * watched), between rounds; 0: harvest_s */
 	double setup_s;			/* before round 0 starts */
@@ -121,6 +150,10 @@ struct est_input {
 	double cpu_used;		/* CPUs the writer used while watched; 0: not known */
 	double cpu_busy;		/* the share of the time its busiest thread ran or
 					 * waited to run; 0: not known */
+	double overrun_cpus;		/* lmig: CPUs a process uses beyond its limit
+					 * (EST_LIMIT_OVERRUN_CPUS) */
+	double cpu_quiet;		/* lmig: CPUs it used with no harvest running (a busy
+					 * writer's pace while migrating); 0: not known */
 };
 
 enum est_verdict {
@@ -145,20 +178,35 @@ struct est_run {
 	double downtime_s;		/* predicted real downtime (converged) */
 	double predicted_downtime_s;	/* what lmig/QEMU predicted when it decided */
 	double wire_bytes;
-	double share;			/* the CPU share the writer kept (1: no limit) */
+	double share;			/* the CPU share the writer kept (1: no limit); with
+					 * --throttle auto's course, the tightest */
+	/* lmig send with --throttle auto's course played (est_run_auto()): */
+	unsigned int throttle_round;	/* the first round a limit held in; 0: none */
+	unsigned int throttle_steps;	/* limits set: the first, and each change */
+	bool throttle_lifted;		/* lifted as useless (TPOL_INEFFECTIVE) */
+	double share_last;		/* the share in force at the switch-over (1: none) */
 };
 
 struct est_result {
 	enum est_verdict verdict;
 	struct est_run as_is;
-	struct est_run throttled;	/* EST_THROTTLE: at .share */
-	double share;			/* EST_THROTTLE: the share --throttle auto would leave */
+	/*
+	 * With a limit: for lmig send, --throttle auto's course as played
+	 * (est_run_auto(), also when it converges as it is); for a guest,
+	 * at .share (EST_THROTTLE).
+	 */
+	struct est_run throttled;
+	double share;			/* EST_THROTTLE: the share --throttle auto would leave
+					 * (lmig send: at its tightest) */
 	double share_needed;		/* the largest share that converges (1: no limit needed) */
 	double floor;			/* the share --throttle-max (and TPOL_CPUS_MIN) leave */
 	double dirty_pps;		/* pages/s over an interval as long as round 0 */
 	double link_pps;		/* non-zero pages/s the link carries */
 	double working_set;		/* pages the curve saturates at (the image if it does not) */
 	bool idle_writer;		/* busy under EST_BUSY_MIN: no limit slows it */
+	double pace;			/* est_pace() */
+	bool course;			/* .throttled is --throttle auto's course (lmig send):
+					 * the migration as it would go, whatever the verdict */
 };
 
 /* Distinct pages dirtied within an interval of t seconds (the curve, read or extended). */
@@ -167,8 +215,25 @@ double est_dirty(const struct est_curve *c, uint64_t npages, double t);
 double est_dirty_mean(const struct est_curve *c, uint64_t npages, double t);
 /* Pages the curve tends to (npages when it does not bend). */
 double est_working_set(const struct est_curve *c, uint64_t npages);
+/*
+ * How much faster a busy lmig send writer dirties while migrating than
+ * while watched: cpu_quiet / cpu_used, at least 1 (its pace is its CPU,
+ * and the watch's harvests took some of it); 1 for a writer that sleeps
+ * between writes, a guest, or when not known.
+ */
+double est_pace(const struct est_input *in);
+/*
+ * The cheapest of k harvests drawn from in->harvests, expected (in->
+ * harvest_s when none are given, or k is 0).
+ */
+double est_cheapest(const struct est_input *in, unsigned int k);
 /* One migration with the writer kept to share (1: no limit) from the throttle's start. */
 void est_run(const struct est_input *in, double share, struct est_run *r);
+/*
+ * lmig send with --throttle auto: its controller's decisions played at
+ * every harvest (the writer's share follows the limit unless idle_writer).
+ */
+void est_run_auto(const struct est_input *in, bool idle_writer, struct est_run *r);
 /* The verdict: as it is, with a limit (which), or not at all. */
 void est_predict(const struct est_input *in, struct est_result *res);
 

@@ -31,11 +31,13 @@ struct sendpoint {
 struct stream_stats {
 	uint64_t bytes_stream;		/* source: read from QEMU; destination: written to it */
 	uint64_t bytes_wire;		/* on the lmig channels, both directions */
+	uint64_t bytes_return;		/* the destination QEMU's bytes: read there, written here */
 	uint64_t blocks, blocks_lz4;
 	unsigned int streams, channels;
 	unsigned int lz4_switches;
 	unsigned int lz4_accel_max;	/* the fastest lz4 acceleration used (1 = default) */
 	bool zerocopy, multishot;
+	bool both_ways;			/* LMIG_CAP_RETURN: each stream carried both ways */
 	const char *tls;		/* "off", "ktls", "userspace"; NULL: no session came up */
 	char tls_binding[65];		/* channel 0's tls_binding(), "" without TLS */
 	double total_s;			/* first stream opened .. the end */

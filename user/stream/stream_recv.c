@@ -143,6 +143,8 @@ static int check_hello(void *arg, const struct hello_info *hi, bool first, const
 		return LMIG_ST_PROTOCOL;
 	}
 	if (first) {
+		/* Both ways when both ends take it: the ack grants what both have. */
+		r->ret = (hi->caps & LMIG_CAP_RETURN) && r->o->to.kind != SEP_STDIO;
 		r->nch = hi->nchannels;
 		r->ch = calloc(r->nch, sizeof(*r->ch));
 		if (!r->ch)
@@ -157,7 +159,9 @@ static int handshake(struct stream_receiver *r)
 		.listen = r->o->listen, .backlog = 64, .ready_fd = r->o->ready_fd,
 		.tls = r->o->tls, .timeout_ms = r->o->timeout_ms,
 		.accept_timeout_ms = r->o->accept_timeout_ms, .peer = "source", .whole = "session",
-		.caps = LMIG_CAP_STREAM | LMIG_CAP_LZ4, .keepalive = true, .watch = true,
+		.caps = LMIG_CAP_STREAM | LMIG_CAP_LZ4 |
+			(r->o->to.kind != SEP_STDIO ? LMIG_CAP_RETURN : 0),
+		.keepalive = true, .watch = true,
 		.check = check_hello, .arg = r,
 	};
 	struct hello_info first;
@@ -170,7 +174,7 @@ static bool finished(struct stream_receiver *r)
 	if (r->done_chans < r->nch)
 		return false;
 	for (int64_t i = 0; i < r->nstreams; i++)
-		if (!r->s[i] || !r->s[i]->closed)
+		if (!r->s[i] || !stream_ret_over(r->s[i]))
 			return false;
 	return true;
 }
@@ -199,6 +203,8 @@ static int handle_cqe(void *arg, struct io_uring_cqe *cqe)
 
 	if (ud_kind(ud) == UD_RECV)
 		return recv_done(r, a, cqe);
+	if (ud_kind(ud) == UD_READ)
+		return stream_ret_read_done(r, a, cqe->res);
 	ret = stream_write_done(r, a, cqe->res);
 	if (!ret && !r->s[a]->closed) {
 		ret = stream_deliver(r, a);
@@ -260,6 +266,7 @@ int stream_recv(const struct stream_recv_opts *o, struct stream_stats *st)
 	if (handshake(&r))
 		goto out;
 	st->channels = r.nch;
+	st->both_ways = r.ret;
 	st->tls = tls_mode(&r.link[0].tls, false);
 	tls_binding(&r.link[0].tls, st->tls_binding);
 	if (o->tls && !(r.plain = malloc(PLAIN_SIZE))) {
@@ -287,13 +294,14 @@ out:
 
 		if (!s)
 			continue;
-		if (!s->closed && s->fd >= 0) {
+		if (s->fd >= 0 && !stream_ret_over(s)) {
 			/* Never ended as if whole: a reset on TCP; an early end otherwise. */
 			if (o->to.kind == SEP_STDIO)
 				close(s->fd);
 			else
 				sock_abort_close(s->fd);
 		}
+		free(s->rbuf);
 		tdestroy(s->pend, free);
 		for (struct blk *b = s->outq, *nb; b; b = nb) {
 			nb = b->next;

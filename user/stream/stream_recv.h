@@ -6,6 +6,8 @@
  *   stream_recv.c          set-up, the handshake, receives, the main loop
  *   stream_recv_frames.c   a channel's frames: checked, decoded, put in order
  *   stream_recv_out.c      the streams: held blocks, writes to the destination, credit
+ *   stream_recv_ret.c      the return direction (LMIG_CAP_RETURN): the destination's
+ *                          bytes read and sent back, RCREDIT
  */
 #ifndef LMIG_STREAM_RECV_H
 #define LMIG_STREAM_RECV_H
@@ -24,6 +26,8 @@
 #define WIOV		64		/* blocks in one write */
 #define CREDIT_STEP	(LMIG_STREAM_WINDOW / 8)
 #define PLAIN_SIZE	(CHAN_RBUF_SIZE + TLS_RECORD_MAX)	/* userspace TLS: a chunk's records, opened */
+/* The most read from the destination for one return frame. */
+#define RBLOCK		(64 * 1024)
 /* What a held block costs beyond its bytes: its header, malloc's, the tree node. */
 #define BLK_COST	64
 
@@ -50,6 +54,13 @@ struct stream_out {
 	uint8_t end_digest[16];
 	XXH3_state_t dig;
 	struct iovec iov[WIOV];
+	/* The return direction, with LMIG_CAP_RETURN (ret). */
+	bool ret, rreading;
+	bool rend_sent;			/* the destination's end went back as REND */
+	uint8_t *rbuf;			/* SFRAME + RBLOCK: a return frame, built in place */
+	uint64_t roff;			/* bytes read from the destination and sent back */
+	uint64_t racked;		/* the source's last RCREDIT */
+	XXH3_state_t rdig;
 };
 
 enum stream_pstate { PS_HDR, PS_PAY, PS_DONE };
@@ -77,6 +88,8 @@ struct stream_receiver {
 	struct chan *link;		/* the channels' sockets and sessions */
 	struct stream_rx_chan *ch;	/* ... and what is received on them */
 	unsigned int nch;
+	bool ret;			/* LMIG_CAP_RETURN granted */
+	uint64_t rseq;			/* return frames sent on channel 0 */
 	struct stream_out *s[LMIG_STREAM_MAX];
 	unsigned int opened_upto;	/* streams below have their destination open */
 	unsigned int done_chans;
@@ -107,6 +120,14 @@ void stream_unhold(struct stream_receiver *r, struct stream_out *s, const struct
 int stream_write_done(struct stream_receiver *r, unsigned int i, int res);
 int stream_deliver(struct stream_receiver *r, unsigned int i);
 int stream_open_streams(struct stream_receiver *r);
+
+/* stream_recv_ret.c */
+int stream_ret_open(struct stream_receiver *r, unsigned int i);
+void stream_ret_arm(struct stream_receiver *r, unsigned int i);
+int stream_ret_read_done(struct stream_receiver *r, unsigned int i, int res);
+int stream_ret_credit(struct stream_receiver *r, const struct lmig_sframe *f);
+/* Both directions of stream s are over (its forward one closed, its return one ended). */
+bool stream_ret_over(const struct stream_out *s);
 
 /* stream_recv_frames.c */
 int stream_parse(struct stream_receiver *r, unsigned int c, const uint8_t *p, size_t n);

@@ -43,6 +43,7 @@ static int check_header(struct stream_receiver *r, unsigned int c, struct stream
 		break;
 	case LMIG_SF_OPEN:
 	case LMIG_SF_DONE:
+	case LMIG_SF_RCREDIT:
 		ok = !flags && !len && !raw && !f->hash;
 		break;
 	default:
@@ -149,6 +150,9 @@ static int frame_done(struct stream_receiver *r, unsigned int c, struct stream_r
 		s->end_len = le64toh(f->offset);
 		memcpy(s->end_digest, ch->pay, 16);
 		ret = stream_deliver(r, i);
+		break;
+	case LMIG_SF_RCREDIT:
+		ret = stream_ret_credit(r, f);
 		break;
 	case LMIG_SF_DONE:
 		if (le64toh(f->offset) != ch->seq - 1)

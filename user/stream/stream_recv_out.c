@@ -108,6 +108,9 @@ static bool maybe_close(struct stream_receiver *r, struct stream_out *s)
 		}
 	} else {
 		shutdown(s->fd, SHUT_WR);
+		/* Both ways: the destination's half stays open until it ends it. */
+		if (s->ret && !s->rend_sent)
+			return true;
 		close(s->fd);
 	}
 	s->fd = -1;
@@ -258,6 +261,8 @@ int stream_open_streams(struct stream_receiver *r)
 			}
 		}
 		s->opened = true;
+		if (stream_ret_open(r, r->opened_upto))
+			return -1;
 		if (!r->t0)
 			r->t0 = now_s();
 		r->opened_upto++;

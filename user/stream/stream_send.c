@@ -23,7 +23,9 @@
  * A stream is read only LMIG_STREAM_WINDOW bytes ahead of what the
  * destination acknowledged writing (CREDIT replies on channel 0), so a
  * slow consumer stalls only its own stream.  Channel 0 also brings the
- * final verdict.
+ * final verdict and, with LMIG_CAP_RETURN, what the destination QEMU
+ * wrote back on each connection (stream_send_ret.c): DONE waits until
+ * every stream ended both ways.
  *
  * What QEMU has written but the link has not taken stays small: QEMU
  * times its writes to estimate the bandwidth, and from that estimate
@@ -73,76 +75,7 @@
 #include "chan/ud.h"
 #include "chan/uring.h"
 #include "lib/xxh.h"
-#include "stream/stream.h"
-
-#define NOBUF		4
-#define OBUF_SIZE	(1024 * 1024)
-#define SFRAME		sizeof(struct lmig_sframe)
-#define NCTRL		(2 * LMIG_STREAM_MAX + 8)
-/* Per channel: framed bytes not yet handed to the kernel, and what its socket may keep unsent. */
-#define UNSENT_MAX	(4 * LMIG_STREAM_BLOCK_MAX)
-#define SOCK_UNSENT	UNSENT_MAX
-
-enum obuf_state { OB_FREE, OB_FILL, OB_READY, OB_BUSY };
-
-/* A send buffer: frames are appended (len) while it is OB_FILL. */
-struct obuf {
-	CHAN_SBUF;
-	enum obuf_state state;
-};
-
-/* A channel to the destination lmig. */
-struct stream_tx_chan {
-	struct chan link;
-	struct obuf buf[NOBUF];
-	unsigned int fill, head;
-	bool inflight;
-	bool done_placed;
-	uint64_t seq;
-};
-
-/* A stream read from QEMU. */
-struct stream_in {
-	int fd;
-	bool sock;		/* a connection (reset on failure), not stdin */
-	uint8_t *ibuf;
-	size_t have;		/* bytes read, not yet encoded */
-	bool reading, eof, end_queued;
-	uint64_t off;		/* bytes encoded */
-	uint64_t acked;		/* bytes the destination wrote out */
-	XXH3_state_t dig;
-};
-
-struct ctrl {
-	uint16_t type;
-	uint32_t stream;
-	uint64_t offset;
-	uint8_t digest[16];
-};
-
-struct stream_sender {
-	const struct stream_send_opts *o;
-	struct stream_stats *st;
-	struct io_uring ring;
-	struct chan_tx tx;
-	struct stream_tx_chan *ch;
-	unsigned int nch, rr;
-	struct stream_in *s[LMIG_STREAM_MAX];
-	unsigned int ns;
-	int lfd;			/* listening socket while accepting */
-	bool accept_armed, accepting;
-	double t_all_ended;		/* every accepted stream at EOF since, or 0 */
-	struct ctrl ctrl[NCTRL];
-	unsigned int nctrl, ctrl_head;
-	bool input_done;		/* no stream will come or send more */
-	struct lmig_sreply reply;
-	struct chan_reply rp;		/* receives reply on channel 0 */
-	bool reply_armed, verdict_in;
-	struct cpolicy pol;
-	struct ratelimit rl;
-	double t0;
-	double t_receiver;		/* the last reply, or the last time none was due */
-};
+#include "stream/stream_send.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -157,6 +90,9 @@ static int channels_connect(struct stream_sender *s)
 	int lowat = SOCK_UNSENT;
 	uint32_t caps;
 
+	/* QEMU's connections can be carried both ways; stdin cannot. */
+	if (s->o->from.kind != SEP_STDIO)
+		hi.caps |= LMIG_CAP_RETURN;
 	if (chan_session(&hi))
 		return -1;
 	for (unsigned int i = 0; i < s->nch; i++) {
@@ -166,28 +102,24 @@ static int channels_connect(struct stream_sender *s)
 		if (!(caps & LMIG_CAP_STREAM))
 			return lmig_err("%s is not a stream receiver (run 'lmig pipe recv' or 'lmig proxy recv' there)",
 					s->o->to);
+		/* Both ways when both ends take it (every channel's ack grants the same). */
+		s->ret = caps & LMIG_CAP_RETURN;
 		/* Best effort: without it the socket's own buffer hides the link longer. */
 		setsockopt(s->ch[i].link.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 	}
 	return 0;
 }
 
-static int reply_got(void *arg);
-
 static int ring_setup(struct stream_sender *s)
 {
-	if (chan_tx_setup(&s->tx, &s->ring, 4 * s->nch * NOBUF + 2 * LMIG_STREAM_MAX + 16,
+	if (chan_tx_setup(&s->tx, &s->ring, 4 * s->nch * NOBUF + 3 * LMIG_STREAM_MAX + 16,
 			  s->o->zerocopy, s->ch[0].link.fd, s->nch, NOBUF, OBUF_SIZE))
 		return -1;
 	for (unsigned int c = 0; c < s->nch; c++)
 		for (unsigned int b = 0; b < NOBUF; b++)
 			if (chan_tx_buf(&s->tx, &s->ch[c].link, c, b, &s->ch[c].buf[b].sb))
 				return -1;
-	s->rp = (struct chan_reply){ .ch = &s->ch[0].link, .msg = &s->reply,
-				     .len = sizeof(s->reply), .stop = &s->verdict_in,
-				     .got = reply_got, .arg = s, .what = "reply",
-				     .waiting = "waiting for the receiver" };
-	return chan_reply_init(&s->rp);
+	return back_init(s);
 }
 
 /* ---- placing frames in send buffers ------------------------------------ */
@@ -215,14 +147,14 @@ static uint8_t *room(struct stream_tx_chan *ch, size_t need)
 	return NULL;
 }
 
-static void commit(struct stream_tx_chan *ch, size_t len)
+void stream_commit(struct stream_tx_chan *ch, size_t len)
 {
 	ch->buf[ch->fill].len += len;
 	ch->seq++;
 }
 
 /* A channel with room for need bytes, round robin; -1 when all are full. */
-static int pick_channel(struct stream_sender *s, size_t need, uint8_t **at)
+int stream_pick_channel(struct stream_sender *s, size_t need, uint8_t **at)
 {
 	for (unsigned int t = 0; t < s->nch; t++) {
 		unsigned int c = (s->rr + t) % s->nch;
@@ -254,14 +186,14 @@ static void place_ctrls(struct stream_sender *s)
 		struct ctrl *k = &s->ctrl[s->ctrl_head];
 		uint32_t plen = k->type == LMIG_SF_END ? 16 : 0;
 		uint8_t *at;
-		int c = pick_channel(s, SFRAME + plen, &at);
+		int c = stream_pick_channel(s, SFRAME + plen, &at);
 
 		if (c < 0)
 			return;
 		sframe_build((struct lmig_sframe *)at, k->type, 0, k->stream, plen, s->ch[c].seq,
 			     k->offset, 0, 0);
 		memcpy(at + SFRAME, k->digest, plen);
-		commit(&s->ch[c], SFRAME + plen);
+		stream_commit(&s->ch[c], SFRAME + plen);
 		s->ctrl_head = (s->ctrl_head + 1) % NCTRL;
 		s->nctrl--;
 	}
@@ -270,7 +202,7 @@ static void place_ctrls(struct stream_sender *s)
 /* Every stream is finished and announced: each channel ends with DONE. */
 static void place_done(struct stream_sender *s)
 {
-	if (!s->input_done || s->nctrl)
+	if (!s->input_done || s->nctrl || !ret_all_shut(s))
 		return;
 	for (unsigned int i = 0; i < s->ns; i++)
 		if (s->s[i]->have || !s->s[i]->end_queued)
@@ -282,7 +214,7 @@ static void place_done(struct stream_sender *s)
 		if (ch->done_placed || !(at = room(ch, SFRAME)))
 			continue;
 		sframe_build((struct lmig_sframe *)at, LMIG_SF_DONE, 0, s->ns, 0, ch->seq, ch->seq, 0, 0);
-		commit(ch, SFRAME);
+		stream_commit(ch, SFRAME);
 		ch->done_placed = true;
 	}
 }
@@ -295,7 +227,7 @@ static bool encode_block(struct stream_sender *s, unsigned int i)
 	uint8_t *at, *payload;
 	uint32_t flags = 0, len = 0;
 	uint64_t h;
-	int c = pick_channel(s, SFRAME + n, &at);
+	int c = stream_pick_channel(s, SFRAME + n, &at);
 
 	if (c < 0)
 		return false;
@@ -321,7 +253,7 @@ static bool encode_block(struct stream_sender *s, unsigned int i)
 	}
 	sframe_build((struct lmig_sframe *)at, LMIG_SF_DATA, flags, i, len, s->ch[c].seq, ss->off,
 		     n, h);
-	commit(&s->ch[c], SFRAME + len);
+	stream_commit(&s->ch[c], SFRAME + len);
 	cpolicy_frame(&s->pol, n, n, SFRAME + len);
 	ratelimit_take(&s->rl, SFRAME + len);
 	s->st->blocks++;
@@ -387,14 +319,6 @@ static int submit_send(struct stream_sender *s, unsigned int c)
 	return 0;
 }
 
-static void arm_reply(struct stream_sender *s)
-{
-	if (s->reply_armed)
-		return;
-	chan_reply_arm(&s->rp, &s->ring);
-	s->reply_armed = true;
-}
-
 static void arm_accept(struct stream_sender *s)
 {
 	struct io_uring_sqe *sqe;
@@ -436,6 +360,8 @@ static int add_stream(struct stream_sender *s, int fd, bool sock)
 	}
 	ss->fd = fd;
 	ss->sock = sock;
+	ss->ret = sock && s->ret;
+	XXH3_128bits_reset(&ss->rdig);
 	XXH3_128bits_reset(&ss->dig);
 	if (!s->ns)
 		s->t0 = now_s();
@@ -464,44 +390,6 @@ static void release_if_done(struct obuf *b)
 {
 	if (chan_sbuf_idle(&b->sb))
 		b->state = OB_FREE;
-}
-
-/* A whole reply is in s->reply: a CREDIT, or the verdict. */
-static int reply_got(void *arg)
-{
-	struct stream_sender *s = arg;
-	struct lmig_sreply *r = &s->reply;
-	uint32_t i;
-
-	if (le32toh(r->magic) != LMIG_SREPLY_MAGIC || !sreply_csum_ok(r))
-		return lmig_err("receiver sent a corrupted reply");
-	if (le16toh(r->type) == LMIG_SR_VERDICT) {
-		char why[LMIG_REASON_LEN];
-
-		/* The receiver's words reach a terminal: printable characters only. */
-		wire_printable(why, sizeof(why), r->reason, sizeof(r->reason));
-		if (le16toh(r->status) != LMIG_ST_OK)
-			return lmig_err("receiver failed: %s",
-					why[0] ? why : wire_status_name(le16toh(r->status)));
-		/* Success only for what was sent: every stream ended, every channel with DONE. */
-		for (unsigned int c = 0; c < s->nch; c++)
-			if (!s->input_done || !s->ch[c].done_placed)
-				return lmig_err("receiver confirmed the streams before they ended");
-		if (le64toh(r->bytes) != s->st->bytes_stream)
-			return lmig_err("receiver confirmed %llu bytes, %llu were sent",
-					(unsigned long long)le64toh(r->bytes),
-					(unsigned long long)s->st->bytes_stream);
-		s->verdict_in = true;
-		return 0;
-	}
-	i = le32toh(r->stream);
-	if (le16toh(r->type) != LMIG_SR_CREDIT || i >= s->ns || le64toh(r->bytes) > s->s[i]->off)
-		return lmig_err("receiver sent an unexpected reply (type %u, stream %u)",
-				le16toh(r->type), i);
-	if (le64toh(r->bytes) > s->s[i]->acked)
-		s->s[i]->acked = le64toh(r->bytes);
-	s->t_receiver = now_s();
-	return 0;
 }
 
 /*
@@ -564,15 +452,9 @@ static int handle_cqe(void *arg, struct io_uring_cqe *cqe)
 	case UD_SEND:
 		return send_done(s, a, ud_b(ud), cqe);
 	case UD_REPLY:
-		s->reply_armed = false;
-		if (res > 0)
-			s->st->bytes_wire += res;
-		if (chan_reply_in(&s->rp, res,
-				  "receiver closed the connection before confirming the streams"))
-			return -1;
-		if (!s->verdict_in)
-			arm_reply(s);
-		return 0;
+		return back_in(s, res);
+	case UD_WRITE:
+		return ret_write_done(s, a, res);
 	case UD_READ: {
 		struct stream_in *ss = s->s[a];
 
@@ -637,7 +519,7 @@ static int run(struct stream_sender *s)
 	double t_start = now_s();
 
 	s->t_receiver = t_start;
-	arm_reply(s);
+	back_arm(s);
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts;
@@ -658,6 +540,8 @@ static int run(struct stream_sender *s)
 			submit_read(s, i);
 		}
 		place_ctrls(s);
+		ret_place_credits(s);
+		ret_submit_writes(s);
 		check_input_done(s, now_s());
 		place_done(s);
 		for (unsigned int c = 0; c < s->nch; c++)
@@ -738,6 +622,7 @@ int stream_send(const struct stream_send_opts *o, struct stream_stats *st)
 	if (channels_connect(&s) || ring_setup(&s))
 		goto out;
 	st->zerocopy = s.tx.zc;
+	st->both_ways = s.ret && o->from.kind != SEP_STDIO;
 	st->tls = tls_mode(o->tls ? &s.ch[0].link.tls : NULL, true);
 	tls_binding(o->tls ? &s.ch[0].link.tls : NULL, st->tls_binding);
 	if (s.lfd >= 0) {
@@ -776,6 +661,7 @@ out:
 			sock_abort_close(s.s[i]->fd);
 		else
 			close(s.s[i]->fd);	/* stdin too: a writer still writing gets EPIPE */
+		ret_free(s.s[i]);
 		free(s.s[i]->ibuf);
 		free(s.s[i]);
 	}
@@ -793,7 +679,7 @@ out:
 				close(s.ch[c].link.fd);
 		}
 	}
-	chan_reply_free(&s.rp);
+	back_free(&s);
 	chan_tx_free(&s.tx);
 	free(s.ch);
 	return ret;

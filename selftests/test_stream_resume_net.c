@@ -1,0 +1,419 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * A resume over real TCP connections destroyed with `ss -K` (root): a
+ * source carries 48 MiB of known bytes to a destination on loopback
+ * through the resume buffer (user/stream/resume_buf.c), the destination
+ * acknowledges what it took, and when the connection breaks the source
+ * comes back with resume_dial() (backoff, same-session proof, under
+ * --resume-timeout) and replays from what the destination says it has.
+ * The carrying loop is this test's; the parts that make it survive are
+ * lmig's.
+ *
+ * The resets land at even steps of the destination's progress.
+ *
+ *   resets_once            one reset mid-stream: the bytes arrive
+ *                          identical, one reconnect
+ *   resets_repeatedly      eight resets: identical, the resume buffer
+ *                          never held more than its size
+ *   intruder_refused       a connection with the wrong secret waiting on
+ *                          the listener is refused, the session goes on
+ *                          and none of its bytes get in
+ *   budget_spent           the destination gone: resume_dial() gives up
+ *                          after --resume-timeout with one line
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "kselftest_harness.h"
+
+#include "chan/channel.h"
+#include "chan/net.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "stream/resume_buf.h"
+#include "stream/resume_dial.h"
+#include "stream/resume_proof.h"
+
+#define TOTAL		(48ULL << 20)
+#define RBUF_CAP	(1U << 20)
+#define ACK_EVERY	(128U << 10)
+
+static uint8_t pat(uint64_t off)
+{
+	return (uint8_t)((off * 2654435761ULL) >> 13);
+}
+
+struct dst {
+	int lfd;
+	const struct resume_sess *ss;
+	uint8_t *out;
+	uint64_t have;
+	unsigned int accepted, refused;
+	bool stop_after_first;	/* budget_spent: close the listener at the first break */
+	int err;
+};
+
+static bool wants(void *arg, uint16_t channel, uint64_t *have)
+{
+	struct dst *d = arg;
+
+	*have = d->have;
+	return channel == 0;
+}
+
+static int ack(int fd, uint64_t have)
+{
+	uint64_t le = htole64(have);
+
+	return net_write_full(fd, &le, sizeof(le), 5000, "ack");
+}
+
+/* The destination: take bytes, acknowledge, and take a proven reconnect after a break. */
+static void *dst_run(void *arg)
+{
+	struct dst *d = arg;
+	struct chan c = { .fd = net_accept(d->lfd, 5000, NULL, 0) };
+	uint64_t acked = 0;
+
+	while (c.fd >= 0 && d->have < TOTAL) {
+		ssize_t n = read(c.fd, d->out + d->have,
+				 TOTAL - d->have < 65536 ? TOTAL - d->have : 65536);
+		uint16_t ch;
+		uint64_t ph;
+
+		if (n > 0) {
+			__atomic_store_n(&d->have, d->have + n, __ATOMIC_RELAXED);
+			if (d->have - acked >= ACK_EVERY || d->have == TOTAL) {
+				if (ack(c.fd, d->have) == 0)
+					acked = d->have;
+			}
+			usleep(1000);	/* a slow consumer: the resets land mid-stream */
+			continue;
+		}
+		close(c.fd);
+		if (d->stop_after_first) {
+			close(d->lfd);
+			return NULL;
+		}
+		for (;;) {	/* a break: wait for the source to come back */
+			c = (struct chan){ .fd = net_accept(d->lfd, 10000, NULL, 0) };
+			if (c.fd < 0) {
+				d->err = 1;
+				return NULL;
+			}
+			if (resume_server(&c, d->ss, wants, d, &ch, &ph, 5000) == RP_OK)
+				break;
+			d->refused++;
+			close(c.fd);
+		}
+		d->accepted++;
+		acked = d->have;
+	}
+	if (c.fd >= 0) {
+		char x;
+
+		shutdown(c.fd, SHUT_WR);
+		while (read(c.fd, &x, 1) > 0)
+			;
+		close(c.fd);
+	}
+	return NULL;
+}
+
+struct src {
+	struct resume_dial dial;
+	struct resume_buf b;
+	unsigned int reconnects, tries;
+	size_t held_max;
+	long long t_break, t_gave;	/* the last break seen, the give-up: ms */
+	volatile int port;		/* the local port of the source's connection */
+	char err[512];
+};
+
+static int local_port(int fd)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	return getsockname(fd, (struct sockaddr *)&a, &len) ? 0 : ntohs(a.sin_port);
+}
+
+/* The source: put known bytes in the resume buffer, send them, take acks, resume on a break. */
+static int src_run(struct src *s)
+{
+	struct chan c = { .fd = net_connect(s->dial.to, 5000) };
+	uint64_t put = 0, wire = 0, ackbuf = 0;
+	size_t ackhave = 0;
+	uint8_t chunk[65536];
+
+	if (c.fd < 0 || rbuf_init(&s->b, RBUF_CAP))
+		return -1;
+	s->port = local_port(c.fd);
+	fcntl(c.fd, F_SETFL, O_NONBLOCK);
+	while (s->b.base < TOTAL) {
+		struct pollfd p = { .fd = c.fd, .events = POLLIN };
+		struct iovec iov[2];
+		bool broken = false;
+		ssize_t n;
+		int k;
+
+		while (put < TOTAL && rbuf_room(&s->b)) {
+			size_t m = rbuf_room(&s->b);
+
+			m = m < sizeof(chunk) ? m : sizeof(chunk);
+			m = TOTAL - put < m ? TOTAL - put : m;
+			for (size_t i = 0; i < m; i++)
+				chunk[i] = pat(put + i);
+			if (rbuf_put(&s->b, chunk, m) != RBUF_OK)
+				return -1;
+			put += m;
+		}
+		if (s->b.end - s->b.base > s->held_max)
+			s->held_max = s->b.end - s->b.base;
+		if (wire < s->b.end)
+			p.events |= POLLOUT;
+		poll(&p, 1, 1000);
+		if (p.revents & POLLOUT && rbuf_span(&s->b, wire, iov, &k) == RBUF_OK && k) {
+			n = write(c.fd, iov[0].iov_base, iov[0].iov_len);
+			if (n > 0)
+				wire += n;
+			else if (n < 0 && errno != EAGAIN)
+				broken = true;
+		}
+		n = read(c.fd, (uint8_t *)&ackbuf + ackhave, sizeof(ackbuf) - ackhave);
+		if (n > 0 && (ackhave += n) == sizeof(ackbuf)) {
+			if (rbuf_ack(&s->b, le64toh(ackbuf)) != RBUF_OK)
+				return -1;
+			ackhave = 0;
+		} else if (n == 0 || (n < 0 && errno != EAGAIN)) {
+			broken = true;
+		}
+		if (!broken)
+			continue;
+		close(c.fd);
+		{
+			uint64_t ph;
+			unsigned int tries;
+
+			s->t_break = now_ms();
+			if (resume_dial(&s->dial, 0, &c, &ph, &tries)) {
+				s->t_gave = now_ms();
+				snprintf(s->err, sizeof(s->err), "%s", lmig_errmsg());
+				return -1;
+			}
+			s->tries += tries;
+			if (rbuf_replay(&s->b, ph, iov, &k) != RBUF_OK)
+				return -1;
+			wire = ph;
+			ackhave = 0;
+			s->port = local_port(c.fd);
+			__atomic_store_n(&s->reconnects, s->reconnects + 1, __ATOMIC_RELAXED);
+			fcntl(c.fd, F_SETFL, O_NONBLOCK);
+		}
+	}
+	close(c.fd);
+	return 0;
+}
+
+struct killer {
+	int port;
+	volatile int *sport;	/* the source's end, not an intruder's */
+	unsigned int n, done;
+	const uint64_t *have;	/* the destination's progress ... */
+	const unsigned int *reconnects;	/* ... and the source's */
+	volatile bool *over;
+};
+
+#define LOAD(p)	__atomic_load_n(p, __ATOMIC_RELAXED)
+
+/*
+ * `ss -K` the source's connection (the end whose peer port is the
+ * listener's) n times, at even steps of the destination's progress, each
+ * once the source came back from the one before.
+ */
+static void *kill_run(void *arg)
+{
+	struct killer *k = arg;
+	char cmd[128];
+
+	for (unsigned int i = 0; i < k->n && !*k->over; i++) {
+		char line[512];
+		FILE *f;
+
+		while (!*k->over && (LOAD(k->reconnects) < k->done ||
+				     LOAD(k->have) < (i + 1) * TOTAL / (k->n + 2)))
+			usleep(1000);
+		snprintf(cmd, sizeof(cmd),
+			 "ss -K -H -t state established dst 127.0.0.1 dport = :%d sport = :%d",
+			 k->port, *k->sport);
+		if (*k->over || !(f = popen(cmd, "r")))
+			continue;
+		/* One line for each socket destroyed: 0 while the source reconnects. */
+		while (fgets(line, sizeof(line), f))
+			k->done++;
+		pclose(f);
+	}
+	return NULL;
+}
+
+struct run {
+	struct dst d;
+	struct src s;
+	struct resume_sess ss;
+	char to[32];
+	int rc;
+};
+
+static int setup(struct run *r)
+{
+	uint8_t id[32];
+
+	memset(r, 0, sizeof(*r));
+	if (resume_secret_new(r->ss.secret) || resume_secret_new(id))
+		return -1;
+	memcpy(r->ss.session, id, sizeof(r->ss.session));
+	r->d.lfd = net_listen("127.0.0.1:0", 8);
+	if (r->d.lfd < 0)
+		return -1;
+	snprintf(r->to, sizeof(r->to), "127.0.0.1:%d", net_local_port(r->d.lfd));
+	r->d.ss = &r->ss;
+	r->d.out = malloc(TOTAL);
+	r->s.dial = (struct resume_dial){ .to = r->to, .ss = &r->ss, .channel = 0,
+					  .budget_ms = 30000, .step_ms = 5000 };
+	return r->d.out ? 0 : -1;
+}
+
+static bool identical(const uint8_t *out, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (out[i] != pat(i))
+			return false;
+	return true;
+}
+
+static void *src_thread(void *arg)
+{
+	struct run *r = arg;
+
+	r->rc = src_run(&r->s);
+	return NULL;
+}
+
+static void carry(struct __test_metadata *_metadata, unsigned int resets, bool intruder)
+{
+	struct run r;
+	volatile bool over = false;
+	struct killer k = { .n = resets, .over = &over };
+	pthread_t td, tk, ts;
+
+	if (geteuid())
+		SKIP(return, "ss -K needs root");
+	ASSERT_EQ(0, setup(&r));
+	k.port = net_local_port(r.d.lfd);
+	k.sport = &r.s.port;
+	k.have = &r.d.have;
+	k.reconnects = &r.s.reconnects;
+	ASSERT_EQ(0, pthread_create(&td, NULL, dst_run, &r.d));
+	ASSERT_EQ(0, pthread_create(&ts, NULL, src_thread, &r));
+	if (intruder) {
+		struct resume_sess bad = r.ss;
+		char why[LMIG_REASON_LEN];
+		uint64_t ph;
+		int ifd;
+
+		while (!r.d.have)	/* the source's connection is the session's */
+			usleep(1000);
+		/* Waits on the listener's backlog: it is the first taken at the break. */
+		bad.secret[0] ^= 1;
+		ifd = net_connect(r.to, 5000);
+		ASSERT_GE(ifd, 0);
+		ASSERT_EQ(0, pthread_create(&tk, NULL, kill_run, &k));
+		EXPECT_EQ(RP_REFUSED, resume_client(&(struct chan){ .fd = ifd }, &bad, 0, 0, &ph,
+						    10000, why));
+		EXPECT_STREQ("resume refused: wrong session secret", why);
+		close(ifd);
+	} else {
+		ASSERT_EQ(0, pthread_create(&tk, NULL, kill_run, &k));
+	}
+	pthread_join(ts, NULL);
+	over = true;
+	pthread_join(tk, NULL);
+	pthread_join(td, NULL);
+	EXPECT_EQ(0, r.rc) TH_LOG("%s", r.s.err);
+	EXPECT_EQ(0, r.d.err);
+	EXPECT_EQ(TOTAL, r.d.have);
+	EXPECT_TRUE(identical(r.d.out, r.d.have));
+	EXPECT_EQ(resets, k.done);
+	EXPECT_EQ(k.done, r.s.reconnects);
+	EXPECT_EQ(r.d.accepted, r.s.reconnects);
+	EXPECT_EQ(intruder ? 1 : 0, r.d.refused);
+	EXPECT_LE(r.s.held_max, RBUF_CAP);
+	TH_LOG("%u resets, %u reconnects in %u tries, resume buffer at most %zu of %u bytes",
+	       k.done, r.s.reconnects, r.s.tries, r.s.held_max, RBUF_CAP);
+	rbuf_free(&r.s.b);
+	free(r.d.out);
+	close(r.d.lfd);
+}
+
+TEST(resets_once)
+{
+	carry(_metadata, 1, false);
+}
+
+TEST(resets_repeatedly)
+{
+	carry(_metadata, 8, false);
+}
+
+TEST(intruder_refused)
+{
+	carry(_metadata, 2, true);
+}
+
+#define GAVE_UP	"channel 0 broke and did not come back within 1 s (--resume-timeout): "
+
+TEST(budget_spent)
+{
+	struct run r;
+	volatile bool over = false;
+	struct killer k = { .n = 1, .over = &over };
+	pthread_t td, tk;
+
+	if (geteuid())
+		SKIP(return, "ss -K needs root");
+	ASSERT_EQ(0, setup(&r));
+	r.d.stop_after_first = true;
+	r.s.dial.budget_ms = 1000;
+	r.s.dial.step_ms = 500;
+	k.port = net_local_port(r.d.lfd);
+	k.sport = &r.s.port;
+	k.have = &r.d.have;
+	k.reconnects = &r.s.reconnects;
+	ASSERT_EQ(0, pthread_create(&td, NULL, dst_run, &r.d));
+	ASSERT_EQ(0, pthread_create(&tk, NULL, kill_run, &k));
+	r.rc = src_run(&r.s);
+	over = true;
+	pthread_join(tk, NULL);
+	pthread_join(td, NULL);
+	EXPECT_EQ(1, k.done);
+	EXPECT_EQ(-1, r.rc);
+	EXPECT_LT(r.d.have, TOTAL);
+	EXPECT_GE(r.s.t_gave - r.s.t_break, 1000);
+	EXPECT_EQ(0, strncmp(r.s.err, GAVE_UP, strlen(GAVE_UP)));
+	EXPECT_EQ(NULL, strchr(r.s.err, '\n'));
+	TH_LOG("%s", r.s.err);
+	rbuf_free(&r.s.b);
+	free(r.d.out);
+}
+
+TEST_HARNESS_MAIN
