@@ -150,8 +150,9 @@ static void check(struct __test_metadata *_metadata, const char *res, int connec
 		ASSERT_EQ(connections, json_num(res, "proxy_streams"));
 		EXPECT_EQ(0, json_num(res, "proxy_send_exit"));
 		EXPECT_EQ(0, json_num(res, "proxy_recv_exit"));
-		TH_LOG("virsh migrate took %.2f s; libvirt: %lld ms, %s of memory",
+		TH_LOG("virsh migrate took %.2f s; libvirt: %lld ms, downtime %lld ms, %s of memory",
 		       json_dbl(res, "migrate_s"), (long long)json_num(res, "total_time_ms"),
+		       (long long)json_num(res, "downtime_ms"),
 		       json_str_or(res, "memory_processed", buf, sizeof(buf)));
 	} else {
 		TH_LOG("this lmig proxy carries one way: libvirt's return path cannot pass");
