@@ -25,6 +25,8 @@ check="$check libclang-rt-14-dev"
 check="$check dpkg-dev debhelper dh-dkms dkms fakeroot lintian"
 # bench/plot.sh (make bench) and its test in make check: the tables as SVG.
 check="$check gnuplot-nox"
+# selftests/libvirt/virtmig.py: two libvirtd migrating a domain through lmig proxy.
+check="$check libvirt-daemon-system libvirt-clients"
 bench="$check iperf3 jq"
 # make vmcheck-debug builds a debug kernel from linux-source-6.1.
 debug="$check bc flex bison libelf-dev libssl-dev util-linux"
