@@ -477,7 +477,7 @@ def main():
     ap.add_argument("--lmig", required=True)
     ap.add_argument("--parallel", type=int, default=0, help="--parallel-connections (0: none)")
     ap.add_argument("--p2p", action="store_true", help="virsh migrate --p2p")
-    ap.add_argument("--tag", default="lmig-r27-libvirt", help="prefix of every name made")
+    ap.add_argument("--tag", default="lmig-libvirt-test", help="prefix of every name made")
     ap.add_argument("--mem", type=int, default=512, help="guest RAM, MiB")
     ap.add_argument("--touch", type=int, default=64, help="MiB the guest fills")
     ap.add_argument("--rate", type=int, default=4, help="MB/s the guest rewrites")
