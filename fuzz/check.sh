@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # The fuzz harnesses as a test (make check, make -C fuzz check): builds
-# them, runs each for SECONDS (default 20) over its committed corpus, then
+# them, runs each for SECONDS (default 12) over its committed corpus, then
 # runs every saved crash under crashes/HARNESS/ once, as a regression test.
 # A harness that crashes, leaks, hangs or trips a sanitizer fails its test;
 # the input is shown in hex.  Prints TAP and the kselftest "# Totals:" line,
@@ -12,7 +12,7 @@
 set -u
 
 cd "$(dirname "$0")" || exit 1
-secs=${1:-20}
+secs=${1:-12}
 [ $# -gt 0 ] && shift
 harnesses=${*:-fuzz_wire fuzz_opts fuzz_codec fuzz_recv fuzz_stream fuzz_stream_back fuzz_tls fuzz_json_read fuzz_qmp fuzz_resume}
 n=0
