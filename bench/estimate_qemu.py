@@ -24,7 +24,6 @@ status 0 when it got as far as a result, 4 when QEMU or the kernel is
 missing, 1 on a harness error.
 """
 import argparse
-import glob
 import json
 import os
 import shutil
@@ -182,23 +181,9 @@ def main():
     a.estimate_args = a.estimate_args.split()
     # qmig.VM's one-vCPU guest.
     a.smp = 1
-    if not a.qemu:
-        print("estimate_qemu: qemu-system-x86_64 is not installed", file=sys.stderr)
-        return 4
-    if not a.kernel:
-        k = sorted(glob.glob("/boot/vmlinuz-6.1.*"))
-        if not k:
-            print("estimate_qemu: no /boot/vmlinuz-6.1.*", file=sys.stderr)
-            return 4
-        a.kernel = k[-1]
-    os.makedirs(a.work, exist_ok=True)
-    a.work = os.path.abspath(a.work)
-    if not a.initrd:
-        r = subprocess.run(["sh", os.path.join(REPO, "selftests", "qemu", "mkguest.sh")],
-                           stdout=subprocess.PIPE)
-        if r.returncode != 0:
-            return 4 if r.returncode == 4 else 1
-        a.initrd = r.stdout.decode().strip()
+    rc = qmig.guest_inputs(a, "estimate_qemu")
+    if rc:
+        return rc
     res = run(a)
     print(json.dumps(res, separators=(",", ":")), flush=True)
     return 1 if "harness_error" in res else 0

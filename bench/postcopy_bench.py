@@ -39,7 +39,6 @@ guest boots where the source was, and the run goes on, up to
 Exit status 0 with a result, 1 on a harness error, 2 on bad arguments.
 """
 import argparse
-import glob
 import json
 import os
 import re
@@ -48,6 +47,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "selftests", "qemu"))
+from qmig import guest_inputs as qmig_inputs  # noqa: E402
 from qmig import (ConsoleClock, QMPError, Proc, VM, console_gap, free_port,  # noqa: E402
                   listening, migrate_info, ns_prefix, read_json, wait_for, wait_ticks)
 
@@ -414,15 +414,9 @@ def main():
         print("postcopy_bench: needs --work, --out, --lmig and --ends NS_A=ADDR_A,NS_B=ADDR_B",
               file=sys.stderr)
         return 2
-    if not a.qemu:
-        print("postcopy_bench: qemu-system-x86_64 is not installed (qemu-system-x86)", file=sys.stderr)
+    # A bench reports what is missing as a failure (1), not as a skip.
+    if qmig_inputs(a, "postcopy_bench"):
         return 1
-    if not a.kernel:
-        k = sorted(glob.glob("/boot/vmlinuz-6.1.*"))
-        if not k:
-            print("postcopy_bench: no /boot/vmlinuz-6.1.* (linux-image-amd64)", file=sys.stderr)
-            return 1
-        a.kernel = k[-1]
     a.smp = 1
     a.guest_append = "pti=on guest_tick=%d guest_stall_us=%d" % (a.tick, a.stall_us)
     a.work = os.path.abspath(a.work)

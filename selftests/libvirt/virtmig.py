@@ -56,6 +56,8 @@ import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "qemu"))
+from qmig import guest_inputs  # noqa: E402
 ADDR = {"src": "198.18.27.1", "dst": "198.18.27.2"}
 # The system paths each daemon gets a private copy of (inside its mount namespace).
 BINDS = (("etc", "/etc/libvirt"), ("run", "/run"), ("lib", "/var/lib/libvirt"),
@@ -505,18 +507,9 @@ def main():
     if os.geteuid() != 0:
         print("virtmig: needs root (network namespaces, libvirtd)", file=sys.stderr)
         return 4
-    if not a.kernel:
-        k = sorted(glob.glob("/boot/vmlinuz-6.1.*"))
-        if not k:
-            print("virtmig: no kernel: no /boot/vmlinuz-6.1.*", file=sys.stderr)
-            return 4
-        a.kernel = k[-1]
-    if not a.initrd:
-        r = subprocess.run(["sh", os.path.join(HERE, "..", "qemu", "mkguest.sh")],
-                           stdout=subprocess.PIPE)
-        if r.returncode != 0:
-            return 4 if r.returncode == 4 else 1
-        a.initrd = r.stdout.decode().strip()
+    rc = guest_inputs(a, "virtmig")
+    if rc:
+        return rc
 
     tag = "%s-%d" % (a.tag, os.getpid())
     tmp = tempfile.mkdtemp(prefix=a.tag + ".")

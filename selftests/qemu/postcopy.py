@@ -38,16 +38,14 @@ judges.  Exit status 0 with a result, 4 when QEMU or the kernel is
 missing, 1 on a harness error.
 """
 import argparse
-import glob
 import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 
-from qmig import (HERE, QMPError, Proc, VM, free_port, listening, migrate_info, read_json,
+from qmig import (HERE, guest_inputs, QMPError, Proc, VM, free_port, listening, migrate_info, read_json,
                   wait_for, wait_ticks)
 
 HOPS = {
@@ -271,22 +269,9 @@ def main():
         if h not in HOPS:
             print("postcopy: unknown hop '%s' (one of %s)" % (h, ", ".join(HOPS)), file=sys.stderr)
             return 2
-    if not a.qemu:
-        print("postcopy: qemu-system-x86_64 is not installed (qemu-system-x86)", file=sys.stderr)
-        return 4
-    if not a.kernel:
-        k = sorted(glob.glob("/boot/vmlinuz-6.1.*"))
-        if not k:
-            print("postcopy: no kernel: no /boot/vmlinuz-6.1.* (linux-image-amd64)", file=sys.stderr)
-            return 4
-        a.kernel = k[-1]
-    os.makedirs(a.work, exist_ok=True)
-    a.work = os.path.abspath(a.work)
-    if not a.initrd:
-        r = subprocess.run(["sh", os.path.join(HERE, "mkguest.sh")], stdout=subprocess.PIPE)
-        if r.returncode != 0:
-            return 4 if r.returncode == 4 else 1
-        a.initrd = r.stdout.decode().strip()
+    rc = guest_inputs(a, "postcopy")
+    if rc:
+        return rc
     return run(a)
 
 

@@ -946,6 +946,35 @@ def run(a):
     return 0
 
 
+
+def guest_inputs(a, prog):
+    """What every script booting the test guest needs, filled in where the
+    options left it out: a.qemu checked, a.kernel Debian's newest 6.1,
+    a.initrd built by mkguest.sh, a.work (when the script has one) made and
+    absolute.  Returns 0, or the exit status after one line on stderr
+    naming what is missing (4: not installed, so a test skips)."""
+    if not a.qemu:
+        print("%s: qemu-system-x86_64 is not installed (qemu-system-x86)" % prog, file=sys.stderr)
+        return 4
+    if not a.kernel:
+        k = sorted(glob.glob("/boot/vmlinuz-6.1.*"))
+        if not k:
+            print("%s: no kernel: no /boot/vmlinuz-6.1.* (linux-image-amd64)" % prog, file=sys.stderr)
+            return 4
+        a.kernel = k[-1]
+    if not os.access(a.kernel, os.R_OK):
+        print("%s: cannot read the kernel %s" % (prog, a.kernel), file=sys.stderr)
+        return 4
+    if getattr(a, "work", ""):
+        os.makedirs(a.work, exist_ok=True)
+        a.work = os.path.abspath(a.work)
+    if not a.initrd:
+        r = subprocess.run(["sh", os.path.join(HERE, "mkguest.sh")], stdout=subprocess.PIPE)
+        if r.returncode != 0:
+            return 4 if r.returncode == 4 else 1
+        a.initrd = r.stdout.decode().strip()
+    return 0
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--name", default="migration")
@@ -1009,26 +1038,8 @@ def main():
     ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
     a = ap.parse_args()
 
-    if not a.qemu:
-        print("qmig: qemu-system-x86_64 is not installed (qemu-system-x86)", file=sys.stderr)
-        return 4
-    if not a.kernel:
-        k = sorted(glob.glob("/boot/vmlinuz-6.1.*"))
-        if not k:
-            print("qmig: no kernel: no /boot/vmlinuz-6.1.* (linux-image-amd64)", file=sys.stderr)
-            return 4
-        a.kernel = k[-1]
-    if not os.access(a.kernel, os.R_OK):
-        print("qmig: cannot read the kernel " + a.kernel, file=sys.stderr)
-        return 4
-    os.makedirs(a.work, exist_ok=True)
-    a.work = os.path.abspath(a.work)
-    if not a.initrd:
-        r = subprocess.run(["sh", os.path.join(HERE, "mkguest.sh")], stdout=subprocess.PIPE)
-        if r.returncode != 0:
-            return 4 if r.returncode == 4 else 1
-        a.initrd = r.stdout.decode().strip()
-    return run(a)
+    rc = guest_inputs(a, "qmig")
+    return rc if rc else run(a)
 
 
 if __name__ == "__main__":
