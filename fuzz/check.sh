@@ -15,9 +15,7 @@ cd "$(dirname "$0")" || exit 1
 secs=${1:-12}
 [ $# -gt 0 ] && shift
 harnesses=${*:-fuzz_wire fuzz_opts fuzz_codec fuzz_recv fuzz_stream fuzz_stream_back fuzz_tls fuzz_json_read fuzz_qmp fuzz_resume}
-n=0
-pass=0
-fail=0
+. ../selftests/lib/tap.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lmig-fuzzcheck.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
@@ -25,17 +23,6 @@ trap 'exit 130' INT TERM
 set -- $harnesses
 echo "TAP version 13"
 echo "1..$(($# * 2 + 1))"
-
-result() {	# result OK|FAIL DESCRIPTION
-	n=$((n + 1))
-	if [ "$1" = OK ]; then
-		pass=$((pass + 1))
-		echo "ok $n $2"
-	else
-		fail=$((fail + 1))
-		echo "not ok $n $2"
-	fi
-}
 
 # What went wrong, and the input that did it.
 explain() {	# explain LOG
@@ -56,7 +43,7 @@ else
 		result FAIL "$h: not built"
 		result FAIL "$h: not built"
 	done
-	echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:0 error:0"
+	tap_totals
 	exit 1
 fi
 
@@ -86,5 +73,4 @@ for h in "$@"; do
 	fi
 done
 
-echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:0 error:0"
-[ "$fail" -eq 0 ]
+tap_totals

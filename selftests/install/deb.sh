@@ -33,29 +33,11 @@ set -u
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 ver=$(cat "$repo/VERSION")
-n=0
-pass=0
-fail=0
-skip=0
+. "$repo/selftests/lib/tap.sh"
 installed=
 
-result() {	# result OK|FAIL|SKIP DESCRIPTION [WHY...]
-	n=$((n + 1))
-	case $1 in
-	OK) pass=$((pass + 1)); echo "ok $n $2" ;;
-	SKIP) skip=$((skip + 1)); echo "ok $n # SKIP $2" ;;
-	*)
-		fail=$((fail + 1))
-		echo "not ok $n $2"
-		shift 2
-		for why in "$@"; do printf '%s\n' "$why" | sed 's/^/# /'; done
-		;;
-	esac
-}
-
 totals() {
-	echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"
-	[ "$fail" -eq 0 ]
+	tap_totals
 	exit
 }
 

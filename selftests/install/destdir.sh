@@ -19,22 +19,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/lmig-destdir.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 ver=$(cat "$repo/VERSION")
-n=0
-pass=0
-fail=0
-
-result() {	# result OK|FAIL DESCRIPTION [WHY...]
-	n=$((n + 1))
-	if [ "$1" = OK ]; then
-		pass=$((pass + 1))
-		echo "ok $n $2"
-	else
-		fail=$((fail + 1))
-		echo "not ok $n $2"
-		shift 2
-		for why in "$@"; do printf '%s\n' "$why" | sed 's/^/# /'; done
-	fi
-}
+. "$repo/selftests/lib/tap.sh"
 
 # check_file DEST SRC MODE: DEST is SRC's copy with mode MODE; prints a
 # line naming what is wrong, or nothing.
@@ -124,5 +109,4 @@ else
 	result FAIL "the tree is as it was" "git status before:" "$before" "after:" "$after"
 fi
 
-echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:0 error:0"
-[ "$fail" -eq 0 ]
+tap_totals

@@ -19,26 +19,11 @@ repo=$(cd "$here/../.." && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lmig-plot.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
-n=0
-pass=0
-fail=0
+. "$repo/selftests/lib/tap.sh"
 
-result() {	# result OK|FAIL DESCRIPTION [WHY...]
-	n=$((n + 1))
-	if [ "$1" = OK ]; then
-		pass=$((pass + 1))
-		echo "ok $n $2"
-	else
-		fail=$((fail + 1))
-		echo "not ok $n $2"
-		shift 2
-		for why in "$@"; do printf '%s\n' "$why" | sed 's/^/# /'; done
-	fi
-}
-
-totals() {
-	echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:${1:-0} error:0"
-	[ "$fail" -eq 0 ]
+totals() {	# totals [SKIPPED]: the totals line, and exit
+	skip=${1:-$skip}
+	tap_totals
 	exit
 }
 
