@@ -59,21 +59,6 @@ FIXTURE_TEARDOWN(libvirt)
 {
 }
 
-/* The driver's JSON line: the last line of its stdout starting with '{'. */
-static const char *result_line(const char *out, char *buf, size_t len)
-{
-	const char *last = NULL;
-
-	for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-		if (*l == '{')
-			last = l;
-	if (!last)
-		return NULL;
-	snprintf(buf, len, "%.*s", (int)(strchr(last, '\n') ? strchr(last, '\n') - last :
-					 strlen(last)), last);
-	return buf;
-}
-
 /* Does this lmig's proxy carry QEMU's return path?  Its --help says so. */
 static bool proxy_both_ways(struct __test_metadata *_metadata)
 {
@@ -117,7 +102,7 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(libvirt) *s
 		self->skip = 1;
 		SKIP(return, "cannot run libvirt here: %.900s", p.err_log);
 	}
-	self->res = result_line(p.out, self->line, sizeof(self->line));
+	self->res = json_last_line(p.out, self->line, sizeof(self->line));
 	ASSERT_NE(NULL, self->res) TH_LOG("no result from virtmig.py: %s %s", p.out, p.err_log);
 	TH_LOG("%s", self->res);
 	ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("virtmig.py: %s", p.err_log);

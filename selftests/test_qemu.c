@@ -66,21 +66,6 @@ static const char *python(void)
 	return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
 }
 
-/* The driver's JSON line: the last line of its stdout starting with '{'. */
-static const char *result_line(const char *out, char *buf, size_t len)
-{
-	const char *last = NULL;
-
-	for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-		if (*l == '{')
-			last = l;
-	if (!last)
-		return NULL;
-	snprintf(buf, len, "%.*s", (int)(strchr(last, '\n') ? strchr(last, '\n') - last :
-					 strlen(last)), last);
-	return buf;
-}
-
 
 FIXTURE(qemu) {
 	char dir[PATH_MAX];
@@ -154,7 +139,7 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(qemu) *self
 			SKIP(return, "cannot boot a QEMU guest here: %.900s", p.err_log);
 		}
 		ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("qmig.py: %s %s", p.out, p.err_log);
-		self->res = result_line(p.out, self->line, sizeof(self->line));
+		self->res = json_last_line(p.out, self->line, sizeof(self->line));
 		ASSERT_NE(NULL, self->res) TH_LOG("no result from qmig.py: %s %s", p.out,
 						  p.err_log);
 		TH_LOG("%s", self->res);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,5 +99,19 @@ const char *json_str_or(const char *json, const char *key, char *buf, size_t len
 {
 	if (json_str_field(json, key, buf, len))
 		snprintf(buf, len, "(no %s)", key);
+	return buf;
+}
+
+const char *json_last_line(const char *out, char *buf, size_t len)
+{
+	const char *last = NULL, *end;
+
+	for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (*l == '{')
+			last = l;
+	if (!last)
+		return NULL;
+	end = strchr(last, '\n');
+	snprintf(buf, len, "%.*s", (int)(end ? end - last : (ptrdiff_t)strlen(last)), last);
 	return buf;
 }

@@ -24,5 +24,10 @@ const char *json_str_or(const char *json, const char *key, char *buf, size_t len
 double json_dbl(const char *json, const char *key);
 /* 1 true, 0 false, -1 missing or not a boolean. */
 int json_bool(const char *json, const char *key);
+/*
+ * A driver script's result: the last line of out that starts with '{',
+ * copied into buf; NULL when there is none.
+ */
+const char *json_last_line(const char *out, char *buf, size_t len);
 
 #endif
