@@ -441,6 +441,7 @@ void est_predict(const struct est_input *in, struct est_result *res)
 	unsigned int from = 0;
 	double lo, hi, aim;
 	struct est_run r;
+	bool floor_converges;
 
 	*res = (struct est_result){ .verdict = EST_CONVERGES, .share = 1, .share_needed = 1,
 				    .working_set = ws };
@@ -482,7 +483,9 @@ void est_predict(const struct est_input *in, struct est_result *res)
 	if (res->as_is.fail == EST_FAIL_LINK || (res->course && !res->throttled.converged))
 		return;
 	play(in, res->floor, ws, from, &r);
-	if (r.converged) {
+	/* r is the bisection's last try below: whether the floor converges is kept. */
+	floor_converges = r.converged;
+	if (floor_converges) {
 		/* The largest share that still converges, held from the limit's first round. */
 		lo = res->floor;
 		hi = 1;
@@ -500,7 +503,7 @@ void est_predict(const struct est_input *in, struct est_result *res)
 		res->verdict = res->share < 1 ? EST_THROTTLE : EST_CONVERGES;
 		return;
 	}
-	if (!r.converged)
+	if (!floor_converges)
 		return;
 	/*
 	 * What a guest's controller aims at: TPOL_DIRTY_TARGET of the link,
