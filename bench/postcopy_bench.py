@@ -47,7 +47,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "selftests", "qemu"))
-from qmig import guest_inputs as qmig_inputs  # noqa: E402
+from qmig import dst_running, guest_inputs as qmig_inputs  # noqa: E402
 from qmig import (ConsoleClock, QMPError, Proc, VM, console_gap, free_port,  # noqa: E402
                   listening, migrate_info, ns_prefix, read_json, wait_for, wait_ticks)
 
@@ -167,13 +167,7 @@ def migrate(a, n, cell, src, sides):
             return dst, r
         if r.get("total_time_ms") and "switch_ms" in r:
             r["postcopy_ms"] = round(r["total_time_ms"] - r["switch_ms"], 1)
-        st, deadline = "none", time.monotonic() + 15
-        while time.monotonic() < deadline:
-            st = qd.cmd("query-status")["status"]
-            if st == "running":
-                break
-            time.sleep(0.05)
-        r["dst_status"] = st
+        r["dst_status"] = dst_running(qd)
         di = qd.cmd("query-migrate")
         r["blocktime_ms"] = di.get("postcopy-blocktime")
         t = wait_ticks(dst, a.ticks, 15)

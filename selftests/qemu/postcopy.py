@@ -45,7 +45,7 @@ import shutil
 import sys
 import time
 
-from qmig import (HERE, guest_inputs, QMPError, Proc, VM, free_port, listening, migrate_info, read_json,
+from qmig import (HERE, dst_running, guest_inputs, QMPError, Proc, VM, free_port, listening, migrate_info, read_json,
                   wait_for, wait_ticks)
 
 HOPS = {
@@ -147,14 +147,7 @@ def hop(a, n, name, src, procs):
     r["postcopy_requests"] = ram.get("postcopy-requests")
     r["src_status"] = qs.cmd("query-status")["status"]
     if info["status"] == "completed":
-        st = "none"
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            st = qd.cmd("query-status")["status"]
-            if st == "running":
-                break
-            time.sleep(0.05)
-        r["dst_status"] = st
+        r["dst_status"] = dst_running(qd)
         t = wait_ticks(dst, a.ticks, a.tick_timeout)
         r["dst_ticks"] = len(t)
         r["dst_first_tick"] = t[0] if t else 0

@@ -812,14 +812,7 @@ def run(a):
         res["src_status"] = qs.cmd("query-status")["status"]
         if info["status"] == "completed":
             # The destination starts the guest itself once it has everything.
-            st = "none"
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                st = qd.cmd("query-status")["status"]
-                if st == "running":
-                    break
-                time.sleep(0.05)
-            res["dst_status"] = st
+            res["dst_status"] = dst_running(qd)
             # Its console starts with the ticks printed after the switch.
             t = wait_ticks(dst, a.ticks, a.tick_timeout)
             if not t:
@@ -946,6 +939,20 @@ def run(a):
     return 0
 
 
+
+
+def dst_running(qd, timeout=15):
+    """The destination's status once it runs, or the last one seen after
+    timeout s: a destination starts the guest itself once it has
+    everything, a little after the source reports completed."""
+    st = "none"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = qd.cmd("query-status")["status"]
+        if st == "running":
+            break
+        time.sleep(0.05)
+    return st
 
 def guest_inputs(a, prog):
     """What every script booting the test guest needs, filled in where the
