@@ -11,7 +11,8 @@
 # its exit status.  Other exit statuses:
 #   4    cannot run here (no kernel, QEMU or busybox): the reason on stderr
 #   124  the script did not finish within VM_TIMEOUT
-#   125  the VM failed before the script started: the reason on stderr
+#   125  the VM failed before the script started, or stopped while it
+#        ran (its kernel panicked, QEMU itself ended): the reason on stderr
 #
 # Environment: KERNEL (default: the newest /boot/vmlinuz-6.1.*), KVER (its
 # module version, default from the file name), KMODDIR (its modules,
@@ -248,6 +249,13 @@ if grep -q "$mark START" "$run/console.log"; then
 			head -n 60 | sed 's/^/run-in-vm: kernel: /' >&2
 		die 124 "the script did not finish within $limit s (console: $run/console.log)"
 	fi
+	# What ended it: its kernel's last words (a panic and what led to
+	# it), and QEMU's own, which follow the script's output on the console.
+	tr -d '\r' <"$run/kernel.log" 2>/dev/null |
+		grep -E -B 2 -A 12 'Kernel panic|soft lockup|hard LOCKUP|rcu.*stall|BUG:|Oops|general protection' |
+		head -n 60 | sed 's/^/run-in-vm: kernel: /' >&2
+	tr -d '\r' <"$run/console.log" | grep -v "$mark" | grep -v '^$' | tail -n 5 |
+		sed 's/^/run-in-vm: console: /' >&2
 	die 125 "the VM stopped while the script ran (qemu exit $rc; console: $run/console.log)"
 fi
 why=$(tr -d '\r' <"$run/console.log" | sed -n "s/.*$mark FAIL //p" | head -n 1)
