@@ -54,7 +54,7 @@ fail:
 int resume_dial(const struct resume_dial *d, uint64_t have, struct chan *ch,
 		uint64_t *peer_have, unsigned int *tries)
 {
-	long long t0 = now_ms();
+	long long t0 = d->since_ms ? d->since_ms : now_ms();
 	char why[256] = "no attempt fit in the budget";
 
 	for (*tries = 0;; (*tries)++) {
