@@ -148,7 +148,7 @@ def hop(a, n, name, src, procs):
                 r["resets"] += 1
                 r["sockets_reset"] += k
                 t_reset = now
-            if name == "precopy-resets" and "intruder" not in procs:
+            if name == "precopy-resets" and a.intruder and "intruder" not in procs:
                 # A new session's peer at the same receiver: refused, nothing else.
                 procs["intruder"] = Proc("r%d-intruder" % n, [
                     a.lmig, "proxy", "send", "--listen",
@@ -251,6 +251,8 @@ def main():
     ap.add_argument("--reset-at", type=int, default=12, help="MiB sent before the first reset")
     ap.add_argument("--reset-every", type=float, default=0.5, help="seconds between resets")
     ap.add_argument("--resets-max", type=int, default=4, help="the most resets of a hop that repeats them")
+    ap.add_argument("--no-intruder", dest="intruder", action="store_false",
+                    help="no fresh proxy send in precopy-resets (benchmarks)")
     ap.add_argument("--lmig", default=os.environ.get("LMIG", os.path.join(HERE, "..", "..", "user", "lmig")))
     ap.add_argument("--timeout", type=float, default=40, help="seconds a hop's migration may take")
     ap.add_argument("--boot-timeout", type=float, default=60)

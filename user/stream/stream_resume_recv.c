@@ -200,8 +200,13 @@ int stream_resume_rx_recv(struct stream_receiver *r, unsigned int c, int res, un
 		ch->rx.eof = true;	/* nothing more comes on it, however it ended */
 		return 0;
 	}
-	if (ch->ps == PS_DONE && res == 0)
-		return 1;		/* the source closed channel 0 after the verdict */
+	/*
+	 * A clean end is the source's doing: after the verdict (channel 0),
+	 * or before DONE when it gave up (it ends its channels so); as
+	 * without resume.  A break is an error: a reset, a timeout.
+	 */
+	if (res == 0)
+		return 1;
 	set_broken(r, c);
 	return 0;
 }

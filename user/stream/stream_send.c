@@ -685,9 +685,12 @@ out:
 	for (unsigned int c = 0; c < s.nch; c++) {
 		tls_chan_free(&s.ch[c].link.tls);
 		if (s.ch[c].link.fd >= 0) {
-			if (ret)
+			/* With resume a reset is a break to wait for: giving up ends cleanly. */
+			if (ret && !s.rs)
 				sock_abort_close(s.ch[c].link.fd);
-			else
+			else if (ret)
+				shutdown(s.ch[c].link.fd, SHUT_WR);
+			if (!ret || s.rs)
 				close(s.ch[c].link.fd);
 		}
 	}
