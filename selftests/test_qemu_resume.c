@@ -11,6 +11,10 @@
  *                     fresh `lmig proxy send` at the same receiver meanwhile
  *   postcopy-reset    postcopy-ram, every channel reset once in postcopy
  *   postcopy-resets   the same, a reset every 0.5 s in postcopy
+ *   postcopy-recover  --resume-timeout 3, the receiver killed in postcopy:
+ *                     both QEMUs pause (postcopy-paused), then recover
+ *                     through a new pair of proxies (migrate-recover out
+ *                     of band, migrate with resume)
  *   precopy-budget    --resume-timeout 3, the receiver killed mid-precopy
  *
  * The resetting hops must complete with no error from QEMU, the
@@ -20,10 +24,13 @@
  * QEMU wrote back equal on both sides), the postcopy hops through
  * postcopy-active with page requests carried; the fresh peer is refused
  * (it exits 1, the receiver counts it) without touching the session.
- * The budget hop must fail no sooner than the budget, the source's
+ * The recovered hop must go postcopy-active, postcopy-paused,
+ * postcopy-active, completed, its first `proxy send` exiting 1 past the
+ * budget and the second pair 0, the guest counting on at the
+ * destination.  The budget hop must fail no sooner than the budget, the source's
  * guest running on, `proxy send` exiting 1 with the one line naming
  * --resume-timeout.  SKIP without root, QEMU, the kernel or a static
- * libc.  About 50-70 s on 2 CPUs, half of it the boot.
+ * libc.  About 60-70 s on 2 CPUs, half of it the boot.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -44,8 +51,11 @@
 #define BUDGET_S	3
 
 static const char *const hops[] = {
-	"precopy-reset", "precopy-resets", "postcopy-reset", "postcopy-resets", "precopy-budget",
+	"precopy-reset", "precopy-resets", "postcopy-reset", "postcopy-resets", "postcopy-recover",
+	"precopy-budget",
 };
+/* The recovered hop: its own checks. */
+#define RECOVER	4
 #define NHOPS	(sizeof(hops) / sizeof(hops[0]))
 /* The last hop must fail: the others complete. */
 #define NDONE	(NHOPS - 1)
@@ -123,6 +133,19 @@ TEST_F_TIMEOUT(resume, chain, CASE_TIMEOUT)
 		ASSERT_LE(json_num(r, "src_last_tick"), json_num(r, "dst_first_tick"));
 		ASSERT_LE(json_num(r, "dst_first_tick") + 4, json_num(r, "dst_last_tick"))
 			TH_LOG("hop %s: the destination's guest does not count on", hops[h]);
+		if (h == RECOVER) {
+			ASSERT_NE(NULL, strstr(r, "\"postcopy-active\",\"postcopy-paused\",\"postcopy-active\",\"completed\""))
+				TH_LOG("hop %s did not pause and recover", hops[h]);
+			EXPECT_EQ(1, json_num(r, "proxy_send_exit"));
+			EXPECT_NE(NULL, strstr(json_str_or(r, "proxy_send_error", buf, sizeof(buf)),
+					       "(--resume-timeout)"));
+			EXPECT_EQ(0, json_num(r, "proxy_send2_exit"));
+			EXPECT_EQ(0, json_num(r, "proxy_recv2_exit"));
+			EXPECT_LT(0, json_num(r, "proxy_recv2_bytes_returned"));
+			EXPECT_EQ(json_num(r, "proxy_recv2_bytes_returned"),
+				  json_num(r, "proxy_send2_bytes_returned"));
+			continue;
+		}
 		/* The resets happened, and each one was survived. */
 		ASSERT_LE(strstr(hops[h], "resets") ? 2 : 1, json_num(r, "resets"))
 			TH_LOG("hop %s: the migration ended before its resets", hops[h]);
@@ -158,7 +181,7 @@ TEST_F_TIMEOUT(resume, chain, CASE_TIMEOUT)
 		/* It waited for the budget (the kill is seen within a poll of 20 ms). */
 		EXPECT_LE(BUDGET_S * 1000 - 100, (long long)(json_dbl(r, "fail_after_kill_s") * 1000));
 	}
-	for (size_t h = 0; h < NDONE; h++)
+	for (size_t h = 0; h < RECOVER; h++)
 		TH_LOG("%s: total %lld ms, downtime %lld ms, %lld resets, %lld reconnects, %lld ms reconnecting (source)",
 		       hops[h], (long long)json_num(self->line[h], "total_time_ms"),
 		       (long long)json_num(self->line[h], "downtime_ms"),

@@ -26,6 +26,11 @@ of the next:
                     the `proxy recv` is killed once --reset-at MiB went:
                     the destination is gone, so the migration must fail
                     about 3 s later with the source running on
+  postcopy-recover  postcopy-ram, --resume-timeout 3, the `proxy recv`
+                    killed in postcopy-active: both QEMUs pause
+                    (postcopy-paused); then a new pair of proxies and
+                    migrate-recover / migrate resume through them, which
+                    must complete
 
 QEMU's bandwidth is capped (--max-bandwidth, --postcopy-bandwidth) so
 that each phase lasts a few seconds and the resets land inside it.
@@ -40,13 +45,13 @@ import argparse
 import json
 import os
 import shutil
-import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 
-from qmig import (HERE, dst_running, guest_inputs, QMPError, Proc, VM, free_port, listening, migrate_info, read_json,
+from qmig import (HERE, dst_running, guest_inputs, QMP, QMPError, Proc, VM, free_port, listening, migrate_info, read_json,
                   wait_for, wait_ticks)
 
 # name: (capabilities, resets: 1 or "every", in which phase, kill the receiver instead)
@@ -57,6 +62,7 @@ HOPS = {
     "postcopy-reset": (["postcopy-ram"], 1, "postcopy-active", False),
     "postcopy-resets": (["postcopy-ram"], "every", "postcopy-active", False),
     "precopy-budget": (["return-path"], 0, "active", True),
+    "postcopy-recover": (["postcopy-ram"], 0, "postcopy-active", True),
 }
 ALL_CAPS = ("return-path", "postcopy-ram")
 BUDGET_S = 3
@@ -90,13 +96,82 @@ def lmig_report(r, name, p):
             r["proxy_%s_%s" % (name, f)] = j[f]
 
 
+class OOBQMP(QMP):
+    """A QMP connection with out-of-band execution: on a postcopy
+    destination the main loop may wait for a page that will never come
+    while paused, and only an out-of-band command reaches QEMU then."""
+
+    def __init__(self, path, timeout=30.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+        if "QMP" not in self._read():
+            raise QMPError("no QMP greeting")
+        self.cmd("qmp_capabilities", enable=["oob"])
+
+    def oob(self, name, **args):
+        self.sock.sendall(json.dumps({"exec-oob": name, "arguments": args, "id": "oob"}).encode() + b"\n")
+        while True:
+            r = self._read()
+            if r.get("id") != "oob":
+                continue
+            if "error" in r:
+                raise QMPError("%s: %s" % (name, r["error"].get("desc", r["error"])))
+            return r.get("return")
+
+
+def OOBQMP_connect(path, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return OOBQMP(path)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def recover(a, n, r, qs, dst, procs):
+    """Both QEMUs paused in postcopy: a new pair of proxies, and QEMU's
+    recovery through it (the destination listens first, out of band).
+    The destination's new QMP connection."""
+    lmig_report(r, "send", procs.pop("send"))
+    port = free_port()
+    dstsock = os.path.join(a.work, "r%d-rdst.sock" % n)
+    srcsock = os.path.join(a.work, "r%d-rsrc.sock" % n)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            dst.qmp.oob("migrate-recover", uri="unix:" + dstsock)
+            break
+        except QMPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)	# not paused yet
+    procs["recv2"] = Proc("r%d-proxy-recv2" % n, [
+        a.lmig, "proxy", "recv", "--listen", "127.0.0.1:%d" % port,
+        "--to", "unix:" + dstsock, "--json"], a.work)
+    wait_for(lambda: listening("", port), 10, "the second lmig proxy recv to listen")
+    procs["send2"] = Proc("r%d-proxy-send2" % n, [
+        a.lmig, "proxy", "send", "--listen", "unix:" + srcsock, "--channels", "2",
+        "--to", "127.0.0.1:%d" % port, "--json"], a.work)
+    wait_for(lambda: os.path.exists(srcsock), 10, "the second lmig proxy send to listen")
+    qs.cmd("migrate", uri="unix:" + srcsock, resume=True)
+    r["recovered"] = True
+    return dst.qmp
+
+
 def hop(a, n, name, src, procs):
     caps, resets, phase, kill_recv = HOPS[name]
     postcopy = "postcopy-ram" in caps
     r = {"hop": name, "capabilities": caps, "resets": 0, "sockets_reset": 0}
     dst = VM("r%d" % n, a, incoming="defer")
     qs = src.qmp
-    qd = dst.connect()
+    if name == "postcopy-recover":
+        dst.qmp = qd = OOBQMP_connect(dst.qmp_path)
+    else:
+        qd = dst.connect()
     for q in (qs, qd):
         set_caps(q, caps)
     qs.cmd("migrate-set-parameters", **{"max-bandwidth": a.max_bandwidth,
@@ -129,6 +204,9 @@ def hop(a, n, name, src, procs):
             seen.append(info["status"])
         if info["status"] in ("completed", "failed", "cancelled"):
             break
+        if info["status"] == "postcopy-paused" and "t_paused_s" not in r:
+            r["t_paused_s"] = round(now - t0, 3)
+            qd = recover(a, n, r, qs, dst, procs)
         moved = (info["ram_transferred"] or 0) >= a.reset_at << 20
         if postcopy and "t_postcopy_s" not in r and info["status"] == "active" and \
                 (info["ram_transferred"] or 0) >= a.postcopy_after << 20:
@@ -189,6 +267,8 @@ def hop(a, n, name, src, procs):
         if k == "recv" and kill_recv:
             continue
         lmig_report(r, k, p)
+    if "proxy_send_exit" not in r and "send" in procs:
+        lmig_report(r, "send", procs["send"])
     return dst, r
 
 
@@ -238,7 +318,8 @@ def run(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", required=True, help="directory for sockets, consoles and logs")
-    ap.add_argument("--hops", default=",".join(h for h in HOPS if h != "precopy-noreset"))
+    ap.add_argument("--hops", default="precopy-reset,precopy-resets,postcopy-reset,postcopy-resets,"
+                    "postcopy-recover,precopy-budget")
     ap.add_argument("--mem", type=int, default=384, help="guest memory, MiB")
     ap.add_argument("--touch", type=int, default=96, help="memory the guest fills, MiB")
     ap.add_argument("--rate", type=int, default=8, help="MB/s the guest rewrites")
