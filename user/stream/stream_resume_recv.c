@@ -276,10 +276,19 @@ static int take(struct stream_receiver *r, unsigned int c, struct chan nc, uint6
 	return install(r, c, nc, peer_have);
 }
 
+/*
+ * A source that comes back speaks at once: a connection that does not
+ * finish its handshake within this (or --timeout, if shorter) is
+ * dropped, so a stray client holds the session up only that long.
+ */
+#define RESUME_HANDSHAKE_MS	3000
+
 int stream_resume_rx_accept(struct stream_receiver *r, int res)
 {
-	int timeout = r->o->timeout_ms;
+	int timeout = r->o->timeout_ms < RESUME_HANDSHAKE_MS ? r->o->timeout_ms :
+		      RESUME_HANDSHAKE_MS;
 	struct chan nc = { .fd = res };
+	double t0 = now_s();
 	uint64_t peer_have = 0;
 	uint16_t c = 0;
 	enum rproof rp;
@@ -294,6 +303,9 @@ int stream_resume_rx_accept(struct stream_receiver *r, int res)
 		if (rp == RP_OK)
 			return take(r, c, nc, peer_have);
 	}
+	/* The engine waited on a stranger: that time is not the streams' stall. */
+	if (r->t_progress)
+		r->t_progress += now_s() - t0;
 	lmig_err_clear();
 	r->st->resume_refused++;
 	if (rp == RP_HELLO) {
