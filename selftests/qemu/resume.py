@@ -50,6 +50,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 from qmig import (HERE, dst_running, guest_inputs, QMP, QMPError, Proc, VM, free_port, listening, migrate_info, read_json,
                   wait_for, wait_ticks)
@@ -122,14 +123,21 @@ class OOBQMP(QMP):
 
 
 def OOBQMP_connect(path, timeout=30.0):
+    """An out-of-band QMP connection that answered a command: a QEMU that
+    is still starting may take a connection and drop it."""
     deadline = time.monotonic() + timeout
     while True:
+        o = None
         try:
-            return OOBQMP(path)
+            o = OOBQMP(path)
+            o.cmd("query-status")
+            return o
         except OSError:
+            if o:
+                o.close()
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.05)
+            time.sleep(0.1)
 
 
 def recover(a, n, r, qs, dst, procs):
@@ -162,11 +170,12 @@ def recover(a, n, r, qs, dst, procs):
     return dst.qmp
 
 
-def hop(a, n, name, src, procs):
+def hop(a, n, name, src, procs, vms):
     caps, resets, phase, kill_recv = HOPS[name]
     postcopy = "postcopy-ram" in caps
     r = {"hop": name, "capabilities": caps, "resets": 0, "sockets_reset": 0}
     dst = VM("r%d" % n, a, incoming="defer")
+    vms.append(dst)	# stopped at the end whatever happens
     qs = src.qmp
     if name == "postcopy-recover":
         dst.qmp = qd = OOBQMP_connect(dst.qmp_path)
@@ -275,6 +284,7 @@ def hop(a, n, name, src, procs):
 def run(a):
     res = {"hops_done": 0}
     vms, procs = [], {}
+    name = "boot"
     t_boot = time.monotonic()
     try:
         src = VM("r0", a)
@@ -286,12 +296,10 @@ def run(a):
             procs = {}
             dst, r = None, {"hop": name}
             try:
-                dst, r = hop(a, n, name, src, procs)
+                dst, r = hop(a, n, name, src, procs, vms)
             finally:
                 for p in procs.values():
                     p.kill()
-                if dst:
-                    vms.append(dst)
             print(json.dumps(r, separators=(",", ":")), flush=True)
             res["hops_done"] += 1
             if r.get("status") != "completed" or r.get("dst_status") != "running":
@@ -301,7 +309,8 @@ def run(a):
             src.stop()
             src = dst
     except (QMPError, OSError) as e:
-        res["harness_error"] = str(e)
+        res["harness_error"] = "%s: %s" % (name, e)
+        traceback.print_exc()
         for v in vms:
             if not v.proc.alive():
                 res.setdefault("qemu_stderr", {})[v.name] = v.proc.text()
