@@ -52,6 +52,7 @@ bench: deps-bench user
 	@sh bench/throttle.sh | tee -a bench/results-latest.md
 	@sh bench/live.sh | tee -a bench/results-latest.md
 	@sh bench/qemu.sh | tee -a bench/results-latest.md
+	@sh bench/resume.sh | tee -a bench/results-latest.md
 	@sh bench/estimate.sh | tee -a bench/results-latest.md
 	@sh bench/converge.sh | tee -a bench/results-latest.md
 	@sh bench/converge_kvm.sh | tee -a bench/results-latest.md

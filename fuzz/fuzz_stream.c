@@ -45,6 +45,7 @@
 
 #include "lib/err.h"
 #include "loop.h"
+#include "stream/resume_buf.h"
 #include "stream/stream.h"
 #include "chan/tls.h"
 #include "chan/wire.h"
@@ -358,6 +359,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 		.timeout_ms = 500,
 		.accept_timeout_ms = 1000,
 		.max_pending = STREAM_MAX_PENDING_DEFAULT,	/* the CLI's default */
+		/* A hello with caps bit 6 gets ACKs, the secret, the resume buffer. */
+		.resume_timeout_ms = 300,
+		.resume_buf = RESUME_BUF_MIN,
 		.tls = flags & TLS ? &tls_srv : NULL,
 	};
 	if (pipe2(dr.stop, O_CLOEXEC))

@@ -36,6 +36,9 @@
  *   proof_tls_wrong_key    a peer with another key never reaches the
  *                          proof; the dial gives up after its budget
  *   secret_message         lmig_ssecret checksums and refuses damage
+ *   dial_budget_from_break resume_dial() counts its budget from the break
+ *                          (since_ms): a break older than the budget gets
+ *                          no attempt, one line naming --resume-timeout
  */
 #include <endian.h>
 #include <fcntl.h>
@@ -49,6 +52,7 @@
 
 #include "chan/channel.h"
 #include "chan/net.h"
+#include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/xxh.h"
 #include "stream/resume_buf.h"
@@ -613,6 +617,26 @@ TEST(secret_message)
 	EXPECT_FALSE(ssecret_ok(&m));
 	EXPECT_EQ(48, sizeof(struct lmig_ssecret));
 	EXPECT_EQ(0, sizeof(struct lmig_sresume) % 8);
+}
+
+TEST(dial_budget_from_break)
+{
+	struct resume_sess ss = { { 1 }, { 2 } };
+	struct resume_dial d = {
+		.to = "127.0.0.1:9", .ss = &ss, .channel = 3, .budget_ms = 1000, .step_ms = 500,
+		.since_ms = now_ms() - 5000,
+	};
+	unsigned int tries = 99;
+	uint64_t ph = 0;
+	struct chan c;
+
+	lmig_err_clear();
+	ASSERT_EQ(-1, resume_dial(&d, 0, &c, &ph, &tries));
+	EXPECT_EQ(0, tries);
+	EXPECT_NE(NULL, strstr(lmig_errmsg(),
+			       "channel 3 broke and did not come back within 1 s (--resume-timeout)"))
+		TH_LOG("%s", lmig_errmsg());
+	lmig_err_clear();
 }
 
 TEST_HARNESS_MAIN

@@ -20,6 +20,16 @@
  *                          and none of its bytes get in
  *   budget_spent           the destination gone: resume_dial() gives up
  *                          after --resume-timeout with one line
+ *   proxy_resets           the real `lmig proxy send` and `proxy recv`
+ *                          (2 channels) carry 64 MiB of known bytes from a
+ *                          client to a destination and 4 MiB back while
+ *                          their channels are reset three times (and a
+ *                          reconnect for another session, with another
+ *                          secret, is tried at the receiver meanwhile):
+ *                          both directions arrive identical, both lmigs
+ *                          exit 0 and count the same reconnects, the
+ *                          stranger is refused and counted
+ *   proxy_resets_tls       the same through TLS (a pre-shared key)
  */
 #include <endian.h>
 #include <errno.h>
@@ -33,8 +43,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "kselftest_harness.h"
+
+#include "lib/proc.h"
 
 #include "chan/channel.h"
 #include "chan/net.h"
@@ -414,6 +427,227 @@ TEST(budget_spent)
 	TH_LOG("%s", r.s.err);
 	rbuf_free(&r.s.b);
 	free(r.d.out);
+}
+
+/* ---- the real proxies ---------------------------------------------------- */
+
+#define PX_TOTAL	(64ULL << 20)
+#define PX_RET		(4ULL << 20)
+#define PX_RESETS	3
+
+/* The destination QEMU's part: one connection, everything read, PX_RET written back. */
+struct px_dst {
+	int lfd;
+	uint8_t *got;
+	uint64_t n;		/* bytes read, LOAD()ed by the killer */
+	bool same;
+	int err;
+};
+
+static void *px_dst_back(void *arg)
+{
+	int fd = *(int *)arg;
+	uint8_t b[64 << 10];
+
+	for (uint64_t off = 0; off < PX_RET; off += sizeof(b)) {
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = pat(off + i) ^ 0x5a;
+		if (net_write_full(fd, b, sizeof(b), 20000, "back"))
+			return NULL;
+		usleep(2000);	/* spread over the run, so resets hit it too */
+	}
+	shutdown(fd, SHUT_WR);
+	return NULL;
+}
+
+static void *px_dst_run(void *arg)
+{
+	struct px_dst *d = arg;
+	int fd = net_accept(d->lfd, 20000, NULL, 0);
+	pthread_t tb;
+	ssize_t k;
+
+	if (fd < 0) {
+		d->err = -1;
+		return NULL;
+	}
+	pthread_create(&tb, NULL, px_dst_back, &fd);
+	while ((k = recv(fd, d->got + (d->n < PX_TOTAL ? d->n : PX_TOTAL),
+			 d->n < PX_TOTAL ? PX_TOTAL - d->n : 1, 0)) > 0)
+		__atomic_store_n(&d->n, d->n + k, __ATOMIC_RELAXED);
+	pthread_join(tb, NULL);
+	close(fd);
+	d->same = d->n == PX_TOTAL && identical(d->got, PX_TOTAL);
+	return NULL;
+}
+
+/* QEMU's source: PX_TOTAL known bytes in, and what comes back read and checked. */
+struct px_cli {
+	int fd;
+	uint64_t back;
+	bool back_same;
+};
+
+static void *px_cli_read(void *arg)
+{
+	struct px_cli *c = arg;
+	uint8_t b[64 << 10];
+	ssize_t k;
+
+	c->back_same = true;
+	while ((k = recv(c->fd, b, sizeof(b), 0)) > 0) {
+		for (ssize_t i = 0; i < k; i++)
+			c->back_same &= b[i] == (pat(c->back + i) ^ 0x5a);
+		c->back += k;
+	}
+	return NULL;
+}
+
+/* A number in a --json report (lib/jfield's twin; lmig's own JSON writer is linked here). */
+static long long jnum(const char *json, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(json, k);
+	return p ? strtoll(p + strlen(k), NULL, 10) : -1;
+}
+
+static int px_write_psk(const char *path)
+{
+	char line[80];
+	int n = snprintf(line, sizeof(line), "lmig:"), fd;
+
+	for (int i = 0; i < 32; i++)
+		n += snprintf(line + n, sizeof(line) - n, "%02x", 0x40 + i);
+	line[n++] = '\n';
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, line, n) != n)
+		return -1;
+	return close(fd);
+}
+
+static int spawn_ready(struct proc *p, const char *const argv[], char *line, size_t len)
+{
+	int rfd;
+	struct spawn_opts o = { .ready_fd = &rfd };
+
+	if (proc_spawn(p, (char *const *)argv, &o))
+		return -1;
+	return ready_line(rfd, line, len, 20);
+}
+
+static void proxy_run(struct __test_metadata *_metadata, bool tls)
+{
+	char rport[16], sport[16], to[64], dst_ep[64], psk[64], kill_cmd[160];
+	struct px_dst d = { .got = malloc(PX_TOTAL) };
+	struct proc pr = { 0 }, ps = { 0 };
+	struct px_cli cl = { .fd = -1 };
+	struct resume_sess stranger = { { 0x11 }, { 0x22 } };
+	unsigned int resets = 0, refused = 0;
+	pthread_t tdst, tcli;
+	uint8_t buf[256 << 10];
+
+	if (geteuid())
+		SKIP(return, "ss -K needs root");
+	ASSERT_NE(NULL, d.got);
+	d.lfd = net_listen("127.0.0.1:0", 4);
+	ASSERT_LE(0, d.lfd);
+	snprintf(dst_ep, sizeof(dst_ep), "tcp:127.0.0.1:%d", net_local_port(d.lfd));
+	snprintf(psk, sizeof(psk), "/dev/shm/r28-resume-%d.psk", getpid());
+	if (tls)
+		ASSERT_EQ(0, px_write_psk(psk));
+	{
+		const char *argv[] = { lmig_path(), "proxy", "recv", "--listen", "127.0.0.1:0",
+				       "--to", dst_ep, "--ready-fd", "3", "--json",
+				       tls ? "--psk-file" : NULL, psk, NULL };
+
+		ASSERT_EQ(0, spawn_ready(&pr, argv, rport, sizeof(rport)));
+	}
+	snprintf(to, sizeof(to), "127.0.0.1:%d", atoi(rport));
+	{
+		const char *argv[] = { lmig_path(), "proxy", "send", "--listen", "tcp:127.0.0.1:0",
+				       "--to", to, "--channels", "2", "--streams", "1",
+				       "--ready-fd", "3", "--json", tls ? "--psk-file" : NULL, psk,
+				       NULL };
+
+		ASSERT_EQ(0, spawn_ready(&ps, argv, sport, sizeof(sport)));
+	}
+	ASSERT_EQ(0, pthread_create(&tdst, NULL, px_dst_run, &d));
+	snprintf(to, sizeof(to), "127.0.0.1:%d", atoi(sport));
+	cl.fd = net_connect(to, 5000);
+	ASSERT_LE(0, cl.fd);
+	ASSERT_EQ(0, pthread_create(&tcli, NULL, px_cli_read, &cl));
+	snprintf(kill_cmd, sizeof(kill_cmd),
+		 "ss -K -H -t state established dst 127.0.0.1 dport = :%d", atoi(rport));
+	for (uint64_t off = 0; off < PX_TOTAL; off += sizeof(buf)) {
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = pat(off + i);
+		ASSERT_EQ(0, net_write_full(cl.fd, buf, sizeof(buf), 30000, "client"));
+		/* A reset once the destination has each quarter, counting only those that hit. */
+		if (resets < PX_RESETS &&
+		    LOAD(&d.n) >= (resets + 1) * PX_TOTAL / (PX_RESETS + 1)) {
+			char line[256];
+			FILE *f = popen(kill_cmd, "r");
+			unsigned int k = 0;
+
+			while (f && fgets(line, sizeof(line), f))
+				k++;
+			if (f)
+				pclose(f);
+			resets += k > 0;
+		}
+		if (resets == 1 && !refused) {
+			char why[LMIG_REASON_LEN] = "";
+			uint64_t ph;
+			char rto[32];
+			struct chan c = { .fd = -1 };
+
+			/* Without TLS through a TLS receiver: refused before the proof. */
+			snprintf(rto, sizeof(rto), "127.0.0.1:%d", atoi(rport));
+			c.fd = net_connect(rto, 5000);
+			ASSERT_LE(0, c.fd);
+			refused = resume_client(&c, &stranger, 0, 0, &ph, 5000, why) != RP_OK;
+			TH_LOG("a stranger's reconnect: %s", why[0] ? why : lmig_errmsg());
+			lmig_err_clear();
+			close(c.fd);
+		}
+		usleep(500);	/* about 0.2 s in all: time for the resets to land mid-stream */
+	}
+	shutdown(cl.fd, SHUT_WR);
+	ASSERT_EQ(0, proc_wait(&ps, 60));
+	ASSERT_EQ(0, proc_wait(&pr, 60));
+	pthread_join(tcli, NULL);
+	pthread_join(tdst, NULL);
+	close(cl.fd);
+	close(d.lfd);
+	if (tls)
+		unlink(psk);
+	TH_LOG("send: %s", ps.out);
+	TH_LOG("recv: %s", pr.out);
+	EXPECT_EQ(0, proc_exit_code(&ps)) TH_LOG("%s", ps.err_log);
+	EXPECT_EQ(0, proc_exit_code(&pr)) TH_LOG("%s", pr.err_log);
+	EXPECT_EQ(PX_RESETS, resets);
+	EXPECT_TRUE(refused);
+	EXPECT_TRUE(d.same) TH_LOG("the destination got %llu bytes", (unsigned long long)d.n);
+	EXPECT_EQ(PX_RET, cl.back);
+	EXPECT_TRUE(cl.back_same);
+	EXPECT_LE(PX_RESETS, jnum(ps.out, "reconnects"));
+	EXPECT_EQ(jnum(ps.out, "reconnects"), jnum(pr.out, "reconnects"));
+	EXPECT_LE(1, jnum(pr.out, "resume_refused"));
+	EXPECT_EQ(PX_RET, jnum(pr.out, "bytes_returned"));
+	free(d.got);
+}
+
+TEST(proxy_resets)
+{
+	proxy_run(_metadata, false);
+}
+
+TEST(proxy_resets_tls)
+{
+	proxy_run(_metadata, true);
 }
 
 TEST_HARNESS_MAIN

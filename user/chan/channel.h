@@ -231,11 +231,17 @@ struct chan_accept {
 	int (*check)(void *arg, const struct hello_info *hi, bool first, const char **why,
 		     int *err);
 	void *arg;
+	/*
+	 * Set: the listening socket is not closed but left here (on success),
+	 * for the session's channels to connect again after a break.
+	 */
+	int *keep_lfd;
 };
 /*
  * Listen (chan_listen()), accept every channel of one session, and stop
- * listening: *ch gets the channels (calloc'ed, first->nchannels of them),
- * *first the first hello.  0, or -1 with lmig_err().
+ * listening (unless keep_lfd): *ch gets the channels (calloc'ed,
+ * first->nchannels of them), *first the first hello.  0, or -1 with
+ * lmig_err().
  */
 int chan_accept(const struct chan_accept *a, struct chan **ch, struct hello_info *first);
 /* Free the sessions and close the sockets, draining for drain_ms (0: a plain close). */

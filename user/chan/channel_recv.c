@@ -217,7 +217,10 @@ int chan_accept(const struct chan_accept *a, struct chan **ch, struct hello_info
 	if (lfd < 0)
 		return -1;
 	rc = accept_all(a, lfd, ch, first);
-	close(lfd);
+	if (!rc && a->keep_lfd)
+		*a->keep_lfd = lfd;
+	else
+		close(lfd);
 	return rc;
 }
 

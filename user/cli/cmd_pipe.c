@@ -91,6 +91,10 @@ static int pipe_send_opt(int opt, const char *arg, void *ctx)
 		return usage_error("pipe send", "unknown option '--streams' (a pipe is one stream)");
 	case STREAM_OPT_GRACE:
 		return usage_error("pipe send", "unknown option '--grace-ms' (a pipe is one stream)");
+	case STREAM_OPT_RESUME_TIMEOUT:
+	case STREAM_OPT_RESUME_BUFFER:
+		return usage_error("pipe send", "unknown option '--resume-%s' (a pipe cannot resume: use 'lmig proxy')",
+				   opt == STREAM_OPT_RESUME_TIMEOUT ? "timeout" : "buffer");
 	case OPT_ACCEPT_TIMEOUT:
 		return usage_error("pipe send", "unknown option '--accept-timeout'");
 	case OPT_READY_FD:
@@ -103,6 +107,9 @@ static int pipe_recv_opt(int opt, const char *arg, void *ctx)
 {
 	if (opt == OPT_TO)
 		return usage_error("pipe recv", "unknown option '--to' (the stream goes to stdout)");
+	if (opt == STREAM_OPT_RESUME_TIMEOUT || opt == STREAM_OPT_RESUME_BUFFER)
+		return usage_error("pipe recv", "unknown option '--resume-%s' (a pipe cannot resume: use 'lmig proxy')",
+				   opt == STREAM_OPT_RESUME_TIMEOUT ? "timeout" : "buffer");
 	return OPT_NOT_OWN;
 }
 

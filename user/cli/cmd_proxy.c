@@ -11,7 +11,14 @@
 #include "cli/options.h"
 #include "lib/err.h"
 #include "lib/parse.h"
+#include "stream/resume_buf.h"
 #include "stream/stream.h"
+
+#define OPTH_RESUME \
+	"      --resume-timeout S  how long a broken channel between the proxies has\n" \
+	"                          to come back (default 30; 0: off, a break fails)\n" \
+	"      --resume-buffer SIZE  what is kept for a replay, a channel a direction\n" \
+	"                          (512KiB..4MiB, default 4MiB; sending waits when full)\n"
 
 static void usage_proxy_send(void)
 {
@@ -28,9 +35,11 @@ static void usage_proxy_send(void)
 	       "for --grace-ms after that (QEMU opens all of them at the start), or\n"
 	       "--streams N connections ended, and the receiver confirmed every byte.  On\n"
 	       "failure QEMU's connections are closed so its writes fail and the source VM\n"
-	       "keeps running.  A reset connection (not a clean end) fails the migration.\n"
+	       "keeps running.  A reset of QEMU's own connection fails the migration.\n"
 	       "Each connection is carried both ways with an 'lmig proxy recv' of this\n"
 	       "version: QEMU's return path (return-path, postcopy-ram, postcopy-preempt).\n"
+	       "A channel to the 'lmig proxy recv' that breaks (reset, error) is connected\n"
+	       "again and what it lost is sent again, unseen by QEMU, for --resume-timeout.\n"
 	       "\n"
 	       "Options:\n"
 	       "  -l, --listen ADDR       unix:PATH (a stale socket file is replaced) or\n"
@@ -49,6 +58,7 @@ static void usage_proxy_send(void)
 	       "      --ready-fd FD       once listening and connected to the receiver,\n"
 	       "                          write the port (tcp) or path (unix) and a newline\n"
 	       "                          to FD, then close it\n"
+	       OPTH_RESUME
 	       CMD_TLS_HELP
 	       CMD_TLS_HOSTNAME_HELP
 	       OPTH_CONVERGE
@@ -72,7 +82,9 @@ static void usage_proxy_recv(void)
 	       "arrived whole and verified; on failure TCP connections are reset and unix\n"
 	       "ones closed early, so QEMU never takes a partial stream for a whole one.\n"
 	       "What the destination QEMU writes on a connection goes back to the source\n"
-	       "QEMU's (its return path); each direction ends on its own.\n"
+	       "QEMU's (its return path); each direction ends on its own.  A channel from\n"
+	       "the 'lmig proxy send' that breaks is awaited for --resume-timeout; only a\n"
+	       "reconnect that proves it belongs to this session takes its place.\n"
 	       "\n"
 	       "Options:\n"
 	       "  -l, --listen HOST:PORT  where the 'lmig proxy send' connects\n"
@@ -83,6 +95,7 @@ static void usage_proxy_recv(void)
 	       "                          frame on the longest time without a byte written\n"
 	       "                          to QEMU (default 10)\n"
 	       OPTH_MAX_PENDING
+	       OPTH_RESUME
 	       CMD_TLS_HELP
 	       OPTH_JSON_STDOUT
 	       OPTH_JSON_FD
@@ -98,12 +111,35 @@ void usage_proxy(void)
 	usage_proxy_recv();
 }
 
+/* --resume-timeout S (0: off) and --resume-buffer SIZE, into *ms and *buf. */
+static int resume_opt(const char *who, int opt, const char *arg, int *ms, uint64_t *buf)
+{
+	unsigned long v;
+
+	if (opt == STREAM_OPT_RESUME_TIMEOUT) {
+		if (opts_uint(who, "--resume-timeout", arg, 0, 86400, &v))
+			return EXIT_USAGE;
+		*ms = (int)v * 1000;
+		return EXIT_OK;
+	}
+	if (opt != STREAM_OPT_RESUME_BUFFER)
+		return OPT_NOT_OWN;
+	if (parse_bytes("--resume-buffer", arg, buf))
+		return usage_error(who, "%s", lmig_errmsg());
+	if (*buf < RESUME_BUF_MIN || *buf > RESUME_BUF_MAX)
+		return usage_error(who, "--resume-buffer: '%s' is outside 512KiB..4MiB", arg);
+	return EXIT_OK;
+}
+
 static int proxy_send_opt(int opt, const char *arg, void *ctx)
 {
 	struct stream_send_opts *o = ctx;
 	unsigned long v;
 
 	switch (opt) {
+	case STREAM_OPT_RESUME_TIMEOUT:
+	case STREAM_OPT_RESUME_BUFFER:
+		return resume_opt("proxy send", opt, arg, &o->resume_timeout_ms, &o->resume_buf);
 	case 'n':
 		if (opts_uint("proxy send", "--streams", arg, 1, LMIG_STREAM_MAX, &v))
 			return EXIT_USAGE;
@@ -118,11 +154,18 @@ static int proxy_send_opt(int opt, const char *arg, void *ctx)
 	return OPT_NOT_OWN;
 }
 
+static int proxy_recv_opt(int opt, const char *arg, void *ctx)
+{
+	struct stream_recv_opts *o = ctx;
+
+	return resume_opt("proxy recv", opt, arg, &o->resume_timeout_ms, &o->resume_buf);
+}
+
 int cmd_proxy(int argc, char **argv, struct global_opts *g)
 {
 	static const struct stream_cmd sc = {
 		"proxy", true, usage_proxy, usage_proxy_send, usage_proxy_recv,
-		proxy_send_opt, NULL,
+		proxy_send_opt, proxy_recv_opt,
 	};
 
 	return stream_cmd_run(&sc, argc, argv, g);

@@ -14,6 +14,8 @@
 #include "cli/report.h"
 #include "lib/err.h"
 #include "live/converge_vm.h"
+#include "stream/resume_buf.h"
+#include "stream/resume_policy.h"
 #include "stream/stream.h"
 #include "chan/tls.h"
 
@@ -42,6 +44,8 @@ static int stream_send_cmd(const struct stream_cmd *sc, const char *who, int arg
 		{ "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
 		{ "streams", required_argument, NULL, 'n' },
 		{ "grace-ms", required_argument, NULL, STREAM_OPT_GRACE },
+		{ "resume-timeout", required_argument, NULL, STREAM_OPT_RESUME_TIMEOUT },
+		{ "resume-buffer", required_argument, NULL, STREAM_OPT_RESUME_BUFFER },
 		OPTE_TLS,
 		OPTE_TLS_HOSTNAME,
 		OPTE_CONVERGE,
@@ -53,7 +57,10 @@ static int stream_send_cmd(const struct stream_cmd *sc, const char *who, int arg
 		OPTE_JSON_FD,
 		OPTE_HELP,
 		OPTE_END };
-	struct stream_send_opts o = { .grace_ms = 500 };
+	struct stream_send_opts o = {
+		.grace_ms = 500, .resume_buf = RESUME_BUF_DEFAULT,
+		.resume_timeout_ms = sc->proxy ? RESUME_TIMEOUT_DEFAULT_S * 1000 : 0,
+	};
 	const struct cli_parse p = { who, ":t:l:c:z:b:n:jh", lo, sc->usage_send, sc->send_opt, &o };
 	struct stream_stats st = { 0 };
 	struct cvm_stats vm = { 0 };
@@ -119,12 +126,17 @@ static int stream_recv_cmd(const struct stream_cmd *sc, const char *who, int arg
 		OPTE_ACCEPT_TIMEOUT,
 		OPTE_READY_FD,
 		OPTE_MAX_PENDING,
+		{ "resume-timeout", required_argument, NULL, STREAM_OPT_RESUME_TIMEOUT },
+		{ "resume-buffer", required_argument, NULL, STREAM_OPT_RESUME_BUFFER },
 		OPTE_TLS,
 		OPTE_JSON,
 		OPTE_JSON_FD,
 		OPTE_HELP,
 		OPTE_END };
-	struct stream_recv_opts o = { 0 };
+	struct stream_recv_opts o = {
+		.resume_buf = RESUME_BUF_DEFAULT,
+		.resume_timeout_ms = sc->proxy ? RESUME_TIMEOUT_DEFAULT_S * 1000 : 0,
+	};
 	const struct cli_parse p = { who, ":l:t:jh", lo, sc->usage_recv, sc->recv_opt, &o };
 	struct stream_stats st = { 0 };
 	struct cli_opts c;

@@ -26,7 +26,7 @@ struct stream_cmd {
 };
 
 /* Options only one of the commands takes (the other refuses them by name). */
-enum { STREAM_OPT_GRACE = 600 };
+enum { STREAM_OPT_GRACE = 600, STREAM_OPT_RESUME_TIMEOUT, STREAM_OPT_RESUME_BUFFER };
 
 /* `lmig NAME send|recv ...`: the exit code. */
 int stream_cmd_run(const struct stream_cmd *sc, int argc, char **argv, struct global_opts *g);

@@ -56,6 +56,11 @@ void stream_report(const char *role, const struct stream_stats *st, const char *
 			json_bool(&j, "zerocopy", st->zerocopy);
 		else
 			json_bool(&j, "multishot", st->multishot);
+		json_bool(&j, "resume", st->resume);
+		json_u64(&j, "reconnects", st->reconnects);
+		json_u64(&j, "reconnect_ms", (uint64_t)(st->reconnect_s * 1000 + 0.5));
+		if (!source)
+			json_u64(&j, "resume_refused", st->resume_refused);
 		json_str(&j, "tls", st->tls);
 		if (st->tls_binding[0])
 			json_str(&j, "tls_binding", st->tls_binding);
@@ -75,6 +80,10 @@ void stream_report(const char *role, const struct stream_stats *st, const char *
 	if (st->both_ways)
 		dprintf(json_fd, "%s: both ways, %s returned %s QEMU\n", role,
 			fmt_bytes(a, sizeof(a), (double)st->bytes_return), source ? "to" : "from");
+	if (st->reconnects || st->resume_refused)
+		dprintf(json_fd, "%s: %u channel%s resumed after a break (%.3f s broken in all)%s\n",
+			role, st->reconnects, st->reconnects == 1 ? "" : "s", st->reconnect_s,
+			st->resume_refused ? ", reconnects without this session's proof refused" : "");
 	if (vm && vm->on)
 		cvm_report_text(json_fd, vm);
 }

@@ -17,6 +17,8 @@
 #define RESUME_BUF_DEFAULT	(4ULL << 20)
 /* The least: one frame of the largest block, and the control frames around it. */
 #define RESUME_BUF_MIN		(2ULL * 256 * 1024)
+/* The most: a source replays through its send buffers (stream_resume_send.c). */
+#define RESUME_BUF_MAX		(4ULL << 20)
 
 struct resume_buf {
 	uint8_t *ring;

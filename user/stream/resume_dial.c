@@ -54,7 +54,7 @@ fail:
 int resume_dial(const struct resume_dial *d, uint64_t have, struct chan *ch,
 		uint64_t *peer_have, unsigned int *tries)
 {
-	long long t0 = now_ms();
+	long long t0 = d->since_ms ? d->since_ms : now_ms();
 	char why[256] = "no attempt fit in the budget";
 
 	for (*tries = 0;; (*tries)++) {
@@ -63,6 +63,9 @@ int resume_dial(const struct resume_dial *d, uint64_t have, struct chan *ch,
 
 		if (wait < 0)
 			break;
+		/* The first wait counts from the break: the caller may have waited already. */
+		if (!*tries && d->since_ms)
+			wait = wait > now_ms() - t0 ? wait - (int)(now_ms() - t0) : 0;
 		usleep((useconds_t)wait * 1000);
 		/* Each step within what is left of the budget (a last try gets 100 ms). */
 		left = d->budget_ms - (now_ms() - t0);

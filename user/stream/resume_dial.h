@@ -19,6 +19,8 @@ struct resume_dial {
 	uint16_t channel;
 	int budget_ms;			/* from the break on */
 	int step_ms;			/* each connect and handshake, within what is left */
+	long long since_ms;		/* now_ms() of the break (the budget and the first
+					 * wait count from it), or 0: from now */
 };
 
 /*

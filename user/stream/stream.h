@@ -41,6 +41,10 @@ struct stream_stats {
 	const char *tls;		/* "off", "ktls", "userspace"; NULL: no session came up */
 	char tls_binding[65];		/* channel 0's tls_binding(), "" without TLS */
 	double total_s;			/* first stream opened .. the end */
+	bool resume;			/* LMIG_CAP_RESUME: channels survive a break */
+	unsigned int reconnects;	/* channels resumed after a break */
+	double reconnect_s;		/* time channels spent broken, summed */
+	unsigned int resume_refused;	/* destination: reconnects refused (no proof) */
 };
 
 struct stream_send_opts {
@@ -56,6 +60,8 @@ struct stream_send_opts {
 	int accept_timeout_ms;		/* proxy: for the first connection, -1 = forever */
 	int ready_fd;			/* write the listening address here, or -1 */
 	const struct tls_conf *tls;	/* NULL: plain TCP */
+	int resume_timeout_ms;		/* a broken channel's budget; 0: no resume */
+	uint64_t resume_buf;		/* bytes kept unacknowledged a channel */
 };
 
 struct stream_recv_opts {
@@ -67,6 +73,8 @@ struct stream_recv_opts {
 	uint64_t max_pending;		/* bytes held for all streams, see stream_recv.c */
 	int ready_fd;
 	const struct tls_conf *tls;	/* NULL: plain TCP */
+	int resume_timeout_ms;		/* as stream_send_opts */
+	uint64_t resume_buf;
 };
 
 int stream_send(const struct stream_send_opts *o, struct stream_stats *st);

@@ -45,6 +45,7 @@
 #include "chan/ud.h"
 #include "chan/uring.h"
 #include "stream/stream_recv.h"
+#include "stream/stream_resume.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -59,6 +60,8 @@ static void arm_recv(struct stream_receiver *r, unsigned int c)
 {
 	struct stream_rx_chan *ch = &r->ch[c];
 
+	if (r->rv && (ch->broken || ch->replacing))
+		return;		/* its connection is gone, or going */
 	if (!ch->rx.armed && !ch->rx.eof)
 		chan_rx_arm(&r->ring, &r->link[c], &ch->rx, c, r->ms, 0);
 }
@@ -74,6 +77,9 @@ static int recv_done(struct stream_receiver *r, unsigned int c, struct io_uring_
 
 	if (res == -ENOBUFS)
 		return 0;
+	if (r->rv && (ret = stream_resume_rx_recv(r, c, res, bid)) <= 0)
+		return ret;
+	ret = 0;
 	if (res < 0 || res == 0) {
 		if (ch->ps == PS_DONE && res == 0) {
 			ch->rx.eof = true;
@@ -95,6 +101,8 @@ static int recv_done(struct stream_receiver *r, unsigned int c, struct io_uring_
 	}
 	if (r->ms)
 		chan_rx_give(&ch->rx, bid);
+	if (!ret && r->rv)
+		ret = stream_resume_rx_acks(r, c);
 	return ret;
 }
 
@@ -165,8 +173,20 @@ static int handshake(struct stream_receiver *r)
 		.check = check_hello, .arg = r,
 	};
 	struct hello_info first;
+	int lfd = -1;
 
-	return chan_accept(&a, &r->link, &first);
+	if (r->o->resume_timeout_ms > 0 && r->o->to.kind != SEP_STDIO) {
+		a.caps |= LMIG_CAP_RESUME;
+		a.keep_lfd = &lfd;
+	}
+	if (chan_accept(&a, &r->link, &first))
+		return -1;
+	if (!(first.caps & a.caps & LMIG_CAP_RESUME)) {
+		if (lfd >= 0)
+			close(lfd);
+		return 0;
+	}
+	return stream_resume_rx_init(r, lfd, first.session);
 }
 
 static bool finished(struct stream_receiver *r)
@@ -205,6 +225,8 @@ static int handle_cqe(void *arg, struct io_uring_cqe *cqe)
 		return recv_done(r, a, cqe);
 	if (ud_kind(ud) == UD_READ)
 		return stream_ret_read_done(r, a, cqe->res);
+	if (ud_kind(ud) == UD_ACCEPT)
+		return stream_resume_rx_accept(r, cqe->res);
 	ret = stream_write_done(r, a, cqe->res);
 	if (!ret && !r->s[a]->closed) {
 		ret = stream_deliver(r, a);
@@ -220,8 +242,10 @@ static int run(struct stream_receiver *r)
 		struct __kernel_timespec ts = { .tv_nsec = 500 * 1000 * 1000 };
 		int ret;
 
-		if (finished(r))
+		if (finished(r) && (!r->rv || stream_resume_rx_linger(r)))
 			return 0;
+		if (r->rv && stream_resume_rx_tick(r))
+			return -1;
 		if (r->done_chans == r->nch && check_end(r))
 			return -1;
 		if (stop_signal) {
@@ -233,7 +257,8 @@ static int run(struct stream_receiver *r)
 		 * keep a stream alive.  The clock starts with the first frame:
 		 * a 'proxy send' connects before QEMU starts its migration.
 		 */
-		if (r->t_progress && (now_s() - r->t_progress) * 1000 > r->o->timeout_ms)
+		if (r->t_progress && (now_s() - r->t_progress) * 1000 > r->o->timeout_ms &&
+		    !(r->rv && (stream_resume_rx_broken(r) || r->rv->verdict_sent)))
 			return fail(r, LMIG_ST_INCOMPLETE, "no byte written to %s for %d s (--timeout): the streams stalled",
 				    r->o->to.kind == SEP_STDIO ? "stdout" : "the destination",
 				    r->o->timeout_ms / 1000);
@@ -275,7 +300,9 @@ int stream_recv(const struct stream_recv_opts *o, struct stream_stats *st)
 	}
 	if (setup_ring(&r) || run(&r))
 		goto out;
-	stream_send_reply(&r, LMIG_SR_VERDICT, LMIG_ST_OK, 0, st->bytes_stream, NULL, o->timeout_ms);
+	if (!r.rv)
+		stream_send_reply(&r, LMIG_SR_VERDICT, LMIG_ST_OK, 0, st->bytes_stream, NULL,
+				  o->timeout_ms);
 	ret = 0;
 out:
 	st->total_s = r.t0 ? now_s() - r.t0 : 0;
@@ -289,6 +316,7 @@ out:
 	}
 	if (r.ring_ok)
 		io_uring_queue_exit(&r.ring);
+	stream_resume_rx_free(&r);
 	for (unsigned int i = 0; i < LMIG_STREAM_MAX; i++) {
 		struct stream_out *s = r.s[i];
 

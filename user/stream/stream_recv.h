@@ -78,6 +78,14 @@ struct stream_rx_chan {
 	struct blk *blk;		/* the DATA block being built */
 	uint32_t pay_have;
 	uint64_t seq;
+	/* LMIG_CAP_RESUME (stream_resume_recv.c): */
+	uint64_t taken;			/* bytes of whole frames parsed */
+	uint64_t acked;			/* ... the last ACK sent */
+	bool broken;			/* waiting for the source to connect again */
+	bool replacing;			/* a reconnect waits for the old receive to end */
+	double t_break;
+	struct chan next;		/* ... that reconnect */
+	uint64_t next_have;		/* ... and what the source took of channel 0 */
 };
 
 struct stream_receiver {
@@ -102,6 +110,7 @@ struct stream_receiver {
 	double t0;
 	double t_progress;		/* the last byte written to a destination, or
 					 * the first frame; 0 before */
+	struct stream_resume_rx *rv;	/* LMIG_CAP_RESUME granted, or NULL */
 };
 
 /* An error, and the status the peer's verdict will carry (the first one stands). */

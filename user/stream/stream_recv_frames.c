@@ -14,6 +14,7 @@
 #include "chan/ud.h"
 #include "chan/uring.h"
 #include "stream/stream_recv.h"
+#include "stream/stream_resume.h"
 
 /* ---- frames ------------------------------------------------------------ */
 
@@ -41,6 +42,11 @@ static int check_header(struct stream_receiver *r, unsigned int c, struct stream
 	case LMIG_SF_END:
 		ok = !flags && len == 16 && !raw && !f->hash;
 		break;
+	case LMIG_SF_ACK:
+		if (!r->rv)
+			return fail(r, LMIG_ST_PROTOCOL, "channel %u: an acknowledgement, but the session does not resume",
+				    c);
+		/* fall through */
 	case LMIG_SF_OPEN:
 	case LMIG_SF_DONE:
 	case LMIG_SF_RCREDIT:
@@ -122,6 +128,7 @@ static int frame_done(struct stream_receiver *r, unsigned int c, struct stream_r
 	int ret = 0;
 
 	ch->seq++;
+	ch->taken += SFRAME + le32toh(f->len);
 	if (!r->t_progress)
 		r->t_progress = now_s();
 	switch (le16toh(f->type)) {
@@ -153,6 +160,9 @@ static int frame_done(struct stream_receiver *r, unsigned int c, struct stream_r
 		break;
 	case LMIG_SF_RCREDIT:
 		ret = stream_ret_credit(r, f);
+		break;
+	case LMIG_SF_ACK:
+		ret = stream_resume_rx_ack(r, f);
 		break;
 	case LMIG_SF_DONE:
 		if (le64toh(f->offset) != ch->seq - 1)

@@ -19,6 +19,7 @@
 #include "chan/ud.h"
 #include "chan/uring.h"
 #include "stream/stream_recv.h"
+#include "stream/stream_resume.h"
 #include "lib/parse.h"
 
 /* What a failure of this side (LMIG_ST_IO) tells an unauthenticated source. */
@@ -64,6 +65,11 @@ void stream_send_reply(struct stream_receiver *r, unsigned int type, unsigned in
 	struct lmig_sreply rep;
 
 	sreply_build(&rep, type, status, stream, bytes, reason);
+	if (r->rv) {
+		if (!stream_resume_rx_send(r, &rep, sizeof(rep)))
+			r->st->bytes_wire += sizeof(rep);
+		return;
+	}
 	/* Replies are small and rare: the socket's buffer always has room. */
 	if (!chan_write_full(r->link[0].fd, &r->link[0].tls, &rep, sizeof(rep), timeout_ms,
 			     "replying to the source"))

@@ -26,6 +26,7 @@
 #include "chan/ud.h"
 #include "chan/uring.h"
 #include "stream/stream_recv.h"
+#include "stream/stream_resume.h"
 
 /*
  * A session carried one way (`pipe recv`, whose stdin under QEMU's exec:
@@ -78,7 +79,8 @@ void stream_ret_arm(struct stream_receiver *r, unsigned int i)
 	size_t n = win < RBLOCK ? win : RBLOCK;
 	struct io_uring_sqe *sqe;
 
-	if (!s->ret || s->rreading || s->rend_sent || s->fd < 0 || !n)
+	if (!s->ret || s->rreading || s->rend_sent || s->fd < 0 || !n ||
+	    (r->rv && !stream_resume_rx_room(r)))
 		return;
 	sqe = uring_get_sqe(&r->ring);
 	io_uring_prep_recv(sqe, s->fd, s->rbuf + SFRAME, n, 0);
@@ -92,7 +94,10 @@ static int send_rframe(struct stream_receiver *r, unsigned int type, unsigned in
 	struct stream_out *s = r->s[i];
 
 	sframe_build((struct lmig_sframe *)frame, type, 0, i, len, r->rseq, s->roff, raw, hash);
-	if (chan_write_full(r->link[0].fd, &r->link[0].tls, frame, SFRAME + len, r->o->timeout_ms,
+	if (r->rv) {
+		if (stream_resume_rx_send(r, frame, SFRAME + len))
+			return -1;
+	} else if (chan_write_full(r->link[0].fd, &r->link[0].tls, frame, SFRAME + len, r->o->timeout_ms,
 			    "sending the destination's bytes back")) {
 		stream_io_why(r, "the receiver cannot send back to the source", 0);
 		return fail(r, LMIG_ST_IO, "%s", lmig_errmsg());

@@ -75,6 +75,7 @@
 #include "chan/ud.h"
 #include "chan/uring.h"
 #include "lib/xxh.h"
+#include "stream/stream_resume.h"
 #include "stream/stream_send.h"
 
 static volatile sig_atomic_t stop_signal;
@@ -93,6 +94,8 @@ static int channels_connect(struct stream_sender *s)
 	/* QEMU's connections can be carried both ways; stdin cannot. */
 	if (s->o->from.kind != SEP_STDIO)
 		hi.caps |= LMIG_CAP_RETURN;
+	if (s->o->from.kind != SEP_STDIO && s->o->resume_timeout_ms > 0)
+		hi.caps |= LMIG_CAP_RESUME;
 	if (chan_session(&hi))
 		return -1;
 	for (unsigned int i = 0; i < s->nch; i++) {
@@ -107,7 +110,7 @@ static int channels_connect(struct stream_sender *s)
 		/* Best effort: without it the socket's own buffer hides the link longer. */
 		setsockopt(s->ch[i].link.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 	}
-	return 0;
+	return stream_resume_tx_init(s, hi.session, caps);
 }
 
 static int ring_setup(struct stream_sender *s)
@@ -127,6 +130,9 @@ static int ring_setup(struct stream_sender *s)
 /* Room for need bytes in channel c's buffer being filled: its frame area, or NULL. */
 static uint8_t *room(struct stream_tx_chan *ch, size_t need)
 {
+	/* With resume, a frame goes only where it can be kept until acknowledged. */
+	if (ch->rb && rbuf_room(ch->rb) < need)
+		return NULL;
 	for (int tries = 0; tries < 2; tries++) {
 		struct obuf *b = &ch->buf[ch->fill];
 
@@ -149,6 +155,8 @@ static uint8_t *room(struct stream_tx_chan *ch, size_t need)
 
 void stream_commit(struct stream_tx_chan *ch, size_t len)
 {
+	if (ch->rb)	/* room() saw to it that it fits */
+		rbuf_put(ch->rb, ch->buf[ch->fill].mem + ch->buf[ch->fill].len, len);
 	ch->buf[ch->fill].len += len;
 	ch->seq++;
 }
@@ -303,7 +311,7 @@ static int submit_send(struct stream_sender *s, unsigned int c)
 	struct stream_tx_chan *ch = &s->ch[c];
 	struct obuf *b = &ch->buf[ch->head];
 
-	if (ch->inflight)
+	if (ch->inflight || ch->broken)
 		return 0;
 	if (b->state == OB_FILL && b->len && ch->fill == ch->head) {
 		/* Whatever accumulated goes now; later frames go to the next buffer. */
@@ -429,7 +437,7 @@ static int send_done(struct stream_sender *s, unsigned int c, unsigned int bi,
 	}
 	ch->inflight = false;
 	if (rc < 0)
-		return -1;
+		return stream_resume_tx_broken(s, c);
 	if (rc == CHAN_NO_ZC)
 		s->st->zerocopy = false;
 	if (rc != CHAN_SENT) {
@@ -452,7 +460,7 @@ static int handle_cqe(void *arg, struct io_uring_cqe *cqe)
 	case UD_SEND:
 		return send_done(s, a, ud_b(ud), cqe);
 	case UD_REPLY:
-		return back_in(s, res);
+		return a ? stream_resume_tx_watch(s, a, res) : back_in(s, res);
 	case UD_WRITE:
 		return ret_write_done(s, a, res);
 	case UD_READ: {
@@ -527,6 +535,8 @@ static int run(struct stream_sender *s)
 		bool blocked = false;
 		int ret;
 
+		if (stream_resume_tx_poll(s))
+			return -1;
 		/* Encode what was read, then read on. */
 		for (unsigned int i = 0; i < s->ns; i++) {
 			struct stream_in *ss = s->s[i];
@@ -565,6 +575,8 @@ static int run(struct stream_sender *s)
 			wait = rw;
 		if (s->t_all_ended && s->accepting)
 			wait = s->o->grace_ms / 1000.0 / 4 + 0.001;
+		if (stream_resume_tx_waiting(s))
+			wait = 0.02;
 		ts.tv_sec = (long long)wait;
 		ts.tv_nsec = (long long)((wait - ts.tv_sec) * 1e9);
 		t = now_s();
@@ -673,13 +685,17 @@ out:
 	for (unsigned int c = 0; c < s.nch; c++) {
 		tls_chan_free(&s.ch[c].link.tls);
 		if (s.ch[c].link.fd >= 0) {
-			if (ret)
+			/* With resume a reset is a break to wait for: giving up ends cleanly. */
+			if (ret && !s.rs)
 				sock_abort_close(s.ch[c].link.fd);
-			else
+			else if (ret)
+				shutdown(s.ch[c].link.fd, SHUT_WR);
+			if (!ret || s.rs)
 				close(s.ch[c].link.fd);
 		}
 	}
 	back_free(&s);
+	stream_resume_tx_free(&s);
 	chan_tx_free(&s.tx);
 	free(s.ch);
 	return ret;

@@ -20,6 +20,7 @@
 #include "chan/policy.h"
 #include "chan/ratelimit.h"
 #include "lib/xxh.h"
+#include "stream/resume_buf.h"
 #include "stream/stream.h"
 
 #define NOBUF		4
@@ -52,6 +53,11 @@ struct stream_tx_chan {
 	bool inflight;
 	bool done_placed;
 	uint64_t seq;
+	/* LMIG_CAP_RESUME (stream_resume_send.c): */
+	struct resume_buf *rb;	/* every byte placed, until acknowledged; NULL without */
+	bool broken;		/* failed: nothing goes until it is connected again */
+	bool watching;		/* channel > 0: a poll for its end is armed */
+	double t_break;
 };
 
 /*
@@ -115,6 +121,7 @@ struct back_rx {
 	uint8_t digest[16];	/* REND's payload */
 	uint32_t pay_have;
 	uint64_t seq;		/* return frames so far */
+	uint64_t taken;		/* LMIG_CAP_RESUME: bytes of whole messages parsed */
 };
 
 struct stream_sender {
@@ -139,6 +146,7 @@ struct stream_sender {
 	struct ratelimit rl;
 	double t0;
 	double t_receiver;		/* the last reply, or the last time none was due */
+	struct stream_resume_tx *rs;	/* LMIG_CAP_RESUME granted, or NULL */
 };
 
 /* stream_send.c */
@@ -159,5 +167,7 @@ int ret_write_done(struct stream_sender *s, unsigned int i, int res);
 /* Every stream's return direction ended and was written (true without LMIG_CAP_RETURN). */
 bool ret_all_shut(const struct stream_sender *s);
 void ret_free(struct stream_in *ss);
+/* Forget a message cut by a break of channel 0 (LMIG_CAP_RESUME). */
+void back_reset(struct stream_sender *s);
 
 #endif

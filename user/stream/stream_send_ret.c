@@ -29,6 +29,7 @@
 #include "lib/err.h"
 #include "chan/ud.h"
 #include "chan/uring.h"
+#include "stream/stream_resume.h"
 #include "stream/stream_send.h"
 
 int back_init(struct stream_sender *s)
@@ -53,11 +54,25 @@ void back_free(struct stream_sender *s)
 	s->back.blk = NULL;
 }
 
+void back_reset(struct stream_sender *s)
+{
+	struct back_rx *b = &s->back;
+
+	if (b->in_pay)
+		b->seq--;	/* counted when its header came */
+	free(b->blk);
+	b->blk = NULL;
+	b->in_pay = false;
+	b->have = 0;
+	b->need = sizeof(uint32_t);
+	b->pay_have = 0;
+}
+
 void back_arm(struct stream_sender *s)
 {
 	struct io_uring_sqe *sqe;
 
-	if (s->back.armed || s->verdict_in)
+	if (s->back.armed || s->verdict_in || s->ch[0].broken)
 		return;
 	sqe = uring_get_sqe(&s->ring);
 	io_uring_prep_recv(sqe, s->ch[0].link.fd, s->back.buf, BACK_SIZE, 0);
@@ -114,6 +129,8 @@ static int rframe_check(struct stream_sender *s, struct back_rx *b)
 	if (!sframe_csum_ok(f))
 		return lmig_err("receiver sent a corrupted return frame (%llu)",
 				(unsigned long long)b->seq);
+	if (type == LMIG_SF_ACK && s->rs)
+		return stream_resume_tx_ack(s, f, b->seq);
 	if (le64toh(f->seq) != b->seq)
 		return lmig_err("receiver sent return frame %llu, expected %llu",
 				(unsigned long long)le64toh(f->seq), (unsigned long long)b->seq);
@@ -215,6 +232,7 @@ static int back_parse(struct stream_sender *s, const uint8_t *p, size_t n)
 			b->in_pay = false;
 			b->have = 0;
 			b->need = sizeof(uint32_t);
+			b->taken += SFRAME + len;
 			if (rframe_got(s, b))
 				return -1;
 			continue;
@@ -231,7 +249,7 @@ static int back_parse(struct stream_sender *s, const uint8_t *p, size_t n)
 
 			if (magic == LMIG_SREPLY_MAGIC)
 				b->need = sizeof(struct lmig_sreply);
-			else if (magic == LMIG_SFRAME_MAGIC && s->ret)
+			else if (magic == LMIG_SFRAME_MAGIC && (s->ret || s->rs))
 				b->need = SFRAME;
 			else
 				return lmig_err("receiver sent a corrupted reply");
@@ -240,12 +258,18 @@ static int back_parse(struct stream_sender *s, const uint8_t *p, size_t n)
 		b->have = 0;
 		if (b->need == sizeof(struct lmig_sreply)) {
 			b->need = sizeof(uint32_t);
+			b->taken += sizeof(struct lmig_sreply);
 			if (reply_got(s, &b->rep))
 				return -1;
 			continue;
 		}
 		if (rframe_check(s, b))
 			return -1;
+		if (!b->fr.len) {	/* an ACK: whole already */
+			b->need = sizeof(uint32_t);
+			b->taken += SFRAME;
+			continue;
+		}
 		b->in_pay = true;
 		b->pay_have = 0;
 	}
@@ -259,6 +283,8 @@ int back_in(struct stream_sender *s, int res)
 	ssize_t n;
 
 	b->armed = false;
+	if (res <= 0 && s->rs && !s->verdict_in)
+		return stream_resume_tx_broken(s, 0);
 	if (res == 0 || res == -ECONNRESET)
 		return lmig_err("receiver closed the connection before confirming the streams");
 	if (res < 0)
