@@ -95,6 +95,7 @@ TEST_F_TIMEOUT(resume, chain, CASE_TIMEOUT)
 {
 	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
 	char drv[PATH_MAX], lmig[PATH_MAX], buf[512];
+	const char *rb;
 	const char *argv[] = {
 		access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3", drv,
 		"--work", self->dir, "--lmig", lmig, NULL,
@@ -167,20 +168,17 @@ TEST_F_TIMEOUT(resume, chain, CASE_TIMEOUT)
 	EXPECT_EQ(1, json_num(self->line[1], "proxy_intruder_exit"));
 	EXPECT_LE(1, json_num(self->line[1], "proxy_recv_resume_refused"));
 	EXPECT_EQ(0, json_num(self->line[0], "proxy_recv_resume_refused"));
-	{
-		const char *r = hop_line(self->p.out, "precopy-budget", self->line[NDONE], LINE_MAX_);
-
-		ASSERT_NE(NULL, r) TH_LOG("no hop precopy-budget: %s", self->p.out);
-		TH_LOG("%s", r);
-		ASSERT_STREQ("failed", json_str_or(r, "status", buf, sizeof(buf)));
-		ASSERT_STREQ("running", json_str_or(r, "src_status", buf, sizeof(buf)));
-		ASSERT_LE(json_num(r, "src_tick_after_failure") + 4, json_num(r, "src_tick_later"));
-		EXPECT_EQ(1, json_num(r, "proxy_send_exit"));
-		EXPECT_NE(NULL, strstr(json_str_or(r, "proxy_send_error", buf, sizeof(buf)),
-				       "did not come back within 3 s (--resume-timeout)"));
-		/* It waited for the budget (the kill is seen within a poll of 20 ms). */
-		EXPECT_LE(BUDGET_S * 1000 - 100, (long long)(json_dbl(r, "fail_after_kill_s") * 1000));
-	}
+	rb = hop_line(self->p.out, "precopy-budget", self->line[NDONE], LINE_MAX_);
+	ASSERT_NE(NULL, rb) TH_LOG("no hop precopy-budget: %s", self->p.out);
+	TH_LOG("%s", rb);
+	ASSERT_STREQ("failed", json_str_or(rb, "status", buf, sizeof(buf)));
+	ASSERT_STREQ("running", json_str_or(rb, "src_status", buf, sizeof(buf)));
+	ASSERT_LE(json_num(rb, "src_tick_after_failure") + 4, json_num(rb, "src_tick_later"));
+	EXPECT_EQ(1, json_num(rb, "proxy_send_exit"));
+	EXPECT_NE(NULL, strstr(json_str_or(rb, "proxy_send_error", buf, sizeof(buf)),
+			       "did not come back within 3 s (--resume-timeout)"));
+	/* It waited for the budget (the kill is seen within a poll of 20 ms). */
+	EXPECT_LE(BUDGET_S * 1000 - 100, (long long)(json_dbl(rb, "fail_after_kill_s") * 1000));
 	for (size_t h = 0; h < RECOVER; h++)
 		TH_LOG("%s: total %lld ms, downtime %lld ms, %lld resets, %lld reconnects, %lld ms reconnecting (source)",
 		       hops[h], (long long)json_num(self->line[h], "total_time_ms"),
