@@ -64,6 +64,7 @@ static int run_blocks(const struct qemu_args *a, struct qemu_result *r, struct q
 	for (unsigned int i = 0; i < r->nblocks; i++) {
 		br[i].o = a->so;
 		br[i].o.mem = r->b[i].path;
+		br[i].o.pid = pz->q->pid;	/* QEMU: its threads are the throttle's */
 		if (qemu_host_port(a->to, ports[i], br[i].to, sizeof(br[i].to)))
 			return lmig_err("bad --to %s", a->to);
 		br[i].o.to = br[i].to;

@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""lmig qemu send/recv against real QEMUs; one JSON line of what happened.
+
+Boots the test guest (qmig.py's: Debian's kernel, mkguest.sh's initramfs
+printing "lmig-guest tick N" every 100 ms while it rewrites memory) in a
+source QEMU whose RAM is a shared memfd backend, then runs these cases,
+each against a fresh destination QEMU (-incoming defer -S, its RAM a
+memory-backend-file in /dev/shm):
+
+  refused    the destination's backend has another size: lmig qemu recv
+             refuses the blocks and tells its QEMU to quit; lmig qemu send
+             fails with one line, the source runs on
+  cancel     the pre-copy is slowed (--bandwidth) so that the final round
+             takes seconds; once the source QEMU reports pre-switchover,
+             lmig qemu recv is SIGKILLed: lmig qemu send must cancel QEMU's
+             migration and the guest run again (its ticks advance)
+  migrate    a plain run: both lmig sides exit 0, QEMU completed; the
+             destination (held by -S) is paused when the hashes of the
+             source's memfd (the source stopped: postmigrate) and of the
+             destination's file are taken; then `cont`, and its ticks
+             continue from the source's
+  noshared   a QEMU whose RAM is not shared (plain -m): lmig qemu send
+             exits 1 with one line
+
+Everything it starts is killed, every file it made removed.  Exit status
+0 when it got as far as a result, 4 when QEMU or the kernel is missing.
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qmig  # noqa: E402
+from qmig import QMP, QMPError, Proc  # noqa: E402
+
+TAG = "r28-qram"
+
+
+def qemu_argv(a, name, work, ram, incoming=False, kernel=True):
+    argv = [a.qemu, "-accel", "tcg", "-m", str(a.mem), "-nographic", "-no-reboot",
+            "-nic", "none", "-name", name, "-monitor", "none",
+            "-serial", "file:" + os.path.join(work, name + ".serial"),
+            "-qmp", "unix:%s,server=on,wait=off" % os.path.join(work, name + ".qmp"),
+            "-qmp", "unix:%s,server=on,wait=off" % os.path.join(work, name + "-lmig.qmp")]
+    if ram:
+        argv += ["-object", ram + ",id=ram0", "-machine", "memory-backend=ram0"]
+    if incoming:
+        argv += ["-incoming", "defer", "-S"]
+    elif kernel:
+        argv += ["-kernel", a.kernel, "-initrd", a.initrd, "-append",
+                 "console=ttyS0 quiet panic=-1 no_timer_check guest_touch=%d guest_rate=%d"
+                 % (a.touch, a.rate)]
+    else:
+        argv += ["-S"]
+    return argv
+
+
+class Side:
+    def __init__(self, a, name, ram, incoming=False, kernel=True):
+        self.name = name
+        self.work = a.work
+        self.proc = Proc(name, qemu_argv(a, name, a.work, ram, incoming, kernel), a.work)
+        self.qmp = QMP(os.path.join(a.work, name + ".qmp"))
+        self.lmig_qmp = os.path.join(a.work, name + "-lmig.qmp")
+
+    def ticks(self):
+        try:
+            with open(os.path.join(self.work, self.name + ".serial"), "rb") as f:
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return []
+        t = []
+        for ln in text.replace("\r", "").split("\n"):
+            i = ln.find("lmig-guest tick ")
+            if i >= 0:
+                try:
+                    t.append(int(ln[i:].split()[2]))
+                except (IndexError, ValueError):
+                    pass
+        return t
+
+    def last_tick(self):
+        t = self.ticks()
+        return t[-1] if t else 0
+
+    def status(self):
+        try:
+            return self.qmp.cmd("query-status")["status"]
+        except (QMPError, OSError):
+            return "gone"
+
+    def mig(self):
+        try:
+            return self.qmp.cmd("query-migrate").get("status", "none")
+        except (QMPError, OSError):
+            return "gone"
+
+    def stop(self):
+        self.qmp.close()
+        self.proc.kill()
+
+
+def lmig_pair(a, name, src, dst, send_extra):
+    """Start lmig qemu recv (its port through --ready-fd) and send."""
+    rfd, wfd = os.pipe()
+    recv = subprocess.Popen([a.lmig, "qemu", "recv", "--qmp", dst.lmig_qmp, "--listen",
+                             "127.0.0.1:0", "--ready-fd", str(wfd), "--json"],
+                            stdout=open(os.path.join(a.work, name + "-recv.out"), "wb"),
+                            stderr=open(os.path.join(a.work, name + "-recv.err"), "wb"),
+                            pass_fds=(wfd,), start_new_session=True)
+    os.close(wfd)
+    port = os.read(rfd, 32).decode().strip()
+    os.close(rfd)
+    send = subprocess.Popen([a.lmig, "qemu", "send", "--qmp", src.lmig_qmp, "--to",
+                             "127.0.0.1:" + (port or "1"), "--tracker", "scan", "--json"]
+                            + send_extra,
+                            stdout=open(os.path.join(a.work, name + "-send.out"), "wb"),
+                            stderr=open(os.path.join(a.work, name + "-send.err"), "wb"),
+                            start_new_session=True)
+    return recv, send
+
+
+def outcome(a, name, p, which, timeout):
+    try:
+        rc = p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        rc = p.wait()
+    res = {"exit": rc}
+    try:
+        with open(os.path.join(a.work, "%s-%s.out" % (name, which))) as f:
+            res["json"] = json.loads(f.read() or "{}")
+    except (OSError, ValueError):
+        res["json"] = {}
+    with open(os.path.join(a.work, "%s-%s.err" % (name, which)), errors="replace") as f:
+        res["stderr"] = f.read()[-400:]
+    return res
+
+
+def advancing(side, timeout=10):
+    """The guest's tick after it went up twice (0 if it did not)."""
+    first = side.last_tick()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if side.last_tick() >= first + 2:
+            return side.last_tick()
+        time.sleep(0.1)
+    return 0
+
+
+def sha(path, size):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        left = size
+        while left > 0:
+            b = f.read(min(left, 1 << 22))
+            if not b:
+                break
+            h.update(b)
+            left -= len(b)
+    return h.hexdigest()
+
+
+def case_refused(a, src, res):
+    shm = "/dev/shm/%s-%d-refused" % (TAG, os.getpid())
+    dst = Side(a, "dst-refused", "memory-backend-file,size=%dM,mem-path=%s,share=on"
+               % (a.mem + 16, shm), incoming=True)
+    try:
+        recv, send = lmig_pair(a, "refused", src, dst, [])
+        s = outcome(a, "refused", send, "send", 30)
+        r = outcome(a, "refused", recv, "recv", 30)
+        gone = dst.proc.wait(10) is not None
+        res["refused"] = {"send": s, "recv": r, "dst_qemu_exited": gone,
+                          "src_status": src.status(), "src_tick": advancing(src)}
+    finally:
+        dst.stop()
+        if os.path.exists(shm):
+            os.unlink(shm)
+
+
+def case_cancel(a, src, res):
+    shm = "/dev/shm/%s-%d-cancel" % (TAG, os.getpid())
+    dst = Side(a, "dst-cancel", "memory-backend-file,size=%dM,mem-path=%s,share=on"
+               % (a.mem, shm), incoming=True)
+    try:
+        recv, send = lmig_pair(a, "cancel", src, dst,
+                               ["--bandwidth", a.cancel_bw, "--downtime-ms", "20000"])
+        seen = False
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and send.poll() is None:
+            if src.mig() == "pre-switchover":
+                seen = True
+                break
+            time.sleep(0.02)
+        st_at = src.status()
+        if seen:
+            os.killpg(recv.pid, signal.SIGKILL)
+        s = outcome(a, "cancel", send, "send", 30)
+        recv.wait()
+        res["cancel"] = {"pre_switchover_seen": seen, "src_status_then": st_at, "send": s,
+                         "src_migration": src.mig(), "src_status": src.status(),
+                         "src_tick": advancing(src)}
+    finally:
+        dst.stop()
+        if os.path.exists(shm):
+            os.unlink(shm)
+
+
+def case_migrate(a, src, res):
+    shm = "/dev/shm/%s-%d-migrate" % (TAG, os.getpid())
+    dst = Side(a, "dst-migrate", "memory-backend-file,size=%dM,mem-path=%s,share=on"
+               % (a.mem, shm), incoming=True)
+    try:
+        t0 = time.monotonic()
+        recv, send = lmig_pair(a, "migrate", src, dst, [])
+        s = outcome(a, "migrate", send, "send", 60)
+        r = outcome(a, "migrate", recv, "recv", 30)
+        out = {"send": s, "recv": r, "secs": round(time.monotonic() - t0, 2),
+               "src_migration": src.mig(), "src_status": src.status(),
+               "dst_status_before_cont": dst.status(), "src_last_tick": src.last_tick()}
+        blocks = s["json"].get("blocks") or [{}]
+        path = blocks[0].get("path", "")
+        if path and s["exit"] == 0:
+            size = a.mem << 20
+            out["src_sha"] = sha(path, size)
+            out["dst_sha"] = sha(shm, size)
+            out["dst_status_after_hash"] = dst.status()
+            dst.qmp.cmd("cont")
+            out["dst_first_tick"] = 0
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not dst.ticks():
+                time.sleep(0.1)
+            t = dst.ticks()
+            out["dst_first_tick"] = t[0] if t else 0
+            out["dst_tick"] = advancing(dst)
+            out["dst_status"] = dst.status()
+        res["migrate"] = out
+    finally:
+        dst.stop()
+        if os.path.exists(shm):
+            os.unlink(shm)
+
+
+def case_noshared(a, res):
+    q = Side(a, "noshared", None, kernel=False)
+    try:
+        p = subprocess.run([a.lmig, "qemu", "send", "--qmp", q.lmig_qmp, "--to",
+                            "127.0.0.1:9"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30)
+        res["noshared"] = {"exit": p.returncode, "stderr": p.stderr.decode(errors="replace"),
+                           "stdout": p.stdout.decode(errors="replace")}
+    finally:
+        q.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--mem", type=int, default=256, help="guest RAM, MiB")
+    ap.add_argument("--touch", type=int, default=48, help="MiB the guest fills")
+    ap.add_argument("--rate", type=int, default=8, help="MB/s it rewrites")
+    ap.add_argument("--cancel-bw", default="12M")
+    ap.add_argument("--cases", default="refused,cancel,migrate,noshared")
+    ap.add_argument("--lmig", default=os.environ.get("LMIG", os.path.join(qmig.REPO, "user", "lmig")))
+    ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
+    ap.add_argument("--kernel", default="")
+    ap.add_argument("--initrd", default="")
+    a = ap.parse_args()
+    rc = qmig.guest_inputs(a, "qram")
+    if rc:
+        return rc
+    res = {}
+    cases = a.cases.split(",")
+    t0 = time.monotonic()
+    src = None
+    try:
+        if "noshared" in cases:
+            case_noshared(a, res)
+        if set(cases) & {"refused", "cancel", "migrate"}:
+            src = Side(a, "src", "memory-backend-memfd,size=%dM,share=on" % a.mem)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(src.ticks()) < 3:
+                if not src.proc.alive():
+                    raise QMPError("the source QEMU exited: " + src.proc.text())
+                time.sleep(0.1)
+            res["src_ready_s"] = round(time.monotonic() - t0, 2)
+            for c in ("refused", "cancel", "migrate"):
+                if c in cases:
+                    globals()["case_" + c](a, src, res)
+    except (QMPError, OSError, subprocess.SubprocessError) as e:
+        res["harness_error"] = str(e)
+    finally:
+        if src:
+            src.stop()
+    res["secs"] = round(time.monotonic() - t0, 2)
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
