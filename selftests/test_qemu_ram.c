@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * lmig qemu send/recv with real QEMUs (TCG): lmig moves the guest's
+ * shared RAM with its own pre-copy (--tracker scan), QEMU only the
+ * devices (x-ignore-shared), its stream relayed on lmig's control
+ * connection.  qemu/qram.py runs the QEMUs and lmig and prints what
+ * happened; the cases check it here:
+ *
+ *   noshared  a QEMU whose RAM is plain -m (not shared): lmig qemu send
+ *             fails with one line naming the QEMU options it needs and
+ *             lmig pipe
+ *   guest     one source guest (memfd RAM, 256 MiB, the guest rewriting
+ *             8 MB/s), three destinations in turn:
+ *             - a destination whose backend has another size: recv refuses,
+ *               its QEMU quits, send fails with one line, the source runs on;
+ *             - at pre-switchover (guest stopped) lmig qemu recv is killed:
+ *               send cancels QEMU's migration and the guest runs again;
+ *             - a migration that completes: QEMU completed on both sides,
+ *               the destination's RAM file equals the source's memfd at
+ *               the switch-over (hashed while both are stopped: the source
+ *               in postmigrate, the destination held by -S before `cont`),
+ *               and after `cont` the guest's counter goes on from the
+ *               source's.
+ *
+ * SKIP only when QEMU, the kernel or a static libc is missing.  About
+ * 2 s and 20-40 s (most of it the boot) on 2 CPUs.
+ */
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+#include "lib/files.h"
+#include "lib/jfield.h"
+#include "lib/proc.h"
+
+#define CASE_TIMEOUT	240
+
+FIXTURE(qram) {
+	char dir[PATH_MAX];
+	char line[PROC_OUT_MAX];
+	const char *res;
+	int skip;
+};
+
+FIXTURE_SETUP(qram)
+{
+	ASSERT_EQ(0, scratch_make(self->dir, sizeof(self->dir), 0));
+	self->res = NULL;
+	self->skip = 0;
+}
+
+FIXTURE_TEARDOWN(qram)
+{
+	scratch_remove(self->dir);
+}
+
+static void run_qram(struct __test_metadata *_metadata, FIXTURE_DATA(qram) *self,
+		     const char *cases)
+{
+	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
+	char script[PATH_MAX], lmig[PATH_MAX];
+	struct proc p = { 0 };
+
+	ASSERT_NE(NULL, slash);
+	snprintf(script, sizeof(script), "%.*s/../selftests/qemu/qram.py", (int)(slash - bin), bin);
+	snprintf(lmig, sizeof(lmig), "%s", bin);
+	const char *argv[] = { access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3",
+			       script, "--work", self->dir, "--lmig", lmig, "--cases", cases, NULL };
+
+	ASSERT_EQ(0, proc_spawn(&p, (char *const *)argv, NULL));
+	ASSERT_EQ(0, proc_wait(&p, CASE_TIMEOUT - 20)) {
+		proc_kill(&p);
+		TH_LOG("qram.py still running");
+	}
+	if (proc_exit_code(&p) == 4) {
+		self->skip = 1;
+		SKIP(return, "cannot boot a QEMU guest here: %.900s", p.err_log);
+	}
+	ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("qram.py: %s %s", p.out, p.err_log);
+	self->res = json_last_line(p.out, self->line, sizeof(self->line));
+	ASSERT_NE(NULL, self->res) TH_LOG("no result from qram.py: %s %s", p.out, p.err_log);
+	TH_LOG("%s", self->res);
+	ASSERT_EQ(NULL, strstr(self->res, "\"harness_error\":")) TH_LOG("%s", p.out);
+}
+
+TEST_F_TIMEOUT(qram, noshared, CASE_TIMEOUT)
+{
+	run_qram(_metadata, self, "noshared");
+	if (self->skip)
+		return;
+	EXPECT_EQ(1, json_num(self->res, "noshared_exit"));
+	EXPECT_EQ(1, json_num(self->res, "noshared_lines"));
+	EXPECT_EQ(1, json_bool(self->res, "noshared_says_how"));
+}
+
+static void check_refused(struct __test_metadata *_metadata, const char *res)
+{
+	char buf[64];
+
+	EXPECT_EQ(1, json_num(res, "refused_send_exit"));
+	EXPECT_EQ(1, json_num(res, "refused_recv_exit"));
+	EXPECT_EQ(1, json_num(res, "refused_send_lines"));
+	EXPECT_EQ(1, json_bool(res, "refused_dst_exited"));	/* told to quit */
+	EXPECT_STREQ("running", json_str_or(res, "refused_src_status", buf, sizeof(buf)));
+	EXPECT_LT(0, json_num(res, "refused_src_tick"));
+}
+
+static void check_cancel(struct __test_metadata *_metadata, const char *res)
+{
+	char buf[64];
+
+	/* The failure came while QEMU held the guest stopped at pre-switchover. */
+	ASSERT_EQ(1, json_bool(res, "cancel_seen"));
+	EXPECT_STRNE("running", json_str_or(res, "cancel_status_then", buf, sizeof(buf)));
+	EXPECT_EQ(1, json_num(res, "cancel_send_exit"));
+	EXPECT_EQ(1, json_num(res, "cancel_send_lines"));
+	EXPECT_STREQ("resumed", json_str_or(res, "cancel_source", buf, sizeof(buf)));
+	EXPECT_STREQ("cancelled", json_str_or(res, "cancel_src_migration", buf, sizeof(buf)));
+	EXPECT_STREQ("running", json_str_or(res, "cancel_src_status", buf, sizeof(buf)));
+	EXPECT_LT(0, json_num(res, "cancel_src_tick"));	/* its counter advanced again */
+}
+
+static void check_migrate(struct __test_metadata *_metadata, const char *res)
+{
+	char buf[64];
+
+	ASSERT_EQ(0, json_num(res, "migrate_send_exit"));
+	ASSERT_EQ(0, json_num(res, "migrate_recv_exit"));
+	EXPECT_STREQ("completed", json_str_or(res, "migrate_qemu_status", buf, sizeof(buf)));
+	EXPECT_STREQ("completed", json_str_or(res, "migrate_recv_qemu_status", buf, sizeof(buf)));
+	EXPECT_STREQ("postmigrate", json_str_or(res, "migrate_src_status", buf, sizeof(buf)));
+	EXPECT_STREQ("scan", json_str_or(res, "migrate_tracker", buf, sizeof(buf)));
+	/* Both stopped when hashed: the destination had not run yet. */
+	EXPECT_STREQ("paused", json_str_or(res, "migrate_dst_before", buf, sizeof(buf)));
+	EXPECT_STREQ("paused", json_str_or(res, "migrate_dst_after_hash", buf, sizeof(buf)));
+	ASSERT_EQ(1, json_bool(res, "migrate_hash_equal"));
+	/* The same guest goes on there. */
+	ASSERT_LT(0, json_num(res, "migrate_src_last_tick"));
+	ASSERT_LE(json_num(res, "migrate_src_last_tick"), json_num(res, "migrate_dst_first_tick"));
+	ASSERT_LT(json_num(res, "migrate_dst_first_tick"), json_num(res, "migrate_dst_tick"));
+	EXPECT_STREQ("running", json_str_or(res, "migrate_dst_status", buf, sizeof(buf)));
+	/* QEMU's own stream is small: the shared RAM is not in it. */
+	EXPECT_LT(0, json_num(res, "migrate_device_bytes"));
+	EXPECT_GT(16 << 20, json_num(res, "migrate_device_bytes"));
+	TH_LOG("migrated in %.2f s, %lld rounds, QEMU's downtime %lld ms, its stream %lld bytes,"
+	       " %lld bytes on the wire", json_dbl(res, "migrate_secs"),
+	       (long long)json_num(res, "migrate_rounds"),
+	       (long long)json_num(res, "migrate_qemu_downtime_ms"),
+	       (long long)json_num(res, "migrate_device_bytes"),
+	       (long long)json_num(res, "migrate_bytes_wire"));
+}
+
+TEST_F_TIMEOUT(qram, guest, CASE_TIMEOUT)
+{
+	run_qram(_metadata, self, "refused,cancel,migrate");
+	if (self->skip)
+		return;
+	check_refused(_metadata, self->res);
+	check_cancel(_metadata, self->res);
+	check_migrate(_metadata, self->res);
+}
+
+TEST_HARNESS_MAIN
