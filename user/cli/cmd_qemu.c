@@ -322,6 +322,8 @@ static int qemu_side(bool send, int argc, char **argv, struct global_opts *g)
 		if (q.live_opt || c.vm.opt)
 			return usage_error(cmd, "%s is the source's option (lmig qemu send)",
 					   q.live_opt ? q.live_opt : c.vm.opt);
+		if (c.tls.hostname)
+			return usage_error(cmd, "unknown option '--tls-hostname' (the source's)");
 		if (opts_check_listen(cmd, &c))
 			return EXIT_USAGE;
 	}
