@@ -9,15 +9,18 @@
  *   noshared  a QEMU whose RAM is plain -m (not shared): lmig qemu send
  *             fails with one line naming the QEMU options it needs and
  *             lmig pipe
- *   guest     one source guest (memfd RAM, 256 MiB, the guest rewriting
- *             8 MB/s), three destinations in turn:
+ *   guest     one source guest (256 MiB of RAM in two memfd backends, one
+ *             a NUMA node, 160 and 96 MiB: two RAM blocks, two page
+ *             sessions sharing one pause; the guest rewriting 8 MB/s),
+ *             three destinations in turn:
  *             - a destination whose backend has another size: recv refuses,
  *               its QEMU quits, send fails with one line, the source runs on;
  *             - at pre-switchover (guest stopped) lmig qemu recv is killed:
  *               send cancels QEMU's migration and the guest runs again;
  *             - a migration that completes: QEMU completed on both sides,
  *               the destination's RAM file equals the source's memfd at
- *               the switch-over (hashed while both are stopped: the source
+ *               the switch-over, block by block (hashed while both are
+ *               stopped: the source
  *               in postmigrate, the destination held by -S before `cont`),
  *               and after `cont` the guest's counter goes on from the
  *               source's.
@@ -60,7 +63,7 @@ FIXTURE_TEARDOWN(qram)
 }
 
 static void run_qram(struct __test_metadata *_metadata, FIXTURE_DATA(qram) *self,
-		     const char *cases)
+		     const char *cases, const char *blocks)
 {
 	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
 	char script[PATH_MAX], lmig[PATH_MAX];
@@ -70,7 +73,8 @@ static void run_qram(struct __test_metadata *_metadata, FIXTURE_DATA(qram) *self
 	snprintf(script, sizeof(script), "%.*s/../selftests/qemu/qram.py", (int)(slash - bin), bin);
 	snprintf(lmig, sizeof(lmig), "%s", bin);
 	const char *argv[] = { access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3",
-			       script, "--work", self->dir, "--lmig", lmig, "--cases", cases, NULL };
+			       script, "--work", self->dir, "--lmig", lmig, "--cases", cases,
+			       "--blocks", blocks, NULL };
 
 	ASSERT_EQ(0, proc_spawn(&p, (char *const *)argv, NULL));
 	ASSERT_EQ(0, proc_wait(&p, CASE_TIMEOUT - 20)) {
@@ -90,7 +94,7 @@ static void run_qram(struct __test_metadata *_metadata, FIXTURE_DATA(qram) *self
 
 TEST_F_TIMEOUT(qram, noshared, CASE_TIMEOUT)
 {
-	run_qram(_metadata, self, "noshared");
+	run_qram(_metadata, self, "noshared", "1");
 	if (self->skip)
 		return;
 	EXPECT_EQ(1, json_num(self->res, "noshared_exit"));
@@ -138,7 +142,8 @@ static void check_migrate(struct __test_metadata *_metadata, const char *res)
 	/* Both stopped when hashed: the destination had not run yet. */
 	EXPECT_STREQ("paused", json_str_or(res, "migrate_dst_before", buf, sizeof(buf)));
 	EXPECT_STREQ("paused", json_str_or(res, "migrate_dst_after_hash", buf, sizeof(buf)));
-	ASSERT_EQ(1, json_bool(res, "migrate_hash_equal"));
+	ASSERT_EQ(2, json_num(res, "migrate_blocks"));
+	ASSERT_EQ(1, json_bool(res, "migrate_hash_equal"));	/* every block */
 	/* The same guest goes on there. */
 	ASSERT_LT(0, json_num(res, "migrate_src_last_tick"));
 	ASSERT_LE(json_num(res, "migrate_src_last_tick"), json_num(res, "migrate_dst_first_tick"));
@@ -157,7 +162,7 @@ static void check_migrate(struct __test_metadata *_metadata, const char *res)
 
 TEST_F_TIMEOUT(qram, guest, CASE_TIMEOUT)
 {
-	run_qram(_metadata, self, "refused,cancel,migrate");
+	run_qram(_metadata, self, "refused,cancel,migrate", "2");
 	if (self->skip)
 		return;
 	check_refused(_metadata, self->res);

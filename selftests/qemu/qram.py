@@ -49,7 +49,11 @@ def qemu_argv(a, name, work, ram, incoming=False, kernel=True, mem=0):
             "-serial", "file:" + os.path.join(work, name + ".serial"),
             "-qmp", "unix:%s,server=on,wait=off" % os.path.join(work, name + ".qmp"),
             "-qmp", "unix:%s,server=on,wait=off" % os.path.join(work, name + "-lmig.qmp")]
-    if ram:
+    if isinstance(ram, list):
+        # Two NUMA nodes, one backend each: two RAM blocks.
+        for i, spec in enumerate(ram):
+            argv += ["-object", spec + ",id=ram%d" % i, "-numa", "node,memdev=ram%d" % i]
+    elif ram:
         argv += ["-object", ram + ",id=ram0", "-machine", "memory-backend=ram0"]
     if incoming:
         argv += ["-incoming", "defer", "-S"]
@@ -169,9 +173,10 @@ def sha(path, size):
 
 
 def case_refused(a, src, res):
-    shm = "/dev/shm/%s-%d-refused" % (TAG, os.getpid())
-    dst = Side(a, "dst-refused", "memory-backend-file,size=%dM,mem-path=%s,share=on"
-               % (a.mem + 16, shm), incoming=True, mem=a.mem + 16)
+    shms = ["/dev/shm/%s-%d-refused-%d" % (TAG, os.getpid(), i) for i in range(a.blocks)]
+    sizes = block_sizes(a)
+    sizes[0] += 16
+    dst = Side(a, "dst-refused", dst_ram(a, shms, sizes), incoming=True, mem=sum(sizes))
     try:
         recv, send = lmig_pair(a, "refused", src, dst, [])
         s = outcome(a, "refused", send, "send", 30)
@@ -181,14 +186,14 @@ def case_refused(a, src, res):
                           "src_status": src.status(), "src_tick": advancing(src)}
     finally:
         dst.stop()
-        if os.path.exists(shm):
-            os.unlink(shm)
+        for f in shms:
+            if os.path.exists(f):
+                os.unlink(f)
 
 
 def case_cancel(a, src, res):
-    shm = "/dev/shm/%s-%d-cancel" % (TAG, os.getpid())
-    dst = Side(a, "dst-cancel", "memory-backend-file,size=%dM,mem-path=%s,share=on"
-               % (a.mem, shm), incoming=True)
+    shms = ["/dev/shm/%s-%d-cancel-%d" % (TAG, os.getpid(), i) for i in range(a.blocks)]
+    dst = Side(a, "dst-cancel", dst_ram(a, shms), incoming=True)
     try:
         recv, send = lmig_pair(a, "cancel", src, dst,
                                ["--bandwidth", a.cancel_bw, "--downtime-ms", "20000"])
@@ -209,14 +214,33 @@ def case_cancel(a, src, res):
                          "src_tick": advancing(src)}
     finally:
         dst.stop()
-        if os.path.exists(shm):
-            os.unlink(shm)
+        for f in shms:
+            if os.path.exists(f):
+                os.unlink(f)
+
+
+def block_sizes(a):
+    """MiB of each RAM block: two of different sizes with --blocks 2."""
+    if a.blocks == 1:
+        return [a.mem]
+    return [a.mem * 5 // 8, a.mem - a.mem * 5 // 8]
+
+
+def src_ram(a):
+    s = ["memory-backend-memfd,size=%dM,share=on" % m for m in block_sizes(a)]
+    return s if a.blocks > 1 else s[0]
+
+
+def dst_ram(a, shms, sizes=None):
+    s = ["memory-backend-file,size=%dM,mem-path=%s,share=on" % (m, f)
+         for m, f in zip(sizes or block_sizes(a), shms)]
+    return s if a.blocks > 1 else s[0]
 
 
 def case_migrate(a, src, res):
-    shm = "/dev/shm/%s-%d-migrate" % (TAG, os.getpid())
-    dst = Side(a, "dst-migrate", "memory-backend-file,size=%dM,mem-path=%s,share=on"
-               % (a.mem, shm), incoming=True)
+    shms = ["/dev/shm/%s-%d-migrate-%d" % (TAG, os.getpid(), i) for i in range(a.blocks)]
+    shm = shms[0]
+    dst = Side(a, "dst-migrate", dst_ram(a, shms), incoming=True)
     try:
         t0 = time.monotonic()
         recv, send = lmig_pair(a, "migrate", src, dst, [])
@@ -227,10 +251,11 @@ def case_migrate(a, src, res):
                "dst_status_before_cont": dst.status(), "src_last_tick": src.last_tick()}
         blocks = s["json"].get("blocks") or [{}]
         path = blocks[0].get("path", "")
+        out["blocks"] = len(s["json"].get("blocks") or [])
         if path and s["exit"] == 0:
-            size = a.mem << 20
-            out["src_sha"] = sha(path, size)
-            out["dst_sha"] = sha(shm, size)
+            # Each block by its id: ramN is the destination's shms[N].
+            out["src_sha"] = "".join(sha(b["path"], b["size"]) for b in blocks)
+            out["dst_sha"] = "".join(sha(shms[int(b["id"][3:])], b["size"]) for b in blocks)
             out["dst_status_after_hash"] = dst.status()
             dst.qmp.cmd("cont")
             out["dst_first_tick"] = 0
@@ -244,8 +269,9 @@ def case_migrate(a, src, res):
         res["migrate"] = out
     finally:
         dst.stop()
-        if os.path.exists(shm):
-            os.unlink(shm)
+        for f in shms:
+            if os.path.exists(f):
+                os.unlink(f)
 
 
 def case_noshared(a, res):
@@ -305,7 +331,7 @@ def flat(res):
                  migrate_secs=m["secs"], migrate_qemu_downtime_ms=sj.get("qemu_downtime_ms", -1),
                  migrate_rounds=b.get("rounds", 0), migrate_tracker=b.get("tracker", ""),
                  migrate_device_bytes=sj.get("device_bytes", 0),
-                 migrate_bytes_wire=sj.get("bytes_wire", 0))
+                 migrate_bytes_wire=sj.get("bytes_wire", 0), migrate_blocks=m.get("blocks", 0))
     return f
 
 
@@ -316,6 +342,8 @@ def main():
     ap.add_argument("--touch", type=int, default=48, help="MiB the guest fills")
     ap.add_argument("--rate", type=int, default=8, help="MB/s it rewrites")
     ap.add_argument("--cancel-bw", default="12M")
+    ap.add_argument("--blocks", type=int, default=1, choices=(1, 2),
+                    help="RAM blocks: 2 gives the guest two NUMA nodes, a backend each")
     ap.add_argument("--cases", default="refused,cancel,migrate,noshared")
     ap.add_argument("--lmig", default=os.environ.get("LMIG", os.path.join(qmig.REPO, "user", "lmig")))
     ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
@@ -333,7 +361,7 @@ def main():
         if "noshared" in cases:
             case_noshared(a, res)
         if set(cases) & {"refused", "cancel", "migrate"}:
-            src = Side(a, "src", "memory-backend-memfd,size=%dM,share=on" % a.mem)
+            src = Side(a, "src", src_ram(a))
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and len(src.ticks()) < 3:
                 if not src.proc.alive():
