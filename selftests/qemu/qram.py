@@ -114,16 +114,18 @@ class Side:
 def lmig_pair(a, name, src, dst, send_extra):
     """Start lmig qemu recv (its port through --ready-fd) and send."""
     rfd, wfd = os.pipe()
-    recv = subprocess.Popen([a.lmig, "qemu", "recv", "--qmp", dst.lmig_qmp, "--listen",
-                             "127.0.0.1:0", "--ready-fd", str(wfd), "--json"],
+    recv = subprocess.Popen(qmig.ns_prefix(a.dst_ns) + [
+                            a.lmig, "qemu", "recv", "--qmp", dst.lmig_qmp, "--listen",
+                            a.addr + ":0", "--ready-fd", str(wfd), "--json"],
                             stdout=open(os.path.join(a.work, name + "-recv.out"), "wb"),
                             stderr=open(os.path.join(a.work, name + "-recv.err"), "wb"),
                             pass_fds=(wfd,), start_new_session=True)
     os.close(wfd)
     port = os.read(rfd, 32).decode().strip()
     os.close(rfd)
-    send = subprocess.Popen([a.lmig, "qemu", "send", "--qmp", src.lmig_qmp, "--to",
-                             "127.0.0.1:" + (port or "1"), "--tracker", "scan", "--json"]
+    send = subprocess.Popen(qmig.ns_prefix(a.src_ns) + [
+                            a.lmig, "qemu", "send", "--qmp", src.lmig_qmp, "--to",
+                            a.addr + ":" + (port or "1"), "--tracker", a.tracker, "--json"]
                             + send_extra,
                             stdout=open(os.path.join(a.work, name + "-send.out"), "wb"),
                             stderr=open(os.path.join(a.work, name + "-send.err"), "wb"),
@@ -243,9 +245,12 @@ def case_migrate(a, src, res):
     dst = Side(a, "dst-migrate", dst_ram(a, shms), incoming=True)
     try:
         t0 = time.monotonic()
+        dev0 = qmig.dev_bytes(a.count_dev) if a.count_dev else 0
         recv, send = lmig_pair(a, "migrate", src, dst, [])
-        s = outcome(a, "migrate", send, "send", 60)
+        s = outcome(a, "migrate", send, "send", a.timeout)
         r = outcome(a, "migrate", recv, "recv", 30)
+        if a.count_dev:
+            res["dev_bytes"] = qmig.dev_bytes(a.count_dev) - dev0
         out = {"send": s, "recv": r, "secs": round(time.monotonic() - t0, 2),
                "src_migration": src.mig(), "src_status": src.status(),
                "dst_status_before_cont": dst.status(), "src_last_tick": src.last_tick()}
@@ -331,7 +336,9 @@ def flat(res):
                  migrate_secs=m["secs"], migrate_qemu_downtime_ms=sj.get("qemu_downtime_ms", -1),
                  migrate_rounds=b.get("rounds", 0), migrate_tracker=b.get("tracker", ""),
                  migrate_device_bytes=sj.get("device_bytes", 0),
-                 migrate_bytes_wire=sj.get("bytes_wire", 0), migrate_blocks=m.get("blocks", 0))
+                 migrate_bytes_wire=sj.get("bytes_wire", 0), migrate_blocks=m.get("blocks", 0),
+                 migrate_total_ms=sj.get("total_ms", 0), migrate_qemu_total_ms=sj.get("qemu_total_ms", -1),
+                 migrate_dev_bytes=res.get("dev_bytes", -1))
     return f
 
 
@@ -345,6 +352,13 @@ def main():
     ap.add_argument("--blocks", type=int, default=1, choices=(1, 2),
                     help="RAM blocks: 2 gives the guest two NUMA nodes, a backend each")
     ap.add_argument("--cases", default="refused,cancel,migrate,noshared")
+    ap.add_argument("--tracker", default="scan")
+    ap.add_argument("--addr", default="127.0.0.1", help="the destination's address")
+    ap.add_argument("--src-ns", default="", help="network namespace of lmig qemu send")
+    ap.add_argument("--dst-ns", default="", help="network namespace of lmig qemu recv")
+    ap.add_argument("--count-dev", default="", help="NS:DEV whose sent bytes to count")
+    ap.add_argument("--timeout", type=float, default=60, help="s for the migration")
+    ap.add_argument("--settle", type=float, default=0, help="s the guest runs before")
     ap.add_argument("--lmig", default=os.environ.get("LMIG", os.path.join(qmig.REPO, "user", "lmig")))
     ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
     ap.add_argument("--kernel", default="")
@@ -368,6 +382,7 @@ def main():
                     raise QMPError("the source QEMU exited: " + src.proc.text())
                 time.sleep(0.1)
             res["src_ready_s"] = round(time.monotonic() - t0, 2)
+            time.sleep(a.settle)
             for c in ("refused", "cancel", "migrate"):
                 if c in cases:
                     globals()["case_" + c](a, src, res)
