@@ -178,6 +178,8 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 	if (run_blocks(a, r, &pz, ports, br) == 0) {
 		r->pause_ms = (pz.t_paused - pz.t_migrate) * 1000;
 		ret = switch_over(a, r, &q, &pz, &l);
+		if (ret)
+			qrelay_stop(&pz.relay);	/* a QEMU that neither ends nor closes */
 	} else if (r->unknown) {
 		/* The destination may have committed a block: the guest stays paused. */
 		r->source = "paused";

@@ -251,7 +251,8 @@ static int dst_write(struct qrelay *r, const char *buf, uint32_t len)
 			return lmig_err_errno(errno, "cannot connect to QEMU's incoming socket %s",
 					      r->path);
 	}
-	return net_write_full(r->qfd, buf, len, r->wait_ms, "QEMU's incoming stream");
+	/* QEMU reads as it loads: a stall here is QEMU's, bounded like any other. */
+	return net_write_full(r->qfd, buf, len, r->l->timeout_ms, "QEMU's incoming stream");
 }
 
 static void *dst_thread(void *arg)

@@ -90,7 +90,8 @@ struct qrelay {
 	struct qlink *l;
 	char path[108];		/* the unix socket */
 	int lfd, qfd;		/* source: listening; both: QEMU's connection */
-	int wait_ms;		/* longest wait for QEMU (source) or the source (destination) */
+	int wait_ms;		/* longest wait for QEMU to connect (source), for the
+				 * source's first message (destination) */
 	pthread_t th;
 	bool started, ended;	/* ended: DEV_END passed */
 	uint64_t bytes;		/* QEMU's stream, bytes relayed */
