@@ -17,6 +17,8 @@
  *               its QEMU quits, send fails with one line, the source runs on;
  *             - at pre-switchover (guest stopped) lmig qemu recv is killed:
  *               send cancels QEMU's migration and the guest runs again;
+ *               after both failures x-ignore-shared is off again on the
+ *               source (QEMU's own next migration carries all its RAM);
  *             - a migration that completes: QEMU completed on both sides,
  *               the destination's RAM file equals the source's memfd at
  *               the switch-over, block by block (hashed while both are
@@ -112,6 +114,8 @@ static void check_refused(struct __test_metadata *_metadata, const char *res)
 	EXPECT_EQ(1, json_bool(res, "refused_dst_exited"));	/* told to quit */
 	EXPECT_STREQ("running", json_str_or(res, "refused_src_status", buf, sizeof(buf)));
 	EXPECT_LT(0, json_num(res, "refused_src_tick"));
+	/* QEMU's own next migration would carry the shared RAM again. */
+	EXPECT_EQ(1, json_bool(res, "refused_caps_off"));
 }
 
 static void check_cancel(struct __test_metadata *_metadata, const char *res)
@@ -127,6 +131,7 @@ static void check_cancel(struct __test_metadata *_metadata, const char *res)
 	EXPECT_STREQ("cancelled", json_str_or(res, "cancel_src_migration", buf, sizeof(buf)));
 	EXPECT_STREQ("running", json_str_or(res, "cancel_src_status", buf, sizeof(buf)));
 	EXPECT_LT(0, json_num(res, "cancel_src_tick"));	/* its counter advanced again */
+	EXPECT_EQ(1, json_bool(res, "cancel_caps_off"));
 }
 
 static void check_migrate(struct __test_metadata *_metadata, const char *res)

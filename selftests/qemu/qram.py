@@ -106,6 +106,14 @@ class Side:
         except (QMPError, OSError):
             return "gone"
 
+    def ignore_shared(self):
+        """Whether QEMU's x-ignore-shared capability is on."""
+        try:
+            caps = self.qmp.cmd("query-migrate-capabilities")
+        except (QMPError, OSError):
+            return None
+        return any(c["capability"] == "x-ignore-shared" and c["state"] for c in caps)
+
     def stop(self):
         self.qmp.close()
         self.proc.kill()
@@ -185,6 +193,7 @@ def case_refused(a, src, res):
         r = outcome(a, "refused", recv, "recv", 30)
         gone = dst.proc.wait(10) is not None
         res["refused"] = {"send": s, "recv": r, "dst_qemu_exited": gone,
+                          "src_ignore_shared": src.ignore_shared(),
                           "src_status": src.status(), "src_tick": advancing(src)}
     finally:
         dst.stop()
@@ -213,7 +222,7 @@ def case_cancel(a, src, res):
         recv.wait()
         res["cancel"] = {"pre_switchover_seen": seen, "src_status_then": st_at, "send": s,
                          "src_migration": src.mig(), "src_status": src.status(),
-                         "src_tick": advancing(src)}
+                         "src_ignore_shared": src.ignore_shared(), "src_tick": advancing(src)}
     finally:
         dst.stop()
         for f in shms:
@@ -311,14 +320,14 @@ def flat(res):
         f.update(refused_send_exit=r["send"]["exit"], refused_recv_exit=r["recv"]["exit"],
                  refused_send_lines=lines(r["send"]["stderr"]),
                  refused_dst_exited=r["dst_qemu_exited"], refused_src_status=r["src_status"],
-                 refused_src_tick=r["src_tick"])
+                 refused_src_tick=r["src_tick"], refused_caps_off=r["src_ignore_shared"] is False)
     c = res.get("cancel")
     if c:
         f.update(cancel_seen=c["pre_switchover_seen"], cancel_status_then=c["src_status_then"],
                  cancel_send_exit=c["send"]["exit"], cancel_send_lines=lines(c["send"]["stderr"]),
                  cancel_source=c["send"]["json"].get("source", ""),
                  cancel_src_migration=c["src_migration"], cancel_src_status=c["src_status"],
-                 cancel_src_tick=c["src_tick"])
+                 cancel_src_tick=c["src_tick"], cancel_caps_off=c["src_ignore_shared"] is False)
     m = res.get("migrate")
     if m:
         sj = m["send"]["json"]

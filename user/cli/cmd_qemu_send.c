@@ -138,6 +138,7 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 	char detail[200], sock[108];
 	enum qmem_why mw;
 	double t0 = now_s();
+	bool caps_set = false;
 	int ret = -1, rr;
 
 	memset(br, 0, sizeof(br));
@@ -157,6 +158,7 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 	r->stage = "capabilities";
 	if (qmig_caps(&q, true))
 		goto out;
+	caps_set = true;
 	r->stage = "connect";
 	if (connect_ctrl(a, &l) || qlink_hello(&l, r->b, r->nblocks))
 		goto out;
@@ -198,6 +200,17 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 	r->dev_bytes = pz.relay.bytes;
 	qram_destroy(&pz);
 out:
+	/* A guest that runs on here: QEMU's own next migration carries all of it. */
+	if (ret && caps_set && !r->unknown && strcmp(r->source, "paused") &&
+	    strcmp(r->source, "migrated")) {
+		char err[300];
+
+		snprintf(err, sizeof(err), "%s", lmig_errmsg());
+		if (qmig_caps_off(&q)) {
+			lmig_err_clear();
+			lmig_err("%s; and x-ignore-shared could not be turned off again", err);
+		}
+	}
 	r->total_s = now_s() - t0;
 	if (l.fd >= 0)
 		close(l.fd);

@@ -11,15 +11,25 @@
 
 #define POLL_NS	(2 * 1000 * 1000)
 
-int qmig_caps(struct qmp *q, bool pause)
+static int set_caps(struct qmp *q, bool ignore_shared, bool pause)
 {
 	char args[256], out[64];
 
 	snprintf(args, sizeof(args),
-		 "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", \"state\": true},"
+		 "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", \"state\": %s},"
 		 " {\"capability\": \"pause-before-switchover\", \"state\": %s}]}",
-		 pause ? "true" : "false");
+		 ignore_shared ? "true" : "false", pause ? "true" : "false");
 	return qmp_exec(q, "migrate-set-capabilities", args, out, sizeof(out));
+}
+
+int qmig_caps(struct qmp *q, bool pause)
+{
+	return set_caps(q, true, pause);
+}
+
+int qmig_caps_off(struct qmp *q)
+{
+	return set_caps(q, false, false);
 }
 
 static int with_uri(struct qmp *q, const char *cmd, const char *uri)

@@ -21,6 +21,11 @@ struct qmp_migrate;
 
 /* x-ignore-shared on; pause-before-switchover as pause says. */
 int qmig_caps(struct qmp *q, bool pause);
+/*
+ * Both off again (QEMU's defaults), once no migration is under way: a
+ * later migration by QEMU alone must carry the shared RAM again.
+ */
+int qmig_caps_off(struct qmp *q);
 int qmig_start(struct qmp *q, const char *uri);
 int qmig_incoming(struct qmp *q, const char *uri);
 /*
