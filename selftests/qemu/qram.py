@@ -255,7 +255,7 @@ def case_migrate(a, src, res):
     try:
         t0 = time.monotonic()
         dev0 = qmig.dev_bytes(a.count_dev) if a.count_dev else 0
-        recv, send = lmig_pair(a, "migrate", src, dst, [])
+        recv, send = lmig_pair(a, "migrate", src, dst, a.send_args.split())
         s = outcome(a, "migrate", send, "send", a.timeout)
         r = outcome(a, "migrate", recv, "recv", 30)
         if a.count_dev:
@@ -362,6 +362,7 @@ def main():
                     help="RAM blocks: 2 gives the guest two NUMA nodes, a backend each")
     ap.add_argument("--cases", default="refused,cancel,migrate,noshared")
     ap.add_argument("--tracker", default="scan")
+    ap.add_argument("--send-args", default="", help="more options of lmig qemu send (migrate case)")
     ap.add_argument("--addr", default="127.0.0.1", help="the destination's address")
     ap.add_argument("--src-ns", default="", help="network namespace of lmig qemu send")
     ap.add_argument("--dst-ns", default="", help="network namespace of lmig qemu recv")
