@@ -12,13 +12,16 @@
  *   guest     one source guest (256 MiB of RAM in two memfd backends, one
  *             a NUMA node, 160 and 96 MiB: two RAM blocks, two page
  *             sessions sharing one pause; the guest rewriting 8 MB/s),
- *             three destinations in turn:
+ *             four destinations in turn:
  *             - a destination whose backend has another size: recv refuses,
  *               its QEMU quits, send fails with one line, the source runs on;
  *             - at pre-switchover (guest stopped) lmig qemu recv is killed:
  *               send cancels QEMU's migration and the guest runs again;
- *               after both failures x-ignore-shared is off again on the
- *               source (QEMU's own next migration carries all its RAM);
+ *             - the same, but lmig qemu send is SIGKILLed: its guard
+ *               process cancels QEMU's migration and the guest runs again;
+ *               lmig qemu recv fails with one line and its QEMU quits;
+ *               after all three failures x-ignore-shared is off again on
+ *               the source (QEMU's own next migration carries all its RAM);
  *             - a migration that completes: QEMU completed on both sides,
  *               the destination's RAM file equals the source's memfd at
  *               the switch-over, block by block (hashed while both are
@@ -134,6 +137,22 @@ static void check_cancel(struct __test_metadata *_metadata, const char *res)
 	EXPECT_EQ(1, json_bool(res, "cancel_caps_off"));
 }
 
+static void check_killed(struct __test_metadata *_metadata, const char *res)
+{
+	char buf[64];
+
+	ASSERT_EQ(1, json_bool(res, "killed_seen"));
+	/* The receiver notices, says so in one line, and its QEMU quits. */
+	EXPECT_EQ(1, json_num(res, "killed_recv_exit"));
+	EXPECT_EQ(1, json_num(res, "killed_recv_lines"));
+	EXPECT_EQ(1, json_bool(res, "killed_dst_exited"));
+	/* The guard of the dead lmig qemu send cancelled QEMU's migration. */
+	EXPECT_STREQ("cancelled", json_str_or(res, "killed_src_migration", buf, sizeof(buf)));
+	EXPECT_STREQ("running", json_str_or(res, "killed_src_status", buf, sizeof(buf)));
+	EXPECT_LT(0, json_num(res, "killed_src_tick"));
+	EXPECT_EQ(1, json_bool(res, "killed_caps_off"));
+}
+
 static void check_migrate(struct __test_metadata *_metadata, const char *res)
 {
 	char buf[64];
@@ -167,11 +186,12 @@ static void check_migrate(struct __test_metadata *_metadata, const char *res)
 
 TEST_F_TIMEOUT(qram, guest, CASE_TIMEOUT)
 {
-	run_qram(_metadata, self, "refused,cancel,migrate", "2");
+	run_qram(_metadata, self, "refused,cancel,killed,migrate", "2");
 	if (self->skip)
 		return;
 	check_refused(_metadata, self->res);
 	check_cancel(_metadata, self->res);
+	check_killed(_metadata, self->res);
 	check_migrate(_metadata, self->res);
 }
 

@@ -15,6 +15,9 @@ memory-backend-file in /dev/shm):
              takes seconds; once the source QEMU reports pre-switchover,
              lmig qemu recv is SIGKILLed: lmig qemu send must cancel QEMU's
              migration and the guest run again (its ticks advance)
+  killed     the same, but lmig qemu send is SIGKILLed: its guard process
+             cancels QEMU's migration, the guest runs again; lmig qemu recv
+             fails and its QEMU quits
   migrate    a plain run: both lmig sides exit 0, QEMU completed; the
              destination (held by -S) is paused when the hashes of the
              source's memfd (the source stopped: postmigrate) and of the
@@ -202,11 +205,12 @@ def case_refused(a, src, res):
                 os.unlink(f)
 
 
-def case_cancel(a, src, res):
-    shms = ["/dev/shm/%s-%d-cancel-%d" % (TAG, os.getpid(), i) for i in range(a.blocks)]
-    dst = Side(a, "dst-cancel", dst_ram(a, shms), incoming=True)
+def case_cancel(a, src, res, kill_send=False):
+    name = "killed" if kill_send else "cancel"
+    shms = ["/dev/shm/%s-%d-%s-%d" % (TAG, os.getpid(), name, i) for i in range(a.blocks)]
+    dst = Side(a, "dst-" + name, dst_ram(a, shms), incoming=True)
     try:
-        recv, send = lmig_pair(a, "cancel", src, dst,
+        recv, send = lmig_pair(a, name, src, dst,
                                ["--bandwidth", a.cancel_bw, "--downtime-ms", "20000"])
         seen = False
         deadline = time.monotonic() + 60
@@ -216,13 +220,29 @@ def case_cancel(a, src, res):
                 break
             time.sleep(0.02)
         st_at = src.status()
+        if kill_send:
+            # lmig qemu send dies, its guard stays (a process of its own session).
+            if seen:
+                os.kill(send.pid, signal.SIGKILL)
+            send.wait()
+            r = outcome(a, name, recv, "recv", 30)
+            gone = dst.proc.wait(10) is not None
+            # The guard cancels once lmig's QMP connection is gone.
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and src.status() != "running":
+                time.sleep(0.05)
+            res[name] = {"pre_switchover_seen": seen, "src_status_then": st_at, "recv": r,
+                         "dst_qemu_exited": gone, "src_migration": src.mig(),
+                         "src_status": src.status(), "src_ignore_shared": src.ignore_shared(),
+                         "src_tick": advancing(src)}
+            return
         if seen:
             os.killpg(recv.pid, signal.SIGKILL)
-        s = outcome(a, "cancel", send, "send", 30)
+        s = outcome(a, name, send, "send", 30)
         recv.wait()
-        res["cancel"] = {"pre_switchover_seen": seen, "src_status_then": st_at, "send": s,
-                         "src_migration": src.mig(), "src_status": src.status(),
-                         "src_ignore_shared": src.ignore_shared(), "src_tick": advancing(src)}
+        res[name] = {"pre_switchover_seen": seen, "src_status_then": st_at, "send": s,
+                     "src_migration": src.mig(), "src_status": src.status(),
+                     "src_ignore_shared": src.ignore_shared(), "src_tick": advancing(src)}
     finally:
         dst.stop()
         for f in shms:
@@ -328,6 +348,13 @@ def flat(res):
                  cancel_source=c["send"]["json"].get("source", ""),
                  cancel_src_migration=c["src_migration"], cancel_src_status=c["src_status"],
                  cancel_src_tick=c["src_tick"], cancel_caps_off=c["src_ignore_shared"] is False)
+    k = res.get("killed")
+    if k:
+        f.update(killed_seen=k["pre_switchover_seen"], killed_recv_exit=k["recv"]["exit"],
+                 killed_recv_lines=lines(k["recv"]["stderr"]),
+                 killed_dst_exited=k["dst_qemu_exited"], killed_src_migration=k["src_migration"],
+                 killed_src_status=k["src_status"], killed_src_tick=k["src_tick"],
+                 killed_caps_off=k["src_ignore_shared"] is False)
     m = res.get("migrate")
     if m:
         sj = m["send"]["json"]
@@ -360,7 +387,7 @@ def main():
     ap.add_argument("--cancel-bw", default="12M")
     ap.add_argument("--blocks", type=int, default=1, choices=(1, 2),
                     help="RAM blocks: 2 gives the guest two NUMA nodes, a backend each")
-    ap.add_argument("--cases", default="refused,cancel,migrate,noshared")
+    ap.add_argument("--cases", default="refused,cancel,killed,migrate,noshared")
     ap.add_argument("--tracker", default="scan")
     ap.add_argument("--send-args", default="", help="more options of lmig qemu send (migrate case)")
     ap.add_argument("--addr", default="127.0.0.1", help="the destination's address")
@@ -384,7 +411,7 @@ def main():
     try:
         if "noshared" in cases:
             case_noshared(a, res)
-        if set(cases) & {"refused", "cancel", "migrate"}:
+        if set(cases) & {"refused", "cancel", "killed", "migrate"}:
             src = Side(a, "src", src_ram(a))
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and len(src.ticks()) < 3:
@@ -393,8 +420,10 @@ def main():
                 time.sleep(0.1)
             res["src_ready_s"] = round(time.monotonic() - t0, 2)
             time.sleep(a.settle)
-            for c in ("refused", "cancel", "migrate"):
-                if c in cases:
+            for c in ("refused", "cancel", "killed", "migrate"):
+                if c == "killed" and c in cases:
+                    case_cancel(a, src, res, kill_send=True)
+                elif c in cases:
                     globals()["case_" + c](a, src, res)
     except (QMPError, OSError, subprocess.SubprocessError) as e:
         res["harness_error"] = str(e)

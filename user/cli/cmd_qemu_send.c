@@ -132,7 +132,7 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 	struct qlink l = { .fd = -1, .timeout_ms = a->timeout_ms };
 	struct block_run br[QMEM_MAX];
 	uint16_t ports[QMEM_MAX];
-	struct qram_pause pz;
+	struct qram_pause pz = { .guard = { .fd = -1 } };
 	struct qmp q = { .fd = -1 };
 	enum qlink_refuse why;
 	char detail[200], sock[108];
@@ -159,6 +159,9 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 	if (qmig_caps(&q, true))
 		goto out;
 	caps_set = true;
+	/* Forked now, before any thread: a killed lmig does not leave the guest stopped. */
+	if (qram_guard_start(&pz, q.pid, a->qmp, a->timeout_ms))
+		goto out;
 	r->stage = "connect";
 	if (connect_ctrl(a, &l) || qlink_hello(&l, r->b, r->nblocks))
 		goto out;
@@ -211,6 +214,7 @@ out:
 			lmig_err("%s; and x-ignore-shared could not be turned off again", err);
 		}
 	}
+	guard_stop(&pz.guard);
 	r->total_s = now_s() - t0;
 	if (l.fd >= 0)
 		close(l.fd);

@@ -232,6 +232,8 @@ int freezer_thaw(struct freezer *f)
 
 void freezer_commit_point(struct freezer *f)
 {
+	if (f->method == FREEZE_NONE && f->hook && f->hook->commit_point)
+		f->hook->commit_point(f->hook->ctx);
 	guard_commit_point(&f->guard);
 }
 

@@ -31,12 +31,14 @@ enum freeze_method { FREEZE_NONE, FREEZE_SIGNAL, FREEZE_CGROUP };
  * With FREEZE_NONE, something else may pause the workload: lmig qemu's
  * source takes QEMU's own migration to pre-switchover (guest stopped)
  * and cancels it to resume.  Each returns 0, or -1 with lmig_err().  No
- * guard process stands behind a hook: its owner answers for a dead lmig.
+ * guard process of the freezer's stands behind a hook: its owner
+ * answers for a dead lmig, and hears of the commit point (may be NULL).
  */
 struct freeze_hook {
 	const char *name;		/* what freezer_name() says */
 	int (*pause)(void *ctx);
 	int (*resume)(void *ctx);
+	void (*commit_point)(void *ctx);
 	void *ctx;
 };
 

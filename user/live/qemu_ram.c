@@ -87,10 +87,20 @@ static int do_resume(void *ctx)
 	return ret;
 }
 
+static void commit_point(void *ctx)
+{
+	struct qram_pause *p = ctx;
+
+	guard_commit_point(&p->guard);
+}
+
 void qram_init(struct qram_pause *p, struct qmp *q, struct qlink *l, const char *sock,
 	       unsigned int nblocks, int wait_ms)
 {
+	struct guard g = p->guard;	/* started before */
+
 	memset(p, 0, sizeof(*p));
+	p->guard = g;
 	p->q = q;
 	p->l = l;
 	p->nblocks = nblocks;
@@ -100,7 +110,7 @@ void qram_init(struct qram_pause *p, struct qmp *q, struct qlink *l, const char 
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	p->hook = (struct freeze_hook){ .name = "qemu", .pause = do_pause, .resume = do_resume,
-					.ctx = p };
+					.commit_point = commit_point, .ctx = p };
 }
 
 void qram_block_gone(struct qram_pause *p)
@@ -131,4 +141,45 @@ void qram_destroy(struct qram_pause *p)
 	qrelay_join(&p->relay);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
+}
+
+/* The guard's copy of what it needs (it runs in the forked process). */
+static struct {
+	char qmp[108];
+	int timeout_ms;
+} guard_ctx;
+
+static bool under_way(const char *s)
+{
+	return strcmp(s, "none") && strcmp(s, "completed") && strcmp(s, "failed") &&
+	       strcmp(s, "cancelled");
+}
+
+/* In the guard, once lmig is gone and the limits are undone. */
+static int guard_last(void *ctx, int kept_fd, bool committing)
+{
+	struct qmp q = { .fd = -1 };
+	struct qmp_migrate m;
+	int ret = 0;
+
+	(void)ctx;
+	(void)kept_fd;
+	if (committing)
+		return 0;	/* the destination may hold a committed block */
+	if (qmp_open(&q, guard_ctx.qmp, guard_ctx.timeout_ms))
+		return 1;
+	if (qmp_query_migrate(&q, &m) == 0 && under_way(m.status))
+		ret = qmig_cancel(&q, guard_ctx.timeout_ms) ? 1 : 0;
+	if (qmp_query_migrate(&q, &m) == 0 && strcmp(m.status, "completed"))
+		qmig_caps_off(&q);
+	qmp_close(&q);
+	return ret;
+}
+
+int qram_guard_start(struct qram_pause *p, pid_t qemu_pid, const char *qmp_path, int timeout_ms)
+{
+	p->guard = (struct guard){ .fd = -1 };
+	snprintf(guard_ctx.qmp, sizeof(guard_ctx.qmp), "%s", qmp_path);
+	guard_ctx.timeout_ms = timeout_ms;
+	return guard_start(&p->guard, qemu_pid, -1, guard_last, NULL);
 }

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "host/guard.h"
 #include "live/freeze.h"
 #include "live/qemu_link.h"
 
@@ -43,6 +44,7 @@ struct qram_pause {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct freeze_hook hook;	/* what each session's send_opts.pause points at */
+	struct guard guard;		/* qram_guard_start()'s, or fd -1 */
 };
 
 void qram_init(struct qram_pause *p, struct qmp *q, struct qlink *l, const char *sock,
@@ -55,5 +57,16 @@ void qram_block_gone(struct qram_pause *p);
  */
 int qram_abort(struct qram_pause *p);
 void qram_destroy(struct qram_pause *p);
+
+/*
+ * The guard of lmig qemu send (host/guard.h), forked before any thread:
+ * if lmig dies without standing it down, it undoes the CPU limits on
+ * QEMU's threads (qemu_pid) and, unless a block reached its commit point,
+ * connects to QMP at qmp_path (free again once lmig's connection is gone),
+ * cancels QEMU's migration if one is under way (the guest runs again)
+ * and turns x-ignore-shared and pause-before-switchover off.  Stand it
+ * down with guard_stop(&p->guard).  0, or -1 with lmig_err().
+ */
+int qram_guard_start(struct qram_pause *p, pid_t qemu_pid, const char *qmp_path, int timeout_ms);
 
 #endif
