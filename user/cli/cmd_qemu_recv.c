@@ -160,7 +160,7 @@ int qemu_recv_run(const struct qemu_args *a, struct qemu_result *r)
 	struct qrelay relay = { .lfd = -1, .qfd = -1 };
 	struct qmp_migrate m;
 	struct qmp q = { .fd = -1 };
-	char detail[200], sock[108], uri[128];
+	char detail[200], sock[108] = "", uri[128];
 	unsigned int nmine = 0, started = 0;
 	enum qmem_why mw;
 	double t0 = now_s();
@@ -242,6 +242,8 @@ quit:
 out:
 	if (relay.started)
 		qrelay_join(&relay);
+	if (sock[0])
+		unlink(sock);	/* QEMU's listening socket: QEMU leaves it */
 	r->total_s = now_s() - t0;
 	if (l.fd >= 0)
 		close(l.fd);
