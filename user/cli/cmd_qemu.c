@@ -198,6 +198,7 @@ static void report(const char *cmd, const struct qemu_result *r, bool ok, bool j
 			json_dbl(&j, "pause_ms", r->pause_ms, 1);
 			json_dbl(&j, "switch_ms", r->switch_ms, 1);
 		}
+		json_str(&j, "tls", r->nblocks && r->st[0].tls ? r->st[0].tls : "off");
 		json_u64(&j, "device_bytes", r->dev_bytes);
 		json_u64(&j, "bytes_wire", wire);
 		json_array_begin(&j, "blocks");
