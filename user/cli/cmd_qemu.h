@@ -38,7 +38,8 @@ struct qemu_result {
 	struct image_stats st[QMEM_MAX];
 	int block_ret[QMEM_MAX];	/* image_send/image_recv's */
 	const char *stage;		/* where it failed (a word of cmd_qemu.c), NULL: it did not */
-	const char *source;		/* send: "running", "resumed", "migrated", "paused" */
+	const char *source;		/* send: "running", "resumed", "migrated", "paused",
+					 * "unknown" (QEMU neither completed nor stayed paused) */
 	char qemu_status[32];		/* QEMU's migration at the end */
 	int64_t qemu_downtime_ms;	/* QEMU's own, -1 not given */
 	int64_t qemu_total_ms;

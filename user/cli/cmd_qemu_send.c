@@ -126,6 +126,28 @@ static int switch_over(const struct qemu_args *a, struct qemu_result *r, struct 
 	return 0;
 }
 
+/*
+ * Every block committed but QEMU did not complete.  Still at
+ * pre-switchover (migrate-continue failed): the destination cannot run
+ * without the devices, so the guest runs on here.  Later, what QEMU did
+ * is QEMU's.
+ */
+static void after_commit_failed(struct qemu_result *r, struct qmp *q, struct qram_pause *pz)
+{
+	struct qmp_migrate m;
+	char err[300];
+
+	snprintf(err, sizeof(err), "%s", lmig_errmsg());
+	if (qmp_query_migrate(q, &m) == 0 && !strcmp(m.status, "pre-switchover")) {
+		r->source = qram_abort(pz) ? "paused" : "resumed";
+	} else {
+		r->source = !strcmp(m.status, "completed") ? "migrated" : "unknown";
+		qrelay_stop(&pz->relay);	/* a QEMU that neither ends nor closes */
+	}
+	lmig_err_clear();
+	lmig_err("%s", err);
+}
+
 /* Long because: the source's steps in order, each with its own undoing. */
 int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 {
@@ -184,7 +206,7 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 		r->pause_ms = (pz.t_paused - pz.t_migrate) * 1000;
 		ret = switch_over(a, r, &q, &pz, &l);
 		if (ret)
-			qrelay_stop(&pz.relay);	/* a QEMU that neither ends nor closes */
+			after_commit_failed(r, &q, &pz);
 	} else if (r->unknown) {
 		/* The destination may have committed a block: the guest stays paused. */
 		r->source = "paused";
@@ -204,8 +226,8 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 	qram_destroy(&pz);
 out:
 	/* A guest that runs on here: QEMU's own next migration carries all of it. */
-	if (ret && caps_set && !r->unknown && strcmp(r->source, "paused") &&
-	    strcmp(r->source, "migrated")) {
+	if (ret && caps_set && !r->unknown && (!strcmp(r->source, "running") ||
+						 !strcmp(r->source, "resumed"))) {
 		char err[300];
 
 		snprintf(err, sizeof(err), "%s", lmig_errmsg());

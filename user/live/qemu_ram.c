@@ -67,8 +67,10 @@ static int cancel_locked(struct qram_pause *p)
 	if (p->migrating && p->state != QRAM_CANCELLED) {
 		ret = qmig_cancel(p->q, p->wait_ms);
 		p->state = QRAM_CANCELLED;
-		if (ret)
+		if (ret) {
+			p->cancel_failed = true;
 			snprintf(p->why, sizeof(p->why), "%s", lmig_errmsg());
+		}
 	} else if (p->state == QRAM_PRECOPY || p->state == QRAM_PAUSED) {
 		p->state = QRAM_FAILED;
 	}
@@ -130,7 +132,7 @@ int qram_abort(struct qram_pause *p)
 	int ret;
 
 	pthread_mutex_lock(&p->mu);
-	ret = cancel_locked(p);
+	ret = cancel_locked(p) || p->cancel_failed ? -1 : 0;
 	pthread_mutex_unlock(&p->mu);
 	qrelay_stop(&p->relay);
 	return ret;

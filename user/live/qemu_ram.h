@@ -39,6 +39,7 @@ struct qram_pause {
 	unsigned int nblocks, asked, gone;
 	enum qram_state state;
 	bool migrating;			/* `migrate` was issued */
+	bool cancel_failed;		/* migrate_cancel, or the guest's run after it, failed */
 	double t_migrate, t_paused;	/* when (now_s()) */
 	char why[256];			/* QRAM_FAILED: why */
 	pthread_mutex_t mu;
