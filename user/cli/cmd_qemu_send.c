@@ -182,7 +182,8 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 		goto out;
 	caps_set = true;
 	/* Forked now, before any thread: a killed lmig does not leave the guest stopped. */
-	if (qram_guard_start(&pz, q.pid, a->qmp, a->timeout_ms))
+	snprintf(sock, sizeof(sock), "/tmp/lmig-qemu-src-%d.sock", (int)getpid());
+	if (qram_guard_start(&pz, q.pid, a->qmp, sock, a->timeout_ms))
 		goto out;
 	r->stage = "connect";
 	if (connect_ctrl(a, &l) || qlink_hello(&l, r->b, r->nblocks))
@@ -197,7 +198,6 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 			 "it could not set up the page sessions", detail[0] ? ": " : "", detail);
 		goto out;
 	}
-	snprintf(sock, sizeof(sock), "/tmp/lmig-qemu-src-%d.sock", (int)getpid());
 	qram_init(&pz, &q, &l, sock, r->nblocks, a->timeout_ms);
 	r->stage = "ram";
 	for (unsigned int i = 0; i < r->nblocks; i++)

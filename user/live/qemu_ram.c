@@ -2,6 +2,7 @@
 /* lmig qemu send's shared pause: QEMU's migration to pre-switchover (qemu_ram.h). */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/clock.h"
 #include "lib/err.h"
@@ -148,6 +149,7 @@ void qram_destroy(struct qram_pause *p)
 /* The guard's copy of what it needs (it runs in the forked process). */
 static struct {
 	char qmp[108];
+	char sock[108];		/* the relay's socket, which a killed lmig leaves */
 	int timeout_ms;
 } guard_ctx;
 
@@ -166,6 +168,7 @@ static int guard_last(void *ctx, int kept_fd, bool committing)
 
 	(void)ctx;
 	(void)kept_fd;
+	unlink(guard_ctx.sock);
 	if (committing)
 		return 0;	/* the destination may hold a committed block */
 	if (qmp_open(&q, guard_ctx.qmp, guard_ctx.timeout_ms))
@@ -178,10 +181,12 @@ static int guard_last(void *ctx, int kept_fd, bool committing)
 	return ret;
 }
 
-int qram_guard_start(struct qram_pause *p, pid_t qemu_pid, const char *qmp_path, int timeout_ms)
+int qram_guard_start(struct qram_pause *p, pid_t qemu_pid, const char *qmp_path,
+		     const char *sock, int timeout_ms)
 {
 	p->guard = (struct guard){ .fd = -1 };
 	snprintf(guard_ctx.qmp, sizeof(guard_ctx.qmp), "%s", qmp_path);
+	snprintf(guard_ctx.sock, sizeof(guard_ctx.sock), "%s", sock);
 	guard_ctx.timeout_ms = timeout_ms;
 	return guard_start(&p->guard, qemu_pid, -1, guard_last, NULL);
 }

@@ -65,9 +65,11 @@ void qram_destroy(struct qram_pause *p);
  * QEMU's threads (qemu_pid) and, unless a block reached its commit point,
  * connects to QMP at qmp_path (free again once lmig's connection is gone),
  * cancels QEMU's migration if one is under way (the guest runs again)
- * and turns x-ignore-shared and pause-before-switchover off.  Stand it
- * down with guard_stop(&p->guard).  0, or -1 with lmig_err().
+ * and turns x-ignore-shared and pause-before-switchover off; it removes
+ * the relay's unix socket sock either way.  Stand it down with
+ * guard_stop(&p->guard).  0, or -1 with lmig_err().
  */
-int qram_guard_start(struct qram_pause *p, pid_t qemu_pid, const char *qmp_path, int timeout_ms);
+int qram_guard_start(struct qram_pause *p, pid_t qemu_pid, const char *qmp_path,
+		     const char *sock, int timeout_ms);
 
 #endif
