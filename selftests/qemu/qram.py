@@ -240,6 +240,10 @@ def case_cancel(a, src, res, kill_send=False):
             os.killpg(recv.pid, signal.SIGKILL)
         s = outcome(a, name, send, "send", 30)
         recv.wait()
+        # Where the killed lmig qemu recv had its QEMU listen (lmig removes it itself).
+        stale = "/tmp/lmig-qemu-dst-%d.sock" % recv.pid
+        if os.path.exists(stale):
+            os.unlink(stale)
         res[name] = {"pre_switchover_seen": seen, "src_status_then": st_at, "send": s,
                      "src_migration": src.mig(), "src_status": src.status(),
                      "src_ignore_shared": src.ignore_shared(), "src_tick": advancing(src)}
