@@ -362,7 +362,7 @@ static int qemu_side(bool send, int argc, char **argv, struct global_opts *g)
 int cmd_qemu(int argc, char **argv, struct global_opts *g)
 {
 	if (argc < 2)
-		return usage_error("qemu", "missing send or recv (see lmig qemu --help)");
+		return usage_error("qemu", "missing send or recv");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage_qemu();
 		return EXIT_OK;
