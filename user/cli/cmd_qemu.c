@@ -76,11 +76,13 @@ static void usage_qemu_recv(void)
 	       "Receive a guest from 'lmig qemu send' into the destination QEMU behind\n"
 	       "DST.sock, started with -incoming defer and the same shared RAM backends\n"
 	       "(ids and sizes) as the source, e.g. memory-backend-file with\n"
-	       "mem-path=/dev/shm/NAME,share=on.  Each RAM block is written in place into\n"
-	       "the file QEMU maps (QEMU runs no guest code before its devices arrive,\n"
-	       "which is after every block's verified commit); lmig sets x-ignore-shared,\n"
-	       "issues migrate-incoming on a unix socket of its own and relays QEMU's\n"
-	       "stream into it.  On any failure the destination QEMU is told to quit.\n"
+	       "mem-path=/dev/shm/NAME,share=on, or memfd (not huge pages: lmig writes\n"
+	       "with writev, which hugetlbfs does not take).  Each RAM block is written in\n"
+	       "place into the file QEMU maps (QEMU runs no guest code before its devices\n"
+	       "arrive, which is after every block's verified commit); lmig sets\n"
+	       "x-ignore-shared, issues migrate-incoming on a unix socket of its own and\n"
+	       "relays QEMU's stream into it.  On any failure the destination QEMU is told\n"
+	       "to quit.\n"
 	       "\n"
 	       "Options:\n"
 	       "      --qmp PATH          the destination QEMU's QMP socket\n"
@@ -168,6 +170,7 @@ static void block_json(struct json_obj *j, const struct qemu_result *r, unsigned
 	if (r->send) {
 		json_str(j, "tracker", st->tracker ? st->tracker : "");
 		json_dbl(j, "downtime_ms", st->downtime_s * 1000, 1);
+		json_dbl(j, "final_harvest_ms", st->final_harvest_s * 1000, 1);
 	}
 	json_elem_end(j);
 }

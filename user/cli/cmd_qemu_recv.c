@@ -178,6 +178,14 @@ int qemu_recv_run(const struct qemu_args *a, struct qemu_result *r)
 			qemu_memdev_error("qemu recv", mw, detail);
 		goto quit;
 	}
+	for (unsigned int i = 0; i < nmine; i++)
+		if (mine[i].hugetlb) {
+			/* The receiver writes with writev(2), which hugetlbfs does not take. */
+			lmig_err("RAM backend %s is huge pages (hugetlbfs): the destination's RAM"
+				 " must be a memfd without hugetlb or a file on tmpfs (/dev/shm)",
+				 mine[i].id);
+			goto quit;
+		}
 	r->stage = "incoming";
 	snprintf(sock, sizeof(sock), "/tmp/lmig-qemu-dst-%d.sock", (int)getpid());
 	snprintf(uri, sizeof(uri), "unix:%s", sock);
