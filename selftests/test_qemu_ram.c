@@ -11,7 +11,8 @@
  *             lmig pipe
  *   guest     one source guest (256 MiB of RAM in two memfd backends, one
  *             a NUMA node, 160 and 96 MiB: two RAM blocks, two page
- *             sessions sharing one pause; the guest rewriting 8 MB/s),
+ *             sessions sharing one pause; the guest fills 24 MiB and
+ *             rewrites it at 8 MB/s),
  *             four destinations in turn:
  *             - a destination whose backend has another size: recv refuses,
  *               its QEMU quits, send fails with one line, the source runs on;
@@ -31,7 +32,8 @@
  *               source's.
  *
  * SKIP only when QEMU, the kernel or a static libc is missing.  About
- * 2 s and 20-40 s (most of it the boot) on 2 CPUs.
+ * 1 s and 30-40 s on 2 CPUs at load 8-15, most of it the guest's boot
+ * under TCG; the four cases of `guest` take about 10 s.
  */
 #include <limits.h>
 #include <stdint.h>

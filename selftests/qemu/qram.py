@@ -386,7 +386,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
     ap.add_argument("--mem", type=int, default=256, help="guest RAM, MiB")
-    ap.add_argument("--touch", type=int, default=48, help="MiB the guest fills")
+    ap.add_argument("--touch", type=int, default=24, help="MiB the guest fills")
     ap.add_argument("--rate", type=int, default=8, help="MB/s it rewrites")
     ap.add_argument("--cancel-bw", default="12M")
     ap.add_argument("--blocks", type=int, default=1, choices=(1, 2),

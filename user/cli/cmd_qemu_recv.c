@@ -50,25 +50,25 @@ static void *recv_thread(void *arg)
 	return NULL;
 }
 
-/* The source's blocks, matched with ours by id and size: r->b in the source's order. */
+/* The source's blocks, matched with ours (qlink_match()): r->b in the source's order. */
 static int match_blocks(struct qemu_result *r, const struct qmem_block *mine, unsigned int n,
 			const struct qlink_block *theirs, unsigned int tn, char *detail, size_t dl)
 {
-	for (unsigned int i = 0; i < tn; i++) {
-		unsigned int j;
+	int bad = qlink_match(mine, n, theirs, tn, r->b);
 
-		for (j = 0; j < n; j++)
-			if (!strcmp(mine[j].id, theirs[i].id) && mine[j].size == theirs[i].size)
-				break;
-		if (j == n) {
-			snprintf(detail, dl, "%.63s of %llu bytes", theirs[i].id,
-				 (unsigned long long)theirs[i].size);
-			return -1;
-		}
-		r->b[i] = mine[j];
+	if (bad < 0) {
+		r->nblocks = tn;
+		return 0;
 	}
-	r->nblocks = tn;
-	return 0;
+	if ((unsigned int)bad < tn)
+		snprintf(detail, dl, "the source's RAM block %.63s of %llu bytes is not among this"
+			 " QEMU's shared backends", theirs[bad].id,
+			 (unsigned long long)theirs[bad].size);
+	else
+		snprintf(detail, dl, "this QEMU's shared backend %.63s (%llu bytes) is not among"
+			 " the source's", mine[bad - tn].id,
+			 (unsigned long long)mine[bad - tn].size);
+	return -1;
 }
 
 /* Start every block's receiver; their ports into ports. */
@@ -144,8 +144,7 @@ static int accept_source(const struct qemu_args *a, struct qemu_result *r, struc
 		return -1;
 	if (match_blocks(r, mine, nmine, theirs, tn, detail, sizeof(detail))) {
 		qlink_refuse(l, QLR_BLOCKS, detail);
-		return lmig_err("the source's RAM block %s is not among this QEMU's shared"
-				" backends", detail);
+		return lmig_err("%s", detail);
 	}
 	return 0;
 }

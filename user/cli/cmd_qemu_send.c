@@ -193,7 +193,7 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 		goto out;
 	if (rr > 0) {
 		lmig_err("the destination refused: %s%s%s",
-			 why == QLR_BLOCKS ? "its QEMU has no shared RAM block like this one" :
+			 why == QLR_BLOCKS ? "its QEMU's shared RAM differs" :
 			 why == QLR_VERSION ? "another version of lmig qemu" :
 			 "it could not set up the page sessions", detail[0] ? ": " : "", detail);
 		goto out;

@@ -122,10 +122,48 @@ static enum qmem_why one_block(struct qmp *q, struct qmem_block *b, char *detail
 }
 
 /* [{"id": "m0", "size": 536870912, "share": true, ...}, ...] */
+static enum qmem_why parse_doc(const struct jr_doc *d, int arr, struct qmem_block *b,
+			       unsigned int *n)
+{
+	*n = 0;
+	if (jr_type(d, arr) != JR_ARRAY)
+		return QMEM_QMP;
+	for (int m = jr_first(d, arr); m >= 0; m = jr_next(d, m)) {
+		bool share = false;
+		uint64_t size;
+		char id[64];
+
+		if (jr_bool(d, jr_get(d, m, "share"), &share) || !share)
+			continue;
+		if (jr_str(d, jr_get(d, m, "id"), id, sizeof(id)) ||
+		    jr_u64(d, jr_get(d, m, "size"), &size) || !size)
+			continue;	/* a backend without an id is none of -object's */
+		if (*n == QMEM_MAX)
+			return QMEM_TOO_MANY;
+		b[*n] = (struct qmem_block){ .size = size };
+		snprintf(b[*n].id, sizeof(b[*n].id), "%s", id);
+		(*n)++;
+	}
+	return *n ? QMEM_OK : QMEM_NO_SHARED;
+}
+
+enum qmem_why qmem_parse(const char *json, size_t len, struct qmem_block *b, unsigned int *n)
+{
+	struct jr_doc d;
+	enum qmem_why why;
+
+	*n = 0;
+	if (jr_parse(&d, json, len, &jr_limits_default, NULL))
+		return QMEM_QMP;
+	why = parse_doc(&d, 0, b, n);
+	jr_free(&d);
+	return why;
+}
+
 enum qmem_why qmem_list(struct qmp *q, struct qmem_block *b, unsigned int *n,
 			char *detail, size_t dlen)
 {
-	enum qmem_why why = QMEM_OK;
+	enum qmem_why why;
 	struct jr_doc d;
 	int ret;
 
@@ -133,29 +171,12 @@ enum qmem_why qmem_list(struct qmp *q, struct qmem_block *b, unsigned int *n,
 	detail[0] = 0;
 	if (qmp_exec_doc(q, "query-memdev", NULL, &d, &ret))
 		return QMEM_QMP;
-	for (int m = jr_first(&d, ret); m >= 0; m = jr_next(&d, m)) {
-		bool share = false;
-		uint64_t size;
-		char id[64];
-
-		if (jr_bool(&d, jr_get(&d, m, "share"), &share) || !share)
-			continue;
-		if (jr_str(&d, jr_get(&d, m, "id"), id, sizeof(id)) ||
-		    jr_u64(&d, jr_get(&d, m, "size"), &size) || !size)
-			continue;	/* a backend without an id is none of -object's */
-		if (*n == QMEM_MAX) {
-			why = QMEM_TOO_MANY;
-			break;
-		}
-		b[*n] = (struct qmem_block){ .size = size };
-		snprintf(b[*n].id, sizeof(b[*n].id), "%s", id);
-		(*n)++;
-	}
+	why = parse_doc(&d, ret, b, n);
 	jr_free(&d);
+	if (why == QMEM_QMP)
+		lmig_err("QMP %s: query-memdev: the reply is not an array", q->path);
 	if (why != QMEM_OK)
 		return why;
-	if (!*n)
-		return QMEM_NO_SHARED;
 	for (unsigned int i = 0; i < *n; i++) {
 		why = one_block(q, &b[i], detail, dlen);
 		if (why != QMEM_OK)

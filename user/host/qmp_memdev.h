@@ -19,6 +19,7 @@
 #define LMIG_QMP_MEMDEV_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct qmp;
@@ -44,6 +45,15 @@ enum qmem_why {
 	QMEM_UNKNOWN_TYPE,	/* a shared backend that is neither memfd nor file */
 	QMEM_QMP,		/* QMP failed: lmig_err() */
 };
+
+/*
+ * The pure part: query-memdev's "return" value (JSON text, len bytes)
+ * into b[0..*n), the backends with share=on that have an id and a size,
+ * in QEMU's order (kind and path not filled in).  QMEM_OK,
+ * QMEM_NO_SHARED, QMEM_TOO_MANY, or QMEM_QMP for a reply that is not a
+ * JSON array.
+ */
+enum qmem_why qmem_parse(const char *json, size_t len, struct qmem_block *b, unsigned int *n);
 
 /*
  * The shared backends of the QEMU behind q (q->pid must be known) into

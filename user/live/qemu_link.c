@@ -164,6 +164,29 @@ int qlink_read_result(struct qlink *l, bool *ok, char *detail, size_t dlen, int 
 	return 0;
 }
 
+int qlink_match(const struct qmem_block *mine, unsigned int n, const struct qlink_block *theirs,
+		unsigned int tn, struct qmem_block *out)
+{
+	bool named[QMEM_MAX] = { false };
+
+	for (unsigned int i = 0; i < tn; i++) {
+		unsigned int j;
+
+		for (j = 0; j < n && j < QMEM_MAX; j++)
+			if (!named[j] && !strcmp(mine[j].id, theirs[i].id) &&
+			    mine[j].size == theirs[i].size)
+				break;
+		if (j == n || j == QMEM_MAX)
+			return (int)i;
+		named[j] = true;
+		out[i] = mine[j];
+	}
+	for (unsigned int j = 0; j < n && j < QMEM_MAX; j++)
+		if (!named[j])
+			return (int)(tn + j);
+	return -1;
+}
+
 /* ---- the relay ------------------------------------------------------------ */
 
 static int unix_addr(struct sockaddr_un *sa, const char *path)

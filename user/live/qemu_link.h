@@ -48,6 +48,17 @@ struct qlink_block {
 	uint64_t size;
 };
 
+/*
+ * The destination's decision on a HELLO: the source's blocks theirs[0..tn)
+ * matched with this QEMU's shared backends mine[0..n) by id and size,
+ * out[i] = mine's block for theirs[i].  Every one of mine must be named
+ * too: a shared backend the source does not send would be skipped by
+ * both QEMUs (x-ignore-shared) and hold nothing.  Returns -1 when all
+ * match; i < tn: theirs[i] has no match; tn + j: mine[j] was not named.
+ */
+int qlink_match(const struct qmem_block *mine, unsigned int n, const struct qlink_block *theirs,
+		unsigned int tn, struct qmem_block *out);
+
 /* One end of the control connection. */
 struct qlink {
 	int fd;
