@@ -14,7 +14,7 @@ set -u
 cd "$(dirname "$0")" || exit 1
 secs=${1:-12}
 [ $# -gt 0 ] && shift
-harnesses=${*:-fuzz_wire fuzz_opts fuzz_codec fuzz_recv fuzz_stream fuzz_stream_back fuzz_tls fuzz_json_read fuzz_qmp fuzz_resume fuzz_qlink}
+harnesses=${*:-fuzz_wire fuzz_opts fuzz_codec fuzz_recv fuzz_stream fuzz_stream_back fuzz_tls fuzz_json_read fuzz_qmp fuzz_resume}
 . ../selftests/lib/tap.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lmig-fuzzcheck.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
