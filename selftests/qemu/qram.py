@@ -58,8 +58,15 @@ def qemu_argv(a, name, work, ram, incoming=False, kernel=True, mem=0):
             argv += ["-object", spec + ",id=ram%d" % i, "-numa", "node,memdev=ram%d" % i]
     elif ram:
         argv += ["-object", ram + ",id=ram0", "-machine", "memory-backend=ram0"]
+    if kernel and a.guest == "smp":
+        # mkguest.sh --smp's guest without an OS: boots in a second; vCPU 1
+        # computes and prints on a second serial port.  Both sides.
+        argv += ["-smp", "2", "-serial", "file:" + os.path.join(work, name + ".serial2")]
     if incoming:
         argv += ["-incoming", "defer", "-S"]
+    elif kernel and a.guest == "smp":
+        argv += ["-kernel", a.smp_elf, "-append", "guest_touch=%d guest_rate=%d"
+                 % (a.touch, a.rate)]
     elif kernel:
         argv += ["-kernel", a.kernel, "-initrd", a.initrd, "-append",
                  "console=ttyS0 quiet panic=-1 no_timer_check guest_touch=%d guest_rate=%d"
@@ -389,6 +396,8 @@ def main():
     ap.add_argument("--touch", type=int, default=24, help="MiB the guest fills")
     ap.add_argument("--rate", type=int, default=8, help="MB/s it rewrites")
     ap.add_argument("--cancel-bw", default="12M")
+    ap.add_argument("--guest", default="linux", choices=("linux", "smp"),
+                    help="Debian's kernel and guest.c, or mkguest.sh --smp's guest without an OS")
     ap.add_argument("--blocks", type=int, default=1, choices=(1, 2),
                     help="RAM blocks: 2 gives the guest two NUMA nodes, a backend each")
     ap.add_argument("--cases", default="refused,cancel,killed,migrate,noshared")
@@ -408,6 +417,12 @@ def main():
     rc = qmig.guest_inputs(a, "qram")
     if rc:
         return rc
+    if a.guest == "smp":
+        r = subprocess.run(["sh", os.path.join(qmig.HERE, "mkguest.sh"), "--smp"],
+                           stdout=subprocess.PIPE)
+        if r.returncode != 0:
+            return 4 if r.returncode == 4 else 1
+        a.smp_elf = r.stdout.decode().strip()
     res = {}
     cases = a.cases.split(",")
     t0 = time.monotonic()
