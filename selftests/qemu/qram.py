@@ -116,6 +116,34 @@ class Side:
         except (QMPError, OSError):
             return "gone"
 
+    def wait_migration_event(self, status, timeout, go_on):
+        """Read QEMU's events until MIGRATION reaches status (True), the
+        timeout passes or go_on() turns false (False)."""
+        q = self.qmp
+        deadline = time.monotonic() + timeout
+        q.sock.settimeout(0.05)
+        try:
+            while time.monotonic() < deadline and go_on():
+                while b"\n" in q.buf:
+                    line, q.buf = q.buf.split(b"\n", 1)
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        continue
+                    if ev.get("event") == "MIGRATION" and \
+                            ev.get("data", {}).get("status") == status:
+                        return True
+                try:
+                    data = q.sock.recv(65536)
+                except OSError:
+                    continue
+                if not data:
+                    return False
+                q.buf += data
+            return False
+        finally:
+            q.sock.settimeout(30.0)
+
     def ignore_shared(self):
         """Whether QEMU's x-ignore-shared capability is on."""
         try:
@@ -217,15 +245,14 @@ def case_cancel(a, src, res, kill_send=False):
     shms = ["/dev/shm/%s-%d-%s-%d" % (TAG, os.getpid(), name, i) for i in range(a.blocks)]
     dst = Side(a, "dst-" + name, dst_ram(a, shms), incoming=True)
     try:
+        # QEMU announces each state of its migration (capability "events"):
+        # the kill follows pre-switchover within milliseconds, however short
+        # the final round, rather than whenever a poll happens to see it.
+        src.qmp.cmd("migrate-set-capabilities",
+                    capabilities=[{"capability": "events", "state": True}])
         recv, send = lmig_pair(a, name, src, dst,
                                ["--bandwidth", a.cancel_bw, "--downtime-ms", "20000"])
-        seen = False
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and send.poll() is None:
-            if src.mig() == "pre-switchover":
-                seen = True
-                break
-            time.sleep(0.02)
+        seen = src.wait_migration_event("pre-switchover", 60, lambda: send.poll() is None)
         st_at = src.status()
         if kill_send:
             # lmig qemu send dies, its guard stays (a process of its own session).
