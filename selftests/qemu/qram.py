@@ -261,9 +261,11 @@ def case_cancel(a, src, res, kill_send=False):
             send.wait()
             r = outcome(a, name, recv, "recv", 30)
             gone = dst.proc.wait(10) is not None
-            # The guard cancels once lmig's QMP connection is gone.
+            # The guard cancels once lmig's QMP connection is gone, waits
+            # for the guest to run, then turns the capabilities off.
             deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and src.status() != "running":
+            while time.monotonic() < deadline and (src.status() != "running" or
+                                                   src.ignore_shared() is not False):
                 time.sleep(0.05)
             res[name] = {"pre_switchover_seen": seen, "src_status_then": st_at, "recv": r,
                          "dst_qemu_exited": gone, "src_migration": src.mig(),
