@@ -126,7 +126,7 @@ def check_options(lmig, pages_dir):
         page = pages.get(cmd)
         if page is None:
             continue
-        if not help_opts and key in ("pipe", "proxy"):
+        if not help_opts and key in ("pipe", "proxy", "qemu"):
             continue        # only the subcommands have options
         where = "lmig %s --help" % key if key else "lmig --help"
         man = page.opts.get(key)
@@ -360,7 +360,7 @@ def drive_completion(lmig, completion, keys, cmds, work):
     case(["lmig", "help", ""], exactly(cmds, "'lmig help <TAB>'"))
     for key, opts in keys.items():
         refused = {}
-        if key in ("pipe", "proxy"):
+        if key in ("pipe", "proxy", "qemu"):
             subs = [k.split()[1] for k in keys if k.startswith(key + " ")]
             case(words_of(key) + [""], exactly(subs, "'lmig %s <TAB>'" % key))
             continue

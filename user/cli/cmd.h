@@ -36,6 +36,8 @@ int cmd_pipe(int argc, char **argv, struct global_opts *g);
 int cmd_proxy(int argc, char **argv, struct global_opts *g);
 void usage_pipe(void);
 void usage_proxy(void);
+int cmd_qemu(int argc, char **argv, struct global_opts *g);
+void usage_qemu(void);
 int cmd_help(int argc, char **argv, struct global_opts *g);
 void usage_send(void);
 void usage_recv(void);

@@ -13,6 +13,7 @@ const struct cmd lmig_cmds[] = {
 	{ "recv",    cmd_recv,    "receive one migration and store the verified image", usage_recv },
 	{ "pipe",    cmd_pipe,    "carry a QEMU migration stream on stdin/stdout (exec:)", usage_pipe },
 	{ "proxy",   cmd_proxy,   "carry the connections of a QEMU migration (unix:, tcp:, multifd)", usage_proxy },
+	{ "qemu",    cmd_qemu,    "migrate a QEMU guest: its shared RAM by lmig, its devices by QEMU", usage_qemu },
 	{ "dirty",   cmd_dirty,   "write a shared memory object at a steady rate (a test workload)", usage_dirty },
 	{ "dirtyrate", cmd_dirtyrate, "measure how fast memory is being written", usage_dirtyrate },
 	{ "estimate", cmd_estimate, "predict a live migration's time, rounds and downtime", usage_estimate },

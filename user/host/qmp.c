@@ -637,3 +637,24 @@ int qmp_accel(struct qmp *q, char *out, size_t len)
 	memcpy(out, a, strlen(a) + 1);
 	return 0;
 }
+
+int qmp_exec_doc(struct qmp *q, const char *name, const char *args, struct jr_doc *d, int *ret)
+{
+	return command(q, name, args, d, ret);
+}
+
+/* {"status": "running", "singlestep": false, "running": true} */
+int qmp_run_state(struct qmp *q, char *out, size_t len)
+{
+	struct jr_doc d;
+	int ret;
+
+	if (command(q, "query-status", NULL, &d, &ret))
+		return -1;
+	if (jr_str(&d, jr_get(&d, ret, "status"), out, len)) {
+		jr_free(&d);
+		return qerr(q, "query-status: no \"status\" string in the reply");
+	}
+	jr_free(&d);
+	return 0;
+}

@@ -99,4 +99,14 @@ int qmp_dirty_rate(struct qmp *q, unsigned int seconds, double *mbps);
 /* The accelerator: "kvm", "tcg", or "" if QEMU does not say (query-kvm). */
 int qmp_accel(struct qmp *q, char *out, size_t len);
 
+struct jr_doc;
+/*
+ * qmp_exec() with the reply parsed: d holds it (jr_free() it after a
+ * success) and *ret the node of its "return" value.  0, or -1 with
+ * lmig_err() (nothing to free).
+ */
+int qmp_exec_doc(struct qmp *q, const char *name, const char *args, struct jr_doc *d, int *ret);
+/* query-status: the run state ("running", "paused", "postmigrate", "inmigrate", ...). */
+int qmp_run_state(struct qmp *q, char *out, size_t len);
+
 #endif

@@ -14,6 +14,7 @@
 #include "live/track_choice.h"
 
 struct throttle_restored;
+struct freeze_hook;
 
 struct tls_conf;
 
@@ -196,11 +197,17 @@ struct send_opts {
 	bool throttle;			/* --throttle auto */
 	unsigned int throttle_max_pct;	/* take at most this % of its CPU */
 	const struct tls_conf *tls;	/* NULL: plain TCP */
+	/*
+	 * With freeze "none": what pauses and resumes the workload instead
+	 * (live/freeze.h; lmig qemu's QEMU migration up to pre-switchover).
+	 */
+	const struct freeze_hook *pause;
 };
 
 struct recv_opts {
 	const char *listen;		/* HOST:PORT */
 	const char *out;		/* final path */
+	bool in_place;			/* out exists at the image's size: write it there */
 	uint64_t expect_size;		/* 0 = accept any */
 	uint64_t max_size;		/* refuse larger images; 0 = no limit */
 	int timeout_ms;			/* stall limit once a sender is connected */

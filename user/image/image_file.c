@@ -238,12 +238,52 @@ err:
 	return -1;
 }
 
+int dst_image_open_in_place(struct dst_image *im, const char *path, uint64_t size)
+{
+	struct stat sb;
+
+	*im = (struct dst_image){ .fd = -1, .dfd = -1, .size = size, .in_place = true };
+	im->path = strdup(path);
+	im->tmp = strdup(path);
+	if (!im->path || !im->tmp) {
+		im->err = ENOMEM;
+		lmig_err("out of memory");
+		goto err;
+	}
+	im->fd = open(path, O_RDWR | O_CLOEXEC);
+	if (im->fd < 0) {
+		im->err = errno;
+		lmig_err_errno(errno, "cannot open %s", path);
+		goto err;
+	}
+	if (fstat(im->fd, &sb) || !S_ISREG(sb.st_mode)) {
+		im->err = EINVAL;
+		im->not_regular = true;
+		lmig_err("%s is not a regular file", path);
+		goto err;
+	}
+	if ((uint64_t)sb.st_size != size) {
+		im->err = EINVAL;
+		lmig_err("%s holds %llu bytes, the sender announced %llu", path,
+			 (unsigned long long)sb.st_size, (unsigned long long)size);
+		goto err;
+	}
+	return 0;
+err:
+	dst_image_abort(im);
+	return -1;
+}
+
 int dst_image_commit(struct dst_image *im, int sync)
 {
 	char tmpname[NAME_MAX + 1];
 
 	if (sync && fdatasync(im->fd))
 		return lmig_err_errno(errno, "cannot flush %s", im->tmp);
+	if (im->in_place) {
+		dst_image_abort(im);	/* only closes and frees */
+		return 0;
+	}
 	if (check_target(im))
 		return -1;
 	if (!im->partial) {

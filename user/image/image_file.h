@@ -27,6 +27,7 @@ struct dst_image {
 	char *partial;		/* a name in dfd to remove on failure, or NULL */
 	int err;		/* errno of a failed create */
 	bool not_regular;	/* it failed because PATH is not a regular file */
+	bool in_place;		/* PATH itself is written: no rename, nothing removed */
 	uint64_t size;
 };
 
@@ -41,6 +42,13 @@ void src_image_close(struct src_image *im);
  * lmig_err() and im->err (and im->not_regular).
  */
 int dst_image_create(struct dst_image *im, const char *path, uint64_t size);
+/*
+ * The output written in place: PATH exists, is exactly size bytes, and
+ * is written where it is (the file a destination QEMU maps as guest RAM,
+ * /proc/PID/fd/N of its memfd).  Nothing is renamed or removed; a failed
+ * migration leaves it partly written.  0, or -1 with lmig_err().
+ */
+int dst_image_open_in_place(struct dst_image *im, const char *path, uint64_t size);
 /* fdatasync (if sync), give the image its final name, sync the directory. */
 int dst_image_commit(struct dst_image *im, int sync);
 /* Drop the image: a failed migration leaves nothing behind. */

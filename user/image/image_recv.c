@@ -200,7 +200,8 @@ static int take_image(struct image_receiver *r, const struct hello_info *hi, con
 		lmig_err("out of memory for a %llu-page image", (unsigned long long)r->npages);
 		return *why = "image too large for the receiver's memory", LMIG_ST_SIZE;
 	}
-	switch (dst_image_create(&r->out, r->o->out, hi->image_size)) {
+	switch (r->o->in_place ? dst_image_open_in_place(&r->out, r->o->out, hi->image_size) :
+		dst_image_create(&r->out, r->o->out, hi->image_size)) {
 	case 0:
 		r->out_ok = true;
 		return 0;

@@ -97,7 +97,8 @@ static const struct lmig_page_desc *cur_desc(struct image_rx_chan *ch)
  * round 0 the output is a freshly sized (sparse) file and no page comes
  * twice in a round: it already reads as zeros there.  In a later round
  * the page may hold an earlier round's data, so it is zeroed (punched)
- * like any other write, and like them completes before the round
+ * like any other write (and in every round of an output written in
+ * place, which holds whatever was there before), and like them completes before the round
  * barrier lets the next round in.  Returns 1 when a write slot is
  * missing (di stays on the zero descriptor: retried by image_parse()).
  */
@@ -109,7 +110,7 @@ static int apply_zero_descs(struct image_receiver *r, struct image_rx_chan *ch)
 		const struct lmig_page_desc *d = cur_desc(ch);
 		uint64_t idx = le64toh(d->index), n = le32toh(d->len);
 
-		if (r->round) {
+		if (r->round || r->o->in_place) {
 			if (r->wop_free < 0)
 				return 1;
 			image_add_zero(r, idx, n);

@@ -23,6 +23,8 @@
 
 const char *freezer_name(const struct freezer *f)
 {
+	if (f->method == FREEZE_NONE && f->hook)
+		return f->hook->name;
 	return f->method == FREEZE_SIGNAL ? "signal" :
 	       f->method == FREEZE_CGROUP ? (f->v1 ? "cgroup-v1" : "cgroup-v2") : "none";
 }
@@ -179,7 +181,11 @@ int freezer_freeze(struct freezer *f)
 	if (f->method == FREEZE_NONE) {
 		f->frozen = true;
 		f->freeze_s = 0;
-		return 0;
+		if (!f->hook)
+			return 0;
+		ret = f->hook->pause(f->hook->ctx);
+		f->freeze_s = now_s() - t0;
+		return ret;
 	}
 	if (f->method == FREEZE_SIGNAL)
 		ret = pidfd_signal(f->pidfd, SIGSTOP) ? -errno : 0;
@@ -209,6 +215,11 @@ int freezer_thaw(struct freezer *f)
 {
 	int ret = 0;
 
+	if (f->frozen && f->method == FREEZE_NONE && f->hook) {
+		f->frozen = false;
+		guard_stop(&f->guard);
+		return f->hook->resume(f->hook->ctx);
+	}
 	if (f->frozen) {
 		ret = do_thaw(f);
 		f->frozen = false;
@@ -221,6 +232,8 @@ int freezer_thaw(struct freezer *f)
 
 void freezer_commit_point(struct freezer *f)
 {
+	if (f->method == FREEZE_NONE && f->hook && f->hook->commit_point)
+		f->hook->commit_point(f->hook->ctx);
 	guard_commit_point(&f->guard);
 }
 

@@ -27,6 +27,21 @@
 
 enum freeze_method { FREEZE_NONE, FREEZE_SIGNAL, FREEZE_CGROUP };
 
+/*
+ * With FREEZE_NONE, something else may pause the workload: lmig qemu's
+ * source takes QEMU's own migration to pre-switchover (guest stopped)
+ * and cancels it to resume.  Each returns 0, or -1 with lmig_err().  No
+ * guard process of the freezer's stands behind a hook: its owner
+ * answers for a dead lmig, and hears of the commit point (may be NULL).
+ */
+struct freeze_hook {
+	const char *name;		/* what freezer_name() says */
+	int (*pause)(void *ctx);
+	int (*resume)(void *ctx);
+	void (*commit_point)(void *ctx);
+	void *ctx;
+};
+
 struct freezer {
 	enum freeze_method method;
 	pid_t pid;
@@ -36,6 +51,7 @@ struct freezer {
 	bool frozen;
 	struct guard guard;	/* resumes it if lmig dies (host/guard.h) */
 	double freeze_s;	/* how long the last freeze took to take hold */
+	const struct freeze_hook *hook;	/* FREEZE_NONE only; NULL: none */
 };
 
 /*

@@ -59,6 +59,8 @@ int live_open(struct live_ctl **out, const struct send_opts *o, struct image_sta
 	converge_open(&lv->cv, o, st);
 	if (freezer_init(&lv->fz, o->freeze, o->pid))
 		return -1;
+	if (lv->fz.method == FREEZE_NONE)
+		lv->fz.hook = o->pause;
 	st->frozen = freezer_name(&lv->fz);
 	lv->tg = (struct track_target){ .fd = im->fd, .pid = o->pid, .pidfd = lv->fz.pidfd,
 					.start = o->anon_start,
