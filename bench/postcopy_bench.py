@@ -56,12 +56,17 @@ CELLS = {
     "proxy": ("proxy", ["postcopy-ram"]),
     "preempt-tcp": ("tcp", ["postcopy-ram", "postcopy-preempt"]),
     "preempt-proxy": ("proxy", ["postcopy-ram", "postcopy-preempt"]),
+    # The same through --lmig-base: another build, compared in the same run.
+    "proxy-base": ("proxy", ["postcopy-ram"]),
+    "preempt-proxy-base": ("proxy", ["postcopy-ram", "postcopy-preempt"]),
 }
 TITLES = {
     "tcp": "native post-copy (tcp)",
     "proxy": "post-copy through lmig proxy",
     "preempt-tcp": "native post-copy + preempt",
     "preempt-proxy": "lmig proxy + preempt",
+    "proxy-base": "post-copy through lmig proxy (base)",
+    "preempt-proxy-base": "lmig proxy + preempt (base)",
 }
 CAPS = ("return-path", "postcopy-ram", "postcopy-preempt", "postcopy-blocktime")
 STALLS = re.compile(rb"lmig-guest stall-us((?: \d+)+)")
@@ -109,16 +114,17 @@ def migrate(a, n, cell, src, sides):
             wait_for(lambda: listening(dns, port), 10, "the destination to listen")
             uri = "tcp:%s:%d" % (daddr, port)
         else:
+            lmig = a.lmig_base if cell.endswith("-base") else a.lmig
             dsock = os.path.join(a.work, "m%d-dst.sock" % n)
             ssock = os.path.join(a.work, "m%d-src.sock" % n)
             qd.cmd("migrate-incoming", uri="unix:" + dsock)
             procs["recv"] = Proc("m%d-proxy-recv" % n, ns_prefix(dns) + [
-                a.lmig, "proxy", "recv", "--listen", "%s:%d" % (daddr, port),
+                lmig, "proxy", "recv", "--listen", "%s:%d" % (daddr, port),
                 "--to", "unix:" + dsock, "--json"], a.work)
             wait_for(lambda: listening(dns, port) or not procs["recv"].alive(), 10,
                      "lmig proxy recv to listen")
             procs["send"] = Proc("m%d-proxy-send" % n, ns_prefix(sns) + [
-                a.lmig, "proxy", "send", "--listen", "unix:" + ssock,
+                lmig, "proxy", "send", "--listen", "unix:" + ssock,
                 "--to", "%s:%d" % (daddr, port), "--json"], a.work)
             wait_for(lambda: os.path.exists(ssock) or not procs["send"].alive(), 10,
                      "lmig proxy send to listen")
@@ -327,7 +333,8 @@ def table(path, cells):
         runs = "%d" % len(rows[c]) + (" (%d failed)" % fails[c] if fails[c] else "")
         print("| %s | %s | %s |" % (TITLES[c], runs, " | ".join(vals)))
     print("")
-    pairs = [(l, n) for l, n in (("proxy", "tcp"), ("preempt-proxy", "preempt-tcp"))
+    pairs = [(l, n) for l, n in (("proxy", "tcp"), ("preempt-proxy", "preempt-tcp"),
+                                 ("proxy-base", "tcp"), ("preempt-proxy-base", "preempt-tcp"))
              if l in cells and n in cells]
     rcols = [c for c in cols if c[1] not in ("stall_n",)] + [
         ("stall p%d" % q if q < 100 else "stall max", "stall%d" % q, 1, 0) for q in spcs]
@@ -384,6 +391,7 @@ def main():
                     help="MiB sent before migrate-start-postcopy")
     ap.add_argument("--settle", type=float, default=3, help="seconds the guest runs before the first")
     ap.add_argument("--lmig", default="")
+    ap.add_argument("--lmig-base", default="", help="the lmig of the -base cells")
     ap.add_argument("--timeout", type=float, default=60, help="seconds a migration may take")
     ap.add_argument("--max-failures", type=int, default=3,
                     help="failed migrations before the run stops (a fresh guest boots after each)")
@@ -407,6 +415,9 @@ def main():
             not a.out or not a.lmig:
         print("postcopy_bench: needs --work, --out, --lmig and --ends NS_A=ADDR_A,NS_B=ADDR_B",
               file=sys.stderr)
+        return 2
+    if any(c.endswith("-base") for c in cells) and not a.lmig_base:
+        print("postcopy_bench: the -base cells need --lmig-base", file=sys.stderr)
         return 2
     # A bench reports what is missing as a failure (1), not as a skip.
     if qmig_inputs(a, "postcopy_bench"):

@@ -93,6 +93,7 @@ static int channels_connect(struct stream_sender *s)
 	/* QEMU's connections can be carried both ways; stdin cannot. */
 	if (s->o->from.kind != SEP_STDIO)
 		hi.caps |= LMIG_CAP_RETURN;
+	hi.caps |= LMIG_CAP_FINE_CREDIT;
 	if (chan_session(&hi))
 		return -1;
 	for (unsigned int i = 0; i < s->nch; i++) {
@@ -104,6 +105,7 @@ static int channels_connect(struct stream_sender *s)
 					s->o->to);
 		/* Both ways when both ends take it (every channel's ack grants the same). */
 		s->ret = caps & LMIG_CAP_RETURN;
+		s->sched.fine_credit = caps & LMIG_CAP_FINE_CREDIT;
 		/* Best effort: without it the socket's own buffer hides the link longer. */
 		setsockopt(s->ch[i].link.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 	}
@@ -170,6 +172,41 @@ int stream_pick_channel(struct stream_sender *s, size_t need, uint8_t **at)
 	return -1;
 }
 
+/* Framed bytes of channel c not yet handed to the kernel. */
+static size_t chan_unsent(const struct stream_tx_chan *ch)
+{
+	size_t n = 0;
+
+	for (unsigned int b = 0; b < NOBUF; b++) {
+		const struct obuf *o = &ch->buf[b];
+
+		if (o->state == OB_FILL || o->state == OB_READY ||
+		    (o->state == OB_BUSY && !o->sent))
+			n += o->len - o->off;
+	}
+	return n;
+}
+
+/* A channel for a frame of class cls (stream_sched.h): -1 when none has room. */
+static int pick_channel(struct stream_sender *s, enum ssched_class cls, size_t need,
+			uint8_t **at)
+{
+	bool ok[LMIG_MAX_CHANNELS];
+	size_t queued[LMIG_MAX_CHANNELS];
+	int c;
+
+	if (cls == SSCHED_BULK)
+		return stream_pick_channel(s, need, at);
+	for (unsigned int k = 0; k < s->nch; k++) {
+		ok[k] = !s->ch[k].done_placed && room(&s->ch[k], need);
+		queued[k] = chan_unsent(&s->ch[k]);
+	}
+	c = ssched_channel(cls, ok, queued, s->nch, s->rr);
+	if (c >= 0)
+		*at = room(&s->ch[c], need);
+	return c;
+}
+
 static void queue_ctrl(struct stream_sender *s, uint16_t type, uint32_t stream, uint64_t offset,
 		       const uint8_t *digest)
 {
@@ -227,7 +264,7 @@ static bool encode_block(struct stream_sender *s, unsigned int i)
 	uint8_t *at, *payload;
 	uint32_t flags = 0, len = 0;
 	uint64_t h;
-	int c = stream_pick_channel(s, SFRAME + n, &at);
+	int c = pick_channel(s, ss->cls, SFRAME + n, &at);
 
 	if (c < 0)
 		return false;
@@ -270,24 +307,20 @@ static size_t unsent(const struct stream_sender *s)
 	size_t n = 0;
 
 	for (unsigned int c = 0; c < s->nch; c++)
-		for (unsigned int b = 0; b < NOBUF; b++) {
-			const struct obuf *o = &s->ch[c].buf[b];
-
-			if (o->state == OB_FILL || o->state == OB_READY ||
-			    (o->state == OB_BUSY && !o->sent))
-				n += o->len - o->off;
-		}
+		n += chan_unsent(&s->ch[c]);
 	return n;
 }
 
 static void submit_read(struct stream_sender *s, unsigned int i)
 {
 	struct stream_in *ss = s->s[i];
-	uint64_t win = ss->acked + LMIG_STREAM_WINDOW - ss->off;
-	size_t n = win < LMIG_STREAM_BLOCK_MAX ? win : LMIG_STREAM_BLOCK_MAX;
 	struct io_uring_sqe *sqe;
+	size_t n;
 
-	if (ss->reading || ss->eof || ss->have || !n || unsent(s) >= s->nch * UNSENT_MAX)
+	if (ss->reading || ss->eof || ss->have)
+		return;
+	n = ssched_read_room(&s->sched, ss->cls, s->latency, ss->off, ss->acked, unsent(s), s->nch);
+	if (!n)
 		return;
 	sqe = uring_get_sqe(&s->ring);
 	if (ss->sock)
@@ -409,7 +442,8 @@ static bool receiver_due(const struct stream_sender *s)
 	for (unsigned int i = 0; i < s->ns; i++) {
 		const struct stream_in *ss = s->s[i];
 
-		if (!ss->eof && !ss->have && ss->off - ss->acked >= LMIG_STREAM_WINDOW)
+		if (!ss->eof && !ss->have &&
+		    ss->off - ss->acked >= ssched_window(&s->sched, ss->cls, s->latency))
 			return true;
 	}
 	return false;
@@ -469,6 +503,7 @@ static int handle_cqe(void *arg, struct io_uring_cqe *cqe)
 		}
 		ss->have = res;
 		s->st->bytes_stream += res;
+		ssched_read(&ss->sch, now_s(), res);
 		return 0;
 	}
 	case UD_ACCEPT:
@@ -514,9 +549,42 @@ static void check_input_done(struct stream_sender *s, double now)
 	s->input_done = true;
 }
 
+/*
+ * Each turn: the streams' classes and their order, and latency mode from
+ * the return direction (stream_sched.h); the sockets' unsent limit
+ * follows the mode.
+ */
+static void schedule(struct stream_sender *s, double now)
+{
+	enum ssched_class cls[LMIG_STREAM_MAX];
+	bool returned = false, lat;
+
+	for (unsigned int i = 0; i < s->ns; i++) {
+		struct stream_in *ss = s->s[i];
+
+		returned |= ss->rnext != ss->rseen;
+		ss->rseen = ss->rnext;
+		cls[i] = ss->cls = ssched_class(&ss->sch, now);
+	}
+	if (returned)
+		ssched_returned(&s->sched, now);
+	lat = ssched_latency(&s->sched, now);
+	if (lat != s->latency) {
+		int lowat = ssched_lowat(&s->sched, lat);
+
+		for (unsigned int c = 0; c < s->nch; c++)
+			setsockopt(s->ch[c].link.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
+				   sizeof(lowat));
+		s->latency = lat;
+	}
+	if (s->ns)
+		ssched_order(cls, s->ns, s->srr++ % s->ns, s->order);
+}
+
 static int run(struct stream_sender *s)
 {
 	double t_start = now_s();
+	const unsigned int *order = s->order;
 
 	s->t_receiver = t_start;
 	back_arm(s);
@@ -527,12 +595,19 @@ static int run(struct stream_sender *s)
 		bool blocked = false;
 		int ret;
 
-		/* Encode what was read, then read on. */
-		for (unsigned int i = 0; i < s->ns; i++) {
+		schedule(s, now_s());
+		/* Encode what was read, then read on: urgent streams first. */
+		for (unsigned int k = 0; k < s->ns; k++) {
+			unsigned int i = order[k];
 			struct stream_in *ss = s->s[i];
+			double w;
 
 			if (ss->have) {
-				if ((rw = ratelimit_wait(&s->rl)) > 0 || !encode_block(s, i)) {
+				/* An urgent block goes now: --bandwidth takes it from the next. */
+				w = ss->cls == SSCHED_URGENT ? 0 : ratelimit_wait(&s->rl);
+				if (w > 0)
+					rw = w;
+				if (w > 0 || !encode_block(s, i)) {
 					blocked = true;
 					continue;
 				}
@@ -613,6 +688,8 @@ int stream_send(const struct stream_send_opts *o, struct stream_stats *st)
 	for (unsigned int c = 0; c < s.nch; c++)
 		s.ch[c].link.fd = -1;
 	cpolicy_init(&s.pol, o->compress);
+	s.sched = (struct ssched){ .window = LMIG_STREAM_WINDOW, .block = LMIG_STREAM_BLOCK_MAX,
+				   .unsent = UNSENT_MAX, .lowat = SOCK_UNSENT };
 	ratelimit_init(&s.rl, o->bandwidth);
 	if (o->from.kind != SEP_STDIO) {
 		s.lfd = sendpoint_listen(&o->from);

@@ -21,6 +21,7 @@
 #include "chan/ratelimit.h"
 #include "lib/xxh.h"
 #include "stream/stream.h"
+#include "stream/stream_sched.h"
 
 #define NOBUF		4
 #define OBUF_SIZE	(1024 * 1024)
@@ -89,6 +90,10 @@ struct stream_in {
 	uint64_t rcredited;	/* the last RCREDIT placed */
 	XXH3_state_t rdig;
 	struct iovec riov[RIOV];
+	/* Scheduling (stream_sched.h): what was read lately, and the return bytes last seen. */
+	struct ssched_stream sch;
+	enum ssched_class cls;
+	uint64_t rseen;
 };
 
 struct ctrl {
@@ -137,6 +142,10 @@ struct stream_sender {
 	bool verdict_in;
 	struct cpolicy pol;
 	struct ratelimit rl;
+	struct ssched sched;
+	bool latency;			/* post-copy: requests on the return direction */
+	unsigned int srr;		/* the stream served first, in turn */
+	unsigned int order[LMIG_STREAM_MAX];	/* this turn's order of the streams */
 	double t0;
 	double t_receiver;		/* the last reply, or the last time none was due */
 };

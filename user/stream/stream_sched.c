@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The stream sender's scheduling decision (stream_sched.h says what and
+ * why): classes by what was read lately, latency mode by the return
+ * direction's activity, and the limits and order that follow from both.
+ */
+#include "stream/stream_sched.h"
+
+/* Bytes read over the last two periods, as seen at now. */
+static uint64_t recent(const struct ssched_stream *st, double now)
+{
+	if (!st->t_period || now - st->t_period >= 2 * SSCHED_PERIOD_S)
+		return 0;
+	if (now - st->t_period >= SSCHED_PERIOD_S)
+		return st->cur;
+	return st->cur + st->prev;
+}
+
+void ssched_read(struct ssched_stream *st, double now, size_t n)
+{
+	if (!st->t_period) {
+		st->t_period = now;
+	} else if (now - st->t_period >= SSCHED_PERIOD_S) {
+		st->prev = now - st->t_period >= 2 * SSCHED_PERIOD_S ? 0 : st->cur;
+		st->cur = 0;
+		st->t_period = now;
+	}
+	st->cur += n;
+}
+
+enum ssched_class ssched_class(const struct ssched_stream *st, double now)
+{
+	return recent(st, now) < SSCHED_LIGHT ? SSCHED_URGENT : SSCHED_BULK;
+}
+
+void ssched_returned(struct ssched *s, double now)
+{
+	if (s->t_return && now - s->t_return < SSCHED_HOLD_S)
+		s->returns++;
+	else
+		s->returns = 1;
+	s->t_return = now;
+}
+
+bool ssched_latency(const struct ssched *s, double now)
+{
+	return s->returns >= 2 && now - s->t_return < SSCHED_HOLD_S;
+}
+
+uint64_t ssched_window(const struct ssched *s, enum ssched_class cls, bool latency)
+{
+	uint64_t win = s->fine_credit ? SSCHED_LAT_WINDOW : SSCHED_LAT_WINDOW_COARSE;
+
+	if (!latency || cls == SSCHED_URGENT || win > s->window)
+		return s->window;
+	return win;
+}
+
+size_t ssched_read_room(const struct ssched *s, enum ssched_class cls, bool latency,
+			uint64_t off, uint64_t acked, size_t unsent, unsigned int nch)
+{
+	uint64_t win = ssched_window(s, cls, latency), ahead = off - acked;
+	size_t block = s->block, lim = s->unsent;
+
+	if (latency && cls == SSCHED_BULK) {
+		if (block > SSCHED_LAT_BLOCK)
+			block = SSCHED_LAT_BLOCK;
+		if (lim > SSCHED_LAT_UNSENT)
+			lim = SSCHED_LAT_UNSENT;
+	}
+	if (acked > off || ahead >= win)
+		return 0;
+	if (cls == SSCHED_BULK && unsent >= (uint64_t)nch * lim)
+		return 0;
+	return win - ahead < block ? (size_t)(win - ahead) : block;
+}
+
+int ssched_lowat(const struct ssched *s, bool latency)
+{
+	return latency && s->lowat > SSCHED_LAT_LOWAT ? SSCHED_LAT_LOWAT : s->lowat;
+}
+
+void ssched_order(const enum ssched_class *cls, unsigned int n, unsigned int rr,
+		  unsigned int *order)
+{
+	unsigned int k = 0;
+
+	for (int want = SSCHED_URGENT; want >= SSCHED_BULK; want--)
+		for (unsigned int t = 0; t < n; t++) {
+			unsigned int i = (rr + t) % n;
+
+			if ((int)cls[i] == want)
+				order[k++] = i;
+		}
+}
+
+int ssched_channel(enum ssched_class cls, const bool *room, const size_t *queued,
+		   unsigned int nch, unsigned int rr)
+{
+	int best = -1;
+
+	for (unsigned int t = 0; t < nch; t++) {
+		unsigned int c = (rr + t) % nch;
+
+		if (!room[c])
+			continue;
+		if (cls == SSCHED_BULK)
+			return (int)c;
+		if (best < 0 || queued[c] < queued[best])
+			best = (int)c;
+	}
+	return best;
+}
