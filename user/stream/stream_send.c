@@ -45,6 +45,15 @@
  * for more data: a read returns what QEMU wrote, and the frames go as
  * soon as the channel's send before them did.
  *
+ * Post-copy turns that around: the destination's guest waits on pages it
+ * asked for, and every byte queued ahead of an answer is waited for.  So
+ * the streams are served in the order stream_sched.c decides (applied in
+ * stream_send_sched.c): a stream QEMU writes little to (postcopy-preempt's)
+ * first, past the limit above, onto the channel with the least queued;
+ * and while requests flow on the return direction, a bulk stream runs
+ * only a little ahead of what the destination wrote out, so its backlog
+ * stays in QEMU, which answers requests before sending the rest.
+ *
  * With TLS (user/chan/tls.h) a kTLS channel is used as it is; otherwise a
  * buffer is sealed into its twin, cipher, when it is handed to the
  * kernel (buffers leave a channel in order, as TLS records must), and the
@@ -127,7 +136,7 @@ static int ring_setup(struct stream_sender *s)
 /* ---- placing frames in send buffers ------------------------------------ */
 
 /* Room for need bytes in channel c's buffer being filled: its frame area, or NULL. */
-static uint8_t *room(struct stream_tx_chan *ch, size_t need)
+uint8_t *stream_room(struct stream_tx_chan *ch, size_t need)
 {
 	for (int tries = 0; tries < 2; tries++) {
 		struct obuf *b = &ch->buf[ch->fill];
@@ -163,48 +172,13 @@ int stream_pick_channel(struct stream_sender *s, size_t need, uint8_t **at)
 
 		if (s->ch[c].done_placed)
 			continue;
-		*at = room(&s->ch[c], need);
+		*at = stream_room(&s->ch[c], need);
 		if (*at) {
 			s->rr = (c + 1) % s->nch;
 			return (int)c;
 		}
 	}
 	return -1;
-}
-
-/* Framed bytes of channel c not yet handed to the kernel. */
-static size_t chan_unsent(const struct stream_tx_chan *ch)
-{
-	size_t n = 0;
-
-	for (unsigned int b = 0; b < NOBUF; b++) {
-		const struct obuf *o = &ch->buf[b];
-
-		if (o->state == OB_FILL || o->state == OB_READY ||
-		    (o->state == OB_BUSY && !o->sent))
-			n += o->len - o->off;
-	}
-	return n;
-}
-
-/* A channel for a frame of class cls (stream_sched.h): -1 when none has room. */
-static int pick_channel(struct stream_sender *s, enum ssched_class cls, size_t need,
-			uint8_t **at)
-{
-	bool ok[LMIG_MAX_CHANNELS];
-	size_t queued[LMIG_MAX_CHANNELS];
-	int c;
-
-	if (cls == SSCHED_BULK)
-		return stream_pick_channel(s, need, at);
-	for (unsigned int k = 0; k < s->nch; k++) {
-		ok[k] = !s->ch[k].done_placed && room(&s->ch[k], need);
-		queued[k] = chan_unsent(&s->ch[k]);
-	}
-	c = ssched_channel(cls, ok, queued, s->nch, s->rr);
-	if (c >= 0)
-		*at = room(&s->ch[c], need);
-	return c;
 }
 
 static void queue_ctrl(struct stream_sender *s, uint16_t type, uint32_t stream, uint64_t offset,
@@ -248,7 +222,7 @@ static void place_done(struct stream_sender *s)
 		struct stream_tx_chan *ch = &s->ch[c];
 		uint8_t *at;
 
-		if (ch->done_placed || !(at = room(ch, SFRAME)))
+		if (ch->done_placed || !(at = stream_room(ch, SFRAME)))
 			continue;
 		sframe_build((struct lmig_sframe *)at, LMIG_SF_DONE, 0, s->ns, 0, ch->seq, ch->seq, 0, 0);
 		stream_commit(ch, SFRAME);
@@ -264,7 +238,7 @@ static bool encode_block(struct stream_sender *s, unsigned int i)
 	uint8_t *at, *payload;
 	uint32_t flags = 0, len = 0;
 	uint64_t h;
-	int c = pick_channel(s, ss->cls, SFRAME + n, &at);
+	int c = stream_pick_class(s, ss->cls, SFRAME + n, &at);
 
 	if (c < 0)
 		return false;
@@ -307,7 +281,7 @@ static size_t unsent(const struct stream_sender *s)
 	size_t n = 0;
 
 	for (unsigned int c = 0; c < s->nch; c++)
-		n += chan_unsent(&s->ch[c]);
+		n += stream_chan_unsent(&s->ch[c]);
 	return n;
 }
 
@@ -549,38 +523,6 @@ static void check_input_done(struct stream_sender *s, double now)
 	s->input_done = true;
 }
 
-/*
- * Each turn: the streams' classes and their order, and latency mode from
- * the return direction (stream_sched.h); the sockets' unsent limit
- * follows the mode.
- */
-static void schedule(struct stream_sender *s, double now)
-{
-	enum ssched_class cls[LMIG_STREAM_MAX];
-	bool returned = false, lat;
-
-	for (unsigned int i = 0; i < s->ns; i++) {
-		struct stream_in *ss = s->s[i];
-
-		returned |= ss->rnext != ss->rseen;
-		ss->rseen = ss->rnext;
-		cls[i] = ss->cls = ssched_class(&ss->sch, now);
-	}
-	if (returned)
-		ssched_returned(&s->sched, now);
-	lat = ssched_latency(&s->sched, now);
-	if (lat != s->latency) {
-		int lowat = ssched_lowat(&s->sched, lat);
-
-		for (unsigned int c = 0; c < s->nch; c++)
-			setsockopt(s->ch[c].link.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
-				   sizeof(lowat));
-		s->latency = lat;
-	}
-	if (s->ns)
-		ssched_order(cls, s->ns, s->srr++ % s->ns, s->order);
-}
-
 static int run(struct stream_sender *s)
 {
 	double t_start = now_s();
@@ -595,7 +537,7 @@ static int run(struct stream_sender *s)
 		bool blocked = false;
 		int ret;
 
-		schedule(s, now_s());
+		stream_schedule(s, now_s());
 		/* Encode what was read, then read on: urgent streams first. */
 		for (unsigned int k = 0; k < s->ns; k++) {
 			unsigned int i = order[k];

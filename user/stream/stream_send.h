@@ -4,6 +4,8 @@
  * and what its files call of each other.
  *
  *   stream_send.c       set-up, QEMU's connections read, frames placed and sent, the main loop
+ *   stream_send_sched.c the scheduling decision (stream_sched.c) applied: classes,
+ *                       order, latency mode, the channel of an urgent frame
  *   stream_send_ret.c   channel 0 received: replies, and the return direction
  *                       (LMIG_CAP_RETURN) written to QEMU's connections, credited
  */
@@ -151,8 +153,18 @@ struct stream_sender {
 };
 
 /* stream_send.c */
+/* Room for need bytes in the channel's buffer being filled: where they go, or NULL. */
+uint8_t *stream_room(struct stream_tx_chan *ch, size_t need);
 int stream_pick_channel(struct stream_sender *s, size_t need, uint8_t **at);
 void stream_commit(struct stream_tx_chan *ch, size_t len);
+
+/* stream_send_sched.c */
+/* Framed bytes of a channel not yet handed to the kernel. */
+size_t stream_chan_unsent(const struct stream_tx_chan *ch);
+/* A channel for a frame of class cls (stream_sched.h): -1 when none has room. */
+int stream_pick_class(struct stream_sender *s, enum ssched_class cls, size_t need, uint8_t **at);
+/* Classes, order (s->order), latency mode and the sockets' limit, at the start of a turn. */
+void stream_schedule(struct stream_sender *s, double now);
 
 /* stream_send_ret.c */
 int back_init(struct stream_sender *s);
