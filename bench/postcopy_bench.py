@@ -47,7 +47,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "selftests", "qemu"))
-from qmig import dst_running, guest_inputs as qmig_inputs  # noqa: E402
+from qmig import dst_running, final_info, guest_inputs as qmig_inputs  # noqa: E402
 from qmig import (ConsoleClock, QMPError, Proc, VM, console_gap, free_port,  # noqa: E402
                   listening, migrate_info, ns_prefix, read_json, wait_for, wait_ticks)
 
@@ -153,17 +153,10 @@ def migrate(a, n, cell, src, sides):
                 src_at_switch = size(src.serial)
                 qs.cmd("migrate-start-postcopy")
             time.sleep(0.01)
-        deadline = time.monotonic() + 5
-        while info["status"] == "completed" and not info["total_time_ms"] and \
-                time.monotonic() < deadline:
-            time.sleep(0.05)
-            info = migrate_info(qs)
-        for k in ("status", "total_time_ms", "downtime_ms", "ram_transferred", "qemu_error"):
-            if k in info:
-                r[k] = info[k]
-        ram = qs.cmd("query-migrate").get("ram", {})
-        for k in ("postcopy-requests", "postcopy-bytes", "precopy-bytes", "downtime-bytes"):
-            r[k.replace("-", "_")] = ram.get(k)
+        # QEMU's numbers as qmig.py records them (postcopy-requests and
+        # -bytes among them).
+        info = final_info(qs, info)
+        r.update(info)
         if info["status"] != "completed":
             r["src_stderr"] = src.proc.text(limit=300)
             r["dst_stderr"] = dst.proc.text(limit=300)
