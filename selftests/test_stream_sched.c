@@ -25,6 +25,8 @@
  *   channel_bulk_round_robin  bulk: the first channel with room from rr
  *   channel_urgent_least      urgent: the least queued with room, ties
  *                             from rr; none with room: -1
+ *   channel_kept_for_urgent   latency mode, two channels or more: the
+ *                             last is the urgent frames' alone
  */
 #include "kselftest_harness.h"
 
@@ -180,9 +182,9 @@ TEST(channel_bulk_round_robin)
 	bool room[4] = { true, false, true, true };
 	size_t queued[4] = { 900, 0, 50, 700 };
 
-	EXPECT_EQ(0, ssched_channel(SSCHED_BULK, room, queued, 4, 0));
-	EXPECT_EQ(2, ssched_channel(SSCHED_BULK, room, queued, 4, 1));
-	EXPECT_EQ(3, ssched_channel(SSCHED_BULK, room, queued, 4, 3));
+	EXPECT_EQ(0, ssched_channel(SSCHED_BULK, room, queued, 4, 0, false));
+	EXPECT_EQ(2, ssched_channel(SSCHED_BULK, room, queued, 4, 1, false));
+	EXPECT_EQ(3, ssched_channel(SSCHED_BULK, room, queued, 4, 3, false));
 }
 
 TEST(channel_urgent_least)
@@ -190,10 +192,32 @@ TEST(channel_urgent_least)
 	bool room[4] = { true, false, true, true }, none[4] = { false };
 	size_t queued[4] = { 900, 0, 50, 50 };
 
-	EXPECT_EQ(2, ssched_channel(SSCHED_URGENT, room, queued, 4, 0));	/* 1 is full */
-	EXPECT_EQ(3, ssched_channel(SSCHED_URGENT, room, queued, 4, 3));	/* tie: from rr */
-	EXPECT_EQ(-1, ssched_channel(SSCHED_URGENT, none, queued, 4, 0));
-	EXPECT_EQ(-1, ssched_channel(SSCHED_BULK, none, queued, 4, 0));
+	EXPECT_EQ(2, ssched_channel(SSCHED_URGENT, room, queued, 4, 0, false));	/* 1 is full */
+	EXPECT_EQ(3, ssched_channel(SSCHED_URGENT, room, queued, 4, 3, false));	/* tie: from rr */
+	EXPECT_EQ(-1, ssched_channel(SSCHED_URGENT, none, queued, 4, 0, false));
+	EXPECT_EQ(-1, ssched_channel(SSCHED_BULK, none, queued, 4, 0, false));
+}
+
+TEST(channel_kept_for_urgent)
+{
+	bool room[3] = { true, true, true };
+	size_t queued[3] = { 0, 10, 500 };
+
+	/* Latency mode: urgent frames take the last channel, however queued ... */
+	EXPECT_EQ(2, ssched_channel(SSCHED_URGENT, room, queued, 3, 0, true));
+	/* ... bulk frames never. */
+	EXPECT_EQ(0, ssched_channel(SSCHED_BULK, room, queued, 3, 0, true));
+	EXPECT_EQ(1, ssched_channel(SSCHED_BULK, room, queued, 3, 1, true));
+	EXPECT_EQ(0, ssched_channel(SSCHED_BULK, room, queued, 3, 2, true));
+	room[0] = room[1] = false;
+	EXPECT_EQ(-1, ssched_channel(SSCHED_BULK, room, queued, 3, 0, true));
+	/* The last one full: the least queued of the others. */
+	room[0] = room[1] = true;
+	room[2] = false;
+	EXPECT_EQ(0, ssched_channel(SSCHED_URGENT, room, queued, 3, 1, true));
+	/* One channel: shared. */
+	EXPECT_EQ(0, ssched_channel(SSCHED_BULK, room, queued, 1, 0, true));
+	EXPECT_EQ(0, ssched_channel(SSCHED_URGENT, room, queued, 1, 0, true));
 }
 
 TEST_HARNESS_MAIN

@@ -95,12 +95,18 @@ void ssched_order(const enum ssched_class *cls, unsigned int n, unsigned int rr,
 }
 
 int ssched_channel(enum ssched_class cls, const bool *room, const size_t *queued,
-		   unsigned int nch, unsigned int rr)
+		   unsigned int nch, unsigned int rr, bool latency)
 {
+	bool keep = latency && nch >= 2;	/* the last channel is the urgent frames' */
+	unsigned int n = nch;
 	int best = -1;
 
-	for (unsigned int t = 0; t < nch; t++) {
-		unsigned int c = (rr + t) % nch;
+	if (keep && cls == SSCHED_URGENT && room[nch - 1])
+		return (int)nch - 1;
+	if (keep && cls == SSCHED_BULK)
+		n = nch - 1;
+	for (unsigned int t = 0; t < n; t++) {
+		unsigned int c = (rr + t) % n;
 
 		if (!room[c])
 			continue;

@@ -103,10 +103,13 @@ void ssched_order(const enum ssched_class *cls, unsigned int n, unsigned int rr,
 /*
  * The channel for a frame: BULK round robin from rr over the channels
  * with room; URGENT the one with room and the fewest bytes queued
- * (queued[c]: framed and not yet sent), the first of equals from rr.
- * -1: no channel has room.
+ * (queued[c]: framed and not yet sent), the first of equals from rr.  In
+ * latency mode with two channels or more the last one is kept for URGENT
+ * frames (they take it whenever it has room; BULK frames never do), so
+ * no bulk data waits in its socket ahead of them.  -1: no channel has
+ * room.
  */
 int ssched_channel(enum ssched_class cls, const bool *room, const size_t *queued,
-		   unsigned int nch, unsigned int rr);
+		   unsigned int nch, unsigned int rr, bool latency);
 
 #endif

@@ -538,6 +538,8 @@ static int run(struct stream_sender *s)
 		int ret;
 
 		stream_schedule(s, now_s());
+		/* Page requests first: QEMU waits on them. */
+		ret_submit_writes(s);
 		/* Encode what was read, then read on: urgent streams first. */
 		for (unsigned int k = 0; k < s->ns; k++) {
 			unsigned int i = order[k];
@@ -558,7 +560,6 @@ static int run(struct stream_sender *s)
 		}
 		place_ctrls(s);
 		ret_place_credits(s);
-		ret_submit_writes(s);
 		check_input_done(s, now_s());
 		place_done(s);
 		for (unsigned int c = 0; c < s->nch; c++)

@@ -32,15 +32,18 @@ int stream_pick_class(struct stream_sender *s, enum ssched_class cls, size_t nee
 	size_t queued[LMIG_MAX_CHANNELS];
 	int c;
 
-	if (cls == SSCHED_BULK)
+	if (cls == SSCHED_BULK && !s->latency)
 		return stream_pick_channel(s, need, at);
 	for (unsigned int k = 0; k < s->nch; k++) {
 		ok[k] = !s->ch[k].done_placed && stream_room(&s->ch[k], need);
 		queued[k] = stream_chan_unsent(&s->ch[k]);
 	}
-	c = ssched_channel(cls, ok, queued, s->nch, s->rr);
-	if (c >= 0)
-		*at = stream_room(&s->ch[c], need);
+	c = ssched_channel(cls, ok, queued, s->nch, s->rr, s->latency);
+	if (c < 0)
+		return -1;
+	*at = stream_room(&s->ch[c], need);
+	if (cls == SSCHED_BULK)
+		s->rr = (c + 1) % s->nch;
 	return c;
 }
 
