@@ -42,27 +42,40 @@ void ssched_returned(struct ssched *s, double now)
 	s->t_return = now;
 }
 
-bool ssched_latency(const struct ssched *s, double now)
+static bool latency(const struct ssched *s, double now)
 {
 	return s->returns >= 2 && now - s->t_return < SSCHED_HOLD_S;
 }
 
-uint64_t ssched_window(const struct ssched *s, enum ssched_class cls, bool latency)
+void ssched_stream_read(struct ssched *s, double now, enum ssched_class cls, bool returned)
+{
+	if (cls == SSCHED_URGENT && !returned && latency(s, now))
+		s->t_split = now;
+}
+
+enum ssched_mode ssched_mode(const struct ssched *s, double now)
+{
+	if (!latency(s, now))
+		return SSCHED_NORMAL;
+	return s->t_split && now - s->t_split < SSCHED_HOLD_S ? SSCHED_SPLIT : SSCHED_SHARED;
+}
+
+uint64_t ssched_window(const struct ssched *s, enum ssched_class cls, enum ssched_mode mode)
 {
 	uint64_t win = s->fine_credit ? SSCHED_LAT_WINDOW : SSCHED_LAT_WINDOW_COARSE;
 
-	if (!latency || cls == SSCHED_URGENT || win > s->window)
+	if (mode != SSCHED_SHARED || cls == SSCHED_URGENT || win > s->window)
 		return s->window;
 	return win;
 }
 
-size_t ssched_read_room(const struct ssched *s, enum ssched_class cls, bool latency,
+size_t ssched_read_room(const struct ssched *s, enum ssched_class cls, enum ssched_mode mode,
 			uint64_t off, uint64_t acked, size_t unsent, unsigned int nch)
 {
-	uint64_t win = ssched_window(s, cls, latency), ahead = off - acked;
+	uint64_t win = ssched_window(s, cls, mode), ahead = off - acked;
 	size_t block = s->block, lim = s->unsent;
 
-	if (latency && cls == SSCHED_BULK) {
+	if (mode != SSCHED_NORMAL && cls == SSCHED_BULK) {
 		if (block > SSCHED_LAT_BLOCK)
 			block = SSCHED_LAT_BLOCK;
 		if (lim > SSCHED_LAT_UNSENT)
@@ -75,9 +88,9 @@ size_t ssched_read_room(const struct ssched *s, enum ssched_class cls, bool late
 	return win - ahead < block ? (size_t)(win - ahead) : block;
 }
 
-int ssched_lowat(const struct ssched *s, bool latency)
+int ssched_lowat(const struct ssched *s, enum ssched_mode mode)
 {
-	return latency && s->lowat > SSCHED_LAT_LOWAT ? SSCHED_LAT_LOWAT : s->lowat;
+	return mode != SSCHED_NORMAL && s->lowat > SSCHED_LAT_LOWAT ? SSCHED_LAT_LOWAT : s->lowat;
 }
 
 void ssched_order(const enum ssched_class *cls, unsigned int n, unsigned int rr,
@@ -95,9 +108,9 @@ void ssched_order(const enum ssched_class *cls, unsigned int n, unsigned int rr,
 }
 
 int ssched_channel(enum ssched_class cls, const bool *room, const size_t *queued,
-		   unsigned int nch, unsigned int rr, bool latency)
+		   unsigned int nch, unsigned int rr, enum ssched_mode mode)
 {
-	bool keep = latency && nch >= 2;	/* the last channel is the urgent frames' */
+	bool keep = mode != SSCHED_NORMAL && nch >= 2;	/* the last channel is the urgent frames' */
 	unsigned int n = nch;
 	int best = -1;
 

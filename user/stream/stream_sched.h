@@ -22,18 +22,31 @@
  * postcopy-preempt channel, which carries requested pages only.  Any
  * other is BULK.  Urgent streams are read and encoded first, are not held
  * by the send buffers' limit (their own window still holds), and their
- * frames go to the channel with the least queued ahead of them.
+ * frames go to the channel with the least queued ahead of them (in
+ * latency mode, to a channel of their own).
  *
  * Latency mode.  It starts with the second return frame within
  * SSCHED_HOLD_S of the one before (QEMU's return path is silent in
  * pre-copy but for a word or two; in post-copy every remote fault sends
  * a request) and lasts SSCHED_HOLD_S after the last.  While it lasts, a
- * BULK stream may run SSCHED_LAT_WINDOW ahead of what the destination
- * wrote out (SSCHED_LAT_WINDOW_COARSE with a destination that credits
- * only every 2 MiB: twice its step, so the credit never stalls it), reads
- * at most SSCHED_LAT_BLOCK at a time, the send buffers hold at most
- * SSCHED_LAT_UNSENT of framed bulk data per channel, and each socket
- * keeps at most SSCHED_LAT_LOWAT unsent.
+ * BULK stream reads at most SSCHED_LAT_BLOCK at a time, the send buffers
+ * hold at most SSCHED_LAT_UNSENT of framed bulk data per channel, each
+ * socket keeps at most SSCHED_LAT_LOWAT unsent, and with two channels or
+ * more the last one carries URGENT frames only.  Two kinds:
+ *
+ * - SHARED: the answers come on a bulk stream (post-copy without
+ *   preempt).  A BULK stream may run only SSCHED_LAT_WINDOW ahead of what
+ *   the destination wrote out (SSCHED_LAT_WINDOW_COARSE with a
+ *   destination that credits only every 2 MiB: twice its step, so the
+ *   credit never stalls it): what QEMU wrote beyond that waits in QEMU,
+ *   behind the answers it sends first.
+ * - SPLIT: an URGENT stream that never carried bytes back (the return
+ *   direction's requests come on the main stream, so this is another
+ *   one: postcopy-preempt's) read data within SSCHED_HOLD_S.  The answers
+ *   have their own stream, a backlog of the bulk stream at the
+ *   destination is not ahead of them, and a bulk stream keeps its window:
+ *   QEMU 7.2 sends both from one thread, which must not wait on a bulk
+ *   stream lmig stopped reading before it can send an answer.
  */
 #ifndef LMIG_STREAM_SCHED_H
 #define LMIG_STREAM_SCHED_H
@@ -52,6 +65,7 @@
 #define SSCHED_LAT_LOWAT	(128 * 1024)
 
 enum ssched_class { SSCHED_BULK, SSCHED_URGENT };
+enum ssched_mode { SSCHED_NORMAL, SSCHED_SHARED, SSCHED_SPLIT };
 
 /* What was read from one stream lately. */
 struct ssched_stream {
@@ -68,6 +82,7 @@ struct ssched {
 	bool fine_credit;		/* the destination credits every LMIG_STREAM_FINE_STEP */
 	double t_return;		/* the last return frame, 0: none */
 	unsigned int returns;		/* return frames, each within SSCHED_HOLD_S of the last */
+	double t_split;			/* an urgent stream without a return read, in latency mode */
 };
 
 /* n bytes were read from a stream at now. */
@@ -76,10 +91,15 @@ enum ssched_class ssched_class(const struct ssched_stream *st, double now);
 
 /* A return frame (bytes the destination QEMU wrote back) came at now. */
 void ssched_returned(struct ssched *s, double now);
-bool ssched_latency(const struct ssched *s, double now);
+/*
+ * A stream of class cls read data at now; returned: it has carried bytes
+ * back.  Call after ssched_returned() for the same turn.
+ */
+void ssched_stream_read(struct ssched *s, double now, enum ssched_class cls, bool returned);
+enum ssched_mode ssched_mode(const struct ssched *s, double now);
 
 /* How far a stream may run ahead of what the destination wrote out. */
-uint64_t ssched_window(const struct ssched *s, enum ssched_class cls, bool latency);
+uint64_t ssched_window(const struct ssched *s, enum ssched_class cls, enum ssched_mode mode);
 
 /*
  * How many bytes a stream may read now (0: none): within its window
@@ -87,11 +107,11 @@ uint64_t ssched_window(const struct ssched *s, enum ssched_class cls, bool laten
  * for a BULK stream only while the channels' framed bytes not yet handed
  * to the kernel (unsent, over nch channels) are under the limit.
  */
-size_t ssched_read_room(const struct ssched *s, enum ssched_class cls, bool latency,
+size_t ssched_read_room(const struct ssched *s, enum ssched_class cls, enum ssched_mode mode,
 			uint64_t off, uint64_t acked, size_t unsent, unsigned int nch);
 
 /* What each socket may keep unsent (TCP_NOTSENT_LOWAT). */
-int ssched_lowat(const struct ssched *s, bool latency);
+int ssched_lowat(const struct ssched *s, enum ssched_mode mode);
 
 /*
  * The order in which n streams are served: URGENT ones first, each class
@@ -110,6 +130,6 @@ void ssched_order(const enum ssched_class *cls, unsigned int n, unsigned int rr,
  * room.
  */
 int ssched_channel(enum ssched_class cls, const bool *room, const size_t *queued,
-		   unsigned int nch, unsigned int rr, bool latency);
+		   unsigned int nch, unsigned int rr, enum ssched_mode mode);
 
 #endif

@@ -293,7 +293,7 @@ static void submit_read(struct stream_sender *s, unsigned int i)
 
 	if (ss->reading || ss->eof || ss->have)
 		return;
-	n = ssched_read_room(&s->sched, ss->cls, s->latency, ss->off, ss->acked, unsent(s), s->nch);
+	n = ssched_read_room(&s->sched, ss->cls, s->mode, ss->off, ss->acked, unsent(s), s->nch);
 	if (!n)
 		return;
 	sqe = uring_get_sqe(&s->ring);
@@ -417,7 +417,7 @@ static bool receiver_due(const struct stream_sender *s)
 		const struct stream_in *ss = s->s[i];
 
 		if (!ss->eof && !ss->have &&
-		    ss->off - ss->acked >= ssched_window(&s->sched, ss->cls, s->latency))
+		    ss->off - ss->acked >= ssched_window(&s->sched, ss->cls, s->mode))
 			return true;
 	}
 	return false;
@@ -478,6 +478,7 @@ static int handle_cqe(void *arg, struct io_uring_cqe *cqe)
 		ss->have = res;
 		s->st->bytes_stream += res;
 		ssched_read(&ss->sch, now_s(), res);
+		ssched_stream_read(&s->sched, now_s(), ss->cls, ss->rnext > 0);
 		return 0;
 	}
 	case UD_ACCEPT:

@@ -145,7 +145,7 @@ struct stream_sender {
 	struct cpolicy pol;
 	struct ratelimit rl;
 	struct ssched sched;
-	bool latency;			/* post-copy: requests on the return direction */
+	enum ssched_mode mode;		/* post-copy: requests on the return direction */
 	unsigned int srr;		/* the stream served first, in turn */
 	unsigned int order[LMIG_STREAM_MAX];	/* this turn's order of the streams */
 	double t0;

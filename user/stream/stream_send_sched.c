@@ -32,13 +32,13 @@ int stream_pick_class(struct stream_sender *s, enum ssched_class cls, size_t nee
 	size_t queued[LMIG_MAX_CHANNELS];
 	int c;
 
-	if (cls == SSCHED_BULK && !s->latency)
+	if (cls == SSCHED_BULK && s->mode == SSCHED_NORMAL)
 		return stream_pick_channel(s, need, at);
 	for (unsigned int k = 0; k < s->nch; k++) {
 		ok[k] = !s->ch[k].done_placed && stream_room(&s->ch[k], need);
 		queued[k] = stream_chan_unsent(&s->ch[k]);
 	}
-	c = ssched_channel(cls, ok, queued, s->nch, s->rr, s->latency);
+	c = ssched_channel(cls, ok, queued, s->nch, s->rr, s->mode);
 	if (c < 0)
 		return -1;
 	*at = stream_room(&s->ch[c], need);
@@ -55,7 +55,8 @@ int stream_pick_class(struct stream_sender *s, enum ssched_class cls, size_t nee
 void stream_schedule(struct stream_sender *s, double now)
 {
 	enum ssched_class cls[LMIG_STREAM_MAX];
-	bool returned = false, lat;
+	enum ssched_mode mode;
+	bool returned = false;
 
 	for (unsigned int i = 0; i < s->ns; i++) {
 		struct stream_in *ss = s->s[i];
@@ -66,14 +67,14 @@ void stream_schedule(struct stream_sender *s, double now)
 	}
 	if (returned)
 		ssched_returned(&s->sched, now);
-	lat = ssched_latency(&s->sched, now);
-	if (lat != s->latency) {
-		int lowat = ssched_lowat(&s->sched, lat);
+	mode = ssched_mode(&s->sched, now);
+	if (mode != s->mode) {
+		int lowat = ssched_lowat(&s->sched, mode);
 
 		for (unsigned int c = 0; c < s->nch; c++)
 			setsockopt(s->ch[c].link.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
 				   sizeof(lowat));
-		s->latency = lat;
+		s->mode = mode;
 	}
 	if (s->ns)
 		ssched_order(cls, s->ns, s->srr++ % s->ns, s->order);
