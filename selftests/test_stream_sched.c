@@ -19,11 +19,12 @@
  *                             fine credit, 4 MiB without; otherwise (SPLIT
  *                             too) the window
  *   read_room_window          the room is what the window leaves, at most
- *                             a block (64 KiB for bulk in latency mode)
+ *                             a block (64 KiB for bulk in SHARED mode)
  *   read_room_unsent          full send buffers stop bulk reads only, and
- *                             in latency mode at 128 KiB a channel
+ *                             in latency mode over one channel at 128 KiB
  *   read_room_bad_ack         credit beyond what was sent reads nothing
- *   lowat_by_mode             128 KiB in latency mode, never above normal
+ *   lowat_by_mode             128 KiB in latency mode over one channel,
+ *                             never above normal
  *   order_urgent_first        urgent streams before bulk, each in turn
  *                             from rr
  *   channel_bulk_round_robin  bulk: the first channel with room from rr
@@ -162,8 +163,8 @@ TEST(read_room_window)
 	EXPECT_EQ(64 * 1024, ssched_read_room(&s, SSCHED_BULK, SSCHED_SHARED, 1000, 1000, 0, 2));
 	EXPECT_EQ(10000, ssched_read_room(&s, SSCHED_BULK, SSCHED_SHARED, 512 * 1024 - 10000, 0, 0, 2));
 	EXPECT_EQ(0, ssched_read_room(&s, SSCHED_BULK, SSCHED_SHARED, 512 * 1024, 0, 0, 2));
-	/* Split: small reads, the whole window. */
-	EXPECT_EQ(64 * 1024, ssched_read_room(&s, SSCHED_BULK, SSCHED_SPLIT, 512 * 1024, 0, 0, 2));
+	/* Split: the bulk stream as it is. */
+	EXPECT_EQ(256 * 1024, ssched_read_room(&s, SSCHED_BULK, SSCHED_SPLIT, 512 * 1024, 0, 0, 2));
 	/* An urgent stream keeps its window and its block. */
 	EXPECT_EQ(256 * 1024, ssched_read_room(&s, SSCHED_URGENT, SSCHED_SHARED, 512 * 1024, 0, 0, 2));
 }
@@ -175,9 +176,16 @@ TEST(read_room_unsent)
 	EXPECT_EQ(256 * 1024, ssched_read_room(&s, SSCHED_BULK, SSCHED_NORMAL, 0, 0, (2 << 20) - 1, 2));
 	EXPECT_EQ(0, ssched_read_room(&s, SSCHED_BULK, SSCHED_NORMAL, 0, 0, 2 << 20, 2));
 	EXPECT_EQ(256 * 1024, ssched_read_room(&s, SSCHED_URGENT, SSCHED_NORMAL, 0, 0, 8 << 20, 2));
-	EXPECT_EQ(64 * 1024, ssched_read_room(&s, SSCHED_BULK, SSCHED_SHARED, 0, 0, 256 * 1024 - 1, 2));
-	EXPECT_EQ(0, ssched_read_room(&s, SSCHED_BULK, SSCHED_SHARED, 0, 0, 256 * 1024, 2));
-	EXPECT_EQ(256 * 1024, ssched_read_room(&s, SSCHED_URGENT, SSCHED_SHARED, 0, 0, 256 * 1024, 2));
+	/* Latency mode, two channels: urgent frames have their own; bulk as it is. */
+	EXPECT_EQ(64 * 1024, ssched_read_room(&s, SSCHED_BULK, SSCHED_SHARED, 0, 0, (2 << 20) - 1, 2));
+	EXPECT_EQ(0, ssched_read_room(&s, SSCHED_BULK, SSCHED_SHARED, 0, 0, 2 << 20, 2));
+	EXPECT_EQ(256 * 1024, ssched_read_room(&s, SSCHED_BULK, SSCHED_SPLIT, 0, 0, (2 << 20) - 1, 2));
+	/* One channel: bulk stops at 128 KiB framed and unsent, urgent never. */
+	EXPECT_EQ(64 * 1024, ssched_read_room(&s, SSCHED_BULK, SSCHED_SHARED, 0, 0, 128 * 1024 - 1, 1));
+	EXPECT_EQ(0, ssched_read_room(&s, SSCHED_BULK, SSCHED_SHARED, 0, 0, 128 * 1024, 1));
+	EXPECT_EQ(0, ssched_read_room(&s, SSCHED_BULK, SSCHED_SPLIT, 0, 0, 128 * 1024, 1));
+	EXPECT_EQ(256 * 1024, ssched_read_room(&s, SSCHED_BULK, SSCHED_NORMAL, 0, 0, 128 * 1024, 1));
+	EXPECT_EQ(256 * 1024, ssched_read_room(&s, SSCHED_URGENT, SSCHED_SPLIT, 0, 0, 8 << 20, 1));
 }
 
 TEST(read_room_bad_ack)
@@ -191,11 +199,13 @@ TEST(lowat_by_mode)
 {
 	struct ssched s = normal(true);
 
-	EXPECT_EQ(1 << 20, ssched_lowat(&s, SSCHED_NORMAL));
-	EXPECT_EQ(128 * 1024, ssched_lowat(&s, SSCHED_SHARED));
-	EXPECT_EQ(128 * 1024, ssched_lowat(&s, SSCHED_SPLIT));
+	EXPECT_EQ(1 << 20, ssched_lowat(&s, SSCHED_NORMAL, 1));
+	EXPECT_EQ(128 * 1024, ssched_lowat(&s, SSCHED_SHARED, 1));
+	EXPECT_EQ(128 * 1024, ssched_lowat(&s, SSCHED_SPLIT, 1));
+	/* Two channels: the urgent frames have one of their own. */
+	EXPECT_EQ(1 << 20, ssched_lowat(&s, SSCHED_SPLIT, 2));
 	s.lowat = 4096;
-	EXPECT_EQ(4096, ssched_lowat(&s, SSCHED_SHARED));
+	EXPECT_EQ(4096, ssched_lowat(&s, SSCHED_SHARED, 1));
 }
 
 TEST(order_urgent_first)

@@ -75,12 +75,11 @@ size_t ssched_read_room(const struct ssched *s, enum ssched_class cls, enum ssch
 	uint64_t win = ssched_window(s, cls, mode), ahead = off - acked;
 	size_t block = s->block, lim = s->unsent;
 
-	if (mode != SSCHED_NORMAL && cls == SSCHED_BULK) {
-		if (block > SSCHED_LAT_BLOCK)
-			block = SSCHED_LAT_BLOCK;
-		if (lim > SSCHED_LAT_UNSENT)
-			lim = SSCHED_LAT_UNSENT;
-	}
+	if (mode == SSCHED_SHARED && cls == SSCHED_BULK && block > SSCHED_LAT_BLOCK)
+		block = SSCHED_LAT_BLOCK;
+	/* One channel: urgent frames queue behind what bulk ones wait in. */
+	if (mode != SSCHED_NORMAL && nch < 2 && lim > SSCHED_LAT_UNSENT)
+		lim = SSCHED_LAT_UNSENT;
 	if (acked > off || ahead >= win)
 		return 0;
 	if (cls == SSCHED_BULK && unsent >= (uint64_t)nch * lim)
@@ -88,9 +87,11 @@ size_t ssched_read_room(const struct ssched *s, enum ssched_class cls, enum ssch
 	return win - ahead < block ? (size_t)(win - ahead) : block;
 }
 
-int ssched_lowat(const struct ssched *s, enum ssched_mode mode)
+int ssched_lowat(const struct ssched *s, enum ssched_mode mode, unsigned int nch)
 {
-	return mode != SSCHED_NORMAL && s->lowat > SSCHED_LAT_LOWAT ? SSCHED_LAT_LOWAT : s->lowat;
+	if (mode != SSCHED_NORMAL && nch < 2 && s->lowat > SSCHED_LAT_LOWAT)
+		return SSCHED_LAT_LOWAT;
+	return s->lowat;
 }
 
 void ssched_order(const enum ssched_class *cls, unsigned int n, unsigned int rr,

@@ -28,18 +28,19 @@
  * Latency mode.  It starts with the second return frame within
  * SSCHED_HOLD_S of the one before (QEMU's return path is silent in
  * pre-copy but for a word or two; in post-copy every remote fault sends
- * a request) and lasts SSCHED_HOLD_S after the last.  While it lasts, a
- * BULK stream reads at most SSCHED_LAT_BLOCK at a time, the send buffers
- * hold at most SSCHED_LAT_UNSENT of framed bulk data per channel, each
- * socket keeps at most SSCHED_LAT_LOWAT unsent, and with two channels or
- * more the last one carries URGENT frames only.  Two kinds:
+ * a request) and lasts SSCHED_HOLD_S after the last.  While it lasts,
+ * with two channels or more the last one carries URGENT frames only, so
+ * they wait behind no bulk data in lmig or in a socket; with one channel
+ * the send buffers hold at most SSCHED_LAT_UNSENT of framed bulk data and
+ * the socket keeps at most SSCHED_LAT_LOWAT unsent instead.  Two kinds:
  *
  * - SHARED: the answers come on a bulk stream (post-copy without
  *   preempt).  A BULK stream may run only SSCHED_LAT_WINDOW ahead of what
  *   the destination wrote out (SSCHED_LAT_WINDOW_COARSE with a
  *   destination that credits only every 2 MiB: twice its step, so the
- *   credit never stalls it): what QEMU wrote beyond that waits in QEMU,
- *   behind the answers it sends first.
+ *   credit never stalls it), in reads of at most SSCHED_LAT_BLOCK: what
+ *   QEMU wrote beyond that waits in QEMU, behind the answers it sends
+ *   first.
  * - SPLIT: an URGENT stream that never carried bytes back (the return
  *   direction's requests come on the main stream, so this is another
  *   one: postcopy-preempt's) read data within SSCHED_HOLD_S.  The answers
@@ -110,8 +111,8 @@ uint64_t ssched_window(const struct ssched *s, enum ssched_class cls, enum ssche
 size_t ssched_read_room(const struct ssched *s, enum ssched_class cls, enum ssched_mode mode,
 			uint64_t off, uint64_t acked, size_t unsent, unsigned int nch);
 
-/* What each socket may keep unsent (TCP_NOTSENT_LOWAT). */
-int ssched_lowat(const struct ssched *s, enum ssched_mode mode);
+/* What each of nch sockets may keep unsent (TCP_NOTSENT_LOWAT). */
+int ssched_lowat(const struct ssched *s, enum ssched_mode mode, unsigned int nch);
 
 /*
  * The order in which n streams are served: URGENT ones first, each class

@@ -69,7 +69,7 @@ void stream_schedule(struct stream_sender *s, double now)
 		ssched_returned(&s->sched, now);
 	mode = ssched_mode(&s->sched, now);
 	if (mode != s->mode) {
-		int lowat = ssched_lowat(&s->sched, mode);
+		int lowat = ssched_lowat(&s->sched, mode, s->nch);
 
 		for (unsigned int c = 0; c < s->nch; c++)
 			setsockopt(s->ch[c].link.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
