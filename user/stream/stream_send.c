@@ -49,10 +49,11 @@
  * asked for, and every byte queued ahead of an answer is waited for.  So
  * the streams are served in the order stream_sched.c decides (applied in
  * stream_send_sched.c): a stream QEMU writes little to (postcopy-preempt's)
- * first, past the limit above, onto the channel with the least queued;
- * and while requests flow on the return direction, a bulk stream runs
- * only a little ahead of what the destination wrote out, so its backlog
- * stays in QEMU, which answers requests before sending the rest.
+ * first, past the limit above, and while requests flow on the return
+ * direction onto a channel of its own; and when no such stream carries
+ * the answers, the bulk stream that does runs only a little ahead of what
+ * the destination wrote out, so its backlog stays in QEMU, which answers
+ * requests before sending the rest.
  *
  * With TLS (user/chan/tls.h) a kTLS channel is used as it is; otherwise a
  * buffer is sealed into its twin, cipher, when it is handed to the
