@@ -16,6 +16,9 @@ slice's stalls on its console.  Cells:
   preempt-tcp    postcopy-ram + postcopy-preempt, native tcp
   preempt-proxy  the same through lmig proxy (the preempt channel is a
                  second connection)
+  proxy-base, preempt-proxy-base
+                 proxy and preempt-proxy through --lmig-base, another
+                 build, to compare a change in the same run
 
 Every migration switches to post-copy (migrate-start-postcopy) once
 --postcopy-after MiB went, in the first pass (QEMU's downtime-limit is
