@@ -19,6 +19,10 @@
 #   proxy          post-copy through lmig proxy (unix: at both QEMUs)
 #   preempt-tcp    native post-copy + postcopy-preempt
 #   preempt-proxy  the same through lmig proxy
+#   proxy-base, preempt-proxy-base
+#                  proxy and preempt-proxy through another build of lmig,
+#                  LMIG_BASE (e.g. the commit before a change), in the
+#                  same run
 #
 # Prints Markdown tables on stdout (make bench appends them to
 # bench/results-latest.md): per cell the median / 90th percentile
@@ -34,7 +38,8 @@
 # Knobs (environment): PC_REPS (runs per cell, 20: about 4 minutes on two
 # loaded CPUs), PC_CELLS ("tcp proxy preempt-tcp preempt-proxy"), PC_MEM (MiB,
 # 512), PC_TOUCH (MiB, 256), PC_RATE (MB/s, 20), PC_TICK (ms, 10),
-# PC_STALL_US (50), PC_AFTER (MiB, 64), LMIG.
+# PC_STALL_US (50), PC_AFTER (MiB, 64), LMIG, LMIG_BASE (for the -base
+# cells).
 #
 # Exit status 0 when every migration completed, 1 if one failed or
 # something is missing, 2 on a bad knob.
@@ -75,7 +80,10 @@ done
 for c in $PC_CELLS; do
 	case $c in
 	tcp | proxy | preempt-tcp | preempt-proxy) ;;
-	*) bad "PC_CELLS: unknown cell '$c' (tcp proxy preempt-tcp preempt-proxy)" ;;
+	proxy-base | preempt-proxy-base)
+		[ -n "${LMIG_BASE:-}" ] || bad "PC_CELLS: cell '$c' needs LMIG_BASE (another lmig binary)"
+		[ -x "$LMIG_BASE" ] || bad "LMIG_BASE: '$LMIG_BASE' is not an executable" ;;
+	*) bad "PC_CELLS: unknown cell '$c' (tcp proxy preempt-tcp preempt-proxy proxy-base preempt-proxy-base)" ;;
 	esac
 done
 [ -n "$PC_CELLS" ] || bad "PC_CELLS is empty"
@@ -98,6 +106,11 @@ trap 'exit 143' TERM
 work=$(mktemp -d /dev/shm/lmig-pcbench.XXXXXX)
 # A private copy: a rebuild during the run must not mix two builds.
 cp "$LMIG" "$work/lmig"
+base_args=""
+if [ -n "${LMIG_BASE:-}" ]; then
+	cp "$LMIG_BASE" "$work/lmig-base"
+	base_args="--lmig-base $work/lmig-base"
+fi
 
 ns_up=1
 sh "$here/netns.sh" up "$ns_a" "$ns_b" || die "cannot set up the namespaces"
@@ -114,7 +127,7 @@ rc=0
 $py "$here/postcopy_bench.py" --work "$work" --out "$work/records" --lmig "$work/lmig" \
 	--ends "$ns_a=198.18.0.1,$ns_b=198.18.0.2" --cells "$cells" --reps "$PC_REPS" \
 	--mem "$PC_MEM" --touch "$PC_TOUCH" --rate "$PC_RATE" --tick "$PC_TICK" \
-	--stall-us "$PC_STALL_US" --postcopy-after "$PC_AFTER" --initrd "$initrd" || rc=1
+	--stall-us "$PC_STALL_US" --postcopy-after "$PC_AFTER" --initrd "$initrd" $base_args || rc=1
 summary=$(tail -n 1 "$work/records" 2>/dev/null) || summary=""
 [ -n "$summary" ] || die "the driver wrote nothing"
 
@@ -127,6 +140,7 @@ echo "- $(qemu-system-x86_64 --version | head -n 1), TCG; guest: $PC_MEM MiB, $P
 echo "- 1 Gbit/s namespace link both ways; post-copy switched on after $PC_AFTER MiB sent (first pass);" \
 	"max-bandwidth 32 GiB/s, downtime-limit 1 ms"
 echo "- lmig: \`$("$work/lmig" version | head -n 1)\`; source tree at commit $commit"
+[ -z "$base_args" ] || echo "- base cells: \`$("$work/lmig-base" version | head -n 1)\`"
 echo "- $PC_REPS run(s) per cell, interleaved; each value: median / 90th percentile (nearest rank) over the runs"
 echo ""
 $py "$here/postcopy_bench.py" --table "$work/records" --cells "$cells"

@@ -16,6 +16,9 @@ slice's stalls on its console.  Cells:
   preempt-tcp    postcopy-ram + postcopy-preempt, native tcp
   preempt-proxy  the same through lmig proxy (the preempt channel is a
                  second connection)
+  proxy-base, preempt-proxy-base
+                 proxy and preempt-proxy through --lmig-base, another
+                 build, to compare a change in the same run
 
 Every migration switches to post-copy (migrate-start-postcopy) once
 --postcopy-after MiB went, in the first pass (QEMU's downtime-limit is
@@ -47,7 +50,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "selftests", "qemu"))
-from qmig import dst_running, guest_inputs as qmig_inputs  # noqa: E402
+from qmig import dst_running, final_info, guest_inputs as qmig_inputs  # noqa: E402
 from qmig import (ConsoleClock, QMPError, Proc, VM, console_gap, free_port,  # noqa: E402
                   listening, migrate_info, ns_prefix, read_json, wait_for, wait_ticks)
 
@@ -56,12 +59,17 @@ CELLS = {
     "proxy": ("proxy", ["postcopy-ram"]),
     "preempt-tcp": ("tcp", ["postcopy-ram", "postcopy-preempt"]),
     "preempt-proxy": ("proxy", ["postcopy-ram", "postcopy-preempt"]),
+    # The same through --lmig-base: another build, compared in the same run.
+    "proxy-base": ("proxy", ["postcopy-ram"]),
+    "preempt-proxy-base": ("proxy", ["postcopy-ram", "postcopy-preempt"]),
 }
 TITLES = {
     "tcp": "native post-copy (tcp)",
     "proxy": "post-copy through lmig proxy",
     "preempt-tcp": "native post-copy + preempt",
     "preempt-proxy": "lmig proxy + preempt",
+    "proxy-base": "post-copy through lmig proxy (base)",
+    "preempt-proxy-base": "lmig proxy + preempt (base)",
 }
 CAPS = ("return-path", "postcopy-ram", "postcopy-preempt", "postcopy-blocktime")
 STALLS = re.compile(rb"lmig-guest stall-us((?: \d+)+)")
@@ -109,16 +117,17 @@ def migrate(a, n, cell, src, sides):
             wait_for(lambda: listening(dns, port), 10, "the destination to listen")
             uri = "tcp:%s:%d" % (daddr, port)
         else:
+            lmig = a.lmig_base if cell.endswith("-base") else a.lmig
             dsock = os.path.join(a.work, "m%d-dst.sock" % n)
             ssock = os.path.join(a.work, "m%d-src.sock" % n)
             qd.cmd("migrate-incoming", uri="unix:" + dsock)
             procs["recv"] = Proc("m%d-proxy-recv" % n, ns_prefix(dns) + [
-                a.lmig, "proxy", "recv", "--listen", "%s:%d" % (daddr, port),
+                lmig, "proxy", "recv", "--listen", "%s:%d" % (daddr, port),
                 "--to", "unix:" + dsock, "--json"], a.work)
             wait_for(lambda: listening(dns, port) or not procs["recv"].alive(), 10,
                      "lmig proxy recv to listen")
             procs["send"] = Proc("m%d-proxy-send" % n, ns_prefix(sns) + [
-                a.lmig, "proxy", "send", "--listen", "unix:" + ssock,
+                lmig, "proxy", "send", "--listen", "unix:" + ssock,
                 "--to", "%s:%d" % (daddr, port), "--json"], a.work)
             wait_for(lambda: os.path.exists(ssock) or not procs["send"].alive(), 10,
                      "lmig proxy send to listen")
@@ -147,17 +156,10 @@ def migrate(a, n, cell, src, sides):
                 src_at_switch = size(src.serial)
                 qs.cmd("migrate-start-postcopy")
             time.sleep(0.01)
-        deadline = time.monotonic() + 5
-        while info["status"] == "completed" and not info["total_time_ms"] and \
-                time.monotonic() < deadline:
-            time.sleep(0.05)
-            info = migrate_info(qs)
-        for k in ("status", "total_time_ms", "downtime_ms", "ram_transferred", "qemu_error"):
-            if k in info:
-                r[k] = info[k]
-        ram = qs.cmd("query-migrate").get("ram", {})
-        for k in ("postcopy-requests", "postcopy-bytes", "precopy-bytes", "downtime-bytes"):
-            r[k.replace("-", "_")] = ram.get(k)
+        # QEMU's numbers as qmig.py records them (postcopy-requests and
+        # -bytes among them).
+        info = final_info(qs, info)
+        r.update(info)
         if info["status"] != "completed":
             r["src_stderr"] = src.proc.text(limit=300)
             r["dst_stderr"] = dst.proc.text(limit=300)
@@ -327,7 +329,8 @@ def table(path, cells):
         runs = "%d" % len(rows[c]) + (" (%d failed)" % fails[c] if fails[c] else "")
         print("| %s | %s | %s |" % (TITLES[c], runs, " | ".join(vals)))
     print("")
-    pairs = [(l, n) for l, n in (("proxy", "tcp"), ("preempt-proxy", "preempt-tcp"))
+    pairs = [(l, n) for l, n in (("proxy", "tcp"), ("preempt-proxy", "preempt-tcp"),
+                                 ("proxy-base", "tcp"), ("preempt-proxy-base", "preempt-tcp"))
              if l in cells and n in cells]
     rcols = [c for c in cols if c[1] not in ("stall_n",)] + [
         ("stall p%d" % q if q < 100 else "stall max", "stall%d" % q, 1, 0) for q in spcs]
@@ -384,6 +387,7 @@ def main():
                     help="MiB sent before migrate-start-postcopy")
     ap.add_argument("--settle", type=float, default=3, help="seconds the guest runs before the first")
     ap.add_argument("--lmig", default="")
+    ap.add_argument("--lmig-base", default="", help="the lmig of the -base cells")
     ap.add_argument("--timeout", type=float, default=60, help="seconds a migration may take")
     ap.add_argument("--max-failures", type=int, default=3,
                     help="failed migrations before the run stops (a fresh guest boots after each)")
@@ -407,6 +411,9 @@ def main():
             not a.out or not a.lmig:
         print("postcopy_bench: needs --work, --out, --lmig and --ends NS_A=ADDR_A,NS_B=ADDR_B",
               file=sys.stderr)
+        return 2
+    if any(c.endswith("-base") for c in cells) and not a.lmig_base:
+        print("postcopy_bench: the -base cells need --lmig-base", file=sys.stderr)
         return 2
     # A bench reports what is missing as a failure (1), not as a skip.
     if qmig_inputs(a, "postcopy_bench"):

@@ -66,6 +66,13 @@
  * resume handshake (lmig_sresume ...) on a reconnected channel.
  */
 #define LMIG_CAP_RESUME		(1U << 6)
+/*
+ * lmig_hello.caps: the destination sends CREDIT every
+ * LMIG_STREAM_FINE_STEP bytes a stream wrote out, not every 2 MiB, so a
+ * source can keep a stream's bytes in flight small (post-copy) without
+ * waiting for credit.  Nothing else changes; either side may be older.
+ */
+#define LMIG_CAP_FINE_CREDIT	(1U << 7)
 
 #define LMIG_SFRAME_MAGIC	0x4653474dU	/* "MGSF" */
 #define LMIG_SREPLY_MAGIC	0x5253474dU	/* "MGSR" */
@@ -74,6 +81,7 @@
 #define LMIG_STREAM_BLOCK_MAX	(256 * 1024)	/* stream bytes in one DATA frame */
 #define LMIG_STREAM_WINDOW	(16U << 20)	/* bytes in flight per stream */
 #define LMIG_STREAM_RWINDOW	(1U << 20)	/* returned bytes in flight per stream */
+#define LMIG_STREAM_FINE_STEP	(64U << 10)	/* CREDIT step under LMIG_CAP_FINE_CREDIT */
 
 enum lmig_sframe_type {
 	LMIG_SF_OPEN	= 1,	/* a stream begins; no payload */

@@ -21,5 +21,8 @@ int sock_accept(int lfd, double timeout_s);
 /* Whole buffer or -1 (error, EOF, or timeout). */
 int sock_read_full(int fd, void *buf, size_t len, double timeout_s);
 int sock_write_full(int fd, const void *buf, size_t len);
+/* A unix stream socket listening at path, or connected to it; fd or -1. */
+int sock_unix_listen(const char *path);
+int sock_unix_connect(const char *path);
 
 #endif

@@ -520,10 +520,25 @@ def migrate_info(q):
         "ram_remaining": ram.get("remaining"),
         "dirty_pages_rate": ram.get("dirty-pages-rate"),
         "cpu_throttle_pct": i.get("cpu-throttle-percentage"),
+        "postcopy_requests": ram.get("postcopy-requests"),
+        "postcopy_bytes": ram.get("postcopy-bytes"),
+        "precopy_bytes": ram.get("precopy-bytes"),
+        "downtime_bytes": ram.get("downtime-bytes"),
     }
     if i.get("error-desc"):
         r["qemu_error"] = i["error-desc"]
     return r
+
+
+def final_info(q, info, timeout=5):
+    """migrate_info() once QEMU filled in its times: it says completed a
+    moment before (info: the last one seen; other states as they are)."""
+    deadline = time.monotonic() + timeout
+    while info["status"] == "completed" and not info["total_time_ms"] and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+        info = migrate_info(q)
+    return info
 
 
 def wait_ticks(vm, want, timeout):
@@ -777,12 +792,7 @@ def run(a):
                     break
                 time.sleep(0.02)
             res["freed_after_cancel_s"] = freed
-        # QEMU says completed a moment before it has filled in the times.
-        deadline = time.monotonic() + 5
-        while info["status"] == "completed" and not info["total_time_ms"] and \
-                time.monotonic() < deadline:
-            time.sleep(0.05)
-            info = migrate_info(qs)
+        info = final_info(qs, info)
         if a.smp > 1:
             # The guest without an OS prints them on its second port,
             # guest.c's guest_compute=1 on the console.

@@ -153,6 +153,7 @@ static int check_hello(void *arg, const struct hello_info *hi, bool first, const
 	if (first) {
 		/* Both ways when both ends take it: the ack grants what both have. */
 		r->ret = (hi->caps & LMIG_CAP_RETURN) && r->o->to.kind != SEP_STDIO;
+		r->fine_credit = hi->caps & LMIG_CAP_FINE_CREDIT;
 		r->nch = hi->nchannels;
 		r->ch = calloc(r->nch, sizeof(*r->ch));
 		if (!r->ch)
@@ -167,7 +168,7 @@ static int handshake(struct stream_receiver *r)
 		.listen = r->o->listen, .backlog = 64, .ready_fd = r->o->ready_fd,
 		.tls = r->o->tls, .timeout_ms = r->o->timeout_ms,
 		.accept_timeout_ms = r->o->accept_timeout_ms, .peer = "source", .whole = "session",
-		.caps = LMIG_CAP_STREAM | LMIG_CAP_LZ4 |
+		.caps = LMIG_CAP_STREAM | LMIG_CAP_LZ4 | LMIG_CAP_FINE_CREDIT |
 			(r->o->to.kind != SEP_STDIO ? LMIG_CAP_RETURN : 0),
 		.keepalive = true, .watch = true,
 		.check = check_hello, .arg = r,

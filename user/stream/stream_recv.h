@@ -97,6 +97,7 @@ struct stream_receiver {
 	struct stream_rx_chan *ch;	/* ... and what is received on them */
 	unsigned int nch;
 	bool ret;			/* LMIG_CAP_RETURN granted */
+	bool fine_credit;		/* LMIG_CAP_FINE_CREDIT: CREDIT every LMIG_STREAM_FINE_STEP */
 	uint64_t rseq;			/* return frames sent on channel 0 */
 	struct stream_out *s[LMIG_STREAM_MAX];
 	unsigned int opened_upto;	/* streams below have their destination open */

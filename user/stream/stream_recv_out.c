@@ -203,8 +203,13 @@ int stream_write_done(struct stream_receiver *r, unsigned int i, int res)
 	s->out_pos = res;
 	if (maybe_close(r, s))
 		return 0;
-	/* Every CREDIT_STEP, and each half second of slower progress: the source's stall clock. */
-	if (s->written - s->credited >= CREDIT_STEP || r->t_progress - s->t_credit >= 0.5) {
+	/*
+	 * Every CREDIT_STEP (LMIG_STREAM_FINE_STEP when the source asked:
+	 * it may keep little in flight), and each half second of slower
+	 * progress: the source's stall clock.
+	 */
+	if (s->written - s->credited >= (r->fine_credit ? LMIG_STREAM_FINE_STEP : CREDIT_STEP) ||
+	    r->t_progress - s->t_credit >= 0.5) {
 		stream_send_reply(r, LMIG_SR_CREDIT, 0, i, s->written, NULL, 5000);
 		s->credited = s->written;
 		s->t_credit = r->t_progress;

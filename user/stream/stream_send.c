@@ -45,6 +45,16 @@
  * for more data: a read returns what QEMU wrote, and the frames go as
  * soon as the channel's send before them did.
  *
+ * Post-copy turns that around: the destination's guest waits on pages it
+ * asked for, and every byte queued ahead of an answer is waited for.  So
+ * the streams are served in the order stream_sched.c decides (applied in
+ * stream_send_sched.c): a stream QEMU writes little to (postcopy-preempt's)
+ * first, past the limit above, and while requests flow on the return
+ * direction onto a channel of its own; and when no such stream carries
+ * the answers, the bulk stream that does runs only a little ahead of what
+ * the destination wrote out, so its backlog stays in QEMU, which answers
+ * requests before sending the rest.
+ *
  * With TLS (user/chan/tls.h) a kTLS channel is used as it is; otherwise a
  * buffer is sealed into its twin, cipher, when it is handed to the
  * kernel (buffers leave a channel in order, as TLS records must), and the
@@ -96,6 +106,7 @@ static int channels_connect(struct stream_sender *s)
 		hi.caps |= LMIG_CAP_RETURN;
 	if (s->o->from.kind != SEP_STDIO && s->o->resume_timeout_ms > 0)
 		hi.caps |= LMIG_CAP_RESUME;
+	hi.caps |= LMIG_CAP_FINE_CREDIT;
 	if (chan_session(&hi))
 		return -1;
 	for (unsigned int i = 0; i < s->nch; i++) {
@@ -107,6 +118,7 @@ static int channels_connect(struct stream_sender *s)
 					s->o->to);
 		/* Both ways when both ends take it (every channel's ack grants the same). */
 		s->ret = caps & LMIG_CAP_RETURN;
+		s->sched.fine_credit = caps & LMIG_CAP_FINE_CREDIT;
 		/* Best effort: without it the socket's own buffer hides the link longer. */
 		setsockopt(s->ch[i].link.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 	}
@@ -128,7 +140,7 @@ static int ring_setup(struct stream_sender *s)
 /* ---- placing frames in send buffers ------------------------------------ */
 
 /* Room for need bytes in channel c's buffer being filled: its frame area, or NULL. */
-static uint8_t *room(struct stream_tx_chan *ch, size_t need)
+uint8_t *stream_room(struct stream_tx_chan *ch, size_t need)
 {
 	/* With resume, a frame goes only where it can be kept until acknowledged. */
 	if (ch->rb && rbuf_room(ch->rb) < need)
@@ -169,7 +181,7 @@ int stream_pick_channel(struct stream_sender *s, size_t need, uint8_t **at)
 
 		if (s->ch[c].done_placed)
 			continue;
-		*at = room(&s->ch[c], need);
+		*at = stream_room(&s->ch[c], need);
 		if (*at) {
 			s->rr = (c + 1) % s->nch;
 			return (int)c;
@@ -219,7 +231,7 @@ static void place_done(struct stream_sender *s)
 		struct stream_tx_chan *ch = &s->ch[c];
 		uint8_t *at;
 
-		if (ch->done_placed || !(at = room(ch, SFRAME)))
+		if (ch->done_placed || !(at = stream_room(ch, SFRAME)))
 			continue;
 		sframe_build((struct lmig_sframe *)at, LMIG_SF_DONE, 0, s->ns, 0, ch->seq, ch->seq, 0, 0);
 		stream_commit(ch, SFRAME);
@@ -235,7 +247,7 @@ static bool encode_block(struct stream_sender *s, unsigned int i)
 	uint8_t *at, *payload;
 	uint32_t flags = 0, len = 0;
 	uint64_t h;
-	int c = stream_pick_channel(s, SFRAME + n, &at);
+	int c = stream_pick_class(s, ss->cls, SFRAME + n, &at);
 
 	if (c < 0)
 		return false;
@@ -278,24 +290,20 @@ static size_t unsent(const struct stream_sender *s)
 	size_t n = 0;
 
 	for (unsigned int c = 0; c < s->nch; c++)
-		for (unsigned int b = 0; b < NOBUF; b++) {
-			const struct obuf *o = &s->ch[c].buf[b];
-
-			if (o->state == OB_FILL || o->state == OB_READY ||
-			    (o->state == OB_BUSY && !o->sent))
-				n += o->len - o->off;
-		}
+		n += stream_chan_unsent(&s->ch[c]);
 	return n;
 }
 
 static void submit_read(struct stream_sender *s, unsigned int i)
 {
 	struct stream_in *ss = s->s[i];
-	uint64_t win = ss->acked + LMIG_STREAM_WINDOW - ss->off;
-	size_t n = win < LMIG_STREAM_BLOCK_MAX ? win : LMIG_STREAM_BLOCK_MAX;
 	struct io_uring_sqe *sqe;
+	size_t n;
 
-	if (ss->reading || ss->eof || ss->have || !n || unsent(s) >= s->nch * UNSENT_MAX)
+	if (ss->reading || ss->eof || ss->have)
+		return;
+	n = ssched_read_room(&s->sched, ss->cls, s->mode, ss->off, ss->acked, unsent(s), s->nch);
+	if (!n)
 		return;
 	sqe = uring_get_sqe(&s->ring);
 	if (ss->sock)
@@ -417,7 +425,8 @@ static bool receiver_due(const struct stream_sender *s)
 	for (unsigned int i = 0; i < s->ns; i++) {
 		const struct stream_in *ss = s->s[i];
 
-		if (!ss->eof && !ss->have && ss->off - ss->acked >= LMIG_STREAM_WINDOW)
+		if (!ss->eof && !ss->have &&
+		    ss->off - ss->acked >= ssched_window(&s->sched, ss->cls, s->mode))
 			return true;
 	}
 	return false;
@@ -477,6 +486,8 @@ static int handle_cqe(void *arg, struct io_uring_cqe *cqe)
 		}
 		ss->have = res;
 		s->st->bytes_stream += res;
+		ssched_read(&ss->sch, now_s(), res);
+		ssched_stream_read(&s->sched, now_s(), ss->cls, ss->rnext > 0);
 		return 0;
 	}
 	case UD_ACCEPT:
@@ -525,6 +536,7 @@ static void check_input_done(struct stream_sender *s, double now)
 static int run(struct stream_sender *s)
 {
 	double t_start = now_s();
+	const unsigned int *order = s->order;
 
 	s->t_receiver = t_start;
 	back_arm(s);
@@ -537,12 +549,21 @@ static int run(struct stream_sender *s)
 
 		if (stream_resume_tx_poll(s))
 			return -1;
-		/* Encode what was read, then read on. */
-		for (unsigned int i = 0; i < s->ns; i++) {
+		stream_schedule(s, now_s());
+		/* Page requests first: QEMU waits on them. */
+		ret_submit_writes(s);
+		/* Encode what was read, then read on: urgent streams first. */
+		for (unsigned int k = 0; k < s->ns; k++) {
+			unsigned int i = order[k];
 			struct stream_in *ss = s->s[i];
+			double w;
 
 			if (ss->have) {
-				if ((rw = ratelimit_wait(&s->rl)) > 0 || !encode_block(s, i)) {
+				/* An urgent block goes now: --bandwidth takes it from the next. */
+				w = ss->cls == SSCHED_URGENT ? 0 : ratelimit_wait(&s->rl);
+				if (w > 0)
+					rw = w;
+				if (w > 0 || !encode_block(s, i)) {
 					blocked = true;
 					continue;
 				}
@@ -551,7 +572,6 @@ static int run(struct stream_sender *s)
 		}
 		place_ctrls(s);
 		ret_place_credits(s);
-		ret_submit_writes(s);
 		check_input_done(s, now_s());
 		place_done(s);
 		for (unsigned int c = 0; c < s->nch; c++)
@@ -625,6 +645,8 @@ int stream_send(const struct stream_send_opts *o, struct stream_stats *st)
 	for (unsigned int c = 0; c < s.nch; c++)
 		s.ch[c].link.fd = -1;
 	cpolicy_init(&s.pol, o->compress);
+	s.sched = (struct ssched){ .window = LMIG_STREAM_WINDOW, .block = LMIG_STREAM_BLOCK_MAX,
+				   .unsent = UNSENT_MAX, .lowat = SOCK_UNSENT };
 	ratelimit_init(&s.rl, o->bandwidth);
 	if (o->from.kind != SEP_STDIO) {
 		s.lfd = sendpoint_listen(&o->from);

@@ -4,6 +4,8 @@
  * and what its files call of each other.
  *
  *   stream_send.c       set-up, QEMU's connections read, frames placed and sent, the main loop
+ *   stream_send_sched.c the scheduling decision (stream_sched.c) applied: classes,
+ *                       order, latency mode, the channel of an urgent frame
  *   stream_send_ret.c   channel 0 received: replies, and the return direction
  *                       (LMIG_CAP_RETURN) written to QEMU's connections, credited
  */
@@ -22,6 +24,7 @@
 #include "lib/xxh.h"
 #include "stream/resume_buf.h"
 #include "stream/stream.h"
+#include "stream/stream_sched.h"
 
 #define NOBUF		4
 #define OBUF_SIZE	(1024 * 1024)
@@ -95,6 +98,10 @@ struct stream_in {
 	uint64_t rcredited;	/* the last RCREDIT placed */
 	XXH3_state_t rdig;
 	struct iovec riov[RIOV];
+	/* Scheduling (stream_sched.h): what was read lately, and the return bytes last seen. */
+	struct ssched_stream sch;
+	enum ssched_class cls;
+	uint64_t rseen;
 };
 
 struct ctrl {
@@ -144,14 +151,28 @@ struct stream_sender {
 	bool verdict_in;
 	struct cpolicy pol;
 	struct ratelimit rl;
+	struct ssched sched;
+	enum ssched_mode mode;		/* post-copy: requests on the return direction */
+	unsigned int srr;		/* the stream served first, in turn */
+	unsigned int order[LMIG_STREAM_MAX];	/* this turn's order of the streams */
 	double t0;
 	double t_receiver;		/* the last reply, or the last time none was due */
 	struct stream_resume_tx *rs;	/* LMIG_CAP_RESUME granted, or NULL */
 };
 
 /* stream_send.c */
+/* Room for need bytes in the channel's buffer being filled: where they go, or NULL. */
+uint8_t *stream_room(struct stream_tx_chan *ch, size_t need);
 int stream_pick_channel(struct stream_sender *s, size_t need, uint8_t **at);
 void stream_commit(struct stream_tx_chan *ch, size_t len);
+
+/* stream_send_sched.c */
+/* Framed bytes of a channel not yet handed to the kernel. */
+size_t stream_chan_unsent(const struct stream_tx_chan *ch);
+/* A channel for a frame of class cls (stream_sched.h): -1 when none has room. */
+int stream_pick_class(struct stream_sender *s, enum ssched_class cls, size_t need, uint8_t **at);
+/* Classes, order (s->order), latency mode and the sockets' limit, at the start of a turn. */
+void stream_schedule(struct stream_sender *s, double now);
 
 /* stream_send_ret.c */
 int back_init(struct stream_sender *s);
