@@ -150,8 +150,24 @@ struct src {
 	size_t held_max;
 	long long t_break, t_gave;	/* the last break seen, the give-up: ms */
 	volatile int port;		/* the local port of the source's connection */
+	/*
+	 * With resets to make: the killer's attempts so far, and how many it
+	 * makes.  The source puts no byte past the next attempt's point until
+	 * the attempt is made, so every reset meets a transfer still going,
+	 * however the threads are scheduled.
+	 */
+	const volatile unsigned int *tried;
+	unsigned int resets;
 	char err[512];
 };
+
+/* How far the source may put: the point of the killer's next attempt. */
+static uint64_t src_gate(const struct src *s)
+{
+	unsigned int t = s->tried ? __atomic_load_n(s->tried, __ATOMIC_RELAXED) : s->resets;
+
+	return t >= s->resets ? TOTAL : (uint64_t)(t + 1) * TOTAL / (s->resets + 2);
+}
 
 static int local_port(int fd)
 {
@@ -180,11 +196,13 @@ static int src_run(struct src *s)
 		ssize_t n;
 		int k;
 
-		while (put < TOTAL && rbuf_room(&s->b)) {
+		uint64_t gate = src_gate(s);
+
+		while (put < gate && rbuf_room(&s->b)) {
 			size_t m = rbuf_room(&s->b);
 
 			m = m < sizeof(chunk) ? m : sizeof(chunk);
-			m = TOTAL - put < m ? TOTAL - put : m;
+			m = gate - put < m ? gate - put : m;
 			for (size_t i = 0; i < m; i++)
 				chunk[i] = pat(put + i);
 			if (rbuf_put(&s->b, chunk, m) != RBUF_OK)
@@ -195,7 +213,8 @@ static int src_run(struct src *s)
 			s->held_max = s->b.end - s->b.base;
 		if (wire < s->b.end)
 			p.events |= POLLOUT;
-		poll(&p, 1, 1000);
+		/* Held at the gate: look at it again soon. */
+		poll(&p, 1, put < TOTAL && put == gate ? 10 : 1000);
 		if (p.revents & POLLOUT && rbuf_span(&s->b, wire, iov, &k) == RBUF_OK && k) {
 			n = write(c.fd, iov[0].iov_base, iov[0].iov_len);
 			if (n > 0)
@@ -242,6 +261,7 @@ struct killer {
 	int port;
 	volatile int *sport;	/* the source's end, not an intruder's */
 	unsigned int n, done;
+	volatile unsigned int tried;	/* attempts made, whatever they destroyed */
 	const uint64_t *have;	/* the destination's progress ... */
 	const unsigned int *reconnects;	/* ... and the source's */
 	volatile bool *over;
@@ -269,13 +289,15 @@ static void *kill_run(void *arg)
 		snprintf(cmd, sizeof(cmd),
 			 "ss -K -H -t state established dst 127.0.0.1 dport = :%d sport = :%d",
 			 k->port, *k->sport);
-		if (*k->over || !(f = popen(cmd, "r")))
-			continue;
 		/* One line for each socket destroyed: 0 while the source reconnects. */
-		while (fgets(line, sizeof(line), f))
-			k->done++;
-		pclose(f);
+		if (!*k->over && (f = popen(cmd, "r"))) {
+			while (fgets(line, sizeof(line), f))
+				k->done++;
+			pclose(f);
+		}
+		__atomic_store_n(&k->tried, i + 1, __ATOMIC_RELAXED);
 	}
+	__atomic_store_n(&k->tried, k->n, __ATOMIC_RELAXED);
 	return NULL;
 }
 
@@ -336,6 +358,10 @@ static void carry(struct __test_metadata *_metadata, unsigned int resets, bool i
 	k.sport = &r.s.port;
 	k.have = &r.d.have;
 	k.reconnects = &r.s.reconnects;
+	r.s.tried = &k.tried;
+	r.s.resets = resets;
+	r.s.tried = &k.tried;
+	r.s.resets = resets;
 	ASSERT_EQ(0, pthread_create(&td, NULL, dst_run, &r.d));
 	ASSERT_EQ(0, pthread_create(&ts, NULL, src_thread, &r));
 	if (intruder) {
@@ -412,6 +438,8 @@ TEST(budget_spent)
 	k.sport = &r.s.port;
 	k.have = &r.d.have;
 	k.reconnects = &r.s.reconnects;
+	r.s.tried = &k.tried;
+	r.s.resets = 1;
 	ASSERT_EQ(0, pthread_create(&td, NULL, dst_run, &r.d));
 	ASSERT_EQ(0, pthread_create(&tk, NULL, kill_run, &k));
 	r.rc = src_run(&r.s);
