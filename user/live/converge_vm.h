@@ -165,6 +165,7 @@ struct cvm_stats {
 	struct probes_status probes;
 	int64_t downtime_limit_ms;	/* QEMU's, at the last decision */
 	double least_cpus;		/* the least limit it allows (CVM_PERIOD_OF_DOWNTIME) */
+	enum tpol_period_rule period_rule;	/* LMIG_CVM_PERIOD */
 	uint64_t syncs;			/* decisions taken */
 	uint64_t dirty_set_max;		/* pages: the most dirtied in one of QEMU's passes */
 	unsigned int nsteps, steps_lost;

@@ -204,6 +204,13 @@ double tpol_io_limit(const struct tpol_state *st, double cpus)
 	return st->io_base * cpus / st->cpu_base;
 }
 
+bool tpol_short_period(enum tpol_period_rule rule, const struct tpol_state *st, double cpus)
+{
+	(void)st;
+	(void)cpus;
+	return rule != TPOL_PERIOD_LONG;
+}
+
 bool tpol_failed(struct tpol_state *st)
 {
 	st->fails++;

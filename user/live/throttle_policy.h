@@ -203,6 +203,19 @@ void tpol_start(struct tpol_state *st, const struct tpol_conf *c, const struct t
 void tpol_io_started(struct tpol_state *st, double base);
 /* The disk-write limit that goes with a CPU limit of cpus. */
 double tpol_io_limit(const struct tpol_state *st, double cpus);
+/*
+ * How a guest's vCPU limit is cut into quota and period (converge_vm.c;
+ * the environment's LMIG_CVM_PERIOD picks one for comparisons):
+ * SHORT gives 1 ms every 1 ms / share (throttle_quota_short(): the least
+ * wait at QEMU's stop), LONG lmig send's 100 ms periods (throttle_quota()),
+ * AUTO decides at each limit with tpol_short_period().
+ */
+enum tpol_period_rule {
+	TPOL_PERIOD_AUTO,
+	TPOL_PERIOD_SHORT,
+	TPOL_PERIOD_LONG,
+};
+
 /* One thread of the workload, as the probes counted it between two harvests. */
 struct tpol_thread {
 	pid_t tid;
@@ -217,6 +230,11 @@ struct tpol_thread {
  * first TPOL_THREADS_MAX of th count.
  */
 int tpol_writers(const struct tpol_thread *th, unsigned int n, pid_t *out, unsigned int max);
+/*
+ * With rule, does a limit of cpus CPUs get the short period
+ * (throttle_quota_short()) rather than the long one?
+ */
+bool tpol_short_period(enum tpol_period_rule rule, const struct tpol_state *st, double cpus);
 /*
  * Applying a limit failed: returns true when it is given up for good,
  * false when the next harvest that does not converge may try again.
