@@ -44,6 +44,9 @@
  *   hold_same                   the same limit again is a hold
  *   ineffective_lifts           CPU halved, dirty rate not: lifted for good
  *   ineffective_needs_all       each condition of that verdict matters
+ *   tighten_before_lift         with tpol_conf.tighten_before_lift
+ *                               (a guest's), not useless while the aim
+ *                               is above its floor: tightened instead
  *   given_up_stays              after a lift or give-up: nothing more
  *   io_limit_follows_cpu        the disk limit is the same fraction
  *   failures_retry_then_stop    three failed attempts, then given up
@@ -719,6 +722,68 @@ TEST(ineffective_needs_all)
 	tpol_decide(&st, &conf, &r, &d);
 	EXPECT_EQ(TPOL_SET, d.action);
 	EXPECT_TRUE(st.on);
+}
+
+TEST(tighten_before_lift)
+{
+	struct tpol_conf c = conf;
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	/*
+	 * ineffective_lifts' harvest: CPU cut to a quarter, dirty rate at
+	 * 80 %.  The aim, 0.25 x 20 / 3 / 32 = 0.052, is above the floor
+	 * --throttle-max 99 leaves (0.01 of base 1): tightened to it.
+	 */
+	c.tighten_before_lift = true;
+	c.max_pct = 99;
+	r.cpu_used = 0.25;
+	r.dirty_mbps = 32;
+	r.cur_cpus = 0.3;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(TPOL_TIGHTEN, d.why);
+	EXPECT_EQ(TPOL_AIMED, d.bound);
+	EXPECT_TRUE(NEAR(0.25 * 20 / 3 / 32, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_TRUE(st.on);
+	EXPECT_FALSE(st.off);
+	/*
+	 * Held there, still undiminished: the aim, 0.04 x 20 / 3 / 32 =
+	 * 0.0083, is raised to the floor, 0.01: no tighter limit, lifted.
+	 * (At 0.05 used it would be 0.0104, tightened once more.)
+	 */
+	r.cpu_used = 0.04;
+	r.cur_cpus = 0.052;
+	r.pred_s = 2.0;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+	EXPECT_TRUE(st.off);
+	/* The first harvest with --throttle-max 90, whose floor is 0.1: lifted at once. */
+	c.max_pct = 90;
+	st = limited();
+	r = bad();
+	r.cpu_used = 0.25;
+	r.dirty_mbps = 32;
+	r.cur_cpus = 0.3;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+	/* At the least limit (tpol_conf.min_cpus) too. */
+	c.max_pct = 99;
+	c.min_cpus = 0.06;
+	st = limited();
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+	/* Without the flag (lmig send) the first harvest above the floor lifts it. */
+	c.min_cpus = 0;
+	c.tighten_before_lift = false;
+	st = limited();
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
 }
 
 TEST(given_up_stays)

@@ -517,7 +517,7 @@ int cvm_start(struct converge_vm **out, const struct cvm_conf *c, struct cvm_sta
 				     .max_pct = c->max_pct,
 				     .min_cpus = cvm_least_cpus(st->downtime_limit_ms),
 				     .hold_converging = true, .lift_look_s = TPOL_LONG_LOOK_S,
-				     .lift_futile_floor = true };
+				     .lift_futile_floor = true, .tighten_before_lift = true };
 	st->least_cpus = cv->tc.min_cpus;
 	if (c->throttle) {
 		/* Limits a killed lmig left (its guard may have undone them already). */

@@ -139,13 +139,14 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 	 * keeps its count of distinct pages up even when it writes less: no
 	 * verdict from that either.
 	 */
+	set(st, c, r, falling, d);
 	if (r->cur_cpus > 0 && r->cpu_used <= 0.5 * st->cpu_base &&
 	    r->dirty_mbps >= 0.8 * st->d_before && r->pages < r->npages / 2 &&
-	    r->look_s >= c->lift_look_s && !(c->hold_converging && shrinking)) {
+	    r->look_s >= c->lift_look_s && !(c->hold_converging && shrinking) &&
+	    !(c->tighten_before_lift && d->bound != TPOL_AT_FLOOR && d->bound != TPOL_AT_MIN)) {
 		lift(st, r, TPOL_INEFFECTIVE, d);
 		return;
 	}
-	set(st, c, r, falling, d);
 	if (floor_futile(st, c, r, d))
 		lift(st, r, TPOL_FLOOR_FUTILE, d);
 }

@@ -26,6 +26,8 @@
  *
  * Lifted: a limit that halved the CPU the threads used without lowering
  * the dirty rate is useless (the writer does not need the CPU to write).
+ * With tpol_conf.tighten_before_lift (a guest's) that verdict waits until
+ * the limit is at its floor: a tighter one may still work.
  * With tpol_conf.lift_futile_floor (a guest's), so is one held at its
  * floor (what --throttle-max leaves, or the least limit) for
  * TPOL_FLOOR_PASSES harvests without the prediction falling by a quarter
@@ -110,6 +112,15 @@ struct tpol_conf {
 	 * trying, or is cancelled), but with the guest at full speed.
 	 */
 	bool lift_futile_floor;
+	/*
+	 * The useless-limit verdict (TPOL_INEFFECTIVE) only for a limit that
+	 * can go no tighter (the aim at its floor): above it, the aim
+	 * tightens instead.  A writer that spins between its writes (a
+	 * guest's vCPU polling) uses far more CPU than its writes need, so
+	 * halving its CPU lowers its dirty rate only once the limit nears
+	 * that need: giving up before the floor gives up a limit that works.
+	 */
+	bool tighten_before_lift;
 };
 
 /* Kept by the caller from harvest to harvest; changed only by tpol_*(). */
