@@ -59,6 +59,8 @@
  *   guest_least_cpus            the least share, 1 ms every quarter of
  *                               QEMU's downtime-limit (never under
  *                               0.1 %), waits 1.25 times that limit
+ *   period_rule                 a guest's limit: the short period unless
+ *                               LMIG_CVM_PERIOD=long
  *   harvest_cost_median         the harvest a switch-over's prediction
  *                               counts (live/precopy.c): the median of
  *                               the last five, the larger middle one of
@@ -963,6 +965,14 @@ TEST(guest_least_cpus)
 	}
 	/* Past 4 s the 1 s period holds: 5 s. */
 	EXPECT_TRUE(NEAR(5.0, cvm_stop_wait_s(cvm_least_cpus(10000))));
+}
+
+TEST(period_rule)
+{
+	/* The default is the short period; LMIG_CVM_PERIOD=long, lmig send's. */
+	EXPECT_TRUE(tpol_short_period(TPOL_PERIOD_AUTO));
+	EXPECT_TRUE(tpol_short_period(TPOL_PERIOD_SHORT));
+	EXPECT_FALSE(tpol_short_period(TPOL_PERIOD_LONG));
 }
 
 TEST(harvest_cost_median)

@@ -283,7 +283,7 @@ static void apply(struct converge_vm *cv, const struct tpol_decision *d)
 	 * QEMU stops the vCPUs inside its downtime: the short period gives
 	 * the least wait a share allows, as long as the rule keeps it.
 	 */
-	cv->th_cg.short_period = tpol_short_period(cv->rule, &cv->pol, d->cpus);
+	cv->th_cg.short_period = tpol_short_period(cv->rule);
 	if (throttle_set(&cv->th_cg, d->cpus)) {
 		note_err(cv, CVM_NOTE_SET_FAILED);
 		tpol_unset(&cv->pol, undo(cv));

@@ -235,10 +235,8 @@ double tpol_harvest_cost(const struct tpol_harvests *h)
 	return v[n / 2];
 }
 
-bool tpol_short_period(enum tpol_period_rule rule, const struct tpol_state *st, double cpus)
+bool tpol_short_period(enum tpol_period_rule rule)
 {
-	(void)st;
-	(void)cpus;
 	return rule != TPOL_PERIOD_LONG;
 }
 
