@@ -34,6 +34,9 @@
 #            8.1, whose default, 1 MB/s, is this one's); CONV_KVM_DL_BOUND s
 #   lmig     through `lmig proxy send --qmp` and `lmig proxy recv`
 #            (lmig's defaults, plus CONV_KVM_LMIG_ARGS); CONV_KVM_LMIG_BOUND s
+#   lmigshort, lmiglong   the same with LMIG_CVM_PERIOD=short or long:
+#            the vCPU limits' period rule, to compare them in one run
+#            (only when named in CONV_KVM_CASES)
 #
 # Prints a Markdown table (make bench appends it to bench/results-latest.md):
 # finished or not (bounded), QEMU's total time and downtime, the link
@@ -46,10 +49,12 @@
 # targets (lmig converges at every rate; total <= 0.5x auto-converge's
 # where that finishes; downtime <= 300 ms; computing vCPU >= 90 %) and, for
 # lmig, the last CPU limit seen on the writer's thread before the
-# switch-over (quota and period) beside the downtime.  Progress on stderr.
+# switch-over (quota and period) beside the downtime, and lmig's decisions
+# that changed the limit (from its --json report).  Progress on stderr.
 #
 # Knobs (environment): CONV_KVM_LINK (MB/s, 2), CONV_KVM_MULTS ("1 2 4"),
-# CONV_KVM_CASES ("native auto dlimit lmig"), CONV_KVM_TOUCH (MiB, 4),
+# CONV_KVM_CASES ("native auto dlimit lmig"; also lmigshort lmiglong),
+# CONV_KVM_TOUCH (MiB, 4),
 # CONV_KVM_PATH (proxy or direct),
 # CONV_KVM_BOUND (s, 20), CONV_KVM_AC_BOUND (s, 90), CONV_KVM_DL_BOUND (s,
 # 60), CONV_KVM_LMIG_BOUND (s, 60), CONV_KVM_DIRTY_LIMIT (MB/s, 1),

@@ -336,6 +336,13 @@ def migrate(a, c, procs, uri):
                     first_limit = (len(computes(src2)), len(computes(refp)))
         time.sleep(0.25)
     tend = time.monotonic()
+    # QEMU 7.2 says "completed" a moment before it has set total-time and
+    # downtime: ask again for them.
+    for _ in range(20):
+        if info.get("status") != "completed" or info.get("total-time"):
+            break
+        time.sleep(0.1)
+        info = qs.cmd("query-migrate")
     r1 = run_s(qpid, tids[1])
     say("cpu1_during", cpu1_where(c0, cpu1_ticks()))
     m1, g1 = len(computes(src2)), len(computes(refp))
