@@ -497,7 +497,6 @@ int cvm_start(struct converge_vm **out, const struct cvm_conf *c, struct cvm_sta
 	cv->t0 = now_s();
 	if (period_rule(&cv->rule))
 		goto fail;
-	st->period_rule = cv->rule;
 	if (qmp_open(&cv->q, c->qmp_path, CVM_QMP_TIMEOUT_MS))
 		goto fail;
 	st->qemu_pid = cv->q.pid;

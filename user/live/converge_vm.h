@@ -69,7 +69,8 @@
  * burst it waits up to (quota + tick) / share, not (period - quota).
  * Whatever the share, that wait is least with the least quota, so the
  * limits get 1 ms over the shortest period (struct throttle's
- * short_period); the period itself does not shorten it.
+ * short_period, unless LMIG_CVM_PERIOD=long); the period itself does
+ * not shorten it.
  */
 #define CVM_SCHED_TICK_S	0.004
 /*
@@ -165,7 +166,6 @@ struct cvm_stats {
 	struct probes_status probes;
 	int64_t downtime_limit_ms;	/* QEMU's, at the last decision */
 	double least_cpus;		/* the least limit it allows (CVM_PERIOD_OF_DOWNTIME) */
-	enum tpol_period_rule period_rule;	/* LMIG_CVM_PERIOD */
 	uint64_t syncs;			/* decisions taken */
 	uint64_t dirty_set_max;		/* pages: the most dirtied in one of QEMU's passes */
 	unsigned int nsteps, steps_lost;

@@ -132,6 +132,7 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 		}
 		return;
 	}
+	set(st, c, r, falling, d);
 	/*
 	 * The CPU it used, measured, not the limit set: a limit takes a while
 	 * to bite, and until it does, an undiminished dirty rate says
@@ -139,7 +140,6 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 	 * keeps its count of distinct pages up even when it writes less: no
 	 * verdict from that either.
 	 */
-	set(st, c, r, falling, d);
 	if (r->cur_cpus > 0 && r->cpu_used <= 0.5 * st->cpu_base &&
 	    r->dirty_mbps >= 0.8 * st->d_before && r->pages < r->npages / 2 &&
 	    r->look_s >= c->lift_look_s && !(c->hold_converging && shrinking) &&
