@@ -47,6 +47,11 @@
  *   tighten_before_lift         with tpol_conf.tighten_before_lift
  *                               (a guest's), not useless while the aim
  *                               is above its floor: tightened instead
+ *   soft_floor_useless          with tpol_conf.soft_floor (a guest's
+ *                               default --throttle-max) a limit useless
+ *                               at the --throttle-max floor goes below it,
+ *                               down to the least limit, then is lifted
+ *   soft_floor_futile           ... and one futile there goes below too
  *   given_up_stays              after a lift or give-up: nothing more
  *   io_limit_follows_cpu        the disk limit is the same fraction
  *   failures_retry_then_stop    three failed attempts, then given up
@@ -786,6 +791,94 @@ TEST(tighten_before_lift)
 	tpol_decide(&st, &c, &r, &d);
 	EXPECT_EQ(TPOL_LIFT, d.action);
 	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+}
+
+/* A guest with --throttle-max not given (live/converge_vm.c). */
+static const struct tpol_conf soft = { .enabled = true, .downtime_ms = 300, .max_pct = 90,
+					.hold_converging = true, .lift_look_s = TPOL_LONG_LOOK_S,
+					.lift_futile_floor = true, .tighten_before_lift = true,
+					.soft_floor = true };
+
+TEST(soft_floor_useless)
+{
+	struct tpol_conf c = soft;
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	/*
+	 * Held at the floor, 0.1 of base 1, for 3 s: CPU cut to a tenth,
+	 * dirty rate undiminished, the prediction flat.  The aim, 0.1 x 20
+	 * / 3 / 40 = 0.0167, goes below the floor instead of a lift.
+	 */
+	r.cpu_used = 0.1;
+	r.cur_cpus = 0.1;
+	r.look_s = 3.0;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(TPOL_TIGHTEN, d.why);
+	EXPECT_EQ(TPOL_AIMED, d.bound);
+	EXPECT_TRUE(NEAR(0.1 * 20 / 3 / 40, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_TRUE(st.below_floor);
+	EXPECT_FALSE(st.off);
+	/* Still undiminished there: the aim, 0.0028, is raised to 0.01, the least: lifted. */
+	r.cpu_used = d.cpus;
+	r.cur_cpus = d.cpus;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+	EXPECT_TRUE(st.off);
+	/* --throttle-max given (no soft floor): the first harvest lifts it. */
+	c.soft_floor = false;
+	st = limited();
+	r = bad();
+	r.cpu_used = 0.1;
+	r.cur_cpus = 0.1;
+	r.look_s = 3.0;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+	EXPECT_FALSE(st.below_floor);
+}
+
+TEST(soft_floor_futile)
+{
+	const double pred[] = { 2.0, 1.9, 1.8, 1.7, 1.6 };
+	struct tpol_conf c = soft;
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	/*
+	 * At the floor (aim 0.3 x 20 / 3 / 40 = 0.05, raised to 0.1), CPU not
+	 * halved below 0.5 long enough to be useless: the fifth decision
+	 * finds it futile (the prediction fell by less than a quarter) and
+	 * goes below the floor, to the aim.
+	 */
+	r.cpu_used = 0.3;
+	r.cur_cpus = 0.1;
+	for (int i = 0; i < 5; i++) {
+		r.pred_s = pred[i];
+		tpol_decide(&st, &c, &r, &d);
+		if (i < 4) {
+			EXPECT_EQ(TPOL_HOLD, d.why) TH_LOG("decision %d", i);
+			EXPECT_EQ(TPOL_AT_FLOOR, d.bound);
+		}
+	}
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(TPOL_TIGHTEN, d.why);
+	EXPECT_TRUE(NEAR(0.3 * 20 / 3 / 40, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_TRUE(st.below_floor);
+	EXPECT_FALSE(st.off);
+	/* The same without the soft floor: lifted as futile. */
+	c.soft_floor = false;
+	st = limited();
+	for (int i = 0; i < 5; i++) {
+		r.pred_s = pred[i];
+		tpol_decide(&st, &c, &r, &d);
+	}
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_FLOOR_FUTILE, d.why);
 }
 
 TEST(given_up_stays)

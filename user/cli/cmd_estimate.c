@@ -98,7 +98,8 @@ void usage_estimate(void)
 	       "      --max-rounds N      lmig send's (default 30)\n"
 	       "      --throttle auto|off whether a CPU limit may help (default auto)\n"
 	       "      --throttle-max PCT  take at most PCT %% of its CPU (1..99, default 90;\n"
-	       "                          99 with --qmp, as lmig pipe|proxy send --qmp)\n"
+	       "                          99 with --qmp: lmig pipe|proxy send --qmp go\n"
+	       "                          below 90 where a limit there does not work)\n"
 	       "\n"
 	       "      --progress, --no-progress\n"
 	       "                          progress while watching (default: when stderr is a\n"
@@ -348,7 +349,10 @@ static void fill_defaults(const struct est_args *a, const struct cli_opts *c, st
 	struct est_input *in = &ob->in;
 
 	in->max_rounds = a->max_rounds;
-	/* Not given: lmig send's default, or lmig pipe|proxy send --qmp's. */
+	/*
+	 * Not given: lmig send's default; with --qmp the least limit, where
+	 * lmig pipe|proxy send --qmp go when their floor does not work.
+	 */
 	in->throttle_max_pct = a->throttle_off ? 0 : a->throttle_max ? a->throttle_max :
 			       a->qmp ? 99 : 90;
 	if (!in->downtime_ms)

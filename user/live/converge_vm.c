@@ -513,7 +513,8 @@ int cvm_start(struct converge_vm **out, const struct cvm_conf *c, struct cvm_sta
 	lmig_err_clear();
 	cv->tc = (struct tpol_conf){ .enabled = c->throttle,
 				     .downtime_ms = (unsigned int)st->downtime_limit_ms,
-				     .max_pct = c->max_pct,
+				     .max_pct = c->max_pct ? c->max_pct : CVM_MAX_PCT_DEFAULT,
+				     .soft_floor = !c->max_pct,
 				     .min_cpus = cvm_least_cpus(st->downtime_limit_ms),
 				     .hold_converging = true, .lift_look_s = TPOL_LONG_LOOK_S,
 				     .lift_futile_floor = true, .tighten_before_lift = true };

@@ -27,7 +27,9 @@
  * Lifted: a limit that halved the CPU the threads used without lowering
  * the dirty rate is useless (the writer does not need the CPU to write).
  * With tpol_conf.tighten_before_lift (a guest's) that verdict waits until
- * the limit is at its floor: a tighter one may still work.
+ * the limit is at its floor: a tighter one may still work; with
+ * tpol_conf.soft_floor the floor --throttle-max leaves then gives way,
+ * and the least limit is the floor.
  * With tpol_conf.lift_futile_floor (a guest's), so is one held at its
  * floor (what --throttle-max leaves, or the least limit) for
  * TPOL_FLOOR_PASSES harvests without the prediction falling by a quarter
@@ -121,6 +123,16 @@ struct tpol_conf {
 	 * that need: giving up before the floor gives up a limit that works.
 	 */
 	bool tighten_before_lift;
+	/*
+	 * What --throttle-max leaves is a floor only while the limit works
+	 * (a guest's default, --throttle-max not given): a limit held there
+	 * that would be lifted as useless (TPOL_INEFFECTIVE or
+	 * TPOL_FLOOR_FUTILE) goes on below it instead, down to the least
+	 * limit, and only there is it lifted.  The CPU a vCPU that spins
+	 * between its writes used before the limit says nothing of what the
+	 * writes need: a tenth of it can still be all they need.
+	 */
+	bool soft_floor;
 };
 
 /* Kept by the caller from harvest to harvest; changed only by tpol_*(). */
@@ -135,6 +147,7 @@ struct tpol_state {
 	double io_base;			/* bytes/s the limited set wrote to disk before */
 	unsigned int floor_rounds;	/* decisions in a row at the floor (lift_futile_floor) */
 	double floor_pred;		/* s, the prediction at the first of them */
+	bool below_floor;		/* soft_floor: the --throttle-max floor gave way */
 };
 
 /* What one harvest measured. */
