@@ -34,6 +34,9 @@
 #            8.1, whose default, 1 MB/s, is this one's); CONV_KVM_DL_BOUND s
 #   lmig     through `lmig proxy send --qmp` and `lmig proxy recv`
 #            (lmig's defaults, plus CONV_KVM_LMIG_ARGS); CONV_KVM_LMIG_BOUND s
+#   lmigshort, lmiglong   the same with LMIG_CVM_PERIOD=short or long:
+#            the vCPU limits' period rule, to compare them in one run
+#            (only when named in CONV_KVM_CASES)
 #
 # Prints a Markdown table (make bench appends it to bench/results-latest.md):
 # finished or not (bounded), QEMU's total time and downtime, the link
@@ -46,10 +49,12 @@
 # targets (lmig converges at every rate; total <= 0.5x auto-converge's
 # where that finishes; downtime <= 300 ms; computing vCPU >= 90 %) and, for
 # lmig, the last CPU limit seen on the writer's thread before the
-# switch-over (quota and period) beside the downtime.  Progress on stderr.
+# switch-over (quota and period) beside the downtime, and lmig's decisions
+# that changed the limit (from its --json report).  Progress on stderr.
 #
 # Knobs (environment): CONV_KVM_LINK (MB/s, 2), CONV_KVM_MULTS ("1 2 4"),
-# CONV_KVM_CASES ("native auto dlimit lmig"), CONV_KVM_TOUCH (MiB, 4),
+# CONV_KVM_CASES ("native auto dlimit lmig"; also lmigshort lmiglong),
+# CONV_KVM_TOUCH (MiB, 4),
 # CONV_KVM_PATH (proxy or direct),
 # CONV_KVM_BOUND (s, 20), CONV_KVM_AC_BOUND (s, 90), CONV_KVM_DL_BOUND (s,
 # 60), CONV_KVM_LMIG_BOUND (s, 60), CONV_KVM_DIRTY_LIMIT (MB/s, 1),
@@ -125,13 +130,16 @@ if [ "${LMIG_VM:-0}" = 1 ]; then
 		dlimit) set -- "$@" "$path" --dirty-ring "$ring" --dirty-limit "$dlimit" \
 			--timeout "$dl_bound" ;;
 		lmig) set -- "$@" --timeout "$lmig_bound" --lmig-args "$lmig_args" ;;
+		lmigshort | lmiglong)
+			set -- "$@" --timeout "$lmig_bound" --lmig-args "$lmig_args" \
+				--lmig-env "LMIG_CVM_PERIOD=${cs#lmig}" ;;
 		esac
 		echo "cvk start $mult $cs $(cut -d ' ' -f 1 /proc/uptime)" >&2
 		out=$(python3 "$top/selftests/vm/qemu-kvm.py" "$@" |
 			grep -E "^cvk-[0-9]+-[a-z]+ (json|error) " || true)
 		# QEMU's own failure (7.2 with a dirty ring aborted once at
 		# start-up) is said and the cell run once more; never lmig's.
-		if [ "$cs" != lmig ] && printf '%s\n' "$out" | grep -q '^cvk-[^ ]* json .*"error"'; then
+		if [ "${cs#lmig}" = "$cs" ] && printf '%s\n' "$out" | grep -q '^cvk-[^ ]* json .*"error"'; then
 			printf '%s\n' "$out" | grep " error " | sed "s/^cvk-[^ ]* error /cvk retried ${mult}x $cs: /"
 			out=$(python3 "$top/selftests/vm/qemu-kvm.py" "$@" |
 				grep -E "^cvk-[0-9]+-[a-z]+ (json|error) " || true)
@@ -167,8 +175,8 @@ done
 [ "$CONV_KVM_LINK" -gt 0 ] || die "CONV_KVM_LINK must be above 0"
 for m in $CONV_KVM_MULTS; do num "$m" CONV_KVM_MULTS; done
 for c in $CONV_KVM_CASES; do
-	case $c in native | auto | dlimit | lmig) ;;
-	*) die "unknown case '$c' in CONV_KVM_CASES (native auto dlimit lmig)" ;;
+	case $c in native | auto | dlimit | lmig | lmigshort | lmiglong) ;;
+	*) die "unknown case '$c' in CONV_KVM_CASES (native auto dlimit lmig lmigshort lmiglong)" ;;
 	esac
 done
 case $CONV_KVM_PATH in
@@ -196,7 +204,7 @@ for m in $CONV_KVM_MULTS; do
 		cells="$cells $m:$c"
 		case $c in
 		native) b=$CONV_KVM_BOUND ;; auto) b=$CONV_KVM_AC_BOUND ;;
-		dlimit) b=$CONV_KVM_DL_BOUND ;; lmig) b=$CONV_KVM_LMIG_BOUND ;;
+		dlimit) b=$CONV_KVM_DL_BOUND ;; lmig*) b=$CONV_KVM_LMIG_BOUND ;;
 		esac
 		# Start, 5 s before, the bound, lmig's and the destination's ends.
 		budget=$((budget + b + 60))
@@ -283,7 +291,10 @@ with open(sys.argv[1]) as f:
         res[(int(mult), case)] = json.loads(js)
 cells = [(int(c.split(":")[0]), c.split(":")[1]) for c in sys.argv[3].split()]
 title = {"native": "native precopy", "auto": "native + auto-converge",
-         "dlimit": "QEMU dirty-limit", "lmig": "lmig proxy send --qmp"}
+         "dlimit": "QEMU dirty-limit", "lmig": "lmig proxy send --qmp",
+         "lmigshort": "lmig --qmp, short periods", "lmiglong": "lmig --qmp, 100 ms periods"}
+LMIGS = [c for c in ("lmig", "lmigshort", "lmiglong") if c in [x.split(":")[1]
+                                                              for x in sys.argv[3].split()]]
 failed = []
 
 
@@ -316,11 +327,11 @@ def ok(r, case):
     if r.get("status") == "completed":
         if not r.get("dst_runs"):
             return "the destination does not run on"
-        if case == "lmig" and (r.get("send_rc") != 0 or r.get("recv_rc") != 0):
+        if case in LMIGS and (r.get("send_rc") != 0 or r.get("recv_rc") != 0):
             return "lmig exit %s/%s" % (r.get("send_rc"), r.get("recv_rc"))
     elif not r.get("bounded"):
         return "status " + str(r.get("status"))
-    if case == "lmig" and not ((r.get("send") or {}).get("throttle") or {}).get("restored"):
+    if case in LMIGS and not ((r.get("send") or {}).get("throttle") or {}).get("restored"):
         return "lmig did not restore the vCPU threads"
     return None
 
@@ -351,13 +362,32 @@ for m, c in cells:
         r.get("downtime_ms") if done else "-", r.get("link_mbps", 0),
         r.get("writer_mbps_before", 0), r.get("writer_mbps_during", 0),
         "-" if cn is None else "%.0f %%; %.0f %%" % (cn, craw),
-        lmig_limit(r) if c == "lmig" else "-", far))
+        lmig_limit(r) if c in LMIGS else "-", far))
     T[(m, c)] = r["total_ms"] if done else -1
     D[(m, c)] = r.get("downtime_ms") or 0
     C[(m, c)] = cn
 print("")
-lm = [(m, c) for m, c in cells if c == "lmig"]
-if lm:
+
+
+def steps(r):
+    """lmig's decisions that changed something: s into its run, the limit
+    (% of a CPU) and why; the lifts."""
+    th = ((r.get("send") or {}).get("throttle")) or {}
+    out, last = [], None
+    for st in th.get("steps") or []:
+        w = st.get("why")
+        if w in ("watching", "converging", "given-up", "off"):
+            continue
+        key = (st.get("limit_pct"), w)
+        if w == "hold" and last and last[0] == key[0]:
+            continue
+        out.append("%.1f s %s %.1f %%" % (st.get("t_s", 0), w, st.get("limit_pct", 0)))
+        last = key
+    return ", ".join(out) or "none"
+
+
+for lc in LMIGS:
+    lm = [(m, c) for m, c in cells if c == lc]
     conv = [k for k in lm if T.get(k, -1) >= 0]
     tt, ct = [], []
     for k in lm:
@@ -374,7 +404,7 @@ if lm:
         elif (m, "auto") in T:
             tt.append("%dx: auto-converge did not finish (not judged)" % m)
     dt = [("%dx: %d ms (%s)" % (k[0], D[k], "PASS" if D[k] <= 300 else "MISS")) for k in conv]
-    print("Targets, lmig proxy send --qmp:")
+    print("Targets, %s:" % title[lc])
     print("")
     print("- converges at every rate: %s (%d of %d)" % (
         "PASS" if len(conv) == len(lm) else "MISS", len(conv), len(lm)))
@@ -383,17 +413,18 @@ if lm:
     print("- downtime <= 300 ms: %s" % ("; ".join(dt) or "not judged (none finished)"))
     print("- computing vCPU >= 90 %% of its rate before: %s" % ("; ".join(ct) or "not measured"))
     print("")
-    print("lmig's last limit on the writer's thread before the switch-over (cpu.max quota "
-          "period, s into the migration), and QEMU's downtime:")
+    print("%s: the last limit on the writer's thread before the switch-over (cpu.max quota "
+          "period, s into the migration), QEMU's downtime, and the decisions (s into lmig's "
+          "run, why, limit):" % title[lc])
     print("")
     for k in lm:
         r = res.get(k) or {}
         last = r.get("last_limit") or {}
         th = ((r.get("send") or {}).get("throttle")) or {}
-        print("- %dx: %s; downtime %s ms; limited from %s s, restored at %s s" % (
+        print("- %dx: %s; downtime %s ms; limited from %s s, restored at %s s; %s" % (
             k[0], "; ".join("thread %s: %s at %s s" % (t, v[0], v[1]) for t, v in last.items())
             or "no limit seen", r.get("downtime_ms"), th.get("limited_from_s", "-"),
-            th.get("restored_at_s", "-")))
+            th.get("restored_at_s", "-"), steps(r)))
     print("")
 if failed:
     print("#### FAILED RUNS")

@@ -44,6 +44,14 @@
  *   hold_same                   the same limit again is a hold
  *   ineffective_lifts           CPU halved, dirty rate not: lifted for good
  *   ineffective_needs_all       each condition of that verdict matters
+ *   tighten_before_lift         with tpol_conf.tighten_before_lift
+ *                               (a guest's), not useless while the aim
+ *                               is above its floor: tightened instead
+ *   soft_floor_useless          with tpol_conf.soft_floor (a guest's
+ *                               default --throttle-max) a limit useless
+ *                               at the --throttle-max floor goes below it,
+ *                               down to the least limit, then is lifted
+ *   soft_floor_futile           ... and one futile there goes below too
  *   given_up_stays              after a lift or give-up: nothing more
  *   io_limit_follows_cpu        the disk limit is the same fraction
  *   failures_retry_then_stop    three failed attempts, then given up
@@ -56,6 +64,12 @@
  *   guest_least_cpus            the least share, 1 ms every quarter of
  *                               QEMU's downtime-limit (never under
  *                               0.1 %), waits 1.25 times that limit
+ *   period_rule                 a guest's limit: the short period unless
+ *                               LMIG_CVM_PERIOD=long
+ *   harvest_cost_median         the harvest a switch-over's prediction
+ *                               counts (live/precopy.c): the median of
+ *                               the last five, the larger middle one of
+ *                               an even count
  *   writers_*                   whom to limit from the probes' write
  *                               faults: the busiest threads up to 80 %,
  *                               the whole process when they are most of
@@ -717,6 +731,156 @@ TEST(ineffective_needs_all)
 	EXPECT_TRUE(st.on);
 }
 
+TEST(tighten_before_lift)
+{
+	struct tpol_conf c = conf;
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	/*
+	 * ineffective_lifts' harvest: CPU cut to a quarter, dirty rate at
+	 * 80 %.  The aim, 0.25 x 20 / 3 / 32 = 0.052, is above the floor
+	 * --throttle-max 99 leaves (0.01 of base 1): tightened to it.
+	 */
+	c.tighten_before_lift = true;
+	c.max_pct = 99;
+	r.cpu_used = 0.25;
+	r.dirty_mbps = 32;
+	r.cur_cpus = 0.3;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(TPOL_TIGHTEN, d.why);
+	EXPECT_EQ(TPOL_AIMED, d.bound);
+	EXPECT_TRUE(NEAR(0.25 * 20 / 3 / 32, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_TRUE(st.on);
+	EXPECT_FALSE(st.off);
+	/*
+	 * Held there, still undiminished: the aim, 0.04 x 20 / 3 / 32 =
+	 * 0.0083, is raised to the floor, 0.01: no tighter limit, lifted.
+	 * (At 0.05 used it would be 0.0104, tightened once more.)
+	 */
+	r.cpu_used = 0.04;
+	r.cur_cpus = 0.052;
+	r.pred_s = 2.0;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+	EXPECT_TRUE(st.off);
+	/* The first harvest with --throttle-max 90, whose floor is 0.1: lifted at once. */
+	c.max_pct = 90;
+	st = limited();
+	r = bad();
+	r.cpu_used = 0.25;
+	r.dirty_mbps = 32;
+	r.cur_cpus = 0.3;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+	/* At the least limit (tpol_conf.min_cpus) too. */
+	c.max_pct = 99;
+	c.min_cpus = 0.06;
+	st = limited();
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+	/* Without the flag (lmig send) the first harvest above the floor lifts it. */
+	c.min_cpus = 0;
+	c.tighten_before_lift = false;
+	st = limited();
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+}
+
+/* A guest with --throttle-max not given (live/converge_vm.c). */
+static const struct tpol_conf soft = { .enabled = true, .downtime_ms = 300, .max_pct = 90,
+					.hold_converging = true, .lift_look_s = TPOL_LONG_LOOK_S,
+					.lift_futile_floor = true, .tighten_before_lift = true,
+					.soft_floor = true };
+
+TEST(soft_floor_useless)
+{
+	struct tpol_conf c = soft;
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	/*
+	 * Held at the floor, 0.1 of base 1, for 3 s: CPU cut to a tenth,
+	 * dirty rate undiminished, the prediction flat.  The aim, 0.1 x 20
+	 * / 3 / 40 = 0.0167, goes below the floor instead of a lift.
+	 */
+	r.cpu_used = 0.1;
+	r.cur_cpus = 0.1;
+	r.look_s = 3.0;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(TPOL_TIGHTEN, d.why);
+	EXPECT_EQ(TPOL_AIMED, d.bound);
+	EXPECT_TRUE(NEAR(0.1 * 20 / 3 / 40, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_TRUE(st.below_floor);
+	EXPECT_FALSE(st.off);
+	/* Still undiminished there: the aim, 0.0028, is raised to 0.01, the least: lifted. */
+	r.cpu_used = d.cpus;
+	r.cur_cpus = d.cpus;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+	EXPECT_TRUE(st.off);
+	/* --throttle-max given (no soft floor): the first harvest lifts it. */
+	c.soft_floor = false;
+	st = limited();
+	r = bad();
+	r.cpu_used = 0.1;
+	r.cur_cpus = 0.1;
+	r.look_s = 3.0;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_INEFFECTIVE, d.why);
+	EXPECT_FALSE(st.below_floor);
+}
+
+TEST(soft_floor_futile)
+{
+	const double pred[] = { 2.0, 1.9, 1.8, 1.7, 1.6 };
+	struct tpol_conf c = soft;
+	struct tpol_state st = limited();
+	struct tpol_round r = bad();
+	struct tpol_decision d;
+
+	/*
+	 * At the floor (aim 0.3 x 20 / 3 / 40 = 0.05, raised to 0.1), CPU not
+	 * halved below 0.5 long enough to be useless: the fifth decision
+	 * finds it futile (the prediction fell by less than a quarter) and
+	 * goes below the floor, to the aim.
+	 */
+	r.cpu_used = 0.3;
+	r.cur_cpus = 0.1;
+	for (int i = 0; i < 5; i++) {
+		r.pred_s = pred[i];
+		tpol_decide(&st, &c, &r, &d);
+		if (i < 4) {
+			EXPECT_EQ(TPOL_HOLD, d.why) TH_LOG("decision %d", i);
+			EXPECT_EQ(TPOL_AT_FLOOR, d.bound);
+		}
+	}
+	EXPECT_EQ(TPOL_SET, d.action);
+	EXPECT_EQ(TPOL_TIGHTEN, d.why);
+	EXPECT_TRUE(NEAR(0.3 * 20 / 3 / 40, d.cpus)) TH_LOG("cpus %f", d.cpus);
+	EXPECT_TRUE(st.below_floor);
+	EXPECT_FALSE(st.off);
+	/* The same without the soft floor: lifted as futile. */
+	c.soft_floor = false;
+	st = limited();
+	for (int i = 0; i < 5; i++) {
+		r.pred_s = pred[i];
+		tpol_decide(&st, &c, &r, &d);
+	}
+	EXPECT_EQ(TPOL_LIFT, d.action);
+	EXPECT_EQ(TPOL_FLOOR_FUTILE, d.why);
+}
+
 TEST(given_up_stays)
 {
 	struct tpol_state st = limited();
@@ -894,6 +1058,37 @@ TEST(guest_least_cpus)
 	}
 	/* Past 4 s the 1 s period holds: 5 s. */
 	EXPECT_TRUE(NEAR(5.0, cvm_stop_wait_s(cvm_least_cpus(10000))));
+}
+
+TEST(period_rule)
+{
+	/* The default is the short period; LMIG_CVM_PERIOD=long, lmig send's. */
+	EXPECT_TRUE(tpol_short_period(TPOL_PERIOD_AUTO));
+	EXPECT_TRUE(tpol_short_period(TPOL_PERIOD_SHORT));
+	EXPECT_FALSE(tpol_short_period(TPOL_PERIOD_LONG));
+}
+
+TEST(harvest_cost_median)
+{
+	struct tpol_harvests h = { .n = 0 };
+	/* Each harvest, and the cost predicted with after it. */
+	const double in[] = { 0.010, 0.002, 0.004, 0.050, 0.003, 0.020, 0.030 };
+	const double cost[] = { 0.010, 0.010, 0.004, 0.010, 0.004, 0.004, 0.020 };
+
+	EXPECT_EQ(0, tpol_harvest_cost(&h));
+	for (unsigned int i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		tpol_harvest_add(&h, in[i]);
+		EXPECT_TRUE(NEAR(cost[i], tpol_harvest_cost(&h)))
+			TH_LOG("after harvest %u: %g", i, tpol_harvest_cost(&h));
+	}
+	/* Only the last TPOL_HARVESTS count: 0.010 and 0.002 have gone. */
+	EXPECT_EQ(TPOL_HARVESTS, h.n);
+	EXPECT_TRUE(NEAR(0.004, h.s[0]));
+	EXPECT_TRUE(NEAR(0.030, h.s[TPOL_HARVESTS - 1]));
+	/* A busier machine: every recent harvest dearer, the figure follows. */
+	for (unsigned int i = 0; i < 3; i++)
+		tpol_harvest_add(&h, 0.040);
+	EXPECT_TRUE(NEAR(0.040, tpol_harvest_cost(&h)));
 }
 
 TEST_HARNESS_MAIN

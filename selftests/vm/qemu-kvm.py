@@ -52,7 +52,7 @@ def say(key, value):
 
 
 class Proc:
-    def __init__(self, name, argv, work, cpus="0", cgroup=None, pass_fds=()):
+    def __init__(self, name, argv, work, cpus="0", cgroup=None, pass_fds=(), env=None):
         self.name = name
         self.out = os.path.join(work, name + ".out")
         self.err = os.path.join(work, name + ".err")
@@ -61,7 +61,7 @@ class Proc:
             # Into the cgroup before exec, so every thread starts there.
             argv = ["sh", "-c", 'echo $$ >"$0/cgroup.procs" && exec "$@"', cgroup] + argv
         with open(self.out, "wb") as o, open(self.err, "wb") as e:
-            self.p = subprocess.Popen(argv, stdout=o, stderr=e, pass_fds=pass_fds,
+            self.p = subprocess.Popen(argv, stdout=o, stderr=e, pass_fds=pass_fds, env=env,
                                       stdin=subprocess.DEVNULL, start_new_session=True)
 
     def alive(self):
@@ -279,7 +279,9 @@ def start_lmig(a, work, procs, c):
                  "--to", "127.0.0.1:%d" % port, "--json"]
     if not a.native:
         send_argv += ["--qmp", c["lmigq"]] + a.lmig_args.split()
-    procs["send"] = Proc("send", send_argv, work)
+    env = dict(os.environ)
+    env.update(kv.split("=", 1) for kv in a.lmig_env)
+    procs["send"] = Proc("send", send_argv, work, env=env)
     wait_for(lambda: os.path.exists(c["srcsock"]) or not procs["send"].alive(), 20,
              "lmig proxy send to listen")
     if not procs["send"].alive():
@@ -334,6 +336,13 @@ def migrate(a, c, procs, uri):
                     first_limit = (len(computes(src2)), len(computes(refp)))
         time.sleep(0.25)
     tend = time.monotonic()
+    # QEMU 7.2 says "completed" a moment before it has set total-time and
+    # downtime: ask again for them.
+    for _ in range(20):
+        if info.get("status") != "completed" or info.get("total-time"):
+            break
+        time.sleep(0.1)
+        info = qs.cmd("query-migrate")
     r1 = run_s(qpid, tids[1])
     say("cpu1_during", cpu1_where(c0, cpu1_ticks()))
     m1, g1 = len(computes(src2)), len(computes(refp))
@@ -480,6 +489,8 @@ def main():
     # a tenth of that, where it still dirties as fast as the link carries.
     ap.add_argument("--lmig-args", default="--throttle-max 99",
                     help="more options of lmig proxy send --qmp")
+    ap.add_argument("--lmig-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment of lmig proxy send (LMIG_CVM_PERIOD=short, ...)")
     ap.add_argument("--show", type=int, default=0,
                     help="print the last N lines of each console and error file")
     ap.add_argument("--cgroot", default="/sys/fs/cgroup")

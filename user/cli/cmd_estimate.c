@@ -97,7 +97,9 @@ void usage_estimate(void)
 	       "                          QEMU's downtime-limit)\n"
 	       "      --max-rounds N      lmig send's (default 30)\n"
 	       "      --throttle auto|off whether a CPU limit may help (default auto)\n"
-	       "      --throttle-max PCT  take at most PCT %% of its CPU (1..99, default 90)\n"
+	       "      --throttle-max PCT  take at most PCT %% of its CPU (1..99, default 90;\n"
+	       "                          99 with --qmp: lmig pipe|proxy send --qmp go\n"
+	       "                          below 90 where a limit there does not work)\n"
 	       "\n"
 	       "      --progress, --no-progress\n"
 	       "                          progress while watching (default: when stderr is a\n"
@@ -347,7 +349,12 @@ static void fill_defaults(const struct est_args *a, const struct cli_opts *c, st
 	struct est_input *in = &ob->in;
 
 	in->max_rounds = a->max_rounds;
-	in->throttle_max_pct = a->throttle_off ? 0 : a->throttle_max;
+	/*
+	 * Not given: lmig send's default; with --qmp the least limit, where
+	 * lmig pipe|proxy send --qmp go when their floor does not work.
+	 */
+	in->throttle_max_pct = a->throttle_off ? 0 : a->throttle_max ? a->throttle_max :
+			       a->qmp ? 99 : 90;
 	if (!in->downtime_ms)
 		in->downtime_ms = a->downtime_ms;
 	if (!in->link_bps && c->bandwidth) {
@@ -408,7 +415,7 @@ int cmd_estimate(int argc, char **argv, struct global_opts *g)
 		OPTE_HELP,
 		OPTE_END };
 	struct est_args a = { .tname = "auto", .tg = { .fd = -1 }, .observe_s = 5,
-			      .downtime_ms = 300, .max_rounds = 30, .throttle_max = 90,
+			      .downtime_ms = 300, .max_rounds = 30, .throttle_max = 0,
 			      .probe = 128 << 20 };
 	const struct cli_parse p = { "estimate", ":m:p:d:t:c:z:b:jh", lo, usage_estimate,
 				     estimate_opt, &a };

@@ -23,7 +23,7 @@ void opts_init(struct cli_opts *c)
 		.compress = COMPRESS_AUTO, .zerocopy = -1, .timeout_ms = 10000,
 		.accept_timeout_ms = -1, .ready_fd = -1, .json_fd = -1,
 		.max_pending = STREAM_MAX_PENDING_DEFAULT, .progress = -1,
-		.vm = { .throttle = -1, .max_pct = 90 },
+		.vm = { .throttle = -1, .max_pct = 0 },
 	};
 }
 

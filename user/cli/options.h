@@ -97,7 +97,7 @@ struct cli_opts {
 		const char *qmp;	/* --qmp PATH */
 		pid_t pid;		/* --vm-pid, 0 = none */
 		int throttle;		/* --throttle: -1 not given, 0 off, 1 auto */
-		unsigned int max_pct;	/* --throttle-max (default 90) */
+		unsigned int max_pct;	/* --throttle-max, 0: not given */
 		const char *opt;	/* the last of --throttle* given, for "needs --qmp" */
 	} vm;
 };
@@ -204,7 +204,8 @@ int opts_tls(const char *cmd, const struct cli_opts *c, struct tls_conf *t, bool
 	"                          whether the migration converges\n" \
 	"      --throttle auto|off with --qmp: limit the vCPU threads when needed\n" \
 	"                          (default auto), or only follow and report\n" \
-	"      --throttle-max PCT  take at most PCT %% of their CPU (1..99, default 90)\n"
+	"      --throttle-max PCT  take at most PCT %% of their CPU (1..99); not given:\n" \
+	"                          90, and below where a limit there does not work\n"
 #define OPTH_HELP \
 	"  -h, --help              this help\n"
 

@@ -51,6 +51,7 @@ struct converge_vm {
 	struct throttle th_cg;
 	struct tpol_conf tc;
 	struct tpol_state pol;
+	enum tpol_period_rule rule;	/* LMIG_CVM_PERIOD */
 	double t0, t_dec;		/* start; the last decision (or the start of the migration) */
 	uint64_t xfer;			/* "transferred" at t_dec */
 	uint64_t sync;			/* dirty-sync-count at t_dec */
@@ -253,8 +254,6 @@ static int start(struct converge_vm *cv, struct tpol_round *r, struct tpol_decis
 		st->retry = !tpol_failed(&cv->pol);
 		return -1;
 	}
-	/* QEMU stops the vCPUs inside its downtime: the least wait a share allows. */
-	cv->th_cg.short_period = true;
 	if (!cv->th_cg.per_thread) {
 		/*
 		 * Only QEMU whole could be held (cgroup v2 without a threaded
@@ -280,6 +279,11 @@ static int start(struct converge_vm *cv, struct tpol_round *r, struct tpol_decis
 
 static void apply(struct converge_vm *cv, const struct tpol_decision *d)
 {
+	/*
+	 * QEMU stops the vCPUs inside its downtime: the short period gives
+	 * the least wait a share allows, as long as the rule keeps it.
+	 */
+	cv->th_cg.short_period = tpol_short_period(cv->rule);
 	if (throttle_set(&cv->th_cg, d->cpus)) {
 		note_err(cv, CVM_NOTE_SET_FAILED);
 		tpol_unset(&cv->pol, undo(cv));
@@ -440,6 +444,27 @@ static enum cvm_accel accel_of(struct qmp *q)
 	       CVM_ACCEL_UNKNOWN;
 }
 
+/*
+ * LMIG_CVM_PERIOD (auto, short or long; unset: auto) picks the period
+ * rule, so that the rules can be compared on the same guest
+ * (bench/converge_kvm.sh).
+ */
+static int period_rule(enum tpol_period_rule *rule)
+{
+	const char *e = getenv("LMIG_CVM_PERIOD");
+
+	*rule = TPOL_PERIOD_AUTO;
+	if (!e || !*e || !strcmp(e, "auto"))
+		return 0;
+	if (!strcmp(e, "short"))
+		*rule = TPOL_PERIOD_SHORT;
+	else if (!strcmp(e, "long"))
+		*rule = TPOL_PERIOD_LONG;
+	else
+		return lmig_err("LMIG_CVM_PERIOD=%s: not auto, short or long", e);
+	return 0;
+}
+
 /* Everything cvm_start() opened, closed again (the thread is not running). */
 static void release(struct converge_vm *cv)
 {
@@ -470,6 +495,8 @@ int cvm_start(struct converge_vm **out, const struct cvm_conf *c, struct cvm_sta
 	cv->wake[0] = cv->wake[1] = -1;
 	cv->guard = (struct guard){ .fd = -1 };
 	cv->t0 = now_s();
+	if (period_rule(&cv->rule))
+		goto fail;
 	if (qmp_open(&cv->q, c->qmp_path, CVM_QMP_TIMEOUT_MS))
 		goto fail;
 	st->qemu_pid = cv->q.pid;
@@ -486,10 +513,11 @@ int cvm_start(struct converge_vm **out, const struct cvm_conf *c, struct cvm_sta
 	lmig_err_clear();
 	cv->tc = (struct tpol_conf){ .enabled = c->throttle,
 				     .downtime_ms = (unsigned int)st->downtime_limit_ms,
-				     .max_pct = c->max_pct,
+				     .max_pct = c->max_pct ? c->max_pct : CVM_MAX_PCT_DEFAULT,
+				     .soft_floor = !c->max_pct,
 				     .min_cpus = cvm_least_cpus(st->downtime_limit_ms),
 				     .hold_converging = true, .lift_look_s = TPOL_LONG_LOOK_S,
-				     .lift_futile_floor = true };
+				     .lift_futile_floor = true, .tighten_before_lift = true };
 	st->least_cpus = cv->tc.min_cpus;
 	if (c->throttle) {
 		/* Limits a killed lmig left (its guard may have undone them already). */

@@ -69,7 +69,8 @@
  * burst it waits up to (quota + tick) / share, not (period - quota).
  * Whatever the share, that wait is least with the least quota, so the
  * limits get 1 ms over the shortest period (struct throttle's
- * short_period); the period itself does not shorten it.
+ * short_period, unless LMIG_CVM_PERIOD=long); the period itself does
+ * not shorten it.
  */
 #define CVM_SCHED_TICK_S	0.004
 /*
@@ -108,6 +109,12 @@ static inline double cvm_least_cpus(int64_t downtime_ms)
 
 	return least > CVM_CPUS_MIN ? least : CVM_CPUS_MIN;
 }
+
+/*
+ * --throttle-max not given: a floor of what this leaves, which gives way
+ * when a limit held there does not work (tpol_conf.soft_floor).
+ */
+#define CVM_MAX_PCT_DEFAULT	90
 
 #define CVM_STEPS_MAX	48		/* decisions kept for the report */
 #define CVM_VCPUS_MAX	THROTTLE_MAX_TIDS
@@ -192,7 +199,7 @@ struct cvm_conf {
 	const char *qmp_path;	/* QEMU's QMP socket */
 	pid_t vm_pid;		/* --vm-pid: must be QEMU's (0: take the socket's) */
 	bool throttle;		/* --throttle auto */
-	unsigned int max_pct;	/* --throttle-max */
+	unsigned int max_pct;	/* --throttle-max; 0: not given (CVM_MAX_PCT_DEFAULT) */
 };
 
 struct converge_vm;

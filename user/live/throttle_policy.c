@@ -12,7 +12,7 @@ static double aim(const struct tpol_state *st, const struct tpol_conf *c,
 	double d = r->dirty_mbps > 0.1 ? r->dirty_mbps : 0.1;
 	double share = r->cpu_used > 0 ? r->cpu_used * TPOL_DIRTY_TARGET * r->link_mbps / d :
 					st->cpu_base;
-	double floor = st->cpu_base * (100 - c->max_pct) / 100.0;
+	double floor = st->below_floor ? 0 : st->cpu_base * (100 - c->max_pct) / 100.0;
 	double least = c->min_cpus > 0 ? c->min_cpus : TPOL_CPUS_MIN;
 
 	*bound = TPOL_AIMED;
@@ -85,6 +85,22 @@ static bool floor_futile(struct tpol_state *st, const struct tpol_conf *c,
 	return st->floor_rounds > TPOL_FLOOR_PASSES && r->pred_s * 1000 > c->downtime_ms;
 }
 
+/*
+ * soft_floor: a limit about to be lifted at what --throttle-max leaves
+ * goes below it instead (once): true, with d the new limit.
+ */
+static bool past_floor(struct tpol_state *st, const struct tpol_conf *c,
+		       const struct tpol_round *r, bool falling, struct tpol_decision *d)
+{
+	if (!c->soft_floor || st->below_floor || d->bound != TPOL_AT_FLOOR)
+		return false;
+	st->below_floor = true;
+	st->floor_rounds = 0;
+	set(st, c, r, falling, d);
+	floor_futile(st, c, r, d);
+	return true;
+}
+
 static void lift(struct tpol_state *st, const struct tpol_round *r, enum tpol_why why,
 		 struct tpol_decision *d)
 {
@@ -132,6 +148,7 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 		}
 		return;
 	}
+	set(st, c, r, falling, d);
 	/*
 	 * The CPU it used, measured, not the limit set: a limit takes a while
 	 * to bite, and until it does, an undiminished dirty rate says
@@ -141,12 +158,13 @@ void tpol_decide(struct tpol_state *st, const struct tpol_conf *c, const struct 
 	 */
 	if (r->cur_cpus > 0 && r->cpu_used <= 0.5 * st->cpu_base &&
 	    r->dirty_mbps >= 0.8 * st->d_before && r->pages < r->npages / 2 &&
-	    r->look_s >= c->lift_look_s && !(c->hold_converging && shrinking)) {
-		lift(st, r, TPOL_INEFFECTIVE, d);
+	    r->look_s >= c->lift_look_s && !(c->hold_converging && shrinking) &&
+	    !(c->tighten_before_lift && d->bound != TPOL_AT_FLOOR && d->bound != TPOL_AT_MIN)) {
+		if (!past_floor(st, c, r, falling, d))
+			lift(st, r, TPOL_INEFFECTIVE, d);
 		return;
 	}
-	set(st, c, r, falling, d);
-	if (floor_futile(st, c, r, d))
+	if (floor_futile(st, c, r, d) && !past_floor(st, c, r, falling, d))
 		lift(st, r, TPOL_FLOOR_FUTILE, d);
 }
 
@@ -202,6 +220,41 @@ void tpol_io_started(struct tpol_state *st, double base)
 double tpol_io_limit(const struct tpol_state *st, double cpus)
 {
 	return st->io_base * cpus / st->cpu_base;
+}
+
+void tpol_harvest_add(struct tpol_harvests *h, double s)
+{
+	if (h->n == TPOL_HARVESTS) {
+		for (unsigned int i = 1; i < TPOL_HARVESTS; i++)
+			h->s[i - 1] = h->s[i];
+		h->n--;
+	}
+	h->s[h->n++] = s;
+}
+
+double tpol_harvest_cost(const struct tpol_harvests *h)
+{
+	double v[TPOL_HARVESTS];
+	unsigned int n = h->n;
+
+	if (!n)
+		return 0;
+	/* Insertion sort of at most TPOL_HARVESTS values. */
+	for (unsigned int i = 0; i < n; i++) {
+		unsigned int k = i;
+
+		while (k && v[k - 1] > h->s[i]) {
+			v[k] = v[k - 1];
+			k--;
+		}
+		v[k] = h->s[i];
+	}
+	return v[n / 2];
+}
+
+bool tpol_short_period(enum tpol_period_rule rule)
+{
+	return rule != TPOL_PERIOD_LONG;
 }
 
 bool tpol_failed(struct tpol_state *st)

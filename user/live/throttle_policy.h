@@ -26,6 +26,10 @@
  *
  * Lifted: a limit that halved the CPU the threads used without lowering
  * the dirty rate is useless (the writer does not need the CPU to write).
+ * With tpol_conf.tighten_before_lift (a guest's) that verdict waits until
+ * the limit is at its floor: a tighter one may still work; with
+ * tpol_conf.soft_floor the floor --throttle-max leaves then gives way,
+ * and the least limit is the floor.
  * With tpol_conf.lift_futile_floor (a guest's), so is one held at its
  * floor (what --throttle-max leaves, or the least limit) for
  * TPOL_FLOOR_PASSES harvests without the prediction falling by a quarter
@@ -110,6 +114,25 @@ struct tpol_conf {
 	 * trying, or is cancelled), but with the guest at full speed.
 	 */
 	bool lift_futile_floor;
+	/*
+	 * The useless-limit verdict (TPOL_INEFFECTIVE) only for a limit that
+	 * can go no tighter (the aim at its floor): above it, the aim
+	 * tightens instead.  A writer that spins between its writes (a
+	 * guest's vCPU polling) uses far more CPU than its writes need, so
+	 * halving its CPU lowers its dirty rate only once the limit nears
+	 * that need: giving up before the floor gives up a limit that works.
+	 */
+	bool tighten_before_lift;
+	/*
+	 * What --throttle-max leaves is a floor only while the limit works
+	 * (a guest's default, --throttle-max not given): a limit held there
+	 * that would be lifted as useless (TPOL_INEFFECTIVE or
+	 * TPOL_FLOOR_FUTILE) goes on below it instead, down to the least
+	 * limit, and only there is it lifted.  The CPU a vCPU that spins
+	 * between its writes used before the limit says nothing of what the
+	 * writes need: a tenth of it can still be all they need.
+	 */
+	bool soft_floor;
 };
 
 /* Kept by the caller from harvest to harvest; changed only by tpol_*(). */
@@ -124,6 +147,7 @@ struct tpol_state {
 	double io_base;			/* bytes/s the limited set wrote to disk before */
 	unsigned int floor_rounds;	/* decisions in a row at the floor (lift_futile_floor) */
 	double floor_pred;		/* s, the prediction at the first of them */
+	bool below_floor;		/* soft_floor: the --throttle-max floor gave way */
 };
 
 /* What one harvest measured. */
@@ -203,6 +227,43 @@ void tpol_start(struct tpol_state *st, const struct tpol_conf *c, const struct t
 void tpol_io_started(struct tpol_state *st, double base);
 /* The disk-write limit that goes with a CPU limit of cpus. */
 double tpol_io_limit(const struct tpol_state *st, double cpus);
+/*
+ * The harvest a switch-over's prediction counts (live/precopy.c): the
+ * median of the last TPOL_HARVESTS, the larger middle one of an even
+ * count.  The final harvest runs with the workload paused and costs no
+ * more than one beside it, but the cheapest harvest ever seen reads low
+ * once the machine gets busier, and one slow harvest says little: the
+ * median follows the load and leaves out single outliers both ways.
+ */
+#define TPOL_HARVESTS		5
+struct tpol_harvests {
+	double s[TPOL_HARVESTS];	/* the last ones, oldest first */
+	unsigned int n;
+};
+
+/* One more harvest of s seconds (a ring of the last TPOL_HARVESTS). */
+void tpol_harvest_add(struct tpol_harvests *h, double s);
+/* The cost to predict with, s; 0 before any harvest. */
+double tpol_harvest_cost(const struct tpol_harvests *h);
+
+/*
+ * How a guest's vCPU limit is cut into quota and period (converge_vm.c;
+ * the environment's LMIG_CVM_PERIOD picks one for comparisons):
+ * SHORT gives 1 ms every 1 ms / share (throttle_quota_short(): the least
+ * wait at QEMU's stop), LONG lmig send's 100 ms periods (throttle_quota()),
+ * AUTO, the default, decides at each limit with tpol_short_period(): the
+ * short period.  Side by side under nested KVM both rules converged at
+ * every rate once the --throttle-max floor no longer stopped the limit
+ * (Documentation/benchmarks.md): the period does not decide whether a
+ * guest converges, and the short one waits least at the stop where the
+ * stops were measured one by one (Documentation/qemu.md).
+ */
+enum tpol_period_rule {
+	TPOL_PERIOD_AUTO,
+	TPOL_PERIOD_SHORT,
+	TPOL_PERIOD_LONG,
+};
+
 /* One thread of the workload, as the probes counted it between two harvests. */
 struct tpol_thread {
 	pid_t tid;
@@ -217,6 +278,8 @@ struct tpol_thread {
  * first TPOL_THREADS_MAX of th count.
  */
 int tpol_writers(const struct tpol_thread *th, unsigned int n, pid_t *out, unsigned int max);
+/* With rule, does a limit get the short period (throttle_quota_short())? */
+bool tpol_short_period(enum tpol_period_rule rule);
 /*
  * Applying a limit failed: returns true when it is given up for good,
  * false when the next harvest that does not converge may try again.
