@@ -45,8 +45,8 @@ import shutil
 import sys
 import time
 
-from qmig import (HERE, dst_running, guest_inputs, QMPError, Proc, VM, free_port, listening, migrate_info, read_json,
-                  wait_for, wait_ticks)
+from qmig import (HERE, guest_inputs, outcome, QMPError, Proc, VM, free_port, listening, migrate_info, read_json,
+                  wait_for)
 
 HOPS = {
     "rp-proxy": ("proxy", ["return-path"]),
@@ -135,35 +135,8 @@ def hop(a, n, name, src, procs):
         time.sleep(0.02)
     r["wall_s"] = round(time.monotonic() - t0, 3)
     r["states"] = seen
-    deadline = time.monotonic() + 5
-    while info["status"] == "completed" and not info["total_time_ms"] and \
-            time.monotonic() < deadline:
-        time.sleep(0.05)
-        info = migrate_info(qs)
-    for k in ("status", "total_time_ms", "downtime_ms", "ram_transferred", "qemu_error"):
-        if k in info:
-            r[k] = info[k]
-    ram = qs.cmd("query-migrate").get("ram", {})
-    r["postcopy_requests"] = ram.get("postcopy-requests")
-    r["src_status"] = qs.cmd("query-status")["status"]
-    if info["status"] == "completed":
-        r["dst_status"] = dst_running(qd)
-        t = wait_ticks(dst, a.ticks, a.tick_timeout)
-        r["dst_ticks"] = len(t)
-        r["dst_first_tick"] = t[0] if t else 0
-        r["dst_last_tick"] = t[-1] if t else 0
-        r["src_last_tick"] = src.last_tick()
-    else:
-        # The source must run its guest on: its counter goes on.
-        before = src.last_tick()
-        deadline = time.monotonic() + a.tick_timeout
-        while time.monotonic() < deadline and src.last_tick() < before + a.ticks:
-            time.sleep(0.1)
-        r["src_tick_after_failure"] = before
-        r["src_tick_later"] = src.last_tick()
-        if info["status"] not in ("failed", "cancelled"):
-            r["harness_error"] = "still %s after %d s" % (info["status"], a.timeout)
-            qs.cmd("migrate_cancel")
+    info = outcome(qs, qd, src, dst, info, r, a.ticks, a.tick_timeout, a.timeout)
+    if info["status"] != "completed":
         try:
             r["dst_status"] = qd.cmd("query-status")["status"]
         except (OSError, QMPError, ValueError):

@@ -541,6 +541,37 @@ def final_info(q, info, timeout=5):
     return info
 
 
+def outcome(qs, qd, src, dst, info, r, ticks, tick_timeout, timeout):
+    """A migration's end into r: QEMU's final numbers, the source's state;
+    completed: the destination runs and its guest counts on (dst_*);
+    otherwise the source's guest counts on (src_tick_*), and a migration
+    still going after timeout s is cancelled (harness_error)."""
+    info = final_info(qs, info)
+    for k in ("status", "total_time_ms", "downtime_ms", "ram_transferred", "qemu_error",
+              "postcopy_requests"):
+        if k in info:
+            r[k] = info[k]
+    r["src_status"] = qs.cmd("query-status")["status"]
+    if info["status"] == "completed":
+        r["dst_status"] = dst_running(qd)
+        t = wait_ticks(dst, ticks, tick_timeout)
+        r["dst_ticks"] = len(t)
+        r["dst_first_tick"] = t[0] if t else 0
+        r["dst_last_tick"] = t[-1] if t else 0
+        r["src_last_tick"] = src.last_tick()
+        return info
+    before = src.last_tick()
+    deadline = time.monotonic() + tick_timeout
+    while time.monotonic() < deadline and src.last_tick() < before + ticks:
+        time.sleep(0.1)
+    r["src_tick_after_failure"] = before
+    r["src_tick_later"] = src.last_tick()
+    if info["status"] not in ("failed", "cancelled"):
+        r["harness_error"] = "still %s after %d s" % (info["status"], timeout)
+        qs.cmd("migrate_cancel")
+    return info
+
+
 def wait_ticks(vm, want, timeout):
     """The guest's ticks once more than want are seen, or what came in timeout s."""
     deadline = time.monotonic() + timeout

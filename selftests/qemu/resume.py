@@ -48,12 +48,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import traceback
 
-from qmig import (HERE, dst_running, guest_inputs, QMP, QMPError, Proc, VM, free_port, listening, migrate_info, read_json,
-                  wait_for, wait_ticks)
+from qmig import (HERE, outcome, guest_inputs, QMP, QMPError, Proc, VM, free_port, listening, migrate_info, read_json,
+                  wait_for)
 
 # name: (capabilities, resets: 1 or "every", in which phase, kill the receiver instead)
 HOPS = {
@@ -246,32 +245,7 @@ def hop(a, n, name, src, procs, vms):
     if t_kill is not None:
         r["fail_after_kill_s"] = round(time.monotonic() - t_kill, 2)
     r["states"] = seen
-    deadline = time.monotonic() + 5
-    while info["status"] == "completed" and not info["total_time_ms"] and \
-            time.monotonic() < deadline:
-        time.sleep(0.05)
-        info = migrate_info(qs)
-    for k in ("status", "total_time_ms", "downtime_ms", "ram_transferred", "qemu_error"):
-        if k in info:
-            r[k] = info[k]
-    r["postcopy_requests"] = qs.cmd("query-migrate").get("ram", {}).get("postcopy-requests")
-    r["src_status"] = qs.cmd("query-status")["status"]
-    if info["status"] == "completed":
-        r["dst_status"] = dst_running(qd)
-        t = wait_ticks(dst, a.ticks, a.tick_timeout)
-        r["dst_first_tick"] = t[0] if t else 0
-        r["dst_last_tick"] = t[-1] if t else 0
-        r["src_last_tick"] = src.last_tick()
-    else:
-        before = src.last_tick()
-        deadline = time.monotonic() + a.tick_timeout
-        while time.monotonic() < deadline and src.last_tick() < before + a.ticks:
-            time.sleep(0.1)
-        r["src_tick_after_failure"] = before
-        r["src_tick_later"] = src.last_tick()
-        if info["status"] not in ("failed", "cancelled"):
-            r["harness_error"] = "still %s after %d s" % (info["status"], a.timeout)
-            qs.cmd("migrate_cancel")
+    info = outcome(qs, qd, src, dst, info, r, a.ticks, a.tick_timeout, a.timeout)
     for k, p in sorted(procs.items()):
         if k == "recv" and kill_recv:
             continue
