@@ -17,14 +17,27 @@
 #include "chan/codec.h"
 #include "lib/err.h"
 #include "live/track.h"
+#include "live/track_pick.h"
 
-/* In order of preference for --tracker auto. */
+/*
+ * In order of preference for --tracker auto, which calibrates each one
+ * that can watch the memory when there are two or more, and leaves this
+ * order only for one that costs much less (track_pick.h).
+ */
 static const struct tracker_ops *const trackers[] = {
 	&track_kmod_ops,
 	&track_softdirty_ops,
 	&track_uffd_ops,
 	&track_scan_ops,
 };
+
+/*
+ * Calibration (auto with two or more trackers that can watch): each
+ * harvests once CAL_WAIT_MS after it started; the scan tracker's cost is
+ * timed on CAL_SCAN_BYTES of the memory.
+ */
+#define CAL_WAIT_MS	100
+#define CAL_SCAN_BYTES	(4u << 20)
 
 const char *tracker_names(void)
 {
@@ -327,7 +340,7 @@ static void mw_close(struct tracker *t)
 void (*tracker_start_hook)(struct tracker *t);
 
 static int start(struct tracker *t, const struct tracker_ops *ops,
-		 const struct track_target *tg)
+		 const struct track_target *tg, bool hook)
 {
 	struct mapwatch_sample s;
 
@@ -353,7 +366,7 @@ static int start(struct tracker *t, const struct tracker_ops *ops,
 		t->ops = NULL;
 		return -1;
 	}
-	if (tracker_start_hook)
+	if (hook && tracker_start_hook)
 		tracker_start_hook(t);
 	/* The scan tracker compares every page's content already. */
 	if (tg->fd >= 0 && ops != &track_scan_ops && obj_start(t)) {
@@ -381,8 +394,117 @@ static void choice_words(const struct track_choice *c, char *why, size_t whylen)
 	for (unsigned int i = 0; i < c->nrefused && n < whylen; i++)
 		n += snprintf(why + n, whylen - n, "%s%s: %s", n ? "; " : "", c->refused[i].tracker,
 			      c->refused[i].why);
+	for (unsigned int i = 0; i < c->ncal && n < whylen; i++)
+		n += snprintf(why + n, whylen - n, "%s%s: %.1f ms a harvest%s", n ? "; " : "",
+			      c->cal[i].tracker, c->cal[i].cost.harvest_s * 1000,
+			      c->cal[i].cost.stops_writer ? " with the writer stopped" : "");
 	if (c->picked && n < whylen)
 		snprintf(why + n, whylen - n, "%sauto picked %s", n ? "; " : "", c->picked);
+}
+
+/* Note ops as refused by auto, with lmig_err()'s message. */
+static void refuse(struct track_choice *c, const struct tracker_ops *ops)
+{
+	if (c->nrefused >= TRACK_CHOICE_MAX)
+		return;
+	c->refused[c->nrefused].tracker = ops->name;
+	snprintf(c->refused[c->nrefused].why, sizeof(c->refused[0].why), "%s", lmig_errmsg());
+	c->nrefused++;
+}
+
+/* CPU time of the calling thread, user and system: what a harvest costs lmig. */
+static double thread_cpu_s(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		return 0;
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/*
+ * The scan tracker's harvest reads and hashes every page: timed on the
+ * first CAL_SCAN_BYTES of the memory and scaled to its size, rather than
+ * paid in full once more.
+ */
+static int calibrate_scan(const struct track_target *tg, struct track_cost *cost)
+{
+	uint64_t len = tg->size < CAL_SCAN_BYTES ? tg->size : CAL_SCAN_BYTES;
+	uint8_t *buf = aligned_alloc(LMIG_PAGE_SIZE, CAL_SCAN_BYTES);
+	double t0 = now_s(), c0 = thread_cpu_s(), scale;
+	volatile uint64_t sum = 0;	/* the hashes are what is timed: kept */
+	int ret;
+
+	if (!buf)
+		return lmig_err("out of memory");
+	len -= len % LMIG_PAGE_SIZE;
+	ret = track_read(tg, 0, buf, len);
+	for (uint64_t off = 0; !ret && off < len; off += LMIG_PAGE_SIZE)
+		sum += codec_page_hash(buf + off);
+	free(buf);
+	scale = len ? (double)tg->size / len : 1;
+	*cost = (struct track_cost){ .harvest_s = (now_s() - t0) * scale,
+				     .cpu_s = (thread_cpu_s() - c0) * scale };
+	return ret;
+}
+
+/*
+ * One harvest of ops on tg, CAL_WAIT_MS after it started, so that it
+ * harvests what the writer wrote meanwhile (what costs most for some
+ * trackers); the tracker is closed again.
+ */
+static int calibrate(const struct tracker_ops *ops, const struct track_target *tg,
+		     struct track_cost *cost)
+{
+	struct timespec wait = { 0, CAL_WAIT_MS * 1000000L };
+	struct tracker t;
+	uint64_t *bm;
+	int ret;
+
+	if (ops == &track_scan_ops)
+		return calibrate_scan(tg, cost);
+	if (start(&t, ops, tg, false))
+		return -1;
+	bm = calloc(bitmap_words(t.npages), sizeof(*bm));
+	if (!bm) {
+		tracker_close(&t);
+		return lmig_err("out of memory");
+	}
+	nanosleep(&wait, NULL);
+	ret = tracker_harvest(&t, bm);
+	*cost = (struct track_cost){ .harvest_s = t.harvest_s, .cpu_s = t.harvest_cpu_s,
+				     .stops_writer = ops == &track_softdirty_ops };
+	tracker_close(&t);
+	free(bm);
+	return ret;
+}
+
+/*
+ * Calibrate each of can[0..*n): one whose calibration fails is refused
+ * with its error (it could not watch after all) and leaves can.  c->cal
+ * holds the costs of those left, in the same order.
+ */
+static void calibrate_all(struct track_choice *c, const struct tracker_ops **can,
+			  unsigned int *n, const struct track_target *tg)
+{
+	unsigned int k = 0;
+
+	for (unsigned int i = 0; i < *n; i++) {
+		struct track_cost cost;
+
+		lmig_err_clear();
+		if (calibrate(can[i], tg, &cost)) {
+			refuse(c, can[i]);
+			continue;
+		}
+		can[k] = can[i];
+		c->cal[k].tracker = can[i]->name;
+		c->cal[k].cost = cost;
+		k++;
+	}
+	lmig_err_clear();
+	*n = k;
+	c->ncal = k;
 }
 
 /*
@@ -393,6 +515,8 @@ static int open_choice(struct tracker *t, const char *name, const struct track_t
 		       struct track_choice *c, size_t whylen)
 {
 	char why[TRACK_CHOICE_MAX * 600];
+	const struct tracker_ops *can[TRACK_CHOICE_MAX];
+	unsigned int ncan = 0;
 
 	*c = (struct track_choice){ 0 };
 	if (strcmp(name, "auto")) {
@@ -406,28 +530,33 @@ static int open_choice(struct tracker *t, const char *name, const struct track_t
 				lmig_err_clear();
 				return lmig_err("--tracker %s cannot watch this memory: %s", name, msg);
 			}
-			return start(t, trackers[i], tg);
+			return start(t, trackers[i], tg, true);
 		}
 		return lmig_err("--tracker: '%s' is not one of %s", name, tracker_names());
 	}
 	c->auto_pick = true;
 	for (size_t i = 0; i < sizeof(trackers) / sizeof(trackers[0]); i++) {
-		const struct tracker_ops *ops = trackers[i];
-
 		lmig_err_clear();
-		if (probe(ops, tg) == 0) {
-			c->picked = ops->name;
-			lmig_err_clear();
-			return start(t, ops, tg);
-		}
-		if (c->nrefused < TRACK_CHOICE_MAX) {
-			c->refused[c->nrefused].tracker = ops->name;
-			snprintf(c->refused[c->nrefused].why, sizeof(c->refused[0].why), "%s",
-				 lmig_errmsg());
-			c->nrefused++;
-		}
+		if (probe(trackers[i], tg) == 0)
+			can[ncan++] = trackers[i];
+		else
+			refuse(c, trackers[i]);
 	}
 	lmig_err_clear();
+	if (ncan > 1)
+		calibrate_all(c, can, &ncan, tg);
+	if (ncan > 0) {
+		struct track_cost cost[TRACK_CHOICE_MAX];
+		int k;
+
+		for (unsigned int i = 0; i < ncan; i++)
+			cost[i] = c->cal[i].cost;
+		k = track_pick(cost, ncan, &c->pick_why);
+		if (c->pick_why == TRACK_PICK_ONLY)
+			c->ncal = 0;	/* nothing was calibrated: nothing to tell */
+		c->picked = can[k]->name;
+		return start(t, can[k], tg, true);
+	}
 	choice_words(c, why, whylen < sizeof(why) ? whylen : sizeof(why));
 	return lmig_err("no dirty tracker can watch this memory (%s)", whylen ? why : "");
 }
@@ -529,7 +658,7 @@ static int mw_harvest(struct tracker *t, uint64_t *bitmap, bool *force)
 
 int tracker_harvest(struct tracker *t, uint64_t *bitmap)
 {
-	double t0 = now_s();
+	double t0 = now_s(), c0 = thread_cpu_s();
 	int ret = t->ops->harvest(t, bitmap);
 	bool force = false;
 
@@ -546,6 +675,7 @@ int tracker_harvest(struct tracker *t, uint64_t *bitmap)
 	if (!ret && t->tg.sent && t->ops != &track_scan_ops)
 		ret = refine_huge(t, bitmap);
 	t->harvest_s += now_s() - t0;
+	t->harvest_cpu_s += thread_cpu_s() - c0;
 	t->harvests++;
 	return ret;
 }

@@ -97,6 +97,7 @@ struct tracker {
 	/* Totals over all harvests, for reports and benchmarks. */
 	unsigned int harvests;
 	double harvest_s;		/* time spent in harvest() */
+	double harvest_cpu_s;		/* CPU time of the harvesting thread in it (user + system) */
 	uint64_t bytes_read;		/* memory read to harvest (scan) */
 	uint64_t pages_refined;		/* reported by a huge page, found unchanged */
 	/* What the object check (track.c, file-backed targets) added. */
