@@ -17,7 +17,7 @@
 # bench/results-latest.md); progress and the VM's own lines on stderr.
 #
 # Knobs (environment): TRKVM_BACKINGS ("4k thp hugetlb"), TRKVM_TRACKERS
-# ("kmod soft-dirty soft-dirty:any scan uffd"), TRKVM_RATE (MB/s, 4),
+# ("auto kmod soft-dirty soft-dirty:any scan uffd"), TRKVM_RATE (MB/s, 4),
 # TRKVM_TOUCH (MiB rewritten, 32), TRKVM_MEM (guest MiB, 128),
 # TRKVM_COUNT (harvests a run, 3), TRKVM_ACCEL (the VM's -accel,
 # tcg,thread=multi), TRKVM_KEEP (a file to keep the raw lines in).
@@ -30,7 +30,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 vm=$top/selftests/vm
 BACKINGS=${TRKVM_BACKINGS:-4k thp hugetlb}
-TRACKERS=${TRKVM_TRACKERS:-kmod soft-dirty soft-dirty:any scan uffd}
+TRACKERS=${TRKVM_TRACKERS:-auto kmod soft-dirty soft-dirty:any scan uffd}
 RATE=${TRKVM_RATE:-4}
 TOUCH=${TRKVM_TOUCH:-32}
 MEM=${TRKVM_MEM:-128}

@@ -51,7 +51,9 @@ def main():
             why = why.replace("--tracker %s cannot watch this memory: " % name.split(":")[0], "")
             print("| %s | %s | cannot watch: %s |||||||||||" % (b, name, why.replace("|", "/")))
             continue
-        cells = [b, name]
+        # auto: the tracker it picked, and the calibration it went by.
+        picked = (p if p.get("ok") else f).get("tracker")
+        cells = [b, "auto: %s" % picked if name == "auto" else name]
         if p.get("ok"):
             cells += [num(p["harvest_ms"]), num(p["harvest_cpu_ms"]), num(p["reported_mbps"], "%.2f"),
                       num(p["guest_mbps"], "%.2f"), ratio(p["reported_mbps"], p["guest_mbps"])]
@@ -71,6 +73,9 @@ def main():
             bad += bool(f)
         print("| " + " | ".join(str(c) for c in cells) + " |")
     print("")
+    for (b, name, mode), j in sorted(runs.items()):
+        if name == "auto" and j.get("tracker_why"):
+            print("- %s %s auto: %s" % (b, mode, j["tracker_why"]))
     for b in backing:
         print("- %s: %s" % (b, backing[b]))
     for n in notes:

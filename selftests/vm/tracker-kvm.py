@@ -41,7 +41,8 @@ sees every write reports at least touch_pages each interval.  lmig_cpu_s
 is the whole run's (its start hashes the whole RAM).
   trk error TEXT                         the harness failed
 
-TRACKER is a tracker name, or NAME:any for the soft-dirty or kmod tracker
+TRACKER is a tracker name (auto: what --tracker auto picks, and why:
+tracker_why, with the cost of each calibration harvest), or NAME:any for the soft-dirty or kmod tracker
 with --object-writes any (the default of lmig send; otherwise "mapped":
 QEMU writes its guest's RAM only through mappings).
 """
@@ -228,7 +229,7 @@ def run_mode(a, work, mode):
         cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu0 = cpu0.ru_utime + cpu0.ru_stime
         g.sample()
-        for name in a.trackers.split():
+        for name in a.trackers.replace(",", " ").split():
             j, cpu, wall = dirtyrate(a, g, mem, name)
             t_end = time.monotonic()
             lcpu, cpu0 = cpu - cpu0, cpu
@@ -251,6 +252,8 @@ def run_mode(a, work, mode):
                  "wall_s": round(wall, 2), "tracked_s": round(secs, 2)}
             if j.get("error"):
                 r["error"] = j["error"]
+            if j.get("tracker_why"):
+                r["tracker_why"] = j["tracker_why"]
             say(mode, "run", name, json.dumps(r, sort_keys=True))
             if g.p.poll() is not None:
                 raise RuntimeError("QEMU exited during %s" % name)
@@ -271,13 +274,13 @@ def main():
     ap.add_argument("--interval", type=int, default=1000)
     ap.add_argument("--count", type=int, default=3)
     ap.add_argument("--modes", default="paced flat")
-    ap.add_argument("--trackers", default="kmod soft-dirty soft-dirty:any scan uffd")
+    ap.add_argument("--trackers", default="auto kmod soft-dirty soft-dirty:any scan uffd")
     ap.add_argument("--hugetlb", action="store_true",
                     help="memory-backend-memfd,hugetlb=on: 2 MiB hugetlbfs pages")
     ap.add_argument("--boot-timeout", type=int, default=90)
     a = ap.parse_args()
     try:
-        for mode in a.modes.split():
+        for mode in a.modes.replace(",", " ").split():
             run_mode(a, a.work, mode)
     except (RuntimeError, OSError) as e:
         say("error", e)

@@ -21,8 +21,9 @@
 #   kvm skip REASON                   no /dev/kvm here (nothing else)
 #
 # Usage: tracker-kvm.sh [ko=PATH] [backings=LIST] [KEY=VALUE...]
-#   KEY: guest (the smpguest.elf, required), modes, trackers, rate, touch,
-#   mem, interval, count: tracker-kvm.py's options of those names.
+#   KEY: guest (the smpguest.elf, required), modes, trackers (lists
+#   separated by spaces or commas), rate, touch, mem, interval, count:
+#   tracker-kvm.py's options of those names.
 set -u
 
 . "$(dirname "$0")/guest-lib.sh"
@@ -33,7 +34,8 @@ for a in "$@"; do
 	backings=*) backings=${a#backings=} ;;
 	guest=*) guest=${a#guest=} ;;
 	modes=* | trackers=* | rate=* | touch=* | mem=* | interval=* | count=*)
-		pyargs="$pyargs --${a%%=*}=${a#*=}" ;;
+		# Lists as one word (a,b): the arguments are split at spaces here.
+		pyargs="$pyargs --${a%%=*}=$(echo "${a#*=}" | tr ' ' ',')" ;;
 	*) echo "trk error unknown argument $a"; exit 2 ;;
 	esac
 done
