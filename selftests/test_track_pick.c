@@ -10,8 +10,8 @@
  *   cost_doubles_stopped    a harvest that stops the writer costs twice
  *                           its time; one that does not, its time
  *   near_tie_keeps_order    a later tracker at 0.51x the first: the first
- *   cheaper_by_half         at 0.49x and saving >= 2 ms: the later one
- *   min_saving              0.1x but saving under 2 ms: the first
+ *   cheaper_by_half         at 0.49x and saving >= 10 ms: the later one
+ *   min_saving              0.1x but saving under 10 ms: the first
  *   cheapest_of_several     two later ones beat the first: the cheaper
  *   equal_later_keeps_first two later ones, equally cheap: the earlier
  *   kvm_guest_4k            the paced 4 KiB nested-KVM guest's numbers
@@ -20,7 +20,7 @@
  *                           soft-dirty
  *   kvm_guest_quiet         kmod 55 ms, soft-dirty 51 ms, scan 1819 ms
  *                           (the same guest, another run): kmod
- *   scan_beats_on_small     a 1 MiB object: uffd 4 ms, scan 0.3 ms: scan
+ *   small_keeps_order       a 1 MiB object: uffd 4 ms, scan 0.3 ms: uffd
  */
 #include "kselftest_harness.h"
 
@@ -84,14 +84,17 @@ TEST(cheaper_by_half)
 
 TEST(min_saving)
 {
-	struct track_cost c[] = { { .harvest_s = MS(1.9) }, { .harvest_s = MS(0.1) } };
+	struct track_cost c[] = { { .harvest_s = MS(9.9) }, { .harvest_s = MS(0.1) } };
 	enum track_pick_why why;
 
 	EXPECT_EQ(0, track_pick(c, 2, &why));
 	EXPECT_EQ(TRACK_PICK_PREFERRED, why);
-	c[0].harvest_s = MS(2.2);
+	c[0].harvest_s = MS(10.2);
 	EXPECT_EQ(1, track_pick(c, 2, &why));
 	EXPECT_EQ(TRACK_PICK_CHEAPER, why);
+	/* Stopping the writer counts in the saving: 2 x 5.1 ms against 0.1 ms. */
+	c[0] = (struct track_cost){ .harvest_s = MS(5.1), .stops_writer = true };
+	EXPECT_EQ(1, track_pick(c, 2, &why));
 }
 
 TEST(cheapest_of_several)
@@ -135,11 +138,13 @@ TEST(kvm_guest_quiet)
 	EXPECT_EQ(TRACK_PICK_PREFERRED, why);
 }
 
-TEST(scan_beats_on_small)
+TEST(small_keeps_order)
 {
 	struct track_cost c[] = { { .harvest_s = MS(4) }, { .harvest_s = MS(0.3) } };
+	enum track_pick_why why;
 
-	EXPECT_EQ(1, track_pick(c, 2, NULL));
+	EXPECT_EQ(0, track_pick(c, 2, &why));
+	EXPECT_EQ(TRACK_PICK_PREFERRED, why);
 }
 
 TEST_HARNESS_MAIN

@@ -13,12 +13,15 @@
 
 #include <stdbool.h>
 
-/* A later tracker is picked over an earlier one only when it costs less
+/*
+ * A later tracker is picked over an earlier one only when it costs less
  * than 1 / TRACK_PICK_FACTOR of it and saves at least TRACK_PICK_MIN_S a
- * harvest: calibration is one harvest, and a near tie keeps the order of
- * preference. */
+ * harvest: calibration is one harvest, whose time on a shared machine
+ * moves by milliseconds from one harvest to the next, so a near tie keeps
+ * the order of preference.
+ */
 #define TRACK_PICK_FACTOR	2.0
-#define TRACK_PICK_MIN_S	0.002
+#define TRACK_PICK_MIN_S	0.010
 
 struct track_cost {
 	double harvest_s;	/* wall time of the calibration harvest */
