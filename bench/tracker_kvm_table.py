@@ -52,7 +52,9 @@ def main():
             print("| %s | %s | cannot watch: %s |||||||||||" % (b, name, why.replace("|", "/")))
             continue
         # auto: the tracker it picked, and the calibration it went by.
-        picked = (p if p.get("ok") else f).get("tracker")
+        got = [(m, j["tracker"]) for m, j in (("paced", p), ("flat", f)) if j.get("ok")]
+        picked = (got[0][1] if len(set(t for _, t in got)) == 1 else
+                  ", ".join("%s %s" % (t, m) for m, t in got))
         cells = [b, "auto: %s" % picked if name == "auto" else name]
         if p.get("ok"):
             cells += [num(p["harvest_ms"]), num(p["harvest_cpu_ms"]), num(p["reported_mbps"], "%.2f"),
