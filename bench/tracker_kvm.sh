@@ -36,8 +36,11 @@ TOUCH=${TRKVM_TOUCH:-32}
 MEM=${TRKVM_MEM:-128}
 COUNT=${TRKVM_COUNT:-3}
 ACCEL=${TRKVM_ACCEL:-tcg,thread=multi}
-for v in "$RATE" "$TOUCH" "$MEM" "$COUNT"; do
-	case $v in '' | *[!0-9]*) echo "bench/tracker_kvm: '$v' is not a whole number" >&2; exit 2 ;; esac
+for kv in "TRKVM_RATE=$RATE" "TRKVM_TOUCH=$TOUCH" "TRKVM_MEM=$MEM" "TRKVM_COUNT=$COUNT"; do
+	case ${kv#*=} in
+	'' | *[!0-9]* | 0) echo "bench/tracker_kvm: ${kv%%=*} must be a whole number above 0, not '${kv#*=}'" >&2
+		exit 2 ;;
+	esac
 done
 
 out=$(mktemp "${TMPDIR:-/tmp}/lmig-trkvm.XXXXXX")
