@@ -130,9 +130,11 @@ struct tracker {
 #define TRACK_HUGE_PAGES	512
 
 /*
- * Open the tracker called name ("auto" picks the first usable one, in
- * order of preference) for tg and start it.  c receives, for auto, which
- * tracker was picked and why the better ones were not.
+ * Open the tracker called name for tg and start it.  "auto" leaves out
+ * each tracker whose probe refuses tg; of two or more left it times one
+ * calibration harvest each and picks by cost (live/track_pick.h), then
+ * starts the one picked afresh.  c receives, for auto, which tracker was
+ * picked, why the others could not watch, and what each calibration cost.
  */
 int tracker_open_choice(struct tracker *t, const char *name, const struct track_target *tg,
 			struct track_choice *c);
