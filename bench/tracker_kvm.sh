@@ -5,7 +5,7 @@
 # QEMU guest under `-accel kvm` with its RAM in a shared memfd, watched by
 # every tracker in turn, side by side in one run.  The host's /dev/kvm
 # cannot run such a guest, so this boots the VM of
-# selftests/vm/run-in-vm.sh (Debian's 6.1, svm: nested KVM, a host thread
+# selftests/vm/run-in-vm.sh (Debian's 6.1 or TRKVM_SERIES, svm: nested KVM, a host thread
 # per CPU) with lmig.ko built for it, and runs selftests/vm/tracker-kvm.sh
 # there: one guest paced at TRKVM_RATE MB/s (the dirty rate each tracker
 # reports against the guest's own count) and one writing as fast as it
@@ -20,7 +20,9 @@
 # ("auto kmod soft-dirty soft-dirty:any scan uffd"), TRKVM_RATE (MB/s, 4),
 # TRKVM_TOUCH (MiB rewritten, 32), TRKVM_MEM (guest MiB, 128),
 # TRKVM_COUNT (harvests a run, 3), TRKVM_ACCEL (the VM's -accel,
-# tcg,thread=multi), TRKVM_KEEP (a file to keep the raw lines in).
+# tcg,thread=multi), TRKVM_SERIES (the VM's Debian kernel, 6.1 or 6.12;
+# without its headers the VM boots run-in-vm.sh's default kernel with no
+# lmig.ko), TRKVM_KEEP (a file to keep the raw lines in).
 #
 # Exit status 0 with the table; 1 if a run failed (a harness error, or a
 # tracker that can watch the guest failed), 4 when there is no VM here.
@@ -36,6 +38,8 @@ TOUCH=${TRKVM_TOUCH:-32}
 MEM=${TRKVM_MEM:-128}
 COUNT=${TRKVM_COUNT:-3}
 ACCEL=${TRKVM_ACCEL:-tcg,thread=multi}
+SERIES=${TRKVM_SERIES:-6.1}
+case $SERIES in 6.1 | 6.12) ;; *) echo "bench/tracker_kvm: TRKVM_SERIES must be 6.1 or 6.12, not '$SERIES'" >&2; exit 2 ;; esac
 for kv in "TRKVM_RATE=$RATE" "TRKVM_TOUCH=$TOUCH" "TRKVM_MEM=$MEM" "TRKVM_COUNT=$COUNT"; do
 	case ${kv#*=} in
 	'' | *[!0-9]* | 0) echo "bench/tracker_kvm: ${kv%%=*} must be a whole number above 0, not '${kv#*=}'" >&2
@@ -48,7 +52,7 @@ trap 'rm -f "$out"' EXIT
 
 guest=$(sh "$top/selftests/qemu/mkguest.sh" --smp) || exit 4
 rc=0
-built=$(sh "$vm/kmod-build.sh" 6.1 bench-trkvm 2>"$out") || rc=$?
+built=$(sh "$vm/kmod-build.sh" "$SERIES" bench-trkvm 2>"$out") || rc=$?
 kernel="" kver="" ko=""
 case $rc in
 0) set -- $built; kernel=$1 kver=$2 ko="ko=$3" ;;
@@ -66,7 +70,7 @@ KERNEL=$kernel KVER=$kver VM_ACCEL=$ACCEL VM_TIMEOUT=${VM_TIMEOUT:-1200} \
 [ $rc != 4 ] || { cat "$out" >&2; exit 4; }
 sed 's/^/# /' "$out" >&2
 
-echo "#### Dirty trackers on a nested KVM guest ($(date -u +%Y-%m-%d), $(($(date +%s) - start)) s)"
+echo "#### Dirty trackers on a nested KVM guest ($(date -u +%Y-%m-%d), ${kver:-default kernel}, $(($(date +%s) - start)) s)"
 echo ""
 echo "- Guest: QEMU $(qemu-system-x86_64 --version | head -n 1 | sed 's/.*version \([^ ]*\).*/\1/')" \
 	"\`-accel kvm -smp 1 -m $MEM\`, memory-backend-memfd share=on, the smpguest rewriting" \
