@@ -33,10 +33,13 @@ static const struct tracker_ops *const trackers[] = {
 
 /*
  * Calibration (auto with two or more trackers that can watch): each
- * harvests once CAL_WAIT_MS after it started; the scan tracker's cost is
- * timed on CAL_SCAN_BYTES of the memory.
+ * harvests right after it started and again CAL_WAIT_MS later, and what
+ * a harvest would cost after a round of CAL_ROUND_MS is taken from the
+ * two (calibrate()); the scan tracker's cost is timed on CAL_SCAN_BYTES
+ * of the memory.
  */
 #define CAL_WAIT_MS	100
+#define CAL_ROUND_MS	1000
 #define CAL_SCAN_BYTES	(4u << 20)
 
 const char *tracker_names(void)
@@ -449,14 +452,19 @@ static int calibrate_scan(const struct track_target *tg, struct track_cost *cost
 }
 
 /*
- * One harvest of ops on tg, CAL_WAIT_MS after it started, so that it
- * harvests what the writer wrote meanwhile (what costs most for some
- * trackers); the tracker is closed again.
+ * What a harvest of ops on tg would cost a round CAL_ROUND_MS long.  Some
+ * trackers pay per harvest (soft-dirty write-protects the whole mapping),
+ * some per page written since the last one (kmod write-protects each
+ * written folio, which on a KVM guest also costs KVM's MMU notifier): so
+ * two harvests, one right after the start (the fixed part) and one
+ * CAL_WAIT_MS later, and the growth between them scaled to the round.
+ * The tracker is closed again.
  */
 static int calibrate(const struct tracker_ops *ops, const struct track_target *tg,
 		     struct track_cost *cost)
 {
 	struct timespec wait = { 0, CAL_WAIT_MS * 1000000L };
+	double h1, c1, grow, cgrow;
 	struct tracker t;
 	uint64_t *bm;
 	int ret;
@@ -470,10 +478,25 @@ static int calibrate(const struct tracker_ops *ops, const struct track_target *t
 		tracker_close(&t);
 		return lmig_err("out of memory");
 	}
-	nanosleep(&wait, NULL);
 	ret = tracker_harvest(&t, bm);
-	*cost = (struct track_cost){ .harvest_s = t.harvest_s, .cpu_s = t.harvest_cpu_s,
-				     .stops_writer = ops == &track_softdirty_ops };
+	h1 = t.harvest_s;
+	c1 = t.harvest_cpu_s;
+	if (!ret) {
+		nanosleep(&wait, NULL);
+		ret = tracker_harvest(&t, bm);
+	}
+	grow = t.harvest_s - 2 * h1;
+	cgrow = t.harvest_cpu_s - 2 * c1;
+	/*
+	 * The growth scaled is that of lmig's CPU time, which a loaded
+	 * machine's scheduling delays do not inflate tenfold; where the
+	 * growth is spent waiting (soft-dirty's stop), the wall time's, once.
+	 */
+	cgrow = cgrow > 0 ? cgrow * CAL_ROUND_MS / CAL_WAIT_MS : 0;
+	*cost = (struct track_cost){
+		.harvest_s = h1 + (cgrow > grow ? cgrow : grow > 0 ? grow : 0),
+		.cpu_s = c1 + cgrow,
+		.stops_writer = ops == &track_softdirty_ops };
 	tracker_close(&t);
 	free(bm);
 	return ret;

@@ -24,7 +24,8 @@
 #define TRACK_PICK_MIN_S	0.010
 
 struct track_cost {
-	double harvest_s;	/* wall time of the calibration harvest */
+	/* A harvest's wall time after a round of 1 s (track.c's calibration). */
+	double harvest_s;
 	double cpu_s;		/* lmig's CPU time in it (user + system) */
 	/* The tracker stops the writer while it harvests (soft-dirty). */
 	bool stops_writer;
