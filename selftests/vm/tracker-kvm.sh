@@ -56,7 +56,10 @@ kvm_load
 # these tracepoints; the first attach flips its static key, patching the
 # kernel's text, which a VM with a host thread per CPU (MTTCG) can hang
 # on (see qemu-kvm.sh).  Enabled once here, before any guest runs, the
-# keys stay on and later attaches patch nothing.
+# keys stay on.  On 6.12 that was not enough: an attach still changes
+# the tracepoint's static call, and under MTTCG the VM died once of an
+# int3 oops in syscall_exit_to_user_mode_prepare (bench/tracker_kvm.sh
+# boots 6.12 with one host thread for both CPUs).
 t=/sys/kernel/tracing
 mounted=0
 [ -e $t/tracing_on ] || ! mount -t tracefs nodev $t 2>/dev/null || mounted=1
