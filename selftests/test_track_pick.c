@@ -21,6 +21,13 @@
  *   kvm_guest_quiet         kmod 55 ms, soft-dirty 51 ms, scan 1819 ms
  *                           (the same guest, another run): kmod
  *   small_keeps_order       a 1 MiB object: uffd 4 ms, scan 0.3 ms: uffd
+ *   huge_keeps_kmod         the flat-out guest in THP (its calibration:
+ *                           kmod 607 ms, soft-dirty 102 ms stopping QEMU,
+ *                           scan 4477 ms): soft-dirty in 4 KiB pages, kmod
+ *                           in huge folios, where soft-dirty slowed it most
+ *   huge_others_still_pick  in huge folios a cheaper tracker that does not
+ *                           stop the writer is still picked, and soft-dirty
+ *                           stays picked where it comes first
  */
 #include "kselftest_harness.h"
 
@@ -32,7 +39,7 @@ TEST(none)
 {
 	enum track_pick_why why = TRACK_PICK_ONLY;
 
-	EXPECT_EQ(-1, track_pick(NULL, 0, &why));
+	EXPECT_EQ(-1, track_pick(NULL, 0, false, &why));
 	EXPECT_EQ(TRACK_PICK_NONE, why);
 }
 
@@ -41,9 +48,9 @@ TEST(only)
 	struct track_cost c[] = { { 0 } };
 	enum track_pick_why why;
 
-	EXPECT_EQ(0, track_pick(c, 1, &why));
+	EXPECT_EQ(0, track_pick(c, 1, false, &why));
 	EXPECT_EQ(TRACK_PICK_ONLY, why);
-	EXPECT_EQ(0, track_pick(c, 1, NULL));
+	EXPECT_EQ(0, track_pick(c, 1, false, NULL));
 }
 
 TEST(cost_doubles_stopped)
@@ -60,11 +67,11 @@ TEST(near_tie_keeps_order)
 	struct track_cost c[] = { { .harvest_s = MS(100) }, { .harvest_s = MS(51) } };
 	enum track_pick_why why;
 
-	EXPECT_EQ(0, track_pick(c, 2, &why));
+	EXPECT_EQ(0, track_pick(c, 2, false, &why));
 	EXPECT_EQ(TRACK_PICK_PREFERRED, why);
 	/* Exactly half is not less than half. */
 	c[1].harvest_s = MS(50);
-	EXPECT_EQ(0, track_pick(c, 2, &why));
+	EXPECT_EQ(0, track_pick(c, 2, false, &why));
 }
 
 TEST(cheaper_by_half)
@@ -72,14 +79,14 @@ TEST(cheaper_by_half)
 	struct track_cost c[] = { { .harvest_s = MS(100) }, { .harvest_s = MS(49) } };
 	enum track_pick_why why;
 
-	EXPECT_EQ(1, track_pick(c, 2, &why));
+	EXPECT_EQ(1, track_pick(c, 2, false, &why));
 	EXPECT_EQ(TRACK_PICK_CHEAPER, why);
 	/* The first stopping the writer: 2 x 30 ms against 29 ms. */
 	c[0] = (struct track_cost){ .harvest_s = MS(30), .stops_writer = true };
 	c[1].harvest_s = MS(29);
-	EXPECT_EQ(1, track_pick(c, 2, &why));
+	EXPECT_EQ(1, track_pick(c, 2, false, &why));
 	c[1].harvest_s = MS(30);
-	EXPECT_EQ(0, track_pick(c, 2, &why));
+	EXPECT_EQ(0, track_pick(c, 2, false, &why));
 }
 
 TEST(min_saving)
@@ -87,14 +94,14 @@ TEST(min_saving)
 	struct track_cost c[] = { { .harvest_s = MS(9.9) }, { .harvest_s = MS(0.1) } };
 	enum track_pick_why why;
 
-	EXPECT_EQ(0, track_pick(c, 2, &why));
+	EXPECT_EQ(0, track_pick(c, 2, false, &why));
 	EXPECT_EQ(TRACK_PICK_PREFERRED, why);
 	c[0].harvest_s = MS(10.2);
-	EXPECT_EQ(1, track_pick(c, 2, &why));
+	EXPECT_EQ(1, track_pick(c, 2, false, &why));
 	EXPECT_EQ(TRACK_PICK_CHEAPER, why);
 	/* Stopping the writer counts in the saving: 2 x 5.1 ms against 0.1 ms. */
 	c[0] = (struct track_cost){ .harvest_s = MS(5.1), .stops_writer = true };
-	EXPECT_EQ(1, track_pick(c, 2, &why));
+	EXPECT_EQ(1, track_pick(c, 2, false, &why));
 }
 
 TEST(cheapest_of_several)
@@ -103,7 +110,7 @@ TEST(cheapest_of_several)
 				  { .harvest_s = MS(10) }, { .harvest_s = MS(60) } };
 	enum track_pick_why why;
 
-	EXPECT_EQ(2, track_pick(c, 4, &why));
+	EXPECT_EQ(2, track_pick(c, 4, false, &why));
 	EXPECT_EQ(TRACK_PICK_CHEAPER, why);
 }
 
@@ -112,7 +119,7 @@ TEST(equal_later_keeps_first)
 	struct track_cost c[] = { { .harvest_s = MS(100) }, { .harvest_s = MS(10) },
 				  { .harvest_s = MS(10) } };
 
-	EXPECT_EQ(1, track_pick(c, 3, NULL));
+	EXPECT_EQ(1, track_pick(c, 3, false, NULL));
 }
 
 /* kmod, soft-dirty, scan (uffd cannot watch QEMU: no userfaultfd of its own). */
@@ -123,7 +130,7 @@ TEST(kvm_guest_4k)
 				  { .harvest_s = MS(1123.9), .cpu_s = MS(1117.49) } };
 	enum track_pick_why why;
 
-	EXPECT_EQ(1, track_pick(c, 3, &why));
+	EXPECT_EQ(1, track_pick(c, 3, false, &why));
 	EXPECT_EQ(TRACK_PICK_CHEAPER, why);
 }
 
@@ -134,7 +141,7 @@ TEST(kvm_guest_quiet)
 				  { .harvest_s = MS(1818.86) } };
 	enum track_pick_why why;
 
-	EXPECT_EQ(0, track_pick(c, 3, &why));
+	EXPECT_EQ(0, track_pick(c, 3, false, &why));
 	EXPECT_EQ(TRACK_PICK_PREFERRED, why);
 }
 
@@ -143,8 +150,39 @@ TEST(small_keeps_order)
 	struct track_cost c[] = { { .harvest_s = MS(4) }, { .harvest_s = MS(0.3) } };
 	enum track_pick_why why;
 
-	EXPECT_EQ(0, track_pick(c, 2, &why));
+	EXPECT_EQ(0, track_pick(c, 2, false, &why));
 	EXPECT_EQ(TRACK_PICK_PREFERRED, why);
+}
+
+TEST(huge_keeps_kmod)
+{
+	struct track_cost c[] = { { .harvest_s = MS(607.4) },
+				  { .harvest_s = MS(102.0), .stops_writer = true },
+				  { .harvest_s = MS(4477.0) } };
+	enum track_pick_why why;
+
+	EXPECT_EQ(1, track_pick(c, 3, false, &why));
+	EXPECT_EQ(TRACK_PICK_CHEAPER, why);
+	EXPECT_EQ(0, track_pick(c, 3, true, &why));
+	EXPECT_EQ(TRACK_PICK_PREFERRED, why);
+}
+
+TEST(huge_others_still_pick)
+{
+	struct track_cost c[] = { { .harvest_s = MS(600) },
+				  { .harvest_s = MS(10), .stops_writer = true },
+				  { .harvest_s = MS(100) } };
+	struct track_cost sd_first[] = { { .harvest_s = MS(30), .stops_writer = true },
+					 { .harvest_s = MS(40) } };
+	enum track_pick_why why;
+
+	EXPECT_EQ(1, track_pick(c, 3, false, &why));
+	EXPECT_EQ(2, track_pick(c, 3, true, &why));
+	EXPECT_EQ(TRACK_PICK_CHEAPER, why);
+	EXPECT_EQ(0, track_pick(sd_first, 2, true, &why));
+	EXPECT_EQ(TRACK_PICK_PREFERRED, why);
+	EXPECT_EQ(0, track_pick(sd_first, 1, true, &why));
+	EXPECT_EQ(TRACK_PICK_ONLY, why);
 }
 
 TEST_HARNESS_MAIN

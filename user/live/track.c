@@ -401,6 +401,9 @@ static void choice_words(const struct track_choice *c, char *why, size_t whylen)
 		n += snprintf(why + n, whylen - n, "%s%s: %.1f ms a harvest%s", n ? "; " : "",
 			      c->cal[i].tracker, c->cal[i].cost.harvest_s * 1000,
 			      c->cal[i].cost.stops_writer ? " with the writer stopped" : "");
+	/* track_pick.h: then soft-dirty is not picked by cost. */
+	if (c->ncal && c->huge && n < whylen)
+		n += snprintf(why + n, whylen - n, "%shuge folios", n ? "; " : "");
 	if (c->picked && n < whylen)
 		snprintf(why + n, whylen - n, "%sauto picked %s", n ? "; " : "", c->picked);
 }
@@ -503,6 +506,18 @@ static int calibrate(const struct tracker_ops *ops, const struct track_target *t
 }
 
 /*
+ * Whether a shared object is in huge folios: shmem gives its st_blksize
+ * as the huge page size when it allocates huge folios for it.
+ */
+static bool huge_folios(const struct track_target *tg)
+{
+	struct stat st;
+
+	return tg->fd >= 0 && !fstat(tg->fd, &st) &&
+	       st.st_blksize >= (blksize_t)TRACK_HUGE_PAGES * LMIG_PAGE_SIZE;
+}
+
+/*
  * Calibrate each of can[0..*n): one whose calibration fails is refused
  * with its error (it could not watch after all) and leaves can.  c->cal
  * holds the costs of those left, in the same order.
@@ -574,7 +589,8 @@ static int open_choice(struct tracker *t, const char *name, const struct track_t
 
 		for (unsigned int i = 0; i < ncan; i++)
 			cost[i] = c->cal[i].cost;
-		k = track_pick(cost, ncan, &c->pick_why);
+		c->huge = huge_folios(tg);
+		k = track_pick(cost, ncan, c->huge, &c->pick_why);
 		if (c->pick_why == TRACK_PICK_ONLY)
 			c->ncal = 0;	/* nothing was calibrated: nothing to tell */
 		c->picked = can[k]->name;

@@ -24,6 +24,7 @@ struct track_choice {
 		char why[512];		/* its probe's error message */
 	} refused[TRACK_CHOICE_MAX];
 	enum track_pick_why pick_why;
+	bool huge;			/* the memory is in huge folios (track_pick.h) */
 	unsigned int ncal;		/* calibrated: those that can watch, when two or more */
 	struct {
 		const char *tracker;

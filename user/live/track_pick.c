@@ -7,7 +7,7 @@ double track_pick_cost(const struct track_cost *c)
 	return c->stops_writer ? 2 * c->harvest_s : c->harvest_s;
 }
 
-int track_pick(const struct track_cost *c, unsigned int n, enum track_pick_why *why)
+int track_pick(const struct track_cost *c, unsigned int n, bool huge, enum track_pick_why *why)
 {
 	enum track_pick_why w = TRACK_PICK_NONE;
 	int best = -1;
@@ -19,6 +19,8 @@ int track_pick(const struct track_cost *c, unsigned int n, enum track_pick_why *
 	for (unsigned int i = 1; i < n; i++) {
 		double first = track_pick_cost(&c[0]), ci = track_pick_cost(&c[i]);
 
+		if (huge && c[i].stops_writer)
+			continue;
 		if (ci * TRACK_PICK_FACTOR >= first || first - ci < TRACK_PICK_MIN_S)
 			continue;
 		if (w == TRACK_PICK_CHEAPER && ci >= track_pick_cost(&c[best]))
