@@ -241,8 +241,9 @@ def run_mode(a, work, mode):
                     if pages and j.get("dirty_mbps") else win)
             m0, m1 = g.mark(t_end - secs), g.mark(t_end)
             gm = g.mbps(m0, m1)
-            # Then the same length untracked, right after.
-            time.sleep(secs + 0.2)
+            # Then the same length untracked, right after (and a sample
+            # past its end to interpolate from).
+            time.sleep(secs + 0.35)
             u0, u1 = g.mark(t_end + 0.2), g.mark(t_end + 0.2 + secs)
             r = {"tracker": j.get("tracker", name), "ok": j.get("status") == "completed",
                  "harvest_ms": j.get("harvest_ms"), "harvest_cpu_ms": j.get("harvest_cpu_ms"),
