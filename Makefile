@@ -49,6 +49,7 @@ bench: deps-bench user
 	@sh bench/probes.sh | tee -a bench/results-latest.md
 	@sh bench/mapwatch.sh | tee -a bench/results-latest.md
 	@sh bench/kmod.sh | tee -a bench/results-latest.md
+	@sh bench/tracker_kvm.sh | tee -a bench/results-latest.md
 	@sh bench/throttle.sh | tee -a bench/results-latest.md
 	@sh bench/live.sh | tee -a bench/results-latest.md
 	@sh bench/qemu.sh | tee -a bench/results-latest.md

@@ -119,6 +119,9 @@ static void report(const struct tracker *t, const char *name, const struct inter
 		json_u64(&j, "intervals", ok ? count : 0);
 		json_dbl(&j, "dirty_mbps", secs > 0 ? dirty / secs / 1e6 : 0, 2);
 		json_dbl(&j, "harvest_ms", ok && count ? hs / count * 1000 : 0, 2);
+		/* lmig's CPU time in a harvest (user + system), over all of them. */
+		json_dbl(&j, "harvest_cpu_ms",
+			 ok && t->harvests ? t->harvest_cpu_s / t->harvests * 1000 : 0, 2);
 		/* Memory a scan reads per second of harvesting. */
 		json_dbl(&j, "harvest_gbps", hs > 0 && t->bytes_read ? t->bytes_read / hs / 1e9 : 0, 2);
 		for (unsigned int i = 0; ok && i < count; i++) {

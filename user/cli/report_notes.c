@@ -138,6 +138,13 @@ void report_tracker_words(const struct track_choice *c, char *out, size_t len)
 	for (unsigned int i = 0; i < c->nrefused && n < len; i++)
 		n += snprintf(out + n, len - n, "%s%s: %s", n ? "; " : "", c->refused[i].tracker,
 			      c->refused[i].why);
+	for (unsigned int i = 0; i < c->ncal && n < len; i++)
+		n += snprintf(out + n, len - n, "%s%s: %.1f ms a harvest%s", n ? "; " : "",
+			      c->cal[i].tracker, c->cal[i].cost.harvest_s * 1000,
+			      c->cal[i].cost.stops_writer ? " with the writer stopped" : "");
+	/* track_pick.h: then soft-dirty is not picked by cost. */
+	if (c->ncal && c->huge && n < len)
+		n += snprintf(out + n, len - n, "%shuge folios", n ? "; " : "");
 	if (c->picked && n < len)
 		snprintf(out + n, len - n, "%sauto picked %s", n ? "; " : "", c->picked);
 }

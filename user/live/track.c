@@ -17,14 +17,30 @@
 #include "chan/codec.h"
 #include "lib/err.h"
 #include "live/track.h"
+#include "live/track_pick.h"
 
-/* In order of preference for --tracker auto. */
+/*
+ * In order of preference for --tracker auto, which calibrates each one
+ * that can watch the memory when there are two or more, and leaves this
+ * order only for one that costs much less (track_pick.h).
+ */
 static const struct tracker_ops *const trackers[] = {
 	&track_kmod_ops,
 	&track_softdirty_ops,
 	&track_uffd_ops,
 	&track_scan_ops,
 };
+
+/*
+ * Calibration (auto with two or more trackers that can watch): each
+ * harvests right after it started and again CAL_WAIT_MS later, and what
+ * a harvest would cost after a round of CAL_ROUND_MS is taken from the
+ * two (calibrate()); the scan tracker's cost is timed on CAL_SCAN_BYTES
+ * of the memory.
+ */
+#define CAL_WAIT_MS	100
+#define CAL_ROUND_MS	1000
+#define CAL_SCAN_BYTES	(4u << 20)
 
 const char *tracker_names(void)
 {
@@ -327,7 +343,7 @@ static void mw_close(struct tracker *t)
 void (*tracker_start_hook)(struct tracker *t);
 
 static int start(struct tracker *t, const struct tracker_ops *ops,
-		 const struct track_target *tg)
+		 const struct track_target *tg, bool hook)
 {
 	struct mapwatch_sample s;
 
@@ -353,7 +369,7 @@ static int start(struct tracker *t, const struct tracker_ops *ops,
 		t->ops = NULL;
 		return -1;
 	}
-	if (tracker_start_hook)
+	if (hook && tracker_start_hook)
 		tracker_start_hook(t);
 	/* The scan tracker compares every page's content already. */
 	if (tg->fd >= 0 && ops != &track_scan_ops && obj_start(t)) {
@@ -381,8 +397,152 @@ static void choice_words(const struct track_choice *c, char *why, size_t whylen)
 	for (unsigned int i = 0; i < c->nrefused && n < whylen; i++)
 		n += snprintf(why + n, whylen - n, "%s%s: %s", n ? "; " : "", c->refused[i].tracker,
 			      c->refused[i].why);
+	for (unsigned int i = 0; i < c->ncal && n < whylen; i++)
+		n += snprintf(why + n, whylen - n, "%s%s: %.1f ms a harvest%s", n ? "; " : "",
+			      c->cal[i].tracker, c->cal[i].cost.harvest_s * 1000,
+			      c->cal[i].cost.stops_writer ? " with the writer stopped" : "");
+	/* track_pick.h: then soft-dirty is not picked by cost. */
+	if (c->ncal && c->huge && n < whylen)
+		n += snprintf(why + n, whylen - n, "%shuge folios", n ? "; " : "");
 	if (c->picked && n < whylen)
 		snprintf(why + n, whylen - n, "%sauto picked %s", n ? "; " : "", c->picked);
+}
+
+/* Note ops as refused by auto, with lmig_err()'s message. */
+static void refuse(struct track_choice *c, const struct tracker_ops *ops)
+{
+	if (c->nrefused >= TRACK_CHOICE_MAX)
+		return;
+	c->refused[c->nrefused].tracker = ops->name;
+	snprintf(c->refused[c->nrefused].why, sizeof(c->refused[0].why), "%s", lmig_errmsg());
+	c->nrefused++;
+}
+
+/* CPU time of the calling thread, user and system: what a harvest costs lmig. */
+static double thread_cpu_s(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		return 0;
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/*
+ * The scan tracker's harvest reads and hashes every page: timed on the
+ * first CAL_SCAN_BYTES of the memory and scaled to its size, rather than
+ * paid in full once more.
+ */
+static int calibrate_scan(const struct track_target *tg, struct track_cost *cost)
+{
+	uint64_t len = tg->size < CAL_SCAN_BYTES ? tg->size : CAL_SCAN_BYTES;
+	uint8_t *buf = aligned_alloc(LMIG_PAGE_SIZE, CAL_SCAN_BYTES);
+	double t0 = now_s(), c0 = thread_cpu_s(), scale;
+	volatile uint64_t sum = 0;	/* the hashes are what is timed: kept */
+	int ret;
+
+	if (!buf)
+		return lmig_err("out of memory");
+	len -= len % LMIG_PAGE_SIZE;
+	ret = track_read(tg, 0, buf, len);
+	for (uint64_t off = 0; !ret && off < len; off += LMIG_PAGE_SIZE)
+		sum += codec_page_hash(buf + off);
+	free(buf);
+	scale = len ? (double)tg->size / len : 1;
+	*cost = (struct track_cost){ .harvest_s = (now_s() - t0) * scale,
+				     .cpu_s = (thread_cpu_s() - c0) * scale };
+	return ret;
+}
+
+/*
+ * What a harvest of ops on tg would cost a round CAL_ROUND_MS long.  Some
+ * trackers pay per harvest (soft-dirty write-protects the whole mapping),
+ * some per page written since the last one (kmod write-protects each
+ * written folio, which on a KVM guest also costs KVM's MMU notifier): so
+ * two harvests, one right after the start (the fixed part) and one
+ * CAL_WAIT_MS later, and the growth between them scaled to the round.
+ * The tracker is closed again.
+ */
+static int calibrate(const struct tracker_ops *ops, const struct track_target *tg,
+		     struct track_cost *cost)
+{
+	struct timespec wait = { 0, CAL_WAIT_MS * 1000000L };
+	double h1, c1, grow, cgrow;
+	struct tracker t;
+	uint64_t *bm;
+	int ret;
+
+	if (ops == &track_scan_ops)
+		return calibrate_scan(tg, cost);
+	if (start(&t, ops, tg, false))
+		return -1;
+	bm = calloc(bitmap_words(t.npages), sizeof(*bm));
+	if (!bm) {
+		tracker_close(&t);
+		return lmig_err("out of memory");
+	}
+	ret = tracker_harvest(&t, bm);
+	h1 = t.harvest_s;
+	c1 = t.harvest_cpu_s;
+	if (!ret) {
+		nanosleep(&wait, NULL);
+		ret = tracker_harvest(&t, bm);
+	}
+	grow = t.harvest_s - 2 * h1;
+	cgrow = t.harvest_cpu_s - 2 * c1;
+	/*
+	 * The growth scaled is that of lmig's CPU time, which a loaded
+	 * machine's scheduling delays do not inflate tenfold; where the
+	 * growth is spent waiting (soft-dirty's stop), the wall time's, once.
+	 */
+	cgrow = cgrow > 0 ? cgrow * CAL_ROUND_MS / CAL_WAIT_MS : 0;
+	*cost = (struct track_cost){
+		.harvest_s = h1 + (cgrow > grow ? cgrow : grow > 0 ? grow : 0),
+		.cpu_s = c1 + cgrow,
+		.stops_writer = ops == &track_softdirty_ops };
+	tracker_close(&t);
+	free(bm);
+	return ret;
+}
+
+/*
+ * Whether a shared object is in huge folios: shmem gives its st_blksize
+ * as the huge page size when it allocates huge folios for it.
+ */
+static bool huge_folios(const struct track_target *tg)
+{
+	struct stat st;
+
+	return tg->fd >= 0 && !fstat(tg->fd, &st) &&
+	       st.st_blksize >= (blksize_t)TRACK_HUGE_PAGES * LMIG_PAGE_SIZE;
+}
+
+/*
+ * Calibrate each of can[0..*n): one whose calibration fails is refused
+ * with its error (it could not watch after all) and leaves can.  c->cal
+ * holds the costs of those left, in the same order.
+ */
+static void calibrate_all(struct track_choice *c, const struct tracker_ops **can,
+			  unsigned int *n, const struct track_target *tg)
+{
+	unsigned int k = 0;
+
+	for (unsigned int i = 0; i < *n; i++) {
+		struct track_cost cost;
+
+		lmig_err_clear();
+		if (calibrate(can[i], tg, &cost)) {
+			refuse(c, can[i]);
+			continue;
+		}
+		can[k] = can[i];
+		c->cal[k].tracker = can[i]->name;
+		c->cal[k].cost = cost;
+		k++;
+	}
+	lmig_err_clear();
+	*n = k;
+	c->ncal = k;
 }
 
 /*
@@ -393,6 +553,8 @@ static int open_choice(struct tracker *t, const char *name, const struct track_t
 		       struct track_choice *c, size_t whylen)
 {
 	char why[TRACK_CHOICE_MAX * 600];
+	const struct tracker_ops *can[TRACK_CHOICE_MAX];
+	unsigned int ncan = 0;
 
 	*c = (struct track_choice){ 0 };
 	if (strcmp(name, "auto")) {
@@ -406,28 +568,34 @@ static int open_choice(struct tracker *t, const char *name, const struct track_t
 				lmig_err_clear();
 				return lmig_err("--tracker %s cannot watch this memory: %s", name, msg);
 			}
-			return start(t, trackers[i], tg);
+			return start(t, trackers[i], tg, true);
 		}
 		return lmig_err("--tracker: '%s' is not one of %s", name, tracker_names());
 	}
 	c->auto_pick = true;
 	for (size_t i = 0; i < sizeof(trackers) / sizeof(trackers[0]); i++) {
-		const struct tracker_ops *ops = trackers[i];
-
 		lmig_err_clear();
-		if (probe(ops, tg) == 0) {
-			c->picked = ops->name;
-			lmig_err_clear();
-			return start(t, ops, tg);
-		}
-		if (c->nrefused < TRACK_CHOICE_MAX) {
-			c->refused[c->nrefused].tracker = ops->name;
-			snprintf(c->refused[c->nrefused].why, sizeof(c->refused[0].why), "%s",
-				 lmig_errmsg());
-			c->nrefused++;
-		}
+		if (probe(trackers[i], tg) == 0)
+			can[ncan++] = trackers[i];
+		else
+			refuse(c, trackers[i]);
 	}
 	lmig_err_clear();
+	if (ncan > 1)
+		calibrate_all(c, can, &ncan, tg);
+	if (ncan > 0) {
+		struct track_cost cost[TRACK_CHOICE_MAX];
+		int k;
+
+		for (unsigned int i = 0; i < ncan; i++)
+			cost[i] = c->cal[i].cost;
+		c->huge = huge_folios(tg);
+		k = track_pick(cost, ncan, c->huge, &c->pick_why);
+		if (c->pick_why == TRACK_PICK_ONLY)
+			c->ncal = 0;	/* nothing was calibrated: nothing to tell */
+		c->picked = can[k]->name;
+		return start(t, can[k], tg, true);
+	}
 	choice_words(c, why, whylen < sizeof(why) ? whylen : sizeof(why));
 	return lmig_err("no dirty tracker can watch this memory (%s)", whylen ? why : "");
 }
@@ -529,7 +697,7 @@ static int mw_harvest(struct tracker *t, uint64_t *bitmap, bool *force)
 
 int tracker_harvest(struct tracker *t, uint64_t *bitmap)
 {
-	double t0 = now_s();
+	double t0 = now_s(), c0 = thread_cpu_s();
 	int ret = t->ops->harvest(t, bitmap);
 	bool force = false;
 
@@ -546,6 +714,7 @@ int tracker_harvest(struct tracker *t, uint64_t *bitmap)
 	if (!ret && t->tg.sent && t->ops != &track_scan_ops)
 		ret = refine_huge(t, bitmap);
 	t->harvest_s += now_s() - t0;
+	t->harvest_cpu_s += thread_cpu_s() - c0;
 	t->harvests++;
 	return ret;
 }

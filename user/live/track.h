@@ -97,6 +97,7 @@ struct tracker {
 	/* Totals over all harvests, for reports and benchmarks. */
 	unsigned int harvests;
 	double harvest_s;		/* time spent in harvest() */
+	double harvest_cpu_s;		/* CPU time of the harvesting thread in it (user + system) */
 	uint64_t bytes_read;		/* memory read to harvest (scan) */
 	uint64_t pages_refined;		/* reported by a huge page, found unchanged */
 	/* What the object check (track.c, file-backed targets) added. */
@@ -129,9 +130,11 @@ struct tracker {
 #define TRACK_HUGE_PAGES	512
 
 /*
- * Open the tracker called name ("auto" picks the first usable one, in
- * order of preference) for tg and start it.  c receives, for auto, which
- * tracker was picked and why the better ones were not.
+ * Open the tracker called name for tg and start it.  "auto" leaves out
+ * each tracker whose probe refuses tg; of two or more left it times one
+ * calibration harvest each and picks by cost (live/track_pick.h), then
+ * starts the one picked afresh.  c receives, for auto, which tracker was
+ * picked, why the others could not watch, and what each calibration cost.
  */
 int tracker_open_choice(struct tracker *t, const char *name, const struct track_target *tg,
 			struct track_choice *c);

@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * What --tracker auto chose, as data for a report to word: the tracker it
- * picked and, for each better one it passed over, the error its probe
- * gave (a lib/err.h message, kept as it was said).
+ * picked; for each one that cannot watch the memory, the error its probe
+ * (or its calibration harvest) gave (a lib/err.h message, kept as it was
+ * said); and, when more than one can watch, what a calibration harvest of
+ * each cost, which the pick went by (live/track_pick.h).
  */
 #ifndef LMIG_TRACK_CHOICE_H
 #define LMIG_TRACK_CHOICE_H
 
 #include <stdbool.h>
+
+#include "live/track_pick.h"
 
 #define TRACK_CHOICE_MAX	4	/* trackers tried, at most */
 
@@ -19,6 +23,13 @@ struct track_choice {
 		const char *tracker;
 		char why[512];		/* its probe's error message */
 	} refused[TRACK_CHOICE_MAX];
+	enum track_pick_why pick_why;
+	bool huge;			/* the memory is in huge folios (track_pick.h) */
+	unsigned int ncal;		/* calibrated: those that can watch, when two or more */
+	struct {
+		const char *tracker;
+		struct track_cost cost;
+	} cal[TRACK_CHOICE_MAX];
 };
 
 #endif
