@@ -27,7 +27,9 @@ of the next:
                     the destination is gone, so the migration must fail
                     about 3 s later with the source running on
   postcopy-recover  postcopy-ram, --resume-timeout 3, the `proxy recv`
-                    killed in postcopy-active: both QEMUs pause
+                    killed in postcopy-active once the destination
+                    runs the guest (before, QEMU 7.2 cannot recover a
+                    break: its destination fails): both QEMUs pause
                     (postcopy-paused); then a new pair of proxies and
                     migrate-recover / migrate resume through them, which
                     must complete
@@ -222,7 +224,11 @@ def hop(a, n, name, src, procs, vms):
             qs.cmd("migrate-start-postcopy")
         if info["status"] == phase and (postcopy or moved) and t_phase is None:
             t_phase = now
-        if t_phase is not None and kill_recv and t_kill is None:
+        # In post-copy only once the destination runs the guest: QEMU
+        # recovers a break from then on; one while it still loads the
+        # devices (postcopy-active on the source already) fails it for good.
+        if t_phase is not None and kill_recv and t_kill is None and \
+                (not postcopy or qd.cmd("query-status")["status"] == "running"):
             procs["recv"].kill()
             t_kill = now
         # A reset at the phase's start (postcopy: after a little of it), then every --reset-every s.
