@@ -352,7 +352,7 @@ static int qemu_side(bool send, int argc, char **argv, struct global_opts *g)
 	q.a.so.tls = q.a.tls;
 	q.a.so.progress = q.a.progress;
 	q.a.so.plain_progress = !isatty(STDERR_FILENO);
-	q.a.so.events = &cli_events;
+	q.a.so.events = &cli_qemu_events;
 	if (c.vm.throttle >= 0)
 		q.a.so.throttle = c.vm.throttle;
 	q.a.so.throttle_max_pct = c.vm.max_pct;

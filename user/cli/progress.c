@@ -57,6 +57,8 @@ static void live_line(const struct image_progress *p)
 void cli_image_event(void *ctx, enum image_event ev, const struct image_progress *p,
 		     const struct image_stats *st)
 {
+	/* Whose notes: the command that runs the engine (ctx), lmig send's by default. */
+	const char *who = ctx ? ctx : "lmig send";
 	char words[256];
 
 	switch (ev) {
@@ -69,19 +71,19 @@ void cli_image_event(void *ctx, enum image_event ev, const struct image_progress
 	case IMAGE_EV_TRACKER:
 		report_tracker_words(&st->tracker_why, words, sizeof(words));
 		if (words[0])
-			fprintf(stderr, "lmig send: tracker %s (%s)\n", st->tracker, words);
+			fprintf(stderr, "%s: tracker %s (%s)\n", who, st->tracker, words);
 		break;
 	case IMAGE_EV_THROTTLE:
 		/* The report's size for the note: the same cut as before. */
 		throttle_note_words(&st->throttle_note, words, 200);
-		fprintf(stderr, "\nlmig send: %s%s\n",
+		fprintf(stderr, "\n%s: %s%s\n", who,
 			st->throttle_note.kind == THROTTLE_NOTE_INEFFECTIVE ? "throttle " : "", words);
 		break;
 	case IMAGE_EV_WARNING:
-		fprintf(stderr, "lmig send: warning: %s\n", lmig_errmsg());
+		fprintf(stderr, "%s: warning: %s\n", who, lmig_errmsg());
 		break;
 	case IMAGE_EV_RESTORE_FAILED:
-		fprintf(stderr, "lmig send: warning: %s; run 'lmig throttle --restore'\n",
+		fprintf(stderr, "%s: warning: %s; run 'lmig throttle --restore'\n", who,
 			lmig_errmsg());
 		break;
 	}
@@ -96,3 +98,6 @@ void cli_restored(void *ctx, const struct throttle_restored *r)
 }
 
 const struct image_events cli_events = { .fn = cli_image_event, .restored = cli_throttle_restored };
+const struct image_events cli_qemu_events = { .fn = cli_image_event,
+					      .restored = cli_throttle_restored,
+					      .ctx = "lmig qemu send" };

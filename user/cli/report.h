@@ -26,6 +26,7 @@ void throttle_io_note_words(const struct throttle_io_note *n, char *buf, size_t 
 void cli_image_event(void *ctx, enum image_event ev, const struct image_progress *p,
 		     const struct image_stats *st);
 extern const struct image_events cli_events;
+extern const struct image_events cli_qemu_events;	/* the same, its notes as lmig qemu send's */
 /* "lmig: restored the CPU limit of process ..." on stderr. */
 void cli_restored(void *ctx, const struct throttle_restored *r);
 
