@@ -574,8 +574,9 @@ TEST(auto_choice_words)
  * and a last page of a part is among them), in the partial last page, a
  * page rewritten with what was sent and one with zeros, and holes left
  * alone.  The harvest reports exactly the pages whose content differs
- * from what was sent, leaves the holes unallocated, and once what it
- * found is "sent", reports nothing.
+ * from what was sent, leaves the holes unallocated, finds the same pages
+ * when it reads the memory from a process instead of mapping the object,
+ * and once what it found is "sent", reports nothing.
  */
 #define SCAN_PAGES	(256 * MiB / PAGE)	/* + a partial page of 512 bytes */
 
@@ -642,6 +643,19 @@ TEST(scan_exact_parts)
 	ASSERT_EQ(0, fstat(tg.fd, &st));
 	EXPECT_EQ(blocks, (uint64_t)st.st_blocks);
 	EXPECT_LE(written * PAGE, blocks * 512);
+
+	/* Read from a process (process_vm_readv, a buffer) instead: the same pages. */
+	struct track_target tp = { .fd = -1, .pid = getpid(), .start = (uintptr_t)m,
+				   .size = size, .sent = sent };
+	struct tracker t2;
+	uint64_t *bm2 = calloc(npages / 64 + 1, 8);
+
+	ASSERT_NE(NULL, bm2);
+	ASSERT_EQ(0, tracker_open(&t2, "scan", &tp, NULL, 0)) TH_LOG("%s", lmig_errmsg());
+	ASSERT_EQ(0, tracker_harvest(&t2, bm2)) TH_LOG("%s", lmig_errmsg());
+	tracker_close(&t2);
+	EXPECT_EQ(0, memcmp(bm, bm2, (npages / 64 + 1) * 8));
+	free(bm2);
 
 	/* What it found is sent: nothing is left to find. */
 	for (uint64_t p = 0; p < npages; p++)

@@ -206,6 +206,7 @@ static int scan_start(struct tracker *t)
 	struct scan *s = calloc(1, sizeof(*s));
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	uint64_t parts = t->npages / PART_MIN_PAGES;
+	bool had_err = lmig_has_err();
 
 	if (!s)
 		return lmig_err("out of memory for the scan tracker");
@@ -214,7 +215,9 @@ static int scan_start(struct tracker *t)
 	if (parts < s->nthreads)
 		s->nthreads = parts ? (unsigned int)parts : 1;
 	t->priv = s;
-	scan_map(t, s);		/* else read: lmig_err() may say why, nobody asks */
+	/* Else read it: whatever the failed attempt recorded is not an error. */
+	if (scan_map(t, s) && !had_err)
+		lmig_err_clear();
 	return 0;
 }
 
