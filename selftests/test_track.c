@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -677,6 +678,79 @@ TEST(scan_exact_parts)
 	free(sent);
 	free(bm);
 	free(want);
+}
+
+/*
+ * An object truncated while the scan tracker hashes its mapping raises
+ * SIGBUS in the hashing thread: the harvest fails saying so, and lmig
+ * lives on.  The truncations race with the harvests, so a harvest may also
+ * see the object whole (0) or shrunk before it starts (the same words):
+ * what is checked is that every one ends in one of these.
+ */
+struct shrinker {
+	int fd;
+	uint64_t size;
+	volatile bool stop;
+};
+
+static void *shrink_loop(void *arg)
+{
+	struct shrinker *k = arg;
+
+	static uint8_t data[1 << 20];
+
+	memset(data, 0x44, sizeof(data));
+	/* Regrown, the upper half is data again where it is written. */
+	while (!k->stop) {
+		if (ftruncate(k->fd, k->size / 2))
+			break;
+		usleep(300);
+		if (ftruncate(k->fd, k->size))
+			break;
+		for (uint64_t off = k->size / 2; off < k->size; off += 4 * sizeof(data))
+			if (pwrite(k->fd, data, sizeof(data), off) != sizeof(data))
+				return NULL;
+		usleep(300);
+	}
+	return NULL;
+}
+
+TEST(scan_survives_shrinking)
+{
+	const uint64_t size = 32 * MiB, npages = size / PAGE;
+	uint64_t *sent = calloc(npages, 8), *bm = calloc(npages / 64, 8);
+	struct shrinker k = { .fd = memfd_create("lmig-r28-scan-shrink", MFD_CLOEXEC), .size = size };
+	struct track_target tg = { .fd = k.fd, .pid = -1, .size = size, .sent = sent };
+	unsigned int failed = 0, in_hash = 0;
+	struct tracker t;
+	pthread_t th;
+	uint8_t *m;
+
+	ASSERT_NE(NULL, sent);
+	ASSERT_NE(NULL, bm);
+	ASSERT_LE(0, k.fd);
+	ASSERT_EQ(0, ftruncate(k.fd, size));
+	m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, k.fd, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	memset(m, 0x33, size);
+	munmap(m, size);
+	ASSERT_EQ(0, tracker_open(&t, "scan", &tg, NULL, 0)) TH_LOG("%s", lmig_errmsg());
+	ASSERT_EQ(0, pthread_create(&th, NULL, shrink_loop, &k));
+	for (int i = 0; i < 20; i++) {
+		lmig_err_clear();
+		if (tracker_harvest(&t, bm)) {
+			failed++;
+			in_hash += !strcmp(lmig_errmsg(), "the memory object shrank during the migration");
+			EXPECT_NE(NULL, strstr(lmig_errmsg(), "shrank")) TH_LOG("%s", lmig_errmsg());
+		}
+	}
+	k.stop = true;
+	pthread_join(th, NULL);
+	tracker_close(&t);
+	TH_LOG("%u of 20 harvests saw the object shrink, %u of them while hashing", failed, in_hash);
+	close(k.fd);
+	free(sent);
+	free(bm);
 }
 
 TEST_HARNESS_MAIN

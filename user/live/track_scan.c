@@ -69,15 +69,19 @@ struct scan_part {
 	char err[256];		/* lmig_err()'s words are per thread */
 };
 
-static __thread sigjmp_buf *scan_jmp;	/* set while this thread hashes the mapping */
+/* Set while this thread hashes the mapping [scan_lo, scan_hi). */
+static __thread sigjmp_buf *scan_jmp;
+static __thread const uint8_t *scan_lo, *scan_hi;
 
 /*
- * SIGBUS while hashing the mapping: the object shrank under it.  Any
- * other SIGBUS gets the default action again and re-faults.
+ * A fault in the mapping while hashing it: the object shrank under it.
+ * Any other SIGBUS gets the default action again and re-faults.
  */
 static void scan_sigbus(int sig, siginfo_t *si, void *uc)
 {
-	if (scan_jmp)
+	const uint8_t *a = si->si_addr;
+
+	if (scan_jmp && si->si_code > 0 && a >= scan_lo && a < scan_hi)
 		siglongjmp(*scan_jmp, 1);
 	signal(SIGBUS, SIG_DFL);
 }
@@ -114,6 +118,8 @@ static void scan_part_mapped(struct scan_part *w)
 		w->ret = 1;
 		return;
 	}
+	scan_lo = s->map;
+	scan_hi = s->map + s->maplen;
 	scan_jmp = &jb;
 	for (uint64_t p = w->first; p < w->end; p++) {
 		uint64_t h = s->zero_hash;
