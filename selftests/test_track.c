@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,9 +21,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "kselftest_harness.h"
 
@@ -574,6 +577,191 @@ TEST(auto_choice_words)
 	report_tracker_words(&c, words, sizeof(words));
 	EXPECT_STREQ("", words);
 	close(tg.fd);
+}
+
+/*
+ * The scan tracker's exact result on an object large enough to be hashed
+ * by several threads (with 2 CPUs or more): writes on both sides of every
+ * 64-page boundary (wherever the threads' parts begin and end, a first
+ * and a last page of a part is among them), in the partial last page, a
+ * page rewritten with what was sent and one with zeros, and holes left
+ * alone.  The harvest reports exactly the pages whose content differs
+ * from what was sent, leaves the holes unallocated, finds the same pages
+ * when it reads the memory from a process instead of mapping the object,
+ * and once what it found is "sent", reports nothing.
+ */
+#define SCAN_PAGES	(256 * MiB / PAGE)	/* + a partial page of 512 bytes */
+
+static uint64_t page_hash(const uint8_t *m, uint64_t p)
+{
+	uint8_t page[PAGE] = { 0 };
+
+	memcpy(page, m + p * PAGE, p == SCAN_PAGES ? 512 : PAGE);
+	return XXH3_64bits(page, PAGE);
+}
+
+TEST(scan_exact_parts)
+{
+	const uint64_t npages = SCAN_PAGES + 1, size = SCAN_PAGES * PAGE + 512;
+	uint64_t *sent = calloc(npages, 8), *bm = calloc(npages / 64 + 1, 8);
+	uint64_t *want = calloc(npages / 64 + 1, 8), zero = XXH3_64bits((uint8_t[PAGE]){ 0 }, PAGE);
+	struct track_target tg = { .fd = memfd_create("lmig-r28-scan-parts", MFD_CLOEXEC),
+				   .pid = -1, .size = size, .sent = sent };
+	uint64_t written = 0, blocks, wrong;
+	struct tracker t;
+	struct stat st;
+	uint8_t *m;
+
+	ASSERT_NE(NULL, sent);
+	ASSERT_NE(NULL, bm);
+	ASSERT_NE(NULL, want);
+	ASSERT_LE(0, tg.fd);
+	ASSERT_EQ(0, ftruncate(tg.fd, size));
+	m = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, tg.fd, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	for (uint64_t p = 0; p < npages; p++)
+		sent[p] = zero;
+	/* Page 1 holds what was sent; page 2 was sent non-zero and is zeros (data) now. */
+	memset(m + 1 * PAGE, 0x11, PAGE);
+	sent[1] = page_hash(m, 1);
+	sent[2] = 42;
+	m[2 * PAGE] = 0;
+	bitmap_set(want, 2);
+	written += 2;
+	for (uint64_t b = 64; b < SCAN_PAGES; b += 64) {
+		m[(b - 1) * PAGE + 7] = (uint8_t)b | 1;
+		m[b * PAGE + PAGE - 1] = (uint8_t)(b >> 6) | 1;
+		bitmap_set(want, b - 1);
+		bitmap_set(want, b);
+		written += 2;
+	}
+	m[SCAN_PAGES * PAGE + 511] = 0x5a;	/* the last byte of the object */
+	bitmap_set(want, SCAN_PAGES);
+	m[(SCAN_PAGES - 1) * PAGE] = 3;
+	bitmap_set(want, SCAN_PAGES - 1);
+	written += 2;
+
+	ASSERT_EQ(0, fstat(tg.fd, &st));
+	blocks = st.st_blocks;
+	ASSERT_EQ(0, tracker_open(&t, "scan", &tg, NULL, 0)) TH_LOG("%s", lmig_errmsg());
+	ASSERT_EQ(0, tracker_harvest(&t, bm)) TH_LOG("%s", lmig_errmsg());
+	for (wrong = 0; wrong < npages; wrong++)
+		if (bitmap_test(bm, wrong) != bitmap_test(want, wrong))
+			break;
+	EXPECT_EQ(npages, wrong) TH_LOG("page %llu: %d, want %d", (unsigned long long)wrong,
+					 bitmap_test(bm, wrong), bitmap_test(want, wrong));
+	EXPECT_EQ(written - 1, bitmap_count(bm, npages));	/* page 1 is as sent */
+	/* The harvest read the holes as zeros without filling them. */
+	ASSERT_EQ(0, fstat(tg.fd, &st));
+	EXPECT_EQ(blocks, (uint64_t)st.st_blocks);
+	EXPECT_LE(written * PAGE, blocks * 512);
+
+	/* Read from a process (process_vm_readv, a buffer) instead: the same pages. */
+	struct track_target tp = { .fd = -1, .pid = getpid(), .start = (uintptr_t)m,
+				   .size = size, .sent = sent };
+	struct tracker t2;
+	uint64_t *bm2 = calloc(npages / 64 + 1, 8);
+
+	ASSERT_NE(NULL, bm2);
+	ASSERT_EQ(0, tracker_open(&t2, "scan", &tp, NULL, 0)) TH_LOG("%s", lmig_errmsg());
+	ASSERT_EQ(0, tracker_harvest(&t2, bm2)) TH_LOG("%s", lmig_errmsg());
+	tracker_close(&t2);
+	EXPECT_EQ(0, memcmp(bm, bm2, (npages / 64 + 1) * 8));
+	free(bm2);
+
+	/* What it found is sent: nothing is left to find. */
+	for (uint64_t p = 0; p < npages; p++)
+		if (bitmap_test(bm, p))
+			sent[p] = page_hash(m, p);
+	memset(bm, 0, (npages / 64 + 1) * 8);
+	ASSERT_EQ(0, tracker_harvest(&t, bm)) TH_LOG("%s", lmig_errmsg());
+	EXPECT_EQ(0, bitmap_count(bm, npages));
+	tracker_close(&t);
+
+	/* A shrunk object fails the harvest instead of reading past its end. */
+	ASSERT_EQ(0, tracker_open(&t, "scan", &tg, NULL, 0)) TH_LOG("%s", lmig_errmsg());
+	ASSERT_EQ(0, ftruncate(tg.fd, size - PAGE));
+	EXPECT_EQ(-1, tracker_harvest(&t, bm));
+	EXPECT_NE(NULL, strstr(lmig_errmsg(), "shrank")) TH_LOG("%s", lmig_errmsg());
+	tracker_close(&t);
+	munmap(m, npages * PAGE);
+	close(tg.fd);
+	free(sent);
+	free(bm);
+	free(want);
+}
+
+/*
+ * An object truncated while the scan tracker hashes its mapping raises
+ * SIGBUS in the hashing thread: the harvest fails saying so, and lmig
+ * lives on.  The truncations race with the harvests, so a harvest may also
+ * see the object whole (0) or shrunk before it starts (the same words):
+ * what is checked is that every one ends in one of these.
+ */
+struct shrinker {
+	int fd;
+	uint64_t size;
+	volatile bool stop;
+};
+
+static void *shrink_loop(void *arg)
+{
+	struct shrinker *k = arg;
+
+	static uint8_t data[1 << 20];
+
+	memset(data, 0x44, sizeof(data));
+	/* Regrown, the upper half is data again where it is written. */
+	while (!k->stop) {
+		if (ftruncate(k->fd, k->size / 2))
+			break;
+		usleep(300);
+		if (ftruncate(k->fd, k->size))
+			break;
+		for (uint64_t off = k->size / 2; off < k->size; off += 4 * sizeof(data))
+			if (pwrite(k->fd, data, sizeof(data), off) != sizeof(data))
+				return NULL;
+		usleep(300);
+	}
+	return NULL;
+}
+
+TEST(scan_survives_shrinking)
+{
+	const uint64_t size = 32 * MiB, npages = size / PAGE;
+	uint64_t *sent = calloc(npages, 8), *bm = calloc(npages / 64, 8);
+	struct shrinker k = { .fd = memfd_create("lmig-r28-scan-shrink", MFD_CLOEXEC), .size = size };
+	struct track_target tg = { .fd = k.fd, .pid = -1, .size = size, .sent = sent };
+	unsigned int failed = 0, in_hash = 0;
+	struct tracker t;
+	pthread_t th;
+	uint8_t *m;
+
+	ASSERT_NE(NULL, sent);
+	ASSERT_NE(NULL, bm);
+	ASSERT_LE(0, k.fd);
+	ASSERT_EQ(0, ftruncate(k.fd, size));
+	m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, k.fd, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	memset(m, 0x33, size);
+	munmap(m, size);
+	ASSERT_EQ(0, tracker_open(&t, "scan", &tg, NULL, 0)) TH_LOG("%s", lmig_errmsg());
+	ASSERT_EQ(0, pthread_create(&th, NULL, shrink_loop, &k));
+	for (int i = 0; i < 20; i++) {
+		lmig_err_clear();
+		if (tracker_harvest(&t, bm)) {
+			failed++;
+			in_hash += !strcmp(lmig_errmsg(), "the memory object shrank during the migration");
+			EXPECT_NE(NULL, strstr(lmig_errmsg(), "shrank")) TH_LOG("%s", lmig_errmsg());
+		}
+	}
+	k.stop = true;
+	pthread_join(th, NULL);
+	tracker_close(&t);
+	TH_LOG("%u of 20 harvests saw the object shrink, %u of them while hashing", failed, in_hash);
+	close(k.fd);
+	free(sent);
+	free(bm);
 }
 
 TEST_HARNESS_MAIN
