@@ -103,6 +103,7 @@ static int switch_over(const struct qemu_args *a, struct qemu_result *r, struct 
 	bool ok = false;
 
 	r->stage = "migrate-continue";
+	qram_continue_point(pz);
 	if (qmig_continue(q) || qmig_wait(q, "completed", a->timeout_ms, &m))
 		return -1;
 	snprintf(r->qemu_status, sizeof(r->qemu_status), "%s", m.status);

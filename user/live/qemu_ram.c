@@ -90,10 +90,19 @@ static int do_resume(void *ctx)
 	return ret;
 }
 
+/*
+ * A block's commit point is not the guest's: its destination QEMU runs
+ * nothing before it has the devices, which the source QEMU sends only
+ * after migrate-continue.  Until then a dead lmig's guard cancels and the
+ * guest runs on here (qram_continue_point() ends that).
+ */
 static void commit_point(void *ctx)
 {
-	struct qram_pause *p = ctx;
+	(void)ctx;
+}
 
+void qram_continue_point(struct qram_pause *p)
+{
 	guard_commit_point(&p->guard);
 }
 
@@ -170,7 +179,7 @@ static int guard_last(void *ctx, int kept_fd, bool committing)
 	(void)kept_fd;
 	unlink(guard_ctx.sock);
 	if (committing)
-		return 0;	/* the destination may hold a committed block */
+		return 0;	/* migrate-continue was sent: the devices may be there */
 	if (qmp_open(&q, guard_ctx.qmp, guard_ctx.timeout_ms))
 		return 1;
 	if (qmp_query_migrate(&q, &m) == 0 && under_way(m.status))

@@ -51,6 +51,8 @@ struct qram_pause {
 void qram_init(struct qram_pause *p, struct qmp *q, struct qlink *l, const char *sock,
 	       unsigned int nblocks, int wait_ms);
 /* A block's session ended without asking for the pause (it failed). */
+/* migrate-continue is next: from now on a dead lmig's guard leaves QEMU be. */
+void qram_continue_point(struct qram_pause *p);
 void qram_block_gone(struct qram_pause *p);
 /*
  * After every session ended: cancel QEMU's migration if one was started
