@@ -11,11 +11,12 @@
 # program must never read as a clean run.  Exits 1 if anything failed.
 #
 # A test named with a leading "+" (+../fuzz/check.sh) runs in the
-# background beside the test named after it, on the other CPU: only for
-# pairs where neither test measures time nor needs more than one CPU (a
-# VM's single TCG thread, one fuzzer at a time).  Its output is kept and
-# shown whole, after that test's, once both have finished; it is counted
-# the same way.
+# background beside the next test named without one; several "+" tests
+# run side by side.  Only for tests that measure no time and leave CPU to
+# spare (a VM's single TCG thread, one fuzzer at a time mostly waiting on
+# its sockets, package builds under nice).  Each one's output is kept and
+# shown whole, after that test's, once all of them have finished; each is
+# counted the same way.
 #
 # Usage: run.sh [+]TEST...
 set -u
@@ -24,11 +25,10 @@ passed=0
 failed=0
 skipped=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lmig-run.XXXXXX") || exit 1
-bgpid=""
-# A test left running beside another is stopped with the run (its
-# timeout passes the signal on to it).
-trap '[ -z "$bgpid" ] || kill "$(cat "$tmp/bg.pid" 2>/dev/null)" "$bgpid" 2>/dev/null
-	rm -rf "$tmp"' EXIT
+bg=""
+# Tests left running beside another are stopped with the run (their
+# timeout passes the signal on).
+trap '[ -z "$bg" ] || kill $(cat "$tmp"/bg*.pid 2>/dev/null) 2>/dev/null; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
 # kselftest.h: "# Totals: pass:%d fail:%d xfail:%d xpass:%d skip:%d error:%d"
@@ -76,30 +76,27 @@ count() {
 	skipped=$((skipped + skip))
 }
 
-bg=""
+nbg=0
 for t in "$@"; do
 	case $t in
 	+*)
-		bg=${t#+}
+		t=${t#+}
+		nbg=$((nbg + 1))
+		if [ -x "$t" ]; then
+			# Stamped as it runs, so its "# took" lines are its own.
+			{
+				{ $limit "$t" 2>&1 & echo $! >"$tmp/bg$nbg.pid"; wait $!; echo $? >"$tmp/bg$nbg.rc"; } |
+					stamp >"$tmp/bg$nbg.log"
+			} &
+			bg="$bg $nbg:$!:$t"
+		else
+			echo "# ${t##*/}: not built"
+			failed=$((failed + 1))
+		fi
 		continue
 		;;
 	esac
 	name=${t##*/}
-	if [ -n "$bg" ]; then
-		bgname=${bg##*/}
-		if [ -x "$bg" ]; then
-			# Stamped as it runs, so its "# took" lines are its own.
-			{
-				{ $limit "$bg" 2>&1 & echo $! >"$tmp/bg.pid"; wait $!; echo $? >"$tmp/bg.rc"; } |
-					stamp >"$tmp/bg.log"
-			} &
-			bgpid=$!
-		else
-			echo "# $bgname: not built"
-			failed=$((failed + 1))
-			bg=""
-		fi
-	fi
 	if [ ! -x "$t" ]; then
 		echo "# $name: not built"
 		failed=$((failed + 1))
@@ -111,17 +108,19 @@ for t in "$@"; do
 		{ $limit "$t" 2>&1; echo $? >"$tmp/rc"; } | stamp | tee "$tmp/log"
 		count "$name" "$tmp/log" "$(cat "$tmp/rc")"
 	fi
-	if [ -n "$bg" ]; then
-		wait "$bgpid"
-		bgpid=""
-		echo "# ---- $bgname (ran beside $name)"
-		cat "$tmp/bg.log"
-		count "$bgname" "$tmp/bg.log" "$(cat "$tmp/bg.rc" 2>/dev/null || echo 1)"
-		bg=""
-	fi
+	for b in $bg; do
+		i=${b%%:*}
+		b=${b#*:}
+		wait "${b%%:*}"
+		b=${b#*:}
+		echo "# ---- ${b##*/} (ran beside $name)"
+		cat "$tmp/bg$i.log"
+		count "${b##*/}" "$tmp/bg$i.log" "$(cat "$tmp/bg$i.rc" 2>/dev/null || echo 1)"
+	done
+	bg=""
 done
 if [ -n "$bg" ]; then
-	echo "# ${bg##*/}: named to run beside a test, but no test follows it"
+	echo "# run.sh: no test after the one(s) named to run beside it"
 	failed=$((failed + 1))
 fi
 
