@@ -12,9 +12,9 @@
 #
 # A test named with a leading "+" (+../fuzz/check.sh) runs in the
 # background beside the next test named without one; several "+" tests
-# run side by side.  Only for tests that measure no time and leave CPU to
+# run side by side.  Only for tests that measure no time, leave CPU to
 # spare (a VM's single TCG thread, one fuzzer at a time mostly waiting on
-# its sockets, package builds under nice).  Each one's output is kept and
+# its sockets) and change nothing the other reads.  Each one's output is kept and
 # shown whole, after that test's, once all of them have finished; each is
 # counted the same way.
 #

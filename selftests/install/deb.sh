@@ -28,9 +28,6 @@
 # LMIG_DEB_KEEP=DIR copies the DKMS-built modules into DIR/KVER/ before
 # the purge, for the VM harness (selftests/test_kmod_vm 6.1=DIR/...).
 #
-# Everything heavy runs under nice -n 10 (make check runs this test
-# beside test_kmod_vm and the fuzz harnesses, which keep their CPU).
-#
 # Usage: deb.sh
 set -u
 
@@ -89,7 +86,7 @@ trap 'exit 130' INT TERM
 dpkg_locked() {
 	tries=0
 	while :; do
-		nice -n 10 dpkg "$@" >"$tmp/dpkg.out" 2>&1 && { cat "$tmp/dpkg.out"; return 0; }
+		dpkg "$@" >"$tmp/dpkg.out" 2>&1 && { cat "$tmp/dpkg.out"; return 0; }
 		if grep -q 'lock' "$tmp/dpkg.out" && [ $tries -lt 60 ]; then
 			tries=$((tries + 1))
 			sleep 5
@@ -128,7 +125,7 @@ dkmsdeb=$tmp/out/lmig-dkms_${ver}_all.deb
 
 # Errors fail; warnings and the rest are listed with the reason they stay
 # (Documentation/install.md).
-nice -n 10 lintian "$tmp"/out/lmig_"$ver"_amd64.changes >"$tmp/lintian" 2>&1
+lintian "$tmp"/out/lmig_"$ver"_amd64.changes >"$tmp/lintian" 2>&1
 rc=$?
 grep -v '^running with root privileges' "$tmp/lintian" | sed 's/^/# lintian: /'
 if grep -q '^E: ' "$tmp/lintian" || [ $rc -ne 0 ]; then
@@ -196,7 +193,7 @@ fi
 for k in $kvers; do
 	st=$(dkms status -m lmig -v "$ver" -k "$k" 2>/dev/null)
 	[ -z "$st" ] || echo "# after dpkg -i: $st"
-	if [ -n "$st" ] && ! nice -n 10 dkms unbuild -m lmig -v "$ver" -k "$k" >"$tmp/dkms.log" 2>&1; then
+	if [ -n "$st" ] && ! dkms unbuild -m lmig -v "$ver" -k "$k" >"$tmp/dkms.log" 2>&1; then
 		result FAIL "dkms unbuild -k $k" "$(tail -n 20 "$tmp/dkms.log")"
 		continue
 	fi
