@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # Sourced by the benchmark scripts: a benchmark program built against
-# user/liblmig.a, the wait for a file a --ready-fd fills, and the end of
-# a process that should have ended by itself.
+# user/liblmig.a, the wait for a file a --ready-fd fills, the end of a
+# process that should have ended by itself, and the shaped link between
+# two network namespaces.
 
 # bench_cc OUT SRC [CC-ARG...]: build the benchmark program OUT from SRC,
 # linked with user/liblmig.a (everything of lmig but its command line; its
@@ -43,4 +44,25 @@ stop_after() {
 		sa_i=$((sa_i + 1))
 	done
 	kill "$1" 2>/dev/null || true
+}
+
+# bench_link_up SRC DST [both]: netns.sh's 1 Gbit/s link between two new
+# network namespaces, SRC (198.18.0.1) and DST (198.18.0.2), shaped where
+# SRC sends; with "both", the way back (DST to SRC) is shaped alike.  The
+# pair is recorded first, so bench_link_down also removes what a set-up
+# that failed midway left.  Returns non-zero on failure.
+bench_link_up() {
+	bench_link="$1 $2"
+	sh "$(dirname "$0")/netns.sh" up "$1" "$2" || return 1
+	[ "${3:-}" != both ] ||
+		ip netns exec "$2" tc qdisc add dev veth-dst root tbf rate 1gbit burst 256kb latency 50ms
+}
+
+# bench_link_down: remove the namespaces of bench_link_up, if it made any.
+bench_link_down() {
+	[ -n "${bench_link:-}" ] || return 0
+	# shellcheck disable=SC2086
+	set -- $bench_link
+	bench_link=""
+	sh "$(dirname "$0")/netns.sh" down "$1" "$2"
 }

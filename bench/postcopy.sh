@@ -47,6 +47,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
 PC_REPS=${PC_REPS:-20}
 PC_CELLS=${PC_CELLS:-tcp proxy preempt-tcp preempt-proxy}
 PC_MEM=${PC_MEM:-512}
@@ -61,7 +62,6 @@ py=python3
 
 ns_a=lmig-pcbench-a-$$
 ns_b=lmig-pcbench-b-$$
-ns_up=0
 work=""
 
 die() { echo "bench/postcopy: $*" >&2; exit 1; }
@@ -91,7 +91,7 @@ done
 cleanup() {
 	rc=$?
 	trap - EXIT INT TERM
-	[ "$ns_up" = 1 ] && { sh "$here/netns.sh" down "$ns_a" "$ns_b" || rc=1; }
+	bench_link_down || rc=1
 	[ -n "$work" ] && rm -rf "$work"
 	exit "$rc"
 }
@@ -112,11 +112,8 @@ if [ -n "${LMIG_BASE:-}" ]; then
 	base_args="--lmig-base $work/lmig-base"
 fi
 
-ns_up=1
-sh "$here/netns.sh" up "$ns_a" "$ns_b" || die "cannot set up the namespaces"
-# The guest comes back the other way: shape that direction alike.
-ip netns exec "$ns_b" tc qdisc add dev veth-dst root tbf rate 1gbit burst 256kb latency 50ms ||
-	die "cannot shape the way back"
+# The guest comes back the other way: that direction is shaped alike.
+bench_link_up "$ns_a" "$ns_b" both || die "cannot set up the namespaces"
 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 t0=$(date +%s)

@@ -50,6 +50,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
 QEMU_PATHS=${QEMU_PATHS:-loopback netns}
 QEMU_CASES=${QEMU_CASES:-tcp zstd pipe proxy}
 QEMU_REPS=${QEMU_REPS:-1}
@@ -65,7 +66,6 @@ py=python3
 ns_src=lmigq-src-$$
 ns_dst=lmigq-dst-$$
 ns_lo=lmigq-lo-$$
-ns_up=0
 lo_up=0
 work=""
 
@@ -75,7 +75,7 @@ die() { echo "bench/qemu: $*" >&2; exit 1; }
 cleanup() {
 	rc=$?
 	trap - EXIT INT TERM
-	[ "$ns_up" = 1 ] && { sh "$here/netns.sh" down "$ns_src" "$ns_dst" || rc=1; }
+	bench_link_down || rc=1
 	[ "$lo_up" = 1 ] && { ip netns del "$ns_lo" || rc=1; }
 	[ -n "$work" ] && rm -rf "$work"
 	exit "$rc"
@@ -179,8 +179,7 @@ for path in $QEMU_PATHS; do
 		;;
 	netns)
 		[ "$(id -u)" = 0 ] || die "the netns path needs root (or QEMU_PATHS=loopback)"
-		ns_up=1
-		sh "$here/netns.sh" up "$ns_src" "$ns_dst" || die "cannot set up the namespaces"
+		bench_link_up "$ns_src" "$ns_dst" || die "cannot set up the namespaces"
 		;;
 	*) die "unknown path '$path' in QEMU_PATHS (loopback netns)" ;;
 	esac
@@ -204,8 +203,7 @@ for path in $QEMU_PATHS; do
 		r=$((r + 1))
 	done
 	if [ "$path" = netns ]; then
-		sh "$here/netns.sh" down "$ns_src" "$ns_dst"
-		ns_up=0
+		bench_link_down
 	else
 		ip netns del "$ns_lo"
 		lo_up=0

@@ -9,7 +9,8 @@
  * (vm/live.sh): `lmig send --pid` over loopback, checked byte for byte.
  *
  * lmig recv's fallback where the output's filesystem has no O_TMPFILE
- * runs there too (vm/outfile.sh on 6.1's overlayfs).
+ * runs there too (vm/outfile.sh on 6.1's overlayfs), in the boot of the
+ * soft-dirty live migrations.
  *
  * The no-lost-write check is this program too (--nolost, run in the VM):
  * a child rewrites pages as fast as it can while the parent migrates the
@@ -306,8 +307,54 @@ static void live_check(struct __test_metadata *_metadata, const char *out, const
 }
 
 /*
+ * vm/outfile.sh's lines (in the boot of vm.live, vm/live-outfile.sh): on
+ * Debian's 6.1 kernel, whose overlayfs has no O_TMPFILE, lmig recv falls
+ * back to a PATH.partial of its own.  A migration completes (a regular
+ * file, mode 0600, no PATH.partial left); a symbolic link waiting at
+ * PATH.partial is refused, its target unchanged; SIGTERM to the receiver
+ * and SIGKILL to the sender mid-transfer leave neither PATH nor
+ * PATH.partial.
+ */
+static void outfile_check(struct __test_metadata *_metadata, const char *out)
+{
+	char buf[512];
+	const char *v;
+
+	ASSERT_EQ(NULL, vm_result(out, "plain error", buf, sizeof(buf))) TH_LOG("%s", buf);
+	/* Else the fallback is not what runs here. */
+	ASSERT_NE(NULL, v = vm_result(out, "tmpfile", buf, sizeof(buf))) TH_LOG("%s", out);
+	ASSERT_STREQ("no", v);
+#define EXPECT_RESULT(tag, want)							\
+	do {										\
+		const char *got_ = vm_result(out, tag, buf, sizeof(buf));		\
+		EXPECT_STREQ(want, got_ ? got_ : "(none)") TH_LOG("%s: %s", tag, out);	\
+	} while (0)
+	EXPECT_RESULT("plain recv-rc", "0");
+	EXPECT_RESULT("plain cmp", "same");
+	EXPECT_RESULT("plain mode", "8180");	/* S_IFREG | 0600, as stat %f prints it */
+	EXPECT_RESULT("plain partial-left", "no");
+	EXPECT_RESULT("link recv-rc", "1");
+	EXPECT_RESULT("link victim", "same");
+	EXPECT_RESULT("link out-left", "no");
+	v = vm_result(out, "link recv-err", buf, sizeof(buf));
+	EXPECT_TRUE(v && strstr(v, "out.img.partial exists")) TH_LOG("%s", v ? v : out);
+	EXPECT_RESULT("term partial-seen", "yes");
+	EXPECT_RESULT("term recv-rc", "143");
+	EXPECT_RESULT("term partial-left", "no");
+	EXPECT_RESULT("term out-left", "no");
+	v = vm_result(out, "term recv-err", buf, sizeof(buf));
+	EXPECT_TRUE(v && strstr(v, "interrupted")) TH_LOG("%s", v ? v : out);
+	EXPECT_RESULT("killed partial-seen", "yes");
+	EXPECT_RESULT("killed recv-rc", "1");
+	EXPECT_RESULT("killed partial-left", "no");
+	EXPECT_RESULT("killed out-left", "no");
+#undef EXPECT_RESULT
+}
+
+/*
  * In the VM: live migrations with the soft-dirty tracker, one boot for
- * all of vm/live.sh's cases:
+ * all of vm/live.sh's cases, and then, in the same boot, vm/outfile.sh
+ * (outfile_check above; vm/live-outfile.sh runs both):
  *   shared    a memfd, --tracker auto (must pick soft-dirty);
  *   anon      private anonymous memory, transparent huge pages off;
  *   anon-thp  the same with them always on: soft-dirty then marks whole
@@ -326,7 +373,7 @@ TEST_F_TIMEOUT(vm, live, 330)
 {
 	struct proc p = { 0 };
 	char *out;
-	int ret = vm_run(&p, "live.sh", false, 300, 320, &out);
+	int ret = vm_run(&p, "live-outfile.sh", false, 300, 320, &out);
 
 	ASSERT_EQ(0, ret) TH_LOG("run-in-vm.sh still running");
 	ASSERT_NE(NULL, out);
@@ -342,6 +389,7 @@ TEST_F_TIMEOUT(vm, live, 330)
 	live_check(_metadata, out, "madvise", "soft-dirty", false);
 	live_check(_metadata, out, "pwrite", "soft-dirty", false);
 	live_check(_metadata, out, "anon-madvise", "soft-dirty", false);
+	outfile_check(_metadata, out);
 	free(out);
 	proc_kill(&p);
 }
@@ -389,60 +437,6 @@ TEST_F_TIMEOUT(vm, live_kmod, 340)
 TEST_F_TIMEOUT(vm, live_kmod_6_12, 340)
 {
 	live_kmod(_metadata, "6.12");
-}
-
-/*
- * In a VM booting Debian's 6.1 kernel, whose overlayfs has no O_TMPFILE
- * (vm/outfile-host.sh): lmig recv falls back to a PATH.partial of its own.
- * A migration completes (a regular file, mode 0600, no PATH.partial left);
- * a symbolic link waiting at PATH.partial is refused, its target unchanged;
- * SIGTERM to the receiver and SIGKILL to the sender mid-transfer leave
- * neither PATH nor PATH.partial.
- */
-TEST_F_TIMEOUT(vm, outfile_without_tmpfile, 120)
-{
-	struct proc p = { 0 };
-	char buf[512], *out;
-	const char *v;
-	int ret = vm_run(&p, "outfile-host.sh", true, 90, 110, &out);
-
-	ASSERT_EQ(0, ret) TH_LOG("outfile-host.sh still running");
-	ASSERT_NE(NULL, out);
-	if (proc_exit_code(&p) == 4)
-		SKIP({ free(out); return; }, "no VM here: %.900s", p.err_log);
-	TH_LOG("%s", p.err_log);
-	EXPECT_EQ(0, proc_exit_code(&p)) TH_LOG("stdout: %s", out);
-	ASSERT_EQ(NULL, vm_result(out, "plain error", buf, sizeof(buf))) TH_LOG("%s", buf);
-	/* Else the fallback is not what runs here. */
-	ASSERT_NE(NULL, v = vm_result(out, "tmpfile", buf, sizeof(buf))) TH_LOG("%s", out);
-	ASSERT_STREQ("no", v);
-#define EXPECT_RESULT(tag, want)							\
-	do {										\
-		const char *got_ = vm_result(out, tag, buf, sizeof(buf));		\
-		EXPECT_STREQ(want, got_ ? got_ : "(none)") TH_LOG("%s: %s", tag, out);	\
-	} while (0)
-	EXPECT_RESULT("plain recv-rc", "0");
-	EXPECT_RESULT("plain cmp", "same");
-	EXPECT_RESULT("plain mode", "8180");	/* S_IFREG | 0600, as stat %f prints it */
-	EXPECT_RESULT("plain partial-left", "no");
-	EXPECT_RESULT("link recv-rc", "1");
-	EXPECT_RESULT("link victim", "same");
-	EXPECT_RESULT("link out-left", "no");
-	v = vm_result(out, "link recv-err", buf, sizeof(buf));
-	EXPECT_TRUE(v && strstr(v, "out.img.partial exists")) TH_LOG("%s", v ? v : out);
-	EXPECT_RESULT("term partial-seen", "yes");
-	EXPECT_RESULT("term recv-rc", "143");
-	EXPECT_RESULT("term partial-left", "no");
-	EXPECT_RESULT("term out-left", "no");
-	v = vm_result(out, "term recv-err", buf, sizeof(buf));
-	EXPECT_TRUE(v && strstr(v, "interrupted")) TH_LOG("%s", v ? v : out);
-	EXPECT_RESULT("killed partial-seen", "yes");
-	EXPECT_RESULT("killed recv-rc", "1");
-	EXPECT_RESULT("killed partial-left", "no");
-	EXPECT_RESULT("killed out-left", "no");
-#undef EXPECT_RESULT
-	free(out);
-	proc_kill(&p);
 }
 
 /* --nolost: the writer, the migration and the comparison. */

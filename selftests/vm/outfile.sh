@@ -3,7 +3,7 @@
 #
 # lmig recv's output on a filesystem without O_TMPFILE: overlayfs before
 # Linux 6.6.  Run inside the VM (6.1 kernel, overlay module) by
-# vm/outfile-host.sh for selftests/test_vm.  lmig then creates
+# vm/live-outfile.sh for selftests/test_vm.  lmig then creates
 # PATH.partial itself, new (O_EXCL), never through a link, and removes it
 # on every failure.  Cases, each with a 4 MiB random image on loopback:
 #
