@@ -13,7 +13,7 @@
  *                           round after the decision, the final: times,
  *                           rounds, downtime, bytes, exact; harvests,
  *                           set-up, switch-over costs, --bandwidth's burst
- *   lmig_harvest_median     precopy.c predicts with the median of the recent harvests
+ *   lmig_cheapest           precopy.c predicts with the cheapest harvest
  *                           so far: the expected least of k drawn from
  *                           those watched, after k harvests
  *   lmig_budget             the budget decides when the last live round is
@@ -211,42 +211,30 @@ TEST(lmig_rounds)
 	EXPECT_TRUE(NEAR(r.total_s, 0.25 + 10 + (0.98 + 0.02) + (0.02 + 0.08) + 0.025));
 }
 
-TEST(lmig_harvest_median)
+TEST(lmig_cheapest)
 {
 	struct est_input in = base();
 	struct est_run r;
 
-	/*
-	 * Of 1, 2, 3, 4, as tpol_harvest_cost() takes the last harvests: one
-	 * draw, the mean; two, the larger (1 x 1/16 + 2 x 3/16 + 3 x 5/16 +
-	 * 4 x 7/16); three, the middle one (P(at most x) = 3F^2 - 2F^3:
-	 * 5/32, 1/2, 27/32, 1), symmetric here; past TPOL_HARVESTS, five.
-	 */
+	/* Of 1, 2, 3, 4: one draw, the mean; two, 1 x 7/16 + 2 x 5/16 + 3 x 3/16 + 4 x 1/16. */
 	in.harvest_s = 9;
-	EXPECT_TRUE(NEAR(est_harvest_cost(&in, 3), 9));
+	EXPECT_TRUE(NEAR(est_cheapest(&in, 3), 9));
 	in.nharvests = 4;
 	in.harvests[0] = 1;
 	in.harvests[1] = 2;
 	in.harvests[2] = 3;
 	in.harvests[3] = 4;
-	EXPECT_TRUE(NEAR(est_harvest_cost(&in, 0), 9));
-	EXPECT_TRUE(NEAR(est_harvest_cost(&in, 1), 2.5));
-	EXPECT_TRUE(NEAR(est_harvest_cost(&in, 2), 50.0 / 16));
-	EXPECT_TRUE(NEAR(est_harvest_cost(&in, 3), 2.5));
-	EXPECT_TRUE(NEAR(est_harvest_cost(&in, 200), est_harvest_cost(&in, TPOL_HARVESTS)));
-	/* Skewed: 1, 1, 1, 10; three draws: 10 when two or three are 10. */
-	in.harvests[1] = 1;
-	in.harvests[2] = 1;
-	in.harvests[3] = 10;
-	EXPECT_TRUE(NEAR(est_harvest_cost(&in, 3), 1 + 9 * (1 - (3 * 0.5625 - 2 * 0.421875))));
+	EXPECT_TRUE(NEAR(est_cheapest(&in, 0), 9));
+	EXPECT_TRUE(NEAR(est_cheapest(&in, 1), 2.5));
+	EXPECT_TRUE(NEAR(est_cheapest(&in, 2), 30.0 / 16));
+	EXPECT_TRUE(CLOSE(est_cheapest(&in, 200), 1));
 
 	/*
 	 * Harvests of 0 and 400 ms watched, 200 ms between rounds.  After
-	 * round 0: 100 pages, 1 s + the mean of one, 200 ms: over.  Round 1
-	 * (1.2 s): 12 pages, 120 ms + the larger of two, 300 ms: over.  Round
-	 * 2 (0.32 s): 3.2 pages, 32 ms + the middle of three, 200 ms: within.
-	 * One more live round, then the final one paused, its harvest counted
-	 * at the watched median, 200 ms.
+	 * round 0: 100 pages, 1 s + the expected cheapest of one, 200 ms:
+	 * over.  Round 1 (1.2 s): 12 pages, 120 ms + the cheapest of two, 100
+	 * ms: within.  One more live round (0.12 s), then 3.2 pages paused
+	 * and a harvest counted at 100 ms.
 	 */
 	in = base();
 	in.harvest_s = 0.2;
@@ -256,12 +244,11 @@ TEST(lmig_harvest_median)
 	in.harvests[1] = 0.4;
 	est_run(&in, 1, &r);
 	EXPECT_TRUE(r.converged);
-	EXPECT_EQ(5, r.rounds);
-	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.032 + 0.2 + EST_LMIG_SWITCH_S));
-	/* Paused: the harvest, and the 2.32 pages of the last live round (0.032 s + 0.2 s). */
-	EXPECT_TRUE(NEAR(r.downtime_s, 0.2 + 0.0232));
-	EXPECT_TRUE(NEAR(r.total_s, 10 + 1.2 + 0.2 + 0.12 + 0.2 + 0.032 + 0.2232));
-	/* The median alone, 200 ms, from the first: the same course here. */
+	EXPECT_EQ(4, r.rounds);
+	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.12 + 0.1 + EST_LMIG_SWITCH_S));
+	EXPECT_TRUE(NEAR(r.downtime_s, 0.1 + 0.032));
+	EXPECT_TRUE(NEAR(r.total_s, 10 + 1.2 + 0.2 + 0.12 + 0.132));
+	/* The median alone, 200 ms: 323 ms is over, one round more. */
 	in.nharvests = 0;
 	est_run(&in, 1, &r);
 	EXPECT_EQ(5, r.rounds);

@@ -239,14 +239,13 @@ static int watch_loop(struct watch *w, const struct est_args *a, bool progress,
 		cpu_quiet(a->tg.pid, ob->observed_s * EST_QUIET_SHARE > EST_QUIET_MIN_S ?
 				     ob->observed_s * EST_QUIET_SHARE : EST_QUIET_MIN_S, &ob->in);
 	/*
-	 * precopy.c predicts the paused harvest by the median of the
-	 * migration's recent harvests, not of the many watched: the model
-	 * draws them from all of these (est_harvest_cost()); the median is
-	 * what one harvest costs, where one stalled by other work does not
-	 * count.
+	 * precopy.c predicts the paused harvest by the cheapest of the
+	 * migration's harvests so far, not of the many watched: the model
+	 * draws it from all of them (est_cheapest()); the median is what one
+	 * harvest costs, where one stalled by other work does not count.
 	 */
 	ob->in.harvest_s = median(hv, n);
-	/* Sorted by median(): cheapest first, as est_harvest_cost() takes them. */
+	/* Sorted by median(): cheapest first, as est_cheapest() takes them. */
 	ob->in.nharvests = n;
 	for (unsigned int i = 0; i < n; i++)
 		ob->in.harvests[i] = hv[i];

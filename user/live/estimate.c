@@ -137,38 +137,16 @@ double est_working_set(const struct est_curve *c, uint64_t npages)
 	return w < (double)npages ? w : (double)npages;
 }
 
-/* P(at least j of m draws are at most a value whose distribution function is f). */
-static double at_least(unsigned int j, unsigned int m, double f)
-{
-	double p = 0, c = 1;	/* c: m choose t */
-
-	for (unsigned int t = 0; t <= m; t++) {
-		if (t >= j)
-			p += c * pow(f, t) * pow(1 - f, m - t);
-		c = c * (m - t) / (t + 1);
-	}
-	return p;
-}
-
-double est_harvest_cost(const struct est_input *in, unsigned int k)
+double est_cheapest(const struct est_input *in, unsigned int k)
 {
 	unsigned int n = in->nharvests < EST_HARVESTS_MAX ? in->nharvests : EST_HARVESTS_MAX;
-	unsigned int m = k < TPOL_HARVESTS ? k : TPOL_HARVESTS;
-	double e = 0, below = 0;
+	double e = 0;
 
 	if (!n || !k)
 		return in->harvest_s;
-	/*
-	 * tpol_harvest_cost() takes the (m/2 + 1)-th least of the last m:
-	 * the i-th watched is it when at least that many draws are at most
-	 * the i-th, and not when they are at most the one before.
-	 */
-	for (unsigned int i = 0; i < n; i++) {
-		double upto = at_least(m / 2 + 1, m, (double)(i + 1) / n);
-
-		e += in->harvests[i] * (upto - below);
-		below = upto;
-	}
+	/* The i-th cheapest is the least of k draws when all are from it up, not all above it. */
+	for (unsigned int i = 0; i < n; i++)
+		e += in->harvests[i] * (pow((double)(n - i) / n, k) - pow((double)(n - i - 1) / n, k));
 	return e;
 }
 
@@ -305,8 +283,8 @@ static void run_lmig(struct play *p, struct est_run *r)
 		double pred;
 		bool lifted;
 
-		/* precopy.c's tpol_harvest_cost(): the median of the recent harvests. */
-		hs = est_harvest_cost(in, r->rounds);
+		/* precopy.c's hs_min: the cheapest of the harvests so far. */
+		hs = est_cheapest(in, r->rounds);
 		pred = pages_s(in, dirty) + hs + EST_LMIG_SWITCH_S;
 		lifted = p->autoplay && decide(p, r, dirty, r->rounds == 1 ? iv + in->setup_s : iv,
 					       look, pred);

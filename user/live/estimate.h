@@ -20,8 +20,8 @@
  * lmig send: round 0 sends every non-zero page (zero pages cost
  * zero_wire each); at the end of each round a harvest (harvest_live_s)
  * yields the pages dirtied since the previous one; the predicted downtime is
- * those pages over the link plus the median of the recent harvests
- * (est_harvest_cost()) plus EST_LMIG_SWITCH_S, as precopy.c predicts it.  Within the budget, one more live round sends
+ * those pages over the link plus the cheapest harvest so far
+ * (est_cheapest()) plus EST_LMIG_SWITCH_S, as precopy.c predicts it.  Within the budget, one more live round sends
  * them, then the workload is paused: the downtime is the final harvest,
  * the pages dirtied during that last live round, and the switch-over
  * costs.  A round after a harvest sends its first `burst` bytes at once
@@ -126,13 +126,12 @@ struct est_input {
 	double page_wire;		/* wire bytes per non-zero page */
 	double zero_wire;		/* wire bytes per zero page */
 	double harvest_s;		/* one harvest (lmig) or bitmap sync (QEMU): what
-					 * precopy.c's median and the paused one cost */
+					 * precopy.c's cheapest and the paused one cost */
 	/*
 	 * lmig: the harvests watched, cheapest first (0: none, harvest_s
-	 * alone).  precopy.c predicts with the median of the migration's
-	 * last TPOL_HARVESTS harvests (tpol_harvest_cost()): after k of
-	 * them, the model counts the expected median of min(k,
-	 * TPOL_HARVESTS) drawn from these (est_harvest_cost()).
+	 * alone).  precopy.c predicts with the cheapest of the migration's
+	 * harvests so far: after k of them, the model counts the expected
+	 * cheapest of k drawn from these (est_cheapest()).
 	 */
 	unsigned int nharvests;
 	double harvests[EST_HARVESTS_MAX];
@@ -224,11 +223,10 @@ double est_working_set(const struct est_curve *c, uint64_t npages);
  */
 double est_pace(const struct est_input *in);
 /*
- * What precopy.c counts for the paused harvest after k harvests: the
- * median of the last min(k, TPOL_HARVESTS) drawn from in->harvests,
- * expected (in->harvest_s when none are given, or k is 0).
+ * The cheapest of k harvests drawn from in->harvests, expected (in->
+ * harvest_s when none are given, or k is 0).
  */
-double est_harvest_cost(const struct est_input *in, unsigned int k);
+double est_cheapest(const struct est_input *in, unsigned int k);
 /* One migration with the writer kept to share (1: no limit) from the throttle's start. */
 void est_run(const struct est_input *in, double share, struct est_run *r);
 /*
