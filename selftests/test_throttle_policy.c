@@ -66,10 +66,6 @@
  *                               0.1 %), waits 1.25 times that limit
  *   period_rule                 a guest's limit: the short period unless
  *                               LMIG_CVM_PERIOD=long
- *   harvest_cost_median         the harvest a switch-over's prediction
- *                               counts (live/precopy.c): the median of
- *                               the last five, the larger middle one of
- *                               an even count
  *   writers_*                   whom to limit from the probes' write
  *                               faults: the busiest threads up to 80 %,
  *                               the whole process when they are most of
@@ -1066,29 +1062,6 @@ TEST(period_rule)
 	EXPECT_TRUE(tpol_short_period(TPOL_PERIOD_AUTO));
 	EXPECT_TRUE(tpol_short_period(TPOL_PERIOD_SHORT));
 	EXPECT_FALSE(tpol_short_period(TPOL_PERIOD_LONG));
-}
-
-TEST(harvest_cost_median)
-{
-	struct tpol_harvests h = { .n = 0 };
-	/* Each harvest, and the cost predicted with after it. */
-	const double in[] = { 0.010, 0.002, 0.004, 0.050, 0.003, 0.020, 0.030 };
-	const double cost[] = { 0.010, 0.010, 0.004, 0.010, 0.004, 0.004, 0.020 };
-
-	EXPECT_EQ(0, tpol_harvest_cost(&h));
-	for (unsigned int i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
-		tpol_harvest_add(&h, in[i]);
-		EXPECT_TRUE(NEAR(cost[i], tpol_harvest_cost(&h)))
-			TH_LOG("after harvest %u: %g", i, tpol_harvest_cost(&h));
-	}
-	/* Only the last TPOL_HARVESTS count: 0.010 and 0.002 have gone. */
-	EXPECT_EQ(TPOL_HARVESTS, h.n);
-	EXPECT_TRUE(NEAR(0.004, h.s[0]));
-	EXPECT_TRUE(NEAR(0.030, h.s[TPOL_HARVESTS - 1]));
-	/* A busier machine: every recent harvest dearer, the figure follows. */
-	for (unsigned int i = 0; i < 3; i++)
-		tpol_harvest_add(&h, 0.040);
-	EXPECT_TRUE(NEAR(0.040, tpol_harvest_cost(&h)));
 }
 
 TEST_HARNESS_MAIN

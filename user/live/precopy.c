@@ -18,7 +18,6 @@
 #include "live/converge.h"
 #include "live/freeze.h"
 #include "live/precopy.h"
-#include "live/throttle_policy.h"
 #include "live/track.h"
 
 /* Switch-over costs besides harvesting and sending: freeze, commit round trip. */
@@ -39,7 +38,6 @@ struct live_ctl {
 	double t_harvest;		/* when the last harvest began */
 	double harvest_s;		/* what it took */
 	double hs_min;			/* the cheapest harvest so far */
-	struct tpol_harvests hs;	/* the last ones, for the prediction */
 	double link_rate;		/* wire bytes per second, estimated */
 	double wire_per_page;		/* wire bytes per page sent, recent rounds */
 	double predicted_s;		/* of the latest harvest */
@@ -167,7 +165,7 @@ static enum live_step next_round(struct live_ctl *lv, uint64_t *todo, struct liv
 	const struct send_opts *o = lv->o;
 	unsigned int next = lv->st->rounds;
 	struct converge_in ci;
-	double pred, cost;
+	double pred;
 	bool lifted;
 
 	if (harvest(lv, todo, &v->pages)) {
@@ -175,18 +173,15 @@ static enum live_step next_round(struct live_ctl *lv, uint64_t *todo, struct liv
 		return v->step = LIVE_FAIL;
 	}
 	/*
-	 * The final harvest runs with the workload paused, which makes it no
-	 * dearer than one beside it; the cheapest ever seen reads low once
-	 * the machine is busier than it was then: the median of the recent
-	 * ones (tpol_harvest_cost()).  The cheapest still decides whether the
-	 * harvest alone is over budget (below): only then is it for sure.
+	 * The final harvest runs with the workload paused; a harvest while it
+	 * runs can cost more (write-protecting pages it is using means TLB
+	 * shootdowns on its CPUs).  The cheapest harvest seen so far is the
+	 * better guess of what the paused one will cost.
 	 */
 	if (!lv->hs_min || lv->harvest_s < lv->hs_min)
 		lv->hs_min = lv->harvest_s;
-	tpol_harvest_add(&lv->hs, lv->harvest_s);
-	cost = tpol_harvest_cost(&lv->hs);
 	pred = (lv->link_rate > 0 ? v->pages * lv->wire_per_page / lv->link_rate : 0) +
-	       cost + SWITCH_OVERHEAD_S;
+	       lv->hs_min + SWITCH_OVERHEAD_S;
 	lv->predicted_s = pred;
 	ci = (struct converge_in){ .dirty_mbps = lv->dirty_mbps,
 				   .link_mbps = lv->st->round[next - 1].rate_mbps, .pred_s = pred,
@@ -197,7 +192,7 @@ static enum live_step next_round(struct live_ctl *lv, uint64_t *todo, struct liv
 		lv->freeze_next = true;
 		/* The disk limit goes a round early: see converge_before_freeze(). */
 		converge_io_lift(&lv->cv);
-	} else if (next >= 6 && (pred - cost) * 1000 < o->downtime_ms / 10.0 &&
+	} else if (next >= 6 && (pred - lv->hs_min) * 1000 < o->downtime_ms / 10.0 &&
 		   (lv->hs_min + SWITCH_OVERHEAD_S) * 1000 > o->downtime_ms) {
 		/* Little left to send, yet over budget: the harvest itself is. */
 		lmig_err("cannot converge: the %s tracker's harvest alone takes %.0f ms, more than --downtime-ms %u (%s)",

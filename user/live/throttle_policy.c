@@ -222,36 +222,6 @@ double tpol_io_limit(const struct tpol_state *st, double cpus)
 	return st->io_base * cpus / st->cpu_base;
 }
 
-void tpol_harvest_add(struct tpol_harvests *h, double s)
-{
-	if (h->n == TPOL_HARVESTS) {
-		for (unsigned int i = 1; i < TPOL_HARVESTS; i++)
-			h->s[i - 1] = h->s[i];
-		h->n--;
-	}
-	h->s[h->n++] = s;
-}
-
-double tpol_harvest_cost(const struct tpol_harvests *h)
-{
-	double v[TPOL_HARVESTS];
-	unsigned int n = h->n;
-
-	if (!n)
-		return 0;
-	/* Insertion sort of at most TPOL_HARVESTS values. */
-	for (unsigned int i = 0; i < n; i++) {
-		unsigned int k = i;
-
-		while (k && v[k - 1] > h->s[i]) {
-			v[k] = v[k - 1];
-			k--;
-		}
-		v[k] = h->s[i];
-	}
-	return v[n / 2];
-}
-
 bool tpol_short_period(enum tpol_period_rule rule)
 {
 	return rule != TPOL_PERIOD_LONG;

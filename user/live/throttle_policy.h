@@ -228,25 +228,6 @@ void tpol_io_started(struct tpol_state *st, double base);
 /* The disk-write limit that goes with a CPU limit of cpus. */
 double tpol_io_limit(const struct tpol_state *st, double cpus);
 /*
- * The harvest a switch-over's prediction counts (live/precopy.c): the
- * median of the last TPOL_HARVESTS, the larger middle one of an even
- * count.  The final harvest runs with the workload paused and costs no
- * more than one beside it, but the cheapest harvest ever seen reads low
- * once the machine gets busier, and one slow harvest says little: the
- * median follows the load and leaves out single outliers both ways.
- */
-#define TPOL_HARVESTS		5
-struct tpol_harvests {
-	double s[TPOL_HARVESTS];	/* the last ones, oldest first */
-	unsigned int n;
-};
-
-/* One more harvest of s seconds (a ring of the last TPOL_HARVESTS). */
-void tpol_harvest_add(struct tpol_harvests *h, double s);
-/* The cost to predict with, s; 0 before any harvest. */
-double tpol_harvest_cost(const struct tpol_harvests *h);
-
-/*
  * How a guest's vCPU limit is cut into quota and period (converge_vm.c;
  * the environment's LMIG_CVM_PERIOD picks one for comparisons):
  * SHORT gives 1 ms every 1 ms / share (throttle_quota_short(): the least
