@@ -316,19 +316,6 @@ static void unix_path(char *buf, size_t len)
 	snprintf(buf, len, "/tmp/lmig-stream-link-%d.sock", (int)getpid());
 }
 
-static int unix_connect(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /*
  * Through lmig: `pipe send` from a pipe to `pipe recv` into a pipe, or
  * `proxy send` from a unix connection (as QEMU's unix: migration) to
@@ -375,7 +362,7 @@ static int run_lmig(struct __test_metadata *_metadata, bool proxy, struct result
 					 "--compress", "none", "--ready-fd", "3", NULL },
 					 dup(null), dup(null), &ready));
 		ASSERT_EQ(0, ready_line(ready, line, sizeof(line), 10));
-		w.fd = unix_connect(path);
+		w.fd = sock_unix_connect(path);
 		ASSERT_LE(0, w.fd);
 	} else {
 		ASSERT_EQ(0, pipe2(inp, O_CLOEXEC));

@@ -137,24 +137,6 @@ FIXTURE_TEARDOWN(prio)
 	scratch_remove(self->dir);
 }
 
-/* Start lmig ARGS (NULL-terminated) with --ready-fd 3; its ready line into line. */
-static int start_lmig(struct proc *p, const char *const args[], char *line, size_t len)
-{
-	const char *argv[24];
-	int rfd, n = 0;
-	struct spawn_opts o = { .ready_fd = &rfd };
-
-	argv[n++] = lmig_path();
-	for (; *args && n < 21; args++)
-		argv[n++] = *args;
-	argv[n++] = "--ready-fd";
-	argv[n++] = "3";
-	argv[n] = NULL;
-	if (proc_spawn(p, (char *const *)argv, &o))
-		return -1;
-	return ready_line(rfd, line, len, 10);
-}
-
 /* Read what is there, at most max bytes, checked against data; bytes or -1. */
 static long long take(int fd, const uint8_t *data, long long got, size_t max, int flags)
 {
@@ -186,10 +168,10 @@ TEST_F_TIMEOUT(prio, held, 60)
 	self->lfd = sock_unix_listen(self->dstsock);
 	ASSERT_LE(0, self->lfd);
 	snprintf(dst, sizeof(dst), "unix:%s", self->dstsock);
-	ASSERT_EQ(0, start_lmig(&self->rx, rargs, rxport, sizeof(rxport)));
+	ASSERT_EQ(0, lmig_start_ready(&self->rx, rargs, rxport, sizeof(rxport)));
 	snprintf(to, sizeof(to), "127.0.0.1:%s", rxport);
 	snprintf(src, sizeof(src), "unix:%s", self->srcsock);
-	ASSERT_EQ(0, start_lmig(&self->tx, sargs, line, sizeof(line))) TH_LOG("%s", self->tx.err_log);
+	ASSERT_EQ(0, lmig_start_ready(&self->tx, sargs, line, sizeof(line))) TH_LOG("%s", self->tx.err_log);
 	self->cl.fd = sock_unix_connect(self->srcsock);
 	ASSERT_LE(0, self->cl.fd);
 	self->sv = sock_accept(self->lfd, 10);

@@ -220,51 +220,6 @@ static int write_psk(const char *path)
 	return file_write(path, line, n) ? -1 : chmod(path, 0600);
 }
 
-static int unix_listen(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.*s", (int)sizeof(sa.sun_path) - 1, path);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 16)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static int unix_connect(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.*s", (int)sizeof(sa.sun_path) - 1, path);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* Start lmig ARGS (NULL-terminated) with --ready-fd 3; its ready line into line. */
-static int start_lmig(struct proc *p, const char *const args[], char *line, size_t len)
-{
-	const char *argv[32];
-	int rfd, n = 0;
-	struct spawn_opts o = { .ready_fd = &rfd };
-
-	argv[n++] = lmig_path();
-	for (; *args && n < 29; args++)
-		argv[n++] = *args;
-	argv[n++] = "--ready-fd";
-	argv[n++] = "3";
-	argv[n] = NULL;
-	if (proc_spawn(p, (char *const *)argv, &o))
-		return -1;
-	return ready_line(rfd, line, len, 10);
-}
-
 TEST_F_TIMEOUT(both, carried, 90)
 {
 	char rxport[32], to[64], dst[320], src[320], line[320], buf[64];
@@ -292,17 +247,17 @@ TEST_F_TIMEOUT(both, carried, 90)
 		self->lfd = sock_listen(&port);
 		snprintf(dst, sizeof(dst), "tcp:127.0.0.1:%d", port);
 	} else {
-		self->lfd = unix_listen(self->dstsock);
+		self->lfd = sock_unix_listen(self->dstsock);
 		snprintf(dst, sizeof(dst), "unix:%s", self->dstsock);
 	}
 	ASSERT_LE(0, self->lfd);
-	ASSERT_EQ(0, start_lmig(&self->rx, rargs, rxport, sizeof(rxport)));
+	ASSERT_EQ(0, lmig_start_ready(&self->rx, rargs, rxport, sizeof(rxport)));
 	snprintf(to, sizeof(to), "127.0.0.1:%s", rxport);
 	if (variant->tcp)
 		snprintf(src, sizeof(src), "tcp:127.0.0.1:0");
 	else
 		snprintf(src, sizeof(src), "unix:%s", self->srcsock);
-	ASSERT_EQ(0, start_lmig(&self->tx, sargs, line, sizeof(line))) TH_LOG("%s", self->tx.err_log);
+	ASSERT_EQ(0, lmig_start_ready(&self->tx, sargs, line, sizeof(line))) TH_LOG("%s", self->tx.err_log);
 	if (variant->tcp)
 		sport = atoi(line);
 
@@ -321,7 +276,7 @@ TEST_F_TIMEOUT(both, carried, 90)
 					    .want = self->fwd[i], .want_len = variant->fwd_len,
 					    .in = malloc(variant->fwd_len + 1) };
 		/* One at a time, so that client i is server i (streams open in accept order). */
-		self->cl[i].fd = variant->tcp ? sock_connect(sport) : unix_connect(self->srcsock);
+		self->cl[i].fd = variant->tcp ? sock_connect(sport) : sock_unix_connect(self->srcsock);
 		ASSERT_LE(0, self->cl[i].fd);
 		self->sv[i].fd = sock_accept(self->lfd, 10);
 		ASSERT_LE(0, self->sv[i].fd) TH_LOG("%s %s", self->tx.err_log, self->rx.err_log);
@@ -404,10 +359,10 @@ TEST_F_TIMEOUT(oneway, return_path_refused, 30)
 	pid_t pid;
 	double t;
 
-	self->lfd = unix_listen(self->dstsock);
+	self->lfd = sock_unix_listen(self->dstsock);
 	ASSERT_LE(0, self->lfd);
 	snprintf(dst, sizeof(dst), "unix:%s", self->dstsock);
-	ASSERT_EQ(0, start_lmig(&self->rx, rargs, rxport, sizeof(rxport)));
+	ASSERT_EQ(0, lmig_start_ready(&self->rx, rargs, rxport, sizeof(rxport)));
 	snprintf(to, sizeof(to), "127.0.0.1:%s", rxport);
 	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
 	/* pipe send's stdin is our pipe: the child gets its read end as fd 0. */
@@ -580,7 +535,7 @@ TEST_F_TIMEOUT(liar, refused, 30)
 		       LMIG_ST_OK, NULL);
 	ASSERT_EQ(0, sock_write_full(self->fd, &a, sizeof(a)));
 	ASSERT_EQ(0, ready_line(fd, line, sizeof(line), 10));
-	self->cl = unix_connect(self->srcsock);
+	self->cl = sock_unix_connect(self->srcsock);
 	ASSERT_LE(0, self->cl);
 	/* The source's frames until the connection's OPEN. */
 	do {

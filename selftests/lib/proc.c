@@ -368,3 +368,20 @@ char pid_state(pid_t pid)
 	p = strrchr(buf, ')');
 	return p && p[1] == ' ' ? p[2] : 0;
 }
+
+int lmig_start_ready(struct proc *p, const char *const args[], char *line, size_t len)
+{
+	const char *argv[32];
+	int rfd, n = 0;
+	struct spawn_opts o = { .ready_fd = &rfd };
+
+	argv[n++] = lmig_path();
+	for (; *args && n < 29; args++)
+		argv[n++] = *args;
+	argv[n++] = "--ready-fd";
+	argv[n++] = "3";
+	argv[n] = NULL;
+	if (proc_spawn(p, (char *const *)argv, &o))
+		return -1;
+	return ready_line(rfd, line, len, 10);
+}

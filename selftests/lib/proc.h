@@ -71,6 +71,11 @@ int recv_start_on(struct proc *p, const char *listen, const char *out,
  */
 int ready_line(int fd, char *line, size_t len, double timeout_s);
 /*
+ * Start lmig ARGS... --ready-fd 3 (args NULL-terminated, at most 28) and
+ * wait, up to 10 s, for its ready line, which goes into line.  0 or -1.
+ */
+int lmig_start_ready(struct proc *p, const char *const args[], char *line, size_t len);
+/*
  * Start `lmig dirty --ready-fd N --json --no-progress ARGS...` and wait
  * until it reports its object (filled), whose path goes into path.
  */
