@@ -37,8 +37,8 @@ QRAM_DOWNTIME=${QRAM_DOWNTIME:-1000}
 LMIG=${LMIG:-$top/user/lmig}
 py=python3
 [ -x /usr/bin/python3 ] && py=/usr/bin/python3
-ns_src=r28-qram-bsrc-$$
-ns_dst=r28-qram-bdst-$$
+ns_src=lmig-qram-bsrc-$$
+ns_dst=lmig-qram-bdst-$$
 ns_up=0
 work=""
 
@@ -61,7 +61,7 @@ initrd=$(sh "$top/selftests/qemu/mkguest.sh") || die "cannot build the guest"
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-work=$(mktemp -d /tmp/r28-qram-bench.XXXXXX)
+work=$(mktemp -d /tmp/lmig-qram-bench.XXXXXX)
 cp "$LMIG" "$work/lmig"
 : >"$work/results"
 ns_up=1

@@ -50,7 +50,7 @@ for k in RS_REPS RS_MEM RS_TOUCH RS_RATE RS_BW; do
 done
 [ "$(id -u)" = 0 ] || { echo "resume.sh: needs root (ss -K)" >&2; exit 1; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/lmig-r28-resume-bench.XXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/lmig-resume-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 

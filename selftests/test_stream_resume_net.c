@@ -583,7 +583,7 @@ static void proxy_run(struct __test_metadata *_metadata, bool tls)
 	d.lfd = net_listen("127.0.0.1:0", 4);
 	ASSERT_LE(0, d.lfd);
 	snprintf(dst_ep, sizeof(dst_ep), "tcp:127.0.0.1:%d", net_local_port(d.lfd));
-	snprintf(psk, sizeof(psk), "/dev/shm/r28-resume-%d.psk", getpid());
+	snprintf(psk, sizeof(psk), "/dev/shm/lmig-resume-net-%d.psk", getpid());
 	if (tls)
 		ASSERT_EQ(0, px_write_psk(psk));
 	{

@@ -605,7 +605,7 @@ TEST(scan_exact_parts)
 	const uint64_t npages = SCAN_PAGES + 1, size = SCAN_PAGES * PAGE + 512;
 	uint64_t *sent = calloc(npages, 8), *bm = calloc(npages / 64 + 1, 8);
 	uint64_t *want = calloc(npages / 64 + 1, 8), zero = XXH3_64bits((uint8_t[PAGE]){ 0 }, PAGE);
-	struct track_target tg = { .fd = memfd_create("lmig-r28-scan-parts", MFD_CLOEXEC),
+	struct track_target tg = { .fd = memfd_create("lmig-scan-parts", MFD_CLOEXEC),
 				   .pid = -1, .size = size, .sent = sent };
 	uint64_t written = 0, blocks, wrong;
 	struct tracker t;
@@ -730,7 +730,7 @@ TEST(scan_survives_shrinking)
 {
 	const uint64_t size = 32 * MiB, npages = size / PAGE;
 	uint64_t *sent = calloc(npages, 8), *bm = calloc(npages / 64, 8);
-	struct shrinker k = { .fd = memfd_create("lmig-r28-scan-shrink", MFD_CLOEXEC), .size = size };
+	struct shrinker k = { .fd = memfd_create("lmig-scan-shrink", MFD_CLOEXEC), .size = size };
 	struct track_target tg = { .fd = k.fd, .pid = -1, .size = size, .sent = sent };
 	unsigned int failed = 0, in_hash = 0;
 	struct tracker t;

@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmig  # noqa: E402
 from qmig import QMP, QMPError, Proc  # noqa: E402
 
-TAG = "r28-qram"
+TAG = "lmig-qram"
 
 
 def qemu_argv(a, name, work, ram, incoming=False, kernel=True, mem=0):
