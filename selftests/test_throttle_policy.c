@@ -51,7 +51,8 @@
  *                               default --throttle-max) a limit useless
  *                               at the --throttle-max floor goes below it,
  *                               down to the least limit, then is lifted
- *   soft_floor_futile           ... and one futile there goes below too
+ *   soft_floor_futile           ... and one futile there goes below too,
+ *                               after TPOL_SOFT_FLOOR_PASSES passes
  *   given_up_stays              after a lift or give-up: nothing more
  *   io_limit_follows_cpu        the disk limit is the same fraction
  *   failures_retry_then_stop    three failed attempts, then given up
@@ -847,18 +848,20 @@ TEST(soft_floor_futile)
 
 	/*
 	 * At the floor (aim 0.3 x 20 / 3 / 40 = 0.05, raised to 0.1), CPU not
-	 * halved below 0.5 long enough to be useless: the fifth decision
-	 * finds it futile (the prediction fell by less than a quarter) and
-	 * goes below the floor, to the aim.
+	 * halved below 0.5 long enough to be useless: after
+	 * TPOL_SOFT_FLOOR_PASSES passes (the third decision) it is futile
+	 * (the prediction fell by less than a quarter) and goes below the
+	 * floor, to the aim.
 	 */
 	r.cpu_used = 0.3;
 	r.cur_cpus = 0.1;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i <= TPOL_SOFT_FLOOR_PASSES; i++) {
 		r.pred_s = pred[i];
 		tpol_decide(&st, &c, &r, &d);
-		if (i < 4) {
+		if (i < TPOL_SOFT_FLOOR_PASSES) {
 			EXPECT_EQ(TPOL_HOLD, d.why) TH_LOG("decision %d", i);
 			EXPECT_EQ(TPOL_AT_FLOOR, d.bound);
+			EXPECT_FALSE(st.below_floor);
 		}
 	}
 	EXPECT_EQ(TPOL_SET, d.action);
@@ -866,12 +869,25 @@ TEST(soft_floor_futile)
 	EXPECT_TRUE(NEAR(0.3 * 20 / 3 / 40, d.cpus)) TH_LOG("cpus %f", d.cpus);
 	EXPECT_TRUE(st.below_floor);
 	EXPECT_FALSE(st.off);
-	/* The same without the soft floor: lifted as futile. */
+	/* A quarter's fall at the soft floor starts the count again: held. */
+	st = limited();
+	r.pred_s = 2.0;
+	tpol_decide(&st, &c, &r, &d);
+	r.pred_s = 1.4;
+	tpol_decide(&st, &c, &r, &d);
+	r.pred_s = 1.3;
+	tpol_decide(&st, &c, &r, &d);
+	EXPECT_EQ(TPOL_HOLD, d.why);
+	EXPECT_EQ(TPOL_AT_FLOOR, d.bound);
+	EXPECT_FALSE(st.below_floor);
+	/* The same without the soft floor: held for TPOL_FLOOR_PASSES, then lifted as futile. */
 	c.soft_floor = false;
 	st = limited();
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i <= TPOL_FLOOR_PASSES; i++) {
 		r.pred_s = pred[i];
 		tpol_decide(&st, &c, &r, &d);
+		if (i < TPOL_FLOOR_PASSES)
+			EXPECT_EQ(TPOL_HOLD, d.why) TH_LOG("decision %d", i);
 	}
 	EXPECT_EQ(TPOL_LIFT, d.action);
 	EXPECT_EQ(TPOL_FLOOR_FUTILE, d.why);

@@ -63,13 +63,16 @@ static void set(const struct tpol_state *st, const struct tpol_conf *c,
 /*
  * lift_futile_floor: count the decisions in a row that put the limit at
  * its floor; true once TPOL_FLOOR_PASSES passes ran under it (the first
- * decision plus that many) and the prediction, still over budget, did not
- * fall by a quarter since the first.  A quarter's fall starts a new count
- * from there: the floor works, if slowly.
+ * decision plus that many; TPOL_SOFT_FLOOR_PASSES at a soft floor) and
+ * the prediction, still over budget, did not fall by a quarter since the
+ * first.  A quarter's fall starts a new count from there: the floor
+ * works, if slowly.
  */
 static bool floor_futile(struct tpol_state *st, const struct tpol_conf *c,
 			 const struct tpol_round *r, const struct tpol_decision *d)
 {
+	unsigned int passes;
+
 	if (!c->lift_futile_floor)
 		return false;
 	if (d->bound != TPOL_AT_FLOOR && d->bound != TPOL_AT_MIN) {
@@ -82,7 +85,9 @@ static bool floor_futile(struct tpol_state *st, const struct tpol_conf *c,
 		return false;
 	}
 	st->floor_rounds++;
-	return st->floor_rounds > TPOL_FLOOR_PASSES && r->pred_s * 1000 > c->downtime_ms;
+	passes = c->soft_floor && !st->below_floor && d->bound == TPOL_AT_FLOOR ?
+		 TPOL_SOFT_FLOOR_PASSES : TPOL_FLOOR_PASSES;
+	return st->floor_rounds > passes && r->pred_s * 1000 > c->downtime_ms;
 }
 
 /*

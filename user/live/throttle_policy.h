@@ -65,6 +65,14 @@
  * only keep a guest that gains nothing slowed longer.
  */
 #define TPOL_FLOOR_PASSES	4
+/*
+ * The same for the floor --throttle-max leaves when it was not given
+ * (tpol_conf.soft_floor): going below it is no giving up, only a tighter
+ * limit on the threads that write, which is what the guest needs if the
+ * floor does not converge; waiting TPOL_FLOOR_PASSES passes there keeps a
+ * guest that gains nothing migrating for as long again.
+ */
+#define TPOL_SOFT_FLOOR_PASSES	2
 /* Attempts to apply a limit before giving up. */
 #define TPOL_TRIES		3
 /*
