@@ -50,22 +50,6 @@
 #define BOOT_TIMEOUT	"60"
 #define MIG_TIMEOUT	"45"
 
-static int qmig_path(char *buf, size_t len)
-{
-	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
-	int n;
-
-	if (!slash)
-		return -1;
-	n = snprintf(buf, len, "%.*s/../selftests/qemu/qmig.py", (int)(slash - bin), bin);
-	return n > 0 && (size_t)n < len ? 0 : -1;
-}
-
-static const char *python(void)
-{
-	return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
-
 
 FIXTURE(qemu) {
 	char dir[PATH_MAX];
@@ -108,9 +92,9 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(qemu) *self
 	struct proc p = { 0 };
 	int n = 0;
 
-	ASSERT_EQ(0, qmig_path(qmig, sizeof(qmig)));
+	ASSERT_NE(NULL, qemu_driver("qmig.py", qmig, sizeof(qmig)));
 	snprintf(lmig, sizeof(lmig), "%s", lmig_path());
-	argv[n++] = python();
+	argv[n++] = python3_path();
 	argv[n++] = qmig;
 	argv[n++] = "--name";
 	argv[n++] = name;

@@ -110,11 +110,6 @@ FIXTURE_TEARDOWN(converge)
 	scratch_remove(self->dir);
 }
 
-static const char *python(void)
-{
-	return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
-
 /*
  * Start qmig.py for case NAME in DIR/NAME with EXTRA (NULL-terminated);
  * its JSON line goes to DIR/NAME.json.
@@ -122,17 +117,14 @@ static const char *python(void)
 static int qmig_start(struct proc *p, const char *dir, const char *name,
 		      const char *const extra[])
 {
-	static char qmig[PATH_MAX], lmig[PATH_MAX];
+	static char qmig[PATH_MAX];
 	char work[PATH_MAX], result[PATH_MAX];
-	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
-	const char *argv[48] = { python(), qmig, "--name", name, "--work", work,
-				 "--lmig", lmig, "--result-file", result };
+	const char *argv[48] = { python3_path(), qmig, "--name", name, "--work", work,
+				 "--lmig", lmig_path(), "--result-file", result };
 	int n = 10;
 
-	if (!slash)
+	if (!qemu_driver("qmig.py", qmig, sizeof(qmig)))
 		return -1;
-	snprintf(qmig, sizeof(qmig), "%.*s/../selftests/qemu/qmig.py", (int)(slash - bin), bin);
-	snprintf(lmig, sizeof(lmig), "%s", bin);
 	snprintf(work, sizeof(work), "%s/%s", dir, name);
 	snprintf(result, sizeof(result), "%s/%s.json", dir, name);
 	for (int i = 0; extra[i] && n < 47; i++)

@@ -77,20 +77,6 @@ FIXTURE_TEARDOWN(postcopy)
 	scratch_remove(self->dir);
 }
 
-/* Hop name's line of the driver's output into buf, or NULL. */
-static const char *hop_line(const char *out, const char *name, char *buf, size_t len)
-{
-	char key[64];
-	const char *l;
-
-	snprintf(key, sizeof(key), "{\"hop\":\"%s\"", name);
-	l = strstr(out, key);
-	if (!l)
-		return NULL;
-	snprintf(buf, len, "%.*s", (int)strcspn(l, "\n"), l);
-	return buf;
-}
-
 static bool is_proxy(const char *name)
 {
 	return strstr(name, "-proxy") != NULL;
@@ -98,16 +84,12 @@ static bool is_proxy(const char *name)
 
 TEST_F_TIMEOUT(postcopy, chain, CASE_TIMEOUT)
 {
-	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
-	char drv[PATH_MAX], lmig[PATH_MAX], buf[256];
+	char drv[PATH_MAX], buf[256];
 	const char *argv[] = {
-		access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3", drv,
-		"--work", self->dir, "--lmig", lmig, NULL,
+		python3_path(), drv, "--work", self->dir, "--lmig", lmig_path(), NULL,
 	};
 
-	ASSERT_NE(NULL, slash);
-	snprintf(drv, sizeof(drv), "%.*s/../selftests/qemu/postcopy.py", (int)(slash - bin), bin);
-	snprintf(lmig, sizeof(lmig), "%s", bin);
+	ASSERT_NE(NULL, qemu_driver("postcopy.py", drv, sizeof(drv)));
 	ASSERT_EQ(0, proc_spawn(&self->p, (char *const *)argv, NULL));
 	ASSERT_EQ(0, proc_wait(&self->p, RUN_TIMEOUT)) {
 		proc_kill(&self->p);
@@ -121,7 +103,7 @@ TEST_F_TIMEOUT(postcopy, chain, CASE_TIMEOUT)
 		TH_LOG("harness error: %s", self->p.out);
 
 	for (size_t h = 0; h < NDONE; h++) {
-		const char *r = hop_line(self->p.out, hops[h], self->line[h], LINE_MAX_);
+		const char *r = json_line_of(self->p.out, "hop", hops[h], self->line[h], LINE_MAX_);
 
 		ASSERT_NE(NULL, r) TH_LOG("no hop %s: %s %s", hops[h], self->p.out, self->p.err_log);
 		TH_LOG("%s", r);
@@ -154,7 +136,7 @@ TEST_F_TIMEOUT(postcopy, chain, CASE_TIMEOUT)
 				TH_LOG("hop %s: no page request came back", hops[h]);
 	}
 	{
-		const char *r = hop_line(self->p.out, "rp-pipe", self->line[NDONE], LINE_MAX_);
+		const char *r = json_line_of(self->p.out, "hop", "rp-pipe", self->line[NDONE], LINE_MAX_);
 
 		ASSERT_NE(NULL, r) TH_LOG("no hop rp-pipe: %s", self->p.out);
 		TH_LOG("%s", r);

@@ -78,32 +78,15 @@ FIXTURE_TEARDOWN(resume)
 	scratch_remove(self->dir);
 }
 
-static const char *hop_line(const char *out, const char *name, char *buf, size_t len)
-{
-	char key[64];
-	const char *l;
-
-	snprintf(key, sizeof(key), "{\"hop\":\"%s\"", name);
-	l = strstr(out, key);
-	if (!l)
-		return NULL;
-	snprintf(buf, len, "%.*s", (int)strcspn(l, "\n"), l);
-	return buf;
-}
-
 TEST_F_TIMEOUT(resume, chain, CASE_TIMEOUT)
 {
-	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
-	char drv[PATH_MAX], lmig[PATH_MAX], buf[512];
+	char drv[PATH_MAX], buf[512];
 	const char *rb;
 	const char *argv[] = {
-		access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3", drv,
-		"--work", self->dir, "--lmig", lmig, NULL,
+		python3_path(), drv, "--work", self->dir, "--lmig", lmig_path(), NULL,
 	};
 
-	ASSERT_NE(NULL, slash);
-	snprintf(drv, sizeof(drv), "%.*s/../selftests/qemu/resume.py", (int)(slash - bin), bin);
-	snprintf(lmig, sizeof(lmig), "%s", bin);
+	ASSERT_NE(NULL, qemu_driver("resume.py", drv, sizeof(drv)));
 	ASSERT_EQ(0, proc_spawn(&self->p, (char *const *)argv, NULL));
 	ASSERT_EQ(0, proc_wait(&self->p, RUN_TIMEOUT)) {
 		proc_kill(&self->p);
@@ -117,7 +100,7 @@ TEST_F_TIMEOUT(resume, chain, CASE_TIMEOUT)
 		TH_LOG("harness error: %s", self->p.out);
 
 	for (size_t h = 0; h < NDONE; h++) {
-		const char *r = hop_line(self->p.out, hops[h], self->line[h], LINE_MAX_);
+		const char *r = json_line_of(self->p.out, "hop", hops[h], self->line[h], LINE_MAX_);
 		bool postcopy = !strncmp(hops[h], "postcopy", 8);
 
 		ASSERT_NE(NULL, r) TH_LOG("no hop %s: %s %s", hops[h], self->p.out, self->p.err_log);
@@ -168,7 +151,7 @@ TEST_F_TIMEOUT(resume, chain, CASE_TIMEOUT)
 	EXPECT_EQ(1, json_num(self->line[1], "proxy_intruder_exit"));
 	EXPECT_LE(1, json_num(self->line[1], "proxy_recv_resume_refused"));
 	EXPECT_EQ(0, json_num(self->line[0], "proxy_recv_resume_refused"));
-	rb = hop_line(self->p.out, "precopy-budget", self->line[NDONE], LINE_MAX_);
+	rb = json_line_of(self->p.out, "hop", "precopy-budget", self->line[NDONE], LINE_MAX_);
 	ASSERT_NE(NULL, rb) TH_LOG("no hop precopy-budget: %s", self->p.out);
 	TH_LOG("%s", rb);
 	ASSERT_STREQ("failed", json_str_or(rb, "status", buf, sizeof(buf)));

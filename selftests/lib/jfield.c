@@ -115,3 +115,17 @@ const char *json_last_line(const char *out, char *buf, size_t len)
 	snprintf(buf, len, "%.*s", (int)(end ? end - last : (ptrdiff_t)strlen(last)), last);
 	return buf;
 }
+
+const char *json_line_of(const char *out, const char *key, const char *name,
+			 char *buf, size_t len)
+{
+	char want[128];
+	const char *l;
+
+	snprintf(want, sizeof(want), "{\"%s\":\"%s\"", key, name);
+	l = strstr(out, want);
+	if (!l)
+		return NULL;
+	snprintf(buf, len, "%.*s", (int)strcspn(l, "\n"), l);
+	return buf;
+}

@@ -29,5 +29,11 @@ int json_bool(const char *json, const char *key);
  * copied into buf; NULL when there is none.
  */
 const char *json_last_line(const char *out, char *buf, size_t len);
+/*
+ * The line of out that starts {"KEY":"NAME" (a driver's result for one
+ * case), copied into buf; NULL when there is none.
+ */
+const char *json_line_of(const char *out, const char *key, const char *name,
+			 char *buf, size_t len);
 
 #endif

@@ -35,6 +35,22 @@ const char *beside_test(const char *rel, char *buf, size_t len)
 	return buf;
 }
 
+const char *qemu_driver(const char *name, char *buf, size_t len)
+{
+	const char *bin = lmig_path(), *slash = strrchr(bin, '/');
+	int n;
+
+	if (!slash)
+		return NULL;
+	n = snprintf(buf, len, "%.*s/../selftests/qemu/%s", (int)(slash - bin), bin, name);
+	return n > 0 && (size_t)n < len ? buf : NULL;
+}
+
+const char *python3_path(void)
+{
+	return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+}
+
 const char *lmig_path(void)
 {
 	static char path[PATH_MAX];

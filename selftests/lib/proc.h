@@ -44,6 +44,14 @@ const char *lmig_path(void);
  * (selftests/build/), into buf; NULL if /proc/self/exe cannot be read.
  */
 const char *beside_test(const char *rel, char *buf, size_t len);
+/*
+ * A driver script of selftests/qemu (NAME, e.g. "qmig.py"), found from
+ * the lmig under test (user/lmig of the same tree), into buf; NULL when
+ * that path has no directory or does not fit.
+ */
+const char *qemu_driver(const char *name, char *buf, size_t len);
+/* The python3 to run the drivers with. */
+const char *python3_path(void);
 
 int proc_spawn(struct proc *p, char *const argv[], const struct spawn_opts *o);
 /*
