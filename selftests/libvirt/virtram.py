@@ -95,9 +95,17 @@ def domain_xml(a, name, uid, mig, partition, incoming):
     <qemu:arg value='unix:%(mig)s/lmig.qmp,server=on,wait=off'/>
 %(extra)s  </qemu:commandline>
 </domain>
-""" % {"name": name, "uuid": uid, "mem": a.mem, "kernel": a.elf, "touch": a.touch,
+""" % {"name": name, "uuid": uid, "mem": a.dst_mem if incoming and a.dst_mem else a.mem, "kernel": a.elf, "touch": a.touch,
        "rate": a.rate, "qemu": a.qemu, "mig": mig, "partition": partition, "extra": extra,
        "source": source}
+
+
+def qemu_status(h):
+    """The run state QEMU tells on lmig's socket ("gone": no QEMU there)."""
+    try:
+        return qmp_ask(os.path.join(h.dir, "mig", "lmig.qmp"), "query-status")["status"]
+    except (OSError, RuntimeError, ValueError):
+        return "gone"
 
 
 def domstate(h, name):
@@ -242,8 +250,7 @@ def migrate(a, res, tmp, tag):
         res["dst_create_s"] = round(time.monotonic() - t0, 2)
         dst_pid = qemu_pid(dst, name)
         res["dst_domstate_before"] = domstate(dst, name)
-        res["dst_qmp_status_before"] = qmp_ask(os.path.join(dst.dir, "mig", "lmig.qmp"),
-                                               "query-status")["status"]
+        res["dst_qmp_status_before"] = qemu_status(dst)
 
         # lmig, each side in its host's namespaces.
         rfd, wfd = os.pipe()
@@ -283,10 +290,8 @@ def migrate(a, res, tmp, tag):
         res["blocks"] = ",".join("%s:%s:%d" % (b.get("id"), b.get("kind"), b.get("size", 0))
                                  for b in blocks)
         res["src_last_tick"] = max(src.ticks())
-        res["src_qmp_status_after"] = qmp_ask(os.path.join(src.dir, "mig", "lmig.qmp"),
-                                              "query-status")["status"]
-        res["dst_qmp_status_after"] = qmp_ask(os.path.join(dst.dir, "mig", "lmig.qmp"),
-                                              "query-status")["status"]
+        res["src_qmp_status_after"] = qemu_status(src)
+        res["dst_qmp_status_after"] = qemu_status(dst)
         res["src_domstate_after"] = domstate(src, name)
         res["dst_domstate_after"] = domstate(dst, name)
 
@@ -295,10 +300,20 @@ def migrate(a, res, tmp, tag):
         res["dst_blocks"] = ",".join("%s:%s" % (b.get("id"), b.get("kind")) for b in rblocks)
         if s["exit"] == 0 and blocks and len(rblocks) == len(blocks):
             res["src_sha"] = "".join(sha(b["path"], b["size"]) for b in blocks)
-            res["dst_sha"] = "".join(sha(b["path"], b["size"]) for b in rblocks)
+            mine = {b.get("id"): b for b in rblocks}
+            res["dst_sha"] = "".join(sha(mine[b["id"]]["path"], b["size"]) if b["id"] in mine
+                                     else "missing" for b in blocks)
             res["hash_equal"] = int(res["src_sha"] == res["dst_sha"])
-            res["dst_qmp_status_after_hash"] = qmp_ask(
-                os.path.join(dst.dir, "mig", "lmig.qmp"), "query-status")["status"]
+            # What was hashed is each QEMU's own memfd (libvirt's pid files).
+            res["hashed_qemus_memfds"] = int(all(
+                b["path"].startswith("/proc/%d/fd/" % pid) and
+                os.readlink(b["path"]).startswith("/memfd:memory-backend-memfd")
+                for pid, bs in ((src_pid, blocks), (dst_pid, rblocks)) for b in bs))
+            res["dst_qmp_status_after_hash"] = qemu_status(dst)
+        if s["exit"] != 0:
+            # A failed migration: where the guest is now, as libvirt sees it.
+            res["src_tick_after_failure"] = advancing(src)
+            res["dst_domains_after_failure"] = len(dst.virsh("list", "--all", "--name")[1].split())
         if s["exit"] == 0:
             if not a.dst_running:
                 rc, out, err = dst.virsh("resume", name)
@@ -312,8 +327,7 @@ def migrate(a, res, tmp, tag):
             res["dst_first_tick"] = min(t) if t else 0
             res["dst_tick"] = advancing(dst)
             res["dst_domstate_running"] = domstate(dst, name)
-            res["dst_qmp_status_running"] = qmp_ask(os.path.join(dst.dir, "mig", "lmig.qmp"),
-                                                    "query-status")["status"]
+            res["dst_qmp_status_running"] = qemu_status(dst)
             # The destination made persistent with the plain definition (the
             # source's, without -incoming): the next boot does not wait.
             rc, out, err = dst.virsh("define", os.path.join(tmp, "src.xml"))
@@ -379,6 +393,8 @@ def main():
     ap.add_argument("--dst-source", default="memfd", choices=("memfd", "file"),
                     help="the destination's <memoryBacking><source type=...>; file: in"
                     " /dev/shm/TAG (qemu.conf's memory_backing_dir)")
+    ap.add_argument("--dst-mem", type=int, default=0,
+                    help="the destination's RAM, MiB, if not --mem (to see lmig refuse)")
     ap.add_argument("--boot-timeout", type=int, default=30)
     ap.add_argument("--timeout", type=int, default=60, help="lmig qemu send's limit, s")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
