@@ -240,7 +240,7 @@ static void check_ram(struct __test_metadata *_metadata, const char *res)
 	ASSERT_TRUE(state_is(res, "dst_domstate_after", "paused"));
 	ASSERT_STREQ("paused", json_str_or(res, "dst_qmp_status_after_hash", buf, sizeof(buf)));
 	ASSERT_EQ(1, json_num(res, "hash_equal"));
-	ASSERT_EQ(1, json_num(res, "hashed_qemus_memfds"));
+	ASSERT_EQ(1, json_num(res, "hashed_qemus_ram"));
 
 	/* virsh resume: the same guest goes on from the source's last tick. */
 	ASSERT_EQ(0, json_num(res, "dst_resume_exit"))

@@ -53,8 +53,15 @@ from qram import sha  # noqa: E402
 
 def domain_xml(a, name, uid, mig, partition, incoming):
     """The test domain; the destination's waits for its devices."""
-    extra = ""
+    extra = numa = ""
     source = a.dst_source if incoming else "memfd"
+    mem = a.dst_mem if incoming and a.dst_mem else a.mem
+    if a.numa:
+        # Two cells of different sizes: two RAM blocks, ram-node0 and ram-node1.
+        numa = ("  <cpu>\n    <numa>\n"
+                "      <cell id='0' cpus='0' memory='%d' unit='MiB'/>\n"
+                "      <cell id='1' cpus='1' memory='%d' unit='MiB'/>\n"
+                "    </numa>\n  </cpu>\n" % (mem * 5 // 8, mem - mem * 5 // 8))
     if incoming:
         extra = "    <qemu:arg value='-incoming'/>\n    <qemu:arg value='defer'/>\n"
     return """<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
@@ -66,7 +73,7 @@ def domain_xml(a, name, uid, mig, partition, incoming):
     <access mode='shared'/>
   </memoryBacking>
   <vcpu>2</vcpu>
-  <os>
+%(numa)s  <os>
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>%(kernel)s</kernel>
     <cmdline>guest_touch=%(touch)d guest_rate=%(rate)d</cmdline>
@@ -95,7 +102,7 @@ def domain_xml(a, name, uid, mig, partition, incoming):
     <qemu:arg value='unix:%(mig)s/lmig.qmp,server=on,wait=off'/>
 %(extra)s  </qemu:commandline>
 </domain>
-""" % {"name": name, "uuid": uid, "mem": a.dst_mem if incoming and a.dst_mem else a.mem, "kernel": a.elf, "touch": a.touch,
+""" % {"name": name, "uuid": uid, "mem": mem, "numa": numa, "kernel": a.elf, "touch": a.touch,
        "rate": a.rate, "qemu": a.qemu, "mig": mig, "partition": partition, "extra": extra,
        "source": source}
 
@@ -304,10 +311,13 @@ def migrate(a, res, tmp, tag):
             res["dst_sha"] = "".join(sha(mine[b["id"]]["path"], b["size"]) if b["id"] in mine
                                      else "missing" for b in blocks)
             res["hash_equal"] = int(res["src_sha"] == res["dst_sha"])
-            # What was hashed is each QEMU's own memfd (libvirt's pid files).
-            res["hashed_qemus_memfds"] = int(all(
-                b["path"].startswith("/proc/%d/fd/" % pid) and
-                os.readlink(b["path"]).startswith("/memfd:memory-backend-memfd")
+            # What was hashed is each QEMU's own memfd (libvirt's pid files),
+            # or with --dst-source file the destination's file.
+            res["hashed_qemus_ram"] = int(all(
+                (b["path"].startswith("/proc/%d/fd/" % pid) and
+                 os.readlink(b["path"]).startswith("/memfd:memory-backend-memfd"))
+                or (pid == dst_pid and b.get("kind") == "file" and
+                    b["path"].startswith(backing + "/"))
                 for pid, bs in ((src_pid, blocks), (dst_pid, rblocks)) for b in bs))
             res["dst_qmp_status_after_hash"] = qemu_status(dst)
         if s["exit"] != 0:
@@ -395,6 +405,8 @@ def main():
                     " /dev/shm/TAG (qemu.conf's memory_backing_dir)")
     ap.add_argument("--dst-mem", type=int, default=0,
                     help="the destination's RAM, MiB, if not --mem (to see lmig refuse)")
+    ap.add_argument("--numa", action="store_true",
+                    help="two NUMA cells (5/8 and 3/8 of the RAM): two RAM blocks")
     ap.add_argument("--boot-timeout", type=int, default=30)
     ap.add_argument("--timeout", type=int, default=60, help="lmig qemu send's limit, s")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
