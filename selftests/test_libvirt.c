@@ -46,7 +46,7 @@
  * `virsh define` of the plain XML must make the destination persistent
  * without -incoming for its next boot, and `virsh destroy` must remove
  * the source.  The guest is mkguest.sh --smp's (no operating system, it
- * boots in a second): about 15-20 s on 2 CPUs, 8 of them the first
+ * boots in a second): 14-23 s on 2 CPUs, 8 of them the first
  * libvirtd probing QEMU.
  */
 #include <limits.h>
