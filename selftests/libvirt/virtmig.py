@@ -127,7 +127,13 @@ class Host:
         for sub, target in BINDS:
             script.append("mount --bind %s %s" % (os.path.join(self.dir, sub), target))
         script.append("mount --bind %s %s" % (os.path.join(self.dir, "mig"), mig))
-        script.append("exec libvirtd --pid-file /run/libvirtd.pid")
+        # Both daemons on one CPU: libvirt keeps the QEMU capabilities it
+        # probed only while the host's CPUID reads the same, and here the
+        # two CPUs read differently, so a daemon on the other CPU than the
+        # source's threw the copied cache away and probed again (8 s).
+        # libvirt gives each QEMU all online CPUs again when it starts it.
+        script.append("exec taskset -c %d libvirtd --pid-file /run/libvirtd.pid"
+                      % min(os.sched_getaffinity(0)))
         self.script = "\n".join(script) + "\n"
 
     def start(self):
