@@ -270,9 +270,11 @@ static int backend_inode(struct qmp *q, struct qmem_texts *t, const char *id,
 }
 
 /*
- * Backend b's memfd among QEMU's descriptors.  Several of its size: the
- * one whose inode QEMU maps where it keeps b (backend_inode()); one: that
- * one, unless QEMU shows b mapped from another file.
+ * Backend b's memfd among QEMU's descriptors: the only one of its size,
+ * or of several the one whose inode QEMU maps where it keeps b
+ * (backend_inode()).  Only then is QEMU asked: its `info mtree -f` of a
+ * guest with many devices can outgrow QMP_REPLY_MAX, which ends the QMP
+ * connection.
  */
 static enum qmem_why memfd_of(struct qmp *q, struct qmem_texts *t, struct qmem_block *b)
 {
@@ -287,17 +289,15 @@ static enum qmem_why memfd_of(struct qmp *q, struct qmem_texts *t, struct qmem_b
 	}
 	if (n == 0)
 		return QMEM_NO_FD;
-	if (n > QMEM_MAX * 2)
-		return QMEM_AMBIGUOUS;
-	if (backend_inode(q, t, b->id, &major, &minor, &ino) == 0) {
+	if (n == 1) {
+		pick = 0;
+	} else if (n <= QMEM_MAX * 2 && !backend_inode(q, t, b->id, &major, &minor, &ino)) {
 		for (int i = 0; i < n; i++)
 			if (major(c[i].dev) == major && minor(c[i].dev) == minor &&
 			    (uint64_t)c[i].ino == ino)
 				pick = i;
 		if (pick < 0)
 			return QMEM_NO_FD;
-	} else if (n == 1) {
-		pick = 0;
 	} else {
 		return QMEM_AMBIGUOUS;
 	}

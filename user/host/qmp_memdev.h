@@ -10,14 +10,14 @@
  *   memory-backend-file    its mem-path (qom-get): a /dev/shm file, a
  *                          file on hugetlbfs
  *
- * QEMU names every memfd alike ("memfd:memory-backend-memfd"), so the
- * descriptor of a memfd backend is told by the inode QEMU maps where it
- * keeps the backend: `info mtree -f` gives a guest address of the
- * backend's region, `gpa2hva` QEMU's host address for it (naming the
- * region it found), /proc/PID/maps the inode mapped there, which is the
- * descriptor's (fstat).  A backend that no guest address maps (none of
- * these show it) is taken by its size when it is the only memfd of that
- * size, and refused (QMEM_AMBIGUOUS) rather than guessed when it is not.
+ * QEMU names every memfd alike ("memfd:memory-backend-memfd"): a memfd
+ * backend's descriptor is the only one of its size, or, of several, the
+ * one whose inode QEMU maps where it keeps the backend: `info mtree -f`
+ * gives a guest address of the backend's region, `gpa2hva` QEMU's host
+ * address for it (naming the region it found), /proc/PID/maps the inode
+ * mapped there, which is the descriptor's (fstat).  A backend of such a
+ * size that no guest address maps is refused (QMEM_AMBIGUOUS) rather than
+ * guessed.
  * Backends without share=on are QEMU's to migrate.
  */
 #ifndef LMIG_QMP_MEMDEV_H
