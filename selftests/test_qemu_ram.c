@@ -52,7 +52,7 @@
  *
  * SKIP only when QEMU, the kernel or gcc's static or -m32 libraries are
  * missing (huge: also when this is not root, who alone can reserve huge
- * pages and mount hugetlbfs).  About 1 s, 10 s and 2-3 s on 2 CPUs at
+ * pages and mount hugetlbfs).  About 1 s, 10 s and 2-5 s on 2 CPUs at
  * load 3-15.
  */
 #include <limits.h>
