@@ -205,7 +205,7 @@ static int take_image(struct image_receiver *r, const struct hello_info *hi, con
 	case 0:
 		r->out_ok = true;
 		if (image_map_output(r)) {
-			*err = errno;
+			*err = r->out.err;
 			return *why = "the receiver cannot map the image (hugetlbfs)", LMIG_ST_IO;
 		}
 		return 0;

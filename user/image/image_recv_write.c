@@ -95,8 +95,10 @@ int image_map_output(struct image_receiver *r)
 	 * fallocate() before it is touched (map_populate()).
 	 */
 	m = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, r->out.fd, 0);
-	if (m == MAP_FAILED)
-		return lmig_err_errno(errno, "cannot map %s (hugetlbfs)", r->out.tmp);
+	if (m == MAP_FAILED) {
+		r->out.err = errno;
+		return lmig_err_errno(r->out.err, "cannot map %s (hugetlbfs)", r->out.tmp);
+	}
 	r->map = m;
 	return 0;
 }
