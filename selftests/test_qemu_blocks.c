@@ -15,7 +15,8 @@
  *                                    two 16 MiB memfd backends, region
  *                                    names that only begin alike, replies
  *                                    for other regions or none, anonymous
- *                                    memory, addresses at the edges
+ *                                    memory, addresses at the edges, lines
+ *                                    blank or cut short
  *   qlink_match (live/qemu_link.c)   the destination's answer to a HELLO:
  *                                    blocks matched by id and size in the
  *                                    source's order; a size or an id that
@@ -183,6 +184,11 @@ TEST(mtree_ranges_of_a_region)
 	EXPECT_EQ(1, qmem_mtree_gpas(mtree72, "vga.vram", g, 8));
 	EXPECT_EQ(0, qmem_mtree_gpas(mtree72, "", g, 8));
 	EXPECT_EQ(0, qmem_mtree_gpas("", "ram0", g, 8));
+	/* A line is scanned on its own: a blank one before a range does not count it twice. */
+	EXPECT_EQ(1, qmem_mtree_gpas("\n  0000000000000000-000000000009ffff (prio 0, ram): ram0\n",
+				     "ram0", g, 8));
+	EXPECT_EQ(0, qmem_mtree_gpas("  0000000000000000-000000000009ffff (prio 0, ram):\nram0\n",
+				     "ram0", g, 8));
 }
 
 TEST(gpa2hva_names_the_region)
@@ -234,6 +240,9 @@ TEST(maps_inode_at_an_address)
 	EXPECT_EQ(-1, qmem_maps_find(maps72, 0x7fff1ba15fffULL, &ma, &mi, &ino));
 	EXPECT_EQ(-1, qmem_maps_find(maps72, 0x1000, &ma, &mi, &ino));
 	EXPECT_EQ(-1, qmem_maps_find("", 0x1000, &ma, &mi, &ino));
+	/* A line cut short does not take its inode from the next one. */
+	EXPECT_EQ(-1, qmem_maps_find("1000-2000 rw-s 00000000 00:01\n42 /memfd:x\n", 0x1000, &ma, &mi,
+				     &ino));
 	EXPECT_EQ(9, ino);
 }
 

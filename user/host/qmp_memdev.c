@@ -61,11 +61,34 @@ static bool name_is(const char *p, const char *id)
 	return n && !strncmp(p, id, n) && (!p[n] || strchr(" \r\n", p[n]));
 }
 
+/*
+ * The line at *cur into buf (NUL-terminated, cut at len - 1), *cur on to
+ * the next one: a field scanned in buf never runs on into the next line.
+ * 0 at the text's end.
+ */
+static int next_line(const char **cur, char *buf, size_t len)
+{
+	const char *p = *cur, *nl;
+	size_t n;
+
+	if (!p || !*p)
+		return 0;
+	nl = strchr(p, '\n');
+	n = nl ? (size_t)(nl - p) : strlen(p);
+	*cur = nl ? nl + 1 : p + n;
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, p, n);
+	buf[n] = 0;
+	return 1;
+}
+
 int qmem_mtree_gpas(const char *text, const char *id, uint64_t *gpa, int max)
 {
+	char ln[512];
 	int found = 0;
 
-	for (const char *ln = text; ln && *ln; ln = strchr(ln, '\n'), ln = ln ? ln + 1 : NULL) {
+	while (next_line(&text, ln, sizeof(ln))) {
 		unsigned long long start, end;
 		int pos = -1;
 
@@ -106,7 +129,9 @@ int qmem_hva_parse(const char *reply, const char *id, uint64_t *hva)
 int qmem_maps_find(const char *maps, uint64_t addr, unsigned int *major, unsigned int *minor,
 		   uint64_t *ino)
 {
-	for (const char *ln = maps; ln && *ln; ln = strchr(ln, '\n'), ln = ln ? ln + 1 : NULL) {
+	char ln[512];
+
+	while (next_line(&maps, ln, sizeof(ln))) {
 		unsigned long long a, b, off, inode;
 		unsigned int ma, mi;
 
