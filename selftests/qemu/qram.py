@@ -25,6 +25,20 @@ memory-backend-file in /dev/shm):
              continue from the source's
   noshared   a QEMU whose RAM is not shared (plain -m): lmig qemu send
              exits 1 with one line
+  huge       a source of its own with three memfd backends, two of one
+             size (20 MiB) and the last huge pages (hugetlb=on, 24 MiB, the
+             guest writing its first 8); the destination has memfds for
+             the two and, for the last, a file on a hugetlbfs mount of its
+             own, filled with 0xaa before its QEMU starts (the zero pages
+             must be stored, not assumed), its backends created in the
+             other order (the two memfds' descriptors swapped, as seen
+             from the source's); the huge pages it takes are
+             reserved (vm.nr_hugepages) for the case and given back after.  The migration completes; each block's
+             hash (the receiver's descriptors and file) equals the
+             source's, and the guest's memory as each QEMU reads it
+             (pmemsave, the RAM below 640 KiB and from 1 MiB on) is equal
+             too, which does not rest on lmig's matching of memfds; after
+             `cont` the guest's ticks continue from the source's
 
 Everything it starts is killed, every file it made removed.  Exit status
 0 when it got as far as a result, 4 when QEMU or the kernel is missing.
@@ -32,6 +46,7 @@ Everything it starts is killed, every file it made removed.  Exit status
 import argparse
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import signal
@@ -46,16 +61,20 @@ from qmig import QMP, QMPError, Proc  # noqa: E402
 TAG = "lmig-qram"
 
 
-def qemu_argv(a, name, work, ram, incoming=False, kernel=True, mem=0):
+def qemu_argv(a, name, work, ram, incoming=False, kernel=True, mem=0, backwards=False):
     argv = [a.qemu, "-accel", "tcg", "-m", str(mem or a.mem), "-nographic", "-no-reboot",
             "-nic", "none", "-name", name, "-monitor", "none",
             "-serial", "file:" + os.path.join(work, name + ".serial"),
             "-qmp", "unix:%s,server=on,wait=off" % os.path.join(work, name + ".qmp"),
             "-qmp", "unix:%s,server=on,wait=off" % os.path.join(work, name + "-lmig.qmp")]
     if isinstance(ram, list):
-        # Two NUMA nodes, one backend each: two RAM blocks.
-        for i, spec in enumerate(ram):
-            argv += ["-object", spec + ",id=ram%d" % i, "-numa", "node,memdev=ram%d" % i]
+        # NUMA nodes, one backend each: a RAM block each.  backwards: QEMU
+        # creates the backends (its memfds) last node first.
+        objs = [["-object", spec + ",id=ram%d" % i] for i, spec in enumerate(ram)]
+        for o in (objs[::-1] if backwards else objs):
+            argv += o
+        for i in range(len(ram)):
+            argv += ["-numa", "node,memdev=ram%d" % i]
     elif ram:
         argv += ["-object", ram + ",id=ram0", "-machine", "memory-backend=ram0"]
     if kernel and a.guest == "smp":
@@ -77,10 +96,11 @@ def qemu_argv(a, name, work, ram, incoming=False, kernel=True, mem=0):
 
 
 class Side:
-    def __init__(self, a, name, ram, incoming=False, kernel=True, mem=0):
+    def __init__(self, a, name, ram, incoming=False, kernel=True, mem=0, backwards=False):
         self.name = name
         self.work = a.work
-        self.proc = Proc(name, qemu_argv(a, name, a.work, ram, incoming, kernel, mem), a.work)
+        self.proc = Proc(name, qemu_argv(a, name, a.work, ram, incoming, kernel, mem, backwards),
+                         a.work)
         self.qmp = QMP(os.path.join(a.work, name + ".qmp"))
         self.lmig_qmp = os.path.join(a.work, name + "-lmig.qmp")
 
@@ -348,6 +368,118 @@ def case_migrate(a, src, res):
                 os.unlink(f)
 
 
+HUGE_MB = 24        # the huge-page block of the "huge" case
+
+
+def huge_reserve(pages):
+    """Reserve pages more huge pages (2 MiB); the old count, or raise."""
+    path = "/proc/sys/vm/nr_hugepages"
+    with open(path) as f:
+        old = int(f.read())
+    with open(path, "w") as f:
+        f.write(str(old + pages))
+    with open(path) as f:
+        got = int(f.read())
+    if got < old + pages:
+        with open(path, "w") as f:
+            f.write(str(old))
+        raise OSError("cannot reserve %d huge pages (vm.nr_hugepages %d, asked %d)"
+                      % (pages, got, old + pages))
+    return old
+
+
+def fill_hugetlbfs(path, size, byte):
+    """A file on hugetlbfs of size bytes of byte (it takes no write(2))."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.ftruncate(fd, size)
+        with mmap.mmap(fd, size, mmap.MAP_SHARED) as m:
+            m[:] = bytes([byte]) * size
+    finally:
+        os.close(fd)
+
+
+def pmem_sha(side, mem_mb):
+    """The guest's RAM as its QEMU reads it (pmemsave): below 640 KiB and
+    from 1 MiB on (what lies between is ROM and VGA, not RAM)."""
+    out = []
+    for start, end in ((0, 0xa0000), (0x100000, mem_mb << 20)):
+        f = os.path.join(side.work, "%s-pmem-%x" % (side.name, start))
+        side.qmp.cmd("pmemsave", val=start, size=end - start, filename=f)
+        out.append(sha(f, end - start))
+        os.unlink(f)
+    return "".join(out)
+
+
+def case_huge(a, res):
+    sizes = [(a.mem - HUGE_MB) // 2, (a.mem - HUGE_MB) // 2, HUGE_MB]
+    mnt = os.path.join(a.work, "hugetlbfs")
+    hfile = os.path.join(mnt, "dst-ram2")
+    src = dst = None
+    old = None
+    mounted = False
+    out = {}
+    try:
+        old = huge_reserve(2 * HUGE_MB // 2)    # the source's block and the destination's
+        os.makedirs(mnt, exist_ok=True)
+        subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "none", mnt], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        mounted = True
+        fill_hugetlbfs(hfile, HUGE_MB << 20, 0xaa)
+        src = Side(a, "src-huge", ["memory-backend-memfd,size=%dM,share=on%s"
+                                   % (m, ",hugetlb=on,hugetlbsize=2M" if i == 2 else "")
+                                   for i, m in enumerate(sizes)])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(src.ticks()) < 3:
+            if not src.proc.alive():
+                raise QMPError("the source QEMU exited: " + src.proc.text())
+            time.sleep(0.1)
+        dst = Side(a, "dst-huge", ["memory-backend-file,size=%dM,mem-path=%s,share=on" % (m, hfile)
+                                   if i == 2 else "memory-backend-memfd,size=%dM,share=on" % m
+                                   for i, m in enumerate(sizes)], incoming=True, backwards=True)
+        t0 = time.monotonic()
+        recv, send = lmig_pair(a, "huge", src, dst, a.send_args.split())
+        s = outcome(a, "huge", send, "send", a.timeout)
+        r = outcome(a, "huge", recv, "recv", 30)
+        out.update(send=s, recv=r, secs=round(time.monotonic() - t0, 2), src_status=src.status(),
+                   dst_status_before_cont=dst.status(), src_last_tick=src.last_tick())
+        sb = s["json"].get("blocks") or []
+        rb = r["json"].get("blocks") or []
+        out["blocks"] = [(b.get("id"), b.get("kind"), b.get("hugetlb"), b.get("pages_zero"))
+                         for b in sb]
+        out["dst_blocks"] = [(b.get("id"), b.get("kind"), b.get("hugetlb"), b.get("path"))
+                             for b in rb]
+        if s["exit"] == 0 and r["exit"] == 0 and len(sb) == 3 and len(rb) == 3:
+            # Each side's blocks through the files its lmig wrote and read.
+            out["src_sha"] = [sha(b["path"], b["size"]) for b in sb]
+            out["dst_sha"] = [sha(b["path"], b["size"]) for b in rb]
+            out["src_pmem"] = pmem_sha(src, a.mem)
+            out["dst_pmem"] = pmem_sha(dst, a.mem)
+            out["dst_status_after_hash"] = dst.status()
+            dst.qmp.cmd("cont")
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not dst.ticks():
+                time.sleep(0.1)
+            t = dst.ticks()
+            out["dst_first_tick"] = t[0] if t else 0
+            out["dst_tick"] = advancing(dst)
+            out["dst_status"] = dst.status()
+    finally:
+        res["huge"] = out
+        for side in (dst, src):
+            if side:
+                side.stop()
+        if os.path.exists(hfile):
+            os.unlink(hfile)
+        if mounted:
+            subprocess.run(["umount", mnt], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if os.path.isdir(mnt):
+            os.rmdir(mnt)
+        if old is not None:
+            with open("/proc/sys/vm/nr_hugepages", "w") as f:
+                f.write(str(old))
+
+
 def case_noshared(a, res):
     q = Side(a, "noshared", None, kernel=False)
     try:
@@ -415,6 +547,28 @@ def flat(res):
                  migrate_bytes_wire=sj.get("bytes_wire", 0), migrate_blocks=m.get("blocks", 0),
                  migrate_total_ms=sj.get("total_ms", 0), migrate_qemu_total_ms=sj.get("qemu_total_ms", -1),
                  migrate_dev_bytes=res.get("dev_bytes", -1))
+    h = res.get("huge")
+    if h and "send" in h:
+        sj = h["send"]["json"]
+        f.update(huge_send_exit=h["send"]["exit"], huge_recv_exit=h["recv"]["exit"],
+                 huge_send_err=h["send"]["stderr"][-200:], huge_recv_err=h["recv"]["stderr"][-200:],
+                 huge_qemu_status=sj.get("qemu_status", ""),
+                 huge_recv_qemu_status=h["recv"]["json"].get("qemu_status", ""),
+                 huge_src_status=h["src_status"], huge_dst_before=h["dst_status_before_cont"],
+                 huge_dst_after_hash=h.get("dst_status_after_hash", ""),
+                 huge_blocks=len(h["blocks"]),
+                 huge_src_hugetlb=",".join(str(b[0]) for b in h["blocks"] if b[2]),
+                 huge_dst_hugetlb=",".join(str(b[0]) for b in h["dst_blocks"] if b[2]),
+                 huge_dst_memfds=",".join(sorted(str(b[0]) for b in h["dst_blocks"]
+                                                 if b[1] == "memfd")),
+                 huge_zero_pages=sum(b[3] or 0 for b in h["blocks"] if b[2]),
+                 huge_dst_fds_differ=len({b[3] for b in h["dst_blocks"]}) == 3,
+                 huge_hash_equal=bool(h.get("src_sha")) and h.get("src_sha") == h.get("dst_sha"),
+                 huge_pmem_equal=bool(h.get("src_pmem")) and h.get("src_pmem") == h.get("dst_pmem"),
+                 huge_src_last_tick=h["src_last_tick"], huge_dst_first_tick=h.get("dst_first_tick", 0),
+                 huge_dst_tick=h.get("dst_tick", 0), huge_dst_status=h.get("dst_status", ""),
+                 huge_secs=h["secs"], huge_rounds=(sj.get("blocks") or [{}])[0].get("rounds", 0),
+                 huge_qemu_downtime_ms=sj.get("qemu_downtime_ms", -1))
     return f
 
 
@@ -429,7 +583,7 @@ def main():
                     help="Debian's kernel and guest.c, or mkguest.sh --smp's guest without an OS")
     ap.add_argument("--blocks", type=int, default=1, choices=(1, 2),
                     help="RAM blocks: 2 gives the guest two NUMA nodes, a backend each")
-    ap.add_argument("--cases", default="refused,cancel,killed,migrate,noshared")
+    ap.add_argument("--cases", default="refused,cancel,killed,migrate,noshared,huge")
     ap.add_argument("--tracker", default="scan")
     ap.add_argument("--send-args", default="", help="more options of lmig qemu send (migrate case)")
     ap.add_argument("--addr", default="127.0.0.1", help="the destination's address")
@@ -459,6 +613,8 @@ def main():
     try:
         if "noshared" in cases:
             case_noshared(a, res)
+        if "huge" in cases:
+            case_huge(a, res)
         if set(cases) & {"refused", "cancel", "killed", "migrate"}:
             src = Side(a, "src", src_ram(a))
             deadline = time.monotonic() + 60

@@ -76,8 +76,8 @@ static void usage_qemu_recv(void)
 	       "Receive a guest from 'lmig qemu send' into the destination QEMU behind\n"
 	       "DST.sock, started with -incoming defer and the same shared RAM backends\n"
 	       "(ids and sizes) as the source, e.g. memory-backend-file with\n"
-	       "mem-path=/dev/shm/NAME,share=on, or memfd (not huge pages: lmig writes\n"
-	       "with writev, which hugetlbfs does not take).  Each RAM block is written in\n"
+	       "mem-path=/dev/shm/NAME,share=on, a memfd, or huge pages (hugetlb=on, a\n"
+	       "file on hugetlbfs: written through a mapping).  Each RAM block is written in\n"
 	       "place into the file QEMU maps (QEMU runs no guest code before its devices\n"
 	       "arrive, which is after every block's verified commit); lmig sets\n"
 	       "x-ignore-shared, issues migrate-incoming on a unix socket of its own and\n"
@@ -132,8 +132,9 @@ void qemu_memdev_error(const char *cmd, enum qmem_why why, const char *detail)
 			 " it migrates through QEMU's own stream, with 'lmig pipe'");
 		return;
 	case QMEM_AMBIGUOUS:
-		lmig_err("RAM backend %s: two memfd backends of its size, QEMU names them alike"
-			 " (give them different sizes, or use memory-backend-file)", detail);
+		lmig_err("RAM backend %s: QEMU holds several memfds of its size and maps it at"
+			 " no guest address that tells which (give it its own size, or use"
+			 " memory-backend-file)", detail);
 		return;
 	case QMEM_NO_FD:
 		lmig_err("RAM backend %s: its memfd is not among QEMU's descriptors (is the QMP"

@@ -5,7 +5,7 @@
  * their files over QMP, has QEMU listen for its own stream on a unix
  * socket (migrate-incoming), accepts `lmig qemu send`, receives each RAM
  * block in place into the file QEMU maps (one image_recv each, side by
- * side), relays QEMU's stream, and reports QEMU's result back.  QEMU runs
+ * side; a block on hugetlbfs is written through a mapping of its file), relays QEMU's stream, and reports QEMU's result back.  QEMU runs
  * no guest code before its devices arrived, which come only after every
  * block's verified commit: nothing reads the RAM while it is written.
  * On any failure the destination QEMU is told to quit.
@@ -177,14 +177,6 @@ int qemu_recv_run(const struct qemu_args *a, struct qemu_result *r)
 			qemu_memdev_error("qemu recv", mw, detail);
 		goto quit;
 	}
-	for (unsigned int i = 0; i < nmine; i++)
-		if (mine[i].hugetlb) {
-			/* The receiver writes with writev(2), which hugetlbfs does not take. */
-			lmig_err("RAM backend %s is huge pages (hugetlbfs): the destination's RAM"
-				 " must be a memfd without hugetlb or a file on tmpfs (/dev/shm)",
-				 mine[i].id);
-			goto quit;
-		}
 	r->stage = "incoming";
 	snprintf(sock, sizeof(sock), "/tmp/lmig-qemu-dst-%d.sock", (int)getpid());
 	snprintf(uri, sizeof(uri), "unix:%s", sock);

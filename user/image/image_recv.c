@@ -204,6 +204,10 @@ static int take_image(struct image_receiver *r, const struct hello_info *hi, con
 		dst_image_create(&r->out, r->o->out, hi->image_size)) {
 	case 0:
 		r->out_ok = true;
+		if (image_map_output(r)) {
+			*err = r->out.err;
+			return *why = "the receiver cannot map the image (hugetlbfs)", LMIG_ST_IO;
+		}
 		return 0;
 	case -2:
 		return *why = "image larger than the free space at the receiver", LMIG_ST_SIZE;
@@ -406,6 +410,7 @@ out:
 	free(r.link);
 	if (r.pool)
 		munmap(r.pool, (size_t)NPOOL * LMIG_PAGE_SIZE);
+	image_unmap_output(&r);
 	free(r.wops);
 	free(r.ch);
 	free(r.hashes);

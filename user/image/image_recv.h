@@ -6,6 +6,7 @@
  *   image_recv.c          set-up, the handshake, receives, the main loop
  *   image_recv_frames.c   a channel's frames: headers, descriptors, pages, rounds
  *   image_recv_write.c    buffers and pool pages held by writes, writes to the output
+ *                         (an output on hugetlbfs: copies into its mapping)
  *   image_recv_commit.c   the image digest, --verify-readback, the commit
  */
 #ifndef LMIG_IMAGE_RECV_H
@@ -53,6 +54,7 @@ struct wop {
 	enum wop_kind kind;
 	uint64_t off;
 	size_t len;
+	int map_err;			/* a mapped output's copy failed: this errno */
 	int next_free;
 };
 
@@ -114,6 +116,8 @@ struct image_receiver {
 	uint32_t round;			/* the round being received */
 	unsigned int at_barrier;	/* channels in PS_BARRIER */
 	bool no_punch;			/* the output's filesystem cannot punch holes */
+	uint8_t *map;			/* an output on hugetlbfs: written through this mapping */
+	uint64_t map_len, hpage;	/* ... its length, the huge page size */
 	uint8_t *pool;
 	int pool_free[NPOOL];
 	unsigned int npool_free;
@@ -151,6 +155,8 @@ void image_add_write(struct image_receiver *r, struct image_rx_chan *ch, uint64_
 		     struct ref ref);
 void image_add_zero(struct image_receiver *r, uint64_t idx, uint64_t n);
 int image_write_done(struct image_receiver *r, int w, int res);
+int image_map_output(struct image_receiver *r);
+void image_unmap_output(struct image_receiver *r);
 
 /* image_recv_frames.c */
 void image_start_frame(struct image_rx_chan *ch);

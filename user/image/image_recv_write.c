@@ -3,12 +3,22 @@
  * Receiver engine: what a write holds on to (a receive buffer, counted,
  * or a page of the pool) and the writes themselves, page runs written
  * with IORING_OP_WRITEV and zero runs punched out of the output.
+ *
+ * An output on hugetlbfs takes neither write(2) nor holes smaller than
+ * its huge page: it is mapped (MAP_SHARED) and each write is a copy into
+ * the mapping, zero runs included, done here in the receiver's thread;
+ * an IORING_OP_NOP then completes it through the ring like any other, so
+ * the buffers, the round barrier and the commit see no difference.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
 
 #include <linux/falloc.h>
+#include <linux/magic.h>
 
 #include "lib/clock.h"
 #include "lib/err.h"
@@ -68,12 +78,90 @@ static void zero_iovs(struct wop *op)
 	}
 }
 
+/* ---- an output on hugetlbfs: written through a mapping ---------------- */
+
+int image_map_output(struct image_receiver *r)
+{
+	struct statfs fs;
+	void *m;
+
+	if (fstatfs(r->out.fd, &fs) || fs.f_type != HUGETLBFS_MAGIC)
+		return 0;
+	r->hpage = (uint64_t)fs.f_bsize;	/* hugetlbfs: its huge page size */
+	r->map_len = (r->hi.image_size + r->hpage - 1) / r->hpage * r->hpage;
+	/*
+	 * No reservation of this mapping's own: the pages are the file's
+	 * (QEMU's mapping reserved them), and each range is allocated by
+	 * fallocate() before it is touched (map_populate()).
+	 */
+	m = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, r->out.fd, 0);
+	if (m == MAP_FAILED) {
+		r->out.err = errno;
+		return lmig_err_errno(r->out.err, "cannot map %s (hugetlbfs)", r->out.tmp);
+	}
+	r->map = m;
+	return 0;
+}
+
+void image_unmap_output(struct image_receiver *r)
+{
+	if (r->map)
+		munmap(r->map, r->map_len);
+	r->map = NULL;
+}
+
+/*
+ * Allocate the huge pages under [off, off + len) that the file does not
+ * hold yet (fallocate skips those it holds).  A huge page that cannot be
+ * had is then this error, where a store into the mapping would be a
+ * SIGBUS.  0 or an errno.
+ */
+static int map_populate(struct image_receiver *r, uint64_t off, uint64_t len)
+{
+	uint64_t a = off - off % r->hpage, b = off + len;
+
+	if (b % r->hpage)
+		b += r->hpage - b % r->hpage;
+	while (fallocate(r->out.fd, FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(b - a)))
+		if (errno != EINTR)
+			return errno;
+	return 0;
+}
+
+/*
+ * The write op describes, into the mapping.  Zero runs are stored as
+ * zeros, never punched: hugetlbfs punches only whole huge pages (a
+ * kernel before 6.2 leaves the rest of a range as it was, without an
+ * error), and a punched page also loses its reservation, so the guest
+ * could later find no huge page to fault in.  0 or an errno.
+ */
+static int map_write(struct image_receiver *r, const struct wop *op)
+{
+	uint8_t *dst = r->map + op->off;
+	int err = map_populate(r, op->off, op->len);
+
+	if (err)
+		return err;
+	if (op->kind != WOP_DATA) {
+		memset(dst, 0, op->len);
+		return 0;
+	}
+	for (unsigned int i = op->first_iov; i < op->niov; i++) {
+		memcpy(dst, op->iov[i].iov_base, op->iov[i].iov_len);
+		dst += op->iov[i].iov_len;
+	}
+	return 0;
+}
+
 void image_wop_submit(struct image_receiver *r, int w)
 {
 	struct wop *op = &r->wops[w];
 	struct io_uring_sqe *sqe = uring_get_sqe(&r->ring);
 
-	if (op->kind == WOP_PUNCH)
+	if (r->map) {
+		op->map_err = map_write(r, op);
+		io_uring_prep_nop(sqe);
+	} else if (op->kind == WOP_PUNCH)
 		io_uring_prep_fallocate(sqe, r->out.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 					op->off, op->len);
 	else
@@ -172,11 +260,31 @@ void image_add_zero(struct image_receiver *r, uint64_t idx, uint64_t n)
 	image_wop_submit(r, w);
 }
 
+/* A write is complete: its buffers and its slot go back. */
+static void wop_release(struct image_receiver *r, int w)
+{
+	struct wop *op = &r->wops[w];
+
+	/* Backwards: the pool hands its pages out again in ascending order. */
+	for (unsigned int i = op->nref; i-- > 0;)
+		image_ref_put(r, op->ref[i]);
+	op->next_free = r->wop_free;
+	r->wop_free = w;
+}
+
 int image_write_done(struct image_receiver *r, int w, int res)
 {
 	struct wop *op = &r->wops[w];
 
 	r->writes_inflight--;
+	if (r->map) {
+		/* Copied when submitted (map_write()): the NOP only brings it here. */
+		if (op->map_err)
+			return fail(r, LMIG_ST_IO, "writing %s: %s", r->out.tmp,
+				    strerror(op->map_err));
+		wop_release(r, w);
+		return 0;
+	}
 	if (op->kind == WOP_PUNCH) {
 		if (res == -EOPNOTSUPP || res == -ENOSYS || res == -EINVAL) {
 			/* No holes here (or no fallocate in io_uring): write the zeros. */
@@ -212,10 +320,6 @@ int image_write_done(struct image_receiver *r, int w, int res)
 		image_wop_submit(r, w);
 		return 0;
 	}
-	/* Backwards: the pool hands its pages out again in ascending order. */
-	for (unsigned int i = op->nref; i-- > 0;)
-		image_ref_put(r, op->ref[i]);
-	op->next_free = r->wop_free;
-	r->wop_free = w;
+	wop_release(r, w);
 	return 0;
 }
