@@ -36,6 +36,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -98,6 +99,52 @@ def digest(path, size):
     return h.hexdigest(), nonzero
 
 
+class KmodStats(threading.Thread):
+    """lmig.ko's own counts of the session (its debugfs file, gone with
+    the session: read every 0.2 s, the last kept) and its probes' missed
+    hits, for the log: what made a harvest report a page."""
+
+    DBG = "/sys/kernel/debug/lmig"
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.last = {}
+        self.missed = []
+
+    def probes(self):
+        try:
+            with open(os.path.join(self.DBG, "probes")) as f:
+                m = re.search(r"^missed (\d+)", f.read(), re.M)
+                return int(m.group(1)) if m else -1
+        except OSError:
+            return -1
+
+    def run(self):
+        self.missed.append(self.probes())
+        while not self.stop.wait(0.2):
+            try:
+                names = [n for n in os.listdir(self.DBG) if n != "probes"]
+            except OSError:
+                return
+            for n in names:
+                try:
+                    with open(os.path.join(self.DBG, n)) as f:
+                        kv = dict(ln.split(None, 1) for ln in f.read().splitlines() if " " in ln)
+                    self.last = {k: int(v) for k, v in kv.items() if v.strip().isdigit()}
+                except (OSError, ValueError):
+                    pass
+
+    def result(self):
+        self.stop.set()
+        self.join()
+        self.missed.append(self.probes())
+        keep = ("harvests", "dirty", "notified", "presence", "rescans", "events")
+        r = {k: self.last[k] for k in keep if k in self.last}
+        r["probes_missed"] = self.missed[-1] - self.missed[0] if -1 not in self.missed else -1
+        return r
+
+
 def progress(a):
     """lmig qemu send's progress, a line a round (stderr is no terminal):
     [seconds, round, dirty MB/s, predicted downtime ms] each."""
@@ -139,8 +186,13 @@ def migrate(a, src, res):
     try:
         t0 = time.monotonic()
         res["src_tick_at_send"] = src.last_tick()
+        stats = KmodStats() if a.tracker == "kmod" and os.path.isdir(KmodStats.DBG) else None
+        if stats:
+            stats.start()
         recv, send = lmig_pair(a, src, dst)
         s = outcome(a, "migrate", send, "send", a.timeout)
+        if stats:
+            res["kmod_stats"] = stats.result()
         r = outcome(a, "migrate", recv, "recv", 30)
         res.update(secs=round(time.monotonic() - t0, 2), send_exit=s["exit"],
                    recv_exit=r["exit"], recv_status=r["json"].get("status", ""),
@@ -187,9 +239,9 @@ def main():
     ap.add_argument("--tracker", required=True)
     ap.add_argument("--lmig", default=os.path.join(REPO, "user", "lmig"))
     ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
-    ap.add_argument("--mem", type=int, default=32, help="guest RAM, MiB")
-    ap.add_argument("--touch", type=int, default=16, help="MiB the guest fills and rewrites")
-    ap.add_argument("--rate", type=int, default=4, help="MB/s it rewrites")
+    ap.add_argument("--mem", type=int, default=40, help="guest RAM, MiB")
+    ap.add_argument("--touch", type=int, default=24, help="MiB the guest fills and rewrites")
+    ap.add_argument("--rate", type=int, default=2, help="MB/s it rewrites")
     ap.add_argument("--send-args", default="--bandwidth 8M --compress none --throttle off",
                     help="more options of lmig qemu send")
     ap.add_argument("--timeout", type=float, default=90, help="s for the migration")

@@ -58,6 +58,8 @@ for e in raw_syscalls/sys_enter raw_syscalls/sys_exit sched/sched_process_fork \
 	echo 1 2>/dev/null >"$t/events/$e/enable" || true
 done
 [ $mounted = 0 ] || umount $t || true
+# lmig.ko's counts of each session, for the log (qemu-ram-kvm.py).
+grep -q " /sys/kernel/debug " /proc/mounts || mount -t debugfs none /sys/kernel/debug 2>/dev/null || true
 loaded=0
 if [ -z "$ko" ]; then
 	echo "qram module skip no lmig.ko given"
