@@ -24,12 +24,15 @@
  * Then, in the same boot (vm/qemu-ram-kvm-host.sh builds lmig.ko for the
  * VM's kernel, vm/qemu-ram-kvm.sh loads it once qemu-kvm.sh is done),
  * lmig qemu send/recv on the same guest with one vCPU under KVM, its
- * 32 MiB of RAM a shared memfd, vCPU 0 filling 16 MiB and rewriting it at
- * 8 MB/s (vm/qemu-ram-kvm.py), once per tracker:
+ * 40 MiB of RAM a shared memfd, vCPU 0 filling 24 MiB and rewriting it at
+ * 2 MB/s (vm/qemu-ram-kvm.py), once per tracker:
  *
  *   ram_kmod, ram_soft_dirty   --tracker kmod (lmig.ko) and soft-dirty,
- *         --bandwidth 8M so that the guest's writes land between live
- *         rounds (three rounds at least, the last one in QEMU's pause):
+ *         --bandwidth 8M --compress none, so that the first round takes
+ *         seconds and the guest's writes land between live rounds (three
+ *         rounds at least, the last one in QEMU's pause), while it still
+ *         dirties a quarter of what the link carries and converges under
+ *         load:
  *         both lmig sides and both QEMUs completed; with the source
  *         stopped (postmigrate) and the destination held by -S, the
  *         destination's RAM file hashes as the source's memfd (and holds
@@ -287,15 +290,15 @@ static bool boot_load(struct boot *b)
 {
 	char f[PATH_MAX], *code, *err;
 
-	boot_file(f, sizeof(f), getppid(), "code");
+	boot_file(f, sizeof(f), harness_pid, "code");
 	code = slurp(f);
 	if (!code)
 		return false;
 	b->code = atoi(code);
 	free(code);
-	boot_file(f, sizeof(f), getppid(), "out");
+	boot_file(f, sizeof(f), harness_pid, "out");
 	b->out = slurp(f) ?: strdup("");
-	boot_file(f, sizeof(f), getppid(), "err");
+	boot_file(f, sizeof(f), harness_pid, "err");
 	err = slurp(f);
 	snprintf(b->err, sizeof(b->err), "%s", err ?: "");
 	free(err);
@@ -307,11 +310,11 @@ static void boot_save(const struct boot *b)
 {
 	char f[PATH_MAX], tmp[PATH_MAX + 8], code[16];
 
-	boot_file(f, sizeof(f), getppid(), "out");
+	boot_file(f, sizeof(f), harness_pid, "out");
 	file_write(f, b->out, strlen(b->out));
-	boot_file(f, sizeof(f), getppid(), "err");
+	boot_file(f, sizeof(f), harness_pid, "err");
 	file_write(f, b->err, strlen(b->err));
-	boot_file(f, sizeof(f), getppid(), "code");
+	boot_file(f, sizeof(f), harness_pid, "code");
 	snprintf(tmp, sizeof(tmp), "%s.tmp", f);
 	snprintf(code, sizeof(code), "%d", b->code);
 	if (file_write(tmp, code, strlen(code)) == 0)
@@ -586,6 +589,7 @@ static void qemu_ram(struct __test_metadata *_metadata, FIXTURE_DATA(nest) *self
 	static char j[16384];
 	char tag[64], buf[4096], sha[128];
 	long long at_send, last, first, touch_pages, rounds;
+	const char *ran;
 
 	if (!booted(_metadata, self))
 		return;
@@ -659,6 +663,10 @@ static void qemu_ram(struct __test_metadata *_metadata, FIXTURE_DATA(nest) *self
 	EXPECT_STREQ("running", qs(j, "dst_status"));
 	TH_LOG("time: guest up in %.1f s, migration %.1f s, the whole case %.1f s",
 	       json_dbl(j, "boot_s"), json_dbl(j, "secs"), json_dbl(j, "total_s"));
+	ran = strstr(self->b.err, "qemu ran ");
+	TH_LOG("the lmig qemu part of the boot: %s s in the VM (which ran %.1f s); lmig.ko built "
+	       "in %s s", get(self->out, "qram", "secs", buf, sizeof(buf)),
+	       ran ? atof(ran + 9) : -1.0, get(self->out, "qram", "build_s", sha, sizeof(sha)));
 }
 
 TEST_F_TIMEOUT(nest, ram_kmod, 1100)

@@ -14,14 +14,25 @@ which lmig reads as /proc/QEMU_PID/fd/N and tracks with --tracker.  The
 destination QEMU (-incoming defer -S) has a memory-backend-file of the
 same size in /dev/shm.
 
-lmig qemu send runs with --bandwidth (--send-args), so each live round
-takes long enough for the guest to dirty pages the next round must resend:
-a tracker that missed a write leaves the destination's RAM different
-from the source's.  Once both lmig sides exited: the source QEMU
+lmig qemu send runs with --bandwidth 8M --compress none --throttle off
+(--send-args): the first round carries the guest's 24 MiB for about
+three seconds, in which the guest dirties pages the next round must
+resend, and a tracker that missed a write leaves the destination's RAM
+different from the source's.  The guest dirties a quarter of what the
+link carries: each round also has a cost of its own (a few hundred ms
+under TCG here), and with a guest dirtying half of it (4 MB/s) the
+predicted downtime hovered about the 300 ms budget on a loaded host
+(28 rounds, 72 s, once).  Once both lmig sides exited: the source QEMU
 (postmigrate) and the destination (paused by -S) are both stopped, and
 the source's memfd and the destination's file are hashed, with the pages
 that are not zero counted; then `cont`, and the destination's ticks must
 continue the source's and advance.
+
+The line also has lmig qemu send's progress ("progress": [seconds, round,
+dirty MB/s, predicted downtime ms] a round) and, for kmod, lmig.ko's
+counts of the session ("kmod_stats": harvests, pages reported, those
+from notifiers, presence changes and rescans, notifier events, probe
+hits missed), for the log.
 
 The source QEMU runs on CPU 0 of the VM (its vCPU spins there), lmig and
 the destination wherever the scheduler puts them.  Everything started is

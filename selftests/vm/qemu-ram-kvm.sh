@@ -9,6 +9,7 @@
 #   qram module ok|skip|error TEXT   lmig.ko loaded (ko=PATH), or why not
 #   qram TRACKER JSON              qemu-ram-kvm.py's result
 #   qram error TEXT                the harness failed
+#   qram secs S                    how long this part took (after qemu-kvm.sh)
 #   kvm skip REASON                no /dev/kvm here (nothing else)
 #
 # The lmig part starts when qemu-kvm.sh's guests are gone: then the
@@ -44,6 +45,7 @@ rc=0
 if [ "$nest" != no ]; then
 	sh "$here/qemu-kvm.sh" "$@" || rc=$?
 fi
+t0=$(date +%s.%N)
 # A hang of the VM itself ends it at once (see qemu-kvm.sh).
 echo 1 >/proc/sys/kernel/softlockup_panic 2>/dev/null || true
 echo 1 >/proc/sys/kernel/panic_on_rcu_stall 2>/dev/null || true
@@ -74,4 +76,5 @@ for tr in $(echo "$trackers" | tr ',' ' '); do
 	python3 "$here/qemu-ram-kvm.py" --guest "$guest" --lmig "$lmig" --tracker "$tr"
 done
 [ $loaded = 0 ] || rmmod lmig 2>/dev/null || true
+echo "qram secs $(echo "$t0 $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }')"
 exit $rc
