@@ -323,7 +323,7 @@ static void boot_save(const struct boot *b)
 
 /*
  * Two runs at most (the second only after a hang of the VM itself), each
- * within VM_TIMEOUT (480 s); a passing run took 130 to 230 s (the host
+ * within VM_TIMEOUT (480 s); a passing run took 115 to 230 s (the host
  * loaded).  The guest is built here: the VM sees the repository
  * read-only.  Returns with _metadata->skip set when the test cannot run.
  */
