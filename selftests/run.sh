@@ -35,9 +35,10 @@ trap 'exit 130' INT TERM
 n='\([0-9]*\)'
 counts="pass:$n fail:$n xfail:$n xpass:$n skip:$n error:$n"
 
-# The harness limits each test to 30 s; this only catches a stuck harness.
+# The harness limits each test to 30 s; this only catches a stuck harness
+# (test_qemu_kvm_vm may boot its VM twice, up to 520 s each).
 limit=""
-command -v timeout >/dev/null 2>&1 && limit="timeout -k 10 900"
+command -v timeout >/dev/null 2>&1 && limit="timeout -k 10 1200"
 
 # Copy stdin to stdout; after each "ok"/"not ok" line, a "# took N s"
 # line with the seconds since the previous one (or the start).

@@ -21,6 +21,27 @@
  *         afterwards both vCPU threads are back in their cgroup with
  *         its limit, and no state file or lmig cgroup is left.
  *
+ * Then, in the same boot (vm/qemu-ram-kvm-host.sh builds lmig.ko for the
+ * VM's kernel, vm/qemu-ram-kvm.sh loads it once qemu-kvm.sh is done),
+ * lmig qemu send/recv on the same guest with one vCPU under KVM, its
+ * 40 MiB of RAM a shared memfd, vCPU 0 filling 24 MiB and rewriting it at
+ * 2 MB/s (vm/qemu-ram-kvm.py), once per tracker:
+ *
+ *   ram_kmod, ram_soft_dirty   --tracker kmod (lmig.ko) and soft-dirty,
+ *         --bandwidth 8M --compress none, so that the first round takes
+ *         seconds and the guest's writes land between live rounds (three
+ *         rounds at least, the last one in QEMU's pause), while it still
+ *         dirties a quarter of what the link carries and converges under
+ *         load:
+ *         both lmig sides and both QEMUs completed; with the source
+ *         stopped (postmigrate) and the destination held by -S, the
+ *         destination's RAM file hashes as the source's memfd (and holds
+ *         at least the pages the guest filled); after `cont` the guest's
+ *         counter goes on from the source's and advances.
+ *
+ * The first of these tests to run boots the VM; the others read what it
+ * printed (boot(), below).
+ *
  * The VM runs with a host thread per CPU (MTTCG, below), under which
  * QEMU 7.2 can leave a vCPU of the VM looping for good on kernel text the
  * other vCPU just patched (selftests/vm/README.md), and this run patches
@@ -41,7 +62,8 @@
  * CPUs idle or in user space.
  *
  * SKIP (with the reason) only when there is no VM, no -m32 gcc for the
- * guest, or no /dev/kvm in the VM.
+ * guest, or no /dev/kvm in the VM; ram_kmod also when lmig.ko cannot be
+ * built for the VM's kernel (its headers are not installed).
  */
 #include <limits.h>
 #include <stdbool.h>
@@ -52,6 +74,7 @@
 
 #include "kselftest_harness.h"
 
+#include "lib/files.h"
 #include "lib/jfield.h"
 #include "lib/proc.h"
 #include "lib/vm.h"
@@ -206,41 +229,121 @@ static const char *vm_stopped(const char *err, char *buf, size_t len)
 	return buf;
 }
 
-FIXTURE(nest) {
-	char *out;
+/*
+ * One boot serves every test here: the first test to run boots the VM
+ * (vm/qemu-ram-kvm-host.sh: qemu-kvm.sh's migration, then lmig qemu
+ * send/recv with each tracker) and keeps what it printed in files named
+ * after the harness's pid; the others read them.  The harness runs each
+ * test in a child of its own, so nothing in memory outlives a test.
+ */
+struct boot {
+	int code;		/* run-in-vm.sh's exit status (qemu-kvm.sh's) */
+	char *out;		/* its stdout (malloc'd) */
+	char err[PROC_OUT_MAX];	/* its stderr */
 };
 
-FIXTURE_SETUP(nest)
+static pid_t harness_pid;
+
+static void boot_file(char *buf, size_t len, pid_t harness, const char *what)
 {
-	self->out = NULL;
+	snprintf(buf, len, "%s/lmig-qemu-kvm-vm.%d.%s", getenv("TMPDIR") ?: "/tmp", (int)harness,
+		 what);
 }
 
-FIXTURE_TEARDOWN(nest)
+__attribute__((constructor)) static void boot_note(void)
 {
-	free(self->out);
+	harness_pid = getpid();
+}
+
+/* The harness itself exits through here, its tests' children never do (_exit). */
+__attribute__((destructor)) static void boot_drop(void)
+{
+	static const char *const what[] = { "out", "err", "code" };
+	char f[PATH_MAX];
+
+	if (getpid() != harness_pid)
+		return;
+	for (size_t i = 0; i < sizeof(what) / sizeof(what[0]); i++) {
+		boot_file(f, sizeof(f), harness_pid, what[i]);
+		unlink(f);
+	}
+}
+
+/* A whole file into a malloc'd string, or NULL. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *s = NULL;
+	size_t len = 0;
+
+	if (!f)
+		return NULL;
+	if (getdelim(&s, &len, 0, f) < 0) {
+		free(s);
+		s = strdup("");
+	}
+	fclose(f);
+	return s;
+}
+
+static bool boot_load(struct boot *b)
+{
+	char f[PATH_MAX], *code, *err;
+
+	boot_file(f, sizeof(f), harness_pid, "code");
+	code = slurp(f);
+	if (!code)
+		return false;
+	b->code = atoi(code);
+	free(code);
+	boot_file(f, sizeof(f), harness_pid, "out");
+	b->out = slurp(f) ?: strdup("");
+	boot_file(f, sizeof(f), harness_pid, "err");
+	err = slurp(f);
+	snprintf(b->err, sizeof(b->err), "%s", err ?: "");
+	free(err);
+	return true;
+}
+
+/* The code file last: the others are whole once it exists. */
+static void boot_save(const struct boot *b)
+{
+	char f[PATH_MAX], tmp[PATH_MAX + 8], code[16];
+
+	boot_file(f, sizeof(f), harness_pid, "out");
+	file_write(f, b->out, strlen(b->out));
+	boot_file(f, sizeof(f), harness_pid, "err");
+	file_write(f, b->err, strlen(b->err));
+	boot_file(f, sizeof(f), harness_pid, "code");
+	snprintf(tmp, sizeof(tmp), "%s.tmp", f);
+	snprintf(code, sizeof(code), "%d", b->code);
+	if (file_write(tmp, code, strlen(code)) == 0)
+		rename(tmp, f);
 }
 
 /*
  * Two runs at most (the second only after a hang of the VM itself), each
- * within VM_TIMEOUT (360 s); a passing run took 100 to 250 s (the host loaded).
+ * within VM_TIMEOUT (480 s); a passing run took 115 to 230 s (the host
+ * loaded).  The guest is built here: the VM sees the repository
+ * read-only.  Returns with _metadata->skip set when the test cannot run.
  */
-TEST_F_TIMEOUT(nest, writer_limited, 800)
+static void boot(struct __test_metadata *_metadata, struct boot *b)
 {
-	static char send[65536], hang[3000];
-	char mk[PATH_MAX], buf[4096], cmd[PATH_MAX + 32], klog[] = "/tmp/lmig-kvm-klog.XXXXXX";
-	long long writer, compute, limited[8], before, during, dlim, at_migrate, src_last;
+	static char hang[3000];
+	char mk[PATH_MAX], cmd[PATH_MAX + 32], klog[] = "/tmp/lmig-kvm-klog.XXXXXX";
 	struct proc p = { 0 };
-	double cpu_before, cpu_during, rb, rd, rl, q_before, q_during, q_limited;
-	const char *line;
-	int n, rc;
+	int rc;
 
-	/* The guest is built here: the VM sees the repository read-only. */
 	ASSERT_EQ(0, vm_path("../qemu/mkguest.sh", mk, sizeof(mk)));
 	snprintf(cmd, sizeof(cmd), "sh %s --smp >/dev/null", mk);
 	rc = system(cmd);
 	if (WIFEXITED(rc) && WEXITSTATUS(rc) == 4)
 		SKIP(return, "cannot build the guest (mkguest.sh --smp said why above)");
 	ASSERT_EQ(0, rc);
+	if (boot_load(b)) {
+		TH_LOG("the VM's output of the first test run here");
+		return;
+	}
 
 	/*
 	 * A host thread per VM CPU (MTTCG): with one for both (run-in-vm.sh's
@@ -256,33 +359,82 @@ TEST_F_TIMEOUT(nest, writer_limited, 800)
 		ASSERT_LE(0, fd);
 		close(fd);
 		setenv("VM_KLOG", klog, 1);
-		rc = vm_run(&p, "qemu-kvm.sh", false, 360, 390, &self->out);
+		rc = vm_run(&p, "qemu-ram-kvm-host.sh", true, 480, 520, &b->out);
 		hung = proc_exit_code(&p) != 0 && vm_hang(klog, hang, sizeof(hang));
 		hung = hung || (proc_exit_code(&p) == 124 && vm_frozen(p.err, hang, sizeof(hang)));
 		hung = hung || (proc_exit_code(&p) == 125 && vm_stopped(p.err, hang, sizeof(hang)));
 		unlink(klog);
 		strcpy(klog, "/tmp/lmig-kvm-klog.XXXXXX");
 		ASSERT_EQ(0, rc) TH_LOG("run-in-vm.sh still running");
-		ASSERT_NE(NULL, self->out);
+		ASSERT_NE(NULL, b->out);
 		if (!hung)
 			break;
 		TH_LOG("run %d: the VM itself hung: %s", attempt, hang);
 		TH_LOG("run %d: run-in-vm.sh exited %d: %s", attempt, proc_exit_code(&p), p.err_log);
-		TH_LOG("run %d got this far: %.3000s", attempt, self->out);
+		TH_LOG("run %d got this far: %.3000s", attempt, b->out);
 		ASSERT_EQ(1, attempt) TH_LOG("the VM hung in both runs");
 		TH_LOG("run %d: the VM hung before the test could finish: running it once more",
 		       attempt);
 		proc_kill(&p);
 		memset(&p, 0, sizeof(p));
-		free(self->out);
-		self->out = NULL;
+		free(b->out);
+		b->out = NULL;
 	}
-	if (proc_exit_code(&p) == 4)
-		SKIP(return, "no VM here: %.900s", p.err_log);
-	TH_LOG("%s", p.err_log);
-	ASSERT_EQ(0, proc_exit_code(&p)) TH_LOG("stdout: %s", self->out);
-	if (vm_result(self->out, "kvm skip", buf, sizeof(buf)))
-		SKIP(return, "no /dev/kvm in the VM: %.900s", buf);
+	b->code = proc_exit_code(&p);
+	snprintf(b->err, sizeof(b->err), "%s", p.err_log);
+	proc_kill(&p);
+	boot_save(b);
+}
+
+FIXTURE(nest) {
+	struct boot b;
+	char *out;
+};
+
+FIXTURE_SETUP(nest)
+{
+	memset(&self->b, 0, sizeof(self->b));
+	self->out = NULL;
+}
+
+FIXTURE_TEARDOWN(nest)
+{
+	free(self->b.out);
+}
+
+/* The VM ran to the end; SKIP (returning true) when it could not run here. */
+static bool booted(struct __test_metadata *_metadata, FIXTURE_DATA(nest) *self)
+{
+	char buf[4096];
+
+	boot(_metadata, &self->b);
+	if (_metadata->skip)
+		return false;
+	self->out = self->b.out;
+	if (self->b.code == 4) {
+		SKIP(, "no VM here: %.900s", self->b.err);
+		return false;
+	}
+	TH_LOG("%s", self->b.err);
+	if (vm_result(self->out, "kvm skip", buf, sizeof(buf))) {
+		SKIP(, "no /dev/kvm in the VM: %.900s", buf);
+		return false;
+	}
+	return true;
+}
+
+TEST_F_TIMEOUT(nest, writer_limited, 1100)
+{
+	static char send[65536];
+	char buf[4096], cmd[64];
+	long long writer, compute, limited[8], before, during, dlim, at_migrate, src_last;
+	double cpu_before, cpu_during, rb, rd, rl, q_before, q_during, q_limited;
+	const char *line;
+	int n;
+
+	if (!booted(_metadata, self))
+		return;
+	ASSERT_EQ(0, self->b.code) TH_LOG("stdout: %s", self->out);
 	if (vm_result(self->out, "nest skip", buf, sizeof(buf)))
 		SKIP(return, "%.900s", buf);
 	ASSERT_EQ(0, errors(_metadata, self->out, "ctl")) TH_LOG("%s", self->out);
@@ -409,7 +561,122 @@ TEST_F_TIMEOUT(nest, writer_limited, 800)
 	EXPECT_STREQ("yes", get(self->out, "nest", "cg_same", buf, sizeof(buf)));
 	EXPECT_STREQ("gone", get(self->out, "nest", "state_file", buf, sizeof(buf)));
 	EXPECT_STREQ("none", get(self->out, "nest", "leftovers", buf, sizeof(buf)));
-	proc_kill(&p);
+}
+
+/* A number of the qram line (-1 when missing), for %lld. */
+static long long qn(const char *j, const char *key)
+{
+	return json_num(j, key);
+}
+
+/* A string field of the qram line, or "(no KEY)". */
+static const char *qs(const char *j, const char *key)
+{
+	static char buf[8][512];
+	static int i;
+
+	i = (i + 1) % 8;
+	return json_str_or(j, key, buf[i], sizeof(buf[i]));
+}
+
+/*
+ * lmig qemu send/recv of a guest under KVM with one tracker: the line
+ * "qram TRACKER {...}" of vm/qemu-ram-kvm.py.
+ */
+static void qemu_ram(struct __test_metadata *_metadata, FIXTURE_DATA(nest) *self,
+		     const char *tracker)
+{
+	static char j[16384];
+	char tag[64], buf[4096], sha[128];
+	long long at_send, last, first, touch_pages, rounds;
+	const char *ran;
+
+	if (!booted(_metadata, self))
+		return;
+	if (!strcmp(tracker, "kmod")) {
+		const char *m = get(self->out, "qram", "module", buf, sizeof(buf));
+
+		if (!strncmp(m, "skip ", 5))
+			SKIP(return, "no lmig.ko for the VM's kernel: %.900s", m + 5);
+		ASSERT_EQ(0, strncmp(m, "ok ", 3)) TH_LOG("lmig.ko: %s", m);
+	}
+	snprintf(tag, sizeof(tag), "qram %s", tracker);
+	ASSERT_NE(NULL, vm_result(self->out, tag, j, sizeof(j))) TH_LOG("%s", self->out);
+	ASSERT_EQ('{', j[0]) TH_LOG("%s", j);
+	TH_LOG("%s", j);
+	ASSERT_EQ(-1, json_str_field(j, "harness_error", buf, sizeof(buf))) TH_LOG("%s", buf);
+
+	/* Completed on both sides, with this tracker. */
+	EXPECT_EQ(0, qn(j, "send_exit")) TH_LOG("send: %s", qs(j, "send_err"));
+	EXPECT_EQ(0, qn(j, "recv_exit")) TH_LOG("recv: %s", qs(j, "recv_err"));
+	EXPECT_STREQ("completed", qs(j, "send_status"));
+	EXPECT_STREQ("completed", qs(j, "send_qemu_status"));
+	EXPECT_STREQ("completed", qs(j, "recv_status"));
+	EXPECT_STREQ("completed", qs(j, "src_migration"));
+	EXPECT_EQ(1, qn(j, "blocks"));
+	EXPECT_STREQ("completed", qs(j, "block_status"));
+	EXPECT_STREQ(tracker, qs(j, "block_tracker"));
+
+	/*
+	 * Live rounds while the guest wrote: at least two before the final
+	 * one, and the guest's slices went on meanwhile (each rewrites
+	 * pages_per_tick pages of the touch_mib it filled).
+	 */
+	rounds = qn(j, "block_rounds");
+	at_send = qn(j, "src_tick_at_send");
+	last = qn(j, "src_last_tick");
+	touch_pages = qn(j, "touch_mib") * 256;
+	TH_LOG("%s: %lld rounds in %.2f s, %lld bytes on the wire; the guest wrote %lld slices "
+	       "meanwhile (%lld page writes over its %lld pages); QEMU's downtime %lld ms, "
+	       "the block's %.1f ms, final harvest %.1f ms", tracker, rounds,
+	       json_dbl(j, "secs"), qn(j, "send_bytes_wire"), last - at_send,
+	       (last - at_send) * qn(j, "pages_per_tick"), touch_pages,
+	       qn(j, "send_qemu_downtime_ms"), json_dbl(j, "block_downtime_ms"),
+	       json_dbl(j, "block_final_harvest_ms"));
+	EXPECT_GE(rounds, 3);
+	EXPECT_GE(last - at_send, 5) TH_LOG("the guest hardly ran while it migrated");
+
+	/* The destination's RAM is the source's at the switch-over, both stopped. */
+	EXPECT_STREQ("postmigrate", qs(j, "src_status"));
+	EXPECT_STREQ("postmigrate", qs(j, "src_status_after_hash"));
+	EXPECT_STREQ("paused", qs(j, "dst_status_before_cont"));
+	EXPECT_STREQ("paused", qs(j, "dst_status_after_hash"));
+	ASSERT_EQ(0, json_str_field(j, "src_sha", sha, sizeof(sha))) TH_LOG("not hashed");
+	EXPECT_STREQ(sha, qs(j, "dst_sha"));
+	EXPECT_EQ(qn(j, "src_nonzero_pages"), qn(j, "dst_nonzero_pages"));
+	EXPECT_GE(qn(j, "src_nonzero_pages"), touch_pages);
+	TH_LOG("hashed %lld pages not zero of %lld in %.2f s", qn(j, "src_nonzero_pages"),
+	       qn(j, "block_size") / 4096, json_dbl(j, "hash_secs"));
+
+	/*
+	 * The guest's counter goes on: the destination's first whole tick
+	 * line follows the source's last (or the one after, when the source
+	 * stopped within a line and the destination finished it), and it
+	 * advances.
+	 */
+	first = qn(j, "dst_first_tick");
+	TH_LOG("ticks: at send %lld, source's last %lld, destination's first %lld, then %lld",
+	       at_send, last, first, qn(j, "dst_tick"));
+	EXPECT_GT(first, last);
+	EXPECT_LE(first, last + 2);
+	EXPECT_GT(qn(j, "dst_tick"), first);
+	EXPECT_STREQ("running", qs(j, "dst_status"));
+	TH_LOG("time: guest up in %.1f s, migration %.1f s, the whole case %.1f s",
+	       json_dbl(j, "boot_s"), json_dbl(j, "secs"), json_dbl(j, "total_s"));
+	ran = strstr(self->b.err, "qemu ran ");
+	TH_LOG("the lmig qemu part of the boot: %s s in the VM (which ran %.1f s); lmig.ko built "
+	       "in %s s", get(self->out, "qram", "secs", buf, sizeof(buf)),
+	       ran ? atof(ran + 9) : -1.0, get(self->out, "qram", "build_s", sha, sizeof(sha)));
+}
+
+TEST_F_TIMEOUT(nest, ram_kmod, 1100)
+{
+	qemu_ram(_metadata, self, "kmod");
+}
+
+TEST_F_TIMEOUT(nest, ram_soft_dirty, 1100)
+{
+	qemu_ram(_metadata, self, "soft-dirty");
 }
 
 TEST_HARNESS_MAIN
