@@ -54,8 +54,8 @@ struct live_ctl {
 	double t_freeze;
 	/*
 	 * The final harvest in parts (switch_plan.h): how many, the pages the
-	 * last live harvest found in each, the order, the next one, when it
-	 * began and the time in it.
+	 * last live harvest found in each, their order, the harvester
+	 * (precopy_final.h), and when the workload was paused.
 	 */
 	unsigned int nparts;
 	uint64_t *part_dirty;
