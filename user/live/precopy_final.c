@@ -1,19 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The final harvest beside the send (precopy_final.h). */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "live/precopy_final.h"
 #include "live/track.h"
-
-/* How much nicer than the sender the harvest runs. */
-#define FH_NICE	5
 
 static void part_range(const struct final_harvest *f, unsigned int k, uint64_t *first,
 		       uint64_t *end)
@@ -28,21 +21,6 @@ static void *harvester(void *arg)
 {
 	struct final_harvest *f = arg;
 	double t0 = now_s();
-
-	/*
-	 * The sender's thread needs little CPU but needs it at once, or the
-	 * link idles while the harvest takes every CPU: this thread (and the
-	 * tracker's threads it starts, which inherit it) yields to it.
-	 */
-	if (f->running) {
-		pid_t tid = (pid_t)syscall(SYS_gettid);
-
-		errno = 0;
-		int nice = getpriority(PRIO_PROCESS, tid);
-
-		if (!errno)
-			setpriority(PRIO_PROCESS, tid, nice + FH_NICE);
-	}
 
 	for (unsigned int k = 0; k < f->nparts; k++) {
 		uint64_t first, end;
