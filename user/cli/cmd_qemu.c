@@ -4,6 +4,7 @@
  * sides run in cmd_qemu_send.c and cmd_qemu_recv.c.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -154,6 +155,43 @@ void qemu_memdev_error(const char *cmd, enum qmem_why why, const char *detail)
 	(void)cmd;
 }
 
+/* ms from pre-switchover to t, or -1 when either was not reached. */
+static double since_paused(const struct qemu_result *r, double t)
+{
+	return r->t_paused > 0 && t > 0 ? (t - r->t_paused) * 1000 : -1;
+}
+
+/* The latest of the blocks' times of one step (0 unless every block reached it). */
+static double last_block(const struct qemu_result *r, size_t off)
+{
+	double last = 0;
+
+	for (unsigned int i = 0; i < r->nblocks; i++) {
+		double t = *(const double *)((const char *)&r->st[i] + off);
+
+		if (t <= 0)
+			return 0;
+		if (t > last)
+			last = t;
+	}
+	return last;
+}
+
+#define LAST_BLOCK(r, field) last_block(r, offsetof(struct image_stats, field))
+
+/* What the guest's stop inside QEMU's pause went to, in ms from pre-switchover. */
+static void pause_json(struct json_obj *j, const struct qemu_result *r)
+{
+	json_obj_begin(j, "pause_steps_ms");
+	json_dbl(j, "harvested", since_paused(r, LAST_BLOCK(r, t_harvested)), 1);
+	json_dbl(j, "final_sent", since_paused(r, LAST_BLOCK(r, t_final_sent)), 1);
+	json_dbl(j, "verified", since_paused(r, LAST_BLOCK(r, t_verdict)), 1);
+	json_dbl(j, "committed", since_paused(r, LAST_BLOCK(r, t_committed)), 1);
+	json_dbl(j, "continued", since_paused(r, r->t_continued), 1);
+	json_dbl(j, "completed", since_paused(r, r->t_completed), 1);
+	json_obj_end(j);
+}
+
 static void block_json(struct json_obj *j, const struct qemu_result *r, unsigned int i)
 {
 	const struct image_stats *st = &r->st[i];
@@ -172,6 +210,12 @@ static void block_json(struct json_obj *j, const struct qemu_result *r, unsigned
 		json_str(j, "tracker", st->tracker ? st->tracker : "");
 		json_dbl(j, "downtime_ms", st->downtime_s * 1000, 1);
 		json_dbl(j, "final_harvest_ms", st->final_harvest_s * 1000, 1);
+		json_dbl(j, "harvested_ms", since_paused(r, st->t_harvested), 1);
+		json_dbl(j, "final_sent_ms", since_paused(r, st->t_final_sent), 1);
+		json_dbl(j, "verified_ms", since_paused(r, st->t_verdict), 1);
+		json_dbl(j, "committed_ms", since_paused(r, st->t_committed), 1);
+		json_u64(j, "final_bytes_wire", st->rounds && st->converged ?
+			 st->round[st->rounds - 1].bytes_wire : 0);
 	}
 	json_elem_end(j);
 }
@@ -201,6 +245,7 @@ static void report(const char *cmd, const struct qemu_result *r, bool ok, bool j
 			json_i64(&j, "qemu_total_ms", r->qemu_total_ms);
 			json_dbl(&j, "pause_ms", r->pause_ms, 1);
 			json_dbl(&j, "switch_ms", r->switch_ms, 1);
+			pause_json(&j, r);
 		}
 		json_str(&j, "tls", r->nblocks && r->st[0].tls ? r->st[0].tls : "off");
 		json_u64(&j, "device_bytes", r->dev_bytes);
@@ -221,6 +266,14 @@ static void report(const char *cmd, const struct qemu_result *r, bool ok, bool j
 		printf("; QEMU's downtime %lld ms (pre-switchover after %.0f ms, stopped %.0f ms)",
 		       (long long)r->qemu_downtime_ms, r->pause_ms, r->switch_ms);
 	printf("\n");
+	if (r->send)
+		printf("  from pre-switchover: final harvest %.0f ms, final round on the wire %.0f,"
+		       " verified %.0f, committed %.0f, migrate-continue %.0f, completed %.0f\n",
+		       since_paused(r, LAST_BLOCK(r, t_harvested)),
+		       since_paused(r, LAST_BLOCK(r, t_final_sent)),
+		       since_paused(r, LAST_BLOCK(r, t_verdict)),
+		       since_paused(r, LAST_BLOCK(r, t_committed)), since_paused(r, r->t_continued),
+		       since_paused(r, r->t_completed));
 	for (unsigned int i = 0; i < r->nblocks; i++)
 		printf("  %s: %llu MB %s, %u rounds%s%s, %.1f MB on the wire\n", r->b[i].id,
 		       (unsigned long long)(r->b[i].size >> 20),

@@ -34,6 +34,7 @@ struct qemu_args {
 struct qemu_result {
 	bool send;
 	unsigned int nblocks;
+	unsigned int nstarted;		/* send: the blocks' sessions started */
 	struct qmem_block b[QMEM_MAX];
 	struct image_stats st[QMEM_MAX];
 	int block_ret[QMEM_MAX];	/* image_send/image_recv's */
@@ -45,6 +46,8 @@ struct qemu_result {
 	int64_t qemu_total_ms;
 	double pause_ms;		/* migrate -> pre-switchover */
 	double switch_ms;		/* pre-switchover -> completed (the guest stopped) */
+	/* now_s() times: pre-switchover seen, migrate-continue answered, completed seen (0: not) */
+	double t_paused, t_continued, t_completed;
 	uint64_t dev_bytes;		/* QEMU's stream relayed */
 	double total_s;
 	bool unknown;			/* a block's commit outcome is unknown */

@@ -30,6 +30,7 @@ struct block_run {
 	struct image_stats *st;
 	int *ret;
 	struct qram_pause *pz;
+	bool first;		/* the first block to fail: its error is the migration's */
 	char err[300];
 };
 
@@ -40,7 +41,7 @@ static void *block_thread(void *arg)
 	*br->ret = image_send(&br->o, br->st);
 	if (*br->ret) {
 		snprintf(br->err, sizeof(br->err), "%s", lmig_errmsg());
-		qram_block_gone(br->pz);
+		br->first = qram_block_gone(br->pz);
 	}
 	return NULL;
 }
@@ -55,44 +56,56 @@ static int connect_ctrl(const struct qemu_args *a, struct qlink *l)
 	return 0;
 }
 
-/* Every block's session, side by side; 0 when all committed. */
-static int run_blocks(const struct qemu_args *a, struct qemu_result *r, struct qram_pause *pz,
-		      const uint16_t *ports, struct block_run *br)
+/* Every block's session, side by side, started; 0, or -1 when one could not start. */
+static int start_blocks(const struct qemu_args *a, struct qemu_result *r, struct qram_pause *pz,
+			const uint16_t *ports, struct block_run *br)
 {
-	int failed = 0;
-
 	for (unsigned int i = 0; i < r->nblocks; i++) {
+		bool bad;
+
 		br[i].o = a->so;
 		br[i].o.mem = r->b[i].path;
 		br[i].o.pid = pz->q->pid;	/* QEMU: its threads are the throttle's */
-		if (qemu_host_port(a->to, ports[i], br[i].to, sizeof(br[i].to)))
-			return lmig_err("bad --to %s", a->to);
+		bad = qemu_host_port(a->to, ports[i], br[i].to, sizeof(br[i].to)) != 0;
+
 		br[i].o.to = br[i].to;
 		br[i].o.pause = &pz->hook;
 		br[i].o.progress = a->progress && r->nblocks == 1;
 		br[i].st = &r->st[i];
 		br[i].ret = &r->block_ret[i];
 		br[i].pz = pz;
-		if (pthread_create(&br[i].th, NULL, block_thread, &br[i])) {
-			/* The ones started go on, and fail at the pause. */
-			for (unsigned int j = i; j < r->nblocks; j++)
+		if (bad || pthread_create(&br[i].th, NULL, block_thread, &br[i])) {
+			/* The ones started give up. */
+			br[i].first = qram_block_gone(pz);
+			for (unsigned int j = i + 1; j < r->nblocks; j++)
 				qram_block_gone(pz);
 			r->block_ret[i] = -1;
-			snprintf(br[i].err, sizeof(br[i].err), "cannot start a thread");
-			for (unsigned int j = 0; j < i; j++)
-				pthread_join(br[j].th, NULL);
+			snprintf(br[i].err, sizeof(br[i].err), bad ? "bad --to %s" : "cannot start a thread",
+				 a->to);
+			r->nstarted = i;	/* join_blocks() waits for them */
 			return -1;
 		}
 	}
-	for (unsigned int i = 0; i < r->nblocks; i++)
+	r->nstarted = r->nblocks;
+	return 0;
+}
+
+/* Every session started has ended: 0 when all committed, else the first failure's error. */
+static int join_blocks(struct qemu_result *r, struct block_run *br)
+{
+	int failed = -1;
+
+	for (unsigned int i = 0; i < r->nstarted; i++)
 		pthread_join(br[i].th, NULL);
 	for (unsigned int i = 0; i < r->nblocks; i++) {
 		if (r->st[i].outcome && !strcmp(r->st[i].outcome, "unknown"))
 			r->unknown = true;
-		if (r->block_ret[i] && !failed++)
-			lmig_err("RAM block %s: %s", r->b[i].id, br[i].err);
+		if (r->block_ret[i] && (failed < 0 || br[i].first))
+			failed = (int)i;
 	}
-	return failed ? -1 : 0;
+	if (failed < 0)
+		return 0;
+	return lmig_err("RAM block %s: %s", r->b[failed].id, br[failed].err);
 }
 
 /* Every block committed: QEMU sends the devices, the destination loads them. */
@@ -104,12 +117,16 @@ static int switch_over(const struct qemu_args *a, struct qemu_result *r, struct 
 
 	r->stage = "migrate-continue";
 	qram_continue_point(pz);
-	if (qmig_continue(q) || qmig_wait(q, "completed", a->timeout_ms, &m))
+	if (qmig_continue(q))
 		return -1;
+	r->t_continued = now_s();
+	if (qmig_wait(q, "completed", a->timeout_ms, &m))
+		return -1;
+	r->t_completed = now_s();
 	snprintf(r->qemu_status, sizeof(r->qemu_status), "%s", m.status);
 	r->qemu_downtime_ms = m.downtime_ms;
 	r->qemu_total_ms = m.total_time_ms;
-	r->switch_ms = (now_s() - pz->t_paused) * 1000;
+	r->switch_ms = (r->t_completed - pz->t_paused) * 1000;
 	r->source = "migrated";
 	if (strcmp(m.status, "completed"))
 		return lmig_err("QEMU's migration ended %s%s%s", m.status,
@@ -147,6 +164,26 @@ static void after_commit_failed(struct qemu_result *r, struct qmp *q, struct qra
 	}
 	lmig_err_clear();
 	lmig_err("%s", err);
+}
+
+/* A block failed (lmig_err() says which): the guest runs on here, or stays paused. */
+static void blocks_failed(struct qemu_result *r, struct qram_pause *pz)
+{
+	char err[300];
+
+	if (r->unknown) {
+		/* The destination may have committed a block: the guest stays paused. */
+		r->source = "paused";
+		qrelay_stop(&pz->relay);
+		return;
+	}
+	snprintf(err, sizeof(err), "%s", lmig_errmsg());
+	r->source = pz->migrating ? "resumed" : "running";
+	if (qram_abort(pz)) {
+		r->source = "paused";
+		lmig_err_clear();
+		lmig_err("%s; and cancelling QEMU's migration failed: %s", err, pz->why);
+	}
 }
 
 /* Long because: the source's steps in order, each with its own undoing. */
@@ -203,25 +240,22 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 	r->stage = "ram";
 	for (unsigned int i = 0; i < r->nblocks; i++)
 		r->st[i] = (struct image_stats){ 0 };
-	if (run_blocks(a, r, &pz, ports, br) == 0) {
+	/*
+	 * Once every block committed, migrate-continue goes at once: the
+	 * sessions' clean-up (limits, the tracker's mapping) is not the guest's
+	 * to wait for, and nothing fails after a commit.
+	 */
+	if (start_blocks(a, r, &pz, ports, br) == 0 && qram_wait_committed(&pz)) {
+		r->t_paused = pz.t_paused;
 		r->pause_ms = (pz.t_paused - pz.t_migrate) * 1000;
 		ret = switch_over(a, r, &q, &pz, &l);
 		if (ret)
 			after_commit_failed(r, &q, &pz);
-	} else if (r->unknown) {
-		/* The destination may have committed a block: the guest stays paused. */
-		r->source = "paused";
-		qrelay_stop(&pz.relay);
+		join_blocks(r, br);
 	} else {
-		char err[300];
-
-		snprintf(err, sizeof(err), "%s", lmig_errmsg());
-		r->source = pz.migrating ? "resumed" : "running";
-		if (qram_abort(&pz)) {
-			r->source = "paused";
-			lmig_err_clear();
-			lmig_err("%s; and cancelling QEMU's migration failed: %s", err, pz.why);
-		}
+		join_blocks(r, br);
+		r->t_paused = pz.t_paused;
+		blocks_failed(r, &pz);
 	}
 	r->dev_bytes = pz.relay.bytes;
 	qram_destroy(&pz);

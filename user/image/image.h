@@ -101,6 +101,12 @@ struct image_stats {
 	bool converged;			/* the switch-over happened */
 	double downtime_s;		/* freeze -> verified commit acknowledged */
 	double freeze_s, final_harvest_s;
+	/*
+	 * The switch-over's steps as now_s() times (0: not reached): the
+	 * workload paused, the final harvest done, the final round all on
+	 * the wire, the receiver's verdict in, the commit confirmed.
+	 */
+	double t_frozen, t_harvested, t_final_sent, t_verdict, t_committed;
 	const char *tracker, *frozen;
 	/* The trackers' object check (track.c), when it ran: a file-backed target. */
 	bool object_check;

@@ -274,15 +274,35 @@ static int live_round(struct sender *s, const struct live_verdict *v, bool final
 	return 0;
 }
 
-/* Everything sent and acknowledged: the controller freezes, the final round follows. */
+/*
+ * Everything sent and acknowledged: the controller freezes, the final
+ * round begins empty and final_part() fills it as the harvest goes on.
+ */
 static int switch_over(struct sender *s)
 {
-	struct live_verdict v;
+	struct live_verdict v = { .step = LIVE_NEXT };
 
 	s->draining = false;
-	if (live_switch_over(s->lv, s->todo, &v))
+	if (live_switch_over(s->lv, s->todo))
 		return -1;
+	s->harvesting = true;
 	return live_round(s, &v, true);
+}
+
+/* The next part of the final harvest: its pages join the round under way. */
+static int final_part(struct sender *s)
+{
+	uint64_t from = 0, pages = 0;
+	int more = live_final_part(s->lv, s->todo, &from, &pages);
+
+	if (more < 0)
+		return -1;
+	/* Parts come in any order: the send looks again from this one's start. */
+	if (from < s->cursor)
+		s->cursor = from;
+	if (!more)
+		s->harvesting = false;
+	return 0;
 }
 
 /* The current round's pages are all encoded: mark its end, ask what next. */
@@ -364,7 +384,8 @@ static int run(struct sender *s)
 
 		if (wait < 0)
 			return -1;
-		if (!s->round_closed && !s->reading && send_next_todo(s) >= s->im.npages) {
+		if (!s->round_closed && !s->reading && !s->harvesting &&
+		    send_next_todo(s) >= s->im.npages) {
 			if (round_close(s))
 				return -1;
 			continue;	/* markers and the next round's pages */
@@ -379,6 +400,8 @@ static int run(struct sender *s)
 			    s->ch[c].buf[s->ch[c].head].state == SB_READY &&
 			    submit_send(s, c))
 				return -1;
+		if (s->live && !s->st->t_final_sent && all_sent(s))
+			s->st->t_final_sent = now_s();
 		if (s->result_in)
 			break;
 		if (all_sent(s) && !s->result_armed)
@@ -390,8 +413,16 @@ static int run(struct sender *s)
 			return -1;
 
 		io_uring_submit(&s->ring);
-		if (wait <= 0 || wait > 0.5)
+		if (s->harvesting) {
+			/* The parts harvested meanwhile; a look again soon for more. */
+			if (final_part(s))
+				return -1;
+			last_event = now_s();
+			if (wait <= 0 || wait > 0.001)
+				wait = 0.001;
+		} else if (wait <= 0 || wait > 0.5) {
 			wait = 0.5;
+		}
 		ts.tv_sec = (long long)wait;
 		ts.tv_nsec = (long long)((wait - ts.tv_sec) * 1e9);
 		t = now_s();
@@ -423,6 +454,8 @@ static int run(struct sender *s)
 	}
 	if (!s->result_in)
 		return lmig_err("receiver sent no verdict");
+	if (s->live)
+		s->st->t_verdict = now_s();
 	if (wire_result_parse(&s->result, &(uint64_t){ 0 }))
 		return -1;
 	/* Before anything else: a kill of lmig from now on must not resume the source. */

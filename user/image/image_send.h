@@ -88,6 +88,7 @@ struct sender {
 	bool live;
 	struct live_ctl *lv;
 	bool draining;			/* switch over once all is on the wire */
+	bool harvesting;		/* the final round's harvest is still in parts */
 	uint64_t rounds_acked;		/* rounds the receiver applied */
 };
 

@@ -39,6 +39,14 @@ struct freeze_hook {
 	int (*pause)(void *ctx);
 	int (*resume)(void *ctx);
 	void (*commit_point)(void *ctx);
+	/* The receiver committed: the session's end is only its clean-up (may be NULL). */
+	void (*committed)(void *ctx);
+	/*
+	 * Asked while the pre-copy runs (may be NULL): -1 with lmig_err()
+	 * when the owner has no use for the session any more (another part
+	 * of the same migration failed), and it gives up at once.
+	 */
+	int (*abandoned)(void *ctx);
 	void *ctx;
 };
 

@@ -18,10 +18,19 @@
 #include "live/converge.h"
 #include "live/freeze.h"
 #include "live/precopy.h"
+#include "live/precopy_final.h"
+#include "live/switch_plan.h"
 #include "live/track.h"
 
 /* Switch-over costs besides harvesting and sending: freeze, commit round trip. */
 #define SWITCH_OVERHEAD_S	0.003
+/*
+ * The final harvest goes in parts of this size, the pages of each sent
+ * while the next is read: the pause lasts about the longer of the two,
+ * not their sum.  Small enough that a part takes less time than the
+ * frames queued ahead of it take to leave.
+ */
+#define FINAL_PART_PAGES	((8 << 20) / LMIG_PAGE_SIZE)
 /* A round smaller than this says little about the rate of the link. */
 #define RATE_SAMPLE_MIN		(2 << 20)
 
@@ -43,6 +52,16 @@ struct live_ctl {
 	double predicted_s;		/* of the latest harvest */
 	double dirty_mbps;		/* of the latest harvest */
 	double t_freeze;
+	/*
+	 * The final harvest in parts (switch_plan.h): how many, the pages the
+	 * last live harvest found in each, their order, the harvester
+	 * (precopy_final.h), and when the workload was paused.
+	 */
+	unsigned int nparts;
+	uint64_t *part_dirty;
+	unsigned int *order;
+	struct final_harvest fh;
+	double final_t0;
 	struct converge cv;
 };
 
@@ -70,6 +89,12 @@ int live_open(struct live_ctl **out, const struct send_opts *o, struct image_sta
 		return -1;
 	lv->trk_ok = true;
 	st->tracker = lv->trk.ops->name;
+	lv->nparts = tracker_has_parts(&lv->trk) ? splan_parts(im->npages, FINAL_PART_PAGES) : 1;
+	lv->part_dirty = calloc(lv->nparts, sizeof(*lv->part_dirty));
+	lv->order = calloc(lv->nparts, sizeof(*lv->order));
+	lv->fh.bm = calloc(bitmap_words(im->npages), 8);
+	if (!lv->part_dirty || !lv->order || !lv->fh.bm)
+		return lmig_err("out of memory");
 	lv->t_harvest = now_s();
 	/* The workload's counters from the start: round 0 is a measurement too. */
 	converge_mark(&lv->cv);
@@ -112,6 +137,12 @@ static int harvest(struct live_ctl *lv, uint64_t *todo, uint64_t *pages)
 		return -1;
 	lv->harvest_s = now_s() - t;
 	*pages = bitmap_count(todo, lv->im.npages);
+	for (unsigned int k = 0; k < lv->nparts && lv->nparts > 1; k++) {
+		uint64_t first = (uint64_t)k * FINAL_PART_PAGES, end = first + FINAL_PART_PAGES;
+
+		lv->part_dirty[k] = bitmap_count(todo + first / 64, (end > lv->im.npages ?
+						 lv->im.npages : end) - first);
+	}
 	converge_sample(&lv->cv);
 	lv->dirty_mbps = since > 0 ? *pages * (double)LMIG_PAGE_SIZE / since / 1e6 : 0;
 	lv->t_harvest = t;
@@ -180,8 +211,8 @@ static enum live_step next_round(struct live_ctl *lv, uint64_t *todo, struct liv
 	 */
 	if (!lv->hs_min || lv->harvest_s < lv->hs_min)
 		lv->hs_min = lv->harvest_s;
-	pred = (lv->link_rate > 0 ? v->pages * lv->wire_per_page / lv->link_rate : 0) +
-	       lv->hs_min + SWITCH_OVERHEAD_S;
+	pred = splan_pause_s(lv->hs_min, lv->link_rate > 0 ? v->pages * lv->wire_per_page /
+			     lv->link_rate : 0, lv->nparts) + SWITCH_OVERHEAD_S;
 	lv->predicted_s = pred;
 	ci = (struct converge_in){ .dirty_mbps = lv->dirty_mbps,
 				   .link_mbps = lv->st->round[next - 1].rate_mbps, .pred_s = pred,
@@ -219,19 +250,46 @@ enum live_step live_round_end(struct live_ctl *lv, const struct live_sample *smp
 	return next_round(lv, todo, v);
 }
 
-int live_switch_over(struct live_ctl *lv, uint64_t *todo, struct live_verdict *v)
+int live_switch_over(struct live_ctl *lv, uint64_t *todo)
 {
-	*v = (struct live_verdict){ .step = LIVE_FAIL, .fail = LIVE_FAIL_HARVEST };
 	converge_before_freeze(&lv->cv);
 	lv->t_freeze = now_s();
 	tracemark("freeze (%s)", freezer_name(&lv->fz));
 	if (freezer_freeze(&lv->fz))
 		return -1;
 	lv->st->freeze_s = lv->fz.freeze_s;
-	if (harvest(lv, todo, &v->pages))
-		return -1;
-	lv->st->final_harvest_s = lv->harvest_s;
-	*v = (struct live_verdict){ .step = LIVE_NEXT, .pages = v->pages };
+	lv->st->t_frozen = now_s();
+	memset(todo, 0, bitmap_words(lv->im.npages) * 8);
+	memset(lv->fh.bm, 0, bitmap_words(lv->im.npages) * 8);
+	splan_order(lv->st->rounds > 1 ? lv->part_dirty : NULL, lv->nparts, lv->order);
+	lv->final_t0 = lv->st->t_frozen;
+	lv->fh.trk = &lv->trk;
+	lv->fh.npages = lv->im.npages;
+	lv->fh.part_pages = FINAL_PART_PAGES;
+	lv->fh.nparts = lv->nparts;
+	lv->fh.order = lv->order;
+	fh_start(&lv->fh);
+	return 0;
+}
+
+int live_final_part(struct live_ctl *lv, uint64_t *todo, uint64_t *from, uint64_t *pages)
+{
+	int more = fh_poll(&lv->fh, todo, from);
+
+	if (more)
+		return more;
+	/* The whole harvest: its rates, and the final round's record. */
+	*pages = bitmap_count(todo, lv->im.npages);
+	converge_sample(&lv->cv);
+	lv->harvest_s = lv->fh.busy_s;
+	lv->dirty_mbps = lv->final_t0 > lv->t_harvest ?
+			 *pages * (double)LMIG_PAGE_SIZE / (lv->final_t0 - lv->t_harvest) / 1e6 : 0;
+	lv->t_harvest = lv->final_t0;
+	lv->st->final_harvest_s = lv->fh.busy_s;
+	lv->st->t_harvested = now_s();
+	lv->st->round[lv->st->rounds - 1].dirty_pages = *pages;
+	lv->st->round[lv->st->rounds - 1].harvest_ms = lv->fh.busy_s * 1000;
+	lv->st->round[lv->st->rounds - 1].dirty_mbps = lv->dirty_mbps;
 	return 0;
 }
 
@@ -250,7 +308,11 @@ int live_check_timeout(struct live_ctl *lv, uint64_t round_pages)
 	const struct send_opts *o = lv->o;
 	char a[32], b[32];
 
-	if (lv->fz.frozen || !o->live_timeout_ms || (now_s() - lv->t0) * 1000 < o->live_timeout_ms)
+	if (lv->fz.frozen)
+		return 0;
+	if (lv->fz.hook && lv->fz.hook->abandoned && lv->fz.hook->abandoned(lv->fz.hook->ctx))
+		return -1;
+	if (!o->live_timeout_ms || (now_s() - lv->t0) * 1000 < o->live_timeout_ms)
 		return 0;
 	if (lv->st->rounds == 1)
 		return lmig_err("did not converge within --timeout %d s: still in round 0, %s of %s sent",
@@ -286,8 +348,11 @@ void live_commit_point(struct live_ctl *lv)
 
 void live_committed(struct live_ctl *lv)
 {
-	lv->st->downtime_s = now_s() - lv->t_freeze;
+	lv->st->t_committed = now_s();
+	lv->st->downtime_s = lv->st->t_committed - lv->t_freeze;
 	lv->st->converged = true;
+	if (lv->fz.hook && lv->fz.hook->committed)
+		lv->fz.hook->committed(lv->fz.hook->ctx);
 }
 
 void live_close(struct live_ctl *lv, bool ok, bool unknown)
@@ -320,6 +385,10 @@ void live_close(struct live_ctl *lv, bool ok, bool unknown)
 		else if (was_frozen)
 			st->source_state = "resumed";
 	}
+	fh_stop(&lv->fh);	/* a send that failed in the final round */
+	free(lv->fh.bm);
+	free(lv->part_dirty);
+	free(lv->order);
 	if (lv->trk_ok) {
 		st->object_check = lv->trk.obj != NULL;
 		st->object_walk_s = lv->trk.obj_walk_s;

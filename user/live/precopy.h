@@ -9,15 +9,17 @@
  *	live_round_end()	after a round: send these pages next, or
  *				freeze once what is queued is on the wire,
  *				or fail (an error set with lmig_err())
- *	live_switch_over()	everything on the wire: freeze, and the
- *				pages of the final round
+ *	live_switch_over()	everything on the wire: freeze
+ *	live_final_part()	the final round's pages, a part at a time
  *
  * One round, as the engine runs it with the controller:
  *
  *	round 0: every page ---------------------------> live_round_end()
  *	round n: the pages it harvested --------------> live_round_end()
  *	   ... until it says LIVE_FREEZE_AFTER_DRAIN; once drained and
- *	   acknowledged: live_switch_over() -> the final round, END.
+ *	   acknowledged: live_switch_over(), the final round begins, and
+ *	   live_final_part() harvests it part by part while the pages of
+ *	   the parts already harvested go out; END.
  */
 #ifndef LMIG_PRECOPY_H
 #define LMIG_PRECOPY_H
@@ -81,11 +83,25 @@ int live_open(struct live_ctl **lv, const struct send_opts *o, struct image_stat
  */
 enum live_step live_round_end(struct live_ctl *lv, const struct live_sample *smp, uint64_t *todo,
 			      struct live_verdict *v);
-/* Pause the workload and harvest the final round's pages into todo.  0 or -1. */
-int live_switch_over(struct live_ctl *lv, uint64_t *todo, struct live_verdict *v);
+/*
+ * Pause the workload, clear todo for the final round and start its
+ * harvest, whose parts live_final_part() hands over.  0 or -1.
+ */
+int live_switch_over(struct live_ctl *lv, uint64_t *todo);
+/*
+ * The workload paused, the final harvest under way beside the engine
+ * (precopy_final.h): merge the parts harvested since the last call into
+ * todo; *from is the lowest page merged, where the engine looks for
+ * pages again.  1: more parts follow; 0: the harvest is whole, *pages
+ * the final round's (the round begun last); -1 with lmig_err().
+ */
+int live_final_part(struct live_ctl *lv, uint64_t *todo, uint64_t *from, uint64_t *pages);
 /* The round just begun (st->round's last): what the controller knows of it. */
 void live_round_begun(struct live_ctl *lv);
-/* --timeout, checked within a round too: -1 with lmig_err() once it passed. */
+/*
+ * --timeout, checked within a round too: -1 with lmig_err() once it
+ * passed, or once the pause hook (send_opts.pause) abandoned the session.
+ */
 int live_check_timeout(struct live_ctl *lv, uint64_t round_pages);
 /* What a live send's progress line says: the round, rates, prediction, throttle. */
 void live_progress(const struct live_ctl *lv, uint64_t round_pages, struct image_progress *p);

@@ -101,6 +101,40 @@ static void commit_point(void *ctx)
 	(void)ctx;
 }
 
+static void block_committed(void *ctx)
+{
+	struct qram_pause *p = ctx;
+
+	pthread_mutex_lock(&p->mu);
+	p->committed++;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* A session still in its rounds gives up as soon as another one failed. */
+static int abandoned(void *ctx)
+{
+	struct qram_pause *p = ctx;
+	bool failed;
+
+	pthread_mutex_lock(&p->mu);
+	failed = p->state == QRAM_FAILED;
+	pthread_mutex_unlock(&p->mu);
+	return failed ? lmig_err("another RAM block's migration failed") : 0;
+}
+
+bool qram_wait_committed(struct qram_pause *p)
+{
+	bool all;
+
+	pthread_mutex_lock(&p->mu);
+	while (p->committed < p->nblocks && !p->gone)
+		pthread_cond_wait(&p->cv, &p->mu);
+	all = p->committed == p->nblocks;
+	pthread_mutex_unlock(&p->mu);
+	return all;
+}
+
 void qram_continue_point(struct qram_pause *p)
 {
 	guard_commit_point(&p->guard);
@@ -122,19 +156,23 @@ void qram_init(struct qram_pause *p, struct qmp *q, struct qlink *l, const char 
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	p->hook = (struct freeze_hook){ .name = "qemu", .pause = do_pause, .resume = do_resume,
-					.commit_point = commit_point, .ctx = p };
+					.commit_point = commit_point, .committed = block_committed,
+					.abandoned = abandoned, .ctx = p };
 }
 
-void qram_block_gone(struct qram_pause *p)
+bool qram_block_gone(struct qram_pause *p)
 {
+	bool first;
+
 	pthread_mutex_lock(&p->mu);
-	p->gone++;
+	first = !p->gone++;
 	if (p->state == QRAM_PRECOPY) {
 		p->state = QRAM_FAILED;
 		snprintf(p->why, sizeof(p->why), "another RAM block's migration failed");
 	}
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+	return first;
 }
 
 int qram_abort(struct qram_pause *p)

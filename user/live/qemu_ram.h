@@ -9,7 +9,7 @@
  * granted once QEMU reports pre-switchover: the guest is stopped, each
  * session harvests and sends its final round.  Resuming (a session
  * failed) cancels QEMU's migration and waits until the guest runs again.
- * A session that fails before asking wakes the others (qram_block_gone()).
+ * A session that fails makes the others give up (qram_block_gone()).
  */
 #ifndef LMIG_QEMU_RAM_H
 #define LMIG_QEMU_RAM_H
@@ -36,7 +36,7 @@ struct qram_pause {
 	struct qrelay relay;
 	char sock[108];			/* the relay's unix socket */
 	int wait_ms;			/* longest wait for QEMU's steps */
-	unsigned int nblocks, asked, gone;
+	unsigned int nblocks, asked, gone, committed;
 	enum qram_state state;
 	bool migrating;			/* `migrate` was issued */
 	bool cancel_failed;		/* migrate_cancel, or the guest's run after it, failed */
@@ -50,10 +50,20 @@ struct qram_pause {
 
 void qram_init(struct qram_pause *p, struct qmp *q, struct qlink *l, const char *sock,
 	       unsigned int nblocks, int wait_ms);
-/* A block's session ended without asking for the pause (it failed). */
 /* migrate-continue is next: from now on a dead lmig's guard leaves QEMU be. */
 void qram_continue_point(struct qram_pause *p);
-void qram_block_gone(struct qram_pause *p);
+/*
+ * A block's session failed (before or after asking for the pause): the
+ * sessions still in their rounds give up at once (the hook's abandoned()),
+ * those waiting for the pause are refused it.  True for the first block
+ * to fail: its error is the migration's.
+ */
+bool qram_block_gone(struct qram_pause *p);
+/*
+ * Wait until every block's receiver committed (true: migrate-continue may
+ * go now, while the sessions end), or one failed (false).
+ */
+bool qram_wait_committed(struct qram_pause *p);
 /*
  * After every session ended: cancel QEMU's migration if one was started
  * and not cancelled yet (0, or -1 with lmig_err()), stop the relay.

@@ -719,6 +719,29 @@ int tracker_harvest(struct tracker *t, uint64_t *bitmap)
 	return ret;
 }
 
+bool tracker_has_parts(const struct tracker *t)
+{
+	return t->ops->harvest_part && !t->obj && !t->mw;
+}
+
+int tracker_harvest_part(struct tracker *t, uint64_t *bitmap, uint64_t first, uint64_t end,
+			 bool begin, bool last)
+{
+	double t0, c0;
+	int ret;
+
+	if (!tracker_has_parts(t))
+		return tracker_harvest(t, bitmap);
+	t0 = now_s();
+	c0 = thread_cpu_s();
+	ret = t->ops->harvest_part(t, bitmap, first, end, begin);
+	t->harvest_s += now_s() - t0;
+	t->harvest_cpu_s += thread_cpu_s() - c0;
+	if (last)
+		t->harvests++;
+	return ret;
+}
+
 void tracker_close(struct tracker *t)
 {
 	if (t->ops && t->ops->stop)

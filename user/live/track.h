@@ -74,6 +74,14 @@ struct tracker_ops {
 	int (*start)(struct tracker *t);
 	/* OR into bitmap the pages written since the last harvest (or start). */
 	int (*harvest)(struct tracker *t, uint64_t *bitmap);
+	/*
+	 * Optional: one harvest in parts, pages [first, end) at a time, in
+	 * any order, each once (begin: the harvest's first part), each
+	 * OR-ing into bitmap only the words of its own pages.  See
+	 * tracker_harvest_part().
+	 */
+	int (*harvest_part)(struct tracker *t, uint64_t *bitmap, uint64_t first, uint64_t end,
+			    bool begin);
 	void (*stop)(struct tracker *t);
 	/*
 	 * It reads the writer's page tables, which lose what they knew when a
@@ -142,6 +150,22 @@ int tracker_open_choice(struct tracker *t, const char *name, const struct track_
 int tracker_open(struct tracker *t, const char *name, const struct track_target *tg,
 		 char *why, size_t whylen);
 int tracker_harvest(struct tracker *t, uint64_t *bitmap);
+/*
+ * A harvest in parts, so that the pages of one part can go out while the
+ * next is read (the final round of a paused workload).  Only a tracker
+ * with harvest_part and neither the object check nor the mapping watch
+ * (which see the whole object at once) has parts; for the others the
+ * one part is [0, npages).
+ */
+bool tracker_has_parts(const struct tracker *t);
+/*
+ * Pages [first, end) into bitmap (first a multiple of 64, end too or
+ * npages), leaving the words of other pages alone; a harvest's parts in
+ * any order, each once, begin set on the first, last on the last.  0, or
+ * -1 with lmig_err().
+ */
+int tracker_harvest_part(struct tracker *t, uint64_t *bitmap, uint64_t first, uint64_t end,
+			 bool begin, bool last);
 /*
  * Called, when set, inside tracker_open() once the tracker armed and
  * before it returns: a test sets it to make the writer change its

@@ -50,6 +50,12 @@
  */
 #define PART_MIN_PAGES	((64 << 20) / LMIG_PAGE_SIZE)
 #define THREADS_MAX	16
+/*
+ * The least a thread hashes of one part of a harvest in parts
+ * (tracker_harvest_part()): the object's size decided that threads pay
+ * (PART_MIN_PAGES); a part is only kept from splitting into slivers.
+ */
+#define THREAD_MIN_PAGES	((2 << 20) / LMIG_PAGE_SIZE)
 
 struct scan {
 	const uint8_t *map;	/* the object mapped, or NULL: read with track_read() */
@@ -227,15 +233,21 @@ static int scan_start(struct tracker *t)
 	return 0;
 }
 
-static int scan_harvest(struct tracker *t, uint64_t *bitmap)
+/*
+ * Pages [first, end) by the scan's threads.  With the mapping, the
+ * data/hole map is walked again when a harvest begins.
+ */
+static int scan_harvest_part(struct tracker *t, uint64_t *bitmap, uint64_t first, uint64_t end,
+			     bool begin)
 {
 	struct scan *s = t->priv;
 	struct scan_part w[THREADS_MAX] = { 0 };
 	pthread_t th[THREADS_MAX];
 	uint64_t per, started = 1;
+	unsigned int n = s->nthreads;
 	int ret = 0;
 
-	if (s->map) {
+	if (s->map && begin) {
 		struct stat st;
 
 		if (fstat(t->tg.fd, &st))
@@ -246,29 +258,32 @@ static int scan_harvest(struct tracker *t, uint64_t *bitmap)
 		if (track_data_map(t->tg.fd, t->tg.size, s->data))
 			return -1;
 	}
+	/* A harvest in parts: a small part is not worth a thread each. */
+	if ((end - first) / n < THREAD_MIN_PAGES)
+		n = (end - first) / THREAD_MIN_PAGES > 1 ? (unsigned int)((end - first) / THREAD_MIN_PAGES) : 1;
 	/* Parts aligned to 64 pages: no two threads write one bitmap word. */
-	per = (t->npages + s->nthreads - 1) / s->nthreads;
+	per = (end - first + n - 1) / n;
 	per = (per + 63) & ~63ULL;
-	for (unsigned int i = 0; i < s->nthreads; i++) {
-		w[i] = (struct scan_part){ .t = t, .bitmap = bitmap, .first = i * per,
-					   .end = (i + 1) * per };
-		if (w[i].first > t->npages)
-			w[i].first = t->npages;
-		if (w[i].end > t->npages)
-			w[i].end = t->npages;
+	for (unsigned int i = 0; i < n; i++) {
+		w[i] = (struct scan_part){ .t = t, .bitmap = bitmap, .first = first + i * per,
+					   .end = first + (i + 1) * per };
+		if (w[i].first > end)
+			w[i].first = end;
+		if (w[i].end > end)
+			w[i].end = end;
 	}
 	/* Part 0 is this thread's; a thread that does not start is done here too. */
-	for (unsigned int i = 1; i < s->nthreads; i++, started++)
+	for (unsigned int i = 1; i < n; i++, started++)
 		if (pthread_create(&th[i], NULL, scan_part_run, &w[i]))
 			break;
 	scan_part_run(&w[0]);
-	for (unsigned int i = 1; i < s->nthreads; i++) {
+	for (unsigned int i = 1; i < n; i++) {
 		if (i < started)
 			pthread_join(th[i], NULL);
 		else
 			scan_part_run(&w[i]);
 	}
-	for (unsigned int i = 0; i < s->nthreads; i++) {
+	for (unsigned int i = 0; i < n; i++) {
 		t->bytes_read += w[i].bytes_read;
 		if (w[i].ret == 1 && !ret)
 			ret = lmig_err("the memory object shrank during the migration");
@@ -276,6 +291,11 @@ static int scan_harvest(struct tracker *t, uint64_t *bitmap)
 			ret = lmig_err("%s", w[i].err);
 	}
 	return ret;
+}
+
+static int scan_harvest(struct tracker *t, uint64_t *bitmap)
+{
+	return scan_harvest_part(t, bitmap, 0, t->npages, true);
 }
 
 static void scan_stop(struct tracker *t)
@@ -295,5 +315,6 @@ const struct tracker_ops track_scan_ops = {
 	.probe = scan_probe,
 	.start = scan_start,
 	.harvest = scan_harvest,
+	.harvest_part = scan_harvest_part,
 	.stop = scan_stop,
 };
