@@ -20,6 +20,9 @@
  *   lmig_zero_pages         zero pages cost zero_wire, not a page
  *   lmig_content_compare    a content-comparing tracker counts the
  *                           round's pages with the curve's mean
+ *   lmig_harvest_parts      a final harvest in parts overlaps the
+ *                           final round's send: predicted and paused
+ *                           with splan_pause_s(), as precopy.c
  *   lmig_max_rounds         over --max-rounds: not converged, at the cap
  *   lmig_harvest_cost       little to send, but the harvest alone is
  *                           over the budget: given up at round 6
@@ -323,6 +326,36 @@ TEST(lmig_content_compare)
 	est_run(&in, 1, &r);
 	EXPECT_EQ(3, r.rounds);
 	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.95 + EST_LMIG_SWITCH_S));
+}
+
+TEST(lmig_harvest_parts)
+{
+	struct est_input in = base();
+	struct est_run r;
+
+	/*
+	 * lmig_rounds' second case (harvests of 20 ms, switch-over 5 ms) with
+	 * the final harvest in 4 parts.  Prediction at round 1's harvest: of
+	 * 20 ms + 102 ms / 4 and 5 ms + 102 ms the longer, 107 ms, + 3 ms.
+	 * Paused: 20 ms + 12.2 ms / 4 = 23.05 ms against 5 ms + 12.2 ms,
+	 * + 5 ms.
+	 */
+	in.harvest_s = 0.02;
+	in.switch_s = 0.005;
+	in.setup_s = 0.25;
+	in.harvest_parts = 4;
+	est_run(&in, 1, &r);
+	EXPECT_TRUE(r.converged);
+	EXPECT_EQ(4, r.rounds);
+	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.005 + 0.102 + EST_LMIG_SWITCH_S))
+		TH_LOG("predicted %f", r.predicted_downtime_s);
+	EXPECT_TRUE(NEAR(r.downtime_s, 0.02 + 0.0122 / 4 + 0.005)) TH_LOG("downtime %f", r.downtime_s);
+	EXPECT_TRUE(NEAR(r.total_s, 0.25 + 10 + (1 + 0.02) + (0.02 + 0.102) + 0.02 + 0.0122 / 4 + 0.005));
+	/* One part (or 0, not set): the sum, as lmig_rounds has it. */
+	in.harvest_parts = 1;
+	est_run(&in, 1, &r);
+	EXPECT_TRUE(NEAR(r.downtime_s, 0.02 + 0.0122 + 0.005));
+	EXPECT_TRUE(NEAR(r.predicted_downtime_s, 0.102 + 0.02 + EST_LMIG_SWITCH_S));
 }
 
 TEST(lmig_max_rounds)

@@ -25,6 +25,7 @@
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/json_read.h"
+#include "live/switch_plan.h"
 
 /* Harvests kept for the curve, at most; fewer for a large image (EST_BITMAPS_BYTES). */
 #define EST_HARVESTS		64
@@ -273,6 +274,9 @@ int estimate_watch_mem(struct watch *w, const struct est_args *a, bool progress,
 					   w->zero_pages : 0;
 	/* The scan tracker compares content: a page sent after it was rewritten is clean. */
 	ob->in.content_compare = !strcmp(w->tracker, "scan");
+	/* ... and harvests in parts, sent as they come (live/precopy.c). */
+	ob->in.harvest_parts = ob->in.content_compare ?
+			       splan_parts(w->npages, SPLAN_PART_BYTES / LMIG_PAGE_SIZE) : 1;
 	return watch_loop(w, a, progress, ob);
 }
 

@@ -5,6 +5,7 @@
 #include <lmig/wire.h>
 
 #include "live/estimate.h"
+#include "live/switch_plan.h"
 #include "live/throttle_policy.h"
 
 /* How the curve goes on beyond its last point. */
@@ -285,7 +286,7 @@ static void run_lmig(struct play *p, struct est_run *r)
 
 		/* precopy.c's hs_min: the cheapest of the harvests so far. */
 		hs = est_cheapest(in, r->rounds);
-		pred = pages_s(in, dirty) + hs + EST_LMIG_SWITCH_S;
+		pred = splan_pause_s(hs, pages_s(in, dirty), in->harvest_parts) + EST_LMIG_SWITCH_S;
 		lifted = p->autoplay && decide(p, r, dirty, r->rounds == 1 ? iv + in->setup_s : iv,
 					       look, pred);
 
@@ -298,7 +299,8 @@ static void run_lmig(struct play *p, struct est_run *r)
 			r->total_s += hl + t;
 			r->wire_bytes += dirty * in->page_wire;
 			last = found(p, r->rounds, dirty, t + hl);
-			r->downtime_s = hs + round_s(in, last) + in->switch_s;
+			r->downtime_s = splan_pause_s(hs, round_s(in, last), in->harvest_parts) +
+					in->switch_s;
 			r->total_s += r->downtime_s;
 			r->wire_bytes += last * in->page_wire;
 			r->rounds += 2;

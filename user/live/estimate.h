@@ -20,11 +20,12 @@
  * lmig send: round 0 sends every non-zero page (zero pages cost
  * zero_wire each); at the end of each round a harvest (harvest_live_s)
  * yields the pages dirtied since the previous one; the predicted downtime is
- * those pages over the link plus the cheapest harvest so far
- * (est_cheapest()) plus EST_LMIG_SWITCH_S, as precopy.c predicts it.  Within the budget, one more live round sends
- * them, then the workload is paused: the downtime is the final harvest,
- * the pages dirtied during that last live round, and the switch-over
- * costs.  A round after a harvest sends its first `burst` bytes at once
+ * those pages over the link and the cheapest harvest so far
+ * (est_cheapest()), overlapped as splan_pause_s() has it for
+ * harvest_parts parts, plus EST_LMIG_SWITCH_S, as precopy.c predicts it.  Within the budget, one more live round sends
+ * them, then the workload is paused: the downtime is the final harvest
+ * and the pages dirtied during that last live round (overlapped the
+ * same way), and the switch-over costs.  A round after a harvest sends its first `burst` bytes at once
  * (--bandwidth's token bucket refilled during the harvest).  Over
  * --max-rounds: not converged.  With a tracker that compares
  * content (scan), a page rewritten before its turn in a round goes out
@@ -142,6 +143,9 @@ struct est_input {
 	double burst;			/* lmig: wire bytes a round after a harvest sends at once
 					 * (the --bandwidth token bucket filled meanwhile) */
 	bool content_compare;		/* the tracker drops pages sent with their new content */
+	unsigned int harvest_parts;	/* lmig: the final harvest's parts, its pages sent
+					 * while the next is read (switch_plan.h); 0 or 1:
+					 * harvest, then send */
 	unsigned int downtime_ms;
 	unsigned int max_rounds;	/* lmig's --max-rounds (EST_LMIG) */
 	unsigned int throttle_max_pct;	/* --throttle-max; 0: no throttle */

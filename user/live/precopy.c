@@ -24,13 +24,8 @@
 
 /* Switch-over costs besides harvesting and sending: freeze, commit round trip. */
 #define SWITCH_OVERHEAD_S	0.003
-/*
- * The final harvest goes in parts of this size, the pages of each sent
- * while the next is read: the pause lasts about the longer of the two,
- * not their sum.  Small enough that a part takes less time than the
- * frames queued ahead of it take to leave.
- */
-#define FINAL_PART_PAGES	((8 << 20) / LMIG_PAGE_SIZE)
+/* The final harvest's parts (switch_plan.h). */
+#define FINAL_PART_PAGES	(SPLAN_PART_BYTES / LMIG_PAGE_SIZE)
 /* A round smaller than this says little about the rate of the link. */
 #define RATE_SAMPLE_MIN		(2 << 20)
 

@@ -22,6 +22,14 @@
 
 #include <stdint.h>
 
+/*
+ * The final harvest goes in parts of this size, the pages of each sent
+ * while the next is read: the pause lasts about the longer of the two,
+ * not their sum.  Small enough that a part takes less time than the
+ * frames queued ahead of it take to leave.
+ */
+#define SPLAN_PART_BYTES	(8u << 20)
+
 /* Parts of part_pages pages that npages take (the last may be short). */
 unsigned int splan_parts(uint64_t npages, uint64_t part_pages);
 /*
