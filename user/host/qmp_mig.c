@@ -10,6 +10,9 @@
 #include "host/qmp_mig.h"
 
 #define POLL_NS	(2 * 1000 * 1000)
+/* Completed without its times yet: asked again this often, at most this many times. */
+#define TIMES_WAIT_NS	(10 * 1000 * 1000)
+#define TIMES_TRIES	20
 
 static int set_caps(struct qmp *q, bool ignore_shared, bool pause)
 {
@@ -65,12 +68,25 @@ int qmig_wait(struct qmp *q, const char *want, int timeout_ms, struct qmp_migrat
 		if (qmp_query_migrate(q, m))
 			return -1;
 		if (!strcmp(m->status, want) || final(m->status))
-			return 0;
+			break;
 		if (now_s() > end)
 			return lmig_err("QEMU's migration is still %s after %d s (waiting for %s)",
 					m->status, timeout_ms / 1000, want);
 		nanosleep(&(struct timespec){ .tv_nsec = POLL_NS }, NULL);
 	}
+	/*
+	 * QEMU 7.2 can say "completed" a moment before it has set total-time
+	 * and downtime, both 0 then (seen once under nested KVM): ask again,
+	 * briefly, for the report's sake.  A destination's QEMU gives no
+	 * total-time at all (-1): nothing to wait for.
+	 */
+	for (int i = 0; i < TIMES_TRIES && !strcmp(m->status, "completed") &&
+			m->total_time_ms == 0; i++) {
+		nanosleep(&(struct timespec){ .tv_nsec = TIMES_WAIT_NS }, NULL);
+		if (qmp_query_migrate(q, m))
+			return -1;
+	}
+	return 0;
 }
 
 int qmig_continue(struct qmp *q)
