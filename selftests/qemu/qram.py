@@ -227,8 +227,11 @@ def advancing(side, timeout=10):
     return 0
 
 
-def sha(path, size):
+def sha_pages(path, size):
+    """sha256 of the first size bytes of path, and how many of its 4 KiB pages are not zero."""
     h = hashlib.sha256()
+    zero = bytes(4096)
+    nonzero = 0
     with open(path, "rb") as f:
         left = size
         while left > 0:
@@ -236,8 +239,25 @@ def sha(path, size):
             if not b:
                 break
             h.update(b)
+            nonzero += sum(1 for i in range(0, len(b), 4096) if b[i:i + 4096] != zero)
             left -= len(b)
-    return h.hexdigest()
+    return h.hexdigest(), nonzero
+
+
+def sha(path, size):
+    return sha_pages(path, size)[0]
+
+
+def resume_and_follow(dst, out):
+    """cont on the destination held by -S; its first tick, a later one, its state into out."""
+    dst.qmp.cmd("cont")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not dst.ticks():
+        time.sleep(0.1)
+    t = dst.ticks()
+    out["dst_first_tick"] = t[0] if t else 0
+    out["dst_tick"] = advancing(dst)
+    out["dst_status"] = dst.status()
 
 
 def case_refused(a, src, res):
@@ -330,7 +350,6 @@ def dst_ram(a, shms, sizes=None):
 
 def case_migrate(a, src, res):
     shms = ["/dev/shm/%s-%d-migrate-%d" % (TAG, os.getpid(), i) for i in range(a.blocks)]
-    shm = shms[0]
     dst = Side(a, "dst-migrate", dst_ram(a, shms), incoming=True)
     try:
         t0 = time.monotonic()
@@ -351,15 +370,7 @@ def case_migrate(a, src, res):
             out["src_sha"] = "".join(sha(b["path"], b["size"]) for b in blocks)
             out["dst_sha"] = "".join(sha(shms[int(b["id"][3:])], b["size"]) for b in blocks)
             out["dst_status_after_hash"] = dst.status()
-            dst.qmp.cmd("cont")
-            out["dst_first_tick"] = 0
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and not dst.ticks():
-                time.sleep(0.1)
-            t = dst.ticks()
-            out["dst_first_tick"] = t[0] if t else 0
-            out["dst_tick"] = advancing(dst)
-            out["dst_status"] = dst.status()
+            resume_and_follow(dst, out)
         res["migrate"] = out
     finally:
         dst.stop()
@@ -456,14 +467,7 @@ def case_huge(a, res):
             out["src_pmem"] = pmem_sha(src, a.mem)
             out["dst_pmem"] = pmem_sha(dst, a.mem)
             out["dst_status_after_hash"] = dst.status()
-            dst.qmp.cmd("cont")
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and not dst.ticks():
-                time.sleep(0.1)
-            t = dst.ticks()
-            out["dst_first_tick"] = t[0] if t else 0
-            out["dst_tick"] = advancing(dst)
-            out["dst_status"] = dst.status()
+            resume_and_follow(dst, out)
     finally:
         res["huge"] = out
         for side in (dst, src):

@@ -40,7 +40,6 @@ killed and every file made removed.  Exit status 0 once it got as far as
 a result (the line says what went wrong), 1 on a harness error.
 """
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -54,7 +53,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "selftests", "qemu"))
 from qmig import QMP, QMPError, Proc  # noqa: E402
-from qram import Side, advancing, outcome  # noqa: E402
+from qram import Side, outcome, resume_and_follow, sha_pages  # noqa: E402
 
 PAGE = 4096
 
@@ -91,23 +90,6 @@ class KvmSide(Side):
         except OSError:
             return []
         return [int(m.group(1)) for m in re.finditer(r"^lmig-guest tick (\d+)\n", text, re.M)]
-
-
-def digest(path, size):
-    """sha256 of the first size bytes of path, and how many of its pages are not zero."""
-    h = hashlib.sha256()
-    zero = bytes(PAGE)
-    nonzero = 0
-    with open(path, "rb") as f:
-        left = size
-        while left > 0:
-            b = f.read(min(left, 1 << 22))
-            if not b:
-                break
-            h.update(b)
-            nonzero += sum(1 for i in range(0, len(b), PAGE) if b[i:i + PAGE] != zero)
-            left -= len(b)
-    return h.hexdigest(), nonzero
 
 
 class KmodStats(threading.Thread):
@@ -225,19 +207,12 @@ def migrate(a, src, res):
         if s["exit"] == 0 and len(blocks) == 1 and blocks[0].get("path"):
             # Both stopped: the source in postmigrate, the destination by -S.
             t1 = time.monotonic()
-            res["src_sha"], res["src_nonzero_pages"] = digest(blocks[0]["path"], a.mem << 20)
-            res["dst_sha"], res["dst_nonzero_pages"] = digest(shm, a.mem << 20)
+            res["src_sha"], res["src_nonzero_pages"] = sha_pages(blocks[0]["path"], a.mem << 20)
+            res["dst_sha"], res["dst_nonzero_pages"] = sha_pages(shm, a.mem << 20)
             res["hash_secs"] = round(time.monotonic() - t1, 2)
             res["src_status_after_hash"] = src.status()
             res["dst_status_after_hash"] = dst.status()
-            dst.qmp.cmd("cont")
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and not dst.ticks():
-                time.sleep(0.1)
-            t = dst.ticks()
-            res["dst_first_tick"] = t[0] if t else 0
-            res["dst_tick"] = advancing(dst)
-            res["dst_status"] = dst.status()
+            resume_and_follow(dst, res)
     finally:
         dst.stop()
         if os.path.exists(shm):
