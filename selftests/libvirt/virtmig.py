@@ -226,19 +226,24 @@ def qmp_ask(path, command):
     return r["return"]
 
 
-def domain_xml(a, name, mig, partition):
-    append = "console=ttyS0 quiet panic=-1 no_timer_check pti=on guest_touch=%d guest_rate=%d" % (
-        a.touch, a.rate)
+def domain_xml_of(name, mem, vcpus, boot, qemu, mig, partition, more="", serials=1,
+                  qemu_args=""):
+    """The test domains' skeleton: a TCG guest with no devices but its serial
+    ports (logged to mig/console.log, console2.log, ...) and lmig's own QMP
+    socket beside libvirt's monitor.  boot: the <os> element's lines; more:
+    lines after <vcpu> (memory backing, NUMA); qemu_args: more <qemu:arg>s."""
+    ports = "".join("    <serial type='file'>\n"
+                    "      <source path='%s/console%s.log'/>\n"
+                    "      <target port='%d'/>\n"
+                    "    </serial>\n" % (mig, "%d" % (i + 1) if i else "", i)
+                    for i in range(serials))
     return """<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>%(name)s</name>
   <memory unit='MiB'>%(mem)d</memory>
-  <vcpu>1</vcpu>
-  <os>
+  <vcpu>%(vcpus)d</vcpu>
+%(more)s  <os>
     <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>%(kernel)s</kernel>
-    <initrd>%(initrd)s</initrd>
-    <cmdline>%(append)s</cmdline>
-  </os>
+%(boot)s  </os>
   <resource>
     <partition>%(partition)s</partition>
   </resource>
@@ -248,19 +253,23 @@ def domain_xml(a, name, mig, partition):
   <devices>
     <emulator>%(qemu)s</emulator>
     <controller type='usb' model='none'/>
-    <serial type='file'>
-      <source path='%(mig)s/console.log'/>
-      <target port='0'/>
-    </serial>
-    <memballoon model='none'/>
+%(ports)s    <memballoon model='none'/>
   </devices>
   <qemu:commandline>
     <qemu:arg value='-qmp'/>
     <qemu:arg value='unix:%(mig)s/lmig.qmp,server=on,wait=off'/>
-  </qemu:commandline>
+%(qemu_args)s  </qemu:commandline>
 </domain>
-""" % {"name": name, "mem": a.mem, "kernel": a.kernel, "initrd": a.initrd, "append": append,
-       "qemu": a.qemu, "mig": mig, "partition": partition}
+""" % {"name": name, "mem": mem, "vcpus": vcpus, "more": more, "boot": boot,
+       "partition": partition, "qemu": qemu, "ports": ports, "mig": mig, "qemu_args": qemu_args}
+
+
+def domain_xml(a, name, mig, partition):
+    append = "console=ttyS0 quiet panic=-1 no_timer_check pti=on guest_touch=%d guest_rate=%d" % (
+        a.touch, a.rate)
+    boot = ("    <kernel>%s</kernel>\n    <initrd>%s</initrd>\n    <cmdline>%s</cmdline>\n"
+            % (a.kernel, a.initrd, append))
+    return domain_xml_of(name, a.mem, 1, boot, a.qemu, mig, partition)
 
 
 def cgroup_mounts():

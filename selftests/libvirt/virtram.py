@@ -46,14 +46,14 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "qemu"))
-from virtmig import (ADDR, Host, leftovers, make_partition, qmp_ask,  # noqa: E402
-                     remove_partition, run, wait_for)
+from virtmig import (ADDR, Host, domain_xml_of, leftovers, make_partition,  # noqa: E402
+                     qmp_ask, remove_partition, run, wait_for)
 from qram import sha  # noqa: E402
 
 
 def domain_xml(a, name, uid, mig, partition, incoming):
     """The test domain; the destination's waits for its devices."""
-    extra = numa = ""
+    args = numa = ""
     source = a.dst_source if incoming else "memfd"
     mem = a.dst_mem if incoming and a.dst_mem else a.mem
     if a.numa:
@@ -63,48 +63,13 @@ def domain_xml(a, name, uid, mig, partition, incoming):
                 "      <cell id='1' cpus='1' memory='%d' unit='MiB'/>\n"
                 "    </numa>\n  </cpu>\n" % (mem * 5 // 8, mem - mem * 5 // 8))
     if incoming:
-        extra = "    <qemu:arg value='-incoming'/>\n    <qemu:arg value='defer'/>\n"
-    return """<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
-  <name>%(name)s</name>
-  <uuid>%(uuid)s</uuid>
-  <memory unit='MiB'>%(mem)d</memory>
-  <memoryBacking>
-    <source type='%(source)s'/>
-    <access mode='shared'/>
-  </memoryBacking>
-  <vcpu>2</vcpu>
-%(numa)s  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>%(kernel)s</kernel>
-    <cmdline>guest_touch=%(touch)d guest_rate=%(rate)d</cmdline>
-  </os>
-  <resource>
-    <partition>%(partition)s</partition>
-  </resource>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>destroy</on_reboot>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <emulator>%(qemu)s</emulator>
-    <controller type='usb' model='none'/>
-    <serial type='file'>
-      <source path='%(mig)s/console.log'/>
-      <target port='0'/>
-    </serial>
-    <serial type='file'>
-      <source path='%(mig)s/console2.log'/>
-      <target port='1'/>
-    </serial>
-    <memballoon model='none'/>
-  </devices>
-  <qemu:commandline>
-    <qemu:arg value='-qmp'/>
-    <qemu:arg value='unix:%(mig)s/lmig.qmp,server=on,wait=off'/>
-%(extra)s  </qemu:commandline>
-</domain>
-""" % {"name": name, "uuid": uid, "mem": mem, "numa": numa, "kernel": a.elf, "touch": a.touch,
-       "rate": a.rate, "qemu": a.qemu, "mig": mig, "partition": partition, "extra": extra,
-       "source": source}
+        args = "    <qemu:arg value='-incoming'/>\n    <qemu:arg value='defer'/>\n"
+    more = ("  <uuid>%s</uuid>\n  <memoryBacking>\n    <source type='%s'/>\n"
+            "    <access mode='shared'/>\n  </memoryBacking>\n%s" % (uid, source, numa))
+    boot = ("    <kernel>%s</kernel>\n    <cmdline>guest_touch=%d guest_rate=%d</cmdline>\n"
+            % (a.elf, a.touch, a.rate))
+    return domain_xml_of(name, mem, 2, boot, a.qemu, mig, partition, more=more, serials=2,
+                         qemu_args=args)
 
 
 def qemu_status(h):
