@@ -435,7 +435,7 @@ TEST(decoder_wakes_for_every_job)
 
 						ASSERT_LT(t, n);
 						if (t == bad) {
-							EXPECT_EQ(PAGE_BAD_LZ4, done[i].verdict);
+							EXPECT_EQ(PAGE_BAD_DECODE, done[i].verdict);
 							continue;
 						}
 						EXPECT_EQ(PAGE_OK, done[i].verdict) TH_LOG("job %u", t);

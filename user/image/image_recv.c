@@ -233,6 +233,7 @@ static int check_hello(void *arg, const struct hello_info *hi, bool first, const
 	r->npages = (hi->image_size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE;
 	r->live = hi->caps & LMIG_CAP_ROUNDS;
 	r->confirm = hi->caps & LMIG_CAP_CONFIRM;
+	r->zstd = hi->caps & LMIG_CAP_ZSTD;
 	r->ch = calloc(r->nch, sizeof(*r->ch));
 	if (!r->ch)
 		return lmig_err("out of memory");
@@ -245,7 +246,7 @@ static int handshake(struct image_receiver *r)
 		.listen = r->o->listen, .backlog = 16, .ready_fd = r->o->ready_fd,
 		.tls = r->o->tls, .timeout_ms = r->o->timeout_ms,
 		.accept_timeout_ms = r->o->accept_timeout_ms, .peer = "sender",
-		.whole = "migration", .caps = LMIG_CAPS_V1 | LMIG_CAP_ROUNDS | LMIG_CAP_CONFIRM,
+		.whole = "migration", .caps = LMIG_CAPS_V1 | LMIG_CAP_ROUNDS | LMIG_CAP_CONFIRM | LMIG_CAP_ZSTD,
 		.check = check_hello, .arg = r,
 	};
 	struct hello_info first;

@@ -64,7 +64,8 @@ static int check_descs(struct image_receiver *r, unsigned int c, struct image_rx
 			n = len;
 		else if (enc == LMIG_ENC_RAW && len == LMIG_PAGE_SIZE)
 			sum += len;
-		else if (enc == LMIG_ENC_LZ4 && len && len < LMIG_PAGE_SIZE)
+		else if ((enc == LMIG_ENC_LZ4 || (enc == LMIG_ENC_ZSTD && r->zstd)) &&
+			 len && len < LMIG_PAGE_SIZE)
 			sum += len;
 		else
 			return fail(r, LMIG_ST_PROTOCOL, "channel %u: bad page descriptor (encoding %u, length %u)",
@@ -151,7 +152,7 @@ void image_start_frame(struct image_rx_chan *ch)
 /* A page check's verdict as the stream error it is. */
 static int page_fail(struct image_receiver *r, unsigned int c, uint64_t pg, enum page_verdict v)
 {
-	if (v == PAGE_BAD_LZ4)
+	if (v == PAGE_BAD_DECODE)
 		return fail(r, LMIG_ST_CHECKSUM, "channel %u: page %llu does not decompress (corrupted stream)",
 			    c, (unsigned long long)pg);
 	if (v == PAGE_BAD_HASH)
@@ -173,7 +174,8 @@ static void queue_decode(struct image_receiver *r, unsigned int c, struct image_
 	int dec = image_pool_get(r);
 	struct decode_job j = {
 		.src = p, .dst = image_pool_page(r, dec), .len = le32toh(d->len), .tag = (uint32_t)dec,
-		.keep = image_page_len(r, pg), .want = le64toh(d->hash),
+		.zstd = le16toh(d->enc) == LMIG_ENC_ZSTD, .keep = image_page_len(r, pg),
+		.want = le64toh(d->hash),
 	};
 
 	image_add_write(r, ch, pg, image_pool_page(r, dec), (struct ref){ REF_POOL, (uint32_t)dec });
@@ -222,7 +224,9 @@ static int take_page(struct image_receiver *r, unsigned int c, struct image_rx_c
 {
 	const struct lmig_page_desc *d = cur_desc(ch);
 	uint64_t pg = le64toh(d->index), want = le64toh(d->hash);
-	bool lz4 = le16toh(d->enc) == LMIG_ENC_LZ4;
+	uint16_t enc = le16toh(d->enc);
+	/* lz4 or zstd: decoded into a pool page */
+	bool lz4 = enc == LMIG_ENC_LZ4 || enc == LMIG_ENC_ZSTD;
 	const uint8_t *page = p;
 	enum page_verdict v;
 	int dec = -1;
@@ -232,13 +236,14 @@ static int take_page(struct image_receiver *r, unsigned int c, struct image_rx_c
 	if (lz4 && r->dec) {
 		queue_decode(r, c, ch, pg, p, ref);
 		r->st->pages_compressed++;
+		r->st->pages_zstd += enc == LMIG_ENC_ZSTD;
 		r->pages_done++;
 		ch->di++;
 		return 0;
 	}
 	if (lz4) {
-		struct decode_job j = { .src = p, .len = le32toh(d->len), .keep = image_page_len(r, pg),
-					.want = want };
+		struct decode_job j = { .src = p, .len = le32toh(d->len), .zstd = enc == LMIG_ENC_ZSTD,
+					.keep = image_page_len(r, pg), .want = want };
 
 		dec = image_pool_get(r);
 		page = j.dst = image_pool_page(r, dec);
@@ -259,6 +264,7 @@ static int take_page(struct image_receiver *r, unsigned int c, struct image_rx_c
 		image_ref_put(r, ref);	/* the compressed bytes are no longer needed */
 		ref = (struct ref){ -1, (uint32_t)dec };
 		r->st->pages_compressed++;
+		r->st->pages_zstd += enc == LMIG_ENC_ZSTD;
 	} else {
 		r->st->pages_raw++;
 	}
