@@ -68,8 +68,9 @@ static int check_descs(struct image_receiver *r, unsigned int c, struct image_rx
 			 len && len < LMIG_PAGE_SIZE)
 			sum += len;
 		else
-			return fail(r, LMIG_ST_PROTOCOL, "channel %u: bad page descriptor (encoding %u, length %u)",
-				    c, enc, len);
+			return fail(r, LMIG_ST_PROTOCOL,
+				    "channel %u: bad page descriptor for page %llu (encoding %u, length %u)",
+				    c, (unsigned long long)idx, enc, len);
 		if (!n || idx >= r->npages || n > r->npages - idx)
 			return fail(r, LMIG_ST_PROTOCOL, "channel %u: page %llu+%llu is outside the %llu-page image",
 				    c, (unsigned long long)idx, (unsigned long long)n,
