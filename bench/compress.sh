@@ -29,7 +29,7 @@ work=$(mktemp -d)
 trap 'sh "$here/netns.sh" down $ns_src $ns_dst; rm -rf "$work" "$OUT"' EXIT
 sh "$here/netns.sh" up $ns_src $ns_dst
 
-# run TAG BINARY MODE: one migration; appends "TAG ms wire lz4 zstd" to $work/runs.
+# run TAG BINARY MODE: one migration; appends "TAG ms wire lz4 zstd steps switches" to $work/runs.
 run() {
 	rm -f "$OUT"
 	ip netns exec $ns_dst "$2" recv --listen 198.18.0.2:0 --out "$OUT" --json --no-sync \
@@ -46,7 +46,7 @@ run() {
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(sys.argv[2], s["total_ms"], s["bytes_wire"], s["pages_compressed"] - s["pages_zstd"],
-      s["pages_zstd"], s.get("zstd_switches", 0))' "$work/tx.json" "$1" | tee -a "$work/runs" >&2
+      s["pages_zstd"], s.get("zstd_switches", 0), s["lz4_switches"])' "$work/tx.json" "$1" | tee -a "$work/runs" >&2
 }
 
 for r in $(seq "$REPS"); do
@@ -63,10 +63,11 @@ for line in open(sys.argv[1]):
     rows.setdefault(t[0], []).append([float(x) for x in t[1:]])
 size = int(sys.argv[2])
 base = None
-print("| mode | total s (median) | MB/s | wire MB | wire / image | lz4 pages | zstd pages | lz4/zstd steps |")
-print("|---|---|---|---|---|---|---|---|")
+print("| mode | total s (median) | MB/s | wire MB | wire / image | lz4 pages | zstd pages | lz4/zstd steps | none/lz4 switches |")
+print("|---|---|---|---|---|---|---|---|---|")
 for tag, runs in rows.items():
     med = [statistics.median(c) for c in zip(*runs)]
-    print("| %s | %.2f | %.0f | %.0f | %.3f | %d | %d | %d |" % (
-        tag, med[0] / 1e3, size / med[0] / 1e3, med[1] / 1e6, med[1] / size, med[2], med[3], med[4]))
+    print("| %s | %.2f | %.0f | %.0f | %.3f | %d | %d | %d | %d |" % (
+        tag, med[0] / 1e3, size / med[0] / 1e3, med[1] / 1e6, med[1] / size, med[2], med[3],
+        med[4], med[5]))
 PY

@@ -27,6 +27,9 @@
  *                               later, and not tried again
  *   zstd_not_offered            a receiver without the cap: never zstd, in
  *                               auto or with --compress zstd
+ *   zero_run_keeps_zstd         a run of windows 99 % zero pages on that
+ *                               link: CPU-bound with either codec, zstd
+ *                               kept; the data after it still zstd
  *   zstd_fixed_mode             --compress zstd: zstd from the first page;
  *                               --compress lz4 never steps down
  *
@@ -63,22 +66,28 @@ struct link {
  * spends the rest of the window blocked on the network.  While lz4 is
  * off, it samples 1 page in 16 as the engine does.
  */
-static void window(struct cpolicy *p, const struct link *l, double *t)
+static void window_fz(struct cpolicy *p, const struct link *l, double fz, double *t)
 {
 	bool z = p->lz4 && cpolicy_enc(p) == CENC_ZSTD;
 	double ratio = z ? l->zstd_ratio : l->ratio, comp_rate = z ? l->zstd_rate : l->lz4_rate;
-	double wire_per_byte = p->lz4 ? ratio : 1;
-	double cpu_per_byte = 1 / l->cpu_rate + (p->lz4 ? 1 / comp_rate : 0);
+	double wire_per_byte = fz * (p->lz4 ? ratio : 1);
+	double cpu_per_byte = 1 / l->cpu_rate + (p->lz4 ? fz / comp_rate : 0);
 	double by_net = l->rate / wire_per_byte, by_cpu = 1 / cpu_per_byte;
 	double rate = by_net < by_cpu ? by_net : by_cpu;
-	uint64_t img = (uint64_t)(rate * WIN);
-	uint64_t comp_in = p->lz4 ? img : img / 16;
+	uint64_t img = (uint64_t)(rate * WIN), nonzero = (uint64_t)(img * fz);
+	uint64_t comp_in = p->lz4 ? nonzero : nonzero / 16;
 
-	cpolicy_frame(p, img, img, (uint64_t)(img * wire_per_byte));
+	cpolicy_frame(p, img, nonzero, (uint64_t)(img * wire_per_byte));
 	cpolicy_sampled(p, comp_in, (unsigned int)(comp_in * ratio), comp_in / comp_rate);
 	cpolicy_waited(p, WIN - img * cpu_per_byte);
 	*t += WIN + 1e-6;
 	cpolicy_tick(p, *t);
+}
+
+/* ... every byte of it data (a fraction fz of non-zero bytes above). */
+static void window(struct cpolicy *p, const struct link *l, double *t)
+{
+	window_fz(p, l, 1, t);
 }
 
 /* Windows until lz4 is on, or -1 if it is not within @max. */
@@ -220,6 +229,28 @@ TEST(zstd_cpu_bound_steps_back)
 	EXPECT_STREQ("nllzzlllllllllllllllllllllllllllllllllll", seq);
 	EXPECT_EQ(2, p.zstd_switches);
 	EXPECT_TRUE(p.have_Pz);
+}
+
+TEST(zero_run_keeps_zstd)
+{
+	const struct link slow = ZSTD_LINK(31e6);
+	struct cpolicy p;
+	char seq[41];
+	double t;
+
+	start(&p, COMPRESS_AUTO, &t);
+	cpolicy_allow_zstd(&p);
+	encodings(&p, &slow, &t, 10, seq);
+	ASSERT_EQ('z', seq[9]);
+	for (int i = 0; i < 20; i++) {
+		window_fz(&p, &slow, 0.01, &t);
+		seq[i] = !p.lz4 ? 'n' : cpolicy_enc(&p) == CENC_ZSTD ? 'z' : 'l';
+	}
+	seq[20] = 0;
+	EXPECT_STREQ("zzzzzzzzzzzzzzzzzzzz", seq);
+	encodings(&p, &slow, &t, 10, seq);
+	EXPECT_STREQ("zzzzzzzzzz", seq);
+	EXPECT_EQ(1, p.zstd_switches);
 }
 
 TEST(zstd_not_offered)

@@ -149,6 +149,7 @@ struct image_progress {
 	double elapsed;			/* seconds since the transfer began */
 	uint64_t done, total;		/* image bytes */
 	bool lz4;			/* a cold send: lz4 on at the moment */
+	bool zstd;			/* ... zstd rather than lz4 */
 	/* A live migration (the receiver knows only the round). */
 	bool live;
 	unsigned int round;

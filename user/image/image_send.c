@@ -349,7 +349,8 @@ static void show_progress(struct sender *s, bool final)
 	struct image_progress p = { .send = true, .final = final, .plain = s->o->plain_progress,
 				    .elapsed = t - s->t0, .total = s->im.size,
 				    .done = done > s->im.size ? s->im.size : done,
-				    .lz4 = s->pol.lz4, .live = s->live };
+				    .lz4 = s->pol.lz4, .zstd = s->pol.lz4 && s->pol.zstd,
+				    .live = s->live };
 
 	if (!s->o->progress || (!final && t - s->last_progress < 0.5 && !s->o->plain_progress))
 		return;
