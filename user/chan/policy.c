@@ -117,8 +117,8 @@ static double predict(const struct cpolicy *p, double fz, bool zstd)
  * link is left within a few windows.  Back needs HYSTERESIS too: in a
  * run of mostly zero pages the sender idles the network with either
  * codec, both predict about the same, and stepping back and down again
- * at each such run cost four windows of the wrong codec (11 to 15 steps
- * in a 300 Mbit/s send of a guest image).
+ * at each such run cost four windows of the wrong codec (design.md,
+ * "Compression policy").
  */
 static void step_zstd(struct cpolicy *p, double elapsed)
 {

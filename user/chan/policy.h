@@ -11,7 +11,7 @@
  * Below lz4 at its slowest and best acceleration lies zstd (where the
  * receiver takes it, cpolicy_allow_zstd()): a link that still keeps the
  * sender waiting with lz4 at acceleration 1 gets zstd pages, fewer bytes
- * for about 2.5 times the CPU, and lz4 again once zstd leaves the network
+ * for more CPU, and lz4 again once zstd leaves the network
  * idle and lz4 is predicted to move the image faster.
  */
 #ifndef LMIG_POLICY_H
@@ -25,7 +25,10 @@ enum compress_mode { COMPRESS_NONE, COMPRESS_LZ4, COMPRESS_AUTO, COMPRESS_ZSTD }
 /* What a page cpolicy_try_lz4() said to compress is compressed with. */
 enum cpolicy_enc { CENC_LZ4, CENC_ZSTD };
 
-/* zstd's level for pages: the fastest that still saves 16 % over lz4. */
+/*
+ * zstd's level for pages: where zstd is the sender's bottleneck, the
+ * fastest level moves the image sooner (design.md, "Compression policy").
+ */
 #define CPOLICY_ZSTD_LEVEL	-1
 
 struct cpolicy {

@@ -8,8 +8,8 @@
  * a stream: frame headers and descriptors are assembled in a small
  * per-channel area, while page data is used in place — hashed, and
  * written to the output with IORING_OP_WRITEV straight from the receive
- * buffer.  Only a page split across two chunks, or an lz4 page, passes
- * through a page of the bounce pool.  lz4 pages are decoded and checked
+ * buffer.  Only a page split across two chunks, or an lz4 or zstd page,
+ * passes through a page of the bounce pool.  Those are decoded and checked
  * on worker threads where there are CPUs to spare (user/image/image_decode.c):
  * a write run that holds such pages goes out when they all came back.
  * A receive buffer goes back to the kernel when the parser has left it
@@ -141,7 +141,7 @@ static int setup_rings(struct image_receiver *r)
 		r->wops[i].next_free = i + 1 < NWOP ? i + 1 : -1;
 	r->wop_free = 0;
 	/*
-	 * lz4 pages are decoded on the other CPUs this process may use; with
+	 * lz4 and zstd pages are decoded on the other CPUs this process may use; with
 	 * none (or no threads to be had) they are decoded here, as they come.
 	 */
 	unsigned int nth = decoder_threads();

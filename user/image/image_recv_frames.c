@@ -2,7 +2,7 @@
 /*
  * Receiver engine: a channel's frames, parsed as they come in whatever
  * pieces TCP cut them: headers and descriptors checked, pages checked and
- * handed to the writes (lz4 pages to the decode workers), the ROUND
+ * handed to the writes (lz4 and zstd pages to the decode workers), the ROUND
  * barrier and the END frame.
  */
 #include <string.h>
@@ -164,7 +164,7 @@ static int page_fail(struct image_receiver *r, unsigned int c, uint64_t pg, enum
 }
 
 /*
- * An lz4 page goes to a decode worker: it joins the channel's write run
+ * An lz4 or zstd page goes to a decode worker: it joins the channel's write run
  * now (its pool page is where the decoded bytes will be), and the run is
  * submitted once every page in it came back checked (decode_done()).
  */
@@ -227,14 +227,14 @@ static int take_page(struct image_receiver *r, unsigned int c, struct image_rx_c
 	uint64_t pg = le64toh(d->index), want = le64toh(d->hash);
 	uint16_t enc = le16toh(d->enc);
 	/* lz4 or zstd: decoded into a pool page */
-	bool lz4 = enc == LMIG_ENC_LZ4 || enc == LMIG_ENC_ZSTD;
+	bool packed = enc == LMIG_ENC_LZ4 || enc == LMIG_ENC_ZSTD;
 	const uint8_t *page = p;
 	enum page_verdict v;
 	int dec = -1;
 
-	if (image_write_blocked(r, ch, pg) || (lz4 && !r->npool_free))
+	if (image_write_blocked(r, ch, pg) || (packed && !r->npool_free))
 		return 1;
-	if (lz4 && r->dec) {
+	if (packed && r->dec) {
 		queue_decode(r, c, ch, pg, p, ref);
 		r->st->pages_compressed++;
 		r->st->pages_zstd += enc == LMIG_ENC_ZSTD;
@@ -242,7 +242,7 @@ static int take_page(struct image_receiver *r, unsigned int c, struct image_rx_c
 		ch->di++;
 		return 0;
 	}
-	if (lz4) {
+	if (packed) {
 		struct decode_job j = { .src = p, .len = le32toh(d->len), .zstd = enc == LMIG_ENC_ZSTD,
 					.keep = image_page_len(r, pg), .want = want };
 
@@ -261,7 +261,7 @@ static int take_page(struct image_receiver *r, unsigned int c, struct image_rx_c
 	 * the output holds, and the digest is computed from it.
 	 */
 	r->hashes[pg] = want;
-	if (lz4) {
+	if (packed) {
 		image_ref_put(r, ref);	/* the compressed bytes are no longer needed */
 		ref = (struct ref){ -1, (uint32_t)dec };
 		r->st->pages_compressed++;
