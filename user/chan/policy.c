@@ -155,7 +155,8 @@ static void decide(struct cpolicy *p, double elapsed)
 	if (p->win_comp_in && p->zstd) {
 		p->Pz = ewma(p->Pz, p->win_comp_in / (p->win_comp_s > 1e-9 ? p->win_comp_s : 1e-9),
 			     p->have_Pz, 0.5);
-		p->ratio_z = ewma(p->ratio_z, (double)p->win_comp_out / p->win_comp_in, p->have_Pz, 0.5);
+		p->ratio_z = ewma(p->ratio_z, (double)p->win_comp_out / p->win_comp_in,
+				  p->have_Pz, 0.5);
 		p->have_Pz = true;
 	} else if (p->win_comp_in) {
 		p->P = ewma(p->P, p->win_comp_in / (p->win_comp_s > 1e-9 ? p->win_comp_s : 1e-9),

@@ -37,7 +37,7 @@ struct cpolicy {
 	bool zstd;			/* ... with zstd rather than lz4 */
 	bool zstd_ok;			/* the receiver takes zstd pages */
 	unsigned int zstd_switches;	/* steps between lz4 and zstd */
-	int zstd_lean;			/* windows in a row that asked for a step (+ to zstd, - back) */
+	int zstd_lean;			/* windows in a row that asked for a step (+ down, - back) */
 	double Pz, ratio_z;		/* zstd's P and r, once it ran */
 	bool have_Pz;
 	unsigned int switches;
