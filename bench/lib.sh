@@ -20,7 +20,7 @@ bench_cc() {
 	# shellcheck disable=SC2086
 	${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -Wall -I"$bc_top/include" -I"$bc_top/user" \
 		-I"$bc_top/bpf" $bc_cflags "$@" -o "$bc_out" "$bc_src" "$bc_top/user/liblmig.a" \
-		-luring -llz4 -lxxhash -lssl -lcrypto -lm -lpthread $bc_ldlibs
+		-luring -llz4 -lzstd -lxxhash -lssl -lcrypto -lm -lpthread $bc_ldlibs
 }
 
 # bench_wait_file FILE TRIES WHAT: wait until FILE is not empty, checking

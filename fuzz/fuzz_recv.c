@@ -14,7 +14,9 @@
  *
  *   bit 0  hello and frame checksums (wire_checksum, wire_frame_checksum)
  *   bit 1  page hashes in the descriptors (codec_page_hash of the raw
- *          page, of the lz4 page once decoded)
+ *          page, of the lz4 or zstd page once decoded; zstd pages only
+ *          where channel 0's hello set LMIG_CAP_ZSTD, as the receiver
+ *          takes them only then)
  *   bit 2  payload lengths, the counts of END and ROUND frames, round
  *          numbers, and END's image digest (codec_digest)
  *   bit 3  frame sequence numbers
@@ -61,6 +63,7 @@ static bool with_tls;
 struct model {
 	uint64_t image_size, npages;
 	unsigned int nchannels;
+	bool zstd;			/* channel 0's hello offered LMIG_CAP_ZSTD */
 	uint64_t hash[MAX_PAGES];
 	size_t end_at[LOOP_MAX_CHANNELS];	/* END payload offset in each stream, 0: none */
 };
@@ -90,6 +93,7 @@ static void fix_hello(uint8_t *b, unsigned int flags, struct model *m, bool firs
 		if (m->npages > MAX_PAGES)
 			m->npages = MAX_PAGES;
 		m->nchannels = nch;
+		m->zstd = le32toh(h.caps) & LMIG_CAP_ZSTD;
 	}
 }
 
@@ -158,6 +162,9 @@ static void fix_stream(uint8_t *b, size_t len, unsigned int c, unsigned int flag
 					have = true;
 				} else if (enc == LMIG_ENC_LZ4 && dl && dl < LMIG_PAGE_SIZE && q + dl <= len &&
 					   !codec_unlz4_page(b + q, dl, page)) {
+					have = true;
+				} else if (enc == LMIG_ENC_ZSTD && m->zstd && dl && dl < LMIG_PAGE_SIZE &&
+					   q + dl <= len && !codec_unzstd_page(b + q, dl, page)) {
 					have = true;
 				}
 				if (have) {

@@ -79,6 +79,7 @@ echo "mkcorpus: lmig send -> lmig recv"
 send_seed raw1 zrtrzt --channels 1 --compress none
 send_seed lz4-1 zrtrzt --channels 1 --compress lz4
 send_seed lz4-2 zrtttrzzrt --channels 2 --compress lz4
+send_seed zstd-1 zrtrzt --channels 1 --compress zstd
 send_seed zeros zzzzzz --channels 1 --compress lz4
 
 # Live: a writer changes pages 2 and 3 every millisecond until it is paused, so rounds follow round 0.
@@ -280,26 +281,29 @@ python3 - <<-'EOF'
 	open("corpus/fuzz_wire/sframe", "wb").write(b"\3" + sf)
 	sr = struct.pack("<IHHIIQ96s", 0x5253474d, 1, 0, 0, 0, 1 << 21, b"") + bytes(8)
 	open("corpus/fuzz_wire/sreply", "wb").write(b"\4" + sr)
-	# lz4 pages as lmig sent them: the LZ4 payloads of a captured stream.
-	cap = open("corpus/fuzz_recv/lz4-1", "rb").read()
-	st, i = b"", 1
-	while i + 3 <= len(cap):
-	    n = cap[i + 1] | cap[i + 2] << 8
-	    if cap[i] == 0:
-	        st += cap[i + 3:i + 3 + n]
-	    i += 3 + n
-	pos, k = 72, 0
-	while pos + 32 <= len(st):
-	    _, typ, _, nd, pl = struct.unpack_from("<IHHII", st, pos)
-	    if typ != 1:
-	        break
-	    q = pos + 32 + nd * 24
-	    for j in range(nd):
-	        _, enc, _, ln, _ = struct.unpack_from("<QHHIQ", st, pos + 32 + j * 24)
-	        if enc == 2:
-	            open("corpus/fuzz_codec/page%d" % k, "wb").write(st[q:q + ln])
-	            k += 1
-	        if enc != 0:
-	            q += ln
-	    pos = q
+	# lz4 and zstd pages as lmig sent them: the payloads of captured streams.
+	def pages(capture, want, prefix):
+	    cap = open("corpus/fuzz_recv/" + capture, "rb").read()
+	    st, i = b"", 1
+	    while i + 3 <= len(cap):
+	        n = cap[i + 1] | cap[i + 2] << 8
+	        if cap[i] == 0:
+	            st += cap[i + 3:i + 3 + n]
+	        i += 3 + n
+	    pos, k = 72, 0
+	    while pos + 32 <= len(st):
+	        _, typ, _, nd, pl = struct.unpack_from("<IHHII", st, pos)
+	        if typ != 1:
+	            break
+	        q = pos + 32 + nd * 24
+	        for j in range(nd):
+	            _, enc, _, ln, _ = struct.unpack_from("<QHHIQ", st, pos + 32 + j * 24)
+	            if enc == want:
+	                open("corpus/fuzz_codec/%s%d" % (prefix, k), "wb").write(st[q:q + ln])
+	                k += 1
+	            if enc != 0:
+	                q += ln
+	        pos = q
+	pages("lz4-1", 2, "page")
+	pages("zstd-1", 3, "zstd")
 	EOF

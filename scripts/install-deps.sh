@@ -4,7 +4,7 @@
 set -eu
 
 # Packages for each target; "all" is everything.
-build="gcc make pkg-config liburing-dev liblz4-dev libxxhash-dev"
+build="gcc make pkg-config liburing-dev liblz4-dev libzstd-dev libxxhash-dev"
 # The eBPF probes (bpf/): without these lmig is built without them.
 build="$build clang libbpf-dev bpftool"
 # TLS on the migration channels (user/chan/tls_*.c); the openssl command makes

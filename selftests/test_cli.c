@@ -31,8 +31,10 @@ static const struct usage_case bad[] = {
 	  "out of range" },
 	{ { "send", "--mem", "/etc/hostname", "--to", "127.0.0.1:9", "--channels", "2x" },
 	  "not a number" },
-	{ { "send", "--mem", "/etc/hostname", "--to", "127.0.0.1:9", "--compress", "zstd" },
-	  "zstd" },
+	{ { "send", "--mem", "/etc/hostname", "--to", "127.0.0.1:9", "--compress", "zlib" },
+	  "zlib" },
+	/* lmig pipe carries lz4 blocks only. */
+	{ { "pipe", "send", "--to", "127.0.0.1:9", "--compress", "zstd" }, "lz4 blocks only" },
 	{ { "send", "--mem", "/etc/hostname", "--to", "127.0.0.1:9", "--bandwidth", "0" },
 	  "more than 0" },
 	{ { "send", "--mem", "/etc/hostname", "--to", "127.0.0.1:9", "--bandwidth", "12X" },

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests of user/chan/codec.c (what a page becomes on the wire) and of the
- * command-line value parsers in user/lib/parse.c.
+ * Unit tests of user/chan/codec.c and codec_zstd.c (what a page becomes on
+ * the wire) and of the command-line value parsers in user/lib/parse.c.
  */
 #include <endian.h>
 #include <lz4.h>
 #include <string.h>
+#include <zstd.h>
 #include <sys/random.h>
 #include <xxhash.h>
 
@@ -261,6 +262,162 @@ TEST(unlz4_rejects_bad_input)
 	k = LZ4_compress_default((const char *)half, (char *)comp, sizeof(half), CODEC_LZ4_MAX);
 	ASSERT_GT(k, 0);
 	EXPECT_EQ(-1, codec_unlz4_page(comp, k, back));
+}
+
+/* ---- zstd ------------------------------------------------------------- */
+
+TEST(zstd_round_trip)
+{
+	static const int levels[] = { -1, 1, 3 };
+	uint8_t page[PAGE], comp[CODEC_ZSTD_MAX], back[PAGE];
+	unsigned long total[3] = { 0 }, lz4 = 0;
+
+	for (unsigned int l = 0; l < 3; l++) {
+		for (unsigned int seed = 0; seed < 64; seed++) {
+			unsigned int n;
+
+			text_fill(page, PAGE, seed * 1000);
+			n = codec_zstd_page(page, comp, levels[l]);
+			ASSERT_GT(n, 0) TH_LOG("level %d: text page %u did not compress", levels[l], seed);
+			ASSERT_LE(n, CODEC_ZSTD_MAX);
+			/* What the wire format asks: the content size, one page. */
+			ASSERT_EQ(PAGE, ZSTD_getFrameContentSize(comp, n));
+			memset(back, 0xaa, sizeof(back));
+			ASSERT_EQ(0, codec_unzstd_page(comp, n, back));
+			ASSERT_EQ(0, memcmp(page, back, PAGE));
+			total[l] += n;
+			if (!l)
+				lz4 += codec_lz4_page(page, comp);
+		}
+	}
+	TH_LOG("64 text pages: lz4 %lu bytes, zstd -1 %lu, 1 %lu, 3 %lu", lz4, total[0],
+	       total[1], total[2]);
+	EXPECT_LT(total[0], lz4);
+	memset(page, 0, PAGE);
+	ASSERT_GT(codec_zstd_page(page, comp, -1), 0);
+}
+
+/* Random pages, and a gain under 1/16, go raw as with lz4. */
+TEST(zstd_small_gain_refused)
+{
+	uint8_t page[PAGE], comp[CODEC_ZSTD_MAX];
+
+	for (int i = 0; i < 16; i++) {
+		random_fill(page, PAGE);
+		ASSERT_EQ(0, codec_zstd_page(page, comp, 1));
+	}
+	memset(page + PAGE - 128, 0, 128);
+	EXPECT_EQ(0, codec_zstd_page(page, comp, 1));
+	memset(page + PAGE / 2, 0, PAGE / 2);
+	EXPECT_GT(codec_zstd_page(page, comp, 1), 0);
+}
+
+/* A frame of len bytes of src made by zstd itself, content size on or off. */
+static size_t zframe(void *dst, size_t cap, const void *src, size_t len, int content_size)
+{
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	size_t n;
+
+	ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, content_size);
+	n = ZSTD_compress2(c, dst, cap, src, len);
+	ZSTD_freeCCtx(c);
+	return ZSTD_isError(n) ? 0 : n;
+}
+
+TEST(unzstd_rejects_bad_input)
+{
+	uint8_t page[2 * PAGE], comp[2 * PAGE], back[PAGE], junk[PAGE];
+	unsigned int n, fcs;
+	size_t k, e;
+
+	text_fill(page, sizeof(page), 7);
+	n = codec_zstd_page(page, comp, 1);
+	ASSERT_GT(n, 16);
+	ASSERT_EQ(0, codec_unzstd_page(comp, n, back));
+	/* Truncated. */
+	EXPECT_EQ(-1, codec_unzstd_page(comp, n - 1, back));
+	EXPECT_EQ(-1, codec_unzstd_page(comp, n / 2, back));
+	EXPECT_EQ(-1, codec_unzstd_page(comp, 5, back));
+	EXPECT_EQ(-1, codec_unzstd_page(comp, 1, back));
+	EXPECT_EQ(-1, codec_unzstd_page(comp, 0, back));
+	/* Garbage, with and without the magic. */
+	memset(junk, 0xff, sizeof(junk));
+	EXPECT_EQ(-1, codec_unzstd_page(junk, 100, back));
+	EXPECT_EQ(-1, codec_unzstd_page(junk, PAGE - 1, back));
+	memcpy(junk, comp, 6);
+	EXPECT_EQ(-1, codec_unzstd_page(junk, n, back));
+	/* One byte after the frame, and a second (empty) frame after it. */
+	comp[n] = 0;
+	EXPECT_EQ(-1, codec_unzstd_page(comp, n + 1, back));
+	e = zframe(comp + n, sizeof(comp) - n, page, 0, 1);
+	ASSERT_GT(e, 0);
+	EXPECT_EQ(-1, codec_unzstd_page(comp, n + e, back));
+	/* Valid frames that are not one page: half, two, and no content size. */
+	k = zframe(comp, sizeof(comp), page, PAGE / 2, 1);
+	ASSERT_GT(k, 0);
+	EXPECT_EQ(-1, codec_unzstd_page(comp, k, back));
+	k = zframe(comp, sizeof(comp), page, 2 * PAGE, 1);
+	ASSERT_GT(k, 0);
+	EXPECT_EQ(-1, codec_unzstd_page(comp, k, back));
+	k = zframe(comp, sizeof(comp), page, PAGE, 0);
+	ASSERT_GT(k, 0);
+	ASSERT_EQ(ZSTD_CONTENTSIZE_UNKNOWN, ZSTD_getFrameContentSize(comp, k));
+	EXPECT_EQ(-1, codec_unzstd_page(comp, k, back));
+	/*
+	 * A frame that declares one page and holds one byte less: 4095 bytes
+	 * with its 2-byte content size field (value - 256) raised by one.
+	 */
+	k = zframe(comp, sizeof(comp), page, PAGE - 1, 1);
+	ASSERT_GT(k, 0);
+	ASSERT_EQ(0x60, comp[4]);	/* single segment, 2-byte content size */
+	fcs = (uint16_t)(comp[5] | comp[6] << 8) + 1;
+	comp[5] = fcs & 0xff;
+	comp[6] = fcs >> 8;
+	ASSERT_EQ(PAGE, ZSTD_getFrameContentSize(comp, k));
+	EXPECT_EQ(-1, codec_unzstd_page(comp, k, back));
+}
+
+/*
+ * The page's own frame (single segment, 2-byte content size) rewritten
+ * with a window descriptor wd: the same blocks, now in a frame that asks
+ * for a window of its own.
+ */
+static size_t with_window(uint8_t *dst, const uint8_t *frame, size_t n, uint8_t wd)
+{
+	memcpy(dst, frame, 4);
+	dst[4] = 0x40;		/* 2-byte content size, not single segment */
+	dst[5] = wd;
+	memcpy(dst + 6, frame + 5, n - 5);
+	return n + 1;
+}
+
+TEST(unzstd_window_bounded)
+{
+	uint8_t page[PAGE], comp[CODEC_ZSTD_MAX], big[CODEC_ZSTD_MAX + 1], back[PAGE];
+	unsigned int n;
+	size_t k;
+
+	text_fill(page, PAGE, 11);
+	n = codec_zstd_page(page, comp, 1);
+	ASSERT_GT(n, 0);
+	ASSERT_EQ(0x60, comp[4]);
+	/* A window of exactly 4 KiB (exponent 2): still a page's frame. */
+	k = with_window(big, comp, n, 2 << 3);
+	ASSERT_EQ(0, codec_unzstd_page(big, k, back));
+	ASSERT_EQ(0, memcmp(page, back, PAGE));
+	/* 4 KiB + 1/8: refused. */
+	k = with_window(big, comp, n, 2 << 3 | 1);
+	EXPECT_EQ(-1, codec_unzstd_page(big, k, back));
+	/* 1 GiB (exponent 20) and the largest a header can say: refused, nothing allocated. */
+	k = with_window(big, comp, n, 20 << 3);
+	EXPECT_EQ(-1, codec_unzstd_page(big, k, back));
+	k = with_window(big, comp, n, 0xff);
+	EXPECT_EQ(-1, codec_unzstd_page(big, k, back));
+	TH_LOG("this thread's zstd contexts: %zu bytes", codec_zstd_mem());
+	EXPECT_LT(codec_zstd_mem(), 2 << 20);
+	/* zstd itself would take the 1 GiB frame: the refusal is ours. */
+	k = with_window(big, comp, n, 20 << 3);
+	EXPECT_EQ(PAGE, ZSTD_decompress(back, PAGE, big, k));
 }
 
 /* ---- parse_bytes ------------------------------------------------------ */

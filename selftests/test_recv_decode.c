@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The receiver's lz4 pages under load: many channels sending nothing but
- * lz4 pages at once, over several live rounds, so that many decodes are
+ * The receiver's lz4 and zstd pages under load: many channels sending
+ * nothing but compressed pages at once, over several live rounds, so that many decodes are
  * in flight when a round ends and when a bad page arrives (on a machine
  * with more than one CPU the receiver decodes on worker threads: the
  * report's decode_threads says so, and the test checks it).
@@ -23,6 +23,11 @@
  *
  * The _one_cpu variants start the receiver on one CPU: it then has no
  * workers and decodes inline, and must do all of the above the same way.
+ *
+ * The _zstd variants offer LMIG_CAP_ZSTD and send every odd page that
+ * lz4 would carry as zstd instead (BAD_PAGE among them), so both decoders
+ * run side by side in the workers and inline.  zstd_not_offered sends
+ * BAD_PAGE alone as zstd without the cap: a bad descriptor, refused.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -59,6 +64,7 @@ enum lie {
 	LIE_NONE,
 	LIE_GARBAGE,	/* BAD_PAGE's lz4 bytes do not decompress */
 	LIE_HASH,	/* BAD_PAGE decompresses, its hash is not its content's */
+	LIE_NO_CAP,	/* BAD_PAGE is zstd, and the hello did not offer LMIG_CAP_ZSTD */
 };
 
 struct chan_stream {
@@ -81,6 +87,7 @@ FIXTURE_VARIANT(decode) {
 	const char *says;
 	uint32_t status;
 	bool one_cpu;	/* the receiver may run on one CPU only: it decodes inline */
+	bool zstd;	/* odd pages as zstd (LMIG_CAP_ZSTD offered) */
 };
 
 FIXTURE_VARIANT_ADD(decode, honest) { .lie = LIE_NONE, .status = LMIG_ST_OK };
@@ -96,6 +103,23 @@ FIXTURE_VARIANT_ADD(decode, wrong_hash_mid_round) {
 FIXTURE_VARIANT_ADD(decode, garbage_mid_round_one_cpu) {
 	.lie = LIE_GARBAGE, .says = "does not decompress", .status = LMIG_ST_CHECKSUM,
 	.one_cpu = true,
+};
+FIXTURE_VARIANT_ADD(decode, honest_zstd) { .lie = LIE_NONE, .status = LMIG_ST_OK, .zstd = true };
+FIXTURE_VARIANT_ADD(decode, honest_zstd_one_cpu) {
+	.lie = LIE_NONE, .status = LMIG_ST_OK, .one_cpu = true, .zstd = true,
+};
+FIXTURE_VARIANT_ADD(decode, garbage_zstd_mid_round) {
+	.lie = LIE_GARBAGE, .says = "does not decompress", .status = LMIG_ST_CHECKSUM, .zstd = true,
+};
+FIXTURE_VARIANT_ADD(decode, wrong_hash_zstd_mid_round) {
+	.lie = LIE_HASH, .says = "checksum mismatch", .status = LMIG_ST_CHECKSUM, .zstd = true,
+};
+FIXTURE_VARIANT_ADD(decode, garbage_zstd_mid_round_one_cpu) {
+	.lie = LIE_GARBAGE, .says = "does not decompress", .status = LMIG_ST_CHECKSUM,
+	.one_cpu = true, .zstd = true,
+};
+FIXTURE_VARIANT_ADD(decode, zstd_not_offered) {
+	.lie = LIE_NO_CAP, .says = "bad page descriptor", .status = LMIG_ST_PROTOCOL,
 };
 
 /* Half random, half a repeat of the random part's start: lz4 keeps about half. */
@@ -192,6 +216,9 @@ static void frame(struct chan_stream *s, uint16_t type, const struct lmig_page_d
 }
 
 /* Pages first..first+n of one round as one BATCH frame, lz4 where they are data. */
+/* The variant's: odd compressed pages as zstd. */
+static bool zstd_pages;
+
 static void batch(struct chan_stream *s, enum lie lie, unsigned int round, const uint8_t *img,
 		  uint64_t first, unsigned int n)
 {
@@ -203,6 +230,7 @@ static void batch(struct chan_stream *s, enum lie lie, unsigned int round, const
 		uint64_t i = first + k;
 		const uint8_t *p = img + i * PAGE;
 		unsigned int len;
+		bool z;
 
 		if ((round == 1 && zeroed(i)) || (round == 2 && zero_again(i))) {
 			d[k] = (struct lmig_page_desc){ .index = htole64(i), .enc = htole16(LMIG_ENC_ZERO),
@@ -219,10 +247,12 @@ static void batch(struct chan_stream *s, enum lie lie, unsigned int round, const
 			s->pages++;
 			continue;
 		}
-		len = codec_lz4_page(p, payload + plen);
+		z = (zstd_pages && (i & 1)) || (lie == LIE_NO_CAP && round == 1 && i == BAD_PAGE);
+		len = z ? codec_zstd_page(p, payload + plen, -1) : codec_lz4_page(p, payload + plen);
 		if (!len)
 			abort();	/* fill_page() pages always compress */
-		d[k] = (struct lmig_page_desc){ .index = htole64(i), .enc = htole16(LMIG_ENC_LZ4),
+		d[k] = (struct lmig_page_desc){ .index = htole64(i),
+						.enc = htole16(z ? LMIG_ENC_ZSTD : LMIG_ENC_LZ4),
 						.len = htole32(len), .hash = htole64(codec_page_hash(p)) };
 		if (round == 1 && i == BAD_PAGE && lie == LIE_GARBAGE)
 			memset(payload + plen, 0xff, len);
@@ -249,13 +279,16 @@ TEST_F(decode, rounds)
 	struct hello_info hi = { .caps = LMIG_CAPS_V1 | LMIG_CAP_ROUNDS, .nchannels = NCH,
 				 .image_size = (uint64_t)NPAGES * PAGE };
 	struct timeval tv = { .tv_sec = (long)DEADLINE_S };
-	uint64_t hashes[NPAGES], nthreads = 0;
+	uint64_t hashes[NPAGES], nthreads = 0, nzstd = 0;
 	uint8_t digest[16];
 	struct lmig_result res;
 	unsigned int f = 0, ackd = 0;
 	cpu_set_t all, cpus;
 	int port, want_threads;
 
+	zstd_pages = variant->zstd;
+	if (variant->zstd)
+		hi.caps |= LMIG_CAP_ZSTD;
 	/* Every channel's whole stream, built before the receiver starts. */
 	for (unsigned int round = 0; round < NROUNDS; round++) {
 		/* Round 2 sends what the image ends as. */
@@ -323,6 +356,7 @@ TEST_F(decode, rounds)
 		lmig_err_clear();
 		ASSERT_EQ(0, wire_ack_parse(&a, &caps)) TH_LOG("%s", lmig_errmsg());
 		ASSERT_TRUE(caps & LMIG_CAP_ROUNDS);
+		ASSERT_EQ(variant->zstd, !!(caps & LMIG_CAP_ZSTD));
 	}
 	/* All channels at once, as a sender does. */
 	for (int c = 0; c < NCH; c++)
@@ -350,6 +384,13 @@ TEST_F(decode, rounds)
 		want_threads = CPU_COUNT(&cpus) - 1 > 8 ? 8 : CPU_COUNT(&cpus) - 1;
 		EXPECT_EQ(want_threads, (int)nthreads) TH_LOG("recv: %s", self->rx.out);
 		TH_LOG("%llu decode threads", (unsigned long long)nthreads);
+		/* Odd pages of lz4 rounds: half of rounds 0 and 1, most of round 2's B pages. */
+		ASSERT_EQ(0, json_u64_field(self->rx.out, "pages_zstd", &nzstd));
+		if (variant->zstd) {
+			EXPECT_GT(nzstd, NPAGES) TH_LOG("%llu zstd pages", (unsigned long long)nzstd);
+		} else {
+			EXPECT_EQ(0, nzstd);
+		}
 		return;
 	}
 	TH_LOG("recv: %.*s", (int)strcspn(self->rx.err, "\n"), self->rx.err);
@@ -435,7 +476,7 @@ TEST(decoder_wakes_for_every_job)
 
 						ASSERT_LT(t, n);
 						if (t == bad) {
-							EXPECT_EQ(PAGE_BAD_LZ4, done[i].verdict);
+							EXPECT_EQ(PAGE_BAD_DECODE, done[i].verdict);
 							continue;
 						}
 						EXPECT_EQ(PAGE_OK, done[i].verdict) TH_LOG("job %u", t);

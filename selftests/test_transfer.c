@@ -2,10 +2,14 @@
 /*
  * End-to-end migrations over loopback with the real lmig binary: every
  * image must arrive byte for byte, and what both sides report with
- * --json must agree with what the image is made of.
+ * --json must agree with what the image is made of.  One receiver is an
+ * older lmig as the sender sees it (no zstd pages): a forwarder clears
+ * LMIG_CAP_ZSTD from each hello on its way to the real lmig recv.
  */
+#include <endian.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -16,7 +20,10 @@
 
 #include "kselftest_harness.h"
 
+#include "chan/wire.h"
+
 #include "lib/files.h"
+#include "lib/fwd.h"
 #include "lib/jfield.h"
 #include "lib/proc.h"
 
@@ -26,7 +33,7 @@
 struct report {
 	char status[32], digest[64];
 	uint64_t bytes_total, bytes_wire, pages_total, pages_zero, pages_compressed, pages_raw;
-	uint64_t channels, total_ms;
+	uint64_t pages_zstd, channels, total_ms;
 };
 
 /* Every field the tests look at; -1 if one is missing. */
@@ -41,6 +48,7 @@ static int report_parse(const char *json, struct report *r)
 	    json_u64_field(json, "pages_zero", &r->pages_zero) ||
 	    json_u64_field(json, "pages_compressed", &r->pages_compressed) ||
 	    json_u64_field(json, "pages_raw", &r->pages_raw) ||
+	    json_u64_field(json, "pages_zstd", &r->pages_zstd) ||
 	    json_u64_field(json, "channels", &r->channels) ||
 	    json_u64_field(json, "total_ms", &r->total_ms))
 		return -1;
@@ -105,6 +113,19 @@ FIXTURE_VARIANT_ADD(xfer, text_3ch_auto) {
 };
 FIXTURE_VARIANT_ADD(xfer, text_8ch_lz4) {
 	.kind = IMG_TEXT, .size = 16 * MiB, .channels = 8, .compress = "lz4",
+};
+/* zstd pages, where the receiver takes them (every lmig recv that knows them). */
+FIXTURE_VARIANT_ADD(xfer, text_3ch_zstd) {
+	.kind = IMG_TEXT, .size = 16 * MiB, .channels = 3, .compress = "zstd",
+};
+FIXTURE_VARIANT_ADD(xfer, zero_heavy_8ch_zstd) {
+	.kind = IMG_ZERO_HEAVY, .size = 16 * MiB, .channels = 8, .compress = "zstd",
+};
+FIXTURE_VARIANT_ADD(xfer, odd_size_text_1ch_zstd) {
+	.kind = IMG_TEXT, .size = 10 * MiB + 123, .channels = 1, .compress = "zstd",
+};
+FIXTURE_VARIANT_ADD(xfer, random_2ch_zstd) {
+	.kind = IMG_RANDOM, .size = 16 * MiB, .channels = 2, .compress = "zstd",
 };
 /* The last page is partial: its tail must not appear in the output. */
 FIXTURE_VARIANT_ADD(xfer, odd_size_random_3ch_lz4) {
@@ -202,6 +223,13 @@ TEST_F(xfer, migrate)
 	EXPECT_EQ(pages, r.pages_zero + r.pages_compressed + r.pages_raw);
 	/* Both ends count the same frames. */
 	EXPECT_EQ(s.pages_compressed, r.pages_compressed);
+	EXPECT_EQ(s.pages_zstd, r.pages_zstd);
+	/* zstd only when asked for (auto may step down where the network keeps it waiting). */
+	if (!strcmp(variant->compress, "zstd")) {
+		EXPECT_EQ(s.pages_compressed, s.pages_zstd);
+	} else if (strcmp(variant->compress, "auto")) {
+		EXPECT_EQ(0, s.pages_zstd);
+	}
 	EXPECT_EQ(s.bytes_wire, r.bytes_wire);
 	EXPECT_EQ(32, strlen(s.digest));
 	EXPECT_STREQ(s.digest, r.digest);
@@ -218,7 +246,8 @@ TEST_F(xfer, migrate)
 		EXPECT_LE(s.pages_compressed, variant->size % PAGE ? 1 : 0);
 		EXPECT_GE(s.bytes_wire, variant->size - variant->size % PAGE);
 	}
-	if (variant->kind == IMG_TEXT && !strcmp(variant->compress, "lz4")) {
+	if (variant->kind == IMG_TEXT && strcmp(variant->compress, "none") &&
+	    strcmp(variant->compress, "auto")) {
 		EXPECT_EQ(pages, s.pages_compressed);
 		EXPECT_LT(s.bytes_wire, variant->size);
 	}
@@ -228,10 +257,44 @@ TEST_F(xfer, migrate)
 		EXPECT_LT(s.bytes_wire, 4096 * variant->channels);
 }
 
-/* Single migrations with their own checks: --bandwidth, IPv6. */
+/*
+ * A receiver from before zstd pages, as the sender sees one: every hello
+ * reaches the real lmig recv without LMIG_CAP_ZSTD (its checksum made
+ * good again), so the ack does not accept it.
+ */
+struct old_peer {
+	struct fwd f;
+	atomic_int offered;	/* hellos that asked for zstd pages */
+};
+
+static int strip_zstd(struct fwd *f, struct fwd_pair *c, int s, uint8_t *buf, size_t n)
+{
+	struct old_peer *o = f->ctx;
+	struct lmig_hello h;
+	size_t k;
+
+	if (s != 0 || c->have == sizeof(h))
+		return fwd_write(c, s, buf, n);
+	k = sizeof(h) - c->have < n ? sizeof(h) - c->have : n;
+	memcpy(c->msg + c->have, buf, k);
+	c->have += k;
+	if (c->have < sizeof(h))
+		return 0;
+	memcpy(&h, c->msg, sizeof(h));
+	if (le32toh(h.caps) & LMIG_CAP_ZSTD)
+		o->offered++;
+	h.caps = htole32(le32toh(h.caps) & ~LMIG_CAP_ZSTD);
+	h.checksum = htole64(wire_checksum(&h, sizeof(h), offsetof(struct lmig_hello, checksum)));
+	if (fwd_write(c, s, (const uint8_t *)&h, sizeof(h)))
+		return -1;
+	return n > k ? fwd_write(c, s, buf + k, n - k) : 0;
+}
+
+/* Single migrations with their own checks: --bandwidth, IPv6, an older receiver. */
 FIXTURE(single) {
 	char dir[256], src[320], out[320];
 	struct proc rx, tx;
+	struct old_peer op;
 };
 
 FIXTURE_SETUP(single)
@@ -243,6 +306,7 @@ FIXTURE_SETUP(single)
 
 FIXTURE_TEARDOWN(single)
 {
+	fwd_stop(&self->op.f);
 	proc_kill(&self->tx);
 	proc_kill(&self->rx);
 	scratch_remove(self->dir);
@@ -326,6 +390,39 @@ TEST_F(single, ipv6_loopback)
 	EXPECT_EQ(0, proc_exit_code(&self->tx)) TH_LOG("send: %s", self->tx.err_log);
 	ASSERT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
 	EXPECT_EQ(1, files_equal(self->src, self->out));
+}
+
+/*
+ * --compress zstd to a receiver that does not take zstd pages: the sender
+ * asks on every channel, is refused, and sends lz4, which arrives byte
+ * for byte.
+ */
+TEST_F(single, zstd_to_older_receiver)
+{
+	static const char *const args[] = { "--channels", "2", "--compress", "zstd", NULL };
+	const uint64_t pages = 8 * MiB / PAGE;
+	struct report s, r;
+	int port;
+
+	ASSERT_EQ(0, image_write(self->src, IMG_TEXT, 8 * MiB));
+	port = recv_start(&self->rx, self->out, NULL, 0);
+	ASSERT_GT(port, 0);
+	self->op.f.pass = strip_zstd;
+	self->op.f.ctx = &self->op;
+	ASSERT_EQ(0, fwd_start(&self->op.f, port));
+	ASSERT_EQ(0, send_start(&self->tx, self->src, self->op.f.port, args));
+	ASSERT_EQ(0, proc_wait(&self->tx, 20));
+	ASSERT_EQ(0, proc_wait(&self->rx, 5));
+	EXPECT_EQ(0, proc_exit_code(&self->tx)) TH_LOG("send: %s", self->tx.err_log);
+	ASSERT_EQ(0, proc_exit_code(&self->rx)) TH_LOG("recv: %s", self->rx.err_log);
+	EXPECT_EQ(1, files_equal(self->src, self->out));
+	EXPECT_EQ(2, self->op.offered);
+	ASSERT_EQ(0, report_parse(self->tx.out, &s)) TH_LOG("send stdout: %s", self->tx.out);
+	ASSERT_EQ(0, report_parse(self->rx.out, &r)) TH_LOG("recv stdout: %s", self->rx.out);
+	EXPECT_EQ(0, s.pages_zstd);
+	EXPECT_EQ(0, r.pages_zstd);
+	EXPECT_EQ(pages, s.pages_compressed);
+	EXPECT_EQ(pages, r.pages_compressed);
 }
 
 TEST_HARNESS_MAIN

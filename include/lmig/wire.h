@@ -87,6 +87,7 @@
 #define LMIG_CAP_ZERO_RUNS	(1U << 1)	/* LMIG_ENC_ZERO with count > 1 */
 #define LMIG_CAP_ROUNDS		(1U << 2)	/* ROUND frames; pages resent in later rounds */
 #define LMIG_CAP_CONFIRM	(1U << 4)	/* verdict, CONFIRM, then the commit and FINAL (bit 3: stream.h) */
+#define LMIG_CAP_ZSTD		(1U << 8)	/* LMIG_ENC_ZSTD pages (bits 5-7: stream.h) */
 /* Reserved so later versions can negotiate them without a new magic. */
 #define LMIG_CAP_AUTH		(1U << 16)
 #define LMIG_CAP_TLS		(1U << 17)
@@ -159,13 +160,19 @@ enum lmig_page_enc {
 	LMIG_ENC_ZERO	= 0,	/* 'count' zero pages from 'index'; no payload */
 	LMIG_ENC_RAW	= 1,	/* LMIG_PAGE_SIZE bytes of payload */
 	LMIG_ENC_LZ4	= 2,	/* 'len' bytes of LZ4 block data */
+	/*
+	 * 'len' bytes: one zstd frame (RFC 8878) that declares its content
+	 * size, LMIG_PAGE_SIZE, and a window of at most LMIG_PAGE_SIZE, and
+	 * decodes to exactly one page (LMIG_CAP_ZSTD).
+	 */
+	LMIG_ENC_ZSTD	= 3,
 };
 
 struct lmig_page_desc {
 	__le64 index;		/* page number in the image */
 	__le16 enc;		/* enum lmig_page_enc */
 	__le16 reserved;	/* must be 0 */
-	__le32 len;		/* payload bytes (RAW, LZ4) or page count (ZERO) */
+	__le32 len;		/* payload bytes (RAW, LZ4, ZSTD) or page count (ZERO) */
 	__le64 hash;		/* XXH3-64 of the decoded page; 0 for ZERO */
 };
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* Per-page encoding: zero detection, hashing, lz4, and the image digest. */
+/* Per-page encoding: zero detection, hashing, lz4 and zstd, and the image digest. */
 #ifndef LMIG_CODEC_H
 #define LMIG_CODEC_H
 
@@ -27,6 +27,22 @@ unsigned int codec_lz4_page(const void *page, void *dst);
 unsigned int codec_lz4_page_accel(const void *page, void *dst, int accel);
 /* Decompress into a full page; -1 unless exactly one page comes out. */
 int codec_unlz4_page(const void *src, unsigned int len, void *page);
+
+/* A zstd page is kept on the same terms as an lz4 one. */
+#define CODEC_ZSTD_MAX	CODEC_LZ4_MAX
+/*
+ * The page as one zstd frame at level into dst (CODEC_ZSTD_MAX bytes);
+ * the length, or 0 when the page does not compress enough (codec_zstd.c).
+ */
+unsigned int codec_zstd_page(const void *page, void *dst, int level);
+/*
+ * Decode one zstd frame into a full page: -1 unless src is exactly one
+ * frame that declares one page of content and at most a page of window,
+ * and decodes to exactly one page.
+ */
+int codec_unzstd_page(const void *src, unsigned int len, void *page);
+/* Bytes the calling thread's zstd contexts hold. */
+size_t codec_zstd_mem(void);
 /* XXH3-128 over hashes[0..n) as le64, canonical big-endian bytes. */
 void codec_digest(const uint64_t *hashes, uint64_t n, uint8_t out[16]);
 

@@ -13,9 +13,15 @@
 
 void cpolicy_init(struct cpolicy *p, enum compress_mode mode)
 {
-	*p = (struct cpolicy){ .mode = mode, .lz4 = mode == COMPRESS_LZ4, .accel = 1,
-			       .accel_max = 1 };
+	*p = (struct cpolicy){ .mode = mode, .lz4 = mode == COMPRESS_LZ4 || mode == COMPRESS_ZSTD,
+			       .accel = 1, .accel_max = 1 };
 	p->win_start = now_s();
+}
+
+void cpolicy_allow_zstd(struct cpolicy *p)
+{
+	p->zstd_ok = true;
+	p->zstd = p->mode == COMPRESS_ZSTD;
 }
 
 bool cpolicy_try_lz4(struct cpolicy *p)
@@ -75,7 +81,7 @@ static void tune_accel(struct cpolicy *p, double elapsed)
 	double wait = p->win_wait / elapsed;
 	int want = 0;
 
-	if (!p->lz4 || !p->win_comp_in)
+	if (!p->lz4 || p->zstd || !p->win_comp_in)
 		return;
 	/* Compressing took most of the window and the network waited for it. */
 	if (wait < PROBE_IDLE && p->win_comp_s > 0.3 * elapsed && p->accel < ACCEL_MAX)
@@ -91,13 +97,68 @@ static void tune_accel(struct cpolicy *p, double elapsed)
 	}
 }
 
+/* Image bytes per second with lz4 (zstd false) or zstd, as decide() predicts them. */
+static double predict(const struct cpolicy *p, double fz, bool zstd)
+{
+	double ratio = zstd ? p->ratio_z : p->ratio, P = zstd ? p->Pz : p->P;
+
+	return min2(p->R / (fz * ratio), 1 / (p->c_base + fz / P));
+}
+
+/*
+ * The step below lz4 at acceleration 1, and back.  Down: CONFIRM windows
+ * in a row that waited on the network with lz4 at its best ratio, and,
+ * once zstd ran and its P and r are known, a prediction that it moves the
+ * image HYSTERESIS faster (without it, a CPU too slow for zstd on this
+ * link would be tried again every few windows).  Back: CONFIRM windows in
+ * a row that left the network idle (the sender is CPU-bound with zstd)
+ * and a prediction that lz4 moves the image HYSTERESIS faster; R grows
+ * while the network idles (decide()), so a zstd that is slower than the
+ * link is left within a few windows.  Back needs HYSTERESIS too: in a
+ * run of mostly zero pages the sender idles the network with either
+ * codec, both predict about the same, and stepping back and down again
+ * at each such run cost four windows of the wrong codec (design.md,
+ * "Compression policy").
+ */
+static void step_zstd(struct cpolicy *p, double elapsed)
+{
+	double wait = p->win_wait / elapsed, idle = p->win_idle / elapsed, fz;
+	int want = 0;
+
+	if (p->mode != COMPRESS_AUTO || !p->zstd_ok || !p->lz4 || !p->have_P || !p->have_R ||
+	    !p->win_nonzero)
+		return;
+	fz = (double)p->win_nonzero / p->win_img;
+	if (p->zstd) {
+		if (wait < PROBE_IDLE && idle < PROBE_IDLE &&
+		    predict(p, fz, false) > HYSTERESIS * predict(p, fz, true))
+			want = -1;
+	} else if (p->accel == 1 && wait > NET_BOUND &&
+		   (!p->have_Pz || predict(p, fz, true) > HYSTERESIS * predict(p, fz, false))) {
+		want = 1;
+	}
+	p->zstd_lean = want && (want > 0) == (p->zstd_lean > 0) ? p->zstd_lean + want : want;
+	if (p->zstd_lean >= CONFIRM || p->zstd_lean <= -CONFIRM) {
+		p->zstd = p->zstd_lean > 0;
+		p->zstd_switches++;
+		p->zstd_lean = 0;
+		p->accel_lean = 0;
+	}
+}
+
 static void decide(struct cpolicy *p, double elapsed)
 {
 	double busy = elapsed - p->win_wait - p->win_idle, fz, t_none, t_lz4, wire_rate;
 
 	if (busy < 1e-6)
 		busy = 1e-6;
-	if (p->win_comp_in) {
+	if (p->win_comp_in && p->zstd) {
+		p->Pz = ewma(p->Pz, p->win_comp_in / (p->win_comp_s > 1e-9 ? p->win_comp_s : 1e-9),
+			     p->have_Pz, 0.5);
+		p->ratio_z = ewma(p->ratio_z, (double)p->win_comp_out / p->win_comp_in,
+				  p->have_Pz, 0.5);
+		p->have_Pz = true;
+	} else if (p->win_comp_in) {
 		p->P = ewma(p->P, p->win_comp_in / (p->win_comp_s > 1e-9 ? p->win_comp_s : 1e-9),
 			    p->have_P, 0.5);
 		p->ratio = ewma(p->ratio, (double)p->win_comp_out / p->win_comp_in, p->have_P, 0.5);
@@ -137,7 +198,8 @@ static void decide(struct cpolicy *p, double elapsed)
 	} else if (p->have_R && wire_rate > p->R) {
 		p->R = wire_rate;	/* the link carries at least this */
 	}
-	if (p->mode != COMPRESS_AUTO || !p->have_P || !p->have_R || !p->win_nonzero) {
+	step_zstd(p, elapsed);
+	if (p->mode != COMPRESS_AUTO || p->zstd || !p->have_P || !p->have_R || !p->win_nonzero) {
 		p->close = !p->have_R ? p->net_bound : true;
 		return;
 	}
@@ -177,5 +239,6 @@ void cpolicy_tick(struct cpolicy *p, double now)
 
 const char *compress_mode_name(enum compress_mode m)
 {
-	return m == COMPRESS_NONE ? "none" : m == COMPRESS_LZ4 ? "lz4" : "auto";
+	return m == COMPRESS_NONE ? "none" : m == COMPRESS_LZ4 ? "lz4" :
+	       m == COMPRESS_ZSTD ? "zstd" : "auto";
 }

@@ -28,7 +28,7 @@ static void usage_pipe_send(void)
 	       "Options:\n"
 	       "  -t, --to HOST:PORT      the receiver ([ADDR]:PORT for IPv6)\n"
 	       OPTH_CHANNELS_STREAM
-	       OPTH_COMPRESS
+	       OPTH_COMPRESS_STREAM
 	       OPTH_BANDWIDTH_STREAM
 	       OPTH_ZEROCOPY
 	       OPTH_TIMEOUT_STREAM_SEND

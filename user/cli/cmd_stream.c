@@ -92,6 +92,9 @@ static int stream_send_cmd(const struct stream_cmd *sc, const char *who, int arg
 		return EXIT_USAGE;
 	o.to = c.to;
 	o.channels = c.channels;
+	if (c.compress == COMPRESS_ZSTD)
+		return usage_error(who, "--compress zstd: the stream carries lz4 blocks only "
+				   "(auto, lz4 or none)");
 	o.compress = c.compress;
 	o.bandwidth = c.bandwidth;
 	o.zerocopy = c.zerocopy;

@@ -65,9 +65,9 @@ int opts_word(const char *arg, const char *const *words)
 
 static int wire_opt(const char *cmd, int opt, const char *arg, struct cli_opts *c)
 {
-	static const char *const compress[] = { "auto", "lz4", "none", NULL };
+	static const char *const compress[] = { "auto", "lz4", "zstd", "none", NULL };
 	static const enum compress_mode compress_mode[] = { COMPRESS_AUTO, COMPRESS_LZ4,
-							    COMPRESS_NONE };
+							    COMPRESS_ZSTD, COMPRESS_NONE };
 	static const char *const zerocopy[] = { "auto", "on", "off", NULL };
 	static const int zerocopy_val[] = { -1, 1, 0 };
 	unsigned long v;
@@ -82,7 +82,7 @@ static int wire_opt(const char *cmd, int opt, const char *arg, struct cli_opts *
 	case OPT_COMPRESS:
 		i = opts_word(arg, compress);
 		if (i < 0)
-			return usage_error(cmd, "--compress: '%s' is not auto, lz4 or none", arg);
+			return usage_error(cmd, "--compress: '%s' is not auto, lz4, zstd or none", arg);
 		c->compress = compress_mode[i];
 		return EXIT_OK;
 	case OPT_BANDWIDTH:

@@ -163,6 +163,12 @@ int opts_tls(const char *cmd, const struct cli_opts *c, struct tls_conf *t, bool
 	"                          default: online CPUs, at most 8)\n"
 #define OPTH_COMPRESS \
 	"  -z, --compress MODE     auto (default): lz4 only while the network is the\n" \
+	"                          bottleneck, zstd while it is even with lz4; lz4,\n" \
+	"                          zstd: always (zstd where the receiver takes it,\n" \
+	"                          lz4 otherwise); none: never\n"
+/* lmig pipe and proxy carry lz4 blocks only. */
+#define OPTH_COMPRESS_STREAM \
+	"  -z, --compress MODE     auto (default): lz4 only while the network is the\n" \
 	"                          bottleneck; lz4: always; none: never\n"
 #define OPTH_BANDWIDTH_STREAM \
 	"  -b, --bandwidth RATE    cap the rate on the wire: 125M, 1G, 1Gbit, 64Mi\n"

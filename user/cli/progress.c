@@ -21,7 +21,8 @@ static void transfer_line(const struct image_progress *p)
 	double rate = p->elapsed > 0 ? p->done / p->elapsed / 1e6 : 0;
 
 	if (p->send)
-		snprintf(extra, sizeof(extra), "lz4 %s", p->lz4 ? "on" : "off");
+		snprintf(extra, sizeof(extra), "%s",
+			 p->zstd ? "zstd on" : p->lz4 ? "lz4 on" : "lz4 off");
 	else if (p->live)
 		snprintf(extra, sizeof(extra), "round %u", p->round);
 	fprintf(stderr, "\r%s %s / %s  %3.0f%%  %7.1f MB/s%s%s%s", p->send ? "sent" : "received",

@@ -153,7 +153,7 @@ void report_print(const char *role, const struct image_stats *st, const char *co
 		  bool ok, bool json)
 {
 	double mbps = st->total_s > 0 ? st->bytes_total / st->total_s / 1e6 : 0;
-	char hex[33], a[32], b[32];
+	char hex[33], a[32], b[32], zs[32] = "";
 
 	digest_hex(st, hex);
 	if (json) {
@@ -170,6 +170,7 @@ void report_print(const char *role, const struct image_stats *st, const char *co
 		json_u64(&j, "pages_total", st->pages_total);
 		json_u64(&j, "pages_zero", st->pages_zero);
 		json_u64(&j, "pages_compressed", st->pages_compressed);
+		json_u64(&j, "pages_zstd", st->pages_zstd);
 		json_u64(&j, "pages_raw", st->pages_raw);
 		json_dbl(&j, "throughput_mbps", ok ? mbps : 0, 1);
 		json_dbl(&j, "wire_ratio", st->bytes_total ? (double)st->bytes_wire / st->bytes_total : 0, 4);
@@ -178,6 +179,8 @@ void report_print(const char *role, const struct image_stats *st, const char *co
 		json_u64(&j, "lz4_switches", st->lz4_switches);
 		if (st->lz4_accel_max)	/* the sender's */
 			json_u64(&j, "lz4_accel_max", st->lz4_accel_max);
+		if (st->zstd_switches)
+			json_u64(&j, "zstd_switches", st->zstd_switches);
 		if (!role[0] || role[0] == 's')
 			json_bool(&j, "zerocopy", st->zerocopy);
 		else
@@ -205,9 +208,12 @@ void report_print(const char *role, const struct image_stats *st, const char *co
 	       role, fmt_bytes(a, sizeof(a), (double)st->bytes_total), st->total_s, mbps,
 	       fmt_bytes(b, sizeof(b), (double)st->bytes_wire),
 	       st->bytes_total ? 100.0 * st->bytes_wire / st->bytes_total : 0);
-	printf("  pages %llu: %llu zero, %llu lz4, %llu raw; %u channel%s; compress %s%s\n",
+	if (st->pages_zstd)
+		snprintf(zs, sizeof(zs), "%llu zstd, ", (unsigned long long)st->pages_zstd);
+	printf("  pages %llu: %llu zero, %llu lz4, %s%llu raw; %u channel%s; compress %s%s\n",
 	       (unsigned long long)st->pages_total, (unsigned long long)st->pages_zero,
-	       (unsigned long long)st->pages_compressed, (unsigned long long)st->pages_raw,
+	       (unsigned long long)(st->pages_compressed - st->pages_zstd), zs,
+	       (unsigned long long)st->pages_raw,
 	       st->channels, st->channels == 1 ? "" : "s", compress,
 	       role[0] == 's' ? (st->zerocopy ? ", zero-copy send" : ", copying send") :
 				(st->multishot ? ", multishot receive" : ", plain receive"));

@@ -82,11 +82,13 @@ struct image_stats {
 	uint64_t bytes_total;		/* image size */
 	uint64_t bytes_wire;		/* everything written to / read from the sockets */
 	uint64_t pages_total, pages_zero, pages_compressed, pages_raw;
+	uint64_t pages_zstd;		/* of pages_compressed, those in zstd (the rest lz4) */
 	uint64_t frames;
 	double total_s;
 	unsigned int channels;
 	unsigned int lz4_switches;
 	unsigned int lz4_accel_max;	/* the fastest lz4 acceleration used (1 = default) */
+	unsigned int zstd_switches;	/* send: --compress auto's steps between lz4 and zstd */
 	bool zerocopy;			/* SEND_ZC used */
 	bool multishot;			/* multishot recv with provided buffers used */
 	const char *tls;		/* "off", "ktls", "userspace" (tls_mode()) */
@@ -147,6 +149,7 @@ struct image_progress {
 	double elapsed;			/* seconds since the transfer began */
 	uint64_t done, total;		/* image bytes */
 	bool lz4;			/* a cold send: lz4 on at the moment */
+	bool zstd;			/* ... zstd rather than lz4 */
 	/* A live migration (the receiver knows only the round). */
 	bool live;
 	unsigned int round;

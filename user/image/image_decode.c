@@ -2,11 +2,11 @@
 /*
  * Decode workers for the receiver (user/image/image_recv.c).
  *
- * The receiver runs on one thread and one io_uring; with lz4 most of its
- * time goes into decompressing pages, while the copy into the page cache
+ * The receiver runs on one thread and one io_uring; with lz4 or zstd most
+ * of its time goes into decompressing pages, while the copy into the page cache
  * runs on io_uring's own worker.  Pages are independent, so their
  * decoding and hashing can run on other CPUs: the io_uring thread queues
- * a job per lz4 page (where the compressed bytes are, which pool page to
+ * a job per compressed page (where the compressed bytes are, which pool page to
  * decode into, the hash the page must have) and gets it back decoded and
  * checked, or with what was wrong.  What it does with a page before and
  * after — the write runs, the hash table, the round barrier — stays on
@@ -60,8 +60,11 @@ enum page_verdict page_check(const void *page, size_t keep, uint64_t want)
 
 void decode_job_run(struct decode_job *j)
 {
-	if (codec_unlz4_page(j->src, j->len, j->dst))
-		j->verdict = PAGE_BAD_LZ4;
+	int bad = j->zstd ? codec_unzstd_page(j->src, j->len, j->dst) :
+			    codec_unlz4_page(j->src, j->len, j->dst);
+
+	if (bad)
+		j->verdict = PAGE_BAD_DECODE;
 	else
 		j->verdict = page_check(j->dst, j->keep, j->want);
 }

@@ -1,18 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The receiver's page checks, and worker threads that run them for lz4
- * pages off the io_uring thread (user/image/image_decode.c).
+ * and zstd pages off the io_uring thread (user/image/image_decode.c).
  */
 #ifndef LMIG_RECV_DECODE_H
 #define LMIG_RECV_DECODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* What a page check found; the caller turns it into its own message. */
 enum page_verdict {
 	PAGE_OK,
-	PAGE_BAD_LZ4,		/* does not decompress into exactly one page */
+	PAGE_BAD_DECODE,	/* lz4 or zstd that does not decode into exactly one page */
 	PAGE_BAD_HASH,		/* does not hash to what its descriptor says */
 	PAGE_BAD_TAIL,		/* data past the image's end, in its last page */
 };
@@ -21,7 +22,7 @@ enum page_verdict {
 enum page_verdict page_check(const void *page, size_t keep, uint64_t want);
 
 /*
- * An lz4 page: len compressed bytes at src, decoded into dst (one page),
+ * An lz4 or zstd page (zstd set): len compressed bytes at src, decoded into dst (one page),
  * then checked like a raw page.  keep is how many of its bytes are stored
  * (less than a page only for a partial last page of the image).
  */
@@ -30,6 +31,7 @@ struct decode_job {
 	void *dst;
 	uint32_t len;
 	uint32_t tag;		/* the caller's: names the job when it comes back */
+	bool zstd;		/* LMIG_ENC_ZSTD, else LMIG_ENC_LZ4 */
 	size_t keep;
 	uint64_t want;
 	enum page_verdict verdict;	/* set when done */

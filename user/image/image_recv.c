@@ -8,8 +8,8 @@
  * a stream: frame headers and descriptors are assembled in a small
  * per-channel area, while page data is used in place — hashed, and
  * written to the output with IORING_OP_WRITEV straight from the receive
- * buffer.  Only a page split across two chunks, or an lz4 page, passes
- * through a page of the bounce pool.  lz4 pages are decoded and checked
+ * buffer.  Only a page split across two chunks, or an lz4 or zstd page,
+ * passes through a page of the bounce pool.  Those are decoded and checked
  * on worker threads where there are CPUs to spare (user/image/image_decode.c):
  * a write run that holds such pages goes out when they all came back.
  * A receive buffer goes back to the kernel when the parser has left it
@@ -141,7 +141,7 @@ static int setup_rings(struct image_receiver *r)
 		r->wops[i].next_free = i + 1 < NWOP ? i + 1 : -1;
 	r->wop_free = 0;
 	/*
-	 * lz4 pages are decoded on the other CPUs this process may use; with
+	 * lz4 and zstd pages are decoded on the other CPUs this process may use; with
 	 * none (or no threads to be had) they are decoded here, as they come.
 	 */
 	unsigned int nth = decoder_threads();
@@ -233,6 +233,7 @@ static int check_hello(void *arg, const struct hello_info *hi, bool first, const
 	r->npages = (hi->image_size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE;
 	r->live = hi->caps & LMIG_CAP_ROUNDS;
 	r->confirm = hi->caps & LMIG_CAP_CONFIRM;
+	r->zstd = hi->caps & LMIG_CAP_ZSTD;
 	r->ch = calloc(r->nch, sizeof(*r->ch));
 	if (!r->ch)
 		return lmig_err("out of memory");
@@ -245,7 +246,7 @@ static int handshake(struct image_receiver *r)
 		.listen = r->o->listen, .backlog = 16, .ready_fd = r->o->ready_fd,
 		.tls = r->o->tls, .timeout_ms = r->o->timeout_ms,
 		.accept_timeout_ms = r->o->accept_timeout_ms, .peer = "sender",
-		.whole = "migration", .caps = LMIG_CAPS_V1 | LMIG_CAP_ROUNDS | LMIG_CAP_CONFIRM,
+		.whole = "migration", .caps = LMIG_CAPS_V1 | LMIG_CAP_ROUNDS | LMIG_CAP_CONFIRM | LMIG_CAP_ZSTD,
 		.check = check_hello, .arg = r,
 	};
 	struct hello_info first;

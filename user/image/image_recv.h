@@ -108,6 +108,7 @@ struct image_receiver {
 	struct dst_image out;
 	bool out_ok;
 	bool confirm;			/* LMIG_CAP_CONFIRM: commit only when the sender confirms */
+	bool zstd;			/* LMIG_CAP_ZSTD: ZSTD pages may come */
 	bool verdict_sent;		/* ... the verdict "verified" is out: FINAL follows */
 	uint64_t npages, pages_done;
 	uint64_t *hashes;

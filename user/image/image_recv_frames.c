@@ -2,7 +2,7 @@
 /*
  * Receiver engine: a channel's frames, parsed as they come in whatever
  * pieces TCP cut them: headers and descriptors checked, pages checked and
- * handed to the writes (lz4 pages to the decode workers), the ROUND
+ * handed to the writes (lz4 and zstd pages to the decode workers), the ROUND
  * barrier and the END frame.
  */
 #include <string.h>
@@ -64,11 +64,13 @@ static int check_descs(struct image_receiver *r, unsigned int c, struct image_rx
 			n = len;
 		else if (enc == LMIG_ENC_RAW && len == LMIG_PAGE_SIZE)
 			sum += len;
-		else if (enc == LMIG_ENC_LZ4 && len && len < LMIG_PAGE_SIZE)
+		else if ((enc == LMIG_ENC_LZ4 || (enc == LMIG_ENC_ZSTD && r->zstd)) &&
+			 len && len < LMIG_PAGE_SIZE)
 			sum += len;
 		else
-			return fail(r, LMIG_ST_PROTOCOL, "channel %u: bad page descriptor (encoding %u, length %u)",
-				    c, enc, len);
+			return fail(r, LMIG_ST_PROTOCOL,
+				    "channel %u: bad page descriptor for page %llu (encoding %u, length %u)",
+				    c, (unsigned long long)idx, enc, len);
 		if (!n || idx >= r->npages || n > r->npages - idx)
 			return fail(r, LMIG_ST_PROTOCOL, "channel %u: page %llu+%llu is outside the %llu-page image",
 				    c, (unsigned long long)idx, (unsigned long long)n,
@@ -151,7 +153,7 @@ void image_start_frame(struct image_rx_chan *ch)
 /* A page check's verdict as the stream error it is. */
 static int page_fail(struct image_receiver *r, unsigned int c, uint64_t pg, enum page_verdict v)
 {
-	if (v == PAGE_BAD_LZ4)
+	if (v == PAGE_BAD_DECODE)
 		return fail(r, LMIG_ST_CHECKSUM, "channel %u: page %llu does not decompress (corrupted stream)",
 			    c, (unsigned long long)pg);
 	if (v == PAGE_BAD_HASH)
@@ -162,7 +164,7 @@ static int page_fail(struct image_receiver *r, unsigned int c, uint64_t pg, enum
 }
 
 /*
- * An lz4 page goes to a decode worker: it joins the channel's write run
+ * An lz4 or zstd page goes to a decode worker: it joins the channel's write run
  * now (its pool page is where the decoded bytes will be), and the run is
  * submitted once every page in it came back checked (decode_done()).
  */
@@ -173,7 +175,8 @@ static void queue_decode(struct image_receiver *r, unsigned int c, struct image_
 	int dec = image_pool_get(r);
 	struct decode_job j = {
 		.src = p, .dst = image_pool_page(r, dec), .len = le32toh(d->len), .tag = (uint32_t)dec,
-		.keep = image_page_len(r, pg), .want = le64toh(d->hash),
+		.zstd = le16toh(d->enc) == LMIG_ENC_ZSTD, .keep = image_page_len(r, pg),
+		.want = le64toh(d->hash),
 	};
 
 	image_add_write(r, ch, pg, image_pool_page(r, dec), (struct ref){ REF_POOL, (uint32_t)dec });
@@ -222,23 +225,26 @@ static int take_page(struct image_receiver *r, unsigned int c, struct image_rx_c
 {
 	const struct lmig_page_desc *d = cur_desc(ch);
 	uint64_t pg = le64toh(d->index), want = le64toh(d->hash);
-	bool lz4 = le16toh(d->enc) == LMIG_ENC_LZ4;
+	uint16_t enc = le16toh(d->enc);
+	/* lz4 or zstd: decoded into a pool page */
+	bool packed = enc == LMIG_ENC_LZ4 || enc == LMIG_ENC_ZSTD;
 	const uint8_t *page = p;
 	enum page_verdict v;
 	int dec = -1;
 
-	if (image_write_blocked(r, ch, pg) || (lz4 && !r->npool_free))
+	if (image_write_blocked(r, ch, pg) || (packed && !r->npool_free))
 		return 1;
-	if (lz4 && r->dec) {
+	if (packed && r->dec) {
 		queue_decode(r, c, ch, pg, p, ref);
 		r->st->pages_compressed++;
+		r->st->pages_zstd += enc == LMIG_ENC_ZSTD;
 		r->pages_done++;
 		ch->di++;
 		return 0;
 	}
-	if (lz4) {
-		struct decode_job j = { .src = p, .len = le32toh(d->len), .keep = image_page_len(r, pg),
-					.want = want };
+	if (packed) {
+		struct decode_job j = { .src = p, .len = le32toh(d->len), .zstd = enc == LMIG_ENC_ZSTD,
+					.keep = image_page_len(r, pg), .want = want };
 
 		dec = image_pool_get(r);
 		page = j.dst = image_pool_page(r, dec);
@@ -255,10 +261,11 @@ static int take_page(struct image_receiver *r, unsigned int c, struct image_rx_c
 	 * the output holds, and the digest is computed from it.
 	 */
 	r->hashes[pg] = want;
-	if (lz4) {
+	if (packed) {
 		image_ref_put(r, ref);	/* the compressed bytes are no longer needed */
 		ref = (struct ref){ -1, (uint32_t)dec };
 		r->st->pages_compressed++;
+		r->st->pages_zstd += enc == LMIG_ENC_ZSTD;
 	} else {
 		r->st->pages_raw++;
 	}

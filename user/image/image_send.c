@@ -71,9 +71,10 @@
 
 static int channels_connect(struct sender *s)
 {
-	uint32_t want = LMIG_CAPS_V1 | LMIG_CAP_CONFIRM | (s->live ? LMIG_CAP_ROUNDS : 0);
+	uint32_t want = LMIG_CAPS_V1 | LMIG_CAP_CONFIRM | (s->live ? LMIG_CAP_ROUNDS : 0) |
+			(s->o->compress != COMPRESS_NONE ? LMIG_CAP_ZSTD : 0);
 	struct hello_info hi = { .caps = want, .nchannels = s->nch, .image_size = s->im.size };
-	uint32_t caps;
+	uint32_t caps, all = want;
 
 	if (chan_session(&hi))
 		return -1;
@@ -89,7 +90,11 @@ static int channels_connect(struct sender *s)
 					caps);
 		if (i == 0)
 			s->confirm = caps & LMIG_CAP_CONFIRM;
+		all &= caps;
 	}
+	/* zstd pages only to a receiver that took them on every channel; lz4 otherwise. */
+	if (all & LMIG_CAP_ZSTD)
+		cpolicy_allow_zstd(&s->pol);
 	return 0;
 }
 
@@ -344,7 +349,8 @@ static void show_progress(struct sender *s, bool final)
 	struct image_progress p = { .send = true, .final = final, .plain = s->o->plain_progress,
 				    .elapsed = t - s->t0, .total = s->im.size,
 				    .done = done > s->im.size ? s->im.size : done,
-				    .lz4 = s->pol.lz4, .live = s->live };
+				    .lz4 = s->pol.lz4, .zstd = s->pol.lz4 && s->pol.zstd,
+				    .live = s->live };
 
 	if (!s->o->progress || (!final && t - s->last_progress < 0.5 && !s->o->plain_progress))
 		return;
@@ -597,6 +603,7 @@ out:
 		live_close(s.lv, ret == 0, s.unknown);
 	st->lz4_switches = s.pol.switches;
 	st->lz4_accel_max = s.pol.accel_max;
+	st->zstd_switches = s.pol.zstd_switches;
 	st->total_s = now_s() - s.t0;
 	chan_tx_end(&s.tx);
 	if (s.ch)

@@ -70,7 +70,7 @@ struct sender {
 	uint64_t pages_done;		/* pages encoded, all rounds */
 	bool digest_done;
 	uint8_t digest[16];
-	uint8_t lz4_out[LMIG_PAGE_SIZE];
+	uint8_t lz4_out[LMIG_PAGE_SIZE];	/* a page compressed, lz4 or zstd */
 	struct lmig_result result;
 	struct chan_reply rp;		/* receives result on channel 0 */
 	bool result_in, result_armed;

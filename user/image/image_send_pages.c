@@ -155,8 +155,8 @@ int send_read_done(struct sender *s, unsigned int c, unsigned int bi, int res)
 /*
  * Encode the pages read into buffer b in place: each page is hashed while
  * it is cache-hot; zero pages become (runs of) ZERO descriptors and leave
- * the payload; the others are packed behind each other, lz4-compressed
- * when the policy says so.  Pages only move towards the start of the
+ * the payload; the others are packed behind each other, compressed (lz4
+ * or zstd) when the policy says so.  Pages only move towards the start of the
  * payload, so a page is never overwritten before it was encoded.
  */
 static void encode_batch(struct sender *s, unsigned int c, struct sbuf *b)
@@ -175,6 +175,7 @@ static void encode_batch(struct sender *s, unsigned int c, struct sbuf *b)
 		/* Hash first: only a page with the zero page's hash needs the zero check. */
 		uint64_t h = codec_page_hash(p);
 		unsigned int n = 0;
+		bool zstd = false;
 
 		s->hashes[pg] = h;
 		if (h == codec_zero_hash() && codec_page_is_zero(p)) {
@@ -194,15 +195,19 @@ static void encode_batch(struct sender *s, unsigned int c, struct sbuf *b)
 		if (cpolicy_try_lz4(&s->pol)) {
 			double t = now_s();
 
-			n = codec_lz4_page_accel(p, s->lz4_out, cpolicy_accel(&s->pol));
+			zstd = cpolicy_enc(&s->pol) == CENC_ZSTD;
+			n = zstd ? codec_zstd_page(p, s->lz4_out, CPOLICY_ZSTD_LEVEL) :
+				   codec_lz4_page_accel(p, s->lz4_out, cpolicy_accel(&s->pol));
 			cpolicy_sampled(&s->pol, LMIG_PAGE_SIZE, n ? n : LMIG_PAGE_SIZE, now_s() - t);
 		}
 		if (n) {
 			memcpy(payload + plen, s->lz4_out, n);
 			d[nd++] = (struct lmig_page_desc){ .index = htole64(pg),
-							   .enc = htole16(LMIG_ENC_LZ4),
+							   .enc = htole16(zstd ? LMIG_ENC_ZSTD :
+									       LMIG_ENC_LZ4),
 							   .len = htole32(n), .hash = htole64(h) };
 			s->st->pages_compressed++;
+			s->st->pages_zstd += zstd;
 		} else {
 			n = LMIG_PAGE_SIZE;
 			if (payload + plen != p)
