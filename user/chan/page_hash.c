@@ -35,7 +35,7 @@ bool page_hash_cpu_has(page_hash_fn f)
 /*
  * AVX-512 first: it hashes pages in the cache (the sender's and the
  * receiver's) faster than AVX2, and memory no slower
- * (Documentation/benchmarks.md, "Page hash").
+ * (Documentation/benchmarks.md, "Dirty trackers").
  */
 page_hash_fn page_hash_pick(void)
 {
