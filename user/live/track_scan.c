@@ -124,9 +124,9 @@ static int scan_catch_sigbus(void)
  * Which of pages [first, end) of the mapped object hold data, into
  * s->data (whose words of those pages only it writes).  A page in the
  * object's page cache (mincore) does; the others are holes or swapped
- * out, and SEEK_DATA says which: one system call a hole, where walking
- * the extents takes two a data extent, and SEEK_HOLE reads a data extent
- * whole, past the range.
+ * out, and SEEK_DATA says which: one system call a hole.  Walking the
+ * extents (track_data_map()) takes two a data extent, and its SEEK_HOLE
+ * reads a data extent to its end, past the range, at every part.
  */
 static int scan_data_map(const struct tracker *t, uint64_t first, uint64_t end)
 {
@@ -139,8 +139,9 @@ static int scan_data_map(const struct tracker *t, uint64_t first, uint64_t end)
 	for (uint64_t c = first; c < end; c += MINCORE_PAGES) {
 		uint64_t n = end - c < MINCORE_PAGES ? end - c : MINCORE_PAGES;
 
+		/* Where mincore() cannot say, SEEK_DATA asks of every page. */
 		if (mincore((void *)(s->map + c * LMIG_PAGE_SIZE), n * LMIG_PAGE_SIZE, vec))
-			return lmig_err_errno(errno, "mincore on the memory object");
+			memset(vec, 0, n);
 		for (uint64_t i = 0, j; i < n; i = j) {
 			bool in = vec[i] & 1;
 
