@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Unit tests of user/chan/codec.c and codec_zstd.c (what a page becomes on
- * the wire) and of the command-line value parsers in user/lib/parse.c.
+ * the wire), of the page hash's builds codec.c picks from
+ * (user/chan/page_hash*.c) and of the command-line value parsers in
+ * user/lib/parse.c.
  */
 #include <endian.h>
 #include <lz4.h>
@@ -13,6 +15,7 @@
 #include "kselftest_harness.h"
 
 #include "chan/codec.h"
+#include "chan/page_hash.h"
 #include "lib/err.h"
 #include "lib/parse.h"
 
@@ -101,6 +104,121 @@ TEST(page_hash)
 	EXPECT_EQ(XXH3_64bits(page, PAGE), codec_page_hash(page));
 	((uint8_t *)page)[PAGE - 1] ^= 1;
 	EXPECT_EQ(XXH3_64bits(page, PAGE), codec_page_hash(page));
+}
+
+/* ---- the page hash's builds ------------------------------------------ */
+
+/*
+ * Every build of the page hash this CPU runs, against libxxhash's own
+ * XXH3_64bits() (compiled apart, for the baseline) on one page.
+ */
+static int builds_disagree(struct __test_metadata *_metadata, const uint8_t *page,
+			   const char *what, unsigned int k)
+{
+	const page_hash_fn builds[] = { page_hash_generic, page_hash_avx2, page_hash_avx512,
+					page_hash_picked };
+	static const char *const names[] = { "generic", "avx2", "avx512", "picked" };
+	uint64_t want = XXH3_64bits(page, PAGE);
+	int bad = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(builds); i++) {
+		if (!page_hash_cpu_has(builds[i]))
+			continue;
+		if (builds[i](page) != want) {
+			TH_LOG("%s page %u: %s build differs", what, k, names[i]);
+			bad++;
+		}
+	}
+	if (codec_page_hash(page) != want) {
+		TH_LOG("%s page %u: codec_page_hash() differs", what, k);
+		bad++;
+	}
+	return bad;
+}
+
+/*
+ * Pages at XXH3's edges: one byte set in an otherwise uniform page at
+ * every offset (stripes of 64 bytes, blocks of 1 KiB, the last stripe
+ * that overlaps the one before), each byte value and each 32-bit lane's
+ * sign in every word.
+ */
+TEST(page_hash_builds_agree_edges)
+{
+	static const uint8_t fills[] = { 0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff };
+	static const uint64_t words[] = { 0xffffffff00000000ULL, 0x00000000ffffffffULL,
+					  0x8000000080000000ULL, 0x7fffffff7fffffffULL,
+					  0x0123456789abcdefULL };
+	uint8_t *page = aligned_alloc(PAGE, PAGE);
+	int bad = 0;
+
+	ASSERT_NE(NULL, page);
+	for (size_t f = 0; f < ARRAY_SIZE(fills); f++) {
+		memset(page, fills[f], PAGE);
+		bad += builds_disagree(_metadata, page, "uniform", f);
+		for (unsigned int off = 0; off < PAGE; off++) {
+			page[off] = (uint8_t)~fills[f];
+			bad += builds_disagree(_metadata, page, "one byte", off);
+			page[off] = fills[f];
+		}
+	}
+	for (size_t w = 0; w < ARRAY_SIZE(words); w++) {
+		for (size_t i = 0; i < PAGE / 8; i++)
+			memcpy(page + i * 8, &words[w], 8);
+		bad += builds_disagree(_metadata, page, "word", w);
+	}
+	for (unsigned int b = 0; b < 256; b++) {
+		for (size_t i = 0; i < PAGE; i++)
+			page[i] = (uint8_t)(i + b);
+		bad += builds_disagree(_metadata, page, "counting", b);
+	}
+	EXPECT_EQ(0, bad);
+	free(page);
+}
+
+/* Random pages, dense and sparse, aligned and not. */
+TEST(page_hash_builds_agree_random)
+{
+	enum { N = 4096 };
+	uint8_t *buf = aligned_alloc(PAGE, (N + 1) * PAGE), *page = buf;
+	uint64_t r[2];
+	int bad = 0;
+
+	ASSERT_NE(NULL, buf);
+	random_fill(buf, (N + 1) * PAGE);
+	for (unsigned int k = 0; k < N; k++)
+		bad += builds_disagree(_metadata, buf + (size_t)k * PAGE, "random", k);
+	/* The hash reads unaligned: a page may start anywhere in a buffer. */
+	for (unsigned int k = 1; k < 256; k++)
+		bad += builds_disagree(_metadata, buf + k * 17, "unaligned", k);
+	for (unsigned int k = 0; k < N; k++) {
+		memset(page, 0, PAGE);
+		random_fill(r, sizeof(r));
+		for (unsigned int i = 0; i < 1 + r[0] % 8; i++, r[1] = r[1] * 6364136223846793005ULL + 1)
+			page[r[1] % PAGE] = (uint8_t)(r[1] >> 56 | 1);
+		bad += builds_disagree(_metadata, page, "sparse", k);
+	}
+	EXPECT_EQ(0, bad);
+	free(buf);
+}
+
+/* The build codec_page_hash() runs is the widest the CPU has. */
+TEST(page_hash_picks_the_widest)
+{
+	EXPECT_TRUE(page_hash_pick() == page_hash_picked);
+	EXPECT_TRUE(page_hash_cpu_has(page_hash_picked));
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+	/* gcc builds both: this CPU runs the one it has. */
+	ASSERT_NE(NULL, page_hash_avx2);
+	ASSERT_NE(NULL, page_hash_avx512);
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f")) {
+		EXPECT_TRUE(page_hash_picked == page_hash_avx512);
+	} else if (__builtin_cpu_supports("avx2")) {
+		EXPECT_TRUE(page_hash_picked == page_hash_avx2);
+	} else {
+		EXPECT_TRUE(page_hash_picked == page_hash_generic);
+	}
+#endif
 }
 
 /* The digest as wire.h defines it, computed without codec.c. */

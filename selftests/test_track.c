@@ -692,6 +692,73 @@ TEST(scan_exact_parts)
 }
 
 /*
+ * The scan tracker on a disk file whose pages left the page cache
+ * (POSIX_FADV_DONTNEED), which is how a swapped-out tmpfs page looks to
+ * mincore(): the harvest takes them for data all the same, and finds
+ * exactly the pages changed since they were sent (rewritten, or made a
+ * hole), whole and in the 8 MiB parts of a final harvest.
+ */
+#define COLD_PAGES	(128 * MiB / PAGE)
+
+static uint64_t cold_harvest(struct __test_metadata *_metadata, struct tracker *t, int fd,
+			     uint64_t *bm, bool parts)
+{
+	memset(bm, 0, COLD_PAGES / 8);
+	ASSERT_EQ(0, fdatasync(fd));
+	ASSERT_EQ(0, posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
+	for (uint64_t p = 0; p < COLD_PAGES; p += parts ? 2048 : COLD_PAGES)
+		ASSERT_EQ(0, tracker_harvest_part(t, bm, p, p + (parts ? 2048 : COLD_PAGES), p == 0,
+						  p + (parts ? 2048 : COLD_PAGES) == COLD_PAGES))
+			TH_LOG("%s", lmig_errmsg());
+	return bitmap_count(bm, COLD_PAGES);
+}
+
+TEST(scan_data_out_of_cache)
+{
+	char path[] = "/var/tmp/lmig-scan-cold.XXXXXX";
+	int fd = mkstemp(path);
+	uint64_t *sent = calloc(COLD_PAGES, 8), *bm = calloc(COLD_PAGES / 64, 8);
+	uint64_t zero = XXH3_64bits((uint8_t[PAGE]){ 0 }, PAGE);
+	static uint8_t page[PAGE];
+	struct track_target tg = { .fd = fd, .pid = -1, .size = COLD_PAGES * PAGE, .sent = sent };
+	struct tracker t;
+
+	ASSERT_LE(0, fd);
+	unlink(path);
+	ASSERT_NE(NULL, sent);
+	ASSERT_NE(NULL, bm);
+	/* Data but for a hole every 1000 pages, sent as it is. */
+	for (uint64_t p = 0; p < COLD_PAGES; p++) {
+		memset(page, (int)(p % 251) + 1, PAGE);
+		if (p % 1000 == 999) {
+			sent[p] = zero;
+			continue;
+		}
+		ASSERT_EQ(PAGE, pwrite(fd, page, PAGE, p * PAGE));
+		sent[p] = XXH3_64bits(page, PAGE);
+	}
+	ASSERT_EQ(0, ftruncate(fd, COLD_PAGES * PAGE));
+	/* Changed since: three pages rewritten, one a hole now, one hole filled. */
+	memset(page, 0xee, PAGE);
+	ASSERT_EQ(PAGE, pwrite(fd, page, PAGE, 5 * PAGE));
+	ASSERT_EQ(PAGE, pwrite(fd, page, PAGE, 2047 * PAGE));
+	ASSERT_EQ(PAGE, pwrite(fd, page, PAGE, (COLD_PAGES - 1) * PAGE));
+	ASSERT_EQ(PAGE, pwrite(fd, page, PAGE, 1999 * PAGE));
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096 * PAGE, PAGE));
+
+	ASSERT_EQ(0, tracker_open(&t, "scan", &tg, NULL, 0)) TH_LOG("%s", lmig_errmsg());
+	for (int parts = 0; parts < 2; parts++) {
+		EXPECT_EQ(5, cold_harvest(_metadata, &t, fd, bm, parts)) TH_LOG("parts %d", parts);
+		EXPECT_TRUE(bitmap_test(bm, 5) && bitmap_test(bm, 2047) && bitmap_test(bm, 1999) &&
+			    bitmap_test(bm, 4096) && bitmap_test(bm, COLD_PAGES - 1));
+	}
+	tracker_close(&t);
+	close(fd);
+	free(sent);
+	free(bm);
+}
+
+/*
  * An object truncated while the scan tracker hashes its mapping raises
  * SIGBUS in the hashing thread: the harvest fails saying so, and lmig
  * lives on.  The truncations race with the harvests, so a harvest may also

@@ -150,27 +150,27 @@ static void set_run(uint64_t *map, uint64_t a, uint64_t b)
 		bitmap_set(map, a);
 }
 
-int track_data_map(int fd, uint64_t size, uint64_t *map)
+int track_data_runs(int fd, uint64_t size, uint64_t first, uint64_t end, uint64_t *map)
 {
-	off_t off = 0;
+	uint64_t lim = end * LMIG_PAGE_SIZE < size ? end * LMIG_PAGE_SIZE : size;
+	off_t off = (off_t)(first * LMIG_PAGE_SIZE);
 
-	memset(map, 0, bitmap_words((size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE) * 8);
-	while ((uint64_t)off < size) {
+	while ((uint64_t)off < lim) {
 		off_t d = lseek(fd, off, SEEK_DATA), h;
 
 		if (d < 0 && errno == ENXIO)
 			break;		/* only a hole from off on */
 		if (d < 0)
 			return lmig_err_errno(errno, "SEEK_DATA in the memory object");
-		if ((uint64_t)d >= size)
+		if ((uint64_t)d >= lim)
 			break;
 		h = lseek(fd, d, SEEK_HOLE);
 		if (h < 0 && errno == ENXIO)
-			h = size;	/* truncated meanwhile: the next stat fails */
+			h = lim;	/* truncated meanwhile: the next stat fails */
 		else if (h < 0)
 			return lmig_err_errno(errno, "SEEK_HOLE in the memory object");
-		if ((uint64_t)h > size)
-			h = size;
+		if ((uint64_t)h > lim)
+			h = lim;
 		if (h <= d)
 			return lmig_err("SEEK_HOLE in the memory object went backwards");
 		set_run(map, (uint64_t)d / LMIG_PAGE_SIZE,
@@ -178,6 +178,14 @@ int track_data_map(int fd, uint64_t size, uint64_t *map)
 		off = h;
 	}
 	return 0;
+}
+
+int track_data_map(int fd, uint64_t size, uint64_t *map)
+{
+	uint64_t npages = (size + LMIG_PAGE_SIZE - 1) / LMIG_PAGE_SIZE;
+
+	memset(map, 0, bitmap_words(npages) * 8);
+	return track_data_runs(fd, size, 0, npages, map);
 }
 
 /* Compare every page bitmap does not already report with what was sent. */

@@ -190,6 +190,12 @@ int track_read(const struct track_target *tg, uint64_t off, void *buf, size_t le
  * -1 with lmig_err().  A file system without holes reports all data.
  */
 int track_data_map(int fd, uint64_t size, uint64_t *map);
+/*
+ * The same for pages [first, end) only, without zeroing: sets the bits of
+ * those that hold data, leaves the others as they were.  SEEK_HOLE reads
+ * on to the end of the extent, past end.
+ */
+int track_data_runs(int fd, uint64_t size, uint64_t first, uint64_t end, uint64_t *map);
 
 extern const struct tracker_ops track_softdirty_ops;
 extern const struct tracker_ops track_uffd_ops;

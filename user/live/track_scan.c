@@ -12,7 +12,8 @@
  *    hashed in place, with no copy.  Its holes are not touched: a read
  *    fault on a tmpfs hole would allocate a page, so a sparse object (an
  *    idle guest's RAM) would grow to its full size on the source.  Each
- *    harvest walks the data/hole map (track_data_map) and takes a hole's
+ *    harvest finds the data/hole map anew (scan_data_map(): each thread
+ *    its own pages, just before it hashes them) and takes a hole's
  *    content as zeros, which it is at the walk; a page written after the
  *    walk differs at the next harvest.  Past the end of the object the
  *    kernel maps zeros, so a partial last page hashes padded with zeros,
@@ -24,7 +25,10 @@
  *    zeros too.
  *
  * A large object is hashed by several threads, each over its own run of
- * pages aligned to 64 pages, so each writes its own words of the bitmap.
+ * pages aligned to 64 pages, so each writes its own words of the bitmap
+ * (and, with the mapping, walks the data/hole map of its own run first).
+ * The threads are started with the tracker and kept: the final harvest
+ * comes in parts of a few MiB, each run by them all.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -41,6 +45,7 @@
 
 #include "chan/codec.h"
 #include "lib/err.h"
+#include "lib/workers.h"
 #include "live/track.h"
 
 #define CHUNK		(1 << 20)	/* bytes read at a time: hashed while in the cache */
@@ -50,6 +55,7 @@
  */
 #define PART_MIN_PAGES	((64 << 20) / LMIG_PAGE_SIZE)
 #define THREADS_MAX	16
+#define MINCORE_PAGES	4096	/* pages asked of mincore() at a time */
 /*
  * The least a thread hashes of one part of a harvest in parts
  * (tracker_harvest_part()): the object's size decided that threads pay
@@ -63,6 +69,7 @@ struct scan {
 	uint64_t *data;		/* with map: the pages holding data at this harvest's walk */
 	uint64_t zero_hash;
 	unsigned int nthreads;
+	struct workers *workers;	/* nthreads - 1 beside the harvesting one, or NULL */
 };
 
 /* One thread's run of pages and what it found. */
@@ -113,6 +120,42 @@ static int scan_catch_sigbus(void)
 	return ret;
 }
 
+/*
+ * Which of pages [first, end) of the mapped object hold data, into
+ * s->data (whose words of those pages only it writes).  A page in the
+ * object's page cache (mincore) does; the others are holes or swapped
+ * out, and SEEK_DATA says which: one system call a hole.  Walking the
+ * extents (track_data_map()) takes two a data extent, and its SEEK_HOLE
+ * reads a data extent to its end, past the range, at every part.
+ */
+static int scan_data_map(const struct tracker *t, uint64_t first, uint64_t end)
+{
+	const struct scan *s = t->priv;
+	unsigned char vec[MINCORE_PAGES];
+
+	if (first >= end)
+		return 0;
+	memset(s->data + first / 64, 0, (bitmap_words(end) - first / 64) * 8);
+	for (uint64_t c = first; c < end; c += MINCORE_PAGES) {
+		uint64_t n = end - c < MINCORE_PAGES ? end - c : MINCORE_PAGES;
+
+		/* Where mincore() cannot say, SEEK_DATA asks of every page. */
+		if (mincore((void *)(s->map + c * LMIG_PAGE_SIZE), n * LMIG_PAGE_SIZE, vec))
+			memset(vec, 0, n);
+		for (uint64_t i = 0, j; i < n; i = j) {
+			bool in = vec[i] & 1;
+
+			for (j = i + 1; j < n && (vec[j] & 1) == in; j++)
+				;
+			if (!in && track_data_runs(t->tg.fd, t->tg.size, c + i, c + j, s->data))
+				return -1;
+			for (uint64_t p = c + i; in && p < c + j; p++)
+				bitmap_set(s->data, p);
+		}
+	}
+	return 0;
+}
+
 static void scan_part_mapped(struct scan_part *w)
 {
 	const struct scan *s = w->t->priv;
@@ -122,6 +165,12 @@ static void scan_part_mapped(struct scan_part *w)
 	if (sigsetjmp(jb, 1)) {
 		scan_jmp = NULL;
 		w->ret = 1;
+		return;
+	}
+	/* A hole's content is zeros at the walk: a write after it shows next harvest. */
+	if (scan_data_map(w->t, w->first, w->end)) {
+		snprintf(w->err, sizeof(w->err), "%s", lmig_errmsg());
+		w->ret = -1;
 		return;
 	}
 	scan_lo = s->map;
@@ -169,7 +218,7 @@ static void scan_part_read(struct scan_part *w)
 	free(buf);
 }
 
-static void *scan_part_run(void *arg)
+static void scan_part_run(void *arg)
 {
 	struct scan_part *w = arg;
 
@@ -177,7 +226,6 @@ static void *scan_part_run(void *arg)
 		scan_part_mapped(w);
 	else
 		scan_part_read(w);
-	return NULL;
 }
 
 static int scan_probe(const struct track_target *tg)
@@ -230,21 +278,23 @@ static int scan_start(struct tracker *t)
 	/* Else read it: whatever the failed attempt recorded is not an error. */
 	if (scan_map(t, s) && !had_err)
 		lmig_err_clear();
+	/* None started: the harvesting thread hashes alone. */
+	if (s->nthreads > 1)
+		s->workers = workers_start(s->nthreads);
 	return 0;
 }
 
 /*
- * Pages [first, end) by the scan's threads.  With the mapping, the
- * data/hole map is walked again when a harvest begins.
+ * Pages [first, end) by the scan's threads.  With the mapping, each walks
+ * the data/hole map of its own pages first.
  */
 static int scan_harvest_part(struct tracker *t, uint64_t *bitmap, uint64_t first, uint64_t end,
 			     bool begin)
 {
 	struct scan *s = t->priv;
 	struct scan_part w[THREADS_MAX] = { 0 };
-	pthread_t th[THREADS_MAX];
-	uint64_t per, started = 1;
 	unsigned int n = s->nthreads;
+	uint64_t per;
 	int ret = 0;
 
 	if (s->map && begin) {
@@ -255,8 +305,6 @@ static int scan_harvest_part(struct tracker *t, uint64_t *bitmap, uint64_t first
 		if ((uint64_t)st.st_size < t->tg.size)
 			return lmig_err("the memory object shrank to %llu bytes during the migration",
 					(unsigned long long)st.st_size);
-		if (track_data_map(t->tg.fd, t->tg.size, s->data))
-			return -1;
 	}
 	/* A harvest in parts: a small part is not worth a thread each. */
 	if ((end - first) / n < THREAD_MIN_PAGES)
@@ -272,17 +320,7 @@ static int scan_harvest_part(struct tracker *t, uint64_t *bitmap, uint64_t first
 		if (w[i].end > end)
 			w[i].end = end;
 	}
-	/* Part 0 is this thread's; a thread that does not start is done here too. */
-	for (unsigned int i = 1; i < n; i++, started++)
-		if (pthread_create(&th[i], NULL, scan_part_run, &w[i]))
-			break;
-	scan_part_run(&w[0]);
-	for (unsigned int i = 1; i < n; i++) {
-		if (i < started)
-			pthread_join(th[i], NULL);
-		else
-			scan_part_run(&w[i]);
-	}
+	workers_run(s->workers, scan_part_run, w, sizeof(w[0]), n);
 	for (unsigned int i = 0; i < n; i++) {
 		t->bytes_read += w[i].bytes_read;
 		if (w[i].ret == 1 && !ret)
@@ -302,6 +340,8 @@ static void scan_stop(struct tracker *t)
 {
 	struct scan *s = t->priv;
 
+	if (s)
+		workers_stop(s->workers);
 	if (s && s->map)
 		munmap((void *)s->map, s->maplen);
 	if (s)
