@@ -232,6 +232,12 @@ static void check_migrate(struct __test_metadata *_metadata, const char *res)
 	ASSERT_LE(json_num(res, "migrate_src_last_tick"), json_num(res, "migrate_dst_first_tick"));
 	ASSERT_LT(json_num(res, "migrate_dst_first_tick"), json_num(res, "migrate_dst_tick"));
 	EXPECT_STREQ("running", json_str_or(res, "migrate_dst_status", buf, sizeof(buf)));
+	/* Each round of the first block in its report: round 0 every page, the last the paused one. */
+	EXPECT_EQ(json_num(res, "migrate_rounds"), json_num(res, "migrate_round_stats"));
+	EXPECT_EQ(json_num(res, "migrate_block0_size"), json_num(res, "migrate_round0_bytes"));
+	EXPECT_EQ(1, json_bool(res, "migrate_last_round_frozen"));
+	EXPECT_LE(0, json_dbl(res, "migrate_ram_start_ms"));
+	EXPECT_GT(json_num(res, "migrate_total_ms"), json_dbl(res, "migrate_ram_start_ms"));
 	/* QEMU's own stream is small: the shared RAM is not in it. */
 	EXPECT_LT(0, json_num(res, "migrate_device_bytes"));
 	EXPECT_GT(16 << 20, json_num(res, "migrate_device_bytes"));

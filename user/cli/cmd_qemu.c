@@ -192,6 +192,26 @@ static void pause_json(struct json_obj *j, const struct qemu_result *r)
 	json_obj_end(j);
 }
 
+/* A block's rounds: where its session's time went between set-up and pause. */
+static void rounds_json(struct json_obj *j, const struct image_stats *st)
+{
+	json_array_begin(j, "round_stats");
+	for (unsigned int i = 0; i < st->rounds; i++) {
+		const struct round_stat *rs = &st->round[i];
+
+		json_elem_begin(j);
+		json_u64(j, "round", rs->round);
+		json_u64(j, "pages", rs->dirty_pages);
+		json_u64(j, "bytes_wire", rs->bytes_wire);
+		json_dbl(j, "start_ms", rs->start_s * 1000, 1);
+		json_dbl(j, "harvest_ms", rs->harvest_ms, 1);
+		json_dbl(j, "predicted_downtime_ms", rs->predicted_downtime_ms, 1);
+		json_bool(j, "frozen", rs->frozen);
+		json_elem_end(j);
+	}
+	json_array_end(j);
+}
+
 static void block_json(struct json_obj *j, const struct qemu_result *r, unsigned int i)
 {
 	const struct image_stats *st = &r->st[i];
@@ -216,6 +236,7 @@ static void block_json(struct json_obj *j, const struct qemu_result *r, unsigned
 		json_dbl(j, "committed_ms", since_paused(r, st->t_committed), 1);
 		json_u64(j, "final_bytes_wire", st->rounds && st->converged ?
 			 st->round[st->rounds - 1].bytes_wire : 0);
+		rounds_json(j, st);
 	}
 	json_elem_end(j);
 }
@@ -245,6 +266,8 @@ static void report(const char *cmd, const struct qemu_result *r, bool ok, bool j
 			json_i64(&j, "qemu_total_ms", r->qemu_total_ms);
 			json_dbl(&j, "pause_ms", r->pause_ms, 1);
 			json_dbl(&j, "switch_ms", r->switch_ms, 1);
+			json_dbl(&j, "ram_start_ms", r->t_ram > 0 ? (r->t_ram - r->t_start) * 1000 : -1,
+				 1);
 			pause_json(&j, r);
 		}
 		json_str(&j, "tls", r->nblocks && r->st[0].tls ? r->st[0].tls : "off");

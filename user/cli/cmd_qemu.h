@@ -48,6 +48,7 @@ struct qemu_result {
 	double switch_ms;		/* pre-switchover -> completed (the guest stopped) */
 	/* now_s() times: pre-switchover seen, migrate-continue answered, completed seen (0: not) */
 	double t_paused, t_continued, t_completed;
+	double t_start, t_ram;		/* send: it began; the page sessions started */
 	uint64_t dev_bytes;		/* QEMU's stream relayed */
 	double total_s;
 	bool unknown;			/* a block's commit outcome is unknown */

@@ -202,6 +202,7 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 	int ret = -1, rr;
 
 	memset(br, 0, sizeof(br));
+	r->t_start = t0;
 	r->send = true;
 	r->source = "running";
 	r->qemu_downtime_ms = r->qemu_total_ms = -1;
@@ -240,6 +241,7 @@ int qemu_send_run(const struct qemu_args *a, struct qemu_result *r)
 	r->stage = "ram";
 	for (unsigned int i = 0; i < r->nblocks; i++)
 		r->st[i] = (struct image_stats){ 0 };
+	r->t_ram = now_s();
 	/*
 	 * Once every block committed, migrate-continue goes at once: the
 	 * sessions' clean-up (limits, the tracker's mapping) is not the guest's

@@ -14,6 +14,24 @@
 
 _Static_assert(TPOL_IO_MIN_BPS == THROTTLE_IO_MIN_BPS, "one floor for disk-write limits");
 
+static void *probes_opener(void *arg)
+{
+	struct converge *cv = arg;
+
+	probes_open(&cv->pr, cv->o->pid, 0);
+	return NULL;
+}
+
+/* The probes opened (or not): st->probes says which. */
+static void probes_wait(struct converge *cv)
+{
+	if (!cv->pr_opening)
+		return;
+	pthread_join(cv->pr_th, NULL);
+	cv->pr_opening = false;
+	cv->st->probes = cv->pr.status;
+}
+
 void converge_open(struct converge *cv, const struct send_opts *o, struct image_stats *st)
 {
 	cv->o = o;
@@ -26,9 +44,17 @@ void converge_open(struct converge *cv, const struct send_opts *o, struct image_
 		image_tell(o->events, IMAGE_EV_WARNING, NULL, st);
 		lmig_err_clear();
 	}
-	/* Fault rates and steal per round, if eBPF works here: optional. */
-	probes_open(&cv->pr, o->pid, 0);
-	st->probes = cv->pr.status;
+	/*
+	 * Fault rates and steal per round, if eBPF works here: optional.
+	 * Loading them takes tens of ms, which the migration need not wait
+	 * for: they open beside round 0, and count from when they are
+	 * attached (the first sample's interval is theirs).
+	 */
+	cv->pr_opening = pthread_create(&cv->pr_th, NULL, probes_opener, cv) == 0;
+	if (!cv->pr_opening) {
+		probes_open(&cv->pr, o->pid, 0);
+		st->probes = cv->pr.status;
+	}
 }
 
 void converge_mark(struct converge *cv)
@@ -38,6 +64,7 @@ void converge_mark(struct converge *cv)
 
 void converge_sample(struct converge *cv)
 {
+	probes_wait(cv);
 	cv->ps_ok = cv->pr.ok && !probes_sample(&cv->pr, &cv->ps);
 }
 
@@ -263,5 +290,6 @@ void converge_close(struct converge *cv)
 		/* The migration's own outcome stands; the operator must know, though. */
 		image_tell(cv->o->events, IMAGE_EV_RESTORE_FAILED, NULL, cv->st);
 	}
+	probes_wait(cv);
 	probes_close(&cv->pr);
 }

@@ -10,6 +10,7 @@
 #ifndef LMIG_CONVERGE_H
 #define LMIG_CONVERGE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -28,6 +29,8 @@ struct converge {
 	pid_t tids[THROTTLE_MAX_TIDS];	/* the threads limited */
 	unsigned int ntids;		/* 0: the whole process */
 	struct probes pr;		/* fault and steal counters of the workload */
+	pthread_t pr_th;		/* opening pr while round 0 runs */
+	bool pr_opening;		/* pr_th to be joined before pr is used */
 	struct probe_sample ps;
 	bool ps_ok;			/* ps holds the sample of the last harvest */
 };
@@ -40,7 +43,9 @@ struct converge_in {
 
 /*
  * Undo limits a killed lmig left behind, and open the probes (optional:
- * st->probes says whether).  Never fails: what does not work is reported.
+ * st->probes says whether) in a thread of their own, waited for at the
+ * first converge_sample() or at converge_close().  Never fails: what
+ * does not work is reported.
  */
 void converge_open(struct converge *cv, const struct send_opts *o, struct image_stats *st);
 /* The workload's counters from now on: round 0 is a measurement too. */
