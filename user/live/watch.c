@@ -98,11 +98,11 @@ int watch_open(struct watch *w, const char *mem, struct track_target tg, const c
 		return lmig_err("out of memory for %llu pages", (unsigned long long)w->npages);
 	w->tg.sent = w->hashes;
 	codec_init();
+	w->t_open = now_s();
 	if (hash_all(w) || tracker_open(&w->trk, tname, &w->tg, w->why, sizeof(w->why)))
 		return -1;
 	w->trk_ok = true;
 	w->tracker = w->trk.ops->name;
-	w->t_open = now_s();
 	return 0;
 }
 
