@@ -79,7 +79,11 @@ static int measure(const char *mem, struct track_target tg, const char *tname,
 		goto out;
 	}
 	for (unsigned int i = 0; i < count; i++) {
-		/* The first interval from the baseline: its writes count in it. */
+		/*
+		 * The first interval from when the tracker armed: the writes
+		 * it reports are those since then, and a tracker may take long
+		 * to open after arming (the mapping watch, the object's map).
+		 */
 		double t0 = i ? now_s() : w->t_open;
 		struct timespec ts = { interval_ms / 1000, (interval_ms % 1000) * 1000000L };
 

@@ -372,6 +372,7 @@ static int start(struct tracker *t, const struct tracker_ops *ops,
 		mapwatch_read(t->mw, &s);
 		mapwatch_policy(&t->mws, &s, NULL);
 	}
+	t->t_armed = now_s();
 	if (ops->start(t)) {
 		mw_close(t);
 		t->ops = NULL;

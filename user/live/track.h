@@ -105,6 +105,12 @@ struct tracker {
 	/* Totals over all harvests, for reports and benchmarks. */
 	unsigned int harvests;
 	double harvest_s;		/* time spent in harvest() */
+	/*
+	 * When the tracker armed (lib/clock.h): the first harvest reports the
+	 * writes since then (the scan tracker's baseline is the hashes its
+	 * caller took before).
+	 */
+	double t_armed;
 	double harvest_cpu_s;		/* CPU time of the harvesting thread in it (user + system) */
 	uint64_t bytes_read;		/* memory read to harvest (scan) */
 	uint64_t pages_refined;		/* reported by a huge page, found unchanged */

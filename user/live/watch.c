@@ -98,12 +98,18 @@ int watch_open(struct watch *w, const char *mem, struct track_target tg, const c
 		return lmig_err("out of memory for %llu pages", (unsigned long long)w->npages);
 	w->tg.sent = w->hashes;
 	codec_init();
-	w->t_open = now_s();
-	if (hash_all(w) || tracker_open(&w->trk, tname, &w->tg, w->why, sizeof(w->why)))
+	/*
+	 * Armed first, then the content hashed: a page written in between is
+	 * the tracker's to report, whatever compares content against these
+	 * hashes later (the object check, the scan tracker) finds nothing
+	 * older than the arming, and the first interval runs from there.
+	 */
+	if (tracker_open(&w->trk, tname, &w->tg, w->why, sizeof(w->why)))
 		return -1;
 	w->trk_ok = true;
 	w->tracker = w->trk.ops->name;
-	return 0;
+	w->t_open = w->trk.t_armed;
+	return hash_all(w);
 }
 
 int watch_harvest(struct watch *w, uint64_t *bitmap, uint64_t *pages, double *harvest_s)

@@ -27,12 +27,7 @@ struct watch {
 	uint64_t zero_runs;		/* runs of them (a run is one ZERO descriptor) */
 	const char *tracker;		/* the one picked */
 	char why[1024];			/* for auto: why the better ones were not */
-	/*
-	 * When the baseline began (lib/clock.h): the first harvest reports
-	 * what was written since about then, while the content was hashed
-	 * and the tracker armed, not only since watch_open() returned.
-	 */
-	double t_open;
+	double t_open;			/* when the tracker armed (struct tracker's t_armed) */
 	bool trk_ok;
 };
 
